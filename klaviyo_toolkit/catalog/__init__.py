@@ -1,0 +1,202 @@
+"""The operation catalog: one record per Klaviyo operation, generated from the OpenAPI spec.
+
+The records live in ``catalog/data/*.json`` (written by :mod:`klaviyo_toolkit.catalog.generate`) and
+are read on first use, so importing the package stays cheap. Everything that needs to know about an
+operation (client, tools, sandbox) reads it here; there is no second registry.
+
+Example::
+
+    from klaviyo_toolkit.catalog import load_catalog
+    op = load_catalog().get("create_campaign_send_job")   # an alias
+    op.operation_id, op.method, op.path, op.scopes         # ('send_campaign', 'POST', ...)
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from ..errors import UnknownOperationError
+
+__all__ = ["Catalog", "Operation", "RateLimitSpec", "load_catalog", "load_schemas"]
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSpec:
+    """Klaviyo's published limits for one operation: per second, per minute, per day."""
+
+    burst: int
+    steady: int
+    daily: int | None = None
+
+    def scaled(self, factor: float) -> RateLimitSpec:
+        """The same limits multiplied by ``factor`` (never below one call)."""
+        return RateLimitSpec(
+            max(1, round(self.burst * factor)),
+            max(1, round(self.steady * factor)),
+            None if self.daily is None else max(1, round(self.daily * factor)),
+        )
+
+    def __str__(self) -> str:
+        text = f"{self.burst}/s burst, {self.steady}/min steady"
+        return text + (f", {self.daily}/day" if self.daily else "")
+
+
+class Operation:
+    """A read-only view of one catalog record."""
+
+    __slots__ = ("_r",)
+
+    def __init__(self, record: Mapping[str, Any]) -> None:
+        self._r = record
+
+    @property
+    def record(self) -> Mapping[str, Any]:
+        """The raw generated record."""
+        return self._r
+
+    operation_id = property(lambda self: str(self._r["operation_id"]))
+    #: The tool name: the operation id, shortened only when over 64 characters.
+    name = property(lambda self: str(self._r.get("name") or self._r["operation_id"]))
+    method = property(lambda self: str(self._r["method"]))
+    path = property(lambda self: str(self._r["path"]))
+    tag = property(lambda self: str(self._r["tag"]))
+    summary = property(lambda self: str(self._r["summary"]))
+    description = property(lambda self: str(self._r["description"]))
+    stage = property(lambda self: str(self._r["stage"]))
+    revision = property(lambda self: str(self._r["revision"]))
+    read_only = property(lambda self: bool(self._r["read_only"]))
+    destructive = property(lambda self: bool(self._r["destructive"]))
+    max_items = property(lambda self: self._r.get("max_items"))
+    max_items_arg = property(lambda self: self._r.get("max_items_arg"))
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return tuple(self._r["scopes"])
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        return tuple(self._r["aliases"])
+
+    @property
+    def beta(self) -> bool:
+        return self.stage == "beta"
+
+    @property
+    def rate_limit(self) -> RateLimitSpec:
+        rl = self._r["rate_limit"]
+        return RateLimitSpec(int(rl.get("burst", 1)), int(rl.get("steady", 60)), rl.get("daily"))
+
+    @property
+    def filters(self) -> Mapping[str, Json]:
+        return self._r.get("filters") or {}
+
+    @property
+    def args(self) -> list[Json]:
+        return list(self._r["args"])
+
+    @property
+    def body(self) -> Json | None:
+        return self._r.get("body")
+
+    @property
+    def client_side(self) -> bool:
+        """Client API (``/client/``): authenticated by public key (``company_id``), not a private key."""
+        return self.path.startswith("/client/")
+
+    @property
+    def retry_safe(self) -> bool:
+        """Safe to retry without an idempotency key: reads, deletes and read-only queries."""
+        return self.method in ("GET", "DELETE", "HEAD", "OPTIONS") or self.read_only
+
+    def __repr__(self) -> str:
+        return f"<Operation {self.operation_id} {self.method} {self.path}>"
+
+
+class Catalog:
+    """Every operation of one or more stages, addressable by operation id or alias."""
+
+    def __init__(self, records: list[Mapping[str, Any]], revision: str) -> None:
+        self.revision = revision
+        self._ops: dict[str, Operation] = {}
+        self._aliases: dict[str, str] = {}
+        for rec in records:
+            op = Operation(rec)
+            self._ops[op.operation_id] = op
+        for op in self._ops.values():
+            if op.name != op.operation_id:
+                self._aliases[op.name] = op.operation_id
+            for alias in op.aliases:
+                if alias not in self._ops:
+                    self._aliases.setdefault(alias, op.operation_id)
+
+    def __len__(self) -> int:
+        return len(self._ops)
+
+    def __iter__(self) -> Iterator[Operation]:
+        return iter(self._ops.values())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in self._ops or name in self._aliases)
+
+    def resolve(self, name: str) -> str:
+        """The operation id for an id or alias; raises UnknownOperationError with suggestions."""
+        if name in self._ops:
+            return name
+        if name in self._aliases:
+            return self._aliases[name]
+        pool = list(self._ops) + list(self._aliases)
+        raise UnknownOperationError(name, difflib.get_close_matches(name, pool, n=3, cutoff=0.6))
+
+    def get(self, name: str) -> Operation:
+        return self._ops[self.resolve(name)]
+
+    def aliases(self) -> Mapping[str, str]:
+        return dict(self._aliases)
+
+    def search(self, query: str, limit: int = 10) -> list[Operation]:
+        """Operations whose id, summary, tag or description best match the words of ``query``."""
+        words = [w for w in query.lower().replace("_", " ").split() if w]
+        scored: list[tuple[int, str, Operation]] = []
+        for op in self._ops.values():
+            hay_id = op.operation_id.replace("_", " ")
+            hay = f"{hay_id} {op.summary} {op.tag} {op.description} {' '.join(op.aliases)}".lower()
+            score = sum(3 if w in hay_id else 1 for w in words if w in hay)
+            if score:
+                scored.append((-score, op.operation_id, op))
+        scored.sort(key=lambda t: (t[0], len(t[1])))
+        return [op for _, _, op in scored[:limit]]
+
+
+def _read(name: str) -> Json:
+    text = resources.files(__package__).joinpath("data", name).read_text(encoding="utf-8")
+    data: Json = json.loads(text)
+    return data
+
+
+@functools.cache
+def _stage(stage: str) -> Json:
+    return _read(f"{stage}.json")
+
+
+@functools.cache
+def load_catalog(include_beta: bool = False) -> Catalog:
+    """The catalog of stable operations, plus beta ones when ``include_beta`` (cached)."""
+    stable = _stage("stable")
+    records = list(stable["operations"])
+    if include_beta:
+        records += _stage("beta")["operations"]
+    return Catalog(records, stable["revision"])
+
+
+@functools.cache
+def load_schemas(stage: str = "stable") -> Json:
+    """JSON Schema ``$defs`` for request/response validation (used by the sandbox and tests)."""
+    return _read(f"{stage}.schemas.json")

@@ -1,0 +1,409 @@
+"""KlaviyoClient and AsyncKlaviyoClient: one generic executor for every catalog operation.
+
+A call goes: resolve the operation (id or alias) -> validate arguments (clear errors, no HTTP) ->
+build the JSON:API request -> wait for the operation's rate-limit slot -> send with auth and the
+``revision`` header -> map errors to typed exceptions -> retry when safe -> hand a CallRecord to
+hooks (audit). The transport is injected (``transport=`` or ``http_client=``), never patched.
+
+Example::
+
+    with KlaviyoClient(api_key="pk_...") as kl:
+        page = kl.call("get_profiles", filter="equals(email,'a@b.com')")
+        for profile in kl.iterate("get_lists"):
+            ...
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from .._arguments import PreparedRequest, prepare
+from ..auth import ApiKey, BearerToken, Credentials, credentials_from_env
+from ..catalog import Catalog, Operation, load_catalog
+from ..clock import Clock, SystemClock
+from ..errors import (
+    AuthenticationError,
+    KlaviyoAPIError,
+    ToolkitUsageError,
+    TransportError,
+    api_error_from_response,
+)
+from ..ratelimit import RateLimiter, shared_limiter
+from ._config import RetryPolicy, Timeout
+from ._response import CallRecord, KlaviyoResponse, flatten_resource
+
+__all__ = ["AsyncKlaviyoClient", "KlaviyoClient", "DEFAULT_BASE_URL"]
+
+DEFAULT_BASE_URL = "https://a.klaviyo.com"
+USER_AGENT = "klaviyo-personas/0.1 (+https://github.com/klaviyo-personas)"
+log = logging.getLogger("klaviyo_toolkit.client")
+Hook = Callable[[CallRecord], None]
+
+
+def _event_ids_present(body: Any) -> bool:
+    """True when the body creates events and every event carries a ``unique_id``."""
+    found: list[bool] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "event" and isinstance(node.get("attributes"), dict):
+                found.append(bool(node["attributes"].get("unique_id")))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(body)
+    return bool(found) and all(found)
+
+
+class _Core:
+    """What the sync and async clients share: configuration, request building, decisions."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        credentials: Credentials | None = None,
+        access_token: str | None = None,
+        base_url: str | None = None,
+        public_api_key: str | None = None,
+        revision: str | None = None,
+        timeout: Timeout | float | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limiter: RateLimiter | None = None,
+        clock: Clock | None = None,
+        include_beta: bool = False,
+        hooks: Sequence[Hook] = (),
+        user_agent: str | None = None,
+    ) -> None:
+        if credentials is None:
+            if api_key:
+                credentials = ApiKey(api_key)
+            elif access_token:
+                credentials = BearerToken(access_token)
+            else:
+                credentials = credentials_from_env()
+        self.credentials = credentials
+        self.base_url = (base_url or os.environ.get("KLAVIYO_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.public_api_key = public_api_key or os.environ.get("KLAVIYO_PUBLIC_API_KEY") or None
+        self.catalog: Catalog = load_catalog(include_beta)
+        self.revision_override = revision
+        if isinstance(timeout, (int, float)):
+            timeout = Timeout(connect=float(timeout), read=float(timeout), write=float(timeout), pool=float(timeout))
+        t = timeout or Timeout()
+        self.timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool)
+        self.retry = retry or RetryPolicy()
+        self.clock: Clock = clock or (rate_limiter.clock if rate_limiter else SystemClock())
+        self.limiter = rate_limiter or (shared_limiter() if clock is None else RateLimiter(self.clock))
+        self.hooks: list[Hook] = list(hooks)
+        self.user_agent = user_agent or USER_AGENT
+
+    # -- building --------------------------------------------------------------------------
+    def operation(self, name: str | Operation) -> Operation:
+        return name if isinstance(name, Operation) else self.catalog.get(name)
+
+    def prepare(self, operation: str | Operation, args: Mapping[str, Any]) -> PreparedRequest:
+        """Validate ``args`` and build the request; raises InvalidArgumentError before any HTTP."""
+        op = self.operation(operation)
+        values = dict(args)
+        if op.client_side and not values.get("company_id") and self.public_api_key:
+            values["company_id"] = self.public_api_key
+        return prepare(op, values)
+
+    def _headers(self, prep: PreparedRequest, idempotency_key: str | None) -> dict[str, str]:
+        op = prep.operation
+        headers = {
+            "revision": self.revision_override or op.revision,
+            "accept": "application/vnd.api+json",
+            "user-agent": self.user_agent,
+        }
+        if prep.json_body is not None:
+            headers["content-type"] = "application/vnd.api+json"
+        if not op.client_side:
+            if self.credentials is None:
+                raise ToolkitUsageError(
+                    "No Klaviyo credentials: set KLAVIYO_API_KEY (a private key, pk_...) or pass "
+                    "api_key=/credentials= to the client. For a local sandbox use pk_sandbox_demo."
+                )
+            headers.update(self.credentials.headers())
+        if idempotency_key:
+            headers["idempotency-key"] = idempotency_key
+        headers.update(prep.headers)
+        return headers
+
+    def _url(self, path_or_url: str) -> str:
+        """Absolute URL on our base; a foreign origin in ``links.next`` is re-rooted, never followed."""
+        if path_or_url.startswith(("http://", "https://")):
+            parts = urlsplit(path_or_url)
+            base = urlsplit(self.base_url)
+            if (parts.scheme, parts.netloc) == (base.scheme, base.netloc):
+                return path_or_url
+            path_or_url = parts.path + ("?" + parts.query if parts.query else "")
+        return self.base_url + path_or_url
+
+    def _retry_safe(self, prep: PreparedRequest, idempotency_key: str | None) -> bool:
+        return prep.operation.retry_safe or bool(idempotency_key) or _event_ids_present(prep.json_body)
+
+    def _bucket(self, op: Operation) -> tuple[str, str]:
+        account = self.credentials.account_key if self.credentials else "anonymous"
+        return (f"{self.base_url}|{account}", op.operation_id)
+
+    def _parse(self, prep: PreparedRequest, response: httpx.Response) -> KlaviyoResponse:
+        body: Any = None
+        if response.content:
+            try:
+                body = response.json()
+            except ValueError:
+                body = response.text
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        if response.status_code >= 400:
+            raise api_error_from_response(
+                response.status_code, body, headers, operation_id=prep.operation.operation_id
+            )
+        return KlaviyoResponse(prep.operation.operation_id, response.status_code, headers, body, str(response.url))
+
+    def _next_delay(
+        self,
+        prep: PreparedRequest,
+        idempotency_key: str | None,
+        attempt: int,
+        error: BaseException,
+        waited: float,
+    ) -> float | None:
+        """Seconds to wait before another try, or None to give up."""
+        if attempt > self.retry.max_retries or not self._retry_safe(prep, idempotency_key):
+            return None
+        retry_after = None
+        if isinstance(error, KlaviyoAPIError):
+            if error.status not in self.retry.retry_statuses:
+                return None
+            retry_after = error.retry_after
+        elif not isinstance(error, TransportError):
+            return None
+        delay = self.retry.backoff(attempt, retry_after)
+        if waited + delay > self.retry.max_elapsed:
+            return None
+        return delay
+
+    def _record(
+        self,
+        prep: PreparedRequest,
+        *,
+        result: KlaviyoResponse | None,
+        error: BaseException | None,
+        attempts: int,
+        started: float,
+        waited: float,
+    ) -> None:
+        if not self.hooks:
+            return
+        rec = CallRecord(
+            operation_id=prep.operation.operation_id,
+            method=prep.method,
+            path=prep.path,
+            params=dict(prep.params),
+            body=prep.json_body if prep.json_body is not None else prep.form,
+            status=result.status if result else getattr(error, "status", None),
+            request_id=result.request_id if result else getattr(error, "request_id", None),
+            attempts=attempts,
+            latency=time.perf_counter() - started,
+            waited=waited,
+            error=error,
+            response_body=result.body if result else None,
+        )
+        for hook in self.hooks:
+            try:
+                hook(rec)
+            except Exception:  # a broken hook must not break the call
+                log.exception("call hook failed")
+
+    def _httpx_kwargs(self) -> dict[str, Any]:
+        return {"timeout": self.timeout, "follow_redirects": False}
+
+
+def _transport_error(exc: httpx.HTTPError, op: Operation) -> TransportError:
+    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+    return TransportError(
+        f"{op.operation_id}: the request {kind} ({type(exc).__name__}: {exc}). "
+        "Check KLAVIYO_BASE_URL and the network.",
+        operation_id=op.operation_id,
+    )
+
+
+class KlaviyoClient(_Core):
+    """Synchronous client. Pass ``transport=`` (e.g. the sandbox's) or a configured ``http_client=``."""
+
+    def __init__(
+        self,
+        *,
+        http_client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self._owns_http = http_client is None
+        self.http = http_client or httpx.Client(transport=transport, **self._httpx_kwargs())
+
+    def close(self) -> None:
+        if self._owns_http:
+            self.http.close()
+
+    def __enter__(self) -> KlaviyoClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def call(
+        self, operation: str | Operation, /, *, idempotency_key: str | None = None, **args: Any
+    ) -> KlaviyoResponse:
+        """Validate, send and parse one call; raises a typed error on failure."""
+        return self.send(self.prepare(operation, args), idempotency_key=idempotency_key)
+
+    def send(
+        self, prep: PreparedRequest, *, idempotency_key: str | None = None, url: str | None = None
+    ) -> KlaviyoResponse:
+        """Send a prepared request (rate limit, auth, retries, hooks)."""
+        op = prep.operation
+        started = time.perf_counter()
+        waited = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            waited += self.limiter.acquire(self._bucket(op), op.rate_limit, op.operation_id)
+            try:
+                headers = self._headers(prep, idempotency_key)
+                request = self.http.build_request(
+                    prep.method,
+                    self._url(url or prep.path),
+                    params=None if url else prep.params,
+                    json=prep.json_body,
+                    data=prep.form or None,
+                    files=prep.files or None,
+                    headers=headers,
+                )
+                try:
+                    response = self.http.send(request)
+                except httpx.HTTPError as exc:
+                    raise _transport_error(exc, op) from exc
+                result = self._parse(prep, response)
+            except (KlaviyoAPIError, TransportError) as error:
+                if isinstance(error, AuthenticationError) and attempt == 1 and isinstance(self.credentials, BearerToken):
+                    self.credentials.invalidate()
+                delay = self._next_delay(prep, idempotency_key, attempt, error, waited)
+                if delay is None:
+                    self._record(prep, result=None, error=error, attempts=attempt, started=started, waited=waited)
+                    raise
+                log.info("retrying %s in %.2fs after %s", op.operation_id, delay, error)
+                self.clock.sleep(delay)
+                waited += delay
+                continue
+            self._record(prep, result=result, error=None, attempts=attempt, started=started, waited=waited)
+            return result
+
+    def pages(self, operation: str | Operation, /, **args: Any) -> Iterator[KlaviyoResponse]:
+        """Every page of a list operation, following ``links.next``."""
+        prep = self.prepare(operation, args)
+        page = self.send(prep)
+        yield page
+        while page.next_url:
+            page = self.send(prep, url=page.next_url)
+            yield page
+
+    def iterate(self, operation: str | Operation, /, **args: Any) -> Iterator[dict[str, Any]]:
+        """Every resource across pages, flattened (``id``, ``type`` and attributes)."""
+        for page in self.pages(operation, **args):
+            for resource in page.resources():
+                yield flatten_resource(resource)
+
+
+class AsyncKlaviyoClient(_Core):
+    """Asynchronous client; same behaviour as KlaviyoClient (``httpx.ASGITransport`` works here)."""
+
+    def __init__(
+        self,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self._owns_http = http_client is None
+        self.http = http_client or httpx.AsyncClient(transport=transport, **self._httpx_kwargs())
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self.http.aclose()
+
+    async def __aenter__(self) -> AsyncKlaviyoClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def call(
+        self, operation: str | Operation, /, *, idempotency_key: str | None = None, **args: Any
+    ) -> KlaviyoResponse:
+        return await self.send(self.prepare(operation, args), idempotency_key=idempotency_key)
+
+    async def send(
+        self, prep: PreparedRequest, *, idempotency_key: str | None = None, url: str | None = None
+    ) -> KlaviyoResponse:
+        op = prep.operation
+        started = time.perf_counter()
+        waited = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            waited += await self.limiter.aacquire(self._bucket(op), op.rate_limit, op.operation_id)
+            try:
+                headers = self._headers(prep, idempotency_key)
+                request = self.http.build_request(
+                    prep.method,
+                    self._url(url or prep.path),
+                    params=None if url else prep.params,
+                    json=prep.json_body,
+                    data=prep.form or None,
+                    files=prep.files or None,
+                    headers=headers,
+                )
+                try:
+                    response = await self.http.send(request)
+                except httpx.HTTPError as exc:
+                    raise _transport_error(exc, op) from exc
+                result = self._parse(prep, response)
+            except (KlaviyoAPIError, TransportError) as error:
+                if isinstance(error, AuthenticationError) and attempt == 1 and isinstance(self.credentials, BearerToken):
+                    self.credentials.invalidate()
+                delay = self._next_delay(prep, idempotency_key, attempt, error, waited)
+                if delay is None:
+                    self._record(prep, result=None, error=error, attempts=attempt, started=started, waited=waited)
+                    raise
+                log.info("retrying %s in %.2fs after %s", op.operation_id, delay, error)
+                await self.clock.asleep(delay)
+                waited += delay
+                continue
+            self._record(prep, result=result, error=None, attempts=attempt, started=started, waited=waited)
+            return result
+
+    async def pages(self, operation: str | Operation, /, **args: Any) -> AsyncIterator[KlaviyoResponse]:
+        prep = self.prepare(operation, args)
+        page = await self.send(prep)
+        yield page
+        while page.next_url:
+            page = await self.send(prep, url=page.next_url)
+            yield page
+
+    async def iterate(self, operation: str | Operation, /, **args: Any) -> AsyncIterator[dict[str, Any]]:
+        async for page in self.pages(operation, **args):
+            for resource in page.resources():
+                yield flatten_resource(resource)

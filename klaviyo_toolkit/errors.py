@@ -1,0 +1,271 @@
+"""Every error the toolkit raises, in one tree, mapped from HTTP responses in one function.
+
+::
+
+    KlaviyoError
+    ├── ToolkitUsageError           the developer's mistake: unknown operation, no credentials, bad config
+    │   └── UnknownOperationError
+    ├── InvalidArgumentError        bad input caught before any HTTP call (names the field and the fix)
+    ├── ScopeDeniedError            the call is outside the allowed scopes; refused before any HTTP call
+    ├── RateLimitWaitError          the client-side bucket cannot admit the call
+    │   └── DailyLimitExhaustedError  the operation's daily allowance is spent (says when it resets)
+    ├── TransportError              no HTTP response: connection failed, dropped or timed out
+    └── KlaviyoAPIError             Klaviyo answered with an error (status, code, title, detail, source, request_id)
+        ├── ClientError (4xx)
+        │   ├── BadRequestError 400 ├── AuthenticationError 401 ├── PermissionDeniedError 403
+        │   ├── NotFoundError 404   ├── ConflictError 409        ├── RateLimitError 429 (retry_after)
+        │   └── (other 4xx: ClientError)
+        └── ServerError (5xx)
+
+What the model can fix (InvalidArgumentError, ClientError, ScopeDeniedError, DailyLimitExhaustedError)
+becomes a tool message; ToolkitUsageError is raised to the developer.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientError",
+    "ConflictError",
+    "DailyLimitExhaustedError",
+    "InvalidArgumentError",
+    "KlaviyoAPIError",
+    "KlaviyoError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RateLimitWaitError",
+    "ScopeDeniedError",
+    "ServerError",
+    "ToolkitUsageError",
+    "TransportError",
+    "UnknownOperationError",
+    "api_error_from_response",
+]
+
+
+class KlaviyoError(Exception):
+    """Base of every error this package raises."""
+
+
+class ToolkitUsageError(KlaviyoError):
+    """The developer used the toolkit wrongly (no credentials, unknown name, bad configuration)."""
+
+
+class UnknownOperationError(ToolkitUsageError, KeyError):
+    """An operation id or alias that the catalog does not have."""
+
+    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
+        self.name = name
+        self.suggestions = list(suggestions)
+        hint = f" Did you mean: {', '.join(self.suggestions)}?" if self.suggestions else ""
+        super().__init__(
+            f"Unknown Klaviyo operation {name!r}.{hint} "
+            "See `personas tools list` for every operation id."
+        )
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class InvalidArgumentError(KlaviyoError, ValueError):
+    """An argument fails validation before any HTTP request is made.
+
+    Attributes:
+        operation_id: the operation being called.
+        problems: one (field, message) pair per problem; the message says how to fix it.
+    """
+
+    def __init__(self, operation_id: str, problems: Sequence[tuple[str, str]]) -> None:
+        self.operation_id = operation_id
+        self.problems = list(problems)
+        lines = "; ".join(f"{field}: {msg}" for field, msg in self.problems)
+        super().__init__(f"Invalid arguments for {operation_id}: {lines}")
+
+    @property
+    def fields(self) -> list[str]:
+        return [field for field, _ in self.problems]
+
+
+class ScopeDeniedError(KlaviyoError):
+    """The operation needs scopes the caller was not granted; no request was sent."""
+
+    def __init__(self, operation_id: str, missing: Sequence[str]) -> None:
+        self.operation_id = operation_id
+        self.missing = list(missing)
+        super().__init__(
+            f"{operation_id} needs scope(s) {', '.join(self.missing)}, which this persona or key "
+            "was not granted; the call was refused before any request was sent."
+        )
+
+
+class RateLimitWaitError(KlaviyoError):
+    """The client-side rate limiter will not admit the call (e.g. the wait exceeds max_wait)."""
+
+
+class DailyLimitExhaustedError(RateLimitWaitError):
+    """The operation's daily allowance is used up; fails at once instead of waiting a day."""
+
+    def __init__(self, operation_id: str, limit: int, resets_at: _dt.datetime) -> None:
+        self.operation_id = operation_id
+        self.limit = limit
+        self.resets_at = resets_at
+        super().__init__(
+            f"{operation_id}: the daily limit of {limit} calls is spent; the next call is allowed "
+            f"at {resets_at.isoformat(timespec='seconds')}."
+        )
+
+
+class TransportError(KlaviyoError):
+    """No HTTP response: the connection failed, was dropped, or timed out."""
+
+    def __init__(self, message: str, *, operation_id: str | None = None) -> None:
+        self.operation_id = operation_id
+        super().__init__(message)
+
+
+class KlaviyoAPIError(KlaviyoError):
+    """Klaviyo answered with an error status.
+
+    Attributes mirror the first JSON:API error object; ``errors`` keeps them all.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        *,
+        code: str | None = None,
+        title: str | None = None,
+        detail: str | None = None,
+        source: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+        errors: Sequence[Mapping[str, Any]] = (),
+        operation_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.source = dict(source or {})
+        self.request_id = request_id
+        self.errors = [dict(e) for e in errors]
+        self.operation_id = operation_id
+        self.retry_after = retry_after
+        super().__init__(self._message())
+
+    @property
+    def pointer(self) -> str | None:
+        """The JSON pointer (or parameter) the error names, if any."""
+        return self.source.get("pointer") or self.source.get("parameter")
+
+    def _message(self) -> str:
+        parts = [f"HTTP {self.status}"]
+        if self.code:
+            parts.append(self.code)
+        text = self.detail or self.title or ""
+        where = f" (at {self.pointer})" if self.pointer else ""
+        rid = f" [request {self.request_id}]" if self.request_id else ""
+        op = f"{self.operation_id}: " if self.operation_id else ""
+        return f"{op}{' '.join(parts)}: {text}{where}{rid}"
+
+
+class ClientError(KlaviyoAPIError):
+    """4xx: the request was wrong; retrying it unchanged will fail again (except 429)."""
+
+
+class BadRequestError(ClientError):
+    """400: the body or a parameter is invalid; `pointer` names it."""
+
+
+class AuthenticationError(ClientError):
+    """401: the API key or token is missing, malformed, revoked or expired."""
+
+
+class PermissionDeniedError(ClientError):
+    """403: the key lacks a scope the operation needs."""
+
+
+class NotFoundError(ClientError):
+    """404: no resource with that id."""
+
+
+class ConflictError(ClientError):
+    """409: the resource exists already (Klaviyo gives the duplicate's id in `meta`)."""
+
+    @property
+    def duplicate_id(self) -> str | None:
+        for err in self.errors:
+            meta = err.get("meta") or {}
+            if isinstance(meta, dict) and meta.get("duplicate_profile_id"):
+                return str(meta["duplicate_profile_id"])
+        return None
+
+
+class RateLimitError(ClientError):
+    """429: Klaviyo's rate limit; `retry_after` is the wait it asked for, in seconds."""
+
+
+class ServerError(KlaviyoAPIError):
+    """5xx: Klaviyo failed; safe calls are retried."""
+
+
+_BY_STATUS: dict[int, type[KlaviyoAPIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    429: RateLimitError,
+}
+
+
+def api_error_from_response(
+    status: int,
+    body: Any,
+    headers: Mapping[str, str],
+    *,
+    operation_id: str | None = None,
+) -> KlaviyoAPIError:
+    """The one place an HTTP error response becomes a typed error."""
+    errors: list[Mapping[str, Any]] = []
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        errors = [e for e in body["errors"] if isinstance(e, dict)]
+    first: Mapping[str, Any] = errors[0] if errors else {}
+    retry_after = _parse_retry_after(headers.get("retry-after"))
+    cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else ClientError)
+    title = first.get("title")
+    detail = first.get("detail")
+    if not errors and isinstance(body, str) and body:
+        detail = body[:300]
+    return cls(
+        status,
+        code=first.get("code"),
+        title=title,
+        detail=detail,
+        source=first.get("source") if isinstance(first.get("source"), dict) else None,
+        request_id=headers.get("x-klaviyo-req-id") or headers.get("x-request-id") or first.get("id"),
+        errors=errors,
+        operation_id=operation_id,
+        retry_after=retry_after,
+    )
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            from email.utils import parsedate_to_datetime
+
+            when = parsedate_to_datetime(value)
+            return max(0.0, (when - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
+        except (TypeError, ValueError):
+            return None

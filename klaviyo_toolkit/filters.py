@@ -1,0 +1,194 @@
+"""Klaviyo's ``filter=`` expressions: parse, check against an operation's allowed fields, render.
+
+Syntax (Klaviyo's API overview, "Filtering")::
+
+    equals(email,'a@b.com')            comparison: operator(field, value)
+    any(id,["X1","X2"])                list values
+    greater-than(datetime,2024-01-01T00:00:00Z)   unquoted datetimes, numbers, true/false/null
+    and(equals(a,1),or(...))           and/or/not combine expressions
+
+The client checks a filter before sending it (a clear error instead of a 400), and the sandbox
+evaluates the same parsed form, so both agree on what an expression means.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+__all__ = ["Comparison", "Expr", "FilterSyntaxError", "Logical", "check_filter", "parse_filter"]
+
+LOGICAL = ("and", "or", "not")
+COMPARISONS = (
+    "equals", "less-than", "less-or-equal", "greater-than", "greater-or-equal", "contains",
+    "contains-any", "contains-all", "ends-with", "starts-with", "any", "has",
+)
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+class FilterSyntaxError(ValueError):
+    """The filter text is not a valid Klaviyo filter expression."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``operator(field, value)``."""
+
+    operator: str
+    field: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Logical:
+    """``and(...)``, ``or(...)``, ``not(...)``."""
+
+    operator: str
+    items: tuple[Expr, ...]
+
+
+Expr = Union[Comparison, Logical]
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def error(self, msg: str) -> FilterSyntaxError:
+        return FilterSyntaxError(f"{msg} at position {self.pos} of {self.text!r}")
+
+    def ws(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def peek(self) -> str:
+        self.ws()
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def expect(self, ch: str) -> None:
+        if self.peek() != ch:
+            raise self.error(f"expected {ch!r}")
+        self.pos += 1
+
+    def word(self) -> str:
+        self.ws()
+        m = re.compile(r"[A-Za-z0-9_$.:+\-]+").match(self.text, self.pos)
+        if not m:
+            raise self.error("expected a name or value")
+        self.pos = m.end()
+        return m.group(0)
+
+    def expr(self) -> Expr:
+        name = self.word()
+        if name not in LOGICAL and name not in COMPARISONS:
+            raise self.error(f"unknown operator {name!r}")
+        self.expect("(")
+        if name in LOGICAL:
+            items = [self.expr()]
+            while self.peek() == ",":
+                self.pos += 1
+                items.append(self.expr())
+            self.expect(")")
+            if name == "not" and len(items) != 1:
+                raise self.error("not() takes one expression")
+            return Logical(name, tuple(items))
+        field = self.word()
+        if name == "has":
+            self.expect(")")
+            return Comparison(name, field, None)
+        self.expect(",")
+        value = self.value()
+        self.expect(")")
+        return Comparison(name, field, value)
+
+    def value(self) -> Any:
+        ch = self.peek()
+        if ch in ("'", '"'):
+            self.pos += 1
+            out = []
+            while self.pos < len(self.text) and self.text[self.pos] != ch:
+                if self.text[self.pos] == "\\" and self.pos + 1 < len(self.text):
+                    self.pos += 1
+                out.append(self.text[self.pos])
+                self.pos += 1
+            if self.pos >= len(self.text):
+                raise self.error("unterminated string")
+            self.pos += 1
+            return "".join(out)
+        if ch == "[":
+            self.pos += 1
+            items: list[Any] = []
+            if self.peek() == "]":
+                self.pos += 1
+                return items
+            items.append(self.value())
+            while self.peek() == ",":
+                self.pos += 1
+                items.append(self.value())
+            self.expect("]")
+            return items
+        token = self.word()
+        if token in ("true", "false"):
+            return token == "true"
+        if token == "null":
+            return None
+        if _NUMBER.match(token):
+            return float(token) if "." in token else int(token)
+        if _DATETIME.match(token):
+            return _parse_datetime(token)
+        raise self.error(f"{token!r} is not a value (quote strings: '{token}')")
+
+
+def _parse_datetime(token: str) -> _dt.datetime:
+    text = token.replace("Z", "+00:00")
+    when = _dt.datetime.fromisoformat(text) if "T" in text else _dt.datetime.fromisoformat(text + "T00:00:00")
+    return when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
+
+
+def parse_filter(text: str) -> Expr:
+    """Parse a filter expression; several top-level expressions separated by commas mean and()."""
+    parser = _Parser(text.strip())
+    items = [parser.expr()]
+    while parser.peek() == ",":
+        parser.pos += 1
+        items.append(parser.expr())
+    if parser.peek():
+        raise parser.error("unexpected text")
+    return items[0] if len(items) == 1 else Logical("and", tuple(items))
+
+
+def comparisons(expr: Expr) -> list[Comparison]:
+    """Every comparison in the expression, depth first."""
+    if isinstance(expr, Comparison):
+        return [expr]
+    out: list[Comparison] = []
+    for item in expr.items:
+        out += comparisons(item)
+    return out
+
+
+def check_filter(text: str, allowed: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Problems with ``text`` given an operation's ``filters`` record; empty when it is fine."""
+    try:
+        expr = parse_filter(text)
+    except FilterSyntaxError as exc:
+        return [str(exc) + "; write it like equals(field,'value')"]
+    problems = []
+    for comp in comparisons(expr):
+        spec = allowed.get(comp.field)
+        if spec is None:
+            problems.append(
+                f"{comp.field!r} cannot be filtered on; allowed fields: {', '.join(allowed) or 'none'}"
+            )
+            continue
+        ops: Sequence[str] = spec.get("operators", [])
+        if comp.operator not in ops:
+            problems.append(
+                f"{comp.operator}() is not allowed on {comp.field!r}; use one of: {', '.join(ops)}"
+            )
+    return problems

@@ -1,0 +1,155 @@
+"""Client-side rate limits per operation: burst (per second), steady (per minute), daily.
+
+Klaviyo limits each account per endpoint. Before each call the client *reserves* a slot: the
+earliest time at which the call fits every window, given the calls already reserved. The caller
+then sleeps until that time outside any lock, so one limiter serves threads and asyncio tasks
+alike. Windows are sliding (the strictest reading of the published limits) with a small safety
+margin for network jitter; a spent daily allowance raises at once with the time it frees up.
+
+Every client in a process shares :func:`shared_limiter` unless given its own, so two agents on the
+same account never exceed the account's limits together.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as _dt
+import threading
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from .catalog import RateLimitSpec
+from .clock import Clock, SystemClock
+from .errors import DailyLimitExhaustedError, RateLimitWaitError
+
+__all__ = ["RateLimiter", "Reservation", "shared_limiter"]
+
+DAY = 86_400.0
+
+
+@dataclass
+class _Bucket:
+    spec: RateLimitSpec
+    times: collections.deque[float] = field(default_factory=collections.deque)
+    day: collections.deque[float] = field(default_factory=collections.deque)  # wall-clock times
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A slot: wait ``delay`` seconds, then send."""
+
+    key: Hashable
+    delay: float
+
+
+class RateLimiter:
+    """Sliding-window limiter shared by every caller that holds it.
+
+    Args:
+        clock: time source (inject a ManualClock in tests).
+        factor: multiplies every limit (e.g. 0.1 for a sandbox scaled down in benchmarks);
+            ``None`` turns limiting off.
+        margin: seconds added to each window to absorb network jitter.
+        max_wait: refuse (RateLimitWaitError) instead of waiting longer than this.
+    """
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        *,
+        factor: float | None = 1.0,
+        margin: float = 0.02,
+        max_wait: float | None = None,
+    ) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self.factor = factor
+        self.margin = margin
+        self.max_wait = max_wait
+        self._lock = threading.Lock()
+        self._buckets: dict[Hashable, _Bucket] = {}
+
+    def _bucket(self, key: Hashable, spec: RateLimitSpec) -> _Bucket:
+        bucket = self._buckets.get(key)
+        scaled = spec.scaled(self.factor) if self.factor not in (None, 1.0) else spec
+        if bucket is None or bucket.spec != scaled:
+            bucket = self._buckets[key] = _Bucket(scaled)
+        return bucket
+
+    def reserve(self, key: Hashable, spec: RateLimitSpec, operation_id: str = "") -> Reservation:
+        """Claim the next slot for ``key``; raises DailyLimitExhaustedError when the day is spent."""
+        if self.factor is None:
+            return Reservation(key, 0.0)
+        with self._lock:
+            bucket = self._bucket(key, spec)
+            now = self.clock.monotonic()
+            wall = self.clock.time()
+            s = bucket.spec
+            if s.daily is not None:
+                while bucket.day and bucket.day[0] <= wall - DAY:
+                    bucket.day.popleft()
+                if len(bucket.day) >= s.daily:
+                    resets = _dt.datetime.fromtimestamp(bucket.day[0] + DAY, _dt.timezone.utc)
+                    raise DailyLimitExhaustedError(operation_id or str(key), s.daily, resets)
+            times = bucket.times
+            # Drop reservations that no longer constrain anything.
+            horizon = now - 60.0 - self.margin
+            while times and times[0] < horizon:
+                times.popleft()
+            at = now
+            if times:
+                at = max(at, times[-1])
+            if len(times) >= s.burst:
+                at = max(at, times[-s.burst] + 1.0 + self.margin)
+            if len(times) >= s.steady:
+                at = max(at, times[-s.steady] + 60.0 + self.margin)
+            delay = at - now
+            if self.max_wait is not None and delay > self.max_wait:
+                raise RateLimitWaitError(
+                    f"{operation_id or key}: the next slot is {delay:.1f}s away, over max_wait={self.max_wait}s"
+                )
+            times.append(at)
+            while len(times) > max(s.steady, s.burst):
+                times.popleft()
+            if s.daily is not None:
+                bucket.day.append(wall + delay)
+            return Reservation(key, delay)
+
+    def acquire(self, key: Hashable, spec: RateLimitSpec, operation_id: str = "") -> float:
+        """Reserve and sleep (blocking) until the slot; returns the seconds waited."""
+        res = self.reserve(key, spec, operation_id)
+        if res.delay > 0:
+            self.clock.sleep(res.delay)
+        return res.delay
+
+    async def aacquire(self, key: Hashable, spec: RateLimitSpec, operation_id: str = "") -> float:
+        """Reserve and sleep (async) until the slot; returns the seconds waited."""
+        res = self.reserve(key, spec, operation_id)
+        if res.delay > 0:
+            await self.clock.asleep(res.delay)
+        return res.delay
+
+    def usage(self, key: Hashable) -> dict[str, int]:
+        """Calls counted in the current windows (for diagnostics and tests)."""
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                return {"second": 0, "minute": 0, "day": 0}
+            now = self.clock.monotonic()
+            return {
+                "second": sum(1 for t in bucket.times if now - 1.0 < t <= now),
+                "minute": sum(1 for t in bucket.times if now - 60.0 < t <= now),
+                "day": len(bucket.day),
+            }
+
+
+_shared: RateLimiter | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_limiter() -> RateLimiter:
+    """The process-wide limiter every client uses unless given another."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = RateLimiter()
+        return _shared

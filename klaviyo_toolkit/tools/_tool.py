@@ -1,0 +1,194 @@
+"""KlaviyoTool: one LangChain StructuredTool per catalog operation, run by the generic client.
+
+The tool's argument model is built on first use (building all 345 eagerly would cost more than the
+import budget), its schema sent to the model is the strict-mode schema of that model, and its
+output is the compacted document (the raw response travels as the ToolMessage artifact).
+
+Errors split by audience: what the model can fix (bad arguments, a 4xx, a refused scope, a spent
+daily limit) comes back as an error message it can act on; a developer's mistake (no credentials)
+raises.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Union
+
+from langchain_core.tools import StructuredTool, ToolException
+from pydantic import BaseModel, ValidationError
+
+from .._arguments import PreparedRequest, args_model, problems_from_validation
+from ..catalog import Operation
+from ..errors import (
+    ClientError,
+    DailyLimitExhaustedError,
+    InvalidArgumentError,
+    KlaviyoAPIError,
+    RateLimitWaitError,
+    ScopeDeniedError,
+    TransportError,
+)
+from ._compact import compact_document
+from ._strict import strict_schema
+
+__all__ = ["GuardResult", "KlaviyoTool", "PendingCall", "ToolGuard", "describe_operation"]
+
+
+@dataclass
+class PendingCall:
+    """A validated call about to be sent; guards may inspect, edit or stop it."""
+
+    tool_name: str
+    operation: Operation
+    args: dict[str, Any]
+    request: PreparedRequest
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def with_args(self, args: dict[str, Any], request: PreparedRequest) -> PendingCall:
+        return replace(self, args=args, request=request)
+
+
+#: None: go on; a PendingCall: go on with it (edited); a str: stop and give the model this text.
+GuardResult = Union[PendingCall, str, None]
+ToolGuard = Callable[[PendingCall], GuardResult]
+
+
+def describe_operation(op: Operation) -> str:
+    """The tool description: what it does, scopes, limits; short on purpose (tokens)."""
+    text = op.summary.rstrip(".") + "."
+    desc = op.description
+    if desc and not desc.lower().startswith(op.summary.lower()) and len(desc) < 200:
+        text += " " + desc
+    scopes = ", ".join(op.scopes) if op.scopes else "none (client API: public key as company_id)"
+    text += f" Scopes: {scopes}. Rate limit: {op.rate_limit}."
+    if op.destructive:
+        text += " Destructive."
+    if op.beta:
+        text += " Beta."
+    return text
+
+
+class KlaviyoTool(StructuredTool):
+    """A Klaviyo operation as a LangChain tool (see module docstring)."""
+
+    operation: Operation
+    executor: Any  # the toolkit: has .client, .async_client, .granted(), .prepare()
+    guards: Sequence[ToolGuard] = ()
+    max_output_chars: int = 6000
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    def __init__(self, *, operation: Operation, executor: Any, guards: Sequence[ToolGuard] = (), **kw: Any) -> None:
+        super().__init__(
+            name=operation.name,
+            description=describe_operation(operation),
+            args_schema=None,
+            operation=operation,
+            executor=executor,
+            guards=tuple(guards),
+            response_format="content_and_artifact",
+            handle_tool_error=True,
+            handle_validation_error=self._validation_message,
+            **kw,
+        )
+
+    # -- schema ----------------------------------------------------------------------------
+    @property
+    def args_model(self) -> type[BaseModel]:
+        """The pydantic model of this tool's arguments."""
+        return args_model(self.operation)
+
+    @property
+    def tool_call_schema(self) -> dict[str, Any]:  # type: ignore[override]
+        """The strict JSON Schema the model receives (built once, then cached)."""
+        cached = self.__dict__.get("_strict_schema")
+        if cached is None:
+            cached = strict_schema(self.args_model)
+            cached["description"] = self.description
+            self.__dict__["_strict_schema"] = cached
+        return dict(cached)
+
+    def _validation_message(self, exc: ValidationError) -> str:
+        problems = problems_from_validation(exc, list(self.args_model.model_fields))
+        return "Error: " + str(InvalidArgumentError(self.name, problems)) + ". Fix the arguments and call again."
+
+    # -- running ---------------------------------------------------------------------------
+    def _prepare(self, kwargs: dict[str, Any]) -> PendingCall | str:
+        missing = self.executor.missing_scopes(self.operation)
+        if missing:
+            raise ToolException("Error: " + str(ScopeDeniedError(self.name, missing)))
+        try:
+            request = self.executor.prepare(self.operation, kwargs)
+        except InvalidArgumentError as exc:
+            raise ToolException(f"Error: {exc}. Fix the arguments and call again.") from None
+        call = PendingCall(self.name, self.operation, dict(kwargs), request)
+        for guard in self.guards:
+            outcome = guard(call)
+            if isinstance(outcome, str):
+                return outcome
+            if outcome is not None:
+                call = outcome
+        return call
+
+    def _finish(self, result: Any) -> tuple[str, Any]:
+        view = compact_document(result.body, max_chars=self.max_output_chars)
+        return json.dumps(view, ensure_ascii=False, default=str), result.body
+
+    def _error(self, exc: Exception) -> ToolException:
+        if isinstance(exc, ClientError):
+            hint = {
+                400: "Fix the request (see the field named) and call again.",
+                401: "The API key or token was rejected; tell the user to check their credentials.",
+                403: "The key lacks a scope for this; tell the user which scope is needed.",
+                404: "No such resource; check the id (list or search first).",
+                409: "It already exists; use the existing one.",
+                429: "Klaviyo is rate limiting; wait before calling again.",
+            }.get(exc.status, "Fix the request and call again.")
+            return ToolException(f"Error: {exc}. {hint}")
+        if isinstance(exc, DailyLimitExhaustedError):
+            return ToolException(f"Error: {exc} Do not call it again today.")
+        if isinstance(exc, (RateLimitWaitError, TransportError, KlaviyoAPIError)):
+            return ToolException(f"Error: {exc}. This is temporary; try later or tell the user.")
+        raise exc
+
+    def _run(self, *args: Any, **kwargs: Any) -> tuple[str, Any]:
+        kwargs.pop("run_manager", None)
+        call = self._prepare(kwargs)
+        if isinstance(call, str):
+            return call, None
+        try:
+            result = self.executor.send(call)
+        except (KlaviyoAPIError, RateLimitWaitError, TransportError) as exc:
+            raise self._error(exc) from exc
+        return self._finish(result)
+
+    async def _arun(self, *args: Any, **kwargs: Any) -> tuple[str, Any]:
+        kwargs.pop("run_manager", None)
+        call = self._prepare(kwargs)
+        if isinstance(call, str):
+            return call, None
+        try:
+            result = await self.executor.asend(call)
+        except (KlaviyoAPIError, RateLimitWaitError, TransportError) as exc:
+            raise self._error(exc) from exc
+        return self._finish(result)
+
+
+def _lazy_args_schema(self: KlaviyoTool) -> type[BaseModel] | None:
+    value = self.__dict__.get("args_schema")
+    if value is None and "operation" in self.__dict__:
+        value = args_model(self.__dict__["operation"])
+        self.__dict__["args_schema"] = value
+    return value  # type: ignore[no-any-return]
+
+
+def _set_args_schema(self: KlaviyoTool, value: Any) -> None:
+    self.__dict__["args_schema"] = value
+
+
+# ``args_schema`` is a pydantic field of BaseTool; a data descriptor installed after class creation
+# takes precedence over the instance dict, which lets the model be built on first access.
+type.__setattr__(KlaviyoTool, "args_schema", property(_lazy_args_schema, _set_args_schema))
+

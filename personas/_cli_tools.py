@@ -1,0 +1,96 @@
+"""``personas tools list`` and ``personas tools schema``: see and count what a persona costs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+app = typer.Typer(help="List Klaviyo tools and print their schemas as the model receives them.", no_args_is_help=True)
+
+
+def _toolkit(include_beta: bool) -> Any:
+    from klaviyo_toolkit.tools import KlaviyoToolkit
+
+    return KlaviyoToolkit(scopes="*", include_beta=include_beta)
+
+
+def tool_row(op: Any) -> dict[str, Any]:
+    """The fields of the CLI contract for one operation."""
+    rl = op.rate_limit
+    return {
+        "name": op.operation_id,
+        "operation_id": op.operation_id,
+        "method": op.method,
+        "path": op.path,
+        "tag": op.tag,
+        "summary": op.summary,
+        "scopes": list(op.scopes),
+        "rate_limit": {"burst": rl.burst, "steady": rl.steady, "daily": rl.daily},
+        "read_only": op.read_only,
+        "destructive": op.destructive,
+        "beta": op.beta,
+        "aliases": list(op.aliases),
+    }
+
+
+def _selected_ops(persona: str | None, beta: bool) -> list[Any]:
+    if persona:
+        from .loader import load_persona, persona_toolkit
+
+        spec = load_persona(persona)
+        return [t.operation for t in persona_toolkit(spec, client=None).initial_tools()]
+    return list(_toolkit(beta).catalog)
+
+
+@app.command("list")
+def list_tools(
+    persona: str = typer.Option(None, "--persona", "-p", help="Only the tools this persona binds."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
+    beta: bool = typer.Option(False, "--beta", help="Include beta operations."),
+    tag: str = typer.Option(None, "--tag", help="Only operations with this tag."),
+) -> None:
+    """List tools: name, method, path, scopes, rate limit, read-only/destructive."""
+    ops = _selected_ops(persona, beta)
+    if tag:
+        ops = [op for op in ops if op.tag.lower() == tag.lower()]
+    if as_json:
+        typer.echo(json.dumps([tool_row(op) for op in ops], indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(ops)} Klaviyo tools", show_lines=False)
+    for col in ("name", "method", "path", "scopes", "rate limit", "flags"):
+        table.add_column(col, overflow="fold")
+    for op in ops:
+        flags = ",".join(f for f, on in (("read-only", op.read_only), ("destructive", op.destructive), ("beta", op.beta)) if on)
+        table.add_row(op.operation_id, op.method, op.path, " ".join(op.scopes), str(op.rate_limit), flags)
+    Console().print(table)
+
+
+@app.command("schema")
+def schema(
+    names: list[str] = typer.Argument(None, help="Tool names (operation ids or aliases)."),
+    persona: str = typer.Option(None, "--persona", "-p", help="What this persona binds at the start of a conversation."),
+    all_tools: bool = typer.Option(False, "--all", help="Every tool."),
+    beta: bool = typer.Option(False, "--beta", help="Include beta operations (with --all)."),
+) -> None:
+    """Print tool definitions exactly as sent to the model (OpenAI function calling, strict)."""
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    from .cli import UsageProblem
+
+    if persona:
+        from .loader import load_persona, persona_toolkit
+
+        tools = persona_toolkit(load_persona(persona), client=None).initial_tools()
+    elif all_tools:
+        tools = _toolkit(beta).get_tools()
+    elif names:
+        kit = _toolkit(beta)
+        tools = [kit.tool(n) for n in names]
+    else:
+        raise UsageProblem("name at least one tool, or pass --all or --persona PERSONA")
+    typer.echo(json.dumps([convert_to_openai_tool(t, strict=True) for t in tools], indent=1))

@@ -1,0 +1,74 @@
+"""The ``personas`` command.
+
+Exit codes: 0 success, 1 a runtime failure (network, Klaviyo error), 2 a usage error (unknown
+persona or tool, bad input). Errors print one line saying what to do; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import typer
+
+from . import _cli_tools
+
+app = typer.Typer(
+    name="personas",
+    help="AI personas that run marketing automation on Klaviyo.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(_cli_tools.app, name="tools")
+
+
+class UsageProblem(Exception):
+    """A mistake in how the command was called (exit code 2)."""
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+    if debug:
+        os.environ["PERSONAS_DEBUG"] = "1"
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console entry point: run the app and turn exceptions into one clear line."""
+    from klaviyo_toolkit.errors import (
+        InvalidArgumentError,
+        KlaviyoAPIError,
+        ToolkitUsageError,
+        TransportError,
+    )
+
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or os.environ.get("PERSONAS_DEBUG") == "1"
+    try:
+        return app(args=argv, standalone_mode=True)
+    except SystemExit:
+        raise
+    except (UsageProblem, ToolkitUsageError, InvalidArgumentError) as exc:
+        if debug:
+            raise
+        _fail(str(exc), 2)
+    except (KlaviyoAPIError, TransportError) as exc:
+        if debug:
+            raise
+        _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:  # anything else: still one line unless --debug
+        if debug:
+            raise
+        _fail(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
+    return None
+
+
+if __name__ == "__main__":
+    main()
