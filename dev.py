@@ -26,7 +26,7 @@ STAMP = VENV / ".installed-pyproject"
 
 
 def ensure_env() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs under any python3, before the venv exists
         sys.exit(f"Python 3.11+ is needed; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         print("creating .venv ...", flush=True)

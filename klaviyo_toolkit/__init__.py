@@ -41,7 +41,31 @@ _EXPORTS = {
     "ToolkitUsageError": "klaviyo_toolkit.errors",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+# Spelled out (not derived from _EXPORTS) so tools can read it; a test keeps the two in step.
+__all__ = [
+    "ApiKey",
+    "AsyncKlaviyoClient",
+    "BearerToken",
+    "CallRecord",
+    "Catalog",
+    "InvalidArgumentError",
+    "KlaviyoAPIError",
+    "KlaviyoClient",
+    "KlaviyoError",
+    "KlaviyoResponse",
+    "KlaviyoTool",
+    "KlaviyoToolkit",
+    "ManualClock",
+    "Operation",
+    "PendingCall",
+    "RateLimiter",
+    "RetryPolicy",
+    "SystemClock",
+    "Timeout",
+    "ToolkitUsageError",
+    "__version__",
+    "load_catalog",
+]
 
 if TYPE_CHECKING:
     from .auth import ApiKey, BearerToken

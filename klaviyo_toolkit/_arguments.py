@@ -71,9 +71,7 @@ def _parse_json_text(value: Any) -> Any:
         try:
             return json.loads(value)
         except json.JSONDecodeError as exc:
-            raise ValueError(
-                f"is not valid JSON ({exc.msg}); give JSON text such as {{\"plan\": \"pro\"}}"
-            ) from None
+            raise ValueError(f'is not valid JSON ({exc.msg}); give JSON text such as {{"plan": "pro"}}') from None
     return value
 
 
@@ -106,7 +104,7 @@ def _fields_type(enum: Sequence[str]) -> Any:
 def _scalar_type(schema: Json, name: str) -> Any:
     if "anyOf" in schema:
         parts = tuple(_scalar_type(s, name) for s in schema["anyOf"])
-        return Union[parts]  # noqa: UP007 - runtime construction
+        return Union[parts]  # runtime construction: `|` cannot take a tuple
     typ = schema.get("type")
     if typ == "array":
         return list[_scalar_type(schema.get("items", {}), name)]  # type: ignore[misc]
@@ -148,10 +146,8 @@ class _Builder:
         if kind == "array":
             return list[self.type_of(shape["items"], name, path + "Item", False)]  # type: ignore[misc]
         if kind == "union":
-            variants = tuple(
-                self.type_of(v, name, f"{path}V{i}", False) for i, v in enumerate(shape["variants"])
-            )
-            return Union[variants]  # noqa: UP007
+            variants = tuple(self.type_of(v, name, f"{path}V{i}", False) for i, v in enumerate(shape["variants"]))
+            return Union[variants]  # runtime construction: `|` cannot take a tuple
         if kind in ("object", "resource"):
             return self.model(path, shape["fields"])
         raise TypeError(f"unknown shape kind {kind!r}")
@@ -176,7 +172,7 @@ class _Builder:
         return cast(type[BaseModel], model)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model_for(stage: str, operation_id: str, op: Operation) -> type[BaseModel]:
     doc = op.summary
     return _Builder().model(_camel(operation_id) + "Args", op.args, doc)
@@ -194,6 +190,9 @@ _FIXES = {
 }
 
 
+_TYPE_TAGS = ("str", "int", "float", "bool", "list")
+
+
 def _loc(loc: Sequence[Any]) -> str:
     out = ""
     for part in loc:
@@ -201,7 +200,7 @@ def _loc(loc: Sequence[Any]) -> str:
             out += f"[{part}]"
         elif isinstance(part, str) and part.startswith(("function-", "tagged-union", "union[")):
             continue
-        elif isinstance(part, str) and ("[" in part or part[:1].isupper() or part in ("str", "int", "float", "bool", "list")):
+        elif isinstance(part, str) and ("[" in part or part[:1].isupper() or part in _TYPE_TAGS):
             continue  # union-member and type tags, not field names
         else:
             out += ("." if out else "") + str(part)
@@ -231,9 +230,7 @@ def validate_args(op: Operation, values: Mapping[str, Any]) -> BaseModel:
     try:
         parsed = model.model_validate(dict(values))
     except ValidationError as exc:
-        raise InvalidArgumentError(
-            op.operation_id, problems_from_validation(exc, list(model.model_fields))
-        ) from None
+        raise InvalidArgumentError(op.operation_id, problems_from_validation(exc, list(model.model_fields))) from None
     problems = _semantic_checks(op, parsed)
     if problems:
         raise InvalidArgumentError(op.operation_id, problems)
@@ -306,11 +303,7 @@ def _wire(shape: Json, value: Any) -> Any:
         return value
     if kind == "rel":
         rtype = shape["types"][0] if shape["types"] else None
-        linkage: Any
-        if shape["many"]:
-            linkage = [{"type": rtype, "id": v} for v in value]
-        else:
-            linkage = {"type": rtype, "id": value}
+        linkage: Any = [{"type": rtype, "id": v} for v in value] if shape["many"] else {"type": rtype, "id": value}
         return linkage if shape.get("bare") else {"data": linkage}
     if kind == "data":
         return {"data": _wire(shape["item"], value)}
@@ -363,6 +356,8 @@ def _wire_fields(fields: Sequence[Json], value: Mapping[str, Any]) -> Json:
 
 def _wire_resource(shape: Json, value: Mapping[str, Any]) -> Json:
     out: Json = {"type": shape["types"][0] if shape["types"] else None}
+    for section in shape.get("required_sections", ()):
+        out[section] = {}
     for f in shape["fields"]:
         v = value.get(f["name"])
         section = f.get("in", "attributes")

@@ -27,28 +27,49 @@ class Rule:
 
 RULES: Mapping[str, Sequence[Rule]] = {
     "request_profile_deletion": (
-        Rule("exactly_one", ("id", "email", "phone_number"), at="profile",
-             source="one of the following identifiers: email, phone_number, or id"),
+        Rule(
+            "exactly_one",
+            ("id", "email", "phone_number"),
+            at="profile",
+            source="one of the following identifiers: email, phone_number, or id",
+        ),
     ),
     "bulk_suppress_profiles": (
-        Rule("exactly_one", ("profiles", "list_id", "segment_id"),
-             source="suppress profiles given by email, or all profiles in a list or segment"),
+        Rule(
+            "exactly_one",
+            ("profiles", "list_id", "segment_id"),
+            source="suppress profiles given by email, or all profiles in a list or segment",
+        ),
     ),
     "bulk_unsuppress_profiles": (
-        Rule("exactly_one", ("profiles", "list_id", "segment_id"),
-             source="unsuppress profiles given by email, or all profiles in a list or segment"),
+        Rule(
+            "exactly_one",
+            ("profiles", "list_id", "segment_id"),
+            source="unsuppress profiles given by email, or all profiles in a list or segment",
+        ),
     ),
     "bulk_subscribe_profiles": (
-        Rule("at_least_one", ("email", "phone_number", "id"), at="profiles[]",
-             source="Either email or phone number is required"),
+        Rule(
+            "at_least_one",
+            ("email", "phone_number", "id"),
+            at="profiles[]",
+            source="Either email or phone number is required",
+        ),
     ),
     "create_client_subscription": (
-        Rule("at_least_one", ("email", "phone_number"), at="profile",
-             source="One of either email or phone_number must be provided"),
+        Rule(
+            "at_least_one",
+            ("email", "phone_number"),
+            at="profile",
+            source="One of either email or phone_number must be provided",
+        ),
     ),
     "get_campaigns": (
-        Rule("required_filter", ("messages.channel",),
-             source="Please provide either: equals(messages.channel,'email') ... or 'sms' / 'mobile_push'"),
+        Rule(
+            "required_filter",
+            ("messages.channel",),
+            source="Please provide either: equals(messages.channel,'email') ... or 'sms' / 'mobile_push'",
+        ),
     ),
 }
 
@@ -77,8 +98,10 @@ def check_constraints(operation_id: str, data: Mapping[str, Any]) -> list[tuple[
             text = str(data.get("filter") or "")
             if not all(name in text for name in rule.names):
                 problems.append(
-                    ("filter", f"must include a condition on {' and '.join(rule.names)}, e.g. "
-                               f"equals({rule.names[0]},'email')")
+                    (
+                        "filter",
+                        f"must include a condition on {' and '.join(rule.names)}, e.g. equals({rule.names[0]},'email')",
+                    )
                 )
             continue
         for prefix, obj in _objects_at(data, rule.at):

@@ -4,7 +4,8 @@
 
     KlaviyoError
     ├── ToolkitUsageError           the developer's mistake: unknown operation, no credentials, bad config
-    │   └── UnknownOperationError
+    │   ├── UnknownOperationError
+    │   └── RevokedCredentialError  a stored key or OAuth grant was revoked; says how to re-authenticate
     ├── InvalidArgumentError        bad input caught before any HTTP call (names the field and the fix)
     ├── ScopeDeniedError            the call is outside the allowed scopes; refused before any HTTP call
     ├── RateLimitWaitError          the client-side bucket cannot admit the call
@@ -40,6 +41,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RateLimitWaitError",
+    "RevokedCredentialError",
     "ScopeDeniedError",
     "ServerError",
     "ToolkitUsageError",
@@ -64,13 +66,42 @@ class UnknownOperationError(ToolkitUsageError, KeyError):
         self.name = name
         self.suggestions = list(suggestions)
         hint = f" Did you mean: {', '.join(self.suggestions)}?" if self.suggestions else ""
-        super().__init__(
-            f"Unknown Klaviyo operation {name!r}.{hint} "
-            "See `personas tools list` for every operation id."
-        )
+        super().__init__(f"Unknown Klaviyo operation {name!r}.{hint} See `personas tools list` for every operation id.")
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+class RevokedCredentialError(ToolkitUsageError):
+    """A credential in the vault was revoked (locally or by Klaviyo) and cannot be used any more.
+
+    Raised instead of sending a request that is bound to fail; the message says how to get a new one.
+
+    Attributes:
+        name: the vault entry.
+        revoked_at: when it was marked revoked, if known.
+        reason: what happened (revoked in the vault, refresh token rejected by Klaviyo, ...).
+    """
+
+    DEFAULT_HINT = (
+        "Re-authenticate: run the OAuth authorization again (authorization_url -> OAuthClient.exchange_code) "
+        "and store the new tokens with Vault.put_oauth_tokens(name, ...), or store a new private key "
+        "with Vault.put_api_key(name, ...)."
+    )
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        reason: str = "it was revoked",
+        revoked_at: _dt.datetime | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.name = name
+        self.reason = reason
+        self.revoked_at = revoked_at
+        when = f" (at {revoked_at.isoformat(timespec='seconds')})" if revoked_at else ""
+        super().__init__(f"The credential {name!r} can no longer be used: {reason}{when}. {hint or self.DEFAULT_HINT}")
 
 
 class InvalidArgumentError(KlaviyoError, ValueError):
@@ -266,6 +297,6 @@ def _parse_retry_after(value: str | None) -> float | None:
             from email.utils import parsedate_to_datetime
 
             when = parsedate_to_datetime(value)
-            return max(0.0, (when - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
+            return max(0.0, (when - _dt.datetime.now(_dt.UTC)).total_seconds())
         except (TypeError, ValueError):
             return None

@@ -23,8 +23,18 @@ __all__ = ["Comparison", "Expr", "FilterSyntaxError", "Logical", "check_filter",
 
 LOGICAL = ("and", "or", "not")
 COMPARISONS = (
-    "equals", "less-than", "less-or-equal", "greater-than", "greater-or-equal", "contains",
-    "contains-any", "contains-all", "ends-with", "starts-with", "any", "has",
+    "equals",
+    "less-than",
+    "less-or-equal",
+    "greater-than",
+    "greater-or-equal",
+    "contains",
+    "contains-any",
+    "contains-all",
+    "ends-with",
+    "starts-with",
+    "any",
+    "has",
 )
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
@@ -147,7 +157,7 @@ class _Parser:
 def _parse_datetime(token: str) -> _dt.datetime:
     text = token.replace("Z", "+00:00")
     when = _dt.datetime.fromisoformat(text) if "T" in text else _dt.datetime.fromisoformat(text + "T00:00:00")
-    return when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=_dt.UTC)
 
 
 def parse_filter(text: str) -> Expr:
@@ -182,13 +192,9 @@ def check_filter(text: str, allowed: Mapping[str, Mapping[str, Any]]) -> list[st
     for comp in comparisons(expr):
         spec = allowed.get(comp.field)
         if spec is None:
-            problems.append(
-                f"{comp.field!r} cannot be filtered on; allowed fields: {', '.join(allowed) or 'none'}"
-            )
+            problems.append(f"{comp.field!r} cannot be filtered on; allowed fields: {', '.join(allowed) or 'none'}")
             continue
         ops: Sequence[str] = spec.get("operators", [])
         if comp.operator not in ops:
-            problems.append(
-                f"{comp.operator}() is not allowed on {comp.field!r}; use one of: {', '.join(ops)}"
-            )
+            problems.append(f"{comp.operator}() is not allowed on {comp.field!r}; use one of: {', '.join(ops)}")
     return problems

@@ -88,7 +88,7 @@ class RateLimiter:
                 while bucket.day and bucket.day[0] <= wall - DAY:
                     bucket.day.popleft()
                 if len(bucket.day) >= s.daily:
-                    resets = _dt.datetime.fromtimestamp(bucket.day[0] + DAY, _dt.timezone.utc)
+                    resets = _dt.datetime.fromtimestamp(bucket.day[0] + DAY, _dt.UTC)
                     raise DailyLimitExhaustedError(operation_id or str(key), s.daily, resets)
             times = bucket.times
             # Drop reservations that no longer constrain anything.

@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from . import _cli_tools
+from . import _cli_sandbox, _cli_tools
 
 app = typer.Typer(
     name="personas",
@@ -22,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(_cli_tools.app, name="tools")
+app.add_typer(_cli_sandbox.app, name="sandbox")
 
 
 class UsageProblem(Exception):

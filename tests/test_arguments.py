@@ -77,7 +77,8 @@ def test_query_parameters_are_encoded_as_klaviyo_expects() -> None:
 def test_union_arguments_pick_the_matching_variant() -> None:
     req = build("query_campaign_values", statistics=["opens"], conversion_metric_id="M1",
                 timeframe={"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"})
-    assert req["body"]["data"]["attributes"]["timeframe"] == {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"}
+    assert req["body"]["data"]["attributes"]["timeframe"] == {
+        "start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"}
 
 
 def test_invalid_email_names_the_field_and_the_fix() -> None:
@@ -155,8 +156,12 @@ def test_every_operation_builds_a_request_from_minimal_arguments() -> None:
         if name == "file":
             return "aGVsbG8="
         if name == "filter" and schema.get("type") == "string":
-            return "equals(messages.channel,'email')" if op.operation_id == "get_campaigns" else (
-                "{1}({0},'x')".format(*next((f, v["operators"][0]) for f, v in op.filters.items())) if op.filters else "x")
+            if op.operation_id == "get_campaigns":
+                return "equals(messages.channel,'email')"
+            if not op.filters:
+                return "x"
+            field, spec = next(iter(op.filters.items()))
+            return f"{spec['operators'][0]}({field},'x')"
         if "anyOf" in schema:
             return sample(next(s for s in schema["anyOf"] if s.get("type") != "null"))
         typ = schema.get("type")

@@ -62,20 +62,62 @@ class Operation:
         """The raw generated record."""
         return self._r
 
-    operation_id = property(lambda self: str(self._r["operation_id"]))
-    #: The tool name: the operation id, shortened only when over 64 characters.
-    name = property(lambda self: str(self._r.get("name") or self._r["operation_id"]))
-    method = property(lambda self: str(self._r["method"]))
-    path = property(lambda self: str(self._r["path"]))
-    tag = property(lambda self: str(self._r["tag"]))
-    summary = property(lambda self: str(self._r["summary"]))
-    description = property(lambda self: str(self._r["description"]))
-    stage = property(lambda self: str(self._r["stage"]))
-    revision = property(lambda self: str(self._r["revision"]))
-    read_only = property(lambda self: bool(self._r["read_only"]))
-    destructive = property(lambda self: bool(self._r["destructive"]))
-    max_items = property(lambda self: self._r.get("max_items"))
-    max_items_arg = property(lambda self: self._r.get("max_items_arg"))
+    @property
+    def operation_id(self) -> str:
+        return str(self._r["operation_id"])
+
+    @property
+    def name(self) -> str:
+        """The tool name: the operation id, shortened only when over 64 characters."""
+        return str(self._r.get("name") or self._r["operation_id"])
+
+    @property
+    def method(self) -> str:
+        return str(self._r["method"])
+
+    @property
+    def path(self) -> str:
+        return str(self._r["path"])
+
+    @property
+    def tag(self) -> str:
+        return str(self._r["tag"])
+
+    @property
+    def summary(self) -> str:
+        return str(self._r["summary"])
+
+    @property
+    def description(self) -> str:
+        return str(self._r["description"])
+
+    @property
+    def stage(self) -> str:
+        return str(self._r["stage"])
+
+    @property
+    def revision(self) -> str:
+        return str(self._r["revision"])
+
+    @property
+    def read_only(self) -> bool:
+        return bool(self._r["read_only"])
+
+    @property
+    def destructive(self) -> bool:
+        return bool(self._r["destructive"])
+
+    @property
+    def max_items(self) -> int | None:
+        """The most items one call accepts in ``max_items_arg`` (None: no limit stated)."""
+        value = self._r.get("max_items")
+        return None if value is None else int(value)
+
+    @property
+    def max_items_arg(self) -> str | None:
+        """The argument that ``max_items`` applies to."""
+        value = self._r.get("max_items_arg")
+        return None if value is None else str(value)
 
     @property
     def scopes(self) -> tuple[str, ...]:

@@ -36,8 +36,16 @@ MAX_DEPTH = 4
 #: Fields whose shape is bigger than this (see shape_size) are passed as JSON text.
 MAX_SHAPE_SIZE = 250
 DESTRUCTIVE_WORDS = {
-    "delete", "remove", "send", "cancel", "suppress", "unsuppress", "unsubscribe", "merge",
-    "deletion", "unregister",
+    "delete",
+    "remove",
+    "send",
+    "cancel",
+    "suppress",
+    "unsuppress",
+    "unsubscribe",
+    "merge",
+    "deletion",
+    "unregister",
 }
 Json = dict[str, Any]
 
@@ -117,7 +125,7 @@ def is_list_shape(shape: Json) -> bool:
         return is_list_shape(shape["item"])
     if shape["kind"] == "rel":
         return bool(shape["many"])
-    return shape["kind"] == "array" or shape.get("schema", {}).get("type") == "array"
+    return bool(shape["kind"] == "array" or shape.get("schema", {}).get("type") == "array")
 
 
 def filter_description(filters: Json) -> str:
@@ -257,9 +265,7 @@ class Generator:
         # Anything else (no type, only-null enums): any JSON value.
         return {"kind": "json", **({"ref": ref} if ref else {})}
 
-    def field(
-        self, name: str, wire: str, schema: Json, required: bool, where: str, depth: int = 0
-    ) -> Json:
+    def field(self, name: str, wire: str, schema: Json, required: bool, where: str, depth: int = 0) -> Json:
         s = self.resolve(schema)
         desc = short(schema.get("description") or s.get("description"))
         if not desc:
@@ -290,9 +296,12 @@ class Generator:
         """A JSON:API resource object flattened: id, attributes, relationships, meta as fields."""
         props = s["properties"]
         rtype = self._const_type(props["type"]) or []
-        out: Json = {"kind": "resource", "types": rtype, "fields": []}
-        taken: set[str] = set()
         required = set(s.get("required", []))
+        out: Json = {"kind": "resource", "types": rtype, "fields": []}
+        sections = [k for k in ("attributes", "relationships", "meta") if k in required]
+        if sections:
+            out["required_sections"] = sections
+        taken: set[str] = set()
         if "id" in props and id_arg:
             fid = self.field("id", "id", props["id"], "id" in required, where)
             fid["in"] = "id"
@@ -388,9 +397,7 @@ class Generator:
         max_items_arg = None
         if m and method != "get":
             max_items = int(m.group(1).replace(",", ""))
-            max_items_arg = next(
-                (a["name"] for a in args if a["in"] == "body" and is_list_shape(a["shape"])), None
-            )
+            max_items_arg = next((a["name"] for a in args if a["in"] == "body" and is_list_shape(a["shape"])), None)
             if max_items_arg is None:
                 max_items = None
         responses: Json = {}
@@ -407,8 +414,7 @@ class Generator:
         filters = {
             fname: {
                 "operators": sorted(
-                    set(spec.get("operators", {}).get("single", []))
-                    | set(spec.get("operators", {}).get("list", []))
+                    set(spec.get("operators", {}).get("single", [])) | set(spec.get("operators", {}).get("list", []))
                 ),
                 "list_operators": sorted(spec.get("operators", {}).get("list", [])),
                 "type": (spec.get("value") or {}).get("type", "string"),
@@ -453,9 +459,11 @@ class Generator:
             resource = name[7:-1]
             desc = f"Sparse fieldset: only these {resource} fields are returned."
         elif name.startswith("additional-fields["):
-            desc = f"Extra {name[18:-1]} fields to include: " + ", ".join(
-                (scalar.get("items") or {}).get("enum", [])
-            ) + "."
+            desc = (
+                f"Extra {name[18:-1]} fields to include: "
+                + ", ".join((scalar.get("items") or {}).get("enum", []))
+                + "."
+            )
         elif name == "include":
             desc = "Related resources to include in the response."
         elif name == "page[cursor]" or name == "page_cursor":
@@ -501,16 +509,24 @@ class Generator:
                 name = snake(singular(types[0])) + "_ids" if len(types) == 1 else "ids"
                 desc = short(self.resolve(item["properties"]["id"]).get("description")) or f"IDs of the {types[0]}s."
                 arg = {
-                    "name": name, "in": "body", "wire": "data",
+                    "name": name,
+                    "in": "body",
+                    "wire": "data",
                     "shape": {"kind": "rel", "types": types, "many": True, "bare": True},
-                    "required": True, "nullable": False, "description": desc,
+                    "required": True,
+                    "nullable": False,
+                    "description": desc,
                 }
                 return {"content_type": content_type, "root": "linkage", "types": types}, [arg]
             shape = self.resource(item, where + ".data[]")
             arg = {
-                "name": snake(types[0]) + "s" if types else "items", "in": "body", "wire": "data",
+                "name": snake(types[0]) + "s" if types else "items",
+                "in": "body",
+                "wire": "data",
                 "shape": {"kind": "array", "items": shape},
-                "required": True, "nullable": False, "description": f"The {types[0] if types else 'item'}s.",
+                "required": True,
+                "nullable": False,
+                "description": f"The {types[0] if types else 'item'}s.",
             }
             return {"content_type": content_type, "root": "resources", "types": types}, [arg]
         if not self._is_resource(data):
@@ -538,7 +554,9 @@ class Generator:
 def json_schemas(spec: Json) -> Json:
     """The spec's component schemas as JSON Schema 2020-12 `$defs`, for request/response checks.
 
-    OpenAPI 3.0's `nullable` becomes a type list; descriptions and examples are dropped.
+    OpenAPI 3.0's `nullable` becomes a type list; descriptions and examples are dropped. `oneOf`
+    is written as `anyOf`: the spec uses oneOf for shapes that overlap (three send-option objects
+    that all accept `{}`), which a strict oneOf would reject in every real response.
     """
 
     def convert(node: Any) -> Any:
@@ -556,6 +574,8 @@ def json_schemas(spec: Json) -> Json:
                 out[key] = {k: convert(v) for k, v in value.items()}
             elif key == "nullable":
                 continue
+            elif key == "oneOf":
+                out["anyOf"] = convert(value)
             else:
                 out[key] = convert(value)
         if node.get("nullable"):
@@ -596,11 +616,10 @@ def generate(spec_dir: Path) -> dict[str, str]:
             "source_sha256": hashlib.sha256(raw).hexdigest(),
             "license": "Klaviyo OpenAPI spec, MIT License, Copyright (c) Klaviyo",
         }
-        files[f"{stage}.json"] = render(
-            stage, "operation records", {**meta, "count": len(ops), "operations": ops}
-        )
+        files[f"{stage}.json"] = render(stage, "operation records", {**meta, "count": len(ops), "operations": ops})
         files[f"{stage}.schemas.json"] = render(
-            stage, "JSON Schemas for request and response validation",
+            stage,
+            "JSON Schemas for request and response validation",
             {**meta, "$defs": json_schemas(spec)},
         )
     return files

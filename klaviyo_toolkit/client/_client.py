@@ -166,9 +166,7 @@ class _Core:
                 body = response.text
         headers = {k.lower(): v for k, v in response.headers.items()}
         if response.status_code >= 400:
-            raise api_error_from_response(
-                response.status_code, body, headers, operation_id=prep.operation.operation_id
-            )
+            raise api_error_from_response(response.status_code, body, headers, operation_id=prep.operation.operation_id)
         return KlaviyoResponse(prep.operation.operation_id, response.status_code, headers, body, str(response.url))
 
     def _next_delay(
@@ -233,8 +231,7 @@ class _Core:
 def _transport_error(exc: httpx.HTTPError, op: Operation) -> TransportError:
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
     return TransportError(
-        f"{op.operation_id}: the request {kind} ({type(exc).__name__}: {exc}). "
-        "Check KLAVIYO_BASE_URL and the network.",
+        f"{op.operation_id}: the request {kind} ({type(exc).__name__}: {exc}). Check KLAVIYO_BASE_URL and the network.",
         operation_id=op.operation_id,
     )
 
@@ -285,7 +282,7 @@ class KlaviyoClient(_Core):
                 request = self.http.build_request(
                     prep.method,
                     self._url(url or prep.path),
-                    params=None if url else prep.params,
+                    params=None if url else tuple(prep.params),
                     json=prep.json_body,
                     data=prep.form or None,
                     files=prep.files or None,
@@ -297,7 +294,11 @@ class KlaviyoClient(_Core):
                     raise _transport_error(exc, op) from exc
                 result = self._parse(prep, response)
             except (KlaviyoAPIError, TransportError) as error:
-                if isinstance(error, AuthenticationError) and attempt == 1 and isinstance(self.credentials, BearerToken):
+                if (
+                    isinstance(error, AuthenticationError)
+                    and attempt == 1
+                    and isinstance(self.credentials, BearerToken)
+                ):
                     self.credentials.invalidate()
                 delay = self._next_delay(prep, idempotency_key, attempt, error, waited)
                 if delay is None:
@@ -370,7 +371,7 @@ class AsyncKlaviyoClient(_Core):
                 request = self.http.build_request(
                     prep.method,
                     self._url(url or prep.path),
-                    params=None if url else prep.params,
+                    params=None if url else tuple(prep.params),
                     json=prep.json_body,
                     data=prep.form or None,
                     files=prep.files or None,
@@ -382,7 +383,11 @@ class AsyncKlaviyoClient(_Core):
                     raise _transport_error(exc, op) from exc
                 result = self._parse(prep, response)
             except (KlaviyoAPIError, TransportError) as error:
-                if isinstance(error, AuthenticationError) and attempt == 1 and isinstance(self.credentials, BearerToken):
+                if (
+                    isinstance(error, AuthenticationError)
+                    and attempt == 1
+                    and isinstance(self.credentials, BearerToken)
+                ):
                     self.credentials.invalidate()
                 delay = self._next_delay(prep, idempotency_key, attempt, error, waited)
                 if delay is None:

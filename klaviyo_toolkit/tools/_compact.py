@@ -17,9 +17,11 @@ from typing import Any
 __all__ = ["compact_document"]
 
 Json = dict[str, Any]
+#: Included records by (type, id), as the raw document gives them (either may be missing).
+Index = Mapping[tuple[Any, Any], Json]
 
 
-def _flatten(resource: Mapping[str, Any], index: Mapping[tuple[str, str], Json], fold: bool) -> Json:
+def _flatten(resource: Mapping[str, Any], index: Index, fold: bool) -> Json:
     out: Json = {"id": resource.get("id"), "type": resource.get("type")}
     for key, value in (resource.get("attributes") or {}).items():
         if value is None or value == {} or value == []:
@@ -31,7 +33,7 @@ def _flatten(resource: Mapping[str, Any], index: Mapping[tuple[str, str], Json],
             continue
         if isinstance(data, list):
             items = [index.get((d.get("type"), d.get("id"))) if fold else None for d in data]
-            out[name] = [it if it is not None else d.get("id") for it, d in zip(items, data)]
+            out[name] = [it if it is not None else d.get("id") for it, d in zip(items, data, strict=True)]
         elif isinstance(data, Mapping):
             folded = index.get((data.get("type"), data.get("id"))) if fold else None
             out[name] = folded if folded is not None else data.get("id")
@@ -87,12 +89,13 @@ def compact_document(body: Any, *, max_chars: int = 6000) -> Json:
             out = {"result": text[: max_chars - 200], "note": f"cut {len(text) - max_chars + 200} characters"}
         return out
     included = [r for r in body.get("included") or [] if isinstance(r, Mapping)]
-    bare_index = {(r.get("type"), r.get("id")): _flatten(r, {}, False) for r in included}
+    bare_index: Index = {(r.get("type"), r.get("id")): _flatten(r, {}, False) for r in included}
     for rec in bare_index.values():
         rec.pop("type", None)
     data = body.get("data")
     many = isinstance(data, list)
-    records = [_flatten(r, bare_index, True) for r in (data if many else [data]) if isinstance(r, Mapping)]
+    primary: list[Any] = data if isinstance(data, list) else [data]
+    records = [_flatten(r, bare_index, True) for r in primary if isinstance(r, Mapping)]
     out = {}
     types = {r.get("type") for r in records}
     if len(types) == 1:

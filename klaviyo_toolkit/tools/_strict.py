@@ -19,9 +19,26 @@ __all__ = ["check_strict_schema", "strict_schema"]
 Json = dict[str, Any]
 
 ALLOWED_KEYS = {
-    "type", "properties", "required", "additionalProperties", "items", "anyOf", "enum", "const",
-    "description", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
-    "exclusiveMaximum", "multipleOf", "minItems", "maxItems", "$ref", "$defs",
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "anyOf",
+    "enum",
+    "const",
+    "description",
+    "pattern",
+    "format",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minItems",
+    "maxItems",
+    "$ref",
+    "$defs",
 }
 ALLOWED_FORMATS = {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
 MAX_DEPTH = 10
@@ -47,8 +64,11 @@ def _strictify(node: Any) -> Any:
         return [_strictify(v) for v in node]
     if not isinstance(node, dict):
         return node
-    node = {k: _strictify(v) if k != "properties" else {pk: _strictify(pv) for pk, pv in v.items()}
-            for k, v in node.items() if k not in ("title", "default")}
+    node = {
+        k: _strictify(v) if k != "properties" else {pk: _strictify(pv) for pk, pv in v.items()}
+        for k, v in node.items()
+        if k not in ("title", "default")
+    }
     any_of = node.get("anyOf")
     if isinstance(any_of, list) and {"type": "null"} in any_of:
         others = [s for s in any_of if s != {"type": "null"}]

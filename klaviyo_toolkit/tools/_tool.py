@@ -101,7 +101,7 @@ class KlaviyoTool(StructuredTool):
         return args_model(self.operation)
 
     @property
-    def tool_call_schema(self) -> dict[str, Any]:  # type: ignore[override]
+    def tool_call_schema(self) -> dict[str, Any]:
         """The strict JSON Schema the model receives (built once, then cached)."""
         cached = self.__dict__.get("_strict_schema")
         if cached is None:
@@ -177,11 +177,11 @@ class KlaviyoTool(StructuredTool):
 
 
 def _lazy_args_schema(self: KlaviyoTool) -> type[BaseModel] | None:
-    value = self.__dict__.get("args_schema")
+    value: type[BaseModel] | None = self.__dict__.get("args_schema")
     if value is None and "operation" in self.__dict__:
         value = args_model(self.__dict__["operation"])
         self.__dict__["args_schema"] = value
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _set_args_schema(self: KlaviyoTool, value: Any) -> None:
@@ -191,4 +191,3 @@ def _set_args_schema(self: KlaviyoTool, value: Any) -> None:
 # ``args_schema`` is a pydantic field of BaseTool; a data descriptor installed after class creation
 # takes precedence over the instance dict, which lets the model be built on first access.
 type.__setattr__(KlaviyoTool, "args_schema", property(_lazy_args_schema, _set_args_schema))
-

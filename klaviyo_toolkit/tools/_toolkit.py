@@ -143,9 +143,8 @@ class KlaviyoToolkit:
             known = {op.tag.lower() for op in self.catalog}
             unknown = tag_set - known
             if unknown:
-                raise ToolkitUsageError(
-                    f"Unknown tag(s) {sorted(unknown)}; known tags: {', '.join(sorted({op.tag for op in self.catalog}))}."
-                )
+                all_tags = ", ".join(sorted({op.tag for op in self.catalog}))
+                raise ToolkitUsageError(f"Unknown tag(s) {sorted(unknown)}; known tags: {all_tags}.")
             ops = [op for op in ops if op.tag.lower() in tag_set]
         if read_only is not None:
             ops = [op for op in ops if op.read_only == read_only]

@@ -1,0 +1,545 @@
+"""An append-only, tamper-evident audit log of every tool and API call, in SQLite.
+
+Every call a persona makes becomes one row: who (user, persona, thread, prompt version), what (operation,
+method, path, redacted arguments), and how it ended (status, HTTP status, request id, latency, a short
+response summary, the error). Calls that never reach HTTP (refused by scope, rejected at approval,
+dry runs, waiting for approval) are recorded too, with :meth:`AuditLog.record`.
+
+Append-only is enforced by the database: triggers abort any UPDATE or DELETE. Each row also stores a
+SHA-256 hash chained to the previous row's, so :meth:`AuditLog.verify` finds a row edited or removed
+behind the triggers' back (compare :meth:`AuditLog.head` with a copy kept elsewhere to catch a cut tail).
+Secrets never reach the file: arguments, summaries and errors pass through :func:`redact` first.
+
+Example::
+
+    log = AuditLog(home / "audit.db")
+    ctx = AuditContext(user="ada", persona="lead_magnet", thread_id="t-1", prompt_version="v3")
+    client = KlaviyoClient(api_key=..., hooks=[log.hook(ctx)])
+    log.record("create_campaign_send_job", "pending_approval", context=ctx, arguments={"id": "C1"})
+    log.query(persona="lead_magnet", status="error", limit=20)
+    assert log.verify()
+
+Note:
+    Writes are serialised by a lock within a process and by SQLite's write lock (``BEGIN IMMEDIATE``)
+    across processes, so the chain stays linear whoever appends. The file runs in WAL mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from .auth import mask
+from .client._response import CallRecord
+from .clock import Clock, SystemClock
+from .errors import ToolkitUsageError
+
+__all__ = [
+    "AuditContext",
+    "AuditEntry",
+    "AuditLog",
+    "AuditStatus",
+    "ChainReport",
+    "redact",
+    "summarize_response",
+]
+
+AuditStatus = Literal["ok", "error", "denied", "dry_run", "rejected", "pending_approval", "approved"]
+_STATUSES: frozenset[str] = frozenset(get_args(AuditStatus))
+GENESIS = "0" * 64
+_MAX_ARGUMENT_CHARS = 16_000
+_MAX_SUMMARY_CHARS = 300
+_MAX_ERROR_CHARS = 1_000
+
+# -- redaction -----------------------------------------------------------------------------------
+
+_SECRET_KEY_PARTS = (
+    "password",
+    "passwd",
+    "secret",
+    "api_key",
+    "apikey",
+    "authorization",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "code_verifier",
+    "private_key",
+    "cookie",
+)
+_SECRET_VALUE_PATTERNS = (
+    # "Bearer <token>" and "Basic <base64 id:secret>" (headers copied into messages)
+    re.compile(r"(?i)\b(bearer\s+)([A-Za-z0-9\-._~+/]{8,}=*)"),
+    re.compile(r"(?i)\b(basic\s+)([A-Za-z0-9+/]{16,}=*)"),
+    # key=value / "key": "value" pairs inside free text (form bodies, URLs, JSON dumped into errors)
+    re.compile(
+        r"""(?i)\b((?:[a-z_]*(?:password|secret|api_key|access_token|refresh_token|code_verifier)|token)"""
+        r"""["']?\s*[=:]\s*["']?)([^\s"'&,;}]{4,})"""
+    ),
+    # Klaviyo private keys, OpenAI keys
+    re.compile(r"\b(pk_[A-Za-z0-9]{20,})\b"),
+    re.compile(r"\b(sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,})"),
+)
+
+
+def _mask(secret: str) -> str:
+    """auth.mask, but nothing of a short secret: 10 visible characters must be a small part of it.
+
+    A value that is already masked stays as it is, so redacting twice changes nothing.
+    """
+    if secret == "***" or (len(secret) == 11 and secret[6] == "…"):
+        return secret
+    return mask(secret) if len(secret) >= 24 else "***"
+
+
+def _is_secret_key(key: str) -> bool:
+    k = key.lower().replace("-", "_").strip("[]")
+    return k == "token" or k.endswith("_token") or any(part in k for part in _SECRET_KEY_PARTS)
+
+
+def _scrub(text: str) -> str:
+    bearer, basic, pair, klaviyo_key, openai_key = _SECRET_VALUE_PATTERNS
+    for prefixed in (bearer, basic, pair):
+        text = prefixed.sub(lambda m: f"{m.group(1)}{_mask(m.group(2))}", text)
+    for bare in (klaviyo_key, openai_key):
+        text = bare.sub(lambda m: _mask(m.group(1)), text)
+    return text
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with secrets masked, for anything that is logged or stored.
+
+    Masks the values of keys named like secrets (``api_key``, ``authorization``, ``token``,
+    ``client_secret``, ``password``, ``refresh_token``, ``code_verifier`` ...) and, in any string,
+    Klaviyo private keys (``pk_`` + 20 or more alphanumerics), ``Bearer``/``Basic`` credentials,
+    OpenAI keys (``sk-...``) and ``token=...``-style pairs. Long secrets keep :func:`auth.mask`'s
+    ``pk_abc…wxyz`` shape so they can be recognised; short ones become ``***``.
+
+    Example::
+
+        redact({"api_key": "pk_0123456789abcdef0123", "note": "Bearer eyJhbGciOi..."})
+        # {'api_key': '***', 'note': 'Bearer eyJhbG…i...'}
+    """
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            name = str(key)
+            if _is_secret_key(name) and item not in (None, "", True, False):
+                out[name] = _mask(item) if isinstance(item, str) else "***"
+            else:
+                out[name] = redact(item)
+        return out
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [redact(item) for item in value]
+    if isinstance(value, str):
+        return _scrub(value)
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    return value
+
+
+def summarize_response(body: Any, *, limit: int = _MAX_SUMMARY_CHARS) -> str:
+    """A one-line description of a response body (JSON:API aware), redacted and capped at ``limit``.
+
+    Example: ``"3 profile: 01H1, 01H2, 01H3 (more pages)"`` or ``"campaign 01HX"``.
+    """
+    if body is None or body == "":
+        return "no content"
+    text: str
+    if isinstance(body, Mapping) and "data" in body:
+        data = body["data"]
+        more = " (more pages)" if isinstance(body.get("links"), Mapping) and body["links"].get("next") else ""
+        if isinstance(data, list):
+            kinds = sorted({str(item.get("type")) for item in data if isinstance(item, Mapping)})
+            ids = [str(item.get("id")) for item in data[:5] if isinstance(item, Mapping)]
+            tail = ", …" if len(data) > 5 else ""
+            text = f"{len(data)} {'/'.join(kinds) or 'items'}: {', '.join(ids)}{tail}{more}"
+        elif isinstance(data, Mapping):
+            text = f"{data.get('type')} {data.get('id')}"
+        else:
+            text = "data: null"
+    else:
+        text = body if isinstance(body, str) else json.dumps(redact(body), ensure_ascii=False, default=str)
+    text = _scrub(" ".join(text.split()))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- rows ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """Who is acting: passed to :meth:`AuditLog.hook` and :meth:`AuditLog.record`; copy with ``replace``.
+
+    Example::
+
+        ctx = AuditContext(user="ada", persona="segment_sync", thread_id="t-42", prompt_version="sync@3")
+        ctx.replace(thread_id="t-43")
+    """
+
+    user: str | None = None
+    persona: str | None = None
+    thread_id: str | None = None
+    prompt_version: str | None = None
+
+    def replace(self, **changes: str | None) -> AuditContext:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One row of the audit log, as :meth:`AuditLog.query` returns it."""
+
+    id: int
+    time: _dt.datetime
+    user: str | None
+    persona: str | None
+    thread_id: str | None
+    prompt_version: str | None
+    tool: str
+    method: str | None
+    path: str | None
+    arguments: Any
+    status: str
+    http_status: int | None
+    request_id: str | None
+    latency_ms: float | None
+    response_summary: str | None
+    error: str | None
+    extra: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (time as ISO 8601)."""
+        out = dataclasses.asdict(self)
+        out["time"] = self.time.isoformat()
+        return out
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What :meth:`AuditLog.verify` found; true when the chain is intact."""
+
+    ok: bool
+    checked: int
+    broken_at: int | None = None
+    reason: str = ""
+    head: str = GENESIS
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+_CONTENT = (
+    "id", "time", "user", "persona", "thread_id", "prompt_version", "tool", "method", "path", "arguments",
+    "status", "http_status", "request_id", "latency_ms", "response_summary", "error", "extra",
+)  # fmt: skip
+_COLUMNS = (*_CONTENT, "prev_hash", "hash")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_log (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    time             TEXT    NOT NULL,
+    user             TEXT,
+    persona          TEXT,
+    thread_id        TEXT,
+    prompt_version   TEXT,
+    tool             TEXT    NOT NULL,
+    method           TEXT,
+    path             TEXT,
+    arguments        TEXT    NOT NULL,
+    status           TEXT    NOT NULL,
+    http_status      INTEGER,
+    request_id       TEXT,
+    latency_ms       REAL,
+    response_summary TEXT,
+    error            TEXT,
+    extra            TEXT    NOT NULL,
+    prev_hash        TEXT    NOT NULL,
+    hash             TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_log_time ON audit_log (time);
+CREATE INDEX IF NOT EXISTS audit_log_persona ON audit_log (persona, id);
+CREATE INDEX IF NOT EXISTS audit_log_thread ON audit_log (thread_id, id);
+CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: rows cannot be changed'); END;
+CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: rows cannot be deleted'); END;
+"""
+
+
+def _row_hash(prev_hash: str, content: Mapping[str, Any]) -> str:
+    canonical = json.dumps([content[c] for c in _CONTENT], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
+
+
+def _iso(moment: _dt.datetime | str) -> str:
+    """The stored time format (UTC, microseconds), so text order is time order; naive means UTC."""
+    if isinstance(moment, str):
+        moment = _dt.datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.UTC)
+    return moment.astimezone(_dt.UTC).isoformat(timespec="microseconds")
+
+
+def _dumps(value: Any, limit: int) -> str:
+    text = json.dumps(redact(value), ensure_ascii=False, sort_keys=True, default=str)
+    if len(text) > limit:
+        text = json.dumps({"truncated_chars": len(text), "preview": text[:limit]}, ensure_ascii=False)
+    return text
+
+
+def _cap(text: str | None, limit: int) -> str | None:
+    if text is None:
+        return None
+    text = _scrub(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- the log -------------------------------------------------------------------------------------
+
+
+class AuditLog:
+    """An append-only audit log in one SQLite file.
+
+    Args:
+        path: the database file (created, with its folder, if missing).
+        clock: where row times come from (inject ``ManualClock`` in tests).
+    """
+
+    def __init__(self, path: str | Path, *, clock: Clock | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._clock: Clock = clock or SystemClock()
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+
+    def __repr__(self) -> str:
+        return f"AuditLog({str(self.path)!r})"
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------------------
+    def record(
+        self,
+        tool: str,
+        status: AuditStatus,
+        *,
+        context: AuditContext | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        arguments: Any = None,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        latency_ms: float | None = None,
+        response_summary: str | None = None,
+        error: str | BaseException | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Append one event; secrets in ``arguments``, ``response_summary`` and ``error`` are redacted.
+
+        Use it directly for events that never reach HTTP (``denied``, ``rejected``, ``dry_run``,
+        ``pending_approval``); calls that do are recorded by :meth:`hook`.
+        """
+        if status not in _STATUSES:
+            raise ToolkitUsageError(f"Unknown audit status {status!r}; use one of {', '.join(sorted(_STATUSES))}.")
+        if not tool:
+            raise ToolkitUsageError("An audit record needs the tool (operation id) it is about.")
+        ctx = context or AuditContext()
+        error_text = None if error is None else (str(error) or type(error).__name__)
+        content: dict[str, Any] = {
+            "time": _iso(_dt.datetime.fromtimestamp(self._clock.time(), _dt.UTC)),
+            "user": ctx.user,
+            "persona": ctx.persona,
+            "thread_id": ctx.thread_id,
+            "prompt_version": ctx.prompt_version,
+            "tool": tool,
+            "method": method.upper() if method else None,
+            "path": _cap(path, 2_000),
+            "arguments": _dumps({} if arguments is None else arguments, _MAX_ARGUMENT_CHARS),
+            "status": status,
+            "http_status": http_status,
+            "request_id": request_id,
+            "latency_ms": None if latency_ms is None else round(float(latency_ms), 3),
+            "response_summary": _cap(response_summary, _MAX_SUMMARY_CHARS),
+            "error": _cap(error_text, _MAX_ERROR_CHARS),
+            "extra": _dumps(dict(extra or {}), _MAX_ARGUMENT_CHARS),
+        }
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                last = self._db.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+                seq = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'").fetchone()
+                content["id"] = max(last[0] if last else 0, seq[0] if seq else 0) + 1
+                prev = last[1] if last else GENESIS
+                digest = _row_hash(prev, content)
+                values = [content[c] for c in _CONTENT] + [prev, digest]
+                marks = ", ".join("?" for _ in _COLUMNS)
+                self._db.execute(f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({marks})", values)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return _entry(tuple(values))
+
+    def hook(
+        self, context: AuditContext | Callable[[], AuditContext] | None = None
+    ) -> Callable[[CallRecord], None]:
+        """A client hook (``KlaviyoClient(hooks=[log.hook(ctx)])``) that appends a row per finished call.
+
+        Args:
+            context: who is acting; or a function returning it at call time (for a client shared by
+                several threads or personas).
+        """
+
+        def audit_call(call: CallRecord) -> None:
+            ctx = context() if callable(context) else context
+            arguments: dict[str, Any] = {}
+            if call.params:
+                arguments["params"] = call.params
+            if call.body not in (None, {}, []):
+                arguments["body"] = call.body
+            extra: dict[str, Any] = dict(call.extra)
+            if call.attempts > 1:
+                extra["attempts"] = call.attempts
+            if call.waited:
+                extra["waited_s"] = round(call.waited, 3)
+            self.record(
+                call.operation_id,
+                "ok" if call.error is None else "error",
+                context=ctx,
+                method=call.method,
+                path=call.path,
+                arguments=arguments,
+                http_status=call.status,
+                request_id=call.request_id,
+                latency_ms=call.latency * 1000.0,
+                response_summary=summarize_response(call.response_body) if call.error is None else None,
+                error=call.error,
+                extra=extra,
+            )
+
+        return audit_call
+
+    # -- reading ---------------------------------------------------------------------------
+    def query(
+        self,
+        *,
+        user: str | None = None,
+        persona: str | None = None,
+        tool: str | None = None,
+        status: str | None = None,
+        since: _dt.datetime | str | None = None,
+        until: _dt.datetime | str | None = None,
+        thread_id: str | None = None,
+        limit: int | None = 100,
+    ) -> list[AuditEntry]:
+        """Rows matching every filter given, newest first; ``since`` inclusive, ``until`` exclusive."""
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("user", user), ("persona", persona), ("tool", tool), ("status", status), ("thread_id", thread_id),
+        ):  # fmt: skip
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("time >= ?")
+            params.append(_iso(since))
+        if until is not None:
+            where.append("time < ?")
+            params.append(_iso(until))
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM audit_log"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        with self._lock:
+            rows = self._db.execute(sql, params).fetchall()
+        return [_entry(row) for row in rows]
+
+    def count(self) -> int:
+        """How many rows the log holds."""
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM audit_log").fetchone()[0])
+
+    def _scan(self) -> Iterator[tuple[Any, ...]]:
+        """Every row, oldest first, read in batches on a private connection (no lock held meanwhile)."""
+        db = sqlite3.connect(self.path, timeout=30.0)
+        try:
+            cursor = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM audit_log ORDER BY id")
+            while batch := cursor.fetchmany(500):
+                yield from batch
+        finally:
+            db.close()
+
+    def export_jsonl(self, path: str | Path) -> int:
+        """Write every row, oldest first, as one JSON object per line; returns the number of rows."""
+        count = 0
+        with Path(path).open("w", encoding="utf-8") as out:
+            for row in self._scan():
+                out.write(json.dumps(_entry(row).to_json(), ensure_ascii=False, default=str) + "\n")
+                count += 1
+        return count
+
+    def head(self) -> str:
+        """The hash of the newest row (``GENESIS`` when empty); keep a copy elsewhere to detect a cut tail."""
+        with self._lock:
+            row = self._db.execute("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+        return str(row[0]) if row else GENESIS
+
+    def verify(self, *, expected_head: str | None = None) -> ChainReport:
+        """Recompute the hash chain; reports the first row that was changed, removed or inserted.
+
+        Args:
+            expected_head: a :meth:`head` saved earlier; the chain must still contain it.
+        """
+        prev = GENESIS
+        checked = 0
+        seen_head = expected_head is None or expected_head == GENESIS
+        for row in self._scan():
+            content = dict(zip(_COLUMNS, row, strict=True))
+            checked += 1
+            if content["id"] != checked:
+                return ChainReport(False, checked, content["id"], f"row {checked} is missing", prev)
+            if content["prev_hash"] != prev:
+                return ChainReport(False, checked, content["id"], "does not link to the row before it", prev)
+            if _row_hash(prev, content) != content["hash"]:
+                return ChainReport(False, checked, content["id"], "its content does not match its hash", prev)
+            prev = content["hash"]
+            seen_head = seen_head or prev == expected_head
+        if not seen_head:
+            return ChainReport(False, checked, None, "the expected head is gone: rows were cut from the end", prev)
+        return ChainReport(True, checked, None, "", prev)
+
+
+def _entry(row: tuple[Any, ...]) -> AuditEntry:
+    data = dict(zip(_COLUMNS, row, strict=True))
+    data["time"] = _dt.datetime.fromisoformat(data["time"])
+    data["arguments"] = json.loads(data["arguments"])
+    data["extra"] = json.loads(data["extra"])
+    return AuditEntry(**data)

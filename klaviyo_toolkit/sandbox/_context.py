@@ -1,0 +1,232 @@
+"""What a handler gets (Ctx) and returns (Reply), the handler registry, and response rendering.
+
+A handler is registered for operation ids with ``@handles("create_profile", ...)``; operations
+without one are served by the generic engine (``_generic.py``). Handlers read the validated
+request from ``ctx`` and answer with ``ctx.one(res)``, ``ctx.many(resources)`` (filter, sort and
+paging from the query applied), ``ctx.accepted()`` or ``ctx.no_content()``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..catalog import Operation
+from ..filters import FilterSyntaxError, parse_filter
+from ._jsonapi import (
+    SandboxError,
+    bad_request,
+    decode_cursor,
+    encode_cursor,
+    matches,
+    not_found,
+    sort_resources,
+    sparse,
+)
+from ._store import Linkage, Resource, Store
+
+if TYPE_CHECKING:
+    from ._app import Sandbox
+
+Json = dict[str, Any]
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Auth:
+    """Who is calling: a private key (with scopes), an OAuth token, or the client API's public key."""
+
+    kind: str  # "key" | "oauth" | "public"
+    name: str
+    scopes: frozenset[str]
+
+
+Handler = Callable[["Ctx"], Reply]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(*operation_ids: str) -> Callable[[Handler], Handler]:
+    """Register a handler for the given operation ids."""
+
+    def register(fn: Handler) -> Handler:
+        for oid in operation_ids:
+            HANDLERS[oid] = fn
+        return fn
+
+    return register
+
+
+@dataclass
+class Ctx:
+    sandbox: Sandbox
+    op: Operation
+    path_params: dict[str, str]
+    query: dict[str, str]
+    body: Any
+    base_url: str
+    auth: Auth
+    form: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    # -- state and time --------------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        return self.sandbox.store
+
+    @property
+    def now(self) -> float:
+        return self.sandbox.clock.time()
+
+    @property
+    def now_iso(self) -> str:
+        return iso(self.now)
+
+    # -- request -----------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.path_params.get("id") or self.path_params.get("job_id") or ""
+
+    @property
+    def data(self) -> Any:
+        return self.body.get("data") if isinstance(self.body, dict) else None
+
+    @property
+    def attrs(self) -> Json:
+        data = self.data
+        return dict(data.get("attributes") or {}) if isinstance(data, dict) else {}
+
+    def rel(self, name: str, source: Mapping[str, Any] | None = None) -> list[Linkage]:
+        """Linkages given in the request body's ``relationships.<name>`` (or of ``source``)."""
+        node = source if source is not None else self.data
+        rels = node.get("relationships") if isinstance(node, Mapping) else None
+        data = (rels or {}).get(name, {}).get("data") if isinstance(rels, Mapping) else None
+        if data is None:
+            return []
+        items = data if isinstance(data, list) else [data]
+        return [(str(d["type"]), str(d["id"])) for d in items if isinstance(d, Mapping)]
+
+    def linkages(self) -> list[Linkage]:
+        """A relationship endpoint's body: ``{"data": [{type, id}, ...]}`` (or one)."""
+        data = self.data
+        items = data if isinstance(data, list) else ([data] if isinstance(data, dict) else [])
+        return [(str(d["type"]), str(d["id"])) for d in items if "id" in d]
+
+    def get(self, rtype: str, rid: str | None = None) -> Resource:
+        rid = rid if rid is not None else self.id
+        res = self.store.get(rtype, rid)
+        if res is None:
+            raise not_found(rtype, rid)
+        return res
+
+    def list_param(self, name: str) -> list[str] | None:
+        value = self.query.get(name)
+        return None if value is None else [v for v in value.split(",") if v]
+
+    # -- responses ---------------------------------------------------------------------------
+    def one(self, res: Resource | None, status: int | None = None) -> Reply:
+        status = status or self.sandbox.schemas.success_status(self.op)
+        if res is None:
+            return Reply(status, {"data": None, "links": {"self": self.self_url()}})
+        body: Json = {"data": self.render(res), "links": {"self": self.self_url()}}
+        included = self.included([res])
+        if included is not None:
+            body["included"] = included
+        return Reply(status, body)
+
+    def many(self, resources: Iterable[Resource], *, filtered: bool = False) -> Reply:
+        items = list(resources)
+        if not filtered:
+            items = self.apply_filter(items)
+        items = sort_resources(self.store, items, self.query.get("sort"))
+        size = self.page_size()
+        cursor = self.query.get("page[cursor]") or self.query.get("page_cursor")
+        offset = decode_cursor(cursor) if cursor else 0
+        page = items[offset : offset + size]
+        links: Json = {"self": self.self_url()}
+        if offset + size < len(items):
+            links["next"] = self.self_url(cursor=encode_cursor(offset + size))
+        if offset > 0:
+            links["prev"] = self.self_url(cursor=encode_cursor(max(0, offset - size)))
+        body: Json = {"data": [self.render(r) for r in page], "links": links}
+        included = self.included(page)
+        if included is not None:
+            body["included"] = included
+        return Reply(self.sandbox.schemas.success_status(self.op), body)
+
+    def accepted(self) -> Reply:
+        return Reply(self.sandbox.schemas.success_status(self.op), None)
+
+    def no_content(self) -> Reply:
+        return Reply(204, None)
+
+    # -- query helpers -----------------------------------------------------------------------
+    def apply_filter(self, items: list[Resource]) -> list[Resource]:
+        text = self.query.get("filter")
+        if not text:
+            return items
+        try:
+            expr = parse_filter(text)
+        except FilterSyntaxError as exc:
+            raise bad_request(str(exc), parameter="filter") from None
+        return [r for r in items if matches(self.store, r, expr)]
+
+    def page_size(self) -> int:
+        spec = next((a for a in self.op.args if a["wire"] == "page[size]"), None)
+        maximum = int(spec["shape"]["schema"].get("maximum", 100)) if spec else 100
+        default = min(20, maximum)
+        raw = self.query.get("page[size]")
+        if raw is None:
+            return default
+        try:
+            size = int(raw)
+        except ValueError:
+            raise bad_request("page[size] must be an integer.", parameter="page[size]") from None
+        if not 1 <= size <= maximum:
+            raise bad_request(f"page[size] must be between 1 and {maximum}.", parameter="page[size]")
+        return size
+
+    def self_url(self, cursor: str | None = None) -> str:
+        from urllib.parse import urlencode
+
+        params = {k: v for k, v in self.query.items() if k not in ("page[cursor]", "page_cursor")}
+        if cursor:
+            params["page[cursor]"] = cursor
+        path = self.sandbox.request_path(self.op, self.path_params)
+        return self.base_url + path + ("?" + urlencode(params) if params else "")
+
+    # -- rendering ---------------------------------------------------------------------------
+    def render(self, res: Resource, item_schema: Json | None = None) -> Json:
+        return self.sandbox.render(res, self, item_schema)
+
+    def included(self, primaries: list[Resource]) -> list[Json] | None:
+        names = self.list_param("include")
+        if not names:
+            return None
+        seen: dict[Linkage, Json] = {}
+        for res in primaries:
+            for name in names:
+                for rtype, rid in self.sandbox.related(res, name):
+                    if (rtype, rid) in seen:
+                        continue
+                    other = self.store.get(rtype, rid)
+                    if other is not None:
+                        schema = self.sandbox.schemas.included_item(self.op, rtype)
+                        seen[(rtype, rid)] = self.render(other, schema)
+        return list(seen.values())
+
+    def error(self, status: int, code: str, detail: str, **kw: Any) -> SandboxError:
+        titles = {400: "Invalid input.", 404: "Not found.", 409: "Conflict.", 403: "Forbidden."}
+        return SandboxError(status, code, titles.get(status, "Error."), detail, **kw)
+
+
+def iso(ts: float) -> str:
+    """Klaviyo-style timestamp: ``2026-11-25T10:00:00+00:00``."""
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="seconds")

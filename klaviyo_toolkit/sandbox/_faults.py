@@ -1,0 +1,68 @@
+"""Fault injection: a seeded share of 5xx answers, 429 storms, slow and dropped responses.
+
+Configured per operation or overall (``/sandbox/faults`` or ``Sandbox(faults=...)``); decisions come
+from a seeded RNG, so a test run with the same seed sees the same faults.
+
+Example::
+
+    Faults(error_rate=0.2, status=503, seed=7, operations=["get_profiles"])
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class DroppedConnection(Exception):
+    """Raised inside the app to make the transport (or server) drop the connection."""
+
+
+@dataclass
+class Faults:
+    error_rate: float = 0.0          # share of calls answered with `status`
+    status: int = 503
+    storm_rate: float = 0.0          # share of calls answered 429 regardless of limits
+    storm_retry_after: float = 1.0
+    slow_rate: float = 0.0           # share of calls delayed by `delay` seconds
+    delay: float = 0.0
+    drop_rate: float = 0.0           # share of calls whose connection is dropped
+    operations: list[str] = field(default_factory=list)  # empty: every operation
+    seed: int = 0
+    _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._rng.seed(self.seed)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Faults:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and not k.startswith("_")}
+        unknown = set(data) - set(known)
+        if unknown:
+            raise ValueError(f"unknown fault settings {sorted(unknown)}; known: {sorted(cls().to_json())}")
+        return cls(**known)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("_rng", None)
+        return out
+
+    @property
+    def active(self) -> bool:
+        return any((self.error_rate, self.storm_rate, self.slow_rate, self.drop_rate))
+
+    def applies(self, operation_id: str) -> bool:
+        return self.active and (not self.operations or operation_id in self.operations)
+
+    def draw(self, operation_id: str) -> dict[str, Any]:
+        """What happens to this call: {"drop": bool, "status": int|None, "storm": bool, "delay": float}."""
+        if not self.applies(operation_id):
+            return {"drop": False, "status": None, "storm": False, "delay": 0.0}
+        r = self._rng
+        return {
+            "delay": self.delay if r.random() < self.slow_rate else 0.0,
+            "drop": r.random() < self.drop_rate,
+            "storm": r.random() < self.storm_rate,
+            "status": self.status if r.random() < self.error_rate else None,
+        }

@@ -1,0 +1,158 @@
+"""The generic engine: serves any operation from its path shape and its spec schemas.
+
+Shapes (after ``/api`` or ``/client``)::
+
+    GET    /col                        list        POST   /col              create (or job/report)
+    GET    /col/{id}                   get         PATCH  /col/{id}         update
+    DELETE /col/{id}                   delete      GET    /col/{id}/rel     related resources
+    GET    /col/{id}/relationships/rel linkages    POST|PATCH|DELETE .../relationships/rel  link edits
+
+Domain modules replace this where Klaviyo's behaviour matters (profiles, lists, events, ...);
+everything else still answers with spec-conforming documents and real persistence.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._context import Ctx, Reply
+from ._jsonapi import SandboxError, not_found
+from ._store import Linkage, Resource
+
+
+def shape_of(path: str) -> tuple[str, list[str]]:
+    """('list'|'item'|'related'|'relationship'|'other', segments without the /api or /client prefix)."""
+    segs = path.strip("/").split("/")[1:]
+    if len(segs) == 1:
+        return "list", segs
+    if len(segs) == 2 and segs[1].startswith("{"):
+        return "item", segs
+    if len(segs) == 3 and segs[1].startswith("{"):
+        return "related", segs
+    if len(segs) == 4 and segs[1].startswith("{") and segs[2] == "relationships":
+        return "relationship", segs
+    return "other", segs
+
+
+def generic(ctx: Ctx) -> Reply:
+    op = ctx.op
+    sb = ctx.sandbox
+    kind, segs = shape_of(op.path)
+    method = op.method
+    if kind == "list" and method == "GET":
+        rtype = sb.primary_type(op)
+        return ctx.many(ctx.store.all(rtype) if rtype else [])
+    if kind == "list" and method == "POST":
+        return _create(ctx)
+    if kind == "item":
+        parent_type = sb.collection_type(segs[0]) or sb.primary_type(op) or ""
+        if method == "GET":
+            return ctx.one(ctx.get(parent_type))
+        if method == "PATCH":
+            return _update(ctx, ctx.get(parent_type))
+        if method == "DELETE":
+            res = ctx.get(parent_type)
+            sb.forget(res)
+            return ctx.no_content()
+    if kind == "related" and method == "GET":
+        parent = ctx.get(sb.collection_type(segs[0]) or "")
+        links = sb.related(parent, segs[2])
+        items = [r for r in (ctx.store.get(t, i) for t, i in links) if r is not None]
+        _, many = sb.schemas.response_item(op)
+        if many:
+            return ctx.many(items)
+        if not items:
+            raise SandboxError(404, "not_found", "Not found.", f"This {parent.type} has no related {segs[2]}.")
+        return ctx.one(items[0])
+    if kind == "relationship":
+        parent = ctx.get(sb.collection_type(segs[0]) or "")
+        rel = segs[3]
+        if method == "GET":
+            return _linkage_reply(ctx, sb.related(parent, rel))
+        if method == "POST":
+            sb.link(parent, rel, ctx.linkages())
+            return ctx.no_content()
+        if method == "DELETE":
+            sb.unlink(parent, rel, ctx.linkages())
+            return ctx.no_content()
+        if method == "PATCH":
+            sb.set_links(parent, rel, ctx.linkages(), many=isinstance(ctx.data, list))
+            return ctx.no_content()
+    raise SandboxError(501, "not_implemented", "Not implemented.", f"The sandbox has no behaviour for {op.operation_id}.")
+
+
+def _linkage_reply(ctx: Ctx, links: list[Linkage]) -> Reply:
+    _, many = ctx.sandbox.schemas.response_item(ctx.op)
+    status = ctx.sandbox.schemas.success_status(ctx.op)
+    if not many:
+        data: Any = {"type": links[0][0], "id": links[0][1]} if links else None
+        return Reply(status, {"data": data, "links": {"self": ctx.self_url()}})
+    from ._jsonapi import decode_cursor, encode_cursor
+
+    size = ctx.page_size()
+    cursor = ctx.query.get("page[cursor]")
+    offset = decode_cursor(cursor) if cursor else 0
+    page = links[offset : offset + size]
+    out_links: dict[str, Any] = {"self": ctx.self_url()}
+    if offset + size < len(links):
+        out_links["next"] = ctx.self_url(cursor=encode_cursor(offset + size))
+    return Reply(status, {"data": [{"type": t, "id": i} for t, i in page], "links": out_links})
+
+
+def _request_type(ctx: Ctx) -> str:
+    data = ctx.data
+    if isinstance(data, dict) and data.get("type"):
+        return str(data["type"])
+    return ctx.sandbox.primary_type(ctx.op) or "resource"
+
+
+def _create(ctx: Ctx) -> Reply:
+    sb = ctx.sandbox
+    item, _ = sb.schemas.response_item(ctx.op)
+    req_type = _request_type(ctx)
+    if req_type.endswith("-job") or "-jobs" in ctx.op.path:
+        job = sb.create_job(ctx, req_type)
+        return ctx.one(job) if item is not None else ctx.accepted()
+    rtype = (sb.schemas.types_of(item) or [req_type])[0]
+    accepted_only = item is None
+    data = ctx.data if isinstance(ctx.data, dict) else {}
+    rid = str(data.get("id") or ctx.store.new_id(rtype, ctx.now))
+    if ctx.store.get(rtype, rid) is not None:
+        raise SandboxError(409, "duplicate", "Conflict.", f"A {rtype} with id {rid} already exists.")
+    res = Resource(rtype, rid, dict(ctx.attrs), {}, ctx.now, ctx.now)
+    res.attributes.setdefault("created", ctx.now_iso)
+    res.attributes.setdefault("updated", ctx.now_iso)
+    for name in (data.get("relationships") or {}):
+        links = ctx.rel(name)
+        value = data["relationships"][name].get("data")
+        res.relationships[name] = links if isinstance(value, list) else (links[0] if links else None)
+    ctx.store.put(res)
+    if accepted_only:
+        return ctx.accepted()
+    return ctx.one(res, status=sb.schemas.success_status(ctx.op))
+
+
+def _update(ctx: Ctx, res: Resource) -> Reply:
+    data = ctx.data if isinstance(ctx.data, dict) else {}
+    if data.get("id") and str(data["id"]) != res.id:
+        raise SandboxError(
+            409, "conflict", "Conflict.", f"The body's data.id {data['id']!r} does not match the URL's id {res.id!r}.",
+            pointer="/data/id",
+        )
+    for key, value in ctx.attrs.items():
+        res.attributes[key] = value
+    for name in (data.get("relationships") or {}):
+        links = ctx.rel(name)
+        value = data["relationships"][name].get("data")
+        res.relationships[name] = links if isinstance(value, list) else (links[0] if links else None)
+    res.updated = ctx.now
+    if "updated" in res.attributes or True:
+        res.attributes["updated"] = ctx.now_iso
+    ctx.store.put(res)
+    return ctx.one(res)
+
+
+def ensure(res: Resource | None, rtype: str, rid: str) -> Resource:
+    if res is None:
+        raise not_found(rtype, rid)
+    return res

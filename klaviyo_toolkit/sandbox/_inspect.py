@@ -1,0 +1,108 @@
+"""Inspection endpoints outside Klaviyo's paths, for tests, demos and benchmarks.
+
+    GET  /sandbox                 what this sandbox is, its demo key and endpoints
+    GET  /sandbox/outbox          messages flows and campaigns "sent" (?to=&source=&status=)
+    POST /sandbox/reset           {"seed": 7, "demo_data": true}: start over
+    GET|PUT|DELETE /sandbox/faults  fault injection settings
+    POST /sandbox/keys            {"scopes": ["profiles:read"]} -> a new private key
+    DELETE /sandbox/keys/{key}    revoke a key
+    GET|DELETE /sandbox/requests  recent requests and call counts per operation
+    GET  /sandbox/state           resource counts per type
+    PUT  /sandbox/limits          {"factor": 0.1} or {"factor": null} (off)
+    POST /sandbox/tick            apply bulk jobs that are due
+    POST /sandbox/clock           {"advance": seconds} (only with a manual clock)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..clock import ManualClock
+from ._faults import Faults
+
+if TYPE_CHECKING:
+    from ._app import Sandbox
+
+
+def _ok(body: Any, status: int = 200) -> Response:
+    return JSONResponse(body, status_code=status)
+
+
+def _err(detail: str, status: int = 400) -> Response:
+    return JSONResponse({"errors": [{"status": status, "detail": detail}]}, status_code=status)
+
+
+async def inspect_endpoint(sb: Sandbox, request: Request) -> Response:
+    from ._app import DEMO_KEY, PUBLIC_KEY
+
+    path = request.url.path.rstrip("/")
+    method = request.method
+    try:
+        payload: Any = await request.json() if method in ("POST", "PUT") and await request.body() else {}
+    except ValueError:
+        return _err("the body must be JSON")
+    with sb.store.lock:
+        if path == "/sandbox" and method == "GET":
+            return _ok({
+                "name": "klaviyo-personas sandbox", "revision": sb.catalog.revision, "seed": sb.seed,
+                "demo_key": DEMO_KEY, "public_key": PUBLIC_KEY, "operations": len(sb.catalog),
+                "endpoints": [line.strip() for line in (__doc__ or "").splitlines() if line.strip().startswith(("GET", "POST", "PUT", "DELETE"))],
+            })
+        if path == "/sandbox/outbox":
+            if method == "DELETE":
+                for res in sb.store.all("outbox-message"):
+                    sb.store.delete(res.type, res.id)
+                sb.store.flush()
+                return _ok({"deleted": True})
+            q = request.query_params
+            messages = sb.outbox(to=q.get("to"), source=q.get("source"), status=q.get("status"),
+                                 profile_id=q.get("profile_id"))
+            return _ok({"count": len(messages), "messages": messages})
+        if path == "/sandbox/reset" and method == "POST":
+            sb.reset(seed=payload.get("seed"), demo_data=payload.get("demo_data", True))
+            return _ok({"reset": True, "seed": sb.seed})
+        if path == "/sandbox/faults":
+            if method in ("PUT", "POST"):
+                try:
+                    sb.faults = Faults.from_json(payload)
+                except (TypeError, ValueError) as exc:
+                    return _err(str(exc))
+            elif method == "DELETE":
+                sb.faults = Faults()
+            return _ok(sb.faults.to_json())
+        if path == "/sandbox/keys" and method == "POST":
+            scopes = payload.get("scopes")
+            if scopes != "*" and not (isinstance(scopes, list) and all(isinstance(s, str) for s in scopes)):
+                return _err('give "scopes": a list like ["profiles:read"], or "*"')
+            key = sb.create_key(scopes, payload.get("name"))
+            return _ok({"key": key, "scopes": scopes}, 201)
+        if path.startswith("/sandbox/keys/") and method == "DELETE":
+            sb.revoke_key(path.rsplit("/", 1)[-1])
+            return _ok({"revoked": True})
+        if path == "/sandbox/requests":
+            if method == "DELETE":
+                sb.requests.clear()
+                sb.call_counts.clear()
+                return _ok({"cleared": True})
+            return _ok({"counts": dict(sb.call_counts), "recent": list(sb.requests)[-200:]})
+        if path == "/sandbox/state":
+            return _ok({t: sb.store.count(t) for t in sorted(sb.store.types())})
+        if path == "/sandbox/limits" and method in ("PUT", "POST"):
+            factor = payload.get("factor", 1.0)
+            sb.limits.factor = None if factor is None else float(factor)
+            sb.limits.reset()
+            return _ok({"factor": sb.limits.factor})
+        if path == "/sandbox/tick" and method == "POST":
+            sb.tick()
+            sb.store.flush()
+            return _ok({"ticked": True})
+        if path == "/sandbox/clock" and method == "POST":
+            if not isinstance(sb.clock, ManualClock):
+                return _err("this sandbox runs on real time; start it with a manual clock to move time")
+            sb.clock.advance(float(payload.get("advance", 0)))
+            sb.tick()
+            return _ok({"now": sb.clock.time()})
+    return _err(f"no sandbox endpoint {method} {path}; see GET /sandbox", 404)

@@ -1,0 +1,253 @@
+"""JSON:API as Klaviyo speaks it: errors, filtering, sorting, cursor pages, sparse fields, rendering.
+
+Filters are parsed by :mod:`klaviyo_toolkit.filters` (the same parser the client checks with) and
+evaluated here against stored resources. A field is looked up as: ``id``; an attribute (dotted
+paths reach into nested attributes); ``<relationship>_id`` or ``<relationship>.id``; an attribute
+of a related resource (``messages.channel``); or a resolver a domain module registers.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from ..filters import Comparison, Expr, Logical
+from ._store import Resource, Store
+
+Json = dict[str, Any]
+FieldResolver = Callable[[Store, Resource], Any]
+#: (resource type, field) -> resolver; domain modules add entries.
+FIELD_RESOLVERS: dict[tuple[str, str], FieldResolver] = {}
+_MISSING = object()
+
+
+class SandboxError(Exception):
+    """An error response: becomes ``{"errors": [...]}`` with the given status."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str,
+        *,
+        pointer: str | None = None,
+        parameter: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        meta: Json | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.pointer = pointer
+        self.parameter = parameter
+        self.headers = dict(headers or {})
+        self.meta = meta or {}
+
+    def body(self) -> Json:
+        err: Json = {
+            "id": str(uuid.uuid4()),
+            "status": self.status,
+            "code": self.code,
+            "title": self.title,
+            "detail": self.detail,
+            "source": {},
+            "links": {},
+            "meta": self.meta,
+        }
+        if self.pointer is not None:
+            err["source"]["pointer"] = self.pointer
+        if self.parameter is not None:
+            err["source"]["parameter"] = self.parameter
+        return {"errors": [err]}
+
+
+def bad_request(detail: str, *, pointer: str | None = None, parameter: str | None = None) -> SandboxError:
+    return SandboxError(400, "invalid", "Invalid input.", detail, pointer=pointer, parameter=parameter)
+
+
+def not_found(rtype: str, rid: str) -> SandboxError:
+    return SandboxError(404, "not_found", "Not found.", f"A {rtype} with id {rid} does not exist.")
+
+
+# -- field lookup --------------------------------------------------------------------------------
+def _dig(value: Any, path: Sequence[str]) -> Any:
+    for key in path:
+        if isinstance(value, Mapping) and key in value:
+            value = value[key]
+        else:
+            return _MISSING
+    return value
+
+
+def field_value(store: Store, res: Resource, field: str) -> Any:
+    """The value a filter or sort on ``field`` sees for ``res`` (a list for to-many relations)."""
+    resolver = FIELD_RESOLVERS.get((res.type, field))
+    if resolver is not None:
+        return resolver(store, res)
+    if field == "id":
+        return res.id
+    if field in res.attributes:
+        return res.attributes[field]
+    parts = field.split(".")
+    value = _dig(res.attributes, parts)
+    if value is not _MISSING:
+        return value
+    rel = field[:-3] if field.endswith("_id") else None
+    for name in (rel, rel.replace("_", "-") if rel else None):
+        if name and name in res.relationships:
+            ids = [i for _, i in res.linked(name)]
+            return ids[0] if len(ids) == 1 and not isinstance(res.relationships[name], list) else ids
+    head, rest = parts[0], parts[1:]
+    for name in (head, head.replace("_", "-")):
+        if name in res.relationships and rest:
+            if rest == ["id"]:
+                ids = [i for _, i in res.linked(name)]
+                return ids if isinstance(res.relationships[name], list) else (ids[0] if ids else None)
+            values = []
+            for rtype, rid in res.linked(name):
+                other = store.get(rtype, rid)
+                if other is not None:
+                    v = _dig(other.attributes, rest)
+                    if v is not _MISSING:
+                        values.append(v)
+            return values if isinstance(res.relationships[name], list) else (values[0] if values else None)
+    return None
+
+
+def _as_time(value: Any) -> Any:
+    if isinstance(value, str) and len(value) >= 10 and value[4:5] == "-":
+        try:
+            when = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
+        except ValueError:
+            return value
+    return value
+
+
+def _compare(op: str, actual: Any, expected: Any) -> bool:
+    if op == "has":
+        return actual not in (None, "", [], {})
+    if isinstance(actual, list) and op in ("equals", "any") and not isinstance(expected, list):
+        return expected in actual
+    if op == "equals":
+        if isinstance(expected, list):
+            return actual == expected
+        a, e = _as_time(actual), expected
+        if isinstance(e, _dt.datetime) and isinstance(a, _dt.datetime):
+            return a == e
+        if isinstance(a, str) and isinstance(e, str):
+            return a.lower() == e.lower() if "@" in e else a == e
+        return bool(a == e)
+    if op == "any":
+        options = expected if isinstance(expected, list) else [expected]
+        if isinstance(actual, list):
+            return any(a in options for a in actual)
+        return actual in options
+    if op in ("greater-than", "greater-or-equal", "less-than", "less-or-equal"):
+        a, e = _as_time(actual), expected
+        if a is None or a is _MISSING:
+            return False
+        try:
+            if op == "greater-than":
+                return bool(a > e)
+            if op == "greater-or-equal":
+                return bool(a >= e)
+            if op == "less-than":
+                return bool(a < e)
+            return bool(a <= e)
+        except TypeError:
+            return False
+    if op == "contains":
+        if isinstance(actual, list):
+            return expected in actual
+        return isinstance(actual, str) and isinstance(expected, str) and expected.lower() in actual.lower()
+    if op == "contains-any":
+        return isinstance(actual, list) and any(e in actual for e in expected)
+    if op == "contains-all":
+        return isinstance(actual, list) and all(e in actual for e in expected)
+    if op == "starts-with":
+        return isinstance(actual, str) and actual.startswith(str(expected))
+    if op == "ends-with":
+        return isinstance(actual, str) and actual.endswith(str(expected))
+    return False
+
+
+def matches(store: Store, res: Resource, expr: Expr) -> bool:
+    if isinstance(expr, Logical):
+        if expr.operator == "and":
+            return all(matches(store, res, e) for e in expr.items)
+        if expr.operator == "or":
+            return any(matches(store, res, e) for e in expr.items)
+        return not matches(store, res, expr.items[0])
+    assert isinstance(expr, Comparison)
+    return _compare(expr.operator, field_value(store, res, expr.field), expr.value)
+
+
+def sort_resources(store: Store, items: list[Resource], sort: str | None) -> list[Resource]:
+    if not sort:
+        return items
+    desc = sort.startswith("-")
+    field = sort.lstrip("-")
+
+    def key(res: Resource) -> tuple[int, Any]:
+        value = _as_time(field_value(store, res, field))
+        if value is None:
+            return (1, "")
+        if isinstance(value, _dt.datetime):
+            return (0, value.timestamp())
+        if isinstance(value, (int, float)):
+            return (0, float(value))
+        return (0, str(value).lower())
+
+    present = [r for r in items if key(r)[0] == 0]
+    absent = [r for r in items if key(r)[0] == 1]
+    present.sort(key=key, reverse=desc)
+    return present + absent
+
+
+# -- cursors -------------------------------------------------------------------------------------
+def encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        offset = int(json.loads(base64.urlsafe_b64decode(padded))["o"])
+    except (ValueError, KeyError, TypeError):
+        raise bad_request(
+            f"page[cursor] {cursor!r} is not a cursor this API issued; use links.next from a previous page.",
+            parameter="page[cursor]",
+        ) from None
+    if offset < 0:
+        raise bad_request("page[cursor] is invalid.", parameter="page[cursor]")
+    return offset
+
+
+# -- sparse fields ---------------------------------------------------------------------------------
+def sparse(attributes: Json, fields: Iterable[str] | None) -> Json:
+    """Keep only the named attributes (dotted paths keep nested parts)."""
+    if fields is None:
+        return attributes
+    out: Json = {}
+    for field in fields:
+        parts = field.split(".")
+        value = _dig(attributes, parts)
+        if value is _MISSING:
+            continue
+        node = out
+        for key in parts[:-1]:
+            node = node.setdefault(key, {})
+        node[parts[-1]] = value
+    return out
+
+
+def now_iso(ts: float) -> str:
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "+00:00")

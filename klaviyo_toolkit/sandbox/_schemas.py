@@ -1,0 +1,167 @@
+"""The spec's JSON Schemas, as the sandbox uses them: validate requests and responses, and make
+the smallest valid value of a schema (to fill attributes a stored resource does not have).
+
+Schemas come from the generated ``catalog/data/stable.schemas.json`` (``$defs``), so the sandbox
+never needs the spec itself.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import jsonschema
+
+from ..catalog import Operation, load_schemas
+
+Json = dict[str, Any]
+
+
+class SchemaIndex:
+    """Resolves ``$ref``s, merges ``allOf`` and builds cached validators for named schemas."""
+
+    def __init__(self, stage: str = "stable") -> None:
+        self.defs: Json = load_schemas(stage)["$defs"]
+
+    def resolve(self, schema: Mapping[str, Any] | None) -> Json:
+        """Follow ``$ref``s and merge ``allOf`` parts into one schema (shallow, properties merged)."""
+        if not schema:
+            return {}
+        node: Json = dict(schema)
+        while "$ref" in node:
+            target = self.defs[node.pop("$ref").rsplit("/", 1)[-1]]
+            node = {**target, **node}
+        if "allOf" in node:
+            parts = [self.resolve(p) for p in node.pop("allOf")]
+            merged: Json = {}
+            for part in [*parts, node]:
+                for key, value in part.items():
+                    if key == "properties":
+                        props = dict(merged.get("properties", {}))
+                        for pk, pv in value.items():
+                            props[pk] = {"allOf": [props[pk], pv]} if pk in props else pv
+                        merged["properties"] = props
+                    elif key == "required":
+                        merged["required"] = sorted(set(merged.get("required", [])) | set(value))
+                    else:
+                        merged.setdefault(key, value)
+            node = merged
+        return node
+
+    def prop(self, schema: Mapping[str, Any], *path: str) -> Json:
+        """The resolved schema at a property path (``{}`` when absent)."""
+        node = self.resolve(schema)
+        for key in path:
+            node = self.resolve(self._non_null(node).get("properties", {}).get(key))
+        return node
+
+    def _non_null(self, schema: Json) -> Json:
+        for key in ("anyOf", "oneOf"):
+            if key in schema:
+                options = [self.resolve(s) for s in schema[key] if s != {"type": "null"}]
+                if len(options) == 1:
+                    return options[0]
+        return schema
+
+    @functools.lru_cache(maxsize=None)  # noqa: B019 - one index per process
+    def validator(self, name: str) -> jsonschema.protocols.Validator:
+        root = {"$defs": self.defs, "$ref": f"#/$defs/{name}"}
+        cls = jsonschema.Draft202012Validator
+        return cls(root)
+
+    def errors(self, name: str, instance: Any) -> Iterator[jsonschema.ValidationError]:
+        yield from self.validator(name).iter_errors(instance)
+
+    # -- the data item of an operation's success response -----------------------------------
+    def response_item(self, op: Operation) -> tuple[Json | None, bool]:
+        """(schema of one resource in ``data``, whether ``data`` is a list); (None, False) if no body."""
+        name = self.response_name(op)
+        if not name:
+            return None, False
+        data = self.prop({"$ref": f"#/$defs/{name}"}, "data")
+        data = self._non_null(data)
+        if data.get("type") == "array" or "items" in data:
+            return self.resolve(data.get("items")), True
+        return data, False
+
+    def response_name(self, op: Operation) -> str | None:
+        responses: Mapping[str, Any] = op.record["responses"]
+        for status in sorted(responses):
+            if status.startswith("2") and responses[status]:
+                return str(responses[status])
+        return None
+
+    def success_status(self, op: Operation) -> int:
+        return int(sorted(s for s in op.record["responses"] if s.startswith("2"))[0])
+
+    def types_of(self, item: Mapping[str, Any] | None) -> list[str]:
+        """The JSON:API ``type`` values a resource schema allows."""
+        if not item:
+            return []
+        t = self.resolve(self.resolve(item).get("properties", {}).get("type"))
+        return [str(v) for v in t.get("enum", [])] or ([str(t["const"])] if "const" in t else [])
+
+    def included_item(self, op: Operation, rtype: str) -> Json | None:
+        """Schema of an ``included`` resource of ``rtype`` in the op's response."""
+        name = self.response_name(op)
+        if not name:
+            return None
+        inc = self.prop({"$ref": f"#/$defs/{name}"}, "included")
+        items = self.resolve(inc.get("items"))
+        options = items.get("anyOf") or items.get("oneOf") or [items]
+        for option in options:
+            resolved = self.resolve(option)
+            if rtype in self.types_of(resolved):
+                return resolved
+        return None
+
+    # -- smallest valid values ---------------------------------------------------------------
+    def synthesize(self, schema: Mapping[str, Any] | None, now: _dt.datetime, depth: int = 0) -> Any:
+        """A minimal value valid against ``schema`` (null where allowed, first enum value, ...)."""
+        node = self.resolve(schema)
+        if depth > 12:
+            return None
+        for key in ("anyOf", "oneOf"):
+            if key in node:
+                options = node[key]
+                if {"type": "null"} in options:
+                    return None
+                return self.synthesize(options[0], now, depth + 1)
+        if "const" in node:
+            return node["const"]
+        if "enum" in node:
+            values = [v for v in node["enum"] if v is not None]
+            return values[0] if values else None
+        typ = node.get("type")
+        if isinstance(typ, list):
+            if "null" in typ:
+                return None
+            typ = typ[0]
+        if typ == "object" or "properties" in node:
+            props = node.get("properties", {})
+            return {k: self.synthesize(props.get(k), now, depth + 1) for k in node.get("required", [])}
+        if typ == "array":
+            return []
+        if typ == "string":
+            fmt = node.get("format")
+            if fmt == "date-time":
+                return now.isoformat()
+            if fmt == "date":
+                return now.date().isoformat()
+            if fmt == "time":
+                return "00:00:00"
+            if fmt == "uri":
+                return "https://example.com/"
+            return ""
+        if typ in ("integer", "number"):
+            return 0
+        if typ == "boolean":
+            return False
+        return None
+
+
+@functools.cache
+def schema_index(stage: str = "stable") -> SchemaIndex:
+    return SchemaIndex(stage)

@@ -1,0 +1,300 @@
+"""The sandbox's state: JSON:API resources by type, plus small named values, in memory or SQLite.
+
+Every resource is stored the same way (type, id, attributes, relationships, private data), which
+lets one generic engine serve all 345 operations; domain handlers add meaning on top. With a
+``path`` the state is loaded from and written through to a SQLite file (changed rows are flushed
+at the end of each request), so ``personas sandbox serve --state FILE`` survives a restart.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+Json = dict[str, Any]
+Linkage = tuple[str, str]
+RelValue = list[Linkage] | Linkage | None
+
+_ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_SHORT_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789"
+#: Types whose Klaviyo ids are 26-character ULIDs; others get 6-character ids like "Y6nRLr".
+ULID_TYPES = {
+    "profile", "event", "campaign", "campaign-message", "push-token", "conversation", "review",
+    "data-privacy-deletion-job",
+}
+
+
+@dataclass
+class Resource:
+    """One stored JSON:API resource. ``private`` holds sandbox-only data never rendered."""
+
+    type: str
+    id: str
+    attributes: Json = field(default_factory=dict)
+    relationships: dict[str, RelValue] = field(default_factory=dict)
+    created: float = 0.0
+    updated: float = 0.0
+    private: Json = field(default_factory=dict)
+
+    def to_json(self) -> Json:
+        rels: Json = {}
+        for name, value in self.relationships.items():
+            rels[name] = [list(v) for v in value] if isinstance(value, list) else (list(value) if value else None)
+        return {
+            "type": self.type, "id": self.id, "attributes": self.attributes, "relationships": rels,
+            "created": self.created, "updated": self.updated, "private": self.private,
+        }
+
+    @classmethod
+    def from_json(cls, data: Json) -> Resource:
+        rels: dict[str, RelValue] = {}
+        for name, value in (data.get("relationships") or {}).items():
+            if isinstance(value, list) and value and isinstance(value[0], list):
+                rels[name] = [(str(t), str(i)) for t, i in value]
+            elif isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
+                rels[name] = (value[0], value[1])
+            elif isinstance(value, list):
+                rels[name] = []
+            else:
+                rels[name] = None
+        return cls(
+            data["type"], data["id"], data.get("attributes") or {}, rels,
+            float(data.get("created", 0)), float(data.get("updated", 0)), data.get("private") or {},
+        )
+
+    def linked(self, name: str) -> list[Linkage]:
+        value = self.relationships.get(name)
+        if value is None:
+            return []
+        return list(value) if isinstance(value, list) else [value]
+
+
+class Store:
+    """Resources and named values; thread-safe through ``lock`` (held per request by the app)."""
+
+    def __init__(self, path: str | None = None, seed: int = 0) -> None:
+        self.path = path
+        self.lock = threading.RLock()
+        self._by_type: dict[str, dict[str, Resource]] = {}
+        self._values: Json = {}
+        self._rng = random.Random(seed)
+        self._indexes: dict[tuple[str, str], dict[Any, str]] = {}
+        self._dirty: set[tuple[str, str]] = set()
+        self._deleted: set[tuple[str, str]] = set()
+        self._dirty_values: set[str] = set()
+        self._db: sqlite3.Connection | None = None
+        if path:
+            self._db = sqlite3.connect(path, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS resources (type TEXT, id TEXT, body TEXT, PRIMARY KEY (type, id))"
+            )
+            self._db.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, body TEXT)")
+            self._db.commit()
+            self._load()
+
+    # -- persistence -----------------------------------------------------------------------
+    def _load(self) -> None:
+        assert self._db is not None
+        for body, in self._db.execute("SELECT body FROM resources ORDER BY rowid"):
+            res = Resource.from_json(json.loads(body))
+            self._by_type.setdefault(res.type, {})[res.id] = res
+        for key, body in self._db.execute("SELECT key, body FROM kv"):
+            self._values[key] = json.loads(body)
+        state = self._values.get("_rng")
+        if state:
+            self._rng.setstate((state[0], tuple(state[1]), state[2]))
+
+    @property
+    def persistent(self) -> bool:
+        return self._db is not None
+
+    def is_empty(self) -> bool:
+        return not any(self._by_type.values())
+
+    def flush(self) -> None:
+        """Write changed rows to SQLite (no-op in memory)."""
+        if self._db is None or not (self._dirty or self._deleted or self._dirty_values):
+            return
+        with self.lock:
+            rng_state = self._rng.getstate()
+            self._values["_rng"] = [rng_state[0], list(rng_state[1]), rng_state[2]]
+            self._dirty_values.add("_rng")
+            cur = self._db.cursor()
+            for rtype, rid in self._deleted:
+                cur.execute("DELETE FROM resources WHERE type=? AND id=?", (rtype, rid))
+            for rtype, rid in self._dirty:
+                res = self._by_type.get(rtype, {}).get(rid)
+                if res is not None:
+                    cur.execute(
+                        "INSERT OR REPLACE INTO resources (type, id, body) VALUES (?, ?, ?)",
+                        (rtype, rid, json.dumps(res.to_json())),
+                    )
+            for key in self._dirty_values:
+                cur.execute(
+                    "INSERT OR REPLACE INTO kv (key, body) VALUES (?, ?)", (key, json.dumps(self._values.get(key)))
+                )
+            self._db.commit()
+            self._dirty.clear()
+            self._deleted.clear()
+            self._dirty_values.clear()
+
+    def close(self) -> None:
+        self.flush()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def clear(self) -> None:
+        """Forget everything (``/sandbox/reset``)."""
+        with self.lock:
+            for rtype, items in self._by_type.items():
+                self._deleted.update((rtype, rid) for rid in items)
+            self._by_type.clear()
+            self._dirty.clear()
+            self._dirty_values.update(self._values)
+            self._values = {}
+            self._indexes.clear()
+            if self._db is not None:
+                self._db.execute("DELETE FROM resources")
+                self._db.execute("DELETE FROM kv")
+                self._db.commit()
+                self._deleted.clear()
+                self._dirty_values.clear()
+
+    # -- ids -------------------------------------------------------------------------------
+    def reseed(self, seed: int) -> None:
+        self._rng.seed(seed)
+
+    @property
+    def rng(self) -> random.Random:
+        return self._rng
+
+    def new_id(self, rtype: str, now: float | None = None) -> str:
+        if rtype in ULID_TYPES or rtype.endswith("-job"):
+            ms = int((now if now is not None else time.time()) * 1000)
+            head = ""
+            for _ in range(10):
+                head = _ULID_ALPHABET[ms % 32] + head
+                ms //= 32
+            tail = "".join(self._rng.choice(_ULID_ALPHABET) for _ in range(16))
+            return head + tail
+        while True:
+            candidate = "".join(self._rng.choice(_SHORT_ALPHABET) for _ in range(6))
+            if candidate not in self._by_type.get(rtype, {}):
+                return candidate
+
+    # -- resources -------------------------------------------------------------------------
+    def get(self, rtype: str, rid: str) -> Resource | None:
+        return self._by_type.get(rtype, {}).get(rid)
+
+    def all(self, rtype: str) -> list[Resource]:
+        return list(self._by_type.get(rtype, {}).values())
+
+    def iter(self, rtype: str) -> Iterator[Resource]:
+        return iter(list(self._by_type.get(rtype, {}).values()))
+
+    def count(self, rtype: str) -> int:
+        return len(self._by_type.get(rtype, {}))
+
+    def types(self) -> list[str]:
+        return [t for t, items in self._by_type.items() if items]
+
+    def put(self, res: Resource) -> Resource:
+        with self.lock:
+            old = self._by_type.get(res.type, {}).get(res.id)
+            self._unindex(old)
+            self._by_type.setdefault(res.type, {})[res.id] = res
+            self._index(res)
+            self._dirty.add((res.type, res.id))
+            self._deleted.discard((res.type, res.id))
+        return res
+
+    def touch(self, res: Resource) -> None:
+        """Mark a resource changed in place (re-indexes it)."""
+        self.put(res)
+
+    def delete(self, rtype: str, rid: str) -> Resource | None:
+        with self.lock:
+            res = self._by_type.get(rtype, {}).pop(rid, None)
+            if res is not None:
+                self._unindex(res)
+                self._deleted.add((rtype, rid))
+                self._dirty.discard((rtype, rid))
+            return res
+
+    # -- secondary indexes (exact match on an attribute) -----------------------------------
+    def add_index(self, rtype: str, attr: str) -> None:
+        key = (rtype, attr)
+        if key in self._indexes:
+            return
+        index: dict[Any, str] = {}
+        for res in self._by_type.get(rtype, {}).values():
+            value = res.attributes.get(attr)
+            if value is not None:
+                index[self._norm(value)] = res.id
+        self._indexes[key] = index
+
+    @staticmethod
+    def _norm(value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    def find(self, rtype: str, attr: str, value: Any) -> Resource | None:
+        if value is None:
+            return None
+        self.add_index(rtype, attr)
+        rid = self._indexes[(rtype, attr)].get(self._norm(value))
+        return self.get(rtype, rid) if rid else None
+
+    def _index(self, res: Resource | None) -> None:
+        if res is None:
+            return
+        for (rtype, attr), index in self._indexes.items():
+            if rtype == res.type:
+                value = res.attributes.get(attr)
+                if value is not None:
+                    index[self._norm(value)] = res.id
+
+    def _unindex(self, res: Resource | None) -> None:
+        if res is None:
+            return
+        for (rtype, attr), index in self._indexes.items():
+            if rtype == res.type:
+                value = res.attributes.get(attr)
+                if value is not None and index.get(self._norm(value)) == res.id:
+                    del index[self._norm(value)]
+
+    # -- named values (outbox, keys, oauth, idempotency, counters) -------------------------
+    def value(self, key: str, default: Any = None) -> Any:
+        return self._values.get(key, default)
+
+    def set_value(self, key: str, value: Any) -> None:
+        with self.lock:
+            self._values[key] = value
+            self._dirty_values.add(key)
+
+    def mutable(self, key: str, factory: Any) -> Any:
+        """A stored value to change in place (marked dirty); created from ``factory()`` if absent."""
+        with self.lock:
+            if key not in self._values:
+                self._values[key] = factory()
+            self._dirty_values.add(key)
+            return self._values[key]
+
+    def snapshot(self) -> Json:
+        """Everything, as JSON-able data (for tests and ``/sandbox/state``)."""
+        return {
+            "resources": {t: [r.to_json() for r in items.values()] for t, items in self._by_type.items()},
+            "values": copy.deepcopy({k: v for k, v in self._values.items() if not k.startswith("_")}),
+        }
+
+    def load_resources(self, items: Iterable[Resource]) -> None:
+        for res in items:
+            self.put(res)

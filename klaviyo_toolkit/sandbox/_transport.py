@@ -1,0 +1,63 @@
+"""httpx transports that run the sandbox app in-process: async (ASGI) and sync (via a loop thread).
+
+httpx's own ``ASGITransport`` is async-only; ``SyncASGITransport`` runs the app on one shared
+background event loop so the synchronous ``KlaviyoClient`` talks to the sandbox with real HTTP
+semantics and no socket. A connection the app "drops" (fault injection) surfaces as httpx's
+``RemoteProtocolError``, as it would over a network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import httpx
+
+from ._faults import DroppedConnection
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _loop_lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="sandbox-asgi-loop", daemon=True)
+            thread.start()
+            _loop = loop
+        return _loop
+
+
+class AsyncSandboxTransport(httpx.ASGITransport):
+    """``httpx.ASGITransport`` that turns an injected dropped connection into a transport error."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except DroppedConnection as exc:
+            raise httpx.RemoteProtocolError(f"Server disconnected without sending a response ({exc})",
+                                            request=request) from None
+
+
+class SyncASGITransport(httpx.BaseTransport):
+    """Synchronous transport over an ASGI app, for ``httpx.Client`` / ``KlaviyoClient``."""
+
+    def __init__(self, app: Any) -> None:
+        self._inner = AsyncSandboxTransport(app=app)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+
+        async def run() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+            inner_request = httpx.Request(request.method, request.url, headers=request.headers, content=body,
+                                          extensions=request.extensions)
+            response = await self._inner.handle_async_request(inner_request)
+            content = await response.aread()
+            return response.status_code, response.headers.raw, content
+
+        future = asyncio.run_coroutine_threadsafe(run(), _background_loop())
+        status, headers, content = future.result()
+        return httpx.Response(status, headers=headers, content=content, request=request)

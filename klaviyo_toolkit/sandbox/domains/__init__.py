@@ -1,0 +1,1 @@
+"""Klaviyo behaviour the personas depend on, one module per area; importing registers handlers."""

@@ -1,0 +1,533 @@
+"""OAuth: PKCE authorization, refresh-token rotation, revocation, and a refreshing token source.
+
+The tests talk HTTP to an OAuth backend given by the ``backend`` fixture: today a fake written below
+(``httpx.MockTransport``) that applies Klaviyo's rules strictly (Basic client auth, form bodies,
+single-use codes, PKCE S256, refresh tokens that die when rotated or revoked). The sandbox can stand in
+for it later by returning its own ``OAuthBackend``; tests that need to reach inside the server use
+``backend.fake`` and skip without it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from klaviyo_toolkit.auth import BearerToken
+from klaviyo_toolkit.client import KlaviyoClient
+from klaviyo_toolkit.clock import ManualClock
+from klaviyo_toolkit.errors import (
+    AuthenticationError,
+    BadRequestError,
+    PermissionDeniedError,
+    RevokedCredentialError,
+    ServerError,
+    ToolkitUsageError,
+    TransportError,
+)
+from klaviyo_toolkit.oauth import (
+    DEFAULT_AUTHORIZE_URL,
+    DEFAULT_REVOKE_URL,
+    DEFAULT_TOKEN_URL,
+    OAuthClient,
+    OAuthConfig,
+    TokenSet,
+    VaultTokenSource,
+    authorization_url,
+    code_challenge,
+    new_state,
+    oauth_endpoints,
+    parse_redirect,
+    pkce_pair,
+)
+from klaviyo_toolkit.vault import FileKeyProvider, Vault
+
+CLIENT_ID = "6d1c7a52-0000-4c3e-9a3f-client"
+CLIENT_SECRET = "cs_" + "S3cr3tS3cr3t" * 3
+REDIRECT_URI = "http://localhost:8000/oauth/callback"
+SCOPES = ("accounts:read", "lists:read", "profiles:write")
+LIFETIME = 3600
+
+
+# -- the fake Klaviyo OAuth server ------------------------------------------------------------------
+
+
+def _oauth_error(status: int, error: str, description: str) -> httpx.Response:
+    return httpx.Response(status, json={"error": error, "error_description": description})
+
+
+class FakeKlaviyoOAuth:
+    """Klaviyo's OAuth endpoints as a fake: authorize (auto-consent), token, revoke, and one API route."""
+
+    base_url = "https://oauth.fake.test"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.codes: dict[str, dict[str, str]] = {}
+        self.refresh_tokens: dict[str, str] = {}  # live refresh token -> scope
+        self.access_tokens: set[str] = set()
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            route = {
+                ("GET", "/oauth/authorize"): self._authorize,
+                ("POST", "/oauth/token"): self._token,
+                ("POST", "/oauth/revoke"): self._revoke,
+                ("GET", "/api/accounts"): self._accounts,
+            }.get((request.method, request.url.path))
+            return route(request) if route else httpx.Response(404)
+
+    def expire_access_tokens(self) -> None:
+        """Make every issued access token invalid at once (as after a server-side expiry)."""
+        with self._lock:
+            self.access_tokens.clear()
+
+    def _authorize(self, request: httpx.Request) -> httpx.Response:
+        q = dict(request.url.params)
+        if q.get("response_type") != "code" or q.get("client_id") != CLIENT_ID or q.get("redirect_uri") != REDIRECT_URI:
+            return httpx.Response(400, text="bad authorization request")
+        if q.get("code_challenge_method") != "S256" or not q.get("code_challenge") or not q.get("scope"):
+            return httpx.Response(400, text="PKCE S256 and scope are required")
+        code = secrets.token_urlsafe(16)
+        self.codes[code] = {"challenge": q["code_challenge"], "redirect_uri": q["redirect_uri"], "scope": q["scope"]}
+        sep = "&" if "?" in REDIRECT_URI else "?"
+        return httpx.Response(302, headers={"location": f"{REDIRECT_URI}{sep}code={code}&state={q.get('state', '')}"})
+
+    def _client_ok(self, request: httpx.Request) -> bool:
+        expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        return request.headers.get("authorization") == f"Basic {expected}"
+
+    def _form(self, request: httpx.Request) -> dict[str, str] | None:
+        if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            return None
+        return {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+
+    def _issue(self, scope: str) -> httpx.Response:
+        access, refresh = "at_" + secrets.token_hex(16), "rt_" + secrets.token_hex(24)
+        self.access_tokens.add(access)
+        self.refresh_tokens[refresh] = scope
+        return httpx.Response(200, json={"access_token": access, "token_type": "Bearer", "expires_in": LIFETIME,
+                                         "refresh_token": refresh, "scope": scope})
+
+    def _token(self, request: httpx.Request) -> httpx.Response:
+        form = self._form(request)
+        if form is None:
+            return _oauth_error(400, "invalid_request", "the body must be application/x-www-form-urlencoded")
+        if not self._client_ok(request):
+            return _oauth_error(401, "invalid_client", "client authentication failed")
+        grant = form.get("grant_type")
+        if grant == "authorization_code":
+            issued = self.codes.pop(form.get("code", ""), None)  # single use
+            if issued is None or issued["redirect_uri"] != form.get("redirect_uri"):
+                return _oauth_error(400, "invalid_grant", "unknown or used code")
+            verifier = form.get("code_verifier", "")
+            if not re.fullmatch(r"[A-Za-z0-9\-._~]{43,128}", verifier):
+                return _oauth_error(400, "invalid_request", 'Invalid "code_verifier"')
+            digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+            if digest != issued["challenge"]:
+                return _oauth_error(400, "invalid_grant", "Code challenge failed.")
+            return self._issue(issued["scope"])
+        if grant == "refresh_token":
+            scope = self.refresh_tokens.pop(form.get("refresh_token", ""), None)  # rotation: the old one dies
+            if scope is None:
+                return _oauth_error(400, "invalid_grant", "refresh token is invalid, revoked or already used")
+            return self._issue(scope)
+        return _oauth_error(400, "unsupported_grant_type", f"grant_type {grant!r}")
+
+    def _revoke(self, request: httpx.Request) -> httpx.Response:
+        form = self._form(request)
+        if form is None or not self._client_ok(request):
+            return _oauth_error(401, "invalid_client", "client authentication failed")
+        token = form.get("token", "")
+        self.refresh_tokens.pop(token, None)
+        self.access_tokens.discard(token)
+        return httpx.Response(200)
+
+    def _accounts(self, request: httpx.Request) -> httpx.Response:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if token not in self.access_tokens:
+            return httpx.Response(401, json={"errors": [{"status": "401", "code": "not_authenticated",
+                                                         "detail": "Incorrect authentication credentials."}]})
+        return httpx.Response(200, json={"data": [{"type": "account", "id": "ACME", "attributes": {}}]})
+
+
+# -- the backend fixture and helpers ----------------------------------------------------------------
+
+
+class RecordingTransport(httpx.BaseTransport):
+    """Passes requests on, keeping (method, path, form) of each; works in front of any backend."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        form = {k: v[0] for k, v in parse_qs(request.read().decode(errors="replace")).items()}
+        with self._lock:
+            self.requests.append((request.method, request.url.path, form))
+        return self.inner.handle_request(request)
+
+    def grants(self, grant_type: str) -> list[dict[str, str]]:
+        return [f for m, p, f in self.requests if p.endswith("/oauth/token") and f.get("grant_type") == grant_type]
+
+
+@dataclass
+class OAuthBackend:
+    """An OAuth server to test against: its app config, a transport to reach it, and the fake if it is one."""
+
+    config: OAuthConfig
+    transport: RecordingTransport
+    fake: FakeKlaviyoOAuth | None = None
+    clock: ManualClock = field(default_factory=ManualClock)
+
+    def need_fake(self) -> FakeKlaviyoOAuth:
+        if self.fake is None:
+            pytest.skip("needs to reach inside the fake OAuth server")
+        return self.fake
+
+
+@pytest.fixture
+def backend() -> OAuthBackend:
+    fake = FakeKlaviyoOAuth()
+    config = OAuthConfig.for_base_url(fake.base_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                                      redirect_uri=REDIRECT_URI, scopes=SCOPES)
+    return OAuthBackend(config, RecordingTransport(httpx.MockTransport(fake.handle)), fake)
+
+
+@pytest.fixture
+def oauth(backend: OAuthBackend) -> Iterator[OAuthClient]:
+    with OAuthClient(backend.config, transport=backend.transport, clock=backend.clock) as client:
+        yield client
+
+
+@pytest.fixture
+def vault(tmp_path: Path, backend: OAuthBackend) -> Iterator[Vault]:
+    with Vault(tmp_path / "vault.db", FileKeyProvider(tmp_path / "vault.key"), clock=backend.clock) as v:
+        yield v
+
+
+def authorize(backend: OAuthBackend) -> tuple[str, str]:
+    """Play the consenting user: follow the authorization URL; returns (code, verifier)."""
+    verifier, challenge = pkce_pair()
+    state = new_state()
+    with httpx.Client(transport=backend.transport) as browser:
+        answer = browser.get(authorization_url(backend.config, state, challenge))
+    assert answer.status_code in (302, 303), answer.text
+    return parse_redirect(answer.headers["location"], state), verifier
+
+
+def login(backend: OAuthBackend, oauth: OAuthClient, vault: Vault, name: str = "acme") -> TokenSet:
+    code, verifier = authorize(backend)
+    tokens = oauth.exchange_code(code, verifier)
+    vault.put_oauth_tokens(name, tokens)
+    return tokens
+
+
+# -- the authorization step ------------------------------------------------------------------------
+
+
+def test_pkce_pair_follows_rfc_7636() -> None:
+    # RFC 7636, appendix B
+    assert code_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    verifier, challenge = pair = pkce_pair()
+    assert re.fullmatch(r"[A-Za-z0-9\-._~]{43,128}", verifier)
+    assert challenge == code_challenge(verifier) and pkce_pair().verifier != verifier
+    assert verifier not in repr(pair)
+
+
+def test_authorization_url_and_endpoints() -> None:
+    config = OAuthConfig(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, SCOPES)
+    assert (config.authorize_url, config.token_url, config.revoke_url) == (
+        "https://www.klaviyo.com/oauth/authorize", "https://a.klaviyo.com/oauth/token",
+        "https://a.klaviyo.com/oauth/revoke")
+    assert oauth_endpoints() == (DEFAULT_AUTHORIZE_URL, DEFAULT_TOKEN_URL, DEFAULT_REVOKE_URL)
+    assert oauth_endpoints("http://localhost:8787/") == (
+        "http://localhost:8787/oauth/authorize", "http://localhost:8787/oauth/token",
+        "http://localhost:8787/oauth/revoke")
+
+    url = authorization_url(config, "st4te", "ch4llenge")
+    parts = urlsplit(url)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == DEFAULT_AUTHORIZE_URL
+    assert "scope=accounts%3Aread%20lists%3Aread%20profiles%3Awrite" in parts.query
+    assert {k: v[0] for k, v in parse_qs(parts.query).items()} == {
+        "response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI,
+        "scope": "accounts:read lists:read profiles:write", "state": "st4te",
+        "code_challenge_method": "S256", "code_challenge": "ch4llenge"}
+    with pytest.raises(ToolkitUsageError, match="scopes"):
+        authorization_url(config.replace(scopes=()), "s", "c")
+
+
+def test_parse_redirect_checks_state_and_errors() -> None:
+    assert parse_redirect(f"{REDIRECT_URI}?code=abc&state=s1", "s1") == "abc"
+    with pytest.raises(ToolkitUsageError, match="state does not match"):
+        parse_redirect(f"{REDIRECT_URI}?code=abc&state=evil", "s1")
+    with pytest.raises(ToolkitUsageError, match="access_denied"):
+        parse_redirect(f"{REDIRECT_URI}?error=access_denied&error_description=no&state=s1", "s1")
+    with pytest.raises(ToolkitUsageError, match="no authorization code"):
+        parse_redirect(f"{REDIRECT_URI}?state=s1", "s1")
+
+
+# -- the token endpoint ----------------------------------------------------------------------------
+
+
+def test_exchange_code_for_tokens(backend: OAuthBackend, oauth: OAuthClient) -> None:
+    code, verifier = authorize(backend)
+    tokens = oauth.exchange_code(code, verifier)
+    assert tokens.access_token and tokens.refresh_token and tokens.token_type == "Bearer"
+    assert tokens.expires_at == backend.clock.time() + LIFETIME
+    assert tokens.scopes == SCOPES
+    (sent,) = backend.transport.grants("authorization_code")
+    assert sent == {"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
+                    "redirect_uri": REDIRECT_URI}
+    with pytest.raises(BadRequestError) as reused:
+        oauth.exchange_code(code, verifier)  # codes are single-use
+    assert reused.value.code == "invalid_grant"
+
+
+def test_pkce_and_client_authentication_are_enforced(backend: OAuthBackend, oauth: OAuthClient) -> None:
+    code, _ = authorize(backend)
+    with pytest.raises(BadRequestError, match="Code challenge failed"):
+        oauth.exchange_code(code, pkce_pair().verifier)  # the wrong verifier
+
+    code, verifier = authorize(backend)
+    wrong = backend.config.replace(client_secret="cs_wrong")
+    with OAuthClient(wrong, transport=backend.transport) as impostor, pytest.raises(AuthenticationError) as err:
+        impostor.exchange_code(code, verifier)
+    assert err.value.code == "invalid_client"
+
+
+def test_refresh_rotates_the_refresh_token(backend: OAuthBackend, oauth: OAuthClient) -> None:
+    code, verifier = authorize(backend)
+    first = oauth.exchange_code(code, verifier)
+    assert first.refresh_token
+    backend.clock.advance(600)
+    second = oauth.refresh(first.refresh_token)
+    assert second.refresh_token and second.refresh_token != first.refresh_token
+    assert second.access_token != first.access_token
+    assert second.expires_at == backend.clock.time() + LIFETIME and second.scopes == SCOPES
+    with pytest.raises(BadRequestError) as reused:
+        oauth.refresh(first.refresh_token)  # the old one died with the rotation
+    assert reused.value.code == "invalid_grant"
+    assert oauth.refresh(second.refresh_token).refresh_token
+
+
+def test_revoke_ends_the_grant(backend: OAuthBackend, oauth: OAuthClient) -> None:
+    code, verifier = authorize(backend)
+    tokens = oauth.exchange_code(code, verifier)
+    assert tokens.refresh_token
+    oauth.revoke(tokens.refresh_token)
+    with pytest.raises(BadRequestError, match="invalid_grant"):
+        oauth.refresh(tokens.refresh_token)
+    assert backend.transport.requests[-2][2] == {"token": tokens.refresh_token, "token_type_hint": "refresh_token"}
+
+
+def test_token_endpoint_failures_are_typed() -> None:
+    config = OAuthConfig(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, SCOPES)
+
+    def answer(response: httpx.Response | Exception) -> OAuthClient:
+        def handler(request: httpx.Request) -> httpx.Response:
+            if isinstance(response, Exception):
+                raise response
+            return response
+
+        return OAuthClient(config, transport=httpx.MockTransport(handler))
+
+    with pytest.raises(ServerError):
+        answer(httpx.Response(503, text="upstream unavailable")).refresh("rt_x")
+    with pytest.raises(PermissionDeniedError):
+        answer(httpx.Response(403, html="<html>blocked</html>")).refresh("rt_x")
+    with pytest.raises(TransportError, match="oauth.refresh"):
+        answer(httpx.ConnectError("refused")).refresh("rt_x")
+    with pytest.raises(Exception, match="no access_token"):
+        answer(httpx.Response(200, json={"token_type": "Bearer"})).refresh("rt_x")
+    kept = answer(httpx.Response(200, json={"access_token": "at", "token_type": "bearer"})).refresh("rt_keep")
+    assert kept.refresh_token == "rt_keep" and kept.expires_at is None  # a server that does not rotate
+
+
+def test_nothing_secret_in_reprs(backend: OAuthBackend, oauth: OAuthClient, vault: Vault) -> None:
+    login(backend, oauth, vault)
+    source = VaultTokenSource(vault, "acme", oauth)
+    tokens = vault.get_oauth_tokens("acme")
+    shown = " ".join(repr(x) for x in (backend.config, oauth, source, tokens, BearerToken(source)))
+    for secret in (CLIENT_SECRET, tokens.access_token, tokens.refresh_token or "-"):
+        assert secret not in shown
+
+
+# -- the refreshing token source -------------------------------------------------------------------
+
+
+def test_token_source_refreshes_shortly_before_expiry(backend: OAuthBackend, oauth: OAuthClient,
+                                                      vault: Vault) -> None:
+    first = login(backend, oauth, vault)
+    source = VaultTokenSource(vault, "acme", oauth, backend.clock, skew=60)
+    assert source.access_token() == first.access_token
+    backend.clock.advance(LIFETIME - 61)
+    assert source.access_token() == first.access_token
+    assert backend.transport.grants("refresh_token") == []
+
+    backend.clock.advance(2)  # now inside the 60 s skew
+    fresh = source.access_token()
+    assert fresh != first.access_token
+    stored = vault.get_oauth_tokens("acme")
+    assert stored.access_token == fresh and stored.refresh_token != first.refresh_token  # rotated and kept
+    assert stored.expires_at == backend.clock.time() + LIFETIME
+    assert source.access_token() == fresh
+    assert [g["refresh_token"] for g in backend.transport.grants("refresh_token")] == [first.refresh_token]
+
+
+def test_a_401_makes_the_client_refresh(backend: OAuthBackend, oauth: OAuthClient, vault: Vault) -> None:
+    fake = backend.need_fake()
+    login(backend, oauth, vault)
+    source = VaultTokenSource(vault, "acme", oauth)
+    client = KlaviyoClient(credentials=BearerToken(source), base_url=fake.base_url, transport=backend.transport,
+                           clock=ManualClock())
+    assert client.call("get_accounts").data[0]["id"] == "ACME"
+    fake.expire_access_tokens()
+    with pytest.raises(AuthenticationError):
+        client.call("get_accounts")  # the client calls source.invalidate() on the 401...
+    assert client.call("get_accounts").data[0]["id"] == "ACME"  # ...so this one uses a refreshed token
+    assert len(backend.transport.grants("refresh_token")) == 1
+
+
+def test_invalidate_forces_one_refresh(backend: OAuthBackend, oauth: OAuthClient, vault: Vault) -> None:
+    first = login(backend, oauth, vault)
+    source = VaultTokenSource(vault, "acme", oauth)
+    assert source.access_token() == first.access_token
+    source.invalidate()
+    second = source.access_token()
+    assert second != first.access_token and source.access_token() == second
+    assert len(backend.transport.grants("refresh_token")) == 1
+
+
+class BarrierOnFirstRead:
+    """A vault whose first read in each thread waits for the others: all see the expired token at once."""
+
+    def __init__(self, vault: Vault, parties: int) -> None:
+        self.vault = vault
+        self.barrier = threading.Barrier(parties)
+        self.seen = threading.local()
+
+    def get_oauth_tokens(self, name: str) -> TokenSet:
+        tokens = self.vault.get_oauth_tokens(name)
+        if not getattr(self.seen, "done", False):
+            self.seen.done = True
+            self.barrier.wait(timeout=10)
+        return tokens
+
+    def replace_oauth_tokens(self, name: str, tokens: TokenSet, *, expected_refresh_token: str | None) -> bool:
+        return self.vault.replace_oauth_tokens(name, tokens, expected_refresh_token=expected_refresh_token)
+
+    def revoke(self, name: str) -> object:
+        return self.vault.revoke(name)
+
+
+@pytest.mark.parametrize("threads", [2, 8])
+def test_threads_needing_a_refresh_cause_one_refresh(backend: OAuthBackend, oauth: OAuthClient, vault: Vault,
+                                                     threads: int) -> None:
+    first = login(backend, oauth, vault)
+    source = VaultTokenSource(BarrierOnFirstRead(vault, threads), "acme", oauth, backend.clock)
+    backend.clock.advance(LIFETIME)  # expired for everyone
+    got: list[str] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            got.append(source.access_token())
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=30)
+    assert not errors
+    assert len(backend.transport.grants("refresh_token")) == 1
+    assert len(got) == threads and len(set(got)) == 1 and got[0] != first.access_token
+    stored = vault.get_oauth_tokens("acme")
+    assert stored.access_token == got[0] and stored.refresh_token
+    assert oauth.refresh(stored.refresh_token).refresh_token  # the stored rotated token is the live one
+
+
+def test_a_revoked_refresh_token_raises_with_guidance(backend: OAuthBackend, oauth: OAuthClient,
+                                                      vault: Vault) -> None:
+    first = login(backend, oauth, vault)
+    assert first.refresh_token
+    oauth.revoke(first.refresh_token)  # e.g. the app was uninstalled in Klaviyo
+    source = VaultTokenSource(vault, "acme", oauth)
+    backend.clock.advance(LIFETIME)
+    with pytest.raises(RevokedCredentialError) as err:
+        source.access_token()
+    assert "invalid_grant" in str(err.value) and "Re-authenticate" in str(err.value)
+    assert vault.info("acme").revoked  # other processes now fail fast too
+    sent = len(backend.transport.requests)
+    with pytest.raises(RevokedCredentialError):
+        source.access_token()
+    assert len(backend.transport.requests) == sent  # no further calls to Klaviyo
+
+
+def test_revoking_in_the_vault_stops_the_source(backend: OAuthBackend, oauth: OAuthClient, vault: Vault) -> None:
+    login(backend, oauth, vault)
+    source = VaultTokenSource(vault, "acme", oauth)
+    source.access_token()
+    vault.revoke("acme")
+    with pytest.raises(RevokedCredentialError, match="revoked in the vault"):
+        source.access_token()
+
+
+def test_source_revoke_ends_the_grant_at_klaviyo_and_in_the_vault(backend: OAuthBackend, oauth: OAuthClient,
+                                                                  vault: Vault) -> None:
+    first = login(backend, oauth, vault)
+    assert first.refresh_token
+    VaultTokenSource(vault, "acme", oauth).revoke()
+    assert vault.info("acme").revoked
+    with pytest.raises(BadRequestError, match="invalid_grant"):
+        oauth.refresh(first.refresh_token)
+
+
+def test_no_refresh_token_means_re_authenticate(oauth: OAuthClient, vault: Vault, backend: OAuthBackend) -> None:
+    vault.put_oauth_tokens("acme", TokenSet("at_only", None, expires_at=backend.clock.time() + 10))
+    with pytest.raises(RevokedCredentialError, match="no refresh token"):
+        VaultTokenSource(vault, "acme", oauth).access_token()
+
+
+class StaleReads:
+    """A vault handle that returns an old snapshot for its first reads (a process that read before another refreshed)."""
+
+    def __init__(self, vault: Vault, snapshot: TokenSet, reads: int) -> None:
+        self.vault, self.snapshot, self.reads = vault, snapshot, reads
+
+    def get_oauth_tokens(self, name: str) -> TokenSet:
+        if self.reads:
+            self.reads -= 1
+            return self.snapshot
+        return self.vault.get_oauth_tokens(name)
+
+    def replace_oauth_tokens(self, name: str, tokens: TokenSet, *, expected_refresh_token: str | None) -> bool:
+        return self.vault.replace_oauth_tokens(name, tokens, expected_refresh_token=expected_refresh_token)
+
+    def revoke(self, name: str) -> Any:
+        return self.vault.revoke(name)
+
+
+def test_losing_a_refresh_race_to_another_process_uses_its_tokens(backend: OAuthBackend, oauth: OAuthClient,
+                                                                   vault: Vault, tmp_path: Path) -> None:
+    first = login(backend, oauth, vault)
+    backend.clock.advance(LIFETIME)
+    with Vault(vault.path, FileKeyProvider(tmp_path / "vault.key")) as other_process:
+        winner = VaultTokenSource(other_process, "acme", oauth).access_token()  # rotates the refresh token
+    loser = VaultTokenSource(StaleReads(vault, first, reads=2), "acme", oauth)
+    assert loser.access_token() == winner  # its refresh got invalid_grant; it took the winner's tokens
+    assert not vault.info("acme").revoked
+    assert len(backend.transport.grants("refresh_token")) == 2

@@ -1,0 +1,254 @@
+"""Client-side rate limits: burst and steady windows, daily allowance, scaling, sharing.
+
+Time is a ManualClock throughout: waits are instant, and what is checked is when each call was
+allowed to go. ``slot`` times below are the moments calls were admitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+
+import httpx
+import pytest
+
+from klaviyo_toolkit.catalog import RateLimitSpec, load_catalog
+from klaviyo_toolkit.client import KlaviyoClient
+from klaviyo_toolkit.clock import ManualClock
+from klaviyo_toolkit.errors import DailyLimitExhaustedError, RateLimitWaitError
+from klaviyo_toolkit.ratelimit import RateLimiter, shared_limiter
+
+from .scripted import Scripted
+
+SPEC = RateLimitSpec(burst=3, steady=10)
+KEY = ("account", "get_widgets")
+
+
+def assert_within_limits(slots: list[float], spec: RateLimitSpec, margin: float = 0.0) -> None:
+    """No more than ``burst`` slots in any 1 s window, nor ``steady`` in any 60 s window."""
+    slots = sorted(slots)
+    for i in range(len(slots) - spec.burst):
+        assert slots[i + spec.burst] - slots[i] >= 1.0 + margin - 1e-6, f"burst exceeded at {slots[i:i + spec.burst + 1]}"
+    for i in range(len(slots) - spec.steady):
+        assert slots[i + spec.steady] - slots[i] >= 60.0 + margin - 1e-6, "steady rate exceeded"
+
+
+def admit(limiter: RateLimiter, clock: ManualClock, n: int, spec: RateLimitSpec = SPEC) -> list[float]:
+    """Admit ``n`` calls one after another (sleeping on the clock); return when each went."""
+    slots = []
+    for _ in range(n):
+        limiter.acquire(KEY, spec, "get_widgets")
+        slots.append(clock.monotonic())
+    return slots
+
+
+# -- windows -----------------------------------------------------------------------------------
+def test_ten_calls_fit_in_a_minute_and_the_eleventh_waits_for_the_first_to_leave() -> None:
+    clock = ManualClock()
+    start = clock.monotonic()
+    slots = [t - start for t in admit(RateLimiter(clock, margin=0.0), clock, 11)]
+    assert slots[:10] == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 3.0]
+    assert slots[10] == 60.0, "the 11th call goes when the first leaves the 60 s window"
+    assert_within_limits(slots, SPEC)
+
+
+def test_the_safety_margin_widens_each_window() -> None:
+    clock = ManualClock()
+    start = clock.monotonic()
+    slots = [t - start for t in admit(RateLimiter(clock, margin=0.05), clock, 11)]
+    assert slots[3] == pytest.approx(1.05) and slots[10] == pytest.approx(60.05)
+    assert_within_limits(slots, SPEC, margin=0.05)
+
+
+def test_a_long_run_never_exceeds_either_window() -> None:
+    clock = ManualClock()
+    slots = admit(RateLimiter(clock), clock, 95)
+    assert_within_limits(slots, SPEC, margin=0.02)
+    assert slots[-1] - slots[0] < 9 * 60 + 5, "and no slower than the limits require"
+
+
+def test_idle_time_frees_the_windows() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(clock, margin=0.0)
+    admit(limiter, clock, 10)
+    clock.advance(120)
+    before = len(clock.slept)
+    admit(limiter, clock, 3)
+    assert len(clock.slept) == before, "three calls after a quiet spell go at once"
+
+
+def test_buckets_are_per_key() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(clock)
+    for i in range(3):
+        assert limiter.reserve(("account", "a"), SPEC).delay == 0.0
+        assert limiter.reserve(("account", "b"), SPEC).delay == 0.0, i
+    assert limiter.reserve(("account", "a"), SPEC).delay > 0
+
+
+def test_usage_counts_calls_in_each_window() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(clock, margin=0.0)
+    admit(limiter, clock, 4)
+    assert limiter.usage(KEY) == {"second": 1, "minute": 4, "day": 0}
+    assert limiter.usage(("nobody", "x")) == {"second": 0, "minute": 0, "day": 0}
+
+
+def test_max_wait_refuses_instead_of_waiting() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(clock, margin=0.0, max_wait=30.0)
+    for _ in range(10):
+        limiter.reserve(KEY, SPEC)
+    with pytest.raises(RateLimitWaitError) as err:
+        limiter.reserve(KEY, SPEC, "get_widgets")
+    assert "max_wait" in str(err.value) and "get_widgets" in str(err.value)
+
+
+# -- daily -------------------------------------------------------------------------------------
+def test_a_spent_daily_limit_fails_at_once_saying_when_it_resets() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(clock, margin=0.0)
+    spec = RateLimitSpec(burst=10, steady=100, daily=3)
+    first_wall = clock.time()
+    admit(limiter, clock, 3, spec)
+    slept = list(clock.slept)
+    with pytest.raises(DailyLimitExhaustedError) as err:
+        limiter.acquire(KEY, spec, "query_campaign_values")
+    assert clock.slept == slept, "no waiting for a day"
+    resets = dt.datetime.fromtimestamp(first_wall + 86_400, dt.UTC)
+    assert err.value.resets_at == resets and err.value.limit == 3
+    assert resets.isoformat(timespec="seconds") in str(err.value)
+    assert "query_campaign_values" in str(err.value)
+    clock.advance(86_400)
+    assert limiter.reserve(KEY, spec).delay == 0.0, "the allowance comes back a day after the first call"
+
+
+def test_a_spent_daily_limit_stops_the_client_before_any_request() -> None:
+    op = load_catalog().get("query_campaign_values")
+    assert op.rate_limit.daily == 225
+    clock = ManualClock()
+    limiter = RateLimiter(clock, factor=0.01)  # 225/day -> 2/day; 2/min -> 1/min
+    server = Scripted()
+    client = KlaviyoClient(api_key="pk_test_0123456789", transport=server.transport(), clock=clock, rate_limiter=limiter)
+    args = {"statistics": ["opens"], "conversion_metric_id": "M1",
+            "timeframe": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"}}
+    client.call("query_campaign_values", **args)
+    client.call("query_campaign_values", **args)
+    assert clock.slept == [pytest.approx(60.02)], "one call a minute at 1% of 2/min"
+    with pytest.raises(DailyLimitExhaustedError) as err:
+        client.call("query_campaign_values", **args)
+    assert len(server.requests) == 2
+    assert "daily limit of 2 calls is spent" in str(err.value)
+
+
+# -- scaling -----------------------------------------------------------------------------------
+def test_factor_scales_every_limit() -> None:
+    clock = ManualClock()
+    start = clock.monotonic()
+    spec = RateLimitSpec(burst=4, steady=10, daily=100)
+    limiter = RateLimiter(clock, factor=0.5, margin=0.0)
+    slots = [t - start for t in admit(limiter, clock, 6, spec)]
+    assert slots == [0.0, 0.0, 1.0, 1.0, 2.0, 60.0]  # burst 2/s, steady 5/min
+    assert spec.scaled(0.5) == RateLimitSpec(2, 5, 50)
+    assert RateLimitSpec(1, 2, 3).scaled(0.01) == RateLimitSpec(1, 1, 1), "never below one call"
+    assert RateLimitSpec(3, 10).scaled(10) == RateLimitSpec(30, 100)
+
+
+def test_factor_none_turns_limiting_off() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(clock, factor=None)
+    spec = RateLimitSpec(burst=1, steady=1, daily=1)
+    assert all(limiter.reserve(KEY, spec).delay == 0.0 for _ in range(1000))
+    assert clock.slept == []
+
+
+# -- sharing -----------------------------------------------------------------------------------
+def test_threads_share_one_bucket() -> None:
+    """Real threads reserve at once; the slots they get, taken together, respect both windows."""
+    clock = ManualClock()
+    limiter = RateLimiter(clock)
+    threads_n, per_thread = 8, 6
+    slots: list[float] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(threads_n)
+
+    def worker() -> None:
+        barrier.wait()
+        for _ in range(per_thread):
+            # The clock stands still while threads run, so a slot is now + the delay granted.
+            slot = clock.monotonic() + limiter.reserve(KEY, SPEC).delay
+            with lock:
+                slots.append(slot)
+
+    for _round in range(2):
+        threads = [threading.Thread(target=worker) for _ in range(threads_n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        clock.advance(30)  # a second round while the first still fills the windows
+    assert len(slots) == 2 * threads_n * per_thread
+    assert len(set(slots)) < len(slots), "calls within a burst share a slot"
+    assert_within_limits(slots, SPEC, margin=0.02)
+
+
+async def test_asyncio_tasks_share_one_bucket() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(clock)
+    slots: list[float] = []
+
+    async def task() -> None:
+        for _ in range(3):
+            before = clock.monotonic()  # aacquire reserves before its first await
+            slots.append(before + await limiter.aacquire(KEY, SPEC))
+
+    await asyncio.gather(*(task() for _ in range(12)))
+    assert len(slots) == 36
+    assert_within_limits(slots, SPEC, margin=0.02)
+
+
+def test_two_clients_sharing_a_limiter_share_the_bucket() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(clock, factor=0.04, margin=0.0)  # get_lists: 75/s -> 3/s, 750/min -> 30/min
+    server = Scripted()
+    one, two = (
+        KlaviyoClient(api_key="pk_same_account_000", transport=server.transport(), rate_limiter=limiter)
+        for _ in range(2)
+    )
+    for client in (one, two, one):
+        client.call("get_lists")
+    assert clock.slept == []
+    two.call("get_lists")
+    assert clock.slept == [1.0], "the fourth call in a second waits, whichever client makes it"
+
+
+def test_different_accounts_do_not_share_a_bucket() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(clock, factor=0.04)
+    server = Scripted()
+    clients = [
+        KlaviyoClient(api_key=f"pk_account_{i}_0000", transport=server.transport(), rate_limiter=limiter)
+        for i in range(2)
+    ]
+    for _ in range(3):
+        for client in clients:
+            client.call("get_lists")
+    assert clock.slept == []
+
+
+def test_shared_limiter_is_process_wide() -> None:
+    seen: list[RateLimiter] = []
+    threads = [threading.Thread(target=lambda: seen.append(shared_limiter())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(limiter is shared_limiter() for limiter in seen)
+    transport = httpx.MockTransport(Scripted())
+    one = KlaviyoClient(api_key="pk_test_0123456789", transport=transport)
+    two = KlaviyoClient(api_key="pk_other_0123456789", transport=transport)
+    assert one.limiter is two.limiter is shared_limiter()
+    assert KlaviyoClient(api_key="pk_test_0123456789", clock=ManualClock()).limiter is not shared_limiter(), (
+        "a client on its own clock gets its own limiter"
+    )

@@ -1,0 +1,259 @@
+"""Vault: secrets encrypted at rest, keys rotated, credentials revoked, nothing secret printed."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet, InvalidToken
+
+from klaviyo_toolkit.auth import ApiKey
+from klaviyo_toolkit.clock import ManualClock
+from klaviyo_toolkit.errors import RevokedCredentialError, ToolkitUsageError
+from klaviyo_toolkit.vault import (
+    EnvKeyProvider,
+    FileKeyProvider,
+    TokenSet,
+    Vault,
+    default_key_provider,
+    personas_home,
+)
+
+PK = "pk_" + "0f1e2d3c4b5a" * 3
+ACCESS = "at_" + "Acc3ssTok3n" * 4
+REFRESH = "rt_" + "R3freshTok3n" * 4
+TOKENS = TokenSet(ACCESS, REFRESH, expires_at=1_700_003_600.0, scopes=("lists:read", "profiles:write"))
+POSIX = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> FileKeyProvider:
+    return FileKeyProvider.in_home(tmp_path / "home")
+
+
+@pytest.fixture
+def vault(tmp_path: Path, keys: FileKeyProvider, clock: ManualClock) -> Vault:
+    with Vault(tmp_path / "vault.db", keys, clock=clock) as v:
+        yield v  # type: ignore[misc]
+
+
+def raw_secrets(path: Path) -> dict[str, bytes]:
+    db = sqlite3.connect(path)
+    try:
+        return {name: bytes(secret) for name, secret in db.execute("SELECT name, secret FROM credentials")}
+    finally:
+        db.close()
+
+
+def file_bytes(folder: Path, prefix: str) -> bytes:
+    return b"".join(p.read_bytes() for p in folder.iterdir() if p.name.startswith(prefix))
+
+
+# -- keys ------------------------------------------------------------------------------------------
+
+
+@POSIX
+def test_key_file_is_made_once_and_private(tmp_path: Path) -> None:
+    provider = FileKeyProvider.in_home(tmp_path / "home")
+    first = provider.keys()
+    assert len(first) == 1 and Fernet(first[0])
+    assert stat.S_IMODE(provider.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(provider.path.parent.stat().st_mode) == 0o700
+    assert FileKeyProvider(provider.path).keys() == first  # read back, not made again
+
+
+@POSIX
+def test_key_file_readable_by_others_is_refused(keys: FileKeyProvider) -> None:
+    keys.keys()
+    keys.path.chmod(0o644)
+    with pytest.raises(ToolkitUsageError, match="chmod 600"):
+        keys.keys()
+
+
+def test_default_provider_prefers_the_environment(tmp_path: Path) -> None:
+    new, old = Fernet.generate_key(), Fernet.generate_key()
+    env = {"PERSONAS_VAULT_KEY": f" {new.decode()} , {old.decode()} "}
+    provider = default_key_provider(tmp_path, environ=env)
+    assert isinstance(provider, EnvKeyProvider) and provider.keys() == [new, old]
+
+    from_home = default_key_provider(tmp_path / "h", environ={})
+    assert isinstance(from_home, FileKeyProvider) and from_home.path == tmp_path / "h" / "vault.key"
+    from_env_home = default_key_provider(environ={"PERSONAS_HOME": str(tmp_path / "ph")})
+    assert isinstance(from_env_home, FileKeyProvider) and from_env_home.path == tmp_path / "ph" / "vault.key"
+    assert personas_home({}) == Path.home() / ".personas"
+
+
+def test_a_malformed_environment_key_is_refused_without_echoing_it() -> None:
+    bad = "not-a-fernet-key-but-maybe-a-secret"
+    with pytest.raises(ToolkitUsageError, match="Key 2 in PERSONAS_VAULT_KEY") as err:
+        EnvKeyProvider(environ={"PERSONAS_VAULT_KEY": f"{Fernet.generate_key().decode()},{bad}"}).keys()
+    assert bad not in str(err.value)
+    with pytest.raises(ToolkitUsageError, match="holds no vault key"):
+        EnvKeyProvider(environ={}).keys()
+
+
+# -- storing and reading ---------------------------------------------------------------------------
+
+
+def test_api_keys_and_tokens_round_trip(vault: Vault) -> None:
+    info = vault.put_api_key("acme", PK, scopes=["profiles:read"])
+    assert (info.name, info.kind, info.scopes, info.revoked) == ("acme", "api_key", ("profiles:read",), False)
+    key = vault.get_api_key("acme")
+    assert isinstance(key, ApiKey) and key.reveal() == PK
+
+    vault.put_oauth_tokens("shop", TOKENS)
+    assert vault.get_oauth_tokens("shop") == TOKENS
+    assert [(i.name, i.kind, i.scopes) for i in vault.list()] == [
+        ("acme", "api_key", ("profiles:read",)),
+        ("shop", "oauth", ("lists:read", "profiles:write")),
+    ]
+    assert vault.info("shop").expires_at is not None
+
+
+def test_wrong_kind_and_missing_names_say_what_to_do(vault: Vault) -> None:
+    vault.put_api_key("acme", PK)
+    with pytest.raises(ToolkitUsageError, match="use get_api_key"):
+        vault.get_oauth_tokens("acme")
+    with pytest.raises(ToolkitUsageError, match="No credential named 'nope'.*It holds: acme"):
+        vault.get_api_key("nope")
+    with pytest.raises(ToolkitUsageError, match="non-empty name"):
+        vault.put_api_key("  ", PK)
+
+
+@POSIX
+def test_nothing_secret_is_stored_in_plaintext(tmp_path: Path, vault: Vault) -> None:
+    vault.put_api_key("acme", PK, scopes=["profiles:read"])
+    vault.put_oauth_tokens("shop", TOKENS)
+    vault.rotate_key()
+    vault.close()
+    assert stat.S_IMODE((tmp_path / "vault.db").stat().st_mode) == 0o600
+    stored = file_bytes(tmp_path, "vault.db")
+    assert b"profiles:read" in stored and b"acme" in stored  # the check below looks at the right bytes
+    for secret in (PK, ACCESS, REFRESH):
+        assert secret.encode() not in stored
+
+
+def test_repr_never_shows_a_secret(vault: Vault, keys: FileKeyProvider) -> None:
+    vault.put_api_key("acme", PK)
+    vault.put_oauth_tokens("shop", TOKENS)
+    env = EnvKeyProvider(environ={"PERSONAS_VAULT_KEY": Fernet.generate_key().decode()})
+    shown = " ".join(
+        f"{x!r} {x!s}"
+        for x in (vault, keys, env, TOKENS, vault.get_oauth_tokens("shop"), vault.get_api_key("acme"), vault.list())
+    )
+    for secret in (PK, ACCESS, REFRESH, *(k.decode() for k in keys.keys()), *(k.decode() for k in env.keys())):
+        assert secret not in shown
+    assert "shop" in shown and "acme" in shown
+
+
+def test_a_ciphertext_moved_to_another_name_is_refused(tmp_path: Path, vault: Vault) -> None:
+    vault.put_api_key("acme", PK)
+    vault.put_api_key("other", "pk_" + "9" * 30)
+    db = sqlite3.connect(tmp_path / "vault.db", isolation_level=None)
+    db.execute("UPDATE credentials SET secret = (SELECT secret FROM credentials WHERE name = 'acme') "
+               "WHERE name = 'other'")
+    db.close()
+    with pytest.raises(ToolkitUsageError, match="altered"):
+        vault.get_api_key("other")
+
+
+# -- revoking --------------------------------------------------------------------------------------
+
+
+def test_revoked_credentials_raise_with_guidance(vault: Vault, clock: ManualClock) -> None:
+    vault.put_api_key("acme", PK)
+    vault.put_oauth_tokens("shop", TOKENS)
+    revoked = vault.revoke("shop")
+    clock.advance(3600)
+    assert vault.revoke("shop").revoked_at == revoked.revoked_at  # the first time is kept
+    with pytest.raises(RevokedCredentialError) as err:
+        vault.get_oauth_tokens("shop")
+    assert isinstance(err.value, ToolkitUsageError) and err.value.name == "shop"
+    assert "Re-authenticate" in str(err.value) and "put_oauth_tokens" in str(err.value)
+    assert vault.get_api_key("acme").reveal() == PK  # others are untouched
+    assert {i.name: i.revoked for i in vault.list()} == {"acme": False, "shop": True}
+    with pytest.raises(ToolkitUsageError, match="No credential named"):
+        vault.revoke("nope")
+
+    vault.put_oauth_tokens("shop", TOKENS)  # re-authenticated
+    assert vault.get_oauth_tokens("shop") == TOKENS and not vault.info("shop").revoked
+
+
+def test_replace_oauth_tokens_is_a_compare_and_swap(vault: Vault) -> None:
+    vault.put_oauth_tokens("shop", TOKENS)
+    newer = TokenSet("at_new", "rt_new", expires_at=1_700_007_200.0)
+    assert not vault.replace_oauth_tokens("shop", newer, expected_refresh_token="rt_stale")
+    assert vault.get_oauth_tokens("shop") == TOKENS
+    assert vault.replace_oauth_tokens("shop", newer, expected_refresh_token=REFRESH)
+    stored = vault.get_oauth_tokens("shop")
+    assert (stored.access_token, stored.refresh_token, stored.scopes) == ("at_new", "rt_new", TOKENS.scopes)
+    vault.revoke("shop")
+    with pytest.raises(RevokedCredentialError):
+        vault.replace_oauth_tokens("shop", TOKENS, expected_refresh_token="rt_new")
+
+
+# -- rotating --------------------------------------------------------------------------------------
+
+
+def test_rotate_key_reencrypts_everything(tmp_path: Path, vault: Vault, keys: FileKeyProvider) -> None:
+    vault.put_api_key("acme", PK)
+    vault.put_oauth_tokens("shop", TOKENS)
+    (old,) = keys.keys()
+    before = raw_secrets(vault.path)
+
+    vault.rotate_key()
+
+    new, kept = keys.keys()
+    assert kept == old and new != old
+    after = raw_secrets(vault.path)
+    for name, token in after.items():
+        assert token != before[name]
+        with pytest.raises(InvalidToken):
+            Fernet(old).decrypt(token)  # the old key alone no longer reads anything
+        Fernet(new).decrypt(token)
+    assert vault.get_api_key("acme").reveal() == PK and vault.get_oauth_tokens("shop") == TOKENS
+    assert all(info.rotated_at is not None for info in vault.list())
+    with Vault(vault.path, keys) as reopened:
+        assert reopened.get_api_key("acme").reveal() == PK
+
+    only_old = FileKeyProvider(tmp_path / "old.key")
+    only_old.store([old])
+    with Vault(vault.path, only_old) as stale, pytest.raises(ToolkitUsageError, match="cannot be decrypted"):
+        stale.get_api_key("acme")
+
+
+def test_rotate_key_can_drop_the_old_keys(vault: Vault, keys: FileKeyProvider) -> None:
+    vault.put_api_key("acme", PK)
+    new = Fernet.generate_key()
+    vault.rotate_key(new, drop_old_keys=True)
+    assert keys.keys() == [new]
+    assert vault.get_api_key("acme").reveal() == PK
+    with Vault(vault.path, keys) as reopened:
+        assert reopened.get_api_key("acme").reveal() == PK
+
+
+def test_rotating_an_environment_key(tmp_path: Path) -> None:
+    old = Fernet.generate_key()
+    env = {"PERSONAS_VAULT_KEY": old.decode()}
+    with Vault(tmp_path / "vault.db", EnvKeyProvider(environ=env)) as vault:
+        vault.put_api_key("acme", PK)
+        with pytest.raises(ToolkitUsageError, match="put it first in PERSONAS_VAULT_KEY"):
+            vault.rotate_key()
+        assert vault.get_api_key("acme").reveal() == PK  # the failed rotation changed nothing
+
+    new = Fernet.generate_key()
+    env["PERSONAS_VAULT_KEY"] = f"{new.decode()},{old.decode()}"  # what the error told us to do
+    with Vault(tmp_path / "vault.db", EnvKeyProvider(environ=env)) as vault:
+        assert vault.reencrypt() == 1
+        token = raw_secrets(vault.path)["acme"]
+        with pytest.raises(InvalidToken):
+            Fernet(old).decrypt(token)
+        assert vault.get_api_key("acme").reveal() == PK
