@@ -125,7 +125,7 @@ class CredentialInfo:
 class KeyProvider(Protocol):
     """Where the vault's Fernet keys live (newest first)."""
 
-    def keys(self) -> list[bytes]:
+    def load(self) -> list[bytes]:
         """The keys, newest first; the first encrypts, all of them decrypt."""
 
     def store(self, keys: Sequence[bytes]) -> None:
@@ -157,12 +157,12 @@ class EnvKeyProvider:
         self.var = var
         self._environ = os.environ if environ is None else environ
 
-    def keys(self) -> list[bytes]:
+    def load(self) -> list[bytes]:
         raw = self._environ.get(self.var, "")
         return _check_keys([part.strip().encode() for part in raw.split(",") if part.strip()], self.var)
 
     def store(self, keys: Sequence[bytes]) -> None:
-        if list(keys) == self.keys():
+        if list(keys) == self.load():
             return
         raise ToolkitUsageError(
             f"The vault key comes from {self.var}, which the vault cannot change. To rotate: generate a key "
@@ -186,7 +186,7 @@ class FileKeyProvider:
         """``<home>/vault.key``; ``home`` defaults to :func:`personas_home`."""
         return cls((Path(home).expanduser() if home is not None else personas_home()) / "vault.key")
 
-    def keys(self) -> list[bytes]:
+    def load(self) -> list[bytes]:
         with self._lock:
             if not self.path.exists():
                 self._create()
@@ -275,7 +275,7 @@ class Vault:
         self.path = Path(path).expanduser()
         self.key_provider: KeyProvider = key_provider or default_key_provider()
         self._clock: Clock = clock or SystemClock()
-        self._fernet = _multi_fernet(self.key_provider.keys())
+        self._fernet = _multi_fernet(self.key_provider.load())
         self._lock = threading.RLock()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.path.exists():
@@ -445,9 +445,9 @@ class Vault:
         """
         key = new_key or Fernet.generate_key()
         with self._lock:
-            old = self.key_provider.keys()
+            old = self.key_provider.load()
             self.key_provider.store([key, *[k for k in old if k != key]])
-            self._fernet = _multi_fernet(self.key_provider.keys())
+            self._fernet = _multi_fernet(self.key_provider.load())
             self.reencrypt()
             if drop_old_keys:
                 self.key_provider.store([key])

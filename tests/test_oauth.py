@@ -238,8 +238,8 @@ def login(backend: OAuthBackend, oauth: OAuthClient, vault: Vault, name: str = "
 
 
 def test_pkce_pair_follows_rfc_7636() -> None:
-    # RFC 7636, appendix B
-    assert code_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    rfc_example = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"  # RFC 7636, appendix B
+    assert code_challenge(rfc_example) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
     verifier, challenge = pair = pkce_pair()
     assert re.fullmatch(r"[A-Za-z0-9\-._~]{43,128}", verifier)
     assert challenge == code_challenge(verifier) and pkce_pair().verifier != verifier
@@ -347,7 +347,7 @@ def test_token_endpoint_failures_are_typed() -> None:
         answer(httpx.Response(503, text="upstream unavailable")).refresh("rt_x")
     with pytest.raises(PermissionDeniedError):
         answer(httpx.Response(403, html="<html>blocked</html>")).refresh("rt_x")
-    with pytest.raises(TransportError, match="oauth.refresh"):
+    with pytest.raises(TransportError, match=r"oauth\.refresh"):
         answer(httpx.ConnectError("refused")).refresh("rt_x")
     with pytest.raises(Exception, match="no access_token"):
         answer(httpx.Response(200, json={"token_type": "Bearer"})).refresh("rt_x")
@@ -503,7 +503,7 @@ def test_no_refresh_token_means_re_authenticate(oauth: OAuthClient, vault: Vault
 
 
 class StaleReads:
-    """A vault handle that returns an old snapshot for its first reads (a process that read before another refreshed)."""
+    """A vault handle whose first reads return an old snapshot (a process that read before another refreshed)."""
 
     def __init__(self, vault: Vault, snapshot: TokenSet, reads: int) -> None:
         self.vault, self.snapshot, self.reads = vault, snapshot, reads

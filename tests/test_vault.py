@@ -63,26 +63,26 @@ def file_bytes(folder: Path, prefix: str) -> bytes:
 @POSIX
 def test_key_file_is_made_once_and_private(tmp_path: Path) -> None:
     provider = FileKeyProvider.in_home(tmp_path / "home")
-    first = provider.keys()
+    first = provider.load()
     assert len(first) == 1 and Fernet(first[0])
     assert stat.S_IMODE(provider.path.stat().st_mode) == 0o600
     assert stat.S_IMODE(provider.path.parent.stat().st_mode) == 0o700
-    assert FileKeyProvider(provider.path).keys() == first  # read back, not made again
+    assert FileKeyProvider(provider.path).load() == first  # read back, not made again
 
 
 @POSIX
 def test_key_file_readable_by_others_is_refused(keys: FileKeyProvider) -> None:
-    keys.keys()
+    keys.load()
     keys.path.chmod(0o644)
     with pytest.raises(ToolkitUsageError, match="chmod 600"):
-        keys.keys()
+        keys.load()
 
 
 def test_default_provider_prefers_the_environment(tmp_path: Path) -> None:
     new, old = Fernet.generate_key(), Fernet.generate_key()
     env = {"PERSONAS_VAULT_KEY": f" {new.decode()} , {old.decode()} "}
     provider = default_key_provider(tmp_path, environ=env)
-    assert isinstance(provider, EnvKeyProvider) and provider.keys() == [new, old]
+    assert isinstance(provider, EnvKeyProvider) and provider.load() == [new, old]
 
     from_home = default_key_provider(tmp_path / "h", environ={})
     assert isinstance(from_home, FileKeyProvider) and from_home.path == tmp_path / "h" / "vault.key"
@@ -94,10 +94,10 @@ def test_default_provider_prefers_the_environment(tmp_path: Path) -> None:
 def test_a_malformed_environment_key_is_refused_without_echoing_it() -> None:
     bad = "not-a-fernet-key-but-maybe-a-secret"
     with pytest.raises(ToolkitUsageError, match="Key 2 in PERSONAS_VAULT_KEY") as err:
-        EnvKeyProvider(environ={"PERSONAS_VAULT_KEY": f"{Fernet.generate_key().decode()},{bad}"}).keys()
+        EnvKeyProvider(environ={"PERSONAS_VAULT_KEY": f"{Fernet.generate_key().decode()},{bad}"}).load()
     assert bad not in str(err.value)
     with pytest.raises(ToolkitUsageError, match="holds no vault key"):
-        EnvKeyProvider(environ={}).keys()
+        EnvKeyProvider(environ={}).load()
 
 
 # -- storing and reading ---------------------------------------------------------------------------
@@ -122,7 +122,7 @@ def test_wrong_kind_and_missing_names_say_what_to_do(vault: Vault) -> None:
     vault.put_api_key("acme", PK)
     with pytest.raises(ToolkitUsageError, match="use get_api_key"):
         vault.get_oauth_tokens("acme")
-    with pytest.raises(ToolkitUsageError, match="No credential named 'nope'.*It holds: acme"):
+    with pytest.raises(ToolkitUsageError, match=r"No credential named 'nope'.*It holds: acme"):
         vault.get_api_key("nope")
     with pytest.raises(ToolkitUsageError, match="non-empty name"):
         vault.put_api_key("  ", PK)
@@ -149,7 +149,7 @@ def test_repr_never_shows_a_secret(vault: Vault, keys: FileKeyProvider) -> None:
         f"{x!r} {x!s}"
         for x in (vault, keys, env, TOKENS, vault.get_oauth_tokens("shop"), vault.get_api_key("acme"), vault.list())
     )
-    for secret in (PK, ACCESS, REFRESH, *(k.decode() for k in keys.keys()), *(k.decode() for k in env.keys())):
+    for secret in (PK, ACCESS, REFRESH, *(k.decode() for k in keys.load()), *(k.decode() for k in env.load())):
         assert secret not in shown
     assert "shop" in shown and "acme" in shown
 
@@ -206,12 +206,12 @@ def test_replace_oauth_tokens_is_a_compare_and_swap(vault: Vault) -> None:
 def test_rotate_key_reencrypts_everything(tmp_path: Path, vault: Vault, keys: FileKeyProvider) -> None:
     vault.put_api_key("acme", PK)
     vault.put_oauth_tokens("shop", TOKENS)
-    (old,) = keys.keys()
+    (old,) = keys.load()
     before = raw_secrets(vault.path)
 
     vault.rotate_key()
 
-    new, kept = keys.keys()
+    new, kept = keys.load()
     assert kept == old and new != old
     after = raw_secrets(vault.path)
     for name, token in after.items():
@@ -234,7 +234,7 @@ def test_rotate_key_can_drop_the_old_keys(vault: Vault, keys: FileKeyProvider) -
     vault.put_api_key("acme", PK)
     new = Fernet.generate_key()
     vault.rotate_key(new, drop_old_keys=True)
-    assert keys.keys() == [new]
+    assert keys.load() == [new]
     assert vault.get_api_key("acme").reveal() == PK
     with Vault(vault.path, keys) as reopened:
         assert reopened.get_api_key("acme").reveal() == PK

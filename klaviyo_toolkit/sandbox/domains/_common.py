@@ -1,0 +1,308 @@
+"""Conventions every domain module shares: how profiles, consent, metrics, events and outbox
+messages are stored, and the helpers to read and change them consistently.
+
+Storage (``Resource.attributes`` mirror the shapes Klaviyo returns):
+
+- **profile**: email, phone_number, external_id, first_name, last_name, organization, locale,
+  title, image, created, updated, last_event_date, location{...}, properties{...},
+  subscriptions{email.marketing, sms.marketing, ...} (always present, see ``default_subscriptions``),
+  predictive_analytics (optional). Identity lookups use exact, case-insensitive indexes on email,
+  phone_number and external_id.
+- **metric**: name, created, updated, integration{object, id, key, name, category}.
+- **event**: timestamp (int seconds), datetime (ISO), event_properties{...}, uuid; relationships
+  ``profile`` and ``metric``; ``private["unique_id"]``. Revenue is ``event_properties["$value"]``.
+  Campaign engagement events carry ``$message`` (campaign-message id) and ``$campaign``; conversions
+  carry ``$attributed_message`` / ``$attributed_flow``; flow sends carry ``$flow`` and ``$flow_message``.
+- **outbox-message** (sandbox only, ``/sandbox/outbox``): to, channel, profile_id, source ("flow" |
+  "campaign"), flow_id, flow_action_id, campaign_id, campaign_message_id, subject, preview, send_at
+  (ISO UTC), status ("scheduled" | "skipped"), skip_reason, trigger_event_id, created.
+
+Sandbox convention (documented in the README): when a flow's triggering event has a ``send_at``
+property (ISO 8601), the flow's first message is scheduled then, standing in for a time delay
+configured in the account; otherwise the flow's time-delay actions decide.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from .._context import Ctx, iso
+from .._jsonapi import SandboxError, bad_request
+from .._store import Resource
+
+if TYPE_CHECKING:
+    from .._app import Sandbox
+
+Json = dict[str, Any]
+IDENTIFIERS = ("email", "phone_number", "external_id")
+EMAIL_METRICS = ("Received Email", "Opened Email", "Clicked Email", "Bounced Email", "Unsubscribed from Email Marketing")
+KLAVIYO_INTEGRATION: Json = {"object": "integration", "id": "0rG4eQ", "key": "klaviyo", "name": "Klaviyo",
+                             "category": "Internal"}
+API_INTEGRATION: Json = {"object": "integration", "id": "7FtS4J", "key": "api", "name": "API", "category": "API"}
+
+
+# -- time ----------------------------------------------------------------------------------------
+def utc(ts: float) -> _dt.datetime:
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
+
+
+def parse_time(value: Any) -> float | None:
+    """Epoch seconds from an ISO string, datetime or number (None if not a time)."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, _dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)).timestamp()
+    try:
+        when = _dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)).timestamp()
+
+
+def profile_zone(profile: Resource | None, default: str = "UTC") -> ZoneInfo:
+    name = ((profile.attributes.get("location") or {}).get("timezone") if profile else None) or default
+    try:
+        return ZoneInfo(str(name))
+    except (KeyError, ValueError):
+        return ZoneInfo(default)
+
+
+# -- consent ---------------------------------------------------------------------------------------
+def default_subscriptions() -> Json:
+    """A profile that never subscribed to anything."""
+    return {
+        "email": {"marketing": {
+            "can_receive_email_marketing": False, "consent": "NEVER_SUBSCRIBED", "consent_timestamp": None,
+            "last_updated": None, "method": None, "method_detail": None, "custom_method_detail": None,
+            "double_optin": None, "suppression": [], "list_suppressions": []}},
+        "sms": {"marketing": {
+            "can_receive_sms_marketing": False, "consent": "NEVER_SUBSCRIBED", "consent_timestamp": None,
+            "method": None, "method_detail": None, "last_updated": None}},
+    }
+
+
+def subscriptions(profile: Resource) -> Json:
+    subs = profile.attributes.get("subscriptions")
+    if not isinstance(subs, dict) or "email" not in subs:
+        subs = default_subscriptions()
+        profile.attributes["subscriptions"] = subs
+    return subs
+
+
+def email_marketing(profile: Resource) -> Json:
+    return subscriptions(profile)["email"]["marketing"]  # type: ignore[no-any-return]
+
+
+def sms_marketing(profile: Resource) -> Json:
+    return subscriptions(profile)["sms"]["marketing"]  # type: ignore[no-any-return]
+
+
+def is_suppressed(profile: Resource) -> bool:
+    return bool(email_marketing(profile).get("suppression"))
+
+
+def can_receive_email_marketing(profile: Resource) -> bool:
+    em = email_marketing(profile)
+    return bool(profile.attributes.get("email")) and em.get("consent") == "SUBSCRIBED" and not em.get("suppression")
+
+
+def can_receive_sms_marketing(profile: Resource) -> bool:
+    sm = sms_marketing(profile)
+    return bool(profile.attributes.get("phone_number")) and sm.get("consent") == "SUBSCRIBED"
+
+
+def set_email_consent(profile: Resource, consent: str, now: float, method: str = "API",
+                      method_detail: str | None = None, consented_at: float | None = None) -> None:
+    """Record an email marketing consent change; suppression still blocks sending."""
+    em = email_marketing(profile)
+    em["consent"] = consent
+    em["method"] = method
+    em["method_detail"] = method_detail
+    em["last_updated"] = iso(now)
+    if consent == "SUBSCRIBED":
+        em["consent_timestamp"] = iso(consented_at if consented_at is not None else now)
+    em["can_receive_email_marketing"] = consent == "SUBSCRIBED" and not em.get("suppression")
+
+
+def set_sms_consent(profile: Resource, consent: str, now: float, method: str = "API") -> None:
+    sm = sms_marketing(profile)
+    sm["consent"] = consent
+    sm["method"] = method
+    sm["last_updated"] = iso(now)
+    if consent == "SUBSCRIBED":
+        sm["consent_timestamp"] = iso(now)
+    sm["can_receive_sms_marketing"] = consent == "SUBSCRIBED"
+
+
+def suppress_email(profile: Resource, reason: str, now: float) -> None:
+    em = email_marketing(profile)
+    em["suppression"] = [{"reason": reason, "timestamp": iso(now)}]
+    em["can_receive_email_marketing"] = False
+    em["last_updated"] = iso(now)
+
+
+def unsuppress_email(profile: Resource, now: float) -> None:
+    em = email_marketing(profile)
+    em["suppression"] = []
+    em["can_receive_email_marketing"] = em.get("consent") == "SUBSCRIBED"
+    em["last_updated"] = iso(now)
+
+
+# -- profiles ---------------------------------------------------------------------------------------
+def new_profile(sb: Sandbox, attrs: Mapping[str, Any], now: float) -> Resource:
+    """A stored profile with the given attributes and default consent (never subscribed)."""
+    res = Resource("profile", sb.store.new_id("profile", now), {}, {}, now, now)
+    res.attributes.update({k: v for k, v in attrs.items() if v is not None and k not in ("subscriptions",)})
+    res.attributes.setdefault("properties", {})
+    res.attributes.setdefault("location", None)
+    res.attributes["created"] = iso(now)
+    res.attributes["updated"] = iso(now)
+    res.attributes["subscriptions"] = default_subscriptions()
+    sb.store.put(res)
+    return res
+
+
+def find_profile(sb: Sandbox, identifiers: Mapping[str, Any]) -> Resource | None:
+    """The profile matching ``id``, then email, phone number or external id (first found)."""
+    if identifiers.get("id"):
+        return sb.store.get("profile", str(identifiers["id"]))
+    for key in IDENTIFIERS:
+        if identifiers.get(key):
+            found = sb.store.find("profile", key, identifiers[key])
+            if found is not None:
+                return found
+    return None
+
+
+def find_or_create_profile(sb: Sandbox, attrs: Mapping[str, Any], now: float) -> tuple[Resource, bool]:
+    """(profile, created) for the identifiers in ``attrs``; updates given attributes on a match."""
+    profile = find_profile(sb, attrs)
+    if profile is None:
+        if not any(attrs.get(k) for k in (*IDENTIFIERS, "id", "anonymous_id", "_kx")):
+            raise bad_request("A profile needs an id, email, phone_number or external_id.", pointer="/data/attributes")
+        return new_profile(sb, attrs, now), True
+    for key, value in attrs.items():
+        if key in ("id", "subscriptions") or value is None:
+            continue
+        if key == "properties" and isinstance(value, dict):
+            profile.attributes.setdefault("properties", {}).update(value)
+        else:
+            profile.attributes[key] = value
+    profile.attributes["updated"] = iso(now)
+    profile.updated = now
+    sb.store.put(profile)
+    return profile, False
+
+
+# -- metrics and events -------------------------------------------------------------------------------
+def find_or_create_metric(sb: Sandbox, name: str, now: float, service: str | None = None) -> Resource:
+    metric = sb.store.find("metric", "name", name)
+    if metric is not None:
+        return metric
+    integration = KLAVIYO_INTEGRATION if name in EMAIL_METRICS else API_INTEGRATION
+    if service and service not in ("api", "API"):
+        integration = {**API_INTEGRATION, "key": service, "name": service}
+    metric = Resource("metric", sb.store.new_id("metric", now),
+                      {"name": name, "created": iso(now), "updated": iso(now), "integration": integration}, {}, now, now)
+    sb.store.put(metric)
+    return metric
+
+
+def record_event(
+    sb: Sandbox,
+    profile: Resource,
+    metric: Resource,
+    properties: Mapping[str, Any] | None,
+    when: float,
+    *,
+    unique_id: str | None = None,
+    value: float | None = None,
+    trigger_flows: bool = True,
+) -> tuple[Resource, bool]:
+    """Store an event (deduplicated by ``unique_id`` per profile and metric); (event, created).
+
+    A new event updates the profile's last_event_date and is announced as ``event_created`` so
+    flows can react (unless ``trigger_flows`` is false, as for backfills).
+    """
+    uid = unique_id or str(int(when))
+    key = f"{profile.id}|{metric.id}|{uid}"
+    dedup: dict[str, str] = sb.store.mutable("event_unique_ids", dict)
+    if key in dedup:
+        existing = sb.store.get("event", dedup[key])
+        if existing is not None:
+            return existing, False
+    props = dict(properties or {})
+    if value is not None:
+        props["$value"] = value
+    event = Resource(
+        "event", sb.store.new_id("event", when),
+        {"timestamp": int(when), "datetime": iso(when), "event_properties": props, "uuid": str(uuid.UUID(int=sb.store.rng.getrandbits(128)))},
+        {"profile": ("profile", profile.id), "metric": ("metric", metric.id)},
+        when, when, {"unique_id": uid},
+    )
+    sb.store.put(event)
+    dedup[key] = event.id
+    last = parse_time(profile.attributes.get("last_event_date"))
+    if last is None or when > last:
+        profile.attributes["last_event_date"] = iso(when)
+        sb.store.put(profile)
+    if trigger_flows:
+        sb.emit("event_created", event)
+    return event, True
+
+
+def event_metric_name(sb: Sandbox, event: Resource) -> str | None:
+    links = event.linked("metric")
+    metric = sb.store.get("metric", links[0][1]) if links else None
+    return str(metric.attributes.get("name")) if metric else None
+
+
+def event_profile(sb: Sandbox, event: Resource) -> Resource | None:
+    links = event.linked("profile")
+    return sb.store.get("profile", links[0][1]) if links else None
+
+
+# -- outbox --------------------------------------------------------------------------------------------
+def schedule_message(sb: Sandbox, profile: Resource, *, channel: str, source: str, send_at: float,
+                     **details: Any) -> Resource:
+    """Put a message for ``profile`` in the outbox, or a skipped entry saying why it cannot go.
+
+    Marketing sends need consent and no suppression; the skip is recorded, not silently dropped.
+    """
+    to = profile.attributes.get("email") if channel == "email" else profile.attributes.get("phone_number")
+    allowed = can_receive_email_marketing(profile) if channel == "email" else can_receive_sms_marketing(profile)
+    reason = None
+    if not to:
+        reason = f"no {'email' if channel == 'email' else 'phone number'}"
+    elif not allowed:
+        reason = "suppressed" if channel == "email" and is_suppressed(profile) else "no marketing consent"
+    return sb.outbox_add(
+        to=to, channel=channel, profile_id=profile.id, source=source, send_at=iso(send_at),
+        status="skipped" if reason else "scheduled", skip_reason=reason, **details,
+    )
+
+
+def require(condition: bool, detail: str, pointer: str | None = None) -> None:
+    if not condition:
+        raise bad_request(detail, pointer=pointer)
+
+
+def conflict(detail: str, **meta: Any) -> SandboxError:
+    return SandboxError(409, "duplicate_profile" if "duplicate_profile_id" in meta else "conflict",
+                        "Conflict.", detail, meta=meta)
+
+
+__all__ = [
+    "Ctx", "Json", "Resource", "SandboxError", "bad_request", "can_receive_email_marketing",
+    "can_receive_sms_marketing", "conflict", "default_subscriptions", "email_marketing", "event_metric_name",
+    "event_profile", "find_or_create_metric", "find_or_create_profile", "find_profile", "is_suppressed", "iso",
+    "new_profile", "parse_time", "profile_zone", "record_event", "require", "schedule_message",
+    "set_email_consent", "set_sms_consent", "sms_marketing", "subscriptions", "suppress_email",
+    "unsuppress_email", "utc",
+]

@@ -1,0 +1,1 @@
+"""Sandbox domain: campaigns (being written)."""

@@ -1,0 +1,1 @@
+"""Sandbox domain: catalogs (being written)."""

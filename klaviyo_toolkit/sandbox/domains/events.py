@@ -1,0 +1,1 @@
+"""Sandbox domain: events (being written)."""

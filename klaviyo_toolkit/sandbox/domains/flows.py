@@ -1,0 +1,1 @@
+"""Sandbox domain: flows (being written)."""

@@ -1,0 +1,1 @@
+"""Sandbox domain: lists (being written)."""

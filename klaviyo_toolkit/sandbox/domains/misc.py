@@ -1,0 +1,1 @@
+"""Sandbox domain: misc (being written)."""

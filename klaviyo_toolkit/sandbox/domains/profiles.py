@@ -1,0 +1,1 @@
+"""Sandbox domain: profiles (being written)."""

@@ -1,0 +1,1 @@
+"""Sandbox domain: reports (being written)."""

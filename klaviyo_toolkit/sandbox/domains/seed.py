@@ -1,0 +1,1 @@
+"""Sandbox domain: seed (being written)."""
