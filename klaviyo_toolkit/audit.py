@@ -36,12 +36,14 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from .auth import mask
-from .client._response import CallRecord
 from .clock import Clock, SystemClock
 from .errors import ToolkitUsageError
+
+if TYPE_CHECKING:
+    from .client import CallRecord
 
 __all__ = [
     "AuditContext",
@@ -53,7 +55,7 @@ __all__ = [
     "summarize_response",
 ]
 
-AuditStatus = Literal["ok", "error", "denied", "dry_run", "rejected", "pending_approval", "approved"]
+AuditStatus = Literal["ok", "error", "denied", "dry_run", "rejected", "pending_approval", "approved", "edited"]
 _STATUSES: frozenset[str] = frozenset(get_args(AuditStatus))
 GENESIS = "0" * 64
 _MAX_ARGUMENT_CHARS = 16_000
@@ -126,8 +128,8 @@ def redact(value: Any) -> Any:
 
     Example::
 
-        redact({"api_key": "pk_0123456789abcdef0123", "note": "Bearer eyJhbGciOi..."})
-        # {'api_key': '***', 'note': 'Bearer eyJhbG…i...'}
+        redact({"api_key": "pk_0123456789abcdef0123", "note": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig"})
+        # {'api_key': '***', 'note': 'Bearer eyJhbG….sig'}
     """
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}

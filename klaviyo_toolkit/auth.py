@@ -91,6 +91,11 @@ class BearerToken:
         token = self._source if isinstance(self._source, str) else self._source.access_token()
         return {"Authorization": f"Bearer {token}"}
 
+    @property
+    def refreshable(self) -> bool:
+        """True when a TokenSource can hand out a fresh token after a 401."""
+        return not isinstance(self._source, str)
+
     def invalidate(self) -> None:
         if not isinstance(self._source, str):
             self._source.invalidate()

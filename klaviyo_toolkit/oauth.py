@@ -3,7 +3,8 @@
 Klaviyo's token endpoint takes a form body and HTTP Basic client authentication; every refresh
 returns a *new* refresh token and invalidates the old one. :class:`VaultTokenSource` hides all of it
 behind :class:`auth.TokenSource`: it hands out the stored access token, refreshes it shortly before it
-expires (or after the client saw a 401), and stores the rotated pair in the vault in one transaction.
+expires (or after the client saw a 401), and stores the rotated pair in the vault, holding the vault's
+write lock from reading the refresh token to storing its successor so no process ever replays one.
 
 Example::
 
@@ -30,6 +31,7 @@ import hashlib
 import secrets
 import threading
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
@@ -57,6 +59,7 @@ __all__ = [
     "PKCEPair",
     "TokenSet",
     "TokenStore",
+    "TokenUpdate",
     "VaultTokenSource",
     "authorization_url",
     "code_challenge",
@@ -323,24 +326,33 @@ class OAuthClient:
 # -- a refreshing token source ---------------------------------------------------------------------
 
 
+class TokenUpdate(Protocol):
+    """One grant's tokens held for update (the vault's ``OAuthTokensUpdate`` is one)."""
+
+    @property
+    def tokens(self) -> TokenSet: ...
+
+    def store(self, tokens: TokenSet) -> None: ...
+
+    def revoke(self) -> None: ...
+
+
 class TokenStore(Protocol):
     """What VaultTokenSource needs from a store (the :class:`~klaviyo_toolkit.vault.Vault` is one)."""
 
     def get_oauth_tokens(self, name: str) -> TokenSet: ...
 
-    def replace_oauth_tokens(self, name: str, tokens: TokenSet, *, expected_refresh_token: str | None) -> bool: ...
-
-    def revoke(self, name: str) -> object: ...
+    def update_oauth_tokens(self, name: str) -> AbstractContextManager[TokenUpdate]: ...
 
 
 class VaultTokenSource:
     """An :class:`auth.TokenSource` over a vault entry: current access token, refreshed when due.
 
     The access token is refreshed when it expires within ``skew`` seconds, or after
-    :meth:`invalidate` (the client calls it on a 401). Refreshes are single-flight: threads that need
-    one at the same moment wait for the first and reuse its result. The rotated refresh token is
-    stored with a compare-and-swap on the old one, and a refresh rejected because another process
-    rotated first picks up that process's tokens instead of failing.
+    :meth:`invalidate` (the client calls it on a 401). Refreshes are single-flight: threads of this
+    process wait for one another on a lock, and processes sharing the vault wait on its write lock
+    (:meth:`Vault.update_oauth_tokens`), so the latest refresh token is read, spent and replaced by one
+    refresher at a time and a rotated token is never replayed.
 
     Raises (from :meth:`access_token`):
         RevokedCredentialError: the entry was revoked in the vault, or Klaviyo rejected the refresh
@@ -374,13 +386,11 @@ class VaultTokenSource:
         return f"vault:{self.name}"
 
     def access_token(self) -> str:
-        """A valid access token, refreshing (once, for all threads) when it is due."""
+        """A valid access token, refreshing (once, for all threads and processes) when it is due."""
         tokens = self.vault.get_oauth_tokens(self.name)
         if not self._usable(tokens):
             with self._lock:
-                tokens = self.vault.get_oauth_tokens(self.name)  # another thread may have refreshed
-                if not self._usable(tokens):
-                    tokens = self._refresh(tokens)
+                tokens = self._refresh()
         self._handed_out = tokens.access_token
         return tokens.access_token
 
@@ -390,37 +400,41 @@ class VaultTokenSource:
 
     def revoke(self) -> None:
         """End the grant at Klaviyo (revoking the refresh token), then mark the vault entry revoked."""
-        with self._lock:
-            tokens = self.vault.get_oauth_tokens(self.name)
+        with self._lock, self.vault.update_oauth_tokens(self.name) as update:
+            tokens = update.tokens
             if tokens.refresh_token:
                 self.oauth.revoke(tokens.refresh_token, token_type_hint="refresh_token")
             else:
                 self.oauth.revoke(tokens.access_token, token_type_hint="access_token")
-            self.vault.revoke(self.name)
+            update.revoke()
 
     def _usable(self, tokens: TokenSet) -> bool:
         return tokens.access_token != self._rejected and not tokens.expires_within(self.clock.time(), self.skew)
 
-    def _refresh(self, tokens: TokenSet) -> TokenSet:
-        used = tokens.refresh_token
-        if not used:
-            raise RevokedCredentialError(
-                self.name, reason=f"its access token {mask(tokens.access_token)} expired and no refresh token is stored"
-            )
-        try:
-            fresh = self.oauth.refresh(used)
-        except ClientError as exc:
-            if exc.code not in _DEAD_GRANT:
-                raise
-            current = self.vault.get_oauth_tokens(self.name)
-            if current.refresh_token != used:  # another process rotated it first: use its tokens
-                return current
-            self.vault.revoke(self.name)
+    def _refresh(self) -> TokenSet:
+        dead: ClientError | None = None
+        with self.vault.update_oauth_tokens(self.name) as update:
+            tokens = update.tokens  # the latest: another thread or process may have refreshed meanwhile
+            if self._usable(tokens):
+                return tokens
+            if not tokens.refresh_token:
+                raise RevokedCredentialError(
+                    self.name,
+                    reason=f"its access token {mask(tokens.access_token)} expired and no refresh token is stored",
+                )
+            try:
+                update.store(self.oauth.refresh(tokens.refresh_token))
+            except ClientError as exc:
+                if exc.code not in _DEAD_GRANT:
+                    raise
+                update.revoke()  # committed as the block ends, so other processes fail fast too
+                dead = exc
+            fresh = update.tokens
+        if dead is not None:
             raise RevokedCredentialError(
                 self.name,
-                reason=f"Klaviyo rejected its refresh token ({exc.code}): the grant was revoked, the app "
+                reason=f"Klaviyo rejected its refresh token ({dead.code}): the grant was revoked, the app "
                 "uninstalled, or the token expired or was already used",
-            ) from exc
-        self.vault.replace_oauth_tokens(self.name, fresh, expected_refresh_token=used)
+            ) from dead
         self._rejected = None
-        return self.vault.get_oauth_tokens(self.name)
+        return fresh

@@ -26,13 +26,15 @@ Note:
 from __future__ import annotations
 
 import builtins
+import contextlib
+import dataclasses
 import datetime as _dt
 import json
 import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -49,6 +51,7 @@ __all__ = [
     "EnvKeyProvider",
     "FileKeyProvider",
     "KeyProvider",
+    "OAuthTokensUpdate",
     "TokenSet",
     "Vault",
     "default_key_provider",
@@ -306,31 +309,33 @@ class Vault:
         """Store (or replace, un-revoking) the OAuth tokens of a grant under ``name``."""
         return self._put(name, "oauth", _token_payload(tokens), tokens.scopes, tokens.expires_at, _token_id(tokens))
 
-    def replace_oauth_tokens(self, name: str, tokens: TokenSet, *, expected_refresh_token: str | None) -> bool:
-        """Store refreshed tokens only if the stored refresh token is still ``expected_refresh_token``.
+    @contextlib.contextmanager
+    def update_oauth_tokens(self, name: str, *, wait: float = 60.0) -> Iterator[OAuthTokensUpdate]:
+        """Hold the vault's write lock while reading, then replacing, the tokens of one grant.
 
-        One transaction, so a refresh that raced with another (thread or process) never overwrites
-        newer tokens with older ones. Returns False when the stored tokens had already changed.
+        Meant for a refresh: read the latest tokens, call the token endpoint, store the rotated pair,
+        all while every other writer (another thread or process refreshing the same grant) waits. So a
+        rotated refresh token is never sent twice, which servers that detect reuse punish by revoking
+        the whole grant. Readers are not blocked. Changes commit when the block ends without an error.
+
+        Example::
+
+            with vault.update_oauth_tokens("acme") as update:
+                if update.tokens.expires_within(now, 60):
+                    update.store(oauth.refresh(update.tokens.refresh_token))
+
+        Args:
+            wait: seconds to wait for another holder before giving up (sqlite3.OperationalError).
 
         Raises:
-            RevokedCredentialError: the credential was revoked meanwhile.
+            RevokedCredentialError: the entry is revoked (raised on entering the block).
         """
-        with self._lock, self._write():
-            current = self._read_oauth(name)
-            if current.refresh_token != expected_refresh_token:
-                return False
-            if tokens.refresh_token is None:  # a server that does not rotate keeps the old one valid
-                tokens = TokenSet(tokens.access_token, current.refresh_token, tokens.expires_at,
-                                  tokens.scopes, tokens.token_type)  # fmt: skip
-            scopes = tokens.scopes or current.scopes
-            payload = {**_token_payload(tokens), "name": name, "kind": "oauth", "scopes": list(scopes)}
-            self._db.execute(
-                "UPDATE credentials SET secret = ?, scopes = ?, expires_at = ?, fingerprint = ?, updated_at = ? "
-                "WHERE name = ?",
-                (self._encrypt(payload), json.dumps(list(scopes)), tokens.expires_at, _token_id(tokens),
-                 self._now(), name),
-            )  # fmt: skip
-            return True
+        db = sqlite3.connect(self.path, timeout=wait, isolation_level=None, check_same_thread=False)
+        try:
+            with _Transaction(db):
+                yield OAuthTokensUpdate(self, db, name)
+        finally:
+            db.close()
 
     def _put(
         self,
@@ -361,13 +366,13 @@ class Vault:
             ToolkitUsageError: no such name, it holds OAuth tokens, or the vault key cannot decrypt it.
         """
         with self._lock:
-            payload = self._payload(name, "api_key")
+            payload = self._payload(self._db, name, "api_key")
         return ApiKey(str(payload["key"]))
 
     def get_oauth_tokens(self, name: str) -> TokenSet:
         """The OAuth tokens stored under ``name`` (raises like :meth:`get_api_key`)."""
         with self._lock:
-            return self._read_oauth(name)
+            return self._read_oauth(self._db, name)
 
     def info(self, name: str) -> CredentialInfo:
         """What is known about ``name`` without decrypting it."""
@@ -377,8 +382,8 @@ class Vault:
             raise self._missing(name)
         return _info(row)
 
-    def _read_oauth(self, name: str) -> TokenSet:
-        payload = self._payload(name, "oauth")
+    def _read_oauth(self, db: sqlite3.Connection, name: str) -> TokenSet:
+        payload = self._payload(db, name, "oauth")
         expires_at = payload.get("expires_at")
         return TokenSet(
             access_token=str(payload["access_token"]),
@@ -388,8 +393,8 @@ class Vault:
             token_type=str(payload.get("token_type") or "Bearer"),
         )
 
-    def _payload(self, name: str, kind: CredentialKind) -> dict[str, Any]:
-        row = self._db.execute(
+    def _payload(self, db: sqlite3.Connection, name: str, kind: CredentialKind) -> dict[str, Any]:
+        row = db.execute(
             "SELECT kind, secret, revoked_at FROM credentials WHERE name = ?", (name,)
         ).fetchone()
         if row is None:
@@ -486,6 +491,45 @@ class Vault:
         with self._lock:
             rows = self._db.execute(f"SELECT {_INFO_COLUMNS} FROM credentials ORDER BY name").fetchall()
         return [_info(row) for row in rows]
+
+
+class OAuthTokensUpdate:
+    """One grant's tokens, read under the vault's write lock (see :meth:`Vault.update_oauth_tokens`).
+
+    Attributes:
+        tokens: the latest stored tokens; after :meth:`store`, the new ones.
+    """
+
+    def __init__(self, vault: Vault, db: sqlite3.Connection, name: str) -> None:
+        self._vault = vault
+        self._db = db
+        self.name = name
+        self.tokens: TokenSet = vault._read_oauth(db, name)
+
+    def __repr__(self) -> str:
+        return f"OAuthTokensUpdate({self.name!r})"
+
+    def store(self, tokens: TokenSet) -> None:
+        """Replace the tokens; a missing refresh token or empty scopes keep the stored ones."""
+        kept = self.tokens
+        tokens = dataclasses.replace(
+            tokens, refresh_token=tokens.refresh_token or kept.refresh_token, scopes=tokens.scopes or kept.scopes
+        )
+        payload = {**_token_payload(tokens), "name": self.name, "kind": "oauth", "scopes": list(tokens.scopes)}
+        self._db.execute(
+            "UPDATE credentials SET secret = ?, scopes = ?, expires_at = ?, fingerprint = ?, updated_at = ? "
+            "WHERE name = ?",
+            (self._vault._encrypt(payload), json.dumps(list(tokens.scopes)), tokens.expires_at, _token_id(tokens),
+             self._vault._now(), self.name),
+        )  # fmt: skip
+        self.tokens = tokens
+
+    def revoke(self) -> None:
+        """Mark the entry revoked (as :meth:`Vault.revoke`), within this update."""
+        self._db.execute(
+            "UPDATE credentials SET revoked_at = coalesce(revoked_at, ?) WHERE name = ?",
+            (self._vault._now(), self.name),
+        )
 
 
 class _Transaction:

@@ -90,7 +90,10 @@ def test_events_that_never_reach_http(log: AuditLog) -> None:
                response_summary="the user declined")
     log.record("create_event", "dry_run", context=CTX, method="post", path="/api/events",
                arguments={"body": {"data": {"type": "event"}}})
-    assert [e.status for e in log.query()] == ["dry_run", "rejected", "pending_approval", "denied"]
+    log.record("create_campaign_send_job", "edited", context=CTX, arguments={"id": "C2"})
+    log.record("create_campaign_send_job", "approved", context=CTX, arguments={"id": "C2"})
+    statuses = [e.status for e in log.query()]
+    assert statuses == ["approved", "edited", "dry_run", "rejected", "pending_approval", "denied"]
     dry = log.query(status="dry_run")[0]
     assert (dry.method, dry.path, dry.http_status) == ("POST", "/api/events", None)
     with pytest.raises(ToolkitUsageError, match="Unknown audit status"):

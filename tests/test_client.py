@@ -75,16 +75,46 @@ class RefreshingTokens:
         self.generation += 1
 
 
-def test_a_rejected_token_is_forgotten_so_the_next_call_refreshes_it() -> None:
+def test_a_rejected_token_is_refreshed_and_the_call_retried_once() -> None:
     tokens = RefreshingTokens()
     server = Scripted(reply(401, error_body(401, "not_authenticated")), reply(200, {"data": []}))
     client = KlaviyoClient(credentials=BearerToken(tokens), transport=server.transport(), clock=ManualClock())
+    client.call("get_lists")
+    assert tokens.invalidated == 1
+    assert [r.headers["authorization"] for r in server.requests] == ["Bearer token-1", "Bearer token-2"]
+
+
+def test_a_second_401_after_refreshing_raises() -> None:
+    tokens = RefreshingTokens()
+    server = Scripted(
+        reply(401, error_body(401, "not_authenticated")), reply(401, error_body(401, "not_authenticated"))
+    )
+    client = KlaviyoClient(credentials=BearerToken(tokens), transport=server.transport(), clock=ManualClock())
+    with pytest.raises(AuthenticationError):
+        client.call("create_list", name="x")
+    assert len(server.requests) == 2, "one refresh-and-retry, then the error"
+
+
+def test_a_401_with_a_fixed_token_is_not_retried() -> None:
+    server = Scripted(reply(401, error_body(401, "not_authenticated")))
+    client = KlaviyoClient(access_token="fixed-token-123456", transport=server.transport(), clock=ManualClock())
     with pytest.raises(AuthenticationError):
         client.call("get_lists")
-    assert len(server.requests) == 1, "a 401 is not retried"
-    assert tokens.invalidated == 1
-    client.call("get_lists")
-    assert [r.headers["authorization"] for r in server.requests] == ["Bearer token-1", "Bearer token-2"]
+    assert len(server.requests) == 1
+
+
+def test_missing_credentials_fail_before_spending_a_rate_limit_slot() -> None:
+    from klaviyo_toolkit.ratelimit import RateLimiter
+
+    limiter = RateLimiter(ManualClock())
+    client = KlaviyoClient(transport=Scripted().transport(), rate_limiter=limiter)
+    client.credentials = None
+    with pytest.raises(ToolkitUsageError):
+        client.call(
+            "query_campaign_values", statistics=["opens"], timeframe={"key": "yesterday"}, conversion_metric_id="M"
+        )
+    bucket = client._bucket(client.catalog.get("query_campaign_values"))
+    assert limiter.usage(bucket)["day"] == 0
 
 
 def test_the_revision_header_is_the_catalogs() -> None:
@@ -95,8 +125,11 @@ def test_the_revision_header_is_the_catalogs() -> None:
 
 
 def test_beta_operations_send_the_pre_release_revision() -> None:
-    beta = next(op for op in load_catalog(include_beta=True) if op.beta and op.method == "GET" and not op.client_side
-                and not any(a["required"] for a in op.args))
+    beta = next(
+        op
+        for op in load_catalog(include_beta=True)
+        if op.beta and op.method == "GET" and not op.client_side and not any(a["required"] for a in op.args)
+    )
     server = Scripted()
     client_for(server, include_beta=True).call(beta.operation_id)
     assert server.requests[0].headers["revision"] == "2026-07-15.pre"
@@ -207,7 +240,10 @@ DOCUMENT = {
         }
     ],
     "included": [{"type": "list", "id": "L1", "attributes": {"name": "VIP"}}],
-    "links": {"self": "https://a.klaviyo.com/api/profiles/", "next": "https://a.klaviyo.com/api/profiles/?page%5Bcursor%5D=bmV4dA"},
+    "links": {
+        "self": "https://a.klaviyo.com/api/profiles/",
+        "next": "https://a.klaviyo.com/api/profiles/?page%5Bcursor%5D=bmV4dA",
+    },
 }
 
 
@@ -375,8 +411,12 @@ def test_a_non_json_error_body_is_kept_as_detail() -> None:
 
 @pytest.mark.parametrize(
     ("exc_type", "words"),
-    [(httpx.ConnectError, "failed"), (httpx.RemoteProtocolError, "failed"), (httpx.ReadTimeout, "timed out"),
-     (httpx.ConnectTimeout, "timed out")],
+    [
+        (httpx.ConnectError, "failed"),
+        (httpx.RemoteProtocolError, "failed"),
+        (httpx.ReadTimeout, "timed out"),
+        (httpx.ConnectTimeout, "timed out"),
+    ],
 )
 def test_transport_failures_become_transport_errors(exc_type: type[httpx.TransportError], words: str) -> None:
     server = Scripted(fail(exc_type))
@@ -400,7 +440,13 @@ def test_hooks_get_a_record_of_each_call_without_credentials() -> None:
     server = Scripted(reply(503), reply(200, {"data": []}, {"x-klaviyo-req-id": "req-9"}))
     client_for(server, hooks=[records.append]).call("get_lists", page_size=5)
     (rec,) = records
-    assert (rec.operation_id, rec.method, rec.path, rec.status, rec.attempts) == ("get_lists", "GET", "/api/lists", 200, 2)
+    assert (rec.operation_id, rec.method, rec.path, rec.status, rec.attempts) == (
+        "get_lists",
+        "GET",
+        "/api/lists",
+        200,
+        2,
+    )
     assert rec.params == {"page[size]": "5"} and rec.request_id == "req-9"
     assert KEY not in repr(rec)
 

@@ -21,7 +21,10 @@ def profile(pid: str, **attributes: Any) -> dict[str, Any]:
         "id": pid,
         "attributes": {"email": f"{pid.lower()}@example.com", "first_name": None, "properties": {}, **attributes},
         "relationships": {
-            "lists": {"data": [{"type": "list", "id": "L1"}], "links": {"self": f"{BASE}/profiles/{pid}/relationships/lists/"}},
+            "lists": {
+                "data": [{"type": "list", "id": "L1"}],
+                "links": {"self": f"{BASE}/profiles/{pid}/relationships/lists/"},
+            },
             "segments": {"links": {"self": f"{BASE}/profiles/{pid}/relationships/segments/"}},
             "push-tokens": {"data": []},
             "conversation": {"data": {"type": "conversation", "id": "C9"}},
@@ -74,8 +77,10 @@ def test_the_next_cursor_is_extracted() -> None:
 
 def test_a_single_resource_is_an_object() -> None:
     view = compact_document({"data": profile("P1"), "links": {"self": "x"}})
-    assert view == {"type": "profile", "data": {"id": "P1", "email": "p1@example.com", "lists": ["L1"],
-                                                "conversation": "C9"}}
+    assert view == {
+        "type": "profile",
+        "data": {"id": "P1", "email": "p1@example.com", "lists": ["L1"], "conversation": "C9"},
+    }
 
 
 def test_bodies_that_are_not_documents() -> None:
@@ -116,8 +121,9 @@ def test_a_large_free_form_result_is_cut_with_a_note() -> None:
 def test_a_tool_returns_the_compact_view_and_the_raw_document_as_artifact() -> None:
     fake = FakeKlaviyo()
     fake.seed_profiles(3)
-    kit = KlaviyoToolkit(scopes=["profiles:read"], api_key=fake.api_key, transport=httpx.MockTransport(fake.handle),
-                         clock=ManualClock())
+    kit = KlaviyoToolkit(
+        scopes=["profiles:read"], api_key=fake.api_key, transport=httpx.MockTransport(fake.handle), clock=ManualClock()
+    )
     message = kit.tool("get_profiles").invoke(
         {"type": "tool_call", "id": "call-1", "name": "get_profiles", "args": {"page_size": 2}}
     )

@@ -15,6 +15,7 @@ import re
 import secrets
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ from klaviyo_toolkit.oauth import (
     parse_redirect,
     pkce_pair,
 )
-from klaviyo_toolkit.vault import FileKeyProvider, Vault
+from klaviyo_toolkit.vault import FileKeyProvider, OAuthTokensUpdate, Vault
 
 CLIENT_ID = "6d1c7a52-0000-4c3e-9a3f-client"
 CLIENT_SECRET = "cs_" + "S3cr3tS3cr3t" * 3
@@ -67,15 +68,19 @@ def _oauth_error(status: int, error: str, description: str) -> httpx.Response:
 
 
 class FakeKlaviyoOAuth:
-    """Klaviyo's OAuth endpoints as a fake: authorize (auto-consent), token, revoke, and one API route."""
+    """Klaviyo's OAuth endpoints as a fake: authorize (auto-consent), token, revoke, and one API route.
+
+    Like the sandbox, it treats a replayed (already rotated) refresh token as theft and revokes the
+    whole grant, and revoking any token of a grant revokes all of it.
+    """
 
     base_url = "https://oauth.fake.test"
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.codes: dict[str, dict[str, str]] = {}
-        self.refresh_tokens: dict[str, str] = {}  # live refresh token -> scope
-        self.access_tokens: set[str] = set()
+        self.refresh_tokens: dict[str, dict[str, Any]] = {}  # refresh token -> {scope, grant, live}
+        self.access_tokens: dict[str, str] = {}  # live access token -> grant
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         with self._lock:
@@ -112,12 +117,20 @@ class FakeKlaviyoOAuth:
             return None
         return {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
 
-    def _issue(self, scope: str) -> httpx.Response:
+    def _issue(self, scope: str, grant: str) -> httpx.Response:
         access, refresh = "at_" + secrets.token_hex(16), "rt_" + secrets.token_hex(24)
-        self.access_tokens.add(access)
-        self.refresh_tokens[refresh] = scope
-        return httpx.Response(200, json={"access_token": access, "token_type": "Bearer", "expires_in": LIFETIME,
-                                         "refresh_token": refresh, "scope": scope})
+        self.access_tokens[access] = grant
+        self.refresh_tokens[refresh] = {"scope": scope, "grant": grant, "live": True}
+        return httpx.Response(
+            200,
+            json={
+                "access_token": access,
+                "token_type": "Bearer",
+                "expires_in": LIFETIME,
+                "refresh_token": refresh,
+                "scope": scope,
+            },
+        )
 
     def _token(self, request: httpx.Request) -> httpx.Response:
         form = self._form(request)
@@ -136,12 +149,16 @@ class FakeKlaviyoOAuth:
             digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
             if digest != issued["challenge"]:
                 return _oauth_error(400, "invalid_grant", "Code challenge failed.")
-            return self._issue(issued["scope"])
+            return self._issue(issued["scope"], grant="g_" + secrets.token_hex(4))
         if grant == "refresh_token":
-            scope = self.refresh_tokens.pop(form.get("refresh_token", ""), None)  # rotation: the old one dies
-            if scope is None:
-                return _oauth_error(400, "invalid_grant", "refresh token is invalid, revoked or already used")
-            return self._issue(scope)
+            info = self.refresh_tokens.get(form.get("refresh_token", ""))
+            if info is None:
+                return _oauth_error(400, "invalid_grant", "unknown refresh token")
+            if not info["live"]:  # a rotated token replayed: revoke the whole grant, as the sandbox does
+                self._end_grant(info["grant"])
+                return _oauth_error(400, "invalid_grant", "refresh token was already used or revoked")
+            info["live"] = False  # rotation: the old one dies
+            return self._issue(info["scope"], info["grant"])
         return _oauth_error(400, "unsupported_grant_type", f"grant_type {grant!r}")
 
     def _revoke(self, request: httpx.Request) -> httpx.Response:
@@ -149,15 +166,32 @@ class FakeKlaviyoOAuth:
         if form is None or not self._client_ok(request):
             return _oauth_error(401, "invalid_client", "client authentication failed")
         token = form.get("token", "")
-        self.refresh_tokens.pop(token, None)
-        self.access_tokens.discard(token)
+        grant = self.access_tokens.get(token) or self.refresh_tokens.get(token, {}).get("grant")
+        if grant:
+            self._end_grant(grant)
         return httpx.Response(200)
+
+    def _end_grant(self, grant: str) -> None:
+        for info in self.refresh_tokens.values():
+            if info["grant"] == grant:
+                info["live"] = False
+        self.access_tokens = {a: g for a, g in self.access_tokens.items() if g != grant}
 
     def _accounts(self, request: httpx.Request) -> httpx.Response:
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
         if token not in self.access_tokens:
-            return httpx.Response(401, json={"errors": [{"status": "401", "code": "not_authenticated",
-                                                         "detail": "Incorrect authentication credentials."}]})
+            return httpx.Response(
+                401,
+                json={
+                    "errors": [
+                        {
+                            "status": "401",
+                            "code": "not_authenticated",
+                            "detail": "Incorrect authentication credentials.",
+                        }
+                    ]
+                },
+            )
         return httpx.Response(200, json={"data": [{"type": "account", "id": "ACME", "attributes": {}}]})
 
 
@@ -200,8 +234,9 @@ class OAuthBackend:
 @pytest.fixture
 def backend() -> OAuthBackend:
     fake = FakeKlaviyoOAuth()
-    config = OAuthConfig.for_base_url(fake.base_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-                                      redirect_uri=REDIRECT_URI, scopes=SCOPES)
+    config = OAuthConfig.for_base_url(
+        fake.base_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI, scopes=SCOPES
+    )
     return OAuthBackend(config, RecordingTransport(httpx.MockTransport(fake.handle)), fake)
 
 
@@ -249,21 +284,30 @@ def test_pkce_pair_follows_rfc_7636() -> None:
 def test_authorization_url_and_endpoints() -> None:
     config = OAuthConfig(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, SCOPES)
     assert (config.authorize_url, config.token_url, config.revoke_url) == (
-        "https://www.klaviyo.com/oauth/authorize", "https://a.klaviyo.com/oauth/token",
-        "https://a.klaviyo.com/oauth/revoke")
+        "https://www.klaviyo.com/oauth/authorize",
+        "https://a.klaviyo.com/oauth/token",
+        "https://a.klaviyo.com/oauth/revoke",
+    )
     assert oauth_endpoints() == (DEFAULT_AUTHORIZE_URL, DEFAULT_TOKEN_URL, DEFAULT_REVOKE_URL)
     assert oauth_endpoints("http://localhost:8787/") == (
-        "http://localhost:8787/oauth/authorize", "http://localhost:8787/oauth/token",
-        "http://localhost:8787/oauth/revoke")
+        "http://localhost:8787/oauth/authorize",
+        "http://localhost:8787/oauth/token",
+        "http://localhost:8787/oauth/revoke",
+    )
 
     url = authorization_url(config, "st4te", "ch4llenge")
     parts = urlsplit(url)
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == DEFAULT_AUTHORIZE_URL
     assert "scope=accounts%3Aread%20lists%3Aread%20profiles%3Awrite" in parts.query
     assert {k: v[0] for k, v in parse_qs(parts.query).items()} == {
-        "response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI,
-        "scope": "accounts:read lists:read profiles:write", "state": "st4te",
-        "code_challenge_method": "S256", "code_challenge": "ch4llenge"}
+        "response_type": "code",
+        "client_id": CLIENT_ID,
+        "redirect_uri": REDIRECT_URI,
+        "scope": "accounts:read lists:read profiles:write",
+        "state": "st4te",
+        "code_challenge_method": "S256",
+        "code_challenge": "ch4llenge",
+    }
     with pytest.raises(ToolkitUsageError, match="scopes"):
         authorization_url(config.replace(scopes=()), "s", "c")
 
@@ -288,8 +332,12 @@ def test_exchange_code_for_tokens(backend: OAuthBackend, oauth: OAuthClient) -> 
     assert tokens.expires_at == backend.clock.time() + LIFETIME
     assert tokens.scopes == SCOPES
     (sent,) = backend.transport.grants("authorization_code")
-    assert sent == {"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
-                    "redirect_uri": REDIRECT_URI}
+    assert sent == {
+        "grant_type": "authorization_code",
+        "code": code,
+        "code_verifier": verifier,
+        "redirect_uri": REDIRECT_URI,
+    }
     with pytest.raises(BadRequestError) as reused:
         oauth.exchange_code(code, verifier)  # codes are single-use
     assert reused.value.code == "invalid_grant"
@@ -316,10 +364,13 @@ def test_refresh_rotates_the_refresh_token(backend: OAuthBackend, oauth: OAuthCl
     assert second.refresh_token and second.refresh_token != first.refresh_token
     assert second.access_token != first.access_token
     assert second.expires_at == backend.clock.time() + LIFETIME and second.scopes == SCOPES
+    third = oauth.refresh(second.refresh_token)
+    assert third.refresh_token
     with pytest.raises(BadRequestError) as reused:
-        oauth.refresh(first.refresh_token)  # the old one died with the rotation
+        oauth.refresh(first.refresh_token)  # the old one died with the rotation...
     assert reused.value.code == "invalid_grant"
-    assert oauth.refresh(second.refresh_token).refresh_token
+    with pytest.raises(BadRequestError, match="invalid_grant"):
+        oauth.refresh(third.refresh_token)  # ...and replaying it revoked the whole grant
 
 
 def test_revoke_ends_the_grant(backend: OAuthBackend, oauth: OAuthClient) -> None:
@@ -367,8 +418,7 @@ def test_nothing_secret_in_reprs(backend: OAuthBackend, oauth: OAuthClient, vaul
 # -- the refreshing token source -------------------------------------------------------------------
 
 
-def test_token_source_refreshes_shortly_before_expiry(backend: OAuthBackend, oauth: OAuthClient,
-                                                      vault: Vault) -> None:
+def test_token_source_refreshes_shortly_before_expiry(backend: OAuthBackend, oauth: OAuthClient, vault: Vault) -> None:
     first = login(backend, oauth, vault)
     source = VaultTokenSource(vault, "acme", oauth, backend.clock, skew=60)
     assert source.access_token() == first.access_token
@@ -390,13 +440,13 @@ def test_a_401_makes_the_client_refresh(backend: OAuthBackend, oauth: OAuthClien
     fake = backend.need_fake()
     login(backend, oauth, vault)
     source = VaultTokenSource(vault, "acme", oauth)
-    client = KlaviyoClient(credentials=BearerToken(source), base_url=fake.base_url, transport=backend.transport,
-                           clock=ManualClock())
+    client = KlaviyoClient(
+        credentials=BearerToken(source), base_url=fake.base_url, transport=backend.transport, clock=ManualClock()
+    )
     assert client.call("get_accounts").data[0]["id"] == "ACME"
     fake.expire_access_tokens()
-    with pytest.raises(AuthenticationError):
-        client.call("get_accounts")  # the client calls source.invalidate() on the 401...
-    assert client.call("get_accounts").data[0]["id"] == "ACME"  # ...so this one uses a refreshed token
+    # The 401 makes the client invalidate the token and retry once with a refreshed one.
+    assert client.call("get_accounts").data[0]["id"] == "ACME"
     assert len(backend.transport.grants("refresh_token")) == 1
 
 
@@ -413,9 +463,9 @@ def test_invalidate_forces_one_refresh(backend: OAuthBackend, oauth: OAuthClient
 class BarrierOnFirstRead:
     """A vault whose first read in each thread waits for the others: all see the expired token at once."""
 
-    def __init__(self, vault: Vault, parties: int) -> None:
+    def __init__(self, vault: Vault, barrier: threading.Barrier) -> None:
         self.vault = vault
-        self.barrier = threading.Barrier(parties)
+        self.barrier = barrier
         self.seen = threading.local()
 
     def get_oauth_tokens(self, name: str) -> TokenSet:
@@ -425,18 +475,16 @@ class BarrierOnFirstRead:
             self.barrier.wait(timeout=10)
         return tokens
 
-    def replace_oauth_tokens(self, name: str, tokens: TokenSet, *, expected_refresh_token: str | None) -> bool:
-        return self.vault.replace_oauth_tokens(name, tokens, expected_refresh_token=expected_refresh_token)
-
-    def revoke(self, name: str) -> object:
-        return self.vault.revoke(name)
+    def update_oauth_tokens(self, name: str) -> AbstractContextManager[OAuthTokensUpdate]:
+        return self.vault.update_oauth_tokens(name)
 
 
 @pytest.mark.parametrize("threads", [2, 8])
-def test_threads_needing_a_refresh_cause_one_refresh(backend: OAuthBackend, oauth: OAuthClient, vault: Vault,
-                                                     threads: int) -> None:
+def test_threads_needing_a_refresh_cause_one_refresh(
+    backend: OAuthBackend, oauth: OAuthClient, vault: Vault, threads: int
+) -> None:
     first = login(backend, oauth, vault)
-    source = VaultTokenSource(BarrierOnFirstRead(vault, threads), "acme", oauth, backend.clock)
+    source = VaultTokenSource(BarrierOnFirstRead(vault, threading.Barrier(threads)), "acme", oauth, backend.clock)
     backend.clock.advance(LIFETIME)  # expired for everyone
     got: list[str] = []
     errors: list[BaseException] = []
@@ -460,8 +508,7 @@ def test_threads_needing_a_refresh_cause_one_refresh(backend: OAuthBackend, oaut
     assert oauth.refresh(stored.refresh_token).refresh_token  # the stored rotated token is the live one
 
 
-def test_a_revoked_refresh_token_raises_with_guidance(backend: OAuthBackend, oauth: OAuthClient,
-                                                      vault: Vault) -> None:
+def test_a_revoked_refresh_token_raises_with_guidance(backend: OAuthBackend, oauth: OAuthClient, vault: Vault) -> None:
     first = login(backend, oauth, vault)
     assert first.refresh_token
     oauth.revoke(first.refresh_token)  # e.g. the app was uninstalled in Klaviyo
@@ -486,8 +533,9 @@ def test_revoking_in_the_vault_stops_the_source(backend: OAuthBackend, oauth: OA
         source.access_token()
 
 
-def test_source_revoke_ends_the_grant_at_klaviyo_and_in_the_vault(backend: OAuthBackend, oauth: OAuthClient,
-                                                                  vault: Vault) -> None:
+def test_source_revoke_ends_the_grant_at_klaviyo_and_in_the_vault(
+    backend: OAuthBackend, oauth: OAuthClient, vault: Vault
+) -> None:
     first = login(backend, oauth, vault)
     assert first.refresh_token
     VaultTokenSource(vault, "acme", oauth).revoke()
@@ -503,31 +551,71 @@ def test_no_refresh_token_means_re_authenticate(oauth: OAuthClient, vault: Vault
 
 
 class StaleReads:
-    """A vault handle whose first reads return an old snapshot (a process that read before another refreshed)."""
+    """A vault handle whose first read returns an old snapshot (a process that read before another refreshed)."""
 
-    def __init__(self, vault: Vault, snapshot: TokenSet, reads: int) -> None:
-        self.vault, self.snapshot, self.reads = vault, snapshot, reads
+    def __init__(self, vault: Vault, snapshot: TokenSet) -> None:
+        self.vault, self.snapshot, self.stale = vault, snapshot, True
 
     def get_oauth_tokens(self, name: str) -> TokenSet:
-        if self.reads:
-            self.reads -= 1
+        if self.stale:
+            self.stale = False
             return self.snapshot
         return self.vault.get_oauth_tokens(name)
 
-    def replace_oauth_tokens(self, name: str, tokens: TokenSet, *, expected_refresh_token: str | None) -> bool:
-        return self.vault.replace_oauth_tokens(name, tokens, expected_refresh_token=expected_refresh_token)
-
-    def revoke(self, name: str) -> Any:
-        return self.vault.revoke(name)
+    def update_oauth_tokens(self, name: str) -> AbstractContextManager[OAuthTokensUpdate]:
+        return self.vault.update_oauth_tokens(name)
 
 
-def test_losing_a_refresh_race_to_another_process_uses_its_tokens(backend: OAuthBackend, oauth: OAuthClient,
-                                                                   vault: Vault, tmp_path: Path) -> None:
+def test_a_refresh_done_by_another_process_meanwhile_is_reused(
+    backend: OAuthBackend, oauth: OAuthClient, vault: Vault, tmp_path: Path
+) -> None:
     first = login(backend, oauth, vault)
     backend.clock.advance(LIFETIME)
     with Vault(vault.path, FileKeyProvider(tmp_path / "vault.key")) as other_process:
         winner = VaultTokenSource(other_process, "acme", oauth).access_token()  # rotates the refresh token
-    loser = VaultTokenSource(StaleReads(vault, first, reads=2), "acme", oauth)
-    assert loser.access_token() == winner  # its refresh got invalid_grant; it took the winner's tokens
+    late = VaultTokenSource(StaleReads(vault, first), "acme", oauth)  # it saw the expired token before that
+    assert late.access_token() == winner  # it re-read under the lock and found fresh tokens
+    assert len(backend.transport.grants("refresh_token")) == 1  # the spent refresh token was not replayed
     assert not vault.info("acme").revoked
-    assert len(backend.transport.grants("refresh_token")) == 2
+
+
+def test_processes_sharing_a_vault_refresh_once(
+    backend: OAuthBackend, oauth: OAuthClient, vault: Vault, tmp_path: Path
+) -> None:
+    first = login(backend, oauth, vault)
+    backend.clock.advance(LIFETIME)
+    handles = [vault, Vault(vault.path, FileKeyProvider(tmp_path / "vault.key"))]  # two connections, no shared lock
+    barrier = threading.Barrier(len(handles))
+    sources = [VaultTokenSource(BarrierOnFirstRead(h, barrier), "acme", oauth) for h in handles]
+    got: list[str] = []
+    errors: list[BaseException] = []
+
+    def work(source: VaultTokenSource) -> None:
+        try:
+            got.append(source.access_token())
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(source,)) for source in sources]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=30)
+    handles[1].close()
+    assert not errors
+    assert len(backend.transport.grants("refresh_token")) == 1
+    assert len(set(got)) == 1 and got[0] != first.access_token and not vault.info("acme").revoked
+
+
+def test_update_rolls_back_when_the_refresh_fails(backend: OAuthBackend, vault: Vault) -> None:
+    first = login(backend, OAuthClient(backend.config, transport=backend.transport, clock=backend.clock), vault)
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("token endpoint unreachable")
+
+    offline = OAuthClient(backend.config, transport=httpx.MockTransport(down), clock=backend.clock)
+    source = VaultTokenSource(vault, "acme", offline)
+    backend.clock.advance(LIFETIME)
+    with pytest.raises(TransportError):
+        source.access_token()
+    assert vault.get_oauth_tokens("acme") == first and not vault.info("acme").revoked

@@ -29,7 +29,9 @@ def assert_within_limits(slots: list[float], spec: RateLimitSpec, margin: float 
     """No more than ``burst`` slots in any 1 s window, nor ``steady`` in any 60 s window."""
     slots = sorted(slots)
     for i in range(len(slots) - spec.burst):
-        assert slots[i + spec.burst] - slots[i] >= 1.0 + margin - 1e-6, f"burst exceeded at {slots[i:i + spec.burst + 1]}"
+        assert slots[i + spec.burst] - slots[i] >= 1.0 + margin - 1e-6, (
+            f"burst exceeded at {slots[i : i + spec.burst + 1]}"
+        )
     for i in range(len(slots) - spec.steady):
         assert slots[i + spec.steady] - slots[i] >= 60.0 + margin - 1e-6, "steady rate exceeded"
 
@@ -130,9 +132,14 @@ def test_a_spent_daily_limit_stops_the_client_before_any_request() -> None:
     clock = ManualClock()
     limiter = RateLimiter(clock, factor=0.01)  # 225/day -> 2/day; 2/min -> 1/min
     server = Scripted()
-    client = KlaviyoClient(api_key="pk_test_0123456789", transport=server.transport(), clock=clock, rate_limiter=limiter)
-    args = {"statistics": ["opens"], "conversion_metric_id": "M1",
-            "timeframe": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"}}
+    client = KlaviyoClient(
+        api_key="pk_test_0123456789", transport=server.transport(), clock=clock, rate_limiter=limiter
+    )
+    args = {
+        "statistics": ["opens"],
+        "conversion_metric_id": "M1",
+        "timeframe": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"},
+    }
     client.call("query_campaign_values", **args)
     client.call("query_campaign_values", **args)
     assert clock.slept == [pytest.approx(60.02)], "one call a minute at 1% of 2/min"

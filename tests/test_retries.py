@@ -65,8 +65,11 @@ def test_deletes_and_read_only_queries_are_retried() -> None:
     client_for(server).call("delete_list", id="L1")
     assert len(server.requests) == 2
     server = Scripted(reply(503), OK)
-    query = {"statistics": ["opens"], "conversion_metric_id": "M1",
-             "timeframe": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"}}
+    query = {
+        "statistics": ["opens"],
+        "conversion_metric_id": "M1",
+        "timeframe": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"},
+    }
     client_for(server).call("query_campaign_values", **query)
     assert len(server.requests) == 2, "a read-only POST (a report query) is safe to repeat"
 
@@ -137,8 +140,9 @@ def test_retry_after_is_honoured_exactly(status: int, header: str, wait: float) 
 async def test_retry_after_is_honoured_by_the_async_client() -> None:
     server = Scripted(reply(429, error_body(429), {"retry-after": "3"}), reply(503), OK)
     clock = ManualClock()
-    async with AsyncKlaviyoClient(api_key=KEY, transport=server.transport(), clock=clock,
-                                  retry=RetryPolicy(seed=3)) as client:
+    async with AsyncKlaviyoClient(
+        api_key=KEY, transport=server.transport(), clock=clock, retry=RetryPolicy(seed=3)
+    ) as client:
         assert (await client.call("get_lists")).status == 200
     assert len(server.requests) == 3
     assert clock.slept[0] == 3.0 and 0.5 <= clock.slept[1] <= 1.0

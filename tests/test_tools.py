@@ -46,7 +46,7 @@ def test_a_tool_call_returns_a_tool_message_with_the_result() -> None:
     assert message.status == "success"
     view = json.loads(message.content)
     assert view["type"] == "profile" and view["data"]["email"] == "ada@example.com"
-    assert list(fake.profiles.values())[0]["first_name"] == "Ada"
+    assert next(iter(fake.profiles.values()))["first_name"] == "Ada"
 
 
 async def test_an_async_tool_call_returns_a_tool_message() -> None:
@@ -80,7 +80,9 @@ def test_bad_arguments_come_back_as_an_error_message_naming_the_field() -> None:
 
 
 def test_a_4xx_comes_back_as_an_error_message_naming_the_field() -> None:
-    body = error_body(400, "invalid", "'+1' is not a valid phone number.", source={"pointer": "/data/attributes/phone_number"})
+    body = error_body(
+        400, "invalid", "'+1' is not a valid phone number.", source={"pointer": "/data/attributes/phone_number"}
+    )
     server = Scripted(reply(400, body))
     message = call(toolkit(server).tool("create_profile"), phone_number="+15005550006")
     assert message.status == "error"
@@ -104,8 +106,9 @@ def test_a_server_error_after_retries_comes_back_as_an_error_message() -> None:
 def test_a_spent_daily_limit_comes_back_as_an_error_message() -> None:
     server = Scripted()
     clock = ManualClock()
-    kit = KlaviyoToolkit(scopes="*", api_key=KEY, transport=server.transport(), clock=clock,
-                         rate_limiter=RateLimiter(clock, factor=0.01))
+    kit = KlaviyoToolkit(
+        scopes="*", api_key=KEY, transport=server.transport(), clock=clock, rate_limiter=RateLimiter(clock, factor=0.01)
+    )
     tool = kit.tool("create_list")  # 150/day -> 2/day at 1%
     assert [call(tool, name=f"L{i}").status for i in range(3)] == ["success", "success", "error"]
     assert len(server.requests) == 2

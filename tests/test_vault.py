@@ -187,17 +187,37 @@ def test_revoked_credentials_raise_with_guidance(vault: Vault, clock: ManualCloc
     assert vault.get_oauth_tokens("shop") == TOKENS and not vault.info("shop").revoked
 
 
-def test_replace_oauth_tokens_is_a_compare_and_swap(vault: Vault) -> None:
+def test_update_oauth_tokens_commits_or_rolls_back(vault: Vault) -> None:
     vault.put_oauth_tokens("shop", TOKENS)
-    newer = TokenSet("at_new", "rt_new", expires_at=1_700_007_200.0)
-    assert not vault.replace_oauth_tokens("shop", newer, expected_refresh_token="rt_stale")
-    assert vault.get_oauth_tokens("shop") == TOKENS
-    assert vault.replace_oauth_tokens("shop", newer, expected_refresh_token=REFRESH)
+    with vault.update_oauth_tokens("shop") as update:
+        assert update.tokens == TOKENS
+        update.store(TokenSet("at_new", None, expires_at=1_700_007_200.0))  # no new refresh token, no scopes
+        assert update.tokens.refresh_token == REFRESH
     stored = vault.get_oauth_tokens("shop")
-    assert (stored.access_token, stored.refresh_token, stored.scopes) == ("at_new", "rt_new", TOKENS.scopes)
-    vault.revoke("shop")
-    with pytest.raises(RevokedCredentialError):
-        vault.replace_oauth_tokens("shop", TOKENS, expected_refresh_token="rt_new")
+    assert (stored.access_token, stored.refresh_token, stored.scopes) == ("at_new", REFRESH, TOKENS.scopes)
+
+    with pytest.raises(RuntimeError), vault.update_oauth_tokens("shop") as update:
+        update.store(TokenSet("at_lost", "rt_lost"))
+        raise RuntimeError("the refresh failed after all")
+    assert vault.get_oauth_tokens("shop").access_token == "at_new"
+
+    with vault.update_oauth_tokens("shop") as update:
+        update.revoke()
+    with pytest.raises(RevokedCredentialError), vault.update_oauth_tokens("shop"):
+        pass
+
+
+def test_an_update_holds_the_write_lock_until_it_ends(vault: Vault, keys: FileKeyProvider) -> None:
+    vault.put_oauth_tokens("shop", TOKENS)
+    with Vault(vault.path, keys) as other_process:
+        with vault.update_oauth_tokens("shop"):
+            with pytest.raises(sqlite3.OperationalError, match="locked"), other_process.update_oauth_tokens(
+                "shop", wait=0
+            ):
+                pass  # a second refresher cannot even read the tokens for update...
+            assert other_process.get_oauth_tokens("shop") == TOKENS  # ...while plain readers go on
+        with other_process.update_oauth_tokens("shop", wait=0) as update:  # released at the end of the block
+            assert update.tokens == TOKENS
 
 
 # -- rotating --------------------------------------------------------------------------------------

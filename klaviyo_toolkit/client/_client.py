@@ -169,6 +169,51 @@ class _Core:
             raise api_error_from_response(response.status_code, body, headers, operation_id=prep.operation.operation_id)
         return KlaviyoResponse(prep.operation.operation_id, response.status_code, headers, body, str(response.url))
 
+    def _check_credentials(self, op: Operation) -> None:
+        """Fail before a rate-limit slot is spent when a private-key call has no credentials."""
+        if not op.client_side and self.credentials is None:
+            self._headers_auth(op)
+
+    def _headers_auth(self, op: Operation) -> dict[str, str]:
+        if op.client_side:
+            return {}
+        if self.credentials is None:
+            raise ToolkitUsageError(
+                "No Klaviyo credentials: set KLAVIYO_API_KEY (a private key, pk_...) or pass "
+                "api_key=/credentials= to the client. For a local sandbox use pk_sandbox_demo."
+            )
+        return self.credentials.headers()
+
+    def _build(self, prep: PreparedRequest, idempotency_key: str | None, url: str | None) -> httpx.Request:
+        http: Any = self.http  # type: ignore[attr-defined]
+        request: httpx.Request = http.build_request(
+            prep.method,
+            self._url(url or prep.path),
+            params=None if url else tuple(prep.params),
+            json=prep.json_body,
+            data=prep.form or None,
+            files=prep.files or None,
+            headers=self._headers(prep, idempotency_key),
+        )
+        return request
+
+    def _on_error(
+        self,
+        prep: PreparedRequest,
+        idempotency_key: str | None,
+        attempt: int,
+        error: BaseException,
+        retry_waited: float,
+    ) -> float | None:
+        """Seconds to wait before trying again, or None to raise. A 401 with a refreshable OAuth
+        token is retried once at once with a fresh token (the request was not processed)."""
+        if isinstance(error, AuthenticationError) and isinstance(self.credentials, BearerToken):
+            if attempt == 1 and self.credentials.refreshable:
+                self.credentials.invalidate()
+                return 0.0
+            return None
+        return self._next_delay(prep, idempotency_key, attempt, error, retry_waited)
+
     def _next_delay(
         self,
         prep: PreparedRequest,
@@ -271,42 +316,29 @@ class KlaviyoClient(_Core):
     ) -> KlaviyoResponse:
         """Send a prepared request (rate limit, auth, retries, hooks)."""
         op = prep.operation
+        self._check_credentials(op)
         started = time.perf_counter()
-        waited = 0.0
+        waited = retry_waited = 0.0
         attempt = 0
         while True:
             attempt += 1
             waited += self.limiter.acquire(self._bucket(op), op.rate_limit, op.operation_id)
             try:
-                headers = self._headers(prep, idempotency_key)
-                request = self.http.build_request(
-                    prep.method,
-                    self._url(url or prep.path),
-                    params=None if url else tuple(prep.params),
-                    json=prep.json_body,
-                    data=prep.form or None,
-                    files=prep.files or None,
-                    headers=headers,
-                )
+                request = self._build(prep, idempotency_key, url)
                 try:
                     response = self.http.send(request)
                 except httpx.HTTPError as exc:
                     raise _transport_error(exc, op) from exc
                 result = self._parse(prep, response)
             except (KlaviyoAPIError, TransportError) as error:
-                if (
-                    isinstance(error, AuthenticationError)
-                    and attempt == 1
-                    and isinstance(self.credentials, BearerToken)
-                ):
-                    self.credentials.invalidate()
-                delay = self._next_delay(prep, idempotency_key, attempt, error, waited)
+                delay = self._on_error(prep, idempotency_key, attempt, error, retry_waited)
                 if delay is None:
                     self._record(prep, result=None, error=error, attempts=attempt, started=started, waited=waited)
                     raise
                 log.info("retrying %s in %.2fs after %s", op.operation_id, delay, error)
                 self.clock.sleep(delay)
                 waited += delay
+                retry_waited += delay
                 continue
             self._record(prep, result=result, error=None, attempts=attempt, started=started, waited=waited)
             return result
@@ -360,42 +392,29 @@ class AsyncKlaviyoClient(_Core):
         self, prep: PreparedRequest, *, idempotency_key: str | None = None, url: str | None = None
     ) -> KlaviyoResponse:
         op = prep.operation
+        self._check_credentials(op)
         started = time.perf_counter()
-        waited = 0.0
+        waited = retry_waited = 0.0
         attempt = 0
         while True:
             attempt += 1
             waited += await self.limiter.aacquire(self._bucket(op), op.rate_limit, op.operation_id)
             try:
-                headers = self._headers(prep, idempotency_key)
-                request = self.http.build_request(
-                    prep.method,
-                    self._url(url or prep.path),
-                    params=None if url else tuple(prep.params),
-                    json=prep.json_body,
-                    data=prep.form or None,
-                    files=prep.files or None,
-                    headers=headers,
-                )
+                request = self._build(prep, idempotency_key, url)
                 try:
                     response = await self.http.send(request)
                 except httpx.HTTPError as exc:
                     raise _transport_error(exc, op) from exc
                 result = self._parse(prep, response)
             except (KlaviyoAPIError, TransportError) as error:
-                if (
-                    isinstance(error, AuthenticationError)
-                    and attempt == 1
-                    and isinstance(self.credentials, BearerToken)
-                ):
-                    self.credentials.invalidate()
-                delay = self._next_delay(prep, idempotency_key, attempt, error, waited)
+                delay = self._on_error(prep, idempotency_key, attempt, error, retry_waited)
                 if delay is None:
                     self._record(prep, result=None, error=error, attempts=attempt, started=started, waited=waited)
                     raise
                 log.info("retrying %s in %.2fs after %s", op.operation_id, delay, error)
                 await self.clock.asleep(delay)
                 waited += delay
+                retry_waited += delay
                 continue
             self._record(prep, result=result, error=None, attempts=attempt, started=started, waited=waited)
             return result

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._arguments import PreparedRequest
 from ..catalog import Catalog, Operation, load_catalog
-from ..client import AsyncKlaviyoClient, KlaviyoClient, KlaviyoResponse
 from ..errors import ToolkitUsageError
 from ._tool import KlaviyoTool, PendingCall, ToolGuard
+
+if TYPE_CHECKING:  # the client (and httpx) load only when a call is made
+    from ..client import AsyncKlaviyoClient, KlaviyoClient, KlaviyoResponse
 
 __all__ = ["CLIENT_SCOPE", "KlaviyoToolkit", "MAX_TOOLS_PER_REQUEST"]
 
@@ -72,6 +74,8 @@ class KlaviyoToolkit:
     @property
     def client(self) -> KlaviyoClient:
         if self._client is None:
+            from ..client import KlaviyoClient
+
             self._client = KlaviyoClient(include_beta=self.include_beta, **self._client_options)
         return self._client
 
@@ -91,8 +95,13 @@ class KlaviyoToolkit:
 
     # -- execution (used by the tools) -----------------------------------------------------
     def prepare(self, op: Operation, args: dict[str, Any]) -> PreparedRequest:
-        core = self._async_client or self.client
-        return core.prepare(op, args)
+        """Validate and build a call; a client (when there is one) fills the public key of /client/ calls."""
+        core = self._async_client or self._client
+        if core is not None:
+            return core.prepare(op, args)
+        from .._arguments import prepare
+
+        return prepare(op, dict(args))
 
     def send(self, call: PendingCall) -> KlaviyoResponse:
         return self.client.send(call.request, idempotency_key=call.metadata.get("idempotency_key"))

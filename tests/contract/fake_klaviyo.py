@@ -108,7 +108,8 @@ class FakeKlaviyo:
             if match and method == request.method:
                 return handler(request, match)
         return self._respond(
-            404, _error(404, "not_found", "Not found.", f"FakeKlaviyo has no route {request.method} {request.url.path}.")
+            404,
+            _error(404, "not_found", "Not found.", f"FakeKlaviyo has no route {request.method} {request.url.path}."),
         )
 
     def seed_profiles(self, count: int, *, domain: str = "example.com") -> list[str]:
@@ -162,7 +163,9 @@ class FakeKlaviyo:
                 start = int(base64.urlsafe_b64decode(cursor.encode()).decode())
             except ValueError:
                 detail = "The page cursor is not valid."
-                return self._respond(400, _error(400, "invalid", "Invalid input.", detail, {"parameter": "page[cursor]"}))
+                return self._respond(
+                    400, _error(400, "invalid", "Invalid input.", detail, {"parameter": "page[cursor]"})
+                )
         chunk = ids[start : start + size]
         links: Json = {"self": str(request.url), "next": None, "prev": None}
         if start + size < len(ids):
@@ -175,7 +178,9 @@ class FakeKlaviyo:
         try:
             body = json.loads(request.content or b"null")
         except ValueError:
-            return self._respond(400, _error(400, "parse_error", "Malformed JSON.", "The body is not JSON.", {"pointer": "/"}))
+            return self._respond(
+                400, _error(400, "parse_error", "Malformed JSON.", "The body is not JSON.", {"pointer": "/"})
+            )
         if not isinstance(body, dict) or "data" not in body:
             return self._respond(
                 400, _error(400, "invalid", "Invalid input.", "The body needs a data member.", {"pointer": "/data"})
@@ -202,7 +207,9 @@ class FakeKlaviyo:
     def _get_profile(self, request: httpx.Request, match: re.Match[str]) -> httpx.Response:
         pid = match["id"]
         if pid not in self.profiles:
-            return self._respond(404, _error(404, "not_found", "Not found.", f"A profile with id {pid} does not exist."))
+            return self._respond(
+                404, _error(404, "not_found", "Not found.", f"A profile with id {pid} does not exist.")
+            )
         return self._respond(200, {"data": self._profile(pid), "links": {"self": str(request.url)}})
 
     def _create_profile(self, request: httpx.Request, match: re.Match[str]) -> httpx.Response:
@@ -216,7 +223,8 @@ class FakeKlaviyo:
         attributes = data.get("attributes")
         if not isinstance(attributes, dict):
             return self._respond(
-                400, _error(400, "invalid", "Invalid input.", "attributes is required.", {"pointer": "/data/attributes"})
+                400,
+                _error(400, "invalid", "Invalid input.", "attributes is required.", {"pointer": "/data/attributes"}),
             )
         for key in ("email", "phone_number", "external_id", "first_name", "last_name"):
             if key in attributes and not isinstance(attributes[key], str | None):
@@ -240,7 +248,9 @@ class FakeKlaviyo:
                 ),
             )
         pid = self._store_profile(attributes)
-        return self._respond(201, {"data": self._profile(pid), "links": {"self": f"{self.base_url}/api/profiles/{pid}/"}})
+        return self._respond(
+            201, {"data": self._profile(pid), "links": {"self": f"{self.base_url}/api/profiles/{pid}/"}}
+        )
 
     # -- lists -----------------------------------------------------------------------------
     def _list_lists(self, request: httpx.Request, match: re.Match[str]) -> httpx.Response:
@@ -260,7 +270,9 @@ class FakeKlaviyo:
         name = (data.get("attributes") or {}).get("name") if isinstance(data, dict) else None
         if not isinstance(name, str) or not name:
             detail = "A list needs a name."
-            return self._respond(400, _error(400, "invalid", "Invalid input.", detail, {"pointer": "/data/attributes/name"}))
+            return self._respond(
+                400, _error(400, "invalid", "Invalid input.", detail, {"pointer": "/data/attributes/name"})
+            )
         lid = self._new_id("L")
         self.lists[lid] = {"name": name, "opt_in_process": "single_opt_in"}
         self.members[lid] = []

@@ -1,0 +1,30 @@
+"""The benchmark scripts run and print their tables (timings are reported, never asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def test_toolkit_import_benchmark_prints_every_figure_and_a_verdict() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "toolkit_import.py"), "--repeat", "1", "--no-warmup"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for label in (
+        "(a) import klaviyo_toolkit",
+        "(b) import tools + build all 345 tools",
+        "(c) import langchain_core.tools",
+        "(d) our own share",
+    ):
+        assert label in out, out
+    assert out.count("x\n") >= 6, "each figure has its ratio to the target"
+    assert "Target (< 0.5 s" in out and ("MET" in out)
