@@ -80,7 +80,7 @@ def schema(
     """Print tool definitions exactly as sent to the model (OpenAI function calling, strict)."""
     from langchain_core.utils.function_calling import convert_to_openai_tool
 
-    from .cli import UsageProblem
+    from .errors import UsageProblem
 
     if persona:
         from .loader import load_persona, persona_toolkit

@@ -12,7 +12,8 @@ from typing import Any
 
 import typer
 
-from . import _cli_sandbox, _cli_tools
+from . import _cli_audit, _cli_auth, _cli_chat, _cli_run, _cli_sandbox, _cli_tools
+from .errors import UsageProblem
 
 app = typer.Typer(
     name="personas",
@@ -23,10 +24,19 @@ app = typer.Typer(
 )
 app.add_typer(_cli_tools.app, name="tools")
 app.add_typer(_cli_sandbox.app, name="sandbox")
+app.add_typer(_cli_audit.app, name="audit")
+app.add_typer(_cli_auth.app, name="auth")
+app.command("list")(_cli_run.list_personas_cmd)
+app.command("run")(_cli_run.run_cmd)
+app.command("chat")(_cli_chat.chat_cmd)
 
 
-class UsageProblem(Exception):
-    """A mistake in how the command was called (exit code 2)."""
+@app.command("demo")
+def demo(seed: int = typer.Option(42, "--seed", help="Sandbox seed.")) -> None:
+    """The lead-magnet sequencer and campaign reporter end to end on the embedded sandbox."""
+    from .demo import run_demo
+
+    raise SystemExit(run_demo(seed))
 
 
 @app.callback()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from klaviyo_toolkit._arguments import args_model
@@ -11,12 +12,60 @@ from klaviyo_toolkit.sandbox._generic import shape_of
 from klaviyo_toolkit.sandbox._store import Resource
 from klaviyo_toolkit.tools._strict import strict_schema
 
-EXTRA: dict[str, dict[str, Any]] = {
+def _profile_id(sb: Sandbox, email: str) -> str:
+    """The id of the profile with ``email`` (created when missing), for calls that name one."""
+    from klaviyo_toolkit.sandbox.domains._common import new_profile
+
+    found = sb.store.find("profile", "email", email)
+    return (found or new_profile(sb, {"email": email}, sb.clock.time())).id
+
+
+def _list_id(sb: Sandbox) -> str:
+    existing = sb.store.all("list")
+    if existing:
+        return existing[0].id
+    res = Resource("list", sb.store.new_id("list"), {"name": "Sweep"}, {"profiles": []}, sb.clock.time(), sb.clock.time())
+    sb.store.put(res)
+    return res.id
+
+
+def _metric_id(sb: Sandbox) -> str:
+    from klaviyo_toolkit.sandbox.domains._common import find_or_create_metric
+
+    return find_or_create_metric(sb, "x", sb.clock.time()).id
+
+
+_CONSENT_ANY = {"type": "profile-marketing-consent",
+                "consent": {"channel": "email", "can_receive_marketing": True, "consent_status": {"subscription": "any"}}}
+
+#: Operation id -> arguments to use instead of the sampled ones (or a function of the sandbox giving them).
+EXTRA: dict[str, dict[str, Any] | Callable[[Sandbox], dict[str, Any]]] = {
     "bulk_subscribe_profiles": {"profiles": [{"email": "sweep@example.com", "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}}}]},
     "bulk_suppress_profiles": {"profiles": [{"email": "sweep@example.com"}]},
     "bulk_unsuppress_profiles": {"profiles": [{"email": "sweep@example.com"}]},
-    "create_client_subscription": {"profile": {"email": "sweep@example.com"}},
+    "create_client_subscription": lambda sb: {"profile": {"email": "sweep@example.com"}, "list_id": _list_id(sb)},
     "request_profile_deletion": {"profile": {"email": "sweep@example.com"}},
+    "add_profiles_to_list": lambda sb: {"profile_ids": [_profile_id(sb, "sweep-member@example.com")]},
+    "create_client_profile": {"email": "sweep-client@example.com"},
+    "create_or_update_profile": {"email": "sweep-upsert@example.com"},
+    "create_profile": {"email": "sweep-create@example.com"},
+    "merge_profiles": lambda sb: {"id": _profile_id(sb, "sweep-keep@example.com"),
+                                  "profile_ids": [_profile_id(sb, "sweep-merged@example.com")]},
+    "create_client_push_token": {"token": "sweep-client-token"},
+    "create_push_token": {"token": "sweep-server-token"},
+    "create_segment": {"definition": {"condition_groups": [{"conditions": [_CONSENT_ANY]}]}},
+    "update_segment": {"definition": {"condition_groups": [{"conditions": [_CONSENT_ANY]}]}},
+    # events need a profile identifier; a flow's status is draft, manual or live; aggregates need a
+    # metric that exists and a time range
+    "create_event": {"profile": {"email": "sweep@example.com"}},
+    "create_client_event": {"profile": {"email": "sweep@example.com"}},
+    "bulk_create_client_events": {"profile": {"email": "sweep@example.com"}},
+    "bulk_create_events": {"events_bulk_create": [{"profile": {"email": "sweep@example.com"},
+                                                   "events": [{"properties": "{}", "metric": {"name": "x"}}]}]},
+    "update_flow": {"status": "live"},
+    "query_metric_aggregates": lambda sb: {
+        "metric_id": _metric_id(sb),
+        "filter": ["greater-or-equal(datetime,2026-01-01T00:00:00)", "less-than(datetime,2026-01-02T00:00:00)"]},
 }
 
 
@@ -65,7 +114,8 @@ def minimal_args(op: Operation, sb: Sandbox) -> dict[str, Any]:
         if "null" in str(sub.get("type")) or ("anyOf" in sub and {"type": "null"} in sub["anyOf"]):
             continue
         args[key] = sample(sub, key, op)
-    args.update(EXTRA.get(op.operation_id, {}))
+    extra = EXTRA.get(op.operation_id, {})
+    args.update(extra(sb) if callable(extra) else extra)
     kind, segs = shape_of(op.path)
     id_enum = schema["properties"].get("id", {}).get("enum")
     if "id" in args and kind in ("item", "related", "relationship") and not id_enum:

@@ -1,0 +1,203 @@
+"""The rollup's figures: one row per campaign, the day's totals, and deterministic anomalies.
+
+Rows are Klaviyo's campaign-values results (grouped by ``campaign_id`` and ``send_channel``) for
+each conversion metric, merged per campaign: delivery and engagement figures are the same for every
+metric, conversions and revenue are kept per metric (the first listed metric fills ``conversions``
+and ``revenue``). A row's rates are Klaviyo's own; totals' rates are recomputed from summed counts
+with Klaviyo's definitions (opens, clicks, conversions and unsubscribes over delivered; bounces over
+recipients). Anomalies are found here, before any model sees the figures, from the persona's
+thresholds, so they never depend on a model noticing them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import statistics as _stats
+from collections.abc import Mapping, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .settings import Thresholds
+
+__all__ = ["COUNTS", "RATES", "anomalies", "fmt_count", "fmt_money", "fmt_rate", "merge_rows", "totals"]
+
+#: Counted figures of a row (summed in totals), then rates (Klaviyo's, fractions of one).
+COUNTS = ("recipients", "delivered", "opens_unique", "clicks_unique", "conversions", "conversion_uniques",
+          "revenue", "bounced", "unsubscribe_uniques")
+RATES = ("open_rate", "click_rate", "conversion_rate", "bounce_rate", "unsubscribe_rate")
+_PER_METRIC = {"conversions": "conversions", "conversion_uniques": "conversion_uniques",
+               "revenue": "conversion_value", "conversion_rate": "conversion_rate"}
+
+
+def _num(value: Any) -> float | int:
+    if value is None:
+        return 0
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
+def _rate(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _email_results(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """campaign_id -> statistics, for email rows (rows without a send_channel count as email)."""
+    out: dict[str, dict[str, Any]] = {}
+    for result in report.get("results") or []:
+        groups = result.get("groupings") or {}
+        cid = groups.get("campaign_id")
+        if cid and groups.get("send_channel", "email") == "email":
+            out[str(cid)] = dict(result.get("statistics") or {})
+    return out
+
+
+def _local(iso_time: str | None, tz: str) -> str | None:
+    if not iso_time:
+        return None
+    try:
+        when = _dt.datetime.fromisoformat(str(iso_time).replace("Z", "+00:00"))
+    except ValueError:
+        return str(iso_time)
+    return when.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+
+
+def merge_rows(
+    reports: Mapping[str, Mapping[str, Any]],
+    metrics: Sequence[str],
+    campaigns: Mapping[str, Mapping[str, Any]],
+    tz: str,
+    extra: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """One row per email campaign in any available report, ordered by send time then name.
+
+    Args:
+        reports: metric name -> ``{"results": [...]}`` (absent or without results: not available).
+        metrics: the conversion metric names, primary first.
+        campaigns: campaign id -> ``{"name", "send_time"}`` from get_campaigns.
+        tz: the account's time zone, for local send times.
+        extra: further statistics to copy into ``row["extra"]``.
+    """
+    available = [m for m in metrics if (reports.get(m) or {}).get("results") is not None]
+    by_metric = {m: _email_results(reports[m]) for m in available}
+    ids = list(dict.fromkeys(cid for m in available for cid in by_metric[m]))
+    primary = metrics[0] if metrics else None
+    rows = []
+    for cid in ids:
+        base = next(by_metric[m][cid] for m in available if cid in by_metric[m])
+        info = campaigns.get(cid) or {}
+        row: dict[str, Any] = {
+            "campaign_id": cid,
+            "name": info.get("name") or f"(unknown campaign {cid})",
+            "send_time": info.get("send_time"),
+            "send_time_local": _local(info.get("send_time"), tz),
+            "recipients": _num(base.get("recipients")),
+            "delivered": _num(base.get("delivered")),
+            "opens_unique": _num(base.get("opens_unique")),
+            "clicks_unique": _num(base.get("clicks_unique")),
+            "bounced": _num(base.get("bounced")),
+            "unsubscribe_uniques": _num(base.get("unsubscribe_uniques")),
+            "open_rate": _rate(base.get("open_rate")),
+            "click_rate": _rate(base.get("click_rate")),
+            "bounce_rate": _rate(base.get("bounce_rate")),
+            "unsubscribe_rate": _rate(base.get("unsubscribe_rate")),
+            "conversion_metric": primary,
+            "by_metric": {},
+            "extra": {s: base.get(s) for s in extra},
+        }
+        for metric in available:
+            stats = by_metric[metric].get(cid)
+            row["by_metric"][metric] = None if stats is None else {
+                key: (_rate if key == "conversion_rate" else _num)(stats.get(src)) for key, src in _PER_METRIC.items()
+            }
+        first = row["by_metric"].get(primary) or {}  # the primary metric's report may be unavailable: None
+        for key in _PER_METRIC:
+            row[key] = first.get(key)
+        rows.append(row)
+    rows.sort(key=lambda r: (r["send_time"] or "", r["name"]))
+    return rows
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def totals(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> dict[str, Any]:
+    """Summed counts and recomputed rates for the day (per metric too)."""
+    out: dict[str, Any] = {"campaigns": len(rows)}
+    for key in COUNTS:
+        values = [r.get(key) for r in rows if r.get(key) is not None]
+        out[key] = None if rows and not values else round(sum(values), 2)
+    delivered = out["delivered"]
+    out.update({
+        "open_rate": _ratio(out["opens_unique"], delivered),
+        "click_rate": _ratio(out["clicks_unique"], delivered),
+        "conversion_rate": None if out["conversion_uniques"] is None else _ratio(out["conversion_uniques"], delivered),
+        "bounce_rate": _ratio(out["bounced"], out["recipients"]),
+        "unsubscribe_rate": _ratio(out["unsubscribe_uniques"], delivered),
+    })
+    per_metric = {}
+    for metric in metrics:
+        values = [(r.get("by_metric") or {}).get(metric) for r in rows]
+        if rows and all(v is None for v in values):
+            continue
+        conv = sum((v or {}).get("conversions") or 0 for v in values)
+        uniq = sum((v or {}).get("conversion_uniques") or 0 for v in values)
+        revenue = round(sum((v or {}).get("revenue") or 0 for v in values), 2)
+        per_metric[metric] = {"conversions": conv, "conversion_uniques": uniq, "revenue": revenue,
+                              "conversion_rate": _ratio(uniq, delivered)}
+    out["by_metric"] = per_metric
+    return out
+
+
+def anomalies(rows: Sequence[Mapping[str, Any]], thresholds: Thresholds) -> list[dict[str, Any]]:
+    """Each campaign whose figures cross a threshold: ``{campaign_id, campaign, kind, value, threshold, detail}``.
+
+    ``detail`` states the figures without the campaign's name (names are Klaviyo data and reach the
+    model only fenced).
+    """
+    found: list[dict[str, Any]] = []
+
+    def flag(row: Mapping[str, Any], kind: str, value: Any, threshold: Any, detail: str) -> None:
+        found.append({"campaign_id": row["campaign_id"], "campaign": row["name"], "kind": kind, "value": value,
+                      "threshold": threshold, "detail": detail})
+
+    rates = [r["open_rate"] for r in rows if r.get("delivered") and r.get("open_rate") is not None]
+    median = _stats.median(rates) if len(rates) >= thresholds.min_campaigns_for_median else None
+    for row in rows:
+        if thresholds.flag_zero_deliveries and row["recipients"] and not row["delivered"]:
+            flag(row, "zero_deliveries", 0, 0, f"0 of {fmt_count(row['recipients'])} recipients were delivered")
+        bounce = row.get("bounce_rate")
+        if bounce is not None and bounce > thresholds.max_bounce_rate:
+            flag(row, "high_bounce_rate", bounce, thresholds.max_bounce_rate,
+                 f"bounce rate {fmt_rate(bounce)} is over the {fmt_rate(thresholds.max_bounce_rate)} threshold "
+                 f"({fmt_count(row['bounced'])} of {fmt_count(row['recipients'])} recipients bounced)")
+        unsub = row.get("unsubscribe_rate")
+        if unsub is not None and unsub > thresholds.max_unsubscribe_rate:
+            flag(row, "high_unsubscribe_rate", unsub, thresholds.max_unsubscribe_rate,
+                 f"unsubscribe rate {fmt_rate(unsub)} is over the {fmt_rate(thresholds.max_unsubscribe_rate)} "
+                 f"threshold ({fmt_count(row['unsubscribe_uniques'])} of {fmt_count(row['delivered'])} delivered)")
+        opened = row.get("open_rate")
+        if median is not None and row["delivered"] and opened is not None and opened < thresholds.low_open_ratio * median:
+            limit = thresholds.low_open_ratio * median
+            flag(row, "low_open_rate", opened, round(limit, 4),
+                 f"open rate {fmt_rate(opened)} is under {thresholds.low_open_ratio:g}× the day's median open rate "
+                 f"of {fmt_rate(median)} (threshold {fmt_rate(limit)})")
+    return found
+
+
+# -- formatting ---------------------------------------------------------------------------------------
+def fmt_rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.1f}%"
+
+
+def fmt_count(value: float | int | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def fmt_money(value: float | int | None, currency: str | None) -> str:
+    if value is None:
+        return "n/a"
+    symbol = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": "A$"}.get(currency or "")
+    return f"{symbol}{value:,.2f}" if symbol else f"{value:,.2f} {currency or ''}".strip()

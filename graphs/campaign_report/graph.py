@@ -1,0 +1,331 @@
+"""The campaign reporter: a daily rollup of email campaign performance for one local day.
+
+::
+
+    prepare -> fetch_reports -> load_campaigns -> analyse -> summarize -> write_files
+
+- **prepare** reads the account (its id, time zone and currency) with ``get_accounts``, settles the
+  date (input ``{"date": "YYYY-MM-DD"}``, default yesterday in the account's time zone) and the
+  local day's bounds, and looks the conversion metrics up by name with ``get_metrics``;
+- **fetch_reports** makes ONE ``query_campaign_values`` call per conversion metric for every
+  campaign at once (grouped by ``campaign_id`` and ``send_channel``), following ``page_cursor`` only
+  if Klaviyo pages the result; finished days come from, and go to, a SQLite cache, so a second run
+  for a date makes no reporting call. A spent daily limit (225 calls) becomes a report section;
+- **load_campaigns** names the campaigns with ``get_campaigns`` (email only, as Klaviyo requires;
+  not a reporting call);
+- **analyse** builds rows and totals and finds anomalies by the persona's thresholds;
+- **summarize** asks the model for a short summary citing figure ids (campaign names fenced), or
+  fills in a template when there is no model or it fails, and says so;
+- **write_files** writes the markdown report, the CSV and the PNG chart.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any, TypedDict
+from zoneinfo import ZoneInfo
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from klaviyo_toolkit.errors import DailyLimitExhaustedError, InvalidArgumentError, KlaviyoError
+from personas.governance import GuardStopped, execute
+from personas.runtime import PersonaContext
+
+from .cache import ReportCache
+from .figures import anomalies, merge_rows, totals
+from .outputs import no_activity_text, write_outputs
+from .settings import Settings
+from .summary import MAX_SUMMARY_CHARS, build_figures, cited, model_input, template_summary
+
+__all__ = ["REPORTING_TOOL", "ReportInputError", "ReportState", "build_graph", "cache_path"]
+
+REPORTING_TOOL = "query_campaign_values"
+GROUP_BY = ["campaign_id", "send_channel"]
+_IDS_PER_LOOKUP = 50
+
+
+class ReportInputError(InvalidArgumentError):
+    """The input is not a usable report request."""
+
+    def __init__(self, field: str, fix: str) -> None:
+        super().__init__("campaign-report input", [(field, fix)])
+
+
+class ReportState(TypedDict, total=False):
+    input: dict[str, Any]
+    date: str
+    timezone: str
+    account_id: str
+    currency: str | None
+    timeframe: dict[str, str]
+    complete_day: bool
+    metrics: list[str]
+    metric_ids: dict[str, str]
+    statistics: list[str]
+    extra_statistics: list[str]
+    reports: dict[str, dict[str, Any]]
+    reports_available: bool
+    reporting_calls: int
+    cache_hit: bool
+    limit: dict[str, Any]
+    campaign_info: dict[str, dict[str, Any]]
+    campaigns: list[dict[str, Any]]
+    totals: dict[str, Any]
+    anomalies: list[dict[str, Any]]
+    empty_text: str | None
+    summary: dict[str, Any]
+    files: dict[str, str]
+    notes: list[str]
+    model: str
+
+
+def _settings(runtime: Runtime[PersonaContext]) -> Settings:
+    settings: Settings = runtime.context.settings
+    return settings
+
+
+def cache_path(home: Path) -> Path:
+    """Where the reporting cache lives under ``$PERSONAS_HOME``."""
+    return home / "cache" / "campaign_reports.sqlite"
+
+
+def _all(kit: Any, name: str, **args: Any) -> tuple[list[dict[str, Any]], int]:
+    """Every resource of a paged list call (and the number of calls it took)."""
+    items: list[dict[str, Any]] = []
+    calls = 0
+    cursor = None
+    while True:
+        resp = execute(kit, name, **args, **({"page_cursor": cursor} if cursor else {}))
+        calls += 1
+        if isinstance(resp, GuardStopped):
+            raise KlaviyoError(f"{name} was stopped: {resp.text}")
+        items += list(resp.resources())
+        cursor = resp.next_cursor
+        if not cursor:
+            return items, calls
+
+
+# -- nodes -------------------------------------------------------------------------------------------
+def prepare(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportState:
+    ctx = runtime.context
+    settings = _settings(runtime)
+    notes: list[str] = []
+    accounts, _ = _all(ctx.toolkit, "get_accounts")
+    if not accounts:
+        raise KlaviyoError("get_accounts returned no account for this API key")
+    account = accounts[0]
+    attrs = account.get("attributes") or {}
+    tz = str(attrs.get("timezone") or "UTC")
+    try:
+        zone = ZoneInfo(tz)
+    except (KeyError, ValueError):
+        notes.append(f"The account's time zone {tz!r} is not an IANA zone; the report uses UTC.")
+        tz, zone = "UTC", ZoneInfo("UTC")
+    today = _dt.datetime.fromtimestamp(ctx.clock.time(), zone).date()
+    raw = state.get("date") or (state.get("input") or {}).get("date")
+    if raw:
+        try:
+            day = _dt.date.fromisoformat(str(raw))
+        except ValueError:
+            raise ReportInputError("date", f"{raw!r} is not a date; write it as YYYY-MM-DD, e.g. "
+                                           f"{today - _dt.timedelta(days=1)}") from None
+        if day > today:
+            raise ReportInputError("date", f"{day} has not started yet in the account's time zone {tz} "
+                                           f"(today there is {today}); pick {today} or earlier")
+    else:
+        day = today - _dt.timedelta(days=1)
+    complete = day < today
+    if not complete:
+        notes.append(f"{day} is today in {tz} and not over: the figures are partial and not cached.")
+    start = _dt.datetime.combine(day, _dt.time(), zone)
+    end = _dt.datetime.combine(day + _dt.timedelta(days=1), _dt.time(), zone)
+    metric_ids: dict[str, str] = {}
+    found, _ = _all(ctx.toolkit, "get_metrics", fields_metric=["name", "integration"])
+    for name in settings.conversion_metrics:
+        matches = [m for m in found if (m.get("attributes") or {}).get("name") == name]
+        if not matches:
+            notes.append(f"No metric named {name!r} in this account: its conversions are left out "
+                         "(check the persona's conversion_metrics against get_metrics).")
+            continue
+        metric_ids[name] = str(matches[0]["id"])
+        if len(matches) > 1:
+            notes.append(f"{len(matches)} metrics are named {name!r}; the report uses {matches[0]['id']}.")
+    return {
+        "date": day.isoformat(), "timezone": tz, "account_id": str(account.get("id")),
+        "currency": attrs.get("preferred_currency"), "complete_day": complete,
+        "timeframe": {"start": start.isoformat(), "end": end.isoformat()},
+        "metrics": list(settings.conversion_metrics), "metric_ids": metric_ids,
+        "statistics": settings.requested_statistics(), "extra_statistics": settings.extra_statistics(),
+        "model": ctx.model.description, "notes": notes, "reporting_calls": 0,
+    }
+
+
+def fetch_reports(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportState:
+    ctx = runtime.context
+    notes = list(state.get("notes") or [])
+    cache = ReportCache(cache_path(ctx.home))
+    account, date, tz = state["account_id"], state["date"], state["timezone"]
+    stats = state["statistics"]
+    reports: dict[str, dict[str, Any]] = {}
+    calls = 0
+    limit: dict[str, Any] = {"exhausted": False}
+    for metric, metric_id in state["metric_ids"].items():
+        if limit["exhausted"]:
+            reports[metric] = {"metric_id": metric_id, "source": "unavailable", "results": None,
+                               "error": "daily reporting limit spent"}
+            continue
+        hit = cache.get(account, date, metric_id, tz, stats) if state["complete_day"] else None
+        if hit is not None:
+            reports[metric] = {"metric_id": metric_id, "source": "cache", "results": hit.results,
+                               "fetched_at": hit.fetched_at}
+            notes.append(f"Used the cache for {metric!r} (fetched {hit.fetched_at}): no reporting call.")
+            continue
+        try:
+            results: list[dict[str, Any]] = []
+            cursor = None
+            while True:
+                args: dict[str, Any] = {"statistics": stats, "timeframe": state["timeframe"],
+                                        "conversion_metric_id": metric_id, "group_by": GROUP_BY}
+                if cursor:
+                    args["page_cursor"] = cursor
+                calls += 1
+                resp = execute(ctx.toolkit, REPORTING_TOOL, **args)
+                if isinstance(resp, GuardStopped):
+                    raise KlaviyoError(f"{REPORTING_TOOL} was stopped: {resp.text}")
+                results += list(((resp.data or {}).get("attributes") or {}).get("results") or [])
+                cursor = resp.next_cursor
+                if not cursor:
+                    break
+        except DailyLimitExhaustedError as exc:
+            calls -= 1  # refused by the client's limiter before any request
+            limit = {"exhausted": True, "limit": exc.limit, "resets_at": exc.resets_at.isoformat(timespec="seconds"),
+                     "resets_local": exc.resets_at.astimezone(ZoneInfo(tz)).isoformat(timespec="minutes")}
+            reports[metric] = {"metric_id": metric_id, "source": "unavailable", "results": None, "error": str(exc)}
+            continue
+        except KlaviyoError as exc:
+            reports[metric] = {"metric_id": metric_id, "source": "unavailable", "results": None, "error": str(exc)}
+            notes.append(f"The report for {metric!r} failed: {exc}")
+            continue
+        fetched = _dt.datetime.fromtimestamp(ctx.clock.time(), _dt.UTC).isoformat(timespec="seconds")
+        reports[metric] = {"metric_id": metric_id, "source": "api", "results": results, "fetched_at": fetched}
+        if state["complete_day"]:
+            cache.put(account, date, metric_id, tz, stats, results, fetched)
+    if limit["exhausted"]:
+        missing = [m for m, r in reports.items() if r["source"] == "unavailable"]
+        limit["missing_metrics"] = missing
+        limit["detail"] = (
+            f"The reporting API's daily limit is spent ({REPORTING_TOOL} allows {limit['limit']} calls a day per "
+            f"account), so figures for {', '.join(repr(m) for m in missing)} are missing. The next call is allowed "
+            f"at {limit['resets_local']} ({tz}); run the report again after that (finished days are then cached)."
+        )
+        notes.append(limit["detail"])
+    available = [r for r in reports.values() if r["results"] is not None]
+    cache_hit = bool(available) and all(r["source"] == "cache" for r in available)
+    notes.append(f"Reporting calls this run: {calls} ({REPORTING_TOOL}, one per conversion metric"
+                 + (", all figures from the cache)." if cache_hit else ")."))
+    return {"reports": reports, "reporting_calls": calls, "cache_hit": cache_hit, "limit": limit,
+            "reports_available": bool(available), "notes": notes}
+
+
+def load_campaigns(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportState:
+    ctx = runtime.context
+    notes = list(state.get("notes") or [])
+    ids = list(dict.fromkeys(
+        str((r.get("groupings") or {}).get("campaign_id"))
+        for rep in (state.get("reports") or {}).values() for r in rep.get("results") or []
+        if (r.get("groupings") or {}).get("campaign_id") and (r.get("groupings") or {}).get("send_channel", "email") == "email"
+    ))
+    info: dict[str, dict[str, Any]] = {}
+    failed = False
+    try:
+        for i in range(0, len(ids), _IDS_PER_LOOKUP):
+            chunk = ids[i: i + _IDS_PER_LOOKUP]
+            found, _ = _all(ctx.toolkit, "get_campaigns",
+                            filter=f"and(equals(messages.channel,'email'),any(id,{json.dumps(chunk)}))",
+                            fields_campaign=["name", "send_time", "scheduled_at", "status"])
+            for campaign in found:
+                attrs = campaign.get("attributes") or {}
+                info[str(campaign["id"])] = {"name": attrs.get("name"), "status": attrs.get("status"),
+                                             "send_time": attrs.get("send_time") or attrs.get("scheduled_at")}
+    except KlaviyoError as exc:
+        notes.append(f"Campaign names could not be read ({exc}); campaigns are shown by id.")
+        failed = True
+    unknown = [cid for cid in ids if cid not in info]
+    if unknown and not failed:
+        notes.append(f"{len(unknown)} campaign(s) in the report were not found by get_campaigns: {', '.join(unknown)}.")
+    return {"campaign_info": info, "notes": notes}
+
+
+def analyse(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportState:
+    settings = _settings(runtime)
+    metrics = state.get("metrics") or []
+    rows = merge_rows(state.get("reports") or {}, metrics, state.get("campaign_info") or {}, state["timezone"],
+                      state.get("extra_statistics") or [])
+    empty = None
+    if not rows:
+        empty = (no_activity_text(state["date"]) if state.get("reports_available")
+                 else f"Campaign figures for {state['date']} are not available (see the notes).")
+    return {"campaigns": rows, "totals": totals(rows, metrics), "anomalies": anomalies(rows, settings.thresholds),
+            "empty_text": empty}
+
+
+def summarize(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportState:
+    ctx = runtime.context
+    notes = list(state.get("notes") or [])
+    figures, keys = build_figures(state)
+    why = ""
+    if ctx.model.model is None:
+        why = "no model is configured"
+    elif not state.get("campaigns"):
+        why = "there were no campaign figures to summarize, so the model was not asked"
+    else:
+        try:
+            reply = ctx.model.model.invoke([SystemMessage(ctx.prompt()), HumanMessage(model_input(state, figures, keys))])
+            content = reply.content
+            text = content if isinstance(content, str) else " ".join(
+                str(part.get("text", "")) if isinstance(part, dict) else str(part) for part in content)
+            text = text.strip()
+            if not text:
+                raise ValueError("the model returned an empty summary")
+        except Exception as exc:  # a failing model is reported, never a crash
+            why = f"the model call failed: {type(exc).__name__}: {str(exc)[:200]}"
+            notes.append(f"The summary fell back to a template because {why}.")
+        else:
+            if len(text) > MAX_SUMMARY_CHARS:
+                text = text[:MAX_SUMMARY_CHARS].rstrip() + " …"
+                notes.append(f"The model's summary was cut to {MAX_SUMMARY_CHARS} characters.")
+            used, unknown = cited(text, figures)
+            if unknown:
+                notes.append(f"The model cited figure ids that do not exist: {', '.join(unknown)}.")
+            if not used:
+                notes.append("The model's summary cites no figure ids; check its claims against the table.")
+            return {"summary": {"text": text, "written_by": "model", "figures": used, "model": ctx.model.description},
+                    "notes": notes}
+    text = template_summary(state, figures, keys, why)
+    used, _ = cited(text, figures)
+    return {"summary": {"text": text, "written_by": "template", "figures": used, "reason": why}, "notes": notes}
+
+
+def write_files(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportState:
+    ctx = runtime.context
+    settings = _settings(runtime)
+    base = Path(settings.output_dir).expanduser() if settings.output_dir else ctx.home / "reports"
+    files = write_outputs(state, base / state["date"], settings.chart_campaigns)
+    return {"files": files}
+
+
+def build_graph(checkpointer: Any = None) -> Any:
+    graph = StateGraph(ReportState, context_schema=PersonaContext)
+    order = (("prepare", prepare), ("fetch_reports", fetch_reports), ("load_campaigns", load_campaigns),
+             ("analyse", analyse), ("summarize", summarize), ("write_files", write_files))
+    for name, fn in order:
+        graph.add_node(name, fn)
+    graph.add_edge(START, order[0][0])
+    for (a, _), (b, _) in zip(order, order[1:], strict=False):
+        graph.add_edge(a, b)
+    graph.add_edge(order[-1][0], END)
+    return graph.compile(checkpointer=checkpointer)

@@ -1,0 +1,178 @@
+"""The rollup's files: a markdown report, a CSV of the rows, and a PNG chart.
+
+The chart is drawn on matplotlib's Agg canvas directly (``Figure`` + ``FigureCanvasAgg``), never
+through ``pyplot``, so no global figure state or display backend is involved and runs in threads
+are safe. Campaign names are Klaviyo data: in markdown, ``|`` and line breaks are escaped so a name
+cannot break the table; in the CSV, a name that starts like a spreadsheet formula gets a leading
+``'`` (OWASP's advice on CSV injection).
+
+Example::
+
+    files = write_outputs(state, Path("reports/2026-11-24"))
+    files["markdown"], files["csv"], files["png"]
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .figures import COUNTS, RATES, fmt_count, fmt_money, fmt_rate
+
+__all__ = ["csv_columns", "markdown_report", "no_activity_text", "write_chart", "write_csv", "write_outputs"]
+
+Row = Mapping[str, Any]
+
+
+def no_activity_text(date: str) -> str:
+    return f"No email campaigns had activity on {date}."
+
+
+# -- CSV -----------------------------------------------------------------------------------------------
+def csv_columns(metrics: Sequence[str], extra: Sequence[str]) -> list[str]:
+    """Columns: ids and times, counts, rates (fractions), then other metrics and extra statistics."""
+    cols = ["campaign_id", "name", "send_time", "send_time_local", *COUNTS, *RATES, "conversion_metric"]
+    for metric in metrics[1:]:
+        cols += [f"conversions:{metric}", f"conversion_uniques:{metric}", f"revenue:{metric}",
+                 f"conversion_rate:{metric}"]
+    return cols + list(extra)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+def write_csv(path: Path, rows: Sequence[Row], metrics: Sequence[str], extra: Sequence[str]) -> None:
+    columns = csv_columns(metrics, extra)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for row in rows:
+            values: dict[str, Any] = {k: row.get(k) for k in columns}
+            for metric in metrics[1:]:
+                per = (row.get("by_metric") or {}).get(metric) or {}
+                for key in ("conversions", "conversion_uniques", "revenue", "conversion_rate"):
+                    values[f"{key}:{metric}"] = per.get(key)
+            values.update({k: v for k, v in (row.get("extra") or {}).items() if k in extra})
+            writer.writerow([_cell(values.get(c)) for c in columns])
+
+
+# -- PNG -----------------------------------------------------------------------------------------------
+def write_chart(path: Path, rows: Sequence[Row], date: str, metric: str | None, limit: int = 15) -> None:
+    """Opens, clicks and conversions (unique opens/clicks) per campaign; an explicit empty chart if none."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    shown = sorted(rows, key=lambda r: -(r.get("opens_unique") or 0))[:limit]
+    height = max(3.0, 0.55 * len(shown) + 1.6)
+    fig = Figure(figsize=(9, height), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    if not shown:
+        ax.text(0.5, 0.5, no_activity_text(date), ha="center", va="center", fontsize=12)
+        ax.set_axis_off()
+        ax.set_title(f"Email campaigns — {date}")
+    else:
+        labels = [_short(str(r.get("name") or r.get("campaign_id"))) for r in reversed(shown)]
+        series = (("opens_unique", "Opens (unique)", "#2f5d8a"), ("clicks_unique", "Clicks (unique)", "#e39b2d"),
+                  ("conversions", f"Conversions ({metric or 'n/a'})", "#3a8a4f"))
+        width = 0.27
+        for i, (key, label, colour) in enumerate(series):
+            values = [float(r.get(key) or 0) for r in reversed(shown)]
+            ax.barh([y + (1 - i) * width for y in range(len(shown))], values, height=width, label=label, color=colour)
+        ax.set_yticks(list(range(len(shown))))
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.set_xlabel("count")
+        more = f" (top {len(shown)} of {len(rows)} by opens)" if len(rows) > len(shown) else ""
+        ax.set_title(f"Email campaigns — {date}{more}")
+        ax.legend(loc="lower right", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(str(path), format="png")
+
+
+def _short(text: str, size: int = 38) -> str:
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
+# -- markdown ------------------------------------------------------------------------------------------
+def _md(text: Any) -> str:
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def _table(rows: Sequence[Row], totals: Mapping[str, Any], metric: str | None, currency: str | None) -> list[str]:
+    head = ["Campaign", "Sent (local)", "Recipients", "Delivered", "Opens", "Open rate", "Clicks", "Click rate",
+            f"Conversions ({_md(metric or 'n/a')})", "Revenue", "Conv. rate", "Bounce rate", "Unsub. rate"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def cells(r: Mapping[str, Any], name: str, sent: str) -> list[str]:
+        return [name, sent, fmt_count(r.get("recipients")), fmt_count(r.get("delivered")),
+                fmt_count(r.get("opens_unique")), fmt_rate(r.get("open_rate")), fmt_count(r.get("clicks_unique")),
+                fmt_rate(r.get("click_rate")), fmt_count(r.get("conversions")), fmt_money(r.get("revenue"), currency),
+                fmt_rate(r.get("conversion_rate")), fmt_rate(r.get("bounce_rate")), fmt_rate(r.get("unsubscribe_rate"))]
+
+    for row in rows:
+        lines.append("| " + " | ".join(cells(row, _md(row["name"]), row.get("send_time_local") or "")) + " |")
+    if rows:
+        lines.append("| " + " | ".join(cells(totals, "**Total**", "")) + " |")
+    return lines
+
+
+def markdown_report(state: Mapping[str, Any]) -> str:
+    """The whole report as markdown: summary, table, other metrics, anomalies, limits, notes."""
+    date, tz = state["date"], state["timezone"]
+    rows = state.get("campaigns") or []
+    totals = state.get("totals") or {}
+    metrics = list(state.get("metrics") or [])
+    currency = state.get("currency")
+    summary = state.get("summary") or {}
+    out = [f"# Email campaign report — {date}", "",
+           f"Local day {date} in the account's time zone ({tz}).", ""]
+    who = "the model" if summary.get("written_by") == "model" else "a template (no model wrote it)"
+    out += ["## Summary", "", f"_Written by {who}._", "", str(summary.get("text") or ""), ""]
+    if summary.get("figures"):
+        out += ["Figures cited:", ""]
+        out += [f"- [{f['id']}] {_md(f['label'])}: {_md(f['value'])}" for f in summary["figures"]]
+        out.append("")
+    out += ["## Campaigns", ""]
+    if not rows:
+        out += [state.get("empty_text") or no_activity_text(date), ""]
+    out += [*_table(rows, totals, metrics[0] if metrics else None, currency), ""]
+    per = totals.get("by_metric") or {}
+    if len(metrics) > 1:
+        out += ["## Conversions per metric", "", "| Metric | Conversions | Revenue | Conv. rate |", "|---|---|---|---|"]
+        for metric in metrics:
+            m = per.get(metric)
+            out.append(f"| {_md(metric)} | " + (" | ".join([fmt_count(m["conversions"]), fmt_money(m["revenue"], currency),
+                                                           fmt_rate(m["conversion_rate"])]) if m else "n/a | n/a | n/a") + " |")
+        out.append("")
+    out += ["## Anomalies", ""]
+    found = state.get("anomalies") or []
+    out += [f"- **{_md(a['campaign'])}**: {a['detail']}" for a in found] or ["None found with the persona's thresholds."]
+    out.append("")
+    limit = state.get("limit") or {}
+    if limit.get("exhausted"):
+        out += ["## Reporting limit reached", "", str(limit.get("detail")), ""]
+    out += ["## Source", "",
+            f"- Reporting calls (query_campaign_values) this run: {state.get('reporting_calls', 0)}"
+            + (" — figures came from the cache." if state.get("cache_hit") else ""),
+            *[f"- {note}" for note in state.get("notes") or []], ""]
+    return "\n".join(out)
+
+
+def write_outputs(state: Mapping[str, Any], folder: Path, chart_campaigns: int = 15) -> dict[str, str]:
+    """Write the markdown, CSV and PNG for ``state`` into ``folder``; returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    date = state["date"]
+    metrics = list(state.get("metrics") or [])
+    paths = {"markdown": folder / f"campaign-report-{date}.md", "csv": folder / f"campaign-report-{date}.csv",
+             "png": folder / f"campaign-report-{date}.png"}
+    rows = state.get("campaigns") or []
+    write_csv(paths["csv"], rows, metrics, state.get("extra_statistics") or [])
+    write_chart(paths["png"], rows, date, metrics[0] if metrics else None, chart_campaigns)
+    paths["markdown"].write_text(markdown_report(state), encoding="utf-8")
+    return {k: str(v) for k, v in paths.items()}

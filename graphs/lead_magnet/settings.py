@@ -1,0 +1,122 @@
+"""Settings of the lead-magnet sequencer persona: sequences, score bands, scoring rules, timing."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _hhmm(value: str) -> str:
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        raise ValueError(f"{value!r} is not a time of day; write it as HH:MM, e.g. 09:00")
+    return value
+
+
+class Sequence(_Strict):
+    """A follow-up sequence: a flow in Klaviyo started by the trigger metric with ``sequence = name``."""
+
+    name: str
+    description: str
+    first_touchpoint: str = Field(description="What the first message is, for the decision record.")
+
+
+class Band(_Strict):
+    """A score band: leads scoring at least ``min_score`` (and under the next band) may get ``sequences``."""
+
+    name: str
+    min_score: int
+    sequences: list[str] = Field(min_length=1)
+
+
+class Engagement(_Strict):
+    opened_email: int = 2
+    clicked_email: int = 5
+    placed_order: int = 10
+    cap: int = 25
+
+
+class Predictive(_Strict):
+    high_clv_threshold: float = 500.0
+    high_clv_points: int = 10
+    churn_risk_threshold: float = 0.6
+    churn_risk_points: int = -10
+
+
+class Scoring(_Strict):
+    """Points per form answer and profile property value, engagement in the window, predictions."""
+
+    base: int = 0
+    answers: dict[str, dict[str, int]] = Field(default_factory=dict)
+    properties: dict[str, dict[str, int]] = Field(default_factory=dict)
+    engagement: Engagement = Field(default_factory=Engagement)
+    predictive: Predictive = Field(default_factory=Predictive)
+    missing_email_points: int = -20
+
+
+class Window(_Strict):
+    start: str = "09:00"
+    end: str = "17:00"
+    days: list[str] = Field(default_factory=lambda: list(WEEKDAYS[:5]))
+
+    @field_validator("start", "end")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        return _hhmm(value)
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: list[str]) -> list[str]:
+        bad = [d for d in value if d not in WEEKDAYS]
+        if bad or not value:
+            raise ValueError(f"days must be some of {', '.join(WEEKDAYS)}")
+        return value
+
+
+class QuietHours(_Strict):
+    start: str = "21:00"
+    end: str = "08:00"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        return _hhmm(value)
+
+
+class Settings(_Strict):
+    """Everything the sequencer's policy decides with (see personas/definitions/lead-magnet-sequencer.yaml)."""
+
+    form_metric: str = "Form submitted by profile"
+    trigger_metric: str = "Lead Sequence Started"
+    sequences: list[Sequence] = Field(min_length=1)
+    bands: list[Band] = Field(min_length=1)
+    scoring: Scoring = Field(default_factory=Scoring)
+    send_window: Window = Field(default_factory=Window)
+    quiet_hours: QuietHours = Field(default_factory=QuietHours)
+    default_timezone: str = "America/New_York"
+    engagement_days: int = 30
+    record_on_profile: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        names = {s.name for s in self.sequences}
+        for band in self.bands:
+            unknown = [s for s in band.sequences if s not in names]
+            if unknown:
+                raise ValueError(f"band {band.name!r} names unknown sequence(s) {unknown}; sequences: {sorted(names)}")
+        if min(b.min_score for b in self.bands) > -1000 and not any(b.min_score <= 0 for b in self.bands):
+            raise ValueError("one band must start at 0 or below so every score has a band")
+        return self
+
+    def band_for(self, score: int) -> Band:
+        ordered = sorted(self.bands, key=lambda b: b.min_score, reverse=True)
+        return next((b for b in ordered if score >= b.min_score), ordered[-1])
+
+    def sequence(self, name: str) -> Sequence | None:
+        return next((s for s in self.sequences if s.name == name), None)

@@ -1,0 +1,24 @@
+"""``personas chat PERSONA``: talk to any persona in the terminal (see ``repl.py``)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def chat_cmd(
+    persona: str = typer.Argument(..., help="The persona to talk to (see `personas list`)."),
+    sandbox: bool = typer.Option(False, "--sandbox", help="Use the embedded Klaviyo sandbox with demo data."),
+    replay: str = typer.Option(None, "--replay", help="Play recorded model responses from a cassette."),
+    seed: int = typer.Option(42, "--seed", help="Sandbox seed (with --sandbox)."),
+) -> None:
+    """Chat with a persona: streamed answers, tool calls shown, approvals for destructive calls."""
+    from .loader import load_persona
+    from .repl import Repl
+
+    spec = load_persona(persona)
+    sb = None
+    if sandbox:
+        from klaviyo_toolkit.sandbox import Sandbox
+
+        sb = Sandbox(seed=seed)
+    raise SystemExit(Repl(spec, sandbox=sb, replay=replay).run())

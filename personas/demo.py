@@ -1,0 +1,157 @@
+"""``personas demo``: the lead-magnet sequencer and the campaign reporter, end to end, offline.
+
+It starts the embedded Klaviyo sandbox with seeded data, signs up three leads of different quality
+through the lead-magnet form (real API calls: consent recorded by a subscribe job, the form's
+submission event), runs the sequencer on each submission and shows every step (score and factors,
+sequence and why, the scheduled time, the message in the outbox), then runs the campaign reporter
+for yesterday. It says which model answered: the live one when ``OPENAI_API_KEY`` is set,
+otherwise the recorded responses in ``personas/demo_cassettes/``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+CASSETTES = Path(__file__).parent / "demo_cassettes"
+LEADS = [
+    {"email": "maya.fernandez@example.com", "first_name": "Maya", "last_name": "Fernandez", "timezone": "America/Denver",
+     "answers": {"timeline": "this month", "budget": "over $1,000", "group_size": "6+", "interest": "guided trips"}},
+    {"email": "tom.becker@example.net", "first_name": "Tom", "last_name": "Becker", "timezone": "Europe/Berlin",
+     "answers": {"timeline": "this season", "budget": "$100-$500", "group_size": "2", "interest": "technical gear"}},
+    {"email": "priya.nair@example.org", "first_name": "Priya", "last_name": "Nair", "timezone": "Asia/Kolkata",
+     "answers": {"timeline": "just browsing", "budget": "under $100", "group_size": "solo", "interest": "beginner basics"}},
+]
+
+
+def _submit(client: Any, sb: Any, lead: dict[str, Any], form: dict[str, Any]) -> dict[str, Any]:
+    """Sign a lead up the way the form would: subscribe with consent, then the submission event."""
+    client.call("bulk_subscribe_profiles", list_id=form["list_id"], custom_source="Trail Guide form", profiles=[{
+        "email": lead["email"],
+        "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}},
+    }])
+    _finish_jobs(sb)
+    profile = client.call("get_profiles", filter=f"equals(email,'{lead['email']}')").data[0]
+    client.call("update_profile", id=profile["id"], first_name=lead["first_name"], last_name=lead["last_name"],
+                location={"timezone": lead["timezone"]})
+    client.call("create_event", metric={"name": "Form submitted by profile"}, profile={"id": profile["id"]},
+                properties={"form_id": form["id"], "form_name": form["name"], **lead["answers"]},
+                unique_id=f"demo-form:{lead['email']}")
+    events = client.call("get_events", filter=f"equals(profile_id,\"{profile['id']}\")", include=["metric"])
+    event_id = next(e["id"] for e in events.data
+                    if any(m["id"] == e["relationships"]["metric"]["data"]["id"] and m["attributes"]["name"] ==
+                           "Form submitted by profile" for m in events.included))
+    return dict(client.call("get_event", id=event_id, include=["profile", "metric"]).body)
+
+
+def _form(sb: Any, client: Any) -> dict[str, Any]:
+    lists = {item["name"]: item["id"] for item in client.iterate("get_lists")}
+    list_id = next((v for k, v in lists.items() if "Lead Magnet" in k), None)
+    if list_id is None:
+        list_id = client.call("create_list", name="Lead Magnet — Trail Guide").data["id"]
+    forms = [f for f in sb.store.all("form") if "Trail" in str(f.attributes.get("name", ""))]
+    form_id = forms[0].id if forms else "TRAILG"
+    name = str(forms[0].attributes.get("name")) if forms else "Trail Guide"
+    return {"id": form_id, "name": name, "list_id": list_id}
+
+
+def run_demo(seed: int = 42, *, console: Any = None) -> int:
+    """Run the demo; returns a process exit code."""
+    import os
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from klaviyo_toolkit.sandbox import Sandbox
+
+    from .loader import load_persona
+    from .models import resolve_model
+    from .runtime import build_context, run_persona
+
+    console = console or Console(highlight=False)
+    started = time.perf_counter()
+    console.rule("[bold]klaviyo-personas demo")
+    sb = Sandbox(seed=seed)
+    client = sb.client()
+    counts = {t: sb.store.count(t) for t in ("profile", "list", "segment", "campaign", "flow", "event")}
+    console.print(f"Embedded Klaviyo sandbox (seed {seed}, key pk_sandbox_demo, no KLAVIYO_API_KEY needed): "
+                  + ", ".join(f"{n} {t}s" for t, n in counts.items()))
+    live = bool(os.environ.get("OPENAI_API_KEY"))
+    sequencer = load_persona("lead-magnet-sequencer")
+    lead_model = resolve_model(sequencer.model, replay=str(CASSETTES / "lead_magnet.json"), prefer_replay=not live,
+                               rerecord_hint="re-author it with `python scripts/author_demo_cassettes.py`")
+    console.print(f"Model: {lead_model.description}\n")
+    form = _form(sb, client)
+    for n, lead in enumerate(LEADS, 1):
+        console.rule(f"Lead {n}: {lead['first_name']} {lead['last_name']} <{lead['email']}>")
+        console.print("Form answers: " + ", ".join(f"{k}={v}" for k, v in lead["answers"].items()))
+        event = _submit(client, sb, lead, form)
+        ctx = build_context(sequencer, sandbox=sb, model=lead_model, user="demo")
+        result = run_persona(sequencer, {"input": event}, context=ctx, saver=_memory())
+        state = result.state
+        score = state["score"]
+        table = Table(title=f"Lead score {score['total']} → band {score['band']}", show_header=True)
+        table.add_column("points", justify="right")
+        table.add_column("factor")
+        table.add_column("why")
+        for f in score["factors"]:
+            table.add_row(f"{f['points']:+d}", f["factor"], f["why"])
+        console.print(table)
+        decision = state["decision"]
+        console.print(f"Sequence: [bold]{decision.get('sequence')}[/bold] (decided by {decision.get('decided_by')})")
+        console.print(f"  why: {decision.get('reason')}")
+        if state.get("schedule"):
+            sc = state["schedule"]
+            console.print(f"Scheduled: {sc['local']} in {sc['timezone']} ({sc['send_at']} UTC): {sc['reason']}")
+        _finish_jobs(sb)
+        for msg in sb.outbox(profile_id=state["profile"]["id"]):
+            console.print(f"Outbox: [{msg['status']}] to {msg['to']} at {msg['send_at']}: "
+                          f"\"{msg.get('subject')}\" (flow {msg.get('flow_id')}, message {msg.get('position')})")
+        console.print(f"Outcome: {state.get('outcome')}\n")
+    if lead_model.cassette is not None:
+        lead_model.cassette.check_finished()
+    _report(sb, console, live)
+    console.rule()
+    console.print(f"Done in {time.perf_counter() - started:.1f} s. Model: {lead_model.description}. "
+                  "Audit log: `personas audit --persona lead-magnet-sequencer`.")
+    return 0
+
+
+def _report(sb: Any, console: Any, live: bool) -> None:
+    from .loader import load_persona
+    from .models import resolve_model
+    from .runtime import build_context, run_persona
+
+    reporter = load_persona("campaign-reporter")
+    model = resolve_model(reporter.model, replay=str(CASSETTES / "campaign_report.json"), prefer_replay=not live,
+                          rerecord_hint="re-author it with `python scripts/author_demo_cassettes.py`")
+    console.rule("Campaign reporter: yesterday")
+    ctx = build_context(reporter, sandbox=sb, model=model, user="demo")
+    state = run_persona(reporter, {}, context=ctx, saver=_memory()).state
+    files = state.get("files") or {}
+    md = files.get("markdown")
+    if md and Path(md).exists():
+        console.print(Path(md).read_text(encoding="utf-8"))
+    summary = state.get("summary") or {}
+    console.print(f"Summary ({summary.get('written_by')}): {summary.get('text')}")
+    console.print(f"Chart: {files.get('png')}\nCSV:   {files.get('csv')}")
+    console.print(f"Reporting calls: {state.get('reporting_calls')} (one per conversion metric). Model: {model.description}")
+    if model.cassette is not None:
+        model.cassette.check_finished()
+
+
+def _finish_jobs(sb: Any) -> None:
+    """Let the sandbox's bulk jobs complete now (Klaviyo takes seconds; the demo does not wait)."""
+    with sb.store.lock:
+        for rtype in sb.store.types():
+            for job in sb.store.iter(rtype) if rtype.endswith("-job") else []:
+                job.private["due"] = 0
+        sb.tick()
+        sb.store.flush()
+
+
+def _memory() -> Any:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    return InMemorySaver()

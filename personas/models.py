@@ -1,0 +1,179 @@
+"""Chat models for personas: the live one (ChatOpenAI, any OpenAI-compatible URL), a scripted
+fake for tests, and cassette replay/recording for demos, evals and ``chat --replay``.
+
+``resolve_model`` picks what answers and says so in plain words, so every run can tell the user
+whether a live model, recorded responses, or no model (the policy decides) was used.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+
+from .cassette import Cassette, message_to_response, normalise_request, response_to_message
+
+__all__ = ["CassetteChatModel", "ModelChoice", "ScriptedChatModel", "resolve_model"]
+
+Reply = AIMessage | str | Callable[[Sequence[BaseMessage]], AIMessage | str]
+
+
+class _ToolAware(BaseChatModel):
+    """A chat model whose ``bind_tools`` records the tools (passed back as ``tools=``)."""
+
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any) -> Runnable[Any, Any]:
+        return self.bind(tools=list(tools), tool_choice=tool_choice, **kwargs)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        result = self._generate(messages, stop, run_manager, **kwargs)
+        message = result.generations[0].message
+        assert isinstance(message, AIMessage)
+        text = message.content if isinstance(message.content, str) else ""
+        words = text.split(" ")
+        for i, word in enumerate(words):
+            piece = word + (" " if i < len(words) - 1 else "")
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+            if run_manager:
+                run_manager.on_llm_new_token(piece, chunk=chunk)
+            yield chunk
+        tool_chunks = [
+            {"name": c["name"], "args": __import__("json").dumps(c["args"]), "id": c["id"], "index": i}
+            for i, c in enumerate(message.tool_calls)
+        ]
+        if tool_chunks:
+            yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=tool_chunks))  # type: ignore[arg-type]
+
+
+class ScriptedChatModel(_ToolAware):
+    """Answers from a script: each entry is an AIMessage, a string, or a function of the messages.
+
+    Used by tests (never the network). ``requests`` keeps what it was asked, to assert on.
+    """
+
+    script: list[Any]
+    requests: list[list[BaseMessage]] = []
+    position: int = 0
+
+    def __init__(self, script: Sequence[Reply], **kwargs: Any) -> None:
+        super().__init__(script=list(script), requests=[], **kwargs)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        self.requests.append(list(messages))
+        if self.position >= len(self.script):
+            raise RuntimeError(f"ScriptedChatModel ran out of replies after {len(self.script)} calls")
+        entry = self.script[self.position]
+        self.position += 1
+        reply = entry(messages) if callable(entry) else entry
+        message = AIMessage(content=reply) if isinstance(reply, str) else reply
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+class CassetteChatModel(_ToolAware):
+    """Replays (or, with ``live``, records) model responses from a Cassette."""
+
+    cassette: Any
+    live: Any = None
+
+    @property
+    def _llm_type(self) -> str:
+        return "cassette"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        tools = kwargs.get("tools") or []
+        request = normalise_request(messages, tools)
+        if self.live is not None:
+            model = self.live.bind_tools(tools, tool_choice=kwargs.get("tool_choice"), strict=True) if tools else self.live
+            message = model.invoke(messages)
+            assert isinstance(message, AIMessage)
+            self.cassette.record(request, message_to_response(message))
+            return ChatResult(generations=[ChatGeneration(message=message)])
+        response = self.cassette.next_response(request)
+        return ChatResult(generations=[ChatGeneration(message=response_to_message(response, self.cassette.position))])
+
+
+@dataclass
+class ModelChoice:
+    """The model a run uses (None: the policy decides) and a sentence saying which it is."""
+
+    model: BaseChatModel | None
+    description: str
+    kind: str  # "live" | "recorded" | "authored" | "none" | "scripted"
+    cassette: Cassette | None = None
+
+
+def live_model(model_name: str, temperature: float = 0.0) -> BaseChatModel:
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        model=os.environ.get("PERSONAS_MODEL") or model_name,
+        base_url=os.environ.get("OPENAI_BASE_URL") or None,
+        temperature=temperature,
+        streaming=True,
+        max_retries=2,
+        timeout=60,
+    )
+
+
+def resolve_model(
+    model_name: str,
+    *,
+    temperature: float = 0.0,
+    replay: str | None = None,
+    record: str | None = None,
+    prefer_replay: bool = False,
+    rerecord_hint: str = "",
+) -> ModelChoice:
+    """Live when ``OPENAI_API_KEY`` is set (recording if ``record``), else the ``replay`` cassette, else none.
+
+    With ``prefer_replay`` a given cassette wins over a live key (evals replay by default).
+    """
+    has_key = bool(os.environ.get("OPENAI_API_KEY"))
+    if record:
+        if not has_key:
+            raise RuntimeError("recording needs a live model: set OPENAI_API_KEY (and OPENAI_BASE_URL, PERSONAS_MODEL)")
+        import datetime as _dt
+
+        name = os.environ.get("PERSONAS_MODEL") or model_name
+        base = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        cassette = Cassette.new(record, {"kind": "recorded", "model": name, "base_url": base,
+                                         "date": _dt.date.today().isoformat()})
+        model = CassetteChatModel(cassette=cassette, live=live_model(model_name, temperature))
+        return ModelChoice(model, f"live model {name} at {base} (recording to {record})", "live", cassette)
+    if has_key and not (prefer_replay and replay):
+        name = os.environ.get("PERSONAS_MODEL") or model_name
+        base = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        return ModelChoice(live_model(model_name, temperature), f"live model {name} at {base}", "live")
+    if replay:
+        cassette = Cassette.load(replay, rerecord_hint)
+        kind = str(cassette.provenance.get("kind"))
+        return ModelChoice(CassetteChatModel(cassette=cassette), f"responses {cassette.describe()}", kind, cassette)
+    return ModelChoice(None, "no model configured (set OPENAI_API_KEY): the persona's policy decides", "none")

@@ -1,0 +1,228 @@
+"""Run a persona's graph from code (sync or async), with its context injected, never global.
+
+Everything a node needs (the persona, its scoped toolkit and client, the model, the user, the audit
+log, the clock) travels in a :class:`PersonaContext` passed as LangGraph's run context; checkpoints
+hold only state, so no key or token is ever written to them.
+
+Example::
+
+    from personas import run_persona
+    result = run_persona("lead-magnet-sequencer", event, sandbox=Sandbox())
+    result.state["decision"]["sequence"], result.state["send"]["status"]
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from klaviyo_toolkit.audit import AuditContext, AuditLog
+from klaviyo_toolkit.clock import Clock, SystemClock
+from klaviyo_toolkit.errors import ToolkitUsageError
+from klaviyo_toolkit.tools import PendingCall
+
+from .governance import approval_guard, dry_run_guard
+from .loader import PersonaToolkit, load_persona, persona_toolkit, prompts_dir
+from .models import ModelChoice, resolve_model
+from .spec import PersonaSpec
+
+__all__ = ["PersonaContext", "RunResult", "arun_persona", "build_context", "checkpointer", "home", "run_persona"]
+
+
+def home() -> Path:
+    """``$PERSONAS_HOME`` (default ``~/.personas``): checkpoints, audit log, vault, caches."""
+    path = Path(os.environ.get("PERSONAS_HOME") or Path.home() / ".personas")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass
+class PersonaContext:
+    """The run context every node of a persona's graph receives (``runtime.context``)."""
+
+    spec: PersonaSpec
+    kit: PersonaToolkit
+    model: ModelChoice
+    client: Any
+    user: str = "local"
+    thread_id: str = ""
+    audit: AuditLog | None = None
+    clock: Clock = field(default_factory=SystemClock)
+    prompt_version: str = ""
+    home: Path = field(default_factory=home)
+    sandbox: Any = None
+
+    @property
+    def toolkit(self) -> Any:
+        return self.kit.toolkit
+
+    @property
+    def settings(self) -> Any:
+        from graphs import settings_model
+
+        return settings_model(self.spec.graph).model_validate(self.spec.settings)
+
+    def prompt(self) -> str:
+        """The persona's prompt text, without its front matter."""
+        text = (prompts_dir() / self.spec.prompt).read_text(encoding="utf-8")
+        if text.startswith("---"):
+            text = text.split("---", 2)[2]
+        return text.strip()
+
+    def audit_record(self, tool: str, status: Any, **fields: Any) -> None:
+        if self.audit is not None:
+            self.audit.record(tool, status, context=self.audit_context(), **fields)
+
+    def audit_context(self) -> AuditContext:
+        return AuditContext(user=self.user, persona=self.spec.name, thread_id=self.thread_id,
+                            prompt_version=self.prompt_version)
+
+
+def prompt_version(spec: PersonaSpec) -> str:
+    text = (prompts_dir() / spec.prompt).read_text(encoding="utf-8")
+    if text.startswith("---"):
+        import yaml
+
+        meta = yaml.safe_load(text.split("---", 2)[1]) or {}
+        return f"{meta.get('id', spec.prompt)}@{meta.get('version', '?')}"
+    return spec.prompt
+
+
+def build_context(
+    persona: str | PersonaSpec,
+    *,
+    client: Any = None,
+    sandbox: Any = None,
+    model: ModelChoice | Any = None,
+    replay: str | None = None,
+    user: str | None = None,
+    thread_id: str | None = None,
+    audit: AuditLog | bool = True,
+    dry_run: bool | None = None,
+    clock: Clock | None = None,
+) -> PersonaContext:
+    """Assemble a persona's context: scoped toolkit with approval/dry-run guards, audited client, model.
+
+    Klaviyo is ``client`` if given, else the ``sandbox`` in-process, else a client from
+    ``KLAVIYO_API_KEY``/``KLAVIYO_BASE_URL``. The model is ``model`` if given, else live when
+    ``OPENAI_API_KEY`` is set, else the ``replay`` cassette, else none (the policy decides).
+    """
+    spec = load_persona(persona) if isinstance(persona, str) else persona
+    thread = thread_id or f"{spec.name}-{uuid.uuid4().hex[:12]}"
+    who = user or os.environ.get("PERSONAS_USER") or os.environ.get("USER") or "local"
+    log = AuditLog(home() / "audit.sqlite") if audit is True else (audit or None)
+    if client is None:
+        if sandbox is not None:
+            client = sandbox.client()
+        else:
+            from klaviyo_toolkit.client import KlaviyoClient
+
+            client = KlaviyoClient()
+            if client.credentials is None:
+                raise ToolkitUsageError(
+                    "No Klaviyo credentials: set KLAVIYO_API_KEY (and KLAVIYO_BASE_URL for a sandbox server), "
+                    "or use the embedded sandbox (--sandbox)."
+                )
+    choice = model if isinstance(model, ModelChoice) else (
+        ModelChoice(model, f"the model passed in code ({type(model).__name__})", "scripted")
+        if model is not None else resolve_model(spec.model, temperature=spec.temperature, replay=replay)
+    )
+    ctx = PersonaContext(spec=spec, kit=None, model=choice, client=client, user=who,  # type: ignore[arg-type]
+                         thread_id=thread, audit=log, clock=clock or SystemClock(),
+                         prompt_version=prompt_version(spec), sandbox=sandbox)
+    if log is not None:
+        client.hooks.append(log.hook(ctx.audit_context))
+
+    def record(call: PendingCall, status: str, note: str) -> None:
+        ctx.audit_record(call.operation.operation_id, status, method=call.request.method, path=call.request.path,
+                         arguments=call.args, extra={"note": note} if note else None)
+
+    guards = []
+    if dry_run if dry_run is not None else spec.approval.dry_run:
+        guards.append(dry_run_guard(record))
+    kit = persona_toolkit(spec, client, guards=guards)
+    guards.insert(0, approval_guard(spec.approval, kit.toolkit.prepare, record))
+    kit.toolkit.guards = tuple(guards)
+    ctx.kit = kit
+    return ctx
+
+
+def checkpointer(path: Path | str | None = None) -> Any:
+    """A SQLite checkpointer (the default) at ``path`` or ``$PERSONAS_HOME/checkpoints.sqlite``."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    target = Path(path) if path else home() / "checkpoints.sqlite"
+    return SqliteSaver(sqlite3.connect(str(target), check_same_thread=False))
+
+
+@dataclass
+class RunResult:
+    """A finished or paused run: its thread, final state, and pending approvals (if paused)."""
+
+    thread_id: str
+    state: dict[str, Any]
+    interrupts: list[Any]
+    model: str
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.interrupts)
+
+
+def _graph(spec: PersonaSpec, saver: Any) -> Any:
+    from graphs import build
+
+    return build(spec.graph, checkpointer=saver)
+
+
+def run_persona(
+    persona: str | PersonaSpec,
+    input: Mapping[str, Any] | None,
+    *,
+    context: PersonaContext | None = None,
+    saver: Any = None,
+    resume: Any = None,
+    **context_options: Any,
+) -> RunResult:
+    """Run (or, with ``resume=``, continue) a persona's graph once and return its result."""
+    from langgraph.types import Command
+
+    ctx = context or build_context(persona, **context_options)
+    graph = _graph(ctx.spec, saver if saver is not None else checkpointer())
+    config = {"configurable": {"thread_id": ctx.thread_id}, "recursion_limit": 200}
+    payload: Any = Command(resume=resume) if resume is not None else (None if input is None else dict(input))
+    graph.invoke(payload, config, context=ctx)
+    snap = graph.get_state(config)
+    interrupts = [i.value for task in snap.tasks for i in task.interrupts]
+    return RunResult(ctx.thread_id, dict(snap.values), interrupts, ctx.model.description)
+
+
+async def arun_persona(
+    persona: str | PersonaSpec,
+    input: Mapping[str, Any] | None,
+    *,
+    context: PersonaContext | None = None,
+    saver: Any = None,
+    resume: Any = None,
+    **context_options: Any,
+) -> RunResult:
+    """Async twin of :func:`run_persona` (``ainvoke``; the same checkpoints)."""
+    from langgraph.types import Command
+
+    ctx = context or build_context(persona, **context_options)
+    if saver is None:
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        saver = InMemorySaver()
+    graph = _graph(ctx.spec, saver)
+    config = {"configurable": {"thread_id": ctx.thread_id}, "recursion_limit": 200}
+    payload: Any = Command(resume=resume) if resume is not None else (None if input is None else dict(input))
+    await graph.ainvoke(payload, config, context=ctx)
+    snap = await graph.aget_state(config)
+    interrupts = [i.value for task in snap.tasks for i in task.interrupts]
+    return RunResult(ctx.thread_id, dict(snap.values), interrupts, ctx.model.description)

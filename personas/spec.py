@@ -1,0 +1,79 @@
+"""What a persona is: the validated contents of one YAML file in ``personas/definitions/``.
+
+A persona names its graph, prompt and model, the Klaviyo scopes it may use (nothing else is
+granted), which tools it binds at the start of a conversation, when it must stop for approval,
+an optional schedule, and settings that its graph validates with its own model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["ApprovalPolicy", "PersonaSpec", "ToolSelection"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ToolSelection(_Strict):
+    """Which tools the persona binds first; all must lie within its scopes.
+
+    ``include`` names tools (operation ids or aliases); ``tags`` adds every granted tool with those
+    tags; ``read_only`` keeps only reads; ``exclude`` removes names. ``search`` adds the
+    find/describe tools that load more tools, within scope, when the conversation needs them.
+    """
+
+    include: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    read_only: bool | None = None
+    search: bool = False
+
+
+class ApprovalPolicy(_Strict):
+    """When a call stops for a human: ``destructive`` calls (default), every ``write``, or ``never``.
+
+    ``dry_run`` shows each write's exact request instead of sending it.
+    """
+
+    mode: Literal["destructive", "writes", "never"] = "destructive"
+    dry_run: bool = False
+    also: list[str] = Field(default_factory=list, description="Extra tool names that always need approval.")
+
+
+class PersonaSpec(_Strict):
+    """One persona, as loaded from YAML (see ``personas/definitions/*.yaml``)."""
+
+    name: str
+    description: str
+    graph: Literal["lead_magnet", "segment_sync", "campaign_report", "chat"]
+    prompt: str
+    model: str = "gpt-4.1-mini"
+    temperature: float = 0.0
+    scopes: list[str]
+    tools: ToolSelection = Field(default_factory=ToolSelection)
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    schedule: str | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+    source: str = Field(default="", exclude=True, description="The file it came from.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        import re
+
+        if not re.fullmatch(r"[a-z][a-z0-9-]{1,62}", value):
+            raise ValueError("use lowercase letters, digits and dashes, e.g. lead-magnet-sequencer")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if value in ("on_event", "manual") or len(value.split()) == 5:
+            return value
+        raise ValueError("use a 5-field cron expression (e.g. '0 7 * * *'), 'on_event' or 'manual'")

@@ -1,0 +1,1 @@
+"""Prompt templates, versioned in their front matter (id, version); personas reference them by file."""

@@ -1,0 +1,107 @@
+"""Persona files: the shipped ones load; every mistake names the file and the line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from personas.loader import PersonaConfigError, list_personas, load_persona, persona_toolkit
+
+GOOD = """\
+name: my-helper
+description: Reads lists.
+graph: chat
+prompt: klaviyo_assistant.v1.md
+scopes:
+  - lists:read
+tools:
+  include: [get_lists]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "my-helper.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def refuse(tmp_path: Path, text: str) -> PersonaConfigError:
+    with pytest.raises(PersonaConfigError) as err:
+        load_persona(str(write(tmp_path, text)))
+    return err.value
+
+
+def test_the_shipped_personas_load_and_stay_within_128_tools() -> None:
+    names = {spec.name for spec in list_personas()}
+    assert {"lead-magnet-sequencer", "klaviyo-assistant"} <= names
+    for spec in list_personas():
+        tools = persona_toolkit(spec, client=None).initial_tools()
+        assert 0 < len(tools) <= 128, spec.name
+        for tool in tools:
+            assert not persona_toolkit(spec, client=None).toolkit.missing_scopes(tool.operation)
+
+
+def test_a_good_file_loads(tmp_path: Path) -> None:
+    spec = load_persona(str(write(tmp_path, GOOD)))
+    assert spec.name == "my-helper" and spec.scopes == ["lists:read"]
+
+
+def test_unknown_key_names_file_line_and_the_allowed_keys(tmp_path: Path) -> None:
+    err = refuse(tmp_path, GOOD + "colour: blue\n")
+    assert err.line == 9 and err.field == "colour"
+    assert str(err).startswith(f"{tmp_path / 'my-helper.yaml'}:9: colour: unknown key; allowed keys:")
+
+
+def test_unknown_scope_suggests_the_right_one(tmp_path: Path) -> None:
+    err = refuse(tmp_path, GOOD.replace("lists:read", "list:read"))
+    assert (err.line, err.field) == (6, "scopes[0]")
+    assert "'list:read' is not a Klaviyo scope; did you mean 'lists:read'?" in str(err)
+
+
+def test_unknown_tool(tmp_path: Path) -> None:
+    err = refuse(tmp_path, GOOD.replace("[get_lists]", "[get_lists, get_listz]"))
+    assert (err.line, err.field) == (8, "tools.include[1]")
+    assert "get_listz" in str(err) and "get_lists" in str(err)
+
+
+def test_tool_outside_the_scopes(tmp_path: Path) -> None:
+    err = refuse(tmp_path, GOOD.replace("[get_lists]", "[get_lists, delete_list]"))
+    assert err.field == "tools.include[1]"
+    assert "delete_list needs scope(s) lists:write" in str(err)
+
+
+def test_missing_prompt_file(tmp_path: Path) -> None:
+    err = refuse(tmp_path, GOOD.replace("klaviyo_assistant.v1.md", "nope.md"))
+    assert (err.line, err.field) == (4, "prompt")
+    assert "no prompt file 'nope.md'" in str(err) and "klaviyo_assistant.v1.md" in str(err)
+
+
+def test_bad_graph_and_bad_yaml(tmp_path: Path) -> None:
+    err = refuse(tmp_path, GOOD.replace("graph: chat", "graph: chatbot"))
+    assert (err.line, err.field) == (3, "graph")
+    err = refuse(tmp_path, GOOD + "tools: [unclosed\n")
+    assert "not valid YAML" in str(err) and err.line is not None
+
+
+def test_graph_settings_are_validated_with_the_graphs_model(tmp_path: Path) -> None:
+    text = Path("personas/definitions/lead-magnet-sequencer.yaml").read_text(encoding="utf-8")
+    text = text.replace("name: lead-magnet-sequencer", "name: my-helper").replace("engagement_days: 30",
+                                                                                   "engagement_dayz: 30")
+    err = refuse(tmp_path, text)
+    assert err.field == "settings.engagement_dayz" and "unknown setting" in str(err)
+    assert err.line == text.splitlines().index("  engagement_dayz: 30") + 1
+
+
+def test_band_naming_an_unknown_sequence_is_refused(tmp_path: Path) -> None:
+    text = Path("personas/definitions/lead-magnet-sequencer.yaml").read_text(encoding="utf-8")
+    text = text.replace("name: lead-magnet-sequencer", "name: my-helper").replace("sequences: [education]",
+                                                                                   "sequences: [edu]")
+    err = refuse(tmp_path, text)
+    assert "unknown sequence(s) ['edu']" in str(err)
+
+
+def test_unknown_persona_lists_the_known_ones() -> None:
+    with pytest.raises(PersonaConfigError) as err:
+        load_persona("lead-magnet-sequenser")
+    assert "did you mean lead-magnet-sequencer" in str(err.value)
