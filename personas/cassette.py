@@ -160,6 +160,7 @@ class Cassette:
 
     def record(self, request: dict[str, Any], response: dict[str, Any]) -> None:
         self.interactions.append({"request": request, "response": response})
+        self.position = len(self.interactions)
 
     def check_finished(self) -> None:
         """Raise if some recorded responses were never asked for (the run took another path)."""

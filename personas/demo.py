@@ -17,11 +17,14 @@ from typing import Any
 CASSETTES = Path(__file__).parent / "demo_cassettes"
 LEADS = [
     {"email": "maya.fernandez@example.com", "first_name": "Maya", "last_name": "Fernandez", "timezone": "America/Denver",
-     "answers": {"timeline": "this month", "budget": "over $1,000", "group_size": "6+", "interest": "guided trips"}},
+     "answers": {"company_size": "201-1000", "role": "Outdoor program director", "interest": "team outfitting",
+                 "timeline": "this month", "budget": "$5k-$25k"}},
     {"email": "tom.becker@example.net", "first_name": "Tom", "last_name": "Becker", "timezone": "Europe/Berlin",
-     "answers": {"timeline": "this season", "budget": "$100-$500", "group_size": "2", "interest": "technical gear"}},
+     "answers": {"company_size": "11-50", "role": "Trip leader", "interest": "guided trips", "timeline": "this quarter",
+                 "budget": "$1k-$5k"}},
     {"email": "priya.nair@example.org", "first_name": "Priya", "last_name": "Nair", "timezone": "Asia/Kolkata",
-     "answers": {"timeline": "just browsing", "budget": "under $100", "group_size": "solo", "interest": "beginner basics"}},
+     "answers": {"company_size": "1-10", "role": "Enthusiast", "interest": "just the guide", "timeline": "just browsing",
+                 "budget": "<$1k"}},
 ]
 
 
@@ -56,7 +59,9 @@ def _form(sb: Any, client: Any) -> dict[str, Any]:
     return {"id": form_id, "name": name, "list_id": list_id}
 
 
-def run_demo(seed: int = 42, *, console: Any = None) -> int:
+def run_demo(
+    seed: int = 42, *, console: Any = None, lead_model: Any = None, report_model: Any = None, clock: Any = None
+) -> int:
     """Run the demo; returns a process exit code."""
     import os
 
@@ -72,22 +77,23 @@ def run_demo(seed: int = 42, *, console: Any = None) -> int:
     console = console or Console(highlight=False)
     started = time.perf_counter()
     console.rule("[bold]klaviyo-personas demo")
-    sb = Sandbox(seed=seed)
+    sb = Sandbox(seed=seed, clock=clock)
     client = sb.client()
     counts = {t: sb.store.count(t) for t in ("profile", "list", "segment", "campaign", "flow", "event")}
     console.print(f"Embedded Klaviyo sandbox (seed {seed}, key pk_sandbox_demo, no KLAVIYO_API_KEY needed): "
                   + ", ".join(f"{n} {t}s" for t, n in counts.items()))
     live = bool(os.environ.get("OPENAI_API_KEY"))
     sequencer = load_persona("lead-magnet-sequencer")
-    lead_model = resolve_model(sequencer.model, replay=str(CASSETTES / "lead_magnet.json"), prefer_replay=not live,
-                               rerecord_hint="re-author it with `python scripts/author_demo_cassettes.py`")
+    lead_model = lead_model or resolve_model(
+        sequencer.model, replay=str(CASSETTES / "lead_magnet.json"), prefer_replay=not live,
+        rerecord_hint="re-author it with `python scripts/author_demo_cassettes.py`")
     console.print(f"Model: {lead_model.description}\n")
     form = _form(sb, client)
     for n, lead in enumerate(LEADS, 1):
         console.rule(f"Lead {n}: {lead['first_name']} {lead['last_name']} <{lead['email']}>")
         console.print("Form answers: " + ", ".join(f"{k}={v}" for k, v in lead["answers"].items()))
         event = _submit(client, sb, lead, form)
-        ctx = build_context(sequencer, sandbox=sb, model=lead_model, user="demo")
+        ctx = build_context(sequencer, sandbox=sb, model=lead_model, user="demo", clock=sb.clock)
         result = run_persona(sequencer, {"input": event}, context=ctx, saver=_memory())
         state = result.state
         score = state["score"]
@@ -106,28 +112,29 @@ def run_demo(seed: int = 42, *, console: Any = None) -> int:
             console.print(f"Scheduled: {sc['local']} in {sc['timezone']} ({sc['send_at']} UTC): {sc['reason']}")
         _finish_jobs(sb)
         for msg in sb.outbox(profile_id=state["profile"]["id"]):
-            console.print(f"Outbox: [{msg['status']}] to {msg['to']} at {msg['send_at']}: "
+            console.print(f"Outbox: ({msg['status']}) to {msg['to']} at {msg['send_at']}: "
                           f"\"{msg.get('subject')}\" (flow {msg.get('flow_id')}, message {msg.get('position')})")
         console.print(f"Outcome: {state.get('outcome')}\n")
     if lead_model.cassette is not None:
         lead_model.cassette.check_finished()
-    _report(sb, console, live)
+    _report(sb, console, live, report_model)
     console.rule()
     console.print(f"Done in {time.perf_counter() - started:.1f} s. Model: {lead_model.description}. "
                   "Audit log: `personas audit --persona lead-magnet-sequencer`.")
     return 0
 
 
-def _report(sb: Any, console: Any, live: bool) -> None:
+def _report(sb: Any, console: Any, live: bool, model: Any = None) -> None:
     from .loader import load_persona
     from .models import resolve_model
     from .runtime import build_context, run_persona
 
     reporter = load_persona("campaign-reporter")
-    model = resolve_model(reporter.model, replay=str(CASSETTES / "campaign_report.json"), prefer_replay=not live,
-                          rerecord_hint="re-author it with `python scripts/author_demo_cassettes.py`")
+    model = model or resolve_model(
+        reporter.model, replay=str(CASSETTES / "campaign_report.json"), prefer_replay=not live,
+        rerecord_hint="re-author it with `python scripts/author_demo_cassettes.py`")
     console.rule("Campaign reporter: yesterday")
-    ctx = build_context(reporter, sandbox=sb, model=model, user="demo")
+    ctx = build_context(reporter, sandbox=sb, model=model, user="demo", clock=sb.clock)
     state = run_persona(reporter, {}, context=ctx, saver=_memory()).state
     files = state.get("files") or {}
     md = files.get("markdown")

@@ -180,6 +180,13 @@ def _graph(spec: PersonaSpec, saver: Any) -> Any:
     return build(spec.graph, checkpointer=saver)
 
 
+def _recursion_limit(spec: PersonaSpec) -> int:
+    """Steps one run may take: the graph's ``RECURSION_LIMIT`` if it sets one (a sync takes a step per batch)."""
+    from graphs import load
+
+    return int(getattr(load(spec.graph), "RECURSION_LIMIT", 200))
+
+
 def run_persona(
     persona: str | PersonaSpec,
     input: Mapping[str, Any] | None,
@@ -194,7 +201,7 @@ def run_persona(
 
     ctx = context or build_context(persona, **context_options)
     graph = _graph(ctx.spec, saver if saver is not None else checkpointer())
-    config = {"configurable": {"thread_id": ctx.thread_id}, "recursion_limit": 200}
+    config = {"configurable": {"thread_id": ctx.thread_id}, "recursion_limit": _recursion_limit(ctx.spec)}
     payload: Any = Command(resume=resume) if resume is not None else (None if input is None else dict(input))
     graph.invoke(payload, config, context=ctx)
     snap = graph.get_state(config)
@@ -220,7 +227,7 @@ async def arun_persona(
 
         saver = InMemorySaver()
     graph = _graph(ctx.spec, saver)
-    config = {"configurable": {"thread_id": ctx.thread_id}, "recursion_limit": 200}
+    config = {"configurable": {"thread_id": ctx.thread_id}, "recursion_limit": _recursion_limit(ctx.spec)}
     payload: Any = Command(resume=resume) if resume is not None else (None if input is None else dict(input))
     await graph.ainvoke(payload, config, context=ctx)
     snap = await graph.aget_state(config)

@@ -1,7 +1,7 @@
 """The rollup's figures: one row per campaign, the day's totals, and deterministic anomalies.
 
-Rows are Klaviyo's campaign-values results (grouped by ``campaign_id`` and ``send_channel``) for
-each conversion metric, merged per campaign: delivery and engagement figures are the same for every
+Rows are Klaviyo's campaign-values results (grouped by campaign, campaign message and send channel)
+for each conversion metric, merged per campaign: delivery and engagement figures are the same for every
 metric, conversions and revenue are kept per metric (the first listed metric fills ``conversions``
 and ``revenue``). A row's rates are Klaviyo's own; totals' rates are recomputed from summed counts
 with Klaviyo's definitions (opens, clicks, conversions and unsubscribes over delivered; bounces over
@@ -25,6 +25,10 @@ __all__ = ["COUNTS", "RATES", "anomalies", "fmt_count", "fmt_money", "fmt_rate",
 COUNTS = ("recipients", "delivered", "opens_unique", "clicks_unique", "conversions", "conversion_uniques",
           "revenue", "bounced", "unsubscribe_uniques")
 RATES = ("open_rate", "click_rate", "conversion_rate", "bounce_rate", "unsubscribe_rate")
+#: Klaviyo's rate definitions: rate -> (numerator, denominator).
+_RATE_DEFINITIONS = {"open_rate": ("opens_unique", "delivered"), "click_rate": ("clicks_unique", "delivered"),
+                     "conversion_rate": ("conversion_uniques", "delivered"), "bounce_rate": ("bounced", "recipients"),
+                     "unsubscribe_rate": ("unsubscribe_uniques", "delivered")}
 _PER_METRIC = {"conversions": "conversions", "conversion_uniques": "conversion_uniques",
                "revenue": "conversion_value", "conversion_rate": "conversion_rate"}
 
@@ -41,13 +45,29 @@ def _rate(value: Any) -> float | None:
 
 
 def _email_results(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """campaign_id -> statistics, for email rows (rows without a send_channel count as email)."""
-    out: dict[str, dict[str, Any]] = {}
+    """campaign_id -> statistics, for email rows (rows without a send_channel count as email).
+
+    Klaviyo groups by campaign message too; a campaign with several messages gets its counts summed
+    and its rates recomputed from them (``combined`` says so).
+    """
+    parts: dict[str, list[dict[str, Any]]] = {}
     for result in report.get("results") or []:
         groups = result.get("groupings") or {}
         cid = groups.get("campaign_id")
         if cid and groups.get("send_channel", "email") == "email":
-            out[str(cid)] = dict(result.get("statistics") or {})
+            parts.setdefault(str(cid), []).append(dict(result.get("statistics") or {}))
+    return {cid: stats[0] if len(stats) == 1 else _combine(stats) for cid, stats in parts.items()}
+
+
+def _combine(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"combined": len(parts)}
+    for key in {k for p in parts for k in p}:
+        values = [p.get(key) for p in parts]
+        if not key.endswith("_rate") and all(isinstance(v, (int, float)) for v in values):
+            out[key] = sum(values)
+    for rate, (part, whole) in _RATE_DEFINITIONS.items():
+        if rate in {k for p in parts for k in p}:
+            out[rate] = (out.get(part) or 0) / out[whole] if out.get(whole) else 0.0
     return out
 
 
@@ -125,8 +145,8 @@ def totals(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> dict[st
     """Summed counts and recomputed rates for the day (per metric too)."""
     out: dict[str, Any] = {"campaigns": len(rows)}
     for key in COUNTS:
-        values = [r.get(key) for r in rows if r.get(key) is not None]
-        out[key] = None if rows and not values else round(sum(values), 2)
+        values = [float(r[key]) for r in rows if r.get(key) is not None]
+        out[key] = None if rows and not values else _num(round(sum(values), 2))
     delivered = out["delivered"]
     out.update({
         "open_rate": _ratio(out["opens_unique"], delivered),
@@ -137,12 +157,12 @@ def totals(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> dict[st
     })
     per_metric = {}
     for metric in metrics:
-        values = [(r.get("by_metric") or {}).get(metric) for r in rows]
-        if rows and all(v is None for v in values):
+        found: list[Mapping[str, Any]] = [v for r in rows if (v := (r.get("by_metric") or {}).get(metric))]
+        if rows and not found:
             continue
-        conv = sum((v or {}).get("conversions") or 0 for v in values)
-        uniq = sum((v or {}).get("conversion_uniques") or 0 for v in values)
-        revenue = round(sum((v or {}).get("revenue") or 0 for v in values), 2)
+        conv = sum(v.get("conversions") or 0 for v in found)
+        uniq = sum(v.get("conversion_uniques") or 0 for v in found)
+        revenue = round(sum(v.get("revenue") or 0 for v in found), 2)
         per_metric[metric] = {"conversions": conv, "conversion_uniques": uniq, "revenue": revenue,
                               "conversion_rate": _ratio(uniq, delivered)}
     out["by_metric"] = per_metric
@@ -177,10 +197,10 @@ def anomalies(rows: Sequence[Mapping[str, Any]], thresholds: Thresholds) -> list
                  f"unsubscribe rate {fmt_rate(unsub)} is over the {fmt_rate(thresholds.max_unsubscribe_rate)} "
                  f"threshold ({fmt_count(row['unsubscribe_uniques'])} of {fmt_count(row['delivered'])} delivered)")
         opened = row.get("open_rate")
-        if median is not None and row["delivered"] and opened is not None and opened < thresholds.low_open_ratio * median:
-            limit = thresholds.low_open_ratio * median
+        limit = None if median is None else thresholds.low_open_ratio * median
+        if limit is not None and row["delivered"] and opened is not None and opened < limit:
             flag(row, "low_open_rate", opened, round(limit, 4),
-                 f"open rate {fmt_rate(opened)} is under {thresholds.low_open_ratio:g}× the day's median open rate "
+                 f"open rate {fmt_rate(opened)} is under {thresholds.low_open_ratio:.0%} of the day's median open rate "
                  f"of {fmt_rate(median)} (threshold {fmt_rate(limit)})")
     return found
 

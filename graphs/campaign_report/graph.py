@@ -8,7 +8,7 @@
   date (input ``{"date": "YYYY-MM-DD"}``, default yesterday in the account's time zone) and the
   local day's bounds, and looks the conversion metrics up by name with ``get_metrics``;
 - **fetch_reports** makes ONE ``query_campaign_values`` call per conversion metric for every
-  campaign at once (grouped by ``campaign_id`` and ``send_channel``), following ``page_cursor`` only
+  campaign at once (email only, grouped by campaign, message and channel), following ``page_cursor`` only
   if Klaviyo pages the result; finished days come from, and go to, a SQLite cache, so a second run
   for a date makes no reporting call. A spent daily limit (225 calls) becomes a report section;
 - **load_campaigns** names the campaigns with ``get_campaigns`` (email only, as Klaviyo requires;
@@ -22,7 +22,9 @@
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
@@ -31,7 +33,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from klaviyo_toolkit.errors import DailyLimitExhaustedError, InvalidArgumentError, KlaviyoError
+from klaviyo_toolkit.errors import DailyLimitExhaustedError, InvalidArgumentError, KlaviyoError, RateLimitError
 from personas.governance import GuardStopped, execute
 from personas.runtime import PersonaContext
 
@@ -44,7 +46,9 @@ from .summary import MAX_SUMMARY_CHARS, build_figures, cited, model_input, templ
 __all__ = ["REPORTING_TOOL", "ReportInputError", "ReportState", "build_graph", "cache_path"]
 
 REPORTING_TOOL = "query_campaign_values"
-GROUP_BY = ["campaign_id", "send_channel"]
+#: Klaviyo requires campaign_id and campaign_message_id in group_by; send_channel keeps email apart.
+GROUP_BY = ["campaign_id", "campaign_message_id", "send_channel"]
+EMAIL_ONLY = 'equals(send_channel,"email")'
 _IDS_PER_LOOKUP = 50
 
 
@@ -107,6 +111,17 @@ def _all(kit: Any, name: str, **args: Any) -> tuple[list[dict[str, Any]], int]:
         cursor = resp.next_cursor
         if not cursor:
             return items, calls
+
+
+def _cached(cache: ReportCache, notes: list[str], method: str, *args: Any) -> Any:
+    """A cache read or write; a broken cache file is noted and worked around, never fatal."""
+    try:
+        return getattr(cache, method)(*args)
+    except sqlite3.Error as exc:
+        note = f"The report cache at {cache.path} could not be used ({exc}); the figures came from Klaviyo."
+        if note not in notes:
+            notes.append(note)
+        return None
 
 
 # -- nodes -------------------------------------------------------------------------------------------
@@ -176,9 +191,9 @@ def fetch_reports(state: ReportState, runtime: Runtime[PersonaContext]) -> Repor
     for metric, metric_id in state["metric_ids"].items():
         if limit["exhausted"]:
             reports[metric] = {"metric_id": metric_id, "source": "unavailable", "results": None,
-                               "error": "daily reporting limit spent"}
+                               "error": "not tried: the reporting limit was reached"}
             continue
-        hit = cache.get(account, date, metric_id, tz, stats) if state["complete_day"] else None
+        hit = _cached(cache, notes, "get", account, date, metric_id, tz, stats) if state["complete_day"] else None
         if hit is not None:
             reports[metric] = {"metric_id": metric_id, "source": "cache", "results": hit.results,
                                "fetched_at": hit.fetched_at}
@@ -189,7 +204,8 @@ def fetch_reports(state: ReportState, runtime: Runtime[PersonaContext]) -> Repor
             cursor = None
             while True:
                 args: dict[str, Any] = {"statistics": stats, "timeframe": state["timeframe"],
-                                        "conversion_metric_id": metric_id, "group_by": GROUP_BY}
+                                        "conversion_metric_id": metric_id, "group_by": GROUP_BY,
+                                        "filter": EMAIL_ONLY}
                 if cursor:
                     args["page_cursor"] = cursor
                 calls += 1
@@ -202,8 +218,18 @@ def fetch_reports(state: ReportState, runtime: Runtime[PersonaContext]) -> Repor
                     break
         except DailyLimitExhaustedError as exc:
             calls -= 1  # refused by the client's limiter before any request
-            limit = {"exhausted": True, "limit": exc.limit, "resets_at": exc.resets_at.isoformat(timespec="seconds"),
-                     "resets_local": exc.resets_at.astimezone(ZoneInfo(tz)).isoformat(timespec="minutes")}
+            resets = exc.resets_at.astimezone(ZoneInfo(tz)).isoformat(timespec="minutes")
+            limit = {"exhausted": True, "kind": "daily", "limit": exc.limit,
+                     "resets_at": exc.resets_at.isoformat(timespec="seconds"),
+                     "reason": f"the reporting API's daily limit is spent ({REPORTING_TOOL} allows {exc.limit} calls "
+                               f"a day per account); the next call is allowed at {resets} ({tz})"}
+            reports[metric] = {"metric_id": metric_id, "source": "unavailable", "results": None, "error": str(exc)}
+            continue
+        except RateLimitError as exc:  # Klaviyo's own 429, still there after the client's retries
+            wait = f"; it asked to wait {exc.retry_after:.0f} s" if exc.retry_after else ""
+            limit = {"exhausted": True, "kind": "http_429", "retry_after": exc.retry_after,
+                     "reason": f"Klaviyo refused {REPORTING_TOOL} with 429 (rate limited{wait}); another client of "
+                               "this account may have spent its 225 reporting calls for the day"}
             reports[metric] = {"metric_id": metric_id, "source": "unavailable", "results": None, "error": str(exc)}
             continue
         except KlaviyoError as exc:
@@ -213,20 +239,17 @@ def fetch_reports(state: ReportState, runtime: Runtime[PersonaContext]) -> Repor
         fetched = _dt.datetime.fromtimestamp(ctx.clock.time(), _dt.UTC).isoformat(timespec="seconds")
         reports[metric] = {"metric_id": metric_id, "source": "api", "results": results, "fetched_at": fetched}
         if state["complete_day"]:
-            cache.put(account, date, metric_id, tz, stats, results, fetched)
+            _cached(cache, notes, "put", account, date, metric_id, tz, stats, results, fetched)
     if limit["exhausted"]:
         missing = [m for m, r in reports.items() if r["source"] == "unavailable"]
         limit["missing_metrics"] = missing
         limit["detail"] = (
-            f"The reporting API's daily limit is spent ({REPORTING_TOOL} allows {limit['limit']} calls a day per "
-            f"account), so figures for {', '.join(repr(m) for m in missing)} are missing. The next call is allowed "
-            f"at {limit['resets_local']} ({tz}); run the report again after that (finished days are then cached)."
+            f"No reporting call could be made: {limit['reason']}. Figures for {', '.join(repr(m) for m in missing)} "
+            "are missing; run the report again later (finished days are then cached, so it costs nothing twice)."
         )
         notes.append(limit["detail"])
     available = [r for r in reports.values() if r["results"] is not None]
     cache_hit = bool(available) and all(r["source"] == "cache" for r in available)
-    notes.append(f"Reporting calls this run: {calls} ({REPORTING_TOOL}, one per conversion metric"
-                 + (", all figures from the cache)." if cache_hit else ")."))
     return {"reports": reports, "reporting_calls": calls, "cache_hit": cache_hit, "limit": limit,
             "reports_available": bool(available), "notes": notes}
 
@@ -234,11 +257,10 @@ def fetch_reports(state: ReportState, runtime: Runtime[PersonaContext]) -> Repor
 def load_campaigns(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportState:
     ctx = runtime.context
     notes = list(state.get("notes") or [])
-    ids = list(dict.fromkeys(
-        str((r.get("groupings") or {}).get("campaign_id"))
-        for rep in (state.get("reports") or {}).values() for r in rep.get("results") or []
-        if (r.get("groupings") or {}).get("campaign_id") and (r.get("groupings") or {}).get("send_channel", "email") == "email"
-    ))
+    groupings = [r.get("groupings") or {} for rep in (state.get("reports") or {}).values()
+                 for r in rep.get("results") or []]
+    ids = list(dict.fromkeys(str(g["campaign_id"]) for g in groupings
+                             if g.get("campaign_id") and g.get("send_channel", "email") == "email"))
     info: dict[str, dict[str, Any]] = {}
     failed = False
     try:
@@ -284,7 +306,8 @@ def summarize(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportSta
         why = "there were no campaign figures to summarize, so the model was not asked"
     else:
         try:
-            reply = ctx.model.model.invoke([SystemMessage(ctx.prompt()), HumanMessage(model_input(state, figures, keys))])
+            messages = [SystemMessage(ctx.prompt()), HumanMessage(model_input(state, figures, keys))]
+            reply = ctx.model.model.invoke(messages)
             content = reply.content
             text = content if isinstance(content, str) else " ".join(
                 str(part.get("text", "")) if isinstance(part, dict) else str(part) for part in content)
@@ -325,7 +348,7 @@ def build_graph(checkpointer: Any = None) -> Any:
     for name, fn in order:
         graph.add_node(name, fn)
     graph.add_edge(START, order[0][0])
-    for (a, _), (b, _) in zip(order, order[1:], strict=False):
+    for (a, _), (b, _) in itertools.pairwise(order):
         graph.add_edge(a, b)
     graph.add_edge(order[-1][0], END)
     return graph.compile(checkpointer=checkpointer)

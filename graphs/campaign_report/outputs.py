@@ -144,15 +144,18 @@ def markdown_report(state: Mapping[str, Any]) -> str:
     out += [*_table(rows, totals, metrics[0] if metrics else None, currency), ""]
     per = totals.get("by_metric") or {}
     if len(metrics) > 1:
-        out += ["## Conversions per metric", "", "| Metric | Conversions | Revenue | Conv. rate |", "|---|---|---|---|"]
+        out += ["## Conversions per metric", "", "| Metric | Conversions | Revenue | Conv. rate |",
+                "|---|---|---|---|"]
         for metric in metrics:
             m = per.get(metric)
-            out.append(f"| {_md(metric)} | " + (" | ".join([fmt_count(m["conversions"]), fmt_money(m["revenue"], currency),
-                                                           fmt_rate(m["conversion_rate"])]) if m else "n/a | n/a | n/a") + " |")
+            cells = [fmt_count(m["conversions"]), fmt_money(m["revenue"], currency),
+                     fmt_rate(m["conversion_rate"])] if m else ["n/a"] * 3
+            out.append(f"| {_md(metric)} | " + " | ".join(cells) + " |")
         out.append("")
     out += ["## Anomalies", ""]
     found = state.get("anomalies") or []
-    out += [f"- **{_md(a['campaign'])}**: {a['detail']}" for a in found] or ["None found with the persona's thresholds."]
+    out += [f"- **{_md(a['campaign'])}**: {a['detail']}" for a in found] or ["None found with the persona's "
+                                                                             "thresholds."]
     out.append("")
     limit = state.get("limit") or {}
     if limit.get("exhausted"):

@@ -42,8 +42,8 @@ class Thresholds(_Strict):
 
     max_bounce_rate: float = Field(0.05, ge=0, le=1, description="Flag a bounce rate above this.")
     max_unsubscribe_rate: float = Field(0.02, ge=0, le=1, description="Flag an unsubscribe rate above this.")
-    low_open_ratio: float = Field(0.5, ge=0, le=1, description="Flag an open rate under this share of the day's median.")
-    min_campaigns_for_median: int = Field(3, ge=2, description="The open-rate check needs at least this many campaigns.")
+    low_open_ratio: float = Field(0.5, ge=0, le=1, description="Flag an open rate under this share of the median.")
+    min_campaigns_for_median: int = Field(2, ge=2, description="The open-rate check needs this many campaigns.")
     flag_zero_deliveries: bool = Field(True, description="Flag a campaign with recipients but nothing delivered.")
 
 

@@ -132,7 +132,7 @@ def filter_description(filters: Json) -> str:
     """Compact text of the fields and operators a `filter` parameter allows."""
     parts = []
     for field, spec in filters.items():
-        ops = sorted(set(spec.get("operators", {}).get("single", [])) | set(spec.get("operators", {}).get("list", [])))
+        ops = sorted({op for group in (spec.get("operators") or {}).values() for op in group})
         parts.append(f"{field}({','.join(ops)})")
     text = "Filter expression like equals(field,'value') or and(...); allowed: " + "; ".join(parts)
     return text if parts else "Filter expression."
@@ -413,9 +413,7 @@ class Generator:
             request_schema = schema["$ref"].rsplit("/", 1)[-1] if "$ref" in schema else None
         filters = {
             fname: {
-                "operators": sorted(
-                    set(spec.get("operators", {}).get("single", [])) | set(spec.get("operators", {}).get("list", []))
-                ),
+                "operators": sorted({o for group in (spec.get("operators") or {}).values() for o in group}),
                 "list_operators": sorted(spec.get("operators", {}).get("list", [])),
                 "type": (spec.get("value") or {}).get("type", "string"),
                 **({"format": spec["value"]["format"]} if "format" in (spec.get("value") or {}) else {}),
@@ -488,6 +486,7 @@ class Generator:
             "nullable": False,
             "description": desc,
             **({"style": "csv"} if scalar.get("type") == "array" else {}),
+            **({"default": schema["default"]} if "default" in schema and p["in"] == "query" else {}),
         }
 
     def body(self, req: Json, path: str, where: str) -> tuple[Json, list[Json]]:

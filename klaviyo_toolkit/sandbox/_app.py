@@ -107,6 +107,11 @@ class Sandbox:
         self.schemas: SchemaIndex = schema_index()
         self.store = Store(str(state) if state else None, seed=seed)
         self.limits = ServerLimits(rate_limit_factor)
+        from ..ratelimit import RateLimiter
+
+        #: The limiter of clients made by ``client()``: the same factor as the sandbox's limits, so
+        #: they respect them exactly (and wait for nothing when limits are off).
+        self.client_limiter = RateLimiter(self.clock, factor=rate_limit_factor)
         self.faults = faults or Faults()
         self.validate_responses = validate_responses
         self.job_seconds = job_seconds
@@ -223,6 +228,7 @@ class Sandbox:
 
         options.setdefault("base_url", self.BASE_URL)
         options.setdefault("public_api_key", PUBLIC_KEY)
+        options.setdefault("rate_limiter", self.client_limiter)
         return KlaviyoClient(api_key=api_key, transport=self.transport(), **options)
 
     def async_client(self, api_key: str = DEMO_KEY, **options: Any) -> Any:
@@ -230,6 +236,7 @@ class Sandbox:
 
         options.setdefault("base_url", self.BASE_URL)
         options.setdefault("public_api_key", PUBLIC_KEY)
+        options.setdefault("rate_limiter", self.client_limiter)
         return AsyncKlaviyoClient(api_key=api_key, transport=self.async_transport(), **options)
 
     # -- relationships ---------------------------------------------------------------------
@@ -365,7 +372,8 @@ class Sandbox:
             if runner is not None:
                 runner(self, job)
             job.attributes.setdefault("completed_count", job.attributes.get("total_count", 0))
-            if job.attributes.get("completed_count", 0) == 0 and not job.attributes.get("failed_count"):
+            if job.attributes.get("completed_count", 0) == 0 and not job.attributes.get("failed_count") \
+                    and not job.attributes.get("skipped_count"):
                 job.attributes["completed_count"] = job.attributes.get("total_count", 0)
             job.attributes["status"] = "complete"
         except SandboxError as exc:

@@ -141,12 +141,13 @@ class Ctx:
             body["included"] = included
         return Reply(status, body)
 
-    def many(self, resources: Iterable[Resource], *, filtered: bool = False) -> Reply:
+    def many(self, resources: Iterable[Resource], *, filtered: bool = False, page_size: int | None = None) -> Reply:
+        """A page of ``resources``; ``page_size`` fixes the size where the operation has no page[size]."""
         items = list(resources)
         if not filtered:
             items = self.apply_filter(items)
         items = sort_resources(self.store, items, self.query.get("sort"))
-        size = self.page_size()
+        size = page_size or self.page_size()
         cursor = self.query.get("page[cursor]") or self.query.get("page_cursor")
         offset = decode_cursor(cursor) if cursor else 0
         page = items[offset : offset + size]
@@ -181,7 +182,7 @@ class Ctx:
     def page_size(self) -> int:
         spec = next((a for a in self.op.args if a["wire"] == "page[size]"), None)
         maximum = int(spec["shape"]["schema"].get("maximum", 100)) if spec else 100
-        default = min(20, maximum)
+        default = int(spec.get("default", min(20, maximum))) if spec else 20
         raw = self.query.get("page[size]")
         if raw is None:
             return default

@@ -93,6 +93,7 @@ async def inspect_endpoint(sb: Sandbox, request: Request) -> Response:
         if path == "/sandbox/limits" and method in ("PUT", "POST"):
             factor = payload.get("factor", 1.0)
             sb.limits.factor = None if factor is None else float(factor)
+            sb.client_limiter.factor = sb.limits.factor
             sb.limits.reset()
             return _ok({"factor": sb.limits.factor})
         if path == "/sandbox/tick" and method == "POST":

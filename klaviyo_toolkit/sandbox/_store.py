@@ -250,8 +250,15 @@ class Store:
         if value is None:
             return None
         self.add_index(rtype, attr)
-        rid = self._indexes[(rtype, attr)].get(self._norm(value))
-        return self.get(rtype, rid) if rid else None
+        index = self._indexes[(rtype, attr)]
+        rid = index.get(self._norm(value))
+        res = self.get(rtype, rid) if rid else None
+        if res is not None and self._norm(res.attributes.get(attr)) != self._norm(value):
+            # Stale entry: the resource was changed in place before ``put`` (its old value was
+            # never unindexed). Drop it so the old value no longer finds the resource.
+            del index[self._norm(value)]
+            return None
+        return res
 
     def _index(self, res: Resource | None) -> None:
         if res is None:

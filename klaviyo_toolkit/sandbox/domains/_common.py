@@ -154,6 +154,31 @@ def unsuppress_email(profile: Resource, now: float) -> None:
     em["last_updated"] = iso(now)
 
 
+def add_email_suppression(profile: Resource, reason: str, now: float) -> bool:
+    """Add a suppression ``reason`` keeping any others (a hard bounce outlives a manual
+    suppression); False when the profile already had it."""
+    em = email_marketing(profile)
+    current = [s for s in em.get("suppression") or [] if isinstance(s, dict)]
+    if any(s.get("reason") == reason for s in current):
+        return False
+    em["suppression"] = [*current, {"reason": reason, "timestamp": iso(now)}]
+    em["can_receive_email_marketing"] = False
+    em["last_updated"] = iso(now)
+    return True
+
+
+def remove_email_suppressions(profile: Resource, reasons: tuple[str, ...], now: float) -> list[str]:
+    """Remove suppressions whose reason is in ``reasons`` (others stay); the reasons removed."""
+    em = email_marketing(profile)
+    current = [s for s in em.get("suppression") or [] if isinstance(s, dict)]
+    removed = [str(s.get("reason")) for s in current if s.get("reason") in reasons]
+    if removed:
+        em["suppression"] = [s for s in current if s.get("reason") not in reasons]
+        em["can_receive_email_marketing"] = em.get("consent") == "SUBSCRIBED" and not em["suppression"]
+        em["last_updated"] = iso(now)
+    return removed
+
+
 # -- profiles ---------------------------------------------------------------------------------------
 def new_profile(sb: Sandbox, attrs: Mapping[str, Any], now: float) -> Resource:
     """A stored profile with the given attributes and default consent (never subscribed)."""
@@ -299,10 +324,11 @@ def conflict(detail: str, **meta: Any) -> SandboxError:
 
 
 __all__ = [
-    "Ctx", "Json", "Resource", "SandboxError", "bad_request", "can_receive_email_marketing",
+    "Ctx", "Json", "Resource", "SandboxError", "add_email_suppression", "bad_request", "can_receive_email_marketing",
     "can_receive_sms_marketing", "conflict", "default_subscriptions", "email_marketing", "event_metric_name",
     "event_profile", "find_or_create_metric", "find_or_create_profile", "find_profile", "is_suppressed", "iso",
-    "new_profile", "parse_time", "profile_zone", "record_event", "require", "schedule_message",
+    "new_profile", "parse_time", "profile_zone", "record_event", "remove_email_suppressions", "require",
+    "schedule_message",
     "set_email_consent", "set_sms_consent", "sms_marketing", "subscriptions", "suppress_email",
     "unsuppress_email", "utc",
 ]

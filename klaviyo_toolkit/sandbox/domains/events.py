@@ -1,1 +1,345 @@
-"""Sandbox domain: events (being written)."""
+"""Sandbox domain: events and metrics as Klaviyo records them.
+
+- ``create_event`` / ``create_client_event`` (202): the profile is found by id, email, phone number
+  or external id, or created; the metric is found by name or created; ``value`` is stored as
+  ``$value`` and ``value_currency`` as ``$value_currency``; ``unique_id`` deduplicates per profile
+  and metric (a repeat is accepted and stored once); ``backfill: true`` records without triggering
+  flows. Creating an event never grants consent. The client endpoint never changes the identifiers
+  of an existing profile (Klaviyo answers 202 and ignores them).
+- ``bulk_create_events`` (202): validated at once (at most 1,000 events; a ``unique_id`` repeated
+  for the same profile and metric within the request fails the whole request), applied as a bulk
+  job when the sandbox clock makes it due. ``bulk_create_client_events`` is applied at once.
+- ``get_events`` sorts by ``datetime`` when no ``sort`` is given; ``has(profile)`` / ``has(metric)``
+  filters work; ``get_metrics`` pages by 200 as Klaviyo does.
+- Metric properties are derived from the stored events of a metric (one per property key, with an
+  inferred type) whenever they are read.
+- To-one related endpoints (``/events/{id}/metric``, ...) answer ``data: null`` when nothing is
+  linked, as the spec allows.
+
+Metric aggregates are in ``metric_aggregates.py`` (imported here so its handler registers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from .._app import JOB_RUNNERS, RELATED, Sandbox
+from .._context import Ctx, Reply, handles
+from .._jsonapi import FIELD_RESOLVERS, bad_request
+from .._store import Linkage, Resource, Store
+from . import metric_aggregates  # noqa: F401  (registers query_metric_aggregates)
+from ._common import (
+    IDENTIFIERS,
+    find_or_create_metric,
+    find_or_create_profile,
+    find_profile,
+    iso,
+    parse_time,
+    record_event,
+)
+
+Json = dict[str, Any]
+MAX_BULK_EVENTS = 1000
+MAX_PROPERTIES = 400
+_YEAR_1990 = 631152000.0
+_PROFILE_FIELDS = (
+    "email", "phone_number", "external_id", "anonymous_id", "_kx", "first_name", "last_name", "organization",
+    "locale", "title", "image", "location", "properties",
+)
+
+
+# -- parsing and validating one event ----------------------------------------------------------
+def _event_spec(attrs: Mapping[str, Any], base: str, now: float, *, profile_node: Any = None) -> Json:
+    """The checked parts of one event body (``base`` is its JSON pointer, for errors)."""
+    props = attrs.get("properties")
+    if not isinstance(props, Mapping):
+        raise bad_request("properties must be an object of event properties, e.g. {\"Brand\": \"Acme\"}.",
+                          pointer=f"{base}/properties")
+    if len(props) > MAX_PROPERTIES:
+        raise bad_request(f"An event can have at most {MAX_PROPERTIES} properties; this one has {len(props)}.",
+                          pointer=f"{base}/properties")
+    when = now
+    if attrs.get("time") is not None:
+        parsed = parse_time(attrs["time"])
+        if parsed is None:
+            raise bad_request("time must be an ISO 8601 datetime, e.g. 2026-07-15T10:00:00+00:00.",
+                              pointer=f"{base}/time")
+        if parsed < _YEAR_1990 or parsed > now + 366 * 86400:
+            raise bad_request("time must be after 1990 and at most one year in the future.", pointer=f"{base}/time")
+        when = float(int(parsed))
+    metric = ((attrs.get("metric") or {}).get("data") or {}).get("attributes") or {}
+    name = metric.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise bad_request("The metric needs a name, e.g. \"Placed Order\".",
+                          pointer=f"{base}/metric/data/attributes/name")
+    if len(name) >= 128:
+        raise bad_request("The metric name must be less than 128 characters.",
+                          pointer=f"{base}/metric/data/attributes/name")
+    value = attrs.get("value")
+    spec: Json = {
+        "properties": dict(props), "time": when, "value": value, "metric": name, "service": metric.get("service"),
+        "unique_id": attrs.get("unique_id"), "backfill": bool(attrs.get("backfill")),
+    }
+    if attrs.get("value_currency"):
+        spec["properties"]["$value_currency"] = attrs["value_currency"]
+    if spec["unique_id"]:
+        spec["properties"].setdefault("$event_id", spec["unique_id"])
+    if profile_node is not None:
+        spec["profile"] = profile_node
+    return spec
+
+
+def _profile_spec(node: Any, pointer: str) -> Json:
+    """Identifiers and attributes of the ``profile.data`` node of an event."""
+    if not isinstance(node, Mapping):
+        raise bad_request("The event needs a profile with an id, email, phone_number or external_id.", pointer=pointer)
+    attrs = dict(node.get("attributes") or {})
+    found = {k: attrs[k] for k in _PROFILE_FIELDS if attrs.get(k) is not None}
+    if node.get("id"):
+        found["id"] = str(node["id"])
+    if not any(found.get(k) for k in (*IDENTIFIERS, "id", "anonymous_id", "_kx")):
+        raise bad_request("The profile needs at least one identifier: id, email, phone_number or external_id.",
+                          pointer=f"{pointer}/attributes")
+    return {"attrs": found, "meta": node.get("meta") or {}, "pointer": pointer}
+
+
+def _resolve_profile(sb: Sandbox, spec: Json, now: float, *, client: bool) -> Resource:
+    attrs: Json = dict(spec["attrs"])
+    if attrs.get("id") and sb.store.get("profile", attrs["id"]) is None:
+        raise bad_request(f"There is no profile with id {attrs['id']}; give an existing id, or an email, "
+                          "phone_number or external_id instead.", pointer=f"{spec['pointer']}/id")
+    if client:
+        existing = find_profile(sb, attrs)
+        if existing is not None:  # the client API never changes an existing profile's identifiers
+            attrs = {k: v for k, v in attrs.items() if k not in IDENTIFIERS}
+            attrs["id"] = existing.id
+    profile, _ = find_or_create_profile(sb, attrs, now)
+    _patch_properties(profile, spec["meta"].get("patch_properties") if isinstance(spec["meta"], Mapping) else None)
+    sb.store.put(profile)
+    return profile
+
+
+def _patch_properties(profile: Resource, patch: Any) -> None:
+    """Apply ``meta.patch_properties`` (append / unappend / unset) to a profile's properties."""
+    if not isinstance(patch, Mapping):
+        return
+    props = profile.attributes.setdefault("properties", {}) or {}
+    profile.attributes["properties"] = props
+    for key, value in (patch.get("append") or {}).items():
+        current = props.get(key)
+        items = current if isinstance(current, list) else ([] if current is None else [current])
+        items.extend(value if isinstance(value, list) else [value])
+        props[key] = items
+    for key, value in (patch.get("unappend") or {}).items():
+        drop = value if isinstance(value, list) else [value]
+        if isinstance(props.get(key), list):
+            props[key] = [v for v in props[key] if v not in drop]
+    unset = patch.get("unset")
+    for key in ([unset] if isinstance(unset, str) else unset or []):
+        props.pop(key, None)
+
+
+def apply_event(sb: Sandbox, profile: Resource, spec: Json) -> tuple[Resource, bool]:
+    """Record one checked event for ``profile``; (event, created)."""
+    metric = find_or_create_metric(sb, spec["metric"], spec["time"], spec.get("service"))
+    return record_event(
+        sb, profile, metric, spec["properties"], spec["time"],
+        unique_id=spec.get("unique_id"), value=spec.get("value"), trigger_flows=not spec.get("backfill"),
+    )
+
+
+# -- create ------------------------------------------------------------------------------------
+@handles("create_event", "create_client_event")
+def create_event(ctx: Ctx) -> Reply:
+    attrs = ctx.attrs
+    base = "/data/attributes"
+    profile_node = ((attrs.get("profile") or {}).get("data"))
+    spec = _event_spec(attrs, base, ctx.now)
+    profile_spec = _profile_spec(profile_node, f"{base}/profile/data")
+    profile = _resolve_profile(ctx.sandbox, profile_spec, ctx.now, client=ctx.auth.kind == "public")
+    apply_event(ctx.sandbox, profile, spec)
+    return ctx.accepted()
+
+
+def _bulk_entries(entries: list[Any], base: str, now: float) -> list[tuple[Json, list[Json]]]:
+    """Check every profile entry of a bulk request: [(profile spec, [event spec, ...]), ...]."""
+    out: list[tuple[Json, list[Json]]] = []
+    seen: set[tuple[str, str, str]] = set()
+    total = 0
+    for i, entry in enumerate(entries):
+        attrs = (entry or {}).get("attributes") or {}
+        where = f"{base}/{i}/attributes"
+        profile_spec = _profile_spec((attrs.get("profile") or {}).get("data"), f"{where}/profile/data")
+        who = "|".join(str(profile_spec["attrs"].get(k) or "").lower() for k in ("id", *IDENTIFIERS))
+        events = []
+        for j, item in enumerate(((attrs.get("events") or {}).get("data")) or []):
+            ev_attrs = dict((item or {}).get("attributes") or {})
+            if attrs.get("backfill") and ev_attrs.get("backfill") is None:
+                ev_attrs["backfill"] = True
+            spec = _event_spec(ev_attrs, f"{where}/events/data/{j}/attributes", now)
+            if spec["unique_id"]:
+                key = (who, spec["metric"].lower(), str(spec["unique_id"]))
+                if key in seen:
+                    raise bad_request(
+                        f"unique_id {spec['unique_id']!r} is repeated for the same profile and metric in this "
+                        "request, so no events were processed; give each event its own unique_id.",
+                        pointer=f"{where}/events/data/{j}/attributes/unique_id")
+                seen.add(key)
+            events.append(spec)
+        total += len(events)
+        out.append((profile_spec, events))
+    if total > MAX_BULK_EVENTS:
+        raise bad_request(f"A bulk request takes at most {MAX_BULK_EVENTS} events; this one has {total}. "
+                          "Split it into several requests.", pointer=base)
+    return out
+
+
+def _run_bulk(sb: Sandbox, entries: list[tuple[Json, list[Json]]], now: float, *, client: bool) -> int:
+    count = 0
+    for profile_spec, events in entries:
+        profile = _resolve_profile(sb, profile_spec, now, client=client)
+        for spec in events:
+            apply_event(sb, profile, spec)
+            count += 1
+    return count
+
+
+@handles("bulk_create_events")
+def bulk_create_events(ctx: Ctx) -> Reply:
+    base = "/data/attributes/events-bulk-create/data"
+    _bulk_entries(list(((ctx.attrs.get("events-bulk-create") or {}).get("data")) or []), base, ctx.now)
+    ctx.sandbox.create_job(ctx, "event-bulk-create-job")
+    return ctx.accepted()
+
+
+def _bulk_job_runner(sb: Sandbox, job: Resource) -> None:
+    """Apply a queued ``bulk_create_events`` job; events without a time take the request's time."""
+    body = job.private.get("body") or {}
+    attrs = ((body.get("data") or {}).get("attributes")) or {}
+    entries = list(((attrs.get("events-bulk-create") or {}).get("data")) or [])
+    checked = _bulk_entries(entries, "/data/attributes/events-bulk-create/data", job.created)
+    count = _run_bulk(sb, checked, job.created, client=False)
+    job.attributes["completed_count"] = count
+    job.attributes["total_count"] = count
+
+
+JOB_RUNNERS["bulk_create_events"] = _bulk_job_runner
+
+
+@handles("bulk_create_client_events")
+def bulk_create_client_events(ctx: Ctx) -> Reply:
+    data = ctx.data if isinstance(ctx.data, Mapping) else {}
+    entries = _bulk_entries([data], "/data", ctx.now)
+    _run_bulk(ctx.sandbox, entries, ctx.now, client=True)
+    return ctx.accepted()
+
+
+# -- reads -------------------------------------------------------------------------------------
+@handles("get_events")
+def get_events(ctx: Ctx) -> Reply:
+    events = ctx.store.all("event")
+    if not ctx.query.get("sort"):
+        events.sort(key=lambda e: e.attributes.get("timestamp") or 0)
+    return ctx.many(events)
+
+
+@handles("get_metrics")
+def get_metrics(ctx: Ctx) -> Reply:
+    return ctx.many(ctx.store.all("metric"), page_size=200)
+
+
+def to_one(ctx: Ctx, parent_type: str, rel: str) -> Reply:
+    """A to-one related resource, or ``data: null`` when nothing is linked (the spec allows null)."""
+    parent = ctx.get(parent_type)
+    for rtype, rid in ctx.sandbox.related(parent, rel):
+        res = ctx.store.get(rtype, rid)
+        if res is not None:
+            return ctx.one(res)
+    return ctx.one(None)
+
+
+@handles("get_metric_for_event")
+def get_metric_for_event(ctx: Ctx) -> Reply:
+    return to_one(ctx, "event", "metric")
+
+
+@handles("get_profile_for_event")
+def get_profile_for_event(ctx: Ctx) -> Reply:
+    return to_one(ctx, "event", "profile")
+
+
+@handles("get_metric_for_metric_property")
+def get_metric_for_metric_property(ctx: Ctx) -> Reply:
+    return to_one(ctx, "metric-property", "metric")
+
+
+@handles("get_metric_for_mapped_metric")
+def get_metric_for_mapped_metric(ctx: Ctx) -> Reply:
+    return to_one(ctx, "mapped-metric", "metric")
+
+
+@handles("get_custom_metric_for_mapped_metric")
+def get_custom_metric_for_mapped_metric(ctx: Ctx) -> Reply:
+    return to_one(ctx, "mapped-metric", "custom-metric")
+
+
+@handles("get_metric_property")
+def get_metric_property(ctx: Ctx) -> Reply:
+    if ctx.store.get("metric-property", ctx.id) is None:
+        for metric in ctx.store.iter("metric"):
+            refresh_properties(ctx.sandbox, metric)
+    return ctx.one(ctx.get("metric-property"))
+
+
+def _linked_id(store: Store, res: Resource, rel: str) -> str | None:
+    links = res.linked(rel)
+    return links[0][1] if links else None
+
+
+FIELD_RESOLVERS[("event", "profile")] = lambda store, res: _linked_id(store, res, "profile")
+FIELD_RESOLVERS[("event", "metric")] = lambda store, res: _linked_id(store, res, "metric")
+
+
+# -- metric properties -------------------------------------------------------------------------
+def _inferred_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "Boolean"
+    if isinstance(value, (int, float)):
+        return "Number"
+    if isinstance(value, list):
+        return "List"
+    if isinstance(value, Mapping):
+        return "Object"
+    if isinstance(value, str) and parse_time(value) is not None and len(value) >= 10 and value[4:5] == "-":
+        return "Date"
+    return "String"
+
+
+def property_id(metric_id: str, key: str) -> str:
+    return hashlib.md5(f"{metric_id}:{key}".encode()).hexdigest()
+
+
+def refresh_properties(sb: Sandbox, metric: Resource) -> list[Linkage]:
+    """Store one metric-property per event property key seen on ``metric``'s events."""
+    seen: dict[str, Any] = {}
+    for event in sb.store.iter("event"):
+        if event.linked("metric") == [("metric", metric.id)]:
+            for key, value in (event.attributes.get("event_properties") or {}).items():
+                seen.setdefault(key, value)
+    links: list[Linkage] = []
+    for key, value in sorted(seen.items()):
+        pid = property_id(metric.id, key)
+        if sb.store.get("metric-property", pid) is None:
+            now = sb.clock.time()
+            sb.store.put(Resource("metric-property", pid,
+                                  {"label": key, "property": key, "inferred_type": _inferred_type(value)},
+                                  {"metric": ("metric", metric.id)}, now, now))
+        links.append(("metric-property", pid))
+    return links
+
+
+RELATED[("metric", "metric-properties")] = refresh_properties
+
+__all__ = ["apply_event", "iso", "property_id", "refresh_properties", "to_one"]

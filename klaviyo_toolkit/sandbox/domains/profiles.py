@@ -1,1 +1,444 @@
-"""Sandbox domain: profiles (being written)."""
+"""Sandbox domain: profiles and identity (create, update, upsert, merge, import, deletion).
+
+Identity is Klaviyo's: email, phone_number and external_id each belong to at most one profile
+(case-insensitive). Creating or updating a profile with an identifier another profile owns is a
+409 ``duplicate_profile`` whose ``meta.duplicate_profile_id`` names the owner; the upsert
+(``/api/profile-import``) finds its target by id, then email, phone number, external id, and
+still answers 409 when the identifiers given belong to two different profiles.
+
+Emails must look like ``name@example.com`` and phone numbers be E.164 (``+15005550006``); a bad
+one is a 400 whose ``source.pointer`` names the field. ``null`` clears a field on update and
+upsert; ``properties`` and ``location`` are merged key by key; ``meta.patch_properties``
+appends, unappends and unsets custom properties.
+
+Consent is never changed here (see ``consent.py``). Merging happens at once (Klaviyo queues it):
+the destination keeps its data, takes the source's missing fields and properties, and everything
+linked to the source (events, list memberships, push tokens) moves to it; an identifier that
+moves takes its consent with it. Bulk imports and deletion requests are jobs applied when due.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..._arguments import E164_RE, EMAIL_RE
+from .._app import JOB_RUNNERS
+from .._context import Ctx, Reply, handles, iso
+from .._jsonapi import FIELD_RESOLVERS, SandboxError, bad_request
+from .._store import Resource
+from ._common import IDENTIFIERS, email_marketing, new_profile, subscriptions
+from .lists import add_members
+
+if TYPE_CHECKING:
+    from .._app import Sandbox
+
+Json = dict[str, Any]
+FIELDS = ("email", "phone_number", "external_id", "first_name", "last_name", "organization", "locale", "title", "image")
+MAX_IMPORT = 10_000
+
+
+# -- validation and identity --------------------------------------------------------------------------
+def check_identifiers(attrs: Mapping[str, Any], base: str = "/data/attributes") -> None:
+    """400 for an email or phone number Klaviyo would refuse, pointing at the field."""
+    email, phone = attrs.get("email"), attrs.get("phone_number")
+    if email is not None and not EMAIL_RE.match(str(email)):
+        raise bad_request(f"Invalid email address {email!r}; give it as name@example.com.", pointer=f"{base}/email")
+    if phone is not None and not E164_RE.match(str(phone)):
+        raise bad_request(f"Invalid phone number {phone!r}; use E.164 format: + country code then digits, "
+                          "e.g. +15005550006.", pointer=f"{base}/phone_number")
+
+
+def duplicate(owner: Resource, key: str, base: str = "/data/attributes") -> SandboxError:
+    return SandboxError(
+        409, "duplicate_profile", "Conflict.",
+        f"A profile already exists with one of these identifiers ({key}); update profile {owner.id} "
+        "(meta.duplicate_profile_id) instead, or merge the two profiles.",
+        pointer=base, meta={"duplicate_profile_id": owner.id})
+
+
+def check_owners(sb: Sandbox, attrs: Mapping[str, Any], profile_id: str | None, base: str = "/data/attributes") -> None:
+    """409 if an identifier in ``attrs`` already belongs to a profile other than ``profile_id``."""
+    for key in IDENTIFIERS:
+        owner = sb.store.find("profile", key, attrs.get(key)) if attrs.get(key) else None
+        if owner is not None and owner.id != profile_id:
+            raise duplicate(owner, key, base)
+
+
+def find_by_identifiers(sb: Sandbox, attrs: Mapping[str, Any]) -> Resource | None:
+    for key in IDENTIFIERS:
+        found = sb.store.find("profile", key, attrs.get(key)) if attrs.get(key) else None
+        if found is not None:
+            return found
+    return None
+
+
+# -- filter fields that reach into suppression lists -----------------------------------------------------
+def _suppression_field(kind: str, key: str) -> Any:
+    """Resolver for ``subscriptions.email.marketing.<kind>.<key>``: every entry's value (reasons,
+    list ids) or, for timestamps, the latest one, so comparisons and sorting see one time."""
+
+    def read(store: Any, res: Resource) -> Any:
+        entries = [e for e in email_marketing(res).get(kind) or [] if isinstance(e, dict)]
+        values = [str(e[key]) for e in entries if e.get(key) is not None]
+        if key == "timestamp":
+            return max(values) if values else None
+        return values
+
+    return read
+
+
+for _kind in ("suppression", "list_suppressions"):
+    for _key in ("reason", "timestamp", "list_id"):
+        FIELD_RESOLVERS[("profile", f"subscriptions.email.marketing.{_kind}.{_key}")] = _suppression_field(_kind, _key)
+
+
+# -- attribute changes ---------------------------------------------------------------------------------
+def apply_attributes(profile: Resource, attrs: Mapping[str, Any], *, identifiers: bool = True) -> None:
+    """Merge request attributes into a profile: null clears, properties and location merge."""
+    for key, value in attrs.items():
+        if key == "properties":
+            props = dict(profile.attributes.get("properties") or {})
+            profile.attributes["properties"] = {**props, **value} if isinstance(value, dict) else {}
+        elif key == "location":
+            loc = dict(profile.attributes.get("location") or {})
+            profile.attributes["location"] = {**loc, **value} if isinstance(value, dict) else None
+        elif key in FIELDS and (identifiers or key not in IDENTIFIERS):
+            profile.attributes[key] = value
+
+
+def apply_patch_properties(profile: Resource, meta: Any) -> None:
+    """``meta.patch_properties``: append/unappend values to list properties, unset keys."""
+    patch = (meta or {}).get("patch_properties") if isinstance(meta, dict) else None
+    if not patch:
+        return
+    props = dict(profile.attributes.get("properties") or {})
+    for key, value in (patch.get("append") or {}).items():
+        current = props.get(key)
+        items = current if isinstance(current, list) else ([] if current is None else [current])
+        props[key] = items + (value if isinstance(value, list) else [value])
+    for key, value in (patch.get("unappend") or {}).items():
+        drop = value if isinstance(value, list) else [value]
+        if isinstance(props.get(key), list):
+            props[key] = [v for v in props[key] if v not in drop]
+    unset = patch.get("unset")
+    for key in [unset] if isinstance(unset, str) else (unset or []):
+        props.pop(key, None)
+    profile.attributes["properties"] = props
+
+
+def touch(sb: Sandbox, profile: Resource, now: float) -> None:
+    profile.attributes["updated"] = iso(now)
+    profile.updated = now
+    sb.store.put(profile)
+
+
+def create(sb: Sandbox, attrs: Mapping[str, Any], now: float) -> Resource:
+    return new_profile(sb, {k: v for k, v in attrs.items() if k in (*FIELDS, "properties", "location")}, now)
+
+
+def upsert(sb: Sandbox, pid: str | None, attrs: Mapping[str, Any], meta: Any, now: float,
+           item: str = "/data") -> tuple[Resource, bool]:
+    """Create or update by id, then email, phone number, external id; (profile, created)."""
+    base = f"{item}/attributes"
+    check_identifiers(attrs, base)
+    if pid:
+        profile = sb.store.get("profile", pid)
+        if profile is None:
+            raise SandboxError(404, "not_found", "Not found.", f"A profile with id {pid} does not exist; leave the id "
+                               "out to create or match the profile by its identifiers.", pointer=f"{item}/id")
+    else:
+        profile = find_by_identifiers(sb, attrs)
+    check_owners(sb, attrs, profile.id if profile else None, base)
+    created = profile is None
+    if profile is None:
+        if not any(attrs.get(k) for k in IDENTIFIERS):
+            raise bad_request("A profile needs an email, phone_number or external_id (or the id of an existing "
+                              "profile).", pointer=base)
+        profile = create(sb, attrs, now)
+    else:
+        apply_attributes(profile, attrs)
+    apply_patch_properties(profile, meta)
+    touch(sb, profile, now)
+    return profile, created
+
+
+# -- handlers ------------------------------------------------------------------------------------------
+@handles("create_profile")
+def create_profile(ctx: Ctx) -> Reply:
+    attrs = ctx.attrs
+    check_identifiers(attrs)
+    if not any(attrs.get(k) for k in IDENTIFIERS):
+        raise bad_request("A profile needs at least one identifier: email, phone_number or external_id.",
+                          pointer="/data/attributes")
+    check_owners(ctx.sandbox, attrs, None)
+    return ctx.one(create(ctx.sandbox, attrs, ctx.now), status=201)
+
+
+@handles("update_profile")
+def update_profile(ctx: Ctx) -> Reply:
+    profile = ctx.get("profile")
+    data = ctx.data if isinstance(ctx.data, dict) else {}
+    if data.get("id") and str(data["id"]) != profile.id:
+        raise SandboxError(409, "conflict", "Conflict.", f"The body's data.id {data['id']!r} does not match the "
+                           f"URL's id {profile.id!r}.", pointer="/data/id")
+    attrs = ctx.attrs
+    check_identifiers(attrs)
+    check_owners(ctx.sandbox, attrs, profile.id)
+    apply_attributes(profile, attrs)
+    apply_patch_properties(profile, data.get("meta"))
+    touch(ctx.sandbox, profile, ctx.now)
+    return ctx.one(profile)
+
+
+@handles("create_or_update_profile")
+def create_or_update_profile(ctx: Ctx) -> Reply:
+    data = ctx.data if isinstance(ctx.data, dict) else {}
+    profile, created = upsert(ctx.sandbox, data.get("id"), ctx.attrs, data.get("meta"), ctx.now)
+    return ctx.one(profile, status=201 if created else 200)
+
+
+@handles("create_client_profile")
+def create_client_profile(ctx: Ctx) -> Reply:
+    """Client-side upsert: identifiers of an existing profile are never changed (only filled in)."""
+    sb, data, attrs, now = ctx.sandbox, ctx.data if isinstance(ctx.data, dict) else {}, ctx.attrs, ctx.now
+    check_identifiers(attrs)
+    anonymous = attrs.get("anonymous_id")
+    profile = sb.store.get("profile", str(data["id"])) if data.get("id") else find_by_identifiers(sb, attrs)
+    if profile is None and anonymous:
+        profile = next((p for p in sb.store.iter("profile") if p.private.get("anonymous_id") == anonymous), None)
+    if profile is None:
+        if not any(attrs.get(k) for k in IDENTIFIERS) and not anonymous:
+            raise bad_request("Give an email, phone_number, external_id or anonymous_id.", pointer="/data/attributes")
+        check_owners(sb, attrs, None)
+        profile = create(sb, attrs, now)
+    else:
+        apply_attributes(profile, attrs, identifiers=False)
+        for key in IDENTIFIERS:
+            owner = sb.store.find("profile", key, attrs.get(key)) if attrs.get(key) else None
+            if attrs.get(key) and not profile.attributes.get(key) and owner is None:
+                profile.attributes[key] = attrs[key]
+    if anonymous and not profile.private.get("anonymous_id"):
+        profile.private["anonymous_id"] = anonymous
+    apply_patch_properties(profile, data.get("meta"))
+    touch(sb, profile, now)
+    return ctx.accepted()
+
+
+@handles("merge_profiles")
+def merge_profiles(ctx: Ctx) -> Reply:
+    data = ctx.data if isinstance(ctx.data, dict) else {}
+    dest = ctx.store.get("profile", str(data.get("id")))
+    if dest is None:
+        raise SandboxError(404, "not_found", "Not found.", f"The destination profile {data.get('id')} does not exist.",
+                           pointer="/data/id")
+    sources = ctx.rel("profiles")
+    if len(sources) != 1:
+        raise bad_request(f"Give exactly one source profile in relationships.profiles ({len(sources)} given).",
+                          pointer="/data/relationships/profiles/data")
+    source = ctx.store.get("profile", sources[0][1])
+    if source is None:
+        raise SandboxError(404, "not_found", "Not found.", f"The source profile {sources[0][1]} does not exist.",
+                           pointer="/data/relationships/profiles/data/0/id")
+    if source.id == dest.id:
+        raise bad_request("A profile cannot be merged into itself.", pointer="/data/relationships/profiles/data/0/id")
+    merge(ctx.sandbox, source, dest, ctx.now)
+    return ctx.one(dest, status=201)
+
+
+def merge(sb: Sandbox, source: Resource, dest: Resource, now: float) -> None:
+    """Merge ``source`` into ``dest`` and delete ``source`` (see module docstring)."""
+    sb.store.delete("profile", source.id)
+    src_subs, dst_subs = subscriptions(source), subscriptions(dest)
+    for key in FIELDS:
+        if not dest.attributes.get(key) and source.attributes.get(key):
+            dest.attributes[key] = source.attributes[key]
+            if key == "email":
+                dst_subs["email"] = src_subs["email"]
+            elif key == "phone_number":
+                dst_subs["sms"] = src_subs["sms"]
+    dest.attributes["properties"] = {**(source.attributes.get("properties") or {}),
+                                     **(dest.attributes.get("properties") or {})}
+    dest.attributes["location"] = dest.attributes.get("location") or source.attributes.get("location")
+    dates = [d for d in (dest.attributes.get("last_event_date"), source.attributes.get("last_event_date")) if d]
+    dest.attributes["last_event_date"] = max(dates) if dates else None
+    for key, value in source.private.items():
+        dest.private.setdefault(key, value)
+    _relink(sb, source.id, dest.id)
+    touch(sb, dest, now)
+
+
+def _relink(sb: Sandbox, source_id: str, dest_id: str) -> None:
+    """Point every linkage (and per-profile map) at ``source_id`` to ``dest_id`` instead."""
+    src, dst = ("profile", source_id), ("profile", dest_id)
+    for rtype in sb.store.types():
+        for res in sb.store.iter(rtype):
+            changed = False
+            for name, value in list(res.relationships.items()):
+                if isinstance(value, list) and src in value:
+                    seen: set[tuple[str, str]] = set()
+                    out = []
+                    for link in value:
+                        link = dst if link == src else link
+                        if link not in seen:
+                            seen.add(link)
+                            out.append(link)
+                    res.relationships[name] = out
+                    changed = True
+                elif value == src:
+                    res.relationships[name] = dst
+                    changed = True
+            for key in ("joined", "members"):
+                held = res.private.get(key)
+                if isinstance(held, dict) and source_id in held:
+                    when = held.pop(source_id)
+                    held[dest_id] = min(when, held.get(dest_id, when))
+                    changed = True
+                elif isinstance(held, list) and source_id in held:
+                    res.private[key] = [m for m in dict.fromkeys(dest_id if m == source_id else m for m in held)]
+                    changed = True
+            if changed:
+                sb.store.put(res)
+    dedup: dict[str, str] = sb.store.mutable("event_unique_ids", dict)
+    for key in [k for k in dedup if k.startswith(source_id + "|")]:
+        event_id = dedup.pop(key)
+        dedup.setdefault(dest_id + key[len(source_id):], event_id)
+
+
+# -- bulk import job -----------------------------------------------------------------------------------
+@handles("bulk_import_profiles")
+def bulk_import_profiles(ctx: Ctx) -> Reply:
+    items = ((ctx.attrs.get("profiles") or {}).get("data")) or []
+    if len(items) > MAX_IMPORT:
+        raise bad_request(f"At most {MAX_IMPORT} profiles per import job ({len(items)} given); split the import.",
+                          pointer="/data/attributes/profiles/data")
+    for i, (rtype, rid) in enumerate(ctx.rel("lists")):
+        if ctx.store.get(rtype, rid) is None:
+            raise SandboxError(404, "not_found", "Not found.", f"A list with id {rid} does not exist; create it first "
+                               "or use an id from get_lists.", pointer=f"/data/relationships/lists/data/{i}/id")
+    job = ctx.sandbox.create_job(ctx, "profile-bulk-import-job")
+    job.relationships.setdefault("lists", [])
+    ctx.store.put(job)
+    return ctx.one(job)
+
+
+def run_import(sb: Sandbox, job: Resource) -> None:
+    """Upsert every valid item; invalid ones become import-errors. Imported profiles join the lists."""
+    now = sb.clock.time()
+    items = ((job.private["body"]["data"]["attributes"].get("profiles") or {}).get("data")) or []
+    profiles: dict[str, Resource] = {}
+    errors = []
+    for i, item in enumerate(items):
+        attrs = item.get("attributes") or {}
+        try:
+            profile, _ = upsert(sb, item.get("id"), attrs, item.get("meta"), now, f"/data/attributes/profiles/data/{i}")
+            profiles[profile.id] = profile
+        except SandboxError as exc:
+            err = Resource("import-error", sb.store.new_id("import-error", now), {
+                "code": exc.code, "title": exc.title, "detail": exc.detail,
+                "source": {"pointer": exc.pointer or f"/data/attributes/profiles/data/{i}"},
+                "original_payload": dict(attrs)}, {}, now, now)
+            sb.store.put(err)
+            errors.append(("import-error", err.id))
+    for _, list_id in job.linked("lists"):
+        list_res = sb.store.get("list", list_id)
+        if list_res is not None:
+            add_members(sb, list_res, profiles.values(), now)
+    job.relationships["profiles"] = [("profile", pid) for pid in profiles]
+    job.relationships["import-errors"] = errors
+    job.attributes.update({"completed_count": len(items) - len(errors), "failed_count": len(errors),
+                           "expires_at": iso(now + 30 * 86400)})
+
+
+JOB_RUNNERS["bulk_import_profiles"] = run_import
+
+
+# -- deletion ------------------------------------------------------------------------------------------
+@handles("request_profile_deletion")
+def request_profile_deletion(ctx: Ctx) -> Reply:
+    base = "/data/attributes/profile/data"
+    target = (ctx.attrs.get("profile") or {}).get("data") or {}
+    attrs = target.get("attributes") or {}
+    given = [k for k in ("email", "phone_number") if attrs.get(k)] + (["id"] if target.get("id") else [])
+    if len(given) != 1:
+        raise bad_request("Give exactly one identifier for the profile to delete: email, phone_number or id "
+                          f"({', '.join(given) or 'none'} given).", pointer=f"{base}/attributes")
+    check_identifiers(attrs, f"{base}/attributes")
+    ctx.sandbox.create_job(ctx, "data-privacy-deletion-job")
+    return ctx.accepted()
+
+
+def run_deletion(sb: Sandbox, job: Resource) -> None:
+    target = job.private["body"]["data"]["attributes"]["profile"]["data"]
+    attrs = target.get("attributes") or {}
+    if target.get("id"):
+        profile = sb.store.get("profile", str(target["id"]))
+    else:
+        key = "email" if attrs.get("email") else "phone_number"
+        profile = sb.store.find("profile", key, attrs.get(key))
+    if profile is not None:
+        delete_profile(sb, profile)
+    job.attributes["completed_count"] = 1 if profile is not None else 0
+
+
+def delete_profile(sb: Sandbox, profile: Resource) -> None:
+    """Delete a profile, its events and every linkage or membership naming it."""
+    for event in sb.store.iter("event"):
+        if ("profile", profile.id) in event.linked("profile"):
+            sb.store.delete("event", event.id)
+    dedup: dict[str, str] = sb.store.mutable("event_unique_ids", dict)
+    for key in [k for k in dedup if k.startswith(profile.id + "|")]:
+        del dedup[key]
+    for rtype in ("list", "segment"):
+        for res in sb.store.iter(rtype):
+            for key in ("joined", "members"):
+                held = res.private.get(key)
+                if isinstance(held, dict) and profile.id in held:
+                    del held[profile.id]
+                    sb.store.put(res)
+                elif isinstance(held, list) and profile.id in held:
+                    res.private[key] = [m for m in held if m != profile.id]
+                    sb.store.put(res)
+    sb.forget(profile)
+
+
+JOB_RUNNERS["request_profile_deletion"] = run_deletion
+
+
+# -- push tokens ---------------------------------------------------------------------------------------
+@handles("create_push_token", "create_client_push_token")
+def create_push_token(ctx: Ctx) -> Reply:
+    """Register a token for the profile given (found by id or identifiers, created if new)."""
+    sb, attrs, now = ctx.sandbox, ctx.attrs, ctx.now
+    target = (attrs.get("profile") or {}).get("data") or {}
+    pattrs = target.get("attributes") or {}
+    base = "/data/attributes/profile/data"
+    profile = sb.store.get("profile", str(target["id"])) if target.get("id") else None
+    if profile is None and not any(pattrs.get(k) for k in IDENTIFIERS):
+        check_identifiers(pattrs, f"{base}/attributes")
+        profile = create(sb, pattrs, now)  # an anonymous device profile, as the mobile SDKs make
+    elif profile is None:
+        profile, _ = upsert(sb, None, pattrs, pattrs.get("meta"), now, base)
+    token = sb.store.find("push-token", "token", attrs["token"])
+    if token is None:
+        token = Resource("push-token", sb.store.new_id("push-token", now), {"created": iso(now)}, {}, now, now)
+    token.attributes.update({
+        "token": attrs["token"], "platform": attrs["platform"], "vendor": attrs["vendor"],
+        "enablement_status": attrs.get("enablement_status") or "AUTHORIZED",
+        "background": attrs.get("background") or "AVAILABLE", "recorded_date": iso(now),
+        "metadata": attrs.get("device_metadata")})
+    token.relationships["profile"] = ("profile", profile.id)
+    token.updated = now
+    sb.store.put(token)
+    return ctx.accepted()
+
+
+@handles("unregister_client_push_token")
+def unregister_client_push_token(ctx: Ctx) -> Reply:
+    token = ctx.store.find("push-token", "token", ctx.attrs.get("token"))
+    if token is not None:
+        token.attributes.update({"enablement_status": "UNAUTHORIZED", "recorded_date": ctx.now_iso})
+        ctx.store.put(token)
+    return ctx.accepted()
+
+from . import consent  # noqa: E402,F401  (registers the consent handlers; imported here, not in __init__)

@@ -1,0 +1,310 @@
+"""The segment syncer: make a Klaviyo list hold exactly a source's people, in the fewest calls.
+
+::
+
+    prepare -> read_target -> read_source -> diff -> plan -+-> apply (one batch per step) -> verify -> report
+                                                            +-> report   (dry run, or nothing to change)
+
+- **Reads** stream into the plan's SQLite file (``plan.py``); the diff is SQL. The state holds only
+  counts and a batch cursor, so checkpoints stay small whatever the source's size.
+- **Adds** from a file go through ``bulk_import_profiles`` with the target list in its relationships:
+  one call per 1,000 rows creates or updates the profiles (names, phone, external id) *and* adds them
+  to the list, with no profile-id lookups at all; ``add_profiles_to_list`` would need each id first
+  (a lookup call per 100 emails, plus creating the missing ones). From a list or segment, the ids are
+  known, so adds use ``add_profiles_to_list`` directly. Neither changes consent.
+- **Subscribes** need explicit consent in the source: only those rows go through
+  ``bulk_subscribe_profiles`` (with the list), and never a profile that is suppressed or unsubscribed
+  from this list (members' state comes with the list read; other consenting rows are looked up, 100
+  emails per call). Suppressed profiles are reported.
+- **Removes** (``remove_profiles_from_list``) are destructive: the approval guard stops each batch
+  for a human (approve: it runs; reject: skipped and reported) unless the persona's policy says not.
+- Every write carries an idempotency key made of the thread, the run and the batch number, and each
+  finished batch is recorded in the plan before the step ends; a killed or failed run resumes from
+  its checkpoint at the first unfinished batch.
+- Progress goes to ``runtime.stream_writer`` as ``{"phase", "done", "total", ...}`` events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from pathlib import Path
+from typing import Any, TypedDict
+
+from langgraph.config import get_config
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from klaviyo_toolkit.errors import KlaviyoAPIError, ServerError
+from personas.governance import GuardStopped, execute
+from personas.runtime import PersonaContext
+
+from .jobs import verify_jobs
+from .plan import Batch, Plan
+from .report import build_result, summarize
+from .settings import Settings
+from .sources import (
+    PAGE_SIZE,
+    SyncInputError,
+    SyncRequest,
+    check_file,
+    lookup_by_email,
+    parse_input,
+    read_file,
+    read_group,
+)
+
+__all__ = ["SyncState", "build_graph", "idempotency_key"]
+
+OPERATIONS = {"import": "bulk_import_profiles", "add": "add_profiles_to_list",
+              "subscribe": "bulk_subscribe_profiles", "remove": "remove_profiles_from_list"}
+PROBLEMS_KEPT = 20
+
+
+class SyncState(TypedDict, total=False):
+    # input: the whole payload under "input", or its keys at the top level
+    input: dict[str, Any] | None
+    source: dict[str, Any] | None
+    target_list_id: str | None
+    dry_run: bool | None
+    # the run (small: counts, a cursor, samples)
+    request: dict[str, Any]
+    run_id: str
+    plan_file: str
+    mode: str  # "apply" | "dry_run"
+    counts: dict[str, Any]
+    plan: dict[str, Any]
+    cursor: int
+    batches_total: int
+    calls: dict[str, int]
+    jobs: dict[str, Any]
+    result: dict[str, Any]
+    summary: str
+
+
+def _settings(runtime: Runtime[PersonaContext]) -> Settings:
+    settings: Settings = runtime.context.settings
+    return settings
+
+
+def _calls(state: SyncState, reads: int = 0, writes: int = 0) -> dict[str, int]:
+    calls = dict(state.get("calls") or {})
+    return {"reads": calls.get("reads", 0) + reads, "writes": calls.get("writes", 0) + writes}
+
+
+def idempotency_key(thread_id: str, run_id: str, batch: int) -> str:
+    """The key of one batch's write: the same thread, run and batch always give the same key."""
+    digest = hashlib.sha256(f"{thread_id}\n{run_id}".encode()).hexdigest()[:24]
+    return f"segment-sync-{digest}-{batch}"
+
+
+def _thread(ctx: PersonaContext) -> str:
+    """The run's thread: LangGraph's (the checkpoint's key), else the context's."""
+    return str((get_config().get("configurable") or {}).get("thread_id") or ctx.thread_id or "")
+
+
+def _plan(state: SyncState) -> Plan:
+    return Plan.open(Path(state["plan_file"]))
+
+
+def _request(state: SyncState) -> SyncRequest:
+    return SyncRequest.from_json(state["request"])
+
+
+# -- nodes -------------------------------------------------------------------------------------------
+def prepare(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
+    """Validate the input, fail fast on a file that cannot work, and start an empty plan."""
+    ctx = runtime.context
+    raw = state.get("input")
+    payload = raw if raw is not None else {k: state.get(k) for k in ("source", "target_list_id", "dry_run")
+                                           if state.get(k) is not None}
+    request = parse_input(payload)
+    if request.source.is_file:
+        check_file(request.source)
+    run_id = uuid.uuid4().hex[:12]
+    thread = _thread(ctx) or f"run-{run_id}"
+    path = ctx.home / "sync" / f"{re.sub(r'[^A-Za-z0-9._-]', '_', thread)}.sqlite"
+    Plan.create(path).close()
+    dry = request.dry_run or ctx.spec.approval.dry_run
+    return {"input": None, "source": None, "target_list_id": None, "dry_run": None, "request": request.to_json(),
+            "run_id": run_id, "plan_file": str(path), "mode": "dry_run" if dry else "apply", "counts": {},
+            "plan": {}, "cursor": 1, "batches_total": 0, "calls": {"reads": 0, "writes": 0}, "jobs": {},
+            "result": {}, "summary": ""}
+
+
+def read_source(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
+    """Stream the source into the plan: a file row by row, or lists/segments page by page."""
+    settings = _settings(runtime)
+    request = _request(state)
+    write = runtime.stream_writer
+    src = request.source
+    with _plan(state) as plan:
+        if src.is_file:
+            rows = read_file(src, settings.consent_column, set(settings.consent_values))
+            counts = plan.load_rows(rows, lambda n: write({"phase": "read_source", "done": n, "total": None,
+                                                            "unit": "rows"}))
+            reads = 0
+        else:
+            def pages() -> Any:
+                for group_id in src.ids:
+                    yield from read_group(runtime.context.toolkit, src.kind, group_id, field="source.id")
+
+            counts = plan.load_group_rows(pages(), lambda p, n: write({"phase": "read_source", "done": n,
+                                                                       "total": None, "unit": "profiles"}))
+            reads = counts["pages"]
+    return {"counts": {**state.get("counts", {}), "source": counts}, "calls": _calls(state, reads=reads)}
+
+
+def read_target(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
+    """Read the target list's members, 100 per call (with consent state when subscribing)."""
+    settings = _settings(runtime)
+    request = _request(state)
+    need_consent = request.source.is_file and settings.subscribe_with_consent
+    pages = read_group(runtime.context.toolkit, "list", request.target_list_id, field="target_list_id",
+                       list_id=request.target_list_id, subscriptions=need_consent)
+    with _plan(state) as plan:
+        counts = plan.load_members(pages, lambda p, n: runtime.stream_writer(
+            {"phase": "read_target", "done": n, "total": None, "unit": "profiles"}))
+    return {"counts": {**state.get("counts", {}), "target": counts}, "calls": _calls(state, reads=counts["pages"])}
+
+
+def diff(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
+    """Match source rows to members; look up the consent state of consenting rows not in the list."""
+    settings = _settings(runtime)
+    request = _request(state)
+    lookups = 0
+    with _plan(state) as plan:
+        matched = plan.match()
+        if request.source.is_file and settings.subscribe_with_consent:
+            def pages() -> Any:
+                nonlocal lookups
+                for emails in plan.emails_to_look_up(PAGE_SIZE):
+                    lookups += 1
+                    yield lookup_by_email(runtime.context.toolkit, emails, request.target_list_id)
+
+            found = plan.load_members(pages(), lambda p, n: runtime.stream_writer(
+                {"phase": "check_consent", "done": p, "total": None, "unit": "lookups"}), table="known")
+            matched["looked_up"] = found["profiles"]
+    return {"counts": {**state.get("counts", {}), "diff": matched}, "calls": _calls(state, reads=lookups)}
+
+
+def plan(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
+    """Number the batches (adds, subscribes, removes; each at most batch_size) and summarize them."""
+    settings = _settings(runtime)
+    request = _request(state)
+    source = state["counts"]["source"]
+    with _plan(state) as p:
+        if request.source.is_file and source["valid"] == 0 and source["invalid"] and settings.remove_missing:
+            raise SyncInputError("source.path", f"none of its {source['invalid']} rows is valid (first: "
+                                 f"{p.invalid(1)[0]['problem']}); syncing it would remove all {p.member_count()} "
+                                 "members. Fix the rows, or set remove_missing: false")
+        total = p.build(batch_size=settings.batch_size, file_source=request.source.is_file,
+                        subscribe=request.source.is_file and settings.subscribe_with_consent,
+                        remove=settings.remove_missing)
+        summary = p.summary(settings.sample_size)
+        summary["invalid"] = {"count": source.get("invalid", 0), "rows": p.invalid(PROBLEMS_KEPT)}
+        summary["duplicates"] = source.get("duplicates", 0)
+    runtime.stream_writer({"phase": "plan", "done": total, "total": total, "unit": "batches"})
+    return {"plan": summary, "batches_total": total, "cursor": 1}
+
+
+def _args(request: SyncRequest, settings: Settings, batch: Batch, items: list[dict[str, Any]]) -> dict[str, Any]:
+    list_id = request.target_list_id
+    if batch.kind == "import":
+        return {"profiles": items, "list_ids": [list_id]}
+    if batch.kind == "subscribe":
+        consent = {"email": {"marketing": {"consent": "SUBSCRIBED"}}}
+        return {"profiles": [{"email": i["value"], "subscriptions": consent} for i in items], "list_id": list_id,
+                "custom_source": settings.custom_source}
+    return {"id": list_id, "profile_ids": [i["value"] for i in items]}
+
+
+def apply(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
+    """Apply one batch (so each finished batch is checkpointed); removals stop for approval."""
+    ctx = runtime.context
+    settings = _settings(runtime)
+    request = _request(state)
+    n, total = state["cursor"], state["batches_total"]
+    update: SyncState = {"cursor": n + 1}
+    with _plan(state) as p:
+        batch = p.batch(n)
+        if batch.status != "pending":  # sent before the run was stopped, not yet checkpointed
+            return update
+        runtime.stream_writer({"phase": "apply", "kind": batch.kind, "batch": n, "done": n - 1, "total": total,
+                               "unit": "batches", "profiles": batch.size})
+        args = _args(request, settings, batch, p.items(batch))
+        key = idempotency_key(_thread(ctx), state["run_id"], n)
+        try:
+            result = execute(ctx.toolkit, OPERATIONS[batch.kind], **args, _idempotency_key=key)
+        except ServerError:
+            raise  # retried by the client already; stop here and resume later at this batch
+        except KlaviyoAPIError as exc:
+            if exc.status == 429:
+                raise
+            p.mark(n, "failed", detail=str(exc))  # a 4xx will not pass on a retry: report it and go on
+            return {**update, "calls": _calls(state, writes=1)}
+        if isinstance(result, GuardStopped):
+            if result.status == "dry_run":
+                p.mark_rest(n, "dry_run")
+                return {**update, "mode": "dry_run"}
+            p.mark(n, "rejected", detail=result.text)
+            return update
+        job_id = result.data.get("id") if batch.kind == "import" and isinstance(result.data, dict) else None
+        p.mark(n, "done", job_id=job_id)
+    runtime.stream_writer({"phase": "apply", "kind": batch.kind, "batch": n, "done": n, "total": total,
+                           "unit": "batches", "profiles": batch.size})
+    return {**update, "calls": _calls(state, writes=1)}
+
+
+def verify(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
+    """Wait for the import jobs and count the rows Klaviyo refused (with a sample of why)."""
+    settings = _settings(runtime)
+    with _plan(state) as p:
+        if not settings.verify_jobs or not p.jobs():
+            return {"jobs": p.job_totals()}
+        report, reads = verify_jobs(runtime.context, p, settings, runtime.stream_writer)
+    return {"jobs": report, "calls": _calls(state, reads=reads)}
+
+
+def report(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
+    """The result: planned vs applied per kind, problems, invalid rows, and a short summary."""
+    settings = _settings(runtime)
+    with _plan(state) as p:
+        result = build_result(state, p, PROBLEMS_KEPT)
+    return {"result": result, "summary": summarize(runtime.context, settings, result)}
+
+
+# -- routing -----------------------------------------------------------------------------------------
+def _after_plan(state: SyncState) -> str:
+    if state.get("mode") == "dry_run":
+        return "report"
+    return "apply" if state.get("batches_total") else "report"
+
+
+def _after_apply(state: SyncState) -> str:
+    if state.get("mode") == "dry_run":
+        return "report"
+    return "apply" if state["cursor"] <= state["batches_total"] else "verify"
+
+
+def build_graph(checkpointer: Any = None) -> Any:
+    graph = StateGraph(SyncState, context_schema=PersonaContext)
+    graph.add_node("prepare", prepare)
+    graph.add_node("read_target", read_target)
+    graph.add_node("read_source", read_source)
+    graph.add_node("diff", diff)
+    graph.add_node("plan", plan)
+    graph.add_node("apply", apply)
+    graph.add_node("verify", verify)
+    graph.add_node("report", report)
+    graph.add_edge(START, "prepare")
+    graph.add_edge("prepare", "read_target")
+    graph.add_edge("read_target", "read_source")
+    graph.add_edge("read_source", "diff")
+    graph.add_edge("diff", "plan")
+    graph.add_conditional_edges("plan", _after_plan, ["apply", "report"])
+    graph.add_conditional_edges("apply", _after_apply, ["apply", "verify", "report"])
+    graph.add_edge("verify", "report")
+    graph.add_edge("report", END)
+    return graph.compile(checkpointer=checkpointer)

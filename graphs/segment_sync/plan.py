@@ -1,0 +1,343 @@
+"""The sync plan: source rows, list members and the batches to apply, in one SQLite file per thread.
+
+Why SQLite and not the checkpoint: a source can have millions of rows, and the checkpoint must stay
+small (it is written after every step). The graph keeps only counts and a batch cursor in its state;
+the rows, the diff and each batch's status live here, at ``$PERSONAS_HOME/sync/<thread_id>.sqlite``.
+
+The diff is SQL, never Python sets, so memory stays flat however large the source or list:
+
+- a source row matches a member by profile id (list/segment sources), else by email
+  (case-insensitive), else, for rows without an email, by phone number;
+- **adds** are unmatched rows, **removes** unmatched members (when ``remove_missing``);
+- **subscribes** are rows with explicit consent and an email whose profile is not already
+  subscribed and not suppressed (nor unsubscribed from this list); suppressed ones are reported;
+- batches are numbered in the order they are applied (adds, subscribes, removes), each at most
+  ``batch_size`` profiles, so the fewest calls cover the diff.
+
+Each batch's status (``pending``, ``done``, ``rejected``, ``failed``, ``dry_run``) is written when it
+is applied, so a resumed run never sends a finished batch again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .sources import InvalidRow, Member, Row
+
+__all__ = ["Batch", "Plan"]
+
+SCHEMA = """
+CREATE TABLE source (
+    rowno INTEGER NOT NULL, key TEXT NOT NULL UNIQUE, email TEXT, email_key TEXT, phone TEXT, external_id TEXT,
+    first_name TEXT, last_name TEXT, consent INTEGER NOT NULL DEFAULT 0, profile_id TEXT,
+    member_id TEXT, sub_state TEXT, add_batch INTEGER, sub_batch INTEGER);
+CREATE INDEX source_email ON source(email_key);
+CREATE INDEX source_phone ON source(phone);
+CREATE INDEX source_member ON source(member_id);
+CREATE INDEX source_add ON source(add_batch);
+CREATE INDEX source_sub ON source(sub_batch);
+CREATE TABLE invalid (rowno INTEGER NOT NULL, field TEXT, value TEXT, problem TEXT);
+CREATE TABLE members (
+    profile_id TEXT PRIMARY KEY, email TEXT, email_key TEXT, phone TEXT, external_id TEXT, consent TEXT,
+    suppressed TEXT, matched INTEGER NOT NULL DEFAULT 0, remove_batch INTEGER);
+CREATE INDEX members_email ON members(email_key);
+CREATE INDEX members_phone ON members(phone);
+CREATE INDEX members_remove ON members(remove_batch);
+CREATE TABLE known (email_key TEXT PRIMARY KEY, profile_id TEXT, consent TEXT, suppressed TEXT);
+CREATE TABLE batches (
+    n INTEGER PRIMARY KEY, kind TEXT NOT NULL, size INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+    job_id TEXT, detail TEXT, job_status TEXT, completed INTEGER, failed INTEGER);
+"""
+CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class Batch:
+    n: int
+    kind: str  # "import" | "add" | "subscribe" | "remove"
+    size: int
+    status: str
+    job_id: str | None = None
+
+
+def _key(value: str | None) -> str | None:
+    return value.strip().lower() if value else None
+
+
+class Plan:
+    """One sync's rows, members and batches. Open it per node step; it is closed when the step ends."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = sqlite3.connect(str(path))
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+
+    @classmethod
+    def create(cls, path: Path) -> Plan:
+        """A new, empty plan at ``path`` (any older plan of the same thread is replaced)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        plan = cls(path)
+        plan.db.executescript(SCHEMA)
+        return plan
+
+    @classmethod
+    def open(cls, path: Path) -> Plan:
+        if not path.is_file():
+            raise FileNotFoundError(f"the sync plan {path} is gone; start the sync again (a new thread)")
+        return cls(path)
+
+    def close(self) -> None:
+        self.db.commit()
+        self.db.close()
+
+    def __enter__(self) -> Plan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _one(self, sql: str, *args: Any) -> Any:
+        return self.db.execute(sql, args).fetchone()[0]
+
+    # -- loading ---------------------------------------------------------------------------------------
+    def load_rows(self, rows: Iterable[Row | InvalidRow],
+                  progress: Callable[[int], None] | None = None) -> dict[str, int]:
+        """Stream rows in (valid ones deduplicated, first one wins); counts of what was read."""
+        self.db.execute("DELETE FROM source")
+        self.db.execute("DELETE FROM invalid")
+        seen = valid = bad = 0
+        before = self.db.total_changes
+        good: list[tuple[Any, ...]] = []
+        wrong: list[tuple[Any, ...]] = []
+
+        def flush() -> None:
+            self.db.executemany("INSERT OR IGNORE INTO source (rowno, key, email, email_key, phone, external_id, "
+                                "first_name, last_name, consent, profile_id) VALUES (?,?,?,?,?,?,?,?,?,?)", good)
+            self.db.executemany("INSERT INTO invalid VALUES (?,?,?,?)", wrong)
+            good.clear()
+            wrong.clear()
+
+        for row in rows:
+            seen += 1
+            if isinstance(row, InvalidRow):
+                bad += 1
+                wrong.append((row.row, row.field, row.value, row.problem))
+            else:
+                valid += 1
+                email_key = _key(row.email)
+                key = f"id:{row.profile_id}" if row.profile_id else (
+                    f"e:{email_key}" if email_key else f"p:{row.phone_number}")
+                good.append((row.row, key, row.email, email_key, row.phone_number, row.external_id, row.first_name,
+                             row.last_name, int(row.consent), row.profile_id))
+            if len(good) + len(wrong) >= CHUNK:
+                flush()
+                if progress:
+                    progress(seen)
+        flush()
+        self.db.commit()
+        inserted = self.db.total_changes - before - bad
+        return {"rows": seen, "valid": valid, "invalid": bad, "duplicates": valid - inserted}
+
+    def load_members(self, pages: Iterable[list[Member]], progress: Callable[[int, int], None] | None = None,
+                     table: str = "members") -> dict[str, int]:
+        """Stream list members (or, with ``table="known"``, looked-up profiles) in; pages read and profiles."""
+        if table == "members":
+            self.db.execute("DELETE FROM members")
+        count = pages_read = 0
+        for page in pages:
+            pages_read += 1
+            count += len(page)
+            if table == "members":
+                self.db.executemany("INSERT OR IGNORE INTO members (profile_id, email, email_key, phone, external_id, "
+                                    "consent, suppressed) VALUES (?,?,?,?,?,?,?)",
+                                    [(m.id, m.email, _key(m.email), m.phone_number, m.external_id, m.consent,
+                                      m.suppressed) for m in page])
+            else:
+                self.db.executemany("INSERT OR REPLACE INTO known VALUES (?,?,?,?)",
+                                    [(_key(m.email), m.id, m.consent, m.suppressed) for m in page if m.email])
+            if progress:
+                progress(pages_read, count)
+        self.db.commit()
+        return {"pages": pages_read, "profiles": count}
+
+    def load_group_rows(self, pages: Iterable[list[Member]], progress: Callable[[int, int], None] | None = None
+                        ) -> dict[str, int]:
+        """A list or segment as the source: each member is a row keyed by profile id."""
+        counts = {"pages": 0}
+
+        def rows() -> Iterator[Row]:
+            n = 0
+            for page in pages:
+                counts["pages"] += 1
+                for m in page:
+                    n += 1
+                    yield Row(n, m.email, m.phone_number, m.external_id, profile_id=m.id)
+                if progress:
+                    progress(counts["pages"], n)
+
+        loaded = self.load_rows(rows())
+        return {**loaded, "pages": counts["pages"]}
+
+    # -- the diff ----------------------------------------------------------------------------------------
+    def match(self) -> dict[str, int]:
+        """Match source rows to members (id, then email, then phone for email-less rows)."""
+        db = self.db
+        db.execute("UPDATE source SET member_id = NULL, sub_state = NULL, add_batch = NULL, sub_batch = NULL")
+        db.execute("UPDATE members SET matched = 0, remove_batch = NULL")
+        db.execute("DELETE FROM batches")
+        db.execute("UPDATE source SET member_id = profile_id WHERE profile_id IN (SELECT profile_id FROM members)")
+        db.execute("UPDATE source SET member_id = m.profile_id FROM members m WHERE source.member_id IS NULL "
+                   "AND source.email_key IS NOT NULL AND m.email_key = source.email_key")
+        db.execute("UPDATE source SET member_id = m.profile_id FROM members m WHERE source.member_id IS NULL "
+                   "AND source.email_key IS NULL AND source.phone IS NOT NULL AND m.phone = source.phone")
+        db.execute("UPDATE members SET matched = 1 WHERE profile_id IN "
+                   "(SELECT member_id FROM source WHERE member_id IS NOT NULL)")
+        db.commit()
+        return {"matched": self._one("SELECT COUNT(*) FROM members WHERE matched = 1")}
+
+    def emails_to_look_up(self, size: int) -> Iterator[list[str]]:
+        """Emails of consenting rows not in the list, ``size`` at a time (their consent state is unknown)."""
+        after = -1
+        while True:
+            rows = self.db.execute("SELECT rowno, email_key FROM source WHERE consent = 1 AND member_id IS NULL "
+                                   "AND email_key IS NOT NULL AND rowno > ? ORDER BY rowno LIMIT ?",
+                                   (after, size)).fetchall()
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield [r[1] for r in rows]
+
+    def _assign(self, table: str, column: str, where: str, order: str, kind: str, start: int, size: int) -> int:
+        self.db.execute(
+            f"UPDATE {table} SET {column} = ? + (r.rn - 1) / ? FROM (SELECT rowid AS rid, "
+            f"ROW_NUMBER() OVER (ORDER BY {order}) AS rn FROM {table} WHERE {where}) AS r WHERE {table}.rowid = r.rid",
+            (start, size))
+        self.db.execute(f"INSERT INTO batches (n, kind, size) SELECT {column}, ?, COUNT(*) FROM {table} "
+                        f"WHERE {column} IS NOT NULL GROUP BY {column}", (kind,))
+        return int(self._one("SELECT COALESCE(MAX(n), ?) FROM batches", start - 1)) + 1
+
+    def build(self, *, batch_size: int, file_source: bool, subscribe: bool, remove: bool) -> int:
+        """Decide consent states and number the batches; the number of batches."""
+        db = self.db
+        if subscribe:
+            state = ("CASE WHEN {t}.suppressed IS NOT NULL THEN 'suppressed' WHEN {t}.consent = 'SUBSCRIBED' "
+                     "THEN 'subscribed' ELSE 'subscribe' END")
+            db.execute(f"UPDATE source SET sub_state = {state.format(t='m')} FROM members m WHERE source.consent = 1 "
+                       "AND source.email_key IS NOT NULL AND m.profile_id = source.member_id")
+            db.execute(f"UPDATE source SET sub_state = {state.format(t='k')} FROM known k WHERE source.consent = 1 "
+                       "AND source.member_id IS NULL AND k.email_key = source.email_key")
+            db.execute("UPDATE source SET sub_state = 'subscribe' WHERE consent = 1 AND email_key IS NOT NULL "
+                       "AND sub_state IS NULL")
+            db.execute("UPDATE source SET sub_state = 'no_email' WHERE consent = 1 AND email_key IS NULL")
+        n = self._assign("source", "add_batch", "member_id IS NULL", "rowno", "import" if file_source else "add", 1,
+                         batch_size)
+        if subscribe:
+            n = self._assign("source", "sub_batch", "sub_state = 'subscribe'", "rowno", "subscribe", n, batch_size)
+        if remove:
+            n = self._assign("members", "remove_batch", "matched = 0", "rowid", "remove", n, batch_size)
+        db.commit()
+        return n - 1
+
+    def summary(self, sample: int) -> dict[str, Any]:
+        """Counts of each kind of change and the first ``sample`` emails of each."""
+        def emails(sql: str) -> list[str]:
+            return [r[0] for r in self.db.execute(sql + " LIMIT ?", (sample,))]
+
+        count = self._one
+        return {
+            "members": count("SELECT COUNT(*) FROM members"),
+            "unchanged": count("SELECT COUNT(*) FROM members WHERE matched = 1"),
+            "adds": count("SELECT COUNT(*) FROM source WHERE add_batch IS NOT NULL"),
+            "removes": count("SELECT COUNT(*) FROM members WHERE remove_batch IS NOT NULL"),
+            "subscribes": count("SELECT COUNT(*) FROM source WHERE sub_batch IS NOT NULL"),
+            "already_subscribed": count("SELECT COUNT(*) FROM source WHERE sub_state = 'subscribed'"),
+            "suppressed": count("SELECT COUNT(*) FROM source WHERE sub_state = 'suppressed'"),
+            "consent_without_email": count("SELECT COUNT(*) FROM source WHERE sub_state = 'no_email'"),
+            "batches": {kind: n for kind, n in self.db.execute("SELECT kind, COUNT(*) FROM batches GROUP BY kind")},
+            "samples": {
+                "adds": emails("SELECT COALESCE(email, phone, profile_id) FROM source WHERE add_batch IS NOT NULL "
+                               "ORDER BY rowno"),
+                "subscribes": emails("SELECT email FROM source WHERE sub_batch IS NOT NULL ORDER BY rowno"),
+                "removes": emails("SELECT COALESCE(email, phone, profile_id) FROM members "
+                                  "WHERE remove_batch IS NOT NULL ORDER BY rowid"),
+                "suppressed": [f"{r[0]} ({r[1]})" for r in self.db.execute(
+                    "SELECT s.email, COALESCE(m.suppressed, k.suppressed) FROM source s LEFT JOIN members m "
+                    "ON m.profile_id = s.member_id LEFT JOIN known k ON k.email_key = s.email_key "
+                    "WHERE s.sub_state = 'suppressed' ORDER BY s.rowno LIMIT ?", (sample,))],
+            },
+        }
+
+    def member_count(self) -> int:
+        return int(self._one("SELECT COUNT(*) FROM members"))
+
+    def invalid(self, limit: int) -> list[dict[str, Any]]:
+        return [{"row": r[0], "field": r[1], "value": r[2], "problem": r[3]} for r in self.db.execute(
+            "SELECT rowno, field, value, problem FROM invalid ORDER BY rowno LIMIT ?", (limit,))]
+
+    # -- batches -----------------------------------------------------------------------------------------
+    def batch(self, n: int) -> Batch:
+        row = self.db.execute("SELECT n, kind, size, status, job_id FROM batches WHERE n = ?", (n,)).fetchone()
+        if row is None:
+            raise KeyError(f"the plan has no batch {n}")
+        return Batch(*row)
+
+    def items(self, batch: Batch) -> list[dict[str, Any]]:
+        """The batch's profiles, as the operation takes them (at most ``batch_size``)."""
+        if batch.kind == "import":
+            rows = self.db.execute("SELECT email, phone, external_id, first_name, last_name FROM source "
+                                   "WHERE add_batch = ? ORDER BY rowno", (batch.n,))
+            names = ("email", "phone_number", "external_id", "first_name", "last_name")
+            return [{k: v for k, v in zip(names, r, strict=True) if v is not None} for r in rows]
+        if batch.kind == "add":
+            sql = "SELECT profile_id FROM source WHERE add_batch = ? ORDER BY rowno"
+        elif batch.kind == "subscribe":
+            sql = "SELECT email FROM source WHERE sub_batch = ? ORDER BY rowno"
+        else:
+            sql = "SELECT profile_id FROM members WHERE remove_batch = ? ORDER BY rowid"
+        return [{"value": r[0]} for r in self.db.execute(sql, (batch.n,))]
+
+    def mark(self, n: int, status: str, *, job_id: str | None = None, detail: str | None = None) -> None:
+        self.db.execute("UPDATE batches SET status = ?, job_id = ?, detail = ? WHERE n = ?",
+                        (status, job_id, detail, n))
+        self.db.commit()
+
+    def mark_rest(self, first: int, status: str) -> None:
+        self.db.execute("UPDATE batches SET status = ? WHERE n >= ? AND status = 'pending'", (status, first))
+        self.db.commit()
+
+    def outcome(self) -> dict[str, dict[str, list[int]]]:
+        """Per kind and status: [batches, profiles]."""
+        out: dict[str, dict[str, list[int]]] = {}
+        for kind, status, batches, profiles in self.db.execute(
+                "SELECT kind, status, COUNT(*), SUM(size) FROM batches GROUP BY kind, status"):
+            out.setdefault(kind, {})[status] = [batches, profiles]
+        return out
+
+    def problems(self, limit: int) -> list[dict[str, Any]]:
+        return [{"batch": r[0], "kind": r[1], "profiles": r[2], "status": r[3], "detail": r[4]}
+                for r in self.db.execute("SELECT n, kind, size, status, detail FROM batches WHERE status IN "
+                                         "('failed', 'rejected') ORDER BY n LIMIT ?", (limit,))]
+
+    # -- import jobs -----------------------------------------------------------------------------------
+    def jobs(self) -> list[tuple[int, str]]:
+        """(batch, job id) of sent import batches whose job has not been seen finished."""
+        return list(self.db.execute("SELECT n, job_id FROM batches WHERE kind = 'import' AND status = 'done' "
+                                    "AND job_id IS NOT NULL AND job_status IS NULL ORDER BY n"))
+
+    def record_job(self, job_id: str, status: str, completed: int, failed: int) -> None:
+        self.db.execute("UPDATE batches SET job_status = ?, completed = ?, failed = ? WHERE job_id = ?",
+                        (status, completed, failed, job_id))
+        self.db.commit()
+
+    def job_totals(self) -> dict[str, int]:
+        row = self.db.execute(
+            "SELECT COUNT(job_id), COUNT(job_status), COALESCE(SUM(completed), 0), COALESCE(SUM(failed), 0) "
+            "FROM batches WHERE kind = 'import' AND job_id IS NOT NULL").fetchone()
+        return {"jobs": row[0], "finished": row[1], "completed_rows": row[2], "failed_rows": row[3]}

@@ -1,0 +1,149 @@
+"""What a sync reports: planned vs applied per kind of change, what was skipped and why, and a summary.
+
+Nothing is lost silently: invalid rows, duplicates, suppressed profiles, rejected or failed
+batches and rows an import job refused are each counted, with a sample, in ``state["result"]``.
+The summary is a template; with ``summarize_with_model`` the persona's model writes it instead
+(from the counts only) and the template stays the fallback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from personas.governance import fence
+
+from .plan import Plan
+
+__all__ = ["build_result", "render", "summarize"]
+
+KINDS = {"adds": ("import", "add"), "subscribes": ("subscribe",), "removes": ("remove",)}
+STATUS = {"done": "applied", "rejected": "rejected", "failed": "failed", "dry_run": "not_sent", "pending": "not_sent"}
+
+
+def _kind(outcome: dict[str, dict[str, list[int]]], kinds: tuple[str, ...]) -> dict[str, int]:
+    out = {"planned": 0, "applied": 0, "rejected": 0, "failed": 0, "not_sent": 0, "batches": 0}
+    for kind in kinds:
+        for status, (batches, profiles) in outcome.get(kind, {}).items():
+            out["batches"] += batches
+            out["planned"] += profiles
+            out[STATUS.get(status, "not_sent")] += profiles
+    return out
+
+
+def build_result(state: Mapping[str, Any], plan: Plan, limit: int) -> dict[str, Any]:
+    """The run's result from its state (counts, samples) and its plan file (batch outcomes)."""
+    outcome = plan.outcome()
+    summary = state.get("plan") or {}
+    source = (state.get("counts") or {}).get("source") or {}
+    changes = {name: _kind(outcome, kinds) for name, kinds in KINDS.items()}
+    jobs = state.get("jobs") or {}
+    dry = state.get("mode") == "dry_run"
+    clean = all(c["applied"] == c["planned"] for c in changes.values()) and not jobs.get("failed_rows")
+    request = state.get("request") or {}
+    return {
+        "status": "dry_run" if dry else ("done" if clean else "partial"),
+        "dry_run": dry,
+        "target_list_id": request.get("target_list_id"),
+        "source": request.get("source"),
+        "source_rows": source.get("rows", 0),
+        "valid_rows": source.get("valid", 0),
+        "invalid_rows": source.get("invalid", 0),
+        "duplicate_rows": source.get("duplicates", 0),
+        "members_before": summary.get("members", 0),
+        "unchanged": summary.get("unchanged", 0),
+        **changes,
+        "already_subscribed": summary.get("already_subscribed", 0),
+        "suppressed": {"count": summary.get("suppressed", 0), "sample": (summary.get("samples") or {}).get(
+            "suppressed", [])},
+        "consent_without_email": summary.get("consent_without_email", 0),
+        "invalid": summary.get("invalid") or {"count": 0, "rows": []},
+        "problems": plan.problems(limit),
+        "jobs": jobs,
+        "calls": state.get("calls") or {},
+        "plan_file": state.get("plan_file"),
+    }
+
+
+def _template(result: dict[str, Any]) -> str:
+    adds, subs, removes = result["adds"], result["subscribes"], result["removes"]
+    verb = "would add" if result["dry_run"] else "added"
+    parts = [f"{verb} {adds['planned' if result['dry_run'] else 'applied']} profiles to list "
+             f"{result['target_list_id']}",
+             f"{'would remove' if result['dry_run'] else 'removed'} "
+             f"{removes['planned' if result['dry_run'] else 'applied']}",
+             f"{'would subscribe' if result['dry_run'] else 'subscribed'} "
+             f"{subs['planned' if result['dry_run'] else 'applied']} with explicit consent",
+             f"left {result['unchanged']} members unchanged"]
+    text = "Dry run, nothing sent: " if result["dry_run"] else "Sync " + result["status"] + ": "
+    text += ", ".join(parts) + "."
+    notes = []
+    if result["suppressed"]["count"]:
+        notes.append(f"{result['suppressed']['count']} consenting profiles are suppressed and were not subscribed")
+    if result["invalid_rows"]:
+        notes.append(f"{result['invalid_rows']} invalid rows were skipped (see invalid)")
+    if result["duplicate_rows"]:
+        notes.append(f"{result['duplicate_rows']} duplicate rows were merged into their first occurrence")
+    for name in ("adds", "subscribes", "removes"):
+        for status in ("rejected", "failed"):
+            if result[name][status]:
+                notes.append(f"{result[name][status]} {name} were {status} (see problems)")
+    if (result["jobs"] or {}).get("failed_rows"):
+        notes.append(f"Klaviyo refused {result['jobs']['failed_rows']} imported rows (see jobs.errors)")
+    if (result["jobs"] or {}).get("still_running"):
+        notes.append(f"{result['jobs']['still_running']} import jobs were still running")
+    return text + ("" if not notes else " " + "; ".join(notes).capitalize() + ".")
+
+
+def summarize(ctx: Any, settings: Any, result: dict[str, Any]) -> str:
+    """One paragraph: the template, or the model's words when asked for and available."""
+    text = _template(result)
+    model = getattr(ctx.model, "model", None)
+    if not settings.summarize_with_model or model is None:
+        return text
+    facts = {k: v for k, v in result.items() if k not in ("plan_file", "source")}
+    try:
+        reply = model.invoke([SystemMessage(ctx.prompt()), HumanMessage(fence("sync result", facts))])
+    except Exception:  # a failing model must not fail a finished sync
+        return text
+    content = reply.content if isinstance(reply.content, str) else ""
+    return content.strip() or text
+
+
+def render(state: Mapping[str, Any]) -> str:
+    """A plain-text view for ``personas run`` (also while paused for an approval)."""
+    request = state.get("request") or {}
+    plan = state.get("plan") or {}
+    source = request.get("source") or {}
+    where = source.get("path") or ", ".join(source.get("ids") or [])
+    lines = [f"Segment sync: {source.get('kind')} {where} -> list {request.get('target_list_id')}"]
+    counts = (state.get("counts") or {}).get("source") or {}
+    if counts:
+        lines.append(f"Source: {counts.get('rows', 0)} rows, {counts.get('valid', 0)} valid, "
+                     f"{counts.get('invalid', 0)} invalid, {counts.get('duplicates', 0)} duplicates")
+    if plan:
+        batches = plan.get("batches") or {}
+        lines.append(f"Target list: {plan.get('members', 0)} members before, {plan.get('unchanged', 0)} of them in "
+                     "the source")
+        samples = plan.get("samples") or {}
+        for name, kinds in KINDS.items():
+            n = sum(batches.get(k, 0) for k in kinds)
+            shown = ", ".join(samples.get(name) or [])
+            lines.append(f"  {name:<10} {plan.get(name, 0):>7} in {n} batch(es)" + (f": {shown}, ..." if shown else ""))
+        if plan.get("suppressed"):
+            lines.append(f"  suppressed {plan['suppressed']:>7} not subscribed: "
+                         + ", ".join(samples.get("suppressed") or []))
+        for row in (plan.get("invalid") or {}).get("rows", [])[:5]:
+            lines.append(f"  invalid row {row['row']}: {row['field']}: {row['problem']}")
+    if state.get("result"):
+        result = state["result"]
+        calls = result.get("calls") or {}
+        lines.append(f"Calls: {calls.get('reads', 0)} reads, {calls.get('writes', 0)} writes")
+        for p in result.get("problems") or []:
+            lines.append(f"  batch {p['batch']} ({p['kind']}, {p['profiles']}): {p['status']}: {p['detail']}")
+        lines.append(state.get("summary") or "")
+    elif state.get("batches_total"):
+        lines.append(f"Applying: batch {state.get('cursor')} of {state['batches_total']}")
+    return "\n".join(lines)

@@ -1,0 +1,65 @@
+"""Settings of the segment syncer persona: batch size, consent and removal policy, job checks.
+
+Example (``personas/definitions/segment-syncer.yaml``)::
+
+    settings:
+      batch_size: 1000
+      subscribe_with_consent: true
+      remove_missing: true
+      consent_values: [yes, true, subscribed, "1"]
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: Klaviyo's ceiling for profiles per list-membership, subscription and (our) import call.
+MAX_BATCH = 1000
+
+DEFAULT_CONSENT_VALUES = ("yes", "y", "true", "subscribed", "1", "opt-in", "opted-in")
+
+
+class Settings(BaseModel):
+    """How the syncer applies a source to a list (see the fields' descriptions)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    batch_size: int = Field(MAX_BATCH, description="Profiles per add, subscribe or remove call (at most 1000).")
+    subscribe_with_consent: bool = Field(
+        True, description="Subscribe (email marketing) source rows whose consent column says yes; never others.")
+    remove_missing: bool = Field(True, description="Remove list members that are not in the source.")
+    consent_column: str = Field("consent", description="The source column (or JSON key) holding consent.")
+    consent_values: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CONSENT_VALUES),
+        description="Values meaning explicit consent (case-insensitive); anything else means none.")
+    custom_source: str = Field("segment-syncer", description="Recorded as the subscription's method detail.")
+    verify_jobs: bool = Field(True, description="Wait for the import jobs and report rows Klaviyo refused.")
+    job_poll_seconds: float = Field(2.0, gt=0, description="First wait before checking import jobs (doubles).")
+    job_timeout_seconds: float = Field(600.0, gt=0, description="Stop waiting for import jobs after this long.")
+    summarize_with_model: bool = Field(
+        False, description="Ask the persona's model for a one-paragraph summary (a template is used otherwise).")
+    sample_size: int = Field(5, ge=1, le=50, description="Emails shown per kind of change in the plan.")
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch_size(cls, value: int) -> int:
+        if not 1 <= value <= MAX_BATCH:
+            raise ValueError(f"must be between 1 and {MAX_BATCH}: Klaviyo takes at most {MAX_BATCH} profiles per "
+                             f"list or subscription call ({value} given)")
+        return value
+
+    @field_validator("consent_values")
+    @classmethod
+    def _consent_values(cls, value: list[str]) -> list[str]:
+        cleaned = [str(v).strip().lower() for v in value if str(v).strip()]
+        if not cleaned:
+            raise ValueError("give at least one value meaning consent, e.g. [yes, true, subscribed, '1']")
+        return cleaned
+
+    @field_validator("consent_column")
+    @classmethod
+    def _consent_column(cls, value: str) -> str:
+        name = value.strip().lower().replace(" ", "_").replace("-", "_")
+        if not name:
+            raise ValueError("name the column that holds consent, e.g. consent")
+        return name

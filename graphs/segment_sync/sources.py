@@ -1,0 +1,351 @@
+"""What the syncer reads: its input, the source's rows, and Klaviyo lists and segments, one piece at a time.
+
+Every reader here is a generator. A CSV or JSON-lines file is read row by row and a Klaviyo list or
+segment page by page, so a source or list of any size never sits in memory: the caller streams
+each piece into the plan's SQLite file (``plan.py``).
+
+File rows become a :class:`Row` (valid: sent) or an :class:`InvalidRow` (reported with its row number,
+the field, and the fix; never sent). Input that cannot work at all (no such file, no email column,
+an unknown list) raises :class:`SyncInputError` naming the field and the fix.
+
+Example::
+
+    request = parse_input({"source": {"kind": "csv", "path": "leads.csv"}, "target_list_id": "Xy12Ab"})
+    for row in read_file(request.source, "consent", {"yes"}):
+        ...
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from klaviyo_toolkit.errors import InvalidArgumentError, NotFoundError, ToolkitUsageError
+from personas.governance import GuardStopped, execute
+
+__all__ = [
+    "InvalidRow", "Member", "Row", "SourceSpec", "SyncInputError", "SyncRequest", "check_file", "klaviyo_read",
+    "lookup_by_email", "parse_input", "read_file", "read_group", "validate_record",
+]
+
+FILE_KINDS = ("csv", "jsonl")
+GROUP_KINDS = ("list", "segment")
+KIND_ALIASES = {"csv": "csv", "jsonl": "jsonl", "json-lines": "jsonl", "jsonlines": "jsonl", "ndjson": "jsonl",
+                "list": "list", "segment": "segment"}
+#: Column names (normalized) accepted for each field.
+ALIASES = {
+    "email": ("email", "email_address", "e_mail", "e_mail_address"),
+    "phone_number": ("phone_number", "phone", "mobile", "mobile_number"),
+    "first_name": ("first_name", "firstname", "given_name"),
+    "last_name": ("last_name", "lastname", "surname", "family_name"),
+    "external_id": ("external_id", "externalid"),
+}
+# Klaviyo's own shape check, minus characters its filter syntax and most senders refuse.
+EMAIL_RE = re.compile(r"^[^@\s\"(),:;<>\[\]\\]+@[^@\s\"(),:;<>\[\]\\]+\.[^@\s\"(),:;<>\[\]\\]+$")
+E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
+PAGE_SIZE = 100  # the largest page Klaviyo serves for list and segment members and profile lookups
+
+
+class SyncInputError(InvalidArgumentError):
+    """The sync's input cannot work; the message names the field (or row) and the fix."""
+
+    def __init__(self, field: str, fix: str) -> None:
+        super().__init__("segment-sync input", [(field, fix)])
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where the rows come from: a file (``csv``/``jsonl`` and ``path``) or Klaviyo groups (``ids``)."""
+
+    kind: str
+    path: str | None = None
+    ids: tuple[str, ...] = ()
+
+    @property
+    def is_file(self) -> bool:
+        return self.kind in FILE_KINDS
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    source: SourceSpec
+    target_list_id: str
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SyncRequest:
+        src = data["source"]
+        return cls(SourceSpec(src["kind"], src.get("path"), tuple(src.get("ids") or ())), data["target_list_id"],
+                   bool(data.get("dry_run")))
+
+
+@dataclass(frozen=True)
+class Row:
+    """A valid source row; ``email`` is as given, the plan matches it case-insensitively."""
+
+    row: int
+    email: str | None = None
+    phone_number: str | None = None
+    external_id: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    consent: bool = False
+    profile_id: str | None = None
+
+
+@dataclass(frozen=True)
+class InvalidRow:
+    """A row that is reported and skipped: where, which field, and what to do about it."""
+
+    row: int
+    field: str
+    value: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class Member:
+    """A profile read from Klaviyo: identity, email consent, and why it may not be subscribed."""
+
+    id: str
+    email: str | None
+    phone_number: str | None
+    external_id: str | None
+    consent: str | None
+    suppressed: str | None
+
+
+# -- input ----------------------------------------------------------------------------------------------
+def _ids(source: Mapping[str, Any]) -> tuple[str, ...]:
+    raw = source.get("ids", source.get("id"))
+    items = raw if isinstance(raw, list) else [raw]
+    ids = tuple(str(i).strip() for i in items if isinstance(i, str) and i.strip())
+    if not ids or len(ids) != len(items):
+        raise SyncInputError("source.id", "give the list or segment id as a string (or several as source.ids); "
+                                          "get_lists and get_segments show them")
+    return ids
+
+
+def parse_input(payload: Any) -> SyncRequest:
+    """Validate the sync's input; raises SyncInputError naming the field and the fix."""
+    example = '{"source": {"kind": "csv", "path": "contacts.csv"}, "target_list_id": "AbC123", "dry_run": false}'
+    if not isinstance(payload, Mapping):
+        raise SyncInputError("input", f"give a JSON object, e.g. {example}")
+    unknown = sorted(set(payload) - {"source", "target_list_id", "dry_run"})
+    if unknown:
+        raise SyncInputError(unknown[0], "unknown key; the input has source, target_list_id and dry_run")
+    source = payload.get("source")
+    if not isinstance(source, Mapping):
+        raise SyncInputError("source", f"missing; say where the rows come from, e.g. {example}")
+    path = source.get("path")
+    raw_kind = str(source.get("kind") or "").strip().lower()
+    if not raw_kind and isinstance(path, str):
+        raw_kind = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(Path(path).suffix.lower(), "")
+    kind = KIND_ALIASES.get(raw_kind)
+    if kind is None:
+        raise SyncInputError("source.kind", f"{raw_kind or 'missing'}; use csv or jsonl (with path), or list or "
+                                            "segment (with id)")
+    target = payload.get("target_list_id")
+    if not isinstance(target, str) or not target.strip():
+        raise SyncInputError("target_list_id", "give the id of the Klaviyo list to sync into (get_lists shows ids)")
+    dry_run = payload.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise SyncInputError("dry_run", "use true (show the plan, send nothing) or false")
+    if kind in FILE_KINDS:
+        if not isinstance(path, str) or not path.strip():
+            raise SyncInputError("source.path", f"give the path of the {kind} file")
+        if not Path(path).is_file():
+            raise SyncInputError("source.path", f"no file at {path}; give the path of a readable {kind} file")
+        spec = SourceSpec(kind, str(Path(path)))
+    else:
+        spec = SourceSpec(kind, ids=_ids(source))
+        if kind == "list" and target.strip() in spec.ids:
+            raise SyncInputError("source.id", "is the target list itself; sync from another list or a segment")
+    return SyncRequest(spec, target.strip(), dry_run)
+
+
+# -- file rows ------------------------------------------------------------------------------------------
+def normalize_name(name: Any) -> str:
+    return str(name or "").strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def validate_record(rowno: int, record: Mapping[str, Any], consent_column: str,
+                    consent_values: set[str]) -> Row | InvalidRow:
+    """One row (keys already normalized) as a Row, or an InvalidRow saying what to fix."""
+    values = {field: next((_text(record.get(a)) for a in names if _text(record.get(a))), None)
+              for field, names in ALIASES.items()}
+    email, phone = values["email"], values["phone_number"]
+    if email is not None and not EMAIL_RE.match(email):
+        return InvalidRow(rowno, "email", email[:100], f"{email[:100]!r} is not an email address; correct it "
+                                                        "(name@example.com) or leave it empty and give a phone_number")
+    if phone is not None:
+        compact = re.sub(r"[\s().-]", "", phone)
+        if not E164_RE.match(compact):
+            return InvalidRow(rowno, "phone_number", phone[:100], f"{phone[:100]!r} is not an E.164 phone number; "
+                                                                  "write + country code and digits, e.g. +15005550006")
+        phone = compact
+    if email is None and phone is None:
+        return InvalidRow(rowno, "email", "", "no email (and no phone_number); every row needs an email, or a "
+                                              "phone_number for SMS-only contacts")
+    consent = (_text(record.get(consent_column)) or "").lower() in consent_values
+    return Row(rowno, email, phone, values["external_id"], values["first_name"], values["last_name"], consent)
+
+
+def check_file(spec: SourceSpec) -> list[str]:
+    """Fail fast on a file that cannot work (unreadable, empty, no email column); its column names."""
+    assert spec.path is not None
+    path = Path(spec.path)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            first = next((line for line in handle if line.strip()), None)
+    except UnicodeDecodeError:
+        raise SyncInputError("source.path", f"{path} is not UTF-8 text; save it as UTF-8 (CSV UTF-8)") from None
+    except OSError as exc:
+        raise SyncInputError("source.path", f"cannot read {path} ({exc.strerror}); check the path and permissions") \
+            from None
+    if first is None:
+        raise SyncInputError("source.path", f"{path} is empty; it needs rows with an email column")
+    if spec.kind == "jsonl":
+        return []
+    columns = [normalize_name(c) for c in next(csv.reader([first]))]
+    known = set(ALIASES["email"]) | set(ALIASES["phone_number"])
+    if not known & set(columns):
+        shown = ", ".join(c for c in columns if c) or "none"
+        raise SyncInputError("source.path", f"{path} has no email column (its columns: {shown}); name a column "
+                                            "'email' (or 'phone_number' for SMS-only contacts) in the first line")
+    return columns
+
+
+def _read_csv(path: Path, consent_column: str, consent_values: set[str]) -> Iterator[Row | InvalidRow]:
+    rowno = 1
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            header: list[str] = []
+            while not any(header):
+                line = next(reader, None)
+                if line is None:
+                    return
+                header = [normalize_name(c) for c in line]
+            rowno = reader.line_num
+            for values in reader:
+                rowno += 1
+                if not any(v.strip() for v in values):
+                    continue
+                yield validate_record(rowno, dict(zip(header, values, strict=False)), consent_column, consent_values)
+    except UnicodeDecodeError:
+        raise SyncInputError("source.path", f"row {rowno + 1} of {path} is not UTF-8 text; save the file as UTF-8") \
+            from None
+    except csv.Error as exc:
+        raise SyncInputError("source.path", f"row {rowno + 1} of {path} is not valid CSV ({exc}); fix that row") \
+            from None
+
+
+def _read_jsonl(path: Path, consent_column: str, consent_values: set[str]) -> Iterator[Row | InvalidRow]:
+    lineno = 0
+    try:
+        with path.open(encoding="utf-8-sig") as handle:
+            for line in handle:
+                lineno += 1
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield InvalidRow(lineno, "line", line.strip()[:100],
+                                     f"not valid JSON ({exc.msg}); each line must be one object like "
+                                     '{"email": "ann@example.com"}')
+                    continue
+                if not isinstance(record, dict):
+                    yield InvalidRow(lineno, "line", line.strip()[:100], f"a JSON {type(record).__name__}, not an "
+                                     'object; each line must be one object like {"email": "ann@example.com"}')
+                    continue
+                normalized = {normalize_name(k): v for k, v in record.items()}
+                yield validate_record(lineno, normalized, consent_column, consent_values)
+    except UnicodeDecodeError:
+        raise SyncInputError("source.path", f"line {lineno + 1} of {path} is not UTF-8 text; save the file as UTF-8") \
+            from None
+
+
+def read_file(spec: SourceSpec, consent_column: str, consent_values: set[str]) -> Iterator[Row | InvalidRow]:
+    """The file's rows, one at a time (a generator: nothing is read before it is asked for)."""
+    assert spec.path is not None
+    reader = _read_csv if spec.kind == "csv" else _read_jsonl
+    return reader(Path(spec.path), consent_column, consent_values)
+
+
+# -- Klaviyo lists, segments and profiles -------------------------------------------------------------
+def _suppression(marketing: Mapping[str, Any], list_id: str | None) -> str | None:
+    """Why email marketing must not be (re)subscribed: a suppression, or an unsubscribe from this list."""
+    reasons = [str(s.get("reason") or "suppressed") for s in marketing.get("suppression") or [] if isinstance(s, dict)]
+    if reasons:
+        return ", ".join(reasons)
+    for s in marketing.get("list_suppressions") or []:
+        if isinstance(s, dict) and list_id and s.get("list_id") == list_id:
+            return f"{s.get('reason') or 'UNSUBSCRIBE'} (from this list)"
+    return None
+
+
+def member_of(resource: Mapping[str, Any], list_id: str | None) -> Member:
+    attrs = resource.get("attributes") or {}
+    marketing = (((attrs.get("subscriptions") or {}).get("email") or {}).get("marketing")) or {}
+    return Member(str(resource["id"]), attrs.get("email"), attrs.get("phone_number"), attrs.get("external_id"),
+                  marketing.get("consent"), _suppression(marketing, list_id))
+
+
+def klaviyo_read(kit: Any, name: str, **args: Any) -> Any:
+    result = execute(kit, name, **args)
+    if isinstance(result, GuardStopped):  # a read stopped by policy is a configuration problem
+        raise ToolkitUsageError(f"{name} was stopped by the persona's policy ({result.text}); reads must be allowed")
+    return result
+
+
+def read_group(kit: Any, kind: str, group_id: str, *, field: str, list_id: str | None = None,
+               subscriptions: bool = False) -> Iterator[list[Member]]:
+    """The members of a list or segment, one page (at most 100 profiles) at a time.
+
+    ``subscriptions`` also reads email consent and suppressions (``list_id`` decides which list
+    unsubscribes count). An unknown id raises SyncInputError on ``field``.
+    """
+    op = "get_profiles_for_list" if kind == "list" else "get_profiles_for_segment"
+    fields = ["email", "phone_number", "external_id"]
+    args: dict[str, Any] = {"id": group_id, "page_size": PAGE_SIZE, "fields_profile": fields}
+    if subscriptions:
+        args["fields_profile"] = [*fields, "subscriptions"]
+        args["additional_fields_profile"] = ["subscriptions"]
+    cursor: str | None = None
+    while True:
+        try:
+            page = klaviyo_read(kit, op, **args, **({"page_cursor": cursor} if cursor else {}))
+        except NotFoundError:
+            raise SyncInputError(field, f"no Klaviyo {kind} has the id {group_id!r}; use an id from get_{kind}s") \
+                from None
+        yield [member_of(r, list_id) for r in page.data or []]
+        cursor = page.next_cursor
+        if not cursor:
+            return
+
+
+def lookup_by_email(kit: Any, emails: list[str], list_id: str) -> list[Member]:
+    """Existing profiles among ``emails`` (at most 100: one call), with their email consent state."""
+    if len(emails) > PAGE_SIZE:
+        raise ValueError(f"look up at most {PAGE_SIZE} emails per call")
+    flt = f"any(email,{json.dumps(emails, separators=(',', ':'))})"
+    page = klaviyo_read(kit, "get_profiles", filter=flt, page_size=PAGE_SIZE, fields_profile=["email", "subscriptions"],
+                 additional_fields_profile=["subscriptions"])
+    return [member_of(r, list_id) for r in page.data or []]

@@ -1,0 +1,348 @@
+"""Sandbox domain: who a campaign reaches, and sending it (recipient estimation and send jobs).
+
+Audiences are list or segment ids; members are read with ``sb.related(audience, "profiles")``
+(a list stores them, a segment computes them). Recipients are the included members, minus the
+excluded ones, who can receive marketing on the campaign's channel (``_common``'s consent rules).
+
+``send_campaign`` (POST /api/campaign-send-jobs; the job's id is the campaign's id, as in Klaviyo)
+checks the campaign can go (a Draft, with an audience and, for email, a template and a subject),
+marks it ``Sending`` (or ``Scheduled`` for a future static time) and queues a job. When the job runs
+(``sb.tick()`` once ``job_seconds`` have passed) every audience member gets an outbox entry through
+``schedule_message``: scheduled at the static send time (per recipient in their own timezone for
+local sends) or now, or skipped with the reason (no consent, suppressed, smart sending: a message on
+the same channel in the previous 16 hours for email, 24 for SMS). The campaign is then ``Sent``
+(or stays ``Scheduled`` until its send time passes). ``cancel_campaign_send`` cancels or reverts a
+send that has not gone out: queued jobs stop, future outbox entries are skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from .._app import JOB_RUNNERS
+from .._context import Ctx, Reply, handles, iso
+from .._jsonapi import SandboxError, bad_request, not_found
+from .._store import Resource
+from ._common import (
+    can_receive_email_marketing,
+    can_receive_sms_marketing,
+    parse_time,
+    profile_zone,
+    schedule_message,
+)
+
+if TYPE_CHECKING:
+    from .._app import Sandbox
+
+Json = dict[str, Any]
+AUDIENCE_TYPES = ("list", "segment")
+SMART_SENDING_HOURS = {"email": 16, "sms": 24, "mobile_push": 16}
+#: Campaign statuses while a send is on its way (a send job can still be cancelled or reverted).
+IN_FLIGHT = ("Scheduled", "Sending", "Preparing to send", "Preparing to schedule", "Adding Recipients")
+
+
+# -- audiences ------------------------------------------------------------------------------------
+def find_audience(sb: Sandbox, audience_id: str) -> Resource | None:
+    for rtype in AUDIENCE_TYPES:
+        found = sb.store.get(rtype, audience_id)
+        if found is not None:
+            return found
+    return None
+
+
+def check_audiences(sb: Sandbox, audiences: Any, pointer: str) -> None:
+    """400 naming the first audience id that is neither a list nor a segment."""
+    if not isinstance(audiences, dict):
+        return
+    for key in ("included", "excluded"):
+        for i, aid in enumerate(audiences.get(key) or []):
+            if find_audience(sb, str(aid)) is None:
+                raise bad_request(f"Audience {aid!r} is not a list or segment in this account; use ids from "
+                                  "GET /api/lists or GET /api/segments.", pointer=f"{pointer}/{key}/{i}")
+
+
+def members(sb: Sandbox, audience_ids: Iterable[str]) -> list[str]:
+    """Profile ids in any of the audiences, in first-seen order, without duplicates."""
+    seen: dict[str, None] = {}
+    for aid in audience_ids:
+        audience = find_audience(sb, str(aid))
+        if audience is None:
+            continue
+        for rtype, pid in sb.related(audience, "profiles"):
+            if rtype == "profile":
+                seen.setdefault(pid, None)
+    return list(seen)
+
+
+def audience(sb: Sandbox, campaign: Resource) -> list[Resource]:
+    """Profiles the campaign targets: included members minus excluded members (consent not checked)."""
+    aud = campaign.attributes.get("audiences") or {}
+    excluded = set(members(sb, aud.get("excluded") or []))
+    profiles = (sb.store.get("profile", pid) for pid in members(sb, aud.get("included") or []) if pid not in excluded)
+    return [p for p in profiles if p is not None]
+
+
+def messages_of(sb: Sandbox, campaign: Resource) -> list[Resource]:
+    found = (sb.store.get(t, i) for t, i in campaign.linked("campaign-messages"))
+    return [m for m in found if m is not None]
+
+
+def channel_of(message: Resource) -> str:
+    return str((message.attributes.get("definition") or {}).get("channel") or "email")
+
+
+def can_receive(profile: Resource, channel: str) -> bool:
+    if channel == "email":
+        return can_receive_email_marketing(profile)
+    if channel == "sms":
+        return can_receive_sms_marketing(profile)
+    return bool(profile.relationships.get("push-tokens") or profile.attributes.get("push_tokens"))
+
+
+def estimate(sb: Sandbox, campaign: Resource) -> int:
+    messages = messages_of(sb, campaign)
+    channel = channel_of(messages[0]) if messages else "email"
+    return sum(1 for p in audience(sb, campaign) if can_receive(p, channel))
+
+
+# -- recipient estimation ---------------------------------------------------------------------------
+def _estimation(sb: Sandbox, campaign: Resource, now: float) -> Resource:
+    res = Resource("campaign-recipient-estimation", campaign.id,
+                   {"estimated_recipient_count": estimate(sb, campaign)}, {}, now, now)
+    sb.store.put(res)
+    return res
+
+
+@handles("refresh_campaign_recipient_estimation")
+def refresh_estimation(ctx: Ctx) -> Reply:
+    campaign = _campaign(ctx, str(ctx.data["id"]))
+    job = _job("campaign-recipient-estimation-job", campaign.id, ctx, "refresh_campaign_recipient_estimation")
+    return ctx.one(job)
+
+
+@handles("get_campaign_recipient_estimation")
+def get_estimation(ctx: Ctx) -> Reply:
+    campaign = _campaign(ctx, ctx.id)
+    res = ctx.store.get("campaign-recipient-estimation", campaign.id) or _estimation(ctx.sandbox, campaign, ctx.now)
+    return ctx.one(res)
+
+
+def _run_estimation(sb: Sandbox, job: Resource) -> None:
+    campaign = sb.store.get("campaign", job.id)
+    if campaign is None:
+        raise not_found("campaign", job.id)
+    _estimation(sb, campaign, sb.clock.time())
+
+
+JOB_RUNNERS["refresh_campaign_recipient_estimation"] = _run_estimation
+
+
+# -- sending ----------------------------------------------------------------------------------------
+@handles("send_campaign")
+def send_campaign(ctx: Ctx) -> Reply:
+    sb = ctx.sandbox
+    campaign = _campaign(ctx, str(ctx.data["id"]))
+    status = campaign.attributes.get("status")
+    if status != "Draft":
+        raise bad_request(f"Campaign {campaign.id} has status {status!r}; only Draft campaigns can be sent. "
+                          "Clone it with POST /api/campaign-clone to send it again.", pointer="/data/id")
+    if not (campaign.attributes.get("audiences") or {}).get("included"):
+        raise bad_request("The campaign has no audience; set audiences.included to list or segment ids with "
+                          "PATCH /api/campaigns/{id} before sending.", pointer="/data/id")
+    messages = messages_of(sb, campaign)
+    if not messages:
+        raise bad_request("The campaign has no message to send.", pointer="/data/id")
+    for message in messages:
+        _check_sendable(sb, message)
+    send_at = _send_time(campaign, ctx.now)
+    now = ctx.now
+    strategy = campaign.attributes.get("send_strategy") or {}
+    if strategy.get("method") in ("static", "throttled") and not _is_local(campaign) and send_at < now:
+        raise bad_request(f"The campaign's send_strategy.datetime {strategy.get('datetime')} is in the past; set a "
+                          "future time or the immediate strategy with PATCH /api/campaigns/{id}.", pointer="/data/id")
+    future = send_at > now + sb.job_seconds
+    campaign.attributes.update({
+        "status": "Scheduled" if future else "Sending", "scheduled_at": iso(now), "send_time": iso(send_at),
+        "updated_at": iso(now),
+    })
+    campaign.updated = now
+    ctx.store.put(campaign)
+    is_local = _is_local(campaign)
+    for message in messages:
+        message.attributes["send_times"] = [{"datetime": iso(send_at), "is_local": is_local}]
+        ctx.store.put(message)
+    job = _job("campaign-send-job", campaign.id, ctx, "send_campaign")
+    return ctx.one(job)
+
+
+@handles("cancel_campaign_send")
+def cancel_send(ctx: Ctx) -> Reply:
+    sb = ctx.sandbox
+    job = ctx.get("campaign-send-job")
+    body_id = ctx.data.get("id") if isinstance(ctx.data, dict) else None
+    if body_id is not None and str(body_id) != job.id:
+        raise SandboxError(409, "conflict", "Conflict.", f"The body's data.id {body_id!r} does not match "
+                           f"the URL's id {job.id!r}.", pointer="/data/id")
+    campaign = _campaign(ctx, job.id)
+    action = ctx.attrs.get("action")
+    now = ctx.now
+    status = campaign.attributes.get("status")
+    sent_by = campaign.private.get("sent_by")
+    if status not in IN_FLIGHT or (sent_by is not None and sent_by <= now):
+        raise bad_request(f"Campaign {campaign.id} has status {status!r}; only a scheduled or sending campaign "
+                          "whose messages have not gone out can be cancelled or reverted.", pointer="/data/id")
+    job.attributes["status"] = "cancelled"
+    ctx.store.put(job)
+    for entry in ctx.store.iter("outbox-message"):
+        attrs = entry.attributes
+        if attrs.get("campaign_id") == campaign.id and attrs.get("status") == "scheduled" \
+                and (parse_time(attrs.get("send_at")) or 0) > now:
+            attrs.update({"status": "skipped", "skip_reason": "campaign send cancelled"
+                          if action == "cancel" else "campaign reverted to draft"})
+            ctx.store.put(entry)
+    if action == "revert":
+        campaign.attributes.update({"status": "Draft", "scheduled_at": None, "send_time": None})
+        for message in messages_of(sb, campaign):
+            message.attributes["send_times"] = None
+            ctx.store.put(message)
+    else:
+        campaign.attributes["status"] = "Cancelled"
+    campaign.attributes["updated_at"] = iso(now)
+    campaign.private.pop("sent_by", None)
+    ctx.store.put(campaign)
+    return ctx.no_content()
+
+
+def _run_send(sb: Sandbox, job: Resource) -> None:
+    campaign = sb.store.get("campaign", job.id)
+    if campaign is None:
+        raise not_found("campaign", job.id)
+    now = sb.clock.time()
+    send_at = _send_time(campaign, now)
+    options = (campaign.attributes.get("send_strategy") or {}).get("options") or {}
+    smart = (campaign.attributes.get("send_options") or {}).get("use_smart_sending", True) is not False
+    latest = now
+    sent = 0
+    profiles = audience(sb, campaign)
+    for message in messages_of(sb, campaign):
+        channel = channel_of(message)
+        content = (message.attributes.get("definition") or {}).get("content") or {}
+        details = {"campaign_id": campaign.id, "campaign_message_id": message.id,
+                   "subject": content.get("subject"), "preview": content.get("preview_text") or content.get("body")}
+        recent = _recent_sends(sb, channel) if smart else {}
+        window = SMART_SENDING_HOURS.get(channel, 16) * 3600.0
+        for profile in profiles:
+            when = _local_time(send_at, profile) if options.get("is_local") else send_at
+            if when < now and options.get("is_local") and not options.get("send_past_recipients_immediately"):
+                _skip(sb, profile, channel, when, "local send time already passed", details)
+                continue
+            when = max(when, now)
+            if smart and can_receive(profile, channel) \
+                    and any(when - window < at <= when for at in recent.get(profile.id, ())):
+                _skip(sb, profile, channel, when, f"smart sending: received a {channel} message in the previous "
+                      f"{SMART_SENDING_HOURS.get(channel, 16)} hours", details)
+                continue
+            entry = schedule_message(sb, profile, channel=channel, source="campaign", send_at=when, **details)
+            if entry.attributes.get("status") == "scheduled":
+                sent += 1
+                latest = max(latest, when)
+    job.attributes.update({"total_count": len(profiles), "completed_count": sent})
+    campaign.private["sent_by"] = latest
+    campaign.attributes["status"] = "Sent" if latest <= now else "Scheduled"
+    campaign.attributes["updated_at"] = iso(now)
+    sb.store.put(campaign)
+
+
+JOB_RUNNERS["send_campaign"] = _run_send
+
+
+def settle(sb: Sandbox, campaign: Resource) -> Resource:
+    """A scheduled campaign whose last message time has passed is Sent (checked when it is read)."""
+    sent_by = campaign.private.get("sent_by")
+    if campaign.attributes.get("status") == "Scheduled" and sent_by is not None and sent_by <= sb.clock.time():
+        job = sb.store.get("campaign-send-job", campaign.id)
+        if job is not None and job.attributes.get("status") == "complete":
+            campaign.attributes["status"] = "Sent"
+            sb.store.put(campaign)
+    return campaign
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+def _campaign(ctx: Ctx, cid: str) -> Resource:
+    campaign = ctx.store.get("campaign", cid)
+    if campaign is None:
+        raise SandboxError(404, "not_found", "Not found.", f"A campaign with id {cid} does not exist.",
+                           pointer="/data/id" if ctx.op.method != "GET" else None)
+    return settle(ctx.sandbox, campaign)
+
+
+def _job(rtype: str, cid: str, ctx: Ctx, operation: str) -> Resource:
+    """A job named after the campaign (Klaviyo uses the campaign id), due after ``job_seconds``."""
+    now = ctx.now
+    job = Resource(rtype, cid, {"status": "queued", "total_count": 0, "completed_count": 0, "failed_count": 0,
+                                "created_at": iso(now), "started_at": None, "completed_at": None}, {}, now, now,
+                   {"due": now + ctx.sandbox.job_seconds, "operation": operation})
+    ctx.store.put(job)
+    return job
+
+
+def _check_sendable(sb: Sandbox, message: Resource) -> None:
+    pointer = "/data/id"
+    definition = message.attributes.get("definition") or {}
+    channel = channel_of(message)
+    content = definition.get("content") or {}
+    if channel == "email":
+        template = next((sb.store.get(t, i) for t, i in message.linked("template")), None)
+        if template is None:
+            raise bad_request(f"Campaign message {message.id} has no template; assign one with "
+                              "POST /api/campaign-message-assign-template before sending.", pointer=pointer)
+        if not content.get("subject"):
+            raise bad_request(f"Campaign message {message.id} has no subject; set definition.content.subject "
+                              "with PATCH /api/campaign-messages/{id}.", pointer=pointer)
+    elif channel == "sms" and not content.get("body"):
+        raise bad_request(f"Campaign message {message.id} has no body; set definition.content.body "
+                          "with PATCH /api/campaign-messages/{id}.", pointer=pointer)
+
+
+def _send_time(campaign: Resource, now: float) -> float:
+    """When the send strategy says to send (a static/throttled time, a smart-send day, or now)."""
+    strategy = campaign.attributes.get("send_strategy") or {}
+    method = strategy.get("method")
+    if method in ("static", "throttled"):
+        when = parse_time(strategy.get("datetime"))
+        return when if when is not None else now
+    if method == "smart_send_time" and strategy.get("date"):
+        day = _dt.date.fromisoformat(str(strategy["date"]))
+        return max(now, _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.UTC).timestamp())
+    return now
+
+
+def _is_local(campaign: Resource) -> bool:
+    options = (campaign.attributes.get("send_strategy") or {}).get("options") or {}
+    return bool(options.get("is_local"))
+
+
+def _local_time(send_at: float, profile: Resource) -> float:
+    """The UTC wall-clock time ``send_at`` shown in the recipient's own timezone (local sends)."""
+    wall = _dt.datetime.fromtimestamp(send_at, _dt.UTC).replace(tzinfo=None)
+    return wall.replace(tzinfo=profile_zone(profile)).timestamp()
+
+
+def _recent_sends(sb: Sandbox, channel: str) -> dict[str, list[float]]:
+    """Profile id -> send times of the messages already scheduled for it on ``channel`` (smart sending)."""
+    out: dict[str, list[float]] = {}
+    for entry in sb.store.iter("outbox-message"):
+        attrs = entry.attributes
+        if attrs.get("channel") == channel and attrs.get("status") == "scheduled":
+            at = parse_time(attrs.get("send_at"))
+            if at is not None:
+                out.setdefault(str(attrs.get("profile_id")), []).append(at)
+    return out
+
+
+def _skip(sb: Sandbox, profile: Resource, channel: str, when: float, reason: str, details: Json) -> None:
+    to = profile.attributes.get("email") if channel == "email" else profile.attributes.get("phone_number")
+    sb.outbox_add(to=to, channel=channel, profile_id=profile.id, source="campaign", send_at=iso(when),
+                  status="skipped", skip_reason=reason, **details)

@@ -1,0 +1,295 @@
+"""Sandbox domain: consent. Subscribe, unsubscribe, suppress and unsuppress (bulk jobs, applied
+when due) and the client-side subscription endpoint (applied at once).
+
+Nobody is subscribed without an explicit subscribe call; adding to a list never does it. As
+Klaviyo documents:
+
+- subscribing sets marketing consent SUBSCRIBED (method ``API``, ``consented_at`` or now, the
+  ``custom_source`` as method detail), lifts ``UNSUBSCRIBE``, ``SPAM_COMPLAINT`` and
+  ``USER_SUPPRESSED`` suppressions, but a ``HARD_BOUNCE`` or ``INVALID_EMAIL`` suppression stays,
+  so such a profile still cannot receive email marketing. Subscribers join the given list
+  (announced as ``profile_added_to_list`` unless ``historical_import``). On a double opt-in list
+  (and not a historical import) email consent waits for confirmation: a confirmation message is
+  put in the outbox and ``confirm_opt_in`` completes it;
+- unsubscribing email from a list the profile is on removes it from that list and records a list
+  suppression; otherwise (no list, or not a member) it is a global unsubscribe: consent
+  UNSUBSCRIBED plus an ``UNSUBSCRIBE`` suppression. SMS unsubscribes are always global;
+- suppressing (by email, or every current member of a list or segment) adds ``USER_SUPPRESSED``;
+  unsuppressing removes only that reason.
+
+Sandbox account default: lists are single opt-in unless created otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._app import JOB_RUNNERS
+from .._context import Ctx, Reply, handles, iso
+from .._jsonapi import SandboxError, bad_request
+from .._store import Resource
+from ._common import (
+    add_email_suppression,
+    email_marketing,
+    new_profile,
+    parse_time,
+    remove_email_suppressions,
+    set_email_consent,
+    set_sms_consent,
+    subscriptions,
+)
+from .lists import add_members, is_member, list_members, remove_members
+from .profiles import apply_attributes, check_identifiers, find_by_identifiers, touch
+from .segments import segment_members
+
+if TYPE_CHECKING:
+    from .._app import Sandbox
+
+Json = dict[str, Any]
+LIFTED_BY_SUBSCRIBE = ("UNSUBSCRIBE", "SPAM_COMPLAINT", "USER_SUPPRESSED")
+ITEMS = "/data/attributes/profiles/data"
+
+
+def _items(attrs: Json) -> list[Json]:
+    return list(((attrs.get("profiles") or {}).get("data")) or [])
+
+
+def _group(ctx: Ctx, name: str) -> Resource | None:
+    """The list or segment named in ``relationships.<name>`` (404 if it does not exist)."""
+    links = ctx.rel(name)
+    if not links:
+        return None
+    res = ctx.store.get(name, links[0][1])
+    if res is None:
+        raise SandboxError(404, "not_found", "Not found.", f"A {name} with id {links[0][1]} does not exist; use an id "
+                           f"from get_{name}s.", pointer=f"/data/relationships/{name}/data/id")
+    return res
+
+
+def _channels(subs: Json) -> tuple[Json | None, Json | None, Json | None]:
+    email, sms = subs.get("email") or {}, subs.get("sms") or {}
+    return email.get("marketing"), sms.get("marketing"), sms.get("transactional")
+
+
+def _check_items(items: list[Json], limit: int, *, historical: bool = False, now: float = 0.0) -> None:
+    if len(items) > limit:
+        raise bad_request(f"At most {limit} profiles per call ({len(items)} given); split them into batches.",
+                          pointer=ITEMS)
+    for i, item in enumerate(items):
+        base = f"{ITEMS}/{i}/attributes"
+        attrs = item.get("attributes") or {}
+        check_identifiers(attrs, base)
+        email, sms, sms_tx = _channels(attrs.get("subscriptions") or {})
+        if email and not attrs.get("email") and not item.get("id"):
+            raise bad_request("An email subscription needs the profile's email.", pointer=f"{base}/email")
+        if (sms or sms_tx) and not attrs.get("phone_number") and not item.get("id"):
+            raise bad_request("An SMS subscription needs the profile's phone_number (E.164).",
+                              pointer=f"{base}/phone_number")
+        if historical:
+            for channel, sub in (("email/marketing", email), ("sms/marketing", sms), ("sms/transactional", sms_tx)):
+                when = parse_time((sub or {}).get("consented_at")) if sub else None
+                if sub and (when is None or when > now):
+                    raise bad_request("A historical import needs each subscription's consented_at, in the past.",
+                                      pointer=f"{base}/subscriptions/{channel}/consented_at")
+
+
+# -- subscribe ----------------------------------------------------------------------------------------
+def _profile_for(sb: Sandbox, pid: str | None, attrs: Json, now: float) -> Resource:
+    """The profile to change: by id, then email/phone; created when missing. Free identifiers are set."""
+    profile = sb.store.get("profile", pid) if pid else None
+    profile = profile or find_by_identifiers(sb, attrs)
+    if profile is None:
+        return new_profile(sb, {k: attrs.get(k) for k in ("email", "phone_number")}, now)
+    for key in ("email", "phone_number"):
+        if attrs.get(key) and not profile.attributes.get(key) and sb.store.find("profile", key, attrs[key]) is None:
+            profile.attributes[key] = attrs[key]
+    return profile
+
+
+def subscribe(sb: Sandbox, profile: Resource, subs: Json, list_res: Resource | None, now: float, *,
+              historical: bool = False, source: str | None = None, confirmed: bool = False) -> None:
+    """Record explicit consent for the channels in ``subs`` (see module docstring)."""
+    email, sms, sms_tx = _channels(subs)
+    joins = False
+    if email and profile.attributes.get("email"):
+        double = list_res is not None and list_res.attributes.get("opt_in_process") == "double_opt_in"
+        if list_res is not None and double and not historical and not confirmed:
+            pending = profile.private.setdefault("pending_opt_in", {})
+            pending[list_res.id] = {"requested": now, "source": source, "consented_at": email.get("consented_at")}
+            sb.outbox_add(to=profile.attributes["email"], channel="email", profile_id=profile.id,
+                          source="double_opt_in", list_id=list_res.id, subject="Please confirm your subscription",
+                          send_at=iso(now), status="scheduled", skip_reason=None)
+        else:
+            remove_email_suppressions(profile, LIFTED_BY_SUBSCRIBE, now)
+            set_email_consent(profile, "SUBSCRIBED", now, method="API", method_detail=source,
+                              consented_at=parse_time(email.get("consented_at")))
+            em = email_marketing(profile)
+            em["custom_method_detail"] = source
+            em["double_optin"] = bool(confirmed)
+            if list_res is not None:
+                em["list_suppressions"] = [s for s in em.get("list_suppressions") or []
+                                           if s.get("list_id") != list_res.id]
+            joins = True
+    if sms and profile.attributes.get("phone_number"):
+        set_sms_consent(profile, "SUBSCRIBED", now, method="API")
+        joins = True
+    if sms_tx and profile.attributes.get("phone_number"):
+        subscriptions(profile)["sms"]["transactional"] = {
+            "can_receive_sms_transactional": True, "consent": "SUBSCRIBED", "consent_timestamp": iso(now),
+            "method": "API", "method_detail": source, "last_updated": iso(now)}
+    touch(sb, profile, now)
+    if joins and list_res is not None:
+        add_members(sb, list_res, [profile], now, announce=not historical)
+
+
+def confirm_opt_in(sb: Sandbox, profile: Resource, list_id: str) -> bool:
+    """The profile clicked the double opt-in confirmation for ``list_id``; False if none was pending."""
+    pending = (profile.private.get("pending_opt_in") or {}).pop(list_id, None)
+    list_res = sb.store.get("list", list_id)
+    if pending is None or list_res is None:
+        return False
+    sub = {"consent": "SUBSCRIBED", "consented_at": pending.get("consented_at")}
+    subscribe(sb, profile, {"email": {"marketing": sub}}, list_res, sb.clock.time(), source=pending.get("source"),
+              confirmed=True)
+    return True
+
+
+@handles("bulk_subscribe_profiles")
+def bulk_subscribe_profiles(ctx: Ctx) -> Reply:
+    attrs = ctx.attrs
+    _check_items(_items(attrs), 1000, historical=bool(attrs.get("historical_import")), now=ctx.now)
+    _group(ctx, "list")
+    ctx.sandbox.create_job(ctx, "profile-subscription-bulk-create-job")
+    return ctx.accepted()
+
+
+def run_subscribe(sb: Sandbox, job: Resource) -> None:
+    attrs = job.private["body"]["data"]["attributes"]
+    list_res = sb.store.get("list", job.linked("list")[0][1]) if job.linked("list") else None
+    now = sb.clock.time()
+    for item in _items(attrs):
+        pattrs = item.get("attributes") or {}
+        profile = _profile_for(sb, item.get("id"), pattrs, now)
+        subscribe(sb, profile, pattrs.get("subscriptions") or {}, list_res, now,
+                  historical=bool(attrs.get("historical_import")), source=attrs.get("custom_source"))
+
+
+@handles("create_client_subscription")
+def create_client_subscription(ctx: Ctx) -> Reply:
+    base = "/data/attributes/profile/data"
+    target = (ctx.attrs.get("profile") or {}).get("data") or {}
+    pattrs = dict(target.get("attributes") or {})
+    check_identifiers(pattrs, f"{base}/attributes")
+    if not pattrs.get("email") and not pattrs.get("phone_number"):
+        raise bad_request("One of email or phone_number is required to subscribe.", pointer=f"{base}/attributes")
+    subs = pattrs.get("subscriptions")
+    if subs is None:
+        subs = {"email": {"marketing": {"consent": "SUBSCRIBED"}}} if pattrs.get("email") else {}
+        if pattrs.get("phone_number"):
+            subs["sms"] = {"marketing": {"consent": "SUBSCRIBED"}}
+    _check_items([{"attributes": {**pattrs, "subscriptions": subs}}], 1)
+    list_res = _group(ctx, "list")
+    profile = _profile_for(ctx.sandbox, target.get("id"), pattrs, ctx.now)
+    apply_attributes(profile, pattrs, identifiers=False)
+    subscribe(ctx.sandbox, profile, subs, list_res, ctx.now, source=ctx.attrs.get("custom_source"))
+    return ctx.accepted()
+
+
+# -- unsubscribe ----------------------------------------------------------------------------------------
+@handles("bulk_unsubscribe_profiles")
+def bulk_unsubscribe_profiles(ctx: Ctx) -> Reply:
+    _check_items(_items(ctx.attrs), 100)
+    _group(ctx, "list")
+    ctx.sandbox.create_job(ctx, "profile-subscription-bulk-delete-job")
+    return ctx.accepted()
+
+
+def run_unsubscribe(sb: Sandbox, job: Resource) -> None:
+    attrs = job.private["body"]["data"]["attributes"]
+    list_res = sb.store.get("list", job.linked("list")[0][1]) if job.linked("list") else None
+    now = sb.clock.time()
+    for item in _items(attrs):
+        pattrs = item.get("attributes") or {}
+        profile = _profile_for(sb, None, pattrs, now)
+        email, sms, sms_tx = _channels(pattrs.get("subscriptions") or {})
+        if email and list_res is not None and is_member(list_res, profile.id):
+            remove_members(sb, list_res, [profile.id], now)
+            em = email_marketing(profile)
+            em["list_suppressions"] = [*(em.get("list_suppressions") or []),
+                                       {"list_id": list_res.id, "reason": "UNSUBSCRIBE", "timestamp": iso(now)}]
+        elif email:
+            set_email_consent(profile, "UNSUBSCRIBED", now, method="API")
+            add_email_suppression(profile, "UNSUBSCRIBE", now)
+        if sms:
+            set_sms_consent(profile, "UNSUBSCRIBED", now, method="API")
+        if sms_tx:
+            tx = subscriptions(profile)["sms"].get("transactional")
+            if tx:
+                tx.update({"consent": "UNSUBSCRIBED", "can_receive_sms_transactional": False, "last_updated": iso(now)})
+        touch(sb, profile, now)
+
+
+# -- suppress / unsuppress ------------------------------------------------------------------------------
+@handles("bulk_suppress_profiles", "bulk_unsuppress_profiles")
+def bulk_suppression(ctx: Ctx) -> Reply:
+    items = _items(ctx.attrs)
+    list_res, segment = _group(ctx, "list"), _group(ctx, "segment")
+    given = [name for name, value in (("profiles", items), ("list", list_res), ("segment", segment)) if value]
+    if len(given) != 1:
+        raise bad_request("Give exactly one of: profiles (by email), a list, or a segment "
+                          f"({', '.join(given) or 'none'} given).", pointer="/data")
+    if len(items) > 100:
+        raise bad_request(f"At most 100 email addresses per call ({len(items)} given).", pointer=ITEMS)
+    for i, item in enumerate(items):
+        check_identifiers(item.get("attributes") or {}, f"{ITEMS}/{i}/attributes")
+    kind = "create" if ctx.op.operation_id == "bulk_suppress_profiles" else "delete"
+    job = ctx.sandbox.create_job(ctx, f"profile-suppression-bulk-{kind}-job")
+    job.attributes["skipped_count"] = 0
+    job.relationships["lists"] = [("list", list_res.id)] if list_res else []
+    job.relationships["segments"] = [("segment", segment.id)] if segment else []
+    ctx.store.put(job)
+    return ctx.one(job)
+
+
+def _targets(sb: Sandbox, job: Resource, *, create: bool, now: float) -> list[Resource]:
+    attrs = job.private["body"]["data"]["attributes"]
+    if _items(attrs):
+        out = []
+        for item in _items(attrs):
+            email = (item.get("attributes") or {}).get("email")
+            profile = sb.store.find("profile", "email", email)
+            if profile is None and create:
+                profile = new_profile(sb, {"email": email}, now)
+            if profile is not None:
+                out.append(profile)
+        return out
+    for _, list_id in job.linked("lists"):
+        list_res = sb.store.get("list", list_id)
+        return list_members(sb, list_res) if list_res else []
+    for _, seg_id in job.linked("segments"):
+        seg = sb.store.get("segment", seg_id)
+        return segment_members(sb, seg) if seg else []
+    return []
+
+
+def run_suppression(sb: Sandbox, job: Resource) -> None:
+    now = sb.clock.time()
+    suppress = job.private["operation"] == "bulk_suppress_profiles"
+    targets = _targets(sb, job, create=suppress, now=now)
+    done = 0
+    for view in targets:
+        profile = sb.store.get("profile", view.id)
+        if profile is None or not profile.attributes.get("email"):
+            continue
+        changed = add_email_suppression(profile, "USER_SUPPRESSED", now) if suppress else \
+            bool(remove_email_suppressions(profile, ("USER_SUPPRESSED",), now))
+        if changed:
+            touch(sb, profile, now)
+            done += 1
+    job.attributes.update({"total_count": len(targets), "completed_count": done, "skipped_count": len(targets) - done})
+
+
+JOB_RUNNERS["bulk_subscribe_profiles"] = run_subscribe
+JOB_RUNNERS["bulk_unsubscribe_profiles"] = run_unsubscribe
+JOB_RUNNERS["bulk_suppress_profiles"] = run_suppression
+JOB_RUNNERS["bulk_unsuppress_profiles"] = run_suppression

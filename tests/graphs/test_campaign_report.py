@@ -1,0 +1,337 @@
+"""The campaign reporter against the in-process sandbox's demo account (Northwind, America/New_York).
+
+Time is a ManualClock set to 23:00 in New York on 2026-03-09 (03:00 UTC on the 10th), so
+"yesterday" differs between the account's zone (the 8th) and UTC (the 9th). The persona only
+reads, so one sandbox serves every test; reporting calls are counted as deltas of
+``sb.call_counts``. Each test has its own ``PERSONAS_HOME`` (cache and report files) and a client
+with its own rate limiter on a manual clock, so nothing waits for real.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+
+from graphs.campaign_report import CORE_STATISTICS, ReportInputError, Settings, Thresholds, cache_path
+from graphs.campaign_report.figures import anomalies, merge_rows
+from graphs.campaign_report.graph import EMAIL_ONLY, GROUP_BY
+from graphs.campaign_report.outputs import write_csv
+from klaviyo_toolkit.client import KlaviyoClient
+from klaviyo_toolkit.clock import ManualClock
+from klaviyo_toolkit.ratelimit import RateLimiter
+from klaviyo_toolkit.sandbox import DEMO_KEY, Sandbox
+from klaviyo_toolkit.sandbox.domains.seed_data import CAMPAIGNS
+from personas.loader import PersonaConfigError, load_persona
+from personas.models import ModelChoice, ScriptedChatModel
+from personas.runtime import RunResult, run_persona
+
+NOW = _dt.datetime(2026, 3, 10, 3, 0, tzinfo=_dt.UTC).timestamp()  # 2026-03-09 23:00 in New York
+YESTERDAY_NY = "2026-03-08"
+TODAY_NY = "2026-03-09"
+QUIET_DAY = "2025-06-01"  # long before the demo account's 90 days of campaigns
+NO_MODEL = ModelChoice(None, "no model (test)", "none")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def sb() -> Sandbox:
+    return Sandbox(seed=42, rate_limit_factor=None, clock=ManualClock(NOW))
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PERSONAS_HOME", str(tmp_path))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    return tmp_path
+
+
+def client(sb: Sandbox, limiter: RateLimiter | None = None) -> Any:
+    return sb.client(rate_limiter=limiter or RateLimiter(ManualClock(NOW)))
+
+
+def run(sb: Sandbox, payload: dict[str, Any] | None = None, *, persona: Any = "campaign-reporter",
+        model: Any = NO_MODEL, klaviyo: Any = None) -> RunResult:
+    return run_persona(persona, payload or {}, sandbox=sb, client=klaviyo or client(sb), model=model,
+                       clock=sb.clock, saver=InMemorySaver(), audit=False)
+
+
+def reporting_calls(sb: Sandbox) -> int:
+    return sb.call_counts["query_campaign_values"]
+
+
+def with_settings(**settings: Any) -> Any:
+    spec = load_persona("campaign-reporter")
+    return spec.model_copy(update={"settings": {**spec.settings, **settings}})
+
+
+def metric_id(sb: Sandbox, name: str) -> str:
+    found = client(sb).call("get_metrics").data
+    return next(m["id"] for m in found if m["attributes"]["name"] == name)
+
+
+# -- the persona ------------------------------------------------------------------------------------------
+def test_persona_loads_with_only_what_it_needs() -> None:
+    spec = load_persona("campaign-reporter")
+    assert spec.graph == "campaign_report"
+    assert sorted(spec.scopes) == ["accounts:read", "campaigns:read", "metrics:read"]
+    assert sorted(spec.tools.include) == ["get_accounts", "get_campaigns", "get_metrics", "query_campaign_values"]
+    assert spec.approval.mode == "destructive"
+    assert spec.schedule == "0 7 * * *"
+    settings = Settings.model_validate(spec.settings)
+    assert settings.conversion_metrics == ["Placed Order"]
+
+
+def test_unknown_setting_is_an_error(tmp_path: Path) -> None:
+    source = (Path(load_persona("campaign-reporter").source)).read_text(encoding="utf-8")
+    bad = tmp_path / "campaign-reporter.yaml"
+    bad.write_text(source.replace("settings:\n", "settings:\n  colour: blue\n", 1), encoding="utf-8")
+    with pytest.raises(PersonaConfigError, match=r"settings\.colour: unknown setting"):
+        load_persona(str(bad))
+
+
+# -- the daily rollup --------------------------------------------------------------------------------------
+def test_default_date_is_yesterday_in_the_account_time_zone(sb: Sandbox) -> None:
+    before = reporting_calls(sb)
+    state = run(sb).state
+    assert (state["date"], state["timezone"]) == (YESTERDAY_NY, "America/New_York")
+    assert state["reporting_calls"] == 1 and reporting_calls(sb) - before == 1
+    assert state["cache_hit"] is False
+    names = [row["name"] for row in state["campaigns"]]
+    assert CAMPAIGNS[0][0] in names and CAMPAIGNS[1][0] in names  # the two seeded sends of yesterday
+    for key in ("date", "timezone", "campaigns", "totals", "anomalies", "summary", "files", "reporting_calls",
+                "cache_hit", "notes"):
+        assert key in state
+
+
+@pytest.mark.parametrize(("date", "problem"), [("08/03/2026", "is not a date"), ("2026-03-10", "has not started")])
+def test_a_bad_date_is_an_input_error(sb: Sandbox, date: str, problem: str) -> None:
+    with pytest.raises(ReportInputError, match=problem):
+        run(sb, {"date": date})
+
+
+def test_figures_equal_a_direct_reporting_call(sb: Sandbox) -> None:
+    state = run(sb).state
+    direct = client(sb).call(
+        "query_campaign_values", statistics=list(CORE_STATISTICS), timeframe={"key": "yesterday"},
+        conversion_metric_id=metric_id(sb, "Placed Order"), group_by=GROUP_BY, filter=EMAIL_ONLY,
+    ).data["attributes"]["results"]
+    expected = {r["groupings"]["campaign_id"]: r["statistics"] for r in direct}
+    assert expected and {row["campaign_id"] for row in state["campaigns"]} == set(expected)
+    for row in state["campaigns"]:
+        stats = expected[row["campaign_id"]]
+        for key in ("recipients", "delivered", "opens_unique", "clicks_unique", "conversions", "bounced",
+                    "open_rate", "click_rate", "conversion_rate", "bounce_rate", "unsubscribe_rate"):
+            assert row[key] == pytest.approx(stats[key]), key
+        assert row["revenue"] == pytest.approx(stats["conversion_value"])
+    assert state["totals"]["delivered"] == sum(s["delivered"] for s in expected.values())
+
+
+def test_the_seeded_anomaly_is_reported(sb: Sandbox) -> None:
+    state = run(sb).state
+    webinar = CAMPAIGNS[1][0]
+    kinds = {a["kind"] for a in state["anomalies"] if a["campaign"] == webinar}
+    assert {"high_bounce_rate", "low_open_rate"} <= kinds
+    assert all(a["campaign"] == webinar for a in state["anomalies"])
+    report = Path(state["files"]["markdown"]).read_text(encoding="utf-8")
+    assert "## Anomalies" in report and webinar in report.split("## Anomalies")[1]
+
+
+def test_files_are_a_real_png_a_parsable_csv_and_markdown(sb: Sandbox, home: Path) -> None:
+    state = run(sb).state
+    files = {k: Path(v) for k, v in state["files"].items()}
+    assert all(p.parent == home / "reports" / YESTERDAY_NY for p in files.values())
+    assert files["png"].read_bytes()[:8] == PNG_SIGNATURE
+    with files["csv"].open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["campaign_id"] for r in rows] == [c["campaign_id"] for c in state["campaigns"]]
+    assert float(rows[0]["open_rate"]) == pytest.approx(state["campaigns"][0]["open_rate"])
+    table = Path(files["markdown"]).read_text(encoding="utf-8")
+    assert "| Campaign |" in table and "**Total**" in table
+
+
+def test_no_model_gives_a_template_summary_that_says_so(sb: Sandbox) -> None:
+    summary = run(sb).state["summary"]
+    assert summary["written_by"] == "template"
+    assert summary["text"].startswith("No model wrote this summary (no model is configured)")
+    assert {f["id"] for f in summary["figures"]} >= {"T1", "A1"}
+
+
+def test_two_conversion_metrics_make_exactly_two_reporting_calls(sb: Sandbox) -> None:
+    before = reporting_calls(sb)
+    state = run(sb, persona=with_settings(conversion_metrics=["Placed Order", "Active on Site"])).state
+    assert state["reporting_calls"] == 2 and reporting_calls(sb) - before == 2
+    assert set(state["totals"]["by_metric"]) == {"Placed Order", "Active on Site"}
+    with Path(state["files"]["csv"]).open(newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle))
+    assert "conversions:Active on Site" in header
+
+
+def test_a_second_run_for_the_same_date_uses_the_cache(sb: Sandbox, home: Path) -> None:
+    first = run(sb, {"date": YESTERDAY_NY}).state
+    before = reporting_calls(sb)
+    second = run(sb, {"date": YESTERDAY_NY}).state
+    assert reporting_calls(sb) - before == 0
+    assert second["reporting_calls"] == 0 and second["cache_hit"] is True
+    assert any("cache" in note for note in second["notes"])
+    assert "figures came from the cache" in Path(second["files"]["markdown"]).read_text(encoding="utf-8")
+    assert second["campaigns"] == first["campaigns"]
+    assert cache_path(home).is_file()
+
+
+def test_today_is_not_cached(sb: Sandbox) -> None:
+    before = reporting_calls(sb)
+    for _ in range(2):
+        state = run(sb, {"date": TODAY_NY}).state
+        assert state["reporting_calls"] == 1 and state["cache_hit"] is False
+    assert reporting_calls(sb) - before == 2
+    assert any("not over" in note for note in state["notes"])
+
+
+def test_a_date_without_campaigns_is_a_clear_empty_report(sb: Sandbox) -> None:
+    state = run(sb, {"date": QUIET_DAY}).state
+    assert state["campaigns"] == [] and state["anomalies"] == []
+    text = f"No email campaigns had activity on {QUIET_DAY}."
+    assert text in state["summary"]["text"]
+    assert text in Path(state["files"]["markdown"]).read_text(encoding="utf-8")
+    with Path(state["files"]["csv"]).open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert len(rows) == 1 and rows[0][:2] == ["campaign_id", "name"]
+    assert Path(state["files"]["png"]).read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_a_spent_daily_limit_is_a_report_section_not_a_crash(sb: Sandbox) -> None:
+    limited = client(sb, RateLimiter(ManualClock(NOW), factor=1 / 225))  # query_campaign_values: 1 a day
+    limited.call("query_campaign_values", statistics=["opens"], timeframe={"key": "today"},
+                 conversion_metric_id=metric_id(sb, "Placed Order"), group_by=GROUP_BY)
+    before = reporting_calls(sb)
+    state = run(sb, klaviyo=limited).state
+    assert reporting_calls(sb) - before == 0 and state["reporting_calls"] == 0
+    assert state["limit"]["exhausted"] is True and state["limit"]["missing_metrics"] == ["Placed Order"]
+    assert any("daily limit is spent" in note for note in state["notes"])
+    assert state["summary"]["written_by"] == "template" and state["campaigns"] == []
+    assert "not available" in state["summary"]["text"]
+    report = Path(state["files"]["markdown"]).read_text(encoding="utf-8")
+    assert "## Reporting limit reached" in report
+    assert "the next call is allowed at" in report.split("## Reporting limit reached")[1]
+    assert "No email campaigns had activity" not in report  # unknown is not the same as none
+
+
+def test_a_limit_reached_between_metrics_keeps_the_figures_it_has(sb: Sandbox) -> None:
+    limited = client(sb, RateLimiter(ManualClock(NOW), factor=1 / 225))
+    state = run(sb, persona=with_settings(conversion_metrics=["Placed Order", "Active on Site"]), klaviyo=limited).state
+    assert state["reporting_calls"] == 1 and state["limit"]["missing_metrics"] == ["Active on Site"]
+    assert {CAMPAIGNS[0][0], CAMPAIGNS[1][0]} <= {row["name"] for row in state["campaigns"]}
+    assert "Some figures are missing" in state["summary"]["text"]
+
+
+def test_klaviyo_answering_429_is_a_report_section_too(sb: Sandbox) -> None:
+    def refuse(request: httpx.Request, inner: Any) -> httpx.Response:
+        return httpx.Response(429, headers={"retry-after": "3600"}, json={"errors": [{
+            "status": 429, "code": "throttled", "title": "Request was throttled.", "detail": "Daily limit."}]})
+
+    state = run(sb, klaviyo=intercepting(sb, refuse)).state
+    assert state["limit"]["kind"] == "http_429" and "429" in state["limit"]["detail"]
+    assert "## Reporting limit reached" in Path(state["files"]["markdown"]).read_text(encoding="utf-8")
+
+
+# -- the model ------------------------------------------------------------------------------------------
+_FENCE = re.compile(r'<untrusted-data source="campaign names">\n(.*?)\n</untrusted-data>', re.S)
+
+
+def test_a_scripted_model_writes_the_summary_from_fenced_names_and_anomaly_figures(sb: Sandbox) -> None:
+    reply = "Two campaigns went out [T1]; the webinar replay bounced hard [A1] and barely opened [A2]."
+    model = ScriptedChatModel([reply])
+    state = run(sb, model=model).state
+    summary = state["summary"]
+    assert summary["written_by"] == "model" and summary["text"] == reply
+    assert [f["id"] for f in summary["figures"]] == ["T1", "A1", "A2"]
+    (request,) = model.requests
+    human = request[-1].content
+    block = _FENCE.search(human)
+    assert block is not None
+    fenced = json.loads(block.group(1))
+    outside = _FENCE.sub("", human)
+    for row in state["campaigns"]:
+        assert row["name"] in fenced.values() and row["name"] not in outside
+    for anomaly in state["anomalies"]:
+        assert anomaly["detail"] in outside
+    bounce = next(a for a in state["anomalies"] if a["kind"] == "high_bounce_rate")
+    assert f"bounce rate {bounce['value'] * 100:.1f}%" in outside  # the seeded anomaly, as a figure
+
+
+def test_a_failing_model_falls_back_to_the_template_and_says_so(sb: Sandbox) -> None:
+    state = run(sb, model=ScriptedChatModel([])).state  # no replies: the call raises
+    summary = state["summary"]
+    assert summary["written_by"] == "template"
+    assert summary["text"].startswith("No model wrote this summary (the model call failed: RuntimeError")
+    assert any("fell back to a template" in note for note in state["notes"])
+
+
+# -- paging and pure parts -----------------------------------------------------------------------------------
+def intercepting(sb: Sandbox, reporting: Any) -> KlaviyoClient:
+    """A client to the sandbox whose reporting calls go through ``reporting(request, sandbox_transport)``."""
+    inner = sb.transport()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.rstrip("/") == "/api/campaign-values-reports":
+            return reporting(request, inner)  # type: ignore[no-any-return]
+        return inner.handle_request(request)
+
+    return KlaviyoClient(api_key=DEMO_KEY, base_url=sb.BASE_URL, transport=httpx.MockTransport(handler),
+                         rate_limiter=RateLimiter(ManualClock(NOW)))
+
+
+def test_a_paginated_report_is_followed_with_page_cursor(sb: Sandbox) -> None:
+    seen: list[str | None] = []
+
+    def two_pages(request: httpx.Request, inner: Any) -> httpx.Response:
+        response = inner.handle_request(request)
+        response.read()
+        body = response.json()
+        results = body["data"]["attributes"]["results"]
+        cursor = request.url.params.get("page_cursor")
+        seen.append(cursor)
+        body["data"]["attributes"]["results"] = results[1:] if cursor else results[:1]
+        if not cursor:
+            body["links"]["next"] = str(request.url.copy_merge_params({"page_cursor": "page2"}))
+        return httpx.Response(200, json=body)
+
+    state = run(sb, klaviyo=intercepting(sb, two_pages)).state
+    assert seen == [None, "page2"] and state["reporting_calls"] == 2
+    assert {CAMPAIGNS[0][0], CAMPAIGNS[1][0]} <= {row["name"] for row in state["campaigns"]}
+
+
+def _result(cid: str, mid: str, **stats: Any) -> dict[str, Any]:
+    return {"groupings": {"campaign_id": cid, "campaign_message_id": mid, "send_channel": "email"},
+            "statistics": stats}
+
+
+def test_rows_merge_messages_and_zero_deliveries_are_flagged() -> None:
+    stats = {"recipients": 100, "delivered": 90, "opens_unique": 45, "clicks_unique": 9, "bounced": 10,
+             "unsubscribe_uniques": 0, "conversions": 1, "conversion_uniques": 1, "conversion_value": 10.0,
+             "open_rate": 0.5, "click_rate": 0.1, "bounce_rate": 0.1, "unsubscribe_rate": 0.0, "conversion_rate": 0.01}
+    dead = {**stats, "delivered": 0, "opens_unique": 0, "clicks_unique": 0, "bounced": 0, "open_rate": 0.0,
+            "click_rate": 0.0, "bounce_rate": 0.0}
+    report = {"results": [_result("A", "m1", **stats), _result("A", "m2", **stats), _result("B", "m3", **dead)]}
+    rows = merge_rows({"Placed Order": report}, ["Placed Order"], {"A": {"name": "=cmd()|x"}}, "UTC")
+    a, b = sorted(rows, key=lambda r: r["campaign_id"])
+    assert (a["recipients"], a["delivered"], a["open_rate"], a["bounce_rate"]) == (200, 180, 0.5, 0.1)
+    assert b["name"] == "(unknown campaign B)"
+    kinds = {(x["campaign_id"], x["kind"]) for x in anomalies(rows, Thresholds())}
+    assert ("B", "zero_deliveries") in kinds and ("A", "high_bounce_rate") in kinds
+
+
+def test_csv_cells_cannot_start_a_formula(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    write_csv(path, [{"campaign_id": "A", "name": "=HYPERLINK(\"x\")"}], ["Placed Order"], [])
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[0]["name"] == "'=HYPERLINK(\"x\")"
