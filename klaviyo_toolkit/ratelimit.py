@@ -3,7 +3,7 @@
 Klaviyo limits each account per endpoint. Before each call the client *reserves* a slot: the
 earliest time at which the call fits every window, given the calls already reserved. The caller
 then sleeps until that time outside any lock, so one limiter serves threads and asyncio tasks
-alike. Windows are sliding (the strictest reading of the published limits) with a small safety
+alike. Windows are sliding (the strictest reading of the published limits) with a safety
 margin for network jitter; a spent daily allowance raises at once with the time it frees up.
 
 Every client in a process shares :func:`shared_limiter` unless given its own, so two agents on the
@@ -58,7 +58,7 @@ class RateLimiter:
         clock: Clock | None = None,
         *,
         factor: float | None = 1.0,
-        margin: float = 0.02,
+        margin: float = 0.25,
         max_wait: float | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()

@@ -121,7 +121,8 @@ class Repl:
     def _stream(self, payload: Any) -> None:
         out = sys.stdout
         streaming = False
-        for mode, chunk in self.graph.stream(payload, self.config, context=self.ctx, stream_mode=["messages", "updates"]):
+        for mode, chunk in self.graph.stream(payload, self.config, context=self.ctx, durability="sync",
+                                             stream_mode=["messages", "updates"]):
             if mode == "messages":
                 message, meta = chunk
                 if isinstance(message, AIMessageChunk) and meta.get("langgraph_node") == "agent" and message.content:

@@ -2,7 +2,8 @@
 
 Everything a node needs (the persona, its scoped toolkit and client, the model, the user, the audit
 log, the clock) travels in a :class:`PersonaContext` passed as LangGraph's run context; checkpoints
-hold only state, so no key or token is ever written to them.
+hold only state, so no key or token is ever written to them. Checkpoints are written synchronously
+after every step (``durability="sync"``), so a killed run resumes exactly where it stopped.
 
 Example::
 
@@ -203,7 +204,7 @@ def run_persona(
     graph = _graph(ctx.spec, saver if saver is not None else checkpointer())
     config = {"configurable": {"thread_id": ctx.thread_id}, "recursion_limit": _recursion_limit(ctx.spec)}
     payload: Any = Command(resume=resume) if resume is not None else (None if input is None else dict(input))
-    graph.invoke(payload, config, context=ctx)
+    graph.invoke(payload, config, context=ctx, durability="sync")
     snap = graph.get_state(config)
     interrupts = [i.value for task in snap.tasks for i in task.interrupts]
     return RunResult(ctx.thread_id, dict(snap.values), interrupts, ctx.model.description)
@@ -229,7 +230,7 @@ async def arun_persona(
     graph = _graph(ctx.spec, saver)
     config = {"configurable": {"thread_id": ctx.thread_id}, "recursion_limit": _recursion_limit(ctx.spec)}
     payload: Any = Command(resume=resume) if resume is not None else (None if input is None else dict(input))
-    await graph.ainvoke(payload, config, context=ctx)
+    await graph.ainvoke(payload, config, context=ctx, durability="sync")
     snap = await graph.aget_state(config)
     interrupts = [i.value for task in snap.tasks for i in task.interrupts]
     return RunResult(ctx.thread_id, dict(snap.values), interrupts, ctx.model.description)

@@ -168,7 +168,8 @@ def tool(task: ToolTask, runtime: Runtime[PersonaContext]) -> ChatState:
         message = klaviyo_tool.invoke({"type": "tool_call", "id": call_id, "name": name, "args": args})
     except KlaviyoError as exc:
         message = ToolMessage(f"Error: {exc}", tool_call_id=call_id, name=name, status="error")
-    if isinstance(message, ToolMessage) and message.status != "error":
+    if isinstance(message, ToolMessage) and message.status != "error" and message.artifact is not None:
+        # Only what Klaviyo returned is fenced; a guard's own answer (dry run, rejection) is ours.
         message.content = fence(f"klaviyo:{name}", message.content if isinstance(message.content, str) else str(message.content))
     return {"messages": [message]}
 

@@ -64,7 +64,7 @@ def unique_id_for(profile_id: str) -> str:
 
 # -- nodes -------------------------------------------------------------------------------------
 def parse(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
-    submission = parse_submission(state.get("input") or {})
+    submission = parse_submission(state.get("input"))
     return {"submission": submission.to_json(), "model": runtime.context.model.description}
 
 
@@ -105,8 +105,11 @@ def load_profile(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadStat
             props = started.data[0]["attributes"].get("event_properties") or {}
             already = {"sequence": props.get("sequence"), "at": started.data[0]["attributes"].get("datetime")}
     marketing = ((profile.get("subscriptions") or {}).get("email") or {}).get("marketing") or {}
-    if marketing.get("suppression"):
-        eligible = {"ok": False, "reason": f"suppressed ({marketing['suppression'][0].get('reason', 'unknown reason')})"}
+    reasons = [str(s.get("reason", "")) for s in marketing.get("suppression") or []]
+    if reasons == ["UNSUBSCRIBE"] or marketing.get("consent") == "UNSUBSCRIBED":
+        eligible = {"ok": False, "reason": "unsubscribed from email marketing"}
+    elif reasons:
+        eligible = {"ok": False, "reason": f"suppressed ({', '.join(reasons)})"}
     elif not profile.get("email"):
         eligible = {"ok": False, "reason": "the profile has no email address"}
     elif marketing.get("consent") != "SUBSCRIBED" or not marketing.get("can_receive_email_marketing", False):

@@ -29,8 +29,10 @@ class Faults:
     delay: float = 0.0
     drop_rate: float = 0.0           # share of calls whose connection is dropped
     operations: list[str] = field(default_factory=list)  # empty: every operation
+    count: int = 0                   # fault at most this many calls (0: no limit), e.g. "only the first"
     seed: int = 0
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+    _faulted: int = field(default=0, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._rng.seed(self.seed)
@@ -46,6 +48,7 @@ class Faults:
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("_rng", None)
+        out.pop("_faulted", None)
         return out
 
     @property
@@ -53,6 +56,8 @@ class Faults:
         return any((self.error_rate, self.storm_rate, self.slow_rate, self.drop_rate))
 
     def applies(self, operation_id: str) -> bool:
+        if self.count and self._faulted >= self.count:
+            return False
         return self.active and (not self.operations or operation_id in self.operations)
 
     def draw(self, operation_id: str) -> dict[str, Any]:
@@ -60,9 +65,12 @@ class Faults:
         if not self.applies(operation_id):
             return {"drop": False, "status": None, "storm": False, "delay": 0.0}
         r = self._rng
-        return {
+        outcome = {
             "delay": self.delay if r.random() < self.slow_rate else 0.0,
             "drop": r.random() < self.drop_rate,
             "storm": r.random() < self.storm_rate,
             "status": self.status if r.random() < self.error_rate else None,
         }
+        if outcome["delay"] or outcome["drop"] or outcome["storm"] or outcome["status"]:
+            self._faulted += 1
+        return outcome
