@@ -34,6 +34,15 @@ def settings_model(name: str) -> type[BaseModel]:
     return model
 
 
+_COMPILED: dict[str, Any] = {}
+
+
 def build(name: str, checkpointer: Any = None) -> Any:
-    """The compiled graph ``name`` with ``checkpointer`` (None: none, as LangGraph Server wants)."""
-    return load(name).build_graph(checkpointer=checkpointer)
+    """The compiled graph ``name`` with ``checkpointer`` (None: none, as LangGraph Server wants).
+
+    Each graph is compiled once per process; a run gets a cheap copy bound to its checkpointer.
+    """
+    compiled = _COMPILED.get(name)
+    if compiled is None:
+        compiled = _COMPILED[name] = load(name).build_graph(checkpointer=None)
+    return compiled if checkpointer is None else compiled.copy({"checkpointer": checkpointer})

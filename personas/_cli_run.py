@@ -32,7 +32,8 @@ def list_personas_cmd(as_json: bool = typer.Option(False, "--json", help="Print 
     for col in ("name", "graph", "description", "scopes", "tools", "approval"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["name"], r["graph"], r["description"], str(len(r["scopes"])), str(len(r["tools"])), r["approval"])
+        table.add_row(r["name"], r["graph"], r["description"], str(len(r["scopes"])), str(len(r["tools"])),
+                      r["approval"])
     Console().print(table)
 
 
@@ -56,15 +57,23 @@ def read_input(value: str) -> Any:
 
 def resolve_persona(name: str) -> Any:
     """A persona by name, or the first persona of a graph given by graph name."""
+    import difflib
+
     from graphs import GRAPHS
 
-    from .loader import list_personas, load_persona
+    from .loader import list_personas, load_persona, persona_dirs
 
     if name in GRAPHS:
         for spec in list_personas():
             if spec.graph == name:
                 return spec
         raise UsageProblem(f"no persona uses the graph {name!r}")
+    personas = sorted({p.stem for d in persona_dirs() if d.is_dir() for p in d.glob("*.yaml")})
+    if name not in personas and not (name.endswith((".yaml", ".yml")) and Path(name).exists()):
+        close = difflib.get_close_matches(name, [*personas, *GRAPHS], n=2)
+        hint = f"; did you mean {' or '.join(close)}?" if close else "."
+        raise UsageProblem(f"no persona or graph named {name!r}{hint} Personas: {', '.join(personas)}; "
+                           f"graphs: {', '.join(GRAPHS)} (see `personas list`)")
     return load_persona(name)
 
 
@@ -101,15 +110,97 @@ def run_cmd(
 
     make_input = getattr(load(spec.graph), "make_input", lambda p: p)
     state_in = make_input(payload) if payload is not None else None
-    result = run_persona(spec, state_in, context=ctx, saver=checkpointer(), resume=answer)
+    if not as_json and sys.stdout.isatty():
+        result = run_with_progress(spec, state_in, context=ctx, saver=checkpointer(), resume=answer)
+    else:
+        result = run_persona(spec, state_in, context=ctx, saver=checkpointer(), resume=answer)
     if as_json:
         typer.echo(json.dumps({"thread_id": result.thread_id, "model": result.model, "paused": result.paused,
-                               "interrupts": result.interrupts, "state": _jsonable(result.state)}, indent=1, default=str))
+                               "interrupts": result.interrupts, "state": _jsonable(result.state)},
+                              indent=1, default=str))
     else:
         typer.echo(render_result(spec, result))
     if result.paused:
         typer.echo(f"\nPaused for approval. Continue with: personas run {spec.name} --thread {result.thread_id} "
                    "--resume approve   (or reject)", err=True)
+
+
+def run_with_progress(spec: Any, state_in: Any, *, context: Any, saver: Any, resume: Any = None) -> Any:
+    """``run_persona`` for a terminal: streams the graph and draws its progress as it goes.
+
+    Graphs report counts with ``runtime.stream_writer({"phase", "done", "total"})`` (``total`` may be
+    None while unknown): each phase gets a bar. Every node gets a spinner line while it runs, ticked
+    when it ends, so graphs without counts show where they are too.
+    """
+    from langgraph.types import Command
+    from rich.console import Console
+
+    from graphs import build, load
+
+    from .runtime import RunResult
+
+    graph = build(spec.graph, checkpointer=saver)
+    config = {"configurable": {"thread_id": context.thread_id},
+              "recursion_limit": int(getattr(load(spec.graph), "RECURSION_LIMIT", 200))}
+    payload = Command(resume=resume) if resume is not None else state_in
+    with _ProgressView(Console(highlight=False)) as view:
+        for mode, chunk in graph.stream(payload, config, context=context, durability="sync",
+                                         stream_mode=["updates", "custom", "tasks"]):
+            view.feed(mode, chunk)
+    snap = graph.get_state(config)
+    interrupts = [i.value for task in snap.tasks for i in task.interrupts]
+    return RunResult(context.thread_id, dict(snap.values), interrupts, context.model.description)
+
+
+class _ProgressView:
+    """rich progress lines: one per node (spinner, then a tick) and one per counted phase (a bar)."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(SpinnerColumn(finished_text="[green]✓[/green]"), TextColumn("{task.description:<16}"),
+                                 BarColumn(), TextColumn("{task.fields[count]}"), TimeElapsedColumn(), console=console)
+        self.lines: dict[str, Any] = {}
+        self.running: dict[str, str] = {}  # task id -> node name, in start order
+        self.owner: dict[str, str] = {}  # phase -> the node that reported it
+        self.known_total: set[str] = set()
+
+    def __enter__(self) -> _ProgressView:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def _line(self, name: str) -> Any:
+        if name not in self.lines:
+            self.lines[name] = self.progress.add_task(name, total=None, count="")
+        return self.lines[name]
+
+    def feed(self, mode: str, chunk: Any) -> None:
+        if mode == "tasks" and isinstance(chunk, dict):
+            name, task_id = str(chunk.get("name")), str(chunk.get("id"))
+            if "result" not in chunk and "error" not in chunk:  # a node starts
+                self.running[task_id] = name
+                self._line(name)
+                return
+            self.running.pop(task_id, None)
+            if chunk.get("error") or chunk.get("interrupts"):
+                return
+            for phase in [name, *(p for p, node in self.owner.items() if node == name)]:
+                if phase not in self.known_total:  # counts without a total: it is complete when its node ends
+                    task = self.progress.tasks[self.lines[phase]] if phase in self.lines else None
+                    done = int(task.completed) if task is not None and task.completed else 1
+                    self.progress.update(self._line(phase), total=done, completed=done)
+        elif mode == "custom" and isinstance(chunk, dict) and "phase" in chunk:
+            phase = str(chunk["phase"])
+            if self.running and phase not in self.owner:
+                self.owner[phase] = list(self.running.values())[-1]
+            done, total, unit = int(chunk.get("done") or 0), chunk.get("total"), str(chunk.get("unit") or "")
+            if total:
+                self.known_total.add(phase)
+            count = f"{done:,}/{int(total):,} {unit}" if total else f"{done:,} {unit}"
+            self.progress.update(self._line(phase), total=total or None, completed=done, count=count.strip())
 
 
 def _jsonable(state: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ app.add_typer(_cli_auth.app, name="auth")
 app.command("list")(_cli_run.list_personas_cmd)
 app.command("run")(_cli_run.run_cmd)
 app.command("chat")(_cli_chat.chat_cmd)
+app.command("eval")(__import__("evals.cli", fromlist=["eval_cmd"]).eval_cmd)
 
 
 @app.command("demo")
@@ -50,34 +51,80 @@ def _fail(message: str, code: int) -> None:
     raise SystemExit(code)
 
 
-def main(argv: list[str] | None = None) -> Any:
-    """Console entry point: run the app and turn exceptions into one clear line."""
+def _base_url(exc: BaseException) -> str:
+    """The Klaviyo base URL a failed call went to (its request's, else the configured one)."""
+    import httpx
+
+    cause = exc.__cause__
+    try:
+        request = cause.request if isinstance(cause, httpx.HTTPError) else None
+    except RuntimeError:  # an httpx error raised without a request
+        request = None
+    if request is not None:
+        return f"{request.url.scheme}://{request.url.netloc.decode()}"
+    return (os.environ.get("KLAVIYO_BASE_URL") or "https://a.klaviyo.com").rstrip("/")
+
+
+def error_line(exc: BaseException) -> tuple[str, int] | None:
+    """What went wrong and what to do, in one line, with the exit code; None for an unexpected error.
+
+    Shared by the commands and the REPL, so an error reads the same everywhere.
+    """
     from klaviyo_toolkit.errors import (
+        AuthenticationError,
         InvalidArgumentError,
         KlaviyoAPIError,
+        PermissionDeniedError,
+        RateLimitError,
+        ServerError,
         ToolkitUsageError,
         TransportError,
     )
 
+    from .cassette import CassetteError
+
+    if isinstance(exc, (UsageProblem, ToolkitUsageError, InvalidArgumentError)):
+        return str(exc), 2
+    op = f" ({exc.operation_id})" if getattr(exc, "operation_id", None) else ""
+    if isinstance(exc, TransportError):
+        cause = exc.__cause__
+        why = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
+        return f"cannot reach {_base_url(exc)}{op}: {why}; check KLAVIYO_BASE_URL and your network", 1
+    if isinstance(exc, AuthenticationError):
+        base = os.environ.get("KLAVIYO_BASE_URL")
+        where = f" (sent to KLAVIYO_BASE_URL={base})" if base else ""
+        return f"Klaviyo rejected the API key (401){op}; check KLAVIYO_API_KEY{where}", 1
+    if isinstance(exc, PermissionDeniedError):
+        return (f"Klaviyo refused the call (403){op}: {exc.detail or exc.title or 'missing scope'}; "
+                "use a key with the scopes the persona lists (`personas list`)"), 1
+    if isinstance(exc, RateLimitError):
+        wait = f"wait {exc.retry_after:.0f} s and " if exc.retry_after else ""
+        return f"Klaviyo rate-limited the call (429){op}; {wait}try again", 1
+    if isinstance(exc, ServerError):
+        rid = f", request {exc.request_id}" if exc.request_id else ""
+        return f"Klaviyo failed with HTTP {exc.status}{op}{rid}; try again later", 1
+    if isinstance(exc, (KlaviyoAPIError, CassetteError)):
+        return str(exc), 1
+    return None
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console entry point: run the app and turn exceptions into one clear line."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or os.environ.get("PERSONAS_DEBUG") == "1"
     try:
         return app(args=argv, standalone_mode=True)
     except SystemExit:
         raise
-    except (UsageProblem, ToolkitUsageError, InvalidArgumentError) as exc:
-        if debug:
-            raise
-        _fail(str(exc), 2)
-    except (KlaviyoAPIError, TransportError) as exc:
-        if debug:
-            raise
-        _fail(str(exc), 1)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
-    except Exception as exc:  # anything else: still one line unless --debug
+    except Exception as exc:
         if debug:
             raise
-        _fail(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
+        known = error_line(exc)
+        if known is not None:
+            _fail(*known)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        _fail(f"{type(exc).__name__}: {first} (run with --debug for the traceback)", 1)
     return None
 
 

@@ -30,22 +30,14 @@ LEADS = [
 
 def _submit(client: Any, sb: Any, lead: dict[str, Any], form: dict[str, Any]) -> dict[str, Any]:
     """Sign a lead up the way the form would: subscribe with consent, then the submission event."""
-    client.call("bulk_subscribe_profiles", list_id=form["list_id"], custom_source="Trail Guide form", profiles=[{
-        "email": lead["email"],
-        "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}},
-    }])
-    _finish_jobs(sb)
-    profile = client.call("get_profiles", filter=f"equals(email,'{lead['email']}')").data[0]
-    client.call("update_profile", id=profile["id"], first_name=lead["first_name"], last_name=lead["last_name"],
-                location={"timezone": lead["timezone"]})
-    client.call("create_event", metric={"name": "Form submitted by profile"}, profile={"id": profile["id"]},
-                properties={"form_id": form["id"], "form_name": form["name"], **lead["answers"]},
-                unique_id=f"demo-form:{lead['email']}")
-    events = client.call("get_events", filter=f"equals(profile_id,\"{profile['id']}\")", include=["metric"])
-    event_id = next(e["id"] for e in events.data
-                    if any(m["id"] == e["relationships"]["metric"]["data"]["id"] and m["attributes"]["name"] ==
-                           "Form submitted by profile" for m in events.included))
-    return dict(client.call("get_event", id=event_id, include=["profile", "metric"]).body)
+    from graphs.lead_magnet.fixtures import settle_sandbox, sign_up
+
+    event = sign_up(client, lead["email"], lead["answers"], timezone=lead["timezone"], list_id=form["list_id"],
+                    form=(form["id"], form["name"]), submission_id=f"demo-form:{lead['email']}",
+                    settle=settle_sandbox(sb))
+    profile_id = event["data"]["relationships"]["profile"]["data"]["id"]
+    client.call("update_profile", id=profile_id, first_name=lead["first_name"], last_name=lead["last_name"])
+    return dict(client.call("get_event", id=event["data"]["id"], include=["profile", "metric"]).body)
 
 
 def _form(sb: Any, client: Any) -> dict[str, Any]:
@@ -69,6 +61,8 @@ def run_demo(
     from rich.table import Table
 
     from klaviyo_toolkit.sandbox import Sandbox
+
+    from graphs.lead_magnet.fixtures import settle_sandbox
 
     from .loader import load_persona
     from .models import resolve_model
@@ -110,7 +104,7 @@ def run_demo(
         if state.get("schedule"):
             sc = state["schedule"]
             console.print(f"Scheduled: {sc['local']} in {sc['timezone']} ({sc['send_at']} UTC): {sc['reason']}")
-        _finish_jobs(sb)
+        settle_sandbox(sb)()
         for msg in sb.outbox(profile_id=state["profile"]["id"]):
             console.print(f"Outbox: ({msg['status']}) to {msg['to']} at {msg['send_at']}: "
                           f"\"{msg.get('subject')}\" (flow {msg.get('flow_id')}, message {msg.get('position')})")
@@ -146,16 +140,6 @@ def _report(sb: Any, console: Any, live: bool, model: Any = None) -> None:
     console.print(f"Reporting calls: {state.get('reporting_calls')} (one per conversion metric). Model: {model.description}")
     if model.cassette is not None:
         model.cassette.check_finished()
-
-
-def _finish_jobs(sb: Any) -> None:
-    """Let the sandbox's bulk jobs complete now (Klaviyo takes seconds; the demo does not wait)."""
-    with sb.store.lock:
-        for rtype in sb.store.types():
-            for job in sb.store.iter(rtype) if rtype.endswith("-job") else []:
-                job.private["due"] = 0
-        sb.tick()
-        sb.store.flush()
 
 
 def _memory() -> Any:

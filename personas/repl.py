@@ -2,18 +2,25 @@
 
 Tokens stream as the model writes them; each tool call is shown with its arguments and a compact
 result; destructive calls stop for approval (approve / edit / reject); slash commands manage the
-session; history persists in ``$PERSONAS_HOME/chat_history``. Ctrl-C cancels the current turn,
-Ctrl-D (or /exit) leaves.
+session; history persists in ``$PERSONAS_HOME/chat_history``. Ctrl-C cancels the current turn
+at once (a step already under way, such as a request sent to Klaviyo, finishes in the background
+and is kept in the conversation; nothing after it runs), Ctrl-D (or /exit) leaves.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import queue
 import sys
+import threading
+import traceback
 import uuid
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
+from rich.markup import escape
 
 HELP = """Commands:
   /help      this help                 /tools     tools bound now
@@ -23,11 +30,59 @@ HELP = """Commands:
   /exit      leave (or Ctrl-D)         Ctrl-C cancels the current turn"""
 
 NO_MODEL = (
-    "No model is configured, so this persona cannot chat yet. Set OPENAI_API_KEY (and, for another "
-    "OpenAI-compatible endpoint, OPENAI_BASE_URL and PERSONAS_MODEL) and run `personas chat` again, or "
-    "replay recorded responses with `personas chat PERSONA --replay CASSETTE`. Tools, scopes and the sandbox "
-    "work without a model: try /tools and /scopes."
+    "No model is configured, so {name} cannot answer yet. To use one, set OPENAI_API_KEY (for another "
+    "OpenAI-compatible endpoint also OPENAI_BASE_URL, and PERSONAS_MODEL for a model other than {model}) and "
+    "start `personas chat {name}` again; or replay a recorded conversation with `personas chat {name} "
+    "--replay CASSETTE`. Until then the tools work without a model: try /tools and /scopes."
 )
+
+
+class _BackgroundTurn:
+    """The graph's stream for one turn, run in a thread so that Ctrl-C gives the prompt back at once.
+
+    A step already under way (a model call, a request sent to Klaviyo) cannot be taken back: after
+    ``stop()`` the thread lets it finish (its result stays in the conversation) and runs nothing more.
+    """
+
+    def __init__(self, graph: Any, payload: Any, config: dict[str, Any], context: Any) -> None:
+        self.items: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._work, args=(graph, payload, config, context),
+                                       name="personas-chat-turn", daemon=True)
+        self.thread.start()
+
+    def _work(self, graph: Any, payload: Any, config: dict[str, Any], context: Any) -> None:
+        try:
+            stream = graph.stream(payload, config, context=context, durability="sync",
+                                  stream_mode=["messages", "updates"])
+            with contextlib.closing(stream):
+                for item in stream:
+                    if self.stopping.is_set():
+                        break
+                    self.items.put(("chunk", item))
+        except BaseException as exc:
+            self.items.put(("error", exc))
+        finally:
+            self.items.put(("done", None))
+
+    def __iter__(self) -> Any:
+        while True:
+            try:
+                kind, item = self.items.get(timeout=0.1)  # a short wait, so Ctrl-C lands at once
+            except queue.Empty:
+                continue
+            if kind == "done":
+                return
+            if kind == "error":
+                raise item
+            yield item
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    @property
+    def running(self) -> bool:
+        return self.thread.is_alive()
 
 
 class Repl:
@@ -48,7 +103,13 @@ class Repl:
         self.saver = checkpointer()
         self._home = home()
         self._build_context = build_context
+        if model is None and replay:  # an explicit --replay wins over a live key
+            from .models import resolve_model
+
+            model = resolve_model(spec.model, temperature=spec.temperature, replay=replay, prefer_replay=True)
         self.model = model
+        self._turn: _BackgroundTurn | None = None
+        self._unfinished: str | None = None  # how the last turn ended early, until the conversation is mended
         self.ctx = build_context(spec, sandbox=sandbox, replay=replay, dry_run=self.dry_run, model=model)
         from graphs import build
 
@@ -70,9 +131,11 @@ class Repl:
         c = self.console
         c.print(f"[bold]{self.spec.name}[/bold] - {self.spec.description}")
         where = "the embedded sandbox" if self.sandbox is not None else (self.ctx.client.base_url)
-        c.print(f"Klaviyo: {where}.  Model: {self.ctx.model.description}.")
         if self.ctx.model.model is None:
-            c.print(NO_MODEL)
+            c.print(f"Klaviyo: {where}.  Model: none.\n")
+            c.print(self._no_model())
+        else:
+            c.print(f"Klaviyo: {where}.  Model: {escape(self.ctx.model.description)}.")
         c.print("Type /help for commands.\n")
         while True:
             try:
@@ -90,13 +153,29 @@ class Repl:
                     return 0
                 continue
             if self.ctx.model.model is None:
-                c.print(NO_MODEL)
+                c.print(self._no_model())
                 continue
             try:
                 self.turn({"messages": [HumanMessage(text)]})
             except KeyboardInterrupt:
-                self._cancel()
+                self._unfinished = "(turn cancelled by the user)"
                 c.print("\n[yellow]turn cancelled[/yellow]")
+            except Exception as exc:  # one line, and the REPL goes on (the traceback with --debug)
+                self._unfinished = "(turn stopped by an error)"
+                self._error(exc)
+
+    def _no_model(self) -> str:
+        return NO_MODEL.format(name=self.spec.name, model=self.spec.model)
+
+    def _error(self, exc: Exception) -> None:
+        from .cli import error_line
+
+        if os.environ.get("PERSONAS_DEBUG") == "1":
+            traceback.print_exception(exc)
+        known = error_line(exc)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        message = known[0] if known else f"{type(exc).__name__}: {first} (run with --debug for the traceback)"
+        self.console.print(f"[red]error:[/red] {escape(message)}")
 
     def _ask(self, prompt: str) -> str:
         if callable(self.session):
@@ -106,6 +185,7 @@ class Repl:
     def turn(self, payload: Any) -> None:
         from langgraph.types import Command
 
+        self._settle()
         while True:
             self._stream(payload)
             pending = self._interrupts()
@@ -119,10 +199,15 @@ class Repl:
                 payload = Command(resume=dict(zip(ids, answers, strict=True)))
 
     def _stream(self, payload: Any) -> None:
-        out = sys.stdout
+        self._turn = _BackgroundTurn(self.graph, payload, self.config, self.ctx)
+        try:
+            self._render(self._turn, sys.stdout)
+        finally:
+            self._turn.stop()  # nothing more runs once the turn is left (Ctrl-C, an error)
+
+    def _render(self, chunks: Any, out: Any) -> None:
         streaming = False
-        for mode, chunk in self.graph.stream(payload, self.config, context=self.ctx, durability="sync",
-                                             stream_mode=["messages", "updates"]):
+        for mode, chunk in chunks:
             if mode == "messages":
                 message, meta = chunk
                 if isinstance(message, AIMessageChunk) and meta.get("langgraph_node") == "agent" and message.content:
@@ -141,12 +226,13 @@ class Repl:
                             out.write("\n")
                             streaming = False
                         elif msg.content and not msg.tool_calls:
-                            self.console.print(f"\n{self.spec.name}> {msg.content}")
+                            self.console.print(f"\n{self.spec.name}> {escape(str(msg.content))}")
                         for call in msg.tool_calls:
-                            args = json.dumps({k: v for k, v in call["args"].items() if v is not None}, ensure_ascii=False)
-                            self.console.print(f"  [cyan]→ {call['name']}[/cyan] {args[:300]}")
+                            args = json.dumps({k: v for k, v in call["args"].items() if v is not None},
+                                              ensure_ascii=False)
+                            self.console.print(f"  [cyan]→ {escape(call['name'])}[/cyan] {escape(args[:300])}")
                     elif isinstance(msg, ToolMessage):
-                        self.console.print(f"  [green]← {msg.name}[/green] {_compact(msg)}")
+                        self.console.print(f"  [green]← {escape(str(msg.name))}[/green] {escape(_compact(msg))}")
         if streaming:
             out.write("\n")
         out.flush()
@@ -158,12 +244,13 @@ class Repl:
     def _approve(self, item: Any) -> dict[str, Any]:
         c = self.console
         request = item.get("request", {}) if isinstance(item, dict) else {}
-        c.print(f"\n[bold red]Approval needed[/bold red]: {item.get('tool')} - {item.get('summary')}")
-        c.print(f"  {request.get('method')} {request.get('path')}")
+        c.print(f"\n[bold red]Approval needed[/bold red]: {escape(str(item.get('tool')))} - "
+                f"{escape(str(item.get('summary')))}")
+        c.print(f"  {request.get('method')} {escape(str(request.get('path')))}")
         if request.get("params"):
-            c.print(f"  params: {json.dumps(request['params'])}")
+            c.print(f"  params: {escape(json.dumps(request['params']))}")
         if request.get("body") is not None:
-            c.print(f"  body: {json.dumps(request['body'], ensure_ascii=False)[:1200]}")
+            c.print(f"  body: {escape(json.dumps(request['body'], ensure_ascii=False)[:1200])}")
         while True:
             answer = self._ask("approve / edit / reject? [a/e/r] ").strip().lower()
             if answer in ("a", "approve", "y", "yes"):
@@ -182,18 +269,38 @@ class Repl:
                     return {"action": "edit", "args": args}
                 c.print("[red]give a JSON object[/red]")
 
-    def _cancel(self) -> None:
-        """After Ctrl-C: close any tool calls left without answers so the conversation stays valid."""
+    def _settle(self) -> None:
+        """Before the conversation is used again: let a cancelled turn's last step end, then close the turn."""
+        turn, self._turn = self._turn, None
+        if turn is not None and turn.running:
+            self.console.print("[dim](waiting for the step already under way to finish)[/dim]")
+            turn.thread.join()
+        if self._unfinished:
+            note, self._unfinished = self._unfinished, None
+            self._mend(note)
+
+    def _mend(self, note: str) -> None:
+        """After Ctrl-C or an error: drop the unfinished step, answer tool calls left open, end the turn.
+
+        The conversation stays valid for the model (every tool call answered), and nothing of the
+        abandoned turn runs later (a pending approval is dropped, not asked again).
+        """
+        from langgraph.graph import END
+
         snap = self.graph.get_state(self.config)
+        if snap.next:  # e.g. an approval left unanswered: clear it (steps that finished are kept)
+            self.graph.update_state(self.config, None, as_node=END)
+            snap = self.graph.get_state(self.config)
         messages = snap.values.get("messages", [])
+        last_message = messages[-1] if messages else None
+        if not messages or (isinstance(last_message, AIMessage) and not last_message.tool_calls):
+            return  # the turn had ended by itself
         answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
         last = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
-        if last is not None and last.tool_calls:
-            closing = [ToolMessage("Cancelled by the user before it ran.", tool_call_id=c["id"], name=c["name"])
-                       for c in last.tool_calls if c["id"] not in answered]
-            if closing:
-                self.graph.update_state(self.config, {"messages": [*closing, AIMessage("(turn cancelled)")]},
-                                        as_node="agent")
+        closing = [ToolMessage("Not run: the turn ended before this call was made.", tool_call_id=c["id"], name=c["name"])
+                   for c in (last.tool_calls if last is not None else []) if c["id"] not in answered]
+        self.graph.update_state(self.config, {"messages": [*closing, AIMessage(note)]}, as_node="tool")
+        self.graph.update_state(self.config, None, as_node=END)  # the tool node's edge queued the agent: drop it
 
     # -- slash commands --------------------------------------------------------------------
     def command(self, text: str) -> str | None:
@@ -207,14 +314,15 @@ class Repl:
         elif name == "/tools":
             from graphs.chat import bound_tools
 
+            self._settle()
             snap = self.graph.get_state(self.config)
             tools = bound_tools(self.ctx, snap.values.get("loaded_tools") or [])
             for tool in tools:
                 if hasattr(tool, "operation"):
                     flag = " [red](approval)[/red]" if tool.operation.destructive else ""
-                    c.print(f"  {tool.name}{flag} - {tool.operation.summary}")
+                    c.print(f"  {tool.name}{flag} - {escape(tool.operation.summary)}")
                 else:
-                    c.print(f"  {tool['function']['name']} - {tool['function']['description']}")
+                    c.print(f"  {tool['function']['name']} - {escape(tool['function']['description'])}")
             c.print(f"{len(tools)} tools bound")
         elif name == "/scopes":
             c.print("scopes: " + ", ".join(self.spec.scopes))
@@ -223,17 +331,26 @@ class Repl:
                                            thread_id=f"{self.spec.name}-{uuid.uuid4().hex[:12]}", model=self.model)
             c.print(f"new conversation {self.ctx.thread_id}")
         elif name == "/history":
-            for msg in self.graph.get_state(self.config).values.get("messages", []):
-                who = {"human": "you", "ai": self.spec.name, "tool": "tool"}.get(msg.type, msg.type)
-                text = msg.content if isinstance(msg.content, str) else str(msg.content)
+            self._settle()
+            messages = self.graph.get_state(self.config).values.get("messages", [])
+            for msg in messages:
+                who = {"human": "you", "ai": self.spec.name, "tool": f"tool {msg.name}"}.get(msg.type, msg.type)
+                text = _compact(msg) if isinstance(msg, ToolMessage) else (
+                    msg.content if isinstance(msg.content, str) else str(msg.content))
                 calls = ", ".join(tc["name"] for tc in getattr(msg, "tool_calls", []) or [])
-                c.print(f"{who}: {text[:300]}" + (f" [calls: {calls}]" if calls else ""))
+                c.print(escape(f"{who}: {text[:300]}".rstrip() + (f" [calls: {calls}]" if calls else "")))
+            if not messages:
+                c.print("no messages yet")
         elif name == "/audit":
             if self.ctx.audit is None:
                 c.print("no audit log in this session")
             else:
-                for row in self.ctx.audit.query(thread_id=self.ctx.thread_id, limit=20):
-                    c.print(f"  {row.time:%H:%M:%S} {row.tool} {row.status} {row.http_status or ''}")
+                rows = self.ctx.audit.query(thread_id=self.ctx.thread_id, limit=50)
+                for row in reversed(rows):  # oldest first, as the conversation went
+                    line = f"  {row.time:%H:%M:%S} {row.tool} {row.status} {row.method or ''} {row.path or ''}"
+                    c.print(escape(f"{line} {row.http_status or ''}".rstrip()))
+                if not rows:
+                    c.print("no calls in this conversation yet")
         elif name == "/dry-run":
             self.dry_run = not self.dry_run
             thread = self.ctx.thread_id

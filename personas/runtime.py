@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import uuid
@@ -64,16 +65,17 @@ class PersonaContext:
 
     @property
     def settings(self) -> Any:
-        from graphs import settings_model
+        """The persona's settings, validated by its graph's Settings model (once per context)."""
+        cached = self.__dict__.get("_settings")
+        if cached is None:
+            from graphs import settings_model
 
-        return settings_model(self.spec.graph).model_validate(self.spec.settings)
+            cached = self.__dict__["_settings"] = settings_model(self.spec.graph).model_validate(self.spec.settings)
+        return cached
 
     def prompt(self) -> str:
         """The persona's prompt text, without its front matter."""
-        text = (prompts_dir() / self.spec.prompt).read_text(encoding="utf-8")
-        if text.startswith("---"):
-            text = text.split("---", 2)[2]
-        return text.strip()
+        return _prompt_text(self.spec.prompt)
 
     def audit_record(self, tool: str, status: Any, **fields: Any) -> None:
         if self.audit is not None:
@@ -84,14 +86,42 @@ class PersonaContext:
                             prompt_version=self.prompt_version)
 
 
-def prompt_version(spec: PersonaSpec) -> str:
-    text = (prompts_dir() / spec.prompt).read_text(encoding="utf-8")
+def _prompt_file(name: str) -> tuple[str, dict[str, Any]]:
+    """(body, front matter) of a prompt file, cached until the file changes."""
+    path = prompts_dir() / name
+    return _read_prompt(str(path), path.stat().st_mtime)
+
+
+@functools.lru_cache(maxsize=32)
+def _read_prompt(path: str, mtime: float) -> tuple[str, dict[str, Any]]:
+    text = Path(path).read_text(encoding="utf-8")
     if text.startswith("---"):
         import yaml
 
-        meta = yaml.safe_load(text.split("---", 2)[1]) or {}
-        return f"{meta.get('id', spec.prompt)}@{meta.get('version', '?')}"
-    return spec.prompt
+        _, front, body = text.split("---", 2)
+        return body.strip(), dict(yaml.safe_load(front) or {})
+    return text.strip(), {}
+
+
+def _prompt_text(name: str) -> str:
+    return _prompt_file(name)[0]
+
+
+def prompt_version(spec: PersonaSpec) -> str:
+    """``id@version`` from the prompt's front matter (what the audit log records)."""
+    meta = _prompt_file(spec.prompt)[1]
+    return f"{meta.get('id', spec.prompt)}@{meta.get('version', '?')}" if meta else spec.prompt
+
+
+_AUDIT_LOGS: dict[str, AuditLog] = {}
+
+
+def audit_log(path: Path) -> AuditLog:
+    """One AuditLog (one SQLite connection) per file per process."""
+    key = str(path)
+    if key not in _AUDIT_LOGS:
+        _AUDIT_LOGS[key] = AuditLog(path)
+    return _AUDIT_LOGS[key]
 
 
 def build_context(
@@ -116,7 +146,7 @@ def build_context(
     spec = load_persona(persona) if isinstance(persona, str) else persona
     thread = thread_id or f"{spec.name}-{uuid.uuid4().hex[:12]}"
     who = user or os.environ.get("PERSONAS_USER") or os.environ.get("USER") or "local"
-    log = AuditLog(home() / "audit.sqlite") if audit is True else (audit or None)
+    log = audit_log(home() / "audit.sqlite") if audit is True else (audit or None)
     if client is None:
         if sandbox is not None:
             client = sandbox.client()
@@ -158,7 +188,12 @@ def checkpointer(path: Path | str | None = None) -> Any:
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     target = Path(path) if path else home() / "checkpoints.sqlite"
-    return SqliteSaver(sqlite3.connect(str(target), check_same_thread=False))
+    conn = sqlite3.connect(str(target), check_same_thread=False)
+    # WAL with synchronous=NORMAL: a commit survives the process being killed (what resuming needs)
+    # without an fsync per step.
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return SqliteSaver(conn)
 
 
 @dataclass

@@ -17,6 +17,10 @@
 - **summarize** asks the model for a short summary citing figure ids (campaign names fenced), or
   fills in a template when there is no model or it fails, and says so;
 - **write_files** writes the markdown report, the CSV and the PNG chart.
+
+Progress goes to ``runtime.stream_writer`` as ``{"phase", "done", "total", "unit"}`` events (the
+account and metric lookups, the reporting calls, the campaign lookups, the files written), which
+``personas run`` draws as progress bars.
 """
 
 from __future__ import annotations
@@ -129,6 +133,7 @@ def prepare(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportState
     ctx = runtime.context
     settings = _settings(runtime)
     notes: list[str] = []
+    runtime.stream_writer({"phase": "prepare", "done": 0, "total": 2, "unit": "lookups"})
     accounts, _ = _all(ctx.toolkit, "get_accounts")
     if not accounts:
         raise KlaviyoError("get_accounts returned no account for this API key")
@@ -159,6 +164,7 @@ def prepare(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportState
     start = _dt.datetime.combine(day, _dt.time(), zone)
     end = _dt.datetime.combine(day + _dt.timedelta(days=1), _dt.time(), zone)
     metric_ids: dict[str, str] = {}
+    runtime.stream_writer({"phase": "prepare", "done": 1, "total": 2, "unit": "lookups"})
     found, _ = _all(ctx.toolkit, "get_metrics", fields_metric=["name", "integration"])
     for name in settings.conversion_metrics:
         matches = [m for m in found if (m.get("attributes") or {}).get("name") == name]
@@ -169,6 +175,7 @@ def prepare(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportState
         metric_ids[name] = str(matches[0]["id"])
         if len(matches) > 1:
             notes.append(f"{len(matches)} metrics are named {name!r}; the report uses {matches[0]['id']}.")
+    runtime.stream_writer({"phase": "prepare", "done": 2, "total": 2, "unit": "lookups"})
     return {
         "date": day.isoformat(), "timezone": tz, "account_id": str(account.get("id")),
         "currency": attrs.get("preferred_currency"), "complete_day": complete,
@@ -188,7 +195,9 @@ def fetch_reports(state: ReportState, runtime: Runtime[PersonaContext]) -> Repor
     reports: dict[str, dict[str, Any]] = {}
     calls = 0
     limit: dict[str, Any] = {"exhausted": False}
-    for metric, metric_id in state["metric_ids"].items():
+    total = len(state["metric_ids"])
+    for done, (metric, metric_id) in enumerate(state["metric_ids"].items()):
+        runtime.stream_writer({"phase": "fetch_reports", "done": done, "total": total, "unit": "metrics"})
         if limit["exhausted"]:
             reports[metric] = {"metric_id": metric_id, "source": "unavailable", "results": None,
                                "error": "not tried: the reporting limit was reached"}
@@ -240,6 +249,7 @@ def fetch_reports(state: ReportState, runtime: Runtime[PersonaContext]) -> Repor
         reports[metric] = {"metric_id": metric_id, "source": "api", "results": results, "fetched_at": fetched}
         if state["complete_day"]:
             _cached(cache, notes, "put", account, date, metric_id, tz, stats, results, fetched)
+    runtime.stream_writer({"phase": "fetch_reports", "done": total, "total": total, "unit": "metrics"})
     if limit["exhausted"]:
         missing = [m for m, r in reports.items() if r["source"] == "unavailable"]
         limit["missing_metrics"] = missing
@@ -265,6 +275,7 @@ def load_campaigns(state: ReportState, runtime: Runtime[PersonaContext]) -> Repo
     failed = False
     try:
         for i in range(0, len(ids), _IDS_PER_LOOKUP):
+            runtime.stream_writer({"phase": "load_campaigns", "done": i, "total": len(ids), "unit": "campaigns"})
             chunk = ids[i: i + _IDS_PER_LOOKUP]
             found, _ = _all(ctx.toolkit, "get_campaigns",
                             filter=f"and(equals(messages.channel,'email'),any(id,{json.dumps(chunk)}))",
@@ -276,6 +287,7 @@ def load_campaigns(state: ReportState, runtime: Runtime[PersonaContext]) -> Repo
     except KlaviyoError as exc:
         notes.append(f"Campaign names could not be read ({exc}); campaigns are shown by id.")
         failed = True
+    runtime.stream_writer({"phase": "load_campaigns", "done": len(ids), "total": len(ids), "unit": "campaigns"})
     unknown = [cid for cid in ids if cid not in info]
     if unknown and not failed:
         notes.append(f"{len(unknown)} campaign(s) in the report were not found by get_campaigns: {', '.join(unknown)}.")
@@ -338,6 +350,7 @@ def write_files(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportS
     settings = _settings(runtime)
     base = Path(settings.output_dir).expanduser() if settings.output_dir else ctx.home / "reports"
     files = write_outputs(state, base / state["date"], settings.chart_campaigns)
+    runtime.stream_writer({"phase": "write_files", "done": len(files), "total": len(files), "unit": "files"})
     return {"files": files}
 
 

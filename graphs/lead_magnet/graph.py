@@ -2,8 +2,11 @@
 
 ::
 
-    parse -> load_profile -> score -> choose -> schedule -> send -> record
-                  |            (not eligible, or already in a sequence: straight to record)
+    prepare (parse, load profile, score) -> decide (choose, schedule) -> send -> record
+        |  (not eligible, or already in a sequence: straight to record)
+
+Four steps, each checkpointed: the decision is saved before the send, and the send before the
+record, so a run killed anywhere resumes without repeating a finished step.
 
 - the **score** is transparent (each factor and its points);
 - the **model chooses** a sequence with a reason, through a single strict tool call; the choice is
@@ -17,6 +20,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 from typing import Any, Literal, TypedDict
 
@@ -126,15 +130,22 @@ def score(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
     return {"score": result}
 
 
-def _choice_tool(settings: Settings) -> type[BaseModel]:
-    names = tuple(s.name for s in settings.sequences)
-    model = create_model(
+def _choice_tool(settings: Settings) -> dict[str, Any]:
+    return _choice_schema(tuple(s.name for s in settings.sequences))
+
+
+@functools.lru_cache(maxsize=16)
+def _choice_schema(names: tuple[str, ...]) -> dict[str, Any]:
+    """The strict function definition of choose_sequence for these sequence names."""
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    model: type[BaseModel] = create_model(
         "choose_sequence",
         __doc__="Choose the follow-up sequence for this lead and say why in one or two sentences.",
         sequence=(Literal[names], Field(description="The sequence to start.")),  # type: ignore[valid-type]
         reason=(str, Field(description="Why this sequence fits the lead, citing the score factors.")),
     )
-    return model
+    return convert_to_openai_tool(model, strict=True)
 
 
 def _ask_model(state: LeadState, ctx: PersonaContext, settings: Settings) -> dict[str, Any]:
@@ -156,10 +167,7 @@ def _ask_model(state: LeadState, ctx: PersonaContext, settings: Settings) -> dic
         fence("recent activity", state.get("recent_metrics") or []),
         "Call choose_sequence once.",
     ]
-    tool = _choice_tool(settings)
-    from langchain_core.utils.function_calling import convert_to_openai_tool
-
-    schema = convert_to_openai_tool(tool, strict=True)
+    schema = _choice_tool(settings)
     try:
         bound = ctx.model.model.bind_tools([schema], tool_choice="choose_sequence")
         reply = bound.invoke([SystemMessage(ctx.prompt()), HumanMessage("\n".join(lines))])
@@ -264,29 +272,37 @@ def record(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
     return {"decision": decision, "outcome": outcome, "record": {"profile_properties": saved}}
 
 
-def _after_load(state: LeadState) -> str:
-    if not (state.get("profile") or {}).get("id"):
-        return "record"
-    return "score"
+def prepare(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
+    """Parse the submission, load the lead from Klaviyo and score it."""
+    out: LeadState = {**parse(state, runtime)}
+    out.update(load_profile({**state, **out}, runtime))
+    if (out.get("profile") or {}).get("id"):
+        out.update(score({**state, **out}, runtime))
+    return out
 
 
-def _after_score(state: LeadState) -> str:
-    if state.get("already") or not (state.get("eligible") or {}).get("ok"):
+def decide(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
+    """The model picks a sequence within policy (or the policy does), then the send time."""
+    out: LeadState = {**choose(state, runtime)}
+    out.update(schedule({**state, **out}, runtime))
+    return out
+
+
+def _after_prepare(state: LeadState) -> str:
+    if not (state.get("profile") or {}).get("id") or state.get("already") or not (state.get("eligible") or {}).get("ok"):
         return "record"
-    return "choose"
+    return "decide"
 
 
 def build_graph(checkpointer: Any = None) -> Any:
     graph = StateGraph(LeadState, context_schema=PersonaContext)
-    for name, fn in (("parse", parse), ("load_profile", load_profile), ("score", score), ("choose", choose),
-                     ("schedule", schedule), ("send", send), ("record", record)):
-        graph.add_node(name, fn)
-    graph.add_edge(START, "parse")
-    graph.add_edge("parse", "load_profile")
-    graph.add_conditional_edges("load_profile", _after_load, ["score", "record"])
-    graph.add_conditional_edges("score", _after_score, ["choose", "record"])
-    graph.add_edge("choose", "schedule")
-    graph.add_edge("schedule", "send")
+    graph.add_node("prepare", prepare)
+    graph.add_node("decide", decide)
+    graph.add_node("send", send)
+    graph.add_node("record", record)
+    graph.add_edge(START, "prepare")
+    graph.add_conditional_edges("prepare", _after_prepare, ["decide", "record"])
+    graph.add_edge("decide", "send")
     graph.add_edge("send", "record")
     graph.add_edge("record", END)
     return graph.compile(checkpointer=checkpointer)

@@ -1,8 +1,9 @@
 """httpx transports that run the sandbox app in-process: async (ASGI) and sync (via a loop thread).
 
-httpx's own ``ASGITransport`` is async-only; ``SyncASGITransport`` runs the app on one shared
-background event loop so the synchronous ``KlaviyoClient`` talks to the sandbox with real HTTP
-semantics and no socket. A connection the app "drops" (fault injection) surfaces as httpx's
+httpx's own ``ASGITransport`` is async-only; ``SyncASGITransport`` runs the app on an event loop of
+the calling thread (one per thread, kept for reuse), so the synchronous ``KlaviyoClient`` talks to
+the sandbox with real HTTP semantics, no socket and no hand-off between threads. Called from a
+thread that already runs a loop, it uses one shared background loop instead. A connection the app "drops" (fault injection) surfaces as httpx's
 ``RemoteProtocolError``, as it would over a network.
 """
 
@@ -18,6 +19,14 @@ from ._faults import DroppedConnection
 
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
+_local = threading.local()
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _local.loop = asyncio.new_event_loop()
+    return loop
 
 
 def _background_loop() -> asyncio.AbstractEventLoop:
@@ -58,6 +67,11 @@ class SyncASGITransport(httpx.BaseTransport):
             content = await response.aread()
             return response.status_code, response.headers.raw, content
 
-        future = asyncio.run_coroutine_threadsafe(run(), _background_loop())
-        status, headers, content = future.result()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # plain synchronous code: run on this thread's own loop
+            status, headers, content = _thread_loop().run_until_complete(run())
+        else:  # inside a running loop (sync client used from async code): hand off to the shared one
+            future = asyncio.run_coroutine_threadsafe(run(), _background_loop())
+            status, headers, content = future.result()
         return httpx.Response(status, headers=headers, content=content, request=request)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from graphs.lead_magnet.fixtures import settle_sandbox
+from graphs.lead_magnet.fixtures import sign_up as _sign_up
 from klaviyo_toolkit.sandbox import Sandbox
 
 HOT = {"company_size": "201-1000", "role": "Outdoor program director", "interest": "team outfitting",
@@ -14,52 +16,9 @@ COLD = {"company_size": "1-10", "role": "Enthusiast", "interest": "just the guid
         "budget": "<$1k"}                                                        # 5+0+0-5-10+0 = -10
 
 
-def finish_jobs(sb: Sandbox) -> None:
-    """Let queued bulk jobs complete now."""
-    with sb.store.lock:
-        for rtype in sb.store.types():
-            if rtype.endswith("-job"):
-                for job in sb.store.iter(rtype):
-                    job.private["due"] = 0
-        sb.tick()
-        sb.store.flush()
-
-
-def sign_up(
-    sb: Sandbox,
-    email: str,
-    answers: dict[str, Any],
-    *,
-    consent: str = "subscribed",
-    timezone: str | None = "America/New_York",
-    client: Any = None,
-    submission_id: str | None = None,
-) -> dict[str, Any]:
-    """Create the lead (with the given consent) and its form submission; return the Get Event document."""
-    kl = client or sb.client()
-    if consent in ("subscribed", "suppressed", "unsubscribed"):
-        kl.call("bulk_subscribe_profiles", profiles=[{"email": email, "subscriptions": {
-            "email": {"marketing": {"consent": "SUBSCRIBED"}}}}])
-        finish_jobs(sb)
-    else:
-        kl.call("create_profile", email=email)
-    if consent == "suppressed":
-        kl.call("bulk_suppress_profiles", profiles=[{"email": email}])
-        finish_jobs(sb)
-    if consent == "unsubscribed":
-        kl.call("bulk_unsubscribe_profiles", profiles=[{"email": email, "subscriptions": {
-            "email": {"marketing": {"consent": "UNSUBSCRIBED"}}}}])
-        finish_jobs(sb)
-    profile = kl.call("get_profiles", filter=f"equals(email,'{email}')").data[0]
-    if timezone:
-        kl.call("update_profile", id=profile["id"], location={"timezone": timezone})
-    kl.call("create_event", metric={"name": "Form submitted by profile"}, profile={"id": profile["id"]},
-            properties={"form_id": "TRAILG", "form_name": "Trail Guide", **answers},
-            unique_id=submission_id or f"form:{email}")
-    events = kl.call("get_events", filter=f'equals(profile_id,"{profile["id"]}")', include=["metric"], sort="-datetime")
-    names = {m["id"]: m["attributes"]["name"] for m in events.included}
-    event = next(e for e in events.data if names[e["relationships"]["metric"]["data"]["id"]] == "Form submitted by profile")
-    return dict(kl.call("get_event", id=event["id"], include=["profile", "metric"]).body)
+def sign_up(sb: Sandbox, email: str, answers: dict[str, Any], *, client: Any = None, **options: Any) -> dict[str, Any]:
+    """Create the lead and its form submission in the sandbox; return the Get Event document."""
+    return _sign_up(client or sb.client(), email, answers, settle=settle_sandbox(sb), **options)
 
 
 def sequence_starts(sb: Sandbox, profile_id: str) -> list[Any]:

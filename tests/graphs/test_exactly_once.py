@@ -44,7 +44,7 @@ CHILD = textwrap.dedent("""
     config = {"configurable": {"thread_id": thread}}
     event = json.load(open(event_path))
     for update in graph.stream({"input": event}, config, context=ctx, stream_mode="updates", durability="sync"):
-        if kill_at == "after_schedule" and "schedule" in update:
+        if kill_at == "after_schedule" and "decide" in update:
             os.kill(os.getpid(), signal.SIGKILL)
     print("finished without being killed")
 """)

@@ -1,0 +1,86 @@
+"""Campaign reporter: reporting calls per daily rollup, for any number of campaigns (target: 1 per
+conversion metric), and a second run for the same date served from the cache (target: 0).
+
+The sandbox gets N extra email campaigns sent yesterday (each with recipients and engagement), then
+the reporter runs with one and with two conversion metrics; the sandbox counts the
+``query_campaign_values`` calls each run made.
+
+Run::
+
+    python benchmarks/report_calls.py
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
+
+from klaviyo_toolkit.clock import ManualClock  # noqa: E402
+from klaviyo_toolkit.sandbox import Sandbox  # noqa: E402
+from personas.loader import load_persona  # noqa: E402
+from personas.runtime import build_context, run_persona  # noqa: E402
+
+
+def _add_campaigns(sb: Sandbox, n: int) -> None:
+    """N sent email campaigns yesterday (New York), each with a few received/opened events."""
+    from klaviyo_toolkit.sandbox._store import Resource
+    from klaviyo_toolkit.sandbox.domains._common import find_or_create_metric, iso, record_event
+
+    tz_offset = 5 * 3600
+    now = sb.clock.time()
+    yesterday_noon = (now - tz_offset) // 86400 * 86400 - 86400 + 12 * 3600 + tz_offset
+    received = find_or_create_metric(sb, "Received Email", now)
+    opened = find_or_create_metric(sb, "Opened Email", now)
+    profiles = sb.store.all("profile")[:10]
+    template = sb.store.all("campaign-message")[0]
+    for i in range(n):
+        cid, mid = sb.store.new_id("campaign", now), sb.store.new_id("campaign-message", now)
+        campaign = Resource("campaign", cid, {**sb.store.all("campaign")[0].attributes, "name": f"Bench campaign {i}",
+                                              "send_time": iso(yesterday_noon)}, {}, now, now)
+        campaign.relationships["campaign-messages"] = [("campaign-message", mid)]
+        message = Resource("campaign-message", mid, dict(template.attributes), {"campaign": ("campaign", cid)}, now, now)
+        sb.store.put(campaign)
+        sb.store.put(message)
+        for p in profiles:
+            props = {"$message": mid, "$campaign": cid}
+            record_event(sb, p, received, props, yesterday_noon + i, unique_id=f"b{i}", trigger_flows=False)
+            record_event(sb, p, opened, props, yesterday_noon + 60 + i, unique_id=f"o{i}", trigger_flows=False)
+    sb.store.flush()
+
+
+def main() -> int:
+    spec = load_persona("campaign-reporter")
+    print(f"{'campaigns yesterday':>20} {'conversion metrics':>19} {'reporting calls':>16} {'per metric':>11} "
+          f"{'2nd run (cache)':>16}")
+    ok = True
+    for extra in (0, 50, 300):
+        for metrics in (["Placed Order"], ["Placed Order", "Active on Site"]):
+            os.environ["PERSONAS_HOME"] = tempfile.mkdtemp(prefix="bench-report-")  # a cold cache each time
+            sb = Sandbox(seed=42, rate_limit_factor=None,
+                         clock=ManualClock(dt.datetime(2026, 11, 26, 15, 0, tzinfo=dt.UTC).timestamp()))
+            _add_campaigns(sb, extra)
+            persona = spec.model_copy(update={"settings": {**spec.settings, "conversion_metrics": metrics}})
+            counts = []
+            for _ in range(2):
+                before = sb.call_counts["query_campaign_values"]
+                ctx = build_context(persona, sandbox=sb, audit=False, clock=sb.clock)
+                state = run_persona(persona, {}, context=ctx, saver=InMemorySaver()).state
+                counts.append(sb.call_counts["query_campaign_values"] - before)
+            campaigns = len(state.get("campaigns") or [])
+            per_metric = counts[0] / len(metrics)
+            ok = ok and per_metric == 1 and counts[1] == 0
+            print(f"{campaigns:20d} {len(metrics):19d} {counts[0]:16d} {per_metric:11.2f} {counts[1]:16d}")
+            sb.close()
+    print(f"\ntarget 1 reporting call per conversion metric, 0 on a cached date: {'met' if ok else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

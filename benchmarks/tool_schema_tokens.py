@@ -1,0 +1,54 @@
+"""Tool-schema tokens per model request: each persona's toolset against all 345 tools (target ≤ 0.05).
+
+What is counted is exactly what the model receives: the OpenAI function definitions (strict) that
+``personas tools schema --persona P`` prints, serialised as JSON. Tokens are estimated two ways, as
+no tokenizer file can be downloaded offline: characters / 4 (OpenAI's rule of thumb) and a count of
+words and punctuation marks (closer to BPE for JSON). The ratio is the same idea either way.
+
+Run::
+
+    python benchmarks/tool_schema_tokens.py
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from langchain_core.utils.function_calling import convert_to_openai_tool  # noqa: E402
+
+from klaviyo_toolkit.tools import KlaviyoToolkit  # noqa: E402
+from personas.loader import list_personas, persona_toolkit  # noqa: E402
+
+TARGET = 0.05
+_PIECES = re.compile(r"\w+|[^\w\s]")
+
+
+def measure(tools: list) -> tuple[int, int, int]:
+    text = json.dumps([convert_to_openai_tool(t, strict=True) for t in tools], separators=(",", ":"))
+    return len(tools), len(text) // 4, len(_PIECES.findall(text))
+
+
+def main() -> int:
+    all_count, all_chars, all_pieces = measure(KlaviyoToolkit(scopes="*").get_tools())
+    rows = [("all stable tools", all_count, all_chars, all_pieces, 1.0, 1.0)]
+    worst = 0.0
+    for spec in list_personas():
+        count, chars, pieces = measure(persona_toolkit(spec, client=None).initial_tools())
+        ratio_chars, ratio_pieces = chars / all_chars, pieces / all_pieces
+        worst = max(worst, ratio_chars, ratio_pieces)
+        rows.append((spec.name, count, chars, pieces, ratio_chars, ratio_pieces))
+    print(f"{'toolset':28} {'tools':>6} {'tokens≈chars/4':>15} {'tokens≈pieces':>14} {'ratio':>7} {'ratio':>7}")
+    for name, count, chars, pieces, rc, rp in rows:
+        print(f"{name:28} {count:6d} {chars:15,d} {pieces:14,d} {rc:7.3f} {rp:7.3f}")
+    verdict = "met" if worst <= TARGET else "NOT met"
+    print(f"\nworst persona ratio {worst:.3f} vs target ≤ {TARGET}: {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
