@@ -28,17 +28,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from langchain_core.messages import AIMessage  # noqa: E402
-from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
+from langchain_core.messages import AIMessage
+from langgraph.checkpoint.memory import InMemorySaver
 
-from graphs.lead_magnet.fixtures import settle_sandbox, sign_up  # noqa: E402
-from klaviyo_toolkit.sandbox import Faults, Sandbox  # noqa: E402
-from personas.models import ScriptedChatModel  # noqa: E402
-from personas.runtime import build_context, checkpointer, run_persona  # noqa: E402
+from graphs.lead_magnet.fixtures import settle_sandbox, sign_up
+from klaviyo_toolkit.sandbox import Faults, Sandbox
+from personas.models import ScriptedChatModel
+from personas.runtime import build_context, checkpointer, run_persona
 
 TARGET = 1.5
-ANSWERS = {"company_size": "51-200", "role": "Trip leader", "interest": "guided trips", "timeline": "this quarter",
-           "budget": "$1k-$5k"}
+ANSWERS = {
+    "company_size": "51-200",
+    "role": "Trip leader",
+    "interest": "guided trips",
+    "timeline": "this quarter",
+    "budget": "$1k-$5k",
+}
 
 
 def bare(sb: Sandbox, event: dict, client: object) -> float:
@@ -47,21 +52,43 @@ def bare(sb: Sandbox, event: dict, client: object) -> float:
     client.call("get_profile", id=pid, additional_fields_profile=["subscriptions", "predictive_analytics"])
     metrics = {m["attributes"]["name"]: m["id"] for m in client.call("get_metrics").data}
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
-    client.call("get_events", filter=f'and(equals(profile_id,"{pid}"),greater-than(datetime,{since.isoformat(timespec="seconds")}))',
-                include=["metric"], page_size=200, sort="-datetime")
-    client.call("get_events", filter=f'and(equals(metric_id,"{metrics["Lead Sequence Started"]}"),equals(profile_id,"{pid}"))',
-                page_size=1, sort="datetime")
-    client.call("create_event", metric={"name": "Lead Sequence Started"}, profile={"id": pid}, unique_id=f"lead-sequence:{pid}",
-                properties={"sequence": "nurture", "touchpoint": 1, "send_at": dt.datetime.now(dt.UTC).isoformat()})
+    client.call(
+        "get_events",
+        filter=f'and(equals(profile_id,"{pid}"),greater-than(datetime,{since.isoformat(timespec="seconds")}))',
+        include=["metric"],
+        page_size=200,
+        sort="-datetime",
+    )
+    client.call(
+        "get_events",
+        filter=f'and(equals(metric_id,"{metrics["Lead Sequence Started"]}"),equals(profile_id,"{pid}"))',
+        page_size=1,
+        sort="datetime",
+    )
+    client.call(
+        "create_event",
+        metric={"name": "Lead Sequence Started"},
+        profile={"id": pid},
+        unique_id=f"lead-sequence:{pid}",
+        properties={"sequence": "nurture", "touchpoint": 1, "send_at": dt.datetime.now(dt.UTC).isoformat()},
+    )
     client.call("update_profile", id=pid, properties={"lead_score": 40, "lead_sequence": "nurture"})
     return time.perf_counter() - started
 
 
 def graph(sb: Sandbox, event: dict, durable: bool, home: Path) -> float:
-    model = ScriptedChatModel([AIMessage("", tool_calls=[
-        {"name": "choose_sequence", "args": {"sequence": "nurture", "reason": "planning a trip"}, "id": "c"}])])
+    model = ScriptedChatModel(
+        [
+            AIMessage(
+                "",
+                tool_calls=[
+                    {"name": "choose_sequence", "args": {"sequence": "nurture", "reason": "planning a trip"}, "id": "c"}
+                ],
+            )
+        ]
+    )
     started = time.perf_counter()
-    ctx = build_context("lead-magnet-sequencer", sandbox=sb, model=model, audit=True if durable else False)
+    ctx = build_context("lead-magnet-sequencer", sandbox=sb, model=model, audit=durable)
     saver = checkpointer(home / "checkpoints.sqlite") if durable else InMemorySaver()
     run_persona("lead-magnet-sequencer", {"input": event}, context=ctx, saver=saver)
     return time.perf_counter() - started
@@ -92,8 +119,11 @@ def main() -> int:
     worst_local = 0.0
     for latency in (0.0, 0.025):
         sb.faults = Faults(slow_rate=1.0, delay=latency) if latency else Faults()
-        samples: dict[str, list[float]] = {"bare HTTP calls": [], "graph, SQLite checkpoints + audit": [],
-                                           "graph, in memory": []}
+        samples: dict[str, list[float]] = {
+            "bare HTTP calls": [],
+            "graph, SQLite checkpoints + audit": [],
+            "graph, in memory": [],
+        }
         # Interleaved, so that a slowly growing store or a busy machine affects all three alike.
         for b, d, m in zip(leads(f"bare{latency}"), leads(f"durable{latency}"), leads(f"memory{latency}"), strict=True):
             samples["bare HTTP calls"].append(bare(sb, b, client))

@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
+from langgraph.checkpoint.memory import InMemorySaver
 
-from klaviyo_toolkit.clock import ManualClock  # noqa: E402
-from klaviyo_toolkit.sandbox import Sandbox  # noqa: E402
-from personas.loader import load_persona  # noqa: E402
-from personas.runtime import build_context, run_persona  # noqa: E402
+from klaviyo_toolkit.clock import ManualClock
+from klaviyo_toolkit.sandbox import Sandbox
+from personas.loader import load_persona
+from personas.runtime import build_context, run_persona
 
 
 def _add_campaigns(sb: Sandbox, n: int) -> None:
@@ -42,10 +42,18 @@ def _add_campaigns(sb: Sandbox, n: int) -> None:
     template = sb.store.all("campaign-message")[0]
     for i in range(n):
         cid, mid = sb.store.new_id("campaign", now), sb.store.new_id("campaign-message", now)
-        campaign = Resource("campaign", cid, {**sb.store.all("campaign")[0].attributes, "name": f"Bench campaign {i}",
-                                              "send_time": iso(yesterday_noon)}, {}, now, now)
+        campaign = Resource(
+            "campaign",
+            cid,
+            {**sb.store.all("campaign")[0].attributes, "name": f"Bench campaign {i}", "send_time": iso(yesterday_noon)},
+            {},
+            now,
+            now,
+        )
         campaign.relationships["campaign-messages"] = [("campaign-message", mid)]
-        message = Resource("campaign-message", mid, dict(template.attributes), {"campaign": ("campaign", cid)}, now, now)
+        message = Resource(
+            "campaign-message", mid, dict(template.attributes), {"campaign": ("campaign", cid)}, now, now
+        )
         sb.store.put(campaign)
         sb.store.put(message)
         for p in profiles:
@@ -57,14 +65,19 @@ def _add_campaigns(sb: Sandbox, n: int) -> None:
 
 def main() -> int:
     spec = load_persona("campaign-reporter")
-    print(f"{'campaigns yesterday':>20} {'conversion metrics':>19} {'reporting calls':>16} {'per metric':>11} "
-          f"{'2nd run (cache)':>16}")
+    print(
+        f"{'campaigns yesterday':>20} {'conversion metrics':>19} {'reporting calls':>16} {'per metric':>11} "
+        f"{'2nd run (cache)':>16}"
+    )
     ok = True
     for extra in (0, 50, 300):
         for metrics in (["Placed Order"], ["Placed Order", "Active on Site"]):
             os.environ["PERSONAS_HOME"] = tempfile.mkdtemp(prefix="bench-report-")  # a cold cache each time
-            sb = Sandbox(seed=42, rate_limit_factor=None,
-                         clock=ManualClock(dt.datetime(2026, 11, 26, 15, 0, tzinfo=dt.UTC).timestamp()))
+            sb = Sandbox(
+                seed=42,
+                rate_limit_factor=None,
+                clock=ManualClock(dt.datetime(2026, 11, 26, 15, 0, tzinfo=dt.UTC).timestamp()),
+            )
             _add_campaigns(sb, extra)
             persona = spec.model_copy(update={"settings": {**spec.settings, "conversion_metrics": metrics}})
             counts = []

@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from langchain_core.utils.function_calling import convert_to_openai_tool  # noqa: E402
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from klaviyo_toolkit.tools import KlaviyoToolkit  # noqa: E402
-from personas.loader import list_personas, persona_toolkit  # noqa: E402
+from klaviyo_toolkit.tools import KlaviyoToolkit
+from personas.loader import list_personas, persona_toolkit
 
 TARGET = 0.05
 _PIECES = re.compile(r"\w+|[^\w\s]")

@@ -26,7 +26,17 @@ _EXPORTS = {
     "ScriptedChatModel": "personas.models",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "PersonaContext",
+    "PersonaSpec",
+    "RunResult",
+    "ScriptedChatModel",
+    "arun_persona",
+    "build_context",
+    "list_personas",
+    "load_persona",
+    "run_persona",
+]
 
 if TYPE_CHECKING:
     from .loader import list_personas, load_persona

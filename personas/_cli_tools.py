@@ -65,7 +65,9 @@ def list_tools(
     for col in ("name", "method", "path", "scopes", "rate limit", "flags"):
         table.add_column(col, overflow="fold")
     for op in ops:
-        flags = ",".join(f for f, on in (("read-only", op.read_only), ("destructive", op.destructive), ("beta", op.beta)) if on)
+        flags = ",".join(
+            f for f, on in (("read-only", op.read_only), ("destructive", op.destructive), ("beta", op.beta)) if on
+        )
         table.add_row(op.operation_id, op.method, op.path, " ".join(op.scopes), str(op.rate_limit), flags)
     Console().print(table)
 
@@ -73,7 +75,9 @@ def list_tools(
 @app.command("schema")
 def schema(
     names: list[str] = typer.Argument(None, help="Tool names (operation ids or aliases)."),
-    persona: str = typer.Option(None, "--persona", "-p", help="What this persona binds at the start of a conversation."),
+    persona: str = typer.Option(
+        None, "--persona", "-p", help="What this persona binds at the start of a conversation."
+    ),
     all_tools: bool = typer.Option(False, "--all", help="Every tool."),
     beta: bool = typer.Option(False, "--beta", help="Include beta operations (with --all)."),
 ) -> None:

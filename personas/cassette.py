@@ -72,8 +72,10 @@ def normalise_request(messages: Sequence[BaseMessage], tools: Sequence[Any] = ()
     for msg in messages:
         item: dict[str, Any] = {"role": msg.type, "text": _mask(_content_text(msg.content))}
         if isinstance(msg, AIMessage) and msg.tool_calls:
-            item["tool_calls"] = [{"name": c["name"], "args": json.loads(_mask(json.dumps(c["args"], sort_keys=True)))}
-                                  for c in msg.tool_calls]
+            item["tool_calls"] = [
+                {"name": c["name"], "args": json.loads(_mask(json.dumps(c["args"], sort_keys=True)))}
+                for c in msg.tool_calls
+            ]
         if isinstance(msg, ToolMessage):
             item["tool"] = msg.name
         out.append(item)
@@ -126,7 +128,9 @@ class Cassette:
             raise CassetteError(f"cassette {p} has no 'interactions' list; {hint}")
         prov = data.get("provenance")
         if not isinstance(prov, dict) or prov.get("kind") not in ("recorded", "authored"):
-            raise CassetteError(f"cassette {p} does not say where it came from (provenance.kind recorded|authored); {hint}")
+            raise CassetteError(
+                f"cassette {p} does not say where it came from (provenance.kind recorded|authored); {hint}"
+            )
         return cls(p, prov, list(data["interactions"]), hint)
 
     @classmethod
@@ -147,10 +151,16 @@ class Cassette:
             )
         expected = self.interactions[self.position]["request"]
         if expected != request:
-            diff = "\n".join(difflib.unified_diff(
-                json.dumps(expected, indent=1, sort_keys=True).splitlines(),
-                json.dumps(request, indent=1, sort_keys=True).splitlines(),
-                "cassette", "this run", lineterm="", n=1))
+            diff = "\n".join(
+                difflib.unified_diff(
+                    json.dumps(expected, indent=1, sort_keys=True).splitlines(),
+                    json.dumps(request, indent=1, sort_keys=True).splitlines(),
+                    "cassette",
+                    "this run",
+                    lineterm="",
+                    n=1,
+                )
+            )
             raise CassetteError(
                 f"request {self.position + 1} does not match cassette {self.path}; {self.rerecord_hint}\n{diff[:3000]}"
             )

@@ -69,15 +69,17 @@ def approval_guard(
     def guard(call: PendingCall) -> PendingCall | str | None:
         if not needs_approval(policy, call):
             return None
-        answer = interrupt({
-            "type": "approval",
-            "tool": call.tool_name,
-            "destructive": call.operation.destructive,
-            "summary": call.operation.summary,
-            "args": call.args,
-            "request": call.request.describe(),
-            "options": ["approve", "edit", "reject"],
-        })
+        answer = interrupt(
+            {
+                "type": "approval",
+                "tool": call.tool_name,
+                "destructive": call.operation.destructive,
+                "summary": call.operation.summary,
+                "args": call.args,
+                "request": call.request.describe(),
+                "options": ["approve", "edit", "reject"],
+            }
+        )
         decision: Mapping[str, Any] = {"action": answer} if isinstance(answer, str) else (answer or {})
         action = str(decision.get("action", "reject")).lower()
         if action in ("approve", "approved", "yes", "y"):

@@ -115,8 +115,11 @@ def _resolve_path(name_or_path: str) -> Path:
         return files[name_or_path]
     hint = difflib.get_close_matches(name_or_path, list(files), n=3)
     raise PersonaConfigError(
-        name_or_path, None, "",
-        "no such persona" + (f"; did you mean {', '.join(hint)}?" if hint else "")
+        name_or_path,
+        None,
+        "",
+        "no such persona"
+        + (f"; did you mean {', '.join(hint)}?" if hint else "")
         + f" Known personas: {', '.join(sorted(files)) or 'none'} (see `personas list`).",
     )
 
@@ -139,8 +142,9 @@ def _validate(path: Path) -> PersonaSpec:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise PersonaConfigError(path, mark.line + 1 if mark else None, "",
-                                 f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise PersonaConfigError(
+            path, mark.line + 1 if mark else None, "", f"not valid YAML: {getattr(exc, 'problem', exc)}"
+        ) from None
     if not isinstance(data, dict):
         raise PersonaConfigError(path, 1, "", "a persona file is a mapping of keys (name, graph, prompt, ...)")
     try:
@@ -160,13 +164,21 @@ def _validate(path: Path) -> PersonaSpec:
     for i, scope in enumerate(spec.scopes):
         if scope not in known:
             hint = difflib.get_close_matches(scope, sorted(known), n=1)
-            raise PersonaConfigError(path, _line_of(root, ["scopes", i]), f"scopes[{i}]",
-                                     f"{scope!r} is not a Klaviyo scope" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+            raise PersonaConfigError(
+                path,
+                _line_of(root, ["scopes", i]),
+                f"scopes[{i}]",
+                f"{scope!r} is not a Klaviyo scope" + (f"; did you mean {hint[0]!r}?" if hint else ""),
+            )
     prompt = prompts_dir() / spec.prompt
     if not prompt.is_file():
         available = ", ".join(sorted(p.name for p in prompts_dir().glob("*.md")))
-        raise PersonaConfigError(path, _line_of(root, ["prompt"]), "prompt",
-                                 f"no prompt file {spec.prompt!r} in prompts/; available: {available}")
+        raise PersonaConfigError(
+            path,
+            _line_of(root, ["prompt"]),
+            "prompt",
+            f"no prompt file {spec.prompt!r} in prompts/; available: {available}",
+        )
     _check_tools(spec, path, root)
     _check_settings(spec, path, root)
     return spec
@@ -182,21 +194,35 @@ def _check_tools(spec: PersonaSpec, path: Path, root: yaml.Node) -> None:
             try:
                 op = kit.toolkit.catalog.get(name)
             except UnknownOperationError as exc:
-                raise PersonaConfigError(path, _line_of(root, ["tools", key, i]), f"tools.{key}[{i}]", str(exc)) from None
+                raise PersonaConfigError(
+                    path, _line_of(root, ["tools", key, i]), f"tools.{key}[{i}]", str(exc)
+                ) from None
             missing = kit.toolkit.missing_scopes(op)
             if key == "include" and missing:
-                raise PersonaConfigError(path, _line_of(root, ["tools", key, i]), f"tools.{key}[{i}]",
-                                         f"{name} needs scope(s) {', '.join(missing)}, which this persona does not have; "
-                                         "add them to scopes or drop the tool")
+                raise PersonaConfigError(
+                    path,
+                    _line_of(root, ["tools", key, i]),
+                    f"tools.{key}[{i}]",
+                    f"{name} needs scope(s) {', '.join(missing)}, which this persona does not have; "
+                    "add them to scopes or drop the tool",
+                )
     known_tags = {op.tag.lower() for op in kit.toolkit.catalog}
     for i, tag in enumerate(spec.tools.tags):
         if tag.lower() not in known_tags:
-            raise PersonaConfigError(path, _line_of(root, ["tools", "tags", i]), f"tools.tags[{i}]",
-                                     f"unknown tag {tag!r}; known: {', '.join(sorted({op.tag for op in kit.toolkit.catalog}))}")
+            raise PersonaConfigError(
+                path,
+                _line_of(root, ["tools", "tags", i]),
+                f"tools.tags[{i}]",
+                f"unknown tag {tag!r}; known: {', '.join(sorted({op.tag for op in kit.toolkit.catalog}))}",
+            )
     count = len(kit.initial_tools())
     if count > MAX_TOOLS_PER_REQUEST:
-        raise PersonaConfigError(path, _line_of(root, ["tools"]), "tools",
-                                 f"selects {count} tools, over {MAX_TOOLS_PER_REQUEST}; narrow it and set search: true")
+        raise PersonaConfigError(
+            path,
+            _line_of(root, ["tools"]),
+            "tools",
+            f"selects {count} tools, over {MAX_TOOLS_PER_REQUEST}; narrow it and set search: true",
+        )
 
 
 def _check_settings(spec: PersonaSpec, path: Path, root: yaml.Node) -> None:
@@ -224,7 +250,7 @@ class PersonaToolkit:
     def initial_tools(self) -> list[Any]:
         sel = self.spec.tools
         tools: dict[str, Any] = {}
-        if sel.tags or sel.read_only is not None and not sel.include:
+        if sel.tags or (sel.read_only is not None and not sel.include):
             for tool in self.toolkit.get_tools(tags=sel.tags or None, read_only=sel.read_only, exclude=sel.exclude):
                 tools[tool.name] = tool
         if sel.include:
@@ -233,7 +259,9 @@ class PersonaToolkit:
         return list(tools.values())
 
 
-def persona_toolkit(spec: PersonaSpec, client: Any, *, async_client: Any = None, guards: Sequence[Any] = ()) -> PersonaToolkit:
+def persona_toolkit(
+    spec: PersonaSpec, client: Any, *, async_client: Any = None, guards: Sequence[Any] = ()
+) -> PersonaToolkit:
     """A KlaviyoToolkit granted exactly the persona's scopes, with the given guards."""
     from klaviyo_toolkit.tools import KlaviyoToolkit
 

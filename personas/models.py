@@ -111,7 +111,9 @@ class CassetteChatModel(_ToolAware):
         tools = kwargs.get("tools") or []
         request = normalise_request(messages, tools)
         if self.live is not None:
-            model = self.live.bind_tools(tools, tool_choice=kwargs.get("tool_choice"), strict=True) if tools else self.live
+            model = (
+                self.live.bind_tools(tools, tool_choice=kwargs.get("tool_choice"), strict=True) if tools else self.live
+            )
             message = model.invoke(messages)
             assert isinstance(message, AIMessage)
             self.cassette.record(request, message_to_response(message))
@@ -164,8 +166,9 @@ def resolve_model(
 
         name = os.environ.get("PERSONAS_MODEL") or model_name
         base = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-        cassette = Cassette.new(record, {"kind": "recorded", "model": name, "base_url": base,
-                                         "date": _dt.date.today().isoformat()})
+        cassette = Cassette.new(
+            record, {"kind": "recorded", "model": name, "base_url": base, "date": _dt.date.today().isoformat()}
+        )
         model = CassetteChatModel(cassette=cassette, live=live_model(model_name, temperature))
         return ModelChoice(model, f"live model {name} at {base} (recording to {record})", "live", cassette)
     if has_key and not (prefer_replay and replay):

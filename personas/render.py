@@ -22,7 +22,9 @@ def render_lead(state: dict[str, Any]) -> str:
         lines.append(f"  why: {decision.get('reason')}")
     sched = state.get("schedule")
     if sched:
-        lines.append(f"First touchpoint: {sched['local']} {sched['timezone']} = {sched['send_at']} UTC ({sched['reason']})")
+        lines.append(
+            f"First touchpoint: {sched['local']} {sched['timezone']} = {sched['send_at']} UTC ({sched['reason']})"
+        )
     send = state.get("send")
     if send:
         lines.append(f"Send: {send.get('status')} (unique_id {send.get('unique_id')})")
@@ -49,5 +51,7 @@ def render_result(spec: Any, result: Any) -> str:
     if result.interrupts:
         import json
 
-        body += "\n\nWaiting for approval:\n" + "\n".join(json.dumps(i, indent=1, default=str) for i in result.interrupts)
+        body += "\n\nWaiting for approval:\n" + "\n".join(
+            json.dumps(i, indent=1, default=str) for i in result.interrupts
+        )
     return head + "\n" + body

@@ -82,8 +82,9 @@ class PersonaContext:
             self.audit.record(tool, status, context=self.audit_context(), **fields)
 
     def audit_context(self) -> AuditContext:
-        return AuditContext(user=self.user, persona=self.spec.name, thread_id=self.thread_id,
-                            prompt_version=self.prompt_version)
+        return AuditContext(
+            user=self.user, persona=self.spec.name, thread_id=self.thread_id, prompt_version=self.prompt_version
+        )
 
 
 def _prompt_file(name: str) -> tuple[str, dict[str, Any]]:
@@ -159,19 +160,39 @@ def build_context(
                     "No Klaviyo credentials: set KLAVIYO_API_KEY (and KLAVIYO_BASE_URL for a sandbox server), "
                     "or use the embedded sandbox (--sandbox)."
                 )
-    choice = model if isinstance(model, ModelChoice) else (
-        ModelChoice(model, f"the model passed in code ({type(model).__name__})", "scripted")
-        if model is not None else resolve_model(spec.model, temperature=spec.temperature, replay=replay)
+    choice = (
+        model
+        if isinstance(model, ModelChoice)
+        else (
+            ModelChoice(model, f"the model passed in code ({type(model).__name__})", "scripted")
+            if model is not None
+            else resolve_model(spec.model, temperature=spec.temperature, replay=replay)
+        )
     )
-    ctx = PersonaContext(spec=spec, kit=None, model=choice, client=client, user=who,  # type: ignore[arg-type]
-                         thread_id=thread, audit=log, clock=clock or SystemClock(),
-                         prompt_version=prompt_version(spec), sandbox=sandbox)
+    ctx = PersonaContext(
+        spec=spec,
+        kit=None,
+        model=choice,
+        client=client,
+        user=who,  # type: ignore[arg-type]
+        thread_id=thread,
+        audit=log,
+        clock=clock or SystemClock(),
+        prompt_version=prompt_version(spec),
+        sandbox=sandbox,
+    )
     if log is not None:
         client.hooks.append(log.hook(ctx.audit_context))
 
     def record(call: PendingCall, status: str, note: str) -> None:
-        ctx.audit_record(call.operation.operation_id, status, method=call.request.method, path=call.request.path,
-                         arguments=call.args, extra={"note": note} if note else None)
+        ctx.audit_record(
+            call.operation.operation_id,
+            status,
+            method=call.request.method,
+            path=call.request.path,
+            arguments=call.args,
+            extra={"note": note} if note else None,
+        )
 
     guards = []
     if dry_run if dry_run is not None else spec.approval.dry_run:

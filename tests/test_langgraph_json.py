@@ -17,7 +17,9 @@ def test_every_graph_is_served_and_compiles_without_a_checkpointer() -> None:
     for name, target in spec["graphs"].items():
         path, attr = target.split(":")
         assert (ROOT / path).is_file(), path
-        module = importlib.import_module(path.removeprefix("./").removesuffix(".py").replace("/", ".").removesuffix(".__init__"))
+        module = importlib.import_module(
+            path.removeprefix("./").removesuffix(".py").replace("/", ".").removesuffix(".__init__")
+        )
         graph = getattr(module, attr)
         assert graph.checkpointer is None, name
         assert graph.get_graph().nodes, name

@@ -50,16 +50,34 @@ class ToolTask(TypedDict):
 
 def _search_schemas() -> list[dict[str, Any]]:
     return [
-        {"type": "function", "function": {
-            "name": "find_tools", "strict": True,
-            "description": "Find Klaviyo tools for a task (within this persona's scopes) and load them for use.",
-            "parameters": {"type": "object", "additionalProperties": False, "required": ["query"],
-                           "properties": {"query": {"type": "string", "description": "What you need to do, in words."}}}}},
-        {"type": "function", "function": {
-            "name": "describe_tool", "strict": True,
-            "description": "Describe a Klaviyo tool: what it does, its scopes, limits and arguments.",
-            "parameters": {"type": "object", "additionalProperties": False, "required": ["name"],
-                           "properties": {"name": {"type": "string", "description": "Tool name (operation id)."}}}}},
+        {
+            "type": "function",
+            "function": {
+                "name": "find_tools",
+                "strict": True,
+                "description": "Find Klaviyo tools for a task (within this persona's scopes) and load them for use.",
+                "parameters": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["query"],
+                    "properties": {"query": {"type": "string", "description": "What you need to do, in words."}},
+                },
+            },
+        },
+        {
+            "type": "function",
+            "function": {
+                "name": "describe_tool",
+                "strict": True,
+                "description": "Describe a Klaviyo tool: what it does, its scopes, limits and arguments.",
+                "parameters": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["name"],
+                    "properties": {"name": {"type": "string", "description": "Tool name (operation id)."}},
+                },
+            },
+        },
     ]
 
 
@@ -92,9 +110,15 @@ def _system(ctx: PersonaContext) -> SystemMessage:
 def agent(state: ChatState, runtime: Runtime[PersonaContext]) -> ChatState:
     ctx = runtime.context
     if ctx.model.model is None:
-        return {"messages": [AIMessage(content="No model is configured, so I cannot answer. Set OPENAI_API_KEY "
-                                               "(and OPENAI_BASE_URL / PERSONAS_MODEL for another endpoint), or replay "
-                                               "recorded responses with --replay CASSETTE.")]}
+        return {
+            "messages": [
+                AIMessage(
+                    content="No model is configured, so I cannot answer. Set OPENAI_API_KEY "
+                    "(and OPENAI_BASE_URL / PERSONAS_MODEL for another endpoint), or replay "
+                    "recorded responses with --replay CASSETTE."
+                )
+            ]
+        }
     tools = bound_tools(ctx, state.get("loaded_tools") or [])
     model = ctx.model.model.bind_tools(tools, strict=True) if tools else ctx.model.model
     reply = model.invoke([_system(ctx), *state.get("messages", [])])
@@ -162,15 +186,22 @@ def tool(task: ToolTask, runtime: Runtime[PersonaContext]) -> ChatState:
         return {"messages": [ToolMessage(f"Error: {exc}", tool_call_id=call_id, name=name, status="error")]}
     except ToolkitUsageError as exc:
         ctx.audit_record(name, "denied", arguments=args, error=str(exc))
-        return {"messages": [ToolMessage(f"Error: refused before any request: {exc}", tool_call_id=call_id,
-                                         name=name, status="error")]}
+        return {
+            "messages": [
+                ToolMessage(
+                    f"Error: refused before any request: {exc}", tool_call_id=call_id, name=name, status="error"
+                )
+            ]
+        }
     try:
         message = klaviyo_tool.invoke({"type": "tool_call", "id": call_id, "name": name, "args": args})
     except KlaviyoError as exc:
         message = ToolMessage(f"Error: {exc}", tool_call_id=call_id, name=name, status="error")
     if isinstance(message, ToolMessage) and message.status != "error" and message.artifact is not None:
         # Only what Klaviyo returned is fenced; a guard's own answer (dry run, rejection) is ours.
-        message.content = fence(f"klaviyo:{name}", message.content if isinstance(message.content, str) else str(message.content))
+        message.content = fence(
+            f"klaviyo:{name}", message.content if isinstance(message.content, str) else str(message.content)
+        )
     return {"messages": [message]}
 
 

@@ -11,4 +11,14 @@ def make_input(payload: dict) -> dict:  # type: ignore[type-arg]
     """CLI input -> state: the event document (or webhook body) goes under ``input``."""
     return payload if set(payload) == {"input"} else {"input": payload}
 
-__all__ = ["InputError", "LeadState", "Settings", "Submission", "build_graph", "graph", "parse_submission", "unique_id_for"]
+
+__all__ = [
+    "InputError",
+    "LeadState",
+    "Settings",
+    "Submission",
+    "build_graph",
+    "graph",
+    "parse_submission",
+    "unique_id_for",
+]

@@ -29,8 +29,12 @@ def sign_up(
     submission; returns the Get Event document. ``settle`` runs after each bulk job (the sandbox
     completes them at once; real Klaviyo needs a short wait)."""
     if consent in ("subscribed", "suppressed", "unsubscribed"):
-        client.call("bulk_subscribe_profiles", list_id=list_id, custom_source=f"{form[1]} form", profiles=[
-            {"email": email, "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}}}])
+        client.call(
+            "bulk_subscribe_profiles",
+            list_id=list_id,
+            custom_source=f"{form[1]} form",
+            profiles=[{"email": email, "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}}}],
+        )
         settle()
     else:
         client.call("create_profile", email=email)
@@ -38,17 +42,24 @@ def sign_up(
         client.call("bulk_suppress_profiles", profiles=[{"email": email}])
         settle()
     if consent == "unsubscribed":
-        client.call("bulk_unsubscribe_profiles", profiles=[
-            {"email": email, "subscriptions": {"email": {"marketing": {"consent": "UNSUBSCRIBED"}}}}])
+        client.call(
+            "bulk_unsubscribe_profiles",
+            profiles=[{"email": email, "subscriptions": {"email": {"marketing": {"consent": "UNSUBSCRIBED"}}}}],
+        )
         settle()
     profile = client.call("get_profiles", filter=f"equals(email,'{email}')").data[0]
     if timezone:
         client.call("update_profile", id=profile["id"], location={"timezone": timezone})
-    client.call("create_event", metric={"name": FORM_METRIC}, profile={"id": profile["id"]},
-                properties={"form_id": form[0], "form_name": form[1], **answers},
-                unique_id=submission_id or f"form:{email}")
-    events = client.call("get_events", filter=f'equals(profile_id,"{profile["id"]}")', include=["metric"],
-                         sort="-datetime")
+    client.call(
+        "create_event",
+        metric={"name": FORM_METRIC},
+        profile={"id": profile["id"]},
+        properties={"form_id": form[0], "form_name": form[1], **answers},
+        unique_id=submission_id or f"form:{email}",
+    )
+    events = client.call(
+        "get_events", filter=f'equals(profile_id,"{profile["id"]}")', include=["metric"], sort="-datetime"
+    )
     names = {m["id"]: m["attributes"]["name"] for m in events.included}
     event = next(e for e in events.data if names[e["relationships"]["metric"]["data"]["id"]] == FORM_METRIC)
     return dict(client.call("get_event", id=event["id"], include=["profile", "metric"]).body)

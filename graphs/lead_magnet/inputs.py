@@ -68,18 +68,25 @@ def _find_event(body: Any) -> tuple[Mapping[str, Any] | None, list[Any]]:
 def parse_submission(body: Any) -> Submission:
     """Read a submission out of a Get Event document or a webhook body carrying one."""
     if not isinstance(body, Mapping):
-        raise InputError("input", "give a JSON object: a Klaviyo event (Get Event with include=profile,metric) "
-                                  "or a webhook body carrying one")
+        raise InputError(
+            "input",
+            "give a JSON object: a Klaviyo event (Get Event with include=profile,metric) "
+            "or a webhook body carrying one",
+        )
     event, included = _find_event(body)
     if event is None:
-        raise InputError("data", "no event found: expected data.type == 'event' (Get Event response) or a webhook "
-                                 "body whose data holds one")
+        raise InputError(
+            "data",
+            "no event found: expected data.type == 'event' (Get Event response) or a webhook body whose data holds one",
+        )
     if not event.get("id"):
         raise InputError("data.id", "the event has no id; pass the event as Klaviyo returns it")
     attrs = event.get("attributes") if isinstance(event.get("attributes"), Mapping) else {}
     props = attrs.get("event_properties") if isinstance(attrs.get("event_properties"), Mapping) else None
     if props is None:
-        raise InputError("data.attributes.event_properties", "missing; a form submission carries the form's answers there")
+        raise InputError(
+            "data.attributes.event_properties", "missing; a form submission carries the form's answers there"
+        )
     rels = event.get("relationships") if isinstance(event.get("relationships"), Mapping) else {}
     profile_ref = (rels.get("profile") or {}).get("data") if isinstance(rels.get("profile"), Mapping) else None
     metric_ref = (rels.get("metric") or {}).get("data") if isinstance(rels.get("metric"), Mapping) else None
@@ -90,8 +97,9 @@ def parse_submission(body: Any) -> Submission:
     profile_id = (profile_ref or {}).get("id") or profile.get("id")
     email = profile_attrs.get("email") or props.get("email") or props.get("$email")
     if not profile_id and not email:
-        raise InputError("data.relationships.profile", "the event names no profile (id) and no email; "
-                                                      "fetch it with include=profile")
+        raise InputError(
+            "data.relationships.profile", "the event names no profile (id) and no email; fetch it with include=profile"
+        )
     return Submission(
         event_id=str(event["id"]),
         profile_id=str(profile_id) if profile_id else None,

@@ -24,11 +24,16 @@ def _quiet(local: _dt.datetime, quiet: QuietHours) -> bool:
 
 
 def _in_window(local: _dt.datetime, window: Window, quiet: QuietHours) -> bool:
-    return (WEEKDAYS[local.weekday()] in window.days and _t(window.start) <= local.time() < _t(window.end)
-            and not _quiet(local, quiet))
+    return (
+        WEEKDAYS[local.weekday()] in window.days
+        and _t(window.start) <= local.time() < _t(window.end)
+        and not _quiet(local, quiet)
+    )
 
 
-def next_send_time(now: float, timezone: str | None, default_tz: str, window: Window, quiet: QuietHours) -> dict[str, Any]:
+def next_send_time(
+    now: float, timezone: str | None, default_tz: str, window: Window, quiet: QuietHours
+) -> dict[str, Any]:
     """{send_at (UTC ISO), local (ISO in the lead's zone), timezone, immediate, reason}."""
     zone_name = timezone or default_tz
     note = ""
@@ -52,10 +57,12 @@ def next_send_time(now: float, timezone: str | None, default_tz: str, window: Wi
             if candidate >= local and _in_window(candidate, window, quiet):
                 chosen = candidate
                 break
-        reason = (f"outside the send window or in quiet hours at {local:%a %H:%M} {zone_name}; "
-                  f"next window opens {chosen:%a %H:%M}")
+        reason = (
+            f"outside the send window or in quiet hours at {local:%a %H:%M} {zone_name}; "
+            f"next window opens {chosen:%a %H:%M}"
+        )
     return {
-        "send_at": chosen.astimezone(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "send_at": chosen.astimezone(_dt.UTC).isoformat(timespec="seconds"),
         "local": chosen.isoformat(timespec="minutes"),
         "timezone": zone_name,
         "immediate": immediate,

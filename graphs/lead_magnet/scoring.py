@@ -35,41 +35,69 @@ def score_lead(
             if points is not None:
                 factors.append({"factor": f"answer {field} = {value}", "points": points, "why": "form answer"})
             else:
-                factors.append({"factor": f"answer {field} = {value}", "points": 0, "why": "answer not in the scoring table"})
+                factors.append(
+                    {"factor": f"answer {field} = {value}", "points": 0, "why": "answer not in the scoring table"}
+                )
         else:
-            factors.append({"factor": f"answer {field} missing", "points": 0, "why": "the form did not ask or the lead skipped it"})
+            factors.append(
+                {"factor": f"answer {field} missing", "points": 0, "why": "the form did not ask or the lead skipped it"}
+            )
     props = profile.get("properties") or {}
     for field, table in rules.properties.items():
         if field in props:
             points = {_norm(k): v for k, v in table.items()}.get(_norm(props[field]))
             if points:
-                factors.append({"factor": f"profile {field} = {props[field]}", "points": points, "why": "profile property"})
+                factors.append(
+                    {"factor": f"profile {field} = {props[field]}", "points": points, "why": "profile property"}
+                )
     eng = rules.engagement
     counts = {"Opened Email": 0, "Clicked Email": 0, "Placed Order": 0}
     for name in recent_metrics:
         if name in counts:
             counts[name] += 1
-    engagement = min(eng.cap, counts["Opened Email"] * eng.opened_email + counts["Clicked Email"] * eng.clicked_email
-                     + counts["Placed Order"] * eng.placed_order)
+    engagement = min(
+        eng.cap,
+        counts["Opened Email"] * eng.opened_email
+        + counts["Clicked Email"] * eng.clicked_email
+        + counts["Placed Order"] * eng.placed_order,
+    )
     if engagement:
-        factors.append({
-            "factor": f"engagement in {settings.engagement_days} days",
-            "points": engagement,
-            "why": f"{counts['Opened Email']} opens, {counts['Clicked Email']} clicks, {counts['Placed Order']} orders "
-                   f"(capped at {eng.cap})",
-        })
+        factors.append(
+            {
+                "factor": f"engagement in {settings.engagement_days} days",
+                "points": engagement,
+                "why": f"{counts['Opened Email']} opens, {counts['Clicked Email']} clicks, "
+                f"{counts['Placed Order']} orders "
+                f"(capped at {eng.cap})",
+            }
+        )
     pred = profile.get("predictive_analytics") or {}
     clv = pred.get("predicted_clv")
     if isinstance(clv, (int, float)) and clv >= rules.predictive.high_clv_threshold:
-        factors.append({"factor": f"predicted CLV {clv:.0f}", "points": rules.predictive.high_clv_points,
-                        "why": f"at or above {rules.predictive.high_clv_threshold:.0f}"})
+        factors.append(
+            {
+                "factor": f"predicted CLV {clv:.0f}",
+                "points": rules.predictive.high_clv_points,
+                "why": f"at or above {rules.predictive.high_clv_threshold:.0f}",
+            }
+        )
     churn = pred.get("churn_probability")
     if isinstance(churn, (int, float)) and churn >= rules.predictive.churn_risk_threshold:
-        factors.append({"factor": f"churn probability {churn:.2f}", "points": rules.predictive.churn_risk_points,
-                        "why": f"at or above {rules.predictive.churn_risk_threshold}"})
+        factors.append(
+            {
+                "factor": f"churn probability {churn:.2f}",
+                "points": rules.predictive.churn_risk_points,
+                "why": f"at or above {rules.predictive.churn_risk_threshold}",
+            }
+        )
     if not profile.get("email"):
-        factors.append({"factor": "no email address", "points": rules.missing_email_points,
-                        "why": "email sequences cannot reach this lead"})
+        factors.append(
+            {
+                "factor": "no email address",
+                "points": rules.missing_email_points,
+                "why": "email sequences cannot reach this lead",
+            }
+        )
     total = sum(int(f["points"]) for f in factors)
     band = settings.band_for(total)
     return {"total": total, "band": band.name, "allowed_sequences": list(band.sequences), "factors": factors}

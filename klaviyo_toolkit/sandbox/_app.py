@@ -56,9 +56,9 @@ Hook = Callable[["Sandbox", Any], None]
 #: Domain modules subscribe to sandbox events here ("event_created", "profile_added_to_list", ...).
 HOOKS: dict[str, list[Hook]] = collections.defaultdict(list)
 #: Job type -> function applying a bulk job when it is due.
-JOB_RUNNERS: dict[str, Callable[["Sandbox", Resource], None]] = {}
+JOB_RUNNERS: dict[str, Callable[[Sandbox, Resource], None]] = {}
 #: Called after construction to seed demo data (set by the seed module).
-SEEDERS: list[Callable[["Sandbox", int], None]] = []
+SEEDERS: list[Callable[[Sandbox, int], None]] = []
 
 
 def on(event: str) -> Callable[[Hook], Hook]:
@@ -148,7 +148,7 @@ class Sandbox:
     def _find_self_paths(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for op in self.catalog:
-            kind, segs = shape_of(op.path)
+            kind, _segs = shape_of(op.path)
             if kind == "item" and op.method == "GET" and op.path.startswith("/api/"):
                 item, _ = self.schemas.response_item(op)
                 for t in self.schemas.types_of(item):
@@ -163,7 +163,7 @@ class Sandbox:
         types = self.schemas.types_of(item)
         if types:
             return types[0]
-        kind, segs = shape_of(op.path)
+        _kind, segs = shape_of(op.path)
         return self._collection_types.get(segs[0]) if segs else None
 
     def request_path(self, op: Operation, params: Mapping[str, str]) -> str:
@@ -340,8 +340,14 @@ class Sandbox:
             job_type,
             ctx.store.new_id(job_type, now),
             {
-                "status": "queued", "created_at": iso(now), "total_count": total, "completed_count": 0,
-                "failed_count": 0, "completed_at": None, "expires_at": None, "started_at": None,
+                "status": "queued",
+                "created_at": iso(now),
+                "total_count": total,
+                "completed_count": 0,
+                "failed_count": 0,
+                "completed_at": None,
+                "expires_at": None,
+                "started_at": None,
             },
             {},
             now,
@@ -372,8 +378,11 @@ class Sandbox:
             if runner is not None:
                 runner(self, job)
             job.attributes.setdefault("completed_count", job.attributes.get("total_count", 0))
-            if job.attributes.get("completed_count", 0) == 0 and not job.attributes.get("failed_count") \
-                    and not job.attributes.get("skipped_count"):
+            if (
+                job.attributes.get("completed_count", 0) == 0
+                and not job.attributes.get("failed_count")
+                and not job.attributes.get("skipped_count")
+            ):
                 job.attributes["completed_count"] = job.attributes.get("total_count", 0)
             job.attributes["status"] = "complete"
         except SandboxError as exc:
@@ -468,8 +477,12 @@ class Sandbox:
                     return op, match.groupdict()
                 allowed.append(m)
         if allowed:
-            raise SandboxError(405, "method_not_allowed", "Method not allowed.",
-                               f"{method} is not allowed on {path}; allowed: {', '.join(sorted(set(allowed)))}.")
+            raise SandboxError(
+                405,
+                "method_not_allowed",
+                "Method not allowed.",
+                f"{method} is not allowed on {path}; allowed: {', '.join(sorted(set(allowed)))}.",
+            )
         raise SandboxError(404, "not_found", "Not found.", f"No Klaviyo endpoint at {path}.")
 
     def authenticate(self, op: Operation, headers: Mapping[str, str], query: Mapping[str, str]) -> Auth:
@@ -478,27 +491,44 @@ class Sandbox:
             if not company:
                 raise bad_request("company_id (your public API key) is required.", parameter="company_id")
             if company != PUBLIC_KEY:
-                raise SandboxError(400, "invalid", "Invalid input.", f"{company!r} is not a valid public API key.",
-                                   parameter="company_id")
+                raise SandboxError(
+                    400,
+                    "invalid",
+                    "Invalid input.",
+                    f"{company!r} is not a valid public API key.",
+                    parameter="company_id",
+                )
             return Auth("public", company, frozenset())
         header = headers.get("authorization", "")
         if not header:
-            raise SandboxError(401, "not_authenticated", "Authentication credentials were not provided.",
-                               "Missing Authorization header; send 'Klaviyo-API-Key <private key>'.")
+            raise SandboxError(
+                401,
+                "not_authenticated",
+                "Authentication credentials were not provided.",
+                "Missing Authorization header; send 'Klaviyo-API-Key <private key>'.",
+            )
         if header.startswith("Klaviyo-API-Key "):
-            key = header[len("Klaviyo-API-Key "):].strip()
+            key = header[len("Klaviyo-API-Key ") :].strip()
             info = self.keys().get(key)
             if info is None or info.get("revoked"):
-                raise SandboxError(401, "not_authenticated", "Incorrect authentication credentials.",
-                                   "The private API key is not valid" + (" (revoked)." if info else "."))
+                raise SandboxError(
+                    401,
+                    "not_authenticated",
+                    "Incorrect authentication credentials.",
+                    "The private API key is not valid" + (" (revoked)." if info else "."),
+                )
             scopes = info["scopes"]
             return Auth("key", key, frozenset(["*"]) if scopes == ALL_SCOPES else frozenset(scopes))
         if header.startswith("Bearer "):
             from ._oauth import token_auth
 
-            return token_auth(self, header[len("Bearer "):].strip())
-        raise SandboxError(401, "not_authenticated", "Incorrect authentication credentials.",
-                           "Authorization must be 'Klaviyo-API-Key <key>' or 'Bearer <token>'.")
+            return token_auth(self, header[len("Bearer ") :].strip())
+        raise SandboxError(
+            401,
+            "not_authenticated",
+            "Incorrect authentication credentials.",
+            "Authorization must be 'Klaviyo-API-Key <key>' or 'Bearer <token>'.",
+        )
 
     def check_scopes(self, op: Operation, auth: Auth) -> None:
         if auth.kind == "public" or "*" in auth.scopes:
@@ -509,8 +539,12 @@ class Sandbox:
             if scope not in auth.scopes and not (level == "read" and f"{resource}:write" in auth.scopes):
                 missing.append(scope)
         if missing:
-            raise SandboxError(403, "permission_denied", "You do not have permission to perform this action.",
-                               f"This API key is missing required scopes: {', '.join(missing)}.")
+            raise SandboxError(
+                403,
+                "permission_denied",
+                "You do not have permission to perform this action.",
+                f"This API key is missing required scopes: {', '.join(missing)}.",
+            )
 
     def check_query(self, op: Operation, query: Mapping[str, str]) -> None:
         params = {a["wire"]: a for a in op.args if a["in"] == "query"}
@@ -531,19 +565,25 @@ class Sandbox:
                 enum = schema.get("items", {}).get("enum")
                 for item in value.split(","):
                     if enum and item not in enum:
-                        raise bad_request(f"'{item}' is not a valid value for {key}; allowed: {', '.join(enum)}.",
-                                          parameter=key)
+                        raise bad_request(
+                            f"'{item}' is not a valid value for {key}; allowed: {', '.join(enum)}.", parameter=key
+                        )
             elif "enum" in schema and value not in schema["enum"]:
-                raise bad_request(f"'{value}' is not a valid value for {key}; allowed: {', '.join(map(str, schema['enum']))}.",
-                                  parameter=key)
+                raise bad_request(
+                    f"'{value}' is not a valid value for {key}; allowed: {', '.join(map(str, schema['enum']))}.",
+                    parameter=key,
+                )
             elif schema.get("type") == "integer":
                 try:
                     number = int(value)
                 except ValueError:
                     raise bad_request(f"{key} must be an integer.", parameter=key) from None
-                if ("minimum" in schema and number < schema["minimum"]) or ("maximum" in schema and number > schema["maximum"]):
-                    raise bad_request(f"{key} must be between {schema.get('minimum')} and {schema.get('maximum')}.",
-                                      parameter=key)
+                if ("minimum" in schema and number < schema["minimum"]) or (
+                    "maximum" in schema and number > schema["maximum"]
+                ):
+                    raise bad_request(
+                        f"{key} must be between {schema.get('minimum')} and {schema.get('maximum')}.", parameter=key
+                    )
         for key, spec in params.items():
             if spec.get("required") and key not in query:
                 raise bad_request(f"The query parameter '{key}' is required.", parameter=key)
@@ -557,8 +597,14 @@ class Sandbox:
         errors = list(self.schemas.errors(name, body))
         if errors:
             best = jsonschema.exceptions.best_match(errors)
-            pointer = "/" + "/".join(str(p) for p in best.absolute_path)
-            raise bad_request(_friendly(best), pointer=pointer if pointer != "/" else "/data")
+            path = [str(p) for p in best.absolute_path]
+            if best.validator == "required" and isinstance(best.instance, dict):  # point at the missing field
+                path += [p for p in best.validator_value if p not in best.instance][:1]
+            raise bad_request(_friendly(best), pointer="/" + "/".join(path) if path else "/data")
+        unknown = self.schemas.unknown_field(name, body)
+        if unknown:
+            pointer, field, owner = unknown
+            raise bad_request(f"'{field}' is not a valid field for the resource '{owner}'.", pointer=pointer)
 
     def handle(
         self,
@@ -582,18 +628,24 @@ class Sandbox:
             if not revision:
                 raise bad_request("The 'revision' header is required, e.g. revision: 2026-07-15.", parameter="revision")
             if not re.fullmatch(r"\d{4}-\d{2}-\d{2}(\.\w+)?", revision):
-                raise bad_request(f"Invalid revision {revision!r}; use YYYY-MM-DD, e.g. 2026-07-15.",
-                                  parameter="revision")
+                raise bad_request(
+                    f"Invalid revision {revision!r}; use YYYY-MM-DD, e.g. 2026-07-15.", parameter="revision"
+                )
             self.check_scopes(op, auth)
             verdict = self.limits.check(auth.name, op.operation_id, op.rate_limit, self.clock.monotonic())
             if not verdict.allowed:
                 raise SandboxError(
-                    429, "throttled", "Request was throttled.",
+                    429,
+                    "throttled",
+                    "Request was throttled.",
                     f"Request was throttled ({verdict.window} limit of {verdict.limit} for {op.operation_id}). "
                     f"Expected available in {retry_after_header(verdict.retry_after)} seconds.",
-                    headers={"Retry-After": retry_after_header(verdict.retry_after),
-                             "RateLimit-Limit": str(verdict.limit), "RateLimit-Remaining": "0",
-                             "RateLimit-Reset": retry_after_header(verdict.retry_after)},
+                    headers={
+                        "Retry-After": retry_after_header(verdict.retry_after),
+                        "RateLimit-Limit": str(verdict.limit),
+                        "RateLimit-Remaining": "0",
+                        "RateLimit-Reset": retry_after_header(verdict.retry_after),
+                    },
                 )
             self.check_query(op, query)
             body: Any = None
@@ -617,7 +669,10 @@ class Sandbox:
                 reply = handler(ctx)
                 if idem and reply.status < 300:
                     self.store.mutable("idempotency", dict)[idem] = {
-                        "operation": op.operation_id, "status": reply.status, "body": reply.body}
+                        "operation": op.operation_id,
+                        "status": reply.status,
+                        "body": reply.body,
+                    }
                 self.store.flush()
             reply.headers.setdefault("RateLimit-Limit", str(verdict.limit))
             reply.headers.setdefault("RateLimit-Remaining", str(verdict.remaining))
@@ -627,10 +682,15 @@ class Sandbox:
             reply = Reply(exc.status, exc.body(), dict(exc.headers))
         finally:
             self.call_counts[op_id] += 1
-        self.requests.append({
-            "method": method, "path": path, "operation_id": op_id, "status": reply.status,
-            "ms": round((time.perf_counter() - started) * 1000, 2),
-        })
+        self.requests.append(
+            {
+                "method": method,
+                "path": path,
+                "operation_id": op_id,
+                "status": reply.status,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            }
+        )
         return reply
 
     def _check_response(self, op: Operation, reply: Reply) -> None:
@@ -643,8 +703,12 @@ class Sandbox:
 
             best = jsonschema.exceptions.best_match(errors)
             where = "/" + "/".join(str(p) for p in best.absolute_path)
-            raise SandboxError(500, "sandbox_nonconforming", "Sandbox response does not conform.",
-                               f"{op.operation_id} response breaks {name} at {where}: {best.message[:300]}")
+            raise SandboxError(
+                500,
+                "sandbox_nonconforming",
+                "Sandbox response does not conform.",
+                f"{op.operation_id} response breaks {name} at {where}: {best.message[:300]}",
+            )
 
     # -- ASGI ------------------------------------------------------------------------------------
     def _build_app(self) -> Starlette:
@@ -673,21 +737,32 @@ class Sandbox:
             pass
         fault = self.faults.draw(op_id) if op_id else {"drop": False, "status": None, "storm": False, "delay": 0.0}
         if fault["delay"]:
+            await request.body()  # received first: a slow server still has the request if its client gives up
             await asyncio.sleep(fault["delay"])
         if fault["drop"]:
             return _DroppedResponse(op_id)
         if fault["storm"]:
-            err = SandboxError(429, "throttled", "Request was throttled.", "Injected 429 storm.",
-                               headers={"Retry-After": retry_after_header(self.faults.storm_retry_after)})
+            err = SandboxError(
+                429,
+                "throttled",
+                "Request was throttled.",
+                "Injected 429 storm.",
+                headers={"Retry-After": retry_after_header(self.faults.storm_retry_after)},
+            )
             self.requests.append({"method": method, "path": path, "operation_id": op_id, "status": 429, "ms": 0})
             return _json(429, err.body(), err.headers)
         if fault["status"]:
-            err = SandboxError(int(fault["status"]), "server_error", "Internal server error.",
-                               "Injected server error (sandbox fault injection).")
-            self.requests.append({"method": method, "path": path, "operation_id": op_id,
-                                  "status": int(fault["status"]), "ms": 0})
+            err = SandboxError(
+                int(fault["status"]),
+                "server_error",
+                "Internal server error.",
+                "Injected server error (sandbox fault injection).",
+            )
+            self.requests.append(
+                {"method": method, "path": path, "operation_id": op_id, "status": int(fault["status"]), "ms": 0}
+            )
             return _json(err.status, err.body(), {})
-        form = None
+        form: dict[str, Any] | None = None
         raw = b""
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("multipart/form-data"):
@@ -696,8 +771,11 @@ class Sandbox:
             for key, value in parsed.items():
                 if hasattr(value, "read"):
                     data = await value.read()
-                    form[key] = {"filename": getattr(value, "filename", None), "size": len(data),
-                                 "base64": base64.b64encode(data).decode()}
+                    form[key] = {
+                        "filename": getattr(value, "filename", None),
+                        "size": len(data),
+                        "base64": base64.b64encode(data).decode(),
+                    }
                 else:
                     form[key] = value
         else:
@@ -705,8 +783,11 @@ class Sandbox:
         query = dict(request.query_params)
         headers = {k.lower(): v for k, v in request.headers.items()}
         base_url = str(request.base_url).rstrip("/")
-        reply = await asyncio.to_thread(self.handle, method, path, query, headers, raw, base_url, form) \
-            if self.store.persistent else self.handle(method, path, query, headers, raw, base_url, form)
+        reply = (
+            await asyncio.to_thread(self.handle, method, path, query, headers, raw, base_url, form)
+            if self.store.persistent
+            else self.handle(method, path, query, headers, raw, base_url, form)
+        )
         reply.headers.setdefault("x-klaviyo-req-id", str(uuid.uuid4()))
         return _json(reply.status, reply.body, reply.headers)
 
@@ -728,8 +809,13 @@ class _DroppedResponse(Response):
         self.operation_id = operation_id
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/vnd.api+json"), (b"content-length", b"4096")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/vnd.api+json"), (b"content-length", b"4096")],
+            }
+        )
         await send({"type": "http.response.body", "body": b'{"data": ', "more_body": True})
         raise DroppedConnection(f"fault injection dropped the connection for {self.operation_id}")
 
@@ -744,7 +830,7 @@ def _nullable(schema: Mapping[str, Any]) -> bool:
 def _dt_now(clock: Clock) -> Any:
     import datetime as _dt
 
-    return _dt.datetime.fromtimestamp(clock.time(), _dt.timezone.utc)
+    return _dt.datetime.fromtimestamp(clock.time(), _dt.UTC)
 
 
 def _count_items(body: Any) -> int:

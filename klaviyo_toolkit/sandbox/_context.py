@@ -23,7 +23,6 @@ from ._jsonapi import (
     matches,
     not_found,
     sort_resources,
-    sparse,
 )
 from ._store import Linkage, Resource, Store
 
@@ -230,4 +229,4 @@ class Ctx:
 
 def iso(ts: float) -> str:
     """Klaviyo-style timestamp: ``2026-11-25T10:00:00+00:00``."""
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat(timespec="seconds")

@@ -21,15 +21,15 @@ class DroppedConnection(Exception):
 
 @dataclass
 class Faults:
-    error_rate: float = 0.0          # share of calls answered with `status`
+    error_rate: float = 0.0  # share of calls answered with `status`
     status: int = 503
-    storm_rate: float = 0.0          # share of calls answered 429 regardless of limits
+    storm_rate: float = 0.0  # share of calls answered 429 regardless of limits
     storm_retry_after: float = 1.0
-    slow_rate: float = 0.0           # share of calls delayed by `delay` seconds
+    slow_rate: float = 0.0  # share of calls delayed by `delay` seconds
     delay: float = 0.0
-    drop_rate: float = 0.0           # share of calls whose connection is dropped
+    drop_rate: float = 0.0  # share of calls whose connection is dropped
     operations: list[str] = field(default_factory=list)  # empty: every operation
-    count: int = 0                   # fault at most this many calls (0: no limit), e.g. "only the first"
+    count: int = 0  # fault at most this many calls (0: no limit), e.g. "only the first"
     seed: int = 0
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
     _faulted: int = field(default=0, repr=False, compare=False)

@@ -62,6 +62,8 @@ def generic(ctx: Ctx) -> Reply:
         if many:
             return ctx.many(items)
         if not items:
+            if _nullable_data(ctx):  # the spec allows ``data: null`` (as Klaviyo answers when nothing is linked)
+                return ctx.one(None)
             raise SandboxError(404, "not_found", "Not found.", f"This {parent.type} has no related {segs[2]}.")
         return ctx.one(items[0])
     if kind == "relationship":
@@ -78,7 +80,15 @@ def generic(ctx: Ctx) -> Reply:
         if method == "PATCH":
             sb.set_links(parent, rel, ctx.linkages(), many=isinstance(ctx.data, list))
             return ctx.no_content()
-    raise SandboxError(501, "not_implemented", "Not implemented.", f"The sandbox has no behaviour for {op.operation_id}.")
+    raise SandboxError(
+        501, "not_implemented", "Not implemented.", f"The sandbox has no behaviour for {op.operation_id}."
+    )
+
+
+def _nullable_data(ctx: Ctx) -> bool:
+    name = ctx.sandbox.schemas.response_name(ctx.op)
+    data = ctx.sandbox.schemas.prop({"$ref": f"#/$defs/{name}"}, "data") if name else {}
+    return {"type": "null"} in data.get("anyOf", [])
 
 
 def _linkage_reply(ctx: Ctx, links: list[Linkage]) -> Reply:
@@ -122,7 +132,7 @@ def _create(ctx: Ctx) -> Reply:
     res = Resource(rtype, rid, dict(ctx.attrs), {}, ctx.now, ctx.now)
     res.attributes.setdefault("created", ctx.now_iso)
     res.attributes.setdefault("updated", ctx.now_iso)
-    for name in (data.get("relationships") or {}):
+    for name in data.get("relationships") or {}:
         links = ctx.rel(name)
         value = data["relationships"][name].get("data")
         res.relationships[name] = links if isinstance(value, list) else (links[0] if links else None)
@@ -136,18 +146,20 @@ def _update(ctx: Ctx, res: Resource) -> Reply:
     data = ctx.data if isinstance(ctx.data, dict) else {}
     if data.get("id") and str(data["id"]) != res.id:
         raise SandboxError(
-            409, "conflict", "Conflict.", f"The body's data.id {data['id']!r} does not match the URL's id {res.id!r}.",
+            409,
+            "conflict",
+            "Conflict.",
+            f"The body's data.id {data['id']!r} does not match the URL's id {res.id!r}.",
             pointer="/data/id",
         )
     for key, value in ctx.attrs.items():
         res.attributes[key] = value
-    for name in (data.get("relationships") or {}):
+    for name in data.get("relationships") or {}:
         links = ctx.rel(name)
         value = data["relationships"][name].get("data")
         res.relationships[name] = links if isinstance(value, list) else (links[0] if links else None)
     res.updated = ctx.now
-    if "updated" in res.attributes or True:
-        res.attributes["updated"] = ctx.now_iso
+    res.attributes["updated"] = ctx.now_iso
     ctx.store.put(res)
     return ctx.one(res)
 

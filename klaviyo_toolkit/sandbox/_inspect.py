@@ -1,16 +1,16 @@
 """Inspection endpoints outside Klaviyo's paths, for tests, demos and benchmarks.
 
-    GET  /sandbox                 what this sandbox is, its demo key and endpoints
-    GET  /sandbox/outbox          messages flows and campaigns "sent" (?to=&source=&status=)
-    POST /sandbox/reset           {"seed": 7, "demo_data": true}: start over
-    GET|PUT|DELETE /sandbox/faults  fault injection settings
-    POST /sandbox/keys            {"scopes": ["profiles:read"]} -> a new private key
-    DELETE /sandbox/keys/{key}    revoke a key
-    GET|DELETE /sandbox/requests  recent requests and call counts per operation
-    GET  /sandbox/state           resource counts per type
-    PUT  /sandbox/limits          {"factor": 0.1} or {"factor": null} (off)
-    POST /sandbox/tick            apply bulk jobs that are due
-    POST /sandbox/clock           {"advance": seconds} (only with a manual clock)
+GET  /sandbox                 what this sandbox is, its demo key and endpoints
+GET  /sandbox/outbox          messages flows and campaigns "sent" (?to=&source=&status=)
+POST /sandbox/reset           {"seed": 7, "demo_data": true}: start over
+GET|PUT|DELETE /sandbox/faults  fault injection settings
+POST /sandbox/keys            {"scopes": ["profiles:read"]} -> a new private key
+DELETE /sandbox/keys/{key}    revoke a key
+GET|DELETE /sandbox/requests  recent requests and call counts per operation
+GET  /sandbox/state           resource counts per type
+PUT  /sandbox/limits          {"factor": 0.1} or {"factor": null} (off)
+POST /sandbox/tick            apply bulk jobs that are due
+POST /sandbox/clock           {"advance": seconds} (only with a manual clock)
 """
 
 from __future__ import annotations
@@ -46,11 +46,21 @@ async def inspect_endpoint(sb: Sandbox, request: Request) -> Response:
         return _err("the body must be JSON")
     with sb.store.lock:
         if path == "/sandbox" and method == "GET":
-            return _ok({
-                "name": "klaviyo-personas sandbox", "revision": sb.catalog.revision, "seed": sb.seed,
-                "demo_key": DEMO_KEY, "public_key": PUBLIC_KEY, "operations": len(sb.catalog),
-                "endpoints": [line.strip() for line in (__doc__ or "").splitlines() if line.strip().startswith(("GET", "POST", "PUT", "DELETE"))],
-            })
+            return _ok(
+                {
+                    "name": "klaviyo-personas sandbox",
+                    "revision": sb.catalog.revision,
+                    "seed": sb.seed,
+                    "demo_key": DEMO_KEY,
+                    "public_key": PUBLIC_KEY,
+                    "operations": len(sb.catalog),
+                    "endpoints": [
+                        line.strip()
+                        for line in (__doc__ or "").splitlines()
+                        if line.strip().startswith(("GET", "POST", "PUT", "DELETE"))
+                    ],
+                }
+            )
         if path == "/sandbox/outbox":
             if method == "DELETE":
                 for res in sb.store.all("outbox-message"):
@@ -58,8 +68,9 @@ async def inspect_endpoint(sb: Sandbox, request: Request) -> Response:
                 sb.store.flush()
                 return _ok({"deleted": True})
             q = request.query_params
-            messages = sb.outbox(to=q.get("to"), source=q.get("source"), status=q.get("status"),
-                                 profile_id=q.get("profile_id"))
+            messages = sb.outbox(
+                to=q.get("to"), source=q.get("source"), status=q.get("status"), profile_id=q.get("profile_id")
+            )
             return _ok({"count": len(messages), "messages": messages})
         if path == "/sandbox/reset" and method == "POST":
             sb.reset(seed=payload.get("seed"), demo_data=payload.get("demo_data", True))

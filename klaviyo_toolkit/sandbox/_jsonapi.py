@@ -125,7 +125,7 @@ def _as_time(value: Any) -> Any:
     if isinstance(value, str) and len(value) >= 10 and value[4:5] == "-":
         try:
             when = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
+            return when if when.tzinfo else when.replace(tzinfo=_dt.UTC)
         except ValueError:
             return value
     return value
@@ -135,10 +135,10 @@ def _compare(op: str, actual: Any, expected: Any) -> bool:
     if op == "has":
         return actual not in (None, "", [], {})
     if isinstance(actual, list) and op in ("equals", "any") and not isinstance(expected, list):
-        return expected in actual
+        return bool(expected in actual)
     if op == "equals":
         if isinstance(expected, list):
-            return actual == expected
+            return bool(actual == expected)
         a, e = _as_time(actual), expected
         if isinstance(e, _dt.datetime) and isinstance(a, _dt.datetime):
             return a == e
@@ -218,6 +218,13 @@ def encode_cursor(offset: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int:
+    # Klaviyo's Python SDK passes what follows "page[cursor]" in a links URL, "=" included, and over
+    # plain http (a local sandbox) the whole URL: both name the cursor of a link we issued.
+    if "://" in cursor:
+        from urllib.parse import parse_qs, urlsplit
+
+        cursor = (parse_qs(urlsplit(cursor).query).get("page[cursor]") or [cursor])[0]
+    cursor = cursor.lstrip("=")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         offset = int(json.loads(base64.urlsafe_b64decode(padded))["o"])
@@ -250,4 +257,4 @@ def sparse(attributes: Json, fields: Iterable[str] | None) -> Json:
 
 
 def now_iso(ts: float) -> str:
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "+00:00")
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat(timespec="seconds").replace("+00:00", "+00:00")

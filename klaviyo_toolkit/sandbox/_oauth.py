@@ -4,13 +4,14 @@
 ``POST /oauth/token`` exchanges a code (PKCE S256 checked, client by HTTP Basic) or a refresh token,
 which is rotated: the old refresh token stops working, and reusing it revokes the whole grant;
 ``POST /oauth/revoke`` revokes an access or refresh token. The registered client is
-``sbx-client`` / ``sbx-secret`` (more via ``Sandbox.register_oauth_client``).
+``sbx-client`` / ``sbx-secret`` (more via ``register_client(sandbox, ...)`` here).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -63,12 +64,26 @@ def _issue(sb: Sandbox, client_id: str, scopes: list[str], grant: str) -> dict[s
     refresh = "sbx_rt_" + secrets.token_urlsafe(24)
     now = sb.clock.time()
     sb.store.mutable("oauth_access", dict)[access] = {
-        "client_id": client_id, "scopes": scopes, "expires": now + ACCESS_TTL, "grant": grant, "revoked": False}
+        "client_id": client_id,
+        "scopes": scopes,
+        "expires": now + ACCESS_TTL,
+        "grant": grant,
+        "revoked": False,
+    }
     sb.store.mutable("oauth_refresh", dict)[refresh] = {
-        "client_id": client_id, "scopes": scopes, "grant": grant, "active": True}
+        "client_id": client_id,
+        "scopes": scopes,
+        "grant": grant,
+        "active": True,
+    }
     sb.store.flush()
-    return {"access_token": access, "token_type": "Bearer", "expires_in": ACCESS_TTL,
-            "refresh_token": refresh, "scope": " ".join(scopes)}
+    return {
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": ACCESS_TTL,
+        "refresh_token": refresh,
+        "scope": " ".join(scopes),
+    }
 
 
 def _revoke_grant(sb: Sandbox, grant: str) -> None:
@@ -94,17 +109,23 @@ async def oauth_endpoint(sb: Sandbox, request: Request) -> Response:
                 return _oauth_error("invalid_request", "PKCE with code_challenge_method=S256 is required")
             code = "sbx_code_" + secrets.token_urlsafe(16)
             sb.store.mutable("oauth_codes", dict)[code] = {
-                "client_id": client_id, "redirect_uri": q["redirect_uri"], "scopes": (q.get("scope") or "").split(),
-                "challenge": q["code_challenge"], "expires": sb.clock.time() + 600}
+                "client_id": client_id,
+                "redirect_uri": q["redirect_uri"],
+                "scopes": (q.get("scope") or "").split(),
+                "challenge": q["code_challenge"],
+                "expires": sb.clock.time() + 600,
+            }
             sb.store.flush()
             params = {"code": code, **({"state": q["state"]} if q.get("state") else {})}
-            return RedirectResponse(q["redirect_uri"] + ("&" if "?" in q["redirect_uri"] else "?") + urlencode(params),
-                                    status_code=302)
+            return RedirectResponse(
+                q["redirect_uri"] + ("&" if "?" in q["redirect_uri"] else "?") + urlencode(params), status_code=302
+            )
         if path == "/oauth/token" and request.method == "POST":
             form = {k: str(v) for k, v in (await request.form()).items()}
-            client_id = _client_auth(sb, request, form)
-            if client_id is None:
+            authed = _client_auth(sb, request, form)
+            if authed is None:
                 return _oauth_error("invalid_client", "client authentication failed", 401)
+            client_id = authed
             grant_type = form.get("grant_type")
             if grant_type == "authorization_code":
                 info = sb.store.mutable("oauth_codes", dict).pop(form.get("code", ""), None)
@@ -113,9 +134,11 @@ async def oauth_endpoint(sb: Sandbox, request: Request) -> Response:
                 if info["redirect_uri"] != form.get("redirect_uri"):
                     return _oauth_error("invalid_grant", "redirect_uri does not match the authorization request")
                 verifier = form.get("code_verifier", "")
+                if not re.fullmatch(r"[a-zA-Z0-9\-._~]{43,128}", verifier):  # as Klaviyo's OAuth guide documents
+                    return _oauth_error("invalid_request", 'Invalid "code_verifier"')
                 digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
                 if digest != info["challenge"]:
-                    return _oauth_error("invalid_grant", "code_verifier does not match the code_challenge")
+                    return _oauth_error("invalid_grant", "Code challenge failed.")
                 return JSONResponse(_issue(sb, client_id, info["scopes"], grant="g_" + secrets.token_hex(6)))
             if grant_type == "refresh_token":
                 refresh = form.get("refresh_token", "")
@@ -147,9 +170,14 @@ async def oauth_endpoint(sb: Sandbox, request: Request) -> Response:
 def token_auth(sb: Sandbox, token: str) -> Auth:
     info = sb.store.value("oauth_access", {}).get(token)
     if info is None or info.get("revoked"):
-        raise SandboxError(401, "not_authenticated", "Incorrect authentication credentials.",
-                           "The access token is not valid or was revoked.")
+        raise SandboxError(
+            401,
+            "not_authenticated",
+            "Incorrect authentication credentials.",
+            "The access token is not valid or was revoked.",
+        )
     if info["expires"] < sb.clock.time():
-        raise SandboxError(401, "not_authenticated", "Incorrect authentication credentials.",
-                           "The access token expired; refresh it.")
+        raise SandboxError(
+            401, "not_authenticated", "Incorrect authentication credentials.", "The access token expired; refresh it."
+        )
     return Auth("oauth", str(info["client_id"]), frozenset(info["scopes"]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ class SchemaIndex:
 
     def __init__(self, stage: str = "stable") -> None:
         self.defs: Json = load_schemas(stage)["$defs"]
+        self._subvalidators: dict[str, jsonschema.protocols.Validator] = {}
 
     def resolve(self, schema: Mapping[str, Any] | None) -> Json:
         """Follow ``$ref``s and merge ``allOf`` parts into one schema (shallow, properties merged)."""
@@ -65,7 +67,7 @@ class SchemaIndex:
                     return options[0]
         return schema
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - one index per process
+    @functools.cache  # noqa: B019 - one index per process
     def validator(self, name: str) -> jsonschema.protocols.Validator:
         root = {"$defs": self.defs, "$ref": f"#/$defs/{name}"}
         cls = jsonschema.Draft202012Validator
@@ -73,6 +75,45 @@ class SchemaIndex:
 
     def errors(self, name: str, instance: Any) -> Iterator[jsonschema.ValidationError]:
         yield from self.validator(name).iter_errors(instance)
+
+    def unknown_field(self, name: str, instance: Any) -> tuple[str, str, str] | None:
+        """``(pointer, field, resource)`` of the first key a valid request body has that its schema does
+        not define (Klaviyo refuses those: "'x' is not a valid field for the resource 'profile'.").
+        Objects without ``properties`` (custom properties, free-form JSON) take any key."""
+        return self._unknown({"$ref": f"#/$defs/{name}"}, instance, "", "data")
+
+    def _unknown(self, schema: Any, value: Any, pointer: str, owner: str) -> tuple[str, str, str] | None:
+        node = self.resolve(schema)
+        for key in ("anyOf", "oneOf"):
+            if key in node:
+                options = [o for o in node[key] if o != {"type": "null"}]
+                if value is None or not options:
+                    return None
+                if len(options) > 1:
+                    options = [o for o in options if self._subvalidator(o).is_valid(value)][:1]
+                return self._unknown(options[0], value, pointer, owner) if options else None
+        if isinstance(value, dict) and "properties" in node:
+            props = node["properties"]
+            for key, sub in value.items():
+                if key not in props:
+                    return f"{pointer}/{key}", key, owner
+                child = value["type"] if key == "attributes" and isinstance(value.get("type"), str) else key
+                found = self._unknown(props[key], sub, f"{pointer}/{key}", child)
+                if found:
+                    return found
+        elif isinstance(value, list) and "items" in node:
+            for i, item in enumerate(value):
+                found = self._unknown(node["items"], item, f"{pointer}/{i}", owner)
+                if found:
+                    return found
+        return None
+
+    def _subvalidator(self, schema: Any) -> jsonschema.protocols.Validator:
+        key = json.dumps(schema, sort_keys=True)
+        found = self._subvalidators.get(key)
+        if found is None:
+            found = self._subvalidators[key] = jsonschema.Draft202012Validator({"$defs": self.defs, **schema})
+        return found
 
     # -- the data item of an operation's success response -----------------------------------
     def response_item(self, op: Operation) -> tuple[Json | None, bool]:

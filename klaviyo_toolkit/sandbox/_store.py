@@ -26,7 +26,13 @@ _ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _SHORT_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789"
 #: Types whose Klaviyo ids are 26-character ULIDs; others get 6-character ids like "Y6nRLr".
 ULID_TYPES = {
-    "profile", "event", "campaign", "campaign-message", "push-token", "conversation", "review",
+    "profile",
+    "event",
+    "campaign",
+    "campaign-message",
+    "push-token",
+    "conversation",
+    "review",
     "data-privacy-deletion-job",
 }
 
@@ -48,8 +54,13 @@ class Resource:
         for name, value in self.relationships.items():
             rels[name] = [list(v) for v in value] if isinstance(value, list) else (list(value) if value else None)
         return {
-            "type": self.type, "id": self.id, "attributes": self.attributes, "relationships": rels,
-            "created": self.created, "updated": self.updated, "private": self.private,
+            "type": self.type,
+            "id": self.id,
+            "attributes": self.attributes,
+            "relationships": rels,
+            "created": self.created,
+            "updated": self.updated,
+            "private": self.private,
         }
 
     @classmethod
@@ -65,8 +76,13 @@ class Resource:
             else:
                 rels[name] = None
         return cls(
-            data["type"], data["id"], data.get("attributes") or {}, rels,
-            float(data.get("created", 0)), float(data.get("updated", 0)), data.get("private") or {},
+            data["type"],
+            data["id"],
+            data.get("attributes") or {},
+            rels,
+            float(data.get("created", 0)),
+            float(data.get("updated", 0)),
+            data.get("private") or {},
         )
 
     def linked(self, name: str) -> list[Linkage]:
@@ -103,7 +119,7 @@ class Store:
     # -- persistence -----------------------------------------------------------------------
     def _load(self) -> None:
         assert self._db is not None
-        for body, in self._db.execute("SELECT body FROM resources ORDER BY rowid"):
+        for (body,) in self._db.execute("SELECT body FROM resources ORDER BY rowid"):
             res = Resource.from_json(json.loads(body))
             self._by_type.setdefault(res.type, {})[res.id] = res
         for key, body in self._db.execute("SELECT key, body FROM kv"):

@@ -8,12 +8,27 @@ from graphs.lead_magnet.fixtures import settle_sandbox
 from graphs.lead_magnet.fixtures import sign_up as _sign_up
 from klaviyo_toolkit.sandbox import Sandbox
 
-HOT = {"company_size": "201-1000", "role": "Outdoor program director", "interest": "team outfitting",
-       "timeline": "this month", "budget": "$5k-$25k"}                          # 5+15+10+15+20+12 = 77
-WARM = {"company_size": "11-50", "role": "Trip leader", "interest": "guided trips", "timeline": "this quarter",
-        "budget": "$1k-$5k"}                                                     # 5+5+5+10+12+5 = 42
-COLD = {"company_size": "1-10", "role": "Enthusiast", "interest": "just the guide", "timeline": "just browsing",
-        "budget": "<$1k"}                                                        # 5+0+0-5-10+0 = -10
+HOT = {
+    "company_size": "201-1000",
+    "role": "Outdoor program director",
+    "interest": "team outfitting",
+    "timeline": "this month",
+    "budget": "$5k-$25k",
+}  # 5+15+10+15+20+12 = 77
+WARM = {
+    "company_size": "11-50",
+    "role": "Trip leader",
+    "interest": "guided trips",
+    "timeline": "this quarter",
+    "budget": "$1k-$5k",
+}  # 5+5+5+10+12+5 = 42
+COLD = {
+    "company_size": "1-10",
+    "role": "Enthusiast",
+    "interest": "just the guide",
+    "timeline": "just browsing",
+    "budget": "<$1k",
+}  # 5+0+0-5-10+0 = -10
 
 
 def sign_up(sb: Sandbox, email: str, answers: dict[str, Any], *, client: Any = None, **options: Any) -> dict[str, Any]:
@@ -26,8 +41,11 @@ def sequence_starts(sb: Sandbox, profile_id: str) -> list[Any]:
     metric = sb.store.find("metric", "name", "Lead Sequence Started")
     if metric is None:
         return []
-    return [e for e in sb.store.all("event")
-            if e.linked("profile") == [("profile", profile_id)] and e.linked("metric") == [("metric", metric.id)]]
+    return [
+        e
+        for e in sb.store.all("event")
+        if e.linked("profile") == [("profile", profile_id)] and e.linked("metric") == [("metric", metric.id)]
+    ]
 
 
 def first_touchpoints(sb: Sandbox, profile_id: str) -> list[dict[str, Any]]:

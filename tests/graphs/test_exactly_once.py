@@ -73,8 +73,13 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_sends_exactly_once(tmp_pat
     thread = f"lead-{kill_at}"
     script = tmp_path / "child.py"
     script.write_text(CHILD, encoding="utf-8")
-    child = subprocess.run([sys.executable, str(script), str(state), str(ckpt), thread, str(event_path), kill_at],
-                           capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    child = subprocess.run(
+        [sys.executable, str(script), str(state), str(ckpt), thread, str(event_path), kill_at],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert child.returncode == -signal.SIGKILL, child.stdout + child.stderr
 
     sb = Sandbox(state=state, demo_data=False, rate_limit_factor=None)
@@ -118,9 +123,14 @@ def test_a_send_retried_after_a_timeout_yields_one_touchpoint(served: tuple[Sand
     event = sign_up(sb, "timeout.lead@example.com", HOT)
     profile_id = event["data"]["relationships"]["profile"]["data"]["id"]
     attempts: list[int] = []
-    client = KlaviyoClient(api_key=DEMO_KEY, base_url=url, timeout=0.3, rate_limiter=RateLimiter(factor=None),
-                           retry=RetryPolicy(base_delay=0.05, seed=1),
-                           hooks=[lambda r: attempts.append(r.attempts) if r.operation_id == "create_event" else None])
+    client = KlaviyoClient(
+        api_key=DEMO_KEY,
+        base_url=url,
+        timeout=0.3,
+        rate_limiter=RateLimiter(factor=None),
+        retry=RetryPolicy(base_delay=0.05, seed=1),
+        hooks=[lambda r: attempts.append(r.attempts) if r.operation_id == "create_event" else None],
+    )
     # The first create_event is answered slowly (after the client gave up); the retry gets through.
     sb.faults = Faults(slow_rate=1.0, delay=1.0, operations=["create_event"], count=1)
     result = run_persona("lead-magnet-sequencer", {"input": event}, client=client, audit=False)

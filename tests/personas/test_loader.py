@@ -86,8 +86,9 @@ def test_bad_graph_and_bad_yaml(tmp_path: Path) -> None:
 
 def test_graph_settings_are_validated_with_the_graphs_model(tmp_path: Path) -> None:
     text = Path("personas/definitions/lead-magnet-sequencer.yaml").read_text(encoding="utf-8")
-    text = text.replace("name: lead-magnet-sequencer", "name: my-helper").replace("engagement_days: 30",
-                                                                                   "engagement_dayz: 30")
+    text = text.replace("name: lead-magnet-sequencer", "name: my-helper").replace(
+        "engagement_days: 30", "engagement_dayz: 30"
+    )
     err = refuse(tmp_path, text)
     assert err.field == "settings.engagement_dayz" and "unknown setting" in str(err)
     assert err.line == text.splitlines().index("  engagement_dayz: 30") + 1
@@ -95,8 +96,9 @@ def test_graph_settings_are_validated_with_the_graphs_model(tmp_path: Path) -> N
 
 def test_band_naming_an_unknown_sequence_is_refused(tmp_path: Path) -> None:
     text = Path("personas/definitions/lead-magnet-sequencer.yaml").read_text(encoding="utf-8")
-    text = text.replace("name: lead-magnet-sequencer", "name: my-helper").replace("sequences: [education]",
-                                                                                   "sequences: [edu]")
+    text = text.replace("name: lead-magnet-sequencer", "name: my-helper").replace(
+        "sequences: [education]", "sequences: [edu]"
+    )
     err = refuse(tmp_path, text)
     assert "unknown sequence(s) ['edu']" in str(err)
 

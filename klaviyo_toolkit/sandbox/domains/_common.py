@@ -39,15 +39,26 @@ if TYPE_CHECKING:
 
 Json = dict[str, Any]
 IDENTIFIERS = ("email", "phone_number", "external_id")
-EMAIL_METRICS = ("Received Email", "Opened Email", "Clicked Email", "Bounced Email", "Unsubscribed from Email Marketing")
-KLAVIYO_INTEGRATION: Json = {"object": "integration", "id": "0rG4eQ", "key": "klaviyo", "name": "Klaviyo",
-                             "category": "Internal"}
+EMAIL_METRICS = (
+    "Received Email",
+    "Opened Email",
+    "Clicked Email",
+    "Bounced Email",
+    "Unsubscribed from Email Marketing",
+)
+KLAVIYO_INTEGRATION: Json = {
+    "object": "integration",
+    "id": "0rG4eQ",
+    "key": "klaviyo",
+    "name": "Klaviyo",
+    "category": "Internal",
+}
 API_INTEGRATION: Json = {"object": "integration", "id": "7FtS4J", "key": "api", "name": "API", "category": "API"}
 
 
 # -- time ----------------------------------------------------------------------------------------
 def utc(ts: float) -> _dt.datetime:
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC)
 
 
 def parse_time(value: Any) -> float | None:
@@ -57,12 +68,12 @@ def parse_time(value: Any) -> float | None:
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, _dt.datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)).timestamp()
+        return (value if value.tzinfo else value.replace(tzinfo=_dt.UTC)).timestamp()
     try:
         when = _dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return (when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)).timestamp()
+    return (when if when.tzinfo else when.replace(tzinfo=_dt.UTC)).timestamp()
 
 
 def profile_zone(profile: Resource | None, default: str = "UTC") -> ZoneInfo:
@@ -77,13 +88,30 @@ def profile_zone(profile: Resource | None, default: str = "UTC") -> ZoneInfo:
 def default_subscriptions() -> Json:
     """A profile that never subscribed to anything."""
     return {
-        "email": {"marketing": {
-            "can_receive_email_marketing": False, "consent": "NEVER_SUBSCRIBED", "consent_timestamp": None,
-            "last_updated": None, "method": None, "method_detail": None, "custom_method_detail": None,
-            "double_optin": None, "suppression": [], "list_suppressions": []}},
-        "sms": {"marketing": {
-            "can_receive_sms_marketing": False, "consent": "NEVER_SUBSCRIBED", "consent_timestamp": None,
-            "method": None, "method_detail": None, "last_updated": None}},
+        "email": {
+            "marketing": {
+                "can_receive_email_marketing": False,
+                "consent": "NEVER_SUBSCRIBED",
+                "consent_timestamp": None,
+                "last_updated": None,
+                "method": None,
+                "method_detail": None,
+                "custom_method_detail": None,
+                "double_optin": None,
+                "suppression": [],
+                "list_suppressions": [],
+            }
+        },
+        "sms": {
+            "marketing": {
+                "can_receive_sms_marketing": False,
+                "consent": "NEVER_SUBSCRIBED",
+                "consent_timestamp": None,
+                "method": None,
+                "method_detail": None,
+                "last_updated": None,
+            }
+        },
     }
 
 
@@ -117,8 +145,14 @@ def can_receive_sms_marketing(profile: Resource) -> bool:
     return bool(profile.attributes.get("phone_number")) and sm.get("consent") == "SUBSCRIBED"
 
 
-def set_email_consent(profile: Resource, consent: str, now: float, method: str = "API",
-                      method_detail: str | None = None, consented_at: float | None = None) -> None:
+def set_email_consent(
+    profile: Resource,
+    consent: str,
+    now: float,
+    method: str = "API",
+    method_detail: str | None = None,
+    consented_at: float | None = None,
+) -> None:
     """Record an email marketing consent change; suppression still blocks sending."""
     em = email_marketing(profile)
     em["consent"] = consent
@@ -233,8 +267,14 @@ def find_or_create_metric(sb: Sandbox, name: str, now: float, service: str | Non
     integration = KLAVIYO_INTEGRATION if name in EMAIL_METRICS else API_INTEGRATION
     if service and service not in ("api", "API"):
         integration = {**API_INTEGRATION, "key": service, "name": service}
-    metric = Resource("metric", sb.store.new_id("metric", now),
-                      {"name": name, "created": iso(now), "updated": iso(now), "integration": integration}, {}, now, now)
+    metric = Resource(
+        "metric",
+        sb.store.new_id("metric", now),
+        {"name": name, "created": iso(now), "updated": iso(now), "integration": integration},
+        {},
+        now,
+        now,
+    )
     sb.store.put(metric)
     return metric
 
@@ -266,10 +306,18 @@ def record_event(
     if value is not None:
         props["$value"] = value
     event = Resource(
-        "event", sb.store.new_id("event", when),
-        {"timestamp": int(when), "datetime": iso(when), "event_properties": props, "uuid": str(uuid.UUID(int=sb.store.rng.getrandbits(128)))},
+        "event",
+        sb.store.new_id("event", when),
+        {
+            "timestamp": int(when),
+            "datetime": iso(when),
+            "event_properties": props,
+            "uuid": str(uuid.UUID(int=sb.store.rng.getrandbits(128))),
+        },
         {"profile": ("profile", profile.id), "metric": ("metric", metric.id)},
-        when, when, {"unique_id": uid},
+        when,
+        when,
+        {"unique_id": uid},
     )
     sb.store.put(event)
     dedup[key] = event.id
@@ -294,8 +342,9 @@ def event_profile(sb: Sandbox, event: Resource) -> Resource | None:
 
 
 # -- outbox --------------------------------------------------------------------------------------------
-def schedule_message(sb: Sandbox, profile: Resource, *, channel: str, source: str, send_at: float,
-                     **details: Any) -> Resource:
+def schedule_message(
+    sb: Sandbox, profile: Resource, *, channel: str, source: str, send_at: float, **details: Any
+) -> Resource:
     """Put a message for ``profile`` in the outbox, or a skipped entry saying why it cannot go.
 
     Marketing sends need consent and no suppression; the skip is recorded, not silently dropped.
@@ -308,8 +357,14 @@ def schedule_message(sb: Sandbox, profile: Resource, *, channel: str, source: st
     elif not allowed:
         reason = "suppressed" if channel == "email" and is_suppressed(profile) else "no marketing consent"
     return sb.outbox_add(
-        to=to, channel=channel, profile_id=profile.id, source=source, send_at=iso(send_at),
-        status="skipped" if reason else "scheduled", skip_reason=reason, **details,
+        to=to,
+        channel=channel,
+        profile_id=profile.id,
+        source=source,
+        send_at=iso(send_at),
+        status="skipped" if reason else "scheduled",
+        skip_reason=reason,
+        **details,
     )
 
 
@@ -319,16 +374,42 @@ def require(condition: bool, detail: str, pointer: str | None = None) -> None:
 
 
 def conflict(detail: str, **meta: Any) -> SandboxError:
-    return SandboxError(409, "duplicate_profile" if "duplicate_profile_id" in meta else "conflict",
-                        "Conflict.", detail, meta=meta)
+    return SandboxError(
+        409, "duplicate_profile" if "duplicate_profile_id" in meta else "conflict", "Conflict.", detail, meta=meta
+    )
 
 
 __all__ = [
-    "Ctx", "Json", "Resource", "SandboxError", "add_email_suppression", "bad_request", "can_receive_email_marketing",
-    "can_receive_sms_marketing", "conflict", "default_subscriptions", "email_marketing", "event_metric_name",
-    "event_profile", "find_or_create_metric", "find_or_create_profile", "find_profile", "is_suppressed", "iso",
-    "new_profile", "parse_time", "profile_zone", "record_event", "remove_email_suppressions", "require",
+    "Ctx",
+    "Json",
+    "Resource",
+    "SandboxError",
+    "add_email_suppression",
+    "bad_request",
+    "can_receive_email_marketing",
+    "can_receive_sms_marketing",
+    "conflict",
+    "default_subscriptions",
+    "email_marketing",
+    "event_metric_name",
+    "event_profile",
+    "find_or_create_metric",
+    "find_or_create_profile",
+    "find_profile",
+    "is_suppressed",
+    "iso",
+    "new_profile",
+    "parse_time",
+    "profile_zone",
+    "record_event",
+    "remove_email_suppressions",
+    "require",
     "schedule_message",
-    "set_email_consent", "set_sms_consent", "sms_marketing", "subscriptions", "suppress_email",
-    "unsuppress_email", "utc",
+    "set_email_consent",
+    "set_sms_consent",
+    "sms_marketing",
+    "subscriptions",
+    "suppress_email",
+    "unsuppress_email",
+    "utc",
 ]
