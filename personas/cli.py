@@ -33,11 +33,14 @@ app.command("eval")(__import__("evals.cli", fromlist=["eval_cmd"]).eval_cmd)
 
 
 @app.command("demo")
-def demo(seed: int = typer.Option(42, "--seed", help="Sandbox seed.")) -> None:
+def demo(
+    seed: int = typer.Option(42, "--seed", help="Sandbox seed."),
+    state: str = typer.Option(None, "--state", help="Keep the sandbox's data in this SQLite file, to look at after."),
+) -> None:
     """The lead-magnet sequencer and campaign reporter end to end on the embedded sandbox."""
     from .demo import run_demo
 
-    raise SystemExit(run_demo(seed))
+    raise SystemExit(run_demo(seed, state_file=state))
 
 
 @app.callback()

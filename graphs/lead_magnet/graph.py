@@ -203,7 +203,7 @@ def _ask_model(state: LeadState, ctx: PersonaContext, settings: Settings) -> dic
         reply = bound.invoke([SystemMessage(ctx.prompt()), HumanMessage("\n".join(lines))])
     except Exception as exc:  # the model failing is a decision input, not a crash
         return {"error": f"the model call failed ({type(exc).__name__}: {str(exc)[:200]})"}
-    calls = getattr(reply, "tool_calls", None) or []
+    calls = [c for c in getattr(reply, "tool_calls", None) or [] if c.get("name") == "choose_sequence"]
     if not calls:
         return {"error": "the model did not call choose_sequence"}
     args = calls[0].get("args") or {}

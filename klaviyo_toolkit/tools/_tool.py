@@ -110,6 +110,10 @@ class KlaviyoTool(StructuredTool):
             self.__dict__["_strict_schema"] = cached
         return dict(cached)
 
+    def __repr__(self) -> str:
+        # The default pydantic repr recurses forever: handle_validation_error is a method bound to self.
+        return f"KlaviyoTool(name={self.name!r}, operation={self.operation.operation_id!r})"
+
     def _validation_message(self, exc: ValidationError) -> str:
         problems = problems_from_validation(exc, list(self.args_model.model_fields))
         return "Error: " + str(InvalidArgumentError(self.name, problems)) + ". Fix the arguments and call again."

@@ -1,0 +1,339 @@
+"""Suites and cases: the YAML files under ``evals/suites/<suite>/``, loaded and validated.
+
+A suite is a folder with ``suite.yaml`` (persona or graph, threshold, description, ``defaults``
+merged under every case) and one case per file in ``cases/``; cassettes live in ``cassettes/``.
+Every problem names the file, the line and the field, e.g.
+``evals/suites/lead_magnet/cases/hot.yaml:14: expect.trajectory.mode: Input should be 'strict', ...``.
+See ``evals/README.md`` for the format with a full example.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .fixtures import Fixture, FormSubmission, parse_duration
+from .matchers import CallSpec, check_matcher
+
+__all__ = [
+    "SUITES_DIR",
+    "AuthoredResponse",
+    "Case",
+    "CaseFileError",
+    "Expect",
+    "Suite",
+    "discover_suites",
+    "load_suite",
+]
+
+SUITES_DIR = Path(__file__).parent / "suites"
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
+
+
+class CaseFileError(ValueError):
+    """A suite or case file is wrong; the message is ``file:line: field: problem``."""
+
+    def __init__(self, path: Path | str, line: int | None, field: str, problem: str) -> None:
+        self.path, self.line, self.field, self.problem = str(path), line, field, problem
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _matchers_ok(value: Any, field: str) -> Any:
+    problems = check_matcher(value, field)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return value
+
+
+class Trajectory(_Strict):
+    """The calls the run made (HTTP operations and the model's tool calls), matched in ``mode``."""
+
+    mode: Literal["strict", "unordered", "subset", "superset"] = "superset"
+    source: Literal["all", "http", "model"] = "all"
+    ignore: list[str] = Field(default_factory=list, description="Tools left out before matching.")
+    calls: list[CallSpec] = Field(default_factory=list)
+
+    @field_validator("calls")
+    @classmethod
+    def _calls(cls, calls: list[CallSpec]) -> list[CallSpec]:
+        for i, call in enumerate(calls):
+            _matchers_ok(call.args, f"calls[{i}].args")
+        return calls
+
+
+class OutboxExpect(_Strict):
+    """Messages the sandbox's flows and campaigns scheduled for one profile (or every profile)."""
+
+    profile: str | None = Field(default=None, description="A fixture profile key; omit for the whole outbox.")
+    where: dict[str, Any] = Field(default_factory=dict, description="Only messages matching this count.")
+    count: Any = None
+    messages: list[dict[str, Any]] = Field(default_factory=list, description="Each must match a distinct message.")
+
+    @model_validator(mode="after")
+    def _check(self) -> OutboxExpect:
+        _matchers_ok(self.where, "where")
+        _matchers_ok(self.messages, "messages")
+        _matchers_ok(self.count, "count")
+        return self
+
+
+class ListExpect(_Strict):
+    list: str
+    profile: str
+    member: bool = True
+
+
+class Raises(_Strict):
+    type: str | None = None
+    message: Any = None
+
+
+class Expect(_Strict):
+    """What must hold after the run."""
+
+    trajectory: Trajectory | None = None
+    state: dict[str, Any] = Field(default_factory=dict, description="Dotted paths into the final state -> matchers.")
+    outbox: list[OutboxExpect] = Field(default_factory=list)
+    lists: list[ListExpect] = Field(default_factory=list)
+    not_called: list[str | CallSpec] = Field(default_factory=list, description="Calls that must not happen.")
+    model_calls: Any = Field(default=None, description="How many times the model was asked (a number or matcher).")
+    interrupts: Any = Field(default=None, description="Matcher for the approvals the run stopped for.")
+    raises: Raises | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Expect:
+        _matchers_ok(self.state, "state")
+        _matchers_ok(self.interrupts, "interrupts")
+        _matchers_ok(self.model_calls, "model_calls")
+        return self
+
+
+class AuthoredResponse(_Strict):
+    """A model response written by hand (kept in the case so ``--author`` can rebuild the cassette)."""
+
+    content: str = ""
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("tool_calls")
+    @classmethod
+    def _calls(cls, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, call in enumerate(calls):
+            if not isinstance(call.get("name"), str) or not isinstance(call.get("args", {}), dict):
+                raise ValueError(f"tool_calls[{i}] needs a name and an args object")
+        return calls
+
+    def to_response(self, index: int) -> dict[str, Any]:
+        return {"content": self.content, "tool_calls": [
+            {"name": c["name"], "args": c.get("args", {}), "id": c.get("id") or f"call_{index}_{i}"}
+            for i, c in enumerate(self.tool_calls)]}
+
+
+class SandboxSpec(_Strict):
+    seed: int = 42
+    demo_data: bool = False
+    fixture: Fixture = Field(default_factory=Fixture)
+
+
+class Case(_Strict):
+    """One eval case (see ``evals/README.md``)."""
+
+    id: str
+    description: str
+    labels: list[str] = Field(default_factory=list)
+    persona: str | None = None
+    graph: str | None = None
+    now: _dt.datetime
+    sandbox: SandboxSpec = Field(default_factory=SandboxSpec)
+    input: dict[str, Any] | None = None
+    form_submission: FormSubmission | None = None
+    repeat: int = Field(default=1, ge=1, le=10, description="Runs on the same sandbox; expectations see the last.")
+    repeat_every: str = "10m"
+    approvals: list[Any] = Field(default_factory=list, description="Answers, in order, when a run stops for approval.")
+    model: Literal["cassette", "none"] = "cassette"
+    live: bool = Field(default=True, description="False: the case tests a model answer written on purpose (malformed, "
+                       "out of policy, obeying an injection); --record and --epochs replay it instead of asking "
+                       "the live model.")
+    cassette: str | None = Field(default=None, description="Relative to the suite; default cassettes/<id>.json.")
+    authored_responses: list[AuthoredResponse] = Field(default_factory=list)
+    expect: Expect = Field(default_factory=Expect)
+    source: str = Field(default="", exclude=True)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("use lowercase letters, digits, '-' and '_' (e.g. hot-director-this-month)")
+        return value
+
+    @field_validator("now")
+    @classmethod
+    def _now(cls, value: _dt.datetime) -> _dt.datetime:
+        if value.tzinfo is None:
+            raise ValueError("give a time zone, e.g. 2026-03-10T15:00:00Z")
+        return value
+
+    @field_validator("repeat_every")
+    @classmethod
+    def _every(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Case:
+        if not (self.persona or self.graph):
+            raise ValueError("name the persona (or graph) the case runs, here or in suite.yaml")
+        if self.input is not None and self.form_submission is not None:
+            raise ValueError("give `input` or `form_submission`, not both")
+        if self.form_submission and self.form_submission.profile not in self.sandbox.fixture.profiles:
+            raise ValueError(f"form_submission.profile {self.form_submission.profile!r} is not a fixture profile "
+                             f"(sandbox.fixture.profiles: {', '.join(self.sandbox.fixture.profiles) or 'none'})")
+        if self.model == "none" and self.authored_responses:
+            raise ValueError("model: none runs without a model; drop authored_responses")
+        return self
+
+    @property
+    def labels_text(self) -> str:
+        return ", ".join(self.labels)
+
+
+class Suite(_Strict):
+    """A folder of cases for one persona (or graph), with the pass rate it must reach."""
+
+    name: str
+    description: str
+    persona: str | None = None
+    graph: str | None = None
+    threshold: float = Field(ge=0.0, le=1.0)
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    path: Path = Field(exclude=True)
+    cases: list[Case] = Field(default_factory=list, exclude=True)
+
+    def case(self, case_id: str) -> Case:
+        for case in self.cases:
+            if case.id == case_id:
+                return case
+        raise KeyError(f"suite {self.name} has no case {case_id!r}; cases: {', '.join(c.id for c in self.cases)}")
+
+    def cassette_path(self, case: Case) -> Path:
+        return self.path / (case.cassette or f"cassettes/{case.id}.json")
+
+    def case_file(self, case: Case) -> Path:
+        return Path(case.source) if case.source else self.path / "cases" / f"{case.id}.yaml"
+
+
+# -- loading -----------------------------------------------------------------------------------
+def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            pair = next(((k, v) for k, v in node.value if k.value == part), None)
+            if pair is None:
+                return line
+            line, node = pair[0].start_mark.line + 1, pair[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _loc_text(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (("." if out else "") + str(part))
+    return out
+
+
+def _read(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return yaml.load(text, Loader=loader) or {}, yaml.compose(text, Loader=loader)
+    except FileNotFoundError:
+        raise CaseFileError(path, None, "", "no such file") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise CaseFileError(path, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+
+
+def _validate(model: type[BaseModel], data: Any, path: Path, root: yaml.Node | None, extra: Mapping[str, Any]) -> Any:
+    if not isinstance(data, dict):
+        raise CaseFileError(path, 1, "", "the file must be a mapping of keys")
+    try:
+        return model.model_validate({**data, **extra})
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tagged-union")))]
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "is required"
+        raise CaseFileError(path, _line_of(root, loc), _loc_text(loc), msg) from None
+
+
+def merge(base: Any, over: Any) -> Any:
+    """``over`` on top of ``base``: mappings merge key by key, anything else replaces."""
+    if isinstance(base, Mapping) and isinstance(over, Mapping):
+        out = dict(copy.deepcopy(base))
+        for key, value in over.items():
+            out[key] = merge(out[key], value) if key in out else copy.deepcopy(value)
+        return out
+    return copy.deepcopy(over)
+
+
+def _with_defaults(defaults: Mapping[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Suite defaults under a case; defaults for ``input``/``form_submission`` only fill in a case's own."""
+    base = {k: v for k, v in defaults.items() if k not in ("input", "form_submission") or k in data}
+    return dict(merge(base, data))
+
+
+def load_suite(path: str | Path) -> Suite:
+    """A suite from its folder (or its name under ``evals/suites``), with every case validated."""
+    folder = Path(path)
+    if not (folder / "suite.yaml").exists() and (SUITES_DIR / str(path) / "suite.yaml").exists():
+        folder = SUITES_DIR / str(path)
+    if not (folder / "suite.yaml").exists():
+        known = ", ".join(s.name for s in discover_suites()) or "none"
+        raise CaseFileError(folder, None, "", f"no suite here (no suite.yaml); suites: {known}")
+    data, root = _read(folder / "suite.yaml")
+    suite = _validate(Suite, data, folder / "suite.yaml", root, {"name": data.get("name", folder.name), "path": folder})
+    defaults = {k: v for k, v in {"persona": suite.persona, "graph": suite.graph}.items() if v} | suite.defaults
+    cases: list[Case] = []
+    for file in sorted((folder / "cases").glob("*.y*ml")):
+        raw, node = _read(file)
+        if not isinstance(raw, dict):
+            raise CaseFileError(file, 1, "", "a case file is a mapping of keys (id, description, expect, ...)")
+        case = _validate(Case, _with_defaults(defaults, raw), file, node, {"source": str(file)})
+        if any(c.id == case.id for c in cases):
+            raise CaseFileError(file, _line_of(node, ["id"]), "id",
+                                f"{case.id!r} is used by another case of this suite")
+        cases.append(case)
+    return suite.model_copy(update={"cases": cases})
+
+
+def discover_suites(root: Path | None = None) -> list[Suite]:
+    """Every suite under ``root`` (default ``evals/suites``), without loading their cases."""
+    base = root or SUITES_DIR
+    out = []
+    for file in sorted(base.glob("*/suite.yaml")):
+        data, node = _read(file)
+        extra = {"name": data.get("name", file.parent.name), "path": file.parent}
+        out.append(_validate(Suite, data, file, node, extra))
+    return out

@@ -1,0 +1,176 @@
+"""Eval reports: a pass-rate table per suite for the terminal, ``report.md`` and ``junit.xml``.
+
+Every case shows where its model responses came from (the cassette's provenance: authored by hand
+or recorded from a named model), so a reader never mistakes hand-written answers for a model's.
+With ``--epochs N`` the tables add pass@k (the unbiased estimate over the N live runs).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .runner import CaseResult, SuiteResult
+
+__all__ = ["cassette_summary", "label_counts", "suite_table", "write_junit", "write_markdown", "write_reports"]
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def cassette_summary(result: SuiteResult) -> str:
+    """``33 authored, 4 none`` : how many cases' cassettes are authored, recorded, or absent."""
+    kinds: Counter[str] = Counter()
+    for r in result.results:
+        if r.epoch:
+            continue
+        text = r.cassette
+        kinds["recorded" if text.startswith("recorded") else "authored by hand" if text.startswith("authored")
+              else "live" if text.startswith("live") else "no model call"] += 1
+    return ", ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+
+
+def label_counts(result: SuiteResult) -> list[tuple[str, int, int]]:
+    """(label, cases, cases passed) for every label in the suite, most used first."""
+    total: Counter[str] = Counter()
+    passed: Counter[str] = Counter()
+    for case_id, runs in result.by_case().items():
+        ok = all(r.passed for r in runs)
+        for label in runs[0].case.labels:
+            total[label] += 1
+            passed[label] += ok
+        del case_id
+    return [(label, total[label], passed[label]) for label, _ in total.most_common()]
+
+
+def suite_table(results: Sequence[SuiteResult]) -> Any:
+    """A rich Table: one row per suite with its pass rate against its threshold (fits 80 columns)."""
+    from rich.table import Table
+
+    epochs = max((r.epochs for r in results), default=1)
+    table = Table(title="personas eval", caption="model responses: " + "; ".join(
+        f"{r.suite.name}: {cassette_summary(r)}" for r in results) if results else None)
+    width = max((len(r.suite.name) for r in results), default=5)
+    table.add_column("suite", min_width=width, no_wrap=True)
+    for col in ("cases", "passed", "failed", "errors"):
+        table.add_column(col, justify="right")
+    table.add_column("pass rate" if epochs == 1 else "pass@1", justify="right")
+    if epochs > 1:
+        table.add_column(f"pass@{epochs}", justify="right")
+    table.add_column("needs", justify="right")
+    table.add_column("result")
+    for r in results:
+        counts = r.counts()
+        row = [r.suite.name, str(len(r.by_case())), str(counts["passed"]), str(counts["failed"]), str(counts["error"]),
+               _pct(r.pass_rate)]
+        if epochs > 1:
+            row.append(_pct(r.pass_at(r.epochs)))
+        row += [_pct(r.suite.threshold), "[green]PASS[/green]" if r.ok else "[red]FAIL[/red]"]
+        table.add_row(*row)
+    return table
+
+
+def _why(r: CaseResult) -> list[str]:
+    return [r.error] if r.error else list(r.failures)
+
+
+def write_markdown(results: Sequence[SuiteResult], path: Path, *, mode: str = "replay") -> None:
+    """``report.md``: per suite the verdict, pass rate per label, every case with its provenance, failures."""
+    lines = [f"# personas eval ({mode})", "", f"Run {_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC.", "",
+             "| suite | cases | pass rate | threshold | result | model responses |",
+             "| --- | ---: | ---: | ---: | --- | --- |"]
+    for r in results:
+        rate = _pct(r.pass_rate) + (f" (pass@{r.epochs} {_pct(r.pass_at(r.epochs))})" if r.epochs > 1 else "")
+        lines.append(f"| {r.suite.name} | {len(r.by_case())} | {rate} | {_pct(r.suite.threshold)} | "
+                     f"{'PASS' if r.ok else 'FAIL'} | {cassette_summary(r)} |")
+    for r in results:
+        lines += ["", f"## {r.suite.name}", "", r.suite.description.strip(), "",
+                  f"Persona: `{r.suite.persona or r.suite.graph}`. {len(r.by_case())} cases, {r.epochs} run(s) each, "
+                  f"{r.duration:.1f} s.", "", "| label | cases | passed |", "| --- | ---: | ---: |"]
+        lines += [f"| {label} | {n} | {ok} |" for label, n, ok in label_counts(r)]
+        lines += ["", "| case | labels | result | model responses | time |", "| --- | --- | --- | --- | ---: |"]
+        for case_id, runs in r.by_case().items():
+            status = runs[0].status if len(runs) == 1 else f"{sum(x.passed for x in runs)}/{len(runs)} passed"
+            lines.append(f"| `{case_id}` | {runs[0].case.labels_text} | {status} | {runs[0].cassette} | "
+                         f"{sum(x.duration for x in runs):.2f} s |")
+        bad = [x for x in r.results if not x.passed]
+        if bad:
+            lines += ["", "### Failures", ""]
+            for x in bad:
+                epoch = f" (epoch {x.epoch + 1})" if r.epochs > 1 else ""
+                lines.append(f"- **{x.case.id}**{epoch}: {x.case.description.strip()}")
+                lines += [f"  - {line}" for line in _why(x)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _relative(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+def _trajectory_text(r: CaseResult) -> str:
+    if r.outcome is None:
+        return ""
+    out = [f"{c.get('source')}:{c.get('tool')}" + (f" -> {c['status']}" if c.get("status") else "")
+           for c in r.outcome.trajectory]
+    state = r.outcome.state
+    if state.get("outcome"):
+        out.append(f"outcome: {state['outcome']}")
+    return "\n".join(out)
+
+
+def write_junit(results: Sequence[SuiteResult], path: Path) -> None:
+    """``junit.xml``: a testsuite per suite, a testcase per case (and epoch), provenance as properties."""
+    root = ET.Element("testsuites", name="personas eval")
+    totals: Counter[str] = Counter()
+    for r in results:
+        counts = r.counts()
+        suite = ET.SubElement(root, "testsuite", name=r.suite.name, tests=str(len(r.results)),
+                              failures=str(counts["failed"]), errors=str(counts["error"]), skipped="0",
+                              time=f"{r.duration:.3f}")
+        props = ET.SubElement(suite, "properties")
+        values = {"persona": r.suite.persona or r.suite.graph or "", "threshold": f"{r.suite.threshold:.3f}",
+                  "pass_rate": f"{r.pass_rate:.3f}", "result": "pass" if r.ok else "fail", "epochs": str(r.epochs),
+                  "model_responses": cassette_summary(r)}
+        if r.epochs > 1:
+            values[f"pass_at_{r.epochs}"] = f"{r.pass_at(r.epochs):.3f}"
+        for key, value in values.items():
+            ET.SubElement(props, "property", name=key, value=value)
+        for x in r.results:
+            name = x.case.id + (f" [epoch {x.epoch + 1}]" if r.epochs > 1 else "")
+            case = ET.SubElement(suite, "testcase", classname=f"evals.{r.suite.name}", name=name,
+                                 time=f"{x.duration:.3f}", file=_relative(x.case.source))
+            cprops = ET.SubElement(case, "properties")
+            fields = [("labels", x.case.labels_text), ("cassette", x.cassette),
+                      ("description", x.case.description.strip())]
+            if not x.model.endswith(x.cassette):
+                fields.append(("model", x.model))
+            for key, value in fields:
+                ET.SubElement(cprops, "property", name=key, value=value)
+            if x.error:
+                ET.SubElement(case, "error", message=x.error.splitlines()[0][:500], type="EvalError").text = x.error
+            elif x.failures:
+                ET.SubElement(case, "failure", message=x.failures[0][:500], type="EvalFailure").text = \
+                    "\n".join(x.failures)
+            ET.SubElement(case, "system-out").text = _trajectory_text(x)
+        totals.update({"tests": len(r.results), "failures": counts["failed"], "errors": counts["error"]})
+    for key in ("tests", "failures", "errors"):
+        root.set(key, str(totals[key]))
+    ET.indent(root)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def write_reports(results: Sequence[SuiteResult], folder: Path, *, mode: str = "replay") -> list[Path]:
+    """``report.md`` and ``junit.xml`` in ``folder`` (made if needed); the paths written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    md, xml = folder / "report.md", folder / "junit.xml"
+    write_markdown(results, md, mode=mode)
+    write_junit(results, xml)
+    return [md, xml]
