@@ -1,10 +1,15 @@
 """OAuth: PKCE authorization, refresh-token rotation, revocation, and a refreshing token source.
 
-The tests talk HTTP to an OAuth backend given by the ``backend`` fixture: today a fake written below
-(``httpx.MockTransport``) that applies Klaviyo's rules strictly (Basic client auth, form bodies,
-single-use codes, PKCE S256, refresh tokens that die when rotated or revoked). The sandbox can stand in
-for it later by returning its own ``OAuthBackend``; tests that need to reach inside the server use
-``backend.fake`` and skip without it.
+The tests talk HTTP to an OAuth backend given by the ``backend`` fixture, parametrized over:
+
+- ``fake``: a fake written below (``httpx.MockTransport``) that applies Klaviyo's rules strictly
+  (Basic client auth, form bodies, single-use codes, PKCE S256, refresh tokens that die when rotated
+  or revoked);
+- ``sandbox``: the sandbox's real ``/oauth`` endpoints, served by uvicorn on a local port, with its
+  registered app ``sbx-client`` / ``sbx-secret`` and the backend's ManualClock as its clock (so tokens
+  expire on both sides when a test moves time).
+
+Tests that need to reach inside the server use ``backend.fake`` and skip without it.
 """
 
 from __future__ import annotations
@@ -231,13 +236,26 @@ class OAuthBackend:
         return self.fake
 
 
-@pytest.fixture
-def backend() -> OAuthBackend:
-    fake = FakeKlaviyoOAuth()
-    config = OAuthConfig.for_base_url(
-        fake.base_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI, scopes=SCOPES
-    )
-    return OAuthBackend(config, RecordingTransport(httpx.MockTransport(fake.handle)), fake)
+@pytest.fixture(params=["fake", "sandbox"])
+def backend(request: pytest.FixtureRequest) -> Iterator[OAuthBackend]:
+    if request.param == "fake":
+        fake = FakeKlaviyoOAuth()
+        config = OAuthConfig.for_base_url(
+            fake.base_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uri=REDIRECT_URI, scopes=SCOPES
+        )
+        yield OAuthBackend(config, RecordingTransport(httpx.MockTransport(fake.handle)), fake)
+        return
+    from klaviyo_toolkit.sandbox import Sandbox
+    from tests.sandbox.conftest import on_port
+
+    clock = ManualClock()
+    sandbox = Sandbox(demo_data=False, rate_limit_factor=None, clock=clock)
+    with on_port(sandbox.app) as base_url, httpx.HTTPTransport() as http:
+        config = OAuthConfig.for_base_url(
+            base_url, client_id="sbx-client", client_secret="sbx-secret", redirect_uri=REDIRECT_URI, scopes=SCOPES
+        )
+        yield OAuthBackend(config, RecordingTransport(http), clock=clock)
+    sandbox.close()
 
 
 @pytest.fixture
@@ -411,7 +429,7 @@ def test_nothing_secret_in_reprs(backend: OAuthBackend, oauth: OAuthClient, vaul
     source = VaultTokenSource(vault, "acme", oauth)
     tokens = vault.get_oauth_tokens("acme")
     shown = " ".join(repr(x) for x in (backend.config, oauth, source, tokens, BearerToken(source)))
-    for secret in (CLIENT_SECRET, tokens.access_token, tokens.refresh_token or "-"):
+    for secret in (backend.config.client_secret, tokens.access_token, tokens.refresh_token or "-"):
         assert secret not in shown
 
 

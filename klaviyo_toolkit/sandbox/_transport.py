@@ -3,8 +3,12 @@
 httpx's own ``ASGITransport`` is async-only; ``SyncASGITransport`` runs the app on an event loop of
 the calling thread (one per thread, kept for reuse), so the synchronous ``KlaviyoClient`` talks to
 the sandbox with real HTTP semantics, no socket and no hand-off between threads. Called from a
-thread that already runs a loop, it uses one shared background loop instead. A connection the app "drops" (fault injection) surfaces as httpx's
-``RemoteProtocolError``, as it would over a network.
+thread that already runs a loop, it uses one shared background loop instead. A connection the app
+"drops" (fault injection) surfaces as httpx's
+``RemoteProtocolError``, as it would over a network. The client's read timeout applies too (httpx's
+``ASGITransport`` has none): an answer slower than it raises ``httpx.ReadTimeout`` once the app is
+done with the request, which it finishes as a server does when its client gave up (the work is
+done, the answer lost); nothing outlives the call.
 """
 
 from __future__ import annotations
@@ -45,10 +49,24 @@ class AsyncSandboxTransport(httpx.ASGITransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
-            return await super().handle_async_request(request)
+            task = asyncio.ensure_future(super().handle_async_request(request))
+            done, _ = await asyncio.wait({task}, timeout=_read_timeout(request))
+            if task in done:
+                return task.result()
+            await asyncio.wait({task})  # too slow: let the app finish, then drop its answer
+            if not task.cancelled():
+                task.exception()
+            raise httpx.ReadTimeout(f"No answer within the read timeout of {_read_timeout(request)} s", request=request)
         except DroppedConnection as exc:
-            raise httpx.RemoteProtocolError(f"Server disconnected without sending a response ({exc})",
-                                            request=request) from None
+            raise httpx.RemoteProtocolError(
+                f"Server disconnected without sending a response ({exc})", request=request
+            ) from None
+
+
+def _read_timeout(request: httpx.Request) -> float | None:
+    timeout = request.extensions.get("timeout")
+    value = timeout.get("read") if isinstance(timeout, dict) else None
+    return float(value) if value is not None else None
 
 
 class SyncASGITransport(httpx.BaseTransport):
@@ -61,8 +79,9 @@ class SyncASGITransport(httpx.BaseTransport):
         body = request.read()
 
         async def run() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-            inner_request = httpx.Request(request.method, request.url, headers=request.headers, content=body,
-                                          extensions=request.extensions)
+            inner_request = httpx.Request(
+                request.method, request.url, headers=request.headers, content=body, extensions=request.extensions
+            )
             response = await self._inner.handle_async_request(inner_request)
             content = await response.aread()
             return response.status_code, response.headers.raw, content

@@ -120,7 +120,8 @@ def test_an_event_finds_its_profile_by_external_id_and_patches_properties(sb: Sa
     body = event_body({"external_id": "crm-7", "email": "x@example.com", "properties": {"skus": ["A"]}})
     assert http.post("/api/events", json=body).status_code == 202
     body = event_body({"external_id": "crm-7", "first_name": "Xi"}, "Placed Order", unique_id="2")
-    body["data"]["attributes"]["profile"]["data"]["meta"] = {"patch_properties": {"append": {"skus": "B"}}}
+    patch = {"patch_properties": {"append": {"skus": "B"}}}
+    body["data"]["attributes"]["profile"]["data"]["attributes"]["meta"] = patch
     assert http.post("/api/events", json=body).status_code == 202
     [profile] = sb.store.all("profile")
     assert profile.attributes["first_name"] == "Xi" and profile.attributes["properties"]["skus"] == ["A", "B"]

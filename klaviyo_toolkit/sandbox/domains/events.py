@@ -102,7 +102,7 @@ def _profile_spec(node: Any, pointer: str) -> Json:
     if not any(found.get(k) for k in (*IDENTIFIERS, "id", "anonymous_id", "_kx")):
         raise bad_request("The profile needs at least one identifier: id, email, phone_number or external_id.",
                           pointer=f"{pointer}/attributes")
-    return {"attrs": found, "meta": node.get("meta") or {}, "pointer": pointer}
+    return {"attrs": found, "meta": attrs.get("meta") or {}, "pointer": pointer}  # the spec's place for it
 
 
 def _resolve_profile(sb: Sandbox, spec: Json, now: float, *, client: bool) -> Resource:
