@@ -28,6 +28,10 @@ __all__ = [
     "Case",
     "CaseFileError",
     "Expect",
+    "FileExpect",
+    "ListExpect",
+    "RowBlock",
+    "SourceFile",
     "Suite",
     "discover_suites",
     "load_suite",
@@ -90,9 +94,39 @@ class OutboxExpect(_Strict):
 
 
 class ListExpect(_Strict):
+    """A fixture list after the run: it exists (``exists: false``: the run deleted it) and, with ``profile``,
+    that profile is on it (``member: false``: is not)."""
+
     list: str
-    profile: str
+    profile: str | None = Field(default=None, description="A fixture profile key, or the email of any profile.")
     member: bool = True
+    exists: bool = True
+    count: Any = Field(default=None, description="How many members the list has (a number or matcher).")
+
+    @model_validator(mode="after")
+    def _check(self) -> ListExpect:
+        if not self.exists and (self.profile is not None or self.count is not None):
+            raise ValueError("a deleted list has no members: drop `profile`/`count` (or `exists: false`)")
+        _matchers_ok(self.count, "count")
+        return self
+
+
+class FileExpect(_Strict):
+    """Files under the run's ``$PERSONAS_HOME`` (reports, CSVs, charts): ``path`` is a glob relative to it."""
+
+    path: str
+    exists: bool = True
+    count: Any = Field(default=None, description="How many files match the glob (a number or matcher).")
+    format: Any = Field(default=None, description="png, sqlite, text or binary (from the file's first bytes).")
+    size: Any = Field(default=None, description="Bytes (a number or matcher).")
+    text: Any = Field(default=None, description="The file's text (UTF-8 files).")
+    rows: Any = Field(default=None, description="CSV files: the rows as objects (header -> cell text).")
+
+    @model_validator(mode="after")
+    def _check(self) -> FileExpect:
+        for name in ("count", "format", "size", "text", "rows"):
+            _matchers_ok(getattr(self, name), name)
+        return self
 
 
 class Raises(_Strict):
@@ -109,13 +143,29 @@ class Expect(_Strict):
     lists: list[ListExpect] = Field(default_factory=list)
     not_called: list[str | CallSpec] = Field(default_factory=list, description="Calls that must not happen.")
     model_calls: Any = Field(default=None, description="How many times the model was asked (a number or matcher).")
-    interrupts: Any = Field(default=None, description="Matcher for the approvals the run stopped for.")
+    interrupts: Any = Field(default=None, description="Matcher for the approvals still pending when the run ended.")
+    approvals_asked: Any = Field(default=None, description="Matcher for every approval the run stopped for, in "
+                                 "order, answered or not (the interrupt values: type, tool, args, request).")
     raises: Raises | None = None
+    call_counts: dict[str, Any] = Field(
+        default_factory=dict, description="Calls of the last run per tool -> a number or matcher; '*' counts every "
+        "call, and an 'http:' or 'model:' prefix counts only calls from there ('http:*': every HTTP call).")
+    profiles: dict[str, Any] = Field(
+        default_factory=dict, description="A fixture profile key or an email -> a matcher on the profile after the "
+        "run: {exists, id, email, consent, can_receive_email_marketing, suppression, list_suppressions, properties}.")
+    files: list[FileExpect] = Field(default_factory=list)
+    model_requests: Any = Field(
+        default=None, description="Matcher for what the model was sent, every run: a list of {messages: [{role, "
+        "text}], tools}.")
 
     @model_validator(mode="after")
     def _check(self) -> Expect:
+        _matchers_ok(self.call_counts, "call_counts")
+        _matchers_ok(self.profiles, "profiles")
+        _matchers_ok(self.model_requests, "model_requests")
         _matchers_ok(self.state, "state")
         _matchers_ok(self.interrupts, "interrupts")
+        _matchers_ok(self.approvals_asked, "approvals_asked")
         _matchers_ok(self.model_calls, "model_calls")
         return self
 
@@ -144,6 +194,82 @@ class SandboxSpec(_Strict):
     seed: int = 42
     demo_data: bool = False
     fixture: Fixture = Field(default_factory=Fixture)
+    faults: dict[str, Any] | None = Field(
+        default=None, description="The sandbox's fault injection once the fixture is built (klaviyo_toolkit/"
+        "sandbox/_faults.py), e.g. {storm_rate: 1.0, operations: [query_campaign_values]}: every such call is a 429.")
+
+
+class RowBlock(_Strict):
+    """``count`` generated lines: ``row`` is a Python format string with ``n`` (``start``, ``start + 1``, ...)."""
+
+    row: str
+    count: int = Field(ge=0, le=100_000)
+    start: int = 1
+
+    @field_validator("row")
+    @classmethod
+    def _row(cls, value: str) -> str:
+        try:
+            value.format(n=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"{exc}; use {{n}} for the row number, e.g. user{{n:04d}}@example.com") from None
+        return value
+
+    def lines(self) -> list[str]:
+        return [self.row.format(n=n) for n in range(self.start, self.start + self.count)]
+
+
+class SourceFile(_Strict):
+    """A file written for the run (a CSV or JSON-lines source): its ``text``, or generated rows.
+
+    ``header`` is written first, then ``row`` x ``count`` (``n`` counts from ``start``), then each
+    block of ``generate``, e.g. 1,200 consenting rows and 1,300 others::
+
+        header: email,consent
+        generate:
+          - {row: "hiker{n:04d}@example.com,yes", count: 1200}
+          - {row: "hiker{n:04d}@example.com,no", count: 1300, start: 1201}
+    """
+
+    text: str | None = None
+    header: str | None = None
+    row: str | None = None
+    count: int = Field(0, ge=0, le=100_000)
+    start: int = 1
+    generate: list[RowBlock] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> SourceFile:
+        generated = self.row is not None or bool(self.generate)
+        if (self.text is None) == (not generated):
+            raise ValueError("give the file's `text`, or rows to generate (`row` with `count`, or `generate`), "
+                             "optionally after a `header`")
+        if self.row is not None:
+            RowBlock(row=self.row, count=self.count, start=self.start)
+        return self
+
+    def render(self) -> str:
+        if self.text is not None:
+            return self.text
+        lines = [self.header] if self.header is not None else []
+        blocks = ([RowBlock(row=self.row, count=self.count, start=self.start)] if self.row is not None else [])
+        for block in [*blocks, *self.generate]:
+            lines += block.lines()
+        return "\n".join(lines) + "\n"
+
+
+_FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$")
+
+
+def placeholders(value: Any, kind: str) -> list[str]:
+    """Every ``{kind: X}`` placeholder in ``value`` (in a case's input: ``{ref: list:NAME}``, ``{file: NAME}``)."""
+    if isinstance(value, Mapping):
+        if set(value) == {kind}:
+            return [str(value[kind])]
+        return [x for v in value.values() for x in placeholders(v, kind)]
+    if isinstance(value, list):
+        return [x for v in value for x in placeholders(v, kind)]
+    return []
 
 
 class Case(_Strict):
@@ -156,7 +282,13 @@ class Case(_Strict):
     graph: str | None = None
     now: _dt.datetime
     sandbox: SandboxSpec = Field(default_factory=SandboxSpec)
-    input: dict[str, Any] | None = None
+    input: dict[str, Any] | None = Field(
+        default=None, description="The graph input; {ref: list:NAME} becomes a fixture id, {file: NAME} the path "
+        "of a file from `files`.")
+    files: dict[str, str | SourceFile] = Field(
+        default_factory=dict, description="Files written for the run (name -> text, or generated rows).")
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="Persona settings for this case, merged over the persona's (key by key).")
     form_submission: FormSubmission | None = None
     repeat: int = Field(default=1, ge=1, le=10, description="Runs on the same sandbox; expectations see the last.")
     repeat_every: str = "10m"
@@ -201,6 +333,13 @@ class Case(_Strict):
                              f"(sandbox.fixture.profiles: {', '.join(self.sandbox.fixture.profiles) or 'none'})")
         if self.model == "none" and self.authored_responses:
             raise ValueError("model: none runs without a model; drop authored_responses")
+        for name in self.files:
+            if not _FILE_NAME.match(name):
+                raise ValueError(f"files: {name!r}: use a plain file name (letters, digits, '.', '_', '-')")
+        missing = [f for f in placeholders(self.input, "file") if f not in self.files]
+        if missing:
+            raise ValueError(f"input names file {missing[0]!r}, which is not under `files` "
+                             f"({', '.join(self.files) or 'none'})")
         return self
 
     @property

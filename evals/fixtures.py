@@ -18,12 +18,30 @@ A fixture is written in the case file under ``sandbox.fixture``::
         events:                               # prior activity, oldest first
           - {metric: Opened Email, ago: 3d}
           - {metric: Lead Sequence Started, ago: 5d, properties: {sequence: nurture}}
+        unsubscribed_from: [Newsletter]       # joined, then unsubscribed from these lists (a list suppression)
+    segments:                                 # Klaviyo segment definitions; members are computed by the sandbox
+      - name: Summit club
+        definition: {condition_groups: [{conditions: [{type: profile-property, property: "properties['plan']",
+                                                       filter: {type: string, operator: equals, value: summit-club}}]}]}
+    campaigns:                                # sent email campaigns and their recipients' activity
+      - name: Weekend trail picks
+        at: "2026-03-09T15:00:00Z"            # the send time (or ago: 1d; default one day before now)
+        lists: [Newsletter]                   # the audience (optional)
+        recipients: 200                       # Received Email (or Bounced Email for the bounced ones)
+        bounced: 4
+        opens: 70                             # unique openers, clicks (of the openers), unsubscribes
+        clicks: 12
+        unsubscribes: 1
+        conversions: [{metric: Placed Order, count: 3, value: 89.5}]   # attributed to the message
 
-Everything is made with real API calls (profiles, consent jobs, lists, flows, events), so consent,
-suppression, list membership and flows behave as the sandbox emulates Klaviyo. The one exception:
-a flow's trigger metric is created in the sandbox's store when no event has made it yet (Klaviyo
-creates metrics only from events). ``consent: suppressed`` is a subscriber with a
-``USER_SUPPRESSED`` suppression.
+Everything is made with real API calls (profiles, consent jobs, lists, flows, segments, events), so
+consent, suppression, list membership and flows behave as the sandbox emulates Klaviyo. The
+exceptions: a flow's trigger metric is created in the sandbox's store when no event has made it
+yet (Klaviyo creates metrics only from events); and a campaign, created as a draft through the
+API, is then marked sent in the store, with its recipients (``recipient-<n>-<i>@campaigns.example``)
+and their events written with the store helpers of ``klaviyo_toolkit/sandbox/domains/_common.py``
+(Klaviyo cannot send a campaign in the past, and hundreds of recipients through the API would be
+slow). ``consent: suppressed`` is a subscriber with a ``USER_SUPPRESSED`` suppression.
 
 A ``form_submission`` (``profile``, ``answers``, form id and name, when) becomes a "Form submitted
 by profile" event and then the exact document ``get_event(id, include=[profile, metric])`` returns,
@@ -42,11 +60,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "Built",
+    "CampaignFixture",
+    "ConversionFixture",
     "EventFixture",
     "Fixture",
     "FlowFixture",
     "FormSubmission",
     "ProfileFixture",
+    "SegmentFixture",
     "build_fixture",
     "finish_jobs",
     "parse_duration",
@@ -118,12 +139,15 @@ class ProfileFixture(_Strict):
     consent: Literal["subscribed", "never", "unsubscribed", "suppressed"] = "subscribed"
     lists: list[str] = Field(default_factory=list)
     events: list[EventFixture] = Field(default_factory=list)
+    unsubscribed_from: list[str] = Field(
+        default_factory=list, description="Lists the profile joined and then unsubscribed from (a list suppression; "
+        "it leaves the list, its global consent stays).")
 
     @model_validator(mode="after")
     def _check(self) -> ProfileFixture:
         if not (self.email or self.phone_number or self.external_id):
             raise ValueError("a profile needs an email, phone_number or external_id")
-        if self.consent != "never" and not self.email:
+        if (self.consent != "never" or self.unsubscribed_from) and not self.email:
             raise ValueError(f"consent {self.consent!r} is email consent: give the profile an email "
                              "(or consent: never)")
         return self
@@ -156,10 +180,59 @@ class FlowFixture(_Strict):
     status: Literal["live", "draft", "manual"] = "live"
 
 
+class SegmentFixture(_Strict):
+    """A segment made with ``create_segment``: its members are whoever its definition matches."""
+
+    name: str
+    definition: dict[str, Any] = Field(description="Klaviyo's segment definition ({condition_groups: [...]}).")
+
+
+class ConversionFixture(_Strict):
+    """Conversions attributed to a campaign's message (``$attributed_message``), by its first delivered recipients."""
+
+    metric: str = "Placed Order"
+    count: int = Field(1, ge=0)
+    value: float | None = Field(default=None, description="Each conversion's $value (revenue).")
+
+
+class CampaignFixture(_When):
+    """A sent email campaign and what its recipients did, as the Reporting API counts it.
+
+    ``at``/``ago`` is the send time (default: a day before ``now``). Recipients are new profiles;
+    the first ``bounced`` of them bounce (Bounced Email instead of Received Email), then the first
+    ``opens`` delivered ones open, the first ``clicks`` click, the last ``unsubscribes`` unsubscribe
+    and the first ``count`` of each conversion convert, all within about two hours of the send.
+    """
+
+    name: str
+    subject: str | None = None
+    status: str = "Sent"
+    lists: list[str] = Field(default_factory=list, description="The audience: fixture list names.")
+    recipients: int = Field(0, ge=0, le=20_000)
+    bounced: int = Field(0, ge=0)
+    opens: int = Field(0, ge=0)
+    clicks: int = Field(0, ge=0)
+    unsubscribes: int = Field(0, ge=0)
+    conversions: list[ConversionFixture] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _counts(self) -> CampaignFixture:
+        delivered = self.recipients - self.bounced
+        problems = [f"{name} ({n}) is more than {what} ({limit})" for name, n, what, limit in (
+            ("bounced", self.bounced, "recipients", self.recipients), ("opens", self.opens, "delivered", delivered),
+            ("clicks", self.clicks, "opens", self.opens), ("unsubscribes", self.unsubscribes, "delivered", delivered),
+            *((f"conversions of {c.metric}", c.count, "delivered", delivered) for c in self.conversions)) if n > limit]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 class Fixture(_Strict):
     lists: list[str] = Field(default_factory=list)
     flows: list[FlowFixture] = Field(default_factory=list)
     profiles: dict[str, ProfileFixture] = Field(default_factory=dict)
+    segments: list[SegmentFixture] = Field(default_factory=list)
+    campaigns: list[CampaignFixture] = Field(default_factory=list)
 
 
 class FormSubmission(_When):
@@ -178,6 +251,7 @@ class Built:
 
     refs: dict[str, str] = field(default_factory=dict)
     flow_names: dict[str, str] = field(default_factory=dict)
+    emails: dict[str, str] = field(default_factory=dict)  # profile key -> email
 
     def profile_id(self, key: str) -> str:
         try:
@@ -265,7 +339,9 @@ def _consent(client: Any, op: str, emails: list[str], consent: str | None) -> No
 def build_fixture(sb: Any, client: Any, fixture: Fixture, now: float) -> Built:
     """Make the fixture's lists, flows, profiles (consent, lists) and prior events, in that order."""
     built = Built()
-    names = list(dict.fromkeys([*fixture.lists, *(n for p in fixture.profiles.values() for n in p.lists)]))
+    names = list(dict.fromkeys([*fixture.lists, *(n for p in fixture.profiles.values()
+                                                   for n in [*p.lists, *p.unsubscribed_from]),
+                                *(n for c in fixture.campaigns for n in c.lists)]))
     for name in names:
         built.refs[f"list:{name}"] = client.call("create_list", name=name).data["id"]
     for flow in fixture.flows:
@@ -277,6 +353,8 @@ def build_fixture(sb: Any, client: Any, fixture: Fixture, now: float) -> Built:
         built.flow_names[fid] = flow.name
     for key, profile in fixture.profiles.items():
         built.refs[f"profile:{key}"] = client.call("create_profile", **_profile_args(profile)).data["id"]
+        if profile.email:
+            built.emails[key] = profile.email
     states = {s: [p.email for p in fixture.profiles.values() if p.consent == s and p.email]
               for s in ("subscribed", "unsubscribed", "suppressed")}
     _consent(client, "bulk_subscribe_profiles", states["subscribed"] + states["unsubscribed"] + states["suppressed"],
@@ -286,9 +364,17 @@ def build_fixture(sb: Any, client: Any, fixture: Fixture, now: float) -> Built:
     _consent(client, "bulk_suppress_profiles", states["suppressed"], None)
     finish_jobs(sb)
     for name in names:
-        members = [built.profile_id(k) for k, p in fixture.profiles.items() if name in p.lists]
+        members = [built.profile_id(k) for k, p in fixture.profiles.items()
+                   if name in p.lists or name in p.unsubscribed_from]
         if members:
             client.call("add_profiles_to_list", id=built.list_id(name), profile_ids=members)
+        leaving = [p.email for p in fixture.profiles.values() if name in p.unsubscribed_from and p.email]
+        if leaving:
+            profiles = [{"email": e, "subscriptions": {"email": {"marketing": {"consent": "UNSUBSCRIBED"}}}}
+                        for e in leaving]
+            client.call("bulk_unsubscribe_profiles", profiles=profiles, list_id=built.list_id(name))
+    if any(p.unsubscribed_from for p in fixture.profiles.values()):
+        finish_jobs(sb)
     events = sorted(((e.time(now, 3600), n, key, e) for key, p in fixture.profiles.items()
                      for n, e in enumerate(p.events)), key=lambda item: (item[0], item[1]))
     seen: set[tuple[str, str, int]] = set()
@@ -304,7 +390,68 @@ def build_fixture(sb: Any, client: Any, fixture: Fixture, now: float) -> Built:
         if event.value is not None:
             args["value"] = event.value
         client.call("create_event", **args)
+    for segment in fixture.segments:
+        created = client.call("create_segment", name=segment.name, definition=segment.definition)
+        built.refs[f"segment:{segment.name}"] = created.data["id"]
+    for n, campaign in enumerate(fixture.campaigns, start=1):
+        _campaign(sb, client, built, n, campaign, now)
     return built
+
+
+def _campaign(sb: Any, client: Any, built: Built, n: int, spec: CampaignFixture, now: float) -> None:
+    """Create the campaign (a draft, through the API), mark it sent, and write its recipients' events."""
+    from klaviyo_toolkit.sandbox.domains._common import find_or_create_metric, iso, new_profile, record_event
+
+    content = {"subject": spec.subject or spec.name}
+    created = client.call("create_campaign", name=spec.name,
+                          audiences={"included": [built.list_id(name) for name in spec.lists]},
+                          campaign_messages=[{"definition": {"channel": "email", "content": content}}])
+    cid = created.data["id"]
+    mid = created.data["relationships"]["campaign-messages"]["data"][0]["id"]
+    built.refs[f"campaign:{spec.name}"] = cid
+    built.refs[f"campaign-message:{spec.name}"] = mid
+    send = spec.time(now, 86_400)
+    with sb.store.lock:
+        campaign = sb.store.get("campaign", cid)
+        message = sb.store.get("campaign-message", mid)
+        created_at = send - 86_400
+        campaign.attributes.update({
+            "status": spec.status, "send_strategy": {"method": "static", "datetime": iso(send), "options": None},
+            "created_at": iso(created_at), "scheduled_at": iso(send - 3600), "send_time": iso(send),
+            "updated_at": iso(send)})
+        message.attributes.update({"send_times": [{"datetime": iso(send), "is_local": False}],
+                                   "created_at": iso(created_at), "updated_at": iso(send)})
+        sb.store.put(campaign)
+        sb.store.put(message)
+        base = {"$message": mid, "$campaign": cid, "Campaign Name": spec.name, "Subject": content["subject"]}
+        people = [new_profile(sb, {"email": f"recipient-{n}-{i + 1}@campaigns.example"}, created_at)
+                  for i in range(spec.recipients)]
+        delivered = people[spec.bounced:]
+
+        def event(who: Any, metric: str, when: float, kind: str, i: int, props: dict[str, Any],
+                  value: float | None = None) -> None:
+            record_event(sb, who, find_or_create_metric(sb, metric, when), props, when,
+                         unique_id=f"eval-campaign-{n}-{kind}-{i}", value=value, trigger_flows=False)
+
+        for i, who in enumerate(people[:spec.bounced]):
+            event(who, "Bounced Email", send + i, "bounce", i, {**base, "Bounce Type": "hard"})
+        for i, who in enumerate(delivered):
+            event(who, "Received Email", send + i, "received", i, dict(base))
+        for i, who in enumerate(delivered[:spec.opens]):
+            event(who, "Opened Email", send + 600 + i, "open", i, dict(base))
+        for i, who in enumerate(delivered[:spec.clicks]):
+            event(who, "Clicked Email", send + 1200 + i, "click", i, dict(base))
+        for i, who in enumerate(delivered[len(delivered) - spec.unsubscribes:] if spec.unsubscribes else []):
+            event(who, "Unsubscribed from Email Marketing", send + 1800 + i, "unsubscribe", i, dict(base))
+        for conversion in spec.conversions:
+            for i, who in enumerate(delivered[:conversion.count]):
+                event(who, conversion.metric, send + 3600 + i, f"conversion-{conversion.metric}", i,
+                      {"$attributed_message": mid, "$attributed_campaign": cid}, conversion.value)
+        for metric in ("Received Email", *(c.metric for c in spec.conversions)):
+            found = sb.store.find("metric", "name", metric)
+            if found is not None:
+                built.refs[f"metric:{metric}"] = found.id
+        sb.store.flush()
 
 
 def submit_form(client: Any, built: Built, submission: FormSubmission, now: float) -> dict[str, Any]:

@@ -8,6 +8,7 @@ is an operator matcher (several operators in one mapping must all hold)::
     exact: {...}            deep equality, no partial matching (also: eq)
     regex: "^lead-sequence:"   re.search on the text
     contains: "consult"     a substring of a string, or an item of a list that matches
+                            ({contains: {ref: profile:maya}}: the text holds that fixture id)
     any_of: [m1, m2]        one of the matchers holds          all_of: [m1, m2]   all hold
     not: m                  the matcher does not hold
     absent: true            the key is missing or null (absent: false = present and not null)
@@ -186,6 +187,11 @@ def _operator(op: str, arg: Any, actual: Any, ctx: MatchContext, where: str) -> 
         text = actual if isinstance(actual, str) else show(actual, 10_000)
         return [] if re.search(str(arg), text) else [f"{where}: {show(actual)} does not match /{arg}/"]
     if op == "contains":
+        if isinstance(actual, str) and isinstance(arg, Mapping) and set(arg) == {"ref"}:
+            if arg["ref"] not in ctx.refs:
+                return [f"{where}: unknown ref {arg['ref']!r} (known: {', '.join(sorted(ctx.refs)) or 'none'})"]
+            wanted = ctx.refs[arg["ref"]]
+            return [] if wanted in actual else [f"{where}: {show(actual)} does not contain {arg['ref']} ({wanted})"]
         if isinstance(actual, str):
             return [] if str(arg) in actual else [f"{where}: {show(actual)} does not contain {show(arg)}"]
         if isinstance(actual, list):

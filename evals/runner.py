@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from personas.cassette import Cassette, CassetteError, message_to_response, normalise_request, response_to_message
@@ -40,6 +40,7 @@ from personas.models import CassetteChatModel, ModelChoice
 from .case import Case, Suite
 from .fixtures import Built, build_fixture, parse_duration, submit_form
 from .matchers import MISSING, CallSpec, MatchContext, call_problems, match_trajectory, match_value, show
+from .outcomes import check_outcomes, resolve_input, snapshot_files, snapshot_profiles, with_settings, write_files
 
 __all__ = ["CaseResult", "EvalCassetteModel", "ModelFactory", "Outcome", "SetupError", "SuiteResult", "check_case",
            "eval_request", "execute", "pass_at_k", "persona_for", "rerecord_hint", "run_case", "run_suite"]
@@ -137,6 +138,16 @@ class _ModelObserver(BaseCallbackHandler):
     def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
         self.run.model_errors.append(error)
 
+    def on_chat_model_start(self, serialized: Any, messages: list[list[BaseMessage]], **kwargs: Any) -> None:
+        tools = (kwargs.get("invocation_params") or {}).get("tools") or []
+        for batch in messages[:1]:
+            request = normalise_request(batch, tools)
+            # the text as sent (not masked), for `model_requests` checks
+            for item, message in zip(request["messages"], batch, strict=True):
+                item["text"] = message.content if isinstance(message.content, str) else str(message.content)
+            with self.run.lock:
+                self.run.model_requests.append(request)
+
 
 def _unwrap(value: Any) -> Any:
     """JSON:API envelopes -> the named fields a tool takes: ``{data: {type, id, attributes}}`` -> ``{id, ...}``."""
@@ -182,7 +193,13 @@ def call_view(record: Any) -> dict[str, Any]:
         else:
             args[name] = value
     body = _unwrap(record.body) if record.body is not None else {}
-    if isinstance(body, Mapping):
+    linkage = [a for a in op.record.get("args", []) if a.get("in") == "body" and (a.get("shape") or {}).get("kind")
+               == "rel"] if (op.record.get("body") or {}).get("root") == "linkage" else []
+    if len(linkage) == 1 and isinstance(body, (list, Mapping)):
+        # A relationship body ({data: [{type, id}, ...]}) is the one id-list argument the tool takes.
+        ids = [b.get("id") for b in body] if isinstance(body, list) else body.get("id")
+        args[linkage[0]["name"]] = ids
+    elif isinstance(body, Mapping):
         args.update(body)
     elif body:
         args["body"] = body
@@ -197,6 +214,7 @@ class Observed:
     runs: list[list[dict[str, Any]]] = field(default_factory=list)
     model_turns: list[dict[str, Any]] = field(default_factory=list)
     model_errors: list[BaseException] = field(default_factory=list)
+    model_requests: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start_run(self) -> None:
@@ -227,8 +245,13 @@ class Outcome:
     outbox: list[dict[str, Any]] = field(default_factory=list)
     lists: dict[str, list[str]] = field(default_factory=dict)
     interrupts: list[Any] = field(default_factory=list)
+    approvals_asked: list[Any] = field(default_factory=list)
+    approvals_unused: int = 0
     error: BaseException | None = None
     built: Built = field(default_factory=Built)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    model_requests: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -316,6 +339,8 @@ def _jsonable(value: Any) -> Any:
         out: dict[str, Any] = {"type": value.type, "content": value.content}
         if isinstance(value, AIMessage) and value.tool_calls:
             out["tool_calls"] = [{"name": c["name"], "args": c["args"]} for c in value.tool_calls]
+        if isinstance(value, ToolMessage):
+            out["name"], out["status"] = value.name, value.status
         return out
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -334,9 +359,15 @@ def _snapshot(sb: Any, client: Any, outcome: Outcome) -> None:
         entry["flow"] = outcome.built.flow_names.get(str(entry.get("flow_id")))
         outcome.outbox.append(entry)
     outcome.outbox.sort(key=lambda m: (str(m.get("send_at")), m.get("position") or 0))
+    from klaviyo_toolkit.errors import NotFoundError
+
     for ref, list_id in outcome.built.refs.items():
         if ref.startswith("list:"):
-            members = [p["id"] for p in client.iterate("get_list_profiles", id=list_id)]
+            try:
+                members = [p["id"] if p["id"] in profiles else p.get("email") or p["id"]
+                           for p in client.iterate("get_list_profiles", id=list_id, page_size=100)]
+            except NotFoundError:  # the run deleted it: left out of `lists`
+                continue
             outcome.lists[ref.split(":", 1)[1]] = [profiles.get(m, m) for m in members]
 
 
@@ -356,8 +387,12 @@ def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
     sb = Sandbox(seed=case.sandbox.seed, demo_data=case.sandbox.demo_data, rate_limit_factor=None, clock=clock)
     setup = sb.client()
     try:
-        spec = persona_for(case)
+        spec = with_settings(persona_for(case), case.settings)
         outcome.built = build_fixture(sb, setup, case.sandbox.fixture, now)
+        if case.sandbox.faults:
+            from klaviyo_toolkit.sandbox._faults import Faults
+
+            sb.faults = Faults.from_json(dict(case.sandbox.faults))
     except Exception as exc:
         outcome.error = SetupError(f"the case could not be set up: {type(exc).__name__}: {exc}")
         setup.close()
@@ -371,13 +406,15 @@ def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
     result = None
     with tempfile.TemporaryDirectory(prefix="personas-eval-") as home:
         try:
+            inputs = write_files(case, Path(home) / "input") if case.files else Path(home) / "input"
             for n in range(case.repeat):
                 if n:
                     clock.advance(parse_duration(case.repeat_every))
                 if case.form_submission is not None:
                     payload: Any = make_input(submit_form(setup, outcome.built, case.form_submission, clock.time()))
                 else:
-                    payload = make_input(dict(case.input)) if case.input is not None else {}
+                    payload = make_input(dict(resolve_input(case.input, outcome.built.refs, inputs))) \
+                        if case.input is not None else {}
                 observed.start_run()
                 ctx = build_context(spec, client=client, sandbox=sb, model=choice, audit=False, clock=clock,
                                     user="eval", thread_id=f"eval-{case.id}-{n + 1}")
@@ -385,10 +422,17 @@ def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
                 saver = InMemorySaver()
                 result = run_persona(spec, payload, context=ctx, saver=saver)
                 answers = list(case.approvals)
-                while result.paused and answers:
-                    answer = answers.pop(0)
-                    resume = answer if isinstance(answer, Mapping) else {"action": str(answer)}
+                seen: set[str] = set()
+                pending = _pending(spec, saver, ctx.thread_id, seen, outcome) if result.paused else []
+                while result.paused and answers and pending:
+                    # one answer per pending approval (parallel tool calls can stop several at once), in order
+                    given = [resolve_input(a, outcome.built.refs, inputs) if isinstance(a, Mapping)
+                             else {"action": str(a)} for a in answers[:len(pending)]]
+                    answers = answers[len(given):]
+                    resume: Any = given[0] if len(pending) == 1 else dict(zip(pending, given, strict=False))
                     result = run_persona(spec, None, context=ctx, saver=saver, resume=resume)
+                    pending = _pending(spec, saver, ctx.thread_id, seen, outcome) if result.paused else []
+                outcome.approvals_unused += len(answers)
         except Exception as exc:  # the run failing is a verdict, reported with the case
             outcome.error = exc
         if result is not None:
@@ -406,13 +450,28 @@ def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
                 choice.cassette.check_finished()
             except CassetteError as exc:
                 outcome.error = exc
+        outcome.files = snapshot_files(Path(home))
     outcome.trajectory = observed.runs[-1] if observed.runs else []
     outcome.all_calls = [c for run in observed.runs for c in run]
     outcome.model_turns = observed.model_turns
+    outcome.model_requests = observed.model_requests
     _snapshot(sb, setup, outcome)
+    if case.expect.profiles:
+        outcome.profiles = snapshot_profiles(setup, outcome.built.refs, list(case.expect.profiles))
     client.close()
     setup.close()
     return outcome
+
+
+def _pending(spec: Any, saver: Any, thread_id: str, seen: set[str], outcome: Outcome) -> list[str]:
+    """Ids of the approvals the run is stopped on; each one seen for the first time joins ``approvals_asked``."""
+    from graphs import build
+
+    snap = build(spec.graph, checkpointer=saver).get_state({"configurable": {"thread_id": thread_id}})
+    found = [i for task in snap.tasks for i in task.interrupts]
+    outcome.approvals_asked += [_jsonable(i.value) for i in found if i.id not in seen]
+    seen.update(i.id for i in found)
+    return [i.id for i in found]
 
 
 # -- checking ----------------------------------------------------------------------------------
@@ -463,6 +522,12 @@ def check_case(case: Case, outcome: Outcome) -> list[str]:
         failures += [f"model: {p}" for p in match_value(exp.model_calls, len(outcome.model_turns), ctx, "model_calls")]
     if exp.interrupts is not None:
         failures += [f"interrupts: {p}" for p in match_value(exp.interrupts, outcome.interrupts, ctx, "interrupts")]
+    if exp.approvals_asked is not None:
+        failures += [f"approvals_asked: {p}" for p in
+                     match_value(exp.approvals_asked, outcome.approvals_asked, ctx, "approvals_asked")]
+    if outcome.approvals_unused:
+        failures.append(f"approvals: {outcome.approvals_unused} answer(s) left unused; the run stopped for approval "
+                        f"{len(outcome.approvals_asked)} time(s)")
     for box in exp.outbox:
         who = box.profile or "everyone"
         messages = [m for m in outcome.outbox if box.profile is None or m.get("profile") == box.profile]
@@ -474,10 +539,14 @@ def check_case(case: Case, outcome: Outcome) -> list[str]:
             failures += [f"{where}: {p}" for p in match_value(box.messages, messages, ctx, "messages")]
     for item in exp.lists:
         members = outcome.lists.get(item.list)
-        if members is None:
+        if f"list:{item.list}" not in outcome.built.refs:
             failures.append(f"lists: {item.list!r} is not a fixture list")
-        elif (item.profile in members) != item.member:
+        elif (members is not None) != item.exists:
+            failures.append(f"lists: {item.list!r} " + ("was deleted by the run" if item.exists else "still exists"))
+        elif members is not None and item.profile is not None and f"profile:{item.profile}" in outcome.built.refs \
+                and (item.profile in members) != item.member:
             failures.append(f"lists: {item.profile} is {'not ' if item.member else ''}on {item.list!r}")
+    failures += check_outcomes(case, outcome, ctx)
     return failures
 
 

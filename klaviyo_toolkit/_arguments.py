@@ -296,6 +296,11 @@ def _dump(value: Any) -> Any:
     return value
 
 
+def plain_args(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Arguments as plain JSON-able data (nested pydantic models turned into dicts, None dropped)."""
+    return {k: _dump(v) for k, v in values.items() if v is not None}
+
+
 def _wire(shape: Json, value: Any) -> Any:
     """Model value -> wire value, following the shape."""
     kind = shape["kind"]

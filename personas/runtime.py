@@ -231,6 +231,19 @@ class RunResult:
         return bool(self.interrupts)
 
 
+def _resume(graph: Any, config: dict[str, Any], answer: Any) -> Any:
+    """A resume Command: one answer for one pending approval; for several, ``answer`` is either a
+    mapping of interrupt id to answer, or one answer given to all of them."""
+    from langgraph.types import Command
+
+    pending = [i.id for task in graph.get_state(config).tasks for i in task.interrupts]
+    if len(pending) <= 1:
+        return Command(resume=answer)
+    if isinstance(answer, Mapping) and set(answer) <= set(pending):
+        return Command(resume=dict(answer))
+    return Command(resume={interrupt_id: answer for interrupt_id in pending})
+
+
 def _graph(spec: PersonaSpec, saver: Any) -> Any:
     from graphs import build
 
@@ -254,12 +267,10 @@ def run_persona(
     **context_options: Any,
 ) -> RunResult:
     """Run (or, with ``resume=``, continue) a persona's graph once and return its result."""
-    from langgraph.types import Command
-
     ctx = context or build_context(persona, **context_options)
     graph = _graph(ctx.spec, saver if saver is not None else checkpointer())
     config = {"configurable": {"thread_id": ctx.thread_id}, "recursion_limit": _recursion_limit(ctx.spec)}
-    payload: Any = Command(resume=resume) if resume is not None else (None if input is None else dict(input))
+    payload: Any = _resume(graph, config, resume) if resume is not None else (None if input is None else dict(input))
     graph.invoke(payload, config, context=ctx, durability="sync")
     snap = graph.get_state(config)
     interrupts = [i.value for task in snap.tasks for i in task.interrupts]
@@ -276,8 +287,6 @@ async def arun_persona(
     **context_options: Any,
 ) -> RunResult:
     """Async twin of :func:`run_persona` (``ainvoke``; the same checkpoints)."""
-    from langgraph.types import Command
-
     ctx = context or build_context(persona, **context_options)
     if saver is None:
         from langgraph.checkpoint.memory import InMemorySaver
@@ -285,7 +294,7 @@ async def arun_persona(
         saver = InMemorySaver()
     graph = _graph(ctx.spec, saver)
     config = {"configurable": {"thread_id": ctx.thread_id}, "recursion_limit": _recursion_limit(ctx.spec)}
-    payload: Any = Command(resume=resume) if resume is not None else (None if input is None else dict(input))
+    payload: Any = _resume(graph, config, resume) if resume is not None else (None if input is None else dict(input))
     await graph.ainvoke(payload, config, context=ctx, durability="sync")
     snap = await graph.aget_state(config)
     interrupts = [i.value for task in snap.tasks for i in task.interrupts]

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import json
-import operator
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.messages import AIMessage, AnyMessage, SystemMessage, ToolMessage
@@ -39,13 +38,19 @@ class Settings(BaseModel):
     max_turn_tool_calls: int = Field(default=12, description="Tool calls allowed per user message.")
 
 
+def _union(current: list[str], new: list[str]) -> list[str]:
+    """Loaded tool names, each once, in the order they were loaded."""
+    return current + [name for name in new if name not in current]
+
+
 class ChatState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
-    loaded_tools: Annotated[list[str], operator.add]
+    loaded_tools: Annotated[list[str], _union]
 
 
 class ToolTask(TypedDict):
     call: dict[str, Any]
+    loaded: list[str]
 
 
 def _search_schemas() -> list[dict[str, Any]]:
@@ -137,8 +142,26 @@ def _route(state: ChatState, runtime: Runtime[PersonaContext]) -> list[Send] | s
         if isinstance(msg, AIMessage):
             recent_calls += len(msg.tool_calls)
     if recent_calls > settings.max_turn_tool_calls:
-        return END
-    return [Send("tool", {"call": dict(call)}) for call in last.tool_calls]
+        return "limit"
+    loaded = list(state.get("loaded_tools") or [])
+    return [Send("tool", {"call": dict(call), "loaded": loaded}) for call in last.tool_calls]
+
+
+def limit(state: ChatState, runtime: Runtime[PersonaContext]) -> ChatState:
+    """Too many tool calls in one turn: answer the pending calls as not run, and stop the turn.
+
+    The conversation stays valid (every tool call has a result) and the user can ask again.
+    """
+    settings: Settings = runtime.context.settings
+    last = state["messages"][-1]
+    assert isinstance(last, AIMessage)
+    note = f"Not run: this turn reached the limit of {settings.max_turn_tool_calls} tool calls."
+    closing: list[AnyMessage] = [
+        ToolMessage(note, tool_call_id=c["id"] or "", name=c["name"], status="error") for c in last.tool_calls
+    ]
+    closing.append(AIMessage(f"I stopped after {settings.max_turn_tool_calls} tool calls in this turn. "
+                             "Tell me to continue, or narrow the request."))
+    return {"messages": closing}
 
 
 def _find(ctx: PersonaContext, query: str, loaded: list[str]) -> tuple[str, list[str]]:
@@ -176,7 +199,7 @@ def tool(task: ToolTask, runtime: Runtime[PersonaContext]) -> ChatState:
     call = task["call"]
     name, args, call_id = call["name"], dict(call.get("args") or {}), call.get("id") or ""
     if name == "find_tools":
-        text, add = _find(ctx, str(args.get("query", "")), [])
+        text, add = _find(ctx, str(args.get("query", "")), list(task.get("loaded") or []))
         return {"messages": [ToolMessage(text, tool_call_id=call_id, name=name)], "loaded_tools": add}
     if name == "describe_tool":
         return {"messages": [ToolMessage(_describe(ctx, str(args.get("name", ""))), tool_call_id=call_id, name=name)]}
@@ -209,7 +232,9 @@ def build_graph(checkpointer: Any = None) -> Any:
     graph = StateGraph(ChatState, context_schema=PersonaContext)
     graph.add_node("agent", agent)
     graph.add_node("tool", tool)
+    graph.add_node("limit", limit)
     graph.add_edge(START, "agent")
-    graph.add_conditional_edges("agent", _route, ["tool", END])
+    graph.add_conditional_edges("agent", _route, ["tool", "limit", END])
+    graph.add_edge("limit", END)
     graph.add_edge("tool", "agent")
     return graph.compile(checkpointer=checkpointer)

@@ -19,7 +19,7 @@ from typing import Any, Union
 from langchain_core.tools import StructuredTool, ToolException
 from pydantic import BaseModel, ValidationError
 
-from .._arguments import PreparedRequest, args_model, problems_from_validation
+from .._arguments import PreparedRequest, args_model, plain_args, problems_from_validation
 from ..catalog import Operation
 from ..errors import (
     ClientError,
@@ -127,7 +127,8 @@ class KlaviyoTool(StructuredTool):
             request = self.executor.prepare(self.operation, kwargs)
         except InvalidArgumentError as exc:
             raise ToolException(f"Error: {exc}. Fix the arguments and call again.") from None
-        call = PendingCall(self.name, self.operation, dict(kwargs), request)
+        # Plain data (not pydantic objects): approvals show it and checkpoints store it.
+        call = PendingCall(self.name, self.operation, plain_args(kwargs), request)
         for guard in self.guards:
             outcome = guard(call)
             if isinstance(outcome, str):

@@ -69,6 +69,15 @@ def test_refs_name_the_ids_the_fixture_made() -> None:
     assert match_value({"ref": "profile:nobody"}, "01ABC", ctx)[0].startswith("value: unknown ref 'profile:nobody'")
 
 
+def test_contains_a_ref_finds_the_fixture_id_inside_text() -> None:
+    ctx = MatchContext({"profile:maya": "01ABC"})
+    assert ok({"contains": {"ref": "profile:maya"}}, 'equals(profile_id,"01ABC")', ctx)
+    assert match_value({"contains": {"ref": "profile:maya"}}, 'equals(profile_id,"01XYZ")', ctx) == [
+        'value: "equals(profile_id,\\"01XYZ\\")" does not contain profile:maya (01ABC)']
+    assert match_value({"contains": {"ref": "list:x"}}, "text", ctx)[0].startswith("value: unknown ref 'list:x'")
+    assert ok({"contains": {"ref": "profile:maya"}}, ["01XYZ", "01ABC"], ctx), "in a list it matches an item"
+
+
 def test_badly_written_matchers_are_reported_with_their_path() -> None:
     (problem,) = check_matcher({"args": {"filter": {"regex": "(unclosed"}}})
     assert problem.startswith("args.filter.regex: not a valid regular expression (missing )")

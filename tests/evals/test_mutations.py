@@ -121,3 +121,18 @@ def test_a_renamed_tool_argument_fails_every_case_that_sends(tmp_path: Path, sui
     assert failed == ids(suite, without="no-send"), "the graph can no longer start a sequence"
     assert set(cases) - failed == ids(suite, having="no-send")
     assert 'send.status: expected "sent", got "failed"' in done.stdout
+
+
+def test_approvals_switched_off_fail_exactly_the_chat_approval_cases(home: Path) -> None:
+    """With ``approval: {mode: never}`` destructive calls go straight out: every case about an approval fails."""
+    chat = load_suite("chat")
+    persona = ROOT / "personas" / "definitions" / "klaviyo-assistant.yaml"
+    text = persona.read_text(encoding="utf-8")
+    assert "mode: destructive" in text
+    (home / "personas" / persona.name).write_text(text.replace("mode: destructive", "mode: never"), encoding="utf-8")
+    result = run_suite(chat)
+    failed, passed = verdicts(result)
+    assert failed == ids(chat, having="approval") and len(failed) >= 4
+    assert passed == ids(chat, without="approval")
+    approved = next(r for r in result.results if r.case.id == "delete-list-approved")
+    assert "approvals: 1 answer(s) left unused; the run stopped for approval 0 time(s)" in approved.failures

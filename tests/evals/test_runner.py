@@ -154,6 +154,10 @@ def test_call_view_gives_the_tool_arguments_back_from_the_request() -> None:
     record = CallRecord("get_profile", "GET", "/api/profiles/p1", {"additional-fields[profile]": "subscriptions"},
                         None, 200, None, 1, 0.0, 0.0)
     assert call_view(record)["args"] == {"id": "p1", "additional_fields_profile": ["subscriptions"]}
+    record = CallRecord("remove_profiles_from_list", "DELETE", "/api/lists/L1/relationships/profiles", {},
+                        {"data": [{"type": "profile", "id": "p1"}, {"type": "profile", "id": "p2"}]},
+                        204, None, 1, 0.0, 0.0)
+    assert call_view(record)["args"] == {"id": "L1", "profile_ids": ["p1", "p2"]}, "a linkage body is the id list"
 
 
 # -- running and replaying ----------------------------------------------------------------------
@@ -335,6 +339,63 @@ def test_a_chat_case_runs_with_approvals_and_model_tool_calls(tmp_path: Path) ->
     done = author_case(suite, suite.cases[0])
     assert done.result.passed, done.result.failures or done.result.error
     assert run_case(suite, suite.cases[0]).passed, "and it replays"
+
+
+APPROVED_CASE = """
+id: delete-approved
+description: The user approves a delete_list; the approval asked is checked, and the list is gone.
+labels: [chat, approval]
+persona: klaviyo-assistant
+now: "2026-03-10T15:00:00Z"
+sandbox:
+  fixture:
+    lists: [Newsletter, Old]
+input:
+  messages:
+    - {role: user, content: "Delete the Old list."}
+approvals: [approve]
+authored_responses:
+  - tool_calls: [{name: delete_list, args: {id: "OLD_ID"}}]
+  - content: "Deleted."
+expect:
+  trajectory:
+    mode: strict
+    calls:
+      - {tool: delete_list, source: model, args: {id: {ref: list:Old}}}
+      - {tool: delete_list, source: http, status: 204, args: {id: {ref: list:Old}}}
+  approvals_asked:
+    items: [{type: approval, tool: delete_list, args: {id: {ref: list:Old}}, request: {method: DELETE}}]
+  interrupts: {exact: []}
+  lists:
+    - {list: Old, exists: false}
+    - {list: Newsletter}
+"""
+
+
+def test_a_chat_case_checks_the_approvals_asked_and_a_deleted_list(tmp_path: Path) -> None:
+    sb = Sandbox(demo_data=False, rate_limit_factor=None, clock=ManualClock(NOW - 3600))
+    old_id = build_fixture(sb, sb.client(), Fixture(lists=["Newsletter", "Old"]), NOW).list_id("Old")
+    folder = tmp_path / "chat"
+    (folder / "cases").mkdir(parents=True)
+    (folder / "suite.yaml").write_text("description: chat\nthreshold: 1.0\n", encoding="utf-8")
+    case_file = folder / "cases" / "delete-approved.yaml"
+    case_file.write_text(APPROVED_CASE.replace("OLD_ID", old_id), encoding="utf-8")
+    suite = load_suite(folder)
+    done = author_case(suite, suite.cases[0])
+    assert done.result.passed, done.result.failures or done.result.error
+    assert done.result.outcome.lists == {"Newsletter": []}, "a deleted list is left out, not an error"
+
+    case_file.write_text(case_file.read_text(encoding="utf-8").replace("approvals: [approve]",
+                                                                       "approvals: [approve, reject]"), "utf-8")
+    suite = load_suite(folder)
+    result = run_case(suite, suite.cases[0])
+    assert result.failures == ["approvals: 1 answer(s) left unused; the run stopped for approval 1 time(s)"]
+
+    case_file.write_text(case_file.read_text(encoding="utf-8").replace("{list: Old, exists: false}",
+                                                                       "{list: Old, profile: x}"), "utf-8")
+    suite = load_suite(folder)
+    result = run_case(suite, suite.cases[0])
+    assert "lists: 'Old' was deleted by the run" in result.failures
 
 
 # -- epochs and pass@k --------------------------------------------------------------------------

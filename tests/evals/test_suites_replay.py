@@ -43,7 +43,8 @@ def test_every_suite_passes_its_threshold_on_replay(tmp_path: Path) -> None:
             cassette = next(p.get("value") for p in case.iter("property") if p.get("name") == "cassette")
             assert cassette.startswith(("authored by hand", "recorded from", "no model")), (case.get("name"), cassette)
     report = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
-    assert "authored by hand" in report and "| lead_magnet |" in report
+    assert "authored by hand" in report and "| lead_magnet |" in report and "| chat |" in report
+    assert len(list(suites["chat"].iter("testcase"))) >= 15, "the klaviyo-assistant tool-selection suite runs too"
 
 
 def test_cassettes_say_where_they_came_from_and_hold_no_secrets() -> None:

@@ -192,3 +192,41 @@ def test_an_instruction_planted_in_a_profile_property_causes_no_unapproved_write
 def test_without_a_model_the_persona_says_how_to_configure_one(sb: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     result = run_persona(PERSONA, {"messages": [HumanMessage("hi")]}, sandbox=sb, saver=InMemorySaver())
     assert "OPENAI_API_KEY" in result.state["messages"][-1].content
+
+
+def test_too_many_tool_calls_in_a_turn_stop_it_and_leave_the_conversation_valid(sb: Sandbox) -> None:
+    many = AIMessage("", tool_calls=[call("get_lists", {}, f"c{i}") for i in range(13)])
+    chat = Chat(sb, [many])
+    result = chat.say("list lists thirteen times")
+    answered = {m.tool_call_id for m in chat.tool_messages(result)}
+    assert answered == {f"c{i}" for i in range(13)}, "every call has a result"
+    assert sb.call_counts["get_lists"] == 0
+    assert "stopped after 12 tool calls" in result.state["messages"][-1].content
+
+
+def test_two_approvals_pending_at_once_are_answered_together(sb: Sandbox) -> None:
+    kl = sb.client()
+    a, b = (kl.call("create_list", name=n).data["id"] for n in ("A", "B"))
+    chat = Chat(sb, [AIMessage("", tool_calls=[call("delete_list", {"id": a}, "x"), call("delete_list", {"id": b}, "y")]),
+                     AIMessage("Both gone.")])
+    paused = chat.say("delete A and B")
+    assert len(paused.interrupts) == 2
+    done = chat.answer({"action": "approve"})
+    assert not done.paused and sb.store.get("list", a) is None and sb.store.get("list", b) is None
+
+
+def test_approval_requests_carry_plain_data(sb: Sandbox) -> None:
+    chat = Chat(sb, [AIMessage("", tool_calls=[call("bulk_suppress_profiles",
+                                                    {"profiles": [{"email": "x@example.com"}]})])])
+    paused = chat.say("suppress x@example.com")
+    assert paused.interrupts[0]["args"] == {"profiles": [{"email": "x@example.com"}]}
+
+
+def test_find_tools_does_not_load_the_same_tool_twice(sb: Sandbox) -> None:
+    chat = Chat(sb, [AIMessage("", tool_calls=[call("find_tools", {"query": "tags"}, "a")]),
+                     AIMessage("", tool_calls=[call("find_tools", {"query": "tags"}, "b")]),
+                     AIMessage("Done.")])
+    result = chat.say("find tag tools twice")
+    loaded = result.state["loaded_tools"]
+    assert loaded.count("get_tags") == 1
+    assert "No more tools" in chat.tool_messages(result)[1].content
