@@ -285,7 +285,7 @@ class Case(_Strict):
     input: dict[str, Any] | None = Field(
         default=None, description="The graph input; {ref: list:NAME} becomes a fixture id, {file: NAME} the path "
         "of a file from `files`.")
-    files: dict[str, str | SourceFile] = Field(
+    files: dict[str, SourceFile] = Field(
         default_factory=dict, description="Files written for the run (name -> text, or generated rows).")
     settings: dict[str, Any] = Field(
         default_factory=dict, description="Persona settings for this case, merged over the persona's (key by key).")
@@ -314,6 +314,13 @@ class Case(_Strict):
     def _now(cls, value: _dt.datetime) -> _dt.datetime:
         if value.tzinfo is None:
             raise ValueError("give a time zone, e.g. 2026-03-10T15:00:00Z")
+        return value
+
+    @field_validator("files", mode="before")
+    @classmethod
+    def _files(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):  # a file given as its text
+            return {k: {"text": v} if isinstance(v, str) else v for k, v in value.items()}
         return value
 
     @field_validator("repeat_every")

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .case import Case, SourceFile, merge
+from .case import Case, merge
 from .matchers import MISSING, MatchContext, match_value
 
 __all__ = ["check_outcomes", "resolve_input", "snapshot_files", "snapshot_profiles", "with_settings", "write_files"]
@@ -62,8 +62,7 @@ def write_files(case: Case, folder: Path) -> Path:
     """Write the case's ``files`` into ``folder`` (created); returns it."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, spec in case.files.items():
-        text = spec.render() if isinstance(spec, SourceFile) else spec
-        (folder / name).write_text(text, encoding="utf-8")
+        (folder / name).write_text(spec.render(), encoding="utf-8")
     return folder
 
 
@@ -169,19 +168,19 @@ def check_outcomes(case: Case, outcome: Any, ctx: MatchContext) -> list[str]:
     for key, matcher in exp.profiles.items():
         view = outcome.profiles.get(key, MISSING)
         failures += [f"profiles: {p}" for p in match_value(matcher, view, ctx, key)]
-    for item in exp.files:
-        found = {p: f for p, f in outcome.files.items() if fnmatch.fnmatchcase(p, item.path)}
-        where = f"files[{item.path}]"
-        if item.count is not None:
-            failures += [f"{where}: {p}" for p in match_value(item.count, len(found), ctx, "count")]
-        if bool(found) != item.exists:
+    for file in exp.files:
+        found = {p: f for p, f in outcome.files.items() if fnmatch.fnmatchcase(p, file.path)}
+        where = f"files[{file.path}]"
+        if file.count is not None:
+            failures += [f"{where}: {p}" for p in match_value(file.count, len(found), ctx, "count")]
+        if bool(found) != file.exists:
             shown = ", ".join(outcome.files) or "none"
-            failures.append(f"{where}: " + (f"no such file (files: {shown})" if item.exists else
+            failures.append(f"{where}: " + (f"no such file (files: {shown})" if file.exists else
                                             f"exists: {', '.join(found)}"))
             continue
         for path, entry in found.items():
             for name in ("format", "size", "text", "rows"):
-                matcher = getattr(item, name)
+                matcher = getattr(file, name)
                 if matcher is not None:
                     failures += [f"files[{path}]: {p}" for p in
                                  match_value(matcher, entry.get(name, MISSING), ctx, name)]

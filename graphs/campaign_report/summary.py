@@ -117,8 +117,10 @@ def template_summary(state: Mapping[str, Any], figures: Sequence[Figure], keys: 
     head = f"No model wrote this summary ({why}); it was filled in from a template."
     limit = state.get("limit") or {}
     if not rows:
-        if limit.get("exhausted") and not state.get("reports_available"):
-            return f"{head}\n\nCampaign figures for {date} are not available: {limit.get('detail')}"
+        if not state.get("reports_available"):
+            if limit.get("exhausted"):
+                return f"{head}\n\nCampaign figures for {date} are not available: {limit.get('detail')}"
+            return f"{head}\n\nCampaign figures for {date} are not available (see the notes)."
         return f"{head}\n\n{no_activity_text(date)} [T1]"
     ids = {f["label"]: f["id"] for f in figures if f["id"].startswith("T")}
     text = [f"On {date}, {len(rows)} email campaign{'s' if len(rows) != 1 else ''} had activity [T1]: "

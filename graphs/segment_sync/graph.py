@@ -195,10 +195,13 @@ def plan(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
     request = _request(state)
     source = state["counts"]["source"]
     with _plan(state) as p:
-        if request.source.is_file and source["valid"] == 0 and source["invalid"] and settings.remove_missing:
-            raise SyncInputError("source.path", f"none of its {source['invalid']} rows is valid (first: "
-                                 f"{p.invalid(1)[0]['problem']}); syncing it would remove all {p.member_count()} "
-                                 "members. Fix the rows, or set remove_missing: false")
+        if source["valid"] == 0 and settings.remove_missing and p.member_count():
+            # An empty source would empty the list: refuse, whatever made it empty.
+            where = "source.path" if request.source.is_file else "source.id"
+            why = (f"none of its {source['invalid']} rows is valid (first: {p.invalid(1)[0]['problem']})"
+                   if source.get("invalid") else "it has no members" if not request.source.is_file else "it has no rows")
+            raise SyncInputError(where, f"{why}; syncing it would remove all {p.member_count()} members of the "
+                                 "target list. Fix the source, or set remove_missing: false")
         total = p.build(batch_size=settings.batch_size, file_source=request.source.is_file,
                         subscribe=request.source.is_file and settings.subscribe_with_consent,
                         remove=settings.remove_missing)
