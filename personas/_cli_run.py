@@ -189,7 +189,7 @@ class _ProgressView:
                 return
             for phase in [name, *(p for p, node in self.owner.items() if node == name)]:
                 if phase not in self.known_total:  # counts without a total: it is complete when its node ends
-                    task = self.progress.tasks[self.lines[phase]] if phase in self.lines else None
+                    task = next((t for t in self.progress.tasks if t.id == self.lines.get(phase)), None)
                     done = int(task.completed) if task is not None and task.completed else 1
                     self.progress.update(self._line(phase), total=done, completed=done)
         elif mode == "custom" and isinstance(chunk, dict) and "phase" in chunk:

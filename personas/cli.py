@@ -79,6 +79,8 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
         KlaviyoAPIError,
         PermissionDeniedError,
         RateLimitError,
+        RateLimitWaitError,
+        ScopeDeniedError,
         ServerError,
         ToolkitUsageError,
         TransportError,
@@ -88,7 +90,8 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
 
     if isinstance(exc, (UsageProblem, ToolkitUsageError, InvalidArgumentError)):
         return str(exc), 2
-    op = f" ({exc.operation_id})" if getattr(exc, "operation_id", None) else ""
+    operation = getattr(exc, "operation_id", None)
+    op = f" ({operation})" if operation else ""
     if isinstance(exc, TransportError):
         cause = exc.__cause__
         why = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
@@ -106,8 +109,8 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
     if isinstance(exc, ServerError):
         rid = f", request {exc.request_id}" if exc.request_id else ""
         return f"Klaviyo failed with HTTP {exc.status}{op}{rid}; try again later", 1
-    if isinstance(exc, (KlaviyoAPIError, CassetteError)):
-        return str(exc), 1
+    if isinstance(exc, (KlaviyoAPIError, CassetteError, ScopeDeniedError, RateLimitWaitError)):
+        return str(exc), 1  # these messages say what happened and what to do already
     return None
 
 

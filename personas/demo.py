@@ -16,15 +16,16 @@ from typing import Any
 
 CASSETTES = Path(__file__).parent / "demo_cassettes"
 LEADS = [
-    {"email": "maya.fernandez@example.com", "first_name": "Maya", "last_name": "Fernandez", "timezone": "America/Denver",
+    {"email": "maya.fernandez@example.com", "first_name": "Maya", "last_name": "Fernandez",
+     "timezone": "America/Denver",
      "answers": {"company_size": "201-1000", "role": "Outdoor program director", "interest": "team outfitting",
                  "timeline": "this month", "budget": "$5k-$25k"}},
     {"email": "tom.becker@example.net", "first_name": "Tom", "last_name": "Becker", "timezone": "Europe/Berlin",
      "answers": {"company_size": "11-50", "role": "Trip leader", "interest": "guided trips", "timeline": "this quarter",
                  "budget": "$1k-$5k"}},
     {"email": "priya.nair@example.org", "first_name": "Priya", "last_name": "Nair", "timezone": "Asia/Kolkata",
-     "answers": {"company_size": "1-10", "role": "Enthusiast", "interest": "just the guide", "timeline": "just browsing",
-                 "budget": "<$1k"}},
+     "answers": {"company_size": "1-10", "role": "Enthusiast", "interest": "just the guide",
+                 "timeline": "just browsing", "budget": "<$1k"}},
 ]
 
 
@@ -52,17 +53,21 @@ def _form(sb: Any, client: Any) -> dict[str, Any]:
 
 
 def run_demo(
-    seed: int = 42, *, console: Any = None, lead_model: Any = None, report_model: Any = None, clock: Any = None
+    seed: int = 42, *, console: Any = None, lead_model: Any = None, report_model: Any = None, clock: Any = None,
+    state_file: str | Path | None = None,
 ) -> int:
-    """Run the demo; returns a process exit code."""
+    """Run the demo; returns a process exit code.
+
+    With ``state_file`` the sandbox keeps its data in that SQLite file, to be opened afterwards with
+    ``Sandbox(state=..., demo_data=False)`` (what the leads got: events, outbox).
+    """
     import os
 
     from rich.console import Console
     from rich.table import Table
 
-    from klaviyo_toolkit.sandbox import Sandbox
-
     from graphs.lead_magnet.fixtures import settle_sandbox
+    from klaviyo_toolkit.sandbox import Sandbox
 
     from .loader import load_persona
     from .models import resolve_model
@@ -71,7 +76,7 @@ def run_demo(
     console = console or Console(highlight=False)
     started = time.perf_counter()
     console.rule("[bold]klaviyo-personas demo")
-    sb = Sandbox(seed=seed, clock=clock)
+    sb = Sandbox(seed=seed, clock=clock, state=state_file)
     client = sb.client()
     counts = {t: sb.store.count(t) for t in ("profile", "list", "segment", "campaign", "flow", "event")}
     console.print(f"Embedded Klaviyo sandbox (seed {seed}, key pk_sandbox_demo, no KLAVIYO_API_KEY needed): "
@@ -113,6 +118,9 @@ def run_demo(
         lead_model.cassette.check_finished()
     _report(sb, console, live, report_model)
     console.rule()
+    sb.close()  # writes the state file, if any
+    if state_file:
+        console.print(f"Sandbox state: {state_file} (open it with Sandbox(state=..., demo_data=False)).")
     console.print(f"Done in {time.perf_counter() - started:.1f} s. Model: {lead_model.description}. "
                   "Audit log: `personas audit --persona lead-magnet-sequencer`.")
     return 0
@@ -137,7 +145,8 @@ def _report(sb: Any, console: Any, live: bool, model: Any = None) -> None:
     summary = state.get("summary") or {}
     console.print(f"Summary ({summary.get('written_by')}): {summary.get('text')}")
     console.print(f"Chart: {files.get('png')}\nCSV:   {files.get('csv')}")
-    console.print(f"Reporting calls: {state.get('reporting_calls')} (one per conversion metric). Model: {model.description}")
+    console.print(f"Reporting calls: {state.get('reporting_calls')} (one per conversion metric). "
+                  f"Model: {model.description}")
     if model.cassette is not None:
         model.cassette.check_finished()
 

@@ -119,7 +119,7 @@ def _resolve_path(name_or_path: str) -> Path:
         None,
         "",
         "no such persona"
-        + (f"; did you mean {', '.join(hint)}?" if hint else "")
+        + (f"; did you mean {', '.join(hint)}?" if hint else ".")
         + f" Known personas: {', '.join(sorted(files)) or 'none'} (see `personas list`).",
     )
 

@@ -141,8 +141,7 @@ class Repl:
             try:
                 text = self._ask("you> ")
             except EOFError:
-                c.print("bye")
-                return 0
+                return self._leave()
             except KeyboardInterrupt:
                 continue
             text = text.strip()
@@ -150,7 +149,7 @@ class Repl:
                 continue
             if text.startswith("/"):
                 if self.command(text) == "exit":
-                    return 0
+                    return self._leave()
                 continue
             if self.ctx.model.model is None:
                 c.print(self._no_model())
@@ -163,6 +162,13 @@ class Repl:
             except Exception as exc:  # one line, and the REPL goes on (the traceback with --debug)
                 self._unfinished = "(turn stopped by an error)"
                 self._error(exc)
+
+    def _leave(self) -> int:
+        """Ctrl-D or /exit: a step still under way finishes first (so its audit row is written); Ctrl-C skips it."""
+        with contextlib.suppress(KeyboardInterrupt):
+            self._wait_for_step()
+        self.console.print("bye")
+        return 0
 
     def _no_model(self) -> str:
         return NO_MODEL.format(name=self.spec.name, model=self.spec.model)
@@ -269,12 +275,16 @@ class Repl:
                     return {"action": "edit", "args": args}
                 c.print("[red]give a JSON object[/red]")
 
+    def _wait_for_step(self) -> None:
+        """Let the step a cancelled turn left under way (a model call, a request) finish."""
+        if self._turn is not None and self._turn.running:
+            self.console.print("[dim](waiting for the step already under way to finish)[/dim]")
+            self._turn.thread.join()
+        self._turn = None
+
     def _settle(self) -> None:
         """Before the conversation is used again: let a cancelled turn's last step end, then close the turn."""
-        turn, self._turn = self._turn, None
-        if turn is not None and turn.running:
-            self.console.print("[dim](waiting for the step already under way to finish)[/dim]")
-            turn.thread.join()
+        self._wait_for_step()
         if self._unfinished:
             note, self._unfinished = self._unfinished, None
             self._mend(note)
@@ -288,7 +298,7 @@ class Repl:
         from langgraph.graph import END
 
         snap = self.graph.get_state(self.config)
-        if snap.next:  # e.g. an approval left unanswered: clear it (steps that finished are kept)
+        if snap.tasks:  # commit what finished; drop what did not (e.g. an approval left unanswered)
             self.graph.update_state(self.config, None, as_node=END)
             snap = self.graph.get_state(self.config)
         messages = snap.values.get("messages", [])
@@ -297,8 +307,9 @@ class Repl:
             return  # the turn had ended by itself
         answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
         last = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
-        closing = [ToolMessage("Not run: the turn ended before this call was made.", tool_call_id=c["id"], name=c["name"])
-                   for c in (last.tool_calls if last is not None else []) if c["id"] not in answered]
+        open_calls = [c for c in (last.tool_calls if last is not None else []) if c["id"] not in answered]
+        closing = [ToolMessage("Not run: the turn ended before this call was made.", tool_call_id=c["id"],
+                               name=c["name"]) for c in open_calls]
         self.graph.update_state(self.config, {"messages": [*closing, AIMessage(note)]}, as_node="tool")
         self.graph.update_state(self.config, None, as_node=END)  # the tool node's edge queued the agent: drop it
 
@@ -307,7 +318,6 @@ class Repl:
         c = self.console
         name = text.split()[0].lower()
         if name in ("/exit", "/quit"):
-            c.print("bye")
             return "exit"
         if name == "/help":
             c.print(HELP)

@@ -214,9 +214,9 @@ def remove_email_suppressions(profile: Resource, reasons: tuple[str, ...], now: 
 
 
 # -- profiles ---------------------------------------------------------------------------------------
-def new_profile(sb: Sandbox, attrs: Mapping[str, Any], now: float) -> Resource:
+def new_profile(sb: Sandbox, attrs: Mapping[str, Any], now: float, rid: str | None = None) -> Resource:
     """A stored profile with the given attributes and default consent (never subscribed)."""
-    res = Resource("profile", sb.store.new_id("profile", now), {}, {}, now, now)
+    res = Resource("profile", rid or sb.store.new_id("profile", now), {}, {}, now, now)
     res.attributes.update({k: v for k, v in attrs.items() if v is not None and k not in ("subscriptions",)})
     res.attributes.setdefault("properties", {})
     res.attributes.setdefault("location", None)

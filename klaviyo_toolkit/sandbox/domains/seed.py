@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 
 ZONE = "America/New_York"
 DAY = 86_400
+ID_EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: the calendar seeded ids are written on
 N_PROFILES = 2_000
 METRICS = ("Received Email", "Opened Email", "Clicked Email", "Bounced Email", "Unsubscribed from Email Marketing",
            "Placed Order", "Form viewed by profile", "Form submitted by profile", "Lead Sequence Started",
@@ -138,9 +139,18 @@ class Seeder:
         day = self.today - _dt.timedelta(days=days_ago)
         return _dt.datetime.combine(day, _dt.time(hour, minute), self.zone).timestamp()
 
+    def id_time(self, when: float) -> float:
+        """The time an id encodes: a fixed calendar, one millisecond per id made, so the same seed
+        gives the same ids whatever the day (examples and cassettes can name them)."""
+        self._id_count = getattr(self, "_id_count", 0) + 1
+        return ID_EPOCH + self._id_count / 1000
+
+    def new_id(self, rtype: str, when: float) -> str:
+        return self.store.new_id(rtype, self.id_time(when))
+
     def put(self, rtype: str, attrs: dict[str, Any], when: float, rels: dict[str, Any] | None = None,
             rid: str | None = None, private: dict[str, Any] | None = None) -> Resource:
-        res = Resource(rtype, rid or self.store.new_id(rtype, when), attrs, rels or {}, when, when, private or {})
+        res = Resource(rtype, rid or self.new_id(rtype, when), attrs, rels or {}, when, when, private or {})
         self.store.put(res)
         return res
 
@@ -246,7 +256,7 @@ class Seeder:
                                "industry": rng.choice(D.INDUSTRIES), "plan": rng.choice(D.PLANS),
                                "preferred_activity": rng.choice(D.ACTIVITIES), "lifetime_orders": 0},
             }
-            res = new_profile(self.sb, attrs, when)
+            res = new_profile(self.sb, attrs, when, rid=self.new_id("profile", when))
             propensity = rng.choices([p for p, _ in _PROPENSITY], [w for _, w in _PROPENSITY])[0]
             person = _Person(res, state, when, propensity)
             if customer:
@@ -338,9 +348,9 @@ class Seeder:
         audience_ids = {"newsletter": [self.ids["newsletter"]], "webinar": [self.ids["webinar"]],
                         "vip": [self.ids["vip"]], "engaged": [self.ids["engaged"]],
                         "unengaged": [self.ids["unengaged"]], "repeat": [self.ids["repeat"]]}[camp["audience"]]
-        cid = self.store.new_id("campaign", created)
+        cid = self.new_id("campaign", created)
         template = self.ids["template:" + camp["template"]]
-        mid = self.store.new_id("campaign-message", created)
+        mid = self.new_id("campaign-message", created)
         definition = {"channel": "email", "label": camp["name"], "content": {
             "subject": camp["subject"], "preview_text": camp["preview"], "from_email": D.SENDER_EMAIL,
             "from_label": D.BRAND, "reply_to_email": D.SENDER_EMAIL, "cc_email": None, "bcc_email": None}}
@@ -479,7 +489,7 @@ class Seeder:
             key = f"{pid}|{mid}|{uid}"
             if key in dedup:
                 continue
-            eid = D.ulid(ts * 1000, bits(80))
+            eid = D.ulid(int(self.id_time(ts) * 1000), bits(80))
             put(Resource("event", eid, {"timestamp": ts, "datetime": iso(ts), "event_properties": props,
                                         "uuid": str(uuid.UUID(int=bits(128)))},
                          {"profile": ("profile", pid), "metric": ("metric", mid)}, ts, ts, {"unique_id": uid}))

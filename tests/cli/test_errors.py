@@ -1,0 +1,138 @@
+"""Mistakes and failures as a person meets them: one line that says what to do, the right exit code.
+
+Exit 2 for a usage error (unknown persona or graph, bad input, no credentials), 1 for a runtime
+failure (Klaviyo unreachable, the key rejected); no traceback unless ``--debug``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import PERSONAS, child_env
+
+
+def personas(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(PERSONAS), *args], env=child_env(home, **env), cwd=home, capture_output=True,
+                          text=True, timeout=180)
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
+    """The single ``error: ...`` line of a failed command (asserting the exit code and no traceback)."""
+    assert proc.returncode == code, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert "Traceback" not in proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+def test_an_unknown_persona(tmp_path: Path) -> None:
+    line = one_line_error(personas(tmp_path, "run", "lead-magnet-sequncer", "--input", "{}"), 2)
+    assert "no persona or graph named 'lead-magnet-sequncer'; did you mean lead-magnet-sequencer" in line
+    assert "see `personas list`" in line
+    line = one_line_error(personas(tmp_path, "chat", "nobody"), 2)
+    assert "no such persona" in line and "klaviyo-assistant" in line
+
+
+def test_an_unknown_graph(tmp_path: Path) -> None:
+    line = one_line_error(personas(tmp_path, "run", "lead_magnets", "--input", "{}", "--sandbox"), 2)
+    assert "no persona or graph named 'lead_magnets'; did you mean lead_magnet" in line
+    assert "graphs: lead_magnet, segment_sync, campaign_report, chat" in line
+
+
+def test_bad_json_in_a_file_and_inline(tmp_path: Path) -> None:
+    bad = tmp_path / "submission.json"
+    bad.write_text('{"data": {"type": "event",}}\n')
+    line = one_line_error(personas(tmp_path, "run", "lead-magnet-sequencer", "--input", str(bad), "--sandbox"), 2)
+    assert f"{bad} is not valid JSON (line 1, column 27" in line
+    line = one_line_error(personas(tmp_path, "run", "lead-magnet-sequencer", "--input", '{"data": }', "--sandbox"), 2)
+    assert "--input is not valid JSON (line 1, column 10" in line
+    line = one_line_error(personas(tmp_path, "run", "lead-magnet-sequencer", "--input", "nothing.json"), 2)
+    assert "--input 'nothing.json': no such file, and not JSON text either" in line
+
+
+@pytest.mark.parametrize(("document", "field"), [
+    ({"data": {"type": "profile", "id": "01H"}}, "data: no event found"),
+    ({"data": {"type": "event", "id": "01J", "attributes": {}}}, "data.attributes.event_properties: missing"),
+])
+def test_json_that_is_not_a_form_submission_names_the_field(tmp_path: Path, document: dict[str, object],
+                                                            field: str) -> None:
+    proc = personas(tmp_path, "run", "lead-magnet-sequencer", "--input", json.dumps(document), "--sandbox")
+    line = one_line_error(proc, 2)
+    assert f"Invalid arguments for lead-magnet input: {field}" in line
+
+
+def test_an_unreachable_klaviyo_base_url(tmp_path: Path) -> None:
+    proc = personas(tmp_path, "run", "campaign-reporter", "--input", "{}",
+                    KLAVIYO_BASE_URL="http://127.0.0.1:9", KLAVIYO_API_KEY="pk_not_used_here")
+    line = one_line_error(proc, 1)
+    assert line.startswith("error: cannot reach http://127.0.0.1:9 (get_accounts)")
+    assert line.endswith("check KLAVIYO_BASE_URL and your network")
+
+
+def test_with_debug_the_traceback_is_shown(tmp_path: Path) -> None:
+    proc = personas(tmp_path, "--debug", "run", "campaign-reporter", "--input", "{}",
+                    KLAVIYO_BASE_URL="http://127.0.0.1:9", KLAVIYO_API_KEY="pk_not_used_here")
+    assert proc.returncode == 1
+    assert "Traceback (most recent call last)" in proc.stderr
+    assert "TransportError" in proc.stderr
+
+
+def test_a_rejected_api_key(tmp_path: Path, sandbox_server: str) -> None:
+    proc = personas(tmp_path, "run", "campaign-reporter", "--input", "{}",
+                    KLAVIYO_BASE_URL=sandbox_server, KLAVIYO_API_KEY="pk_this_key_is_wrong_0000000000")
+    line = one_line_error(proc, 1)
+    assert line.startswith("error: Klaviyo rejected the API key (401) (get_accounts); check KLAVIYO_API_KEY")
+    assert "pk_this_key_is_wrong" not in line  # the key itself is never printed
+
+
+def test_no_credentials_at_all(tmp_path: Path) -> None:
+    for args in (["run", "campaign-reporter", "--input", "{}"], ["chat", "klaviyo-assistant"]):
+        line = one_line_error(personas(tmp_path, *args), 2)
+        assert "No Klaviyo credentials: set KLAVIYO_API_KEY" in line
+        assert "--sandbox" in line
+
+
+def test_every_klaviyo_failure_maps_to_a_line_that_says_what_to_do() -> None:
+    import datetime as dt
+
+    import httpx
+
+    from klaviyo_toolkit.errors import (
+        DailyLimitExhaustedError,
+        PermissionDeniedError,
+        RateLimitError,
+        ScopeDeniedError,
+        ServerError,
+        TransportError,
+    )
+    from personas.cli import error_line
+
+    try:
+        try:
+            raise httpx.ConnectTimeout("timed out", request=httpx.Request("GET", "https://a.klaviyo.com/api/lists"))
+        except httpx.HTTPError as cause:
+            raise TransportError("get_lists: the request timed out", operation_id="get_lists") from cause
+    except TransportError as exc:
+        transport = exc
+    resets = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
+    cases = [
+        (transport, 1, "cannot reach https://a.klaviyo.com (get_lists): ConnectTimeout: timed out; check "
+                       "KLAVIYO_BASE_URL and your network"),
+        (PermissionDeniedError(403, detail="missing scope lists:write", operation_id="delete_list"), 1,
+         "Klaviyo refused the call (403) (delete_list): missing scope lists:write; use a key with the scopes"),
+        (RateLimitError(429, retry_after=30, operation_id="get_lists"), 1,
+         "Klaviyo rate-limited the call (429) (get_lists); wait 30 s and try again"),
+        (ServerError(503, request_id="req-1", operation_id="get_lists"), 1,
+         "Klaviyo failed with HTTP 503 (get_lists), request req-1; try again later"),
+        (DailyLimitExhaustedError("query_campaign_values", 225, resets), 1, "the daily limit of 225 calls is spent"),
+        (ScopeDeniedError("delete_list", ["lists:write"]), 1, "delete_list needs scope(s) lists:write"),
+    ]
+    for exc, code, text in cases:
+        line = error_line(exc)
+        assert line is not None and line[1] == code and text in line[0], (exc, line)
+        assert "\n" not in line[0]
+    assert error_line(RuntimeError("something else")) is None  # unexpected: the name, and --debug for more
