@@ -406,9 +406,7 @@ class AuditLog:
                 raise
         return _entry(tuple(values))
 
-    def hook(
-        self, context: AuditContext | Callable[[], AuditContext] | None = None
-    ) -> Callable[[CallRecord], None]:
+    def hook(self, context: AuditContext | Callable[[], AuditContext] | None = None) -> Callable[[CallRecord], None]:
         """A client hook (``KlaviyoClient(hooks=[log.hook(ctx)])``) that appends a row per finished call.
 
         Args:

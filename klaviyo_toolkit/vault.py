@@ -394,9 +394,7 @@ class Vault:
         )
 
     def _payload(self, db: sqlite3.Connection, name: str, kind: CredentialKind) -> dict[str, Any]:
-        row = db.execute(
-            "SELECT kind, secret, revoked_at FROM credentials WHERE name = ?", (name,)
-        ).fetchone()
+        row = db.execute("SELECT kind, secret, revoked_at FROM credentials WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise self._missing(name)
         stored_kind, token, revoked_at = row
@@ -471,9 +469,7 @@ class Vault:
                         f"The vault entry {name!r} cannot be decrypted with the current keys; nothing was "
                         "re-encrypted. Restore the old key first."
                     ) from None
-                self._db.execute(
-                    "UPDATE credentials SET secret = ?, rotated_at = ? WHERE name = ?", (fresh, now, name)
-                )
+                self._db.execute("UPDATE credentials SET secret = ?, rotated_at = ? WHERE name = ?", (fresh, now, name))
             return len(rows)
 
     # -- helpers ---------------------------------------------------------------------------

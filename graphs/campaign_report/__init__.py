@@ -5,8 +5,18 @@ from .settings import CORE_STATISTICS, Settings, Thresholds
 
 graph = build_graph()
 
-__all__ = ["CORE_STATISTICS", "REPORTING_TOOL", "ReportInputError", "ReportState", "Settings", "Thresholds",
-           "build_graph", "cache_path", "graph", "render"]
+__all__ = [
+    "CORE_STATISTICS",
+    "REPORTING_TOOL",
+    "ReportInputError",
+    "ReportState",
+    "Settings",
+    "Thresholds",
+    "build_graph",
+    "cache_path",
+    "graph",
+    "render",
+]
 
 
 def render(state: dict) -> str:  # type: ignore[type-arg]
@@ -20,5 +30,7 @@ def render(state: dict) -> str:  # type: ignore[type-arg]
     for kind in ("markdown", "csv", "png"):
         if files.get(kind):
             lines.append(f"{kind:8} {files[kind]}")
-    lines.append(f"reporting calls: {state.get('reporting_calls')}" + (" (from the cache)" if state.get("cache_hit") else ""))
+    lines.append(
+        f"reporting calls: {state.get('reporting_calls')}" + (" (from the cache)" if state.get("cache_hit") else "")
+    )
     return "\n".join(lines)

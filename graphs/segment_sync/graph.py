@@ -57,8 +57,12 @@ from .sources import (
 
 __all__ = ["SyncState", "build_graph", "idempotency_key"]
 
-OPERATIONS = {"import": "bulk_import_profiles", "add": "add_profiles_to_list",
-              "subscribe": "bulk_subscribe_profiles", "remove": "remove_profiles_from_list"}
+OPERATIONS = {
+    "import": "bulk_import_profiles",
+    "add": "add_profiles_to_list",
+    "subscribe": "bulk_subscribe_profiles",
+    "remove": "remove_profiles_from_list",
+}
 PROBLEMS_KEPT = 20
 
 
@@ -117,8 +121,11 @@ def prepare(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
     """Validate the input, fail fast on a file that cannot work, and start an empty plan."""
     ctx = runtime.context
     raw = state.get("input")
-    payload = raw if raw is not None else {k: state.get(k) for k in ("source", "target_list_id", "dry_run")
-                                           if state.get(k) is not None}
+    payload = (
+        raw
+        if raw is not None
+        else {k: state.get(k) for k in ("source", "target_list_id", "dry_run") if state.get(k) is not None}
+    )
     request = parse_input(payload)
     if request.source.is_file:
         check_file(request.source)
@@ -127,10 +134,24 @@ def prepare(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
     path = ctx.home / "sync" / f"{re.sub(r'[^A-Za-z0-9._-]', '_', thread)}.sqlite"
     Plan.create(path).close()
     dry = request.dry_run or ctx.spec.approval.dry_run
-    return {"input": None, "source": None, "target_list_id": None, "dry_run": None, "request": request.to_json(),
-            "run_id": run_id, "plan_file": str(path), "mode": "dry_run" if dry else "apply", "counts": {},
-            "plan": {}, "cursor": 1, "batches_total": 0, "calls": {"reads": 0, "writes": 0}, "jobs": {},
-            "result": {}, "summary": ""}
+    return {
+        "input": None,
+        "source": None,
+        "target_list_id": None,
+        "dry_run": None,
+        "request": request.to_json(),
+        "run_id": run_id,
+        "plan_file": str(path),
+        "mode": "dry_run" if dry else "apply",
+        "counts": {},
+        "plan": {},
+        "cursor": 1,
+        "batches_total": 0,
+        "calls": {"reads": 0, "writes": 0},
+        "jobs": {},
+        "result": {},
+        "summary": "",
+    }
 
 
 def read_source(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
@@ -142,16 +163,19 @@ def read_source(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState
     with _plan(state) as plan:
         if src.is_file:
             rows = read_file(src, settings.consent_column, set(settings.consent_values))
-            counts = plan.load_rows(rows, lambda n: write({"phase": "read_source", "done": n, "total": None,
-                                                            "unit": "rows"}))
+            counts = plan.load_rows(
+                rows, lambda n: write({"phase": "read_source", "done": n, "total": None, "unit": "rows"})
+            )
             reads = 0
         else:
+
             def pages() -> Any:
                 for group_id in src.ids:
                     yield from read_group(runtime.context.toolkit, src.kind, group_id, field="source.id")
 
-            counts = plan.load_group_rows(pages(), lambda p, n: write({"phase": "read_source", "done": n,
-                                                                       "total": None, "unit": "profiles"}))
+            counts = plan.load_group_rows(
+                pages(), lambda p, n: write({"phase": "read_source", "done": n, "total": None, "unit": "profiles"})
+            )
             reads = counts["pages"]
     return {"counts": {**state.get("counts", {}), "source": counts}, "calls": _calls(state, reads=reads)}
 
@@ -161,11 +185,19 @@ def read_target(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState
     settings = _settings(runtime)
     request = _request(state)
     need_consent = request.source.is_file and settings.subscribe_with_consent
-    pages = read_group(runtime.context.toolkit, "list", request.target_list_id, field="target_list_id",
-                       list_id=request.target_list_id, subscriptions=need_consent)
+    pages = read_group(
+        runtime.context.toolkit,
+        "list",
+        request.target_list_id,
+        field="target_list_id",
+        list_id=request.target_list_id,
+        subscriptions=need_consent,
+    )
     with _plan(state) as plan:
-        counts = plan.load_members(pages, lambda p, n: runtime.stream_writer(
-            {"phase": "read_target", "done": n, "total": None, "unit": "profiles"}))
+        counts = plan.load_members(
+            pages,
+            lambda p, n: runtime.stream_writer({"phase": "read_target", "done": n, "total": None, "unit": "profiles"}),
+        )
     return {"counts": {**state.get("counts", {}), "target": counts}, "calls": _calls(state, reads=counts["pages"])}
 
 
@@ -177,14 +209,20 @@ def diff(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
     with _plan(state) as plan:
         matched = plan.match()
         if request.source.is_file and settings.subscribe_with_consent:
+
             def pages() -> Any:
                 nonlocal lookups
                 for emails in plan.emails_to_look_up(PAGE_SIZE):
                     lookups += 1
                     yield lookup_by_email(runtime.context.toolkit, emails, request.target_list_id)
 
-            found = plan.load_members(pages(), lambda p, n: runtime.stream_writer(
-                {"phase": "check_consent", "done": p, "total": None, "unit": "lookups"}), table="known")
+            found = plan.load_members(
+                pages(),
+                lambda p, n: runtime.stream_writer(
+                    {"phase": "check_consent", "done": p, "total": None, "unit": "lookups"}
+                ),
+                table="known",
+            )
             matched["looked_up"] = found["profiles"]
     return {"counts": {**state.get("counts", {}), "diff": matched}, "calls": _calls(state, reads=lookups)}
 
@@ -198,13 +236,24 @@ def plan(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
         if source["valid"] == 0 and settings.remove_missing and p.member_count():
             # An empty source would empty the list: refuse, whatever made it empty.
             where = "source.path" if request.source.is_file else "source.id"
-            why = (f"none of its {source['invalid']} rows is valid (first: {p.invalid(1)[0]['problem']})"
-                   if source.get("invalid") else "it has no members" if not request.source.is_file else "it has no rows")
-            raise SyncInputError(where, f"{why}; syncing it would remove all {p.member_count()} members of the "
-                                 "target list. Fix the source, or set remove_missing: false")
-        total = p.build(batch_size=settings.batch_size, file_source=request.source.is_file,
-                        subscribe=request.source.is_file and settings.subscribe_with_consent,
-                        remove=settings.remove_missing)
+            why = (
+                f"none of its {source['invalid']} rows is valid (first: {p.invalid(1)[0]['problem']})"
+                if source.get("invalid")
+                else "it has no members"
+                if not request.source.is_file
+                else "it has no rows"
+            )
+            raise SyncInputError(
+                where,
+                f"{why}; syncing it would remove all {p.member_count()} members of the "
+                "target list. Fix the source, or set remove_missing: false",
+            )
+        total = p.build(
+            batch_size=settings.batch_size,
+            file_source=request.source.is_file,
+            subscribe=request.source.is_file and settings.subscribe_with_consent,
+            remove=settings.remove_missing,
+        )
         summary = p.summary(settings.sample_size)
         summary["invalid"] = {"count": source.get("invalid", 0), "rows": p.invalid(PROBLEMS_KEPT)}
         summary["duplicates"] = source.get("duplicates", 0)
@@ -218,8 +267,11 @@ def _args(request: SyncRequest, settings: Settings, batch: Batch, items: list[di
         return {"profiles": items, "list_ids": [list_id]}
     if batch.kind == "subscribe":
         consent = {"email": {"marketing": {"consent": "SUBSCRIBED"}}}
-        return {"profiles": [{"email": i["value"], "subscriptions": consent} for i in items], "list_id": list_id,
-                "custom_source": settings.custom_source}
+        return {
+            "profiles": [{"email": i["value"], "subscriptions": consent} for i in items],
+            "list_id": list_id,
+            "custom_source": settings.custom_source,
+        }
     return {"id": list_id, "profile_ids": [i["value"] for i in items]}
 
 
@@ -234,8 +286,17 @@ def apply(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
         batch = p.batch(n)
         if batch.status != "pending":  # sent before the run was stopped, not yet checkpointed
             return update
-        runtime.stream_writer({"phase": "apply", "kind": batch.kind, "batch": n, "done": n - 1, "total": total,
-                               "unit": "batches", "profiles": batch.size})
+        runtime.stream_writer(
+            {
+                "phase": "apply",
+                "kind": batch.kind,
+                "batch": n,
+                "done": n - 1,
+                "total": total,
+                "unit": "batches",
+                "profiles": batch.size,
+            }
+        )
         args = _args(request, settings, batch, p.items(batch))
         key = idempotency_key(_thread(ctx), state["run_id"], n)
         try:
@@ -255,8 +316,17 @@ def apply(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
             return update
         job_id = result.data.get("id") if batch.kind == "import" and isinstance(result.data, dict) else None
         p.mark(n, "done", job_id=job_id)
-    runtime.stream_writer({"phase": "apply", "kind": batch.kind, "batch": n, "done": n, "total": total,
-                           "unit": "batches", "profiles": batch.size})
+    runtime.stream_writer(
+        {
+            "phase": "apply",
+            "kind": batch.kind,
+            "batch": n,
+            "done": n,
+            "total": total,
+            "unit": "batches",
+            "profiles": batch.size,
+        }
+    )
     return {**update, "calls": _calls(state, writes=1)}
 
 

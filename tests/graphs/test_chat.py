@@ -207,8 +207,13 @@ def test_too_many_tool_calls_in_a_turn_stop_it_and_leave_the_conversation_valid(
 def test_two_approvals_pending_at_once_are_answered_together(sb: Sandbox) -> None:
     kl = sb.client()
     a, b = (kl.call("create_list", name=n).data["id"] for n in ("A", "B"))
-    chat = Chat(sb, [AIMessage("", tool_calls=[call("delete_list", {"id": a}, "x"), call("delete_list", {"id": b}, "y")]),
-                     AIMessage("Both gone.")])
+    chat = Chat(
+        sb,
+        [
+            AIMessage("", tool_calls=[call("delete_list", {"id": a}, "x"), call("delete_list", {"id": b}, "y")]),
+            AIMessage("Both gone."),
+        ],
+    )
     paused = chat.say("delete A and B")
     assert len(paused.interrupts) == 2
     done = chat.answer({"action": "approve"})
@@ -216,16 +221,22 @@ def test_two_approvals_pending_at_once_are_answered_together(sb: Sandbox) -> Non
 
 
 def test_approval_requests_carry_plain_data(sb: Sandbox) -> None:
-    chat = Chat(sb, [AIMessage("", tool_calls=[call("bulk_suppress_profiles",
-                                                    {"profiles": [{"email": "x@example.com"}]})])])
+    chat = Chat(
+        sb, [AIMessage("", tool_calls=[call("bulk_suppress_profiles", {"profiles": [{"email": "x@example.com"}]})])]
+    )
     paused = chat.say("suppress x@example.com")
     assert paused.interrupts[0]["args"] == {"profiles": [{"email": "x@example.com"}]}
 
 
 def test_find_tools_does_not_load_the_same_tool_twice(sb: Sandbox) -> None:
-    chat = Chat(sb, [AIMessage("", tool_calls=[call("find_tools", {"query": "tags"}, "a")]),
-                     AIMessage("", tool_calls=[call("find_tools", {"query": "tags"}, "b")]),
-                     AIMessage("Done.")])
+    chat = Chat(
+        sb,
+        [
+            AIMessage("", tool_calls=[call("find_tools", {"query": "tags"}, "a")]),
+            AIMessage("", tool_calls=[call("find_tools", {"query": "tags"}, "b")]),
+            AIMessage("Done."),
+        ],
+    )
     result = chat.say("find tag tools twice")
     loaded = result.state["loaded_tools"]
     assert loaded.count("get_tags") == 1

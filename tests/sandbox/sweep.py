@@ -63,16 +63,27 @@ def _campaign_fixture(sb: Sandbox) -> dict[str, str]:
         return str(client.call("create_template", name=name, editor_type="CODE", html="<p>x</p>").body["data"]["id"])
 
     def campaign(name: str, **attrs: Any) -> tuple[str, str]:
-        data = client.call("create_campaign", name=name, audiences={"included": [list_id]}, campaign_messages=[
-            {"definition": {"channel": "email", "content": {"subject": name}}}], **attrs).body["data"]
+        data = client.call(
+            "create_campaign",
+            name=name,
+            audiences={"included": [list_id]},
+            campaign_messages=[{"definition": {"channel": "email", "content": {"subject": name}}}],
+            **attrs,
+        ).body["data"]
         message = data["relationships"]["campaign-messages"]["data"][0]["id"]
         client.call("assign_template_to_campaign_message", id=message, template_id=made["template"])
         return str(data["id"]), str(message)
 
     made = {"list": list_id, "template": template("Sweep"), "spare": template("Sweep spare")}
     made["campaign"], made["message"] = campaign("Sweep")
-    image = Resource("image", sb.store.new_id("image"), {"name": "sweep.png", "image_url": "https://example.com/s.png",
-                                                         "format": "png", "size": 1, "hidden": False}, {}, now, now)
+    image = Resource(
+        "image",
+        sb.store.new_id("image"),
+        {"name": "sweep.png", "image_url": "https://example.com/s.png", "format": "png", "size": 1, "hidden": False},
+        {},
+        now,
+        now,
+    )
     sb.store.put(image)
     made["image"] = image.id
     client.call("update_image_for_campaign_message", id=made["message"], image_id=image.id)
@@ -93,15 +104,34 @@ def _fixture(key: str, **more: str) -> Callable[[Sandbox], dict[str, Any]]:
 
 _LAST_30_DAYS = {"timeframe": {"key": "last_30_days"}}  # daily series cover at most 60 days
 _CAMPAIGN_EXTRA: dict[str, dict[str, Any] | Callable[[Sandbox], dict[str, Any]]] = {
-    **{op: _fixture("campaign") for op in (
-        "get_campaign", "update_campaign", "create_campaign_clone", "get_messages_for_campaign",
-        "get_message_ids_for_campaign", "get_tags_for_campaign", "get_tag_ids_for_campaign",
-        "refresh_campaign_recipient_estimation", "get_campaign_recipient_estimation",
-        "get_campaign_recipient_estimation_job")},
-    **{op: _fixture("message") for op in (
-        "get_campaign_message", "update_campaign_message", "get_campaign_for_campaign_message",
-        "get_campaign_id_for_campaign_message", "get_template_for_campaign_message",
-        "get_template_id_for_campaign_message", "get_image_for_campaign_message", "get_image_id_for_campaign_message")},
+    **{
+        op: _fixture("campaign")
+        for op in (
+            "get_campaign",
+            "update_campaign",
+            "create_campaign_clone",
+            "get_messages_for_campaign",
+            "get_message_ids_for_campaign",
+            "get_tags_for_campaign",
+            "get_tag_ids_for_campaign",
+            "refresh_campaign_recipient_estimation",
+            "get_campaign_recipient_estimation",
+            "get_campaign_recipient_estimation_job",
+        )
+    },
+    **{
+        op: _fixture("message")
+        for op in (
+            "get_campaign_message",
+            "update_campaign_message",
+            "get_campaign_for_campaign_message",
+            "get_campaign_id_for_campaign_message",
+            "get_template_for_campaign_message",
+            "get_template_id_for_campaign_message",
+            "get_image_for_campaign_message",
+            "get_image_id_for_campaign_message",
+        )
+    },
     **{op: _fixture("template") for op in ("get_template", "update_template", "clone_template", "render_template")},
     "assign_template_to_campaign_message": _fixture("message", template_id="template"),
     "update_image_for_campaign_message": _fixture("message", image_id="image"),
@@ -121,12 +151,18 @@ _CAMPAIGN_EXTRA: dict[str, dict[str, Any] | Callable[[Sandbox], dict[str, Any]]]
     "query_segment_series": _LAST_30_DAYS,
 }
 
-_CONSENT_ANY = {"type": "profile-marketing-consent", "consent": {
-    "channel": "email", "can_receive_marketing": True, "consent_status": {"subscription": "any"}}}
+_CONSENT_ANY = {
+    "type": "profile-marketing-consent",
+    "consent": {"channel": "email", "can_receive_marketing": True, "consent_status": {"subscription": "any"}},
+}
 
 #: Operation id -> arguments to use instead of the sampled ones (or a function of the sandbox giving them).
 EXTRA: dict[str, dict[str, Any] | Callable[[Sandbox], dict[str, Any]]] = {
-    "bulk_subscribe_profiles": {"profiles": [{"email": "sweep@example.com", "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}}}]},
+    "bulk_subscribe_profiles": {
+        "profiles": [
+            {"email": "sweep@example.com", "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}}}
+        ]
+    },
     "bulk_suppress_profiles": {"profiles": [{"email": "sweep@example.com"}]},
     "bulk_unsuppress_profiles": {"profiles": [{"email": "sweep@example.com"}]},
     "create_client_subscription": lambda sb: {"profile": {"email": "sweep@example.com"}, "list_id": _list_id(sb)},
@@ -135,8 +171,10 @@ EXTRA: dict[str, dict[str, Any] | Callable[[Sandbox], dict[str, Any]]] = {
     "create_client_profile": {"email": "sweep-client@example.com"},
     "create_or_update_profile": {"email": "sweep-upsert@example.com"},
     "create_profile": {"email": "sweep-create@example.com"},
-    "merge_profiles": lambda sb: {"id": _profile_id(sb, "sweep-keep@example.com"),
-                                  "profile_ids": [_profile_id(sb, "sweep-merged@example.com")]},
+    "merge_profiles": lambda sb: {
+        "id": _profile_id(sb, "sweep-keep@example.com"),
+        "profile_ids": [_profile_id(sb, "sweep-merged@example.com")],
+    },
     "create_client_push_token": {"token": "sweep-client-token"},
     "create_push_token": {"token": "sweep-server-token"},
     "create_segment": {"definition": {"condition_groups": [{"conditions": [_CONSENT_ANY]}]}},
@@ -146,16 +184,24 @@ EXTRA: dict[str, dict[str, Any] | Callable[[Sandbox], dict[str, Any]]] = {
     "create_event": {"profile": {"email": "sweep@example.com"}},
     "create_client_event": {"profile": {"email": "sweep@example.com"}},
     "bulk_create_client_events": {"profile": {"email": "sweep@example.com"}},
-    "bulk_create_events": {"events_bulk_create": [{"profile": {"email": "sweep@example.com"},
-                                                   "events": [{"properties": "{}", "metric": {"name": "x"}}]}]},
+    "bulk_create_events": {
+        "events_bulk_create": [
+            {"profile": {"email": "sweep@example.com"}, "events": [{"properties": "{}", "metric": {"name": "x"}}]}
+        ]
+    },
     "update_flow": {"status": "live"},
-    "create_flow": lambda sb: {"definition": {
-        "triggers": json.dumps([{"type": "metric", "id": _metric_id(sb)}]), "entry_action_id": "a1",
-        "actions": [{"temporary_id": "a1", "type": "send-email", "data": {"message": {"subject_line": "x"}}}]}},
+    "create_flow": lambda sb: {
+        "definition": {
+            "triggers": json.dumps([{"type": "metric", "id": _metric_id(sb)}]),
+            "entry_action_id": "a1",
+            "actions": [{"temporary_id": "a1", "type": "send-email", "data": {"message": {"subject_line": "x"}}}],
+        }
+    },
     "update_flow_action": lambda sb: {"definition": json.dumps(_flow_action_definition(sb))},
     "query_metric_aggregates": lambda sb: {
         "metric_id": _metric_id(sb),
-        "filter": ["greater-or-equal(datetime,2026-01-01T00:00:00)", "less-than(datetime,2026-01-02T00:00:00)"]},
+        "filter": ["greater-or-equal(datetime,2026-01-01T00:00:00)", "less-than(datetime,2026-01-02T00:00:00)"],
+    },
     **_CAMPAIGN_EXTRA,
 }
 
@@ -187,8 +233,11 @@ def sample(schema: dict[str, Any], name: str, op: Operation) -> Any:
     if "enum" in schema:
         return next(v for v in schema["enum"] if v is not None)
     if typ == "object":
-        return {k: sample(v, k, op) for k, v in schema["properties"].items()
-                if k in schema.get("required", []) and "null" not in str(v.get("type"))}
+        return {
+            k: sample(v, k, op)
+            for k, v in schema["properties"].items()
+            if k in schema.get("required", []) and "null" not in str(v.get("type"))
+        }
     if typ == "array":
         return [sample(schema["items"], name, op)]
     if typ == "string" and schema.get("format") == "date-time":

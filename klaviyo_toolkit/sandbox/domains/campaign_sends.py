@@ -59,8 +59,11 @@ def check_audiences(sb: Sandbox, audiences: Any, pointer: str) -> None:
     for key in ("included", "excluded"):
         for i, aid in enumerate(audiences.get(key) or []):
             if find_audience(sb, str(aid)) is None:
-                raise bad_request(f"Audience {aid!r} is not a list or segment in this account; use ids from "
-                                  "GET /api/lists or GET /api/segments.", pointer=f"{pointer}/{key}/{i}")
+                raise bad_request(
+                    f"Audience {aid!r} is not a list or segment in this account; use ids from "
+                    "GET /api/lists or GET /api/segments.",
+                    pointer=f"{pointer}/{key}/{i}",
+                )
 
 
 def members(sb: Sandbox, audience_ids: Iterable[str]) -> list[str]:
@@ -109,8 +112,14 @@ def estimate(sb: Sandbox, campaign: Resource) -> int:
 
 # -- recipient estimation ---------------------------------------------------------------------------
 def _estimation(sb: Sandbox, campaign: Resource, now: float) -> Resource:
-    res = Resource("campaign-recipient-estimation", campaign.id,
-                   {"estimated_recipient_count": estimate(sb, campaign)}, {}, now, now)
+    res = Resource(
+        "campaign-recipient-estimation",
+        campaign.id,
+        {"estimated_recipient_count": estimate(sb, campaign)},
+        {},
+        now,
+        now,
+    )
     sb.store.put(res)
     return res
 
@@ -146,11 +155,17 @@ def send_campaign(ctx: Ctx) -> Reply:
     campaign = _campaign(ctx, str(ctx.data["id"]))
     status = campaign.attributes.get("status")
     if status != "Draft":
-        raise bad_request(f"Campaign {campaign.id} has status {status!r}; only Draft campaigns can be sent. "
-                          "Clone it with POST /api/campaign-clone to send it again.", pointer="/data/id")
+        raise bad_request(
+            f"Campaign {campaign.id} has status {status!r}; only Draft campaigns can be sent. "
+            "Clone it with POST /api/campaign-clone to send it again.",
+            pointer="/data/id",
+        )
     if not (campaign.attributes.get("audiences") or {}).get("included"):
-        raise bad_request("The campaign has no audience; set audiences.included to list or segment ids with "
-                          "PATCH /api/campaigns/{id} before sending.", pointer="/data/id")
+        raise bad_request(
+            "The campaign has no audience; set audiences.included to list or segment ids with "
+            "PATCH /api/campaigns/{id} before sending.",
+            pointer="/data/id",
+        )
     messages = messages_of(sb, campaign)
     if not messages:
         raise bad_request("The campaign has no message to send.", pointer="/data/id")
@@ -160,13 +175,20 @@ def send_campaign(ctx: Ctx) -> Reply:
     now = ctx.now
     strategy = campaign.attributes.get("send_strategy") or {}
     if strategy.get("method") in ("static", "throttled") and not _is_local(campaign) and send_at < now:
-        raise bad_request(f"The campaign's send_strategy.datetime {strategy.get('datetime')} is in the past; set a "
-                          "future time or the immediate strategy with PATCH /api/campaigns/{id}.", pointer="/data/id")
+        raise bad_request(
+            f"The campaign's send_strategy.datetime {strategy.get('datetime')} is in the past; set a "
+            "future time or the immediate strategy with PATCH /api/campaigns/{id}.",
+            pointer="/data/id",
+        )
     future = send_at > now + sb.job_seconds
-    campaign.attributes.update({
-        "status": "Scheduled" if future else "Sending", "scheduled_at": iso(now), "send_time": iso(send_at),
-        "updated_at": iso(now),
-    })
+    campaign.attributes.update(
+        {
+            "status": "Scheduled" if future else "Sending",
+            "scheduled_at": iso(now),
+            "send_time": iso(send_at),
+            "updated_at": iso(now),
+        }
+    )
     campaign.updated = now
     ctx.store.put(campaign)
     is_local = _is_local(campaign)
@@ -183,24 +205,39 @@ def cancel_send(ctx: Ctx) -> Reply:
     job = ctx.get("campaign-send-job")
     body_id = ctx.data.get("id") if isinstance(ctx.data, dict) else None
     if body_id is not None and str(body_id) != job.id:
-        raise SandboxError(409, "conflict", "Conflict.", f"The body's data.id {body_id!r} does not match "
-                           f"the URL's id {job.id!r}.", pointer="/data/id")
+        raise SandboxError(
+            409,
+            "conflict",
+            "Conflict.",
+            f"The body's data.id {body_id!r} does not match the URL's id {job.id!r}.",
+            pointer="/data/id",
+        )
     campaign = _campaign(ctx, job.id)
     action = ctx.attrs.get("action")
     now = ctx.now
     status = campaign.attributes.get("status")
     sent_by = campaign.private.get("sent_by")
     if status not in IN_FLIGHT or (sent_by is not None and sent_by <= now):
-        raise bad_request(f"Campaign {campaign.id} has status {status!r}; only a scheduled or sending campaign "
-                          "whose messages have not gone out can be cancelled or reverted.", pointer="/data/id")
+        raise bad_request(
+            f"Campaign {campaign.id} has status {status!r}; only a scheduled or sending campaign "
+            "whose messages have not gone out can be cancelled or reverted.",
+            pointer="/data/id",
+        )
     job.attributes["status"] = "cancelled"
     ctx.store.put(job)
     for entry in ctx.store.iter("outbox-message"):
         attrs = entry.attributes
-        if attrs.get("campaign_id") == campaign.id and attrs.get("status") == "scheduled" \
-                and (parse_time(attrs.get("send_at")) or 0) > now:
-            attrs.update({"status": "skipped", "skip_reason": "campaign send cancelled"
-                          if action == "cancel" else "campaign reverted to draft"})
+        if (
+            attrs.get("campaign_id") == campaign.id
+            and attrs.get("status") == "scheduled"
+            and (parse_time(attrs.get("send_at")) or 0) > now
+        ):
+            attrs.update(
+                {
+                    "status": "skipped",
+                    "skip_reason": "campaign send cancelled" if action == "cancel" else "campaign reverted to draft",
+                }
+            )
             ctx.store.put(entry)
     if action == "revert":
         campaign.attributes.update({"status": "Draft", "scheduled_at": None, "send_time": None})
@@ -229,8 +266,12 @@ def _run_send(sb: Sandbox, job: Resource) -> None:
     for message in messages_of(sb, campaign):
         channel = channel_of(message)
         content = (message.attributes.get("definition") or {}).get("content") or {}
-        details = {"campaign_id": campaign.id, "campaign_message_id": message.id,
-                   "subject": content.get("subject"), "preview": content.get("preview_text") or content.get("body")}
+        details = {
+            "campaign_id": campaign.id,
+            "campaign_message_id": message.id,
+            "subject": content.get("subject"),
+            "preview": content.get("preview_text") or content.get("body"),
+        }
         recent = _recent_sends(sb, channel) if smart else {}
         window = SMART_SENDING_HOURS.get(channel, 16) * 3600.0
         for profile in profiles:
@@ -239,10 +280,20 @@ def _run_send(sb: Sandbox, job: Resource) -> None:
                 _skip(sb, profile, channel, when, "local send time already passed", details)
                 continue
             when = max(when, now)
-            if smart and can_receive(profile, channel) \
-                    and any(when - window < at <= when for at in recent.get(profile.id, ())):
-                _skip(sb, profile, channel, when, f"smart sending: received a {channel} message in the previous "
-                      f"{SMART_SENDING_HOURS.get(channel, 16)} hours", details)
+            if (
+                smart
+                and can_receive(profile, channel)
+                and any(when - window < at <= when for at in recent.get(profile.id, ()))
+            ):
+                _skip(
+                    sb,
+                    profile,
+                    channel,
+                    when,
+                    f"smart sending: received a {channel} message in the previous "
+                    f"{SMART_SENDING_HOURS.get(channel, 16)} hours",
+                    details,
+                )
                 continue
             entry = schedule_message(sb, profile, channel=channel, source="campaign", send_at=when, **details)
             if entry.attributes.get("status") == "scheduled":
@@ -273,17 +324,36 @@ def settle(sb: Sandbox, campaign: Resource) -> Resource:
 def _campaign(ctx: Ctx, cid: str) -> Resource:
     campaign = ctx.store.get("campaign", cid)
     if campaign is None:
-        raise SandboxError(404, "not_found", "Not found.", f"A campaign with id {cid} does not exist.",
-                           pointer="/data/id" if ctx.op.method != "GET" else None)
+        raise SandboxError(
+            404,
+            "not_found",
+            "Not found.",
+            f"A campaign with id {cid} does not exist.",
+            pointer="/data/id" if ctx.op.method != "GET" else None,
+        )
     return settle(ctx.sandbox, campaign)
 
 
 def _job(rtype: str, cid: str, ctx: Ctx, operation: str) -> Resource:
     """A job named after the campaign (Klaviyo uses the campaign id), due after ``job_seconds``."""
     now = ctx.now
-    job = Resource(rtype, cid, {"status": "queued", "total_count": 0, "completed_count": 0, "failed_count": 0,
-                                "created_at": iso(now), "started_at": None, "completed_at": None}, {}, now, now,
-                   {"due": now + ctx.sandbox.job_seconds, "operation": operation})
+    job = Resource(
+        rtype,
+        cid,
+        {
+            "status": "queued",
+            "total_count": 0,
+            "completed_count": 0,
+            "failed_count": 0,
+            "created_at": iso(now),
+            "started_at": None,
+            "completed_at": None,
+        },
+        {},
+        now,
+        now,
+        {"due": now + ctx.sandbox.job_seconds, "operation": operation},
+    )
     ctx.store.put(job)
     return job
 
@@ -296,14 +366,23 @@ def _check_sendable(sb: Sandbox, message: Resource) -> None:
     if channel == "email":
         template = next((sb.store.get(t, i) for t, i in message.linked("template")), None)
         if template is None:
-            raise bad_request(f"Campaign message {message.id} has no template; assign one with "
-                              "POST /api/campaign-message-assign-template before sending.", pointer=pointer)
+            raise bad_request(
+                f"Campaign message {message.id} has no template; assign one with "
+                "POST /api/campaign-message-assign-template before sending.",
+                pointer=pointer,
+            )
         if not content.get("subject"):
-            raise bad_request(f"Campaign message {message.id} has no subject; set definition.content.subject "
-                              "with PATCH /api/campaign-messages/{id}.", pointer=pointer)
+            raise bad_request(
+                f"Campaign message {message.id} has no subject; set definition.content.subject "
+                "with PATCH /api/campaign-messages/{id}.",
+                pointer=pointer,
+            )
     elif channel == "sms" and not content.get("body"):
-        raise bad_request(f"Campaign message {message.id} has no body; set definition.content.body "
-                          "with PATCH /api/campaign-messages/{id}.", pointer=pointer)
+        raise bad_request(
+            f"Campaign message {message.id} has no body; set definition.content.body "
+            "with PATCH /api/campaign-messages/{id}.",
+            pointer=pointer,
+        )
 
 
 def _send_time(campaign: Resource, now: float) -> float:
@@ -344,5 +423,13 @@ def _recent_sends(sb: Sandbox, channel: str) -> dict[str, list[float]]:
 
 def _skip(sb: Sandbox, profile: Resource, channel: str, when: float, reason: str, details: Json) -> None:
     to = profile.attributes.get("email") if channel == "email" else profile.attributes.get("phone_number")
-    sb.outbox_add(to=to, channel=channel, profile_id=profile.id, source="campaign", send_at=iso(when),
-                  status="skipped", skip_reason=reason, **details)
+    sb.outbox_add(
+        to=to,
+        channel=channel,
+        profile_id=profile.id,
+        source="campaign",
+        send_at=iso(when),
+        status="skipped",
+        skip_reason=reason,
+        **details,
+    )

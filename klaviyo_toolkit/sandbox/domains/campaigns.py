@@ -33,12 +33,17 @@ if TYPE_CHECKING:
 
 Json = dict[str, Any]
 MESSAGES = "campaign-messages"
-EMAIL_CONTENT_KEYS = ("subject", "preview_text", "from_email", "from_label", "reply_to_email", "cc_email",
-                      "bcc_email")
-SMS_RENDER_DEFAULTS: Json = {"shorten_links": True, "add_org_prefix": True, "add_info_link": True,
-                             "add_opt_out_language": False}
-CHANNEL_FILTER_HELP = ("A channel filter is required to list campaigns: add filter=equals(messages.channel,'email') "
-                       "(or 'sms', 'mobile_push').")
+EMAIL_CONTENT_KEYS = ("subject", "preview_text", "from_email", "from_label", "reply_to_email", "cc_email", "bcc_email")
+SMS_RENDER_DEFAULTS: Json = {
+    "shorten_links": True,
+    "add_org_prefix": True,
+    "add_info_link": True,
+    "add_opt_out_language": False,
+}
+CHANNEL_FILTER_HELP = (
+    "A channel filter is required to list campaigns: add filter=equals(messages.channel,'email') "
+    "(or 'sms', 'mobile_push')."
+)
 
 
 def _channels(store: Store, campaign: Resource) -> list[str]:
@@ -57,22 +62,38 @@ def create_campaign(ctx: Ctx) -> Reply:
     items = (attrs.get(MESSAGES) or {}).get("data") or []
     pointer = f"/data/attributes/{MESSAGES}/data"
     if not items:
-        raise bad_request("A campaign needs one campaign message; add {\"attributes\": {\"definition\": "
-                          "{\"channel\": \"email\"}}} to campaign-messages.data.", pointer=pointer)
+        raise bad_request(
+            'A campaign needs one campaign message; add {"attributes": {"definition": '
+            '{"channel": "email"}}} to campaign-messages.data.',
+            pointer=pointer,
+        )
     if len(items) > 1:
-        raise bad_request("A campaign has exactly one message; create one campaign per message.",
-                          pointer=f"{pointer}/1")
+        raise bad_request(
+            "A campaign has exactly one message; create one campaign per message.", pointer=f"{pointer}/1"
+        )
     check_audiences(sb, attrs.get("audiences"), "/data/attributes/audiences")
     now = ctx.now
     channel = str(items[0]["attributes"]["definition"].get("channel"))
-    campaign = Resource("campaign", ctx.store.new_id("campaign", now), {
-        "name": attrs["name"], "status": "Draft", "archived": False,
-        "audiences": _audiences(attrs["audiences"]),
-        "send_options": {"use_smart_sending": True, **(attrs.get("send_options") or {})},
-        "tracking_options": _tracking(channel, attrs.get("tracking_options")),
-        "send_strategy": attrs.get("send_strategy") or {"method": "immediate"},
-        "created_at": iso(now), "scheduled_at": None, "updated_at": iso(now), "send_time": None,
-    }, {MESSAGES: []}, now, now)
+    campaign = Resource(
+        "campaign",
+        ctx.store.new_id("campaign", now),
+        {
+            "name": attrs["name"],
+            "status": "Draft",
+            "archived": False,
+            "audiences": _audiences(attrs["audiences"]),
+            "send_options": {"use_smart_sending": True, **(attrs.get("send_options") or {})},
+            "tracking_options": _tracking(channel, attrs.get("tracking_options")),
+            "send_strategy": attrs.get("send_strategy") or {"method": "immediate"},
+            "created_at": iso(now),
+            "scheduled_at": None,
+            "updated_at": iso(now),
+            "send_time": None,
+        },
+        {MESSAGES: []},
+        now,
+        now,
+    )
     ctx.store.put(campaign)
     for item in items:
         new_message(sb, campaign, item["attributes"]["definition"], now, image=ctx.rel("image", item))
@@ -106,9 +127,11 @@ def update_campaign(ctx: Ctx) -> Reply:
     if status != "Draft":
         for key in attrs:
             if key != "name":
-                raise bad_request(f"{key} cannot change on a campaign with status {status!r}; only drafts can be "
-                                  "edited (the name can always change). Clone it to make changes.",
-                                  pointer=f"/data/attributes/{key}")
+                raise bad_request(
+                    f"{key} cannot change on a campaign with status {status!r}; only drafts can be "
+                    "edited (the name can always change). Clone it to make changes.",
+                    pointer=f"/data/attributes/{key}",
+                )
     if "audiences" in attrs:
         check_audiences(ctx.sandbox, attrs["audiences"], "/data/attributes/audiences")
         current = dict(campaign.attributes.get("audiences") or {})
@@ -150,18 +173,28 @@ def clone_campaign(ctx: Ctx) -> Reply:
     sb = ctx.sandbox
     source = ctx.store.get("campaign", str(ctx.data["id"]))
     if source is None:
-        raise SandboxError(404, "not_found", "Not found.", f"A campaign with id {ctx.data['id']} does not exist.",
-                           pointer="/data/id")
+        raise SandboxError(
+            404, "not_found", "Not found.", f"A campaign with id {ctx.data['id']} does not exist.", pointer="/data/id"
+        )
     now = ctx.now
     attrs = copy.deepcopy(source.attributes)
-    attrs.update({"name": ctx.attrs.get("new_name") or f"{attrs.get('name', '')} (Clone)", "status": "Draft",
-                  "archived": False, "created_at": iso(now), "updated_at": iso(now), "scheduled_at": None,
-                  "send_time": None})
+    attrs.update(
+        {
+            "name": ctx.attrs.get("new_name") or f"{attrs.get('name', '')} (Clone)",
+            "status": "Draft",
+            "archived": False,
+            "created_at": iso(now),
+            "updated_at": iso(now),
+            "scheduled_at": None,
+            "send_time": None,
+        }
+    )
     clone = Resource("campaign", ctx.store.new_id("campaign", now), attrs, {MESSAGES: []}, now, now)
     ctx.store.put(clone)
     for message in messages_of(sb, source):
-        copied = new_message(sb, clone, copy.deepcopy(message.attributes.get("definition") or {}), now,
-                             image=message.linked("image"))
+        copied = new_message(
+            sb, clone, copy.deepcopy(message.attributes.get("definition") or {}), now, image=message.linked("image")
+        )
         template = next((ctx.store.get(t, i) for t, i in message.linked("template")), None)
         if template is not None:
             sb.set_links(copied, "template", [_template_copy(sb, template, now)], many=False)
@@ -171,10 +204,19 @@ def clone_campaign(ctx: Ctx) -> Reply:
 # -- campaign messages --------------------------------------------------------------------------------
 def new_message(sb: Sandbox, campaign: Resource, definition: Json, now: float, image: Any = None) -> Resource:
     """A stored campaign message for ``campaign`` with Klaviyo's defaults filled in, linked both ways."""
-    message = Resource("campaign-message", sb.store.new_id("campaign-message", now), {
-        "definition": _definition(sb, campaign, definition), "send_times": None,
-        "created_at": iso(now), "updated_at": iso(now),
-    }, {"campaign": ("campaign", campaign.id)}, now, now)
+    message = Resource(
+        "campaign-message",
+        sb.store.new_id("campaign-message", now),
+        {
+            "definition": _definition(sb, campaign, definition),
+            "send_times": None,
+            "created_at": iso(now),
+            "updated_at": iso(now),
+        },
+        {"campaign": ("campaign", campaign.id)},
+        now,
+        now,
+    )
     if image:
         message.relationships["image"] = image[0]
     sb.store.put(message)
@@ -191,13 +233,19 @@ def update_campaign_message(ctx: Ctx) -> Reply:
     new = ctx.attrs.get("definition")
     image = ctx.rel("image")
     if (new or image) and campaign is not None and settle(sb, campaign).attributes.get("status") != "Draft":
-        raise bad_request(f"The message's campaign has status {campaign.attributes.get('status')!r}; only messages "
-                          "of Draft campaigns can be edited.", pointer="/data/attributes/definition")
+        raise bad_request(
+            f"The message's campaign has status {campaign.attributes.get('status')!r}; only messages "
+            "of Draft campaigns can be edited.",
+            pointer="/data/attributes/definition",
+        )
     if new:
         current = message.attributes.get("definition") or {}
         if new.get("channel") != current.get("channel"):
-            raise bad_request(f"A message's channel cannot change (it is {current.get('channel')!r}); create a new "
-                              "campaign for another channel.", pointer="/data/attributes/definition/channel")
+            raise bad_request(
+                f"A message's channel cannot change (it is {current.get('channel')!r}); create a new "
+                "campaign for another channel.",
+                pointer="/data/attributes/definition/channel",
+            )
         merged = {**current, **{k: v for k, v in new.items() if k not in ("content", "render_options")}}
         for key in ("content", "render_options"):
             if isinstance(new.get(key), dict):
@@ -217,19 +265,28 @@ def assign_template(ctx: Ctx) -> Reply:
     mid = str(ctx.data["id"])
     message = ctx.store.get("campaign-message", mid)
     if message is None:
-        raise SandboxError(404, "not_found", "Not found.", f"A campaign-message with id {mid} does not exist.",
-                           pointer="/data/id")
+        raise SandboxError(
+            404, "not_found", "Not found.", f"A campaign-message with id {mid} does not exist.", pointer="/data/id"
+        )
     tid = ctx.rel("template")[0][1]
     template = ctx.store.get("template", tid)
     if template is None:
-        raise SandboxError(404, "not_found", "Not found.", f"A template with id {tid} does not exist; create one "
-                           "with POST /api/templates.", pointer="/data/relationships/template/data/id")
+        raise SandboxError(
+            404,
+            "not_found",
+            "Not found.",
+            f"A template with id {tid} does not exist; create one with POST /api/templates.",
+            pointer="/data/relationships/template/data/id",
+        )
     if campaign_sends.channel_of(message) != "email":
         raise bad_request("Templates can only be assigned to email messages.", pointer="/data/id")
     campaign = next((ctx.store.get(t, i) for t, i in message.linked("campaign")), None)
     if campaign is not None and settle(sb, campaign).attributes.get("status") != "Draft":
-        raise bad_request(f"The message's campaign has status {campaign.attributes.get('status')!r}; templates can "
-                          "only be assigned to messages of Draft campaigns.", pointer="/data/id")
+        raise bad_request(
+            f"The message's campaign has status {campaign.attributes.get('status')!r}; templates can "
+            "only be assigned to messages of Draft campaigns.",
+            pointer="/data/id",
+        )
     old = next((ctx.store.get(t, i) for t, i in message.linked("template")), None)
     if old is not None and not templates.is_reusable(old):
         ctx.store.delete(old.type, old.id)
@@ -237,12 +294,22 @@ def assign_template(ctx: Ctx) -> Reply:
     message.attributes["updated_at"] = ctx.now_iso
     ctx.store.put(message)
     definition = message.attributes.get("definition") or {}
-    flat = Resource("campaign-message", message.id, {
-        "label": definition.get("label") or (campaign.attributes.get("name") if campaign else "") or "",
-        "channel": definition.get("channel"), "content": definition.get("content") or {},
-        "send_times": message.attributes.get("send_times"), "render_options": definition.get("render_options"),
-        "created_at": message.attributes.get("created_at"), "updated_at": message.attributes.get("updated_at"),
-    }, dict(message.relationships), message.created, message.updated)
+    flat = Resource(
+        "campaign-message",
+        message.id,
+        {
+            "label": definition.get("label") or (campaign.attributes.get("name") if campaign else "") or "",
+            "channel": definition.get("channel"),
+            "content": definition.get("content") or {},
+            "send_times": message.attributes.get("send_times"),
+            "render_options": definition.get("render_options"),
+            "created_at": message.attributes.get("created_at"),
+            "updated_at": message.attributes.get("updated_at"),
+        },
+        dict(message.relationships),
+        message.created,
+        message.updated,
+    )
     return ctx.one(flat)
 
 
@@ -274,8 +341,10 @@ def _definition(sb: Sandbox, campaign: Resource, definition: Json) -> Json:
         out["label"] = out.get("label") or campaign.attributes.get("name")
     elif channel == "sms":
         out["content"] = {"body": None, "media_url": None, **(out.get("content") or {})}
-        out["render_options"] = {**SMS_RENDER_DEFAULTS, **{k: v for k, v in (out.get("render_options") or {}).items()
-                                                           if v is not None}}
+        out["render_options"] = {
+            **SMS_RENDER_DEFAULTS,
+            **{k: v for k, v in (out.get("render_options") or {}).items() if v is not None},
+        }
     return out
 
 
@@ -291,8 +360,12 @@ def _audiences(value: Json) -> Json:
 
 def _tracking(channel: str, given: Json | None) -> Json | None:
     if channel == "email":
-        base: Json = {"add_tracking_params": False, "custom_tracking_params": None, "is_tracking_clicks": True,
-                      "is_tracking_opens": True}
+        base: Json = {
+            "add_tracking_params": False,
+            "custom_tracking_params": None,
+            "is_tracking_clicks": True,
+            "is_tracking_opens": True,
+        }
     elif channel == "sms":
         base = {"add_tracking_params": False, "custom_tracking_params": None}
     else:
@@ -308,5 +381,10 @@ def _template_copy(sb: Sandbox, template: Resource, now: float) -> tuple[str, st
 def _check_body_id(ctx: Ctx, rid: str) -> None:
     body_id = ctx.data.get("id") if isinstance(ctx.data, dict) else None
     if body_id is not None and str(body_id) != rid:
-        raise SandboxError(409, "conflict", "Conflict.",
-                           f"The body's data.id {body_id!r} does not match the URL's id {rid!r}.", pointer="/data/id")
+        raise SandboxError(
+            409,
+            "conflict",
+            "Conflict.",
+            f"The body's data.id {body_id!r} does not match the URL's id {rid!r}.",
+            pointer="/data/id",
+        )

@@ -33,10 +33,31 @@ CATALOG = "$default"
 MAX_BULK = 100
 ITEM, VARIANT, CATEGORY = "catalog-item", "catalog-variant", "catalog-category"
 _FIELDS = {
-    ITEM: ("title", "price", "description", "url", "image_full_url", "image_thumbnail_url", "images",
-           "custom_metadata", "published"),
-    VARIANT: ("title", "description", "sku", "inventory_policy", "inventory_quantity", "price", "url",
-              "image_full_url", "image_thumbnail_url", "images", "custom_metadata", "published"),
+    ITEM: (
+        "title",
+        "price",
+        "description",
+        "url",
+        "image_full_url",
+        "image_thumbnail_url",
+        "images",
+        "custom_metadata",
+        "published",
+    ),
+    VARIANT: (
+        "title",
+        "description",
+        "sku",
+        "inventory_policy",
+        "inventory_quantity",
+        "price",
+        "url",
+        "image_full_url",
+        "image_thumbnail_url",
+        "images",
+        "custom_metadata",
+        "published",
+    ),
     CATEGORY: ("name",),
 }
 _NAMES = {ITEM: "catalog item", VARIANT: "catalog variant", CATEGORY: "catalog category"}
@@ -48,8 +69,9 @@ def compound_id(external_id: str) -> str:
 
 
 def _missing(rtype: str, rid: str, pointer: str) -> SandboxError:
-    return SandboxError(404, "not_found", "Not found.", f"A {_NAMES.get(rtype, rtype)} with id {rid!r} does not exist.",
-                        pointer=pointer)
+    return SandboxError(
+        404, "not_found", "Not found.", f"A {_NAMES.get(rtype, rtype)} with id {rid!r} does not exist.", pointer=pointer
+    )
 
 
 def _linked(sb: Sandbox, links: list[Linkage], rtype: str, pointer: str) -> list[Linkage]:
@@ -74,20 +96,28 @@ def _rel(data: Mapping[str, Any], name: str) -> list[Linkage] | None:
 def create(sb: Sandbox, rtype: str, data: Mapping[str, Any], now: float, pointer: str = "/data") -> Resource:
     attrs = dict(data.get("attributes") or {})
     if attrs.get("integration_type") not in (None, INTEGRATION):
-        raise bad_request(f"integration_type must be {INTEGRATION!r}.",
-                          pointer=f"{pointer}/attributes/integration_type")
+        raise bad_request(
+            f"integration_type must be {INTEGRATION!r}.", pointer=f"{pointer}/attributes/integration_type"
+        )
     if attrs.get("catalog_type") not in (None, CATALOG):
-        raise bad_request(f"catalog_type must be {CATALOG!r}; it is the only catalog type.",
-                          pointer=f"{pointer}/attributes/catalog_type")
+        raise bad_request(
+            f"catalog_type must be {CATALOG!r}; it is the only catalog type.",
+            pointer=f"{pointer}/attributes/catalog_type",
+        )
     external = str(attrs.get("external_id") or "")
     if not external.strip():
         raise bad_request("external_id must not be empty.", pointer=f"{pointer}/attributes/external_id")
     rid = compound_id(external)
     if sb.store.get(rtype, rid) is not None:
-        raise SandboxError(409, "duplicate", "Conflict.",
-                           f"A {_NAMES[rtype]} with external_id {external!r} already exists (id {rid}); update it "
-                           "instead, or use another external_id.", pointer=f"{pointer}/attributes/external_id",
-                           meta={"duplicate_id": rid})
+        raise SandboxError(
+            409,
+            "duplicate",
+            "Conflict.",
+            f"A {_NAMES[rtype]} with external_id {external!r} already exists (id {rid}); update it "
+            "instead, or use another external_id.",
+            pointer=f"{pointer}/attributes/external_id",
+            meta={"duplicate_id": rid},
+        )
     values: Json = {"external_id": external, **{k: attrs.get(k) for k in _FIELDS[rtype]}}
     if rtype != CATEGORY:
         values["published"] = True if attrs.get("published") is None else attrs["published"]
@@ -105,8 +135,9 @@ def create(sb: Sandbox, rtype: str, data: Mapping[str, Any], now: float, pointer
             raise _missing(ITEM, item[0][1], f"{rel_pointer}/item/data/id")
         res.relationships["item"] = (ITEM, item[0][1])
     elif rtype == ITEM:
-        res.relationships["categories"] = _linked(sb, _rel(data, "categories") or [], CATEGORY,
-                                                  f"{rel_pointer}/categories/data")
+        res.relationships["categories"] = _linked(
+            sb, _rel(data, "categories") or [], CATEGORY, f"{rel_pointer}/categories/data"
+        )
     else:
         items = _linked(sb, _rel(data, "items") or [], ITEM, f"{rel_pointer}/items/data")
     sb.store.put(res)
@@ -115,12 +146,17 @@ def create(sb: Sandbox, rtype: str, data: Mapping[str, Any], now: float, pointer
     return res
 
 
-def update(sb: Sandbox, rtype: str, res: Resource, data: Mapping[str, Any], now: float,
-           pointer: str = "/data") -> Resource:
+def update(
+    sb: Sandbox, rtype: str, res: Resource, data: Mapping[str, Any], now: float, pointer: str = "/data"
+) -> Resource:
     if data.get("id") is not None and str(data["id"]) != res.id:
-        raise SandboxError(409, "conflict", "Conflict.",
-                           f"The body's id {data['id']!r} does not match the {_NAMES[rtype]} being updated ({res.id}).",
-                           pointer=f"{pointer}/id")
+        raise SandboxError(
+            409,
+            "conflict",
+            "Conflict.",
+            f"The body's id {data['id']!r} does not match the {_NAMES[rtype]} being updated ({res.id}).",
+            pointer=f"{pointer}/id",
+        )
     rel_pointer = f"{pointer}/relationships"
     categories = _rel(data, "categories") if rtype == ITEM else None
     if categories is not None:
@@ -182,13 +218,15 @@ def set_category_items(sb: Sandbox, category: Resource, items: list[Linkage], mo
 
 RELATED[(CATEGORY, "items")] = category_items
 RELATED[(ITEM, "variants")] = lambda sb, item: [
-    (VARIANT, v.id) for v in sb.store.iter(VARIANT) if v.relationships.get("item") == (ITEM, item.id)]
+    (VARIANT, v.id) for v in sb.store.iter(VARIANT) if v.relationships.get("item") == (ITEM, item.id)
+]
 for _type in (ITEM, VARIANT, CATEGORY):
     FIELD_RESOLVERS[(_type, "ids")] = lambda store, res: res.id
 FIELD_RESOLVERS[(ITEM, "category.id")] = lambda store, res: [i for _, i in res.linked("categories")]
 FIELD_RESOLVERS[(VARIANT, "item.id")] = lambda store, res: next((i for _, i in res.linked("item")), None)
 FIELD_RESOLVERS[(CATEGORY, "item.id")] = lambda store, res: [
-    item.id for item in store.iter(ITEM) if (CATEGORY, res.id) in item.linked("categories")]
+    item.id for item in store.iter(ITEM) if (CATEGORY, res.id) in item.linked("categories")
+]
 
 
 # -- endpoints ------------------------------------------------------------------------------------------
@@ -235,8 +273,13 @@ def _item_categories(ctx: Ctx) -> Reply:
 def _category_items(ctx: Ctx) -> Reply:
     category = ctx.get(CATEGORY)
     links = _linked(ctx.sandbox, ctx.linkages(), ITEM, "/data")
-    mode = "add" if ctx.op.operation_id.startswith("add_") else "remove" if ctx.op.operation_id.startswith("remove_") \
+    mode = (
+        "add"
+        if ctx.op.operation_id.startswith("add_")
+        else "remove"
+        if ctx.op.operation_id.startswith("remove_")
         else "replace"
+    )
     set_category_items(ctx.sandbox, category, links, mode)
     return ctx.no_content()
 
@@ -247,32 +290,54 @@ def _back_in_stock(ctx: Ctx) -> Reply:
     sb = ctx.sandbox
     variant_links = ctx.rel("variant")
     if not variant_links:
-        raise bad_request("relationships.variant.data.id (the catalog variant) is required.",
-                          pointer="/data/relationships/variant")
+        raise bad_request(
+            "relationships.variant.data.id (the catalog variant) is required.", pointer="/data/relationships/variant"
+        )
     variant = sb.store.get(VARIANT, variant_links[0][1])
     if variant is None:
         raise _missing(VARIANT, variant_links[0][1], "/data/relationships/variant/data/id")
-    who = ((ctx.attrs.get("profile") or {}).get("data") or {})
+    who = (ctx.attrs.get("profile") or {}).get("data") or {}
     ident = {**(who.get("attributes") or {}), "id": who.get("id")}
     if not any(ident.get(k) for k in ("id", "email", "phone_number", "external_id")):
-        raise bad_request("Give the profile's email, phone_number, external_id or id in attributes.profile.",
-                          pointer="/data/attributes/profile")
+        raise bad_request(
+            "Give the profile's email, phone_number, external_id or id in attributes.profile.",
+            pointer="/data/attributes/profile",
+        )
     channels = list(ctx.attrs.get("channels") or [])
     if "EMAIL" in channels and not (ident.get("email") or ident.get("id")):
-        raise bad_request("The EMAIL channel needs the profile's email.",
-                          pointer="/data/attributes/profile/data/attributes/email")
+        raise bad_request(
+            "The EMAIL channel needs the profile's email.", pointer="/data/attributes/profile/data/attributes/email"
+        )
     if "SMS" in channels and not (ident.get("phone_number") or ident.get("id")):
-        raise bad_request("The SMS channel needs the profile's phone_number.",
-                          pointer="/data/attributes/profile/data/attributes/phone_number")
+        raise bad_request(
+            "The SMS channel needs the profile's phone_number.",
+            pointer="/data/attributes/profile/data/attributes/phone_number",
+        )
     if ident.get("id") and sb.store.get("profile", str(ident["id"])) is None:
-        raise SandboxError(404, "not_found", "Not found.", f"A profile with id {ident['id']!r} does not exist.",
-                           pointer="/data/attributes/profile/data/id")
-    profile, _ = find_or_create_profile(sb, {k: v for k, v in ident.items() if k in ("id", "email", "phone_number",
-                                                                                    "external_id")}, ctx.now)
+        raise SandboxError(
+            404,
+            "not_found",
+            "Not found.",
+            f"A profile with id {ident['id']!r} does not exist.",
+            pointer="/data/attributes/profile/data/id",
+        )
+    profile, _ = find_or_create_profile(
+        sb, {k: v for k, v in ident.items() if k in ("id", "email", "phone_number", "external_id")}, ctx.now
+    )
     metric = find_or_create_metric(sb, "Subscribed to Back in Stock", ctx.now)
-    record_event(sb, profile, metric, {"variant_id": variant.id, "sku": variant.attributes.get("sku"),
-                                       "product_name": variant.attributes.get("title"), "channels": channels},
-                 ctx.now, unique_id=f"bis-{variant.id}-{ctx.now}")
+    record_event(
+        sb,
+        profile,
+        metric,
+        {
+            "variant_id": variant.id,
+            "sku": variant.attributes.get("sku"),
+            "product_name": variant.attributes.get("title"),
+            "channels": channels,
+        },
+        ctx.now,
+        unique_id=f"bis-{variant.id}-{ctx.now}",
+    )
     return ctx.accepted()
 
 
@@ -301,8 +366,10 @@ def _bulk(ctx: Ctx) -> Reply:
     _, _, key = _JOB_OPS[ctx.op.operation_id]
     items = _job_items(ctx.body, key)
     if len(items) > MAX_BULK:
-        raise bad_request(f"A bulk job takes at most {MAX_BULK} {key}; this one has {len(items)}. Split it into "
-                          "several jobs.", pointer=f"/data/attributes/{key}/data")
+        raise bad_request(
+            f"A bulk job takes at most {MAX_BULK} {key}; this one has {len(items)}. Split it into several jobs.",
+            pointer=f"/data/attributes/{key}/data",
+        )
     job_type = str(ctx.data.get("type"))
     return ctx.one(ctx.sandbox.create_job(ctx, job_type))
 
@@ -331,8 +398,15 @@ def _job_runner(operation_id: str) -> Callable[[Sandbox, Resource], None]:
                     done.append((rtype, str(item.get("id"))))
             except SandboxError as exc:
                 body = exc.body()["errors"][0]
-                errors.append({"id": body["id"], "code": exc.code, "title": exc.title, "detail": exc.detail,
-                               "source": {"pointer": exc.pointer or pointer}})
+                errors.append(
+                    {
+                        "id": body["id"],
+                        "code": exc.code,
+                        "title": exc.title,
+                        "detail": exc.detail,
+                        "source": {"pointer": exc.pointer or pointer},
+                    }
+                )
         job.attributes.update(completed_count=len(done), failed_count=len(errors), errors=errors)
         if action != "delete":
             job.relationships[key] = done
@@ -355,16 +429,43 @@ def seed_catalog(seeder: Seeder) -> None:
     sizes = {"footwear": ("9", "10"), "apparel": ("M", "L"), "packs": ("Regular", "Tall"), "camp": ("Standard", "XL")}
     for external, title, category, price in D.PRODUCTS:
         slug = external.lower()
-        create(sb, ITEM, {"attributes": {
-            "external_id": external, "title": title, "description": f"{title} by Northwind Outfitters.",
-            "price": price, "url": f"{D.SITE}/products/{slug}", "image_full_url": f"{D.SITE}/img/{slug}.jpg",
-            "image_thumbnail_url": f"{D.SITE}/img/{slug}-thumb.jpg", "images": [f"{D.SITE}/img/{slug}.jpg"],
-            "custom_metadata": {"activity": category}, "published": True},
-            "relationships": {"categories": {"data": [{"type": CATEGORY, "id": compound_id(category)}]}}}, when)
+        create(
+            sb,
+            ITEM,
+            {
+                "attributes": {
+                    "external_id": external,
+                    "title": title,
+                    "description": f"{title} by Northwind Outfitters.",
+                    "price": price,
+                    "url": f"{D.SITE}/products/{slug}",
+                    "image_full_url": f"{D.SITE}/img/{slug}.jpg",
+                    "image_thumbnail_url": f"{D.SITE}/img/{slug}-thumb.jpg",
+                    "images": [f"{D.SITE}/img/{slug}.jpg"],
+                    "custom_metadata": {"activity": category},
+                    "published": True,
+                },
+                "relationships": {"categories": {"data": [{"type": CATEGORY, "id": compound_id(category)}]}},
+            },
+            when,
+        )
         for size in sizes[category]:
-            create(sb, VARIANT, {"attributes": {
-                "external_id": f"{external}-{size.upper()}", "title": f"{title} — {size}",
-                "description": f"{title}, size {size}.", "sku": f"{external}-{size.upper()}",
-                "inventory_policy": 1, "inventory_quantity": seeder.rng.randint(0, 60), "price": price,
-                "url": f"{D.SITE}/products/{slug}?size={size}", "published": True},
-                "relationships": {"item": {"data": {"type": ITEM, "id": compound_id(external)}}}}, when)
+            create(
+                sb,
+                VARIANT,
+                {
+                    "attributes": {
+                        "external_id": f"{external}-{size.upper()}",
+                        "title": f"{title} — {size}",
+                        "description": f"{title}, size {size}.",
+                        "sku": f"{external}-{size.upper()}",
+                        "inventory_policy": 1,
+                        "inventory_quantity": seeder.rng.randint(0, 60),
+                        "price": price,
+                        "url": f"{D.SITE}/products/{slug}?size={size}",
+                        "published": True,
+                    },
+                    "relationships": {"item": {"data": {"type": ITEM, "id": compound_id(external)}}},
+                },
+                when,
+            )

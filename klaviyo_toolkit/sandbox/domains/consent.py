@@ -61,8 +61,13 @@ def _group(ctx: Ctx, name: str) -> Resource | None:
         return None
     res = ctx.store.get(name, links[0][1])
     if res is None:
-        raise SandboxError(404, "not_found", "Not found.", f"A {name} with id {links[0][1]} does not exist; use an id "
-                           f"from get_{name}s.", pointer=f"/data/relationships/{name}/data/id")
+        raise SandboxError(
+            404,
+            "not_found",
+            "Not found.",
+            f"A {name} with id {links[0][1]} does not exist; use an id from get_{name}s.",
+            pointer=f"/data/relationships/{name}/data/id",
+        )
     return res
 
 
@@ -73,8 +78,9 @@ def _channels(subs: Json) -> tuple[Json | None, Json | None, Json | None]:
 
 def _check_items(items: list[Json], limit: int, *, historical: bool = False, now: float = 0.0) -> None:
     if len(items) > limit:
-        raise bad_request(f"At most {limit} profiles per call ({len(items)} given); split them into batches.",
-                          pointer=ITEMS)
+        raise bad_request(
+            f"At most {limit} profiles per call ({len(items)} given); split them into batches.", pointer=ITEMS
+        )
     for i, item in enumerate(items):
         base = f"{ITEMS}/{i}/attributes"
         attrs = item.get("attributes") or {}
@@ -83,14 +89,17 @@ def _check_items(items: list[Json], limit: int, *, historical: bool = False, now
         if email and not attrs.get("email") and not item.get("id"):
             raise bad_request("An email subscription needs the profile's email.", pointer=f"{base}/email")
         if (sms or sms_tx) and not attrs.get("phone_number") and not item.get("id"):
-            raise bad_request("An SMS subscription needs the profile's phone_number (E.164).",
-                              pointer=f"{base}/phone_number")
+            raise bad_request(
+                "An SMS subscription needs the profile's phone_number (E.164).", pointer=f"{base}/phone_number"
+            )
         if historical:
             for channel, sub in (("email/marketing", email), ("sms/marketing", sms), ("sms/transactional", sms_tx)):
                 when = parse_time((sub or {}).get("consented_at")) if sub else None
                 if sub and (when is None or when > now):
-                    raise bad_request("A historical import needs each subscription's consented_at, in the past.",
-                                      pointer=f"{base}/subscriptions/{channel}/consented_at")
+                    raise bad_request(
+                        "A historical import needs each subscription's consented_at, in the past.",
+                        pointer=f"{base}/subscriptions/{channel}/consented_at",
+                    )
 
 
 # -- subscribe ----------------------------------------------------------------------------------------
@@ -106,8 +115,17 @@ def _profile_for(sb: Sandbox, pid: str | None, attrs: Json, now: float) -> Resou
     return profile
 
 
-def subscribe(sb: Sandbox, profile: Resource, subs: Json, list_res: Resource | None, now: float, *,
-              historical: bool = False, source: str | None = None, confirmed: bool = False) -> None:
+def subscribe(
+    sb: Sandbox,
+    profile: Resource,
+    subs: Json,
+    list_res: Resource | None,
+    now: float,
+    *,
+    historical: bool = False,
+    source: str | None = None,
+    confirmed: bool = False,
+) -> None:
     """Record explicit consent for the channels in ``subs`` (see module docstring)."""
     email, sms, sms_tx = _channels(subs)
     joins = False
@@ -116,27 +134,47 @@ def subscribe(sb: Sandbox, profile: Resource, subs: Json, list_res: Resource | N
         if list_res is not None and double and not historical and not confirmed:
             pending = profile.private.setdefault("pending_opt_in", {})
             pending[list_res.id] = {"requested": now, "source": source, "consented_at": email.get("consented_at")}
-            sb.outbox_add(to=profile.attributes["email"], channel="email", profile_id=profile.id,
-                          source="double_opt_in", list_id=list_res.id, subject="Please confirm your subscription",
-                          send_at=iso(now), status="scheduled", skip_reason=None)
+            sb.outbox_add(
+                to=profile.attributes["email"],
+                channel="email",
+                profile_id=profile.id,
+                source="double_opt_in",
+                list_id=list_res.id,
+                subject="Please confirm your subscription",
+                send_at=iso(now),
+                status="scheduled",
+                skip_reason=None,
+            )
         else:
             remove_email_suppressions(profile, LIFTED_BY_SUBSCRIBE, now)
-            set_email_consent(profile, "SUBSCRIBED", now, method="API", method_detail=source,
-                              consented_at=parse_time(email.get("consented_at")))
+            set_email_consent(
+                profile,
+                "SUBSCRIBED",
+                now,
+                method="API",
+                method_detail=source,
+                consented_at=parse_time(email.get("consented_at")),
+            )
             em = email_marketing(profile)
             em["custom_method_detail"] = source
             em["double_optin"] = bool(confirmed)
             if list_res is not None:
-                em["list_suppressions"] = [s for s in em.get("list_suppressions") or []
-                                           if s.get("list_id") != list_res.id]
+                em["list_suppressions"] = [
+                    s for s in em.get("list_suppressions") or [] if s.get("list_id") != list_res.id
+                ]
             joins = True
     if sms and profile.attributes.get("phone_number"):
         set_sms_consent(profile, "SUBSCRIBED", now, method="API")
         joins = True
     if sms_tx and profile.attributes.get("phone_number"):
         subscriptions(profile)["sms"]["transactional"] = {
-            "can_receive_sms_transactional": True, "consent": "SUBSCRIBED", "consent_timestamp": iso(now),
-            "method": "API", "method_detail": source, "last_updated": iso(now)}
+            "can_receive_sms_transactional": True,
+            "consent": "SUBSCRIBED",
+            "consent_timestamp": iso(now),
+            "method": "API",
+            "method_detail": source,
+            "last_updated": iso(now),
+        }
     touch(sb, profile, now)
     if joins and list_res is not None:
         add_members(sb, list_res, [profile], now, announce=not historical)
@@ -149,8 +187,15 @@ def confirm_opt_in(sb: Sandbox, profile: Resource, list_id: str) -> bool:
     if pending is None or list_res is None:
         return False
     sub = {"consent": "SUBSCRIBED", "consented_at": pending.get("consented_at")}
-    subscribe(sb, profile, {"email": {"marketing": sub}}, list_res, sb.clock.time(), source=pending.get("source"),
-              confirmed=True)
+    subscribe(
+        sb,
+        profile,
+        {"email": {"marketing": sub}},
+        list_res,
+        sb.clock.time(),
+        source=pending.get("source"),
+        confirmed=True,
+    )
     return True
 
 
@@ -170,8 +215,15 @@ def run_subscribe(sb: Sandbox, job: Resource) -> None:
     for item in _items(attrs):
         pattrs = item.get("attributes") or {}
         profile = _profile_for(sb, item.get("id"), pattrs, now)
-        subscribe(sb, profile, pattrs.get("subscriptions") or {}, list_res, now,
-                  historical=bool(attrs.get("historical_import")), source=attrs.get("custom_source"))
+        subscribe(
+            sb,
+            profile,
+            pattrs.get("subscriptions") or {},
+            list_res,
+            now,
+            historical=bool(attrs.get("historical_import")),
+            source=attrs.get("custom_source"),
+        )
 
 
 @handles("create_client_subscription")
@@ -215,8 +267,10 @@ def run_unsubscribe(sb: Sandbox, job: Resource) -> None:
         if email and list_res is not None and is_member(list_res, profile.id):
             remove_members(sb, list_res, [profile.id], now)
             em = email_marketing(profile)
-            em["list_suppressions"] = [*(em.get("list_suppressions") or []),
-                                       {"list_id": list_res.id, "reason": "UNSUBSCRIBE", "timestamp": iso(now)}]
+            em["list_suppressions"] = [
+                *(em.get("list_suppressions") or []),
+                {"list_id": list_res.id, "reason": "UNSUBSCRIBE", "timestamp": iso(now)},
+            ]
         elif email:
             set_email_consent(profile, "UNSUBSCRIBED", now, method="API")
             add_email_suppression(profile, "UNSUBSCRIBE", now)
@@ -236,8 +290,10 @@ def bulk_suppression(ctx: Ctx) -> Reply:
     list_res, segment = _group(ctx, "list"), _group(ctx, "segment")
     given = [name for name, value in (("profiles", items), ("list", list_res), ("segment", segment)) if value]
     if len(given) != 1:
-        raise bad_request("Give exactly one of: profiles (by email), a list, or a segment "
-                          f"({', '.join(given) or 'none'} given).", pointer="/data")
+        raise bad_request(
+            f"Give exactly one of: profiles (by email), a list, or a segment ({', '.join(given) or 'none'} given).",
+            pointer="/data",
+        )
     if len(items) > 100:
         raise bad_request(f"At most 100 email addresses per call ({len(items)} given).", pointer=ITEMS)
     for i, item in enumerate(items):
@@ -281,8 +337,11 @@ def run_suppression(sb: Sandbox, job: Resource) -> None:
         profile = sb.store.get("profile", view.id)
         if profile is None or not profile.attributes.get("email"):
             continue
-        changed = add_email_suppression(profile, "USER_SUPPRESSED", now) if suppress else \
-            bool(remove_email_suppressions(profile, ("USER_SUPPRESSED",), now))
+        changed = (
+            add_email_suppression(profile, "USER_SUPPRESSED", now)
+            if suppress
+            else bool(remove_email_suppressions(profile, ("USER_SUPPRESSED",), now))
+        )
         if changed:
             touch(sb, profile, now)
             done += 1

@@ -31,13 +31,32 @@ _EXTERNAL_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 def add_coupon(sb: Sandbox, attrs: Json, now: float) -> Resource:
     external = str(attrs.get("external_id") or "")
     if not _EXTERNAL_ID.match(external):
-        raise bad_request("external_id may only contain letters, digits, '-' and '_' (it becomes the coupon's id); "
-                          f"got {external!r}.", pointer="/data/attributes/external_id")
+        raise bad_request(
+            "external_id may only contain letters, digits, '-' and '_' (it becomes the coupon's id); "
+            f"got {external!r}.",
+            pointer="/data/attributes/external_id",
+        )
     if sb.store.get("coupon", external) is not None:
-        raise SandboxError(409, "duplicate", "Conflict.", f"A coupon with external_id {external!r} already exists.",
-                           pointer="/data/attributes/external_id", meta={"duplicate_id": external})
-    coupon = Resource("coupon", external, {"external_id": external, "description": attrs.get("description"),
-                                            "monitor_configuration": attrs.get("monitor_configuration")}, {}, now, now)
+        raise SandboxError(
+            409,
+            "duplicate",
+            "Conflict.",
+            f"A coupon with external_id {external!r} already exists.",
+            pointer="/data/attributes/external_id",
+            meta={"duplicate_id": external},
+        )
+    coupon = Resource(
+        "coupon",
+        external,
+        {
+            "external_id": external,
+            "description": attrs.get("description"),
+            "monitor_configuration": attrs.get("monitor_configuration"),
+        },
+        {},
+        now,
+        now,
+    )
     sb.store.put(coupon)
     return coupon
 
@@ -48,22 +67,40 @@ def add_code(sb: Sandbox, data: Json, now: float, pointer: str = "/data") -> Res
     coupon_data = ((data.get("relationships") or {}).get("coupon") or {}).get("data") or {}
     coupon_id = str(coupon_data.get("id") or "")
     if not coupon_id:
-        raise bad_request("A coupon code needs its coupon: relationships.coupon.data.id.",
-                          pointer=f"{pointer}/relationships/coupon/data")
+        raise bad_request(
+            "A coupon code needs its coupon: relationships.coupon.data.id.",
+            pointer=f"{pointer}/relationships/coupon/data",
+        )
     if sb.store.get("coupon", coupon_id) is None:
-        raise SandboxError(404, "not_found", "Not found.", f"A coupon with id {coupon_id!r} does not exist.",
-                           pointer=f"{pointer}/relationships/coupon/data/id")
+        raise SandboxError(
+            404,
+            "not_found",
+            "Not found.",
+            f"A coupon with id {coupon_id!r} does not exist.",
+            pointer=f"{pointer}/relationships/coupon/data/id",
+        )
     code = str(attrs.get("unique_code") or "")
     if not code.strip():
         raise bad_request("unique_code must not be empty.", pointer=f"{pointer}/attributes/unique_code")
     rid = f"{coupon_id}-{code}"
     if sb.store.get("coupon-code", rid) is not None:
-        raise SandboxError(409, "duplicate", "Conflict.",
-                           f"Coupon {coupon_id!r} already has the code {code!r}; codes are unique per coupon.",
-                           pointer=f"{pointer}/attributes/unique_code", meta={"duplicate_id": rid})
+        raise SandboxError(
+            409,
+            "duplicate",
+            "Conflict.",
+            f"Coupon {coupon_id!r} already has the code {code!r}; codes are unique per coupon.",
+            pointer=f"{pointer}/attributes/unique_code",
+            meta={"duplicate_id": rid},
+        )
     expires = attrs.get("expires_at") or iso(now + YEAR)
-    res = Resource("coupon-code", rid, {"unique_code": code, "expires_at": expires, "status": "UNASSIGNED"},
-                   {"coupon": ("coupon", coupon_id), "profile": None}, now, now)
+    res = Resource(
+        "coupon-code",
+        rid,
+        {"unique_code": code, "expires_at": expires, "status": "UNASSIGNED"},
+        {"coupon": ("coupon", coupon_id), "profile": None},
+        now,
+        now,
+    )
     sb.store.put(res)
     return res
 
@@ -98,8 +135,11 @@ def _create_code(ctx: Ctx) -> Reply:
 def _get_codes(ctx: Ctx) -> Reply:
     text = ctx.query.get("filter") or ""
     if "coupon.id" not in text and "profile.id" not in text:
-        raise bad_request("Filter by coupon or profile, e.g. filter=equals(coupon.id,'WELCOME10') or "
-                          "any(profile.id,['...']); listing every code is not supported.", parameter="filter")
+        raise bad_request(
+            "Filter by coupon or profile, e.g. filter=equals(coupon.id,'WELCOME10') or "
+            "any(profile.id,['...']); listing every code is not supported.",
+            parameter="filter",
+        )
     return ctx.many(ctx.store.all("coupon-code"))
 
 
@@ -113,8 +153,13 @@ def _codes_for_coupon(ctx: Ctx) -> Reply:
 def _update_code(ctx: Ctx) -> Reply:
     code = ctx.get("coupon-code")
     if ctx.data.get("id") != code.id:
-        raise SandboxError(409, "conflict", "Conflict.", "The body's id does not match the coupon code being updated.",
-                           pointer="/data/id")
+        raise SandboxError(
+            409,
+            "conflict",
+            "Conflict.",
+            "The body's id does not match the coupon code being updated.",
+            pointer="/data/id",
+        )
     for key in ("status", "expires_at"):
         if ctx.attrs.get(key) is not None:
             code.attributes[key] = ctx.attrs[key]
@@ -142,8 +187,10 @@ def _job_codes(body: Any) -> list[Any]:
 def _bulk_codes(ctx: Ctx) -> Reply:
     codes = _job_codes(ctx.body)
     if len(codes) > MAX_CODES_PER_JOB:
-        raise bad_request(f"A job takes at most {MAX_CODES_PER_JOB} coupon codes; this one has {len(codes)}. Split it.",
-                          pointer="/data/attributes/coupon-codes/data")
+        raise bad_request(
+            f"A job takes at most {MAX_CODES_PER_JOB} coupon codes; this one has {len(codes)}. Split it.",
+            pointer="/data/attributes/coupon-codes/data",
+        )
     return ctx.one(ctx.sandbox.create_job(ctx, "coupon-code-bulk-create-job"))
 
 
@@ -155,8 +202,15 @@ def _run_bulk_codes(sb: Sandbox, job: Resource) -> None:
         try:
             created.append(("coupon-code", add_code(sb, item, now, pointer).id))
         except SandboxError as exc:
-            errors.append({"id": exc.body()["errors"][0]["id"], "code": exc.code, "title": exc.title,
-                           "detail": exc.detail, "source": {"pointer": exc.pointer or pointer}})
+            errors.append(
+                {
+                    "id": exc.body()["errors"][0]["id"],
+                    "code": exc.code,
+                    "title": exc.title,
+                    "detail": exc.detail,
+                    "source": {"pointer": exc.pointer or pointer},
+                }
+            )
     job.attributes.update(completed_count=len(created), failed_count=len(errors), errors=errors)
     job.relationships["coupon-codes"] = created
 
@@ -172,8 +226,14 @@ def seed_coupons(seeder: Seeder) -> None:
     subscribers = [p.res.id for p in seeder.people if p.state == "sub"]
     for n in range(25):
         code = "".join(seeder.rng.choice(alphabet) for _ in range(8))
-        res = add_code(sb, {"attributes": {"unique_code": code},
-                            "relationships": {"coupon": {"data": {"type": "coupon", "id": "WELCOME10"}}}}, when)
+        res = add_code(
+            sb,
+            {
+                "attributes": {"unique_code": code},
+                "relationships": {"coupon": {"data": {"type": "coupon", "id": "WELCOME10"}}},
+            },
+            when,
+        )
         if n < 6:
             res.attributes["status"] = "USED" if n < 2 else "ASSIGNED_TO_PROFILE"
             res.relationships["profile"] = ("profile", subscribers[n])

@@ -45,8 +45,19 @@ MAX_BULK_EVENTS = 1000
 MAX_PROPERTIES = 400
 _YEAR_1990 = 631152000.0
 _PROFILE_FIELDS = (
-    "email", "phone_number", "external_id", "anonymous_id", "_kx", "first_name", "last_name", "organization",
-    "locale", "title", "image", "location", "properties",
+    "email",
+    "phone_number",
+    "external_id",
+    "anonymous_id",
+    "_kx",
+    "first_name",
+    "last_name",
+    "organization",
+    "locale",
+    "title",
+    "image",
+    "location",
+    "properties",
 )
 
 
@@ -55,32 +66,43 @@ def _event_spec(attrs: Mapping[str, Any], base: str, now: float, *, profile_node
     """The checked parts of one event body (``base`` is its JSON pointer, for errors)."""
     props = attrs.get("properties")
     if not isinstance(props, Mapping):
-        raise bad_request("properties must be an object of event properties, e.g. {\"Brand\": \"Acme\"}.",
-                          pointer=f"{base}/properties")
+        raise bad_request(
+            'properties must be an object of event properties, e.g. {"Brand": "Acme"}.', pointer=f"{base}/properties"
+        )
     if len(props) > MAX_PROPERTIES:
-        raise bad_request(f"An event can have at most {MAX_PROPERTIES} properties; this one has {len(props)}.",
-                          pointer=f"{base}/properties")
+        raise bad_request(
+            f"An event can have at most {MAX_PROPERTIES} properties; this one has {len(props)}.",
+            pointer=f"{base}/properties",
+        )
     when = now
     if attrs.get("time") is not None:
         parsed = parse_time(attrs["time"])
         if parsed is None:
-            raise bad_request("time must be an ISO 8601 datetime, e.g. 2026-07-15T10:00:00+00:00.",
-                              pointer=f"{base}/time")
+            raise bad_request(
+                "time must be an ISO 8601 datetime, e.g. 2026-07-15T10:00:00+00:00.", pointer=f"{base}/time"
+            )
         if parsed < _YEAR_1990 or parsed > now + 366 * 86400:
             raise bad_request("time must be after 1990 and at most one year in the future.", pointer=f"{base}/time")
         when = float(int(parsed))
     metric = ((attrs.get("metric") or {}).get("data") or {}).get("attributes") or {}
     name = metric.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise bad_request("The metric needs a name, e.g. \"Placed Order\".",
-                          pointer=f"{base}/metric/data/attributes/name")
+        raise bad_request(
+            'The metric needs a name, e.g. "Placed Order".', pointer=f"{base}/metric/data/attributes/name"
+        )
     if len(name) >= 128:
-        raise bad_request("The metric name must be less than 128 characters.",
-                          pointer=f"{base}/metric/data/attributes/name")
+        raise bad_request(
+            "The metric name must be less than 128 characters.", pointer=f"{base}/metric/data/attributes/name"
+        )
     value = attrs.get("value")
     spec: Json = {
-        "properties": dict(props), "time": when, "value": value, "metric": name, "service": metric.get("service"),
-        "unique_id": attrs.get("unique_id"), "backfill": bool(attrs.get("backfill")),
+        "properties": dict(props),
+        "time": when,
+        "value": value,
+        "metric": name,
+        "service": metric.get("service"),
+        "unique_id": attrs.get("unique_id"),
+        "backfill": bool(attrs.get("backfill")),
     }
     if attrs.get("value_currency"):
         spec["properties"]["$value_currency"] = attrs["value_currency"]
@@ -100,16 +122,21 @@ def _profile_spec(node: Any, pointer: str) -> Json:
     if node.get("id"):
         found["id"] = str(node["id"])
     if not any(found.get(k) for k in (*IDENTIFIERS, "id", "anonymous_id", "_kx")):
-        raise bad_request("The profile needs at least one identifier: id, email, phone_number or external_id.",
-                          pointer=f"{pointer}/attributes")
+        raise bad_request(
+            "The profile needs at least one identifier: id, email, phone_number or external_id.",
+            pointer=f"{pointer}/attributes",
+        )
     return {"attrs": found, "meta": attrs.get("meta") or {}, "pointer": pointer}  # the spec's place for it
 
 
 def _resolve_profile(sb: Sandbox, spec: Json, now: float, *, client: bool) -> Resource:
     attrs: Json = dict(spec["attrs"])
     if attrs.get("id") and sb.store.get("profile", attrs["id"]) is None:
-        raise bad_request(f"There is no profile with id {attrs['id']}; give an existing id, or an email, "
-                          "phone_number or external_id instead.", pointer=f"{spec['pointer']}/id")
+        raise bad_request(
+            f"There is no profile with id {attrs['id']}; give an existing id, or an email, "
+            "phone_number or external_id instead.",
+            pointer=f"{spec['pointer']}/id",
+        )
     if client:
         existing = find_profile(sb, attrs)
         if existing is not None:  # the client API never changes an existing profile's identifiers
@@ -137,7 +164,7 @@ def _patch_properties(profile: Resource, patch: Any) -> None:
         if isinstance(props.get(key), list):
             props[key] = [v for v in props[key] if v not in drop]
     unset = patch.get("unset")
-    for key in ([unset] if isinstance(unset, str) else unset or []):
+    for key in [unset] if isinstance(unset, str) else unset or []:
         props.pop(key, None)
 
 
@@ -145,8 +172,14 @@ def apply_event(sb: Sandbox, profile: Resource, spec: Json) -> tuple[Resource, b
     """Record one checked event for ``profile``; (event, created)."""
     metric = find_or_create_metric(sb, spec["metric"], spec["time"], spec.get("service"))
     return record_event(
-        sb, profile, metric, spec["properties"], spec["time"],
-        unique_id=spec.get("unique_id"), value=spec.get("value"), trigger_flows=not spec.get("backfill"),
+        sb,
+        profile,
+        metric,
+        spec["properties"],
+        spec["time"],
+        unique_id=spec.get("unique_id"),
+        value=spec.get("value"),
+        trigger_flows=not spec.get("backfill"),
     )
 
 
@@ -155,7 +188,7 @@ def apply_event(sb: Sandbox, profile: Resource, spec: Json) -> tuple[Resource, b
 def create_event(ctx: Ctx) -> Reply:
     attrs = ctx.attrs
     base = "/data/attributes"
-    profile_node = ((attrs.get("profile") or {}).get("data"))
+    profile_node = (attrs.get("profile") or {}).get("data")
     spec = _event_spec(attrs, base, ctx.now)
     profile_spec = _profile_spec(profile_node, f"{base}/profile/data")
     profile = _resolve_profile(ctx.sandbox, profile_spec, ctx.now, client=ctx.auth.kind == "public")
@@ -185,14 +218,18 @@ def _bulk_entries(entries: list[Any], base: str, now: float) -> list[tuple[Json,
                     raise bad_request(
                         f"unique_id {spec['unique_id']!r} is repeated for the same profile and metric in this "
                         "request, so no events were processed; give each event its own unique_id.",
-                        pointer=f"{where}/events/data/{j}/attributes/unique_id")
+                        pointer=f"{where}/events/data/{j}/attributes/unique_id",
+                    )
                 seen.add(key)
             events.append(spec)
         total += len(events)
         out.append((profile_spec, events))
     if total > MAX_BULK_EVENTS:
-        raise bad_request(f"A bulk request takes at most {MAX_BULK_EVENTS} events; this one has {total}. "
-                          "Split it into several requests.", pointer=base)
+        raise bad_request(
+            f"A bulk request takes at most {MAX_BULK_EVENTS} events; this one has {total}. "
+            "Split it into several requests.",
+            pointer=base,
+        )
     return out
 
 
@@ -333,9 +370,16 @@ def refresh_properties(sb: Sandbox, metric: Resource) -> list[Linkage]:
         pid = property_id(metric.id, key)
         if sb.store.get("metric-property", pid) is None:
             now = sb.clock.time()
-            sb.store.put(Resource("metric-property", pid,
-                                  {"label": key, "property": key, "inferred_type": _inferred_type(value)},
-                                  {"metric": ("metric", metric.id)}, now, now))
+            sb.store.put(
+                Resource(
+                    "metric-property",
+                    pid,
+                    {"label": key, "property": key, "inferred_type": _inferred_type(value)},
+                    {"metric": ("metric", metric.id)},
+                    now,
+                    now,
+                )
+            )
         links.append(("metric-property", pid))
     return links
 

@@ -73,8 +73,12 @@ def live_flows(sb: Sandbox, trigger_type: str, trigger_id: str) -> list[Resource
     out = []
     for flow in sb.store.iter("flow"):
         trigger = flow_trigger(flow)
-        if (flow.attributes.get("status") == "live" and not flow.attributes.get("archived")
-                and trigger.get("type") == trigger_type and str(trigger.get("id")) == trigger_id):
+        if (
+            flow.attributes.get("status") == "live"
+            and not flow.attributes.get("archived")
+            and trigger.get("type") == trigger_type
+            and str(trigger.get("id")) == trigger_id
+        ):
             out.append(flow)
     return out
 
@@ -141,15 +145,20 @@ def run_flow(sb: Sandbox, flow: Resource, profile: Resource, event: Resource | N
     return made
 
 
-def _schedule(sb: Sandbox, flow: Resource, action: Resource, profile: Resource, event: Resource | None,
-              when: float, position: int) -> Resource:
+def _schedule(
+    sb: Sandbox, flow: Resource, action: Resource, profile: Resource, event: Resource | None, when: float, position: int
+) -> Resource:
     body = action.attributes.get("definition") or {}
     data = body.get("data") or {}
     message = data.get("message") or {}
     channel = OUTBOX_CHANNELS[str(body.get("type"))]
     details: Json = {
-        "flow_id": flow.id, "flow_action_id": action.id, "flow_message_id": message.get("id"), "position": position,
-        "subject": message.get("subject_line"), "preview": message.get("preview_text"),
+        "flow_id": flow.id,
+        "flow_action_id": action.id,
+        "flow_message_id": message.get("id"),
+        "position": position,
+        "subject": message.get("subject_line"),
+        "preview": message.get("preview_text"),
         "trigger_event_id": event.id if event is not None else None,
     }
     if channel == "sms":
@@ -243,8 +252,11 @@ def profile_condition(sb: Sandbox, condition: Mapping[str, Any], profile: Resour
         return filter_matches(condition.get("filter") or {}, profile_value(profile, str(condition.get("property"))))
     if kind == "profile-marketing-consent":
         consent = condition.get("consent") or {}
-        can = can_receive_sms_marketing(profile) if consent.get("channel") == "sms" else (
-            can_receive_email_marketing(profile))
+        can = (
+            can_receive_sms_marketing(profile)
+            if consent.get("channel") == "sms"
+            else (can_receive_email_marketing(profile))
+        )
         return can == bool(consent.get("can_receive_marketing"))
     if kind == "profile-group-membership":
         groups = {i for rel in ("lists", "segments") for _, i in sb.related(profile, rel)}
@@ -294,8 +306,12 @@ def _positive(kind: Any, op: str, value: Any, expected: Any, spec: Mapping[str, 
         if op == "in":
             return text in {str(e).lower() for e in expected or []}
         wanted = "" if expected is None else str(expected).lower()
-        checks = {"equals": text == wanted, "contains": wanted in text, "starts-with": text.startswith(wanted),
-                  "ends-with": text.endswith(wanted)}
+        checks = {
+            "equals": text == wanted,
+            "contains": wanted in text,
+            "starts-with": text.startswith(wanted),
+            "ends-with": text.endswith(wanted),
+        }
         if op == "regex":
             return value is not None and re.search(str(expected), str(value)) is not None
         return checks.get(op, True)
@@ -307,8 +323,13 @@ def _positive(kind: Any, op: str, value: Any, expected: Any, spec: Mapping[str, 
         if op == "between":
             return float(spec.get("start", 0)) <= number <= float(spec.get("end", 0))
         target = float(expected)
-        return {"equals": number == target, "greater-than": number > target, "greater-than-or-equal": number >= target,
-                "less-than": number < target, "less-than-or-equal": number <= target}.get(op, True)
+        return {
+            "equals": number == target,
+            "greater-than": number > target,
+            "greater-than-or-equal": number >= target,
+            "less-than": number < target,
+            "less-than-or-equal": number <= target,
+        }.get(op, True)
     if kind == "boolean":
         return (value in (True, "true", "True", 1)) == bool(expected)
     if kind == "list":

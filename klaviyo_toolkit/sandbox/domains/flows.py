@@ -38,11 +38,20 @@ Json = dict[str, Any]
 STATUSES = ("draft", "manual", "live")
 #: Action type -> flow-message channel, for actions that carry a message.
 MESSAGE_CHANNELS = {
-    "send-email": "email", "send-sms": "sms", "send-mobile-push": "push", "send-whatsapp": "whatsapp",
-    "send-webhook": "webhook", "send-internal-alert": "internal_alert",
+    "send-email": "email",
+    "send-sms": "sms",
+    "send-mobile-push": "push",
+    "send-whatsapp": "whatsapp",
+    "send-webhook": "webhook",
+    "send-internal-alert": "internal_alert",
 }
-_TRIGGER_TYPES = {"metric": "Metric", "list": "Added to List", "segment": "Added to List",
-                  "price-drop": "Price Drop", "low-inventory": "Low Inventory"}
+_TRIGGER_TYPES = {
+    "metric": "Metric",
+    "list": "Added to List",
+    "segment": "Added to List",
+    "price-drop": "Price Drop",
+    "low-inventory": "Low Inventory",
+}
 _TRIGGER_RESOURCES = {"metric": "metric", "list": "list", "segment": "segment"}
 _BASE = "/data/attributes/definition"
 
@@ -63,17 +72,22 @@ def _new_action_id(store: Store) -> str:
 
 # -- create ------------------------------------------------------------------------------------
 def _check_trigger(ctx: Ctx, triggers: Any) -> None:
-    require(isinstance(triggers, list) and len(triggers) == 1,
-            "A flow takes exactly one trigger, e.g. [{\"type\": \"metric\", \"id\": \"<metric id>\"}].",
-            f"{_BASE}/triggers")
+    require(
+        isinstance(triggers, list) and len(triggers) == 1,
+        'A flow takes exactly one trigger, e.g. [{"type": "metric", "id": "<metric id>"}].',
+        f"{_BASE}/triggers",
+    )
     trigger = triggers[0]
     rtype = _TRIGGER_RESOURCES.get(str(trigger.get("type")))
     if rtype is None:
         return
     rid = trigger.get("id")
     if not rid or ctx.store.get(rtype, str(rid)) is None:
-        raise bad_request(f"The {trigger['type']} trigger needs the id of an existing {rtype}"
-                          f"{f'; there is no {rtype} {rid}' if rid else ''}.", pointer=f"{_BASE}/triggers/0/id")
+        raise bad_request(
+            f"The {trigger['type']} trigger needs the id of an existing {rtype}"
+            f"{f'; there is no {rtype} {rid}' if rid else ''}.",
+            pointer=f"{_BASE}/triggers/0/id",
+        )
 
 
 def _link_values(links: Any) -> list[tuple[str, str]]:
@@ -87,8 +101,10 @@ def _check_template(ctx: Ctx, data: Any, pointer: str) -> None:
     message = (data or {}).get("message") if isinstance(data, Mapping) else None
     template_id = message.get("template_id") if isinstance(message, Mapping) else None
     if template_id and ctx.store.get("template", str(template_id)) is None:
-        raise bad_request(f"There is no template {template_id}; create it first or leave template_id out.",
-                          pointer=f"{pointer}/data/message/template_id")
+        raise bad_request(
+            f"There is no template {template_id}; create it first or leave template_id out.",
+            pointer=f"{pointer}/data/message/template_id",
+        )
 
 
 @handles("create_flow")
@@ -101,29 +117,54 @@ def create_flow(ctx: Ctx) -> Reply:
     for i, action in enumerate(actions):
         where = f"{_BASE}/actions/{i}"
         if action.get("id"):
-            raise bad_request("New actions take a temporary_id, not an id (ids are given by Klaviyo).",
-                              pointer=f"{where}/id")
+            raise bad_request(
+                "New actions take a temporary_id, not an id (ids are given by Klaviyo).", pointer=f"{where}/id"
+            )
         tid = action.get("temporary_id")
-        require(bool(tid), "Every action needs a temporary_id that links and entry_action_id can refer to.",
-                f"{where}/temporary_id")
-        require(str(tid) not in temp, f"temporary_id {tid!r} is used by two actions; make each unique.",
-                f"{where}/temporary_id")
+        require(
+            bool(tid),
+            "Every action needs a temporary_id that links and entry_action_id can refer to.",
+            f"{where}/temporary_id",
+        )
+        require(
+            str(tid) not in temp,
+            f"temporary_id {tid!r} is used by two actions; make each unique.",
+            f"{where}/temporary_id",
+        )
         temp[str(tid)] = _new_action_id(ctx.store)
         _check_template(ctx, action.get("data"), where)
     for i, action in enumerate(actions):
         for key, target in _link_values(action.get("links")):
-            require(target in temp, f"links.{key} is {target!r}, which is not the temporary_id of an action "
-                    f"in this definition (known: {', '.join(temp) or 'none'}).", f"{_BASE}/actions/{i}/links/{key}")
+            require(
+                target in temp,
+                f"links.{key} is {target!r}, which is not the temporary_id of an action "
+                f"in this definition (known: {', '.join(temp) or 'none'}).",
+                f"{_BASE}/actions/{i}/links/{key}",
+            )
     entry = definition.get("entry_action_id")
     if actions or entry:
-        require(str(entry) in temp, f"entry_action_id {entry!r} must be the temporary_id of one of the actions.",
-                f"{_BASE}/entry_action_id")
+        require(
+            str(entry) in temp,
+            f"entry_action_id {entry!r} must be the temporary_id of one of the actions.",
+            f"{_BASE}/entry_action_id",
+        )
     now = ctx.now
-    flow = Resource("flow", ctx.store.new_id("flow", now), {
-        "name": attrs.get("name"), "status": "draft", "archived": False, "created": iso(now), "updated": iso(now),
-        "trigger_type": trigger_type((definition.get("triggers") or [None])[0]),
-        "definition": {k: v for k, v in definition.items() if k != "actions"},
-    }, {"flow-actions": []}, now, now)
+    flow = Resource(
+        "flow",
+        ctx.store.new_id("flow", now),
+        {
+            "name": attrs.get("name"),
+            "status": "draft",
+            "archived": False,
+            "created": iso(now),
+            "updated": iso(now),
+            "trigger_type": trigger_type((definition.get("triggers") or [None])[0]),
+            "definition": {k: v for k, v in definition.items() if k != "actions"},
+        },
+        {"flow-actions": []},
+        now,
+        now,
+    )
     flow.attributes["definition"]["entry_action_id"] = temp.get(str(entry)) if entry else None
     for action in actions:
         real = temp[str(action["temporary_id"])]
@@ -131,8 +172,14 @@ def create_flow(ctx: Ctx) -> Reply:
         if isinstance(links, Mapping):
             links = {k: (temp.get(str(v)) if v not in (None, "") else None) for k, v in links.items()}
         body = {"id": real, "type": action["type"], "links": links, "data": action.get("data")}
-        res = Resource("flow-action", real, {"created": iso(now), "updated": iso(now)},
-                       {"flow": ("flow", flow.id), "flow-messages": []}, now, now)
+        res = Resource(
+            "flow-action",
+            real,
+            {"created": iso(now), "updated": iso(now)},
+            {"flow": ("flow", flow.id), "flow-messages": []},
+            now,
+            now,
+        )
         write_action(ctx.sandbox, res, body, flow_status="draft")
         flow.relationships["flow-actions"].append(("flow-action", real))  # type: ignore[union-attr]
     sync_flow(ctx.sandbox, flow)
@@ -187,8 +234,13 @@ def sync_flow(sb: Sandbox, flow: Resource) -> None:
 def _check_id(ctx: Ctx, res: Resource) -> None:
     data = ctx.data if isinstance(ctx.data, Mapping) else {}
     if data.get("id") and str(data["id"]) != res.id:
-        raise SandboxError(409, "conflict", "Conflict.", f"The body's data.id {data['id']!r} does not match "
-                           f"the URL's id {res.id!r}.", pointer="/data/id")
+        raise SandboxError(
+            409,
+            "conflict",
+            "Conflict.",
+            f"The body's data.id {data['id']!r} does not match the URL's id {res.id!r}.",
+            pointer="/data/id",
+        )
 
 
 @handles("update_flow")
@@ -196,8 +248,9 @@ def update_flow(ctx: Ctx) -> Reply:
     flow = ctx.get("flow")
     _check_id(ctx, flow)
     status = ctx.attrs.get("status")
-    require(status in STATUSES, f"status must be one of {', '.join(STATUSES)}; got {status!r}.",
-            "/data/attributes/status")
+    require(
+        status in STATUSES, f"status must be one of {', '.join(STATUSES)}; got {status!r}.", "/data/attributes/status"
+    )
     now = ctx.now
     flow.attributes.update({"status": status, "updated": iso(now)})
     flow.updated = now
@@ -223,16 +276,24 @@ def update_flow_action(ctx: Ctx) -> Reply:
     old = dict(action.attributes.get("definition") or {})
     pointer = "/data/attributes/definition"
     if old.get("type"):
-        require(new.get("type") == old["type"], f"An action's type cannot change (this one is {old['type']}); "
-                "delete it and create a flow with the new action instead.", f"{pointer}/type")
-    require(new.get("id") in (None, action.id), f"definition.id must be {action.id} (this action's id).",
-            f"{pointer}/id")
+        require(
+            new.get("type") == old["type"],
+            f"An action's type cannot change (this one is {old['type']}); "
+            "delete it and create a flow with the new action instead.",
+            f"{pointer}/type",
+        )
+    require(
+        new.get("id") in (None, action.id), f"definition.id must be {action.id} (this action's id).", f"{pointer}/id"
+    )
     flow = _flow_of(ctx.store, action)
     siblings = {a.id for a in flow_actions(ctx.store, flow)} if flow else set()
     links = new.get("links", old.get("links"))
     for key, target in _link_values(links):
-        require(target in siblings, f"links.{key} is {target!r}, which is not an action of this flow.",
-                f"{pointer}/links/{key}")
+        require(
+            target in siblings,
+            f"links.{key} is {target!r}, which is not an action of this flow.",
+            f"{pointer}/links/{key}",
+        )
     _check_template(ctx, new.get("data"), pointer)
     new.pop("temporary_id", None)
     body = {"id": action.id, "type": new.get("type"), "links": links, "data": new.get("data", old.get("data"))}
@@ -299,8 +360,11 @@ def get_template_for_flow_message(ctx: Ctx) -> Reply:
 # -- computed relationships and filter fields ------------------------------------------------------
 def _triggered(rtype: str) -> Any:
     def resolve(sb: Sandbox, res: Resource) -> list[Linkage]:
-        return [("flow", f.id) for f in sb.store.iter("flow")
-                if flow_trigger(f).get("type") == rtype and str(flow_trigger(f).get("id")) == res.id]
+        return [
+            ("flow", f.id)
+            for f in sb.store.iter("flow")
+            if flow_trigger(f).get("type") == rtype and str(flow_trigger(f).get("id")) == res.id
+        ]
 
     return resolve
 
@@ -325,6 +389,7 @@ def _action_status(store: Store, res: Resource) -> Any:
 FIELD_RESOLVERS[("flow-action", "action_type")] = _action_type
 FIELD_RESOLVERS[("flow-action", "status")] = _action_status
 FIELD_RESOLVERS[("flow-message", "name")] = lambda store, res: (
-    (res.attributes.get("definition") or {}).get("name") or res.attributes.get("name"))
+    (res.attributes.get("definition") or {}).get("name") or res.attributes.get("name")
+)
 
 __all__ = ["MESSAGE_CHANNELS", "flow_actions", "flow_trigger", "sync_flow", "trigger_type", "write_action"]

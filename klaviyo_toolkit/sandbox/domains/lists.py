@@ -53,8 +53,9 @@ def is_member(list_res: Resource, profile_id: str) -> bool:
     return ("profile", profile_id) in set(list_res.linked("profiles"))
 
 
-def add_members(sb: Sandbox, list_res: Resource, profiles: Iterable[Resource], now: float,
-                *, announce: bool = True) -> list[Resource]:
+def add_members(
+    sb: Sandbox, list_res: Resource, profiles: Iterable[Resource], now: float, *, announce: bool = True
+) -> list[Resource]:
     """Add profiles to the list (consent untouched); the newly added ones, announced unless told not to."""
     current = list_res.linked("profiles")
     have = set(current)
@@ -110,13 +111,17 @@ RELATED[("profile", "lists")] = _profile_lists
 def member_view(profile: Resource, joined: float) -> Resource:
     """A render-only copy of ``profile`` carrying ``joined_group_at`` (never stored)."""
     attrs = {**profile.attributes, "joined_group_at": iso(joined)}
-    return Resource(profile.type, profile.id, attrs, profile.relationships, profile.created, profile.updated,
-                    profile.private)
+    return Resource(
+        profile.type, profile.id, attrs, profile.relationships, profile.created, profile.updated, profile.private
+    )
 
 
 def _push_tokens(store: Store, profile: Resource) -> list[str]:
-    return [str(t.attributes.get("token")) for t in store.iter("push-token")
-            if ("profile", profile.id) in t.linked("profile")]
+    return [
+        str(t.attributes.get("token"))
+        for t in store.iter("push-token")
+        if ("profile", profile.id) in t.linked("profile")
+    ]
 
 
 FIELD_RESOLVERS[("profile", "push_token")] = _push_tokens
@@ -132,7 +137,7 @@ def members_reply(ctx: Ctx, members: list[Resource], *, ids_only: bool) -> Reply
     size = ctx.page_size()
     cursor = ctx.query.get("page[cursor]")
     offset = decode_cursor(cursor) if cursor else 0
-    page = items[offset: offset + size]
+    page = items[offset : offset + size]
     links: dict[str, Any] = {"self": ctx.self_url()}
     if offset + size < len(items):
         links["next"] = ctx.self_url(cursor=encode_cursor(offset + size))
@@ -157,12 +162,24 @@ def list_members(sb: Sandbox, list_res: Resource) -> list[Resource]:
 def create_list(ctx: Ctx) -> Reply:
     name = str(ctx.attrs.get("name") or "").strip()
     if not name:
-        raise bad_request("A list needs a name; give data.attributes.name, e.g. 'Newsletter'.",
-                          pointer="/data/attributes/name")
+        raise bad_request(
+            "A list needs a name; give data.attributes.name, e.g. 'Newsletter'.", pointer="/data/attributes/name"
+        )
     now = ctx.now
-    res = Resource("list", ctx.store.new_id("list", now), {
-        "name": name, "opt_in_process": ctx.attrs.get("opt_in_process") or ACCOUNT_OPT_IN_DEFAULT,
-        "created": iso(now), "updated": iso(now)}, {"profiles": []}, now, now, {"joined": {}})
+    res = Resource(
+        "list",
+        ctx.store.new_id("list", now),
+        {
+            "name": name,
+            "opt_in_process": ctx.attrs.get("opt_in_process") or ACCOUNT_OPT_IN_DEFAULT,
+            "created": iso(now),
+            "updated": iso(now),
+        },
+        {"profiles": []},
+        now,
+        now,
+        {"joined": {}},
+    )
     ctx.store.put(res)
     return ctx.one(res, status=201)
 
@@ -171,9 +188,13 @@ def create_list(ctx: Ctx) -> Reply:
 def update_list(ctx: Ctx) -> Reply:
     res = ctx.get("list")
     if isinstance(ctx.data, dict) and ctx.data.get("id") and str(ctx.data["id"]) != res.id:
-        raise SandboxError(409, "conflict", "Conflict.",
-                           f"The body's data.id {ctx.data['id']!r} does not match the URL's id {res.id!r}.",
-                           pointer="/data/id")
+        raise SandboxError(
+            409,
+            "conflict",
+            "Conflict.",
+            f"The body's data.id {ctx.data['id']!r} does not match the URL's id {res.id!r}.",
+            pointer="/data/id",
+        )
     attrs = ctx.attrs
     if "name" in attrs:
         if not str(attrs["name"] or "").strip():
@@ -192,23 +213,32 @@ def get_list(ctx: Ctx) -> Reply:
     res = ctx.get("list")
     if "profile_count" in (ctx.list_param("additional-fields[list]") or []):
         count = sum(1 for pid in member_ids(res) if ctx.store.get("profile", pid) is not None)
-        res = Resource(res.type, res.id, {**res.attributes, "profile_count": count}, res.relationships,
-                       res.created, res.updated, res.private)
+        res = Resource(
+            res.type,
+            res.id,
+            {**res.attributes, "profile_count": count},
+            res.relationships,
+            res.created,
+            res.updated,
+            res.private,
+        )
     return ctx.one(res)
 
 
 def _requested_profiles(ctx: Ctx) -> list[str]:
     data = ctx.data
     if not isinstance(data, list):
-        raise bad_request("The body must be {\"data\": [{\"type\": \"profile\", \"id\": ...}, ...]}.", pointer="/data")
+        raise bad_request('The body must be {"data": [{"type": "profile", "id": ...}, ...]}.', pointer="/data")
     if len(data) > MAX_MEMBERS_PER_CALL:
-        raise bad_request(f"At most {MAX_MEMBERS_PER_CALL} profiles per call ({len(data)} given); "
-                          "split the ids into batches of 1000.", pointer="/data")
+        raise bad_request(
+            f"At most {MAX_MEMBERS_PER_CALL} profiles per call ({len(data)} given); "
+            "split the ids into batches of 1000.",
+            pointer="/data",
+        )
     ids = []
     for i, item in enumerate(data):
         if not isinstance(item, dict) or item.get("type") != "profile" or not item.get("id"):
-            raise bad_request("Each item must be {\"type\": \"profile\", \"id\": \"<profile id>\"}.",
-                              pointer=f"/data/{i}")
+            raise bad_request('Each item must be {"type": "profile", "id": "<profile id>"}.', pointer=f"/data/{i}")
         ids.append(str(item["id"]))
     return ids
 
@@ -221,10 +251,14 @@ def add_profiles_to_list(ctx: Ctx) -> Reply:
     for i, pid in enumerate(ids):
         profile = ctx.store.get("profile", pid)
         if profile is None:
-            raise SandboxError(404, "not_found", "Not found.",
-                               f"A profile with id {pid} does not exist; create it first (create_profile or "
-                               "create_or_update_profile) or look its id up with get_profiles.",
-                               pointer=f"/data/{i}/id")
+            raise SandboxError(
+                404,
+                "not_found",
+                "Not found.",
+                f"A profile with id {pid} does not exist; create it first (create_profile or "
+                "create_or_update_profile) or look its id up with get_profiles.",
+                pointer=f"/data/{i}/id",
+            )
         profiles.append(profile)
     add_members(ctx.sandbox, list_res, profiles, ctx.now)
     return ctx.no_content()

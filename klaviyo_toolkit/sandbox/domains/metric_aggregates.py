@@ -41,8 +41,10 @@ def _zone(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name or "UTC")
     except (KeyError, ValueError):
-        raise bad_request(f"timezone {name!r} is not an IANA time zone; use e.g. 'America/New_York' or 'UTC'.",
-                          pointer=f"{_POINTER}/timezone") from None
+        raise bad_request(
+            f"timezone {name!r} is not an IANA time zone; use e.g. 'America/New_York' or 'UTC'.",
+            pointer=f"{_POINTER}/timezone",
+        ) from None
 
 
 def _parse_bound(text: str, zone: ZoneInfo, pointer: str) -> _dt.datetime:
@@ -50,8 +52,9 @@ def _parse_bound(text: str, zone: ZoneInfo, pointer: str) -> _dt.datetime:
     try:
         when = _dt.datetime.fromisoformat(raw)
     except ValueError:
-        raise bad_request(f"{text!r} is not an ISO 8601 datetime; use e.g. 2026-07-01T00:00:00.",
-                          pointer=pointer) from None
+        raise bad_request(
+            f"{text!r} is not an ISO 8601 datetime; use e.g. 2026-07-01T00:00:00.", pointer=pointer
+        ) from None
     return when if when.tzinfo else when.replace(tzinfo=zone)
 
 
@@ -81,10 +84,14 @@ def _time_range(filters: list[str], zone: ZoneInfo) -> tuple[float, float, list[
     if start is None or end is None:
         raise bad_request(
             "filter must include a time range: greater-or-equal(datetime,2026-07-01T00:00:00) and "
-            "less-than(datetime,2026-08-01T00:00:00).", pointer=f"{_POINTER}/filter")
+            "less-than(datetime,2026-08-01T00:00:00).",
+            pointer=f"{_POINTER}/filter",
+        )
     if end <= start:
-        raise bad_request("The time range is empty: the less-than datetime must come after the greater-or-equal one.",
-                          pointer=f"{_POINTER}/filter")
+        raise bad_request(
+            "The time range is empty: the less-than datetime must come after the greater-or-equal one.",
+            pointer=f"{_POINTER}/filter",
+        )
     if end - start > _MAX_SPAN:
         raise bad_request("The time range may span at most one year; split the query.", pointer=f"{_POINTER}/filter")
     return start, end, others
@@ -154,15 +161,18 @@ def query_metric_aggregates(ctx: Ctx) -> Reply:
     attrs = ctx.attrs
     metric_id = str(attrs.get("metric_id") or "")
     if ctx.store.get("metric", metric_id) is None:
-        raise bad_request(f"There is no metric with id {metric_id!r}; find metric ids with GET /api/metrics.",
-                          pointer=f"{_POINTER}/metric_id")
+        raise bad_request(
+            f"There is no metric with id {metric_id!r}; find metric ids with GET /api/metrics.",
+            pointer=f"{_POINTER}/metric_id",
+        )
     zone = _zone(attrs.get("timezone"))
     interval = attrs.get("interval") or "day"
     start, end, others = _time_range(list(attrs.get("filter") or []), zone)
     measurements = list(attrs.get("measurements") or [])
     if not measurements:
-        raise bad_request("measurements must name at least one of count, sum_value, unique.",
-                          pointer=f"{_POINTER}/measurements")
+        raise bad_request(
+            "measurements must name at least one of count, sum_value, unique.", pointer=f"{_POINTER}/measurements"
+        )
     by = list(attrs.get("by") or [])
     starts = buckets(start, end, interval, zone)
     rows: dict[tuple[str, ...], Json] = {}
@@ -186,14 +196,16 @@ def query_metric_aggregates(ctx: Ctx) -> Reply:
     data = [{"dimensions": list(key), "measurements": _measure(row, measurements)} for key, row in ordered]
     size = int(attrs.get("page_size") or 500)
     offset = decode_cursor(attrs["page_cursor"]) if attrs.get("page_cursor") else 0
-    page = data[offset: offset + size]
+    page = data[offset : offset + size]
     self_url = ctx.self_url()
     links: Json = {"self": self_url}
     result: Json = {"dates": [_utc_iso(ts) for ts in starts], "data": page}
     result = sparse(result, ctx.list_param("fields[metric-aggregate]"))
     rid = str(uuid.UUID(int=ctx.store.rng.getrandbits(128)))
-    body = {"data": {"type": "metric-aggregate", "id": rid, "attributes": result, "links": {"self": self_url}},
-            "links": links}
+    body = {
+        "data": {"type": "metric-aggregate", "id": rid, "attributes": result, "links": {"self": self_url}},
+        "links": links,
+    }
     return Reply(200, body)
 
 

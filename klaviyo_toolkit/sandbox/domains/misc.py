@@ -51,17 +51,41 @@ def ensure_account(sb: Sandbox, when: float | None = None) -> Resource:
         return account
     seeded = when is not None
     when = sb.clock.time() if when is None else when
-    address = {"address1": "41 Harbor Way", "address2": None, "city": "Portland", "region": "ME", "country": "US",
-               "zip": "04101"} if seeded else {"address1": None, "address2": None, "city": None, "region": None,
-                                               "country": "US", "zip": None}
-    contact = {"default_sender_name": "Northwind Outfitters" if seeded else "Sandbox",
-               "default_sender_email": "hello@northwind-outfitters.example.com" if seeded else "sandbox@example.com",
-               "website_url": "https://northwind-outfitters.example.com" if seeded else None,
-               "organization_name": "Northwind Outfitters" if seeded else "Sandbox Account", "street_address": address}
-    account = Resource("account", PUBLIC_KEY, {
-        "test_account": False, "contact_information": contact, "industry": "Sporting Goods" if seeded else None,
-        "timezone": "America/New_York", "preferred_currency": "USD", "public_api_key": PUBLIC_KEY, "locale": "en-US",
-    }, {}, when, when)
+    address = (
+        {
+            "address1": "41 Harbor Way",
+            "address2": None,
+            "city": "Portland",
+            "region": "ME",
+            "country": "US",
+            "zip": "04101",
+        }
+        if seeded
+        else {"address1": None, "address2": None, "city": None, "region": None, "country": "US", "zip": None}
+    )
+    contact = {
+        "default_sender_name": "Northwind Outfitters" if seeded else "Sandbox",
+        "default_sender_email": "hello@northwind-outfitters.example.com" if seeded else "sandbox@example.com",
+        "website_url": "https://northwind-outfitters.example.com" if seeded else None,
+        "organization_name": "Northwind Outfitters" if seeded else "Sandbox Account",
+        "street_address": address,
+    }
+    account = Resource(
+        "account",
+        PUBLIC_KEY,
+        {
+            "test_account": False,
+            "contact_information": contact,
+            "industry": "Sporting Goods" if seeded else None,
+            "timezone": "America/New_York",
+            "preferred_currency": "USD",
+            "public_api_key": PUBLIC_KEY,
+            "locale": "en-US",
+        },
+        {},
+        when,
+        when,
+    )
     sb.store.put(account)
     return account
 
@@ -75,8 +99,12 @@ def _get_accounts(ctx: Ctx) -> Reply:
 def _get_account(ctx: Ctx) -> Reply:
     account = ensure_account(ctx.sandbox)
     if ctx.id != account.id:
-        raise SandboxError(404, "not_found", "Not found.",
-                           f"No account {ctx.id!r} for this key; its account is {account.id!r} (see get_accounts).")
+        raise SandboxError(
+            404,
+            "not_found",
+            "Not found.",
+            f"No account {ctx.id!r} for this key; its account is {account.id!r} (see get_accounts).",
+        )
     return ctx.one(account)
 
 
@@ -120,11 +148,17 @@ def _get_tag_groups(ctx: Ctx) -> Reply:
 def _create_tag_group(ctx: Ctx) -> Reply:
     ensure_default_tag_group(ctx.sandbox)
     if ctx.store.count("tag-group") >= MAX_TAG_GROUPS:
-        raise bad_request(f"An account cannot have more than {MAX_TAG_GROUPS} tag groups; delete one first.",
-                          pointer="/data")
-    group = Resource("tag-group", _uuid(ctx.sandbox), {
-        "name": ctx.attrs["name"], "exclusive": bool(ctx.attrs.get("exclusive") or False), "default": False},
-        {}, ctx.now, ctx.now)
+        raise bad_request(
+            f"An account cannot have more than {MAX_TAG_GROUPS} tag groups; delete one first.", pointer="/data"
+        )
+    group = Resource(
+        "tag-group",
+        _uuid(ctx.sandbox),
+        {"name": ctx.attrs["name"], "exclusive": bool(ctx.attrs.get("exclusive") or False), "default": False},
+        {},
+        ctx.now,
+        ctx.now,
+    )
     ctx.store.put(group)
     return ctx.one(group)
 
@@ -134,11 +168,13 @@ def _rename(ctx: Ctx) -> Reply:
     rtype = "tag" if ctx.op.operation_id == "update_tag" else "tag-group"
     res = ctx.get(rtype)
     if ctx.data.get("id") != res.id:
-        raise SandboxError(409, "conflict", "Conflict.", f"The body's id does not match the {rtype} being updated.",
-                           pointer="/data/id")
+        raise SandboxError(
+            409, "conflict", "Conflict.", f"The body's id does not match the {rtype} being updated.", pointer="/data/id"
+        )
     if rtype == "tag" and ctx.data.get("relationships"):
-        raise bad_request("A tag cannot be moved to another tag group; only its name can change.",
-                          pointer="/data/relationships")
+        raise bad_request(
+            "A tag cannot be moved to another tag group; only its name can change.", pointer="/data/relationships"
+        )
     res.attributes["name"] = ctx.attrs["name"]
     ctx.store.put(res)
     return ctx.no_content()
@@ -160,14 +196,20 @@ def _delete_tag_group(ctx: Ctx) -> Reply:
 def _create_tag(ctx: Ctx) -> Reply:
     sb = ctx.sandbox
     if ctx.store.count("tag") >= MAX_TAGS:
-        raise bad_request(f"An account cannot have more than {MAX_TAGS} tags; delete unused tags first.",
-                          pointer="/data")
+        raise bad_request(
+            f"An account cannot have more than {MAX_TAGS} tags; delete unused tags first.", pointer="/data"
+        )
     links = ctx.rel("tag-group")
     if links:
         group = ctx.store.get("tag-group", links[0][1])
         if group is None:
-            raise SandboxError(404, "not_found", "Not found.", f"A tag group with id {links[0][1]!r} does not exist.",
-                               pointer="/data/relationships/tag-group/data/id")
+            raise SandboxError(
+                404,
+                "not_found",
+                "Not found.",
+                f"A tag group with id {links[0][1]!r} does not exist.",
+                pointer="/data/relationships/tag-group/data/id",
+            )
     else:
         group = ensure_default_tag_group(sb)
     return ctx.one(create_tag(sb, ctx.attrs["name"], group, ctx.now))
@@ -191,15 +233,21 @@ def _tag(ctx: Ctx) -> Reply:
             continue
         tags_on = [t for t in siblings if target in t.linked(rel)]
         if len(tags_on) + 1 > MAX_TAGS_PER_RESOURCE:
-            raise bad_request(f"{target[0]} {target[1]} already has {MAX_TAGS_PER_RESOURCE} tags, the most allowed.",
-                              pointer=f"/data/{n}/id")
+            raise bad_request(
+                f"{target[0]} {target[1]} already has {MAX_TAGS_PER_RESOURCE} tags, the most allowed.",
+                pointer=f"/data/{n}/id",
+            )
         if group is not None and group.attributes.get("exclusive"):
             clash = next((t for t in tags_on if t.relationships.get("tag-group") == ("tag-group", group.id)), None)
             if clash is not None:
                 raise SandboxError(
-                    409, "conflict", "Conflict.",
+                    409,
+                    "conflict",
+                    "Conflict.",
                     f"Tag group {group.attributes.get('name')!r} is exclusive and {target[0]} {target[1]} already has "
-                    f"its tag {clash.attributes.get('name')!r}; remove that tag first.", pointer=f"/data/{n}/id")
+                    f"its tag {clash.attributes.get('name')!r}; remove that tag first.",
+                    pointer=f"/data/{n}/id",
+                )
     ctx.sandbox.link(tag, rel, targets)
     return ctx.no_content()
 
@@ -217,20 +265,32 @@ def _targets(ctx: Ctx, rel: str) -> list[Linkage]:
     links = ctx.linkages()
     for n, (ltype, lid) in enumerate(links):
         if ltype != rtype or ctx.store.get(rtype, lid) is None:
-            raise SandboxError(404, "not_found", "Not found.", f"A {rtype} with id {lid!r} does not exist.",
-                               pointer=f"/data/{n}/id")
+            raise SandboxError(
+                404, "not_found", "Not found.", f"A {rtype} with id {lid!r} does not exist.", pointer=f"/data/{n}/id"
+            )
     return list(dict.fromkeys(links))
 
 
 # -- webhooks ----------------------------------------------------------------------------------------------
 WEBHOOK_TOPICS = (
-    "event:klaviyo.received_email", "event:klaviyo.opened_email", "event:klaviyo.clicked_email",
-    "event:klaviyo.bounced_email", "event:klaviyo.marked_email_as_spam", "event:klaviyo.dropped_email",
-    "event:klaviyo.sent_sms", "event:klaviyo.received_sms", "event:klaviyo.clicked_sms",
-    "event:klaviyo.failed_to_deliver_sms", "event:klaviyo.received_push", "event:klaviyo.bounced_push",
-    "event:klaviyo.opened_push", "event:klaviyo.subscribed_to_email_marketing",
-    "event:klaviyo.unsubscribed_from_email_marketing", "event:klaviyo.subscribed_to_sms_marketing",
-    "event:klaviyo.unsubscribed_from_sms_marketing", "event:klaviyo.ready_to_review",
+    "event:klaviyo.received_email",
+    "event:klaviyo.opened_email",
+    "event:klaviyo.clicked_email",
+    "event:klaviyo.bounced_email",
+    "event:klaviyo.marked_email_as_spam",
+    "event:klaviyo.dropped_email",
+    "event:klaviyo.sent_sms",
+    "event:klaviyo.received_sms",
+    "event:klaviyo.clicked_sms",
+    "event:klaviyo.failed_to_deliver_sms",
+    "event:klaviyo.received_push",
+    "event:klaviyo.bounced_push",
+    "event:klaviyo.opened_push",
+    "event:klaviyo.subscribed_to_email_marketing",
+    "event:klaviyo.unsubscribed_from_email_marketing",
+    "event:klaviyo.subscribed_to_sms_marketing",
+    "event:klaviyo.unsubscribed_from_sms_marketing",
+    "event:klaviyo.ready_to_review",
     "event:klaviyo.submitted_review",
 )
 
@@ -251,22 +311,38 @@ def _webhooks_read(ctx: Ctx) -> Reply:
 def _write_webhook(ctx: Ctx) -> Reply:
     ensure_topics(ctx.sandbox)
     creating = ctx.op.operation_id == "create_webhook"
-    res = Resource("webhook", ctx.store.new_id("webhook", ctx.now), {"enabled": True, "created_at": ctx.now_iso},
-                   {}, ctx.now, ctx.now) if creating else ctx.get("webhook")
+    res = (
+        Resource(
+            "webhook",
+            ctx.store.new_id("webhook", ctx.now),
+            {"enabled": True, "created_at": ctx.now_iso},
+            {},
+            ctx.now,
+            ctx.now,
+        )
+        if creating
+        else ctx.get("webhook")
+    )
     attrs = ctx.attrs
     if "endpoint_url" in attrs:
         url = urlparse(str(attrs["endpoint_url"]))
         if url.scheme != "https" or not url.netloc:
-            raise bad_request(f"endpoint_url must be an https URL, e.g. https://example.com/hooks; got "
-                              f"{attrs['endpoint_url']!r}.", pointer="/data/attributes/endpoint_url")
+            raise bad_request(
+                f"endpoint_url must be an https URL, e.g. https://example.com/hooks; got {attrs['endpoint_url']!r}.",
+                pointer="/data/attributes/endpoint_url",
+            )
     topics = ctx.rel("webhook-topics")
     if creating and not topics:
-        raise bad_request("A webhook needs at least one topic (see get_webhook_topics).",
-                          pointer="/data/relationships/webhook-topics/data")
+        raise bad_request(
+            "A webhook needs at least one topic (see get_webhook_topics).",
+            pointer="/data/relationships/webhook-topics/data",
+        )
     for n, (_, topic) in enumerate(topics):
         if ctx.store.get("webhook-topic", topic) is None:
-            raise bad_request(f"{topic!r} is not a webhook topic; see get_webhook_topics for the list.",
-                              pointer=f"/data/relationships/webhook-topics/data/{n}/id")
+            raise bad_request(
+                f"{topic!r} is not a webhook topic; see get_webhook_topics for the list.",
+                pointer=f"/data/relationships/webhook-topics/data/{n}/id",
+            )
     for key in ("name", "description", "endpoint_url", "enabled"):
         if key in attrs:
             res.attributes[key] = attrs[key]
@@ -297,8 +373,14 @@ def add_image(sb: Sandbox, name: str, fmt: str, size: int, hidden: bool, now: fl
     from .._app import PUBLIC_KEY
 
     url = f"https://sandbox-cdn.klaviyo.test/company/{PUBLIC_KEY}/images/{rid}.{'jpg' if fmt == 'jpeg' else fmt}"
-    image = Resource("image", rid, {"name": final, "image_url": url, "format": fmt, "size": size,
-                                    "hidden": hidden, "updated_at": iso(now)}, {}, now, now)
+    image = Resource(
+        "image",
+        rid,
+        {"name": final, "image_url": url, "format": fmt, "size": size, "hidden": hidden, "updated_at": iso(now)},
+        {},
+        now,
+        now,
+    )
     sb.store.put(image)
     return image
 
@@ -332,8 +414,9 @@ def _image_from_url(ctx: Ctx) -> Reply:
         size = 20_000 + zlib.crc32(source.encode()) % 480_000  # the sandbox does not download the image
     if size > MAX_IMAGE_BYTES:
         raise bad_request("The image is larger than 5MB, the maximum.", pointer=pointer)
-    image = add_image(ctx.sandbox, ctx.attrs.get("name") or default_name, fmt, size,
-                      bool(ctx.attrs.get("hidden") or False), ctx.now)
+    image = add_image(
+        ctx.sandbox, ctx.attrs.get("name") or default_name, fmt, size, bool(ctx.attrs.get("hidden") or False), ctx.now
+    )
     return ctx.one(image)
 
 
@@ -342,17 +425,24 @@ def _image_from_file(ctx: Ctx) -> Reply:
     form = ctx.form or {}
     upload = form.get("file")
     if not isinstance(upload, dict):
-        raise SandboxError(400, "invalid", "Invalid input.", "Send the image as the multipart form field 'file'.",
-                           parameter="file")
+        raise SandboxError(
+            400, "invalid", "Invalid input.", "Send the image as the multipart form field 'file'.", parameter="file"
+        )
     data = base64.b64decode(upload.get("base64") or "")
     filename = str(upload.get("filename") or "upload")
     fmt = _format_of(data, filename)
     if fmt is None:
-        raise SandboxError(400, "invalid", "Invalid input.",
-                           f"{filename!r} is not a jpeg, png or gif image (the supported formats).", parameter="file")
+        raise SandboxError(
+            400,
+            "invalid",
+            "Invalid input.",
+            f"{filename!r} is not a jpeg, png or gif image (the supported formats).",
+            parameter="file",
+        )
     if len(data) > MAX_IMAGE_BYTES:
-        raise SandboxError(400, "invalid", "Invalid input.", "The image is larger than 5MB, the maximum.",
-                           parameter="file")
+        raise SandboxError(
+            400, "invalid", "Invalid input.", "The image is larger than 5MB, the maximum.", parameter="file"
+        )
     hidden = str(form.get("hidden", "false")).lower() in ("true", "1")
     image = add_image(ctx.sandbox, str(form.get("name") or filename), fmt, len(data), hidden, ctx.now)
     return ctx.one(image)
@@ -376,20 +466,44 @@ _FORM_TYPES = {"full_screen": "full_page"}
 def add_form(sb: Sandbox, attrs: Json, now: float) -> Resource:
     """A form and one form-version per definition version (version ids are filled in when absent)."""
     definition = dict(attrs.get("definition") or {"versions": []})
-    form = Resource("form", sb.store.new_id("form", now), {
-        "name": attrs["name"], "status": attrs.get("status") or "draft", "ab_test": bool(attrs.get("ab_test")),
-        "definition": definition, "created_at": iso(now), "updated_at": iso(now)}, {}, now, now)
+    form = Resource(
+        "form",
+        sb.store.new_id("form", now),
+        {
+            "name": attrs["name"],
+            "status": attrs.get("status") or "draft",
+            "ab_test": bool(attrs.get("ab_test")),
+            "definition": definition,
+            "created_at": iso(now),
+            "updated_at": iso(now),
+        },
+        {},
+        now,
+        now,
+    )
     versions: list[Linkage] = []
     for n, version in enumerate(definition.get("versions") or []):
         vid = version.get("id") or sb.store.rng.randint(1_000_000, 9_999_999)
         version["id"] = vid
-        sb.store.put(Resource("form-version", str(vid), {
-            "form_type": _FORM_TYPES.get(version.get("type") or "popup", version.get("type") or "popup"),
-            "variation_name": version.get("name") or f"Version {n + 1}",
-            "status": version.get("status") or form.attributes["status"],
-            "ab_test": {"variation_name": version.get("name") or f"Version {n + 1}"} if version.get("ab_test")
-            else None,
-            "created_at": iso(now), "updated_at": iso(now)}, {"form": ("form", form.id)}, now, now))
+        sb.store.put(
+            Resource(
+                "form-version",
+                str(vid),
+                {
+                    "form_type": _FORM_TYPES.get(version.get("type") or "popup", version.get("type") or "popup"),
+                    "variation_name": version.get("name") or f"Version {n + 1}",
+                    "status": version.get("status") or form.attributes["status"],
+                    "ab_test": {"variation_name": version.get("name") or f"Version {n + 1}"}
+                    if version.get("ab_test")
+                    else None,
+                    "created_at": iso(now),
+                    "updated_at": iso(now),
+                },
+                {"form": ("form", form.id)},
+                now,
+                now,
+            )
+        )
         versions.append(("form-version", str(vid)))
     form.relationships["form-versions"] = versions
     sb.store.put(form)
@@ -415,8 +529,9 @@ def seed_marketing_assets(seeder: Seeder) -> None:
     """Tag groups and tags on the seeded flows and campaigns, the WELCOME10 coupon, three images."""
     sb, when = seeder.sb, seeder.anchor - 250 * 86_400
     ensure_default_tag_group(sb)
-    lifecycle = Resource("tag-group", _uuid(sb), {"name": "Lifecycle", "exclusive": False, "default": False},
-                         {}, when, when)
+    lifecycle = Resource(
+        "tag-group", _uuid(sb), {"name": "Lifecycle", "exclusive": False, "default": False}, {}, when, when
+    )
     sb.store.put(lifecycle)
     flows = {f.attributes["name"]: f.id for f in sb.store.iter("flow")}
     campaigns = {c.attributes["name"]: c.id for c in sb.store.iter("campaign")}
@@ -425,12 +540,19 @@ def seed_marketing_assets(seeder: Seeder) -> None:
     welcome = create_tag(sb, "Welcome", lifecycle, when)
     welcome.relationships["flows"] = [("flow", flows["Welcome series"])]
     content = create_tag(sb, "Content", ensure_default_tag_group(sb), when)
-    content.relationships["campaigns"] = [("campaign", cid) for name, cid in campaigns.items()
-                                          if "Trail Guide" in name or "guide" in name.lower()]
+    content.relationships["campaigns"] = [
+        ("campaign", cid) for name, cid in campaigns.items() if "Trail Guide" in name or "guide" in name.lower()
+    ]
     promo = create_tag(sb, "Promotion", ensure_default_tag_group(sb), when)
-    promo.relationships["campaigns"] = [("campaign", cid) for name, cid in campaigns.items()
-                                        if any(w in name for w in ("Sale", "VIP", "Restock", "New arrivals"))]
+    promo.relationships["campaigns"] = [
+        ("campaign", cid)
+        for name, cid in campaigns.items()
+        if any(w in name for w in ("Sale", "VIP", "Restock", "New arrivals"))
+    ]
     coupons.seed_coupons(seeder)
-    for name, fmt, size in (("northwind-logo.png", "png", 18_432), ("hero-autumn-trails.jpg", "jpeg", 284_310),
-                            ("trail-guide-cover.jpg", "jpeg", 142_877)):
+    for name, fmt, size in (
+        ("northwind-logo.png", "png", 18_432),
+        ("hero-autumn-trails.jpg", "jpeg", 284_310),
+        ("trail-guide-cover.jpg", "jpeg", 142_877),
+    ):
         add_image(sb, name, fmt, size, False, when)

@@ -45,16 +45,22 @@ def check_identifiers(attrs: Mapping[str, Any], base: str = "/data/attributes") 
     if email is not None and not EMAIL_RE.match(str(email)):
         raise bad_request(f"Invalid email address {email!r}; give it as name@example.com.", pointer=f"{base}/email")
     if phone is not None and not E164_RE.match(str(phone)):
-        raise bad_request(f"Invalid phone number {phone!r}; use E.164 format: + country code then digits, "
-                          "e.g. +15005550006.", pointer=f"{base}/phone_number")
+        raise bad_request(
+            f"Invalid phone number {phone!r}; use E.164 format: + country code then digits, e.g. +15005550006.",
+            pointer=f"{base}/phone_number",
+        )
 
 
 def duplicate(owner: Resource, key: str, base: str = "/data/attributes") -> SandboxError:
     return SandboxError(
-        409, "duplicate_profile", "Conflict.",
+        409,
+        "duplicate_profile",
+        "Conflict.",
         f"A profile already exists with one of these identifiers ({key}); update profile {owner.id} "
         "(meta.duplicate_profile_id) instead, or merge the two profiles.",
-        pointer=base, meta={"duplicate_profile_id": owner.id})
+        pointer=base,
+        meta={"duplicate_profile_id": owner.id},
+    )
 
 
 def check_owners(sb: Sandbox, attrs: Mapping[str, Any], profile_id: str | None, base: str = "/data/attributes") -> None:
@@ -137,24 +143,33 @@ def create(sb: Sandbox, attrs: Mapping[str, Any], now: float) -> Resource:
     return new_profile(sb, {k: v for k, v in attrs.items() if k in (*FIELDS, "properties", "location")}, now)
 
 
-def upsert(sb: Sandbox, pid: str | None, attrs: Mapping[str, Any], meta: Any, now: float,
-           item: str = "/data") -> tuple[Resource, bool]:
+def upsert(
+    sb: Sandbox, pid: str | None, attrs: Mapping[str, Any], meta: Any, now: float, item: str = "/data"
+) -> tuple[Resource, bool]:
     """Create or update by id, then email, phone number, external id; (profile, created)."""
     base = f"{item}/attributes"
     check_identifiers(attrs, base)
     if pid:
         profile = sb.store.get("profile", pid)
         if profile is None:
-            raise SandboxError(404, "not_found", "Not found.", f"A profile with id {pid} does not exist; leave the id "
-                               "out to create or match the profile by its identifiers.", pointer=f"{item}/id")
+            raise SandboxError(
+                404,
+                "not_found",
+                "Not found.",
+                f"A profile with id {pid} does not exist; leave the id "
+                "out to create or match the profile by its identifiers.",
+                pointer=f"{item}/id",
+            )
     else:
         profile = find_by_identifiers(sb, attrs)
     check_owners(sb, attrs, profile.id if profile else None, base)
     created = profile is None
     if profile is None:
         if not any(attrs.get(k) for k in IDENTIFIERS):
-            raise bad_request("A profile needs an email, phone_number or external_id (or the id of an existing "
-                              "profile).", pointer=base)
+            raise bad_request(
+                "A profile needs an email, phone_number or external_id (or the id of an existing profile).",
+                pointer=base,
+            )
         profile = create(sb, attrs, now)
     else:
         apply_attributes(profile, attrs)
@@ -169,8 +184,9 @@ def create_profile(ctx: Ctx) -> Reply:
     attrs = ctx.attrs
     check_identifiers(attrs)
     if not any(attrs.get(k) for k in IDENTIFIERS):
-        raise bad_request("A profile needs at least one identifier: email, phone_number or external_id.",
-                          pointer="/data/attributes")
+        raise bad_request(
+            "A profile needs at least one identifier: email, phone_number or external_id.", pointer="/data/attributes"
+        )
     check_owners(ctx.sandbox, attrs, None)
     return ctx.one(create(ctx.sandbox, attrs, ctx.now), status=201)
 
@@ -180,8 +196,13 @@ def update_profile(ctx: Ctx) -> Reply:
     profile = ctx.get("profile")
     data = ctx.data if isinstance(ctx.data, dict) else {}
     if data.get("id") and str(data["id"]) != profile.id:
-        raise SandboxError(409, "conflict", "Conflict.", f"The body's data.id {data['id']!r} does not match the "
-                           f"URL's id {profile.id!r}.", pointer="/data/id")
+        raise SandboxError(
+            409,
+            "conflict",
+            "Conflict.",
+            f"The body's data.id {data['id']!r} does not match the URL's id {profile.id!r}.",
+            pointer="/data/id",
+        )
     attrs = ctx.attrs
     check_identifiers(attrs)
     check_owners(ctx.sandbox, attrs, profile.id)
@@ -230,16 +251,28 @@ def merge_profiles(ctx: Ctx) -> Reply:
     data = ctx.data if isinstance(ctx.data, dict) else {}
     dest = ctx.store.get("profile", str(data.get("id")))
     if dest is None:
-        raise SandboxError(404, "not_found", "Not found.", f"The destination profile {data.get('id')} does not exist.",
-                           pointer="/data/id")
+        raise SandboxError(
+            404,
+            "not_found",
+            "Not found.",
+            f"The destination profile {data.get('id')} does not exist.",
+            pointer="/data/id",
+        )
     sources = ctx.rel("profiles")
     if len(sources) != 1:
-        raise bad_request(f"Give exactly one source profile in relationships.profiles ({len(sources)} given).",
-                          pointer="/data/relationships/profiles/data")
+        raise bad_request(
+            f"Give exactly one source profile in relationships.profiles ({len(sources)} given).",
+            pointer="/data/relationships/profiles/data",
+        )
     source = ctx.store.get("profile", sources[0][1])
     if source is None:
-        raise SandboxError(404, "not_found", "Not found.", f"The source profile {sources[0][1]} does not exist.",
-                           pointer="/data/relationships/profiles/data/0/id")
+        raise SandboxError(
+            404,
+            "not_found",
+            "Not found.",
+            f"The source profile {sources[0][1]} does not exist.",
+            pointer="/data/relationships/profiles/data/0/id",
+        )
     if source.id == dest.id:
         raise bad_request("A profile cannot be merged into itself.", pointer="/data/relationships/profiles/data/0/id")
     merge(ctx.sandbox, source, dest, ctx.now)
@@ -257,8 +290,10 @@ def merge(sb: Sandbox, source: Resource, dest: Resource, now: float) -> None:
                 dst_subs["email"] = src_subs["email"]
             elif key == "phone_number":
                 dst_subs["sms"] = src_subs["sms"]
-    dest.attributes["properties"] = {**(source.attributes.get("properties") or {}),
-                                     **(dest.attributes.get("properties") or {})}
+    dest.attributes["properties"] = {
+        **(source.attributes.get("properties") or {}),
+        **(dest.attributes.get("properties") or {}),
+    }
     dest.attributes["location"] = dest.attributes.get("location") or source.attributes.get("location")
     dates = [d for d in (dest.attributes.get("last_event_date"), source.attributes.get("last_event_date")) if d]
     dest.attributes["last_event_date"] = max(dates) if dates else None
@@ -302,7 +337,7 @@ def _relink(sb: Sandbox, source_id: str, dest_id: str) -> None:
     dedup: dict[str, str] = sb.store.mutable("event_unique_ids", dict)
     for key in [k for k in dedup if k.startswith(source_id + "|")]:
         event_id = dedup.pop(key)
-        dedup.setdefault(dest_id + key[len(source_id):], event_id)
+        dedup.setdefault(dest_id + key[len(source_id) :], event_id)
 
 
 # -- bulk import job -----------------------------------------------------------------------------------
@@ -310,12 +345,19 @@ def _relink(sb: Sandbox, source_id: str, dest_id: str) -> None:
 def bulk_import_profiles(ctx: Ctx) -> Reply:
     items = ((ctx.attrs.get("profiles") or {}).get("data")) or []
     if len(items) > MAX_IMPORT:
-        raise bad_request(f"At most {MAX_IMPORT} profiles per import job ({len(items)} given); split the import.",
-                          pointer="/data/attributes/profiles/data")
+        raise bad_request(
+            f"At most {MAX_IMPORT} profiles per import job ({len(items)} given); split the import.",
+            pointer="/data/attributes/profiles/data",
+        )
     for i, (rtype, rid) in enumerate(ctx.rel("lists")):
         if ctx.store.get(rtype, rid) is None:
-            raise SandboxError(404, "not_found", "Not found.", f"A list with id {rid} does not exist; create it first "
-                               "or use an id from get_lists.", pointer=f"/data/relationships/lists/data/{i}/id")
+            raise SandboxError(
+                404,
+                "not_found",
+                "Not found.",
+                f"A list with id {rid} does not exist; create it first or use an id from get_lists.",
+                pointer=f"/data/relationships/lists/data/{i}/id",
+            )
     job = ctx.sandbox.create_job(ctx, "profile-bulk-import-job")
     job.relationships.setdefault("lists", [])
     ctx.store.put(job)
@@ -334,10 +376,20 @@ def run_import(sb: Sandbox, job: Resource) -> None:
             profile, _ = upsert(sb, item.get("id"), attrs, item.get("meta"), now, f"/data/attributes/profiles/data/{i}")
             profiles[profile.id] = profile
         except SandboxError as exc:
-            err = Resource("import-error", sb.store.new_id("import-error", now), {
-                "code": exc.code, "title": exc.title, "detail": exc.detail,
-                "source": {"pointer": exc.pointer or f"/data/attributes/profiles/data/{i}"},
-                "original_payload": dict(attrs)}, {}, now, now)
+            err = Resource(
+                "import-error",
+                sb.store.new_id("import-error", now),
+                {
+                    "code": exc.code,
+                    "title": exc.title,
+                    "detail": exc.detail,
+                    "source": {"pointer": exc.pointer or f"/data/attributes/profiles/data/{i}"},
+                    "original_payload": dict(attrs),
+                },
+                {},
+                now,
+                now,
+            )
             sb.store.put(err)
             errors.append(("import-error", err.id))
     for _, list_id in job.linked("lists"):
@@ -346,8 +398,9 @@ def run_import(sb: Sandbox, job: Resource) -> None:
             add_members(sb, list_res, profiles.values(), now)
     job.relationships["profiles"] = [("profile", pid) for pid in profiles]
     job.relationships["import-errors"] = errors
-    job.attributes.update({"completed_count": len(items) - len(errors), "failed_count": len(errors),
-                           "expires_at": iso(now + 30 * 86400)})
+    job.attributes.update(
+        {"completed_count": len(items) - len(errors), "failed_count": len(errors), "expires_at": iso(now + 30 * 86400)}
+    )
 
 
 JOB_RUNNERS["bulk_import_profiles"] = run_import
@@ -361,8 +414,11 @@ def request_profile_deletion(ctx: Ctx) -> Reply:
     attrs = target.get("attributes") or {}
     given = [k for k in ("email", "phone_number") if attrs.get(k)] + (["id"] if target.get("id") else [])
     if len(given) != 1:
-        raise bad_request("Give exactly one identifier for the profile to delete: email, phone_number or id "
-                          f"({', '.join(given) or 'none'} given).", pointer=f"{base}/attributes")
+        raise bad_request(
+            "Give exactly one identifier for the profile to delete: email, phone_number or id "
+            f"({', '.join(given) or 'none'} given).",
+            pointer=f"{base}/attributes",
+        )
     check_identifiers(attrs, f"{base}/attributes")
     ctx.sandbox.create_job(ctx, "data-privacy-deletion-job")
     return ctx.accepted()
@@ -422,11 +478,17 @@ def create_push_token(ctx: Ctx) -> Reply:
     token = sb.store.find("push-token", "token", attrs["token"])
     if token is None:
         token = Resource("push-token", sb.store.new_id("push-token", now), {"created": iso(now)}, {}, now, now)
-    token.attributes.update({
-        "token": attrs["token"], "platform": attrs["platform"], "vendor": attrs["vendor"],
-        "enablement_status": attrs.get("enablement_status") or "AUTHORIZED",
-        "background": attrs.get("background") or "AVAILABLE", "recorded_date": iso(now),
-        "metadata": attrs.get("device_metadata")})
+    token.attributes.update(
+        {
+            "token": attrs["token"],
+            "platform": attrs["platform"],
+            "vendor": attrs["vendor"],
+            "enablement_status": attrs.get("enablement_status") or "AUTHORIZED",
+            "background": attrs.get("background") or "AVAILABLE",
+            "recorded_date": iso(now),
+            "metadata": attrs.get("device_metadata"),
+        }
+    )
     token.relationships["profile"] = ("profile", profile.id)
     token.updated = now
     sb.store.put(token)
@@ -440,5 +502,6 @@ def unregister_client_push_token(ctx: Ctx) -> Reply:
         token.attributes.update({"enablement_status": "UNAUTHORIZED", "recorded_date": ctx.now_iso})
         ctx.store.put(token)
     return ctx.accepted()
+
 
 from . import consent  # noqa: E402,F401  (registers the consent handlers; imported here, not in __init__)

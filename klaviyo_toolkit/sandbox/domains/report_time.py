@@ -50,8 +50,7 @@ def timeframe(spec: Mapping[str, Any], zone: ZoneInfo, now: float) -> tuple[floa
         if end <= start:
             raise bad_request("timeframe.end must be after timeframe.start.", pointer=f"{POINTER}/end")
     if (end - start).total_seconds() > MAX_DAYS * 86400:
-        raise bad_request("The time frame is longer than one year; query at most 1 year at a time.",
-                          pointer=POINTER)
+        raise bad_request("The time frame is longer than one year; query at most 1 year at a time.", pointer=POINTER)
     return start.timestamp(), end.timestamp()
 
 
@@ -87,8 +86,10 @@ def buckets(start: float, end: float, interval: str, zone: ZoneInfo) -> list[flo
     """Start times of the series buckets covering ``[start, end)`` (local hours, days, weeks, months)."""
     limit = INTERVAL_LIMITS.get(interval, MAX_DAYS)
     if end - start > limit * 86400 + 3600:  # an hour of slack for daylight-saving changes
-        raise bad_request(f"An {interval} series covers at most {limit} days; use a shorter timeframe or a longer "
-                          "interval.", pointer="/data/attributes/interval")
+        raise bad_request(
+            f"An {interval} series covers at most {limit} days; use a shorter timeframe or a longer interval.",
+            pointer="/data/attributes/interval",
+        )
     out: list[float] = []
     cursor = _dt.datetime.fromtimestamp(start, zone)
     while cursor.timestamp() < end:
@@ -121,6 +122,7 @@ def _wall(value: Any, zone: ZoneInfo, name: str) -> _dt.datetime:
     try:
         when = _dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
-        raise bad_request(f"timeframe.{name} must be an ISO 8601 datetime, e.g. 2026-07-01T00:00:00.",
-                          pointer=f"{POINTER}/{name}") from None
+        raise bad_request(
+            f"timeframe.{name} must be an ISO 8601 datetime, e.g. 2026-07-01T00:00:00.", pointer=f"{POINTER}/{name}"
+        ) from None
     return when.replace(tzinfo=zone)

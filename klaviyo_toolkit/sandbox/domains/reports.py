@@ -45,21 +45,32 @@ Json = dict[str, Any]
 Record = tuple[str, Json, str | None, float]  # (base statistic, grouping fields, profile id, value)
 #: Metric name -> (send channel, base statistic) for message reports.
 MESSAGE_METRICS: dict[str, tuple[str, str]] = {
-    "Received Email": ("email", "recipients"), "Bounced Email": ("email", "bounced"),
-    "Dropped Email": ("email", "failed"), "Opened Email": ("email", "opens"), "Clicked Email": ("email", "clicks"),
-    "Unsubscribed from Email Marketing": ("email", "unsubscribes"), "Unsubscribed": ("email", "unsubscribes"),
+    "Received Email": ("email", "recipients"),
+    "Bounced Email": ("email", "bounced"),
+    "Dropped Email": ("email", "failed"),
+    "Opened Email": ("email", "opens"),
+    "Clicked Email": ("email", "clicks"),
+    "Unsubscribed from Email Marketing": ("email", "unsubscribes"),
+    "Unsubscribed": ("email", "unsubscribes"),
     "Marked Email as Spam": ("email", "spam_complaints"),
-    "Received SMS": ("sms", "recipients"), "Failed to Deliver SMS": ("sms", "failed"),
-    "Clicked SMS": ("sms", "clicks"), "Unsubscribed from SMS Marketing": ("sms", "unsubscribes"),
-    "Received Push": ("push-notification", "recipients"), "Opened Push": ("push-notification", "opens"),
+    "Received SMS": ("sms", "recipients"),
+    "Failed to Deliver SMS": ("sms", "failed"),
+    "Clicked SMS": ("sms", "clicks"),
+    "Unsubscribed from SMS Marketing": ("sms", "unsubscribes"),
+    "Received Push": ("push-notification", "recipients"),
+    "Opened Push": ("push-notification", "opens"),
 }
 #: Metric names -> form statistic (counts; ``<name>_uniques`` counts profiles).
 FORM_METRICS: dict[str, str] = {
-    "Form viewed by profile": "viewed_form", "Viewed Form": "viewed_form",
-    "Form submitted by profile": "submits", "Submitted Form": "submits",
-    "Form closed by profile": "closed_form", "Closed Form": "closed_form",
+    "Form viewed by profile": "viewed_form",
+    "Viewed Form": "viewed_form",
+    "Form submitted by profile": "submits",
+    "Submitted Form": "submits",
+    "Form closed by profile": "closed_form",
+    "Closed Form": "closed_form",
     "Form qualified by profile": "qualified_form",
-    "Form step viewed by profile": "viewed_form_step", "Form step submitted by profile": "submitted_form_step",
+    "Form step viewed by profile": "viewed_form_step",
+    "Form step submitted by profile": "submitted_form_step",
 }
 CHANNELS = {"email": "email", "sms": "sms", "mobile_push": "push-notification"}
 LIST_FIELDS = ("tag_id", "tag_name")
@@ -95,8 +106,12 @@ def _events(sb: Sandbox) -> Iterable[tuple[Resource, str, Json, str | None]]:
     for event in sb.store.iter("event"):
         links = event.linked("metric")
         profile = event.linked("profile")
-        yield (event, names.get(links[0][1], "") if links else "", event.attributes.get("event_properties") or {},
-               profile[0][1] if profile else None)
+        yield (
+            event,
+            names.get(links[0][1], "") if links else "",
+            event.attributes.get("event_properties") or {},
+            profile[0][1] if profile else None,
+        )
 
 
 def _campaign_fields(sb: Sandbox, message_id: str, props: Json, channel: str | None) -> Json | None:
@@ -109,10 +124,14 @@ def _campaign_fields(sb: Sandbox, message_id: str, props: Json, channel: str | N
     definition = (message.attributes.get("definition") or {}) if message else {}
     campaign = sb.store.get("campaign", str(campaign_id))
     tags = [sb.store.get(t, i) for t, i in sb.related(campaign, "tags")] if campaign else []
-    return {"campaign_id": str(campaign_id), "campaign_message_id": message_id,
-            "send_channel": channel or CHANNELS.get(str(definition.get("channel")), "email"),
-            "campaign_message_name": definition.get("label"),
-            "tag_id": [t.id for t in tags if t], "tag_name": [t.attributes.get("name") for t in tags if t]}
+    return {
+        "campaign_id": str(campaign_id),
+        "campaign_message_id": message_id,
+        "send_channel": channel or CHANNELS.get(str(definition.get("channel")), "email"),
+        "campaign_message_name": definition.get("label"),
+        "tag_id": [t.id for t in tags if t],
+        "tag_name": [t.attributes.get("name") for t in tags if t],
+    }
 
 
 def _flow_fields(sb: Sandbox, flow_id: str, message_id: str | None, channel: str | None) -> Json:
@@ -120,11 +139,15 @@ def _flow_fields(sb: Sandbox, flow_id: str, message_id: str | None, channel: str
     message = sb.store.get("flow-message", message_id) if message_id else None
     tags = [sb.store.get(t, i) for t, i in sb.related(flow, "tags")] if flow else []
     msg_channel = message.attributes.get("channel") if message else None
-    return {"flow_id": flow_id, "flow_message_id": message_id,
-            "send_channel": channel or CHANNELS.get(str(msg_channel), "email"),
-            "flow_name": flow.attributes.get("name") if flow else None,
-            "flow_message_name": message.attributes.get("name") if message else None,
-            "tag_id": [t.id for t in tags if t], "tag_name": [t.attributes.get("name") for t in tags if t]}
+    return {
+        "flow_id": flow_id,
+        "flow_message_id": message_id,
+        "send_channel": channel or CHANNELS.get(str(msg_channel), "email"),
+        "flow_name": flow.attributes.get("name") if flow else None,
+        "flow_message_name": message.attributes.get("name") if message else None,
+        "tag_id": [t.id for t in tags if t],
+        "tag_name": [t.attributes.get("name") for t in tags if t],
+    }
 
 
 def _message_records(kind: str) -> Callable[[Sandbox, Json], Iterable[tuple[float, Record]]]:
@@ -183,26 +206,53 @@ def message_statistics(acc: Mapping[str, Any]) -> Json:
     opens_u, clicks_u, conv_u = len(u["opens"]), len(u["clicks"]), len(u["conversions"])
     value = c["conversions_value"]
     stats: Json = {
-        "recipients": recipients, "delivered": delivered, "bounced": bounced, "failed": failed,
-        "bounced_or_failed": bounced + failed, "opens": c["opens"], "opens_unique": opens_u,
-        "clicks": c["clicks"], "clicks_unique": clicks_u, "conversions": c["conversions"],
-        "conversion_uniques": conv_u, "conversion_value": value, "unsubscribes": c["unsubscribes"],
-        "unsubscribe_uniques": len(u["unsubscribes"]), "spam_complaints": c["spam_complaints"],
-        "bounce_rate": _rate(bounced, recipients), "failed_rate": _rate(failed, recipients),
-        "bounced_or_failed_rate": _rate(bounced + failed, recipients), "delivery_rate": _rate(delivered, recipients),
-        "open_rate": _rate(opens_u, delivered), "click_rate": _rate(clicks_u, delivered),
-        "click_to_open_rate": _rate(clicks_u, opens_u), "conversion_rate": _rate(conv_u, delivered),
+        "recipients": recipients,
+        "delivered": delivered,
+        "bounced": bounced,
+        "failed": failed,
+        "bounced_or_failed": bounced + failed,
+        "opens": c["opens"],
+        "opens_unique": opens_u,
+        "clicks": c["clicks"],
+        "clicks_unique": clicks_u,
+        "conversions": c["conversions"],
+        "conversion_uniques": conv_u,
+        "conversion_value": value,
+        "unsubscribes": c["unsubscribes"],
+        "unsubscribe_uniques": len(u["unsubscribes"]),
+        "spam_complaints": c["spam_complaints"],
+        "bounce_rate": _rate(bounced, recipients),
+        "failed_rate": _rate(failed, recipients),
+        "bounced_or_failed_rate": _rate(bounced + failed, recipients),
+        "delivery_rate": _rate(delivered, recipients),
+        "open_rate": _rate(opens_u, delivered),
+        "click_rate": _rate(clicks_u, delivered),
+        "click_to_open_rate": _rate(clicks_u, opens_u),
+        "conversion_rate": _rate(conv_u, delivered),
         "unsubscribe_rate": _rate(len(u["unsubscribes"]), delivered),
         "spam_complaint_rate": _rate(c["spam_complaints"], delivered),
-        "revenue_per_recipient": _rate(value, delivered), "average_order_value": _rate(value, c["conversions"]),
-        "message_segment_count_sum": 0, "text_message_credit_usage_amount": 0, "text_message_roi": 0,
+        "revenue_per_recipient": _rate(value, delivered),
+        "average_order_value": _rate(value, c["conversions"]),
+        "message_segment_count_sum": 0,
+        "text_message_credit_usage_amount": 0,
+        "text_message_roi": 0,
         "text_message_spend": 0,
     }
     return {k: int(v) if k in _COUNT_STATS else v for k, v in stats.items()}
 
 
-_COUNT_STATS = {"recipients", "delivered", "bounced", "failed", "bounced_or_failed", "opens", "clicks",
-                "conversions", "unsubscribes", "spam_complaints"}
+_COUNT_STATS = {
+    "recipients",
+    "delivered",
+    "bounced",
+    "failed",
+    "bounced_or_failed",
+    "opens",
+    "clicks",
+    "conversions",
+    "unsubscribes",
+    "spam_complaints",
+}
 
 
 def form_statistics(acc: Mapping[str, Any]) -> Json:
@@ -215,15 +265,44 @@ def form_statistics(acc: Mapping[str, Any]) -> Json:
     return stats
 
 
-CAMPAIGN = Report(_message_records("campaign"), ("campaign_id", "campaign_message_id", "send_channel"),
-                  ("campaign_id", "campaign_message_id"),
-                  ("campaign_id", "campaign_message_id", "campaign_message_name", "send_channel", "tag_id",
-                   "tag_name", "variation", "variation_name", "text_message_format"), compute=message_statistics)
-FLOW = Report(_message_records("flow"), ("flow_id", "flow_message_id", "send_channel"), ("flow_id", "flow_message_id"),
-              ("flow_id", "flow_name", "flow_message_id", "flow_message_name", "send_channel", "tag_id", "tag_name",
-               "variation", "variation_name", "text_message_format"), compute=message_statistics)
-FORM = Report(_form_records, ("form_id",), (), ("form_id", "form_version_id"), ("equals", "any"),
-              compute=form_statistics)
+CAMPAIGN = Report(
+    _message_records("campaign"),
+    ("campaign_id", "campaign_message_id", "send_channel"),
+    ("campaign_id", "campaign_message_id"),
+    (
+        "campaign_id",
+        "campaign_message_id",
+        "campaign_message_name",
+        "send_channel",
+        "tag_id",
+        "tag_name",
+        "variation",
+        "variation_name",
+        "text_message_format",
+    ),
+    compute=message_statistics,
+)
+FLOW = Report(
+    _message_records("flow"),
+    ("flow_id", "flow_message_id", "send_channel"),
+    ("flow_id", "flow_message_id"),
+    (
+        "flow_id",
+        "flow_name",
+        "flow_message_id",
+        "flow_message_name",
+        "send_channel",
+        "tag_id",
+        "tag_name",
+        "variation",
+        "variation_name",
+        "text_message_format",
+    ),
+    compute=message_statistics,
+)
+FORM = Report(
+    _form_records, ("form_id",), (), ("form_id", "form_version_id"), ("equals", "any"), compute=form_statistics
+)
 
 
 # -- handlers -------------------------------------------------------------------------------------------
@@ -276,14 +355,18 @@ def _prepare(ctx: Ctx, report: Report) -> tuple[list[str], list[Comparison], flo
     attrs = ctx.attrs
     metric_id = attrs.get("conversion_metric_id")
     if "conversion_metric_id" in attrs and ctx.store.get("metric", str(metric_id)) is None:
-        raise bad_request(f"conversion_metric_id {metric_id!r} is not a metric in this account; use an id from "
-                          "GET /api/metrics (e.g. the 'Placed Order' metric).",
-                          pointer="/data/attributes/conversion_metric_id")
+        raise bad_request(
+            f"conversion_metric_id {metric_id!r} is not a metric in this account; use an id from "
+            "GET /api/metrics (e.g. the 'Placed Order' metric).",
+            pointer="/data/attributes/conversion_metric_id",
+        )
     group_by = list(attrs.get("group_by") or report.default_group_by)
     missing = [g for g in report.required_group_by if g not in group_by]
     if missing:
-        raise bad_request(f"group_by must include {', '.join(report.required_group_by)} "
-                          f"(missing: {', '.join(missing)}).", pointer="/data/attributes/group_by")
+        raise bad_request(
+            f"group_by must include {', '.join(report.required_group_by)} (missing: {', '.join(missing)}).",
+            pointer="/data/attributes/group_by",
+        )
     if "form_version_id" in group_by and "form_id" not in group_by:
         raise bad_request("group_by form_version_id needs form_id too.", pointer="/data/attributes/group_by")
     wanted = _parse_filter(attrs.get("filter"), report.filter_fields, report.filter_ops)
@@ -292,8 +375,15 @@ def _prepare(ctx: Ctx, report: Report) -> tuple[list[str], list[Comparison], flo
     return group_by, wanted, start, end, zone
 
 
-def _grouped(ctx: Ctx, report: Report, group_by: list[str], wanted: list[Comparison], start: float, end: float,
-             slot: Callable[[float], int]) -> dict[tuple[Any, ...], dict[int, _Acc]]:
+def _grouped(
+    ctx: Ctx,
+    report: Report,
+    group_by: list[str],
+    wanted: list[Comparison],
+    start: float,
+    end: float,
+    slot: Callable[[float], int],
+) -> dict[tuple[Any, ...], dict[int, _Acc]]:
     groups: dict[tuple[Any, ...], dict[int, _Acc]] = defaultdict(lambda: defaultdict(_Acc))
     for when, (stat, fields, profile, value) in report.records(ctx.sandbox, ctx.attrs):
         if not start <= when < end or not _matches(fields, wanted):
@@ -311,8 +401,12 @@ def _values(ctx: Ctx, report: Report) -> Reply:
     for key in sorted(groups, key=_sort_key):
         acc = groups[key][0]
         stats = report.compute({"counts": acc.counts, "profiles": acc.profiles})
-        results.append({"groupings": dict(zip(group_by, key, strict=True)),
-                        "statistics": {s: stats[s] for s in ctx.attrs["statistics"]}})
+        results.append(
+            {
+                "groupings": dict(zip(group_by, key, strict=True)),
+                "statistics": {s: stats[s] for s in ctx.attrs["statistics"]},
+            }
+        )
     return _reply(ctx, results)
 
 
@@ -326,10 +420,16 @@ def _series(ctx: Ctx, report: Report) -> Reply:
     groups = _grouped(ctx, report, group_by, wanted, start, end, slot)
     results = []
     for key in sorted(groups, key=_sort_key):
-        per_slot = [report.compute({"counts": groups[key][i].counts, "profiles": groups[key][i].profiles})
-                    for i in range(len(slots))]
-        results.append({"groupings": dict(zip(group_by, key, strict=True)),
-                        "statistics": {s: [stats[s] for stats in per_slot] for s in ctx.attrs["statistics"]}})
+        per_slot = [
+            report.compute({"counts": groups[key][i].counts, "profiles": groups[key][i].profiles})
+            for i in range(len(slots))
+        ]
+        results.append(
+            {
+                "groupings": dict(zip(group_by, key, strict=True)),
+                "statistics": {s: [stats[s] for stats in per_slot] for s in ctx.attrs["statistics"]},
+            }
+        )
     return _reply(ctx, results, [local_iso(s, zone) for s in slots])
 
 
@@ -353,7 +453,7 @@ def _parse_filter(text: str | None, fields: tuple[str, ...], ops: tuple[str, ...
     try:
         expr = parse_filter(text)
     except FilterSyntaxError as exc:
-        raise bad_request(f"{exc}; write it like equals({fields[0]},\"abc\").", pointer=pointer) from None
+        raise bad_request(f'{exc}; write it like equals({fields[0]},"abc").', pointer=pointer) from None
     items = list(expr.items) if isinstance(expr, Logical) and expr.operator == "and" else [expr]
     seen: set[str] = set()
     out: list[Comparison] = []
@@ -366,8 +466,9 @@ def _parse_filter(text: str | None, fields: tuple[str, ...], ops: tuple[str, ...
         list_field = item.field in LIST_FIELDS
         allowed = ("contains-any", "contains-all") if list_field else tuple(o for o in ops if o != "contains-all")
         if item.operator not in allowed:
-            raise bad_request(f"{item.operator}() is not allowed on {item.field}; use {' or '.join(allowed)}.",
-                              pointer=pointer)
+            raise bad_request(
+                f"{item.operator}() is not allowed on {item.field}; use {' or '.join(allowed)}.", pointer=pointer
+            )
         if item.field in seen:
             raise bad_request(f"Only one filter per attribute; {item.field} appears twice.", pointer=pointer)
         seen.add(item.field)

@@ -71,9 +71,18 @@ ZONE = "America/New_York"
 DAY = 86_400
 ID_EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: the calendar seeded ids are written on
 N_PROFILES = 2_000
-METRICS = ("Received Email", "Opened Email", "Clicked Email", "Bounced Email", "Unsubscribed from Email Marketing",
-           "Placed Order", "Form viewed by profile", "Form submitted by profile", "Lead Sequence Started",
-           "Active on Site")
+METRICS = (
+    "Received Email",
+    "Opened Email",
+    "Clicked Email",
+    "Bounced Email",
+    "Unsubscribed from Email Marketing",
+    "Placed Order",
+    "Form viewed by profile",
+    "Form submitted by profile",
+    "Lead Sequence Started",
+    "Active on Site",
+)
 # consent state -> share of profiles
 _STATES = (("sub", 0.65), ("never", 0.20), ("unsub", 0.12), ("hard", 0.02), ("user", 0.01))
 _PROPENSITY = ((1.8, 0.25), (1.0, 0.45), (0.12, 0.30))  # open-rate multiplier, share
@@ -108,9 +117,12 @@ class _Person:
         self.submitted_at: float | None = None
 
     def can_email(self, t: float) -> bool:
-        return (self.subscribed_at is not None and self.subscribed_at <= t
-                and (self.unsub_at is None or self.unsub_at > t)
-                and (self.suppressed_at is None or self.suppressed_at > t))
+        return (
+            self.subscribed_at is not None
+            and self.subscribed_at <= t
+            and (self.unsub_at is None or self.unsub_at > t)
+            and (self.suppressed_at is None or self.suppressed_at > t)
+        )
 
 
 class Seeder:
@@ -148,8 +160,15 @@ class Seeder:
     def new_id(self, rtype: str, when: float) -> str:
         return self.store.new_id(rtype, self.id_time(when))
 
-    def put(self, rtype: str, attrs: dict[str, Any], when: float, rels: dict[str, Any] | None = None,
-            rid: str | None = None, private: dict[str, Any] | None = None) -> Resource:
+    def put(
+        self,
+        rtype: str,
+        attrs: dict[str, Any],
+        when: float,
+        rels: dict[str, Any] | None = None,
+        rid: str | None = None,
+        private: dict[str, Any] | None = None,
+    ) -> Resource:
         res = Resource(rtype, rid or self.new_id(rtype, when), attrs, rels or {}, when, when, private or {})
         self.store.put(res)
         return res
@@ -169,9 +188,19 @@ class Seeder:
             self.metric[name] = metric.id
         created = self.anchor - 400 * DAY
         for key, (name, html) in D.TEMPLATES.items():
-            self.ids["template:" + key] = self.put("template", {
-                "name": name, "editor_type": "CODE", "html": html, "text": None, "amp": None,
-                "created": iso(created), "updated": iso(created)}, created).id
+            self.ids["template:" + key] = self.put(
+                "template",
+                {
+                    "name": name,
+                    "editor_type": "CODE",
+                    "html": html,
+                    "text": None,
+                    "amp": None,
+                    "created": iso(created),
+                    "updated": iso(created),
+                },
+                created,
+            ).id
         self.make_groups(created)
         self.make_form(created)
         schedule = self.schedule()
@@ -189,27 +218,67 @@ class Seeder:
         self.write_events()
 
     def make_groups(self, when: float) -> None:
-        lists = (("newsletter", "Newsletter", "double_opt_in"), ("lead", "Lead Magnet — Trail Guide", "single_opt_in"),
-                 ("vip", "VIP Customers", "single_opt_in"), ("webinar", "Webinar Attendees", "single_opt_in"))
+        lists = (
+            ("newsletter", "Newsletter", "double_opt_in"),
+            ("lead", "Lead Magnet — Trail Guide", "single_opt_in"),
+            ("vip", "VIP Customers", "single_opt_in"),
+            ("webinar", "Webinar Attendees", "single_opt_in"),
+        )
         for key, name, opt_in in lists:
-            self.ids[key] = self.put("list", {"name": name, "created": iso(when), "updated": iso(when),
-                                              "opt_in_process": opt_in}, when, {"profiles": []}).id
-        for key, name in (("engaged", "Engaged (30 days)"), ("repeat", "Repeat Buyers"),
-                          ("unengaged", "Unengaged (90 days)")):
-            self.ids[key] = self.put("segment", {
-                "name": name, "definition": D.segment_definition(key, self.metric), "created": iso(when),
-                "updated": iso(when), "is_active": True, "is_processing": False, "is_starred": key == "engaged"},
-                when, {}, private={"members": []}).id
+            self.ids[key] = self.put(
+                "list",
+                {"name": name, "created": iso(when), "updated": iso(when), "opt_in_process": opt_in},
+                when,
+                {"profiles": []},
+            ).id
+        for key, name in (
+            ("engaged", "Engaged (30 days)"),
+            ("repeat", "Repeat Buyers"),
+            ("unengaged", "Unengaged (90 days)"),
+        ):
+            self.ids[key] = self.put(
+                "segment",
+                {
+                    "name": name,
+                    "definition": D.segment_definition(key, self.metric),
+                    "created": iso(when),
+                    "updated": iso(when),
+                    "is_active": True,
+                    "is_processing": False,
+                    "is_starred": key == "engaged",
+                },
+                when,
+                {},
+                private={"members": []},
+            ).id
 
     def make_form(self, when: float) -> None:
         version_id = self.rng.randint(1_000_000, 9_999_999)
-        form = self.put("form", {
-            "name": "Trail Guide", "status": "live", "ab_test": False,
-            "definition": D.form_definition(version_id, self.ids["lead"]),
-            "created_at": iso(when), "updated_at": iso(when)}, when)
-        version = self.put("form-version", {
-            "form_type": "popup", "variation_name": "Trail Guide popup", "status": "live",
-            "created_at": iso(when), "updated_at": iso(when)}, when, {"form": ("form", form.id)}, rid=str(version_id))
+        form = self.put(
+            "form",
+            {
+                "name": "Trail Guide",
+                "status": "live",
+                "ab_test": False,
+                "definition": D.form_definition(version_id, self.ids["lead"]),
+                "created_at": iso(when),
+                "updated_at": iso(when),
+            },
+            when,
+        )
+        version = self.put(
+            "form-version",
+            {
+                "form_type": "popup",
+                "variation_name": "Trail Guide popup",
+                "status": "live",
+                "created_at": iso(when),
+                "updated_at": iso(when),
+            },
+            when,
+            {"form": ("form", form.id)},
+            rid=str(version_id),
+        )
         form.relationships["form-versions"] = [("form-version", version.id)]
         self.ids["form"] = form.id
         self.ids["form-version"] = version.id
@@ -224,16 +293,27 @@ class Seeder:
             else:
                 days = min(89, round(3 + (n - 2) * 86 / 18) + self.rng.randint(-1, 1))
                 send = self.local(days, self.rng.choice((9, 10, 11, 14, 16)), self.rng.choice((0, 15, 30)))
-            out.append({"name": name, "subject": subject, "preview": preview, "template": template,
-                        "audience": audience, "send": send, "anomaly": n == 1})
+            out.append(
+                {
+                    "name": name,
+                    "subject": subject,
+                    "preview": preview,
+                    "template": template,
+                    "audience": audience,
+                    "send": send,
+                    "anomaly": n == 1,
+                }
+            )
         return out
 
     def make_people(self, schedule: list[dict[str, Any]]) -> None:
         rng = self.rng
         states = [s for s, share in _STATES for _ in range(round(share * N_PROFILES))]
         rng.shuffle(states)
-        created = sorted(self.anchor - (rng.uniform(2, 90) if rng.random() < 0.25 else rng.uniform(90, 1100)) * DAY
-                         for _ in range(N_PROFILES))
+        created = sorted(
+            self.anchor - (rng.uniform(2, 90) if rng.random() < 0.25 else rng.uniform(90, 1100)) * DAY
+            for _ in range(N_PROFILES)
+        )
         weights = [c[1] for c in D.CITIES]
         seen: set[str] = set()
         hard_bounce = next(c["send"] for c in schedule if c["anomaly"])
@@ -246,15 +326,34 @@ class Seeder:
             org = rng.choice(D.ORGANIZATIONS) if rng.random() < 0.25 else None
             role = rng.choice(D.ROLES[1:]) if org else "Enthusiast"
             attrs: dict[str, Any] = {
-                "email": email, "phone_number": self.phone(city[0]) if rng.random() < 0.6 else None,
-                "external_id": f"nw-cus-{100000 + i}" if customer else None, "first_name": first, "last_name": last,
-                "organization": org, "title": role if org else None, "locale": city[8],
-                "location": {"address1": f"{rng.randint(1, 999)} {rng.choice(D.STREETS)}", "address2": None,
-                             "city": city[2], "region": city[3], "country": city[0], "zip": city[4],
-                             "timezone": city[5], "latitude": city[6], "longitude": city[7], "ip": None},
-                "properties": {"company_size": rng.choice(D.COMPANY_SIZES) if org else "1-10", "role": role,
-                               "industry": rng.choice(D.INDUSTRIES), "plan": rng.choice(D.PLANS),
-                               "preferred_activity": rng.choice(D.ACTIVITIES), "lifetime_orders": 0},
+                "email": email,
+                "phone_number": self.phone(city[0]) if rng.random() < 0.6 else None,
+                "external_id": f"nw-cus-{100000 + i}" if customer else None,
+                "first_name": first,
+                "last_name": last,
+                "organization": org,
+                "title": role if org else None,
+                "locale": city[8],
+                "location": {
+                    "address1": f"{rng.randint(1, 999)} {rng.choice(D.STREETS)}",
+                    "address2": None,
+                    "city": city[2],
+                    "region": city[3],
+                    "country": city[0],
+                    "zip": city[4],
+                    "timezone": city[5],
+                    "latitude": city[6],
+                    "longitude": city[7],
+                    "ip": None,
+                },
+                "properties": {
+                    "company_size": rng.choice(D.COMPANY_SIZES) if org else "1-10",
+                    "role": role,
+                    "industry": rng.choice(D.INDUSTRIES),
+                    "plan": rng.choice(D.PLANS),
+                    "preferred_activity": rng.choice(D.ACTIVITIES),
+                    "lifetime_orders": 0,
+                },
             }
             res = new_profile(self.sb, attrs, when, rid=self.new_id("profile", when))
             propensity = rng.choices([p for p, _ in _PROPENSITY], [w for _, w in _PROPENSITY])[0]
@@ -299,8 +398,12 @@ class Seeder:
         rng, pools = self.rng, {}
         for state in ("sub", "never", "unsub", "user"):
             pools[state] = [p for p in self.people if p.state == state]
-        chosen = (rng.sample(pools["sub"], 115) + rng.sample(pools["never"], 22) + rng.sample(pools["unsub"], 8)
-                  + rng.sample(pools["user"], 5))
+        chosen = (
+            rng.sample(pools["sub"], 115)
+            + rng.sample(pools["never"], 22)
+            + rng.sample(pools["unsub"], 8)
+            + rng.sample(pools["user"], 5)
+        )
         rng.shuffle(chosen)
         yesterday = self.day_start(1)
         form = {"form_id": self.ids["form"], "form_name": "Trail Guide", "form_version_id": self.ids["form-version"]}
@@ -309,8 +412,10 @@ class Seeder:
             lo = max(lo, yesterday) if n < 6 and person.created < yesterday else lo
             when = int(rng.uniform(lo, self.anchor - 60))
             person.submitted_at = when
-            answers = {prop: options[min(len(options) - 1, int(rng.triangular(0, len(options), len(options) * 0.6)))]
-                       for prop, _, options in D.FORM_FIELDS}
+            answers = {
+                prop: options[min(len(options) - 1, int(rng.triangular(0, len(options), len(options) * 0.6)))]
+                for prop, _, options in D.FORM_FIELDS
+            }
             person.res.attributes["properties"].update(answers)
             self.event(when - rng.randint(20, 600), person, "Form viewed by profile", dict(form))
             self.event(when, person, "Form submitted by profile", {**form, **answers}, f"form-{when}")
@@ -319,9 +424,12 @@ class Seeder:
             if when < self.anchor - 2 * DAY and rng.random() < 0.75:
                 score = D.lead_score(answers)
                 sequence = "fast-track" if score >= 8 else "nurture" if score >= 5 else "education"
-                self.event(when + rng.randint(300, 1800), person, "Lead Sequence Started",
-                           {"sequence": sequence, "score": score, "form_id": self.ids["form"],
-                            "lead_source": "Trail Guide"})
+                self.event(
+                    when + rng.randint(300, 1800),
+                    person,
+                    "Lead Sequence Started",
+                    {"sequence": sequence, "score": score, "form_id": self.ids["form"], "lead_source": "Trail Guide"},
+                )
         for person in rng.sample([p for p in self.people if p.submitted_at is None], 700):
             start = max(person.created + 60, self.anchor - 90 * DAY)
             self.event(rng.uniform(start, self.anchor - 60), person, "Form viewed by profile", dict(form))
@@ -345,30 +453,66 @@ class Seeder:
     def send_campaign(self, n: int, camp: dict[str, Any]) -> None:
         rng, send = self.rng, camp["send"]
         created = send - rng.uniform(2, 6) * DAY
-        audience_ids = {"newsletter": [self.ids["newsletter"]], "webinar": [self.ids["webinar"]],
-                        "vip": [self.ids["vip"]], "engaged": [self.ids["engaged"]],
-                        "unengaged": [self.ids["unengaged"]], "repeat": [self.ids["repeat"]]}[camp["audience"]]
+        audience_ids = {
+            "newsletter": [self.ids["newsletter"]],
+            "webinar": [self.ids["webinar"]],
+            "vip": [self.ids["vip"]],
+            "engaged": [self.ids["engaged"]],
+            "unengaged": [self.ids["unengaged"]],
+            "repeat": [self.ids["repeat"]],
+        }[camp["audience"]]
         cid = self.new_id("campaign", created)
         template = self.ids["template:" + camp["template"]]
         mid = self.new_id("campaign-message", created)
-        definition = {"channel": "email", "label": camp["name"], "content": {
-            "subject": camp["subject"], "preview_text": camp["preview"], "from_email": D.SENDER_EMAIL,
-            "from_label": D.BRAND, "reply_to_email": D.SENDER_EMAIL, "cc_email": None, "bcc_email": None}}
-        self.put("campaign", {
-            "name": camp["name"], "status": "Sent", "archived": False,
-            "audiences": {"included": audience_ids, "excluded": [self.ids["unengaged"]] if n % 3 == 2 else []},
-            "send_options": {"use_smart_sending": True},
-            "tracking_options": {"add_tracking_params": True, "custom_tracking_params": None,
-                                 "is_tracking_clicks": True, "is_tracking_opens": True},
-            "send_strategy": {"method": "static", "datetime": iso(send), "options": None},
-            "created_at": iso(created), "scheduled_at": iso(send - rng.uniform(1, 20) * 3600),
-            "updated_at": iso(send + 3600), "send_time": iso(send)},
-            created, {"campaign-messages": [("campaign-message", mid)]}, rid=cid)
-        self.put("campaign-message", {
-            "definition": definition, "send_times": [{"datetime": iso(send), "is_local": False}],
-            "created_at": iso(created), "updated_at": iso(send)},
-            created, {"campaign": ("campaign", cid), "template": ("template", template)},
-            rid=mid)
+        definition = {
+            "channel": "email",
+            "label": camp["name"],
+            "content": {
+                "subject": camp["subject"],
+                "preview_text": camp["preview"],
+                "from_email": D.SENDER_EMAIL,
+                "from_label": D.BRAND,
+                "reply_to_email": D.SENDER_EMAIL,
+                "cc_email": None,
+                "bcc_email": None,
+            },
+        }
+        self.put(
+            "campaign",
+            {
+                "name": camp["name"],
+                "status": "Sent",
+                "archived": False,
+                "audiences": {"included": audience_ids, "excluded": [self.ids["unengaged"]] if n % 3 == 2 else []},
+                "send_options": {"use_smart_sending": True},
+                "tracking_options": {
+                    "add_tracking_params": True,
+                    "custom_tracking_params": None,
+                    "is_tracking_clicks": True,
+                    "is_tracking_opens": True,
+                },
+                "send_strategy": {"method": "static", "datetime": iso(send), "options": None},
+                "created_at": iso(created),
+                "scheduled_at": iso(send - rng.uniform(1, 20) * 3600),
+                "updated_at": iso(send + 3600),
+                "send_time": iso(send),
+            },
+            created,
+            {"campaign-messages": [("campaign-message", mid)]},
+            rid=cid,
+        )
+        self.put(
+            "campaign-message",
+            {
+                "definition": definition,
+                "send_times": [{"datetime": iso(send), "is_local": False}],
+                "created_at": iso(created),
+                "updated_at": iso(send),
+            },
+            created,
+            {"campaign": ("campaign", cid), "template": ("template", template)},
+            rid=mid,
+        )
         base = {"$message": mid, "$campaign": cid, "Campaign Name": camp["name"], "Subject": camp["subject"]}
         boost = 3 if camp["audience"] == "unengaged" else 1  # a win-back offer lifts opens
         open_rate = 0.04 if camp["anomaly"] else rng.uniform(0.28, 0.42) * boost
@@ -378,8 +522,12 @@ class Seeder:
             domain = person.res.attributes["email"].split("@")[1]
             if (person.state == "hard" and camp["anomaly"]) or rng.random() < 0.003:
                 kind = "hard" if person.state == "hard" else "soft"
-                self.event(person.suppressed_at or at, person, "Bounced Email",
-                           {**base, "Bounce Type": kind, "Email Domain": domain})
+                self.event(
+                    person.suppressed_at or at,
+                    person,
+                    "Bounced Email",
+                    {**base, "Bounce Type": kind, "Email Domain": domain},
+                )
                 continue
             self.event(at, person, "Received Email", {**base, "Email Domain": domain})
             if person.unsub_campaign == n:
@@ -401,9 +549,14 @@ class Seeder:
         items = rng.sample(D.PRODUCTS, rng.choices((1, 2, 3), (60, 30, 10))[0])
         value = round(sum(p[3] for p in items) * rng.choice((1.0, 1.0, 0.9, 0.8)), 2)
         order_id = f"NW-{len(self.events) + 100000}"
-        props: dict[str, Any] = {"$value": value, "OrderId": order_id, "Items": [p[1] for p in items],
-                                 "Categories": sorted({p[2] for p in items}), "ItemCount": len(items),
-                                 "$currency_code": "USD"}
+        props: dict[str, Any] = {
+            "$value": value,
+            "OrderId": order_id,
+            "Items": [p[1] for p in items],
+            "Categories": sorted({p[2] for p in items}),
+            "ItemCount": len(items),
+            "$currency_code": "USD",
+        }
         if message_id:
             props["$attributed_message"] = message_id
         self.event(when, person, "Placed Order", props, order_id)
@@ -423,8 +576,12 @@ class Seeder:
                 start = max(person.created, self.anchor - 90 * DAY)
                 for _ in range(rng.randint(1, 5)):
                     page = rng.choice(D.PRODUCTS)[0].lower()
-                    self.event(rng.uniform(start, self.anchor - 1), person, "Active on Site",
-                               {"page": f"{D.SITE}/products/{page}"})
+                    self.event(
+                        rng.uniform(start, self.anchor - 1),
+                        person,
+                        "Active on Site",
+                        {"page": f"{D.SITE}/products/{page}"},
+                    )
 
     # -- resulting state ----------------------------------------------------------------------------
     def apply_consent(self) -> None:
@@ -473,8 +630,11 @@ class Seeder:
                     opened_30.add(pid)
             elif mid == m["Placed Order"]:
                 orders[pid] = orders.get(pid, 0) + 1
-        members = {"engaged": opened_30, "repeat": {pid for pid, n in orders.items() if n >= 2},
-                   "unengaged": received - opened_90}
+        members = {
+            "engaged": opened_30,
+            "repeat": {pid for pid, n in orders.items() if n >= 2},
+            "unengaged": received - opened_90,
+        }
         for key, ids in members.items():
             seg = self.store.get("segment", self.ids[key])
             assert seg is not None
@@ -490,9 +650,22 @@ class Seeder:
             if key in dedup:
                 continue
             eid = D.ulid(int(self.id_time(ts) * 1000), bits(80))
-            put(Resource("event", eid, {"timestamp": ts, "datetime": iso(ts), "event_properties": props,
-                                        "uuid": str(uuid.UUID(int=bits(128)))},
-                         {"profile": ("profile", pid), "metric": ("metric", mid)}, ts, ts, {"unique_id": uid}))
+            put(
+                Resource(
+                    "event",
+                    eid,
+                    {
+                        "timestamp": ts,
+                        "datetime": iso(ts),
+                        "event_properties": props,
+                        "uuid": str(uuid.UUID(int=bits(128))),
+                    },
+                    {"profile": ("profile", pid), "metric": ("metric", mid)},
+                    ts,
+                    ts,
+                    {"unique_id": uid},
+                )
+            )
             dedup[key] = eid
             last[pid] = ts
         for p in self.people:

@@ -24,23 +24,166 @@ SENDER_EMAIL = "hello@northwind-outfitters.example.com"
 SITE = "https://northwind-outfitters.example.com"
 
 FIRST_NAMES = (
-    "Ava", "Liam", "Olivia", "Noah", "Emma", "Elijah", "Sophia", "James", "Isabella", "Lucas", "Mia", "Mateo",
-    "Amelia", "Benjamin", "Harper", "Henry", "Evelyn", "Theodore", "Abigail", "Jack", "Emily", "Levi", "Ella",
-    "Sebastian", "Scarlett", "Owen", "Grace", "Samuel", "Chloe", "Wyatt", "Nora", "Julian", "Hazel", "Ezra",
-    "Aurora", "Hudson", "Riley", "Leo", "Zoe", "Caleb", "Stella", "Isaac", "Hannah", "Miles", "Layla", "Rowan",
-    "Maya", "Nathan", "Priya", "Arjun", "Mei", "Kenji", "Yuki", "Sofia", "Diego", "Camila", "Lars", "Ingrid",
-    "Freya", "Finn", "Niamh", "Declan", "Aisha", "Omar", "Fatima", "Tariq", "Chiara", "Luca", "Elodie", "Hugo",
-    "Greta", "Jonas", "Marta", "Tomas", "Ruby", "Archie", "Willow", "Jasper", "Iris", "Felix",
+    "Ava",
+    "Liam",
+    "Olivia",
+    "Noah",
+    "Emma",
+    "Elijah",
+    "Sophia",
+    "James",
+    "Isabella",
+    "Lucas",
+    "Mia",
+    "Mateo",
+    "Amelia",
+    "Benjamin",
+    "Harper",
+    "Henry",
+    "Evelyn",
+    "Theodore",
+    "Abigail",
+    "Jack",
+    "Emily",
+    "Levi",
+    "Ella",
+    "Sebastian",
+    "Scarlett",
+    "Owen",
+    "Grace",
+    "Samuel",
+    "Chloe",
+    "Wyatt",
+    "Nora",
+    "Julian",
+    "Hazel",
+    "Ezra",
+    "Aurora",
+    "Hudson",
+    "Riley",
+    "Leo",
+    "Zoe",
+    "Caleb",
+    "Stella",
+    "Isaac",
+    "Hannah",
+    "Miles",
+    "Layla",
+    "Rowan",
+    "Maya",
+    "Nathan",
+    "Priya",
+    "Arjun",
+    "Mei",
+    "Kenji",
+    "Yuki",
+    "Sofia",
+    "Diego",
+    "Camila",
+    "Lars",
+    "Ingrid",
+    "Freya",
+    "Finn",
+    "Niamh",
+    "Declan",
+    "Aisha",
+    "Omar",
+    "Fatima",
+    "Tariq",
+    "Chiara",
+    "Luca",
+    "Elodie",
+    "Hugo",
+    "Greta",
+    "Jonas",
+    "Marta",
+    "Tomas",
+    "Ruby",
+    "Archie",
+    "Willow",
+    "Jasper",
+    "Iris",
+    "Felix",
 )
 LAST_NAMES = (
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez",
-    "Hernandez", "Lopez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee",
-    "Thompson", "White", "Harris", "Clark", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright",
-    "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker", "Hall", "Rivera",
-    "Campbell", "Mitchell", "Carter", "Roberts", "Patel", "Shah", "Kim", "Park", "Tanaka", "Sato", "Chen",
-    "Wang", "Larsen", "Nilsson", "Berg", "Murphy", "O'Brien", "Kelly", "Fischer", "Weber", "Schneider",
-    "Rossi", "Bianchi", "Dubois", "Moreau", "Novak", "Kowalski", "Costa", "Silva", "Hughes", "Evans",
-    "Fraser", "Reid", "MacLeod", "Okafor", "Haddad",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Thompson",
+    "White",
+    "Harris",
+    "Clark",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Nguyen",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Rivera",
+    "Campbell",
+    "Mitchell",
+    "Carter",
+    "Roberts",
+    "Patel",
+    "Shah",
+    "Kim",
+    "Park",
+    "Tanaka",
+    "Sato",
+    "Chen",
+    "Wang",
+    "Larsen",
+    "Nilsson",
+    "Berg",
+    "Murphy",
+    "O'Brien",
+    "Kelly",
+    "Fischer",
+    "Weber",
+    "Schneider",
+    "Rossi",
+    "Bianchi",
+    "Dubois",
+    "Moreau",
+    "Novak",
+    "Kowalski",
+    "Costa",
+    "Silva",
+    "Hughes",
+    "Evans",
+    "Fraser",
+    "Reid",
+    "MacLeod",
+    "Okafor",
+    "Haddad",
 )
 EMAIL_DOMAINS = ("example.com", "example.net", "example.org", "mail.example.com", "trail.example.net")
 
@@ -77,17 +220,45 @@ CITIES: tuple[tuple[str, float, str, str, str, str, float, float, str], ...] = (
     ("AU", 1, "Hobart", "TAS", "7000", "Australia/Hobart", -42.8821, 147.3272, "en-AU"),
     ("NZ", 1, "Queenstown", "Otago", "9300", "Pacific/Auckland", -45.0312, 168.6626, "en-NZ"),
 )
-STREETS = ("Main St", "Summit Ave", "Ridge Rd", "Lakeview Dr", "Cedar Ln", "Pine St", "Canyon Rd", "Harbor Way",
-           "Trailhead Ct", "Birch Blvd")
+STREETS = (
+    "Main St",
+    "Summit Ave",
+    "Ridge Rd",
+    "Lakeview Dr",
+    "Cedar Ln",
+    "Pine St",
+    "Canyon Rd",
+    "Harbor Way",
+    "Trailhead Ct",
+    "Birch Blvd",
+)
 
 ORGANIZATIONS = (
-    "Summit Guides Co.", "Blue Ridge Scouts", "Cascade Climbing Club", "Alpine Youth League", "Northern Lights Tours",
-    "Evergreen Outdoor School", "Red Rock Expeditions", "Trailblazers Running Club", "Harbor Kayak Rentals",
-    "Granite Peak Lodge", "Wild Coast Adventures", "Meadowbrook Camp", "Pathfinder Schools", "Ridgeline Retail",
+    "Summit Guides Co.",
+    "Blue Ridge Scouts",
+    "Cascade Climbing Club",
+    "Alpine Youth League",
+    "Northern Lights Tours",
+    "Evergreen Outdoor School",
+    "Red Rock Expeditions",
+    "Trailblazers Running Club",
+    "Harbor Kayak Rentals",
+    "Granite Peak Lodge",
+    "Wild Coast Adventures",
+    "Meadowbrook Camp",
+    "Pathfinder Schools",
+    "Ridgeline Retail",
 )
 COMPANY_SIZES = ("1-10", "11-50", "51-200", "201-1000", "1000+")
-ROLES = ("Enthusiast", "Trip leader", "Outdoor program director", "Retail buyer", "Guide", "Camp director",
-         "Procurement manager")
+ROLES = (
+    "Enthusiast",
+    "Trip leader",
+    "Outdoor program director",
+    "Retail buyer",
+    "Guide",
+    "Camp director",
+    "Procurement manager",
+)
 INDUSTRIES = ("Outdoor recreation", "Education", "Hospitality", "Retail", "Non-profit", "Tourism", "Consumer")
 PLANS = ("free", "free", "free", "trail-club", "trail-club", "summit-club")
 ACTIVITIES = ("hiking", "trail running", "climbing", "camping", "backpacking", "kayaking", "skiing", "cycling")
@@ -95,10 +266,24 @@ ACTIVITIES = ("hiking", "trail running", "climbing", "camping", "backpacking", "
 # Lead-magnet form answers (property name -> options); fast-track leads come from the top of each list.
 FORM_FIELDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("company_size", "Team or organisation size", ("1000+", "201-1000", "51-200", "11-50", "1-10")),
-    ("role", "Your role", ("Procurement manager", "Outdoor program director", "Camp director", "Trip leader",
-                           "Guide", "Retail buyer", "Enthusiast")),
-    ("interest", "What are you planning?", ("team outfitting", "guided trips", "school programs",
-                                            "personal gear", "just the guide")),
+    (
+        "role",
+        "Your role",
+        (
+            "Procurement manager",
+            "Outdoor program director",
+            "Camp director",
+            "Trip leader",
+            "Guide",
+            "Retail buyer",
+            "Enthusiast",
+        ),
+    ),
+    (
+        "interest",
+        "What are you planning?",
+        ("team outfitting", "guided trips", "school programs", "personal gear", "just the guide"),
+    ),
     ("timeline", "When do you need gear?", ("this month", "this quarter", "next 6 months", "just browsing")),
     ("budget", "Budget", ("$25k+", "$5k-$25k", "$1k-$5k", "<$1k")),
 )
@@ -122,63 +307,124 @@ PRODUCTS = (
 
 # name, subject, preview text, template key, audience key
 CAMPAIGNS: tuple[tuple[str, str, str, str, str], ...] = (
-    ("Weekend trail picks", "5 trails worth the drive this weekend", "Plus the gear our guides swear by",
-     "newsletter", "newsletter"),
-    ("Webinar replay: layering for the shoulder season", "Your webinar replay is ready",
-     "Watch the full layering session", "plain", "webinar"),
-    ("New arrivals: Stormline shell", "Meet the Stormline 3L shell", "Built for sideways rain", "spotlight",
-     "newsletter"),
-    ("VIP early access: gear swap", "Early access for our VIPs", "The gear swap opens for you first", "spotlight",
-     "vip"),
-    ("Trail Guide: issue 12", "Trail Guide #12 is here", "12 routes, 3 packing lists",
-     "newsletter", "newsletter"),
-    ("Re-engagement: we miss you", "Still heading outdoors?", "Here is 10% off to get you back out", "plain",
-     "unengaged"),
-    ("Packing list: 3-day hut trip", "Your 3-day hut trip packing list", "Everything, nothing extra", "newsletter",
-     "engaged"),
+    (
+        "Weekend trail picks",
+        "5 trails worth the drive this weekend",
+        "Plus the gear our guides swear by",
+        "newsletter",
+        "newsletter",
+    ),
+    (
+        "Webinar replay: layering for the shoulder season",
+        "Your webinar replay is ready",
+        "Watch the full layering session",
+        "plain",
+        "webinar",
+    ),
+    (
+        "New arrivals: Stormline shell",
+        "Meet the Stormline 3L shell",
+        "Built for sideways rain",
+        "spotlight",
+        "newsletter",
+    ),
+    (
+        "VIP early access: gear swap",
+        "Early access for our VIPs",
+        "The gear swap opens for you first",
+        "spotlight",
+        "vip",
+    ),
+    ("Trail Guide: issue 12", "Trail Guide #12 is here", "12 routes, 3 packing lists", "newsletter", "newsletter"),
+    (
+        "Re-engagement: we miss you",
+        "Still heading outdoors?",
+        "Here is 10% off to get you back out",
+        "plain",
+        "unengaged",
+    ),
+    (
+        "Packing list: 3-day hut trip",
+        "Your 3-day hut trip packing list",
+        "Everything, nothing extra",
+        "newsletter",
+        "engaged",
+    ),
     ("Sale: end of season", "End of season: up to 40% off", "Tents, bags and more", "spotlight", "newsletter"),
-    ("How to pick a sleeping bag", "Warm nights, lighter packs", "A five-minute guide to temperature ratings",
-     "newsletter", "newsletter"),
-    ("Ambassador stories: Patagonia", "Ten days on the W Trek", "Our ambassador's field notes", "newsletter",
-     "engaged"),
-    ("Repeat buyer thank-you", "A thank-you from the trail crew", "A little something for your next trip",
-     "plain", "repeat"),
+    (
+        "How to pick a sleeping bag",
+        "Warm nights, lighter packs",
+        "A five-minute guide to temperature ratings",
+        "newsletter",
+        "newsletter",
+    ),
+    (
+        "Ambassador stories: Patagonia",
+        "Ten days on the W Trek",
+        "Our ambassador's field notes",
+        "newsletter",
+        "engaged",
+    ),
+    (
+        "Repeat buyer thank-you",
+        "A thank-you from the trail crew",
+        "A little something for your next trip",
+        "plain",
+        "repeat",
+    ),
     ("Trail running 101", "From road to trail in four weeks", "A beginner's plan", "newsletter", "newsletter"),
     ("Restock: Cairn 32L", "The Cairn 32L is back", "In all four colours", "spotlight", "newsletter"),
     ("Leave no trace weekend", "Join a trail clean-up near you", "Gear up, give back", "plain", "newsletter"),
     ("Summit Club members night", "Members night: you're invited", "Talks, maps and snacks", "plain", "vip"),
     ("Camp kitchen essentials", "Better camp breakfasts", "Our stove and kit picks", "newsletter", "newsletter"),
-    ("Rain gear that works", "Stay dry without the sweat", "What actually keeps you dry", "spotlight",
-     "engaged"),
+    ("Rain gear that works", "Stay dry without the sweat", "What actually keeps you dry", "spotlight", "engaged"),
     ("New trails to explore", "Six trails we added this month", "Where to go first", "newsletter", "newsletter"),
     ("Headlamp buying guide", "Lumens, explained", "Pick the right headlamp", "newsletter", "newsletter"),
-    ("Trail Guide: issue 11", "Trail Guide #11: the high country", "Alpine routes and cold-weather layering",
-     "newsletter", "newsletter"),
+    (
+        "Trail Guide: issue 11",
+        "Trail Guide #11: the high country",
+        "Alpine routes and cold-weather layering",
+        "newsletter",
+        "newsletter",
+    ),
 )
 
 
 def _html(title: str, body: str) -> str:
     return (
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>"
-        "<body style=\"font-family:Helvetica,Arial,sans-serif;color:#1f2a24\">"
-        "<table width=\"600\" align=\"center\"><tr><td><h1 style=\"color:#2f5d3a\">{title}</h1>{body}"
-        "<p><a href=\"" + SITE + "\">Shop Northwind</a></p>"
-        "<p style=\"font-size:11px\">{{% unsubscribe %}} · Northwind Outfitters, 41 Harbor Way, Portland, ME"
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}</title></head>'
+        '<body style="font-family:Helvetica,Arial,sans-serif;color:#1f2a24">'
+        '<table width="600" align="center"><tr><td><h1 style="color:#2f5d3a">{title}</h1>{body}'
+        '<p><a href="' + SITE + '">Shop Northwind</a></p>'
+        '<p style="font-size:11px">{{% unsubscribe %}} · Northwind Outfitters, 41 Harbor Way, Portland, ME'
         "</p></td></tr></table></body></html>"
     ).format(title=title, body=body)
 
 
 TEMPLATES: dict[str, tuple[str, str]] = {
-    "newsletter": ("Newsletter — standard", _html("{{ campaign.subject }}",
-                                                   "<p>Hi {{ first_name|default:'there' }},</p><p>{{ content }}</p>")),
-    "spotlight": ("Product spotlight", _html("New from Northwind", "<img src=\"" + SITE + "/img/hero.jpg\" "
-                                             "width=\"600\" alt=\"\"><p>{{ content }}</p>")),
-    "plain": ("Plain text letter", _html("A note from the trail crew", "<p>{{ content }}</p><p>— The Northwind "
-                                         "team</p>")),
-    "lead": ("Lead nurture — plain", _html("Your Trail Guide", "<p>Hi {{ first_name|default:'there' }}, "
-                                           "thanks for downloading the Trail Guide.</p><p>{{ content }}</p>")),
-    "welcome": ("Welcome series", _html("Welcome to Northwind", "<p>Glad you're here. Here's 10% off your first "
-                                        "order: WELCOME10</p>")),
+    "newsletter": (
+        "Newsletter — standard",
+        _html("{{ campaign.subject }}", "<p>Hi {{ first_name|default:'there' }},</p><p>{{ content }}</p>"),
+    ),
+    "spotlight": (
+        "Product spotlight",
+        _html("New from Northwind", '<img src="' + SITE + '/img/hero.jpg" width="600" alt=""><p>{{ content }}</p>'),
+    ),
+    "plain": (
+        "Plain text letter",
+        _html("A note from the trail crew", "<p>{{ content }}</p><p>— The Northwind team</p>"),
+    ),
+    "lead": (
+        "Lead nurture — plain",
+        _html(
+            "Your Trail Guide",
+            "<p>Hi {{ first_name|default:'there' }}, thanks for downloading the Trail Guide.</p><p>{{ content }}</p>",
+        ),
+    ),
+    "welcome": (
+        "Welcome series",
+        _html("Welcome to Northwind", "<p>Glad you're here. Here's 10% off your first order: WELCOME10</p>"),
+    ),
 }
 
 # sequence -> touchpoints (subject, preview); delays between them are 2 days, then 3 days.
@@ -207,48 +453,105 @@ def _block(kind: str, **props: Any) -> Json:
 def form_definition(version_id: int, list_id: str) -> Json:
     """The Trail Guide lead-magnet popup: email plus the five qualification questions."""
     blocks: list[Json] = [
-        _block("html_text", content="<h2>Get the free Northwind Trail Guide</h2><p>12 routes, packing lists and "
-                                    "gear advice from our guides.</p>"),
-        _block("email", label="Email", placeholder="you@example.com", required=True, property_name="$email",
-               show_label=False),
+        _block(
+            "html_text",
+            content="<h2>Get the free Northwind Trail Guide</h2><p>12 routes, packing lists and "
+            "gear advice from our guides.</p>",
+        ),
+        _block(
+            "email",
+            label="Email",
+            placeholder="you@example.com",
+            required=True,
+            property_name="$email",
+            show_label=False,
+        ),
     ]
     for prop, label, options in FORM_FIELDS:
-        blocks.append(_block("dropdown", property_name=prop, label=label, required=prop in ("role", "timeline"),
-                             show_label=True, options=[{"label": o, "value": o} for o in options]))
-    blocks.append({"type": "button", "properties": {"label": "Send me the guide"},
-                   "action": {"type": "next_step", "submit": True, "properties": {"list_id": list_id}}})
+        blocks.append(
+            _block(
+                "dropdown",
+                property_name=prop,
+                label=label,
+                required=prop in ("role", "timeline"),
+                show_label=True,
+                options=[{"label": o, "value": o} for o in options],
+            )
+        )
+    blocks.append(
+        {
+            "type": "button",
+            "properties": {"label": "Send me the guide"},
+            "action": {"type": "next_step", "submit": True, "properties": {"list_id": list_id}},
+        }
+    )
     success = [_block("html_text", content="<h2>Check your inbox!</h2><p>Your Trail Guide is on its way.</p>")]
-    return {"versions": [{
-        "id": version_id, "name": "Trail Guide popup", "type": "popup", "status": "live", "ab_test": False,
-        "channel": "WEB", "triggers": [{"type": "delay", "properties": {"seconds": 8}}],
-        "steps": [
-            {"id": "step-signup", "name": "Sign up", "columns": [{"rows": [{"blocks": blocks}]}]},
-            {"id": "step-success", "name": "Success", "columns": [{"rows": [{"blocks": success}]}]},
-        ],
-    }]}
-
-
-def send_email_action(action_id: str, next_id: str | None, name: str, subject: str, preview: str,
-                      template_id: str) -> Json:
     return {
-        "id": action_id, "type": "send-email", "links": {"next": next_id},
-        "data": {"status": "live", "message": {
-            "name": name, "subject_line": subject, "preview_text": preview, "from_email": SENDER_EMAIL,
-            "from_label": BRAND, "reply_to_email": SENDER_EMAIL, "cc_email": None, "bcc_email": None,
-            "template_id": template_id, "smart_sending_enabled": False, "transactional": False,
-            "add_tracking_params": True, "custom_tracking_params": None, "additional_filters": None,
-        }},
+        "versions": [
+            {
+                "id": version_id,
+                "name": "Trail Guide popup",
+                "type": "popup",
+                "status": "live",
+                "ab_test": False,
+                "channel": "WEB",
+                "triggers": [{"type": "delay", "properties": {"seconds": 8}}],
+                "steps": [
+                    {"id": "step-signup", "name": "Sign up", "columns": [{"rows": [{"blocks": blocks}]}]},
+                    {"id": "step-success", "name": "Success", "columns": [{"rows": [{"blocks": success}]}]},
+                ],
+            }
+        ]
+    }
+
+
+def send_email_action(
+    action_id: str, next_id: str | None, name: str, subject: str, preview: str, template_id: str
+) -> Json:
+    return {
+        "id": action_id,
+        "type": "send-email",
+        "links": {"next": next_id},
+        "data": {
+            "status": "live",
+            "message": {
+                "name": name,
+                "subject_line": subject,
+                "preview_text": preview,
+                "from_email": SENDER_EMAIL,
+                "from_label": BRAND,
+                "reply_to_email": SENDER_EMAIL,
+                "cc_email": None,
+                "bcc_email": None,
+                "template_id": template_id,
+                "smart_sending_enabled": False,
+                "transactional": False,
+                "add_tracking_params": True,
+                "custom_tracking_params": None,
+                "additional_filters": None,
+            },
+        },
     }
 
 
 def delay_action(action_id: str, next_id: str | None, days: int) -> Json:
-    return {"id": action_id, "type": "time-delay", "links": {"next": next_id},
-            "data": {"unit": "days", "value": days, "secondary_value": None, "delay_until_time": None,
-                     "delay_until_weekdays": None}}
+    return {
+        "id": action_id,
+        "type": "time-delay",
+        "links": {"next": next_id},
+        "data": {
+            "unit": "days",
+            "value": days,
+            "secondary_value": None,
+            "delay_until_time": None,
+            "delay_until_weekdays": None,
+        },
+    }
 
 
-def email_chain(ids: list[str], touches: tuple[tuple[str, str], ...], template_id: str,
-                delays: tuple[int, ...] = (2, 3)) -> list[Json]:
+def email_chain(
+    ids: list[str], touches: tuple[tuple[str, str], ...], template_id: str, delays: tuple[int, ...] = (2, 3)
+) -> list[Json]:
     """send-email, time-delay, send-email, ...: ``ids`` holds one id per action, in order."""
     actions: list[Json] = []
     k = 0
@@ -266,9 +569,26 @@ def lead_flow_definition(metric_id: str, sequence: str, ids: list[str], template
     """FlowDefinition: metric trigger on "Lead Sequence Started" where ``sequence`` equals this one."""
     actions = email_chain(ids, LEAD_SEQUENCES[sequence], template_id)
     return {
-        "triggers": [{"type": "metric", "id": metric_id, "trigger_filter": {"condition_groups": [{"conditions": [{
-            "type": "metric-property", "metric_id": metric_id, "field": "sequence",
-            "filter": {"type": "string", "operator": "equals", "value": sequence}}]}]}}],
+        "triggers": [
+            {
+                "type": "metric",
+                "id": metric_id,
+                "trigger_filter": {
+                    "condition_groups": [
+                        {
+                            "conditions": [
+                                {
+                                    "type": "metric-property",
+                                    "metric_id": metric_id,
+                                    "field": "sequence",
+                                    "filter": {"type": "string", "operator": "equals", "value": sequence},
+                                }
+                            ]
+                        }
+                    ]
+                },
+            }
+        ],
         "profile_filter": None,
         "actions": actions,
         "entry_action_id": actions[0]["id"],
@@ -276,20 +596,35 @@ def lead_flow_definition(metric_id: str, sequence: str, ids: list[str], template
 
 
 def welcome_flow_definition(list_id: str, ids: list[str], template_id: str) -> Json:
-    touches = (("Welcome to Northwind — here's 10% off", "Your code: WELCOME10"),
-               ("Our best-selling trail gear", "What our guides pack first"))
+    touches = (
+        ("Welcome to Northwind — here's 10% off", "Your code: WELCOME10"),
+        ("Our best-selling trail gear", "What our guides pack first"),
+    )
     actions = email_chain(ids, touches, template_id, delays=(3,))
-    return {"triggers": [{"type": "list", "id": list_id}], "profile_filter": None, "actions": actions,
-            "entry_action_id": actions[0]["id"]}
+    return {
+        "triggers": [{"type": "list", "id": list_id}],
+        "profile_filter": None,
+        "actions": actions,
+        "entry_action_id": actions[0]["id"],
+    }
 
 
 def segment_definition(key: str, metric_ids: dict[str, str]) -> Json:
     """SegmentDefinition for "engaged" (opened in 30 days), "repeat" (2+ orders) or "unengaged"."""
+
     def metric(name: str, op: str, value: int, timeframe: Json) -> Json:
-        return {"conditions": [{
-            "type": "profile-metric", "metric_id": metric_ids[name], "measurement": "count",
-            "measurement_filter": {"type": "numeric", "operator": op, "value": value},
-            "timeframe_filter": timeframe, "metric_filters": None}]}
+        return {
+            "conditions": [
+                {
+                    "type": "profile-metric",
+                    "metric_id": metric_ids[name],
+                    "measurement": "count",
+                    "measurement_filter": {"type": "numeric", "operator": op, "value": value},
+                    "timeframe_filter": timeframe,
+                    "metric_filters": None,
+                }
+            ]
+        }
 
     def last(days: int) -> Json:
         return {"type": "date", "operator": "in-the-last", "quantity": days, "unit": "day"}
@@ -309,10 +644,14 @@ def predictions(rng: random.Random, orders: int, propensity: float, anchor: floa
     historic = round(orders * aov, 2)
     predicted = round(rng.uniform(0, 3) * aov * propensity, 2)
     return {
-        "historic_clv": historic, "predicted_clv": predicted, "total_clv": round(historic + predicted, 2),
-        "historic_number_of_orders": float(orders), "predicted_number_of_orders": round(rng.uniform(0, 3), 1),
+        "historic_clv": historic,
+        "predicted_clv": predicted,
+        "total_clv": round(historic + predicted, 2),
+        "historic_number_of_orders": float(orders),
+        "predicted_number_of_orders": round(rng.uniform(0, 3), 1),
         "average_days_between_orders": round(rng.uniform(30, 180), 1) if orders > 1 else None,
-        "average_order_value": aov if orders else None, "churn_probability": round(rng.uniform(0.05, 0.95), 2),
+        "average_order_value": aov if orders else None,
+        "churn_probability": round(rng.uniform(0.05, 0.95), 2),
         "expected_date_of_next_order": iso(anchor + rng.uniform(5, 120) * DAY) if orders else None,
         "ranked_channel_affinity": rng.choice((["email", "sms", "push"], ["sms", "email", "push"])),
     }
@@ -328,8 +667,13 @@ def lead_score(answers: dict[str, str]) -> int:
 
 
 _PHONE_FORMATS = {
-    "US": "+1{area}555{n:04d}", "CA": "+1{area}555{n:04d}", "GB": "+447700900{n:03d}", "DE": "+4915112{n:06d}",
-    "FR": "+33612{n:06d}", "AU": "+61491570{n:03d}", "NZ": "+64211{n:06d}",
+    "US": "+1{area}555{n:04d}",
+    "CA": "+1{area}555{n:04d}",
+    "GB": "+447700900{n:03d}",
+    "DE": "+4915112{n:06d}",
+    "FR": "+33612{n:06d}",
+    "AU": "+61491570{n:03d}",
+    "NZ": "+64211{n:06d}",
 }
 _AREA_CODES = {"US": (212, 303, 206, 617, 512, 720, 503, 415), "CA": (604, 416, 403, 514)}
 
@@ -361,21 +705,40 @@ def seed_flows(seeder: Seeder) -> None:
         if key == "welcome":
             definition = welcome_flow_definition(seeder.ids["newsletter"], action_ids, seeder.ids["template:welcome"])
         else:
-            definition = lead_flow_definition(seeder.metric["Lead Sequence Started"], key, action_ids,
-                                              seeder.ids["template:lead"])
-        flow = seeder.put("flow", {"name": name, "status": "live", "archived": False, "created": iso(when),
-                                   "updated": iso(when), "trigger_type": trigger_type, "definition": definition},
-                          when, {"flow-actions": [("flow-action", a) for a in action_ids]})
+            definition = lead_flow_definition(
+                seeder.metric["Lead Sequence Started"], key, action_ids, seeder.ids["template:lead"]
+            )
+        flow = seeder.put(
+            "flow",
+            {
+                "name": name,
+                "status": "live",
+                "archived": False,
+                "created": iso(when),
+                "updated": iso(when),
+                "trigger_type": trigger_type,
+                "definition": definition,
+            },
+            when,
+            {"flow-actions": [("flow-action", a) for a in action_ids]},
+        )
         for action in definition["actions"]:
             rels: dict[str, Any] = {"flow": ("flow", flow.id), "flow-messages": []}
             if action["type"] == "send-email":
                 message = action["data"]["message"]
-                msg = seeder.put("flow-message", {"channel": "email", "definition": message, "created": iso(when),
-                                                  "updated": iso(when)}, when,
-                                 {"flow-action": ("flow-action", action["id"]),
-                                  "template": ("template", message["template_id"])})
+                msg = seeder.put(
+                    "flow-message",
+                    {"channel": "email", "definition": message, "created": iso(when), "updated": iso(when)},
+                    when,
+                    {"flow-action": ("flow-action", action["id"]), "template": ("template", message["template_id"])},
+                )
                 rels["flow-messages"] = [("flow-message", msg.id)]
                 message["id"] = msg.id
-            seeder.put("flow-action", {"created": iso(when), "updated": iso(when), "definition": action}, when,
-                       rels, rid=action["id"])
+            seeder.put(
+                "flow-action",
+                {"created": iso(when), "updated": iso(when), "definition": action},
+                when,
+                rels,
+                rid=action["id"],
+            )
         seeder.ids["flow:" + key] = flow.id

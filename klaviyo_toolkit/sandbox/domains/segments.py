@@ -42,8 +42,20 @@ if TYPE_CHECKING:
 
 Json = dict[str, Any]
 UNITS = {"hour": 3600.0, "day": 86400.0, "week": 604800.0}
-STANDARD = {"email", "phone_number", "external_id", "first_name", "last_name", "organization", "locale", "title",
-            "image", "created", "updated", "last_event_date"}
+STANDARD = {
+    "email",
+    "phone_number",
+    "external_id",
+    "first_name",
+    "last_name",
+    "organization",
+    "locale",
+    "title",
+    "image",
+    "created",
+    "updated",
+    "last_event_date",
+}
 
 
 class Unsupported(Exception):
@@ -79,8 +91,11 @@ class Env:
                 metric, profile = event.relationships.get("metric"), event.relationships.get("profile")
                 if isinstance(metric, tuple) and isinstance(profile, tuple) and self.only in (None, profile[1]):
                     self._events.setdefault(metric[1], {}).setdefault(profile[1], []).append(
-                        (float(event.attributes.get("timestamp") or event.created),
-                         event.attributes.get("event_properties") or {}))
+                        (
+                            float(event.attributes.get("timestamp") or event.created),
+                            event.attributes.get("event_properties") or {},
+                        )
+                    )
         return self._events.get(metric_id, {})
 
 
@@ -99,8 +114,14 @@ def _number(value: Any) -> float | None:
 
 
 def _compare_numbers(op: str, a: float, b: float) -> bool:
-    return {"equals": a == b, "not-equals": a != b, "greater-than": a > b, "greater-than-or-equal": a >= b,
-            "less-than": a < b, "less-than-or-equal": a <= b}[op]
+    return {
+        "equals": a == b,
+        "not-equals": a != b,
+        "greater-than": a > b,
+        "greater-than-or-equal": a >= b,
+        "less-than": a < b,
+        "less-than-or-equal": a <= b,
+    }[op]
 
 
 def time_window(spec: Json) -> Callable[[float, float], bool]:
@@ -151,13 +172,19 @@ def value_test(spec: Json) -> ValueTest:
         text = "" if expected is None else str(expected)
         if op in ("regex", "nregex"):
             pattern = re.compile(text)
-            test = (lambda v, now: bool(pattern.search(str(v)))) if op == "regex" else \
-                (lambda v, now: not pattern.search(str(v)))
+            test = (
+                (lambda v, now: bool(pattern.search(str(v))))
+                if op == "regex"
+                else (lambda v, now: not pattern.search(str(v)))
+            )
         else:
             base = op.removeprefix("not-")
             checks: dict[str, Callable[[str], bool]] = {
-                "equals": lambda s: s == text, "contains": lambda s: text in s,
-                "starts-with": lambda s: s.startswith(text), "ends-with": lambda s: s.endswith(text)}
+                "equals": lambda s: s == text,
+                "contains": lambda s: text in s,
+                "starts-with": lambda s: s.startswith(text),
+                "ends-with": lambda s: s.endswith(text),
+            }
             check = checks[base]
             negate = op.startswith("not-")
             test = lambda v, now: check(str(v)) != negate  # noqa: E731
@@ -173,8 +200,11 @@ def value_test(spec: Json) -> ValueTest:
         window = time_window(spec)
         test = lambda v, now: (t := parse_time(v)) is not None and window(t, now)  # noqa: E731
     elif kind == "list" and op in ("contains", "not-contains"):
-        test = (lambda v, now: isinstance(v, list) and expected in v) if op == "contains" else \
-            (lambda v, now: isinstance(v, list) and expected not in v)
+        test = (
+            (lambda v, now: isinstance(v, list) and expected in v)
+            if op == "contains"
+            else (lambda v, now: isinstance(v, list) and expected not in v)
+        )
     elif kind == "list" and op.startswith("length-"):
         size_op = op.removeprefix("length-")
         target_len = float(expected or 0)
@@ -219,9 +249,11 @@ def _consent_test(consent: Json) -> Callable[[Resource], bool]:
     if status.get("filters"):
         raise Unsupported("consent filters")
     if channel == "email":
+
         def state(p: Resource) -> tuple[bool, Any]:
             return can_receive_email_marketing(p), email_marketing(p).get("consent")
     elif channel == "sms":
+
         def state(p: Resource) -> tuple[bool, Any]:
             return can_receive_sms_marketing(p), sms_marketing(p).get("consent")
     else:
@@ -251,6 +283,7 @@ def compile_condition(cond: Json) -> Predicate:
                 if when is not None and (window is None or window(when, env.now)):
                     return True
             return False
+
         return member
     if kind == "profile-marketing-consent":
         consent_ok = _consent_test(cond.get("consent") or {})
@@ -271,8 +304,10 @@ def _metric_condition(cond: Json) -> Predicate:
         raise Unsupported("metric measurement")
     op = str(mf.get("operator"))
     window = time_window(cond.get("timeframe_filter") or {"operator": "alltime"})
-    prop_tests = [(str(f.get("property")), value_test(f.get("filter") or {"type": "existence", "operator": "is-set"}))
-                  for f in cond.get("metric_filters") or []]
+    prop_tests = [
+        (str(f.get("property")), value_test(f.get("filter") or {"type": "existence", "operator": "is-set"}))
+        for f in cond.get("metric_filters") or []
+    ]
 
     def check(p: Resource, env: Env) -> bool:
         total = 0.0
@@ -280,13 +315,15 @@ def _metric_condition(cond: Json) -> Predicate:
             if window(ts, env.now) and all(t(props.get(key), env.now) for key, t in prop_tests):
                 total += 1 if measurement == "count" else (_number(props.get("$value")) or 0.0)
         return _compare_numbers(op, total, target)
+
     return check
 
 
 def compile_definition(definition: Json) -> Predicate:
     """AND over condition groups, OR inside each; raises Unsupported for what is not evaluated."""
-    groups = [[compile_condition(c) for c in g.get("conditions") or []]
-              for g in definition.get("condition_groups") or []]
+    groups = [
+        [compile_condition(c) for c in g.get("conditions") or []] for g in definition.get("condition_groups") or []
+    ]
     return lambda p, env: all(any(c(p, env) for c in group) for group in groups)
 
 
@@ -336,8 +373,11 @@ def _segment_profiles(sb: Sandbox, seg: Resource) -> list[Linkage]:
 
 def _profile_segments(sb: Sandbox, profile: Resource) -> list[Linkage]:
     env = Env(sb, sb.clock.time(), only=profile.id)
-    return [("segment", seg.id) for seg in sb.store.iter("segment")
-            if segment_contains(sb, seg, profile, env.nested(seg.id))]
+    return [
+        ("segment", seg.id)
+        for seg in sb.store.iter("segment")
+        if segment_contains(sb, seg, profile, env.nested(seg.id))
+    ]
 
 
 RELATED[("segment", "profiles")] = _segment_profiles
@@ -349,31 +389,42 @@ def _check_definition(ctx: Ctx, definition: Any, self_id: str | None = None) -> 
     base = "/data/attributes/definition"
     groups = definition.get("condition_groups") if isinstance(definition, dict) else None
     if not groups:
-        raise bad_request("A segment definition needs at least one condition group, e.g. "
-                          "{\"condition_groups\": [{\"conditions\": [...]}]}.", pointer=f"{base}/condition_groups")
+        raise bad_request(
+            "A segment definition needs at least one condition group, e.g. "
+            '{"condition_groups": [{"conditions": [...]}]}.',
+            pointer=f"{base}/condition_groups",
+        )
     for gi, group in enumerate(groups):
         if not group.get("conditions"):
-            raise bad_request("Each condition group needs at least one condition.",
-                              pointer=f"{base}/condition_groups/{gi}/conditions")
+            raise bad_request(
+                "Each condition group needs at least one condition.", pointer=f"{base}/condition_groups/{gi}/conditions"
+            )
         for ci, cond in enumerate(group["conditions"]):
             where = f"{base}/condition_groups/{gi}/conditions/{ci}"
             for gid in cond.get("group_ids") or [] if cond.get("type") == "profile-group-membership" else []:
                 if gid == self_id:
-                    raise bad_request("A segment cannot be defined by membership of itself.",
-                                      pointer=f"{where}/group_ids")
+                    raise bad_request(
+                        "A segment cannot be defined by membership of itself.", pointer=f"{where}/group_ids"
+                    )
                 if ctx.store.get("list", gid) is None and ctx.store.get("segment", gid) is None:
-                    raise bad_request(f"No list or segment has id {gid!r}; use ids from get_lists or get_segments.",
-                                      pointer=f"{where}/group_ids")
+                    raise bad_request(
+                        f"No list or segment has id {gid!r}; use ids from get_lists or get_segments.",
+                        pointer=f"{where}/group_ids",
+                    )
             filt = cond.get("filter") if isinstance(cond.get("filter"), dict) else {}
             if filt.get("operator") in ("regex", "nregex"):
                 try:
                     re.compile(str(filt.get("value") or ""))
                 except re.error as exc:
-                    raise bad_request(f"The regular expression {filt.get('value')!r} is invalid ({exc}).",
-                                      pointer=f"{where}/filter/value") from None
+                    raise bad_request(
+                        f"The regular expression {filt.get('value')!r} is invalid ({exc}).",
+                        pointer=f"{where}/filter/value",
+                    ) from None
             if cond.get("type") == "profile-metric" and ctx.store.get("metric", str(cond.get("metric_id"))) is None:
-                raise bad_request(f"No metric has id {cond.get('metric_id')!r}; use an id from get_metrics.",
-                                  pointer=f"{where}/metric_id")
+                raise bad_request(
+                    f"No metric has id {cond.get('metric_id')!r}; use an id from get_metrics.",
+                    pointer=f"{where}/metric_id",
+                )
 
 
 @handles("create_segment")
@@ -384,9 +435,23 @@ def create_segment(ctx: Ctx) -> Reply:
         raise bad_request("A segment needs a name.", pointer="/data/attributes/name")
     _check_definition(ctx, attrs.get("definition"))
     now = ctx.now
-    seg = Resource("segment", ctx.store.new_id("segment", now), {
-        "name": name, "definition": attrs["definition"], "is_starred": bool(attrs.get("is_starred")),
-        "is_active": True, "is_processing": False, "created": iso(now), "updated": iso(now)}, {}, now, now, {})
+    seg = Resource(
+        "segment",
+        ctx.store.new_id("segment", now),
+        {
+            "name": name,
+            "definition": attrs["definition"],
+            "is_starred": bool(attrs.get("is_starred")),
+            "is_active": True,
+            "is_processing": False,
+            "created": iso(now),
+            "updated": iso(now),
+        },
+        {},
+        now,
+        now,
+        {},
+    )
     ctx.store.put(seg)
     segment_members(ctx.sandbox, seg)  # members present now join now
     return ctx.one(seg, status=201)
@@ -397,13 +462,20 @@ def update_segment(ctx: Ctx) -> Reply:
     seg = ctx.get("segment")
     data = ctx.data if isinstance(ctx.data, dict) else {}
     if data.get("id") and str(data["id"]) != seg.id:
-        raise SandboxError(409, "conflict", "Conflict.",
-                           f"The body's data.id {data['id']!r} does not match the URL's id {seg.id!r}.",
-                           pointer="/data/id")
+        raise SandboxError(
+            409,
+            "conflict",
+            "Conflict.",
+            f"The body's data.id {data['id']!r} does not match the URL's id {seg.id!r}.",
+            pointer="/data/id",
+        )
     attrs = {k: v for k, v in ctx.attrs.items() if v is not None}
     if attrs.get("is_active") is False and len(attrs) > 1:
-        raise bad_request("Deactivating a segment must be the only change in the request; send is_active=false "
-                          "alone, then the other changes.", pointer="/data/attributes/is_active")
+        raise bad_request(
+            "Deactivating a segment must be the only change in the request; send is_active=false "
+            "alone, then the other changes.",
+            pointer="/data/attributes/is_active",
+        )
     if "definition" in attrs:
         _check_definition(ctx, attrs["definition"], seg.id)
     if "name" in attrs and not str(attrs["name"]).strip():
@@ -420,13 +492,21 @@ def get_segment(ctx: Ctx) -> Reply:
     seg = ctx.get("segment")
     if "profile_count" in (ctx.list_param("additional-fields[segment]") or []):
         count = len(segment_members(ctx.sandbox, seg))
-        seg = Resource(seg.type, seg.id, {**seg.attributes, "profile_count": count}, seg.relationships,
-                       seg.created, seg.updated, seg.private)
+        seg = Resource(
+            seg.type,
+            seg.id,
+            {**seg.attributes, "profile_count": count},
+            seg.relationships,
+            seg.created,
+            seg.updated,
+            seg.private,
+        )
     return ctx.one(seg)
 
 
 @handles("get_profiles_for_segment", "get_profile_ids_for_segment")
 def get_segment_members(ctx: Ctx) -> Reply:
     seg = ctx.get("segment")
-    return members_reply(ctx, segment_members(ctx.sandbox, seg),
-                         ids_only=ctx.op.operation_id == "get_profile_ids_for_segment")
+    return members_reply(
+        ctx, segment_members(ctx.sandbox, seg), ids_only=ctx.op.operation_id == "get_profile_ids_for_segment"
+    )

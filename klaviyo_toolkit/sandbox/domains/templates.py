@@ -38,13 +38,21 @@ def is_reusable(template: Resource) -> bool:
     return not template.private.get("message_copy")
 
 
-def copy_template(sb: Any, template: Resource, now: float, *, name: str | None = None,
-                  message_copy: bool = False) -> Resource:
+def copy_template(
+    sb: Any, template: Resource, now: float, *, name: str | None = None, message_copy: bool = False
+) -> Resource:
     """A stored copy of ``template`` (a reusable clone, or a message's non-reusable copy)."""
     attrs = {k: v for k, v in template.attributes.items() if k not in ("created", "updated")}
     attrs.update({"name": name or attrs.get("name", ""), "created": iso(now), "updated": iso(now)})
-    copy = Resource("template", sb.store.new_id("template", now), attrs, {}, now, now,
-                    {"message_copy": True, "source_template": template.id} if message_copy else {})
+    copy = Resource(
+        "template",
+        sb.store.new_id("template", now),
+        attrs,
+        {},
+        now,
+        now,
+        {"message_copy": True, "source_template": template.id} if message_copy else {},
+    )
     sb.store.put(copy)
     return copy
 
@@ -54,17 +62,28 @@ def create_template(ctx: Ctx) -> Reply:
     attrs = ctx.attrs
     editor = attrs.get("editor_type")
     if editor not in EDITOR_TYPES:
-        raise bad_request(f"editor_type {editor!r} is not allowed; use one of {', '.join(EDITOR_TYPES)} "
-                          "(CODE for custom HTML).", pointer="/data/attributes/editor_type")
+        raise bad_request(
+            f"editor_type {editor!r} is not allowed; use one of {', '.join(EDITOR_TYPES)} (CODE for custom HTML).",
+            pointer="/data/attributes/editor_type",
+        )
     _check_content(editor, attrs, creating=True)
     reusable = [t for t in ctx.store.iter("template") if is_reusable(t)]
     if len(reusable) >= TEMPLATE_LIMIT:
-        raise bad_request(f"This account already has {len(reusable)} templates; the API creates at most "
-                          f"{TEMPLATE_LIMIT}. Delete unused templates first.", pointer="/data")
+        raise bad_request(
+            f"This account already has {len(reusable)} templates; the API creates at most "
+            f"{TEMPLATE_LIMIT}. Delete unused templates first.",
+            pointer="/data",
+        )
     now = ctx.now
     stored: Json = {
-        "name": attrs["name"], "editor_type": editor, "html": attrs.get("html"), "text": attrs.get("text"),
-        "amp": attrs.get("amp"), "definition": attrs.get("definition"), "created": iso(now), "updated": iso(now),
+        "name": attrs["name"],
+        "editor_type": editor,
+        "html": attrs.get("html"),
+        "text": attrs.get("text"),
+        "amp": attrs.get("amp"),
+        "definition": attrs.get("definition"),
+        "created": iso(now),
+        "updated": iso(now),
     }
     if editor == "SYSTEM_DRAGGABLE":
         stored["html"] = definition_html(stored["definition"])
@@ -107,8 +126,10 @@ def render_template(ctx: Ctx) -> Reply:
     template = ctx.get("template", str(ctx.data["id"]))
     context = ctx.attrs.get("context")
     if not isinstance(context, Mapping):
-        raise bad_request("context must be a JSON object of template variables, e.g. {\"first_name\": \"Jane\"}.",
-                          pointer="/data/attributes/context")
+        raise bad_request(
+            'context must be a JSON object of template variables, e.g. {"first_name": "Jane"}.',
+            pointer="/data/attributes/context",
+        )
     attrs = dict(template.attributes)
     for key in ("html", "text", "amp"):
         if isinstance(attrs.get(key), str):
@@ -193,22 +214,34 @@ def _check_content(editor: str, attrs: Mapping[str, Any], *, creating: bool) -> 
     if editor == "SYSTEM_DRAGGABLE":
         for key in ("html", "amp"):
             if attrs.get(key) is not None:
-                raise bad_request(f"{key} is not allowed for SYSTEM_DRAGGABLE templates; send a definition instead.",
-                                  pointer=f"/data/attributes/{key}")
+                raise bad_request(
+                    f"{key} is not allowed for SYSTEM_DRAGGABLE templates; send a definition instead.",
+                    pointer=f"/data/attributes/{key}",
+                )
         if creating and not attrs.get("definition"):
-            raise bad_request("definition is required for SYSTEM_DRAGGABLE templates.",
-                              pointer="/data/attributes/definition")
+            raise bad_request(
+                "definition is required for SYSTEM_DRAGGABLE templates.", pointer="/data/attributes/definition"
+            )
         return
     if attrs.get("definition") is not None:
-        raise bad_request(f"definition is only for SYSTEM_DRAGGABLE templates; a {editor} template takes html.",
-                          pointer="/data/attributes/definition")
+        raise bad_request(
+            f"definition is only for SYSTEM_DRAGGABLE templates; a {editor} template takes html.",
+            pointer="/data/attributes/definition",
+        )
     if creating and not attrs.get("html"):
-        raise bad_request(f"html is required for {editor} templates, e.g. \"<html><body>Hello</body></html>\".",
-                          pointer="/data/attributes/html")
+        raise bad_request(
+            f'html is required for {editor} templates, e.g. "<html><body>Hello</body></html>".',
+            pointer="/data/attributes/html",
+        )
 
 
 def _check_body_id(ctx: Ctx, res: Resource) -> None:
     body_id = ctx.data.get("id") if isinstance(ctx.data, dict) else None
     if body_id is not None and str(body_id) != res.id:
-        raise SandboxError(409, "conflict", "Conflict.", f"The body's data.id {body_id!r} does not match "
-                           f"the URL's id {res.id!r}.", pointer="/data/id")
+        raise SandboxError(
+            409,
+            "conflict",
+            "Conflict.",
+            f"The body's data.id {body_id!r} does not match the URL's id {res.id!r}.",
+            pointer="/data/id",
+        )
