@@ -29,14 +29,39 @@ from klaviyo_toolkit.ratelimit import RateLimiter
 from klaviyo_toolkit.sandbox import PUBLIC_KEY, Sandbox
 from tests.sandbox.sweep import minimal_args
 
-PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAAB"
-                       "JRU5ErkJggg==")
-FORM_DEFINITION = {"versions": [{
-    "name": "Footer", "type": "embed", "status": "draft",
-    "steps": [{"name": "Sign up", "columns": [{"rows": [{"blocks": [
-        {"type": "email", "properties": {"label": "Email", "property_name": "$email"}},
-        {"type": "button", "properties": {"label": "Join"}, "action": {"type": "next_step", "submit": True}}]}]}]}],
-}]}
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+FORM_DEFINITION = {
+    "versions": [
+        {
+            "name": "Footer",
+            "type": "embed",
+            "status": "draft",
+            "steps": [
+                {
+                    "name": "Sign up",
+                    "columns": [
+                        {
+                            "rows": [
+                                {
+                                    "blocks": [
+                                        {"type": "email", "properties": {"label": "Email", "property_name": "$email"}},
+                                        {
+                                            "type": "button",
+                                            "properties": {"label": "Join"},
+                                            "action": {"type": "next_step", "submit": True},
+                                        },
+                                    ]
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ],
+        }
+    ]
+}
 
 #: Operations that cannot answer 2xx with valid arguments in a fresh sandbox. None: every stable
 #: operation has a happy path the sandbox serves (the list stays, so a new exception is a decision).
@@ -72,8 +97,9 @@ def _uri(value: object) -> bool:
 
 @functools.cache
 def spec_validator(name: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator({"$defs": load_schemas()["$defs"], "$ref": f"#/$defs/{name}"},
-                                           format_checker=_formats)
+    return jsonschema.Draft202012Validator(
+        {"$defs": load_schemas()["$defs"], "$ref": f"#/$defs/{name}"}, format_checker=_formats
+    )
 
 
 def conformance_problem(op: Operation, status: int, body: Any) -> str | None:
@@ -113,19 +139,42 @@ class Fixtures:
         return f"{stem}-{next(self._n)}"
 
     def item(self) -> str:
-        return self._have("item", "catalog-item", lambda: self._id(
-            "create_catalog_item", external_id=self.unique("CONF-ITEM"), title="Item", description="An item.",
-            url="https://shop.example.com/item", price=10.0))
+        return self._have(
+            "item",
+            "catalog-item",
+            lambda: self._id(
+                "create_catalog_item",
+                external_id=self.unique("CONF-ITEM"),
+                title="Item",
+                description="An item.",
+                url="https://shop.example.com/item",
+                price=10.0,
+            ),
+        )
 
     def category(self) -> str:
-        return self._have("category", "catalog-category", lambda: self._id(
-            "create_catalog_category", external_id=self.unique("conf-cat"), name="Category"))
+        return self._have(
+            "category",
+            "catalog-category",
+            lambda: self._id("create_catalog_category", external_id=self.unique("conf-cat"), name="Category"),
+        )
 
     def variant(self) -> str:
-        return self._have("variant", "catalog-variant", lambda: self._id(
-            "create_catalog_variant", external_id=self.unique("CONF-VAR"), title="Variant", description="A variant.",
-            sku=self.unique("SKU"), inventory_quantity=5, price=10.0, url="https://shop.example.com/v",
-            item_id=self.item()))
+        return self._have(
+            "variant",
+            "catalog-variant",
+            lambda: self._id(
+                "create_catalog_variant",
+                external_id=self.unique("CONF-VAR"),
+                title="Variant",
+                description="A variant.",
+                sku=self.unique("SKU"),
+                inventory_quantity=5,
+                price=10.0,
+                url="https://shop.example.com/v",
+                item_id=self.item(),
+            ),
+        )
 
     def flow(self) -> str:
         existing = self.sb.store.all("flow")
@@ -139,8 +188,11 @@ class Fixtures:
 
     def segment(self) -> str:
         existing = self.sb.store.all("segment")
-        return existing[0].id if existing else self._id(
-            "create_segment", **{**self._minimal("create_segment"), "name": self.unique("Conformance")})
+        return (
+            existing[0].id
+            if existing
+            else self._id("create_segment", **{**self._minimal("create_segment"), "name": self.unique("Conformance")})
+        )
 
     def tag_group(self) -> str:
         return self._have("tag-group", "tag-group", lambda: self._id("create_tag_group", name=self.unique("Group")))
@@ -152,10 +204,22 @@ class Fixtures:
 Args = Callable[[Fixtures], dict[str, Any]]
 ARGS: dict[str, Args] = {
     # relationship edits must name resources that exist
-    **{op: (lambda f: {"id": f.item(), "catalog_category_ids": [f.category()]}) for op in (
-        "add_categories_to_catalog_item", "remove_categories_from_catalog_item", "update_categories_for_catalog_item")},
-    **{op: (lambda f: {"id": f.category(), "catalog_item_ids": [f.item()]}) for op in (
-        "add_items_to_catalog_category", "remove_items_from_catalog_category", "update_items_for_catalog_category")},
+    **{
+        op: (lambda f: {"id": f.item(), "catalog_category_ids": [f.category()]})
+        for op in (
+            "add_categories_to_catalog_item",
+            "remove_categories_from_catalog_item",
+            "update_categories_for_catalog_item",
+        )
+    },
+    **{
+        op: (lambda f: {"id": f.category(), "catalog_item_ids": [f.item()]})
+        for op in (
+            "add_items_to_catalog_category",
+            "remove_items_from_catalog_category",
+            "update_items_for_catalog_category",
+        )
+    },
     "tag_flows": lambda f: {"flow_ids": [f.flow()]},
     "remove_tag_from_flows": lambda f: {"flow_ids": [f.flow()]},
     "tag_lists": lambda f: {"list_ids": [f.list()]},
@@ -163,16 +227,21 @@ ARGS: dict[str, Args] = {
     "tag_segments": lambda f: {"segment_ids": [f.segment()]},
     "remove_tag_from_segments": lambda f: {"segment_ids": [f.segment()]},
     "create_catalog_variant": lambda f: {"item_id": f.item(), "external_id": f.unique("CONF-VAR")},
-    "create_back_in_stock_subscription": lambda f: {"variant_id": f.variant(), "channels": ["EMAIL"],
-                                                    "profile": {"email": "bis@example.com"}},
+    "create_back_in_stock_subscription": lambda f: {
+        "variant_id": f.variant(),
+        "channels": ["EMAIL"],
+        "profile": {"email": "bis@example.com"},
+    },
     # the default tag group is never deletable; the account's id is its public key
     "delete_tag_group": lambda f: {"id": f.tag_group()},
     "get_account": lambda f: {"id": PUBLIC_KEY},
     # get_coupon_codes requires a coupon or profile filter (as Klaviyo documents)
     "get_coupon_codes": lambda f: {"filter": f"equals(coupon.id,'{f.coupon()}')"},
     # values with a format the sampled "x" does not have
-    "create_webhook": lambda f: {"endpoint_url": "https://hooks.example.com/conformance",
-                                 "webhook_topic_ids": ["event:klaviyo.sent_sms"]},
+    "create_webhook": lambda f: {
+        "endpoint_url": "https://hooks.example.com/conformance",
+        "webhook_topic_ids": ["event:klaviyo.sent_sms"],
+    },
     "create_form": lambda f: {"definition": FORM_DEFINITION, "status": "draft"},
     "upload_image_from_file": lambda f: {"file": base64.b64encode(PNG).decode(), "name": "pixel.png"},
     "upload_image_from_url": lambda f: {"import_from_url": "https://cdn.example.com/conformance.png"},
@@ -204,7 +273,15 @@ def call_every_operation(sb: Sandbox) -> dict[str, Answer]:
 
 @pytest.mark.parametrize("demo_data", [True, False], ids=["demo", "empty"])
 def test_every_stable_operation_answers_2xx_with_a_spec_valid_document(demo_data: bool) -> None:
-    sb = Sandbox(seed=42, validate_responses=True, rate_limit_factor=None, demo_data=demo_data)
+    # A manual clock: bulk and send jobs wait until told, so an operation such as cancel_campaign_send
+    # finds a send still under way however slow the machine is.
+    sb = Sandbox(
+        seed=42,
+        validate_responses=True,
+        rate_limit_factor=None,
+        demo_data=demo_data,
+        clock=ManualClock(_dt.datetime(2026, 11, 25, 15, 0, tzinfo=_dt.UTC).timestamp()),
+    )
     answers = call_every_operation(sb)
     assert len(answers) == 345
     failed = {op: f"{a.status}: {a.problem}" for op, a in answers.items() if a.problem}
@@ -233,6 +310,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
         for key in parents:
             node = node[int(key)] if isinstance(node, list) else node[key]
         node[last] = value
+
     return apply
 
 
@@ -243,36 +321,78 @@ def _drop(path: str) -> Callable[[dict[str, Any]], None]:
         for key in parents:
             node = node[int(key)] if isinstance(node, list) else node[key]
         del node[last]
+
     return apply
 
 
 _EVENT = {"metric": {"name": "Viewed"}, "profile": {"email": "a@example.com"}, "properties": {"x": 1}}
 WRONG_BODIES = [
     # operation, good arguments, how the body is broken, the pointer Klaviyo gives, words in the detail
-    ("create_profile", {"email": "a@example.com"}, _set("/data/attributes/email", 12345),
-     "/data/attributes/email", "not of type"),
-    ("create_profile", {"email": "a@example.com"}, _set("/data/attributes/firstName", "Ada"),
-     "/data/attributes/firstName", "'firstName' is not a valid field for the resource 'profile'"),
-    ("create_profile", {"email": "a@example.com"}, _set("/data/attributes/location", {"planet": "Mars"}),
-     "/data/attributes/location/planet", "'planet' is not a valid field for the resource 'location'"),
+    (
+        "create_profile",
+        {"email": "a@example.com"},
+        _set("/data/attributes/email", 12345),
+        "/data/attributes/email",
+        "not of type",
+    ),
+    (
+        "create_profile",
+        {"email": "a@example.com"},
+        _set("/data/attributes/firstName", "Ada"),
+        "/data/attributes/firstName",
+        "'firstName' is not a valid field for the resource 'profile'",
+    ),
+    (
+        "create_profile",
+        {"email": "a@example.com"},
+        _set("/data/attributes/location", {"planet": "Mars"}),
+        "/data/attributes/location/planet",
+        "'planet' is not a valid field for the resource 'location'",
+    ),
     ("create_list", {"name": "L"}, _drop("/data/attributes/name"), "/data/attributes/name", "'name' is required"),
     ("create_list", {"name": "L"}, _set("/data/type", "lists"), "/data/type", "'lists' is not one of"),
     ("create_list", {"name": "L"}, _drop("/data/type"), "/data/type", "'type' is required"),
     ("create_tag", {"name": "T"}, _set("/data/attributes/name", 5), "/data/attributes/name", "not of type"),
     ("create_event", _EVENT, _set("/data/attributes/value", "ten"), "/data/attributes/value", "not of type"),
-    ("create_event", _EVENT, _drop("/data/attributes/metric/data/attributes/name"),
-     "/data/attributes/metric/data/attributes/name", "'name' is required"),
-    ("create_event", _EVENT, _set("/data/attributes/profile/data/meta", {}),
-     "/data/attributes/profile/data/meta", "'meta' is not a valid field"),
-    ("create_coupon", {"external_id": "SPRING"}, _drop("/data/attributes/external_id"),
-     "/data/attributes/external_id", "required"),
-    ("update_profile", {"id": "PLACEHOLDER", "first_name": "A"}, _set("/data/attributes/first_name", ["A"]),
-     "/data/attributes/first_name", "not of type"),
-    ("create_campaign", {"name": "C", "audiences": {"included": ["L1"]},
-                         "campaign_messages": [{"definition": {"channel": "email", "content": {"subject": "Hi"}}}]},
-     _set("/data/attributes/campaign-messages/data/0/attributes/definition/content/fromEmail", "a@example.com"),
-     "/data/attributes/campaign-messages/data/0/attributes/definition/content/fromEmail",
-     "'fromEmail' is not a valid field for the resource 'content'"),
+    (
+        "create_event",
+        _EVENT,
+        _drop("/data/attributes/metric/data/attributes/name"),
+        "/data/attributes/metric/data/attributes/name",
+        "'name' is required",
+    ),
+    (
+        "create_event",
+        _EVENT,
+        _set("/data/attributes/profile/data/meta", {}),
+        "/data/attributes/profile/data/meta",
+        "'meta' is not a valid field",
+    ),
+    (
+        "create_coupon",
+        {"external_id": "SPRING"},
+        _drop("/data/attributes/external_id"),
+        "/data/attributes/external_id",
+        "required",
+    ),
+    (
+        "update_profile",
+        {"id": "PLACEHOLDER", "first_name": "A"},
+        _set("/data/attributes/first_name", ["A"]),
+        "/data/attributes/first_name",
+        "not of type",
+    ),
+    (
+        "create_campaign",
+        {
+            "name": "C",
+            "audiences": {"included": ["L1"]},
+            "campaign_messages": [{"definition": {"channel": "email", "content": {"subject": "Hi"}}}],
+        },
+        _set("/data/attributes/campaign-messages/data/0/attributes/definition/content/fromEmail", "a@example.com"),
+        "/data/attributes/campaign-messages/data/0/attributes/definition/content/fromEmail",
+        "'fromEmail' is not a valid field for the resource 'content'",
+    ),
 ]
 
 
@@ -281,11 +401,18 @@ def empty() -> Sandbox:
     return Sandbox(demo_data=False, rate_limit_factor=None, validate_responses=True, clock=ManualClock())
 
 
-@pytest.mark.parametrize(("operation", "args", "break_it", "pointer", "says"), WRONG_BODIES,
-                         ids=[f"{w[0]}:{w[3].rsplit('/', 1)[-1]}" for w in WRONG_BODIES])
+@pytest.mark.parametrize(
+    ("operation", "args", "break_it", "pointer", "says"),
+    WRONG_BODIES,
+    ids=[f"{w[0]}:{w[3].rsplit('/', 1)[-1]}" for w in WRONG_BODIES],
+)
 def test_a_wrong_body_is_400_pointing_at_the_field(
-    empty: Sandbox, operation: str, args: dict[str, Any], break_it: Callable[[dict[str, Any]], None],
-    pointer: str, says: str,
+    empty: Sandbox,
+    operation: str,
+    args: dict[str, Any],
+    break_it: Callable[[dict[str, Any]], None],
+    pointer: str,
+    says: str,
 ) -> None:
     with empty.client(clock=ManualClock()) as kl:
         if args.get("id") == "PLACEHOLDER":
@@ -304,9 +431,15 @@ def test_a_wrong_body_is_400_pointing_at_the_field(
 
 
 def test_a_body_that_is_not_json_or_missing_is_400(empty: Sandbox) -> None:
-    http = httpx.Client(transport=empty.transport(), base_url=Sandbox.BASE_URL, headers={
-        "Authorization": "Klaviyo-API-Key pk_sandbox_demo", "revision": "2026-07-15",
-        "Content-Type": "application/vnd.api+json"})
+    http = httpx.Client(
+        transport=empty.transport(),
+        base_url=Sandbox.BASE_URL,
+        headers={
+            "Authorization": "Klaviyo-API-Key pk_sandbox_demo",
+            "revision": "2026-07-15",
+            "Content-Type": "application/vnd.api+json",
+        },
+    )
     bad = http.post("/api/lists", content=b"{not json")
     assert bad.status_code == 400 and bad.json()["errors"][0]["source"]["pointer"] == "/"
     missing = http.post("/api/lists")
@@ -325,8 +458,14 @@ def kl(empty: Sandbox) -> Any:
 def _profiles(kl: Any, clock: ManualClock, n: int) -> list[dict[str, Any]]:
     out = []
     for i in range(n):
-        out.append(kl.call("create_profile", email=f"p{i:02d}@example.com", first_name=f"P{i}",
-                           external_id=f"ext-{i % 3}" if i < 3 else None).data)
+        out.append(
+            kl.call(
+                "create_profile",
+                email=f"p{i:02d}@example.com",
+                first_name=f"P{i}",
+                external_id=f"ext-{i % 3}" if i < 3 else None,
+            ).data
+        )
         clock.advance(60)
     return out
 
@@ -353,8 +492,7 @@ def test_filter_operators_equals_any_greater_less_and(empty: Sandbox, kl: Any) -
     kl.call("create_tag", name="Autumn")
     assert [t["name"] for t in kl.iterate("get_tags", filter="contains(name,'launch')")] == ["Spring launch"]
     with pytest.raises(BadRequestError) as err:  # an operator the field does not support
-        kl.send(dataclasses.replace(kl.prepare("get_profiles", {}),
-                                    params=[("filter", "contains(email,'example')")]))
+        kl.send(dataclasses.replace(kl.prepare("get_profiles", {}), params=[("filter", "contains(email,'example')")]))
     assert err.value.source == {"parameter": "filter"}
 
 
@@ -365,7 +503,8 @@ def test_sort_ascending_and_descending(empty: Sandbox, kl: Any) -> None:
     assert [p["id"] for p in kl.iterate("get_profiles", sort="created")] == ids
     assert [p["id"] for p in kl.iterate("get_profiles", sort="-created")] == ids[::-1]
     assert [p["email"] for p in kl.iterate("get_profiles", sort="-email")] == sorted(
-        (p["attributes"]["email"] for p in made), reverse=True)
+        (p["attributes"]["email"] for p in made), reverse=True
+    )
     for name in ("b", "c", "a"):
         kl.call("create_list", name=name)
     assert [x["name"] for x in kl.iterate("get_lists", sort="name")] == ["a", "b", "c"]
@@ -390,8 +529,11 @@ def test_cursor_paging_and_page_size_limits(empty: Sandbox, kl: Any) -> None:
     # over plain http, the whole link: both reach the same page.
     cursor = parse_qs(urlsplit(pages[0].next_url or "").query)["page[cursor]"][0]
     for given in ("=" + cursor, pages[0].next_url or ""):
-        page = kl.send(dataclasses.replace(kl.prepare("get_lists", {"sort": "name"}),
-                                           params=[("sort", "name"), ("page[cursor]", given)]))
+        page = kl.send(
+            dataclasses.replace(
+                kl.prepare("get_lists", {"sort": "name"}), params=[("sort", "name"), ("page[cursor]", given)]
+            )
+        )
         assert [x["attributes"]["name"] for x in page.data] == names[10:20]
     for i in range(3):
         kl.call("create_profile", email=f"pg{i}@example.com")
@@ -429,8 +571,9 @@ def test_include_and_relationship_endpoints(kl: Any) -> None:
     assert [(i["type"], i["id"], i["attributes"]["name"]) for i in with_tags.included] == [("tag", tag, "VIP")]
     assert kl.call("get_tag_ids_for_list", id=list_id).data == [{"type": "tag", "id": tag}]
 
-    kl.call("create_event", metric={"name": "Viewed Product"}, profile={"email": "m1@example.com"},
-            properties={"sku": "A"})
+    kl.call(
+        "create_event", metric={"name": "Viewed Product"}, profile={"email": "m1@example.com"}, properties={"sku": "A"}
+    )
     events = kl.call("get_events", include=["metric", "profile"], filter=f"equals(profile_id,'{pids[1]}')")
     assert len(events.data) == 1
     kinds = {i["type"] for i in events.included}
