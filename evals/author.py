@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from personas.cassette import Cassette, response_to_message
-from personas.models import ModelChoice, ScriptedChatModel, live_model
+from personas.models import CassetteChatModel, ModelChoice, ScriptedChatModel, live_model
 
 from .case import Case, Suite, load_suite
-from .runner import CaseResult, EvalCassetteModel, execute, persona_for, run_case
+from .runner import CaseResult, execute, persona_for, run_case
 
 __all__ = ["AuthorError", "Authored", "author_case", "authored_choice", "live_choice", "main", "record_case"]
 
@@ -71,7 +71,7 @@ def authored_choice(suite: Suite, case: Case) -> tuple[ModelChoice, ScriptedChat
         "case": f"{suite.name}/{case.id}",
         "date": today(),
     })
-    model = EvalCassetteModel(cassette=cassette, live=scripted)
+    model = CassetteChatModel(cassette=cassette, live=scripted)
     return ModelChoice(model, "authored responses from the case file", "authored", cassette), scripted
 
 
@@ -84,7 +84,7 @@ def live_choice(suite: Suite, case: Case, path: Path | None = None) -> ModelChoi
     base = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
     cassette = Cassette.new(path or suite.cassette_path(case), {
         "kind": "recorded", "model": name, "base_url": base, "date": today(), "case": f"{suite.name}/{case.id}"})
-    model = EvalCassetteModel(cassette=cassette, live=live_model(spec.model, spec.temperature))
+    model = CassetteChatModel(cassette=cassette, live=live_model(spec.model, spec.temperature))
     return ModelChoice(model, f"live model {name} at {base}", "live", cassette)
 
 

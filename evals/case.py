@@ -12,12 +12,14 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from personas.loader import line_of, loc_text
 
 from .fixtures import Fixture, FormSubmission, parse_duration
 from .matchers import CallSpec, check_matcher
@@ -144,19 +146,27 @@ class Expect(_Strict):
     not_called: list[str | CallSpec] = Field(default_factory=list, description="Calls that must not happen.")
     model_calls: Any = Field(default=None, description="How many times the model was asked (a number or matcher).")
     interrupts: Any = Field(default=None, description="Matcher for the approvals still pending when the run ended.")
-    approvals_asked: Any = Field(default=None, description="Matcher for every approval the run stopped for, in "
-                                 "order, answered or not (the interrupt values: type, tool, args, request).")
+    approvals_asked: Any = Field(
+        default=None,
+        description="Matcher for every approval the run stopped for, in "
+        "order, answered or not (the interrupt values: type, tool, args, request).",
+    )
     raises: Raises | None = None
     call_counts: dict[str, Any] = Field(
-        default_factory=dict, description="Calls of the last run per tool -> a number or matcher; '*' counts every "
-        "call, and an 'http:' or 'model:' prefix counts only calls from there ('http:*': every HTTP call).")
+        default_factory=dict,
+        description="Calls of the last run per tool -> a number or matcher; '*' counts every "
+        "call, and an 'http:' or 'model:' prefix counts only calls from there ('http:*': every HTTP call).",
+    )
     profiles: dict[str, Any] = Field(
-        default_factory=dict, description="A fixture profile key or an email -> a matcher on the profile after the "
-        "run: {exists, id, email, consent, can_receive_email_marketing, suppression, list_suppressions, properties}.")
+        default_factory=dict,
+        description="A fixture profile key or an email -> a matcher on the profile after the "
+        "run: {exists, id, email, consent, can_receive_email_marketing, suppression, list_suppressions, properties}.",
+    )
     files: list[FileExpect] = Field(default_factory=list)
     model_requests: Any = Field(
-        default=None, description="Matcher for what the model was sent, every run: a list of {messages: [{role, "
-        "text}], tools}.")
+        default=None,
+        description="Matcher for what the model was sent, every run: a list of {messages: [{role, text}], tools}.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Expect:
@@ -185,9 +195,13 @@ class AuthoredResponse(_Strict):
         return calls
 
     def to_response(self, index: int) -> dict[str, Any]:
-        return {"content": self.content, "tool_calls": [
-            {"name": c["name"], "args": c.get("args", {}), "id": c.get("id") or f"call_{index}_{i}"}
-            for i, c in enumerate(self.tool_calls)]}
+        return {
+            "content": self.content,
+            "tool_calls": [
+                {"name": c["name"], "args": c.get("args", {}), "id": c.get("id") or f"call_{index}_{i}"}
+                for i, c in enumerate(self.tool_calls)
+            ],
+        }
 
 
 class SandboxSpec(_Strict):
@@ -195,8 +209,10 @@ class SandboxSpec(_Strict):
     demo_data: bool = False
     fixture: Fixture = Field(default_factory=Fixture)
     faults: dict[str, Any] | None = Field(
-        default=None, description="The sandbox's fault injection once the fixture is built (klaviyo_toolkit/"
-        "sandbox/_faults.py), e.g. {storm_rate: 1.0, operations: [query_campaign_values]}: every such call is a 429.")
+        default=None,
+        description="The sandbox's fault injection once the fixture is built (klaviyo_toolkit/"
+        "sandbox/_faults.py), e.g. {storm_rate: 1.0, operations: [query_campaign_values]}: every such call is a 429.",
+    )
 
 
 class RowBlock(_Strict):
@@ -242,8 +258,10 @@ class SourceFile(_Strict):
     def _check(self) -> SourceFile:
         generated = self.row is not None or bool(self.generate)
         if (self.text is None) == (not generated):
-            raise ValueError("give the file's `text`, or rows to generate (`row` with `count`, or `generate`), "
-                             "optionally after a `header`")
+            raise ValueError(
+                "give the file's `text`, or rows to generate (`row` with `count`, or `generate`), "
+                "optionally after a `header`"
+            )
         if self.row is not None:
             RowBlock(row=self.row, count=self.count, start=self.start)
         return self
@@ -252,7 +270,7 @@ class SourceFile(_Strict):
         if self.text is not None:
             return self.text
         lines = [self.header] if self.header is not None else []
-        blocks = ([RowBlock(row=self.row, count=self.count, start=self.start)] if self.row is not None else [])
+        blocks = [RowBlock(row=self.row, count=self.count, start=self.start)] if self.row is not None else []
         for block in [*blocks, *self.generate]:
             lines += block.lines()
         return "\n".join(lines) + "\n"
@@ -283,20 +301,27 @@ class Case(_Strict):
     now: _dt.datetime
     sandbox: SandboxSpec = Field(default_factory=SandboxSpec)
     input: dict[str, Any] | None = Field(
-        default=None, description="The graph input; {ref: list:NAME} becomes a fixture id, {file: NAME} the path "
-        "of a file from `files`.")
+        default=None,
+        description="The graph input; {ref: list:NAME} becomes a fixture id, {file: NAME} the path "
+        "of a file from `files`.",
+    )
     files: dict[str, SourceFile] = Field(
-        default_factory=dict, description="Files written for the run (name -> text, or generated rows).")
+        default_factory=dict, description="Files written for the run (name -> text, or generated rows)."
+    )
     settings: dict[str, Any] = Field(
-        default_factory=dict, description="Persona settings for this case, merged over the persona's (key by key).")
+        default_factory=dict, description="Persona settings for this case, merged over the persona's (key by key)."
+    )
     form_submission: FormSubmission | None = None
     repeat: int = Field(default=1, ge=1, le=10, description="Runs on the same sandbox; expectations see the last.")
     repeat_every: str = "10m"
     approvals: list[Any] = Field(default_factory=list, description="Answers, in order, when a run stops for approval.")
     model: Literal["cassette", "none"] = "cassette"
-    live: bool = Field(default=True, description="False: the case tests a model answer written on purpose (malformed, "
-                       "out of policy, obeying an injection); --record and --epochs replay it instead of asking "
-                       "the live model.")
+    live: bool = Field(
+        default=True,
+        description="False: the case tests a model answer written on purpose (malformed, "
+        "out of policy, obeying an injection); --record and --epochs replay it instead of asking "
+        "the live model.",
+    )
     cassette: str | None = Field(default=None, description="Relative to the suite; default cassettes/<id>.json.")
     authored_responses: list[AuthoredResponse] = Field(default_factory=list)
     expect: Expect = Field(default_factory=Expect)
@@ -336,8 +361,10 @@ class Case(_Strict):
         if self.input is not None and self.form_submission is not None:
             raise ValueError("give `input` or `form_submission`, not both")
         if self.form_submission and self.form_submission.profile not in self.sandbox.fixture.profiles:
-            raise ValueError(f"form_submission.profile {self.form_submission.profile!r} is not a fixture profile "
-                             f"(sandbox.fixture.profiles: {', '.join(self.sandbox.fixture.profiles) or 'none'})")
+            raise ValueError(
+                f"form_submission.profile {self.form_submission.profile!r} is not a fixture profile "
+                f"(sandbox.fixture.profiles: {', '.join(self.sandbox.fixture.profiles) or 'none'})"
+            )
         if self.model == "none" and self.authored_responses:
             raise ValueError("model: none runs without a model; drop authored_responses")
         for name in self.files:
@@ -345,8 +372,9 @@ class Case(_Strict):
                 raise ValueError(f"files: {name!r}: use a plain file name (letters, digits, '.', '_', '-')")
         missing = [f for f in placeholders(self.input, "file") if f not in self.files]
         if missing:
-            raise ValueError(f"input names file {missing[0]!r}, which is not under `files` "
-                             f"({', '.join(self.files) or 'none'})")
+            raise ValueError(
+                f"input names file {missing[0]!r}, which is not under `files` ({', '.join(self.files) or 'none'})"
+            )
         return self
 
     @property
@@ -380,31 +408,6 @@ class Suite(_Strict):
 
 
 # -- loading -----------------------------------------------------------------------------------
-def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
-    if node is None:
-        return None
-    line = node.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            pair = next(((k, v) for k, v in node.value if k.value == part), None)
-            if pair is None:
-                return line
-            line, node = pair[0].start_mark.line + 1, pair[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
-def _loc_text(loc: Sequence[Any]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (("." if out else "") + str(part))
-    return out
-
-
 def _read(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -431,7 +434,7 @@ def _validate(model: type[BaseModel], data: Any, path: Path, root: yaml.Node | N
             msg = "unknown key"
         elif err["type"] == "missing":
             msg = "is required"
-        raise CaseFileError(path, _line_of(root, loc), _loc_text(loc), msg) from None
+        raise CaseFileError(path, line_of(root, loc), loc_text(loc), msg) from None
 
 
 def merge(base: Any, over: Any) -> Any:
@@ -468,8 +471,7 @@ def load_suite(path: str | Path) -> Suite:
             raise CaseFileError(file, 1, "", "a case file is a mapping of keys (id, description, expect, ...)")
         case = _validate(Case, _with_defaults(defaults, raw), file, node, {"source": str(file)})
         if any(c.id == case.id for c in cases):
-            raise CaseFileError(file, _line_of(node, ["id"]), "id",
-                                f"{case.id!r} is used by another case of this suite")
+            raise CaseFileError(file, line_of(node, ["id"]), "id", f"{case.id!r} is used by another case of this suite")
         cases.append(case)
     return suite.model_copy(update={"cases": cases})
 

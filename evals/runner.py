@@ -19,8 +19,6 @@ Example::
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import math
 import tempfile
 import threading
@@ -32,9 +30,8 @@ from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
 
-from personas.cassette import Cassette, CassetteError, message_to_response, normalise_request, response_to_message
+from personas.cassette import Cassette, CassetteError, normalise_request
 from personas.models import CassetteChatModel, ModelChoice
 
 from .case import Case, Suite
@@ -42,8 +39,8 @@ from .fixtures import Built, build_fixture, parse_duration, submit_form
 from .matchers import MISSING, CallSpec, MatchContext, call_problems, match_trajectory, match_value, show
 from .outcomes import check_outcomes, resolve_input, snapshot_files, snapshot_profiles, with_settings, write_files
 
-__all__ = ["CaseResult", "EvalCassetteModel", "ModelFactory", "Outcome", "SetupError", "SuiteResult", "check_case",
-           "eval_request", "execute", "pass_at_k", "persona_for", "rerecord_hint", "run_case", "run_suite"]
+__all__ = ["CaseResult", "ModelFactory", "Outcome", "SetupError", "SuiteResult", "check_case",
+           "execute", "pass_at_k", "persona_for", "rerecord_hint", "run_case", "run_suite"]
 
 class SetupError(RuntimeError):
     """The case could not be set up (its persona does not load, or its fixture cannot be built)."""
@@ -55,45 +52,6 @@ FIXTURE_LEAD = 3600.0  # the fixture is built this long before the case's `now`
 
 
 # -- cassettes ---------------------------------------------------------------------------------
-def _digest(tool: Any) -> str:
-    from langchain_core.utils.function_calling import convert_to_openai_tool
-
-    schema = convert_to_openai_tool(tool, strict=True)
-    text = json.dumps(schema, sort_keys=True, ensure_ascii=False, default=str)
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def eval_request(messages: Sequence[BaseMessage], tools: Sequence[Any] = ()) -> dict[str, Any]:
-    """A cassette request for evals: :func:`normalise_request` plus a digest of each tool's schema,
-    so a changed tool definition (an argument renamed in the catalog) fails replay at once."""
-    request = normalise_request(messages, tools)
-    if tools:
-        schemas = {}
-        for tool in tools:
-            name = tool.get("function", {}).get("name") if isinstance(tool, dict) else getattr(tool, "name", None)
-            schemas[str(name)] = _digest(tool)
-        request["tool_schemas"] = dict(sorted(schemas.items()))
-    return request
-
-
-class EvalCassetteModel(CassetteChatModel):
-    """A :class:`CassetteChatModel` whose requests carry the tools' schema digests (see :func:`eval_request`)."""
-
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
-        tools = kwargs.get("tools") or []
-        request = eval_request(messages, tools)
-        if self.live is not None:
-            model = (self.live.bind_tools(tools, tool_choice=kwargs.get("tool_choice"), strict=True)
-                     if tools else self.live)
-            message = model.invoke(messages)
-            assert isinstance(message, AIMessage)
-            self.cassette.record(request, message_to_response(message))
-            return ChatResult(generations=[ChatGeneration(message=message)])
-        response = self.cassette.next_response(request)
-        return ChatResult(generations=[ChatGeneration(message=response_to_message(response, self.cassette.position))])
-
-
 def rerecord_hint(suite: Suite, case: Case, kind: str | None = None) -> str:
     """The command that rebuilds a case's cassette, for every cassette error."""
     author = f"`personas eval {suite.name} --case {case.id} --author`"
@@ -114,11 +72,11 @@ def replay_choice(suite: Suite, case: Case) -> ModelChoice:
     if not path.exists():
         empty = Cassette(path, {"kind": "none", "method": "no cassette: the case expects no model call"}, [],
                          f"{rerecord_hint(suite, case)} (no cassette at {path})")
-        return ModelChoice(EvalCassetteModel(cassette=empty), "no model call expected (no cassette)", "none", empty)
+        return ModelChoice(CassetteChatModel(cassette=empty), "no model call expected (no cassette)", "none", empty)
     cassette = Cassette.load(path)
     cassette.rerecord_hint = rerecord_hint(suite, case, str(cassette.provenance.get("kind")))
     kind = str(cassette.provenance.get("kind"))
-    return ModelChoice(EvalCassetteModel(cassette=cassette), f"responses {cassette.describe()}", kind, cassette)
+    return ModelChoice(CassetteChatModel(cassette=cassette), f"responses {cassette.describe()}", kind, cassette)
 
 
 # -- observing a run ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ re-record it. Authored cassettes (written by hand, not by a model) say so, and r
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import re
 from collections.abc import Sequence
@@ -66,8 +67,17 @@ def _content_text(content: Any) -> str:
     return str(content)
 
 
+def _digest(tool: Any) -> str:
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    schema = convert_to_openai_tool(tool, strict=True)
+    text = json.dumps(schema, sort_keys=True, ensure_ascii=False, default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def normalise_request(messages: Sequence[BaseMessage], tools: Sequence[Any] = ()) -> dict[str, Any]:
-    """The comparable form of a model request."""
+    """The comparable form of a model request: messages, the bound tools' names, and a digest of
+    each tool's schema (so a changed tool definition fails replay at once)."""
     out = []
     for msg in messages:
         item: dict[str, Any] = {"role": msg.type, "text": _mask(_content_text(msg.content))}
@@ -80,7 +90,10 @@ def normalise_request(messages: Sequence[BaseMessage], tools: Sequence[Any] = ()
             item["tool"] = msg.name
         out.append(item)
     names = sorted(_tool_name(t) for t in tools)
-    return {"messages": out, "tools": names}
+    request: dict[str, Any] = {"messages": out, "tools": names}
+    if tools:
+        request["tool_schemas"] = dict(sorted((_tool_name(t), _digest(t)) for t in tools))
+    return request
 
 
 def _tool_name(tool: Any) -> str:

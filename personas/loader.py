@@ -29,7 +29,16 @@ from klaviyo_toolkit.errors import ToolkitUsageError
 
 from .spec import PersonaSpec
 
-__all__ = ["PersonaConfigError", "list_personas", "load_persona", "persona_dirs", "persona_toolkit", "prompts_dir"]
+__all__ = [
+    "PersonaConfigError",
+    "line_of",
+    "list_personas",
+    "load_persona",
+    "loc_text",
+    "persona_dirs",
+    "persona_toolkit",
+    "prompts_dir",
+]
 
 BUILTIN_DIR = Path(__file__).parent / "definitions"
 
@@ -71,7 +80,7 @@ def list_personas() -> list[PersonaSpec]:
     return [load_persona(str(path)) for path in _files().values()]
 
 
-def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
+def line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
     """The 1-based line of the YAML node at ``loc`` (closest existing parent if absent)."""
     if node is None:
         return None
@@ -92,7 +101,7 @@ def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
     return line
 
 
-def _loc_text(loc: Sequence[Any]) -> str:
+def loc_text(loc: Sequence[Any]) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (("." if out else "") + str(part))
@@ -158,7 +167,7 @@ def _validate(path: Path) -> PersonaSpec:
             msg = f"unknown key; allowed keys: {allowed}"
         elif err["type"] == "missing":
             msg = "is required"
-        raise PersonaConfigError(path, _line_of(root, loc), _loc_text(loc), msg) from None
+        raise PersonaConfigError(path, line_of(root, loc), loc_text(loc), msg) from None
 
     known = _known_scopes()
     for i, scope in enumerate(spec.scopes):
@@ -166,7 +175,7 @@ def _validate(path: Path) -> PersonaSpec:
             hint = difflib.get_close_matches(scope, sorted(known), n=1)
             raise PersonaConfigError(
                 path,
-                _line_of(root, ["scopes", i]),
+                line_of(root, ["scopes", i]),
                 f"scopes[{i}]",
                 f"{scope!r} is not a Klaviyo scope" + (f"; did you mean {hint[0]!r}?" if hint else ""),
             )
@@ -175,7 +184,7 @@ def _validate(path: Path) -> PersonaSpec:
         available = ", ".join(sorted(p.name for p in prompts_dir().glob("*.md")))
         raise PersonaConfigError(
             path,
-            _line_of(root, ["prompt"]),
+            line_of(root, ["prompt"]),
             "prompt",
             f"no prompt file {spec.prompt!r} in prompts/; available: {available}",
         )
@@ -195,13 +204,13 @@ def _check_tools(spec: PersonaSpec, path: Path, root: yaml.Node) -> None:
                 op = kit.toolkit.catalog.get(name)
             except UnknownOperationError as exc:
                 raise PersonaConfigError(
-                    path, _line_of(root, ["tools", key, i]), f"tools.{key}[{i}]", str(exc)
+                    path, line_of(root, ["tools", key, i]), f"tools.{key}[{i}]", str(exc)
                 ) from None
             missing = kit.toolkit.missing_scopes(op)
             if key == "include" and missing:
                 raise PersonaConfigError(
                     path,
-                    _line_of(root, ["tools", key, i]),
+                    line_of(root, ["tools", key, i]),
                     f"tools.{key}[{i}]",
                     f"{name} needs scope(s) {', '.join(missing)}, which this persona does not have; "
                     "add them to scopes or drop the tool",
@@ -211,7 +220,7 @@ def _check_tools(spec: PersonaSpec, path: Path, root: yaml.Node) -> None:
         if tag.lower() not in known_tags:
             raise PersonaConfigError(
                 path,
-                _line_of(root, ["tools", "tags", i]),
+                line_of(root, ["tools", "tags", i]),
                 f"tools.tags[{i}]",
                 f"unknown tag {tag!r}; known: {', '.join(sorted({op.tag for op in kit.toolkit.catalog}))}",
             )
@@ -219,7 +228,7 @@ def _check_tools(spec: PersonaSpec, path: Path, root: yaml.Node) -> None:
     if count > MAX_TOOLS_PER_REQUEST:
         raise PersonaConfigError(
             path,
-            _line_of(root, ["tools"]),
+            line_of(root, ["tools"]),
             "tools",
             f"selects {count} tools, over {MAX_TOOLS_PER_REQUEST}; narrow it and set search: true",
         )
@@ -237,7 +246,7 @@ def _check_settings(spec: PersonaSpec, path: Path, root: yaml.Node) -> None:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = f"unknown setting; allowed: {', '.join(model.model_fields)}"
-        raise PersonaConfigError(path, _line_of(root, loc), _loc_text(loc), msg) from None
+        raise PersonaConfigError(path, line_of(root, loc), loc_text(loc), msg) from None
 
 
 @dataclass

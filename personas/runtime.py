@@ -257,6 +257,27 @@ def _recursion_limit(spec: PersonaSpec) -> int:
     return int(getattr(load(spec.graph), "RECURSION_LIMIT", 200))
 
 
+def _start(
+    persona: str | PersonaSpec,
+    input: Mapping[str, Any] | None,
+    context: PersonaContext | None,
+    saver: Any,
+    resume: Any,
+    options: dict[str, Any],
+) -> tuple[PersonaContext, Any, dict[str, Any], Any]:
+    """(context, graph bound to the checkpointer, config, what to invoke with) for one run."""
+    ctx = context or build_context(persona, **options)
+    graph = _graph(ctx.spec, saver)
+    config = {"configurable": {"thread_id": ctx.thread_id}, "recursion_limit": _recursion_limit(ctx.spec)}
+    payload: Any = _resume(graph, config, resume) if resume is not None else (None if input is None else dict(input))
+    return ctx, graph, config, payload
+
+
+def _result(ctx: PersonaContext, snap: Any) -> RunResult:
+    interrupts = [i.value for task in snap.tasks for i in task.interrupts]
+    return RunResult(ctx.thread_id, dict(snap.values), interrupts, ctx.model.description)
+
+
 def run_persona(
     persona: str | PersonaSpec,
     input: Mapping[str, Any] | None,
@@ -266,15 +287,15 @@ def run_persona(
     resume: Any = None,
     **context_options: Any,
 ) -> RunResult:
-    """Run (or, with ``resume=``, continue) a persona's graph once and return its result."""
-    ctx = context or build_context(persona, **context_options)
-    graph = _graph(ctx.spec, saver if saver is not None else checkpointer())
-    config = {"configurable": {"thread_id": ctx.thread_id}, "recursion_limit": _recursion_limit(ctx.spec)}
-    payload: Any = _resume(graph, config, resume) if resume is not None else (None if input is None else dict(input))
+    """Run (or, with ``resume=``, continue) a persona's graph once and return its result.
+
+    ``saver`` defaults to the SQLite checkpointer in ``$PERSONAS_HOME``.
+    """
+    ctx, graph, config, payload = _start(
+        persona, input, context, saver if saver is not None else checkpointer(), resume, context_options
+    )
     graph.invoke(payload, config, context=ctx, durability="sync")
-    snap = graph.get_state(config)
-    interrupts = [i.value for task in snap.tasks for i in task.interrupts]
-    return RunResult(ctx.thread_id, dict(snap.values), interrupts, ctx.model.description)
+    return _result(ctx, graph.get_state(config))
 
 
 async def arun_persona(
@@ -286,16 +307,13 @@ async def arun_persona(
     resume: Any = None,
     **context_options: Any,
 ) -> RunResult:
-    """Async twin of :func:`run_persona` (``ainvoke``; the same checkpoints)."""
-    ctx = context or build_context(persona, **context_options)
+    """Async twin of :func:`run_persona` (``ainvoke``). ``saver`` defaults to an in-memory
+    checkpointer; pass an async one (e.g. ``AsyncSqliteSaver``) to keep runs across processes.
+    """
     if saver is None:
         from langgraph.checkpoint.memory import InMemorySaver
 
         saver = InMemorySaver()
-    graph = _graph(ctx.spec, saver)
-    config = {"configurable": {"thread_id": ctx.thread_id}, "recursion_limit": _recursion_limit(ctx.spec)}
-    payload: Any = _resume(graph, config, resume) if resume is not None else (None if input is None else dict(input))
+    ctx, graph, config, payload = _start(persona, input, context, saver, resume, context_options)
     await graph.ainvoke(payload, config, context=ctx, durability="sync")
-    snap = await graph.aget_state(config)
-    interrupts = [i.value for task in snap.tasks for i in task.interrupts]
-    return RunResult(ctx.thread_id, dict(snap.values), interrupts, ctx.model.description)
+    return _result(ctx, await graph.aget_state(config))

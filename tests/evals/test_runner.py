@@ -20,10 +20,11 @@ from evals.author import AuthorError, author_case
 from evals.case import CaseFileError, load_suite
 from evals.fixtures import Fixture, build_fixture, submit_form
 from evals.report import write_reports
-from evals.runner import call_view, eval_request, pass_at_k, run_case, run_suite
+from evals.runner import call_view, pass_at_k, run_case, run_suite
 from klaviyo_toolkit.client import CallRecord
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.sandbox import Sandbox
+from personas.cassette import normalise_request
 from personas.cli import main as personas_main
 from personas.models import ModelChoice, ScriptedChatModel
 
@@ -237,7 +238,7 @@ def test_tool_schemas_are_part_of_an_eval_request() -> None:
     tool = {"type": "function", "function": {"name": "pick", "parameters": {"type": "object", "properties": {
         "sequence": {"type": "string"}}}}}
     renamed = json.loads(json.dumps(tool).replace('"sequence"', '"sequence_name"'))
-    one, two = (eval_request([HumanMessage("hi")], [t]) for t in (tool, renamed))
+    one, two = (normalise_request([HumanMessage("hi")], [t]) for t in (tool, renamed))
     assert one["tools"] == two["tools"] == ["pick"], "the names alone cannot tell the two apart"
     assert one["tool_schemas"]["pick"].startswith("sha256:") and one["tool_schemas"] != two["tool_schemas"]
 
