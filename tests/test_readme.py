@@ -27,7 +27,7 @@ def test_the_example_runs_as_written(code: str, tmp_path: Path) -> None:
 
 
 def test_the_quickstart_has_exactly_two_commands_and_ci_runs_the_test_one() -> None:
-    section = re.search(r"## Quickstart(.*?)\n## ", README, re.S)
+    section = re.search(r"(?ims)^#+\s*quick\s*start(.*?)(?=^#\s|\Z)", README)
     assert section
     commands = [line.strip() for block in re.findall(r"```bash\n(.*?)```", section.group(1), re.S)
                 for line in block.splitlines() if line.strip() and not line.strip().startswith("#")]

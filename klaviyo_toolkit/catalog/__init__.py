@@ -225,7 +225,7 @@ def _read(name: str) -> Json:
 
 @functools.cache
 def _stage(stage: str) -> Json:
-    return _read(f"{stage}.json")
+    return _read(f"{stage}.operations.json")
 
 
 @functools.cache

@@ -11,7 +11,7 @@ Usage::
     python -m klaviyo_toolkit.catalog.generate --check   # exit 1 if the committed files differ
 
 Outputs (all under ``klaviyo_toolkit/catalog/data/``, each saying on its first line that it is
-generated): ``stable.json`` and ``beta.json`` (operations) and ``stable.schemas.json`` and
+generated): ``stable.operations.json`` and ``beta.operations.json`` (operations) and ``stable.schemas.json`` and
 ``beta.schemas.json`` (request/response JSON Schemas, for the sandbox's validation).
 """
 
@@ -615,7 +615,9 @@ def generate(spec_dir: Path) -> dict[str, str]:
             "source_sha256": hashlib.sha256(raw).hexdigest(),
             "license": "Klaviyo OpenAPI spec, MIT License, Copyright (c) Klaviyo",
         }
-        files[f"{stage}.json"] = render(stage, "operation records", {**meta, "count": len(ops), "operations": ops})
+        files[f"{stage}.operations.json"] = render(
+            stage, "operation records", {**meta, "count": len(ops), "operations": ops}
+        )
         files[f"{stage}.schemas.json"] = render(
             stage,
             "JSON Schemas for request and response validation",

@@ -164,7 +164,7 @@ def test_call_view_gives_the_tool_arguments_back_from_the_request() -> None:
 # -- running and replaying ----------------------------------------------------------------------
 def test_a_case_replays_its_cassette_and_records_the_whole_trajectory(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-used-because-evals-replay-by-default")
+    monkeypatch.setenv("OPENAI_API_KEY", "dummy-openai-key-unused-in-replay")
     suite = load_suite(copy_suite(tmp_path, "hot-director-this-month"))
     result = run_case(suite, suite.cases[0])
     assert result.passed, result.failures or result.error
