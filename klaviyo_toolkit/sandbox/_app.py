@@ -18,8 +18,6 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import collections
 import json
 import re
@@ -31,26 +29,21 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from ..catalog import Operation, load_catalog
 from ..clock import Clock, SystemClock
-from ..filters import check_filter
-from ._context import HANDLERS, Auth, Ctx, Reply, iso
-from ._faults import DroppedConnection, Faults
+from . import _checks, _render
+from ._checks import ALL_SCOPES, DEMO_KEY, PUBLIC_KEY
+from ._context import HANDLERS, Ctx, Reply, iso
+from ._faults import Faults
 from ._generic import generic, shape_of
-from ._jsonapi import SandboxError, bad_request, sparse
+from ._jsonapi import SandboxError, bad_request
 from ._limits import ServerLimits, retry_after_header
 from ._schemas import SchemaIndex, schema_index
 from ._store import Linkage, Resource, Store
 
 __all__ = ["DEMO_KEY", "PUBLIC_KEY", "Sandbox"]
 
-DEMO_KEY = "pk_sandbox_demo"
-PUBLIC_KEY = "SbxPub"
-ALL_SCOPES = "*"
 Json = dict[str, Any]
 Hook = Callable[["Sandbox", Any], None]
 #: Domain modules subscribe to sandbox events here ("event_created", "profile_added_to_list", ...).
@@ -394,78 +387,13 @@ class Sandbox:
 
     # -- rendering ---------------------------------------------------------------------------
     def self_link(self, res: Resource, base_url: str) -> str:
-        path = self._self_paths.get(res.type)
-        if not path:
-            return f"{base_url}/api/{res.type}s/{res.id}/"
-        return base_url + path.replace("{id}", res.id).replace("{job_id}", res.id) + "/"
+        return _render.self_link(self, res, base_url)
 
     def item_schema_for(self, rtype: str) -> Json | None:
-        path = self._self_paths.get(rtype)
-        if not path:
-            return None
-        op = next((o for m, _, o in self._routes if m == "GET" and o.path == path), None)
-        return self.schemas.response_item(op)[0] if op else None
+        return _render.item_schema_for(self, rtype)
 
     def render(self, res: Resource, ctx: Ctx, item_schema: Json | None = None) -> Json:
-        schema = item_schema
-        if schema is None:
-            item, _ = self.schemas.response_item(ctx.op)
-            schema = item if item and res.type in self.schemas.types_of(item) else self.item_schema_for(res.type)
-        schema = schema or {}
-        now = _dt_now(self.clock)
-        attr_schema = self.schemas.prop(schema, "attributes")
-        props: Mapping[str, Any] = attr_schema.get("properties", {})
-        required = set(attr_schema.get("required", []))
-        additional = set(self._additional_fields(ctx.op, res.type))
-        wanted = set(ctx.list_param(f"additional-fields[{res.type}]") or [])
-        attrs: Json = {}
-        for key, sub in props.items():
-            if key in additional and key not in wanted:
-                continue
-            if key in res.attributes:
-                attrs[key] = res.attributes[key]
-            elif key in required or not _nullable(self.schemas.resolve(sub)):
-                attrs[key] = self.schemas.synthesize(sub, now)
-            else:
-                attrs[key] = None
-        fields = ctx.list_param(f"fields[{res.type}]")
-        attrs = sparse(attrs, fields)
-        out: Json = {"type": res.type, "id": res.id}
-        if "attributes" in schema.get("properties", {}) or attrs:
-            out["attributes"] = attrs
-        rel_schema = self.schemas.prop(schema, "relationships")
-        rel_props = rel_schema.get("properties", {})
-        if rel_props:
-            self_url = self.self_link(res, ctx.base_url)
-            include = set(ctx.list_param("include") or [])
-            rels: Json = {}
-            for name, sub in rel_props.items():
-                entry: Json = {"links": {"self": f"{self_url}relationships/{name}/", "related": f"{self_url}{name}/"}}
-                data_schema = self.schemas.prop(sub, "data")
-                is_many = data_schema.get("type") == "array" or "items" in data_schema
-                stored = name in res.relationships
-                if name in include or (stored and not is_many):
-                    links = self.related(res, name)
-                    if is_many:
-                        entry["data"] = [{"type": t, "id": i} for t, i in links]
-                    elif links:
-                        entry["data"] = {"type": links[0][0], "id": links[0][1]}
-                    else:
-                        entry["data"] = None if _nullable(data_schema) else self.schemas.synthesize(data_schema, now)
-                for key in self.schemas.resolve(sub).get("required", []):
-                    if key == "data" and "data" not in entry:
-                        entry["data"] = [] if is_many else self.schemas.synthesize(data_schema, now)
-                rels[name] = entry
-            out["relationships"] = rels
-        if "links" in schema.get("properties", {}):
-            out["links"] = {"self": self.self_link(res, ctx.base_url)}
-        return out
-
-    def _additional_fields(self, op: Operation, rtype: str) -> list[str]:
-        for arg in op.args:
-            if arg["wire"] == f"additional-fields[{rtype}]":
-                return list(arg["shape"]["schema"].get("items", {}).get("enum", []))
-        return {"profile": ["subscriptions", "predictive_analytics"]}.get(rtype, [])
+        return _render.render(self, res, ctx, item_schema)
 
     # -- the pipeline --------------------------------------------------------------------------
     def route(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
@@ -485,127 +413,6 @@ class Sandbox:
             )
         raise SandboxError(404, "not_found", "Not found.", f"No Klaviyo endpoint at {path}.")
 
-    def authenticate(self, op: Operation, headers: Mapping[str, str], query: Mapping[str, str]) -> Auth:
-        if op.client_side:
-            company = query.get("company_id")
-            if not company:
-                raise bad_request("company_id (your public API key) is required.", parameter="company_id")
-            if company != PUBLIC_KEY:
-                raise SandboxError(
-                    400,
-                    "invalid",
-                    "Invalid input.",
-                    f"{company!r} is not a valid public API key.",
-                    parameter="company_id",
-                )
-            return Auth("public", company, frozenset())
-        header = headers.get("authorization", "")
-        if not header:
-            raise SandboxError(
-                401,
-                "not_authenticated",
-                "Authentication credentials were not provided.",
-                "Missing Authorization header; send 'Klaviyo-API-Key <private key>'.",
-            )
-        if header.startswith("Klaviyo-API-Key "):
-            key = header[len("Klaviyo-API-Key ") :].strip()
-            info = self.keys().get(key)
-            if info is None or info.get("revoked"):
-                raise SandboxError(
-                    401,
-                    "not_authenticated",
-                    "Incorrect authentication credentials.",
-                    "The private API key is not valid" + (" (revoked)." if info else "."),
-                )
-            scopes = info["scopes"]
-            return Auth("key", key, frozenset(["*"]) if scopes == ALL_SCOPES else frozenset(scopes))
-        if header.startswith("Bearer "):
-            from ._oauth import token_auth
-
-            return token_auth(self, header[len("Bearer ") :].strip())
-        raise SandboxError(
-            401,
-            "not_authenticated",
-            "Incorrect authentication credentials.",
-            "Authorization must be 'Klaviyo-API-Key <key>' or 'Bearer <token>'.",
-        )
-
-    def check_scopes(self, op: Operation, auth: Auth) -> None:
-        if auth.kind == "public" or "*" in auth.scopes:
-            return
-        missing = []
-        for scope in op.scopes:
-            resource, _, level = scope.partition(":")
-            if scope not in auth.scopes and not (level == "read" and f"{resource}:write" in auth.scopes):
-                missing.append(scope)
-        if missing:
-            raise SandboxError(
-                403,
-                "permission_denied",
-                "You do not have permission to perform this action.",
-                f"This API key is missing required scopes: {', '.join(missing)}.",
-            )
-
-    def check_query(self, op: Operation, query: Mapping[str, str]) -> None:
-        params = {a["wire"]: a for a in op.args if a["in"] == "query"}
-        for key, value in query.items():
-            spec = params.get(key)
-            if spec is None:
-                raise bad_request(
-                    f"'{key}' is not a valid query parameter for this endpoint"
-                    + (f"; allowed: {', '.join(params)}." if params else "."),
-                    parameter=key,
-                )
-            schema = spec["shape"]["schema"]
-            if key == "filter" and op.filters:
-                problems = check_filter(value, op.filters)
-                if problems:
-                    raise bad_request(problems[0], parameter="filter")
-            elif schema.get("type") == "array":
-                enum = schema.get("items", {}).get("enum")
-                for item in value.split(","):
-                    if enum and item not in enum:
-                        raise bad_request(
-                            f"'{item}' is not a valid value for {key}; allowed: {', '.join(enum)}.", parameter=key
-                        )
-            elif "enum" in schema and value not in schema["enum"]:
-                raise bad_request(
-                    f"'{value}' is not a valid value for {key}; allowed: {', '.join(map(str, schema['enum']))}.",
-                    parameter=key,
-                )
-            elif schema.get("type") == "integer":
-                try:
-                    number = int(value)
-                except ValueError:
-                    raise bad_request(f"{key} must be an integer.", parameter=key) from None
-                if ("minimum" in schema and number < schema["minimum"]) or (
-                    "maximum" in schema and number > schema["maximum"]
-                ):
-                    raise bad_request(
-                        f"{key} must be between {schema.get('minimum')} and {schema.get('maximum')}.", parameter=key
-                    )
-        for key, spec in params.items():
-            if spec.get("required") and key not in query:
-                raise bad_request(f"The query parameter '{key}' is required.", parameter=key)
-
-    def check_body(self, op: Operation, body: Any) -> None:
-        name = op.record.get("request_schema")
-        if not name or op.body is None or op.body.get("root") == "form":
-            return
-        import jsonschema
-
-        errors = list(self.schemas.errors(name, body))
-        if errors:
-            best = jsonschema.exceptions.best_match(errors)
-            path = [str(p) for p in best.absolute_path]
-            if best.validator == "required" and isinstance(best.instance, dict):  # point at the missing field
-                path += [p for p in best.validator_value if p not in best.instance][:1]
-            raise bad_request(_friendly(best), pointer="/" + "/".join(path) if path else "/data")
-        unknown = self.schemas.unknown_field(name, body)
-        if unknown:
-            pointer, field, owner = unknown
-            raise bad_request(f"'{field}' is not a valid field for the resource '{owner}'.", pointer=pointer)
-
     def handle(
         self,
         method: str,
@@ -623,7 +430,7 @@ class Sandbox:
         try:
             op, params = self.route(method, path)
             op_id = op.operation_id
-            auth = self.authenticate(op, headers, query)
+            auth = _checks.authenticate(self, op, headers, query)
             revision = headers.get("revision")
             if not revision:
                 raise bad_request("The 'revision' header is required, e.g. revision: 2026-07-15.", parameter="revision")
@@ -631,7 +438,7 @@ class Sandbox:
                 raise bad_request(
                     f"Invalid revision {revision!r}; use YYYY-MM-DD, e.g. 2026-07-15.", parameter="revision"
                 )
-            self.check_scopes(op, auth)
+            _checks.check_scopes(op, auth)
             verdict = self.limits.check(auth.name, op.operation_id, op.rate_limit, self.clock.monotonic())
             if not verdict.allowed:
                 raise SandboxError(
@@ -647,7 +454,7 @@ class Sandbox:
                         "RateLimit-Reset": retry_after_header(verdict.retry_after),
                     },
                 )
-            self.check_query(op, query)
+            _checks.check_query(op, query)
             body: Any = None
             if raw_body and form is None:
                 try:
@@ -656,7 +463,7 @@ class Sandbox:
                     raise bad_request(f"The request body is not valid JSON: {exc}.", pointer="/") from None
             elif op.body is not None and op.body.get("root") != "form" and method in ("POST", "PATCH"):
                 raise bad_request("A JSON:API request body is required.", pointer="/data")
-            self.check_body(op, body)
+            _checks.check_body(self, op, body)
             idem = headers.get("idempotency-key")
             with self._lock, self.store.lock:
                 if idem:
@@ -712,125 +519,12 @@ class Sandbox:
 
     # -- ASGI ------------------------------------------------------------------------------------
     def _build_app(self) -> Starlette:
-        async def endpoint(request: Request) -> Response:
-            path = request.url.path
-            if path.startswith("/sandbox"):
-                from ._inspect import inspect_endpoint
+        from ._server import build_app
 
-                return await inspect_endpoint(self, request)
-            if path.startswith("/oauth/"):
-                from ._oauth import oauth_endpoint
-
-                return await oauth_endpoint(self, request)
-            return await self._serve(request)
-
-        methods = ["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS"]
-        return Starlette(routes=[Route("/{path:path}", endpoint, methods=methods)])
-
-    async def _serve(self, request: Request) -> Response:
-        path = request.url.path
-        method = request.method
-        op_id = ""
-        try:
-            op_id = self.route(method, path)[0].operation_id
-        except SandboxError:
-            pass
-        fault = self.faults.draw(op_id) if op_id else {"drop": False, "status": None, "storm": False, "delay": 0.0}
-        if fault["delay"]:
-            await request.body()  # received first: a slow server still has the request if its client gives up
-            await asyncio.sleep(fault["delay"])
-        if fault["drop"]:
-            return _DroppedResponse(op_id)
-        if fault["storm"]:
-            err = SandboxError(
-                429,
-                "throttled",
-                "Request was throttled.",
-                "Injected 429 storm.",
-                headers={"Retry-After": retry_after_header(self.faults.storm_retry_after)},
-            )
-            self.requests.append({"method": method, "path": path, "operation_id": op_id, "status": 429, "ms": 0})
-            return _json(429, err.body(), err.headers)
-        if fault["status"]:
-            err = SandboxError(
-                int(fault["status"]),
-                "server_error",
-                "Internal server error.",
-                "Injected server error (sandbox fault injection).",
-            )
-            self.requests.append(
-                {"method": method, "path": path, "operation_id": op_id, "status": int(fault["status"]), "ms": 0}
-            )
-            return _json(err.status, err.body(), {})
-        form: dict[str, Any] | None = None
-        raw = b""
-        content_type = request.headers.get("content-type", "")
-        if content_type.startswith("multipart/form-data"):
-            parsed = await request.form()
-            form = {}
-            for key, value in parsed.items():
-                if hasattr(value, "read"):
-                    data = await value.read()
-                    form[key] = {
-                        "filename": getattr(value, "filename", None),
-                        "size": len(data),
-                        "base64": base64.b64encode(data).decode(),
-                    }
-                else:
-                    form[key] = value
-        else:
-            raw = await request.body()
-        query = dict(request.query_params)
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        base_url = str(request.base_url).rstrip("/")
-        reply = (
-            await asyncio.to_thread(self.handle, method, path, query, headers, raw, base_url, form)
-            if self.store.persistent
-            else self.handle(method, path, query, headers, raw, base_url, form)
-        )
-        reply.headers.setdefault("x-klaviyo-req-id", str(uuid.uuid4()))
-        return _json(reply.status, reply.body, reply.headers)
+        return build_app(self)
 
     def close(self) -> None:
         self.store.close()
-
-
-def _json(status: int, body: Any, headers: Mapping[str, str]) -> Response:
-    if status == 204 or body is None:
-        return Response(status_code=status if body is not None or status != 200 else 204, headers=dict(headers))
-    return JSONResponse(body, status_code=status, headers=dict(headers), media_type="application/vnd.api+json")
-
-
-class _DroppedResponse(Response):
-    """Starts a response, then breaks off: the client sees the connection drop mid-answer."""
-
-    def __init__(self, operation_id: str) -> None:
-        super().__init__(status_code=200)
-        self.operation_id = operation_id
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/vnd.api+json"), (b"content-length", b"4096")],
-            }
-        )
-        await send({"type": "http.response.body", "body": b'{"data": ', "more_body": True})
-        raise DroppedConnection(f"fault injection dropped the connection for {self.operation_id}")
-
-
-def _nullable(schema: Mapping[str, Any]) -> bool:
-    typ = schema.get("type")
-    if isinstance(typ, list) and "null" in typ:
-        return True
-    return any(s == {"type": "null"} for s in schema.get("anyOf", []) + schema.get("oneOf", []))
-
-
-def _dt_now(clock: Clock) -> Any:
-    import datetime as _dt
-
-    return _dt.datetime.fromtimestamp(clock.time(), _dt.UTC)
 
 
 def _count_items(body: Any) -> int:
@@ -849,17 +543,6 @@ def _count_items(body: Any) -> int:
 
     walk(body)
     return best
-
-
-def _friendly(error: Any) -> str:
-    message = str(error.message)
-    if error.validator == "required":
-        return message.replace("is a required property", "is required")
-    if error.validator == "additionalProperties":
-        return message
-    if len(message) > 300:
-        message = message[:300] + "…"
-    return message
 
 
 #: (resource type, relationship) -> function listing linkages that are computed, not stored.

@@ -1,0 +1,130 @@
+"""The sandbox as an ASGI app: Klaviyo's paths through the pipeline, with fault injection at the
+door; ``/sandbox/...`` inspection and ``/oauth/...`` endpoints beside them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ._faults import DroppedConnection
+from ._jsonapi import SandboxError
+from ._limits import retry_after_header
+
+if TYPE_CHECKING:
+    from ._app import Sandbox
+
+
+def build_app(sb: Sandbox) -> Starlette:
+    async def endpoint(request: Request) -> Response:
+        path = request.url.path
+        if path.startswith("/sandbox"):
+            from ._inspect import inspect_endpoint
+
+            return await inspect_endpoint(sb, request)
+        if path.startswith("/oauth/"):
+            from ._oauth import oauth_endpoint
+
+            return await oauth_endpoint(sb, request)
+        return await serve(sb, request)
+
+    methods = ["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS"]
+    return Starlette(routes=[Route("/{path:path}", endpoint, methods=methods)])
+
+
+async def serve(sb: Sandbox, request: Request) -> Response:
+    path = request.url.path
+    method = request.method
+    op_id = ""
+    try:
+        op_id = sb.route(method, path)[0].operation_id
+    except SandboxError:
+        pass
+    fault = sb.faults.draw(op_id) if op_id else {"drop": False, "status": None, "storm": False, "delay": 0.0}
+    if fault["delay"]:
+        await request.body()  # received first: a slow server still has the request if its client gives up
+        await asyncio.sleep(fault["delay"])
+    if fault["drop"]:
+        return _DroppedResponse(op_id)
+    if fault["storm"]:
+        err = SandboxError(
+            429,
+            "throttled",
+            "Request was throttled.",
+            "Injected 429 storm.",
+            headers={"Retry-After": retry_after_header(sb.faults.storm_retry_after)},
+        )
+        sb.requests.append({"method": method, "path": path, "operation_id": op_id, "status": 429, "ms": 0})
+        return _json(429, err.body(), err.headers)
+    if fault["status"]:
+        err = SandboxError(
+            int(fault["status"]),
+            "server_error",
+            "Internal server error.",
+            "Injected server error (sandbox fault injection).",
+        )
+        sb.requests.append(
+            {"method": method, "path": path, "operation_id": op_id, "status": int(fault["status"]), "ms": 0}
+        )
+        return _json(err.status, err.body(), {})
+    form: dict[str, Any] | None = None
+    raw = b""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        parsed = await request.form()
+        form = {}
+        for key, value in parsed.items():
+            if hasattr(value, "read"):
+                data = await value.read()
+                form[key] = {
+                    "filename": getattr(value, "filename", None),
+                    "size": len(data),
+                    "base64": base64.b64encode(data).decode(),
+                }
+            else:
+                form[key] = value
+    else:
+        raw = await request.body()
+    query = dict(request.query_params)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    base_url = str(request.base_url).rstrip("/")
+    reply = (
+        await asyncio.to_thread(sb.handle, method, path, query, headers, raw, base_url, form)
+        if sb.store.persistent
+        else sb.handle(method, path, query, headers, raw, base_url, form)
+    )
+    reply.headers.setdefault("x-klaviyo-req-id", str(uuid.uuid4()))
+    return _json(reply.status, reply.body, reply.headers)
+
+
+def _json(status: int, body: Any, headers: Mapping[str, str]) -> Response:
+    if status == 204 or body is None:
+        return Response(status_code=status if body is not None or status != 200 else 204, headers=dict(headers))
+    return JSONResponse(body, status_code=status, headers=dict(headers), media_type="application/vnd.api+json")
+
+
+class _DroppedResponse(Response):
+    """Starts a response, then breaks off: the client sees the connection drop mid-answer."""
+
+    def __init__(self, operation_id: str) -> None:
+        super().__init__(status_code=200)
+        self.operation_id = operation_id
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/vnd.api+json"), (b"content-length", b"4096")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"data": ', "more_body": True})
+        raise DroppedConnection(f"fault injection dropped the connection for {self.operation_id}")
