@@ -38,7 +38,12 @@ def main() -> int:
     rows = [("all stable tools", all_count, all_chars, all_pieces, 1.0, 1.0)]
     worst = 0.0
     for spec in list_personas():
-        count, chars, pieces = measure(persona_toolkit(spec, client=None).initial_tools())
+        tools = persona_toolkit(spec, client=None).initial_tools()
+        if spec.tools.search:  # what the chat graph binds besides: find_tools and describe_tool
+            from graphs.chat.graph import search_schemas
+
+            tools = [*tools, *search_schemas()]
+        count, chars, pieces = measure(tools)
         ratio_chars, ratio_pieces = chars / all_chars, pieces / all_pieces
         worst = max(worst, ratio_chars, ratio_pieces)
         rows.append((spec.name, count, chars, pieces, ratio_chars, ratio_pieces))

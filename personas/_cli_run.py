@@ -19,9 +19,19 @@ def list_personas_cmd(as_json: bool = typer.Option(False, "--json", help="Print 
     rows = []
     for spec in list_personas():
         tools = persona_toolkit(spec, client=None).initial_tools()
-        rows.append({"name": spec.name, "graph": spec.graph, "description": spec.description, "model": spec.model,
-                     "scopes": spec.scopes, "tools": [t.name for t in tools], "approval": spec.approval.mode,
-                     "schedule": spec.schedule, "source": spec.source})
+        rows.append(
+            {
+                "name": spec.name,
+                "graph": spec.graph,
+                "description": spec.description,
+                "model": spec.model,
+                "scopes": spec.scopes,
+                "tools": [t.name for t in tools],
+                "approval": spec.approval.mode,
+                "schedule": spec.schedule,
+                "source": spec.source,
+            }
+        )
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
         return
@@ -32,8 +42,9 @@ def list_personas_cmd(as_json: bool = typer.Option(False, "--json", help="Print 
     for col in ("name", "graph", "description", "scopes", "tools", "approval"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["name"], r["graph"], r["description"], str(len(r["scopes"])), str(len(r["tools"])),
-                      r["approval"])
+        table.add_row(
+            r["name"], r["graph"], r["description"], str(len(r["scopes"])), str(len(r["tools"])), r["approval"]
+        )
     Console().print(table)
 
 
@@ -72,8 +83,10 @@ def resolve_persona(name: str) -> Any:
     if name not in personas and not (name.endswith((".yaml", ".yml")) and Path(name).exists()):
         close = difflib.get_close_matches(name, [*personas, *GRAPHS], n=2)
         hint = f"; did you mean {' or '.join(close)}?" if close else "."
-        raise UsageProblem(f"no persona or graph named {name!r}{hint} Personas: {', '.join(personas)}; "
-                           f"graphs: {', '.join(GRAPHS)} (see `personas list`)")
+        raise UsageProblem(
+            f"no persona or graph named {name!r}{hint} Personas: {', '.join(personas)}; "
+            f"graphs: {', '.join(GRAPHS)} (see `personas list`)"
+        )
     return load_persona(name)
 
 
@@ -86,6 +99,13 @@ def run_cmd(
     resume: str = typer.Option(None, "--resume", help="Answer a pending approval: approve, reject, or JSON."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show writes instead of sending them."),
     replay: str = typer.Option(None, "--replay", help="Replay recorded model responses from a cassette."),
+    sandbox_state: str = typer.Option(
+        None,
+        "--sandbox-state",
+        help="Keep the embedded sandbox in this SQLite file (implies --sandbox), e.g. to "
+        "resume a paused run against the same data.",
+    ),
+    credential: str = typer.Option(None, "--credential", help="Use this credential from the vault (personas auth)."),
 ) -> None:
     """Run a graph once and print the result."""
     from .render import render_result
@@ -98,11 +118,13 @@ def run_cmd(
     if payload is not None and not isinstance(payload, dict):
         raise UsageProblem("--input must be a JSON object")
     sb = None
-    if sandbox:
+    if sandbox or sandbox_state:
         from klaviyo_toolkit.sandbox import Sandbox
 
-        sb = Sandbox(seed=42)
-    ctx = build_context(spec, sandbox=sb, thread_id=thread, replay=replay, dry_run=dry_run or None)
+        sb = Sandbox(seed=42, state=sandbox_state)
+    ctx = build_context(
+        spec, sandbox=sb, thread_id=thread, replay=replay, dry_run=dry_run or None, credential=credential
+    )
     answer: Any = None
     if resume is not None:
         answer = json.loads(resume) if resume.lstrip().startswith("{") else {"action": resume}
@@ -115,14 +137,27 @@ def run_cmd(
     else:
         result = run_persona(spec, state_in, context=ctx, saver=checkpointer(), resume=answer)
     if as_json:
-        typer.echo(json.dumps({"thread_id": result.thread_id, "model": result.model, "paused": result.paused,
-                               "interrupts": result.interrupts, "state": _jsonable(result.state)},
-                              indent=1, default=str))
+        typer.echo(
+            json.dumps(
+                {
+                    "thread_id": result.thread_id,
+                    "model": result.model,
+                    "paused": result.paused,
+                    "interrupts": result.interrupts,
+                    "state": _jsonable(result.state),
+                },
+                indent=1,
+                default=str,
+            )
+        )
     else:
         typer.echo(render_result(spec, result))
     if result.paused:
-        typer.echo(f"\nPaused for approval. Continue with: personas run {spec.name} --thread {result.thread_id} "
-                   "--resume approve   (or reject)", err=True)
+        typer.echo(
+            f"\nPaused for approval. Continue with: personas run {spec.name} --thread {result.thread_id} "
+            "--resume approve   (or reject)",
+            err=True,
+        )
 
 
 def run_with_progress(spec: Any, state_in: Any, *, context: Any, saver: Any, resume: Any = None) -> Any:
@@ -140,12 +175,15 @@ def run_with_progress(spec: Any, state_in: Any, *, context: Any, saver: Any, res
     from .runtime import RunResult
 
     graph = build(spec.graph, checkpointer=saver)
-    config = {"configurable": {"thread_id": context.thread_id},
-              "recursion_limit": int(getattr(load(spec.graph), "RECURSION_LIMIT", 200))}
+    config = {
+        "configurable": {"thread_id": context.thread_id},
+        "recursion_limit": int(getattr(load(spec.graph), "RECURSION_LIMIT", 200)),
+    }
     payload = Command(resume=resume) if resume is not None else state_in
     with _ProgressView(Console(highlight=False)) as view:
-        for mode, chunk in graph.stream(payload, config, context=context, durability="sync",
-                                         stream_mode=["updates", "custom", "tasks"]):
+        for mode, chunk in graph.stream(
+            payload, config, context=context, durability="sync", stream_mode=["updates", "custom", "tasks"]
+        ):
             view.feed(mode, chunk)
     snap = graph.get_state(config)
     interrupts = [i.value for task in snap.tasks for i in task.interrupts]
@@ -158,8 +196,14 @@ class _ProgressView:
     def __init__(self, console: Any) -> None:
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        self.progress = Progress(SpinnerColumn(finished_text="[green]✓[/green]"), TextColumn("{task.description:<16}"),
-                                 BarColumn(), TextColumn("{task.fields[count]}"), TimeElapsedColumn(), console=console)
+        self.progress = Progress(
+            SpinnerColumn(finished_text="[green]✓[/green]"),
+            TextColumn("{task.description:<16}"),
+            BarColumn(),
+            TextColumn("{task.fields[count]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
         self.lines: dict[str, Any] = {}
         self.running: dict[str, str] = {}  # task id -> node name, in start order
         self.owner: dict[str, str] = {}  # phase -> the node that reported it

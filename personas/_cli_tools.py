@@ -89,7 +89,12 @@ def schema(
     if persona:
         from .loader import load_persona, persona_toolkit
 
-        tools = persona_toolkit(load_persona(persona), client=None).initial_tools()
+        spec = load_persona(persona)
+        tools = persona_toolkit(spec, client=None).initial_tools()
+        if spec.tools.search:  # the chat graph also binds find_tools and describe_tool
+            from graphs.chat.graph import search_schemas
+
+            tools = [*tools, *search_schemas()]
     elif all_tools:
         tools = _toolkit(beta).get_tools()
     elif names:

@@ -137,24 +137,27 @@ def build_context(
     audit: AuditLog | bool = True,
     dry_run: bool | None = None,
     clock: Clock | None = None,
+    credential: str | None = None,
 ) -> PersonaContext:
     """Assemble a persona's context: scoped toolkit with approval/dry-run guards, audited client, model.
 
-    Klaviyo is ``client`` if given, else the ``sandbox`` in-process, else a client from
-    ``KLAVIYO_API_KEY``/``KLAVIYO_BASE_URL``. The model is ``model`` if given, else live when
-    ``OPENAI_API_KEY`` is set, else the ``replay`` cassette, else none (the policy decides).
+    Klaviyo is ``client`` if given, else the ``sandbox`` in-process, else a client with the vault's
+    ``credential`` (or ``PERSONAS_CREDENTIAL``), else one from ``KLAVIYO_API_KEY``/``KLAVIYO_BASE_URL``.
+    The model is ``model`` if given, else live when ``OPENAI_API_KEY`` is set, else the ``replay``
+    cassette, else none (the policy decides).
     """
     spec = load_persona(persona) if isinstance(persona, str) else persona
     thread = thread_id or f"{spec.name}-{uuid.uuid4().hex[:12]}"
     who = user or os.environ.get("PERSONAS_USER") or os.environ.get("USER") or "local"
     log = audit_log(home() / "audit.sqlite") if audit is True else (audit or None)
+    credential = credential or os.environ.get("PERSONAS_CREDENTIAL") or None
     if client is None:
         if sandbox is not None:
             client = sandbox.client()
         else:
             from klaviyo_toolkit.client import KlaviyoClient
 
-            client = KlaviyoClient()
+            client = KlaviyoClient(credentials=vault_credentials(credential) if credential else None)
             if client.credentials is None:
                 raise ToolkitUsageError(
                     "No Klaviyo credentials: set KLAVIYO_API_KEY (and KLAVIYO_BASE_URL for a sandbox server), "
@@ -202,6 +205,28 @@ def build_context(
     kit.toolkit.guards = tuple(guards)
     ctx.kit = kit
     return ctx
+
+
+def vault_credentials(name: str) -> Any:
+    """Credentials stored in the vault under ``name``: an API key, or OAuth tokens that refresh
+    themselves (OAuth needs ``KLAVIYO_CLIENT_ID`` and ``KLAVIYO_CLIENT_SECRET``)."""
+    from klaviyo_toolkit.auth import BearerToken
+    from klaviyo_toolkit.vault import Vault
+
+    vault = Vault(home() / "vault.sqlite")
+    info = vault.info(name)
+    if info.kind == "api_key":
+        return vault.get_api_key(name)
+    from klaviyo_toolkit.oauth import OAuthClient, OAuthConfig, VaultTokenSource
+
+    client_id, secret = os.environ.get("KLAVIYO_CLIENT_ID"), os.environ.get("KLAVIYO_CLIENT_SECRET")
+    if not client_id or not secret:
+        raise ToolkitUsageError(
+            f"{name!r} holds OAuth tokens; set KLAVIYO_CLIENT_ID and KLAVIYO_CLIENT_SECRET so they can be refreshed."
+        )
+    base = os.environ.get("KLAVIYO_BASE_URL") or "https://a.klaviyo.com"
+    config = OAuthConfig.for_base_url(base, client_id=client_id, client_secret=secret, redirect_uri="http://localhost")
+    return BearerToken(VaultTokenSource(vault, name, OAuthClient(config)))
 
 
 def checkpointer(path: Path | str | None = None) -> Any:

@@ -53,7 +53,7 @@ class ToolTask(TypedDict):
     loaded: list[str]
 
 
-def _search_schemas() -> list[dict[str, Any]]:
+def search_schemas() -> list[dict[str, Any]]:
     return [
         {
             "type": "function",
@@ -97,7 +97,7 @@ def bound_tools(ctx: PersonaContext, loaded: list[str]) -> list[Any]:
                 continue
     out: list[Any] = list(tools.values())
     if ctx.spec.tools.search:
-        out += _search_schemas()
+        out += search_schemas()
     return out
 
 

@@ -1,0 +1,118 @@
+"""The rest of the CLI contract, run as a person would: list, tools --persona, run with an approval
+paused in one process and resumed in another, audit (read, filter, verify), auth (vault)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from pathlib import Path
+
+from .conftest import PERSONAS, ROOT, child_env
+
+
+def personas(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(PERSONAS), *args], env=child_env(home, **env), capture_output=True, text=True,
+                          timeout=180, cwd=ROOT)
+
+
+def test_list_shows_every_persona_with_its_scopes_and_tools(tmp_path: Path) -> None:
+    done = personas(tmp_path, "list", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = {r["name"]: r for r in json.loads(done.stdout)}
+    assert set(rows) == {"lead-magnet-sequencer", "segment-syncer", "campaign-reporter", "klaviyo-assistant"}
+    assert rows["campaign-reporter"]["graph"] == "campaign_report"
+    assert "query_campaign_values" in rows["campaign-reporter"]["tools"]
+    assert all(r["scopes"] and r["tools"] for r in rows.values())
+
+
+def test_tools_for_a_persona_are_what_it_binds_including_its_search_tools(tmp_path: Path) -> None:
+    listed = json.loads(personas(tmp_path, "tools", "list", "--persona", "lead-magnet-sequencer", "--json").stdout)
+    assert {t["name"] for t in listed} == {"get_profile", "get_profiles", "get_events", "get_metrics", "create_event",
+                                           "update_profile"}
+    schema = json.loads(personas(tmp_path, "tools", "schema", "--persona", "klaviyo-assistant").stdout)
+    names = [d["function"]["name"] for d in schema]
+    assert "find_tools" in names and "describe_tool" in names and "get_lists" in names
+    assert all(d["function"]["strict"] is True for d in schema)
+
+
+def _csv(tmp_path: Path, rows: list[str]) -> Path:
+    path = tmp_path / "members.csv"
+    path.write_text("email,consent\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_run_paused_for_approval_is_resumed_from_the_shell_and_audited(tmp_path: Path) -> None:
+    state = tmp_path / "sandbox.sqlite"
+    # Create a list with two members, then sync it to a file that keeps only one: a removal (destructive).
+    setup = (
+        "from klaviyo_toolkit.sandbox import Sandbox\n"
+        f"sb = Sandbox(seed=42, state={str(state)!r}, rate_limit_factor=None)\n"
+        "kl = sb.client()\n"
+        "lid = kl.call('create_list', name='Trail Club').data['id']\n"
+        "ids = [kl.call('create_profile', email=e).data['id'] for e in ('ann@example.com', 'bo@example.com')]\n"
+        "kl.call('add_profiles_to_list', id=lid, profile_ids=ids)\n"
+        "sb.close()\n"
+        "print(lid)\n"
+    )
+    made = subprocess.run([str(Path(PERSONAS).with_name("python")), "-c", setup], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, env=child_env(tmp_path))
+    assert made.returncode == 0, made.stderr
+    list_id = made.stdout.strip()
+    payload = json.dumps({"source": {"kind": "csv", "path": str(_csv(tmp_path, ["ann@example.com,no"]))},
+                          "target_list_id": list_id})
+    first = personas(tmp_path, "run", "segment-syncer", "--input", payload, "--sandbox-state", str(state),
+                     "--thread", "sync-1", "--json")
+    assert first.returncode == 0, first.stderr
+    out = json.loads(first.stdout)
+    assert out["paused"] and out["interrupts"][0]["tool"] == "remove_profiles_from_list"
+    assert "--thread sync-1 --resume approve" in first.stderr
+
+    second = personas(tmp_path, "run", "segment-syncer", "--sandbox-state", str(state), "--thread", "sync-1",
+                      "--resume", "approve", "--json")
+    assert second.returncode == 0, second.stderr
+    assert not json.loads(second.stdout)["paused"]
+    with sqlite3.connect(state) as db:
+        body = json.loads(db.execute("SELECT body FROM resources WHERE type='list' AND id=?", (list_id,)).fetchone()[0])
+    assert len(body["relationships"]["profiles"]) == 1, "bo was removed once approved"
+
+    audit = personas(tmp_path, "audit", "--thread", "sync-1", "--json")
+    rows = [json.loads(line) for line in audit.stdout.splitlines()]
+    statuses = {(r["tool"], r["status"]) for r in rows}
+    assert ("remove_profiles_from_list", "approved") in statuses and ("remove_profiles_from_list", "ok") in statuses
+    assert all(r["persona"] == "segment-syncer" for r in rows)
+    only_removals = personas(tmp_path, "audit", "--tool", "remove_profiles_from_list", "--status", "ok", "--json")
+    assert len(only_removals.stdout.splitlines()) == 1
+    verified = personas(tmp_path, "audit", "verify")
+    assert verified.returncode == 0 and "chain intact" in verified.stdout
+
+
+def test_audit_verify_detects_a_tampered_row(tmp_path: Path) -> None:
+    personas(tmp_path, "run", "campaign-reporter", "--input", "{}", "--sandbox")
+    db = sqlite3.connect(tmp_path / "audit.sqlite")
+    db.execute("DROP TRIGGER audit_log_no_update")
+    db.execute("UPDATE audit_log SET status = 'ok', error = NULL WHERE id = 1")
+    db.execute("UPDATE audit_log SET tool = 'delete_list' WHERE id = 1")
+    db.commit()
+    db.close()
+    tampered = personas(tmp_path, "audit", "verify")
+    assert tampered.returncode == 1 and "TAMPERED: row 1" in tampered.stderr
+
+
+def test_a_key_kept_in_the_vault_runs_a_persona_and_revoking_it_stops_it(tmp_path: Path, sandbox_server: str) -> None:
+    added = personas(tmp_path, "auth", "add-key", "sandbox", "--from-env", "--scopes", "accounts:read,campaigns:read",
+                     KLAVIYO_API_KEY="pk_sandbox_demo")
+    assert added.returncode == 0 and "pk_sandbox_demo" not in added.stdout + added.stderr
+    assert b"pk_sandbox_demo" not in b"".join(p.read_bytes() for p in tmp_path.glob("vault.sqlite*"))
+    listed = personas(tmp_path, "auth", "list")
+    assert "sandbox" in listed.stdout and "active" in listed.stdout
+
+    ran = personas(tmp_path, "run", "campaign-reporter", "--input", "{}", "--credential", "sandbox",
+                   KLAVIYO_BASE_URL=sandbox_server)
+    assert ran.returncode == 0, ran.stderr
+    assert "reporting calls: 1" in ran.stdout
+
+    assert personas(tmp_path, "auth", "revoke", "sandbox").returncode == 0
+    refused = personas(tmp_path, "run", "campaign-reporter", "--input", "{}", "--credential", "sandbox",
+                       KLAVIYO_BASE_URL=sandbox_server)
+    assert refused.returncode == 2 and "revoked" in refused.stderr and "Traceback" not in refused.stderr
