@@ -221,3 +221,21 @@ def test_without_a_model_the_repl_says_in_one_paragraph_how_to_set_one(
     term.say("/exit")
     term.expect("bye")
     assert term.wait() == 0
+
+
+# -- the slash commands that need no model -----------------------------------------------------
+def test_slash_commands_help_new_dry_run_and_exit(terminals: list[Terminal], tmp_path: Path) -> None:
+    term = Terminal(["chat", PERSONA, "--sandbox"], child_env(tmp_path))
+    terminals.append(term)
+    term.prompt()
+    helped = term.command("/help")
+    assert "this help" in helped  # (the echoed "/help" itself is cut off by command())
+    for name in ("/tools", "/scopes", "/new", "/history", "/audit", "/dry-run", "/exit"):
+        assert name in helped
+    assert "dry run on: writes are shown, not sent" in term.command("/dry-run")
+    assert "dry run off" in term.command("/dry-run")
+    assert re.search(r"new conversation klaviyo-assistant-[0-9a-f]{12}", term.command("/new"))
+    assert "/help lists them" in term.command("/nope")  # "unknown command /nope; /help lists them"
+    term.say("/exit")
+    term.expect("bye")
+    assert term.wait() == 0
