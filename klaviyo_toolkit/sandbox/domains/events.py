@@ -287,41 +287,6 @@ def get_metrics(ctx: Ctx) -> Reply:
     return ctx.many(ctx.store.all("metric"), page_size=200)
 
 
-def to_one(ctx: Ctx, parent_type: str, rel: str) -> Reply:
-    """A to-one related resource, or ``data: null`` when nothing is linked (the spec allows null)."""
-    parent = ctx.get(parent_type)
-    for rtype, rid in ctx.sandbox.related(parent, rel):
-        res = ctx.store.get(rtype, rid)
-        if res is not None:
-            return ctx.one(res)
-    return ctx.one(None)
-
-
-@handles("get_metric_for_event")
-def get_metric_for_event(ctx: Ctx) -> Reply:
-    return to_one(ctx, "event", "metric")
-
-
-@handles("get_profile_for_event")
-def get_profile_for_event(ctx: Ctx) -> Reply:
-    return to_one(ctx, "event", "profile")
-
-
-@handles("get_metric_for_metric_property")
-def get_metric_for_metric_property(ctx: Ctx) -> Reply:
-    return to_one(ctx, "metric-property", "metric")
-
-
-@handles("get_metric_for_mapped_metric")
-def get_metric_for_mapped_metric(ctx: Ctx) -> Reply:
-    return to_one(ctx, "mapped-metric", "metric")
-
-
-@handles("get_custom_metric_for_mapped_metric")
-def get_custom_metric_for_mapped_metric(ctx: Ctx) -> Reply:
-    return to_one(ctx, "mapped-metric", "custom-metric")
-
-
 @handles("get_metric_property")
 def get_metric_property(ctx: Ctx) -> Reply:
     if ctx.store.get("metric-property", ctx.id) is None:
@@ -386,4 +351,4 @@ def refresh_properties(sb: Sandbox, metric: Resource) -> list[Linkage]:
 
 RELATED[("metric", "metric-properties")] = refresh_properties
 
-__all__ = ["apply_event", "iso", "property_id", "refresh_properties", "to_one"]
+__all__ = ["apply_event", "iso", "property_id", "refresh_properties"]

@@ -31,7 +31,6 @@ from .._context import Ctx, Reply, handles
 from .._jsonapi import FIELD_RESOLVERS, SandboxError, bad_request
 from .._store import Linkage, Resource, Store
 from ._common import iso, require
-from .events import to_one
 from .flow_engine import flow_actions, flow_trigger  # importing registers the engine's hooks
 
 Json = dict[str, Any]
@@ -339,22 +338,6 @@ def delete_flow(ctx: Ctx) -> Reply:
         ctx.store.delete(action.type, action.id)
     ctx.sandbox.forget(flow)
     return ctx.no_content()
-
-
-# -- to-one related endpoints ------------------------------------------------------------------
-@handles("get_flow_for_flow_action")
-def get_flow_for_flow_action(ctx: Ctx) -> Reply:
-    return to_one(ctx, "flow-action", "flow")
-
-
-@handles("get_action_for_flow_message")
-def get_action_for_flow_message(ctx: Ctx) -> Reply:
-    return to_one(ctx, "flow-message", "flow-action")
-
-
-@handles("get_template_for_flow_message")
-def get_template_for_flow_message(ctx: Ctx) -> Reply:
-    return to_one(ctx, "flow-message", "template")
 
 
 # -- computed relationships and filter fields ------------------------------------------------------
