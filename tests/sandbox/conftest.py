@@ -10,6 +10,10 @@ port of 127.0.0.1 before the server starts (no race for the port), and stops it 
 which forwards to the app mounted at the moment: a fresh sandbox per test without a server start
 each time. ``SandboxProcess`` runs ``personas sandbox serve`` as a child process (what a user runs)
 and reads its banner. The contract suite (``tests/contract``) and the OAuth tests use ``on_port``.
+
+The domain suites share four fixtures: ``clock`` (a module overrides it to start elsewhere), ``sb``
+(an empty sandbox on that clock, limits off, responses validated against the spec), ``client`` (our
+client on it, never waiting on its own buckets) and ``raw`` (plain httpx with the demo key).
 """
 
 from __future__ import annotations
@@ -29,11 +33,16 @@ from typing import Any
 import httpx
 import pytest
 
+from klaviyo_toolkit.client import KlaviyoClient
 from klaviyo_toolkit.clock import ManualClock
-from klaviyo_toolkit.sandbox import Sandbox
+from klaviyo_toolkit.ratelimit import RateLimiter
+from klaviyo_toolkit.sandbox import DEMO_KEY, Sandbox
+from klaviyo_toolkit.sandbox._app import HOOKS
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 15.0
+HEADERS = {"Authorization": f"Klaviyo-API-Key {DEMO_KEY}", "revision": "2026-07-15",
+           "Content-Type": "application/vnd.api+json"}
 
 
 def free_socket() -> socket.socket:
@@ -206,3 +215,39 @@ def served() -> Iterator[tuple[Sandbox, str]]:
     with on_port(sb.app) as base_url:
         yield sb, base_url
     sb.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def sb(clock: ManualClock) -> Iterator[Sandbox]:
+    sandbox = Sandbox(validate_responses=True, demo_data=False, rate_limit_factor=None, clock=clock)
+    yield sandbox
+    sandbox.close()
+
+
+@pytest.fixture
+def client(sb: Sandbox) -> KlaviyoClient:
+    return sb.client(rate_limiter=RateLimiter(factor=None))  # the sandbox's limits are off too; never wait
+
+
+@pytest.fixture
+def raw(sb: Sandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(transport=sb.transport(), base_url=Sandbox.BASE_URL, headers=HEADERS) as http:
+        yield http
+
+
+@pytest.fixture
+def added_to_list() -> Iterator[list[tuple[str, str]]]:
+    """(list id, profile id) for every ``profile_added_to_list`` announced during the test."""
+    seen: list[tuple[str, str]] = []
+
+    def record(_sb: Sandbox, payload: dict[str, Any]) -> None:
+        seen.append((payload["list"].id, payload["profile"].id))
+
+    HOOKS["profile_added_to_list"].append(record)
+    yield seen
+    HOOKS["profile_added_to_list"].remove(record)

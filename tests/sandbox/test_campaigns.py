@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from klaviyo_toolkit.clock import ManualClock
-from klaviyo_toolkit.ratelimit import RateLimiter
 from klaviyo_toolkit.sandbox import Sandbox
 from klaviyo_toolkit.sandbox._store import Resource
 from klaviyo_toolkit.sandbox.domains._common import new_profile, set_email_consent, suppress_email
@@ -23,22 +21,6 @@ HEADERS = {"Authorization": "Klaviyo-API-Key pk_sandbox_demo", "revision": "2026
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(start=START)
-
-
-@pytest.fixture
-def sb(clock: ManualClock) -> Sandbox:
-    return Sandbox(validate_responses=True, demo_data=False, rate_limit_factor=None, clock=clock)
-
-
-@pytest.fixture
-def client(sb: Sandbox) -> Any:
-    return sb.client(rate_limiter=RateLimiter(factor=None))  # the sandbox's limits are off too; never wait
-
-
-@pytest.fixture
-def raw(sb: Sandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(transport=sb.transport(), base_url=Sandbox.BASE_URL, headers=HEADERS) as http:
-        yield http
 
 
 # -- helpers ----------------------------------------------------------------------------------------------

@@ -14,28 +14,6 @@ from klaviyo_toolkit.sandbox import Sandbox
 BOOT = "$custom:::$default:::BOOT-1"
 
 
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def sb(clock: ManualClock) -> Sandbox:
-    return Sandbox(validate_responses=True, demo_data=False, rate_limit_factor=None, clock=clock)
-
-
-@pytest.fixture
-def client(sb: Sandbox) -> Any:
-    """A client with its own manual clock: its rate limiter never sleeps for real."""
-    return sb.client(clock=ManualClock())
-
-
-def raw(sb: Sandbox) -> httpx.Client:
-    return httpx.Client(transport=sb.transport(), base_url=Sandbox.BASE_URL, headers={
-        "Authorization": "Klaviyo-API-Key pk_sandbox_demo", "revision": "2026-07-15",
-        "Content-Type": "application/vnd.api+json"})
-
-
 def item(client: Any, external_id: str = "BOOT-1", **extra: Any) -> dict[str, Any]:
     args = {"external_id": external_id, "title": "Ridge Boot", "description": "Waterproof boot.",
             "url": "https://shop.example.com/boot", "price": 189.0, **extra}
@@ -158,10 +136,10 @@ def test_bulk_update_and_delete(sb: Sandbox, client: Any, clock: ManualClock) ->
     assert jobs[0]["attributes"]["errors"][0]["source"]["pointer"] == "/data/attributes/items/data/1/id"
 
 
-def test_bulk_job_over_100_items_is_refused(sb: Sandbox) -> None:
+def test_bulk_job_over_100_items_is_refused(raw: httpx.Client, sb: Sandbox) -> None:
     items = [{"type": "catalog-category", "attributes": {"external_id": f"c{n}", "name": f"C{n}"}} for n in range(101)]
     body = {"data": {"type": "catalog-category-bulk-create-job", "attributes": {"categories": {"data": items}}}}
-    response = raw(sb).post("/api/catalog-category-bulk-create-jobs", json=body)
+    response = raw.post("/api/catalog-category-bulk-create-jobs", json=body)
     assert response.status_code == 400
     error = response.json()["errors"][0]
     assert error["source"]["pointer"] == "/data/attributes/categories/data"

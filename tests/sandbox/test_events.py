@@ -14,22 +14,11 @@ from klaviyo_toolkit.sandbox._store import Resource
 #: 2026-03-06T20:00:00Z, a Friday (15:00 in New York).
 FRIDAY = 1772827200.0
 MARCH_1 = "2026-03-01T00:00:00"
-HEADERS = {"Authorization": "Klaviyo-API-Key pk_sandbox_demo", "revision": "2026-07-15"}
 
 
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(start=FRIDAY)
-
-
-@pytest.fixture
-def sb(clock: ManualClock) -> Sandbox:
-    return Sandbox(validate_responses=True, demo_data=False, rate_limit_factor=None, clock=clock)
-
-
-@pytest.fixture
-def http(sb: Sandbox) -> httpx.Client:
-    return httpx.Client(transport=sb.transport(), base_url=Sandbox.BASE_URL, headers=HEADERS)
 
 
 def event_body(profile: dict[str, Any], metric: str = "Placed Order", props: dict[str, Any] | None = None,
@@ -57,12 +46,12 @@ def metric_id(sb: Sandbox, name: str) -> str:
 
 
 # -- create_event --------------------------------------------------------------------------------
-def test_create_event_records_value_profile_and_a_new_metric(sb: Sandbox, http: httpx.Client) -> None:
-    resp = post_event(http, "Ada@Example.com", props={"Item": "Tent"}, value=129.5, value_currency="USD",
+def test_create_event_records_value_profile_and_a_new_metric(sb: Sandbox, raw: httpx.Client) -> None:
+    resp = post_event(raw, "Ada@Example.com", props={"Item": "Tent"}, value=129.5, value_currency="USD",
                       unique_id="order-1", time="2026-03-05T10:00:00+00:00")
     assert resp.status_code == 202 and resp.content == b""
 
-    page = http.get("/api/events", params={"include": "metric,profile"}).json()
+    page = raw.get("/api/events", params={"include": "metric,profile"}).json()
     [event] = page["data"]
     assert event["attributes"]["datetime"] == "2026-03-05T10:00:00+00:00"
     assert event["attributes"]["timestamp"] == 1772704800
@@ -77,21 +66,21 @@ def test_create_event_records_value_profile_and_a_new_metric(sb: Sandbox, http: 
     assert profile["attributes"]["last_event_date"] == "2026-03-05T10:00:00+00:00"
 
 
-def test_events_with_an_existing_metric_name_reuse_it(sb: Sandbox, http: httpx.Client) -> None:
+def test_events_with_an_existing_metric_name_reuse_it(sb: Sandbox, raw: httpx.Client) -> None:
     for i in range(3):
-        assert post_event(http, f"p{i}@example.com", "Viewed Product").status_code == 202
-    metrics = http.get("/api/metrics", params={"filter": "equals(integration.name,'API')"}).json()["data"]
+        assert post_event(raw, f"p{i}@example.com", "Viewed Product").status_code == 202
+    metrics = raw.get("/api/metrics", params={"filter": "equals(integration.name,'API')"}).json()["data"]
     assert [m["attributes"]["name"] for m in metrics] == ["Viewed Product"]
-    assert http.get("/api/metrics", params={"filter": "equals(integration.category,'Internal')"}).json()["data"] == []
+    assert raw.get("/api/metrics", params={"filter": "equals(integration.category,'Internal')"}).json()["data"] == []
 
 
-def test_unique_id_deduplicates_per_profile_and_metric(sb: Sandbox, http: httpx.Client) -> None:
+def test_unique_id_deduplicates_per_profile_and_metric(sb: Sandbox, raw: httpx.Client) -> None:
     for _ in range(2):  # a repeat is accepted, and stored once
-        assert post_event(http, "a@example.com", "Placed Order", unique_id="X1").status_code == 202
-    assert post_event(http, "b@example.com", "Placed Order", unique_id="X1").status_code == 202  # other profile
-    assert post_event(http, "a@example.com", "Started Checkout", unique_id="X1").status_code == 202  # other metric
+        assert post_event(raw, "a@example.com", "Placed Order", unique_id="X1").status_code == 202
+    assert post_event(raw, "b@example.com", "Placed Order", unique_id="X1").status_code == 202  # other profile
+    assert post_event(raw, "a@example.com", "Started Checkout", unique_id="X1").status_code == 202  # other metric
 
-    events = http.get("/api/events", params={"include": "metric,profile"}).json()
+    events = raw.get("/api/events", params={"include": "metric,profile"}).json()
     people = {r["id"]: r["attributes"]["email"] for r in events["included"] if r["type"] == "profile"}
     names = {r["id"]: r["attributes"]["name"] for r in events["included"] if r["type"] == "metric"}
     rels = [e["relationships"] for e in events["data"]]
@@ -100,29 +89,29 @@ def test_unique_id_deduplicates_per_profile_and_metric(sb: Sandbox, http: httpx.
                     ("b@example.com", "Placed Order")]
 
 
-def test_without_unique_id_one_event_per_profile_and_second(http: httpx.Client, clock: ManualClock) -> None:
-    post_event(http, "a@example.com")
-    post_event(http, "a@example.com")
+def test_without_unique_id_one_event_per_profile_and_second(raw: httpx.Client, clock: ManualClock) -> None:
+    post_event(raw, "a@example.com")
+    post_event(raw, "a@example.com")
     clock.advance(1)
-    post_event(http, "a@example.com")
-    assert len(http.get("/api/events").json()["data"]) == 2
+    post_event(raw, "a@example.com")
+    assert len(raw.get("/api/events").json()["data"]) == 2
 
 
-def test_creating_an_event_never_grants_consent(sb: Sandbox, http: httpx.Client) -> None:
-    post_event(http, "new@example.com", props={"consent": "yes"})
-    profile = http.get("/api/profiles", params={"filter": "equals(email,'new@example.com')",
+def test_creating_an_event_never_grants_consent(sb: Sandbox, raw: httpx.Client) -> None:
+    post_event(raw, "new@example.com", props={"consent": "yes"})
+    profile = raw.get("/api/profiles", params={"filter": "equals(email,'new@example.com')",
                                                  "additional-fields[profile]": "subscriptions"}).json()["data"][0]
     marketing = profile["attributes"]["subscriptions"]["email"]["marketing"]
     assert marketing["consent"] == "NEVER_SUBSCRIBED" and marketing["can_receive_email_marketing"] is False
 
 
-def test_an_event_finds_its_profile_by_external_id_and_patches_properties(sb: Sandbox, http: httpx.Client) -> None:
+def test_an_event_finds_its_profile_by_external_id_and_patches_properties(sb: Sandbox, raw: httpx.Client) -> None:
     body = event_body({"external_id": "crm-7", "email": "x@example.com", "properties": {"skus": ["A"]}})
-    assert http.post("/api/events", json=body).status_code == 202
+    assert raw.post("/api/events", json=body).status_code == 202
     body = event_body({"external_id": "crm-7", "first_name": "Xi"}, "Placed Order", unique_id="2")
     patch = {"patch_properties": {"append": {"skus": "B"}}}
     body["data"]["attributes"]["profile"]["data"]["attributes"]["meta"] = patch
-    assert http.post("/api/events", json=body).status_code == 202
+    assert raw.post("/api/events", json=body).status_code == 202
     [profile] = sb.store.all("profile")
     assert profile.attributes["first_name"] == "Xi" and profile.attributes["properties"]["skus"] == ["A", "B"]
     assert len(sb.store.all("event")) == 2
@@ -133,26 +122,26 @@ def test_an_event_finds_its_profile_by_external_id_and_patches_properties(sb: Sa
     ({"email": "a@example.com"}, {"time": "1985-01-01T00:00:00+00:00"}, "/data/attributes/time", "1990"),
     ({"email": "a@example.com"}, {"time": "2031-01-01T00:00:00+00:00"}, "/data/attributes/time", "future"),
 ])
-def test_create_event_rejects_bad_input_naming_the_field(http: httpx.Client, profile: dict[str, Any],
+def test_create_event_rejects_bad_input_naming_the_field(raw: httpx.Client, profile: dict[str, Any],
                                                          attrs: dict[str, Any], pointer: str, says: str) -> None:
-    err = error(http.post("/api/events", json=event_body(profile, **attrs)), 400)
+    err = error(raw.post("/api/events", json=event_body(profile, **attrs)), 400)
     assert err["source"]["pointer"] == pointer and says in err["detail"]
 
 
-def test_create_event_rejects_an_unknown_profile_id_and_a_long_metric_name(http: httpx.Client) -> None:
+def test_create_event_rejects_an_unknown_profile_id_and_a_long_metric_name(raw: httpx.Client) -> None:
     body = event_body({})
     body["data"]["attributes"]["profile"]["data"]["id"] = "01NOPE"
-    err = error(http.post("/api/events", json=body), 400)
+    err = error(raw.post("/api/events", json=body), 400)
     assert err["source"]["pointer"] == "/data/attributes/profile/data/id" and "01NOPE" in err["detail"]
-    err = error(post_event(http, "a@example.com", "M" * 130), 400)
+    err = error(post_event(raw, "a@example.com", "M" * 130), 400)
     assert err["source"]["pointer"] == "/data/attributes/metric/data/attributes/name"
-    err = error(http.post("/api/events", json={"data": {"type": "event", "attributes": {"properties": {}}}}), 400)
+    err = error(raw.post("/api/events", json={"data": {"type": "event", "attributes": {"properties": {}}}}), 400)
     assert err["source"]["pointer"].startswith("/data/attributes")
 
 
 # -- client events -------------------------------------------------------------------------------
-def test_client_event_never_changes_an_existing_profiles_identifiers(sb: Sandbox, http: httpx.Client) -> None:
-    http.post("/api/events", json=event_body({"external_id": "e1", "email": "old@example.com"}))
+def test_client_event_never_changes_an_existing_profiles_identifiers(sb: Sandbox, raw: httpx.Client) -> None:
+    raw.post("/api/events", json=event_body({"external_id": "e1", "email": "old@example.com"}))
     client = httpx.Client(transport=sb.transport(), base_url=Sandbox.BASE_URL, headers={"revision": "2026-07-15"})
     body = event_body({"external_id": "e1", "email": "new@example.com", "first_name": "Kim"}, "Viewed Page",
                       unique_id="v1")
@@ -190,11 +179,11 @@ def ev(name: str, **attrs: Any) -> dict[str, Any]:
     return {"properties": attrs.pop("properties", {}), "metric": metric, **attrs}
 
 
-def test_bulk_events_are_applied_when_the_job_is_due(sb: Sandbox, http: httpx.Client, clock: ManualClock) -> None:
+def test_bulk_events_are_applied_when_the_job_is_due(sb: Sandbox, raw: httpx.Client, clock: ManualClock) -> None:
     body = bulk_body(bulk_entry("a@example.com", ev("Placed Order", unique_id="1", value=5),
                                 ev("Placed Order", unique_id="2", value=7)),
                      bulk_entry("b@example.com", ev("Placed Order", unique_id="1")))
-    resp = http.post("/api/event-bulk-create-jobs", json=body)
+    resp = raw.post("/api/event-bulk-create-jobs", json=body)
     assert resp.status_code == 202 and resp.content == b""
     assert sb.store.all("event") == []
     clock.advance(5)
@@ -206,61 +195,61 @@ def test_bulk_events_are_applied_when_the_job_is_due(sb: Sandbox, http: httpx.Cl
     assert job.attributes["status"] == "complete" and job.attributes["completed_count"] == 3
 
 
-def test_bulk_events_reject_a_repeated_unique_id_and_too_many_events(http: httpx.Client, sb: Sandbox) -> None:
+def test_bulk_events_reject_a_repeated_unique_id_and_too_many_events(raw: httpx.Client, sb: Sandbox) -> None:
     body = bulk_body(bulk_entry("a@example.com", ev("Placed Order", unique_id="1"), ev("Placed Order", unique_id="1")))
-    err = error(http.post("/api/event-bulk-create-jobs", json=body), 400)
+    err = error(raw.post("/api/event-bulk-create-jobs", json=body), 400)
     entry = "/data/attributes/events-bulk-create/data/0/attributes"
     assert err["source"]["pointer"] == f"{entry}/events/data/1/attributes/unique_id"
     assert "no events were processed" in err["detail"]
     many = [ev("Viewed Page", unique_id=str(i)) for i in range(1001)]
-    err = error(http.post("/api/event-bulk-create-jobs", json=bulk_body(bulk_entry("a@example.com", *many))), 400)
+    err = error(raw.post("/api/event-bulk-create-jobs", json=bulk_body(bulk_entry("a@example.com", *many))), 400)
     assert err["source"]["pointer"] == "/data/attributes/events-bulk-create/data" and "1000" in err["detail"]
     assert sb.store.all("event-bulk-create-job") == []
 
 
 # -- reading events ------------------------------------------------------------------------------
-def test_get_events_filters_sorts_and_pages_with_links_next(sb: Sandbox, http: httpx.Client) -> None:
+def test_get_events_filters_sorts_and_pages_with_links_next(sb: Sandbox, raw: httpx.Client) -> None:
     for day in range(1, 6):
-        post_event(http, "a@example.com", "Placed Order", time=f"2026-03-0{day}T12:00:00+00:00", unique_id=str(day))
-    post_event(http, "b@example.com", "Viewed Page", time="2026-03-04T12:00:00+00:00")
+        post_event(raw, "a@example.com", "Placed Order", time=f"2026-03-0{day}T12:00:00+00:00", unique_id=str(day))
+    post_event(raw, "b@example.com", "Viewed Page", time="2026-03-04T12:00:00+00:00")
     placed = metric_id(sb, "Placed Order")
     query = {"filter": f"and(equals(metric_id,'{placed}'),greater-or-equal(datetime,2026-03-02T00:00:00Z))",
              "sort": "-datetime", "page[size]": "3"}
-    first = http.get("/api/events", params=query).json()
+    first = raw.get("/api/events", params=query).json()
     assert [e["attributes"]["datetime"][:10] for e in first["data"]] == ["2026-03-05", "2026-03-04", "2026-03-03"]
-    second = http.get(first["links"]["next"]).json()
+    second = raw.get(first["links"]["next"]).json()
     assert [e["attributes"]["datetime"][:10] for e in second["data"]] == ["2026-03-02"]
     assert "next" not in second["links"]
 
-    by_time = http.get("/api/events", params={"filter": "less-than(timestamp,1772452800)"}).json()["data"]
+    by_time = raw.get("/api/events", params={"filter": "less-than(timestamp,1772452800)"}).json()["data"]
     assert [e["attributes"]["datetime"][:10] for e in by_time] == ["2026-03-01"]  # sorted by datetime by default
-    err = error(http.get("/api/events", params={"filter": "equals(email,'a@example.com')"}), 400)
+    err = error(raw.get("/api/events", params={"filter": "equals(email,'a@example.com')"}), 400)
     assert err["source"]["parameter"] == "filter"
 
 
-def test_event_related_metric_profile_and_linkages(sb: Sandbox, http: httpx.Client) -> None:
-    post_event(http, "a@example.com", "Placed Order")
+def test_event_related_metric_profile_and_linkages(sb: Sandbox, raw: httpx.Client) -> None:
+    post_event(raw, "a@example.com", "Placed Order")
     [event] = sb.store.all("event")
-    assert http.get(f"/api/events/{event.id}/metric").json()["data"]["attributes"]["name"] == "Placed Order"
-    assert http.get(f"/api/events/{event.id}/profile").json()["data"]["attributes"]["email"] == "a@example.com"
-    linkage = http.get(f"/api/events/{event.id}/relationships/profile").json()["data"]
+    assert raw.get(f"/api/events/{event.id}/metric").json()["data"]["attributes"]["name"] == "Placed Order"
+    assert raw.get(f"/api/events/{event.id}/profile").json()["data"]["attributes"]["email"] == "a@example.com"
+    linkage = raw.get(f"/api/events/{event.id}/relationships/profile").json()["data"]
     assert linkage == {"type": "profile", "id": event.linked("profile")[0][1]}
-    assert http.get("/api/events/NOPE").status_code == 404
+    assert raw.get("/api/events/NOPE").status_code == 404
     orphan = Resource("event", "01ORPHAN", {"timestamp": 0}, {}, 0, 0)
     sb.store.put(orphan)
-    assert http.get("/api/events/01ORPHAN/metric").json()["data"] is None  # the spec allows null
+    assert raw.get("/api/events/01ORPHAN/metric").json()["data"] is None  # the spec allows null
 
 
-def test_metric_properties_are_derived_from_events(sb: Sandbox, http: httpx.Client) -> None:
-    post_event(http, "a@example.com", "Placed Order", {"Items": ["a"], "Total": 3, "Gift": True}, unique_id="1")
+def test_metric_properties_are_derived_from_events(sb: Sandbox, raw: httpx.Client) -> None:
+    post_event(raw, "a@example.com", "Placed Order", {"Items": ["a"], "Total": 3, "Gift": True}, unique_id="1")
     placed = metric_id(sb, "Placed Order")
-    props = http.get(f"/api/metrics/{placed}/metric-properties").json()["data"]
+    props = raw.get(f"/api/metrics/{placed}/metric-properties").json()["data"]
     kinds = {p["attributes"]["property"]: p["attributes"]["inferred_type"] for p in props}
     assert kinds["Items"] == "List" and kinds["Total"] == "Number" and kinds["Gift"] == "Boolean"
-    one = http.get(f"/api/metric-properties/{props[0]['id']}", params={"include": "metric"}).json()
+    one = raw.get(f"/api/metric-properties/{props[0]['id']}", params={"include": "metric"}).json()
     assert one["data"]["relationships"]["metric"]["data"]["id"] == placed
     sb.store.delete("metric-property", props[0]["id"])  # recomputed when asked for by id
-    assert http.get(f"/api/metric-properties/{props[0]['id']}").status_code == 200
+    assert raw.get(f"/api/metric-properties/{props[0]['id']}").status_code == 200
 
 
 # -- metric aggregates ---------------------------------------------------------------------------
@@ -283,9 +272,9 @@ def seed_orders(http: httpx.Client) -> None:
         post_event(http, email, "Placed Order", {"$message": message}, time=when, value=value, unique_id=str(i))
 
 
-def test_aggregates_count_sum_and_unique_by_day(sb: Sandbox, http: httpx.Client) -> None:
-    seed_orders(http)
-    body = aggregate(http, metric_id(sb, "Placed Order")).json()["data"]
+def test_aggregates_count_sum_and_unique_by_day(sb: Sandbox, raw: httpx.Client) -> None:
+    seed_orders(raw)
+    body = aggregate(raw, metric_id(sb, "Placed Order")).json()["data"]
     assert body["type"] == "metric-aggregate"
     assert body["attributes"]["dates"] == ["2026-03-01T00:00:00+00:00", "2026-03-02T00:00:00+00:00",
                                            "2026-03-03T00:00:00+00:00"]
@@ -294,9 +283,9 @@ def test_aggregates_count_sum_and_unique_by_day(sb: Sandbox, http: httpx.Client)
     assert row["measurements"] == {"count": [2.0, 1.0, 1.0], "sum_value": [15.5, 20.0, 4.25], "unique": [1.0, 1.0, 1.0]}
 
 
-def test_aggregates_group_by_message_in_a_time_zone(sb: Sandbox, http: httpx.Client) -> None:
-    seed_orders(http)
-    resp = aggregate(http, metric_id(sb, "Placed Order"), by=["$message"], measurements=["count", "sum_value"],
+def test_aggregates_group_by_message_in_a_time_zone(sb: Sandbox, raw: httpx.Client) -> None:
+    seed_orders(raw)
+    resp = aggregate(raw, metric_id(sb, "Placed Order"), by=["$message"], measurements=["count", "sum_value"],
                      timezone="America/New_York", sort="-$message")
     attrs = resp.json()["data"]["attributes"]
     # New York days (EST, UTC-5): 03-01 holds 10:00Z; 03-01 23:30Z and 03-02 02:00Z fall on 03-01 local too;
@@ -308,15 +297,15 @@ def test_aggregates_group_by_message_in_a_time_zone(sb: Sandbox, http: httpx.Cli
     ]
 
 
-def test_aggregates_filter_on_a_dimension_and_week_and_month_intervals(sb: Sandbox, http: httpx.Client) -> None:
-    seed_orders(http)
+def test_aggregates_filter_on_a_dimension_and_week_and_month_intervals(sb: Sandbox, raw: httpx.Client) -> None:
+    seed_orders(raw)
     placed = metric_id(sb, "Placed Order")
-    rows = aggregate(http, placed, measurements=["count"], interval="week",
+    rows = aggregate(raw, placed, measurements=["count"], interval="week",
                      filter=[f"greater-or-equal(datetime,{MARCH_1})", "less-than(datetime,2026-03-05T00:00:00)",
                              'equals($message,"M1")']).json()["data"]["attributes"]
     assert rows["dates"] == ["2026-02-23T00:00:00+00:00", "2026-03-02T00:00:00+00:00"]  # weeks start on Monday
     assert rows["data"][0]["measurements"]["count"] == [1.0, 3.0]
-    month = aggregate(http, placed, measurements=["count"], interval="month").json()["data"]["attributes"]
+    month = aggregate(raw, placed, measurements=["count"], interval="month").json()["data"]["attributes"]
     assert month["dates"] == ["2026-03-01T00:00:00+00:00"] and month["data"][0]["measurements"]["count"] == [4.0]
 
 
@@ -328,20 +317,20 @@ def test_aggregates_filter_on_a_dimension_and_week_and_month_intervals(sb: Sandb
      "ISO 8601"),
     ({"timezone": "Mars/Olympus"}, "/data/attributes/timezone", "IANA"),
 ])
-def test_aggregates_reject_bad_queries(sb: Sandbox, http: httpx.Client, attrs: dict[str, Any], pointer: str,
+def test_aggregates_reject_bad_queries(sb: Sandbox, raw: httpx.Client, attrs: dict[str, Any], pointer: str,
                                        says: str) -> None:
-    post_event(http, "a@example.com")
-    err = error(aggregate(http, metric_id(sb, "Placed Order"), **attrs), 400)
+    post_event(raw, "a@example.com")
+    err = error(aggregate(raw, metric_id(sb, "Placed Order"), **attrs), 400)
     assert err["source"]["pointer"] == pointer and says in err["detail"]
 
 
-def test_aggregates_reject_an_unknown_metric(http: httpx.Client) -> None:
-    err = error(aggregate(http, "NOPE"), 400)
+def test_aggregates_reject_an_unknown_metric(raw: httpx.Client) -> None:
+    err = error(aggregate(raw, "NOPE"), 400)
     assert err["source"]["pointer"] == "/data/attributes/metric_id" and "GET /api/metrics" in err["detail"]
 
 
-def test_aggregates_through_the_client(sb: Sandbox, http: httpx.Client) -> None:
-    seed_orders(http)
+def test_aggregates_through_the_client(sb: Sandbox, raw: httpx.Client) -> None:
+    seed_orders(raw)
     resp = sb.client().call("query_metric_aggregates", metric_id=metric_id(sb, "Placed Order"), measurements=["count"],
                             filter=["greater-or-equal(datetime,2026-03-01T00:00:00)",
                                     "less-than(datetime,2026-03-02T00:00:00)"], interval="hour")

@@ -3,58 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from klaviyo_toolkit.clock import ManualClock
-from klaviyo_toolkit.ratelimit import RateLimiter
 from klaviyo_toolkit.sandbox import Sandbox
-from klaviyo_toolkit.sandbox._app import HOOKS
 from klaviyo_toolkit.sandbox._store import Resource
 from klaviyo_toolkit.sandbox.domains._common import find_or_create_metric, record_event
 
 Json = dict[str, Any]
 DAY = 86400.0
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def sb(clock: ManualClock) -> Iterator[Sandbox]:
-    sandbox = Sandbox(validate_responses=True, demo_data=False, rate_limit_factor=None, clock=clock)
-    yield sandbox
-    sandbox.close()
-
-
-@pytest.fixture
-def client(sb: Sandbox) -> Any:
-    # The sandbox enforces no limits here, so the client does not wait on its own buckets either.
-    return sb.client(rate_limiter=RateLimiter(factor=None))
-
-
-@pytest.fixture
-def raw(sb: Sandbox) -> Iterator[httpx.Client]:
-    headers = {"Authorization": "Klaviyo-API-Key pk_sandbox_demo", "revision": "2026-07-15"}
-    with httpx.Client(transport=sb.transport(), base_url=Sandbox.BASE_URL, headers=headers) as http:
-        yield http
-
-
-@pytest.fixture
-def added_to_list() -> Iterator[list[tuple[str, str]]]:
-    seen: list[tuple[str, str]] = []
-
-    def record(_sb: Sandbox, payload: Json) -> None:
-        seen.append((payload["list"].id, payload["profile"].id))
-
-    HOOKS["profile_added_to_list"].append(record)
-    yield seen
-    HOOKS["profile_added_to_list"].remove(record)
 
 
 def error(response: httpx.Response) -> Json:

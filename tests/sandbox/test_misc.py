@@ -16,27 +16,6 @@ PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4
                        "JRU5ErkJggg==")
 
 
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def sb(clock: ManualClock) -> Sandbox:
-    return Sandbox(validate_responses=True, demo_data=False, rate_limit_factor=None, clock=clock)
-
-
-@pytest.fixture
-def client(sb: Sandbox) -> Any:
-    """A client with its own manual clock: its rate limiter never sleeps for real."""
-    return sb.client(clock=ManualClock())
-
-
-def raw(sb: Sandbox) -> httpx.Client:
-    return httpx.Client(transport=sb.transport(), base_url=Sandbox.BASE_URL, headers={
-        "Authorization": "Klaviyo-API-Key pk_sandbox_demo", "revision": "2026-07-15"})
-
-
 def api_error(call: Any, *args: Any, **kwargs: Any) -> KlaviyoAPIError:
     with pytest.raises(KlaviyoAPIError) as err:
         call(*args, **kwargs)
@@ -138,7 +117,7 @@ def test_tags_default_group_links_and_exclusive_groups(client: Any) -> None:
     assert [t["id"] for t in client.call("get_tags_for_list", id=list_id).data] == [tag["id"]]
 
 
-def test_default_group_cannot_be_deleted_and_tags_cannot_move(sb: Sandbox, client: Any) -> None:
+def test_default_group_cannot_be_deleted_and_tags_cannot_move(raw: httpx.Client, sb: Sandbox, client: Any) -> None:
     default = client.call("get_tag_groups").data[0]
     err = api_error(client.call, "delete_tag_group", id=default["id"])
     assert err.status == 400 and "default" in (err.detail or "")
@@ -147,7 +126,7 @@ def test_default_group_cannot_be_deleted_and_tags_cannot_move(sb: Sandbox, clien
     assert client.call("get_tag", id=tag["id"]).data["attributes"]["name"] == "Q4 2026"
     body = {"data": {"type": "tag", "id": tag["id"], "attributes": {"name": "x"},
                      "relationships": {"tag-group": {"data": {"type": "tag-group", "id": default["id"]}}}}}
-    response = raw(sb).patch(f"/api/tags/{tag['id']}", json=body, headers={"Content-Type": "application/vnd.api+json"})
+    response = raw.patch(f"/api/tags/{tag['id']}", json=body)
     assert response.status_code == 400
     assert response.json()["errors"][0]["source"]["pointer"].startswith("/data")
 
@@ -231,9 +210,9 @@ def test_forms_get_versions_and_delete_together(sb: Sandbox, client: Any) -> Non
     assert api_error(client.call, "get_form", id=form["id"]).status == 404
 
 
-def test_forms_are_created_as_drafts(sb: Sandbox) -> None:
+def test_forms_are_created_as_drafts(raw: httpx.Client, sb: Sandbox) -> None:
     body = {"data": {"type": "form", "attributes": {"name": "x", "status": "live", "ab_test": False,
                                                     "definition": FORM_DEFINITION}}}
-    response = raw(sb).post("/api/forms", json=body, headers={"Content-Type": "application/vnd.api+json"})
+    response = raw.post("/api/forms", json=body)
     assert response.status_code == 400
     assert response.json()["errors"][0]["source"]["pointer"] == "/data/attributes/status"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -11,7 +10,6 @@ import httpx
 import pytest
 
 from klaviyo_toolkit.clock import ManualClock
-from klaviyo_toolkit.ratelimit import RateLimiter
 from klaviyo_toolkit.sandbox import PUBLIC_KEY, Sandbox
 from klaviyo_toolkit.sandbox._store import Resource
 from klaviyo_toolkit.sandbox.domains._common import find_or_create_metric, new_profile, record_event
@@ -33,21 +31,10 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def sb(clock: ManualClock) -> Sandbox:
-    sandbox = Sandbox(validate_responses=True, demo_data=False, rate_limit_factor=None, clock=clock)
-    sandbox.store.put(Resource("account", PUBLIC_KEY, {"timezone": "America/New_York"}, {}, START, START))
-    return sandbox
-
-
-@pytest.fixture
-def client(sb: Sandbox) -> Any:
-    return sb.client(rate_limiter=RateLimiter(factor=None))  # the sandbox's limits are off too; never wait
-
-
-@pytest.fixture
-def raw(sb: Sandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(transport=sb.transport(), base_url=Sandbox.BASE_URL, headers=HEADERS) as http:
-        yield http
+def sb(sb: Sandbox) -> Sandbox:
+    """The shared empty sandbox, its account in New York."""
+    sb.store.put(Resource("account", PUBLIC_KEY, {"timezone": "America/New_York"}, {}, START, START))
+    return sb
 
 
 def at(day: int, hour: int, minute: int = 0, second: int = 0) -> float:
