@@ -118,6 +118,18 @@ class Ctx:
         items = data if isinstance(data, list) else ([data] if isinstance(data, dict) else [])
         return [(str(d["type"]), str(d["id"])) for d in items if "id" in d]
 
+    def check_body_id(self, rid: str) -> None:
+        """An update's body must name the resource of its URL: ``data.id`` that differs is a 409."""
+        body_id = self.data.get("id") if isinstance(self.data, dict) else None
+        if body_id is not None and str(body_id) != rid:
+            raise SandboxError(
+                409,
+                "conflict",
+                "Conflict.",
+                f"The body's data.id {body_id!r} does not match the URL's id {rid!r}.",
+                pointer="/data/id",
+            )
+
     def get(self, rtype: str, rid: str | None = None) -> Resource:
         rid = rid if rid is not None else self.id
         res = self.store.get(rtype, rid)

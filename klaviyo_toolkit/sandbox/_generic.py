@@ -143,15 +143,8 @@ def _create(ctx: Ctx) -> Reply:
 
 
 def _update(ctx: Ctx, res: Resource) -> Reply:
+    ctx.check_body_id(res.id)
     data = ctx.data if isinstance(ctx.data, dict) else {}
-    if data.get("id") and str(data["id"]) != res.id:
-        raise SandboxError(
-            409,
-            "conflict",
-            "Conflict.",
-            f"The body's data.id {data['id']!r} does not match the URL's id {res.id!r}.",
-            pointer="/data/id",
-        )
     for key, value in ctx.attrs.items():
         res.attributes[key] = value
     for name in data.get("relationships") or {}:

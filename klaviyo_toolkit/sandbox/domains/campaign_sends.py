@@ -203,15 +203,7 @@ def send_campaign(ctx: Ctx) -> Reply:
 def cancel_send(ctx: Ctx) -> Reply:
     sb = ctx.sandbox
     job = ctx.get("campaign-send-job")
-    body_id = ctx.data.get("id") if isinstance(ctx.data, dict) else None
-    if body_id is not None and str(body_id) != job.id:
-        raise SandboxError(
-            409,
-            "conflict",
-            "Conflict.",
-            f"The body's data.id {body_id!r} does not match the URL's id {job.id!r}.",
-            pointer="/data/id",
-        )
+    ctx.check_body_id(job.id)
     campaign = _campaign(ctx, job.id)
     action = ctx.attrs.get("action")
     now = ctx.now

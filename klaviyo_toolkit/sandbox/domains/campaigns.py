@@ -121,7 +121,7 @@ def get_campaign(ctx: Ctx) -> Reply:
 @handles("update_campaign")
 def update_campaign(ctx: Ctx) -> Reply:
     campaign = settle(ctx.sandbox, ctx.get("campaign"))
-    _check_body_id(ctx, campaign.id)
+    ctx.check_body_id(campaign.id)
     attrs = {k: v for k, v in ctx.attrs.items() if v is not None}
     status = campaign.attributes.get("status")
     if status != "Draft":
@@ -228,7 +228,7 @@ def new_message(sb: Sandbox, campaign: Resource, definition: Json, now: float, i
 def update_campaign_message(ctx: Ctx) -> Reply:
     sb = ctx.sandbox
     message = ctx.get("campaign-message")
-    _check_body_id(ctx, message.id)
+    ctx.check_body_id(message.id)
     campaign = next((ctx.store.get(t, i) for t, i in message.linked("campaign")), None)
     new = ctx.attrs.get("definition")
     image = ctx.rel("image")
@@ -376,15 +376,3 @@ def _tracking(channel: str, given: Json | None) -> Json | None:
 def _template_copy(sb: Sandbox, template: Resource, now: float) -> tuple[str, str]:
     copied = templates.copy_template(sb, template, now, message_copy=True)
     return copied.type, copied.id
-
-
-def _check_body_id(ctx: Ctx, rid: str) -> None:
-    body_id = ctx.data.get("id") if isinstance(ctx.data, dict) else None
-    if body_id is not None and str(body_id) != rid:
-        raise SandboxError(
-            409,
-            "conflict",
-            "Conflict.",
-            f"The body's data.id {body_id!r} does not match the URL's id {rid!r}.",
-            pointer="/data/id",
-        )

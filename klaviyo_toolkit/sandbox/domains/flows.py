@@ -28,7 +28,7 @@ from typing import Any
 
 from .._app import RELATED, Sandbox
 from .._context import Ctx, Reply, handles
-from .._jsonapi import FIELD_RESOLVERS, SandboxError, bad_request
+from .._jsonapi import FIELD_RESOLVERS, bad_request
 from .._store import Linkage, Resource, Store
 from ._common import iso, require
 from .flow_engine import flow_actions, flow_trigger  # importing registers the engine's hooks
@@ -230,22 +230,10 @@ def sync_flow(sb: Sandbox, flow: Resource) -> None:
 
 
 # -- update and delete -------------------------------------------------------------------------
-def _check_id(ctx: Ctx, res: Resource) -> None:
-    data = ctx.data if isinstance(ctx.data, Mapping) else {}
-    if data.get("id") and str(data["id"]) != res.id:
-        raise SandboxError(
-            409,
-            "conflict",
-            "Conflict.",
-            f"The body's data.id {data['id']!r} does not match the URL's id {res.id!r}.",
-            pointer="/data/id",
-        )
-
-
 @handles("update_flow")
 def update_flow(ctx: Ctx) -> Reply:
     flow = ctx.get("flow")
-    _check_id(ctx, flow)
+    ctx.check_body_id(flow.id)
     status = ctx.attrs.get("status")
     require(
         status in STATUSES, f"status must be one of {', '.join(STATUSES)}; got {status!r}.", "/data/attributes/status"
@@ -270,7 +258,7 @@ def _flow_of(store: Store, action: Resource) -> Resource | None:
 @handles("update_flow_action")
 def update_flow_action(ctx: Ctx) -> Reply:
     action = ctx.get("flow-action")
-    _check_id(ctx, action)
+    ctx.check_body_id(action.id)
     new = dict(ctx.attrs.get("definition") or {})
     old = dict(action.attributes.get("definition") or {})
     pointer = "/data/attributes/definition"

@@ -187,14 +187,7 @@ def create_list(ctx: Ctx) -> Reply:
 @handles("update_list")
 def update_list(ctx: Ctx) -> Reply:
     res = ctx.get("list")
-    if isinstance(ctx.data, dict) and ctx.data.get("id") and str(ctx.data["id"]) != res.id:
-        raise SandboxError(
-            409,
-            "conflict",
-            "Conflict.",
-            f"The body's data.id {ctx.data['id']!r} does not match the URL's id {res.id!r}.",
-            pointer="/data/id",
-        )
+    ctx.check_body_id(res.id)
     attrs = ctx.attrs
     if "name" in attrs:
         if not str(attrs["name"] or "").strip():

@@ -194,15 +194,8 @@ def create_profile(ctx: Ctx) -> Reply:
 @handles("update_profile")
 def update_profile(ctx: Ctx) -> Reply:
     profile = ctx.get("profile")
+    ctx.check_body_id(profile.id)
     data = ctx.data if isinstance(ctx.data, dict) else {}
-    if data.get("id") and str(data["id"]) != profile.id:
-        raise SandboxError(
-            409,
-            "conflict",
-            "Conflict.",
-            f"The body's data.id {data['id']!r} does not match the URL's id {profile.id!r}.",
-            pointer="/data/id",
-        )
     attrs = ctx.attrs
     check_identifiers(attrs)
     check_owners(ctx.sandbox, attrs, profile.id)

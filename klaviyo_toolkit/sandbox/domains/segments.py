@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._app import RELATED
 from .._context import Ctx, Reply, handles, iso
-from .._jsonapi import SandboxError, bad_request
+from .._jsonapi import bad_request
 from .._store import Linkage, Resource
 from ._common import can_receive_email_marketing, can_receive_sms_marketing, email_marketing, parse_time, sms_marketing
 from .lists import joined_at, member_ids, member_view, members_reply
@@ -460,15 +460,7 @@ def create_segment(ctx: Ctx) -> Reply:
 @handles("update_segment")
 def update_segment(ctx: Ctx) -> Reply:
     seg = ctx.get("segment")
-    data = ctx.data if isinstance(ctx.data, dict) else {}
-    if data.get("id") and str(data["id"]) != seg.id:
-        raise SandboxError(
-            409,
-            "conflict",
-            "Conflict.",
-            f"The body's data.id {data['id']!r} does not match the URL's id {seg.id!r}.",
-            pointer="/data/id",
-        )
+    ctx.check_body_id(seg.id)
     attrs = {k: v for k, v in ctx.attrs.items() if v is not None}
     if attrs.get("is_active") is False and len(attrs) > 1:
         raise bad_request(

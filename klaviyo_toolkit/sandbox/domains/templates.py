@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._context import Ctx, Reply, handles, iso
-from .._jsonapi import SandboxError, bad_request
+from .._jsonapi import bad_request
 from .._store import Resource
 
 Json = dict[str, Any]
@@ -100,7 +100,7 @@ def get_templates(ctx: Ctx) -> Reply:
 @handles("update_template")
 def update_template(ctx: Ctx) -> Reply:
     res = ctx.get("template")
-    _check_body_id(ctx, res)
+    ctx.check_body_id(res.id)
     attrs = ctx.attrs
     _check_content(str(res.attributes.get("editor_type")), attrs, creating=False)
     for key in ("name", "html", "text", "amp", "definition"):
@@ -232,16 +232,4 @@ def _check_content(editor: str, attrs: Mapping[str, Any], *, creating: bool) -> 
         raise bad_request(
             f'html is required for {editor} templates, e.g. "<html><body>Hello</body></html>".',
             pointer="/data/attributes/html",
-        )
-
-
-def _check_body_id(ctx: Ctx, res: Resource) -> None:
-    body_id = ctx.data.get("id") if isinstance(ctx.data, dict) else None
-    if body_id is not None and str(body_id) != res.id:
-        raise SandboxError(
-            409,
-            "conflict",
-            "Conflict.",
-            f"The body's data.id {body_id!r} does not match the URL's id {res.id!r}.",
-            pointer="/data/id",
         )
