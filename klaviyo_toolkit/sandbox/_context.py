@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..catalog import Operation
 from ..filters import FilterSyntaxError, parse_filter
@@ -25,6 +25,8 @@ from ._jsonapi import (
     sort_resources,
 )
 from ._store import Linkage, Resource, Store
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from ._app import Sandbox
@@ -157,21 +159,24 @@ class Ctx:
         items = list(resources)
         if not filtered:
             items = self.apply_filter(items)
-        items = sort_resources(self.store, items, self.query.get("sort"))
-        size = page_size or self.page_size()
-        cursor = self.query.get("page[cursor]") or self.query.get("page_cursor")
-        offset = decode_cursor(cursor) if cursor else 0
-        page = items[offset : offset + size]
-        links: Json = {"self": self.self_url()}
-        if offset + size < len(items):
-            links["next"] = self.self_url(cursor=encode_cursor(offset + size))
-        if offset > 0:
-            links["prev"] = self.self_url(cursor=encode_cursor(max(0, offset - size)))
+        page, links = self.paginate(sort_resources(self.store, items, self.query.get("sort")), page_size)
         body: Json = {"data": [self.render(r) for r in page], "links": links}
         included = self.included(page)
         if included is not None:
             body["included"] = included
         return Reply(self.sandbox.schemas.success_status(self.op), body)
+
+    def paginate(self, items: list[T], page_size: int | None = None) -> tuple[list[T], Json]:
+        """The page of ``items`` the request's cursor points at, with its self, next and prev links."""
+        size = page_size or self.page_size()
+        cursor = self.query.get("page[cursor]") or self.query.get("page_cursor")
+        offset = decode_cursor(cursor) if cursor else 0
+        links: Json = {"self": self.self_url()}
+        if offset + size < len(items):
+            links["next"] = self.self_url(cursor=encode_cursor(offset + size))
+        if offset > 0:
+            links["prev"] = self.self_url(cursor=encode_cursor(max(0, offset - size)))
+        return items[offset : offset + size], links
 
     def accepted(self) -> Reply:
         return Reply(self.sandbox.schemas.success_status(self.op), None)

@@ -97,16 +97,8 @@ def _linkage_reply(ctx: Ctx, links: list[Linkage]) -> Reply:
     if not many:
         data: Any = {"type": links[0][0], "id": links[0][1]} if links else None
         return Reply(status, {"data": data, "links": {"self": ctx.self_url()}})
-    from ._jsonapi import decode_cursor, encode_cursor
-
-    size = ctx.page_size()
-    cursor = ctx.query.get("page[cursor]")
-    offset = decode_cursor(cursor) if cursor else 0
-    page = links[offset : offset + size]
-    out_links: dict[str, Any] = {"self": ctx.self_url()}
-    if offset + size < len(links):
-        out_links["next"] = ctx.self_url(cursor=encode_cursor(offset + size))
-    return Reply(status, {"data": [{"type": t, "id": i} for t, i in page], "links": out_links})
+    page, page_links = ctx.paginate(links)
+    return Reply(status, {"data": [{"type": t, "id": i} for t, i in page], "links": page_links})
 
 
 def _request_type(ctx: Ctx) -> str:

@@ -22,11 +22,11 @@ computed (``RELATED``), never stored on the profile.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .._app import RELATED
 from .._context import Ctx, Reply, handles, iso
-from .._jsonapi import FIELD_RESOLVERS, SandboxError, bad_request, decode_cursor, encode_cursor, sort_resources
+from .._jsonapi import FIELD_RESOLVERS, SandboxError, bad_request, sort_resources
 from .._store import Linkage, Resource, Store
 
 if TYPE_CHECKING:
@@ -133,16 +133,7 @@ def members_reply(ctx: Ctx, members: list[Resource], *, ids_only: bool) -> Reply
     """A page of group members (filter, sort and cursor from the query), as profiles or linkages."""
     if not ids_only:
         return ctx.many(members)
-    items = sort_resources(ctx.store, ctx.apply_filter(members), ctx.query.get("sort"))
-    size = ctx.page_size()
-    cursor = ctx.query.get("page[cursor]")
-    offset = decode_cursor(cursor) if cursor else 0
-    page = items[offset : offset + size]
-    links: dict[str, Any] = {"self": ctx.self_url()}
-    if offset + size < len(items):
-        links["next"] = ctx.self_url(cursor=encode_cursor(offset + size))
-    if offset > 0:
-        links["prev"] = ctx.self_url(cursor=encode_cursor(max(0, offset - size)))
+    page, links = ctx.paginate(sort_resources(ctx.store, ctx.apply_filter(members), ctx.query.get("sort")))
     data = [{"type": "profile", "id": r.id} for r in page]
     return Reply(ctx.sandbox.schemas.success_status(ctx.op), {"data": data, "links": links})
 
