@@ -32,7 +32,7 @@ from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.lead_magnet.fixtures import settle_sandbox, sign_up
-from klaviyo_toolkit.sandbox import Faults, Sandbox
+from klaviyo_sandbox import Faults, Sandbox
 from personas.models import ScriptedChatModel
 from personas.runtime import build_context, checkpointer, run_persona
 

@@ -23,15 +23,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from langgraph.checkpoint.memory import InMemorySaver
 
 from klaviyo_toolkit.clock import ManualClock
-from klaviyo_toolkit.sandbox import Sandbox
+from klaviyo_sandbox import Sandbox
 from personas.loader import load_persona
 from personas.runtime import build_context, run_persona
 
 
 def _add_campaigns(sb: Sandbox, n: int) -> None:
     """N sent email campaigns yesterday (New York), each with a few received/opened events."""
-    from klaviyo_toolkit.sandbox._store import Resource
-    from klaviyo_toolkit.sandbox.domains._common import find_or_create_metric, iso, record_event
+    from klaviyo_sandbox._store import Resource
+    from klaviyo_sandbox.domains._common import find_or_create_metric, iso, record_event
 
     tz_offset = 5 * 3600
     now = sb.clock.time()

@@ -39,7 +39,7 @@ consent, suppression, list membership and flows behave as the sandbox emulates K
 exceptions: a flow's trigger metric is created in the sandbox's store when no event has made it
 yet (Klaviyo creates metrics only from events); and a campaign, created as a draft through the
 API, is then marked sent in the store, with its recipients (``recipient-<n>-<i>@campaigns.example``)
-and their events written with the store helpers of ``klaviyo_toolkit/sandbox/domains/_common.py``
+and their events written with the store helpers of ``klaviyo_sandbox/domains/_common.py``
 (Klaviyo cannot send a campaign in the past, and hundreds of recipients through the API would be
 slow). ``consent: suppressed`` is a subscriber with a ``USER_SUPPRESSED`` suppression.
 
@@ -274,7 +274,7 @@ def finish_jobs(sb: Any) -> None:
 
 
 def _metric_id(sb: Any, name: str) -> str:
-    from klaviyo_toolkit.sandbox.domains._common import find_or_create_metric
+    from klaviyo_sandbox.domains._common import find_or_create_metric
 
     with sb.store.lock:
         metric = find_or_create_metric(sb, name, sb.clock.time())
@@ -400,7 +400,7 @@ def build_fixture(sb: Any, client: Any, fixture: Fixture, now: float) -> Built:
 
 def _campaign(sb: Any, client: Any, built: Built, n: int, spec: CampaignFixture, now: float) -> None:
     """Create the campaign (a draft, through the API), mark it sent, and write its recipients' events."""
-    from klaviyo_toolkit.sandbox.domains._common import find_or_create_metric, iso, new_profile, record_event
+    from klaviyo_sandbox.domains._common import find_or_create_metric, iso, new_profile, record_event
 
     content = {"subject": spec.subject or spec.name}
     created = client.call("create_campaign", name=spec.name,

@@ -335,7 +335,7 @@ def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
 
     from graphs import load
     from klaviyo_toolkit.clock import ManualClock
-    from klaviyo_toolkit.sandbox import Sandbox
+    from klaviyo_sandbox import Sandbox
     from personas.runtime import build_context, run_persona
 
     outcome = Outcome()
@@ -348,7 +348,7 @@ def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
         spec = with_settings(persona_for(case), case.settings)
         outcome.built = build_fixture(sb, setup, case.sandbox.fixture, now)
         if case.sandbox.faults:
-            from klaviyo_toolkit.sandbox._faults import Faults
+            from klaviyo_sandbox._faults import Faults
 
             sb.faults = Faults.from_json(dict(case.sandbox.faults))
     except Exception as exc:

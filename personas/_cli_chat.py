@@ -18,7 +18,7 @@ def chat_cmd(
     spec = load_persona(persona)
     sb = None
     if sandbox:
-        from klaviyo_toolkit.sandbox import Sandbox
+        from klaviyo_sandbox import Sandbox
 
         sb = Sandbox(seed=seed)
     raise SystemExit(Repl(spec, sandbox=sb, replay=replay).run())

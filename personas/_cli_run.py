@@ -119,7 +119,7 @@ def run_cmd(
         raise UsageProblem("--input must be a JSON object")
     sb = None
     if sandbox or sandbox_state:
-        from klaviyo_toolkit.sandbox import Sandbox
+        from klaviyo_sandbox import Sandbox
 
         sb = Sandbox(seed=42, state=sandbox_state)
     ctx = build_context(

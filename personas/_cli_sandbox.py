@@ -20,7 +20,7 @@ def serve(
     """Serve the sandbox; point KLAVIYO_BASE_URL at it and use the key pk_sandbox_demo."""
     import uvicorn
 
-    from klaviyo_toolkit.sandbox import DEMO_KEY, PUBLIC_KEY, Sandbox
+    from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY, Sandbox
 
     sandbox = Sandbox(
         seed=seed, state=state, demo_data=not empty,

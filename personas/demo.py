@@ -67,7 +67,7 @@ def run_demo(
     from rich.table import Table
 
     from graphs.lead_magnet.fixtures import settle_sandbox
-    from klaviyo_toolkit.sandbox import Sandbox
+    from klaviyo_sandbox import Sandbox
 
     from .loader import load_persona
     from .models import resolve_model

@@ -245,7 +245,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[OAuthBackend]:
         )
         yield OAuthBackend(config, RecordingTransport(httpx.MockTransport(fake.handle)), fake)
         return
-    from klaviyo_toolkit.sandbox import Sandbox
+    from klaviyo_sandbox import Sandbox
     from tests.sandbox.conftest import on_port
 
     clock = ManualClock()

@@ -6,7 +6,7 @@ the Trail Guide form submission of ``LEAD`` (the README's input format for
 ``personas run lead-magnet-sequencer --input examples/form_submission.json --sandbox``).
 
 The seeded data is anchored to the current day, but its profile ids are written on a fixed
-calendar (see ``klaviyo_toolkit/sandbox/domains/seed.py``), so the example stays valid on any day.
+calendar (see ``klaviyo_sandbox/domains/seed.py``), so the example stays valid on any day.
 
     .venv/bin/python tests/cli/make_form_submission.py
 """
@@ -29,7 +29,7 @@ FORM_METRIC = "Form submitted by profile"
 
 def capture(email: str = LEAD, seed: int = 42) -> dict[str, Any]:
     """The Get Event document (include=profile,metric) of ``email``'s latest form submission in the seeded sandbox."""
-    from klaviyo_toolkit.sandbox import Sandbox
+    from klaviyo_sandbox import Sandbox
 
     client = Sandbox(seed=seed).client()
     metric_id = next(m["id"] for m in client.iterate("get_metrics") if m["name"] == FORM_METRIC)

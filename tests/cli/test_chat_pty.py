@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from klaviyo_toolkit.audit import AuditLog
-from klaviyo_toolkit.sandbox import DEMO_KEY
+from klaviyo_sandbox import DEMO_KEY
 
 from . import author_chat_cassette as authored
 from .conftest import REAUTHOR, Terminal, child_env

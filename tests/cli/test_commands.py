@@ -46,7 +46,7 @@ def test_a_run_paused_for_approval_is_resumed_from_the_shell_and_audited(tmp_pat
     state = tmp_path / "sandbox.sqlite"
     # Create a list with two members, then sync it to a file that keeps only one: a removal (destructive).
     setup = (
-        "from klaviyo_toolkit.sandbox import Sandbox\n"
+        "from klaviyo_sandbox import Sandbox\n"
         f"sb = Sandbox(seed=42, state={str(state)!r}, rate_limit_factor=None)\n"
         "kl = sb.client()\n"
         "lid = kl.call('create_list', name='Trail Club').data['id']\n"

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from klaviyo_toolkit.sandbox import Sandbox
+from klaviyo_sandbox import Sandbox
 
 from .conftest import PERSONAS, child_env
 

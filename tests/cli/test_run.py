@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from klaviyo_toolkit.sandbox import Sandbox
+from klaviyo_sandbox import Sandbox
 
 from .conftest import PERSONAS, ROOT, Terminal, child_env, plain
 from .make_form_submission import EXAMPLE, LEAD, capture

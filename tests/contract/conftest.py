@@ -25,7 +25,7 @@ import pytest
 from klaviyo_toolkit.client import AsyncKlaviyoClient, KlaviyoClient
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.ratelimit import RateLimiter
-from klaviyo_toolkit.sandbox import DEMO_KEY, PUBLIC_KEY, Sandbox
+from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY, Sandbox
 
 from .fake_klaviyo import FakeKlaviyo
 

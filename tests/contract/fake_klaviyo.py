@@ -4,7 +4,7 @@ It is a *fake*, not an emulator: it knows seven routes, checks the private key a
 header, pages with opaque cursors, answers in Klaviyo's JSON:API shapes (``links``, empty
 ``relationships``, ``errors`` with ``source.pointer``, ``x-klaviyo-req-id``), and refuses what it does
 not implement (``filter``, ``sort``, other routes) instead of pretending. The sandbox
-(``klaviyo_toolkit.sandbox``) is the faithful emulator; this fake exists so the client's contract can
+(``klaviyo_sandbox``) is the faithful emulator; this fake exists so the client's contract can
 be tested without it.
 
 Example::

@@ -23,7 +23,7 @@ from evals.report import write_reports
 from evals.runner import call_view, pass_at_k, run_case, run_suite
 from klaviyo_toolkit.client import CallRecord
 from klaviyo_toolkit.clock import ManualClock
-from klaviyo_toolkit.sandbox import Sandbox
+from klaviyo_sandbox import Sandbox
 from personas.cassette import normalise_request
 from personas.cli import main as personas_main
 from personas.models import ModelChoice, ScriptedChatModel

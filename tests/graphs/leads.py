@@ -6,7 +6,7 @@ from typing import Any
 
 from graphs.lead_magnet.fixtures import settle_sandbox
 from graphs.lead_magnet.fixtures import sign_up as _sign_up
-from klaviyo_toolkit.sandbox import Sandbox
+from klaviyo_sandbox import Sandbox
 
 HOT = {
     "company_size": "201-1000",

@@ -27,8 +27,8 @@ from graphs.campaign_report.outputs import write_csv
 from klaviyo_toolkit.client import KlaviyoClient
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.ratelimit import RateLimiter
-from klaviyo_toolkit.sandbox import DEMO_KEY, Sandbox
-from klaviyo_toolkit.sandbox.domains.seed_data import CAMPAIGNS
+from klaviyo_sandbox import DEMO_KEY, Sandbox
+from klaviyo_sandbox.domains.seed_data import CAMPAIGNS
 from personas.loader import PersonaConfigError, load_persona
 from personas.models import ModelChoice, ScriptedChatModel
 from personas.runtime import RunResult, run_persona

@@ -14,7 +14,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from graphs.chat import bound_tools
 from klaviyo_toolkit.audit import AuditLog
 from klaviyo_toolkit.clock import ManualClock
-from klaviyo_toolkit.sandbox import Sandbox
+from klaviyo_sandbox import Sandbox
 from personas.models import ScriptedChatModel
 from personas.runtime import RunResult, build_context, run_persona
 

@@ -21,14 +21,14 @@ import uvicorn
 from graphs import build
 from klaviyo_toolkit.client import KlaviyoClient, RetryPolicy
 from klaviyo_toolkit.ratelimit import RateLimiter
-from klaviyo_toolkit.sandbox import DEMO_KEY, Faults, Sandbox
+from klaviyo_sandbox import DEMO_KEY, Faults, Sandbox
 from personas.runtime import build_context, checkpointer, run_persona
 
 from .leads import HOT, first_touchpoints, sequence_starts, sign_up
 
 CHILD = textwrap.dedent("""
     import json, os, signal, sys
-    from klaviyo_toolkit.sandbox import Sandbox
+    from klaviyo_sandbox import Sandbox
     from personas.runtime import build_context, checkpointer
     from graphs import build
 

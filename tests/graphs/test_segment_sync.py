@@ -26,7 +26,7 @@ from graphs.segment_sync import Settings, SyncInputError, build_graph, idempoten
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import ServerError
 from klaviyo_toolkit.ratelimit import RateLimiter
-from klaviyo_toolkit.sandbox import Faults, Sandbox
+from klaviyo_sandbox import Faults, Sandbox
 from personas.loader import load_persona
 from personas.runtime import PersonaContext, build_context
 from personas.spec import ApprovalPolicy

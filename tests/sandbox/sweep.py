@@ -9,15 +9,15 @@ from typing import Any
 from klaviyo_toolkit._arguments import args_model
 from klaviyo_toolkit.catalog import Operation, load_catalog
 from klaviyo_toolkit.ratelimit import RateLimiter
-from klaviyo_toolkit.sandbox import Sandbox
-from klaviyo_toolkit.sandbox._generic import shape_of
-from klaviyo_toolkit.sandbox._store import Resource
+from klaviyo_sandbox import Sandbox
+from klaviyo_sandbox._generic import shape_of
+from klaviyo_sandbox._store import Resource
 from klaviyo_toolkit.tools._strict import strict_schema
 
 
 def _profile_id(sb: Sandbox, email: str) -> str:
     """The id of the profile with ``email`` (created when missing), for calls that name one."""
-    from klaviyo_toolkit.sandbox.domains._common import new_profile
+    from klaviyo_sandbox.domains._common import new_profile
 
     found = sb.store.find("profile", "email", email)
     return (found or new_profile(sb, {"email": email}, sb.clock.time())).id
@@ -42,7 +42,7 @@ def _flow_action_definition(sb: Sandbox) -> dict[str, Any]:
 
 
 def _metric_id(sb: Sandbox) -> str:
-    from klaviyo_toolkit.sandbox.domains._common import find_or_create_metric
+    from klaviyo_sandbox.domains._common import find_or_create_metric
 
     return find_or_create_metric(sb, "x", sb.clock.time()).id
 
@@ -54,7 +54,7 @@ def _campaign_fixture(sb: Sandbox) -> dict[str, str]:
     made = sb.store.value("sweep_campaigns")
     if made:
         return dict(made)
-    from klaviyo_toolkit.sandbox.domains._common import iso
+    from klaviyo_sandbox.domains._common import iso
 
     client, now = sb.client(rate_limiter=RateLimiter(factor=None)), sb.clock.time()
     list_id = client.call("create_list", name="Sweep campaigns").body["data"]["id"]

@@ -43,7 +43,7 @@ from klaviyo_toolkit.oauth import (
     pkce_pair,
 )
 from klaviyo_toolkit.ratelimit import RateLimiter
-from klaviyo_toolkit.sandbox import DEMO_KEY, PUBLIC_KEY, Sandbox
+from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY, Sandbox
 from klaviyo_toolkit.vault import FileKeyProvider, Vault
 
 from .conftest import SandboxProcess, on_port

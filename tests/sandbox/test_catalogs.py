@@ -9,7 +9,7 @@ import pytest
 
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import KlaviyoAPIError
-from klaviyo_toolkit.sandbox import Sandbox
+from klaviyo_sandbox import Sandbox
 
 BOOT = "$custom:::$default:::BOOT-1"
 

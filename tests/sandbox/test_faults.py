@@ -23,7 +23,7 @@ from klaviyo_toolkit.client._config import NO_RETRIES
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import RateLimitError, ServerError, TransportError
 from klaviyo_toolkit.ratelimit import RateLimiter
-from klaviyo_toolkit.sandbox import DEMO_KEY, PUBLIC_KEY, Faults, Sandbox
+from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY, Faults, Sandbox
 
 from .conftest import on_port
 

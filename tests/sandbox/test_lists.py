@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from klaviyo_toolkit.clock import ManualClock
-from klaviyo_toolkit.sandbox import Sandbox
-from klaviyo_toolkit.sandbox._store import Resource
-from klaviyo_toolkit.sandbox.domains._common import find_or_create_metric, record_event
+from klaviyo_sandbox import Sandbox
+from klaviyo_sandbox._store import Resource
+from klaviyo_sandbox.domains._common import find_or_create_metric, record_event
 
 Json = dict[str, Any]
 DAY = 86400.0

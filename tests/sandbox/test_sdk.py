@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from klaviyo_toolkit.oauth import OAuthClient, OAuthConfig, authorization_url, new_state, parse_redirect, pkce_pair
-from klaviyo_toolkit.sandbox import DEMO_KEY, Sandbox
+from klaviyo_sandbox import DEMO_KEY, Sandbox
 
 from .conftest import on_port
 

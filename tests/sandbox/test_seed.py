@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from klaviyo_toolkit.clock import ManualClock
-from klaviyo_toolkit.sandbox import Sandbox
-from klaviyo_toolkit.sandbox.domains import seed_data
-from klaviyo_toolkit.sandbox.domains._common import find_or_create_metric, record_event
+from klaviyo_sandbox import Sandbox
+from klaviyo_sandbox.domains import seed_data
+from klaviyo_sandbox.domains._common import find_or_create_metric, record_event
 
 NEW_YORK = ZoneInfo("America/New_York")
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")
@@ -172,7 +172,7 @@ def test_events_follow_the_shared_conventions(seeded: Sandbox) -> None:
     assert max(e.attributes["timestamp"] for e in seeded.store.iter("event")) < seeded.clock.time()
     fresh = Sandbox(demo_data=False, rate_limit_factor=None, clock=ManualClock())
     profile = fresh.store.all("profile") or [None]
-    from klaviyo_toolkit.sandbox.domains._common import new_profile
+    from klaviyo_sandbox.domains._common import new_profile
 
     person = profile[0] or new_profile(fresh, {"email": "a@example.com"}, fresh.clock.time())
     recorded, _ = record_event(fresh, person, find_or_create_metric(fresh, "Placed Order", 0), {"$value": 1},

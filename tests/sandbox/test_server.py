@@ -18,7 +18,7 @@ import pytest
 from klaviyo_toolkit.client import KlaviyoClient
 from klaviyo_toolkit.errors import AuthenticationError, PermissionDeniedError
 from klaviyo_toolkit.ratelimit import RateLimiter
-from klaviyo_toolkit.sandbox import DEMO_KEY, PUBLIC_KEY
+from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY
 
 from .conftest import SandboxProcess
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import jsonschema
 
-from ..catalog import Operation, load_schemas
+from klaviyo_toolkit.catalog import Operation, load_schemas
 
 Json = dict[str, Any]
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..._arguments import E164_RE, EMAIL_RE
+from klaviyo_toolkit._arguments import E164_RE, EMAIL_RE
 from .._app import JOB_RUNNERS
 from .._context import Ctx, Reply, handles, iso
 from .._jsonapi import FIELD_RESOLVERS, SandboxError, bad_request

@@ -11,7 +11,7 @@ import math
 import threading
 from dataclasses import dataclass
 
-from ..catalog import RateLimitSpec
+from klaviyo_toolkit.catalog import RateLimitSpec
 
 DAY = 86_400.0
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..clock import ManualClock
+from klaviyo_toolkit.clock import ManualClock
 from ._faults import Faults
 
 if TYPE_CHECKING:

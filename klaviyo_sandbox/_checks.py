@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..catalog import Operation
-from ..filters import check_filter
+from klaviyo_toolkit.catalog import Operation
+from klaviyo_toolkit.filters import check_filter
 from ._context import Auth
 from ._jsonapi import SandboxError, bad_request
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..catalog import Operation
-from ..clock import Clock
+from klaviyo_toolkit.catalog import Operation
+from klaviyo_toolkit.clock import Clock
 from ._context import Ctx
 from ._jsonapi import sparse
 from ._store import Resource

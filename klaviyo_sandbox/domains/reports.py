@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ...filters import Comparison, FilterSyntaxError, Logical, parse_filter
+from klaviyo_toolkit.filters import Comparison, FilterSyntaxError, Logical, parse_filter
 from .._context import Ctx, Reply, handles
 from .._jsonapi import bad_request
 from .._store import Resource

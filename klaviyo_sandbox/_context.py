@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..catalog import Operation
-from ..filters import FilterSyntaxError, parse_filter
+from klaviyo_toolkit.catalog import Operation
+from klaviyo_toolkit.filters import FilterSyntaxError, parse_filter
 from ._jsonapi import (
     SandboxError,
     bad_request,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from ...filters import Comparison, FilterSyntaxError, comparisons, parse_filter
+from klaviyo_toolkit.filters import Comparison, FilterSyntaxError, comparisons, parse_filter
 from .._context import Ctx, Reply, handles, iso
 from .._jsonapi import FIELD_RESOLVERS, SandboxError, bad_request
 from .._store import Resource, Store

@@ -30,8 +30,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from ..catalog import Operation, load_catalog
-from ..clock import Clock, SystemClock
+from klaviyo_toolkit.catalog import Operation, load_catalog
+from klaviyo_toolkit.clock import Clock, SystemClock
 from . import _checks, _render
 from ._checks import ALL_SCOPES, DEMO_KEY, PUBLIC_KEY
 from ._context import HANDLERS, Ctx, Reply, iso
@@ -100,7 +100,7 @@ class Sandbox:
         self.schemas: SchemaIndex = schema_index()
         self.store = Store(str(state) if state else None, seed=seed)
         self.limits = ServerLimits(rate_limit_factor)
-        from ..ratelimit import RateLimiter
+        from klaviyo_toolkit.ratelimit import RateLimiter
 
         #: The limiter of clients made by ``client()``: the same factor as the sandbox's limits, so
         #: they respect them exactly (and wait for nothing when limits are off).
@@ -217,7 +217,7 @@ class Sandbox:
 
     def client(self, api_key: str = DEMO_KEY, **options: Any) -> Any:
         """A KlaviyoClient talking to this sandbox in-process (real HTTP semantics, no socket)."""
-        from ..client import KlaviyoClient
+        from klaviyo_toolkit.client import KlaviyoClient
 
         options.setdefault("base_url", self.BASE_URL)
         options.setdefault("public_api_key", PUBLIC_KEY)
@@ -225,7 +225,7 @@ class Sandbox:
         return KlaviyoClient(api_key=api_key, transport=self.transport(), **options)
 
     def async_client(self, api_key: str = DEMO_KEY, **options: Any) -> Any:
-        from ..client import AsyncKlaviyoClient
+        from klaviyo_toolkit.client import AsyncKlaviyoClient
 
         options.setdefault("base_url", self.BASE_URL)
         options.setdefault("public_api_key", PUBLIC_KEY)

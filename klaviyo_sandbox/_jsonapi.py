@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ..filters import Comparison, Expr, Logical
+from klaviyo_toolkit.filters import Comparison, Expr, Logical
 from ._store import Resource, Store
 
 Json = dict[str, Any]

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ...filters import FilterSyntaxError, parse_filter
+from klaviyo_toolkit.filters import FilterSyntaxError, parse_filter
 from .._context import Ctx, Reply, handles
 from .._jsonapi import bad_request, decode_cursor, matches, sparse
 from .._store import Resource
