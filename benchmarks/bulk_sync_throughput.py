@@ -39,9 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.segment_sync import build_graph
+from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.catalog import load_catalog
 from klaviyo_toolkit.ratelimit import RateLimiter
-from klaviyo_sandbox import Sandbox
 from personas.loader import load_persona
 from personas.runtime import build_context
 from personas.spec import ApprovalPolicy

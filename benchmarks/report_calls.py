@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from langgraph.checkpoint.memory import InMemorySaver
 
-from klaviyo_toolkit.clock import ManualClock
 from klaviyo_sandbox import Sandbox
+from klaviyo_toolkit.clock import ManualClock
 from personas.loader import load_persona
 from personas.runtime import build_context, run_persona
 

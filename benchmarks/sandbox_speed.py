@@ -42,10 +42,10 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY, Sandbox  # noqa: E402
 from klaviyo_toolkit.catalog import load_catalog  # noqa: E402
 from klaviyo_toolkit.client import KlaviyoClient  # noqa: E402
 from klaviyo_toolkit.ratelimit import RateLimiter  # noqa: E402
-from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY, Sandbox  # noqa: E402
 
 OPERATIONS = ("get_profiles", "get_profile", "create_profile", "create_event")
 SEED = 42

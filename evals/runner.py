@@ -334,8 +334,8 @@ def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
     from langgraph.checkpoint.memory import InMemorySaver
 
     from graphs import load
-    from klaviyo_toolkit.clock import ManualClock
     from klaviyo_sandbox import Sandbox
+    from klaviyo_toolkit.clock import ManualClock
     from personas.runtime import build_context, run_persona
 
     outcome = Outcome()

@@ -32,6 +32,7 @@ from starlette.applications import Starlette
 
 from klaviyo_toolkit.catalog import Operation, load_catalog
 from klaviyo_toolkit.clock import Clock, SystemClock
+
 from . import _checks, _render
 from ._checks import ALL_SCOPES, DEMO_KEY, PUBLIC_KEY
 from ._context import HANDLERS, Ctx, Reply, iso

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from klaviyo_toolkit.catalog import Operation
 from klaviyo_toolkit.filters import check_filter
+
 from ._context import Auth
 from ._jsonapi import SandboxError, bad_request
 

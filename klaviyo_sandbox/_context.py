@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from klaviyo_toolkit.catalog import Operation
 from klaviyo_toolkit.filters import FilterSyntaxError, parse_filter
+
 from ._jsonapi import (
     SandboxError,
     bad_request,

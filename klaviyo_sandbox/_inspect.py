@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from klaviyo_toolkit.clock import ManualClock
+
 from ._faults import Faults
 
 if TYPE_CHECKING:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from klaviyo_toolkit.filters import Comparison, Expr, Logical
+
 from ._store import Resource, Store
 
 Json = dict[str, Any]

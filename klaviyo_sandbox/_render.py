@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from klaviyo_toolkit.catalog import Operation
 from klaviyo_toolkit.clock import Clock
+
 from ._context import Ctx
 from ._jsonapi import sparse
 from ._store import Resource

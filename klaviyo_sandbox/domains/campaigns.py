@@ -22,6 +22,7 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from klaviyo_toolkit.filters import Comparison, FilterSyntaxError, comparisons, parse_filter
+
 from .._context import Ctx, Reply, handles, iso
 from .._jsonapi import FIELD_RESOLVERS, SandboxError, bad_request
 from .._store import Resource, Store

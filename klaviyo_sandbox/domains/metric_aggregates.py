@@ -27,6 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from klaviyo_toolkit.filters import FilterSyntaxError, parse_filter
+
 from .._context import Ctx, Reply, handles
 from .._jsonapi import bad_request, decode_cursor, matches, sparse
 from .._store import Resource

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from klaviyo_toolkit._arguments import E164_RE, EMAIL_RE
+
 from .._app import JOB_RUNNERS
 from .._context import Ctx, Reply, handles, iso
 from .._jsonapi import FIELD_RESOLVERS, SandboxError, bad_request

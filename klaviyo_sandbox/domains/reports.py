@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from klaviyo_toolkit.filters import Comparison, FilterSyntaxError, Logical, parse_filter
+
 from .._context import Ctx, Reply, handles
 from .._jsonapi import bad_request
 from .._store import Resource

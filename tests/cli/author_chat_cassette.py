@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from klaviyo_toolkit.clock import Clock, ManualClock  # noqa: E402
 from klaviyo_sandbox import Faults, Sandbox  # noqa: E402
+from klaviyo_toolkit.clock import Clock, ManualClock  # noqa: E402
 from personas.cassette import Cassette  # noqa: E402
 from personas.models import CassetteChatModel, ModelChoice, ScriptedChatModel  # noqa: E402
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from klaviyo_toolkit.audit import AuditLog
 from klaviyo_sandbox import DEMO_KEY
+from klaviyo_toolkit.audit import AuditLog
 
 from . import author_chat_cassette as authored
 from .conftest import REAUTHOR, Terminal, child_env

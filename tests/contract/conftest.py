@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
+from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY, Sandbox
 from klaviyo_toolkit.client import AsyncKlaviyoClient, KlaviyoClient
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.ratelimit import RateLimiter
-from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY, Sandbox
 
 from .fake_klaviyo import FakeKlaviyo
 

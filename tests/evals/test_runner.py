@@ -21,9 +21,9 @@ from evals.case import CaseFileError, load_suite
 from evals.fixtures import Fixture, build_fixture, submit_form
 from evals.report import write_reports
 from evals.runner import call_view, pass_at_k, run_case, run_suite
+from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.client import CallRecord
 from klaviyo_toolkit.clock import ManualClock
-from klaviyo_sandbox import Sandbox
 from personas.cassette import normalise_request
 from personas.cli import main as personas_main
 from personas.models import ModelChoice, ScriptedChatModel

@@ -24,11 +24,11 @@ from graphs.campaign_report import CORE_STATISTICS, ReportInputError, Settings, 
 from graphs.campaign_report.figures import anomalies, merge_rows
 from graphs.campaign_report.graph import EMAIL_ONLY, GROUP_BY
 from graphs.campaign_report.outputs import write_csv
+from klaviyo_sandbox import DEMO_KEY, Sandbox
+from klaviyo_sandbox.domains.seed_data import CAMPAIGNS
 from klaviyo_toolkit.client import KlaviyoClient
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.ratelimit import RateLimiter
-from klaviyo_sandbox import DEMO_KEY, Sandbox
-from klaviyo_sandbox.domains.seed_data import CAMPAIGNS
 from personas.loader import PersonaConfigError, load_persona
 from personas.models import ModelChoice, ScriptedChatModel
 from personas.runtime import RunResult, run_persona

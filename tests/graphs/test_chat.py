@@ -12,9 +12,9 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.chat import bound_tools
+from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.audit import AuditLog
 from klaviyo_toolkit.clock import ManualClock
-from klaviyo_sandbox import Sandbox
 from personas.models import ScriptedChatModel
 from personas.runtime import RunResult, build_context, run_persona
 

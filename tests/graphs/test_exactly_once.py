@@ -19,9 +19,9 @@ import pytest
 import uvicorn
 
 from graphs import build
+from klaviyo_sandbox import DEMO_KEY, Faults, Sandbox
 from klaviyo_toolkit.client import KlaviyoClient, RetryPolicy
 from klaviyo_toolkit.ratelimit import RateLimiter
-from klaviyo_sandbox import DEMO_KEY, Faults, Sandbox
 from personas.runtime import build_context, checkpointer, run_persona
 
 from .leads import HOT, first_touchpoints, sequence_starts, sign_up

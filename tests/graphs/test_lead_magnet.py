@@ -13,9 +13,9 @@ from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.lead_magnet import InputError, unique_id_for
+from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.audit import AuditLog
 from klaviyo_toolkit.clock import ManualClock
-from klaviyo_sandbox import Sandbox
 from personas.models import ScriptedChatModel
 from personas.runtime import arun_persona, run_persona
 

@@ -23,10 +23,10 @@ from pydantic import ValidationError
 
 from graphs import settings_model
 from graphs.segment_sync import Settings, SyncInputError, build_graph, idempotency_key, parse_input, read_file
+from klaviyo_sandbox import Faults, Sandbox
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import ServerError
 from klaviyo_toolkit.ratelimit import RateLimiter
-from klaviyo_sandbox import Faults, Sandbox
 from personas.loader import load_persona
 from personas.runtime import PersonaContext, build_context
 from personas.spec import ApprovalPolicy

@@ -33,11 +33,11 @@ from typing import Any
 import httpx
 import pytest
 
+from klaviyo_sandbox import DEMO_KEY, Sandbox
+from klaviyo_sandbox._app import HOOKS
 from klaviyo_toolkit.client import KlaviyoClient
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.ratelimit import RateLimiter
-from klaviyo_sandbox import DEMO_KEY, Sandbox
-from klaviyo_sandbox._app import HOOKS
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 15.0

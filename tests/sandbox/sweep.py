@@ -6,12 +6,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from klaviyo_toolkit._arguments import args_model
-from klaviyo_toolkit.catalog import Operation, load_catalog
-from klaviyo_toolkit.ratelimit import RateLimiter
 from klaviyo_sandbox import Sandbox
 from klaviyo_sandbox._generic import shape_of
 from klaviyo_sandbox._store import Resource
+from klaviyo_toolkit._arguments import args_model
+from klaviyo_toolkit.catalog import Operation, load_catalog
+from klaviyo_toolkit.ratelimit import RateLimiter
 from klaviyo_toolkit.tools._strict import strict_schema
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY, Sandbox
 from klaviyo_toolkit.auth import BearerToken
 from klaviyo_toolkit.catalog import load_catalog
 from klaviyo_toolkit.client import KlaviyoClient
@@ -43,7 +44,6 @@ from klaviyo_toolkit.oauth import (
     pkce_pair,
 )
 from klaviyo_toolkit.ratelimit import RateLimiter
-from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY, Sandbox
 from klaviyo_toolkit.vault import FileKeyProvider, Vault
 
 from .conftest import SandboxProcess, on_port

@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from klaviyo_toolkit.clock import ManualClock
 from klaviyo_sandbox import Sandbox
 from klaviyo_sandbox._store import Resource
 from klaviyo_sandbox.domains._common import new_profile, set_email_consent, suppress_email
+from klaviyo_toolkit.clock import ManualClock
 
 START = dt.datetime(2026, 7, 20, 14, 0, tzinfo=dt.UTC).timestamp()
 HEADERS = {"Authorization": "Klaviyo-API-Key pk_sandbox_demo", "revision": "2026-07-15",

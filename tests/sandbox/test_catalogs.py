@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
+from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import KlaviyoAPIError
-from klaviyo_sandbox import Sandbox
 
 BOOT = "$custom:::$default:::BOOT-1"
 

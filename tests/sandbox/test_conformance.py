@@ -22,11 +22,11 @@ import httpx
 import jsonschema
 import pytest
 
+from klaviyo_sandbox import PUBLIC_KEY, Sandbox
 from klaviyo_toolkit.catalog import Operation, load_catalog, load_schemas
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import BadRequestError, KlaviyoError
 from klaviyo_toolkit.ratelimit import RateLimiter
-from klaviyo_sandbox import PUBLIC_KEY, Sandbox
 from tests.sandbox.sweep import minimal_args
 
 PNG = base64.b64decode(

@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
-from klaviyo_toolkit.clock import ManualClock
 from klaviyo_sandbox import Sandbox
 from klaviyo_sandbox._store import Resource
+from klaviyo_toolkit.clock import ManualClock
 
 #: 2026-03-06T20:00:00Z, a Friday (15:00 in New York).
 FRIDAY = 1772827200.0

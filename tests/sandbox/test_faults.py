@@ -18,12 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
+from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY, Faults, Sandbox
 from klaviyo_toolkit.client import AsyncKlaviyoClient, KlaviyoClient, RetryPolicy
 from klaviyo_toolkit.client._config import NO_RETRIES
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import RateLimitError, ServerError, TransportError
 from klaviyo_toolkit.ratelimit import RateLimiter
-from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY, Faults, Sandbox
 
 from .conftest import on_port
 

@@ -7,12 +7,12 @@ from typing import Any
 import httpx
 import pytest
 
-from klaviyo_toolkit.catalog import load_catalog
-from klaviyo_toolkit.clock import ManualClock
-from klaviyo_toolkit.errors import KlaviyoError
 from klaviyo_sandbox import Sandbox
 from klaviyo_sandbox._store import Resource
 from klaviyo_sandbox.domains._common import set_email_consent, set_sms_consent, suppress_email
+from klaviyo_toolkit.catalog import load_catalog
+from klaviyo_toolkit.clock import ManualClock
+from klaviyo_toolkit.errors import KlaviyoError
 from tests.sandbox.sweep import minimal_args
 
 #: 2026-03-06T20:00:00Z: Friday 15:00 in New York, two days before DST starts (2026-03-08).

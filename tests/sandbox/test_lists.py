@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from klaviyo_toolkit.clock import ManualClock
 from klaviyo_sandbox import Sandbox
 from klaviyo_sandbox._store import Resource
 from klaviyo_sandbox.domains._common import find_or_create_metric, record_event
+from klaviyo_toolkit.clock import ManualClock
 
 Json = dict[str, Any]
 DAY = 86400.0

@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
+from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import KlaviyoAPIError
-from klaviyo_sandbox import Sandbox
 
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAAB"
                        "JRU5ErkJggg==")

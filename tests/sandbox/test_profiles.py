@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from klaviyo_toolkit.clock import ManualClock
-from klaviyo_toolkit.errors import KlaviyoAPIError
 from klaviyo_sandbox import Sandbox
 from klaviyo_sandbox.domains._common import add_email_suppression, find_or_create_metric, record_event
 from klaviyo_sandbox.domains.consent import confirm_opt_in
+from klaviyo_toolkit.clock import ManualClock
+from klaviyo_toolkit.errors import KlaviyoAPIError
 
 Json = dict[str, Any]
 SUBSCRIBE_EMAIL = {"email": {"marketing": {"consent": "SUBSCRIBED"}}}

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from klaviyo_toolkit.clock import ManualClock
 from klaviyo_sandbox import PUBLIC_KEY, Sandbox
 from klaviyo_sandbox._store import Resource
 from klaviyo_sandbox.domains._common import find_or_create_metric, new_profile, record_event
+from klaviyo_toolkit.clock import ManualClock
 
 NEW_YORK = ZoneInfo("America/New_York")
 #: 2026-07-20 10:00 in New York (14:00 UTC); "yesterday" there is July 19, 04:00 UTC to July 20, 04:00 UTC.

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from klaviyo_toolkit.oauth import OAuthClient, OAuthConfig, authorization_url, new_state, parse_redirect, pkce_pair
 from klaviyo_sandbox import DEMO_KEY, Sandbox
+from klaviyo_toolkit.oauth import OAuthClient, OAuthConfig, authorization_url, new_state, parse_redirect, pkce_pair
 
 from .conftest import on_port
 

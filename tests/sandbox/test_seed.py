@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from klaviyo_toolkit.clock import ManualClock
 from klaviyo_sandbox import Sandbox
 from klaviyo_sandbox.domains import seed_data
 from klaviyo_sandbox.domains._common import find_or_create_metric, record_event
+from klaviyo_toolkit.clock import ManualClock
 
 NEW_YORK = ZoneInfo("America/New_York")
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")

@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
+from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY
 from klaviyo_toolkit.client import KlaviyoClient
 from klaviyo_toolkit.errors import AuthenticationError, PermissionDeniedError
 from klaviyo_toolkit.ratelimit import RateLimiter
-from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY
 
 from .conftest import SandboxProcess
 
