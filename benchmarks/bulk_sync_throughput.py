@@ -42,9 +42,9 @@ from graphs.segment_sync import build_graph
 from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.catalog import load_catalog
 from klaviyo_toolkit.ratelimit import RateLimiter
-from personas.loader import load_persona
+from personas.kernel.spec import ApprovalPolicy
 from personas.runtime import build_context
-from personas.spec import ApprovalPolicy
+from personas.runtime.loader import load_persona
 
 TARGET = 0.95
 #: The toolkit limiter's default margin (0.02 s) is below the queueing jitter of a server answering one

@@ -33,7 +33,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.lead_magnet.fixtures import settle_sandbox, sign_up
 from klaviyo_sandbox import Faults, Sandbox
-from personas.models import ScriptedChatModel
+from personas.kernel.models import ScriptedChatModel
 from personas.runtime import build_context, checkpointer, run_persona
 
 TARGET = 1.5

@@ -24,8 +24,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.clock import ManualClock
-from personas.loader import load_persona
 from personas.runtime import build_context, run_persona
+from personas.runtime.loader import load_persona
 
 
 def _add_campaigns(sb: Sandbox, n: int) -> None:

@@ -46,9 +46,9 @@ from graphs.segment_sync import build_graph
 from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.ratelimit import RateLimiter
-from personas.loader import load_persona
+from personas.kernel.spec import ApprovalPolicy
 from personas.runtime import build_context
-from personas.spec import ApprovalPolicy
+from personas.runtime.loader import load_persona
 
 TARGET = 1.05
 MEMORY_BOUND_MB = 50.0

@@ -22,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from klaviyo_toolkit.tools import KlaviyoToolkit
-from personas.loader import list_personas, persona_toolkit
+from klaviyo_toolkit.tools import KlaviyoToolkit  # noqa: E402
+from personas.kernel.context import select_tools  # noqa: E402
+from personas.runtime.loader import list_personas
 
 TARGET = 0.05
 _PIECES = re.compile(r"\w+|[^\w\s]")
@@ -38,7 +40,7 @@ def main() -> int:
     rows = [("all stable tools", all_count, all_chars, all_pieces, 1.0, 1.0)]
     worst = 0.0
     for spec in list_personas():
-        tools = persona_toolkit(spec, client=None).initial_tools()
+        tools = select_tools(KlaviyoToolkit(scopes=spec.scopes), spec.tools)
         if spec.tools.search:  # what the chat graph binds besides: find_tools and describe_tool
             from graphs.chat.graph import search_schemas
 

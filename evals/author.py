@@ -18,14 +18,14 @@ and the cassette is written with ``provenance.kind: recorded``, the model, base 
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from personas.cassette import Cassette, response_to_message
-from personas.models import CassetteChatModel, ModelChoice, ScriptedChatModel, live_model
+from personas.kernel.cassette import Cassette, response_to_message
+from personas.kernel.config import Config
+from personas.kernel.models import CassetteChatModel, ModelChoice, ScriptedChatModel, live_model
 
 from .case import Case, Suite, load_suite
 from .runner import CaseResult, execute, persona_for, run_case
@@ -75,16 +75,17 @@ def authored_choice(suite: Suite, case: Case) -> tuple[ModelChoice, ScriptedChat
     return ModelChoice(model, "authored responses from the case file", "authored", cassette), scripted
 
 
-def live_choice(suite: Suite, case: Case, path: Path | None = None) -> ModelChoice:
+def live_choice(suite: Suite, case: Case, path: Path | None = None, config: Config | None = None) -> ModelChoice:
     """The live model (``OPENAI_API_KEY``), recording to ``path`` (default: the case's cassette)."""
-    if not os.environ.get("OPENAI_API_KEY"):
+    config = config or Config.from_env()
+    if not config.openai_api_key:
         raise AuthorError("a live run needs OPENAI_API_KEY (and OPENAI_BASE_URL, PERSONAS_MODEL for another endpoint)")
     spec = persona_for(case)
-    name = os.environ.get("PERSONAS_MODEL") or spec.model
-    base = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+    name = config.model or spec.model
+    base = config.openai_base
     cassette = Cassette.new(path or suite.cassette_path(case), {
         "kind": "recorded", "model": name, "base_url": base, "date": today(), "case": f"{suite.name}/{case.id}"})
-    model = CassetteChatModel(cassette=cassette, live=live_model(spec.model, spec.temperature))
+    model = CassetteChatModel(cassette=cassette, live=live_model(spec.model, config, spec.temperature))
     return ModelChoice(model, f"live model {name} at {base}", "live", cassette)
 
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from personas.loader import line_of, loc_text
+from personas.runtime.loader import line_of, loc_text
 
 from .fixtures import Fixture, FormSubmission, parse_duration
 from .matchers import CallSpec, check_matcher

@@ -13,7 +13,6 @@ error (unknown suite or case, a broken case file, a live run without OPENAI_API_
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -21,11 +20,13 @@ from typing import Any
 
 import typer
 
+from personas.kernel.config import Config
+
 __all__ = ["eval_cmd"]
 
 
 def _usage(message: str) -> Exception:
-    from personas.errors import UsageProblem
+    from personas.kernel.errors import UsageProblem
 
     return UsageProblem(message)
 
@@ -75,7 +76,7 @@ def eval_cmd(
     if author and (record or epochs):
         raise _usage("--author rebuilds cassettes from hand-written responses; it does not go with --record/--epochs")
     live = record or bool(epochs)
-    if live and not os.environ.get("OPENAI_API_KEY"):
+    if live and not Config.from_env().openai_api_key:
         raise _usage("--record and --epochs run the live model: set OPENAI_API_KEY "
                      "(and OPENAI_BASE_URL, PERSONAS_MODEL)")
     loaded = _load(list(suites or []))
@@ -123,7 +124,7 @@ def eval_cmd(
                     console.print(f"    {line}", markup=False, soft_wrap=True)
     how = {"replay": "replayed cassettes (no OPENAI_API_KEY needed; Klaviyo is the embedded sandbox)",
            "author": "hand-written responses from the case files (cassettes rebuilt, then replayed)"}.get(
-        mode, f"the live model ({os.environ.get('PERSONAS_MODEL') or 'the persona model'}), {mode}")
+        mode, f"the live model ({Config.from_env().model or 'the persona model'}), {mode}")
     runs = sum(len(r.results) for r in results)
     console.print(f"Model: {how}. {runs} run{'s' if runs != 1 else ''} in {time.perf_counter() - started:.1f} s.")
     if report is not None:

@@ -51,10 +51,10 @@ def with_settings(spec: Any, settings: Mapping[str, Any]) -> Any:
     """The persona ``spec`` with the case's ``settings`` merged over its own, validated by its graph."""
     if not settings:
         return spec
-    from graphs import settings_model
+    from graphs import graph_spec
 
     merged = merge(spec.settings, settings)
-    settings_model(spec.graph).model_validate(merged)  # a wrong setting fails the set-up, naming the field
+    graph_spec(spec.graph).settings.model_validate(merged)  # a wrong setting fails the set-up, naming the field
     return spec.model_copy(update={"settings": merged})
 
 

@@ -31,8 +31,15 @@ from typing import Any
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
-from personas.cassette import Cassette, CassetteError, normalise_request
-from personas.models import CassetteChatModel, ModelChoice
+from graphs import graph_spec
+from klaviyo_sandbox import Faults, Sandbox
+from klaviyo_toolkit.clock import ManualClock
+from personas.kernel.cassette import Cassette, CassetteError, normalise_request
+from personas.kernel.config import Config
+from personas.kernel.models import CassetteChatModel, ModelChoice
+from personas.runtime.context import build_context
+from personas.runtime.driver import RunDriver
+from personas.runtime.loader import list_personas, load_persona
 
 from .case import Case, Suite
 from .fixtures import Built, build_fixture, parse_duration, submit_form
@@ -280,13 +287,12 @@ class SuiteResult:
 
 
 # -- running -----------------------------------------------------------------------------------
-def persona_for(case: Case) -> Any:
-    """The persona a case runs: named, or the first one using the case's graph."""
-    from personas.loader import list_personas, load_persona
-
+def persona_for(case: Case, home: Path | None = None) -> Any:
+    """The persona a case runs: named, or the first one using the case's graph (yours in ``home`` included)."""
+    home = home if home is not None else Config.from_env().home
     if case.persona:
-        return load_persona(case.persona)
-    for spec in list_personas():
+        return load_persona(case.persona, home=home)
+    for spec in list_personas(home):
         if spec.graph == case.graph:
             return spec
     raise KeyError(f"no persona uses the graph {case.graph!r}")
@@ -331,13 +337,6 @@ def _snapshot(sb: Any, client: Any, outcome: Outcome) -> None:
 
 def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
     """Run a case (all its repeats and approvals) and collect what happened; never raises for the run."""
-    from langgraph.checkpoint.memory import InMemorySaver
-
-    from graphs import load
-    from klaviyo_sandbox import Sandbox
-    from klaviyo_toolkit.clock import ManualClock
-    from personas.runtime import build_context, run_persona
-
     outcome = Outcome()
     observed = Observed()
     now = case.now.timestamp()
@@ -348,8 +347,6 @@ def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
         spec = with_settings(persona_for(case), case.settings)
         outcome.built = build_fixture(sb, setup, case.sandbox.fixture, now)
         if case.sandbox.faults:
-            from klaviyo_sandbox._faults import Faults
-
             sb.faults = Faults.from_json(dict(case.sandbox.faults))
     except Exception as exc:
         outcome.error = SetupError(f"the case could not be set up: {type(exc).__name__}: {exc}")
@@ -360,7 +357,7 @@ def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
     client.hooks.append(observed.http)
     if choice.model is not None:
         choice.model.callbacks = [_ModelObserver(observed)]
-    make_input = getattr(load(spec.graph), "make_input", lambda p: p)
+    make_input = graph_spec(spec.graph).make_input
     result = None
     with tempfile.TemporaryDirectory(prefix="personas-eval-") as home:
         try:
@@ -374,22 +371,21 @@ def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
                     payload = make_input(dict(resolve_input(case.input, outcome.built.refs, inputs))) \
                         if case.input is not None else {}
                 observed.start_run()
-                ctx = build_context(spec, client=client, sandbox=sb, model=choice, audit=False, clock=clock,
-                                    user="eval", thread_id=f"eval-{case.id}-{n + 1}")
-                ctx.home = Path(home)
-                saver = InMemorySaver()
-                result = run_persona(spec, payload, context=ctx, saver=saver)
+                ctx = build_context(spec, config=Config(home=Path(home)), client=client, sandbox=sb, model=choice,
+                                    audit=False, clock=clock, user="eval", thread_id=f"eval-{case.id}-{n + 1}")
+                driver = RunDriver(ctx)
+                result = driver.invoke(payload)
                 answers = list(case.approvals)
                 seen: set[str] = set()
-                pending = _pending(spec, saver, ctx.thread_id, seen, outcome) if result.paused else []
+                pending = _pending(driver, seen, outcome) if result.paused else []
                 while result.paused and answers and pending:
                     # one answer per pending approval (parallel tool calls can stop several at once), in order
                     given = [resolve_input(a, outcome.built.refs, inputs) if isinstance(a, Mapping)
                              else {"action": str(a)} for a in answers[:len(pending)]]
                     answers = answers[len(given):]
                     resume: Any = given[0] if len(pending) == 1 else dict(zip(pending, given, strict=False))
-                    result = run_persona(spec, None, context=ctx, saver=saver, resume=resume)
-                    pending = _pending(spec, saver, ctx.thread_id, seen, outcome) if result.paused else []
+                    result = driver.invoke(resume=resume)
+                    pending = _pending(driver, seen, outcome) if result.paused else []
                 outcome.approvals_unused += len(answers)
         except Exception as exc:  # the run failing is a verdict, reported with the case
             outcome.error = exc
@@ -421,12 +417,9 @@ def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
     return outcome
 
 
-def _pending(spec: Any, saver: Any, thread_id: str, seen: set[str], outcome: Outcome) -> list[str]:
+def _pending(driver: RunDriver, seen: set[str], outcome: Outcome) -> list[str]:
     """Ids of the approvals the run is stopped on; each one seen for the first time joins ``approvals_asked``."""
-    from graphs import build
-
-    snap = build(spec.graph, checkpointer=saver).get_state({"configurable": {"thread_id": thread_id}})
-    found = [i for task in snap.tasks for i in task.interrupts]
+    found = driver.pending()
     outcome.approvals_asked += [_jsonable(i.value) for i in found if i.id not in seen]
     seen.update(i.id for i in found)
     return [i.id for i in found]

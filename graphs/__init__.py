@@ -1,37 +1,40 @@
-"""The personas' LangGraph state machines: one package per graph, each exporting ``Settings`` (the
-persona settings it accepts) and ``build_graph(checkpointer=None)``.
+"""The personas' LangGraph state machines: one package per graph, each exporting ``SPEC``, a
+:class:`personas.kernel.graphspec.GraphSpec` (settings, input, build, render, operations, limits).
 
 ``langgraph.json`` points LangGraph Server / ``langgraph dev`` at the module-level ``graph`` of each
-(compiled without a checkpointer, as the server brings its own).
+(compiled without a checkpointer, as the server brings its own). Graphs import the persona kernel
+and the toolkit, never the runtime or the CLI above them.
+
+To add a graph: a package ``graphs/<name>/`` exporting ``SPEC`` and ``graph``, its name in
+``GRAPHS`` below, an entry in ``langgraph.json``, and a persona YAML that uses it.
 """
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
 from typing import Any
 
-from pydantic import BaseModel
+from personas.kernel.graphspec import GraphSpec
 
-GRAPHS = {
+#: Every graph, by name -> its package. Explicit, so an import never adds one.
+GRAPHS: dict[str, str] = {
     "lead_magnet": "graphs.lead_magnet",
     "segment_sync": "graphs.segment_sync",
     "campaign_report": "graphs.campaign_report",
     "chat": "graphs.chat",
 }
 
-__all__ = ["GRAPHS", "build", "load", "settings_model"]
+__all__ = ["GRAPHS", "build", "graph_spec"]
 
 
-def load(name: str) -> ModuleType:
+def graph_spec(name: str) -> GraphSpec:
+    """The ``SPEC`` of graph ``name``; KeyError (naming the graphs) for an unknown one."""
     if name not in GRAPHS:
         raise KeyError(f"unknown graph {name!r}; graphs: {', '.join(GRAPHS)}")
-    return importlib.import_module(GRAPHS[name])
-
-
-def settings_model(name: str) -> type[BaseModel]:
-    model: type[BaseModel] = load(name).Settings
-    return model
+    spec = importlib.import_module(GRAPHS[name]).SPEC
+    if not isinstance(spec, GraphSpec):
+        raise TypeError(f"{GRAPHS[name]}.SPEC is not a GraphSpec")
+    return spec
 
 
 _COMPILED: dict[str, Any] = {}
@@ -44,5 +47,5 @@ def build(name: str, checkpointer: Any = None) -> Any:
     """
     compiled = _COMPILED.get(name)
     if compiled is None:
-        compiled = _COMPILED[name] = load(name).build_graph(checkpointer=None)
+        compiled = _COMPILED[name] = graph_spec(name).build(None)
     return compiled if checkpointer is None else compiled.copy({"checkpointer": checkpointer})

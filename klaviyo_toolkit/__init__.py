@@ -26,7 +26,10 @@ _EXPORTS = {
     "Timeout": "klaviyo_toolkit.client",
     "KlaviyoToolkit": "klaviyo_toolkit.tools",
     "KlaviyoTool": "klaviyo_toolkit.tools",
-    "PendingCall": "klaviyo_toolkit.tools",
+    "Toolset": "klaviyo_toolkit.tools",
+    "Call": "klaviyo_toolkit.tools",
+    "Sent": "klaviyo_toolkit.tools",
+    "Stopped": "klaviyo_toolkit.tools",
     "Catalog": "klaviyo_toolkit.catalog",
     "Operation": "klaviyo_toolkit.catalog",
     "load_catalog": "klaviyo_toolkit.catalog",
@@ -46,6 +49,7 @@ __all__ = [
     "ApiKey",
     "AsyncKlaviyoClient",
     "BearerToken",
+    "Call",
     "CallRecord",
     "Catalog",
     "InvalidArgumentError",
@@ -57,12 +61,14 @@ __all__ = [
     "KlaviyoToolkit",
     "ManualClock",
     "Operation",
-    "PendingCall",
     "RateLimiter",
     "RetryPolicy",
+    "Sent",
+    "Stopped",
     "SystemClock",
     "Timeout",
     "ToolkitUsageError",
+    "Toolset",
     "__version__",
     "load_catalog",
 ]
@@ -74,7 +80,7 @@ if TYPE_CHECKING:
     from .clock import ManualClock, SystemClock
     from .errors import InvalidArgumentError, KlaviyoAPIError, KlaviyoError, ToolkitUsageError
     from .ratelimit import RateLimiter
-    from .tools import KlaviyoTool, KlaviyoToolkit, PendingCall
+    from .tools import Call, KlaviyoTool, KlaviyoToolkit, Sent, Stopped, Toolset
 
 
 def __getattr__(name: str) -> Any:

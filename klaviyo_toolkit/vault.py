@@ -9,7 +9,7 @@ inside the ciphertext and checked on read, so a row's ciphertext cannot be moved
 Where the key comes from (:func:`default_key_provider`)::
 
     PERSONAS_VAULT_KEY=<newest>,<older>   Fernet keys, comma-separated, newest first
-    $PERSONAS_HOME/vault.key              otherwise; created with mode 0600 (default ~/.personas)
+    <folder of the vault>/vault.key       otherwise; created with mode 0600
 
 Example::
 
@@ -55,18 +55,11 @@ __all__ = [
     "TokenSet",
     "Vault",
     "default_key_provider",
-    "personas_home",
 ]
 
 ENV_VAULT_KEY = "PERSONAS_VAULT_KEY"
 CredentialKind = Literal["api_key", "oauth"]
 _GENERATE_HINT = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
-
-
-def personas_home(environ: Mapping[str, str] | None = None) -> Path:
-    """``$PERSONAS_HOME``, or ``~/.personas``: where local state (vault key, databases) lives."""
-    env = os.environ if environ is None else environ
-    return Path(env.get("PERSONAS_HOME") or Path.home() / ".personas").expanduser()
 
 
 # -- values --------------------------------------------------------------------------------------
@@ -185,9 +178,9 @@ class FileKeyProvider:
         self._lock = threading.Lock()
 
     @classmethod
-    def in_home(cls, home: str | Path | None = None) -> FileKeyProvider:
-        """``<home>/vault.key``; ``home`` defaults to :func:`personas_home`."""
-        return cls((Path(home).expanduser() if home is not None else personas_home()) / "vault.key")
+    def in_home(cls, home: str | Path) -> FileKeyProvider:
+        """``<home>/vault.key``."""
+        return cls(Path(home).expanduser() / "vault.key")
 
     def load(self) -> list[bytes]:
         with self._lock:
@@ -231,13 +224,13 @@ class FileKeyProvider:
 
 
 def default_key_provider(
-    home: str | Path | None = None, environ: Mapping[str, str] | None = None
+    home: str | Path, environ: Mapping[str, str] | None = None
 ) -> EnvKeyProvider | FileKeyProvider:
-    """``PERSONAS_VAULT_KEY`` when set, else ``vault.key`` under ``home`` (default :func:`personas_home`)."""
+    """``PERSONAS_VAULT_KEY`` when set, else ``vault.key`` in the folder ``home`` (the caller's state folder)."""
     env = os.environ if environ is None else environ
     if env.get(ENV_VAULT_KEY, "").strip():
         return EnvKeyProvider(ENV_VAULT_KEY, env)
-    return FileKeyProvider.in_home(home if home is not None else personas_home(env))
+    return FileKeyProvider.in_home(home)
 
 
 # -- the vault -----------------------------------------------------------------------------------
@@ -268,7 +261,8 @@ class Vault:
 
     Args:
         path: the database file (created with mode 0600, with its folder, if missing).
-        key_provider: where the Fernet keys come from; default :func:`default_key_provider`.
+        key_provider: where the Fernet keys come from; default :func:`default_key_provider` in the
+            database's folder.
         clock: for the created/updated/rotated/revoked times.
     """
 
@@ -276,7 +270,7 @@ class Vault:
         self, path: str | Path, key_provider: KeyProvider | None = None, *, clock: Clock | None = None
     ) -> None:
         self.path = Path(path).expanduser()
-        self.key_provider: KeyProvider = key_provider or default_key_provider()
+        self.key_provider: KeyProvider = key_provider or default_key_provider(self.path.parent)
         self._clock: Clock = clock or SystemClock()
         self._fernet = _multi_fernet(self.key_provider.load())
         self._lock = threading.RLock()

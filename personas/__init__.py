@@ -1,5 +1,9 @@
 """Personas: marketing agents defined in YAML, run as LangGraph graphs over the Klaviyo toolkit.
 
+Layers, bottom to top (a test keeps imports pointing down):
+``personas.kernel`` (spec, config, context, governance, models) <- ``graphs`` <- ``personas.runtime``
+(loader, context building, the run driver) <- ``evals`` <- ``personas.cli`` (CLI, REPL, demo).
+
 Trigger a graph from code (sync or async)::
 
     from personas import run_persona
@@ -15,20 +19,24 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "run_persona": "personas.runtime",
-    "arun_persona": "personas.runtime",
-    "build_context": "personas.runtime",
-    "PersonaContext": "personas.runtime",
-    "RunResult": "personas.runtime",
-    "load_persona": "personas.loader",
-    "list_personas": "personas.loader",
-    "PersonaSpec": "personas.spec",
-    "ScriptedChatModel": "personas.models",
+    "run_persona": "personas.runtime.driver",
+    "arun_persona": "personas.runtime.driver",
+    "RunDriver": "personas.runtime.driver",
+    "RunResult": "personas.runtime.driver",
+    "build_context": "personas.runtime.context",
+    "load_persona": "personas.runtime.loader",
+    "list_personas": "personas.runtime.loader",
+    "PersonaContext": "personas.kernel.context",
+    "PersonaSpec": "personas.kernel.spec",
+    "Config": "personas.kernel.config",
+    "ScriptedChatModel": "personas.kernel.models",
 }
 
 __all__ = [
+    "Config",
     "PersonaContext",
     "PersonaSpec",
+    "RunDriver",
     "RunResult",
     "ScriptedChatModel",
     "arun_persona",
@@ -39,10 +47,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .loader import list_personas, load_persona
-    from .models import ScriptedChatModel
-    from .runtime import PersonaContext, RunResult, arun_persona, build_context, run_persona
-    from .spec import PersonaSpec
+    from .kernel.config import Config
+    from .kernel.context import PersonaContext
+    from .kernel.models import ScriptedChatModel
+    from .kernel.spec import PersonaSpec
+    from .runtime.context import build_context
+    from .runtime.driver import RunDriver, RunResult, arun_persona, run_persona
+    from .runtime.loader import list_personas, load_persona
 
 
 def __getattr__(name: str) -> Any:

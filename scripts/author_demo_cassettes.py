@@ -27,15 +27,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from klaviyo_toolkit.clock import ManualClock  # noqa: E402
-from personas.cassette import Cassette  # noqa: E402
-from personas.demo import CASSETTES, run_demo  # noqa: E402
-from personas.models import CassetteChatModel, ModelChoice, ScriptedChatModel, live_model  # noqa: E402
+from personas.cli.demo import CASSETTES, run_demo  # noqa: E402
+from personas.kernel.cassette import Cassette  # noqa: E402
+from personas.kernel.config import Config  # noqa: E402
+from personas.kernel.models import CassetteChatModel, ModelChoice, ScriptedChatModel, live_model  # noqa: E402
 
 LEAD_RESPONSES = [
-    {"sequence": "fast-track", "reason": "A 201-1000 person program director outfitting a team this month with a "
-                                         "$5k-$25k budget is ready for a sales conversation."},
-    {"sequence": "fast-track", "reason": "Guided trips this quarter with a set budget look like a buyer; a consult "
-                                         "could close it sooner."},
+    {
+        "sequence": "fast-track",
+        "reason": "A 201-1000 person program director outfitting a team this month with a "
+        "$5k-$25k budget is ready for a sales conversation.",
+    },
+    {
+        "sequence": "fast-track",
+        "reason": "Guided trips this quarter with a set budget look like a buyer; a consult could close it sooner.",
+    },
     {"sequence": "education", "reason": "Just browsing, solo, and only wants the guide: teach first, sell later."},
 ]
 REPORT_RESPONSE = (
@@ -48,10 +54,15 @@ DATES = ["2026-11-26T23:00:00+00:00", "2026-06-15T14:00:00+00:00", "2027-01-03T0
 
 
 def _authored(responses: list[AIMessage], path: Path) -> ModelChoice:
-    cassette = Cassette.new(path, {"kind": "authored", "by": "klaviyo-personas maintainers",
-                                   "method": "responses written by hand in scripts/author_demo_cassettes.py; "
-                                             "requests captured from the demo",
-                                   "date": dt.date.today().isoformat()})
+    cassette = Cassette.new(
+        path,
+        {
+            "kind": "authored",
+            "by": "klaviyo-personas maintainers",
+            "method": "responses written by hand in scripts/author_demo_cassettes.py; requests captured from the demo",
+            "date": dt.date.today().isoformat(),
+        },
+    )
     model = CassetteChatModel(cassette=cassette, live=ScriptedChatModel(responses))
     return ModelChoice(model, "authored responses", "authored", cassette)
 
@@ -61,21 +72,40 @@ def main() -> int:
     parser.add_argument("--record", action="store_true", help="record a live model (needs OPENAI_API_KEY)")
     args = parser.parse_args()
     os.environ.setdefault("PERSONAS_HOME", tempfile.mkdtemp(prefix="demo-author-"))
-    lead_calls = [AIMessage("", tool_calls=[{"name": "choose_sequence", "args": r, "id": f"call_{i}"}])
-                  for i, r in enumerate(LEAD_RESPONSES)]
+    lead_calls = [
+        AIMessage("", tool_calls=[{"name": "choose_sequence", "args": r, "id": f"call_{i}"}])
+        for i, r in enumerate(LEAD_RESPONSES)
+    ]
     captured: list[tuple[Cassette, Cassette]] = []
     for when in DATES:
         clock = ManualClock(dt.datetime.fromisoformat(when).timestamp())
         if args.record:
-            from personas.models import resolve_model  # noqa: F401
+            from personas.kernel.models import resolve_model  # noqa: F401
 
-            lead = ModelChoice(CassetteChatModel(cassette=Cassette.new(CASSETTES / "lead_magnet.json", {
-                "kind": "recorded", "model": os.environ.get("PERSONAS_MODEL", "gpt-4.1-mini"),
-                "base_url": os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
-                "date": dt.date.today().isoformat()}), live=live_model("gpt-4.1-mini")), "live", "live")
-            report = ModelChoice(CassetteChatModel(cassette=Cassette.new(CASSETTES / "campaign_report.json",
-                                                                         dict(lead.model.cassette.provenance)),
-                                                   live=live_model("gpt-4.1-mini")), "live", "live")
+            lead = ModelChoice(
+                CassetteChatModel(
+                    cassette=Cassette.new(
+                        CASSETTES / "lead_magnet.json",
+                        {
+                            "kind": "recorded",
+                            "model": os.environ.get("PERSONAS_MODEL", "gpt-4.1-mini"),
+                            "base_url": os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+                            "date": dt.date.today().isoformat(),
+                        },
+                    ),
+                    live=live_model("gpt-4.1-mini", Config.from_env()),
+                ),
+                "live",
+                "live",
+            )
+            report = ModelChoice(
+                CassetteChatModel(
+                    cassette=Cassette.new(CASSETTES / "campaign_report.json", dict(lead.model.cassette.provenance)),
+                    live=live_model("gpt-4.1-mini", Config.from_env()),
+                ),
+                "live",
+                "live",
+            )
             lead.cassette, report.cassette = lead.model.cassette, report.model.cassette
         else:
             lead = _authored(list(lead_calls), CASSETTES / "lead_magnet.json")
@@ -87,13 +117,17 @@ def main() -> int:
     first_lead, first_report = captured[0]
     for (lead_c, report_c), when in zip(captured[1:], DATES[1:], strict=False):
         if lead_c.interactions != first_lead.interactions or report_c.interactions != first_report.interactions:
-            print(f"the demo's model requests differ on {when}; the cassettes would not replay on every day",
-                  file=sys.stderr)
+            print(
+                f"the demo's model requests differ on {when}; the cassettes would not replay on every day",
+                file=sys.stderr,
+            )
             return 1
     first_lead.save()
     first_report.save()
-    print(f"wrote {first_lead.path} ({len(first_lead.interactions)} interactions) and {first_report.path} "
-          f"({len(first_report.interactions)}); requests identical on {len(captured)} dates")
+    print(
+        f"wrote {first_lead.path} ({len(first_lead.interactions)} interactions) and {first_report.path} "
+        f"({len(first_report.interactions)}); requests identical on {len(captured)} dates"
+    )
     return 0
 
 

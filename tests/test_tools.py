@@ -12,7 +12,7 @@ from klaviyo_toolkit.catalog import load_catalog
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import ToolkitUsageError
 from klaviyo_toolkit.ratelimit import RateLimiter
-from klaviyo_toolkit.tools import KlaviyoTool, KlaviyoToolkit, PendingCall
+from klaviyo_toolkit.tools import Call, KlaviyoTool, KlaviyoToolkit, Sent, Stopped, Toolset
 
 from .contract.fake_klaviyo import FakeKlaviyo
 from .scripted import Scripted, error_body, reply
@@ -154,28 +154,56 @@ def test_get_tools_selects_by_scope_tag_name_and_read_only() -> None:
     assert KlaviyoToolkit(scopes=()).get_tools() == [], "deny by default"
 
 
+class _StopDestructive:
+    """A guard that stops destructive calls (and keeps what it saw)."""
+
+    def __init__(self) -> None:
+        self.seen: list[Call] = []
+
+    def before(self, call: Call) -> Call | Stopped:
+        self.seen.append(call)
+        return Stopped(call, "rejected", "Waiting for approval.") if call.operation.destructive else call
+
+
 def test_a_guard_can_stop_a_call_before_it_is_sent() -> None:
     server = Scripted()
-    seen: list[PendingCall] = []
-
-    def approval(pending: PendingCall) -> str | None:
-        seen.append(pending)
-        return "Waiting for approval." if pending.operation.destructive else None
-
-    kit = toolkit(server, guards=[approval])
+    guard = _StopDestructive()
+    kit = toolkit(server).guarded(guard)
     message = call(kit.tool("delete_list"), id="L1")
     assert message.content == "Waiting for approval." and server.requests == []
-    assert seen[0].request.describe() == {"method": "DELETE", "path": "/api/lists/L1"}
+    assert guard.seen[0].request.describe() == {"method": "DELETE", "path": "/api/lists/L1"}
     call(kit.tool("get_lists"))
     assert len(server.requests) == 1
 
 
+def test_graph_code_and_tools_share_one_pipeline_with_typed_outcomes() -> None:
+    server = Scripted(reply(200, {"data": [], "links": {}}))
+    guard = _StopDestructive()
+    base = toolkit(server, scopes=["lists:read", "lists:write"])
+    kit: Toolset = base.guarded(guard)
+    stopped = kit.run("delete_list", id="L1")
+    assert isinstance(stopped, Stopped) and stopped.status == "rejected" and server.requests == []
+    sent = kit.run("get_lists")
+    assert isinstance(sent, Sent) and sent.response.status == 200
+    denied = kit.run("get_profiles")
+    assert isinstance(denied, Stopped) and denied.status == "denied" and "profiles:read" in denied.reason
+    assert [c.tool_name for c in guard.seen] == ["delete_list", "get_lists"], "no guard sees a call it cannot make"
+    assert base.tool("delete_list") is not kit.tool("delete_list"), "each toolset builds its own tools"
+    call(base.tool("delete_list"), id="L1")  # the unguarded toolkit sends it
+    assert [r.method for r in server.requests] == ["GET", "DELETE"]
+
+
+class _Keyed:
+    def before(self, call: Call) -> Call:
+        from dataclasses import replace
+
+        return replace(call, idempotency_key="thread-1:step-3")
+
+
 def test_a_guard_can_add_an_idempotency_key() -> None:
     server = Scripted(reply(503), reply(201, {"data": {"type": "profile", "id": "P1", "attributes": {}}}))
-
-    def keyed(pending: PendingCall) -> None:
-        pending.metadata["idempotency_key"] = "thread-1:step-3"
-
-    message = call(toolkit(server, guards=[keyed]).tool("create_profile"), email="a@example.com")
+    message = call(toolkit(server).guarded(_Keyed()).tool("create_profile"), email="a@example.com")
     assert message.status == "success"
     assert [r.headers["idempotency-key"] for r in server.requests] == ["thread-1:step-3"] * 2
+
+

@@ -19,7 +19,6 @@ from klaviyo_toolkit.vault import (
     TokenSet,
     Vault,
     default_key_provider,
-    personas_home,
 )
 
 PK = "pk_" + "0f1e2d3c4b5a" * 3
@@ -86,9 +85,8 @@ def test_default_provider_prefers_the_environment(tmp_path: Path) -> None:
 
     from_home = default_key_provider(tmp_path / "h", environ={})
     assert isinstance(from_home, FileKeyProvider) and from_home.path == tmp_path / "h" / "vault.key"
-    from_env_home = default_key_provider(environ={"PERSONAS_HOME": str(tmp_path / "ph")})
-    assert isinstance(from_env_home, FileKeyProvider) and from_env_home.path == tmp_path / "ph" / "vault.key"
-    assert personas_home({}) == Path.home() / ".personas"
+    ignored = default_key_provider(tmp_path / "h", environ={"PERSONAS_HOME": str(tmp_path / "ph")})
+    assert ignored.path == tmp_path / "h" / "vault.key", "the toolkit never reads PERSONAS_HOME"
 
 
 def test_a_malformed_environment_key_is_refused_without_echoing_it() -> None:

@@ -1,28 +1,26 @@
 """Campaign reporter graph: a daily rollup of email campaign performance (see ``graph.py``)."""
 
-from .graph import REPORTING_TOOL, ReportInputError, ReportState, build_graph, cache_path
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from personas.kernel.graphspec import GraphSpec
+
+from .graph import OPERATIONS, REPORTING_TOOL, ReportInputError, ReportState, build_graph, cache_path
 from .settings import CORE_STATISTICS, Settings, Thresholds
 
-graph = build_graph()
 
-__all__ = [
-    "CORE_STATISTICS",
-    "REPORTING_TOOL",
-    "ReportInputError",
-    "ReportState",
-    "Settings",
-    "Thresholds",
-    "build_graph",
-    "cache_path",
-    "graph",
-    "render",
-]
+class ReportInput(BaseModel):
+    """``personas run`` input: ``{}`` for yesterday in the account's time zone, or ``{"date": "YYYY-MM-DD"}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    date: str | None = Field(None, description="The local day to report (default: yesterday).")
 
 
-def render(state: dict) -> str:  # type: ignore[type-arg]
+def render(state: Mapping[str, Any]) -> str:
     """The terminal view of a rollup: the markdown report, then where the files are."""
-    from pathlib import Path
-
     files = state.get("files") or {}
     markdown = files.get("markdown")
     body = Path(markdown).read_text(encoding="utf-8") if markdown and Path(markdown).exists() else ""
@@ -34,3 +32,31 @@ def render(state: dict) -> str:  # type: ignore[type-arg]
         f"reporting calls: {state.get('reporting_calls')}" + (" (from the cache)" if state.get("cache_hit") else "")
     )
     return "\n".join(lines)
+
+
+SPEC = GraphSpec(
+    name="campaign_report",
+    description="Daily campaign rollup: one reporting call per conversion metric; table, chart, summary.",
+    settings=Settings,
+    build=build_graph,
+    operations=OPERATIONS,
+    input_model=ReportInput,
+    render=render,
+)
+
+graph = build_graph()
+
+__all__ = [
+    "CORE_STATISTICS",
+    "REPORTING_TOOL",
+    "SPEC",
+    "ReportInput",
+    "ReportInputError",
+    "ReportState",
+    "Settings",
+    "Thresholds",
+    "build_graph",
+    "cache_path",
+    "graph",
+    "render",
+]

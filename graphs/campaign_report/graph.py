@@ -38,8 +38,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from klaviyo_toolkit.errors import DailyLimitExhaustedError, InvalidArgumentError, KlaviyoError, RateLimitError
-from personas.governance import GuardStopped, execute
-from personas.runtime import PersonaContext
+from personas.kernel.context import PersonaContext
 
 from .cache import ReportCache
 from .figures import anomalies, merge_rows, totals
@@ -50,6 +49,8 @@ from .summary import MAX_SUMMARY_CHARS, build_figures, cited, model_input, templ
 __all__ = ["REPORTING_TOOL", "ReportInputError", "ReportState", "build_graph", "cache_path"]
 
 REPORTING_TOOL = "query_campaign_values"
+#: The Klaviyo operations this graph's code calls (the persona's scopes and tools must cover them).
+OPERATIONS = ("get_accounts", "get_metrics", "get_campaigns", REPORTING_TOOL)
 #: Klaviyo requires campaign_id and campaign_message_id in group_by; send_channel keeps email apart.
 GROUP_BY = ["campaign_id", "campaign_message_id", "send_channel"]
 EMAIL_ONLY = 'equals(send_channel,"email")'
@@ -92,7 +93,8 @@ class ReportState(TypedDict, total=False):
 
 
 def _settings(runtime: Runtime[PersonaContext]) -> Settings:
-    settings: Settings = runtime.context.settings
+    settings = runtime.context.settings
+    assert isinstance(settings, Settings)
     return settings
 
 
@@ -107,10 +109,8 @@ def _all(kit: Any, name: str, **args: Any) -> tuple[list[dict[str, Any]], int]:
     calls = 0
     cursor = None
     while True:
-        resp = execute(kit, name, **args, **({"page_cursor": cursor} if cursor else {}))
         calls += 1
-        if isinstance(resp, GuardStopped):
-            raise KlaviyoError(f"{name} was stopped: {resp.text}")
+        resp = kit.fetch(name, **args, **({"page_cursor": cursor} if cursor else {}))
         items += list(resp.resources())
         cursor = resp.next_cursor
         if not cursor:
@@ -218,9 +218,7 @@ def fetch_reports(state: ReportState, runtime: Runtime[PersonaContext]) -> Repor
                 if cursor:
                     args["page_cursor"] = cursor
                 calls += 1
-                resp = execute(ctx.toolkit, REPORTING_TOOL, **args)
-                if isinstance(resp, GuardStopped):
-                    raise KlaviyoError(f"{REPORTING_TOOL} was stopped: {resp.text}")
+                resp = ctx.toolkit.fetch(REPORTING_TOOL, **args)
                 results += list(((resp.data or {}).get("attributes") or {}).get("results") or [])
                 cursor = resp.next_cursor
                 if not cursor:

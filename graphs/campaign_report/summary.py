@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from personas.governance import fence
+from personas.kernel.governance import fence
 
 from .figures import fmt_count, fmt_money, fmt_rate
 from .outputs import no_activity_text

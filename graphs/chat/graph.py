@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from klaviyo_toolkit.errors import KlaviyoError, ToolkitUsageError, UnknownOperationError
 from klaviyo_toolkit.tools import MAX_TOOLS_PER_REQUEST
-from personas.governance import fence
-from personas.runtime import PersonaContext
+from personas.kernel.context import PersonaContext
+from personas.kernel.governance import fence
 
 SEARCH_TOOLS = ("find_tools", "describe_tool")
 
@@ -88,7 +88,7 @@ def search_schemas() -> list[dict[str, Any]]:
 
 def bound_tools(ctx: PersonaContext, loaded: list[str]) -> list[Any]:
     """The tools the model sees now: first tools + loaded ones (+ search tools)."""
-    tools = {t.name: t for t in ctx.kit.initial_tools()}
+    tools: dict[str, Any] = {t.name: t for t in ctx.initial_tools()}
     for name in loaded:
         if name not in tools and len(tools) < MAX_TOOLS_PER_REQUEST - len(SEARCH_TOOLS):
             try:
@@ -134,7 +134,8 @@ def _route(state: ChatState, runtime: Runtime[PersonaContext]) -> list[Send] | s
     last = state["messages"][-1] if state.get("messages") else None
     if not isinstance(last, AIMessage) or not last.tool_calls:
         return END
-    settings: Settings = runtime.context.settings
+    settings = runtime.context.settings
+    assert isinstance(settings, Settings)
     recent_calls = 0
     for msg in reversed(state["messages"]):
         if msg.type == "human":
@@ -152,7 +153,8 @@ def limit(state: ChatState, runtime: Runtime[PersonaContext]) -> ChatState:
 
     The conversation stays valid (every tool call has a result) and the user can ask again.
     """
-    settings: Settings = runtime.context.settings
+    settings = runtime.context.settings
+    assert isinstance(settings, Settings)
     last = state["messages"][-1]
     assert isinstance(last, AIMessage)
     note = f"Not run: this turn reached the limit of {settings.max_turn_tool_calls} tool calls."

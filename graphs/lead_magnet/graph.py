@@ -30,13 +30,17 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
 from klaviyo_toolkit.errors import KlaviyoError
-from personas.governance import GuardStopped, execute, fence
-from personas.runtime import PersonaContext
+from klaviyo_toolkit.tools import Stopped
+from personas.kernel.context import PersonaContext
+from personas.kernel.governance import fence
 
 from .inputs import parse_submission
 from .schedule import next_send_time
 from .scoring import score_lead
 from .settings import Settings
+
+#: The Klaviyo operations this graph's code calls (the persona's scopes and tools must cover them).
+OPERATIONS = ("get_profiles", "get_profile", "get_metrics", "get_events", "create_event", "update_profile")
 
 
 class LeadState(TypedDict, total=False):
@@ -57,7 +61,8 @@ class LeadState(TypedDict, total=False):
 
 
 def _settings(runtime: Runtime[PersonaContext]) -> Settings:
-    settings: Settings = runtime.context.settings
+    settings = runtime.context.settings
+    assert isinstance(settings, Settings)
     return settings
 
 
@@ -79,7 +84,7 @@ def load_profile(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadStat
     sub = state["submission"]
     profile_id = sub.get("profile_id")
     if not profile_id:
-        found = execute(kit, "get_profiles", filter=f"equals(email,{json.dumps(sub['email'])})", page_size=1)
+        found = kit.fetch("get_profiles", filter=f"equals(email,{json.dumps(sub['email'])})", page_size=1)
         data = found.data or []
         if not data:
             return {
@@ -89,14 +94,13 @@ def load_profile(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadStat
                 "eligible": {"ok": False, "reason": f"no Klaviyo profile has the email {sub['email']}"},
             }
         profile_id = data[0]["id"]
-    resp = execute(
-        kit, "get_profile", id=profile_id, additional_fields_profile=["subscriptions", "predictive_analytics"]
+    resp = kit.fetch(
+        "get_profile", id=profile_id, additional_fields_profile=["subscriptions", "predictive_analytics"]
     )
     profile = {"id": resp.data["id"], **(resp.data.get("attributes") or {})}
-    metrics = {m["attributes"]["name"]: m["id"] for m in execute(kit, "get_metrics").data or []}
+    metrics = {m["attributes"]["name"]: m["id"] for m in kit.fetch("get_metrics").data or []}
     since = _dt.datetime.fromtimestamp(ctx.clock.time() - settings.engagement_days * 86400, _dt.UTC)
-    events = execute(
-        kit,
+    events = kit.fetch(
         "get_events",
         filter=f'and(equals(profile_id,"{profile_id}"),greater-than(datetime,{since.isoformat(timespec="seconds")}))',
         include=["metric"],
@@ -112,8 +116,7 @@ def load_profile(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadStat
     already = None
     trigger_id = metrics.get(settings.trigger_metric)
     if trigger_id:
-        started = execute(
-            kit,
+        started = kit.fetch(
             "get_events",
             filter=f'and(equals(metric_id,"{trigger_id}"),equals(profile_id,"{profile_id}"))',
             page_size=1,
@@ -293,8 +296,7 @@ def send(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
         "submission_event_id": state["submission"]["event_id"],
     }
     try:
-        result = execute(
-            ctx.toolkit,
+        result = ctx.toolkit.run(
             "create_event",
             properties=properties,
             metric={"name": settings.trigger_metric},
@@ -303,8 +305,8 @@ def send(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
         )
     except KlaviyoError as exc:
         return {"send": {"status": "failed", "unique_id": uid, "error": str(exc)}}
-    if isinstance(result, GuardStopped):
-        return {"send": {"status": result.status, "unique_id": uid, "detail": result.text}}
+    if isinstance(result, Stopped):
+        return {"send": {"status": result.status, "unique_id": uid, "detail": result.reason}}
     return {"send": {"status": "sent", "unique_id": uid, "request_id": result.request_id, "properties": properties}}
 
 
@@ -346,8 +348,8 @@ def record(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
             "lead_scored_at": _dt.datetime.fromtimestamp(ctx.clock.time(), _dt.UTC).isoformat(timespec="seconds"),
         }
         try:
-            result = execute(ctx.toolkit, "update_profile", id=profile["id"], properties=props)
-            saved = "dry_run" if isinstance(result, GuardStopped) else "saved"
+            result = ctx.toolkit.run("update_profile", id=profile["id"], properties=props)
+            saved = result.status if isinstance(result, Stopped) else "saved"
         except KlaviyoError as exc:
             saved = f"not saved: {exc}"
     return {"decision": decision, "outcome": outcome, "record": {"profile_properties": saved}}

@@ -2,21 +2,36 @@
 
 from typing import Any
 
-from .graph import SyncState, build_graph, idempotency_key
+from pydantic import BaseModel, ConfigDict, Field
+
+from personas.kernel.graphspec import GraphSpec
+
+from .graph import OPERATIONS, SyncState, build_graph, idempotency_key
 from .report import render
 from .settings import Settings
 from .sources import SyncInputError, parse_input, read_file
 
+
+class SyncInput(BaseModel):
+    """``personas run`` input: ``{"source": {...}, "target_list_id": ...}``, checked by the graph's first step."""
+
+    model_config = ConfigDict(extra="forbid")
+    input: dict[str, Any] = Field(description="The sync request.")
+
+
+SPEC = GraphSpec(
+    name="segment_sync",
+    description="Keep a Klaviyo list in step with a file, list or segment, in the fewest calls.",
+    settings=Settings,
+    build=build_graph,
+    operations=OPERATIONS,
+    input_model=SyncInput,
+    input_key="input",
+    render=render,
+    recursion_limit=100_000,  # one step per batch: a large sync takes many steps
+)
+
 graph = build_graph()
 
-#: One step per batch: a large sync takes many steps (``run_persona`` reads this when it is set).
-RECURSION_LIMIT = 100_000
-
-
-def make_input(payload: dict[str, Any]) -> dict[str, Any]:
-    """``personas run`` input -> graph input (the payload is validated by the graph's first node)."""
-    return {"input": payload}
-
-
-__all__ = ["RECURSION_LIMIT", "Settings", "SyncInputError", "SyncState", "build_graph", "graph", "idempotency_key",
-           "make_input", "parse_input", "read_file", "render"]
+__all__ = ["SPEC", "Settings", "SyncInput", "SyncInputError", "SyncState", "build_graph", "graph",
+           "idempotency_key", "parse_input", "read_file", "render"]

@@ -37,8 +37,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from klaviyo_toolkit.errors import KlaviyoAPIError, ServerError
-from personas.governance import GuardStopped, execute
-from personas.runtime import PersonaContext
+from klaviyo_toolkit.tools import Stopped
+from personas.kernel.context import PersonaContext
 
 from .jobs import verify_jobs
 from .plan import Batch, Plan
@@ -57,12 +57,22 @@ from .sources import (
 
 __all__ = ["SyncState", "build_graph", "idempotency_key"]
 
-OPERATIONS = {
+#: The write operation of each kind of batch.
+WRITES = {
     "import": "bulk_import_profiles",
     "add": "add_profiles_to_list",
     "subscribe": "bulk_subscribe_profiles",
     "remove": "remove_profiles_from_list",
 }
+#: The Klaviyo operations this graph's code calls (the persona's scopes and tools must cover them).
+OPERATIONS = (
+    "get_profiles_for_list",
+    "get_profiles_for_segment",
+    "get_profiles",
+    "get_bulk_import_profiles_jobs",
+    "get_errors_for_bulk_import_profiles_job",
+    *WRITES.values(),
+)
 PROBLEMS_KEPT = 20
 
 
@@ -88,7 +98,8 @@ class SyncState(TypedDict, total=False):
 
 
 def _settings(runtime: Runtime[PersonaContext]) -> Settings:
-    settings: Settings = runtime.context.settings
+    settings = runtime.context.settings
+    assert isinstance(settings, Settings)
     return settings
 
 
@@ -300,7 +311,7 @@ def apply(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
         args = _args(request, settings, batch, p.items(batch))
         key = idempotency_key(_thread(ctx), state["run_id"], n)
         try:
-            result = execute(ctx.toolkit, OPERATIONS[batch.kind], **args, _idempotency_key=key)
+            result = ctx.toolkit.run(WRITES[batch.kind], **args, _idempotency_key=key)
         except ServerError:
             raise  # retried by the client already; stop here and resume later at this batch
         except KlaviyoAPIError as exc:
@@ -308,11 +319,11 @@ def apply(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
                 raise
             p.mark(n, "failed", detail=str(exc))  # a 4xx will not pass on a retry: report it and go on
             return {**update, "calls": _calls(state, writes=1)}
-        if isinstance(result, GuardStopped):
+        if isinstance(result, Stopped):
             if result.status == "dry_run":
                 p.mark_rest(n, "dry_run")
                 return {**update, "mode": "dry_run"}
-            p.mark(n, "rejected", detail=result.text)
+            p.mark(n, "rejected", detail=result.reason)
             return update
         job_id = result.data.get("id") if batch.kind == "import" and isinstance(result.data, dict) else None
         p.mark(n, "done", job_id=job_id)

@@ -13,7 +13,7 @@ from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from personas.governance import fence
+from personas.kernel.governance import fence
 
 from .plan import Plan
 

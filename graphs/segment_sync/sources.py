@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from klaviyo_toolkit.errors import InvalidArgumentError, NotFoundError, ToolkitUsageError
-from personas.governance import GuardStopped, execute
+from klaviyo_toolkit.tools import CallStopped
 
 __all__ = [
     "InvalidRow", "Member", "Row", "SourceSpec", "SyncInputError", "SyncRequest", "check_file", "klaviyo_read",
@@ -309,10 +309,12 @@ def member_of(resource: Mapping[str, Any], list_id: str | None) -> Member:
 
 
 def klaviyo_read(kit: Any, name: str, **args: Any) -> Any:
-    result = execute(kit, name, **args)
-    if isinstance(result, GuardStopped):  # a read stopped by policy is a configuration problem
-        raise ToolkitUsageError(f"{name} was stopped by the persona's policy ({result.text}); reads must be allowed")
-    return result
+    try:
+        return kit.fetch(name, **args)
+    except CallStopped as exc:  # a read stopped by policy is a configuration problem
+        raise ToolkitUsageError(
+            f"{name} was stopped by the persona's policy ({exc.stopped.reason}); reads must be allowed"
+        ) from None
 
 
 def read_group(kit: Any, kind: str, group_id: str, *, field: str, list_id: str | None = None,

@@ -240,6 +240,7 @@ class _Core:
     def _record(
         self,
         prep: PreparedRequest,
+        call_hooks: Sequence[Hook],
         *,
         result: KlaviyoResponse | None,
         error: BaseException | None,
@@ -247,7 +248,7 @@ class _Core:
         started: float,
         waited: float,
     ) -> None:
-        if not self.hooks:
+        if not self.hooks and not call_hooks:
             return
         rec = CallRecord(
             operation_id=prep.operation.operation_id,
@@ -263,7 +264,7 @@ class _Core:
             error=error,
             response_body=result.body if result else None,
         )
-        for hook in self.hooks:
+        for hook in (*self.hooks, *call_hooks):
             try:
                 hook(rec)
             except Exception:  # a broken hook must not break the call
@@ -312,9 +313,14 @@ class KlaviyoClient(_Core):
         return self.send(self.prepare(operation, args), idempotency_key=idempotency_key)
 
     def send(
-        self, prep: PreparedRequest, *, idempotency_key: str | None = None, url: str | None = None
+        self,
+        prep: PreparedRequest,
+        *,
+        idempotency_key: str | None = None,
+        url: str | None = None,
+        hooks: Sequence[Hook] = (),
     ) -> KlaviyoResponse:
-        """Send a prepared request (rate limit, auth, retries, hooks)."""
+        """Send a prepared request (rate limit, auth, retries, hooks). ``hooks`` see this call only."""
         op = prep.operation
         self._check_credentials(op)
         started = time.perf_counter()
@@ -333,14 +339,16 @@ class KlaviyoClient(_Core):
             except (KlaviyoAPIError, TransportError) as error:
                 delay = self._on_error(prep, idempotency_key, attempt, error, retry_waited)
                 if delay is None:
-                    self._record(prep, result=None, error=error, attempts=attempt, started=started, waited=waited)
+                    self._record(
+                        prep, hooks, result=None, error=error, attempts=attempt, started=started, waited=waited
+                    )
                     raise
                 log.info("retrying %s in %.2fs after %s", op.operation_id, delay, error)
                 self.clock.sleep(delay)
                 waited += delay
                 retry_waited += delay
                 continue
-            self._record(prep, result=result, error=None, attempts=attempt, started=started, waited=waited)
+            self._record(prep, hooks, result=result, error=None, attempts=attempt, started=started, waited=waited)
             return result
 
     def pages(self, operation: str | Operation, /, **args: Any) -> Iterator[KlaviyoResponse]:
@@ -389,7 +397,12 @@ class AsyncKlaviyoClient(_Core):
         return await self.send(self.prepare(operation, args), idempotency_key=idempotency_key)
 
     async def send(
-        self, prep: PreparedRequest, *, idempotency_key: str | None = None, url: str | None = None
+        self,
+        prep: PreparedRequest,
+        *,
+        idempotency_key: str | None = None,
+        url: str | None = None,
+        hooks: Sequence[Hook] = (),
     ) -> KlaviyoResponse:
         op = prep.operation
         self._check_credentials(op)
@@ -409,14 +422,16 @@ class AsyncKlaviyoClient(_Core):
             except (KlaviyoAPIError, TransportError) as error:
                 delay = self._on_error(prep, idempotency_key, attempt, error, retry_waited)
                 if delay is None:
-                    self._record(prep, result=None, error=error, attempts=attempt, started=started, waited=waited)
+                    self._record(
+                        prep, hooks, result=None, error=error, attempts=attempt, started=started, waited=waited
+                    )
                     raise
                 log.info("retrying %s in %.2fs after %s", op.operation_id, delay, error)
                 await self.clock.asleep(delay)
                 waited += delay
                 retry_waited += delay
                 continue
-            self._record(prep, result=result, error=None, attempts=attempt, started=started, waited=waited)
+            self._record(prep, hooks, result=result, error=None, attempts=attempt, started=started, waited=waited)
             return result
 
     async def pages(self, operation: str | Operation, /, **args: Any) -> AsyncIterator[KlaviyoResponse]:

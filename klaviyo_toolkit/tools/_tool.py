@@ -12,14 +12,12 @@ raises.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Union
+from typing import Any
 
 from langchain_core.tools import StructuredTool, ToolException
 from pydantic import BaseModel, ValidationError
 
-from .._arguments import PreparedRequest, args_model, plain_args, problems_from_validation
+from .._arguments import args_model, problems_from_validation
 from ..catalog import Operation
 from ..errors import (
     ClientError,
@@ -27,32 +25,13 @@ from ..errors import (
     InvalidArgumentError,
     KlaviyoAPIError,
     RateLimitWaitError,
-    ScopeDeniedError,
     TransportError,
 )
 from ._compact import compact_document
+from ._pipeline import Call, Outcome, Stopped, Toolset
 from ._strict import strict_schema
 
-__all__ = ["GuardResult", "KlaviyoTool", "PendingCall", "ToolGuard", "describe_operation"]
-
-
-@dataclass
-class PendingCall:
-    """A validated call about to be sent; guards may inspect, edit or stop it."""
-
-    tool_name: str
-    operation: Operation
-    args: dict[str, Any]
-    request: PreparedRequest
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def with_args(self, args: dict[str, Any], request: PreparedRequest) -> PendingCall:
-        return replace(self, args=args, request=request)
-
-
-#: None: go on; a PendingCall: go on with it (edited); a str: stop and give the model this text.
-GuardResult = Union[PendingCall, str, None]
-ToolGuard = Callable[[PendingCall], GuardResult]
+__all__ = ["KlaviyoTool", "describe_operation"]
 
 
 def describe_operation(op: Operation) -> str:
@@ -74,20 +53,18 @@ class KlaviyoTool(StructuredTool):
     """A Klaviyo operation as a LangChain tool (see module docstring)."""
 
     operation: Operation
-    executor: Any  # the toolkit: has .client, .async_client, .granted(), .prepare()
-    guards: Sequence[ToolGuard] = ()
+    executor: Any  # the Toolset that built this tool: every call runs through its pipeline
     max_output_chars: int = 6000
 
     model_config = {"arbitrary_types_allowed": True}
 
-    def __init__(self, *, operation: Operation, executor: Any, guards: Sequence[ToolGuard] = (), **kw: Any) -> None:
+    def __init__(self, *, operation: Operation, executor: Toolset, **kw: Any) -> None:
         super().__init__(
             name=operation.name,
             description=describe_operation(operation),
             args_schema=None,
             operation=operation,
             executor=executor,
-            guards=tuple(guards),
             response_format="content_and_artifact",
             handle_tool_error=True,
             handle_validation_error=self._validation_message,
@@ -119,27 +96,20 @@ class KlaviyoTool(StructuredTool):
         return "Error: " + str(InvalidArgumentError(self.name, problems)) + ". Fix the arguments and call again."
 
     # -- running ---------------------------------------------------------------------------
-    def _prepare(self, kwargs: dict[str, Any]) -> PendingCall | str:
-        missing = self.executor.missing_scopes(self.operation)
-        if missing:
-            raise ToolException("Error: " + str(ScopeDeniedError(self.name, missing)))
+    def _prepare(self, kwargs: dict[str, Any]) -> Call:
+        kwargs.pop("run_manager", None)
         try:
-            request = self.executor.prepare(self.operation, kwargs)
+            return self.executor.prepare(self.operation, kwargs)  # type: ignore[no-any-return]
         except InvalidArgumentError as exc:
             raise ToolException(f"Error: {exc}. Fix the arguments and call again.") from None
-        # Plain data (not pydantic objects): approvals show it and checkpoints store it.
-        call = PendingCall(self.name, self.operation, plain_args(kwargs), request)
-        for guard in self.guards:
-            outcome = guard(call)
-            if isinstance(outcome, str):
-                return outcome
-            if outcome is not None:
-                call = outcome
-        return call
 
-    def _finish(self, result: Any) -> tuple[str, Any]:
-        view = compact_document(result.body, max_chars=self.max_output_chars)
-        return json.dumps(view, ensure_ascii=False, default=str), result.body
+    def _finish(self, outcome: Outcome) -> tuple[str, Any]:
+        if isinstance(outcome, Stopped):
+            if outcome.status == "denied":
+                raise ToolException(f"Error: refused before any request: {outcome.reason}")
+            return outcome.reason, None
+        view = compact_document(outcome.body, max_chars=self.max_output_chars)
+        return json.dumps(view, ensure_ascii=False, default=str), outcome.body
 
     def _error(self, exc: Exception) -> ToolException:
         if isinstance(exc, ClientError):
@@ -159,26 +129,20 @@ class KlaviyoTool(StructuredTool):
         raise exc
 
     def _run(self, *args: Any, **kwargs: Any) -> tuple[str, Any]:
-        kwargs.pop("run_manager", None)
         call = self._prepare(kwargs)
-        if isinstance(call, str):
-            return call, None
         try:
-            result = self.executor.send(call)
+            outcome = self.executor.run_call(call)
         except (KlaviyoAPIError, RateLimitWaitError, TransportError) as exc:
             raise self._error(exc) from exc
-        return self._finish(result)
+        return self._finish(outcome)
 
     async def _arun(self, *args: Any, **kwargs: Any) -> tuple[str, Any]:
-        kwargs.pop("run_manager", None)
         call = self._prepare(kwargs)
-        if isinstance(call, str):
-            return call, None
         try:
-            result = await self.executor.asend(call)
+            outcome = await self.executor.arun_call(call)
         except (KlaviyoAPIError, RateLimitWaitError, TransportError) as exc:
             raise self._error(exc) from exc
-        return self._finish(result)
+        return self._finish(outcome)
 
 
 def _lazy_args_schema(self: KlaviyoTool) -> type[BaseModel] | None:

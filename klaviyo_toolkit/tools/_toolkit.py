@@ -15,16 +15,15 @@ Example::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._arguments import PreparedRequest
 from ..catalog import Catalog, Operation, load_catalog
-from ..errors import ToolkitUsageError
-from ._tool import KlaviyoTool, PendingCall, ToolGuard
+from ..errors import ScopeDeniedError
+from ._pipeline import Call, Outcome, Sent, Stopped, Toolset
 
 if TYPE_CHECKING:  # the client (and httpx) load only when a call is made
-    from ..client import AsyncKlaviyoClient, KlaviyoClient, KlaviyoResponse
+    from ..client import AsyncKlaviyoClient, CallRecord, KlaviyoClient
 
 __all__ = ["CLIENT_SCOPE", "KlaviyoToolkit", "MAX_TOOLS_PER_REQUEST"]
 
@@ -37,15 +36,17 @@ def _required_scopes(op: Operation) -> tuple[str, ...]:
     return op.scopes or (CLIENT_SCOPE,)
 
 
-class KlaviyoToolkit:
+class KlaviyoToolkit(Toolset):
     """Klaviyo operations as LangChain tools over one client (see module docstring).
+
+    The innermost toolset of the pipeline: it checks the granted scopes and sends. Guards wrap it
+    (``toolkit.guarded(...)``) without changing it.
 
     Args:
         client / async_client: clients to run calls with; made from ``client_options`` (or the
             environment) on first use when not given.
         scopes: granted scopes, or ``"*"`` for all. Nothing is granted by default.
         include_beta: also offer beta operations.
-        guards: callables run before each call (approval, dry run, audit) - see PendingCall.
     """
 
     def __init__(
@@ -55,7 +56,6 @@ class KlaviyoToolkit:
         *,
         scopes: Iterable[str] | Literal["*"] = (),
         include_beta: bool = False,
-        guards: Sequence[ToolGuard] = (),
         max_output_chars: int = 6000,
         **client_options: Any,
     ) -> None:
@@ -66,9 +66,11 @@ class KlaviyoToolkit:
         self.catalog: Catalog = load_catalog(include_beta)
         self.all_scopes = scopes == "*"
         self.scopes: frozenset[str] = frozenset() if scopes == "*" else frozenset(scopes)
-        self.guards = tuple(guards)
         self.max_output_chars = max_output_chars
-        self._tools: dict[str, KlaviyoTool] = {}
+
+    def __repr__(self) -> str:
+        granted = "*" if self.all_scopes else ",".join(sorted(self.scopes))
+        return f"KlaviyoToolkit(scopes={granted!r})"
 
     # -- clients ---------------------------------------------------------------------------
     @property
@@ -90,99 +92,50 @@ class KlaviyoToolkit:
             return []
         return [s for s in _required_scopes(op) if s not in self.scopes]
 
-    def allows(self, op: Operation | str) -> bool:
-        return not self.missing_scopes(self.catalog.get(op) if isinstance(op, str) else op)
-
-    # -- execution (used by the tools) -----------------------------------------------------
-    def prepare(self, op: Operation, args: dict[str, Any]) -> PreparedRequest:
+    # -- the pipeline's last steps -----------------------------------------------------------
+    def prepare(self, operation: Operation | str, args: Mapping[str, Any]) -> Call:
         """Validate and build a call; a client (when there is one) fills the public key of /client/ calls."""
+        from .._arguments import plain_args, prepare
+
+        op = self.catalog.get(operation) if isinstance(operation, str) else operation
+        values = dict(args)
+        idempotency_key = values.pop("_idempotency_key", None)
         core = self._async_client or self._client
-        if core is not None:
-            return core.prepare(op, args)
-        from .._arguments import prepare
+        request = core.prepare(op, values) if core is not None else prepare(op, dict(values))
+        # Plain data (not pydantic objects): approvals show it and checkpoints store it.
+        return Call(op.name, op, plain_args(values), request, idempotency_key=idempotency_key)
 
-        return prepare(op, dict(args))
+    def _denied(self, call: Call) -> Stopped | None:
+        missing = self.missing_scopes(call.operation)
+        if not missing:
+            return None
+        stopped = Stopped(call, "denied", str(ScopeDeniedError(call.tool_name, missing)), call.request.describe())
+        call.notify(stopped)
+        return stopped
 
-    def send(self, call: PendingCall) -> KlaviyoResponse:
-        return self.client.send(call.request, idempotency_key=call.metadata.get("idempotency_key"))
+    def _hooks(self, call: Call) -> list[Any]:
+        if not call.observers:
+            return []
 
-    async def asend(self, call: PendingCall) -> KlaviyoResponse:
+        def tell(record: CallRecord) -> None:
+            call.notify(record)
+
+        return [tell]
+
+    def run_call(self, call: Call) -> Outcome:
+        denied = self._denied(call)
+        if denied is not None:
+            return denied
+        response = self.client.send(call.request, idempotency_key=call.idempotency_key, hooks=self._hooks(call))
+        return Sent(call, response)
+
+    async def arun_call(self, call: Call) -> Outcome:
+        denied = self._denied(call)
+        if denied is not None:
+            return denied
         if self._async_client is not None:
-            return await self._async_client.send(call.request, idempotency_key=call.metadata.get("idempotency_key"))
-        return await asyncio.to_thread(self.send, call)
-
-    # -- tools -----------------------------------------------------------------------------
-    def tool(self, name: str) -> KlaviyoTool:
-        """One tool by operation id or alias; raises if unknown or outside the granted scopes."""
-        op = self.catalog.get(name)
-        missing = self.missing_scopes(op)
-        if missing:
-            raise ToolkitUsageError(
-                f"{op.operation_id} needs scope(s) {', '.join(missing)} that this toolkit was not "
-                "granted; add them to scopes= (or the persona's scopes) to use it."
+            response = await self._async_client.send(
+                call.request, idempotency_key=call.idempotency_key, hooks=self._hooks(call)
             )
-        tool = self._tools.get(op.operation_id)
-        if tool is None:
-            tool = KlaviyoTool(operation=op, executor=self, guards=self.guards)
-            tool.max_output_chars = self.max_output_chars
-            self._tools[op.operation_id] = tool
-        return tool
-
-    def operations(
-        self,
-        *,
-        tags: Iterable[str] | None = None,
-        include: Iterable[str] | None = None,
-        exclude: Iterable[str] | None = None,
-        read_only: bool | None = None,
-    ) -> list[Operation]:
-        """The granted operations matching every given filter (``include`` names must be granted)."""
-        exclude_ids = {self.catalog.resolve(n) for n in exclude or ()}
-        if include is not None:
-            wanted = [self.catalog.get(n) for n in include]
-            denied = {op.operation_id: self.missing_scopes(op) for op in wanted if self.missing_scopes(op)}
-            if denied:
-                detail = "; ".join(f"{k} needs {', '.join(v)}" for k, v in denied.items())
-                raise ToolkitUsageError(f"Requested tools are outside the granted scopes: {detail}.")
-            ops = wanted
-        else:
-            ops = [op for op in self.catalog if not self.missing_scopes(op)]
-        if tags is not None:
-            tag_set = {t.lower() for t in tags}
-            known = {op.tag.lower() for op in self.catalog}
-            unknown = tag_set - known
-            if unknown:
-                all_tags = ", ".join(sorted({op.tag for op in self.catalog}))
-                raise ToolkitUsageError(f"Unknown tag(s) {sorted(unknown)}; known tags: {all_tags}.")
-            ops = [op for op in ops if op.tag.lower() in tag_set]
-        if read_only is not None:
-            ops = [op for op in ops if op.read_only == read_only]
-        seen: set[str] = set()
-        out = []
-        for op in ops:
-            if op.operation_id not in exclude_ids and op.operation_id not in seen:
-                seen.add(op.operation_id)
-                out.append(op)
-        return out
-
-    def get_tools(
-        self,
-        *,
-        tags: Iterable[str] | None = None,
-        include: Iterable[str] | None = None,
-        exclude: Iterable[str] | None = None,
-        read_only: bool | None = None,
-        max_tools: int | None = None,
-    ) -> list[KlaviyoTool]:
-        """Tools for the granted operations that match every filter.
-
-        Raises ToolkitUsageError for unknown names or tags, names outside the granted scopes, and
-        selections larger than ``max_tools``.
-        """
-        ops = self.operations(tags=tags, include=include, exclude=exclude, read_only=read_only)
-        if max_tools is not None and len(ops) > max_tools:
-            raise ToolkitUsageError(
-                f"{len(ops)} tools selected, over the limit of {max_tools}; narrow the selection "
-                "(tags=, include=, read_only=) or use the search tool to load more on demand."
-            )
-        return [self.tool(op.operation_id) for op in ops]
+            return Sent(call, response)
+        return await asyncio.to_thread(self.run_call, call)

@@ -40,8 +40,8 @@ if str(ROOT) not in sys.path:
 
 from klaviyo_sandbox import Faults, Sandbox  # noqa: E402
 from klaviyo_toolkit.clock import Clock, ManualClock  # noqa: E402
-from personas.cassette import Cassette  # noqa: E402
-from personas.models import CassetteChatModel, ModelChoice, ScriptedChatModel  # noqa: E402
+from personas.kernel.cassette import Cassette  # noqa: E402
+from personas.kernel.models import CassetteChatModel, ModelChoice, ScriptedChatModel  # noqa: E402
 
 CASSETTES = Path(__file__).parent / "cassettes"
 PERSONA = "klaviyo-assistant"
@@ -183,8 +183,8 @@ def _answers(inputs: Sequence[str | CtrlC], faults: _SlowCallFaults) -> Callable
 
 def run_conversation(conversation: Conversation, model: ModelChoice, clock: Clock | None = None) -> tuple[int, str]:
     """Run one conversation through the REPL in-process; returns its exit code and transcript."""
-    from personas.loader import load_persona
-    from personas.repl import Repl
+    from personas.cli.repl import Repl
+    from personas.runtime.loader import load_persona
 
     faults = _SlowCallFaults.from_json(conversation.faults)
     sandbox = Sandbox(seed=SEED, faults=faults, clock=clock)

@@ -48,13 +48,15 @@ def audit_rows(home: Path) -> list[tuple[str, str, str | None, int | None]]:
 @pytest.mark.parametrize("name", list(authored.CONVERSATIONS))
 def test_the_authored_cassettes_still_match_the_repl(name: str, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from personas.cassette import CassetteError
-    from personas.models import resolve_model
+    from personas.kernel.cassette import CassetteError
+    from personas.kernel.config import Config
+    from personas.kernel.models import resolve_model
 
     monkeypatch.setenv("PERSONAS_HOME", str(tmp_path))
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     conversation = authored.CONVERSATIONS[name]
-    model = resolve_model("gpt-4.1-mini", replay=str(conversation.path), prefer_replay=True, rerecord_hint=REAUTHOR)
+    model = resolve_model("gpt-4.1-mini", Config.from_env(), replay=str(conversation.path), prefer_replay=True,
+                          rerecord_hint=REAUTHOR)
     assert model.kind == "authored" and "authored by hand" in model.description
     code, transcript = authored.run_conversation(conversation, model)
     if "error:" in transcript:  # the REPL reports a mismatch (with its diff) and goes on

@@ -109,7 +109,7 @@ def test_every_klaviyo_failure_maps_to_a_line_that_says_what_to_do() -> None:
         ServerError,
         TransportError,
     )
-    from personas.cli import error_line
+    from personas.cli.errors import error_line
 
     try:
         try:

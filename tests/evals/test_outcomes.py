@@ -19,7 +19,7 @@ from evals.fixtures import Fixture, build_fixture
 from evals.runner import check_case, run_case
 from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.clock import ManualClock
-from personas.models import ModelChoice, ScriptedChatModel
+from personas.kernel.models import ModelChoice, ScriptedChatModel
 
 NOW = 1_773_144_000.0  # 2026-03-10T12:00:00Z: 08:00 in New York, yesterday there is 2026-03-09
 

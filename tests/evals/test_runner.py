@@ -24,9 +24,9 @@ from evals.runner import call_view, pass_at_k, run_case, run_suite
 from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.client import CallRecord
 from klaviyo_toolkit.clock import ManualClock
-from personas.cassette import normalise_request
 from personas.cli import main as personas_main
-from personas.models import ModelChoice, ScriptedChatModel
+from personas.kernel.cassette import normalise_request
+from personas.kernel.models import ModelChoice, ScriptedChatModel
 
 SUITE = Path(__file__).resolve().parents[2] / "evals" / "suites" / "lead_magnet"
 

@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from evals.case import discover_suites, load_suite
-from personas.cassette import scrub
+from personas.kernel.cassette import scrub
 
 ROOT = Path(__file__).resolve().parents[2]
 BUDGET_SECONDS = 120

@@ -29,9 +29,9 @@ from klaviyo_sandbox.domains.seed_data import CAMPAIGNS
 from klaviyo_toolkit.client import KlaviyoClient
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.ratelimit import RateLimiter
-from personas.loader import PersonaConfigError, load_persona
-from personas.models import ModelChoice, ScriptedChatModel
+from personas.kernel.models import ModelChoice, ScriptedChatModel
 from personas.runtime import RunResult, run_persona
+from personas.runtime.loader import PersonaConfigError, load_persona
 
 NOW = _dt.datetime(2026, 3, 10, 3, 0, tzinfo=_dt.UTC).timestamp()  # 2026-03-09 23:00 in New York
 YESTERDAY_NY = "2026-03-08"

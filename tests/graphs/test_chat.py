@@ -15,7 +15,7 @@ from graphs.chat import bound_tools
 from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.audit import AuditLog
 from klaviyo_toolkit.clock import ManualClock
-from personas.models import ScriptedChatModel
+from personas.kernel.models import ScriptedChatModel
 from personas.runtime import RunResult, build_context, run_persona
 
 PERSONA = "klaviyo-assistant"

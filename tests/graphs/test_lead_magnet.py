@@ -16,7 +16,7 @@ from graphs.lead_magnet import InputError, unique_id_for
 from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.audit import AuditLog
 from klaviyo_toolkit.clock import ManualClock
-from personas.models import ScriptedChatModel
+from personas.kernel.models import ScriptedChatModel
 from personas.runtime import arun_persona, run_persona
 
 from .leads import COLD, HOT, WARM, first_touchpoints, sequence_starts, sign_up

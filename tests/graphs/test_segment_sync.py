@@ -21,15 +21,16 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 from pydantic import ValidationError
 
-from graphs import settings_model
+from graphs import graph_spec
 from graphs.segment_sync import Settings, SyncInputError, build_graph, idempotency_key, parse_input, read_file
 from klaviyo_sandbox import Faults, Sandbox
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import ServerError
 from klaviyo_toolkit.ratelimit import RateLimiter
-from personas.loader import load_persona
-from personas.runtime import PersonaContext, build_context
-from personas.spec import ApprovalPolicy
+from personas.kernel.context import PersonaContext
+from personas.kernel.spec import ApprovalPolicy
+from personas.runtime import build_context
+from personas.runtime.loader import load_persona
 
 WRITES = ("bulk_import_profiles", "add_profiles_to_list", "bulk_subscribe_profiles", "remove_profiles_from_list")
 
@@ -132,7 +133,7 @@ def test_persona_loads_with_removals_needing_approval_and_batch_size_capped() ->
     spec = load_persona("segment-syncer")
     assert spec.graph == "segment_sync" and spec.approval.mode == "destructive"
     assert "remove_profiles_from_list" in spec.tools.include
-    assert settings_model("segment_sync") is Settings
+    assert graph_spec("segment_sync").settings is Settings
     settings = Settings.model_validate(spec.settings)
     assert settings.batch_size == 1000 and settings.subscribe_with_consent and settings.remove_missing
     with pytest.raises(ValidationError, match="at most 1000 profiles"):

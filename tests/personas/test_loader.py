@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from personas.loader import PersonaConfigError, list_personas, load_persona, persona_toolkit
+from klaviyo_toolkit.tools import KlaviyoToolkit
+from personas.kernel.context import select_tools
+from personas.runtime.loader import PersonaConfigError, list_personas, load_persona, scan_personas
 
 GOOD = """\
 name: my-helper
@@ -36,10 +38,11 @@ def test_the_shipped_personas_load_and_stay_within_128_tools() -> None:
     names = {spec.name for spec in list_personas()}
     assert {"lead-magnet-sequencer", "klaviyo-assistant"} <= names
     for spec in list_personas():
-        tools = persona_toolkit(spec, client=None).initial_tools()
+        kit = KlaviyoToolkit(scopes=spec.scopes)
+        tools = select_tools(kit, spec.tools)
         assert 0 < len(tools) <= 128, spec.name
         for tool in tools:
-            assert not persona_toolkit(spec, client=None).toolkit.missing_scopes(tool.operation)
+            assert not kit.missing_scopes(tool.operation)
 
 
 def test_a_good_file_loads(tmp_path: Path) -> None:
@@ -107,3 +110,66 @@ def test_unknown_persona_lists_the_known_ones() -> None:
     with pytest.raises(PersonaConfigError) as err:
         load_persona("lead-magnet-sequenser")
     assert "did you mean lead-magnet-sequencer" in str(err.value)
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
+    err = refuse(tmp_path, GOOD + "name: other-helper\n")
+    assert err.line == 9 and "duplicate key 'name' (first at line 1)" in str(err)
+
+
+def test_unknown_names_in_approval_also_are_load_errors(tmp_path: Path) -> None:
+    err = refuse(tmp_path, GOOD + "approval:\n  also: [delete_lists]\n")
+    assert (err.line, err.field) == (10, "approval.also[0]") and "delete_list" in str(err)
+
+
+def test_the_graph_contract_is_checked_against_scopes_and_tools(tmp_path: Path) -> None:
+    shipped = Path(load_persona("campaign-reporter").source).read_text(encoding="utf-8")
+    no_scope = shipped.replace("  - metrics:read ", "  - lists:read ").replace(", get_metrics", "")
+    err = refuse(tmp_path, no_scope)
+    assert err.field == "scopes" and "get_metrics" in str(err) and "metrics:read" in str(err)
+    no_tool = shipped.replace(", get_campaigns", "")
+    err = refuse(tmp_path, no_tool)
+    assert err.field == "tools" and "get_campaigns" in str(err) and "tools.include" in str(err)
+
+
+def _home_with(tmp_path: Path, files: dict[str, str]) -> Path:
+    folder = tmp_path / "home" / "personas"
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return tmp_path / "home"
+
+
+def test_user_personas_are_known_by_their_name_and_duplicates_are_refused(tmp_path: Path) -> None:
+    home = _home_with(tmp_path, {
+        "my-reporter.yaml": GOOD.replace("my-helper", "zzz-reporter"),
+        "copy.yaml": GOOD.replace("my-helper", "campaign-reporter"),
+    })
+    found = scan_personas(home)
+    assert "zzz-reporter" in found.personas and "my-reporter" not in found.personas
+    assert load_persona("zzz-reporter", home=home).name == "zzz-reporter"
+    assert found.personas["campaign-reporter"].graph == "campaign_report", "the shipped one stays"
+    [dup] = found.errors
+    assert dup.field == "name" and "'campaign-reporter' is already the name of" in str(dup)
+    assert "name the file campaign-reporter.yaml" in str(dup)
+
+
+def test_a_file_named_after_a_shipped_persona_replaces_it_on_purpose(tmp_path: Path) -> None:
+    shipped = Path(load_persona("campaign-reporter").source).read_text(encoding="utf-8")
+    home = _home_with(tmp_path, {"campaign-reporter.yaml": shipped.replace("max_bounce_rate: 0.05",
+                                                                           "max_bounce_rate: 0.07"),
+                                 "also-reporter.yaml": GOOD.replace("my-helper", "also-reporter"),
+                                 "again.yaml": GOOD.replace("my-helper", "also-reporter")})
+    found = scan_personas(home)
+    assert found.personas["campaign-reporter"].settings["thresholds"]["max_bounce_rate"] == 0.07
+    [dup] = found.errors  # two of yours with one name: the second (in file order) is refused
+    assert Path(dup.path).name == "also-reporter.yaml" and "again.yaml" in str(dup)
+
+
+def test_one_broken_file_hides_no_other_persona(tmp_path: Path) -> None:
+    home = _home_with(tmp_path, {"broken.yaml": GOOD + "colour: blue\n", "fine.yaml": GOOD})
+    found = scan_personas(home)
+    assert "my-helper" in found.personas and len(found.personas) >= 5
+    assert [Path(e.path).name for e in found.errors] == ["broken.yaml"]
+    with pytest.raises(PersonaConfigError, match="colour: unknown key"):
+        load_persona("broken", home=home)

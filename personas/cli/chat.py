@@ -12,13 +12,15 @@ def chat_cmd(
     seed: int = typer.Option(42, "--seed", help="Sandbox seed (with --sandbox)."),
 ) -> None:
     """Chat with a persona: streamed answers, tool calls shown, approvals for destructive calls."""
-    from .loader import load_persona
+    from personas.runtime.loader import load_persona
+
+    from .common import config
     from .repl import Repl
 
-    spec = load_persona(persona)
+    spec = load_persona(persona, home=config().home)
     sb = None
     if sandbox:
         from klaviyo_sandbox import Sandbox
 
         sb = Sandbox(seed=seed)
-    raise SystemExit(Repl(spec, sandbox=sb, replay=replay).run())
+    raise SystemExit(Repl(spec, sandbox=sb, replay=replay, config=config()).run())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import queue
 import sys
 import threading
@@ -21,6 +20,14 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 from rich.markup import escape
+
+from graphs.chat import bound_tools
+from personas.kernel.config import Config
+from personas.kernel.models import resolve_model
+from personas.runtime.context import build_context
+from personas.runtime.driver import RunDriver, checkpointer
+
+from .errors import error_line
 
 HELP = """Commands:
   /help      this help                 /tools     tools bound now
@@ -44,17 +51,16 @@ class _BackgroundTurn:
     ``stop()`` the thread lets it finish (its result stays in the conversation) and runs nothing more.
     """
 
-    def __init__(self, graph: Any, payload: Any, config: dict[str, Any], context: Any) -> None:
+    def __init__(self, driver: RunDriver, payload: Any, resume: Any) -> None:
         self.items: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._work, args=(graph, payload, config, context),
+        self.thread = threading.Thread(target=self._work, args=(driver, payload, resume),
                                        name="personas-chat-turn", daemon=True)
         self.thread.start()
 
-    def _work(self, graph: Any, payload: Any, config: dict[str, Any], context: Any) -> None:
+    def _work(self, driver: RunDriver, payload: Any, resume: Any) -> None:
         try:
-            stream = graph.stream(payload, config, context=context, durability="sync",
-                                  stream_mode=["messages", "updates"])
+            stream = driver.stream(payload, resume=resume, modes=("messages", "updates"))
             with contextlib.closing(stream):
                 for item in stream:
                     if self.stopping.is_set():
@@ -89,32 +95,43 @@ class Repl:
     """One chat session with a persona (see module docstring)."""
 
     def __init__(
-        self, spec: Any, *, sandbox: Any = None, replay: str | None = None, input_fn: Any = None, model: Any = None
+        self,
+        spec: Any,
+        *,
+        sandbox: Any = None,
+        replay: str | None = None,
+        input_fn: Any = None,
+        model: Any = None,
+        config: Config | None = None,
     ) -> None:
         from rich.console import Console
-
-        from .runtime import build_context, checkpointer, home
 
         self.spec = spec
         self.sandbox = sandbox
         self.replay = replay
+        self.settings = config or Config.from_env()
         self.console = Console(highlight=False)
         self.dry_run = spec.approval.dry_run
-        self.saver = checkpointer()
-        self._home = home()
-        self._build_context = build_context
+        self.saver = checkpointer(self.settings.path("checkpoints.sqlite"))
+        self._home = self.settings.ensure_home()
         if model is None and replay:  # an explicit --replay wins over a live key
-            from .models import resolve_model
-
-            model = resolve_model(spec.model, temperature=spec.temperature, replay=replay, prefer_replay=True)
+            model = resolve_model(spec.model, self.settings, temperature=spec.temperature, replay=replay,
+                                  prefer_replay=True)
         self.model = model
         self._turn: _BackgroundTurn | None = None
         self._unfinished: str | None = None  # how the last turn ended early, until the conversation is mended
-        self.ctx = build_context(spec, sandbox=sandbox, replay=replay, dry_run=self.dry_run, model=model)
-        from graphs import build
-
-        self.graph = build("chat", checkpointer=self.saver)
+        self._new_context(None)
         self.session = input_fn or self._prompt_session()
+
+    def _new_context(self, thread_id: str | None) -> None:
+        """(Re)build the run context and its driver (a new conversation, or dry run toggled)."""
+        self.ctx = build_context(self.spec, config=self.settings, sandbox=self.sandbox, replay=self.replay,
+                                 dry_run=self.dry_run, model=self.model, thread_id=thread_id)
+        self.driver = RunDriver(self.ctx, self.saver)
+
+    @property
+    def graph(self) -> Any:
+        return self.driver.graph
 
     def _prompt_session(self) -> Any:
         from prompt_toolkit import PromptSession
@@ -124,7 +141,7 @@ class Repl:
 
     @property
     def config(self) -> dict[str, Any]:
-        return {"configurable": {"thread_id": self.ctx.thread_id}, "recursion_limit": 100}
+        return self.driver.config
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> int:
@@ -174,9 +191,7 @@ class Repl:
         return NO_MODEL.format(name=self.spec.name, model=self.spec.model)
 
     def _error(self, exc: Exception) -> None:
-        from .cli import error_line
-
-        if os.environ.get("PERSONAS_DEBUG") == "1":
+        if self.settings.debug:
             traceback.print_exception(exc)
         known = error_line(exc)
         first = (str(exc).strip().splitlines() or [""])[0]
@@ -189,23 +204,17 @@ class Repl:
         return str(self.session.prompt(prompt))
 
     def turn(self, payload: Any) -> None:
-        from langgraph.types import Command
-
         self._settle()
+        resume: Any = None
         while True:
-            self._stream(payload)
-            pending = self._interrupts()
+            self._stream(payload, resume)
+            pending = self.driver.pending()
             if not pending:
                 return
-            answers = [self._approve(item) for item in pending]
-            payload = Command(resume=answers[0] if len(answers) == 1 else None)
-            if len(answers) > 1:
-                snap = self.graph.get_state(self.config)
-                ids = [i.id for task in snap.tasks for i in task.interrupts]
-                payload = Command(resume=dict(zip(ids, answers, strict=True)))
+            payload, resume = None, [self._approve(item.value) for item in pending]
 
-    def _stream(self, payload: Any) -> None:
-        self._turn = _BackgroundTurn(self.graph, payload, self.config, self.ctx)
+    def _stream(self, payload: Any, resume: Any = None) -> None:
+        self._turn = _BackgroundTurn(self.driver, payload, resume)
         try:
             self._render(self._turn, sys.stdout)
         finally:
@@ -243,10 +252,6 @@ class Repl:
             out.write("\n")
         out.flush()
 
-    def _interrupts(self) -> list[Any]:
-        snap = self.graph.get_state(self.config)
-        return [i.value for task in snap.tasks for i in task.interrupts]
-
     def _approve(self, item: Any) -> dict[str, Any]:
         c = self.console
         request = item.get("request", {}) if isinstance(item, dict) else {}
@@ -271,9 +276,9 @@ class Repl:
                 except json.JSONDecodeError as exc:
                     c.print(f"[red]not JSON ({exc.msg}); try again[/red]")
                     continue
-                if isinstance(args, dict):
+                if isinstance(args, dict) and args:
                     return {"action": "edit", "args": args}
-                c.print("[red]give a JSON object[/red]")
+                c.print("[red]give a JSON object with at least one changed argument[/red]")
 
     def _wait_for_step(self) -> None:
         """Let the step a cancelled turn left under way (a model call, a request) finish."""
@@ -322,8 +327,6 @@ class Repl:
         if name == "/help":
             c.print(HELP)
         elif name == "/tools":
-            from graphs.chat import bound_tools
-
             self._settle()
             snap = self.graph.get_state(self.config)
             tools = bound_tools(self.ctx, snap.values.get("loaded_tools") or [])
@@ -337,8 +340,7 @@ class Repl:
         elif name == "/scopes":
             c.print("scopes: " + ", ".join(self.spec.scopes))
         elif name == "/new":
-            self.ctx = self._build_context(self.spec, sandbox=self.sandbox, replay=self.replay, dry_run=self.dry_run,
-                                           thread_id=f"{self.spec.name}-{uuid.uuid4().hex[:12]}", model=self.model)
+            self._new_context(f"{self.spec.name}-{uuid.uuid4().hex[:12]}")
             c.print(f"new conversation {self.ctx.thread_id}")
         elif name == "/history":
             self._settle()
@@ -363,9 +365,7 @@ class Repl:
                     c.print("no calls in this conversation yet")
         elif name == "/dry-run":
             self.dry_run = not self.dry_run
-            thread = self.ctx.thread_id
-            self.ctx = self._build_context(self.spec, sandbox=self.sandbox, replay=self.replay, dry_run=self.dry_run,
-                                           thread_id=thread, model=self.model)
+            self._new_context(self.ctx.thread_id)
             c.print(f"dry run {'on: writes are shown, not sent' if self.dry_run else 'off'}")
         else:
             c.print(f"unknown command {name}; /help lists them")

@@ -49,7 +49,7 @@ class PersonaSpec(_Strict):
 
     name: str
     description: str
-    graph: Literal["lead_magnet", "segment_sync", "campaign_report", "chat"]
+    graph: str = Field(description="The graph it runs (graphs/<name>/); the loader checks it exists.")
     prompt: str
     model: str = "gpt-4.1-mini"
     temperature: float = 0.0
@@ -57,6 +57,7 @@ class PersonaSpec(_Strict):
     tools: ToolSelection = Field(default_factory=ToolSelection)
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     schedule: str | None = None
+    connection: str | None = Field(default=None, description="The stored connection (account) it uses.")
     settings: dict[str, Any] = Field(default_factory=dict)
     source: str = Field(default="", exclude=True, description="The file it came from.")
 

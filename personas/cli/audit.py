@@ -13,9 +13,9 @@ app = typer.Typer(help="Read the audit log: every call a persona made, refused o
 def _log() -> object:
     from klaviyo_toolkit.audit import AuditLog
 
-    from .runtime import home
+    from .common import config
 
-    return AuditLog(home() / "audit.sqlite")
+    return AuditLog(config().path("audit.sqlite"))
 
 
 @app.callback()

@@ -16,9 +16,9 @@ app = typer.Typer(help="Manage credentials in the encrypted vault ($PERSONAS_HOM
 def _vault() -> object:
     from klaviyo_toolkit.vault import Vault
 
-    from .runtime import home
+    from .common import config
 
-    return Vault(home() / "vault.sqlite")
+    return Vault(config().path("vault.sqlite"))
 
 
 @app.command("add-key")

@@ -14,6 +14,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from graphs.lead_magnet.fixtures import settle_sandbox, sign_up
+from klaviyo_sandbox import Sandbox
+from personas.kernel.config import Config
+from personas.kernel.models import resolve_model
+from personas.runtime.context import build_context
+from personas.runtime.driver import run_persona
+from personas.runtime.loader import load_persona
+
 CASSETTES = Path(__file__).parent / "demo_cassettes"
 LEADS = [
     {"email": "maya.fernandez@example.com", "first_name": "Maya", "last_name": "Fernandez",
@@ -31,8 +39,6 @@ LEADS = [
 
 def _submit(client: Any, sb: Any, lead: dict[str, Any], form: dict[str, Any]) -> dict[str, Any]:
     """Sign a lead up the way the form would: subscribe with consent, then the submission event."""
-    from graphs.lead_magnet.fixtures import settle_sandbox, sign_up
-
     event = sign_up(client, lead["email"], lead["answers"], timezone=lead["timezone"], list_id=form["list_id"],
                     form=(form["id"], form["name"]), submission_id=f"demo-form:{lead['email']}",
                     settle=settle_sandbox(sb))
@@ -54,24 +60,17 @@ def _form(sb: Any, client: Any) -> dict[str, Any]:
 
 def run_demo(
     seed: int = 42, *, console: Any = None, lead_model: Any = None, report_model: Any = None, clock: Any = None,
-    state_file: str | Path | None = None,
+    state_file: str | Path | None = None, config: Config | None = None,
 ) -> int:
     """Run the demo; returns a process exit code.
 
     With ``state_file`` the sandbox keeps its data in that SQLite file, to be opened afterwards with
     ``Sandbox(state=..., demo_data=False)`` (what the leads got: events, outbox).
     """
-    import os
-
     from rich.console import Console
     from rich.table import Table
 
-    from graphs.lead_magnet.fixtures import settle_sandbox
-    from klaviyo_sandbox import Sandbox
-
-    from .loader import load_persona
-    from .models import resolve_model
-    from .runtime import build_context, run_persona
+    config = config or Config.from_env()
 
     console = console or Console(highlight=False)
     started = time.perf_counter()
@@ -81,10 +80,10 @@ def run_demo(
     counts = {t: sb.store.count(t) for t in ("profile", "list", "segment", "campaign", "flow", "event")}
     console.print(f"Embedded Klaviyo sandbox (seed {seed}, key pk_sandbox_demo, no KLAVIYO_API_KEY needed): "
                   + ", ".join(f"{n} {t}s" for t, n in counts.items()))
-    live = bool(os.environ.get("OPENAI_API_KEY"))
-    sequencer = load_persona("lead-magnet-sequencer")
+    live = bool(config.openai_api_key)
+    sequencer = load_persona("lead-magnet-sequencer", home=config.home)
     lead_model = lead_model or resolve_model(
-        sequencer.model, replay=str(CASSETTES / "lead_magnet.json"), prefer_replay=not live,
+        sequencer.model, config, replay=str(CASSETTES / "lead_magnet.json"), prefer_replay=not live,
         rerecord_hint="re-author it with `python scripts/author_demo_cassettes.py`")
     console.print(f"Model: {lead_model.description}\n")
     form = _form(sb, client)
@@ -92,7 +91,7 @@ def run_demo(
         console.rule(f"Lead {n}: {lead['first_name']} {lead['last_name']} <{lead['email']}>")
         console.print("Form answers: " + ", ".join(f"{k}={v}" for k, v in lead["answers"].items()))
         event = _submit(client, sb, lead, form)
-        ctx = build_context(sequencer, sandbox=sb, model=lead_model, user="demo", clock=sb.clock)
+        ctx = build_context(sequencer, config=config, sandbox=sb, model=lead_model, user="demo", clock=sb.clock)
         result = run_persona(sequencer, {"input": event}, context=ctx, saver=_memory())
         state = result.state
         score = state["score"]
@@ -116,7 +115,7 @@ def run_demo(
         console.print(f"Outcome: {state.get('outcome')}\n")
     if lead_model.cassette is not None:
         lead_model.cassette.check_finished()
-    _report(sb, console, live, report_model)
+    _report(sb, console, live, config, report_model)
     console.rule()
     sb.close()  # writes the state file, if any
     if state_file:
@@ -126,17 +125,13 @@ def run_demo(
     return 0
 
 
-def _report(sb: Any, console: Any, live: bool, model: Any = None) -> None:
-    from .loader import load_persona
-    from .models import resolve_model
-    from .runtime import build_context, run_persona
-
-    reporter = load_persona("campaign-reporter")
+def _report(sb: Any, console: Any, live: bool, config: Config, model: Any = None) -> None:
+    reporter = load_persona("campaign-reporter", home=config.home)
     model = model or resolve_model(
-        reporter.model, replay=str(CASSETTES / "campaign_report.json"), prefer_replay=not live,
+        reporter.model, config, replay=str(CASSETTES / "campaign_report.json"), prefer_replay=not live,
         rerecord_hint="re-author it with `python scripts/author_demo_cassettes.py`")
     console.rule("Campaign reporter: yesterday")
-    ctx = build_context(reporter, sandbox=sb, model=model, user="demo", clock=sb.clock)
+    ctx = build_context(reporter, config=config, sandbox=sb, model=model, user="demo", clock=sb.clock)
     state = run_persona(reporter, {}, context=ctx, saver=_memory()).state
     files = state.get("files") or {}
     md = files.get("markdown")

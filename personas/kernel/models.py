@@ -7,7 +7,6 @@ whether a live model, recorded responses, or no model (the policy decides) was u
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 
 from .cassette import Cassette, message_to_response, normalise_request, response_to_message
+from .config import Config
 
 __all__ = ["CassetteChatModel", "ModelChoice", "ScriptedChatModel", "resolve_model"]
 
@@ -54,7 +54,7 @@ class _ToolAware(BaseChatModel):
             for i, c in enumerate(message.tool_calls)
         ]
         if tool_chunks:
-            yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=tool_chunks))  # type: ignore[arg-type]
+            yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=tool_chunks))
 
 
 class ScriptedChatModel(_ToolAware):
@@ -132,12 +132,15 @@ class ModelChoice:
     cassette: Cassette | None = None
 
 
-def live_model(model_name: str, temperature: float = 0.0) -> BaseChatModel:
+def live_model(model_name: str, config: Config, temperature: float = 0.0) -> BaseChatModel:
+    """ChatOpenAI at ``config``'s endpoint (``PERSONAS_MODEL`` overrides ``model_name``)."""
     from langchain_openai import ChatOpenAI
+    from pydantic import SecretStr
 
     return ChatOpenAI(
-        model=os.environ.get("PERSONAS_MODEL") or model_name,
-        base_url=os.environ.get("OPENAI_BASE_URL") or None,
+        model=config.model or model_name,
+        base_url=config.openai_base_url or None,
+        api_key=SecretStr(config.openai_api_key) if config.openai_api_key else None,
         temperature=temperature,
         streaming=True,
         max_retries=2,
@@ -147,6 +150,7 @@ def live_model(model_name: str, temperature: float = 0.0) -> BaseChatModel:
 
 def resolve_model(
     model_name: str,
+    config: Config,
     *,
     temperature: float = 0.0,
     replay: str | None = None,
@@ -154,27 +158,25 @@ def resolve_model(
     prefer_replay: bool = False,
     rerecord_hint: str = "",
 ) -> ModelChoice:
-    """Live when ``OPENAI_API_KEY`` is set (recording if ``record``), else the ``replay`` cassette, else none.
+    """Live when ``config`` has an OpenAI key (recording if ``record``), else the ``replay`` cassette, else none.
 
     With ``prefer_replay`` a given cassette wins over a live key (evals replay by default).
     """
-    has_key = bool(os.environ.get("OPENAI_API_KEY"))
+    has_key = bool(config.openai_api_key)
+    name = config.model or model_name
+    base = config.openai_base
     if record:
         if not has_key:
             raise RuntimeError("recording needs a live model: set OPENAI_API_KEY (and OPENAI_BASE_URL, PERSONAS_MODEL)")
         import datetime as _dt
 
-        name = os.environ.get("PERSONAS_MODEL") or model_name
-        base = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         cassette = Cassette.new(
             record, {"kind": "recorded", "model": name, "base_url": base, "date": _dt.date.today().isoformat()}
         )
-        model = CassetteChatModel(cassette=cassette, live=live_model(model_name, temperature))
+        model = CassetteChatModel(cassette=cassette, live=live_model(model_name, config, temperature))
         return ModelChoice(model, f"live model {name} at {base} (recording to {record})", "live", cassette)
     if has_key and not (prefer_replay and replay):
-        name = os.environ.get("PERSONAS_MODEL") or model_name
-        base = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-        return ModelChoice(live_model(model_name, temperature), f"live model {name} at {base}", "live")
+        return ModelChoice(live_model(model_name, config, temperature), f"live model {name} at {base}", "live")
     if replay:
         cassette = Cassette.load(replay, rerecord_hint)
         kind = str(cassette.provenance.get("kind"))

@@ -7,6 +7,12 @@ from typing import Any
 
 import typer
 
+from klaviyo_toolkit.tools import KlaviyoToolkit
+from personas.kernel.context import select_tools
+from personas.runtime.loader import load_persona
+
+from .common import config
+
 app = typer.Typer(help="List Klaviyo tools and print their schemas as the model receives them.", no_args_is_help=True)
 
 
@@ -37,10 +43,8 @@ def tool_row(op: Any) -> dict[str, Any]:
 
 def _selected_ops(persona: str | None, beta: bool) -> list[Any]:
     if persona:
-        from .loader import load_persona, persona_toolkit
-
-        spec = load_persona(persona)
-        return [t.operation for t in persona_toolkit(spec, client=None).initial_tools()]
+        spec = load_persona(persona, home=config().home)
+        return [t.operation for t in select_tools(KlaviyoToolkit(scopes=spec.scopes), spec.tools)]
     return list(_toolkit(beta).catalog)
 
 
@@ -84,13 +88,11 @@ def schema(
     """Print tool definitions exactly as sent to the model (OpenAI function calling, strict)."""
     from langchain_core.utils.function_calling import convert_to_openai_tool
 
-    from .errors import UsageProblem
+    from personas.kernel.errors import UsageProblem
 
     if persona:
-        from .loader import load_persona, persona_toolkit
-
-        spec = load_persona(persona)
-        tools = persona_toolkit(spec, client=None).initial_tools()
+        spec = load_persona(persona, home=config().home)
+        tools = select_tools(KlaviyoToolkit(scopes=spec.scopes), spec.tools)
         if spec.tools.search:  # the chat graph also binds find_tools and describe_tool
             from graphs.chat.graph import search_schemas
 

@@ -1,11 +1,12 @@
-"""Plain-text views of graph results for the terminal (``personas run`` without ``--json``)."""
+"""The sequencer's terminal view of a run (``personas run lead-magnet-sequencer`` without ``--json``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
-def render_lead(state: dict[str, Any]) -> str:
+def render_lead(state: Mapping[str, Any]) -> str:
     lines = []
     sub = state.get("submission") or {}
     profile = state.get("profile") or {}
@@ -31,27 +32,3 @@ def render_lead(state: dict[str, Any]) -> str:
     if state.get("outcome"):
         lines.append(f"Outcome: {state['outcome']}")
     return "\n".join(lines)
-
-
-def render_result(spec: Any, result: Any) -> str:
-    head = f"{spec.name} (thread {result.thread_id}); model: {result.model}"
-    state = result.state
-    from graphs import load
-
-    module = load(spec.graph)
-    render = getattr(module, "render", None)
-    if spec.graph == "lead_magnet":
-        body = render_lead(state)
-    elif render is not None:
-        body = render(state)
-    else:
-        import json
-
-        body = json.dumps({k: v for k, v in state.items() if k != "messages"}, indent=1, default=str)[:4000]
-    if result.interrupts:
-        import json
-
-        body += "\n\nWaiting for approval:\n" + "\n".join(
-            json.dumps(i, indent=1, default=str) for i in result.interrupts
-        )
-    return head + "\n" + body

@@ -1,0 +1,84 @@
+"""The ``personas`` command.
+
+Exit codes: 0 success, 1 a runtime failure (network, Klaviyo error), 2 a usage error (unknown
+persona or tool, bad input). Errors print one line saying what to do; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+
+from evals.cli import eval_cmd
+from personas.kernel.config import Config
+
+from . import audit, auth, chat, run, sandbox, tools
+from .common import set_config
+from .errors import error_line
+
+app = typer.Typer(
+    name="personas",
+    help="AI personas that run marketing automation on Klaviyo.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(tools.app, name="tools")
+app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(audit.app, name="audit")
+app.add_typer(auth.app, name="auth")
+app.command("list")(run.list_personas_cmd)
+app.command("run")(run.run_cmd)
+app.command("chat")(chat.chat_cmd)
+
+app.command("eval")(eval_cmd)
+
+
+@app.command("demo")
+def demo(
+    seed: int = typer.Option(42, "--seed", help="Sandbox seed."),
+    state: str = typer.Option(None, "--state", help="Keep the sandbox's data in this SQLite file, to look at after."),
+) -> None:
+    """The lead-magnet sequencer and campaign reporter end to end on the embedded sandbox."""
+    from .common import config
+    from .demo import run_demo
+
+    raise SystemExit(run_demo(seed, state_file=state, config=config()))
+
+
+@app.callback()
+def _root(ctx: typer.Context, debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+    """Resolve the environment once; every command reads this Config."""
+    config = Config.from_env()
+    set_config(ctx, config.replace(debug=True) if debug else config)
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console entry point: run the app and turn exceptions into one clear line."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or Config.from_env().debug
+    try:
+        return app(args=argv, standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:
+        if debug:
+            raise
+        known = error_line(exc)
+        if known is not None:
+            _fail(*known)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        _fail(f"{type(exc).__name__}: {first} (run with --debug for the traceback)", 1)
+    return None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""One line per error: what went wrong and what to do, with the exit code (shared by every command and the REPL)."""
+
+from __future__ import annotations
+
+from personas.kernel.errors import UsageProblem
+
+from .common import config
+
+__all__ = ["UsageProblem", "error_line"]
+
+
+def _base_url(exc: BaseException) -> str:
+    """The Klaviyo base URL a failed call went to (its request's, else the configured one)."""
+    import httpx
+
+    cause = exc.__cause__
+    try:
+        request = cause.request if isinstance(cause, httpx.HTTPError) else None
+    except RuntimeError:  # an httpx error raised without a request
+        request = None
+    if request is not None:
+        return f"{request.url.scheme}://{request.url.netloc.decode()}"
+    return config().klaviyo_base_url
+
+
+def error_line(exc: BaseException) -> tuple[str, int] | None:
+    """What went wrong and what to do, in one line, with the exit code; None for an unexpected error.
+
+    Shared by the commands and the REPL, so an error reads the same everywhere.
+    """
+    from klaviyo_toolkit.errors import (
+        AuthenticationError,
+        InvalidArgumentError,
+        KlaviyoAPIError,
+        PermissionDeniedError,
+        RateLimitError,
+        RateLimitWaitError,
+        ScopeDeniedError,
+        ServerError,
+        ToolkitUsageError,
+        TransportError,
+    )
+    from personas.kernel.cassette import CassetteError
+
+    if isinstance(exc, (UsageProblem, ToolkitUsageError, InvalidArgumentError)):
+        return str(exc), 2
+    operation = getattr(exc, "operation_id", None)
+    op = f" ({operation})" if operation else ""
+    if isinstance(exc, TransportError):
+        cause = exc.__cause__
+        why = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
+        return f"cannot reach {_base_url(exc)}{op}: {why}; check KLAVIYO_BASE_URL and your network", 1
+    if isinstance(exc, AuthenticationError):
+        base = config().klaviyo_base_url
+        where = f" (sent to KLAVIYO_BASE_URL={base})"
+        return f"Klaviyo rejected the API key (401){op}; check KLAVIYO_API_KEY{where}", 1
+    if isinstance(exc, PermissionDeniedError):
+        return (f"Klaviyo refused the call (403){op}: {exc.detail or exc.title or 'missing scope'}; "
+                "use a key with the scopes the persona lists (`personas list`)"), 1
+    if isinstance(exc, RateLimitError):
+        wait = f"wait {exc.retry_after:.0f} s and " if exc.retry_after else ""
+        return f"Klaviyo rate-limited the call (429){op}; {wait}try again", 1
+    if isinstance(exc, ServerError):
+        rid = f", request {exc.request_id}" if exc.request_id else ""
+        return f"Klaviyo failed with HTTP {exc.status}{op}{rid}; try again later", 1
+    if isinstance(exc, (KlaviyoAPIError, CassetteError, ScopeDeniedError, RateLimitWaitError)):
+        return str(exc), 1  # these messages say what happened and what to do already
+    return None

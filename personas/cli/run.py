@@ -1,0 +1,231 @@
+"""``personas list`` and ``personas run``: see the personas, run a graph once from the terminal."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from graphs import GRAPHS
+from klaviyo_toolkit.tools import KlaviyoToolkit
+from personas.kernel.context import select_tools
+from personas.kernel.errors import UsageProblem
+from personas.kernel.governance import parse_answer
+from personas.kernel.graphspec import GraphSpec
+from personas.kernel.spec import PersonaSpec
+from personas.runtime.context import build_context
+from personas.runtime.driver import RunDriver, RunResult, checkpointer
+from personas.runtime.loader import load_persona, scan_personas
+
+from .common import config
+from .progress import ProgressView
+
+
+def list_personas_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON array.")) -> None:
+    """List the personas: name, graph, scopes and tools."""
+    found = scan_personas(config().home)
+    rows = []
+    for spec in found.personas.values():
+        tools = select_tools(KlaviyoToolkit(scopes=spec.scopes), spec.tools)
+        rows.append(
+            {
+                "name": spec.name,
+                "graph": spec.graph,
+                "description": spec.description,
+                "model": spec.model,
+                "scopes": spec.scopes,
+                "tools": [t.name for t in tools],
+                "approval": spec.approval.mode,
+                "schedule": spec.schedule,
+                "source": spec.source,
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+    else:
+        _table(rows)
+    for error in found.errors:  # a broken file is shown, and never hides the others
+        typer.echo(f"error: {error}", err=True)
+    if found.errors:
+        raise SystemExit(1)
+
+
+def _table(rows: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} personas")
+    for col in ("name", "graph", "description", "scopes", "tools", "approval"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r["name"], r["graph"], r["description"], str(len(r["scopes"])), str(len(r["tools"])), r["approval"]
+        )
+    Console().print(table)
+
+
+def read_input(value: str) -> Any:
+    """``--input``: a path to a JSON file, ``-`` for stdin, or JSON text."""
+    if value == "-":
+        text = sys.stdin.read()
+        where = "standard input"
+    elif value.lstrip().startswith(("{", "[")):
+        text, where = value, "--input"
+    else:
+        path = Path(value)
+        if not path.exists():
+            raise UsageProblem(f"--input {value!r}: no such file, and not JSON text either")
+        text, where = path.read_text(encoding="utf-8"), str(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageProblem(f"{where} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+
+
+def resolve_persona(name: str, home: Path) -> PersonaSpec:
+    """A persona by name, or the first persona of a graph given by graph name."""
+    import difflib
+
+    found = scan_personas(home)
+    if name in GRAPHS:
+        for spec in found.personas.values():
+            if spec.graph == name:
+                return spec
+        raise UsageProblem(f"no persona uses the graph {name!r}")
+    if name in found.personas or (name.endswith((".yaml", ".yml")) and Path(name).exists()):
+        return load_persona(name, home=home)
+    broken = [e for e in found.errors if Path(e.path).stem == name]
+    if broken:
+        raise broken[0]
+    personas = sorted(found.personas)
+    close = difflib.get_close_matches(name, [*personas, *GRAPHS], n=2)
+    hint = f"; did you mean {' or '.join(close)}?" if close else "."
+    raise UsageProblem(
+        f"no persona or graph named {name!r}{hint} Personas: {', '.join(personas)}; "
+        f"graphs: {', '.join(GRAPHS)} (see `personas list`)"
+    )
+
+
+def parse_resume(value: str) -> Any:
+    """``--resume``: approve, reject, or a JSON answer ({"action": "edit", "args": {...}})."""
+    text = value.strip()
+    if text.startswith(("{", "[")):
+        try:
+            answer = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageProblem(f"--resume is not valid JSON ({exc.msg}); answer approve, reject or JSON") from None
+    else:
+        answer = text
+    if isinstance(answer, list):
+        return [parse_answer(a) for a in answer]
+    return parse_answer(answer)
+
+
+def run_cmd(
+    graph: str = typer.Argument(..., help="A persona (e.g. lead-magnet-sequencer) or a graph (lead_magnet)."),
+    input: str = typer.Option(None, "--input", "-i", help="JSON file, '-' for stdin, or JSON text."),
+    as_json: bool = typer.Option(False, "--json", help="Print the final state as JSON."),
+    sandbox: bool = typer.Option(False, "--sandbox", help="Run against the embedded Klaviyo sandbox."),
+    thread: str = typer.Option(None, "--thread", help="Thread id (to resume a paused or killed run)."),
+    resume: str = typer.Option(None, "--resume", help="Answer a pending approval: approve, reject, or JSON."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show writes instead of sending them."),
+    replay: str = typer.Option(None, "--replay", help="Replay recorded model responses from a cassette."),
+    sandbox_state: str = typer.Option(
+        None,
+        "--sandbox-state",
+        help="Keep the embedded sandbox in this SQLite file (implies --sandbox), e.g. to "
+        "resume a paused run against the same data.",
+    ),
+    credential: str = typer.Option(None, "--credential", help="Use this stored connection (personas auth)."),
+) -> None:
+    """Run a graph once and print the result."""
+    cfg = config()
+    spec = resolve_persona(graph, cfg.home)
+    if input is None and resume is None:
+        raise UsageProblem("give --input FILE|JSON (or --thread T --resume approve to continue a paused run)")
+    if resume is not None and not thread:
+        raise UsageProblem("--resume needs --thread T: the thread of the paused run (printed when it paused)")
+    answer = parse_resume(resume) if resume is not None else None
+    payload = read_input(input) if input is not None else None
+    if payload is not None and not isinstance(payload, dict):
+        raise UsageProblem("--input must be a JSON object")
+    sb = None
+    if sandbox or sandbox_state:
+        from klaviyo_sandbox import Sandbox
+
+        sb = Sandbox(seed=42, state=sandbox_state)
+    ctx = build_context(
+        spec, config=cfg, sandbox=sb, thread_id=thread, replay=replay, dry_run=dry_run or None, connection=credential
+    )
+    driver = RunDriver(ctx, checkpointer(cfg.path("checkpoints.sqlite")))
+    if resume is not None and not driver.exists():
+        raise UsageProblem(f"no run with thread {thread!r} in {cfg.home}; check the id the paused run printed")
+    graph_spec = driver.spec
+    state_in = graph_spec.make_input(payload) if payload is not None else None
+    if not as_json and sys.stdout.isatty():
+        with ProgressView(Console(highlight=False, stderr=True)) as view:
+            for mode, chunk in driver.stream(state_in, resume=answer):
+                view.feed(mode, chunk)
+        result = driver.result()
+    else:
+        result = driver.invoke(state_in, resume=answer)
+    if sb is not None:
+        sb.close()  # writes the state file, if any
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "thread_id": result.thread_id,
+                    "model": result.model,
+                    "paused": result.paused,
+                    "interrupts": result.interrupts,
+                    "state": _jsonable(result.state),
+                },
+                indent=1,
+                default=str,
+            )
+        )
+    else:
+        typer.echo(render_result(spec, graph_spec, result))
+    if result.paused:
+        typer.echo(
+            "\n" + resume_hint(spec.name, result.thread_id, sandbox=sb is not None, state=sandbox_state), err=True
+        )
+
+
+def resume_hint(persona: str, thread: str, *, sandbox: bool, state: str | None) -> str:
+    """What to run to continue a paused run, exactly as it must be typed; or why it cannot be."""
+    if sandbox and not state:
+        return (
+            "Paused for approval, on an in-memory sandbox that is gone now: this run cannot be resumed. "
+            "Run it with --sandbox-state FILE to be able to resume it."
+        )
+    where = f" --sandbox-state {shlex.quote(state)}" if state else ""
+    return (
+        f"Paused for approval. Continue with: personas run {persona}{where} --thread {shlex.quote(thread)} "
+        "--resume approve   (or --resume reject)"
+    )
+
+
+def render_result(spec: PersonaSpec, graph_spec: GraphSpec, result: RunResult) -> str:
+    head = f"{spec.name} (thread {result.thread_id}); model: {result.model}"
+    body = graph_spec.render(result.state)
+    if result.interrupts:
+        body += "\n\nWaiting for approval:\n" + "\n".join(
+            json.dumps(i, indent=1, default=str) for i in result.interrupts
+        )
+    return head + "\n" + body
+
+
+def _jsonable(state: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in state.items():
+        if key == "messages":
+            out[key] = [{"type": m.type, "content": m.content} for m in value]
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,108 @@
+"""The one settings object: where state lives, which Klaviyo and which model, resolved once.
+
+The CLI (or ``build_context`` when code gives none) reads the environment once into a
+:class:`Config` and passes it down; nothing below reads ``PERSONAS_HOME`` or the model variables
+again, so every part of one run agrees on them. Copy one with ``replace()`` to change it.
+
+Example::
+
+    config = Config.from_env()                     # PERSONAS_HOME, KLAVIYO_*, OPENAI_*, ...
+    config = config.replace(home=Path("/tmp/p"))   # a new value; the old one is unchanged
+    config.ensure_home()                           # created 0700
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["DEFAULT_KLAVIYO_BASE_URL", "DEFAULT_OPENAI_BASE_URL", "Config"]
+
+DEFAULT_KLAVIYO_BASE_URL = "https://a.klaviyo.com"
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
+def _clean(value: str | None) -> str | None:
+    value = (value or "").strip()
+    return value or None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the environment decides for a run (secrets are kept out of ``repr``).
+
+    Attributes:
+        home: state folder (``PERSONAS_HOME``, default ``~/.personas``): checkpoints, audit, vault, reports.
+        klaviyo_base_url / klaviyo_api_key: ``KLAVIYO_BASE_URL`` and ``KLAVIYO_API_KEY``.
+        openai_api_key / openai_base_url / model: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and
+            ``PERSONAS_MODEL`` (a model name that overrides the persona's).
+        user: who runs it, for the audit log (``PERSONAS_USER``, else ``USER``).
+        connection: the stored connection to use (``PERSONAS_CONNECTION`` or ``PERSONAS_CREDENTIAL``).
+        database_url: PostgreSQL for scale-out (``PERSONAS_DATABASE_URL``); SQLite files when None.
+        webhook_secret: ``KLAVIYO_WEBHOOK_SECRET``.
+        vault_key: ``PERSONAS_VAULT_KEY`` (Fernet keys, newest first).
+        client_id / client_secret: OAuth app (``KLAVIYO_CLIENT_ID`` / ``KLAVIYO_CLIENT_SECRET``).
+        debug: tracebacks on errors (``PERSONAS_DEBUG=1`` or ``--debug``).
+    """
+
+    home: Path
+    klaviyo_base_url: str = DEFAULT_KLAVIYO_BASE_URL
+    klaviyo_api_key: str | None = field(default=None, repr=False)
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str | None = None
+    model: str | None = None
+    user: str = "local"
+    connection: str | None = None
+    database_url: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+    vault_key: str | None = field(default=None, repr=False)
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    debug: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Read the environment once (``os.environ`` unless given)."""
+        env = os.environ if environ is None else environ
+        home = Path(_clean(env.get("PERSONAS_HOME")) or Path.home() / ".personas").expanduser()
+        return cls(
+            home=home,
+            klaviyo_base_url=(_clean(env.get("KLAVIYO_BASE_URL")) or DEFAULT_KLAVIYO_BASE_URL).rstrip("/"),
+            klaviyo_api_key=_clean(env.get("KLAVIYO_API_KEY")),
+            openai_api_key=_clean(env.get("OPENAI_API_KEY")),
+            openai_base_url=_clean(env.get("OPENAI_BASE_URL")),
+            model=_clean(env.get("PERSONAS_MODEL")),
+            user=_clean(env.get("PERSONAS_USER")) or _clean(env.get("USER")) or "local",
+            connection=_clean(env.get("PERSONAS_CONNECTION")) or _clean(env.get("PERSONAS_CREDENTIAL")),
+            database_url=_clean(env.get("PERSONAS_DATABASE_URL")),
+            webhook_secret=_clean(env.get("KLAVIYO_WEBHOOK_SECRET")),
+            vault_key=_clean(env.get("PERSONAS_VAULT_KEY")),
+            client_id=_clean(env.get("KLAVIYO_CLIENT_ID")),
+            client_secret=_clean(env.get("KLAVIYO_CLIENT_SECRET")),
+            debug=env.get("PERSONAS_DEBUG") == "1",
+        )
+
+    def replace(self, **changes: object) -> Config:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def openai_base(self) -> str:
+        """The model endpoint, for messages (never with credentials)."""
+        return self.openai_base_url or DEFAULT_OPENAI_BASE_URL
+
+    def ensure_home(self) -> Path:
+        """The state folder, created owner-only (0700) if missing, tightened if looser."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        try:
+            if self.home.stat().st_mode & 0o077:
+                self.home.chmod(0o700)
+        except OSError:  # not ours to change (a shared mount): leave it
+            pass
+        return self.home
+
+    def path(self, *parts: str) -> Path:
+        """A path under the state folder (the folder is created)."""
+        return self.ensure_home().joinpath(*parts)

@@ -1,0 +1,126 @@
+"""The run context every node of a persona's graph receives (``runtime.context``), and prompts.
+
+Everything a node needs (the persona, its guarded toolset, the model, the user, the audit log,
+the clock, its validated settings) travels in a :class:`PersonaContext` passed as LangGraph's run
+context; checkpoints hold only state, so no key or token is ever written to them. The runtime
+(``personas.runtime.build_context``) assembles one; graphs only read it.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from klaviyo_toolkit.audit import AuditContext, AuditLog
+from klaviyo_toolkit.clock import Clock, SystemClock
+from klaviyo_toolkit.tools import KlaviyoTool, Toolset
+
+from .config import Config
+from .models import ModelChoice
+from .spec import PersonaSpec, ToolSelection
+
+__all__ = ["PersonaContext", "prompt_text", "prompt_version", "prompts_dir", "select_tools"]
+
+
+def prompts_dir() -> Path:
+    """The shipped prompt templates (``prompts/``)."""
+    import prompts
+
+    return Path(prompts.__file__).parent
+
+
+@functools.lru_cache(maxsize=32)
+def _read_prompt(path: str, mtime: float) -> tuple[str, dict[str, Any]]:
+    text = Path(path).read_text(encoding="utf-8")
+    if text.startswith("---"):
+        import yaml
+
+        _, front, body = text.split("---", 2)
+        return body.strip(), dict(yaml.safe_load(front) or {})
+    return text.strip(), {}
+
+
+def _prompt_file(name: str) -> tuple[str, dict[str, Any]]:
+    """(body, front matter) of a prompt file, cached until the file changes."""
+    path = prompts_dir() / name
+    return _read_prompt(str(path), path.stat().st_mtime)
+
+
+def prompt_text(name: str) -> str:
+    """A prompt's text without its front matter."""
+    return _prompt_file(name)[0]
+
+
+def prompt_version(spec: PersonaSpec) -> str:
+    """``id@version`` from the prompt's front matter (what the audit log records)."""
+    meta = _prompt_file(spec.prompt)[1]
+    return f"{meta.get('id', spec.prompt)}@{meta.get('version', '?')}" if meta else spec.prompt
+
+
+def select_tools(toolset: Toolset, selection: ToolSelection) -> list[KlaviyoTool]:
+    """The tools a persona binds at the start: ``include`` by name, plus ``tags``/``read_only`` picks."""
+    tools: dict[str, KlaviyoTool] = {}
+    if selection.tags or (selection.read_only is not None and not selection.include):
+        for tool in toolset.get_tools(
+            tags=selection.tags or None, read_only=selection.read_only, exclude=selection.exclude
+        ):
+            tools[tool.name] = tool
+    if selection.include:
+        for tool in toolset.get_tools(include=selection.include, exclude=selection.exclude):
+            tools[tool.name] = tool
+    return list(tools.values())
+
+
+@dataclass
+class PersonaContext:
+    """What a run of a persona's graph may use (``runtime.context`` in every node).
+
+    Attributes:
+        spec: the persona.
+        toolkit: the persona's toolset: its scopes, then its guards (audit, approval, dry run);
+            graph code calls ``toolkit.run(...)`` / ``toolkit.fetch(...)``, the model gets its tools.
+        settings: the persona's ``settings:``, validated by its graph's settings model.
+        model: the model that answers (or none: the policy decides) and a sentence saying which.
+        config: the resolved environment (state folder, endpoints).
+        client: the Klaviyo client under the toolkit (for code that needs the raw client).
+    """
+
+    spec: PersonaSpec
+    toolkit: Toolset
+    settings: BaseModel
+    model: ModelChoice
+    config: Config
+    client: Any = None
+    user: str = "local"
+    thread_id: str = ""
+    audit: AuditLog | None = None
+    clock: Clock = field(default_factory=SystemClock)
+    prompt_version: str = ""
+    sandbox: Any = None
+    connection: str | None = None
+
+    @property
+    def home(self) -> Path:
+        """The state folder (created 0700)."""
+        return self.config.ensure_home()
+
+    def initial_tools(self) -> list[KlaviyoTool]:
+        """The tools the persona binds at the start of a conversation."""
+        return select_tools(self.toolkit, self.spec.tools)
+
+    def prompt(self) -> str:
+        """The persona's prompt text, without its front matter."""
+        return prompt_text(self.spec.prompt)
+
+    def audit_context(self) -> AuditContext:
+        return AuditContext(
+            user=self.user, persona=self.spec.name, thread_id=self.thread_id, prompt_version=self.prompt_version
+        )
+
+    def audit_record(self, tool: str, status: Any, **fields: Any) -> None:
+        if self.audit is not None:
+            self.audit.record(tool, status, context=self.audit_context(), **fields)

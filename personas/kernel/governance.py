@@ -1,0 +1,181 @@
+"""Governance for every call a persona makes: scopes, approvals, dry runs, audit, untrusted data.
+
+Each rule is a guard of the toolkit's one call pipeline (``klaviyo_toolkit.tools``), stacked by
+the runtime as ``toolkit.guarded(AuditGuard(...), ApprovalGuard(...), DryRunGuard())``:
+
+- **Scopes** are the toolkit's own (deny by default): a tool outside them is never offered, and a
+  call to it ends as ``Stopped("denied")`` before any request.
+- **Approvals**: calls the persona's policy marks stop with LangGraph's ``interrupt()`` showing the
+  exact request; resume with ``{"action": "approve"}``, ``{"action": "edit", "args": {...}}`` or
+  ``{"action": "reject", "reason": "..."}`` (see :func:`parse_answer`).
+- **Dry run** answers each write with its exact request instead of sending it.
+- **Audit**: :class:`AuditGuard` makes the log an observer of every call, so each HTTP call,
+  refusal, rejection, dry run and approval is written under the run that made it.
+- **Untrusted content** from Klaviyo (profile and event properties, form answers) reaches the model
+  fenced by :func:`fence`, and the prompts say that fenced text is data, never instructions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from klaviyo_toolkit.audit import AuditContext, AuditLog
+from klaviyo_toolkit.client import CallRecord
+from klaviyo_toolkit.errors import InvalidArgumentError
+from klaviyo_toolkit.tools import Call, CallEvent, Note, Stopped
+
+from .errors import UsageProblem
+from .spec import ApprovalPolicy
+
+__all__ = [
+    "ApprovalGuard",
+    "AuditGuard",
+    "DryRunGuard",
+    "fence",
+    "needs_approval",
+    "parse_answer",
+]
+
+FENCE = "untrusted-data"
+
+
+def fence(source: str, data: Any) -> str:
+    """Wrap Klaviyo-sourced data so the model treats it as data; closing tags inside are escaped."""
+    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, default=str, indent=1)
+    text = text.replace(f"</{FENCE}", f"<\\/{FENCE}").replace(f"<{FENCE}", f"<\\{FENCE}")
+    return f'<{FENCE} source="{source}">\n{text}\n</{FENCE}>'
+
+
+def needs_approval(policy: ApprovalPolicy, call: Call) -> bool:
+    op = call.operation
+    if call.tool_name in policy.also or op.operation_id in policy.also:
+        return True
+    if policy.mode == "never":
+        return False
+    if policy.mode == "writes":
+        return not op.read_only
+    return op.destructive
+
+
+_APPROVE = {"approve", "approved", "yes", "y", "a"}
+_REJECT = {"reject", "rejected", "no", "n", "r"}
+
+
+def parse_answer(answer: Any) -> dict[str, Any]:
+    """An approval answer as ``{"action": "approve" | "reject" | "edit", ...}``, or UsageProblem.
+
+    Accepted: ``"approve"``/``"reject"`` (and y/n, a/r), or a mapping with ``action`` and, for an
+    edit, a non-empty ``args`` object. Anything else is refused, so a typo never counts as an answer.
+    """
+    decision: Mapping[str, Any] = {"action": answer} if isinstance(answer, str) else answer
+    if not isinstance(decision, Mapping):
+        raise UsageProblem(
+            f"an approval answer is 'approve', 'reject' or an object with 'action'; got {type(answer).__name__}"
+        )
+    action = str(decision.get("action", "")).strip().lower()
+    if action in _APPROVE:
+        return {"action": "approve"}
+    if action in _REJECT:
+        return {"action": "reject", "reason": str(decision.get("reason") or "no reason given")}
+    if action in ("edit", "e"):
+        args = decision.get("args")
+        if not isinstance(args, Mapping) or not args:
+            raise UsageProblem('an edit needs the changed arguments: {"action": "edit", "args": {...}}')
+        return {"action": "edit", "args": dict(args)}
+    raise UsageProblem(
+        f"unknown approval answer {action or answer!r}; answer approve, reject, or "
+        '{"action": "edit", "args": {...}}'
+    )
+
+
+@dataclass(frozen=True)
+class ApprovalGuard:
+    """Stops a call the policy marks and asks a human (LangGraph ``interrupt()``).
+
+    ``prepare`` re-validates edited arguments (the toolkit's own ``prepare``).
+    """
+
+    policy: ApprovalPolicy
+    prepare: Callable[[Any, Mapping[str, Any]], Call]
+
+    def before(self, call: Call) -> Call | Stopped:
+        from langgraph.types import interrupt
+
+        if not needs_approval(self.policy, call):
+            return call
+        answer = interrupt(
+            {
+                "type": "approval",
+                "tool": call.tool_name,
+                "destructive": call.operation.destructive,
+                "summary": call.operation.summary,
+                "args": dict(call.args),
+                "request": call.request.describe(),
+                "fingerprint": call.fingerprint,
+                "options": ["approve", "edit", "reject"],
+            }
+        )
+        decision = parse_answer(answer)
+        if decision["action"] == "approve":
+            call.notify(Note("approved"))
+            return call
+        if decision["action"] == "edit":
+            args = {**call.args, **decision["args"]}
+            try:
+                edited = self.prepare(call.operation, args)
+            except InvalidArgumentError as exc:
+                return Stopped(call, "rejected", f"Error: the edited arguments are invalid: {exc}. Nothing was sent.")
+            call.notify(Note("edited", json.dumps(decision["args"], default=str)))
+            return call.with_args(edited.args, edited.request)
+        reason = decision["reason"]
+        return Stopped(
+            call,
+            "rejected",
+            f"The user rejected this {call.tool_name} call ({reason}). Nothing was sent; do not retry it.",
+            call.request.describe(),
+        )
+
+
+@dataclass(frozen=True)
+class DryRunGuard:
+    """Answers every write with its exact request instead of sending it."""
+
+    def before(self, call: Call) -> Call | Stopped:
+        if call.operation.read_only:
+            return call
+        request = call.request.describe()
+        text = json.dumps(request, ensure_ascii=False, default=str)
+        return Stopped(call, "dry_run", f"DRY RUN: not sent. The exact request would be: {text}", request)
+
+
+@dataclass(frozen=True)
+class AuditGuard:
+    """Makes the audit log an observer of every call under ``context`` (refused ones included)."""
+
+    log: AuditLog
+    context: Callable[[], AuditContext]
+    sees_denied: bool = True
+
+    def before(self, call: Call) -> Call:
+        return call.observed_by(self._observe)
+
+    def _observe(self, call: Call, event: CallEvent) -> None:
+        ctx = self.context()
+        if isinstance(event, CallRecord):
+            self.log.hook(ctx)(event)
+            return
+        status = event.status
+        note = event.reason if isinstance(event, Stopped) else event.detail
+        self.log.record(
+            call.operation.operation_id,
+            status,  # type: ignore[arg-type]
+            context=ctx,
+            method=call.request.method,
+            path=call.request.path,
+            arguments=dict(call.args),
+            extra={"note": note} if note and status != "denied" else None,
+            error=note if status == "denied" else None,
+        )

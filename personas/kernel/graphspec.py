@@ -1,0 +1,78 @@
+"""The graph contract: what every graph package exports, as one typed value.
+
+A graph package (``graphs/<name>/``) exports ``SPEC = GraphSpec(...)``. The runtime relies on
+nothing else: it validates a persona's settings with ``settings``, turns ``personas run --input``
+into the graph's input with ``make_input``, compiles with ``build``, bounds a run with
+``recursion_limit``, shows a finished state with ``render``, and checks at load time that the
+persona's scopes and tools cover ``operations``.
+
+Example::
+
+    SPEC = GraphSpec(
+        name="lead_magnet", description="...", settings=Settings, input_model=LeadInput,
+        build=build_graph, render=render_lead, operations=("get_profile", "create_event"),
+    )
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import UsageProblem
+
+__all__ = ["GraphSpec"]
+
+
+def _default_render(state: Mapping[str, Any]) -> str:
+    import json
+
+    return json.dumps({k: v for k, v in state.items() if k != "messages"}, indent=1, default=str)[:4000]
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """One graph, as the runtime sees it.
+
+    Attributes:
+        name: the graph's name (a persona's ``graph:``).
+        description: one line for ``personas list`` and the docs.
+        settings: the pydantic model of the persona ``settings:`` this graph accepts.
+        input_model: validates the payload of ``personas run --input`` (None: the graph takes none).
+        build: ``build(checkpointer) -> compiled graph`` (None: no checkpointer, as LangGraph Server wants).
+        render: the terminal view of a finished (or paused) state.
+        operations: the Klaviyo operations the graph's own code calls (the model's choices are not
+            listed: they are bound by the persona's tools).
+        recursion_limit: LangGraph steps one run may take.
+        input_key: when set, the whole payload goes into the state under this key.
+        to_state: turns the validated input model into the graph's input state (default: its fields).
+    """
+
+    name: str
+    description: str
+    settings: type[BaseModel]
+    build: Callable[[Any], Any]
+    operations: tuple[str, ...] = ()
+    input_model: type[BaseModel] | None = None
+    render: Callable[[Mapping[str, Any]], str] = _default_render
+    recursion_limit: int = 200
+    input_key: str | None = None
+    to_state: Callable[[Any], dict[str, Any]] | None = None
+
+    def make_input(self, payload: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The graph's input state for a ``personas run`` payload, validated by ``input_model``."""
+        data = dict(payload or {})
+        if self.input_key and set(data) != {self.input_key}:
+            data = {self.input_key: data}
+        if self.input_model is not None:
+            try:
+                model = self.input_model.model_validate(data)
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                where = ".".join(str(p) for p in err["loc"]) or "input"
+                raise UsageProblem(f"--input: {where}: {err['msg']}") from None
+            data = self.to_state(model) if self.to_state else model.model_dump(exclude_unset=True)
+        return data

@@ -1,0 +1,220 @@
+"""The one run driver: start, stream, pending approvals, resume, result.
+
+Every way of running a persona goes through :class:`RunDriver`: ``run_persona``/``arun_persona``
+from code, ``personas run`` (with or without a terminal), the chat REPL and the eval runner. It
+binds the persona's graph to a checkpointer and a thread, streams what the graph does, lists the
+approvals a paused run waits for, and turns an answer into a resume ``Command`` after checking it
+(a bad answer is refused and the run stays paused).
+
+Checkpoints are written synchronously after every step (``durability="sync"``), so a killed run
+resumes exactly where it stopped.
+
+Example::
+
+    from personas import run_persona
+    result = run_persona("lead-magnet-sequencer", {"input": event}, sandbox=Sandbox())
+    result.state["decision"]["sequence"], result.state["send"]["status"]
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from graphs import build, graph_spec
+from personas.kernel.context import PersonaContext
+from personas.kernel.errors import UsageProblem
+from personas.kernel.governance import parse_answer
+from personas.kernel.graphspec import GraphSpec
+from personas.kernel.spec import PersonaSpec
+
+from .context import build_context
+
+__all__ = ["Pending", "RunDriver", "RunResult", "arun_persona", "checkpointer", "run_persona"]
+
+#: What ``stream`` yields by default: node starts and ends, graph progress, state updates.
+DEFAULT_MODES = ("updates", "custom", "tasks")
+
+
+def checkpointer(path: Path | str) -> Any:
+    """A SQLite checkpointer at ``path`` (created 0600)."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        target.touch(mode=0o600)
+    conn = sqlite3.connect(str(target), check_same_thread=False)
+    # WAL with synchronous=NORMAL: a commit survives the process being killed (what resuming needs)
+    # without an fsync per step.
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return SqliteSaver(conn)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One approval a paused run waits for: its interrupt id and what it shows."""
+
+    id: str
+    value: Any
+
+
+@dataclass
+class RunResult:
+    """A finished or paused run: its thread, final state, and pending approvals (if paused)."""
+
+    thread_id: str
+    state: dict[str, Any]
+    interrupts: list[Any]
+    model: str
+    pending: list[Pending] = field(default_factory=list)
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.interrupts)
+
+
+class RunDriver:
+    """One persona run on one thread (see the module docstring).
+
+    Args:
+        context: the run's context (its ``thread_id`` names the thread).
+        saver: the checkpointer; None keeps checkpoints in memory (the run cannot survive the process).
+    """
+
+    def __init__(self, context: PersonaContext, saver: Any = None) -> None:
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        self.context = context
+        self.spec: GraphSpec = graph_spec(context.spec.graph)
+        self.saver = saver if saver is not None else InMemorySaver()
+        self.graph = build(self.spec.name, checkpointer=self.saver)
+        self.config: dict[str, Any] = {
+            "configurable": {"thread_id": context.thread_id},
+            "recursion_limit": self.spec.recursion_limit,
+        }
+
+    # -- state -----------------------------------------------------------------------------------
+    def snapshot(self) -> Any:
+        return self.graph.get_state(self.config)
+
+    def exists(self) -> bool:
+        """Whether the thread has a checkpoint (a run started on it)."""
+        snap = self.snapshot()
+        return bool(snap.values) or bool(snap.tasks)
+
+    def pending(self, snapshot: Any = None) -> list[Pending]:
+        snap = snapshot if snapshot is not None else self.snapshot()
+        return [Pending(i.id, i.value) for task in snap.tasks for i in task.interrupts]
+
+    def result(self, snapshot: Any = None) -> RunResult:
+        snap = snapshot if snapshot is not None else self.snapshot()
+        pending = self.pending(snap)
+        return RunResult(
+            self.context.thread_id,
+            dict(snap.values),
+            [p.value for p in pending],
+            self.context.model.description,
+            pending,
+        )
+
+    # -- answering approvals -----------------------------------------------------------------------
+    def resume_command(self, answer: Any) -> Any:
+        """A resume Command for the pending approvals, after checking every answer.
+
+        ``answer`` is one answer (given to every pending approval), a list with one answer per
+        pending approval in order, or a mapping of interrupt id to answer. Raises UsageProblem
+        (and the run stays paused) when nothing is pending or an answer is not a valid one.
+        """
+        from langgraph.types import Command
+
+        pending = self.pending()
+        if not pending:
+            raise UsageProblem(f"thread {self.context.thread_id} is not waiting for an approval; nothing to resume")
+        ids = [p.id for p in pending]
+        if isinstance(answer, Mapping) and answer and set(answer) <= set(ids):
+            given = {i: parse_answer(a) for i, a in answer.items()}
+        elif isinstance(answer, Sequence) and not isinstance(answer, (str, bytes)):
+            if len(answer) != len(ids):
+                raise UsageProblem(f"{len(ids)} approvals are pending; give {len(ids)} answers, not {len(answer)}")
+            given = {i: parse_answer(a) for i, a in zip(ids, answer, strict=True)}
+        else:
+            one = parse_answer(answer)
+            given = dict.fromkeys(ids, one)
+        return Command(resume=given[ids[0]] if len(ids) == 1 else given)
+
+    def _payload(self, input: Mapping[str, Any] | None, resume: Any) -> Any:
+        if resume is not None:
+            return self.resume_command(resume)
+        return None if input is None else dict(input)
+
+    # -- running -----------------------------------------------------------------------------------
+    def stream(
+        self, input: Mapping[str, Any] | None = None, *, resume: Any = None, modes: Sequence[str] = DEFAULT_MODES
+    ) -> Iterator[tuple[str, Any]]:
+        """Run (or resume) and yield ``(mode, chunk)`` as the graph goes; then read :meth:`result`."""
+        payload = self._payload(input, resume)
+        yield from self.graph.stream(
+            payload, self.config, context=self.context, durability="sync", stream_mode=list(modes)
+        )
+
+    async def astream(
+        self, input: Mapping[str, Any] | None = None, *, resume: Any = None, modes: Sequence[str] = DEFAULT_MODES
+    ) -> AsyncIterator[tuple[str, Any]]:
+        payload = self._payload(input, resume)
+        async for item in self.graph.astream(
+            payload, self.config, context=self.context, durability="sync", stream_mode=list(modes)
+        ):
+            yield item
+
+    def invoke(self, input: Mapping[str, Any] | None = None, *, resume: Any = None) -> RunResult:
+        """Run (or resume) to the end or the next pause, and return the result."""
+        self.graph.invoke(self._payload(input, resume), self.config, context=self.context, durability="sync")
+        return self.result()
+
+    async def ainvoke(self, input: Mapping[str, Any] | None = None, *, resume: Any = None) -> RunResult:
+        await self.graph.ainvoke(self._payload(input, resume), self.config, context=self.context, durability="sync")
+        return self.result(await self.graph.aget_state(self.config))
+
+
+def _context(persona: str | PersonaSpec, context: PersonaContext | None, options: dict[str, Any]) -> PersonaContext:
+    return context or build_context(persona, **options)
+
+
+def run_persona(
+    persona: str | PersonaSpec,
+    input: Mapping[str, Any] | None,
+    *,
+    context: PersonaContext | None = None,
+    saver: Any = None,
+    resume: Any = None,
+    **context_options: Any,
+) -> RunResult:
+    """Run (or, with ``resume=``, continue) a persona's graph once and return its result.
+
+    ``saver`` defaults to the SQLite checkpointer in the state folder (``$PERSONAS_HOME``).
+    """
+    ctx = _context(persona, context, context_options)
+    if saver is None:
+        saver = checkpointer(ctx.config.path("checkpoints.sqlite"))
+    return RunDriver(ctx, saver).invoke(input, resume=resume)
+
+
+async def arun_persona(
+    persona: str | PersonaSpec,
+    input: Mapping[str, Any] | None,
+    *,
+    context: PersonaContext | None = None,
+    saver: Any = None,
+    resume: Any = None,
+    **context_options: Any,
+) -> RunResult:
+    """Async twin of :func:`run_persona` (``ainvoke``). ``saver`` defaults to an in-memory
+    checkpointer; pass an async one (e.g. ``AsyncSqliteSaver``) to keep runs across processes.
+    """
+    ctx = _context(persona, context, context_options)
+    return await RunDriver(ctx, saver).ainvoke(input, resume=resume)

@@ -1,0 +1,346 @@
+"""Load and validate persona YAML files; every problem names the file and the line.
+
+Personas live in ``personas/definitions/`` (shipped) and ``$PERSONAS_HOME/personas/`` (yours).
+A persona is known by its ``name:``, whatever its file is called. Two of yours with the same name
+are an error; one of yours replaces a shipped persona only when its file says so by its name
+(``campaign-reporter.yaml`` with ``name: campaign-reporter``), never by accident.
+
+Validation covers YAML syntax and duplicate keys, unknown keys, scopes Klaviyo does not have,
+tools that do not exist or fall outside the scopes, unknown names in ``approval.also``, a missing
+prompt file, more than 128 tools, the graph's own settings, and the graph's contract: the
+persona's scopes and tools must cover every operation its graph calls.
+
+Example::
+
+    spec = load_persona("lead-magnet-sequencer", home=config.home)
+    found = scan_personas(home=config.home)      # every persona, and the files that failed
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from graphs import GRAPHS, graph_spec
+from klaviyo_toolkit.catalog import load_catalog
+from klaviyo_toolkit.errors import ToolkitUsageError, UnknownOperationError
+from klaviyo_toolkit.tools import MAX_TOOLS_PER_REQUEST, KlaviyoToolkit
+from personas.kernel.context import prompts_dir, select_tools
+from personas.kernel.spec import PersonaSpec
+
+__all__ = [
+    "BUILTIN_DIR",
+    "PersonaConfigError",
+    "Scan",
+    "line_of",
+    "list_personas",
+    "load_persona",
+    "loc_text",
+    "persona_dirs",
+    "scan_personas",
+]
+
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "definitions"
+
+
+class PersonaConfigError(ToolkitUsageError):
+    """A persona file is wrong; the message is ``file:line: field: problem``."""
+
+    def __init__(self, path: Path | str, line: int | None, field: str, problem: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.field = field
+        self.problem = problem
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
+
+
+def persona_dirs(home: Path | None) -> list[Path]:
+    """Where personas are looked for: the shipped ones, then ``<home>/personas``."""
+    return [BUILTIN_DIR] + ([home / "personas"] if home is not None else [])
+
+
+# -- YAML with lines, refusing duplicate keys -----------------------------------------------------
+class _NoDuplicates(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice in one mapping (YAML would keep the last)."""
+
+
+def _mapping(loader: _NoDuplicates, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {seen[key]})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_NoDuplicates.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
+    """The 1-based line of the YAML node at ``loc`` (closest existing parent if absent)."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == part), None)
+            key = next((k for k, _ in node.value if k.value == part), None)
+            if match is None:
+                return line
+            line = (key or match).start_mark.line + 1
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def loc_text(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (("." if out else "") + str(part))
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _known_scopes() -> frozenset[str]:
+    return frozenset({s for op in load_catalog() for s in op.scopes} | {"client"})
+
+
+# -- finding personas ------------------------------------------------------------------------------
+@dataclass
+class Scan:
+    """Every persona file found: the ones that load, by name, and the ones that do not."""
+
+    personas: dict[str, PersonaSpec] = field(default_factory=dict)
+    errors: list[PersonaConfigError] = field(default_factory=list)
+
+
+def _files(home: Path | None) -> list[Path]:
+    out: list[Path] = []
+    for folder in persona_dirs(home):
+        if folder.is_dir():
+            out += sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+    return out
+
+
+def scan_personas(home: Path | None = None) -> Scan:
+    """Load every persona file; a broken file is reported, never hides the others."""
+    scan = Scan()
+    where: dict[str, Path] = {}
+    for path in _files(home):
+        try:
+            spec = _load_file(path)
+        except PersonaConfigError as exc:
+            scan.errors.append(exc)
+            continue
+        first = where.get(spec.name)
+        replaces_shipped = first is not None and first.parent == BUILTIN_DIR and path.stem == spec.name
+        if first is not None and not replaces_shipped:
+            how = f"; to replace the shipped one, name the file {spec.name}.yaml" if first.parent == BUILTIN_DIR else ""
+            scan.errors.append(
+                PersonaConfigError(
+                    path,
+                    1,
+                    "name",
+                    f"{spec.name!r} is already the name of {first}; give this persona another name{how}",
+                )
+            )
+            continue
+        where[spec.name] = path
+        scan.personas[spec.name] = spec
+    return scan
+
+
+def list_personas(home: Path | None = None) -> list[PersonaSpec]:
+    """Every persona that loads (see :func:`scan_personas` for the files that did not)."""
+    return list(scan_personas(home).personas.values())
+
+
+def load_persona(name_or_path: str, home: Path | None = None) -> PersonaSpec:
+    """Load a persona by name (``lead-magnet-sequencer``) or by path to its YAML file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") and candidate.exists():
+        return _load_file(candidate)
+    scan = scan_personas(home)
+    if name_or_path in scan.personas:
+        return scan.personas[name_or_path]
+    broken = next((e for e in scan.errors if Path(e.path).stem == name_or_path), None)
+    if broken is not None:
+        raise broken
+    hint = difflib.get_close_matches(name_or_path, list(scan.personas), n=3)
+    raise PersonaConfigError(
+        name_or_path,
+        None,
+        "",
+        "no such persona"
+        + (f"; did you mean {', '.join(hint)}?" if hint else ".")
+        + f" Known personas: {', '.join(sorted(scan.personas)) or 'none'} (see `personas list`).",
+    )
+
+
+def _load_file(path: Path) -> PersonaSpec:
+    return _load_cached(str(path.resolve()), path.stat().st_mtime)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_cached(path: str, mtime: float) -> PersonaSpec:
+    return _validate(Path(path))
+
+
+# -- validating one file ---------------------------------------------------------------------------
+def _validate(path: Path) -> PersonaSpec:
+    text = path.read_text(encoding="utf-8")
+    try:
+        root = yaml.compose(text, Loader=_NoDuplicates)
+        data = yaml.load(text, Loader=_NoDuplicates)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise PersonaConfigError(
+            path, mark.line + 1 if mark else None, "", f"not valid YAML: {getattr(exc, 'problem', exc)}"
+        ) from None
+    if not isinstance(data, dict):
+        raise PersonaConfigError(path, 1, "", "a persona file is a mapping of keys (name, graph, prompt, ...)")
+    try:
+        spec = PersonaSpec.model_validate({**data, "source": str(path)})
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = [p for p in err["loc"] if p != "source"]
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(k for k in PersonaSpec.model_fields if k != "source")
+            msg = f"unknown key; allowed keys: {allowed}"
+        elif err["type"] == "missing":
+            msg = "is required"
+        raise PersonaConfigError(path, line_of(root, loc), loc_text(loc), msg) from None
+    if spec.graph not in GRAPHS:
+        raise PersonaConfigError(
+            path, line_of(root, ["graph"]), "graph", f"unknown graph {spec.graph!r}; graphs: {', '.join(GRAPHS)}"
+        )
+    known = _known_scopes()
+    for i, scope in enumerate(spec.scopes):
+        if scope not in known:
+            hint = difflib.get_close_matches(scope, sorted(known), n=1)
+            raise PersonaConfigError(
+                path,
+                line_of(root, ["scopes", i]),
+                f"scopes[{i}]",
+                f"{scope!r} is not a Klaviyo scope" + (f"; did you mean {hint[0]!r}?" if hint else ""),
+            )
+    prompt = prompts_dir() / spec.prompt
+    if not prompt.is_file():
+        available = ", ".join(sorted(p.name for p in prompts_dir().glob("*.md")))
+        raise PersonaConfigError(
+            path,
+            line_of(root, ["prompt"]),
+            "prompt",
+            f"no prompt file {spec.prompt!r} in prompts/; available: {available}",
+        )
+    _check_tools(spec, path, root)
+    _check_settings(spec, path, root)
+    _check_graph_operations(spec, path, root)
+    return spec
+
+
+def _check_tools(spec: PersonaSpec, path: Path, root: yaml.Node | None) -> None:
+    kit = KlaviyoToolkit(scopes=spec.scopes)
+    for key in ("include", "exclude"):
+        for i, name in enumerate(getattr(spec.tools, key)):
+            try:
+                op = kit.catalog.get(name)
+            except UnknownOperationError as exc:
+                raise PersonaConfigError(
+                    path, line_of(root, ["tools", key, i]), f"tools.{key}[{i}]", str(exc)
+                ) from None
+            missing = kit.missing_scopes(op)
+            if key == "include" and missing:
+                raise PersonaConfigError(
+                    path,
+                    line_of(root, ["tools", key, i]),
+                    f"tools.{key}[{i}]",
+                    f"{name} needs scope(s) {', '.join(missing)}, which this persona does not have; "
+                    "add them to scopes or drop the tool",
+                )
+    for i, name in enumerate(spec.approval.also):
+        try:
+            kit.catalog.get(name)
+        except UnknownOperationError as exc:
+            raise PersonaConfigError(
+                path, line_of(root, ["approval", "also", i]), f"approval.also[{i}]", str(exc)
+            ) from None
+    known_tags = {op.tag.lower() for op in kit.catalog}
+    for i, tag in enumerate(spec.tools.tags):
+        if tag.lower() not in known_tags:
+            raise PersonaConfigError(
+                path,
+                line_of(root, ["tools", "tags", i]),
+                f"tools.tags[{i}]",
+                f"unknown tag {tag!r}; known: {', '.join(sorted({op.tag for op in kit.catalog}))}",
+            )
+    count = len(select_tools(kit, spec.tools))
+    if count > MAX_TOOLS_PER_REQUEST:
+        raise PersonaConfigError(
+            path,
+            line_of(root, ["tools"]),
+            "tools",
+            f"selects {count} tools, over {MAX_TOOLS_PER_REQUEST}; narrow it and set search: true",
+        )
+
+
+def _check_settings(spec: PersonaSpec, path: Path, root: yaml.Node | None) -> None:
+    model = graph_spec(spec.graph).settings
+    try:
+        model.model_validate(spec.settings)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = ["settings", *err["loc"]]
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown setting; allowed: {', '.join(model.model_fields)}"
+        raise PersonaConfigError(path, line_of(root, loc), loc_text(loc), msg) from None
+
+
+def _check_graph_operations(spec: PersonaSpec, path: Path, root: yaml.Node | None) -> None:
+    """The graph's own calls must be within the persona's scopes and tools."""
+    graph = graph_spec(spec.graph)
+    if not graph.operations:
+        return
+    kit = KlaviyoToolkit(scopes=spec.scopes)
+    scopes_missing: dict[str, list[str]] = {}
+    for name in graph.operations:
+        missing = kit.missing_scopes(kit.catalog.get(name))
+        if missing:
+            scopes_missing[name] = missing
+    if scopes_missing:
+        needed = sorted({s for v in scopes_missing.values() for s in v})
+        raise PersonaConfigError(
+            path,
+            line_of(root, ["scopes"]),
+            "scopes",
+            f"the {spec.graph} graph calls {', '.join(sorted(scopes_missing))}, which need(s) "
+            f"{', '.join(needed)}; add {'it' if len(needed) == 1 else 'them'} to scopes",
+        )
+    if spec.tools.include or spec.tools.tags:
+        bound = {t.operation.operation_id for t in select_tools(kit, spec.tools)}
+        absent = [name for name in graph.operations if kit.catalog.resolve(name) not in bound]
+        if absent:
+            raise PersonaConfigError(
+                path,
+                line_of(root, ["tools"]),
+                "tools",
+                f"the {spec.graph} graph calls {', '.join(absent)}, which the persona's tools leave out; "
+                "add them to tools.include",
+            )
