@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.segment_sync import build_graph
+from graphs.segment_sync.graph import WRITES
 from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.catalog import load_catalog
 from klaviyo_toolkit.ratelimit import RateLimiter
@@ -119,7 +120,7 @@ def run_sync(sb: Sandbox, limiter: RateLimiter, timeline: Timeline, thread: str,
         client = sb.client(rate_limiter=limiter)
         client.hooks.append(timeline)
         spec = load_persona("segment-syncer")
-        spec = spec.model_copy(update={"approval": ApprovalPolicy(mode="never"),
+        spec = spec.model_copy(update={"approval": ApprovalPolicy(relax=list(WRITES)),
                                        "settings": {**spec.settings, "batch_size": batch_size}})
         ctx = build_context(spec, client=client, audit=False, thread_id=thread)
         config = {"configurable": {"thread_id": thread}, "recursion_limit": 10_000}

@@ -22,8 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from klaviyo_toolkit.tools import KlaviyoToolkit
-from klaviyo_toolkit.tools import KlaviyoToolkit  # noqa: E402
-from personas.kernel.context import select_tools  # noqa: E402
+from personas.kernel.context import select_tools
 from personas.runtime.loader import list_personas
 
 TARGET = 0.05

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, Union
 
 from .._arguments import PreparedRequest
 from ..catalog import Catalog, Operation
+from ..effects import Effect, call_effects
 from ..errors import KlaviyoError, ToolkitUsageError
 
 if TYPE_CHECKING:
@@ -84,10 +85,16 @@ class Call:
     request: PreparedRequest
     observers: tuple[Observer, ...] = ()
     idempotency_key: str | None = None
+    summary: Mapping[str, Any] | None = None
 
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.tool_name, self.args)
+
+    @property
+    def effects(self) -> frozenset[Effect]:
+        """What this call does to the account (``klaviyo_toolkit.effects``)."""
+        return call_effects(self.operation, self.args)
 
     def with_args(self, args: Mapping[str, Any], request: PreparedRequest) -> Call:
         return replace(self, args=dict(args), request=request)

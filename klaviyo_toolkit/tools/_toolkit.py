@@ -100,10 +100,11 @@ class KlaviyoToolkit(Toolset):
         op = self.catalog.get(operation) if isinstance(operation, str) else operation
         values = dict(args)
         idempotency_key = values.pop("_idempotency_key", None)
+        summary = values.pop("_summary", None)
         core = self._async_client or self._client
         request = core.prepare(op, values) if core is not None else prepare(op, dict(values))
         # Plain data (not pydantic objects): approvals show it and checkpoints store it.
-        return Call(op.name, op, plain_args(values), request, idempotency_key=idempotency_key)
+        return Call(op.name, op, plain_args(values), request, idempotency_key=idempotency_key, summary=summary)
 
     def _denied(self, call: Call) -> Stopped | None:
         missing = self.missing_scopes(call.operation)

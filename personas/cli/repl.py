@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import sys
 import threading
 import traceback
 import uuid
+from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
@@ -253,32 +255,44 @@ class Repl:
         out.flush()
 
     def _approve(self, item: Any) -> dict[str, Any]:
+        """Show one pending request in full (or summarised, with the full request in a file) and ask."""
         c = self.console
-        request = item.get("request", {}) if isinstance(item, dict) else {}
+        item = item if isinstance(item, dict) else {}
         c.print(f"\n[bold red]Approval needed[/bold red]: {escape(str(item.get('tool')))} - "
                 f"{escape(str(item.get('summary')))}")
-        c.print(f"  {request.get('method')} {escape(str(request.get('path')))}")
-        if request.get("params"):
-            c.print(f"  params: {escape(json.dumps(request['params']))}")
-        if request.get("body") is not None:
-            c.print(f"  body: {escape(json.dumps(request['body'], ensure_ascii=False)[:1200])}")
+        if item.get("why"):
+            c.print(f"  why: it {escape(str(item['why']))}")
+        for line in approval_lines(item, self._home / "approvals"):
+            c.print("  " + escape(line))
         while True:
-            answer = self._ask("approve / edit / reject? [a/e/r] ").strip().lower()
+            try:
+                answer = self._ask("approve / edit / reject? [a/e/r] ").strip().lower()
+            except EOFError:  # Ctrl-D at the approval prompt: no
+                c.print("reject (Ctrl-D)")
+                return {"action": "reject", "reason": "Ctrl-D at the approval prompt"}
             if answer in ("a", "approve", "y", "yes"):
                 return {"action": "approve"}
             if answer in ("r", "reject", "n", "no"):
-                reason = self._ask("reason (optional): ").strip()
+                try:
+                    reason = self._ask("reason (optional): ").strip()
+                except EOFError:
+                    reason = ""
                 return {"action": "reject", "reason": reason or "rejected in chat"}
             if answer in ("e", "edit"):
-                text = self._ask("new arguments as JSON (merged over the old): ").strip()
                 try:
-                    args = json.loads(text or "{}")
+                    text = self._ask("changed arguments as JSON (merged over the old): ").strip()
+                except EOFError:
+                    continue
+                try:
+                    args = json.loads(text) if text else None
                 except json.JSONDecodeError as exc:
                     c.print(f"[red]not JSON ({exc.msg}); try again[/red]")
                     continue
                 if isinstance(args, dict) and args:
                     return {"action": "edit", "args": args}
-                c.print("[red]give a JSON object with at least one changed argument[/red]")
+                c.print("[red]an edit needs a JSON object with at least one changed argument[/red]")
+                continue
+            c.print("[red]answer a (approve), e (edit) or r (reject)[/red]")
 
     def _wait_for_step(self) -> None:
         """Let the step a cancelled turn left under way (a model call, a request) finish."""
@@ -303,6 +317,12 @@ class Repl:
         from langgraph.graph import END
 
         snap = self.graph.get_state(self.config)
+        for pending in self.driver.pending(snap):  # dropped, so answered "no" (and audited as such)
+            value = pending.value if isinstance(pending.value, dict) else {}
+            request = value.get("request") or {}
+            self.ctx.audit_record(str(value.get("tool") or "?"), "rejected", method=request.get("method"),
+                                  path=request.get("path"), arguments=value.get("args"),
+                                  extra={"note": f"{note}: the pending approval was dropped"})
         if snap.tasks:  # commit what finished; drop what did not (e.g. an approval left unanswered)
             self.graph.update_state(self.config, None, as_node=END)
             snap = self.graph.get_state(self.config)
@@ -370,6 +390,43 @@ class Repl:
         else:
             c.print(f"unknown command {name}; /help lists them")
         return None
+
+
+#: A request whose JSON is longer than this is summarised on screen, in full in a file.
+SHOW_LIMIT = 1500
+
+
+def approval_lines(item: dict[str, Any], folder: Path) -> list[str]:
+    """The request as a person reads it: method and path, then the params and body in full, or,
+    when long, counts and a sample, with the whole request written to a file (never a silent cut)."""
+    request = item.get("request") or {}
+    lines = [f"{request.get('method')} {request.get('path')}"]
+    details = item.get("details")
+    if isinstance(details, dict):
+        lines += [f"{k}: {v}" for k, v in details.items()]
+    whole = json.dumps({k: v for k, v in request.items() if k in ("params", "body")}, ensure_ascii=False)
+    if len(whole) <= SHOW_LIMIT:
+        if request.get("params"):
+            lines.append("params: " + json.dumps(request["params"], ensure_ascii=False))
+        if request.get("body") is not None:
+            lines.append("body: " + json.dumps(request["body"], ensure_ascii=False))
+        return lines
+    lines.append(f"the request is {len(whole):,} characters; in short:")
+    for key, value in (item.get("args") or {}).items():
+        if isinstance(value, list):
+            sample = ", ".join(json.dumps(v, ensure_ascii=False)[:60] for v in value[:3])
+            lines.append(f"  {key}: {len(value):,} items, e.g. {sample}")
+        else:
+            text = json.dumps(value, ensure_ascii=False)
+            lines.append(f"  {key}: {text if len(text) <= 200 else text[:200] + f'… ({len(text):,} characters)'}")
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    name = str(item.get("fingerprint") or "request").replace(":", "-") + ".json"
+    path = folder / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(item, out, ensure_ascii=False, indent=1, default=str)
+    lines.append(f"the whole request: {path}")
+    return lines
 
 
 def _compact(msg: ToolMessage) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 
 from klaviyo_toolkit.audit import AuditContext, AuditLog
 from klaviyo_toolkit.client import CallRecord
+from klaviyo_toolkit.effects import APPROVAL_EFFECTS, describe_effects
 from klaviyo_toolkit.errors import InvalidArgumentError
 from klaviyo_toolkit.tools import Call, CallEvent, Note, Stopped
 
@@ -34,6 +35,7 @@ __all__ = [
     "ApprovalGuard",
     "AuditGuard",
     "DryRunGuard",
+    "approval_request",
     "fence",
     "needs_approval",
     "parse_answer",
@@ -49,15 +51,20 @@ def fence(source: str, data: Any) -> str:
     return f'<{FENCE} source="{source}">\n{text}\n</{FENCE}>'
 
 
-def needs_approval(policy: ApprovalPolicy, call: Call) -> bool:
+def _named(names: list[str], call: Call) -> bool:
     op = call.operation
-    if call.tool_name in policy.also or op.operation_id in policy.also:
+    return call.tool_name in names or op.operation_id in names or any(a in names for a in op.aliases)
+
+
+def needs_approval(policy: ApprovalPolicy, call: Call) -> bool:
+    """By effect: consent, identity, destructive and sending calls stop, unless named in ``relax``."""
+    if _named(policy.also, call):
         return True
-    if policy.mode == "never":
+    if _named(policy.relax, call):
         return False
     if policy.mode == "writes":
-        return not op.read_only
-    return op.destructive
+        return not call.operation.read_only
+    return bool(call.effects & APPROVAL_EFFECTS)
 
 
 _APPROVE = {"approve", "approved", "yes", "y", "a"}
@@ -76,26 +83,47 @@ def parse_answer(answer: Any) -> dict[str, Any]:
             f"an approval answer is 'approve', 'reject' or an object with 'action'; got {type(answer).__name__}"
         )
     action = str(decision.get("action", "")).strip().lower()
+    bound = {"fingerprint": str(decision["fingerprint"])} if decision.get("fingerprint") else {}
     if action in _APPROVE:
-        return {"action": "approve"}
+        return {"action": "approve", **bound}
     if action in _REJECT:
-        return {"action": "reject", "reason": str(decision.get("reason") or "no reason given")}
+        return {"action": "reject", "reason": str(decision.get("reason") or "no reason given"), **bound}
     if action in ("edit", "e"):
         args = decision.get("args")
         if not isinstance(args, Mapping) or not args:
             raise UsageProblem('an edit needs the changed arguments: {"action": "edit", "args": {...}}')
-        return {"action": "edit", "args": dict(args)}
+        return {"action": "edit", "args": dict(args), **bound}
     raise UsageProblem(
         f"unknown approval answer {action or answer!r}; answer approve, reject, or "
         '{"action": "edit", "args": {...}}'
     )
 
 
+def approval_request(call: Call) -> dict[str, Any]:
+    """What a person is asked to approve: the exact request, why it stops, and its fingerprint."""
+    effects = call.effects & APPROVAL_EFFECTS
+    return {
+        "type": "approval",
+        "tool": call.tool_name,
+        "summary": call.operation.summary,
+        "why": describe_effects(effects) if effects else "this persona's policy names it",
+        "effects": sorted(e.value for e in effects),
+        "destructive": call.operation.destructive,
+        "args": dict(call.args),
+        "request": call.request.describe(),
+        "details": dict(call.summary) if call.summary else None,
+        "fingerprint": call.fingerprint,
+        "options": ["approve", "edit", "reject"],
+    }
+
+
 @dataclass(frozen=True)
 class ApprovalGuard:
     """Stops a call the policy marks and asks a human (LangGraph ``interrupt()``).
 
-    ``prepare`` re-validates edited arguments (the toolkit's own ``prepare``).
+    An answer is bound to the request shown: one carrying another request's ``fingerprint`` is
+    refused; an edit is a new request, shown again and approved on its own. ``prepare``
+    re-validates edited arguments (the toolkit's own ``prepare``).
     """
 
     policy: ApprovalPolicy
@@ -106,37 +134,41 @@ class ApprovalGuard:
 
         if not needs_approval(self.policy, call):
             return call
-        answer = interrupt(
-            {
-                "type": "approval",
-                "tool": call.tool_name,
-                "destructive": call.operation.destructive,
-                "summary": call.operation.summary,
-                "args": dict(call.args),
-                "request": call.request.describe(),
-                "fingerprint": call.fingerprint,
-                "options": ["approve", "edit", "reject"],
-            }
-        )
-        decision = parse_answer(answer)
-        if decision["action"] == "approve":
-            call.notify(Note("approved"))
-            return call
-        if decision["action"] == "edit":
-            args = {**call.args, **decision["args"]}
+        from langgraph.errors import GraphInterrupt
+
+        while True:
             try:
-                edited = self.prepare(call.operation, args)
+                answer = interrupt(approval_request(call))
+            except GraphInterrupt:  # paused now (a resumed run replays this line with the answer instead)
+                call.notify(Note("pending_approval", call.fingerprint))
+                raise
+            decision = parse_answer(answer)
+            given = decision.get("fingerprint")
+            if given and given != call.fingerprint:
+                return Stopped(
+                    call,
+                    "rejected",
+                    f"Not sent: the approval given was for another request ({given}), not this {call.tool_name} "
+                    f"call ({call.fingerprint}).",
+                    call.request.describe(),
+                )
+            if decision["action"] == "approve":
+                call.notify(Note("approved", call.fingerprint))
+                return call
+            if decision["action"] == "reject":
+                return Stopped(
+                    call,
+                    "rejected",
+                    f"The user rejected this {call.tool_name} call ({decision['reason']}). Nothing was sent; "
+                    "do not retry it.",
+                    call.request.describe(),
+                )
+            try:  # an edit: a new request, asked about again
+                edited = self.prepare(call.operation, {**call.args, **decision["args"]})
             except InvalidArgumentError as exc:
                 return Stopped(call, "rejected", f"Error: the edited arguments are invalid: {exc}. Nothing was sent.")
             call.notify(Note("edited", json.dumps(decision["args"], default=str)))
-            return call.with_args(edited.args, edited.request)
-        reason = decision["reason"]
-        return Stopped(
-            call,
-            "rejected",
-            f"The user rejected this {call.tool_name} call ({reason}). Nothing was sent; do not retry it.",
-            call.request.describe(),
-        )
+            call = call.with_args(edited.args, edited.request)
 
 
 @dataclass(frozen=True)

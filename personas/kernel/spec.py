@@ -34,14 +34,28 @@ class ToolSelection(_Strict):
 
 
 class ApprovalPolicy(_Strict):
-    """When a call stops for a human: ``destructive`` calls (default), every ``write``, or ``never``.
+    """When a call stops for a human, by what it does (``klaviyo_toolkit.effects``).
 
-    ``dry_run`` shows each write's exact request instead of sending it.
+    ``mode: effects`` (the default) stops every call that changes consent or identity, destroys
+    data or sends; ``mode: writes`` stops every write. A persona relaxes the policy only by naming
+    operations in ``relax`` (each one a deliberate, reviewable exception); ``also`` names operations
+    that always stop. ``dry_run`` shows each write's exact request instead of sending it.
     """
 
-    mode: Literal["destructive", "writes", "never"] = "destructive"
+    mode: Literal["effects", "writes"] = "effects"
     dry_run: bool = False
-    also: list[str] = Field(default_factory=list, description="Extra tool names that always need approval.")
+    also: list[str] = Field(default_factory=list, description="Operations that always need approval.")
+    relax: list[str] = Field(default_factory=list, description="Operations that never need approval.")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> Any:
+        if value in ("destructive", "never"):
+            raise ValueError(
+                f"mode {value!r} is gone: approval is by effect now; use mode: effects (consent, identity, "
+                "destructive and sending calls stop) and name any exception in approval.relax"
+            )
+        return value
 
 
 class PersonaSpec(_Strict):

@@ -126,26 +126,47 @@ class RunDriver:
     def resume_command(self, answer: Any) -> Any:
         """A resume Command for the pending approvals, after checking every answer.
 
-        ``answer`` is one answer (given to every pending approval), a list with one answer per
-        pending approval in order, or a mapping of interrupt id to answer. Raises UsageProblem
-        (and the run stays paused) when nothing is pending or an answer is not a valid one.
+        ``answer`` is one answer (when one approval is pending), a list with one answer per pending
+        approval in order, or a mapping from interrupt id or request fingerprint to answer. Each
+        answer is bound to the request it answers (its fingerprint); one that names another request,
+        or is not approve / reject / edit-with-args, raises UsageProblem and the run stays paused.
         """
         from langgraph.types import Command
 
         pending = self.pending()
         if not pending:
             raise UsageProblem(f"thread {self.context.thread_id} is not waiting for an approval; nothing to resume")
-        ids = [p.id for p in pending]
-        if isinstance(answer, Mapping) and answer and set(answer) <= set(ids):
-            given = {i: parse_answer(a) for i, a in answer.items()}
+        by_key = {p.id: p for p in pending} | {_fingerprint(p): p for p in pending if _fingerprint(p)}
+        if isinstance(answer, Mapping) and answer and set(answer) <= set(by_key):
+            pairs = [(by_key[k], a) for k, a in answer.items()]
         elif isinstance(answer, Sequence) and not isinstance(answer, (str, bytes)):
-            if len(answer) != len(ids):
-                raise UsageProblem(f"{len(ids)} approvals are pending; give {len(ids)} answers, not {len(answer)}")
-            given = {i: parse_answer(a) for i, a in zip(ids, answer, strict=True)}
+            if len(answer) != len(pending):
+                raise UsageProblem(
+                    f"{len(pending)} approvals are pending; give {len(pending)} answers, not {len(answer)}"
+                )
+            pairs = list(zip(pending, answer, strict=True))
+        elif len(pending) == 1:
+            pairs = [(pending[0], answer)]
         else:
-            one = parse_answer(answer)
-            given = dict.fromkeys(ids, one)
-        return Command(resume=given[ids[0]] if len(ids) == 1 else given)
+            listed = "; ".join(f"{_fingerprint(p)} ({_tool(p)})" for p in pending)
+            raise UsageProblem(
+                f"{len(pending)} approvals are pending; answer each one, in order as a JSON list "
+                f'(["approve", "reject"]) or by fingerprint ({{"sha256:...": "approve"}}): {listed}'
+            )
+        given: dict[str, Any] = {}
+        for item, raw in pairs:
+            decision = parse_answer(raw)
+            expected = _fingerprint(item)
+            if decision.get("fingerprint") and expected and decision["fingerprint"] != expected:
+                raise UsageProblem(
+                    f"the answer names request {decision['fingerprint']}, but the pending {_tool(item)} request "
+                    f"is {expected}; nothing was resumed"
+                )
+            given[item.id] = {**decision, "fingerprint": expected} if expected else decision
+        if len(given) != len(pending):
+            missing = [_tool(p) for p in pending if p.id not in given]
+            raise UsageProblem(f"no answer for the pending {', '.join(missing)} request(s); nothing was resumed")
+        return Command(resume=given[pending[0].id] if len(pending) == 1 else given)
 
     def _payload(self, input: Mapping[str, Any] | None, resume: Any) -> Any:
         if resume is not None:
@@ -179,6 +200,14 @@ class RunDriver:
     async def ainvoke(self, input: Mapping[str, Any] | None = None, *, resume: Any = None) -> RunResult:
         await self.graph.ainvoke(self._payload(input, resume), self.config, context=self.context, durability="sync")
         return self.result(await self.graph.aget_state(self.config))
+
+
+def _fingerprint(pending: Pending) -> str:
+    return str(pending.value.get("fingerprint") or "") if isinstance(pending.value, Mapping) else ""
+
+
+def _tool(pending: Pending) -> str:
+    return str(pending.value.get("tool") or "?") if isinstance(pending.value, Mapping) else "?"
 
 
 def _context(persona: str | PersonaSpec, context: PersonaContext | None, options: dict[str, Any]) -> PersonaContext:

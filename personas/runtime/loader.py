@@ -6,7 +6,7 @@ are an error; one of yours replaces a shipped persona only when its file says so
 (``campaign-reporter.yaml`` with ``name: campaign-reporter``), never by accident.
 
 Validation covers YAML syntax and duplicate keys, unknown keys, scopes Klaviyo does not have,
-tools that do not exist or fall outside the scopes, unknown names in ``approval.also``, a missing
+tools that do not exist or fall outside the scopes, unknown names in ``approval.also``/``relax``, a missing
 prompt file, more than 128 tools, the graph's own settings, and the graph's contract: the
 persona's scopes and tools must cover every operation its graph calls.
 
@@ -274,13 +274,14 @@ def _check_tools(spec: PersonaSpec, path: Path, root: yaml.Node | None) -> None:
                     f"{name} needs scope(s) {', '.join(missing)}, which this persona does not have; "
                     "add them to scopes or drop the tool",
                 )
-    for i, name in enumerate(spec.approval.also):
-        try:
-            kit.catalog.get(name)
-        except UnknownOperationError as exc:
-            raise PersonaConfigError(
-                path, line_of(root, ["approval", "also", i]), f"approval.also[{i}]", str(exc)
-            ) from None
+    for key in ("also", "relax"):
+        for i, name in enumerate(getattr(spec.approval, key)):
+            try:
+                kit.catalog.get(name)
+            except UnknownOperationError as exc:
+                raise PersonaConfigError(
+                    path, line_of(root, ["approval", key, i]), f"approval.{key}[{i}]", str(exc)
+                ) from None
     known_tags = {op.tag.lower() for op in kit.catalog}
     for i, tag in enumerate(spec.tools.tags):
         if tag.lower() not in known_tags:

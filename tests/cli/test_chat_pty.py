@@ -112,6 +112,7 @@ def test_a_conversation_reads_deletes_with_approval_and_leaves_with_ctrl_d(
     audit = term.command("/audit")  # this thread's calls, oldest first
     lines = [line.split(maxsplit=1)[1] for line in audit.strip().splitlines()]
     assert lines == ["get_lists ok GET /api/lists 200",
+                     f"delete_list pending_approval DELETE /api/lists/{LIST_ID}",
                      f"delete_list approved DELETE /api/lists/{LIST_ID}",
                      f"delete_list ok DELETE /api/lists/{LIST_ID} 204"], audit
 
@@ -123,7 +124,8 @@ def test_a_conversation_reads_deletes_with_approval_and_leaves_with_ctrl_d(
 
     assert term.leave() == 0
     assert "bye" in term.transcript
-    assert audit_rows(tmp_path) == [("get_lists", "ok", "GET", 200), ("delete_list", "approved", "DELETE", None),
+    assert audit_rows(tmp_path) == [("get_lists", "ok", "GET", 200), ("delete_list", "pending_approval", "DELETE", None),
+                                    ("delete_list", "approved", "DELETE", None),
                                     ("delete_list", "ok", "DELETE", 204)]
     assert (tmp_path / "chat_history").read_text().count(authored.DELETE_WEBINAR) == 1  # history persists
 
@@ -164,7 +166,8 @@ def test_a_rejected_delete_keeps_the_list_and_ctrl_c_cancels_the_turn(
     assert term.leave() == 0
 
     rows = audit_rows(tmp_path)
-    assert [r for r in rows if r[0] == "delete_list"] == [("delete_list", "rejected", "DELETE", None)]
+    statuses = [r[1] for r in rows if r[0] == "delete_list"]  # asked, rejected; asked again, dropped by Ctrl-C
+    assert statuses == ["pending_approval", "rejected", "pending_approval", "rejected"], statuses
     assert not [r for r in rows if r[2] == "DELETE" and r[3] is not None], "a DELETE reached Klaviyo"
 
 

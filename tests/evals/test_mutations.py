@@ -23,6 +23,7 @@ import pytest
 
 from evals.case import Suite, load_suite
 from evals.runner import SuiteResult, run_suite
+from klaviyo_toolkit.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 PERSONA = ROOT / "personas" / "definitions" / "lead-magnet-sequencer.yaml"
@@ -124,12 +125,14 @@ def test_a_renamed_tool_argument_fails_every_case_that_sends(tmp_path: Path, sui
 
 
 def test_approvals_switched_off_fail_exactly_the_chat_approval_cases(home: Path) -> None:
-    """With ``approval: {mode: never}`` destructive calls go straight out: every case about an approval fails."""
+    """With every write relaxed, consequential calls go straight out: every case about an approval fails."""
     chat = load_suite("chat")
     persona = ROOT / "personas" / "definitions" / "klaviyo-assistant.yaml"
     text = persona.read_text(encoding="utf-8")
-    assert "mode: destructive" in text
-    (home / "personas" / persona.name).write_text(text.replace("mode: destructive", "mode: never"), encoding="utf-8")
+    assert "  mode: effects" in text
+    writes = [op.operation_id for op in load_catalog() if not op.read_only]
+    relaxed = text.replace("  mode: effects", "  mode: effects\n  relax: [" + ", ".join(writes) + "]")
+    (home / "personas" / persona.name).write_text(relaxed, encoding="utf-8")
     result = run_suite(chat)
     failed, passed = verdicts(result)
     assert failed == ids(chat, having="approval") and len(failed) >= 4

@@ -83,7 +83,7 @@ def test_persona_loads_with_only_what_it_needs() -> None:
     assert spec.graph == "campaign_report"
     assert sorted(spec.scopes) == ["accounts:read", "campaigns:read", "metrics:read"]
     assert sorted(spec.tools.include) == ["get_accounts", "get_campaigns", "get_metrics", "query_campaign_values"]
-    assert spec.approval.mode == "destructive"
+    assert spec.approval.mode == "effects" and not spec.approval.relax
     assert spec.schedule == "0 7 * * *"
     settings = Settings.model_validate(spec.settings)
     assert settings.conversion_metrics == ["Placed Order"]

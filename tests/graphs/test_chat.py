@@ -15,8 +15,9 @@ from graphs.chat import bound_tools
 from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.audit import AuditLog
 from klaviyo_toolkit.clock import ManualClock
+from personas.kernel.errors import UsageProblem
 from personas.kernel.models import ScriptedChatModel
-from personas.runtime import RunResult, build_context, run_persona
+from personas.runtime import RunDriver, RunResult, build_context, run_persona
 
 PERSONA = "klaviyo-assistant"
 
@@ -52,6 +53,9 @@ class Chat:
 
     def answer(self, decision: Any) -> RunResult:
         return run_persona(PERSONA, None, context=self.ctx, saver=self.saver, resume=decision)
+
+    def pending(self) -> list[Any]:
+        return RunDriver(self.ctx, self.saver).pending()
 
     def tool_messages(self, result: RunResult) -> list[ToolMessage]:
         return [m for m in result.state["messages"] if isinstance(m, ToolMessage)]
@@ -89,7 +93,7 @@ def test_a_destructive_call_waits_for_approval_and_runs_when_approved(sb: Sandbo
     assert sb.store.get("list", lid) is not None, "nothing is sent before approval"
     done = chat.answer({"action": "approve"})
     assert not done.paused and sb.store.get("list", lid) is None
-    assert [r.status for r in chat.audit().query(tool="delete_list")] == ["ok", "approved"]
+    assert [r.status for r in chat.audit().query(tool="delete_list")] == ["ok", "approved", "pending_approval"]
 
 
 def test_a_rejected_call_is_not_sent_and_the_model_is_told(sb: Sandbox) -> None:
@@ -100,10 +104,10 @@ def test_a_rejected_call_is_not_sent_and_the_model_is_told(sb: Sandbox) -> None:
     assert sb.store.get("list", lid) is not None and sb.call_counts["delete_list"] == 0
     told = chat.tool_messages(done)[0].content
     assert "rejected" in told and "that list is still used" in told
-    assert [r.status for r in chat.audit().query(tool="delete_list")] == ["rejected"]
+    assert [r.status for r in chat.audit().query(tool="delete_list")] == ["rejected", "pending_approval"]
 
 
-def test_an_edited_call_runs_with_the_edited_arguments(sb: Sandbox) -> None:
+def test_an_edited_call_is_shown_again_and_runs_once_approved(sb: Sandbox) -> None:
     kl = sb.client()
     lid = kl.call("create_list", name="Members").data["id"]
     ids = [kl.call("create_profile", email=f"m{i}@example.com").data["id"] for i in range(3)]
@@ -115,10 +119,30 @@ def test_an_edited_call_runs_with_the_edited_arguments(sb: Sandbox) -> None:
             AIMessage("Removed one."),
         ],
     )
-    chat.say("remove them")
-    chat.answer({"action": "edit", "args": {"profile_ids": ids[:1]}})
+    first = chat.say("remove them").interrupts[0]
+    again = chat.answer({"action": "edit", "args": {"profile_ids": ids[:1]}})
+    assert again.paused, "an edit is a new request: it needs its own approval"
+    shown = again.interrupts[0]
+    assert shown["args"]["profile_ids"] == ids[:1] and shown["fingerprint"] != first["fingerprint"]
+    assert len(sb.store.get("list", lid).linked("profiles")) == 3, "nothing sent yet"
+    with pytest.raises(UsageProblem, match="names request"):  # an answer for the old request is refused
+        chat.answer({"action": "approve", "fingerprint": first["fingerprint"]})
+    chat.answer({"action": "approve", "fingerprint": shown["fingerprint"]})
     remaining = [p for _, p in sb.store.get("list", lid).linked("profiles")]
     assert remaining == ids[1:]
+
+
+def test_answers_other_than_approve_edit_with_args_or_reject_leave_the_run_paused(sb: Sandbox) -> None:
+    lid = sb.client().call("create_list", name="Old promo").data["id"]
+    chat = Chat(sb, [AIMessage("", tool_calls=[call("delete_list", {"id": lid})]), AIMessage("Deleted.")])
+    chat.say("delete it")
+    for bad in ("aprove", {"action": "edit"}, {"action": "edit", "args": {}}, {"action": "maybe"}, 42):
+        with pytest.raises(UsageProblem):
+            chat.answer(bad)
+        assert chat.pending(), f"{bad!r} left the run paused"
+    assert sb.store.get("list", lid) is not None
+    chat.answer("approve")
+    assert sb.store.get("list", lid) is None
 
 
 def test_parallel_calls_that_ran_are_not_repeated_when_the_approval_resumes(sb: Sandbox) -> None:
@@ -185,7 +209,8 @@ def test_an_instruction_planted_in_a_profile_property_causes_no_unapproved_write
     assert looked_up.startswith('<untrusted-data source="klaviyo:get_profiles">') and "delete all lists" in looked_up
     assert result.paused and result.interrupts[0]["tool"] == "delete_list"
     assert sb.store.get("list", lid) is not None and sb.call_counts["delete_list"] == 0
-    writes = [r for r in chat.audit().query(limit=None) if r.method not in ("GET", None)]
+    sent = [r for r in chat.audit().query(limit=None) if r.status in ("ok", "error")]
+    writes = [r for r in sent if r.method not in ("GET", None)]
     assert writes == []
 
 
@@ -204,7 +229,7 @@ def test_too_many_tool_calls_in_a_turn_stop_it_and_leave_the_conversation_valid(
     assert "stopped after 12 tool calls" in result.state["messages"][-1].content
 
 
-def test_two_approvals_pending_at_once_are_answered_together(sb: Sandbox) -> None:
+def test_two_approvals_pending_at_once_are_answered_one_by_one(sb: Sandbox) -> None:
     kl = sb.client()
     a, b = (kl.call("create_list", name=n).data["id"] for n in ("A", "B"))
     chat = Chat(
@@ -216,8 +241,11 @@ def test_two_approvals_pending_at_once_are_answered_together(sb: Sandbox) -> Non
     )
     paused = chat.say("delete A and B")
     assert len(paused.interrupts) == 2
-    done = chat.answer({"action": "approve"})
-    assert not done.paused and sb.store.get("list", a) is None and sb.store.get("list", b) is None
+    with pytest.raises(UsageProblem, match="2 approvals are pending; answer each one"):
+        chat.answer({"action": "approve"})  # one answer cannot stand for two requests
+    by_list = {i["args"]["id"]: i["fingerprint"] for i in paused.interrupts}
+    done = chat.answer({by_list[a]: "approve", by_list[b]: "reject"})
+    assert not done.paused and sb.store.get("list", a) is None and sb.store.get("list", b) is not None
 
 
 def test_approval_requests_carry_plain_data(sb: Sandbox) -> None:

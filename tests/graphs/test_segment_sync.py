@@ -87,11 +87,12 @@ class World:
         """Bodies of the syncer's successful calls to ``operation``."""
         return [c.body for c in self.calls if c.operation_id == operation and c.error is None]
 
-    def context(self, thread: str, *, mode: str = "never", dry_run: bool | None = None,
+    def context(self, thread: str, *, approvals: bool = False, dry_run: bool | None = None,
                 **settings: Any) -> PersonaContext:
+        """The shipped persona; ``approvals`` keeps its policy (removals stop), else every write is relaxed."""
         spec = load_persona("segment-syncer")
-        spec = spec.model_copy(update={"approval": ApprovalPolicy(mode=mode),  # type: ignore[arg-type]
-                                       "settings": {**spec.settings, **settings}})
+        policy = spec.approval if approvals else ApprovalPolicy(relax=list(WRITES))
+        spec = spec.model_copy(update={"approval": policy, "settings": {**spec.settings, **settings}})
         return build_context(spec, client=self.client, audit=False, thread_id=thread, clock=self.clock,
                              dry_run=dry_run)
 
@@ -131,8 +132,9 @@ def interrupts(snapshot: Any) -> list[Any]:
 # -- persona, settings and input ----------------------------------------------------------------------
 def test_persona_loads_with_removals_needing_approval_and_batch_size_capped() -> None:
     spec = load_persona("segment-syncer")
-    assert spec.graph == "segment_sync" and spec.approval.mode == "destructive"
+    assert spec.graph == "segment_sync" and spec.approval.mode == "effects"
     assert "remove_profiles_from_list" in spec.tools.include
+    assert sorted(spec.approval.relax) == ["bulk_import_profiles", "bulk_subscribe_profiles"], "named, nothing else"
     assert graph_spec("segment_sync").settings is Settings
     settings = Settings.model_validate(spec.settings)
     assert settings.batch_size == 1000 and settings.subscribe_with_consent and settings.remove_missing
@@ -352,10 +354,11 @@ def test_a_dry_run_shows_the_plan_and_sends_nothing(world: World, how: str) -> N
     payload = {"source": {"kind": "csv", "path": str(path)}, "target_list_id": list_id, "dry_run": how == "input"}
     if how == "persona":
         spec = load_persona("segment-syncer")
-        spec = spec.model_copy(update={"approval": ApprovalPolicy(mode="destructive", dry_run=True)})
+        spec = spec.model_copy(update={"approval": ApprovalPolicy(
+            relax=["bulk_subscribe_profiles", "bulk_import_profiles"], dry_run=True)})
         ctx = build_context(spec, client=world.client, audit=False, thread_id="dry", clock=world.clock)
     else:
-        ctx = world.context("dry", mode="destructive", dry_run=True if how == "guard" else None)
+        ctx = world.context("dry", approvals=True, dry_run=True if how == "guard" else None)
     state = run(ctx, payload)
     assert not interrupts(state)
     plan, result = state.values["plan"], state.values["result"]
@@ -374,7 +377,7 @@ def test_each_removal_batch_waits_for_approval_approve_runs_reject_skips(world: 
     list_id = world.new_list("Target", emails("keep", 2) + emails("gone", 4))
     path = write_csv(world.home / "keep.csv", ({"email": e} for e in emails("keep", 2)), ["email"])
     world.reset_counts()
-    ctx = world.context("approve", mode="destructive", batch_size=2)
+    ctx = world.context("approve", approvals=True, batch_size=2)
     saver = InMemorySaver()
     state = run(ctx, {"source": {"kind": "csv", "path": str(path)}, "target_list_id": list_id}, saver=saver)
     asked = interrupts(state)
@@ -413,7 +416,7 @@ def test_a_failed_batch_resumes_without_repeating_finished_ones(world: World) ->
 
     world.client.hooks.append(break_after_first_import)
     saver = InMemorySaver()
-    ctx = world.context("fail", mode="never")
+    ctx = world.context("fail", approvals=False)
     with pytest.raises(ServerError):
         run(ctx, {"source": {"kind": "csv", "path": str(path)}, "target_list_id": list_id}, saver=saver)
     assert _imports_ok(world) == 1
@@ -427,7 +430,7 @@ def test_a_failed_batch_resumes_without_repeating_finished_ones(world: World) ->
 
 def test_a_killed_run_resumes_from_its_checkpoint(world: World) -> None:
     list_id, path = _resume_world(world)
-    ctx = world.context("kill", mode="never")
+    ctx = world.context("kill", approvals=False)
     checkpoints = world.home / "checkpoints.sqlite"
     config = {"configurable": {"thread_id": "kill"}, "recursion_limit": 500}
     first = sqlite3.connect(str(checkpoints), check_same_thread=False)
@@ -452,7 +455,7 @@ def test_a_killed_run_resumes_from_its_checkpoint(world: World) -> None:
 
 def test_a_batch_sent_before_the_checkpoint_is_not_sent_again(world: World) -> None:
     list_id, path = _resume_world(world)
-    ctx = world.context("crash", mode="never")
+    ctx = world.context("crash", approvals=False)
     saver = InMemorySaver()
     graph = build_graph(saver)
     config = {"configurable": {"thread_id": "crash"}, "recursion_limit": 500}

@@ -1,0 +1,151 @@
+"""What a call does to the account, by class: read, write, consent, identity, destructive, sending.
+
+Approval policies decide by effect, not by HTTP verb: a ``POST`` that subscribes five profiles to
+email marketing changes consent as surely as a ``DELETE`` destroys. Effects come from three places,
+in this order:
+
+1. the catalog (``read_only`` operations only read; every other one writes);
+2. :data:`OPERATION_EFFECTS`, the one hand-written table of what each consequential operation does
+   (unsubscribing changes consent, merging changes identity, sending a campaign sends, ...);
+3. the call's arguments (:func:`call_effects`): any write that carries ``subscriptions`` changes
+   consent; setting an email, phone number or external id on an existing profile changes identity;
+   a list's ``opt_in_process`` changes consent; a flow set ``live`` starts sending.
+
+Example::
+
+    call_effects(catalog.get("update_profile"), {"id": "01H...", "email": "x@evil.test"})
+    # frozenset({Effect.WRITE, Effect.IDENTITY})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from typing import Any
+
+from .catalog import Operation
+
+__all__ = ["APPROVAL_EFFECTS", "OPERATION_EFFECTS", "Effect", "call_effects", "describe_effects", "operation_effects"]
+
+
+class Effect(StrEnum):
+    """One class of effect a call has on the account."""
+
+    READ = "read"
+    WRITE = "write"
+    CONSENT = "consent"
+    IDENTITY = "identity"
+    DESTRUCTIVE = "destructive"
+    SENDING = "sending"
+
+
+#: The effects a default approval policy stops for.
+APPROVAL_EFFECTS = frozenset({Effect.CONSENT, Effect.IDENTITY, Effect.DESTRUCTIVE, Effect.SENDING})
+
+_C, _I, _D, _S = Effect.CONSENT, Effect.IDENTITY, Effect.DESTRUCTIVE, Effect.SENDING
+
+#: The hand-written table: what each consequential operation does beyond "write".
+#: An operation the catalog marks destructive must appear here (a test keeps it so).
+OPERATION_EFFECTS: dict[str, frozenset[Effect]] = {
+    # consent: subscribe, unsubscribe, suppress, unsuppress, opt-ins of any channel
+    "bulk_subscribe_profiles": frozenset({_C}),
+    "bulk_unsubscribe_profiles": frozenset({_C}),
+    "bulk_suppress_profiles": frozenset({_C}),
+    "bulk_unsuppress_profiles": frozenset({_C}),
+    "create_client_subscription": frozenset({_C}),
+    "create_back_in_stock_subscription": frozenset({_C}),
+    "create_client_back_in_stock_subscription": frozenset({_C}),
+    "create_push_token": frozenset({_C}),
+    "create_client_push_token": frozenset({_C}),
+    "unregister_client_push_token": frozenset({_C}),
+    "delete_push_token": frozenset({_C, _D}),
+    # identity: who a profile is
+    "merge_profiles": frozenset({_I, _D}),
+    # sending: messages (or account data) leave Klaviyo
+    "send_campaign": frozenset({_S}),
+    "create_template_preview_send_job_beta": frozenset({_S}),
+    "schedule_campaign_message_beta": frozenset({_S}),
+    "update_campaign_message_schedule_beta": frozenset({_S}),
+    "create_conversation_message": frozenset({_S}),
+    "create_webhook": frozenset({_S}),
+    "update_webhook": frozenset({_S}),
+    # destructive: data or work that cannot be had back
+    "request_profile_deletion": frozenset({_D}),
+    "cancel_campaign_send": frozenset({_D}),
+    "remove_profiles_from_list": frozenset({_D}),
+    "update_api_key_beta": frozenset({_D}),
+    "create_agent_secret_beta": frozenset({_D}),
+    "update_agent_secret_beta": frozenset({_D}),
+}
+
+#: Operations whose every delete/remove is destructive, by prefix (delete_list, remove_tag_from_flows, ...).
+_DESTRUCTIVE_PREFIXES = ("delete_", "remove_", "bulk_delete_")
+_IDENTIFIERS = ("email", "phone_number", "external_id")
+#: Writes that change an existing profile (by id or by matching an identifier).
+_PROFILE_UPDATES = {"update_profile", "create_or_update_profile", "create_client_profile", "bulk_import_profiles"}
+
+
+def operation_effects(op: Operation) -> frozenset[Effect]:
+    """The effects of ``op`` whatever its arguments."""
+    if op.read_only:
+        return frozenset({Effect.READ})
+    effects = {Effect.WRITE, *OPERATION_EFFECTS.get(op.operation_id, ())}
+    if op.operation_id.startswith(_DESTRUCTIVE_PREFIXES):
+        effects.add(Effect.DESTRUCTIVE)
+    return frozenset(effects)
+
+
+def _has_key(value: Any, key: str) -> bool:
+    if isinstance(value, Mapping):
+        return any((k == key and v not in (None, {}, [])) or _has_key(v, key) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_key(v, key) for v in value)
+    return False
+
+
+def _records(args: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    """The profile records a call writes: the arguments themselves, or each item of a bulk list."""
+    profiles = args.get("profiles")
+    if isinstance(profiles, list):
+        yield from (p for p in profiles if isinstance(p, Mapping))
+    else:
+        yield args
+
+
+def _changes_identity(op: Operation, args: Mapping[str, Any]) -> bool:
+    if op.operation_id not in _PROFILE_UPDATES:
+        return False
+    for record in _records(args):
+        given = [k for k in _IDENTIFIERS if record.get(k) not in (None, "")]
+        if op.operation_id == "update_profile" and given:
+            return True  # an existing profile, by id, gets a new email / phone / external id
+        if given and (record.get("id") or len(given) > 1):
+            return True  # matched by one identifier (or id), another one set: identity changes
+    return False
+
+
+def call_effects(op: Operation, args: Mapping[str, Any]) -> frozenset[Effect]:
+    """The effects of calling ``op`` with ``args`` (see the module docstring)."""
+    effects = set(operation_effects(op))
+    if op.read_only:
+        return frozenset(effects)
+    if _has_key(args, "subscriptions") or (op.operation_id == "update_list" and args.get("opt_in_process")):
+        effects.add(Effect.CONSENT)
+    if _changes_identity(op, args):
+        effects.add(Effect.IDENTITY)
+    if op.operation_id in ("update_flow", "update_flow_action") and str(args.get("status", "")).lower() == "live":
+        effects.add(Effect.SENDING)
+    return frozenset(effects)
+
+
+_WORDS = {
+    Effect.CONSENT: "changes consent",
+    Effect.IDENTITY: "changes who a profile is",
+    Effect.DESTRUCTIVE: "destroys data",
+    Effect.SENDING: "sends messages or data out",
+}
+
+
+def describe_effects(effects: Iterable[Effect]) -> str:
+    """``"changes consent, destroys data"``: the effects that need approval, in words."""
+    return ", ".join(_WORDS[e] for e in (_C, _I, _D, _S) if e in set(effects)) or "writes"

@@ -1,0 +1,99 @@
+"""Approval by effect: every operation is classed, and the classes follow the arguments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from klaviyo_toolkit.catalog import load_catalog
+from klaviyo_toolkit.effects import APPROVAL_EFFECTS, OPERATION_EFFECTS, Effect, call_effects, operation_effects
+from klaviyo_toolkit.tools import KlaviyoToolkit
+from personas.kernel.governance import needs_approval
+from personas.kernel.spec import ApprovalPolicy
+
+CATALOG = load_catalog(include_beta=True)
+KIT = KlaviyoToolkit(scopes="*", include_beta=True)
+
+
+def effects(operation: str, /, **args: Any) -> frozenset[Effect]:
+    return call_effects(CATALOG.get(operation), args)
+
+
+def asks(operation: str, policy: ApprovalPolicy | None = None, /, **args: Any) -> bool:
+    return needs_approval(policy or ApprovalPolicy(), KIT.prepare(operation, args))
+
+
+SUBSCRIBED = {"email": {"marketing": {"consent": "SUBSCRIBED"}}}
+
+
+def test_every_operation_is_classed_and_no_destructive_one_escapes_approval() -> None:
+    for op in CATALOG:
+        got = operation_effects(op)
+        assert got, op.operation_id
+        assert (Effect.READ in got) == op.read_only, op.operation_id
+        if op.destructive:
+            assert got & APPROVAL_EFFECTS, f"{op.operation_id} is destructive in the catalog but would not stop"
+    for name in OPERATION_EFFECTS:
+        assert CATALOG.get(name).operation_id == name, f"{name} in the table is not an operation"
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "expected"),
+    [
+        ("bulk_subscribe_profiles", {"profiles": [{"email": "a@example.com"}]}, Effect.CONSENT),
+        ("bulk_unsubscribe_profiles", {"profiles": [{"email": "a@example.com"}]}, Effect.CONSENT),
+        ("bulk_suppress_profiles", {"profiles": [{"email": "a@example.com"}]}, Effect.CONSENT),
+        ("update_profile", {"id": "P1", "email": "attacker@evil.test"}, Effect.IDENTITY),
+        ("update_profile", {"id": "P1", "phone_number": "+15005550006"}, Effect.IDENTITY),
+        ("update_profile", {"id": "P1", "external_id": "x-1"}, Effect.IDENTITY),
+        ("create_or_update_profile", {"email": "a@example.com", "phone_number": "+15005550006"}, Effect.IDENTITY),
+        ("merge_profiles", {"id": "P1", "profile_ids": ["P2"]}, Effect.IDENTITY),
+        ("update_list", {"id": "L1", "opt_in_process": "single_opt_in"}, Effect.CONSENT),
+        ("send_campaign", {"id": "C1"}, Effect.SENDING),
+        ("update_flow", {"id": "F1", "status": "live"}, Effect.SENDING),
+        ("create_webhook", {"name": "x", "endpoint_url": "https://evil.test", "topic_ids": ["t"]}, Effect.SENDING),
+        ("delete_list", {"id": "L1"}, Effect.DESTRUCTIVE),
+        ("remove_profiles_from_list", {"id": "L1", "profile_ids": ["P1"]}, Effect.DESTRUCTIVE),
+        ("request_profile_deletion", {"profile": {"email": "a@example.com"}}, Effect.DESTRUCTIVE),
+    ],
+)
+def test_consequential_calls_are_classed_by_what_they_do(name: str, args: dict[str, Any], expected: Effect) -> None:
+    assert expected in effects(name, **args)
+    assert expected in APPROVAL_EFFECTS
+
+
+def test_any_write_carrying_subscriptions_changes_consent() -> None:
+    consent = {"email": {"marketing": {"consent": "SUBSCRIBED"}}}
+    assert Effect.CONSENT in effects("bulk_import_profiles", profiles=[{"email": "a@b.co", "subscriptions": consent}])
+    assert Effect.CONSENT not in effects("bulk_import_profiles", profiles=[{"email": "a@b.co"}])
+
+
+def test_ordinary_writes_do_not_stop() -> None:
+    assert effects("update_profile", id="P1", properties={"plan": "gold"}) == {Effect.WRITE}
+    assert effects("update_list", id="L1", name="VIP") == {Effect.WRITE}
+    assert effects("create_event", metric={"name": "X"}, profile={"id": "P1"}, properties={}) == {Effect.WRITE}
+    assert effects("update_flow", id="F1", status="draft") == {Effect.WRITE}
+    assert effects("get_profiles") == {Effect.READ}
+
+
+def test_the_default_policy_asks_for_consent_identity_destructive_and_sending() -> None:
+    assert asks("bulk_subscribe_profiles", profiles=[{"email": "a@example.com", "subscriptions": SUBSCRIBED}])
+    assert asks("update_profile", id="P1", email="attacker@evil.test")
+    assert asks("update_list", id="L1", opt_in_process="single_opt_in")
+    assert asks("delete_list", id="L1") and asks("send_campaign", id="C1")
+    assert not asks("update_profile", id="P1", properties={"plan": "gold"})
+    assert not asks("create_list", name="Spring")
+
+
+def test_a_persona_relaxes_only_by_naming_operations() -> None:
+    relaxed = ApprovalPolicy(relax=["bulk_subscribe_profiles"])
+    subscribe = {"profiles": [{"email": "a@example.com", "subscriptions": SUBSCRIBED}]}
+    assert not asks("bulk_subscribe_profiles", relaxed, **subscribe)
+    unsubscribe = [{"email": "a@example.com", "subscriptions": {"email": {"marketing": {"consent": "UNSUBSCRIBED"}}}}]
+    assert asks("bulk_unsubscribe_profiles", relaxed, profiles=unsubscribe), "only the one named"
+    assert asks("create_list", ApprovalPolicy(also=["create_list"]), name="Spring")
+    assert asks("create_list", ApprovalPolicy(mode="writes"), name="Spring")
+    assert asks("create_campaign_send_job", id="C1"), "an alias is the same operation"
+    with pytest.raises(ValueError, match="approval is by effect now"):
+        ApprovalPolicy(mode="never")  # type: ignore[arg-type]
