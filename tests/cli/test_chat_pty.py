@@ -124,7 +124,8 @@ def test_a_conversation_reads_deletes_with_approval_and_leaves_with_ctrl_d(
 
     assert term.leave() == 0
     assert "bye" in term.transcript
-    assert audit_rows(tmp_path) == [("get_lists", "ok", "GET", 200), ("delete_list", "pending_approval", "DELETE", None),
+    assert audit_rows(tmp_path) == [("get_lists", "ok", "GET", 200),
+                                    ("delete_list", "pending_approval", "DELETE", None),
                                     ("delete_list", "approved", "DELETE", None),
                                     ("delete_list", "ok", "DELETE", 204)]
     assert (tmp_path / "chat_history").read_text().count(authored.DELETE_WEBINAR) == 1  # history persists
