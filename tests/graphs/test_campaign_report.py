@@ -25,7 +25,7 @@ from graphs.campaign_report.figures import anomalies, merge_rows
 from graphs.campaign_report.graph import EMAIL_ONLY, GROUP_BY
 from graphs.campaign_report.outputs import write_csv
 from klaviyo_sandbox import DEMO_KEY, Sandbox
-from klaviyo_sandbox.domains.seed_data import CAMPAIGNS
+from klaviyo_sandbox.domains.demo.content import CAMPAIGNS
 from klaviyo_toolkit.client import KlaviyoClient
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.ratelimit import RateLimiter
