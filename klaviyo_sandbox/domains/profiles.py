@@ -22,14 +22,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from klaviyo_toolkit._arguments import E164_RE, EMAIL_RE
-
 from .._context import Ctx, Reply
 from .._jsonapi import SandboxError, bad_request, iso
 from .._services import Services
 from .._store import Resource, Store
 from ..domain import DomainBuilder
 from ._common import IDENTIFIERS, email_marketing, new_profile, subscriptions
+from ._identifiers import is_e164, is_email
 from .lists import add_members
 
 Json = dict[str, Any]
@@ -42,9 +41,9 @@ _d = DomainBuilder("profiles")
 def check_identifiers(attrs: Mapping[str, Any], base: str = "/data/attributes") -> None:
     """400 for an email or phone number Klaviyo would refuse, pointing at the field."""
     email, phone = attrs.get("email"), attrs.get("phone_number")
-    if email is not None and not EMAIL_RE.match(str(email)):
+    if email is not None and not is_email(str(email)):
         raise bad_request(f"Invalid email address {email!r}; give it as name@example.com.", pointer=f"{base}/email")
-    if phone is not None and not E164_RE.match(str(phone)):
+    if phone is not None and not is_e164(str(phone)):
         raise bad_request(
             f"Invalid phone number {phone!r}; use E.164 format: + country code then digits, e.g. +15005550006.",
             pointer=f"{base}/phone_number",
