@@ -348,7 +348,7 @@ def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
         spec = with_settings(persona_for(case), case.settings)
         outcome.built = build_fixture(sb, setup, case.sandbox.fixture, now)
         if case.sandbox.faults:
-            from klaviyo_sandbox._faults import Faults
+            from klaviyo_sandbox import Faults
 
             sb.faults = Faults.from_json(dict(case.sandbox.faults))
     except Exception as exc:

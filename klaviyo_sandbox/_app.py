@@ -49,6 +49,7 @@ from ._store import Store
 from ._transport import AsyncSandboxTransport, SyncASGITransport
 from .domain import Domain
 from .domains import DEFAULT_DOMAINS
+from .seeding import Seeding
 
 __all__ = ["DEMO_KEY", "PUBLIC_KEY", "Sandbox"]
 
@@ -119,6 +120,8 @@ class Sandbox:
             log=self.log,
             validate_responses=validate_responses,
         )
+        #: Write data straight into the store (see ``klaviyo_sandbox.seeding``).
+        self.seeding = Seeding(self.services)
         if demo_data and self.store.is_empty():
             self._seed_demo()
         self.app = build_app(self)
