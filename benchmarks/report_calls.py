@@ -30,37 +30,31 @@ from personas.runtime.loader import load_persona
 
 def _add_campaigns(sb: Sandbox, n: int) -> None:
     """N sent email campaigns yesterday (New York), each with a few received/opened events."""
-    from klaviyo_sandbox._store import Resource
-    from klaviyo_sandbox.domains._common import find_or_create_metric, iso, record_event
+    from klaviyo_sandbox.seeding import iso
 
     tz_offset = 5 * 3600
     now = sb.clock.time()
     yesterday_noon = (now - tz_offset) // 86400 * 86400 - 86400 + 12 * 3600 + tz_offset
-    received = find_or_create_metric(sb, "Received Email", now)
-    opened = find_or_create_metric(sb, "Opened Email", now)
+    received = sb.seeding.metric("Received Email", at=now)
+    opened = sb.seeding.metric("Opened Email", at=now)
     profiles = sb.store.all("profile")[:10]
     template = sb.store.all("campaign-message")[0]
     for i in range(n):
         cid, mid = sb.store.new_id("campaign", now), sb.store.new_id("campaign-message", now)
-        campaign = Resource(
+        sb.seeding.resource(
             "campaign",
-            cid,
             {**sb.store.all("campaign")[0].attributes, "name": f"Bench campaign {i}", "send_time": iso(yesterday_noon)},
-            {},
-            now,
-            now,
+            {"campaign-messages": [("campaign-message", mid)]},
+            id=cid,
+            at=now,
         )
-        campaign.relationships["campaign-messages"] = [("campaign-message", mid)]
-        message = Resource(
-            "campaign-message", mid, dict(template.attributes), {"campaign": ("campaign", cid)}, now, now
+        sb.seeding.resource(
+            "campaign-message", dict(template.attributes), {"campaign": ("campaign", cid)}, id=mid, at=now
         )
-        sb.store.put(campaign)
-        sb.store.put(message)
         for p in profiles:
             props = {"$message": mid, "$campaign": cid}
-            record_event(sb, p, received, props, yesterday_noon + i, unique_id=f"b{i}", trigger_flows=False)
-            record_event(sb, p, opened, props, yesterday_noon + 60 + i, unique_id=f"o{i}", trigger_flows=False)
-    sb.store.flush()
+            sb.seeding.event(p, received, props, at=yesterday_noon + i, unique_id=f"b{i}", trigger_flows=False)
+            sb.seeding.event(p, opened, props, at=yesterday_noon + 60 + i, unique_id=f"o{i}", trigger_flows=False)
 
 
 def main() -> int:

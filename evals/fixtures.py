@@ -274,12 +274,7 @@ def finish_jobs(sb: Any) -> None:
 
 
 def _metric_id(sb: Any, name: str) -> str:
-    from klaviyo_sandbox.domains._common import find_or_create_metric
-
-    with sb.store.lock:
-        metric = find_or_create_metric(sb, name, sb.clock.time())
-        sb.store.flush()
-    return str(metric.id)
+    return str(sb.seeding.metric(name).id)
 
 
 def _flow_definition(sb: Any, flow: FlowFixture, built: Built) -> dict[str, Any]:
@@ -400,7 +395,7 @@ def build_fixture(sb: Any, client: Any, fixture: Fixture, now: float) -> Built:
 
 def _campaign(sb: Any, client: Any, built: Built, n: int, spec: CampaignFixture, now: float) -> None:
     """Create the campaign (a draft, through the API), mark it sent, and write its recipients' events."""
-    from klaviyo_sandbox.domains._common import find_or_create_metric, iso, new_profile, record_event
+    from klaviyo_sandbox.seeding import iso
 
     content = {"subject": spec.subject or spec.name}
     created = client.call("create_campaign", name=spec.name,
@@ -424,14 +419,14 @@ def _campaign(sb: Any, client: Any, built: Built, n: int, spec: CampaignFixture,
         sb.store.put(campaign)
         sb.store.put(message)
         base = {"$message": mid, "$campaign": cid, "Campaign Name": spec.name, "Subject": content["subject"]}
-        people = [new_profile(sb, {"email": f"recipient-{n}-{i + 1}@campaigns.example"}, created_at)
+        people = [sb.seeding.profile(email=f"recipient-{n}-{i + 1}@campaigns.example", at=created_at)
                   for i in range(spec.recipients)]
         delivered = people[spec.bounced:]
 
         def event(who: Any, metric: str, when: float, kind: str, i: int, props: dict[str, Any],
                   value: float | None = None) -> None:
-            record_event(sb, who, find_or_create_metric(sb, metric, when), props, when,
-                         unique_id=f"eval-campaign-{n}-{kind}-{i}", value=value, trigger_flows=False)
+            sb.seeding.event(who, metric, props, at=when, unique_id=f"eval-campaign-{n}-{kind}-{i}", value=value,
+                             trigger_flows=False)
 
         for i, who in enumerate(people[:spec.bounced]):
             event(who, "Bounced Email", send + i, "bounce", i, {**base, "Bounce Type": "hard"})

@@ -3,9 +3,32 @@
 Runs in-process (``Sandbox().client()`` or ``httpx.ASGITransport(app=Sandbox().app)``) or as a
 server (``personas sandbox serve --port 8787``). It accepts the private key ``pk_sandbox_demo``
 with every scope; keys with chosen scopes come from ``POST /sandbox/keys``.
+
+A ``Sandbox`` is built from explicit values: ``Sandbox(domains=DEFAULT_DOMAINS, ...)``. Each
+``Domain`` (``klaviyo_sandbox.domain``) declares one area of Klaviyo behaviour — handlers,
+computed relationships and fields, job runners, hooks, seeders — and the sandbox builds its own
+registries from the tuple it is given; operations no domain handles are served by a generic engine
+from the spec. Handlers and hooks see only ``Services`` (store, clock, relations, jobs, outbox,
+events). ``sandbox.seeding`` (``klaviyo_sandbox.seeding``) writes fixture data straight into the
+store; ``Faults`` configures fault injection. Everything else is private (``_``-prefixed modules and
+``klaviyo_sandbox.domains``).
 """
 
 from ._app import DEMO_KEY, PUBLIC_KEY, Sandbox
 from ._faults import Faults
+from .domain import Domain, DomainBuilder, Services
+from .domains import DEFAULT_DOMAINS
+from .seeding import DEMO_CAMPAIGNS, Seeding
 
-__all__ = ["DEMO_KEY", "PUBLIC_KEY", "Faults", "Sandbox"]
+__all__ = [
+    "DEFAULT_DOMAINS",
+    "DEMO_CAMPAIGNS",
+    "DEMO_KEY",
+    "PUBLIC_KEY",
+    "Domain",
+    "DomainBuilder",
+    "Faults",
+    "Sandbox",
+    "Seeding",
+    "Services",
+]

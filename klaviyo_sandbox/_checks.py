@@ -4,27 +4,32 @@ scopes, and whether the query and body are what the spec allows (400s naming the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jsonschema
 
 from klaviyo_toolkit.catalog import Operation
 from klaviyo_toolkit.filters import check_filter
 
 from ._context import Auth
 from ._jsonapi import SandboxError, bad_request
-
-if TYPE_CHECKING:
-    from ._app import Sandbox
+from ._keys import ALL_SCOPES, PUBLIC_KEY, Keys
+from ._schemas import SchemaIndex
 
 Json = dict[str, Any]
-#: The private key every sandbox accepts, with every scope.
-DEMO_KEY = "pk_sandbox_demo"
-#: The account's public key: ``company_id`` for the client API.
-PUBLIC_KEY = "SbxPub"
-ALL_SCOPES = "*"
+_REVISION = re.compile(r"\d{4}-\d{2}-\d{2}(\.\w+)?")
 
 
-def authenticate(sb: Sandbox, op: Operation, headers: Mapping[str, str], query: Mapping[str, str]) -> Auth:
+def authenticate(
+    keys: Keys,
+    token_auth: Callable[[str], Auth],
+    op: Operation,
+    headers: Mapping[str, str],
+    query: Mapping[str, str],
+) -> Auth:
+    """Who is calling: the public key (client API), a private key, or an OAuth token (``token_auth``)."""
     if op.client_side:
         company = query.get("company_id")
         if not company:
@@ -48,7 +53,7 @@ def authenticate(sb: Sandbox, op: Operation, headers: Mapping[str, str], query: 
         )
     if header.startswith("Klaviyo-API-Key "):
         key = header[len("Klaviyo-API-Key ") :].strip()
-        info = sb.keys().get(key)
+        info = keys.get(key)
         if info is None or info.get("revoked"):
             raise SandboxError(
                 401,
@@ -59,15 +64,21 @@ def authenticate(sb: Sandbox, op: Operation, headers: Mapping[str, str], query: 
         scopes = info["scopes"]
         return Auth("key", key, frozenset(["*"]) if scopes == ALL_SCOPES else frozenset(scopes))
     if header.startswith("Bearer "):
-        from ._oauth import token_auth
-
-        return token_auth(sb, header[len("Bearer ") :].strip())
+        return token_auth(header[len("Bearer ") :].strip())
     raise SandboxError(
         401,
         "not_authenticated",
         "Incorrect authentication credentials.",
         "Authorization must be 'Klaviyo-API-Key <key>' or 'Bearer <token>'.",
     )
+
+
+def check_revision(headers: Mapping[str, str]) -> None:
+    revision = headers.get("revision")
+    if not revision:
+        raise bad_request("The 'revision' header is required, e.g. revision: 2026-07-15.", parameter="revision")
+    if not _REVISION.fullmatch(revision):
+        raise bad_request(f"Invalid revision {revision!r}; use YYYY-MM-DD, e.g. 2026-07-15.", parameter="revision")
 
 
 def check_scopes(op: Operation, auth: Auth) -> None:
@@ -130,20 +141,18 @@ def check_query(op: Operation, query: Mapping[str, str]) -> None:
             raise bad_request(f"The query parameter '{key}' is required.", parameter=key)
 
 
-def check_body(sb: Sandbox, op: Operation, body: Any) -> None:
+def check_body(schemas: SchemaIndex, op: Operation, body: Any) -> None:
     name = op.record.get("request_schema")
     if not name or op.body is None or op.body.get("root") == "form":
         return
-    import jsonschema
-
-    errors = list(sb.schemas.errors(name, body))
+    errors = list(schemas.errors(name, body))
     if errors:
         best = jsonschema.exceptions.best_match(errors)
         path = [str(p) for p in best.absolute_path]
         if best.validator == "required" and isinstance(best.instance, dict):  # point at the missing field
             path += [p for p in best.validator_value if p not in best.instance][:1]
         raise bad_request(_friendly(best), pointer="/" + "/".join(path) if path else "/data")
-    unknown = sb.schemas.unknown_field(name, body)
+    unknown = schemas.unknown_field(name, body)
     if unknown:
         pointer, field, owner = unknown
         raise bad_request(f"'{field}' is not a valid field for the resource '{owner}'.", pointer=pointer)

@@ -1,37 +1,31 @@
-"""What a handler gets (Ctx) and returns (Reply), the handler registry, and response rendering.
+"""What a handler gets (Ctx) and returns (Reply).
 
-A handler is registered for operation ids with ``@handles("create_profile", ...)``; operations
-without one are served by the generic engine (``_generic.py``). Handlers read the validated
-request from ``ctx`` and answer with ``ctx.one(res)``, ``ctx.many(resources)`` (filter, sort and
-paging from the query applied), ``ctx.accepted()`` or ``ctx.no_content()``.
+A handler is a function ``(ctx) -> Reply`` that a domain declares for operation ids; operations
+without one are served by the generic engine (``_generic.py``). ``ctx`` carries the validated
+request, the sandbox's ``Services`` (``ctx.svc``: store, clock, relations, jobs, outbox, events) and
+the spec's view of the API (``ctx.routes``, ``ctx.schemas``). Handlers answer with ``ctx.one(res)``,
+``ctx.many(resources)`` (filter, sort and paging from the query applied), ``ctx.accepted()`` or
+``ctx.no_content()``.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from klaviyo_toolkit.catalog import Operation
 from klaviyo_toolkit.filters import FilterSyntaxError, parse_filter
 
-from ._jsonapi import (
-    SandboxError,
-    bad_request,
-    decode_cursor,
-    encode_cursor,
-    matches,
-    not_found,
-    sort_resources,
-)
+from ._jsonapi import Fields, SandboxError, bad_request, decode_cursor, encode_cursor, iso, not_found
+from ._render import list_param, render
+from ._routes import Routes
+from ._schemas import SchemaIndex
+from ._services import Services
 from ._store import Linkage, Resource, Store
 
 T = TypeVar("T")
-
-if TYPE_CHECKING:
-    from ._app import Sandbox
-
 Json = dict[str, Any]
 
 
@@ -51,24 +45,13 @@ class Auth:
     scopes: frozenset[str]
 
 
-Handler = Callable[["Ctx"], Reply]
-HANDLERS: dict[str, Handler] = {}
-
-
-def handles(*operation_ids: str) -> Callable[[Handler], Handler]:
-    """Register a handler for the given operation ids."""
-
-    def register(fn: Handler) -> Handler:
-        for oid in operation_ids:
-            HANDLERS[oid] = fn
-        return fn
-
-    return register
-
-
 @dataclass
 class Ctx:
-    sandbox: Sandbox
+    """One request to one operation, and what serving it needs (see module docstring)."""
+
+    svc: Services
+    routes: Routes
+    fields: Fields
     op: Operation
     path_params: dict[str, str]
     query: dict[str, str]
@@ -81,11 +64,15 @@ class Ctx:
     # -- state and time --------------------------------------------------------------------
     @property
     def store(self) -> Store:
-        return self.sandbox.store
+        return self.svc.store
+
+    @property
+    def schemas(self) -> SchemaIndex:
+        return self.routes.schemas
 
     @property
     def now(self) -> float:
-        return self.sandbox.clock.time()
+        return self.svc.clock.time()
 
     @property
     def now_iso(self) -> str:
@@ -141,12 +128,22 @@ class Ctx:
         return res
 
     def list_param(self, name: str) -> list[str] | None:
-        value = self.query.get(name)
-        return None if value is None else [v for v in value.split(",") if v]
+        return list_param(self.query, name)
+
+    def create_job(self, job_type: str) -> Resource:
+        """A bulk job for this request (applied when due; see ``_jobs.py``), linked as the body links it."""
+        relationships: dict[str, Any] = {}
+        data = self.data
+        for name, value in (data.get("relationships") or {}).items() if isinstance(data, dict) else []:
+            links = self.rel(name)
+            relationships[name] = links if isinstance(value.get("data"), list) else (links[0] if links else None)
+        return self.svc.jobs.create(
+            job_type, body=self.body, operation=self.op.operation_id, relationships=relationships
+        )
 
     # -- responses ---------------------------------------------------------------------------
     def one(self, res: Resource | None, status: int | None = None) -> Reply:
-        status = status or self.sandbox.schemas.success_status(self.op)
+        status = status or self.schemas.success_status(self.op)
         if res is None:
             return Reply(status, {"data": None, "links": {"self": self.self_url()}})
         body: Json = {"data": self.render(res), "links": {"self": self.self_url()}}
@@ -160,12 +157,12 @@ class Ctx:
         items = list(resources)
         if not filtered:
             items = self.apply_filter(items)
-        page, links = self.paginate(sort_resources(self.store, items, self.query.get("sort")), page_size)
+        page, links = self.paginate(self.sort(items), page_size)
         body: Json = {"data": [self.render(r) for r in page], "links": links}
         included = self.included(page)
         if included is not None:
             body["included"] = included
-        return Reply(self.sandbox.schemas.success_status(self.op), body)
+        return Reply(self.schemas.success_status(self.op), body)
 
     def paginate(self, items: list[T], page_size: int | None = None) -> tuple[list[T], Json]:
         """The page of ``items`` the request's cursor points at, with its self, next and prev links."""
@@ -180,7 +177,7 @@ class Ctx:
         return items[offset : offset + size], links
 
     def accepted(self) -> Reply:
-        return Reply(self.sandbox.schemas.success_status(self.op), None)
+        return Reply(self.schemas.success_status(self.op), None)
 
     def no_content(self) -> Reply:
         return Reply(204, None)
@@ -194,7 +191,11 @@ class Ctx:
             expr = parse_filter(text)
         except FilterSyntaxError as exc:
             raise bad_request(str(exc), parameter="filter") from None
-        return [r for r in items if matches(self.store, r, expr)]
+        return [r for r in items if self.fields.matches(r, expr)]
+
+    def sort(self, items: list[Resource]) -> list[Resource]:
+        """``items`` in the order the query's ``sort`` asks for (unchanged without one)."""
+        return self.fields.sort(items, self.query.get("sort"))
 
     def page_size(self) -> int:
         spec = next((a for a in self.op.args if a["wire"] == "page[size]"), None)
@@ -212,17 +213,24 @@ class Ctx:
         return size
 
     def self_url(self, cursor: str | None = None) -> str:
-        from urllib.parse import urlencode
-
         params = {k: v for k, v in self.query.items() if k not in ("page[cursor]", "page_cursor")}
         if cursor:
             params["page[cursor]"] = cursor
-        path = self.sandbox.request_path(self.op, self.path_params)
+        path = self.routes.request_path(self.op, self.path_params)
         return self.base_url + path + ("?" + urlencode(params) if params else "")
 
     # -- rendering ---------------------------------------------------------------------------
     def render(self, res: Resource, item_schema: Json | None = None) -> Json:
-        return self.sandbox.render(res, self, item_schema)
+        return render(
+            res,
+            routes=self.routes,
+            related=self.svc.related,
+            op=self.op,
+            query=self.query,
+            base_url=self.base_url,
+            now=self.now,
+            item_schema=item_schema,
+        )
 
     def included(self, primaries: list[Resource]) -> list[Json] | None:
         names = self.list_param("include")
@@ -231,12 +239,12 @@ class Ctx:
         seen: dict[Linkage, Json] = {}
         for res in primaries:
             for name in names:
-                for rtype, rid in self.sandbox.related(res, name):
+                for rtype, rid in self.svc.related(res, name):
                     if (rtype, rid) in seen:
                         continue
                     other = self.store.get(rtype, rid)
                     if other is not None:
-                        schema = self.sandbox.schemas.included_item(self.op, rtype)
+                        schema = self.schemas.included_item(self.op, rtype)
                         seen[(rtype, rid)] = self.render(other, schema)
         return list(seen.values())
 
@@ -245,6 +253,4 @@ class Ctx:
         return SandboxError(status, code, titles.get(status, "Error."), detail, **kw)
 
 
-def iso(ts: float) -> str:
-    """Klaviyo-style timestamp: ``2026-11-25T10:00:00+00:00``."""
-    return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat(timespec="seconds")
+__all__ = ["Auth", "Ctx", "Reply"]

@@ -16,49 +16,38 @@ from __future__ import annotations
 from typing import Any
 
 from ._context import Ctx, Reply
-from ._jsonapi import SandboxError, not_found
+from ._jsonapi import SandboxError
+from ._routes import shape_of
 from ._store import Linkage, Resource
 
-
-def shape_of(path: str) -> tuple[str, list[str]]:
-    """('list'|'item'|'related'|'relationship'|'other', segments without the /api or /client prefix)."""
-    segs = path.strip("/").split("/")[1:]
-    if len(segs) == 1:
-        return "list", segs
-    if len(segs) == 2 and segs[1].startswith("{"):
-        return "item", segs
-    if len(segs) == 3 and segs[1].startswith("{"):
-        return "related", segs
-    if len(segs) == 4 and segs[1].startswith("{") and segs[2] == "relationships":
-        return "relationship", segs
-    return "other", segs
+__all__ = ["generic", "shape_of"]
 
 
 def generic(ctx: Ctx) -> Reply:
     op = ctx.op
-    sb = ctx.sandbox
+    routes, svc = ctx.routes, ctx.svc
     kind, segs = shape_of(op.path)
     method = op.method
     if kind == "list" and method == "GET":
-        rtype = sb.primary_type(op)
+        rtype = routes.primary_type(op)
         return ctx.many(ctx.store.all(rtype) if rtype else [])
     if kind == "list" and method == "POST":
         return _create(ctx)
     if kind == "item":
-        parent_type = sb.collection_type(segs[0]) or sb.primary_type(op) or ""
+        parent_type = routes.collection_type(segs[0]) or routes.primary_type(op) or ""
         if method == "GET":
             return ctx.one(ctx.get(parent_type))
         if method == "PATCH":
             return _update(ctx, ctx.get(parent_type))
         if method == "DELETE":
             res = ctx.get(parent_type)
-            sb.forget(res)
+            svc.forget(res)
             return ctx.no_content()
     if kind == "related" and method == "GET":
-        parent = ctx.get(sb.collection_type(segs[0]) or "")
-        links = sb.related(parent, segs[2])
+        parent = ctx.get(routes.collection_type(segs[0]) or "")
+        links = svc.related(parent, segs[2])
         items = [r for r in (ctx.store.get(t, i) for t, i in links) if r is not None]
-        _, many = sb.schemas.response_item(op)
+        _, many = ctx.schemas.response_item(op)
         if many:
             return ctx.many(items)
         if not items:
@@ -67,18 +56,18 @@ def generic(ctx: Ctx) -> Reply:
             raise SandboxError(404, "not_found", "Not found.", f"This {parent.type} has no related {segs[2]}.")
         return ctx.one(items[0])
     if kind == "relationship":
-        parent = ctx.get(sb.collection_type(segs[0]) or "")
+        parent = ctx.get(routes.collection_type(segs[0]) or "")
         rel = segs[3]
         if method == "GET":
-            return _linkage_reply(ctx, sb.related(parent, rel))
+            return _linkage_reply(ctx, svc.related(parent, rel))
         if method == "POST":
-            sb.link(parent, rel, ctx.linkages())
+            svc.link(parent, rel, ctx.linkages())
             return ctx.no_content()
         if method == "DELETE":
-            sb.unlink(parent, rel, ctx.linkages())
+            svc.unlink(parent, rel, ctx.linkages())
             return ctx.no_content()
         if method == "PATCH":
-            sb.set_links(parent, rel, ctx.linkages(), many=isinstance(ctx.data, list))
+            svc.set_links(parent, rel, ctx.linkages(), many=isinstance(ctx.data, list))
             return ctx.no_content()
     raise SandboxError(
         501, "not_implemented", "Not implemented.", f"The sandbox has no behaviour for {op.operation_id}."
@@ -86,14 +75,14 @@ def generic(ctx: Ctx) -> Reply:
 
 
 def _nullable_data(ctx: Ctx) -> bool:
-    name = ctx.sandbox.schemas.response_name(ctx.op)
-    data = ctx.sandbox.schemas.prop({"$ref": f"#/$defs/{name}"}, "data") if name else {}
+    name = ctx.schemas.response_name(ctx.op)
+    data = ctx.schemas.prop({"$ref": f"#/$defs/{name}"}, "data") if name else {}
     return {"type": "null"} in data.get("anyOf", [])
 
 
 def _linkage_reply(ctx: Ctx, links: list[Linkage]) -> Reply:
-    _, many = ctx.sandbox.schemas.response_item(ctx.op)
-    status = ctx.sandbox.schemas.success_status(ctx.op)
+    _, many = ctx.schemas.response_item(ctx.op)
+    status = ctx.schemas.success_status(ctx.op)
     if not many:
         data: Any = {"type": links[0][0], "id": links[0][1]} if links else None
         return Reply(status, {"data": data, "links": {"self": ctx.self_url()}})
@@ -105,17 +94,16 @@ def _request_type(ctx: Ctx) -> str:
     data = ctx.data
     if isinstance(data, dict) and data.get("type"):
         return str(data["type"])
-    return ctx.sandbox.primary_type(ctx.op) or "resource"
+    return ctx.routes.primary_type(ctx.op) or "resource"
 
 
 def _create(ctx: Ctx) -> Reply:
-    sb = ctx.sandbox
-    item, _ = sb.schemas.response_item(ctx.op)
+    item, _ = ctx.schemas.response_item(ctx.op)
     req_type = _request_type(ctx)
     if req_type.endswith("-job") or "-jobs" in ctx.op.path:
-        job = sb.create_job(ctx, req_type)
+        job = ctx.create_job(req_type)
         return ctx.one(job) if item is not None else ctx.accepted()
-    rtype = (sb.schemas.types_of(item) or [req_type])[0]
+    rtype = (ctx.schemas.types_of(item) or [req_type])[0]
     accepted_only = item is None
     data = ctx.data if isinstance(ctx.data, dict) else {}
     rid = str(data.get("id") or ctx.store.new_id(rtype, ctx.now))
@@ -131,7 +119,7 @@ def _create(ctx: Ctx) -> Reply:
     ctx.store.put(res)
     if accepted_only:
         return ctx.accepted()
-    return ctx.one(res, status=sb.schemas.success_status(ctx.op))
+    return ctx.one(res, status=ctx.schemas.success_status(ctx.op))
 
 
 def _update(ctx: Ctx, res: Resource) -> Reply:
@@ -147,9 +135,3 @@ def _update(ctx: Ctx, res: Resource) -> Reply:
     res.attributes["updated"] = ctx.now_iso
     ctx.store.put(res)
     return ctx.one(res)
-
-
-def ensure(res: Resource | None, rtype: str, rid: str) -> Resource:
-    if res is None:
-        raise not_found(rtype, rid)
-    return res

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from klaviyo_toolkit.clock import ManualClock
 
 from ._faults import Faults
+from ._keys import DEMO_KEY, PUBLIC_KEY
 
 if TYPE_CHECKING:
     from ._app import Sandbox
@@ -37,8 +38,7 @@ def _err(detail: str, status: int = 400) -> Response:
 
 
 async def inspect_endpoint(sb: Sandbox, request: Request) -> Response:
-    from ._app import DEMO_KEY, PUBLIC_KEY
-
+    """Serve one ``/sandbox/...`` request (see module docstring)."""
     path = request.url.path.rstrip("/")
     method = request.method
     try:
@@ -64,8 +64,7 @@ async def inspect_endpoint(sb: Sandbox, request: Request) -> Response:
             )
         if path == "/sandbox/outbox":
             if method == "DELETE":
-                for res in sb.store.all("outbox-message"):
-                    sb.store.delete(res.type, res.id)
+                sb.services.outbox.clear()
                 sb.store.flush()
                 return _ok({"deleted": True})
             q = request.query_params
@@ -96,8 +95,7 @@ async def inspect_endpoint(sb: Sandbox, request: Request) -> Response:
             return _ok({"revoked": True})
         if path == "/sandbox/requests":
             if method == "DELETE":
-                sb.requests.clear()
-                sb.call_counts.clear()
+                sb.log.clear()
                 return _ok({"cleared": True})
             return _ok({"counts": dict(sb.call_counts), "recent": list(sb.requests)[-200:]})
         if path == "/sandbox/state":

@@ -1,9 +1,10 @@
 """JSON:API as Klaviyo speaks it: errors, filtering, sorting, cursor pages, sparse fields, rendering.
 
 Filters are parsed by :mod:`klaviyo_toolkit.filters` (the same parser the client checks with) and
-evaluated here against stored resources. A field is looked up as: ``id``; an attribute (dotted
-paths reach into nested attributes); ``<relationship>_id`` or ``<relationship>.id``; an attribute
-of a related resource (``messages.channel``); or a resolver a domain module registers.
+evaluated here against stored resources by ``Fields``. A field is looked up as: a resolver one of
+the sandbox's domains declares for it; ``id``; an attribute (dotted paths reach into nested
+attributes); ``<relationship>_id`` or ``<relationship>.id``; or an attribute of a related resource
+(``messages.channel``).
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from klaviyo_toolkit.filters import Comparison, Expr, Logical
 
 from ._store import Resource, Store
 
 Json = dict[str, Any]
+#: How a domain computes a filter or sort field of a resource: ``(store, resource) -> value``.
 FieldResolver = Callable[[Store, Resource], Any]
-#: (resource type, field) -> resolver; domain modules add entries.
-FIELD_RESOLVERS: dict[tuple[str, str], FieldResolver] = {}
 _MISSING = object()
 
 
@@ -87,41 +88,6 @@ def _dig(value: Any, path: Sequence[str]) -> Any:
     return value
 
 
-def field_value(store: Store, res: Resource, field: str) -> Any:
-    """The value a filter or sort on ``field`` sees for ``res`` (a list for to-many relations)."""
-    resolver = FIELD_RESOLVERS.get((res.type, field))
-    if resolver is not None:
-        return resolver(store, res)
-    if field == "id":
-        return res.id
-    if field in res.attributes:
-        return res.attributes[field]
-    parts = field.split(".")
-    value = _dig(res.attributes, parts)
-    if value is not _MISSING:
-        return value
-    rel = field[:-3] if field.endswith("_id") else None
-    for name in (rel, rel.replace("_", "-") if rel else None):
-        if name and name in res.relationships:
-            ids = [i for _, i in res.linked(name)]
-            return ids[0] if len(ids) == 1 and not isinstance(res.relationships[name], list) else ids
-    head, rest = parts[0], parts[1:]
-    for name in (head, head.replace("_", "-")):
-        if name in res.relationships and rest:
-            if rest == ["id"]:
-                ids = [i for _, i in res.linked(name)]
-                return ids if isinstance(res.relationships[name], list) else (ids[0] if ids else None)
-            values = []
-            for rtype, rid in res.linked(name):
-                other = store.get(rtype, rid)
-                if other is not None:
-                    v = _dig(other.attributes, rest)
-                    if v is not _MISSING:
-                        values.append(v)
-            return values if isinstance(res.relationships[name], list) else (values[0] if values else None)
-    return None
-
-
 def _as_time(value: Any) -> Any:
     if isinstance(value, str) and len(value) >= 10 and value[4:5] == "-":
         try:
@@ -180,37 +146,85 @@ def _compare(op: str, actual: Any, expected: Any) -> bool:
     return False
 
 
-def matches(store: Store, res: Resource, expr: Expr) -> bool:
-    if isinstance(expr, Logical):
-        if expr.operator == "and":
-            return all(matches(store, res, e) for e in expr.items)
-        if expr.operator == "or":
-            return any(matches(store, res, e) for e in expr.items)
-        return not matches(store, res, expr.items[0])
-    assert isinstance(expr, Comparison)
-    return _compare(expr.operator, field_value(store, res, expr.field), expr.value)
+class Fields:
+    """How filters and sorts read a field of a stored resource, with the resolvers a sandbox's domains declare.
 
+    Example::
 
-def sort_resources(store: Store, items: list[Resource], sort: str | None) -> list[Resource]:
-    if not sort:
-        return items
-    desc = sort.startswith("-")
-    field = sort.lstrip("-")
+        fields = Fields(store, {("profile", "push_token"): push_tokens})
+        fields.matches(profile, parse_filter("equals(email,'a@example.com')"))
+    """
 
-    def key(res: Resource) -> tuple[int, Any]:
-        value = _as_time(field_value(store, res, field))
-        if value is None:
-            return (1, "")
-        if isinstance(value, _dt.datetime):
-            return (0, value.timestamp())
-        if isinstance(value, (int, float)):
-            return (0, float(value))
-        return (0, str(value).lower())
+    def __init__(self, store: Store, resolvers: Mapping[tuple[str, str], FieldResolver] | None = None) -> None:
+        self.store = store
+        self.resolvers: Mapping[tuple[str, str], FieldResolver] = dict(resolvers or {})
 
-    present = [r for r in items if key(r)[0] == 0]
-    absent = [r for r in items if key(r)[0] == 1]
-    present.sort(key=key, reverse=desc)
-    return present + absent
+    def value(self, res: Resource, field: str) -> Any:
+        """The value a filter or sort on ``field`` sees for ``res`` (a list for to-many relations)."""
+        store = self.store
+        resolver = self.resolvers.get((res.type, field))
+        if resolver is not None:
+            return resolver(store, res)
+        if field == "id":
+            return res.id
+        if field in res.attributes:
+            return res.attributes[field]
+        parts = field.split(".")
+        value = _dig(res.attributes, parts)
+        if value is not _MISSING:
+            return value
+        rel = field[:-3] if field.endswith("_id") else None
+        for name in (rel, rel.replace("_", "-") if rel else None):
+            if name and name in res.relationships:
+                ids = [i for _, i in res.linked(name)]
+                return ids[0] if len(ids) == 1 and not isinstance(res.relationships[name], list) else ids
+        head, rest = parts[0], parts[1:]
+        for name in (head, head.replace("_", "-")):
+            if name in res.relationships and rest:
+                if rest == ["id"]:
+                    ids = [i for _, i in res.linked(name)]
+                    return ids if isinstance(res.relationships[name], list) else (ids[0] if ids else None)
+                values = []
+                for rtype, rid in res.linked(name):
+                    other = store.get(rtype, rid)
+                    if other is not None:
+                        v = _dig(other.attributes, rest)
+                        if v is not _MISSING:
+                            values.append(v)
+                return values if isinstance(res.relationships[name], list) else (values[0] if values else None)
+        return None
+
+    def matches(self, res: Resource, expr: Expr) -> bool:
+        if isinstance(expr, Logical):
+            if expr.operator == "and":
+                return all(self.matches(res, e) for e in expr.items)
+            if expr.operator == "or":
+                return any(self.matches(res, e) for e in expr.items)
+            return not self.matches(res, expr.items[0])
+        assert isinstance(expr, Comparison)
+        return _compare(expr.operator, self.value(res, expr.field), expr.value)
+
+    def sort(self, items: list[Resource], sort: str | None) -> list[Resource]:
+        """``items`` ordered by the ``sort`` parameter (``-field`` descending); missing values last."""
+        if not sort:
+            return items
+        desc = sort.startswith("-")
+        field = sort.lstrip("-")
+
+        def key(res: Resource) -> tuple[int, Any]:
+            value = _as_time(self.value(res, field))
+            if value is None:
+                return (1, "")
+            if isinstance(value, _dt.datetime):
+                return (0, value.timestamp())
+            if isinstance(value, (int, float)):
+                return (0, float(value))
+            return (0, str(value).lower())
+
+        present = [r for r in items if key(r)[0] == 0]
+        absent = [r for r in items if key(r)[0] == 1]
+        present.sort(key=key, reverse=desc)
+        return present + absent
 
 
 # -- cursors -------------------------------------------------------------------------------------
@@ -222,8 +236,6 @@ def decode_cursor(cursor: str) -> int:
     # Klaviyo's Python SDK passes what follows "page[cursor]" in a links URL, "=" included, and over
     # plain http (a local sandbox) the whole URL: both name the cursor of a link we issued.
     if "://" in cursor:
-        from urllib.parse import parse_qs, urlsplit
-
         cursor = (parse_qs(urlsplit(cursor).query).get("page[cursor]") or [cursor])[0]
     cursor = cursor.lstrip("=")
     try:
@@ -257,5 +269,6 @@ def sparse(attributes: Json, fields: Iterable[str] | None) -> Json:
     return out
 
 
-def now_iso(ts: float) -> str:
-    return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat(timespec="seconds").replace("+00:00", "+00:00")
+def iso(ts: float) -> str:
+    """Klaviyo-style timestamp: ``2026-11-25T10:00:00+00:00``."""
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat(timespec="seconds")

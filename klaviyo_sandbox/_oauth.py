@@ -4,7 +4,8 @@
 ``POST /oauth/token`` exchanges a code (PKCE S256 checked, client by HTTP Basic) or a refresh token,
 which is rotated: the old refresh token stops working, and reusing it revokes the whole grant;
 ``POST /oauth/revoke`` revokes an access or refresh token. The registered client is
-``sbx-client`` / ``sbx-secret`` (more via ``register_client(sandbox, ...)`` here).
+``sbx-client`` / ``sbx-secret`` (more via ``register_client(store, ...)`` here). Grants live in the
+store, so they go with ``reset()`` and survive a restart with ``state=``.
 """
 
 from __future__ import annotations
@@ -13,37 +14,37 @@ import base64
 import hashlib
 import re
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from klaviyo_toolkit.clock import Clock
+
 from ._context import Auth
 from ._jsonapi import SandboxError
-
-if TYPE_CHECKING:
-    from ._app import Sandbox
+from ._store import Store
 
 DEFAULT_CLIENT = ("sbx-client", "sbx-secret")
 ACCESS_TTL = 3600
 
 
-def _clients(sb: Sandbox) -> dict[str, Any]:
-    clients: dict[str, Any] = sb.store.mutable("oauth_clients", dict)
+def _clients(store: Store) -> dict[str, Any]:
+    clients: dict[str, Any] = store.mutable("oauth_clients", dict)
     clients.setdefault(DEFAULT_CLIENT[0], {"secret": DEFAULT_CLIENT[1], "redirect_uris": []})
     return clients
 
 
-def register_client(sb: Sandbox, client_id: str, secret: str, redirect_uris: list[str] | None = None) -> None:
-    _clients(sb)[client_id] = {"secret": secret, "redirect_uris": list(redirect_uris or [])}
+def register_client(store: Store, client_id: str, secret: str, redirect_uris: list[str] | None = None) -> None:
+    _clients(store)[client_id] = {"secret": secret, "redirect_uris": list(redirect_uris or [])}
 
 
 def _oauth_error(error: str, description: str, status: int = 400) -> Response:
     return JSONResponse({"error": error, "error_description": description}, status_code=status)
 
 
-def _client_auth(sb: Sandbox, request: Request, form: dict[str, str]) -> str | None:
+def _client_auth(store: Store, request: Request, form: dict[str, str]) -> str | None:
     header = request.headers.get("authorization", "")
     client_id = secret = None
     if header.startswith("Basic "):
@@ -53,30 +54,29 @@ def _client_auth(sb: Sandbox, request: Request, form: dict[str, str]) -> str | N
             return None
     else:
         client_id, secret = form.get("client_id"), form.get("client_secret")
-    info = _clients(sb).get(client_id or "")
+    info = _clients(store).get(client_id or "")
     if info is None or not secrets.compare_digest(str(info["secret"]), str(secret or "")):
         return None
     return client_id
 
 
-def _issue(sb: Sandbox, client_id: str, scopes: list[str], grant: str) -> dict[str, Any]:
+def _issue(store: Store, now: float, client_id: str, scopes: list[str], grant: str) -> dict[str, Any]:
     access = "sbx_at_" + secrets.token_urlsafe(24)
     refresh = "sbx_rt_" + secrets.token_urlsafe(24)
-    now = sb.clock.time()
-    sb.store.mutable("oauth_access", dict)[access] = {
+    store.mutable("oauth_access", dict)[access] = {
         "client_id": client_id,
         "scopes": scopes,
         "expires": now + ACCESS_TTL,
         "grant": grant,
         "revoked": False,
     }
-    sb.store.mutable("oauth_refresh", dict)[refresh] = {
+    store.mutable("oauth_refresh", dict)[refresh] = {
         "client_id": client_id,
         "scopes": scopes,
         "grant": grant,
         "active": True,
     }
-    sb.store.flush()
+    store.flush()
     return {
         "access_token": access,
         "token_type": "Bearer",
@@ -86,50 +86,51 @@ def _issue(sb: Sandbox, client_id: str, scopes: list[str], grant: str) -> dict[s
     }
 
 
-def _revoke_grant(sb: Sandbox, grant: str) -> None:
-    for info in sb.store.mutable("oauth_access", dict).values():
+def _revoke_grant(store: Store, grant: str) -> None:
+    for info in store.mutable("oauth_access", dict).values():
         if info["grant"] == grant:
             info["revoked"] = True
-    for info in sb.store.mutable("oauth_refresh", dict).values():
+    for info in store.mutable("oauth_refresh", dict).values():
         if info["grant"] == grant:
             info["active"] = False
 
 
-async def oauth_endpoint(sb: Sandbox, request: Request) -> Response:
+async def oauth_endpoint(store: Store, clock: Clock, request: Request) -> Response:
+    """Serve ``/oauth/authorize``, ``/oauth/token`` and ``/oauth/revoke`` (see module docstring)."""
     path = request.url.path.rstrip("/")
-    with sb.store.lock:
+    with store.lock:
         if path == "/oauth/authorize" and request.method == "GET":
             q = request.query_params
             client_id = q.get("client_id", "")
-            if client_id not in _clients(sb):
+            if client_id not in _clients(store):
                 return _oauth_error("invalid_client", f"unknown client_id {client_id!r}")
             if q.get("response_type") != "code" or not q.get("redirect_uri"):
                 return _oauth_error("invalid_request", "response_type=code and redirect_uri are required")
             if q.get("code_challenge_method", "S256") != "S256" or not q.get("code_challenge"):
                 return _oauth_error("invalid_request", "PKCE with code_challenge_method=S256 is required")
             code = "sbx_code_" + secrets.token_urlsafe(16)
-            sb.store.mutable("oauth_codes", dict)[code] = {
+            store.mutable("oauth_codes", dict)[code] = {
                 "client_id": client_id,
                 "redirect_uri": q["redirect_uri"],
                 "scopes": (q.get("scope") or "").split(),
                 "challenge": q["code_challenge"],
-                "expires": sb.clock.time() + 600,
+                "expires": clock.time() + 600,
             }
-            sb.store.flush()
+            store.flush()
             params = {"code": code, **({"state": q["state"]} if q.get("state") else {})}
             return RedirectResponse(
                 q["redirect_uri"] + ("&" if "?" in q["redirect_uri"] else "?") + urlencode(params), status_code=302
             )
         if path == "/oauth/token" and request.method == "POST":
             form = {k: str(v) for k, v in (await request.form()).items()}
-            authed = _client_auth(sb, request, form)
+            authed = _client_auth(store, request, form)
             if authed is None:
                 return _oauth_error("invalid_client", "client authentication failed", 401)
             client_id = authed
             grant_type = form.get("grant_type")
             if grant_type == "authorization_code":
-                info = sb.store.mutable("oauth_codes", dict).pop(form.get("code", ""), None)
-                if info is None or info["client_id"] != client_id or info["expires"] < sb.clock.time():
+                info = store.mutable("oauth_codes", dict).pop(form.get("code", ""), None)
+                if info is None or info["client_id"] != client_id or info["expires"] < clock.time():
                     return _oauth_error("invalid_grant", "the code is unknown, used or expired")
                 if info["redirect_uri"] != form.get("redirect_uri"):
                     return _oauth_error("invalid_grant", "redirect_uri does not match the authorization request")
@@ -139,36 +140,39 @@ async def oauth_endpoint(sb: Sandbox, request: Request) -> Response:
                 digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
                 if digest != info["challenge"]:
                     return _oauth_error("invalid_grant", "Code challenge failed.")
-                return JSONResponse(_issue(sb, client_id, info["scopes"], grant="g_" + secrets.token_hex(6)))
+                return JSONResponse(
+                    _issue(store, clock.time(), client_id, info["scopes"], grant="g_" + secrets.token_hex(6))
+                )
             if grant_type == "refresh_token":
                 refresh = form.get("refresh_token", "")
-                info = sb.store.mutable("oauth_refresh", dict).get(refresh)
+                info = store.mutable("oauth_refresh", dict).get(refresh)
                 if info is None or info["client_id"] != client_id:
                     return _oauth_error("invalid_grant", "unknown refresh token")
                 if not info["active"]:
-                    _revoke_grant(sb, info["grant"])  # reuse of a rotated token: revoke everything
-                    sb.store.flush()
+                    _revoke_grant(store, info["grant"])  # reuse of a rotated token: revoke everything
+                    store.flush()
                     return _oauth_error("invalid_grant", "refresh token was already used or revoked")
                 info["active"] = False
-                return JSONResponse(_issue(sb, client_id, info["scopes"], grant=info["grant"]))
+                return JSONResponse(_issue(store, clock.time(), client_id, info["scopes"], grant=info["grant"]))
             return _oauth_error("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
         if path == "/oauth/revoke" and request.method == "POST":
             form = {k: str(v) for k, v in (await request.form()).items()}
-            if _client_auth(sb, request, form) is None:
+            if _client_auth(store, request, form) is None:
                 return _oauth_error("invalid_client", "client authentication failed", 401)
             token = form.get("token", "")
-            access = sb.store.mutable("oauth_access", dict).get(token)
-            refresh = sb.store.mutable("oauth_refresh", dict).get(token)
+            access = store.mutable("oauth_access", dict).get(token)
+            refresh = store.mutable("oauth_refresh", dict).get(token)
             for info in (access, refresh):
                 if info is not None:
-                    _revoke_grant(sb, info["grant"])
-            sb.store.flush()
+                    _revoke_grant(store, info["grant"])
+            store.flush()
             return Response(status_code=200)
     return _oauth_error("not_found", f"no OAuth endpoint {request.method} {path}", 404)
 
 
-def token_auth(sb: Sandbox, token: str) -> Auth:
-    info = sb.store.value("oauth_access", {}).get(token)
+def token_auth(store: Store, clock: Clock, token: str) -> Auth:
+    """Who an access token speaks for (401 when unknown, revoked or expired)."""
+    info = store.value("oauth_access", {}).get(token)
     if info is None or info.get("revoked"):
         raise SandboxError(
             401,
@@ -176,7 +180,7 @@ def token_auth(sb: Sandbox, token: str) -> Auth:
             "Incorrect authentication credentials.",
             "The access token is not valid or was revoked.",
         )
-    if info["expires"] < sb.clock.time():
+    if info["expires"] < clock.time():
         raise SandboxError(
             401, "not_authenticated", "Incorrect authentication credentials.", "The access token expired; refresh it."
         )

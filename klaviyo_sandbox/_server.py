@@ -16,24 +16,24 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ._faults import DroppedConnection
+from ._inspect import inspect_endpoint
 from ._jsonapi import SandboxError
 from ._limits import retry_after_header
+from ._oauth import oauth_endpoint
 
 if TYPE_CHECKING:
     from ._app import Sandbox
 
 
 def build_app(sb: Sandbox) -> Starlette:
+    """The ASGI app of ``sb``: Klaviyo's paths, ``/sandbox/...`` and ``/oauth/...``."""
+
     async def endpoint(request: Request) -> Response:
         path = request.url.path
         if path.startswith("/sandbox"):
-            from ._inspect import inspect_endpoint
-
             return await inspect_endpoint(sb, request)
         if path.startswith("/oauth/"):
-            from ._oauth import oauth_endpoint
-
-            return await oauth_endpoint(sb, request)
+            return await oauth_endpoint(sb.store, sb.clock, request)
         return await serve(sb, request)
 
     methods = ["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS"]
@@ -45,7 +45,7 @@ async def serve(sb: Sandbox, request: Request) -> Response:
     method = request.method
     op_id = ""
     try:
-        op_id = sb.route(method, path)[0].operation_id
+        op_id = sb.routes.route(method, path)[0].operation_id
     except SandboxError:
         pass
     fault = sb.faults.draw(op_id) if op_id else {"drop": False, "status": None, "storm": False, "delay": 0.0}
@@ -62,7 +62,7 @@ async def serve(sb: Sandbox, request: Request) -> Response:
             "Injected 429 storm.",
             headers={"Retry-After": retry_after_header(sb.faults.storm_retry_after)},
         )
-        sb.requests.append({"method": method, "path": path, "operation_id": op_id, "status": 429, "ms": 0})
+        sb.log.record(method, path, op_id, 429, 0)
         return _json(429, err.body(), err.headers)
     if fault["status"]:
         err = SandboxError(
@@ -71,9 +71,7 @@ async def serve(sb: Sandbox, request: Request) -> Response:
             "Internal server error.",
             "Injected server error (sandbox fault injection).",
         )
-        sb.requests.append(
-            {"method": method, "path": path, "operation_id": op_id, "status": int(fault["status"]), "ms": 0}
-        )
+        sb.log.record(method, path, op_id, int(fault["status"]), 0)
         return _json(err.status, err.body(), {})
     form: dict[str, Any] | None = None
     raw = b""

@@ -27,15 +27,13 @@ from __future__ import annotations
 import datetime as _dt
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from .._context import Ctx, iso
-from .._jsonapi import SandboxError, bad_request
+from .._context import Ctx
+from .._jsonapi import SandboxError, bad_request, iso
+from .._services import Services
 from .._store import Resource
-
-if TYPE_CHECKING:
-    from .._app import Sandbox
 
 Json = dict[str, Any]
 IDENTIFIERS = ("email", "phone_number", "external_id")
@@ -214,38 +212,38 @@ def remove_email_suppressions(profile: Resource, reasons: tuple[str, ...], now: 
 
 
 # -- profiles ---------------------------------------------------------------------------------------
-def new_profile(sb: Sandbox, attrs: Mapping[str, Any], now: float, rid: str | None = None) -> Resource:
+def new_profile(svc: Services, attrs: Mapping[str, Any], now: float, rid: str | None = None) -> Resource:
     """A stored profile with the given attributes and default consent (never subscribed)."""
-    res = Resource("profile", rid or sb.store.new_id("profile", now), {}, {}, now, now)
+    res = Resource("profile", rid or svc.store.new_id("profile", now), {}, {}, now, now)
     res.attributes.update({k: v for k, v in attrs.items() if v is not None and k not in ("subscriptions",)})
     res.attributes.setdefault("properties", {})
     res.attributes.setdefault("location", None)
     res.attributes["created"] = iso(now)
     res.attributes["updated"] = iso(now)
     res.attributes["subscriptions"] = default_subscriptions()
-    sb.store.put(res)
+    svc.store.put(res)
     return res
 
 
-def find_profile(sb: Sandbox, identifiers: Mapping[str, Any]) -> Resource | None:
+def find_profile(svc: Services, identifiers: Mapping[str, Any]) -> Resource | None:
     """The profile matching ``id``, then email, phone number or external id (first found)."""
     if identifiers.get("id"):
-        return sb.store.get("profile", str(identifiers["id"]))
+        return svc.store.get("profile", str(identifiers["id"]))
     for key in IDENTIFIERS:
         if identifiers.get(key):
-            found = sb.store.find("profile", key, identifiers[key])
+            found = svc.store.find("profile", key, identifiers[key])
             if found is not None:
                 return found
     return None
 
 
-def find_or_create_profile(sb: Sandbox, attrs: Mapping[str, Any], now: float) -> tuple[Resource, bool]:
+def find_or_create_profile(svc: Services, attrs: Mapping[str, Any], now: float) -> tuple[Resource, bool]:
     """(profile, created) for the identifiers in ``attrs``; updates given attributes on a match."""
-    profile = find_profile(sb, attrs)
+    profile = find_profile(svc, attrs)
     if profile is None:
         if not any(attrs.get(k) for k in (*IDENTIFIERS, "id", "anonymous_id", "_kx")):
             raise bad_request("A profile needs an id, email, phone_number or external_id.", pointer="/data/attributes")
-        return new_profile(sb, attrs, now), True
+        return new_profile(svc, attrs, now), True
     for key, value in attrs.items():
         if key in ("id", "subscriptions") or value is None:
             continue
@@ -255,13 +253,13 @@ def find_or_create_profile(sb: Sandbox, attrs: Mapping[str, Any], now: float) ->
             profile.attributes[key] = value
     profile.attributes["updated"] = iso(now)
     profile.updated = now
-    sb.store.put(profile)
+    svc.store.put(profile)
     return profile, False
 
 
 # -- metrics and events -------------------------------------------------------------------------------
-def find_or_create_metric(sb: Sandbox, name: str, now: float, service: str | None = None) -> Resource:
-    metric = sb.store.find("metric", "name", name)
+def find_or_create_metric(svc: Services, name: str, now: float, service: str | None = None) -> Resource:
+    metric = svc.store.find("metric", "name", name)
     if metric is not None:
         return metric
     integration = KLAVIYO_INTEGRATION if name in EMAIL_METRICS else API_INTEGRATION
@@ -269,18 +267,18 @@ def find_or_create_metric(sb: Sandbox, name: str, now: float, service: str | Non
         integration = {**API_INTEGRATION, "key": service, "name": service}
     metric = Resource(
         "metric",
-        sb.store.new_id("metric", now),
+        svc.store.new_id("metric", now),
         {"name": name, "created": iso(now), "updated": iso(now), "integration": integration},
         {},
         now,
         now,
     )
-    sb.store.put(metric)
+    svc.store.put(metric)
     return metric
 
 
 def record_event(
-    sb: Sandbox,
+    svc: Services,
     profile: Resource,
     metric: Resource,
     properties: Mapping[str, Any] | None,
@@ -297,9 +295,9 @@ def record_event(
     """
     uid = unique_id or str(int(when))
     key = f"{profile.id}|{metric.id}|{uid}"
-    dedup: dict[str, str] = sb.store.mutable("event_unique_ids", dict)
+    dedup: dict[str, str] = svc.store.mutable("event_unique_ids", dict)
     if key in dedup:
-        existing = sb.store.get("event", dedup[key])
+        existing = svc.store.get("event", dedup[key])
         if existing is not None:
             return existing, False
     props = dict(properties or {})
@@ -307,43 +305,43 @@ def record_event(
         props["$value"] = value
     event = Resource(
         "event",
-        sb.store.new_id("event", when),
+        svc.store.new_id("event", when),
         {
             "timestamp": int(when),
             "datetime": iso(when),
             "event_properties": props,
-            "uuid": str(uuid.UUID(int=sb.store.rng.getrandbits(128))),
+            "uuid": str(uuid.UUID(int=svc.store.rng.getrandbits(128))),
         },
         {"profile": ("profile", profile.id), "metric": ("metric", metric.id)},
         when,
         when,
         {"unique_id": uid},
     )
-    sb.store.put(event)
+    svc.store.put(event)
     dedup[key] = event.id
     last = parse_time(profile.attributes.get("last_event_date"))
     if last is None or when > last:
         profile.attributes["last_event_date"] = iso(when)
-        sb.store.put(profile)
+        svc.store.put(profile)
     if trigger_flows:
-        sb.emit("event_created", event)
+        svc.emit("event_created", event)
     return event, True
 
 
-def event_metric_name(sb: Sandbox, event: Resource) -> str | None:
+def event_metric_name(svc: Services, event: Resource) -> str | None:
     links = event.linked("metric")
-    metric = sb.store.get("metric", links[0][1]) if links else None
+    metric = svc.store.get("metric", links[0][1]) if links else None
     return str(metric.attributes.get("name")) if metric else None
 
 
-def event_profile(sb: Sandbox, event: Resource) -> Resource | None:
+def event_profile(svc: Services, event: Resource) -> Resource | None:
     links = event.linked("profile")
-    return sb.store.get("profile", links[0][1]) if links else None
+    return svc.store.get("profile", links[0][1]) if links else None
 
 
 # -- outbox --------------------------------------------------------------------------------------------
 def schedule_message(
-    sb: Sandbox, profile: Resource, *, channel: str, source: str, send_at: float, **details: Any
+    svc: Services, profile: Resource, *, channel: str, source: str, send_at: float, **details: Any
 ) -> Resource:
     """Put a message for ``profile`` in the outbox, or a skipped entry saying why it cannot go.
 
@@ -356,7 +354,7 @@ def schedule_message(
         reason = f"no {'email' if channel == 'email' else 'phone number'}"
     elif not allowed:
         reason = "suppressed" if channel == "email" and is_suppressed(profile) else "no marketing consent"
-    return sb.outbox_add(
+    return svc.outbox.add(
         to=to,
         channel=channel,
         profile_id=profile.id,

@@ -1,13 +1,13 @@
 """Sandbox domain: who a campaign reaches, and sending it (recipient estimation and send jobs).
 
-Audiences are list or segment ids; members are read with ``sb.related(audience, "profiles")``
+Audiences are list or segment ids; members are read with ``svc.related(audience, "profiles")``
 (a list stores them, a segment computes them). Recipients are the included members, minus the
 excluded ones, who can receive marketing on the campaign's channel (``_common``'s consent rules).
 
 ``send_campaign`` (POST /api/campaign-send-jobs; the job's id is the campaign's id, as in Klaviyo)
 checks the campaign can go (a Draft, with an audience and, for email, a template and a subject),
 marks it ``Sending`` (or ``Scheduled`` for a future static time) and queues a job. When the job runs
-(``sb.tick()`` once ``job_seconds`` have passed) every audience member gets an outbox entry through
+(``svc.tick()`` once ``job_seconds`` have passed) every audience member gets an outbox entry through
 ``schedule_message``: scheduled at the static send time (per recipient in their own timezone for
 local sends) or now, or skipped with the reason (no consent, suppressed, smart sending: a message on
 the same channel in the previous 16 hours for email, 24 for SMS). The campaign is then ``Sent``
@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .._app import JOB_RUNNERS
-from .._context import Ctx, Reply, handles, iso
-from .._jsonapi import SandboxError, bad_request, not_found
+from .._context import Ctx, Reply
+from .._jsonapi import SandboxError, bad_request, iso, not_found
+from .._services import Services
 from .._store import Resource
+from ..domain import DomainBuilder
 from ._common import (
     can_receive_email_marketing,
     can_receive_sms_marketing,
@@ -33,32 +34,30 @@ from ._common import (
     schedule_message,
 )
 
-if TYPE_CHECKING:
-    from .._app import Sandbox
-
 Json = dict[str, Any]
 AUDIENCE_TYPES = ("list", "segment")
+_d = DomainBuilder("campaign_sends")
 SMART_SENDING_HOURS = {"email": 16, "sms": 24, "mobile_push": 16}
 #: Campaign statuses while a send is on its way (a send job can still be cancelled or reverted).
 IN_FLIGHT = ("Scheduled", "Sending", "Preparing to send", "Preparing to schedule", "Adding Recipients")
 
 
 # -- audiences ------------------------------------------------------------------------------------
-def find_audience(sb: Sandbox, audience_id: str) -> Resource | None:
+def find_audience(svc: Services, audience_id: str) -> Resource | None:
     for rtype in AUDIENCE_TYPES:
-        found = sb.store.get(rtype, audience_id)
+        found = svc.store.get(rtype, audience_id)
         if found is not None:
             return found
     return None
 
 
-def check_audiences(sb: Sandbox, audiences: Any, pointer: str) -> None:
+def check_audiences(svc: Services, audiences: Any, pointer: str) -> None:
     """400 naming the first audience id that is neither a list nor a segment."""
     if not isinstance(audiences, dict):
         return
     for key in ("included", "excluded"):
         for i, aid in enumerate(audiences.get(key) or []):
-            if find_audience(sb, str(aid)) is None:
+            if find_audience(svc, str(aid)) is None:
                 raise bad_request(
                     f"Audience {aid!r} is not a list or segment in this account; use ids from "
                     "GET /api/lists or GET /api/segments.",
@@ -66,29 +65,29 @@ def check_audiences(sb: Sandbox, audiences: Any, pointer: str) -> None:
                 )
 
 
-def members(sb: Sandbox, audience_ids: Iterable[str]) -> list[str]:
+def members(svc: Services, audience_ids: Iterable[str]) -> list[str]:
     """Profile ids in any of the audiences, in first-seen order, without duplicates."""
     seen: dict[str, None] = {}
     for aid in audience_ids:
-        audience = find_audience(sb, str(aid))
+        audience = find_audience(svc, str(aid))
         if audience is None:
             continue
-        for rtype, pid in sb.related(audience, "profiles"):
+        for rtype, pid in svc.related(audience, "profiles"):
             if rtype == "profile":
                 seen.setdefault(pid, None)
     return list(seen)
 
 
-def audience(sb: Sandbox, campaign: Resource) -> list[Resource]:
+def audience(svc: Services, campaign: Resource) -> list[Resource]:
     """Profiles the campaign targets: included members minus excluded members (consent not checked)."""
     aud = campaign.attributes.get("audiences") or {}
-    excluded = set(members(sb, aud.get("excluded") or []))
-    profiles = (sb.store.get("profile", pid) for pid in members(sb, aud.get("included") or []) if pid not in excluded)
+    excluded = set(members(svc, aud.get("excluded") or []))
+    profiles = (svc.store.get("profile", pid) for pid in members(svc, aud.get("included") or []) if pid not in excluded)
     return [p for p in profiles if p is not None]
 
 
-def messages_of(sb: Sandbox, campaign: Resource) -> list[Resource]:
-    found = (sb.store.get(t, i) for t, i in campaign.linked("campaign-messages"))
+def messages_of(svc: Services, campaign: Resource) -> list[Resource]:
+    found = (svc.store.get(t, i) for t, i in campaign.linked("campaign-messages"))
     return [m for m in found if m is not None]
 
 
@@ -104,54 +103,52 @@ def can_receive(profile: Resource, channel: str) -> bool:
     return bool(profile.relationships.get("push-tokens") or profile.attributes.get("push_tokens"))
 
 
-def estimate(sb: Sandbox, campaign: Resource) -> int:
-    messages = messages_of(sb, campaign)
+def estimate(svc: Services, campaign: Resource) -> int:
+    messages = messages_of(svc, campaign)
     channel = channel_of(messages[0]) if messages else "email"
-    return sum(1 for p in audience(sb, campaign) if can_receive(p, channel))
+    return sum(1 for p in audience(svc, campaign) if can_receive(p, channel))
 
 
 # -- recipient estimation ---------------------------------------------------------------------------
-def _estimation(sb: Sandbox, campaign: Resource, now: float) -> Resource:
+def _estimation(svc: Services, campaign: Resource, now: float) -> Resource:
     res = Resource(
         "campaign-recipient-estimation",
         campaign.id,
-        {"estimated_recipient_count": estimate(sb, campaign)},
+        {"estimated_recipient_count": estimate(svc, campaign)},
         {},
         now,
         now,
     )
-    sb.store.put(res)
+    svc.store.put(res)
     return res
 
 
-@handles("refresh_campaign_recipient_estimation")
+@_d.handles("refresh_campaign_recipient_estimation")
 def refresh_estimation(ctx: Ctx) -> Reply:
     campaign = _campaign(ctx, str(ctx.data["id"]))
     job = _job("campaign-recipient-estimation-job", campaign.id, ctx, "refresh_campaign_recipient_estimation")
     return ctx.one(job)
 
 
-@handles("get_campaign_recipient_estimation")
+@_d.handles("get_campaign_recipient_estimation")
 def get_estimation(ctx: Ctx) -> Reply:
     campaign = _campaign(ctx, ctx.id)
-    res = ctx.store.get("campaign-recipient-estimation", campaign.id) or _estimation(ctx.sandbox, campaign, ctx.now)
+    res = ctx.store.get("campaign-recipient-estimation", campaign.id) or _estimation(ctx.svc, campaign, ctx.now)
     return ctx.one(res)
 
 
-def _run_estimation(sb: Sandbox, job: Resource) -> None:
-    campaign = sb.store.get("campaign", job.id)
+@_d.job("refresh_campaign_recipient_estimation")
+def _run_estimation(svc: Services, job: Resource) -> None:
+    campaign = svc.store.get("campaign", job.id)
     if campaign is None:
         raise not_found("campaign", job.id)
-    _estimation(sb, campaign, sb.clock.time())
-
-
-JOB_RUNNERS["refresh_campaign_recipient_estimation"] = _run_estimation
+    _estimation(svc, campaign, svc.clock.time())
 
 
 # -- sending ----------------------------------------------------------------------------------------
-@handles("send_campaign")
+@_d.handles("send_campaign")
 def send_campaign(ctx: Ctx) -> Reply:
-    sb = ctx.sandbox
+    svc = ctx.svc
     campaign = _campaign(ctx, str(ctx.data["id"]))
     status = campaign.attributes.get("status")
     if status != "Draft":
@@ -166,11 +163,11 @@ def send_campaign(ctx: Ctx) -> Reply:
             "PATCH /api/campaigns/{id} before sending.",
             pointer="/data/id",
         )
-    messages = messages_of(sb, campaign)
+    messages = messages_of(svc, campaign)
     if not messages:
         raise bad_request("The campaign has no message to send.", pointer="/data/id")
     for message in messages:
-        _check_sendable(sb, message)
+        _check_sendable(svc, message)
     send_at = _send_time(campaign, ctx.now)
     now = ctx.now
     strategy = campaign.attributes.get("send_strategy") or {}
@@ -180,7 +177,7 @@ def send_campaign(ctx: Ctx) -> Reply:
             "future time or the immediate strategy with PATCH /api/campaigns/{id}.",
             pointer="/data/id",
         )
-    future = send_at > now + sb.job_seconds
+    future = send_at > now + svc.jobs.seconds
     campaign.attributes.update(
         {
             "status": "Scheduled" if future else "Sending",
@@ -199,9 +196,9 @@ def send_campaign(ctx: Ctx) -> Reply:
     return ctx.one(job)
 
 
-@handles("cancel_campaign_send")
+@_d.handles("cancel_campaign_send")
 def cancel_send(ctx: Ctx) -> Reply:
-    sb = ctx.sandbox
+    svc = ctx.svc
     job = ctx.get("campaign-send-job")
     ctx.check_body_id(job.id)
     campaign = _campaign(ctx, job.id)
@@ -233,7 +230,7 @@ def cancel_send(ctx: Ctx) -> Reply:
             ctx.store.put(entry)
     if action == "revert":
         campaign.attributes.update({"status": "Draft", "scheduled_at": None, "send_time": None})
-        for message in messages_of(sb, campaign):
+        for message in messages_of(svc, campaign):
             message.attributes["send_times"] = None
             ctx.store.put(message)
     else:
@@ -244,18 +241,19 @@ def cancel_send(ctx: Ctx) -> Reply:
     return ctx.no_content()
 
 
-def _run_send(sb: Sandbox, job: Resource) -> None:
-    campaign = sb.store.get("campaign", job.id)
+@_d.job("send_campaign")
+def _run_send(svc: Services, job: Resource) -> None:
+    campaign = svc.store.get("campaign", job.id)
     if campaign is None:
         raise not_found("campaign", job.id)
-    now = sb.clock.time()
+    now = svc.clock.time()
     send_at = _send_time(campaign, now)
     options = (campaign.attributes.get("send_strategy") or {}).get("options") or {}
     smart = (campaign.attributes.get("send_options") or {}).get("use_smart_sending", True) is not False
     latest = now
     sent = 0
-    profiles = audience(sb, campaign)
-    for message in messages_of(sb, campaign):
+    profiles = audience(svc, campaign)
+    for message in messages_of(svc, campaign):
         channel = channel_of(message)
         content = (message.attributes.get("definition") or {}).get("content") or {}
         details = {
@@ -264,12 +262,12 @@ def _run_send(sb: Sandbox, job: Resource) -> None:
             "subject": content.get("subject"),
             "preview": content.get("preview_text") or content.get("body"),
         }
-        recent = _recent_sends(sb, channel) if smart else {}
+        recent = _recent_sends(svc, channel) if smart else {}
         window = SMART_SENDING_HOURS.get(channel, 16) * 3600.0
         for profile in profiles:
             when = _local_time(send_at, profile) if options.get("is_local") else send_at
             if when < now and options.get("is_local") and not options.get("send_past_recipients_immediately"):
-                _skip(sb, profile, channel, when, "local send time already passed", details)
+                _skip(svc, profile, channel, when, "local send time already passed", details)
                 continue
             when = max(when, now)
             if (
@@ -278,7 +276,7 @@ def _run_send(sb: Sandbox, job: Resource) -> None:
                 and any(when - window < at <= when for at in recent.get(profile.id, ()))
             ):
                 _skip(
-                    sb,
+                    svc,
                     profile,
                     channel,
                     when,
@@ -287,7 +285,7 @@ def _run_send(sb: Sandbox, job: Resource) -> None:
                     details,
                 )
                 continue
-            entry = schedule_message(sb, profile, channel=channel, source="campaign", send_at=when, **details)
+            entry = schedule_message(svc, profile, channel=channel, source="campaign", send_at=when, **details)
             if entry.attributes.get("status") == "scheduled":
                 sent += 1
                 latest = max(latest, when)
@@ -295,20 +293,17 @@ def _run_send(sb: Sandbox, job: Resource) -> None:
     campaign.private["sent_by"] = latest
     campaign.attributes["status"] = "Sent" if latest <= now else "Scheduled"
     campaign.attributes["updated_at"] = iso(now)
-    sb.store.put(campaign)
+    svc.store.put(campaign)
 
 
-JOB_RUNNERS["send_campaign"] = _run_send
-
-
-def settle(sb: Sandbox, campaign: Resource) -> Resource:
+def settle(svc: Services, campaign: Resource) -> Resource:
     """A scheduled campaign whose last message time has passed is Sent (checked when it is read)."""
     sent_by = campaign.private.get("sent_by")
-    if campaign.attributes.get("status") == "Scheduled" and sent_by is not None and sent_by <= sb.clock.time():
-        job = sb.store.get("campaign-send-job", campaign.id)
+    if campaign.attributes.get("status") == "Scheduled" and sent_by is not None and sent_by <= svc.clock.time():
+        job = svc.store.get("campaign-send-job", campaign.id)
         if job is not None and job.attributes.get("status") == "complete":
             campaign.attributes["status"] = "Sent"
-            sb.store.put(campaign)
+            svc.store.put(campaign)
     return campaign
 
 
@@ -323,7 +318,7 @@ def _campaign(ctx: Ctx, cid: str) -> Resource:
             f"A campaign with id {cid} does not exist.",
             pointer="/data/id" if ctx.op.method != "GET" else None,
         )
-    return settle(ctx.sandbox, campaign)
+    return settle(ctx.svc, campaign)
 
 
 def _job(rtype: str, cid: str, ctx: Ctx, operation: str) -> Resource:
@@ -344,19 +339,19 @@ def _job(rtype: str, cid: str, ctx: Ctx, operation: str) -> Resource:
         {},
         now,
         now,
-        {"due": now + ctx.sandbox.job_seconds, "operation": operation},
+        {"due": now + ctx.svc.jobs.seconds, "operation": operation},
     )
     ctx.store.put(job)
     return job
 
 
-def _check_sendable(sb: Sandbox, message: Resource) -> None:
+def _check_sendable(svc: Services, message: Resource) -> None:
     pointer = "/data/id"
     definition = message.attributes.get("definition") or {}
     channel = channel_of(message)
     content = definition.get("content") or {}
     if channel == "email":
-        template = next((sb.store.get(t, i) for t, i in message.linked("template")), None)
+        template = next((svc.store.get(t, i) for t, i in message.linked("template")), None)
         if template is None:
             raise bad_request(
                 f"Campaign message {message.id} has no template; assign one with "
@@ -401,10 +396,10 @@ def _local_time(send_at: float, profile: Resource) -> float:
     return wall.replace(tzinfo=profile_zone(profile)).timestamp()
 
 
-def _recent_sends(sb: Sandbox, channel: str) -> dict[str, list[float]]:
+def _recent_sends(svc: Services, channel: str) -> dict[str, list[float]]:
     """Profile id -> send times of the messages already scheduled for it on ``channel`` (smart sending)."""
     out: dict[str, list[float]] = {}
-    for entry in sb.store.iter("outbox-message"):
+    for entry in svc.store.iter("outbox-message"):
         attrs = entry.attributes
         if attrs.get("channel") == channel and attrs.get("status") == "scheduled":
             at = parse_time(attrs.get("send_at"))
@@ -413,9 +408,9 @@ def _recent_sends(sb: Sandbox, channel: str) -> dict[str, list[float]]:
     return out
 
 
-def _skip(sb: Sandbox, profile: Resource, channel: str, when: float, reason: str, details: Json) -> None:
+def _skip(svc: Services, profile: Resource, channel: str, when: float, reason: str, details: Json) -> None:
     to = profile.attributes.get("email") if channel == "email" else profile.attributes.get("phone_number")
-    sb.outbox_add(
+    svc.outbox.add(
         to=to,
         channel=channel,
         profile_id=profile.id,
@@ -425,3 +420,6 @@ def _skip(sb: Sandbox, profile: Resource, channel: str, when: float, reason: str
         skip_reason=reason,
         **details,
     )
+
+
+DOMAIN = _d.build()

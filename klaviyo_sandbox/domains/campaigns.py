@@ -19,21 +19,21 @@ Message images and tag relationships stay with the generic engine.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from klaviyo_toolkit.filters import Comparison, FilterSyntaxError, comparisons, parse_filter
+from klaviyo_toolkit.filters import Comparison, Expr, FilterSyntaxError, Logical, parse_filter
 
-from .._context import Ctx, Reply, handles, iso
-from .._jsonapi import FIELD_RESOLVERS, SandboxError, bad_request
+from .._context import Ctx, Reply
+from .._jsonapi import SandboxError, bad_request, iso
+from .._services import Services
 from .._store import Resource, Store
+from ..domain import DomainBuilder
 from . import campaign_sends, templates
 from .campaign_sends import check_audiences, messages_of, settle
 
-if TYPE_CHECKING:
-    from .._app import Sandbox
-
 Json = dict[str, Any]
 MESSAGES = "campaign-messages"
+_d = DomainBuilder("campaigns")
 EMAIL_CONTENT_KEYS = ("subject", "preview_text", "from_email", "from_label", "reply_to_email", "cc_email", "bcc_email")
 SMS_RENDER_DEFAULTS: Json = {
     "shorten_links": True,
@@ -47,18 +47,23 @@ CHANNEL_FILTER_HELP = (
 )
 
 
+@_d.field("campaign", "messages.channel")
 def _channels(store: Store, campaign: Resource) -> list[str]:
     found = (store.get(t, i) for t, i in campaign.linked(MESSAGES))
     return [campaign_sends.channel_of(m) for m in found if m is not None]
 
 
-FIELD_RESOLVERS[("campaign", "messages.channel")] = _channels
+def _comparisons(expr: Expr) -> list[Comparison]:
+    """Every comparison in a filter expression, depth first."""
+    if isinstance(expr, Logical):
+        return [c for item in expr.items for c in _comparisons(item)]
+    return [expr]
 
 
 # -- campaigns ------------------------------------------------------------------------------------------
-@handles("create_campaign")
+@_d.handles("create_campaign")
 def create_campaign(ctx: Ctx) -> Reply:
-    sb = ctx.sandbox
+    svc = ctx.svc
     attrs = ctx.attrs
     items = (attrs.get(MESSAGES) or {}).get("data") or []
     pointer = f"/data/attributes/{MESSAGES}/data"
@@ -72,7 +77,7 @@ def create_campaign(ctx: Ctx) -> Reply:
         raise bad_request(
             "A campaign has exactly one message; create one campaign per message.", pointer=f"{pointer}/1"
         )
-    check_audiences(sb, attrs.get("audiences"), "/data/attributes/audiences")
+    check_audiences(svc, attrs.get("audiences"), "/data/attributes/audiences")
     now = ctx.now
     channel = str(items[0]["attributes"]["definition"].get("channel"))
     campaign = Resource(
@@ -97,31 +102,31 @@ def create_campaign(ctx: Ctx) -> Reply:
     )
     ctx.store.put(campaign)
     for item in items:
-        new_message(sb, campaign, item["attributes"]["definition"], now, image=ctx.rel("image", item))
+        new_message(svc, campaign, item["attributes"]["definition"], now, image=ctx.rel("image", item))
     return campaign_reply(ctx, campaign)
 
 
-@handles("get_campaigns")
+@_d.handles("get_campaigns")
 def get_campaigns(ctx: Ctx) -> Reply:
     text = ctx.query.get("filter")
     try:
-        found = comparisons(parse_filter(text)) if text else []
+        found = _comparisons(parse_filter(text)) if text else []
     except FilterSyntaxError as exc:
         raise bad_request(str(exc), parameter="filter") from None
     if not any(isinstance(c, Comparison) and c.field == "messages.channel" and c.operator == "equals" for c in found):
         raise bad_request(CHANNEL_FILTER_HELP, parameter="filter")
-    items = [settle(ctx.sandbox, c) for c in ctx.store.iter("campaign")]
+    items = [settle(ctx.svc, c) for c in ctx.store.iter("campaign")]
     return campaign_reply(ctx, items)
 
 
-@handles("get_campaign")
+@_d.handles("get_campaign")
 def get_campaign(ctx: Ctx) -> Reply:
-    return campaign_reply(ctx, settle(ctx.sandbox, ctx.get("campaign")))
+    return campaign_reply(ctx, settle(ctx.svc, ctx.get("campaign")))
 
 
-@handles("update_campaign")
+@_d.handles("update_campaign")
 def update_campaign(ctx: Ctx) -> Reply:
-    campaign = settle(ctx.sandbox, ctx.get("campaign"))
+    campaign = settle(ctx.svc, ctx.get("campaign"))
     ctx.check_body_id(campaign.id)
     attrs = {k: v for k, v in ctx.attrs.items() if v is not None}
     status = campaign.attributes.get("status")
@@ -134,7 +139,7 @@ def update_campaign(ctx: Ctx) -> Reply:
                     pointer=f"/data/attributes/{key}",
                 )
     if "audiences" in attrs:
-        check_audiences(ctx.sandbox, attrs["audiences"], "/data/attributes/audiences")
+        check_audiences(ctx.svc, attrs["audiences"], "/data/attributes/audiences")
         current = dict(campaign.attributes.get("audiences") or {})
         current.update({k: v for k, v in attrs["audiences"].items() if v is not None})
         campaign.attributes["audiences"] = _audiences(current)
@@ -150,28 +155,28 @@ def update_campaign(ctx: Ctx) -> Reply:
     return campaign_reply(ctx, campaign)
 
 
-@handles("delete_campaign")
+@_d.handles("delete_campaign")
 def delete_campaign(ctx: Ctx) -> Reply:
-    sb = ctx.sandbox
-    campaign = settle(sb, ctx.get("campaign"))
+    svc = ctx.svc
+    campaign = settle(svc, ctx.get("campaign"))
     status = campaign.attributes.get("status")
     if status != "Draft":
         raise bad_request(f"Campaign {campaign.id} has status {status!r}; only Draft campaigns can be deleted.")
-    for message in messages_of(sb, campaign):
+    for message in messages_of(svc, campaign):
         for rtype, rid in message.linked("template"):
             template = ctx.store.get(rtype, rid)
             if template is not None and not templates.is_reusable(template):
                 ctx.store.delete(rtype, rid)
-        sb.forget(message)
+        svc.forget(message)
     for rtype in ("campaign-recipient-estimation", "campaign-recipient-estimation-job", "campaign-send-job"):
         ctx.store.delete(rtype, campaign.id)
-    sb.forget(campaign)
+    svc.forget(campaign)
     return ctx.no_content()
 
 
-@handles("create_campaign_clone")
+@_d.handles("create_campaign_clone")
 def clone_campaign(ctx: Ctx) -> Reply:
-    sb = ctx.sandbox
+    svc = ctx.svc
     source = ctx.store.get("campaign", str(ctx.data["id"]))
     if source is None:
         raise SandboxError(
@@ -192,24 +197,24 @@ def clone_campaign(ctx: Ctx) -> Reply:
     )
     clone = Resource("campaign", ctx.store.new_id("campaign", now), attrs, {MESSAGES: []}, now, now)
     ctx.store.put(clone)
-    for message in messages_of(sb, source):
+    for message in messages_of(svc, source):
         copied = new_message(
-            sb, clone, copy.deepcopy(message.attributes.get("definition") or {}), now, image=message.linked("image")
+            svc, clone, copy.deepcopy(message.attributes.get("definition") or {}), now, image=message.linked("image")
         )
         template = next((ctx.store.get(t, i) for t, i in message.linked("template")), None)
         if template is not None:
-            sb.set_links(copied, "template", [_template_copy(sb, template, now)], many=False)
+            svc.set_links(copied, "template", [_template_copy(svc, template, now)], many=False)
     return campaign_reply(ctx, clone)
 
 
 # -- campaign messages --------------------------------------------------------------------------------
-def new_message(sb: Sandbox, campaign: Resource, definition: Json, now: float, image: Any = None) -> Resource:
+def new_message(svc: Services, campaign: Resource, definition: Json, now: float, image: Any = None) -> Resource:
     """A stored campaign message for ``campaign`` with Klaviyo's defaults filled in, linked both ways."""
     message = Resource(
         "campaign-message",
-        sb.store.new_id("campaign-message", now),
+        svc.store.new_id("campaign-message", now),
         {
-            "definition": _definition(sb, campaign, definition),
+            "definition": _definition(svc, campaign, definition),
             "send_times": None,
             "created_at": iso(now),
             "updated_at": iso(now),
@@ -220,20 +225,20 @@ def new_message(sb: Sandbox, campaign: Resource, definition: Json, now: float, i
     )
     if image:
         message.relationships["image"] = image[0]
-    sb.store.put(message)
-    sb.link(campaign, MESSAGES, [(message.type, message.id)])
+    svc.store.put(message)
+    svc.link(campaign, MESSAGES, [(message.type, message.id)])
     return message
 
 
-@handles("update_campaign_message")
+@_d.handles("update_campaign_message")
 def update_campaign_message(ctx: Ctx) -> Reply:
-    sb = ctx.sandbox
+    svc = ctx.svc
     message = ctx.get("campaign-message")
     ctx.check_body_id(message.id)
     campaign = next((ctx.store.get(t, i) for t, i in message.linked("campaign")), None)
     new = ctx.attrs.get("definition")
     image = ctx.rel("image")
-    if (new or image) and campaign is not None and settle(sb, campaign).attributes.get("status") != "Draft":
+    if (new or image) and campaign is not None and settle(svc, campaign).attributes.get("status") != "Draft":
         raise bad_request(
             f"The message's campaign has status {campaign.attributes.get('status')!r}; only messages "
             "of Draft campaigns can be edited.",
@@ -260,9 +265,9 @@ def update_campaign_message(ctx: Ctx) -> Reply:
     return ctx.one(message)
 
 
-@handles("assign_template_to_campaign_message")
+@_d.handles("assign_template_to_campaign_message")
 def assign_template(ctx: Ctx) -> Reply:
-    sb = ctx.sandbox
+    svc = ctx.svc
     mid = str(ctx.data["id"])
     message = ctx.store.get("campaign-message", mid)
     if message is None:
@@ -282,7 +287,7 @@ def assign_template(ctx: Ctx) -> Reply:
     if campaign_sends.channel_of(message) != "email":
         raise bad_request("Templates can only be assigned to email messages.", pointer="/data/id")
     campaign = next((ctx.store.get(t, i) for t, i in message.linked("campaign")), None)
-    if campaign is not None and settle(sb, campaign).attributes.get("status") != "Draft":
+    if campaign is not None and settle(svc, campaign).attributes.get("status") != "Draft":
         raise bad_request(
             f"The message's campaign has status {campaign.attributes.get('status')!r}; templates can "
             "only be assigned to messages of Draft campaigns.",
@@ -291,7 +296,7 @@ def assign_template(ctx: Ctx) -> Reply:
     old = next((ctx.store.get(t, i) for t, i in message.linked("template")), None)
     if old is not None and not templates.is_reusable(old):
         ctx.store.delete(old.type, old.id)
-    sb.set_links(message, "template", [_template_copy(sb, template, ctx.now)], many=False)
+    svc.set_links(message, "template", [_template_copy(svc, template, ctx.now)], many=False)
     message.attributes["updated_at"] = ctx.now_iso
     ctx.store.put(message)
     definition = message.attributes.get("definition") or {}
@@ -326,15 +331,15 @@ def campaign_reply(ctx: Ctx, found: Resource | list[Resource]) -> Reply:
             continue
         for name in (MESSAGES, "tags"):
             if name in rels:
-                rels[name]["data"] = [{"type": t, "id": i} for t, i in ctx.sandbox.related(res, name)]
+                rels[name]["data"] = [{"type": t, "id": i} for t, i in ctx.svc.related(res, name)]
     return reply
 
 
-def _definition(sb: Sandbox, campaign: Resource, definition: Json) -> Json:
+def _definition(svc: Services, campaign: Resource, definition: Json) -> Json:
     out = copy.deepcopy(definition)
     channel = out.get("channel")
     if channel == "email":
-        sender = _account_sender(sb)
+        sender = _account_sender(svc)
         content: dict[str, Any] = dict.fromkeys(EMAIL_CONTENT_KEYS)
         content.update({"from_email": sender[0], "from_label": sender[1]})
         content.update({k: v for k, v in (out.get("content") or {}).items() if v is not None})
@@ -349,8 +354,8 @@ def _definition(sb: Sandbox, campaign: Resource, definition: Json) -> Json:
     return out
 
 
-def _account_sender(sb: Sandbox) -> tuple[str | None, str | None]:
-    account = next(iter(sb.store.all("account")), None)
+def _account_sender(svc: Services) -> tuple[str | None, str | None]:
+    account = next(iter(svc.store.all("account")), None)
     info = (account.attributes.get("contact_information") or {}) if account else {}
     return info.get("default_sender_email"), info.get("default_sender_name")
 
@@ -374,6 +379,9 @@ def _tracking(channel: str, given: Json | None) -> Json | None:
     return {**base, **{k: v for k, v in (given or {}).items() if v is not None}}
 
 
-def _template_copy(sb: Sandbox, template: Resource, now: float) -> tuple[str, str]:
-    copied = templates.copy_template(sb, template, now, message_copy=True)
+def _template_copy(svc: Services, template: Resource, now: float) -> tuple[str, str]:
+    copied = templates.copy_template(svc, template, now, message_copy=True)
     return copied.type, copied.id
+
+
+DOMAIN = _d.build()

@@ -3,7 +3,7 @@
 Klaviyo ids catalog resources ``$custom:::$default:::<external_id>`` (the only integration type is
 ``$custom`` and the only catalog type ``$default``), so creating the same external id twice is a 409.
 An item's categories are stored once, on the item (``relationships["categories"]``); a category's
-items are computed from that (``RELATED``), so both sides of the relationship endpoints agree.
+items are computed from that (a related resolver), so both sides of the relationship endpoints agree.
 A variant links its item (``relationships["item"]``); deleting an item deletes its variants.
 
 Bulk create/update/delete jobs (up to 100 resources each) apply when due (``Sandbox.tick``): each
@@ -15,19 +15,17 @@ the job's ``items``/``variants``/``categories`` relationship (``include=items``)
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .._app import JOB_RUNNERS, RELATED
-from .._context import Ctx, Reply, handles, iso
-from .._jsonapi import FIELD_RESOLVERS, SandboxError, bad_request
+from .._context import Ctx, Reply
+from .._jsonapi import SandboxError, bad_request, iso
+from .._services import Services
 from .._store import Linkage, Resource
+from ..domain import DomainBuilder
 from ._common import find_or_create_metric, find_or_create_profile, record_event
 
-if TYPE_CHECKING:
-    from .._app import Sandbox
-    from .seed import Seeder
-
 Json = dict[str, Any]
+_d = DomainBuilder("catalogs")
 INTEGRATION = "$custom"
 CATALOG = "$default"
 MAX_BULK = 100
@@ -74,10 +72,10 @@ def _missing(rtype: str, rid: str, pointer: str) -> SandboxError:
     )
 
 
-def _linked(sb: Sandbox, links: list[Linkage], rtype: str, pointer: str) -> list[Linkage]:
+def _linked(svc: Services, links: list[Linkage], rtype: str, pointer: str) -> list[Linkage]:
     """The given linkages, checked to exist (404 naming the first missing one)."""
     for n, (ltype, lid) in enumerate(links):
-        if ltype != rtype or sb.store.get(rtype, lid) is None:
+        if ltype != rtype or svc.store.get(rtype, lid) is None:
             raise _missing(rtype, lid, f"{pointer}/{n}/id")
     return list(dict.fromkeys(links))
 
@@ -93,7 +91,7 @@ def _rel(data: Mapping[str, Any], name: str) -> list[Linkage] | None:
 
 
 # -- single-resource operations (used by the endpoints and the bulk jobs) ------------------------------
-def create(sb: Sandbox, rtype: str, data: Mapping[str, Any], now: float, pointer: str = "/data") -> Resource:
+def create(svc: Services, rtype: str, data: Mapping[str, Any], now: float, pointer: str = "/data") -> Resource:
     attrs = dict(data.get("attributes") or {})
     if attrs.get("integration_type") not in (None, INTEGRATION):
         raise bad_request(
@@ -108,7 +106,7 @@ def create(sb: Sandbox, rtype: str, data: Mapping[str, Any], now: float, pointer
     if not external.strip():
         raise bad_request("external_id must not be empty.", pointer=f"{pointer}/attributes/external_id")
     rid = compound_id(external)
-    if sb.store.get(rtype, rid) is not None:
+    if svc.store.get(rtype, rid) is not None:
         raise SandboxError(
             409,
             "duplicate",
@@ -131,23 +129,23 @@ def create(sb: Sandbox, rtype: str, data: Mapping[str, Any], now: float, pointer
         item = _rel(data, "item") or []
         if not item:
             raise bad_request("A variant needs its item: relationships.item.data.id.", pointer=f"{rel_pointer}/item")
-        if sb.store.get(ITEM, item[0][1]) is None:
+        if svc.store.get(ITEM, item[0][1]) is None:
             raise _missing(ITEM, item[0][1], f"{rel_pointer}/item/data/id")
         res.relationships["item"] = (ITEM, item[0][1])
     elif rtype == ITEM:
         res.relationships["categories"] = _linked(
-            sb, _rel(data, "categories") or [], CATEGORY, f"{rel_pointer}/categories/data"
+            svc, _rel(data, "categories") or [], CATEGORY, f"{rel_pointer}/categories/data"
         )
     else:
-        items = _linked(sb, _rel(data, "items") or [], ITEM, f"{rel_pointer}/items/data")
-    sb.store.put(res)
+        items = _linked(svc, _rel(data, "items") or [], ITEM, f"{rel_pointer}/items/data")
+    svc.store.put(res)
     if items:
-        set_category_items(sb, res, items, "add")
+        set_category_items(svc, res, items, "add")
     return res
 
 
 def update(
-    sb: Sandbox, rtype: str, res: Resource, data: Mapping[str, Any], now: float, pointer: str = "/data"
+    svc: Services, rtype: str, res: Resource, data: Mapping[str, Any], now: float, pointer: str = "/data"
 ) -> Resource:
     if data.get("id") is not None and str(data["id"]) != res.id:
         raise SandboxError(
@@ -160,48 +158,49 @@ def update(
     rel_pointer = f"{pointer}/relationships"
     categories = _rel(data, "categories") if rtype == ITEM else None
     if categories is not None:
-        categories = _linked(sb, categories, CATEGORY, f"{rel_pointer}/categories/data")
+        categories = _linked(svc, categories, CATEGORY, f"{rel_pointer}/categories/data")
     items = _rel(data, "items") if rtype == CATEGORY else None
     if items is not None:
-        items = _linked(sb, items, ITEM, f"{rel_pointer}/items/data")
+        items = _linked(svc, items, ITEM, f"{rel_pointer}/items/data")
     for key, value in (data.get("attributes") or {}).items():
         if key in _FIELDS[rtype]:
             res.attributes[key] = value
     if categories is not None:
         res.relationships["categories"] = categories
     if items is not None:
-        set_category_items(sb, res, items)
+        set_category_items(svc, res, items)
     res.attributes["updated"] = iso(now)
     res.updated = now
-    sb.store.put(res)
+    svc.store.put(res)
     return res
 
 
-def delete(sb: Sandbox, rtype: str, rid: str) -> None:
+def delete(svc: Services, rtype: str, rid: str) -> None:
     """Delete a catalog resource and the links to it (an item takes its variants with it)."""
-    if sb.store.get(rtype, rid) is None:
+    if svc.store.get(rtype, rid) is None:
         raise _missing(rtype, rid, "/data/id")
-    sb.store.delete(rtype, rid)
+    svc.store.delete(rtype, rid)
     if rtype == ITEM:
-        for variant in sb.store.iter(VARIANT):
+        for variant in svc.store.iter(VARIANT):
             if variant.relationships.get("item") == (ITEM, rid):
-                sb.store.delete(VARIANT, variant.id)
+                svc.store.delete(VARIANT, variant.id)
     elif rtype == CATEGORY:
-        for item in sb.store.iter(ITEM):
+        for item in svc.store.iter(ITEM):
             if (CATEGORY, rid) in item.linked("categories"):
                 item.relationships["categories"] = [c for c in item.linked("categories") if c != (CATEGORY, rid)]
-                sb.store.put(item)
+                svc.store.put(item)
 
 
-def category_items(sb: Sandbox, category: Resource) -> list[Linkage]:
-    return [(ITEM, item.id) for item in sb.store.iter(ITEM) if (CATEGORY, category.id) in item.linked("categories")]
+@_d.related(CATEGORY, "items")
+def category_items(svc: Services, category: Resource) -> list[Linkage]:
+    return [(ITEM, item.id) for item in svc.store.iter(ITEM) if (CATEGORY, category.id) in item.linked("categories")]
 
 
-def set_category_items(sb: Sandbox, category: Resource, items: list[Linkage], mode: str = "replace") -> None:
+def set_category_items(svc: Services, category: Resource, items: list[Linkage], mode: str = "replace") -> None:
     """Make ``items`` the category's items ("replace"), or add ("add") / remove ("remove") them."""
     wanted = set(items)
     link = (CATEGORY, category.id)
-    for item in sb.store.iter(ITEM):
+    for item in svc.store.iter(ITEM):
         current = item.linked("categories")
         inside = (ITEM, item.id) in wanted
         has = link in current
@@ -213,50 +212,55 @@ def set_category_items(sb: Sandbox, category: Resource, items: list[Linkage], mo
             item.relationships["categories"] = [*current, link]
         else:
             continue
-        sb.store.put(item)
+        svc.store.put(item)
 
 
-RELATED[(CATEGORY, "items")] = category_items
-RELATED[(ITEM, "variants")] = lambda sb, item: [
-    (VARIANT, v.id) for v in sb.store.iter(VARIANT) if v.relationships.get("item") == (ITEM, item.id)
-]
+@_d.related(ITEM, "variants")
+def item_variants(svc: Services, item: Resource) -> list[Linkage]:
+    return [(VARIANT, v.id) for v in svc.store.iter(VARIANT) if v.relationships.get("item") == (ITEM, item.id)]
+
+
 for _type in (ITEM, VARIANT, CATEGORY):
-    FIELD_RESOLVERS[(_type, "ids")] = lambda store, res: res.id
-FIELD_RESOLVERS[(ITEM, "category.id")] = lambda store, res: [i for _, i in res.linked("categories")]
-FIELD_RESOLVERS[(VARIANT, "item.id")] = lambda store, res: next((i for _, i in res.linked("item")), None)
-FIELD_RESOLVERS[(CATEGORY, "item.id")] = lambda store, res: [
-    item.id for item in store.iter(ITEM) if (CATEGORY, res.id) in item.linked("categories")
-]
+    _d.add_field(_type, "ids", lambda store, res: res.id)
+_d.add_field(ITEM, "category.id", lambda store, res: [i for _, i in res.linked("categories")])
+_d.add_field(VARIANT, "item.id", lambda store, res: next((i for _, i in res.linked("item")), None))
+_d.add_field(
+    CATEGORY,
+    "item.id",
+    lambda store, res: [item.id for item in store.iter(ITEM) if (CATEGORY, res.id) in item.linked("categories")],
+)
 
 
 # -- endpoints ------------------------------------------------------------------------------------------
 _TYPE_OF = {"catalog_item": ITEM, "catalog_variant": VARIANT, "catalog_category": CATEGORY}
 
 
-@handles("create_catalog_item", "create_catalog_variant", "create_catalog_category")
+@_d.handles("create_catalog_item", "create_catalog_variant", "create_catalog_category")
 def _create(ctx: Ctx) -> Reply:
     rtype = _TYPE_OF[ctx.op.operation_id.removeprefix("create_")]
-    return ctx.one(create(ctx.sandbox, rtype, ctx.data, ctx.now))
+    return ctx.one(create(ctx.svc, rtype, ctx.data, ctx.now))
 
 
-@handles("update_catalog_item", "update_catalog_variant", "update_catalog_category")
+@_d.handles("update_catalog_item", "update_catalog_variant", "update_catalog_category")
 def _update(ctx: Ctx) -> Reply:
     rtype = _TYPE_OF[ctx.op.operation_id.removeprefix("update_")]
-    return ctx.one(update(ctx.sandbox, rtype, ctx.get(rtype), ctx.data, ctx.now))
+    return ctx.one(update(ctx.svc, rtype, ctx.get(rtype), ctx.data, ctx.now))
 
 
-@handles("delete_catalog_item", "delete_catalog_variant", "delete_catalog_category")
+@_d.handles("delete_catalog_item", "delete_catalog_variant", "delete_catalog_category")
 def _delete(ctx: Ctx) -> Reply:
     rtype = _TYPE_OF[ctx.op.operation_id.removeprefix("delete_")]
     ctx.get(rtype)
-    delete(ctx.sandbox, rtype, ctx.id)
+    delete(ctx.svc, rtype, ctx.id)
     return ctx.no_content()
 
 
-@handles("add_categories_to_catalog_item", "remove_categories_from_catalog_item", "update_categories_for_catalog_item")
+@_d.handles(
+    "add_categories_to_catalog_item", "remove_categories_from_catalog_item", "update_categories_for_catalog_item"
+)
 def _item_categories(ctx: Ctx) -> Reply:
     item = ctx.get(ITEM)
-    links = _linked(ctx.sandbox, ctx.linkages(), CATEGORY, "/data")
+    links = _linked(ctx.svc, ctx.linkages(), CATEGORY, "/data")
     current = item.linked("categories")
     if ctx.op.operation_id.startswith("add_"):
         item.relationships["categories"] = list(dict.fromkeys([*current, *links]))
@@ -269,10 +273,10 @@ def _item_categories(ctx: Ctx) -> Reply:
     return ctx.no_content()
 
 
-@handles("add_items_to_catalog_category", "remove_items_from_catalog_category", "update_items_for_catalog_category")
+@_d.handles("add_items_to_catalog_category", "remove_items_from_catalog_category", "update_items_for_catalog_category")
 def _category_items(ctx: Ctx) -> Reply:
     category = ctx.get(CATEGORY)
-    links = _linked(ctx.sandbox, ctx.linkages(), ITEM, "/data")
+    links = _linked(ctx.svc, ctx.linkages(), ITEM, "/data")
     mode = (
         "add"
         if ctx.op.operation_id.startswith("add_")
@@ -280,20 +284,20 @@ def _category_items(ctx: Ctx) -> Reply:
         if ctx.op.operation_id.startswith("remove_")
         else "replace"
     )
-    set_category_items(ctx.sandbox, category, links, mode)
+    set_category_items(ctx.svc, category, links, mode)
     return ctx.no_content()
 
 
-@handles("create_back_in_stock_subscription")
+@_d.handles("create_back_in_stock_subscription")
 def _back_in_stock(ctx: Ctx) -> Reply:
     """Subscribe a profile to a variant's restock: upserts the profile, records the event."""
-    sb = ctx.sandbox
+    svc = ctx.svc
     variant_links = ctx.rel("variant")
     if not variant_links:
         raise bad_request(
             "relationships.variant.data.id (the catalog variant) is required.", pointer="/data/relationships/variant"
         )
-    variant = sb.store.get(VARIANT, variant_links[0][1])
+    variant = svc.store.get(VARIANT, variant_links[0][1])
     if variant is None:
         raise _missing(VARIANT, variant_links[0][1], "/data/relationships/variant/data/id")
     who = (ctx.attrs.get("profile") or {}).get("data") or {}
@@ -313,7 +317,7 @@ def _back_in_stock(ctx: Ctx) -> Reply:
             "The SMS channel needs the profile's phone_number.",
             pointer="/data/attributes/profile/data/attributes/phone_number",
         )
-    if ident.get("id") and sb.store.get("profile", str(ident["id"])) is None:
+    if ident.get("id") and svc.store.get("profile", str(ident["id"])) is None:
         raise SandboxError(
             404,
             "not_found",
@@ -322,11 +326,11 @@ def _back_in_stock(ctx: Ctx) -> Reply:
             pointer="/data/attributes/profile/data/id",
         )
     profile, _ = find_or_create_profile(
-        sb, {k: v for k, v in ident.items() if k in ("id", "email", "phone_number", "external_id")}, ctx.now
+        svc, {k: v for k, v in ident.items() if k in ("id", "email", "phone_number", "external_id")}, ctx.now
     )
-    metric = find_or_create_metric(sb, "Subscribed to Back in Stock", ctx.now)
+    metric = find_or_create_metric(svc, "Subscribed to Back in Stock", ctx.now)
     record_event(
-        sb,
+        svc,
         profile,
         metric,
         {
@@ -361,7 +365,7 @@ def _job_items(body: Any, key: str) -> list[Any]:
     return items if isinstance(items, list) else []
 
 
-@handles(*_JOB_OPS)
+@_d.handles(*_JOB_OPS)
 def _bulk(ctx: Ctx) -> Reply:
     _, _, key = _JOB_OPS[ctx.op.operation_id]
     items = _job_items(ctx.body, key)
@@ -371,30 +375,30 @@ def _bulk(ctx: Ctx) -> Reply:
             pointer=f"/data/attributes/{key}/data",
         )
     job_type = str(ctx.data.get("type"))
-    return ctx.one(ctx.sandbox.create_job(ctx, job_type))
+    return ctx.one(ctx.create_job(job_type))
 
 
-def _job_runner(operation_id: str) -> Callable[[Sandbox, Resource], None]:
+def _job_runner(operation_id: str) -> Callable[[Services, Resource], None]:
     rtype, action, key = _JOB_OPS[operation_id]
 
-    def run(sb: Sandbox, job: Resource) -> None:
-        now = sb.clock.time()
+    def run(svc: Services, job: Resource) -> None:
+        now = svc.clock.time()
         done: list[Linkage] = []
         errors: list[Json] = []
         for n, item in enumerate(_job_items(job.private.get("body"), key)):
             pointer = f"/data/attributes/{key}/data/{n}"
             try:
                 if action == "create":
-                    done.append((rtype, create(sb, rtype, item, now, pointer).id))
+                    done.append((rtype, create(svc, rtype, item, now, pointer).id))
                 elif action == "update":
-                    res = sb.store.get(rtype, str(item.get("id")))
+                    res = svc.store.get(rtype, str(item.get("id")))
                     if res is None:
                         raise _missing(rtype, str(item.get("id")), f"{pointer}/id")
-                    done.append((rtype, update(sb, rtype, res, item, now, pointer).id))
+                    done.append((rtype, update(svc, rtype, res, item, now, pointer).id))
                 else:
-                    if sb.store.get(rtype, str(item.get("id"))) is None:
+                    if svc.store.get(rtype, str(item.get("id"))) is None:
                         raise _missing(rtype, str(item.get("id")), f"{pointer}/id")
-                    delete(sb, rtype, str(item.get("id")))
+                    delete(svc, rtype, str(item.get("id")))
                     done.append((rtype, str(item.get("id"))))
             except SandboxError as exc:
                 body = exc.body()["errors"][0]
@@ -415,57 +419,6 @@ def _job_runner(operation_id: str) -> Callable[[Sandbox, Resource], None]:
 
 
 for _op in _JOB_OPS:
-    JOB_RUNNERS[_op] = _job_runner(_op)
+    _d.job(_op)(_job_runner(_op))
 
-
-# -- demo data ------------------------------------------------------------------------------------------
-def seed_catalog(seeder: Seeder) -> None:
-    """Northwind's catalog: categories, 12 items and two variants each (see ``seed_data.PRODUCTS``)."""
-    from . import seed_data as D
-
-    sb, when = seeder.sb, seeder.anchor - 300 * 86_400
-    for key, name in D.CATEGORIES:
-        create(sb, CATEGORY, {"attributes": {"external_id": key, "name": name}}, when)
-    sizes = {"footwear": ("9", "10"), "apparel": ("M", "L"), "packs": ("Regular", "Tall"), "camp": ("Standard", "XL")}
-    for external, title, category, price in D.PRODUCTS:
-        slug = external.lower()
-        create(
-            sb,
-            ITEM,
-            {
-                "attributes": {
-                    "external_id": external,
-                    "title": title,
-                    "description": f"{title} by Northwind Outfitters.",
-                    "price": price,
-                    "url": f"{D.SITE}/products/{slug}",
-                    "image_full_url": f"{D.SITE}/img/{slug}.jpg",
-                    "image_thumbnail_url": f"{D.SITE}/img/{slug}-thumb.jpg",
-                    "images": [f"{D.SITE}/img/{slug}.jpg"],
-                    "custom_metadata": {"activity": category},
-                    "published": True,
-                },
-                "relationships": {"categories": {"data": [{"type": CATEGORY, "id": compound_id(category)}]}},
-            },
-            when,
-        )
-        for size in sizes[category]:
-            create(
-                sb,
-                VARIANT,
-                {
-                    "attributes": {
-                        "external_id": f"{external}-{size.upper()}",
-                        "title": f"{title} — {size}",
-                        "description": f"{title}, size {size}.",
-                        "sku": f"{external}-{size.upper()}",
-                        "inventory_policy": 1,
-                        "inventory_quantity": seeder.rng.randint(0, 60),
-                        "price": price,
-                        "url": f"{D.SITE}/products/{slug}?size={size}",
-                        "published": True,
-                    },
-                    "relationships": {"item": {"data": {"type": ITEM, "id": compound_id(external)}}},
-                },
-                when,
-            )
+DOMAIN = _d.build()

@@ -22,12 +22,13 @@ Sandbox account default: lists are single opt-in unless created otherwise.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .._app import JOB_RUNNERS
-from .._context import Ctx, Reply, handles, iso
-from .._jsonapi import SandboxError, bad_request
+from .._context import Ctx, Reply
+from .._jsonapi import SandboxError, bad_request, iso
+from .._services import Services
 from .._store import Resource
+from ..domain import DomainBuilder
 from ._common import (
     add_email_suppression,
     email_marketing,
@@ -42,12 +43,10 @@ from .lists import add_members, is_member, list_members, remove_members
 from .profiles import apply_attributes, check_identifiers, find_by_identifiers, touch
 from .segments import segment_members
 
-if TYPE_CHECKING:
-    from .._app import Sandbox
-
 Json = dict[str, Any]
 LIFTED_BY_SUBSCRIBE = ("UNSUBSCRIBE", "SPAM_COMPLAINT", "USER_SUPPRESSED")
 ITEMS = "/data/attributes/profiles/data"
+_d = DomainBuilder("consent")
 
 
 def _items(attrs: Json) -> list[Json]:
@@ -103,20 +102,20 @@ def _check_items(items: list[Json], limit: int, *, historical: bool = False, now
 
 
 # -- subscribe ----------------------------------------------------------------------------------------
-def _profile_for(sb: Sandbox, pid: str | None, attrs: Json, now: float) -> Resource:
+def _profile_for(svc: Services, pid: str | None, attrs: Json, now: float) -> Resource:
     """The profile to change: by id, then email/phone; created when missing. Free identifiers are set."""
-    profile = sb.store.get("profile", pid) if pid else None
-    profile = profile or find_by_identifiers(sb, attrs)
+    profile = svc.store.get("profile", pid) if pid else None
+    profile = profile or find_by_identifiers(svc, attrs)
     if profile is None:
-        return new_profile(sb, {k: attrs.get(k) for k in ("email", "phone_number")}, now)
+        return new_profile(svc, {k: attrs.get(k) for k in ("email", "phone_number")}, now)
     for key in ("email", "phone_number"):
-        if attrs.get(key) and not profile.attributes.get(key) and sb.store.find("profile", key, attrs[key]) is None:
+        if attrs.get(key) and not profile.attributes.get(key) and svc.store.find("profile", key, attrs[key]) is None:
             profile.attributes[key] = attrs[key]
     return profile
 
 
 def subscribe(
-    sb: Sandbox,
+    svc: Services,
     profile: Resource,
     subs: Json,
     list_res: Resource | None,
@@ -134,7 +133,7 @@ def subscribe(
         if list_res is not None and double and not historical and not confirmed:
             pending = profile.private.setdefault("pending_opt_in", {})
             pending[list_res.id] = {"requested": now, "source": source, "consented_at": email.get("consented_at")}
-            sb.outbox_add(
+            svc.outbox.add(
                 to=profile.attributes["email"],
                 channel="email",
                 profile_id=profile.id,
@@ -175,48 +174,49 @@ def subscribe(
             "method_detail": source,
             "last_updated": iso(now),
         }
-    touch(sb, profile, now)
+    touch(svc, profile, now)
     if joins and list_res is not None:
-        add_members(sb, list_res, [profile], now, announce=not historical)
+        add_members(svc, list_res, [profile], now, announce=not historical)
 
 
-def confirm_opt_in(sb: Sandbox, profile: Resource, list_id: str) -> bool:
+def confirm_opt_in(svc: Services, profile: Resource, list_id: str) -> bool:
     """The profile clicked the double opt-in confirmation for ``list_id``; False if none was pending."""
     pending = (profile.private.get("pending_opt_in") or {}).pop(list_id, None)
-    list_res = sb.store.get("list", list_id)
+    list_res = svc.store.get("list", list_id)
     if pending is None or list_res is None:
         return False
     sub = {"consent": "SUBSCRIBED", "consented_at": pending.get("consented_at")}
     subscribe(
-        sb,
+        svc,
         profile,
         {"email": {"marketing": sub}},
         list_res,
-        sb.clock.time(),
+        svc.clock.time(),
         source=pending.get("source"),
         confirmed=True,
     )
     return True
 
 
-@handles("bulk_subscribe_profiles")
+@_d.handles("bulk_subscribe_profiles")
 def bulk_subscribe_profiles(ctx: Ctx) -> Reply:
     attrs = ctx.attrs
     _check_items(_items(attrs), 1000, historical=bool(attrs.get("historical_import")), now=ctx.now)
     _group(ctx, "list")
-    ctx.sandbox.create_job(ctx, "profile-subscription-bulk-create-job")
+    ctx.create_job("profile-subscription-bulk-create-job")
     return ctx.accepted()
 
 
-def run_subscribe(sb: Sandbox, job: Resource) -> None:
+@_d.job("bulk_subscribe_profiles")
+def run_subscribe(svc: Services, job: Resource) -> None:
     attrs = job.private["body"]["data"]["attributes"]
-    list_res = sb.store.get("list", job.linked("list")[0][1]) if job.linked("list") else None
-    now = sb.clock.time()
+    list_res = svc.store.get("list", job.linked("list")[0][1]) if job.linked("list") else None
+    now = svc.clock.time()
     for item in _items(attrs):
         pattrs = item.get("attributes") or {}
-        profile = _profile_for(sb, item.get("id"), pattrs, now)
+        profile = _profile_for(svc, item.get("id"), pattrs, now)
         subscribe(
-            sb,
+            svc,
             profile,
             pattrs.get("subscriptions") or {},
             list_res,
@@ -226,7 +226,7 @@ def run_subscribe(sb: Sandbox, job: Resource) -> None:
         )
 
 
-@handles("create_client_subscription")
+@_d.handles("create_client_subscription")
 def create_client_subscription(ctx: Ctx) -> Reply:
     base = "/data/attributes/profile/data"
     target = (ctx.attrs.get("profile") or {}).get("data") or {}
@@ -241,31 +241,32 @@ def create_client_subscription(ctx: Ctx) -> Reply:
             subs["sms"] = {"marketing": {"consent": "SUBSCRIBED"}}
     _check_items([{"attributes": {**pattrs, "subscriptions": subs}}], 1)
     list_res = _group(ctx, "list")
-    profile = _profile_for(ctx.sandbox, target.get("id"), pattrs, ctx.now)
+    profile = _profile_for(ctx.svc, target.get("id"), pattrs, ctx.now)
     apply_attributes(profile, pattrs, identifiers=False)
-    subscribe(ctx.sandbox, profile, subs, list_res, ctx.now, source=ctx.attrs.get("custom_source"))
+    subscribe(ctx.svc, profile, subs, list_res, ctx.now, source=ctx.attrs.get("custom_source"))
     return ctx.accepted()
 
 
 # -- unsubscribe ----------------------------------------------------------------------------------------
-@handles("bulk_unsubscribe_profiles")
+@_d.handles("bulk_unsubscribe_profiles")
 def bulk_unsubscribe_profiles(ctx: Ctx) -> Reply:
     _check_items(_items(ctx.attrs), 100)
     _group(ctx, "list")
-    ctx.sandbox.create_job(ctx, "profile-subscription-bulk-delete-job")
+    ctx.create_job("profile-subscription-bulk-delete-job")
     return ctx.accepted()
 
 
-def run_unsubscribe(sb: Sandbox, job: Resource) -> None:
+@_d.job("bulk_unsubscribe_profiles")
+def run_unsubscribe(svc: Services, job: Resource) -> None:
     attrs = job.private["body"]["data"]["attributes"]
-    list_res = sb.store.get("list", job.linked("list")[0][1]) if job.linked("list") else None
-    now = sb.clock.time()
+    list_res = svc.store.get("list", job.linked("list")[0][1]) if job.linked("list") else None
+    now = svc.clock.time()
     for item in _items(attrs):
         pattrs = item.get("attributes") or {}
-        profile = _profile_for(sb, None, pattrs, now)
+        profile = _profile_for(svc, None, pattrs, now)
         email, sms, sms_tx = _channels(pattrs.get("subscriptions") or {})
         if email and list_res is not None and is_member(list_res, profile.id):
-            remove_members(sb, list_res, [profile.id], now)
+            remove_members(svc, list_res, [profile.id], now)
             em = email_marketing(profile)
             em["list_suppressions"] = [
                 *(em.get("list_suppressions") or []),
@@ -280,11 +281,11 @@ def run_unsubscribe(sb: Sandbox, job: Resource) -> None:
             tx = subscriptions(profile)["sms"].get("transactional")
             if tx:
                 tx.update({"consent": "UNSUBSCRIBED", "can_receive_sms_transactional": False, "last_updated": iso(now)})
-        touch(sb, profile, now)
+        touch(svc, profile, now)
 
 
 # -- suppress / unsuppress ------------------------------------------------------------------------------
-@handles("bulk_suppress_profiles", "bulk_unsuppress_profiles")
+@_d.handles("bulk_suppress_profiles", "bulk_unsuppress_profiles")
 def bulk_suppression(ctx: Ctx) -> Reply:
     items = _items(ctx.attrs)
     list_res, segment = _group(ctx, "list"), _group(ctx, "segment")
@@ -299,7 +300,7 @@ def bulk_suppression(ctx: Ctx) -> Reply:
     for i, item in enumerate(items):
         check_identifiers(item.get("attributes") or {}, f"{ITEMS}/{i}/attributes")
     kind = "create" if ctx.op.operation_id == "bulk_suppress_profiles" else "delete"
-    job = ctx.sandbox.create_job(ctx, f"profile-suppression-bulk-{kind}-job")
+    job = ctx.create_job(f"profile-suppression-bulk-{kind}-job")
     job.attributes["skipped_count"] = 0
     job.relationships["lists"] = [("list", list_res.id)] if list_res else []
     job.relationships["segments"] = [("segment", segment.id)] if segment else []
@@ -307,34 +308,35 @@ def bulk_suppression(ctx: Ctx) -> Reply:
     return ctx.one(job)
 
 
-def _targets(sb: Sandbox, job: Resource, *, create: bool, now: float) -> list[Resource]:
+def _targets(svc: Services, job: Resource, *, create: bool, now: float) -> list[Resource]:
     attrs = job.private["body"]["data"]["attributes"]
     if _items(attrs):
         out = []
         for item in _items(attrs):
             email = (item.get("attributes") or {}).get("email")
-            profile = sb.store.find("profile", "email", email)
+            profile = svc.store.find("profile", "email", email)
             if profile is None and create:
-                profile = new_profile(sb, {"email": email}, now)
+                profile = new_profile(svc, {"email": email}, now)
             if profile is not None:
                 out.append(profile)
         return out
     for _, list_id in job.linked("lists"):
-        list_res = sb.store.get("list", list_id)
-        return list_members(sb, list_res) if list_res else []
+        list_res = svc.store.get("list", list_id)
+        return list_members(svc, list_res) if list_res else []
     for _, seg_id in job.linked("segments"):
-        seg = sb.store.get("segment", seg_id)
-        return segment_members(sb, seg) if seg else []
+        seg = svc.store.get("segment", seg_id)
+        return segment_members(svc, seg) if seg else []
     return []
 
 
-def run_suppression(sb: Sandbox, job: Resource) -> None:
-    now = sb.clock.time()
+@_d.job("bulk_suppress_profiles", "bulk_unsuppress_profiles")
+def run_suppression(svc: Services, job: Resource) -> None:
+    now = svc.clock.time()
     suppress = job.private["operation"] == "bulk_suppress_profiles"
-    targets = _targets(sb, job, create=suppress, now=now)
+    targets = _targets(svc, job, create=suppress, now=now)
     done = 0
     for view in targets:
-        profile = sb.store.get("profile", view.id)
+        profile = svc.store.get("profile", view.id)
         if profile is None or not profile.attributes.get("email"):
             continue
         changed = (
@@ -343,12 +345,9 @@ def run_suppression(sb: Sandbox, job: Resource) -> None:
             else bool(remove_email_suppressions(profile, ("USER_SUPPRESSED",), now))
         )
         if changed:
-            touch(sb, profile, now)
+            touch(svc, profile, now)
             done += 1
     job.attributes.update({"total_count": len(targets), "completed_count": done, "skipped_count": len(targets) - done})
 
 
-JOB_RUNNERS["bulk_subscribe_profiles"] = run_subscribe
-JOB_RUNNERS["bulk_unsubscribe_profiles"] = run_unsubscribe
-JOB_RUNNERS["bulk_suppress_profiles"] = run_suppression
-JOB_RUNNERS["bulk_unsuppress_profiles"] = run_suppression
+DOMAIN = _d.build()

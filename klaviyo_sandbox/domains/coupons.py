@@ -1,4 +1,4 @@
-"""Coupons and coupon codes (imported by ``misc``): ids, uniqueness, statuses and the bulk-create job.
+"""Coupons and coupon codes: ids, uniqueness, statuses and the bulk-create job.
 
 As Klaviyo documents: a coupon's id is its ``external_id`` (so creating one twice is a 409); a code's
 id is ``<coupon id>-<unique_code>`` and a code is unique within its coupon (409 on a duplicate);
@@ -11,24 +11,22 @@ failure in the job's ``errors``.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .._app import JOB_RUNNERS, RELATED
-from .._context import Ctx, Reply, handles, iso
-from .._jsonapi import SandboxError, bad_request
-from .._store import Resource
-
-if TYPE_CHECKING:
-    from .._app import Sandbox
-    from .seed import Seeder
+from .._context import Ctx, Reply
+from .._jsonapi import SandboxError, bad_request, iso
+from .._services import Services
+from .._store import Linkage, Resource
+from ..domain import DomainBuilder
 
 Json = dict[str, Any]
+_d = DomainBuilder("coupons")
 YEAR = 365 * 86_400
 MAX_CODES_PER_JOB = 1000
 _EXTERNAL_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-def add_coupon(sb: Sandbox, attrs: Json, now: float) -> Resource:
+def add_coupon(svc: Services, attrs: Json, now: float) -> Resource:
     external = str(attrs.get("external_id") or "")
     if not _EXTERNAL_ID.match(external):
         raise bad_request(
@@ -36,7 +34,7 @@ def add_coupon(sb: Sandbox, attrs: Json, now: float) -> Resource:
             f"got {external!r}.",
             pointer="/data/attributes/external_id",
         )
-    if sb.store.get("coupon", external) is not None:
+    if svc.store.get("coupon", external) is not None:
         raise SandboxError(
             409,
             "duplicate",
@@ -57,11 +55,11 @@ def add_coupon(sb: Sandbox, attrs: Json, now: float) -> Resource:
         now,
         now,
     )
-    sb.store.put(coupon)
+    svc.store.put(coupon)
     return coupon
 
 
-def add_code(sb: Sandbox, data: Json, now: float, pointer: str = "/data") -> Resource:
+def add_code(svc: Services, data: Json, now: float, pointer: str = "/data") -> Resource:
     """Create one coupon code from a ``coupon-code`` resource object (raises with a pointer into it)."""
     attrs = data.get("attributes") or {}
     coupon_data = ((data.get("relationships") or {}).get("coupon") or {}).get("data") or {}
@@ -71,7 +69,7 @@ def add_code(sb: Sandbox, data: Json, now: float, pointer: str = "/data") -> Res
             "A coupon code needs its coupon: relationships.coupon.data.id.",
             pointer=f"{pointer}/relationships/coupon/data",
         )
-    if sb.store.get("coupon", coupon_id) is None:
+    if svc.store.get("coupon", coupon_id) is None:
         raise SandboxError(
             404,
             "not_found",
@@ -83,7 +81,7 @@ def add_code(sb: Sandbox, data: Json, now: float, pointer: str = "/data") -> Res
     if not code.strip():
         raise bad_request("unique_code must not be empty.", pointer=f"{pointer}/attributes/unique_code")
     rid = f"{coupon_id}-{code}"
-    if sb.store.get("coupon-code", rid) is not None:
+    if svc.store.get("coupon-code", rid) is not None:
         raise SandboxError(
             409,
             "duplicate",
@@ -101,37 +99,39 @@ def add_code(sb: Sandbox, data: Json, now: float, pointer: str = "/data") -> Res
         now,
         now,
     )
-    sb.store.put(res)
+    svc.store.put(res)
     return res
 
 
-def codes_of(sb: Sandbox, coupon_id: str) -> list[Resource]:
-    return [c for c in sb.store.iter("coupon-code") if c.relationships.get("coupon") == ("coupon", coupon_id)]
+def codes_of(svc: Services, coupon_id: str) -> list[Resource]:
+    return [c for c in svc.store.iter("coupon-code") if c.relationships.get("coupon") == ("coupon", coupon_id)]
 
 
-RELATED[("coupon", "coupon-codes")] = lambda sb, coupon: [("coupon-code", c.id) for c in codes_of(sb, coupon.id)]
+@_d.related("coupon", "coupon-codes")
+def _coupon_codes(svc: Services, coupon: Resource) -> list[Linkage]:
+    return [("coupon-code", c.id) for c in codes_of(svc, coupon.id)]
 
 
-@handles("create_coupon")
+@_d.handles("create_coupon")
 def _create_coupon(ctx: Ctx) -> Reply:
-    return ctx.one(add_coupon(ctx.sandbox, ctx.attrs, ctx.now))
+    return ctx.one(add_coupon(ctx.svc, ctx.attrs, ctx.now))
 
 
-@handles("delete_coupon")
+@_d.handles("delete_coupon")
 def _delete_coupon(ctx: Ctx) -> Reply:
     coupon = ctx.get("coupon")
-    for code in codes_of(ctx.sandbox, coupon.id):
+    for code in codes_of(ctx.svc, coupon.id):
         ctx.store.delete("coupon-code", code.id)
     ctx.store.delete("coupon", coupon.id)
     return ctx.no_content()
 
 
-@handles("create_coupon_code")
+@_d.handles("create_coupon_code")
 def _create_code(ctx: Ctx) -> Reply:
-    return ctx.one(add_code(ctx.sandbox, ctx.data, ctx.now))
+    return ctx.one(add_code(ctx.svc, ctx.data, ctx.now))
 
 
-@handles("get_coupon_codes")
+@_d.handles("get_coupon_codes")
 def _get_codes(ctx: Ctx) -> Reply:
     text = ctx.query.get("filter") or ""
     if "coupon.id" not in text and "profile.id" not in text:
@@ -143,13 +143,13 @@ def _get_codes(ctx: Ctx) -> Reply:
     return ctx.many(ctx.store.all("coupon-code"))
 
 
-@handles("get_coupon_codes_for_coupon")
+@_d.handles("get_coupon_codes_for_coupon")
 def _codes_for_coupon(ctx: Ctx) -> Reply:
     coupon = ctx.get("coupon")
-    return ctx.many(codes_of(ctx.sandbox, coupon.id))
+    return ctx.many(codes_of(ctx.svc, coupon.id))
 
 
-@handles("update_coupon_code")
+@_d.handles("update_coupon_code")
 def _update_code(ctx: Ctx) -> Reply:
     code = ctx.get("coupon-code")
     if ctx.data.get("id") != code.id:
@@ -168,7 +168,7 @@ def _update_code(ctx: Ctx) -> Reply:
     return ctx.one(code)
 
 
-@handles("delete_coupon_code")
+@_d.handles("delete_coupon_code")
 def _delete_code(ctx: Ctx) -> Reply:
     code = ctx.get("coupon-code")
     if code.relationships.get("profile") or code.attributes.get("status") == "ASSIGNED_TO_PROFILE":
@@ -183,7 +183,7 @@ def _job_codes(body: Any) -> list[Any]:
     return codes if isinstance(codes, list) else []
 
 
-@handles("bulk_create_coupon_codes")
+@_d.handles("bulk_create_coupon_codes")
 def _bulk_codes(ctx: Ctx) -> Reply:
     codes = _job_codes(ctx.body)
     if len(codes) > MAX_CODES_PER_JOB:
@@ -191,16 +191,17 @@ def _bulk_codes(ctx: Ctx) -> Reply:
             f"A job takes at most {MAX_CODES_PER_JOB} coupon codes; this one has {len(codes)}. Split it.",
             pointer="/data/attributes/coupon-codes/data",
         )
-    return ctx.one(ctx.sandbox.create_job(ctx, "coupon-code-bulk-create-job"))
+    return ctx.one(ctx.create_job("coupon-code-bulk-create-job"))
 
 
-def _run_bulk_codes(sb: Sandbox, job: Resource) -> None:
-    now = sb.clock.time()
+@_d.job("bulk_create_coupon_codes")
+def _run_bulk_codes(svc: Services, job: Resource) -> None:
+    now = svc.clock.time()
     created, errors = [], []
     for n, item in enumerate(_job_codes(job.private.get("body"))):
         pointer = f"/data/attributes/coupon-codes/data/{n}"
         try:
-            created.append(("coupon-code", add_code(sb, item, now, pointer).id))
+            created.append(("coupon-code", add_code(svc, item, now, pointer).id))
         except SandboxError as exc:
             errors.append(
                 {
@@ -215,25 +216,4 @@ def _run_bulk_codes(sb: Sandbox, job: Resource) -> None:
     job.relationships["coupon-codes"] = created
 
 
-JOB_RUNNERS["bulk_create_coupon_codes"] = _run_bulk_codes
-
-
-def seed_coupons(seeder: Seeder) -> None:
-    """WELCOME10 (the welcome flow's code) with 25 codes, a few already assigned or used."""
-    sb, when = seeder.sb, seeder.anchor - 120 * 86_400
-    add_coupon(sb, {"external_id": "WELCOME10", "description": "10% off a first order"}, when)
-    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-    subscribers = [p.res.id for p in seeder.people if p.state == "sub"]
-    for n in range(25):
-        code = "".join(seeder.rng.choice(alphabet) for _ in range(8))
-        res = add_code(
-            sb,
-            {
-                "attributes": {"unique_code": code},
-                "relationships": {"coupon": {"data": {"type": "coupon", "id": "WELCOME10"}}},
-            },
-            when,
-        )
-        if n < 6:
-            res.attributes["status"] = "USED" if n < 2 else "ASSIGNED_TO_PROFILE"
-            res.relationships["profile"] = ("profile", subscribers[n])
+DOMAIN = _d.build()

@@ -16,7 +16,7 @@
 - To-one related endpoints (``/events/{id}/metric``, ...) answer ``data: null`` when nothing is
   linked, as the spec allows.
 
-Metric aggregates are in ``metric_aggregates.py`` (imported here so its handler registers).
+Metric aggregates are in ``metric_aggregates.py`` (a domain of its own).
 """
 
 from __future__ import annotations
@@ -25,17 +25,16 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from .._app import JOB_RUNNERS, RELATED, Sandbox
-from .._context import Ctx, Reply, handles
-from .._jsonapi import FIELD_RESOLVERS, bad_request
+from .._context import Ctx, Reply
+from .._jsonapi import bad_request
+from .._services import Services
 from .._store import Linkage, Resource, Store
-from . import metric_aggregates  # noqa: F401  (registers query_metric_aggregates)
+from ..domain import DomainBuilder
 from ._common import (
     IDENTIFIERS,
     find_or_create_metric,
     find_or_create_profile,
     find_profile,
-    iso,
     parse_time,
     record_event,
 )
@@ -44,6 +43,7 @@ Json = dict[str, Any]
 MAX_BULK_EVENTS = 1000
 MAX_PROPERTIES = 400
 _YEAR_1990 = 631152000.0
+_d = DomainBuilder("events")
 _PROFILE_FIELDS = (
     "email",
     "phone_number",
@@ -129,22 +129,22 @@ def _profile_spec(node: Any, pointer: str) -> Json:
     return {"attrs": found, "meta": attrs.get("meta") or {}, "pointer": pointer}  # the spec's place for it
 
 
-def _resolve_profile(sb: Sandbox, spec: Json, now: float, *, client: bool) -> Resource:
+def _resolve_profile(svc: Services, spec: Json, now: float, *, client: bool) -> Resource:
     attrs: Json = dict(spec["attrs"])
-    if attrs.get("id") and sb.store.get("profile", attrs["id"]) is None:
+    if attrs.get("id") and svc.store.get("profile", attrs["id"]) is None:
         raise bad_request(
             f"There is no profile with id {attrs['id']}; give an existing id, or an email, "
             "phone_number or external_id instead.",
             pointer=f"{spec['pointer']}/id",
         )
     if client:
-        existing = find_profile(sb, attrs)
+        existing = find_profile(svc, attrs)
         if existing is not None:  # the client API never changes an existing profile's identifiers
             attrs = {k: v for k, v in attrs.items() if k not in IDENTIFIERS}
             attrs["id"] = existing.id
-    profile, _ = find_or_create_profile(sb, attrs, now)
+    profile, _ = find_or_create_profile(svc, attrs, now)
     _patch_properties(profile, spec["meta"].get("patch_properties") if isinstance(spec["meta"], Mapping) else None)
-    sb.store.put(profile)
+    svc.store.put(profile)
     return profile
 
 
@@ -168,11 +168,11 @@ def _patch_properties(profile: Resource, patch: Any) -> None:
         props.pop(key, None)
 
 
-def apply_event(sb: Sandbox, profile: Resource, spec: Json) -> tuple[Resource, bool]:
+def apply_event(svc: Services, profile: Resource, spec: Json) -> tuple[Resource, bool]:
     """Record one checked event for ``profile``; (event, created)."""
-    metric = find_or_create_metric(sb, spec["metric"], spec["time"], spec.get("service"))
+    metric = find_or_create_metric(svc, spec["metric"], spec["time"], spec.get("service"))
     return record_event(
-        sb,
+        svc,
         profile,
         metric,
         spec["properties"],
@@ -184,15 +184,15 @@ def apply_event(sb: Sandbox, profile: Resource, spec: Json) -> tuple[Resource, b
 
 
 # -- create ------------------------------------------------------------------------------------
-@handles("create_event", "create_client_event")
+@_d.handles("create_event", "create_client_event")
 def create_event(ctx: Ctx) -> Reply:
     attrs = ctx.attrs
     base = "/data/attributes"
     profile_node = (attrs.get("profile") or {}).get("data")
     spec = _event_spec(attrs, base, ctx.now)
     profile_spec = _profile_spec(profile_node, f"{base}/profile/data")
-    profile = _resolve_profile(ctx.sandbox, profile_spec, ctx.now, client=ctx.auth.kind == "public")
-    apply_event(ctx.sandbox, profile, spec)
+    profile = _resolve_profile(ctx.svc, profile_spec, ctx.now, client=ctx.auth.kind == "public")
+    apply_event(ctx.svc, profile, spec)
     return ctx.accepted()
 
 
@@ -233,48 +233,46 @@ def _bulk_entries(entries: list[Any], base: str, now: float) -> list[tuple[Json,
     return out
 
 
-def _run_bulk(sb: Sandbox, entries: list[tuple[Json, list[Json]]], now: float, *, client: bool) -> int:
+def _run_bulk(svc: Services, entries: list[tuple[Json, list[Json]]], now: float, *, client: bool) -> int:
     count = 0
     for profile_spec, events in entries:
-        profile = _resolve_profile(sb, profile_spec, now, client=client)
+        profile = _resolve_profile(svc, profile_spec, now, client=client)
         for spec in events:
-            apply_event(sb, profile, spec)
+            apply_event(svc, profile, spec)
             count += 1
     return count
 
 
-@handles("bulk_create_events")
+@_d.handles("bulk_create_events")
 def bulk_create_events(ctx: Ctx) -> Reply:
     base = "/data/attributes/events-bulk-create/data"
     _bulk_entries(list(((ctx.attrs.get("events-bulk-create") or {}).get("data")) or []), base, ctx.now)
-    ctx.sandbox.create_job(ctx, "event-bulk-create-job")
+    ctx.create_job("event-bulk-create-job")
     return ctx.accepted()
 
 
-def _bulk_job_runner(sb: Sandbox, job: Resource) -> None:
+@_d.job("bulk_create_events")
+def _bulk_job_runner(svc: Services, job: Resource) -> None:
     """Apply a queued ``bulk_create_events`` job; events without a time take the request's time."""
     body = job.private.get("body") or {}
     attrs = ((body.get("data") or {}).get("attributes")) or {}
     entries = list(((attrs.get("events-bulk-create") or {}).get("data")) or [])
     checked = _bulk_entries(entries, "/data/attributes/events-bulk-create/data", job.created)
-    count = _run_bulk(sb, checked, job.created, client=False)
+    count = _run_bulk(svc, checked, job.created, client=False)
     job.attributes["completed_count"] = count
     job.attributes["total_count"] = count
 
 
-JOB_RUNNERS["bulk_create_events"] = _bulk_job_runner
-
-
-@handles("bulk_create_client_events")
+@_d.handles("bulk_create_client_events")
 def bulk_create_client_events(ctx: Ctx) -> Reply:
     data = ctx.data if isinstance(ctx.data, Mapping) else {}
     entries = _bulk_entries([data], "/data", ctx.now)
-    _run_bulk(ctx.sandbox, entries, ctx.now, client=True)
+    _run_bulk(ctx.svc, entries, ctx.now, client=True)
     return ctx.accepted()
 
 
 # -- reads -------------------------------------------------------------------------------------
-@handles("get_events")
+@_d.handles("get_events")
 def get_events(ctx: Ctx) -> Reply:
     events = ctx.store.all("event")
     if not ctx.query.get("sort"):
@@ -282,16 +280,16 @@ def get_events(ctx: Ctx) -> Reply:
     return ctx.many(events)
 
 
-@handles("get_metrics")
+@_d.handles("get_metrics")
 def get_metrics(ctx: Ctx) -> Reply:
     return ctx.many(ctx.store.all("metric"), page_size=200)
 
 
-@handles("get_metric_property")
+@_d.handles("get_metric_property")
 def get_metric_property(ctx: Ctx) -> Reply:
     if ctx.store.get("metric-property", ctx.id) is None:
         for metric in ctx.store.iter("metric"):
-            refresh_properties(ctx.sandbox, metric)
+            refresh_properties(ctx.svc, metric)
     return ctx.one(ctx.get("metric-property"))
 
 
@@ -300,8 +298,8 @@ def _linked_id(store: Store, res: Resource, rel: str) -> str | None:
     return links[0][1] if links else None
 
 
-FIELD_RESOLVERS[("event", "profile")] = lambda store, res: _linked_id(store, res, "profile")
-FIELD_RESOLVERS[("event", "metric")] = lambda store, res: _linked_id(store, res, "metric")
+_d.add_field("event", "profile", lambda store, res: _linked_id(store, res, "profile"))
+_d.add_field("event", "metric", lambda store, res: _linked_id(store, res, "metric"))
 
 
 # -- metric properties -------------------------------------------------------------------------
@@ -323,19 +321,20 @@ def property_id(metric_id: str, key: str) -> str:
     return hashlib.md5(f"{metric_id}:{key}".encode()).hexdigest()
 
 
-def refresh_properties(sb: Sandbox, metric: Resource) -> list[Linkage]:
+@_d.related("metric", "metric-properties")
+def refresh_properties(svc: Services, metric: Resource) -> list[Linkage]:
     """Store one metric-property per event property key seen on ``metric``'s events."""
     seen: dict[str, Any] = {}
-    for event in sb.store.iter("event"):
+    for event in svc.store.iter("event"):
         if event.linked("metric") == [("metric", metric.id)]:
             for key, value in (event.attributes.get("event_properties") or {}).items():
                 seen.setdefault(key, value)
     links: list[Linkage] = []
     for key, value in sorted(seen.items()):
         pid = property_id(metric.id, key)
-        if sb.store.get("metric-property", pid) is None:
-            now = sb.clock.time()
-            sb.store.put(
+        if svc.store.get("metric-property", pid) is None:
+            now = svc.clock.time()
+            svc.store.put(
                 Resource(
                     "metric-property",
                     pid,
@@ -349,6 +348,6 @@ def refresh_properties(sb: Sandbox, metric: Resource) -> list[Linkage]:
     return links
 
 
-RELATED[("metric", "metric-properties")] = refresh_properties
+DOMAIN = _d.build()
 
-__all__ = ["apply_event", "iso", "property_id", "refresh_properties"]
+__all__ = ["DOMAIN", "apply_event", "property_id", "refresh_properties"]

@@ -34,11 +34,12 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from .._app import on
+from .._services import Services
 from .._store import Resource, Store
+from ..domain import DomainBuilder
 from ._common import (
     can_receive_email_marketing,
     can_receive_sms_marketing,
@@ -48,10 +49,8 @@ from ._common import (
     schedule_message,
 )
 
-if TYPE_CHECKING:
-    from .._app import Sandbox
-
 Json = dict[str, Any]
+_d = DomainBuilder("flow_engine")
 OUTBOX_CHANNELS = {"send-email": "email", "send-sms": "sms"}
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _MAX_STEPS = 500
@@ -69,9 +68,9 @@ def flow_actions(store: Store, flow: Resource) -> list[Resource]:
     return [a for a in (store.get(t, i) for t, i in flow.linked("flow-actions")) if a is not None]
 
 
-def live_flows(sb: Sandbox, trigger_type: str, trigger_id: str) -> list[Resource]:
+def live_flows(svc: Services, trigger_type: str, trigger_id: str) -> list[Resource]:
     out = []
-    for flow in sb.store.iter("flow"):
+    for flow in svc.store.iter("flow"):
         trigger = flow_trigger(flow)
         if (
             flow.attributes.get("status") == "live"
@@ -84,39 +83,39 @@ def live_flows(sb: Sandbox, trigger_type: str, trigger_id: str) -> list[Resource
 
 
 # -- hooks -------------------------------------------------------------------------------------
-@on("event_created")
-def on_event_created(sb: Sandbox, event: Resource) -> None:
+@_d.on("event_created")
+def on_event_created(svc: Services, event: Resource) -> None:
     metric = event.linked("metric")
-    profile = event_profile(sb, event)
+    profile = event_profile(svc, event)
     if not metric or profile is None:
         return
     props = event.attributes.get("event_properties") or {}
-    for flow in live_flows(sb, "metric", metric[0][1]):
+    for flow in live_flows(svc, "metric", metric[0][1]):
         if groups_match(flow_trigger(flow).get("trigger_filter"), lambda c: metric_condition(c, props)):
-            run_flow(sb, flow, profile, event)
+            run_flow(svc, flow, profile, event)
 
 
-@on("profile_added_to_list")
-def on_profile_added_to_list(sb: Sandbox, payload: Mapping[str, Any]) -> None:
+@_d.on("profile_added_to_list")
+def on_profile_added_to_list(svc: Services, payload: Mapping[str, Any]) -> None:
     lst, profile = payload.get("list"), payload.get("profile")
     if not isinstance(lst, Resource) or not isinstance(profile, Resource):
         return
-    for flow in live_flows(sb, "list", lst.id):
-        run_flow(sb, flow, profile, None)
+    for flow in live_flows(svc, "list", lst.id):
+        run_flow(svc, flow, profile, None)
 
 
 # -- walking a flow ----------------------------------------------------------------------------
-def run_flow(sb: Sandbox, flow: Resource, profile: Resource, event: Resource | None) -> list[Resource]:
+def run_flow(svc: Services, flow: Resource, profile: Resource, event: Resource | None) -> list[Resource]:
     """Enter ``profile`` into ``flow`` and schedule its messages; the outbox entries made."""
     definition = flow.attributes.get("definition") or {}
-    if not groups_match(definition.get("profile_filter"), lambda c: profile_condition(sb, c, profile)):
+    if not groups_match(definition.get("profile_filter"), lambda c: profile_condition(svc, c, profile)):
         return []
-    now = sb.clock.time()
-    if not _may_enter(sb, flow, profile, definition.get("reentry_criteria"), now):
+    now = svc.clock.time()
+    if not _may_enter(svc, flow, profile, definition.get("reentry_criteria"), now):
         return []
     props = (event.attributes.get("event_properties") or {}) if event is not None else {}
     send_at = parse_time(props.get("send_at")) if props.get("send_at") else None
-    actions = {a.id: a for a in flow_actions(sb.store, flow)}
+    actions = {a.id: a for a in flow_actions(svc.store, flow)}
     when, position, made = now, 0, []
     current = definition.get("entry_action_id")
     for _ in range(_MAX_STEPS):
@@ -132,9 +131,9 @@ def run_flow(sb: Sandbox, flow: Resource, profile: Resource, event: Resource | N
             position += 1
             if position == 1 and send_at is not None:
                 when = send_at
-            made.append(_schedule(sb, flow, action, profile, event, when, position))
+            made.append(_schedule(svc, flow, action, profile, event, when, position))
         elif kind == "conditional-split":
-            ok = groups_match(data.get("profile_filter"), lambda c: profile_condition(sb, c, profile))
+            ok = groups_match(data.get("profile_filter"), lambda c: profile_condition(svc, c, profile))
             current = links.get("next_if_true" if ok else "next_if_false")
             continue
         elif kind == "trigger-split":
@@ -146,7 +145,13 @@ def run_flow(sb: Sandbox, flow: Resource, profile: Resource, event: Resource | N
 
 
 def _schedule(
-    sb: Sandbox, flow: Resource, action: Resource, profile: Resource, event: Resource | None, when: float, position: int
+    svc: Services,
+    flow: Resource,
+    action: Resource,
+    profile: Resource,
+    event: Resource | None,
+    when: float,
+    position: int,
 ) -> Resource:
     body = action.attributes.get("definition") or {}
     data = body.get("data") or {}
@@ -163,17 +168,17 @@ def _schedule(
     }
     if channel == "sms":
         details["body"] = message.get("body")
-    entry = schedule_message(sb, profile, channel=channel, source="flow", send_at=when, **details)
+    entry = schedule_message(svc, profile, channel=channel, source="flow", send_at=when, **details)
     status = data.get("status", "live")
     if status != "live" and entry.attributes.get("status") == "scheduled":
         entry.attributes.update({"status": "skipped", "skip_reason": f"flow action is {status}"})
-        sb.store.put(entry)
+        svc.store.put(entry)
     return entry
 
 
-def _may_enter(sb: Sandbox, flow: Resource, profile: Resource, criteria: Any, now: float) -> bool:
+def _may_enter(svc: Services, flow: Resource, profile: Resource, criteria: Any, now: float) -> bool:
     """Whether ``profile`` may enter ``flow`` now (``reentry_criteria``); records the entry if so."""
-    last_entry: dict[str, float] = sb.store.mutable("flow_entries", dict).setdefault(flow.id, {})
+    last_entry: dict[str, float] = svc.store.mutable("flow_entries", dict).setdefault(flow.id, {})
     last = last_entry.get(profile.id)
     if isinstance(criteria, Mapping) and last is not None:
         unit, duration = criteria.get("unit"), int(criteria.get("duration") or 0)
@@ -246,7 +251,7 @@ def metric_condition(condition: Mapping[str, Any], props: Mapping[str, Any]) -> 
     return filter_matches(condition.get("filter") or {}, value)
 
 
-def profile_condition(sb: Sandbox, condition: Mapping[str, Any], profile: Resource) -> bool:
+def profile_condition(svc: Services, condition: Mapping[str, Any], profile: Resource) -> bool:
     kind = condition.get("type")
     if kind == "profile-property":
         return filter_matches(condition.get("filter") or {}, profile_value(profile, str(condition.get("property"))))
@@ -259,7 +264,7 @@ def profile_condition(sb: Sandbox, condition: Mapping[str, Any], profile: Resour
         )
         return can == bool(consent.get("can_receive_marketing"))
     if kind == "profile-group-membership":
-        groups = {i for rel in ("lists", "segments") for _, i in sb.related(profile, rel)}
+        groups = {i for rel in ("lists", "segments") for _, i in svc.related(profile, rel)}
         member = bool(groups & {str(g) for g in condition.get("group_ids") or []})
         return member == bool(condition.get("is_member", True))
     return True
@@ -343,4 +348,15 @@ def _positive(kind: Any, op: str, value: Any, expected: Any, spec: Mapping[str, 
     return True
 
 
-__all__ = ["delay", "filter_matches", "flow_actions", "flow_trigger", "groups_match", "live_flows", "run_flow"]
+DOMAIN = _d.build()
+
+__all__ = [
+    "DOMAIN",
+    "delay",
+    "filter_matches",
+    "flow_actions",
+    "flow_trigger",
+    "groups_match",
+    "live_flows",
+    "run_flow",
+]

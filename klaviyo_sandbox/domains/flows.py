@@ -23,18 +23,20 @@ Which flows a metric, list or segment triggers is computed from the definitions
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._app import RELATED, Sandbox
-from .._context import Ctx, Reply, handles
-from .._jsonapi import FIELD_RESOLVERS, bad_request
+from .._context import Ctx, Reply
+from .._jsonapi import bad_request, iso
+from .._services import Services
 from .._store import Linkage, Resource, Store
-from ._common import iso, require
-from .flow_engine import flow_actions, flow_trigger  # importing registers the engine's hooks
+from ..domain import DomainBuilder
+from ._common import require
+from .flow_engine import flow_actions, flow_trigger
 
 Json = dict[str, Any]
 STATUSES = ("draft", "manual", "live")
+_d = DomainBuilder("flows")
 #: Action type -> flow-message channel, for actions that carry a message.
 MESSAGE_CHANNELS = {
     "send-email": "email",
@@ -106,7 +108,7 @@ def _check_template(ctx: Ctx, data: Any, pointer: str) -> None:
         )
 
 
-@handles("create_flow")
+@_d.handles("create_flow")
 def create_flow(ctx: Ctx) -> Reply:
     attrs = ctx.attrs
     definition = dict(attrs.get("definition") or {})
@@ -179,9 +181,9 @@ def create_flow(ctx: Ctx) -> Reply:
             now,
             now,
         )
-        write_action(ctx.sandbox, res, body, flow_status="draft")
+        write_action(ctx.svc, res, body, flow_status="draft")
         flow.relationships["flow-actions"].append(("flow-action", real))  # type: ignore[union-attr]
-    sync_flow(ctx.sandbox, flow)
+    sync_flow(ctx.svc, flow)
     reply = ctx.one(flow, status=201)
     fields = ctx.list_param("fields[flow]")
     if fields is None or "definition" in fields:
@@ -189,48 +191,48 @@ def create_flow(ctx: Ctx) -> Reply:
     return reply
 
 
-def write_action(sb: Sandbox, action: Resource, body: Json, *, flow_status: str | None = None) -> None:
+def write_action(svc: Services, action: Resource, body: Json, *, flow_status: str | None = None) -> None:
     """Store an action's definition and keep its flow-message (content, channel, template) in step."""
     body = dict(body)
     channel = MESSAGE_CHANNELS.get(str(body.get("type")))
-    now = sb.clock.time()
+    now = svc.clock.time()
     if channel:
         data = dict(body.get("data") or {})
         data.setdefault("status", flow_status or "draft")
         message = dict(data.get("message") or {})
-        mid = next((i for _, i in action.linked("flow-messages")), None) or sb.store.new_id("flow-message", now)
+        mid = next((i for _, i in action.linked("flow-messages")), None) or svc.store.new_id("flow-message", now)
         message["id"] = mid
         data["message"] = message
         body["data"] = data
-        msg = sb.store.get("flow-message", mid) or Resource("flow-message", mid, {"created": iso(now)}, {}, now, now)
+        msg = svc.store.get("flow-message", mid) or Resource("flow-message", mid, {"created": iso(now)}, {}, now, now)
         msg.attributes.update({"channel": channel, "definition": message, "updated": iso(now)})
         msg.relationships["flow-action"] = ("flow-action", action.id)
         template = message.get("template_id")
         msg.relationships["template"] = ("template", str(template)) if template else None
         msg.updated = now
-        sb.store.put(msg)
+        svc.store.put(msg)
         action.relationships["flow-messages"] = [("flow-message", mid)]
     action.attributes["definition"] = body
     action.attributes["updated"] = iso(now)
     action.updated = now
-    sb.store.put(action)
+    svc.store.put(action)
 
 
-def sync_flow(sb: Sandbox, flow: Resource) -> None:
+def sync_flow(svc: Services, flow: Resource) -> None:
     """Rebuild the flow's definition.actions from its flow-action resources."""
     definition = dict(flow.attributes.get("definition") or {})
     if not definition and not flow.linked("flow-actions"):
-        sb.store.put(flow)
+        svc.store.put(flow)
         return
     definition.setdefault("triggers", [])
     definition.setdefault("entry_action_id", None)
-    definition["actions"] = [a.attributes.get("definition") for a in flow_actions(sb.store, flow)]
+    definition["actions"] = [a.attributes.get("definition") for a in flow_actions(svc.store, flow)]
     flow.attributes["definition"] = definition
-    sb.store.put(flow)
+    svc.store.put(flow)
 
 
 # -- update and delete -------------------------------------------------------------------------
-@handles("update_flow")
+@_d.handles("update_flow")
 def update_flow(ctx: Ctx) -> Reply:
     flow = ctx.get("flow")
     ctx.check_body_id(flow.id)
@@ -245,8 +247,8 @@ def update_flow(ctx: Ctx) -> Reply:
         body = dict(action.attributes.get("definition") or {})
         if isinstance(body.get("data"), Mapping) and "status" in body["data"]:
             body["data"] = {**body["data"], "status": status}
-            write_action(ctx.sandbox, action, body)
-    sync_flow(ctx.sandbox, flow)
+            write_action(ctx.svc, action, body)
+    sync_flow(ctx.svc, flow)
     return ctx.one(flow)
 
 
@@ -255,7 +257,7 @@ def _flow_of(store: Store, action: Resource) -> Resource | None:
     return store.get("flow", links[0][1]) if links else None
 
 
-@handles("update_flow_action")
+@_d.handles("update_flow_action")
 def update_flow_action(ctx: Ctx) -> Reply:
     action = ctx.get("flow-action")
     ctx.check_body_id(action.id)
@@ -284,13 +286,13 @@ def update_flow_action(ctx: Ctx) -> Reply:
     _check_template(ctx, new.get("data"), pointer)
     new.pop("temporary_id", None)
     body = {"id": action.id, "type": new.get("type"), "links": links, "data": new.get("data", old.get("data"))}
-    write_action(ctx.sandbox, action, body, flow_status=(flow.attributes.get("status") if flow else None))
+    write_action(ctx.svc, action, body, flow_status=(flow.attributes.get("status") if flow else None))
     if flow is not None:
-        sync_flow(ctx.sandbox, flow)
+        sync_flow(ctx.svc, flow)
     return ctx.one(action)
 
 
-@handles("delete_flow_action")
+@_d.handles("delete_flow_action")
 def delete_flow_action(ctx: Ctx) -> Reply:
     action = ctx.get("flow-action")
     flow = _flow_of(ctx.store, action)
@@ -301,21 +303,21 @@ def delete_flow_action(ctx: Ctx) -> Reply:
             links = body.get("links")
             if isinstance(links, Mapping) and action.id in links.values():
                 body["links"] = {k: (successor if v == action.id else v) for k, v in links.items()}
-                write_action(ctx.sandbox, other, body)
+                write_action(ctx.svc, other, body)
         definition = flow.attributes.get("definition") or {}
         if definition.get("entry_action_id") == action.id:
             definition["entry_action_id"] = successor
     for _, mid in action.linked("flow-messages"):
         msg = ctx.store.get("flow-message", mid)
         if msg is not None:
-            ctx.sandbox.forget(msg)
-    ctx.sandbox.forget(action)
+            ctx.svc.forget(msg)
+    ctx.svc.forget(action)
     if flow is not None:
-        sync_flow(ctx.sandbox, flow)
+        sync_flow(ctx.svc, flow)
     return ctx.no_content()
 
 
-@handles("delete_flow")
+@_d.handles("delete_flow")
 def delete_flow(ctx: Ctx) -> Reply:
     flow = ctx.get("flow")
     for action in flow_actions(ctx.store, flow):
@@ -324,16 +326,16 @@ def delete_flow(ctx: Ctx) -> Reply:
             if msg is not None:
                 ctx.store.delete(msg.type, msg.id)
         ctx.store.delete(action.type, action.id)
-    ctx.sandbox.forget(flow)
+    ctx.svc.forget(flow)
     return ctx.no_content()
 
 
 # -- computed relationships and filter fields ------------------------------------------------------
-def _triggered(rtype: str) -> Any:
-    def resolve(sb: Sandbox, res: Resource) -> list[Linkage]:
+def _triggered(rtype: str) -> Callable[[Services, Resource], list[Linkage]]:
+    def resolve(svc: Services, res: Resource) -> list[Linkage]:
         return [
             ("flow", f.id)
-            for f in sb.store.iter("flow")
+            for f in svc.store.iter("flow")
             if flow_trigger(f).get("type") == rtype and str(flow_trigger(f).get("id")) == res.id
         ]
 
@@ -341,14 +343,16 @@ def _triggered(rtype: str) -> Any:
 
 
 for _rtype in ("metric", "list", "segment"):
-    RELATED[(_rtype, "flow-triggers")] = _triggered(_rtype)
+    _d.add_related(_rtype, "flow-triggers", _triggered(_rtype))
 
 
+@_d.field("flow-action", "action_type")
 def _action_type(store: Store, res: Resource) -> list[str]:
     kind = str((res.attributes.get("definition") or {}).get("type") or "")
     return [kind, kind.replace("-", "_").upper()] if kind else []
 
 
+@_d.field("flow-action", "status")
 def _action_status(store: Store, res: Resource) -> Any:
     data = (res.attributes.get("definition") or {}).get("data")
     if isinstance(data, Mapping) and data.get("status"):
@@ -357,10 +361,12 @@ def _action_status(store: Store, res: Resource) -> Any:
     return flow.attributes.get("status") if flow else None
 
 
-FIELD_RESOLVERS[("flow-action", "action_type")] = _action_type
-FIELD_RESOLVERS[("flow-action", "status")] = _action_status
-FIELD_RESOLVERS[("flow-message", "name")] = lambda store, res: (
-    (res.attributes.get("definition") or {}).get("name") or res.attributes.get("name")
+_d.add_field(
+    "flow-message",
+    "name",
+    lambda store, res: (res.attributes.get("definition") or {}).get("name") or res.attributes.get("name"),
 )
 
-__all__ = ["MESSAGE_CHANNELS", "flow_actions", "flow_trigger", "sync_flow", "trigger_type", "write_action"]
+DOMAIN = _d.build()
+
+__all__ = ["DOMAIN", "MESSAGE_CHANNELS", "flow_actions", "flow_trigger", "sync_flow", "trigger_type", "write_action"]

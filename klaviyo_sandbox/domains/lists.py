@@ -16,24 +16,22 @@ Rules kept here:
 - lists created without ``opt_in_process`` get the sandbox account default, ``single_opt_in``.
 
 Segments live in ``segments.py``; profile <-> list and profile <-> segment relationships are
-computed (``RELATED``), never stored on the profile.
+computed (this domain's and the segments domain's related resolvers), never stored on the profile.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
-from .._app import RELATED
-from .._context import Ctx, Reply, handles, iso
-from .._jsonapi import FIELD_RESOLVERS, SandboxError, bad_request, sort_resources
-from .._store import Linkage, Resource, Store
-
-if TYPE_CHECKING:
-    from .._app import Sandbox
+from .._context import Ctx, Reply
+from .._jsonapi import SandboxError, bad_request, iso
+from .._services import Services
+from .._store import Linkage, Resource
+from ..domain import DomainBuilder
 
 ACCOUNT_OPT_IN_DEFAULT = "single_opt_in"
 MAX_MEMBERS_PER_CALL = 1000
+_d = DomainBuilder("lists")
 
 
 # -- membership storage ----------------------------------------------------------------------------
@@ -54,7 +52,7 @@ def is_member(list_res: Resource, profile_id: str) -> bool:
 
 
 def add_members(
-    sb: Sandbox, list_res: Resource, profiles: Iterable[Resource], now: float, *, announce: bool = True
+    svc: Services, list_res: Resource, profiles: Iterable[Resource], now: float, *, announce: bool = True
 ) -> list[Resource]:
     """Add profiles to the list (consent untouched); the newly added ones, announced unless told not to."""
     current = list_res.linked("profiles")
@@ -73,14 +71,14 @@ def add_members(
         list_res.relationships["profiles"] = current
         list_res.attributes["updated"] = iso(now)
         list_res.updated = now
-        sb.store.put(list_res)
+        svc.store.put(list_res)
         if announce:
             for profile in added:
-                sb.emit("profile_added_to_list", {"list": list_res, "profile": profile})
+                svc.emit("profile_added_to_list", {"list": list_res, "profile": profile})
     return added
 
 
-def remove_members(sb: Sandbox, list_res: Resource, profile_ids: Iterable[str], now: float) -> list[str]:
+def remove_members(svc: Services, list_res: Resource, profile_ids: Iterable[str], now: float) -> list[str]:
     """Remove profiles from the list (consent untouched); the ids that were members."""
     drop = set(profile_ids)
     current = list_res.linked("profiles")
@@ -92,19 +90,17 @@ def remove_members(sb: Sandbox, list_res: Resource, profile_ids: Iterable[str], 
             joined.pop(rid, None)
         list_res.attributes["updated"] = iso(now)
         list_res.updated = now
-        sb.store.put(list_res)
+        svc.store.put(list_res)
     return removed
 
 
-def lists_of(sb: Sandbox, profile_id: str) -> list[Resource]:
-    return [lst for lst in sb.store.iter("list") if is_member(lst, profile_id)]
+def lists_of(svc: Services, profile_id: str) -> list[Resource]:
+    return [lst for lst in svc.store.iter("list") if is_member(lst, profile_id)]
 
 
-def _profile_lists(sb: Sandbox, profile: Resource) -> list[Linkage]:
-    return [("list", lst.id) for lst in lists_of(sb, profile.id)]
-
-
-RELATED[("profile", "lists")] = _profile_lists
+@_d.related("profile", "lists")
+def _profile_lists(svc: Services, profile: Resource) -> list[Linkage]:
+    return [("list", lst.id) for lst in lists_of(svc, profile.id)]
 
 
 # -- group members as rendered (a profile plus joined_group_at) ------------------------------------
@@ -116,40 +112,27 @@ def member_view(profile: Resource, joined: float) -> Resource:
     )
 
 
-def _push_tokens(store: Store, profile: Resource) -> list[str]:
-    return [
-        str(t.attributes.get("token"))
-        for t in store.iter("push-token")
-        if ("profile", profile.id) in t.linked("profile")
-    ]
-
-
-FIELD_RESOLVERS[("profile", "push_token")] = _push_tokens
-FIELD_RESOLVERS[("profile", "profile_id")] = lambda store, res: res.id
-FIELD_RESOLVERS[("profile", "_kx")] = lambda store, res: None
-
-
 def members_reply(ctx: Ctx, members: list[Resource], *, ids_only: bool) -> Reply:
     """A page of group members (filter, sort and cursor from the query), as profiles or linkages."""
     if not ids_only:
         return ctx.many(members)
-    page, links = ctx.paginate(sort_resources(ctx.store, ctx.apply_filter(members), ctx.query.get("sort")))
+    page, links = ctx.paginate(ctx.sort(ctx.apply_filter(members)))
     data = [{"type": "profile", "id": r.id} for r in page]
-    return Reply(ctx.sandbox.schemas.success_status(ctx.op), {"data": data, "links": links})
+    return Reply(ctx.schemas.success_status(ctx.op), {"data": data, "links": links})
 
 
-def list_members(sb: Sandbox, list_res: Resource) -> list[Resource]:
+def list_members(svc: Services, list_res: Resource) -> list[Resource]:
     """The list's member profiles as render copies with ``joined_group_at``."""
     out = []
     for pid in member_ids(list_res):
-        profile = sb.store.get("profile", pid)
+        profile = svc.store.get("profile", pid)
         if profile is not None:
             out.append(member_view(profile, joined_at(list_res, profile)))
     return out
 
 
 # -- handlers --------------------------------------------------------------------------------------
-@handles("create_list")
+@_d.handles("create_list")
 def create_list(ctx: Ctx) -> Reply:
     name = str(ctx.attrs.get("name") or "").strip()
     if not name:
@@ -175,7 +158,7 @@ def create_list(ctx: Ctx) -> Reply:
     return ctx.one(res, status=201)
 
 
-@handles("update_list")
+@_d.handles("update_list")
 def update_list(ctx: Ctx) -> Reply:
     res = ctx.get("list")
     ctx.check_body_id(res.id)
@@ -192,7 +175,7 @@ def update_list(ctx: Ctx) -> Reply:
     return ctx.one(res)
 
 
-@handles("get_list")
+@_d.handles("get_list")
 def get_list(ctx: Ctx) -> Reply:
     res = ctx.get("list")
     if "profile_count" in (ctx.list_param("additional-fields[list]") or []):
@@ -227,7 +210,7 @@ def _requested_profiles(ctx: Ctx) -> list[str]:
     return ids
 
 
-@handles("add_profiles_to_list")
+@_d.handles("add_profiles_to_list")
 def add_profiles_to_list(ctx: Ctx) -> Reply:
     list_res = ctx.get("list")
     ids = _requested_profiles(ctx)
@@ -244,22 +227,22 @@ def add_profiles_to_list(ctx: Ctx) -> Reply:
                 pointer=f"/data/{i}/id",
             )
         profiles.append(profile)
-    add_members(ctx.sandbox, list_res, profiles, ctx.now)
+    add_members(ctx.svc, list_res, profiles, ctx.now)
     return ctx.no_content()
 
 
-@handles("remove_profiles_from_list")
+@_d.handles("remove_profiles_from_list")
 def remove_profiles_from_list(ctx: Ctx) -> Reply:
     list_res = ctx.get("list")
-    remove_members(ctx.sandbox, list_res, _requested_profiles(ctx), ctx.now)
+    remove_members(ctx.svc, list_res, _requested_profiles(ctx), ctx.now)
     return ctx.no_content()
 
 
-@handles("get_profiles_for_list", "get_profile_ids_for_list")
+@_d.handles("get_profiles_for_list", "get_profile_ids_for_list")
 def get_list_members(ctx: Ctx) -> Reply:
     list_res = ctx.get("list")
-    members = list_members(ctx.sandbox, list_res)
+    members = list_members(ctx.svc, list_res)
     return members_reply(ctx, members, ids_only=ctx.op.operation_id == "get_profile_ids_for_list")
 
 
-from . import segments  # noqa: E402,F401  (registers the segment handlers; imported here, not in __init__)
+DOMAIN = _d.build()

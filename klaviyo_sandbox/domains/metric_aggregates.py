@@ -28,14 +28,16 @@ from zoneinfo import ZoneInfo
 
 from klaviyo_toolkit.filters import FilterSyntaxError, parse_filter
 
-from .._context import Ctx, Reply, handles
-from .._jsonapi import bad_request, decode_cursor, matches, sparse
+from .._context import Ctx, Reply
+from .._jsonapi import bad_request, decode_cursor, sparse
 from .._store import Resource
+from ..domain import DomainBuilder
 
 Json = dict[str, Any]
 _POINTER = "/data/attributes"
 _RANGE = re.compile(r"^\s*(greater-or-equal|greater-than|less-than|less-or-equal)\(\s*datetime\s*,\s*(.+?)\s*\)\s*$")
 _MAX_SPAN = 366 * 86400
+_d = DomainBuilder("metric_aggregates")
 
 
 def _zone(name: str | None) -> ZoneInfo:
@@ -153,11 +155,11 @@ def _events(ctx: Ctx, metric_id: str, start: float, end: float, others: list[Any
         if not start <= ts < end:
             continue
         props = Resource("event-properties", event.id, dict(event.attributes.get("event_properties") or {}))
-        if all(matches(ctx.store, props, expr) for expr in others):
+        if all(ctx.fields.matches(props, expr) for expr in others):
             yield event
 
 
-@handles("query_metric_aggregates")
+@_d.handles("query_metric_aggregates")
 def query_metric_aggregates(ctx: Ctx) -> Reply:
     attrs = ctx.attrs
     metric_id = str(attrs.get("metric_id") or "")
@@ -230,4 +232,6 @@ def _utc_iso(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat(timespec="seconds")
 
 
-__all__ = ["buckets", "query_metric_aggregates"]
+DOMAIN = _d.build()
+
+__all__ = ["DOMAIN", "buckets", "query_metric_aggregates"]

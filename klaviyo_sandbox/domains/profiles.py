@@ -20,32 +20,30 @@ moves takes its consent with it. Bulk imports and deletion requests are jobs app
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from klaviyo_toolkit._arguments import E164_RE, EMAIL_RE
-
-from .._app import JOB_RUNNERS
-from .._context import Ctx, Reply, handles, iso
-from .._jsonapi import FIELD_RESOLVERS, SandboxError, bad_request
-from .._store import Resource
+from .._context import Ctx, Reply
+from .._jsonapi import SandboxError, bad_request, iso
+from .._services import Services
+from .._store import Resource, Store
+from ..domain import DomainBuilder
 from ._common import IDENTIFIERS, email_marketing, new_profile, subscriptions
+from ._identifiers import is_e164, is_email
 from .lists import add_members
-
-if TYPE_CHECKING:
-    from .._app import Sandbox
 
 Json = dict[str, Any]
 FIELDS = ("email", "phone_number", "external_id", "first_name", "last_name", "organization", "locale", "title", "image")
 MAX_IMPORT = 10_000
+_d = DomainBuilder("profiles")
 
 
 # -- validation and identity --------------------------------------------------------------------------
 def check_identifiers(attrs: Mapping[str, Any], base: str = "/data/attributes") -> None:
     """400 for an email or phone number Klaviyo would refuse, pointing at the field."""
     email, phone = attrs.get("email"), attrs.get("phone_number")
-    if email is not None and not EMAIL_RE.match(str(email)):
+    if email is not None and not is_email(str(email)):
         raise bad_request(f"Invalid email address {email!r}; give it as name@example.com.", pointer=f"{base}/email")
-    if phone is not None and not E164_RE.match(str(phone)):
+    if phone is not None and not is_e164(str(phone)):
         raise bad_request(
             f"Invalid phone number {phone!r}; use E.164 format: + country code then digits, e.g. +15005550006.",
             pointer=f"{base}/phone_number",
@@ -64,23 +62,38 @@ def duplicate(owner: Resource, key: str, base: str = "/data/attributes") -> Sand
     )
 
 
-def check_owners(sb: Sandbox, attrs: Mapping[str, Any], profile_id: str | None, base: str = "/data/attributes") -> None:
+def check_owners(
+    svc: Services, attrs: Mapping[str, Any], profile_id: str | None, base: str = "/data/attributes"
+) -> None:
     """409 if an identifier in ``attrs`` already belongs to a profile other than ``profile_id``."""
     for key in IDENTIFIERS:
-        owner = sb.store.find("profile", key, attrs.get(key)) if attrs.get(key) else None
+        owner = svc.store.find("profile", key, attrs.get(key)) if attrs.get(key) else None
         if owner is not None and owner.id != profile_id:
             raise duplicate(owner, key, base)
 
 
-def find_by_identifiers(sb: Sandbox, attrs: Mapping[str, Any]) -> Resource | None:
+def find_by_identifiers(svc: Services, attrs: Mapping[str, Any]) -> Resource | None:
     for key in IDENTIFIERS:
-        found = sb.store.find("profile", key, attrs.get(key)) if attrs.get(key) else None
+        found = svc.store.find("profile", key, attrs.get(key)) if attrs.get(key) else None
         if found is not None:
             return found
     return None
 
 
-# -- filter fields that reach into suppression lists -----------------------------------------------------
+# -- filter fields ---------------------------------------------------------------------------------------
+@_d.field("profile", "push_token")
+def _push_tokens(store: Store, profile: Resource) -> list[str]:
+    return [
+        str(t.attributes.get("token"))
+        for t in store.iter("push-token")
+        if ("profile", profile.id) in t.linked("profile")
+    ]
+
+
+_d.add_field("profile", "profile_id", lambda store, res: res.id)
+_d.add_field("profile", "_kx", lambda store, res: None)
+
+
 def _suppression_field(kind: str, key: str) -> Any:
     """Resolver for ``subscriptions.email.marketing.<kind>.<key>``: every entry's value (reasons,
     list ids) or, for timestamps, the latest one, so comparisons and sorting see one time."""
@@ -97,7 +110,7 @@ def _suppression_field(kind: str, key: str) -> Any:
 
 for _kind in ("suppression", "list_suppressions"):
     for _key in ("reason", "timestamp", "list_id"):
-        FIELD_RESOLVERS[("profile", f"subscriptions.email.marketing.{_kind}.{_key}")] = _suppression_field(_kind, _key)
+        _d.add_field("profile", f"subscriptions.email.marketing.{_kind}.{_key}", _suppression_field(_kind, _key))
 
 
 # -- attribute changes ---------------------------------------------------------------------------------
@@ -134,24 +147,24 @@ def apply_patch_properties(profile: Resource, meta: Any) -> None:
     profile.attributes["properties"] = props
 
 
-def touch(sb: Sandbox, profile: Resource, now: float) -> None:
+def touch(svc: Services, profile: Resource, now: float) -> None:
     profile.attributes["updated"] = iso(now)
     profile.updated = now
-    sb.store.put(profile)
+    svc.store.put(profile)
 
 
-def create(sb: Sandbox, attrs: Mapping[str, Any], now: float) -> Resource:
-    return new_profile(sb, {k: v for k, v in attrs.items() if k in (*FIELDS, "properties", "location")}, now)
+def create(svc: Services, attrs: Mapping[str, Any], now: float) -> Resource:
+    return new_profile(svc, {k: v for k, v in attrs.items() if k in (*FIELDS, "properties", "location")}, now)
 
 
 def upsert(
-    sb: Sandbox, pid: str | None, attrs: Mapping[str, Any], meta: Any, now: float, item: str = "/data"
+    svc: Services, pid: str | None, attrs: Mapping[str, Any], meta: Any, now: float, item: str = "/data"
 ) -> tuple[Resource, bool]:
     """Create or update by id, then email, phone number, external id; (profile, created)."""
     base = f"{item}/attributes"
     check_identifiers(attrs, base)
     if pid:
-        profile = sb.store.get("profile", pid)
+        profile = svc.store.get("profile", pid)
         if profile is None:
             raise SandboxError(
                 404,
@@ -162,8 +175,8 @@ def upsert(
                 pointer=f"{item}/id",
             )
     else:
-        profile = find_by_identifiers(sb, attrs)
-    check_owners(sb, attrs, profile.id if profile else None, base)
+        profile = find_by_identifiers(svc, attrs)
+    check_owners(svc, attrs, profile.id if profile else None, base)
     created = profile is None
     if profile is None:
         if not any(attrs.get(k) for k in IDENTIFIERS):
@@ -171,16 +184,16 @@ def upsert(
                 "A profile needs an email, phone_number or external_id (or the id of an existing profile).",
                 pointer=base,
             )
-        profile = create(sb, attrs, now)
+        profile = create(svc, attrs, now)
     else:
         apply_attributes(profile, attrs)
     apply_patch_properties(profile, meta)
-    touch(sb, profile, now)
+    touch(svc, profile, now)
     return profile, created
 
 
 # -- handlers ------------------------------------------------------------------------------------------
-@handles("create_profile")
+@_d.handles("create_profile")
 def create_profile(ctx: Ctx) -> Reply:
     attrs = ctx.attrs
     check_identifiers(attrs)
@@ -188,59 +201,59 @@ def create_profile(ctx: Ctx) -> Reply:
         raise bad_request(
             "A profile needs at least one identifier: email, phone_number or external_id.", pointer="/data/attributes"
         )
-    check_owners(ctx.sandbox, attrs, None)
-    return ctx.one(create(ctx.sandbox, attrs, ctx.now), status=201)
+    check_owners(ctx.svc, attrs, None)
+    return ctx.one(create(ctx.svc, attrs, ctx.now), status=201)
 
 
-@handles("update_profile")
+@_d.handles("update_profile")
 def update_profile(ctx: Ctx) -> Reply:
     profile = ctx.get("profile")
     ctx.check_body_id(profile.id)
     data = ctx.data if isinstance(ctx.data, dict) else {}
     attrs = ctx.attrs
     check_identifiers(attrs)
-    check_owners(ctx.sandbox, attrs, profile.id)
+    check_owners(ctx.svc, attrs, profile.id)
     apply_attributes(profile, attrs)
     apply_patch_properties(profile, data.get("meta"))
-    touch(ctx.sandbox, profile, ctx.now)
+    touch(ctx.svc, profile, ctx.now)
     return ctx.one(profile)
 
 
-@handles("create_or_update_profile")
+@_d.handles("create_or_update_profile")
 def create_or_update_profile(ctx: Ctx) -> Reply:
     data = ctx.data if isinstance(ctx.data, dict) else {}
-    profile, created = upsert(ctx.sandbox, data.get("id"), ctx.attrs, data.get("meta"), ctx.now)
+    profile, created = upsert(ctx.svc, data.get("id"), ctx.attrs, data.get("meta"), ctx.now)
     return ctx.one(profile, status=201 if created else 200)
 
 
-@handles("create_client_profile")
+@_d.handles("create_client_profile")
 def create_client_profile(ctx: Ctx) -> Reply:
     """Client-side upsert: identifiers of an existing profile are never changed (only filled in)."""
-    sb, data, attrs, now = ctx.sandbox, ctx.data if isinstance(ctx.data, dict) else {}, ctx.attrs, ctx.now
+    svc, data, attrs, now = ctx.svc, ctx.data if isinstance(ctx.data, dict) else {}, ctx.attrs, ctx.now
     check_identifiers(attrs)
     anonymous = attrs.get("anonymous_id")
-    profile = sb.store.get("profile", str(data["id"])) if data.get("id") else find_by_identifiers(sb, attrs)
+    profile = svc.store.get("profile", str(data["id"])) if data.get("id") else find_by_identifiers(svc, attrs)
     if profile is None and anonymous:
-        profile = next((p for p in sb.store.iter("profile") if p.private.get("anonymous_id") == anonymous), None)
+        profile = next((p for p in svc.store.iter("profile") if p.private.get("anonymous_id") == anonymous), None)
     if profile is None:
         if not any(attrs.get(k) for k in IDENTIFIERS) and not anonymous:
             raise bad_request("Give an email, phone_number, external_id or anonymous_id.", pointer="/data/attributes")
-        check_owners(sb, attrs, None)
-        profile = create(sb, attrs, now)
+        check_owners(svc, attrs, None)
+        profile = create(svc, attrs, now)
     else:
         apply_attributes(profile, attrs, identifiers=False)
         for key in IDENTIFIERS:
-            owner = sb.store.find("profile", key, attrs.get(key)) if attrs.get(key) else None
+            owner = svc.store.find("profile", key, attrs.get(key)) if attrs.get(key) else None
             if attrs.get(key) and not profile.attributes.get(key) and owner is None:
                 profile.attributes[key] = attrs[key]
     if anonymous and not profile.private.get("anonymous_id"):
         profile.private["anonymous_id"] = anonymous
     apply_patch_properties(profile, data.get("meta"))
-    touch(sb, profile, now)
+    touch(svc, profile, now)
     return ctx.accepted()
 
 
-@handles("merge_profiles")
+@_d.handles("merge_profiles")
 def merge_profiles(ctx: Ctx) -> Reply:
     data = ctx.data if isinstance(ctx.data, dict) else {}
     dest = ctx.store.get("profile", str(data.get("id")))
@@ -269,13 +282,13 @@ def merge_profiles(ctx: Ctx) -> Reply:
         )
     if source.id == dest.id:
         raise bad_request("A profile cannot be merged into itself.", pointer="/data/relationships/profiles/data/0/id")
-    merge(ctx.sandbox, source, dest, ctx.now)
+    merge(ctx.svc, source, dest, ctx.now)
     return ctx.one(dest, status=201)
 
 
-def merge(sb: Sandbox, source: Resource, dest: Resource, now: float) -> None:
+def merge(svc: Services, source: Resource, dest: Resource, now: float) -> None:
     """Merge ``source`` into ``dest`` and delete ``source`` (see module docstring)."""
-    sb.store.delete("profile", source.id)
+    svc.store.delete("profile", source.id)
     src_subs, dst_subs = subscriptions(source), subscriptions(dest)
     for key in FIELDS:
         if not dest.attributes.get(key) and source.attributes.get(key):
@@ -293,15 +306,15 @@ def merge(sb: Sandbox, source: Resource, dest: Resource, now: float) -> None:
     dest.attributes["last_event_date"] = max(dates) if dates else None
     for key, value in source.private.items():
         dest.private.setdefault(key, value)
-    _relink(sb, source.id, dest.id)
-    touch(sb, dest, now)
+    _relink(svc, source.id, dest.id)
+    touch(svc, dest, now)
 
 
-def _relink(sb: Sandbox, source_id: str, dest_id: str) -> None:
+def _relink(svc: Services, source_id: str, dest_id: str) -> None:
     """Point every linkage (and per-profile map) at ``source_id`` to ``dest_id`` instead."""
     src, dst = ("profile", source_id), ("profile", dest_id)
-    for rtype in sb.store.types():
-        for res in sb.store.iter(rtype):
+    for rtype in svc.store.types():
+        for res in svc.store.iter(rtype):
             changed = False
             for name, value in list(res.relationships.items()):
                 if isinstance(value, list) and src in value:
@@ -327,15 +340,15 @@ def _relink(sb: Sandbox, source_id: str, dest_id: str) -> None:
                     res.private[key] = [m for m in dict.fromkeys(dest_id if m == source_id else m for m in held)]
                     changed = True
             if changed:
-                sb.store.put(res)
-    dedup: dict[str, str] = sb.store.mutable("event_unique_ids", dict)
+                svc.store.put(res)
+    dedup: dict[str, str] = svc.store.mutable("event_unique_ids", dict)
     for key in [k for k in dedup if k.startswith(source_id + "|")]:
         event_id = dedup.pop(key)
         dedup.setdefault(dest_id + key[len(source_id) :], event_id)
 
 
 # -- bulk import job -----------------------------------------------------------------------------------
-@handles("bulk_import_profiles")
+@_d.handles("bulk_import_profiles")
 def bulk_import_profiles(ctx: Ctx) -> Reply:
     items = ((ctx.attrs.get("profiles") or {}).get("data")) or []
     if len(items) > MAX_IMPORT:
@@ -352,27 +365,30 @@ def bulk_import_profiles(ctx: Ctx) -> Reply:
                 f"A list with id {rid} does not exist; create it first or use an id from get_lists.",
                 pointer=f"/data/relationships/lists/data/{i}/id",
             )
-    job = ctx.sandbox.create_job(ctx, "profile-bulk-import-job")
+    job = ctx.create_job("profile-bulk-import-job")
     job.relationships.setdefault("lists", [])
     ctx.store.put(job)
     return ctx.one(job)
 
 
-def run_import(sb: Sandbox, job: Resource) -> None:
+@_d.job("bulk_import_profiles")
+def run_import(svc: Services, job: Resource) -> None:
     """Upsert every valid item; invalid ones become import-errors. Imported profiles join the lists."""
-    now = sb.clock.time()
+    now = svc.clock.time()
     items = ((job.private["body"]["data"]["attributes"].get("profiles") or {}).get("data")) or []
     profiles: dict[str, Resource] = {}
     errors = []
     for i, item in enumerate(items):
         attrs = item.get("attributes") or {}
         try:
-            profile, _ = upsert(sb, item.get("id"), attrs, item.get("meta"), now, f"/data/attributes/profiles/data/{i}")
+            profile, _ = upsert(
+                svc, item.get("id"), attrs, item.get("meta"), now, f"/data/attributes/profiles/data/{i}"
+            )
             profiles[profile.id] = profile
         except SandboxError as exc:
             err = Resource(
                 "import-error",
-                sb.store.new_id("import-error", now),
+                svc.store.new_id("import-error", now),
                 {
                     "code": exc.code,
                     "title": exc.title,
@@ -384,12 +400,12 @@ def run_import(sb: Sandbox, job: Resource) -> None:
                 now,
                 now,
             )
-            sb.store.put(err)
+            svc.store.put(err)
             errors.append(("import-error", err.id))
     for _, list_id in job.linked("lists"):
-        list_res = sb.store.get("list", list_id)
+        list_res = svc.store.get("list", list_id)
         if list_res is not None:
-            add_members(sb, list_res, profiles.values(), now)
+            add_members(svc, list_res, profiles.values(), now)
     job.relationships["profiles"] = [("profile", pid) for pid in profiles]
     job.relationships["import-errors"] = errors
     job.attributes.update(
@@ -397,11 +413,8 @@ def run_import(sb: Sandbox, job: Resource) -> None:
     )
 
 
-JOB_RUNNERS["bulk_import_profiles"] = run_import
-
-
 # -- deletion ------------------------------------------------------------------------------------------
-@handles("request_profile_deletion")
+@_d.handles("request_profile_deletion")
 def request_profile_deletion(ctx: Ctx) -> Reply:
     base = "/data/attributes/profile/data"
     target = (ctx.attrs.get("profile") or {}).get("data") or {}
@@ -414,64 +427,62 @@ def request_profile_deletion(ctx: Ctx) -> Reply:
             pointer=f"{base}/attributes",
         )
     check_identifiers(attrs, f"{base}/attributes")
-    ctx.sandbox.create_job(ctx, "data-privacy-deletion-job")
+    ctx.create_job("data-privacy-deletion-job")
     return ctx.accepted()
 
 
-def run_deletion(sb: Sandbox, job: Resource) -> None:
+@_d.job("request_profile_deletion")
+def run_deletion(svc: Services, job: Resource) -> None:
     target = job.private["body"]["data"]["attributes"]["profile"]["data"]
     attrs = target.get("attributes") or {}
     if target.get("id"):
-        profile = sb.store.get("profile", str(target["id"]))
+        profile = svc.store.get("profile", str(target["id"]))
     else:
         key = "email" if attrs.get("email") else "phone_number"
-        profile = sb.store.find("profile", key, attrs.get(key))
+        profile = svc.store.find("profile", key, attrs.get(key))
     if profile is not None:
-        delete_profile(sb, profile)
+        delete_profile(svc, profile)
     job.attributes["completed_count"] = 1 if profile is not None else 0
 
 
-def delete_profile(sb: Sandbox, profile: Resource) -> None:
+def delete_profile(svc: Services, profile: Resource) -> None:
     """Delete a profile, its events and every linkage or membership naming it."""
-    for event in sb.store.iter("event"):
+    for event in svc.store.iter("event"):
         if ("profile", profile.id) in event.linked("profile"):
-            sb.store.delete("event", event.id)
-    dedup: dict[str, str] = sb.store.mutable("event_unique_ids", dict)
+            svc.store.delete("event", event.id)
+    dedup: dict[str, str] = svc.store.mutable("event_unique_ids", dict)
     for key in [k for k in dedup if k.startswith(profile.id + "|")]:
         del dedup[key]
     for rtype in ("list", "segment"):
-        for res in sb.store.iter(rtype):
+        for res in svc.store.iter(rtype):
             for key in ("joined", "members"):
                 held = res.private.get(key)
                 if isinstance(held, dict) and profile.id in held:
                     del held[profile.id]
-                    sb.store.put(res)
+                    svc.store.put(res)
                 elif isinstance(held, list) and profile.id in held:
                     res.private[key] = [m for m in held if m != profile.id]
-                    sb.store.put(res)
-    sb.forget(profile)
-
-
-JOB_RUNNERS["request_profile_deletion"] = run_deletion
+                    svc.store.put(res)
+    svc.forget(profile)
 
 
 # -- push tokens ---------------------------------------------------------------------------------------
-@handles("create_push_token", "create_client_push_token")
+@_d.handles("create_push_token", "create_client_push_token")
 def create_push_token(ctx: Ctx) -> Reply:
     """Register a token for the profile given (found by id or identifiers, created if new)."""
-    sb, attrs, now = ctx.sandbox, ctx.attrs, ctx.now
+    svc, attrs, now = ctx.svc, ctx.attrs, ctx.now
     target = (attrs.get("profile") or {}).get("data") or {}
     pattrs = target.get("attributes") or {}
     base = "/data/attributes/profile/data"
-    profile = sb.store.get("profile", str(target["id"])) if target.get("id") else None
+    profile = svc.store.get("profile", str(target["id"])) if target.get("id") else None
     if profile is None and not any(pattrs.get(k) for k in IDENTIFIERS):
         check_identifiers(pattrs, f"{base}/attributes")
-        profile = create(sb, pattrs, now)  # an anonymous device profile, as the mobile SDKs make
+        profile = create(svc, pattrs, now)  # an anonymous device profile, as the mobile SDKs make
     elif profile is None:
-        profile, _ = upsert(sb, None, pattrs, pattrs.get("meta"), now, base)
-    token = sb.store.find("push-token", "token", attrs["token"])
+        profile, _ = upsert(svc, None, pattrs, pattrs.get("meta"), now, base)
+    token = svc.store.find("push-token", "token", attrs["token"])
     if token is None:
-        token = Resource("push-token", sb.store.new_id("push-token", now), {"created": iso(now)}, {}, now, now)
+        token = Resource("push-token", svc.store.new_id("push-token", now), {"created": iso(now)}, {}, now, now)
     token.attributes.update(
         {
             "token": attrs["token"],
@@ -485,11 +496,11 @@ def create_push_token(ctx: Ctx) -> Reply:
     )
     token.relationships["profile"] = ("profile", profile.id)
     token.updated = now
-    sb.store.put(token)
+    svc.store.put(token)
     return ctx.accepted()
 
 
-@handles("unregister_client_push_token")
+@_d.handles("unregister_client_push_token")
 def unregister_client_push_token(ctx: Ctx) -> Reply:
     token = ctx.store.find("push-token", "token", ctx.attrs.get("token"))
     if token is not None:
@@ -498,4 +509,4 @@ def unregister_client_push_token(ctx: Ctx) -> Reply:
     return ctx.accepted()
 
 
-from . import consent  # noqa: E402,F401  (registers the consent handlers; imported here, not in __init__)
+DOMAIN = _d.build()

@@ -8,21 +8,19 @@ and ``last_12_months`` are whole calendar months before this one.
 
 Example::
 
-    zone = account_zone(sb)
-    start, end = timeframe({"key": "yesterday"}, zone, sb.clock.time())   # epoch seconds, [start, end)
+    zone = account_zone(svc)
+    start, end = timeframe({"key": "yesterday"}, zone, svc.clock.time())   # epoch seconds, [start, end)
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from .._jsonapi import bad_request
-
-if TYPE_CHECKING:
-    from .._app import Sandbox
+from .._services import Services
 
 POINTER = "/data/attributes/timeframe"
 MAX_DAYS = 366
@@ -30,8 +28,8 @@ MAX_DAYS = 366
 INTERVAL_LIMITS = {"hourly": 7, "daily": 60, "weekly": MAX_DAYS, "monthly": MAX_DAYS}
 
 
-def account_zone(sb: Sandbox) -> ZoneInfo:
-    account = next(iter(sb.store.all("account")), None)
+def account_zone(svc: Services) -> ZoneInfo:
+    account = next(iter(svc.store.all("account")), None)
     name = account.attributes.get("timezone") if account else None
     try:
         return ZoneInfo(str(name or "UTC"))

@@ -30,17 +30,16 @@ import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from klaviyo_toolkit.filters import Comparison, FilterSyntaxError, Logical, parse_filter
 
-from .._context import Ctx, Reply, handles
+from .._context import Ctx, Reply
 from .._jsonapi import bad_request
+from .._services import Services
 from .._store import Resource
+from ..domain import DomainBuilder
 from .report_time import account_zone, buckets, local_iso, timeframe
-
-if TYPE_CHECKING:
-    from .._app import Sandbox
 
 Json = dict[str, Any]
 Record = tuple[str, Json, str | None, float]  # (base statistic, grouping fields, profile id, value)
@@ -75,13 +74,14 @@ FORM_METRICS: dict[str, str] = {
 }
 CHANNELS = {"email": "email", "sms": "sms", "mobile_push": "push-notification"}
 LIST_FIELDS = ("tag_id", "tag_name")
+_d = DomainBuilder("reports")
 
 
 @dataclass
 class Report:
     """What differs between the report endpoints."""
 
-    records: Callable[[Sandbox, Json], Iterable[tuple[float, Record]]]
+    records: Callable[[Services, Json], Iterable[tuple[float, Record]]]
     default_group_by: tuple[str, ...]
     required_group_by: tuple[str, ...] = ()
     filter_fields: tuple[str, ...] = ()
@@ -102,9 +102,9 @@ class _Acc:
 
 
 # -- records: (time, (statistic, grouping fields, profile, value)) per relevant event ----------------------
-def _events(sb: Sandbox) -> Iterable[tuple[Resource, str, Json, str | None]]:
-    names = {m.id: str(m.attributes.get("name")) for m in sb.store.iter("metric")}
-    for event in sb.store.iter("event"):
+def _events(svc: Services) -> Iterable[tuple[Resource, str, Json, str | None]]:
+    names = {m.id: str(m.attributes.get("name")) for m in svc.store.iter("metric")}
+    for event in svc.store.iter("event"):
         links = event.linked("metric")
         profile = event.linked("profile")
         yield (
@@ -115,16 +115,16 @@ def _events(sb: Sandbox) -> Iterable[tuple[Resource, str, Json, str | None]]:
         )
 
 
-def _campaign_fields(sb: Sandbox, message_id: str, props: Json, channel: str | None) -> Json | None:
-    message = sb.store.get("campaign-message", message_id)
+def _campaign_fields(svc: Services, message_id: str, props: Json, channel: str | None) -> Json | None:
+    message = svc.store.get("campaign-message", message_id)
     campaign_id = props.get("$campaign") or props.get("$attributed_campaign")
     if message is not None:
         campaign_id = next((i for _, i in message.linked("campaign")), campaign_id)
     if not campaign_id:
         return None
     definition = (message.attributes.get("definition") or {}) if message else {}
-    campaign = sb.store.get("campaign", str(campaign_id))
-    tags = [sb.store.get(t, i) for t, i in sb.related(campaign, "tags")] if campaign else []
+    campaign = svc.store.get("campaign", str(campaign_id))
+    tags = [svc.store.get(t, i) for t, i in svc.related(campaign, "tags")] if campaign else []
     return {
         "campaign_id": str(campaign_id),
         "campaign_message_id": message_id,
@@ -135,10 +135,10 @@ def _campaign_fields(sb: Sandbox, message_id: str, props: Json, channel: str | N
     }
 
 
-def _flow_fields(sb: Sandbox, flow_id: str, message_id: str | None, channel: str | None) -> Json:
-    flow = sb.store.get("flow", flow_id)
-    message = sb.store.get("flow-message", message_id) if message_id else None
-    tags = [sb.store.get(t, i) for t, i in sb.related(flow, "tags")] if flow else []
+def _flow_fields(svc: Services, flow_id: str, message_id: str | None, channel: str | None) -> Json:
+    flow = svc.store.get("flow", flow_id)
+    message = svc.store.get("flow-message", message_id) if message_id else None
+    tags = [svc.store.get(t, i) for t, i in svc.related(flow, "tags")] if flow else []
     msg_channel = message.attributes.get("channel") if message else None
     return {
         "flow_id": flow_id,
@@ -151,11 +151,11 @@ def _flow_fields(sb: Sandbox, flow_id: str, message_id: str | None, channel: str
     }
 
 
-def _message_records(kind: str) -> Callable[[Sandbox, Json], Iterable[tuple[float, Record]]]:
-    def records(sb: Sandbox, attrs: Json) -> Iterable[tuple[float, Record]]:
+def _message_records(kind: str) -> Callable[[Services, Json], Iterable[tuple[float, Record]]]:
+    def records(svc: Services, attrs: Json) -> Iterable[tuple[float, Record]]:
         conversion = str(attrs.get("conversion_metric_id") or "")
         cache: dict[tuple[Any, ...], Json | None] = {}  # grouping fields per message, looked up once
-        for event, name, props, profile in _events(sb):
+        for event, name, props, profile in _events(svc):
             when = float(event.attributes.get("timestamp") or event.created)
             is_conversion = bool(event.linked("metric")) and event.linked("metric")[0][1] == conversion
             if name in MESSAGE_METRICS:
@@ -171,11 +171,11 @@ def _message_records(kind: str) -> Callable[[Sandbox, Json], Iterable[tuple[floa
                 named = props.get("$campaign") or props.get("$attributed_campaign")
                 key: tuple[Any, ...] = (message_id, named, channel)
                 if key not in cache:
-                    cache[key] = _campaign_fields(sb, str(message_id), props, channel)
+                    cache[key] = _campaign_fields(svc, str(message_id), props, channel)
             elif kind == "flow" and flow_id:
                 key = (flow_id, message_id, channel)
                 if key not in cache:
-                    cache[key] = _flow_fields(sb, str(flow_id), str(message_id) if message_id else None, channel)
+                    cache[key] = _flow_fields(svc, str(flow_id), str(message_id) if message_id else None, channel)
             else:
                 continue
             fields = cache[key]
@@ -185,8 +185,8 @@ def _message_records(kind: str) -> Callable[[Sandbox, Json], Iterable[tuple[floa
     return records
 
 
-def _form_records(sb: Sandbox, attrs: Json) -> Iterable[tuple[float, Record]]:
-    for event, name, props, profile in _events(sb):
+def _form_records(svc: Services, attrs: Json) -> Iterable[tuple[float, Record]]:
+    for event, name, props, profile in _events(svc):
         stat = FORM_METRICS.get(name)
         form_id = props.get("form_id") or props.get("$form_id")
         if stat and form_id:
@@ -307,35 +307,35 @@ FORM = Report(
 
 
 # -- handlers -------------------------------------------------------------------------------------------
-@handles("query_campaign_values")
+@_d.handles("query_campaign_values")
 def campaign_values(ctx: Ctx) -> Reply:
     return _values(ctx, CAMPAIGN)
 
 
-@handles("query_flow_values")
+@_d.handles("query_flow_values")
 def flow_values(ctx: Ctx) -> Reply:
     return _values(ctx, FLOW)
 
 
-@handles("query_flow_series")
+@_d.handles("query_flow_series")
 def flow_series(ctx: Ctx) -> Reply:
     return _series(ctx, FLOW)
 
 
-@handles("query_form_values")
+@_d.handles("query_form_values")
 def form_values(ctx: Ctx) -> Reply:
     return _values(ctx, FORM)
 
 
-@handles("query_form_series")
+@_d.handles("query_form_series")
 def form_series(ctx: Ctx) -> Reply:
     return _series(ctx, FORM)
 
 
-@handles("query_segment_values", "query_segment_series")
+@_d.handles("query_segment_values", "query_segment_series")
 def segment_report(ctx: Ctx) -> Reply:
     attrs = ctx.attrs
-    zone = account_zone(ctx.sandbox)
+    zone = account_zone(ctx.svc)
     start, end = timeframe(attrs["timeframe"], zone, ctx.now)
     wanted = _parse_filter(attrs.get("filter"), ("segment_id",), ("equals", "any"))
     series = "interval" in attrs
@@ -344,7 +344,7 @@ def segment_report(ctx: Ctx) -> Reply:
     for segment in ctx.store.iter("segment"):
         if not _matches({"segment_id": segment.id}, wanted):
             continue
-        total = len(ctx.sandbox.related(segment, "profiles"))
+        total = len(ctx.svc.related(segment, "profiles"))
         stats = {"total_members": total, "members_added": 0, "members_removed": 0, "net_members_changed": 0}
         picked = {s: ([stats[s]] * len(slots) if series else stats[s]) for s in attrs["statistics"]}
         results.append({"groupings": {"segment_id": segment.id}, "statistics": picked})
@@ -371,7 +371,7 @@ def _prepare(ctx: Ctx, report: Report) -> tuple[list[str], list[Comparison], flo
     if "form_version_id" in group_by and "form_id" not in group_by:
         raise bad_request("group_by form_version_id needs form_id too.", pointer="/data/attributes/group_by")
     wanted = _parse_filter(attrs.get("filter"), report.filter_fields, report.filter_ops)
-    zone = account_zone(ctx.sandbox)
+    zone = account_zone(ctx.svc)
     start, end = timeframe(attrs["timeframe"], zone, ctx.now)
     return group_by, wanted, start, end, zone
 
@@ -386,7 +386,7 @@ def _grouped(
     slot: Callable[[float], int],
 ) -> dict[tuple[Any, ...], dict[int, _Acc]]:
     groups: dict[tuple[Any, ...], dict[int, _Acc]] = defaultdict(lambda: defaultdict(_Acc))
-    for when, (stat, fields, profile, value) in report.records(ctx.sandbox, ctx.attrs):
+    for when, (stat, fields, profile, value) in report.records(ctx.svc, ctx.attrs):
         if not start <= when < end or not _matches(fields, wanted):
             continue
         choices = [fields.get(g) if isinstance(fields.get(g), list) else [fields.get(g)] for g in group_by]
@@ -487,3 +487,6 @@ def _matches(fields: Mapping[str, Any], wanted: list[Comparison]) -> bool:
         elif not any(v in have for v in values):
             return False
     return True
+
+
+DOMAIN = _d.build()

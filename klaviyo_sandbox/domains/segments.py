@@ -20,7 +20,7 @@ Anything else (regions, postal-code distance, push consent, custom objects, funn
 dates, phone country codes, consent filters) is **not evaluated**: such a segment's members are the
 ones stored in ``private["members"]`` (profile ids, or id -> joined epoch), as a seeder may set.
 ``joined_group_at`` is when the sandbox first saw the profile in the segment
-(``private["joined"]``). Other domains read members with ``sandbox.related(segment, "profiles")``.
+(``private["joined"]``). Other domains read members with ``svc.related(segment, "profiles")``.
 """
 
 from __future__ import annotations
@@ -28,19 +28,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .._app import RELATED
-from .._context import Ctx, Reply, handles, iso
-from .._jsonapi import bad_request
+from .._context import Ctx, Reply
+from .._jsonapi import bad_request, iso
+from .._services import Services
 from .._store import Linkage, Resource
+from ..domain import DomainBuilder
 from ._common import can_receive_email_marketing, can_receive_sms_marketing, email_marketing, parse_time, sms_marketing
 from .lists import joined_at, member_ids, member_view, members_reply
 
-if TYPE_CHECKING:
-    from .._app import Sandbox
-
 Json = dict[str, Any]
+_d = DomainBuilder("segments")
 UNITS = {"hour": 3600.0, "day": 86400.0, "week": 604800.0}
 STANDARD = {
     "email",
@@ -64,9 +63,9 @@ class Unsupported(Exception):
 
 @dataclass
 class Env:
-    """What evaluating one definition needs: the sandbox, the time, and a per-run events index."""
+    """What evaluating one definition needs: the services, the time, and a per-run events index."""
 
-    sb: Sandbox
+    svc: Services
     now: float
     stack: tuple[str, ...] = ()
     _events: dict[str, dict[str, list[tuple[float, Json]]]] = field(default_factory=dict)
@@ -76,7 +75,7 @@ class Env:
 
     def nested(self, segment_id: str) -> Env:
         """The same run, one segment deeper (for group-membership conditions naming a segment)."""
-        return Env(self.sb, self.now, (*self.stack, segment_id), self._events, self.only, self._lists)
+        return Env(self.svc, self.now, (*self.stack, segment_id), self._events, self.only, self._lists)
 
     def in_list(self, lst: Resource, profile_id: str) -> bool:
         if lst.id not in self._lists:
@@ -87,7 +86,7 @@ class Env:
         """Profile id -> [(timestamp, event properties)] for one metric (all indexed in one pass)."""
         if not self._events:
             self._events[""] = {}
-            for event in self.sb.store.iter("event"):
+            for event in self.svc.store.iter("event"):
                 metric, profile = event.relationships.get("metric"), event.relationships.get("profile")
                 if isinstance(metric, tuple) and isinstance(profile, tuple) and self.only in (None, profile[1]):
                     self._events.setdefault(metric[1], {}).setdefault(profile[1], []).append(
@@ -231,13 +230,13 @@ def property_reader(name: str) -> Callable[[Resource], Any]:
 
 def _group_member(env: Env, group_id: str, profile: Resource) -> float | None:
     """When ``profile`` joined list/segment ``group_id`` (None if not a member)."""
-    lst = env.sb.store.get("list", group_id)
+    lst = env.svc.store.get("list", group_id)
     if lst is not None:
         return joined_at(lst, profile) if env.in_list(lst, profile.id) else None
-    seg = env.sb.store.get("segment", group_id)
+    seg = env.svc.store.get("segment", group_id)
     if seg is None or seg.id in env.stack:
         return None
-    if not segment_contains(env.sb, seg, profile, env.nested(seg.id)):
+    if not segment_contains(env.svc, seg, profile, env.nested(seg.id)):
         return None
     return float((seg.private.get("joined") or {}).get(profile.id, max(seg.created, profile.created)))
 
@@ -342,46 +341,44 @@ def _stored(seg: Resource) -> dict[str, float]:
     return {str(pid): seg.created for pid in members}
 
 
-def segment_contains(sb: Sandbox, seg: Resource, profile: Resource, env: Env | None = None) -> bool:
+def segment_contains(svc: Services, seg: Resource, profile: Resource, env: Env | None = None) -> bool:
     pred = _predicate(seg)
     if pred is None:
         return profile.id in _stored(seg)
-    return pred(profile, env or Env(sb, sb.clock.time(), (seg.id,), only=profile.id))
+    return pred(profile, env or Env(svc, svc.clock.time(), (seg.id,), only=profile.id))
 
 
-def segment_members(sb: Sandbox, seg: Resource) -> list[Resource]:
+def segment_members(svc: Services, seg: Resource) -> list[Resource]:
     """Member profiles as render copies with ``joined_group_at`` (first time seen as members)."""
-    now = sb.clock.time()
+    now = svc.clock.time()
     pred = _predicate(seg)
     if pred is None:
         stored = _stored(seg)
-        pairs = [(p, stored[p.id]) for p in (sb.store.get("profile", pid) for pid in stored) if p is not None]
+        pairs = [(p, stored[p.id]) for p in (svc.store.get("profile", pid) for pid in stored) if p is not None]
         return [member_view(p, when) for p, when in pairs]
-    env = Env(sb, now, (seg.id,))
-    members = [p for p in sb.store.iter("profile") if pred(p, env)]
+    env = Env(svc, now, (seg.id,))
+    members = [p for p in svc.store.iter("profile") if pred(p, env)]
     joined: dict[str, float] = seg.private.get("joined") or {}
     fresh = {p.id: float(joined.get(p.id, now)) for p in members}
     if fresh != joined:
         seg.private["joined"] = fresh
-        sb.store.put(seg)
+        svc.store.put(seg)
     return [member_view(p, fresh[p.id]) for p in members]
 
 
-def _segment_profiles(sb: Sandbox, seg: Resource) -> list[Linkage]:
-    return [("profile", p.id) for p in segment_members(sb, seg)]
+@_d.related("segment", "profiles")
+def _segment_profiles(svc: Services, seg: Resource) -> list[Linkage]:
+    return [("profile", p.id) for p in segment_members(svc, seg)]
 
 
-def _profile_segments(sb: Sandbox, profile: Resource) -> list[Linkage]:
-    env = Env(sb, sb.clock.time(), only=profile.id)
+@_d.related("profile", "segments")
+def _profile_segments(svc: Services, profile: Resource) -> list[Linkage]:
+    env = Env(svc, svc.clock.time(), only=profile.id)
     return [
         ("segment", seg.id)
-        for seg in sb.store.iter("segment")
-        if segment_contains(sb, seg, profile, env.nested(seg.id))
+        for seg in svc.store.iter("segment")
+        if segment_contains(svc, seg, profile, env.nested(seg.id))
     ]
-
-
-RELATED[("segment", "profiles")] = _segment_profiles
-RELATED[("profile", "segments")] = _profile_segments
 
 
 # -- handlers --------------------------------------------------------------------------------------
@@ -427,7 +424,7 @@ def _check_definition(ctx: Ctx, definition: Any, self_id: str | None = None) -> 
                 )
 
 
-@handles("create_segment")
+@_d.handles("create_segment")
 def create_segment(ctx: Ctx) -> Reply:
     attrs = ctx.attrs
     name = str(attrs.get("name") or "").strip()
@@ -453,11 +450,11 @@ def create_segment(ctx: Ctx) -> Reply:
         {},
     )
     ctx.store.put(seg)
-    segment_members(ctx.sandbox, seg)  # members present now join now
+    segment_members(ctx.svc, seg)  # members present now join now
     return ctx.one(seg, status=201)
 
 
-@handles("update_segment")
+@_d.handles("update_segment")
 def update_segment(ctx: Ctx) -> Reply:
     seg = ctx.get("segment")
     ctx.check_body_id(seg.id)
@@ -479,11 +476,11 @@ def update_segment(ctx: Ctx) -> Reply:
     return ctx.one(seg)
 
 
-@handles("get_segment")
+@_d.handles("get_segment")
 def get_segment(ctx: Ctx) -> Reply:
     seg = ctx.get("segment")
     if "profile_count" in (ctx.list_param("additional-fields[segment]") or []):
-        count = len(segment_members(ctx.sandbox, seg))
+        count = len(segment_members(ctx.svc, seg))
         seg = Resource(
             seg.type,
             seg.id,
@@ -496,9 +493,12 @@ def get_segment(ctx: Ctx) -> Reply:
     return ctx.one(seg)
 
 
-@handles("get_profiles_for_segment", "get_profile_ids_for_segment")
+@_d.handles("get_profiles_for_segment", "get_profile_ids_for_segment")
 def get_segment_members(ctx: Ctx) -> Reply:
     seg = ctx.get("segment")
     return members_reply(
-        ctx, segment_members(ctx.sandbox, seg), ids_only=ctx.op.operation_id == "get_profile_ids_for_segment"
+        ctx, segment_members(ctx.svc, seg), ids_only=ctx.op.operation_id == "get_profile_ids_for_segment"
     )
+
+
+DOMAIN = _d.build()

@@ -21,11 +21,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .._context import Ctx, Reply, handles, iso
-from .._jsonapi import bad_request
+from .._context import Ctx, Reply
+from .._jsonapi import bad_request, iso
+from .._services import Services
 from .._store import Resource
+from ..domain import DomainBuilder
 
 Json = dict[str, Any]
+_d = DomainBuilder("templates")
 EDITOR_TYPES = ("CODE", "USER_DRAGGABLE", "SYSTEM_DRAGGABLE")
 TEMPLATE_LIMIT = 1000
 _VAR = re.compile(r"{{\s*(.*?)\s*}}")
@@ -39,25 +42,25 @@ def is_reusable(template: Resource) -> bool:
 
 
 def copy_template(
-    sb: Any, template: Resource, now: float, *, name: str | None = None, message_copy: bool = False
+    svc: Services, template: Resource, now: float, *, name: str | None = None, message_copy: bool = False
 ) -> Resource:
     """A stored copy of ``template`` (a reusable clone, or a message's non-reusable copy)."""
     attrs = {k: v for k, v in template.attributes.items() if k not in ("created", "updated")}
     attrs.update({"name": name or attrs.get("name", ""), "created": iso(now), "updated": iso(now)})
     copy = Resource(
         "template",
-        sb.store.new_id("template", now),
+        svc.store.new_id("template", now),
         attrs,
         {},
         now,
         now,
         {"message_copy": True, "source_template": template.id} if message_copy else {},
     )
-    sb.store.put(copy)
+    svc.store.put(copy)
     return copy
 
 
-@handles("create_template")
+@_d.handles("create_template")
 def create_template(ctx: Ctx) -> Reply:
     attrs = ctx.attrs
     editor = attrs.get("editor_type")
@@ -92,12 +95,12 @@ def create_template(ctx: Ctx) -> Reply:
     return ctx.one(res)
 
 
-@handles("get_templates")
+@_d.handles("get_templates")
 def get_templates(ctx: Ctx) -> Reply:
     return ctx.many(t for t in ctx.store.iter("template") if is_reusable(t))
 
 
-@handles("update_template")
+@_d.handles("update_template")
 def update_template(ctx: Ctx) -> Reply:
     res = ctx.get("template")
     ctx.check_body_id(res.id)
@@ -114,14 +117,14 @@ def update_template(ctx: Ctx) -> Reply:
     return ctx.one(res)
 
 
-@handles("clone_template")
+@_d.handles("clone_template")
 def clone_template(ctx: Ctx) -> Reply:
     source = ctx.get("template", str(ctx.data["id"]))
     name = ctx.attrs.get("name") or f"Clone of {source.attributes.get('name', '')}"
-    return ctx.one(copy_template(ctx.sandbox, source, ctx.now, name=name))
+    return ctx.one(copy_template(ctx.svc, source, ctx.now, name=name))
 
 
-@handles("render_template")
+@_d.handles("render_template")
 def render_template(ctx: Ctx) -> Reply:
     template = ctx.get("template", str(ctx.data["id"]))
     context = ctx.attrs.get("context")
@@ -233,3 +236,6 @@ def _check_content(editor: str, attrs: Mapping[str, Any], *, creating: bool) -> 
             f'html is required for {editor} templates, e.g. "<html><body>Hello</body></html>".',
             pointer="/data/attributes/html",
         )
+
+
+DOMAIN = _d.build()

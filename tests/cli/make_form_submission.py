@@ -6,7 +6,7 @@ the Trail Guide form submission of ``LEAD`` (the README's input format for
 ``personas run lead-magnet-sequencer --input examples/form_submission.json --sandbox``).
 
 The seeded data is anchored to the current day, but its profile ids are written on a fixed
-calendar (see ``klaviyo_sandbox/domains/seed.py``), so the example stays valid on any day.
+calendar (see ``klaviyo_sandbox/domains/demo/seeder.py``), so the example stays valid on any day.
 
     .venv/bin/python tests/cli/make_form_submission.py
 """

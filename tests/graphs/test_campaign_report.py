@@ -25,7 +25,7 @@ from graphs.campaign_report.figures import anomalies, merge_rows
 from graphs.campaign_report.graph import EMAIL_ONLY, GROUP_BY
 from graphs.campaign_report.outputs import write_csv
 from klaviyo_sandbox import DEMO_KEY, Sandbox
-from klaviyo_sandbox.domains.seed_data import CAMPAIGNS
+from klaviyo_sandbox.seeding import DEMO_CAMPAIGNS
 from klaviyo_toolkit.client import KlaviyoClient
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.ratelimit import RateLimiter
@@ -105,7 +105,7 @@ def test_default_date_is_yesterday_in_the_account_time_zone(sb: Sandbox) -> None
     assert state["reporting_calls"] == 1 and reporting_calls(sb) - before == 1
     assert state["cache_hit"] is False
     names = [row["name"] for row in state["campaigns"]]
-    assert CAMPAIGNS[0][0] in names and CAMPAIGNS[1][0] in names  # the two seeded sends of yesterday
+    assert DEMO_CAMPAIGNS[0] in names and DEMO_CAMPAIGNS[1] in names  # the two seeded sends of yesterday
     for key in ("date", "timezone", "campaigns", "totals", "anomalies", "summary", "files", "reporting_calls",
                 "cache_hit", "notes"):
         assert key in state
@@ -136,7 +136,7 @@ def test_figures_equal_a_direct_reporting_call(sb: Sandbox) -> None:
 
 def test_the_seeded_anomaly_is_reported(sb: Sandbox) -> None:
     state = run(sb).state
-    webinar = CAMPAIGNS[1][0]
+    webinar = DEMO_CAMPAIGNS[1]
     kinds = {a["kind"] for a in state["anomalies"] if a["campaign"] == webinar}
     assert {"high_bounce_rate", "low_open_rate"} <= kinds
     assert all(a["campaign"] == webinar for a in state["anomalies"])
@@ -228,7 +228,7 @@ def test_a_limit_reached_between_metrics_keeps_the_figures_it_has(sb: Sandbox) -
     limited = client(sb, RateLimiter(ManualClock(NOW), factor=1 / 225))
     state = run(sb, persona=with_settings(conversion_metrics=["Placed Order", "Active on Site"]), klaviyo=limited).state
     assert state["reporting_calls"] == 1 and state["limit"]["missing_metrics"] == ["Active on Site"]
-    assert {CAMPAIGNS[0][0], CAMPAIGNS[1][0]} <= {row["name"] for row in state["campaigns"]}
+    assert {DEMO_CAMPAIGNS[0], DEMO_CAMPAIGNS[1]} <= {row["name"] for row in state["campaigns"]}
     assert "Some figures are missing" in state["summary"]["text"]
 
 
@@ -306,7 +306,7 @@ def test_a_paginated_report_is_followed_with_page_cursor(sb: Sandbox) -> None:
 
     state = run(sb, klaviyo=intercepting(sb, two_pages)).state
     assert seen == [None, "page2"] and state["reporting_calls"] == 2
-    assert {CAMPAIGNS[0][0], CAMPAIGNS[1][0]} <= {row["name"] for row in state["campaigns"]}
+    assert {DEMO_CAMPAIGNS[0], DEMO_CAMPAIGNS[1]} <= {row["name"] for row in state["campaigns"]}
 
 
 def _result(cid: str, mid: str, **stats: Any) -> dict[str, Any]:

@@ -13,7 +13,9 @@ and reads its banner. The contract suite (``tests/contract``) and the OAuth test
 
 The domain suites share four fixtures: ``clock`` (a module overrides it to start elsewhere), ``sb``
 (an empty sandbox on that clock, limits off, responses validated against the spec), ``client`` (our
-client on it, never waiting on its own buckets) and ``raw`` (plain httpx with the demo key).
+client on it, never waiting on its own buckets) and ``raw`` (plain httpx with the demo key). A test
+that also asks for ``added_to_list`` gets an ``sb`` with one more domain, a hook recording every
+``profile_added_to_list``.
 """
 
 from __future__ import annotations
@@ -33,8 +35,7 @@ from typing import Any
 import httpx
 import pytest
 
-from klaviyo_sandbox import DEMO_KEY, Sandbox
-from klaviyo_sandbox._app import HOOKS
+from klaviyo_sandbox import DEFAULT_DOMAINS, DEMO_KEY, Domain, Sandbox
 from klaviyo_toolkit.client import KlaviyoClient
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.ratelimit import RateLimiter
@@ -223,8 +224,11 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def sb(clock: ManualClock) -> Iterator[Sandbox]:
-    sandbox = Sandbox(validate_responses=True, demo_data=False, rate_limit_factor=None, clock=clock)
+def sb(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[Sandbox]:
+    domains = DEFAULT_DOMAINS
+    if "added_to_list" in request.fixturenames:
+        domains = (*DEFAULT_DOMAINS, _recorder(request.getfixturevalue("added_to_list")))
+    sandbox = Sandbox(domains=domains, validate_responses=True, demo_data=False, rate_limit_factor=None, clock=clock)
     yield sandbox
     sandbox.close()
 
@@ -241,13 +245,15 @@ def raw(sb: Sandbox) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def added_to_list() -> Iterator[list[tuple[str, str]]]:
-    """(list id, profile id) for every ``profile_added_to_list`` announced during the test."""
-    seen: list[tuple[str, str]] = []
+def added_to_list() -> list[tuple[str, str]]:
+    """(list id, profile id) for every ``profile_added_to_list`` announced during the test (``sb`` records them)."""
+    return []
 
-    def record(_sb: Sandbox, payload: dict[str, Any]) -> None:
+
+def _recorder(seen: list[tuple[str, str]]) -> Domain:
+    """A domain whose only hook appends ``(list id, profile id)`` to ``seen``."""
+
+    def record(_svc: Any, payload: dict[str, Any]) -> None:
         seen.append((payload["list"].id, payload["profile"].id))
 
-    HOOKS["profile_added_to_list"].append(record)
-    yield seen
-    HOOKS["profile_added_to_list"].remove(record)
+    return Domain("added_to_list_recorder", hooks={"profile_added_to_list": (record,)})

@@ -20,7 +20,7 @@ def _profile_id(sb: Sandbox, email: str) -> str:
     from klaviyo_sandbox.domains._common import new_profile
 
     found = sb.store.find("profile", "email", email)
-    return (found or new_profile(sb, {"email": email}, sb.clock.time())).id
+    return (found or new_profile(sb.services, {"email": email}, sb.clock.time())).id
 
 
 def _list_id(sb: Sandbox) -> str:
@@ -44,7 +44,7 @@ def _flow_action_definition(sb: Sandbox) -> dict[str, Any]:
 def _metric_id(sb: Sandbox) -> str:
     from klaviyo_sandbox.domains._common import find_or_create_metric
 
-    return find_or_create_metric(sb, "x", sb.clock.time()).id
+    return find_or_create_metric(sb.services, "x", sb.clock.time()).id
 
 
 def _campaign_fixture(sb: Sandbox) -> dict[str, str]:

@@ -26,7 +26,7 @@ def clock() -> ManualClock:
 # -- helpers ----------------------------------------------------------------------------------------------
 def person(sb: Sandbox, email: str, *, subscribed: bool = True, suppressed: bool = False) -> Resource:
     now = sb.clock.time()
-    profile = new_profile(sb, {"email": email}, now)
+    profile = new_profile(sb.services, {"email": email}, now)
     if subscribed:
         set_email_consent(profile, "SUBSCRIBED", now)
     if suppressed:

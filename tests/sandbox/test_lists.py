@@ -202,11 +202,11 @@ def test_group_membership_and_consent_conditions(client: Any, sb: Sandbox, clock
 
 def test_metric_condition_counts_events_in_a_window(client: Any, sb: Sandbox, clock: ManualClock) -> None:
     buyer, browser = people(client, "buyer@example.com", "browser@example.com")
-    metric = find_or_create_metric(sb, "Placed Order", clock.time())
+    metric = find_or_create_metric(sb.services, "Placed Order", clock.time())
     buyer_res = sb.store.get("profile", buyer)
     assert buyer_res is not None
     for n, total in enumerate((40.0, 60.0)):
-        record_event(sb, buyer_res, metric, {"$value": total, "Category": "boots"}, clock.time() - n * DAY,
+        record_event(sb.services, buyer_res, metric, {"$value": total, "Category": "boots"}, clock.time() - n * DAY,
                      unique_id=f"o{n}")
     recent = {"type": "date", "operator": "in-the-last", "quantity": 30, "unit": "day"}
 

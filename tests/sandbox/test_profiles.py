@@ -209,10 +209,10 @@ def test_merge_moves_events_and_lists_then_deletes_the_source(client: Any, sb: S
                       properties={"plan": "free", "source": "ads"}).data["id"]
     lst = client.call("create_list", name="Leads").data["id"]
     client.call("add_profiles_to_list", id=lst, profile_ids=[src])
-    metric = find_or_create_metric(sb, "Viewed Page", sb.clock.time())
+    metric = find_or_create_metric(sb.services, "Viewed Page", sb.clock.time())
     source_profile = sb.store.get("profile", src)
     assert source_profile is not None
-    event, _ = record_event(sb, source_profile, metric, {"url": "/"}, sb.clock.time(), unique_id="v1")
+    event, _ = record_event(sb.services, source_profile, metric, {"url": "/"}, sb.clock.time(), unique_id="v1")
 
     res = client.call("merge_profiles", id=dest, profile_ids=[src])
     assert (res.status, res.data["id"]) == (201, dest)
@@ -225,7 +225,7 @@ def test_merge_moves_events_and_lists_then_deletes_the_source(client: Any, sb: S
     assert moved is not None and moved.linked("profile") == [("profile", dest)]
     dest_profile = sb.store.get("profile", dest)
     assert dest_profile is not None
-    again, created = record_event(sb, dest_profile, metric, {"url": "/"}, sb.clock.time(), unique_id="v1")
+    again, created = record_event(sb.services, dest_profile, metric, {"url": "/"}, sb.clock.time(), unique_id="v1")
     assert (again.id, created) == (event.id, False)  # deduplication follows the events
 
 
@@ -291,11 +291,11 @@ def test_deletion_request_removes_profile_events_and_memberships(client: Any, sb
     keep = client.call("create_profile", email="stay@example.com").data["id"]
     lst = client.call("create_list", name="L").data["id"]
     client.call("add_profiles_to_list", id=lst, profile_ids=[pid, keep])
-    metric = find_or_create_metric(sb, "Active on Site", clock.time())
+    metric = find_or_create_metric(sb.services, "Active on Site", clock.time())
     for who in (pid, keep):
         profile = sb.store.get("profile", who)
         assert profile is not None
-        record_event(sb, profile, metric, {}, clock.time())
+        record_event(sb.services, profile, metric, {}, clock.time())
     assert client.call("request_profile_deletion", profile={"email": "GONE@example.com"}).status == 202
     assert raw.get(f"/api/profiles/{pid}").status_code == 200  # not yet: the job is queued
     run_jobs(sb, clock)
@@ -509,7 +509,7 @@ def test_double_opt_in_waits_for_confirmation(client: Any, sb: Sandbox, clock: M
     assert [m["source"] for m in sb.outbox(to="doi@example.com")] == ["double_opt_in"]
     assert added_to_list == []
     profile = sb.store.get("profile", pid)
-    assert profile is not None and confirm_opt_in(sb, profile, lst) is True
+    assert profile is not None and confirm_opt_in(sb.services, profile, lst) is True
     consent = email_consent(client, pid)
     assert consent["can_receive_email_marketing"] is True and consent["double_optin"] is True
     assert added_to_list == [(lst, pid)]

@@ -51,14 +51,14 @@ class Events:
 
     def profile(self, name: str) -> Resource:
         if name not in self.profiles:
-            self.profiles[name] = new_profile(self.sb, {"email": f"{name}@example.com"}, START - 86_400 * 30)
+            self.profiles[name] = new_profile(self.sb.services, {"email": f"{name}@example.com"}, START - 86_400 * 30)
         return self.profiles[name]
 
     def metric(self, name: str) -> Resource:
-        return find_or_create_metric(self.sb, name, START - 86_400 * 30)
+        return find_or_create_metric(self.sb.services, name, START - 86_400 * 30)
 
     def add(self, who: str, metric: str, when: float, **props: Any) -> None:
-        record_event(self.sb, self.profile(who), self.metric(metric), props, when,
+        record_event(self.sb.services, self.profile(who), self.metric(metric), props, when,
                      unique_id=f"{who}-{metric}-{when}-{len(self.sb.store.all('event'))}", trigger_flows=False)
 
 
@@ -176,7 +176,7 @@ def test_yesterday_is_the_account_days_not_utc(client: Any, sb: Sandbox) -> None
 
 
 def test_no_campaigns_is_an_empty_report(client: Any, sb: Sandbox) -> None:
-    order = find_or_create_metric(sb, "Placed Order", START)
+    order = find_or_create_metric(sb.services, "Placed Order", START)
     assert values(client, order.id, timeframe={"key": "last_30_days"}) == []
 
 
@@ -213,7 +213,7 @@ def test_flow_values_and_series(client: Any, sb: Sandbox, two_campaigns: dict[st
 
 
 def test_series_intervals_are_limited(raw: httpx.Client, sb: Sandbox) -> None:
-    order = find_or_create_metric(sb, "Placed Order", START)
+    order = find_or_create_metric(sb.services, "Placed Order", START)
     reply = raw.post("/api/flow-series-reports", json={"data": {"type": "flow-series-report", "attributes": {
         "statistics": ["opens"], "timeframe": {"key": "last_90_days"}, "interval": "daily",
         "conversion_metric_id": order.id}}})
@@ -238,7 +238,7 @@ def test_form_values(client: Any, sb: Sandbox) -> None:
 
 def test_segment_values_report_current_members(client: Any, sb: Sandbox) -> None:
     for name in ("s1", "s2"):
-        profile = new_profile(sb, {"email": f"{name}@example.com"}, START)
+        profile = new_profile(sb.services, {"email": f"{name}@example.com"}, START)
         profile.attributes["properties"] = {"plan": "pro"}
     condition = {"type": "profile-property", "property": "properties['plan']",
                  "filter": {"type": "string", "operator": "equals", "value": "pro"}}
@@ -254,7 +254,7 @@ def test_segment_values_report_current_members(client: Any, sb: Sandbox) -> None
 def test_the_226th_report_of_the_day_is_throttled() -> None:
     clock = ManualClock(start=START)
     sb = Sandbox(validate_responses=True, demo_data=False, rate_limit_factor=1.0, clock=clock)
-    order = find_or_create_metric(sb, "Placed Order", START)
+    order = find_or_create_metric(sb.services, "Placed Order", START)
     body = {"data": {"type": "campaign-values-report", "attributes": {
         "statistics": ["opens"], "timeframe": {"key": "yesterday"}, "conversion_metric_id": order.id}}}
     with httpx.Client(transport=sb.transport(), base_url=Sandbox.BASE_URL, headers=HEADERS) as http:

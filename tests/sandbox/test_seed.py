@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from klaviyo_sandbox import Sandbox
-from klaviyo_sandbox.domains import seed_data
 from klaviyo_sandbox.domains._common import find_or_create_metric, record_event
+from klaviyo_sandbox.domains.demo import words as seed_data
 from klaviyo_toolkit.clock import ManualClock
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -174,8 +174,9 @@ def test_events_follow_the_shared_conventions(seeded: Sandbox) -> None:
     profile = fresh.store.all("profile") or [None]
     from klaviyo_sandbox.domains._common import new_profile
 
-    person = profile[0] or new_profile(fresh, {"email": "a@example.com"}, fresh.clock.time())
-    recorded, _ = record_event(fresh, person, find_or_create_metric(fresh, "Placed Order", 0), {"$value": 1},
+    person = profile[0] or new_profile(fresh.services, {"email": "a@example.com"}, fresh.clock.time())
+    svc = fresh.services
+    recorded, _ = record_event(svc, person, find_or_create_metric(svc, "Placed Order", 0), {"$value": 1},
                                fresh.clock.time(), trigger_flows=False)
     sample = orders[0]
     assert set(sample.attributes) == set(recorded.attributes)

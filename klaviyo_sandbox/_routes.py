@@ -1,0 +1,147 @@
+"""Klaviyo's API as the sandbox routes it: paths to operations, and what the spec says about each path.
+
+Built once per sandbox from the catalog and the spec's schemas; it holds no state. Besides routing a
+request (``route``), it answers the questions the generic engine and rendering ask: which resource
+type a collection holds, where a resource's own URL is, which types a relationship links to.
+
+Example::
+
+    routes = Routes(load_catalog(), schema_index())
+    op, params = routes.route("GET", "/api/lists/Y6nRLr")     # get_list, {"id": "Y6nRLr"}
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from klaviyo_toolkit.catalog import Catalog, Operation
+
+from ._jsonapi import SandboxError
+from ._schemas import SchemaIndex
+from ._store import Resource
+
+Json = dict[str, Any]
+
+
+def shape_of(path: str) -> tuple[str, list[str]]:
+    """('list'|'item'|'related'|'relationship'|'other', segments without the /api or /client prefix)."""
+    segs = path.strip("/").split("/")[1:]
+    if len(segs) == 1:
+        return "list", segs
+    if len(segs) == 2 and segs[1].startswith("{"):
+        return "item", segs
+    if len(segs) == 3 and segs[1].startswith("{"):
+        return "related", segs
+    if len(segs) == 4 and segs[1].startswith("{") and segs[2] == "relationships":
+        return "relationship", segs
+    return "other", segs
+
+
+class Routes:
+    """Every operation of the catalog, matched by method and path, with the resource types they serve."""
+
+    def __init__(self, catalog: Catalog, schemas: SchemaIndex) -> None:
+        self.catalog = catalog
+        self.schemas = schemas
+        self._routes = self._compile()
+        self._collection_types = self._find_collection_types()
+        self._self_paths = self._find_self_paths()
+
+    # -- construction ------------------------------------------------------------------------
+    def _compile(self) -> list[tuple[str, re.Pattern[str], Operation]]:
+        routes = []
+        for op in self.catalog:
+            pattern = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(op.path)) + "/?$"
+            routes.append((op.method, re.compile(pattern), op))
+        routes.sort(key=lambda r: (-r[2].path.count("/"), r[2].path.count("{"), r[2].path))
+        return routes
+
+    def _find_collection_types(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for op in self.catalog:
+            kind, segs = shape_of(op.path)
+            if kind == "item" and op.method in ("GET", "PATCH"):
+                item, _ = self.schemas.response_item(op)
+                types = self.schemas.types_of(item)
+                if types:
+                    out.setdefault(segs[0], types[0])
+        return out
+
+    def _find_self_paths(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for op in self.catalog:
+            kind, _segs = shape_of(op.path)
+            if kind == "item" and op.method == "GET" and op.path.startswith("/api/"):
+                item, _ = self.schemas.response_item(op)
+                for t in self.schemas.types_of(item):
+                    out.setdefault(t, op.path)
+        return out
+
+    # -- routing ---------------------------------------------------------------------------------
+    def route(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
+        """The operation serving ``method path`` and its path parameters (404, or 405 naming the allowed)."""
+        allowed = []
+        for m, pattern, op in self._routes:
+            match = pattern.match(path)
+            if match:
+                if m == method:
+                    return op, match.groupdict()
+                allowed.append(m)
+        if allowed:
+            raise SandboxError(
+                405,
+                "method_not_allowed",
+                "Method not allowed.",
+                f"{method} is not allowed on {path}; allowed: {', '.join(sorted(set(allowed)))}.",
+            )
+        raise SandboxError(404, "not_found", "Not found.", f"No Klaviyo endpoint at {path}.")
+
+    def request_path(self, op: Operation, params: Mapping[str, str]) -> str:
+        path = op.path
+        for key, value in params.items():
+            path = path.replace("{" + key + "}", value)
+        return path
+
+    # -- resource types --------------------------------------------------------------------------
+    def collection_type(self, segment: str) -> str | None:
+        """The resource type stored under a path segment (``lists`` -> ``list``)."""
+        return self._collection_types.get(segment)
+
+    def primary_type(self, op: Operation) -> str | None:
+        """The resource type an operation answers with (or of its collection)."""
+        item, _ = self.schemas.response_item(op)
+        types = self.schemas.types_of(item)
+        if types:
+            return types[0]
+        _kind, segs = shape_of(op.path)
+        return self._collection_types.get(segs[0]) if segs else None
+
+    def _get_operation(self, rtype: str) -> Operation | None:
+        path = self._self_paths.get(rtype)
+        if not path:
+            return None
+        return next((o for m, _, o in self._routes if m == "GET" and o.path == path), None)
+
+    def item_schema_for(self, rtype: str) -> Json | None:
+        """The schema of one ``rtype`` resource, as its own GET endpoint returns it."""
+        op = self._get_operation(rtype)
+        return self.schemas.response_item(op)[0] if op else None
+
+    def rel_target_types(self, rtype: str, rel: str) -> list[str]:
+        """The types ``rtype``'s relationship ``rel`` may link to, per the spec."""
+        op = self._get_operation(rtype)
+        if op is None:
+            return []
+        item, _ = self.schemas.response_item(op)
+        rel_schema = self.schemas.prop(item or {}, "relationships", rel, "data")
+        rel_schema = self.schemas.resolve(rel_schema.get("items")) if "items" in rel_schema else rel_schema
+        return self.schemas.types_of(rel_schema)
+
+    def self_link(self, res: Resource, base_url: str) -> str:
+        """The resource's own URL (``links.self``)."""
+        path = self._self_paths.get(res.type)
+        if not path:
+            return f"{base_url}/api/{res.type}s/{res.id}/"
+        return base_url + path.replace("{id}", res.id).replace("{job_id}", res.id) + "/"
