@@ -192,6 +192,8 @@ class AuditContext:
     persona: str | None = None
     thread_id: str | None = None
     prompt_version: str | None = None
+    connection: str | None = None
+    account: str | None = None
 
     def replace(self, **changes: str | None) -> AuditContext:
         return dataclasses.replace(self, **changes)

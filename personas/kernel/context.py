@@ -102,6 +102,7 @@ class PersonaContext:
     prompt_version: str = ""
     sandbox: Any = None
     connection: str | None = None
+    account: str | None = None
 
     @property
     def home(self) -> Path:
@@ -118,7 +119,12 @@ class PersonaContext:
 
     def audit_context(self) -> AuditContext:
         return AuditContext(
-            user=self.user, persona=self.spec.name, thread_id=self.thread_id, prompt_version=self.prompt_version
+            user=self.user,
+            persona=self.spec.name,
+            thread_id=self.thread_id,
+            prompt_version=self.prompt_version,
+            connection=self.connection,
+            account=self.account,
         )
 
     def audit_record(self, tool: str, status: Any, **fields: Any) -> None:
