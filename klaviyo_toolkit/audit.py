@@ -1,18 +1,20 @@
 """An append-only, tamper-evident audit log of every tool and API call, in SQLite.
 
-Every call a persona makes becomes one row: who (user, persona, thread, prompt version), what (operation,
-method, path, redacted arguments), and how it ended (status, HTTP status, request id, latency, a short
-response summary, the error). Calls that never reach HTTP (refused by scope, rejected at approval,
-dry runs, waiting for approval) are recorded too, with :meth:`AuditLog.record`.
+Every attempt of every call a persona makes becomes one row: who (user, persona, thread, prompt
+version, connection, account), what (operation, method, path, redacted arguments), and how it ended
+(status, HTTP status, request id, latency, a short response summary, the error). Calls that never
+reach HTTP (refused by scope, rejected at approval, dry runs, waiting for approval) are recorded too.
 
 Append-only is enforced by the database: triggers abort any UPDATE or DELETE. Each row also stores a
-SHA-256 hash chained to the previous row's, so :meth:`AuditLog.verify` finds a row edited or removed
-behind the triggers' back (compare :meth:`AuditLog.head` with a copy kept elsewhere to catch a cut tail).
-Secrets never reach the file: arguments, summaries and errors pass through :func:`redact` first.
+hash chained to the previous row's; with an anchor (``klaviyo_toolkit.audit_anchor``) the chain is an
+HMAC whose key lives outside the log, and the newest row (the head) is saved outside it after every
+append, so :meth:`AuditLog.verify` finds an edited row even with its chain re-hashed, a forged
+append, a cut tail and, with :func:`verify_log`, a deleted file. Secrets never reach the file:
+arguments, summaries and errors pass through :func:`redact` first.
 
 Example::
 
-    log = AuditLog(home / "audit.db")
+    log = AuditLog(home / "audit.db", anchor=FileAnchor(home / "keys"))
     ctx = AuditContext(user="ada", persona="lead_magnet", thread_id="t-1", prompt_version="v3")
     client = KlaviyoClient(api_key=..., hooks=[log.hook(ctx)])
     log.record("create_campaign_send_job", "pending_approval", context=ctx, arguments={"id": "C1"})
@@ -29,8 +31,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import hashlib
+import hmac
 import json
-import re
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -38,9 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from .auth import mask
+from .audit_anchor import AuditAnchor, Head
 from .clock import Clock, SystemClock
 from .errors import ToolkitUsageError
+from .redact import redact, redact_text
 
 if TYPE_CHECKING:
     from .client import CallRecord
@@ -53,6 +57,7 @@ __all__ = [
     "ChainReport",
     "redact",
     "summarize_response",
+    "verify_log",
 ]
 
 AuditStatus = Literal["ok", "error", "denied", "dry_run", "rejected", "pending_approval", "approved", "edited"]
@@ -61,92 +66,6 @@ GENESIS = "0" * 64
 _MAX_ARGUMENT_CHARS = 16_000
 _MAX_SUMMARY_CHARS = 300
 _MAX_ERROR_CHARS = 1_000
-
-# -- redaction -----------------------------------------------------------------------------------
-
-_SECRET_KEY_PARTS = (
-    "password",
-    "passwd",
-    "secret",
-    "api_key",
-    "apikey",
-    "authorization",
-    "access_token",
-    "refresh_token",
-    "id_token",
-    "code_verifier",
-    "private_key",
-    "cookie",
-)
-_SECRET_VALUE_PATTERNS = (
-    # "Bearer <token>" and "Basic <base64 id:secret>" (headers copied into messages)
-    re.compile(r"(?i)\b(bearer\s+)([A-Za-z0-9\-._~+/]{8,}=*)"),
-    re.compile(r"(?i)\b(basic\s+)([A-Za-z0-9+/]{16,}=*)"),
-    # key=value / "key": "value" pairs inside free text (form bodies, URLs, JSON dumped into errors)
-    re.compile(
-        r"""(?i)\b((?:[a-z_]*(?:password|secret|api_key|access_token|refresh_token|code_verifier)|token)"""
-        r"""["']?\s*[=:]\s*["']?)([^\s"'&,;}]{4,})"""
-    ),
-    # Klaviyo private keys, OpenAI keys
-    re.compile(r"\b(pk_[A-Za-z0-9]{20,})\b"),
-    re.compile(r"\b(sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,})"),
-)
-
-
-def _mask(secret: str) -> str:
-    """auth.mask, but nothing of a short secret: 10 visible characters must be a small part of it.
-
-    A value that is already masked stays as it is, so redacting twice changes nothing.
-    """
-    if secret == "***" or (len(secret) == 11 and secret[6] == "…"):
-        return secret
-    return mask(secret) if len(secret) >= 24 else "***"
-
-
-def _is_secret_key(key: str) -> bool:
-    k = key.lower().replace("-", "_").strip("[]")
-    return k == "token" or k.endswith("_token") or any(part in k for part in _SECRET_KEY_PARTS)
-
-
-def _scrub(text: str) -> str:
-    bearer, basic, pair, klaviyo_key, openai_key = _SECRET_VALUE_PATTERNS
-    for prefixed in (bearer, basic, pair):
-        text = prefixed.sub(lambda m: f"{m.group(1)}{_mask(m.group(2))}", text)
-    for bare in (klaviyo_key, openai_key):
-        text = bare.sub(lambda m: _mask(m.group(1)), text)
-    return text
-
-
-def redact(value: Any) -> Any:
-    """A copy of ``value`` with secrets masked, for anything that is logged or stored.
-
-    Masks the values of keys named like secrets (``api_key``, ``authorization``, ``token``,
-    ``client_secret``, ``password``, ``refresh_token``, ``code_verifier`` ...) and, in any string,
-    Klaviyo private keys (``pk_`` + 20 or more alphanumerics), ``Bearer``/``Basic`` credentials,
-    OpenAI keys (``sk-...``) and ``token=...``-style pairs. Long secrets keep :func:`auth.mask`'s
-    ``pk_abc…wxyz`` shape so they can be recognised; short ones become ``***``.
-
-    Example::
-
-        redact({"api_key": "pk_0123456789abcdef0123", "note": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig"})
-        # {'api_key': '***', 'note': 'Bearer eyJhbG….sig'}
-    """
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            name = str(key)
-            if _is_secret_key(name) and item not in (None, "", True, False):
-                out[name] = _mask(item) if isinstance(item, str) else "***"
-            else:
-                out[name] = redact(item)
-        return out
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [redact(item) for item in value]
-    if isinstance(value, str):
-        return _scrub(value)
-    if isinstance(value, (bytes, bytearray)):
-        return f"<{len(value)} bytes>"
-    return value
 
 
 def summarize_response(body: Any, *, limit: int = _MAX_SUMMARY_CHARS) -> str:
@@ -171,7 +90,7 @@ def summarize_response(body: Any, *, limit: int = _MAX_SUMMARY_CHARS) -> str:
             text = "data: null"
     else:
         text = body if isinstance(body, str) else json.dumps(redact(body), ensure_ascii=False, default=str)
-    text = _scrub(" ".join(text.split()))
+    text = redact_text(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -209,6 +128,8 @@ class AuditEntry:
     persona: str | None
     thread_id: str | None
     prompt_version: str | None
+    connection: str | None
+    account: str | None
     tool: str
     method: str | None
     path: str | None
@@ -245,8 +166,8 @@ class ChainReport:
 
 
 _CONTENT = (
-    "id", "time", "user", "persona", "thread_id", "prompt_version", "tool", "method", "path", "arguments",
-    "status", "http_status", "request_id", "latency_ms", "response_summary", "error", "extra",
+    "id", "time", "user", "persona", "thread_id", "prompt_version", "connection", "account", "tool", "method",
+    "path", "arguments", "status", "http_status", "request_id", "latency_ms", "response_summary", "error", "extra",
 )  # fmt: skip
 _COLUMNS = (*_CONTENT, "prev_hash", "hash")
 
@@ -258,6 +179,8 @@ CREATE TABLE IF NOT EXISTS audit_log (
     persona          TEXT,
     thread_id        TEXT,
     prompt_version   TEXT,
+    connection       TEXT,
+    account          TEXT,
     tool             TEXT    NOT NULL,
     method           TEXT,
     path             TEXT,
@@ -275,6 +198,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
 CREATE INDEX IF NOT EXISTS audit_log_time ON audit_log (time);
 CREATE INDEX IF NOT EXISTS audit_log_persona ON audit_log (persona, id);
 CREATE INDEX IF NOT EXISTS audit_log_thread ON audit_log (thread_id, id);
+CREATE TABLE IF NOT EXISTS audit_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: rows cannot be changed'); END;
 CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
@@ -282,9 +206,12 @@ BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: rows cannot be deleted'); E
 """
 
 
-def _row_hash(prev_hash: str, content: Mapping[str, Any]) -> str:
+def _row_hash(prev_hash: str, content: Mapping[str, Any], key: bytes | None) -> str:
     canonical = json.dumps([content[c] for c in _CONTENT], ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
+    message = f"{prev_hash}\n{canonical}".encode()
+    if key is None:
+        return hashlib.sha256(message).hexdigest()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def _iso(moment: _dt.datetime | str) -> str:
@@ -306,24 +233,48 @@ def _dumps(value: Any, limit: int) -> str:
 def _cap(text: str | None, limit: int) -> str | None:
     if text is None:
         return None
-    text = _scrub(text)
+    text = redact_text(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # -- the log -------------------------------------------------------------------------------------
 
 
+def _set_aside_old_format(path: Path) -> None:
+    """A log from before the connection/account columns keeps its own chain: move it beside, untouched."""
+    if not path.exists():
+        return
+    probe = sqlite3.connect(path)
+    try:
+        columns = {row[1] for row in probe.execute("PRAGMA table_info(audit_log)")}
+    finally:
+        probe.close()
+    if columns and "connection" not in columns:
+        for suffix in ("", "-wal", "-shm"):
+            old = Path(f"{path}{suffix}")
+            if old.exists():
+                os.replace(old, path.with_name(f"{path.stem}.v1{path.suffix}{suffix}"))
+
+
 class AuditLog:
-    """An append-only audit log in one SQLite file.
+    """An append-only audit log in one SQLite file (created owner-only).
 
     Args:
         path: the database file (created, with its folder, if missing).
+        anchor: where the HMAC key and the head live (see ``klaviyo_toolkit.audit_anchor``); without
+            one the chain is plain SHA-256, which finds accidents but not a careful forger. A log
+            made with an anchor refuses to be opened without it.
         clock: where row times come from (inject ``ManualClock`` in tests).
     """
 
-    def __init__(self, path: str | Path, *, clock: Clock | None = None) -> None:
+    def __init__(self, path: str | Path, *, anchor: AuditAnchor | None = None, clock: Clock | None = None) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _set_aside_old_format(self.path)
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+        self.anchor = anchor
+        self._key = anchor.key() if anchor is not None else None
         self._clock: Clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
@@ -331,6 +282,16 @@ class AuditLog:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            mode = "hmac" if self._key is not None else "sha256"
+            self._db.execute("INSERT OR IGNORE INTO audit_meta VALUES ('chain', ?)", (mode,))
+            stored = self._db.execute("SELECT value FROM audit_meta WHERE name = 'chain'").fetchone()[0]
+        if stored != mode:
+            self._db.close()
+            raise ToolkitUsageError(
+                f"the audit log {self.path} is chained with {stored}, but was opened "
+                + ("with an anchor" if self._key else "without its anchor (its HMAC key)")
+                + "; open it the way it was made"
+            )
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.path)!r})"
@@ -379,6 +340,8 @@ class AuditLog:
             "persona": ctx.persona,
             "thread_id": ctx.thread_id,
             "prompt_version": ctx.prompt_version,
+            "connection": ctx.connection,
+            "account": ctx.account,
             "tool": tool,
             "method": method.upper() if method else None,
             "path": _cap(path, 2_000),
@@ -398,11 +361,13 @@ class AuditLog:
                 seq = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'").fetchone()
                 content["id"] = max(last[0] if last else 0, seq[0] if seq else 0) + 1
                 prev = last[1] if last else GENESIS
-                digest = _row_hash(prev, content)
+                digest = _row_hash(prev, content, self._key)
                 values = [content[c] for c in _CONTENT] + [prev, digest]
                 marks = ", ".join("?" for _ in _COLUMNS)
                 self._db.execute(f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({marks})", values)
                 self._db.execute("COMMIT")
+                if self.anchor is not None:
+                    self.anchor.save_head(Head(int(content["id"]), digest))
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -515,14 +480,14 @@ class AuditLog:
         return str(row[0]) if row else GENESIS
 
     def verify(self, *, expected_head: str | None = None) -> ChainReport:
-        """Recompute the hash chain; reports the first row that was changed, removed or inserted.
-
-        Args:
-            expected_head: a :meth:`head` saved earlier; the chain must still contain it.
+        """Recompute the chain; reports the first row that was changed, removed, inserted or forged,
+        and a tail cut below the anchor's head (or below ``expected_head``, a :meth:`head` kept elsewhere).
         """
         prev = GENESIS
         checked = 0
-        seen_head = expected_head is None or expected_head == GENESIS
+        wanted = {h for h in (expected_head,) if h and h != GENESIS}
+        anchored = self.anchor.load_head() if self.anchor is not None else None
+        hashes: dict[int, str] = {}
         for row in self._scan():
             content = dict(zip(_COLUMNS, row, strict=True))
             checked += 1
@@ -530,13 +495,44 @@ class AuditLog:
                 return ChainReport(False, checked, content["id"], f"row {checked} is missing", prev)
             if content["prev_hash"] != prev:
                 return ChainReport(False, checked, content["id"], "does not link to the row before it", prev)
-            if _row_hash(prev, content) != content["hash"]:
-                return ChainReport(False, checked, content["id"], "its content does not match its hash", prev)
+            if not hmac.compare_digest(_row_hash(prev, content, self._key), content["hash"]):
+                why = (
+                    "its hash was not made with the log's key (edited or forged)"
+                    if self._key
+                    else ("its content does not match its hash")
+                )
+                return ChainReport(False, checked, content["id"], why, prev)
             prev = content["hash"]
-            seen_head = seen_head or prev == expected_head
-        if not seen_head:
+            hashes[checked] = prev
+            wanted.discard(prev)
+        if wanted:
             return ChainReport(False, checked, None, "the expected head is gone: rows were cut from the end", prev)
+        if anchored is not None:
+            if checked < anchored.rows:
+                return ChainReport(
+                    False,
+                    checked,
+                    None,
+                    f"the log ends at row {checked} but its anchored head is "
+                    f"row {anchored.rows}: rows were cut from the end",
+                    prev,
+                )
+            if hashes.get(anchored.rows) != anchored.hash:
+                return ChainReport(False, checked, anchored.rows, "the anchored head does not match this row", prev)
         return ChainReport(True, checked, None, "", prev)
+
+
+def verify_log(path: str | Path, *, anchor: AuditAnchor | None = None, expected_head: str | None = None) -> ChainReport:
+    """Verify the log at ``path`` without creating it: a missing file whose anchor has a head is a failure."""
+    target = Path(path)
+    if not target.exists():
+        head = anchor.load_head() if anchor is not None else None
+        if head is not None or (expected_head and expected_head != GENESIS):
+            rows = head.rows if head else "some"
+            return ChainReport(False, 0, None, f"the audit log {target} is missing; it had {rows} rows")
+        return ChainReport(True, 0, None, "no audit log yet")
+    with AuditLog(target, anchor=anchor) as log:
+        return log.verify(expected_head=expected_head)
 
 
 def _entry(row: tuple[Any, ...]) -> AuditEntry:

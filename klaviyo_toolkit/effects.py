@@ -25,7 +25,16 @@ from typing import Any
 
 from .catalog import Operation
 
-__all__ = ["APPROVAL_EFFECTS", "OPERATION_EFFECTS", "Effect", "call_effects", "describe_effects", "operation_effects"]
+__all__ = [
+    "APPROVAL_EFFECTS",
+    "IDEMPOTENT_WRITES",
+    "OPERATION_EFFECTS",
+    "Effect",
+    "call_effects",
+    "describe_effects",
+    "operation_effects",
+    "safe_to_repeat",
+]
 
 
 class Effect(StrEnum):
@@ -136,6 +145,56 @@ def call_effects(op: Operation, args: Mapping[str, Any]) -> frozenset[Effect]:
     if op.operation_id in ("update_flow", "update_flow_action") and str(args.get("status", "")).lower() == "live":
         effects.add(Effect.SENDING)
     return frozenset(effects)
+
+
+#: Writes whose second application changes nothing more than the first (so a request whose
+#: response was lost may be sent again). Klaviyo has no Idempotency-Key header: these are safe by
+#: what they do, not by a key. Anything not here (creates, deletes, sends) is never repeated blindly.
+IDEMPOTENT_WRITES: dict[str, str] = {
+    "add_profiles_to_list": "membership is a set: adding a member twice leaves one membership",
+    "remove_profiles_from_list": "membership is a set: removing a non-member is a no-op",
+    "bulk_subscribe_profiles": "subscribing a subscribed profile changes nothing",
+    "bulk_unsubscribe_profiles": "unsubscribing an unsubscribed profile changes nothing",
+    "bulk_suppress_profiles": "suppressing a suppressed profile changes nothing",
+    "bulk_unsuppress_profiles": "unsuppressing a profile that is not suppressed changes nothing",
+    "bulk_import_profiles": "an import upserts by identifier: the same rows twice give the same profiles",
+    "update_profile": "PATCH sets attributes: the same values twice give the same profile",
+    "update_list": "PATCH sets attributes",
+    "update_segment": "PATCH sets attributes",
+    "update_campaign": "PATCH sets attributes",
+    "update_campaign_message": "PATCH sets attributes",
+    "update_template": "PATCH sets attributes",
+    "update_flow": "PATCH sets attributes",
+    "update_tag": "PATCH sets attributes",
+}
+
+
+def _events_have_unique_ids(body: Any) -> bool:
+    """Every event the body creates carries a ``unique_id`` (Klaviyo keeps one event per id)."""
+    found: list[bool] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            if node.get("type") == "event" and isinstance(node.get("attributes"), Mapping):
+                found.append(bool(node["attributes"].get("unique_id")))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(body)
+    return bool(found) and all(found)
+
+
+def safe_to_repeat(op: Operation, body: Any) -> bool:
+    """Whether a request that may have been applied (5xx, a lost response) can be sent again.
+
+    True for reads, for :data:`IDEMPOTENT_WRITES`, and for events whose every ``unique_id`` is set
+    (Klaviyo deduplicates them). A 429 is different: Klaviyo did not process it, so any call may be
+    sent again after ``Retry-After``; that decision is the client's.
+    """
+    return op.read_only or op.operation_id in IDEMPOTENT_WRITES or _events_have_unique_ids(body)
 
 
 _WORDS = {

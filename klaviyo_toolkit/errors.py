@@ -153,10 +153,16 @@ class DailyLimitExhaustedError(RateLimitWaitError):
 
 
 class TransportError(KlaviyoError):
-    """No HTTP response: the connection failed, was dropped, or timed out."""
+    """No HTTP response: the connection failed, was dropped, or timed out.
 
-    def __init__(self, message: str, *, operation_id: str | None = None) -> None:
+    ``sent`` is False when the request never left (no connection): nothing was applied.
+    ``maybe_applied`` is True for a write whose response was lost and that was not repeated.
+    """
+
+    def __init__(self, message: str, *, operation_id: str | None = None, sent: bool = True) -> None:
         self.operation_id = operation_id
+        self.sent = sent
+        self.maybe_applied = False
         super().__init__(message)
 
 
@@ -188,6 +194,8 @@ class KlaviyoAPIError(KlaviyoError):
         self.errors = [dict(e) for e in errors]
         self.operation_id = operation_id
         self.retry_after = retry_after
+        #: A write answered with a 5xx that was not repeated: Klaviyo may have applied it.
+        self.maybe_applied = False
         super().__init__(self._message())
 
     @property

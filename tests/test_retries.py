@@ -60,10 +60,7 @@ def test_connection_failures_stop_at_max_retries_with_a_transport_error() -> Non
     assert len(server.requests) == 5
 
 
-def test_deletes_and_read_only_queries_are_retried() -> None:
-    server = Scripted(reply(503), reply(204))
-    client_for(server).call("delete_list", id="L1")
-    assert len(server.requests) == 2
+def test_read_only_queries_and_idempotent_writes_are_retried_but_not_deletes() -> None:
     server = Scripted(reply(503), OK)
     query = {
         "statistics": ["opens"],
@@ -72,36 +69,45 @@ def test_deletes_and_read_only_queries_are_retried() -> None:
     }
     client_for(server).call("query_campaign_values", **query)
     assert len(server.requests) == 2, "a read-only POST (a report query) is safe to repeat"
+    server = Scripted(reply(503), reply(204))
+    client_for(server).call("add_profiles_to_list", id="L1", profile_ids=["P1"])
+    assert len(server.requests) == 2, "membership is a set: adding twice is adding once"
+    server = Scripted(reply(503, error_body(503)), reply(204))
+    with pytest.raises(ServerError) as err:
+        client_for(server).call("delete_list", id="L1")
+    assert len(server.requests) == 1 and err.value.maybe_applied, "a delete is not repeated blindly"
 
 
-def test_a_post_without_an_idempotency_key_is_not_retried() -> None:
+def test_a_create_is_not_retried_after_a_5xx_and_says_it_may_have_been_applied() -> None:
     server = Scripted(reply(503, error_body(503)), OK)
     clock = ManualClock()
-    with pytest.raises(ServerError):
+    with pytest.raises(ServerError) as err:
         client_for(server, clock).call("create_profile", email="a@example.com")
-    assert len(server.requests) == 1
+    assert len(server.requests) == 1 and err.value.maybe_applied
     assert clock.slept == []
 
 
-def test_a_post_is_not_retried_after_a_dropped_connection_either() -> None:
+def test_a_create_is_not_retried_after_a_lost_response_either() -> None:
     server = Scripted(fail(httpx.RemoteProtocolError), OK)
-    with pytest.raises(TransportError):
+    with pytest.raises(TransportError) as err:
         client_for(server).call("create_profile", email="a@example.com")
-    assert len(server.requests) == 1
+    assert len(server.requests) == 1 and err.value.sent and err.value.maybe_applied
 
 
-def test_a_post_with_an_idempotency_key_is_retried_with_the_same_key() -> None:
-    server = Scripted(reply(503), fail(httpx.ReadTimeout), reply(201, {"data": {"type": "profile", "id": "P1"}}))
-    result = client_for(server).call("create_profile", idempotency_key="signup-42", email="a@example.com")
-    assert result.status == 201
-    assert [r.headers.get("idempotency-key") for r in server.requests] == ["signup-42"] * 3
-    assert len({r.content for r in server.requests}) == 1, "the same body each time"
+def test_any_call_is_retried_after_a_429_or_a_connection_that_never_opened() -> None:
+    created = reply(201, {"data": {"type": "profile", "id": "P1"}})
+    server = Scripted(reply(429, error_body(429), {"Retry-After": "1"}), created)
+    assert client_for(server).call("create_profile", email="a@example.com").status == 201
+    assert len(server.requests) == 2, "Klaviyo did not process a 429"
+    server = Scripted(fail(httpx.ConnectError), created)
+    assert client_for(server).call("create_profile", email="a@example.com").status == 201
+    assert len(server.requests) == 2, "nothing left before the connection opened"
 
 
-def test_no_idempotency_header_without_a_key() -> None:
+def test_no_idempotency_header_is_ever_sent() -> None:
     server = Scripted(OK)
     client_for(server).call("create_profile", email="a@example.com")
-    assert "idempotency-key" not in server.requests[0].headers
+    assert "idempotency-key" not in {k.lower() for k in server.requests[0].headers}, "Klaviyo has no such header"
 
 
 def test_an_event_with_a_unique_id_is_retried() -> None:
@@ -124,7 +130,7 @@ def test_client_errors_other_than_429_are_never_retried(status: int) -> None:
     with pytest.raises(ClientError):
         client_for(server, clock, retry=RetryPolicy(max_retries=5)).call("get_lists")
     with pytest.raises(ClientError):
-        client_for(server, clock).call("create_profile", idempotency_key="k-1", email="a@example.com")
+        client_for(server, clock).call("create_profile", email="a@example.com")
     assert len(server.requests) == 2
     assert clock.slept == []
 

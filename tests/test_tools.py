@@ -193,17 +193,3 @@ def test_graph_code_and_tools_share_one_pipeline_with_typed_outcomes() -> None:
     assert [r.method for r in server.requests] == ["GET", "DELETE"]
 
 
-class _Keyed:
-    def before(self, call: Call) -> Call:
-        from dataclasses import replace
-
-        return replace(call, idempotency_key="thread-1:step-3")
-
-
-def test_a_guard_can_add_an_idempotency_key() -> None:
-    server = Scripted(reply(503), reply(201, {"data": {"type": "profile", "id": "P1", "attributes": {}}}))
-    message = call(toolkit(server).guarded(_Keyed()).tool("create_profile"), email="a@example.com")
-    assert message.status == "success"
-    assert [r.headers["idempotency-key"] for r in server.requests] == ["thread-1:step-3"] * 2
-
-

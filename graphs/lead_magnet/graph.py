@@ -98,7 +98,8 @@ def load_profile(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadStat
         "get_profile", id=profile_id, additional_fields_profile=["subscriptions", "predictive_analytics"]
     )
     profile = {"id": resp.data["id"], **(resp.data.get("attributes") or {})}
-    metrics = {m["attributes"]["name"]: m["id"] for m in kit.fetch("get_metrics").data or []}
+    # every page: a metric missed on page two would skip the "already started" check below
+    metrics = {m["attributes"]["name"]: m["id"] for page in kit.pages("get_metrics") for m in page.data or []}
     since = _dt.datetime.fromtimestamp(ctx.clock.time() - settings.engagement_days * 86400, _dt.UTC)
     events = kit.fetch(
         "get_events",
@@ -295,16 +296,15 @@ def send(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
         "form_id": state["submission"].get("form_id"),
         "submission_event_id": state["submission"]["event_id"],
     }
-    try:
-        result = ctx.toolkit.run(
-            "create_event",
-            properties=properties,
-            metric={"name": settings.trigger_metric},
-            profile={"id": profile["id"]},
-            unique_id=uid,
-        )
-    except KlaviyoError as exc:
-        return {"send": {"status": "failed", "unique_id": uid, "error": str(exc)}}
+    # A send that fails raises: the thread stops here, resumable (the decision is checkpointed), and
+    # the run ends non-zero. Retrying is safe: the event's unique_id makes Klaviyo keep one.
+    result = ctx.toolkit.run(
+        "create_event",
+        properties=properties,
+        metric={"name": settings.trigger_metric},
+        profile={"id": profile["id"]},
+        unique_id=uid,
+    )
     if isinstance(result, Stopped):
         return {"send": {"status": result.status, "unique_id": uid, "detail": result.reason}}
     return {"send": {"status": "sent", "unique_id": uid, "request_id": result.request_id, "properties": properties}}
@@ -339,11 +339,13 @@ def record(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
             f"first touchpoint at {state['schedule']['local']} ({state['schedule']['timezone']})"
         )
     saved = None
+    started = (state.get("send") or {}).get("status") == "sent"
     if settings.record_on_profile and profile.get("id") and sc is not None:
         props = {
             "lead_score": sc["total"],
             "lead_band": sc["band"],
-            "lead_sequence": decision.get("sequence"),
+            # the sequence is recorded only once its start was confirmed by Klaviyo
+            "lead_sequence": decision.get("sequence") if started else None,
             "lead_decided_by": decision.get("decided_by"),
             "lead_scored_at": _dt.datetime.fromtimestamp(ctx.clock.time(), _dt.UTC).isoformat(timespec="seconds"),
         }

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from personas.kernel.graphspec import GraphSpec
 
-from .graph import OPERATIONS, SyncState, build_graph, idempotency_key
+from .graph import OPERATIONS, SyncState, build_graph
 from .report import render
 from .settings import Settings
 from .sources import SyncInputError, parse_input, read_file
@@ -34,4 +34,4 @@ SPEC = GraphSpec(
 graph = build_graph()
 
 __all__ = ["SPEC", "Settings", "SyncInput", "SyncInputError", "SyncState", "build_graph", "graph",
-           "idempotency_key", "parse_input", "read_file", "render"]
+           "parse_input", "read_file", "render"]

@@ -18,16 +18,17 @@
   emails per call). Suppressed profiles are reported.
 - **Removes** (``remove_profiles_from_list``) are destructive: the approval guard stops each batch
   for a human (approve: it runs; reject: skipped and reported) unless the persona's policy says not.
-- Every write carries an idempotency key made of the thread, the run and the batch number, and each
-  finished batch is recorded in the plan before the step ends; a killed or failed run resumes from
-  its checkpoint at the first unfinished batch.
+- Each finished batch is recorded in the plan before the step ends; a killed or failed run resumes
+  from its checkpoint at the first unfinished batch. Every batch write is idempotent by what it does
+  (membership is a set, subscribing twice subscribes once, an import upserts), so the one batch that
+  may have been applied before a crash or a lost response is safely sent again. Klaviyo has no
+  idempotency-key header, and nothing here relies on one.
 - Progress goes to ``runtime.stream_writer`` as ``{"phase", "done", "total", ...}`` events.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
+import os
 import uuid
 from pathlib import Path
 from typing import Any, TypedDict
@@ -36,9 +37,9 @@ from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from klaviyo_toolkit.errors import KlaviyoAPIError, ServerError
+from klaviyo_toolkit.errors import KlaviyoAPIError, ServerError, TransportError
 from klaviyo_toolkit.tools import Stopped
-from personas.kernel.context import PersonaContext
+from personas.kernel.context import PersonaContext, thread_key
 
 from .jobs import verify_jobs
 from .plan import Batch, Plan
@@ -55,7 +56,7 @@ from .sources import (
     read_group,
 )
 
-__all__ = ["SyncState", "build_graph", "idempotency_key"]
+__all__ = ["OPERATIONS", "WRITES", "SyncState", "build_graph"]
 
 #: The write operation of each kind of batch.
 WRITES = {
@@ -108,10 +109,22 @@ def _calls(state: SyncState, reads: int = 0, writes: int = 0) -> dict[str, int]:
     return {"reads": calls.get("reads", 0) + reads, "writes": calls.get("writes", 0) + writes}
 
 
-def idempotency_key(thread_id: str, run_id: str, batch: int) -> str:
-    """The key of one batch's write: the same thread, run and batch always give the same key."""
-    digest = hashlib.sha256(f"{thread_id}\n{run_id}".encode()).hexdigest()[:24]
-    return f"segment-sync-{digest}-{batch}"
+SAMPLE = 10
+
+
+def _approval_summary(plan: Plan, batch: Batch) -> dict[str, Any]:
+    """What an approval of this batch shows: counts and a sample of emails; the full list in a file."""
+    people = plan.people(batch)
+    listing = plan.path.with_name(f"{plan.path.stem}.batch-{batch.n}.{batch.kind}.txt")
+    fd = os.open(listing, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("\n".join(people) + "\n")
+    verb = {"remove": "removes", "add": "adds", "import": "imports", "subscribe": "subscribes"}[batch.kind]
+    return {
+        "batch": f"{batch.n} ({batch.kind}): {verb} {len(people):,} profile(s)",
+        "sample": ", ".join(people[:SAMPLE]) + (f" and {len(people) - SAMPLE:,} more" if len(people) > SAMPLE else ""),
+        "full list": str(listing),
+    }
 
 
 def _thread(ctx: PersonaContext) -> str:
@@ -142,7 +155,7 @@ def prepare(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
         check_file(request.source)
     run_id = uuid.uuid4().hex[:12]
     thread = _thread(ctx) or f"run-{run_id}"
-    path = ctx.home / "sync" / f"{re.sub(r'[^A-Za-z0-9._-]', '_', thread)}.sqlite"
+    path = ctx.home / "sync" / f"{thread_key(thread)}.sqlite"
     Plan.create(path).close()
     dry = request.dry_run or ctx.spec.approval.dry_run
     return {
@@ -309,11 +322,10 @@ def apply(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
             }
         )
         args = _args(request, settings, batch, p.items(batch))
-        key = idempotency_key(_thread(ctx), state["run_id"], n)
         try:
-            result = ctx.toolkit.run(WRITES[batch.kind], **args, _idempotency_key=key)
-        except ServerError:
-            raise  # retried by the client already; stop here and resume later at this batch
+            result = ctx.toolkit.run(WRITES[batch.kind], **args, _summary=_approval_summary(p, batch))
+        except (ServerError, TransportError):
+            raise  # repeated by the client already (safe for these writes); resume later at this batch
         except KlaviyoAPIError as exc:
             if exc.status == 429:
                 raise

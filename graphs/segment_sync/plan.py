@@ -107,8 +107,9 @@ class Plan:
         return self.db.execute(sql, args).fetchone()[0]
 
     # -- loading ---------------------------------------------------------------------------------------
-    def load_rows(self, rows: Iterable[Row | InvalidRow],
-                  progress: Callable[[int], None] | None = None) -> dict[str, int]:
+    def load_rows(
+        self, rows: Iterable[Row | InvalidRow], progress: Callable[[int], None] | None = None
+    ) -> dict[str, int]:
         """Stream rows in (valid ones deduplicated, first one wins); counts of what was read."""
         self.db.execute("DELETE FROM source")
         self.db.execute("DELETE FROM invalid")
@@ -118,8 +119,11 @@ class Plan:
         wrong: list[tuple[Any, ...]] = []
 
         def flush() -> None:
-            self.db.executemany("INSERT OR IGNORE INTO source (rowno, key, email, email_key, phone, external_id, "
-                                "first_name, last_name, consent, profile_id) VALUES (?,?,?,?,?,?,?,?,?,?)", good)
+            self.db.executemany(
+                "INSERT OR IGNORE INTO source (rowno, key, email, email_key, phone, external_id, "
+                "first_name, last_name, consent, profile_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                good,
+            )
             self.db.executemany("INSERT INTO invalid VALUES (?,?,?,?)", wrong)
             good.clear()
             wrong.clear()
@@ -132,10 +136,25 @@ class Plan:
             else:
                 valid += 1
                 email_key = _key(row.email)
-                key = f"id:{row.profile_id}" if row.profile_id else (
-                    f"e:{email_key}" if email_key else f"p:{row.phone_number}")
-                good.append((row.row, key, row.email, email_key, row.phone_number, row.external_id, row.first_name,
-                             row.last_name, int(row.consent), row.profile_id))
+                key = (
+                    f"id:{row.profile_id}"
+                    if row.profile_id
+                    else (f"e:{email_key}" if email_key else f"p:{row.phone_number}")
+                )
+                good.append(
+                    (
+                        row.row,
+                        key,
+                        row.email,
+                        email_key,
+                        row.phone_number,
+                        row.external_id,
+                        row.first_name,
+                        row.last_name,
+                        int(row.consent),
+                        row.profile_id,
+                    )
+                )
             if len(good) + len(wrong) >= CHUNK:
                 flush()
                 if progress:
@@ -145,8 +164,9 @@ class Plan:
         inserted = self.db.total_changes - before - bad
         return {"rows": seen, "valid": valid, "invalid": bad, "duplicates": valid - inserted}
 
-    def load_members(self, pages: Iterable[list[Member]], progress: Callable[[int, int], None] | None = None,
-                     table: str = "members") -> dict[str, int]:
+    def load_members(
+        self, pages: Iterable[list[Member]], progress: Callable[[int, int], None] | None = None, table: str = "members"
+    ) -> dict[str, int]:
         """Stream list members (or, with ``table="known"``, looked-up profiles) in; pages read and profiles."""
         if table == "members":
             self.db.execute("DELETE FROM members")
@@ -155,20 +175,27 @@ class Plan:
             pages_read += 1
             count += len(page)
             if table == "members":
-                self.db.executemany("INSERT OR IGNORE INTO members (profile_id, email, email_key, phone, external_id, "
-                                    "consent, suppressed) VALUES (?,?,?,?,?,?,?)",
-                                    [(m.id, m.email, _key(m.email), m.phone_number, m.external_id, m.consent,
-                                      m.suppressed) for m in page])
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO members (profile_id, email, email_key, phone, external_id, "
+                    "consent, suppressed) VALUES (?,?,?,?,?,?,?)",
+                    [
+                        (m.id, m.email, _key(m.email), m.phone_number, m.external_id, m.consent, m.suppressed)
+                        for m in page
+                    ],
+                )
             else:
-                self.db.executemany("INSERT OR REPLACE INTO known VALUES (?,?,?,?)",
-                                    [(_key(m.email), m.id, m.consent, m.suppressed) for m in page if m.email])
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO known VALUES (?,?,?,?)",
+                    [(_key(m.email), m.id, m.consent, m.suppressed) for m in page if m.email],
+                )
             if progress:
                 progress(pages_read, count)
         self.db.commit()
         return {"pages": pages_read, "profiles": count}
 
-    def load_group_rows(self, pages: Iterable[list[Member]], progress: Callable[[int, int], None] | None = None
-                        ) -> dict[str, int]:
+    def load_group_rows(
+        self, pages: Iterable[list[Member]], progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, int]:
         """A list or segment as the source: each member is a row keyed by profile id."""
         counts = {"pages": 0}
 
@@ -193,12 +220,18 @@ class Plan:
         db.execute("UPDATE members SET matched = 0, remove_batch = NULL")
         db.execute("DELETE FROM batches")
         db.execute("UPDATE source SET member_id = profile_id WHERE profile_id IN (SELECT profile_id FROM members)")
-        db.execute("UPDATE source SET member_id = m.profile_id FROM members m WHERE source.member_id IS NULL "
-                   "AND source.email_key IS NOT NULL AND m.email_key = source.email_key")
-        db.execute("UPDATE source SET member_id = m.profile_id FROM members m WHERE source.member_id IS NULL "
-                   "AND source.email_key IS NULL AND source.phone IS NOT NULL AND m.phone = source.phone")
-        db.execute("UPDATE members SET matched = 1 WHERE profile_id IN "
-                   "(SELECT member_id FROM source WHERE member_id IS NOT NULL)")
+        db.execute(
+            "UPDATE source SET member_id = m.profile_id FROM members m WHERE source.member_id IS NULL "
+            "AND source.email_key IS NOT NULL AND m.email_key = source.email_key"
+        )
+        db.execute(
+            "UPDATE source SET member_id = m.profile_id FROM members m WHERE source.member_id IS NULL "
+            "AND source.email_key IS NULL AND source.phone IS NOT NULL AND m.phone = source.phone"
+        )
+        db.execute(
+            "UPDATE members SET matched = 1 WHERE profile_id IN "
+            "(SELECT member_id FROM source WHERE member_id IS NOT NULL)"
+        )
         db.commit()
         return {"matched": self._one("SELECT COUNT(*) FROM members WHERE matched = 1")}
 
@@ -206,9 +239,11 @@ class Plan:
         """Emails of consenting rows not in the list, ``size`` at a time (their consent state is unknown)."""
         after = -1
         while True:
-            rows = self.db.execute("SELECT rowno, email_key FROM source WHERE consent = 1 AND member_id IS NULL "
-                                   "AND email_key IS NOT NULL AND rowno > ? ORDER BY rowno LIMIT ?",
-                                   (after, size)).fetchall()
+            rows = self.db.execute(
+                "SELECT rowno, email_key FROM source WHERE consent = 1 AND member_id IS NULL "
+                "AND email_key IS NOT NULL AND rowno > ? ORDER BY rowno LIMIT ?",
+                (after, size),
+            ).fetchall()
             if not rows:
                 return
             after = rows[-1][0]
@@ -218,26 +253,39 @@ class Plan:
         self.db.execute(
             f"UPDATE {table} SET {column} = ? + (r.rn - 1) / ? FROM (SELECT rowid AS rid, "
             f"ROW_NUMBER() OVER (ORDER BY {order}) AS rn FROM {table} WHERE {where}) AS r WHERE {table}.rowid = r.rid",
-            (start, size))
-        self.db.execute(f"INSERT INTO batches (n, kind, size) SELECT {column}, ?, COUNT(*) FROM {table} "
-                        f"WHERE {column} IS NOT NULL GROUP BY {column}", (kind,))
+            (start, size),
+        )
+        self.db.execute(
+            f"INSERT INTO batches (n, kind, size) SELECT {column}, ?, COUNT(*) FROM {table} "
+            f"WHERE {column} IS NOT NULL GROUP BY {column}",
+            (kind,),
+        )
         return int(self._one("SELECT COALESCE(MAX(n), ?) FROM batches", start - 1)) + 1
 
     def build(self, *, batch_size: int, file_source: bool, subscribe: bool, remove: bool) -> int:
         """Decide consent states and number the batches; the number of batches."""
         db = self.db
         if subscribe:
-            state = ("CASE WHEN {t}.suppressed IS NOT NULL THEN 'suppressed' WHEN {t}.consent = 'SUBSCRIBED' "
-                     "THEN 'subscribed' ELSE 'subscribe' END")
-            db.execute(f"UPDATE source SET sub_state = {state.format(t='m')} FROM members m WHERE source.consent = 1 "
-                       "AND source.email_key IS NOT NULL AND m.profile_id = source.member_id")
-            db.execute(f"UPDATE source SET sub_state = {state.format(t='k')} FROM known k WHERE source.consent = 1 "
-                       "AND source.member_id IS NULL AND k.email_key = source.email_key")
-            db.execute("UPDATE source SET sub_state = 'subscribe' WHERE consent = 1 AND email_key IS NOT NULL "
-                       "AND sub_state IS NULL")
+            state = (
+                "CASE WHEN {t}.suppressed IS NOT NULL THEN 'suppressed' WHEN {t}.consent = 'SUBSCRIBED' "
+                "THEN 'subscribed' ELSE 'subscribe' END"
+            )
+            db.execute(
+                f"UPDATE source SET sub_state = {state.format(t='m')} FROM members m WHERE source.consent = 1 "
+                "AND source.email_key IS NOT NULL AND m.profile_id = source.member_id"
+            )
+            db.execute(
+                f"UPDATE source SET sub_state = {state.format(t='k')} FROM known k WHERE source.consent = 1 "
+                "AND source.member_id IS NULL AND k.email_key = source.email_key"
+            )
+            db.execute(
+                "UPDATE source SET sub_state = 'subscribe' WHERE consent = 1 AND email_key IS NOT NULL "
+                "AND sub_state IS NULL"
+            )
             db.execute("UPDATE source SET sub_state = 'no_email' WHERE consent = 1 AND email_key IS NULL")
-        n = self._assign("source", "add_batch", "member_id IS NULL", "rowno", "import" if file_source else "add", 1,
-                         batch_size)
+        n = self._assign(
+            "source", "add_batch", "member_id IS NULL", "rowno", "import" if file_source else "add", 1, batch_size
+        )
         if subscribe:
             n = self._assign("source", "sub_batch", "sub_state = 'subscribe'", "rowno", "subscribe", n, batch_size)
         if remove:
@@ -247,6 +295,7 @@ class Plan:
 
     def summary(self, sample: int) -> dict[str, Any]:
         """Counts of each kind of change and the first ``sample`` emails of each."""
+
         def emails(sql: str) -> list[str]:
             return [r[0] for r in self.db.execute(sql + " LIMIT ?", (sample,))]
 
@@ -262,15 +311,23 @@ class Plan:
             "consent_without_email": count("SELECT COUNT(*) FROM source WHERE sub_state = 'no_email'"),
             "batches": {kind: n for kind, n in self.db.execute("SELECT kind, COUNT(*) FROM batches GROUP BY kind")},
             "samples": {
-                "adds": emails("SELECT COALESCE(email, phone, profile_id) FROM source WHERE add_batch IS NOT NULL "
-                               "ORDER BY rowno"),
+                "adds": emails(
+                    "SELECT COALESCE(email, phone, profile_id) FROM source WHERE add_batch IS NOT NULL ORDER BY rowno"
+                ),
                 "subscribes": emails("SELECT email FROM source WHERE sub_batch IS NOT NULL ORDER BY rowno"),
-                "removes": emails("SELECT COALESCE(email, phone, profile_id) FROM members "
-                                  "WHERE remove_batch IS NOT NULL ORDER BY rowid"),
-                "suppressed": [f"{r[0]} ({r[1]})" for r in self.db.execute(
-                    "SELECT s.email, COALESCE(m.suppressed, k.suppressed) FROM source s LEFT JOIN members m "
-                    "ON m.profile_id = s.member_id LEFT JOIN known k ON k.email_key = s.email_key "
-                    "WHERE s.sub_state = 'suppressed' ORDER BY s.rowno LIMIT ?", (sample,))],
+                "removes": emails(
+                    "SELECT COALESCE(email, phone, profile_id) FROM members "
+                    "WHERE remove_batch IS NOT NULL ORDER BY rowid"
+                ),
+                "suppressed": [
+                    f"{r[0]} ({r[1]})"
+                    for r in self.db.execute(
+                        "SELECT s.email, COALESCE(m.suppressed, k.suppressed) FROM source s LEFT JOIN members m "
+                        "ON m.profile_id = s.member_id LEFT JOIN known k ON k.email_key = s.email_key "
+                        "WHERE s.sub_state = 'suppressed' ORDER BY s.rowno LIMIT ?",
+                        (sample,),
+                    )
+                ],
             },
         }
 
@@ -278,8 +335,12 @@ class Plan:
         return int(self._one("SELECT COUNT(*) FROM members"))
 
     def invalid(self, limit: int) -> list[dict[str, Any]]:
-        return [{"row": r[0], "field": r[1], "value": r[2], "problem": r[3]} for r in self.db.execute(
-            "SELECT rowno, field, value, problem FROM invalid ORDER BY rowno LIMIT ?", (limit,))]
+        return [
+            {"row": r[0], "field": r[1], "value": r[2], "problem": r[3]}
+            for r in self.db.execute(
+                "SELECT rowno, field, value, problem FROM invalid ORDER BY rowno LIMIT ?", (limit,)
+            )
+        ]
 
     # -- batches -----------------------------------------------------------------------------------------
     def batch(self, n: int) -> Batch:
@@ -291,8 +352,11 @@ class Plan:
     def items(self, batch: Batch) -> list[dict[str, Any]]:
         """The batch's profiles, as the operation takes them (at most ``batch_size``)."""
         if batch.kind == "import":
-            rows = self.db.execute("SELECT email, phone, external_id, first_name, last_name FROM source "
-                                   "WHERE add_batch = ? ORDER BY rowno", (batch.n,))
+            rows = self.db.execute(
+                "SELECT email, phone, external_id, first_name, last_name FROM source "
+                "WHERE add_batch = ? ORDER BY rowno",
+                (batch.n,),
+            )
             names = ("email", "phone_number", "external_id", "first_name", "last_name")
             return [{k: v for k, v in zip(names, r, strict=True) if v is not None} for r in rows]
         if batch.kind == "add":
@@ -303,9 +367,24 @@ class Plan:
             sql = "SELECT profile_id FROM members WHERE remove_batch = ? ORDER BY rowid"
         return [{"value": r[0]} for r in self.db.execute(sql, (batch.n,))]
 
+    def people(self, batch: Batch) -> list[str]:
+        """Who a batch is about, readably: each profile's email (else phone, external id or id)."""
+        if batch.kind == "remove":
+            sql = (
+                "SELECT COALESCE(email, phone, external_id, profile_id) FROM members WHERE remove_batch = ? "
+                "ORDER BY rowid"
+            )
+        else:
+            column = "sub_batch" if batch.kind == "subscribe" else "add_batch"
+            sql = (
+                f"SELECT COALESCE(email, phone, external_id, profile_id) FROM source WHERE {column} = ? ORDER BY rowno"
+            )
+        return [str(r[0]) for r in self.db.execute(sql, (batch.n,))]
+
     def mark(self, n: int, status: str, *, job_id: str | None = None, detail: str | None = None) -> None:
-        self.db.execute("UPDATE batches SET status = ?, job_id = ?, detail = ? WHERE n = ?",
-                        (status, job_id, detail, n))
+        self.db.execute(
+            "UPDATE batches SET status = ?, job_id = ?, detail = ? WHERE n = ?", (status, job_id, detail, n)
+        )
         self.db.commit()
 
     def mark_rest(self, first: int, status: str) -> None:
@@ -316,28 +395,41 @@ class Plan:
         """Per kind and status: [batches, profiles]."""
         out: dict[str, dict[str, list[int]]] = {}
         for kind, status, batches, profiles in self.db.execute(
-                "SELECT kind, status, COUNT(*), SUM(size) FROM batches GROUP BY kind, status"):
+            "SELECT kind, status, COUNT(*), SUM(size) FROM batches GROUP BY kind, status"
+        ):
             out.setdefault(kind, {})[status] = [batches, profiles]
         return out
 
     def problems(self, limit: int) -> list[dict[str, Any]]:
-        return [{"batch": r[0], "kind": r[1], "profiles": r[2], "status": r[3], "detail": r[4]}
-                for r in self.db.execute("SELECT n, kind, size, status, detail FROM batches WHERE status IN "
-                                         "('failed', 'rejected') ORDER BY n LIMIT ?", (limit,))]
+        return [
+            {"batch": r[0], "kind": r[1], "profiles": r[2], "status": r[3], "detail": r[4]}
+            for r in self.db.execute(
+                "SELECT n, kind, size, status, detail FROM batches WHERE status IN "
+                "('failed', 'rejected') ORDER BY n LIMIT ?",
+                (limit,),
+            )
+        ]
 
     # -- import jobs -----------------------------------------------------------------------------------
     def jobs(self) -> list[tuple[int, str]]:
         """(batch, job id) of sent import batches whose job has not been seen finished."""
-        return list(self.db.execute("SELECT n, job_id FROM batches WHERE kind = 'import' AND status = 'done' "
-                                    "AND job_id IS NOT NULL AND job_status IS NULL ORDER BY n"))
+        return list(
+            self.db.execute(
+                "SELECT n, job_id FROM batches WHERE kind = 'import' AND status = 'done' "
+                "AND job_id IS NOT NULL AND job_status IS NULL ORDER BY n"
+            )
+        )
 
     def record_job(self, job_id: str, status: str, completed: int, failed: int) -> None:
-        self.db.execute("UPDATE batches SET job_status = ?, completed = ?, failed = ? WHERE job_id = ?",
-                        (status, completed, failed, job_id))
+        self.db.execute(
+            "UPDATE batches SET job_status = ?, completed = ?, failed = ? WHERE job_id = ?",
+            (status, completed, failed, job_id),
+        )
         self.db.commit()
 
     def job_totals(self) -> dict[str, int]:
         row = self.db.execute(
             "SELECT COUNT(job_id), COUNT(job_status), COALESCE(SUM(completed), 0), COALESCE(SUM(failed), 0) "
-            "FROM batches WHERE kind = 'import' AND job_id IS NOT NULL").fetchone()
+            "FROM batches WHERE kind = 'import' AND job_id IS NOT NULL"
+        ).fetchone()
         return {"jobs": row[0], "finished": row[1], "completed_rows": row[2], "failed_rows": row[3]}

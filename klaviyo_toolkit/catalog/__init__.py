@@ -153,11 +153,6 @@ class Operation:
         """Client API (``/client/``): authenticated by public key (``company_id``), not a private key."""
         return self.path.startswith("/client/")
 
-    @property
-    def retry_safe(self) -> bool:
-        """Safe to retry without an idempotency key: reads, deletes and read-only queries."""
-        return self.method in ("GET", "DELETE", "HEAD", "OPTIONS") or self.read_only
-
     def __repr__(self) -> str:
         return f"<Operation {self.operation_id} {self.method} {self.path}>"
 

@@ -28,9 +28,11 @@ from .._arguments import PreparedRequest, prepare
 from ..auth import ApiKey, BearerToken, Credentials, credentials_from_env
 from ..catalog import Catalog, Operation, load_catalog
 from ..clock import Clock, SystemClock
+from ..effects import safe_to_repeat
 from ..errors import (
     AuthenticationError,
     KlaviyoAPIError,
+    RateLimitError,
     ToolkitUsageError,
     TransportError,
     api_error_from_response,
@@ -45,24 +47,6 @@ DEFAULT_BASE_URL = "https://a.klaviyo.com"
 USER_AGENT = "klaviyo-personas/0.1 (+https://github.com/klaviyo-personas)"
 log = logging.getLogger("klaviyo_toolkit.client")
 Hook = Callable[[CallRecord], None]
-
-
-def _event_ids_present(body: Any) -> bool:
-    """True when the body creates events and every event carries a ``unique_id``."""
-    found: list[bool] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "event" and isinstance(node.get("attributes"), dict):
-                found.append(bool(node["attributes"].get("unique_id")))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(body)
-    return bool(found) and all(found)
 
 
 class _Core:
@@ -119,7 +103,7 @@ class _Core:
             values["company_id"] = self.public_api_key
         return prepare(op, values)
 
-    def _headers(self, prep: PreparedRequest, idempotency_key: str | None) -> dict[str, str]:
+    def _headers(self, prep: PreparedRequest) -> dict[str, str]:
         op = prep.operation
         headers = {
             "revision": self.revision_override or op.revision,
@@ -135,8 +119,6 @@ class _Core:
                     "api_key=/credentials= to the client. For a local sandbox use pk_sandbox_demo."
                 )
             headers.update(self.credentials.headers())
-        if idempotency_key:
-            headers["idempotency-key"] = idempotency_key
         headers.update(prep.headers)
         return headers
 
@@ -149,9 +131,6 @@ class _Core:
                 return path_or_url
             path_or_url = parts.path + ("?" + parts.query if parts.query else "")
         return self.base_url + path_or_url
-
-    def _retry_safe(self, prep: PreparedRequest, idempotency_key: str | None) -> bool:
-        return prep.operation.retry_safe or bool(idempotency_key) or _event_ids_present(prep.json_body)
 
     def _bucket(self, op: Operation) -> tuple[str, str]:
         account = self.credentials.account_key if self.credentials else "anonymous"
@@ -184,7 +163,7 @@ class _Core:
             )
         return self.credentials.headers()
 
-    def _build(self, prep: PreparedRequest, idempotency_key: str | None, url: str | None) -> httpx.Request:
+    def _build(self, prep: PreparedRequest, url: str | None) -> httpx.Request:
         http: Any = self.http  # type: ignore[attr-defined]
         request: httpx.Request = http.build_request(
             prep.method,
@@ -193,18 +172,11 @@ class _Core:
             json=prep.json_body,
             data=prep.form or None,
             files=prep.files or None,
-            headers=self._headers(prep, idempotency_key),
+            headers=self._headers(prep),
         )
         return request
 
-    def _on_error(
-        self,
-        prep: PreparedRequest,
-        idempotency_key: str | None,
-        attempt: int,
-        error: BaseException,
-        retry_waited: float,
-    ) -> float | None:
+    def _on_error(self, prep: PreparedRequest, attempt: int, error: BaseException, retry_waited: float) -> float | None:
         """Seconds to wait before trying again, or None to raise. A 401 with a refreshable OAuth
         token is retried once at once with a fresh token (the request was not processed)."""
         if isinstance(error, AuthenticationError) and isinstance(self.credentials, BearerToken):
@@ -212,25 +184,30 @@ class _Core:
                 self.credentials.invalidate()
                 return 0.0
             return None
-        return self._next_delay(prep, idempotency_key, attempt, error, retry_waited)
+        return self._next_delay(prep, attempt, error, retry_waited)
 
-    def _next_delay(
-        self,
-        prep: PreparedRequest,
-        idempotency_key: str | None,
-        attempt: int,
-        error: BaseException,
-        waited: float,
-    ) -> float | None:
-        """Seconds to wait before another try, or None to give up."""
-        if attempt > self.retry.max_retries or not self._retry_safe(prep, idempotency_key):
-            return None
+    def _next_delay(self, prep: PreparedRequest, attempt: int, error: BaseException, waited: float) -> float | None:
+        """Seconds to wait before another try, or None to give up.
+
+        Only Klaviyo's real guarantees count (it has no Idempotency-Key header): a 429 was not
+        processed and a connection that never opened sent nothing, so any call may go again; after
+        a 5xx or a lost response only a call that is safe to repeat goes again
+        (``klaviyo_toolkit.effects.safe_to_repeat``); any other write is marked ``maybe_applied``.
+        """
         retry_after = None
         if isinstance(error, KlaviyoAPIError):
             if error.status not in self.retry.retry_statuses:
                 return None
+            not_processed = isinstance(error, RateLimitError)
             retry_after = error.retry_after
-        elif not isinstance(error, TransportError):
+        elif isinstance(error, TransportError):
+            not_processed = not error.sent
+        else:
+            return None
+        if not not_processed and not safe_to_repeat(prep.operation, prep.json_body):
+            error.maybe_applied = True
+            return None
+        if attempt > self.retry.max_retries:
             return None
         delay = self.retry.backoff(attempt, retry_after)
         if waited + delay > self.retry.max_elapsed:
@@ -247,8 +224,12 @@ class _Core:
         attempts: int,
         started: float,
         waited: float,
+        final: bool = True,
     ) -> None:
-        if not self.hooks and not call_hooks:
+        """Tell the hooks: every attempt to the call's own ``call_hooks`` (the audit log keeps one row
+        per attempt), the finished call only to the client's ``hooks``."""
+        targets = (*self.hooks, *call_hooks) if final else tuple(call_hooks)
+        if not targets:
             return
         rec = CallRecord(
             operation_id=prep.operation.operation_id,
@@ -263,8 +244,9 @@ class _Core:
             waited=waited,
             error=error,
             response_body=result.body if result else None,
+            final=final,
         )
-        for hook in (*self.hooks, *call_hooks):
+        for hook in targets:
             try:
                 hook(rec)
             except Exception:  # a broken hook must not break the call
@@ -274,11 +256,16 @@ class _Core:
         return {"timeout": self.timeout, "follow_redirects": False}
 
 
+#: httpx errors raised before a request left: nothing reached Klaviyo.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
 def _transport_error(exc: httpx.HTTPError, op: Operation) -> TransportError:
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
     return TransportError(
         f"{op.operation_id}: the request {kind} ({type(exc).__name__}: {exc}). Check KLAVIYO_BASE_URL and the network.",
         operation_id=op.operation_id,
+        sent=not isinstance(exc, _NOT_SENT),
     )
 
 
@@ -306,17 +293,14 @@ class KlaviyoClient(_Core):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def call(
-        self, operation: str | Operation, /, *, idempotency_key: str | None = None, **args: Any
-    ) -> KlaviyoResponse:
+    def call(self, operation: str | Operation, /, **args: Any) -> KlaviyoResponse:
         """Validate, send and parse one call; raises a typed error on failure."""
-        return self.send(self.prepare(operation, args), idempotency_key=idempotency_key)
+        return self.send(self.prepare(operation, args))
 
     def send(
         self,
         prep: PreparedRequest,
         *,
-        idempotency_key: str | None = None,
         url: str | None = None,
         hooks: Sequence[Hook] = (),
     ) -> KlaviyoResponse:
@@ -330,19 +314,22 @@ class KlaviyoClient(_Core):
             attempt += 1
             waited += self.limiter.acquire(self._bucket(op), op.rate_limit, op.operation_id)
             try:
-                request = self._build(prep, idempotency_key, url)
+                request = self._build(prep, url)
                 try:
                     response = self.http.send(request)
                 except httpx.HTTPError as exc:
                     raise _transport_error(exc, op) from exc
                 result = self._parse(prep, response)
             except (KlaviyoAPIError, TransportError) as error:
-                delay = self._on_error(prep, idempotency_key, attempt, error, retry_waited)
+                delay = self._on_error(prep, attempt, error, retry_waited)
                 if delay is None:
                     self._record(
                         prep, hooks, result=None, error=error, attempts=attempt, started=started, waited=waited
                     )
                     raise
+                self._record(
+                    prep, hooks, result=None, error=error, attempts=attempt, started=started, waited=waited, final=False
+                )
                 log.info("retrying %s in %.2fs after %s", op.operation_id, delay, error)
                 self.clock.sleep(delay)
                 waited += delay
@@ -391,16 +378,13 @@ class AsyncKlaviyoClient(_Core):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def call(
-        self, operation: str | Operation, /, *, idempotency_key: str | None = None, **args: Any
-    ) -> KlaviyoResponse:
-        return await self.send(self.prepare(operation, args), idempotency_key=idempotency_key)
+    async def call(self, operation: str | Operation, /, **args: Any) -> KlaviyoResponse:
+        return await self.send(self.prepare(operation, args))
 
     async def send(
         self,
         prep: PreparedRequest,
         *,
-        idempotency_key: str | None = None,
         url: str | None = None,
         hooks: Sequence[Hook] = (),
     ) -> KlaviyoResponse:
@@ -413,19 +397,22 @@ class AsyncKlaviyoClient(_Core):
             attempt += 1
             waited += await self.limiter.aacquire(self._bucket(op), op.rate_limit, op.operation_id)
             try:
-                request = self._build(prep, idempotency_key, url)
+                request = self._build(prep, url)
                 try:
                     response = await self.http.send(request)
                 except httpx.HTTPError as exc:
                     raise _transport_error(exc, op) from exc
                 result = self._parse(prep, response)
             except (KlaviyoAPIError, TransportError) as error:
-                delay = self._on_error(prep, idempotency_key, attempt, error, retry_waited)
+                delay = self._on_error(prep, attempt, error, retry_waited)
                 if delay is None:
                     self._record(
                         prep, hooks, result=None, error=error, attempts=attempt, started=started, waited=waited
                     )
                     raise
+                self._record(
+                    prep, hooks, result=None, error=error, attempts=attempt, started=started, waited=waited, final=False
+                )
                 log.info("retrying %s in %.2fs after %s", op.operation_id, delay, error)
                 await self.clock.asleep(delay)
                 waited += delay

@@ -19,8 +19,9 @@ __all__ = ["RetryPolicy", "Timeout"]
 class RetryPolicy:
     """When and how long to wait before trying a call again.
 
-    Only calls that are safe to repeat are retried: reads, deletes, read-only queries, and writes
-    that carry an idempotency key (or an event ``unique_id``). Klaviyo's ``Retry-After`` is honoured;
+    A 429 (not processed by Klaviyo) is retried for any call; after a 5xx or a lost response only
+    calls that are safe to repeat are (reads, writes idempotent by what they do, events with a
+    ``unique_id``: see ``klaviyo_toolkit.effects.safe_to_repeat``). Klaviyo's ``Retry-After`` is honoured;
     otherwise the wait is "full jitter" exponential backoff. ``max_elapsed`` bounds the total time
     spent waiting on retries for one call.
     """

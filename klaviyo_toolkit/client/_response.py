@@ -76,7 +76,10 @@ class KlaviyoResponse:
 
 @dataclass
 class CallRecord:
-    """One finished call, handed to hooks (audit log, metrics). Holds no credentials."""
+    """One attempt of a call, handed to hooks (audit log, metrics). Holds no credentials.
+
+    ``attempts`` is this attempt's number; ``final`` is False for an attempt that was retried.
+    """
 
     operation_id: str
     method: str
@@ -91,3 +94,4 @@ class CallRecord:
     error: BaseException | None = None
     response_body: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    final: bool = True

@@ -27,7 +27,7 @@ import hashlib
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Union
 
@@ -84,7 +84,6 @@ class Call:
     args: Mapping[str, Any]
     request: PreparedRequest
     observers: tuple[Observer, ...] = ()
-    idempotency_key: str | None = None
     summary: Mapping[str, Any] | None = None
 
     @property
@@ -211,6 +210,17 @@ class Toolset(ABC):
         if isinstance(outcome, Stopped):
             raise CallStopped(outcome)
         return outcome.response
+
+    def pages(self, name: str | Operation, /, **args: Any) -> Iterator[KlaviyoResponse]:
+        """Every page of a list call, each page a call through the pipeline (``page_cursor`` follows
+        ``links.next``): for checks that must see everything, not the first page."""
+        cursor = None
+        while True:
+            page = self.fetch(name, **args, **({"page_cursor": cursor} if cursor else {}))
+            yield page
+            cursor = page.next_cursor
+            if not cursor:
+                return
 
     def guarded(self, *guards: Guard) -> Toolset:
         """This toolset inside ``guards``, the first one outermost; a new value, nothing changed."""

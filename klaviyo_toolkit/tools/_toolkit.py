@@ -99,12 +99,11 @@ class KlaviyoToolkit(Toolset):
 
         op = self.catalog.get(operation) if isinstance(operation, str) else operation
         values = dict(args)
-        idempotency_key = values.pop("_idempotency_key", None)
         summary = values.pop("_summary", None)
         core = self._async_client or self._client
         request = core.prepare(op, values) if core is not None else prepare(op, dict(values))
         # Plain data (not pydantic objects): approvals show it and checkpoints store it.
-        return Call(op.name, op, plain_args(values), request, idempotency_key=idempotency_key, summary=summary)
+        return Call(op.name, op, plain_args(values), request, summary=summary)
 
     def _denied(self, call: Call) -> Stopped | None:
         missing = self.missing_scopes(call.operation)
@@ -127,7 +126,7 @@ class KlaviyoToolkit(Toolset):
         denied = self._denied(call)
         if denied is not None:
             return denied
-        response = self.client.send(call.request, idempotency_key=call.idempotency_key, hooks=self._hooks(call))
+        response = self.client.send(call.request, hooks=self._hooks(call))
         return Sent(call, response)
 
     async def arun_call(self, call: Call) -> Outcome:
@@ -135,8 +134,6 @@ class KlaviyoToolkit(Toolset):
         if denied is not None:
             return denied
         if self._async_client is not None:
-            response = await self._async_client.send(
-                call.request, idempotency_key=call.idempotency_key, hooks=self._hooks(call)
-            )
+            response = await self._async_client.send(call.request, hooks=self._hooks(call))
             return Sent(call, response)
         return await asyncio.to_thread(self.run_call, call)

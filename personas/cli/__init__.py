@@ -49,10 +49,10 @@ def demo(
 
 
 @app.callback()
-def _root(ctx: typer.Context, debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
     """Resolve the environment once; every command reads this Config."""
     config = Config.from_env()
-    set_config(ctx, config.replace(debug=True) if debug else config)
+    set_config(config.replace(debug=True) if debug else config)
 
 
 def _fail(message: str, code: int) -> None:

@@ -11,11 +11,12 @@ app = typer.Typer(help="Read the audit log: every call a persona made, refused o
 
 
 def _log() -> object:
-    from klaviyo_toolkit.audit import AuditLog
+
+    from personas.runtime.context import audit_log
 
     from .common import config
 
-    return AuditLog(config().path("audit.sqlite"))
+    return audit_log(config())
 
 
 @app.callback()
@@ -56,17 +57,29 @@ def show(
 
 
 @app.command("verify")
-def verify() -> None:
-    """Check the hash chain: exit 1 if any row was changed or removed."""
-    from klaviyo_toolkit.audit import AuditLog
+def verify(
+    expected_head: str = typer.Option(
+        None, "--expected-head", help="A head printed by an earlier verify, kept elsewhere: it must still be there."
+    ),
+) -> None:
+    """Check the chain against its key and anchored head: exit 1 if a row was changed, forged or cut,
+    or the log is gone."""
+    from klaviyo_toolkit.audit import verify_log
+    from personas.runtime.context import audit_anchor
 
-    log = _log()
-    assert isinstance(log, AuditLog)
-    report = log.verify()
+    from .common import config
+
+    cfg = config()
+    report = verify_log(cfg.home / "audit.sqlite", anchor=audit_anchor(cfg), expected_head=expected_head)
     if report:
-        typer.echo(f"ok: {report.checked} rows, chain intact (head {report.head[:16]}…)")
+        if report.checked == 0:
+            typer.echo(f"ok: {report.reason or 'the log is empty'}")
+            return
+        typer.echo(f"ok: {report.checked} rows, chain intact; head {report.head}")
+        typer.echo("keep the head elsewhere and pass it back with --expected-head to catch a rewritten log")
         return
-    typer.echo(f"TAMPERED: row {report.broken_at}: {report.reason}", err=True)
+    where = f"row {report.broken_at}: " if report.broken_at else ""
+    typer.echo(f"TAMPERED: {where}{report.reason}", err=True)
     raise SystemExit(1)
 
 

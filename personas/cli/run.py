@@ -23,6 +23,7 @@ from personas.runtime.driver import RunDriver, RunResult, checkpointer
 from personas.runtime.loader import load_persona, scan_personas
 
 from .common import config
+from .errors import error_line
 from .progress import ProgressView
 
 
@@ -141,14 +142,18 @@ def run_cmd(
         "resume a paused run against the same data.",
     ),
     credential: str = typer.Option(None, "--credential", help="Use this stored connection (personas auth)."),
+    retry: bool = typer.Option(False, "--retry", help="Continue a run that failed or was killed (needs --thread)."),
 ) -> None:
     """Run a graph once and print the result."""
     cfg = config()
     spec = resolve_persona(graph, cfg.home)
-    if input is None and resume is None:
+    if input is None and resume is None and not retry:
         raise UsageProblem("give --input FILE|JSON (or --thread T --resume approve to continue a paused run)")
-    if resume is not None and not thread:
-        raise UsageProblem("--resume needs --thread T: the thread of the paused run (printed when it paused)")
+    if (resume is not None or retry) and not thread:
+        flag = "--resume" if resume is not None else "--retry"
+        raise UsageProblem(f"{flag} needs --thread T: the thread of the run (printed when it stopped)")
+    if retry and (resume is not None or input is not None):
+        raise UsageProblem("--retry continues a stopped run as it was; give it without --input or --resume")
     answer = parse_resume(resume) if resume is not None else None
     payload = read_input(input) if input is not None else None
     if payload is not None and not isinstance(payload, dict):
@@ -162,17 +167,29 @@ def run_cmd(
         spec, config=cfg, sandbox=sb, thread_id=thread, replay=replay, dry_run=dry_run or None, connection=credential
     )
     driver = RunDriver(ctx, checkpointer(cfg.path("checkpoints.sqlite")))
-    if resume is not None and not driver.exists():
-        raise UsageProblem(f"no run with thread {thread!r} in {cfg.home}; check the id the paused run printed")
+    if (resume is not None or retry) and not driver.exists():
+        raise UsageProblem(f"no run with thread {thread!r} in {cfg.home}; check the id the run printed")
     graph_spec = driver.spec
     state_in = graph_spec.make_input(payload) if payload is not None else None
-    if not as_json and sys.stdout.isatty():
-        with ProgressView(Console(highlight=False, stderr=True)) as view:
-            for mode, chunk in driver.stream(state_in, resume=answer):
-                view.feed(mode, chunk)
-        result = driver.result()
-    else:
-        result = driver.invoke(state_in, resume=answer)
+    try:
+        if retry:
+            result = driver.retry()
+        elif not as_json and sys.stdout.isatty():
+            with ProgressView(Console(highlight=False, stderr=True)) as view:
+                for mode, chunk in driver.stream(state_in, resume=answer):
+                    view.feed(mode, chunk)
+            result = driver.result()
+        else:
+            result = driver.invoke(state_in, resume=answer)
+    except Exception as exc:  # the run stopped at a failed step: its checkpoint stays, to continue it
+        if sb is not None:
+            sb.close()
+        known = error_line(exc)
+        if cfg.debug or known is None or known[1] == 2:
+            raise  # a usage or input error (exit 2), or --debug: the usual one line (or traceback)
+        hint = retry_hint(spec.name, driver.context.thread_id, sandbox=sb is not None, state=sandbox_state)
+        typer.echo(f"error: {known[0]}; {hint}", err=True)
+        raise SystemExit(known[1]) from None
     if sb is not None:
         sb.close()  # writes the state file, if any
     if as_json:
@@ -195,6 +212,15 @@ def run_cmd(
         typer.echo(
             "\n" + resume_hint(spec.name, result.thread_id, sandbox=sb is not None, state=sandbox_state), err=True
         )
+
+
+def retry_hint(persona: str, thread: str, *, sandbox: bool, state: str | None) -> str:
+    """What to run to continue a run that failed at a step; or why it cannot be."""
+    if sandbox and not state:
+        return "the run stopped on an in-memory sandbox that is gone now, so it cannot be continued"
+    where = f" --sandbox-state {shlex.quote(state)}" if state else ""
+    return (f"the run stopped at that step and is saved: continue it with "
+            f"personas run {persona}{where} --thread {shlex.quote(thread)} --retry")
 
 
 def resume_hint(persona: str, thread: str, *, sandbox: bool, state: str | None) -> str:

@@ -9,9 +9,11 @@ context; checkpoints hold only state, so no key or token is ever written to them
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import BaseModel
 
@@ -23,7 +25,16 @@ from .config import Config
 from .models import ModelChoice
 from .spec import PersonaSpec, ToolSelection
 
-__all__ = ["PersonaContext", "prompt_text", "prompt_version", "prompts_dir", "select_tools"]
+__all__ = ["PersonaContext", "prompt_text", "prompt_version", "prompts_dir", "select_tools", "thread_key"]
+
+
+def thread_key(thread_id: str) -> str:
+    """A file name for per-thread state that no other thread id shares (percent-encoding is one to
+    one: ``a/b`` and ``a_b`` stay apart); very long ids keep a readable head and a hash."""
+    encoded = quote(thread_id, safe="-_") or "%00"
+    if len(encoded) <= 150:
+        return encoded
+    return encoded[:100] + "~" + hashlib.sha256(thread_id.encode()).hexdigest()
 
 
 def prompts_dir() -> Path:

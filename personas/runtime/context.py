@@ -9,11 +9,11 @@ run), so no tool of a persona can run without them.
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 from graphs import graph_spec
 from klaviyo_toolkit.audit import AuditLog
+from klaviyo_toolkit.audit_anchor import FileAnchor
 from klaviyo_toolkit.client import KlaviyoClient
 from klaviyo_toolkit.clock import Clock, SystemClock
 from klaviyo_toolkit.errors import ToolkitUsageError
@@ -26,16 +26,22 @@ from personas.kernel.spec import PersonaSpec
 
 from .loader import load_persona
 
-__all__ = ["audit_log", "build_context", "vault_credentials"]
+__all__ = ["audit_anchor", "audit_log", "build_context", "vault_credentials"]
 
 _AUDIT_LOGS: dict[str, AuditLog] = {}
 
 
-def audit_log(path: Path) -> AuditLog:
-    """One AuditLog (one SQLite connection) per file per process."""
+def audit_anchor(config: Config) -> FileAnchor:
+    """Where the audit log's HMAC key and head live: owner-only files under ``<home>/keys``."""
+    return FileAnchor(config.path("keys"))
+
+
+def audit_log(config: Config) -> AuditLog:
+    """The state folder's audit log, anchored; one AuditLog (one SQLite connection) per file per process."""
+    path = config.path("audit.sqlite")
     key = str(path)
     if key not in _AUDIT_LOGS:
-        _AUDIT_LOGS[key] = AuditLog(path)
+        _AUDIT_LOGS[key] = AuditLog(path, anchor=audit_anchor(config))
     return _AUDIT_LOGS[key]
 
 
@@ -66,7 +72,7 @@ def build_context(
     spec = load_persona(persona, home=config.home) if isinstance(persona, str) else persona
     graph = graph_spec(spec.graph)
     thread = thread_id or f"{spec.name}-{uuid.uuid4().hex[:12]}"
-    log = audit_log(config.path("audit.sqlite")) if audit is True else (audit or None)
+    log = audit_log(config) if audit is True else (audit or None)
     connection = connection or spec.connection or config.connection
     if client is None:
         if sandbox is not None:

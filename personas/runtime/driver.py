@@ -72,10 +72,19 @@ class RunResult:
     interrupts: list[Any]
     model: str
     pending: list[Pending] = field(default_factory=list)
+    next: tuple[str, ...] = ()
 
     @property
     def paused(self) -> bool:
         return bool(self.interrupts)
+
+    @property
+    def status(self) -> str:
+        """``done``; ``paused`` (waiting for approval); or ``stopped`` (failed or killed mid-way:
+        ``RunDriver.retry()`` continues it from its last checkpoint)."""
+        if self.interrupts:
+            return "paused"
+        return "stopped" if self.next else "done"
 
 
 class RunDriver:
@@ -120,6 +129,7 @@ class RunDriver:
             [p.value for p in pending],
             self.context.model.description,
             pending,
+            tuple(snap.next or ()),
         )
 
     # -- answering approvals -----------------------------------------------------------------------
@@ -196,6 +206,15 @@ class RunDriver:
         """Run (or resume) to the end or the next pause, and return the result."""
         self.graph.invoke(self._payload(input, resume), self.config, context=self.context, durability="sync")
         return self.result()
+
+    def retry(self) -> RunResult:
+        """Continue a run that failed or was killed, from its last checkpoint (the failed step runs again)."""
+        snap = self.snapshot()
+        if not snap.next:
+            raise UsageProblem(f"thread {self.context.thread_id} has nothing left to run; it finished")
+        if self.pending(snap):
+            raise UsageProblem(f"thread {self.context.thread_id} is waiting for an approval; answer it with --resume")
+        return self.invoke(None)
 
     async def ainvoke(self, input: Mapping[str, Any] | None = None, *, resume: Any = None) -> RunResult:
         await self.graph.ainvoke(self._payload(input, resume), self.config, context=self.context, durability="sync")

@@ -70,7 +70,8 @@ def test_an_unreachable_klaviyo_base_url(tmp_path: Path) -> None:
                     KLAVIYO_BASE_URL="http://127.0.0.1:9", KLAVIYO_API_KEY="pk_not_used_here")
     line = one_line_error(proc, 1)
     assert line.startswith("error: cannot reach http://127.0.0.1:9 (get_accounts)")
-    assert line.endswith("check KLAVIYO_BASE_URL and your network")
+    assert "check KLAVIYO_BASE_URL and your network; the run stopped at that step and is saved" in line
+    assert line.endswith("--retry"), "the same line says how to continue the run"
 
 
 def test_with_debug_the_traceback_is_shown(tmp_path: Path) -> None:

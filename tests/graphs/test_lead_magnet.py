@@ -15,6 +15,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from graphs.lead_magnet import InputError, unique_id_for
 from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.audit import AuditLog
+from klaviyo_toolkit.audit_anchor import FileAnchor
 from klaviyo_toolkit.clock import ManualClock
 from personas.kernel.models import ScriptedChatModel
 from personas.runtime import arun_persona, run_persona
@@ -177,7 +178,8 @@ def test_an_instruction_planted_in_the_form_reaches_the_model_fenced_and_causes_
     assert planted in fenced, "the planted text is inside the fence"
     assert state["decision"]["sequence"] == "education" and state["decision"]["policy_note"] == "out of policy"
     writes = [
-        row.tool for row in AuditLog(tmp_path / "audit.sqlite").query(limit=None) if row.method not in ("GET", None)
+        row.tool for row in AuditLog(tmp_path / "audit.sqlite", anchor=FileAnchor(tmp_path / "keys")).query(limit=None)
+        if row.method not in ("GET", None)
     ]
     assert sorted(set(writes)) == ["create_event", "update_profile"], writes
     assert {lst.attributes["name"] for lst in sb.store.all("list")} >= {"Newsletter", "VIP Customers"}
@@ -233,3 +235,50 @@ async def test_the_async_api_runs_the_same_graph(sb: Sandbox) -> None:
     result = await arun_persona(PERSONA, {"input": event}, sandbox=sb, model=choose("education"), clock=sb.clock)
     assert result.state["decision"]["sequence"] == "education" and result.state["send"]["status"] == "sent"
     assert json.dumps(result.state, default=str)  # the state is plain data
+
+
+def test_a_send_that_fails_leaves_the_run_resumable_and_records_no_sequence(sb: Sandbox) -> None:
+    """Past the retry budget the run stops at its send step (not a finished thread); retried later,
+    the lead gets exactly one sequence start, and only then does the profile record the sequence."""
+    from klaviyo_sandbox import Faults
+    from klaviyo_toolkit.errors import ServerError
+    from personas.runtime import RunDriver, build_context
+
+    event = sign_up(sb, "flaky.send@example.com", HOT)
+    pid = event["data"]["relationships"]["profile"]["data"]["id"]
+    ctx = build_context(PERSONA, sandbox=sb, model=choose("fast-track"), clock=sb.clock, thread_id="flaky-send")
+    driver = RunDriver(ctx, InMemorySaver())
+    sb.faults = Faults(error_rate=1.0, status=503, operations=["create_event"])
+    try:
+        with pytest.raises(ServerError):
+            driver.invoke({"input": event})
+    finally:
+        sb.faults = Faults()
+    stopped = driver.result()
+    assert stopped.status == "stopped" and stopped.next == ("send",), "resumable at the send, not finished"
+    assert "outcome" not in stopped.state and sequence_starts(sb, pid) == []
+    profile = sb.client().call("get_profile", id=pid).data["attributes"]["properties"]
+    assert "lead_sequence" not in profile, "nothing recorded for a send that did not happen"
+    done = driver.retry()
+    assert done.status == "done" and done.state["send"]["status"] == "sent"
+    assert len(sequence_starts(sb, pid)) == 1 and len(first_touchpoints(sb, pid)) == 1
+    profile = sb.client().call("get_profile", id=pid).data["attributes"]["properties"]
+    assert profile["lead_sequence"] == "fast-track"
+
+
+def test_a_rejected_send_records_the_score_but_not_a_sequence(sb: Sandbox) -> None:
+    from personas.kernel.spec import ApprovalPolicy
+    from personas.runtime import load_persona
+
+    event = sign_up(sb, "asked.first@example.com", WARM)
+    pid = event["data"]["relationships"]["profile"]["data"]["id"]
+    spec = load_persona(PERSONA).model_copy(update={"approval": ApprovalPolicy(also=["create_event"])})
+    saver = InMemorySaver()
+    paused = run_persona(spec, {"input": event}, sandbox=sb, model=choose("nurture"), saver=saver,
+                         clock=sb.clock, thread_id="asked-first")
+    assert paused.paused and paused.interrupts[0]["tool"] == "create_event"
+    done = run_persona(spec, None, sandbox=sb, model=choose("nurture"), saver=saver, clock=sb.clock,
+                       thread_id="asked-first", resume={"action": "reject", "reason": "not now"})
+    assert done.state["send"]["status"] == "rejected" and sequence_starts(sb, pid) == []
+    properties = sb.client().call("get_profile", id=pid).data["attributes"]["properties"]
+    assert properties["lead_score"] == 42 and properties["lead_sequence"] is None

@@ -99,17 +99,20 @@ def test_a_seeded_share_of_5xx_and_retries_turn_most_reads_into_successes() -> N
     assert clock.slept and max(clock.slept) <= 20  # jittered backoff, on the client's clock
 
 
-def test_a_write_without_an_idempotency_key_surfaces_the_5xx() -> None:
+def test_a_create_is_not_repeated_after_a_5xx_and_the_caller_hears_it_may_have_been_applied() -> None:
     sb = sandbox(Faults(error_rate=1.0, status=503, operations=["create_list"]))
     with client(sb) as kl, pytest.raises(ServerError) as err:
         kl.call("create_list", name="Once")
     assert err.value.status == 503 and err.value.operation_id == "create_list"
     assert statuses(sb, "create_list") == [503] and sb.store.count("list") == 0  # tried once, not retried
+    assert err.value.maybe_applied, "Klaviyo has no idempotency key: the caller must check before sending again"
 
-    sb.faults = Faults(error_rate=1.0, status=503, operations=["create_list"], count=1)  # only the next call
+    sb.faults = Faults(error_rate=1.0, status=503, operations=["add_profiles_to_list"], count=1)  # the next call
     with client(sb) as kl:
-        assert kl.call("create_list", name="Keyed", idempotency_key="list-keyed").status == 201
-    assert statuses(sb, "create_list")[1:] == [503, 201] and sb.store.count("list") == 1
+        list_id = kl.call("create_list", name="Members").data["id"]
+        pid = kl.call("create_profile", email="m@example.com").data["id"]
+        assert kl.call("add_profiles_to_list", id=list_id, profile_ids=[pid]).status == 204  # a set: safe again
+    assert statuses(sb, "add_profiles_to_list") == [503, 204]
 
 
 # -- 429 storms ------------------------------------------------------------------------------------------

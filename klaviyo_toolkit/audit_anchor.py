@@ -1,0 +1,107 @@
+"""What ties an audit log to something outside it: a secret key and a head record.
+
+A hash chain alone proves little: whoever can write the file can rewrite every hash, append a
+forged row, cut the tail or delete the file. An anchor closes those gaps:
+
+- the chain is an HMAC with a key the log file does not hold, so an edited or appended row cannot
+  be given a valid hash without the key;
+- after every append the newest row's number and hash (the *head*) are saved outside the log, so
+  a cut tail (fewer rows than the head) and a missing file (a head but no log) are found.
+
+``FileAnchor`` keeps both in owner-only files (used standalone and in tests); the personas runtime
+keeps them in the vault. Any object with these three methods will do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from .errors import ToolkitUsageError
+
+__all__ = ["AuditAnchor", "FileAnchor", "Head"]
+
+
+@dataclass(frozen=True)
+class Head:
+    """The newest row of a log: how many rows it has, and the newest hash."""
+
+    rows: int
+    hash: str
+
+
+class AuditAnchor(Protocol):
+    """Where a log's HMAC key and head live (outside the log)."""
+
+    def key(self) -> bytes:
+        """The HMAC key (created on first use)."""
+        ...
+
+    def load_head(self) -> Head | None:
+        """The head saved last, or None if the log never had a row."""
+        ...
+
+    def save_head(self, head: Head) -> None:
+        """Remember ``head`` (atomically)."""
+        ...
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
+class FileAnchor:
+    """Key and head in two owner-only files (``<name>.key``, ``<name>.head``) in ``folder``.
+
+    Keep ``folder`` apart from the log to make a rewrite need both; a key file readable by others
+    is refused.
+    """
+
+    def __init__(self, folder: str | Path, name: str = "audit") -> None:
+        self.key_path = Path(folder) / f"{name}.key"
+        self.head_path = Path(folder) / f"{name}.head"
+
+    def __repr__(self) -> str:
+        return f"FileAnchor({str(self.key_path.parent)!r})"
+
+    def key(self) -> bytes:
+        if not self.key_path.exists():
+            _write_private(self.key_path, secrets.token_hex(32).encode())
+        if self.key_path.stat().st_mode & 0o077:
+            raise ToolkitUsageError(
+                f"{self.key_path} is readable by others; make it owner-only: chmod 600 {self.key_path}"
+            )
+        return bytes.fromhex(self.key_path.read_text(encoding="ascii").strip())
+
+    def _mac(self, rows: int, digest: str) -> str:
+        return hmac.new(self.key(), f"head\n{rows}\n{digest}".encode(), hashlib.sha256).hexdigest()
+
+    def load_head(self) -> Head | None:
+        if not self.head_path.exists():
+            return None
+        try:
+            data = json.loads(self.head_path.read_text(encoding="utf-8"))
+            head = Head(int(data["rows"]), str(data["hash"]))
+            genuine = hmac.compare_digest(str(data["mac"]), self._mac(head.rows, head.hash))
+        except (ValueError, KeyError, TypeError):
+            genuine = False
+        if not genuine:
+            raise ToolkitUsageError(f"the audit head record {self.head_path} was altered (its MAC does not match)")
+        return head
+
+    def save_head(self, head: Head) -> None:
+        record = {"rows": head.rows, "hash": head.hash, "mac": self._mac(head.rows, head.hash)}
+        _write_private(self.head_path, json.dumps(record).encode())

@@ -1,0 +1,159 @@
+"""One redaction function for everything that leaves the process or is stored.
+
+Audit rows, error messages, checkpoints, reports, terminal output and cassettes all pass through
+:func:`redact` (structures) or :func:`redact_text` (strings). Two things are masked:
+
+- anything shaped like a secret: values of keys named like secrets (``api_key``, ``authorization``,
+  ``token``, ``client_secret``, ...), and in any text Klaviyo private keys (``pk_`` + 20 or more),
+  ``Bearer``/``Basic`` credentials, OpenAI keys (``sk-...``) and ``token=...``-style pairs;
+- every secret the process was given (:func:`register_secret`: the API keys, client secrets and
+  vault keys the configuration holds), whatever its shape, so a key like ``hello-there`` that an
+  endpoint echoes back is caught too.
+
+:func:`redact_bytes` masks registered secrets in bytes without changing their length, so it can
+clean a serialized checkpoint (msgpack keeps string lengths) without breaking it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from .auth import mask
+
+__all__ = ["redact", "redact_bytes", "redact_text", "register_secret", "registered_secrets"]
+
+_known: set[str] = set()
+_known_lock = threading.Lock()
+_known_pattern: re.Pattern[str] | None = None
+#: A registered secret shorter than this is not masked in free text (it would mask ordinary words).
+MIN_SECRET_CHARS = 8
+
+
+def register_secret(value: str | None) -> None:
+    """Mask ``value`` wherever it appears from now on (this process). Empty and short values are ignored."""
+    global _known_pattern
+    if not value or len(value) < MIN_SECRET_CHARS:
+        return
+    with _known_lock:
+        if value in _known:
+            return
+        _known.add(value)
+        ordered = sorted(_known, key=len, reverse=True)
+        _known_pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+
+def registered_secrets() -> frozenset[str]:
+    with _known_lock:
+        return frozenset(_known)
+
+
+_SECRET_KEY_PARTS = (
+    "password",
+    "passwd",
+    "secret",
+    "api_key",
+    "apikey",
+    "authorization",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "code_verifier",
+    "private_key",
+    "cookie",
+)
+_SECRET_VALUE_PATTERNS = (
+    # "Bearer <token>" and "Basic <base64 id:secret>" (headers copied into messages)
+    re.compile(r"(?i)\b(bearer\s+)([A-Za-z0-9\-._~+/]{8,}=*)"),
+    re.compile(r"(?i)\b(basic\s+)([A-Za-z0-9+/]{16,}=*)"),
+    # key=value / "key": "value" pairs inside free text (form bodies, URLs, JSON dumped into errors)
+    re.compile(
+        r"""(?i)\b((?:[a-z_]*(?:password|secret|api_key|access_token|refresh_token|code_verifier)|token)"""
+        r"""["']?\s*[=:]\s*["']?)([^\s"'&,;}]{4,})"""
+    ),
+    # Klaviyo private keys, OpenAI keys
+    re.compile(r"\b(pk_[A-Za-z0-9]{20,})\b"),
+    re.compile(r"\b(sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,})"),
+)
+
+
+def _mask(secret: str) -> str:
+    """auth.mask, but nothing of a short secret: 10 visible characters must be a small part of it.
+
+    A value that is already masked stays as it is, so redacting twice changes nothing.
+    """
+    if secret == "***" or (len(secret) == 11 and secret[6] == "…"):
+        return secret
+    return mask(secret) if len(secret) >= 24 else "***"
+
+
+def _is_secret_key(key: str) -> bool:
+    k = key.lower().replace("-", "_").strip("[]")
+    return k == "token" or k.endswith("_token") or any(part in k for part in _SECRET_KEY_PARTS)
+
+
+def _patterns(text: str) -> str:
+    bearer, basic, pair, klaviyo_key, openai_key = _SECRET_VALUE_PATTERNS
+    for prefixed in (bearer, basic, pair):
+        text = prefixed.sub(lambda m: f"{m.group(1)}{_mask(m.group(2))}", text)
+    for bare in (klaviyo_key, openai_key):
+        text = bare.sub(lambda m: _mask(m.group(1)), text)
+    return text
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with secrets masked, for anything that is logged or stored.
+
+    Masks the values of keys named like secrets (``api_key``, ``authorization``, ``token``,
+    ``client_secret``, ``password``, ``refresh_token``, ``code_verifier`` ...) and, in any string,
+    Klaviyo private keys (``pk_`` + 20 or more alphanumerics), ``Bearer``/``Basic`` credentials,
+    OpenAI keys (``sk-...``) and ``token=...``-style pairs. Long secrets keep :func:`auth.mask`'s
+    ``pk_abc…wxyz`` shape so they can be recognised; short ones become ``***``.
+
+    Example::
+
+        redact({"api_key": "pk_0123456789abcdef0123", "note": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig"})
+        # {'api_key': '***', 'note': 'Bearer eyJhbG….sig'}
+    """
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            name = str(key)
+            if _is_secret_key(name) and item not in (None, "", True, False):
+                out[name] = _mask(item) if isinstance(item, str) else "***"
+            else:
+                out[name] = redact(item)
+        return out
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [redact(item) for item in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    return value
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every registered secret and everything shaped like one masked."""
+    pattern = _known_pattern
+    if pattern is not None:
+        text = pattern.sub(lambda m: _mask(m.group(0)), text)
+    return _patterns(text)
+
+
+def redact_bytes(data: bytes) -> bytes:
+    """``data`` with registered secrets (and Klaviyo/OpenAI key shapes) overwritten by ``*``, same length."""
+    secrets = registered_secrets()
+    for secret in secrets:
+        raw = secret.encode()
+        if raw in data:
+            data = data.replace(raw, raw[:3] + b"*" * (len(raw) - 3))
+    for shape in (_BYTES_KLAVIYO, _BYTES_OPENAI):
+        data = shape.sub(lambda m: m.group(0)[:3] + b"*" * (len(m.group(0)) - 3), data)
+    return data
+
+
+_BYTES_KLAVIYO = re.compile(rb"\bpk_[A-Za-z0-9]{20,}\b")
+_BYTES_OPENAI = re.compile(rb"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}")

@@ -1,0 +1,145 @@
+"""An anchored audit log finds what a plain hash chain cannot: a re-hashed edit, a forged append,
+a cut tail and a deleted file; and the CLI says so."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from klaviyo_toolkit.audit import AuditContext, AuditLog, verify_log
+from klaviyo_toolkit.audit_anchor import FileAnchor
+from klaviyo_toolkit.clock import ManualClock
+from klaviyo_toolkit.errors import ToolkitUsageError
+
+CTX = AuditContext(user="ada", persona="segment-syncer", thread_id="t-1", connection="prod", account="AcC123")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def filled(tmp_path: Path, rows: int = 5) -> tuple[Path, FileAnchor]:
+    anchor = FileAnchor(tmp_path / "keys")
+    with AuditLog(tmp_path / "audit.sqlite", anchor=anchor, clock=ManualClock()) as log:
+        for n in range(rows):
+            log.record("get_lists", "ok", context=CTX, method="GET", path=f"/api/lists?n={n}")
+    return tmp_path / "audit.sqlite", anchor
+
+
+def raw(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path)
+    db.execute("DROP TRIGGER IF EXISTS audit_log_no_update")
+    db.execute("DROP TRIGGER IF EXISTS audit_log_no_delete")
+    return db
+
+
+COLUMNS = ("id", "time", "user", "persona", "thread_id", "prompt_version", "connection", "account", "tool", "method",
+           "path", "arguments", "status", "http_status", "request_id", "latency_ms", "response_summary", "error",
+           "extra")
+
+
+def rehash_plain(db: sqlite3.Connection) -> None:
+    """What a forger without the key does: recompute every hash as plain SHA-256."""
+    prev = "0" * 64
+    for row in db.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_log ORDER BY id").fetchall():
+        canonical = json.dumps(list(row), ensure_ascii=False, separators=(",", ":"))
+        digest = hashlib.sha256(f"{prev}\n{canonical}".encode()).hexdigest()
+        db.execute("UPDATE audit_log SET prev_hash = ?, hash = ? WHERE id = ?", (prev, digest, row[0]))
+        prev = digest
+    db.commit()
+
+
+def test_an_intact_log_verifies_and_records_connection_and_account(tmp_path: Path) -> None:
+    path, anchor = filled(tmp_path)
+    report = verify_log(path, anchor=anchor)
+    assert report.ok and report.checked == 5
+    with AuditLog(path, anchor=anchor) as log:
+        row = log.query(limit=1)[0]
+    assert (row.connection, row.account) == ("prod", "AcC123")
+    assert oct(path.stat().st_mode & 0o777) == "0o600" and oct(anchor.key_path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_an_edit_with_the_chain_rehashed_is_found(tmp_path: Path) -> None:
+    path, anchor = filled(tmp_path)
+    db = raw(path)
+    db.execute("UPDATE audit_log SET tool = 'delete_list', method = 'DELETE' WHERE id = 3")
+    rehash_plain(db)
+    db.close()
+    report = verify_log(path, anchor=anchor)
+    assert not report.ok and report.broken_at == 1 and "not made with the log's key" in report.reason
+
+
+def test_a_forged_append_is_found(tmp_path: Path) -> None:
+    path, anchor = filled(tmp_path)
+    db = raw(path)
+    last = db.execute(f"SELECT {', '.join(COLUMNS)}, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+    forged = list(last[:-1])
+    forged[0] = 6
+    canonical = json.dumps(forged, ensure_ascii=False, separators=(",", ":"))
+    digest = hashlib.sha256(f"{last[-1]}\n{canonical}".encode()).hexdigest()
+    db.execute(f"INSERT INTO audit_log ({', '.join(COLUMNS)}, prev_hash, hash) VALUES "
+               f"({', '.join('?' * len(COLUMNS))}, ?, ?)", (*forged, last[-1], digest))
+    db.commit()
+    db.close()
+    report = verify_log(path, anchor=anchor)
+    assert not report.ok and report.broken_at == 6
+
+
+def test_a_cut_tail_is_found_by_the_anchored_head(tmp_path: Path) -> None:
+    path, anchor = filled(tmp_path)
+    db = raw(path)
+    db.execute("DELETE FROM audit_log WHERE id > 3")
+    db.commit()
+    db.close()
+    report = verify_log(path, anchor=anchor)
+    assert not report.ok and "cut from the end" in report.reason
+
+
+def test_a_deleted_log_is_found_and_an_expected_head_must_still_be_there(tmp_path: Path) -> None:
+    path, anchor = filled(tmp_path)
+    head = verify_log(path, anchor=anchor).head
+    path.unlink()
+    report = verify_log(path, anchor=anchor)
+    assert not report.ok and "is missing" in report.reason
+    assert not verify_log(path, expected_head=head).ok, "even without the anchor, a kept head catches it"
+    fresh, fresh_anchor = filled(tmp_path / "other", rows=2)
+    assert not verify_log(fresh, anchor=fresh_anchor, expected_head=head).ok
+
+
+def test_a_tampered_head_record_and_a_log_opened_without_its_key_are_refused(tmp_path: Path) -> None:
+    path, anchor = filled(tmp_path)
+    record = json.loads(anchor.head_path.read_text())
+    anchor.head_path.write_text(json.dumps({**record, "rows": 3}))
+    with pytest.raises(ToolkitUsageError, match="was altered"):
+        verify_log(path, anchor=anchor)
+    with pytest.raises(ToolkitUsageError, match="without its anchor"):
+        AuditLog(path)
+
+
+def personas(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "KLAVIYO_", "PERSONAS_"))}
+    env["PERSONAS_HOME"] = str(home)
+    return subprocess.run([sys.executable, "-m", "personas.cli", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_audit_verify_on_the_command_line(tmp_path: Path) -> None:
+    ran = personas(tmp_path, "run", "campaign-reporter", "--input", "{}", "--sandbox")
+    assert ran.returncode == 0, ran.stderr
+    ok = personas(tmp_path, "audit", "verify")
+    assert ok.returncode == 0 and "chain intact; head " in ok.stdout
+    head = ok.stdout.split("head ")[1].split()[0]
+    db = raw(tmp_path / "audit.sqlite")
+    count = db.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0]
+    db.execute("DELETE FROM audit_log WHERE id = ?", (count,))
+    db.commit()
+    db.close()
+    cut = personas(tmp_path, "audit", "verify")
+    assert cut.returncode == 1 and "TAMPERED" in cut.stderr and "cut from the end" in cut.stderr
+    (tmp_path / "audit.sqlite").unlink()
+    gone = personas(tmp_path, "audit", "verify", "--expected-head", head)
+    assert gone.returncode == 1 and "is missing" in gone.stderr
