@@ -32,6 +32,7 @@ from pydantic import (
 from .catalog import Operation
 from .errors import InvalidArgumentError
 from .filters import check_filter
+from .validation import describe_hidden
 
 Json = dict[str, Any]
 
@@ -43,12 +44,19 @@ _CONFIG = ConfigDict(extra="forbid", defer_build=True, populate_by_name=True)
 
 # -- field types -------------------------------------------------------------------------------
 def _check_email(value: str | None) -> str | None:
+    if value is not None and describe_hidden(value):
+        raise ValueError(
+            f"the email address contains characters that cannot be seen ({describe_hidden(value)}); "
+            "remove them and give it as name@example.com"
+        )
     if value is not None and not EMAIL_RE.match(value):
         raise ValueError(f"{value!r} is not a valid email address; give it as name@example.com")
     return value
 
 
 def _check_phone(value: str | None) -> str | None:
+    if value is not None and describe_hidden(value):
+        raise ValueError(f"the phone number contains characters that cannot be seen ({describe_hidden(value)})")
     if value is not None and not E164_RE.match(value):
         raise ValueError(
             f"{value!r} is not an E.164 phone number; give it as + country code and number, "

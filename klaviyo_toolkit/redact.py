@@ -94,10 +94,16 @@ def _is_secret_key(key: str) -> bool:
     return k == "token" or k.endswith("_token") or any(part in k for part in _SECRET_KEY_PARTS)
 
 
+#: Values shaped like secrets that are public on purpose: the sandbox's documented demo key.
+PUBLIC_VALUES = frozenset({"pk_sandbox_demo"})
+
+
 def _patterns(text: str) -> str:
     bearer, basic, pair, klaviyo_key, openai_key = _SECRET_VALUE_PATTERNS
     for prefixed in (bearer, basic, pair):
-        text = prefixed.sub(lambda m: f"{m.group(1)}{_mask(m.group(2))}", text)
+        text = prefixed.sub(
+            lambda m: m.group(0) if m.group(2) in PUBLIC_VALUES else f"{m.group(1)}{_mask(m.group(2))}", text
+        )
     for bare in (klaviyo_key, openai_key):
         text = bare.sub(lambda m: _mask(m.group(1)), text)
     return text

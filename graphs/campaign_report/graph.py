@@ -39,12 +39,13 @@ from langgraph.runtime import Runtime
 
 from klaviyo_toolkit.errors import DailyLimitExhaustedError, InvalidArgumentError, KlaviyoError, RateLimitError
 from personas.kernel.context import PersonaContext
+from personas.kernel.privacy import describe_error
 
 from .cache import ReportCache
 from .figures import anomalies, merge_rows, totals
 from .outputs import no_activity_text, write_outputs
 from .settings import Settings
-from .summary import MAX_SUMMARY_CHARS, build_figures, cited, model_input, template_summary
+from .summary import MAX_SUMMARY_CHARS, build_figures, cited, model_input, suspicious, template_summary
 
 __all__ = ["REPORTING_TOOL", "ReportInputError", "ReportState", "build_graph", "cache_path"]
 
@@ -316,7 +317,8 @@ def summarize(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportSta
         why = "there were no campaign figures to summarize, so the model was not asked"
     else:
         try:
-            messages = [SystemMessage(ctx.prompt()), HumanMessage(model_input(state, figures, keys))]
+            given = model_input(state, figures, keys)
+            messages = [SystemMessage(ctx.prompt()), HumanMessage(given)]
             reply = ctx.model.model.invoke(messages)
             content = reply.content
             text = content if isinstance(content, str) else " ".join(
@@ -325,9 +327,18 @@ def summarize(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportSta
             if not text:
                 raise ValueError("the model returned an empty summary")
         except Exception as exc:  # a failing model is reported, never a crash
-            why = f"the model call failed: {type(exc).__name__}: {str(exc)[:200]}"
+            why = f"the model call failed: {describe_error(exc, 200)}"
             notes.append(f"The summary fell back to a template because {why}.")
         else:
+            flags = suspicious(text, given)
+            if flags:  # a summary that carries links or instructions not in the data is not published
+                kinds = sorted({flag.split(" (")[0] for flag in flags})  # never repeat the planted text itself
+                why = "the model's summary was withheld: it contains " + " and ".join(kinds)
+                notes.append(f"The summary fell back to a template because {why}.")
+                text = template_summary(state, figures, keys, why)
+                used, _ = cited(text, figures)
+                return {"summary": {"text": text, "written_by": "template", "figures": used, "reason": why,
+                                    "flagged": flags}, "notes": notes}
             if len(text) > MAX_SUMMARY_CHARS:
                 text = text[:MAX_SUMMARY_CHARS].rstrip() + " …"
                 notes.append(f"The model's summary was cut to {MAX_SUMMARY_CHARS} characters.")

@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from personas.kernel.privacy import private_file, write_private_text
+
 from .figures import COUNTS, RATES, fmt_count, fmt_money, fmt_rate
 
 __all__ = ["csv_columns", "markdown_report", "no_activity_text", "write_chart", "write_csv", "write_outputs"]
@@ -48,7 +50,7 @@ def _cell(value: Any) -> Any:
 
 def write_csv(path: Path, rows: Sequence[Row], metrics: Sequence[str], extra: Sequence[str]) -> None:
     columns = csv_columns(metrics, extra)
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with private_file(path).open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for row in rows:
@@ -169,7 +171,7 @@ def markdown_report(state: Mapping[str, Any]) -> str:
 
 def write_outputs(state: Mapping[str, Any], folder: Path, chart_campaigns: int = 15) -> dict[str, str]:
     """Write the markdown, CSV and PNG for ``state`` into ``folder``; returns their paths."""
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     date = state["date"]
     metrics = list(state.get("metrics") or [])
     paths = {"markdown": folder / f"campaign-report-{date}.md", "csv": folder / f"campaign-report-{date}.csv",
@@ -177,5 +179,7 @@ def write_outputs(state: Mapping[str, Any], folder: Path, chart_campaigns: int =
     rows = state.get("campaigns") or []
     write_csv(paths["csv"], rows, metrics, state.get("extra_statistics") or [])
     write_chart(paths["png"], rows, date, metrics[0] if metrics else None, chart_campaigns)
-    paths["markdown"].write_text(markdown_report(state), encoding="utf-8")
+    write_private_text(paths["markdown"], markdown_report(state))
+    for path in paths.values():
+        private_file(path)
     return {k: str(v) for k, v in paths.items()}

@@ -97,6 +97,27 @@ def model_input(state: Mapping[str, Any], figures: Sequence[Figure], keys: Mappi
     return "\n".join(lines)
 
 
+_LINK = re.compile(r"(?i)\b(?:https?://|www\.)[^\s)\]>\"']+|\b[a-z0-9-]+\.(?:com|net|org|io|co|biz|info|ru|xyz)/\S*")
+_INSTRUCTION = re.compile(
+    r"(?i)\b(ignore (?:all |any )?(?:previous|prior|above|earlier)|disregard|you must|do not tell|"
+    r"click (?:here|the link|this)|log ?in (?:at|to|here)|reply (?:with|to)|send (?:us|your|me)|"
+    r"(?:enter|verify|confirm|update) your (?:password|account|card|credentials|api key)|api[ _-]?key|"
+    r"system prompt|new instructions)"
+)
+
+
+def suspicious(text: str, source: str) -> list[str]:
+    """What makes a summary unfit to publish: links that are not in ``source`` (the data the model was
+    given) and phrases that instruct the reader or the model. Empty: nothing found."""
+    found = []
+    for link in dict.fromkeys(_LINK.findall(text)):
+        if link.lower() not in source.lower():
+            found.append(f"a link that is not in the data ({link})")
+    for phrase in dict.fromkeys(m.group(0) for m in _INSTRUCTION.finditer(text)):
+        found.append(f"an instruction ({phrase!r})")
+    return found
+
+
 def cited(text: str, figures: Sequence[Figure]) -> tuple[list[Figure], list[str]]:
     """(figures cited in ``text``, in order of first citation; ids cited that do not exist)."""
     by_id = {f["id"]: f for f in figures}

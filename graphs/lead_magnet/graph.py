@@ -33,6 +33,7 @@ from klaviyo_toolkit.errors import KlaviyoError
 from klaviyo_toolkit.tools import Stopped
 from personas.kernel.context import PersonaContext
 from personas.kernel.governance import fence
+from personas.kernel.privacy import describe_error
 
 from .inputs import parse_submission
 from .schedule import next_send_time
@@ -206,7 +207,7 @@ def _ask_model(state: LeadState, ctx: PersonaContext, settings: Settings) -> dic
         bound = ctx.model.model.bind_tools([schema], tool_choice="choose_sequence")
         reply = bound.invoke([SystemMessage(ctx.prompt()), HumanMessage("\n".join(lines))])
     except Exception as exc:  # the model failing is a decision input, not a crash
-        return {"error": f"the model call failed ({type(exc).__name__}: {str(exc)[:200]})"}
+        return {"error": f"the model call failed ({describe_error(exc, 200)})"}
     calls = [c for c in getattr(reply, "tool_calls", None) or [] if c.get("name") == "choose_sequence"]
     if not calls:
         return {"error": "the model did not call choose_sequence"}
@@ -353,7 +354,7 @@ def record(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
             result = ctx.toolkit.run("update_profile", id=profile["id"], properties=props)
             saved = result.status if isinstance(result, Stopped) else "saved"
         except KlaviyoError as exc:
-            saved = f"not saved: {exc}"
+            saved = f"not saved: {describe_error(exc)}"
     return {"decision": decision, "outcome": outcome, "record": {"profile_properties": saved}}
 
 

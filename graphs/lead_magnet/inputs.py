@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from klaviyo_toolkit.errors import InvalidArgumentError
+from klaviyo_toolkit.validation import describe_hidden
 
 #: Event properties that are Klaviyo's or the form's own, not answers to score.
 NOT_ANSWERS = {"form_id", "form_name", "$source", "$extra", "$event_id", "$value", "page_url", "$form_id"}
@@ -96,6 +97,11 @@ def parse_submission(body: Any) -> Submission:
     profile_attrs = dict(profile.get("attributes") or {})
     profile_id = (profile_ref or {}).get("id") or profile.get("id")
     email = profile_attrs.get("email") or props.get("email") or props.get("$email")
+    if email and describe_hidden(str(email)):
+        raise InputError(
+            "email", f"the lead's email contains characters that cannot be seen ({describe_hidden(str(email))}); "
+            "it is not a real address and nothing was sent"
+        )
     if not profile_id and not email:
         raise InputError(
             "data.relationships.profile", "the event names no profile (id) and no email; fetch it with include=profile"

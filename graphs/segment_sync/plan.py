@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from personas.kernel.privacy import private_file
+
 from .sources import InvalidRow, Member, Row
 
 __all__ = ["Batch", "Plan"]
@@ -80,10 +82,9 @@ class Plan:
     @classmethod
     def create(cls, path: Path) -> Plan:
         """A new, empty plan at ``path`` (any older plan of the same thread is replaced)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
         for suffix in ("", "-wal", "-shm"):
             Path(str(path) + suffix).unlink(missing_ok=True)
-        plan = cls(path)
+        plan = cls(private_file(path))  # it holds the source's emails and phones: owner-only
         plan.db.executescript(SCHEMA)
         return plan
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from klaviyo_toolkit.errors import InvalidArgumentError, NotFoundError, ToolkitUsageError
 from klaviyo_toolkit.tools import CallStopped
+from klaviyo_toolkit.validation import describe_hidden
 
 __all__ = [
     "InvalidRow", "Member", "Row", "SourceSpec", "SyncInputError", "SyncRequest", "check_file", "klaviyo_read",
@@ -190,6 +191,10 @@ def validate_record(rowno: int, record: Mapping[str, Any], consent_column: str,
     values = {field: next((_text(record.get(a)) for a in names if _text(record.get(a))), None)
               for field, names in ALIASES.items()}
     email, phone = values["email"], values["phone_number"]
+    for field, value in (("email", email), ("phone_number", phone)):
+        if value is not None and describe_hidden(value):
+            return InvalidRow(rowno, field, value.encode("unicode_escape").decode()[:100],
+                              f"contains characters that cannot be seen ({describe_hidden(value)}); remove them")
     if email is not None and not EMAIL_RE.match(email):
         return InvalidRow(rowno, "email", email[:100], f"{email[:100]!r} is not an email address; correct it "
                                                         "(name@example.com) or leave it empty and give a phone_number")

@@ -6,13 +6,17 @@ persona or tool, bad input). Errors print one line saying what to do; ``--debug`
 
 from __future__ import annotations
 
+import io
+import os
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import typer
 
 from evals.cli import eval_cmd
+from klaviyo_toolkit.redact import redact_text
 from personas.kernel.config import Config
+from personas.kernel.privacy import register_secrets
 
 from . import audit, auth, chat, run, sandbox, tools
 from .common import set_config
@@ -60,9 +64,45 @@ def _fail(message: str, code: int) -> None:
     raise SystemExit(code)
 
 
+class _Redacted(io.TextIOBase):
+    """A terminal stream that masks secrets (the one redaction function) in whatever is written."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self.inner = inner
+
+    def write(self, text: str) -> int:
+        self.inner.write(redact_text(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def isatty(self) -> bool:
+        return self.inner.isatty()
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.inner, "encoding", "utf-8")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 def main(argv: list[str] | None = None) -> Any:
-    """Console entry point: run the app and turn exceptions into one clear line."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or Config.from_env().debug
+    """Console entry point: run the app and turn exceptions into one clear line.
+
+    Files it creates are owner-only (umask 077), and nothing it prints holds a raw secret.
+    """
+    env = Config.from_env()
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or env.debug
+    os.umask(0o077)
+    register_secrets(env)
+    if not isinstance(sys.stdout, _Redacted):
+        sys.stdout = _Redacted(sys.stdout)  # type: ignore[assignment]
+        sys.stderr = _Redacted(sys.stderr)  # type: ignore[assignment]
     try:
         return app(args=argv, standalone_mode=True)
     except SystemExit:

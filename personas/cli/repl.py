@@ -26,6 +26,7 @@ from rich.markup import escape
 from graphs.chat import bound_tools
 from personas.kernel.config import Config
 from personas.kernel.models import resolve_model
+from personas.kernel.privacy import private_file
 from personas.runtime.context import build_context
 from personas.runtime.driver import RunDriver, checkpointer
 
@@ -139,7 +140,7 @@ class Repl:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.history import FileHistory
 
-        return PromptSession(history=FileHistory(str(self._home / "chat_history")))
+        return PromptSession(history=FileHistory(str(private_file(self._home / "chat_history"))))
 
     @property
     def config(self) -> dict[str, Any]:

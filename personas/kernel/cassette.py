@@ -26,6 +26,8 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
+from klaviyo_toolkit.redact import redact_text
+
 __all__ = ["Cassette", "CassetteError", "normalise_request", "scrub"]
 
 _MASKS = [
@@ -34,11 +36,6 @@ _MASKS = [
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<UUID>"),
     (re.compile(r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*\b"), "<WEEKDAY>"),
 ]
-_SECRETS = [
-    re.compile(r"pk_[A-Za-z0-9]{20,}"),
-    re.compile(r"sk-[A-Za-z0-9_-]{16,}"),
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/-]{16,}"),
-]
 
 
 class CassetteError(Exception):
@@ -46,10 +43,8 @@ class CassetteError(Exception):
 
 
 def scrub(text: str) -> str:
-    """Remove anything that looks like a key or token."""
-    for pattern in _SECRETS:
-        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "<SECRET>", text)
-    return text
+    """Secrets masked by the one redaction function (``klaviyo_toolkit.redact``)."""
+    return redact_text(text)
 
 
 def _mask(text: str) -> str:

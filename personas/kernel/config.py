@@ -18,8 +18,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["DEFAULT_KLAVIYO_BASE_URL", "DEFAULT_OPENAI_BASE_URL", "Config"]
+__all__ = ["DEFAULT_KLAVIYO_BASE_URL", "DEFAULT_OPENAI_BASE_URL", "Config", "without_credentials"]
+
+
+def without_credentials(url: str) -> str:
+    """``url`` without a user or password in it (``https://u:p@host/v1`` -> ``https://host/v1``)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 DEFAULT_KLAVIYO_BASE_URL = "https://a.klaviyo.com"
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -90,8 +101,18 @@ class Config:
 
     @property
     def openai_base(self) -> str:
-        """The model endpoint, for messages (never with credentials)."""
-        return self.openai_base_url or DEFAULT_OPENAI_BASE_URL
+        """The model endpoint, for messages and provenance: never with credentials in it."""
+        return without_credentials(self.openai_base_url or DEFAULT_OPENAI_BASE_URL)
+
+    def secrets(self) -> list[str]:
+        """Every secret this configuration holds (for redaction), credentials in URLs included."""
+        found = [self.klaviyo_api_key, self.openai_api_key, self.client_secret, self.vault_key, self.webhook_secret]
+        for url in (self.openai_base_url, self.klaviyo_base_url, self.database_url):
+            parts = urlsplit(url or "")
+            found += [parts.password, parts.username if parts.password else None]
+        if self.vault_key:
+            found += [k.strip() for k in self.vault_key.split(",")]
+        return [s for s in found if s]
 
     def ensure_home(self) -> Path:
         """The state folder, created owner-only (0700) if missing, tightened if looser."""

@@ -18,6 +18,7 @@ the runtime as ``toolkit.guarded(AuditGuard(...), ApprovalGuard(...), DryRunGuar
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,10 +45,19 @@ __all__ = [
 FENCE = "untrusted-data"
 
 
+#: Any spelling of the fence's tags inside the data: case, spaces, slashes, zero-width characters.
+_FENCE_TAG = re.compile(r"<[\s\u200b-\u200f\u2060\ufeff/\\]*untrusted[\s\u200b-\u200f\u2060\ufeff]*[-_]?"
+                        r"[\s\u200b-\u200f\u2060\ufeff]*data", re.IGNORECASE)
+
+
 def fence(source: str, data: Any) -> str:
-    """Wrap Klaviyo-sourced data so the model treats it as data; closing tags inside are escaped."""
+    """Wrap Klaviyo-sourced data so the model treats it as data.
+
+    Anything inside that could pass for the fence's own tags, in any case or spacing
+    (``</UNTRUSTED-DATA >``, ``< / untrusted_data``), loses its ``<``, so the data cannot close the fence.
+    """
     text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, default=str, indent=1)
-    text = text.replace(f"</{FENCE}", f"<\\/{FENCE}").replace(f"<{FENCE}", f"<\\{FENCE}")
+    text = _FENCE_TAG.sub(lambda m: "&lt;" + m.group(0)[1:], text)
     return f'<{FENCE} source="{source}">\n{text}\n</{FENCE}>'
 
 

@@ -22,6 +22,7 @@ from personas.kernel.config import Config
 from personas.kernel.context import PersonaContext, prompt_version
 from personas.kernel.governance import ApprovalGuard, AuditGuard, DryRunGuard
 from personas.kernel.models import ModelChoice, resolve_model
+from personas.kernel.privacy import register_secrets
 from personas.kernel.spec import PersonaSpec
 
 from .loader import load_persona
@@ -69,6 +70,7 @@ def build_context(
     else none (the policy decides).
     """
     config = config or Config.from_env()
+    register_secrets(config)
     spec = load_persona(persona, home=config.home) if isinstance(persona, str) else persona
     graph = graph_spec(spec.graph)
     thread = thread_id or f"{spec.name}-{uuid.uuid4().hex[:12]}"

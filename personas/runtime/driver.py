@@ -29,6 +29,7 @@ from personas.kernel.context import PersonaContext
 from personas.kernel.errors import UsageProblem
 from personas.kernel.governance import parse_answer
 from personas.kernel.graphspec import GraphSpec
+from personas.kernel.privacy import RedactingSerde, private_file
 from personas.kernel.spec import PersonaSpec
 
 from .context import build_context
@@ -43,16 +44,14 @@ def checkpointer(path: Path | str) -> Any:
     """A SQLite checkpointer at ``path`` (created 0600)."""
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists():
-        target.touch(mode=0o600)
+    target = private_file(Path(path))
     conn = sqlite3.connect(str(target), check_same_thread=False)
     # WAL with synchronous=NORMAL: a commit survives the process being killed (what resuming needs)
     # without an fsync per step.
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    return SqliteSaver(conn)
+    saver = SqliteSaver(conn)
+    return SqliteSaver(conn, serde=RedactingSerde(saver.serde))
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ class RunDriver:
 
         self.context = context
         self.spec: GraphSpec = graph_spec(context.spec.graph)
-        self.saver = saver if saver is not None else InMemorySaver()
+        self.saver = saver if saver is not None else InMemorySaver(serde=RedactingSerde(InMemorySaver().serde))
         self.graph = build(self.spec.name, checkpointer=self.saver)
         self.config: dict[str, Any] = {
             "configurable": {"thread_id": context.thread_id},
