@@ -159,6 +159,12 @@ def login_with_key(
     client = KlaviyoClient(api_key=key, base_url=base, retry=NO_RETRIES, timeout=20.0)
     account = _verify(client, "key", base, f"check the key (Klaviyo: Settings > API keys) and run "
                                             f"`personas auth login {name}` again")  # fmt: skip
+    if account is None and covers(declared or (ALL_SCOPES,), ACCOUNT_SCOPE):
+        said = "--scopes includes accounts:read" if declared else "with no --scopes it would be a full-access key"
+        raise LoginFailed(
+            f"Klaviyo would not show this key its account (403: it lacks accounts:read), but {said}; give the "
+            f"scopes the key was made with: `personas auth login {name} --scopes '...'`; {_NOTHING}"
+        )
     store = open_store(config)
     existing = store.find(name)
     _check_replace(existing, account, name, replace)

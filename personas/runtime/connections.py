@@ -159,9 +159,9 @@ def resolve_klaviyo(
     if name is None:
         if not config.klaviyo_api_key:
             raise UsageProblem(
-                "No Klaviyo credentials: log in with `personas auth login` (then pass --connection NAME if it has "
-                "a name), set KLAVIYO_API_KEY (and KLAVIYO_BASE_URL for a sandbox server), or use the embedded "
-                "sandbox (--sandbox)"
+                "No Klaviyo credentials: set KLAVIYO_API_KEY (and KLAVIYO_BASE_URL for a sandbox server), log in "
+                "with `personas auth login` (--connection NAME for a named one), or use the embedded sandbox "
+                "(--sandbox)"
             )
         kl = KlaviyoClient(api_key=config.klaviyo_api_key, base_url=config.klaviyo_base_url)
         return KlaviyoUse(kl, spec, list(spec.scopes))

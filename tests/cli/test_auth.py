@@ -176,6 +176,21 @@ def test_bad_input_is_one_line_naming_the_fix_and_stored_connections_stay_as_the
     assert setup.status() == before and setup.stored() == stored
 
 
+def test_a_key_with_fewer_scopes_must_say_which_and_runs_with_them_only(setup: Setup) -> None:
+    key = setup.sb.create_key(["lists:read", "campaigns:read", "metrics:read"])  # no accounts:read
+    refused = setup.run("auth", "login", "narrow", KLAVIYO_API_KEY=key)
+    assert refused.returncode == 2 and "403: it lacks accounts:read" in one_line_error(refused)
+    assert setup.status() == []
+    done = setup.run("auth", "login", "narrow", "--scopes", "lists:read campaigns:read metrics:read",
+                     KLAVIYO_API_KEY=key)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "an unknown account" in done.stdout and "may not read the account" in done.stdout
+    (row,) = setup.status()
+    assert row["account"] is None and row["scopes"] == ["lists:read", "campaigns:read", "metrics:read"]
+    refused = setup.run("run", "campaign-reporter", "--input", "{}", "--connection", "narrow")
+    assert refused.returncode == 2 and "needs scope(s) accounts:read" in one_line_error(refused)
+
+
 def test_revoking_a_key_is_idempotent_and_says_what_it_did(setup: Setup) -> None:
     setup.run("auth", "login", "acme", KLAVIYO_API_KEY=DEMO_KEY)
     first = setup.run("auth", "revoke", "acme")
