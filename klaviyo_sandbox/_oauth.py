@@ -1,6 +1,10 @@
 """OAuth endpoints, as Klaviyo serves them, for testing the auth flow end to end.
 
-``GET /oauth/authorize`` approves at once (there is no user to ask) and redirects with a code;
+``GET /oauth/authorize`` checks the request and shows a consent page (an HTML form naming the app,
+the account and the scopes asked for); the form's ``POST /oauth/authorize`` approves (redirect to
+``redirect_uri`` with ``code`` and ``state``) or denies (``error=access_denied``). A test, or a
+person, drives it as a browser does: GET the page, POST the form, follow the redirect. Unknown
+scopes are refused with ``error=invalid_scope`` at the redirect, as Klaviyo does.
 ``POST /oauth/token`` exchanges a code (PKCE S256 checked, client by HTTP Basic) or a refresh token,
 which is rotated: the old refresh token stops working, and reusing it revokes the whole grant;
 ``POST /oauth/revoke`` revokes an access or refresh token. The registered client is
@@ -11,14 +15,16 @@ store, so they go with ``reset()`` and survive a restart with ``state=``.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import html
 import re
 import secrets
 from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from klaviyo_toolkit.clock import Clock
 
@@ -95,32 +101,107 @@ def _revoke_grant(store: Store, grant: str) -> None:
             info["active"] = False
 
 
+@functools.lru_cache(maxsize=1)
+def _known_scopes() -> frozenset[str]:
+    from klaviyo_toolkit.catalog import load_catalog
+
+    return frozenset(s for op in load_catalog(True) for s in op.scopes)
+
+
+def _redirect(redirect_uri: str, params: dict[str, str]) -> Response:
+    sep = "&" if "?" in redirect_uri else "?"
+    return RedirectResponse(redirect_uri + sep + urlencode(params), status_code=302)
+
+
+def _consent_page(consent_id: str, client_id: str, scopes: list[str], account: str) -> Response:
+    items = "".join(f"<li><code>{html.escape(s)}</code></li>" for s in scopes)
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Authorize {html.escape(client_id)}</title></head>
+<body>
+<h1>Authorize {html.escape(client_id)}</h1>
+<p>The app <b>{html.escape(client_id)}</b> asks to access the Klaviyo account {html.escape(account)} with:</p>
+<ul>{items}</ul>
+<form method="post" action="/oauth/authorize">
+<input type="hidden" name="consent_id" value="{html.escape(consent_id)}">
+<button type="submit" name="decision" value="approve">Allow</button>
+<button type="submit" name="decision" value="deny">Deny</button>
+</form>
+</body></html>"""
+    return HTMLResponse(page)
+
+
+def _authorize_request(store: Store, clock: Clock, request: Request) -> Response:
+    """``GET /oauth/authorize``: check the request, remember it, show the consent form."""
+    q = request.query_params
+    client_id = q.get("client_id", "")
+    if client_id not in _clients(store):
+        return _oauth_error("invalid_client", f"unknown client_id {client_id!r}")
+    if q.get("response_type") != "code" or not q.get("redirect_uri"):
+        return _oauth_error("invalid_request", "response_type=code and redirect_uri are required")
+    registered = _clients(store)[client_id]["redirect_uris"]
+    if registered and q["redirect_uri"] not in registered:
+        return _oauth_error("invalid_request", "redirect_uri is not registered for this app")
+    state = {"state": q["state"]} if q.get("state") else {}
+    if q.get("code_challenge_method", "S256") != "S256" or not q.get("code_challenge"):
+        return _redirect(
+            q["redirect_uri"],
+            {
+                "error": "invalid_request",
+                **state,
+                "error_description": "PKCE with code_challenge_method=S256 is required",
+            },
+        )
+    scopes = (q.get("scope") or "").split()
+    unknown = [s for s in scopes if s not in _known_scopes()]
+    if not scopes or unknown:
+        what = f"unknown scope(s): {', '.join(unknown)}" if unknown else "no scope asked for"
+        return _redirect(q["redirect_uri"], {"error": "invalid_scope", "error_description": what, **state})
+    consent_id = "sbx_consent_" + secrets.token_urlsafe(16)
+    store.mutable("oauth_consents", dict)[consent_id] = {
+        "client_id": client_id,
+        "redirect_uri": q["redirect_uri"],
+        "scopes": scopes,
+        "challenge": q["code_challenge"],
+        "state": q.get("state"),
+        "expires": clock.time() + 600,
+    }
+    store.flush()
+    return _consent_page(consent_id, client_id, scopes, "of this sandbox")
+
+
+async def _authorize_decision(store: Store, clock: Clock, request: Request) -> Response:
+    """``POST /oauth/authorize``: the consent form's answer; redirect with a code, or with access_denied."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    info = store.mutable("oauth_consents", dict).pop(form.get("consent_id", ""), None)
+    store.flush()
+    if info is None or info["expires"] < clock.time():
+        return _oauth_error("invalid_request", "this consent page is unknown, used or expired; start again")
+    state = {"state": info["state"]} if info.get("state") else {}
+    if form.get("decision") != "approve":
+        return _redirect(
+            info["redirect_uri"],
+            {"error": "access_denied", **state, "error_description": "the user denied the request"},
+        )
+    code = "sbx_code_" + secrets.token_urlsafe(16)
+    store.mutable("oauth_codes", dict)[code] = {
+        "client_id": info["client_id"],
+        "redirect_uri": info["redirect_uri"],
+        "scopes": info["scopes"],
+        "challenge": info["challenge"],
+        "expires": clock.time() + 600,
+    }
+    store.flush()
+    return _redirect(info["redirect_uri"], {"code": code, **state})
+
+
 async def oauth_endpoint(store: Store, clock: Clock, request: Request) -> Response:
     """Serve ``/oauth/authorize``, ``/oauth/token`` and ``/oauth/revoke`` (see module docstring)."""
     path = request.url.path.rstrip("/")
     with store.lock:
         if path == "/oauth/authorize" and request.method == "GET":
-            q = request.query_params
-            client_id = q.get("client_id", "")
-            if client_id not in _clients(store):
-                return _oauth_error("invalid_client", f"unknown client_id {client_id!r}")
-            if q.get("response_type") != "code" or not q.get("redirect_uri"):
-                return _oauth_error("invalid_request", "response_type=code and redirect_uri are required")
-            if q.get("code_challenge_method", "S256") != "S256" or not q.get("code_challenge"):
-                return _oauth_error("invalid_request", "PKCE with code_challenge_method=S256 is required")
-            code = "sbx_code_" + secrets.token_urlsafe(16)
-            store.mutable("oauth_codes", dict)[code] = {
-                "client_id": client_id,
-                "redirect_uri": q["redirect_uri"],
-                "scopes": (q.get("scope") or "").split(),
-                "challenge": q["code_challenge"],
-                "expires": clock.time() + 600,
-            }
-            store.flush()
-            params = {"code": code, **({"state": q["state"]} if q.get("state") else {})}
-            return RedirectResponse(
-                q["redirect_uri"] + ("&" if "?" in q["redirect_uri"] else "?") + urlencode(params), status_code=302
-            )
+            return _authorize_request(store, clock, request)
+        if path == "/oauth/authorize" and request.method == "POST":
+            return await _authorize_decision(store, clock, request)
         if path == "/oauth/token" and request.method == "POST":
             form = {k: str(v) for k, v in (await request.form()).items()}
             authed = _client_auth(store, request, form)

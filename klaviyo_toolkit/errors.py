@@ -5,6 +5,7 @@
     KlaviyoError
     ├── ToolkitUsageError           the developer's mistake: unknown operation, no credentials, bad config
     │   ├── UnknownOperationError
+    │   ├── UnknownScopeError       a scope Klaviyo does not have (suggests the closest)
     │   └── RevokedCredentialError  a stored key or OAuth grant was revoked; says how to re-authenticate
     ├── InvalidArgumentError        bad input caught before any HTTP call (names the field and the fix)
     ├── ScopeDeniedError            the call is outside the allowed scopes; refused before any HTTP call
@@ -20,6 +21,11 @@
 
 What the model can fix (InvalidArgumentError, ClientError, ScopeDeniedError, DailyLimitExhaustedError)
 becomes a tool message; ToolkitUsageError is raised to the developer.
+
+Outside the tree on purpose: ``ConnectionUnusableError`` (a stored connection needs re-auth or was
+revoked). It is not a ``KlaviyoError`` so that code which handles failed calls (``except KlaviyoError``:
+report it, tell the model, try the next item) does not swallow it: no call can succeed on that
+connection, so whatever runs on it must stop and say so.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ __all__ = [
     "BadRequestError",
     "ClientError",
     "ConflictError",
+    "ConnectionUnusableError",
     "DailyLimitExhaustedError",
     "InvalidArgumentError",
     "KlaviyoAPIError",
@@ -47,6 +54,7 @@ __all__ = [
     "ToolkitUsageError",
     "TransportError",
     "UnknownOperationError",
+    "UnknownScopeError",
     "api_error_from_response",
 ]
 
@@ -102,6 +110,41 @@ class RevokedCredentialError(ToolkitUsageError):
         self.revoked_at = revoked_at
         when = f" (at {revoked_at.isoformat(timespec='seconds')})" if revoked_at else ""
         super().__init__(f"The credential {name!r} can no longer be used: {reason}{when}. {hint or self.DEFAULT_HINT}")
+
+
+class ConnectionUnusableError(Exception):
+    """A stored connection cannot make calls until someone logs in again; whatever runs on it stops.
+
+    Not a :class:`KlaviyoError` (see the module docstring): handlers of failed calls let it through.
+
+    Attributes:
+        name: the connection.
+        status: ``"needs_reauth"`` (Klaviyo rejected its key or refresh token) or ``"revoked"``
+            (its owner revoked it); ``reason`` and ``revoked_at`` say what happened and when.
+        fix: what to do, in the words of the application (e.g. the command that logs in again).
+    """
+
+    def __init__(
+        self, name: str, *, status: str, reason: str, fix: str, revoked_at: _dt.datetime | None = None
+    ) -> None:
+        self.name = name
+        self.status = status
+        self.reason = reason
+        self.revoked_at = revoked_at
+        self.fix = fix
+        state = "needs re-auth" if status == "needs_reauth" else "was revoked"
+        when = f" (since {revoked_at.isoformat(timespec='seconds')})" if revoked_at else ""
+        super().__init__(f"connection {name!r} {state}: {reason}{when}; {fix}")
+
+
+class UnknownScopeError(ToolkitUsageError):
+    """A scope that no Klaviyo operation uses (``suggestion`` is the closest known one, if any)."""
+
+    def __init__(self, scope: str, suggestion: str | None = None) -> None:
+        self.scope = scope
+        self.suggestion = suggestion
+        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
+        super().__init__(f"{scope!r} is not a Klaviyo scope{hint}")
 
 
 class InvalidArgumentError(KlaviyoError, ValueError):

@@ -326,6 +326,13 @@ class OAuthClient:
 # -- a refreshing token source ---------------------------------------------------------------------
 
 
+def _dead_reason(exc: ClientError) -> str:
+    return (
+        f"Klaviyo rejected its refresh token ({exc.code}): the grant was revoked, the app uninstalled, "
+        "or the token expired or was already used"
+    )
+
+
 class TokenUpdate(Protocol):
     """One grant's tokens held for update (the vault's ``OAuthTokensUpdate`` is one)."""
 
@@ -334,7 +341,7 @@ class TokenUpdate(Protocol):
 
     def store(self, tokens: TokenSet) -> None: ...
 
-    def revoke(self) -> None: ...
+    def revoke(self, reason: str | None = None) -> None: ...
 
 
 class TokenStore(Protocol):
@@ -427,14 +434,10 @@ class VaultTokenSource:
             except ClientError as exc:
                 if exc.code not in _DEAD_GRANT:
                     raise
-                update.revoke()  # committed as the block ends, so other processes fail fast too
-                dead = exc
+                dead, reason = exc, _dead_reason(exc)
+                update.revoke(reason)  # committed as the block ends, so other processes fail fast too
             fresh = update.tokens
         if dead is not None:
-            raise RevokedCredentialError(
-                self.name,
-                reason=f"Klaviyo rejected its refresh token ({dead.code}): the grant was revoked, the app "
-                "uninstalled, or the token expired or was already used",
-            ) from dead
+            raise RevokedCredentialError(self.name, reason=_dead_reason(dead)) from dead
         self._rejected = None
         return fresh

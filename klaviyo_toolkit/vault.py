@@ -6,10 +6,14 @@ the key can be rotated: the newest key encrypts, every listed key still decrypts
 scopes, times) is stored beside the ciphertext so :meth:`Vault.list` needs no key; it is repeated
 inside the ciphertext and checked on read, so a row's ciphertext cannot be moved to another name.
 
-Where the key comes from (:func:`default_key_provider`)::
+Where the key comes from (:func:`~klaviyo_toolkit.vault_keys.default_key_provider`)::
 
-    PERSONAS_VAULT_KEY=<newest>,<older>   Fernet keys, comma-separated, newest first
-    <folder of the vault>/vault.key       otherwise; created with mode 0600
+    the OS keyring                        when the keyring library has a usable backend
+    PERSONAS_VAULT_KEY=<newest>,<older>   else: Fernet keys, comma-separated, newest first
+    <folder of the vault>/vault.key       else: created with mode 0600 (looser modes refused)
+
+Deleted rows are overwritten in the file (SQLite ``secure_delete``), so an erased secret's
+ciphertext does not linger in free pages.
 
 Example::
 
@@ -32,18 +36,25 @@ import datetime as _dt
 import json
 import os
 import sqlite3
-import stat
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from .auth import ApiKey, fingerprint, mask
 from .clock import Clock, SystemClock
 from .errors import RevokedCredentialError, ToolkitUsageError
+from .vault_keys import (
+    ENV_VAULT_KEY,
+    EnvKeyProvider,
+    FileKeyProvider,
+    KeyProvider,
+    KeyringKeyProvider,
+    default_key_provider,
+)
 
 __all__ = [
     "ENV_VAULT_KEY",
@@ -51,15 +62,14 @@ __all__ = [
     "EnvKeyProvider",
     "FileKeyProvider",
     "KeyProvider",
+    "KeyringKeyProvider",
     "OAuthTokensUpdate",
     "TokenSet",
     "Vault",
     "default_key_provider",
 ]
 
-ENV_VAULT_KEY = "PERSONAS_VAULT_KEY"
 CredentialKind = Literal["api_key", "oauth"]
-_GENERATE_HINT = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 
 
 # -- values --------------------------------------------------------------------------------------
@@ -108,129 +118,16 @@ class CredentialInfo:
     revoked_at: _dt.datetime | None
     expires_at: _dt.datetime | None
     fingerprint: str
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
 
-
-# -- keys ----------------------------------------------------------------------------------------
-
-
-@runtime_checkable
-class KeyProvider(Protocol):
-    """Where the vault's Fernet keys live (newest first)."""
-
-    def load(self) -> list[bytes]:
-        """The keys, newest first; the first encrypts, all of them decrypt."""
-
-    def store(self, keys: Sequence[bytes]) -> None:
-        """Persist a new key list (newest first); called by :meth:`Vault.rotate_key`."""
-
-
-def _check_keys(keys: Sequence[bytes], where: str) -> list[bytes]:
-    if not keys:
-        raise ToolkitUsageError(f"{where} holds no vault key. Generate one with: {_GENERATE_HINT}")
-    for number, key in enumerate(keys, 1):
-        try:
-            Fernet(key)
-        except (ValueError, TypeError):
-            raise ToolkitUsageError(
-                f"Key {number} in {where} is not a Fernet key (32 url-safe base64-encoded bytes). "
-                f"Generate one with: {_GENERATE_HINT}"
-            ) from None
-    return list(keys)
-
-
-class EnvKeyProvider:
-    """Keys from an environment variable (``PERSONAS_VAULT_KEY``): comma-separated, newest first.
-
-    The vault cannot write the environment, so rotating means: put a new key first in the variable,
-    restart, and call :meth:`Vault.reencrypt`.
-    """
-
-    def __init__(self, var: str = ENV_VAULT_KEY, environ: Mapping[str, str] | None = None) -> None:
-        self.var = var
-        self._environ = os.environ if environ is None else environ
-
-    def load(self) -> list[bytes]:
-        raw = self._environ.get(self.var, "")
-        return _check_keys([part.strip().encode() for part in raw.split(",") if part.strip()], self.var)
-
-    def store(self, keys: Sequence[bytes]) -> None:
-        if list(keys) == self.load():
-            return
-        raise ToolkitUsageError(
-            f"The vault key comes from {self.var}, which the vault cannot change. To rotate: generate a key "
-            f"({_GENERATE_HINT}), put it first in {self.var} (comma-separated, newest first), restart, then "
-            "call Vault.reencrypt()."
-        )
-
-    def __repr__(self) -> str:
-        return f"EnvKeyProvider({self.var!r})"
-
-
-class FileKeyProvider:
-    """Keys in a file only its owner can read (mode 0600), one per line, newest first; made on first use."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path).expanduser()
-        self._lock = threading.Lock()
-
-    @classmethod
-    def in_home(cls, home: str | Path) -> FileKeyProvider:
-        """``<home>/vault.key``."""
-        return cls(Path(home).expanduser() / "vault.key")
-
-    def load(self) -> list[bytes]:
-        with self._lock:
-            if not self.path.exists():
-                self._create()
-            if os.name == "posix":
-                mode = stat.S_IMODE(self.path.stat().st_mode)
-                if mode & 0o077:
-                    raise ToolkitUsageError(
-                        f"The vault key file {self.path} can be read by others (mode {mode:o}); "
-                        f"run `chmod 600 {self.path}`."
-                    )
-            lines = self.path.read_text(encoding="ascii").split()
-            return _check_keys([line.encode() for line in lines], str(self.path))
-
-    def store(self, keys: Sequence[bytes]) -> None:
-        keys = _check_keys(keys, "the new key list")
-        with self._lock:
-            self._write(keys, replace=True)
-
-    def _create(self) -> None:
-        try:
-            self._write([Fernet.generate_key()], replace=False)
-        except FileExistsError:  # another process made it first
-            pass
-
-    def _write(self, keys: Sequence[bytes], *, replace: bool) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        target = self.path.with_name(self.path.name + ".tmp") if replace else self.path
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
-        fd = os.open(target, flags, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as out:
-            out.write("".join(key.decode() + "\n" for key in keys))
-            out.flush()
-            os.fsync(out.fileno())
-        if replace:
-            os.replace(target, self.path)
-
-    def __repr__(self) -> str:
-        return f"FileKeyProvider({str(self.path)!r})"
-
-
-def default_key_provider(
-    home: str | Path, environ: Mapping[str, str] | None = None
-) -> EnvKeyProvider | FileKeyProvider:
-    """``PERSONAS_VAULT_KEY`` when set, else ``vault.key`` in the folder ``home`` (the caller's state folder)."""
-    env = os.environ if environ is None else environ
-    if env.get(ENV_VAULT_KEY, "").strip():
-        return EnvKeyProvider(ENV_VAULT_KEY, env)
-    return FileKeyProvider.in_home(home)
+    @property
+    def erased(self) -> bool:
+        """The secret itself was deleted (:meth:`Vault.erase`); only this record of it is left."""
+        return not self.fingerprint
 
 
 # -- the vault -----------------------------------------------------------------------------------
@@ -246,10 +143,11 @@ CREATE TABLE IF NOT EXISTS credentials (
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL,
     rotated_at  TEXT,
-    revoked_at  TEXT
+    revoked_at  TEXT,
+    meta        TEXT NOT NULL DEFAULT '{}'
 );
 """
-_INFO_COLUMNS = "name, kind, scopes, created_at, updated_at, rotated_at, revoked_at, expires_at, fingerprint"
+_INFO_COLUMNS = "name, kind, scopes, created_at, updated_at, rotated_at, revoked_at, expires_at, fingerprint, meta"
 
 
 def _when(text: str | None) -> _dt.datetime | None:
@@ -264,6 +162,9 @@ class Vault:
         key_provider: where the Fernet keys come from; default :func:`default_key_provider` in the
             database's folder.
         clock: for the created/updated/rotated/revoked times.
+
+    Beside each secret the vault keeps ``meta``: non-secret facts about it that the caller chooses
+    (which account, which server), written in the same transaction as the secret.
     """
 
     def __init__(
@@ -277,8 +178,10 @@ class Vault:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.path.exists():
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self._db = _connect(self.path, 30.0)
         self._db.executescript(_SCHEMA)
+        if "meta" not in {row[1] for row in self._db.execute("PRAGMA table_info(credentials)")}:
+            self._db.execute("ALTER TABLE credentials ADD COLUMN meta TEXT NOT NULL DEFAULT '{}'")
 
     def __repr__(self) -> str:
         return f"Vault({str(self.path)!r}, {self.key_provider!r})"
@@ -294,14 +197,17 @@ class Vault:
         self.close()
 
     # -- storing ---------------------------------------------------------------------------
-    def put_api_key(self, name: str, key: str | ApiKey, scopes: Iterable[str] = ()) -> CredentialInfo:
-        """Store (or replace, un-revoking) a private API key under ``name``."""
+    def put_api_key(
+        self, name: str, key: str | ApiKey, scopes: Iterable[str] = (), *, meta: Mapping[str, Any] | None = None
+    ) -> CredentialInfo:
+        """Store (or replace, un-revoking) a private API key under ``name``, with non-secret ``meta``."""
         secret = key.reveal() if isinstance(key, ApiKey) else ApiKey(key).reveal()
-        return self._put(name, "api_key", {"key": secret}, tuple(scopes), None, fingerprint(secret))
+        return self._put(name, "api_key", {"key": secret}, tuple(scopes), None, fingerprint(secret), meta)
 
-    def put_oauth_tokens(self, name: str, tokens: TokenSet) -> CredentialInfo:
-        """Store (or replace, un-revoking) the OAuth tokens of a grant under ``name``."""
-        return self._put(name, "oauth", _token_payload(tokens), tokens.scopes, tokens.expires_at, _token_id(tokens))
+    def put_oauth_tokens(self, name: str, tokens: TokenSet, *, meta: Mapping[str, Any] | None = None) -> CredentialInfo:
+        """Store (or replace, un-revoking) the OAuth tokens of a grant under ``name``, with non-secret ``meta``."""
+        payload = _token_payload(tokens)
+        return self._put(name, "oauth", payload, tokens.scopes, tokens.expires_at, _token_id(tokens), meta)
 
     @contextlib.contextmanager
     def update_oauth_tokens(self, name: str, *, wait: float = 60.0) -> Iterator[OAuthTokensUpdate]:
@@ -324,9 +230,10 @@ class Vault:
         Raises:
             RevokedCredentialError: the entry is revoked (raised on entering the block).
         """
-        db = sqlite3.connect(self.path, timeout=wait, isolation_level=None, check_same_thread=False)
+        db = _connect(self.path, wait)
         try:
             with _Transaction(db):
+                self._reload_keys()  # a rotation by another process meanwhile: encrypt with its new key
                 yield OAuthTokensUpdate(self, db, name)
         finally:
             db.close()
@@ -339,16 +246,25 @@ class Vault:
         scopes: tuple[str, ...],
         expires_at: float | None,
         fp: str,
+        meta: Mapping[str, Any] | None,
     ) -> CredentialInfo:
         _check_name(name)
         payload = {**secret, "name": name, "kind": kind, "scopes": list(scopes)}
         now = self._now()
         with self._lock, self._write():
+            self._reload_keys()
             self._db.execute(
                 "INSERT OR REPLACE INTO credentials (name, kind, secret, scopes, expires_at, fingerprint, "
-                "created_at, updated_at, rotated_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
-                (name, kind, self._encrypt(payload), json.dumps(list(scopes)), expires_at, fp, now, now),
-            )
+                "created_at, updated_at, rotated_at, revoked_at, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
+                (name, kind, self._encrypt(payload), json.dumps(list(scopes)), expires_at, fp, now, now,
+                 json.dumps(dict(meta or {}))),
+            )  # fmt: skip
+        return self.info(name)
+
+    def set_meta(self, name: str, **changes: Any) -> CredentialInfo:
+        """Change non-secret facts about ``name`` (a value of None removes the fact)."""
+        with self._lock, self._write():
+            _merge_meta(self._db, name, changes, missing=self._missing)
         return self.info(name)
 
     # -- reading ---------------------------------------------------------------------------
@@ -363,10 +279,11 @@ class Vault:
             payload = self._payload(self._db, name, "api_key")
         return ApiKey(str(payload["key"]))
 
-    def get_oauth_tokens(self, name: str) -> TokenSet:
-        """The OAuth tokens stored under ``name`` (raises like :meth:`get_api_key`)."""
+    def get_oauth_tokens(self, name: str, *, revoked_too: bool = False) -> TokenSet:
+        """The OAuth tokens stored under ``name`` (raises like :meth:`get_api_key`, unless ``revoked_too``:
+        for ending at Klaviyo a grant revoked here)."""
         with self._lock:
-            return self._read_oauth(self._db, name)
+            return self._read_oauth(self._db, name, revoked_too=revoked_too)
 
     def info(self, name: str) -> CredentialInfo:
         """What is known about ``name`` without decrypting it."""
@@ -376,8 +293,8 @@ class Vault:
             raise self._missing(name)
         return _info(row)
 
-    def _read_oauth(self, db: sqlite3.Connection, name: str) -> TokenSet:
-        payload = self._payload(db, name, "oauth")
+    def _read_oauth(self, db: sqlite3.Connection, name: str, *, revoked_too: bool = False) -> TokenSet:
+        payload = self._payload(db, name, "oauth", revoked_too=revoked_too)
         expires_at = payload.get("expires_at")
         return TokenSet(
             access_token=str(payload["access_token"]),
@@ -387,18 +304,20 @@ class Vault:
             token_type=str(payload.get("token_type") or "Bearer"),
         )
 
-    def _payload(self, db: sqlite3.Connection, name: str, kind: CredentialKind) -> dict[str, Any]:
+    def _payload(
+        self, db: sqlite3.Connection, name: str, kind: CredentialKind, *, revoked_too: bool = False
+    ) -> dict[str, Any]:
         row = db.execute("SELECT kind, secret, revoked_at FROM credentials WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise self._missing(name)
         stored_kind, token, revoked_at = row
-        if revoked_at:
+        if revoked_at and (not revoked_too or not token):
             raise RevokedCredentialError(name, reason="it was revoked in the vault", revoked_at=_when(revoked_at))
         if stored_kind != kind:
             wanted = "get_oauth_tokens" if stored_kind == "oauth" else "get_api_key"
             raise ToolkitUsageError(f"The vault entry {name!r} holds {stored_kind} credentials; use {wanted}().")
         try:
-            payload: dict[str, Any] = json.loads(self._fernet.decrypt(token))
+            payload: dict[str, Any] = json.loads(self._decrypt(token))
         except InvalidToken:
             raise ToolkitUsageError(
                 f"The vault entry {name!r} cannot be decrypted with the current vault key(s) from "
@@ -418,8 +337,8 @@ class Vault:
         )
 
     # -- revoking and rotating -------------------------------------------------------------
-    def revoke(self, name: str) -> CredentialInfo:
-        """Mark ``name`` revoked: every ``get_*`` afterwards raises RevokedCredentialError.
+    def revoke(self, name: str, **meta: Any) -> CredentialInfo:
+        """Mark ``name`` revoked (and merge ``meta``): every ``get_*`` afterwards raises RevokedCredentialError.
 
         Only the vault forgets it; to end an OAuth grant at Klaviyo too, use
         ``VaultTokenSource.revoke()`` (or ``OAuthClient.revoke``) first. Revoking twice keeps the first time.
@@ -430,10 +349,35 @@ class Vault:
             )
             if cursor.rowcount == 0:
                 raise self._missing(name)
+            if meta:
+                _merge_meta(self._db, name, meta, missing=self._missing)
         return self.info(name)
 
-    def rotate_key(self, new_key: bytes | None = None, *, drop_old_keys: bool = False) -> None:
-        """Add a new vault key (generated unless given), then re-encrypt every credential with it.
+    def erase(self, name: str, **meta: Any) -> CredentialInfo:
+        """Delete the secret of ``name`` for good, keep a revoked record of it (with ``meta`` merged).
+
+        The row's ciphertext is overwritten in the file (``secure_delete``); ``info``/``list`` still
+        show the name, kind, scopes and times. Erasing twice changes nothing but ``meta``.
+        """
+        with self._lock, self._write():
+            cursor = self._db.execute(
+                "UPDATE credentials SET secret = X'', fingerprint = '', expires_at = NULL, "
+                "revoked_at = coalesce(revoked_at, ?) WHERE name = ?",
+                (self._now(), name),
+            )
+            if cursor.rowcount == 0:
+                raise self._missing(name)
+            _merge_meta(self._db, name, meta, missing=self._missing)
+        return self.info(name)
+
+    def delete(self, name: str) -> bool:
+        """Remove ``name`` and every trace of it; False when there was nothing to remove."""
+        with self._lock, self._write():
+            return self._db.execute("DELETE FROM credentials WHERE name = ?", (name,)).rowcount > 0
+
+    def rotate_key(self, new_key: bytes | None = None, *, drop_old_keys: bool = False) -> int:
+        """Add a new vault key (generated unless given), then re-encrypt every credential with it (one
+        transaction: all or none); returns how many were re-encrypted.
 
         Args:
             new_key: a Fernet key to use; by default one is generated.
@@ -445,15 +389,18 @@ class Vault:
             old = self.key_provider.load()
             self.key_provider.store([key, *[k for k in old if k != key]])
             self._fernet = _multi_fernet(self.key_provider.load())
-            self.reencrypt()
+            count = self.reencrypt()
             if drop_old_keys:
                 self.key_provider.store([key])
                 self._fernet = _multi_fernet([key])
+            return count
 
     def reencrypt(self) -> int:
-        """Re-encrypt every credential under the newest key (after adding one); returns how many."""
+        """Re-encrypt every credential under the newest key (after adding one), in one transaction:
+        all rows or none. Returns how many."""
         with self._lock, self._write():
-            rows = self._db.execute("SELECT name, secret FROM credentials").fetchall()
+            self._reload_keys()
+            rows = self._db.execute("SELECT name, secret FROM credentials WHERE length(secret) > 0").fetchall()
             now = self._now()
             for name, token in rows:
                 try:
@@ -469,6 +416,16 @@ class Vault:
     # -- helpers ---------------------------------------------------------------------------
     def _encrypt(self, payload: Mapping[str, Any]) -> bytes:
         return self._fernet.encrypt(json.dumps(payload, separators=(",", ":")).encode())
+
+    def _decrypt(self, token: bytes) -> bytes:
+        try:
+            return self._fernet.decrypt(token)
+        except InvalidToken:  # another process may have rotated the key since we loaded it
+            self._reload_keys()
+            return self._fernet.decrypt(token)
+
+    def _reload_keys(self) -> None:
+        self._fernet = _multi_fernet(self.key_provider.load())
 
     def _now(self) -> str:
         return _dt.datetime.fromtimestamp(self._clock.time(), _dt.UTC).isoformat(timespec="microseconds")
@@ -506,20 +463,24 @@ class OAuthTokensUpdate:
             tokens, refresh_token=tokens.refresh_token or kept.refresh_token, scopes=tokens.scopes or kept.scopes
         )
         payload = {**_token_payload(tokens), "name": self.name, "kind": "oauth", "scopes": list(tokens.scopes)}
+        now = self._vault._now()
         self._db.execute(
             "UPDATE credentials SET secret = ?, scopes = ?, expires_at = ?, fingerprint = ?, updated_at = ? "
             "WHERE name = ?",
             (self._vault._encrypt(payload), json.dumps(list(tokens.scopes)), tokens.expires_at, _token_id(tokens),
-             self._vault._now(), self.name),
+             now, self.name),
         )  # fmt: skip
+        _merge_meta(self._db, self.name, {"refreshed_at": now}, missing=self._vault._missing)
         self.tokens = tokens
 
-    def revoke(self) -> None:
-        """Mark the entry revoked (as :meth:`Vault.revoke`), within this update."""
-        self._db.execute(
-            "UPDATE credentials SET revoked_at = coalesce(revoked_at, ?) WHERE name = ?",
-            (self._vault._now(), self.name),
-        )
+    def revoke(self, reason: str | None = None) -> None:
+        """Mark the entry revoked (as :meth:`Vault.revoke`), within this update; ``reason`` says why
+        (kept in ``meta``: ``status`` "needs_reauth", ``reason``, ``status_at``)."""
+        now = self._vault._now()
+        self._db.execute("UPDATE credentials SET revoked_at = coalesce(revoked_at, ?) WHERE name = ?", (now, self.name))
+        if reason:
+            changes = {"status": "needs_reauth", "reason": reason, "status_at": now}
+            _merge_meta(self._db, self.name, changes, missing=self._vault._missing)
 
 
 class _Transaction:
@@ -537,6 +498,25 @@ class _Transaction:
 
 def _multi_fernet(keys: Sequence[bytes]) -> MultiFernet:
     return MultiFernet([Fernet(key) for key in keys])
+
+
+def _connect(path: Path, timeout: float) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA secure_delete = ON")  # erased and replaced secrets are zeroed in the file
+    return db
+
+
+def _merge_meta(
+    db: sqlite3.Connection, name: str, changes: Mapping[str, Any], *, missing: Callable[[str], Exception]
+) -> None:
+    row = db.execute("SELECT meta FROM credentials WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise missing(name)
+    meta = {**json.loads(row[0] or "{}"), **changes}
+    db.execute(
+        "UPDATE credentials SET meta = ? WHERE name = ?",
+        (json.dumps({k: v for k, v in meta.items() if v is not None}), name),
+    )
 
 
 def _check_name(name: str) -> None:
@@ -560,7 +540,7 @@ def _token_id(tokens: TokenSet) -> str:
 
 
 def _info(row: tuple[Any, ...]) -> CredentialInfo:
-    name, kind, scopes, created, updated, rotated, revoked, expires_at, fp = row
+    name, kind, scopes, created, updated, rotated, revoked, expires_at, fp, meta = row
     return CredentialInfo(
         name=name,
         kind=kind,
@@ -571,4 +551,5 @@ def _info(row: tuple[Any, ...]) -> CredentialInfo:
         revoked_at=_when(revoked),
         expires_at=_dt.datetime.fromtimestamp(expires_at, _dt.UTC) if expires_at is not None else None,
         fingerprint=fp,
+        meta=json.loads(meta or "{}"),
     )

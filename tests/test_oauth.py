@@ -57,6 +57,7 @@ from klaviyo_toolkit.oauth import (
     pkce_pair,
 )
 from klaviyo_toolkit.vault import FileKeyProvider, OAuthTokensUpdate, Vault
+from tests.oauth_consent import consent
 
 CLIENT_ID = "6d1c7a52-0000-4c3e-9a3f-client"
 CLIENT_SECRET = "cs_" + "S3cr3tS3cr3t" * 3
@@ -275,7 +276,7 @@ def authorize(backend: OAuthBackend) -> tuple[str, str]:
     verifier, challenge = pkce_pair()
     state = new_state()
     with httpx.Client(transport=backend.transport) as browser:
-        answer = browser.get(authorization_url(backend.config, state, challenge))
+        answer = consent(browser, authorization_url(backend.config, state, challenge))
     assert answer.status_code in (302, 303), answer.text
     return parse_redirect(answer.headers["location"], state), verifier
 

@@ -10,6 +10,9 @@ def chat_cmd(
     sandbox: bool = typer.Option(False, "--sandbox", help="Use the embedded Klaviyo sandbox with demo data."),
     replay: str = typer.Option(None, "--replay", help="Play recorded model responses from a cassette."),
     seed: int = typer.Option(42, "--seed", help="Sandbox seed (with --sandbox)."),
+    connection: str = typer.Option(
+        None, "--connection", help="Chat on this stored connection (`personas auth status`)."
+    ),
 ) -> None:
     """Chat with a persona: streamed answers, tool calls shown, approvals for destructive calls."""
     from personas.runtime.loader import load_persona
@@ -18,6 +21,8 @@ def chat_cmd(
     from .repl import Repl
 
     spec = load_persona(persona, home=config().home)
+    if connection:  # the command line wins over the persona's `connection:`
+        spec = spec.model_copy(update={"connection": connection})
     sb = None
     if sandbox:
         from klaviyo_sandbox import Sandbox

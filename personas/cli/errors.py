@@ -30,6 +30,7 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
     """
     from klaviyo_toolkit.errors import (
         AuthenticationError,
+        ConnectionUnusableError,
         InvalidArgumentError,
         KlaviyoAPIError,
         PermissionDeniedError,
@@ -42,8 +43,8 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
     )
     from personas.kernel.cassette import CassetteError
 
-    if isinstance(exc, (UsageProblem, ToolkitUsageError, InvalidArgumentError)):
-        return str(exc), 2
+    if isinstance(exc, (UsageProblem, ToolkitUsageError, InvalidArgumentError, ConnectionUnusableError)):
+        return str(exc), int(getattr(exc, "exit_code", 2))
     operation = getattr(exc, "operation_id", None)
     op = f" ({operation})" if operation else ""
     if isinstance(exc, TransportError):
@@ -53,7 +54,8 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
     if isinstance(exc, AuthenticationError):
         base = config().klaviyo_base_url
         where = f" (sent to KLAVIYO_BASE_URL={base})"
-        return f"Klaviyo rejected the API key (401){op}; check KLAVIYO_API_KEY{where}", 1
+        return (f"Klaviyo rejected the API key (401){op}; check KLAVIYO_API_KEY{where}, or, on a stored connection, "
+                "`personas auth status` (it now needs `personas auth login NAME`)"), 1
     if isinstance(exc, PermissionDeniedError):
         return (f"Klaviyo refused the call (403){op}: {exc.detail or exc.title or 'missing scope'}; "
                 "use a key with the scopes the persona lists (`personas list`)"), 1

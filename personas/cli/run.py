@@ -141,7 +141,9 @@ def run_cmd(
         help="Keep the embedded sandbox in this SQLite file (implies --sandbox), e.g. to "
         "resume a paused run against the same data.",
     ),
-    credential: str = typer.Option(None, "--credential", help="Use this stored connection (personas auth)."),
+    connection: str = typer.Option(
+        None, "--connection", "--credential", help="Run on this stored connection (see `personas auth status`)."
+    ),
     retry: bool = typer.Option(False, "--retry", help="Continue a run that failed or was killed (needs --thread)."),
 ) -> None:
     """Run a graph once and print the result."""
@@ -164,7 +166,7 @@ def run_cmd(
 
         sb = Sandbox(seed=42, state=sandbox_state)
     ctx = build_context(
-        spec, config=cfg, sandbox=sb, thread_id=thread, replay=replay, dry_run=dry_run or None, connection=credential
+        spec, config=cfg, sandbox=sb, thread_id=thread, replay=replay, dry_run=dry_run or None, connection=connection
     )
     driver = RunDriver(ctx, checkpointer(cfg.path("checkpoints.sqlite")))
     if (resume is not None or retry) and not driver.exists():

@@ -14,9 +14,7 @@ from typing import Any
 from graphs import graph_spec
 from klaviyo_toolkit.audit import AuditLog
 from klaviyo_toolkit.audit_anchor import FileAnchor
-from klaviyo_toolkit.client import KlaviyoClient
 from klaviyo_toolkit.clock import Clock, SystemClock
-from klaviyo_toolkit.errors import ToolkitUsageError
 from klaviyo_toolkit.tools import Guard, KlaviyoToolkit
 from personas.kernel.config import Config
 from personas.kernel.context import PersonaContext, prompt_version
@@ -25,9 +23,10 @@ from personas.kernel.models import ModelChoice, resolve_model
 from personas.kernel.privacy import register_secrets
 from personas.kernel.spec import PersonaSpec
 
+from .connections import resolve_klaviyo
 from .loader import load_persona
 
-__all__ = ["audit_anchor", "audit_log", "build_context", "vault_credentials"]
+__all__ = ["audit_anchor", "audit_log", "build_context"]
 
 _AUDIT_LOGS: dict[str, AuditLog] = {}
 
@@ -65,7 +64,9 @@ def build_context(
     """A persona's context: scoped toolkit inside its guards, the Klaviyo client, the model.
 
     Klaviyo is ``client`` if given, else the ``sandbox`` in-process, else the stored ``connection``
-    (or the config's), else ``KLAVIYO_API_KEY``/``KLAVIYO_BASE_URL`` from the config. The model is
+    (or the persona's, or the config's), else ``KLAVIYO_API_KEY``/``KLAVIYO_BASE_URL`` from the config,
+    else the stored connection ``default`` (see ``runtime/connections.py``: the toolkit gets the
+    persona's scopes that the connection was granted). The model is
     ``model`` if given, else live when the config has an OpenAI key, else the ``replay`` cassette,
     else none (the policy decides).
     """
@@ -75,27 +76,15 @@ def build_context(
     graph = graph_spec(spec.graph)
     thread = thread_id or f"{spec.name}-{uuid.uuid4().hex[:12]}"
     log = audit_log(config) if audit is True else (audit or None)
-    connection = connection or spec.connection or config.connection
-    if client is None:
-        if sandbox is not None:
-            client = sandbox.client()
-        else:
-            credentials = vault_credentials(connection, config) if connection else None
-            client = KlaviyoClient(
-                credentials=credentials, api_key=config.klaviyo_api_key, base_url=config.klaviyo_base_url
-            )
-            if client.credentials is None:
-                raise ToolkitUsageError(
-                    "No Klaviyo credentials: set KLAVIYO_API_KEY (and KLAVIYO_BASE_URL for a sandbox server), "
-                    "or use the embedded sandbox (--sandbox)."
-                )
+    klaviyo = resolve_klaviyo(spec, config, connection=connection, client=client, sandbox=sandbox, clock=clock)
+    spec, client = klaviyo.spec, klaviyo.client
     if isinstance(model, ModelChoice):
         choice = model
     elif model is not None:
         choice = ModelChoice(model, f"the model passed in code ({type(model).__name__})", "scripted")
     else:
         choice = resolve_model(spec.model, config, temperature=spec.temperature, replay=replay)
-    base = KlaviyoToolkit(client, async_client, scopes=spec.scopes)
+    base = KlaviyoToolkit(client, async_client, scopes=klaviyo.scopes)
     ctx = PersonaContext(
         spec=spec,
         toolkit=base,
@@ -109,7 +98,8 @@ def build_context(
         clock=clock or SystemClock(),
         prompt_version=prompt_version(spec),
         sandbox=sandbox,
-        connection=connection,
+        connection=klaviyo.connection,
+        account=klaviyo.account,
     )
     guards: list[Guard] = []
     if log is not None:
@@ -119,28 +109,3 @@ def build_context(
         guards.append(DryRunGuard())
     ctx.toolkit = base.guarded(*guards)
     return ctx
-
-
-def vault_credentials(name: str, config: Config) -> Any:
-    """Credentials stored in the vault under ``name``: an API key, or OAuth tokens that refresh
-    themselves (OAuth needs ``KLAVIYO_CLIENT_ID`` and ``KLAVIYO_CLIENT_SECRET``)."""
-    from klaviyo_toolkit.auth import BearerToken
-    from klaviyo_toolkit.vault import Vault
-
-    vault = Vault(config.path("vault.sqlite"))
-    info = vault.info(name)
-    if info.kind == "api_key":
-        return vault.get_api_key(name)
-    from klaviyo_toolkit.oauth import OAuthClient, OAuthConfig, VaultTokenSource
-
-    if not config.client_id or not config.client_secret:
-        raise ToolkitUsageError(
-            f"{name!r} holds OAuth tokens; set KLAVIYO_CLIENT_ID and KLAVIYO_CLIENT_SECRET so they can be refreshed."
-        )
-    oauth = OAuthConfig.for_base_url(
-        config.klaviyo_base_url,
-        client_id=config.client_id,
-        client_secret=config.client_secret,
-        redirect_uri="http://localhost",
-    )
-    return BearerToken(VaultTokenSource(vault, name, OAuthClient(oauth)))

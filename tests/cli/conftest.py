@@ -26,7 +26,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PERSONAS = Path(sys.executable).with_name("personas")
 KEYS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PERSONAS_MODEL", "KLAVIYO_API_KEY", "KLAVIYO_BASE_URL",
-        "KLAVIYO_PUBLIC_API_KEY", "PERSONAS_DEBUG", "PERSONAS_USER")
+        "KLAVIYO_PUBLIC_API_KEY", "PERSONAS_DEBUG", "PERSONAS_USER", "KLAVIYO_CLIENT_ID", "KLAVIYO_CLIENT_SECRET",
+        "PERSONAS_VAULT_KEY", "PERSONAS_CONNECTION", "PERSONAS_CREDENTIAL")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|\r")
 CASSETTE_TROUBLE = re.compile(r"does not match cassette|the run asked for more|played only in part|"
                               r"cassette \S+ does not exist")
@@ -38,7 +39,7 @@ def child_env(home: Path, **extra: str) -> dict[str, str]:
     """No OpenAI or Klaviyo settings, state in ``home``, a dumb 200-column terminal."""
     env = {k: v for k, v in os.environ.items() if k not in KEYS}
     env.update(PERSONAS_HOME=str(home), TERM="dumb", COLUMNS=str(COLUMNS), LINES=str(LINES), NO_COLOR="1",
-               PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1", PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")  # no OS keyring
     env.update(extra)
     return env
 

@@ -1,5 +1,5 @@
 """The rest of the CLI contract, run as a person would: list, tools --persona, run with an approval
-paused in one process and resumed in another, audit (read, filter, verify), auth (vault)."""
+paused in one process and resumed in another, audit (read, filter, verify), auth (a key in the vault)."""
 
 from __future__ import annotations
 
@@ -100,19 +100,19 @@ def test_audit_verify_detects_a_tampered_row(tmp_path: Path) -> None:
 
 
 def test_a_key_kept_in_the_vault_runs_a_persona_and_revoking_it_stops_it(tmp_path: Path, sandbox_server: str) -> None:
-    added = personas(tmp_path, "auth", "add-key", "sandbox", "--from-env", "--scopes", "accounts:read,campaigns:read",
-                     KLAVIYO_API_KEY="pk_sandbox_demo")
-    assert added.returncode == 0 and "pk_sandbox_demo" not in added.stdout + added.stderr
+    added = personas(tmp_path, "auth", "login", "sandbox", "--scopes", "accounts:read,campaigns:read,metrics:read",
+                     KLAVIYO_API_KEY="pk_sandbox_demo", KLAVIYO_BASE_URL=sandbox_server)
+    assert added.returncode == 0, added.stderr
+    assert "pk_sandbox_demo" not in added.stdout.replace("KLAVIYO_API_KEY", "") + added.stderr
     assert b"pk_sandbox_demo" not in b"".join(p.read_bytes() for p in tmp_path.glob("vault.sqlite*"))
-    listed = personas(tmp_path, "auth", "list")
-    assert "sandbox" in listed.stdout and "active" in listed.stdout
+    listed = personas(tmp_path, "auth", "status")
+    assert "sandbox" in listed.stdout and "Northwind Outfitters (SbxPub)" in listed.stdout and " ok" in listed.stdout
 
-    ran = personas(tmp_path, "run", "campaign-reporter", "--input", "{}", "--credential", "sandbox",
-                   KLAVIYO_BASE_URL=sandbox_server)
+    ran = personas(tmp_path, "run", "campaign-reporter", "--input", "{}", "--connection", "sandbox")
     assert ran.returncode == 0, ran.stderr
     assert "reporting calls: 1" in ran.stdout
 
     assert personas(tmp_path, "auth", "revoke", "sandbox").returncode == 0
-    refused = personas(tmp_path, "run", "campaign-reporter", "--input", "{}", "--credential", "sandbox",
-                       KLAVIYO_BASE_URL=sandbox_server)
+    refused = personas(tmp_path, "run", "campaign-reporter", "--input", "{}", "--credential", "sandbox")
     assert refused.returncode == 2 and "revoked" in refused.stderr and "Traceback" not in refused.stderr
+    assert "personas auth login sandbox" in refused.stderr

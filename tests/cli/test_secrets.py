@@ -67,9 +67,10 @@ def test_no_raw_secret_in_any_output_or_file(tmp_path: Path) -> None:
         term.prompt()
         assert term.leave() == 0
         outputs.append(term.transcript)
-        auth = env_for(home, echoing, KLAVIYO_API_KEY=KLAVIYO_KEY)
-        outputs.append(run(auth, "auth", "add-key", "prod", "--from-env", "--scopes", "lists:read"))
-        outputs.append(run(auth, "auth", "list"))
+        auth = env_for(home, echoing, KLAVIYO_API_KEY=KLAVIYO_KEY, KLAVIYO_BASE_URL="http://127.0.0.1:9")
+        outputs.append(run(auth, "auth", "login", "prod", "--scopes", "lists:read"))  # unreachable: refused
+        outputs.append(run(auth, "auth", "login", "prod", "--scopes", "list:read"))  # a typo: refused
+        outputs.append(run(auth, "auth", "status"))
         outputs.append(run(auth, "audit", "--json"))
         assert echoing.requests, "the echoing endpoint was called"
     printed = "\n".join(outputs)
@@ -90,11 +91,11 @@ def test_a_base_url_keeps_its_credentials_out_of_what_is_shown_and_stored() -> N
 
 
 @pytest.mark.parametrize("name", ["audit.sqlite", "checkpoints.sqlite", "vault.sqlite", "chat_history"])
-def test_state_files_are_owner_only_in_an_owner_only_home(tmp_path: Path, name: str) -> None:
+def test_state_files_are_owner_only_in_an_owner_only_home(tmp_path: Path, name: str, sandbox_server: str) -> None:
     home = tmp_path / "home"
-    env = child_env(home, KLAVIYO_API_KEY=KLAVIYO_KEY)
+    env = child_env(home, KLAVIYO_API_KEY="pk_sandbox_demo", KLAVIYO_BASE_URL=sandbox_server)
     run(env, "run", "campaign-reporter", "--input", "{}", "--sandbox")
-    run(env, "auth", "add-key", "prod", "--from-env", "--scopes", "lists:read")
+    assert "logged in" in run(env, "auth", "login", "prod")
     if name == "chat_history":
         term = Terminal(["chat", "klaviyo-assistant", "--sandbox"], env)
         term.prompt()

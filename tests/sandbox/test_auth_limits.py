@@ -45,6 +45,7 @@ from klaviyo_toolkit.oauth import (
 )
 from klaviyo_toolkit.ratelimit import RateLimiter
 from klaviyo_toolkit.vault import FileKeyProvider, Vault
+from tests.oauth_consent import consent
 
 from .conftest import SandboxProcess, on_port
 
@@ -252,9 +253,10 @@ def _login(base_url: str, vault: Vault, client_clock: ManualClock) -> OAuthClien
     oauth = OAuthClient(config, clock=client_clock)
     verifier, challenge = pkce_pair()
     state = new_state()
-    consent = httpx.get(authorization_url(config, state, challenge))
-    assert consent.status_code == 302
-    vault.put_oauth_tokens("acme", oauth.exchange_code(parse_redirect(consent.headers["location"], state), verifier))
+    with httpx.Client() as browser:  # the consent page, as a person answers it
+        answer = consent(browser, authorization_url(config, state, challenge))
+    assert answer.status_code == 302
+    vault.put_oauth_tokens("acme", oauth.exchange_code(parse_redirect(answer.headers["location"], state), verifier))
     return oauth
 
 
@@ -319,7 +321,9 @@ def test_oauth_token_endpoint_errors_follow_klaviyos_guide(oauth_server: tuple[S
         for verifier, says in (("short", 'Invalid "code_verifier"'), (pkce_pair().verifier, "Code challenge failed.")):
             _, challenge = pkce_pair()
             state = new_state()
-            code = parse_redirect(httpx.get(authorization_url(config, state, challenge)).headers["location"], state)
+            with httpx.Client() as browser:
+                answer = consent(browser, authorization_url(config, state, challenge))
+            code = parse_redirect(answer.headers["location"], state)
             with pytest.raises(BadRequestError) as err:
                 oauth.exchange_code(code, verifier)
             assert says in (err.value.detail or "")

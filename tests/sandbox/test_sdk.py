@@ -18,6 +18,7 @@ import pytest
 
 from klaviyo_sandbox import DEMO_KEY, Sandbox
 from klaviyo_toolkit.oauth import OAuthClient, OAuthConfig, authorization_url, new_state, parse_redirect, pkce_pair
+from tests.oauth_consent import consent
 
 from .conftest import on_port
 
@@ -127,7 +128,8 @@ def test_the_sdk_with_an_oauth_access_token(served: tuple[Sandbox, str]) -> None
                                       redirect_uri="http://localhost:8000/callback", scopes=["accounts:read"])
     verifier, challenge = pkce_pair()
     state = new_state()
-    code = parse_redirect(httpx.get(authorization_url(config, state, challenge)).headers["location"], state)
+    with httpx.Client() as browser:  # the consent page, as a person answers it
+        code = parse_redirect(consent(browser, authorization_url(config, state, challenge)).headers["location"], state)
     with OAuthClient(config) as oauth:
         token = oauth.exchange_code(code, verifier).access_token
     sdk = klaviyo_api.KlaviyoAPI(None, access_token=token, max_delay=0, max_retries=0, test_host=base_url)

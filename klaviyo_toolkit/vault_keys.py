@@ -1,0 +1,302 @@
+"""Where the vault's encryption keys live: the OS keyring, an environment variable, or a 0600 file.
+
+The vault encrypts with Fernet keys, newest first (the first encrypts, every one decrypts, so a
+key can be rotated). :func:`default_key_provider` picks, in this order:
+
+1. the **OS keyring** (the ``keyring`` library: macOS Keychain, Windows Credential Locker, Secret
+   Service...) when a usable backend is configured; on first use it adopts the keys of the
+   fallbacks below (so a vault made before a keyring existed stays readable) or makes a new key;
+2. ``PERSONAS_VAULT_KEY=<newest>,<older>`` (Fernet keys, comma-separated, newest first);
+3. ``<folder>/vault.key``, created with mode 0600; a file others can read is refused.
+
+"Usable" means keyring's configured backend is a real one: not its ``fail`` backend (what it
+falls back to with no OS keyring, as in containers and CI), not its ``null`` backend, and with a
+positive priority. To keep a desktop's keyring out of it, set keyring's own switch
+``PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring``.
+
+Example::
+
+    provider = default_key_provider(home)      # keyring, else the environment, else home/vault.key
+    provider.load()                            # [newest, ...older]
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from cryptography.fernet import Fernet
+
+from .errors import ToolkitUsageError
+
+__all__ = [
+    "ENV_VAULT_KEY",
+    "KEYRING_SERVICE",
+    "EnvKeyProvider",
+    "FileKeyProvider",
+    "KeyProvider",
+    "KeyringKeyProvider",
+    "default_key_provider",
+    "usable_keyring",
+]
+
+ENV_VAULT_KEY = "PERSONAS_VAULT_KEY"
+KEYRING_SERVICE = "klaviyo-personas vault"
+GENERATE_HINT = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+
+
+@runtime_checkable
+class KeyProvider(Protocol):
+    """Where the vault's Fernet keys live (newest first)."""
+
+    def load(self) -> list[bytes]:
+        """The keys, newest first; the first encrypts, all of them decrypt."""
+
+    def store(self, keys: Sequence[bytes]) -> None:
+        """Persist a new key list (newest first); called when the vault key is rotated."""
+
+
+def check_keys(keys: Sequence[bytes], where: str) -> list[bytes]:
+    """``keys`` if every one is a Fernet key, else an error that names ``where`` (never the key)."""
+    if not keys:
+        raise ToolkitUsageError(f"{where} holds no vault key. Generate one with: {GENERATE_HINT}")
+    for number, key in enumerate(keys, 1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            raise ToolkitUsageError(
+                f"Key {number} in {where} is not a Fernet key (32 url-safe base64-encoded bytes). "
+                f"Generate one with: {GENERATE_HINT}"
+            ) from None
+    return list(keys)
+
+
+def _split(raw: str) -> list[bytes]:
+    return [part.strip().encode() for part in raw.replace("\n", ",").split(",") if part.strip()]
+
+
+class EnvKeyProvider:
+    """Keys from an environment variable (``PERSONAS_VAULT_KEY``): comma-separated, newest first.
+
+    The vault cannot write the environment, so rotating means: put a new key first in the variable,
+    re-encrypt (:meth:`Vault.reencrypt`), then drop the old key from the variable.
+    """
+
+    def __init__(self, var: str = ENV_VAULT_KEY, environ: Mapping[str, str] | None = None) -> None:
+        self.var = var
+        self._environ = os.environ if environ is None else environ
+
+    def load(self) -> list[bytes]:
+        return check_keys(_split(self._environ.get(self.var, "")), self.var)
+
+    def store(self, keys: Sequence[bytes]) -> None:
+        if list(keys) == self.load():
+            return
+        raise ToolkitUsageError(
+            f"The vault key comes from {self.var}, which cannot be changed from here. To rotate: generate a key "
+            f"({GENERATE_HINT}), put it first in {self.var} (comma-separated, newest first), re-encrypt the vault, "
+            f"then remove the old key from {self.var}."
+        )
+
+    def __repr__(self) -> str:
+        return f"EnvKeyProvider({self.var!r})"
+
+
+class FileKeyProvider:
+    """Keys in a file only its owner can read (mode 0600), one per line, newest first; made on first use."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def in_home(cls, home: str | Path) -> FileKeyProvider:
+        """``<home>/vault.key``."""
+        return cls(Path(home).expanduser() / "vault.key")
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def load(self) -> list[bytes]:
+        with self._lock:
+            if not self.path.exists():
+                self._create()
+            self._check_mode()
+            lines = self.path.read_text(encoding="ascii").split()
+            return check_keys([line.encode() for line in lines], str(self.path))
+
+    def store(self, keys: Sequence[bytes]) -> None:
+        keys = check_keys(keys, "the new key list")
+        with self._lock:
+            self._write(keys, replace=True)
+
+    def remove(self) -> None:
+        """Delete the file (after its keys moved to the keyring)."""
+        with self._lock:
+            self.path.unlink(missing_ok=True)
+
+    def _check_mode(self) -> None:
+        if os.name != "posix":
+            return
+        mode = stat.S_IMODE(self.path.stat().st_mode)
+        if mode & 0o077:
+            raise ToolkitUsageError(
+                f"The vault key file {self.path} can be read by others (mode {mode:o}); run `chmod 600 {self.path}`."
+            )
+
+    def _create(self) -> None:
+        try:
+            self._write([Fernet.generate_key()], replace=False)
+        except FileExistsError:  # another process made it first
+            pass
+
+    def _write(self, keys: Sequence[bytes], *, replace: bool) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        target = self.path.with_name(self.path.name + ".tmp") if replace else self.path
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
+        fd = os.open(target, flags, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write("".join(key.decode() + "\n" for key in keys))
+            out.flush()
+            os.fsync(out.fileno())
+        if replace:
+            os.replace(target, self.path)
+
+    def __repr__(self) -> str:
+        return f"FileKeyProvider({str(self.path)!r})"
+
+
+def usable_keyring(backend: Any = None) -> Any:
+    """The keyring backend to use (``backend``, else keyring's configured one), or None when none is usable.
+
+    Not usable: keyring's ``fail`` backend (no OS keyring found), its ``null`` backend (turned off
+    with ``PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring``), or a priority of 0 or less.
+    """
+    try:
+        import keyring
+        from keyring.backends import fail, null
+    except ImportError:  # pragma: no cover - keyring is a dependency
+        return None
+    kr = backend if backend is not None else keyring.get_keyring()
+    if isinstance(kr, (fail.Keyring, null.Keyring)):
+        return None
+    try:
+        priority = float(kr.priority)
+    except Exception:  # a backend that cannot tell is not one to trust with the key
+        return None
+    return kr if priority > 0 else None
+
+
+class KeyringKeyProvider:
+    """Keys in the OS keyring, under ``service`` / ``username`` (one entry: keys comma-separated, newest first).
+
+    Args:
+        username: tells vaults apart: the caller passes the vault's folder, so every state
+            folder has its own key.
+        backend: a keyring backend (default: keyring's configured one; tests pass their own).
+        adopt: providers whose keys are taken over when the keyring holds none yet (the
+            environment's, or an existing key file, which is then deleted); without any, a new
+            key is made.
+    """
+
+    def __init__(
+        self,
+        username: str,
+        *,
+        service: str = KEYRING_SERVICE,
+        backend: Any = None,
+        adopt: Sequence[EnvKeyProvider | FileKeyProvider] = (),
+    ) -> None:
+        self.service = service
+        self.username = username
+        self._backend = backend
+        self._adopt = tuple(adopt)
+        self._lock = threading.Lock()
+
+    @property
+    def backend(self) -> Any:
+        import keyring
+
+        return self._backend if self._backend is not None else keyring.get_keyring()
+
+    def load(self) -> list[bytes]:
+        with self._lock:
+            raw = self._get()
+            if raw:
+                return check_keys(_split(raw), self._where)
+            keys, source = self._initial()
+            self._set(keys)
+            if isinstance(source, FileKeyProvider) and _split(self._get() or "") == keys:
+                source.remove()  # the keyring holds them now (read back to be sure): no key left in a file
+            return keys
+
+    def store(self, keys: Sequence[bytes]) -> None:
+        keys = check_keys(keys, "the new key list")
+        with self._lock:
+            self._set(keys)
+
+    def _initial(self) -> tuple[list[bytes], EnvKeyProvider | FileKeyProvider | None]:
+        for source in self._adopt:
+            if isinstance(source, FileKeyProvider) and not source.exists():
+                continue
+            if isinstance(source, EnvKeyProvider) and not _split(source._environ.get(source.var, "")):
+                continue
+            return source.load(), source
+        return [Fernet.generate_key()], None
+
+    @property
+    def _where(self) -> str:
+        return f"the OS keyring ({self.service!r}, {self.username!r})"
+
+    def _get(self) -> str | None:
+        from keyring.errors import KeyringError
+
+        try:
+            value: str | None = self.backend.get_password(self.service, self.username)
+        except KeyringError as exc:
+            raise self._unreadable(exc) from None
+        return value
+
+    def _set(self, keys: Sequence[bytes]) -> None:
+        from keyring.errors import KeyringError
+
+        try:
+            self.backend.set_password(self.service, self.username, ",".join(k.decode() for k in keys))
+        except KeyringError as exc:
+            raise self._unreadable(exc) from None
+
+    def _unreadable(self, exc: Exception) -> ToolkitUsageError:
+        return ToolkitUsageError(
+            f"{self._where} cannot be used ({type(exc).__name__}); unlock it, or turn it off with "
+            f"PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring and set {ENV_VAULT_KEY}."
+        )
+
+    def __repr__(self) -> str:
+        return f"KeyringKeyProvider({self.service!r}, {self.username!r})"
+
+
+def default_key_provider(
+    home: str | Path, environ: Mapping[str, str] | None = None, *, keyring_backend: Any = None
+) -> KeyProvider:
+    """The OS keyring when usable, else ``PERSONAS_VAULT_KEY`` when set, else ``vault.key`` in ``home``.
+
+    Args:
+        home: the folder of the vault (the caller's state folder); names the keyring entry and holds
+            the key file.
+        environ: where to read ``PERSONAS_VAULT_KEY`` (default ``os.environ``).
+        keyring_backend: a keyring backend to use instead of keyring's configured one.
+    """
+    env = os.environ if environ is None else environ
+    folder = Path(home).expanduser()
+    from_env = EnvKeyProvider(ENV_VAULT_KEY, env)
+    from_file = FileKeyProvider.in_home(folder)
+    backend = usable_keyring(keyring_backend)
+    if backend is not None:
+        return KeyringKeyProvider(str(folder.resolve()), backend=backend, adopt=(from_env, from_file))
+    if env.get(ENV_VAULT_KEY, "").strip():
+        return from_env
+    return from_file

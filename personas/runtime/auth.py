@@ -1,0 +1,319 @@
+"""Logging in, revoking and re-keying: the flows behind ``personas auth``, with their one-line errors.
+
+Every flow checks everything before it writes: a malformed key, an unknown scope, a key Klaviyo
+rejects, an unreachable server, a denied or forged OAuth redirect all fail with one line that says
+what to do, and leave the stored connections as they were ("nothing was stored").
+
+- :func:`login_with_key`: the key's shape, then ``get_accounts`` with it (which names the account);
+- :func:`login_with_oauth`: authorization code with PKCE; the redirect comes to a listener on
+  127.0.0.1; ``state`` is checked; the code is exchanged; ``get_accounts`` names the account;
+- :func:`revoke_connection`: Klaviyo's revoke endpoint (OAuth), then the local secret is erased;
+- :func:`rotate_vault_key`: every secret re-encrypted under a new vault key in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from klaviyo_toolkit.auth import BearerToken
+from klaviyo_toolkit.client import NO_RETRIES, KlaviyoClient
+from klaviyo_toolkit.connections import (
+    Account,
+    Connection,
+    Revocation,
+    check_key_shape,
+    check_name,
+    fetch_account,
+    is_klaviyo,
+)
+from klaviyo_toolkit.errors import (
+    AuthenticationError,
+    ClientError,
+    KlaviyoAPIError,
+    ToolkitUsageError,
+    TransportError,
+    UnknownScopeError,
+)
+from klaviyo_toolkit.oauth import OAuthClient, OAuthConfig, TokenSet, authorization_url, new_state, pkce_pair
+from klaviyo_toolkit.oauth_loopback import LoopbackRedirect, RedirectError, RedirectTimeout
+from klaviyo_toolkit.scopes import ALL_SCOPES, covers, parse_scopes
+from klaviyo_toolkit.vault_keys import ENV_VAULT_KEY, GENERATE_HINT, EnvKeyProvider
+from personas.kernel.config import Config
+from personas.kernel.errors import UsageProblem
+
+from .connections import DEFAULT_CONNECTION, oauth_client, open_store
+
+__all__ = [
+    "ACCOUNT_SCOPE",
+    "LoginFailed",
+    "LoginResult",
+    "check_login",
+    "Rotation",
+    "login_with_key",
+    "login_with_oauth",
+    "revoke_connection",
+    "rotate_vault_key",
+]
+
+#: Asked for on every OAuth login, so the connection knows its account.
+ACCOUNT_SCOPE = "accounts:read"
+_NOTHING = "nothing was stored"
+
+
+class LoginFailed(UsageProblem):
+    """A login, revoke or rotation that changed nothing; ``exit_code`` 2 for bad input, 1 for a failure
+    of the network or of Klaviyo."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """A stored connection, the one it replaced (if any), and what the person should know."""
+
+    connection: Connection
+    replaced: Connection | None
+    notes: tuple[str, ...] = ()
+
+
+def _scopes(value: str | Sequence[str] | None, name: str, oauth: bool) -> tuple[str, ...]:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ()
+    try:
+        return parse_scopes(value)
+    except UnknownScopeError as exc:
+        again = f"personas auth login {name}" + (" --oauth" if oauth else "")
+        raise LoginFailed(f"{exc}; {_NOTHING}; fix --scopes and run `{again}` again") from None
+
+
+def _name(name: str | None) -> str:
+    try:
+        return check_name(name or DEFAULT_CONNECTION)
+    except ToolkitUsageError as exc:
+        raise LoginFailed(f"{exc}; {_NOTHING}") from None
+
+
+def _verify(client: KlaviyoClient, what: str, base_url: str, retry: str) -> Account | None:
+    try:
+        return fetch_account(client)
+    except AuthenticationError:
+        raise LoginFailed(f"Klaviyo rejected the {what} (401 from {base_url}); {_NOTHING}; {retry}") from None
+    except TransportError as exc:
+        cause = exc.__cause__
+        why = f"{type(cause).__name__}" if cause is not None else "no answer"
+        raise LoginFailed(
+            f"cannot reach {base_url} to verify the {what} ({why}); {_NOTHING}; check KLAVIYO_BASE_URL and "
+            "your network, then try again",
+            exit_code=1,
+        ) from None
+    except KlaviyoAPIError as exc:
+        raise LoginFailed(
+            f"Klaviyo answered {exc.status} when asked for the account ({exc.detail or exc.title or exc.code}); "
+            f"{_NOTHING}; try again later",
+            exit_code=1,
+        ) from None
+    finally:
+        client.close()
+
+
+def check_login(name: str | None, scopes: str | Sequence[str] | None, *, oauth: bool) -> tuple[str, tuple[str, ...]]:
+    """The connection name (``default`` when none) and the scopes, checked before anything is asked for."""
+    checked = _name(name)
+    return checked, _scopes(scopes, checked, oauth=oauth)
+
+
+def _check_replace(existing: Connection | None, account: Account | None, name: str, replace: bool) -> None:
+    if existing is None or replace or existing.account is None or account is None:
+        return
+    if existing.account.id != account.id:
+        raise LoginFailed(
+            f"connection {name!r} is for account {existing.account}, and this login is for {account}; "
+            f"{_NOTHING}; use another name, or add --replace to point {name!r} at the new account"
+        )
+
+
+def login_with_key(
+    config: Config,
+    name: str | None,
+    key: str,
+    *,
+    scopes: str | Sequence[str] | None = None,
+    replace: bool = False,
+) -> LoginResult:
+    """Check a private key's shape, verify it with ``get_accounts``, and store it as connection ``name``.
+
+    Args:
+        scopes: the scopes the key was made with (Klaviyo cannot be asked); none means full access.
+        replace: allow ``name`` to move to another account.
+    """
+    name = _name(name)
+    base = config.klaviyo_base_url
+    declared = _scopes(scopes, name, oauth=False)
+    try:
+        key = check_key_shape(key, base)
+    except ToolkitUsageError as exc:
+        raise LoginFailed(f"{exc}; {_NOTHING}; run `personas auth login {name}` with a private key") from None
+    client = KlaviyoClient(api_key=key, base_url=base, retry=NO_RETRIES, timeout=20.0)
+    account = _verify(client, "key", base, f"check the key (Klaviyo: Settings > API keys) and run "
+                                            f"`personas auth login {name}` again")  # fmt: skip
+    if account is None and covers(declared or (ALL_SCOPES,), ACCOUNT_SCOPE):
+        said = "--scopes includes accounts:read" if declared else "with no --scopes it would be a full-access key"
+        raise LoginFailed(
+            f"Klaviyo would not show this key its account (403: it lacks accounts:read), but {said}; give the "
+            f"scopes the key was made with: `personas auth login {name} --scopes '...'`; {_NOTHING}"
+        )
+    store = open_store(config)
+    existing = store.find(name)
+    _check_replace(existing, account, name, replace)
+    conn = store.save_api_key(name, key, base_url=base, account=account, scopes=declared or (ALL_SCOPES,))
+    notes = () if account else ("the key may not read the account (no accounts:read), so its account is unknown",)
+    return LoginResult(conn, existing, notes)
+
+
+def login_with_oauth(
+    config: Config,
+    name: str | None,
+    scopes: str | Sequence[str] | None,
+    *,
+    show_url: Callable[[str], None],
+    port: int = 0,
+    timeout: float = 300.0,
+    replace: bool = False,
+) -> LoginResult:
+    """Authorization code with PKCE through a browser; the redirect comes to 127.0.0.1:``port``.
+
+    ``show_url`` is given the authorization URL once the listener is up (print it, open a browser).
+    """
+    name = _name(name)
+    again = f"run `personas auth login {name} --oauth` again"
+    asked = _scopes(scopes, name, oauth=True)
+    if not asked:
+        raise LoginFailed(
+            f"say which scopes to ask for, e.g. `personas auth login {name} --oauth --scopes "
+            "'campaigns:read metrics:read'` (`personas list` shows what each persona needs); " + _NOTHING
+        )
+    if not config.client_id or not config.client_secret:
+        raise LoginFailed(
+            "an OAuth login needs your Klaviyo app: set KLAVIYO_CLIENT_ID and KLAVIYO_CLIENT_SECRET "
+            f"(Klaviyo: Settings > Manage apps); {_NOTHING}"
+        )
+    if not covers(asked, ACCOUNT_SCOPE):
+        asked = (*asked, ACCOUNT_SCOPE)
+    base = config.klaviyo_base_url
+    with LoopbackRedirect(port) as listener:
+        app = OAuthConfig.for_base_url(
+            base,
+            client_id=config.client_id,
+            client_secret=config.client_secret,
+            redirect_uri=listener.redirect_uri,
+            scopes=asked,
+        )
+        verifier, challenge = pkce_pair()
+        state = new_state()
+        show_url(authorization_url(app, state, challenge))
+        try:
+            code = listener.wait(state, timeout)
+        except (RedirectError, RedirectTimeout) as exc:
+            raise LoginFailed(f"login failed: {exc}; {_NOTHING}; {again}") from None
+    with OAuthClient(app) as oauth:
+        tokens = _exchange(oauth, code, verifier, base, again)
+    client = KlaviyoClient(credentials=BearerToken(tokens.access_token), base_url=base, retry=NO_RETRIES, timeout=20.0)
+    account = _verify(client, "new access token", base, again)
+    store = open_store(config)
+    existing = store.find(name)
+    _check_replace(existing, account, name, replace)
+    conn = store.save_oauth(name, tokens, base_url=base, account=account, client_id=config.client_id)
+    notes = []
+    withheld = [s for s in asked if not covers(tokens.scopes, s)]
+    if withheld:
+        notes.append(f"Klaviyo granted fewer scopes than asked: not {', '.join(withheld)}")
+    return LoginResult(conn, existing, tuple(notes))
+
+
+def _exchange(oauth: OAuthClient, code: str, verifier: str, base: str, again: str) -> TokenSet:
+    try:
+        return oauth.exchange_code(code, verifier)
+    except ClientError as exc:
+        raise LoginFailed(
+            f"Klaviyo refused the authorization code ({exc.code}: {exc.detail or exc.title}); {_NOTHING}; {again}"
+        ) from None
+    except (TransportError, KlaviyoAPIError) as exc:
+        raise LoginFailed(
+            f"cannot reach {base}'s token endpoint ({type(exc).__name__}); {_NOTHING}; check KLAVIYO_BASE_URL and "
+            f"your network, then {again.removeprefix('run ')}",
+            exit_code=1,
+        ) from None
+
+
+def revoke_connection(config: Config, name: str, *, local_only: bool = False) -> Revocation:
+    """End connection ``name``: at Klaviyo (an OAuth grant, unless ``local_only``), then its local secret.
+
+    Idempotent: revoking again changes nothing (``Revocation.changed`` is False).
+    """
+    store = open_store(config)
+    conn = store.get(name)
+    oauth: OAuthClient | None = None
+    remote = conn.kind == "oauth" and not local_only and bool(conn.fingerprint)
+    if remote:
+        try:
+            oauth = oauth_client(config, conn)
+        except UsageProblem as exc:
+            raise LoginFailed(
+                f"{exc}; or erase only the local secret with `personas auth revoke {name} --local`"
+            ) from None
+    try:
+        return store.revoke(name, oauth=oauth, at_klaviyo=remote)
+    except (TransportError, KlaviyoAPIError) as exc:
+        detail = exc.detail if isinstance(exc, KlaviyoAPIError) else type(exc.__cause__ or exc).__name__
+        raise LoginFailed(
+            f"could not revoke {name!r} at Klaviyo ({detail}); nothing changed; try again, or erase only the "
+            f"local secret with `personas auth revoke {name} --local`",
+            exit_code=1,
+        ) from None
+    finally:
+        if oauth is not None:
+            oauth.close()
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What :func:`rotate_vault_key` did: how many secrets were re-encrypted, where the key lives, and
+    whether the old keys were retired (or, with ``PERSONAS_VAULT_KEY``, what is left to do)."""
+
+    reencrypted: int
+    where: str
+    retired: bool
+    todo: str | None = None
+
+
+def rotate_vault_key(config: Config, *, retire: bool = False) -> Rotation:
+    """Re-encrypt every secret under a new vault key, atomically; ``retire`` drops the old keys after.
+
+    With the key in ``PERSONAS_VAULT_KEY`` (which cannot be written from here) a new key must be put
+    first in the variable by hand; this then re-encrypts under it.
+    """
+    store = open_store(config)
+    vault = store.vault
+    provider = vault.key_provider
+    if isinstance(provider, EnvKeyProvider):
+        if len(provider.load()) < 2:
+            raise LoginFailed(
+                f"the vault key comes from {ENV_VAULT_KEY}, which personas cannot change: generate a key "
+                f"({GENERATE_HINT}), put it first in {ENV_VAULT_KEY} (comma-separated, newest first) and run "
+                "`personas auth rotate-key` again; nothing changed"
+            )
+        count = vault.reencrypt()
+        todo = f"remove the old key(s) from {ENV_VAULT_KEY} to retire them" if retire else None
+        return Rotation(count, ENV_VAULT_KEY, retired=False, todo=todo)
+    count = vault.rotate_key(drop_old_keys=retire)  # other handles re-read the key list when they need it
+    kind = type(provider).__name__
+    where = {"KeyringKeyProvider": "the OS keyring", "FileKeyProvider": str(getattr(provider, "path", ""))}
+    return Rotation(count, where.get(kind, kind), retired=retire)
+
+
+def describe_base(base_url: str) -> str:
+    """``Klaviyo`` or the URL of the server (a sandbox), for messages."""
+    return "Klaviyo" if is_klaviyo(base_url) else base_url
