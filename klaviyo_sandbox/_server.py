@@ -1,5 +1,9 @@
 """The sandbox as an ASGI app: Klaviyo's paths through the pipeline, with fault injection at the
 door; ``/sandbox/...`` inspection and ``/oauth/...`` endpoints beside them.
+
+Requests are routed on the raw path, as sent: a percent-encoded id (``%2F``) stays in its segment
+(``Routes.route`` decodes segments after matching), and no path, however odd, falls through to a
+framework's plain-text 404: every answer is a JSON:API document.
 """
 
 from __future__ import annotations
@@ -7,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from ._faults import DroppedConnection
 from ._inspect import inspect_endpoint
@@ -25,7 +28,10 @@ if TYPE_CHECKING:
     from ._app import Sandbox
 
 
-def build_app(sb: Sandbox) -> Starlette:
+SandboxApp = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+def build_app(sb: Sandbox) -> SandboxApp:
     """The ASGI app of ``sb``: Klaviyo's paths, ``/sandbox/...`` and ``/oauth/...``."""
 
     async def endpoint(request: Request) -> Response:
@@ -36,12 +42,33 @@ def build_app(sb: Sandbox) -> Starlette:
             return await oauth_endpoint(sb.store, sb.clock, request)
         return await serve(sb, request)
 
-    methods = ["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS"]
-    return Starlette(routes=[Route("/{path:path}", endpoint, methods=methods)])
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        response = await endpoint(Request(scope, receive))
+        await response(scope, receive, send)
+
+    return app
+
+
+def raw_path(request: Request) -> str:
+    """The request's path as sent (percent-encoding kept), for routing."""
+    raw = request.scope.get("raw_path")
+    if isinstance(raw, bytes) and raw:
+        return raw.split(b"?", 1)[0].decode("latin-1")
+    return quote(request.url.path, safe="/!$&'()*+,;=:@-._~")
 
 
 async def serve(sb: Sandbox, request: Request) -> Response:
-    path = request.url.path
+    path = raw_path(request)
     method = request.method
     op_id = ""
     try:

@@ -64,5 +64,9 @@ class Services:
             hook(self, payload)
 
     def run_due_jobs(self) -> None:
-        """Apply every bulk job that is due."""
+        """Apply every bulk job and piece of deferred work that is due."""
         self.jobs.tick(self)
+
+    def settle(self) -> None:
+        """Apply every pending job and deferred write now, as if time had passed (not future deliveries)."""
+        self.jobs.settle(self)
