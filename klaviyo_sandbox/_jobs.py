@@ -11,7 +11,9 @@ Two kinds of pending work share one queue, ordered by when each is due:
   the writes Klaviyo applies asynchronously; the deliveries domain defers message deliveries and
   the engagement that follows them.
 
-``tick`` runs what is due (before every request, on ``POST /sandbox/tick`` and ``Sandbox.tick()``);
+``tick`` runs what is due (before every request, on ``POST /sandbox/tick`` and ``Sandbox.tick()``),
+each as of the time it came due (a job due between two requests is dated when it was due, not when
+the next request came);
 ``settle`` runs everything as if time had passed, except deferred work marked ``settles=False``
 whose time has not come (a message scheduled for next week stays scheduled). Runners are called
 with the context given (the sandbox's ``Services``) and may queue more work: both loop until
@@ -116,16 +118,17 @@ class Jobs(Generic[C]):
         return sum(1 for item in self._store.iter(DEFERRED) if runner is None or item.private.get("runner") == runner)
 
     # -- running it --------------------------------------------------------------------------
-    def tick(self, context: C) -> None:
-        """Run every job and piece of deferred work that is due."""
-        self._drain(context, settle=False)
+    def tick(self, context_at: Callable[[float], C]) -> None:
+        """Run every job and piece of deferred work that is due, each with ``context_at(its due time)``."""
+        self._drain(context_at, settle=False)
 
-    def settle(self, context: C) -> None:
+    def settle(self, context_at: Callable[[float], C]) -> None:
         """Run everything pending as if time had passed (see module docstring)."""
-        self._drain(context, settle=True)
+        self._drain(context_at, settle=True)
 
-    def run(self, context: C, job: Resource) -> None:
-        """Apply one job now, whether due or not."""
+    def run(self, context: C, job: Resource, at: float | None = None) -> None:
+        """Apply one job now, whether due or not (``at``: when it ran, for its timestamps; now if None)."""
+        ran = self._clock.time() if at is None else at
         if job.type == DEFERRED:
             self._store.delete(DEFERRED, job.id)
             runner = self._runners.get(str(job.private.get("runner")))
@@ -133,7 +136,7 @@ class Jobs(Generic[C]):
                 runner(context, job)
             return
         runner = self._runners.get(job.private.get("operation", "")) or self._runners.get(job.type)
-        job.attributes["started_at"] = job.attributes.get("started_at") or iso(self._clock.time())
+        job.attributes["started_at"] = job.attributes.get("started_at") or iso(ran)
         try:
             if runner is not None:
                 runner(context, job)
@@ -149,14 +152,14 @@ class Jobs(Generic[C]):
             job.attributes["status"] = "cancelled"
             job.private["errors"] = [exc.body()["errors"][0]]
             job.attributes["failed_count"] = job.attributes.get("total_count", 0)
-        job.attributes["completed_at"] = iso(self._clock.time())
+        job.attributes["completed_at"] = iso(ran)
         self._store.put(job)
 
     def forget(self) -> None:
         """Drop the in-memory queue (after the store was cleared); it is rebuilt from the store."""
         self._queue = None
 
-    def _drain(self, context: C, *, settle: bool) -> None:
+    def _drain(self, context_at: Callable[[float], C], *, settle: bool) -> None:
         queue = self._index()
         held: list[tuple[float, int, str, str]] = []
         for _ in range(_MAX_RUNS):
@@ -169,14 +172,16 @@ class Jobs(Generic[C]):
             if float(item.private.get("due", 0)) != entry[0]:
                 self.track(item)  # its time was changed: queue it again at the new one
                 continue
-            if entry[0] > self._clock.time():
+            now = self._clock.time()
+            if entry[0] > now:
                 if not settle:
                     held.append(entry)  # the queue is in time order: nothing later is due either
                     break
                 if item.type == DEFERRED and not item.private.get("settles", True):
                     held.append(entry)  # a delivery whose time has not come stays scheduled
                     continue
-            self.run(context, item)
+            at = min(entry[0], now)  # as of when it came due (settled early: now)
+            self.run(context_at(at), item, at)
         for entry in held:
             heapq.heappush(queue, entry)
 

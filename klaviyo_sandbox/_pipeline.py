@@ -35,6 +35,7 @@ from ._limits import DEFAULT_LIMITS, ServerLimits, Verdict, quota_of
 from ._outbox import Outbox
 from ._relations import Relations
 from ._routes import Routes
+from ._schemas import sparse_fields
 from ._scratch import ScratchStore
 from ._services import Services
 
@@ -183,7 +184,7 @@ class Pipeline:
             raise
         reply.headers.update(verdict.headers())
         if self.validate_responses and reply.body is not None:
-            self._check_response(op, reply)
+            self._check_response(op, reply, query)
         return reply
 
     # -- writes Klaviyo applies asynchronously ----------------------------------------------------
@@ -213,11 +214,13 @@ class Pipeline:
         real.jobs.defer(REPLAY, request, ctx.now + self.consistency_delay)
         return reply
 
-    def _replay(self, svc: Services, item: Any) -> None:
-        """Apply a queued asynchronous write (its failure now is silent, as Klaviyo's would be)."""
+    def _replay(self, real: Services, item: Any) -> None:
+        """Apply a queued asynchronous write as of when it was received (an event without a ``time``
+        is dated then, not when it became visible); its failure now is silent, as Klaviyo's would be."""
         request = item.private["payload"]
         op = self.routes.catalog.get(request["operation"])
         kind, name, scopes = request["auth"]
+        svc = real.at(float(request["received"]))
         ctx = Ctx(svc, self.routes, self.fields, op, dict(request["params"]), dict(request["query"]), request["body"],
                   request["base_url"], Auth(kind, name, frozenset(scopes)), None, {})
         try:
@@ -225,12 +228,12 @@ class Pipeline:
         except SandboxError as exc:
             self.log.record("ASYNC", op.path, op.operation_id, exc.status, 0.0)
 
-    def _check_response(self, op: Operation, reply: Reply) -> None:
+    def _check_response(self, op: Operation, reply: Reply, query: Mapping[str, str]) -> None:
         schemas = self.routes.schemas
         name = schemas.response_name(op)
         if not name:
             return
-        errors = list(schemas.errors(name, reply.body))
+        errors = schemas.response_errors(name, reply.body, sparse_fields(query))
         if errors:
             best = jsonschema.exceptions.best_match(errors)
             where = "/" + "/".join(str(p) for p in best.absolute_path)
