@@ -133,6 +133,23 @@ class Pipeline:
         self.log.record(method, path, op_id, reply.status, round((time.perf_counter() - started) * 1000, 2))
         return reply
 
+    def refused(self, method: str, path: str, query: Mapping[str, str], exc: SandboxError) -> Reply:
+        """The answer to a request refused before the pipeline (a body it cannot read), logged, with
+        the rate-limit headers every answer carries."""
+        bucket, spec = "?unrouted", DEFAULT_LIMITS
+        op_id = "?"
+        try:
+            op = self.routes.route(method, path)[0]
+            op_id = op.operation_id
+            bucket, spec = _bucket(op, query)
+        except SandboxError:
+            pass
+        reply = Reply(exc.status, exc.body(), dict(exc.headers))
+        reply.headers.update(self.limits.peek("account", bucket, spec, self.services.clock.time()).headers())
+        self.log.call_counts[op_id] += 1
+        self.log.record(method, path, op_id, exc.status, 0.0)
+        return reply
+
     def _serve(
         self,
         op: Operation,

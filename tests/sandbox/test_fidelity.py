@@ -165,3 +165,16 @@ def test_filter_values_are_typed_as_klaviyo_writes_them(raw: httpx.Client) -> No
     assert raw.get("/api/events", params={"filter": "less-than(timestamp,'5')"}).status_code == 400
     assert raw.get("/api/events", params={"filter": "equals(metric_id,5)"}).status_code == 400
     assert raw.get("/api/events", params={"filter": "equals(metric_id,'5')"}).status_code == 200
+
+
+def test_bodies_in_the_wrong_media_type_are_refused_not_a_crash(raw: httpx.Client) -> None:
+    broken_form = {"Content-Type": "multipart/form-data"}  # no boundary
+    assert raw.get("/api/lists", headers=broken_form).status_code == 200  # a GET's body is not read
+    upload = raw.post("/api/image-upload", content=b"xx", headers=broken_form)
+    assert upload.status_code == 400 and error(upload)["code"] == "invalid"
+    text = raw.post("/api/lists", content=b"name=x", headers={"Content-Type": "text/plain"})
+    assert text.status_code == 415 and error(text)["code"] == "unsupported_media_type"
+    assert "ratelimit-reset" in text.headers
+    as_json = raw.post("/api/lists", json={"data": {"type": "list", "attributes": {"name": "J"}}},
+                       headers={"Content-Type": "application/json"})
+    assert as_json.status_code == 201
