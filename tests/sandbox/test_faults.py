@@ -1,8 +1,9 @@
 """Fault injection, seen through the toolkit's client: 5xx, 429 storms, slow and dropped answers.
 
 What the sandbox promises: a seeded share of faults, targeted per operation, the same for the same
-seed, on Klaviyo's timing (``realistic``: events show only after a delay, or ``settle()``); failures that look like the real thing on the wire, in-process and over a port alike. What the
-client must then do: retry what is safe (reads, writes with an idempotency key or event
+seed, on Klaviyo's timing (``realistic``: events show only after a delay, or ``settle()``); failures
+that look like the real thing on the wire, in-process and over a port alike. What the client must
+then do: retry what is safe (reads, writes with an idempotency key or event
 ``unique_id``), honour ``Retry-After``, surface the rest as typed errors. Waits run on a ManualClock
 on the client side; real delays stay tiny (0.2 s answers against a 0.05 s timeout).
 """
