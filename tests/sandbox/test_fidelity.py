@@ -178,3 +178,17 @@ def test_bodies_in_the_wrong_media_type_are_refused_not_a_crash(raw: httpx.Clien
     as_json = raw.post("/api/lists", json={"data": {"type": "list", "attributes": {"name": "J"}}},
                        headers={"Content-Type": "application/json"})
     assert as_json.status_code == 201
+
+
+def test_a_quoted_datetime_in_a_metric_aggregate_filter_is_refused(sb: Sandbox, raw: httpx.Client) -> None:
+    metric = sb.seeding.metric("Placed Order").id
+
+    def aggregate(*filters: str) -> httpx.Response:
+        return raw.post("/api/metric-aggregates", json={"data": {"type": "metric-aggregate", "attributes": {
+            "metric_id": metric, "measurements": ["count"], "interval": "day", "filter": list(filters)}}})
+
+    assert aggregate("greater-or-equal(datetime,2026-01-01T00:00:00)", "less-than(datetime,2026-01-02T00:00:00)"
+                     ).status_code == 200
+    quoted = aggregate("greater-or-equal(datetime,'2026-01-01T00:00:00')", "less-than(datetime,2026-01-02T00:00:00)")
+    assert quoted.status_code == 400 and "without quotes" in error(quoted)["detail"]
+    assert error(quoted)["source"]["pointer"].startswith("/data/attributes/filter")
