@@ -6,7 +6,8 @@
 - ``Services`` (``_services.py``): the store, the clock, relations, jobs, the outbox and the event
   bus — all that domain code sees;
 - ``Registry`` (``_registry.py``): what the sandbox's ``domains`` declare, merged for this instance;
-- ``Pipeline`` (``_pipeline.py``): auth, checks, limits, idempotency and dispatch of each request;
+- ``Pipeline`` (``_pipeline.py``): auth, revision, checks, limits and dispatch of each request (writes
+  Klaviyo applies asynchronously go through a scratch check and are applied later);
 - ``Keys`` (``_keys.py``), ``ServerLimits`` (``_limits.py``), ``Faults`` (``_faults.py``);
 - the ASGI app (``_server.py``), with ``/sandbox/...`` inspection (``_inspect.py``) and
   ``/oauth/...`` (``_oauth.py``) beside Klaviyo's paths.

@@ -48,13 +48,15 @@ def send(client: KlaviyoClient, name: str, list_name: str = "Newsletter", **attr
 
 
 def trail(client: KlaviyoClient, campaign_id: str) -> collections.Counter[str]:
-    """Engagement events of a campaign, by metric name, read through the API."""
+    """Engagement events of a campaign, by metric name, read through the API (since the send day)."""
     names = {m["id"]: m["attributes"]["name"] for m in client.call("get_metrics").data}
+    since = _dt.datetime.fromtimestamp(TEN_AM_NY, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     counts: collections.Counter[str] = collections.Counter()
     for metric_id, name in names.items():
         if name not in ENGAGEMENT:
             continue
-        for page in client.pages("get_events", filter=f"equals(metric_id,'{metric_id}')"):
+        query = f"and(equals(metric_id,'{metric_id}'),greater-or-equal(datetime,{since}))"
+        for page in client.pages("get_events", filter=query, page_size=200):
             for ev in page.data:
                 props = ev["attributes"]["event_properties"]
                 if campaign_id in (props.get("$campaign"), props.get("$attributed_campaign")):
