@@ -268,9 +268,10 @@ class Built:
 
 
 def finish_jobs(sb: Any) -> None:
-    """Let the sandbox's bulk jobs (consent, imports) complete: move its manual clock past them."""
+    """Let the sandbox's bulk jobs (consent, imports) complete, as a caller of Klaviyo waits for them:
+    its manual clock moves past them and ``Sandbox.settle()`` finishes whatever is still pending."""
     sb.clock.advance(sb.job_seconds + 5)
-    sb.tick()
+    sb.settle()
 
 
 def _metric_id(sb: Any, name: str) -> str:
