@@ -120,7 +120,7 @@ def run_sync(sb: Sandbox, limiter: RateLimiter, timeline: Timeline, thread: str,
         client = sb.client(rate_limiter=limiter)
         client.hooks.append(timeline)
         spec = load_persona("segment-syncer")
-        spec = spec.model_copy(update={"approval": ApprovalPolicy(relax=list(WRITES)),
+        spec = spec.model_copy(update={"approval": ApprovalPolicy(relax=list(WRITES.values())),
                                        "settings": {**spec.settings, "batch_size": batch_size}})
         ctx = build_context(spec, client=client, audit=False, thread_id=thread)
         config = {"configurable": {"thread_id": thread}, "recursion_limit": 10_000}

@@ -98,7 +98,8 @@ class Bench:
     def run(self, thread: str, source: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         self.sb.call_counts.clear()
         spec = load_persona("segment-syncer")
-        spec = spec.model_copy(update={"approval": ApprovalPolicy(relax=list(WRITES))})  # approvals add no calls
+        relaxed = ApprovalPolicy(relax=list(WRITES.values()))  # approvals add no calls
+        spec = spec.model_copy(update={"approval": relaxed})
         ctx = build_context(spec, client=self.client, audit=False, thread_id=thread, clock=self.clock)
         graph = build_graph(InMemorySaver())
         config = {"configurable": {"thread_id": thread}, "recursion_limit": 10_000}

@@ -268,9 +268,10 @@ class Built:
 
 
 def finish_jobs(sb: Any) -> None:
-    """Let the sandbox's bulk jobs (consent, imports) complete: move its manual clock past them."""
+    """Let the sandbox's bulk jobs (consent, imports) complete, as a caller of Klaviyo waits for them:
+    its manual clock moves past them and ``Sandbox.settle()`` finishes whatever is still pending."""
     sb.clock.advance(sb.job_seconds + 5)
-    sb.tick()
+    sb.settle()
 
 
 def _metric_id(sb: Any, name: str) -> str:
@@ -395,8 +396,6 @@ def build_fixture(sb: Any, client: Any, fixture: Fixture, now: float) -> Built:
 
 def _campaign(sb: Any, client: Any, built: Built, n: int, spec: CampaignFixture, now: float) -> None:
     """Create the campaign (a draft, through the API), mark it sent, and write its recipients' events."""
-    from klaviyo_sandbox.seeding import iso
-
     content = {"subject": spec.subject or spec.name}
     created = client.call("create_campaign", name=spec.name,
                           audiences={"included": [built.list_id(name) for name in spec.lists]},
@@ -406,47 +405,36 @@ def _campaign(sb: Any, client: Any, built: Built, n: int, spec: CampaignFixture,
     built.refs[f"campaign:{spec.name}"] = cid
     built.refs[f"campaign-message:{spec.name}"] = mid
     send = spec.time(now, 86_400)
-    with sb.store.lock:
-        campaign = sb.store.get("campaign", cid)
-        message = sb.store.get("campaign-message", mid)
-        created_at = send - 86_400
-        campaign.attributes.update({
-            "status": spec.status, "send_strategy": {"method": "static", "datetime": iso(send), "options": None},
-            "created_at": iso(created_at), "scheduled_at": iso(send - 3600), "send_time": iso(send),
-            "updated_at": iso(send)})
-        message.attributes.update({"send_times": [{"datetime": iso(send), "is_local": False}],
-                                   "created_at": iso(created_at), "updated_at": iso(send)})
-        sb.store.put(campaign)
-        sb.store.put(message)
-        base = {"$message": mid, "$campaign": cid, "Campaign Name": spec.name, "Subject": content["subject"]}
-        people = [sb.seeding.profile(email=f"recipient-{n}-{i + 1}@campaigns.example", at=created_at)
-                  for i in range(spec.recipients)]
-        delivered = people[spec.bounced:]
+    created_at = send - 86_400
+    sb.seeding.sent_campaign(cid, at=send, status=spec.status, created=created_at)
+    base = {"$message": mid, "$campaign": cid, "Campaign Name": spec.name, "Subject": content["subject"]}
+    people = [sb.seeding.profile(email=f"recipient-{n}-{i + 1}@campaigns.example", at=created_at)
+              for i in range(spec.recipients)]
+    delivered = people[spec.bounced:]
 
-        def event(who: Any, metric: str, when: float, kind: str, i: int, props: dict[str, Any],
-                  value: float | None = None) -> None:
-            sb.seeding.event(who, metric, props, at=when, unique_id=f"eval-campaign-{n}-{kind}-{i}", value=value,
-                             trigger_flows=False)
+    def event(who: Any, metric: str, when: float, kind: str, i: int, props: dict[str, Any],
+              value: float | None = None) -> None:
+        sb.seeding.event(who, metric, props, at=when, unique_id=f"eval-campaign-{n}-{kind}-{i}", value=value,
+                         trigger_flows=False)
 
-        for i, who in enumerate(people[:spec.bounced]):
-            event(who, "Bounced Email", send + i, "bounce", i, {**base, "Bounce Type": "hard"})
-        for i, who in enumerate(delivered):
-            event(who, "Received Email", send + i, "received", i, dict(base))
-        for i, who in enumerate(delivered[:spec.opens]):
-            event(who, "Opened Email", send + 600 + i, "open", i, dict(base))
-        for i, who in enumerate(delivered[:spec.clicks]):
-            event(who, "Clicked Email", send + 1200 + i, "click", i, dict(base))
-        for i, who in enumerate(delivered[len(delivered) - spec.unsubscribes:] if spec.unsubscribes else []):
-            event(who, "Unsubscribed from Email Marketing", send + 1800 + i, "unsubscribe", i, dict(base))
-        for conversion in spec.conversions:
-            for i, who in enumerate(delivered[:conversion.count]):
-                event(who, conversion.metric, send + 3600 + i, f"conversion-{conversion.metric}", i,
-                      {"$attributed_message": mid, "$attributed_campaign": cid}, conversion.value)
-        for metric in ("Received Email", *(c.metric for c in spec.conversions)):
-            found = sb.store.find("metric", "name", metric)
-            if found is not None:
-                built.refs[f"metric:{metric}"] = found.id
-        sb.store.flush()
+    for i, who in enumerate(people[:spec.bounced]):
+        event(who, "Bounced Email", send + i, "bounce", i, {**base, "Bounce Type": "hard"})
+    for i, who in enumerate(delivered):
+        event(who, "Received Email", send + i, "received", i, dict(base))
+    for i, who in enumerate(delivered[:spec.opens]):
+        event(who, "Opened Email", send + 600 + i, "open", i, dict(base))
+    for i, who in enumerate(delivered[:spec.clicks]):
+        event(who, "Clicked Email", send + 1200 + i, "click", i, dict(base))
+    for i, who in enumerate(delivered[len(delivered) - spec.unsubscribes:] if spec.unsubscribes else []):
+        event(who, "Unsubscribed from Email Marketing", send + 1800 + i, "unsubscribe", i, dict(base))
+    for conversion in spec.conversions:
+        for i, who in enumerate(delivered[:conversion.count]):
+            event(who, conversion.metric, send + 3600 + i, f"conversion-{conversion.metric}", i,
+                  {"$attributed_message": mid, "$attributed_campaign": cid}, conversion.value)
+    for metric in ("Received Email", *(c.metric for c in spec.conversions)):
+        found = sb.seeding.find_metric(metric)
+        if found is not None:
+            built.refs[f"metric:{metric}"] = found.id
 
 
 def submit_form(client: Any, built: Built, submission: FormSubmission, now: float) -> dict[str, Any]:

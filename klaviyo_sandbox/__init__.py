@@ -10,11 +10,12 @@ computed relationships and fields, job runners, hooks, seeders — and the sandb
 registries from the tuple it is given; operations no domain handles are served by a generic engine
 from the spec. Handlers and hooks see only ``Services`` (store, clock, relations, jobs, outbox,
 events). ``sandbox.seeding`` (``klaviyo_sandbox.seeding``) writes fixture data straight into the
-store; ``Faults`` configures fault injection. Everything else is private (``_``-prefixed modules and
-``klaviyo_sandbox.domains``).
+store; ``Faults`` configures fault injection; ``Sandbox(realistic=True)`` adds Klaviyo's timing
+(asynchronous writes and bulk jobs take time; ``Sandbox.settle()`` finishes them now). Everything
+else is private (``_``-prefixed modules and ``klaviyo_sandbox.domains``).
 """
 
-from ._app import DEMO_KEY, PUBLIC_KEY, Sandbox
+from ._app import DEMO_KEY, PUBLIC_KEY, REALISTIC_CONSISTENCY_DELAY, REALISTIC_JOB_SECONDS, Sandbox
 from ._faults import Faults
 from .domain import Domain, DomainBuilder, Services
 from .domains import DEFAULT_DOMAINS
@@ -25,6 +26,8 @@ __all__ = [
     "DEMO_CAMPAIGNS",
     "DEMO_KEY",
     "PUBLIC_KEY",
+    "REALISTIC_CONSISTENCY_DELAY",
+    "REALISTIC_JOB_SECONDS",
     "Domain",
     "DomainBuilder",
     "Faults",

@@ -6,7 +6,8 @@
 - ``Services`` (``_services.py``): the store, the clock, relations, jobs, the outbox and the event
   bus — all that domain code sees;
 - ``Registry`` (``_registry.py``): what the sandbox's ``domains`` declare, merged for this instance;
-- ``Pipeline`` (``_pipeline.py``): auth, checks, limits, idempotency and dispatch of each request;
+- ``Pipeline`` (``_pipeline.py``): auth, revision, checks, limits and dispatch of each request (writes
+  Klaviyo applies asynchronously go through a scratch check and are applied later);
 - ``Keys`` (``_keys.py``), ``ServerLimits`` (``_limits.py``), ``Faults`` (``_faults.py``);
 - the ASGI app (``_server.py``), with ``/sandbox/...`` inspection (``_inspect.py``) and
   ``/oauth/...`` (``_oauth.py``) beside Klaviyo's paths.
@@ -35,7 +36,7 @@ from ._faults import Faults
 from ._jobs import Jobs
 from ._jsonapi import Fields
 from ._keys import DEMO_KEY, PUBLIC_KEY, Keys
-from ._limits import ServerLimits
+from ._limits import AccountLimiter, ServerLimits
 from ._oauth import token_auth
 from ._outbox import Outbox
 from ._pipeline import Pipeline, RequestLog
@@ -51,9 +52,13 @@ from .domain import Domain
 from .domains import DEFAULT_DOMAINS
 from .seeding import Seeding
 
-__all__ = ["DEMO_KEY", "PUBLIC_KEY", "Sandbox"]
+__all__ = ["DEMO_KEY", "PUBLIC_KEY", "REALISTIC_CONSISTENCY_DELAY", "REALISTIC_JOB_SECONDS", "Sandbox"]
 
 Json = dict[str, Any]
+#: With ``realistic=True``: seconds before an event, merge or client subscription is visible.
+REALISTIC_CONSISTENCY_DELAY = 5.0
+#: With ``realistic=True``: seconds a bulk job takes before it completes (plus 1 ms per item).
+REALISTIC_JOB_SECONDS = 10.0
 
 
 class Sandbox:
@@ -69,7 +74,15 @@ class Sandbox:
         clock: time source (a ManualClock lets tests move time; jobs and limits follow it).
         faults: fault injection settings.
         validate_responses: check every response against the spec (tests turn this on).
-        job_seconds: base time a bulk job takes to complete (plus 1 ms per item).
+        job_seconds: base time a bulk job takes to complete (plus 1 ms per item); 0.5 s, or
+            ``REALISTIC_JOB_SECONDS`` when ``realistic``.
+        consistency_delay: seconds before a write Klaviyo documents as asynchronous (events, client
+            subscriptions, push tokens, profile merges) becomes visible; the request is checked and
+            answered at once. 0 (visible inside the request), or ``REALISTIC_CONSISTENCY_DELAY``
+            when ``realistic``.
+        realistic: Klaviyo's timing as well as its answers: asynchronous writes and bulk jobs take
+            time to show (``personas sandbox serve --realistic``), so read-after-write code is tested.
+            ``settle()`` makes everything pending visible at once.
     """
 
     BASE_URL = "http://sandbox.klaviyo.test"
@@ -85,9 +98,16 @@ class Sandbox:
         clock: Clock | None = None,
         faults: Faults | None = None,
         validate_responses: bool = False,
-        job_seconds: float = 0.5,
+        job_seconds: float | None = None,
+        consistency_delay: float | None = None,
+        realistic: bool = False,
     ) -> None:
         self.seed = seed
+        self.realistic = realistic
+        if job_seconds is None:
+            job_seconds = REALISTIC_JOB_SECONDS if realistic else 0.5
+        if consistency_delay is None:
+            consistency_delay = REALISTIC_CONSISTENCY_DELAY if realistic else 0.0
         self.registry = Registry.build(domains)
         self.clock: Clock = clock or SystemClock()
         self.catalog: Catalog = load_catalog()
@@ -104,9 +124,10 @@ class Sandbox:
         )
         self.keys = Keys(self.store)
         self.limits = ServerLimits(rate_limit_factor)
-        #: The limiter of clients made by ``client()``: the same factor as the sandbox's limits, so
-        #: they respect them exactly (and wait for nothing when limits are off).
-        self.client_limiter = RateLimiter(self.clock, factor=rate_limit_factor)
+        #: The limiter of clients made by ``client()``: the same factor as the sandbox's limits and one
+        #: bucket per account, as the sandbox counts, so they respect them exactly (and wait for
+        #: nothing when limits are off).
+        self.client_limiter: RateLimiter = AccountLimiter(self.clock, factor=rate_limit_factor)
         self.faults = faults or Faults()
         self.log = RequestLog()
         self.pipeline = Pipeline(
@@ -119,6 +140,7 @@ class Sandbox:
             limits=self.limits,
             log=self.log,
             validate_responses=validate_responses,
+            consistency_delay=consistency_delay,
         )
         #: Write data straight into the store (see ``klaviyo_sandbox.seeding``).
         self.seeding = Seeding(self.services)
@@ -146,6 +168,7 @@ class Sandbox:
         with self.pipeline.lock, self.store.lock:
             self.seed = self.seed if seed is None else int(seed)
             self.store.clear()
+            self.services.jobs.forget()
             self.store.reseed(self.seed)
             self.limits.reset()
             self.log.clear()
@@ -162,9 +185,27 @@ class Sandbox:
         """Messages flows and campaigns put in the outbox, filtered by attribute (``to=``, ``source=``, ...)."""
         return self.services.outbox.messages(**filters)
 
+    @property
+    def consistency_delay(self) -> float:
+        """Seconds before an asynchronous write becomes visible (see the class docstring)."""
+        return self.pipeline.consistency_delay
+
     def tick(self) -> None:
-        """Apply every bulk job that is due (called before each request and by ``/sandbox/tick``)."""
-        self.services.run_due_jobs()
+        """Apply the bulk jobs, writes and deliveries that are due (before each request; ``/sandbox/tick``)."""
+        with self.pipeline.lock, self.store.lock:
+            self.services.run_due_jobs()
+            self.store.flush()
+
+    def settle(self) -> None:
+        """Let everything pending finish now, as if time had passed: bulk jobs complete, asynchronous
+        writes become visible, sent messages' engagement is recorded (``/sandbox/settle``).
+
+        Messages scheduled for later (a campaign's future send time, a flow's delay) stay scheduled;
+        move the clock to reach them. Use it where code against real Klaviyo would wait and poll.
+        """
+        with self.pipeline.lock, self.store.lock:
+            self.services.settle()
+            self.store.flush()
 
     def emit(self, event: str, payload: Any) -> None:
         """Announce a sandbox event to the domains' hooks, as domain code does."""

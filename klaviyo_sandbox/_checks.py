@@ -1,9 +1,17 @@
-"""The checks every Klaviyo request passes before a handler sees it: who is calling, with which
-scopes, and whether the query and body are what the spec allows (400s naming the field).
+"""The checks every Klaviyo request passes before a handler sees it: who is calling, which revision
+it asks for, with which scopes, and whether the query and body are what the spec allows (400s
+naming the field).
+
+Error codes are the ones Klaviyo answers with (its API is Django REST framework's): a request
+without credentials is ``401 not_authenticated``; one whose credentials are wrong (unknown or
+revoked key, bad or expired token) is ``401 authentication_failed`` ("Incorrect authentication
+credentials."); a missing scope is ``403 permission_denied``; bad input is ``400 invalid``.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,7 +27,7 @@ from ._keys import ALL_SCOPES, PUBLIC_KEY, Keys
 from ._schemas import SchemaIndex
 
 Json = dict[str, Any]
-_REVISION = re.compile(r"\d{4}-\d{2}-\d{2}(\.\w+)?")
+_REVISION = re.compile(r"(\d{4}-\d{2}-\d{2})(\.\w+)?")
 
 
 def authenticate(
@@ -32,8 +40,11 @@ def authenticate(
     """Who is calling: the public key (client API), a private key, or an OAuth token (``token_auth``)."""
     if op.client_side:
         company = query.get("company_id")
+        required = any(a["wire"] == "company_id" and a.get("required") for a in op.args)
         if not company:
-            raise bad_request("company_id (your public API key) is required.", parameter="company_id")
+            if required:
+                raise bad_request("company_id (your public API key) is required.", parameter="company_id")
+            return Auth("public", PUBLIC_KEY, frozenset())
         if company != PUBLIC_KEY:
             raise SandboxError(
                 400,
@@ -55,30 +66,62 @@ def authenticate(
         key = header[len("Klaviyo-API-Key ") :].strip()
         info = keys.get(key)
         if info is None or info.get("revoked"):
-            raise SandboxError(
-                401,
-                "not_authenticated",
-                "Incorrect authentication credentials.",
-                "The private API key is not valid" + (" (revoked)." if info else "."),
-            )
+            raise authentication_failed("The private API key is not valid" + (" (revoked)." if info else "."))
         scopes = info["scopes"]
         return Auth("key", key, frozenset(["*"]) if scopes == ALL_SCOPES else frozenset(scopes))
     if header.startswith("Bearer "):
-        return token_auth(header[len("Bearer ") :].strip())
-    raise SandboxError(
-        401,
-        "not_authenticated",
-        "Incorrect authentication credentials.",
-        "Authorization must be 'Klaviyo-API-Key <key>' or 'Bearer <token>'.",
-    )
+        try:
+            return token_auth(header[len("Bearer ") :].strip())
+        except SandboxError as exc:  # a token was given, so the credentials are wrong, not missing
+            if exc.status == 401:
+                raise authentication_failed(exc.detail) from None
+            raise
+    raise authentication_failed("Authorization must be 'Klaviyo-API-Key <key>' or 'Bearer <token>'.")
 
 
-def check_revision(headers: Mapping[str, str]) -> None:
+def authentication_failed(detail: str) -> SandboxError:
+    """Klaviyo's 401 for credentials that were given but are not valid."""
+    return SandboxError(401, "authentication_failed", "Incorrect authentication credentials.", detail)
+
+
+def check_revision(headers: Mapping[str, str], op: Operation, served: str) -> str:
+    """The revision the request asks for, when it is the one this sandbox serves; else Klaviyo's 400.
+
+    Klaviyo serves every revision it supports and answers others with an error (its versioning
+    policy: "the revision passed in must be a valid revision"). The sandbox serves exactly one: the
+    revision its catalog was generated from (``served``), and its ``.pre`` (beta) twin. Anything else,
+    older, newer or malformed, is refused rather than answered with another revision's shapes,
+    which would mislead a client built for that revision. Where the spec makes the header optional
+    (Get Client IP Allowlist) a missing header means ``served``.
+    """
     revision = headers.get("revision")
     if not revision:
-        raise bad_request("The 'revision' header is required, e.g. revision: 2026-07-15.", parameter="revision")
-    if not _REVISION.fullmatch(revision):
-        raise bad_request(f"Invalid revision {revision!r}; use YYYY-MM-DD, e.g. 2026-07-15.", parameter="revision")
+        if not op.revision_required:
+            return served
+        raise bad_request(f"The 'revision' header is required, e.g. revision: {served}.", parameter="revision")
+    match = _REVISION.fullmatch(revision.strip())
+    date = None
+    if match:
+        try:
+            date = _dt.date.fromisoformat(match.group(1))
+        except ValueError:
+            date = None
+    if date is None:
+        raise bad_request(
+            f"Invalid revision {revision!r}: a revision is a date, YYYY-MM-DD (e.g. {served}).", parameter="revision"
+        )
+    if revision.strip() in (served, f"{served}.pre"):
+        return revision.strip()
+    served_date = _dt.date.fromisoformat(served[:10])
+    if date > served_date:
+        why = f"it is newer than this sandbox's revision, {served} (unable to specify a future revision date)"
+    else:
+        why = f"this sandbox serves only revision {served}, whose requests and responses differ from {revision}'s"
+    raise bad_request(
+        f"Revision {revision} is not supported: {why}. Send 'revision: {served}', or regenerate the "
+        "catalog from the spec of the revision you need (README: moving to a new revision).",
+        parameter="revision",
+    )
 
 
 def check_scopes(op: Operation, auth: Auth) -> None:
@@ -139,6 +182,68 @@ def check_query(op: Operation, query: Mapping[str, str]) -> None:
     for key, spec in params.items():
         if spec.get("required") and key not in query:
             raise bad_request(f"The query parameter '{key}' is required.", parameter=key)
+
+
+#: Klaviyo's ingestion limits for its event endpoints ("Rate limits, status codes, and errors",
+#: Ingestion limits): "Max payload size: 5 MB decompressed" for /api/events and /client/events.
+INGESTION_OPERATIONS = frozenset(
+    {"create_event", "create_client_event", "bulk_create_events", "bulk_create_client_events"}
+)
+MAX_EVENT_PAYLOAD = 5 * 1024 * 1024
+
+
+def max_payload(op: Operation) -> int | None:
+    """The largest body ``op`` accepts: what its reference says, or the event ingestion limit."""
+    stated = op.max_payload_bytes
+    if op.operation_id in INGESTION_OPERATIONS:
+        return min(stated or MAX_EVENT_PAYLOAD, MAX_EVENT_PAYLOAD)
+    return stated
+
+
+def check_payload_size(op: Operation, raw_body: bytes) -> None:
+    """A body over the size Klaviyo documents for the operation is refused before it is read.
+
+    Klaviyo answers 400 (a Django ``RequestDataTooBig`` is a bad request); the limits come from the
+    operation's reference ("The maximum allowed payload size is 100KB") and the ingestion limits.
+    """
+    limit = max_payload(op)
+    if limit is not None and len(raw_body) > limit:
+        raise bad_request(
+            f"The request body is {len(raw_body):,} bytes; {op.operation_id} accepts at most {limit:,} bytes "
+            f"({_size(limit)}). Split it into smaller requests.",
+            pointer="/data",
+        )
+
+
+def check_item_sizes(op: Operation, body: Any) -> None:
+    """Each item of a bulk body within the per-item size Klaviyo documents ("per-profile is 100KB")."""
+    limit = op.max_item_payload_bytes
+    if limit is None or not isinstance(body, Mapping):
+        return
+    path, items = _longest_list(body, "")
+    for i, item in enumerate(items):
+        size = len(json.dumps(item, separators=(",", ":")).encode())
+        if size > limit:
+            raise bad_request(
+                f"Item {i} is {size:,} bytes; {op.operation_id} accepts at most {_size(limit)} per item.",
+                pointer=f"{path}/{i}",
+            )
+
+
+def _longest_list(node: Any, path: str) -> tuple[str, list[Any]]:
+    best: tuple[str, list[Any]] = (path, [])
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            found = _longest_list(value, f"{path}/{key}")
+            if len(found[1]) > len(best[1]):
+                best = found
+    elif isinstance(node, list):
+        best = (path, node)
+    return best
+
+
+def _size(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MB" if limit % (1024 * 1024) == 0 else f"{limit // 1024} KB"
 
 
 def check_body(schemas: SchemaIndex, op: Operation, body: Any) -> None:

@@ -9,7 +9,8 @@ DELETE /sandbox/keys/{key}    revoke a key
 GET|DELETE /sandbox/requests  recent requests and call counts per operation
 GET  /sandbox/state           resource counts per type
 PUT  /sandbox/limits          {"factor": 0.1} or {"factor": null} (off)
-POST /sandbox/tick            apply bulk jobs that are due
+POST /sandbox/tick            apply bulk jobs, asynchronous writes and deliveries that are due
+POST /sandbox/settle          let everything pending finish now, as if time had passed
 POST /sandbox/clock           {"advance": seconds} (only with a manual clock)
 """
 
@@ -108,8 +109,10 @@ async def inspect_endpoint(sb: Sandbox, request: Request) -> Response:
             return _ok({"factor": sb.limits.factor})
         if path == "/sandbox/tick" and method == "POST":
             sb.tick()
-            sb.store.flush()
             return _ok({"ticked": True})
+        if path == "/sandbox/settle" and method == "POST":
+            sb.settle()
+            return _ok({"settled": True})
         if path == "/sandbox/clock" and method == "POST":
             if not isinstance(sb.clock, ManualClock):
                 return _err("this sandbox runs on real time; start it with a manual clock to move time")

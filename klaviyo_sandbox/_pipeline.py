@@ -1,11 +1,14 @@
 """The request pipeline: every call to ``/api/...`` or ``/client/...`` goes through it once.
 
-    route -> auth (key, OAuth token or public key) -> revision -> scopes -> rate limit
-    -> query and body validated against the spec -> idempotency replay -> due jobs applied
-    -> handler (a domain's, else the generic engine) -> (response checked against the spec when
-    ``validate_responses``) -> state flushed -> request logged
+    route (raw path) -> auth (key, OAuth token or public key) -> revision -> scopes -> rate limit
+    -> query and body validated against the spec, payload limits -> due work applied
+    -> handler (a domain's, else the generic engine), or for a write Klaviyo applies
+       asynchronously with a consistency delay: the handler on a scratch copy (errors answer at
+       once), then the real write queued for later -> (response checked against the spec when
+       ``validate_responses``) -> state flushed -> rate-limit headers -> request logged
 
-Fault injection happens before it, at the door (``_server.py``).
+Fault injection happens before it, at the door (``_server.py``). Every answer that is not a 429
+carries ``RateLimit-Limit``/``-Remaining``/``-Reset``; a 429 carries ``Retry-After`` (``_limits.py``).
 """
 
 from __future__ import annotations
@@ -20,19 +23,36 @@ from typing import Any
 
 import jsonschema
 
-from klaviyo_toolkit.catalog import Operation
+from klaviyo_toolkit.catalog import Operation, RateLimitSpec
 
 from . import _checks
 from ._context import Auth, Ctx, Reply
 from ._generic import generic
+from ._jobs import Jobs
 from ._jsonapi import Fields, SandboxError, bad_request
 from ._keys import Keys
-from ._limits import ServerLimits, retry_after_header
+from ._limits import DEFAULT_LIMITS, ServerLimits, Verdict, quota_of
+from ._outbox import Outbox
+from ._relations import Relations
 from ._routes import Routes
+from ._schemas import sparse_fields
+from ._scratch import ScratchStore
 from ._services import Services
 
 Json = dict[str, Any]
 Handler = Callable[[Ctx], Reply]
+#: The deferred-work runner that applies a write Klaviyo documents as asynchronous.
+REPLAY = "sandbox:apply-async-write"
+#: Writes Klaviyo documents as asynchronous besides the 202s that are not jobs: "This endpoint
+#: queues an asynchronous task which will merge data from the source profile" (Merge Profiles).
+ASYNC_WRITES = frozenset({"merge_profiles"})
+
+
+def is_async_write(op: Operation) -> bool:
+    """A write Klaviyo accepts now and applies later: a 202 that makes no job (events, client
+    subscriptions, push tokens, ...), and the merges (bulk jobs have their own time, ``job_seconds``)."""
+    accepted = "202" in (op.record.get("responses") or {})
+    return op.operation_id in ASYNC_WRITES or (accepted and "-jobs" not in op.path and op.method == "POST")
 
 
 @dataclass
@@ -51,7 +71,11 @@ class RequestLog:
 
 
 class Pipeline:
-    """Serves Klaviyo API requests for one sandbox (see module docstring)."""
+    """Serves Klaviyo API requests for one sandbox (see module docstring).
+
+    ``consistency_delay``: seconds before a write Klaviyo applies asynchronously becomes visible
+    (0: at once, inside the request).
+    """
 
     def __init__(
         self,
@@ -65,6 +89,7 @@ class Pipeline:
         limits: ServerLimits,
         log: RequestLog,
         validate_responses: bool = False,
+        consistency_delay: float = 0.0,
     ) -> None:
         self.routes = routes
         self.services = services
@@ -75,8 +100,10 @@ class Pipeline:
         self.limits = limits
         self.log = log
         self.validate_responses = validate_responses
+        self.consistency_delay = consistency_delay
         #: Held while a handler runs (and by ``Sandbox.reset``): one request changes state at a time.
         self.lock = threading.RLock()
+        services.jobs.add_runner(REPLAY, self._replay)
 
     def handle(
         self,
@@ -98,9 +125,29 @@ class Pipeline:
             reply = self._serve(op, params, method, query, headers, raw_body, base_url, form)
         except SandboxError as exc:
             reply = Reply(exc.status, exc.body(), dict(exc.headers))
+            if exc.status != 429 and "RateLimit-Limit" not in reply.headers:
+                now = self.services.clock.time()
+                reply.headers.update(self.limits.peek("account", "?unrouted", DEFAULT_LIMITS, now).headers())
         finally:
             self.log.call_counts[op_id] += 1
         self.log.record(method, path, op_id, reply.status, round((time.perf_counter() - started) * 1000, 2))
+        return reply
+
+    def refused(self, method: str, path: str, query: Mapping[str, str], exc: SandboxError) -> Reply:
+        """The answer to a request refused before the pipeline (a body it cannot read), logged, with
+        the rate-limit headers every answer carries."""
+        bucket, spec = "?unrouted", DEFAULT_LIMITS
+        op_id = "?"
+        try:
+            op = self.routes.route(method, path)[0]
+            op_id = op.operation_id
+            bucket, spec = _bucket(op, query)
+        except SandboxError:
+            pass
+        reply = Reply(exc.status, exc.body(), dict(exc.headers))
+        reply.headers.update(self.limits.peek("account", bucket, spec, self.services.clock.time()).headers())
+        self.log.call_counts[op_id] += 1
+        self.log.record(method, path, op_id, exc.status, 0.0)
         return reply
 
     def _serve(
@@ -114,56 +161,96 @@ class Pipeline:
         base_url: str,
         form: dict[str, Any] | None,
     ) -> Reply:
-        auth = _checks.authenticate(self.keys, self.token_auth, op, headers, query)
-        _checks.check_revision(headers)
-        _checks.check_scopes(op, auth)
         svc = self.services
-        verdict = self.limits.check(auth.name, op.operation_id, op.rate_limit, svc.clock.monotonic())
-        if not verdict.allowed:
-            raise SandboxError(
-                429,
-                "throttled",
-                "Request was throttled.",
-                f"Request was throttled ({verdict.window} limit of {verdict.limit} for {op.operation_id}). "
-                f"Expected available in {retry_after_header(verdict.retry_after)} seconds.",
-                headers={
-                    "Retry-After": retry_after_header(verdict.retry_after),
-                    "RateLimit-Limit": str(verdict.limit),
-                    "RateLimit-Remaining": "0",
-                    "RateLimit-Reset": retry_after_header(verdict.retry_after),
-                },
-            )
-        _checks.check_query(op, query)
-        body = _parse_body(op, method, raw_body, form)
-        _checks.check_body(self.routes.schemas, op, body)
-        idem = headers.get("idempotency-key")
-        with self.lock, svc.store.lock:
-            if idem:
-                stored = svc.store.value("idempotency", {}).get(idem)
-                if stored and stored["operation"] == op.operation_id:
-                    return Reply(stored["status"], stored["body"], {"x-klaviyo-idempotent-replay": "true"})
-            svc.run_due_jobs()
-            ctx = Ctx(svc, self.routes, self.fields, op, params, dict(query), body, base_url, auth, form, dict(headers))
-            reply = self.handlers.get(op.operation_id, generic)(ctx)
-            if idem and reply.status < 300:
-                svc.store.mutable("idempotency", dict)[idem] = {
-                    "operation": op.operation_id,
-                    "status": reply.status,
-                    "body": reply.body,
-                }
-            svc.store.flush()
-        reply.headers.setdefault("RateLimit-Limit", str(verdict.limit))
-        reply.headers.setdefault("RateLimit-Remaining", str(verdict.remaining))
+        bucket, spec = _bucket(op, query)
+        verdict: Verdict | None = None
+        try:
+            auth = _checks.authenticate(self.keys, self.token_auth, op, headers, query)
+            _checks.check_revision(headers, op, self.routes.catalog.revision)
+            _checks.check_scopes(op, auth)
+            verdict = self.limits.check(quota_of(auth.kind, auth.name), bucket, spec, svc.clock.time())
+            if not verdict.allowed:
+                raise SandboxError(
+                    429,
+                    "throttled",
+                    "Request was throttled.",
+                    f"Request was throttled ({verdict.window} limit of {verdict.limit} for {bucket}). "
+                    f"Expected available in {verdict.headers()['Retry-After']} seconds.",
+                    headers=verdict.headers(),
+                )
+            _checks.check_query(op, query)
+            _checks.check_payload_size(op, raw_body)
+            body = _parse_body(op, method, raw_body, form)
+            _checks.check_body(self.routes.schemas, op, body)
+            _checks.check_item_sizes(op, body)
+            with self.lock, svc.store.lock:
+                svc.run_due_jobs()
+                ctx = Ctx(svc, self.routes, self.fields, op, params, dict(query), body, base_url, auth, form,
+                          dict(headers))
+                handler = self.handlers.get(op.operation_id, generic)
+                if self.consistency_delay > 0 and is_async_write(op):
+                    reply = self._accept_later(ctx, handler)
+                else:
+                    reply = handler(ctx)
+                svc.store.flush()
+        except SandboxError as exc:
+            if exc.status != 429:
+                now = svc.clock.time()
+                state = verdict or self.limits.peek("account", bucket, spec, now)
+                exc.headers.update(state.headers())
+            raise
+        reply.headers.update(verdict.headers())
         if self.validate_responses and reply.body is not None:
-            self._check_response(op, reply)
+            self._check_response(op, reply, query)
         return reply
 
-    def _check_response(self, op: Operation, reply: Reply) -> None:
+    # -- writes Klaviyo applies asynchronously ----------------------------------------------------
+    def _accept_later(self, ctx: Ctx, handler: Handler) -> Reply:
+        """Run the write on a scratch copy (its errors are the request's), then queue the real one."""
+        real = ctx.svc
+        scratch = ScratchStore(real.store)
+        svc = Services(
+            store=scratch,
+            clock=real.clock,
+            outbox=Outbox(scratch, real.clock),
+            jobs=Jobs(scratch, real.clock, real.jobs.seconds),
+            relations=Relations(scratch, real.clock, self.routes.rel_target_types, real.relations.resolvers),
+            hooks=real.hooks,
+        )
+        reply = handler(Ctx(svc, ctx.routes, Fields(scratch, self.fields.resolvers), ctx.op, ctx.path_params,
+                            ctx.query, ctx.body, ctx.base_url, ctx.auth, ctx.form, ctx.headers))
+        request = {
+            "operation": ctx.op.operation_id,
+            "params": ctx.path_params,
+            "query": ctx.query,
+            "body": ctx.body,
+            "base_url": ctx.base_url,
+            "auth": [ctx.auth.kind, ctx.auth.name, sorted(ctx.auth.scopes)],
+            "received": ctx.now,
+        }
+        real.jobs.defer(REPLAY, request, ctx.now + self.consistency_delay)
+        return reply
+
+    def _replay(self, real: Services, item: Any) -> None:
+        """Apply a queued asynchronous write as of when it was received (an event without a ``time``
+        is dated then, not when it became visible); its failure now is silent, as Klaviyo's would be."""
+        request = item.private["payload"]
+        op = self.routes.catalog.get(request["operation"])
+        kind, name, scopes = request["auth"]
+        svc = real.at(float(request["received"]))
+        ctx = Ctx(svc, self.routes, self.fields, op, dict(request["params"]), dict(request["query"]), request["body"],
+                  request["base_url"], Auth(kind, name, frozenset(scopes)), None, {})
+        try:
+            self.handlers.get(op.operation_id, generic)(ctx)
+        except SandboxError as exc:
+            self.log.record("ASYNC", op.path, op.operation_id, exc.status, 0.0)
+
+    def _check_response(self, op: Operation, reply: Reply, query: Mapping[str, str]) -> None:
         schemas = self.routes.schemas
         name = schemas.response_name(op)
         if not name:
             return
-        errors = list(schemas.errors(name, reply.body))
+        errors = schemas.response_errors(name, reply.body, sparse_fields(query))
         if errors:
             best = jsonschema.exceptions.best_match(errors)
             where = "/" + "/".join(str(p) for p in best.absolute_path)
@@ -175,12 +262,22 @@ class Pipeline:
             )
 
 
+def _bucket(op: Operation, query: Mapping[str, str]) -> tuple[str, RateLimitSpec]:
+    """The limits a call counts against: the operation's, or a documented tier's (``RateLimitTier``)."""
+    for tier in op.rate_limit_tiers:
+        if tier.applies(query):
+            return f"{op.operation_id}|{tier.name}", tier.limits
+    return op.operation_id, op.rate_limit
+
+
 def _parse_body(op: Operation, method: str, raw_body: bytes, form: dict[str, Any] | None) -> Any:
     if raw_body and form is None:
         try:
             return json.loads(raw_body)
         except ValueError as exc:
-            raise bad_request(f"The request body is not valid JSON: {exc}.", pointer="/") from None
+            raise SandboxError(
+                400, "parse_error", "Malformed request.", f"The request body is not valid JSON: {exc}.", pointer="/"
+            ) from None
     if op.body is not None and op.body.get("root") != "form" and method in ("POST", "PATCH"):
         raise bad_request("A JSON:API request body is required.", pointer="/data")
     return None

@@ -38,6 +38,11 @@ class Relations(Generic[C]):
         self._target_types = target_types
         self._resolvers: Mapping[tuple[str, str], RelatedResolver[C]] = dict(resolvers or {})
 
+    @property
+    def resolvers(self) -> Mapping[tuple[str, str], RelatedResolver[C]]:
+        """The computed relationships this instance knows (to build another over a scratch store)."""
+        return self._resolvers
+
     def related(self, context: C, res: Resource, rel: str) -> list[Linkage]:
         """Linkages of ``res.rel``: stored on it, computed by a resolver, or found on the other side."""
         for name in {rel, rel.replace("_", "-"), rel.replace("-", "_")}:

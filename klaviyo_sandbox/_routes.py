@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, unquote
 
 from klaviyo_toolkit.catalog import Catalog, Operation
 
@@ -37,6 +38,16 @@ def shape_of(path: str) -> tuple[str, list[str]]:
     if len(segs) == 4 and segs[1].startswith("{") and segs[2] == "relationships":
         return "relationship", segs
     return "other", segs
+
+
+#: Characters a path segment may carry as they are (RFC 3986 ``pchar``): ids like
+#: ``$custom:::$default:::SKU-1`` stay readable; ``/``, ``?``, ``#``, ``%`` and spaces are encoded.
+_SEGMENT_SAFE = "!$&'()*+,;=:@-._~"
+
+
+def segment(value: str) -> str:
+    """``value`` as one path segment (percent-encoded where it must be)."""
+    return quote(value, safe=_SEGMENT_SAFE)
 
 
 class Routes:
@@ -71,37 +82,46 @@ class Routes:
 
     def _find_self_paths(self) -> dict[str, str]:
         out: dict[str, str] = {}
-        for op in self.catalog:
-            kind, _segs = shape_of(op.path)
-            if kind == "item" and op.method == "GET" and op.path.startswith("/api/"):
-                item, _ = self.schemas.response_item(op)
-                for t in self.schemas.types_of(item):
-                    out.setdefault(t, op.path)
+        for prefix in ("/api/", "/client/"):  # a client-only resource (the IP allow list) lives there
+            for op in self.catalog:
+                kind, _segs = shape_of(op.path)
+                if kind == "item" and op.method == "GET" and op.path.startswith(prefix):
+                    item, _ = self.schemas.response_item(op)
+                    for t in self.schemas.types_of(item):
+                        out.setdefault(t, op.path)
         return out
 
     # -- routing ---------------------------------------------------------------------------------
     def route(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
-        """The operation serving ``method path`` and its path parameters (404, or 405 naming the allowed)."""
+        """The operation serving ``method path`` and its path parameters (404, or 405 naming the allowed).
+
+        ``path`` is the raw path as sent (percent-encoding kept): segments are matched first and
+        decoded after, so an id with an encoded slash (``abc%2Fdef``) stays one id of the operation
+        its URL names instead of reaching another route.
+        """
         allowed = []
         for m, pattern, op in self._routes:
             match = pattern.match(path)
             if match:
                 if m == method:
-                    return op, match.groupdict()
+                    return op, {k: unquote(v) for k, v in match.groupdict().items()}
                 allowed.append(m)
         if allowed:
+            methods = sorted(set(allowed))
             raise SandboxError(
                 405,
                 "method_not_allowed",
                 "Method not allowed.",
-                f"{method} is not allowed on {path}; allowed: {', '.join(sorted(set(allowed)))}.",
+                f"{method} is not allowed on {unquote(path)}; allowed: {', '.join(methods)}.",
+                headers={"Allow": ", ".join(methods)},
             )
-        raise SandboxError(404, "not_found", "Not found.", f"No Klaviyo endpoint at {path}.")
+        raise SandboxError(404, "not_found", "Not found.", f"No Klaviyo endpoint at {unquote(path)}.")
 
     def request_path(self, op: Operation, params: Mapping[str, str]) -> str:
+        """``op``'s path with ``params`` filled in, each percent-encoded as one segment."""
         path = op.path
         for key, value in params.items():
-            path = path.replace("{" + key + "}", value)
+            path = path.replace("{" + key + "}", segment(value))
         return path
 
     # -- resource types --------------------------------------------------------------------------
@@ -143,5 +163,6 @@ class Routes:
         """The resource's own URL (``links.self``)."""
         path = self._self_paths.get(res.type)
         if not path:
-            return f"{base_url}/api/{res.type}s/{res.id}/"
-        return base_url + path.replace("{id}", res.id).replace("{job_id}", res.id) + "/"
+            return f"{base_url}/api/{res.type}s/{segment(res.id)}/"
+        rid = segment(res.id)
+        return base_url + path.replace("{id}", rid).replace("{job_id}", rid) + "/"

@@ -1,5 +1,9 @@
 """The sandbox as an ASGI app: Klaviyo's paths through the pipeline, with fault injection at the
 door; ``/sandbox/...`` inspection and ``/oauth/...`` endpoints beside them.
+
+Requests are routed on the raw path, as sent: a percent-encoded id (``%2F``) stays in its segment
+(``Routes.route`` decodes segments after matching), and no path, however odd, falls through to a
+framework's plain-text 404: every answer is a JSON:API document.
 """
 
 from __future__ import annotations
@@ -7,17 +11,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
+from ._context import Reply
 from ._faults import DroppedConnection
 from ._inspect import inspect_endpoint
-from ._jsonapi import SandboxError
+from ._jsonapi import SandboxError, bad_request
 from ._limits import retry_after_header
 from ._oauth import oauth_endpoint
 
@@ -25,7 +29,10 @@ if TYPE_CHECKING:
     from ._app import Sandbox
 
 
-def build_app(sb: Sandbox) -> Starlette:
+SandboxApp = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+def build_app(sb: Sandbox) -> SandboxApp:
     """The ASGI app of ``sb``: Klaviyo's paths, ``/sandbox/...`` and ``/oauth/...``."""
 
     async def endpoint(request: Request) -> Response:
@@ -36,12 +43,33 @@ def build_app(sb: Sandbox) -> Starlette:
             return await oauth_endpoint(sb.store, sb.clock, request)
         return await serve(sb, request)
 
-    methods = ["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS"]
-    return Starlette(routes=[Route("/{path:path}", endpoint, methods=methods)])
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        response = await endpoint(Request(scope, receive))
+        await response(scope, receive, send)
+
+    return app
+
+
+def raw_path(request: Request) -> str:
+    """The request's path as sent (percent-encoding kept), for routing."""
+    raw = request.scope.get("raw_path")
+    if isinstance(raw, bytes) and raw:
+        return raw.split(b"?", 1)[0].decode("latin-1")
+    return quote(request.url.path, safe="/!$&'()*+,;=:@-._~")
 
 
 async def serve(sb: Sandbox, request: Request) -> Response:
-    path = request.url.path
+    path = raw_path(request)
     method = request.method
     op_id = ""
     try:
@@ -73,34 +101,61 @@ async def serve(sb: Sandbox, request: Request) -> Response:
         )
         sb.log.record(method, path, op_id, int(fault["status"]), 0)
         return _json(err.status, err.body(), {})
-    form: dict[str, Any] | None = None
-    raw = b""
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        parsed = await request.form()
-        form = {}
-        for key, value in parsed.items():
-            if hasattr(value, "read"):
-                data = await value.read()
-                form[key] = {
-                    "filename": getattr(value, "filename", None),
-                    "size": len(data),
-                    "base64": base64.b64encode(data).decode(),
-                }
-            else:
-                form[key] = value
-    else:
-        raw = await request.body()
-    query = dict(request.query_params)
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    base_url = str(request.base_url).rstrip("/")
-    reply = (
-        await asyncio.to_thread(sb.handle, method, path, query, headers, raw, base_url, form)
-        if sb.store.persistent
-        else sb.handle(method, path, query, headers, raw, base_url, form)
-    )
+    try:
+        form, raw = await _read_body(sb, request, method, path)
+        query = dict(request.query_params)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        base_url = str(request.base_url).rstrip("/")
+        reply = (
+            await asyncio.to_thread(sb.handle, method, path, query, headers, raw, base_url, form)
+            if sb.store.persistent
+            else sb.handle(method, path, query, headers, raw, base_url, form)
+        )
+    except SandboxError as exc:
+        reply = sb.pipeline.refused(method, path, dict(request.query_params), exc)
+    except Exception as exc:  # a sandbox bug: still a JSON:API document, never a bare text page
+        err = SandboxError(500, "server_error", "Internal server error.", f"Sandbox error: {type(exc).__name__}")
+        sb.log.record(method, path, op_id or "?", 500, 0)
+        reply = Reply(500, err.body(), {})
     reply.headers.setdefault("x-klaviyo-req-id", str(uuid.uuid4()))
     return _json(reply.status, reply.body, reply.headers)
+
+
+_JSON_TYPES = ("application/vnd.api+json", "application/json")
+
+
+async def _read_body(sb: Sandbox, request: Request, method: str, path: str) -> tuple[dict[str, Any] | None, bytes]:
+    """``(form, raw body)``: a multipart form for the operations that take one (file uploads), else bytes.
+
+    A body in a media type the operation does not take is Klaviyo's (Django REST framework's) 415;
+    a multipart body that cannot be parsed is a 400.
+    """
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    try:
+        op = sb.routes.route(method, path)[0]
+    except SandboxError:
+        return None, await request.body()
+    takes_form = op.body is not None and op.body.get("root") == "form"
+    raw = b"" if takes_form and media == "multipart/form-data" else await request.body()
+    if raw and op.body is not None and media and media not in _JSON_TYPES and not takes_form:
+        raise SandboxError(415, "unsupported_media_type", "Unsupported media type.",
+                           f'Unsupported media type "{media}" in request; send application/vnd.api+json.')
+    if not takes_form or media != "multipart/form-data":
+        return None, raw
+    try:
+        parsed = await request.form()
+    except Exception:  # no boundary, a broken part: the request, not the sandbox
+        raise bad_request("The multipart/form-data body cannot be parsed.", pointer="/") from None
+    form: dict[str, Any] = {}
+    for key, value in parsed.items():
+        if hasattr(value, "read"):
+            data = await value.read()
+            form[key] = {"filename": getattr(value, "filename", None), "size": len(data),
+                         "base64": base64.b64encode(data).decode()}
+        else:
+            form[key] = value
+    return form, b""
 
 
 def _json(status: int, body: Any, headers: Mapping[str, str]) -> Response:

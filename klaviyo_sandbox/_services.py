@@ -64,5 +64,38 @@ class Services:
             hook(self, payload)
 
     def run_due_jobs(self) -> None:
-        """Apply every bulk job that is due."""
-        self.jobs.tick(self)
+        """Apply every bulk job and piece of deferred work that is due, each as of its due time."""
+        self.jobs.tick(self.at)
+
+    def settle(self) -> None:
+        """Apply every pending job and deferred write now, as if time had passed (not future deliveries)."""
+        self.jobs.settle(self.at)
+
+    def at(self, when: float) -> Services:
+        """These services as of ``when`` (their clock tells that time): for work done later than it
+        happened, such as a job that came due between two requests, or a write applied asynchronously."""
+        if when >= self.clock.time():
+            return self
+        clock = AsOf(self.clock, when)
+        return Services(store=self.store, clock=clock, outbox=Outbox(self.store, clock), jobs=self.jobs,
+                        relations=self.relations, hooks=self.hooks)
+
+
+class AsOf:
+    """A clock that tells the time something happened (to apply it later); waits are real."""
+
+    def __init__(self, clock: Clock, at: float) -> None:
+        self._clock = clock
+        self._at = at
+
+    def time(self) -> float:
+        return self._at
+
+    def monotonic(self) -> float:
+        return self._clock.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        self._clock.sleep(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        await self._clock.asleep(seconds)

@@ -294,7 +294,7 @@ class Store:
                 if value is not None and index.get(self._norm(value)) == res.id:
                     del index[self._norm(value)]
 
-    # -- named values (outbox, keys, oauth, idempotency, counters) -------------------------
+    # -- named values (keys, oauth grants, counters, deferred work) ------------------------
     def value(self, key: str, default: Any = None) -> Any:
         return self._values.get(key, default)
 

@@ -31,7 +31,8 @@ What each part is called with:
 - handler ``(ctx: Ctx) -> Reply``, for the operation ids it is declared for;
 - related resolver ``(svc: Services, res) -> [(type, id), ...]`` for ``(resource type, relationship)``;
 - field resolver ``(store, res) -> value`` for ``(resource type, filter/sort field)``;
-- job runner ``(svc, job) -> None`` for the operation id that made the job (or the job's type);
+- job runner ``(svc, job) -> None`` for the operation id that made the job (or the job's type), or
+  for deferred work the domain queues with ``svc.jobs.defer("<domain>:<name>", payload, due)``;
 - hook ``(svc, payload) -> None`` for an event name (``"event_created"``, ``"profile_added_to_list"``);
 - seeder ``(svc, seed) -> None``, when the sandbox loads demo data.
 """

@@ -88,6 +88,43 @@ class Seeding:
             svc.store.flush()
         return event
 
+    def find_metric(self, name: str) -> Resource | None:
+        """The account's metric named ``name``, if it has one (``metric()`` makes it when missing)."""
+        return self._svc.store.find("metric", "name", name)
+
+    def sent_campaign(
+        self, campaign: Resource | str, *, at: float, status: str = "Sent", created: float | None = None
+    ) -> Resource:
+        """Show ``campaign`` (made through the API) as Klaviyo shows one sent ``at``: its status, a static
+        send strategy, send, schedule and creation times, and its messages' send times.
+
+        No message is delivered: for a send with its outbox, deliveries and engagement, send it
+        through the API (``send_campaign``) instead; to give it history, add events with ``event()``.
+        """
+        store = self._svc.store
+        created_at = at - 86_400 if created is None else created
+        with store.lock:
+            found = store.get("campaign", campaign) if isinstance(campaign, str) else campaign
+            if found is None:
+                raise KeyError(f"no campaign {campaign!r} in this sandbox")
+            found.attributes.update({
+                "status": status,
+                "send_strategy": {"method": "static", "datetime": iso(at), "options": None},
+                "created_at": iso(created_at),
+                "scheduled_at": iso(at - 3600),
+                "send_time": iso(at),
+                "updated_at": iso(at),
+            })
+            store.put(found)
+            for rtype, rid in found.linked("campaign-messages"):
+                message = store.get(rtype, rid)
+                if message is not None:
+                    message.attributes.update({"send_times": [{"datetime": iso(at), "is_local": False}],
+                                               "created_at": iso(created_at), "updated_at": iso(at)})
+                    store.put(message)
+            store.flush()
+        return found
+
     def resource(
         self,
         type: str,

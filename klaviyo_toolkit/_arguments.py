@@ -430,6 +430,10 @@ def build_request(op: Operation, parsed: BaseModel) -> PreparedRequest:
             else:
                 req.form[f["wire"]] = _query_value(v)
         return req
+    if root == "json":  # a body that is not a JSON:API document (a newer spec's): sent as given
+        arg = body_fields[0]
+        req.json_body = values.get(arg["name"])
+        return req
     if root == "linkage":
         arg = body_fields[0]
         req.json_body = {"data": _wire(arg["shape"], values.get(arg["name"]) or [])}

@@ -197,4 +197,46 @@ def check_filter(text: str, allowed: Mapping[str, Mapping[str, Any]]) -> list[st
         ops: Sequence[str] = spec.get("operators", [])
         if comp.operator not in ops:
             problems.append(f"{comp.operator}() is not allowed on {comp.field!r}; use one of: {', '.join(ops)}")
+            continue
+        problem = _value_problem(comp, spec)
+        if problem:
+            problems.append(problem)
     return problems
+
+
+_LIST_OPERATORS = ("any", "contains-any", "contains-all")
+
+
+def _value_problem(comp: Comparison, spec: Mapping[str, Any]) -> str | None:
+    """Whether ``comp``'s value is written as Klaviyo's filter syntax wants for the field's type.
+
+    Strings are quoted; numbers, booleans and datetimes are not ("greater-than(datetime,
+    2024-01-01T00:00:00Z)": a quoted datetime is a string, which Klaviyo refuses for a date field).
+    """
+    if comp.operator == "has" or comp.value is None:
+        return None
+    values = comp.value if isinstance(comp.value, list) else [comp.value]
+    if isinstance(comp.value, list) and not (
+        comp.operator in _LIST_OPERATORS or comp.operator in (spec.get("list_operators") or ())
+    ):
+        return f"{comp.operator}({comp.field},...) takes one value, not a list"
+    kind, fmt = spec.get("type", "string"), spec.get("format")
+    for value in values:
+        if fmt == "date-time":
+            if isinstance(value, str):
+                quoted = _DATETIME.match(value) is not None
+                return (
+                    f"{comp.field!r} is a datetime: write it without quotes, e.g. "
+                    f"{comp.operator}({comp.field},{value if quoted else '2024-01-01T00:00:00Z'})"
+                )
+            if not isinstance(value, _dt.datetime):
+                return f"{comp.field!r} is a datetime, e.g. {comp.operator}({comp.field},2024-01-01T00:00:00Z)"
+        elif kind in ("integer", "number"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"{comp.field!r} is a number: write it without quotes, e.g. {comp.operator}({comp.field},10)"
+        elif kind == "boolean":
+            if not isinstance(value, bool):
+                return f"{comp.field!r} is true or false (no quotes), e.g. {comp.operator}({comp.field},true)"
+        elif not isinstance(value, str):
+            return f"{comp.field!r} is a string: quote the value, e.g. {comp.operator}({comp.field},'{value}')"
+    return None

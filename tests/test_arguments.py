@@ -161,7 +161,8 @@ def test_every_operation_builds_a_request_from_minimal_arguments() -> None:
             if not op.filters:
                 return "x"
             field, spec = next(iter(op.filters.items()))
-            return f"{spec['operators'][0]}({field},'x')"
+            value = "2024-01-01T00:00:00Z" if spec.get("format") == "date-time" else "'x'"
+            return f"{spec['operators'][0]}({field},{value})"
         if "anyOf" in schema:
             return sample(next(s for s in schema["anyOf"] if s.get("type") != "null"))
         typ = schema.get("type")

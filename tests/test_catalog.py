@@ -82,3 +82,79 @@ def test_regenerating_from_the_spec_gives_the_committed_catalog(tmp_path: Path) 
     differing = [name for name, text in files.items() if (DATA_DIR / name).read_text(encoding="utf-8") != text]
     assert not differing, f"catalog out of date: {differing}; run python -m klaviyo_toolkit.catalog.generate"
     assert generate.main(["--spec", str(SPEC_DIR), "--check"]) == 0
+
+
+def _newer_spec(target: Path, revision: str) -> None:
+    """Klaviyo's spec as a later revision might be: every revision default moved, Get Accounts' limits
+    raised, and a construct this generator has not seen before (a parameter that is an object)."""
+    spec = json.loads((SPEC_DIR / "stable.json").read_text(encoding="utf-8"))
+    spec["info"]["version"] = revision
+    for item in spec["paths"].values():
+        for op in item.values():
+            if not isinstance(op, dict):
+                continue
+            for param in op.get("parameters", []):
+                if param.get("name") == "revision":
+                    param["schema"]["default"] = revision
+            if op.get("operationId") == "get_accounts":
+                op["x-klaviyo-ratelimit"] = {"burst": "3/s", "steady": "30/m"}
+                op["parameters"].append({"name": "view", "in": "query", "required": False,
+                                         "schema": {"type": "object", "properties": {"mode": {"type": "string"}}}})
+    target.mkdir(parents=True)
+    (target / "stable.json").write_text(json.dumps(spec), encoding="utf-8")  # no beta.json: it is optional
+
+
+FOLLOWS = """
+import json, httpx
+from klaviyo_sandbox import Sandbox, DEMO_KEY
+from klaviyo_toolkit.catalog import load_catalog
+from klaviyo_toolkit.clock import ManualClock
+from klaviyo_toolkit.ratelimit import RateLimiter
+
+catalog = load_catalog()
+clock = ManualClock()
+sb = Sandbox(demo_data=False, clock=clock)
+with sb.client(rate_limiter=RateLimiter(factor=None)) as client:
+    accounts = client.call("get_accounts")
+http = httpx.Client(transport=sb.transport(), base_url=sb.BASE_URL,
+                    headers={"Authorization": f"Klaviyo-API-Key {DEMO_KEY}"})
+old = http.get("/api/accounts", headers={"revision": "2026-07-15"})
+clock.advance(1.0)  # a new second for the burst window
+burst = [http.get("/api/accounts", headers={"revision": catalog.revision}).status_code for _ in range(4)]
+print(json.dumps({"revision": catalog.revision, "op_revision": catalog.get("get_accounts").revision,
+                  "limits": str(catalog.get("get_accounts").rate_limit), "beta": len(load_catalog(True)) - len(catalog),
+                  "client_status": accounts.status, "served": sb.catalog.revision,
+                  "old_status": old.status_code, "old_detail": old.json()["errors"][0]["detail"], "burst": burst}))
+"""
+
+
+def test_a_newer_spec_generates_and_the_toolkit_and_sandbox_follow_it(tmp_path: Path) -> None:
+    """Moving to a new revision (README): download its spec, run the generator, and the client sends
+    that revision, the sandbox serves it (and refuses the old one) with the new spec's rules."""
+    if not (SPEC_DIR / "stable.json").exists():
+        pytest.skip(f"Klaviyo's spec is not at {SPEC_DIR} (only CI and developers have ../shared)")
+    import shutil
+    import subprocess
+    import sys
+
+    _newer_spec(tmp_path / "spec", "2026-10-15")
+    root = Path(generate.__file__).resolve().parents[2]
+    copy = tmp_path / "checkout"
+    for package in ("klaviyo_toolkit", "klaviyo_sandbox"):  # a checkout to regenerate in place
+        shutil.copytree(root / package, copy / package, ignore=shutil.ignore_patterns("__pycache__"))
+    out = copy / "klaviyo_toolkit" / "catalog" / "data"
+    notes: list[str] = []
+    files = generate.generate(tmp_path / "spec", notes)
+    assert any("get_accounts: parameter view is not a scalar" in n for n in notes), notes
+    assert generate.main(["--spec", str(tmp_path / "spec"), "--out", str(out)]) == 0
+    assert generate.main(["--spec", str(tmp_path / "spec"), "--out", str(out), "--check"]) == 0
+    assert json.loads(files["stable.operations.json"])["revision"] == "2026-10-15"
+    done = subprocess.run([sys.executable, "-c", FOLLOWS], capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout)
+    assert seen["revision"] == seen["op_revision"] == seen["served"] == "2026-10-15"
+    assert seen["limits"] == "3/s burst, 30/min steady" and seen["beta"] == 0
+    assert seen["client_status"] == 200  # the client sent 2026-10-15 and the sandbox served it
+    assert seen["old_status"] == 400 and "serves only revision 2026-10-15" in seen["old_detail"]
+    assert seen["burst"] == [200, 200, 200, 429]  # the new limit (3/s), where the old one allowed 1

@@ -66,15 +66,10 @@ def sign_up(
 
 
 def settle_sandbox(sandbox: Any) -> Callable[[], None]:
-    """A ``settle`` for the sandbox: complete its queued bulk jobs now."""
+    """A ``settle`` for the sandbox: let what it has pending (bulk jobs, asynchronous writes) finish now,
+    where code against real Klaviyo would wait (``Sandbox.settle``)."""
 
     def settle() -> None:
-        with sandbox.store.lock:
-            for rtype in sandbox.store.types():
-                if rtype.endswith("-job"):
-                    for job in sandbox.store.iter(rtype):
-                        job.private["due"] = 0
-            sandbox.tick()
-            sandbox.store.flush()
+        sandbox.settle()
 
     return settle

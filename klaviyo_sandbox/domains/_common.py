@@ -262,8 +262,8 @@ def find_or_create_metric(svc: Services, name: str, now: float, service: str | N
     metric = svc.store.find("metric", "name", name)
     if metric is not None:
         return metric
-    integration = KLAVIYO_INTEGRATION if name in EMAIL_METRICS else API_INTEGRATION
-    if service and service not in ("api", "API"):
+    integration = KLAVIYO_INTEGRATION if name in EMAIL_METRICS or service == "klaviyo" else API_INTEGRATION
+    if service and service not in ("api", "API", "klaviyo"):
         integration = {**API_INTEGRATION, "key": service, "name": service}
     metric = Resource(
         "metric",
@@ -345,7 +345,9 @@ def schedule_message(
 ) -> Resource:
     """Put a message for ``profile`` in the outbox, or a skipped entry saying why it cannot go.
 
-    Marketing sends need consent and no suppression; the skip is recorded, not silently dropped.
+    Marketing sends need consent and no suppression; the skip is recorded, not silently dropped. A
+    scheduled message is announced as ``message_scheduled`` (the deliveries domain delivers it at
+    ``send_at`` and records what follows).
     """
     to = profile.attributes.get("email") if channel == "email" else profile.attributes.get("phone_number")
     allowed = can_receive_email_marketing(profile) if channel == "email" else can_receive_sms_marketing(profile)
@@ -354,7 +356,7 @@ def schedule_message(
         reason = f"no {'email' if channel == 'email' else 'phone number'}"
     elif not allowed:
         reason = "suppressed" if channel == "email" and is_suppressed(profile) else "no marketing consent"
-    return svc.outbox.add(
+    entry = svc.outbox.add(
         to=to,
         channel=channel,
         profile_id=profile.id,
@@ -364,6 +366,11 @@ def schedule_message(
         skip_reason=reason,
         **details,
     )
+    entry.private["send_at"] = send_at
+    svc.store.put(entry)
+    if reason is None:
+        svc.emit("message_scheduled", entry)
+    return entry
 
 
 def require(condition: bool, detail: str, pointer: str | None = None) -> None:

@@ -1,10 +1,16 @@
-"""Sandbox domain: the account, as Klaviyo's Accounts API shows it.
+"""Sandbox domain: the account, as Klaviyo's Accounts API shows it, and the IP allow list.
 
 A key sees exactly one account, whose id is the public key (``SbxPub``); the demo data seeds
 Northwind Outfitters, and without it a blank sandbox account is made on first use.
+
+``GET /client/ip-allowlists/integration-egress`` is the one allow list (a singleton at a fixed
+id; any other id is a 404, as Klaviyo documents). The sandbox's integration egress is this machine,
+so its prefixes are the loopback address (``127.0.0.1/32``).
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from .._context import Ctx, Reply
 from .._jsonapi import SandboxError
@@ -78,6 +84,36 @@ def _get_account(ctx: Ctx) -> Reply:
             f"No account {ctx.id!r} for this key; its account is {account.id!r} (see get_accounts).",
         )
     return ctx.one(account)
+
+
+#: The fixed id of Klaviyo's one IP allow list ("Always `integration-egress`").
+ALLOWLIST_ID = "integration-egress"
+#: Where the sandbox's own requests (webhook deliveries) come from: this machine.
+EGRESS_PREFIXES = ("127.0.0.1/32",)
+
+
+@_d.handles("get_client_ip_allowlist")
+def _get_ip_allowlist(ctx: Ctx) -> Reply:
+    if ctx.id != ALLOWLIST_ID:
+        raise SandboxError(
+            404,
+            "not_found",
+            "Not found.",
+            f"There is no IP allow list {ctx.id!r}; the one list is at /client/ip-allowlists/{ALLOWLIST_ID}.",
+        )
+    allowlist = ctx.store.get("ip-allowlist", ALLOWLIST_ID)
+    if allowlist is None:
+        token = hashlib.sha256(",".join(EGRESS_PREFIXES).encode()).hexdigest()[:16]
+        allowlist = Resource(
+            "ip-allowlist",
+            ALLOWLIST_ID,
+            {"prefixes": list(EGRESS_PREFIXES), "sync_token": token, "created": ctx.now_iso},
+            {},
+            ctx.now,
+            ctx.now,
+        )
+        ctx.store.put(allowlist)
+    return ctx.one(allowlist)
 
 
 DOMAIN = _d.build()

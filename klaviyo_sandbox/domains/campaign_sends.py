@@ -342,6 +342,7 @@ def _job(rtype: str, cid: str, ctx: Ctx, operation: str) -> Resource:
         {"due": now + ctx.svc.jobs.seconds, "operation": operation},
     )
     ctx.store.put(job)
+    ctx.svc.jobs.track(job)
     return job
 
 

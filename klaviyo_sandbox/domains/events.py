@@ -41,8 +41,16 @@ from ._common import (
 
 Json = dict[str, Any]
 MAX_BULK_EVENTS = 1000
-MAX_PROPERTIES = 400
-_YEAR_1990 = 631152000.0
+# Klaviyo's ingestion limits for its event endpoints ("Rate limits, status codes, and errors",
+# Ingestion limits): at most 300 event properties, 100 kB for any field, 4,000 items in an array,
+# 10 levels of nested objects, and a timestamp between 2000 and now + 1 year. The 5 MB payload
+# limit is checked before the body is read (``_checks.check_payload_size``).
+MAX_PROPERTIES = 300
+MAX_FIELD_BYTES = 100 * 1024
+MAX_ARRAY_ITEMS = 4000
+MAX_DEPTH = 10
+_YEAR_2000 = 946684800.0
+_YEAR = 365 * 86400.0
 _d = DomainBuilder("events")
 _PROFILE_FIELDS = (
     "email",
@@ -74,6 +82,8 @@ def _event_spec(attrs: Mapping[str, Any], base: str, now: float, *, profile_node
             f"An event can have at most {MAX_PROPERTIES} properties; this one has {len(props)}.",
             pointer=f"{base}/properties",
         )
+    for key, value in props.items():
+        check_ingested(value, f"{base}/properties/{key}")
     when = now
     if attrs.get("time") is not None:
         parsed = parse_time(attrs["time"])
@@ -81,8 +91,11 @@ def _event_spec(attrs: Mapping[str, Any], base: str, now: float, *, profile_node
             raise bad_request(
                 "time must be an ISO 8601 datetime, e.g. 2026-07-15T10:00:00+00:00.", pointer=f"{base}/time"
             )
-        if parsed < _YEAR_1990 or parsed > now + 366 * 86400:
-            raise bad_request("time must be after 1990 and at most one year in the future.", pointer=f"{base}/time")
+        if parsed < _YEAR_2000 or parsed > now + _YEAR:
+            raise bad_request(
+                "time must be between 2000-01-01 and one year in the future (Klaviyo's ingestion limits).",
+                pointer=f"{base}/time",
+            )
         when = float(int(parsed))
     metric = ((attrs.get("metric") or {}).get("data") or {}).get("attributes") or {}
     name = metric.get("name")
@@ -111,6 +124,25 @@ def _event_spec(attrs: Mapping[str, Any], base: str, now: float, *, profile_node
     if profile_node is not None:
         spec["profile"] = profile_node
     return spec
+
+
+def check_ingested(value: Any, pointer: str, depth: int = 1) -> None:
+    """One event property within Klaviyo's ingestion limits: field size, array items, nesting."""
+    if depth > MAX_DEPTH:
+        raise bad_request(f"Event properties nest at most {MAX_DEPTH} levels deep.", pointer=pointer)
+    if isinstance(value, str):
+        if len(value.encode()) > MAX_FIELD_BYTES:
+            raise bad_request(f"A field can be at most 100 kB; this one is {len(value.encode()):,} bytes.",
+                              pointer=pointer)
+    elif isinstance(value, list):
+        if len(value) > MAX_ARRAY_ITEMS:
+            raise bad_request(f"An array can have at most {MAX_ARRAY_ITEMS:,} items; this one has {len(value):,}.",
+                              pointer=pointer)
+        for i, item in enumerate(value):
+            check_ingested(item, f"{pointer}/{i}", depth + 1)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            check_ingested(item, f"{pointer}/{key}", depth + 1)
 
 
 def _profile_spec(node: Any, pointer: str) -> Json:

@@ -51,7 +51,14 @@ def _zone(name: str | None) -> ZoneInfo:
 
 
 def _parse_bound(text: str, zone: ZoneInfo, pointer: str) -> _dt.datetime:
-    raw = text.strip().strip("'\"").replace("Z", "+00:00")
+    raw = text.strip()
+    if raw[:1] in ("'", '"'):  # Klaviyo's filter syntax writes datetimes unquoted; quoted, it is a string
+        raise bad_request(
+            f"{text} is a string: write the datetime without quotes, e.g. greater-or-equal(datetime,"
+            f"{raw.strip(chr(39) + chr(34))}).",
+            pointer=pointer,
+        )
+    raw = raw.replace("Z", "+00:00")
     try:
         when = _dt.datetime.fromisoformat(raw)
     except ValueError:

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import UnknownOperationError
 
-__all__ = ["Catalog", "Operation", "RateLimitSpec", "load_catalog", "load_schemas"]
+__all__ = ["Catalog", "Operation", "RateLimitSpec", "RateLimitTier", "load_catalog", "load_schemas"]
 
 Json = dict[str, Any]
 
@@ -47,6 +47,31 @@ class RateLimitSpec:
     def __str__(self) -> str:
         text = f"{self.burst}/s burst, {self.steady}/min steady"
         return text + (f", {self.daily}/day" if self.daily else "")
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitTier:
+    """Lower limits for calls that use a parameter value (``additional-fields[profile]=predictive_analytics``).
+
+    Klaviyo documents these per operation ("Rate limits when using the ... parameter"); such a call
+    counts against the tier's limits instead of the operation's.
+    """
+
+    param: str
+    value: str
+    limits: RateLimitSpec
+
+    def applies(self, query: Mapping[str, str]) -> bool:
+        """Whether a request with this query uses the tier (``include=list`` also matches ``lists``)."""
+        given = query.get(self.param)
+        if given is None:
+            return False
+        items = {item.strip() for item in str(given).split(",")}
+        return self.value in items or f"{self.value}s" in items
+
+    @property
+    def name(self) -> str:
+        return f"{self.param}={self.value}"
 
 
 class Operation:
@@ -135,6 +160,31 @@ class Operation:
     def rate_limit(self) -> RateLimitSpec:
         rl = self._r["rate_limit"]
         return RateLimitSpec(int(rl.get("burst", 1)), int(rl.get("steady", 60)), rl.get("daily"))
+
+    @property
+    def rate_limit_tiers(self) -> tuple[RateLimitTier, ...]:
+        """Special, lower limits for calls with a particular parameter value (see ``RateLimitTier``)."""
+        return tuple(
+            RateLimitTier(str(t["param"]), str(t["value"]), RateLimitSpec(int(t["burst"]), int(t["steady"])))
+            for t in self._r.get("rate_limit_tiers") or ()
+        )
+
+    @property
+    def revision_required(self) -> bool:
+        """Whether the spec makes the ``revision`` header required (it defaults to ``revision`` otherwise)."""
+        return bool(self._r.get("revision_required", True))
+
+    @property
+    def max_payload_bytes(self) -> int | None:
+        """The largest request body Klaviyo documents for this operation (None: none stated)."""
+        value = self._r.get("max_payload_bytes")
+        return None if value is None else int(value)
+
+    @property
+    def max_item_payload_bytes(self) -> int | None:
+        """The largest single item (profile, record) of a bulk body Klaviyo documents (None: none stated)."""
+        value = self._r.get("max_item_payload_bytes")
+        return None if value is None else int(value)
 
     @property
     def filters(self) -> Mapping[str, Json]:

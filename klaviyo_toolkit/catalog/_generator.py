@@ -125,7 +125,41 @@ def filter_description(filters: Json) -> str:
 
 def parse_rate(text: str) -> tuple[int, str]:
     count, unit = text.split("/")
-    return int(count), unit
+    return int(count), unit.strip().lower()[:1]
+
+
+#: Klaviyo's per-operation windows, by the unit the spec writes the rate in.
+RATE_WINDOWS = {"s": "burst", "m": "steady", "d": "daily"}
+#: "Rate limits when using the `include=list` parameter in your API request:<br>Burst: `1/s`<br>Steady: `15/m`"
+_TIER = re.compile(
+    r"Rate limits when using the `([^`=]+)=([^`]+)` parameter[^<]*(?:<br>)+\s*Burst:\s*`(\d+)/s`"
+    r"\s*(?:<br>)+\s*Steady:\s*`(\d+)/m`",
+    re.I,
+)
+#: "The maximum allowed payload size is 5MB" / "... payload size per-profile is 100KB"
+_PAYLOAD = re.compile(r"maximum allowed payload size( per-[a-z]+)? is (\d+(?:\.\d+)?)\s*(KB|MB)", re.I)
+
+
+def rate_limit_tiers(description: str) -> list[Json]:
+    """The lower limits an operation's description gives for calls with a particular parameter value.
+
+    Klaviyo documents them in prose, e.g. Get Profiles: "Rate limits when using the
+    `additional-fields[profile]=predictive_analytics` parameter in your API request: Burst: `10/s`
+    Steady: `150/m`". Such a call counts against that tier's limits instead of the operation's.
+    """
+    tiers = []
+    for param, value, burst, steady in _TIER.findall(description or ""):
+        tiers.append({"param": param.strip(), "value": value.strip(), "burst": int(burst), "steady": int(steady)})
+    return tiers
+
+
+def payload_limits(description: str) -> Json:
+    """``{"max_payload_bytes": ..., "max_item_payload_bytes": ...}`` from the description's prose."""
+    out: Json = {}
+    for per, number, unit in _PAYLOAD.findall(description or ""):
+        size = int(float(number) * (1024 if unit.upper() == "KB" else 1024 * 1024))
+        out["max_item_payload_bytes" if per else "max_payload_bytes"] = size
+    return out
 
 
 class Generator:
@@ -134,7 +168,10 @@ class Generator:
     def __init__(self, spec: Json, stage: str) -> None:
         self.spec = spec
         self.stage = stage
-        self.schemas: Json = spec["components"]["schemas"]
+        self.schemas: Json = spec.get("components", {}).get("schemas", {})
+        #: What the generator could not describe exactly and how it fell back (a newer spec may have
+        #: constructs this one does not know); printed by ``generate.main``, never fatal.
+        self.warnings: list[str] = []
 
     # -- schema helpers --------------------------------------------------------------------
     def resolve(self, schema: Json) -> Json:
@@ -339,23 +376,27 @@ class Generator:
         where = oid
         rl = op.get("x-klaviyo-ratelimit") or {}
         rate: Json = {}
-        for key in ("burst", "steady", "daily"):
-            if key in rl:
-                count, unit = parse_rate(rl[key])
-                expected = {"burst": "s", "steady": "m", "daily": "d"}[key]
-                if unit != expected:
-                    raise SpecError(f"{oid}: rate limit {key}={rl[key]} not per {expected}")
-                rate[key] = count
+        for key, text in rl.items():
+            try:
+                count, unit = parse_rate(str(text))
+            except ValueError:
+                self.warnings.append(f"{oid}: rate limit {key}={text!r} is not N/unit; ignored")
+                continue
+            window = RATE_WINDOWS.get(unit)
+            if window is None:
+                self.warnings.append(f"{oid}: rate limit {key}={text!r} has an unknown unit; ignored")
+                continue
+            if window != {"burst": "burst", "steady": "steady", "daily": "daily"}.get(key, window):
+                self.warnings.append(f"{oid}: rate limit {key}={text!r} read as a {window} limit (by its unit)")
+            rate[window] = count
         scopes: list[str] = list(op.get("x-klaviyo-scopes") or [])
         read_only = method == "get" or (bool(scopes) and all(sc.endswith(":read") for sc in scopes))
         words = set(oid.split("_"))
         destructive = not read_only and (
             method == "delete" or bool(words & DESTRUCTIVE_WORDS) or "data-privacy" in path
         )
-        revision = next(
-            (p["schema"].get("default") for p in op.get("parameters", []) if p["name"] == "revision"),
-            None,
-        )
+        revision_param = next((p for p in op.get("parameters", []) if p.get("name") == "revision"), None)
+        revision = (revision_param or {}).get("schema", {}).get("default") or self.spec.get("info", {}).get("version")
         description = short(op.get("description"), 200)
         summary = op.get("summary", "").strip()
         args: list[Json] = []
@@ -368,10 +409,13 @@ class Generator:
         if req:
             body, body_args = self.body(req, path, where)
             args += body_args
-        names = [a["name"] for a in args]
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            raise SpecError(f"{oid}: argument names collide: {sorted(dupes)}")
+        seen_names: set[str] = set()
+        for a in args:
+            if a["name"] in seen_names:
+                renamed = f"{a['in']}_{a['name']}"
+                self.warnings.append(f"{oid}: argument name {a['name']!r} is taken; this one is {renamed!r}")
+                a["name"] = renamed
+            seen_names.add(a["name"])
         max_items = None
         m = re.search(
             r"(?:accepts? (?:up to|a maximum of)|maximum number of [a-z ]+?:|max number of [a-z ]+? is)"
@@ -416,8 +460,11 @@ class Generator:
             "description": description,
             "stage": self.stage,
             "revision": revision,
+            "revision_required": bool(revision_param is None or revision_param.get("required", True)),
             "scopes": scopes,
             "rate_limit": rate,
+            "rate_limit_tiers": rate_limit_tiers(op.get("description", "")),
+            **payload_limits(op.get("description", "")),
             "aliases": list(op.get("x-klaviyo-operation-aliases") or []),
             "read_only": read_only,
             "destructive": destructive,
@@ -435,7 +482,8 @@ class Generator:
         schema = self.resolve(p.get("schema", {}))
         scalar = self.scalar_schema(schema)
         if scalar is None:
-            raise SpecError(f"{oid}: parameter {p['name']} is not a scalar")
+            self.warnings.append(f"{oid}: parameter {p['name']} is not a scalar; passed as a string")
+            scalar = {"type": "string"}
         name = p["name"]
         desc = p.get("description") or schema.get("description") or ""
         if name.startswith("fields["):
@@ -484,7 +532,20 @@ class Generator:
                 if not f["description"]:
                     f["description"] = f"The {f['wire']}."
             return {"content_type": content_type, "root": "form"}, fields
-        data = self.resolve(schema["properties"]["data"])
+        data = self.resolve((schema.get("properties") or {}).get("data") or {})
+        item = self.resolve(data.get("items") or {}) if data.get("type") == "array" else data
+        if not item or not (self._is_resource(item) or self._is_linkage(item)):
+            self.warnings.append(f"{where}: the request body is not a JSON:API resource document; sent as given")
+            arg = {
+                "name": "body",
+                "in": "body",
+                "wire": "body",
+                "shape": {"kind": "json"},
+                "required": True,
+                "nullable": False,
+                "description": "The whole request body, as JSON.",
+            }
+            return {"content_type": content_type, "root": "json"}, [arg]
         relationship_path = "/relationships/" in path
         if data.get("type") == "array":
             item = self.resolve(data["items"])
@@ -513,8 +574,6 @@ class Generator:
                 "description": f"The {types[0] if types else 'item'}s.",
             }
             return {"content_type": content_type, "root": "resources", "types": types}, [arg]
-        if not self._is_resource(data):
-            raise SpecError(f"{where}: body data is not a resource object")
         id_from_path = "id" in data["properties"] and not relationship_path and "{id}" in path
         shape = self.resource(data, where + ".data", id_arg=not id_from_path)
         args = []

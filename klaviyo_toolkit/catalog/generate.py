@@ -9,6 +9,12 @@ Usage::
 
     python -m klaviyo_toolkit.catalog.generate --spec ../shared/klaviyo-openapi
     python -m klaviyo_toolkit.catalog.generate --check   # exit 1 if the committed files differ
+    python -m klaviyo_toolkit.catalog.generate --spec ~/Downloads/stable.json   # a newer revision
+
+Moving to a newer revision: download Klaviyo's ``stable.json`` (and ``beta.json``) for it, run the
+generator on it, run the tests; the client sends the new revision and the sandbox serves it (see the
+README, "Moving to a new revision"). Constructs the generator does not know become JSON-text
+arguments and are listed as notes, never a failure.
 
 Outputs (all under ``klaviyo_toolkit/catalog/data/``, each saying on its first line that it is
 generated): ``stable.operations.json`` and ``beta.operations.json`` (operations) and ``stable.schemas.json`` and
@@ -68,8 +74,9 @@ def json_schemas(spec: Json) -> Json:
                 out = {"anyOf": [out, {"type": "null"}]}
         return out
 
-    defs = {name: convert(s) for name, s in spec["components"]["schemas"].items()}
-    for name, resp in spec["components"].get("responses", {}).items():
+    components = spec.get("components") or {}
+    defs = {name: convert(s) for name, s in (components.get("schemas") or {}).items()}
+    for name, resp in (components.get("responses") or {}).items():
         content = resp.get("content") or {}
         if content:
             defs["Response" + name] = convert(next(iter(content.values()))["schema"])
@@ -81,19 +88,48 @@ def render(stage: str, what: str, payload: Json) -> str:
     return '{"_generated": ' + json.dumps(header(stage, what)) + "," + body[1:] + "\n"
 
 
-def generate(spec_dir: Path) -> dict[str, str]:
-    """Return {file name: text} for every generated catalog file."""
+def spec_files(spec: Path) -> dict[str, Path | None]:
+    """``{"stable": path, "beta": path or None}`` for a spec folder (or a ``stable.json`` given directly).
+
+    Klaviyo publishes ``stable.json`` and ``beta.json`` (github.com/klaviyo/openapi); only the stable
+    one is needed: without ``beta.json`` the catalog has no beta operations.
+    """
+    folder = spec.parent if spec.is_file() else spec
+    stable = spec if spec.is_file() else spec / "stable.json"
+    if not stable.exists():
+        raise FileNotFoundError(
+            f"no Klaviyo OpenAPI spec at {stable}; download stable.json from github.com/klaviyo/openapi"
+        )
+    beta = folder / "beta.json"
+    return {"stable": stable, "beta": beta if beta.exists() else None}
+
+
+def generate(spec_dir: Path, warnings: list[str] | None = None) -> dict[str, str]:
+    """Return {file name: text} for every generated catalog file.
+
+    Constructs this generator does not know (a newer spec's) fall back to JSON-text arguments and
+    are reported in ``warnings`` (when given) instead of failing.
+    """
     files: dict[str, str] = {}
-    for stage in ("stable", "beta"):
-        path = spec_dir / f"{stage}.json"
-        raw = path.read_bytes()
-        spec = json.loads(raw)
+    revision = ""
+    for stage, path in spec_files(spec_dir).items():
+        if path is None:
+            spec: Json = {"info": {"version": f"{revision}.pre"}, "paths": {}, "components": {"schemas": {}}}
+            raw = b""
+            source = "none (no beta.json beside stable.json)"
+        else:
+            raw = path.read_bytes()
+            spec = json.loads(raw)
+            source = f"klaviyo-openapi/{stage}.json"
         gen = Generator(spec, stage)
         ops = gen.operations()
+        if warnings is not None:
+            warnings.extend(f"{stage}: {w}" for w in gen.warnings)
+        revision = revision or str(spec["info"]["version"])
         meta = {
             "revision": spec["info"]["version"],
             "stage": stage,
-            "source": f"klaviyo-openapi/{stage}.json",
+            "source": source,
             "source_sha256": hashlib.sha256(raw).hexdigest(),
             "license": "Klaviyo OpenAPI spec, MIT License, Copyright (c) Klaviyo",
         }
@@ -114,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DATA_DIR, help="where to write the catalog")
     parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on difference")
     args = parser.parse_args(argv)
-    files = generate(args.spec)
+    warnings: list[str] = []
+    files = generate(args.spec, warnings)
+    for warning in warnings:
+        print("note: " + warning, file=sys.stderr)
     changed = []
     for name, text in files.items():
         target = args.out / name

@@ -176,6 +176,7 @@ EXTRA: dict[str, dict[str, Any] | Callable[[Sandbox], dict[str, Any]]] = {
         "profile_ids": [_profile_id(sb, "sweep-merged@example.com")],
     },
     "create_client_push_token": {"token": "sweep-client-token"},
+    "get_client_ip_allowlist": {"id": "integration-egress"},  # the one list, at its fixed id
     "create_push_token": {"token": "sweep-server-token"},
     "create_segment": {"definition": {"condition_groups": [{"conditions": [_CONSENT_ANY]}]}},
     "update_segment": {"definition": {"condition_groups": [{"conditions": [_CONSENT_ANY]}]}},

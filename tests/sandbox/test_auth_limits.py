@@ -2,9 +2,12 @@
 
 - 401 for a missing, unknown or revoked key; 403 naming every missing scope (checked for every
   private-key operation of the catalog);
-- 429 with ``Retry-After`` and ``RateLimit-*`` headers for a client that bursts past a limit (second,
-  minute and day windows); the sandbox's factor scales limits, ``None`` / ``--no-rate-limits`` turns
-  them off; a client holding the sandbox's limiter never sees a 429;
+- 401 ``not_authenticated`` without credentials, ``authentication_failed`` with wrong ones;
+- fixed windows per account (every key shares the quota) and operation, with the documented lower
+  tiers (predictive analytics, ``include=list``); 429 with ``Retry-After`` (and no ``RateLimit-*``)
+  for a client that bursts past a limit (second, minute and day windows), ``RateLimit-*`` on every
+  other answer; the sandbox's factor scales limits, ``None`` / ``--no-rate-limits`` turns them off; a
+  client holding the sandbox's limiter never sees a 429;
 - OAuth on a real port: a KlaviyoClient with ``BearerToken(VaultTokenSource(...))`` calls the API
   with the access token, is refused outside its scopes, refreshes after a 401 and stops on revocation.
 
@@ -83,9 +86,11 @@ def test_missing_unknown_and_revoked_keys_are_401() -> None:
 
     unknown = raw(sb, key="pk_nope_1234567890").get("/api/lists")
     assert unknown.status_code == 401 and "pk_nope_1234567890" not in unknown.text
+    assert error(unknown)["code"] == "authentication_failed"  # given but wrong, as Klaviyo answers
+    assert error(unknown)["title"] == "Incorrect authentication credentials."
     for header in ("Bearer not-a-token", "Basic Zm9vOmJhcg==", "pk_sandbox_demo"):
         answer = raw(sb, key=None).get("/api/lists", headers={"Authorization": header})
-        assert answer.status_code == 401, header
+        assert answer.status_code == 401 and error(answer)["code"] == "authentication_failed", header
 
     made = raw(sb).post("/sandbox/keys", json={"scopes": "*", "name": "temp"})
     key = made.json()["key"]
@@ -94,6 +99,7 @@ def test_missing_unknown_and_revoked_keys_are_401() -> None:
     assert raw(sb).delete(f"/sandbox/keys/{key}").status_code == 200
     revoked = raw(sb, key).get("/api/lists")
     assert revoked.status_code == 401 and "revoked" in error(revoked)["detail"]
+    assert error(revoked)["code"] == "authentication_failed"
     with sb.client(api_key=key, clock=ManualClock()) as kl, pytest.raises(AuthenticationError) as err:
         kl.call("get_lists")
     assert err.value.status == 401 and err.value.request_id
@@ -139,30 +145,105 @@ def test_chosen_scopes_allow_exactly_what_they_name() -> None:
 
 # -- rate limits ----------------------------------------------------------------------------------------
 def test_a_burst_past_the_limit_is_429_with_retry_after_and_rate_limit_headers() -> None:
-    sb = sandbox()  # get_accounts: 1/s burst, 15/min steady
+    """Fixed windows on whole seconds and minutes, as Klaviyo documents; Retry-After replaces the
+    RateLimit-* headers on a 429."""
+    sb = sandbox()  # get_accounts: 1/s burst, 15/min steady; the clock starts 20 s into a minute
+    clock = sb.clock
+    assert isinstance(clock, ManualClock) and clock.time() % 60 == 20
     http = raw(sb)
     first = http.get("/api/accounts")
     assert first.status_code == 200
     assert (first.headers["RateLimit-Limit"], first.headers["RateLimit-Remaining"]) == ("15", "14")
+    assert first.headers["RateLimit-Reset"] == "40"  # the minute window ends 40 s from now
     second = http.get("/api/accounts")
     assert second.status_code == 429 and error(second)["code"] == "throttled"
-    assert second.headers["Retry-After"] == "1" and second.headers["RateLimit-Remaining"] == "0"
-    assert second.headers["RateLimit-Limit"] == "1" and second.headers["RateLimit-Reset"] == "1"
+    assert second.headers["Retry-After"] == "1"
+    assert not any(h.lower().startswith("ratelimit-") for h in second.headers)
     assert "second limit of 1 for get_accounts" in error(second)["detail"]
 
-    clock = sb.clock
-    assert isinstance(clock, ManualClock)
-    for _ in range(14):  # one a second: the minute fills up
+    for n in range(14):  # one a second: the minute fills up
         clock.advance(1.0)
-        assert http.get("/api/accounts").status_code == 200
+        answer = http.get("/api/accounts")
+        assert answer.status_code == 200 and answer.headers["RateLimit-Remaining"] == str(13 - n)
     clock.advance(1.0)
     full = http.get("/api/accounts")
     assert full.status_code == 429 and "minute limit of 15" in error(full)["detail"]
-    assert full.headers["Retry-After"] == "45"  # the first call of the window leaves it 45 s from now
+    assert full.headers["Retry-After"] == "25"  # 35 s into the window: it resets 25 s from now
 
     with unlimited_client(sb) as kl, pytest.raises(RateLimitError) as err:
         kl.call("get_accounts")
-    assert err.value.status == 429 and err.value.retry_after == 45
+    assert err.value.status == 429 and err.value.retry_after == 25
+    clock.advance(25.0)  # a new minute: the whole allowance again
+    fresh = http.get("/api/accounts")
+    assert fresh.status_code == 200 and fresh.headers["RateLimit-Remaining"] == "14"
+    assert fresh.headers["RateLimit-Reset"] == "60"
+
+
+def test_a_fixed_window_admits_a_full_burst_either_side_of_its_edge() -> None:
+    """A fixed window (unlike a sliding one) starts afresh on the second: 10 at .9 s and 10 more at 1.0 s."""
+    sb = sandbox()  # create_list: 10/s burst, 150/min steady
+    clock = sb.clock
+    assert isinstance(clock, ManualClock)
+    http = raw(sb)
+    clock.advance(0.9)
+    assert [http.post("/api/lists", json=_list(f"a{i}")).status_code for i in range(11)] == [201] * 10 + [429]
+    clock.advance(0.1)  # the next second: a new burst window
+    assert [http.post("/api/lists", json=_list(f"b{i}")).status_code for i in range(10)] == [201] * 10
+
+
+def _list(name: str) -> dict[str, Any]:
+    return {"data": {"type": "list", "attributes": {"name": name}}}
+
+
+def test_quota_is_per_account_every_key_shares_it() -> None:
+    sb = sandbox()
+    other = raw(sb).post("/sandbox/keys", json={"scopes": "*"}).json()["key"]
+    assert raw(sb).get("/api/accounts").status_code == 200
+    refused = raw(sb, other).get("/api/accounts")  # another key of the same account: the same 1/s
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+    clock = sb.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(1.0)
+    # clients made by the sandbox pace every key of the account together and never meet a 429
+    with sb.client(api_key=other) as first, sb.client() as second:
+        for _ in range(3):
+            first.call("get_accounts")
+            second.call("get_accounts")
+    assert [r["status"] for r in sb.requests if r["operation_id"] == "get_accounts"][2:] == [200] * 6
+
+
+def test_the_predictive_analytics_tier_has_its_own_lower_limits() -> None:
+    """Get Profiles: 75/s, 750/m; with additional-fields[profile]=predictive_analytics: 10/s, 150/m."""
+    sb = sandbox()
+    http = raw(sb)
+    predictive = {"additional-fields[profile]": "predictive_analytics"}
+    answers = [http.get("/api/profiles", params=predictive) for _ in range(11)]
+    assert [a.status_code for a in answers] == [200] * 10 + [429]
+    assert answers[0].headers["RateLimit-Limit"] == "150" and answers[0].headers["RateLimit-Remaining"] == "149"
+    plain = http.get("/api/profiles")  # the operation's own limits are untouched
+    assert plain.status_code == 200 and plain.headers["RateLimit-Limit"] == "750"
+    assert plain.headers["RateLimit-Remaining"] == "749"
+    listed = http.get("/api/profiles/x", params={"include": "lists"})  # get_profile: include=list is 1/s
+    assert listed.status_code == 404 and listed.headers["RateLimit-Limit"] == "15"
+    assert http.get("/api/profiles/x", params={"include": "lists"}).status_code == 429
+
+
+def test_every_answer_but_a_429_carries_the_rate_limit_headers() -> None:
+    sb = Sandbox(demo_data=False, rate_limit_factor=None, clock=ManualClock())  # even with limits off
+    http = raw(sb)
+    answers = [
+        http.get("/api/lists"),  # 200
+        http.get("/api/lists/nope"),  # 404
+        http.get("/api/lists", params={"sort": "bogus"}),  # 400
+        raw(sb, key="pk_wrong").get("/api/lists"),  # 401
+        http.post("/api/lists", json=_list("x")),  # 201
+        http.put("/api/lists"),  # 405
+        http.get("/api/no-such-thing"),  # 404 outside any operation
+    ]
+    assert [a.status_code for a in answers] == [200, 404, 400, 401, 201, 405, 404]
+    for answer in answers:
+        assert {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= set(answer.headers), answer.text
+    assert answers[5].headers["Allow"] == "GET, POST"
 
 
 def test_the_client_honours_retry_after_and_the_daily_window() -> None:

@@ -46,7 +46,8 @@ def http(sb: Sandbox) -> httpx.Client:
 
 # -- what the domains declare ------------------------------------------------------------------------
 def test_every_handled_operation_is_a_stable_operation() -> None:
-    unknown = {f"{d.name}: {oid}" for d in DEFAULT_DOMAINS for oid in (*d.handlers, *d.jobs) if oid not in STABLE}
+    unknown = {f"{d.name}: {oid}" for d in DEFAULT_DOMAINS for oid in (*d.handlers, *d.jobs)
+               if oid not in STABLE and not oid.startswith(f"{d.name}:")}  # a domain's own deferred work
     assert unknown == set()
     assert sum(len(d.handlers) for d in DEFAULT_DOMAINS) > 100  # the domains really are in the tuple
 

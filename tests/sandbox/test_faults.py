@@ -1,8 +1,9 @@
 """Fault injection, seen through the toolkit's client: 5xx, 429 storms, slow and dropped answers.
 
 What the sandbox promises: a seeded share of faults, targeted per operation, the same for the same
-seed; failures that look like the real thing on the wire, in-process and over a port alike. What the
-client must then do: retry what is safe (reads, writes with an idempotency key or event
+seed, on Klaviyo's timing (``realistic``: events show only after a delay, or ``settle()``); failures
+that look like the real thing on the wire, in-process and over a port alike. What the client must
+then do: retry what is safe (reads, writes with an idempotency key or event
 ``unique_id``), honour ``Retry-After``, surface the rest as typed errors. Waits run on a ManualClock
 on the client side; real delays stay tiny (0.2 s answers against a 0.05 s timeout).
 """
@@ -31,7 +32,8 @@ SLOW, TIMEOUT = 0.2, 0.05
 
 
 def sandbox(faults: Faults | None = None) -> Sandbox:
-    return Sandbox(demo_data=False, rate_limit_factor=None, faults=faults)
+    """The reliability suite runs on Klaviyo's timing too: asynchronous writes show after a delay."""
+    return Sandbox(demo_data=False, rate_limit_factor=None, faults=faults, realistic=True)
 
 
 def raw(sb: Sandbox) -> httpx.Client:
@@ -170,7 +172,9 @@ def test_an_event_retried_after_a_timeout_is_recorded_once(where: str) -> None:
     with MAKERS[where](sb, timeout=TIMEOUT) as kl:
         assert kl.call("create_event", unique_id="order-1", **event).status == 202
         _wait_for(lambda: len(statuses(sb, "create_event")) == 2)
-        assert statuses(sb, "create_event") == [202, 202]  # both were processed...
+        assert statuses(sb, "create_event") == [202, 202]  # both were accepted...
+        assert sb.store.all("event") == []  # ...and are not visible yet (Klaviyo applies events later)
+        sb.settle()
         assert len(sb.store.all("event")) == 1  # ...into one event
 
         # Without a unique_id the client may not retry a write, and the error surfaces; the
@@ -179,6 +183,7 @@ def test_an_event_retried_after_a_timeout_is_recorded_once(where: str) -> None:
         with pytest.raises(TransportError, match="timed out"):
             kl.call("create_event", **event)
         _wait_for(lambda: len(statuses(sb, "create_event")) == 3)
+    sb.settle()
     assert len(sb.store.all("event")) == 2
 
 
