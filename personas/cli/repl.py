@@ -106,6 +106,7 @@ class Repl:
         input_fn: Any = None,
         model: Any = None,
         config: Config | None = None,
+        suggestions: list[str] | None = None,
     ) -> None:
         from rich.console import Console
 
@@ -121,6 +122,7 @@ class Repl:
             model = resolve_model(spec.model, self.settings, temperature=spec.temperature, replay=replay,
                                   prefer_replay=True)
         self.model = model
+        self.suggestions = list(suggestions or [])  # the guided tour's next messages (Enter sends one)
         self._turn: _BackgroundTurn | None = None
         self._unfinished: str | None = None  # how the last turn ended early, until the conversation is mended
         self._new_context(None)
@@ -156,8 +158,14 @@ class Repl:
             c.print(self._no_model())
         else:
             c.print(f"Klaviyo: {where}.  Model: {escape(self.ctx.model.description)}.")
+        if self.suggestions:
+            c.print("\nNo model is configured, so this is a [bold]guided tour[/bold] on the demo sandbox: the "
+                    "answers are written by hand and replayed, while the tool calls, the approval you give and "
+                    "the refusal of an out-of-scope call are real. Press Enter to send each suggested message.")
         c.print("Type /help for commands.\n")
         while True:
+            if self.suggestions:
+                c.print(f"[dim]next: {escape(self.suggestions[0])}  (Enter to send it)[/dim]")
             try:
                 text = self._ask("you> ")
             except EOFError:
@@ -165,6 +173,11 @@ class Repl:
             except KeyboardInterrupt:
                 continue
             text = text.strip()
+            if not text and self.suggestions:
+                text = self.suggestions[0]
+                c.print(f"you> {escape(text)}")
+            if self.suggestions and text == self.suggestions[0]:
+                self.suggestions.pop(0)
             if not text:
                 continue
             if text.startswith("/"):

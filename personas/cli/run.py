@@ -208,6 +208,12 @@ def run_cmd(
                 default=str,
             )
         )
+    elif graph_spec.render_rich is not None and sys.stdout.isatty():
+        console = Console(highlight=False)
+        console.print(f"{spec.name} (thread {result.thread_id}); model: {result.model}")
+        console.print(graph_spec.render_rich(result.state))
+        if result.interrupts:
+            typer.echo(render_result(spec, graph_spec, result).split("\n\nWaiting for approval:", 1)[-1])
     else:
         typer.echo(render_result(spec, graph_spec, result))
     if result.paused:
