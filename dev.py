@@ -52,12 +52,14 @@ def _pip(args: list[str], what: str) -> None:
         if line.startswith(("Collecting ", "Downloading ")) and line.split()[1:2]:
             seen += 1 if line.startswith("Collecting ") else 0
             name = line.split()[1]
-            print(f"\r  {what}: {seen} packages so far ({time.monotonic() - started:.0f} s) {name[:40]:<40}",
-                  end="", flush=True)
+            if sys.stdout.isatty():
+                print(f"\r  {what}: {seen} packages so far ({time.monotonic() - started:.0f} s) {name[:40]:<40}",
+                      end="", flush=True)
     if proc.wait() != 0:
         print("\n" + "".join(tail), file=sys.stderr)
         sys.exit(f"installing {what} failed (see above); run the same command again once the cause is fixed")
-    print(f"\r  {what}: done in {time.monotonic() - started:.0f} s{' ' * 50}", flush=True)
+    done = f"  {what}: {seen} packages, done in {time.monotonic() - started:.0f} s"
+    print(f"\r{done}{' ' * 60}" if sys.stdout.isatty() else done, flush=True)
 
 
 def ensure_env(extra: str = "dev") -> None:
@@ -71,8 +73,6 @@ def ensure_env(extra: str = "dev") -> None:
     if installed.get(extra) == digest or installed.get("dev") == digest:  # dev includes the sandbox extra
         return
     print(f"installing klaviyo-personas[{extra}] into .venv (once; later runs start at once) ...", flush=True)
-    if not installed:
-        _pip(["--upgrade", "pip"], "pip")
     _pip(["-e", f"{ROOT}[{extra}]"], f"klaviyo-personas[{extra}]")
     STAMP.write_text("".join(f"{k} {v}\n" for k, v in {**installed, extra: digest}.items()))
 

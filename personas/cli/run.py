@@ -177,6 +177,13 @@ def run_cmd(
     if (resume is not None or retry) and not driver.exists():
         raise UsageProblem(f"no run with thread {thread!r} in {cfg.home}; check the id the run printed")
     graph_spec = driver.spec
+    if resume is not None and not driver.pending():
+        snap = driver.snapshot()
+        if snap.next:
+            raise UsageProblem(f"thread {thread!r} is not waiting for an approval: it stopped at a failed step; "
+                               f"continue it with --retry")
+        typer.echo(f"thread {thread!r} is not waiting for an approval: it finished; nothing to resume", err=True)
+        return  # answering a run that already ended changes nothing: running the same command twice is fine
     state_in = graph_spec.make_input(payload) if payload is not None else None
     try:
         if retry:
