@@ -69,6 +69,7 @@ files:
 input:
   source: {kind: csv, path: {file: rows.csv}}
   target_list_id: {ref: "list:Club"}
+  mode: mirror
 approvals: [reject]
 expect:
   profiles:             # profiles are read after the run for the keys named here
