@@ -106,4 +106,9 @@ def schema(
         tools = [kit.tool(n) for n in names]
     else:
         raise UsageProblem("name at least one tool, or pass --all or --persona PERSONA")
-    typer.echo(json.dumps([convert_to_openai_tool(t, strict=True) for t in tools], indent=1))
+    definitions = [convert_to_openai_tool(t, strict=True) for t in tools]
+    typer.echo(json.dumps(definitions, indent=1))
+    compact = json.dumps(definitions, separators=(",", ":"))
+    # on stderr, so standard output stays the JSON array: what these definitions cost in every request
+    typer.echo(f"{len(definitions)} tool definitions, {len(compact):,} characters of JSON, about "
+               f"{round(len(compact) / 4):,} tokens (4 characters a token) in every model request", err=True)
