@@ -8,8 +8,9 @@ forged row, cut the tail or delete the file. An anchor closes those gaps:
 - after every append the newest row's number and hash (the *head*) are saved outside the log, so
   a cut tail (fewer rows than the head) and a missing file (a head but no log) are found.
 
-``FileAnchor`` keeps both in owner-only files (used standalone and in tests); the personas runtime
-keeps them in the vault. Any object with these three methods will do.
+``VaultAnchor`` keeps both encrypted in the vault (what the personas runtime uses: the key is as
+safe as the vault's key, which may live in the OS keyring); ``FileAnchor`` keeps them in owner-only
+files (standalone use and tests). Any object with these three methods will do.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import ToolkitUsageError
 
-__all__ = ["AuditAnchor", "FileAnchor", "Head"]
+if TYPE_CHECKING:
+    from .vault import Vault
+
+__all__ = ["AuditAnchor", "FileAnchor", "Head", "VaultAnchor"]
 
 
 @dataclass(frozen=True)
@@ -105,3 +109,48 @@ class FileAnchor:
     def save_head(self, head: Head) -> None:
         record = {"rows": head.rows, "hash": head.hash, "mac": self._mac(head.rows, head.hash)}
         _write_private(self.head_path, json.dumps(record).encode())
+
+
+class VaultAnchor:
+    """Key and head encrypted in a :class:`~klaviyo_toolkit.vault.Vault` (Fernet also authenticates
+    them, so an altered head does not decrypt). ``adopt`` is a FileAnchor whose key, if present, is
+    moved into the vault on first use (so a log begun with it still verifies)."""
+
+    def __init__(self, vault: Vault, name: str = "audit", adopt: FileAnchor | None = None) -> None:
+        self.vault = vault
+        self.name = name
+        self.adopt = adopt
+
+    def __repr__(self) -> str:
+        return f"VaultAnchor({self.vault!r})"
+
+    def key(self) -> bytes:
+        stored = self.vault.get_secret(f"{self.name}:key")
+        if stored is None:
+            if self.adopt is not None and self.adopt.key_path.exists():
+                stored = self.adopt.key()
+                head = self.adopt.load_head()
+                if head is not None:
+                    self.vault.put_secret(f"{self.name}:head", json.dumps([head.rows, head.hash]).encode())
+            else:
+                stored = secrets.token_bytes(32)
+            self.vault.put_secret(f"{self.name}:key", stored)
+            if self.adopt is not None:
+                for path in (self.adopt.key_path, self.adopt.head_path):
+                    path.unlink(missing_ok=True)
+        return stored
+
+    def load_head(self) -> Head | None:
+        from cryptography.fernet import InvalidToken
+
+        try:
+            stored = self.vault.get_secret(f"{self.name}:head")
+            if stored is None:
+                return None
+            rows, digest = json.loads(stored)
+        except (InvalidToken, ValueError):
+            raise ToolkitUsageError("the audit head record in the vault was altered (it does not decrypt)") from None
+        return Head(int(rows), str(digest))
+
+    def save_head(self, head: Head) -> None:
+        self.vault.put_secret(f"{self.name}:head", json.dumps([head.rows, head.hash]).encode())

@@ -146,6 +146,7 @@ CREATE TABLE IF NOT EXISTS credentials (
     revoked_at  TEXT,
     meta        TEXT NOT NULL DEFAULT '{}'
 );
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, secret BLOB NOT NULL, updated_at TEXT NOT NULL);
 """
 _INFO_COLUMNS = "name, kind, scopes, created_at, updated_at, rotated_at, revoked_at, expires_at, fingerprint, meta"
 
@@ -395,11 +396,27 @@ class Vault:
                 self._fernet = _multi_fernet([key])
             return count
 
+    # -- other secrets (the audit log's key and head) -----------------------------------------
+    def put_secret(self, name: str, value: bytes) -> None:
+        """Keep ``value`` encrypted under ``name`` (not a credential: no scopes, never listed)."""
+        with self._lock, self._write():
+            self._db.execute(
+                "INSERT OR REPLACE INTO secrets VALUES (?, ?, ?)", (name, self._fernet.encrypt(value), self._now())
+            )
+
+    def get_secret(self, name: str) -> bytes | None:
+        """The secret kept under ``name``, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT secret FROM secrets WHERE name = ?", (name,)).fetchone()
+        return None if row is None else self._decrypt(row[0])
+
     def reencrypt(self) -> int:
-        """Re-encrypt every credential under the newest key (after adding one), in one transaction:
-        all rows or none. Returns how many."""
+        """Re-encrypt every credential and secret under the newest key (after adding one), in one
+        transaction: all rows or none. Returns how many."""
         with self._lock, self._write():
             self._reload_keys()
+            for name, token in self._db.execute("SELECT name, secret FROM secrets").fetchall():
+                self._db.execute("UPDATE secrets SET secret = ? WHERE name = ?", (self._fernet.rotate(token), name))
             rows = self._db.execute("SELECT name, secret FROM credentials WHERE length(secret) > 0").fetchall()
             now = self._now()
             for name, token in rows:

@@ -143,3 +143,21 @@ def test_audit_verify_on_the_command_line(tmp_path: Path) -> None:
     (tmp_path / "audit.sqlite").unlink()
     gone = personas(tmp_path, "audit", "verify", "--expected-head", head)
     assert gone.returncode == 1 and "is missing" in gone.stderr
+
+
+def test_the_runtime_keeps_the_key_and_head_in_the_vault_and_a_key_rotation_keeps_the_log_verifiable(
+        tmp_path: Path) -> None:
+    from klaviyo_toolkit.audit_anchor import VaultAnchor
+    from klaviyo_toolkit.vault import Vault
+
+    old = FileAnchor(tmp_path / "keys")  # a log begun by an earlier version, with its key in a file
+    with AuditLog(tmp_path / "audit.sqlite", anchor=old) as log:
+        log.record("get_lists", "ok", context=CTX)
+    vault = Vault(tmp_path / "vault.sqlite")
+    anchor = VaultAnchor(vault, adopt=old)
+    with AuditLog(tmp_path / "audit.sqlite", anchor=anchor) as log:
+        log.record("get_lists", "ok", context=CTX)
+    assert not old.key_path.exists(), "the key moved into the vault"
+    assert verify_log(tmp_path / "audit.sqlite", anchor=anchor).checked == 2
+    vault.rotate_key(drop_old_keys=True)
+    assert verify_log(tmp_path / "audit.sqlite", anchor=VaultAnchor(Vault(tmp_path / "vault.sqlite"))).ok

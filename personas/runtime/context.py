@@ -13,7 +13,7 @@ from typing import Any
 
 from graphs import graph_spec
 from klaviyo_toolkit.audit import AuditLog
-from klaviyo_toolkit.audit_anchor import FileAnchor
+from klaviyo_toolkit.audit_anchor import FileAnchor, VaultAnchor
 from klaviyo_toolkit.clock import Clock, SystemClock
 from klaviyo_toolkit.tools import Guard, KlaviyoToolkit
 from personas.kernel.config import Config
@@ -31,9 +31,12 @@ __all__ = ["audit_anchor", "audit_log", "build_context"]
 _AUDIT_LOGS: dict[str, AuditLog] = {}
 
 
-def audit_anchor(config: Config) -> FileAnchor:
-    """Where the audit log's HMAC key and head live: owner-only files under ``<home>/keys``."""
-    return FileAnchor(config.path("keys"))
+def audit_anchor(config: Config) -> VaultAnchor:
+    """Where the audit log's HMAC key and head live: encrypted in the vault (a key kept in
+    ``<home>/keys`` by an earlier version is moved into it)."""
+    from klaviyo_toolkit.vault import Vault
+
+    return VaultAnchor(Vault(config.path("vault.sqlite")), adopt=FileAnchor(config.home / "keys"))
 
 
 def audit_log(config: Config) -> AuditLog:

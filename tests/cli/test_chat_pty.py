@@ -19,7 +19,8 @@ import pytest
 
 from klaviyo_sandbox import DEMO_KEY
 from klaviyo_toolkit.audit import AuditLog
-from klaviyo_toolkit.audit_anchor import FileAnchor
+from personas.kernel.config import Config
+from personas.runtime.context import audit_anchor
 
 from . import author_chat_cassette as authored
 from .conftest import REAUTHOR, Terminal, child_env
@@ -38,7 +39,7 @@ def chat(terminals: list[Terminal], home: Path, name: str, *extra: str, **env: s
 
 def audit_rows(home: Path) -> list[tuple[str, str, str | None, int | None]]:
     """(tool, status, method, http status) of every audit row, oldest first."""
-    log = AuditLog(home / "audit.sqlite", anchor=FileAnchor(home / "keys"))
+    log = AuditLog(home / "audit.sqlite", anchor=audit_anchor(Config(home=home)))
     try:
         return [(r.tool, r.status, r.method, r.http_status) for r in reversed(log.query(persona=PERSONA, limit=None))]
     finally:

@@ -14,11 +14,11 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.lead_magnet import InputError, unique_id_for
 from klaviyo_sandbox import Sandbox
-from klaviyo_toolkit.audit import AuditLog
-from klaviyo_toolkit.audit_anchor import FileAnchor
 from klaviyo_toolkit.clock import ManualClock
+from personas.kernel.config import Config
 from personas.kernel.models import ScriptedChatModel
 from personas.runtime import arun_persona, run_persona
+from personas.runtime.context import audit_log
 
 from .leads import COLD, HOT, WARM, first_touchpoints, sequence_starts, sign_up
 
@@ -178,7 +178,7 @@ def test_an_instruction_planted_in_the_form_reaches_the_model_fenced_and_causes_
     assert planted in fenced, "the planted text is inside the fence"
     assert state["decision"]["sequence"] == "education" and state["decision"]["policy_note"] == "out of policy"
     writes = [
-        row.tool for row in AuditLog(tmp_path / "audit.sqlite", anchor=FileAnchor(tmp_path / "keys")).query(limit=None)
+        row.tool for row in audit_log(Config(home=tmp_path)).query(limit=None)
         if row.method not in ("GET", None)
     ]
     assert sorted(set(writes)) == ["create_event", "update_profile"], writes
