@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "stops_the_run",
     "AuthenticationError",
     "BadRequestError",
     "ClientError",
@@ -351,3 +352,9 @@ def _parse_retry_after(value: str | None) -> float | None:
             return max(0.0, (when - _dt.datetime.now(_dt.UTC)).total_seconds())
         except (TypeError, ValueError):
             return None
+
+
+def stops_the_run(exc: BaseException) -> bool:
+    """Errors no report or retry can work around: the credentials were rejected (401) or revoked, or
+    the toolkit was misused. Code that reports a failed call and carries on re-raises these."""
+    return isinstance(exc, (AuthenticationError, ToolkitUsageError, ConnectionUnusableError))

@@ -37,7 +37,13 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from klaviyo_toolkit.errors import DailyLimitExhaustedError, InvalidArgumentError, KlaviyoError, RateLimitError
+from klaviyo_toolkit.errors import (
+    DailyLimitExhaustedError,
+    InvalidArgumentError,
+    KlaviyoError,
+    RateLimitError,
+    stops_the_run,
+)
 from personas.kernel.context import PersonaContext
 from personas.kernel.privacy import describe_error
 
@@ -240,6 +246,8 @@ def fetch_reports(state: ReportState, runtime: Runtime[PersonaContext]) -> Repor
             reports[metric] = {"metric_id": metric_id, "source": "unavailable", "results": None, "error": str(exc)}
             continue
         except KlaviyoError as exc:
+            if stops_the_run(exc):
+                raise
             reports[metric] = {"metric_id": metric_id, "source": "unavailable", "results": None, "error": str(exc)}
             notes.append(f"The report for {metric!r} failed: {exc}")
             continue
@@ -283,6 +291,8 @@ def load_campaigns(state: ReportState, runtime: Runtime[PersonaContext]) -> Repo
                 info[str(campaign["id"])] = {"name": attrs.get("name"), "status": attrs.get("status"),
                                              "send_time": attrs.get("send_time") or attrs.get("scheduled_at")}
     except KlaviyoError as exc:
+        if stops_the_run(exc):
+            raise
         notes.append(f"Campaign names could not be read ({exc}); campaigns are shown by id.")
         failed = True
     runtime.stream_writer({"phase": "load_campaigns", "done": len(ids), "total": len(ids), "unit": "campaigns"})

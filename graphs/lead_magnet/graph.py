@@ -29,7 +29,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
-from klaviyo_toolkit.errors import KlaviyoError
+from klaviyo_toolkit.errors import KlaviyoError, stops_the_run
 from klaviyo_toolkit.tools import Stopped
 from personas.kernel.context import PersonaContext
 from personas.kernel.governance import fence
@@ -354,6 +354,8 @@ def record(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
             result = ctx.toolkit.run("update_profile", id=profile["id"], properties=props)
             saved = result.status if isinstance(result, Stopped) else "saved"
         except KlaviyoError as exc:
+            if stops_the_run(exc):
+                raise
             saved = f"not saved: {describe_error(exc)}"
     return {"decision": decision, "outcome": outcome, "record": {"profile_properties": saved}}
 

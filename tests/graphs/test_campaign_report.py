@@ -353,3 +353,21 @@ def test_a_summary_carrying_links_or_instructions_not_in_the_data_is_withheld(sb
     assert any("withheld" in note for note in state["notes"])
     markdown = Path(state["files"]["markdown"]).read_text(encoding="utf-8")
     assert planted not in markdown and "example.ru" not in markdown
+
+
+def test_rejected_credentials_stop_the_report_instead_of_becoming_a_note(sb: Sandbox) -> None:
+    from klaviyo_sandbox import Faults
+    from klaviyo_toolkit.errors import AuthenticationError
+
+    sb.faults = Faults(error_rate=1.0, status=401, operations=["get_campaigns"])
+    try:
+        with pytest.raises(AuthenticationError):
+            run(sb, {"date": YESTERDAY_NY})
+    finally:
+        sb.faults = Faults()
+    sb.faults = Faults(error_rate=1.0, status=503, operations=["get_campaigns"])
+    try:
+        state = run(sb, {"date": YESTERDAY_NY}).state  # a failure the report can carry on through
+    finally:
+        sb.faults = Faults()
+    assert any("Campaign names could not be read" in n for n in state["notes"])
