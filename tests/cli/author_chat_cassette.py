@@ -18,11 +18,11 @@ data (the pty tests in ``test_chat_pty.py`` say so when a cassette stops matchin
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import datetime as dt
 import io
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -50,8 +50,9 @@ WEBINAR_LIST = "RLfaTs"  # "Webinar Attendees" in the seed-42 sandbox
 REAUTHOR = "re-author it with `.venv/bin/python tests/cli/author_chat_cassette.py`"
 #: Besides today, the dates each conversation is also run on (seeded data moves with the day).
 OTHER_DATES = ["2027-03-01T10:00:00+00:00", "2026-06-15T03:00:00+00:00"]
-#: The slow call of the "chat_cancel" conversation: Ctrl-C lands while it is under way.
-SLOW = {"slow_rate": 1.0, "delay": 3.0, "operations": ["get_segments"], "count": 1}
+#: The slow call of the "chat_cancel" conversation: Ctrl-C lands while it is under way (long enough that
+#: a loaded machine still presses it before the call returns; the next turn waits for the call to end).
+SLOW = {"slow_rate": 1.0, "delay": 6.0, "operations": ["get_segments"], "count": 1}
 
 
 @dataclass(frozen=True)
@@ -149,12 +150,13 @@ class _SlowCallFaults(Faults):
 
 
 def _ctrl_c_when(started: threading.Event) -> None:
-    """Ctrl-C once the slow call is under way (the REPL's main thread gets it, as from a terminal)."""
+    """Ctrl-C once the slow call is under way: a real SIGINT, as a terminal sends, so it lands even while
+    the main thread is blocked waiting for the call (a simulated interrupt would wait for the call to end)."""
 
     def press() -> None:
         if started.wait(timeout=60):
             time.sleep(0.2)
-            _thread.interrupt_main()
+            os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=press, daemon=True).start()
 
