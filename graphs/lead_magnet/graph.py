@@ -29,7 +29,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
-from klaviyo_toolkit.errors import KlaviyoError
+from klaviyo_toolkit.errors import KlaviyoError, RateLimitError, ServerError, TransportError
 from klaviyo_toolkit.tools import Stopped
 from personas.kernel.context import PersonaContext
 from personas.kernel.governance import fence
@@ -341,18 +341,24 @@ def record(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
         )
     saved = None
     started = (state.get("send") or {}).get("status") == "sent"
+    # The sequence the lead is in: recorded only once Klaviyo confirmed its start (this run's, or an
+    # earlier one's for a repeat submission, which must not erase what the first run recorded).
+    in_sequence = decision.get("sequence") if started else (already or {}).get("sequence")
     if settings.record_on_profile and profile.get("id") and sc is not None:
         props = {
             "lead_score": sc["total"],
             "lead_band": sc["band"],
-            # the sequence is recorded only once its start was confirmed by Klaviyo
-            "lead_sequence": decision.get("sequence") if started else None,
+            "lead_sequence": in_sequence,
             "lead_decided_by": decision.get("decided_by"),
             "lead_scored_at": _dt.datetime.fromtimestamp(ctx.clock.time(), _dt.UTC).isoformat(timespec="seconds"),
         }
         try:
             result = ctx.toolkit.run("update_profile", id=profile["id"], properties=props)
             saved = result.status if isinstance(result, Stopped) else "saved"
+        except (ServerError, RateLimitError, TransportError):
+            # Klaviyo is failing for now (after the client's own retries): stop here, resumable, so a
+            # retry records the sequence; swallowing it would leave a started lead unrecorded for good.
+            raise
         except KlaviyoError as exc:
             saved = f"not saved: {describe_error(exc)}"
     return {"decision": decision, "outcome": outcome, "record": {"profile_properties": saved}}
