@@ -97,3 +97,30 @@ def test_a_persona_relaxes_only_by_naming_operations() -> None:
     assert asks("create_campaign_send_job", id="C1"), "an alias is the same operation"
     with pytest.raises(ValueError, match="approval is by effect now"):
         ApprovalPolicy(mode="never")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        # Klaviyo finds a server-side event's profile by one identifier and sets the others on it.
+        ("create_event", {"metric": {"name": "X"}, "properties": {}, "profile": {"id": "P1", "email": "x@evil.test"}}),
+        ("create_event", {"metric": {"name": "X"}, "properties": {},
+                          "profile": {"email": "victim@example.com", "phone_number": "+15005550006"}}),
+        ("bulk_create_events", {"events_bulk_create": [{"profile": {"id": "P1", "external_id": "evil-1"},
+                                                        "events": [{"metric": {"name": "X"}, "properties": {}}]}]}),
+        ("update_profile", {"id": "P1", "patch_identifiers": {"append": {"phone_number": "+15005550006"}}}),
+        ("create_or_update_profile", {"email": "victim@example.com",
+                                      "patch_identifiers": {"unappend": {"email": "victim@example.com"}}}),
+        ("bulk_import_profiles", {"profiles": [{"email": "v@example.com", "patch_identifiers": {"append": {"x": 1}}}]}),
+    ],
+)
+def test_identity_changes_through_events_and_identifier_patches_are_identity(name: str, args: dict[str, Any]) -> None:
+    assert Effect.IDENTITY in effects(name, **args)
+
+
+def test_events_and_patches_that_leave_identifiers_alone_are_plain_writes() -> None:
+    assert effects("create_event", metric={"name": "X"}, properties={}, profile={"email": "new@example.com"}) == {
+        Effect.WRITE}
+    assert effects("bulk_create_events", events_bulk_create=[
+        {"profile": {"id": "P1"}, "events": [{"metric": {"name": "X"}, "properties": {}}]}]) == {Effect.WRITE}
+    assert effects("update_profile", id="P1", patch_identifiers={"append": None, "unappend": None}) == {Effect.WRITE}
