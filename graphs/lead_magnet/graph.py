@@ -29,7 +29,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
-from klaviyo_toolkit.errors import KlaviyoError, RateLimitError, ServerError, TransportError
+from klaviyo_toolkit.errors import KlaviyoError, NotFoundError, RateLimitError, ServerError, TransportError
 from klaviyo_toolkit.tools import Stopped
 from personas.kernel.context import PersonaContext
 from personas.kernel.governance import fence
@@ -95,9 +95,18 @@ def load_profile(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadStat
                 "eligible": {"ok": False, "reason": f"no Klaviyo profile has the email {sub['email']}"},
             }
         profile_id = data[0]["id"]
-    resp = kit.fetch(
-        "get_profile", id=profile_id, additional_fields_profile=["subscriptions", "predictive_analytics"]
-    )
+    try:
+        resp = kit.fetch(
+            "get_profile", id=profile_id, additional_fields_profile=["subscriptions", "predictive_analytics"]
+        )
+    except NotFoundError:  # deleted or merged since the submission, or not of this account: no retry helps
+        return {
+            "profile": {},
+            "recent_metrics": [],
+            "already": None,
+            "eligible": {"ok": False, "reason": f"no Klaviyo profile has the id {profile_id} "
+                         "(data.relationships.profile; deleted or merged since, or another account's event)"},
+        }
     profile = {"id": resp.data["id"], **(resp.data.get("attributes") or {})}
     # every page: a metric missed on page two would skip the "already started" check below
     metrics = {m["attributes"]["name"]: m["id"] for page in kit.pages("get_metrics") for m in page.data or []}
