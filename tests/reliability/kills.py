@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from klaviyo_sandbox import Sandbox
+from klaviyo_toolkit.clock import SystemClock
+from personas.kernel.config import Config
+from personas.runtime import RunDriver, build_context, checkpointer
+from personas.runtime.context import audit_log
 from tests.sandbox.conftest import serve
+
+from .child import SYNC_THREAD
+from .fleet import PERSONA, Outcome, attempts, faults, lead_sandbox, outcome, seed_leads
+from .syncjob import SyncOutcome, check_sync, make_sync, read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 WHERE = ("before_send", "after_response", "after_audit", "after_step")
@@ -112,3 +120,51 @@ def served(sb: Sandbox) -> Iterator[str]:
     """``sb`` on a local port for the workers; its base URL."""
     with serve(sb.app) as url:
         yield url
+
+
+def kill_leads(work: Path, *, leads: int, kills: int, seed: int) -> tuple[Outcome, KillTally]:
+    """Sign ``leads`` up, run the sequencer's workers through ``kills`` seeded kills under the issue's
+    faults, restart them until every thread is done, and check the fleet (see ``fleet.outcome``)."""
+    sb = lead_sandbox(seed=seed)
+    fleet = seed_leads(sb, leads, seed=seed)
+    (work / "leads.json").write_text(json.dumps([lead.to_json() for lead in fleet]), encoding="utf-8")
+    sb.log.clear()
+    sb.faults = faults(seed=seed)
+    with served(sb) as url:
+        run = KillRun("leads", work, url)
+        run.kill(kill_plans(kills, seed, attempt_span=max(2, 6 * leads // kills), step_span=max(2, 4 * leads // kills)))
+        assert run.finish() == 0, "every thread finished after the restarts"
+    config = Config.from_env().replace(home=run.home)
+    saver = checkpointer(config.path("checkpoints.sqlite"))
+    status = {}
+    for lead in fleet:
+        ctx = build_context(PERSONA, config=config, client=sb.client(), thread_id=lead.thread, audit=False)
+        status[lead.thread] = RunDriver(ctx, saver).result().status
+    audit = audit_log(config)
+    result = outcome(sb, fleet, status, audit, in_flight=run.tally.in_flight)
+    assert audit.verify(), "the anchored audit chain survives every kill"
+    sb.close()
+    return result, run.tally
+
+
+def kill_sync(work: Path, *, kills: int, seed: int, **size: int) -> tuple[SyncOutcome, KillTally, int]:
+    """A sync (``syncjob.make_sync(**size)``) through ``kills`` seeded kills under the issue's faults;
+    its outcome, the kills, and the attempts the sandbox saw (audit rows = those minus the in-flight)."""
+    sb = Sandbox(demo_data=False, rate_limit_factor=None, request_log_size=None, clock=SystemClock(),
+                 job_seconds=0.2, seed=seed)
+    job = make_sync(sb, work, **size)
+    sb.log.clear()
+    sb.faults = faults(seed=seed)
+    with served(sb) as url:
+        run = KillRun("sync", work, url)
+        run.kill(kill_plans(kills, seed, attempt_span=4, step_span=2))
+        assert run.finish() == 0, "the sync finished after the restarts"
+    config = Config.from_env().replace(home=run.home)
+    audit = audit_log(config)
+    result = check_sync(sb, job, audit, SYNC_THREAD, read_jsonl(work / "answers.jsonl"))
+    client, server = attempts(audit, [SYNC_THREAD], sb)
+    gap = {k: server[k] - client[k] for k in set(client) | set(server) if server[k] != client[k]}
+    assert all(v > 0 for v in gap.values()) and sum(gap.values()) == run.tally.in_flight, (gap, run.tally.kills)
+    assert audit.verify()
+    sb.close()
+    return result, run.tally, sum(server.values())
