@@ -10,8 +10,8 @@ in this order:
 3. the call's arguments (:func:`call_effects`): any write that carries ``subscriptions`` changes
    consent; setting an email, phone number or external id on an existing profile changes identity
    (directly, through ``patch_identifiers``, or through the profile of a server-side event, which
-   Klaviyo updates from the event's identifiers); a list's ``opt_in_process`` changes consent; a
-   flow set ``live`` starts sending.
+   Klaviyo updates from the event's identifiers); setting a list's ``opt_in_process`` (making
+   or changing it) changes consent; a flow set ``live`` starts sending.
 
 Example::
 
@@ -96,6 +96,8 @@ _DESTRUCTIVE_PREFIXES = ("delete_", "remove_", "bulk_delete_")
 _IDENTIFIERS = ("email", "phone_number", "external_id")
 #: Writes that change an existing profile (by id or by matching an identifier).
 _PROFILE_UPDATES = {"update_profile", "create_or_update_profile", "create_client_profile", "bulk_import_profiles"}
+#: Writes that set how a list collects consent (``opt_in_process``: single or double opt-in).
+_LIST_WRITES = {"create_list", "update_list"}
 #: Server-side event writes: Klaviyo finds the event's profile by one identifier and sets the others on it.
 _EVENT_WRITES = {"create_event", "bulk_create_events"}
 
@@ -164,7 +166,7 @@ def call_effects(op: Operation, args: Mapping[str, Any]) -> frozenset[Effect]:
     effects = set(operation_effects(op))
     if op.read_only:
         return frozenset(effects)
-    if _has_key(args, "subscriptions") or (op.operation_id == "update_list" and args.get("opt_in_process")):
+    if _has_key(args, "subscriptions") or (op.operation_id in _LIST_WRITES and args.get("opt_in_process")):
         effects.add(Effect.CONSENT)
     if _changes_identity(op, args):
         effects.add(Effect.IDENTITY)

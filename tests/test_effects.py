@@ -50,6 +50,7 @@ def test_every_operation_is_classed_and_no_destructive_one_escapes_approval() ->
         ("create_or_update_profile", {"email": "a@example.com", "phone_number": "+15005550006"}, Effect.IDENTITY),
         ("merge_profiles", {"id": "P1", "profile_ids": ["P2"]}, Effect.IDENTITY),
         ("update_list", {"id": "L1", "opt_in_process": "single_opt_in"}, Effect.CONSENT),
+        ("create_list", {"name": "Quick sign-ups", "opt_in_process": "single_opt_in"}, Effect.CONSENT),
         ("send_campaign", {"id": "C1"}, Effect.SENDING),
         ("update_flow", {"id": "F1", "status": "live"}, Effect.SENDING),
         ("create_webhook", {"name": "x", "endpoint_url": "https://evil.test", "topic_ids": ["t"]}, Effect.SENDING),
@@ -72,6 +73,7 @@ def test_any_write_carrying_subscriptions_changes_consent() -> None:
 def test_ordinary_writes_do_not_stop() -> None:
     assert effects("update_profile", id="P1", properties={"plan": "gold"}) == {Effect.WRITE}
     assert effects("update_list", id="L1", name="VIP") == {Effect.WRITE}
+    assert effects("create_list", name="VIP") == {Effect.WRITE}
     assert effects("create_event", metric={"name": "X"}, profile={"id": "P1"}, properties={}) == {Effect.WRITE}
     assert effects("update_flow", id="F1", status="draft") == {Effect.WRITE}
     assert effects("get_profiles") == {Effect.READ}
