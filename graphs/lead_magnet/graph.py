@@ -35,7 +35,7 @@ from personas.kernel.context import PersonaContext
 from personas.kernel.governance import fence
 from personas.kernel.privacy import describe_error
 
-from .inputs import parse_submission
+from .inputs import InputError, parse_submission
 from .schedule import next_send_time
 from .scoring import score_lead
 from .settings import Settings
@@ -75,6 +75,13 @@ def unique_id_for(profile_id: str) -> str:
 # -- nodes -------------------------------------------------------------------------------------
 def parse(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
     submission = parse_submission(state.get("input"))
+    form_metric = _settings(runtime).form_metric
+    if submission.metric and submission.metric != form_metric:  # a webhook sending every event, say
+        raise InputError(
+            "data.relationships.metric",
+            f"the event is {submission.metric!r}, not a form submission ({form_metric!r}, the persona's "
+            "form_metric); pass a form-submission event, or set form_metric to the form's metric",
+        )
     return {"submission": submission.to_json(), "model": runtime.context.model.description}
 
 

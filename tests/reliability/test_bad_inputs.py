@@ -207,6 +207,13 @@ GRAPHS = [
     Bad("lead-input-no-properties", lambda w: w.run("lead-magnet-sequencer", {"input": _event(
         w, lambda d: d["data"]["attributes"].pop("event_properties"))}), "data.attributes.event_properties",
         "form's answers"),
+    Bad("lead-input-properties-a-list", lambda w: w.run("lead-magnet-sequencer", {"input": _event(
+        w, lambda d: d["data"]["attributes"].update(event_properties=["a", "b"]))}),
+        "data.attributes.event_properties", "must be an object"),
+    Bad("lead-input-another-metric", lambda w: w.run("lead-magnet-sequencer", {"input": _event(
+        w, lambda d: [i["attributes"].update(name="Placed Order") for i in d["included"] if i["type"] == "metric"])}),
+        "data.relationships.metric",
+        "pass a form-submission event"),
     Bad("lead-input-no-profile", lambda w: w.run("lead-magnet-sequencer", {"input": _event(
         w, lambda d: (d["data"].pop("relationships"), d.pop("included")))}), "data.relationships.profile",
         "include=profile"),
