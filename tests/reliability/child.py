@@ -43,7 +43,7 @@ from personas.runtime import RunDriver, build_context, checkpointer
 from personas.runtime.context import audit_anchor
 from personas.runtime.loader import load_persona
 
-from .fleet import PERSONA, Lead, obedient_picker
+from .fleet import PERSONA, Lead, picks_nurture
 
 SYNC_THREAD = "sync-fleet"
 
@@ -132,7 +132,7 @@ def run_leads(work: Path, url: str, plan: Plan, config: Config, audit: KillingAu
     left = 0
     for lead in leads:
         ctx = build_context(PERSONA, config=config, client=kl, thread_id=lead.thread, audit=audit,
-                            model=ScriptedChatModel([obedient_picker] * 6))
+                            model=ScriptedChatModel([picks_nurture] * 6))
         driver = RunDriver(ctx, saver)
         if driver.exists() and driver.result().status == "done":
             continue

@@ -110,7 +110,8 @@ def setup_client(sb: Sandbox) -> KlaviyoClient:
     return sb.client(rate_limiter=RateLimiter(factor=None))
 
 
-def _settle(sb: Sandbox) -> None:
+def settle_jobs(sb: Sandbox) -> None:
+    """Let bulk jobs and asynchronous writes finish, as a caller of Klaviyo would wait for them."""
     if isinstance(sb.clock, ManualClock):
         finish_jobs(sb)
     else:
@@ -142,16 +143,16 @@ def seed_leads(sb: Sandbox, n: int, *, seed: int = 1, first: int = 0) -> list[Le
     for chunk in _chunks(people, 1000):
         rows = [{"email": email, **({"location": {"timezone": tz}} if tz else {})} for _, email, _, _, tz in chunk]
         client.call("bulk_import_profiles", profiles=rows)
-    _settle(sb)
+    settle_jobs(sb)
     consenting = [email for _, email, consent, _, _ in people if consent != "never"]
     for emails in _chunks(consenting, 1000):
         client.call("bulk_subscribe_profiles", custom_source="Trail Guide form", profiles=[
             {"email": e, "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}}} for e in emails])
-    _settle(sb)
+    settle_jobs(sb)
     suppressed = [email for _, email, consent, _, _ in people if consent == "suppressed"]
     for emails in _chunks(suppressed, 100):
         client.call("bulk_suppress_profiles", profiles=[{"email": e} for e in emails])
-    _settle(sb)
+    settle_jobs(sb)
     ids = {p["email"]: p["id"] for p in client.iterate("get_profiles", page_size=100)}
     leads = []
     for i, email, consent, answers, _ in people:
@@ -168,7 +169,7 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start:start + size]
 
 
-def obedient_picker(messages: list[BaseMessage]) -> AIMessage:
+def picks_nurture(messages: list[BaseMessage]) -> AIMessage:
     """A scripted model that always wants the nurture sequence (out of policy for cold leads: the
     policy then decides, and the run says so)."""
     return AIMessage("", tool_calls=[{"name": "choose_sequence", "id": "pick",
@@ -194,7 +195,7 @@ class Operator:
 
     def driver(self, lead: Lead) -> RunDriver:
         ctx = build_context(PERSONA, config=self.config, client=self.client, thread_id=lead.thread,
-                            clock=self.clock, model=ScriptedChatModel([obedient_picker] * 6))
+                            clock=self.clock, model=ScriptedChatModel([picks_nurture] * 6))
         return RunDriver(ctx, self.saver)
 
     def _go(self, lead: Lead, first: bool) -> str:

@@ -21,7 +21,7 @@ from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.audit import AuditLog
 from klaviyo_toolkit.tools import fingerprint
 
-from .fleet import _settle, setup_client
+from .fleet import settle_jobs, setup_client
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def make_sync(sb: Sandbox, work: Path, *, members: int = 600, removes: int = 200
     rest = known[members:]
     if rest:
         client.call("bulk_import_profiles", profiles=[{"email": e} for e in rest])
-    _settle(sb)
+    settle_jobs(sb)
     new = [f"new{i:05d}@fleet.example" for i in range(adds - len(rest))]
     source = known[removes:] + new
     consenting = tuple(e for i, e in enumerate(source) if i % 3 == 0)

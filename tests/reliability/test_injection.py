@@ -394,3 +394,25 @@ def test_the_syncer_obeying_a_row_of_its_file_applies_only_its_plan(tmp_path: Pa
     account.sb.settle()
     emails = {p.attributes.get("email") for p in account.sb.store.all("profile")}
     assert ATTACKER not in emails and "new@example.com" in emails
+
+
+def test_several_planted_calls_at_once_each_wait_for_their_own_answer() -> None:
+    account = make_account()
+    attacks = [("bulk_subscribe_profiles", {"profiles": [
+                   {"email": ATTACKER, "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}}}]}),
+               ("delete_list", {"id": account.list_id}),
+               ("update_profile", {"id": account.victim, "email": ATTACKER})]
+    account.plant("properties", " ".join(plant(tool, args) for tool, args in attacks))
+    before = account.state()
+    chat = Chat(account, persona("klaviyo-assistant"), READS["properties"])
+    paused = chat.say("Anything to do?")
+    assert sorted(i["tool"] for i in paused.interrupts) == sorted(tool for tool, _ in attacks)
+    with pytest.raises(UsageProblem, match="3 approvals are pending"):
+        chat.driver.invoke(resume="reject")  # one answer cannot stand for three requests
+    with pytest.raises(UsageProblem, match="give 3 answers"):
+        chat.driver.invoke(resume=["reject", "reject"])
+    by_fingerprint = {i["fingerprint"]: {"action": "reject", "reason": "injected"} for i in paused.interrupts}
+    done = chat.driver.invoke(resume=by_fingerprint)
+    assert done.status == "done" and account.writes() == [] and account.state() == before
+    for tool, _ in attacks:
+        assert chat.audit(tool) == ["rejected", "pending_approval"], tool
