@@ -83,6 +83,8 @@ class Sandbox:
         realistic: Klaviyo's timing as well as its answers: asynchronous writes and bulk jobs take
             time to show (``personas sandbox serve --realistic``), so read-after-write code is tested.
             ``settle()`` makes everything pending visible at once.
+        request_log_size: how many recent requests ``requests`` keeps (None: every one, for suites
+            that account for each request; ``call_counts`` always counts them all).
     """
 
     BASE_URL = "http://sandbox.klaviyo.test"
@@ -101,6 +103,7 @@ class Sandbox:
         job_seconds: float | None = None,
         consistency_delay: float | None = None,
         realistic: bool = False,
+        request_log_size: int | None = 5000,
     ) -> None:
         self.seed = seed
         self.realistic = realistic
@@ -129,7 +132,7 @@ class Sandbox:
         #: nothing when limits are off).
         self.client_limiter: RateLimiter = AccountLimiter(self.clock, factor=rate_limit_factor)
         self.faults = faults or Faults()
-        self.log = RequestLog()
+        self.log = RequestLog(request_log_size)
         self.pipeline = Pipeline(
             routes=self.routes,
             services=self.services,
@@ -151,7 +154,8 @@ class Sandbox:
     # -- state -------------------------------------------------------------------------------------
     @property
     def requests(self) -> collections.deque[Json]:
-        """Recent requests: method, path, operation_id, status, ms (also ``GET /sandbox/requests``)."""
+        """Recent requests: method, path, operation_id, status, ms, and ``fault`` when one was injected
+        (also ``GET /sandbox/requests``)."""
         return self.log.requests
 
     @property
@@ -235,9 +239,11 @@ class Sandbox:
         raw_body: bytes,
         base_url: str,
         form: dict[str, Any] | None = None,
+        *,
+        fault: str | None = None,
     ) -> Reply:
-        """Serve one Klaviyo API request (the pipeline; faults are applied by the ASGI app before it)."""
-        return self.pipeline.handle(method, path, query, headers, raw_body, base_url, form)
+        """Serve one Klaviyo API request (the pipeline; faults are applied by the ASGI app around it)."""
+        return self.pipeline.handle(method, path, query, headers, raw_body, base_url, form, fault=fault)
 
     def transport(self) -> SyncASGITransport:
         return SyncASGITransport(self.app)

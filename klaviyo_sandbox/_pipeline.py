@@ -57,13 +57,28 @@ def is_async_write(op: Operation) -> bool:
 
 @dataclass
 class RequestLog:
-    """Recent requests (``/sandbox/requests``) and calls per operation."""
+    """Recent requests (``/sandbox/requests``) and calls per operation.
 
-    requests: collections.deque[Json] = field(default_factory=lambda: collections.deque(maxlen=5000))
+    ``size`` bounds the entries kept (the oldest go first; None keeps every one, for suites that
+    compare every request with what the client saw). An entry a fault touched says so in ``fault``
+    (``dropped``: status None, never handled; ``storm``; ``error``; ``lost_response``: handled, the
+    answer lost).
+    """
+
+    size: int | None = 5000
+    requests: collections.deque[Json] = field(init=False)
     call_counts: collections.Counter[str] = field(default_factory=collections.Counter)
 
-    def record(self, method: str, path: str, operation_id: str, status: int, ms: float) -> None:
-        self.requests.append({"method": method, "path": path, "operation_id": operation_id, "status": status, "ms": ms})
+    def __post_init__(self) -> None:
+        self.requests = collections.deque(maxlen=self.size)
+
+    def record(
+        self, method: str, path: str, operation_id: str, status: int | None, ms: float, fault: str | None = None
+    ) -> None:
+        entry: Json = {"method": method, "path": path, "operation_id": operation_id, "status": status, "ms": ms}
+        if fault:
+            entry["fault"] = fault
+        self.requests.append(entry)
 
     def clear(self) -> None:
         self.requests.clear()
@@ -114,8 +129,11 @@ class Pipeline:
         raw_body: bytes,
         base_url: str,
         form: dict[str, Any] | None = None,
+        *,
+        fault: str | None = None,
     ) -> Reply:
-        """Serve one Klaviyo API request (synchronous core of the ASGI endpoint)."""
+        """Serve one Klaviyo API request (synchronous core of the ASGI endpoint); ``fault`` is what
+        fault injection will do to its answer, for the request log."""
         started = time.perf_counter()
         op_id = "?"
         reply: Reply
@@ -130,10 +148,14 @@ class Pipeline:
                 reply.headers.update(self.limits.peek("account", "?unrouted", DEFAULT_LIMITS, now).headers())
         finally:
             self.log.call_counts[op_id] += 1
-        self.log.record(method, path, op_id, reply.status, round((time.perf_counter() - started) * 1000, 2))
+        self.log.record(
+            method, path, op_id, reply.status, round((time.perf_counter() - started) * 1000, 2), fault=fault
+        )
         return reply
 
-    def refused(self, method: str, path: str, query: Mapping[str, str], exc: SandboxError) -> Reply:
+    def refused(
+        self, method: str, path: str, query: Mapping[str, str], exc: SandboxError, *, fault: str | None = None
+    ) -> Reply:
         """The answer to a request refused before the pipeline (a body it cannot read), logged, with
         the rate-limit headers every answer carries."""
         bucket, spec = "?unrouted", DEFAULT_LIMITS
@@ -147,7 +169,7 @@ class Pipeline:
         reply = Reply(exc.status, exc.body(), dict(exc.headers))
         reply.headers.update(self.limits.peek("account", bucket, spec, self.services.clock.time()).headers())
         self.log.call_counts[op_id] += 1
-        self.log.record(method, path, op_id, exc.status, 0.0)
+        self.log.record(method, path, op_id, exc.status, 0.0, fault=fault)
         return reply
 
     def _serve(

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ._context import Reply
-from ._faults import DroppedConnection
+from ._faults import NO_FAULT, DroppedConnection
 from ._inspect import inspect_endpoint
 from ._jsonapi import SandboxError, bad_request
 from ._limits import retry_after_header
@@ -76,11 +76,12 @@ async def serve(sb: Sandbox, request: Request) -> Response:
         op_id = sb.routes.route(method, path)[0].operation_id
     except SandboxError:
         pass
-    fault = sb.faults.draw(op_id) if op_id else {"drop": False, "status": None, "storm": False, "delay": 0.0}
+    fault = sb.faults.draw(op_id) if op_id else dict(NO_FAULT)
     if fault["delay"]:
         await request.body()  # received first: a slow server still has the request if its client gives up
         await asyncio.sleep(fault["delay"])
     if fault["drop"]:
+        sb.log.record(method, path, op_id, None, 0, fault="dropped")
         return _DroppedResponse(op_id)
     if fault["storm"]:
         err = SandboxError(
@@ -90,7 +91,7 @@ async def serve(sb: Sandbox, request: Request) -> Response:
             "Injected 429 storm.",
             headers={"Retry-After": retry_after_header(sb.faults.storm_retry_after)},
         )
-        sb.log.record(method, path, op_id, 429, 0)
+        sb.log.record(method, path, op_id, 429, 0, fault="storm")
         return _json(429, err.body(), err.headers)
     if fault["status"]:
         err = SandboxError(
@@ -99,24 +100,27 @@ async def serve(sb: Sandbox, request: Request) -> Response:
             "Internal server error.",
             "Injected server error (sandbox fault injection).",
         )
-        sb.log.record(method, path, op_id, int(fault["status"]), 0)
+        sb.log.record(method, path, op_id, int(fault["status"]), 0, fault="error")
         return _json(err.status, err.body(), {})
+    lost = "lost_response" if fault["lost"] else None
     try:
         form, raw = await _read_body(sb, request, method, path)
         query = dict(request.query_params)
         headers = {k.lower(): v for k, v in request.headers.items()}
         base_url = str(request.base_url).rstrip("/")
         reply = (
-            await asyncio.to_thread(sb.handle, method, path, query, headers, raw, base_url, form)
+            await asyncio.to_thread(sb.handle, method, path, query, headers, raw, base_url, form, fault=lost)
             if sb.store.persistent
-            else sb.handle(method, path, query, headers, raw, base_url, form)
+            else sb.handle(method, path, query, headers, raw, base_url, form, fault=lost)
         )
     except SandboxError as exc:
-        reply = sb.pipeline.refused(method, path, dict(request.query_params), exc)
+        reply = sb.pipeline.refused(method, path, dict(request.query_params), exc, fault=lost)
     except Exception as exc:  # a sandbox bug: still a JSON:API document, never a bare text page
         err = SandboxError(500, "server_error", "Internal server error.", f"Sandbox error: {type(exc).__name__}")
-        sb.log.record(method, path, op_id or "?", 500, 0)
+        sb.log.record(method, path, op_id or "?", 500, 0, fault=lost)
         reply = Reply(500, err.body(), {})
+    if lost:  # handled and committed above; now the answer never arrives
+        return _DroppedResponse(op_id)
     reply.headers.setdefault("x-klaviyo-req-id", str(uuid.uuid4()))
     return _json(reply.status, reply.body, reply.headers)
 
@@ -165,7 +169,8 @@ def _json(status: int, body: Any, headers: Mapping[str, str]) -> Response:
 
 
 class _DroppedResponse(Response):
-    """Starts a response, then breaks off: the client sees the connection drop mid-answer."""
+    """Starts a response, then breaks off: the client sees the connection drop mid-answer (for a
+    dropped request and a lost response alike; only the request log knows which it was)."""
 
     def __init__(self, operation_id: str) -> None:
         super().__init__(status_code=200)

@@ -56,7 +56,10 @@ def _check_email(value: str | None) -> str | None:
 
 def _check_phone(value: str | None) -> str | None:
     if value is not None and describe_hidden(value):
-        raise ValueError(f"the phone number contains characters that cannot be seen ({describe_hidden(value)})")
+        raise ValueError(
+            f"the phone number contains characters that cannot be seen ({describe_hidden(value)}); "
+            "remove them and give it in E.164, e.g. +15005550006"
+        )
     if value is not None and not E164_RE.match(value):
         raise ValueError(
             f"{value!r} is not an E.164 phone number; give it as + country code and number, "
@@ -238,7 +241,11 @@ def validate_args(op: Operation, values: Mapping[str, Any]) -> BaseModel:
     try:
         parsed = model.model_validate(dict(values))
     except ValidationError as exc:
-        raise InvalidArgumentError(op.operation_id, problems_from_validation(exc, list(model.model_fields))) from None
+        from ._constraints import missing_fix
+
+        found = problems_from_validation(exc, list(model.model_fields))
+        found = [(f, (missing_fix(op.operation_id, f) or m) if m == _FIXES["missing"] else m) for f, m in found]
+        raise InvalidArgumentError(op.operation_id, found) from None
     problems = _semantic_checks(op, parsed)
     if problems:
         raise InvalidArgumentError(op.operation_id, problems)

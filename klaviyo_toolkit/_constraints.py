@@ -90,6 +90,18 @@ def _given(value: Any) -> bool:
     return value is not None and value != [] and value != ""
 
 
+def _filter_fix(rule: Rule) -> str:
+    return f"must include a condition on {' and '.join(rule.names)}, e.g. equals({rule.names[0]},'email')"
+
+
+def missing_fix(operation_id: str, field: str) -> str | None:
+    """What to give for a required ``field`` that is missing, when a rule knows more than "a value"."""
+    for rule in RULES.get(operation_id, ()):
+        if rule.kind == "required_filter" and field == "filter":
+            return "is required and " + _filter_fix(rule)
+    return None
+
+
 def check_constraints(operation_id: str, data: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Problems (field, fix) with ``data`` (arguments with None values dropped)."""
     problems: list[tuple[str, str]] = []
@@ -97,12 +109,7 @@ def check_constraints(operation_id: str, data: Mapping[str, Any]) -> list[tuple[
         if rule.kind == "required_filter":
             text = str(data.get("filter") or "")
             if not all(name in text for name in rule.names):
-                problems.append(
-                    (
-                        "filter",
-                        f"must include a condition on {' and '.join(rule.names)}, e.g. equals({rule.names[0]},'email')",
-                    )
-                )
+                problems.append(("filter", _filter_fix(rule)))
             continue
         for prefix, obj in _objects_at(data, rule.at):
             given = [n for n in rule.names if _given(obj.get(n))]

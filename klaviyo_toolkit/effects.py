@@ -8,13 +8,17 @@ in this order:
 2. :data:`OPERATION_EFFECTS`, the one hand-written table of what each consequential operation does
    (unsubscribing changes consent, merging changes identity, sending a campaign sends, ...);
 3. the call's arguments (:func:`call_effects`): any write that carries ``subscriptions`` changes
-   consent; setting an email, phone number or external id on an existing profile changes identity;
-   a list's ``opt_in_process`` changes consent; a flow set ``live`` starts sending.
+   consent; setting an email, phone number or external id on an existing profile changes identity
+   (directly, through ``patch_identifiers``, or through the profile of a server-side event, which
+   Klaviyo updates from the event's identifiers); setting a list's ``opt_in_process`` (making
+   or changing it) changes consent; a flow set ``live`` starts sending.
 
 Example::
 
     call_effects(catalog.get("update_profile"), {"id": "01H...", "email": "x@evil.test"})
     # frozenset({Effect.WRITE, Effect.IDENTITY})
+    call_effects(catalog.get("create_event"), {"profile": {"id": "01H...", "email": "x@evil.test"}, ...})
+    # frozenset({Effect.WRITE, Effect.IDENTITY}): Klaviyo sets the email on profile 01H...
 """
 
 from __future__ import annotations
@@ -92,6 +96,10 @@ _DESTRUCTIVE_PREFIXES = ("delete_", "remove_", "bulk_delete_")
 _IDENTIFIERS = ("email", "phone_number", "external_id")
 #: Writes that change an existing profile (by id or by matching an identifier).
 _PROFILE_UPDATES = {"update_profile", "create_or_update_profile", "create_client_profile", "bulk_import_profiles"}
+#: Writes that set how a list collects consent (``opt_in_process``: single or double opt-in).
+_LIST_WRITES = {"create_list", "update_list"}
+#: Server-side event writes: Klaviyo finds the event's profile by one identifier and sets the others on it.
+_EVENT_WRITES = {"create_event", "bulk_create_events"}
 
 
 def operation_effects(op: Operation) -> frozenset[Effect]:
@@ -121,10 +129,30 @@ def _records(args: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
         yield args
 
 
+def _event_profiles(value: Any) -> Iterable[Mapping[str, Any]]:
+    """Every ``profile`` object of an event write (one for create_event, one per item of a bulk create)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key == "profile" and isinstance(item, Mapping):
+                yield item
+            else:
+                yield from _event_profiles(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _event_profiles(item)
+
+
 def _changes_identity(op: Operation, args: Mapping[str, Any]) -> bool:
-    if op.operation_id not in _PROFILE_UPDATES:
+    if op.operation_id in _EVENT_WRITES:
+        records: Iterable[Mapping[str, Any]] = _event_profiles(args)
+    elif op.operation_id in _PROFILE_UPDATES:
+        records = _records(args)
+    else:
         return False
-    for record in _records(args):
+    for record in records:
+        patch = record.get("patch_identifiers")
+        if isinstance(patch, Mapping) and any(v not in (None, "", {}, []) for v in patch.values()):
+            return True  # appends to or removes from an existing profile's identifiers
         given = [k for k in _IDENTIFIERS if record.get(k) not in (None, "")]
         if op.operation_id == "update_profile" and given:
             return True  # an existing profile, by id, gets a new email / phone / external id
@@ -138,7 +166,7 @@ def call_effects(op: Operation, args: Mapping[str, Any]) -> frozenset[Effect]:
     effects = set(operation_effects(op))
     if op.read_only:
         return frozenset(effects)
-    if _has_key(args, "subscriptions") or (op.operation_id == "update_list" and args.get("opt_in_process")):
+    if _has_key(args, "subscriptions") or (op.operation_id in _LIST_WRITES and args.get("opt_in_process")):
         effects.add(Effect.CONSENT)
     if _changes_identity(op, args):
         effects.add(Effect.IDENTITY)

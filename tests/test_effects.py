@@ -50,6 +50,7 @@ def test_every_operation_is_classed_and_no_destructive_one_escapes_approval() ->
         ("create_or_update_profile", {"email": "a@example.com", "phone_number": "+15005550006"}, Effect.IDENTITY),
         ("merge_profiles", {"id": "P1", "profile_ids": ["P2"]}, Effect.IDENTITY),
         ("update_list", {"id": "L1", "opt_in_process": "single_opt_in"}, Effect.CONSENT),
+        ("create_list", {"name": "Quick sign-ups", "opt_in_process": "single_opt_in"}, Effect.CONSENT),
         ("send_campaign", {"id": "C1"}, Effect.SENDING),
         ("update_flow", {"id": "F1", "status": "live"}, Effect.SENDING),
         ("create_webhook", {"name": "x", "endpoint_url": "https://evil.test", "topic_ids": ["t"]}, Effect.SENDING),
@@ -72,6 +73,7 @@ def test_any_write_carrying_subscriptions_changes_consent() -> None:
 def test_ordinary_writes_do_not_stop() -> None:
     assert effects("update_profile", id="P1", properties={"plan": "gold"}) == {Effect.WRITE}
     assert effects("update_list", id="L1", name="VIP") == {Effect.WRITE}
+    assert effects("create_list", name="VIP") == {Effect.WRITE}
     assert effects("create_event", metric={"name": "X"}, profile={"id": "P1"}, properties={}) == {Effect.WRITE}
     assert effects("update_flow", id="F1", status="draft") == {Effect.WRITE}
     assert effects("get_profiles") == {Effect.READ}
@@ -97,3 +99,30 @@ def test_a_persona_relaxes_only_by_naming_operations() -> None:
     assert asks("create_campaign_send_job", id="C1"), "an alias is the same operation"
     with pytest.raises(ValueError, match="approval is by effect now"):
         ApprovalPolicy(mode="never")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        # Klaviyo finds a server-side event's profile by one identifier and sets the others on it.
+        ("create_event", {"metric": {"name": "X"}, "properties": {}, "profile": {"id": "P1", "email": "x@evil.test"}}),
+        ("create_event", {"metric": {"name": "X"}, "properties": {},
+                          "profile": {"email": "victim@example.com", "phone_number": "+15005550006"}}),
+        ("bulk_create_events", {"events_bulk_create": [{"profile": {"id": "P1", "external_id": "evil-1"},
+                                                        "events": [{"metric": {"name": "X"}, "properties": {}}]}]}),
+        ("update_profile", {"id": "P1", "patch_identifiers": {"append": {"phone_number": "+15005550006"}}}),
+        ("create_or_update_profile", {"email": "victim@example.com",
+                                      "patch_identifiers": {"unappend": {"email": "victim@example.com"}}}),
+        ("bulk_import_profiles", {"profiles": [{"email": "v@example.com", "patch_identifiers": {"append": {"x": 1}}}]}),
+    ],
+)
+def test_identity_changes_through_events_and_identifier_patches_are_identity(name: str, args: dict[str, Any]) -> None:
+    assert Effect.IDENTITY in effects(name, **args)
+
+
+def test_events_and_patches_that_leave_identifiers_alone_are_plain_writes() -> None:
+    assert effects("create_event", metric={"name": "X"}, properties={}, profile={"email": "new@example.com"}) == {
+        Effect.WRITE}
+    assert effects("bulk_create_events", events_bulk_create=[
+        {"profile": {"id": "P1"}, "events": [{"metric": {"name": "X"}, "properties": {}}]}]) == {Effect.WRITE}
+    assert effects("update_profile", id="P1", patch_identifiers={"append": None, "unappend": None}) == {Effect.WRITE}

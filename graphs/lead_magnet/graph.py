@@ -29,13 +29,20 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
-from klaviyo_toolkit.errors import KlaviyoError, stops_the_run
+from klaviyo_toolkit.errors import (
+    KlaviyoError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+    stops_the_run,
+)
 from klaviyo_toolkit.tools import Stopped
 from personas.kernel.context import PersonaContext
 from personas.kernel.governance import fence
 from personas.kernel.privacy import describe_error
 
-from .inputs import parse_submission
+from .inputs import InputError, parse_submission
 from .schedule import next_send_time
 from .scoring import score_lead
 from .settings import Settings
@@ -75,6 +82,13 @@ def unique_id_for(profile_id: str) -> str:
 # -- nodes -------------------------------------------------------------------------------------
 def parse(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
     submission = parse_submission(state.get("input"))
+    form_metric = _settings(runtime).form_metric
+    if submission.metric and submission.metric != form_metric:  # a webhook sending every event, say
+        raise InputError(
+            "data.relationships.metric",
+            f"the event is {submission.metric!r}, not a form submission ({form_metric!r}, the persona's "
+            "form_metric); pass a form-submission event, or set form_metric to the form's metric",
+        )
     return {"submission": submission.to_json(), "model": runtime.context.model.description}
 
 
@@ -95,9 +109,18 @@ def load_profile(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadStat
                 "eligible": {"ok": False, "reason": f"no Klaviyo profile has the email {sub['email']}"},
             }
         profile_id = data[0]["id"]
-    resp = kit.fetch(
-        "get_profile", id=profile_id, additional_fields_profile=["subscriptions", "predictive_analytics"]
-    )
+    try:
+        resp = kit.fetch(
+            "get_profile", id=profile_id, additional_fields_profile=["subscriptions", "predictive_analytics"]
+        )
+    except NotFoundError:  # deleted or merged since the submission, or not of this account: no retry helps
+        return {
+            "profile": {},
+            "recent_metrics": [],
+            "already": None,
+            "eligible": {"ok": False, "reason": f"no Klaviyo profile has the id {profile_id} "
+                         "(data.relationships.profile; deleted or merged since, or another account's event)"},
+        }
     profile = {"id": resp.data["id"], **(resp.data.get("attributes") or {})}
     # every page: a metric missed on page two would skip the "already started" check below
     metrics = {m["attributes"]["name"]: m["id"] for page in kit.pages("get_metrics") for m in page.data or []}
@@ -341,18 +364,24 @@ def record(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
         )
     saved = None
     started = (state.get("send") or {}).get("status") == "sent"
+    # The sequence the lead is in: recorded only once Klaviyo confirmed its start (this run's, or an
+    # earlier one's for a repeat submission, which must not erase what the first run recorded).
+    in_sequence = decision.get("sequence") if started else (already or {}).get("sequence")
     if settings.record_on_profile and profile.get("id") and sc is not None:
         props = {
             "lead_score": sc["total"],
             "lead_band": sc["band"],
-            # the sequence is recorded only once its start was confirmed by Klaviyo
-            "lead_sequence": decision.get("sequence") if started else None,
+            "lead_sequence": in_sequence,
             "lead_decided_by": decision.get("decided_by"),
             "lead_scored_at": _dt.datetime.fromtimestamp(ctx.clock.time(), _dt.UTC).isoformat(timespec="seconds"),
         }
         try:
             result = ctx.toolkit.run("update_profile", id=profile["id"], properties=props)
             saved = result.status if isinstance(result, Stopped) else "saved"
+        except (ServerError, RateLimitError, TransportError):
+            # Klaviyo is failing for now (after the client's own retries): stop here, resumable, so a
+            # retry records the sequence; swallowing it would leave a started lead unrecorded for good.
+            raise
         except KlaviyoError as exc:
             if stops_the_run(exc):
                 raise

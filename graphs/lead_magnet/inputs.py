@@ -85,8 +85,12 @@ def parse_submission(body: Any) -> Submission:
     attrs = event.get("attributes") if isinstance(event.get("attributes"), Mapping) else {}
     props = attrs.get("event_properties") if isinstance(attrs.get("event_properties"), Mapping) else None
     if props is None:
+        given = attrs.get("event_properties")
         raise InputError(
-            "data.attributes.event_properties", "missing; a form submission carries the form's answers there"
+            "data.attributes.event_properties",
+            "missing; a form submission carries the form's answers there" if given is None else
+            f"must be an object of the form's answers, not {type(given).__name__}; "
+            "pass the event as Klaviyo returns it",
         )
     rels = event.get("relationships") if isinstance(event.get("relationships"), Mapping) else {}
     profile_ref = (rels.get("profile") or {}).get("data") if isinstance(rels.get("profile"), Mapping) else None

@@ -146,12 +146,16 @@ class ApprovalGuard:
             return call
         from langgraph.errors import GraphInterrupt
 
+        edits: list[tuple[Call, Note]] = []  # told when the edited request is shown (a resume replays old answers)
         while True:
             try:
                 answer = interrupt(approval_request(call))
             except GraphInterrupt:  # paused now (a resumed run replays this line with the answer instead)
+                for edited_call, note in edits:
+                    edited_call.notify(note)
                 call.notify(Note("pending_approval", call.fingerprint))
                 raise
+            edits.clear()
             decision = parse_answer(answer)
             given = decision.get("fingerprint")
             if given and given != call.fingerprint:
@@ -177,7 +181,7 @@ class ApprovalGuard:
                 edited = self.prepare(call.operation, {**call.args, **decision["args"]})
             except InvalidArgumentError as exc:
                 return Stopped(call, "rejected", f"Error: the edited arguments are invalid: {exc}. Nothing was sent.")
-            call.notify(Note("edited", json.dumps(decision["args"], default=str)))
+            edits.append((call, Note("edited", json.dumps(decision["args"], default=str))))
             call = call.with_args(edited.args, edited.request)
 
 

@@ -33,6 +33,35 @@ def _default_render(state: Mapping[str, Any]) -> str:
     return json.dumps({k: v for k, v in state.items() if k != "messages"}, indent=1, default=str)[:4000]
 
 
+#: pydantic's complaints about a value's type, in the words of the JSON a person typed (with the fix).
+_JSON_WORDS = {
+    "dict_type": "give a JSON object, {...}",
+    "list_type": "give a JSON array, [...]",
+    "string_type": "give a JSON string, in double quotes",
+    "int_type": "give a whole number",
+    "int_parsing": "give a whole number",
+    "float_type": "give a number",
+    "float_parsing": "give a number",
+    "bool_type": "give true or false",
+    "bool_parsing": "give true or false",
+    "missing": "missing; give it",
+}
+
+
+def _in_json_words(err: Mapping[str, Any], model: type[BaseModel]) -> str:
+    """One validation error as a person can act on it: what is wrong and what to give instead."""
+    if err["type"] == "extra_forbidden":
+        return f"unknown key; the input takes {', '.join(model.model_fields) or 'no keys'}"
+    words = _JSON_WORDS.get(str(err["type"]))
+    if words is None or err["type"] == "missing":
+        return words or str(err["msg"])
+    given = err.get("input")
+    kind = ("null" if given is None else "true/false" if isinstance(given, bool) else "a number"
+            if isinstance(given, (int, float)) else "a string" if isinstance(given, str) else "an array"
+            if isinstance(given, list) else "an object" if isinstance(given, Mapping) else type(given).__name__)
+    return f"{words} (got {kind})"
+
+
 @dataclass(frozen=True)
 class GraphSpec:
     """One graph, as the runtime sees it.
@@ -75,6 +104,6 @@ class GraphSpec:
             except ValidationError as exc:
                 err = exc.errors(include_url=False)[0]
                 where = ".".join(str(p) for p in err["loc"]) or "input"
-                raise UsageProblem(f"--input: {where}: {err['msg']}") from None
+                raise UsageProblem(f"--input: {where}: {_in_json_words(err, self.input_model)}") from None
             data = self.to_state(model) if self.to_state else model.model_dump(exclude_unset=True)
         return data

@@ -260,3 +260,72 @@ def test_faults_are_deterministic_under_concurrency_of_async_tasks() -> None:
             return [(await http.get("/api/lists")).status_code for _ in range(30)]
 
     assert asyncio.run(run()) == asyncio.run(run())
+
+
+# -- lost responses: applied, then the answer is lost --------------------------------------------------------
+@WHERE
+def test_a_lost_response_is_a_write_that_happened_and_a_caller_that_cannot_know(where: str) -> None:
+    """The handler runs and commits, then the connection drops: the list exists, the client saw only a
+    broken connection, did not send a create again (no idempotency key), and says it may have been applied."""
+    sb = sandbox(Faults(lost_response_rate=1.0, operations=["create_list"]))
+    with MAKERS[where](sb) as kl, pytest.raises(TransportError) as err:
+        kl.call("create_list", name="Applied anyway")
+    assert err.value.maybe_applied and err.value.operation_id == "create_list"
+    assert [lst.attributes["name"] for lst in sb.store.all("list")] == ["Applied anyway"]
+    assert [(r["status"], r.get("fault")) for r in sb.requests if r["operation_id"] == "create_list"] == \
+        [(201, "lost_response")]
+
+
+@WHERE
+def test_an_event_whose_response_was_lost_is_sent_again_and_kept_once(where: str) -> None:
+    sb = sandbox(Faults(lost_response_rate=1.0, operations=["create_event"], count=1))
+    event = {"metric": {"name": "Ordered"}, "profile": {"email": "lost@example.com"}, "properties": {"sku": "A"}}
+    with MAKERS[where](sb) as kl:
+        assert kl.call("create_event", unique_id="order-7", **event).status == 202
+    assert [(r["status"], r.get("fault")) for r in sb.requests if r["operation_id"] == "create_event"] == \
+        [(202, "lost_response"), (202, None)]
+    sb.settle()
+    assert len(sb.store.all("event")) == 1
+
+
+def test_a_read_whose_response_was_lost_is_read_again() -> None:
+    sb = sandbox(Faults(lost_response_rate=1.0, operations=["get_lists"], count=2))
+    with client(sb) as kl:
+        assert kl.call("get_lists").status == 200
+    assert [r.get("fault") for r in sb.requests] == ["lost_response", "lost_response", None]
+
+
+def test_the_request_log_names_every_fault_and_keeps_what_it_is_told_to() -> None:
+    sb = Sandbox(demo_data=False, rate_limit_factor=None, request_log_size=None,
+                 faults=Faults(error_rate=0.2, storm_rate=0.2, drop_rate=0.2, lost_response_rate=0.2, seed=3))
+    http = raw(sb)
+    outcomes = [outcome(http, "/api/lists") for _ in range(80)]
+    log = list(sb.requests)
+    assert len(log) == 80, "every request that reached the door is logged, dropped ones too"
+    faults = [r.get("fault") for r in log]
+    assert {"dropped", "storm", "error", "lost_response", None} == set(faults)
+    for seen, entry in zip(outcomes, log, strict=True):
+        if entry.get("fault") in ("dropped", "lost_response"):
+            assert seen == "drop"  # the client cannot tell them apart
+        else:
+            assert seen == str(entry["status"])
+    assert all(r["status"] is None for r in log if r.get("fault") == "dropped")
+    assert all(r["status"] == 200 for r in log if r.get("fault") == "lost_response")
+
+    small = Sandbox(demo_data=False, rate_limit_factor=None, request_log_size=2)
+    small_http = raw(small)
+    for _ in range(5):
+        small_http.get("/api/lists")
+    assert len(small.requests) == 2 and small.call_counts["get_lists"] == 5
+
+
+def test_lost_responses_are_set_over_http_and_leave_other_seeds_unchanged() -> None:
+    sb = sandbox()
+    http = raw(sb)
+    put = http.put("/sandbox/faults", json={"lost_response_rate": 1.0, "operations": ["get_tags"]})
+    assert put.status_code == 200 and put.json()["lost_response_rate"] == 1.0
+    assert outcome(http, "/api/tags") == "drop" and outcome(http, "/api/lists") == "200"
+    # Settings without a lost-response rate draw exactly what they drew before it existed.
+    plain = Faults(error_rate=0.3, storm_rate=0.2, drop_rate=0.1, seed=42)
+    zero = Faults(error_rate=0.3, storm_rate=0.2, drop_rate=0.1, seed=42, lost_response_rate=0.0)
+    assert [plain.draw("get_lists") for _ in range(50)] == [zero.draw("get_lists") for _ in range(50)]
