@@ -60,6 +60,7 @@ def build_context(
     dry_run: bool | None = None,
     clock: Clock | None = None,
     connection: str | None = None,
+    guards: tuple[Guard, ...] = (),
 ) -> PersonaContext:
     """A persona's context: scoped toolkit inside its guards, the Klaviyo client, the model.
 
@@ -68,7 +69,7 @@ def build_context(
     else the stored connection ``default`` (see ``runtime/connections.py``: the toolkit gets the
     persona's scopes that the connection was granted). The model is
     ``model`` if given, else live when the config has an OpenAI key, else the ``replay`` cassette,
-    else none (the policy decides).
+    else none (the policy decides). ``guards`` go outside the standard ones (e.g. the service's metrics).
     """
     config = config or Config.from_env()
     register_secrets(config)
@@ -101,11 +102,11 @@ def build_context(
         connection=klaviyo.connection,
         account=klaviyo.account,
     )
-    guards: list[Guard] = []
+    stack: list[Guard] = []
     if log is not None:
-        guards.append(AuditGuard(log, ctx.audit_context))
-    guards.append(ApprovalGuard(spec.approval, base.prepare))
+        stack.append(AuditGuard(log, ctx.audit_context))
+    stack.append(ApprovalGuard(spec.approval, base.prepare))
     if dry_run if dry_run is not None else spec.approval.dry_run:
-        guards.append(DryRunGuard())
-    ctx.toolkit = base.guarded(*guards)
+        stack.append(DryRunGuard())
+    ctx.toolkit = base.guarded(*stack, *guards)
     return ctx

@@ -1,0 +1,61 @@
+"""PostgreSQL for scale-out (``PERSONAS_DATABASE_URL``): connections and LangGraph checkpoints.
+
+Every worker process opens its own connections; nothing is shared but the database. Checkpoints use
+``langgraph-checkpoint-postgres`` (``PostgresSaver`` over a connection pool, behind the same
+redacting serializer as the SQLite checkpointer, so no secret reaches a checkpoint).
+
+A URL that cannot be reached fails with one line naming ``PERSONAS_DATABASE_URL`` and never prints
+the password.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from personas.kernel.config import without_credentials
+from personas.kernel.errors import UsageProblem
+from personas.kernel.privacy import RedactingSerde
+
+__all__ = ["checkpointer", "connect", "describe"]
+
+
+def describe(url: str) -> str:
+    """The URL for messages: without its password."""
+    return without_credentials(url)
+
+
+def connect(url: str) -> Any:
+    """An autocommit psycopg connection to ``url``; a clear UsageProblem when it cannot be had."""
+    try:
+        import psycopg
+    except ImportError:
+        raise UsageProblem(
+            "PERSONAS_DATABASE_URL is set but psycopg is not installed; pip install 'klaviyo-personas[server]'"
+        ) from None
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        first = (str(exc).strip().splitlines() or ["no answer"])[0]
+        raise UsageProblem(
+            f"PERSONAS_DATABASE_URL: cannot connect to {describe(url)} ({first}); "
+            "check the URL, or unset it to keep state in SQLite"
+        ) from None
+
+
+def checkpointer(url: str, *, max_size: int = 8) -> Any:
+    """A ``PostgresSaver`` on a pool of ``max_size`` connections, its tables set up."""
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg.rows import dict_row
+    from psycopg_pool import ConnectionPool
+
+    connect(url).close()  # the clear error, before the pool retries in the background
+    pool = ConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        open=True,
+    )
+    saver = PostgresSaver(pool)  # type: ignore[arg-type]
+    saver.setup()
+    return PostgresSaver(pool, serde=RedactingSerde(saver.serde))  # type: ignore[arg-type]
