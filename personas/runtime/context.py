@@ -8,6 +8,7 @@ run), so no tool of a persona can run without them.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any
 
@@ -29,6 +30,7 @@ from .loader import load_persona
 __all__ = ["audit_anchor", "audit_log", "build_context"]
 
 _AUDIT_LOGS: dict[str, AuditLog] = {}
+_AUDIT_LOGS_LOCK = threading.Lock()
 
 
 def audit_anchor(config: Config) -> FileAnchor:
@@ -40,9 +42,10 @@ def audit_log(config: Config) -> AuditLog:
     """The state folder's audit log, anchored; one AuditLog (one SQLite connection) per file per process."""
     path = config.path("audit.sqlite")
     key = str(path)
-    if key not in _AUDIT_LOGS:
-        _AUDIT_LOGS[key] = AuditLog(path, anchor=audit_anchor(config))
-    return _AUDIT_LOGS[key]
+    with _AUDIT_LOGS_LOCK:  # runs starting together on threads (a worker) share one log, one lock
+        if key not in _AUDIT_LOGS:
+            _AUDIT_LOGS[key] = AuditLog(path, anchor=audit_anchor(config))
+        return _AUDIT_LOGS[key]
 
 
 def build_context(

@@ -10,13 +10,18 @@ the password.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from personas.kernel.config import without_credentials
 from personas.kernel.errors import UsageProblem
 from personas.kernel.privacy import RedactingSerde
 
-__all__ = ["checkpointer", "connect", "describe"]
+__all__ = ["SETUP_LOCK", "checkpointer", "connect", "describe", "setup_lock"]
+
+#: The advisory lock that serialises schema set-up between processes starting at once.
+SETUP_LOCK = 74210913
 
 
 def describe(url: str) -> str:
@@ -42,6 +47,17 @@ def connect(url: str) -> Any:
         ) from None
 
 
+@contextlib.contextmanager
+def setup_lock(url: str) -> Iterator[Any]:
+    """Hold the set-up advisory lock (``CREATE TABLE IF NOT EXISTS`` races between processes otherwise)."""
+    conn = connect(url)
+    try:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+        yield conn
+    finally:
+        conn.close()  # releases the lock
+
+
 def checkpointer(url: str, *, max_size: int = 8) -> Any:
     """A ``PostgresSaver`` on a pool of ``max_size`` connections, its tables set up."""
     from langgraph.checkpoint.postgres import PostgresSaver
@@ -57,5 +73,6 @@ def checkpointer(url: str, *, max_size: int = 8) -> Any:
         open=True,
     )
     saver = PostgresSaver(pool)  # type: ignore[arg-type]
-    saver.setup()
+    with setup_lock(url):
+        saver.setup()
     return PostgresSaver(pool, serde=RedactingSerde(saver.serde))  # type: ignore[arg-type]

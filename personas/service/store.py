@@ -143,9 +143,10 @@ class RunStore:
 
     @classmethod
     def postgres(cls, url: str, clock: Any = time.time) -> RunStore:
-        from .postgres import connect
+        from .postgres import connect, setup_lock
 
-        return cls(connect(url), "postgres", clock)
+        with setup_lock(url):
+            return cls(connect(url), "postgres", clock)
 
     def close(self) -> None:
         self.conn.close()

@@ -78,14 +78,10 @@ async def recover_stalled(app: Any, stalled_after: float) -> int:
 
 def ensure_schema(app: Any, url: str) -> None:
     """Apply procrastinate's schema once per database (an advisory lock keeps two workers from racing)."""
-    from .postgres import connect
+    from .postgres import setup_lock
 
-    conn = connect(url)
-    try:
-        conn.execute("SELECT pg_advisory_lock(74210913)")
+    with setup_lock(url) as conn:
         exists = conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()
         if not exists or exists[0] is None:
-            app.schema_manager.apply_schema()
-        conn.execute("SELECT pg_advisory_unlock(74210913)")
-    finally:
-        conn.close()
+            with app.open():
+                app.schema_manager.apply_schema()

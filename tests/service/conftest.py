@@ -7,6 +7,7 @@ PostgreSQL tests read ``PERSONAS_TEST_DATABASE_URL`` (``.ci/run`` starts one; by
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -95,3 +96,49 @@ def pg_url() -> Iterator[str]:
     url = postgres_url()
     yield url
     drop_database(url)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve_app(app: Any, port: int | None = None) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a loopback port in a thread (lifespan on); yields its URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True, name=f"serve-{port}")
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"nothing started on port {port}")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def worker_env(home: Path, database_url: str, klaviyo_url: str) -> dict[str, str]:
+    """The environment of a `personas worker` subprocess: the served sandbox, PostgreSQL, no model."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "KLAVIYO_", "PERSONAS_"))}
+    env.update(
+        PERSONAS_HOME=str(home),
+        PERSONAS_DATABASE_URL=database_url,
+        KLAVIYO_BASE_URL=klaviyo_url,
+        KLAVIYO_API_KEY="pk_sandbox_demo",
+        KLAVIYO_WEBHOOK_SECRET=SECRET,
+        PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
+    )
+    return env

@@ -1,0 +1,161 @@
+"""Scale-out on a real PostgreSQL: the run store, procrastinate workers as real processes, a worker
+killed mid-run. Needs ``PERSONAS_TEST_DATABASE_URL`` (``.ci/run`` starts one; see conftest)."""
+
+from __future__ import annotations
+
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from klaviyo_sandbox import Faults, Sandbox
+from personas.kernel.config import Config
+from personas.service.queues import ProcrastinateQueue
+from personas.service.service import Service
+from personas.service.store import RunStore
+from personas.service.tasks import RUN_TASK, build_app, ensure_schema
+from tests.graphs.leads import HOT, WARM, first_touchpoints, sequence_starts, sign_up
+
+from .conftest import serve_app, worker_env
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def served_sandbox() -> Iterator[tuple[Sandbox, str]]:
+    sb = Sandbox(seed=11, rate_limit_factor=None)
+    with serve_app(sb.app) as url:
+        yield sb, url
+    sb.close()
+
+
+def start_worker(home: Path, pg_url: str, klaviyo_url: str, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "personas.cli", "worker", "--stalled-after", "2", *extra],
+        env=worker_env(home, pg_url, klaviyo_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.stderr.read() if proc.stderr else ""
+
+
+def test_one_run_per_event_when_many_receivers_record_it_at_once(pg_url: str) -> None:
+    stores = [RunStore.postgres(pg_url) for _ in range(4)]
+    made: list[bool] = []
+
+    def record(store: RunStore) -> None:
+        for n in range(10):
+            made.append(store.create_run("lead-magnet-sequencer", f"event:E{n}", "webhook", {"n": n})[1])
+
+    threads = [threading.Thread(target=record, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert made.count(True) == 10 and len(made) == 40
+    assert len(stores[0].runs(limit=100)) == 10
+    for s in stores:
+        s.close()
+
+
+def _record_leads(service: Service, sb: Sandbox, emails: list[str]) -> list[tuple[str, str]]:
+    spec = service.persona("lead-magnet-sequencer")
+    out = []
+    for n, email in enumerate(emails):
+        event = sign_up(sb, email, HOT if n % 2 else WARM)
+        run, _ = service.record_event(spec, event["data"]["id"], event, trigger="webhook")
+        out.append((run.id, event["data"]["relationships"]["profile"]["data"]["id"]))
+    return out
+
+
+def test_two_workers_never_run_the_same_event(
+    tmp_path: Path, pg_url: str, served_sandbox: tuple[Sandbox, str]
+) -> None:
+    sb, url = served_sandbox
+    service = Service.open(Config(home=tmp_path / "home", database_url=pg_url))
+    tasks = build_app(pg_url)
+    ensure_schema(tasks, pg_url)
+    runs = _record_leads(service, sb, [f"lead{n}@example.com" for n in range(8)])
+    with tasks.open():
+        queue = ProcrastinateQueue(tasks)
+        for run_id, _ in runs:
+            queue.enqueue(run_id)
+            queue.enqueue(run_id)  # a second delivery of the same event adds no job
+    workers = [start_worker(tmp_path / "home", pg_url, url, "--concurrency", "2") for _ in range(2)]
+    try:
+        wait_for(lambda: service.store.counts()["done"] == len(runs), 90, "every run to finish")
+    except AssertionError:
+        raise AssertionError(f"{service.store.counts()}; worker logs: {[stop(w)[-2000:] for w in workers]}") from None
+    logs = [stop(w) for w in workers]
+    for run_id, pid in runs:
+        run = service.store.get(run_id)
+        assert run is not None and run.status == "done" and run.attempts == 1, (run, logs)
+        assert len(sequence_starts(sb, pid)) == 1 and len(first_touchpoints(sb, pid)) == 1
+    with tasks.open():
+        jobs = tasks.job_manager.list_jobs(task=RUN_TASK)
+    assert len(jobs) == len(runs) and {j.status for j in jobs} == {"succeeded"}
+    service.close()
+
+
+def test_a_worker_killed_mid_run_leaves_the_run_to_another(
+    tmp_path: Path, pg_url: str, served_sandbox: tuple[Sandbox, str]
+) -> None:
+    sb, url = served_sandbox
+    service = Service.open(Config(home=tmp_path / "home", database_url=pg_url))
+    tasks = build_app(pg_url)
+    ensure_schema(tasks, pg_url)
+    [(run_id, pid)] = _record_leads(service, sb, ["killed@example.com"])
+    sb.faults = Faults(slow_rate=1.0, delay=4.0, operations=["create_event"], count=1)  # the send hangs
+    first = start_worker(tmp_path / "home", pg_url, url)
+    with tasks.open():
+        ProcrastinateQueue(tasks).enqueue(run_id)
+    try:
+        # the fault was drawn: the worker's send is hanging in the sandbox right now
+        wait_for(lambda: sb.faults._faulted == 1, 60, "the first worker to reach the send")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    killed = service.store.get(run_id)
+    assert killed is not None and killed.status == "running" and killed.attempts == 1
+    second = start_worker(tmp_path / "home", pg_url, url)
+    try:
+        wait_for(lambda: (service.store.get(run_id) or killed).status == "done", 60, "the second worker")
+    finally:
+        log = stop(second)
+    run = service.store.get(run_id)
+    assert run is not None and run.attempts == 2 and run.worker != killed.worker, log
+    assert len(sequence_starts(sb, pid)) == 1 and len(first_touchpoints(sb, pid)) == 1
+    service.close()
+
+
+def test_postgres_tests_say_how_to_get_a_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    from .conftest import postgres_url
+
+    monkeypatch.delenv("PERSONAS_TEST_DATABASE_URL", raising=False)
+    with pytest.raises(pytest.fail.Exception, match=r"scripts/postgres.sh start"):
+        postgres_url()
+
+
