@@ -27,7 +27,9 @@ def _service() -> Any:
 def runs_cmd(
     ctx: typer.Context,
     persona: str = typer.Option(None, "--persona", "-p", help="Only this persona's runs."),
-    status: str = typer.Option(None, "--status", help="Only runs with this status (queued, running, done, paused, failed)."),
+    status: str = typer.Option(
+        None, "--status", help="Only runs with this status (queued, running, done, paused, failed)."
+    ),
     limit: int = typer.Option(50, "--limit", help="At most this many, newest first."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
 ) -> None:

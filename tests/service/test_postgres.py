@@ -3,7 +3,6 @@ killed mid-run. Needs ``PERSONAS_TEST_DATABASE_URL`` (``.ci/run`` starts one; se
 
 from __future__ import annotations
 
-
 import signal
 import subprocess
 import sys
@@ -11,7 +10,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
