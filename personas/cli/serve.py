@@ -23,9 +23,9 @@ def serve_cmd(
     from personas.service.serving import serve
 
     cfg = config()
-    where = (
-        "PostgreSQL (runs go to `personas worker`)" if cfg.database_url else f"SQLite in {cfg.home} ({workers} workers here)"
-    )
+    where = "PostgreSQL (runs go to `personas worker`)"
+    if not cfg.database_url:
+        where = f"SQLite in {cfg.home} ({workers} workers here)"
     typer.echo(f"personas serve on http://{host}:{port}/webhooks/klaviyo; state: {where}", err=True)
     serve(cfg, host=host, port=port, workers=workers, catch_up=catch_up)
 
