@@ -30,8 +30,8 @@ def delivery(event_id: str = "01EVENT", topic: str = FORM_TOPIC, webhook: str = 
                            "event_properties": {"form_id": "TRAILG", "timeline": "this month"}},
             "relationships": {"profile": {"data": {"type": "profile", "id": "01PROFILE"}},
                               "metric": {"data": {"type": "metric", "id": "M1"}}}}}}],
-        "meta": {"klaviyo_account_id": "SbxPub", "klaviyo_webhook_id": webhook, "timestamp": "2026-11-30T10:13:20+00:00",
-                 "version": "2024-06-28"},
+        "meta": {"klaviyo_account_id": "SbxPub", "klaviyo_webhook_id": webhook,
+                 "timestamp": "2026-11-30T10:13:20+00:00", "version": "2024-06-28"},
     }).encode()
 
 
@@ -98,7 +98,7 @@ def test_a_bad_signature_is_401_and_starts_nothing(receiver: Any, change: Any, r
 
 
 def test_a_tampered_body_is_refused(receiver: Any) -> None:
-    service, queue, client = receiver
+    _service, queue, client = receiver
     body = delivery()
     answer = client.post("/webhooks/klaviyo", content=body.replace(b"this month", b"this year!"), headers=headers(body))
     assert answer.status_code == 401 and queue.ids == []
@@ -118,7 +118,7 @@ def test_a_replayed_delivery_starts_nothing_new(receiver: Any) -> None:
 
 
 def test_topics_that_start_no_persona_are_accepted_and_ignored(receiver: Any) -> None:
-    service, queue, client = receiver
+    _service, queue, client = receiver
     body = delivery(topic="event:klaviyo.opened_email")
     answer = client.post("/webhooks/klaviyo", content=body, headers=headers(body))
     assert answer.status_code == 202 and answer.json()["runs"] == [] and queue.ids == []
@@ -133,7 +133,7 @@ def test_without_a_secret_every_delivery_is_refused(tmp_path: Path) -> None:
 
 
 def test_health_and_metrics(receiver: Any) -> None:
-    service, queue, client = receiver
+    _service, _queue, client = receiver
     body = delivery()
     client.post("/webhooks/klaviyo", content=body, headers=headers(body))
     client.post("/webhooks/klaviyo", content=body, headers={**headers(body), "Klaviyo-Signature": "0" * 64})
@@ -156,7 +156,7 @@ def test_verify_delivery_reads_the_events() -> None:
 
 def test_the_endpoint_answers_fast(receiver: Any) -> None:
     """Not a timing assertion: the receiver records and queues, it never runs a persona inline."""
-    service, queue, client = receiver
+    service, _queue, client = receiver
     body = delivery()
     client.post("/webhooks/klaviyo", content=body, headers=headers(body))
     assert service.store.runs()[0].status == "queued" and service.store.runs()[0].attempts == 0

@@ -75,7 +75,7 @@ def test_an_event_delivered_by_webhook_is_not_run_again_by_a_poll(tmp_path: Path
     service = Service.open(Config(home=tmp_path / "h"), sandbox=sandbox)
     spec = service.persona("lead-magnet-sequencer")
     event = sign_up(sandbox, "both@example.com", HOT)
-    run, created = service.record_event(spec, event["data"]["id"], event, trigger="webhook")
+    _run, created = service.record_event(spec, event["data"]["id"], event, trigger="webhook")
     assert created and poll_once(service, spec, now=time.time(), lookback=600) == []
     assert [r.trigger for r in service.store.runs()] == ["webhook"]
     service.close()
@@ -83,6 +83,6 @@ def test_an_event_delivered_by_webhook_is_not_run_again_by_a_poll(tmp_path: Path
 
 def test_watching_a_persona_that_no_event_starts_says_so(tmp_path: Path, sandbox: Sandbox) -> None:
     service = Service.open(Config(home=tmp_path / "h"), sandbox=sandbox)
-    with pytest.raises(UsageProblem, match="not started by events.*schedule: on_event"):
+    with pytest.raises(UsageProblem, match=r"not started by events.*schedule: on_event"):
         poll_once(service, service.persona("campaign-reporter"), now=time.time())
     service.close()
