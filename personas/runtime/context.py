@@ -39,12 +39,17 @@ def audit_anchor(config: Config) -> FileAnchor:
 
 
 def audit_log(config: Config) -> AuditLog:
-    """The state folder's audit log, anchored; one AuditLog (one SQLite connection) per file per process."""
-    path = config.path("audit.sqlite")
-    key = str(path)
+    """The audit log, anchored: in PostgreSQL when the config has a database URL (shared by every
+    worker), else the state folder's SQLite file; one AuditLog (one connection) per log per process."""
+    key = config.database_url or str(config.path("audit.sqlite"))
     with _AUDIT_LOGS_LOCK:  # runs starting together on threads (a worker) share one log, one lock
         if key not in _AUDIT_LOGS:
-            _AUDIT_LOGS[key] = AuditLog(path, anchor=audit_anchor(config))
+            if config.database_url:
+                from klaviyo_toolkit.audit_postgres import PostgresAuditLog
+
+                _AUDIT_LOGS[key] = PostgresAuditLog(config.database_url, anchor=audit_anchor(config))
+            else:
+                _AUDIT_LOGS[key] = AuditLog(config.path("audit.sqlite"), anchor=audit_anchor(config))
         return _AUDIT_LOGS[key]
 
 
