@@ -64,6 +64,7 @@ class Service:
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     clock: Any = time.time
     _personas: dict[str, PersonaSpec] | None = field(default=None, repr=False)
+    _triggers: dict[str, list[PersonaSpec]] | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, config: Config, *, clock: Any = time.time, **context_options: Any) -> Service:
@@ -100,12 +101,14 @@ class Service:
 
     def triggered_by(self, topic: str) -> list[PersonaSpec]:
         """The personas a webhook topic starts (``event:klaviyo.<their trigger metric>``)."""
-        out = []
-        for spec in self.personas().values():
-            metric = trigger_metric(spec)
-            if metric and topic_for(metric) == topic:
-                out.append(spec)
-        return out
+        if self._triggers is None:
+            triggers: dict[str, list[PersonaSpec]] = {}
+            for spec in self.personas().values():
+                metric = trigger_metric(spec)
+                if metric:
+                    triggers.setdefault(topic_for(metric), []).append(spec)
+            self._triggers = triggers
+        return list(self._triggers.get(topic, ()))
 
     def context(self, spec: PersonaSpec, thread_id: str) -> PersonaContext:
         """The run context of ``spec`` on ``thread_id``, with the service's metrics on every call."""

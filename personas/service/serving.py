@@ -64,6 +64,7 @@ def build_serve_app(config: Config, *, workers: int = 2, catch_up: str = "latest
             "every delivery; set it before `personas serve`"
         )
     service = Service.open(config, **context_options)
+    service.triggered_by("")  # personas and graphs loaded now, not by the first delivery
     if config.database_url:
         from .tasks import build_app as build_tasks
         from .tasks import ensure_schema
@@ -74,6 +75,7 @@ def build_serve_app(config: Config, *, workers: int = 2, catch_up: str = "latest
         @contextlib.asynccontextmanager
         async def lifespan(_: Any) -> AsyncIterator[None]:
             async with tasks.open_async():
+                await tasks.check_connection_async()  # the pool's first connection, before the first delivery
                 yield
             service.close()
 
