@@ -114,8 +114,9 @@ class RunStore:
         clock: seconds since the epoch (injected in tests).
     """
 
-    def __init__(self, conn: Any, dialect: str, clock: Any = time.time) -> None:
+    def __init__(self, conn: Any, dialect: str, clock: Any = time.time, *, pool: Any = None) -> None:
         self.conn = conn
+        self.pool = pool  # PostgreSQL: concurrent requests each take a connection of their own
         self.dialect = dialect
         self.clock = clock
         self._lock = threading.RLock()
@@ -143,16 +144,26 @@ class RunStore:
 
     @classmethod
     def postgres(cls, url: str, clock: Any = time.time) -> RunStore:
+        from psycopg_pool import ConnectionPool
+
         from .postgres import connect, setup_lock
 
         with setup_lock(url):
-            return cls(connect(url), "postgres", clock)
+            conn = connect(url)
+            pool = ConnectionPool(url, min_size=1, max_size=8, kwargs={"autocommit": True}, open=True)
+            return cls(conn, "postgres", clock, pool=pool)
 
     def close(self) -> None:
         self.conn.close()
+        if self.pool is not None:
+            self.pool.close()
 
     @contextmanager
     def _cursor(self) -> Iterator[Any]:
+        if self.pool is not None:
+            with self.pool.connection() as conn, conn.cursor() as cur:
+                yield cur
+            return
         with self._lock:
             cur = self.conn.cursor()
             try:
@@ -193,14 +204,16 @@ class RunStore:
         now = self.clock()
         rid = uuid.uuid4().hex[:16]
         thread = f"{persona}-{trigger}-{rid}"
-        inserted = self._exec(
+        row = self._one(
             f"INSERT INTO personas_runs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,0,NULL,NULL,NULL,?,?) "
-            "ON CONFLICT (persona, key) DO NOTHING",
+            f"ON CONFLICT (persona, key) DO NOTHING RETURNING {_COLUMNS}",
             (rid, persona, key, trigger, thread, status, json.dumps(input), scheduled_for, now, now),
         )
+        if row is not None:  # one round trip for a new run
+            return Run.from_row(row), True
         run = self.find(persona, key)
         assert run is not None
-        return run, bool(inserted)
+        return run, False
 
     def get(self, run_id: str) -> Run | None:
         row = self._one(f"SELECT {_COLUMNS} FROM personas_runs WHERE id = ?", (run_id,))
