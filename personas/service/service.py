@@ -136,6 +136,10 @@ class Service:
             if run is None or run.status != "paused":
                 raise UsageProblem(f"run {run_id} is not waiting for an approval")
             self.store.requeue(run_id)
+        with self.store.running(run_id):  # one worker at a time, even when the queue hands it out twice
+            return self._execute(run_id, resume)
+
+    def _execute(self, run_id: str, resume: Any) -> Run:
         run = self.store.claim(run_id, self.worker)
         if run is None:
             existing = self.store.get(run_id)

@@ -114,8 +114,9 @@ class RunStore:
         clock: seconds since the epoch (injected in tests).
     """
 
-    def __init__(self, conn: Any, dialect: str, clock: Any = time.time, *, pool: Any = None) -> None:
+    def __init__(self, conn: Any, dialect: str, clock: Any = time.time, *, pool: Any = None, url: str = "") -> None:
         self.conn = conn
+        self.url = url  # PostgreSQL: where a run's lock connection goes (see `running`)
         self.pool = pool  # PostgreSQL: concurrent requests each take a connection of their own
         self.dialect = dialect
         self.clock = clock
@@ -151,7 +152,7 @@ class RunStore:
         with setup_lock(url):
             conn = connect(url)
             pool = ConnectionPool(url, min_size=1, max_size=8, kwargs={"autocommit": True}, open=True)
-            return cls(conn, "postgres", clock, pool=pool)
+            return cls(conn, "postgres", clock, pool=pool, url=url)
 
     def close(self) -> None:
         self.conn.close()
@@ -255,6 +256,28 @@ class RunStore:
             (worker, self.clock(), run_id),
         )
         return self.get(run_id) if changed else None
+
+    @contextmanager
+    def running(self, run_id: str) -> Iterator[None]:
+        """Hold ``run_id`` while it runs: on PostgreSQL a session advisory lock on a connection of its own.
+
+        The queue's stalled-job recovery judges a worker by its heartbeat, and a live worker starved of
+        CPU can miss it: its job is then handed out again while the run is still going. The lock fences
+        that: the second worker waits here until the first one ends (then finds the run settled) or dies
+        (its connection closes, the lock goes with it, and the run continues from its checkpoint). On
+        SQLite one process runs everything and its queue never hands a run out twice.
+        """
+        if self.dialect != "postgres":
+            yield
+            return
+        from .postgres import connect
+
+        conn = connect(self.url)
+        try:
+            conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (f"personas-run:{run_id}",))
+            yield
+        finally:
+            conn.close()  # releases the lock
 
     def finish(self, run_id: str, status: str, *, error: str | None = None, outcome: str | None = None) -> None:
         """Record how a run ended (``done``, ``paused`` or ``failed``)."""

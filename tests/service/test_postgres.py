@@ -106,7 +106,8 @@ def test_two_workers_never_run_the_same_event(
     try:
         wait_for(lambda: service.store.counts()["done"] == len(runs), 90, "every run to finish")
     except AssertionError:
-        raise AssertionError(f"{service.store.counts()}; worker logs: {[stop(w)[-2000:] for w in workers]}") from None
+        errors = [r.error for r in service.store.runs(status="failed")]
+        raise AssertionError(f"{service.store.counts()} {errors}; logs: {[stop(w)[-2000:] for w in workers]}") from None
     logs = [stop(w) for w in workers]
     for run_id, pid in runs:
         run = service.store.get(run_id)
@@ -149,6 +150,35 @@ def test_a_worker_killed_mid_run_leaves_the_run_to_another(
     service.close()
 
 
+def test_a_run_handed_out_twice_is_run_by_one_worker_at_a_time(tmp_path: Path, pg_url: str) -> None:
+    """A live worker starved of CPU misses heartbeats and its job is handed out again: the second
+    worker waits for the first instead of running the same run beside it."""
+    sb = Sandbox(seed=13)
+    config = Config(home=tmp_path / "home", database_url=pg_url)
+    first, second = (Service.open(config, sandbox=sb) for _ in range(2))
+    [(run_id, pid)] = _record_leads(first, sb, ["twice@example.com"])
+    sb.faults = Faults(slow_rate=1.0, delay=1.5, operations=["create_event"], count=1)  # the first send is slow
+    ended: dict[str, object] = {}
+
+    def execute(name: str, service: Service) -> None:
+        ended[name] = service.execute(run_id)
+
+    threads = [threading.Thread(target=execute, args=("first", first))]
+    threads[0].start()
+    wait_for(lambda: sb.faults._faulted == 1, 60, "the first worker to reach the send")
+    threads.append(threading.Thread(target=execute, args=("second", second)))
+    threads[1].start()
+    for t in threads:
+        t.join(timeout=60)
+    run = first.store.get(run_id)
+    assert run is not None and run.status == "done" and run.attempts == 1, run
+    assert [getattr(ended[n], "status", None) for n in ("first", "second")] == ["done", "done"]
+    assert len(sequence_starts(sb, pid)) == 1 and len(first_touchpoints(sb, pid)) == 1
+    first.close()
+    second.close()
+    sb.close()
+
+
 def test_postgres_tests_say_how_to_get_a_database(monkeypatch: pytest.MonkeyPatch) -> None:
     from .conftest import postgres_url
 
@@ -157,3 +187,46 @@ def test_postgres_tests_say_how_to_get_a_database(monkeypatch: pytest.MonkeyPatc
         postgres_url()
 
 
+def test_the_whole_path_on_postgres_serve_watch_and_a_worker(
+    tmp_path: Path, pg_url: str, served_sandbox: tuple[Sandbox, str]
+) -> None:
+    """A form submission -> the sandbox's webhook -> `personas serve` (PostgreSQL) -> a worker ->
+    the touchpoint; then `personas watch --once` finds the same event (nothing new) and a second one."""
+    import httpx
+
+    from .conftest import free_port, register_webhook
+
+    sb, url = served_sandbox
+    home = tmp_path / "home"
+    env = worker_env(home, pg_url, url)
+    port = free_port()
+    serve = subprocess.Popen([sys.executable, "-m", "personas.cli", "serve", "--port", str(port)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    worker = start_worker(home, pg_url, url)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def up() -> bool:
+            try:
+                return httpx.get(f"{base}/healthz", timeout=1).json().get("store") == "postgres"
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, 60, "personas serve on PostgreSQL")
+        register_webhook(sb, url=f"{base}/webhooks/klaviyo")
+        first = sign_up(sb, "pg.webhook@example.com", HOT)
+        first_pid = first["data"]["relationships"]["profile"]["data"]["id"]
+        wait_for(lambda: len(first_touchpoints(sb, first_pid)) == 1, 60, "the webhook's touchpoint")
+        sb.client().call("delete_webhook", id=sb.client().call("get_webhooks").data[0]["id"])
+        second = sign_up(sb, "pg.polled@example.com", WARM)
+        watched = subprocess.run([sys.executable, "-m", "personas.cli", "watch", "lead-magnet-sequencer", "--once"],
+                                 env=env, capture_output=True, text=True, timeout=120)
+        assert watched.returncode == 0 and "1 new event(s)" in watched.stdout, watched.stderr
+        second_pid = second["data"]["relationships"]["profile"]["data"]["id"]
+        wait_for(lambda: len(first_touchpoints(sb, second_pid)) == 1, 60, "the polled event's touchpoint")
+    finally:
+        logs = stop(worker) + stop(serve)
+    store = RunStore.postgres(pg_url)
+    runs = store.runs()
+    store.close()
+    assert sorted((r.trigger, r.status) for r in runs) == [("poll", "done"), ("webhook", "done")], logs
+    assert len(sequence_starts(sb, first_pid)) == 1 and len(sequence_starts(sb, second_pid)) == 1

@@ -116,3 +116,29 @@ def test_a_failed_run_is_recorded_and_retried_from_its_checkpoint(tmp_path: Path
     with pytest.raises(UsageProblem, match="only a failed run can be retried"):
         service.retry(run.id)
     service.close()
+
+
+async def test_the_minute_tick_queues_due_slots_and_orphaned_runs(
+    tmp_path: Path, sandbox: Sandbox, pg_url: str
+) -> None:
+    """procrastinate's periodic task body: due slots and runs recorded without a job become jobs, once."""
+    import psycopg
+
+    from personas.service.tasks import RUN_TASK, build_app, ensure_schema, tick_once
+
+    service = Service.open(Config(home=tmp_path / "h", database_url=pg_url), sandbox=sandbox)
+    app = build_app(pg_url)
+    ensure_schema(app, pg_url)
+    schedule_tick(service, START)
+    orphan, _ = service.store.create_run("lead-magnet-sequencer", "event:orphan", "webhook", {})
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # recorded long ago, its receiver died before queueing
+        conn.execute("UPDATE personas_runs SET updated = 0 WHERE id = %s", (orphan.id,))
+    async with app.open_async():
+        first = await tick_once(app, service, AFTER, catch_up="latest", stalled_after=60)
+        again = await tick_once(app, service, AFTER + 60, catch_up="latest", stalled_after=60)
+        jobs = await app.job_manager.list_jobs_async(task=RUN_TASK)
+    slot = service.store.find("campaign-reporter", "schedule:2026-11-02T12:00:00+00:00")
+    assert slot is not None and sorted(first) == sorted([slot.id, orphan.id])
+    assert again == [orphan.id]  # still queued: offered again, and the queueing lock keeps it one job
+    assert sorted(j.task_kwargs["run_id"] for j in jobs) == sorted([slot.id, orphan.id])
+    service.close()
