@@ -11,6 +11,8 @@ the password.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +20,7 @@ from personas.kernel.config import without_credentials
 from personas.kernel.errors import UsageProblem
 from personas.kernel.privacy import RedactingSerde
 
-__all__ = ["SETUP_LOCK", "checkpointer", "connect", "describe", "setup_lock"]
+__all__ = ["SETUP_LOCK", "advisory_lock", "checkpointer", "connect", "describe", "lock_key", "setup_lock"]
 
 #: The advisory lock that serialises schema set-up between processes starting at once.
 SETUP_LOCK = 74210913
@@ -47,15 +49,32 @@ def connect(url: str) -> Any:
         ) from None
 
 
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for ``name``."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
 @contextlib.contextmanager
-def setup_lock(url: str) -> Iterator[Any]:
-    """Hold the set-up advisory lock (``CREATE TABLE IF NOT EXISTS`` races between processes otherwise)."""
+def advisory_lock(url: str, key: int, *, poll: float = 0.05) -> Iterator[Any]:
+    """Hold a session advisory lock on a connection of its own until the block ends (or the process dies).
+
+    It waits by polling ``pg_try_advisory_lock``, never inside one long ``pg_advisory_lock`` statement:
+    a waiting statement holds a snapshot, and ``CREATE INDEX CONCURRENTLY`` (run by the checkpointer's
+    set-up, under the lock) waits for every such snapshot to end; the holder would wait for the waiter
+    and the waiter for the holder, through two connections PostgreSQL cannot see as one deadlock.
+    """
     conn = connect(url)
     try:
-        conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+        while not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+            time.sleep(poll)
         yield conn
     finally:
         conn.close()  # releases the lock
+
+
+def setup_lock(url: str) -> contextlib.AbstractContextManager[Any]:
+    """Hold the set-up lock (``CREATE TABLE IF NOT EXISTS`` races between processes otherwise)."""
+    return advisory_lock(url, SETUP_LOCK)
 
 
 def checkpointer(url: str, *, max_size: int = 8) -> Any:

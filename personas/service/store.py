@@ -270,14 +270,10 @@ class RunStore:
         if self.dialect != "postgres":
             yield
             return
-        from .postgres import connect
+        from .postgres import advisory_lock, lock_key
 
-        conn = connect(self.url)
-        try:
-            conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (f"personas-run:{run_id}",))
+        with advisory_lock(self.url, lock_key(f"personas-run:{run_id}"), poll=0.2):
             yield
-        finally:
-            conn.close()  # releases the lock
 
     def finish(self, run_id: str, status: str, *, error: str | None = None, outcome: str | None = None) -> None:
         """Record how a run ended (``done``, ``paused`` or ``failed``)."""

@@ -179,6 +179,35 @@ def test_a_run_handed_out_twice_is_run_by_one_worker_at_a_time(tmp_path: Path, p
     sb.close()
 
 
+def test_a_process_waiting_to_set_up_never_hangs_the_one_setting_up(pg_url: str) -> None:
+    """Two processes starting at once on a fresh database (`personas serve` and a worker): one sets the
+    checkpoint tables up under the set-up lock (`CREATE INDEX CONCURRENTLY` waits for every open
+    statement), the other waits for the lock. Waiting must not be one long statement, or both wait
+    for ever (PostgreSQL cannot see the cycle: it goes through two connections of one process)."""
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg.rows import dict_row
+
+    from personas.service.postgres import setup_lock
+
+    got: list[str] = []
+
+    def wait_for_lock() -> None:
+        with setup_lock(pg_url):
+            got.append("waiter")
+
+    with setup_lock(pg_url):
+        waiter = threading.Thread(target=wait_for_lock)
+        waiter.start()
+        time.sleep(0.5)  # the waiter is waiting now
+        limit = "-c statement_timeout=20000"
+        with psycopg.connect(pg_url, autocommit=True, row_factory=dict_row, options=limit) as conn:
+            PostgresSaver(conn).setup()  # raises QueryCanceled after 20 s if it waits for the waiter
+        got.append("holder")
+    waiter.join(timeout=20)
+    assert got == ["holder", "waiter"]
+
+
 def test_postgres_tests_say_how_to_get_a_database(monkeypatch: pytest.MonkeyPatch) -> None:
     from .conftest import postgres_url
 
@@ -211,7 +240,10 @@ def test_the_whole_path_on_postgres_serve_watch_and_a_worker(
             except httpx.HTTPError:
                 return False
 
-        wait_for(up, 60, "personas serve on PostgreSQL")
+        try:
+            wait_for(up, 60, "personas serve on PostgreSQL")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {stop(serve)[-2000:]} {stop(worker)[-2000:]}") from None
         register_webhook(sb, url=f"{base}/webhooks/klaviyo")
         first = sign_up(sb, "pg.webhook@example.com", HOT)
         first_pid = first["data"]["relationships"]["profile"]["data"]["id"]
