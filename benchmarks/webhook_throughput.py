@@ -148,6 +148,15 @@ def prepare_leads(sb: Sandbox, n: int, tag: str) -> list[str]:
     return ids
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "personas.cli", *args], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -212,6 +221,8 @@ def measure(base_db: str, workers: int, leads: int, latency: float) -> dict[str,
                 time.sleep(0.2)
         sb.faults = Faults(slow_rate=1.0, delay=latency, operations=SEQUENCER_CALLS)
         submitted: dict[str, float] = {}
+        cpu0 = [cpu_seconds(p.pid) for p in procs]
+        own0 = time.process_time()  # this process: the sandbox (API and deliveries) and the driver
         t0 = time.time()
         for pid in ids:
             submitted[pid] = time.time()
@@ -221,6 +232,8 @@ def measure(base_db: str, workers: int, leads: int, latency: float) -> dict[str,
         while len(timings.touchpoints) < leads and time.monotonic() < deadline:
             time.sleep(0.05)
         t_end = max((t[0] for t in timings.touchpoints.values()), default=time.time())
+        cpu = [cpu_seconds(p.pid) - c for p, c in zip(procs, cpu0, strict=True)]
+        cpu_sandbox = time.process_time() - own0
         time.sleep(1.0)  # anything that would come twice
         with psycopg.connect(db, autocommit=True) as conn:
             rows = conn.execute(
@@ -249,6 +262,7 @@ def measure(base_db: str, workers: int, leads: int, latency: float) -> dict[str,
             "endpoint": timings.endpoint, "statuses": timings.statuses, "queued": queued,
             "touch": [ts[0] - submitted[pid] for pid, ts in timings.touchpoints.items()],
             "duplicates": duplicates,
+            "cpu": {"workers": sum(cpu[1:]), "serve": cpu[0], "sandbox": cpu_sandbox},
         }
     finally:
         for proc in reversed(procs):
@@ -320,6 +334,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{pct(r['endpoint'], .5) * 1000:.1f} / {pct(r['endpoint'], .99) * 1000:.1f} | "
               f"{pct(r['queued'], .5) * 1000:.0f} / {pct(r['queued'], .99) * 1000:.0f} | "
               f"{pct(r['touch'], .5):.2f} / {pct(r['touch'], .99):.2f} | {r['duplicates']} |")
+    print("\nCPU seconds per lead in the measured window (workers / personas serve / the sandbox and this "
+          "driver), and the cores that rate kept busy:")
+    for r in results:
+        c, n = r["cpu"], max(1, r["touchpoints"])
+        busy_cores = sum(c.values()) / max(1e-9, r["seconds"])
+        print(f"  {r['workers']} worker(s): {c['workers'] / n:.3f} / {c['serve'] / n:.3f} / {c['sandbox'] / n:.3f} s; "
+              f"{busy_cores:.2f} of {os.cpu_count()} cores")
     ok = True
     if 4 in args.workers and 1 in args.workers:
         four = next(r for r in results if r["workers"] == 4)["throughput"] / one
