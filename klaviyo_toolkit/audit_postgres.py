@@ -99,7 +99,7 @@ class PostgresAuditLog(AuditLog):
             self._pg.close()
             raise ToolkitUsageError(
                 "the PostgreSQL audit log was made with another audit key than this machine's; copy the first "
-                "machine's key (PERSONAS_HOME/keys/audit.key) to every worker, or open it the way it was made"
+                "machine's key (keys/audit.key in its personas home) to every worker, or open it the way it was made"
             )
 
     def __repr__(self) -> str:
