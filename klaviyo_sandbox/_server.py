@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 
 SandboxApp = Callable[[Any, Any, Any], Awaitable[None]]
+#: How often a served sandbox applies due work on its own (webhook deliveries, jobs, scheduled sends).
+TICK_SECONDS = 0.2
 
 
 def build_app(sb: Sandbox) -> SandboxApp:
@@ -44,12 +46,16 @@ def build_app(sb: Sandbox) -> SandboxApp:
         return await serve(sb, request)
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
+        if scope["type"] == "lifespan":  # served on a port: due work (webhook deliveries, jobs) runs on time
+            ticker = None
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
+                    ticker = asyncio.ensure_future(_tick_forever(sb))
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    if ticker is not None:
+                        ticker.cancel()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
@@ -58,6 +64,16 @@ def build_app(sb: Sandbox) -> SandboxApp:
         await response(scope, receive, send)
 
     return app
+
+
+async def _tick_forever(sb: Sandbox, every: float = TICK_SECONDS) -> None:
+    """Apply due work without waiting for a request (what Klaviyo's own timers do), while served."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await asyncio.to_thread(sb.tick)
+        except Exception:  # a broken runner must not stop the server; the next request ticks again
+            pass
 
 
 def raw_path(request: Request) -> str:

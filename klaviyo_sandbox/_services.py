@@ -87,6 +87,8 @@ class AsOf:
     def __init__(self, clock: Clock, at: float) -> None:
         self._clock = clock
         self._at = at
+        #: The clock underneath, for what happens now (a webhook's send time), not as of ``at``.
+        self.underlying = clock
 
     def time(self) -> float:
         return self._at

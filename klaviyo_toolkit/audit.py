@@ -170,6 +170,7 @@ _CONTENT = (
     "path", "arguments", "status", "http_status", "request_id", "latency_ms", "response_summary", "error", "extra",
 )  # fmt: skip
 _COLUMNS = (*_CONTENT, "prev_hash", "hash")
+_SELECT = ", ".join(f'"{c}"' for c in _COLUMNS)  # quoted: "user" is a keyword in PostgreSQL
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -355,23 +356,37 @@ class AuditLog:
             "extra": _dumps(dict(extra or {}), _MAX_ARGUMENT_CHARS),
         }
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                last = self._db.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
-                seq = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'").fetchone()
-                content["id"] = max(last[0] if last else 0, seq[0] if seq else 0) + 1
-                prev = last[1] if last else GENESIS
-                digest = _row_hash(prev, content, self._key)
-                values = [content[c] for c in _CONTENT] + [prev, digest]
-                marks = ", ".join("?" for _ in _COLUMNS)
-                self._db.execute(f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({marks})", values)
-                self._db.execute("COMMIT")
-                if self.anchor is not None:
-                    self.anchor.save_head(Head(int(content["id"]), digest))
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            values = self._append(content)
         return _entry(tuple(values))
+
+    def _append(self, content: dict[str, Any]) -> list[Any]:
+        """Write one row after the newest (numbered and chained here), then save the head; the storage's part."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            last = self._db.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+            seq = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'").fetchone()
+            values = self._chain(content, last, seq[0] if seq else 0)
+            marks = ", ".join("?" for _ in _COLUMNS)
+            self._db.execute(f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({marks})", values)
+            self._db.execute("COMMIT")
+            if self.anchor is not None:
+                self.anchor.save_head(Head(int(content["id"]), values[-1]))
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        return values
+
+    def _chain(self, content: dict[str, Any], last: Any, floor: int = 0) -> list[Any]:
+        """Number ``content`` after ``last`` (id, hash) and chain it; the row's values in column order."""
+        content["id"] = max(last[0] if last else 0, floor) + 1
+        prev = last[1] if last else GENESIS
+        return [content[c] for c in _CONTENT] + [prev, _row_hash(prev, content, self._key)]
+
+    def _fetch(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """Rows of a query written with ``?`` placeholders."""
+        with self._lock:
+            return list(self._db.execute(sql, params).fetchall())
 
     def hook(self, context: AuditContext | Callable[[], AuditContext] | None = None) -> Callable[[CallRecord], None]:
         """A client hook (``KlaviyoClient(hooks=[log.hook(ctx)])``) that appends a row per finished call.
@@ -430,7 +445,7 @@ class AuditLog:
             ("user", user), ("persona", persona), ("tool", tool), ("status", status), ("thread_id", thread_id),
         ):  # fmt: skip
             if value is not None:
-                where.append(f"{column} = ?")
+                where.append(f'"{column}" = ?')
                 params.append(value)
         if since is not None:
             where.append("time >= ?")
@@ -438,21 +453,18 @@ class AuditLog:
         if until is not None:
             where.append("time < ?")
             params.append(_iso(until))
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM audit_log"
+        sql = f"SELECT {_SELECT} FROM audit_log"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        with self._lock:
-            rows = self._db.execute(sql, params).fetchall()
-        return [_entry(row) for row in rows]
+        return [_entry(row) for row in self._fetch(sql, params)]
 
     def count(self) -> int:
         """How many rows the log holds."""
-        with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM audit_log").fetchone()[0])
+        return int(self._fetch("SELECT count(*) FROM audit_log", [])[0][0])
 
     def _scan(self) -> Iterator[tuple[Any, ...]]:
         """Every row, oldest first, read in batches on a private connection (no lock held meanwhile)."""
@@ -484,9 +496,8 @@ class AuditLog:
 
     def head(self) -> str:
         """The hash of the newest row (``GENESIS`` when empty); keep a copy elsewhere to detect a cut tail."""
-        with self._lock:
-            row = self._db.execute("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
-        return str(row[0]) if row else GENESIS
+        rows = self._fetch("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1", [])
+        return str(rows[0][0]) if rows else GENESIS
 
     def verify(self, *, expected_head: str | None = None) -> ChainReport:
         """Recompute the chain; reports the first row that was changed, removed, inserted or forged,

@@ -7,7 +7,7 @@ Layers, bottom to top::
     klaviyo_sandbox | personas.kernel   the emulator | what graphs are built on (side by side)
     graphs                              the LangGraph state machines
     personas.runtime                    loader, context building, the run driver
-    evals                               suites and their runner
+    evals | personas.service            suites and their runner | unattended runs (webhooks, queue, schedules)
     personas.cli                        the CLI, the REPL, the demo
 """
 
@@ -30,11 +30,12 @@ LAYERS: dict[str, tuple[int, str]] = {
     "graphs": (2, "graphs"),
     "personas.runtime": (3, "runtime"),
     "evals": (4, "evals"),
+    "personas.service": (4, "service"),
     "personas.cli": (5, "cli"),
     "personas": (6, "facade"),  # personas/__init__.py: lazy public names only
 }
 #: Side by side on one layer, and still not allowed to import each other.
-APART = {("kernel", "sandbox"), ("sandbox", "kernel")}
+APART = {("kernel", "sandbox"), ("sandbox", "kernel"), ("service", "evals"), ("evals", "service")}
 PACKAGES = ("klaviyo_toolkit", "klaviyo_sandbox", "personas", "graphs", "evals", "prompts")
 GENERATED_MARK = "GENERATED"
 MAX_LINES = 600

@@ -29,6 +29,7 @@ SPEC = GraphSpec(
     input_model=LeadInput,
     input_key="input",
     render=render_lead,
+    trigger_setting="form_metric",
 )
 
 graph = build_graph()

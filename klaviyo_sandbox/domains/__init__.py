@@ -35,6 +35,7 @@ from . import (
     segments,
     tags,
     templates,
+    webhook_delivery,
     webhooks,
 )
 
@@ -57,6 +58,7 @@ DEFAULT_DOMAINS: tuple[Domain, ...] = (
     accounts.DOMAIN,
     tags.DOMAIN,
     webhooks.DOMAIN,
+    webhook_delivery.DOMAIN,
     images.DOMAIN,
     forms.DOMAIN,
     reports.DOMAIN,

@@ -1,8 +1,10 @@
 """Sandbox domain: webhooks and webhook topics.
 
-``endpoint_url`` must be https, topics must exist (``get_webhook_topics``; the topics are stored on
-first use), and the ``secret_key`` is kept private and never returned. Reads and deletes are the
-generic engine's, once the topics exist.
+``endpoint_url`` must be https (the sandbox also takes ``http://`` on a loopback host, so a local
+``personas serve`` can receive deliveries; ``webhook_delivery.py`` sends them), topics must exist
+(``get_webhook_topics``: Klaviyo's fixed ones and one per metric, stored on first use), and the
+``secret_key`` is kept private and never returned. Reads and deletes are the generic engine's, once
+the topics exist.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from .._jsonapi import bad_request
 from .._services import Services
 from .._store import Resource
 from ..domain import DomainBuilder
+from .webhook_delivery import topic_for
 
 _d = DomainBuilder("webhooks")
+#: Hosts the sandbox (not Klaviyo) lets a webhook reach over plain http, for local receivers.
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 WEBHOOK_TOPICS = (
@@ -43,14 +48,23 @@ WEBHOOK_TOPICS = (
 
 
 def ensure_topics(svc: Services) -> None:
+    """Klaviyo's fixed topics, and one per metric of the account ("topics are dynamic and based on the
+    metrics available in your account": ``event:klaviyo.`` + the metric's name in snake case)."""
     if svc.store.count("webhook-topic") == 0:
         for topic in WEBHOOK_TOPICS:
+            svc.store.put(Resource("webhook-topic", topic, {}, {}, 0.0, 0.0))
+    for metric in svc.store.iter("metric"):
+        topic = topic_for(str(metric.attributes.get("name") or ""))
+        if topic != "event:klaviyo." and svc.store.get("webhook-topic", topic) is None:
             svc.store.put(Resource("webhook-topic", topic, {}, {}, 0.0, 0.0))
 
 
 @_d.handles("get_webhook_topics", "get_webhook_topic", "get_webhooks", "get_webhook", "delete_webhook")
 def _webhooks_read(ctx: Ctx) -> Reply:
     ensure_topics(ctx.svc)
+    if ctx.op.operation_id == "get_webhook_topics":  # not paginated in Klaviyo's spec: every topic at once
+        topics = sorted(ctx.store.all("webhook-topic"), key=lambda t: t.id)
+        return ctx.many(topics, page_size=max(1, len(topics)))
     return generic(ctx)
 
 
@@ -73,7 +87,8 @@ def _write_webhook(ctx: Ctx) -> Reply:
     attrs = ctx.attrs
     if "endpoint_url" in attrs:
         url = urlparse(str(attrs["endpoint_url"]))
-        if url.scheme != "https" or not url.netloc:
+        loopback = url.scheme == "http" and url.hostname in LOOPBACK  # the sandbox's one relaxation
+        if (url.scheme != "https" and not loopback) or not url.netloc:
             raise bad_request(
                 f"endpoint_url must be an https URL, e.g. https://example.com/hooks; got {attrs['endpoint_url']!r}.",
                 pointer="/data/attributes/endpoint_url",

@@ -18,7 +18,7 @@ from klaviyo_toolkit.redact import redact_text
 from personas.kernel.config import Config
 from personas.kernel.privacy import register_secrets
 
-from . import audit, auth, chat, run, sandbox, tools
+from . import audit, auth, chat, run, runs, sandbox, serve, tools
 from .common import HELP, readable_metavars, set_config
 from .errors import error_line
 
@@ -38,6 +38,10 @@ app.add_typer(auth.app, name="auth")
 app.command("list")(run.list_personas_cmd)
 app.command("run")(run.run_cmd)
 app.command("chat")(chat.chat_cmd)
+app.command("serve")(serve.serve_cmd)
+app.command("worker")(serve.worker_cmd)
+app.command("watch")(serve.watch_cmd)
+app.add_typer(runs.app, name="runs")
 
 app.command("eval")(eval_cmd)
 

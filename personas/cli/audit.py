@@ -94,7 +94,12 @@ def verify(
     from .common import config
 
     cfg = config()
-    report = verify_log(cfg.home / "audit.sqlite", anchor=audit_anchor(cfg), expected_head=expected_head)
+    if cfg.database_url:  # the log every worker shares, in PostgreSQL
+        from personas.runtime.context import audit_log
+
+        report = audit_log(cfg).verify(expected_head=expected_head)
+    else:
+        report = verify_log(cfg.home / "audit.sqlite", anchor=audit_anchor(cfg), expected_head=expected_head)
     if report:
         if report.checked == 0:
             typer.echo(f"ok: {report.reason or 'the log is empty'}")

@@ -79,6 +79,8 @@ class GraphSpec:
         input_key: when set, the whole payload goes into the state under this key.
         to_state: turns the validated input model into the graph's input state (default: its fields).
         render_rich: a richer terminal view of a state (a rich renderable), used on a terminal.
+        trigger_setting: the persona setting naming the metric whose events start a run (personas with
+            ``schedule: on_event``, run by webhooks or polling); None when events never start it.
     """
 
     name: str
@@ -92,6 +94,7 @@ class GraphSpec:
     input_key: str | None = None
     to_state: Callable[[Any], dict[str, Any]] | None = None
     render_rich: Callable[[Mapping[str, Any]], Any] | None = None
+    trigger_setting: str | None = None
 
     def make_input(self, payload: Mapping[str, Any] | None) -> dict[str, Any]:
         """The graph's input state for a ``personas run`` payload, validated by ``input_model``."""

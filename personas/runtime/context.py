@@ -8,6 +8,7 @@ run), so no tool of a persona can run without them.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any
 
@@ -29,6 +30,7 @@ from .loader import load_persona
 __all__ = ["audit_anchor", "audit_log", "build_context"]
 
 _AUDIT_LOGS: dict[str, AuditLog] = {}
+_AUDIT_LOGS_LOCK = threading.Lock()
 
 
 def audit_anchor(config: Config) -> VaultAnchor:
@@ -40,12 +42,18 @@ def audit_anchor(config: Config) -> VaultAnchor:
 
 
 def audit_log(config: Config) -> AuditLog:
-    """The state folder's audit log, anchored; one AuditLog (one SQLite connection) per file per process."""
-    path = config.path("audit.sqlite")
-    key = str(path)
-    if key not in _AUDIT_LOGS:
-        _AUDIT_LOGS[key] = AuditLog(path, anchor=audit_anchor(config))
-    return _AUDIT_LOGS[key]
+    """The audit log, anchored: in PostgreSQL when the config has a database URL (shared by every
+    worker), else the state folder's SQLite file; one AuditLog (one connection) per log per process."""
+    key = config.database_url or str(config.path("audit.sqlite"))
+    with _AUDIT_LOGS_LOCK:  # runs starting together on threads (a worker) share one log, one lock
+        if key not in _AUDIT_LOGS:
+            if config.database_url:
+                from klaviyo_toolkit.audit_postgres import PostgresAuditLog
+
+                _AUDIT_LOGS[key] = PostgresAuditLog(config.database_url, anchor=audit_anchor(config))
+            else:
+                _AUDIT_LOGS[key] = AuditLog(config.path("audit.sqlite"), anchor=audit_anchor(config))
+        return _AUDIT_LOGS[key]
 
 
 def build_context(
@@ -63,6 +71,7 @@ def build_context(
     dry_run: bool | None = None,
     clock: Clock | None = None,
     connection: str | None = None,
+    guards: tuple[Guard, ...] = (),
 ) -> PersonaContext:
     """A persona's context: scoped toolkit inside its guards, the Klaviyo client, the model.
 
@@ -71,7 +80,7 @@ def build_context(
     else the stored connection ``default`` (see ``runtime/connections.py``: the toolkit gets the
     persona's scopes that the connection was granted). The model is
     ``model`` if given, else live when the config has an OpenAI key, else the ``replay`` cassette,
-    else none (the policy decides).
+    else none (the policy decides). ``guards`` go outside the standard ones (e.g. the service's metrics).
     """
     config = config or Config.from_env()
     register_secrets(config)
@@ -104,11 +113,11 @@ def build_context(
         connection=klaviyo.connection,
         account=klaviyo.account,
     )
-    guards: list[Guard] = []
+    stack: list[Guard] = []
     if log is not None:
-        guards.append(AuditGuard(log, ctx.audit_context))
-    guards.append(ApprovalGuard(spec.approval, base.prepare))
+        stack.append(AuditGuard(log, ctx.audit_context))
+    stack.append(ApprovalGuard(spec.approval, base.prepare))
     if dry_run if dry_run is not None else spec.approval.dry_run:
-        guards.append(DryRunGuard())
-    ctx.toolkit = base.guarded(*guards)
+        stack.append(DryRunGuard())
+    ctx.toolkit = base.guarded(*stack, *guards)
     return ctx

@@ -1,0 +1,144 @@
+"""The audit log in PostgreSQL: the same :class:`~klaviyo_toolkit.audit.AuditLog`, shared by many workers.
+
+Same rows, same chain, same anchor, same ``record`` / ``hook`` / ``query`` / ``verify`` /
+``export_jsonl``; only the storage differs:
+
+- **append-only** by the database: a trigger refuses every ``UPDATE``, ``DELETE`` and ``TRUNCATE`` of
+  ``personas_audit_log``;
+- **one linear chain** whoever appends: an append holds a session advisory lock from reading the
+  newest row until its head is saved, so rows from every worker on every machine are numbered and
+  chained one after another, and heads are saved in order;
+- **one key**: the HMAC key comes from the anchor, as for SQLite; the log remembers a fingerprint of
+  it (an HMAC of a fixed text, never the key), so a worker whose key differs is refused when it opens
+  the log, before it could write a row the others cannot verify.
+
+Example::
+
+    log = PostgresAuditLog("postgresql://...", anchor=FileAnchor(home / "keys"))
+    log.record("create_event", "ok", context=ctx, ...)
+    assert log.verify()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from .audit import _COLUMNS, _SELECT, AuditLog
+from .audit_anchor import AuditAnchor, Head
+from .clock import Clock, SystemClock
+from .errors import ToolkitUsageError
+
+__all__ = ["PostgresAuditLog"]
+
+#: The advisory lock that serialises appends (any constant shared by every writer of the database).
+APPEND_LOCK = 74210917
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS personas_audit_log (
+        id BIGINT PRIMARY KEY, time TEXT NOT NULL, "user" TEXT, persona TEXT, thread_id TEXT,
+        prompt_version TEXT, connection TEXT, account TEXT, tool TEXT NOT NULL, method TEXT, path TEXT,
+        arguments TEXT NOT NULL, status TEXT NOT NULL, http_status INTEGER, request_id TEXT,
+        latency_ms DOUBLE PRECISION, response_summary TEXT, error TEXT, extra TEXT NOT NULL,
+        prev_hash TEXT NOT NULL, hash TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS personas_audit_log_time ON personas_audit_log (time)",
+    "CREATE INDEX IF NOT EXISTS personas_audit_log_persona ON personas_audit_log (persona, id)",
+    "CREATE TABLE IF NOT EXISTS personas_audit_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE OR REPLACE FUNCTION personas_audit_append_only() RETURNS trigger AS $$
+       BEGIN RAISE EXCEPTION 'audit_log is append-only: rows cannot be changed or deleted'; END $$
+       LANGUAGE plpgsql""",
+    """DO $$ BEGIN
+         IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'personas_audit_log_no_change') THEN
+           CREATE TRIGGER personas_audit_log_no_change BEFORE UPDATE OR DELETE ON personas_audit_log
+             FOR EACH ROW EXECUTE FUNCTION personas_audit_append_only();
+           CREATE TRIGGER personas_audit_log_no_truncate BEFORE TRUNCATE ON personas_audit_log
+             FOR EACH STATEMENT EXECUTE FUNCTION personas_audit_append_only();
+         END IF;
+       END $$""",
+)
+
+
+def _fingerprint(key: bytes | None) -> str:
+    return "sha256" if key is None else "hmac:" + hmac.new(key, b"personas audit key", hashlib.sha256).hexdigest()[:16]
+
+
+class PostgresAuditLog(AuditLog):
+    """An :class:`AuditLog` whose rows live in PostgreSQL (see the module docstring).
+
+    Args:
+        url: the database (``PERSONAS_DATABASE_URL``).
+        anchor: where the HMAC key and the head live; every writer must have the same key.
+        clock: where row times come from.
+    """
+
+    def __init__(self, url: str, *, anchor: AuditAnchor | None = None, clock: Clock | None = None) -> None:
+        import psycopg
+
+        self.url = url
+        self.anchor = anchor
+        self._key = anchor.key() if anchor is not None else None
+        self._clock = clock or SystemClock()
+        self._lock = threading.Lock()
+        self._pg = psycopg.connect(url, autocommit=True)
+        with self._lock:
+            self._pg.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK,))
+            try:
+                for statement in _SCHEMA:
+                    self._pg.execute(statement)
+                mode = _fingerprint(self._key)
+                self._pg.execute(
+                    "INSERT INTO personas_audit_meta VALUES ('chain', %s) ON CONFLICT (name) DO NOTHING", (mode,)
+                )
+                row = self._pg.execute("SELECT value FROM personas_audit_meta WHERE name = 'chain'").fetchone()
+            finally:
+                self._pg.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK,))
+        stored = row[0] if row else mode
+        if stored != mode:
+            self._pg.close()
+            raise ToolkitUsageError(
+                "the PostgreSQL audit log was made with another audit key than this machine's; copy the first "
+                "machine's key (keys/audit.key in its personas home) to every worker, or open it the way it was made"
+            )
+
+    def __repr__(self) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        return f"PostgresAuditLog('{parts.hostname}:{parts.port}{parts.path}')"
+
+    @property
+    def path(self) -> Any:  # type: ignore[override]
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            self._pg.close()
+
+    def _append(self, content: dict[str, Any]) -> list[Any]:
+        self._pg.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK,))
+        try:
+            with self._pg.transaction():
+                last = self._pg.execute("SELECT id, hash FROM personas_audit_log ORDER BY id DESC LIMIT 1").fetchone()
+                values = self._chain(content, last)
+                marks = ", ".join("%s" for _ in _COLUMNS)
+                self._pg.execute(f"INSERT INTO personas_audit_log ({_SELECT}) VALUES ({marks})", values)
+            if self.anchor is not None:  # still under the lock: heads are saved in row order
+                self.anchor.save_head(Head(int(content["id"]), values[-1]))
+        finally:
+            self._pg.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK,))
+        return values
+
+    def _fetch(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        query = sql.replace("FROM audit_log", "FROM personas_audit_log").replace("?", "%s")
+        with self._lock:
+            return list(self._pg.execute(query, params).fetchall())
+
+    def _scan(self) -> Iterator[tuple[Any, ...]]:
+        import psycopg
+
+        with psycopg.connect(self.url) as conn, conn.cursor(name="personas_audit_scan") as cur:
+            cur.execute(f"SELECT {_SELECT} FROM personas_audit_log ORDER BY id")
+            while batch := cur.fetchmany(500):
+                yield from batch

@@ -1,0 +1,198 @@
+"""Klaviyo system webhooks: sign and verify a delivery, and read the events out of it.
+
+Klaviyo documents the scheme in "Working with system webhooks"
+(https://developers.klaviyo.com/en/docs/working_with_system_webhooks):
+
+- headers ``Klaviyo-Webhook-Id`` (the webhook), ``Klaviyo-Timestamp`` (when the request was sent)
+  and ``Klaviyo-Signature``;
+- the signature is HMAC-SHA256, keyed with the webhook's ``secret_key``, over the **raw request
+  body followed by the** ``Klaviyo-Timestamp`` **header value** (no separator), hex-encoded;
+- the body is ``{"data": [{"topic", "external_id", "payload"}, ...], "meta": {"klaviyo_account_id",
+  "klaviyo_webhook_id", "timestamp", "version"}}``, each ``payload`` shaped as a Get Event response;
+  ``meta.klaviyo_webhook_id`` must equal the ``Klaviyo-Webhook-Id`` header, else the request is not
+  to be processed.
+
+Klaviyo sends the timestamp as an HTTP date (``Tue, 14 Apr 2026 03:50:12 GMT``); ISO 8601 and epoch
+seconds are accepted too. A timestamp further than ``tolerance`` seconds from now (5 minutes by
+default) is refused as stale, so a captured delivery cannot be replayed later; within the window a
+replay is the receiver's to drop (by delivery or event id).
+
+Example::
+
+    delivery = verify_delivery(secret, raw_body, request.headers, now=time.time())
+    for item in delivery.events:
+        item.topic, item.event_id, item.payload      # payload: a Get Event document
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import email.utils
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "WEBHOOK_ID_HEADER",
+    "Delivery",
+    "DeliveryEvent",
+    "WebhookRejected",
+    "format_timestamp",
+    "parse_timestamp",
+    "sign",
+    "topic_for",
+    "verify_delivery",
+]
+
+SIGNATURE_HEADER = "Klaviyo-Signature"
+TIMESTAMP_HEADER = "Klaviyo-Timestamp"
+WEBHOOK_ID_HEADER = "Klaviyo-Webhook-Id"
+#: Seconds a delivery's timestamp may be away from the receiver's clock.
+DEFAULT_TOLERANCE = 300.0
+
+
+class WebhookRejected(ValueError):
+    """A delivery that must not be processed; ``reason`` says why in one line (never the secret)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def topic_for(metric_name: str) -> str:
+    """The system-webhook topic of a Klaviyo metric: ``event:klaviyo.`` + its name in snake case
+    ("Opened Email" -> ``event:klaviyo.opened_email``), as Klaviyo names its metrics' topics."""
+    return "event:klaviyo." + re.sub(r"[^a-z0-9]+", "_", metric_name.lower()).strip("_")
+
+
+def sign(secret: str, body: bytes, timestamp: str) -> str:
+    """The ``Klaviyo-Signature`` of ``body`` sent at ``timestamp``: hex HMAC-SHA256 of body + timestamp."""
+    return hmac.new(secret.encode(), body + timestamp.encode(), hashlib.sha256).hexdigest()
+
+
+def format_timestamp(when: float) -> str:
+    """``when`` (epoch seconds) as Klaviyo sends it: an HTTP date, ``Tue, 14 Apr 2026 03:50:12 GMT``."""
+    return email.utils.formatdate(when, usegmt=True)
+
+
+def parse_timestamp(value: str) -> float | None:
+    """Epoch seconds from an HTTP date, an ISO 8601 datetime or epoch seconds; None if none of them."""
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        parsed = None
+    if parsed is None:
+        try:
+            parsed = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=_dt.UTC)
+    return parsed.timestamp()
+
+
+@dataclass(frozen=True)
+class DeliveryEvent:
+    """One event of a delivery: its topic, Klaviyo's event id and the Get Event document."""
+
+    topic: str
+    event_id: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A verified delivery: the webhook and account it came from, when it was sent, its events."""
+
+    webhook_id: str
+    account_id: str | None
+    sent_at: float
+    signature: str
+    events: tuple[DeliveryEvent, ...] = field(default_factory=tuple)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def verify_delivery(
+    secret: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    now: float,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> Delivery:
+    """Check a delivery as Klaviyo documents it and read its events; raise :class:`WebhookRejected`.
+
+    Checked in order: the signature and timestamp headers are there, the timestamp parses and is
+    within ``tolerance`` seconds of ``now``, the signature is 64 hex digits and matches (compared in
+    constant time), the body is JSON of the documented shape, and ``meta.klaviyo_webhook_id`` equals
+    the ``Klaviyo-Webhook-Id`` header when both are given.
+    """
+    if not secret:
+        raise WebhookRejected("no webhook secret is configured (KLAVIYO_WEBHOOK_SECRET)")
+    signature = _header(headers, SIGNATURE_HEADER)
+    stamp = _header(headers, TIMESTAMP_HEADER)
+    if not signature:
+        raise WebhookRejected(f"missing {SIGNATURE_HEADER} header")
+    if not stamp:
+        raise WebhookRejected(f"missing {TIMESTAMP_HEADER} header")
+    sent = parse_timestamp(stamp)
+    if sent is None:
+        raise WebhookRejected(f"malformed {TIMESTAMP_HEADER} header: not an HTTP date, ISO 8601 or epoch seconds")
+    if abs(now - sent) > tolerance:
+        raise WebhookRejected(
+            f"stale {TIMESTAMP_HEADER}: {abs(now - sent):.0f} s from now, outside the {tolerance:.0f} s window"
+        )
+    given = signature.strip().lower()
+    if len(given) != 64 or any(c not in "0123456789abcdef" for c in given):
+        raise WebhookRejected(f"malformed {SIGNATURE_HEADER} header: expected 64 hex digits")
+    if not hmac.compare_digest(given, sign(secret, body, stamp)):
+        raise WebhookRejected(f"wrong {SIGNATURE_HEADER}: it does not match the body and timestamp")
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise WebhookRejected("the body is not JSON") from None
+    if not isinstance(document, Mapping) or not isinstance(document.get("data"), list):
+        raise WebhookRejected("the body has no data array (expected Klaviyo's system webhook shape)")
+    meta: Mapping[str, Any] = document["meta"] if isinstance(document.get("meta"), Mapping) else {}
+    header_id = _header(headers, WEBHOOK_ID_HEADER)
+    meta_id = meta.get("klaviyo_webhook_id")
+    if header_id and meta_id and str(meta_id) != header_id:
+        raise WebhookRejected(f"meta.klaviyo_webhook_id does not match the {WEBHOOK_ID_HEADER} header")
+    events = []
+    for n, item in enumerate(document["data"]):
+        if not isinstance(item, Mapping) or not isinstance(item.get("payload"), Mapping):
+            raise WebhookRejected(f"data[{n}] has no payload object")
+        payload = dict(item["payload"])
+        inner: Mapping[str, Any] = payload["data"] if isinstance(payload.get("data"), Mapping) else {}
+        event_id = str(item.get("external_id") or inner.get("id") or "")
+        if not event_id:
+            raise WebhookRejected(f"data[{n}] names no event (external_id or payload.data.id)")
+        events.append(DeliveryEvent(str(item.get("topic") or ""), event_id, payload))
+    return Delivery(
+        webhook_id=str(header_id or meta_id or ""),
+        account_id=str(meta["klaviyo_account_id"]) if meta.get("klaviyo_account_id") else None,
+        sent_at=sent,
+        signature=given,
+        events=tuple(events),
+    )

@@ -1,0 +1,61 @@
+"""``personas serve``, ``personas worker`` and ``personas watch``: personas that run unattended.
+
+Thin commands over ``personas.service.serving``; the server dependencies (the ``[server]`` extra)
+are imported when a command runs, never by ``personas --help``.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from .common import config
+
+CATCH_UP_HELP = "Missed schedule slots after downtime: latest (run the newest once), all, or none."
+
+
+def serve_cmd(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8080, "--port", help="Port to listen on."),
+    workers: int = typer.Option(2, "--workers", help="Runs at a time in this process (SQLite only)."),
+    catch_up: str = typer.Option("latest", "--catch-up", help=CATCH_UP_HELP),
+) -> None:
+    """Receive Klaviyo webhooks (POST /webhooks/klaviyo, KLAVIYO_WEBHOOK_SECRET); /healthz, /metrics."""
+    from personas.service.serving import serve
+
+    cfg = config()
+    where = "PostgreSQL (runs go to `personas worker`)"
+    if not cfg.database_url:
+        where = f"SQLite in {cfg.home} ({workers} workers here)"
+    typer.echo(f"personas serve on http://{host}:{port}/webhooks/klaviyo; state: {where}", err=True)
+    serve(cfg, host=host, port=port, workers=workers, catch_up=catch_up)
+
+
+def worker_cmd(
+    concurrency: int = typer.Option(4, "--concurrency", help="Runs at a time in this worker."),
+    catch_up: str = typer.Option("latest", "--catch-up", help=CATCH_UP_HELP),
+    stalled_after: float = typer.Option(
+        60.0, "--stalled-after", help="Seconds without a heartbeat before another worker takes a run over."
+    ),
+    metrics_port: int = typer.Option(None, "--metrics-port", help="Serve this worker's /metrics on 127.0.0.1:PORT."),
+) -> None:
+    """Run queued and scheduled persona runs from PostgreSQL (PERSONAS_DATABASE_URL); start as many as needed."""
+    from personas.service.serving import run_worker
+
+    run_worker(config(), concurrency=concurrency, catch_up=catch_up, stalled_after=stalled_after,
+               metrics_port=metrics_port)
+
+
+def watch_cmd(
+    persona: str = typer.Argument(..., help="A persona started by events, e.g. lead-magnet-sequencer."),
+    every: float = typer.Option(60.0, "--every", help="Seconds between polls."),
+    once: bool = typer.Option(False, "--once", help="Poll once and exit (e.g. from cron)."),
+    overlap: float = typer.Option(300.0, "--overlap", help="Seconds each poll reaches back before the cursor."),
+    lookback: float = typer.Option(3600.0, "--lookback", help="How far back the first poll reads."),
+) -> None:
+    """Poll the persona's trigger metric for new events from a stored cursor; each event runs once."""
+    from personas.service.serving import watch
+
+    total = watch(config(), persona, every=every, once=once, overlap=overlap, lookback=lookback,
+                  report=lambda line: typer.echo(line, err=True))
+    if once:
+        typer.echo(f"{total} new event(s)")

@@ -1,0 +1,126 @@
+"""Schedules: a persona's ``schedule:`` cron, in its account's time zone, as durable runs.
+
+Once a minute (procrastinate's periodic task ``personas.tick`` on PostgreSQL, deduplicated across
+workers by procrastinate; a timer inside ``personas serve`` on SQLite) :func:`schedule_tick` looks at
+every persona whose ``schedule`` is a 5-field cron expression:
+
+- the cron is read in the **account's time zone** (``get_accounts``' ``timezone``, remembered in the
+  store; UTC when the persona may not read the account), with croniter, so "0 7 * * *" is 07:00 there
+  on both sides of a daylight-saving change;
+- each slot is a run keyed ``schedule:<slot>``: the store's unique key means two workers ticking at
+  once make one run, never two;
+- the store keeps the last slot looked at, so slots missed while nothing ran (downtime) are found on
+  the next tick and handled by ``catch_up``: ``"latest"`` (default) runs the most recent missed slot
+  once, ``"all"`` runs every missed slot (at most :data:`MAX_CATCH_UP`), ``"none"`` runs only a slot
+  that is on time (less than :data:`ON_TIME` seconds late). A persona seen for the first time starts
+  from now: nothing before it is "missed".
+
+A scheduled run of a graph whose input takes a ``date`` (the campaign reporter) reports the day
+before its slot, in the account's time zone, so a caught-up run reports the day it was due for.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from graphs import graph_spec
+from personas.kernel.errors import UsageProblem
+from personas.kernel.spec import PersonaSpec
+
+from .service import Service
+from .store import Run
+
+__all__ = ["CATCH_UP", "MAX_CATCH_UP", "ON_TIME", "account_timezone", "cron_of", "schedule_tick", "slots_between"]
+
+CATCH_UP = ("latest", "all", "none")
+#: At most this many missed slots are run per persona with ``catch_up="all"`` (the newest ones).
+MAX_CATCH_UP = 50
+#: A slot this many seconds late still counts as on time (``catch_up="none"``).
+ON_TIME = 120.0
+
+
+def cron_of(spec: PersonaSpec) -> str | None:
+    """The persona's cron expression, or None (``on_event``, ``manual`` or no schedule)."""
+    value = spec.schedule
+    return value if value and len(value.split()) == 5 else None
+
+
+def slots_between(cron: str, zone: ZoneInfo, after: float, until: float) -> list[float]:
+    """Every slot of ``cron`` in ``zone`` strictly after ``after`` and at or before ``until`` (epoch s)."""
+    from croniter import croniter
+
+    it = croniter(cron, _dt.datetime.fromtimestamp(after, zone))
+    out: list[float] = []
+    while True:
+        slot = float(it.get_next(float))
+        if slot > until:
+            return out
+        out.append(slot)
+        if len(out) > 10_000:  # "* * * * *" after a very long downtime: the newest matter
+            out = out[-MAX_CATCH_UP:]
+
+
+def account_timezone(service: Service, spec: PersonaSpec) -> str:
+    """The account's time zone for ``spec``, asked once (``get_accounts``) and remembered; UTC if unknown."""
+    key = f"timezone:{spec.name}"
+    known = service.store.cursor(key)
+    if known:
+        return known
+    zone = "UTC"
+    try:
+        ctx = service.context(spec, f"{spec.name}-timezone")
+        found = ctx.toolkit.fetch("get_accounts")
+        data = found.data or []
+        zone = str(((data[0].get("attributes") or {}).get("timezone")) if data else "") or "UTC"
+    except Exception:  # no accounts:read, or Klaviyo unreachable now: UTC, and ask again next time
+        return "UTC"
+    service.store.set_cursor(key, zone)
+    return zone
+
+
+def _input_for(spec: PersonaSpec, slot: float, zone: ZoneInfo) -> dict[str, Any]:
+    model = graph_spec(spec.graph).input_model
+    if model is not None and "date" in model.model_fields:
+        day = _dt.datetime.fromtimestamp(slot, zone).date() - _dt.timedelta(days=1)
+        return {"date": day.isoformat()}
+    return {}
+
+
+def schedule_tick(service: Service, now: float, *, catch_up: str = "latest") -> list[Run]:
+    """Record the runs that are due at ``now`` (see the module docstring); the new ones, to enqueue."""
+    if catch_up not in CATCH_UP:
+        raise UsageProblem(f"--catch-up {catch_up!r}: use one of {', '.join(CATCH_UP)}")
+    new: list[Run] = []
+    for spec in service.personas().values():
+        cron = cron_of(spec)
+        if cron is None:
+            continue
+        name = f"schedule:{spec.name}"
+        mark = service.store.cursor(name)
+        if mark is None:
+            service.store.set_cursor(name, repr(now))
+            continue
+        try:
+            zone = ZoneInfo(account_timezone(service, spec))
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = ZoneInfo("UTC")
+        slots = slots_between(cron, zone, float(mark), now)
+        if not slots:
+            continue
+        if catch_up == "latest":
+            chosen = slots[-1:]
+        elif catch_up == "all":
+            chosen = slots[-MAX_CATCH_UP:]
+        else:
+            chosen = [s for s in slots if now - s <= ON_TIME]
+        for slot in chosen:
+            stamp = _dt.datetime.fromtimestamp(slot, _dt.UTC).isoformat(timespec="seconds")
+            run, created = service.store.create_run(
+                spec.name, f"schedule:{stamp}", "schedule", _input_for(spec, slot, zone), scheduled_for=slot
+            )
+            if created:
+                new.append(run)
+        service.store.set_cursor(name, repr(slots[-1]))
+    return new

@@ -1,0 +1,190 @@
+"""The service: what every unattended entry point shares (webhooks, polling, schedules, workers).
+
+A :class:`Service` holds the resolved :class:`Config`, the run store (SQLite or PostgreSQL), the
+checkpointer (the same choice), the metrics and the options handed to ``build_context`` (a sandbox
+in tests). It turns triggers into recorded runs (:meth:`Service.record_event`, by event id, once)
+and runs a recorded run to its end through the one driver (:meth:`Service.execute`): a run that a
+dead worker left half-done continues from its last checkpoint, a failure is recorded as ``failed``
+with its error (``personas runs retry`` continues it), a pause for approval as ``paused``.
+
+Example::
+
+    service = Service.open(Config.from_env())
+    run, new = service.record_event(spec, event_id, payload, trigger="webhook")
+    service.execute(run.id)
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphs import graph_spec
+from klaviyo_toolkit.webhooks import topic_for
+from personas.kernel.config import Config
+from personas.kernel.context import PersonaContext
+from personas.kernel.errors import UsageProblem
+from personas.kernel.privacy import describe_error, register_secrets
+from personas.kernel.spec import PersonaSpec
+from personas.runtime.context import build_context
+from personas.runtime.driver import RunDriver, RunResult, checkpointer
+from personas.runtime.loader import scan_personas
+
+from .metrics import Metrics, MetricsGuard
+from .store import Run, RunStore
+
+__all__ = ["Service", "trigger_metric"]
+
+
+def trigger_metric(spec: PersonaSpec) -> str | None:
+    """The metric whose events start ``spec`` (``schedule: on_event`` and its graph's trigger setting)."""
+    if spec.schedule != "on_event":
+        return None
+    graph = graph_spec(spec.graph)
+    if not graph.trigger_setting:
+        return None
+    settings = graph.settings.model_validate(spec.settings)
+    value = getattr(settings, graph.trigger_setting, None)
+    return str(value) if value else None
+
+
+@dataclass
+class Service:
+    """See the module docstring. Build one with :meth:`open`; close it with :meth:`close`."""
+
+    config: Config
+    store: RunStore
+    saver: Any
+    metrics: Metrics = field(default_factory=Metrics)
+    context_options: dict[str, Any] = field(default_factory=dict)
+    worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    clock: Any = time.time
+    _personas: dict[str, PersonaSpec] | None = field(default=None, repr=False)
+    _triggers: dict[str, list[PersonaSpec]] | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, config: Config, *, clock: Any = time.time, **context_options: Any) -> Service:
+        """The store and checkpointer the config names (PostgreSQL with a database URL, else SQLite)."""
+        register_secrets(config)
+        store = RunStore.open(config, clock=clock)
+        if config.database_url:
+            from .postgres import checkpointer as pg_checkpointer
+
+            saver = pg_checkpointer(config.database_url)
+        else:
+            saver = checkpointer(config.path("checkpoints.sqlite"))
+        return cls(config, store, saver, context_options=dict(context_options), clock=clock)
+
+    def close(self) -> None:
+        self.store.close()
+        pool = getattr(self.saver, "conn", None)
+        if pool is not None and hasattr(pool, "close"):
+            pool.close()
+
+    # -- personas ------------------------------------------------------------------------------------
+    def personas(self) -> dict[str, PersonaSpec]:
+        """Every persona (shipped and ``$PERSONAS_HOME/personas``) that loads cleanly; read once per
+        service (restart it to pick up edited persona files)."""
+        if self._personas is None:
+            self._personas = dict(scan_personas(self.config.home).personas)
+        return self._personas
+
+    def persona(self, name: str) -> PersonaSpec:
+        found = self.personas()
+        if name not in found:
+            raise UsageProblem(f"no persona named {name!r}; personas: {', '.join(sorted(found))}")
+        return found[name]
+
+    def triggered_by(self, topic: str) -> list[PersonaSpec]:
+        """The personas a webhook topic starts (``event:klaviyo.<their trigger metric>``)."""
+        if self._triggers is None:
+            triggers: dict[str, list[PersonaSpec]] = {}
+            for spec in self.personas().values():
+                metric = trigger_metric(spec)
+                if metric:
+                    triggers.setdefault(topic_for(metric), []).append(spec)
+            self._triggers = triggers
+        return list(self._triggers.get(topic, ()))
+
+    def context(self, spec: PersonaSpec, thread_id: str) -> PersonaContext:
+        """The run context of ``spec`` on ``thread_id``, with the service's metrics on every call."""
+        return build_context(
+            spec,
+            config=self.config,
+            thread_id=thread_id,
+            guards=(MetricsGuard(self.metrics.observe_call),),
+            **self.context_options,
+        )
+
+    # -- recording runs ------------------------------------------------------------------------------
+    def record_event(
+        self, spec: PersonaSpec, event_id: str, document: Mapping[str, Any], *, trigger: str
+    ) -> tuple[Run, bool]:
+        """Record a run of ``spec`` for one Klaviyo event, once per event id (webhook and poll alike)."""
+        return self.store.create_run(spec.name, f"event:{event_id}", trigger, dict(document))
+
+    # -- running -------------------------------------------------------------------------------------
+    def execute(self, run_id: str, *, resume: Any = None) -> Run:
+        """Run a recorded run to its end or next pause; record how it ended. Never raises for the run's
+        own failure (it is recorded); a run already settled is returned as it is."""
+        if resume is not None:
+            run = self.store.get(run_id)
+            if run is None or run.status != "paused":
+                raise UsageProblem(f"run {run_id} is not waiting for an approval")
+            self.store.requeue(run_id)
+        with self.store.running(run_id):  # one worker at a time, even when the queue hands it out twice
+            return self._execute(run_id, resume)
+
+    def _execute(self, run_id: str, resume: Any) -> Run:
+        run = self.store.claim(run_id, self.worker)
+        if run is None:
+            existing = self.store.get(run_id)
+            if existing is None:
+                raise UsageProblem(f"no run {run_id!r}; see `personas runs`")
+            return existing
+        started = time.monotonic()
+        try:
+            spec = self.persona(run.persona)
+            driver = RunDriver(self.context(spec, run.thread_id), self.saver)
+            result = self._drive(driver, run, resume)
+            status = {"done": "done", "paused": "paused"}.get(result.status, "failed")
+            outcome = result.state.get("outcome")
+            self.store.finish(
+                run.id,
+                status,
+                outcome=str(outcome)[:500] if outcome else None,
+                error="the run stopped before its end" if status == "failed" else None,
+            )
+        except Exception as exc:  # the run's own failure: recorded, retryable from its checkpoint
+            self.store.finish(run.id, "failed", error=describe_error(exc, 500))
+        finished = self.store.get(run.id)
+        assert finished is not None
+        self.metrics.finished.labels(finished.status).inc()
+        self.metrics.run_seconds.observe(time.monotonic() - started)
+        return finished
+
+    @staticmethod
+    def _drive(driver: RunDriver, run: Run, resume: Any) -> RunResult:
+        if resume is not None:
+            return driver.invoke(None, resume=resume)
+        if not driver.exists():
+            return driver.invoke(driver.spec.make_input(run.input))
+        snap = driver.snapshot()
+        if driver.pending(snap) or not snap.next:
+            return driver.result(snap)  # still paused, or it finished before its worker died
+        return driver.retry()  # a worker died (or a step failed) mid-run: continue from the checkpoint
+
+    def retry(self, run_id: str) -> Run:
+        """Put a failed run back in the queue (it continues from its last checkpoint when run)."""
+        run = self.store.get(run_id)
+        if run is None:
+            raise UsageProblem(f"no run {run_id!r}; see `personas runs`")
+        if run.status != "failed":
+            raise UsageProblem(f"run {run_id} is {run.status}; only a failed run can be retried")
+        again = self.store.requeue(run_id)
+        assert again is not None
+        return again

@@ -1,0 +1,200 @@
+"""Putting the parts together for the commands: ``serve``, ``worker``, ``watch`` and ``runs``.
+
+- :func:`serve`: the webhook app under uvicorn. On SQLite it also runs the work (a :class:`LocalQueue`
+  of threads, runs left unfinished picked up again, and a minute timer for schedules); on PostgreSQL
+  it only records and queues, and ``personas worker`` processes run the work.
+- :func:`run_worker`: a procrastinate worker (PostgreSQL only), with stalled-job recovery.
+- :func:`watch`: polls a persona's trigger metric and runs (or queues) what it finds.
+
+Each takes a resolved :class:`Config` and keyword options; none reads the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from personas.kernel.config import Config
+from personas.kernel.errors import UsageProblem
+
+from .queues import LocalQueue, ProcrastinateQueue
+from .schedule import CATCH_UP, schedule_tick
+from .service import Service
+from .watch import poll_once
+
+__all__ = ["build_serve_app", "run_worker", "schedule_timer", "serve", "watch"]
+
+
+def _check_catch_up(value: str) -> str:
+    if value not in CATCH_UP:
+        raise UsageProblem(f"--catch-up {value!r}: use one of {', '.join(CATCH_UP)}")
+    return value
+
+
+def schedule_timer(service: Service, queue: LocalQueue, *, catch_up: str, every: float = 60.0) -> threading.Event:
+    """Tick the schedules every ``every`` seconds on a daemon thread (SQLite: one process); set the
+    returned event to stop it."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                for run in schedule_tick(service, service.clock(), catch_up=catch_up):
+                    queue.enqueue(run.id)
+            except Exception:  # Klaviyo unreachable for the time zone, a broken persona file: next minute
+                pass
+            stop.wait(every)
+
+    threading.Thread(target=loop, name="personas-schedules", daemon=True).start()
+    return stop
+
+
+def build_serve_app(config: Config, *, workers: int = 2, catch_up: str = "latest", **context_options: Any) -> Any:
+    """The app ``personas serve`` runs (see the module docstring), with its service and queue started."""
+    from .app import build_app
+
+    _check_catch_up(catch_up)
+    if not config.webhook_secret:
+        raise UsageProblem(
+            "KLAVIYO_WEBHOOK_SECRET is not set: it is the secret_key of your Klaviyo webhook, which signs "
+            "every delivery; set it before `personas serve`"
+        )
+    service = Service.open(config, **context_options)
+    service.triggered_by("")  # personas and graphs loaded now, not by the first delivery
+    if config.database_url:
+        from .tasks import build_app as build_tasks
+        from .tasks import ensure_schema
+
+        tasks = build_tasks(config.database_url)
+        ensure_schema(tasks, config.database_url)
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_: Any) -> AsyncIterator[None]:
+            async with tasks.open_async():
+                await tasks.check_connection_async()  # the pool's first connection, before the first delivery
+                yield
+            service.close()
+
+        return build_app(service, ProcrastinateQueue(tasks), lifespan=lifespan)
+    queue = LocalQueue(service, workers=workers)
+    queue.recover()
+    stop = schedule_timer(service, queue, catch_up=catch_up)
+
+    @contextlib.asynccontextmanager
+    async def local_lifespan(_: Any) -> AsyncIterator[None]:
+        yield
+        stop.set()
+        await asyncio.to_thread(queue.close)
+        service.close()
+
+    return build_app(service, queue, lifespan=local_lifespan)
+
+
+def serve(config: Config, *, host: str, port: int, workers: int = 2, catch_up: str = "latest") -> None:
+    import uvicorn
+
+    app = build_serve_app(config, workers=workers, catch_up=catch_up)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def run_worker(
+    config: Config,
+    *,
+    concurrency: int = 4,
+    catch_up: str = "latest",
+    stalled_after: float = 60.0,
+    metrics_port: int | None = None,
+    tick_cron: str = "* * * * *",
+    **context_options: Any,
+) -> None:
+    """A procrastinate worker over ``PERSONAS_DATABASE_URL`` until stopped (SIGINT/SIGTERM)."""
+    _check_catch_up(catch_up)
+    if not config.database_url:
+        raise UsageProblem(
+            "personas worker needs PERSONAS_DATABASE_URL (PostgreSQL holds the shared queue); on one machine "
+            "without it, `personas serve` runs the work itself"
+        )
+    from .tasks import QUEUE, build_app, ensure_schema, recover_stalled
+
+    app = build_app(config.database_url, tick_cron=tick_cron)
+    ensure_schema(app, config.database_url)
+    service = Service.open(config, **context_options)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1", registry=service.metrics.registry)
+
+    async def main() -> None:
+        async with app.open_async():
+            async def recover() -> None:
+                while True:
+                    await asyncio.sleep(max(1.0, stalled_after / 2))
+                    with contextlib.suppress(Exception):
+                        await recover_stalled(app, stalled_after)
+
+            recovering = asyncio.create_task(recover())
+            try:
+                await app.run_worker_async(
+                    queues=[QUEUE],
+                    concurrency=concurrency,
+                    additional_context={"service": service, "catch_up": catch_up, "stalled_after": stalled_after},
+                    update_heartbeat_interval=max(0.5, stalled_after / 4),
+                    stalled_worker_timeout=stalled_after,
+                    install_signal_handlers=True,
+                )
+            finally:
+                recovering.cancel()
+
+    try:
+        asyncio.run(main())
+    finally:
+        service.close()
+
+
+def watch(
+    config: Config,
+    persona: str,
+    *,
+    every: float = 60.0,
+    once: bool = False,
+    overlap: float = 300.0,
+    lookback: float = 3600.0,
+    report: Callable[[str], None] = print,
+    **context_options: Any,
+) -> int:
+    """Poll ``persona``'s trigger metric until stopped (or once); returns how many runs it recorded."""
+    service = Service.open(config, **context_options)
+    spec = service.persona(persona)
+    total = 0
+    try:
+        if config.database_url:
+            from .tasks import build_app
+
+            tasks = build_app(config.database_url)
+            tasks.open()
+            enqueue: Callable[[str], None] = ProcrastinateQueue(tasks).enqueue
+            local = None
+        else:
+            local = LocalQueue(service, workers=2)
+            local.recover()
+            enqueue = local.enqueue
+        while True:
+            new = poll_once(service, spec, now=service.clock(), overlap=overlap, lookback=lookback)
+            for run in new:
+                enqueue(run.id)
+            total += len(new)
+            if local is not None:
+                local.drain()
+            if new:
+                report(f"{spec.name}: {len(new)} new event(s) queued")
+            if once:
+                return total
+            time.sleep(every)
+    finally:
+        if config.database_url:
+            tasks.close()
+        service.close()

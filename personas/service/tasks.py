@@ -1,0 +1,87 @@
+"""The procrastinate app behind ``personas worker``: the run task, the minute tick, stalled-job recovery.
+
+- ``personas.run(run_id)``: runs one recorded run (``Service.execute``) on a thread. Deferred with
+  ``queueing_lock`` and ``lock`` set to the run id: a run waits in the queue once and is run by one
+  worker at a time, however many workers there are (procrastinate takes each job with
+  ``SELECT ... FOR UPDATE SKIP LOCKED``).
+- ``personas.tick(timestamp)``: a procrastinate periodic task, once a minute; procrastinate defers it
+  once per minute across all workers (a unique key per task and timestamp). It records due schedule
+  slots (``schedule.py``) and queues them, queues runs left ``queued`` without a job (a receiver that
+  stopped between recording and queueing), and retries jobs whose worker stopped sending heartbeats.
+- :func:`recover_stalled`: a worker killed mid-run leaves its job ``doing``; once the worker's
+  heartbeat is older than ``stalled_after`` seconds, the job is retried, and the run continues from its
+  last checkpoint on another worker (its sends are idempotent, so nothing is sent twice).
+
+The service reaches the tasks through procrastinate's ``additional_context`` (never a global).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from .schedule import schedule_tick
+from .service import Service
+
+__all__ = ["QUEUE", "RUN_TASK", "TICK_TASK", "build_app", "ensure_schema", "recover_stalled"]
+
+RUN_TASK = "personas.run"
+TICK_TASK = "personas.tick"
+QUEUE = "personas"
+#: A queued run with no job for this long is queued again by the tick.
+ORPHAN_AFTER = 60.0
+
+
+def build_app(url: str, *, tick_cron: str = "* * * * *") -> Any:
+    """The procrastinate ``App`` on the PostgreSQL at ``url``, with the two tasks registered."""
+    import procrastinate
+
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=url, min_size=1, max_size=4))
+
+    @app.task(name=RUN_TASK, queue=QUEUE, pass_context=True)
+    async def run(context: Any, run_id: str) -> None:
+        service: Service = context.additional_context["service"]
+        await asyncio.to_thread(service.execute, run_id)
+
+    @app.periodic(cron=tick_cron, periodic_id="personas-tick")
+    @app.task(name=TICK_TASK, queue=QUEUE, pass_context=True)
+    async def tick(context: Any, timestamp: int) -> None:
+        extra = context.additional_context
+        await tick_once(app, extra["service"], float(timestamp), catch_up=extra.get("catch_up", "latest"),
+                        stalled_after=extra.get("stalled_after", 60.0))
+
+    return app
+
+
+async def tick_once(app: Any, service: Service, now: float, *, catch_up: str, stalled_after: float) -> list[str]:
+    """One tick's work (see the module docstring); the ids of the runs it queued."""
+    from .queues import ProcrastinateQueue
+
+    queue = ProcrastinateQueue(app)
+    due = await asyncio.to_thread(schedule_tick, service, now, catch_up=catch_up)
+    orphans = [r for r in await asyncio.to_thread(service.store.unfinished)
+               if r.status == "queued" and r.updated < now - ORPHAN_AFTER]
+    ids = [r.id for r in (*due, *orphans)]
+    for run_id in ids:
+        await queue.enqueue_async(run_id)
+    await recover_stalled(app, stalled_after)
+    return ids
+
+
+async def recover_stalled(app: Any, stalled_after: float) -> int:
+    """Retry run jobs whose worker has sent no heartbeat for ``stalled_after`` seconds; how many."""
+    jobs = list(await app.job_manager.get_stalled_jobs(task_name=RUN_TASK, seconds_since_heartbeat=stalled_after))
+    for job in jobs:
+        await app.job_manager.retry_job(job)
+    return len(jobs)
+
+
+def ensure_schema(app: Any, url: str) -> None:
+    """Apply procrastinate's schema once per database (an advisory lock keeps two workers from racing)."""
+    from .postgres import setup_lock
+
+    with setup_lock(url) as conn:
+        exists = conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()
+        if not exists or exists[0] is None:
+            with app.open():
+                app.schema_manager.apply_schema()

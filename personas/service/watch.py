@@ -1,0 +1,87 @@
+"""Polling for accounts without webhooks: ``personas watch PERSONA``.
+
+Each poll reads the events of the persona's trigger metric (``get_events`` filtered on the metric id
+and ``datetime`` after the stored cursor, oldest first, ``include=profile,metric``) and records one
+run per event, keyed by the event id: the same key a webhook delivery of that event uses, so an
+event is run once whichever way it arrives, and however often it is seen.
+
+The cursor (the newest event time seen) is stored after the runs are recorded; the next poll starts
+``overlap`` seconds before it, so events Klaviyo shows late (it ingests asynchronously) are still
+found, and the ones seen before are dropped by their id. A persona polled for the first time starts
+``lookback`` seconds back. Killed anywhere, a watcher restarts from its last cursor: an event is
+recorded before the cursor moves past it, and recorded once.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from typing import Any
+
+from personas.kernel.errors import UsageProblem
+from personas.kernel.spec import PersonaSpec
+
+from .service import Service, trigger_metric
+from .store import Run
+
+__all__ = ["DEFAULT_LOOKBACK", "DEFAULT_OVERLAP", "poll_once"]
+
+DEFAULT_OVERLAP = 300.0
+DEFAULT_LOOKBACK = 3600.0
+
+
+def _iso(ts: float) -> str:
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat(timespec="seconds")
+
+
+def _when(event: dict[str, Any]) -> float:
+    attrs = event.get("attributes") or {}
+    if isinstance(attrs.get("timestamp"), (int, float)):
+        return float(attrs["timestamp"])
+    return _dt.datetime.fromisoformat(str(attrs.get("datetime")).replace("Z", "+00:00")).timestamp()
+
+
+def poll_once(
+    service: Service,
+    spec: PersonaSpec,
+    *,
+    now: float,
+    overlap: float = DEFAULT_OVERLAP,
+    lookback: float = DEFAULT_LOOKBACK,
+) -> list[Run]:
+    """One poll (see the module docstring); the runs it recorded for the first time, oldest first."""
+    metric = trigger_metric(spec)
+    if metric is None:
+        raise UsageProblem(
+            f"{spec.name} is not started by events (its schedule is {spec.schedule!r}); "
+            "watch a persona with `schedule: on_event`, e.g. lead-magnet-sequencer"
+        )
+    kit = service.context(spec, f"{spec.name}-watch").toolkit
+    metric_id = next(
+        (m["id"] for page in kit.pages("get_metrics") for m in page.data or []
+         if (m.get("attributes") or {}).get("name") == metric),
+        None,
+    )
+    if metric_id is None:
+        return []  # no event of that metric yet
+    name = f"watch:{spec.name}"
+    stored = service.store.cursor(name)
+    cursor = float(stored) if stored is not None else now - lookback
+    since = cursor - overlap
+    newest = cursor
+    new: list[Run] = []
+    query = f'and(equals(metric_id,{json.dumps(metric_id)}),greater-than(datetime,{_iso(since)}))'
+    for page in kit.pages("get_events", filter=query, sort="datetime", include=["profile", "metric"]):
+        included = [i for i in (page.body or {}).get("included") or [] if isinstance(i, dict)]
+        for event in page.data or []:
+            links = {
+                ((rel.get("data") or {}).get("type"), (rel.get("data") or {}).get("id"))
+                for rel in (event.get("relationships") or {}).values() if isinstance(rel, dict)
+            }
+            document = {"data": event, "included": [i for i in included if (i.get("type"), i.get("id")) in links]}
+            run, created = service.record_event(spec, str(event["id"]), document, trigger="poll")
+            if created:
+                new.append(run)
+            newest = max(newest, _when(event))
+    service.store.set_cursor(name, repr(newest))
+    return new

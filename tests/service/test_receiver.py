@@ -1,0 +1,179 @@
+"""The webhook receiver: Klaviyo's signature scheme, refusals that start nothing, replays, health
+and metrics. Deliveries are signed here the way the sandbox signs them (``klaviyo_toolkit.webhooks``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from klaviyo_sandbox import Sandbox
+from klaviyo_toolkit.webhooks import WebhookRejected, format_timestamp, parse_timestamp, sign, verify_delivery
+from personas.kernel.config import Config
+from personas.service.app import build_app
+from personas.service.queues import LocalQueue
+from personas.service.service import Service
+
+from .conftest import FORM_TOPIC, SECRET
+
+NOW = 1_796_000_000.0
+
+
+def delivery(event_id: str = "01EVENT", topic: str = FORM_TOPIC, webhook: str = "WH1") -> bytes:
+    return json.dumps({
+        "data": [{"topic": topic, "external_id": event_id, "payload": {"data": {
+            "type": "event", "id": event_id,
+            "attributes": {"timestamp": int(NOW), "datetime": "2026-11-30T10:13:20+00:00",
+                           "event_properties": {"form_id": "TRAILG", "timeline": "this month"}},
+            "relationships": {"profile": {"data": {"type": "profile", "id": "01PROFILE"}},
+                              "metric": {"data": {"type": "metric", "id": "M1"}}}}}}],
+        "meta": {"klaviyo_account_id": "SbxPub", "klaviyo_webhook_id": webhook,
+                 "timestamp": "2026-11-30T10:13:20+00:00", "version": "2024-06-28"},
+    }).encode()
+
+
+def headers(body: bytes, *, at: float = NOW, secret: str = SECRET, webhook: str = "WH1") -> dict[str, str]:
+    stamp = format_timestamp(at)
+    return {"Content-Type": "application/json", "Klaviyo-Webhook-Id": webhook, "Klaviyo-Timestamp": stamp,
+            "Klaviyo-Signature": sign(secret, body, stamp)}
+
+
+class Recorder:
+    """A queue that only remembers what it was handed (the runs are not the point here)."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def enqueue(self, run_id: str) -> None:
+        self.ids.append(run_id)
+
+    async def enqueue_async(self, run_id: str) -> None:
+        self.ids.append(run_id)
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Any:
+    service = Service.open(Config(home=tmp_path / "home", webhook_secret=SECRET))
+    queue = Recorder()
+    client = TestClient(build_app(service, queue, clock=lambda: NOW + 3))
+    yield service, queue, client
+    service.close()
+
+
+def test_the_signature_is_hmac_sha256_of_the_body_then_the_timestamp_in_hex() -> None:
+    import hashlib
+    import hmac
+
+    body = b'{"data": []}'
+    stamp = "Tue, 14 Apr 2026 03:50:12 GMT"
+    assert sign("k", body, stamp) == hmac.new(b"k", body + stamp.encode(), hashlib.sha256).hexdigest()
+    assert parse_timestamp(stamp) == parse_timestamp("2026-04-14T03:50:12+00:00") == 1776138612.0
+    assert parse_timestamp("1776138612") == 1776138612.0 and parse_timestamp("yesterday") is None
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda h, b: {k: v for k, v in h.items() if k != "Klaviyo-Signature"}, "missing Klaviyo-Signature"),
+        (lambda h, b: {k: v for k, v in h.items() if k != "Klaviyo-Timestamp"}, "missing Klaviyo-Timestamp"),
+        (lambda h, b: {**h, "Klaviyo-Signature": "not-hex"}, "malformed Klaviyo-Signature"),
+        (lambda h, b: {**h, "Klaviyo-Timestamp": "soon"}, "malformed Klaviyo-Timestamp"),
+        (lambda h, b: {**h, "Klaviyo-Signature": sign("another-secret", b, h["Klaviyo-Timestamp"])},
+         "wrong Klaviyo-Signature"),
+        (lambda h, b: headers(b, at=NOW - 301), "stale Klaviyo-Timestamp"),
+        (lambda h, b: headers(b, at=NOW + 400), "stale Klaviyo-Timestamp"),
+        (lambda h, b: {**h, "Klaviyo-Webhook-Id": "OTHER"}, "does not match the Klaviyo-Webhook-Id"),
+    ],
+)
+def test_a_bad_signature_is_401_and_starts_nothing(receiver: Any, change: Any, reason: str) -> None:
+    service, queue, client = receiver
+    body = delivery()
+    answer = client.post("/webhooks/klaviyo", content=body, headers=change(headers(body), body))
+    assert answer.status_code == 401 and reason in answer.json()["error"]
+    assert SECRET not in answer.text
+    assert queue.ids == [] and service.store.runs() == []
+
+
+def test_a_tampered_body_is_refused(receiver: Any) -> None:
+    _service, queue, client = receiver
+    body = delivery()
+    answer = client.post("/webhooks/klaviyo", content=body.replace(b"this month", b"this year!"), headers=headers(body))
+    assert answer.status_code == 401 and queue.ids == []
+
+
+def test_a_replayed_delivery_starts_nothing_new(receiver: Any) -> None:
+    service, queue, client = receiver
+    body = delivery()
+    first = client.post("/webhooks/klaviyo", content=body, headers=headers(body))
+    again = client.post("/webhooks/klaviyo", content=body, headers=headers(body))
+    assert first.status_code == 202 and [r["new"] for r in first.json()["runs"]] == [True]
+    assert again.status_code == 200 and again.json() == {"duplicate": True, "runs": []}
+    # the same event in a fresh delivery (signed later): recorded once, queued once
+    later = client.post("/webhooks/klaviyo", content=body, headers=headers(body, at=NOW + 1))
+    assert later.status_code == 202 and [r["new"] for r in later.json()["runs"]] == [False]
+    assert len(queue.ids) == 1 and len(service.store.runs()) == 1
+
+
+def test_topics_that_start_no_persona_are_accepted_and_ignored(receiver: Any) -> None:
+    _service, queue, client = receiver
+    body = delivery(topic="event:klaviyo.opened_email")
+    answer = client.post("/webhooks/klaviyo", content=body, headers=headers(body))
+    assert answer.status_code == 202 and answer.json()["runs"] == [] and queue.ids == []
+
+
+def test_without_a_secret_every_delivery_is_refused(tmp_path: Path) -> None:
+    service = Service.open(Config(home=tmp_path / "home"))
+    client = TestClient(build_app(service, Recorder(), clock=lambda: NOW))
+    body = delivery()
+    answer = client.post("/webhooks/klaviyo", content=body, headers=headers(body))
+    assert answer.status_code == 401 and "KLAVIYO_WEBHOOK_SECRET" in answer.json()["error"]
+
+
+def test_health_and_metrics(receiver: Any) -> None:
+    _service, _queue, client = receiver
+    body = delivery()
+    client.post("/webhooks/klaviyo", content=body, headers=headers(body))
+    client.post("/webhooks/klaviyo", content=body, headers={**headers(body), "Klaviyo-Signature": "0" * 64})
+    assert client.get("/healthz").json() == {"ok": True, "store": "sqlite", "queued": 1, "secret": True}
+    text = client.get("/metrics").text
+    assert 'personas_webhook_deliveries_total{result="accepted"} 1.0' in text
+    assert 'personas_webhook_deliveries_total{result="rejected"} 1.0' in text
+    assert "personas_queue_depth 1.0" in text and 'personas_runs{status="queued"} 1.0' in text
+    assert "personas_webhook_enqueue_seconds_count 1.0" in text
+    assert "personas_klaviyo_call_seconds" in text and "personas_klaviyo_throttled" in text
+
+
+def test_verify_delivery_reads_the_events() -> None:
+    body = delivery("E9")
+    found = verify_delivery(SECRET, body, headers(body), now=NOW)
+    assert (found.webhook_id, found.account_id, [e.event_id for e in found.events]) == ("WH1", "SbxPub", ["E9"])
+    with pytest.raises(WebhookRejected, match="not JSON"):
+        verify_delivery(SECRET, b"nope", headers(b"nope"), now=NOW)
+
+
+def test_the_endpoint_answers_fast(receiver: Any) -> None:
+    """Not a timing assertion: the receiver records and queues, it never runs a persona inline."""
+    service, _queue, client = receiver
+    body = delivery()
+    client.post("/webhooks/klaviyo", content=body, headers=headers(body))
+    assert service.store.runs()[0].status == "queued" and service.store.runs()[0].attempts == 0
+
+
+def test_local_queue_picks_up_unfinished_runs_after_a_restart(tmp_path: Path) -> None:
+    config = Config(home=tmp_path / "home", webhook_secret=SECRET)
+    service = Service.open(config)
+    run, _ = service.store.create_run("lead-magnet-sequencer", "event:X", "webhook", {"input": {}})
+    service.store.claim(run.id, "dead-worker")  # it was running when the process died
+    service.close()
+    again = Service.open(config, sandbox=Sandbox(seed=3))
+    queue = LocalQueue(again)
+    assert queue.recover() == 1
+    queue.drain(timeout=30)
+    found = again.store.get(run.id)
+    assert found is not None and found.status == "failed" and found.attempts == 2  # bad input: recorded, not lost
+    assert "data" in (found.error or "")
+    again.close()
+

@@ -1,0 +1,88 @@
+"""Polling: new events of the trigger metric from a stored cursor, each run exactly once across
+restarts, late events found by the overlap window, and the same event never run twice whether it
+came by webhook or by poll."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from klaviyo_sandbox import Sandbox
+from personas.kernel.config import Config
+from personas.kernel.errors import UsageProblem
+from personas.service.queues import LocalQueue
+from personas.service.service import Service
+from personas.service.watch import poll_once
+from tests.graphs.leads import COLD, HOT, WARM, first_touchpoints, sign_up
+
+
+@pytest.fixture
+def sandbox() -> Sandbox:
+    return Sandbox(seed=9)
+
+
+def pid(event: dict) -> str:  # type: ignore[type-arg]
+    return str(event["data"]["relationships"]["profile"]["data"]["id"])
+
+
+def test_each_event_is_processed_once_across_restarts(tmp_path: Path, sandbox: Sandbox) -> None:
+    config = Config(home=tmp_path / "h")
+    service = Service.open(config, sandbox=sandbox)
+    spec = service.persona("lead-magnet-sequencer")
+    first = [sign_up(sandbox, f"p{n}@example.com", (HOT, WARM, COLD)[n]) for n in range(3)]
+    new = poll_once(service, spec, now=time.time(), lookback=600)
+    assert sorted(r.key for r in new) == sorted(f"event:{e['data']['id']}" for e in first)
+    queue = LocalQueue(service)
+    for run in new:
+        queue.enqueue(run.id)
+    queue.drain(timeout=60)
+    service.close()
+
+    # a new process: the cursor is where the last one left it
+    again = Service.open(config, sandbox=sandbox)
+    assert poll_once(again, spec, now=time.time()) == []  # overlap re-reads the same events: none new
+    late = sign_up(sandbox, "late@example.com", HOT)
+    [run] = poll_once(again, spec, now=time.time())
+    assert run.key == f"event:{late['data']['id']}" and run.trigger == "poll"
+    done = again.execute(run.id)
+    assert done.status == "done"
+    assert all(r.status == "done" for r in again.store.runs())
+    for event in [*first, late]:
+        assert len(first_touchpoints(sandbox, pid(event))) == 1
+    assert len(again.store.runs()) == 4
+    again.close()
+
+
+def test_the_overlap_window_finds_events_recorded_late(tmp_path: Path, sandbox: Sandbox) -> None:
+    service = Service.open(Config(home=tmp_path / "h"), sandbox=sandbox)
+    spec = service.persona("lead-magnet-sequencer")
+    sign_up(sandbox, "early@example.com", WARM)
+    poll_once(service, spec, now=time.time(), lookback=600)
+    # an event Klaviyo shows only now, dated two minutes before the cursor
+    cursor = float(service.store.cursor("watch:lead-magnet-sequencer") or 0)
+    late = sign_up(sandbox, "backdated@example.com", WARM)
+    sandbox.store.get("event", late["data"]["id"]).attributes.update(  # type: ignore[union-attr]
+        timestamp=int(cursor) - 120, datetime=time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(cursor - 120))
+    )
+    assert [r.key for r in poll_once(service, spec, now=time.time())] == [f"event:{late['data']['id']}"]
+    assert poll_once(service, spec, now=time.time(), overlap=0) == []
+    service.close()
+
+
+def test_an_event_delivered_by_webhook_is_not_run_again_by_a_poll(tmp_path: Path, sandbox: Sandbox) -> None:
+    service = Service.open(Config(home=tmp_path / "h"), sandbox=sandbox)
+    spec = service.persona("lead-magnet-sequencer")
+    event = sign_up(sandbox, "both@example.com", HOT)
+    _run, created = service.record_event(spec, event["data"]["id"], event, trigger="webhook")
+    assert created and poll_once(service, spec, now=time.time(), lookback=600) == []
+    assert [r.trigger for r in service.store.runs()] == ["webhook"]
+    service.close()
+
+
+def test_watching_a_persona_that_no_event_starts_says_so(tmp_path: Path, sandbox: Sandbox) -> None:
+    service = Service.open(Config(home=tmp_path / "h"), sandbox=sandbox)
+    with pytest.raises(UsageProblem, match=r"not started by events.*schedule: on_event"):
+        poll_once(service, service.persona("campaign-reporter"), now=time.time())
+    service.close()
