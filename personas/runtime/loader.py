@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,8 +133,12 @@ class Scan:
 def _files(home: Path | None) -> list[Path]:
     out: list[Path] = []
     for folder in persona_dirs(home):
-        if folder.is_dir():
-            out += sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+        try:
+            with os.scandir(folder) as entries:  # one listing, no per-file path objects until a match
+                names = sorted(e.name for e in entries if e.name.endswith((".yaml", ".yml")) and e.is_file())
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        out += [folder / name for name in names]
     return out
 
 
@@ -193,11 +198,13 @@ def load_persona(name_or_path: str, home: Path | None = None) -> PersonaSpec:
 
 
 def _load_file(path: Path) -> PersonaSpec:
-    return _load_cached(str(path.resolve()), path.stat().st_mtime)
+    """A persona file, validated once per version of the file (cached by path and modification time)."""
+    name = os.path.abspath(path)
+    return _load_cached(name, os.stat(name).st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=64)
-def _load_cached(path: str, mtime: float) -> PersonaSpec:
+def _load_cached(path: str, mtime: int) -> PersonaSpec:
     return _validate(Path(path))
 
 
