@@ -10,6 +10,7 @@ from personas.kernel.graphspec import GraphSpec
 
 from .graph import OPERATIONS, REPORTING_TOOL, ReportInputError, ReportState, build_graph, cache_path
 from .settings import CORE_STATISTICS, Settings, Thresholds
+from .view import terminal_view
 
 
 class ReportInput(BaseModel):
@@ -42,6 +43,7 @@ SPEC = GraphSpec(
     operations=OPERATIONS,
     input_model=ReportInput,
     render=render,
+    render_rich=terminal_view,
 )
 
 graph = build_graph()

@@ -132,6 +132,9 @@ def merge_rows(
         first = row["by_metric"].get(primary) or {}  # the primary metric's report may be unavailable: None
         for key in _PER_METRIC:
             row[key] = first.get(key)
+        for rate, (_part, whole) in _RATE_DEFINITIONS.items():
+            if rate in row and not row.get(whole):
+                row[rate] = None  # nothing delivered (or sent): the rate does not exist, it is not 0%
         rows.append(row)
     rows.sort(key=lambda r: (r["send_time"] or "", r["name"]))
     return rows

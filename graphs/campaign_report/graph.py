@@ -207,8 +207,7 @@ def fetch_reports(state: ReportState, runtime: Runtime[PersonaContext]) -> Repor
         if hit is not None:
             reports[metric] = {"metric_id": metric_id, "source": "cache", "results": hit.results,
                                "fetched_at": hit.fetched_at}
-            notes.append(f"Used the cache for {metric!r} (fetched {hit.fetched_at}): no reporting call.")
-            continue
+            continue  # where figures came from is shown in the report's Source section, not given to the model
         try:
             results: list[dict[str, Any]] = []
             cursor = None
@@ -358,7 +357,7 @@ def write_files(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportS
     ctx = runtime.context
     settings = _settings(runtime)
     base = Path(settings.output_dir).expanduser() if settings.output_dir else ctx.home / "reports"
-    files = write_outputs(state, base / state["date"], settings.chart_campaigns)
+    files = write_outputs(state, base / state["date"], settings.thresholds, settings.chart_campaigns)
     runtime.stream_writer({"phase": "write_files", "done": len(files), "total": len(files), "unit": "files"})
     return {"files": files}
 

@@ -21,7 +21,9 @@ from typing import Any
 
 from personas.kernel.privacy import private_file, write_private_text
 
+from .chart import write_chart
 from .figures import COUNTS, RATES, fmt_count, fmt_money, fmt_rate
+from .settings import Thresholds
 
 __all__ = ["csv_columns", "markdown_report", "no_activity_text", "write_chart", "write_csv", "write_outputs"]
 
@@ -61,44 +63,6 @@ def write_csv(path: Path, rows: Sequence[Row], metrics: Sequence[str], extra: Se
                     values[f"{key}:{metric}"] = per.get(key)
             values.update({k: v for k, v in (row.get("extra") or {}).items() if k in extra})
             writer.writerow([_cell(values.get(c)) for c in columns])
-
-
-# -- PNG -----------------------------------------------------------------------------------------------
-def write_chart(path: Path, rows: Sequence[Row], date: str, metric: str | None, limit: int = 15) -> None:
-    """Opens, clicks and conversions (unique opens/clicks) per campaign; an explicit empty chart if none."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    shown = sorted(rows, key=lambda r: -(r.get("opens_unique") or 0))[:limit]
-    height = max(3.0, 0.55 * len(shown) + 1.6)
-    fig = Figure(figsize=(9, height), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    if not shown:
-        ax.text(0.5, 0.5, no_activity_text(date), ha="center", va="center", fontsize=12)
-        ax.set_axis_off()
-        ax.set_title(f"Email campaigns — {date}")
-    else:
-        labels = [_short(str(r.get("name") or r.get("campaign_id"))) for r in reversed(shown)]
-        series = (("opens_unique", "Opens (unique)", "#2f5d8a"), ("clicks_unique", "Clicks (unique)", "#e39b2d"),
-                  ("conversions", f"Conversions ({metric or 'n/a'})", "#3a8a4f"))
-        width = 0.27
-        for i, (key, label, colour) in enumerate(series):
-            values = [float(r.get(key) or 0) for r in reversed(shown)]
-            ax.barh([y + (1 - i) * width for y in range(len(shown))], values, height=width, label=label, color=colour)
-        ax.set_yticks(list(range(len(shown))))
-        ax.set_yticklabels(labels, fontsize=8)
-        ax.set_xlabel("count")
-        more = f" (top {len(shown)} of {len(rows)} by opens)" if len(rows) > len(shown) else ""
-        ax.set_title(f"Email campaigns — {date}{more}")
-        ax.legend(loc="lower right", fontsize=8)
-        ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(str(path), format="png")
-
-
-def _short(text: str, size: int = 38) -> str:
-    return text if len(text) <= size else text[: size - 1] + "…"
 
 
 # -- markdown ------------------------------------------------------------------------------------------
@@ -165,11 +129,15 @@ def markdown_report(state: Mapping[str, Any]) -> str:
     out += ["## Source", "",
             f"- Reporting calls (query_campaign_values) this run: {state.get('reporting_calls', 0)}"
             + (" — figures came from the cache." if state.get("cache_hit") else ""),
+            *[f"- Used the cache for {metric!r} (fetched {report['fetched_at']}): no reporting call."
+              for metric, report in (state.get("reports") or {}).items() if report.get("source") == "cache"],
             *[f"- {note}" for note in state.get("notes") or []], ""]
     return "\n".join(out)
 
 
-def write_outputs(state: Mapping[str, Any], folder: Path, chart_campaigns: int = 15) -> dict[str, str]:
+def write_outputs(
+    state: Mapping[str, Any], folder: Path, thresholds: Thresholds, chart_campaigns: int = 15
+) -> dict[str, str]:
     """Write the markdown, CSV and PNG for ``state`` into ``folder``; returns their paths."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     date = state["date"]
@@ -178,7 +146,7 @@ def write_outputs(state: Mapping[str, Any], folder: Path, chart_campaigns: int =
              "png": folder / f"campaign-report-{date}.png"}
     rows = state.get("campaigns") or []
     write_csv(paths["csv"], rows, metrics, state.get("extra_statistics") or [])
-    write_chart(paths["png"], rows, date, metrics[0] if metrics else None, chart_campaigns)
+    write_chart(paths["png"], state, thresholds, chart_campaigns)
     write_private_text(paths["markdown"], markdown_report(state))
     for path in paths.values():
         private_file(path)

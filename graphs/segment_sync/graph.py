@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -54,6 +55,7 @@ from .sources import (
     parse_input,
     read_file,
     read_group,
+    resolve_group,
 )
 
 __all__ = ["OPERATIONS", "WRITES", "SyncState", "build_graph"]
@@ -67,6 +69,8 @@ WRITES = {
 }
 #: The Klaviyo operations this graph's code calls (the persona's scopes and tools must cover them).
 OPERATIONS = (
+    "get_lists",
+    "get_segments",
     "get_profiles_for_list",
     "get_profiles_for_segment",
     "get_profiles",
@@ -127,6 +131,23 @@ def _approval_summary(plan: Plan, batch: Batch) -> dict[str, Any]:
     }
 
 
+def _resolve(ctx: PersonaContext, request: SyncRequest) -> tuple[SyncRequest, int]:
+    """The request with the target list and source groups given by name resolved to ids."""
+    target, reads = resolve_group(ctx.toolkit, "list", request.target_list_id, "target")
+    source = request.source
+    if source.names:
+        ids = []
+        for name in source.names:
+            found, n = resolve_group(ctx.toolkit, source.kind, name, "source")
+            ids.append(found)
+            reads += n
+        source = replace(source, ids=tuple(ids), names=())
+        if source.kind == "list" and target in source.ids:
+            raise SyncInputError("source", "is the target list itself; sync from another list or a segment")
+    named = request.target_list_id if target != request.target_list_id else None
+    return replace(request, target_list_id=target, source=source, target_name=named), reads
+
+
 def _thread(ctx: PersonaContext) -> str:
     """The run's thread: LangGraph's (the checkpoint's key), else the context's."""
     return str((get_config().get("configurable") or {}).get("thread_id") or ctx.thread_id or "")
@@ -150,9 +171,10 @@ def prepare(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
         if raw is not None
         else {k: state.get(k) for k in ("source", "target_list_id", "dry_run") if state.get(k) is not None}
     )
-    request = parse_input(payload)
+    request = parse_input(payload, _settings(runtime).mode)
     if request.source.is_file:
         check_file(request.source)
+    request, reads = _resolve(ctx, request)
     run_id = uuid.uuid4().hex[:12]
     thread = _thread(ctx) or f"run-{run_id}"
     path = ctx.home / "sync" / f"{thread_key(thread)}.sqlite"
@@ -171,7 +193,7 @@ def prepare(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
         "plan": {},
         "cursor": 1,
         "batches_total": 0,
-        "calls": {"reads": 0, "writes": 0},
+        "calls": {"reads": reads, "writes": 0},
         "jobs": {},
         "result": {},
         "summary": "",
@@ -257,7 +279,8 @@ def plan(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
     request = _request(state)
     source = state["counts"]["source"]
     with _plan(state) as p:
-        if source["valid"] == 0 and settings.remove_missing and p.member_count():
+        mirror = request.mode == "mirror"
+        if source["valid"] == 0 and mirror and p.member_count():
             # An empty source would empty the list: refuse, whatever made it empty.
             where = "source.path" if request.source.is_file else "source.id"
             why = (
@@ -270,13 +293,13 @@ def plan(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
             raise SyncInputError(
                 where,
                 f"{why}; syncing it would remove all {p.member_count()} members of the "
-                "target list. Fix the source, or set remove_missing: false",
+                "target list. Fix the source, or sync with mode add-only",
             )
         total = p.build(
             batch_size=settings.batch_size,
             file_source=request.source.is_file,
             subscribe=request.source.is_file and settings.subscribe_with_consent,
-            remove=settings.remove_missing,
+            remove=mirror,
         )
         summary = p.summary(settings.sample_size)
         summary["invalid"] = {"count": source.get("invalid", 0), "rows": p.invalid(PROBLEMS_KEPT)}

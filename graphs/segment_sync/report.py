@@ -47,6 +47,8 @@ def build_result(state: Mapping[str, Any], plan: Plan, limit: int) -> dict[str, 
         "status": "dry_run" if dry else ("done" if clean else "partial"),
         "dry_run": dry,
         "target_list_id": request.get("target_list_id"),
+        "target_name": request.get("target_name"),
+        "mode": request.get("mode", "add-only"),
         "source": request.get("source"),
         "source_rows": source.get("rows", 0),
         "valid_rows": source.get("valid", 0),
@@ -70,8 +72,8 @@ def build_result(state: Mapping[str, Any], plan: Plan, limit: int) -> dict[str, 
 def _template(result: dict[str, Any]) -> str:
     adds, subs, removes = result["adds"], result["subscribes"], result["removes"]
     verb = "would add" if result["dry_run"] else "added"
-    parts = [f"{verb} {adds['planned' if result['dry_run'] else 'applied']} profiles to list "
-             f"{result['target_list_id']}",
+    target = result.get("target_name") or result["target_list_id"]
+    parts = [f"{verb} {adds['planned' if result['dry_run'] else 'applied']} profiles to list {target}",
              f"{'would remove' if result['dry_run'] else 'removed'} "
              f"{removes['planned' if result['dry_run'] else 'applied']}",
              f"{'would subscribe' if result['dry_run'] else 'subscribed'} "
@@ -118,7 +120,14 @@ def render(state: Mapping[str, Any]) -> str:
     plan = state.get("plan") or {}
     source = request.get("source") or {}
     where = source.get("path") or ", ".join(source.get("ids") or [])
-    lines = [f"Segment sync: {source.get('kind')} {where} -> list {request.get('target_list_id')}"]
+    target = request.get("target_list_id")
+    named = f"{request.get('target_name')} ({target})" if request.get("target_name") else target
+    lines = [f"Segment sync: {source.get('kind')} {where} -> list {named}"]
+    if request.get("mode") == "mirror":
+        lines.append("Mode: mirror (members not in the source leave the list, each batch after approval)")
+    else:
+        lines.append("Mode: add-only (nobody leaves the list; sync with \"mode\": \"mirror\" to remove members "
+                     "who are not in the source)")
     counts = (state.get("counts") or {}).get("source") or {}
     if counts:
         lines.append(f"Source: {counts.get('rows', 0)} rows, {counts.get('valid', 0)} valid, "

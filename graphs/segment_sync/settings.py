@@ -5,11 +5,13 @@ Example (``personas/definitions/segment-syncer.yaml``)::
     settings:
       batch_size: 1000
       subscribe_with_consent: true
-      remove_missing: true
+      mode: add-only
       consent_values: [yes, true, subscribed, "1"]
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -27,7 +29,9 @@ class Settings(BaseModel):
     batch_size: int = Field(MAX_BATCH, description="Profiles per add, subscribe or remove call (at most 1000).")
     subscribe_with_consent: bool = Field(
         True, description="Subscribe (email marketing) source rows whose consent column says yes; never others.")
-    remove_missing: bool = Field(True, description="Remove list members that are not in the source.")
+    mode: Literal["add-only", "mirror"] = Field(
+        "add-only", description="When the input gives none: add-only (nobody leaves the list) or mirror (members "
+        "not in the source leave it, after approval).")
     consent_column: str = Field("consent", description="The source column (or JSON key) holding consent.")
     consent_values: list[str] = Field(
         default_factory=lambda: list(DEFAULT_CONSENT_VALUES),

@@ -31,7 +31,7 @@ from klaviyo_toolkit.validation import describe_hidden
 
 __all__ = [
     "InvalidRow", "Member", "Row", "SourceSpec", "SyncInputError", "SyncRequest", "check_file", "klaviyo_read",
-    "lookup_by_email", "parse_input", "read_file", "read_group", "validate_record",
+    "lookup_by_email", "parse_input", "read_file", "read_group", "resolve_group", "validate_record",
 ]
 
 FILE_KINDS = ("csv", "jsonl")
@@ -61,11 +61,13 @@ class SyncInputError(InvalidArgumentError):
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """Where the rows come from: a file (``csv``/``jsonl`` and ``path``) or Klaviyo groups (``ids``)."""
+    """Where the rows come from: a file (``csv``/``jsonl`` and ``path``) or Klaviyo groups (``ids``,
+    or ``names`` until the graph resolves them to ids)."""
 
     kind: str
     path: str | None = None
     ids: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
 
     @property
     def is_file(self) -> bool:
@@ -74,9 +76,17 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class SyncRequest:
+    """A sync: from ``source`` into the list ``target_list_id`` (an id, or a name until resolved).
+
+    ``mode`` is ``add-only`` (the safe default: nobody leaves the list) or ``mirror`` (members not in
+    the source leave it, each batch after approval).
+    """
+
     source: SourceSpec
     target_list_id: str
     dry_run: bool = False
+    mode: str = "add-only"
+    target_name: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,8 +94,9 @@ class SyncRequest:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SyncRequest:
         src = data["source"]
-        return cls(SourceSpec(src["kind"], src.get("path"), tuple(src.get("ids") or ())), data["target_list_id"],
-                   bool(data.get("dry_run")))
+        spec = SourceSpec(src["kind"], src.get("path"), tuple(src.get("ids") or ()), tuple(src.get("names") or ()))
+        return cls(spec, data["target_list_id"], bool(data.get("dry_run")), str(data.get("mode") or "add-only"),
+                   data.get("target_name"))
 
 
 @dataclass(frozen=True)
@@ -130,19 +141,37 @@ def _ids(source: Mapping[str, Any]) -> tuple[str, ...]:
     items = raw if isinstance(raw, list) else [raw]
     ids = tuple(str(i).strip() for i in items if isinstance(i, str) and i.strip())
     if not ids or len(ids) != len(items):
-        raise SyncInputError("source.id", "give the list or segment id as a string (or several as source.ids); "
-                                          "get_lists and get_segments show them")
+        raise SyncInputError("source.id", "give the list's or segment's id or name as text (several as source.ids "
+                                          "or source.names)")
     return ids
 
 
-def parse_input(payload: Any) -> SyncRequest:
-    """Validate the sync's input; raises SyncInputError naming the field and the fix."""
-    example = '{"source": {"kind": "csv", "path": "contacts.csv"}, "target_list_id": "AbC123", "dry_run": false}'
+MODES = ("add-only", "mirror")
+#: What a Klaviyo list or segment id looks like (six letters and digits); anything else is a name.
+GROUP_ID_RE = re.compile(r"^[A-Za-z0-9]{6}$")
+
+
+def parse_input(payload: Any, default_mode: str = "add-only") -> SyncRequest:
+    """Validate the sync's input; raises SyncInputError naming the field and the fix.
+
+    The target list and a list or segment source are given by id or by name (``target`` or
+    ``target_list_id``; ``source.id``/``ids`` or ``source.name``/``names``); names are resolved by
+    the graph. ``mode`` is ``add-only`` or ``mirror`` (default: the persona's ``mode`` setting).
+    """
+    example = ('{"source": {"kind": "csv", "path": "examples/members.csv"}, "target": "VIP Customers", '
+               '"mode": "add-only"}')
     if not isinstance(payload, Mapping):
         raise SyncInputError("input", f"give a JSON object, e.g. {example}")
-    unknown = sorted(set(payload) - {"source", "target_list_id", "dry_run"})
+    unknown = sorted(set(payload) - {"source", "target", "target_list_id", "mode", "dry_run"})
     if unknown:
-        raise SyncInputError(unknown[0], "unknown key; the input has source, target_list_id and dry_run")
+        raise SyncInputError(unknown[0], "unknown key; the input has source, target (a list's name or id), mode "
+                                         "(add-only or mirror) and dry_run")
+    mode = payload.get("mode", default_mode)
+    if mode not in MODES:
+        raise SyncInputError("mode", f"{mode!r}; use add-only (only add; the default) or mirror (also remove "
+                                     "members not in the source, after approval)")
+    if "target" in payload and "target_list_id" in payload:
+        raise SyncInputError("target", "give target or target_list_id, not both")
     source = payload.get("source")
     if not isinstance(source, Mapping):
         raise SyncInputError("source", f"missing; say where the rows come from, e.g. {example}")
@@ -154,9 +183,11 @@ def parse_input(payload: Any) -> SyncRequest:
     if kind is None:
         raise SyncInputError("source.kind", f"{raw_kind or 'missing'}; use csv or jsonl (with path), or list or "
                                             "segment (with id)")
-    target = payload.get("target_list_id")
+    field = "target" if "target" in payload or "target_list_id" not in payload else "target_list_id"
+    target = payload.get(field)
     if not isinstance(target, str) or not target.strip():
-        raise SyncInputError("target_list_id", "give the id of the Klaviyo list to sync into (get_lists shows ids)")
+        raise SyncInputError(field, "give the name or id of the Klaviyo list to sync into (personas list shows "
+                                    "none; get_lists does), e.g. \"VIP Customers\"")
     dry_run = payload.get("dry_run", False)
     if not isinstance(dry_run, bool):
         raise SyncInputError("dry_run", "use true (show the plan, send nothing) or false")
@@ -167,10 +198,37 @@ def parse_input(payload: Any) -> SyncRequest:
             raise SyncInputError("source.path", f"no file at {path}; give the path of a readable {kind} file")
         spec = SourceSpec(kind, str(Path(path)))
     else:
-        spec = SourceSpec(kind, ids=_ids(source))
-        if kind == "list" and target.strip() in spec.ids:
-            raise SyncInputError("source.id", "is the target list itself; sync from another list or a segment")
-    return SyncRequest(spec, target.strip(), dry_run)
+        names = _names(source) if ("name" in source or "names" in source) else _ids(source)
+        spec = SourceSpec(kind, names=names)  # ids or names; the graph resolves names to ids
+        if kind == "list" and target.strip() in (*spec.ids, *spec.names):
+            raise SyncInputError("source", "is the target list itself; sync from another list or a segment")
+    return SyncRequest(spec, target.strip(), dry_run, str(mode))
+
+
+def _names(source: Mapping[str, Any]) -> tuple[str, ...]:
+    raw = source.get("names", source.get("name"))
+    if raw is None:
+        return ()
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not all(isinstance(n, str) and n.strip() for n in items):
+        raise SyncInputError("source.name", "give the list's or segment's name as text (or a list of names)")
+    return tuple(n.strip() for n in items)
+
+
+def resolve_group(kit: Any, kind: str, value: str, field: str) -> tuple[str, int]:
+    """The id of the list or segment ``value`` (its id, or its exact name), and the reads it took."""
+    if GROUP_ID_RE.fullmatch(value):
+        return value, 0
+    op = "get_lists" if kind == "list" else "get_segments"
+    quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+    found = [r for page in kit.pages(op, filter=f'equals(name,"{quoted}")') for r in page.data or []]
+    if len(found) == 1:
+        return str(found[0]["id"]), 1
+    if found:
+        ids = ", ".join(str(r["id"]) for r in found)
+        raise SyncInputError(field, f"{len(found)} {kind}s are named {value!r} ({ids}); give the id instead")
+    known = [str(r["attributes"].get("name")) for page in kit.pages(op) for r in page.data or []]
+    raise SyncInputError(field, f"no {kind} is named {value!r}; {kind}s: {', '.join(known[:20]) or 'none'}")
 
 
 # -- file rows ------------------------------------------------------------------------------------------

@@ -28,4 +28,10 @@ def chat_cmd(
         from klaviyo_sandbox import Sandbox
 
         sb = Sandbox(seed=seed)
-    raise SystemExit(Repl(spec, sandbox=sb, replay=replay, config=config()).run())
+    cfg = config()
+    model, suggestions = None, []
+    if sb is not None and not replay and not cfg.openai_api_key and spec.graph == "chat":
+        from .tour import STEPS, tour_choice  # no model: the guided tour on the demo sandbox
+
+        model, suggestions = tour_choice(), [s.message for s in STEPS]
+    raise SystemExit(Repl(spec, sandbox=sb, replay=replay, config=cfg, model=model, suggestions=suggestions).run())

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from graphs.campaign_report.view import terminal_view
 from graphs.lead_magnet.fixtures import settle_sandbox, sign_up
 from klaviyo_sandbox import Sandbox
 from personas.kernel.config import Config
@@ -133,15 +134,8 @@ def _report(sb: Any, console: Any, live: bool, config: Config, model: Any = None
     console.rule("Campaign reporter: yesterday")
     ctx = build_context(reporter, config=config, sandbox=sb, model=model, user="demo", clock=sb.clock)
     state = run_persona(reporter, {}, context=ctx, saver=_memory()).state
-    files = state.get("files") or {}
-    md = files.get("markdown")
-    if md and Path(md).exists():
-        console.print(Path(md).read_text(encoding="utf-8"))
-    summary = state.get("summary") or {}
-    console.print(f"Summary ({summary.get('written_by')}): {summary.get('text')}")
-    console.print(f"Chart: {files.get('png')}\nCSV:   {files.get('csv')}")
-    console.print(f"Reporting calls: {state.get('reporting_calls')} (one per conversion metric). "
-                  f"Model: {model.description}")
+    console.print(terminal_view(state))
+    console.print(f"Model: {model.description}")
     if model.cassette is not None:
         model.cassette.check_finished()
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import queue
 import sys
 import threading
 import traceback
 import uuid
-from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
@@ -30,6 +28,7 @@ from personas.kernel.privacy import private_file
 from personas.runtime.context import build_context
 from personas.runtime.driver import RunDriver, checkpointer
 
+from .approvals import approval_lines
 from .errors import error_line
 
 HELP = """Commands:
@@ -106,6 +105,7 @@ class Repl:
         input_fn: Any = None,
         model: Any = None,
         config: Config | None = None,
+        suggestions: list[str] | None = None,
     ) -> None:
         from rich.console import Console
 
@@ -121,6 +121,7 @@ class Repl:
             model = resolve_model(spec.model, self.settings, temperature=spec.temperature, replay=replay,
                                   prefer_replay=True)
         self.model = model
+        self.suggestions = list(suggestions or [])  # the guided tour's next messages (Enter sends one)
         self._turn: _BackgroundTurn | None = None
         self._unfinished: str | None = None  # how the last turn ended early, until the conversation is mended
         self._new_context(None)
@@ -156,8 +157,14 @@ class Repl:
             c.print(self._no_model())
         else:
             c.print(f"Klaviyo: {where}.  Model: {escape(self.ctx.model.description)}.")
+        if self.suggestions:
+            c.print("\nNo model is configured, so this is a [bold]guided tour[/bold] on the demo sandbox: the "
+                    "answers are written by hand and replayed, while the tool calls, the approval you give and "
+                    "the refusal of an out-of-scope call are real. Press Enter to send each suggested message.")
         c.print("Type /help for commands.\n")
         while True:
+            if self.suggestions:
+                c.print(f"[dim]next: {escape(self.suggestions[0])}  (Enter to send it)[/dim]")
             try:
                 text = self._ask("you> ")
             except EOFError:
@@ -165,6 +172,11 @@ class Repl:
             except KeyboardInterrupt:
                 continue
             text = text.strip()
+            if not text and self.suggestions:
+                text = self.suggestions[0]
+                c.print(f"you> {escape(text)}")
+            if self.suggestions and text == self.suggestions[0]:
+                self.suggestions.pop(0)
             if not text:
                 continue
             if text.startswith("/"):
@@ -391,43 +403,6 @@ class Repl:
         else:
             c.print(f"unknown command {name}; /help lists them")
         return None
-
-
-#: A request whose JSON is longer than this is summarised on screen, in full in a file.
-SHOW_LIMIT = 1500
-
-
-def approval_lines(item: dict[str, Any], folder: Path) -> list[str]:
-    """The request as a person reads it: method and path, then the params and body in full, or,
-    when long, counts and a sample, with the whole request written to a file (never a silent cut)."""
-    request = item.get("request") or {}
-    lines = [f"{request.get('method')} {request.get('path')}"]
-    details = item.get("details")
-    if isinstance(details, dict):
-        lines += [f"{k}: {v}" for k, v in details.items()]
-    whole = json.dumps({k: v for k, v in request.items() if k in ("params", "body")}, ensure_ascii=False)
-    if len(whole) <= SHOW_LIMIT:
-        if request.get("params"):
-            lines.append("params: " + json.dumps(request["params"], ensure_ascii=False))
-        if request.get("body") is not None:
-            lines.append("body: " + json.dumps(request["body"], ensure_ascii=False))
-        return lines
-    lines.append(f"the request is {len(whole):,} characters; in short:")
-    for key, value in (item.get("args") or {}).items():
-        if isinstance(value, list):
-            sample = ", ".join(json.dumps(v, ensure_ascii=False)[:60] for v in value[:3])
-            lines.append(f"  {key}: {len(value):,} items, e.g. {sample}")
-        else:
-            text = json.dumps(value, ensure_ascii=False)
-            lines.append(f"  {key}: {text if len(text) <= 200 else text[:200] + f'… ({len(text):,} characters)'}")
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    name = str(item.get("fingerprint") or "request").replace(":", "-") + ".json"
-    path = folder / name
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(item, out, ensure_ascii=False, indent=1, default=str)
-    lines.append(f"the whole request: {path}")
-    return lines
 
 
 def _compact(msg: ToolMessage) -> str:

@@ -22,6 +22,7 @@ from personas.runtime.context import build_context
 from personas.runtime.driver import RunDriver, RunResult, checkpointer
 from personas.runtime.loader import load_persona, scan_personas
 
+from .approvals import describe_approval
 from .common import config
 from .errors import error_line
 from .progress import ProgressView
@@ -208,6 +209,12 @@ def run_cmd(
                 default=str,
             )
         )
+    elif graph_spec.render_rich is not None and sys.stdout.isatty():
+        console = Console(highlight=False)
+        console.print(f"{spec.name} (thread {result.thread_id}); model: {result.model}")
+        console.print(graph_spec.render_rich(result.state))
+        if result.interrupts:
+            typer.echo("\n" + approvals_text(result))
     else:
         typer.echo(render_result(spec, graph_spec, result))
     if result.paused:
@@ -243,10 +250,14 @@ def render_result(spec: PersonaSpec, graph_spec: GraphSpec, result: RunResult) -
     head = f"{spec.name} (thread {result.thread_id}); model: {result.model}"
     body = graph_spec.render(result.state)
     if result.interrupts:
-        body += "\n\nWaiting for approval:\n" + "\n".join(
-            json.dumps(i, indent=1, default=str) for i in result.interrupts
-        )
+        body += "\n\n" + approvals_text(result)
     return head + "\n" + body
+
+
+def approvals_text(result: RunResult) -> str:
+    folder = config().home / "approvals"
+    shown = [describe_approval(i if isinstance(i, dict) else {"value": i}, folder) for i in result.interrupts]
+    return "Waiting for approval:\n" + "\n".join(shown)
 
 
 def _jsonable(state: dict[str, Any]) -> dict[str, Any]:

@@ -49,6 +49,7 @@ class GraphSpec:
         recursion_limit: LangGraph steps one run may take.
         input_key: when set, the whole payload goes into the state under this key.
         to_state: turns the validated input model into the graph's input state (default: its fields).
+        render_rich: a richer terminal view of a state (a rich renderable), used on a terminal.
     """
 
     name: str
@@ -61,6 +62,7 @@ class GraphSpec:
     recursion_limit: int = 200
     input_key: str | None = None
     to_state: Callable[[Any], dict[str, Any]] | None = None
+    render_rich: Callable[[Mapping[str, Any]], Any] | None = None
 
     def make_input(self, payload: Mapping[str, Any] | None) -> dict[str, Any]:
         """The graph's input state for a ``personas run`` payload, validated by ``input_model``."""

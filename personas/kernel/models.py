@@ -20,12 +20,12 @@ from langchain_core.runnables import Runnable
 from .cassette import Cassette, message_to_response, normalise_request, response_to_message
 from .config import Config
 
-__all__ = ["CassetteChatModel", "ModelChoice", "ScriptedChatModel", "resolve_model"]
+__all__ = ["CassetteChatModel", "ModelChoice", "ScriptedChatModel", "ToolAwareChatModel", "resolve_model"]
 
 Reply = AIMessage | str | Callable[[Sequence[BaseMessage]], AIMessage | str]
 
 
-class _ToolAware(BaseChatModel):
+class ToolAwareChatModel(BaseChatModel):
     """A chat model whose ``bind_tools`` records the tools (passed back as ``tools=``)."""
 
     def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any) -> Runnable[Any, Any]:
@@ -57,7 +57,7 @@ class _ToolAware(BaseChatModel):
             yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=tool_chunks))
 
 
-class ScriptedChatModel(_ToolAware):
+class ScriptedChatModel(ToolAwareChatModel):
     """Answers from a script: each entry is an AIMessage, a string, or a function of the messages.
 
     Used by tests (never the network). ``requests`` keeps what it was asked, to assert on.
@@ -96,7 +96,7 @@ class ScriptedChatModel(_ToolAware):
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
-class CassetteChatModel(_ToolAware):
+class CassetteChatModel(ToolAwareChatModel):
     """Replays (or, with ``live``, records) model responses from a Cassette."""
 
     cassette: Any

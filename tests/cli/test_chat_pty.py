@@ -246,3 +246,34 @@ def test_slash_commands_help_new_dry_run_and_exit(terminals: list[Terminal], tmp
     term.say("/exit")
     term.expect("bye")
     assert term.wait() == 0
+
+
+# -- no key at all: the guided tour on the demo sandbox ---------------------------------------------
+def test_without_a_model_the_sandbox_chat_is_a_guided_tour_with_real_calls(
+        terminals: list[Terminal], tmp_path: Path) -> None:
+    term = Terminal(["chat", PERSONA, "--sandbox"], child_env(tmp_path))
+    terminals.append(term)
+    term.expect("Model: guided tour: hand-written answers, replayed")
+    term.expect("next: Which lists do we have?")
+    term.prompt()
+    term.say("")  # Enter sends the suggestion
+    term.expect("→ get_lists {}")
+    term.expect("You have 4 lists: Newsletter")
+    term.prompt()
+    term.say("")
+    term.expect(f'→ delete_list {{"id": "{LIST_ID}"}}')
+    term.expect("why: it destroys data")
+    term.prompt("[a/e/r]")
+    term.say("a")
+    term.expect("Done: Webinar Attendees is deleted")
+    term.prompt()
+    term.say("")
+    term.expect("← delete_campaign Error: refused before any request")
+    term.expect("needs the campaigns:write scope")
+    term.prompt()
+    term.say("Tell me a joke")
+    term.expect("This is the guided tour")
+    term.prompt()
+    assert term.leave() == 0
+    rows = audit_rows(tmp_path)
+    assert ("delete_list", "ok", "DELETE", 204) in rows and ("delete_campaign", "denied", None, None) in rows

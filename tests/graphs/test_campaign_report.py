@@ -180,8 +180,10 @@ def test_a_second_run_for_the_same_date_uses_the_cache(sb: Sandbox, home: Path) 
     second = run(sb, {"date": YESTERDAY_NY}).state
     assert reporting_calls(sb) - before == 0
     assert second["reporting_calls"] == 0 and second["cache_hit"] is True
-    assert any("cache" in note for note in second["notes"])
-    assert "figures came from the cache" in Path(second["files"]["markdown"]).read_text(encoding="utf-8")
+    assert not any("cache" in note for note in second["notes"]), "where figures came from is not for the model"
+    assert second["reports"]["Placed Order"]["source"] == "cache"
+    markdown = Path(second["files"]["markdown"]).read_text(encoding="utf-8")
+    assert "figures came from the cache" in markdown and "Used the cache for 'Placed Order'" in markdown
     assert second["campaigns"] == first["campaigns"]
     assert cache_path(home).is_file()
 

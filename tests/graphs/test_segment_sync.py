@@ -55,8 +55,9 @@ class World:
         list_id: str = self.client.call("create_list", name=name).data["id"]
         batch = list(emails)
         for start in range(0, len(batch), 1000):
-            self.client.call("bulk_import_profiles", profiles=[{"email": e} for e in batch[start:start + 1000]],
-                             list_ids=[list_id])
+            self.client.call(
+                "bulk_import_profiles", profiles=[{"email": e} for e in batch[start : start + 1000]], list_ids=[list_id]
+            )
         self.settle()
         return list_id
 
@@ -78,8 +79,9 @@ class World:
         return {p["email"] for p in self.client.iterate("get_profiles_for_list", id=list_id, page_size=100)}
 
     def consent(self, email: str) -> dict[str, Any]:
-        page = self.client.call("get_profiles", filter=f'equals(email,"{email}")',
-                                additional_fields_profile=["subscriptions"])
+        page = self.client.call(
+            "get_profiles", filter=f'equals(email,"{email}")', additional_fields_profile=["subscriptions"]
+        )
         marketing: dict[str, Any] = page.data[0]["attributes"]["subscriptions"]["email"]["marketing"]
         return marketing
 
@@ -87,14 +89,14 @@ class World:
         """Bodies of the syncer's successful calls to ``operation``."""
         return [c.body for c in self.calls if c.operation_id == operation and c.error is None]
 
-    def context(self, thread: str, *, approvals: bool = False, dry_run: bool | None = None,
-                **settings: Any) -> PersonaContext:
+    def context(
+        self, thread: str, *, approvals: bool = False, dry_run: bool | None = None, **settings: Any
+    ) -> PersonaContext:
         """The shipped persona; ``approvals`` keeps its policy (removals stop), else every write is relaxed."""
         spec = load_persona("segment-syncer")
         policy = spec.approval if approvals else ApprovalPolicy(relax=list(WRITES))
         spec = spec.model_copy(update={"approval": policy, "settings": {**spec.settings, **settings}})
-        return build_context(spec, client=self.client, audit=False, thread_id=thread, clock=self.clock,
-                             dry_run=dry_run)
+        return build_context(spec, client=self.client, audit=False, thread_id=thread, clock=self.clock, dry_run=dry_run)
 
 
 @pytest.fixture
@@ -137,7 +139,7 @@ def test_persona_loads_with_removals_needing_approval_and_batch_size_capped() ->
     assert sorted(spec.approval.relax) == ["bulk_import_profiles", "bulk_subscribe_profiles"], "named, nothing else"
     assert graph_spec("segment_sync").settings is Settings
     settings = Settings.model_validate(spec.settings)
-    assert settings.batch_size == 1000 and settings.subscribe_with_consent and settings.remove_missing
+    assert settings.batch_size == 1000 and settings.subscribe_with_consent and settings.mode == "add-only"
     with pytest.raises(ValidationError, match="at most 1000 profiles"):
         Settings(batch_size=1001)
 
@@ -145,29 +147,41 @@ def test_persona_loads_with_removals_needing_approval_and_batch_size_capped() ->
 def test_bad_input_names_the_field_and_the_fix(tmp_path: Path) -> None:
     csv_path = write_csv(tmp_path / "ok.csv", [{"email": "a@example.com"}], ["email"])
     cases = [
-        ({"source": {"kind": "csv", "path": str(tmp_path / "missing.csv")}, "target_list_id": "L"},
-         "source.path: no file at"),
-        ({"source": {"kind": "xlsx", "path": str(csv_path)}, "target_list_id": "L"}, "source.kind"),
-        ({"source": {"kind": "csv", "path": str(csv_path)}}, "target_list_id: give the id"),
-        ({"source": {"kind": "list", "id": "L"}, "target_list_id": "L"}, "source.id: is the target list"),
-        ({"source": {"kind": "csv", "path": str(csv_path)}, "target_list_id": "L", "dryrun": True}, "dryrun"),
+        (
+            {"source": {"kind": "csv", "path": str(tmp_path / "missing.csv")}, "mode": "mirror", "target_list_id": "L"},
+            "source.path: no file at",
+        ),
+        ({"source": {"kind": "xlsx", "path": str(csv_path)}, "mode": "mirror", "target_list_id": "L"}, "source.kind"),
+        ({"source": {"kind": "csv", "path": str(csv_path)}}, "target: give the name or id"),
+        (
+            {"source": {"kind": "list", "id": "L"}, "mode": "mirror", "target_list_id": "L"},
+            "source: is the target list",
+        ),
+        (
+            {"source": {"kind": "csv", "path": str(csv_path)}, "mode": "mirror", "target_list_id": "L", "dryrun": True},
+            "dryrun",
+        ),
     ]
     for payload, message in cases:
         with pytest.raises(SyncInputError, match=message):
             parse_input(payload)
-    request = parse_input({"source": {"path": str(csv_path)}, "target_list_id": " L "})
+    request = parse_input({"source": {"path": str(csv_path)}, "mode": "mirror", "target_list_id": " L "})
     assert request.source.kind == "csv" and request.target_list_id == "L" and not request.dry_run
 
 
 def test_file_readers_stream_and_report_each_bad_row(tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "rows.csv", [
-        {"E-mail Address": "Ann@Example.com", "Phone": "", "consent": "Yes"},
-        {"E-mail Address": "not-an-email", "Phone": "", "consent": "yes"},
-        {"E-mail Address": "", "Phone": "+1 (500) 555-0006", "consent": "no"},
-        {"E-mail Address": "", "Phone": "555-0006", "consent": ""},
-        {"E-mail Address": "", "Phone": "", "consent": "yes"},
-    ], ["E-mail Address", "Phone", "consent"])
-    request = parse_input({"source": {"kind": "csv", "path": str(path)}, "target_list_id": "L"})
+    path = write_csv(
+        tmp_path / "rows.csv",
+        [
+            {"E-mail Address": "Ann@Example.com", "Phone": "", "consent": "Yes"},
+            {"E-mail Address": "not-an-email", "Phone": "", "consent": "yes"},
+            {"E-mail Address": "", "Phone": "+1 (500) 555-0006", "consent": "no"},
+            {"E-mail Address": "", "Phone": "555-0006", "consent": ""},
+            {"E-mail Address": "", "Phone": "", "consent": "yes"},
+        ],
+        ["E-mail Address", "Phone", "consent"],
+    )
+    request = parse_input({"source": {"kind": "csv", "path": str(path)}, "mode": "mirror", "target_list_id": "L"})
     rows = read_file(request.source, "consent", {"yes"})
     assert inspect.isgenerator(rows)  # streamed: nothing is read before it is asked for
     got = list(rows)
@@ -179,8 +193,15 @@ def test_file_readers_stream_and_report_each_bad_row(tmp_path: Path) -> None:
 
     jsonl = tmp_path / "rows.jsonl"
     jsonl.write_text('{"email": "b@example.com", "consent": true}\n{oops\n[1, 2]\n\n{"Email": "c@example.com"}\n')
-    rows = list(read_file(parse_input({"source": {"kind": "jsonl", "path": str(jsonl)},
-                                       "target_list_id": "L"}).source, "consent", {"true"}))
+    rows = list(
+        read_file(
+            parse_input(
+                {"source": {"kind": "jsonl", "path": str(jsonl)}, "mode": "mirror", "target_list_id": "L"}
+            ).source,
+            "consent",
+            {"true"},
+        )
+    )
     assert [getattr(r, "email", None) for r in rows] == ["b@example.com", None, None, "c@example.com"]
     assert rows[0].consent is True and "not valid JSON" in rows[1].problem  # type: ignore[union-attr]
 
@@ -190,29 +211,37 @@ def test_a_file_without_an_email_column_fails_before_any_call(world: World) -> N
     path = write_csv(world.home / "names.csv", [{"name": "Ann"}], ["name", "city"])
     world.reset_counts()
     with pytest.raises(SyncInputError, match=r"no email column \(its columns: name, city\)"):
-        run(world.context("no-email"), {"source": {"kind": "csv", "path": str(path)}, "target_list_id": list_id})
+        run(
+            world.context("no-email"),
+            {"source": {"kind": "csv", "path": str(path)}, "mode": "mirror", "target_list_id": list_id},
+        )
     assert sum(world.sb.call_counts.values()) == 0
 
 
 def test_an_unknown_target_list_is_a_clear_error(world: World) -> None:
     path = write_csv(world.home / "a.csv", [{"email": "a@example.com"}], ["email"])
-    with pytest.raises(SyncInputError, match="target_list_id: no Klaviyo list has the id 'nope'"):
-        run(world.context("unknown"), {"source": {"kind": "csv", "path": str(path)}, "target_list_id": "nope"})
+    with pytest.raises(SyncInputError, match="target: no list is named 'nope'; lists: none"):
+        run(world.context("unknown"), {"source": {"kind": "csv", "path": str(path)}, "target": "nope"})
+    with pytest.raises(SyncInputError, match="target_list_id: no Klaviyo list has the id 'Nope12'"):
+        run(world.context("unknown-id"), {"source": {"kind": "csv", "path": str(path)}, "target_list_id": "Nope12"})
 
 
 # -- the diff, consent and the call budget --------------------------------------------------------------
 def test_adds_and_removes_exactly_the_difference_in_the_fewest_calls(world: World) -> None:
     kept, dropped, new = emails("kept", 1800), emails("gone", 1200), emails("new", 2500)
     list_id = world.new_list("Target", kept + dropped)
-    path = write_csv(world.home / "src.csv", ({"email": e, "first_name": "Pat"} for e in kept + new),
-                     ["email", "first_name"])
+    path = write_csv(
+        world.home / "src.csv", ({"email": e, "first_name": "Pat"} for e in kept + new), ["email", "first_name"]
+    )
     world.reset_counts()
-    state = run(world.context("diff"), {"source": {"kind": "csv", "path": str(path)}, "target_list_id": list_id})
+    state = run(
+        world.context("diff"),
+        {"source": {"kind": "csv", "path": str(path)}, "mode": "mirror", "target_list_id": list_id},
+    )
     result = state.values["result"]
     counts = world.sb.call_counts
     assert result["status"] == "done"
-    assert result["adds"] == {"planned": 2500, "applied": 2500, "rejected": 0, "failed": 0, "not_sent": 0,
-                              "batches": 3}
+    assert result["adds"] == {"planned": 2500, "applied": 2500, "rejected": 0, "failed": 0, "not_sent": 0, "batches": 3}
     assert result["removes"]["applied"] == 1200 and result["unchanged"] == 1800
     assert counts["bulk_import_profiles"] == 3  # 2,500 adds: exactly 3 batches
     assert counts["remove_profiles_from_list"] == 2
@@ -234,24 +263,30 @@ def test_only_consenting_rows_are_subscribed_and_suppressed_ones_never(world: Wo
     world.suppress("member-sup@example.com", "outside-sup@example.com")
     world.subscribe("member-sub@example.com")
     rows = [
-        {"email": "member-sup@example.com", "consent": "yes"},   # suppressed member: reported, never subscribed
-        {"email": "member-sub@example.com", "consent": "yes"},   # already subscribed: nothing to do
-        {"email": "member@example.com", "consent": "TRUE"},      # member with consent: subscribed
-        {"email": "outside-sup@example.com", "consent": "1"},    # suppressed, not in the list: added, not subscribed
-        {"email": "yes@example.com", "consent": "subscribed"},   # new with consent: added and subscribed
-        {"email": "no@example.com", "consent": "no"},            # new without consent: added only
+        {"email": "member-sup@example.com", "consent": "yes"},  # suppressed member: reported, never subscribed
+        {"email": "member-sub@example.com", "consent": "yes"},  # already subscribed: nothing to do
+        {"email": "member@example.com", "consent": "TRUE"},  # member with consent: subscribed
+        {"email": "outside-sup@example.com", "consent": "1"},  # suppressed, not in the list: added, not subscribed
+        {"email": "yes@example.com", "consent": "subscribed"},  # new with consent: added and subscribed
+        {"email": "no@example.com", "consent": "no"},  # new without consent: added only
         {"email": "blank@example.com", "consent": ""},
-        {"phone_number": "+15005550006", "consent": "yes"},      # consent but no email: added, not subscribed
+        {"phone_number": "+15005550006", "consent": "yes"},  # consent but no email: added, not subscribed
     ]
     path = write_csv(world.home / "consent.csv", rows, ["email", "phone_number", "consent"])
     world.reset_counts()
-    result = run(world.context("consent"), {"source": {"kind": "csv", "path": str(path)},
-                                            "target_list_id": list_id}).values["result"]
-    subscribed = [p["attributes"]["email"] for body in world.sent("bulk_subscribe_profiles")
-                  for p in body["data"]["attributes"]["profiles"]["data"]]
+    result = run(
+        world.context("consent"),
+        {"source": {"kind": "csv", "path": str(path)}, "mode": "mirror", "target_list_id": list_id},
+    ).values["result"]
+    subscribed = [
+        p["attributes"]["email"]
+        for body in world.sent("bulk_subscribe_profiles")
+        for p in body["data"]["attributes"]["profiles"]["data"]
+    ]
     assert sorted(subscribed) == ["member@example.com", "yes@example.com"]
-    assert all(body["data"]["relationships"]["list"]["data"]["id"] == list_id
-               for body in world.sent("bulk_subscribe_profiles"))
+    assert all(
+        body["data"]["relationships"]["list"]["data"]["id"] == list_id for body in world.sent("bulk_subscribe_profiles")
+    )
     assert result["suppressed"]["count"] == 2 and result["already_subscribed"] == 1
     assert result["consent_without_email"] == 1 and result["subscribes"]["applied"] == 2
     assert "outside-sup@example.com (USER_SUPPRESSED)" in result["suppressed"]["sample"]
@@ -268,17 +303,23 @@ def test_only_consenting_rows_are_subscribed_and_suppressed_ones_never(world: Wo
 
 def test_invalid_rows_are_reported_counted_and_never_sent(world: World) -> None:
     list_id = world.new_list("Target", ["a@example.com"])
-    path = write_csv(world.home / "mixed.csv", [
-        {"email": "a@example.com"},
-        {"email": "b@example"},
-        {"email": "c@example.com", "phone_number": "12345"},
-        {"first_name": "Ann"},
-        {},  # a blank line is not a row
-        {"email": "A@example.com"},  # the same person again
-        {"email": "d@example.com"},
-    ], ["email", "phone_number", "first_name"])
-    result = run(world.context("invalid"), {"source": {"kind": "csv", "path": str(path)},
-                                            "target_list_id": list_id}).values["result"]
+    path = write_csv(
+        world.home / "mixed.csv",
+        [
+            {"email": "a@example.com"},
+            {"email": "b@example"},
+            {"email": "c@example.com", "phone_number": "12345"},
+            {"first_name": "Ann"},
+            {},  # a blank line is not a row
+            {"email": "A@example.com"},  # the same person again
+            {"email": "d@example.com"},
+        ],
+        ["email", "phone_number", "first_name"],
+    )
+    result = run(
+        world.context("invalid"),
+        {"source": {"kind": "csv", "path": str(path)}, "mode": "mirror", "target_list_id": list_id},
+    ).values["result"]
     counts = (result["source_rows"], result["valid_rows"], result["invalid_rows"], result["duplicate_rows"])
     assert counts == (6, 3, 3, 1)
     bad = [(r["row"], r["field"]) for r in result["invalid"]["rows"]]
@@ -293,7 +334,10 @@ def test_a_file_with_only_invalid_rows_never_empties_the_list(world: World) -> N
     list_id = world.new_list("Target", emails("m", 3))
     path = write_csv(world.home / "broken.csv", [{"email": "oops"}, {"email": "nope"}], ["email"])
     with pytest.raises(SyncInputError, match="would remove all 3 members"):
-        run(world.context("broken"), {"source": {"kind": "csv", "path": str(path)}, "target_list_id": list_id})
+        run(
+            world.context("broken"),
+            {"source": {"kind": "csv", "path": str(path)}, "mode": "mirror", "target_list_id": list_id},
+        )
     assert world.members(list_id) == set(emails("m", 3))
 
 
@@ -301,11 +345,18 @@ def test_rows_klaviyo_refuses_in_the_import_job_are_reported(world: World) -> No
     list_id = world.new_list("Target")
     world.client.call("create_profile", email="owner@example.com")
     world.client.call("create_profile", phone_number="+15005550006")
-    path = write_csv(world.home / "conflict.csv", [{"email": "owner@example.com", "phone_number": "+15005550006"},
-                                                   {"email": "fine@example.com", "phone_number": ""}],
-                     ["email", "phone_number"])
-    result = run(world.context("conflict"), {"source": {"kind": "csv", "path": str(path)},
-                                             "target_list_id": list_id}).values["result"]
+    path = write_csv(
+        world.home / "conflict.csv",
+        [
+            {"email": "owner@example.com", "phone_number": "+15005550006"},
+            {"email": "fine@example.com", "phone_number": ""},
+        ],
+        ["email", "phone_number"],
+    )
+    result = run(
+        world.context("conflict"),
+        {"source": {"kind": "csv", "path": str(path)}, "mode": "mirror", "target_list_id": list_id},
+    ).values["result"]
     assert result["status"] == "partial"
     assert result["jobs"]["failed_rows"] == 1 and result["jobs"]["completed_rows"] == 1
     assert result["jobs"]["errors"][0]["profile"] == "owner@example.com"
@@ -323,8 +374,9 @@ def test_list_to_list_adds_known_ids_directly(world: World) -> None:
     source = world.new_list("Source", emails("s", 5) + emails("both", 3))
     target = world.new_list("Target", emails("both", 3) + emails("t", 2))
     world.reset_counts()
-    result = run(world.context("l2l"), {"source": {"kind": "list", "id": source},
-                                        "target_list_id": target}).values["result"]
+    result = run(
+        world.context("l2l"), {"source": {"kind": "list", "id": source}, "mode": "mirror", "target_list_id": target}
+    ).values["result"]
     counts = world.sb.call_counts
     assert counts["add_profiles_to_list"] == 1 and counts["bulk_import_profiles"] == 0
     assert counts["bulk_subscribe_profiles"] == 0 and counts["get_profiles_for_list"] == 2
@@ -334,15 +386,34 @@ def test_list_to_list_adds_known_ids_directly(world: World) -> None:
 
 def test_an_unknown_source_list_names_the_field(world: World) -> None:
     target = world.new_list("Target")
-    with pytest.raises(SyncInputError, match=r"source\.id: no Klaviyo list has the id 'missing'"):
+    with pytest.raises(SyncInputError, match=r"source: no list is named 'missing'; lists: Target"):
         run(world.context("nosrc"), {"source": {"kind": "list", "id": "missing"}, "target_list_id": target})
+    with pytest.raises(SyncInputError, match=r"source\.id: no Klaviyo list has the id 'Miss12'"):
+        run(world.context("nosrc-id"), {"source": {"kind": "list", "id": "Miss12"}, "target_list_id": target})
+
+
+def test_add_only_is_the_default_and_lists_are_named_or_given_by_id(world: World) -> None:
+    target = world.new_list("VIP Customers", emails("keep", 2) + emails("gone", 2))
+    path = write_csv(world.home / "vip.csv", ({"email": e} for e in emails("keep", 2) + emails("new", 3)), ["email"])
+    result = run(
+        world.context("addonly"), {"source": {"kind": "csv", "path": str(path)}, "target": "VIP Customers"}
+    ).values["result"]
+    assert result["adds"]["applied"] == 3 and result["removes"]["planned"] == 0
+    assert world.members(target) == set(emails("keep", 2) + emails("gone", 2) + emails("new", 3)), "nobody left"
+    mirrored = run(
+        world.context("mirror"), {"source": {"kind": "csv", "path": str(path)}, "target": target, "mode": "mirror"}
+    ).values["result"]
+    assert mirrored["removes"]["applied"] == 2 and world.members(target) == set(emails("keep", 2) + emails("new", 3))
+    with pytest.raises(SyncInputError, match="mode: 'sync'; use add-only"):
+        run(world.context("badmode"), {"source": {"kind": "csv", "path": str(path)}, "target": target, "mode": "sync"})
 
 
 # -- dry runs ---------------------------------------------------------------------------------------------
 def _dry_world(world: World) -> tuple[str, Path]:
     list_id = world.new_list("Target", emails("old", 3) + emails("keep", 2))
-    rows = [{"email": e, "consent": "yes" if e == "new0@example.com" else ""}
-            for e in emails("keep", 2) + emails("new", 4)]
+    rows = [
+        {"email": e, "consent": "yes" if e == "new0@example.com" else ""} for e in emails("keep", 2) + emails("new", 4)
+    ]
     path = write_csv(world.home / "dry.csv", rows, ["email", "consent"])
     world.reset_counts()
     return list_id, path
@@ -351,11 +422,17 @@ def _dry_world(world: World) -> tuple[str, Path]:
 @pytest.mark.parametrize("how", ["input", "persona", "guard"])
 def test_a_dry_run_shows_the_plan_and_sends_nothing(world: World, how: str) -> None:
     list_id, path = _dry_world(world)
-    payload = {"source": {"kind": "csv", "path": str(path)}, "target_list_id": list_id, "dry_run": how == "input"}
+    payload = {
+        "source": {"kind": "csv", "path": str(path)},
+        "mode": "mirror",
+        "target_list_id": list_id,
+        "dry_run": how == "input",
+    }
     if how == "persona":
         spec = load_persona("segment-syncer")
-        spec = spec.model_copy(update={"approval": ApprovalPolicy(
-            relax=["bulk_subscribe_profiles", "bulk_import_profiles"], dry_run=True)})
+        spec = spec.model_copy(
+            update={"approval": ApprovalPolicy(relax=["bulk_subscribe_profiles", "bulk_import_profiles"], dry_run=True)}
+        )
         ctx = build_context(spec, client=world.client, audit=False, thread_id="dry", clock=world.clock)
     else:
         ctx = world.context("dry", approvals=True, dry_run=True if how == "guard" else None)
@@ -379,7 +456,9 @@ def test_each_removal_batch_waits_for_approval_approve_runs_reject_skips(world: 
     world.reset_counts()
     ctx = world.context("approve", approvals=True, batch_size=2)
     saver = InMemorySaver()
-    state = run(ctx, {"source": {"kind": "csv", "path": str(path)}, "target_list_id": list_id}, saver=saver)
+    state = run(
+        ctx, {"source": {"kind": "csv", "path": str(path)}, "mode": "mirror", "target_list_id": list_id}, saver=saver
+    )
     asked = interrupts(state)
     assert len(asked) == 1 and asked[0]["tool"] == "remove_profiles_from_list"
     assert len(asked[0]["args"]["profile_ids"]) == 2
@@ -418,7 +497,11 @@ def test_a_failed_batch_resumes_without_repeating_finished_ones(world: World) ->
     saver = InMemorySaver()
     ctx = world.context("fail", approvals=False)
     with pytest.raises(ServerError):
-        run(ctx, {"source": {"kind": "csv", "path": str(path)}, "target_list_id": list_id}, saver=saver)
+        run(
+            ctx,
+            {"source": {"kind": "csv", "path": str(path)}, "mode": "mirror", "target_list_id": list_id},
+            saver=saver,
+        )
     assert _imports_ok(world) == 1
     world.client.hooks.remove(break_after_first_import)
     world.sb.faults = Faults()
@@ -435,8 +518,12 @@ def test_a_killed_run_resumes_from_its_checkpoint(world: World) -> None:
     config = {"configurable": {"thread_id": "kill"}, "recursion_limit": 500}
     first = sqlite3.connect(str(checkpoints), check_same_thread=False)
     stream: Iterator[Any] = build_graph(SqliteSaver(first)).stream(
-        {"input": {"source": {"kind": "csv", "path": str(path)}, "target_list_id": list_id}}, config,
-        context=ctx, stream_mode="updates", durability="sync")
+        {"input": {"source": {"kind": "csv", "path": str(path)}, "mode": "mirror", "target_list_id": list_id}},
+        config,
+        context=ctx,
+        stream_mode="updates",
+        durability="sync",
+    )
     for update in stream:
         if "apply" in update:
             break  # the process dies here, after the first batch
@@ -459,15 +546,20 @@ def test_a_batch_sent_before_the_checkpoint_is_not_sent_again(world: World) -> N
     saver = InMemorySaver()
     graph = build_graph(saver)
     config = {"configurable": {"thread_id": "crash"}, "recursion_limit": 500}
-    graph.invoke({"input": {"source": {"kind": "csv", "path": str(path)}, "target_list_id": list_id}}, config,
-                 context=ctx, interrupt_before=["apply"])
+    graph.invoke(
+        {"input": {"source": {"kind": "csv", "path": str(path)}, "mode": "mirror", "target_list_id": list_id}},
+        config,
+        context=ctx,
+        interrupt_before=["apply"],
+    )
     values = graph.get_state(config).values
     from graphs.segment_sync.plan import Plan
 
     with Plan.open(Path(values["plan_file"])) as plan:  # batch 1 went out, then the process died
         batch = plan.batch(1)
-        world.client.call("bulk_import_profiles",
-                          profiles=[{"email": i["email"]} for i in plan.items(batch)], list_ids=[list_id])
+        world.client.call(
+            "bulk_import_profiles", profiles=[{"email": i["email"]} for i in plan.items(batch)], list_ids=[list_id]
+        )
         plan.mark(1, "done")
     graph.invoke(None, config, context=ctx)
     assert _imports_ok(world) == 3
@@ -480,12 +572,25 @@ def test_progress_events_and_a_small_checkpoint(world: World) -> None:
     ctx = world.context("progress")
     graph = build_graph(InMemorySaver())
     config = {"configurable": {"thread_id": "progress"}}
-    events = [chunk for chunk in graph.stream({"input": {"source": {"kind": "csv", "path": str(path)},
-                                                         "target_list_id": list_id}}, config, context=ctx,
-                                              stream_mode="custom")]
+    events = [
+        chunk
+        for chunk in graph.stream(
+            {"input": {"source": {"kind": "csv", "path": str(path)}, "mode": "mirror", "target_list_id": list_id}},
+            config,
+            context=ctx,
+            stream_mode="custom",
+        )
+    ]
     applied = [e for e in events if e["phase"] == "apply"]
-    assert applied[-1] == {"phase": "apply", "kind": "remove", "batch": 4, "done": 4, "total": 4, "unit": "batches",
-                           "profiles": 150}
+    assert applied[-1] == {
+        "phase": "apply",
+        "kind": "remove",
+        "batch": 4,
+        "done": 4,
+        "total": 4,
+        "unit": "batches",
+        "profiles": 150,
+    }
     assert {e["phase"] for e in events} >= {"read_target", "read_source", "plan", "apply", "verify"}
     assert len(json.dumps(graph.get_state(config).values, default=str)) < 10_000  # rows live in the plan file
 
@@ -496,8 +601,12 @@ def test_run_persona_takes_a_step_per_batch_beyond_the_default_recursion_limit(w
     list_id = world.new_list("Target")
     path = write_csv(world.home / "many.csv", ({"email": e} for e in emails("b", 210)), ["email"])
     ctx = world.context("steps", batch_size=1)
-    result = run_persona(ctx.spec, {"input": {"source": {"kind": "csv", "path": str(path)},
-                                              "target_list_id": list_id}}, context=ctx, saver=InMemorySaver())
+    result = run_persona(
+        ctx.spec,
+        {"input": {"source": {"kind": "csv", "path": str(path)}, "mode": "mirror", "target_list_id": list_id}},
+        context=ctx,
+        saver=InMemorySaver(),
+    )
     assert not result.paused and result.state["result"]["adds"]["applied"] == 210
     assert world.sb.call_counts["bulk_import_profiles"] == 210
 
@@ -508,8 +617,12 @@ def test_a_second_sync_on_the_same_thread_is_a_new_run_not_a_replay(world: World
     second = write_csv(world.home / "two.csv", [{"email": "two@example.com"}], ["email"])
     ctx = world.context("again")
     saver = InMemorySaver()
-    one = run(ctx, {"source": {"kind": "csv", "path": str(first)}, "target_list_id": list_id}, saver=saver)
-    two = run(ctx, {"source": {"kind": "csv", "path": str(second)}, "target_list_id": list_id}, saver=saver)
+    one = run(
+        ctx, {"source": {"kind": "csv", "path": str(first)}, "mode": "mirror", "target_list_id": list_id}, saver=saver
+    )
+    two = run(
+        ctx, {"source": {"kind": "csv", "path": str(second)}, "mode": "mirror", "target_list_id": list_id}, saver=saver
+    )
     assert one.values["run_id"] != two.values["run_id"]
     assert two.values["result"]["adds"]["applied"] == 1 and two.values["result"]["removes"]["applied"] == 1
     assert world.members(list_id) == {"two@example.com"}
@@ -521,7 +634,12 @@ def test_the_model_may_write_the_summary_and_the_template_stands_in_when_it_fail
 
     list_id = world.new_list("Target")
     path = write_csv(world.home / "s.csv", [{"email": "a@example.com"}], ["email"])
-    payload = {"source": {"kind": "csv", "path": str(path)}, "target_list_id": list_id, "dry_run": True}
+    payload = {
+        "source": {"kind": "csv", "path": str(path)},
+        "mode": "mirror",
+        "target_list_id": list_id,
+        "dry_run": True,
+    }
     spec = load_persona("segment-syncer")
     spec = spec.model_copy(update={"settings": {**spec.settings, "summarize_with_model": True}})
     model = GenericFakeChatModel(messages=iter([AIMessage("One person would join the list; nothing was sent.")]))

@@ -1,0 +1,120 @@
+"""The daily report's chart: the day's story at a glance.
+
+One row per campaign (the largest sends first) and one panel per rate a marketer judges a send by:
+open, click, bounce and unsubscribe rate. Every bar is labelled with its rate and the count behind
+it; a rate over (or, for opens, under) the persona's threshold is red and marked, with the
+threshold drawn as a dashed line; a campaign with nothing delivered shows "no deliveries" rather
+than a 0% rate. Names wrap at spaces, never cut mid-word. The same figures are in the table and the
+CSV (they come from the same rows).
+"""
+
+from __future__ import annotations
+
+import statistics
+import textwrap
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .figures import fmt_count, fmt_money, fmt_rate
+from .settings import Thresholds
+
+__all__ = ["PANELS", "write_chart"]
+
+Row = Mapping[str, Any]
+
+#: (rate, title, count behind it, anomaly kind that marks it)
+PANELS = (
+    ("open_rate", "Open rate", "opens_unique", "low_open_rate"),
+    ("click_rate", "Click rate", "clicks_unique", None),
+    ("bounce_rate", "Bounce rate", "bounced", "high_bounce_rate"),
+    ("unsubscribe_rate", "Unsubscribe rate", "unsubscribe_uniques", "high_unsubscribe_rate"),
+)
+BLUE, RED, GREY = "#2f5d8a", "#c0392b", "#8a8a8a"
+
+
+def _label(row: Row, currency: str | None) -> str:
+    name = textwrap.fill(str(row.get("name") or row.get("campaign_id")), width=26, break_long_words=False,
+                         max_lines=3, placeholder=" …")
+    facts = f"{fmt_count(row.get('recipients'))} sent"
+    if row.get("revenue"):
+        facts += f" · {fmt_money(row.get('revenue'), currency)}"
+    return f"{name}\n{facts}"
+
+
+def _threshold(rate: str, rows: Sequence[Row], thresholds: Thresholds) -> float | None:
+    if rate == "bounce_rate":
+        return thresholds.max_bounce_rate
+    if rate == "unsubscribe_rate":
+        return thresholds.max_unsubscribe_rate
+    if rate == "open_rate":
+        rates = [r["open_rate"] for r in rows if r.get("delivered") and r.get("open_rate") is not None]
+        if len(rates) >= thresholds.min_campaigns_for_median:
+            return thresholds.low_open_ratio * statistics.median(rates)
+    return None
+
+
+def write_chart(path: Path, state: Mapping[str, Any], thresholds: Thresholds, limit: int = 15) -> None:
+    """Draw the chart for ``state`` (rows, totals, anomalies) into ``path`` (PNG)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    rows: list[Row] = list(state.get("campaigns") or [])
+    date, currency = state.get("date"), state.get("currency")
+    shown = sorted(rows, key=lambda r: -(r.get("recipients") or 0))[:limit]
+    flagged = {(a["campaign_id"], a["kind"]) for a in state.get("anomalies") or []}
+    height = max(3.2, 0.75 * len(shown) + 2.0)
+    fig = Figure(figsize=(12, height), dpi=110)
+    FigureCanvasAgg(fig)
+    if not shown:
+        ax = fig.add_subplot(1, 1, 1)
+        ax.text(0.5, 0.5, state.get("empty_text") or f"No email campaign had activity on {date}.",
+                ha="center", va="center", fontsize=12, wrap=True)
+        ax.set_axis_off()
+        fig.suptitle(f"Email campaigns — {date}", fontsize=13)
+        fig.savefig(str(path), format="png")
+        return
+    axes = fig.subplots(1, len(PANELS), sharey=True)
+    ys = list(range(len(shown)))[::-1]  # the largest send at the top
+    for ax, (rate, title, count, kind) in zip(axes, PANELS, strict=True):
+        values = [r.get(rate) for r in shown]
+        top = max([v for v in values if v is not None] + [_threshold(rate, rows, thresholds) or 0, 0.01])
+        line = _threshold(rate, rows, thresholds)
+        for y, row, value in zip(ys, shown, values, strict=True):
+            if not row.get("delivered") or value is None:
+                ax.text(0, y, " no deliveries" if not row.get("delivered") else " n/a", va="center", fontsize=8,
+                        color=GREY)
+                continue
+            bad = kind is not None and (row["campaign_id"], kind) in flagged
+            ax.barh(y, value, height=0.6, color=RED if bad else BLUE)
+            text = f" {fmt_rate(value)} ({fmt_count(row.get(count))})" + ("  ⚠" if bad else "")
+            ax.text(value, y, text, va="center", fontsize=8, color=RED if bad else "#222222",
+                    fontweight="bold" if bad else "normal")
+        if line is not None:
+            ax.axvline(line, color=RED, linestyle="--", linewidth=1)
+            where = "floor" if rate == "open_rate" else "limit"
+            ax.text(line, len(shown) - 0.45, f"{where} {fmt_rate(line)}", color=RED, fontsize=7, ha="left",
+                    va="bottom")
+        ax.set_xlim(0, top * 1.75)
+        ax.set_title(title, fontsize=10)
+        digits = 1 if top * 1.75 < 0.1 else 0  # small rates get a decimal, so ticks never repeat
+        ax.xaxis.set_major_formatter(lambda x, _pos, d=digits: f"{x * 100:.{d}f}%")
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.25)
+        ax.set_ylim(-0.6, len(shown) - 0.2)
+    axes[0].set_yticks(ys)
+    axes[0].set_yticklabels([_label(r, currency) for r in shown], fontsize=8)
+    totals = state.get("totals") or {}
+    more = f"; the {len(shown)} largest of {len(rows)} campaigns shown" if len(rows) > len(shown) else ""
+    story = (f"{fmt_count(totals.get('recipients'))} recipients · open {fmt_rate(totals.get('open_rate'))} · "
+             f"click {fmt_rate(totals.get('click_rate'))} · {fmt_count(totals.get('conversions'))} conversions "
+             f"worth {fmt_money(totals.get('revenue'), currency)}")
+    found = len(state.get("anomalies") or [])
+    marks = f" · {found} anomal{'y' if found == 1 else 'ies'} in red ⚠" if found else " · no anomalies"
+    fig.suptitle(f"Email campaigns — {date} ({state.get('timezone') or 'UTC'}){more}", fontsize=13, x=0.01,
+                 y=1 - 0.08 / height, ha="left", va="top")
+    fig.text(0.01, 1 - 0.42 / height, story + marks, fontsize=9, ha="left", va="top", color="#444444")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / height))
+    fig.savefig(str(path), format="png")

@@ -1,0 +1,60 @@
+"""How a pending approval is shown to a person: the exact request in full, or, when long, counts
+and a sample with the whole request in an owner-only file (never a silent cut). The REPL and
+``personas run`` show approvals the same way."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SHOW_LIMIT", "approval_lines", "describe_approval"]
+
+
+#: A request whose JSON is longer than this is summarised on screen, in full in a file.
+SHOW_LIMIT = 1500
+
+
+def approval_lines(item: dict[str, Any], folder: Path) -> list[str]:
+    """The request as a person reads it: method and path, then the params and body in full, or,
+    when long, counts and a sample, with the whole request written to a file (never a silent cut)."""
+    request = item.get("request") or {}
+    lines = [f"{request.get('method')} {request.get('path')}"]
+    details = item.get("details")
+    if isinstance(details, dict):
+        lines += [f"{k}: {v}" for k, v in details.items()]
+    whole = json.dumps({k: v for k, v in request.items() if k in ("params", "body")}, ensure_ascii=False)
+    if len(whole) <= SHOW_LIMIT:
+        if request.get("params"):
+            lines.append("params: " + json.dumps(request["params"], ensure_ascii=False))
+        if request.get("body") is not None:
+            lines.append("body: " + json.dumps(request["body"], ensure_ascii=False))
+        return lines
+    lines.append(f"the request is {len(whole):,} characters; in short:")
+    for key, value in (item.get("args") or {}).items():
+        if isinstance(value, list):
+            sample = ", ".join(json.dumps(v, ensure_ascii=False)[:60] for v in value[:3])
+            lines.append(f"  {key}: {len(value):,} items, e.g. {sample}")
+        else:
+            text = json.dumps(value, ensure_ascii=False)
+            lines.append(f"  {key}: {text if len(text) <= 200 else text[:200] + f'… ({len(text):,} characters)'}")
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    name = str(item.get("fingerprint") or "request").replace(":", "-") + ".json"
+    path = folder / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(item, out, ensure_ascii=False, indent=1, default=str)
+    lines.append(f"the whole request: {path}")
+    return lines
+
+
+def describe_approval(item: dict[str, Any], folder: Path) -> str:
+    """One pending approval as text: what, why, the request (see :func:`approval_lines`), its fingerprint."""
+    lines = [f"{item.get('tool')} - {item.get('summary')}"]
+    if item.get("why"):
+        lines.append(f"  why: it {item['why']}")
+    lines += ["  " + line for line in approval_lines(item, folder)]
+    if item.get("fingerprint"):
+        lines.append(f"  request {item['fingerprint']}")
+    return "\n".join(lines)
