@@ -33,7 +33,7 @@ from graphs import GRAPHS, graph_spec
 from klaviyo_toolkit.catalog import load_catalog
 from klaviyo_toolkit.errors import ToolkitUsageError, UnknownOperationError
 from klaviyo_toolkit.tools import MAX_TOOLS_PER_REQUEST, KlaviyoToolkit
-from personas.kernel.context import prompts_dir, select_tools
+from personas.kernel.context import prompts_dir, select_operations
 from personas.kernel.spec import PersonaSpec
 
 __all__ = [
@@ -298,7 +298,7 @@ def _check_tools(spec: PersonaSpec, path: Path, root: yaml.Node | None) -> None:
                 f"tools.tags[{i}]",
                 f"unknown tag {tag!r}; known: {', '.join(sorted({op.tag for op in kit.catalog}))}",
             )
-    count = len(select_tools(kit, spec.tools))
+    count = len(select_operations(kit, spec.tools))
     if count > MAX_TOOLS_PER_REQUEST:
         raise PersonaConfigError(
             path,
@@ -342,7 +342,7 @@ def _check_graph_operations(spec: PersonaSpec, path: Path, root: yaml.Node | Non
             f"{', '.join(needed)}; add {'it' if len(needed) == 1 else 'them'} to scopes",
         )
     if spec.tools.include or spec.tools.tags:
-        bound = {t.operation.operation_id for t in select_tools(kit, spec.tools)}
+        bound = {op.operation_id for op in select_operations(kit, spec.tools)}
         absent = [name for name in graph.operations if kit.catalog.resolve(name) not in bound]
         if absent:
             raise PersonaConfigError(
