@@ -43,9 +43,6 @@ from .schedule import next_send_time
 from .scoring import score_lead
 from .settings import Settings
 
-#: The Klaviyo operations this graph's code calls (the persona's scopes and tools must cover them).
-OPERATIONS = ("get_profiles", "get_profile", "get_metrics", "get_events", "create_event", "update_profile")
-
 
 class LeadState(TypedDict, total=False):
     input: dict[str, Any]
