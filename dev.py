@@ -6,8 +6,9 @@
     python3 dev.py lint            ruff and mypy --strict on klaviyo_toolkit/
     python3 dev.py personas ...    any `personas` command
 
-The first run makes `.venv/` and installs the project with its dev extras; later runs reuse it
-(reinstalling when pyproject.toml changes).
+The first run makes `.venv/` and installs what the task needs: the demo only the project and its
+sandbox, the tests and lint also the dev tools. Later runs reuse it (installing again only when
+pyproject.toml changes or a task needs more).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -25,19 +27,54 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".installed-pyproject"
 
 
-def ensure_env() -> None:
+#: What each task installs: the demo needs the project and its sandbox; tests and lint the dev tools too.
+EXTRAS = {"demo": "sandbox", "personas": "sandbox"}
+
+
+def _installed() -> dict[str, str]:
+    """extra -> pyproject digest it was installed for."""
+    if not STAMP.exists():
+        return {}
+    lines = [line.split(" ", 1) for line in STAMP.read_text().splitlines() if " " in line]
+    return {k: v for k, v in lines}
+
+
+def _pip(args: list[str], what: str) -> None:
+    """Run pip, showing one line per package it fetches (not three minutes of silence)."""
+    started = time.monotonic()
+    cmd = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    seen = 0
+    tail: list[str] = []
+    for line in proc.stdout:
+        tail = [*tail[-30:], line]
+        if line.startswith(("Collecting ", "Downloading ")) and line.split()[1:2]:
+            seen += 1 if line.startswith("Collecting ") else 0
+            name = line.split()[1]
+            print(f"\r  {what}: {seen} packages so far ({time.monotonic() - started:.0f} s) {name[:40]:<40}",
+                  end="", flush=True)
+    if proc.wait() != 0:
+        print("\n" + "".join(tail), file=sys.stderr)
+        sys.exit(f"installing {what} failed (see above); run the same command again once the cause is fixed")
+    print(f"\r  {what}: done in {time.monotonic() - started:.0f} s{' ' * 50}", flush=True)
+
+
+def ensure_env(extra: str = "dev") -> None:
     if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs under any python3, before the venv exists
         sys.exit(f"Python 3.11+ is needed; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         print("creating .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if not STAMP.exists() or STAMP.read_text() != digest:
-        print("installing klaviyo-personas and its dependencies into .venv ...", flush=True)
-        pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-        subprocess.run([*pip, "--upgrade", "pip"], check=True)
-        subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
-        STAMP.write_text(digest)
+    installed = _installed()
+    if installed.get(extra) == digest or installed.get("dev") == digest:  # dev includes the sandbox extra
+        return
+    print(f"installing klaviyo-personas[{extra}] into .venv (once; later runs start at once) ...", flush=True)
+    if not installed:
+        _pip(["--upgrade", "pip"], "pip")
+    _pip(["-e", f"{ROOT}[{extra}]"], f"klaviyo-personas[{extra}]")
+    STAMP.write_text("".join(f"{k} {v}\n" for k, v in {**installed, extra: digest}.items()))
 
 
 def run(*cmd: str) -> int:
@@ -49,7 +86,7 @@ def main(argv: list[str]) -> int:
     if task in ("help", "-h", "--help"):
         print(__doc__)
         return 0
-    ensure_env()
+    ensure_env(EXTRAS.get(task, "dev"))
     py = str(BIN / "python")
     if task == "demo":
         return run(str(BIN / "personas"), "demo", *argv[1:])

@@ -3,7 +3,7 @@
 Every resource is stored the same way (type, id, attributes, relationships, private data), which
 lets one generic engine serve all 345 operations; domain handlers add meaning on top. With a
 ``path`` the state is loaded from and written through to a SQLite file (changed rows are flushed
-at the end of each request), so ``personas sandbox serve --state FILE`` survives a restart.
+at the end of each request), so ``personas sandbox serve --sandbox-state FILE`` survives a restart.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, TextIO, get_args
 
 from .audit_anchor import AuditAnchor, Head
 from .clock import Clock, SystemClock
@@ -464,13 +464,22 @@ class AuditLog:
         finally:
             db.close()
 
-    def export_jsonl(self, path: str | Path) -> int:
-        """Write every row, oldest first, as one JSON object per line; returns the number of rows."""
+    def export_jsonl(self, path: str | Path | TextIO) -> int:
+        """Write every row, oldest first, as one JSON object per line (to a file, created owner-only, or
+        an open text stream); returns the number of rows."""
+        if not isinstance(path, (str, Path)):
+            return self._write_jsonl(path)
+        target = Path(path)
+        if not target.exists():
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o600))
+        with target.open("w", encoding="utf-8") as out:
+            return self._write_jsonl(out)
+
+    def _write_jsonl(self, out: TextIO) -> int:
         count = 0
-        with Path(path).open("w", encoding="utf-8") as out:
-            for row in self._scan():
-                out.write(json.dumps(_entry(row).to_json(), ensure_ascii=False, default=str) + "\n")
-                count += 1
+        for row in self._scan():
+            out.write(json.dumps(_entry(row).to_json(), ensure_ascii=False, default=str) + "\n")
+            count += 1
         return count
 
     def head(self) -> str:

@@ -16,8 +16,11 @@ __all__ = ["hidden_characters", "describe_hidden"]
 def hidden_characters(text: str) -> list[str]:
     """Characters in ``text`` a reader cannot see: controls (Cc), formats such as zero-width and
     bidi marks (Cf), and separators other than the plain space (Zl, Zp, Zs)."""
-    return [c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") or
-            (unicodedata.category(c) == "Zs" and c != " ")]
+    return [
+        c
+        for c in text
+        if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") or (unicodedata.category(c) == "Zs" and c != " ")
+    ]
 
 
 def describe_hidden(text: str) -> str:

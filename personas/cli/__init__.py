@@ -19,7 +19,7 @@ from personas.kernel.config import Config
 from personas.kernel.privacy import register_secrets
 
 from . import audit, auth, chat, run, sandbox, tools
-from .common import set_config
+from .common import HELP, readable_metavars, set_config
 from .errors import error_line
 
 app = typer.Typer(
@@ -28,6 +28,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings=HELP,
 )
 app.add_typer(tools.app, name="tools")
 app.add_typer(sandbox.app, name="sandbox")
@@ -43,7 +45,9 @@ app.command("eval")(eval_cmd)
 @app.command("demo")
 def demo(
     seed: int = typer.Option(42, "--seed", help="Sandbox seed."),
-    state: str = typer.Option(None, "--state", help="Keep the sandbox's data in this SQLite file, to look at after."),
+    state: str = typer.Option(
+        None, "--sandbox-state", help="Keep the sandbox's data in this SQLite file, to look at after."
+    ),
 ) -> None:
     """The lead-magnet sequencer and campaign reporter end to end on the embedded sandbox."""
     from .common import config
@@ -52,8 +56,27 @@ def demo(
     raise SystemExit(run_demo(seed, state_file=state, config=config()))
 
 
+def _version(value: bool) -> None:
+    if value:
+        from klaviyo_toolkit import __version__
+
+        typer.echo(f"personas {__version__} (klaviyo-personas; Klaviyo API revision {_revision()})")
+        raise typer.Exit()
+
+
+def _revision() -> str:
+    from klaviyo_toolkit.catalog import load_catalog
+
+    return load_catalog().revision
+
+
 @app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """Resolve the environment once; every command reads this Config."""
     config = Config.from_env()
     set_config(config.replace(debug=True) if debug else config)
@@ -104,7 +127,9 @@ def main(argv: list[str] | None = None) -> Any:
         sys.stdout = _Redacted(sys.stdout)  # type: ignore[assignment]
         sys.stderr = _Redacted(sys.stderr)  # type: ignore[assignment]
     try:
-        return app(args=argv, standalone_mode=True)
+        command = typer.main.get_command(app)
+        readable_metavars(command)
+        return command.main(args=argv, standalone_mode=True, prog_name="personas")
     except SystemExit:
         raise
     except KeyboardInterrupt:

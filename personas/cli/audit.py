@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 
 import typer
 
-app = typer.Typer(help="Read the audit log: every call a persona made, refused or was stopped from making.",
-                  invoke_without_command=True)
+from personas.kernel.errors import UsageProblem
+
+from .common import command_group, indented
+
+app = command_group(
+    "Read the audit log: every call a persona made, refused or was stopped from making.", invoke_without_command=True
+)
 
 
 def _log() -> object:
@@ -27,7 +34,9 @@ def show(
     tool: str = typer.Option(None, "--tool", help="Only this tool (operation id)."),
     status: str = typer.Option(None, "--status", help="ok, error, denied, dry_run, rejected, approved, ..."),
     thread: str = typer.Option(None, "--thread", help="Only this thread."),
-    since: str = typer.Option(None, "--since", help="ISO date or time, inclusive."),
+    since: str = typer.Option(
+        None, "--since", help="From when: 24h, 30m, 7d, today, yesterday, or an ISO date or time (inclusive)."
+    ),
     limit: int = typer.Option(50, "--limit", help="Newest N rows."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines."),
 ) -> None:
@@ -38,22 +47,37 @@ def show(
 
     log = _log()
     assert isinstance(log, AuditLog)
-    rows = log.query(persona=persona, user=user, tool=tool, status=status, thread_id=thread, since=since, limit=limit)
+    rows = log.query(
+        persona=persona,
+        user=user,
+        tool=tool,
+        status=status,
+        thread_id=thread,
+        since=parse_since(since) if since else None,
+        limit=limit,
+    )
     if as_json:
         for row in rows:
             typer.echo(json.dumps(row.to_json(), default=str))
         return
     from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
 
-    table = Table(title=f"audit log: {len(rows)} of {log.count()} rows ({log.path})")
-    for col in ("time", "user", "persona", "tool", "status", "http", "ms", "summary"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        table.add_row(r.time.strftime("%Y-%m-%d %H:%M:%S"), r.user or "", r.persona or "", r.tool, r.status,
-                      str(r.http_status or ""), f"{r.latency_ms:.0f}" if r.latency_ms is not None else "",
-                      (r.error or r.response_summary or "")[:80])
-    Console().print(table)
+    console = Console(highlight=False)
+    console.print(f"audit log: {len(rows)} of {log.count()} rows, newest first ({log.path})")
+    for r in rows:  # two lines a row: no column is ever cut, whatever the terminal's width
+        head = f"{r.time.astimezone():%Y-%m-%d %H:%M:%S}  {r.tool}  [bold]{escape(r.status)}[/bold]"
+        who = "  ".join(x for x in (r.persona, r.thread_id and f"thread {r.thread_id}", r.user) if x)
+        console.print(f"{head}  [dim]{escape(who)}[/dim]")
+        facts = [
+            f"{r.method} {r.path}" if r.method else "",
+            f"HTTP {r.http_status}" if r.http_status else "",
+            f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "",
+            r.error or r.response_summary or "",
+        ]
+        line = " · ".join(f for f in facts if f)
+        if line:
+            indented(console, line, "dim")
 
 
 @app.command("verify")
@@ -84,10 +108,37 @@ def verify(
 
 
 @app.command("export")
-def export(path: str = typer.Argument(..., help="Where to write JSON lines.")) -> None:
-    """Export every row as JSON lines."""
+def export(path: str = typer.Argument(..., help="Where to write JSON lines; - for standard output.")) -> None:
+    """Export every row as JSON lines, oldest first."""
+    import sys
+
     from klaviyo_toolkit.audit import AuditLog
 
     log = _log()
     assert isinstance(log, AuditLog)
-    typer.echo(f"wrote {log.export_jsonl(path)} rows to {path}")
+    if path == "-":
+        log.export_jsonl(sys.stdout)
+        return
+    typer.echo(f"wrote {log.export_jsonl(path)} rows to {path}", err=True)
+
+
+def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
+    """``24h``, ``30m``, ``7d``, ``2w``, ``today``, ``yesterday``, or an ISO date/time (UTC when naive)."""
+    now = now or dt.datetime.now(dt.UTC)
+    value = text.strip().lower()
+    local_midnight = now.astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+    if value == "today":
+        return local_midnight.astimezone(dt.UTC)
+    if value == "yesterday":
+        return (local_midnight - dt.timedelta(days=1)).astimezone(dt.UTC)
+    match = re.fullmatch(r"(\d+)\s*(m|min|h|d|w)", value)
+    if match:
+        unit = {"m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
+        return now - dt.timedelta(**{unit: int(match.group(1))})
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageProblem(
+            f"--since {text!r}: use 24h, 30m, 7d, today, yesterday, or an ISO date like 2026-12-01"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)

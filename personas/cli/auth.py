@@ -22,8 +22,10 @@ from typing import Any
 
 import typer
 
-app = typer.Typer(
-    help="Connections to Klaviyo accounts: log in (key or OAuth), status, revoke, vault key.", no_args_is_help=True
+from .common import command_group
+
+app = command_group(
+    "Connections to Klaviyo accounts: log in (key or OAuth), status, revoke, vault key.", no_args_is_help=True
 )
 
 

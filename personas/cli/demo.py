@@ -25,24 +25,60 @@ from personas.runtime.loader import load_persona
 
 CASSETTES = Path(__file__).parent / "demo_cassettes"
 LEADS = [
-    {"email": "maya.fernandez@example.com", "first_name": "Maya", "last_name": "Fernandez",
-     "timezone": "America/Denver",
-     "answers": {"company_size": "201-1000", "role": "Outdoor program director", "interest": "team outfitting",
-                 "timeline": "this month", "budget": "$5k-$25k"}},
-    {"email": "tom.becker@example.net", "first_name": "Tom", "last_name": "Becker", "timezone": "Europe/Berlin",
-     "answers": {"company_size": "11-50", "role": "Trip leader", "interest": "guided trips", "timeline": "this quarter",
-                 "budget": "$1k-$5k"}},
-    {"email": "priya.nair@example.org", "first_name": "Priya", "last_name": "Nair", "timezone": "Asia/Kolkata",
-     "answers": {"company_size": "1-10", "role": "Enthusiast", "interest": "just the guide",
-                 "timeline": "just browsing", "budget": "<$1k"}},
+    {
+        "email": "maya.fernandez@example.com",
+        "first_name": "Maya",
+        "last_name": "Fernandez",
+        "timezone": "America/Denver",
+        "answers": {
+            "company_size": "201-1000",
+            "role": "Outdoor program director",
+            "interest": "team outfitting",
+            "timeline": "this month",
+            "budget": "$5k-$25k",
+        },
+    },
+    {
+        "email": "tom.becker@example.net",
+        "first_name": "Tom",
+        "last_name": "Becker",
+        "timezone": "Europe/Berlin",
+        "answers": {
+            "company_size": "11-50",
+            "role": "Trip leader",
+            "interest": "guided trips",
+            "timeline": "this quarter",
+            "budget": "$1k-$5k",
+        },
+    },
+    {
+        "email": "priya.nair@example.org",
+        "first_name": "Priya",
+        "last_name": "Nair",
+        "timezone": "Asia/Kolkata",
+        "answers": {
+            "company_size": "1-10",
+            "role": "Enthusiast",
+            "interest": "just the guide",
+            "timeline": "just browsing",
+            "budget": "<$1k",
+        },
+    },
 ]
 
 
 def _submit(client: Any, sb: Any, lead: dict[str, Any], form: dict[str, Any]) -> dict[str, Any]:
     """Sign a lead up the way the form would: subscribe with consent, then the submission event."""
-    event = sign_up(client, lead["email"], lead["answers"], timezone=lead["timezone"], list_id=form["list_id"],
-                    form=(form["id"], form["name"]), submission_id=f"demo-form:{lead['email']}",
-                    settle=settle_sandbox(sb))
+    event = sign_up(
+        client,
+        lead["email"],
+        lead["answers"],
+        timezone=lead["timezone"],
+        list_id=form["list_id"],
+        form=(form["id"], form["name"]),
+        submission_id=f"demo-form:{lead['email']}",
+        settle=settle_sandbox(sb),
+    )
     profile_id = event["data"]["relationships"]["profile"]["data"]["id"]
     client.call("update_profile", id=profile_id, first_name=lead["first_name"], last_name=lead["last_name"])
     return dict(client.call("get_event", id=event["data"]["id"], include=["profile", "metric"]).body)
@@ -60,8 +96,14 @@ def _form(sb: Any, client: Any) -> dict[str, Any]:
 
 
 def run_demo(
-    seed: int = 42, *, console: Any = None, lead_model: Any = None, report_model: Any = None, clock: Any = None,
-    state_file: str | Path | None = None, config: Config | None = None,
+    seed: int = 42,
+    *,
+    console: Any = None,
+    lead_model: Any = None,
+    report_model: Any = None,
+    clock: Any = None,
+    state_file: str | Path | None = None,
+    config: Config | None = None,
 ) -> int:
     """Run the demo; returns a process exit code.
 
@@ -79,13 +121,19 @@ def run_demo(
     sb = Sandbox(seed=seed, clock=clock, state=state_file)
     client = sb.client()
     counts = {t: sb.store.count(t) for t in ("profile", "list", "segment", "campaign", "flow", "event")}
-    console.print(f"Embedded Klaviyo sandbox (seed {seed}, key pk_sandbox_demo, no KLAVIYO_API_KEY needed): "
-                  + ", ".join(f"{n} {t}s" for t, n in counts.items()))
+    console.print(
+        f"Embedded Klaviyo sandbox (seed {seed}, key pk_sandbox_demo, no KLAVIYO_API_KEY needed): "
+        + ", ".join(f"{n} {t}s" for t, n in counts.items())
+    )
     live = bool(config.openai_api_key)
     sequencer = load_persona("lead-magnet-sequencer", home=config.home)
     lead_model = lead_model or resolve_model(
-        sequencer.model, config, replay=str(CASSETTES / "lead_magnet.json"), prefer_replay=not live,
-        rerecord_hint="re-author it with `python scripts/author_demo_cassettes.py`")
+        sequencer.model,
+        config,
+        replay=str(CASSETTES / "lead_magnet.json"),
+        prefer_replay=not live,
+        rerecord_hint="re-author it with `python scripts/author_demo_cassettes.py`",
+    )
     console.print(f"Model: {lead_model.description}\n")
     form = _form(sb, client)
     for n, lead in enumerate(LEADS, 1):
@@ -111,8 +159,10 @@ def run_demo(
             console.print(f"Scheduled: {sc['local']} in {sc['timezone']} ({sc['send_at']} UTC): {sc['reason']}")
         settle_sandbox(sb)()
         for msg in sb.outbox(profile_id=state["profile"]["id"]):
-            console.print(f"Outbox: ({msg['status']}) to {msg['to']} at {msg['send_at']}: "
-                          f"\"{msg.get('subject')}\" (flow {msg.get('flow_id')}, message {msg.get('position')})")
+            console.print(
+                f"Outbox: ({msg['status']}) to {msg['to']} at {msg['send_at']}: "
+                f'"{msg.get("subject")}" (flow {msg.get("flow_id")}, message {msg.get("position")})'
+            )
         console.print(f"Outcome: {state.get('outcome')}\n")
     if lead_model.cassette is not None:
         lead_model.cassette.check_finished()
@@ -121,16 +171,22 @@ def run_demo(
     sb.close()  # writes the state file, if any
     if state_file:
         console.print(f"Sandbox state: {state_file} (open it with Sandbox(state=..., demo_data=False)).")
-    console.print(f"Done in {time.perf_counter() - started:.1f} s. Model: {lead_model.description}. "
-                  "Audit log: `personas audit --persona lead-magnet-sequencer`.")
+    console.print(
+        f"Done in {time.perf_counter() - started:.1f} s. Model: {lead_model.description}. "
+        "Audit log: `personas audit --persona lead-magnet-sequencer`."
+    )
     return 0
 
 
 def _report(sb: Any, console: Any, live: bool, config: Config, model: Any = None) -> None:
     reporter = load_persona("campaign-reporter", home=config.home)
     model = model or resolve_model(
-        reporter.model, config, replay=str(CASSETTES / "campaign_report.json"), prefer_replay=not live,
-        rerecord_hint="re-author it with `python scripts/author_demo_cassettes.py`")
+        reporter.model,
+        config,
+        replay=str(CASSETTES / "campaign_report.json"),
+        prefer_replay=not live,
+        rerecord_hint="re-author it with `python scripts/author_demo_cassettes.py`",
+    )
     console.rule("Campaign reporter: yesterday")
     ctx = build_context(reporter, config=config, sandbox=sb, model=model, user="demo", clock=sb.clock)
     state = run_persona(reporter, {}, context=ctx, saver=_memory()).state

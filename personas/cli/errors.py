@@ -54,11 +54,15 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
     if isinstance(exc, AuthenticationError):
         base = config().klaviyo_base_url
         where = f" (sent to KLAVIYO_BASE_URL={base})"
-        return (f"Klaviyo rejected the API key (401){op}; check KLAVIYO_API_KEY{where}, or, on a stored connection, "
-                "`personas auth status` (it now needs `personas auth login NAME`)"), 1
+        return (
+            f"Klaviyo rejected the API key (401){op}; check KLAVIYO_API_KEY{where}, or, on a stored connection, "
+            "`personas auth status` (it now needs `personas auth login NAME`)"
+        ), 1
     if isinstance(exc, PermissionDeniedError):
-        return (f"Klaviyo refused the call (403){op}: {exc.detail or exc.title or 'missing scope'}; "
-                "use a key with the scopes the persona lists (`personas list`)"), 1
+        return (
+            f"Klaviyo refused the call (403){op}: {exc.detail or exc.title or 'missing scope'}; "
+            "use a key with the scopes the persona lists (`personas list`)"
+        ), 1
     if isinstance(exc, RateLimitError):
         wait = f"wait {exc.retry_after:.0f} s and " if exc.retry_after else ""
         return f"Klaviyo rate-limited the call (429){op}; {wait}try again", 1

@@ -42,7 +42,8 @@ NO_MODEL = (
     "No model is configured, so {name} cannot answer yet. To use one, set OPENAI_API_KEY (for another "
     "OpenAI-compatible endpoint also OPENAI_BASE_URL, and PERSONAS_MODEL for a model other than {model}) and "
     "start `personas chat {name}` again; or replay a recorded conversation with `personas chat {name} "
-    "--replay CASSETTE`. Until then the tools work without a model: try /tools and /scopes."
+    "--replay CASSETTE`, or take the guided tour on the demo sandbox with `personas chat {name} --sandbox`. Until then "
+    "the tools work without a model: try /tools and /scopes."
 )
 
 
@@ -56,8 +57,9 @@ class _BackgroundTurn:
     def __init__(self, driver: RunDriver, payload: Any, resume: Any) -> None:
         self.items: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._work, args=(driver, payload, resume),
-                                       name="personas-chat-turn", daemon=True)
+        self.thread = threading.Thread(
+            target=self._work, args=(driver, payload, resume), name="personas-chat-turn", daemon=True
+        )
         self.thread.start()
 
     def _work(self, driver: RunDriver, payload: Any, resume: Any) -> None:
@@ -118,8 +120,9 @@ class Repl:
         self.saver = checkpointer(self.settings.path("checkpoints.sqlite"))
         self._home = self.settings.ensure_home()
         if model is None and replay:  # an explicit --replay wins over a live key
-            model = resolve_model(spec.model, self.settings, temperature=spec.temperature, replay=replay,
-                                  prefer_replay=True)
+            model = resolve_model(
+                spec.model, self.settings, temperature=spec.temperature, replay=replay, prefer_replay=True
+            )
         self.model = model
         self.suggestions = list(suggestions or [])  # the guided tour's next messages (Enter sends one)
         self._turn: _BackgroundTurn | None = None
@@ -129,8 +132,15 @@ class Repl:
 
     def _new_context(self, thread_id: str | None) -> None:
         """(Re)build the run context and its driver (a new conversation, or dry run toggled)."""
-        self.ctx = build_context(self.spec, config=self.settings, sandbox=self.sandbox, replay=self.replay,
-                                 dry_run=self.dry_run, model=self.model, thread_id=thread_id)
+        self.ctx = build_context(
+            self.spec,
+            config=self.settings,
+            sandbox=self.sandbox,
+            replay=self.replay,
+            dry_run=self.dry_run,
+            model=self.model,
+            thread_id=thread_id,
+        )
         self.driver = RunDriver(self.ctx, self.saver)
 
     @property
@@ -158,9 +168,11 @@ class Repl:
         else:
             c.print(f"Klaviyo: {where}.  Model: {escape(self.ctx.model.description)}.")
         if self.suggestions:
-            c.print("\nNo model is configured, so this is a [bold]guided tour[/bold] on the demo sandbox: the "
-                    "answers are written by hand and replayed, while the tool calls, the approval you give and "
-                    "the refusal of an out-of-scope call are real. Press Enter to send each suggested message.")
+            c.print(
+                "\nNo model is configured, so this is a [bold]guided tour[/bold] on the demo sandbox: the "
+                "answers are written by hand and replayed, while the tool calls, the approval you give and "
+                "the refusal of an out-of-scope call are real. Press Enter to send each suggested message."
+            )
         c.print("Type /help for commands.\n")
         while True:
             if self.suggestions:
@@ -258,8 +270,9 @@ class Repl:
                         elif msg.content and not msg.tool_calls:
                             self.console.print(f"\n{self.spec.name}> {escape(str(msg.content))}")
                         for call in msg.tool_calls:
-                            args = json.dumps({k: v for k, v in call["args"].items() if v is not None},
-                                              ensure_ascii=False)
+                            args = json.dumps(
+                                {k: v for k, v in call["args"].items() if v is not None}, ensure_ascii=False
+                            )
                             self.console.print(f"  [cyan]→ {escape(call['name'])}[/cyan] {escape(args[:300])}")
                     elif isinstance(msg, ToolMessage):
                         self.console.print(f"  [green]← {escape(str(msg.name))}[/green] {escape(_compact(msg))}")
@@ -271,8 +284,10 @@ class Repl:
         """Show one pending request in full (or summarised, with the full request in a file) and ask."""
         c = self.console
         item = item if isinstance(item, dict) else {}
-        c.print(f"\n[bold red]Approval needed[/bold red]: {escape(str(item.get('tool')))} - "
-                f"{escape(str(item.get('summary')))}")
+        c.print(
+            f"\n[bold red]Approval needed[/bold red]: {escape(str(item.get('tool')))} - "
+            f"{escape(str(item.get('summary')))}"
+        )
         if item.get("why"):
             c.print(f"  why: it {escape(str(item['why']))}")
         for line in approval_lines(item, self._home / "approvals"):
@@ -333,9 +348,14 @@ class Repl:
         for pending in self.driver.pending(snap):  # dropped, so answered "no" (and audited as such)
             value = pending.value if isinstance(pending.value, dict) else {}
             request = value.get("request") or {}
-            self.ctx.audit_record(str(value.get("tool") or "?"), "rejected", method=request.get("method"),
-                                  path=request.get("path"), arguments=value.get("args"),
-                                  extra={"note": f"{note}: the pending approval was dropped"})
+            self.ctx.audit_record(
+                str(value.get("tool") or "?"),
+                "rejected",
+                method=request.get("method"),
+                path=request.get("path"),
+                arguments=value.get("args"),
+                extra={"note": f"{note}: the pending approval was dropped"},
+            )
         if snap.tasks:  # commit what finished; drop what did not (e.g. an approval left unanswered)
             self.graph.update_state(self.config, None, as_node=END)
             snap = self.graph.get_state(self.config)
@@ -346,8 +366,10 @@ class Repl:
         answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
         last = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
         open_calls = [c for c in (last.tool_calls if last is not None else []) if c["id"] not in answered]
-        closing = [ToolMessage("Not run: the turn ended before this call was made.", tool_call_id=c["id"],
-                               name=c["name"]) for c in open_calls]
+        closing = [
+            ToolMessage("Not run: the turn ended before this call was made.", tool_call_id=c["id"], name=c["name"])
+            for c in open_calls
+        ]
         self.graph.update_state(self.config, {"messages": [*closing, AIMessage(note)]}, as_node="tool")
         self.graph.update_state(self.config, None, as_node=END)  # the tool node's edge queued the agent: drop it
 
@@ -380,8 +402,11 @@ class Repl:
             messages = self.graph.get_state(self.config).values.get("messages", [])
             for msg in messages:
                 who = {"human": "you", "ai": self.spec.name, "tool": f"tool {msg.name}"}.get(msg.type, msg.type)
-                text = _compact(msg) if isinstance(msg, ToolMessage) else (
-                    msg.content if isinstance(msg.content, str) else str(msg.content))
+                text = (
+                    _compact(msg)
+                    if isinstance(msg, ToolMessage)
+                    else (msg.content if isinstance(msg.content, str) else str(msg.content))
+                )
                 calls = ", ".join(tc["name"] for tc in getattr(msg, "tool_calls", []) or [])
                 c.print(escape(f"{who}: {text[:300]}".rstrip() + (f" [calls: {calls}]" if calls else "")))
             if not messages:

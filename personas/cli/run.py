@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # running a persona (LangGraph, LangChain, the client) loads 
     from personas.runtime.driver import RunResult
 
 from .approvals import describe_approval
-from .common import config
+from .common import config, indented
 from .errors import error_line
 from .progress import ProgressView
 
@@ -59,16 +59,20 @@ def list_personas_cmd(as_json: bool = typer.Option(False, "--json", help="Print 
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
-    from rich.table import Table
+    """Each persona as a few lines (name, description, what it may do): nothing cut at any width."""
+    from rich.markup import escape
 
-    table = Table(title=f"{len(rows)} personas")
-    for col in ("name", "graph", "description", "scopes", "tools", "approval"):
-        table.add_column(col, overflow="fold")
+    console = Console(highlight=False)
+    console.print(f"{len(rows)} personas")
     for r in rows:
-        table.add_row(
-            r["name"], r["graph"], r["description"], str(len(r["scopes"])), str(len(r["tools"])), r["approval"]
+        schedule = f", schedule {r['schedule']}" if r.get("schedule") else ""
+        console.print(f"\n[bold]{escape(r['name'])}[/bold]  [dim](graph {r['graph']}{escape(schedule)})[/dim]")
+        indented(console, r["description"])
+        indented(
+            console,
+            f"{len(r['scopes'])} scopes, {len(r['tools'])} tools; approval by {r['approval']}; {r['source']}",
+            "dim",
         )
-    Console().print(table)
 
 
 def read_input(value: str) -> Any:
@@ -232,8 +236,10 @@ def retry_hint(persona: str, thread: str, *, sandbox: bool, state: str | None) -
     if sandbox and not state:
         return "the run stopped on an in-memory sandbox that is gone now, so it cannot be continued"
     where = f" --sandbox-state {shlex.quote(state)}" if state else ""
-    return (f"the run stopped at that step and is saved: continue it with "
-            f"personas run {persona}{where} --thread {shlex.quote(thread)} --retry")
+    return (
+        f"the run stopped at that step and is saved: continue it with "
+        f"personas run {persona}{where} --thread {shlex.quote(thread)} --retry"
+    )
 
 
 def resume_hint(persona: str, thread: str, *, sandbox: bool, state: str | None) -> str:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+
 import typer
 
-app = typer.Typer(help="Run the Klaviyo sandbox (a stateful emulator of Klaviyo's API).", no_args_is_help=True)
+from personas.kernel.errors import UsageProblem
+
+from .common import command_group
+
+app = command_group("Run the Klaviyo sandbox (a stateful emulator of Klaviyo's API).", no_args_is_help=True)
 
 
 @app.command("serve")
@@ -12,14 +19,15 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8787, "--port", help="Port to listen on."),
     seed: int = typer.Option(42, "--seed", help="Seed for the demo data and ids."),
-    state: str = typer.Option(None, "--state", help="SQLite file to keep state in across restarts."),
+    state: str = typer.Option(None, "--sandbox-state", help="SQLite file to keep state in across restarts."),
     empty: bool = typer.Option(False, "--empty", help="Start without demo data."),
     rate_limit_factor: float = typer.Option(1.0, "--rate-limit-factor", help="Scale every rate limit."),
     no_rate_limits: bool = typer.Option(False, "--no-rate-limits", help="Turn rate limits off."),
     realistic: bool = typer.Option(
-        False, "--realistic",
+        False,
+        "--realistic",
         help="Klaviyo's timing too: events, merges and client subscriptions show after a few seconds, "
-             "bulk jobs take longer (POST /sandbox/settle finishes everything pending).",
+        "bulk jobs take longer (POST /sandbox/settle finishes everything pending).",
     ),
 ) -> None:
     """Serve the sandbox; point KLAVIYO_BASE_URL at it and use the key pk_sandbox_demo."""
@@ -27,21 +35,57 @@ def serve(
 
     from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY, Sandbox
 
+    listener = bind(host, port)  # before anything is printed: a port that cannot be had is a one-line error
+
     sandbox = Sandbox(
-        seed=seed, state=state, demo_data=not empty,
-        rate_limit_factor=None if no_rate_limits else rate_limit_factor, realistic=realistic,
+        seed=seed,
+        state=state,
+        demo_data=not empty,
+        rate_limit_factor=None if no_rate_limits else rate_limit_factor,
+        realistic=realistic,
     )
     counts = {t: sandbox.store.count(t) for t in ("profile", "list", "segment", "campaign", "event", "flow")}
-    typer.echo(f"Klaviyo sandbox (revision {sandbox.catalog.revision}, {len(sandbox.catalog)} operations) "
-               f"on http://{host}:{port}")
+    typer.echo(
+        f"Klaviyo sandbox (revision {sandbox.catalog.revision}, {len(sandbox.catalog)} operations) "
+        f"on http://{host}:{port}"
+    )
     typer.echo(f"  private key {DEMO_KEY} has every scope; public key (company_id) {PUBLIC_KEY}")
-    typer.echo("  keys with chosen scopes: POST /sandbox/keys {\"scopes\": [...]}; inspection: GET /sandbox")
+    typer.echo('  keys with chosen scopes: POST /sandbox/keys {"scopes": [...]}; inspection: GET /sandbox')
     typer.echo(f"  state: {state or 'memory'}; data: " + ", ".join(f"{n} {t}s" for t, n in counts.items()))
     if realistic:
-        typer.echo(f"  realistic timing: asynchronous writes show after {sandbox.consistency_delay:g} s, bulk jobs "
-                   f"take {sandbox.job_seconds:g} s; POST /sandbox/settle finishes everything pending")
+        typer.echo(
+            f"  realistic timing: asynchronous writes show after {sandbox.consistency_delay:g} s, bulk jobs "
+            f"take {sandbox.job_seconds:g} s; POST /sandbox/settle finishes everything pending"
+        )
     typer.echo(f"  export KLAVIYO_BASE_URL=http://{host}:{port} KLAVIYO_API_KEY={DEMO_KEY}")
     try:
-        uvicorn.run(sandbox.app, host=host, port=port, log_level="warning")
+        server = uvicorn.Server(uvicorn.Config(sandbox.app, log_level="warning"))
+        server.run(sockets=[listener])
     finally:
+        listener.close()
         sandbox.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``, or a UsageProblem that says what to do."""
+    if not 1 <= port <= 65535:
+        raise UsageProblem(f"--port {port} is not a port; give one from 1 to 65535 (e.g. --port 8787)")
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror:
+        raise UsageProblem(f"--host {host!r} is not an address of this machine; use 127.0.0.1 or 0.0.0.0") from None
+    sock = socket.socket(info[0], socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(info[4])
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageProblem(
+                f"port {port} on {host} is already in use; stop what uses it or pick another with --port"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise UsageProblem(f"port {port} needs more privileges; pick one above 1023 with --port") from None
+        raise UsageProblem(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --host/--port") from None
+    sock.listen(128)
+    return sock

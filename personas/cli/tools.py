@@ -11,9 +11,9 @@ from klaviyo_toolkit.tools import KlaviyoToolkit
 from personas.kernel.context import select_operations, select_tools
 from personas.runtime.loader import load_persona
 
-from .common import config
+from .common import command_group, config, indented
 
-app = typer.Typer(help="List Klaviyo tools and print their schemas as the model receives them.", no_args_is_help=True)
+app = command_group("List Klaviyo tools and print their schemas as the model receives them.", no_args_is_help=True)
 
 
 def _toolkit(include_beta: bool) -> Any:
@@ -63,17 +63,19 @@ def list_tools(
         typer.echo(json.dumps([tool_row(op) for op in ops], indent=1))
         return
     from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
 
-    table = Table(title=f"{len(ops)} Klaviyo tools", show_lines=False)
-    for col in ("name", "method", "path", "scopes", "rate limit", "flags"):
-        table.add_column(col, overflow="fold")
-    for op in ops:
-        flags = ",".join(
-            f for f, on in (("read-only", op.read_only), ("destructive", op.destructive), ("beta", op.beta)) if on
+    from klaviyo_toolkit.effects import operation_effects
+
+    console = Console(highlight=False)
+    console.print(f"{len(ops)} Klaviyo tools")
+    for op in ops:  # two lines a tool, so nothing is cut whatever the terminal's width
+        console.print(
+            f"[bold]{op.operation_id}[/bold]  {op.method} {escape(op.path)}" + ("  (beta)" if op.beta else "")
         )
-        table.add_row(op.operation_id, op.method, op.path, " ".join(op.scopes), str(op.rate_limit), flags)
-    Console().print(table)
+        effects = ", ".join(sorted(e.value for e in operation_effects(op)))
+        scopes = " ".join(op.scopes) or "none (client API)"
+        indented(console, f"{scopes} · {op.rate_limit} · {effects}", "dim")
 
 
 @app.command("schema")

@@ -50,8 +50,9 @@ def _records(tool: ToolMessage) -> list[dict[str, Any]]:
     except ValueError:
         return []
     data = view.get("data") if isinstance(view, dict) else None
-    return [d for d in (data if isinstance(data, list) else [data] if isinstance(data, dict) else [])
-            if isinstance(d, dict)]
+    return [
+        d for d in (data if isinstance(data, list) else [data] if isinstance(data, dict) else []) if isinstance(d, dict)
+    ]
 
 
 def _call(name: str, args: dict[str, Any], n: int) -> AIMessage:
@@ -77,7 +78,7 @@ class TourModel(ToolAwareChatModel):
     def reply(self, messages: Sequence[BaseMessage]) -> AIMessage:
         start = max(i for i, m in enumerate(messages) if isinstance(m, HumanMessage))
         asked = str(messages[start].content).strip().rstrip(".?!").lower()
-        results = [m for m in messages[start + 1:] if isinstance(m, ToolMessage)]
+        results = [m for m in messages[start + 1 :] if isinstance(m, ToolMessage)]
         last = results[-1] if results else None
         if asked == STEPS[0].message.rstrip("?").lower():
             if last is None:
@@ -102,8 +103,10 @@ class TourModel(ToolAwareChatModel):
             if last.name == "get_campaigns":
                 found = [r for r in _records(last) if r.get("name") == "Weekend trail picks"] or _records(last)
                 return _call("delete_campaign", {"id": found[0]["id"] if found else "unknown"}, 4)
-            return AIMessage("I can't: deleting a campaign needs the campaigns:write scope, which this persona "
-                             "does not have, so the call was refused before any request reached Klaviyo.")
+            return AIMessage(
+                "I can't: deleting a campaign needs the campaigns:write scope, which this persona "
+                "does not have, so the call was refused before any request reached Klaviyo."
+            )
         return AIMessage(
             "This is the guided tour: its answers are written by hand, so it only knows its three suggested "
             "messages (press Enter to send the next one). To talk to a real model, set OPENAI_API_KEY, or point "

@@ -210,15 +210,16 @@ def test_ctrl_c_during_a_slow_call_gives_the_prompt_back_at_once(
 
 # -- no model ------------------------------------------------------------------------------------
 def test_without_a_model_the_repl_says_in_one_paragraph_how_to_set_one(
-        terminals: list[Terminal], tmp_path: Path) -> None:
-    term = Terminal(["chat", PERSONA, "--sandbox"], child_env(tmp_path))
+        terminals: list[Terminal], tmp_path: Path, sandbox_server: str) -> None:
+    env = child_env(tmp_path, KLAVIYO_BASE_URL=sandbox_server, KLAVIYO_API_KEY=DEMO_KEY)
+    term = Terminal(["chat", PERSONA], env)  # a Klaviyo account but no model: not the tour
     terminals.append(term)
     banner = term.prompt()
     assert "Model: none." in banner
     paragraph = banner.split("Model: none.", 1)[1].split("Type /help", 1)[0].strip()
     assert "\n\n" not in paragraph  # one paragraph
     for needed in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PERSONAS_MODEL", f"personas chat {PERSONA}",
-                   "--replay CASSETTE", "/tools"):
+                   "--replay CASSETTE", "/tools", f"personas chat {PERSONA} --sandbox"):
         assert needed in paragraph.replace("\n", " "), (needed, paragraph)
 
     term.say("how many lists do we have?")  # asking anyway repeats the explanation

@@ -60,7 +60,7 @@ def test_a_run_paused_for_approval_is_resumed_from_the_shell_and_audited(tmp_pat
     assert made.returncode == 0, made.stderr
     list_id = made.stdout.strip()
     payload = json.dumps({"source": {"kind": "csv", "path": str(_csv(tmp_path, ["ann@example.com,no"]))},
-                          "target_list_id": list_id})
+                          "target_list_id": list_id, "mode": "mirror"})
     first = personas(tmp_path, "run", "segment-syncer", "--input", payload, "--sandbox-state", str(state),
                      "--thread", "sync-1", "--json")
     assert first.returncode == 0, first.stderr

@@ -78,7 +78,7 @@ def test_serve_prints_the_demo_key_and_how_to_connect(seven: SandboxProcess) -> 
 
 def test_data_created_over_http_survives_a_restart_with_the_same_state(tmp_path: Path) -> None:
     state = tmp_path / "sandbox.db"
-    with SandboxProcess("--empty", "--state", str(state)) as first:
+    with SandboxProcess("--empty", "--sandbox-state", str(state)) as first:
         assert f"state: {state}" in first.banner
         with klaviyo(first) as kl:
             profile = kl.call("create_profile", email="kept@example.com", first_name="Kept").data["id"]
@@ -91,7 +91,7 @@ def test_data_created_over_http_survives_a_restart_with_the_same_state(tmp_path:
     assert state.exists() and state.stat().st_size > 0
 
     # Restarted without --empty: a state file that holds data is never seeded over.
-    with SandboxProcess("--seed", "7", "--state", str(state)) as second:
+    with SandboxProcess("--seed", "7", "--sandbox-state", str(state)) as second:
         assert httpx.get(second.base_url + "/sandbox/state").json() == before
         with klaviyo(second) as kl:
             assert kl.call("get_profile", id=profile).data["attributes"]["first_name"] == "Kept"
