@@ -48,6 +48,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _report import bench_line
+
 from klaviyo_sandbox import DEMO_KEY, Sandbox
 from klaviyo_toolkit.catalog import load_catalog
 from klaviyo_toolkit.client import KlaviyoClient
@@ -222,6 +224,14 @@ def render(sides: list[Side], factor: float) -> str:
               f"(SDK chunks whose retries ran out: {sdk.failed_batches})",
               f"Target for ours (≥ {TARGET} of the steady limit, 0 HTTP 429s, nothing lost): "
               f"{'MET' if ok else 'NOT MET'} ({ours.ratio:.3f})"]
+    bench_line("bulk list sync: ours, ÷ steady limit", measured=f"{ours.rate:.1f} calls/min",
+               baseline=f"steady {ours.steady}/min", ratio=ours.ratio,
+               target=f"≥ {TARGET}, 0 429s, 0 lost", met=ok)
+    bench_line("bulk list sync: klaviyo-api SDK, ÷ steady limit", measured=f"{sdk.rate:.1f} calls/min, "
+               f"{sdk.throttled} 429s, {sdk.lost:,} lost", baseline=f"steady {sdk.steady}/min", ratio=sdk.ratio,
+               target="(reference)", met=True)
+    bench_line("bulk list sync: ours ÷ SDK", measured=f"{ours.ratio:.3f} vs {sdk.ratio:.3f}", baseline="the SDK",
+               ratio=ours.ratio / sdk.ratio if sdk.ratio else None, target="≥ 1", met=ours.ratio >= sdk.ratio)
     return "\n".join(lines)
 
 

@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _postgres import throwaway_postgres
+from _report import bench_line
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
@@ -307,6 +308,7 @@ def main() -> int:
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
 
         verdicts: dict[str, float] = {}
+        measured: dict[str, tuple[float, float]] = {}
         for latency in (0.0, 0.025):
             sb.faults = Faults(slow_rate=1.0, delay=latency) if latency else Faults()
             samples = measure(setups if not latency else {k: v for k, v in setups.items() if "off" not in k},
@@ -323,6 +325,7 @@ def main() -> int:
                 print(f"{name:62} {seconds * 1000:7.2f} {ratio:6.2f} {target:>7} {met:>5}")
                 if not latency and not name.startswith("bare"):
                     verdicts[name] = ratio
+                    measured[name] = (seconds * 1000, base * 1000)
         sb.faults = Faults()
 
         print("\nWhere a lead's time goes (instrumented runs, ms; the callbacks add a little):")
@@ -337,6 +340,10 @@ def main() -> int:
     print("\nTarget: graph / bare ≤ 1.5 on the in-process sandbox:")
     for name, ratio in verdicts.items():
         print(f"  {name}: {ratio:.2f} — {'MET' if ratio <= TARGET else 'NOT MET'}")
+    for name, ratio in verdicts.items():
+        graph_ms, bare_ms = measured[name]
+        bench_line(f"graph overhead per lead: {name.removeprefix('graph, ')}", measured=f"{graph_ms:.1f} ms",
+                   baseline=f"bare calls {bare_ms:.1f} ms", ratio=ratio, target=f"≤ {TARGET}", met=ratio <= TARGET)
     print("Notes: the bare calls take ~1 ms each in-process, so every fixed cost of a run shows; "
           "PostgreSQL's commits wait for a WAL flush each (one per checkpoint write), and with "
           "synchronous_commit=off a commit survives a killed worker but not a crashed server.")

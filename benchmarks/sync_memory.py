@@ -35,6 +35,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _report import bench_line  # noqa: E402 - after the path it lives on
 
 TARGET = 1.25  # peak at the largest size / peak at the smallest
 
@@ -151,6 +154,9 @@ def render(results: list[dict[str, Any]]) -> str:
     ok = ratio <= TARGET and complete
     lines += ["", f"Target: peak at {results[-1]['rows']:,} rows within {TARGET}x the peak at {results[0]['rows']:,} "
               f"(every row applied): {'MET' if ok else 'NOT MET'} ({ratio:.2f}x)"]
+    sizes = ", ".join(f"{r['rows'] // 1000:,}k {r['peak_mb']:.0f} MB" for r in results)
+    bench_line("segment sync peak memory", measured=sizes, baseline=f"{results[0]['rows'] // 1000:,}k rows",
+               ratio=ratio, target=f"≤ {TARGET}x", met=ok)
     return "\n".join(lines)
 
 

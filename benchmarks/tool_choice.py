@@ -34,6 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _report import bench_line
 from _tokens import METHOD, count
 
 PERSONA = "klaviyo-assistant"
@@ -161,6 +162,9 @@ def render(a: Way, b: Way, cases: int, failed: list[str]) -> str:
                  f"requests per task {statistics.mean(a.per_task_requests) / statistics.mean(b.per_task_requests):.2f}")
     lines.append("(every tool bound is derived from the same conversations without their search turns: see the "
                  "module docstring)")
+    bench_line("chat tool choice: tokens per task, find_tools", measured=f"{statistics.mean(a.per_task_tokens):,.0f}",
+               baseline=f"every tool bound {statistics.mean(b.per_task_tokens):,.0f}", ratio=per_task,
+               target="< 1", met=per_task < 1 and not failed)
     return "\n".join(lines)
 
 
