@@ -5,6 +5,7 @@
     python3 dev.py test            the test suite (pytest), as CI runs it
     python3 dev.py lint            ruff and mypy --strict on klaviyo_toolkit/
     python3 dev.py personas ...    any `personas` command
+    python3 dev.py bench [--quick] every benchmark; one combined table, also written into benchmarks/README.md
 
 The first run makes `.venv/` and installs what the task needs: the demo only the project and its
 sandbox, the tests and lint also the dev tools. Later runs reuse it (installing again only when
@@ -28,7 +29,7 @@ STAMP = VENV / ".installed-pyproject"
 
 
 #: What each task installs: the demo needs the project and its sandbox; tests and lint the dev tools too.
-EXTRAS = {"demo": "sandbox", "personas": "sandbox"}
+EXTRAS = {"demo": "sandbox", "personas": "sandbox", "bench": "bench"}
 
 
 def _installed() -> dict[str, str]:
@@ -70,7 +71,8 @@ def ensure_env(extra: str = "dev") -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     installed = _installed()
-    if installed.get(extra) == digest or installed.get("dev") == digest:  # dev includes the sandbox extra
+    covering = {extra, "bench"} if extra == "bench" else {extra, "dev", "bench"}  # bench > dev > sandbox
+    if any(installed.get(name) == digest for name in covering):
         return
     print(f"installing klaviyo-personas[{extra}] into .venv (once; later runs start at once) ...", flush=True)
     _pip(["-e", f"{ROOT}[{extra}]"], f"klaviyo-personas[{extra}]")
@@ -99,6 +101,8 @@ def main(argv: list[str]) -> int:
         return code
     if task == "personas":
         return run(str(BIN / "personas"), *argv[1:])
+    if task == "bench":
+        return run(py, str(ROOT / "benchmarks" / "run_all.py"), *argv[1:])
     print(f"unknown task {task!r}\n{__doc__}")
     return 2
 

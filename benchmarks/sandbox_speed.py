@@ -39,8 +39,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
+from _report import bench_line  # noqa: E402
 
 from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY, Sandbox  # noqa: E402
 from klaviyo_toolkit.catalog import load_catalog  # noqa: E402
@@ -171,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
         rows += measure(kl, "port", args.seconds, demo_profile_ids(kl))
 
     print(render(rows, args.seconds))
+    fastest = max(r.steady_per_min for r in rows) / 60
+    worst = min(rows, key=lambda r: r.rate)
+    bench_line("sandbox speed: slowest path vs the fastest steady limit", measured=f"{worst.rate:.0f} req/s "
+               f"({worst.mode} {worst.operation})", baseline=f"{fastest:.1f} req/s", ratio=worst.rate / fastest,
+               target="> 1", met=worst.rate > fastest)
     return 0
 
 

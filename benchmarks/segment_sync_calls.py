@@ -39,7 +39,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _report import bench_line
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.segment_sync import build_graph
@@ -225,6 +227,14 @@ def main(argv: list[str] | None = None) -> int:
         sizes = sorted({max(args.memory_members, args.memory_rows // 10), args.memory_rows}) if args.memory_rows else []
         memory = measure_memory(args.memory_members, sizes, home)
     print(render(rows, memory))
+    worst = max(r.ratio for r in rows)
+    bench_line("segment sync: API calls / minimum (worst scenario)", measured=f"{worst:.3f}",
+               baseline="the minimum", ratio=worst, target=f"≤ {TARGET}", met=worst <= TARGET)
+    if memory:
+        size, peak, _ = memory[-1]
+        bench_line(f"segment sync dry run: peak Python memory, {size:,} rows", measured=f"{peak:.1f} MB",
+                   baseline=f"bound {MEMORY_BOUND_MB:.0f} MB", ratio=peak / MEMORY_BOUND_MB,
+                   target=f"< {MEMORY_BOUND_MB:.0f} MB", met=peak < MEMORY_BOUND_MB)
     return 0
 
 

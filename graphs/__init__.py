@@ -12,6 +12,8 @@ To add a graph: a package ``graphs/<name>/`` exporting ``SPEC`` and ``graph``, i
 from __future__ import annotations
 
 import importlib
+import types
+from collections.abc import Mapping
 from typing import Any
 
 from personas.kernel.graphspec import GraphSpec
@@ -24,7 +26,7 @@ GRAPHS: dict[str, str] = {
     "chat": "graphs.chat",
 }
 
-__all__ = ["GRAPHS", "build", "graph_spec"]
+__all__ = ["GRAPHS", "GraphPackage", "build", "graph_spec", "lazy_package"]
 
 
 def graph_spec(name: str) -> GraphSpec:
@@ -49,3 +51,50 @@ def build(name: str, checkpointer: Any = None) -> Any:
     if compiled is None:
         compiled = _COMPILED[name] = graph_spec(name).build(None)
     return compiled if checkpointer is None else compiled.copy({"checkpointer": checkpointer})
+
+
+class GraphPackage(types.ModuleType):
+    """A graph package that imports LangGraph only when its graph is built.
+
+    Reading a package's ``SPEC`` (``personas list`` validates every persona against its graph's)
+    must not import LangGraph and LangChain, so a package's ``__init__`` holds only light modules
+    (settings, input model, operations, render) and its ``graph`` attribute, the graph compiled
+    without a checkpointer that ``langgraph.json`` serves, is compiled on first use. Other names of
+    its ``graph.py`` come on first use too (``lazy`` names them).
+
+    That submodule is also called ``graph``: importing it makes Python set the package's ``graph``
+    to the module, which this class ignores (the module stays in ``sys.modules``), so
+    ``package.graph`` is always the compiled graph, as it was when packages compiled it eagerly.
+    """
+
+    lazy: Mapping[str, str] = {}
+
+    @property
+    def graph(self) -> Any:
+        compiled = self.__dict__.get("_compiled")
+        if compiled is None:
+            compiled = self.__dict__["_compiled"] = self.__dict__["SPEC"].build(None)
+        return compiled
+
+    @graph.setter
+    def graph(self, value: Any) -> None:
+        if not isinstance(value, types.ModuleType):
+            self.__dict__["_compiled"] = value
+
+    def __getattr__(self, name: str) -> Any:
+        module = self.__dict__.get("lazy", {}).get(name)
+        if module is None:
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, self.__name__), name)
+        self.__dict__[name] = value
+        return value
+
+
+def lazy_package(name: str, lazy: Mapping[str, str]) -> None:
+    """Make the package ``name`` a :class:`GraphPackage` whose ``lazy`` names (name -> relative
+    module) load on first use; call it at the end of the package's ``__init__``."""
+    import sys
+
+    module = sys.modules[name]
+    module.__dict__["lazy"] = dict(lazy)
+    module.__class__ = GraphPackage

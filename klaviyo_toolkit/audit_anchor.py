@@ -8,6 +8,13 @@ forged row, cut the tail or delete the file. An anchor closes those gaps:
 - after every append the newest row's number and hash (the *head*) are saved outside the log, so
   a cut tail (fewer rows than the head) and a missing file (a head but no log) are found.
 
+The head is as durable as the log it anchors: the log commits in WAL mode with
+``synchronous=NORMAL`` (a commit survives the process being killed, not necessarily a power cut),
+so the head is written in place, one small write that a killed process either made or did not,
+without an fsync of its own: an fsynced head could outlive the rows it names after a power cut and
+report a tail that was never cut. That keeps saving the head after every append cheap (tens of
+microseconds, where a new file and an fsync cost half a millisecond per audited call).
+
 ``VaultAnchor`` keeps both encrypted in the vault (what the personas runtime uses: the key is as
 safe as the vault's key, which may live in the OS keyring); ``FileAnchor`` keeps them in owner-only
 files (standalone use and tests). Any object with these three methods will do.
@@ -68,28 +75,36 @@ def _write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+#: The head record's size on disk: padded, so that each save overwrites all of it in one write.
+_HEAD_SIZE = 256
+
+
 class FileAnchor:
     """Key and head in two owner-only files (``<name>.key``, ``<name>.head``) in ``folder``.
 
     Keep ``folder`` apart from the log to make a rewrite need both; a key file readable by others
-    is refused.
+    is refused. The key is read once per anchor.
     """
 
     def __init__(self, folder: str | Path, name: str = "audit") -> None:
         self.key_path = Path(folder) / f"{name}.key"
         self.head_path = Path(folder) / f"{name}.head"
+        self._key: bytes | None = None
 
     def __repr__(self) -> str:
         return f"FileAnchor({str(self.key_path.parent)!r})"
 
     def key(self) -> bytes:
+        if self._key is not None:
+            return self._key
         if not self.key_path.exists():
             _write_private(self.key_path, secrets.token_hex(32).encode())
         if self.key_path.stat().st_mode & 0o077:
             raise ToolkitUsageError(
                 f"{self.key_path} is readable by others; make it owner-only: chmod 600 {self.key_path}"
             )
-        return bytes.fromhex(self.key_path.read_text(encoding="ascii").strip())
+        self._key = bytes.fromhex(self.key_path.read_text(encoding="ascii").strip())
+        return self._key
 
     def _mac(self, rows: int, digest: str) -> str:
         return hmac.new(self.key(), f"head\n{rows}\n{digest}".encode(), hashlib.sha256).hexdigest()
@@ -108,8 +123,21 @@ class FileAnchor:
         return head
 
     def save_head(self, head: Head) -> None:
-        record = {"rows": head.rows, "hash": head.hash, "mac": self._mac(head.rows, head.hash)}
-        _write_private(self.head_path, json.dumps(record).encode())
+        """Overwrite the head record in place (one write of a fixed size; see the module docstring)."""
+        record = json.dumps({"rows": head.rows, "hash": head.hash, "mac": self._mac(head.rows, head.hash)}).encode()
+        data = record.ljust(_HEAD_SIZE)  # JSON allows the trailing spaces
+        try:
+            fd = os.open(self.head_path, os.O_WRONLY | os.O_CREAT, 0o600)
+        except FileNotFoundError:  # no folder yet
+            fd = -1
+        if fd >= 0:
+            try:
+                if len(data) == _HEAD_SIZE and os.fstat(fd).st_size in (0, _HEAD_SIZE):
+                    os.pwrite(fd, data, 0)
+                    return
+            finally:
+                os.close(fd)
+        _write_private(self.head_path, data)  # a record of another size: replaced whole, atomically
 
 
 class VaultAnchor:

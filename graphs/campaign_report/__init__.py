@@ -1,4 +1,5 @@
-"""Campaign reporter graph: a daily rollup of email campaign performance (see ``graph.py``)."""
+"""Campaign reporter graph: a daily rollup of email campaign performance (see ``graph.py``;
+LangGraph loads when the graph is built)."""
 
 from collections.abc import Mapping
 from pathlib import Path
@@ -6,9 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from graphs import lazy_package
 from personas.kernel.graphspec import GraphSpec
 
-from .graph import OPERATIONS, REPORTING_TOOL, ReportInputError, ReportState, build_graph, cache_path
+from .operations import OPERATIONS, REPORTING_TOOL
 from .settings import CORE_STATISTICS, Settings, Thresholds
 from .view import terminal_view
 
@@ -35,6 +37,13 @@ def render(state: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def build_graph(checkpointer: Any = None) -> Any:
+    """The compiled graph (``graph.build_graph``)."""
+    from .graph import build_graph as build
+
+    return build(checkpointer)
+
+
 SPEC = GraphSpec(
     name="campaign_report",
     description="Daily campaign rollup: one reporting call per conversion metric; table, chart, summary.",
@@ -45,8 +54,6 @@ SPEC = GraphSpec(
     render=render,
     render_rich=terminal_view,
 )
-
-graph = build_graph()
 
 __all__ = [
     "CORE_STATISTICS",
@@ -62,3 +69,5 @@ __all__ = [
     "graph",
     "render",
 ]
+
+lazy_package(__name__, {"ReportInputError": ".graph", "ReportState": ".graph", "cache_path": ".graph"})

@@ -49,15 +49,13 @@ from personas.kernel.privacy import describe_error
 
 from .cache import ReportCache
 from .figures import anomalies, merge_rows, totals
+from .operations import OPERATIONS, REPORTING_TOOL
 from .outputs import no_activity_text, write_outputs
 from .settings import Settings
 from .summary import MAX_SUMMARY_CHARS, build_figures, cited, model_input, suspicious, template_summary
 
-__all__ = ["REPORTING_TOOL", "ReportInputError", "ReportState", "build_graph", "cache_path"]
+__all__ = ["OPERATIONS", "REPORTING_TOOL", "ReportInputError", "ReportState", "build_graph", "cache_path"]
 
-REPORTING_TOOL = "query_campaign_values"
-#: The Klaviyo operations this graph's code calls (the persona's scopes and tools must cover them).
-OPERATIONS = ("get_accounts", "get_metrics", "get_campaigns", REPORTING_TOOL)
 #: Klaviyo requires campaign_id and campaign_message_id in group_by; send_channel keeps email apart.
 GROUP_BY = ["campaign_id", "campaign_message_id", "send_channel"]
 EMAIL_ONLY = 'equals(send_channel,"email")'

@@ -1,13 +1,14 @@
-"""Chat graph: any persona in conversation, with the tools its scopes allow (see ``graph.py``)."""
+"""Chat graph: any persona in conversation, with the tools its scopes allow (see ``graph.py``;
+LangGraph and LangChain load when the graph is built)."""
 
 from typing import Any
 
-from langchain_core.messages import HumanMessage
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from graphs import lazy_package
 from personas.kernel.graphspec import GraphSpec
 
-from .graph import ChatState, Settings, bound_tools, build_graph
+from .settings import Settings
 
 
 class ChatInput(BaseModel):
@@ -25,9 +26,18 @@ class ChatInput(BaseModel):
 
 
 def _to_state(given: ChatInput) -> dict[str, Any]:
+    from langchain_core.messages import HumanMessage
+
     if given.message is not None:
         return {"messages": [HumanMessage(given.message)]}
     return {"messages": list(given.messages or [])}
+
+
+def build_graph(checkpointer: Any = None) -> Any:
+    """The compiled graph (``graph.build_graph``)."""
+    from .graph import build_graph as build
+
+    return build(checkpointer)
 
 
 SPEC = GraphSpec(
@@ -41,6 +51,6 @@ SPEC = GraphSpec(
     recursion_limit=100,
 )
 
-graph = build_graph()
-
 __all__ = ["SPEC", "ChatInput", "ChatState", "Settings", "bound_tools", "build_graph", "graph"]
+
+lazy_package(__name__, {"ChatState": ".graph", "bound_tools": ".graph"})

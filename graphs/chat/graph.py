@@ -21,21 +21,15 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.runtime import Runtime
 from langgraph.types import Send
-from pydantic import BaseModel, ConfigDict, Field
 
 from klaviyo_toolkit.errors import KlaviyoError, ToolkitUsageError, UnknownOperationError
 from klaviyo_toolkit.tools import MAX_TOOLS_PER_REQUEST
 from personas.kernel.context import PersonaContext
 from personas.kernel.governance import fence
 
+from .settings import Settings
+
 SEARCH_TOOLS = ("find_tools", "describe_tool")
-
-
-class Settings(BaseModel):
-    """Chat personas take no graph settings beyond the persona's own fields."""
-
-    model_config = ConfigDict(extra="forbid")
-    max_turn_tool_calls: int = Field(default=12, description="Tool calls allowed per user message.")
 
 
 def _union(current: list[str], new: list[str]) -> list[str]:

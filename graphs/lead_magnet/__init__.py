@@ -1,13 +1,14 @@
-"""Lead-magnet sequencer graph (see ``graph.py``)."""
+"""Lead-magnet sequencer graph (see ``graph.py``; LangGraph loads when the graph is built)."""
 
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from graphs import lazy_package
 from personas.kernel.graphspec import GraphSpec
 
-from .graph import OPERATIONS, LeadState, build_graph, unique_id_for
 from .inputs import InputError, Submission, parse_submission
+from .operations import OPERATIONS
 from .render import render_lead
 from .settings import Settings
 
@@ -18,6 +19,13 @@ class LeadInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     input: dict[str, Any] = Field(description="The event document or webhook body.")
+
+
+def build_graph(checkpointer: Any = None) -> Any:
+    """The compiled graph (``graph.build_graph``)."""
+    from .graph import build_graph as build
+
+    return build(checkpointer)
 
 
 SPEC = GraphSpec(
@@ -32,8 +40,6 @@ SPEC = GraphSpec(
     trigger_setting="form_metric",
 )
 
-graph = build_graph()
-
 __all__ = [
     "SPEC",
     "InputError",
@@ -46,3 +52,5 @@ __all__ = [
     "parse_submission",
     "unique_id_for",
 ]
+
+lazy_package(__name__, {"LeadState": ".graph", "unique_id_for": ".graph"})

@@ -2,11 +2,14 @@
 
 ::
 
-    prepare (parse, load profile, score) -> decide (choose, schedule) -> send -> record
+    decide (parse, load profile, score, choose, schedule) -> send -> record
         |  (not eligible, or already in a sequence: straight to record)
 
-Four steps, each checkpointed: the decision is saved before the send, and the send before the
-record, so a run killed anywhere resumes without repeating a finished step.
+Three steps, each checkpointed: the decision is saved before the send, and the send before the
+record, so a run killed anywhere resumes without repeating a finished step. Everything before the
+send is one step because none of it has an effect outside the run: a run killed inside it starts it
+again, reading the lead afresh. (Fewer steps is fewer synchronous checkpoints per lead: see
+``benchmarks/graph_overhead.py``.)
 
 - the **score** is transparent (each factor and its points);
 - the **model chooses** a sequence with a reason, through a single strict tool call; the choice is
@@ -47,16 +50,12 @@ from .schedule import next_send_time
 from .scoring import score_lead
 from .settings import Settings
 
-#: The Klaviyo operations this graph's code calls (the persona's scopes and tools must cover them).
-OPERATIONS = ("get_profiles", "get_profile", "get_metrics", "get_events", "create_event", "update_profile")
-
 
 class LeadState(TypedDict, total=False):
     input: dict[str, Any]
     submission: dict[str, Any]
     profile: dict[str, Any]
     recent_metrics: list[str]
-    metric_ids: dict[str, str]
     already: dict[str, Any] | None
     eligible: dict[str, Any]
     score: dict[str, Any]
@@ -168,7 +167,6 @@ def load_profile(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadStat
     return {
         "profile": profile,
         "recent_metrics": recent,
-        "metric_ids": metrics,
         "already": already,
         "eligible": eligible,
     }
@@ -389,41 +387,40 @@ def record(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
     return {"decision": decision, "outcome": outcome, "record": {"profile_properties": saved}}
 
 
-def prepare(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
-    """Parse the submission, load the lead from Klaviyo and score it."""
+def decide(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
+    """Parse the submission, load the lead from Klaviyo and score it; then, for an eligible lead
+    not yet in a sequence, the model picks a sequence within policy (or the policy does) and the
+    send time. Nothing here has an effect outside the run, so it is one checkpointed step."""
     out: LeadState = {**parse(state, runtime)}
     out.update(load_profile({**state, **out}, runtime))
-    if (out.get("profile") or {}).get("id"):
-        out.update(score({**state, **out}, runtime))
+    if not (out.get("profile") or {}).get("id"):
+        return out
+    out.update(score({**state, **out}, runtime))
+    if _eligible_for_send(out):
+        out.update(choose({**state, **out}, runtime))
+        out.update(schedule({**state, **out}, runtime))
     return out
 
 
-def decide(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
-    """The model picks a sequence within policy (or the policy does), then the send time."""
-    out: LeadState = {**choose(state, runtime)}
-    out.update(schedule({**state, **out}, runtime))
-    return out
+def _eligible_for_send(state: LeadState) -> bool:
+    return bool(
+        (state.get("profile") or {}).get("id")
+        and not state.get("already")
+        and (state.get("eligible") or {}).get("ok")
+    )
 
 
-def _after_prepare(state: LeadState) -> str:
-    if (
-        not (state.get("profile") or {}).get("id")
-        or state.get("already")
-        or not (state.get("eligible") or {}).get("ok")
-    ):
-        return "record"
-    return "decide"
+def _after_decide(state: LeadState) -> str:
+    return "send" if _eligible_for_send(state) else "record"
 
 
 def build_graph(checkpointer: Any = None) -> Any:
     graph = StateGraph(LeadState, context_schema=PersonaContext)
-    graph.add_node("prepare", prepare)
     graph.add_node("decide", decide)
     graph.add_node("send", send)
     graph.add_node("record", record)
-    graph.add_edge(START, "prepare")
-    graph.add_conditional_edges("prepare", _after_prepare, ["decide", "record"])
-    graph.add_edge("decide", "send")
+    graph.add_edge(START, "decide")
+    graph.add_conditional_edges("decide", _after_decide, ["send", "record"])
     graph.add_edge("send", "record")
     graph.add_edge("record", END)
     return graph.compile(checkpointer=checkpointer)

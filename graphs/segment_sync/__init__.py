@@ -1,12 +1,14 @@
-"""Segment syncer graph: make a Klaviyo list hold exactly a source's people (see ``graph.py``)."""
+"""Segment syncer graph: make a Klaviyo list hold exactly a source's people (see ``graph.py``;
+LangGraph loads when the graph is built)."""
 
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from graphs import lazy_package
 from personas.kernel.graphspec import GraphSpec
 
-from .graph import OPERATIONS, SyncState, build_graph
+from .operations import OPERATIONS, WRITES
 from .report import render
 from .settings import Settings
 from .sources import SyncInputError, parse_input, read_file
@@ -17,6 +19,13 @@ class SyncInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     input: dict[str, Any] = Field(description="The sync request.")
+
+
+def build_graph(checkpointer: Any = None) -> Any:
+    """The compiled graph (``graph.build_graph``)."""
+    from .graph import build_graph as build
+
+    return build(checkpointer)
 
 
 SPEC = GraphSpec(
@@ -31,7 +40,7 @@ SPEC = GraphSpec(
     recursion_limit=100_000,  # one step per batch: a large sync takes many steps
 )
 
-graph = build_graph()
+__all__ = ["OPERATIONS", "SPEC", "WRITES", "Settings", "SyncInput", "SyncInputError", "SyncState", "build_graph",
+           "graph", "parse_input", "read_file", "render"]
 
-__all__ = ["SPEC", "Settings", "SyncInput", "SyncInputError", "SyncState", "build_graph", "graph",
-           "parse_input", "read_file", "render"]
+lazy_package(__name__, {"SyncState": ".graph"})

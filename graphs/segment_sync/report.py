@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from langchain_core.messages import HumanMessage, SystemMessage
-
 from personas.kernel.governance import fence
 
 from .plan import Plan
@@ -107,6 +105,8 @@ def summarize(ctx: Any, settings: Any, result: dict[str, Any]) -> str:
         return text
     facts = {k: v for k, v in result.items() if k not in ("plan_file", "source")}
     try:
+        from langchain_core.messages import HumanMessage, SystemMessage
+
         reply = model.invoke([SystemMessage(ctx.prompt()), HumanMessage(fence("sync result", facts))])
     except Exception:  # a failing model must not fail a finished sync
         return text

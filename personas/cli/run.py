@@ -6,21 +6,22 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
 from graphs import GRAPHS
 from klaviyo_toolkit.tools import KlaviyoToolkit
-from personas.kernel.context import select_tools
+from personas.kernel.context import select_operations
 from personas.kernel.errors import UsageProblem
 from personas.kernel.governance import parse_answer
 from personas.kernel.graphspec import GraphSpec
 from personas.kernel.spec import PersonaSpec
-from personas.runtime.context import build_context
-from personas.runtime.driver import RunDriver, RunResult, checkpointer
 from personas.runtime.loader import load_persona, scan_personas
+
+if TYPE_CHECKING:  # running a persona (LangGraph, LangChain, the client) loads in run_cmd, not for `list`
+    from personas.runtime.driver import RunResult
 
 from .approvals import describe_approval
 from .common import config, indented
@@ -33,7 +34,7 @@ def list_personas_cmd(as_json: bool = typer.Option(False, "--json", help="Print 
     found = scan_personas(config().home)
     rows = []
     for spec in found.personas.values():
-        tools = select_tools(KlaviyoToolkit(scopes=spec.scopes), spec.tools)
+        tools = select_operations(KlaviyoToolkit(scopes=spec.scopes), spec.tools)
         rows.append(
             {
                 "name": spec.name,
@@ -152,6 +153,9 @@ def run_cmd(
     retry: bool = typer.Option(False, "--retry", help="Continue a run that failed or was killed (needs --thread)."),
 ) -> None:
     """Run a graph once and print the result."""
+    from personas.runtime.context import build_context
+    from personas.runtime.driver import RunDriver, checkpointer
+
     cfg = config()
     spec = resolve_persona(graph, cfg.home)
     if input is None and resume is None and not retry:

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from klaviyo_toolkit.tools import KlaviyoToolkit
-from personas.kernel.context import select_tools
+from personas.kernel.context import select_operations, select_tools
 from personas.runtime.loader import load_persona
 
 from .common import command_group, config, indented
@@ -44,7 +44,7 @@ def tool_row(op: Any) -> dict[str, Any]:
 def _selected_ops(persona: str | None, beta: bool) -> list[Any]:
     if persona:
         spec = load_persona(persona, home=config().home)
-        return [t.operation for t in select_tools(KlaviyoToolkit(scopes=spec.scopes), spec.tools)]
+        return select_operations(KlaviyoToolkit(scopes=spec.scopes), spec.tools)
     return list(_toolkit(beta).catalog)
 
 

@@ -12,20 +12,33 @@ import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pydantic import BaseModel
 
 from klaviyo_toolkit.audit import AuditContext, AuditLog
 from klaviyo_toolkit.clock import Clock, SystemClock
-from klaviyo_toolkit.tools import KlaviyoTool, Toolset
+from klaviyo_toolkit.tools import Toolset
 
 from .config import Config
-from .models import ModelChoice
 from .spec import PersonaSpec, ToolSelection
 
-__all__ = ["PersonaContext", "prompt_text", "prompt_version", "prompts_dir", "select_tools", "thread_key"]
+if TYPE_CHECKING:  # LangChain loads when tools are built or a model answers, not with the context
+    from klaviyo_toolkit.catalog import Operation
+    from klaviyo_toolkit.tools import KlaviyoTool
+
+    from .models import ModelChoice
+
+__all__ = [
+    "PersonaContext",
+    "prompt_text",
+    "prompt_version",
+    "prompts_dir",
+    "select_operations",
+    "select_tools",
+    "thread_key",
+]
 
 
 def thread_key(thread_id: str) -> str:
@@ -72,18 +85,23 @@ def prompt_version(spec: PersonaSpec) -> str:
     return f"{meta.get('id', spec.prompt)}@{meta.get('version', '?')}" if meta else spec.prompt
 
 
-def select_tools(toolset: Toolset, selection: ToolSelection) -> list[KlaviyoTool]:
-    """The tools a persona binds at the start: ``include`` by name, plus ``tags``/``read_only`` picks."""
-    tools: dict[str, KlaviyoTool] = {}
+def select_operations(toolset: Toolset, selection: ToolSelection) -> list[Operation]:
+    """The operations a persona binds at the start: ``include`` by name, plus ``tags``/``read_only``
+    picks. Names only: no tool is built (listing and validating personas need no LangChain)."""
+    ops: dict[str, Operation] = {}
     if selection.tags or (selection.read_only is not None and not selection.include):
-        for tool in toolset.get_tools(
-            tags=selection.tags or None, read_only=selection.read_only, exclude=selection.exclude
-        ):
-            tools[tool.name] = tool
+        for op in toolset.operations(tags=selection.tags or None, read_only=selection.read_only,
+                                     exclude=selection.exclude):
+            ops[op.name] = op
     if selection.include:
-        for tool in toolset.get_tools(include=selection.include, exclude=selection.exclude):
-            tools[tool.name] = tool
-    return list(tools.values())
+        for op in toolset.operations(include=selection.include, exclude=selection.exclude):
+            ops[op.name] = op
+    return list(ops.values())
+
+
+def select_tools(toolset: Toolset, selection: ToolSelection) -> list[KlaviyoTool]:
+    """The tools a persona binds at the start (:func:`select_operations`, built as tools of ``toolset``)."""
+    return [toolset.tool(op.operation_id) for op in select_operations(toolset, selection)]
 
 
 @dataclass

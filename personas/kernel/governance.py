@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from klaviyo_toolkit.audit import AuditContext, AuditLog
-from klaviyo_toolkit.client import CallRecord
 from klaviyo_toolkit.effects import APPROVAL_EFFECTS, describe_effects
 from klaviyo_toolkit.errors import InvalidArgumentError
 from klaviyo_toolkit.tools import Call, CallEvent, Note, Stopped
@@ -209,6 +208,8 @@ class AuditGuard:
         return call.observed_by(self._observe)
 
     def _observe(self, call: Call, event: CallEvent) -> None:
+        from klaviyo_toolkit.client import CallRecord  # httpx loads with the first call, not with governance
+
         ctx = self.context()
         if isinstance(event, CallRecord):
             self.log.hook(ctx)(event)

@@ -74,6 +74,11 @@ class ScriptedChatModel(ToolAwareChatModel):
     def _llm_type(self) -> str:
         return "scripted"
 
+    def __repr_args__(self) -> Any:
+        # LangChain puts repr(model) in each run's trace; listing every scripted reply and every
+        # request made there (a benchmark's whole script) cost more than the call it describes.
+        return [("replies", len(self.script)), ("position", self.position)]
+
     def _generate(
         self,
         messages: list[BaseMessage],

@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,18 +41,37 @@ __all__ = ["Pending", "RunDriver", "RunResult", "arun_persona", "checkpointer", 
 DEFAULT_MODES = ("updates", "custom", "tasks")
 
 
+#: One SQLite checkpointer per file per process (a connection is opened once, not per run), with the
+#: file's identity, so a file deleted and made again gets a new connection.
+_SAVERS: dict[str, tuple[tuple[int, int], Any]] = {}
+_SAVERS_LOCK = threading.Lock()
+
+
 def checkpointer(path: Path | str) -> Any:
-    """A SQLite checkpointer at ``path`` (created 0600)."""
+    """The SQLite checkpointer for ``path`` (created 0600), shared by every run in this process.
+
+    Opening a connection (WAL, schema check) costs more than a whole step's checkpoint, so runs
+    reuse one per file; ``SqliteSaver`` serialises its writes with its own lock.
+    """
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     target = private_file(Path(path))
-    conn = sqlite3.connect(str(target), check_same_thread=False)
-    # WAL with synchronous=NORMAL: a commit survives the process being killed (what resuming needs)
-    # without an fsync per step.
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    saver = SqliteSaver(conn)
-    return SqliteSaver(conn, serde=RedactingSerde(saver.serde))
+    key = str(target.resolve())
+    stat = target.stat()
+    identity = (stat.st_dev, stat.st_ino)
+    with _SAVERS_LOCK:
+        cached = _SAVERS.get(key)
+        if cached is not None and cached[0] == identity:
+            return cached[1]
+        conn = sqlite3.connect(str(target), check_same_thread=False)
+        # WAL with synchronous=NORMAL: a commit survives the process being killed (what resuming needs)
+        # without an fsync per step.
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        saver = SqliteSaver(conn)
+        saver = SqliteSaver(conn, serde=RedactingSerde(saver.serde))
+        _SAVERS[key] = (identity, saver)
+        return saver
 
 
 @dataclass(frozen=True)
@@ -203,8 +223,8 @@ class RunDriver:
 
     def invoke(self, input: Mapping[str, Any] | None = None, *, resume: Any = None) -> RunResult:
         """Run (or resume) to the end or the next pause, and return the result."""
-        self.graph.invoke(self._payload(input, resume), self.config, context=self.context, durability="sync")
-        return self.result()
+        out = self.graph.invoke(self._payload(input, resume), self.config, context=self.context, durability="sync")
+        return self._finished(out) or self.result()
 
     def retry(self) -> RunResult:
         """Continue a run that failed or was killed, from its last checkpoint (the failed step runs again)."""
@@ -216,8 +236,17 @@ class RunDriver:
         return self.invoke(None)
 
     async def ainvoke(self, input: Mapping[str, Any] | None = None, *, resume: Any = None) -> RunResult:
-        await self.graph.ainvoke(self._payload(input, resume), self.config, context=self.context, durability="sync")
-        return self.result(await self.graph.aget_state(self.config))
+        out = await self.graph.ainvoke(
+            self._payload(input, resume), self.config, context=self.context, durability="sync"
+        )
+        return self._finished(out) or self.result(await self.graph.aget_state(self.config))
+
+    def _finished(self, out: Any) -> RunResult | None:
+        """The result of a run that ended, from what ``invoke`` returned (its final state), without
+        reading the checkpoint back; None when it paused (the snapshot then says what waits)."""
+        if not isinstance(out, Mapping) or "__interrupt__" in out:
+            return None
+        return RunResult(self.context.thread_id, dict(out), [], self.context.model.description)
 
 
 def _fingerprint(pending: Pending) -> str:

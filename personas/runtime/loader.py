@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from graphs import GRAPHS, graph_spec
 from klaviyo_toolkit.catalog import load_catalog
 from klaviyo_toolkit.errors import ToolkitUsageError, UnknownOperationError
 from klaviyo_toolkit.tools import MAX_TOOLS_PER_REQUEST, KlaviyoToolkit
-from personas.kernel.context import prompts_dir, select_tools
+from personas.kernel.context import prompts_dir, select_operations
 from personas.kernel.spec import PersonaSpec
 
 __all__ = [
@@ -132,8 +133,12 @@ class Scan:
 def _files(home: Path | None) -> list[Path]:
     out: list[Path] = []
     for folder in persona_dirs(home):
-        if folder.is_dir():
-            out += sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+        try:
+            with os.scandir(folder) as entries:  # one listing, no per-file path objects until a match
+                names = sorted(e.name for e in entries if e.name.endswith((".yaml", ".yml")) and e.is_file())
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        out += [folder / name for name in names]
     return out
 
 
@@ -193,11 +198,13 @@ def load_persona(name_or_path: str, home: Path | None = None) -> PersonaSpec:
 
 
 def _load_file(path: Path) -> PersonaSpec:
-    return _load_cached(str(path.resolve()), path.stat().st_mtime)
+    """A persona file, validated once per version of the file (cached by path and modification time)."""
+    name = os.path.abspath(path)
+    return _load_cached(name, os.stat(name).st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=64)
-def _load_cached(path: str, mtime: float) -> PersonaSpec:
+def _load_cached(path: str, mtime: int) -> PersonaSpec:
     return _validate(Path(path))
 
 
@@ -291,7 +298,7 @@ def _check_tools(spec: PersonaSpec, path: Path, root: yaml.Node | None) -> None:
                 f"tools.tags[{i}]",
                 f"unknown tag {tag!r}; known: {', '.join(sorted({op.tag for op in kit.catalog}))}",
             )
-    count = len(select_tools(kit, spec.tools))
+    count = len(select_operations(kit, spec.tools))
     if count > MAX_TOOLS_PER_REQUEST:
         raise PersonaConfigError(
             path,
@@ -335,7 +342,7 @@ def _check_graph_operations(spec: PersonaSpec, path: Path, root: yaml.Node | Non
             f"{', '.join(needed)}; add {'it' if len(needed) == 1 else 'them'} to scopes",
         )
     if spec.tools.include or spec.tools.tags:
-        bound = {t.operation.operation_id for t in select_tools(kit, spec.tools)}
+        bound = {op.operation_id for op in select_operations(kit, spec.tools)}
         absent = [name for name in graph.operations if kit.catalog.resolve(name) not in bound]
         if absent:
             raise PersonaConfigError(
