@@ -47,6 +47,15 @@ _SAVERS: dict[str, tuple[tuple[int, int], Any]] = {}
 _SAVERS_LOCK = threading.Lock()
 
 
+def _usable(conn: sqlite3.Connection) -> bool:
+    """False once someone closed the shared connection (a caller that owned a saver, or thought it did)."""
+    try:
+        conn.execute("SELECT 1")
+    except sqlite3.ProgrammingError:
+        return False
+    return True
+
+
 def checkpointer(path: Path | str) -> Any:
     """The SQLite checkpointer for ``path`` (created 0600), shared by every run in this process.
 
@@ -61,7 +70,7 @@ def checkpointer(path: Path | str) -> Any:
     identity = (stat.st_dev, stat.st_ino)
     with _SAVERS_LOCK:
         cached = _SAVERS.get(key)
-        if cached is not None and cached[0] == identity:
+        if cached is not None and cached[0] == identity and _usable(cached[1].conn):
             return cached[1]
         conn = sqlite3.connect(str(target), check_same_thread=False)
         # WAL with synchronous=NORMAL: a commit survives the process being killed (what resuming needs)

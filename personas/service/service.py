@@ -80,9 +80,11 @@ class Service:
         return cls(config, store, saver, context_options=dict(context_options), clock=clock)
 
     def close(self) -> None:
+        """Close the run store and the PostgreSQL pool; the SQLite checkpointer is shared by every run
+        in this process (``personas.runtime.checkpointer``), so it stays open for the next service."""
         self.store.close()
         pool = getattr(self.saver, "conn", None)
-        if pool is not None and hasattr(pool, "close"):
+        if self.config.database_url and pool is not None and hasattr(pool, "close"):
             pool.close()
 
     # -- personas ------------------------------------------------------------------------------------

@@ -126,16 +126,16 @@ def test_a_send_retried_after_a_timeout_yields_one_touchpoint(served: tuple[Sand
     client = KlaviyoClient(
         api_key=DEMO_KEY,
         base_url=url,
-        timeout=0.3,
+        timeout=2.0,  # generous: a loaded machine must not time out the retry too
         rate_limiter=RateLimiter(factor=None),
         retry=RetryPolicy(base_delay=0.05, seed=1),
         hooks=[lambda r: attempts.append(r.attempts) if r.operation_id == "create_event" else None],
     )
     # The first create_event is answered slowly (after the client gave up); the retry gets through.
-    sb.faults = Faults(slow_rate=1.0, delay=1.0, operations=["create_event"], count=1)
+    sb.faults = Faults(slow_rate=1.0, delay=4.0, operations=["create_event"], count=1)
     result = run_persona("lead-magnet-sequencer", {"input": event}, client=client, audit=False)
     assert result.state["send"]["status"] == "sent"
     assert attempts == [2], "one timeout, one retry"
-    time.sleep(1.2)  # let the slow first request finish on the server too
+    time.sleep(4.2)  # let the slow first request finish on the server too
     assert len(sequence_starts(sb, profile_id)) == 1
     assert len(first_touchpoints(sb, profile_id)) == 1

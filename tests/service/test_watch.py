@@ -47,7 +47,7 @@ def test_each_event_is_processed_once_across_restarts(tmp_path: Path, sandbox: S
     [run] = poll_once(again, spec, now=time.time())
     assert run.key == f"event:{late['data']['id']}" and run.trigger == "poll"
     done = again.execute(run.id)
-    assert done.status == "done"
+    assert done.status == "done", done
     assert all(r.status == "done" for r in again.store.runs())
     for event in [*first, late]:
         assert len(first_touchpoints(sandbox, pid(event))) == 1
