@@ -100,11 +100,28 @@ def content_text(content: Any) -> str:
     return str(content)
 
 
+_DEFINITIONS: dict[tuple[int, bool | None], tuple[Any, dict[str, Any]]] = {}
+
+
 def tool_definition(tool: Any, strict: bool | None = None) -> dict[str, Any]:
-    """The tool's definition exactly as an OpenAI-compatible endpoint receives it (ChatOpenAI's conversion)."""
+    """The tool's definition exactly as an OpenAI-compatible endpoint receives it (ChatOpenAI's conversion).
+
+    A Klaviyo tool's definition depends only on its operation, so it is converted once per operation
+    (the cache keeps the operation alive, so its id is never reused while cached).
+    """
     from langchain_core.utils.function_calling import convert_to_openai_tool
 
-    return convert_to_openai_tool(tool, strict=strict)
+    operation = getattr(tool, "operation", None)
+    if operation is None or isinstance(tool, dict):
+        return convert_to_openai_tool(tool, strict=strict)
+    key = (id(operation), strict)
+    hit = _DEFINITIONS.get(key)
+    if hit is None or hit[0] is not operation:
+        if len(_DEFINITIONS) > 4096:
+            _DEFINITIONS.clear()
+        hit = (operation, convert_to_openai_tool(tool, strict=strict))
+        _DEFINITIONS[key] = hit
+    return json.loads(json.dumps(hit[1]))
 
 
 def _canonical(value: Any) -> str:
@@ -370,8 +387,12 @@ class Cassette:
             )
         expected = self.interactions[self.position]["request"]
         if expected != request:
+            model = ""
+            if {k for k in set(expected) | set(request) if expected.get(k) != request.get(k)} == {"model"}:
+                model = (f" It answers requests for model {expected.get('model')!r} and this run asks for "
+                         f"{request.get('model')!r}: set PERSONAS_MODEL={expected.get('model')} to replay it.")
             raise CassetteError(
-                f"request {self.position + 1} does not match cassette {self.path}; {self.rerecord_hint}\n"
+                f"request {self.position + 1} does not match cassette {self.path}; {self.rerecord_hint}.{model}\n"
                 f"{self.diff(expected, request, schemas or {})}"
             )
         item = self.interactions[self.position]
