@@ -29,14 +29,15 @@ __all__ = ["MIN_LENGTH", "fence_problems", "split_fences", "untrusted_values", "
 
 MIN_LENGTH = 8
 _OPEN = re.compile(r'<untrusted-data source="([^"\n]*)">\n')
-_CLOSE = "\n</untrusted-data>"
+_CLOSE = "</untrusted-data>"
 #: Any spelling of a fence tag: what must not survive inside data (case, spaces, slashes, _ or -).
 _LOOSE_TAG = re.compile(r"<[\s\u200b-\u200f\u2060\ufeff]*/?[\s\u200b-\u200f\u2060\ufeff/\\]*untrusted[\s_-]*data",
                         re.IGNORECASE)
 
 
 def split_fences(text: str) -> tuple[list[tuple[str, str]], str]:
-    """``([(source, content), ...], text outside every fence)``; an unclosed fence runs to the end."""
+    """``([(source, content), ...], text outside every fence)``: a fence ends at the first closing tag, as a model
+    would read it, so data that carries one unescaped spills outside; an unclosed fence runs to the end."""
     fences: list[tuple[str, str]] = []
     outside: list[str] = []
     pos = 0
@@ -46,11 +47,11 @@ def split_fences(text: str) -> tuple[list[tuple[str, str]], str]:
             outside.append(text[pos:])
             break
         outside.append(text[pos:found.start()])
-        end = text.find(_CLOSE, found.end())
+        end = text.find(_CLOSE, found.end())  # the first closing tag ends it, as it would for the model
         if end < 0:
             fences.append((found.group(1), text[found.end():]))
             break
-        fences.append((found.group(1), text[found.end():end]))
+        fences.append((found.group(1), text[found.end():end].removesuffix("\n")))
         pos = end + len(_CLOSE)
     return fences, "\n".join(outside)
 

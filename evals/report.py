@@ -56,22 +56,27 @@ def label_counts(result: SuiteResult) -> list[tuple[str, int, int]]:
 
 
 def suite_table(results: Sequence[SuiteResult]) -> Any:
-    """A rich Table: one row per suite with its pass rate against its threshold (fits 80 columns)."""
+    """A rich Table: one row per suite with its pass rate against its threshold (fits 80 columns).
+
+    ``runs`` counts a policy case once per behaviour; ``err`` are runs that could not be judged
+    (a cassette that does not answer); ``live`` is the pass rate over runs a real model answered.
+    """
+    from rich import box
     from rich.table import Table
 
     epochs = max((r.epochs for r in results), default=1)
-    table = Table(title="personas eval", caption="model responses: " + "; ".join(
+    table = Table(title="personas eval", box=box.SIMPLE_HEAD, padding=(0, 1), caption="model responses: " + "; ".join(
         f"{r.suite.name}: {cassette_summary(r)}" for r in results) if results else None)
     width = max((len(r.suite.name) for r in results), default=5)
     table.add_column("suite", min_width=width, no_wrap=True)
-    for col in ("cases", "passed", "failed", "errors"):
-        table.add_column(col, justify="right")
-    table.add_column("pass rate" if epochs == 1 else "pass@1", justify="right")
+    for col in ("runs", "pass", "fail", "err"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("rate" if epochs == 1 else "pass@1", justify="right", no_wrap=True)
     if epochs > 1:
-        table.add_column(f"pass@{epochs}", justify="right")
-    table.add_column("live", justify="right")
-    table.add_column("needs", justify="right")
-    table.add_column("result")
+        table.add_column(f"pass@{epochs}", justify="right", no_wrap=True)
+    for col in ("live", "needs"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("result", no_wrap=True)
     for r in results:
         counts = r.counts()
         row = [r.suite.name, str(len(r.by_case())), str(counts["passed"]), str(counts["failed"]), str(counts["error"]),

@@ -353,8 +353,8 @@ class Cassette:
                 if ref not in schemas or digest(schemas[ref]) != ref:
                     problems.append(f"interaction {n}: the definition of tool {name} ({ref}) is missing or altered")
         if problems:
-            raise CassetteError(f"cassette {p} does not load: {problems[0]}"
-                                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "") + f"; {hint}")
+            raise CassetteError(f"cassette {p} does not load: {'; '.join(problems[:4])}"
+                                + (f" (and {len(problems) - 4} more)" if len(problems) > 4 else "") + f"; {hint}")
         return cls(p, dict(data["provenance"]), list(data["interactions"]), hint, schemas=dict(schemas))
 
     @classmethod
