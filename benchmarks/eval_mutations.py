@@ -114,8 +114,8 @@ MUTATIONS: tuple[Mutation, ...] = (
                                             '        message.content = (lambda _source, text: text)(\n')}),
     Mutation("fence-tags-not-escaped", "fencing", "a closing fence tag inside the data is left as it is",
              ("lead_magnet", "chat", "campaign_report"),
-             code={"personas/kernel/governance.py": ('    text = _FENCE_TAG.sub(lambda m: "&lt;" + m.group(0)[1:], text)\n',
-                                                     "")}),
+             code={"personas/kernel/governance.py": (
+                 '    text = _FENCE_TAG.sub(lambda m: "&lt;" + m.group(0)[1:], text)\n', "")}),
     Mutation("campaign-names-unfenced", "fencing", "campaign names reach the reporter's model without a fence",
              ("campaign_report",),
              code={"graphs/campaign_report/summary.py": ('fence("campaign names", names)',
@@ -131,13 +131,15 @@ MUTATIONS: tuple[Mutation, ...] = (
              home={"klaviyo_assistant.v1.md": (
                  "- Never subscribe anyone to marketing without their explicit consent. Adding a profile to a list\n"
                  "  is not consent.\n- Deleting, sending, suppressing, unsubscribing, merging and data-privacy "
-                 "requests wait for the\n  user's approval. Explain what you are about to do before you do it.\n", "")}),
+                 "requests wait for the\n  user's approval. Explain what you are about to do before you do it.\n",
+                 "")}),
     # -- argument building
     Mutation("sequencer-tool-choice-none", "arguments", "the sequencer binds choose_sequence with tool_choice none",
              ("lead_magnet",), code={LEAD: ('tool_choice="choose_sequence"', 'tool_choice="none"')}),
     Mutation("unique-id-per-submission", "arguments", "the sequence start's unique_id comes from the submission, not "
              "the lead", ("lead_magnet",),
-             code={LEAD: ('uid = unique_id_for(profile["id"])', 'uid = unique_id_for(state["submission"]["event_id"])')}),
+             code={LEAD: ('uid = unique_id_for(profile["id"])',
+                          'uid = unique_id_for(state["submission"]["event_id"])')}),
     Mutation("reporting-call-all-channels", "arguments", "the reporting call no longer filters to email",
              ("campaign_report",),
              code={"graphs/campaign_report/graph.py": ('"filter": EMAIL_ONLY}', "}")}),
@@ -193,8 +195,8 @@ def apply(mutation: Mutation, tree: Path, home: Path) -> None:
         for persona in DEFINITIONS.glob("*.yaml"):
             text = persona.read_text(encoding="utf-8")
             if f"prompt: {prompt}" in text and not (overrides / persona.name).exists():
-                (overrides / persona.name).write_text(text.replace(f"prompt: {prompt}", f"prompt: {overrides / prompt}"),
-                                                      encoding="utf-8")
+                pointed = text.replace(f"prompt: {prompt}", f"prompt: {overrides / prompt}")
+                (overrides / persona.name).write_text(pointed, encoding="utf-8")
 
 
 def _eval(tree: Path, home: Path, suites: Sequence[str], *extra: str) -> tuple[int, ET.Element | None, str]:

@@ -9,8 +9,8 @@ submission's answers, the fixture's profile names and properties (and their even
 list, segment and campaign names, and any text in ``expect.untrusted``. A value that is also the
 persona's own vocabulary (a key or value of its settings, e.g. an answer the scoring table lists,
 or a word of its prompt) may also appear outside a fence as our own text, but only in a message
-that carries the data itself fenced; values under 8 characters are not searched for. The case's own user messages (chat input) and the model's own turns
-are not searched: they are not data from the account.
+that carries the data itself fenced; values under 8 characters are not searched for. The case's
+own user messages (chat input) and the model's own turns are not searched: they are not data from the account.
 
 Fences are parsed as :func:`personas.kernel.governance.fence` writes them (``<untrusted-data
 source="...">`` ... ``</untrusted-data>``), but independently of it: inside a fence no spelling of

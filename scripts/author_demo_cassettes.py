@@ -97,7 +97,8 @@ def main() -> int:
         if args.record:
             config = Config.from_env()
             choices = []
-            for persona, file in (("lead-magnet-sequencer", "lead_magnet.json"), ("campaign-reporter", "campaign_report.json")):
+            for persona, file in (("lead-magnet-sequencer", "lead_magnet.json"),
+                                  ("campaign-reporter", "campaign_report.json")):
                 name, generation = _identity(persona)
                 cassette = Cassette.new(CASSETTES / file, recorded_provenance(name, config))
                 model = CassetteChatModel(cassette=cassette, model_name=name, generation=generation,

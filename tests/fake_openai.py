@@ -78,7 +78,8 @@ class FakeOpenAI:
                     pieces = [text[:20], text[20:]] if text else []
                     deltas: list[dict[str, Any]] = [{"role": "assistant", "content": p} for p in pieces]
                     if calls:
-                        deltas.append({"role": "assistant", "tool_calls": [dict(c, index=i) for i, c in enumerate(calls)]})
+                        indexed = [dict(c, index=i) for i, c in enumerate(calls)]
+                        deltas.append({"role": "assistant", "tool_calls": indexed})
                     for delta in deltas:
                         chunk = {"id": rid, "object": "chat.completion.chunk", "created": 0, "model": outer.model,
                                  "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}

@@ -121,7 +121,8 @@ def tool_definition(tool: Any, strict: bool | None = None) -> dict[str, Any]:
             _DEFINITIONS.clear()
         hit = (operation, convert_to_openai_tool(tool, strict=strict))
         _DEFINITIONS[key] = hit
-    return json.loads(json.dumps(hit[1]))
+    copy: dict[str, Any] = json.loads(json.dumps(hit[1]))
+    return copy
 
 
 def _canonical(value: Any) -> str:
@@ -150,7 +151,8 @@ def normalise_messages(messages: Sequence[BaseMessage], masked: bool = True) -> 
 
 
 def _tool_choice(value: Any) -> Any:
-    """``tool_choice`` as ChatOpenAI sends it: a function name becomes ``{"function": name}``; ``any`` is ``required``."""
+    """``tool_choice`` as ChatOpenAI sends it: a function name becomes ``{"function": name}``;
+    ``any`` is ``required``."""
     if value in (None, "auto", "none", "required"):
         return value
     if value in ("any", True):
@@ -200,7 +202,8 @@ def request_key(
     return key
 
 
-def response_to_message(response: Mapping[str, Any], index: int, evidence: Mapping[str, Any] | None = None) -> AIMessage:
+def response_to_message(response: Mapping[str, Any], index: int,
+                        evidence: Mapping[str, Any] | None = None) -> AIMessage:
     calls = [
         {"name": c["name"], "args": c.get("args", {}), "id": c.get("id") or f"call_{index}_{i}", "type": "tool_call"}
         for i, c in enumerate(response.get("tool_calls") or [])
@@ -343,7 +346,8 @@ class Cassette:
             raise CassetteError(f"cassette {p} is format {data.get('version')}, not {FORMAT} (whose keys hold the "
                                 f"model, settings, tools, tool_choice and strict); {hint}")
         problems = check_provenance(data)
-        schemas = data.get("schemas") if isinstance(data.get("schemas"), dict) else {}
+        found = data.get("schemas")
+        schemas: dict[str, Any] = found if isinstance(found, dict) else {}
         for n, item in enumerate(data["interactions"], 1):
             if not isinstance(item, dict) or not isinstance(item.get("request"), dict) \
                     or not isinstance(item.get("response"), dict):

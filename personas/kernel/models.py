@@ -28,7 +28,8 @@ from .cassette import (
 )
 from .config import Config
 
-__all__ = ["CassetteChatModel", "ToolAwareChatModel", "ModelChoice", "ScriptedChatModel", "live_model", "recorded_provenance", "resolve_model"]
+__all__ = ["CassetteChatModel", "ModelChoice", "ScriptedChatModel", "ToolAwareChatModel", "live_model",
+           "recorded_provenance", "resolve_model"]
 
 Reply = AIMessage | str | Callable[[Sequence[BaseMessage]], AIMessage | str]
 

@@ -20,7 +20,6 @@ from evals.case import load_suite
 from evals.runner import run_case
 from personas.cli import main as personas_main
 from personas.kernel.cassette import Cassette, CassetteError
-
 from tests.fake_openai import FakeOpenAI
 
 SUITES = Path(__file__).resolve().parents[2] / "evals" / "suites"
@@ -125,8 +124,8 @@ def test_a_recorded_cassette_whose_provenance_disagrees_does_not_load(
         data["provenance"] = dict(good["provenance"])
 
     assert "has no evidence" in broken(relabelled), "an authored cassette relabelled recorded"
-    assert "authored cassette carries response evidence" in broken(lambda d: d["provenance"].update(kind="authored",
-                                                                                                     by="x", method="x"))
+    as_authored = broken(lambda d: d["provenance"].update(kind="authored", by="x", method="x"))
+    assert "authored cassette carries response evidence" in as_authored
 
 
 def test_epochs_report_pass_at_k_over_live_runs_only(suite_dir: Path, endpoint: FakeOpenAI,

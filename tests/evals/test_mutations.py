@@ -183,7 +183,8 @@ def test_the_benchmark_harness_counts_failures_after_re_authoring_never_cassette
 
     # a change that only rewords the request: its cassette errors vanish with re-authoring, and it is not caught
     reworded = bench.Mutation("reworded-request", "prompts", "the request says 'exactly once'", ("lead_magnet",),
-                              code={bench.LEAD: ('"Call choose_sequence once."', '"Call choose_sequence exactly once."')})
+                              code={bench.LEAD: ('"Call choose_sequence once."',
+                                                 '"Call choose_sequence exactly once."')})
     verdict = bench.run_mutation(reworded, tmp_path, ["lead_magnet"], cases)
     assert verdict.before_errors == 2 and verdict.after_failed == [] and not verdict.caught
     assert "| reworded-request | prompts | 0 / 2 | 0 (+0 errors) | NO |" in bench.table([verdict])

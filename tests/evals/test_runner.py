@@ -19,8 +19,8 @@ from langchain_core.messages import AIMessage
 from evals.author import AuthorError, author_case
 from evals.case import CaseFileError, load_suite
 from evals.fixtures import Fixture, build_fixture, submit_form
-from evals.report import write_reports
 from evals.observe import call_view
+from evals.report import write_reports
 from evals.runner import pass_at_k, run_case, run_suite
 from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.client import CallRecord
