@@ -16,6 +16,7 @@ error (unknown suite or case, a broken case file, a live run without OPENAI_API_
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -73,6 +74,36 @@ def _check_modes(author: bool, stamp: bool, record: bool, epochs: int | None, co
             "record" if record else f"live x{epochs}" if epochs else "replay")
 
 
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _check_sets(loaded: list[Any], chosen: dict[str, list[str]], mode: str, labels: list[str]) -> None:
+    """Every set named must be a plain folder label, go with the mode, and exist where it is read from.
+
+    A set is read (replay, compare) from every chosen suite that has model cases, i.e. cassettes in its
+    default set; ``--record`` creates it. ``--author``, ``--stamp`` and ``--epochs`` never read a set.
+    """
+    for label in labels:
+        if not _LABEL.match(label):
+            raise _usage(f"--cassettes {label!r}: a set is a folder label of letters, digits, '.', '_' and '-' "
+                         "(e.g. qwen2.5-7b, for cassettes-qwen2.5-7b/)")
+    if mode in ("author", "stamp") or mode.startswith("live"):
+        what = "--author and --stamp work on cassettes/ (the hand-written set)" if mode in ("author", "stamp") \
+            else "--epochs asks the live model and writes no set"
+        raise _usage(f"--cassettes does not go with this command: {what}; leave it out")
+    if mode == "record":
+        return
+    for suite in loaded:
+        if suite.name not in chosen or not any(suite.cassette_dir().glob("*.json")):
+            continue
+        for label in labels:
+            if not suite.cassette_dir(label).is_dir():
+                sets = ", ".join(suite.cassette_sets())
+                raise _usage(f"suite {suite.name} has no cassette set {label!r} (no {suite.cassette_dir(label).name}/; "
+                             f"its sets: {sets}); record it with `personas eval {suite.name} --record --cassettes "
+                             f"{label}`")
+
+
 def eval_cmd(
     suites: list[str] = typer.Argument(None, help="Suites to run (names under evals/suites, or folders); default all."),
     case: list[str] = typer.Option(None, "--case", help="Only this case (repeatable)."),
@@ -95,6 +126,11 @@ def eval_cmd(
     mode = _check_modes(author, stamp, record, epochs, list(compare) if compare else None)
     loaded = _load(list(suites or []))
     chosen = _select(loaded, list(case or []), list(label or []))
+    if cassettes is not None and mode == "compare":
+        raise _usage("--compare names its two sets itself (e.g. --compare cassettes qwen2.5-7b); leave out --cassettes")
+    named = list(compare) if mode == "compare" else [cassettes] if cassettes is not None else []
+    if named:
+        _check_sets(loaded, chosen, mode, named)
     if mode == "compare":
         from .compare import compare_sets, compare_table, write_compare
 

@@ -107,7 +107,7 @@ def replay_choice(suite: Suite, case: Case, label: str | None = None) -> ModelCh
     path = suite.cassette_path(case, label)
     if not path.exists():
         empty = Cassette(path, {"kind": "none", "method": "no cassette: the case expects no model call"}, [],
-                         f"{rerecord_hint(suite, case, label=label)} (no cassette at {path})")
+                         rerecord_hint(suite, case, label=label))
         model = CassetteChatModel(cassette=empty, model_name=name, generation=generation)
         return ModelChoice(model, "no model call expected (no cassette)", "none", empty)
     cassette = Cassette.load(path, rerecord_hint(suite, case, label=label))

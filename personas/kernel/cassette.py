@@ -384,6 +384,9 @@ class Cassette:
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """The next answer and its evidence, if ``request`` is the next one recorded (``schemas``: its tools'
         definitions by digest, to show what changed)."""
+        if not self.interactions and self.provenance.get("kind") == "none":
+            raise CassetteError(f"the run asked the model, and there is no cassette at {self.path} to answer it: "
+                                f"{self.rerecord_hint}")
         if self.position >= len(self.interactions):
             raise CassetteError(
                 f"cassette {self.path} has {len(self.interactions)} responses but the run asked for more; "

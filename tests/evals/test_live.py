@@ -174,3 +174,16 @@ def test_a_labelled_set_replays_with_the_model_it_was_recorded_from(
     monkeypatch.setenv("PERSONAS_MODEL", "gpt-4.1-mini")
     result = run_case(suite, suite.case(HOT), label="qwen")
     assert result.status == "error" and "set PERSONAS_MODEL=qwen2.5-7b-instruct to replay it" in (result.error or "")
+
+
+def test_a_set_that_is_not_there_or_not_a_plain_label_is_a_usage_error(
+        suite_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, "eval", str(suite_dir), "--case", HOT, "--cassettes", "llama")
+    assert code == 2 and "suite lm has no cassette set 'llama' (no cassettes-llama/; its sets: cassettes)" in out
+    assert "`personas eval lm --record --cassettes llama`" in out
+    code, out = run(capsys, "eval", str(suite_dir), "--compare", "cassettes", "llama")
+    assert code == 2 and "no cassette set 'llama'" in out
+    code, out = run(capsys, "eval", str(suite_dir), "--cassettes", "../elsewhere")
+    assert code == 2 and "a set is a folder label of letters, digits" in out
+    assert run(capsys, "eval", str(suite_dir), "--author", "--cassettes", "llama")[0] == 2
+    assert not (suite_dir / "cassettes-llama").exists() and not (suite_dir.parent / "elsewhere").exists()

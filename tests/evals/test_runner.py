@@ -242,8 +242,8 @@ def test_a_case_without_a_cassette_must_not_ask_the_model(tmp_path: Path) -> Non
     suite = load_suite(folder)
     result = run_case(suite, suite.cases[0])
     assert result.status == "error"
-    assert "has 0 responses but the run asked for more" in result.error
-    assert "no cassette at" in result.error and "--author" in result.error
+    assert "the run asked the model, and there is no cassette at" in result.error
+    assert "hot-director-this-month.json to answer it" in result.error and "--author" in result.error
 
 
 def test_the_run_raising_is_checked_like_any_outcome(tmp_path: Path) -> None:
