@@ -211,6 +211,18 @@ def _run(console: Any, loaded: list[Any], chosen: dict[str, list[str]], mode: st
     return results
 
 
+def _live_how(mode: str, label: str | None) -> str:
+    """What answered a live run: the model asked for, at which endpoint, and where it was written."""
+    from personas.kernel.cassette import public_base_url
+
+    config = Config.from_env()
+    model = config.model or "(each persona's own)"
+    endpoint = public_base_url(config.openai_base_url) or "the OpenAI API"
+    folder = f"cassettes-{label}/" if label and label != "cassettes" else "cassettes/"
+    done = f"recorded into {folder}" if mode == "record" else f"{mode.split()[-1]} per case, nothing written"
+    return f"the live model {model} at {endpoint}; {done}"
+
+
 def _finish(console: Any, results: list[Any], mode: str, report: Path | None, label: str | None) -> None:
     from .report import live_line, suite_table, write_reports
 
@@ -226,7 +238,7 @@ def _finish(console: Any, results: list[Any], mode: str, report: Path | None, la
     where = f" from cassettes-{label}/" if label and label != "cassettes" else ""
     how = {"replay": f"replayed cassettes{where} (no OPENAI_API_KEY needed; Klaviyo is the embedded sandbox)",
            "author": "hand-written responses from the case files (cassettes rebuilt, then replayed)"}.get(
-        mode, f"the live model ({Config.from_env().model or 'the persona model'}), {mode}")
+        mode, _live_how(mode, label))
     runs = sum(len(r.results) for r in results)
     console.print(f"Model: {how}. {runs} run{'s' if runs != 1 else ''} in "
                   f"{sum(r.duration for r in results):.1f} s.")
