@@ -33,7 +33,7 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from graphs import graph_spec
 from klaviyo_sandbox import Faults, Sandbox
 from klaviyo_toolkit.clock import ManualClock
-from personas.kernel.cassette import Cassette, CassetteError
+from personas.kernel.cassette import Cassette, CassetteError, UnexpectedModelCall
 from personas.kernel.config import Config
 from personas.kernel.models import CassetteChatModel, ModelChoice
 from personas.runtime.context import build_context
@@ -135,6 +135,8 @@ class Outcome:
     approvals_asked: list[Any] = field(default_factory=list)
     approvals_unused: int = 0
     error: BaseException | None = None
+    #: the graph asked the model in a case that expects no model call (a verdict, not a cassette problem)
+    unexpected_model: str | None = None
     model_failed: str | None = None
     built: Built = field(default_factory=Built)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -258,7 +260,13 @@ def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
             outcome.interrupts = _jsonable(result.interrupts)
         cassette_errors = [e for e in observed.model_errors if isinstance(e, CassetteError)]
         other_errors = [e for e in observed.model_errors if not isinstance(e, (CassetteError, ScriptedFailure))]
-        if cassette_errors:
+        if cassette_errors and not case.authored_responses \
+                and all(isinstance(e, UnexpectedModelCall) for e in cassette_errors):
+            outcome.unexpected_model = str(cassette_errors[0])
+            if isinstance(outcome.error, CassetteError):  # the graph let the refused call through: it stopped
+                outcome.error = RuntimeError(f"the run stopped on a model call the case does not expect: "
+                                             f"{outcome.error}")
+        elif cassette_errors:
             outcome.error = cassette_errors[0]
         elif other_errors and choice.kind in ("authored", "recorded", "none") and outcome.error is None:
             outcome.error = CassetteError(f"the model failed: {type(other_errors[0]).__name__}: {other_errors[0]}")
@@ -313,6 +321,10 @@ def run_case(suite: Suite, case: Case, model: ModelChoice | None = None, *, epoc
         played = choice.cassette.interactions[:choice.cassette.position] if choice.cassette is not None else []
         schemas = choice.cassette.schemas if choice.cassette is not None else {}
         failures = judge(suite, case, outcome, kind, played, schemas)
+        if outcome.unexpected_model:
+            failures.insert(0, "model asked: the case expects no model call (no authored_responses, no cassette) and "
+                               "the run asked the model; if it now should, write authored_responses and run "
+                               f"`personas eval {suite.name} --case {case.id} --author`")
         extra = case.expect_when.get(behaviour or "")
         if extra is not None:
             failures += [f"when {behaviour}: {f}" for f in check_case(case.model_copy(update={"expect": extra}),

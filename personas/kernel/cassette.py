@@ -47,6 +47,7 @@ __all__ = [
     "MASKS",
     "Cassette",
     "CassetteError",
+    "UnexpectedModelCall",
     "check_provenance",
     "message_to_response",
     "normalise_messages",
@@ -76,6 +77,14 @@ BIND_KEYS = ("tool_choice", "strict", "parallel_tool_calls")
 
 class CassetteError(Exception):
     """The cassette cannot answer this run; the message says how to re-record it."""
+
+
+class UnexpectedModelCall(CassetteError):
+    """The run asked the model where no cassette exists because none was expected (``kind: none``).
+
+    Unlike a cassette that stopped matching, this is about what the graph did: it asked the model
+    where it was expected not to, and no re-recording of an existing cassette can answer it.
+    """
 
 
 def scrub(text: str) -> str:
@@ -385,7 +394,7 @@ class Cassette:
         """The next answer and its evidence, if ``request`` is the next one recorded (``schemas``: its tools'
         definitions by digest, to show what changed)."""
         if not self.interactions and self.provenance.get("kind") == "none":
-            raise CassetteError(f"the run asked the model, and there is no cassette at {self.path} to answer it: "
+            raise UnexpectedModelCall(f"the run asked the model, and there is no cassette at {self.path} to answer it: "
                                 f"{self.rerecord_hint}")
         if self.position >= len(self.interactions):
             raise CassetteError(

@@ -236,7 +236,7 @@ def test_a_recorded_cassette_says_to_re_record(tmp_path: Path) -> None:
     assert result.kind == "recorded"
 
 
-def test_a_case_without_a_cassette_must_not_ask_the_model(tmp_path: Path) -> None:
+def test_an_authored_case_without_its_cassette_errors_naming_the_command_that_writes_it(tmp_path: Path) -> None:
     folder = copy_suite(tmp_path, "hot-director-this-month")
     (folder / "cassettes" / "hot-director-this-month.json").unlink()
     suite = load_suite(folder)
@@ -244,6 +244,26 @@ def test_a_case_without_a_cassette_must_not_ask_the_model(tmp_path: Path) -> Non
     assert result.status == "error"
     assert "the run asked the model, and there is no cassette at" in result.error
     assert "hot-director-this-month.json to answer it" in result.error and "--author" in result.error
+
+
+def test_a_case_that_expects_no_model_fails_when_the_graph_asks_one_and_re_authoring_keeps_it_failing(
+        tmp_path: Path) -> None:
+    """The graph asking the model where the case says it must not is a verdict about the graph, not a cassette
+    problem: the case fails (never errors), and ``--author`` has nothing to write that would make it pass."""
+    folder = copy_suite(tmp_path, "never-subscribed")
+    path = folder / "cases" / "never-subscribed.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("consent: never", "consent: subscribed"),
+                    encoding="utf-8")  # now eligible: the graph asks the model
+    suite = load_suite(folder)
+    result = run_case(suite, suite.cases[0])
+    assert result.status == "failed", result.error
+    assert result.failures[0].startswith("model asked: the case expects no model call (no authored_responses, "
+                                         "no cassette) and the run asked the model")
+    assert "--case never-subscribed --author" in result.failures[0]
+    assert any(("not_called" in f and "create_event" in f) or "model_calls" in f for f in result.failures[1:])
+    authored = author_case(suite, suite.cases[0])
+    assert authored.path is None and not authored.written and authored.result.status == "failed"
+    assert not (folder / "cassettes" / "never-subscribed.json").exists()
 
 
 def test_the_run_raising_is_checked_like_any_outcome(tmp_path: Path) -> None:
@@ -277,17 +297,13 @@ def test_authoring_writes_an_authored_cassette_from_the_case_file(tmp_path: Path
     assert not author_case(suite, suite.cases[0]).written, "the same requests leave the file alone"
 
 
-def test_authoring_refuses_unused_or_missing_responses(tmp_path: Path) -> None:
-    folder = copy_suite(tmp_path, "warm-trip-leader", "never-subscribed")
+def test_authoring_refuses_unused_responses(tmp_path: Path) -> None:
+    folder = copy_suite(tmp_path, "warm-trip-leader")
     case_file = folder / "cases" / "warm-trip-leader.yaml"
     text = case_file.read_text(encoding="utf-8")
     case_file.write_text(text.replace("authored_responses:\n", "authored_responses:\n  - content: spare\n"), "utf-8")
     with pytest.raises(AuthorError, match="asked the model 1 time"):
         author_case(load_suite(folder), load_suite(folder).case("warm-trip-leader"))
-    never = folder / "cases" / "never-subscribed.yaml"
-    never.write_text(never.read_text(encoding="utf-8").replace("consent: never", "consent: subscribed"), "utf-8")
-    with pytest.raises(AuthorError, match="asked the model more than the 0 authored_responses"):
-        author_case(load_suite(folder), load_suite(folder).case("never-subscribed"))
 
 
 def test_policy_cases_are_never_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
