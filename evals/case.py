@@ -25,6 +25,8 @@ from .fixtures import Fixture, FormSubmission, parse_duration
 from .matchers import CallSpec, check_matcher
 
 __all__ = [
+    "AUTOMATIC_BEHAVIOURS",
+    "REQUIRED_BEHAVIOURS",
     "SUITES_DIR",
     "AuthoredResponse",
     "Case",
@@ -41,6 +43,31 @@ __all__ = [
 
 SUITES_DIR = Path(__file__).parent / "suites"
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
+_STAMP = re.compile(r"^sha256:[0-9a-f]{16}$")
+#: Behaviours every policy case runs besides its scripted ones: a model that fails, and none at all.
+AUTOMATIC_BEHAVIOURS = ("failing", "absent")
+#: Scripted behaviours every policy case needs (from suite.yaml `behaviours` or the case).
+REQUIRED_BEHAVIOURS = ("compliant", "out_of_policy", "injected")
+
+
+def _check_policy(case: Any) -> None:
+    """A policy case's expectations must not depend on the model's answer."""
+    if case.authored_responses or case.cassette or case.authored_for:
+        raise ValueError("a policy case has scripted `behaviours`, not authored_responses, a cassette or authored_for")
+    if case.model == "none":
+        raise ValueError("a policy case runs without a model as one of its behaviours (absent); drop `model: none`")
+    exp = case.expect
+    if exp.model_calls not in (None, 0) or exp.model_requests is not None:
+        raise ValueError("expect.model_calls (other than 0: never asked) and expect.model_requests depend on the "
+                         "model's answers; a policy case checks the policy's decisions, approvals and the sandbox "
+                         "instead (expect_when checks one behaviour)")
+    if exp.trajectory is not None and exp.trajectory.source != "http":
+        raise ValueError("a policy case's trajectory is the HTTP calls (the model's own calls vary by behaviour): "
+                         "set expect.trajectory.source: http")
+    bad = [name for name in case.behaviours if name in AUTOMATIC_BEHAVIOURS or not _ID.match(name)]
+    if bad:
+        raise ValueError(f"behaviours.{bad[0]}: {', '.join(AUTOMATIC_BEHAVIOURS)} are added by the runner; name "
+                         "scripted ones in lowercase (compliant, out_of_policy, injected, ...)")
 
 
 class CaseFileError(ValueError):
@@ -64,9 +91,15 @@ def _matchers_ok(value: Any, field: str) -> Any:
 
 
 class Trajectory(_Strict):
-    """The calls the run made (HTTP operations and the model's tool calls), matched in ``mode``."""
+    """The calls the run made (HTTP operations and the model's tool calls), matched in ``mode``.
 
-    mode: Literal["strict", "unordered", "subset", "superset"] = "superset"
+    By default every call, in order (``strict``), with exactly the arguments written (``match: exact``).
+    """
+
+    mode: Literal["strict", "unordered", "subset", "superset"] = "strict"
+    match: Literal["exact", "partial"] = Field(
+        default="exact", description="exact: arguments not written must be absent or null; partial: only those written."
+    )
     source: Literal["all", "http", "model"] = "all"
     ignore: list[str] = Field(default_factory=list, description="Tools left out before matching.")
     calls: list[CallSpec] = Field(default_factory=list)
@@ -166,6 +199,14 @@ class Expect(_Strict):
     model_requests: Any = Field(
         default=None,
         description="Matcher for what the model was sent, every run: a list of {messages: [{role, text}], tools}.",
+    )
+    fencing: bool = Field(
+        default=True,
+        description="Check every model request: untrusted data (form answers, fixture profiles, campaign "
+        "names, `untrusted`) only inside <untrusted-data> fences, fence tags inside it escaped.",
+    )
+    untrusted: list[str] = Field(
+        default_factory=list, description="More text that is untrusted data and may reach the model only fenced."
     )
 
     @model_validator(mode="after")
@@ -316,14 +357,26 @@ class Case(_Strict):
     repeat_every: str = "10m"
     approvals: list[Any] = Field(default_factory=list, description="Answers, in order, when a run stops for approval.")
     model: Literal["cassette", "none"] = "cassette"
-    live: bool = Field(
-        default=True,
-        description="False: the case tests a model answer written on purpose (malformed, "
-        "out of policy, obeying an injection); --record and --epochs replay it instead of asking "
-        "the live model.",
-    )
     cassette: str | None = Field(default=None, description="Relative to the suite; default cassettes/<id>.json.")
     authored_responses: list[AuthoredResponse] = Field(default_factory=list)
+    authored_for: str | None = Field(
+        default=None,
+        description="The prompt the authored responses were written for (sha256 of the system prompt): "
+        "`personas eval SUITE --case ID --stamp` writes it after a review; a changed prompt makes them stale.",
+    )
+    policy: bool = Field(
+        default=False,
+        description="A policy case: its expectations hold whatever the model answers; it runs once per "
+        "behaviour (the suite's and the case's `behaviours`, then `failing` and `absent`), with no cassette.",
+    )
+    behaviours: dict[str, list[AuthoredResponse]] = Field(
+        default_factory=dict, description="Scripted model behaviours for a policy case, by name."
+    )
+    expect_when: dict[str, Expect] = Field(
+        default_factory=dict,
+        description="A policy case's further expectations for one behaviour (how the run explains what the "
+        "policy did with that answer); `expect` holds for every behaviour.",
+    )
     expect: Expect = Field(default_factory=Expect)
     source: str = Field(default="", exclude=True)
 
@@ -367,6 +420,14 @@ class Case(_Strict):
             )
         if self.model == "none" and self.authored_responses:
             raise ValueError("model: none runs without a model; drop authored_responses")
+        if self.authored_for is not None and not _STAMP.match(self.authored_for):
+            raise ValueError("authored_for is sha256:<16 hex digits>; write it with `personas eval SUITE --case ID "
+                             "--stamp`")
+        if (self.behaviours or self.expect_when) and not self.policy:
+            raise ValueError("behaviours and expect_when are for policy cases: add `policy: true` (expectations that "
+                             "hold whatever the model answers)")
+        if self.policy:
+            _check_policy(self)
         for name in self.files:
             if not _FILE_NAME.match(name):
                 raise ValueError(f"files: {name!r}: use a plain file name (letters, digits, '.', '_', '-')")
@@ -391,6 +452,13 @@ class Suite(_Strict):
     graph: str | None = None
     threshold: float = Field(ge=0.0, le=1.0)
     defaults: dict[str, Any] = Field(default_factory=dict)
+    behaviours: dict[str, list[AuthoredResponse]] = Field(
+        default_factory=dict, description="Scripted model behaviours for every policy case (a case's own win)."
+    )
+    decisions: list[str] = Field(
+        default_factory=list,
+        description="State paths that hold the persona's decision (e.g. decision.sequence), shown by --compare.",
+    )
     path: Path = Field(exclude=True)
     cases: list[Case] = Field(default_factory=list, exclude=True)
 
@@ -400,8 +468,22 @@ class Suite(_Strict):
                 return case
         raise KeyError(f"suite {self.name} has no case {case_id!r}; cases: {', '.join(c.id for c in self.cases)}")
 
-    def cassette_path(self, case: Case) -> Path:
-        return self.path / (case.cassette or f"cassettes/{case.id}.json")
+    def cassette_dir(self, label: str | None = None) -> Path:
+        """``cassettes/`` (the default set) or ``cassettes-<label>/`` (e.g. one recorded from a local model)."""
+        return self.path / ("cassettes" if not label or label == "cassettes" else f"cassettes-{label}")
+
+    def cassette_path(self, case: Case, label: str | None = None) -> Path:
+        if case.cassette and not label:
+            return self.path / case.cassette
+        return self.cassette_dir(label) / f"{case.id}.json"
+
+    def cassette_sets(self) -> list[str]:
+        """The labels of the cassette sets this suite holds (``cassettes`` is the default set)."""
+        return sorted(p.name.removeprefix("cassettes-") for p in self.path.glob("cassettes*") if p.is_dir())
+
+    def behaviours_for(self, case: Case) -> dict[str, list[AuthoredResponse]]:
+        """A policy case's scripted behaviours: the suite's, then the case's own (same names replaced)."""
+        return {**self.behaviours, **case.behaviours}
 
     def case_file(self, case: Case) -> Path:
         return Path(case.source) if case.source else self.path / "cases" / f"{case.id}.yaml"
@@ -472,6 +554,16 @@ def load_suite(path: str | Path) -> Suite:
         case = _validate(Case, _with_defaults(defaults, raw), file, node, {"source": str(file)})
         if any(c.id == case.id for c in cases):
             raise CaseFileError(file, line_of(node, ["id"]), "id", f"{case.id!r} is used by another case of this suite")
+        missing = [b for b in REQUIRED_BEHAVIOURS if case.policy and b not in suite.behaviours_for(case)]
+        unknown = [b for b in case.expect_when if b not in [*suite.behaviours_for(case), *AUTOMATIC_BEHAVIOURS]]
+        if unknown:
+            raise CaseFileError(file, line_of(node, ["expect_when", unknown[0]]), f"expect_when.{unknown[0]}",
+                                "not a behaviour of this case (behaviours: "
+                                f"{', '.join([*suite.behaviours_for(case), *AUTOMATIC_BEHAVIOURS])})")
+        if missing:
+            raise CaseFileError(file, line_of(node, ["policy"]), "behaviours",
+                                f"a policy case runs with every kind of model: add {', '.join(missing)} "
+                                "(here or in suite.yaml `behaviours`)")
         cases.append(case)
     return suite.model_copy(update={"cases": cases})
 

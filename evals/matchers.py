@@ -23,10 +23,15 @@ is an operator matcher (several operators in one mapping must all hold)::
 Trajectories are lists of calls ``{source, tool, args, status}`` matched against expected calls
 ``{tool, args, source, status}`` in one of four modes (as agentevals names them):
 
-- ``strict``: the same calls in the same order;
+- ``strict`` (the default): the same calls in the same order;
 - ``unordered``: the same calls in any order;
 - ``superset``: every expected call happened (others may have too);
 - ``subset``: every call that happened was expected (some expected ones may not have).
+
+Arguments match **exactly** by default (``match: exact``): an argument that is not written in the
+expected call must be absent or null (a strict-mode model sends null for arguments it does not
+use), a list must have exactly the items written, and a call written without ``args`` must have
+none. ``match: partial`` (on the trajectory or one call) checks only the arguments written.
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ class CallSpec(BaseModel):
     args: Any = None
     source: Literal["http", "model"] | None = None
     status: Any = None
+    match: Literal["exact", "partial"] | None = None
 
     def label(self) -> str:
         where = f"{self.source}:" if self.source else ""
@@ -128,28 +134,43 @@ def _equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def match_value(expected: Any, actual: Any, ctx: MatchContext | None = None, path: str = "") -> list[str]:
-    """Why ``actual`` does not match ``expected`` (an empty list when it does)."""
+def match_value(
+    expected: Any, actual: Any, ctx: MatchContext | None = None, path: str = "", *, closed: bool = False
+) -> list[str]:
+    """Why ``actual`` does not match ``expected`` (an empty list when it does).
+
+    ``closed``: objects may hold no key beyond those written (unless null) and lists no item beyond
+    those written, at every level (how call arguments match by default).
+    """
     ctx = ctx or MatchContext()
     where = path or "value"
     if is_operator(expected):
         problems: list[str] = []
         for op, arg in expected.items():
-            problems += _operator(op, arg, actual, ctx, where)
+            problems += _operator(op, arg, actual, ctx, where, closed)
         return problems
     if isinstance(expected, Mapping):
         if not isinstance(actual, Mapping):
             return [f"{where}: expected an object holding {show(expected)}, got {show(actual)}"]
         problems = []
         for key, sub in expected.items():
-            problems += match_value(sub, actual.get(key, MISSING), ctx, f"{path}.{key}" if path else str(key))
+            problems += match_value(sub, actual.get(key, MISSING), ctx, f"{path}.{key}" if path else str(key),
+                                    closed=closed)
+        if closed:
+            extra = [k for k, v in actual.items() if k not in expected and v is not None]
+            problems += [f"{path}.{k}: not expected, got {show(actual[k])} (match: partial allows it)" if path
+                         else f"{k}: not expected, got {show(actual[k])} (match: partial allows it)" for k in extra]
         return problems
     if isinstance(expected, list):
         if not isinstance(actual, list):
             return [f"{where}: expected a list holding {show(expected)}, got {show(actual)}"]
-        pairs = _assign(expected, actual, lambda e, a: not match_value(e, a, ctx))
+        pairs = _assign(expected, actual, lambda e, a: not match_value(e, a, ctx, closed=closed))
         missing = [e for i, e in enumerate(expected) if i not in pairs]
-        return [f"{where}: no item matches {show(e)} (items: {show(actual)})" for e in missing]
+        problems = [f"{where}: no item matches {show(e)} (items: {show(actual)})" for e in missing]
+        if closed and len(actual) > len(expected):
+            used = set(pairs.values())
+            problems += [f"{where}: unexpected item {show(a)}" for j, a in enumerate(actual) if j not in used]
+        return problems
     if actual is MISSING:
         return [f"{where}: missing (expected {show(expected)})"]
     if not _equal(expected, actual):
@@ -157,7 +178,7 @@ def match_value(expected: Any, actual: Any, ctx: MatchContext | None = None, pat
     return []
 
 
-def _operator(op: str, arg: Any, actual: Any, ctx: MatchContext, where: str) -> list[str]:
+def _operator(op: str, arg: Any, actual: Any, ctx: MatchContext, where: str, closed: bool = False) -> list[str]:
     present = actual is not MISSING and actual is not None
     if op in ("exact", "eq"):
         if actual is not MISSING and _equal(arg, actual):
@@ -170,12 +191,12 @@ def _operator(op: str, arg: Any, actual: Any, ctx: MatchContext, where: str) -> 
         wanted = "a value" if arg else "no value"
         return [] if present == bool(arg) else [f"{where}: expected {wanted}, got {show(actual)}"]
     if op == "any_of":
-        options = [match_value(m, actual, ctx, where) for m in arg]
+        options = [match_value(m, actual, ctx, where, closed=closed) for m in arg]
         return [] if any(not o for o in options) else [f"{where}: matches none of {show(arg)} (got {show(actual)})"]
     if op == "all_of":
-        return [p for m in arg for p in match_value(m, actual, ctx, where)]
+        return [p for m in arg for p in match_value(m, actual, ctx, where, closed=closed)]
     if op == "not":
-        if match_value(arg, actual, ctx, where):
+        if match_value(arg, actual, ctx, where, closed=closed):
             return []
         return [f"{where}: must not match {show(arg)}, got {show(actual)}"]
     if op == "type":
@@ -195,9 +216,9 @@ def _operator(op: str, arg: Any, actual: Any, ctx: MatchContext, where: str) -> 
         if isinstance(actual, str):
             return [] if str(arg) in actual else [f"{where}: {show(actual)} does not contain {show(arg)}"]
         if isinstance(actual, list):
-            return [] if any(not match_value(arg, item, ctx) for item in actual) else [
+            return [] if any(not match_value(arg, item, ctx, closed=closed) for item in actual) else [
                 f"{where}: no item of {show(actual)} matches {show(arg)}"]
-        return match_value(arg, actual, ctx, where)
+        return match_value(arg, actual, ctx, where, closed=closed)
     if op in ("min", "max", "gt", "lt", "between"):
         if not _number(actual):
             return [f"{where}: expected a number ({op} {show(arg)}), got {show(actual)}"]
@@ -212,7 +233,7 @@ def _operator(op: str, arg: Any, actual: Any, ctx: MatchContext, where: str) -> 
         if not isinstance(actual, list) or len(actual) != len(arg):
             return [f"{where}: expected {len(arg)} items in order, got {show(actual)}"]
         return [p for i, (m, a) in enumerate(zip(arg, actual, strict=True))
-                for p in match_value(m, a, ctx, f"{where}[{i}]")]
+                for p in match_value(m, a, ctx, f"{where}[{i}]", closed=closed)]
     if op == "ref":
         if arg not in ctx.refs:
             return [f"{where}: unknown ref {arg!r} (known: {', '.join(sorted(ctx.refs)) or 'none'})"]
@@ -220,7 +241,12 @@ def _operator(op: str, arg: Any, actual: Any, ctx: MatchContext, where: str) -> 
     if op == "fields":
         if not isinstance(actual, Mapping):
             return [f"{where}: expected an object, got {show(actual)}"]
-        return [p for k, m in arg.items() for p in match_value(m, actual.get(k, MISSING), ctx, f"{where}.{k}")]
+        problems = [p for k, m in arg.items()
+                    for p in match_value(m, actual.get(k, MISSING), ctx, f"{where}.{k}", closed=closed)]
+        if closed:
+            problems += [f"{where}.{k}: not expected, got {show(v)}" for k, v in actual.items()
+                         if k not in arg and v is not None]
+        return problems
     raise AssertionError(op)  # pragma: no cover - OPERATORS and this function agree
 
 
@@ -267,15 +293,19 @@ def check_matcher(matcher: Any, path: str = "") -> list[str]:
 
 
 # -- trajectories --------------------------------------------------------------------------------
-def call_problems(spec: CallSpec, call: Mapping[str, Any], ctx: MatchContext | None = None) -> list[str]:
-    """Why one actual call is not the expected one (empty when it is)."""
+def call_problems(
+    spec: CallSpec, call: Mapping[str, Any], ctx: MatchContext | None = None, match: str = "partial"
+) -> list[str]:
+    """Why one actual call is not the expected one (empty when it is); ``match`` unless the spec says."""
     if call.get("tool") != spec.tool:
         return [f"tool is {call.get('tool')}, not {spec.tool}"]
     if spec.source and call.get("source") != spec.source:
         return [f"source is {call.get('source')}, not {spec.source}"]
     problems = []
-    if spec.args is not None:
-        problems += match_value(spec.args, call.get("args"), ctx, "args")
+    closed = (spec.match or match) == "exact"
+    if spec.args is not None or closed:
+        problems += match_value({} if spec.args is None else spec.args, call.get("args") or {}, ctx, "args",
+                                closed=closed)
     if spec.status is not None:
         problems += match_value(spec.status, call.get("status", MISSING), ctx, "status")
     return problems
@@ -305,21 +335,25 @@ def _label(call: Mapping[str, Any]) -> str:
     return f"{call.get('source')}:{call.get('tool')} {show(call.get('args'), 120)}"
 
 
-def _closest(spec: CallSpec, calls: Sequence[Mapping[str, Any]], ctx: MatchContext | None) -> str:
+def _closest(spec: CallSpec, calls: Sequence[Mapping[str, Any]], ctx: MatchContext | None, match: str) -> str:
     same = [c for c in calls if c.get("tool") == spec.tool]
     if not same:
         return f"no {spec.tool} call was made"
-    fitting = [c for c in same if not call_problems(spec, c, ctx)]
+    fitting = [c for c in same if not call_problems(spec, c, ctx, match)]
     if fitting:
         return f"only {len(fitting)} matching {spec.tool} call(s) were made, each matched by another expected call"
-    problems = min((call_problems(spec, c, ctx) for c in same), key=len)
+    problems = min((call_problems(spec, c, ctx, match) for c in same), key=len)
     return f"the nearest {spec.tool} call differs: " + "; ".join(problems[:3])
 
 
 def match_calls(
-    mode: Mode, expected: Sequence[CallSpec], actual: Sequence[Mapping[str, Any]], ctx: MatchContext | None = None
+    mode: Mode,
+    expected: Sequence[CallSpec],
+    actual: Sequence[Mapping[str, Any]],
+    ctx: MatchContext | None = None,
+    match: str = "exact",
 ) -> list[str]:
-    """Why a trajectory does not match ``expected`` in ``mode`` (empty when it does)."""
+    """Why a trajectory does not match ``expected`` in ``mode`` (empty when it does); arguments by ``match``."""
     if mode not in MODES:
         raise ValueError(f"unknown trajectory mode {mode!r}; use one of {', '.join(MODES)}")
     if mode == "strict":
@@ -331,15 +365,15 @@ def match_calls(
             elif i >= len(expected):
                 problems.append(f"call {i + 1}: unexpected {_label(actual[i])}")
             else:
-                why = call_problems(expected[i], actual[i], ctx)
+                why = call_problems(expected[i], actual[i], ctx, match)
                 if why:
                     problems.append(f"call {i + 1} ({actual[i].get('tool')}): " + "; ".join(why))
         return problems
-    pairs = _assign(expected, actual, lambda e, a: not call_problems(e, a, ctx))
+    pairs = _assign(expected, actual, lambda e, a: not call_problems(e, a, ctx, match))
     used = set(pairs.values())
     problems = []
     if mode in ("unordered", "superset"):
-        problems += [f"expected {e.label()}: {_closest(e, actual, ctx)}"
+        problems += [f"expected {e.label()}: {_closest(e, actual, ctx, match)}"
                      for i, e in enumerate(expected) if i not in pairs]
     if mode in ("unordered", "subset"):
         problems += [f"unexpected call {_label(a)}" for j, a in enumerate(actual) if j not in used]
@@ -354,8 +388,9 @@ def match_trajectory(
     *,
     source: str = "all",
     ignore: Sequence[str] = (),
+    match: str = "exact",
 ) -> list[str]:
     """:func:`match_calls` after keeping calls from ``source`` (http | model | all) and dropping ``ignore``d tools."""
     specs = [e if isinstance(e, CallSpec) else CallSpec.model_validate(e) for e in expected]
     kept = [c for c in actual if (source == "all" or c.get("source") == source) and c.get("tool") not in ignore]
-    return match_calls(mode, specs, kept, ctx)
+    return match_calls(mode, specs, kept, ctx, match)

@@ -32,6 +32,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from klaviyo_toolkit.errors import NotFoundError
+
 from .case import Case, merge
 from .matchers import MISSING, MatchContext, match_value
 
@@ -139,7 +141,11 @@ def snapshot_profiles(client: Any, refs: Mapping[str, str], keys: Sequence[str])
         if pid is None:
             out[key] = {"exists": False}
             continue
-        got = client.call("get_profile", id=pid, additional_fields_profile=["subscriptions"])
+        try:
+            got = client.call("get_profile", id=pid, additional_fields_profile=["subscriptions"])
+        except NotFoundError:  # deleted, or merged into another profile, by the run
+            out[key] = {"exists": False, "id": pid}
+            continue
         out[key] = _profile_view(got.data, list_names)
     return out
 

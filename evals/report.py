@@ -1,8 +1,10 @@
 """Eval reports: a pass-rate table per suite for the terminal, ``report.md`` and ``junit.xml``.
 
-Every case shows where its model responses came from (the cassette's provenance: authored by hand
-or recorded from a named model), so a reader never mistakes hand-written answers for a model's.
-With ``--epochs N`` the tables add pass@k (the unbiased estimate over the N live runs).
+Every case shows where its model responses came from (recorded from a named model, live, authored
+by hand, a policy case's scripted behaviour, or no model), the tables count each kind apart, and
+the **live pass rate** is computed over the runs a real model answered only, so a reader never
+mistakes hand-written or scripted answers for a model's. With ``--epochs N`` the tables add pass@k
+(the unbiased estimate over the N live runs).
 """
 
 from __future__ import annotations
@@ -14,25 +16,30 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .runner import CaseResult, SuiteResult
+from .results import KIND_TITLES, LIVE_KINDS, CaseResult, SuiteResult
 
-__all__ = ["cassette_summary", "label_counts", "suite_table", "write_junit", "write_markdown", "write_reports"]
+__all__ = ["cassette_summary", "label_counts", "live_line", "suite_table", "write_junit", "write_markdown",
+           "write_reports"]
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 def cassette_summary(result: SuiteResult) -> str:
-    """``33 authored, 4 none`` : how many cases' cassettes are authored, recorded, or absent."""
-    kinds: Counter[str] = Counter()
-    for r in result.results:
-        if r.epoch:
-            continue
-        text = r.cassette
-        kinds["recorded" if text.startswith("recorded") else "authored by hand" if text.startswith("authored")
-              else "live" if text.startswith("live") else "no model call"] += 1
-    return ", ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    """``12 recorded (11 passed), 30 authored by hand (30 passed), 25 scripted policy (25 passed)``."""
+    return ", ".join(f"{n} {KIND_TITLES[k]} ({ok} passed)" for k, (n, ok) in result.by_kind().items())
+
+
+def live_line(results: Sequence[SuiteResult]) -> str:
+    """One sentence: the live pass rate over the runs a real model answered, or that there were none."""
+    groups = [g for r in results for g in r.by_case().values() if g[0].kind in LIVE_KINDS]
+    if not groups:
+        return ("Live pass rate: n/a: no case was answered by a real model (authored, scripted and no-model runs "
+                "test the graph around the model, not the model).")
+    mean = sum(sum(x.passed for x in g) / len(g) for g in groups) / len(groups)
+    per = ", ".join(f"{r.suite.name} {_pct(r.live_pass_rate)}" for r in results if r.live_pass_rate is not None)
+    return f"Live pass rate: {_pct(mean)} over {len(groups)} case(s) a real model answered ({per})."
 
 
 def label_counts(result: SuiteResult) -> list[tuple[str, int, int]]:
@@ -49,28 +56,34 @@ def label_counts(result: SuiteResult) -> list[tuple[str, int, int]]:
 
 
 def suite_table(results: Sequence[SuiteResult]) -> Any:
-    """A rich Table: one row per suite with its pass rate against its threshold (fits 80 columns)."""
+    """A rich Table: one row per suite with its pass rate against its threshold (fits 80 columns).
+
+    ``runs`` counts a policy case once per behaviour; ``err`` are runs that could not be judged
+    (a cassette that does not answer); ``live`` is the pass rate over runs a real model answered.
+    """
+    from rich import box
     from rich.table import Table
 
     epochs = max((r.epochs for r in results), default=1)
-    table = Table(title="personas eval", caption="model responses: " + "; ".join(
+    table = Table(title="personas eval", box=box.SIMPLE_HEAD, padding=(0, 1), caption="model responses: " + "; ".join(
         f"{r.suite.name}: {cassette_summary(r)}" for r in results) if results else None)
     width = max((len(r.suite.name) for r in results), default=5)
     table.add_column("suite", min_width=width, no_wrap=True)
-    for col in ("cases", "passed", "failed", "errors"):
-        table.add_column(col, justify="right")
-    table.add_column("pass rate" if epochs == 1 else "pass@1", justify="right")
+    for col in ("runs", "pass", "fail", "err"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("rate" if epochs == 1 else "pass@1", justify="right", no_wrap=True)
     if epochs > 1:
-        table.add_column(f"pass@{epochs}", justify="right")
-    table.add_column("needs", justify="right")
-    table.add_column("result")
+        table.add_column(f"pass@{epochs}", justify="right", no_wrap=True)
+    for col in ("live", "needs"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("result", no_wrap=True)
     for r in results:
         counts = r.counts()
         row = [r.suite.name, str(len(r.by_case())), str(counts["passed"]), str(counts["failed"]), str(counts["error"]),
                _pct(r.pass_rate)]
         if epochs > 1:
             row.append(_pct(r.pass_at(r.epochs)))
-        row += [_pct(r.suite.threshold), "[green]PASS[/green]" if r.ok else "[red]FAIL[/red]"]
+        row += [_pct(r.live_pass_rate), _pct(r.suite.threshold), "[green]PASS[/green]" if r.ok else "[red]FAIL[/red]"]
         table.add_row(*row)
     return table
 
@@ -82,28 +95,42 @@ def _why(r: CaseResult) -> list[str]:
 def write_markdown(results: Sequence[SuiteResult], path: Path, *, mode: str = "replay") -> None:
     """``report.md``: per suite the verdict, pass rate per label, every case with its provenance, failures."""
     lines = [f"# personas eval ({mode})", "", f"Run {_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC.", "",
-             "| suite | cases | pass rate | threshold | result | model responses |",
-             "| --- | ---: | ---: | ---: | --- | --- |"]
+             live_line(results), "",
+             "| suite | cases | pass rate | live pass rate | threshold | result | model responses |",
+             "| --- | ---: | ---: | ---: | ---: | --- | --- |"]
     for r in results:
         rate = _pct(r.pass_rate) + (f" (pass@{r.epochs} {_pct(r.pass_at(r.epochs))})" if r.epochs > 1 else "")
-        lines.append(f"| {r.suite.name} | {len(r.by_case())} | {rate} | {_pct(r.suite.threshold)} | "
-                     f"{'PASS' if r.ok else 'FAIL'} | {cassette_summary(r)} |")
+        lines.append(f"| {r.suite.name} | {len(r.by_case())} | {rate} | {_pct(r.live_pass_rate)} | "
+                     f"{_pct(r.suite.threshold)} | {'PASS' if r.ok else 'FAIL'} | {cassette_summary(r)} |")
+    lines += ["", "| model answers | case runs | passed |", "| --- | ---: | ---: |"]
+    kinds: Counter[str] = Counter()
+    passed: Counter[str] = Counter()
+    for r in results:
+        for kind, (n, ok) in r.by_kind().items():
+            kinds[kind] += n
+            passed[kind] += ok
+    lines += [f"| {KIND_TITLES[k]} | {kinds[k]} | {passed[k]} |" for k in KIND_TITLES if kinds[k]]
     for r in results:
         lines += ["", f"## {r.suite.name}", "", r.suite.description.strip(), "",
                   f"Persona: `{r.suite.persona or r.suite.graph}`. {len(r.by_case())} cases, {r.epochs} run(s) each, "
                   f"{r.duration:.1f} s.", "", "| label | cases | passed |", "| --- | ---: | ---: |"]
         lines += [f"| {label} | {n} | {ok} |" for label, n, ok in label_counts(r)]
-        lines += ["", "| case | labels | result | model responses | time |", "| --- | --- | --- | --- | ---: |"]
-        for case_id, runs in r.by_case().items():
-            status = runs[0].status if len(runs) == 1 else f"{sum(x.passed for x in runs)}/{len(runs)} passed"
-            lines.append(f"| `{case_id}` | {runs[0].case.labels_text} | {status} | {runs[0].cassette} | "
-                         f"{sum(x.duration for x in runs):.2f} s |")
+        for kind, title in KIND_TITLES.items():
+            group = {k: v for k, v in r.by_case().items() if v[0].kind == kind}
+            if not group:
+                continue
+            lines += ["", f"### {title.capitalize()} ({len(group)})", "",
+                      "| case | labels | result | model responses | time |", "| --- | --- | --- | --- | ---: |"]
+            for case_id, runs in group.items():
+                status = runs[0].status if len(runs) == 1 else f"{sum(x.passed for x in runs)}/{len(runs)} passed"
+                lines.append(f"| `{case_id}` | {runs[0].case.labels_text} | {status} | {runs[0].cassette} | "
+                             f"{sum(x.duration for x in runs):.2f} s |")
         bad = [x for x in r.results if not x.passed]
         if bad:
             lines += ["", "### Failures", ""]
             for x in bad:
                 epoch = f" (epoch {x.epoch + 1})" if r.epochs > 1 else ""
-                lines.append(f"- **{x.case.id}**{epoch}: {x.case.description.strip()}")
+                lines.append(f"- **{x.key}**{epoch}: {x.case.description.strip()}")
                 lines += [f"  - {line}" for line in _why(x)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -138,17 +165,18 @@ def write_junit(results: Sequence[SuiteResult], path: Path) -> None:
         props = ET.SubElement(suite, "properties")
         values = {"persona": r.suite.persona or r.suite.graph or "", "threshold": f"{r.suite.threshold:.3f}",
                   "pass_rate": f"{r.pass_rate:.3f}", "result": "pass" if r.ok else "fail", "epochs": str(r.epochs),
-                  "model_responses": cassette_summary(r)}
+                  "model_responses": cassette_summary(r),
+                  "live_pass_rate": "n/a" if r.live_pass_rate is None else f"{r.live_pass_rate:.3f}"}
         if r.epochs > 1:
             values[f"pass_at_{r.epochs}"] = f"{r.pass_at(r.epochs):.3f}"
         for key, value in values.items():
             ET.SubElement(props, "property", name=key, value=value)
         for x in r.results:
-            name = x.case.id + (f" [epoch {x.epoch + 1}]" if r.epochs > 1 else "")
+            name = x.key + (f" [epoch {x.epoch + 1}]" if r.epochs > 1 else "")
             case = ET.SubElement(suite, "testcase", classname=f"evals.{r.suite.name}", name=name,
                                  time=f"{x.duration:.3f}", file=_relative(x.case.source))
             cprops = ET.SubElement(case, "properties")
-            fields = [("labels", x.case.labels_text), ("cassette", x.cassette),
+            fields = [("labels", x.case.labels_text), ("cassette", x.cassette), ("kind", x.kind),
                       ("description", x.case.description.strip())]
             if not x.model.endswith(x.cassette):
                 fields.append(("model", x.model))

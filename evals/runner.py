@@ -3,11 +3,13 @@
 Each case gets its own in-process sandbox on a manual clock set to the case's ``now`` (limits
 off), the fixture made through the API, and a persona context whose Klaviyo client carries a hook
 recording every call (operation id and its arguments, rebuilt from the request). The model is the
-case's cassette, replayed (no key needed); or, for ``--author``, the hand-written responses in the
-case file; or, for ``--record``/``--epochs``, the live model. A callback on the model records its
-responses, so the trajectory holds the HTTP calls and the model's tool calls in the order they
-happened. A cassette that does not match, or is played only in part, fails the case with the
-command that re-records (or re-authors) it.
+case's cassette, replayed (no key needed), from the default set ``cassettes/`` or a labelled one
+(``cassettes-<label>/``); or, for ``--author``, the hand-written responses in the case file; or,
+for ``--record``/``--epochs``, the live model; or, for a policy case, each scripted behaviour in
+turn. A callback on the model records its requests and answers, so the trajectory holds the HTTP
+calls and the model's tool calls in the order they happened. A cassette that does not match, or is
+played only in part, is an error for the case with the command that re-records (or re-authors) it;
+everything else that is wrong is a failure (``checks.py``).
 
 Example::
 
@@ -18,36 +20,37 @@ Example::
 
 from __future__ import annotations
 
-import functools
-import math
+import json
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
 from graphs import graph_spec
 from klaviyo_sandbox import Faults, Sandbox
 from klaviyo_toolkit.clock import ManualClock
-from personas.kernel.cassette import Cassette, CassetteError, normalise_request
+from personas.kernel.cassette import Cassette, CassetteError, UnexpectedModelCall
 from personas.kernel.config import Config
 from personas.kernel.models import CassetteChatModel, ModelChoice
 from personas.runtime.context import build_context
 from personas.runtime.driver import RunDriver
 from personas.runtime.loader import list_personas, load_persona
 
+from .behaviours import ScriptedFailure, behaviour_choice, behaviour_names
 from .case import Case, Suite
+from .checks import check_case, judge
 from .fixtures import Built, build_fixture, parse_duration, submit_form
-from .matchers import MISSING, CallSpec, MatchContext, call_problems, match_trajectory, match_value, show
-from .outcomes import check_outcomes, resolve_input, snapshot_files, snapshot_profiles, with_settings, write_files
+from .observe import ModelObserver, Observed
+from .outcomes import resolve_input, snapshot_files, snapshot_profiles, with_settings, write_files
+from .results import CaseResult, SuiteResult, pass_at_k
 
-__all__ = ["CaseResult", "ModelFactory", "Outcome", "SetupError", "SuiteResult", "check_case",
-           "execute", "pass_at_k", "persona_for", "rerecord_hint", "run_case", "run_suite"]
+__all__ = ["CaseResult", "ModelFactory", "Outcome", "SetupError", "SuiteResult", "execute", "model_identity",
+           "pass_at_k", "persona_for", "replay_choice", "rerecord_hint", "run_case", "run_suite", "set_manifest"]
+
 
 class SetupError(RuntimeError):
     """The case could not be set up (its persona does not load, or its fixture cannot be built)."""
@@ -56,14 +59,16 @@ class SetupError(RuntimeError):
 #: (suite, case, epoch) -> the model for that run; None means replay the case's cassette.
 ModelFactory = Callable[[Suite, Case, int], ModelChoice | None]
 FIXTURE_LEAD = 3600.0  # the fixture is built this long before the case's `now`
+MANIFEST = "set.json"
 
 
 # -- cassettes ---------------------------------------------------------------------------------
-def rerecord_hint(suite: Suite, case: Case, kind: str | None = None) -> str:
+def rerecord_hint(suite: Suite, case: Case, kind: str | None = None, label: str | None = None) -> str:
     """The command that rebuilds a case's cassette, for every cassette error."""
+    where = f" --cassettes {label}" if label and label != "cassettes" else ""
     author = f"`personas eval {suite.name} --case {case.id} --author`"
-    record = f"`personas eval {suite.name} --case {case.id} --record` (needs OPENAI_API_KEY)"
-    if kind == "recorded":
+    record = f"`personas eval {suite.name} --case {case.id} --record{where}` (needs OPENAI_API_KEY)"
+    if kind == "recorded" or where:
         return f"case {suite.name}/{case.id}: re-record it with {record}"
     if case.authored_responses:
         return (f"case {suite.name}/{case.id}: re-author it with {author} (responses in {suite.case_file(case)}, "
@@ -71,132 +76,49 @@ def rerecord_hint(suite: Suite, case: Case, kind: str | None = None) -> str:
     return f"case {suite.name}/{case.id}: record it with {record}, or write authored_responses and run {author}"
 
 
-def replay_choice(suite: Suite, case: Case) -> ModelChoice:
-    """The case's cassette (or, when it has none, a cassette that expects no model call)."""
+def set_manifest(suite: Suite, label: str | None) -> dict[str, Any]:
+    """What a labelled cassette set says about itself (``cassettes-<label>/set.json``: the model it was
+    recorded from, the endpoint, the date); empty for the default set."""
+    path = suite.cassette_dir(label) / MANIFEST
+    if not label or not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def model_identity(suite: Suite, case: Case, label: str | None = None,
+                   config: Config | None = None) -> tuple[str, dict[str, Any]]:
+    """(the model a run asks for, its generation settings): ``PERSONAS_MODEL``, else the model a labelled set
+    was recorded from, else the persona's; the persona's temperature."""
+    config = config or Config.from_env()
+    spec = persona_for(case, config.home)
+    name = config.model or set_manifest(suite, label).get("requested_model") or spec.model
+    return str(name), {"temperature": float(spec.temperature)}
+
+
+def replay_choice(suite: Suite, case: Case, label: str | None = None) -> ModelChoice:
+    """The case's cassette from set ``label`` (or, when it has none, a cassette that expects no model call)."""
     if case.model == "none":
         return ModelChoice(None, "no model (the case runs without one)", "none")
-    path = suite.cassette_path(case)
+    name, generation = model_identity(suite, case, label)
+    path = suite.cassette_path(case, label)
     if not path.exists():
         empty = Cassette(path, {"kind": "none", "method": "no cassette: the case expects no model call"}, [],
-                         f"{rerecord_hint(suite, case)} (no cassette at {path})")
-        return ModelChoice(CassetteChatModel(cassette=empty), "no model call expected (no cassette)", "none", empty)
-    cassette = Cassette.load(path)
-    cassette.rerecord_hint = rerecord_hint(suite, case, str(cassette.provenance.get("kind")))
-    kind = str(cassette.provenance.get("kind"))
-    return ModelChoice(CassetteChatModel(cassette=cassette), f"responses {cassette.describe()}", kind, cassette)
-
-
-# -- observing a run ---------------------------------------------------------------------------
-class _ModelObserver(BaseCallbackHandler):
-    """Records each model response (its tool calls join the trajectory) and each model error."""
-
-    def __init__(self, run: Observed) -> None:
-        self.run = run
-
-    def on_llm_end(self, response: Any, **kwargs: Any) -> None:
-        for generations in response.generations[:1]:
-            for gen in generations[:1]:
-                message = getattr(gen, "message", None)
-                if isinstance(message, AIMessage):
-                    self.run.model_turn(message)
-
-    def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
-        self.run.model_errors.append(error)
-
-    def on_chat_model_start(self, serialized: Any, messages: list[list[BaseMessage]], **kwargs: Any) -> None:
-        tools = (kwargs.get("invocation_params") or {}).get("tools") or []
-        for batch in messages[:1]:
-            request = normalise_request(batch, tools)
-            # the text as sent (not masked), for `model_requests` checks
-            for item, message in zip(request["messages"], batch, strict=True):
-                item["text"] = message.content if isinstance(message.content, str) else str(message.content)
-            with self.run.lock:
-                self.run.model_requests.append(request)
-
-
-def _unwrap(value: Any) -> Any:
-    """JSON:API envelopes -> the named fields a tool takes: ``{data: {type, id, attributes}}`` -> ``{id, ...}``."""
-    if isinstance(value, Mapping) and "data" in value and set(value) <= {"data", "links", "meta"}:
-        return _unwrap(value["data"])
-    if isinstance(value, list):
-        return [_unwrap(v) for v in value]
-    if isinstance(value, Mapping) and "type" in value and set(value) <= {"type", "id", "attributes", "relationships",
-                                                                          "links", "meta"}:
-        out: dict[str, Any] = {"id": value["id"]} if value.get("id") is not None else {}
-        for key, sub in (value.get("attributes") or {}).items():
-            out[key] = _unwrap(sub) if isinstance(sub, Mapping) and "data" in sub else sub
-        for key, sub in (value.get("relationships") or {}).items():
-            out[key] = _unwrap(sub)
-        return out
-    return value
-
-
-@functools.lru_cache(maxsize=1)
-def _catalog() -> Any:
-    from klaviyo_toolkit.catalog import load_catalog
-
-    return load_catalog(True)
-
-
-def call_view(record: Any) -> dict[str, Any]:
-    """One finished HTTP call as ``{source, tool, args, status, method, path}``; args by the tool's names."""
-    op = _catalog().get(record.operation_id)
-    args: dict[str, Any] = {}
-    template, actual = op.path.strip("/").split("/"), str(record.path).split("?")[0].strip("/").split("/")
-    for part, value in zip(template, actual, strict=False):
-        if part.startswith("{") and part.endswith("}"):
-            args[part[1:-1]] = value
-    specs = {a["wire"]: a for a in op.record.get("args", []) if a.get("in") == "query"}
-    for wire, value in (record.params or {}).items():
-        spec = specs.get(wire)
-        schema = ((spec or {}).get("shape") or {}).get("schema") or {}
-        name = spec["name"] if spec else wire
-        if schema.get("type") == "array" or (spec or {}).get("style") == "csv":
-            args[name] = [v for v in str(value).split(",") if v]
-        elif schema.get("type") == "integer" and str(value).lstrip("-").isdigit():
-            args[name] = int(value)
-        else:
-            args[name] = value
-    body = _unwrap(record.body) if record.body is not None else {}
-    linkage = [a for a in op.record.get("args", []) if a.get("in") == "body" and (a.get("shape") or {}).get("kind")
-               == "rel"] if (op.record.get("body") or {}).get("root") == "linkage" else []
-    if len(linkage) == 1 and isinstance(body, (list, Mapping)):
-        # A relationship body ({data: [{type, id}, ...]}) is the one id-list argument the tool takes.
-        ids = [b.get("id") for b in body] if isinstance(body, list) else body.get("id")
-        args[linkage[0]["name"]] = ids
-    elif isinstance(body, Mapping):
-        args.update(body)
-    elif body:
-        args["body"] = body
-    return {"source": "http", "tool": record.operation_id, "args": args, "status": record.status,
-            "method": record.method, "path": record.path}
-
-
-@dataclass
-class Observed:
-    """Everything one case's runs did: calls per run, model turns, model errors."""
-
-    runs: list[list[dict[str, Any]]] = field(default_factory=list)
-    model_turns: list[dict[str, Any]] = field(default_factory=list)
-    model_errors: list[BaseException] = field(default_factory=list)
-    model_requests: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def start_run(self) -> None:
-        self.runs.append([])
-
-    def http(self, record: Any) -> None:
-        view = call_view(record)
-        with self.lock:
-            self.runs[-1].append(view)
-
-    def model_turn(self, message: AIMessage) -> None:
-        turn = {"content": message.content if isinstance(message.content, str) else str(message.content),
-                "tool_calls": [{"name": c["name"], "args": c["args"]} for c in message.tool_calls]}
-        with self.lock:
-            self.model_turns.append(turn)
-            for call in message.tool_calls:
-                self.runs[-1].append({"source": "model", "tool": call["name"], "args": dict(call["args"])})
+                         rerecord_hint(suite, case, label=label))
+        model = CassetteChatModel(cassette=empty, model_name=name, generation=generation)
+        return ModelChoice(model, "no model call expected (no cassette)", "none", empty)
+    cassette = Cassette.load(path, rerecord_hint(suite, case, label=label))
+    cassette.rerecord_hint = rerecord_hint(suite, case, cassette.kind, label)
+    if cassette.kind == "authored":
+        written = [r.to_response(i) for i, r in enumerate(case.authored_responses)]
+        if [i["response"] for i in cassette.interactions] != written:
+            raise CassetteError(f"cassette {path} does not hold the case's authored_responses (the case file changed "
+                                f"since it was authored); {cassette.rerecord_hint}")
+    model = CassetteChatModel(cassette=cassette, model_name=name, generation=generation)
+    return ModelChoice(model, f"responses {cassette.describe()}", cassette.kind, cassette)
 
 
 @dataclass
@@ -213,77 +135,14 @@ class Outcome:
     approvals_asked: list[Any] = field(default_factory=list)
     approvals_unused: int = 0
     error: BaseException | None = None
+    #: the graph asked the model in a case that expects no model call (a verdict, not a cassette problem)
+    unexpected_model: str | None = None
+    model_failed: str | None = None
     built: Built = field(default_factory=Built)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     model_requests: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class CaseResult:
-    """One case's verdict: passed, failed (with why), or error (it could not run; the message says why)."""
-
-    suite: str
-    case: Case
-    failures: list[str]
-    error: str | None
-    duration: float
-    model: str
-    cassette: str
-    epoch: int = 0
-    outcome: Outcome | None = None
-
-    @property
-    def status(self) -> str:
-        return "error" if self.error else ("failed" if self.failures else "passed")
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "passed"
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """The unbiased pass@k estimate for c passes in n runs (Chen et al., 2021)."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
-
-
-@dataclass
-class SuiteResult:
-    """A suite's results (one per case and epoch), pass rates and the threshold verdict."""
-
-    suite: Suite
-    results: list[CaseResult]
-    epochs: int = 1
-    duration: float = 0.0
-
-    def by_case(self) -> dict[str, list[CaseResult]]:
-        out: dict[str, list[CaseResult]] = {}
-        for r in self.results:
-            out.setdefault(r.case.id, []).append(r)
-        return out
-
-    def pass_at(self, k: int) -> float:
-        groups = list(self.by_case().values())
-        if not groups:
-            return 0.0
-        return sum(pass_at_k(len(g), sum(r.passed for r in g), min(k, len(g))) for g in groups) / len(groups)
-
-    @property
-    def pass_rate(self) -> float:
-        """pass@1: the share of runs that passed (with epochs, the mean over them)."""
-        return self.pass_at(1)
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.results) and self.pass_rate + 1e-9 >= self.suite.threshold
-
-    def counts(self) -> dict[str, int]:
-        out = {"passed": 0, "failed": 0, "error": 0}
-        for r in self.results:
-            out[r.status] += 1
-        return out
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -356,9 +215,11 @@ def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
     client = sb.client()
     client.hooks.append(observed.http)
     if choice.model is not None:
-        choice.model.callbacks = [_ModelObserver(observed)]
+        choice.model.callbacks = [ModelObserver(observed)]
     make_input = graph_spec(spec.graph).make_input
+    outcome.settings = dict(spec.settings)
     result = None
+    driver = None
     with tempfile.TemporaryDirectory(prefix="personas-eval-") as home:
         try:
             inputs = write_files(case, Path(home) / "input") if case.files else Path(home) / "input"
@@ -374,6 +235,7 @@ def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
                 ctx = build_context(spec, config=Config(home=Path(home)), client=client, sandbox=sb, model=choice,
                                     audit=False, clock=clock, user="eval", thread_id=f"eval-{case.id}-{n + 1}")
                 driver = RunDriver(ctx)
+                result = None
                 result = driver.invoke(payload)
                 answers = list(case.approvals)
                 seen: set[str] = set()
@@ -387,14 +249,24 @@ def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
                     result = driver.invoke(resume=resume)
                     pending = _pending(driver, seen, outcome) if result.paused else []
                 outcome.approvals_unused += len(answers)
+        except ScriptedFailure as exc:  # a policy behaviour's model failed and the graph let it through
+            outcome.model_failed = str(exc)
         except Exception as exc:  # the run failing is a verdict, reported with the case
             outcome.error = exc
+        if result is None and driver is not None and outcome.error is None:
+            result = driver.result()  # the state at the last checkpoint of a run the model stopped
         if result is not None:
             outcome.state = _jsonable(result.state)
             outcome.interrupts = _jsonable(result.interrupts)
         cassette_errors = [e for e in observed.model_errors if isinstance(e, CassetteError)]
-        other_errors = [e for e in observed.model_errors if not isinstance(e, CassetteError)]
-        if cassette_errors:
+        other_errors = [e for e in observed.model_errors if not isinstance(e, (CassetteError, ScriptedFailure))]
+        if cassette_errors and not case.authored_responses \
+                and all(isinstance(e, UnexpectedModelCall) for e in cassette_errors):
+            outcome.unexpected_model = str(cassette_errors[0])
+            if isinstance(outcome.error, CassetteError):  # the graph let the refused call through: it stopped
+                outcome.error = RuntimeError(f"the run stopped on a model call the case does not expect: "
+                                             f"{outcome.error}")
+        elif cassette_errors:
             outcome.error = cassette_errors[0]
         elif other_errors and choice.kind in ("authored", "recorded", "none") and outcome.error is None:
             outcome.error = CassetteError(f"the model failed: {type(other_errors[0]).__name__}: {other_errors[0]}")
@@ -409,6 +281,7 @@ def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
     outcome.all_calls = [c for run in observed.runs for c in run]
     outcome.model_turns = observed.model_turns
     outcome.model_requests = observed.model_requests
+    sb.settle()  # what the run started (bulk consent and import jobs) finishes, as it would in Klaviyo
     _snapshot(sb, setup, outcome)
     if case.expect.profiles:
         outcome.profiles = snapshot_profiles(setup, outcome.built.refs, list(case.expect.profiles))
@@ -425,90 +298,18 @@ def _pending(driver: RunDriver, seen: set[str], outcome: Outcome) -> list[str]:
     return [i.id for i in found]
 
 
-# -- checking ----------------------------------------------------------------------------------
-def get_path(data: Any, path: str) -> Any:
-    """``score.factors[0].points`` (or ``messages[-1].content``) in ``data``; MISSING if absent."""
-    current = data
-    for part in path.replace("]", "").replace("[", ".").split("."):
-        if part == "":
-            continue
-        if isinstance(current, Mapping):
-            current = current.get(part, MISSING)
-        elif isinstance(current, list) and part.lstrip("-").isdigit() and -len(current) <= int(part) < len(current):
-            current = current[int(part)]
-        else:
-            return MISSING
-        if current is MISSING:
-            return MISSING
-    return current
-
-
-def check_case(case: Case, outcome: Outcome) -> list[str]:
-    """Every expectation of ``case`` that ``outcome`` does not meet, as sentences."""
-    exp = case.expect
-    ctx = MatchContext(outcome.built.refs)
-    failures: list[str] = []
-    if outcome.error is not None:
-        if exp.raises is None:
-            return [f"the run raised {type(outcome.error).__name__}: {outcome.error}"]
-        if exp.raises.type and type(outcome.error).__name__ != exp.raises.type:
-            failures.append(f"raised {type(outcome.error).__name__}, expected {exp.raises.type}")
-        if exp.raises.message is not None:
-            failures += match_value(exp.raises.message, str(outcome.error), ctx, "raises.message")
-    elif exp.raises is not None:
-        failures.append(f"expected the run to raise {exp.raises.type or 'an error'}, but it finished")
-    if exp.trajectory is not None:
-        t = exp.trajectory
-        failures += [f"trajectory ({t.mode}): {p}" for p in
-                     match_trajectory(t.mode, t.calls, outcome.trajectory, ctx, source=t.source, ignore=t.ignore)]
-    for item in exp.not_called:
-        spec = CallSpec(tool=item) if isinstance(item, str) else item
-        for call in outcome.all_calls:
-            if not call_problems(spec, call, ctx):
-                failures.append(f"not_called: {spec.label()} was called: {show(call.get('args'))}")
-                break
-    for path, matcher in exp.state.items():
-        failures += [f"state: {p}" for p in match_value(matcher, get_path(outcome.state, path), ctx, path)]
-    if exp.model_calls is not None:
-        failures += [f"model: {p}" for p in match_value(exp.model_calls, len(outcome.model_turns), ctx, "model_calls")]
-    if exp.interrupts is not None:
-        failures += [f"interrupts: {p}" for p in match_value(exp.interrupts, outcome.interrupts, ctx, "interrupts")]
-    if exp.approvals_asked is not None:
-        failures += [f"approvals_asked: {p}" for p in
-                     match_value(exp.approvals_asked, outcome.approvals_asked, ctx, "approvals_asked")]
-    if outcome.approvals_unused:
-        failures.append(f"approvals: {outcome.approvals_unused} answer(s) left unused; the run stopped for approval "
-                        f"{len(outcome.approvals_asked)} time(s)")
-    for box in exp.outbox:
-        who = box.profile or "everyone"
-        messages = [m for m in outcome.outbox if box.profile is None or m.get("profile") == box.profile]
-        messages = [m for m in messages if not match_value(box.where, m, ctx)] if box.where else messages
-        where = f"outbox[{who}]" + (f" where {show(box.where)}" if box.where else "")
-        if box.count is not None:
-            failures += [f"{where}: {p}" for p in match_value(box.count, len(messages), ctx, "count")]
-        if box.messages:
-            failures += [f"{where}: {p}" for p in match_value(box.messages, messages, ctx, "messages")]
-    for item in exp.lists:
-        members = outcome.lists.get(item.list)
-        if f"list:{item.list}" not in outcome.built.refs:
-            failures.append(f"lists: {item.list!r} is not a fixture list")
-        elif (members is not None) != item.exists:
-            failures.append(f"lists: {item.list!r} " + ("was deleted by the run" if item.exists else "still exists"))
-        elif members is not None and item.profile is not None and f"profile:{item.profile}" in outcome.built.refs \
-                and (item.profile in members) != item.member:
-            failures.append(f"lists: {item.profile} is {'not ' if item.member else ''}on {item.list!r}")
-    failures += check_outcomes(case, outcome, ctx)
-    return failures
-
-
-def run_case(suite: Suite, case: Case, model: ModelChoice | None = None, *, epoch: int = 0) -> CaseResult:
-    """Run one case with ``model`` (default: replay its cassette) and check its expectations."""
+# -- verdicts ----------------------------------------------------------------------------------
+def run_case(suite: Suite, case: Case, model: ModelChoice | None = None, *, epoch: int = 0,
+             label: str | None = None, behaviour: str | None = None) -> CaseResult:
+    """Run one case with ``model`` (default: replay its cassette from set ``label``) and judge it."""
     started = time.perf_counter()
     try:
-        choice = model or replay_choice(suite, case)
+        choice = model or replay_choice(suite, case, label)
     except CassetteError as exc:
-        return CaseResult(suite.name, case, [], f"{exc}; {rerecord_hint(suite, case)}", 0.0, "cassette",
-                          "unreadable", epoch)
+        return CaseResult(suite.name, case, [], str(exc), 0.0, "cassette", "unreadable", epoch, kind="none",
+                          behaviour=behaviour)
+    live = getattr(choice.model, "live", None) is not None and choice.kind == "live"
+    kind = "live" if live else choice.kind if choice.kind in ("recorded", "authored", "scripted") else "none"
     cassette = choice.cassette.describe() if choice.cassette is not None and choice.cassette.interactions else (
         choice.description)
     outcome = execute(suite, case, choice)
@@ -517,9 +318,31 @@ def run_case(suite: Suite, case: Case, model: ModelChoice | None = None, *, epoc
     if isinstance(outcome.error, (CassetteError, SetupError)):
         error = str(outcome.error)
     else:
-        failures = check_case(case, outcome)
+        played = choice.cassette.interactions[:choice.cassette.position] if choice.cassette is not None else []
+        schemas = choice.cassette.schemas if choice.cassette is not None else {}
+        failures = judge(suite, case, outcome, kind, played, schemas)
+        if outcome.unexpected_model:
+            failures.insert(0, "model asked: the case expects no model call (no authored_responses, no cassette) and "
+                               "the run asked the model; if it now should, write authored_responses and run "
+                               f"`personas eval {suite.name} --case {case.id} --author`")
+        extra = case.expect_when.get(behaviour or "")
+        if extra is not None:
+            failures += [f"when {behaviour}: {f}" for f in check_case(case.model_copy(update={"expect": extra}),
+                                                                      outcome)]
     return CaseResult(suite.name, case, failures, error, time.perf_counter() - started, choice.description,
-                      cassette, epoch, outcome)
+                      cassette, epoch, outcome, kind, behaviour)
+
+
+def run_policy_case(suite: Suite, case: Case, on_result: Callable[[CaseResult], None] | None = None
+                    ) -> list[CaseResult]:
+    """A policy case once per behaviour (scripted ones, then failing and absent)."""
+    out = []
+    for name in behaviour_names(suite, case):
+        result = run_case(suite, case, behaviour_choice(suite, case, name), behaviour=name)
+        out.append(result)
+        if on_result:
+            on_result(result)
+    return out
 
 
 def run_suite(
@@ -529,16 +352,26 @@ def run_suite(
     model_factory: ModelFactory | None = None,
     epochs: int = 1,
     on_result: Callable[[CaseResult], None] | None = None,
+    label: str | None = None,
 ) -> SuiteResult:
-    """Every case (or those in ``case_ids``), ``epochs`` times each, models from ``model_factory``."""
+    """Every case (or those in ``case_ids``), ``epochs`` times each, models from ``model_factory``.
+
+    Policy cases run once per behaviour (their scripted models are the same every epoch); a model
+    case's cassette comes from set ``label`` unless ``model_factory`` gives a model.
+    """
     started = time.perf_counter()
     cases = [suite.case(i) for i in case_ids] if case_ids else list(suite.cases)
-    results = []
+    results: list[CaseResult] = []
     for case in cases:
+        if case.policy:
+            results += run_policy_case(suite, case, on_result)
+            continue
         for epoch in range(epochs):
             model = model_factory(suite, case, epoch) if model_factory else None
-            result = run_case(suite, case, model, epoch=epoch)
+            result = run_case(suite, case, model, epoch=epoch, label=label)
             results.append(result)
             if on_result:
                 on_result(result)
+            if model is None and epoch == 0 and result.kind != "live":
+                break  # a replayed case answers the same every time
     return SuiteResult(suite, results, epochs, time.perf_counter() - started)

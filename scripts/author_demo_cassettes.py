@@ -30,7 +30,14 @@ from klaviyo_toolkit.clock import ManualClock  # noqa: E402
 from personas.cli.demo import CASSETTES, run_demo  # noqa: E402
 from personas.kernel.cassette import Cassette  # noqa: E402
 from personas.kernel.config import Config  # noqa: E402
-from personas.kernel.models import CassetteChatModel, ModelChoice, ScriptedChatModel, live_model  # noqa: E402
+from personas.kernel.models import (  # noqa: E402
+    CassetteChatModel,
+    ModelChoice,
+    ScriptedChatModel,
+    live_model,
+    recorded_provenance,
+)
+from personas.runtime.loader import load_persona  # noqa: E402
 
 LEAD_RESPONSES = [
     {
@@ -53,7 +60,13 @@ REPORT_RESPONSE = (
 DATES = ["2026-11-26T23:00:00+00:00", "2026-06-15T14:00:00+00:00", "2027-01-03T05:00:00+00:00"]
 
 
-def _authored(responses: list[AIMessage], path: Path) -> ModelChoice:
+def _identity(persona: str) -> tuple[str, dict[str, float]]:
+    """The model the demo asks for with this persona (PERSONAS_MODEL wins) and its temperature: the cassette key."""
+    spec = load_persona(persona)
+    return Config.from_env().model or spec.model, {"temperature": float(spec.temperature)}
+
+
+def _authored(responses: list[AIMessage], path: Path, persona: str) -> ModelChoice:
     cassette = Cassette.new(
         path,
         {
@@ -63,7 +76,9 @@ def _authored(responses: list[AIMessage], path: Path) -> ModelChoice:
             "date": dt.date.today().isoformat(),
         },
     )
-    model = CassetteChatModel(cassette=cassette, live=ScriptedChatModel(responses))
+    name, generation = _identity(persona)
+    model = CassetteChatModel(cassette=cassette, live=ScriptedChatModel(responses), model_name=name,
+                              generation=generation)
     return ModelChoice(model, "authored responses", "authored", cassette)
 
 
@@ -80,36 +95,19 @@ def main() -> int:
     for when in DATES:
         clock = ManualClock(dt.datetime.fromisoformat(when).timestamp())
         if args.record:
-            from personas.kernel.models import resolve_model  # noqa: F401
-
-            lead = ModelChoice(
-                CassetteChatModel(
-                    cassette=Cassette.new(
-                        CASSETTES / "lead_magnet.json",
-                        {
-                            "kind": "recorded",
-                            "model": os.environ.get("PERSONAS_MODEL", "gpt-4.1-mini"),
-                            "base_url": os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
-                            "date": dt.date.today().isoformat(),
-                        },
-                    ),
-                    live=live_model("gpt-4.1-mini", Config.from_env()),
-                ),
-                "live",
-                "live",
-            )
-            report = ModelChoice(
-                CassetteChatModel(
-                    cassette=Cassette.new(CASSETTES / "campaign_report.json", dict(lead.model.cassette.provenance)),
-                    live=live_model("gpt-4.1-mini", Config.from_env()),
-                ),
-                "live",
-                "live",
-            )
-            lead.cassette, report.cassette = lead.model.cassette, report.model.cassette
+            config = Config.from_env()
+            choices = []
+            for persona, file in (("lead-magnet-sequencer", "lead_magnet.json"),
+                                  ("campaign-reporter", "campaign_report.json")):
+                name, generation = _identity(persona)
+                cassette = Cassette.new(CASSETTES / file, recorded_provenance(name, config))
+                model = CassetteChatModel(cassette=cassette, model_name=name, generation=generation,
+                                          live=live_model(name, config, generation["temperature"], streaming=False))
+                choices.append(ModelChoice(model, "live", "live", cassette))
+            lead, report = choices
         else:
-            lead = _authored(list(lead_calls), CASSETTES / "lead_magnet.json")
-            report = _authored([AIMessage(REPORT_RESPONSE)], CASSETTES / "campaign_report.json")
+            lead = _authored(list(lead_calls), CASSETTES / "lead_magnet.json", "lead-magnet-sequencer")
+            report = _authored([AIMessage(REPORT_RESPONSE)], CASSETTES / "campaign_report.json", "campaign-reporter")
         run_demo(42, console=Console(file=io.StringIO()), lead_model=lead, report_model=report, clock=clock)
         captured.append((lead.cassette, report.cassette))  # type: ignore[arg-type]
         if args.record:

@@ -1,45 +1,90 @@
 """Cassettes of model responses: record a live model once, replay it anywhere without a key.
 
-A cassette is a readable JSON file::
+A cassette is a readable JSON file (format 2)::
 
-    {"version": 1,
-     "provenance": {"kind": "recorded", "model": "gpt-4.1-mini", "base_url": "...", "date": "..."}
+    {"version": 2,
+     "provenance": {"kind": "recorded", "requested_model": "gpt-4.1-mini", "served_models": ["gpt-4.1-mini-2025-04-14"],
+                    "base_url": "https://api.openai.com/v1", "date": "2026-11-27", "package_version": "0.1.0"}
                  | {"kind": "authored", "by": "...", "method": "...", "date": "..."},
-     "interactions": [{"request": {...normalised...}, "response": {"content": "...", "tool_calls": [...]}}]}
+     "schemas": {"sha256:...": {"type": "function", "function": {...}}},     # each bound tool, once
+     "interactions": [{"request": {...the key...}, "response": {"content": "...", "tool_calls": [...]},
+                       "evidence": {"id": "chatcmpl-...", "model": "...", "usage": {...}}}]}   # recorded only
 
-Requests are matched in order on a normalised form (roles, text, tool calls and the names of the
-bound tools; timestamps, dates and UUIDs masked; secrets scrubbed). A request that does not match,
-a cassette with too few interactions, or one played only in part is an error that says how to
-re-record it. Authored cassettes (written by hand, not by a model) say so, and reports show it.
+**The key** of a request (:func:`request_key`) is everything that decides what a model answers:
+the model asked for and its generation settings (temperature, ...), the messages (role, text,
+tool calls, tool results), the bound tools with a digest of each one's full definition as sent,
+``tool_choice``, ``strict`` and ``parallel_tool_calls``. Only what truly varies between two runs
+of the same case is masked, and :data:`MASKS` is the one list of it. Requests are matched in
+order; a request that does not match, a cassette with too few interactions, or one played only in
+part is an error that says how to re-record it.
+
+**Provenance** is checked when a cassette loads (:func:`check_provenance`): a recorded cassette
+must carry, for every answer, the response id, the model that served it and the token usage, and
+name the endpoint without credentials; an authored one (answers written by hand) must carry none of
+that. A cassette whose fields disagree does not load, so hand-written answers cannot pass for a
+model's.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import difflib
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
 from klaviyo_toolkit.redact import redact_text
 
-__all__ = ["Cassette", "CassetteError", "normalise_request", "scrub"]
-
-_MASKS = [
-    (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?\b"), "<TIME>"),
-    (re.compile(r"\b\d{4}-\d{2}-\d{2}\b"), "<DATE>"),
-    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<UUID>"),
-    (re.compile(r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*\b"), "<WEEKDAY>"),
+__all__ = [
+    "FORMAT",
+    "MASKS",
+    "Cassette",
+    "CassetteError",
+    "UnexpectedModelCall",
+    "check_provenance",
+    "message_to_response",
+    "normalise_messages",
+    "package_version",
+    "public_base_url",
+    "request_key",
+    "response_to_message",
+    "scrub",
+    "tool_definition",
 ]
+
+FORMAT = 2
+
+#: What is masked in a request before it is compared: only what differs between two runs of the same
+#: case on different days. Names of weekdays are masked whole ("Monday", never "Monitor" or "Month").
+MASKS: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    ("ISO date-times", re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?\b"),
+     "<TIME>"),
+    ("ISO dates", re.compile(r"\b\d{4}-\d{2}-\d{2}\b"), "<DATE>"),
+    ("full weekday names", re.compile(r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"),
+     "<WEEKDAY>"),
+)
+
+#: Bind arguments that are part of the key, with the value that means "not given".
+BIND_KEYS = ("tool_choice", "strict", "parallel_tool_calls")
 
 
 class CassetteError(Exception):
     """The cassette cannot answer this run; the message says how to re-record it."""
+
+
+class UnexpectedModelCall(CassetteError):
+    """The run asked the model where no cassette exists because none was expected (``kind: none``).
+
+    Unlike a cassette that stopped matching, this is about what the graph did: it asked the model
+    where it was expected not to, and no re-recording of an existing cassette can answer it.
+    """
 
 
 def scrub(text: str) -> str:
@@ -47,14 +92,16 @@ def scrub(text: str) -> str:
     return redact_text(text)
 
 
-def _mask(text: str) -> str:
+def mask(text: str) -> str:
+    """``text`` scrubbed of secrets, with :data:`MASKS` applied."""
     text = scrub(text)
-    for pattern, replacement in _MASKS:
+    for _, pattern, replacement in MASKS:
         text = pattern.sub(replacement, text)
     return text
 
 
-def _content_text(content: Any) -> str:
+def content_text(content: Any) -> str:
+    """A message's content as one string (text parts joined)."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -62,54 +109,223 @@ def _content_text(content: Any) -> str:
     return str(content)
 
 
-def _digest(tool: Any) -> str:
+_DEFINITIONS: dict[tuple[int, bool | None], tuple[Any, dict[str, Any]]] = {}
+
+
+def tool_definition(tool: Any, strict: bool | None = None) -> dict[str, Any]:
+    """The tool's definition exactly as an OpenAI-compatible endpoint receives it (ChatOpenAI's conversion).
+
+    A Klaviyo tool's definition depends only on its operation, so it is converted once per operation
+    (the cache keeps the operation alive, so its id is never reused while cached).
+    """
     from langchain_core.utils.function_calling import convert_to_openai_tool
 
-    schema = convert_to_openai_tool(tool, strict=True)
-    text = json.dumps(schema, sort_keys=True, ensure_ascii=False, default=str)
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+    operation = getattr(tool, "operation", None)
+    if operation is None or isinstance(tool, dict):
+        return convert_to_openai_tool(tool, strict=strict)
+    key = (id(operation), strict)
+    hit = _DEFINITIONS.get(key)
+    if hit is None or hit[0] is not operation:
+        if len(_DEFINITIONS) > 4096:
+            _DEFINITIONS.clear()
+        hit = (operation, convert_to_openai_tool(tool, strict=strict))
+        _DEFINITIONS[key] = hit
+    copy: dict[str, Any] = json.loads(json.dumps(hit[1]))
+    return copy
 
 
-def normalise_request(messages: Sequence[BaseMessage], tools: Sequence[Any] = ()) -> dict[str, Any]:
-    """The comparable form of a model request: messages, the bound tools' names, and a digest of
-    each tool's schema (so a changed tool definition fails replay at once)."""
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def digest(definition: Mapping[str, Any]) -> str:
+    return "sha256:" + hashlib.sha256(_canonical(definition).encode()).hexdigest()[:16]
+
+
+def normalise_messages(messages: Sequence[BaseMessage], masked: bool = True) -> list[dict[str, Any]]:
+    """Messages as compared: role, text, the AI's tool calls, a tool result's tool and status."""
+    fix = mask if masked else scrub
     out = []
     for msg in messages:
-        item: dict[str, Any] = {"role": msg.type, "text": _mask(_content_text(msg.content))}
+        item: dict[str, Any] = {"role": msg.type, "text": fix(content_text(msg.content))}
         if isinstance(msg, AIMessage) and msg.tool_calls:
-            item["tool_calls"] = [
-                {"name": c["name"], "args": json.loads(_mask(json.dumps(c["args"], sort_keys=True)))}
-                for c in msg.tool_calls
-            ]
+            item["tool_calls"] = [{"name": c["name"], "args": json.loads(fix(_canonical(c["args"])))}
+                                  for c in msg.tool_calls]
         if isinstance(msg, ToolMessage):
             item["tool"] = msg.name
+            if msg.status != "success":
+                item["status"] = msg.status
         out.append(item)
-    names = sorted(_tool_name(t) for t in tools)
-    request: dict[str, Any] = {"messages": out, "tools": names}
-    if tools:
-        request["tool_schemas"] = dict(sorted((_tool_name(t), _digest(t)) for t in tools))
-    return request
+    return out
 
 
-def _tool_name(tool: Any) -> str:
-    if isinstance(tool, dict):
-        return str(tool.get("function", {}).get("name") or tool.get("name"))
-    return str(getattr(tool, "name", tool))
+def _tool_choice(value: Any) -> Any:
+    """``tool_choice`` as ChatOpenAI sends it: a function name becomes ``{"function": name}``;
+    ``any`` is ``required``."""
+    if value in (None, "auto", "none", "required"):
+        return value
+    if value in ("any", True):
+        return "required"
+    if isinstance(value, str):
+        return {"function": value}
+    if isinstance(value, Mapping):
+        name = (value.get("function") or {}).get("name") if isinstance(value.get("function"), Mapping) else None
+        return {"function": name or value.get("name")}
+    return str(value)
 
 
-def response_to_message(response: dict[str, Any], index: int) -> AIMessage:
+def request_key(
+    messages: Sequence[BaseMessage],
+    tools: Sequence[Any] = (),
+    *,
+    model: str = "",
+    settings: Mapping[str, Any] | None = None,
+    bind: Mapping[str, Any] | None = None,
+    schemas: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The comparable form of one model request (see the module docstring).
+
+    ``schemas`` (when given) collects each tool's full definition under its digest, for the cassette.
+    """
+    bind = dict(bind or {})
+    strict = bind.get("strict")
+    tool_digests: dict[str, str] = {}
+    for tool in tools:
+        definition = tool_definition(tool, strict=strict)
+        name = str(definition.get("function", {}).get("name"))
+        tool_digests[name] = digest(definition)
+        if schemas is not None:
+            schemas[tool_digests[name]] = definition
+    key: dict[str, Any] = {
+        "model": model,
+        "settings": {k: v for k, v in sorted((settings or {}).items()) if v is not None},
+        "tool_choice": _tool_choice(bind.pop("tool_choice", None)),
+        "strict": bind.pop("strict", None),
+        "parallel_tool_calls": bind.pop("parallel_tool_calls", None),
+        "tools": dict(sorted(tool_digests.items())),
+        "messages": normalise_messages(messages),
+    }
+    other = {k: v for k, v in bind.items() if v is not None and k not in ("tools", "ls_structured_output_format")}
+    if other:  # anything else bound (stop, response_format, ...) is part of the request too
+        key["bind"] = json.loads(_canonical(other))
+    return key
+
+
+def response_to_message(response: Mapping[str, Any], index: int,
+                        evidence: Mapping[str, Any] | None = None) -> AIMessage:
     calls = [
         {"name": c["name"], "args": c.get("args", {}), "id": c.get("id") or f"call_{index}_{i}", "type": "tool_call"}
         for i, c in enumerate(response.get("tool_calls") or [])
     ]
-    return AIMessage(content=response.get("content") or "", tool_calls=calls)
+    meta = {"model_name": evidence.get("model"), "id": evidence.get("id")} if evidence else {}
+    return AIMessage(content=response.get("content") or "", tool_calls=calls, response_metadata=meta)
 
 
 def message_to_response(message: AIMessage) -> dict[str, Any]:
     return {
-        "content": scrub(_content_text(message.content)),
+        "content": scrub(content_text(message.content)),
         "tool_calls": [{"name": c["name"], "args": c["args"], "id": c.get("id")} for c in message.tool_calls],
     }
+
+
+def evidence_of(message: AIMessage) -> dict[str, Any]:
+    """What the endpoint said about an answer: response id, the model that served it, token usage."""
+    meta = dict(message.response_metadata or {})
+    usage = dict(message.usage_metadata or {}) if message.usage_metadata else None
+    if usage is None and isinstance(meta.get("token_usage"), Mapping):
+        raw = meta["token_usage"]
+        usage = {"input_tokens": raw.get("prompt_tokens"), "output_tokens": raw.get("completion_tokens"),
+                 "total_tokens": raw.get("total_tokens")}
+    return {
+        "id": meta.get("id") or message.id,
+        "model": meta.get("model_name") or meta.get("model"),
+        "usage": {k: usage.get(k) for k in ("input_tokens", "output_tokens", "total_tokens")} if usage else None,
+        "finish_reason": meta.get("finish_reason"),
+    }
+
+
+def public_base_url(url: str | None) -> str:
+    """``url`` without user, password, query or fragment (where credentials hide)."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("klaviyo-personas")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree that is not installed
+        return "unknown"
+
+
+def _is_date(value: Any) -> bool:
+    try:
+        _dt.date.fromisoformat(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def check_provenance(data: Mapping[str, Any]) -> list[str]:
+    """Why a cassette's provenance does not agree with its contents (empty when it does)."""
+    prov = data.get("provenance")
+    if not isinstance(prov, Mapping):
+        return ["it does not say where it came from (provenance.kind recorded|authored)"]
+    kind = prov.get("kind")
+    interactions = [i for i in data.get("interactions") or [] if isinstance(i, Mapping)]
+    problems: list[str] = []
+    if kind == "authored":
+        for field_name in ("by", "method", "date"):
+            if not prov.get(field_name):
+                problems.append(f"an authored cassette names who wrote it and how: provenance.{field_name} is missing")
+        for name in ("served_models", "requested_model", "base_url"):
+            if name in prov:
+                problems.append(f"an authored cassette has no {name}: no model answered it")
+        with_evidence = [n for n, i in enumerate(interactions, 1) if i.get("evidence")]
+        if with_evidence:
+            problems.append(f"an authored cassette carries response evidence (interaction {with_evidence[0]}); "
+                            "hand-written answers have no response id or usage")
+    elif kind == "recorded":
+        for field_name in ("requested_model", "base_url", "package_version"):
+            if not prov.get(field_name):
+                problems.append(f"a recorded cassette names {field_name} (provenance.{field_name} is missing)")
+        if not _is_date(prov.get("date")):
+            problems.append("a recorded cassette gives its date as YYYY-MM-DD (provenance.date)")
+        if prov.get("base_url") and public_base_url(str(prov["base_url"])) != prov["base_url"]:
+            problems.append("provenance.base_url holds credentials, a query or a fragment; keep scheme, host and path")
+        served = prov.get("served_models")
+        if not isinstance(served, list) or not served or not all(isinstance(s, str) and s for s in served):
+            problems.append("a recorded cassette lists the models that answered (provenance.served_models)")
+            served = []
+        seen: set[str] = set()
+        for n, item in enumerate(interactions, 1):
+            ev = item.get("evidence")
+            if not isinstance(ev, Mapping):
+                problems.append(f"interaction {n} has no evidence (response id, served model, usage): "
+                                "a recorded answer keeps what the endpoint returned")
+                continue
+            if not isinstance(ev.get("id"), str) or not ev["id"]:
+                problems.append(f"interaction {n}: evidence.id (the response id) is missing")
+            if not isinstance(ev.get("model"), str) or not ev["model"]:
+                problems.append(f"interaction {n}: evidence.model (the model that served it) is missing")
+            else:
+                seen.add(ev["model"])
+            usage = ev.get("usage")
+            if not isinstance(usage, Mapping) or not all(
+                isinstance(usage.get(k), int) and usage[k] >= 0 for k in ("input_tokens", "output_tokens")
+            ):
+                problems.append(f"interaction {n}: evidence.usage (input_tokens, output_tokens) is missing")
+        if served and seen and set(served) != seen:
+            problems.append(f"provenance.served_models {sorted(served)} is not what the answers say "
+                            f"({sorted(seen)})")
+    else:
+        problems.append("it does not say where it came from (provenance.kind recorded|authored)")
+    return problems
 
 
 @dataclass
@@ -121,6 +337,7 @@ class Cassette:
     interactions: list[dict[str, Any]] = field(default_factory=list)
     rerecord_hint: str = ""
     position: int = 0
+    schemas: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path, rerecord_hint: str = "") -> Cassette:
@@ -134,24 +351,51 @@ class Cassette:
             raise CassetteError(f"cassette {p} is not valid JSON ({exc}); {hint}") from None
         if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
             raise CassetteError(f"cassette {p} has no 'interactions' list; {hint}")
-        prov = data.get("provenance")
-        if not isinstance(prov, dict) or prov.get("kind") not in ("recorded", "authored"):
-            raise CassetteError(
-                f"cassette {p} does not say where it came from (provenance.kind recorded|authored); {hint}"
-            )
-        return cls(p, prov, list(data["interactions"]), hint)
+        if data.get("version") != FORMAT:
+            raise CassetteError(f"cassette {p} is format {data.get('version')}, not {FORMAT} (whose keys hold the "
+                                f"model, settings, tools, tool_choice and strict); {hint}")
+        problems = check_provenance(data)
+        found = data.get("schemas")
+        schemas: dict[str, Any] = found if isinstance(found, dict) else {}
+        for n, item in enumerate(data["interactions"], 1):
+            if not isinstance(item, dict) or not isinstance(item.get("request"), dict) \
+                    or not isinstance(item.get("response"), dict):
+                problems.append(f"interaction {n} needs a request and a response")
+                continue
+            for name, ref in (item["request"].get("tools") or {}).items():
+                if ref not in schemas or digest(schemas[ref]) != ref:
+                    problems.append(f"interaction {n}: the definition of tool {name} ({ref}) is missing or altered")
+        if problems:
+            raise CassetteError(f"cassette {p} does not load: {'; '.join(problems[:4])}"
+                                + (f" (and {len(problems) - 4} more)" if len(problems) > 4 else "") + f"; {hint}")
+        return cls(p, dict(data["provenance"]), list(data["interactions"]), hint, schemas=dict(schemas))
 
     @classmethod
     def new(cls, path: str | Path, provenance: dict[str, Any]) -> Cassette:
         return cls(Path(path), dict(provenance), [])
 
+    @property
+    def kind(self) -> str:
+        return str(self.provenance.get("kind"))
+
     def describe(self) -> str:
         p = self.provenance
         if p.get("kind") == "recorded":
-            return f"recorded from {p.get('model')} at {p.get('base_url')} on {p.get('date')}"
+            served = ", ".join(p.get("served_models") or []) or "?"
+            asked = p.get("requested_model")
+            via = f" (asked for {asked})" if asked and asked not in (p.get("served_models") or []) else ""
+            return (f"recorded from {served}{via} at {p.get('base_url')} on {p.get('date')}, "
+                    f"klaviyo-personas {p.get('package_version')}")
         return f"authored by hand ({p.get('method', 'written by the maintainers')}, {p.get('date')})"
 
-    def next_response(self, request: dict[str, Any]) -> dict[str, Any]:
+    def next_response(
+        self, request: dict[str, Any], schemas: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The next answer and its evidence, if ``request`` is the next one recorded (``schemas``: its tools'
+        definitions by digest, to show what changed)."""
+        if not self.interactions and self.provenance.get("kind") == "none":
+            raise UnexpectedModelCall(f"the run asked the model, and there is no cassette at {self.path} to answer it: "
+                                f"{self.rerecord_hint}")
         if self.position >= len(self.interactions):
             raise CassetteError(
                 f"cassette {self.path} has {len(self.interactions)} responses but the run asked for more; "
@@ -159,25 +403,36 @@ class Cassette:
             )
         expected = self.interactions[self.position]["request"]
         if expected != request:
-            diff = "\n".join(
-                difflib.unified_diff(
-                    json.dumps(expected, indent=1, sort_keys=True).splitlines(),
-                    json.dumps(request, indent=1, sort_keys=True).splitlines(),
-                    "cassette",
-                    "this run",
-                    lineterm="",
-                    n=1,
-                )
-            )
+            model = ""
+            if {k for k in set(expected) | set(request) if expected.get(k) != request.get(k)} == {"model"}:
+                model = (f" It answers requests for model {expected.get('model')!r} and this run asks for "
+                         f"{request.get('model')!r}: set PERSONAS_MODEL={expected.get('model')} to replay it.")
             raise CassetteError(
-                f"request {self.position + 1} does not match cassette {self.path}; {self.rerecord_hint}\n{diff[:3000]}"
+                f"request {self.position + 1} does not match cassette {self.path}; {self.rerecord_hint}.{model}\n"
+                f"{self.diff(expected, request, schemas or {})}"
             )
-        response = self.interactions[self.position]["response"]
+        item = self.interactions[self.position]
         self.position += 1
-        return dict(response)
+        return dict(item["response"]), item.get("evidence")
 
-    def record(self, request: dict[str, Any], response: dict[str, Any]) -> None:
-        self.interactions.append({"request": request, "response": response})
+    def diff(self, expected: Mapping[str, Any], request: Mapping[str, Any], schemas: Mapping[str, Any]) -> str:
+        """A unified diff of two keys; a changed tool shows its definitions' difference, not only the digests."""
+        def shown(key: Mapping[str, Any], schemas: Mapping[str, Any]) -> list[str]:
+            body = dict(key)
+            body["tools"] = {n: schemas.get(d, d) for n, d in (key.get("tools") or {}).items()}
+            return json.dumps(body, indent=1, sort_keys=True, ensure_ascii=False).splitlines()
+
+        lines = difflib.unified_diff(shown(expected, self.schemas), shown(request, schemas), "cassette",
+                                     "this run", lineterm="", n=1)
+        return "\n".join(lines)[:3000]
+
+    def record(self, request: dict[str, Any], response: dict[str, Any], evidence: Mapping[str, Any] | None = None,
+               schemas: Mapping[str, Any] | None = None) -> None:
+        item: dict[str, Any] = {"request": request, "response": response}
+        if evidence:
+            item["evidence"] = dict(evidence)
+        self.interactions.append(item)
+        self.schemas.update(schemas or {})
         self.position = len(self.interactions)
 
     def check_finished(self) -> None:
@@ -188,7 +443,17 @@ class Cassette:
                 f"responses used); {self.rerecord_hint}"
             )
 
+    def body(self) -> dict[str, Any]:
+        used = {d for i in self.interactions for d in (i["request"].get("tools") or {}).values()}
+        if self.kind == "recorded":
+            served = sorted({str((i.get("evidence") or {}).get("model")) for i in self.interactions
+                             if (i.get("evidence") or {}).get("model")})
+            self.provenance["served_models"] = served
+        return {"version": FORMAT, "provenance": self.provenance,
+                "schemas": {d: self.schemas[d] for d in sorted(used) if d in self.schemas},
+                "interactions": self.interactions}
+
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = {"version": 1, "provenance": self.provenance, "interactions": self.interactions}
-        self.path.write_text(scrub(json.dumps(body, indent=1, ensure_ascii=False)) + "\n", encoding="utf-8")
+        text = json.dumps(self.body(), indent=1, ensure_ascii=False)
+        self.path.write_text(scrub(text) + "\n", encoding="utf-8")

@@ -17,10 +17,19 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 
-from .cassette import Cassette, message_to_response, normalise_request, response_to_message
+from .cassette import (
+    Cassette,
+    evidence_of,
+    message_to_response,
+    package_version,
+    public_base_url,
+    request_key,
+    response_to_message,
+)
 from .config import Config
 
-__all__ = ["CassetteChatModel", "ModelChoice", "ScriptedChatModel", "ToolAwareChatModel", "resolve_model"]
+__all__ = ["CassetteChatModel", "ModelChoice", "ScriptedChatModel", "ToolAwareChatModel", "live_model",
+           "recorded_provenance", "resolve_model"]
 
 Reply = AIMessage | str | Callable[[Sequence[BaseMessage]], AIMessage | str]
 
@@ -97,10 +106,18 @@ class ScriptedChatModel(ToolAwareChatModel):
 
 
 class CassetteChatModel(ToolAwareChatModel):
-    """Replays (or, with ``live``, records) model responses from a Cassette."""
+    """Replays (or, with ``live``, records) model responses from a Cassette.
+
+    ``model_name`` and ``generation`` (temperature, ...) are what the run asks for; with the bound
+    tools, ``tool_choice``, ``strict``, ``parallel_tool_calls`` and the messages they make the
+    request's key (``cassette.request_key``). Recording into a ``recorded`` cassette keeps what the
+    endpoint said about each answer: response id, the model that served it, token usage.
+    """
 
     cassette: Any
     live: Any = None
+    model_name: str = ""
+    generation: dict[str, Any] = {}
 
     @property
     def _llm_type(self) -> str:
@@ -113,18 +130,30 @@ class CassetteChatModel(ToolAwareChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        tools = kwargs.get("tools") or []
-        request = normalise_request(messages, tools)
+        tools = list(kwargs.pop("tools", None) or [])
+        settings = {**self.generation, **({"stop": list(stop)} if stop else {})}
+        schemas: dict[str, Any] = {}
+        request = request_key(messages, tools, model=self.model_name, settings=settings, bind=kwargs, schemas=schemas)
         if self.live is not None:
-            model = (
-                self.live.bind_tools(tools, tool_choice=kwargs.get("tool_choice"), strict=True) if tools else self.live
-            )
-            message = model.invoke(messages)
+            bind = {k: v for k, v in kwargs.items() if v is not None}
+            model = self.live.bind_tools(tools, **bind) if tools else (self.live.bind(**bind) if bind else self.live)
+            message = model.invoke(messages, stop=stop) if stop else model.invoke(messages)
             assert isinstance(message, AIMessage)
-            self.cassette.record(request, message_to_response(message))
+            evidence = evidence_of(message) if self.cassette.kind == "recorded" else None
+            self.cassette.record(request, message_to_response(message), evidence, schemas)
             return ChatResult(generations=[ChatGeneration(message=message)])
-        response = self.cassette.next_response(request)
-        return ChatResult(generations=[ChatGeneration(message=response_to_message(response, self.cassette.position))])
+        response, evidence = self.cassette.next_response(request, schemas)
+        message = response_to_message(response, self.cassette.position, evidence)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def recorded_provenance(requested: str, config: Config, **extra: Any) -> dict[str, Any]:
+    """The provenance of a cassette about to be recorded (``served_models`` is filled from the answers)."""
+    import datetime as _dt
+
+    return {"kind": "recorded", "requested_model": requested, "served_models": [],
+            "base_url": public_base_url(config.openai_base), "date": _dt.date.today().isoformat(),
+            "package_version": package_version(), **extra}
 
 
 @dataclass
@@ -137,8 +166,12 @@ class ModelChoice:
     cassette: Cassette | None = None
 
 
-def live_model(model_name: str, config: Config, temperature: float = 0.0) -> BaseChatModel:
-    """ChatOpenAI at ``config``'s endpoint (``PERSONAS_MODEL`` overrides ``model_name``)."""
+def live_model(model_name: str, config: Config, temperature: float = 0.0, *, streaming: bool = True) -> BaseChatModel:
+    """ChatOpenAI at ``config``'s endpoint (``PERSONAS_MODEL`` overrides ``model_name``).
+
+    ``streaming=False`` (recording) gets the response id and token usage from every endpoint, some of
+    which leave usage out of streamed answers.
+    """
     from langchain_openai import ChatOpenAI
     from pydantic import SecretStr
 
@@ -147,7 +180,7 @@ def live_model(model_name: str, config: Config, temperature: float = 0.0) -> Bas
         base_url=config.openai_base_url or None,
         api_key=SecretStr(config.openai_api_key) if config.openai_api_key else None,
         temperature=temperature,
-        streaming=True,
+        streaming=streaming,
         max_retries=2,
         timeout=60,
     )
@@ -173,17 +206,15 @@ def resolve_model(
     if record:
         if not has_key:
             raise RuntimeError("recording needs a live model: set OPENAI_API_KEY (and OPENAI_BASE_URL, PERSONAS_MODEL)")
-        import datetime as _dt
-
-        cassette = Cassette.new(
-            record, {"kind": "recorded", "model": name, "base_url": base, "date": _dt.date.today().isoformat()}
-        )
-        model = CassetteChatModel(cassette=cassette, live=live_model(model_name, config, temperature))
+        cassette = Cassette.new(record, recorded_provenance(name, config))
+        model = CassetteChatModel(cassette=cassette, live=live_model(model_name, config, temperature, streaming=False),
+                                  model_name=name, generation={"temperature": temperature})
         return ModelChoice(model, f"live model {name} at {base} (recording to {record})", "live", cassette)
     if has_key and not (prefer_replay and replay):
         return ModelChoice(live_model(model_name, config, temperature), f"live model {name} at {base}", "live")
     if replay:
         cassette = Cassette.load(replay, rerecord_hint)
         kind = str(cassette.provenance.get("kind"))
-        return ModelChoice(CassetteChatModel(cassette=cassette), f"responses {cassette.describe()}", kind, cassette)
+        model = CassetteChatModel(cassette=cassette, model_name=name, generation={"temperature": temperature})
+        return ModelChoice(model, f"responses {cassette.describe()}", kind, cassette)
     return ModelChoice(None, "no model configured (set OPENAI_API_KEY): the persona's policy decides", "none")

@@ -200,7 +200,11 @@ def run_conversation(conversation: Conversation, model: ModelChoice, clock: Cloc
 
 def author(conversation: Conversation, *, show: bool = False, clock: Clock | None = None) -> Cassette:
     cassette = Cassette.new(conversation.path, provenance())
-    model = ModelChoice(CassetteChatModel(cassette=cassette, live=ScriptedChatModel(conversation.responses)),
+    from personas.runtime.loader import load_persona
+
+    spec = load_persona(PERSONA)  # the REPL asks for the persona's model and temperature: part of each request's key
+    model = ModelChoice(CassetteChatModel(cassette=cassette, live=ScriptedChatModel(conversation.responses),
+                                          model_name=spec.model, generation={"temperature": float(spec.temperature)}),
                         "authored responses", "authored", cassette)
     code, transcript = run_conversation(conversation, model, clock)
     if show:

@@ -1,16 +1,18 @@
-"""The evals catch regressions: break the prompt, the policy or a tool schema and the right cases fail.
+"""The evals catch regressions, and a cassette mismatch never counts as catching one.
 
 Nothing of ours is patched. The prompt and the policy are changed the way a user would change
 them: a persona file of the same name in ``$PERSONAS_HOME/personas/`` (which overrides the shipped
-one), pointing at an edited copy of the prompt or carrying edited settings. The tool schema is
-changed in a temporary copy of the code, whose generated catalog renames an argument of
-``create_event``; the suite then runs there in a subprocess.
-
-Each test names the cases it expects to fail and checks that every other case still passes.
+one), pointing at an edited copy of the prompt or carrying edited settings. Code is changed in a
+temporary copy of the tree, run in a subprocess. Where a change makes cassettes stop matching, the
+test re-authors them (as the error says to) and requires a case to *fail* afterwards: an
+expectation, the fencing check, a stale or impossible authored answer; an error that only says
+"re-author" is not a catch. ``benchmarks/eval_mutations.py`` does the same for every mutation it
+knows; the last test here runs its harness on a few.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -18,9 +20,11 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
+from evals.author import author_case
 from evals.case import Suite, load_suite
 from evals.runner import SuiteResult, run_suite
 from klaviyo_toolkit.catalog import load_catalog
@@ -32,10 +36,10 @@ PROMPT = ROOT / "prompts" / "lead_magnet_sequencer.v1.md"
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("PERSONAS_HOME", str(tmp_path))
+    monkeypatch.setenv("PERSONAS_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    (tmp_path / "personas").mkdir()
-    return tmp_path
+    (tmp_path / "home" / "personas").mkdir(parents=True)
+    return tmp_path / "home"
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +55,7 @@ def override(home: Path, old: str, new: str) -> None:
 
 
 def verdicts(result: SuiteResult) -> tuple[set[str], set[str]]:
+    """(cases with a failing run, cases whose every run passed), by case id (a policy case's behaviours together)."""
     failed = {r.case.id for r in result.results if not r.passed}
     return failed, {r.case.id for r in result.results} - failed
 
@@ -67,19 +72,31 @@ def ids(suite: Suite, *, having: str | None = None, without: str | None = None,
     return out
 
 
-def test_a_changed_prompt_fails_every_case_that_asks_the_model(home: Path, suite: Suite) -> None:
+def test_a_changed_prompt_is_still_caught_once_the_cassettes_are_re_authored(home: Path, tmp_path: Path) -> None:
     prompt = home / "lead_magnet_sequencer.v1.md"
     prompt.write_text(PROMPT.read_text(encoding="utf-8").replace(
-        "Education suits early or unclear interest.", "Education suits everyone who is not a team buyer."),
-        encoding="utf-8")
+        "Education suits early or unclear interest.", "Always choose fast-track."), encoding="utf-8")
     override(home, "prompt: lead_magnet_sequencer.v1.md", f"prompt: {prompt}")
-    result = run_suite(suite)
-    failed, passed = verdicts(result)
-    assert failed == ids(suite, asks_model=True)
-    assert passed == ids(suite, asks_model=False) and "never-subscribed" in passed and "no-model" in passed
-    errors = [r.error or "" for r in result.results if not r.passed]
-    assert all("does not match cassette" in e and "Education suits everyone" in e for e in errors)
-    assert all("`personas eval lead_magnet --case " in e and " --author`" in e for e in errors)
+    copy = tmp_path / "lead_magnet"
+    shutil.copytree(ROOT / "evals" / "suites" / "lead_magnet", copy)
+    suite = load_suite(copy)
+    model_cases = ids(suite, asks_model=True)
+
+    before = run_suite(suite)
+    errors = {r.case.id for r in before.results if r.status == "error"}
+    assert errors == model_cases, "first the cassettes stop matching: errors, which alone catch nothing"
+    assert all("--author`" in (r.error or "") for r in before.results if r.status == "error")
+
+    for case in suite.cases:  # as the error message says
+        if case.id in model_cases:
+            author_case(suite, case)
+    after = run_suite(load_suite(copy))
+    failed, passed = verdicts(after)
+    assert not [r for r in after.results if r.status == "error"], "the re-authored cassettes replay"
+    assert failed == model_cases, "every hand-written answer was written for the old prompt"
+    assert all(any(f.startswith("stale: the authored responses were written for prompt sha256:") for f in r.failures)
+               for r in after.results if r.case.id in model_cases)
+    assert passed == {c.id for c in suite.cases} - model_cases, "policy and no-model cases do not depend on it"
 
 
 def test_a_changed_band_threshold_fails_only_the_leads_it_moves(home: Path, suite: Suite) -> None:
@@ -97,8 +114,8 @@ def test_a_changed_allowed_sequence_fails_the_hot_decisions(home: Path, suite: S
     assert failed == ids(suite, having="band:hot", without="no-send")
     assert {"never-subscribed", "suppressed", "existing-sequence-start"} <= passed, "hot, but nothing is decided"
     assert ids(suite, having="band:warm") | ids(suite, having="band:cold") <= passed
-    no_model = next(r for r in result.results if r.case.id == "no-model")
-    assert 'decision.sequence: expected "fast-track", got "nurture"' in " ".join(no_model.failures), (
+    absent = next(r for r in result.results if r.key == "policy-hot[absent]")
+    assert 'decision.sequence: expected "fast-track", got "nurture"' in " ".join(absent.failures), (
         "without a model the policy's new default shows as a wrong decision, not a cassette error")
 
 
@@ -118,9 +135,10 @@ def test_a_renamed_tool_argument_fails_every_case_that_sends(tmp_path: Path, sui
          str(tmp_path / "out")], cwd=copy, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stdout + done.stderr
     cases = {tc.get("name"): tc for tc in ET.parse(tmp_path / "out" / "junit.xml").getroot().iter("testcase")}
-    failed = {name for name, tc in cases.items() if tc.find("failure") is not None or tc.find("error") is not None}
+    failed = {name.split("[")[0] for name, tc in cases.items()
+              if tc.find("failure") is not None or tc.find("error") is not None}
     assert failed == ids(suite, without="no-send"), "the graph can no longer start a sequence"
-    assert set(cases) - failed == ids(suite, having="no-send")
+    assert {name.split("[")[0] for name in cases} - failed == ids(suite, having="no-send")
     assert "the run raised InvalidArgumentError" in done.stdout and "unique_id" in done.stdout, done.stdout
 
 
@@ -135,7 +153,38 @@ def test_approvals_switched_off_fail_exactly_the_chat_approval_cases(home: Path)
     (home / "personas" / persona.name).write_text(relaxed, encoding="utf-8")
     result = run_suite(chat)
     failed, passed = verdicts(result)
-    assert failed == ids(chat, having="approval") and len(failed) >= 4
+    assert failed == ids(chat, having="approval") and len(failed) >= 12
     assert passed == ids(chat, without="approval")
     approved = next(r for r in result.results if r.case.id == "delete-list-approved")
     assert "approvals: 1 answer(s) left unused; the run stopped for approval 0 time(s)" in approved.failures
+
+
+def benchmark() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("eval_mutations", ROOT / "benchmarks" / "eval_mutations.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["eval_mutations"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmark_harness_counts_failures_after_re_authoring_never_cassette_errors(tmp_path: Path) -> None:
+    bench = benchmark()
+    cases = ("hot-director-this-month", "injection-delete-lists", "policy-cold")
+    control = bench.run_mutation(None, tmp_path, ["lead_magnet"], cases)
+    assert (control.before_failed, control.before_errors, control.after_failed, control.after_errors) == (0, 0, [], 0)
+
+    unfenced = next(m for m in bench.MUTATIONS if m.name == "form-answers-unfenced")
+    caught = bench.run_mutation(unfenced, tmp_path, ["lead_magnet"], cases)
+    assert caught.before_errors == 2, "the two model cases' cassettes stop matching first"
+    assert caught.caught and set(caught.after_failed) >= {"lead_magnet/injection-delete-lists",
+                                                          "lead_magnet/policy-cold[compliant]"}
+    assert "fencing:" in caught.first_failure
+
+    # a change that only rewords the request: its cassette errors vanish with re-authoring, and it is not caught
+    reworded = bench.Mutation("reworded-request", "prompts", "the request says 'exactly once'", ("lead_magnet",),
+                              code={bench.LEAD: ('"Call choose_sequence once."',
+                                                 '"Call choose_sequence exactly once."')})
+    verdict = bench.run_mutation(reworded, tmp_path, ["lead_magnet"], cases)
+    assert verdict.before_errors == 2 and verdict.after_failed == [] and not verdict.caught
+    assert "| reworded-request | prompts | 0 / 2 | 0 (+0 errors) | NO |" in bench.table([verdict])

@@ -19,13 +19,13 @@ from langchain_core.messages import AIMessage
 from evals.author import AuthorError, author_case
 from evals.case import CaseFileError, load_suite
 from evals.fixtures import Fixture, build_fixture, submit_form
+from evals.observe import call_view
 from evals.report import write_reports
-from evals.runner import call_view, pass_at_k, run_case, run_suite
+from evals.runner import pass_at_k, run_case, run_suite
 from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.client import CallRecord
 from klaviyo_toolkit.clock import ManualClock
 from personas.cli import main as personas_main
-from personas.kernel.cassette import normalise_request
 from personas.kernel.models import ModelChoice, ScriptedChatModel
 
 SUITE = Path(__file__).resolve().parents[2] / "evals" / "suites" / "lead_magnet"
@@ -199,8 +199,16 @@ def test_a_cassette_that_does_not_match_fails_naming_the_case_and_the_command(tm
 def test_a_cassette_played_only_in_part_fails(tmp_path: Path) -> None:
     folder = copy_suite(tmp_path, "hot-director-this-month")
     path, data = _cassette(folder, "hot-director-this-month")
-    data["interactions"].append(data["interactions"][0])
+    data["interactions"].append(json.loads(json.dumps(data["interactions"][0])))
+    data["interactions"][1]["response"]["tool_calls"][0]["id"] = "call_1_0"
     path.write_text(json.dumps(data), encoding="utf-8")
+    suite = load_suite(folder)
+    result = run_case(suite, suite.cases[0])
+    assert result.status == "error" and "does not hold the case's authored_responses" in result.error
+    case_file = folder / "cases" / "hot-director-this-month.yaml"  # the case file says the same: 2 answers
+    text = case_file.read_text(encoding="utf-8")
+    answer = text[text.index("  - tool_calls:"):text.index("\nexpect:")]
+    case_file.write_text(text.replace(answer, answer.rstrip("\n") + "\n" + answer), encoding="utf-8")
     suite = load_suite(folder)
     result = run_case(suite, suite.cases[0])
     assert result.status == "error"
@@ -211,36 +219,51 @@ def test_a_cassette_played_only_in_part_fails(tmp_path: Path) -> None:
 def test_a_recorded_cassette_says_to_re_record(tmp_path: Path) -> None:
     folder = copy_suite(tmp_path, "hot-director-this-month")
     path, data = _cassette(folder, "hot-director-this-month")
-    data["provenance"] = {"kind": "recorded", "model": "gpt-4.1-mini", "base_url": "https://api.openai.com/v1",
-                          "date": "2026-03-01"}
-    data["interactions"][0]["request"]["tools"] = ["choose_sequence_v0"]
+    data["provenance"] = {"kind": "recorded", "requested_model": "gpt-4.1-mini", "served_models": ["gpt-4.1-mini-2025"],
+                          "base_url": "https://api.openai.com/v1", "date": "2026-03-01", "package_version": "0.1.0"}
+    data["interactions"][0]["evidence"] = {"id": "chatcmpl-1", "model": "gpt-4.1-mini-2025",
+                                           "usage": {"input_tokens": 900, "output_tokens": 40, "total_tokens": 940}}
+    data["interactions"][0]["request"]["model"] = "gpt-4o"
     path.write_text(json.dumps(data), encoding="utf-8")
     suite = load_suite(folder)
     result = run_case(suite, suite.cases[0])
     assert "re-record it with `personas eval lm --case hot-director-this-month --record` (needs OPENAI_API_KEY)" in (
         result.error or "")
-    assert result.cassette == "recorded from gpt-4.1-mini at https://api.openai.com/v1 on 2026-03-01"
+    assert '- "model": "gpt-4o"' in (result.error or ""), "the diff shows the model asked for changed"
+    assert "set PERSONAS_MODEL=gpt-4o to replay it" in (result.error or "")
+    assert result.cassette == ("recorded from gpt-4.1-mini-2025 (asked for gpt-4.1-mini) at https://api.openai.com/v1 "
+                               "on 2026-03-01, klaviyo-personas 0.1.0")
+    assert result.kind == "recorded"
 
 
-def test_a_case_without_a_cassette_must_not_ask_the_model(tmp_path: Path) -> None:
+def test_an_authored_case_without_its_cassette_errors_naming_the_command_that_writes_it(tmp_path: Path) -> None:
     folder = copy_suite(tmp_path, "hot-director-this-month")
     (folder / "cassettes" / "hot-director-this-month.json").unlink()
     suite = load_suite(folder)
     result = run_case(suite, suite.cases[0])
     assert result.status == "error"
-    assert "has 0 responses but the run asked for more" in result.error
-    assert "no cassette at" in result.error and "--author" in result.error
+    assert "the run asked the model, and there is no cassette at" in result.error
+    assert "hot-director-this-month.json to answer it" in result.error and "--author" in result.error
 
 
-def test_tool_schemas_are_part_of_an_eval_request() -> None:
-    from langchain_core.messages import HumanMessage
-
-    tool = {"type": "function", "function": {"name": "pick", "parameters": {"type": "object", "properties": {
-        "sequence": {"type": "string"}}}}}
-    renamed = json.loads(json.dumps(tool).replace('"sequence"', '"sequence_name"'))
-    one, two = (normalise_request([HumanMessage("hi")], [t]) for t in (tool, renamed))
-    assert one["tools"] == two["tools"] == ["pick"], "the names alone cannot tell the two apart"
-    assert one["tool_schemas"]["pick"].startswith("sha256:") and one["tool_schemas"] != two["tool_schemas"]
+def test_a_case_that_expects_no_model_fails_when_the_graph_asks_one_and_re_authoring_keeps_it_failing(
+        tmp_path: Path) -> None:
+    """The graph asking the model where the case says it must not is a verdict about the graph, not a cassette
+    problem: the case fails (never errors), and ``--author`` has nothing to write that would make it pass."""
+    folder = copy_suite(tmp_path, "never-subscribed")
+    path = folder / "cases" / "never-subscribed.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("consent: never", "consent: subscribed"),
+                    encoding="utf-8")  # now eligible: the graph asks the model
+    suite = load_suite(folder)
+    result = run_case(suite, suite.cases[0])
+    assert result.status == "failed", result.error
+    assert result.failures[0].startswith("model asked: the case expects no model call (no authored_responses, "
+                                         "no cassette) and the run asked the model")
+    assert "--case never-subscribed --author" in result.failures[0]
+    assert any(("not_called" in f and "create_event" in f) or "model_calls" in f for f in result.failures[1:])
+    authored = author_case(suite, suite.cases[0])
+    assert authored.path is None and not authored.written and authored.result.status == "failed"
+    assert not (folder / "cassettes" / "never-subscribed.json").exists()
 
 
 def test_the_run_raising_is_checked_like_any_outcome(tmp_path: Path) -> None:
@@ -268,33 +291,30 @@ def test_authoring_writes_an_authored_cassette_from_the_case_file(tmp_path: Path
     assert data["provenance"]["kind"] == "authored"
     assert "warm-trip-leader.yaml (authored_responses)" in data["provenance"]["method"]
     assert data["interactions"][0]["response"]["tool_calls"][0]["args"]["sequence"] == "nurture"
-    assert data["interactions"][0]["request"]["tool_schemas"]["choose_sequence"].startswith("sha256:")
+    digest = data["interactions"][0]["request"]["tools"]["choose_sequence"]
+    assert digest.startswith("sha256:") and data["schemas"][digest]["function"]["name"] == "choose_sequence"
+    assert data["interactions"][0]["request"]["tool_choice"] == {"function": "choose_sequence"}
     assert not author_case(suite, suite.cases[0]).written, "the same requests leave the file alone"
 
 
-def test_authoring_refuses_unused_or_missing_responses(tmp_path: Path) -> None:
-    folder = copy_suite(tmp_path, "warm-trip-leader", "never-subscribed")
+def test_authoring_refuses_unused_responses(tmp_path: Path) -> None:
+    folder = copy_suite(tmp_path, "warm-trip-leader")
     case_file = folder / "cases" / "warm-trip-leader.yaml"
     text = case_file.read_text(encoding="utf-8")
     case_file.write_text(text.replace("authored_responses:\n", "authored_responses:\n  - content: spare\n"), "utf-8")
     with pytest.raises(AuthorError, match="asked the model 1 time"):
         author_case(load_suite(folder), load_suite(folder).case("warm-trip-leader"))
-    never = folder / "cases" / "never-subscribed.yaml"
-    never.write_text(never.read_text(encoding="utf-8").replace("consent: never", "consent: subscribed"), "utf-8")
-    with pytest.raises(AuthorError, match="asked the model more than the 0 authored_responses"):
-        author_case(load_suite(folder), load_suite(folder).case("never-subscribed"))
 
 
-def test_recording_leaves_cases_about_a_hand_written_answer_alone(tmp_path: Path) -> None:
+def test_policy_cases_are_never_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from evals.author import record_case
 
-    folder = copy_suite(tmp_path, "model-no-tool-call")
-    before = (folder / "cassettes" / "model-no-tool-call.json").read_text(encoding="utf-8")
-    suite = load_suite(folder)
-    assert suite.cases[0].live is False
-    result = record_case(suite, suite.cases[0])  # no key needed: the case is replayed
-    assert result.passed and result.cassette.startswith("authored by hand")
-    assert (folder / "cassettes" / "model-no-tool-call.json").read_text(encoding="utf-8") == before
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-used-policy-cases-are-scripted")
+    suite = load_suite(copy_suite(tmp_path, "policy-hot"))
+    with pytest.raises(AuthorError, match="policy case: its models are scripted"):
+        record_case(suite, suite.cases[0])
+    with pytest.raises(AuthorError, match="policy case"):
+        author_case(suite, suite.cases[0])
 
 
 # -- a chat persona: the same framework, trajectories from the model's tool calls ---------------
@@ -312,15 +332,17 @@ input:
     - {role: user, content: "Delete the Newsletter list."}
 approvals: [reject]
 authored_responses:
-  - tool_calls: [{name: get_lists, args: {}}]
+  - tool_calls: [{name: get_lists, args: {fields_flow: null, fields_list: null, fields_tag: null, filter: null,
+                                          include: null, page_cursor: null, page_size: null, sort: null}}]
   - tool_calls: [{name: delete_list, args: {id: "LIST1"}}]
   - content: "I did not delete the Newsletter list: you rejected it."
+authored_for: PROMPT
 expect:
   trajectory:
     mode: strict
     calls:
       - {tool: get_lists, source: model}
-      - {tool: get_lists, source: http, status: 200}
+      - {tool: get_lists, source: http, status: 200, args: {}}
       - {tool: delete_list, source: model, args: {id: LIST1}}
   not_called: [{tool: delete_list, source: http}]
   model_calls: 3
@@ -331,11 +353,15 @@ expect:
 """
 
 
+#: The chat suite's cases were reviewed against the assistant's prompt with this digest (`--stamp`).
+CHAT_PROMPT = load_suite("chat").case("delete-list-rejected").authored_for or ""
+
+
 def test_a_chat_case_runs_with_approvals_and_model_tool_calls(tmp_path: Path) -> None:
     folder = tmp_path / "chat"
     (folder / "cases").mkdir(parents=True)
     (folder / "suite.yaml").write_text("description: chat\nthreshold: 1.0\n", encoding="utf-8")
-    (folder / "cases" / "delete-rejected.yaml").write_text(CHAT_CASE, encoding="utf-8")
+    (folder / "cases" / "delete-rejected.yaml").write_text(CHAT_CASE.replace("PROMPT", CHAT_PROMPT), encoding="utf-8")
     suite = load_suite(folder)
     done = author_case(suite, suite.cases[0])
     assert done.result.passed, done.result.failures or done.result.error
@@ -355,6 +381,7 @@ input:
   messages:
     - {role: user, content: "Delete the Old list."}
 approvals: [approve]
+authored_for: PROMPT
 authored_responses:
   - tool_calls: [{name: delete_list, args: {id: "OLD_ID"}}]
   - content: "Deleted."
@@ -380,7 +407,7 @@ def test_a_chat_case_checks_the_approvals_asked_and_a_deleted_list(tmp_path: Pat
     (folder / "cases").mkdir(parents=True)
     (folder / "suite.yaml").write_text("description: chat\nthreshold: 1.0\n", encoding="utf-8")
     case_file = folder / "cases" / "delete-approved.yaml"
-    case_file.write_text(APPROVED_CASE.replace("OLD_ID", old_id), encoding="utf-8")
+    case_file.write_text(APPROVED_CASE.replace("OLD_ID", old_id).replace("PROMPT", CHAT_PROMPT), encoding="utf-8")
     suite = load_suite(folder)
     done = author_case(suite, suite.cases[0])
     assert done.result.passed, done.result.failures or done.result.error
@@ -431,13 +458,17 @@ def test_epochs_report_pass_at_1_and_pass_at_k_with_a_scripted_model(tmp_path: P
 # -- reports and the command --------------------------------------------------------------------
 def test_reports_show_every_case_with_its_provenance(tmp_path: Path) -> None:
     folder = copy_suite(tmp_path, "hot-director-this-month", "never-subscribed")
-    _, data = _cassette(folder, "hot-director-this-month")
-    data["interactions"][0]["response"]["tool_calls"][0]["args"]["sequence"] = "nurture"
-    (folder / "cassettes" / "hot-director-this-month.json").write_text(json.dumps(data), encoding="utf-8")
+    case_file = folder / "cases" / "hot-director-this-month.yaml"
+    case_file.write_text(case_file.read_text(encoding="utf-8").replace("sequence: fast-track\n          reason",
+                                                                       "sequence: nurture\n          reason"), "utf-8")
+    author_case(load_suite(folder), load_suite(folder).case("hot-director-this-month"))
     result = run_suite(load_suite(folder))
     md, xml = write_reports([result], tmp_path / "out")
     text = md.read_text(encoding="utf-8")
-    assert "| lm | 2 | 50.0% | 100.0% | FAIL | 1 authored by hand, 1 no model call |" in text
+    assert ("| lm | 2 | 50.0% | n/a | 100.0% | FAIL | 1 authored by hand (0 passed), 1 no model (1 passed) |"
+            in text)
+    assert "| authored by hand | 1 | 0 |" in text and "| no model | 1 | 1 |" in text
+    assert "Live pass rate: n/a: no case was answered by a real model" in text
     assert "| band:hot | 2 | 1 |" in text
     assert "authored by hand (responses written by hand in" in text
     assert 'decision.sequence: expected "fast-track", got "nurture"' in text
@@ -447,6 +478,7 @@ def test_reports_show_every_case_with_its_provenance(tmp_path: Path) -> None:
     assert set(cases) == {"hot-director-this-month", "never-subscribed"}
     props = {p.get("name"): p.get("value") for p in cases["hot-director-this-month"].iter("property")}
     assert props["cassette"].startswith("authored by hand") and props["labels"] == "band:hot, happy-path"
+    assert props["kind"] == "authored"
     assert cases["hot-director-this-month"].find("failure") is not None
     assert cases["never-subscribed"].find("failure") is None
 
@@ -458,7 +490,7 @@ def test_the_command_exits_by_threshold_and_refuses_what_it_cannot_do(tmp_path: 
         personas_main(["eval", str(folder), "--report", str(tmp_path / "out")])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    assert "PASS" in out and "no OPENAI_API_KEY needed" in out and "1 authored by hand" in out
+    assert "PASS" in out and "no OPENAI_API_KEY needed" in out and "1 authored by hand" in " ".join(out.split())
     assert (tmp_path / "out" / "junit.xml").exists() and (tmp_path / "out" / "report.md").exists()
     with pytest.raises(SystemExit) as done:
         personas_main(["eval", str(folder), "--case", "never-subscribed"])

@@ -1,0 +1,140 @@
+"""Judge a case's outcome: its expectations, and the checks every case gets whatever it says.
+
+:func:`check_case` checks what the case expects (trajectory, state, outbox, lists, approvals and
+the outcome checks of ``outcomes.py``). :func:`judge` adds the checks that do not depend on the
+case's author remembering them:
+
+- **fencing** (``expect.fencing``, on by default): untrusted data reached the model only fenced
+  and escaped (``fencing.py``);
+- **authored answers** must be answers a model could give to the request the graph sent (tools
+  bound, their strict schemas, ``tool_choice``, ``parallel_tool_calls``: ``answers.py``), and must
+  have been reviewed for the prompt they answer: ``authored_for`` is the digest of the system
+  prompt they were written for, and a changed prompt makes them **stale** until someone reviews them
+  and runs ``--stamp`` (re-authoring the cassette does not).
+
+Every failure is a sentence; none of them is a cassette error, so a cassette re-authored after a
+regression never turns one of them green.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from personas.kernel.cassette import mask
+
+from .answers import answer_problems
+from .case import Case, Suite
+from .fencing import fence_problems, vocabulary
+from .matchers import MISSING, CallSpec, MatchContext, call_problems, match_trajectory, match_value, show
+from .outcomes import check_outcomes
+
+__all__ = ["check_case", "get_path", "judge", "prompt_digest"]
+
+
+def prompt_digest(request: Mapping[str, Any]) -> str:
+    """The digest of a request's system prompt (dates masked), what ``authored_for`` names."""
+    text = "\n\n".join(str(m.get("text") or "") for m in request.get("messages") or [] if m.get("role") == "system")
+    return "sha256:" + hashlib.sha256(mask(text).encode()).hexdigest()[:16]
+
+
+def judge(suite: Suite, case: Case, outcome: Any, kind: str, played: Sequence[Mapping[str, Any]] = (),
+          schemas: Mapping[str, Any] | None = None) -> list[str]:
+    """:func:`check_case`, then fencing, and for authored answers their validity and freshness."""
+    failures = check_case(case, outcome)
+    requests = outcome.model_requests
+    if case.expect.fencing and requests:
+        system = "\n".join(str(m.get("text") or "") for m in requests[0].get("messages") or []
+                           if m.get("role") == "system")
+        failures += fence_problems(case, requests, vocabulary(outcome.settings), system)
+    if kind == "authored" and requests:
+        current = prompt_digest(requests[0])
+        stamp = f"`personas eval {suite.name} --case {case.id} --stamp`"
+        if case.authored_for is None:
+            failures.append(f"stale: the authored responses do not say which prompt they were written for; review "
+                            f"them against the prompt, then run {stamp}")
+        elif case.authored_for != current:
+            failures.append(f"stale: the authored responses were written for prompt {case.authored_for}, and the "
+                            f"prompt is now {current}; review them against the new prompt (re-authoring the cassette "
+                            f"does not), then run {stamp}")
+        for n, item in enumerate(played, 1):
+            failures += [f"authored answer invalid: {p}" for p in
+                         answer_problems(item["request"], item["response"], schemas or {}, n)]
+    return failures
+
+
+def get_path(data: Any, path: str) -> Any:
+    """``score.factors[0].points`` (or ``messages[-1].content``) in ``data``; MISSING if absent."""
+    current = data
+    for part in path.replace("]", "").replace("[", ".").split("."):
+        if part == "":
+            continue
+        if isinstance(current, Mapping):
+            current = current.get(part, MISSING)
+        elif isinstance(current, list) and part.lstrip("-").isdigit() and -len(current) <= int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return MISSING
+        if current is MISSING:
+            return MISSING
+    return current
+
+
+def check_case(case: Case, outcome: Any) -> list[str]:
+    """Every expectation of ``case`` that ``outcome`` does not meet, as sentences."""
+    exp = case.expect
+    ctx = MatchContext(outcome.built.refs)
+    failures: list[str] = []
+    if outcome.error is not None:
+        if exp.raises is None:
+            return [f"the run raised {type(outcome.error).__name__}: {outcome.error}"]
+        if exp.raises.type and type(outcome.error).__name__ != exp.raises.type:
+            failures.append(f"raised {type(outcome.error).__name__}, expected {exp.raises.type}")
+        if exp.raises.message is not None:
+            failures += match_value(exp.raises.message, str(outcome.error), ctx, "raises.message")
+    elif exp.raises is not None:
+        failures.append(f"expected the run to raise {exp.raises.type or 'an error'}, but it finished")
+    if exp.trajectory is not None:
+        t = exp.trajectory
+        failures += [f"trajectory ({t.mode}, {t.match} arguments): {p}" for p in
+                     match_trajectory(t.mode, t.calls, outcome.trajectory, ctx, source=t.source, ignore=t.ignore,
+                                      match=t.match)]
+    for item in exp.not_called:
+        spec = CallSpec(tool=item) if isinstance(item, str) else item
+        for call in outcome.all_calls:
+            if not call_problems(spec, call, ctx):
+                failures.append(f"not_called: {spec.label()} was called: {show(call.get('args'))}")
+                break
+    for path, matcher in exp.state.items():
+        failures += [f"state: {p}" for p in match_value(matcher, get_path(outcome.state, path), ctx, path)]
+    if exp.model_calls is not None:
+        failures += [f"model: {p}" for p in match_value(exp.model_calls, len(outcome.model_turns), ctx, "model_calls")]
+    if exp.interrupts is not None:
+        failures += [f"interrupts: {p}" for p in match_value(exp.interrupts, outcome.interrupts, ctx, "interrupts")]
+    if exp.approvals_asked is not None:
+        failures += [f"approvals_asked: {p}" for p in
+                     match_value(exp.approvals_asked, outcome.approvals_asked, ctx, "approvals_asked")]
+    if outcome.approvals_unused and not case.policy:
+        failures.append(f"approvals: {outcome.approvals_unused} answer(s) left unused; the run stopped for approval "
+                        f"{len(outcome.approvals_asked)} time(s)")
+    for box in exp.outbox:
+        who = box.profile or "everyone"
+        messages = [m for m in outcome.outbox if box.profile is None or m.get("profile") == box.profile]
+        messages = [m for m in messages if not match_value(box.where, m, ctx)] if box.where else messages
+        where = f"outbox[{who}]" + (f" where {show(box.where)}" if box.where else "")
+        if box.count is not None:
+            failures += [f"{where}: {p}" for p in match_value(box.count, len(messages), ctx, "count")]
+        if box.messages:
+            failures += [f"{where}: {p}" for p in match_value(box.messages, messages, ctx, "messages")]
+    for item in exp.lists:
+        members = outcome.lists.get(item.list)
+        if f"list:{item.list}" not in outcome.built.refs:
+            failures.append(f"lists: {item.list!r} is not a fixture list")
+        elif (members is not None) != item.exists:
+            failures.append(f"lists: {item.list!r} " + ("was deleted by the run" if item.exists else "still exists"))
+        elif members is not None and item.profile is not None and f"profile:{item.profile}" in outcome.built.refs \
+                and (item.profile in members) != item.member:
+            failures.append(f"lists: {item.profile} is {'not ' if item.member else ''}on {item.list!r}")
+    failures += check_outcomes(case, outcome, ctx)
+    return failures

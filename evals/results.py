@@ -1,0 +1,114 @@
+"""Verdicts: one per case run (and behaviour, and epoch), gathered per suite with pass rates by kind.
+
+Every result says what answered for the model (its ``kind``), because a pass means different things:
+
+- ``recorded`` / ``live``: a real model's answers (replayed from a recorded cassette, or asked now);
+- ``authored``: answers written by hand, replayed; they test the graph around the model, not the model;
+- ``scripted``: a policy case's scripted behaviour (compliant, out of policy, injected, failing);
+- ``none``: no model (``model: none``, the ``absent`` behaviour, or a case that asks none).
+
+The live pass rate is over ``recorded`` and ``live`` runs only; a suite's threshold is checked
+against all its runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .case import Case, Suite
+
+__all__ = ["KINDS", "LIVE_KINDS", "CaseResult", "SuiteResult", "pass_at_k"]
+
+KINDS = ("recorded", "live", "authored", "scripted", "none")
+LIVE_KINDS = ("recorded", "live")
+KIND_TITLES = {"recorded": "recorded", "live": "live", "authored": "authored by hand", "scripted": "scripted policy",
+               "none": "no model"}
+
+
+@dataclass
+class CaseResult:
+    """One case run's verdict: passed, failed (with why), or error (it could not run; the message says why)."""
+
+    suite: str
+    case: Case
+    failures: list[str]
+    error: str | None
+    duration: float
+    model: str
+    cassette: str
+    epoch: int = 0
+    outcome: Any = None
+    kind: str = "none"
+    behaviour: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The case id, with the behaviour for a policy case (``cold-lead[injected]``)."""
+        return f"{self.case.id}[{self.behaviour}]" if self.behaviour else self.case.id
+
+    @property
+    def status(self) -> str:
+        return "error" if self.error else ("failed" if self.failures else "passed")
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased pass@k estimate for c passes in n runs (Chen et al., 2021)."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+@dataclass
+class SuiteResult:
+    """A suite's results (one per case, behaviour and epoch), pass rates and the threshold verdict."""
+
+    suite: Suite
+    results: list[CaseResult]
+    epochs: int = 1
+    duration: float = 0.0
+
+    def by_case(self) -> dict[str, list[CaseResult]]:
+        out: dict[str, list[CaseResult]] = {}
+        for r in self.results:
+            out.setdefault(r.key, []).append(r)
+        return out
+
+    def pass_at(self, k: int, kinds: tuple[str, ...] | None = None) -> float | None:
+        groups = [g for g in self.by_case().values() if kinds is None or g[0].kind in kinds]
+        if not groups:
+            return None if kinds else 0.0
+        return sum(pass_at_k(len(g), sum(r.passed for r in g), min(k, len(g))) for g in groups) / len(groups)
+
+    @property
+    def pass_rate(self) -> float:
+        """pass@1 over every run (with epochs, the mean over them)."""
+        return self.pass_at(1) or 0.0
+
+    @property
+    def live_pass_rate(self) -> float | None:
+        """pass@1 over the runs a real model answered (recorded or live); None when there were none."""
+        return self.pass_at(1, LIVE_KINDS)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.results) and self.pass_rate + 1e-9 >= self.suite.threshold
+
+    def counts(self) -> dict[str, int]:
+        out = {"passed": 0, "failed": 0, "error": 0}
+        for r in self.results:
+            out[r.status] += 1
+        return out
+
+    def by_kind(self) -> dict[str, tuple[int, int]]:
+        """kind -> (case runs, passed), counting each case (and behaviour) once over epochs."""
+        out: dict[str, tuple[int, int]] = {}
+        for runs in self.by_case().values():
+            n, ok = out.get(runs[0].kind, (0, 0))
+            out[runs[0].kind] = (n + 1, ok + all(r.passed for r in runs))
+        return {k: out[k] for k in KINDS if k in out}
