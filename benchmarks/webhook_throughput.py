@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from klaviyo_sandbox import DEFAULT_DOMAINS, Domain, Faults, Sandbox  # noqa: E402
-from klaviyo_sandbox.domains.webhook_delivery import with_sender  # noqa: E402
+from klaviyo_sandbox import with_webhook_sender as with_sender  # noqa: E402
 
 TARGET_SPEEDUP = 3.2
 TARGET_ENDPOINT_P99 = 0.100

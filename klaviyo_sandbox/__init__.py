@@ -11,14 +11,19 @@ registries from the tuple it is given; operations no domain handles are served b
 from the spec. Handlers and hooks see only ``Services`` (store, clock, relations, jobs, outbox,
 events). ``sandbox.seeding`` (``klaviyo_sandbox.seeding``) writes fixture data straight into the
 store; ``Faults`` configures fault injection; ``Sandbox(realistic=True)`` adds Klaviyo's timing
-(asynchronous writes and bulk jobs take time; ``Sandbox.settle()`` finishes them now). Everything
-else is private (``_``-prefixed modules and ``klaviyo_sandbox.domains``).
+(asynchronous writes and bulk jobs take time; ``Sandbox.settle()`` finishes them now).
+``with_webhook_sender(domains, sender)`` makes it deliver signed system webhooks to the webhooks
+registered in it, as Klaviyo does (``webhook_deliveries`` lists what was delivered). Everything else
+is private (``_``-prefixed modules and ``klaviyo_sandbox.domains``).
 """
 
 from ._app import DEMO_KEY, PUBLIC_KEY, REALISTIC_CONSISTENCY_DELAY, REALISTIC_JOB_SECONDS, Sandbox
 from ._faults import Faults
 from .domain import Domain, DomainBuilder, Services
 from .domains import DEFAULT_DOMAINS
+from .domains.webhook_delivery import deliveries as webhook_deliveries
+from .domains.webhook_delivery import http_sender as webhook_http_sender
+from .domains.webhook_delivery import with_sender as with_webhook_sender
 from .seeding import DEMO_CAMPAIGNS, Seeding
 
 __all__ = [
@@ -34,4 +39,7 @@ __all__ = [
     "Sandbox",
     "Seeding",
     "Services",
+    "webhook_deliveries",
+    "webhook_http_sender",
+    "with_webhook_sender",
 ]

@@ -8,7 +8,7 @@ The diff is SQL, never Python sets, so memory stays flat however large the sourc
 
 - a source row matches a member by profile id (list/segment sources), else by email
   (case-insensitive), else, for rows without an email, by phone number;
-- **adds** are unmatched rows, **removes** unmatched members (when ``remove_missing``);
+- **adds** are unmatched rows, **removes** unmatched members (in ``mirror`` mode);
 - **subscribes** are rows with explicit consent and an email whose profile is not already
   subscribed and not suppressed (nor unsubscribed from this list); suppressed ones are reported;
 - batches are numbered in the order they are applied (adds, subscribes, removes), each at most

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
+import signal
 import sys
 import threading
 import traceback
@@ -159,6 +160,17 @@ class Repl:
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> int:
+        """The session: Ctrl-C cancels a turn even when the process was started with SIGINT ignored
+        (a shell's background job, nohup), which Python would otherwise leave ignored."""
+        if threading.current_thread() is not threading.main_thread():
+            return self._session()
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            return self._session()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _session(self) -> int:
         c = self.console
         c.print(f"[bold]{self.spec.name}[/bold] - {self.spec.description}")
         where = "the embedded sandbox" if self.sandbox is not None else (self.ctx.client.base_url)

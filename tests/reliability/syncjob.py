@@ -55,7 +55,7 @@ def make_sync(sb: Sandbox, work: Path, *, members: int = 600, removes: int = 200
         writer.writerows({"email": e, "first_name": f"Row {i}", "consent": "yes" if e in consenting else ""}
                          for i, e in enumerate(source))
     (work / "sync.json").write_text(json.dumps({
-        "input": {"source": {"kind": "csv", "path": str(path)}, "target_list_id": list_id},
+        "input": {"source": {"kind": "csv", "path": str(path)}, "target_list_id": list_id, "mode": "mirror"},
         "settings": {"batch_size": batch_size, "job_poll_seconds": 0.1},
     }), encoding="utf-8")
     client.close()

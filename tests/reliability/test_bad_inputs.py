@@ -104,8 +104,9 @@ def _event(world: World, edit: Callable[[dict[str, Any]], None]) -> dict[str, An
     return doc
 
 
-def _sync(world: World, source: dict[str, Any], target: str | None = None) -> Any:
-    return world.run("segment-syncer", {"source": source, "target_list_id": target or world.list_id})
+def _sync(world: World, source: dict[str, Any], target: str | None = None, mode: str = "mirror") -> Any:
+    """A mirror sync (the mode that removes, where bad sources can do harm) unless ``mode`` says otherwise."""
+    return world.run("segment-syncer", {"source": source, "target_list_id": target or world.list_id, "mode": mode})
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,7 @@ GRAPHS = [
         "source.path", "no file at"),
     Bad("sync-no-target", lambda w: w.run("segment-syncer", {"source": {
         "kind": "csv", "path": w.csv("a.csv", [{"email": "ann@example.com"}], ["email"])}}),
-        "target_list_id", "give the id"),
+        "target", "give the name or id"),
     Bad("sync-unknown-target", lambda w: _sync(w, {"kind": "csv", "path": w.csv(
         "b.csv", [{"email": "ann@example.com"}], ["email"])}, "NOPE12"), "target_list_id", "no Klaviyo list"),
     Bad("sync-no-email-column", lambda w: _sync(w, {"kind": "csv", "path": w.csv(
@@ -237,14 +238,14 @@ GRAPHS = [
         "source.path", "save it as UTF-8"),
     Bad("sync-empty-file", lambda w: _sync(w, {"kind": "csv", "path": _write(w.tmp / "e.csv", b"")}),
         "source.path", "empty"),
-    Bad("sync-source-is-target", lambda w: _sync(w, {"kind": "list", "id": w.list_id}), "source.id",
+    Bad("sync-source-is-target", lambda w: _sync(w, {"kind": "list", "id": w.list_id}), "source",
         "is the target list"),
     Bad("sync-unknown-key", lambda w: w.run("segment-syncer", {"source": {"kind": "csv", "path": "x.csv"},
                                                                "target_list_id": w.list_id, "dryrun": True}),
         "dryrun", "unknown key"),
     Bad("sync-every-row-invalid", lambda w: _sync(w, {"kind": "csv", "path": w.csv(
         "f.csv", [{"email": "not-an-email"}, {"email": ZW}], ["email"])}), "source.path",
-        "remove_missing: false"),
+        "mode add-only"),
     Bad("report-not-a-date", lambda w: w.run("campaign-reporter", {"date": "yesterday-ish"}), "date", "YYYY-MM-DD"),
     Bad("report-impossible-date", lambda w: w.run("campaign-reporter", {"date": "2026-13-01"}), "date",
         "YYYY-MM-DD"),

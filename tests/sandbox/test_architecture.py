@@ -23,7 +23,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "klaviyo_sandbox"
 PUBLIC = {"klaviyo_sandbox", "klaviyo_sandbox.domain", "klaviyo_sandbox.seeding"}
-TOOLKIT_PUBLIC = {"catalog", "clock", "filters", "ratelimit", "client"}
+TOOLKIT_PUBLIC = {"catalog", "clock", "filters", "ratelimit", "client", "webhooks"}
 #: Modules above the domains: the facade, its HTTP side and the public seeding API.
 UPPER = {"klaviyo_sandbox", "klaviyo_sandbox._app", "klaviyo_sandbox._server", "klaviyo_sandbox._inspect",
          "klaviyo_sandbox.seeding"}

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from klaviyo_sandbox import DEFAULT_DOMAINS, Sandbox
-from klaviyo_sandbox.domains.webhook_delivery import with_sender
+from klaviyo_sandbox import with_webhook_sender as with_sender
 from personas.kernel.config import Config
 
 SECRET = "whsec-test-0123456789abcdef"

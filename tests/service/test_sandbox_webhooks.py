@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from klaviyo_sandbox import DEFAULT_DOMAINS, Sandbox
-from klaviyo_sandbox.domains.webhook_delivery import deliveries, with_sender
+from klaviyo_sandbox import webhook_deliveries as deliveries
+from klaviyo_sandbox import with_webhook_sender as with_sender
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import KlaviyoAPIError
 from klaviyo_toolkit.webhooks import parse_timestamp, verify_delivery

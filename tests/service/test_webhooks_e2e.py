@@ -10,7 +10,7 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from klaviyo_sandbox import Sandbox
-from klaviyo_sandbox.domains.webhook_delivery import deliveries
+from klaviyo_sandbox import webhook_deliveries as deliveries
 from klaviyo_toolkit.webhooks import format_timestamp, sign
 from personas.kernel.config import Config
 from personas.service.app import build_app
