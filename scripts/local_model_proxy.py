@@ -34,7 +34,10 @@ HEADER = "X-Toolcall-Proxy"
 VERSION = "toolcall-proxy/1"
 
 #: Where a call may sit in the text: llama.cpp's own tags (unparsed), a fenced block, or the whole text.
-_BLOBS = (re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S), re.compile(r"```[a-zA-Z]*\s*(.*?)\s*```", re.S))
+_BLOBS = (
+    re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S),
+    re.compile(r"```[a-zA-Z]*\s*(.*?)\s*```", re.S),
+)
 #: A text that starts like this may be a call: hold it back (when streaming) until it is complete.
 _MAYBE_CALL = ("{", "[", "`", "<")
 
@@ -208,14 +211,14 @@ class Proxy(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: ProxyServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        sys.stdout.write("%s %s\n" % (self.log_date_time_string(), format % args))
+    def log_message(self, format: str, *args: Any) -> None:  # the base class names it `format`
+        sys.stdout.write(f"{self.log_date_time_string()} {format % args}\n")
         sys.stdout.flush()
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._forward()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._forward()
 
     def _forward(self) -> None:
