@@ -290,7 +290,7 @@ def setup_server(folder: Path, jobs: int) -> Path:
                  "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_UI=OFF",
                  "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_CURL=OFF"]
     compile_ = ["cmake", "--build", str(build), "--target", "llama-server", "-j", str(jobs)]
-    with log.open("a") as out:
+    with log.open("a", buffering=1) as out:  # line-buffered: `tail -f build.log` shows progress
         out.write(f"\n==== setup of {name}=={version} at {time.strftime('%Y-%m-%d %H:%M:%S')} ====\n")
         for step, cmd in (("configuring", configure), ("compiling", compile_)):
             say(f"server: {step} llama.cpp (log: {log}); compiling takes ~10 min on 2 cores, longer when busy")
