@@ -10,6 +10,8 @@ the served model name, the response ``id`` and ``usage`` are never touched, so a
 them. What it changed it says: every response has the header ``X-Toolcall-Proxy``; a non-streamed
 one ``X-Toolcall-Proxy-Rewrote: N``; and a response whose calls were rewritten gets
 ``system_fingerprint`` ``<upstream's>+toolcall-proxy`` (on the chunk that carries them when streamed).
+While llama-server is still reading a long prompt, a streamed response is kept alive with SSE
+comments, so a client's read timeout (LangChain's 60 s) does not cut a slow CPU off.
 
     python3 scripts/local_model_proxy.py --upstream http://127.0.0.1:8080 --port 8090
 
@@ -22,8 +24,10 @@ import argparse
 import hashlib
 import http.client
 import json
+import queue
 import re
 import sys
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -222,6 +226,7 @@ class Proxy(BaseHTTPRequestHandler):
         self._forward()
 
     def _forward(self) -> None:
+        self._opened = False  # one handler serves every request of a kept-alive connection
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         request: dict[str, Any] | None = None
@@ -235,16 +240,28 @@ class Proxy(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
         upstream = urllib.parse.urlsplit(self.server.upstream)
         conn = http.client.HTTPConnection(upstream.hostname or "127.0.0.1", upstream.port or 80, timeout=3600)
+        streamed = request is not None and bool(request.get("stream"))
         try:
-            conn.request(self.command, self.path, body=raw or None, headers=headers)
-            reply = conn.getresponse()
-        except OSError as e:
-            self._send(502, json.dumps({"error": {"message": f"llama-server at {self.server.upstream} is unreachable:"
-                                                             f" {e}", "type": "proxy_error"}}).encode())
-            return
-        try:
+            reply, failure = self._await(conn, raw, headers, keep_alive=streamed)
+            if failure is not None or reply is None:
+                message = f"llama-server at {self.server.upstream} is unreachable: {failure}"
+                if self._opened:  # 200 and SSE already sent: the error goes as an event, as OpenAI sends one
+                    self._event({"error": {"message": message, "type": "proxy_error"}})
+                    self._end()
+                else:
+                    self._send(502, json.dumps({"error": {"message": message, "type": "proxy_error"}}).encode())
+                return
+            if self._opened and reply.status != 200:
+                body = reply.read().decode("utf-8", errors="replace")
+                try:
+                    error = json.loads(body).get("error") or {"message": body}
+                except (ValueError, AttributeError):
+                    error = {"message": body}
+                self._event({"error": error})
+                self._end()
+                return
             if reply.status == 200 and request is not None and request.get("tools"):
-                if request.get("stream"):
+                if streamed:
                     self._stream(request, reply)
                 else:
                     body = json.loads(reply.read())
@@ -254,6 +271,44 @@ class Proxy(BaseHTTPRequestHandler):
             self._relay(reply)
         finally:
             conn.close()
+
+    _opened = False  # whether a 200 event stream was started before llama-server answered
+
+    def _await(
+        self, conn: http.client.HTTPConnection, raw: bytes, headers: dict[str, str], *, keep_alive: bool
+    ) -> tuple[http.client.HTTPResponse | None, str | None]:
+        """Send the request upstream and wait for its response head.
+
+        llama-server says nothing until it has read the whole prompt, which on a busy CPU can take
+        longer than a client's read timeout (LangChain's is 60 s). For a streamed request the proxy
+        therefore opens the event stream at once and sends an SSE comment (``: waiting``, ignored by
+        clients) every ``keep_alive_every`` seconds until llama-server answers.
+        """
+        done: queue.Queue[tuple[http.client.HTTPResponse | None, str | None]] = queue.Queue()
+
+        def call() -> None:
+            try:
+                conn.request(self.command, self.path, body=raw or None, headers=headers)
+                done.put((conn.getresponse(), None))
+            except OSError as e:
+                done.put((None, str(e)))
+
+        threading.Thread(target=call, daemon=True).start()
+        while True:
+            try:
+                return done.get(timeout=self.server.keep_alive_every if keep_alive else None)
+            except queue.Empty:
+                if not self._opened:
+                    self._start_chunked(200, "text/event-stream")
+                    self._opened = True
+                self._chunk(b": waiting for llama-server to read the prompt\n\n")
+
+    def _event(self, payload: dict[str, Any]) -> None:
+        self._chunk(f"data: {json.dumps(payload)}\n\n".encode())
+
+    def _end(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def _send(self, status: int, body: bytes, extra: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -280,14 +335,16 @@ class Proxy(BaseHTTPRequestHandler):
 
     def _relay(self, reply: http.client.HTTPResponse) -> None:
         """Pass a response through unchanged (streams too), as it arrives."""
-        self._start_chunked(reply.status, reply.getheader("Content-Type", "application/json"))
+        if not self._opened:
+            self._start_chunked(reply.status, reply.getheader("Content-Type", "application/json"))
         while data := reply.read1(65536):
             self._chunk(data)
         self.wfile.write(b"0\r\n\r\n")
 
     def _stream(self, request: dict[str, Any], reply: http.client.HTTPResponse) -> None:
         rewriter = StreamRewriter(request)
-        self._start_chunked(200, "text/event-stream")
+        if not self._opened:
+            self._start_chunked(200, "text/event-stream")
         for line in sse_events(reply):
             if not line.startswith("data:") or line[5:].strip() == "[DONE]":
                 self._chunk(f"{line}\n\n".encode())
@@ -309,9 +366,10 @@ class Proxy(BaseHTTPRequestHandler):
 class ProxyServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, upstream: str, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int, upstream: str, host: str = "127.0.0.1", keep_alive_every: float = 10.0) -> None:
         super().__init__((host, port), Proxy)
         self.upstream = upstream.rstrip("/")
+        self.keep_alive_every = keep_alive_every
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,8 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upstream", required=True, help="llama-server's base, e.g. http://127.0.0.1:8080")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one, printed)")
     parser.add_argument("--weights-sha256", default="", help="logged at start, for the record")
+    parser.add_argument("--keep-alive", type=float, default=10.0,
+                        help="seconds between SSE keep-alive comments while llama-server reads a prompt (default 10)")
     args = parser.parse_args(argv)
-    server = ProxyServer(args.port, args.upstream)
+    server = ProxyServer(args.port, args.upstream, keep_alive_every=args.keep_alive)
     print(f"{VERSION} on http://127.0.0.1:{server.server_address[1]} -> {server.upstream}"
           f" (weights sha256 {args.weights_sha256 or 'not given'})", flush=True)
     try:

@@ -48,6 +48,7 @@ class FakeLlamaServer:
     def __init__(self) -> None:
         self.content = "Hello there, friend."
         self.status = 200
+        self.delay = 0.0  # seconds before answering, as llama-server reading a long prompt
         self.requests: list[dict[str, Any]] = []
         outer = self
 
@@ -61,6 +62,7 @@ class FakeLlamaServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
                 outer.requests.append(body)
+                time.sleep(outer.delay)
                 if outer.status != 200:
                     self._json(outer.status, {"error": {"code": outer.status, "message": "tools: bad schema"}})
                     return
@@ -107,8 +109,8 @@ class FakeLlamaServer:
         self.server.server_close()
 
 
-def start_proxy(upstream: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, str(PROXY), "--upstream", upstream, "--port", "0"],
+def start_proxy(upstream: str, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, str(PROXY), "--upstream", upstream, "--port", "0", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     first = proc.stdout.readline()  # "toolcall-proxy/1 on http://127.0.0.1:PORT -> ..."
@@ -275,6 +277,59 @@ def test_streamed_text_arrives_whole_and_in_pieces(fake: FakeLlamaServer, proxy:
     assert "".join(pieces) == content and len(pieces) > 1
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert chunks[-1]["system_fingerprint"] == "b6000-abc"
+
+
+@pytest.fixture
+def patient_proxy(fake: FakeLlamaServer) -> Iterator[str]:
+    """A proxy that sends a keep-alive comment every 0.2 s while the upstream is silent."""
+    proc, url = start_proxy(fake.url, "--keep-alive", "0.2")
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_a_slow_prompt_keeps_the_stream_alive_and_the_call_still_arrives(
+    fake: FakeLlamaServer, patient_proxy: str
+) -> None:
+    fake.content, fake.delay = WRITTEN_CALLS["bare json"], 1.0
+    req = urllib.request.Request(patient_proxy + "/v1/chat/completions", method="POST",
+                                 data=json.dumps({**ask(), "stream": True}).encode())
+    with urllib.request.urlopen(req, timeout=30) as r:
+        events = r.read().decode().split("\n\n")
+    comments = [e for e in events if e.startswith(": waiting")]
+    assert len(comments) >= 3  # one per 0.2 s of the 1 s wait, before any data
+    assert events.index(comments[-1]) < min(i for i, e in enumerate(events) if e.startswith("data: {"))
+    chunks = [json.loads(e[5:]) for e in events if e.startswith("data: {")]
+    calls = [d for c in chunks for d in c["choices"][0]["delta"].get("tool_calls", [])]
+    assert [(d["function"]["name"], json.loads(d["function"]["arguments"])) for d in calls] == [("get_profiles", CALL)]
+    assert events[-2] == "data: [DONE]"
+
+
+def test_an_error_after_keep_alives_reaches_the_client_as_an_error_event(
+    fake: FakeLlamaServer, patient_proxy: str, tmp_path: Path
+) -> None:
+    import openai
+
+    fake.status, fake.delay = 400, 0.6
+    client = openai.OpenAI(base_url=patient_proxy + "/v1", api_key="local", max_retries=0)
+    with pytest.raises(openai.APIError, match="tools: bad schema"):
+        list(client.chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "hi"}],
+                                            tools=[PROFILES_TOOL], stream=True))  # type: ignore[list-item]
+
+
+def test_langchain_with_a_read_timeout_shorter_than_the_prompt_still_gets_its_answer(
+    fake: FakeLlamaServer, patient_proxy: str
+) -> None:
+    from langchain_core.messages import HumanMessage
+    from langchain_openai import ChatOpenAI
+    from pydantic import SecretStr
+
+    fake.content, fake.delay = WRITTEN_CALLS["fenced"], 2.0
+    model = ChatOpenAI(model=SERVED, base_url=patient_proxy + "/v1", api_key=SecretStr("local"), streaming=True,
+                       timeout=1.0, max_retries=0).bind_tools([PROFILES_TOOL], strict=True)
+    reply = model.invoke([HumanMessage("Find ada@example.com")])
+    assert [(c["name"], c["args"]) for c in reply.tool_calls] == [("get_profiles", CALL)]
+    assert len(fake.requests) == 1  # no retry was needed
 
 
 def chat_model(base_url: str, home: Path) -> Any:
