@@ -531,7 +531,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="setup: parallel compile jobs")
     parser.add_argument("--port", type=int, help="start: the proxy's port (default: a free one)")
     parser.add_argument("--server-port", type=int, help="start: llama-server's port (default: a free one)")
-    parser.add_argument("--ctx", type=int, default=16384, help="start: context window in tokens (default 16384)")
+    parser.add_argument("--ctx", type=int, default=32768,
+                        help="start: context in tokens (default 32768, the model's own; chat's tools alone take ~8k)")
     parser.add_argument("--timeout", type=float, default=300, help="start: seconds to wait for it (default 300)")
     args = parser.parse_args(argv)
     try:
