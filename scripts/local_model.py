@@ -12,7 +12,7 @@ behind ``local_model_proxy.py``, which turns the small model's JSON-as-text tool
     python3 dev.py local-model setup [--size 0.5b|1.5b]   build the server, join and check the weights
     python3 dev.py local-model start                       start server + proxy on 127.0.0.1, print the env
     python3 dev.py local-model env                         only the `export ...` lines: eval "$(...)"
-    python3 dev.py local-model status | check | stop       is it up / one chat and one tool call / stop it
+    python3 dev.py local-model status | check | stop       is it up / a chat and tool calls / stop it
 
 Folder: ``--dir``, else ``PERSONAS_LOCAL_MODEL_DIR``, else ``~/.cache/klaviyo-personas/local-llm``.
 """
@@ -493,26 +493,53 @@ def status(folder: Path) -> int:
     return 3 if not (srv or prx) else 1
 
 
+def _read_stream(r: Any) -> dict[str, Any]:
+    """A streamed completion joined into the shape of a plain one (content, tool_calls, usage, headers)."""
+    message: dict[str, Any] = {"content": "", "tool_calls": []}
+    reply: dict[str, Any] = {"choices": [{"message": message}]}
+    for raw in r:
+        line = raw.decode("utf-8", errors="replace").strip()
+        if not line.startswith("data: {"):
+            continue
+        chunk = json.loads(line[6:])
+        for key in ("id", "model", "usage", "system_fingerprint"):
+            if chunk.get(key):
+                reply[key] = chunk[key]
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            message["content"] += delta.get("content") or ""
+            for call in delta.get("tool_calls") or []:
+                if call.get("id"):
+                    message["tool_calls"].append({"function": {"name": "", "arguments": ""}})
+                fn = call.get("function") or {}
+                message["tool_calls"][-1]["function"]["name"] += fn.get("name") or ""
+                message["tool_calls"][-1]["function"]["arguments"] += fn.get("arguments") or ""
+    return reply
+
+
 def check(folder: Path) -> int:
-    """One plain chat and one tool call through the proxy, printed; 0 when both came back as expected."""
+    """A plain chat, a tool call and a streamed tool call through the proxy, printed; 0 when all came back."""
     state = read_state(folder)
     if not state:
         raise SetupError("the local model is not running: python3 dev.py local-model start")
     tool: dict[str, Any] = {"type": "function", "function": {
-        "name": "get_profiles", "description": "Look up customer profiles by email address.",
-        "parameters": {"type": "object", "properties": {"email": {"type": "string"}}, "required": ["email"]}}}
+        "name": "get_profiles", "description": "Look up customer profiles by email address.", "strict": True,
+        "parameters": {"type": "object", "properties": {"email": {"type": "string"}}, "required": ["email"],
+                       "additionalProperties": False}}}
+    find = {"messages": [{"role": "user", "content": "Find the profile for jane@example.com"}], "tools": [tool]}
     asks: list[tuple[str, dict[str, Any]]] = [
         ("chat", {"messages": [{"role": "user", "content": "Say hello in five words."}]}),
-        ("tool call", {"messages": [{"role": "user", "content": "Find the profile for jane@example.com"}],
-                           "tools": [tool]})]
+        ("tool call", find),
+        ("streamed tool call", {**find, "stream": True, "stream_options": {"include_usage": True}})]
     ok = True
     for label, body in asks:
         req = urllib.request.Request(state["base_url"] + "/chat/completions", method="POST", headers={
             "Content-Type": "application/json", "Authorization": "Bearer local"},
             data=json.dumps({"model": state["model"], "temperature": 0, "max_tokens": 120, **body}).encode())
         started = time.monotonic()
-        with urllib.request.urlopen(req, timeout=300) as r:
-            reply, rewrote = json.loads(r.read()), r.headers.get("X-Toolcall-Proxy-Rewrote")
+        with urllib.request.urlopen(req, timeout=600) as r:
+            rewrote = r.headers.get("X-Toolcall-Proxy-Rewrote", "n/a (streamed)")
+            reply = _read_stream(r) if body.get("stream") else json.loads(r.read())
         msg = reply["choices"][0]["message"]
         calls = [(c["function"]["name"], c["function"]["arguments"]) for c in msg.get("tool_calls") or []]
         say(f"{label}: {time.monotonic() - started:.1f} s, model {reply.get('model')}, id {reply.get('id')},"

@@ -629,7 +629,10 @@ def test_one_eval_case_runs_live_against_the_local_model(tmp_path: Path, request
     started = time.monotonic()
     result = run_case(suite, case, choice)
     took = time.monotonic() - started
+    import openai
+
     assert result.error is None, result.error  # it ran against the model (the model may still decide badly)
+    assert result.outcome is not None and not isinstance(result.outcome.error, openai.APIError), result.outcome.error
     assert choice.cassette is not None and choice.cassette.interactions
     assert choice.cassette.provenance["model"] == state["model"]
     print(f"\nlocal model {state['model']}: chat/{case.id} {result.status} in {took:.1f} s"
