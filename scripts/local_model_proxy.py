@@ -155,6 +155,8 @@ class StreamRewriter:
         """The chunks to send now for one chunk from upstream."""
         choices = chunk.get("choices") or []
         if len(choices) != 1 or not self.names:
+            if self.rewrote and "system_fingerprint" in chunk:  # the usage chunk after the finish
+                chunk = {**chunk, "system_fingerprint": tagged(chunk["system_fingerprint"])}
             return [chunk]
         choice = choices[0]
         delta = choice.get("delta") or {}

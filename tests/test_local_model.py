@@ -81,8 +81,9 @@ class FakeLlamaServer:
                     delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
                     self._event({**head, "object": "chat.completion.chunk",
                                  "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
-                self._event({**head, "object": "chat.completion.chunk", "usage": USAGE,
+                self._event({**head, "object": "chat.completion.chunk",
                              "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                self._event({**head, "object": "chat.completion.chunk", "usage": USAGE, "choices": []})  # llama.cpp's
                 self.wfile.write(b"data: [DONE]\n\n")
 
             def _event(self, chunk: dict[str, Any]) -> None:
@@ -259,13 +260,13 @@ def test_a_streamed_call_written_as_text_becomes_tool_call_deltas(fake: FakeLlam
     chunks = raw_stream(proxy, ask())
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert text == ""  # the call is not also sent as text
-    calls = [d for c in chunks for d in c["choices"][0]["delta"].get("tool_calls", [])]
+    calls = [d for c in chunks if c["choices"] for d in c["choices"][0]["delta"].get("tool_calls", [])]
     assert [(d["index"], d["function"]["name"], json.loads(d["function"]["arguments"])) for d in calls] == [
         (0, "get_profiles", CALL)]
-    last = chunks[-1]
-    assert last["choices"][0]["finish_reason"] == "tool_calls"
-    assert (last["id"], last["model"], last["usage"]) == (UPSTREAM_ID, SERVED, USAGE)
-    assert last["system_fingerprint"] == "b6000-abc+toolcall-proxy"
+    finish, usage = chunks[-2:]  # as llama.cpp sends them: the finish, then usage with no choices
+    assert finish["choices"][0]["finish_reason"] == "tool_calls"
+    assert (usage["id"], usage["model"], usage["usage"], usage["choices"]) == (UPSTREAM_ID, SERVED, USAGE, [])
+    assert finish["system_fingerprint"] == usage["system_fingerprint"] == "b6000-abc+toolcall-proxy"
     assert all(c["id"] == UPSTREAM_ID and c["model"] == SERVED for c in chunks)
 
 
@@ -273,10 +274,11 @@ def test_a_streamed_call_written_as_text_becomes_tool_call_deltas(fake: FakeLlam
 def test_streamed_text_arrives_whole_and_in_pieces(fake: FakeLlamaServer, proxy: str, content: str) -> None:
     fake.content = content
     chunks = raw_stream(proxy, ask())
-    pieces = [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"][0]["delta"].get("content")]
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    pieces = [d["content"] for d in deltas if d.get("content")]
     assert "".join(pieces) == content and len(pieces) > 1
-    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
-    assert chunks[-1]["system_fingerprint"] == "b6000-abc"
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    assert {c["system_fingerprint"] for c in chunks} == {"b6000-abc"}
 
 
 @pytest.fixture
@@ -300,7 +302,7 @@ def test_a_slow_prompt_keeps_the_stream_alive_and_the_call_still_arrives(
     assert len(comments) >= 3  # one per 0.2 s of the 1 s wait, before any data
     assert events.index(comments[-1]) < min(i for i, e in enumerate(events) if e.startswith("data: {"))
     chunks = [json.loads(e[5:]) for e in events if e.startswith("data: {")]
-    calls = [d for c in chunks for d in c["choices"][0]["delta"].get("tool_calls", [])]
+    calls = [d for c in chunks if c["choices"] for d in c["choices"][0]["delta"].get("tool_calls", [])]
     assert [(d["function"]["name"], json.loads(d["function"]["arguments"])) for d in calls] == [("get_profiles", CALL)]
     assert events[-2] == "data: [DONE]"
 
