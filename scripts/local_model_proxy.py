@@ -10,8 +10,9 @@ the served model name, the response ``id`` and ``usage`` are never touched, so a
 them. What it changed it says: every response has the header ``X-Toolcall-Proxy``; a non-streamed
 one ``X-Toolcall-Proxy-Rewrote: N``; and a response whose calls were rewritten gets
 ``system_fingerprint`` ``<upstream's>+toolcall-proxy`` (on the chunk that carries them when streamed).
-While llama-server is still reading a long prompt, a streamed response is kept alive with SSE
-comments, so a client's read timeout (LangChain's 60 s) does not cut a slow CPU off.
+While llama-server is still reading a long prompt, or the proxy holds back a long answer that may
+be a call, a streamed response is kept alive with SSE comments, so a client's read timeout
+(LangChain's 60 s) does not cut a slow CPU off.
 
     python3 scripts/local_model_proxy.py --upstream http://127.0.0.1:8080 --port 8090
 
@@ -28,6 +29,7 @@ import queue
 import re
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -229,6 +231,14 @@ class Proxy(BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         self._opened = False  # one handler serves every request of a kept-alive connection
+        self._last_sent = time.monotonic()
+        try:
+            self._proxy()
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout, Ctrl-C): not ours
+            self.log_message("client went away during %s %s", self.command, self.path)
+            self.close_connection = True
+
+    def _proxy(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         request: dict[str, Any] | None = None
@@ -334,6 +344,7 @@ class Proxy(BaseHTTPRequestHandler):
         if data:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
+            self._last_sent = time.monotonic()
 
     def _relay(self, reply: http.client.HTTPResponse) -> None:
         """Pass a response through unchanged (streams too), as it arrives."""
@@ -358,6 +369,8 @@ class Proxy(BaseHTTPRequestHandler):
                 continue
             for out in rewriter.feed(chunk):
                 self._chunk(f"data: {json.dumps(out)}\n\n".encode())
+            if time.monotonic() - self._last_sent > self.server.keep_alive_every:  # a long held call
+                self._chunk(b": holding back text that may be a tool call\n\n")
         for out in rewriter.close():
             self._chunk(f"data: {json.dumps(out)}\n\n".encode())
         self.wfile.write(b"0\r\n\r\n")

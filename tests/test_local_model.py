@@ -49,6 +49,7 @@ class FakeLlamaServer:
         self.content = "Hello there, friend."
         self.status = 200
         self.delay = 0.0  # seconds before answering, as llama-server reading a long prompt
+        self.piece_delay = 0.0  # seconds between streamed pieces, as a slow CPU generating
         self.requests: list[dict[str, Any]] = []
         outer = self
 
@@ -78,6 +79,7 @@ class FakeLlamaServer:
                 text = outer.content
                 pieces = [text[i:i + 6] for i in range(0, len(text), 6)]
                 for i, piece in enumerate(pieces):
+                    time.sleep(outer.piece_delay)
                     delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
                     self._event({**head, "object": "chat.completion.chunk",
                                  "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
@@ -305,6 +307,18 @@ def test_a_slow_prompt_keeps_the_stream_alive_and_the_call_still_arrives(
     calls = [d for c in chunks if c["choices"] for d in c["choices"][0]["delta"].get("tool_calls", [])]
     assert [(d["function"]["name"], json.loads(d["function"]["arguments"])) for d in calls] == [("get_profiles", CALL)]
     assert events[-2] == "data: [DONE]"
+
+
+def test_a_long_held_back_call_keeps_the_stream_alive_too(fake: FakeLlamaServer, patient_proxy: str) -> None:
+    fake.content, fake.piece_delay = WRITTEN_CALLS["fenced"], 0.1  # ~13 pieces: 1.3 s of held text
+    req = urllib.request.Request(patient_proxy + "/v1/chat/completions", method="POST",
+                                 data=json.dumps({**ask(), "stream": True}).encode())
+    with urllib.request.urlopen(req, timeout=30) as r:
+        events = r.read().decode().split("\n\n")
+    assert len([e for e in events if e.startswith(": holding back")]) >= 3
+    chunks = [json.loads(e[5:]) for e in events if e.startswith("data: {")]
+    calls = [d for c in chunks if c["choices"] for d in c["choices"][0]["delta"].get("tool_calls", [])]
+    assert [json.loads(d["function"]["arguments"]) for d in calls] == [CALL]
 
 
 def test_an_error_after_keep_alives_reaches_the_client_as_an_error_event(
