@@ -60,6 +60,13 @@ def _decode(blob: str) -> Any:
         return json.loads(blob)
     except ValueError:
         pass
+    # Small models often close one brace too many: take the first JSON value if only closers follow it.
+    try:
+        value, end = json.JSONDecoder().raw_decode(blob)
+        if not blob[end:].strip(" \n\t}]"):
+            return value
+    except ValueError:
+        pass
     # Qwen2.5's template shows the format as {{"name": ..., "arguments": ...}}; small models copy the braces.
     if blob.startswith("{{") and blob.endswith("}}"):
         try:

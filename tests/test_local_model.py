@@ -166,6 +166,7 @@ WRITTEN_CALLS = {
     "fenced": '```json\n{"name": "get_profiles", "arguments": {"email": "ada@example.com"}}\n```',
     "tool_call tags": '<tool_call>\n{"name": "get_profiles", "arguments": {"email": "ada@example.com"}}\n</tool_call>',
     "doubled braces": '{{"name": "get_profiles", "arguments": {"email": "ada@example.com"}}}',
+    "a stray closing brace": '{"name": "get_profiles", "arguments": {"email": "ada@example.com"}}}\n',
     "parameters key": '{"name": "get_profiles", "parameters": {"email": "ada@example.com"}}',
     "arguments as a string": '{"name": "get_profiles", "arguments": "{\\"email\\": \\"ada@example.com\\"}"}',
     "openai shape in a list": '[{"type": "function", "function": {"name": "get_profiles", '
