@@ -398,7 +398,7 @@ def exports(state: dict[str, Any]) -> str:
 
 
 def start(folder: Path, size: str, port: int | None, server_port: int | None, ctx: int, timeout: float,
-          threads: int) -> int:
+          threads: int, max_tokens: int = 1024) -> int:
     state = read_state(folder)
     if state and alive(state["server_pid"], "llama-server") and alive(state["proxy_pid"], PROXY.name):
         say(f"already running: {state['model']} at {state['base_url']}\n{exports(state)}")
@@ -414,7 +414,7 @@ def start(folder: Path, size: str, port: int | None, server_port: int | None, ct
     env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(filter(None, [str(server.parent),
                                                                           os.environ.get("LD_LIBRARY_PATH")]))}
     server_cmd = [str(server), "-m", str(gguf), "--alias", weights.alias, "--host", "127.0.0.1", "--port",
-                  str(server_port), "--jinja", "-c", str(ctx), "-t", str(threads), "-np", "1",
+                  str(server_port), "--jinja", "-c", str(ctx), "-t", str(threads), "-np", "1", "-n", str(max_tokens),
                   "--no-webui"]
     server_log, proxy_log = folder / "llama-server.log", folder / "proxy.log"
     with server_log.open("w") as out:
@@ -562,6 +562,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ctx", type=int, default=32768,
                         help="start: context in tokens (default 32768, the model's own; chat's tools alone take ~8k)")
     parser.add_argument("--timeout", type=float, default=300, help="start: seconds to wait for it (default 300)")
+    parser.add_argument("--max-tokens", type=int, default=1024,
+                        help="start: longest answer when a request sets no max_tokens (default 1024; the small model"
+                             " can repeat itself until the context is full)")
     parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) // 2),
                         help="start: llama-server's threads (default: half the cores; on a shared machine more"
                              " threads wait on each other: 2 of 2 busy cores gave 0.8 tokens/s, 1 gave 20)")
@@ -572,7 +575,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             setup(folder, args.size, args.only, args.jobs)
             return 0
         if args.command == "start":
-            return start(folder, args.size, args.port, args.server_port, args.ctx, args.timeout, args.threads)
+            return start(folder, args.size, args.port, args.server_port, args.ctx, args.timeout, args.threads,
+                         args.max_tokens)
         if args.command == "stop":
             return stop(folder)
         if args.command == "env":
