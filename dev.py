@@ -6,6 +6,8 @@
     python3 dev.py lint            ruff and mypy --strict on klaviyo_toolkit/
     python3 dev.py personas ...    any `personas` command
     python3 dev.py bench [--quick] every benchmark; one combined table, also written into benchmarks/README.md
+    python3 dev.py local-model setup|start|stop|status|env|check
+                                   a small open model served on 127.0.0.1 (scripts/local_model.py)
 
 The first run makes `.venv/` and installs what the task needs: the demo only the project and its
 sandbox, the tests and lint also the dev tools. Later runs reuse it (installing again only when
@@ -88,6 +90,8 @@ def main(argv: list[str]) -> int:
     if task in ("help", "-h", "--help"):
         print(__doc__)
         return 0
+    if task == "local-model":  # stdlib only: needs no .venv, and `env` prints nothing but the exports
+        return run(sys.executable, str(ROOT / "scripts" / "local_model.py"), *argv[1:])
     ensure_env(EXTRAS.get(task, "dev"))
     py = str(BIN / "python")
     if task == "demo":
