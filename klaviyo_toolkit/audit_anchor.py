@@ -10,14 +10,17 @@ forged row, cut the tail or delete the file. An anchor closes those gaps:
 
 The head is as durable as the log it anchors: the log commits in WAL mode with
 ``synchronous=NORMAL`` (a commit survives the process being killed, not necessarily a power cut),
-so the head is written in place, one small write that a killed process either made or did not,
-without an fsync of its own: an fsynced head could outlive the rows it names after a power cut and
-report a tail that was never cut. That keeps saving the head after every append cheap (tens of
-microseconds, where a new file and an fsync cost half a millisecond per audited call).
+so the head is a small record of its own, MAC'd with the log's key and overwritten in place, one
+write that a killed process either made or did not, without an fsync of its own: an fsynced head
+could outlive the rows it names after a power cut and report a tail that was never cut. That keeps
+saving the head after every append cheap (tens of microseconds, where a vault transaction costs
+milliseconds per audited call: a rollback journal and several fsyncs).
 
-``VaultAnchor`` keeps both encrypted in the vault (what the personas runtime uses: the key is as
-safe as the vault's key, which may live in the OS keyring); ``FileAnchor`` keeps them in owner-only
-files (standalone use and tests). Any object with these three methods will do.
+``VaultAnchor`` keeps the key encrypted in the vault (what the personas runtime uses: the key is as
+safe as the vault's key, which may live in the OS keyring) and the head in a record beside the
+vault; the vault remembers (durably, once) that the head lives there, so a deleted head record is
+reported rather than silently made again. ``FileAnchor`` keeps both in owner-only files
+(standalone use and tests). Any object with these three methods will do.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import ToolkitUsageError
 
@@ -65,6 +68,7 @@ class AuditAnchor(Protocol):
 
 
 def _write_private(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (file and folder fsynced), owner-only."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -73,10 +77,70 @@ def _write_private(path: Path, data: bytes) -> None:
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, path)
+    try:
+        folder = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # a platform without directory handles
+        return
+    try:
+        os.fsync(folder)
+    except OSError:
+        pass
+    finally:
+        os.close(folder)
 
 
 #: The head record's size on disk: padded, so that each save overwrites all of it in one write.
 _HEAD_SIZE = 256
+
+
+class _HeadRecord:
+    """A head in a file of its own: JSON with an HMAC of the log's key, overwritten in place."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @staticmethod
+    def _mac(key: bytes, rows: int, digest: str) -> str:
+        return hmac.new(key, f"head\n{rows}\n{digest}".encode(), hashlib.sha256).hexdigest()
+
+    def load(self, key: bytes) -> Head | None:
+        """The head, or None when there is no record; an altered one raises ToolkitUsageError."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            data = json.loads(text)
+            head = Head(int(data["rows"]), str(data["hash"]))
+            genuine = hmac.compare_digest(str(data["mac"]), self._mac(key, head.rows, head.hash))
+        except (ValueError, KeyError, TypeError):
+            genuine = False
+        if not genuine:
+            raise ToolkitUsageError(f"the audit head record {self.path} was altered (its MAC does not match)")
+        return head
+
+    def save(self, head: Head, key: bytes, *, create: bool = True) -> bool:
+        """Overwrite the record in place (one write of a fixed size; see the module docstring).
+
+        A missing record is made (durably, atomically) when ``create``; returns False when it was
+        missing and not made."""
+        record = json.dumps({"rows": head.rows, "hash": head.hash, "mac": self._mac(key, head.rows, head.hash)})
+        data = record.encode().ljust(_HEAD_SIZE)  # JSON allows the trailing spaces
+        try:
+            fd = os.open(self.path, os.O_WRONLY)
+        except FileNotFoundError:
+            fd = -1
+        if fd >= 0:
+            try:
+                if len(data) == _HEAD_SIZE and os.fstat(fd).st_size in (0, _HEAD_SIZE):
+                    os.pwrite(fd, data, 0)
+                    return True
+            finally:
+                os.close(fd)
+        elif not create:
+            return False
+        _write_private(self.path, data)  # new, or a record of another size: replaced whole, atomically
+        return True
 
 
 class FileAnchor:
@@ -89,6 +153,7 @@ class FileAnchor:
     def __init__(self, folder: str | Path, name: str = "audit") -> None:
         self.key_path = Path(folder) / f"{name}.key"
         self.head_path = Path(folder) / f"{name}.head"
+        self._head = _HeadRecord(self.head_path)
         self._key: bytes | None = None
 
     def __repr__(self) -> str:
@@ -106,54 +171,40 @@ class FileAnchor:
         self._key = bytes.fromhex(self.key_path.read_text(encoding="ascii").strip())
         return self._key
 
-    def _mac(self, rows: int, digest: str) -> str:
-        return hmac.new(self.key(), f"head\n{rows}\n{digest}".encode(), hashlib.sha256).hexdigest()
-
     def load_head(self) -> Head | None:
-        if not self.head_path.exists():
-            return None
-        try:
-            data = json.loads(self.head_path.read_text(encoding="utf-8"))
-            head = Head(int(data["rows"]), str(data["hash"]))
-            genuine = hmac.compare_digest(str(data["mac"]), self._mac(head.rows, head.hash))
-        except (ValueError, KeyError, TypeError):
-            genuine = False
-        if not genuine:
-            raise ToolkitUsageError(f"the audit head record {self.head_path} was altered (its MAC does not match)")
-        return head
+        return self._head.load(self.key())
 
     def save_head(self, head: Head) -> None:
-        """Overwrite the head record in place (one write of a fixed size; see the module docstring)."""
-        record = json.dumps({"rows": head.rows, "hash": head.hash, "mac": self._mac(head.rows, head.hash)}).encode()
-        data = record.ljust(_HEAD_SIZE)  # JSON allows the trailing spaces
-        try:
-            fd = os.open(self.head_path, os.O_WRONLY | os.O_CREAT, 0o600)
-        except FileNotFoundError:  # no folder yet
-            fd = -1
-        if fd >= 0:
-            try:
-                if len(data) == _HEAD_SIZE and os.fstat(fd).st_size in (0, _HEAD_SIZE):
-                    os.pwrite(fd, data, 0)
-                    return
-            finally:
-                os.close(fd)
-        _write_private(self.head_path, data)  # a record of another size: replaced whole, atomically
+        self._head.save(head, self.key())
 
 
 class VaultAnchor:
-    """Key and head encrypted in a :class:`~klaviyo_toolkit.vault.Vault` (Fernet also authenticates
-    them, so an altered head does not decrypt). ``adopt`` is a FileAnchor whose key, if present, is
-    moved into the vault on first use (so a log begun with it still verifies)."""
+    """The key encrypted in a :class:`~klaviyo_toolkit.vault.Vault`, the head beside it.
+
+    The head is ``<vault stem>.<name>.head`` in the vault's folder, MAC'd with the key (so it is as
+    hard to forge as the key is to read), overwritten in place after every append. The vault keeps
+    a note that the head lives there (written once, durably), so a head record that disappears is
+    reported by :meth:`load_head` even after a later append made it again. ``adopt`` is a
+    FileAnchor whose key, if present, is moved into the vault on first use (so a log begun with it
+    still verifies); a head kept in the vault by an earlier version is read until the first save.
+    """
 
     def __init__(self, vault: Vault, name: str = "audit", adopt: FileAnchor | None = None) -> None:
         self.vault = vault
         self.name = name
         self.adopt = adopt
+        self.head_path = vault.path.with_name(f"{vault.path.stem}.{name}.head")
+        self._head = _HeadRecord(self.head_path)
+        self._key: bytes | None = None
+        self._noted = False  # the vault's note that the head lives in head_path was seen or written
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"VaultAnchor({self.vault!r})"
 
     def key(self) -> bytes:
+        if self._key is not None:
+            return self._key
         stored = self.vault.get_secret(f"{self.name}:key")
         if stored is None:
             if self.adopt is not None and self.adopt.key_path.exists():
@@ -167,19 +218,52 @@ class VaultAnchor:
             if self.adopt is not None:
                 for path in (self.adopt.key_path, self.adopt.head_path):
                     path.unlink(missing_ok=True)
+        self._key = stored
         return stored
 
-    def load_head(self) -> Head | None:
+    def _note(self) -> Any:
+        """What the vault says about the head: a note (dict), an old head ([rows, hash]) or None."""
         from cryptography.fernet import InvalidToken
 
         try:
             stored = self.vault.get_secret(f"{self.name}:head")
-            if stored is None:
-                return None
-            rows, digest = json.loads(stored)
+            return None if stored is None else json.loads(stored)
         except (InvalidToken, ValueError):
             raise ToolkitUsageError("the audit head record in the vault was altered (it does not decrypt)") from None
-        return Head(int(rows), str(digest))
+
+    def load_head(self) -> Head | None:
+        note = self._note()
+        if isinstance(note, dict) and note.get("lost"):
+            raise ToolkitUsageError(
+                f"the audit head record {self.head_path} was deleted (found missing when row {note['lost']} was "
+                "appended): rows cut from the end before then cannot be ruled out"
+            )
+        head = self._head.load(self.key())
+        if head is not None:
+            return head
+        if isinstance(note, dict):
+            raise ToolkitUsageError(
+                f"the audit head record {self.head_path} is missing (the vault says the log's head is kept "
+                "there): it was deleted, so rows cut from the end cannot be ruled out"
+            )
+        if isinstance(note, list):  # kept in the vault by an earlier version
+            return Head(int(note[0]), str(note[1]))
+        return None
 
     def save_head(self, head: Head) -> None:
-        self.vault.put_secret(f"{self.name}:head", json.dumps([head.rows, head.hash]).encode())
+        key = self.key()
+        with self._lock:
+            if self._noted and self._head.save(head, key, create=False):
+                return
+            self._save_noted(head, key)
+
+    def _save_noted(self, head: Head, key: bytes) -> None:
+        """The first save of this anchor, or the record gone: make it, then note it in the vault."""
+        note = self._note()
+        if isinstance(note, dict) and not note.get("lost") and not self.head_path.exists():
+            note = {**note, "lost": head.rows}  # deleted behind our back: remembered for good
+            self.vault.put_secret(f"{self.name}:head", json.dumps(note).encode())
+        self._head.save(head, key)  # made durably when new, before the note that names it
+        if not isinstance(note, dict):
+            self.vault.put_secret(f"{self.name}:head", json.dumps({"file": self.head_path.name}).encode())
+        self._noted = True

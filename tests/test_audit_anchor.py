@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,3 +162,79 @@ def test_the_runtime_keeps_the_key_and_head_in_the_vault_and_a_key_rotation_keep
     assert verify_log(tmp_path / "audit.sqlite", anchor=anchor).checked == 2
     vault.rotate_key(drop_old_keys=True)
     assert verify_log(tmp_path / "audit.sqlite", anchor=VaultAnchor(Vault(tmp_path / "vault.sqlite"))).ok
+
+
+def vault_filled(tmp_path: Path, rows: int = 5) -> tuple[Path, Any]:
+    from klaviyo_toolkit.audit_anchor import VaultAnchor
+    from klaviyo_toolkit.vault import Vault
+
+    anchor = VaultAnchor(Vault(tmp_path / "vault.sqlite"))
+    with AuditLog(tmp_path / "audit.sqlite", anchor=anchor, clock=ManualClock()) as log:
+        for n in range(rows):
+            log.record("get_lists", "ok", context=CTX, method="GET", path=f"/api/lists?n={n}")
+    return tmp_path / "audit.sqlite", anchor
+
+
+def vault_row(tmp_path: Path, name: str) -> bytes:
+    db = sqlite3.connect(tmp_path / "vault.sqlite")
+    try:
+        return bytes(db.execute("SELECT secret FROM secrets WHERE name = ?", (name,)).fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_the_vault_anchors_head_is_saved_beside_the_vault_without_a_vault_write_per_append(tmp_path: Path) -> None:
+    from klaviyo_toolkit.audit_anchor import VaultAnchor
+    from klaviyo_toolkit.vault import Vault
+
+    path, anchor = vault_filled(tmp_path, rows=2)
+    note = vault_row(tmp_path, "audit:head")
+    with AuditLog(path, anchor=anchor) as log:
+        for _ in range(3):
+            log.record("get_lists", "ok", context=CTX)
+    assert vault_row(tmp_path, "audit:head") == note, "the vault is written once, not per append"
+    assert anchor.head_path.parent == tmp_path and oct(anchor.head_path.stat().st_mode & 0o777) == "0o600"
+    fresh = VaultAnchor(Vault(tmp_path / "vault.sqlite"))  # another process, say
+    head = fresh.load_head()
+    assert head is not None and head.rows == 5 and verify_log(path, anchor=fresh).checked == 5
+    db = raw(path)
+    db.execute("DELETE FROM audit_log WHERE id = 5")
+    db.commit()
+    db.close()
+    report = verify_log(path, anchor=fresh)
+    assert not report.ok and "cut from the end" in report.reason
+
+
+def test_a_deleted_vault_head_record_is_reported_even_after_an_append_makes_it_again(tmp_path: Path) -> None:
+    from klaviyo_toolkit.audit_anchor import VaultAnchor
+    from klaviyo_toolkit.vault import Vault
+
+    path, anchor = vault_filled(tmp_path, rows=4)
+    db = raw(path)
+    db.execute("DELETE FROM audit_log WHERE id > 2")  # cut the tail and delete the head that says so
+    db.commit()
+    db.close()
+    anchor.head_path.unlink()
+    with pytest.raises(ToolkitUsageError, match="is missing"):
+        verify_log(path, anchor=VaultAnchor(Vault(tmp_path / "vault.sqlite")))
+    with AuditLog(path, anchor=anchor) as log:  # the running process appends again
+        log.record("get_lists", "ok", context=CTX)
+    assert anchor.head_path.exists()
+    with pytest.raises(ToolkitUsageError, match="was deleted"):
+        verify_log(path, anchor=VaultAnchor(Vault(tmp_path / "vault.sqlite")))
+
+
+def test_a_head_kept_in_the_vault_by_the_earlier_version_still_anchors_the_log(tmp_path: Path) -> None:
+    from klaviyo_toolkit.audit_anchor import VaultAnchor
+    from klaviyo_toolkit.vault import Vault
+
+    path, anchor = vault_filled(tmp_path, rows=3)
+    vault = Vault(tmp_path / "vault.sqlite")
+    vault.put_secret("audit:head", json.dumps([3, verify_log(path, anchor=anchor).head]).encode())  # as it was
+    anchor.head_path.unlink()
+    db = raw(path)
+    db.execute("DELETE FROM audit_log WHERE id = 3")
+    db.commit()
+    db.close()
+    report = verify_log(path, anchor=VaultAnchor(vault))
+    assert not report.ok and "cut from the end" in report.reason
