@@ -2,7 +2,7 @@
 """Bootstrap the project and run it, needing nothing but Python 3.11+.
 
     python3 dev.py demo            the main job: `personas demo` on the embedded sandbox
-    python3 dev.py test            the test suite (pytest), as CI runs it
+    python3 dev.py test            the test suite (pytest on every core), as CI runs it
     python3 dev.py lint            ruff and mypy --strict on klaviyo_toolkit/
     python3 dev.py personas ...    any `personas` command
     python3 dev.py bench [--quick] every benchmark; one combined table, also written into benchmarks/README.md
@@ -97,7 +97,11 @@ def main(argv: list[str]) -> int:
     if task == "demo":
         return run(str(BIN / "personas"), "demo", *argv[1:])
     if task == "test":
-        return run(py, "-m", "pytest", *argv[1:])
+        # Every core (pytest-xdist): most tests wait on subprocesses, sockets and SQLite, so two cores
+        # halve the wall time; `-n 0` runs in one process.
+        args = argv[1:]
+        spread = [] if any(a.startswith(("-n", "--numprocesses")) for a in args) else ["-n", "auto"]
+        return run(py, "-m", "pytest", *spread, *args)
     if task == "lint":
         code = run(py, "-m", "ruff", "check", ".")
         code |= run(py, "-m", "ruff", "format", "--check", "klaviyo_toolkit")
