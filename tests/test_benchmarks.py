@@ -27,7 +27,7 @@ def test_toolkit_import_benchmark_prints_every_figure_and_a_verdict() -> None:
         "(d) our own share",
     ):
         assert label in out, out
-    verdicts = re.findall(r"\d+\.\d+x\s+(yes|no)\n", out)
+    verdicts = re.findall(r"^\((?:b|d)\) .*\s(yes|no)$", out, re.M)  # a ratio, or n/a on a loaded machine
     assert len(verdicts) >= 2, "each figure with a target has its ratio and a verdict"
     assert "Target (< 0.5 s" in out and ("MET" in out)
     assert len(re.findall(r"^BENCH \{", out, re.M)) >= 3, "the combined table's lines (dev.py bench)"

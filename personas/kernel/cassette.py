@@ -351,6 +351,10 @@ class Cassette:
             raise CassetteError(f"cassette {p} is not valid JSON ({exc}); {hint}") from None
         if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
             raise CassetteError(f"cassette {p} has no 'interactions' list; {hint}")
+        if "version" not in data:
+            missing = "'version' and 'provenance' fields" if "provenance" not in data else "'version' field"
+            raise CassetteError(f"cassette {p} has no {missing} (a format {FORMAT} cassette says what it is and "
+                                f"where its answers came from); {hint}")
         if data.get("version") != FORMAT:
             raise CassetteError(f"cassette {p} is format {data.get('version')}, not {FORMAT} (whose keys hold the "
                                 f"model, settings, tools, tool_choice and strict); {hint}")
