@@ -151,7 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on difference")
     args = parser.parse_args(argv)
     warnings: list[str] = []
-    files = generate(args.spec, warnings)
+    try:
+        files = generate(args.spec, warnings)
+    except FileNotFoundError as exc:  # no spec here: one line naming the folder and the fix
+        print(f"error: {exc} (or give the folder with --spec DIR)", file=sys.stderr)
+        return 2
     for warning in warnings:
         print("note: " + warning, file=sys.stderr)
     changed = []
