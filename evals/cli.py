@@ -102,6 +102,13 @@ def _check_sets(loaded: list[Any], chosen: dict[str, list[str]], mode: str, labe
                 raise _usage(f"suite {suite.name} has no cassette set {label!r} (no {suite.cassette_dir(label).name}/; "
                              f"its sets: {sets}); record it with `personas eval {suite.name} --record --cassettes "
                              f"{label}`")
+            if label != "cassettes":
+                from .sets import SetError, load_set
+
+                try:  # a set whose set.json and cassettes disagree does not load
+                    load_set(suite, label)
+                except SetError as exc:
+                    raise _usage(str(exc)) from None
 
 
 def eval_cmd(
@@ -132,15 +139,22 @@ def eval_cmd(
     if named:
         _check_sets(loaded, chosen, mode, named)
     if mode == "compare":
-        from .compare import compare_sets, compare_table, write_compare
+        from .compare import compare_sets, compare_table, side_by_side, side_table, write_compare
+        from .sets import SetError
 
         rows = compare_sets(loaded, chosen, compare[0], compare[1])
+        try:
+            sides = side_by_side(loaded, rows, compare[0], compare[1])
+        except SetError as exc:
+            raise _usage(str(exc)) from None
         console.print(compare_table(rows, compare[0], compare[1]))
+        for table in side_table(sides, rows, compare[0], compare[1]):
+            console.print(table)
         changed = sum(1 for r in rows if r.changed)
         console.print(f"{changed} of {len(rows)} case(s) changed decision or verdict between {compare[0]} and "
                       f"{compare[1]}.")
         if report is not None:
-            console.print(f"Report: {write_compare(rows, compare[0], compare[1], report)}")
+            console.print(f"Report: {write_compare(rows, compare[0], compare[1], report, sides)}")
         raise SystemExit(0)
     if mode == "stamp":
         _stamp(console, loaded, chosen)
