@@ -31,7 +31,7 @@ from personas.kernel.cassette import Cassette, CassetteError
 
 from .case import Case, Suite
 
-__all__ = ["CassetteSet", "SetError", "known_failures", "load_set", "main", "model_cases"]
+__all__ = ["CassetteSet", "SetError", "known_failures", "load_set", "main", "model_cases", "usage"]
 
 MANIFEST = "set.json"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -143,6 +143,19 @@ def load_set(suite: Suite, label: str) -> CassetteSet:
     return CassetteSet(suite, label, dict(data), recorded, known)
 
 
+def usage(cset: CassetteSet) -> tuple[int, int, int]:
+    """(answers, input tokens, output tokens) over every recorded answer in the set, from its evidence."""
+    answers = tokens_in = tokens_out = 0
+    for case_id in cset.recorded:
+        data = json.loads((cset.suite.cassette_dir(cset.label) / f"{case_id}.json").read_text(encoding="utf-8"))
+        for item in data.get("interactions") or []:
+            got = (item.get("evidence") or {}).get("usage") or {}
+            answers += 1
+            tokens_in += int(got.get("input_tokens") or 0)
+            tokens_out += int(got.get("output_tokens") or 0)
+    return answers, tokens_in, tokens_out
+
+
 def known_failures(cset: CassetteSet) -> dict[str, str]:
     """Replay every case the set holds; ``{case id: its first failure or error}`` for the ones that fail."""
     from .runner import run_case
@@ -188,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             status = 1
             continue
         failing = known_failures(cset)
-        print(f"{suite.name}: {len(cset.recorded)} of {cset.total} model case(s) recorded, {len(failing)} failing")
+        answers, tokens_in, tokens_out = usage(cset)
+        print(f"{suite.name}: {len(cset.recorded)} of {cset.total} model case(s) recorded, {len(failing)} failing; "
+              f"{answers} answer(s), {tokens_in} input and {tokens_out} output token(s)")
         for case_id, reason in failing.items():
             print(f"  {case_id}: {reason}")
         if args.write:

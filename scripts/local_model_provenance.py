@@ -23,8 +23,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from local_model import SERVER_PACKAGE, SetupError, alive, http_get, read_state, resolve_dir, sha256_file  # noqa: E402
-from local_model_proxy import VERSION as PROXY_VERSION  # noqa: E402
+from local_model import SERVER_PACKAGE, SetupError, alive, http_get, read_state, resolve_dir, sha256_file
+from local_model_proxy import VERSION as PROXY_VERSION
 
 
 def server_block(state: dict[str, Any]) -> dict[str, Any]:
