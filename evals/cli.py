@@ -237,15 +237,28 @@ def _live_how(mode: str, label: str | None) -> str:
     return f"the live model {model} at {endpoint}; {done}"
 
 
+def _known_failures(results: list[Any], label: str | None) -> dict[str, dict[str, str]]:
+    """``{suite: {case: reason}}`` from each replayed labelled set's ``set.json``."""
+    from .sets import load_set
+
+    if not label or label == "cassettes":
+        return {}
+    return {r.suite.name: load_set(r.suite, label).known_failures for r in results
+            if r.suite.cassette_dir(label).is_dir()}
+
+
 def _finish(console: Any, results: list[Any], mode: str, report: Path | None, label: str | None) -> None:
     from .report import live_line, suite_table, write_reports
 
     n = max((r.epochs for r in results), default=1)
     console.print(suite_table(results))
+    known = _known_failures(results, label) if mode == "replay" else {}
     for r in results:
         for x in r.results:
             if not x.passed:
                 tag = "[red]ERROR[/red]" if x.error else "[red]FAILED[/red]"
+                if x.case.id in known.get(r.suite.name, {}):
+                    tag += " [yellow](known failure of the set)[/yellow]"
                 console.print(f"{tag} {r.suite.name}/{x.key}" + (f" (epoch {x.epoch + 1})" if n > 1 else ""))
                 for line in ([x.error] if x.error else x.failures)[:8]:
                     console.print(f"    {line}", markup=False, soft_wrap=True)
@@ -257,6 +270,12 @@ def _finish(console: Any, results: list[Any], mode: str, report: Path | None, la
     console.print(f"Model: {how}. {runs} run{'s' if runs != 1 else ''} in "
                   f"{sum(r.duration for r in results):.1f} s.")
     console.print(live_line(results), markup=False, soft_wrap=True)
+    if known:
+        counted = {s: sum(1 for r in results if r.suite.name == s for x in r.results if not x.passed
+                          and x.case.id in k) for s, k in known.items()}
+        listed = ", ".join(f"{s} {counted[s]} of {len(k)}" for s, k in known.items() if k) or "none"
+        console.print(f"Known failures of cassettes-{label}/ (set.json; counted above, no threshold lowered): "
+                      f"{listed}", markup=False, soft_wrap=True)
     if report is not None:
         paths = write_reports(results, report, mode=mode)
         console.print("Reports: " + ", ".join(str(p) for p in paths))
