@@ -83,7 +83,13 @@ def policy_events(result: CaseResult | None) -> tuple[str, ...]:
     decision = out.state.get("decision") if isinstance(out.state, dict) else None
     asked = bool(out.model_requests)
     if asked and isinstance(decision, dict) and decision.get("decided_by") == "policy":
-        events.append(f"override: {decision.get('sequence')} ({decision.get('policy_note') or 'policy decided'})")
+        choice = decision.get("model_choice")
+        if isinstance(choice, dict) and choice.get("sequence"):  # the model chose, the policy overruled it
+            events.append(f"override: the model chose {choice['sequence']}, the policy {decision.get('sequence')} "
+                          f"({decision.get('policy_note')})")
+        elif decision.get("policy_note") in ("model failed", "no model"):
+            events.append(f"policy decided: {decision.get('sequence')} ({decision.get('policy_note')}: "
+                          f"{str(decision.get('reason') or '')[:80]})")
     for message in (out.state.get("messages") or []) if isinstance(out.state, dict) else []:
         content = str(_field(message, "content") or "")
         if _field(message, "status") == "error" and ("refused" in content or "Unknown" in content
