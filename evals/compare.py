@@ -25,7 +25,7 @@ from typing import Any
 from .case import Case, Suite
 from .checks import get_path
 from .matchers import MISSING
-from .results import CaseResult
+from .results import CaseResult, policy_events
 from .runner import run_case
 
 __all__ = ["Compared", "SuiteSide", "compare_sets", "compare_table", "decision_of", "policy_events", "side_by_side",
@@ -66,39 +66,6 @@ def decision_of(suite: Suite, result: CaseResult | None) -> str:
     elif calls:
         parts.append("calls " + ", ".join(c["tool"] for c in calls))
     return "; ".join(parts) or "no tool call"
-
-
-def _field(value: Any, name: str) -> Any:
-    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
-
-
-def policy_events(result: CaseResult | None) -> tuple[str, ...]:
-    """Where the run's model and the policy around it parted: an override the graph applied (the
-    model was asked, the policy decided), a call refused before any request (scope, unknown tool),
-    an approval the model's call stopped for."""
-    if result is None or result.outcome is None:
-        return ()
-    out = result.outcome
-    events = []
-    decision = out.state.get("decision") if isinstance(out.state, dict) else None
-    asked = bool(out.model_requests)
-    if asked and isinstance(decision, dict) and decision.get("decided_by") == "policy":
-        choice = decision.get("model_choice")
-        if isinstance(choice, dict) and choice.get("sequence"):  # the model chose, the policy overruled it
-            events.append(f"override: the model chose {choice['sequence']}, the policy {decision.get('sequence')} "
-                          f"({decision.get('policy_note')})")
-        elif decision.get("policy_note") in ("model failed", "no model"):
-            events.append(f"policy decided: {decision.get('sequence')} ({decision.get('policy_note')}: "
-                          f"{str(decision.get('reason') or '')[:80]})")
-    for message in (out.state.get("messages") or []) if isinstance(out.state, dict) else []:
-        content = str(_field(message, "content") or "")
-        if _field(message, "status") == "error" and ("refused" in content or "Unknown" in content
-                                                     or "unknown" in content):
-            events.append(f"refused: {_field(message, 'name')} ({content.removeprefix('Error: ')[:70]})")
-    for asked_for in out.approvals_asked:
-        tool = asked_for.get("tool") if isinstance(asked_for, dict) else None
-        events.append(f"approval asked: {tool or asked_for}")
-    return tuple(events)
 
 
 def _args(args: Any) -> str:

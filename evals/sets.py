@@ -30,6 +30,7 @@ from typing import Any
 from personas.kernel.cassette import Cassette, CassetteError
 
 from .case import Case, Suite
+from .results import policy_events
 
 __all__ = ["CassetteSet", "SetError", "known_failures", "load_set", "main", "model_cases", "usage"]
 
@@ -165,7 +166,8 @@ def known_failures(cset: CassetteSet) -> dict[str, str]:
         result = run_case(cset.suite, cset.suite.case(case_id), label=cset.label)
         if not result.passed:
             reason = result.error or (result.failures[0] if result.failures else "failed")
-            out[case_id] = " ".join(str(reason).split())[:400]
+            parted = "; ".join(policy_events(result))
+            out[case_id] = " ".join(str(reason).split())[:400] + (f" [{parted}]" if parted else "")
     return out
 
 
