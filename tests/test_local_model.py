@@ -714,3 +714,18 @@ def test_recording_suites_from_the_local_model_makes_a_set_that_loads_and_matche
 def _answers(suite_dir: Path, label: str, case_id: str) -> list[Any]:
     data = json.loads((suite_dir / f"cassettes-{label}" / f"{case_id}.json").read_text(encoding="utf-8"))
     return [i["response"] for i in data["interactions"]]
+
+
+def test_the_model_timeout_is_a_setting_for_slow_local_models() -> None:
+    """A small model on a busy CPU can take minutes for one long answer; 60 s would cut it off and retry."""
+    from personas.kernel.config import Config
+    from personas.kernel.errors import UsageProblem
+    from personas.kernel.models import live_model
+
+    config = Config.from_env({"OPENAI_API_KEY": "local", "PERSONAS_MODEL_TIMEOUT": "900"})
+    assert config.model_timeout == 900.0
+    assert live_model("m", config).request_timeout == 900.0  # type: ignore[attr-defined]
+    assert live_model("m", Config.from_env({"OPENAI_API_KEY": "local"})).request_timeout == 60.0  # type: ignore[attr-defined]
+    for bad in ("soon", "0", "-5", "inf"):
+        with pytest.raises(UsageProblem, match=r"PERSONAS_MODEL_TIMEOUT=.*give a number of seconds above 0"):
+            Config.from_env({"PERSONAS_MODEL_TIMEOUT": bad})
