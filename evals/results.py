@@ -120,8 +120,8 @@ def _field(value: Any, name: str) -> Any:
 
 def policy_events(result: CaseResult | None) -> tuple[str, ...]:
     """Where the run's model and the policy around it parted: an override the graph applied (the
-    model was asked, the policy decided), a call refused before any request (scope, unknown tool),
-    an approval the model's call stopped for."""
+    model was asked, the policy decided), a call refused before any request (scope, unknown tool,
+    arguments the tool's schema rejects), an approval the model's call stopped for."""
     if result is None or result.outcome is None:
         return ()
     out = result.outcome
@@ -141,8 +141,9 @@ def policy_events(result: CaseResult | None) -> tuple[str, ...]:
         events.append(f"override: the model's summary was not published ({str(summary.get('reason'))[:90]})")
     for message in (out.state.get("messages") or []) if isinstance(out.state, dict) else []:
         content = str(_field(message, "content") or "")
-        if _field(message, "status") == "error" and ("refused" in content or "Unknown" in content
-                                                     or "unknown" in content):
+        refused = ("refused" in content or "nknown" in content  # scope, an unknown tool
+                   or content.startswith("Error: Invalid arguments"))  # the toolkit's validation, before any request
+        if _field(message, "status") == "error" and refused:
             events.append(f"refused: {_field(message, 'name')} ({content.removeprefix('Error: ')[:70]})")
     for asked_for in out.approvals_asked:
         tool = asked_for.get("tool") if isinstance(asked_for, dict) else None
