@@ -175,8 +175,14 @@ def write_manifest(suite: Suite, label: str, provenance: dict[str, Any]) -> Path
     """``cassettes-<label>/set.json``: the model the set was recorded from (replay asks for the same)."""
     path = suite.cassette_dir(label) / MANIFEST
     keep = {k: provenance.get(k) for k in ("requested_model", "base_url", "date", "package_version")}
+    try:  # what was added since (the server, known failures) stays; evals/sets.py re-checks it on load
+        before = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except ValueError:
+        before = {}
+    extra = {k: v for k, v in before.items() if k in ("server", "known_failures")} if isinstance(before, dict) else {}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"label": label, **keep}, indent=1) + "\n", encoding="utf-8")
+    path.write_text(json.dumps({"label": label, **keep, **extra}, indent=1, ensure_ascii=False) + "\n",
+                    encoding="utf-8")
     return path
 
 

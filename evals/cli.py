@@ -102,6 +102,13 @@ def _check_sets(loaded: list[Any], chosen: dict[str, list[str]], mode: str, labe
                 raise _usage(f"suite {suite.name} has no cassette set {label!r} (no {suite.cassette_dir(label).name}/; "
                              f"its sets: {sets}); record it with `personas eval {suite.name} --record --cassettes "
                              f"{label}`")
+            if label != "cassettes":
+                from .sets import SetError, load_set
+
+                try:  # a set whose set.json and cassettes disagree does not load
+                    load_set(suite, label)
+                except SetError as exc:
+                    raise _usage(str(exc)) from None
 
 
 def eval_cmd(
@@ -132,15 +139,22 @@ def eval_cmd(
     if named:
         _check_sets(loaded, chosen, mode, named)
     if mode == "compare":
-        from .compare import compare_sets, compare_table, write_compare
+        from .compare import compare_sets, compare_table, side_by_side, side_table, write_compare
+        from .sets import SetError
 
         rows = compare_sets(loaded, chosen, compare[0], compare[1])
+        try:
+            sides = side_by_side(loaded, rows, compare[0], compare[1])
+        except SetError as exc:
+            raise _usage(str(exc)) from None
         console.print(compare_table(rows, compare[0], compare[1]))
+        for table in side_table(sides, rows, compare[0], compare[1]):
+            console.print(table)
         changed = sum(1 for r in rows if r.changed)
         console.print(f"{changed} of {len(rows)} case(s) changed decision or verdict between {compare[0]} and "
                       f"{compare[1]}.")
         if report is not None:
-            console.print(f"Report: {write_compare(rows, compare[0], compare[1], report)}")
+            console.print(f"Report: {write_compare(rows, compare[0], compare[1], report, sides)}")
         raise SystemExit(0)
     if mode == "stamp":
         _stamp(console, loaded, chosen)
@@ -223,15 +237,28 @@ def _live_how(mode: str, label: str | None) -> str:
     return f"the live model {model} at {endpoint}; {done}"
 
 
+def _known_failures(results: list[Any], label: str | None) -> dict[str, dict[str, str]]:
+    """``{suite: {case: reason}}`` from each replayed labelled set's ``set.json``."""
+    from .sets import load_set
+
+    if not label or label == "cassettes":
+        return {}
+    return {r.suite.name: load_set(r.suite, label).known_failures for r in results
+            if r.suite.cassette_dir(label).is_dir()}
+
+
 def _finish(console: Any, results: list[Any], mode: str, report: Path | None, label: str | None) -> None:
     from .report import live_line, suite_table, write_reports
 
     n = max((r.epochs for r in results), default=1)
     console.print(suite_table(results))
+    known = _known_failures(results, label) if mode == "replay" else {}
     for r in results:
         for x in r.results:
             if not x.passed:
                 tag = "[red]ERROR[/red]" if x.error else "[red]FAILED[/red]"
+                if x.case.id in known.get(r.suite.name, {}):
+                    tag += " [yellow](known failure of the set)[/yellow]"
                 console.print(f"{tag} {r.suite.name}/{x.key}" + (f" (epoch {x.epoch + 1})" if n > 1 else ""))
                 for line in ([x.error] if x.error else x.failures)[:8]:
                     console.print(f"    {line}", markup=False, soft_wrap=True)
@@ -243,6 +270,12 @@ def _finish(console: Any, results: list[Any], mode: str, report: Path | None, la
     console.print(f"Model: {how}. {runs} run{'s' if runs != 1 else ''} in "
                   f"{sum(r.duration for r in results):.1f} s.")
     console.print(live_line(results), markup=False, soft_wrap=True)
+    if known:
+        counted = {s: sum(1 for r in results if r.suite.name == s for x in r.results if not x.passed
+                          and x.case.id in k) for s, k in known.items()}
+        listed = ", ".join(f"{s} {counted[s]} of {len(k)}" for s, k in known.items() if k) or "none"
+        console.print(f"Known failures of cassettes-{label}/ (set.json; counted above, no threshold lowered): "
+                      f"{listed}", markup=False, soft_wrap=True)
     if report is not None:
         paths = write_reports(results, report, mode=mode)
         console.print("Reports: " + ", ".join(str(p) for p in paths))

@@ -25,10 +25,11 @@ from typing import Any
 from .case import Case, Suite
 from .checks import get_path
 from .matchers import MISSING
-from .results import CaseResult
+from .results import CaseResult, policy_events
 from .runner import run_case
 
-__all__ = ["Compared", "compare_sets", "compare_table", "decision_of", "write_compare"]
+__all__ = ["Compared", "SuiteSide", "compare_sets", "compare_table", "decision_of", "policy_events", "side_by_side",
+           "side_table", "write_compare"]
 
 
 @dataclass
@@ -41,6 +42,10 @@ class Compared:
     b: str
     a_decision: str
     b_decision: str
+    a_passed: bool | None = None
+    b_passed: bool | None = None
+    a_policy: tuple[str, ...] = ()
+    b_policy: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -92,8 +97,64 @@ def compare_sets(suites: Sequence[Suite], chosen: dict[str, list[str]], a: str, 
             ra = run_case(suite, case, label=a) if _has(suite, case, a) else None
             rb = run_case(suite, case, label=b) if _has(suite, case, b) else None
             rows.append(Compared(suite.name, case.id, _verdict(ra), _verdict(rb), decision_of(suite, ra),
-                                 decision_of(suite, rb)))
+                                 decision_of(suite, rb), None if ra is None else ra.passed,
+                                 None if rb is None else rb.passed, policy_events(ra), policy_events(rb)))
     return rows
+
+
+@dataclass
+class SuiteSide:
+    """One suite's model cases under two sets: how many each holds and passes, and the known failures."""
+
+    suite: str
+    total: int
+    held: tuple[int, int]
+    passed: tuple[int, int]
+    known: tuple[dict[str, str], dict[str, str]]
+
+    def cell(self, i: int) -> str:
+        held, passed = self.held[i], self.passed[i]
+        rate = f"{100 * passed / held:.1f}%" if held else "n/a"
+        partial = "" if held == self.total else f" (PARTIAL: {held} of {self.total} recorded)"
+        known = f", {len(self.known[i])} known failure(s)" if self.known[i] else ""
+        return f"{passed}/{held} {rate}{partial}{known}"
+
+
+def side_by_side(suites: Sequence[Suite], rows: Sequence[Compared], a: str, b: str) -> list[SuiteSide]:
+    """Per suite: each set's pass rate over the model cases it holds, out of the suite's model cases."""
+    from .sets import load_set, model_cases
+
+    out = []
+    for suite in suites:
+        mine = [r for r in rows if r.suite == suite.name]
+        if not mine:
+            continue
+        known = tuple(load_set(suite, x).known_failures if x != "cassettes" else {} for x in (a, b))
+        out.append(SuiteSide(suite.name, len(model_cases(suite)),
+                             (sum(r.a_passed is not None for r in mine), sum(r.b_passed is not None for r in mine)),
+                             (sum(bool(r.a_passed) for r in mine), sum(bool(r.b_passed) for r in mine)),
+                             (known[0], known[1])))
+    return out
+
+
+def side_table(sides: Sequence[SuiteSide], rows: Sequence[Compared], a: str, b: str) -> Any:
+    """Rich tables: the pass rates side by side, then where ``b``'s model and the policy parted."""
+    from rich.table import Table
+
+    table = Table(title=f"model cases: {a} | {b}")
+    table.add_column("suite", no_wrap=True)
+    table.add_column("model cases", justify="right")
+    table.add_column(a)
+    table.add_column(b)
+    for s in sides:
+        table.add_row(s.suite, str(s.total), s.cell(0), s.cell(1))
+    policy = Table(title=f"{b}: where the model and the policy parted")
+    policy.add_column("case", no_wrap=True)
+    policy.add_column("what happened")
+    for r in rows:
+        if r.b_policy:
+            policy.add_row(f"{r.suite}/{r.case}", "\n".join(r.b_policy))
+    return (table, policy) if policy.row_count else (table, f"{b}: the model and the policy never parted.")
 
 
 def compare_table(rows: Sequence[Compared], a: str, b: str) -> Any:
@@ -111,12 +172,26 @@ def compare_table(rows: Sequence[Compared], a: str, b: str) -> Any:
     return table
 
 
-def write_compare(rows: Sequence[Compared], a: str, b: str, folder: Path) -> Path:
-    """``compare.md`` in ``folder``: the same table, changed cases first."""
+def write_compare(rows: Sequence[Compared], a: str, b: str, folder: Path,
+                  sides: Sequence[SuiteSide] = ()) -> Path:
+    """``compare.md`` in ``folder``: pass rates side by side, known failures, where the model and the
+    policy parted, then every case, changed ones first."""
     folder.mkdir(parents=True, exist_ok=True)
-    lines = [f"# personas eval --compare {a} {b}", "",
-             f"{sum(r.changed for r in rows)} of {len(rows)} case(s) changed decision or verdict.", "",
-             f"| case | {a} | {b} | changed |", "| --- | --- | --- | --- |"]
+    lines = [f"# personas eval --compare {a} {b}", ""]
+    if sides:
+        lines += ["Pass rate over each suite's model cases (policy and no-model cases do not depend on the set):", "",
+                  f"| suite | model cases | {a} | {b} |", "| --- | ---: | --- | --- |"]
+        lines += [f"| {s.suite} | {s.total} | {s.cell(0)} | {s.cell(1)} |" for s in sides]
+        known = [(s.suite, c, why) for s in sides for c, why in s.known[1].items()]
+        if known:
+            lines += ["", f"Known failures of {b} (kept, counted, never passed off):", ""]
+            lines += [f"- `{suite}/{c}`: {why}" for suite, c, why in known]
+        parted = [r for r in rows if r.b_policy]
+        lines += ["", f"Where {b}'s model and the policy parted ({len(parted)} case(s)):", ""]
+        lines += [f"- `{r.suite}/{r.case}`: " + "; ".join(r.b_policy) for r in parted] or ["- none"]
+        lines.append("")
+    lines += [f"{sum(r.changed for r in rows)} of {len(rows)} case(s) changed decision or verdict.", "",
+              f"| case | {a} | {b} | changed |", "| --- | --- | --- | --- |"]
     for r in sorted(rows, key=lambda r: not r.changed):
         cell = lambda verdict, decision: f"{verdict}<br>{decision}".replace("|", "\\|")  # noqa: E731
         lines.append(f"| `{r.suite}/{r.case}` | {cell(r.a, r.a_decision)} | {cell(r.b, r.b_decision)} | "

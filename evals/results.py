@@ -19,7 +19,7 @@ from typing import Any
 
 from .case import Case, Suite
 
-__all__ = ["KINDS", "LIVE_KINDS", "CaseResult", "SuiteResult", "pass_at_k"]
+__all__ = ["KINDS", "LIVE_KINDS", "CaseResult", "SuiteResult", "pass_at_k", "policy_events"]
 
 KINDS = ("recorded", "live", "authored", "scripted", "none")
 LIVE_KINDS = ("recorded", "live")
@@ -112,3 +112,40 @@ class SuiteResult:
             n, ok = out.get(runs[0].kind, (0, 0))
             out[runs[0].kind] = (n + 1, ok + all(r.passed for r in runs))
         return {k: out[k] for k in KINDS if k in out}
+
+
+def _field(value: Any, name: str) -> Any:
+    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
+
+def policy_events(result: CaseResult | None) -> tuple[str, ...]:
+    """Where the run's model and the policy around it parted: an override the graph applied (the
+    model was asked, the policy decided), a call refused before any request (scope, unknown tool,
+    arguments the tool's schema rejects), an approval the model's call stopped for."""
+    if result is None or result.outcome is None:
+        return ()
+    out = result.outcome
+    events = []
+    decision = out.state.get("decision") if isinstance(out.state, dict) else None
+    asked = bool(out.model_requests)
+    if asked and isinstance(decision, dict) and decision.get("decided_by") == "policy":
+        choice = decision.get("model_choice")
+        if isinstance(choice, dict) and choice.get("sequence"):  # the model chose, the policy overruled it
+            events.append(f"override: the model chose {choice['sequence']}, the policy {decision.get('sequence')} "
+                          f"({decision.get('policy_note')})")
+        elif decision.get("policy_note") in ("model failed", "no model"):
+            events.append(f"policy decided: {decision.get('sequence')} ({decision.get('policy_note')}: "
+                          f"{str(decision.get('reason') or '')[:80]})")
+    summary = out.state.get("summary") if isinstance(out.state, dict) else None
+    if asked and isinstance(summary, dict) and summary.get("written_by") == "template":  # the model's was withheld
+        events.append(f"override: the model's summary was not published ({str(summary.get('reason'))[:90]})")
+    for message in (out.state.get("messages") or []) if isinstance(out.state, dict) else []:
+        content = str(_field(message, "content") or "")
+        refused = ("refused" in content or "nknown" in content  # scope, an unknown tool
+                   or content.startswith("Error: Invalid arguments"))  # the toolkit's validation, before any request
+        if _field(message, "status") == "error" and refused:
+            events.append(f"refused: {_field(message, 'name')} ({content.removeprefix('Error: ')[:70]})")
+    for asked_for in out.approvals_asked:
+        tool = asked_for.get("tool") if isinstance(asked_for, dict) else None
+        events.append(f"approval asked: {tool or asked_for}")
+    return tuple(events)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -639,7 +640,8 @@ def test_one_eval_case_runs_live_against_the_local_model(tmp_path: Path, request
     from personas.kernel.config import Config
 
     config = Config.from_env({"OPENAI_BASE_URL": state["base_url"], "OPENAI_API_KEY": "local",
-                              "PERSONAS_MODEL": state["model"], "PERSONAS_HOME": str(tmp_path / "home")})
+                              "PERSONAS_MODEL": state["model"], "PERSONAS_HOME": str(tmp_path / "home"),
+                              "PERSONAS_MODEL_TIMEOUT": "900"})  # a long answer takes minutes on a busy CPU
     suite = load_suite("chat")
     case = suite.case("find-profile-by-email")
     choice = live_choice(suite, case, tmp_path / "cassette.json", config)
@@ -651,6 +653,81 @@ def test_one_eval_case_runs_live_against_the_local_model(tmp_path: Path, request
     assert result.error is None, result.error  # it ran against the model (the model may still decide badly)
     assert result.outcome is not None and not isinstance(result.outcome.error, openai.APIError), result.outcome.error
     assert choice.cassette is not None and choice.cassette.interactions
-    assert choice.cassette.provenance["model"] == state["model"]
+    assert choice.cassette.provenance["requested_model"] == state["model"]
+    assert {i["evidence"]["model"] for i in choice.cassette.interactions} == {state["model"]}
     print(f"\nlocal model {state['model']}: chat/{case.id} {result.status} in {took:.1f} s"
           f" ({len(choice.cassette.interactions)} model turn(s)); failures: {result.failures}")
+
+
+def _skip_unless_live(request: pytest.FixtureRequest) -> dict[str, Any]:
+    if "local_model" not in (request.config.option.markexpr or ""):
+        pytest.skip("runs on demand only (minutes of CPU): pytest -m local_model")
+    state = _running_local_model()
+    if state is None:
+        pytest.skip("the local model is not running (start it: python3 dev.py local-model setup && "
+                    "python3 dev.py local-model start); CI has none by design")
+    return state
+
+
+@pytest.mark.local_model
+def test_recording_suites_from_the_local_model_makes_a_set_that_loads_and_matches_the_committed_one(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The live recording check (issue 17, point 5): record suites again into copies, as the committed
+    set was recorded, stamp the server, load the set, and say how far it agrees with the committed set.
+
+    ``LOCAL_MODEL_SUITES`` picks the suites (default ``segment_sync campaign_report``, ~2 min here);
+    the figures go to benchmarks/README.md ("## Local model (issue 17)")."""
+    state = _skip_unless_live(request)
+    from evals.case import load_suite
+    from evals.sets import known_failures, load_set, model_cases, usage
+
+    label = "qwen2.5-coder-0.5b"
+    env = {**os.environ, "OPENAI_BASE_URL": state["base_url"], "OPENAI_API_KEY": "local",
+           "PERSONAS_MODEL": state["model"], "PERSONAS_HOME": str(tmp_path / "home"),
+           "PERSONAS_MODEL_TIMEOUT": os.environ.get("PERSONAS_MODEL_TIMEOUT", "900")}  # as the set was recorded
+    lines = []
+    for name in os.environ.get("LOCAL_MODEL_SUITES", "segment_sync campaign_report").split():
+        copy = tmp_path / name
+        shutil.copytree(ROOT / "evals" / "suites" / name, copy)
+        shutil.rmtree(copy / f"cassettes-{label}")
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "personas.cli", "eval", str(copy), "--record", "--cassettes",
+                               label], env=env, capture_output=True, text=True, timeout=3600)
+        took = time.monotonic() - started
+        assert proc.returncode in (0, 1), proc.stdout + proc.stderr  # 1: the model failed a case (a verdict)
+        stamped = subprocess.run([sys.executable, str(ROOT / "scripts" / "local_model_provenance.py"),
+                                  str(copy / f"cassettes-{label}")], env=env, capture_output=True, text=True)
+        assert stamped.returncode == 0, stamped.stderr
+        suite = load_suite(copy)
+        fresh, committed = load_set(suite, label), load_set(load_suite(ROOT / "evals" / "suites" / name), label)
+        assert sorted(fresh.recorded) == sorted(model_cases(suite)), "every model case is recorded"
+        assert fresh.server["weights_sha256"] == committed.server["weights_sha256"]
+        same = [c for c in fresh.recorded if c in committed.recorded and _answers(copy, label, c)
+                == _answers(ROOT / "evals" / "suites" / name, label, c)]
+        failing = known_failures(fresh)
+        answers, tokens_in, tokens_out = usage(fresh)
+        lines.append(f"{name}: {len(fresh.recorded)} case(s) in {took:.0f} s, {len(failing)} failing "
+                     f"(committed: {len(committed.known_failures)}), {len(same)} answered as committed; "
+                     f"{answers} answer(s), {tokens_in} in / {tokens_out} out tokens")
+    print("\n" + "\n".join(lines))
+
+
+def _answers(suite_dir: Path, label: str, case_id: str) -> list[Any]:
+    data = json.loads((suite_dir / f"cassettes-{label}" / f"{case_id}.json").read_text(encoding="utf-8"))
+    return [i["response"] for i in data["interactions"]]
+
+
+def test_the_model_timeout_is_a_setting_for_slow_local_models() -> None:
+    """A small model on a busy CPU can take minutes for one long answer; 60 s would cut it off and retry."""
+    from personas.kernel.config import Config
+    from personas.kernel.errors import UsageProblem
+    from personas.kernel.models import live_model
+
+    config = Config.from_env({"OPENAI_API_KEY": "local", "PERSONAS_MODEL_TIMEOUT": "900"})
+    assert config.model_timeout == 900.0
+    assert live_model("m", config).request_timeout == 900.0  # type: ignore[attr-defined]
+    assert live_model("m", Config.from_env({"OPENAI_API_KEY": "local"})).request_timeout == 60.0  # type: ignore[attr-defined]
+    for bad in ("soon", "0", "-5", "inf"):
+        with pytest.raises(UsageProblem, match=r"PERSONAS_MODEL_TIMEOUT=.*give a number of seconds above 0"):
+            Config.from_env({"PERSONAS_MODEL_TIMEOUT": bad})

@@ -69,6 +69,9 @@ MASKS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("ISO dates", re.compile(r"\b\d{4}-\d{2}-\d{2}\b"), "<DATE>"),
     ("full weekday names", re.compile(r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"),
      "<WEEKDAY>"),
+    # an API error's request id (``[request 2fffbb8f-...]`` in a tool result): new on every call
+    ("API error request ids", re.compile(r"\[request [0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}\]"),
+     "[request <ID>]"),
 )
 
 #: Bind arguments that are part of the key, with the value that means "not given".

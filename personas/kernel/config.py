@@ -41,6 +41,23 @@ def _clean(value: str | None) -> str | None:
     return value or None
 
 
+def _seconds(value: str | None, name: str, default: float) -> float:
+    """A positive number of seconds from the environment; a bad one is a one-line error naming it."""
+    text = _clean(value)
+    if text is None:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        from .errors import UsageProblem
+
+        raise UsageProblem(f"{name}={text!r}: give a number of seconds above 0 (e.g. {name}=600), or unset it "
+                           f"for the default {default:g}")
+    return seconds
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the environment decides for a run (secrets are kept out of ``repr``).
@@ -50,6 +67,8 @@ class Config:
         klaviyo_base_url / klaviyo_api_key: ``KLAVIYO_BASE_URL`` and ``KLAVIYO_API_KEY``.
         openai_api_key / openai_base_url / model: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and
             ``PERSONAS_MODEL`` (a model name that overrides the persona's).
+        model_timeout: seconds to wait for one model answer (``PERSONAS_MODEL_TIMEOUT``, default 60;
+            a small local model on a busy CPU can need several minutes for a long answer).
         user: who runs it, for the audit log (``PERSONAS_USER``, else ``USER``).
         connection: the stored connection to use (``PERSONAS_CONNECTION`` or ``PERSONAS_CREDENTIAL``).
         database_url: PostgreSQL for scale-out (``PERSONAS_DATABASE_URL``); SQLite files when None.
@@ -65,6 +84,7 @@ class Config:
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
     model: str | None = None
+    model_timeout: float = 60.0
     user: str = "local"
     connection: str | None = None
     database_url: str | None = field(default=None, repr=False)
@@ -86,6 +106,7 @@ class Config:
             openai_api_key=_clean(env.get("OPENAI_API_KEY")),
             openai_base_url=_clean(env.get("OPENAI_BASE_URL")),
             model=_clean(env.get("PERSONAS_MODEL")),
+            model_timeout=_seconds(env.get("PERSONAS_MODEL_TIMEOUT"), "PERSONAS_MODEL_TIMEOUT", 60.0),
             user=_clean(env.get("PERSONAS_USER")) or _clean(env.get("USER")) or "local",
             connection=_clean(env.get("PERSONAS_CONNECTION")) or _clean(env.get("PERSONAS_CREDENTIAL")),
             database_url=_clean(env.get("PERSONAS_DATABASE_URL")),

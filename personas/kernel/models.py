@@ -182,7 +182,7 @@ def live_model(model_name: str, config: Config, temperature: float = 0.0, *, str
         temperature=temperature,
         streaming=streaming,
         max_retries=2,
-        timeout=60,
+        timeout=config.model_timeout,
     )
 
 

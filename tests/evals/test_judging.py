@@ -256,11 +256,15 @@ def test_the_key_holds_everything_that_decides_the_answer() -> None:
 
 
 def test_only_iso_dates_and_whole_weekday_names_are_masked() -> None:
-    assert [name for name, _, _ in MASKS] == ["ISO date-times", "ISO dates", "full weekday names"]
+    assert [name for name, _, _ in MASKS] == ["ISO date-times", "ISO dates", "full weekday names",
+                                              "API error request ids"]
     text = "Monday 2026-03-09 at 2026-03-09T14:00:00Z: Monitor the Monthly Sunset plan, Mon-Fri, Tuesday."
     assert mask(text) == "<WEEKDAY> <DATE> at <TIME>: Monitor the Monthly Sunset plan, Mon-Fri, <WEEKDAY>."
     ids = "profile 01KKC0R8R05DE1CTEWH0AVNH9D, event 3f2b8a34-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
     assert mask(ids) == ids, "ids are not masked: a different id is a different request"
+    error = "Error: HTTP 404 not_found: no profile 01KKC0R8 [request 2fffbb8f-5b81-4e29-8ec8-4d279632b4f2]."
+    assert mask(error) == "Error: HTTP 404 not_found: no profile 01KKC0R8 [request <ID>].", \
+        "an API error's request id is new on every call (a recorded 404 would never replay)"
     message = [AIMessage("", tool_calls=[{"name": "pick", "args": {"when": "Sunday"}, "id": "c1"}]),
                ToolMessage("Error: no", tool_call_id="c1", name="pick", status="error")]
     assert normalise_messages(message) == [

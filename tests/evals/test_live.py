@@ -36,7 +36,7 @@ def suite_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PERSONAS_MODEL"):
         monkeypatch.delenv(name, raising=False)
     folder = tmp_path / "lm"
-    shutil.copytree(SUITES / "lead_magnet", folder)
+    shutil.copytree(SUITES / "lead_magnet", folder, ignore=shutil.ignore_patterns("cassettes-*"))  # authored set only
     return folder
 
 
