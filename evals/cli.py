@@ -147,9 +147,11 @@ def eval_cmd(
             sides = side_by_side(loaded, rows, compare[0], compare[1])
         except SetError as exc:
             raise _usage(str(exc)) from None
-        console.print(compare_table(rows, compare[0], compare[1]))
         for table in side_table(sides, rows, compare[0], compare[1]):
             console.print(table)
+        console.print(compare_table(rows, compare[0], compare[1]))
+        if report is None:
+            console.print("Every case with its full reasons: add --report DIR (writes DIR/compare.md).")
         changed = sum(1 for r in rows if r.changed)
         console.print(f"{changed} of {len(rows)} case(s) changed decision or verdict between {compare[0]} and "
                       f"{compare[1]}.")

@@ -158,18 +158,30 @@ def side_table(sides: Sequence[SuiteSide], rows: Sequence[Compared], a: str, b: 
 
 
 def compare_table(rows: Sequence[Compared], a: str, b: str) -> Any:
-    """A rich Table: case, each set's verdict and decision, changed."""
+    """A rich Table of the cases that changed: each set's verdict and decision, in a line each (the
+    full reasons are in ``compare.md``, which ``--report DIR`` writes)."""
     from rich.table import Table
 
-    table = Table(title=f"personas eval --compare {a} {b}")
-    table.add_column("case", no_wrap=True)
+    changed = [r for r in rows if r.changed]
+    table = Table(title=f"cases that changed between {a} and {b} ({len(changed)} of {len(rows)})")
+    table.add_column("case")
     table.add_column(a)
     table.add_column(b)
-    table.add_column("changed")
-    for r in rows:
-        table.add_row(f"{r.suite}/{r.case}", f"{r.a}\n{r.a_decision}", f"{r.b}\n{r.b_decision}",
-                      "[yellow]yes[/yellow]" if r.changed else "no")
+    for r in changed:
+        table.add_row(_cut(f"{r.suite}/{r.case}", 38), _cut(_short(r.a, r.a_decision), 16),
+                      _cut(_short(r.b, r.b_decision), 16))
     return table
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _short(verdict: str, decision: str) -> str:
+    """'passed, fast-track': the verdict's first word and the decision, on one line."""
+    word = verdict.split(":", 1)[0].strip()
+    decision = " ".join(decision.split())
+    return f"{word}, {decision}" if decision and decision != "-" else word
 
 
 def write_compare(rows: Sequence[Compared], a: str, b: str, folder: Path,
