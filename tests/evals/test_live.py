@@ -48,7 +48,7 @@ def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
     with server:
         host = server.base_url.replace("http://", "http://eval-user:pw-Secret-77@")
         monkeypatch.setenv("OPENAI_BASE_URL", host + "?api-key=sk-in-the-query")
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-fake-endpoint-key-1234567890")
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-fake-endpoint-1")
         yield server
 
 

@@ -309,7 +309,7 @@ def test_authoring_refuses_unused_responses(tmp_path: Path) -> None:
 def test_policy_cases_are_never_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from evals.author import record_case
 
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-used-policy-cases-are-scripted")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-used")
     suite = load_suite(copy_suite(tmp_path, "policy-hot"))
     with pytest.raises(AuthorError, match="policy case: its models are scripted"):
         record_case(suite, suite.cases[0])
