@@ -34,7 +34,6 @@ import argparse
 import contextlib
 import csv
 import os
-import socket
 import sys
 import tempfile
 import threading
@@ -50,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _report import bench_line
 
-from klaviyo_sandbox import DEMO_KEY, Sandbox
+from klaviyo_sandbox import DEMO_KEY, Sandbox, serve_app
 from klaviyo_toolkit.catalog import load_catalog
 from klaviyo_toolkit.client import KlaviyoClient
 from klaviyo_toolkit.ratelimit import RateLimiter
@@ -91,25 +90,11 @@ class Side:
 @contextlib.contextmanager
 def served(factor: float) -> Iterator[tuple[Sandbox, str]]:
     """A fresh, empty sandbox with limits x ``factor``, served on a free port."""
-    import uvicorn
-
     sb = Sandbox(demo_data=False, rate_limit_factor=factor)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(sb.app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise SystemExit("the sandbox server did not start")
-        time.sleep(0.02)
     try:
-        yield sb, f"http://127.0.0.1:{port}"
+        with serve_app(sb.app) as url:
+            yield sb, url
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         sb.close()
 
 

@@ -13,8 +13,9 @@ events). ``sandbox.seeding`` (``klaviyo_sandbox.seeding``) writes fixture data s
 store; ``Faults`` configures fault injection; ``Sandbox(realistic=True)`` adds Klaviyo's timing
 (asynchronous writes and bulk jobs take time; ``Sandbox.settle()`` finishes them now).
 ``with_webhook_sender(domains, sender)`` makes it deliver signed system webhooks to the webhooks
-registered in it, as Klaviyo does (``webhook_deliveries`` lists what was delivered). Everything else
-is private (``_``-prefixed modules and ``klaviyo_sandbox.domains``).
+registered in it, as Klaviyo does (``webhook_deliveries`` lists what was delivered);
+``serve_app(sandbox.app)`` serves it on a loopback port. Everything else is private (``_``-prefixed
+modules and ``klaviyo_sandbox.domains``).
 """
 
 from ._app import DEMO_KEY, PUBLIC_KEY, REALISTIC_CONSISTENCY_DELAY, REALISTIC_JOB_SECONDS, Sandbox
@@ -25,6 +26,7 @@ from .domains.webhook_delivery import deliveries as webhook_deliveries
 from .domains.webhook_delivery import http_sender as webhook_http_sender
 from .domains.webhook_delivery import with_sender as with_webhook_sender
 from .seeding import DEMO_CAMPAIGNS, Seeding
+from .serving import serve_app
 
 __all__ = [
     "DEFAULT_DOMAINS",
@@ -39,6 +41,7 @@ __all__ = [
     "Sandbox",
     "Seeding",
     "Services",
+    "serve_app",
     "webhook_deliveries",
     "webhook_http_sender",
     "with_webhook_sender",

@@ -6,20 +6,17 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from graphs import build
-from klaviyo_sandbox import DEMO_KEY, Faults, Sandbox
+from klaviyo_sandbox import DEMO_KEY, Faults, Sandbox, serve_app
 from klaviyo_toolkit.client import KlaviyoClient, RetryPolicy
 from klaviyo_toolkit.ratelimit import RateLimiter
 from personas.runtime import build_context, checkpointer, run_persona
@@ -104,18 +101,8 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_sends_exactly_once(tmp_pat
 @pytest.fixture()
 def served() -> Iterator[tuple[Sandbox, str]]:
     sb = Sandbox(seed=42, rate_limit_factor=None)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(sb.app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not server.started and time.time() < deadline:
-        time.sleep(0.02)
-    yield sb, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=5)
+    with serve_app(sb.app) as url:
+        yield sb, url
 
 
 def test_a_send_retried_after_a_timeout_yields_one_touchpoint(served: tuple[Sandbox, str]) -> None:

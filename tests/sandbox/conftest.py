@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 import pytest
 
-from klaviyo_sandbox import DEFAULT_DOMAINS, DEMO_KEY, Domain, Sandbox
+from klaviyo_sandbox import DEFAULT_DOMAINS, DEMO_KEY, Domain, Sandbox, serve_app
 from klaviyo_toolkit.client import KlaviyoClient
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.ratelimit import RateLimiter
@@ -46,19 +46,6 @@ HEADERS = {"Authorization": f"Klaviyo-API-Key {DEMO_KEY}", "revision": "2026-07-
            "Content-Type": "application/vnd.api+json"}
 
 
-def free_socket() -> socket.socket:
-    """A listening TCP socket on 127.0.0.1 at a port the OS chose.
-
-    ``IPPROTO_TCP`` must be explicit: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose
-    ``proto`` says TCP, and with it on every keep-alive response waits ~40 ms for a delayed ACK.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    return sock
-
-
 def free_port() -> int:
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -67,27 +54,9 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free local port in a background thread; yields its base URL."""
-    import uvicorn
-
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="critical", lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread (uvicorn < 0.29)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"sandbox-port-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_TIMEOUT
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"the sandbox server on port {port} did not start")
-        time.sleep(0.005)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    """Serve ``app`` on a free local port in a background thread; yields its base URL."""
+    with serve_app(app, lifespan="off", start_timeout=START_TIMEOUT) as url:
+        yield url
 
 
 class _Mount:

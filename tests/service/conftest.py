@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from klaviyo_sandbox import DEFAULT_DOMAINS, Sandbox
+from klaviyo_sandbox import serve_app as sandbox_serve_app
 from klaviyo_sandbox import with_webhook_sender as with_sender
 from personas.kernel.config import Config
 
@@ -109,25 +110,8 @@ def free_port() -> int:
 @contextlib.contextmanager
 def serve_app(app: Any, port: int | None = None) -> Iterator[str]:
     """Serve an ASGI app with uvicorn on a loopback port in a thread (lifespan on); yields its URL."""
-    import threading
-    import time
-
-    import uvicorn
-
-    port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True, name=f"serve-{port}")
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"nothing started on port {port}")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with sandbox_serve_app(app, port=port or 0) as url:
+        yield url
 
 
 def worker_env(home: Path, database_url: str, klaviyo_url: str) -> dict[str, str]:
