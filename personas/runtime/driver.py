@@ -7,7 +7,8 @@ approvals a paused run waits for, and turns an answer into a resume ``Command`` 
 (a bad answer is refused and the run stays paused).
 
 Checkpoints are written synchronously after every step (``durability="sync"``), so a killed run
-resumes exactly where it stopped.
+resumes exactly where it stopped; they are written in the run's own thread (``saves.inline_saves``),
+since the run waits for each of them anyway.
 
 Example::
 
@@ -34,6 +35,7 @@ from personas.kernel.privacy import RedactingSerde, private_file
 from personas.kernel.spec import PersonaSpec
 
 from .context import build_context
+from .saves import inline_saves
 
 __all__ = ["Pending", "RunDriver", "RunResult", "arun_persona", "checkpointer", "run_persona"]
 
@@ -217,9 +219,10 @@ class RunDriver:
     ) -> Iterator[tuple[str, Any]]:
         """Run (or resume) and yield ``(mode, chunk)`` as the graph goes; then read :meth:`result`."""
         payload = self._payload(input, resume)
-        yield from self.graph.stream(
-            payload, self.config, context=self.context, durability="sync", stream_mode=list(modes)
-        )
+        with inline_saves():
+            yield from self.graph.stream(
+                payload, self.config, context=self.context, durability="sync", stream_mode=list(modes)
+            )
 
     async def astream(
         self, input: Mapping[str, Any] | None = None, *, resume: Any = None, modes: Sequence[str] = DEFAULT_MODES
@@ -232,7 +235,9 @@ class RunDriver:
 
     def invoke(self, input: Mapping[str, Any] | None = None, *, resume: Any = None) -> RunResult:
         """Run (or resume) to the end or the next pause, and return the result."""
-        out = self.graph.invoke(self._payload(input, resume), self.config, context=self.context, durability="sync")
+        payload = self._payload(input, resume)
+        with inline_saves():
+            out = self.graph.invoke(payload, self.config, context=self.context, durability="sync")
         return self._finished(out) or self.result()
 
     def retry(self) -> RunResult:

@@ -29,6 +29,7 @@ from personas.kernel.config import Config
 from personas.kernel.errors import UsageProblem
 from personas.runtime.context import build_context
 from personas.runtime.loader import scan_personas
+from personas.runtime.saves import inline_saves
 
 __all__ = ["campaign_report", "chat", "lead_magnet", "segment_sync", "served_graph"]
 
@@ -77,7 +78,8 @@ def served_graph(name: str) -> Any:
             dry_run=bool(configurable["dry_run"]) if "dry_run" in configurable else None,
             user=str(configurable.get("user") or settings.user),
         )
-        return inner.invoke(values, config, context=context, durability="sync")
+        with inline_saves():
+            return inner.invoke(values, config, context=context, durability="sync")
 
     outer = StateGraph(state)
     outer.add_node("persona", run_persona)  # type: ignore[call-overload]
