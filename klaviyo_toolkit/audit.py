@@ -171,6 +171,11 @@ _CONTENT = (
 )  # fmt: skip
 _COLUMNS = (*_CONTENT, "prev_hash", "hash")
 _SELECT = ", ".join(f'"{c}"' for c in _COLUMNS)  # quoted: "user" is a keyword in PostgreSQL
+_INSERT = f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
+_LAST_ROW = (
+    "SELECT last.id, last.hash, (SELECT seq FROM sqlite_sequence WHERE name = 'audit_log') "
+    "FROM (SELECT 1) LEFT JOIN (SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1) AS last"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -363,11 +368,11 @@ class AuditLog:
         """Write one row after the newest (numbered and chained here), then save the head; the storage's part."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            last = self._db.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
-            seq = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'").fetchone()
-            values = self._chain(content, last, seq[0] if seq else 0)
-            marks = ", ".join("?" for _ in _COLUMNS)
-            self._db.execute(f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({marks})", values)
+            # The newest row and the highest id ever used (a row id is never reused), in one statement.
+            row = self._db.execute(_LAST_ROW).fetchone()
+            last = None if row is None or row[0] is None else (row[0], row[1])
+            values = self._chain(content, last, (row[2] or 0) if row is not None else 0)
+            self._db.execute(_INSERT, values)
             self._db.execute("COMMIT")
             if self.anchor is not None:
                 self.anchor.save_head(Head(int(content["id"]), values[-1]))
