@@ -84,7 +84,7 @@ def call_view(record: Any) -> dict[str, Any]:
     for part, value in zip(template, actual, strict=False):
         if part.startswith("{") and part.endswith("}"):
             args[part[1:-1]] = value
-    specs = {a["wire"]: a for a in op.record.get("args", []) if a.get("in") == "query"}
+    specs = {a["wire"]: a for a in op.args if a.get("in") == "query"}
     for wire, value in (record.params or {}).items():
         spec = specs.get(wire)
         schema = ((spec or {}).get("shape") or {}).get("schema") or {}
@@ -96,7 +96,7 @@ def call_view(record: Any) -> dict[str, Any]:
         else:
             args[name] = value
     body = _unwrap(record.body) if record.body is not None else {}
-    linkage = [a for a in op.record.get("args", []) if a.get("in") == "body" and (a.get("shape") or {}).get("kind")
+    linkage = [a for a in op.args if a.get("in") == "body" and (a.get("shape") or {}).get("kind")
                == "rel"] if (op.record.get("body") or {}).get("root") == "linkage" else []
     if len(linkage) == 1 and isinstance(body, (list, Mapping)):
         # A relationship body ({data: [{type, id}, ...]}) is the one id-list argument the tool takes.

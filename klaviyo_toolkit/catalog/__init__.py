@@ -1,7 +1,8 @@
 """The operation catalog: one record per Klaviyo operation, generated from the OpenAPI spec.
 
 The records live in ``catalog/data/*.json`` (written by :mod:`klaviyo_toolkit.catalog.generate`) and
-are read on first use, so importing the package stays cheap. Everything that needs to know about an
+are read on first use, so importing the package stays cheap; each operation's arguments (four fifths
+of the bytes) are in a file of their own, read when an argument is first needed. Everything that needs to know about an
 operation (client, tools, sandbox) reads it here; there is no second registry.
 
 Example::
@@ -192,7 +193,12 @@ class Operation:
 
     @property
     def args(self) -> list[Json]:
-        return list(self._r["args"])
+        """The argument shapes (from the stage's arguments file, read on first use; a record that
+        carries its own ``args`` keeps them)."""
+        own = self._r.get("args")
+        if own is not None:
+            return list(own)
+        return list(_arguments(self.stage)[self.operation_id])
 
     @property
     def body(self) -> Json | None:
@@ -271,6 +277,13 @@ def _read(name: str) -> Json:
 @functools.cache
 def _stage(stage: str) -> Json:
     return _read(f"{stage}.operations.json")
+
+
+@functools.cache
+def _arguments(stage: str) -> Mapping[str, list[Json]]:
+    """Each operation's arguments, by operation id (a file of its own: most of the catalog's bytes)."""
+    arguments: Mapping[str, list[Json]] = _read(f"{stage}.arguments.json")["arguments"]
+    return arguments
 
 
 @functools.cache

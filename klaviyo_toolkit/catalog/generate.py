@@ -17,8 +17,10 @@ README, "Moving to a new revision"). Constructs the generator does not know beco
 arguments and are listed as notes, never a failure.
 
 Outputs (all under ``klaviyo_toolkit/catalog/data/``, each saying on its first line that it is
-generated): ``stable.operations.json`` and ``beta.operations.json`` (operations) and ``stable.schemas.json`` and
-``beta.schemas.json`` (request/response JSON Schemas, for the sandbox's validation).
+generated): ``stable.operations.json`` and ``beta.operations.json`` (operations),
+``stable.arguments.json`` and ``beta.arguments.json`` (each operation's arguments, read on first
+use) and ``stable.schemas.json`` and ``beta.schemas.json`` (request/response JSON Schemas, for the
+sandbox's validation).
 """
 
 from __future__ import annotations
@@ -133,8 +135,17 @@ def generate(spec_dir: Path, warnings: list[str] | None = None) -> dict[str, str
             "source_sha256": hashlib.sha256(raw).hexdigest(),
             "license": "Klaviyo OpenAPI spec, MIT License, Copyright (c) Klaviyo",
         }
+        # Arguments are four fifths of the bytes and only needed when a tool is called or described in
+        # full: kept in a file of their own, read on first use, so listing the tools parses 0.3 MB.
         files[f"{stage}.operations.json"] = render(
-            stage, "operation records", {**meta, "count": len(ops), "operations": ops}
+            stage,
+            "operation records (arguments are in the .arguments.json beside)",
+            {**meta, "count": len(ops), "operations": [{k: v for k, v in op.items() if k != "args"} for op in ops]},
+        )
+        files[f"{stage}.arguments.json"] = render(
+            stage,
+            "each operation's arguments, by operation id",
+            {**meta, "count": len(ops), "arguments": {op["operation_id"]: op["args"] for op in ops}},
         )
         files[f"{stage}.schemas.json"] = render(
             stage,

@@ -123,10 +123,9 @@ def test_a_renamed_tool_argument_fails_every_case_that_sends(tmp_path: Path, sui
     copy = tmp_path / "code"
     for package in ("klaviyo_toolkit", "personas", "graphs", "prompts", "evals"):
         shutil.copytree(ROOT / package, copy / package, ignore=shutil.ignore_patterns("__pycache__"))
-    catalog = copy / "klaviyo_toolkit" / "catalog" / "data" / "stable.operations.json"
+    catalog = copy / "klaviyo_toolkit" / "catalog" / "data" / "stable.arguments.json"
     data = json.loads(catalog.read_text(encoding="utf-8"))
-    create_event = next(op for op in data["operations"] if op["operation_id"] == "create_event")
-    next(arg for arg in create_event["args"] if arg["name"] == "unique_id")["name"] = "dedupe_key"
+    next(arg for arg in data["arguments"]["create_event"] if arg["name"] == "unique_id")["name"] = "dedupe_key"
     catalog.write_text(json.dumps(data), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(copy), "PERSONAS_HOME": str(tmp_path / "home")}
     env.pop("OPENAI_API_KEY", None)
