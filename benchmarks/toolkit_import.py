@@ -10,7 +10,9 @@ uncounted warm-up run writes it, whatever ``PYTHONDONTWRITEBYTECODE`` says):
         (LangChain's tool class is imported there)
     (c) ``from langchain_core.tools import StructuredTool`` alone: a dependency's own import, which any
         LangChain tool pays (most of it is langsmith, which langchain_core imports)
-    (d) our own share: (b) - (c); its budget is what the target leaves after (c)
+    (d) our own share: (b) timed in an interpreter that imported (c) first (the subtraction of two
+        medians, (b) - (c), is printed too, but it carries both figures' noise); its budget is what
+        the target leaves after (c)
 
 **CLI.** ``personas --help``, ``personas list``, ``personas tools list`` and ``personas sandbox
 serve --empty`` (until it answers its first request), wall time of the whole command from a shell,
@@ -79,6 +81,17 @@ total = time.perf_counter() - t0
 import json
 print(json.dumps({"total": total}))
 """,
+    "d": """
+from langchain_core.tools import StructuredTool
+import time
+t0 = time.perf_counter()
+from klaviyo_toolkit.tools import KlaviyoToolkit
+tools = KlaviyoToolkit(scopes="*", api_key="pk_benchmark_0000000000").get_tools()
+total = time.perf_counter() - t0
+assert len(tools) == EXPECTED_TOOLS, len(tools)
+import json
+print(json.dumps({"total": total}))
+""".replace("EXPECTED_TOOLS", str(EXPECTED_TOOLS)),
 }
 
 #: CLI commands: label -> arguments (``sandbox serve`` is timed until it answers, then stopped).
@@ -150,8 +163,9 @@ def figures(runs: dict[str, list[dict[str, float]]]) -> list[Figure]:
         Figure("    of which: import klaviyo_toolkit.tools (ours)", median("b", "import")),
         Figure("    of which: KlaviyoToolkit() (the catalog)", median("b", "catalog")),
         Figure(f"    of which: get_tools() ({EXPECTED_TOOLS} tools, LangChain's import)", median("b", "build")),
+        Figure("    (b) - (c), two medians apart (noisy)", max(0.0, b - c)),
         Figure("(c) import langchain_core.tools (a dependency)", c),
-        Figure("(d) our own share: (b) - (c)", max(0.0, b - c), max(0.0, TARGET - c)),
+        Figure("(d) our own share: (b) after (c) in one interpreter", median("d"), max(0.0, TARGET - c)),
     ]
 
 
