@@ -9,7 +9,8 @@ uncounted warm-up run writes it, whatever ``PYTHONDONTWRITEBYTECODE`` says):
         importing the tools package (ours, no LangChain), the toolkit (the catalog), building the tools
         (LangChain's tool class is imported there)
     (c) ``from langchain_core.tools import StructuredTool`` alone: a dependency's own import, which any
-        LangChain tool pays (most of it is langsmith, which langchain_core imports)
+        LangChain tool pays; then where it goes, by package (``-X importtime``: most of it is
+        langsmith, which langchain_core's tracers import)
     (d) our own share: (b) timed in an interpreter that imported (c) first (the subtraction of two
         medians, (b) - (c), is printed too, but it carries both figures' noise); its budget is what
         the target leaves after (c)
@@ -169,6 +170,26 @@ def figures(runs: dict[str, list[dict[str, float]]]) -> list[Figure]:
     ]
 
 
+def dependency_breakdown(top: int = 6) -> str:
+    """Where (c)'s time goes, by top-level package: ``python -X importtime`` once, each module's own
+    time summed per package (so a dependency that dominates is named, not guessed)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", SNIPPETS["c"]], capture_output=True, text=True,
+                          check=False, timeout=300, env=_env(), cwd=ROOT)
+    own: dict[str, int] = {}
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        _, self_us, _, name = (part.strip() for part in line.replace("import time:", "|", 1).split("|"))
+        package = name.split(".")[0]
+        own[package] = own.get(package, 0) + int(self_us)
+    total = sum(own.values()) or 1
+    lines = [f"Where (c) goes (python -X importtime, one run; each module's own time summed per package, "
+             f"{total / 1e6:.3f} s in all):"]
+    for package, micros in sorted(own.items(), key=lambda item: -item[1])[:top]:
+        lines.append(f"  {package:<30} {micros / 1e6:7.3f} s  {micros / total:6.1%}")
+    return "\n".join(lines)
+
+
 def render(rows: list[Figure], repeat: int) -> str:
     lines = [
         f"Toolkit import: median of {repeat} fresh interpreter(s) per figure, bytecode cached; target {TARGET} s",
@@ -275,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeat must be at least 1")
     rows = figures(measure(args.repeat, warmup=not args.no_warmup))
     print(render(rows, args.repeat))
+    print()
+    print(dependency_breakdown())
     total, baseline, ours = rows[1], rows[-2], rows[-1]
     bench_line("import toolkit + build 345 tools", measured=f"{total.seconds:.3f} s", baseline="limit 0.5 s",
                ratio=total.seconds / TARGET, target="< 0.5 s", met=total.seconds < TARGET)
