@@ -34,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.pop("OPENAI_API_KEY", None)
 
 from tests.reliability.fleet import faults, run_fleet  # noqa: E402
@@ -149,6 +150,15 @@ def main() -> int:
     failed = [r for r in rows if r[3] == "NO"]
     print(f"\n{len(rows) - len(failed)} of {len(rows)} rows as targeted" + ("" if not failed else
           "; NOT MET: " + "; ".join(r[0].strip() for r in failed)))
+    from _report import bench_line
+
+    what, measured, _target, met = rows[0]
+    bench_line(f"reliability: {what.split(':')[0]}, started exactly once", measured=measured,
+               baseline="leads that should start", ratio=None, target="equal, 0 lost, 0 duplicated",
+               met=met == "yes")
+    bench_line("reliability: rows as targeted (faults, kills, injections, bad inputs)",
+               measured=f"{len(rows) - len(failed)} of {len(rows)}", baseline="every row",
+               ratio=(len(rows) - len(failed)) / len(rows), target="all", met=not failed)
     return 1 if failed else 0
 
 

@@ -26,7 +26,8 @@ Measured per configuration (a fresh database each):
 - duplicates: runs for one event, sequence starts or first touchpoints beyond one per lead, runs
   attempted more than once (all must be 0).
 
-Run (needs a PostgreSQL; ``eval "$(scripts/postgres.sh start)"`` gives one)::
+Run (on the PostgreSQL named by ``PERSONAS_BENCH_DATABASE_URL`` or ``PERSONAS_TEST_DATABASE_URL``, else
+on a throwaway local one it starts, as ``graph_overhead.py`` does)::
 
     python benchmarks/webhook_throughput.py [--leads 40] [--workers 1 2 4] [--latency 0.1]
 """
@@ -51,6 +52,9 @@ import httpx  # noqa: E402
 
 from klaviyo_sandbox import DEFAULT_DOMAINS, Domain, Faults, Sandbox  # noqa: E402
 from klaviyo_sandbox import with_webhook_sender as with_sender  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _postgres import throwaway_postgres  # noqa: E402
 
 TARGET_SPEEDUP = 3.2
 TARGET_ENDPOINT_P99 = 0.100
@@ -310,11 +314,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--latency", type=float, default=0.1, help="seconds before each Klaviyo answer")
     args = parser.parse_args(argv)
-    base = os.environ.get("PERSONAS_BENCH_DATABASE_URL") or os.environ.get("PERSONAS_TEST_DATABASE_URL")
-    if not base:
-        print('needs a PostgreSQL: eval "$(scripts/postgres.sh start)" sets PERSONAS_TEST_DATABASE_URL',
-              file=sys.stderr)
-        return 2
+    # The server named by PERSONAS_BENCH_DATABASE_URL / PERSONAS_TEST_DATABASE_URL, else a throwaway one
+    # on loopback (started here, deleted after), so `python3 dev.py bench` runs this too.
+    with throwaway_postgres() as base:
+        if not base:
+            print('needs a PostgreSQL: install it (apt-get install postgresql), or eval "$(scripts/postgres.sh '
+                  'start)" to set PERSONAS_TEST_DATABASE_URL', file=sys.stderr)
+            return 2
+        return run(args, base)
+
+
+def run(args: argparse.Namespace, base: str) -> int:
+    """Measure against the PostgreSQL at ``base`` and print the table and verdicts."""
     load = os.getloadavg()[0]
     alone = endpoint_alone(base, 200)
     results = []
