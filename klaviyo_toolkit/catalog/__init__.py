@@ -2,8 +2,8 @@
 
 The records live in ``catalog/data/*.json`` (written by :mod:`klaviyo_toolkit.catalog.generate`) and
 are read on first use, so importing the package stays cheap; each operation's arguments (four fifths
-of the bytes) are in a file of their own, read when an argument is first needed. Everything that needs to know about an
-operation (client, tools, sandbox) reads it here; there is no second registry.
+of the bytes) are in a file of their own, read when an argument is first needed. Everything that
+needs to know about an operation (client, tools, sandbox) reads it here; there is no second registry.
 
 Example::
 

@@ -16,7 +16,7 @@ are untouched.
 LangGraph has no setting for its executor, so this replaces the executor class its sync loop
 uses, once, with one that behaves exactly like it unless the block is active. If a LangGraph
 release moves either name, :func:`install` leaves LangGraph as it is (runs stay correct, only
-slower) and :func:`installed` says so; ``tests/test_saves.py`` fails on that release.
+slower) and :func:`installed` says so; ``tests/personas/test_saves.py`` fails on that release.
 """
 
 from __future__ import annotations
@@ -41,7 +41,10 @@ def inline_saves() -> Iterator[None]:
     try:
         yield
     finally:
-        _ACTIVE.reset(token)
+        try:
+            _ACTIVE.reset(token)
+        except ValueError:  # a stream closed from another context (a generator finalised elsewhere)
+            _ACTIVE.set(False)
 
 
 def installed() -> bool:

@@ -140,3 +140,18 @@ def test_a_run_killed_between_steps_resumes_from_sqlite(tmp_path: Path) -> None:
         out = compiled.invoke(None, config, durability="sync")
     assert out["steps"] == ["a", "b", "c"]
     assert ran == ["a", "b", "b", "c"]
+
+
+def test_a_stream_closed_from_another_context_ends_cleanly() -> None:
+    """``RunDriver.stream`` holds the block across yields; a consumer that started it in one context
+    and drops it in another (a generator finalised elsewhere) must not get a ValueError from the reset."""
+    import contextvars
+
+    def stream() -> Any:
+        with inline_saves():
+            yield 1
+            yield 2
+
+    chunks = stream()
+    contextvars.copy_context().run(next, chunks)
+    chunks.close()  # runs the block's exit here, outside the context that entered it
