@@ -101,14 +101,21 @@ def _is_secret_key(key: str) -> bool:
 PUBLIC_VALUES = frozenset({"pk_sandbox_demo"})
 
 
-#: Every match of ``_SECRET_VALUE_PATTERNS`` contains one of these once case-folded (``casefold`` also
-#: folds the odd letters ``(?i)`` matches, such as the long s): text without any of them is returned
-#: as it is, without running the five expressions (most strings in a row are plain).
+#: Every match of ``_SECRET_VALUE_PATTERNS`` contains one of these once folded by :func:`_fold`: text
+#: without any of them is returned as it is, without running the five expressions (most strings in a
+#: row are plain).
 _PATTERN_HINTS = ("bearer", "basic", "password", "secret", "api_key", "token", "code_verifier", "pk_", "sk-")
 
 
+def _fold(text: str) -> str:
+    """``text`` with every letter ``(?i)`` matches to a hint's letter made that letter: ``casefold``
+    does it for the long s and the Kelvin sign; ``(?i)i`` also matches the dotless i, which it keeps,
+    and the dotted capital I, which it makes an i and a combining dot."""
+    return text.casefold().replace("\u0131", "i").replace("\u0307", "")
+
+
 def _patterns(text: str) -> str:
-    lowered = text.casefold()
+    lowered = _fold(text)
     if not any(hint in lowered for hint in _PATTERN_HINTS):
         return text
     bearer, basic, pair, klaviyo_key, openai_key = _SECRET_VALUE_PATTERNS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -16,6 +17,7 @@ from klaviyo_toolkit.audit import AuditContext, AuditLog, redact, summarize_resp
 from klaviyo_toolkit.client import CallRecord, KlaviyoClient
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import BadRequestError, NotFoundError, ToolkitUsageError
+from klaviyo_toolkit.redact import redact_text
 
 CTX = AuditContext(user="ada", persona="lead_magnet", thread_id="t-1", prompt_version="lead_magnet@3")
 START = 1_700_000_000.0  # ManualClock's default epoch time: 2023-11-14T22:13:20Z
@@ -248,6 +250,40 @@ def test_no_secret_reaches_the_database_file(tmp_path: Path, clock: ManualClock)
 def test_redact(value: Any, expected: Any) -> None:
     assert redact(value) == expected
     assert redact(redact(value)) == expected  # masking is stable
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("apı_key=abcd12345678", "abcd12345678"),
+        ("apİ_key=abcd12345678", "abcd12345678"),
+        ("code_verıfıer=abcdefgh1234", "abcdefgh1234"),
+        ("baſıc QWxhZGRpbjpvcGVuIHNlc2FtZQ==", "QWxhZGRpbjpvcGVuIHNlc2FtZQ"),
+        ("paſſword=hunter2222", "hunter2222"),
+        ("TOKEN=abcdefgh", "abcdefgh"),
+        ("BEARER abcdefgh1234", "abcdefgh1234"),
+    ],
+)
+def test_redact_text_sees_letters_the_expressions_match_case_blind(text: str, secret: str) -> None:
+    assert secret not in redact_text(text)
+
+
+def test_the_shortcut_folds_every_letter_the_expressions_match_case_blind() -> None:
+    """Text is only searched when it holds a hint once folded: every letter that ``(?i)`` matches to
+    a hint's letter must fold to that letter, or a secret written with it would skip redaction."""
+    from klaviyo_toolkit.redact import _PATTERN_HINTS, _fold
+
+    letters = sorted({c for hint in _PATTERN_HINTS for c in hint if c.isalpha()})
+    blind = {letter: re.compile(f"(?i){letter}") for letter in letters}
+    any_letter = re.compile(f"(?i)[{''.join(letters)}]")
+    missed = [
+        (hex(code), letter)
+        for code in range(0x110000)
+        if any_letter.fullmatch(char := chr(code))
+        for letter in letters
+        if blind[letter].fullmatch(char) and _fold(char) != letter
+    ]
+    assert not missed
 
 
 def test_summarize_response() -> None:
