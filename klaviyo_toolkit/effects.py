@@ -9,9 +9,21 @@ in this order:
    (unsubscribing changes consent, merging changes identity, sending a campaign sends, ...);
 3. the call's arguments (:func:`call_effects`): any write that carries ``subscriptions`` changes
    consent; setting an email, phone number or external id on an existing profile changes identity
-   (directly, through ``patch_identifiers``, or through the profile of a server-side event, which
-   Klaviyo updates from the event's identifiers); setting a list's ``opt_in_process`` (making
-   or changing it) changes consent; a flow set ``live`` starts sending.
+   (directly, through ``patch_identifiers``, or through the profile of an event, server-side or
+   client-side, which Klaviyo updates from the event's identifiers; a profile found by id or by
+   its web-tracking id ``kx`` counts as existing); setting a list's ``opt_in_process`` (making or
+   changing it) changes consent; a flow or flow action set ``live`` starts sending.
+
+Sending is not only "send this campaign": a Klaviyo flow starts on its trigger, so a call that
+fires a trigger sends as surely as a send job. Adding profiles to a list (a list-triggered flow),
+recording an event (a metric-triggered flow), subscribing (a welcome flow), changing a segment's
+definition (a segment-triggered flow, for everyone who joins), and editing a flow's actions (what
+a live flow sends) are classed as sending, whatever the account's flows are today: a flow can be
+switched on after the call is approved, and the check must not depend on a read the persona may
+have no scope for. A persona whose job is such a call (the lead-magnet sequencer records the event
+that starts its sequence) names it in its policy's ``relax``, a reviewable exception. Profile
+property writes are not classed as sending, although a segment could be defined on any property:
+that would make every write stop; a persona that must not risk it uses ``mode: writes``.
 
 Example::
 
@@ -23,6 +35,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any
@@ -74,8 +87,20 @@ OPERATION_EFFECTS: dict[str, frozenset[Effect]] = {
     "delete_push_token": frozenset({_C, _D}),
     # identity: who a profile is
     "merge_profiles": frozenset({_I, _D}),
-    # sending: messages (or account data) leave Klaviyo
+    # sending: messages (or account data) leave Klaviyo, or a flow starts that sends them
     "send_campaign": frozenset({_S}),
+    "add_profiles_to_list": frozenset({_S}),  # a list-triggered flow starts for each profile added
+    "create_event": frozenset({_S}),  # a metric-triggered flow starts on the event
+    "bulk_create_events": frozenset({_S}),
+    "create_client_event": frozenset({_S}),
+    "bulk_create_client_events": frozenset({_S}),
+    "update_segment": frozenset({_S}),  # a new definition: everyone who joins starts its segment flows
+    "update_flow_action": frozenset({_S}),  # what, when and whether a flow's message is sent
+    "create_client_review": frozenset({_S}),  # a review is published on the store
+    "update_review": frozenset({_S}),  # publishing, rejecting or replying to a public review
+    "create_customer_agent_response_beta": frozenset({_S}),  # live mode answers a shopper by email or SMS
+    "create_agent_tool_beta": frozenset({_S}),  # an agent tool calls an outside endpoint, as a webhook does
+    "update_agent_tool_beta": frozenset({_S}),
     "create_template_preview_send_job_beta": frozenset({_S}),
     "schedule_campaign_message_beta": frozenset({_S}),
     "update_campaign_message_schedule_beta": frozenset({_S}),
@@ -89,17 +114,28 @@ OPERATION_EFFECTS: dict[str, frozenset[Effect]] = {
     "update_api_key_beta": frozenset({_D}),
     "create_agent_secret_beta": frozenset({_D}),
     "update_agent_secret_beta": frozenset({_D}),
+    # a PATCH of a relationship replaces the set: every member not named is removed
+    "update_categories_for_catalog_item": frozenset({_D}),
+    "update_items_for_catalog_category": frozenset({_D}),
+    "update_object_schema_relationship": frozenset({_D}),
+    "update_profile_schema_relationship": frozenset({_D}),
 }
 
 #: Operations whose every delete/remove is destructive, by prefix (delete_list, remove_tag_from_flows, ...).
 _DESTRUCTIVE_PREFIXES = ("delete_", "remove_", "bulk_delete_")
 _IDENTIFIERS = ("email", "phone_number", "external_id")
+#: What finds an existing profile without being set on it: its id, its web-tracking id, an anonymous id.
+_MATCH_KEYS = ("id", "kx", "_kx", "anonymous_id")
 #: Writes that change an existing profile (by id or by matching an identifier).
 _PROFILE_UPDATES = {"update_profile", "create_or_update_profile", "create_client_profile", "bulk_import_profiles"}
 #: Writes that set how a list collects consent (``opt_in_process``: single or double opt-in).
 _LIST_WRITES = {"create_list", "update_list"}
 #: Server-side event writes: Klaviyo finds the event's profile by one identifier and sets the others on it.
-_EVENT_WRITES = {"create_event", "bulk_create_events"}
+_EVENT_WRITES = {"create_event", "bulk_create_events", "create_client_event", "bulk_create_client_events"}
+#: Operations whose arguments can set a flow, or one of its actions, live.
+_FLOW_WRITES = {"create_flow", "update_flow", "update_flow_action"}
+#: Writes that may carry list ids: profiles added to a list start its list-triggered flows.
+_LIST_ADDS = {"bulk_import_profiles", "bulk_subscribe_profiles", "create_client_subscription"}
 
 
 def operation_effects(op: Operation) -> frozenset[Effect]:
@@ -156,8 +192,8 @@ def _changes_identity(op: Operation, args: Mapping[str, Any]) -> bool:
         given = [k for k in _IDENTIFIERS if record.get(k) not in (None, "")]
         if op.operation_id == "update_profile" and given:
             return True  # an existing profile, by id, gets a new email / phone / external id
-        if given and (record.get("id") or len(given) > 1):
-            return True  # matched by one identifier (or id), another one set: identity changes
+        if given and (any(record.get(k) for k in _MATCH_KEYS) or len(given) > 1):
+            return True  # matched by one identifier (or id, or kx), another one set: identity changes
     return False
 
 
@@ -170,9 +206,32 @@ def call_effects(op: Operation, args: Mapping[str, Any]) -> frozenset[Effect]:
         effects.add(Effect.CONSENT)
     if _changes_identity(op, args):
         effects.add(Effect.IDENTITY)
-    if op.operation_id in ("update_flow", "update_flow_action") and str(args.get("status", "")).lower() == "live":
+    if op.operation_id in _FLOW_WRITES and _sets_live(args):
+        effects.add(Effect.SENDING)
+    if op.operation_id in _LIST_ADDS and _names_lists(args):
         effects.add(Effect.SENDING)
     return frozenset(effects)
+
+
+def _sets_live(value: Any) -> bool:
+    """A ``status`` of ``live`` anywhere in the arguments (a flow's, or an action's inside ``definition``)."""
+    if isinstance(value, Mapping):
+        return any(
+            (k == "status" and str(v).strip().lower() == "live") or _sets_live(v) for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return any(_sets_live(v) for v in value)
+    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):  # a definition given as JSON text
+        try:
+            return _sets_live(json.loads(value))
+        except ValueError:
+            return False
+    return False
+
+
+def _names_lists(args: Mapping[str, Any]) -> bool:
+    """Whether the call adds its profiles to a list (``list_id``/``list_ids``, or a ``lists`` relationship)."""
+    return any(_has_key(args, key) for key in ("list_id", "list_ids", "lists"))
 
 
 #: Writes whose second application changes nothing more than the first (so a request whose
@@ -229,7 +288,7 @@ _WORDS = {
     Effect.CONSENT: "changes consent",
     Effect.IDENTITY: "changes who a profile is",
     Effect.DESTRUCTIVE: "destroys data",
-    Effect.SENDING: "sends messages or data out",
+    Effect.SENDING: "sends messages or data out (or starts a flow that can)",
 }
 
 

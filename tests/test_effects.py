@@ -74,8 +74,8 @@ def test_ordinary_writes_do_not_stop() -> None:
     assert effects("update_profile", id="P1", properties={"plan": "gold"}) == {Effect.WRITE}
     assert effects("update_list", id="L1", name="VIP") == {Effect.WRITE}
     assert effects("create_list", name="VIP") == {Effect.WRITE}
-    assert effects("create_event", metric={"name": "X"}, profile={"id": "P1"}, properties={}) == {Effect.WRITE}
     assert effects("update_flow", id="F1", status="draft") == {Effect.WRITE}
+    assert effects("bulk_import_profiles", profiles=[{"email": "a@b.co"}]) == {Effect.WRITE}
     assert effects("get_profiles") == {Effect.READ}
 
 
@@ -120,9 +120,66 @@ def test_identity_changes_through_events_and_identifier_patches_are_identity(nam
     assert Effect.IDENTITY in effects(name, **args)
 
 
-def test_events_and_patches_that_leave_identifiers_alone_are_plain_writes() -> None:
-    assert effects("create_event", metric={"name": "X"}, properties={}, profile={"email": "new@example.com"}) == {
-        Effect.WRITE}
-    assert effects("bulk_create_events", events_bulk_create=[
-        {"profile": {"id": "P1"}, "events": [{"metric": {"name": "X"}, "properties": {}}]}]) == {Effect.WRITE}
+def test_events_and_patches_that_leave_identifiers_alone_change_no_identity() -> None:
+    assert Effect.IDENTITY not in effects(
+        "create_event", metric={"name": "X"}, properties={}, profile={"email": "new@example.com"})
+    assert Effect.IDENTITY not in effects("bulk_create_events", events_bulk_create=[
+        {"profile": {"id": "P1"}, "events": [{"metric": {"name": "X"}, "properties": {}}]}])
     assert effects("update_profile", id="P1", patch_identifiers={"append": None, "unappend": None}) == {Effect.WRITE}
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        # a flow starts on its trigger: these send as surely as a send job
+        ("add_profiles_to_list", {"id": "L1", "profile_ids": ["P1"]}),
+        ("create_list_relationships", {"id": "L1", "profile_ids": ["P1"]}),  # an alias
+        ("bulk_import_profiles", {"profiles": [{"email": "a@b.co"}], "list_ids": ["L1"]}),
+        ("bulk_subscribe_profiles", {"profiles": [{"email": "a@b.co", "subscriptions": SUBSCRIBED}], "list_id": "L1"}),
+        ("create_event", {"metric": {"name": "X"}, "profile": {"id": "P1"}, "properties": {}}),
+        ("bulk_create_events", {"events_bulk_create": [
+            {"profile": {"id": "P1"}, "events": [{"metric": {"name": "X"}, "properties": {}}]}]}),
+        ("create_client_event", {"company_id": "AbC123", "metric": {"name": "X"}, "profile": {"email": "a@b.co"},
+                                 "properties": {}}),
+        ("update_segment", {"id": "S1", "name": "VIP"}),
+        ("update_flow_action", {"id": "A1"}),  # its status sits inside ``definition``
+        ("create_client_review", {"company_id": "AbC123"}),
+        ("update_review", {"id": "R1"}),
+        ("create_customer_agent_response_beta", {}),
+        ("create_agent_tool_beta", {}),
+    ],
+)
+def test_calls_that_can_start_a_flow_or_publish_are_sending(name: str, args: dict[str, Any]) -> None:
+    assert Effect.SENDING in effects(name, **args)
+
+
+@pytest.mark.parametrize("name", ["update_categories_for_catalog_item", "update_items_for_catalog_category",
+                                  "update_object_schema_relationship", "update_profile_schema_relationship"])
+def test_replacing_a_relationship_set_is_destructive(name: str) -> None:
+    assert Effect.DESTRUCTIVE in operation_effects(CATALOG.get(name))
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        # client-side events: Klaviyo sets the event profile's other identifiers, as for server events
+        ("create_client_event", {"company_id": "AbC123", "metric": {"name": "X"}, "properties": {},
+                                 "profile": {"email": "victim@example.com", "phone_number": "+15005550006"}}),
+        ("bulk_create_client_events", {"company_id": "AbC123", "events_bulk_create": [
+            {"profile": {"email": "victim@example.com", "external_id": "evil-1"},
+             "events": [{"metric": {"name": "X"}, "properties": {}}]}]}),
+        # the web-tracking id finds an existing profile: an email given with it is set on that profile
+        ("create_client_profile", {"company_id": "AbC123", "kx": "abc", "email": "new@evil.test"}),
+        ("create_or_update_profile", {"anonymous_id": "anon-1", "email": "new@evil.test"}),
+    ],
+)
+def test_identity_changes_through_client_events_and_tracking_ids_are_identity(name: str, args: dict[str, Any]) -> None:
+    assert Effect.IDENTITY in effects(name, **args)
+
+
+def test_a_flow_definition_that_sets_an_action_live_sends() -> None:
+    live = {"actions": [{"type": "send-email", "data": {"status": "live"}}]}
+    assert Effect.SENDING in effects("create_flow", name="f", definition=live)
+    assert Effect.SENDING in effects("create_flow", name="f", definition='{"actions": [{"data": {"status": "Live"}}]}')
+    draft = {"actions": [{"data": {"status": "draft"}}]}
+    assert Effect.SENDING not in effects("create_flow", name="f", definition=draft)
