@@ -24,7 +24,7 @@ from typing import Any
 
 from .auth import mask
 
-__all__ = ["redact", "redact_bytes", "redact_text", "register_secret", "registered_secrets"]
+__all__ = ["is_secret_key", "redact", "redact_bytes", "redact_text", "register_secret", "registered_secrets"]
 
 _known: set[str] = set()
 _known_lock = threading.Lock()
@@ -36,8 +36,8 @@ MIN_SECRET_CHARS = 8
 def register_secret(value: str | None) -> None:
     """Mask ``value`` wherever it appears from now on (this process). Empty and short values are ignored."""
     global _known_pattern
-    if not value or len(value) < MIN_SECRET_CHARS:
-        return
+    if not value or len(value) < MIN_SECRET_CHARS or value in PUBLIC_VALUES:
+        return  # the sandbox's documented demo key is printed on purpose (how to connect to it)
     with _known_lock:
         if value in _known:
             return
@@ -95,6 +95,12 @@ def _is_secret_key(key: str) -> bool:
     """Whether a key names a secret (cached: the same few hundred keys come back on every row)."""
     k = key.lower().replace("-", "_").strip("[]")
     return k == "token" or k.endswith("_token") or any(part in k for part in _SECRET_KEY_PARTS)
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a mapping key names a secret (``api_key``, ``password``, ``refresh_token`` ...): its
+    value is masked whatever it looks like."""
+    return _is_secret_key(key)
 
 
 #: Values shaped like secrets that are public on purpose: the sandbox's documented demo key.

@@ -22,7 +22,7 @@ from langgraph.graph.message import add_messages
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from klaviyo_toolkit.errors import KlaviyoError, ToolkitUsageError, UnknownOperationError
+from klaviyo_toolkit.errors import InvalidArgumentError, KlaviyoError, ToolkitUsageError, UnknownOperationError
 from klaviyo_toolkit.tools import MAX_TOOLS_PER_REQUEST
 from personas.kernel.context import PersonaContext
 from personas.kernel.governance import fence
@@ -86,9 +86,11 @@ def bound_tools(ctx: PersonaContext, loaded: list[str]) -> list[Any]:
     for name in loaded:
         if name not in tools and len(tools) < MAX_TOOLS_PER_REQUEST - len(SEARCH_TOOLS):
             try:
-                tools[name] = ctx.toolkit.tool(name)
+                candidate = ctx.toolkit.tool(name)
             except (ToolkitUsageError, UnknownOperationError):
                 continue
+            if ctx.refusal(candidate.operation) is None:
+                tools[name] = candidate
     out: list[Any] = list(tools.values())
     if ctx.spec.tools.search:
         out += search_schemas()
@@ -165,7 +167,7 @@ def _find(ctx: PersonaContext, query: str, loaded: list[str]) -> tuple[str, list
     room = MAX_TOOLS_PER_REQUEST - len(SEARCH_TOOLS) - len(current)
     found = []
     for op in ctx.toolkit.catalog.search(query, limit=12):
-        if ctx.toolkit.allows(op) and op.name not in current:
+        if ctx.toolkit.allows(op) and ctx.refusal(op) is None and op.name not in current:
             found.append(op)
     add = [op.name for op in found[: max(0, min(room, 8))]]
     if not found:
@@ -202,6 +204,7 @@ def tool(task: ToolTask, runtime: Runtime[PersonaContext]) -> ChatState:
     try:
         klaviyo_tool = ctx.toolkit.tool(name)
     except UnknownOperationError as exc:
+        ctx.audit_record(name, "denied", arguments=args, error=f"unknown tool: {exc}")
         return {"messages": [ToolMessage(f"Error: {exc}", tool_call_id=call_id, name=name, status="error")]}
     except ToolkitUsageError as exc:
         ctx.audit_record(name, "denied", arguments=args, error=str(exc))
@@ -212,6 +215,12 @@ def tool(task: ToolTask, runtime: Runtime[PersonaContext]) -> ChatState:
                 )
             ]
         }
+    try:  # arguments the toolkit refuses never become a call: the attempt is audited here
+        ctx.toolkit.prepare(klaviyo_tool.operation, args)
+    except InvalidArgumentError as exc:
+        ctx.audit_record(klaviyo_tool.operation.operation_id, "error", arguments=args, error=str(exc))
+        text = f"Error: {exc}. Fix the arguments and call again."
+        return {"messages": [ToolMessage(text, tool_call_id=call_id, name=name, status="error")]}
     try:
         message = klaviyo_tool.invoke({"type": "tool_call", "id": call_id, "name": name, "args": args})
     except KlaviyoError as exc:

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SHOW_LIMIT", "approval_lines", "describe_approval"]
+__all__ = ["SHOW_LIMIT", "approval_lines", "describe_approval", "remember_shown", "shown_requests"]
 
 
 #: A request whose JSON is longer than this is summarised on screen, in full in a file.
@@ -58,3 +58,31 @@ def describe_approval(item: dict[str, Any], folder: Path) -> str:
     if item.get("fingerprint"):
         lines.append(f"  request {item['fingerprint']}")
     return "\n".join(lines)
+
+
+def _shown_file(folder: Path, thread: str) -> Path:
+    from personas.kernel.context import thread_key
+
+    return folder / "shown" / f"{thread_key(thread)}.json"
+
+
+def remember_shown(folder: Path, thread: str, fingerprints: list[str]) -> None:
+    """Note the requests a command printed for ``thread``: a later ``--resume approve`` without
+    ``--request`` answers only requests a person was shown (an owner-only file in the state folder)."""
+    if not fingerprints:
+        return
+    path = _shown_file(folder, thread)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    known = shown_requests(folder, thread)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(sorted(known | set(fingerprints)), out)
+
+
+def shown_requests(folder: Path, thread: str) -> set[str]:
+    """The request fingerprints printed for ``thread`` so far (empty when none or unreadable)."""
+    try:
+        data = json.loads(_shown_file(folder, thread).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    return {str(f) for f in data} if isinstance(data, list) else set()

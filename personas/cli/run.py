@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from personas.runtime.loader import load_persona, scan_personas
 if TYPE_CHECKING:  # running a persona (LangGraph, LangChain, the client) loads in run_cmd, not for `list`
     from personas.runtime.driver import RunResult
 
-from .approvals import describe_approval
+from .approvals import describe_approval, remember_shown, shown_requests
 from .common import config, indented
 from .errors import error_line
 from .progress import ProgressView
@@ -129,7 +130,62 @@ def parse_resume(value: str) -> Any:
         answer = text
     if isinstance(answer, list):
         return [parse_answer(a) for a in answer]
+    if isinstance(answer, dict) and answer and all(str(k).startswith("sha256:") for k in answer):
+        return {k: {**parse_answer(v), "fingerprint": k} for k, v in answer.items()}  # by request fingerprint
     return parse_answer(answer)
+
+
+def _unbound(answer: Any) -> bool:
+    """An approval or edit that names no request (a rejection needs none)."""
+    if isinstance(answer, dict) and "action" not in answer:
+        return any(_unbound(a) for a in answer.values())
+    if isinstance(answer, list):
+        return any(_unbound(a) for a in answer)
+    return isinstance(answer, dict) and answer.get("action") != "reject" and not answer.get("fingerprint")
+
+
+def bind_answer(
+    answer: Any, request: str | None, pending: list[Any], shown: set[str], command: str, thread: str
+) -> Any:
+    """The ``--resume`` answer bound to the request it approves.
+
+    An approval from the shell answers a request a person was shown: the one ``--request
+    FINGERPRINT`` names, or else the pending request(s) a ``personas run`` printed for this thread
+    (``shown``). A command recalled from history after the run paused on a request nobody was shown
+    here (answered elsewhere, paused again by a worker) approves nothing: it names what is pending.
+    """
+    if request:
+        if isinstance(answer, dict) and "action" in answer:
+            return {**answer, "fingerprint": request.strip()}
+        raise UsageProblem("--request binds one answer (approve, reject or an edit); a list or mapping "
+                           "of answers names each request's fingerprint itself")
+    if not _unbound(answer):
+        return answer
+    fingerprints = [_fingerprint_of(p) for p in pending]
+    if fingerprints and all(f in shown for f in fingerprints):
+        if isinstance(answer, list):
+            return [{**a, "fingerprint": f} if a.get("action") != "reject" else a
+                    for a, f in zip(answer, fingerprints, strict=False)] + answer[len(fingerprints):]
+        if len(fingerprints) == 1:
+            return {**answer, "fingerprint": fingerprints[0]}
+        return answer  # several pending, one answer: the driver refuses it and lists them
+    listed = "; ".join(f"{f} ({_tool_of(p)})" for f, p in zip(fingerprints, pending, strict=True)) or "none"
+    example = fingerprints[0] if len(fingerprints) == 1 else "sha256:..."
+    raise UsageProblem(
+        f"the run is waiting on a request that was not shown here ({listed}); look at it with "
+        f"`personas audit --thread {shlex.quote(thread)} --status pending_approval`, then answer it by name: "
+        f"{command} --resume approve --request {example}"
+    )
+
+
+def _fingerprint_of(pending: Any) -> str:
+    value = getattr(pending, "value", None)
+    return str(value.get("fingerprint") or "?") if isinstance(value, dict) else "?"
+
+
+def _tool_of(pending: Any) -> str:
+    value = getattr(pending, "value", None)
+    return str(value.get("tool") or "?") if isinstance(value, dict) else "?"
 
 
 def run_cmd(
@@ -139,6 +195,9 @@ def run_cmd(
     sandbox: bool = typer.Option(False, "--sandbox", help="Run against the embedded Klaviyo sandbox."),
     thread: str = typer.Option(None, "--thread", help="Thread id (to resume a paused or killed run)."),
     resume: str = typer.Option(None, "--resume", help="Answer a pending approval: approve, reject, or JSON."),
+    request: str = typer.Option(
+        None, "--request", help="The fingerprint of the request an approval answers (printed with it)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show writes instead of sending them."),
     replay: str = typer.Option(None, "--replay", help="Replay recorded model responses from a cassette."),
     sandbox_state: str = typer.Option(
@@ -188,6 +247,13 @@ def run_cmd(
                                f"continue it with --retry")
         typer.echo(f"thread {thread!r} is not waiting for an approval: it finished; nothing to resume", err=True)
         return  # answering a run that already ended changes nothing: running the same command twice is fine
+    if resume is not None:
+        where = f" --sandbox-state {shlex.quote(sandbox_state)}" if sandbox_state else ""
+        command = f"personas run {spec.name}{where} --thread {shlex.quote(thread)}"
+        shown = shown_requests(cfg.home / "approvals", thread)
+        answer = bind_answer(answer, request, driver.pending(), shown, command, thread)
+    elif request:
+        raise UsageProblem("--request goes with --resume: it names the request the answer approves")
     state_in = graph_spec.make_input(payload) if payload is not None else None
     try:
         if retry:
@@ -233,8 +299,11 @@ def run_cmd(
     else:
         typer.echo(render_result(spec, graph_spec, result))
     if result.paused:
+        remember_shown(cfg.home / "approvals", result.thread_id, [_fingerprint_of(p) for p in result.pending])
         typer.echo(
-            "\n" + resume_hint(spec.name, result.thread_id, sandbox=sb is not None, state=sandbox_state), err=True
+            "\n" + resume_hint(spec.name, result.thread_id, sandbox=sb is not None, state=sandbox_state,
+                               fingerprints=[_fingerprint_of(p) for p in result.pending]),
+            err=True,
         )
 
 
@@ -249,18 +318,24 @@ def retry_hint(persona: str, thread: str, *, sandbox: bool, state: str | None) -
     )
 
 
-def resume_hint(persona: str, thread: str, *, sandbox: bool, state: str | None) -> str:
-    """What to run to continue a paused run, exactly as it must be typed; or why it cannot be."""
+def resume_hint(
+    persona: str, thread: str, *, sandbox: bool, state: str | None, fingerprints: Sequence[str] = ()
+) -> str:
+    """What to run to continue a paused run, exactly as it must be typed (the approval names the
+    request it answers); or why it cannot be."""
     if sandbox and not state:
         return (
             "Paused for approval, on an in-memory sandbox that is gone now: this run cannot be resumed. "
             "Run it with --sandbox-state FILE to be able to resume it."
         )
     where = f" --sandbox-state {shlex.quote(state)}" if state else ""
-    return (
-        f"Paused for approval. Continue with: personas run {persona}{where} --thread {shlex.quote(thread)} "
-        "--resume approve   (or --resume reject)"
-    )
+    command = f"personas run {persona}{where} --thread {shlex.quote(thread)}"
+    if len(fingerprints) > 1:
+        answers = json.dumps({f: "approve" for f in fingerprints})
+        return (f"Paused for approval. Continue with: {command} --resume {shlex.quote(answers)}"
+                "   (each: approve or reject)")
+    request = f" --request {fingerprints[0]}" if fingerprints else ""
+    return f"Paused for approval. Continue with: {command} --resume approve{request}   (or --resume reject)"
 
 
 def render_result(spec: PersonaSpec, graph_spec: GraphSpec, result: RunResult) -> str:

@@ -37,6 +37,7 @@ __all__ = [
     "prompts_dir",
     "select_operations",
     "select_tools",
+    "selection_refusal",
     "thread_key",
 ]
 
@@ -94,9 +95,28 @@ def select_operations(toolset: Toolset, selection: ToolSelection) -> list[Operat
                                      exclude=selection.exclude):
             ops[op.name] = op
     if selection.include:
-        for op in toolset.operations(include=selection.include, exclude=selection.exclude):
+        for op in toolset.operations(include=selection.include, exclude=selection.exclude,
+                                     read_only=True if selection.read_only else None):
             ops[op.name] = op
     return list(ops.values())
+
+
+def selection_refusal(selection: ToolSelection, op: Operation, first: frozenset[str]) -> str | None:
+    """Why a persona may not call ``op`` although its scopes allow it (None: it may).
+
+    The selection is a boundary, not only what is bound first: ``exclude`` and ``read_only: true``
+    hold for every call, whatever path it comes by (a model naming a tool it was not shown,
+    ``find_tools``, graph code); without ``search`` only the first tools (``first``) may be called.
+    """
+    names = {op.operation_id, op.name, *op.aliases}
+    if names & set(selection.exclude):
+        return f"{op.name} is excluded by this persona (tools.exclude in its YAML)"
+    if selection.read_only and not op.read_only:
+        return f"{op.name} writes, and this persona may only read (tools.read_only: true in its YAML)"
+    if not selection.search and op.name not in first:
+        return (f"{op.name} is not one of this persona's tools; add it to tools.include in its YAML "
+                "(or turn on tools.search) to allow it")
+    return None
 
 
 def select_tools(toolset: Toolset, selection: ToolSelection) -> list[KlaviyoTool]:
@@ -141,6 +161,14 @@ class PersonaContext:
     def initial_tools(self) -> list[KlaviyoTool]:
         """The tools the persona binds at the start of a conversation."""
         return select_tools(self.toolkit, self.spec.tools)
+
+    def refusal(self, op: Operation) -> str | None:
+        """Why the persona's tool selection refuses ``op`` (None: allowed; scopes are checked apart)."""
+        first = self.__dict__.get("_first_tools")
+        if first is None:
+            first = frozenset(o.name for o in select_operations(self.toolkit, self.spec.tools))
+            self.__dict__["_first_tools"] = first
+        return selection_refusal(self.spec.tools, op, first)
 
     def prompt(self) -> str:
         """The persona's prompt text, without its front matter."""

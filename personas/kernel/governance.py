@@ -26,6 +26,7 @@ from typing import Any
 from klaviyo_toolkit.audit import AuditContext, AuditLog
 from klaviyo_toolkit.effects import APPROVAL_EFFECTS, describe_effects
 from klaviyo_toolkit.errors import InvalidArgumentError
+from klaviyo_toolkit.redact import redact, redact_text
 from klaviyo_toolkit.tools import Call, CallEvent, Note, Stopped
 
 from .errors import UsageProblem
@@ -35,6 +36,7 @@ __all__ = [
     "ApprovalGuard",
     "AuditGuard",
     "DryRunGuard",
+    "SelectionGuard",
     "approval_request",
     "fence",
     "needs_approval",
@@ -50,12 +52,17 @@ _FENCE_TAG = re.compile(r"<[\s\u200b-\u200f\u2060\ufeff/\\]*untrusted[\s\u200b-\
 
 
 def fence(source: str, data: Any) -> str:
-    """Wrap Klaviyo-sourced data so the model treats it as data.
+    """Wrap Klaviyo-sourced data so the model treats it as data, with secrets masked.
 
     Anything inside that could pass for the fence's own tags, in any case or spacing
     (``</UNTRUSTED-DATA >``, ``< / untrusted_data``), loses its ``<``, so the data cannot close the fence.
+    A key, token or password that sits in the data (a profile property, a form answer, this
+    process's own API key echoed back) is masked first: secrets never reach a prompt.
     """
-    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, default=str, indent=1)
+    if isinstance(data, str):
+        text = redact_text(data)
+    else:
+        text = json.dumps(redact(data), ensure_ascii=False, default=str, indent=1)
     text = _FENCE_TAG.sub(lambda m: "&lt;" + m.group(0)[1:], text)
     return f'<{FENCE} source="{source}">\n{text}\n</{FENCE}>'
 
@@ -130,9 +137,11 @@ def approval_request(call: Call) -> dict[str, Any]:
 class ApprovalGuard:
     """Stops a call the policy marks and asks a human (LangGraph ``interrupt()``).
 
-    An answer is bound to the request shown: one carrying another request's ``fingerprint`` is
-    refused; an edit is a new request, shown again and approved on its own. ``prepare``
-    re-validates edited arguments (the toolkit's own ``prepare``).
+    An answer is bound to the request shown: an approval or edit must carry the request's
+    ``fingerprint`` (the interrupt's value has it; ``RunDriver`` adds it to the answers it checks),
+    one without is not taken and the request is asked about again, one carrying another request's
+    is refused; an edit is a new request, shown again and approved on its own. A rejection needs
+    no fingerprint. ``prepare`` re-validates edited arguments (the toolkit's own ``prepare``).
     """
 
     policy: ApprovalPolicy
@@ -157,6 +166,11 @@ class ApprovalGuard:
             edits.clear()
             decision = parse_answer(answer)
             given = decision.get("fingerprint")
+            if not given and decision["action"] != "reject":
+                # An approval or edit that names no request could be meant for another one (a stale
+                # UI, a command typed before the run paused again): the request is asked about again.
+                # RunDriver binds the answers it is given to the requests it shows.
+                continue
             if given and given != call.fingerprint:
                 return Stopped(
                     call,
@@ -182,6 +196,21 @@ class ApprovalGuard:
                 return Stopped(call, "rejected", f"Error: the edited arguments are invalid: {exc}. Nothing was sent.")
             edits.append((call, Note("edited", json.dumps(decision["args"], default=str))))
             call = call.with_args(edited.args, edited.request)
+
+
+@dataclass(frozen=True)
+class SelectionGuard:
+    """Refuses, before any request, a call the persona's tool selection excludes (``exclude``,
+    ``read_only: true``, or a tool it was not given when it has no ``search``): the selection is a
+    boundary for every path a call can come by, as the scopes are."""
+
+    refusal: Callable[[Any], str | None]
+
+    def before(self, call: Call) -> Call | Stopped:
+        why = self.refusal(call.operation)
+        if why is None:
+            return call
+        return Stopped(call, "denied", why, call.request.describe())
 
 
 @dataclass(frozen=True)

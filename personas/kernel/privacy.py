@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from klaviyo_toolkit.redact import redact_bytes, redact_text, register_secret
+from klaviyo_toolkit.redact import is_secret_key, redact, redact_bytes, redact_text, register_secret
 
 from .config import Config
 
@@ -33,11 +33,41 @@ def describe_error(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class RedactingSerde:
-    """A checkpoint serializer that masks registered secrets (and key shapes) in what it writes.
+#: Every secret :func:`redact_text` masks by its shape or its key contains one of these, lower-cased.
+_HINTS = (b"bearer", b"basic", b"passw", b"secret", b"api_key", b"apikey", b"token", b"code_verifier",
+          b"authorization", b"private_key", b"cookie")
 
-    Masking keeps every byte's position (``*`` for each masked character), so the serialized form
-    stays valid; a checkpoint therefore never holds a raw key, whatever a node put in its state.
+
+def redact_state(value: Any) -> Any:
+    """A copy of checkpoint state with secrets masked, keeping every container's type: strings as
+    :func:`redact_text` masks them (``Bearer ...``, ``password=...``, key shapes), values of keys
+    named like secrets as :func:`redact` does, inside dicts, lists, tuples and pydantic models (a
+    LangChain message's content and tool-call arguments). Other objects are kept as they are."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {
+            k: redact({k: v})[k] if isinstance(k, str) and is_secret_key(k) and isinstance(v, str) and v
+            else redact_state(v)
+            for k, v in value.items()
+        }
+    if type(value) in (list, tuple):
+        return type(value)(redact_state(v) for v in value)
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        return value.model_copy(update={name: redact_state(getattr(value, name)) for name in type(value).model_fields})
+    return value
+
+
+class RedactingSerde:
+    """A checkpoint serializer that keeps secrets out of what it writes.
+
+    Registered secrets and key shapes are masked in the bytes, keeping every byte's position (``*``
+    for each masked character) so the serialized form stays valid. When the bytes hint at other
+    secrets (``Bearer``, ``password=``, a key named like a secret), the state is redacted as an
+    object (:func:`redact_state`) and serialized again: a checkpoint never holds a credential,
+    whatever a node put in its state (a form answer, a profile property).
     """
 
     def __init__(self, inner: Any) -> None:
@@ -45,6 +75,9 @@ class RedactingSerde:
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
         kind, data = self.inner.dumps_typed(obj)
+        lowered = data.lower()
+        if any(hint in lowered for hint in _HINTS):
+            kind, data = self.inner.dumps_typed(redact_state(obj))
         return kind, redact_bytes(data)
 
     def loads_typed(self, data: tuple[str, bytes]) -> Any:

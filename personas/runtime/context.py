@@ -19,7 +19,7 @@ from klaviyo_toolkit.clock import Clock, SystemClock
 from klaviyo_toolkit.tools import Guard, KlaviyoToolkit
 from personas.kernel.config import Config
 from personas.kernel.context import PersonaContext, prompt_version
-from personas.kernel.governance import ApprovalGuard, AuditGuard, DryRunGuard
+from personas.kernel.governance import ApprovalGuard, AuditGuard, DryRunGuard, SelectionGuard
 from personas.kernel.models import ModelChoice, resolve_model
 from personas.kernel.privacy import register_secrets
 from personas.kernel.spec import PersonaSpec
@@ -116,6 +116,7 @@ def build_context(
     stack: list[Guard] = []
     if log is not None:
         stack.append(AuditGuard(log, ctx.audit_context))
+    stack.append(SelectionGuard(ctx.refusal))
     stack.append(ApprovalGuard(spec.approval, base.prepare))
     if dry_run if dry_run is not None else spec.approval.dry_run:
         stack.append(DryRunGuard())

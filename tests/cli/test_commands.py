@@ -87,6 +87,52 @@ def test_a_run_paused_for_approval_is_resumed_from_the_shell_and_audited(tmp_pat
     assert verified.returncode == 0 and "chain intact" in verified.stdout
 
 
+def test_a_shell_approval_answers_only_a_request_that_was_shown(tmp_path: Path) -> None:
+    """`--resume approve` answers the request `personas run` printed for the thread; when the run
+    waits on a request nobody was shown here (paused again elsewhere), it approves nothing and says
+    how to name the request with --request."""
+    state = tmp_path / "sandbox.sqlite"
+    setup = (
+        "from klaviyo_sandbox import Sandbox\n"
+        f"sb = Sandbox(seed=42, state={str(state)!r}, rate_limit_factor=None)\n"
+        "kl = sb.client()\n"
+        "lid = kl.call('create_list', name='Trail Club').data['id']\n"
+        "ids = [kl.call('create_profile', email=e).data['id'] for e in ('ann@example.com', 'bo@example.com')]\n"
+        "kl.call('add_profiles_to_list', id=lid, profile_ids=ids)\n"
+        "sb.close()\n"
+        "print(lid)\n"
+    )
+    made = subprocess.run([str(Path(PERSONAS).with_name("python")), "-c", setup], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, env=child_env(tmp_path))
+    assert made.returncode == 0, made.stderr
+    list_id = made.stdout.strip()
+    payload = json.dumps({"source": {"kind": "csv", "path": str(_csv(tmp_path, ["ann@example.com,no"]))},
+                          "target_list_id": list_id, "mode": "mirror"})
+    first = personas(tmp_path, "run", "segment-syncer", "--input", payload, "--sandbox-state", str(state),
+                     "--thread", "sync-2", "--json")
+    assert first.returncode == 0, first.stderr
+    fingerprint = json.loads(first.stdout)["interrupts"][0]["fingerprint"]
+    assert f"--request {fingerprint}" in first.stderr, "the hint names the request"
+    for shown in (tmp_path / "approvals" / "shown").iterdir():
+        shown.unlink()  # as if the run had paused on this request in another process, unseen here
+
+    blind = personas(tmp_path, "run", "segment-syncer", "--sandbox-state", str(state), "--thread", "sync-2",
+                     "--resume", "approve")
+    assert blind.returncode == 2, blind.stdout + blind.stderr
+    assert "not shown here" in blind.stderr and f"--request {fingerprint}" in blind.stderr
+    wrong = personas(tmp_path, "run", "segment-syncer", "--sandbox-state", str(state), "--thread", "sync-2",
+                     "--resume", "approve", "--request", "sha256:0000000000000000")
+    assert wrong.returncode == 2 and "nothing was resumed" in wrong.stderr, wrong.stderr
+    with sqlite3.connect(state) as db:
+        body = json.loads(db.execute("SELECT body FROM resources WHERE type='list' AND id=?", (list_id,)).fetchone()[0])
+    assert len(body["relationships"]["profiles"]) == 2, "nothing was removed"
+
+    named = personas(tmp_path, "run", "segment-syncer", "--sandbox-state", str(state), "--thread", "sync-2",
+                     "--resume", "approve", "--request", fingerprint, "--json")
+    assert named.returncode == 0, named.stderr
+    assert not json.loads(named.stdout)["paused"]
+
+
 def test_audit_verify_detects_a_tampered_row(tmp_path: Path) -> None:
     personas(tmp_path, "run", "campaign-reporter", "--input", "{}", "--sandbox")
     db = sqlite3.connect(tmp_path / "audit.sqlite")
