@@ -16,6 +16,7 @@ import typer
 from evals.cli import eval_cmd
 from klaviyo_toolkit.redact import redact_text
 from personas.kernel.config import Config
+from personas.kernel.errors import UsageProblem
 from personas.kernel.privacy import register_secrets
 
 from . import audit, auth, chat, run, runs, sandbox, serve, tools
@@ -123,7 +124,11 @@ def main(argv: list[str] | None = None) -> Any:
 
     Files it creates are owner-only (umask 077), and nothing it prints holds a raw secret.
     """
-    env = Config.from_env()
+    try:
+        env = Config.from_env()
+    except UsageProblem as exc:  # a malformed variable: one line naming it, whatever the command
+        _fail(str(exc), 2)
+        raise
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or env.debug
     os.umask(0o077)
     register_secrets(env)

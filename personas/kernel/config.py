@@ -41,6 +41,46 @@ def _clean(value: str | None) -> str | None:
     return value or None
 
 
+def _url(value: str | None, name: str, schemes: tuple[str, ...], example: str) -> str | None:
+    """A URL from the environment, checked once here: a malformed one is a one-line error naming
+    the variable and its form, never a traceback later (the value is not echoed: it may hold a
+    password)."""
+    text = _clean(value)
+    if text is None:
+        return None
+    from .errors import UsageProblem
+
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (a port that is not a number raises here)
+    except ValueError as exc:
+        raise UsageProblem(f"{name} is not a valid URL ({exc}); give it as {example}, or unset it") from None
+    socket = parts.scheme.lower().startswith("postgres")  # postgresql:///db?host=/run/postgresql has no host
+    if parts.scheme.lower() not in schemes or not (parts.netloc or socket) or any(c.isspace() for c in text):
+        raise UsageProblem(
+            f"{name} is not a valid URL: it needs a scheme ({' or '.join(schemes)}), a host and no spaces; "
+            f"give it as {example}, or unset it"
+        )
+    return text
+
+
+def _key(value: str | None, name: str) -> str | None:
+    """A key from the environment: printable ASCII, or a one-line error naming the variable and
+    where the stray character sits (not the key itself)."""
+    text = _clean(value)
+    if text is None:
+        return None
+    for position, char in enumerate(text, 1):
+        if not (char.isascii() and char.isprintable()) or char.isspace():
+            from .errors import UsageProblem
+
+            raise UsageProblem(
+                f"{name} holds a character no key has (U+{ord(char):04X} at position {position} of "
+                f"{len(text)}): copy the key again from where it was issued, without spaces or quotes"
+            )
+    return text
+
+
 def _seconds(value: str | None, name: str, default: float) -> float:
     """A positive number of seconds from the environment; a bad one is a one-line error naming it."""
     text = _clean(value)
@@ -101,15 +141,21 @@ class Config:
         home = Path(_clean(env.get("PERSONAS_HOME")) or Path.home() / ".personas").expanduser()
         return cls(
             home=home,
-            klaviyo_base_url=(_clean(env.get("KLAVIYO_BASE_URL")) or DEFAULT_KLAVIYO_BASE_URL).rstrip("/"),
-            klaviyo_api_key=_clean(env.get("KLAVIYO_API_KEY")),
-            openai_api_key=_clean(env.get("OPENAI_API_KEY")),
-            openai_base_url=_clean(env.get("OPENAI_BASE_URL")),
+            klaviyo_base_url=(
+                _url(env.get("KLAVIYO_BASE_URL"), "KLAVIYO_BASE_URL", ("https", "http"),
+                     "https://a.klaviyo.com (or http://127.0.0.1:8787 for a local sandbox)")
+                or DEFAULT_KLAVIYO_BASE_URL
+            ).rstrip("/"),
+            klaviyo_api_key=_key(env.get("KLAVIYO_API_KEY"), "KLAVIYO_API_KEY"),
+            openai_api_key=_key(env.get("OPENAI_API_KEY"), "OPENAI_API_KEY"),
+            openai_base_url=_url(env.get("OPENAI_BASE_URL"), "OPENAI_BASE_URL", ("https", "http"),
+                                 "https://api.openai.com/v1 (or http://127.0.0.1:8080/v1 for a local server)"),
             model=_clean(env.get("PERSONAS_MODEL")),
             model_timeout=_seconds(env.get("PERSONAS_MODEL_TIMEOUT"), "PERSONAS_MODEL_TIMEOUT", 60.0),
             user=_clean(env.get("PERSONAS_USER")) or _clean(env.get("USER")) or "local",
             connection=_clean(env.get("PERSONAS_CONNECTION")) or _clean(env.get("PERSONAS_CREDENTIAL")),
-            database_url=_clean(env.get("PERSONAS_DATABASE_URL")),
+            database_url=_url(env.get("PERSONAS_DATABASE_URL"), "PERSONAS_DATABASE_URL", ("postgresql", "postgres"),
+                              "postgresql://user:password@localhost:5432/personas"),
             webhook_secret=_clean(env.get("KLAVIYO_WEBHOOK_SECRET")),
             vault_key=_clean(env.get("PERSONAS_VAULT_KEY")),
             client_id=_clean(env.get("KLAVIYO_CLIENT_ID")),
@@ -129,8 +175,11 @@ class Config:
         """Every secret this configuration holds (for redaction), credentials in URLs included."""
         found = [self.klaviyo_api_key, self.openai_api_key, self.client_secret, self.vault_key, self.webhook_secret]
         for url in (self.openai_base_url, self.klaviyo_base_url, self.database_url):
-            parts = urlsplit(url or "")
-            found += [parts.password, parts.username if parts.password else None]
+            try:
+                parts = urlsplit(url or "")
+                found += [parts.password, parts.username if parts.password else None]
+            except ValueError:  # a Config built in code, unchecked: the whole URL is the secret then
+                found.append(url)
         if self.vault_key:
             found += [k.strip() for k in self.vault_key.split(",")]
         return [s for s in found if s]

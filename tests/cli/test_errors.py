@@ -137,3 +137,26 @@ def test_every_klaviyo_failure_maps_to_a_line_that_says_what_to_do() -> None:
         assert line is not None and line[1] == code and text in line[0], (exc, line)
         assert "\n" not in line[0]
     assert error_line(RuntimeError("something else")) is None  # unexpected: the name, and --debug for more
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("KLAVIYO_BASE_URL", "http://[::1", "Invalid IPv6 URL"),
+        ("KLAVIYO_BASE_URL", "ht!tp://bad url", "needs a scheme (https or http)"),
+        ("KLAVIYO_BASE_URL", "http://localhost:port", "not a valid URL"),
+        ("KLAVIYO_BASE_URL", "a.klaviyo.com", "needs a scheme"),
+        ("OPENAI_BASE_URL", "http://[fe80::1", "Invalid IPv6 URL"),
+        ("PERSONAS_DATABASE_URL", "mysql://u:hunter2@db/x", "postgresql or postgres"),
+        ("KLAVIYO_API_KEY", "pk_abc\u20acdef0123456789", "U+20AC at position 7"),
+        ("KLAVIYO_API_KEY", "pk_abc def0123456789", "U+0020 at position 7"),
+        ("OPENAI_API_KEY", "sk-\u00e9", "U+00E9 at position 4"),
+    ],
+)
+def test_a_malformed_environment_variable_is_one_line_for_every_command(
+    tmp_path: Path, variable: str, value: str, says: str
+) -> None:
+    for args in (["--help"], ["list"], ["run", "campaign-reporter", "--input", "{}", "--sandbox"]):
+        line = one_line_error(personas(tmp_path, *args, **{variable: value}), 2)
+        assert variable in line and says in line, line
+        assert "hunter2" not in line and "def0123456789" not in line, "the value is not echoed"
