@@ -227,15 +227,22 @@ def _run(console: Any, loaded: list[Any], chosen: dict[str, list[str]], mode: st
     return results
 
 
-def _live_how(mode: str, label: str | None) -> str:
-    """What answered a live run: the model asked for, at which endpoint, and where it was written."""
+def _live_how(mode: str, label: str | None, results: list[Any]) -> str:
+    """What answered a live run: the model asked for, at which endpoint, and what was written where
+    (a case the model did not answer writes nothing, and the count says so)."""
     from personas.kernel.cassette import public_base_url
 
     config = Config.from_env()
     model = config.model or "(each persona's own)"
     endpoint = public_base_url(config.openai_base_url) or "the OpenAI API"
     folder = f"cassettes-{label}/" if label and label != "cassettes" else "cassettes/"
-    done = f"recorded into {folder}" if mode == "record" else f"{mode.split()[-1]} per case, nothing written"
+    if mode == "record":
+        runs = [x for r in results for x in r.results if x.kind == "live"]
+        written = sum(1 for x in runs if not x.error)
+        done = (f"{written} cassette{'s' if written != 1 else ''} recorded into {folder}" if written
+                else f"nothing recorded (no case was answered by the model); {folder} is unchanged")
+    else:
+        done = f"{mode.split()[-1]} per case, nothing written"
     return f"the live model {model} at {endpoint}; {done}"
 
 
@@ -267,7 +274,7 @@ def _finish(console: Any, results: list[Any], mode: str, report: Path | None, la
     where = f" from cassettes-{label}/" if label and label != "cassettes" else ""
     how = {"replay": f"replayed cassettes{where} (no OPENAI_API_KEY needed; Klaviyo is the embedded sandbox)",
            "author": "hand-written responses from the case files (cassettes rebuilt, then replayed)"}.get(
-        mode, _live_how(mode, label))
+        mode, _live_how(mode, label, results) if mode not in ("replay", "author") else "")
     runs = sum(len(r.results) for r in results)
     console.print(f"Model: {how}. {runs} run{'s' if runs != 1 else ''} in "
                   f"{sum(r.duration for r in results):.1f} s.")

@@ -112,6 +112,10 @@ def replay_choice(suite: Suite, case: Case, label: str | None = None) -> ModelCh
         return ModelChoice(model, "no model call expected (no cassette)", "none", empty)
     cassette = Cassette.load(path, rerecord_hint(suite, case, label=label))
     cassette.rerecord_hint = rerecord_hint(suite, case, cassette.kind, label)
+    made_for = str(cassette.provenance.get("case") or "")
+    if made_for and made_for.rsplit("/", 1)[-1] != case.id:  # a suite may be copied to another folder name
+        raise CassetteError(f"cassette {path} was made for case {made_for}, not {suite.name}/{case.id} (copied or "
+                            f"renamed?); {cassette.rerecord_hint}")
     if cassette.kind == "authored":
         written = [r.to_response(i) for i, r in enumerate(case.authored_responses)]
         if [i["response"] for i in cassette.interactions] != written:
@@ -138,6 +142,8 @@ class Outcome:
     #: the graph asked the model in a case that expects no model call (a verdict, not a cassette problem)
     unexpected_model: str | None = None
     model_failed: str | None = None
+    #: a live model that never answered (unreachable, refused): the run says so and nothing is recorded
+    model_unreachable: bool = False
     built: Built = field(default_factory=Built)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -270,6 +276,16 @@ def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
             outcome.error = cassette_errors[0]
         elif other_errors and choice.kind in ("authored", "recorded", "none") and outcome.error is None:
             outcome.error = CassetteError(f"the model failed: {type(other_errors[0]).__name__}: {other_errors[0]}")
+        elif other_errors and choice.kind == "live" and outcome.error is None:
+            # the graph fell back to its policy, but this run was to judge (or record) the live model
+            from personas.kernel.cassette import public_base_url
+
+            where = public_base_url(Config.from_env().openai_base_url) or "the OpenAI API"
+            outcome.model_unreachable = not observed.model_turns
+            outcome.error = CassetteError(
+                f"the live model at {where} did not answer ({type(other_errors[0]).__name__}: "
+                f"{other_errors[0]}); nothing was recorded for this case: check OPENAI_BASE_URL, "
+                "OPENAI_API_KEY and PERSONAS_MODEL_TIMEOUT")
         elif outcome.error is None and choice.cassette is not None and choice.model is not None \
                 and getattr(choice.model, "live", None) is None:
             try:
@@ -329,6 +345,8 @@ def run_case(suite: Suite, case: Case, model: ModelChoice | None = None, *, epoc
         if extra is not None:
             failures += [f"when {behaviour}: {f}" for f in check_case(case.model_copy(update={"expect": extra}),
                                                                       outcome)]
+    if outcome.model_unreachable:
+        kind = "none"  # no real model answered: it counts for no live pass rate
     return CaseResult(suite.name, case, failures, error, time.perf_counter() - started, choice.description,
                       cassette, epoch, outcome, kind, behaviour)
 

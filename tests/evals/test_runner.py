@@ -196,6 +196,16 @@ def test_a_cassette_that_does_not_match_fails_naming_the_case_and_the_command(tm
     assert "Lead score: 76" in result.error and "Lead score: 77" in result.error, "the diff shows what changed"
 
 
+def test_a_cassette_made_for_another_case_says_so(tmp_path: Path) -> None:
+    folder = copy_suite(tmp_path, "hot-director-this-month", "cold-just-browsing")
+    shutil.copy(folder / "cassettes" / "cold-just-browsing.json", folder / "cassettes" / "hot-director-this-month.json")
+    suite = load_suite(folder)
+    result = run_case(suite, next(c for c in suite.cases if c.id == "hot-director-this-month"))
+    assert result.status == "error"
+    assert "was made for case lead_magnet/cold-just-browsing, not lm/hot-director-this-month" in result.error
+    assert "case file changed" not in result.error
+
+
 def test_a_cassette_played_only_in_part_fails(tmp_path: Path) -> None:
     folder = copy_suite(tmp_path, "hot-director-this-month")
     path, data = _cassette(folder, "hot-director-this-month")
