@@ -14,8 +14,14 @@ Klaviyo documents the scheme in "Working with system webhooks"
 
 Klaviyo sends the timestamp as an HTTP date (``Tue, 14 Apr 2026 03:50:12 GMT``); ISO 8601 and epoch
 seconds are accepted too. A timestamp further than ``tolerance`` seconds from now (5 minutes by
-default) is refused as stale, so a captured delivery cannot be replayed later; within the window a
-replay is the receiver's to drop (by delivery or event id).
+default) is refused as stale, so a captured delivery cannot be replayed later (a timestamp that is not a
+finite number, ``nan`` or ``inf``, is malformed: it would never be stale); within the window a replay is
+the receiver's to drop (by delivery or event id).
+
+Errors: :class:`WebhookRejected` when the delivery is not shown to come from Klaviyo (a header missing,
+a malformed, stale or wrong signature or timestamp, another webhook's id: HTTP 401), and its subclass
+:class:`WebhookMalformed` when it is signed correctly but is not a delivery (not JSON, not the
+documented shape: HTTP 400). Both carry a one-line ``reason``.
 
 Example::
 
@@ -31,6 +37,7 @@ import email.utils
 import hashlib
 import hmac
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,6 +50,7 @@ __all__ = [
     "WEBHOOK_ID_HEADER",
     "Delivery",
     "DeliveryEvent",
+    "WebhookMalformed",
     "WebhookRejected",
     "format_timestamp",
     "parse_timestamp",
@@ -66,6 +74,14 @@ class WebhookRejected(ValueError):
         self.reason = reason
 
 
+class WebhookMalformed(WebhookRejected):
+    """A delivery signed with the secret whose body is not a delivery (not JSON, or not Klaviyo's shape).
+
+    The sender holds the secret, so nothing is wrong with the secret or the clock: the body is. A
+    receiver answers 400 (not 401) and counts it apart from refused signatures.
+    """
+
+
 def topic_for(metric_name: str) -> str:
     """The system-webhook topic of a Klaviyo metric: ``event:klaviyo.`` + its name in snake case
     ("Opened Email" -> ``event:klaviyo.opened_email``), as Klaviyo names its metrics' topics."""
@@ -83,17 +99,20 @@ def format_timestamp(when: float) -> str:
 
 
 def parse_timestamp(value: str) -> float | None:
-    """Epoch seconds from an HTTP date, an ISO 8601 datetime or epoch seconds; None if none of them."""
+    """Epoch seconds from an HTTP date, an ISO 8601 datetime or epoch seconds; None if none of them,
+    or if the value is not a finite number (``nan``, ``inf``: no clock is ever that far or that near)."""
     text = value.strip()
     if not text:
         return None
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         pass
+    else:
+        return number if math.isfinite(number) else None
     try:
         parsed = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         parsed = None
     if parsed is None:
         try:
@@ -102,7 +121,11 @@ def parse_timestamp(value: str) -> float | None:
             return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=_dt.UTC)
-    return parsed.timestamp()
+    try:
+        when = parsed.timestamp()
+    except (OverflowError, ValueError, OSError):
+        return None
+    return when if math.isfinite(when) else None
 
 
 @dataclass(frozen=True)
@@ -145,8 +168,9 @@ def verify_delivery(
 
     Checked in order: the signature and timestamp headers are there, the timestamp parses and is
     within ``tolerance`` seconds of ``now``, the signature is 64 hex digits and matches (compared in
-    constant time), the body is JSON of the documented shape, and ``meta.klaviyo_webhook_id`` equals
-    the ``Klaviyo-Webhook-Id`` header when both are given.
+    constant time), the body is JSON of the documented shape (else :class:`WebhookMalformed`), and
+    ``meta.klaviyo_webhook_id`` equals the ``Klaviyo-Webhook-Id`` header when both are given (a
+    delivery meant for another webhook: :class:`WebhookRejected`).
     """
     if not secret:
         raise WebhookRejected("no webhook secret is configured (KLAVIYO_WEBHOOK_SECRET)")
@@ -158,7 +182,9 @@ def verify_delivery(
         raise WebhookRejected(f"missing {TIMESTAMP_HEADER} header")
     sent = parse_timestamp(stamp)
     if sent is None:
-        raise WebhookRejected(f"malformed {TIMESTAMP_HEADER} header: not an HTTP date, ISO 8601 or epoch seconds")
+        raise WebhookRejected(
+            f"malformed {TIMESTAMP_HEADER} header: not an HTTP date, ISO 8601 or finite epoch seconds"
+        )
     if abs(now - sent) > tolerance:
         raise WebhookRejected(
             f"stale {TIMESTAMP_HEADER}: {abs(now - sent):.0f} s from now, outside the {tolerance:.0f} s window"
@@ -170,10 +196,10 @@ def verify_delivery(
         raise WebhookRejected(f"wrong {SIGNATURE_HEADER}: it does not match the body and timestamp")
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise WebhookRejected("the body is not JSON") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise WebhookMalformed("the body is not JSON") from None
     if not isinstance(document, Mapping) or not isinstance(document.get("data"), list):
-        raise WebhookRejected("the body has no data array (expected Klaviyo's system webhook shape)")
+        raise WebhookMalformed("the body has no data array (expected Klaviyo's system webhook shape)")
     meta: Mapping[str, Any] = document["meta"] if isinstance(document.get("meta"), Mapping) else {}
     header_id = _header(headers, WEBHOOK_ID_HEADER)
     meta_id = meta.get("klaviyo_webhook_id")
@@ -182,12 +208,12 @@ def verify_delivery(
     events = []
     for n, item in enumerate(document["data"]):
         if not isinstance(item, Mapping) or not isinstance(item.get("payload"), Mapping):
-            raise WebhookRejected(f"data[{n}] has no payload object")
+            raise WebhookMalformed(f"data[{n}] has no payload object")
         payload = dict(item["payload"])
         inner: Mapping[str, Any] = payload["data"] if isinstance(payload.get("data"), Mapping) else {}
         event_id = str(item.get("external_id") or inner.get("id") or "")
         if not event_id:
-            raise WebhookRejected(f"data[{n}] names no event (external_id or payload.data.id)")
+            raise WebhookMalformed(f"data[{n}] names no event (external_id or payload.data.id)")
         events.append(DeliveryEvent(str(item.get("topic") or ""), event_id, payload))
     return Delivery(
         webhook_id=str(header_id or meta_id or ""),

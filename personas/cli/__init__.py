@@ -57,8 +57,9 @@ def demo(
     """The lead-magnet sequencer and campaign reporter end to end on the embedded sandbox."""
     from .common import config
     from .demo import run_demo
+    from .sandbox import state_file
 
-    raise SystemExit(run_demo(seed, state_file=state, config=config()))
+    raise SystemExit(run_demo(seed, state_file=state_file(state), config=config()))
 
 
 def _version(value: bool) -> None:
@@ -150,8 +151,14 @@ def main(argv: list[str] | None = None) -> Any:
         if known is not None:
             _fail(*known)
         first = (str(exc).strip().splitlines() or [""])[0]
-        _fail(f"{type(exc).__name__}: {first} (run with --debug for the traceback)", 1)
+        _fail(f"{type(exc).__name__}: {first} ({debug_hint(argv if argv is not None else sys.argv[1:])})", 1)
     return None
+
+
+def debug_hint(argv: list[str]) -> str:
+    """Where the traceback is: ``--debug`` goes before the command (``personas --debug runs ...``)."""
+    command = next((a for a in argv if not a.startswith("-")), "<command>")
+    return f"for the traceback, run it again as: personas --debug {command} ..."
 
 
 if __name__ == "__main__":

@@ -215,7 +215,10 @@ def run_cmd(
     from personas.runtime.context import build_context
     from personas.runtime.driver import RunDriver, checkpointer
 
+    from .sandbox import state_file
+
     cfg = config()
+    sandbox_state = state_file(sandbox_state)
     spec = resolve_persona(graph, cfg.home)
     if input is None and resume is None and not retry:
         raise UsageProblem("give --input FILE|JSON (or --thread T --resume approve to continue a paused run)")

@@ -32,6 +32,11 @@ def runs_cmd(
     ),
     limit: int = typer.Option(50, "--limit", help="At most this many, newest first."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
+    stalled_after: float = typer.Option(
+        60.0, "--stalled-after",
+        help="The workers' --stalled-after (PostgreSQL): a running run whose worker has missed two heartbeats "
+        "shows as stalled.",
+    ),
 ) -> None:
     """List runs with their status (newest first); `personas runs retry RUN` continues a failed one."""
     if ctx.invoked_subcommand is not None:
@@ -44,18 +49,32 @@ def runs_cmd(
     service = _service()
     try:
         runs = service.store.runs(persona=persona, status=status, limit=limit)
+        beats = service.store.heartbeats([r.id for r in runs if r.status == "running"])
     finally:
         service.close()
+    stalled = {rid: _stalled(age, stalled_after) for rid, age in beats.items() if _stalled(age, stalled_after)}
     if as_json:
-        typer.echo(json.dumps([r.to_json() for r in runs], indent=1))
+        typer.echo(json.dumps([{**r.to_json(), "stalled": r.id in stalled} for r in runs], indent=1))
         return
     if not runs:
         typer.echo("no runs yet" + (f" for {persona}" if persona else ""))
         return
     for r in runs:
-        note = r.error or r.outcome or ""
-        typer.echo(f"{r.id}  {_when(r.created)}  {r.status:<7}  {r.persona:<24} {r.trigger:<8} {r.key}"
-                   + (f"\n    {note[:160]}" if note else ""))
+        note = stalled.get(r.id) or r.error or r.outcome or ""
+        shown = "stalled" if r.id in stalled else r.status
+        typer.echo(f"{r.id}  {_when(r.created)}  {shown:<7}  {r.persona:<24} {r.trigger:<8} {r.key}"
+                   + (f"\n    {note[:200]}" if note else ""))
+
+
+def _stalled(age: float | None, stalled_after: float) -> str:
+    """Why a running run is stalled (its worker is gone, or missed two heartbeats), or ""."""
+    takeover = (f"another worker takes it over after {stalled_after:g} s without one and continues it "
+                "from its checkpoint")
+    if age is None:
+        return f"its worker is gone (no heartbeat); {takeover}"
+    if age > stalled_after / 2:  # a worker sends one every stalled_after / 4
+        return f"no heartbeat from its worker for {age:.0f} s; {takeover}"
+    return ""
 
 
 @app.command("retry")
@@ -87,14 +106,39 @@ def retry_cmd(
 @app.command("resume")
 def resume_cmd(
     run_id: str = typer.Argument(..., help="A paused run's id (see `personas runs --status paused`)."),
-    answer: str = typer.Option(..., "--answer", help="approve, reject, or JSON ({\"action\": \"edit\", ...})."),
+    answer: str = typer.Option(
+        None, "--answer", help="approve, reject, or JSON ({\"action\": \"edit\", ...}); without it, shows the request."
+    ),
+    request: str = typer.Option(
+        None, "--request", help="The fingerprint of the request an approval answers (shown without --answer)."
+    ),
 ) -> None:
-    """Answer the approval a paused run waits for, and run it on."""
-    from .run import parse_resume
+    """Show the approval a paused run waits for, or answer it and run it on.
+
+    An approval (or edit) names the request it answers with --request: the request was never shown
+    in this shell, so an answer that names none could approve whatever the run paused on since.
+    """
+    from personas.kernel.errors import UsageProblem
+
+    from .approvals import describe_approval
+    from .run import bind_answer, parse_resume
 
     service = _service()
     try:
-        done = service.execute(run_id, resume=parse_resume(answer))
+        pending = service.pending(run_id)
+        if not pending:
+            raise UsageProblem(f"run {run_id} is not waiting for an approval; see `personas runs`")
+        command = f"personas runs resume {run_id}"
+        if answer is None:
+            folder = service.config.home / "approvals"
+            for item in pending:
+                value = item.value if isinstance(item.value, dict) else {"value": item.value}
+                typer.echo(describe_approval(value, folder))
+            first = pending[0].value.get("fingerprint", "sha256:...") if isinstance(pending[0].value, dict) else ""
+            typer.echo(f"\nAnswer with: {command} --answer approve --request {first}   (or --answer reject)")
+            return
+        bound = bind_answer(parse_resume(answer), request, pending, set(), command, run_id)
+        done = service.execute(run_id, resume=bound)
     finally:
         service.close()
     typer.echo(f"{done.id}: {done.status}" + (f" ({done.error})" if done.error else ""))

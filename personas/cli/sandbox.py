@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import os
 import socket
+from pathlib import Path
 
 import typer
 
@@ -35,6 +37,7 @@ def serve(
 
     from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY, Sandbox
 
+    state = state_file(state)
     listener = bind(host, port)  # before anything is printed: a port that cannot be had is a one-line error
 
     sandbox = Sandbox(
@@ -89,3 +92,29 @@ def bind(host: str, port: int) -> socket.socket:
         raise UsageProblem(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --host/--port") from None
     sock.listen(128)
     return sock
+
+
+def state_file(path: str | None) -> str | None:
+    """A ``--sandbox-state`` path that SQLite can open or create, or a UsageProblem naming it.
+
+    Checked before any banner is printed (``personas run``, ``personas demo``, ``personas sandbox
+    serve``): SQLite's own error ("unable to open database file") names neither the file nor the fix.
+    """
+    if not path:
+        return path
+    target = Path(path).expanduser()
+    folder = target.parent
+    if target.is_dir():
+        raise UsageProblem(f"--sandbox-state {path}: that is a folder; give a file, e.g. {target / 'sandbox.sqlite'}")
+    if not folder.exists():
+        raise UsageProblem(
+            f"--sandbox-state {path}: its folder {folder} does not exist; create it (mkdir -p {folder}) "
+            "or give a file in a folder that exists"
+        )
+    if not folder.is_dir():
+        raise UsageProblem(f"--sandbox-state {path}: {folder} is not a folder; give a file in a folder")
+    if target.exists() and not os.access(target, os.R_OK | os.W_OK):
+        raise UsageProblem(f"--sandbox-state {path}: this user cannot read and write it; check its permissions")
+    if not target.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageProblem(f"--sandbox-state {path}: this user cannot create files in {folder}; pick another")
+    return path

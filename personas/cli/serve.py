@@ -20,14 +20,27 @@ def serve_cmd(
     catch_up: str = typer.Option("latest", "--catch-up", help=CATCH_UP_HELP),
 ) -> None:
     """Receive Klaviyo webhooks (POST /webhooks/klaviyo, KLAVIYO_WEBHOOK_SECRET); /healthz, /metrics."""
-    from personas.service.serving import serve
+    from personas.service.serving import check_serve, serve, serve_notes
+
+    from .sandbox import bind
 
     cfg = config()
+    check_serve(cfg, catch_up=catch_up)  # the secret and the extra, then the port: each one line, exit 2
+    notes = serve_notes(cfg)
+    listener = bind(host, port)
     where = "PostgreSQL (runs go to `personas worker`)"
     if not cfg.database_url:
         where = f"SQLite in {cfg.home} ({workers} workers here)"
-    typer.echo(f"personas serve on http://{host}:{port}/webhooks/klaviyo; state: {where}", err=True)
-    serve(cfg, host=host, port=port, workers=workers, catch_up=catch_up)
+
+    def ready() -> None:
+        typer.echo(f"personas serve on http://{host}:{port}/webhooks/klaviyo; state: {where}", err=True)
+        for note in notes:
+            typer.echo(f"  {note}", err=True)
+
+    try:
+        serve(cfg, listener, workers=workers, catch_up=catch_up, ready=ready)
+    finally:
+        listener.close()
 
 
 def worker_cmd(
@@ -42,7 +55,7 @@ def worker_cmd(
     from personas.service.serving import run_worker
 
     run_worker(config(), concurrency=concurrency, catch_up=catch_up, stalled_after=stalled_after,
-               metrics_port=metrics_port)
+               metrics_port=metrics_port, report=lambda line: typer.echo(line, err=True))
 
 
 def watch_cmd(
@@ -51,11 +64,27 @@ def watch_cmd(
     once: bool = typer.Option(False, "--once", help="Poll once and exit (e.g. from cron)."),
     overlap: float = typer.Option(300.0, "--overlap", help="Seconds each poll reaches back before the cursor."),
     lookback: float = typer.Option(3600.0, "--lookback", help="How far back the first poll reads."),
+    sandbox: bool = typer.Option(False, "--sandbox", help="Poll the embedded Klaviyo sandbox (its demo data)."),
+    sandbox_state: str = typer.Option(
+        None, "--sandbox-state", help="Keep the embedded sandbox in this SQLite file (implies --sandbox)."
+    ),
 ) -> None:
     """Poll the persona's trigger metric for new events from a stored cursor; each event runs once."""
     from personas.service.serving import watch
 
-    total = watch(config(), persona, every=every, once=once, overlap=overlap, lookback=lookback,
-                  report=lambda line: typer.echo(line, err=True))
+    from .sandbox import state_file
+
+    sandbox_state = state_file(sandbox_state)
+    options = {}
+    if sandbox or sandbox_state:
+        from klaviyo_sandbox import Sandbox
+
+        options["sandbox"] = Sandbox(seed=42, state=sandbox_state)
+    try:
+        total = watch(config(), persona, every=every, once=once, overlap=overlap, lookback=lookback,
+                      report=lambda line: typer.echo(line, err=True), **options)
+    finally:
+        if "sandbox" in options:
+            options["sandbox"].close()
     if once:
         typer.echo(f"{total} new event(s)")

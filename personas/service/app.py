@@ -1,15 +1,19 @@
 """``personas serve``: the Starlette app that receives Klaviyo's system webhooks.
 
-- ``POST /webhooks/klaviyo``: the delivery is verified as Klaviyo documents it
+- ``POST /webhooks/klaviyo``: a body over ``max_body`` bytes (:data:`MAX_BODY`, 1 MiB) is ``413`` and
+  is never read whole: a larger ``Content-Length`` is refused before reading, and a body without one
+  (chunked) is read only up to the cap. The delivery is then verified as Klaviyo documents it
   (``klaviyo_toolkit.webhooks.verify_delivery``: HMAC-SHA256 of the raw body and ``Klaviyo-Timestamp``
   with ``KLAVIYO_WEBHOOK_SECRET``, a 5-minute window). A missing, malformed, wrong or stale signature
-  is ``401`` with the reason and starts nothing. A delivery whose signature was seen before (a replay,
-  or Klaviyo retrying one we accepted) is ``200 {"duplicate": true}`` and starts nothing. Otherwise
-  each event whose topic starts a persona (``schedule: on_event``) is recorded as a run, once per
-  event id, and handed to the queue; the answer is ``202`` with the runs. The work is only recorded
-  and queued here, so the answer comes in milliseconds.
+  or timestamp is ``401`` with the reason and starts nothing; a correctly signed body that is not a
+  delivery (not JSON, not Klaviyo's shape) is ``400`` with the reason. A delivery whose signature
+  was seen before (a replay, or Klaviyo retrying one we accepted) is ``200 {"duplicate": true}``
+  and starts nothing. Otherwise each event whose topic starts a persona (``schedule: on_event``) is
+  recorded as a run, once per event id, and handed to the queue; the answer is ``202`` with the runs.
+  The work is only recorded and queued here, so the answer comes in milliseconds.
 - ``GET /healthz``: ``{"ok": true, "store": ..., "queue": ...}`` (503 when the store does not answer).
-- ``GET /metrics``: Prometheus text (``metrics.py``).
+- ``GET /metrics``: Prometheus text (``metrics.py``; 503 without prometheus-client); each delivery
+  is counted by its result (``accepted``, ``duplicate``, ``rejected``, ``malformed``, ``too_large``).
 """
 
 from __future__ import annotations
@@ -20,15 +24,42 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from klaviyo_toolkit.webhooks import DEFAULT_TOLERANCE, WebhookRejected, verify_delivery
+from klaviyo_toolkit.webhooks import DEFAULT_TOLERANCE, WebhookMalformed, WebhookRejected, verify_delivery
 
 from .metrics import CONTENT_TYPE
 from .queues import Queue
 from .service import Service
 
-__all__ = ["build_app"]
+__all__ = ["MAX_BODY", "build_app"]
 
 log = logging.getLogger("personas.service")
+
+#: The largest delivery body read (1 MiB). Klaviyo's deliveries are a few KB: a batch of events, each a
+#: Get Event document with its profile and metric (2-5 KB), so 1 MiB leaves room for a batch of a few
+#: hundred; what is bigger is not Klaviyo, and it is refused before it is read into memory (unsigned
+#: bodies are read before the signature can be checked, so without a cap anyone could make us buffer
+#: hundreds of MB).
+MAX_BODY = 1024 * 1024
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_capped(request: Any, cap: int) -> bytes:
+    """The body, or :class:`_TooLarge` as soon as it is known to be over ``cap``: by its Content-Length
+    before anything is read, and while it streams in (a chunked body, or one longer than it said)."""
+    declared = (request.headers.get("content-length") or "").strip()
+    if declared.isdigit() and int(declared) > cap:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def build_app(
@@ -39,6 +70,7 @@ def build_app(
     tolerance: float = DEFAULT_TOLERANCE,
     clock: Callable[[], float] = time.time,
     lifespan: Any = None,
+    max_body: int = MAX_BODY,
 ) -> Any:
     """The webhook receiver of ``service`` (see the module docstring); ``secret`` defaults to the config's."""
     from starlette.applications import Starlette
@@ -50,9 +82,21 @@ def build_app(
 
     async def receive(request: Request) -> Response:
         started = time.perf_counter()
-        body = await request.body()
         try:
+            body = await _read_capped(request, max_body)
             delivery = verify_delivery(key, body, dict(request.headers), now=clock(), tolerance=tolerance)
+        except _TooLarge:
+            service.metrics.deliveries.labels("too_large").inc()
+            log.warning("webhook refused: the body is over %d bytes", max_body)
+            return JSONResponse(
+                {"error": f"the body is over {max_body} bytes; Klaviyo's deliveries are a few KB"},
+                status_code=413,
+                headers={"Connection": "close"},  # the rest of the body is never read
+            )
+        except WebhookMalformed as exc:  # signed with the secret, but not a delivery: not a secret or clock problem
+            service.metrics.deliveries.labels("malformed").inc()
+            log.warning("webhook malformed: %s", exc.reason)
+            return JSONResponse({"error": exc.reason}, status_code=400)
         except WebhookRejected as exc:
             service.metrics.deliveries.labels("rejected").inc()
             log.warning("webhook refused: %s", exc.reason)
@@ -80,7 +124,8 @@ def build_app(
 
     async def metrics(request: Request) -> Response:
         counts = await asyncio.to_thread(service.store.counts)
-        return Response(service.metrics.render(counts), media_type=CONTENT_TYPE)
+        code = 200 if service.metrics.enabled else 503  # no prometheus-client here: the body says what to install
+        return Response(service.metrics.render(counts), media_type=CONTENT_TYPE, status_code=code)
 
     routes = [
         Route("/webhooks/klaviyo", receive, methods=["POST"]),

@@ -5,12 +5,19 @@ text format with ``prometheus_client``:
 
 - ``personas_queue_depth``: runs waiting (queued) in the shared store;
 - ``personas_runs{status=...}``: runs by status in the shared store;
-- ``personas_webhook_deliveries_total{result=accepted|duplicate|rejected}`` and
+- ``personas_webhook_deliveries_total{result=...}``: ``accepted``, ``duplicate`` (a replay),
+  ``rejected`` (401: a missing, wrong or stale signature or timestamp), ``malformed`` (400: signed
+  correctly, but the body is not a delivery), ``too_large`` (413: over the body cap, refused unread);
   ``personas_webhook_enqueue_seconds`` (request received -> run queued);
 - ``personas_runs_finished_total{status=...}`` and ``personas_run_seconds`` for runs this process ran;
 - ``personas_klaviyo_call_seconds{operation=...}`` (each HTTP attempt) and
   ``personas_klaviyo_throttled_total{operation=...}`` (HTTP 429s), observed by :class:`MetricsGuard`
   on every call of the runs this process ran.
+
+``prometheus_client`` comes with the ``[server]`` extra. Without it :class:`Metrics` is a recorder that
+keeps nothing (``enabled`` is False), so commands that never serve ``/metrics`` (``personas runs``,
+``personas watch``) work on the ``[sandbox]`` install, and ``personas serve``'s ``/metrics`` answers 503
+saying what to install; ``worker --metrics-port`` requires it (``extras.py``).
 """
 
 from __future__ import annotations
@@ -22,17 +29,46 @@ from typing import Any
 from klaviyo_toolkit.client import CallRecord
 from klaviyo_toolkit.tools import Call
 
-__all__ = ["CONTENT_TYPE", "Metrics", "MetricsGuard"]
+__all__ = ["CONTENT_TYPE", "DELIVERY_RESULTS", "Metrics", "MetricsGuard"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: The ``result`` label of ``personas_webhook_deliveries_total`` (see the module docstring).
+DELIVERY_RESULTS = ("accepted", "duplicate", "rejected", "malformed", "too_large")
+
+
+class _Nothing:
+    """A metric that records nothing (no ``prometheus_client``): ``labels(...)`` is itself."""
+
+    def labels(self, *_: Any) -> _Nothing:
+        return self
+
+    def inc(self, *_: Any) -> None:
+        pass
+
+    def set(self, *_: Any) -> None:
+        pass
+
+    def observe(self, *_: Any) -> None:
+        pass
 
 
 class Metrics:
-    """The service's metrics (see the module docstring); ``render(store)`` is the /metrics body."""
+    """The service's metrics (see the module docstring); ``render(store)`` is the /metrics body.
+
+    ``enabled`` is False when ``prometheus_client`` is not installed: every metric then records nothing.
+    """
 
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
+        try:
+            from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        except ImportError:
+            self.enabled = False
+            self.registry: Any = None
+            nothing: Any = _Nothing()
+            self.queue_depth = self.runs = self.deliveries = self.enqueue_seconds = nothing
+            self.finished = self.run_seconds = self.call_seconds = self.throttled = nothing
+            return
+        self.enabled = True
         self.registry = CollectorRegistry()
         self.queue_depth = Gauge("personas_queue_depth", "Runs waiting to be run.", registry=self.registry)
         self.runs = Gauge("personas_runs", "Runs in the store, by status.", ["status"], registry=self.registry)
@@ -61,6 +97,8 @@ class Metrics:
             "personas_klaviyo_throttled", "Klaviyo answers with HTTP 429, by operation.", ["operation"],
             registry=self.registry,
         )
+        for result in DELIVERY_RESULTS:  # every result shows, at 0 until it happens
+            self.deliveries.labels(result)
 
     def observe_call(self, record: CallRecord) -> None:
         self.call_seconds.labels(record.operation_id).observe(record.latency)
@@ -69,6 +107,10 @@ class Metrics:
 
     def render(self, counts: dict[str, int] | None = None) -> bytes:
         """The text exposition, with the store's ``counts`` (runs by status) as gauges."""
+        if not self.enabled:
+            from .extras import METRICS, missing_extra
+
+            return f"# {missing_extra('/metrics', *METRICS)}\n".encode()
         from prometheus_client import generate_latest
 
         if counts is not None:

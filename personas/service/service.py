@@ -34,6 +34,7 @@ from personas.runtime.context import build_context
 from personas.runtime.driver import RunDriver, RunResult, checkpointer
 from personas.runtime.loader import scan_personas
 
+from .extras import POSTGRES, require
 from .metrics import Metrics, MetricsGuard
 from .store import Run, RunStore
 
@@ -70,6 +71,8 @@ class Service:
     def open(cls, config: Config, *, clock: Any = time.time, **context_options: Any) -> Service:
         """The store and checkpointer the config names (PostgreSQL with a database URL, else SQLite)."""
         register_secrets(config)
+        if config.database_url:
+            require("PERSONAS_DATABASE_URL (PostgreSQL)", *POSTGRES)
         store = RunStore.open(config, clock=clock)
         if config.database_url:
             from .postgres import checkpointer as pg_checkpointer
@@ -179,6 +182,15 @@ class Service:
         if driver.pending(snap) or not snap.next:
             return driver.result(snap)  # still paused, or it finished before its worker died
         return driver.retry()  # a worker died (or a step failed) mid-run: continue from the checkpoint
+
+    def pending(self, run_id: str) -> list[Any]:
+        """The approvals a paused run waits for (each with its request and fingerprint); empty if none."""
+        run = self.store.get(run_id)
+        if run is None:
+            raise UsageProblem(f"no run {run_id!r}; see `personas runs`")
+        if run.status != "paused":
+            return []
+        return RunDriver(self.context(self.persona(run.persona), run.thread_id), self.saver).pending()
 
     def retry(self, run_id: str) -> Run:
         """Put a failed run back in the queue (it continues from its last checkpoint when run)."""

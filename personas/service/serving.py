@@ -21,18 +21,52 @@ from typing import Any
 from personas.kernel.config import Config
 from personas.kernel.errors import UsageProblem
 
+from .extras import METRICS, POSTGRES, SCHEDULES, SERVE, missing, require, serve_gaps
 from .queues import LocalQueue, ProcrastinateQueue
-from .schedule import CATCH_UP, schedule_tick
+from .schedule import CATCH_UP, cron_of, schedule_tick
 from .service import Service
 from .watch import poll_once
 
-__all__ = ["build_serve_app", "run_worker", "schedule_timer", "serve", "watch"]
+__all__ = [
+    "build_serve_app", "check_serve", "check_worker", "run_worker", "schedule_timer", "serve", "serve_notes", "watch",
+]
 
 
 def _check_catch_up(value: str) -> str:
     if value not in CATCH_UP:
         raise UsageProblem(f"--catch-up {value!r}: use one of {', '.join(CATCH_UP)}")
     return value
+
+
+def check_serve(config: Config, *, catch_up: str = "latest") -> None:
+    """What ``personas serve`` needs before it opens or prints anything: its options, the webhook
+    secret, and the ``[server]`` extra's parts it uses; a UsageProblem (one line) otherwise."""
+    _check_catch_up(catch_up)
+    if not config.webhook_secret:
+        raise UsageProblem(
+            "KLAVIYO_WEBHOOK_SECRET is not set: it is the secret_key of your Klaviyo webhook, which signs "
+            "every delivery; set it before `personas serve`"
+        )
+    require("personas serve", *SERVE, *(POSTGRES if config.database_url else ()))
+
+
+def serve_notes(config: Config) -> list[str]:
+    """What ``personas serve`` will not do on this install, one line each (see ``extras.serve_gaps``)."""
+    from personas.runtime.loader import scan_personas
+
+    scheduled = any(cron_of(spec) for spec in scan_personas(config.home).personas.values())
+    return serve_gaps(scheduled)
+
+
+def check_worker(config: Config, *, catch_up: str = "latest", metrics_port: int | None = None) -> None:
+    """What ``personas worker`` needs before it opens anything (see :func:`check_serve`)."""
+    _check_catch_up(catch_up)
+    if not config.database_url:
+        raise UsageProblem(
+            "personas worker needs PERSONAS_DATABASE_URL (PostgreSQL holds the shared queue); on one machine "
+            "without it, `personas serve` runs the work itself"
+        )
+    require("personas worker", *POSTGRES, *SCHEDULES, *(METRICS if metrics_port else ()))
 
 
 def schedule_timer(service: Service, queue: LocalQueue, *, catch_up: str, every: float = 60.0) -> threading.Event:
@@ -55,14 +89,9 @@ def schedule_timer(service: Service, queue: LocalQueue, *, catch_up: str, every:
 
 def build_serve_app(config: Config, *, workers: int = 2, catch_up: str = "latest", **context_options: Any) -> Any:
     """The app ``personas serve`` runs (see the module docstring), with its service and queue started."""
+    check_serve(config, catch_up=catch_up)
     from .app import build_app
 
-    _check_catch_up(catch_up)
-    if not config.webhook_secret:
-        raise UsageProblem(
-            "KLAVIYO_WEBHOOK_SECRET is not set: it is the secret_key of your Klaviyo webhook, which signs "
-            "every delivery; set it before `personas serve`"
-        )
     service = Service.open(config, **context_options)
     service.triggered_by("")  # personas and graphs loaded now, not by the first delivery
     if config.database_url:
@@ -82,7 +111,8 @@ def build_serve_app(config: Config, *, workers: int = 2, catch_up: str = "latest
         return build_app(service, ProcrastinateQueue(tasks), lifespan=lifespan)
     queue = LocalQueue(service, workers=workers)
     queue.recover()
-    stop = schedule_timer(service, queue, catch_up=catch_up)
+    # no croniter: no timer (`serve_notes` said so when it started)
+    stop = threading.Event() if missing(*SCHEDULES) else schedule_timer(service, queue, catch_up=catch_up)
 
     @contextlib.asynccontextmanager
     async def local_lifespan(_: Any) -> AsyncIterator[None]:
@@ -94,11 +124,22 @@ def build_serve_app(config: Config, *, workers: int = 2, catch_up: str = "latest
     return build_app(service, queue, lifespan=local_lifespan)
 
 
-def serve(config: Config, *, host: str, port: int, workers: int = 2, catch_up: str = "latest") -> None:
+def serve(
+    config: Config,
+    listener: Any,
+    *,
+    workers: int = 2,
+    catch_up: str = "latest",
+    ready: Callable[[], None] = lambda: None,
+) -> None:
+    """Serve the app on ``listener`` (a bound socket: a busy port was refused before); ``ready`` is
+    called once the app is built (the store opened), before the first request."""
     import uvicorn
 
     app = build_serve_app(config, workers=workers, catch_up=catch_up)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    ready()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server.run(sockets=[listener])
 
 
 def run_worker(
@@ -109,15 +150,13 @@ def run_worker(
     stalled_after: float = 60.0,
     metrics_port: int | None = None,
     tick_cron: str = "* * * * *",
+    report: Callable[[str], None] = lambda line: None,
     **context_options: Any,
 ) -> None:
-    """A procrastinate worker over ``PERSONAS_DATABASE_URL`` until stopped (SIGINT/SIGTERM)."""
-    _check_catch_up(catch_up)
-    if not config.database_url:
-        raise UsageProblem(
-            "personas worker needs PERSONAS_DATABASE_URL (PostgreSQL holds the shared queue); on one machine "
-            "without it, `personas serve` runs the work itself"
-        )
+    """A procrastinate worker over ``PERSONAS_DATABASE_URL`` until stopped (SIGINT/SIGTERM); ``report``
+    gets one line once it is ready: what it runs, from which database and queue."""
+    check_worker(config, catch_up=catch_up, metrics_port=metrics_port)
+    from .postgres import describe
     from .tasks import QUEUE, build_app, ensure_schema, recover_stalled
 
     app = build_app(config.database_url, tick_cron=tick_cron)
@@ -127,6 +166,12 @@ def run_worker(
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr="127.0.0.1", registry=service.metrics.registry)
+    report(
+        f"personas worker {service.worker}: runs and schedules of {len(service.personas())} personas from "
+        f"queue {QUEUE!r} on {describe(config.database_url)}; {concurrency} at a time, a run whose worker "
+        f"stops its heartbeat is taken over after {stalled_after:g} s"
+        + (f"; /metrics on http://127.0.0.1:{metrics_port}/metrics" if metrics_port else "")
+    )
 
     async def main() -> None:
         async with app.open_async():
@@ -155,6 +200,18 @@ def run_worker(
         service.close()
 
 
+def _outcomes(service: Service, runs: list[Any]) -> str:
+    """How ``runs`` ended, e.g. ``2 done, 1 failed (see `personas runs --status failed`)``."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        found = service.store.get(run.id)
+        status = found.status if found is not None else "unknown"
+        counts[status] = counts.get(status, 0) + 1
+    text = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    hints = [f"`personas runs --status {s}`" for s in ("failed", "paused") if s in counts]
+    return text + (f" (see {' and '.join(hints)})" if hints else "")
+
+
 def watch(
     config: Config,
     persona: str,
@@ -166,7 +223,10 @@ def watch(
     report: Callable[[str], None] = print,
     **context_options: Any,
 ) -> int:
-    """Poll ``persona``'s trigger metric until stopped (or once); returns how many runs it recorded."""
+    """Poll ``persona``'s trigger metric until stopped (or once); returns how many runs it recorded.
+
+    On PostgreSQL the new runs are queued for ``personas worker``; on SQLite they are run here, each
+    poll's before the next, and ``report`` says how they ended."""
     service = Service.open(config, **context_options)
     spec = service.persona(persona)
     total = 0
@@ -189,8 +249,10 @@ def watch(
             total += len(new)
             if local is not None:
                 local.drain()
-            if new:
-                report(f"{spec.name}: {len(new)} new event(s) queued")
+            if new and local is not None:
+                report(f"{spec.name}: {len(new)} new event(s), run here: {_outcomes(service, new)}")
+            elif new:
+                report(f"{spec.name}: {len(new)} new event(s) queued for `personas worker`")
             if once:
                 return total
             time.sleep(every)

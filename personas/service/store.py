@@ -300,6 +300,25 @@ class RunStore:
         )
         return [Run.from_row(r) for r in rows]
 
+    def heartbeats(self, run_ids: list[str]) -> dict[str, float | None]:
+        """Seconds since the worker running each of ``run_ids`` last sent a heartbeat (PostgreSQL).
+
+        Only runs whose queue job is being run are in the answer: ``None`` when the job's worker is
+        gone (pruned as dead). On SQLite, or before procrastinate's tables exist, nothing is known: ``{}``.
+        The job of a run is the ``personas.run`` job locked on the run's id (``queues.py``).
+        """
+        if self.dialect != "postgres" or not run_ids:
+            return {}
+        if self._one("SELECT to_regclass('procrastinate_workers')")[0] is None:
+            return {}
+        rows = self._all(
+            "SELECT j.lock, EXTRACT(EPOCH FROM (NOW() - w.last_heartbeat)) FROM procrastinate_jobs j "
+            "LEFT JOIN procrastinate_workers w ON w.id = j.worker_id "
+            "WHERE j.task_name = 'personas.run' AND j.status = 'doing' AND j.lock = ANY(?)",
+            (list(run_ids),),
+        )
+        return {str(lock): (float(age) if age is not None else None) for lock, age in rows}
+
     def last_scheduled(self, persona: str) -> float | None:
         row = self._one(
             "SELECT MAX(scheduled_for) FROM personas_runs WHERE persona = ? AND trigger = 'schedule'", (persona,)

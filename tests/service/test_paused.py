@@ -45,3 +45,35 @@ def test_a_paused_run_is_recorded_and_answered(tmp_path: Path, answer: str, star
     with pytest.raises(UsageProblem, match="not waiting for an approval"):
         service.execute(run.id, resume="approve")
     service.close()
+
+
+def test_runs_resume_shows_the_request_and_approves_only_when_it_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`personas runs resume RUN` shows what waits; `--answer approve` alone approves nothing (the request
+    was never shown in that shell); `--request FINGERPRINT` names it and the run goes on."""
+    from typer.testing import CliRunner
+
+    from personas.cli import runs as runs_cli
+
+    home = tmp_path / "home"
+    careful_persona(home)
+    sb = Sandbox(seed=21)
+    service = Service.open(Config(home=home), sandbox=sb)
+    monkeypatch.setattr(runs_cli, "_service", lambda: service)  # the real service, on the real sandbox
+    monkeypatch.setattr(service, "close", lambda: None)
+    event = sign_up(sb, "named@example.com", HOT)
+    run, _ = service.record_event(service.persona("careful-sequencer"), event["data"]["id"], event, trigger="webhook")
+    service.execute(run.id)
+    fingerprint = service.pending(run.id)[0].value["fingerprint"]
+    pid = event["data"]["relationships"]["profile"]["data"]["id"]
+    cli = CliRunner()
+
+    shown = cli.invoke(runs_cli.app, ["resume", run.id])
+    assert shown.exit_code == 0 and "create_event" in shown.output and f"--request {fingerprint}" in shown.output
+    blind = cli.invoke(runs_cli.app, ["resume", run.id, "--answer", "approve"])
+    assert isinstance(blind.exception, UsageProblem) and "--request" in str(blind.exception)
+    assert sequence_starts(sb, pid) == [] and service.store.get(run.id).status == "paused"  # type: ignore[union-attr]
+    named = cli.invoke(runs_cli.app, ["resume", run.id, "--answer", "approve", "--request", fingerprint])
+    assert named.exit_code == 0, named.output
+    assert len(sequence_starts(sb, pid)) == 1 and "done" in named.output

@@ -1,0 +1,136 @@
+"""The receiver's answers beyond the signature: a body over the cap is 413 and never buffered whole,
+a correctly signed body that is not a delivery is 400 (not a secret or clock problem), a timestamp
+that is not a finite number is refused, each counted under its own result; and watch's wording.
+Real HTTP to the real Starlette app (httpx over ASGI), real SQLite."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from klaviyo_sandbox import Sandbox
+from klaviyo_toolkit.webhooks import WebhookMalformed, parse_timestamp, sign, verify_delivery
+from personas.kernel.config import Config
+from personas.service.app import MAX_BODY, build_app
+from personas.service.service import Service
+from personas.service.serving import watch
+from tests.graphs.leads import HOT, sign_up
+
+from .conftest import SECRET
+from .test_receiver import NOW, Recorder, delivery, headers
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    found = Service.open(Config(home=tmp_path / "home", webhook_secret=SECRET))
+    yield found
+    found.close()
+
+
+def client(service: Service) -> httpx.AsyncClient:
+    app = build_app(service, Recorder(), clock=lambda: NOW + 3)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://receiver")
+
+
+async def results(http: httpx.AsyncClient) -> dict[str, float]:
+    text = (await http.get("/metrics")).text
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("personas_webhook_deliveries_total{"):
+            label, value = line.split(" ")
+            out[label.split('"')[1]] = float(value)
+    return out
+
+
+async def test_a_body_over_the_cap_is_413_by_its_content_length(service: Service) -> None:
+    body = b"x" * (MAX_BODY + 1)
+    async with client(service) as http:
+        answer = await http.post("/webhooks/klaviyo", content=body, headers=headers(body))
+        assert answer.status_code == 413 and "over" in answer.json()["error"]
+        counted = await results(http)
+    assert counted["too_large"] == 1 and counted["rejected"] == 0 and service.store.runs() == []
+
+
+async def test_a_chunked_body_is_read_only_up_to_the_cap(service: Service) -> None:
+    sent = 0
+
+    async def endless() -> AsyncIterator[bytes]:  # no Content-Length: 100 MiB if it were all read
+        nonlocal sent
+        for _ in range(100 * 16):
+            sent += 1
+            yield b"y" * 65536
+
+    async with client(service) as http:
+        answer = await http.post("/webhooks/klaviyo", content=endless(), headers=headers(b""))
+        assert answer.status_code == 413
+        assert (await results(http))["too_large"] == 1
+    assert sent <= MAX_BODY // 65536 + 2  # it stopped reading at the cap
+
+
+async def test_a_delivery_just_under_the_cap_is_read(service: Service) -> None:
+    body = json.dumps({"data": [], "meta": {"padding": "p" * (MAX_BODY - 100)}}).encode()
+    assert len(body) <= MAX_BODY
+    async with client(service) as http:
+        answer = await http.post("/webhooks/klaviyo", content=body, headers=headers(body))
+    assert answer.status_code == 202 and answer.json() == {"runs": []}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json at all", "not JSON"),
+        (b"\xff\xfe", "not JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "not JSON"),  # nesting deeper than the parser goes
+        (b'{"data": "x"}', "no data array"),
+        (b"[]", "no data array"),
+        (b"{}", "no data array"),
+        (b'{"data": [1]}', "no payload"),
+        (b'{"data": [{"payload": {}}]}', "names no event"),
+    ],
+)
+async def test_a_signed_malformed_body_is_400_and_counted_apart(service: Service, body: bytes, reason: str) -> None:
+    async with client(service) as http:
+        answer = await http.post("/webhooks/klaviyo", content=body, headers=headers(body))
+        assert answer.status_code == 400 and reason in answer.json()["error"]
+        counted = await results(http)
+    assert counted["malformed"] == 1 and counted["rejected"] == 0 and service.store.runs() == []
+    with pytest.raises(WebhookMalformed):
+        verify_delivery(SECRET, body, headers(body), now=NOW)
+
+
+async def test_an_unsigned_malformed_body_is_still_401(service: Service) -> None:
+    body = b"not json"
+    async with client(service) as http:
+        unsigned = {**headers(body), "Klaviyo-Signature": "0" * 64}
+        answer = await http.post("/webhooks/klaviyo", content=body, headers=unsigned)
+        assert answer.status_code == 401
+        counted = await results(http)
+    assert counted["rejected"] == 1 and counted["malformed"] == 0
+
+
+@pytest.mark.parametrize("stamp", ["nan", "NaN", "-nan", "inf", "-Infinity", "1e999"])
+async def test_a_signed_non_finite_timestamp_is_refused(service: Service, stamp: str) -> None:
+    assert parse_timestamp(stamp) is None
+    body = delivery()
+    signed = {"Content-Type": "application/json", "Klaviyo-Webhook-Id": "WH1", "Klaviyo-Timestamp": stamp,
+              "Klaviyo-Signature": sign(SECRET, body, stamp)}
+    async with client(service) as http:
+        answer = await http.post("/webhooks/klaviyo", content=body, headers=signed)
+    assert answer.status_code == 401 and "Klaviyo-Timestamp" in answer.json()["error"]
+    assert service.store.runs() == []
+
+
+def test_watch_on_sqlite_says_the_runs_ran_here(tmp_path: Path) -> None:
+    sandbox = Sandbox(seed=9)
+    sign_up(sandbox, "hot@example.com", HOT)
+    lines: list[str] = []
+    total = watch(Config(home=tmp_path / "h"), "lead-magnet-sequencer", once=True, lookback=600,
+                  report=lines.append, sandbox=sandbox)
+    assert total == 1 and len(lines) == 1
+    assert "queued" not in lines[0] and "run here: 1 done" in lines[0], lines
+
+
