@@ -24,47 +24,52 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     ValidationError,
     WithJsonSchema,
     create_model,
 )
 
+from ._input_checks import (
+    EVENT_LIMITS,
+    JSON_LIMITS,
+    JsonLimits,
+    id_problems,
+    names_something,
+    not_blank,
+    not_bool,
+    parse_json_text,
+    path_value,
+    root_field,
+    text_limits,
+    url_problems,
+    value_problems,
+)
 from .catalog import Operation
 from .errors import InvalidArgumentError
 from .filters import check_filter
-from .validation import describe_hidden
+from .validation import email_problem, phone_problem
 
 Json = dict[str, Any]
 
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
-
-_CONFIG = ConfigDict(extra="forbid", defer_build=True, populate_by_name=True)
+#: NaN and Infinity are refused in every number field: JSON cannot carry them.
+_CONFIG = ConfigDict(extra="forbid", defer_build=True, populate_by_name=True, allow_inf_nan=False)
+#: The endpoints Klaviyo's ingestion limits apply to (10 levels, 100 kB strings, 4,000 array items).
+_EVENT_PATHS = frozenset({"/api/events", "/client/events", "/api/event-bulk-create-jobs", "/client/event-bulk-create"})
 
 
 # -- field types -------------------------------------------------------------------------------
 def _check_email(value: str | None) -> str | None:
-    if value is not None and describe_hidden(value):
-        raise ValueError(
-            f"the email address contains characters that cannot be seen ({describe_hidden(value)}); "
-            "remove them and give it as name@example.com"
-        )
-    if value is not None and not EMAIL_RE.match(value):
-        raise ValueError(f"{value!r} is not a valid email address; give it as name@example.com")
+    problem = None if value is None else email_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
 def _check_phone(value: str | None) -> str | None:
-    if value is not None and describe_hidden(value):
-        raise ValueError(
-            f"the phone number contains characters that cannot be seen ({describe_hidden(value)}); "
-            "remove them and give it in E.164, e.g. +15005550006"
-        )
-    if value is not None and not E164_RE.match(value):
-        raise ValueError(
-            f"{value!r} is not an E.164 phone number; give it as + country code and number, "
-            "digits only, e.g. +15005550006"
-        )
+    problem = None if value is None else phone_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
@@ -77,20 +82,11 @@ def _check_base64(value: str | None) -> str | None:
     return value
 
 
-def _parse_json_text(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f'is not valid JSON ({exc.msg}); give JSON text such as {{"plan": "pro"}}') from None
-    return value
-
-
-def _json_type(description: str, nullable: bool) -> Any:
+def _json_type(nullable: bool, limits: JsonLimits, want: str | None) -> Any:
     schema: Json = {"type": ["string", "null"] if nullable else "string"}
     return Annotated[
         Any,
-        BeforeValidator(_parse_json_text),
+        BeforeValidator(functools.partial(parse_json_text, limits=limits, want=want)),
         WithJsonSchema(schema),
     ]
 
@@ -118,18 +114,28 @@ def _scalar_type(schema: Json, name: str) -> Any:
         return Union[parts]  # runtime construction: `|` cannot take a tuple
     typ = schema.get("type")
     if typ == "array":
-        return list[_scalar_type(schema.get("items", {}), name)]  # type: ignore[misc]
+        items: Any = list[_scalar_type(schema.get("items", {}), name)]  # type: ignore[misc]
+        if "minItems" in schema or "maxItems" in schema:
+            return Annotated[items, Field(min_length=schema.get("minItems"), max_length=schema.get("maxItems"))]
+        return items
     if "enum" in schema:
         return Literal[tuple(schema["enum"])]
     base: Any = {"string": str, "integer": int, "number": float, "boolean": bool}.get(str(typ), Any)
+    if typ == "boolean":
+        return Annotated[bool, Strict()]  # "yes", 1 and "on" are not booleans
+    if typ in ("integer", "number"):
+        if "minimum" in schema or "maximum" in schema:
+            # The validator after the bounds runs first and keeps them in the schema as minimum/maximum.
+            return Annotated[base, Field(ge=schema.get("minimum"), le=schema.get("maximum")), BeforeValidator(not_bool)]
+        return Annotated[base, BeforeValidator(not_bool)]
     if typ == "string" and (name == "email" or name.endswith("_email")):
         return Annotated[str, AfterValidator(_check_email)]
     if typ == "string" and name in ("phone_number", "phone"):
         return Annotated[str, AfterValidator(_check_phone)]
     if typ == "string" and schema.get("contentEncoding") == "base64":
         return Annotated[str, AfterValidator(_check_base64), WithJsonSchema({"type": "string"})]
-    if typ in ("integer", "number") and ("minimum" in schema or "maximum" in schema):
-        return Annotated[base, Field(ge=schema.get("minimum"), le=schema.get("maximum"))]
+    if typ == "string" and ("minLength" in schema or "maxLength" in schema or "pattern" in schema):
+        return Annotated[str, text_limits(schema), WithJsonSchema({"type": "string"})]
     return base
 
 
@@ -138,7 +144,14 @@ def _camel(text: str) -> str:
 
 
 class _Builder:
-    """Builds pydantic models from shapes, naming nested models after their path."""
+    """Builds pydantic models from shapes, naming nested models after their path.
+
+    ``json_limits`` bound the free-form JSON values of the operation (Klaviyo's ingestion limits on
+    the event endpoints, the toolkit's own elsewhere).
+    """
+
+    def __init__(self, json_limits: JsonLimits = JSON_LIMITS) -> None:
+        self.json_limits = json_limits
 
     def type_of(self, shape: Json, name: str, path: str, nullable: bool) -> Any:
         kind = shape["kind"]
@@ -149,7 +162,7 @@ class _Builder:
                     return _fields_type(enum)
             return _scalar_type(shape["schema"], name)
         if kind == "json":
-            return _json_type("", nullable)
+            return _json_type(nullable, self.json_limits, shape.get("type"))
         if kind == "rel":
             return list[str] if shape["many"] else str
         if kind == "data":
@@ -176,6 +189,8 @@ class _Builder:
                 many = inner is not f["shape"] and f["shape"]["kind"] == "array"
                 desc = (desc + " " if desc else "") + ("Each item as JSON text." if many else "Give it as JSON text.")
             if f.get("required") and not f.get("nullable"):
+                if names_something(f):
+                    typ = Annotated[typ, AfterValidator(not_blank)]
                 definitions[f["name"]] = (typ, Field(description=desc))
             else:
                 definitions[f["name"]] = (typ | None, Field(default=None, description=desc))
@@ -186,7 +201,8 @@ class _Builder:
 @functools.cache
 def _model_for(stage: str, operation_id: str, op: Operation) -> type[BaseModel]:
     doc = op.summary
-    return _Builder().model(_camel(operation_id) + "Args", op.args, doc)
+    limits = EVENT_LIMITS if op.path in _EVENT_PATHS else JSON_LIMITS
+    return _Builder(limits).model(_camel(operation_id) + "Args", op.args, doc)
 
 
 def args_model(op: Operation) -> type[BaseModel]:
@@ -238,6 +254,10 @@ def problems_from_validation(exc: ValidationError, valid_names: Sequence[str]) -
 def validate_args(op: Operation, values: Mapping[str, Any]) -> BaseModel:
     """Validate ``values`` for ``op``; raises InvalidArgumentError naming each bad field."""
     model = args_model(op)
+    early = value_problems(values)
+    early += [p for p in id_problems(op, values) if root_field(p[0]) not in {root_field(f) for f, _ in early}]
+    if early:
+        raise InvalidArgumentError(op.operation_id, early)
     try:
         parsed = model.model_validate(dict(values))
     except ValidationError as exc:
@@ -290,6 +310,8 @@ class PreparedRequest:
     json_body: Any = None
     form: dict[str, Any] | None = None
     files: dict[str, tuple[str, bytes]] | None = None
+    #: The validated arguments as plain data, to name the one at fault if sending fails to encode.
+    arguments: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def describe(self) -> Json:
         """The exact request as data (for dry runs and approvals); no credentials in it."""
@@ -403,15 +425,15 @@ def build_request(op: Operation, parsed: BaseModel) -> PreparedRequest:
     """The HTTP request for validated arguments: path filled, query encoded, envelope built."""
     values = _dump(parsed)
     path = op.path
-    req = PreparedRequest(operation=op, method=op.method, path=path)
+    req = PreparedRequest(operation=op, method=op.method, path=path, arguments=values)
     body_fields: list[Json] = []
+    path_values: list[tuple[str, str]] = []
     for arg in op.args:
         where = arg["in"]
         v = values.get(arg["name"])
         if where == "path":
-            from urllib.parse import quote
-
-            path = path.replace("{" + arg["wire"] + "}", quote(str(v), safe=""))
+            path_values.append((arg["name"], path_value(v)))
+            path = path.replace("{" + arg["wire"] + "}", path_values[-1][1])
         elif where == "query":
             if v is not None and v != []:
                 req.params.append((arg["wire"], _query_value(v)))
@@ -421,6 +443,9 @@ def build_request(op: Operation, parsed: BaseModel) -> PreparedRequest:
         else:
             body_fields.append(arg)
     req.path = path
+    too_long = url_problems(path_values, req.params, {a["wire"]: a["name"] for a in op.args}, len(path))
+    if too_long:
+        raise InvalidArgumentError(op.operation_id, too_long)
     body = op.body
     if body is None:
         return req
@@ -471,6 +496,27 @@ def build_request(op: Operation, parsed: BaseModel) -> PreparedRequest:
     return req
 
 
+#: What building a request from odd input can raise, beyond the checks above; never let out raw.
+_BUILD_ERRORS = (ValueError, TypeError, UnicodeError, RecursionError, OverflowError)
+
+
 def prepare(op: Operation, values: Mapping[str, Any]) -> PreparedRequest:
-    """Validate and build in one step."""
-    return build_request(op, validate_args(op, values))
+    """Validate and build in one step; every refusal is an InvalidArgumentError naming the field."""
+    try:
+        return build_request(op, validate_args(op, values))
+    except InvalidArgumentError:
+        raise
+    except _BUILD_ERRORS as exc:
+        raise InvalidArgumentError(op.operation_id, [unsendable(values, exc)]) from exc
+
+
+def unsendable(values: Mapping[str, Any], exc: BaseException) -> tuple[str, str]:
+    """(field, fix) for a value that could not be turned into a request: the first argument that
+    does not encode as JSON text on its own, or ``(arguments)`` when none can be singled out."""
+    reason = f"cannot be sent ({type(exc).__name__}: {str(exc)[:200]})"
+    for name, value in values.items():
+        try:
+            json.dumps(_dump(value), allow_nan=False, ensure_ascii=False, default=str).encode("utf-8")
+        except (*_BUILD_ERRORS,):
+            return name, reason + "; check this value"
+    return "(arguments)", reason + "; check the values given"

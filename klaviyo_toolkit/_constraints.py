@@ -26,6 +26,22 @@ class Rule:
 
 
 RULES: Mapping[str, Sequence[Rule]] = {
+    "create_profile": (
+        Rule(
+            "at_least_one",
+            ("email", "phone_number", "external_id"),
+            source="Klaviyo refuses a profile without an identifier (email, phone_number or external_id); "
+            "the schema cannot say so",
+        ),
+    ),
+    "create_or_update_profile": (
+        Rule(
+            "at_least_one",
+            ("id", "email", "phone_number", "external_id"),
+            source="Given a set of profile attributes and optionally an ID, create or update a profile "
+            "(matched by id, email, phone_number or external_id)",
+        ),
+    ),
     "request_profile_deletion": (
         Rule(
             "exactly_one",
@@ -87,7 +103,8 @@ def _objects_at(data: Mapping[str, Any], at: str) -> list[tuple[str, Mapping[str
 
 
 def _given(value: Any) -> bool:
-    return value is not None and value != [] and value != ""
+    """Given and not blank: ``""``, ``"  "`` and ``[]`` identify nothing."""
+    return value is not None and value != [] and not (isinstance(value, str) and not value.strip())
 
 
 def _filter_fix(rule: Rule) -> str:

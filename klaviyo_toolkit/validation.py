@@ -8,9 +8,10 @@ character so the user can fix the source.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
-__all__ = ["hidden_characters", "describe_hidden"]
+__all__ = ["describe_hidden", "email_problem", "hidden_characters", "phone_problem"]
 
 
 def hidden_characters(text: str) -> list[str]:
@@ -27,3 +28,61 @@ def describe_hidden(text: str) -> str:
     """``U+200B ZERO WIDTH SPACE, ...`` for the hidden characters of ``text`` ("" when there are none)."""
     seen = dict.fromkeys(hidden_characters(text))
     return ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'control character')}" for c in seen)
+
+
+#: RFC 5321's limits: 64 characters before the @, 254 in all; a domain label is 1-63 characters.
+_LOCAL_MAX, _EMAIL_MAX, _LABEL_MAX = 64, 254, 63
+#: What an unquoted local part may hold (RFC 5322 atext, plus dots between atoms), and what a
+#: domain label may (letters of any script, digits, inner hyphens: internationalised domains pass).
+#: (Non-ASCII letters pass; surrogates, which no UTF-8 text can hold, do not.)
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\ud7ff\ue000-\uffff-]+"
+_LOCAL_RE = re.compile(rf"^{_ATEXT}(\.{_ATEXT})*$")
+_LABEL_RE = re.compile(r"^[^\W_](?:(?:[^\W_]|-)*[^\W_])?$")
+_E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$", re.ASCII)
+
+
+def email_problem(value: str) -> str | None:
+    """Why ``value`` is not an address Klaviyo accepts, as a fix a person can act on; None when it is.
+
+    Stricter than "something@something.something": Klaviyo refuses ``ada@example.com.``,
+    ``ada@example..com``, ``<ada@example.com>`` and ``a,b@example.com``, and one such row in a
+    batch sinks the whole batch, so they are refused here, before any request.
+    """
+    if hidden := describe_hidden(value):
+        return f"the email address contains characters that cannot be seen ({hidden}); remove them"
+    if value.count("@") != 1:
+        return f"{value!r} is not an email address (it needs exactly one @); give it as name@example.com"
+    local, domain = value.split("@")
+    if len(value) > _EMAIL_MAX or len(local) > _LOCAL_MAX:
+        return (
+            f"the email address is too long ({len(local)} characters before the @, {len(value)} in all; "
+            f"the limits are {_LOCAL_MAX} and {_EMAIL_MAX})"
+        )
+    if not local or not _LOCAL_RE.match(local):
+        return (
+            f"{value!r} is not a valid email address: the part before the @ is empty, has a space, a "
+            'character such as <>(),;:"[] or \\, or a dot at its start, its end or twice in a row; '
+            "give it as name@example.com"
+        )
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(labels) or not all(len(x) <= _LABEL_MAX and _LABEL_RE.match(x) for x in labels):
+        return (
+            f"{value!r} is not a valid email address: the domain after the @ needs dot-separated names of "
+            "letters, digits and inner hyphens, with no empty part and no dot at its end, e.g. example.com"
+        )
+    if labels[-1].isdigit():
+        return f"{value!r} is not a valid email address: the domain ends in a number, not a name such as .com"
+    return None
+
+
+def phone_problem(value: str) -> str | None:
+    """Why ``value`` is not an E.164 phone number (``+`` country code and number, ASCII digits, 8 to 16
+    characters in all); None when it is."""
+    if hidden := describe_hidden(value):
+        return f"the phone number contains characters that cannot be seen ({hidden}); remove them"
+    if not _E164_RE.match(value):
+        return (
+            f"{value!r} is not an E.164 phone number; give it as + country code and number, digits 0-9 "
+            "only, e.g. +15005550006"
+        )
+    return None

@@ -153,6 +153,12 @@ def rate_limit_tiers(description: str) -> list[Json]:
     return tiers
 
 
+def json_shape(schema: Json, ref: str | None) -> Json:
+    """A value given as JSON text; ``type`` (the spec's object or array) is checked before any request."""
+    typ = schema.get("type") or ("object" if schema.get("properties") else None)
+    return {"kind": "json", **({"ref": ref} if ref else {}), **({"type": typ} if typ in ("object", "array") else {})}
+
+
 def payload_limits(description: str) -> Json:
     """``{"max_payload_bytes": ..., "max_item_payload_bytes": ...}`` from the description's prose."""
     out: Json = {}
@@ -235,7 +241,7 @@ class Generator:
                 out["format"] = fmt
             elif fmt == "binary":
                 out["contentEncoding"] = "base64"
-            for key in ("minimum", "maximum"):
+            for key in ("minimum", "maximum", *(("minLength", "maxLength", "pattern") if typ == "string" else ())):
                 if key in s:
                     out[key] = s[key]
             return out
@@ -243,7 +249,7 @@ class Generator:
             inner = self.scalar_schema(s.get("items", {}))
             if inner is None:
                 return None
-            return {"type": "array", "items": inner}
+            return {"type": "array", "items": inner, **{k: s[k] for k in ("minItems", "maxItems") if k in s}}
         if typ is None and not s.get("properties") and "items" not in s:
             return None
         return None
@@ -261,7 +267,7 @@ class Generator:
         if scalar is not None:
             return {"kind": "scalar", "schema": scalar}
         if depth >= MAX_DEPTH:
-            return {"kind": "json", **({"ref": ref} if ref else {})}
+            return json_shape(s, ref)
         variants = s.get("oneOf") or s.get("anyOf")
         if variants:
             return {"kind": "union", "variants": [self.shape(v, where, depth + 1) for v in variants]}
@@ -271,7 +277,7 @@ class Generator:
         props: Json = s.get("properties") or {}
         if typ == "object" or props:
             if not props:
-                return {"kind": "json"}
+                return json_shape(s, None)
             if set(props) == {"data"}:
                 data = self.resolve(props["data"])
                 many = data.get("type") == "array"
@@ -296,8 +302,7 @@ class Generator:
         shape = self.shape(schema, f"{where}.{wire}", depth)
         if shape_size(shape) > MAX_SHAPE_SIZE:
             # Too large to show the model field by field (flow definitions): JSON text instead.
-            ref = schema.get("$ref", "").rsplit("/", 1)[-1] or None
-            shape = {"kind": "json", **({"ref": ref} if ref else {})}
+            shape = json_shape(s, schema.get("$ref", "").rsplit("/", 1)[-1] or None)
         return {
             "name": name,
             "wire": wire,
@@ -418,7 +423,8 @@ class Generator:
             seen_names.add(a["name"])
         max_items = None
         m = re.search(
-            r"(?:accepts? (?:up to|a maximum of)|maximum number of [a-z ]+?:|max number of [a-z ]+? is)"
+            r"(?:accepts? (?:up to|a maximum of)|maximum number of [a-z ]+?:|max number of [a-z ]+? is"
+            r"|[a-z ]+? per (?:request|call) limit:)"
             r"\s*`?([0-9][0-9,]*)`?",
             op.get("description", ""),
             re.I,
@@ -540,7 +546,7 @@ class Generator:
                 "name": "body",
                 "in": "body",
                 "wire": "body",
-                "shape": {"kind": "json"},
+                "shape": json_shape(schema, None),
                 "required": True,
                 "nullable": False,
                 "description": "The whole request body, as JSON.",

@@ -24,13 +24,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .._arguments import PreparedRequest, prepare
+from .._arguments import PreparedRequest, prepare, unsendable
 from ..auth import ApiKey, BearerToken, Credentials, credentials_from_env
 from ..catalog import Catalog, Operation, load_catalog
 from ..clock import Clock, SystemClock
 from ..effects import safe_to_repeat
 from ..errors import (
     AuthenticationError,
+    InvalidArgumentError,
     KlaviyoAPIError,
     RateLimitError,
     ToolkitUsageError,
@@ -164,16 +165,22 @@ class _Core:
         return self.credentials.headers()
 
     def _build(self, prep: PreparedRequest, url: str | None) -> httpx.Request:
+        """The httpx request; a value httpx cannot encode (``prepare`` refuses every one we know)
+        becomes an InvalidArgumentError naming the argument, never a raw ValueError or InvalidURL."""
         http: Any = self.http  # type: ignore[attr-defined]
-        request: httpx.Request = http.build_request(
-            prep.method,
-            self._url(url or prep.path),
-            params=None if url else tuple(prep.params),
-            json=prep.json_body,
-            data=prep.form or None,
-            files=prep.files or None,
-            headers=self._headers(prep),
-        )
+        headers = self._headers(prep)
+        try:
+            request: httpx.Request = http.build_request(
+                prep.method,
+                self._url(url or prep.path),
+                params=None if url else tuple(prep.params),
+                json=prep.json_body,
+                data=prep.form or None,
+                files=prep.files or None,
+                headers=headers,
+            )
+        except (httpx.InvalidURL, ValueError, TypeError, UnicodeError, RecursionError, OverflowError) as exc:
+            raise InvalidArgumentError(prep.operation.operation_id, [unsendable(prep.arguments, exc)]) from exc
         return request
 
     def _on_error(self, prep: PreparedRequest, attempt: int, error: BaseException, retry_waited: float) -> float | None:

@@ -112,6 +112,8 @@ class KlaviyoTool(StructuredTool):
         return json.dumps(view, ensure_ascii=False, default=str), outcome.body
 
     def _error(self, exc: Exception) -> ToolException:
+        if isinstance(exc, InvalidArgumentError):  # a value only the transport could not encode
+            return ToolException(f"Error: {exc}. Fix the arguments and call again.")
         if isinstance(exc, ClientError):
             hint = {
                 400: "Fix the request (see the field named) and call again.",
@@ -132,7 +134,7 @@ class KlaviyoTool(StructuredTool):
         call = self._prepare(kwargs)
         try:
             outcome = self.executor.run_call(call)
-        except (KlaviyoAPIError, RateLimitWaitError, TransportError) as exc:
+        except (InvalidArgumentError, KlaviyoAPIError, RateLimitWaitError, TransportError) as exc:
             raise self._error(exc) from exc
         return self._finish(outcome)
 
@@ -140,7 +142,7 @@ class KlaviyoTool(StructuredTool):
         call = self._prepare(kwargs)
         try:
             outcome = await self.executor.arun_call(call)
-        except (KlaviyoAPIError, RateLimitWaitError, TransportError) as exc:
+        except (InvalidArgumentError, KlaviyoAPIError, RateLimitWaitError, TransportError) as exc:
             raise self._error(exc) from exc
         return self._finish(outcome)
 
