@@ -9,7 +9,7 @@ from graphs import lazy_package
 from personas.kernel.graphspec import GraphSpec
 
 from .operations import OPERATIONS, WRITES
-from .report import render
+from .report import PARTIAL_EXIT, exit_code, render
 from .settings import Settings
 from .sources import SyncInputError, parse_input, read_file
 
@@ -37,10 +37,11 @@ SPEC = GraphSpec(
     input_model=SyncInput,
     input_key="input",
     render=render,
+    exit_code=exit_code,  # a partial sync exits PARTIAL_EXIT
     recursion_limit=100_000,  # one step per batch: a large sync takes many steps
 )
 
-__all__ = ["OPERATIONS", "SPEC", "WRITES", "Settings", "SyncInput", "SyncInputError", "SyncState", "build_graph",
-           "graph", "parse_input", "read_file", "render"]
+__all__ = ["OPERATIONS", "PARTIAL_EXIT", "SPEC", "WRITES", "Settings", "SyncInput", "SyncInputError", "SyncState",
+           "build_graph", "exit_code", "graph", "parse_input", "read_file", "render"]
 
 lazy_package(__name__, {"SyncState": ".graph"})

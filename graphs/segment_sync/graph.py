@@ -18,6 +18,18 @@
   emails per call). Suppressed profiles are reported.
 - **Removes** (``remove_profiles_from_list``) are destructive: the approval guard stops each batch
   for a human (approve: it runs; reject: skipped and reported) unless the persona's policy says not.
+- **Rows Klaviyo refuses** do not sink their batch: when a batch call fails because of particular
+  rows (a 4xx whose JSON:API errors point at items, ``/data/attributes/profiles/data/3/...`` or
+  ``/data/3/id``, or the toolkit's own check naming ``profiles[3]``), those rows are moved to
+  ``invalid`` with Klaviyo's reason and the rest of the batch is sent again in the next step (its
+  own call, approved on its own if the policy asks). An answer that lists every bad item (JSON:API
+  ``errors`` is a list) costs one more call per such batch; a server that names one row per answer
+  (as the sandbox does) costs one call per bad row, up to ``REFUSAL_ROUNDS``, after which the rest
+  of the batch is reported failed. Rows are only ever taken out, never added, so nobody is
+  subscribed without the consent the plan found. An
+  error that names no row (the list, the key, the whole payload) fails every subset of the batch
+  too, so the batch is reported failed with the reason and nothing is split: bisecting would cost
+  up to 2n-1 calls and refuse nothing more, and a rerun after the fix sends it again.
 - Each finished batch is recorded in the plan before the step ends; a killed or failed run resumes
   from its checkpoint at the first unfinished batch. Every batch write is idempotent by what it does
   (membership is a set, subscribing twice subscribes once, an import upserts), so the one batch that
@@ -29,6 +41,7 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -38,14 +51,20 @@ from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from klaviyo_toolkit.errors import KlaviyoAPIError, ServerError, TransportError
+from klaviyo_toolkit.errors import (
+    InvalidArgumentError,
+    KlaviyoAPIError,
+    ServerError,
+    TransportError,
+    stops_the_run,
+)
 from klaviyo_toolkit.tools import Stopped
 from personas.kernel.context import PersonaContext, thread_key
 
 from .jobs import verify_jobs
 from .operations import OPERATIONS, WRITES
 from .plan import Batch, Plan
-from .report import build_result, summarize
+from .report import build_result, outcome, summarize
 from .settings import Settings
 from .sources import (
     PAGE_SIZE,
@@ -62,6 +81,22 @@ from .sources import (
 __all__ = ["OPERATIONS", "WRITES", "SyncState", "build_graph"]
 
 PROBLEMS_KEPT = 20
+#: Sends of one batch after rows of it were refused (each answer that names rows takes them out).
+REFUSAL_ROUNDS = 10
+#: Where a refused item sits in each kind of batch's request body (JSON:API ``source.pointer``) and in
+#: the toolkit's own argument check (``InvalidArgumentError`` fields): its position and field.
+_POINTERS = {
+    "import": re.compile(r"^/data/attributes/profiles/data/(\d+)(?:/attributes)?(?:/([^/]+))?"),
+    "subscribe": re.compile(r"^/data/attributes/profiles/data/(\d+)(?:/attributes)?(?:/([^/]+))?"),
+    "add": re.compile(r"^/data/(\d+)(?:/([^/]+))?"),
+    "remove": re.compile(r"^/data/(\d+)(?:/([^/]+))?"),
+}
+_ARGUMENTS = {
+    "import": re.compile(r"^profiles\[(\d+)\](?:\.(\w+))?"),
+    "subscribe": re.compile(r"^profiles\[(\d+)\](?:\.(\w+))?"),
+    "add": re.compile(r"^profile_ids\[(\d+)\]()"),
+    "remove": re.compile(r"^profile_ids\[(\d+)\]()"),
+}
 
 
 class SyncState(TypedDict, total=False):
@@ -83,6 +118,7 @@ class SyncState(TypedDict, total=False):
     jobs: dict[str, Any]
     result: dict[str, Any]
     summary: str
+    outcome: str  # one line: status and counts (``personas runs`` shows it)
 
 
 def _settings(runtime: Runtime[PersonaContext]) -> Settings:
@@ -180,6 +216,7 @@ def prepare(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
         "jobs": {},
         "result": {},
         "summary": "",
+        "outcome": "",
     }
 
 
@@ -305,6 +342,33 @@ def _args(request: SyncRequest, settings: Settings, batch: Batch, items: list[di
     return {"id": list_id, "profile_ids": [i["value"] for i in items]}
 
 
+def refused_items(kind: str, exc: Exception, size: int) -> dict[int, tuple[str | None, str]]:
+    """The batch's items an error says were refused: position -> (field, reason); empty when it names none.
+
+    Reads every JSON:API error of a Klaviyo answer (``source.pointer``), or every problem of the
+    toolkit's own argument check, and keeps those that point at an item of a ``size``-item batch.
+    """
+    found: dict[int, tuple[str | None, str]] = {}
+    if isinstance(exc, InvalidArgumentError):
+        places = [(field, why) for field, why in exc.problems]
+        pattern = _ARGUMENTS[kind]
+    elif isinstance(exc, KlaviyoAPIError):
+        errors = exc.errors or [{"source": exc.source, "detail": exc.detail, "title": exc.title}]
+        places = []
+        for err in errors:
+            source = err.get("source")
+            pointer = source.get("pointer") if isinstance(source, dict) else None
+            places.append((str(pointer or ""), str(err.get("detail") or err.get("title") or exc)))
+        pattern = _POINTERS[kind]
+    else:
+        return found
+    for where, why in places:
+        match = pattern.match(where)
+        if match and int(match.group(1)) < size:
+            found.setdefault(int(match.group(1)), (match.group(2) or None, why))
+    return found
+
+
 def apply(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
     """Apply one batch (so each finished batch is checkpointed); removals stop for approval."""
     ctx = runtime.context
@@ -327,16 +391,26 @@ def apply(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
                 "profiles": batch.size,
             }
         )
-        args = _args(request, settings, batch, p.items(batch))
+        items = p.items(batch)
+        if not items:  # every row of it was refused: nothing left to send
+            p.mark(n, "done")
+            return update
+        args = _args(request, settings, batch, items)
         try:
             result = ctx.toolkit.run(WRITES[batch.kind], **args, _summary=_approval_summary(p, batch))
         except (ServerError, TransportError):
             raise  # repeated by the client already (safe for these writes); resume later at this batch
-        except KlaviyoAPIError as exc:
-            if exc.status == 429:
+        except (KlaviyoAPIError, InvalidArgumentError) as exc:
+            if stops_the_run(exc) or getattr(exc, "status", None) == 429:
                 raise
+            sent = 1 if isinstance(exc, KlaviyoAPIError) else 0  # the toolkit's own check sends nothing
+            refused = refused_items(batch.kind, exc, len(items))
+            if refused and batch.attempts < REFUSAL_ROUNDS:
+                # Those rows go to invalid; the rest is sent again in the next step (its own call).
+                p.refuse(batch, refused)
+                return {"cursor": n, "calls": _calls(state, writes=sent)}
             p.mark(n, "failed", detail=str(exc))  # a 4xx will not pass on a retry: report it and go on
-            return {**update, "calls": _calls(state, writes=1)}
+            return {**update, "calls": _calls(state, writes=sent)}
         if isinstance(result, Stopped):
             if result.status == "dry_run":
                 p.mark_rest(n, "dry_run")
@@ -374,7 +448,7 @@ def report(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
     settings = _settings(runtime)
     with _plan(state) as p:
         result = build_result(state, p, PROBLEMS_KEPT)
-    return {"result": result, "summary": summarize(runtime.context, settings, result)}
+    return {"result": result, "summary": summarize(runtime.context, settings, result), "outcome": outcome(result)}
 
 
 # -- routing -----------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 ``bulk_import_profiles`` answers at once and applies the rows later. After the last batch the
 syncer waits (on the context's clock, so tests never really sleep), then lists the account's import
 jobs, newest first, 100 per call, until every job of this sync is seen finished; a job with failed
-rows gets one more call for a sample of its errors. It gives up waiting after
+rows gets one more call for its errors (the first 100). The failed rows are subtracted from the
+adds (``Plan.outcome``) and the refused rows found in the source are listed under ``invalid`` with
+their row number and Klaviyo's reason. It gives up waiting after
 ``job_timeout_seconds`` and says how many jobs were still running (Klaviyo finishes them anyway).
 """
 
@@ -40,14 +42,19 @@ def _job_pages(kit: Any, pending: set[str]) -> tuple[dict[str, dict[str, Any]], 
             return seen, calls
 
 
-def _errors(kit: Any, job_id: str, room: int) -> list[dict[str, Any]]:
-    page = klaviyo_read(kit, "get_errors_for_bulk_import_profiles_job", id=job_id, page_size=min(PAGE_SIZE, room))
+def _errors(kit: Any, plan: Plan, job_id: str) -> list[dict[str, Any]]:
+    """The job's first 100 errors, each also recorded in the plan against its source row."""
+    page = klaviyo_read(kit, "get_errors_for_bulk_import_profiles_job", id=job_id, page_size=PAGE_SIZE)
     out = []
+    rows = []
     for err in page.data or []:
         attrs = err.get("attributes") or {}
         payload = attrs.get("original_payload") or {}
         who = payload.get("email") or payload.get("phone_number") or payload.get("external_id")
-        out.append({"job": job_id, "profile": who, "detail": attrs.get("detail") or attrs.get("title")})
+        detail = str(attrs.get("detail") or attrs.get("title") or "refused")
+        out.append({"job": job_id, "profile": who, "detail": detail})
+        rows.append((payload.get("email"), payload.get("phone_number"), detail))
+    plan.refused_by_job(rows)
     return out
 
 
@@ -72,8 +79,8 @@ def verify_jobs(ctx: Any, plan: Plan, settings: Any, write: Callable[[Any], None
                 continue
             failed = int(attrs.get("failed_count") or 0)
             plan.record_job(job_id, str(attrs["status"]), int(attrs.get("completed_count") or 0), failed)
-            if failed and len(errors) < ERRORS_KEPT:
-                errors.extend(_errors(kit, job_id, ERRORS_KEPT - len(errors)))
+            if failed:
+                errors.extend(_errors(kit, plan, job_id))
                 calls += 1
         write({"phase": "verify", "done": total - len(plan.jobs()), "total": total, "unit": "jobs"})
     report: dict[str, Any] = plan.job_totals()

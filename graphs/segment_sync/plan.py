@@ -16,6 +16,11 @@ The diff is SQL, never Python sets, so memory stays flat however large the sourc
 
 Each batch's status (``pending``, ``done``, ``rejected``, ``failed``, ``dry_run``) is written when it
 is applied, so a resumed run never sends a finished batch again.
+
+Rows Klaviyo refuses are taken out of their batch (``refuse``) and written to ``invalid`` with
+Klaviyo's reason (``stage = 'klaviyo'``; the source check's rows have ``stage = 'source'``). A
+batch's ``size`` is what is still in it and ``refused`` what was taken out, so ``size + refused``
+is what was planned; an import job's ``failed`` rows are refused too (read back by ``jobs.py``).
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ CREATE INDEX source_phone ON source(phone);
 CREATE INDEX source_member ON source(member_id);
 CREATE INDEX source_add ON source(add_batch);
 CREATE INDEX source_sub ON source(sub_batch);
-CREATE TABLE invalid (rowno INTEGER NOT NULL, field TEXT, value TEXT, problem TEXT);
+CREATE TABLE invalid (rowno INTEGER, field TEXT, value TEXT, problem TEXT, stage TEXT NOT NULL DEFAULT 'source',
+    kind TEXT, email_key TEXT);
 CREATE TABLE members (
     profile_id TEXT PRIMARY KEY, email TEXT, email_key TEXT, phone TEXT, external_id TEXT, consent TEXT,
     suppressed TEXT, matched INTEGER NOT NULL DEFAULT 0, remove_batch INTEGER);
@@ -52,8 +58,27 @@ CREATE INDEX members_remove ON members(remove_batch);
 CREATE TABLE known (email_key TEXT PRIMARY KEY, profile_id TEXT, consent TEXT, suppressed TEXT);
 CREATE TABLE batches (
     n INTEGER PRIMARY KEY, kind TEXT NOT NULL, size INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
-    job_id TEXT, detail TEXT, job_status TEXT, completed INTEGER, failed INTEGER);
+    job_id TEXT, detail TEXT, job_status TEXT, completed INTEGER, failed INTEGER,
+    refused INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0);
 """
+#: Columns added since the first plan files: (table, column, definition), added to an older file on open.
+UPGRADES = (
+    ("invalid", "stage", "TEXT NOT NULL DEFAULT 'source'"),
+    ("invalid", "kind", "TEXT"),
+    ("batches", "refused", "INTEGER NOT NULL DEFAULT 0"),
+    ("batches", "attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("invalid", "email_key", "TEXT"),
+)
+#: The column of ``source`` (or ``members``) that holds each kind's batch number.
+BATCH_COLUMN = {"import": "add_batch", "add": "add_batch", "subscribe": "sub_batch", "remove": "remove_batch"}
+#: The row fields each kind of batch sends: a row Klaviyo refused for one of them leaves later batches
+#: that send it too (an address refused on import would be refused by the subscribe call as well).
+SENDS = {
+    "import": ("email", "phone_number", "external_id", "first_name", "last_name"),
+    "add": ("id",),
+    "subscribe": ("email",),
+    "remove": ("id",),
+}
 CHUNK = 1000
 
 
@@ -64,6 +89,8 @@ class Batch:
     size: int
     status: str
     job_id: str | None = None
+    refused: int = 0
+    attempts: int = 0
 
 
 def _key(value: str | None) -> str | None:
@@ -92,7 +119,16 @@ class Plan:
     def open(cls, path: Path) -> Plan:
         if not path.is_file():
             raise FileNotFoundError(f"the sync plan {path} is gone; start the sync again (a new thread)")
-        return cls(path)
+        plan = cls(path)
+        plan._upgrade()
+        return plan
+
+    def _upgrade(self) -> None:
+        """Add the columns a plan file written by an older version lacks (a run resumed across an upgrade)."""
+        for table, column, definition in UPGRADES:
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
         self.db.commit()
@@ -125,7 +161,8 @@ class Plan:
                 "first_name, last_name, consent, profile_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 good,
             )
-            self.db.executemany("INSERT INTO invalid VALUES (?,?,?,?)", wrong)
+            self.db.executemany("INSERT INTO invalid (rowno, field, value, problem, email_key) VALUES (?,?,?,?,?)",
+                                wrong)
             good.clear()
             wrong.clear()
 
@@ -133,7 +170,7 @@ class Plan:
             seen += 1
             if isinstance(row, InvalidRow):
                 bad += 1
-                wrong.append((row.row, row.field, row.value, row.problem))
+                wrong.append((row.row, row.field, row.value, row.problem, _key(row.email)))
             else:
                 valid += 1
                 email_key = _key(row.email)
@@ -290,7 +327,11 @@ class Plan:
         if subscribe:
             n = self._assign("source", "sub_batch", "sub_state = 'subscribe'", "rowno", "subscribe", n, batch_size)
         if remove:
-            n = self._assign("members", "remove_batch", "matched = 0", "rowid", "remove", n, batch_size)
+            # A member whose source row was refused for another field (a bad phone) is still in the
+            # source: it is kept, not removed for a typo in the file.
+            n = self._assign("members", "remove_batch", "matched = 0 AND (email_key IS NULL OR email_key NOT IN "
+                             "(SELECT email_key FROM invalid WHERE email_key IS NOT NULL))", "rowid", "remove", n,
+                             batch_size)
         db.commit()
         return n - 1
 
@@ -335,38 +376,123 @@ class Plan:
     def member_count(self) -> int:
         return int(self._one("SELECT COUNT(*) FROM members"))
 
-    def invalid(self, limit: int) -> list[dict[str, Any]]:
+    def invalid(self, limit: int, stage: str | None = None) -> list[dict[str, Any]]:
+        """The first ``limit`` rows the source check (``stage="source"``) or Klaviyo (``"klaviyo"``), or
+        either, refused: row number, field, value, why, and ``by`` (who refused it)."""
+        where = "WHERE stage = ?" if stage else "WHERE ? IS NULL"
         return [
-            {"row": r[0], "field": r[1], "value": r[2], "problem": r[3]}
+            {"row": r[0], "field": r[1], "value": r[2], "problem": r[3], "by": r[4]}
             for r in self.db.execute(
-                "SELECT rowno, field, value, problem FROM invalid ORDER BY rowno LIMIT ?", (limit,)
+                f"SELECT rowno, field, value, problem, stage FROM invalid {where} ORDER BY rowno IS NULL, rowno, "
+                "rowid LIMIT ?",
+                (stage, limit),
             )
         ]
 
+    def invalid_count(self, stage: str) -> int:
+        return int(self._one("SELECT COUNT(*) FROM invalid WHERE stage = ?", stage))
+
     # -- batches -----------------------------------------------------------------------------------------
     def batch(self, n: int) -> Batch:
-        row = self.db.execute("SELECT n, kind, size, status, job_id FROM batches WHERE n = ?", (n,)).fetchone()
+        row = self.db.execute(
+            "SELECT n, kind, size, status, job_id, refused, attempts FROM batches WHERE n = ?", (n,)
+        ).fetchone()
         if row is None:
             raise KeyError(f"the plan has no batch {n}")
         return Batch(*row)
 
     def items(self, batch: Batch) -> list[dict[str, Any]]:
         """The batch's profiles, as the operation takes them (at most ``batch_size``)."""
+        return [item for _, item in self._rows(batch)]
+
+    def _rows(self, batch: Batch) -> list[tuple[int, dict[str, Any]]]:
+        """(rowid, item) of the batch's profiles, in the order they are sent."""
         if batch.kind == "import":
             rows = self.db.execute(
-                "SELECT email, phone, external_id, first_name, last_name FROM source "
+                "SELECT rowid, email, phone, external_id, first_name, last_name FROM source "
                 "WHERE add_batch = ? ORDER BY rowno",
                 (batch.n,),
             )
             names = ("email", "phone_number", "external_id", "first_name", "last_name")
-            return [{k: v for k, v in zip(names, r, strict=True) if v is not None} for r in rows]
+            return [(r[0], {k: v for k, v in zip(names, r[1:], strict=True) if v is not None}) for r in rows]
         if batch.kind == "add":
-            sql = "SELECT profile_id FROM source WHERE add_batch = ? ORDER BY rowno"
+            sql = "SELECT rowid, profile_id FROM source WHERE add_batch = ? ORDER BY rowno"
         elif batch.kind == "subscribe":
-            sql = "SELECT email FROM source WHERE sub_batch = ? ORDER BY rowno"
+            sql = "SELECT rowid, email FROM source WHERE sub_batch = ? ORDER BY rowno"
         else:
-            sql = "SELECT profile_id FROM members WHERE remove_batch = ? ORDER BY rowid"
-        return [{"value": r[0]} for r in self.db.execute(sql, (batch.n,))]
+            sql = "SELECT rowid, profile_id FROM members WHERE remove_batch = ? ORDER BY rowid"
+        return [(r[0], {"value": r[1]}) for r in self.db.execute(sql, (batch.n,))]
+
+    def refuse(self, batch: Batch, refusals: dict[int, tuple[str | None, str]]) -> int:
+        """Take the rows Klaviyo refused out of ``batch`` and report them as invalid; how many.
+
+        ``refusals`` maps a position in the batch (as sent) to (the field Klaviyo named, its reason).
+        A refused source row also leaves the later pending batches that send that field, so it is
+        not sent (and refused) again; the rows left in the batch are sent again, on their own.
+        """
+        rows = self._rows(batch)
+        taken = 0
+        for pos, (field, reason) in sorted(refusals.items()):
+            if not 0 <= pos < len(rows):
+                continue
+            rowid, item = rows[pos]
+            taken += 1
+            problem = f"Klaviyo refused it ({batch.kind}): {reason}"
+            if batch.kind == "remove":
+                email = self.db.execute("SELECT email FROM members WHERE rowid = ?", (rowid,)).fetchone()[0]
+                self.db.execute("UPDATE members SET remove_batch = NULL WHERE rowid = ?", (rowid,))
+                self._invalid(None, "profile_id", email or str(item["value"]), problem, batch.kind)
+                continue
+            column = BATCH_COLUMN[batch.kind]
+            rowno, email, phone, external_id, pid, sub_batch = self.db.execute(
+                "SELECT rowno, email, phone, external_id, profile_id, sub_batch FROM source WHERE rowid = ?",
+                (rowid,),
+            ).fetchone()
+            if batch.kind == "add":  # a profile id: shown by whom it is
+                field, value = "profile_id", email or phone or external_id or pid
+            else:
+                shown = {"email": email, "phone_number": phone, "external_id": external_id}
+                value = shown.get(field or "") or item.get(field or "") or email or phone or external_id
+            self._invalid(rowno, field or "row", str(value or "")[:100], problem, batch.kind)
+            self.db.execute(f"UPDATE source SET {column} = NULL WHERE rowid = ?", (rowid,))
+            if sub_batch is not None and batch.kind != "subscribe" and (field or "") in SENDS["subscribe"]:
+                later = self.db.execute("SELECT status FROM batches WHERE n = ?", (sub_batch,)).fetchone()
+                if later is not None and later[0] == "pending":
+                    self.db.execute("UPDATE source SET sub_batch = NULL WHERE rowid = ?", (rowid,))
+                    self.db.execute(
+                        "UPDATE batches SET size = size - 1, refused = refused + 1 WHERE n = ?", (sub_batch,)
+                    )
+        self.db.execute(
+            "UPDATE batches SET size = size - ?, refused = refused + ?, attempts = attempts + 1 WHERE n = ?",
+            (taken, taken, batch.n),
+        )
+        self.db.commit()
+        return taken
+
+    def _invalid(self, rowno: int | None, field: str, value: str, problem: str, kind: str) -> None:
+        """Record a row Klaviyo refused, once per row (its first reason)."""
+        if rowno is not None and self.db.execute(
+            "SELECT 1 FROM invalid WHERE stage = 'klaviyo' AND rowno = ?", (rowno,)
+        ).fetchone():
+            return
+        self.db.execute(
+            "INSERT INTO invalid (rowno, field, value, problem, stage, kind) VALUES (?,?,?,?, 'klaviyo', ?)",
+            (rowno, field, value, problem, kind),
+        )
+
+    def refused_by_job(self, errors: Iterable[tuple[str | None, str | None, str]]) -> None:
+        """Rows an import job refused, as (email, phone number, reason), found in the source by identifier."""
+        for email, phone, reason in errors:
+            found = self.db.execute(
+                "SELECT rowno, email, phone FROM source WHERE (? IS NOT NULL AND email_key = ?) "
+                "OR (? IS NULL AND ? IS NOT NULL AND phone = ?) ORDER BY rowno LIMIT 1",
+                (email, _key(email), email, phone, phone),
+            ).fetchone()
+            if found is None:
+                continue
+            self._invalid(found[0], "email" if found[1] else "phone_number", str(found[1] or found[2])[:100],
+                          f"Klaviyo refused it (import job): {reason}", "import")
+        self.db.commit()
 
     def people(self, batch: Batch) -> list[str]:
         """Who a batch is about, readably: each profile's email (else phone, external id or id)."""
@@ -393,12 +519,17 @@ class Plan:
         self.db.commit()
 
     def outcome(self) -> dict[str, dict[str, list[int]]]:
-        """Per kind and status: [batches, profiles]."""
+        """Per kind and status: [batches, profiles still in them, profiles Klaviyo refused].
+
+        Refused are the rows taken out of the batches (``refuse``) and, for sent imports, the rows
+        their finished job failed; so ``profiles`` of a ``done`` batch counts only accepted rows.
+        """
         out: dict[str, dict[str, list[int]]] = {}
-        for kind, status, batches, profiles in self.db.execute(
-            "SELECT kind, status, COUNT(*), SUM(size) FROM batches GROUP BY kind, status"
+        for kind, status, batches, profiles, refused, failed in self.db.execute(
+            "SELECT kind, status, COUNT(*), SUM(size), SUM(refused), "
+            "SUM(CASE WHEN status = 'done' THEN COALESCE(failed, 0) ELSE 0 END) FROM batches GROUP BY kind, status"
         ):
-            out.setdefault(kind, {})[status] = [batches, profiles]
+            out.setdefault(kind, {})[status] = [batches, profiles - failed, refused + failed]
         return out
 
     def problems(self, limit: int) -> list[dict[str, Any]]:

@@ -1,7 +1,14 @@
 """What a sync reports: planned vs applied per kind of change, what was skipped and why, and a summary.
 
 Nothing is lost silently: invalid rows, duplicates, suppressed profiles, rejected or failed
-batches and rows an import job refused are each counted, with a sample, in ``state["result"]``.
+batches and rows Klaviyo refused (in a batch call or in an import job) are each counted, with a
+sample, in ``state["result"]``. Counts are what Klaviyo accepted: ``applied`` leaves out the
+``refused`` rows, which are listed under ``invalid`` with Klaviyo's reason.
+
+A sync that did not do all it planned (a row invalid or refused, a batch failed or rejected) is
+``partial``: its ``exit_code`` is :data:`PARTIAL_EXIT`, so a script or cron job running
+``personas run`` sees it; ``done`` and ``dry_run`` are 0.
+
 The summary is a template; with ``summarize_with_model`` the persona's model writes it instead
 (from the counts only) and the template stays the fallback.
 """
@@ -15,20 +22,29 @@ from personas.kernel.governance import fence
 
 from .plan import Plan
 
-__all__ = ["build_result", "render", "summarize"]
+__all__ = ["PARTIAL_EXIT", "build_result", "exit_code", "outcome", "render", "summarize"]
 
 KINDS = {"adds": ("import", "add"), "subscribes": ("subscribe",), "removes": ("remove",)}
 STATUS = {"done": "applied", "rejected": "rejected", "failed": "failed", "dry_run": "not_sent", "pending": "not_sent"}
+#: The exit code of a partial sync: apart from 1 (the run failed at a step: continue it with --retry)
+#: and 2 (bad usage or input), because sending it again changes nothing until the source is fixed.
+PARTIAL_EXIT = 3
 
 
 def _kind(outcome: dict[str, dict[str, list[int]]], kinds: tuple[str, ...]) -> dict[str, int]:
-    out = {"planned": 0, "applied": 0, "rejected": 0, "failed": 0, "not_sent": 0, "batches": 0}
+    out = {"planned": 0, "applied": 0, "refused": 0, "rejected": 0, "failed": 0, "not_sent": 0, "batches": 0}
     for kind in kinds:
-        for status, (batches, profiles) in outcome.get(kind, {}).items():
+        for status, (batches, profiles, refused) in outcome.get(kind, {}).items():
             out["batches"] += batches
-            out["planned"] += profiles
+            out["planned"] += profiles + refused
+            out["refused"] += refused
             out[STATUS.get(status, "not_sent")] += profiles
     return out
+
+
+def exit_code(state: Mapping[str, Any]) -> int:
+    """The process exit code of a finished sync: :data:`PARTIAL_EXIT` when partial, else 0."""
+    return PARTIAL_EXIT if (state.get("result") or {}).get("status") == "partial" else 0
 
 
 def build_result(state: Mapping[str, Any], plan: Plan, limit: int) -> dict[str, Any]:
@@ -39,7 +55,13 @@ def build_result(state: Mapping[str, Any], plan: Plan, limit: int) -> dict[str, 
     changes = {name: _kind(outcome, kinds) for name, kinds in KINDS.items()}
     jobs = state.get("jobs") or {}
     dry = state.get("mode") == "dry_run"
-    clean = all(c["applied"] == c["planned"] for c in changes.values()) and not jobs.get("failed_rows")
+    invalid_rows = source.get("invalid", 0)
+    refused_rows = sum(c["refused"] for c in changes.values())
+    clean = (
+        all(c["applied"] == c["planned"] for c in changes.values())
+        and not jobs.get("failed_rows")
+        and not invalid_rows
+    )
     request = state.get("request") or {}
     return {
         "status": "dry_run" if dry else ("done" if clean else "partial"),
@@ -50,7 +72,8 @@ def build_result(state: Mapping[str, Any], plan: Plan, limit: int) -> dict[str, 
         "source": request.get("source"),
         "source_rows": source.get("rows", 0),
         "valid_rows": source.get("valid", 0),
-        "invalid_rows": source.get("invalid", 0),
+        "invalid_rows": invalid_rows,
+        "refused_rows": refused_rows,
         "duplicate_rows": source.get("duplicates", 0),
         "members_before": summary.get("members", 0),
         "unchanged": summary.get("unchanged", 0),
@@ -59,7 +82,12 @@ def build_result(state: Mapping[str, Any], plan: Plan, limit: int) -> dict[str, 
         "suppressed": {"count": summary.get("suppressed", 0), "sample": (summary.get("samples") or {}).get(
             "suppressed", [])},
         "consent_without_email": summary.get("consent_without_email", 0),
-        "invalid": summary.get("invalid") or {"count": 0, "rows": []},
+        "invalid": {
+            "count": invalid_rows + refused_rows,
+            "source_check": invalid_rows,
+            "refused_by_klaviyo": refused_rows,
+            "rows": plan.invalid(limit),
+        },
         "problems": plan.problems(limit),
         "jobs": jobs,
         "calls": state.get("calls") or {},
@@ -87,14 +115,40 @@ def _template(result: dict[str, Any]) -> str:
     if result["duplicate_rows"]:
         notes.append(f"{result['duplicate_rows']} duplicate rows were merged into their first occurrence")
     for name in ("adds", "subscribes", "removes"):
+        if result[name].get("refused"):
+            notes.append(f"Klaviyo refused {result[name]['refused']} {name}, not counted above (see invalid)")
         for status in ("rejected", "failed"):
             if result[name][status]:
                 notes.append(f"{result[name][status]} {name} were {status} (see problems)")
-    if (result["jobs"] or {}).get("failed_rows"):
-        notes.append(f"Klaviyo refused {result['jobs']['failed_rows']} imported rows (see jobs.errors)")
     if (result["jobs"] or {}).get("still_running"):
         notes.append(f"{result['jobs']['still_running']} import jobs were still running")
-    return text + ("" if not notes else " " + "; ".join(notes).capitalize() + ".")
+    joined = "; ".join(notes)
+    return text + ("" if not notes else " " + joined[:1].upper() + joined[1:] + ".")
+
+
+def outcome(result: Mapping[str, Any]) -> str:
+    """One line for run lists (``personas runs``): the status and what changed or did not."""
+    failed = sum(result[k]["failed"] + result[k]["rejected"] for k in KINDS)
+    return (f"{result['status']}: added {result['adds']['applied']}, subscribed {result['subscribes']['applied']}, "
+            f"removed {result['removes']['applied']}; {result['invalid_rows']} invalid, "
+            f"{result['refused_rows']} refused by Klaviyo, {failed} failed or rejected")
+
+
+#: Counts of rows Klaviyo refused: shown to the model only when there are any, so that the facts of
+#: a sync without refusals read as they did when the recorded cassettes were made.
+_REFUSAL_KEYS = ("refused_rows", "refused", "source_check", "refused_by_klaviyo")
+
+
+def _model_facts(result: dict[str, Any]) -> dict[str, Any]:
+    """What the model is told of a sync: the result without its file paths, and without refusal
+    counts that are zero."""
+
+    def trim(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: trim(v) for k, v in value.items() if not (k in _REFUSAL_KEYS and v in (0, None))}
+        return value
+
+    return trim({k: v for k, v in result.items() if k not in ("plan_file", "source")})  # type: ignore[no-any-return]
 
 
 def summarize(ctx: Any, settings: Any, result: dict[str, Any]) -> str:
@@ -103,7 +157,7 @@ def summarize(ctx: Any, settings: Any, result: dict[str, Any]) -> str:
     model = getattr(ctx.model, "model", None)
     if not settings.summarize_with_model or model is None:
         return text
-    facts = {k: v for k, v in result.items() if k not in ("plan_file", "source")}
+    facts = _model_facts(result)
     try:
         from langchain_core.messages import HumanMessage, SystemMessage
 
@@ -144,7 +198,8 @@ def render(state: Mapping[str, Any]) -> str:
         if plan.get("suppressed"):
             lines.append(f"  suppressed {plan['suppressed']:>7} not subscribed: "
                          + ", ".join(samples.get("suppressed") or []))
-        for row in (plan.get("invalid") or {}).get("rows", [])[:5]:
+        invalid = ((state.get("result") or {}).get("invalid") or plan.get("invalid") or {}).get("rows", [])
+        for row in invalid[:10]:
             lines.append(f"  invalid row {row['row']}: {row['field']}: {row['problem']}")
     if state.get("result"):
         result = state["result"]

@@ -308,6 +308,8 @@ def run_cmd(
                                fingerprints=[_fingerprint_of(p) for p in result.pending]),
             err=True,
         )
+    elif graph_spec.exit_code is not None and (code := graph_spec.exit_code(result.state)):
+        raise SystemExit(code)  # finished, but only in part: the graph's result says what was not done
 
 
 def retry_hint(persona: str, thread: str, *, sandbox: bool, state: str | None) -> str:

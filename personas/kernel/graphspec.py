@@ -81,6 +81,9 @@ class GraphSpec:
         render_rich: a richer terminal view of a state (a rich renderable), used on a terminal.
         trigger_setting: the persona setting naming the metric whose events start a run (personas with
             ``schedule: on_event``, run by webhooks or polling); None when events never start it.
+        exit_code: the process exit code of a run that finished (not paused), from its final state:
+            0 when it did all it set out to, non-zero when it finished only in part (e.g. a sync
+            whose rows were refused); None: always 0. ``personas run`` exits with it.
     """
 
     name: str
@@ -95,6 +98,7 @@ class GraphSpec:
     to_state: Callable[[Any], dict[str, Any]] | None = None
     render_rich: Callable[[Mapping[str, Any]], Any] | None = None
     trigger_setting: str | None = None
+    exit_code: Callable[[Mapping[str, Any]], int] | None = None
 
     def make_input(self, payload: Mapping[str, Any] | None) -> dict[str, Any]:
         """The graph's input state for a ``personas run`` payload, validated by ``input_model``."""

@@ -136,7 +136,8 @@ def test_persona_loads_with_removals_needing_approval_and_batch_size_capped() ->
     spec = load_persona("segment-syncer")
     assert spec.graph == "segment_sync" and spec.approval.mode == "effects"
     assert "remove_profiles_from_list" in spec.tools.include
-    assert sorted(spec.approval.relax) == ["bulk_import_profiles", "bulk_subscribe_profiles"], "named, nothing else"
+    assert sorted(spec.approval.relax) == ["add_profiles_to_list", "bulk_import_profiles", "bulk_subscribe_profiles"], \
+        "named, nothing else"
     assert graph_spec("segment_sync").settings is Settings
     settings = Settings.model_validate(spec.settings)
     assert settings.batch_size == 1000 and settings.subscribe_with_consent and settings.mode == "add-only"
@@ -241,7 +242,9 @@ def test_adds_and_removes_exactly_the_difference_in_the_fewest_calls(world: Worl
     result = state.values["result"]
     counts = world.sb.call_counts
     assert result["status"] == "done"
-    assert result["adds"] == {"planned": 2500, "applied": 2500, "rejected": 0, "failed": 0, "not_sent": 0, "batches": 3}
+    assert result["adds"] == {
+        "planned": 2500, "applied": 2500, "refused": 0, "rejected": 0, "failed": 0, "not_sent": 0, "batches": 3
+    }
     assert result["removes"]["applied"] == 1200 and result["unchanged"] == 1800
     assert counts["bulk_import_profiles"] == 3  # 2,500 adds: exactly 3 batches
     assert counts["remove_profiles_from_list"] == 2
@@ -360,7 +363,13 @@ def test_rows_klaviyo_refuses_in_the_import_job_are_reported(world: World) -> No
     assert result["status"] == "partial"
     assert result["jobs"]["failed_rows"] == 1 and result["jobs"]["completed_rows"] == 1
     assert result["jobs"]["errors"][0]["profile"] == "owner@example.com"
-    assert "refused 1 imported rows" in run_summary(result)
+    assert (result["adds"]["applied"], result["adds"]["refused"]) == (1, 1)  # added: only what Klaviyo took
+    assert "added 1 profiles" in run_summary(result) and "Klaviyo refused 1 adds" in run_summary(result)
+    assert result["invalid"]["rows"] == [
+        {"row": 2, "field": "email", "value": "owner@example.com", "by": "klaviyo",
+         "problem": result["invalid"]["rows"][0]["problem"]}
+    ]
+    assert "Klaviyo refused it (import job)" in result["invalid"]["rows"][0]["problem"]
 
 
 def run_summary(result: dict[str, Any]) -> str:
@@ -463,7 +472,7 @@ def test_each_removal_batch_waits_for_approval_approve_runs_reject_skips(world: 
     assert len(asked) == 1 and asked[0]["tool"] == "remove_profiles_from_list"
     assert len(asked[0]["args"]["profile_ids"]) == 2
     assert world.sb.call_counts["remove_profiles_from_list"] == 0
-    state = run(ctx, None, saver=saver, resume={"action": "approve"})
+    state = run(ctx, None, saver=saver, resume={"action": "approve", "fingerprint": asked[0]["fingerprint"]})
     assert world.sb.call_counts["remove_profiles_from_list"] == 1 and interrupts(state)
     state = run(ctx, None, saver=saver, resume={"action": "reject", "reason": "keep them for now"})
     assert world.sb.call_counts["remove_profiles_from_list"] == 1 and not interrupts(state)
