@@ -55,6 +55,7 @@ __all__ = [
     "AuditLog",
     "AuditStatus",
     "ChainReport",
+    "normalise_head",
     "redact",
     "summarize_response",
     "verify_log",
@@ -508,6 +509,7 @@ class AuditLog:
         """Recompute the chain; reports the first row that was changed, removed, inserted or forged,
         and a tail cut below the anchor's head (or below ``expected_head``, a :meth:`head` kept elsewhere).
         """
+        expected_head = normalise_head(expected_head)
         prev = GENESIS
         checked = 0
         wanted = {h for h in (expected_head,) if h and h != GENESIS}
@@ -547,8 +549,31 @@ class AuditLog:
         return ChainReport(True, checked, None, "", prev)
 
 
+_HEAD_DIGITS = frozenset("0123456789abcdef")
+
+
+def normalise_head(value: str | None) -> str | None:
+    """A head kept elsewhere, as :meth:`AuditLog.head` returns it: surrounding space stripped, lowercase.
+
+    Raises:
+        ToolkitUsageError: ``value`` is not a head (64 hex digits), so it could only be a typo; it is
+            never compared, since a mistyped head would look like a log whose rows were cut.
+    """
+    if value is None:
+        return None
+    head = value.strip().lower()
+    if len(head) != len(GENESIS) or not set(head) <= _HEAD_DIGITS:
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        raise ToolkitUsageError(
+            f"{shown!r} is not an audit head: a head is {len(GENESIS)} hex digits (this one has {len(head)} "
+            "characters); pass the whole head as printed"
+        )
+    return head
+
+
 def verify_log(path: str | Path, *, anchor: AuditAnchor | None = None, expected_head: str | None = None) -> ChainReport:
     """Verify the log at ``path`` without creating it: a missing file whose anchor has a head is a failure."""
+    expected_head = normalise_head(expected_head)
     target = Path(path)
     if not target.exists():
         head = anchor.load_head() if anchor is not None else None

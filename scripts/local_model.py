@@ -560,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="start: the proxy's port (default: a free one)")
     parser.add_argument("--server-port", type=int, help="start: llama-server's port (default: a free one)")
     parser.add_argument("--ctx", type=int, default=32768,
-                        help="start: context in tokens (default 32768, the model's own; chat's tools alone take ~8k)")
+                        help="start: context in tokens (default 32768, the model's own; chat's first request: ~5k)")
     parser.add_argument("--timeout", type=float, default=300, help="start: seconds to wait for it (default 300)")
     parser.add_argument("--max-tokens", type=int, default=1024,
                         help="start: longest answer when a request sets no max_tokens (default 1024; the small model"

@@ -354,7 +354,8 @@ def summarize(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportSta
                 notes.append(f"The model cited figure ids that do not exist: {', '.join(unknown)}.")
             if not used:
                 notes.append("The model's summary cites no figure ids; check its claims against the table.")
-            return {"summary": {"text": text, "written_by": "model", "figures": used, "model": ctx.model.description},
+            return {"summary": {"text": text, "written_by": "model", "figures": used, "model": ctx.model.description,
+                                "answered_by": ctx.model.kind},
                     "notes": notes}
     text = template_summary(state, figures, keys, why)
     used, _ = cited(text, figures)

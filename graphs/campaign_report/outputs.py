@@ -25,7 +25,8 @@ from .chart import write_chart
 from .figures import COUNTS, RATES, fmt_count, fmt_money, fmt_rate
 from .settings import Thresholds
 
-__all__ = ["csv_columns", "markdown_report", "no_activity_text", "write_chart", "write_csv", "write_outputs"]
+__all__ = ["WRITTEN_BY", "csv_columns", "markdown_report", "no_activity_text", "summary_label", "write_chart",
+           "write_csv", "write_outputs", "written_by"]
 
 Row = Mapping[str, Any]
 
@@ -88,6 +89,30 @@ def _table(rows: Sequence[Row], totals: Mapping[str, Any], metric: str | None, c
     return lines
 
 
+#: Who wrote a summary the graph took as the model's, by the run's ``ModelChoice.kind``: a replayed
+#: answer written by hand is never passed off as the model's.
+WRITTEN_BY = {
+    "live": "the model",
+    "recorded": "the model (its recorded answer, replayed)",
+    "authored": "hand (an authored answer, replayed in place of the model)",
+    "scripted": "a script standing in for the model",
+}
+
+
+def written_by(summary: Mapping[str, Any], answered_by: str | None = None) -> str | None:
+    """Who wrote a model summary (``answered_by``, else the summary's own, says whose answer it was);
+    None for a template's, whose text opens by saying that no model wrote it and why."""
+    if summary.get("written_by") != "model":
+        return None
+    return WRITTEN_BY.get(str(answered_by or summary.get("answered_by")), "the model")
+
+
+def summary_label(summary: Mapping[str, Any], answered_by: str | None = None) -> str:
+    """The line above a summary in a terminal: ``Summary, written by ...:``, or ``Summary:`` for a template's."""
+    byline = written_by(summary, answered_by)
+    return f"Summary, written by {byline}:" if byline else "Summary:"
+
+
 def markdown_report(state: Mapping[str, Any]) -> str:
     """The whole report as markdown: summary, table, other metrics, anomalies, limits, notes."""
     date, tz = state["date"], state["timezone"]
@@ -98,8 +123,8 @@ def markdown_report(state: Mapping[str, Any]) -> str:
     summary = state.get("summary") or {}
     out = [f"# Email campaign report — {date}", "",
            f"Local day {date} in the account's time zone ({tz}).", ""]
-    who = "the model" if summary.get("written_by") == "model" else "a template (no model wrote it)"
-    out += ["## Summary", "", f"_Written by {who}._", "", str(summary.get("text") or ""), ""]
+    byline = written_by(summary)
+    out += ["## Summary", "", *([f"_Written by {byline}._", ""] if byline else []), str(summary.get("text") or ""), ""]
     if summary.get("figures"):
         out += ["Figures cited:", ""]
         out += [f"- [{f['id']}] {_md(f['label'])}: {_md(f['value'])}" for f in summary["figures"]]

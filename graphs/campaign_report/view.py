@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .figures import fmt_count, fmt_money, fmt_rate
+from .outputs import summary_label
 
 __all__ = ["terminal_view"]
 
@@ -27,15 +28,14 @@ def _cell(text: str, bad: bool) -> Text:
     return Text(f"{text} ⚠", style="bold red") if bad else Text(text)
 
 
-def terminal_view(state: Mapping[str, Any]) -> RenderableType:
-    """The report for a terminal (see the module docstring)."""
+def terminal_view(state: Mapping[str, Any], answered_by: str | None = None) -> RenderableType:
+    """The report for a terminal (see the module docstring); ``answered_by``: the run's ``ModelChoice.kind``."""
     date, currency = state.get("date"), state.get("currency")
     parts: list[RenderableType] = [Text(f"Email campaigns on {date} ({state.get('timezone') or 'UTC'})",
                                         style="bold")]
     summary = state.get("summary") or {}
-    who = "the model" if summary.get("written_by") == "model" else "a template"
-    why = f" ({summary.get('reason')})" if summary.get("written_by") != "model" and summary.get("reason") else ""
-    parts += [Text(f"Summary, written by {who}{why}:", style="dim"), Text(str(summary.get("text") or "")), Text("")]
+    parts += [Text(summary_label(summary, answered_by), style="dim"), Text(str(summary.get("text") or "")),
+              Text("")]
     rows = state.get("campaigns") or []
     if not rows:
         parts.append(Text(str(state.get("empty_text") or "No campaign had activity.")))

@@ -5,8 +5,48 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+__all__ = ["ANSWERED_BY", "decided_by", "outcome_line", "render_lead", "sequence_line"]
 
-def render_lead(state: Mapping[str, Any]) -> str:
+#: Who gave the answer a decision "by the model" rests on, by the run's ``ModelChoice.kind``: a
+#: replayed answer written by hand is never passed off as the model's.
+ANSWERED_BY = {
+    "live": "the model",
+    "recorded": "the model's recorded answer, replayed",
+    "authored": "an answer authored by hand, replayed in place of the model",
+    "scripted": "a scripted answer standing in for the model",
+}
+
+
+def decided_by(decision: Mapping[str, Any], answered_by: str | None = None) -> str:
+    """Who decided, in words: the policy, or whoever answered for the model.
+
+    ``answered_by`` is the run's ``ModelChoice.kind`` (the decision's own ``answered_by`` when not
+    given); unknown, it says "the model".
+    """
+    who = decision.get("decided_by")
+    if who != "model":
+        return str(who or "policy")
+    kind = answered_by or decision.get("answered_by")
+    return ANSWERED_BY.get(str(kind), "the model")
+
+
+def sequence_line(decision: Mapping[str, Any], answered_by: str | None = None) -> str:
+    """``Sequence: fast-track (decided by ...)``; ``none`` when no sequence starts (never Python's None)."""
+    return f"Sequence: {decision.get('sequence') or 'none'} (decided by {decided_by(decision, answered_by)})"
+
+
+def outcome_line(state: Mapping[str, Any]) -> str:
+    """``Outcome: ...``: for a started sequence, what was sent and when (who decided is on the
+    ``Sequence:`` line, in words that tell a replayed answer from the model's); else the run's outcome."""
+    decision, send, sched = state.get("decision") or {}, state.get("send") or {}, state.get("schedule") or {}
+    if send and decision.get("sequence") and sched:
+        return (f"Outcome: {send.get('status')}: sequence {decision['sequence']!r}, first touchpoint at "
+                f"{sched.get('local')} ({sched.get('timezone')})")
+    return f"Outcome: {state.get('outcome')}"
+
+
+def render_lead(state: Mapping[str, Any], answered_by: str | None = None) -> str:
+    """The run as text; ``answered_by`` is the run's ``ModelChoice.kind`` (see :func:`decided_by`)."""
     lines = []
     sub = state.get("submission") or {}
     profile = state.get("profile") or {}
@@ -19,7 +59,7 @@ def render_lead(state: Mapping[str, Any]) -> str:
             lines.append(f"  {f['points']:+4d}  {f['factor']}  - {f['why']}")
     decision = state.get("decision") or {}
     if decision:
-        lines.append(f"Sequence: {decision.get('sequence') or 'none'} (decided by {decision.get('decided_by')})")
+        lines.append(sequence_line(decision, answered_by))
         lines.append(f"  why: {decision.get('reason')}")
     sched = state.get("schedule")
     if sched:
@@ -30,5 +70,5 @@ def render_lead(state: Mapping[str, Any]) -> str:
     if send:
         lines.append(f"Send: {send.get('status')} (unique_id {send.get('unique_id')})")
     if state.get("outcome"):
-        lines.append(f"Outcome: {state['outcome']}")
+        lines.append(outcome_line(state))
     return "\n".join(lines)

@@ -88,18 +88,23 @@ def verify(
 ) -> None:
     """Check the chain against its key and anchored head: exit 1 if a row was changed, forged or cut,
     or the log is gone."""
-    from klaviyo_toolkit.audit import verify_log
+    from klaviyo_toolkit.audit import normalise_head, verify_log
+    from klaviyo_toolkit.errors import ToolkitUsageError
     from personas.runtime.context import audit_anchor
 
     from .common import config
 
+    try:  # a mistyped head is a usage error (exit 2), never reported as a log whose rows were cut
+        head = normalise_head(expected_head)
+    except ToolkitUsageError as exc:
+        raise UsageProblem(f"--expected-head: {exc} (`personas audit verify` prints it after 'head')") from None
     cfg = config()
     if cfg.database_url:  # the log every worker shares, in PostgreSQL
         from personas.runtime.context import audit_log
 
-        report = audit_log(cfg).verify(expected_head=expected_head)
+        report = audit_log(cfg).verify(expected_head=head)
     else:
-        report = verify_log(cfg.home / "audit.sqlite", anchor=audit_anchor(cfg), expected_head=expected_head)
+        report = verify_log(cfg.home / "audit.sqlite", anchor=audit_anchor(cfg), expected_head=head)
     if report:
         if report.checked == 0:
             typer.echo(f"ok: {report.reason or 'the log is empty'}")

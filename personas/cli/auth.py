@@ -34,9 +34,15 @@ def _echo(text: str = "") -> None:
     sys.stdout.flush()
 
 
-def _read_key() -> str:
-    """``KLAVIYO_API_KEY``, else a hidden prompt (a terminal), else one line of standard input."""
+def _read_key(name: str | None) -> str:
+    """``KLAVIYO_API_KEY``, else a hidden prompt (a terminal), else one line of standard input.
+
+    With no terminal and nothing on standard input there is no way to give a key by running the
+    same command again: the error says the ways there are.
+    """
     import getpass
+
+    from personas.kernel.errors import UsageProblem
 
     from .common import config
 
@@ -45,7 +51,15 @@ def _read_key() -> str:
         return config().klaviyo_api_key or ""
     if sys.stdin.isatty():
         return getpass.getpass("Klaviyo private key (input hidden): ")
-    return sys.stdin.readline()
+    line = sys.stdin.readline()
+    if not line.strip():
+        command = "personas auth login" + (f" {name}" if name else "")
+        raise UsageProblem(
+            f"no private key given and no terminal to ask for one; nothing was stored. Set KLAVIYO_API_KEY to the key "
+            f"and run `{command}` again, pipe the key on standard input "
+            f"(`{command} < keyfile`), or run `{command}` in a terminal to be asked for it"
+        )
+    return line
 
 
 def _where_key(provider: Any) -> str:
@@ -96,7 +110,7 @@ def login(
 
         result = login_with_oauth(cfg, name, scopes, show_url=show, port=port, timeout=timeout, replace=replace)
     else:
-        result = login_with_key(cfg, name, _read_key(), scopes=scopes, replace=replace)
+        result = login_with_key(cfg, name, _read_key(name), scopes=scopes, replace=replace)
     conn = result.connection
     account = f"{conn.account}, time zone {conn.account.timezone or '?'}" if conn.account else "an unknown account"
     kind = "OAuth grant" if conn.kind == "oauth" else "private key"

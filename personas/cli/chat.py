@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 
@@ -34,4 +37,13 @@ def chat_cmd(
         from .tour import STEPS, tour_choice  # no model: the guided tour on the demo sandbox
 
         model, suggestions = tour_choice(), [s.message for s in STEPS]
-    raise SystemExit(Repl(spec, sandbox=sb, replay=replay, config=cfg, model=model, suggestions=suggestions).run())
+    repl = Repl(spec, sandbox=sb, replay=replay, config=cfg, model=model, suggestions=suggestions)
+    code = repl.run()
+    if repl.abandoned:
+        # A step left under way (recorded as abandoned) still runs in a worker thread, which the
+        # interpreter would wait for at exit: a hung model call would keep the process for minutes.
+        # Everything kept is already written (audit log, checkpoints, history), so leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)

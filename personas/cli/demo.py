@@ -4,26 +4,36 @@ It starts the embedded Klaviyo sandbox with seeded data, signs up three leads of
 through the lead-magnet form (real API calls: consent recorded by a subscribe job, the form's
 submission event), runs the sequencer on each submission and shows every step (score and factors,
 sequence and why, the scheduled time, the message in the outbox), then runs the campaign reporter
-for yesterday. It says which model answered: the live one when ``OPENAI_API_KEY`` is set,
-otherwise the recorded responses in ``personas/demo_cassettes/``.
+for yesterday. It says what answered for the model, counted per run: the live one when
+``OPENAI_API_KEY`` is set (and how many of its calls failed), otherwise answers authored by hand and
+replayed from ``personas/cli/demo_cassettes/``, which fit a fresh seed-42 sandbox only (another seed,
+without a live model, runs with no model: the policy decides).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
+from langchain_core.callbacks import BaseCallbackHandler
+
 from graphs.campaign_report.view import terminal_view
 from graphs.lead_magnet.fixtures import settle_sandbox, sign_up
+from graphs.lead_magnet.render import outcome_line, sequence_line
 from klaviyo_sandbox import Sandbox
+from personas.kernel.cassette import public_base_url
 from personas.kernel.config import Config
-from personas.kernel.models import resolve_model
+from personas.kernel.models import ModelChoice, resolve_model
 from personas.runtime.context import build_context
 from personas.runtime.driver import run_persona
 from personas.runtime.loader import load_persona
 
 CASSETTES = Path(__file__).parent / "demo_cassettes"
+#: The sandbox the authored answers were written for (scripts/author_demo_cassettes.py).
+AUTHORED_SEED = 42
+REAUTHOR = "re-author it with `python scripts/author_demo_cassettes.py`"
 LEADS = [
     {
         "email": "maya.fernandez@example.com",
@@ -95,6 +105,115 @@ def _form(sb: Any, client: Any) -> dict[str, Any]:
     return {"id": form_id, "name": name, "list_id": list_id}
 
 
+class Answers(BaseCallbackHandler):
+    """What a run's model calls came to: how many were asked, answered, failed (and why).
+
+    The demo reports this, not the model it was configured with: a live model that never answered
+    must not be named as the one that did.
+    """
+
+    raise_error = False
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self.answered = 0
+        self.failures: list[str] = []
+
+    def on_chat_model_start(self, serialized: Any, messages: Any, **kwargs: Any) -> None:
+        self.asked += 1
+
+    def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+        self.answered += 1
+
+    def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
+        root = error
+        while root.__cause__ is not None or (root.__context__ is not None and not root.__suppress_context__):
+            root = root.__cause__ or root.__context__  # type: ignore[assignment]
+        self.failures.append(type(root).__name__)
+
+
+def counted(choice: ModelChoice) -> tuple[ModelChoice, Answers]:
+    """``choice`` with a copy of its model that reports its calls to a new :class:`Answers`."""
+    answers = Answers()
+    if choice.model is None:
+        return choice, answers
+    model = choice.model.model_copy(update={"callbacks": [answers]})
+    return dataclasses.replace(choice, model=model), answers
+
+
+def configured(choice: ModelChoice) -> str:
+    """What is set up to answer for the model, before anything is asked."""
+    if choice.kind == "authored" and choice.cassette is not None:
+        p = choice.cassette.provenance
+        return (f"no live model (OPENAI_API_KEY is not set); answers authored by hand stand in for it, replayed "
+                f"from {_shown(choice.cassette.path.parent)}/ (written {p.get('date')} by "
+                "scripts/author_demo_cassettes.py)")
+    if choice.kind == "live":
+        return f"{choice.description} (configured; what answered is counted at the end)"
+    return choice.description
+
+
+def answered(runs: list[tuple[ModelChoice, Answers, str]], config: Config) -> str:
+    """What actually answered for the model, counted over ``runs`` ((choice, answers, what each call
+    was for)); runs with the same kind of model are told together."""
+    kinds = {choice.kind for choice, _, _ in runs}
+    if len(kinds) > 1:
+        return "; ".join(f"{what}s: {answered([run], config)}" for run in runs for what in (run[2],))
+    choice = runs[0][0]
+    if choice.model is None:
+        return choice.description
+    asked = sum(a.asked for _, a, _ in runs)
+    done = sum(a.answered for _, a, _ in runs)
+    failures = [f for _, a, _ in runs for f in a.failures]
+    parts = [f"{a.asked} {what}{'s' if a.asked != 1 else ''}" for _, a, what in runs if a.asked]
+    calls = f"{asked} call{'s' if asked != 1 else ''}" + (f" ({', '.join(parts)})" if len(runs) > 1 and parts else "")
+    if not asked:
+        return "not asked (nothing in this run needed a model's answer)"
+    failed = ""
+    if failures:
+        kinds_failed = ", ".join(dict.fromkeys(failures))
+        where = f" at {public_base_url(config.openai_base)}" if choice.kind == "live" else ""
+        failed = (f"{len(failures)} failed ({kinds_failed}{where}); the policy decided, or a template wrote, "
+                  "in their place")
+    if choice.kind == "live":
+        who = f"live model {config.model or _model_name(choice)} at {public_base_url(config.openai_base)}"
+        if not done:
+            return f"none answered: {failed}"
+        return f"{who} answered {done} of {calls}" + (f"; {failed}" if failed else "")
+    if choice.kind == "authored":
+        where = _shown(choice.cassette.path.parent) + "/" if choice.cassette else "a cassette"
+        head = f"no model answered; answers authored by hand ({where}) were replayed for {done} of {calls}"
+        return head + (f"; {failed}" if failed else "")
+    return f"{choice.description}: {done} of {calls} answered" + (f"; {failed}" if failed else "")
+
+
+def _model_name(choice: ModelChoice) -> str:
+    return str(getattr(choice.model, "model_name", "") or "?")
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the project (``personas/cli/demo_cassettes``), wherever the demo runs from."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        return str(path.resolve().relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _choose(persona: Any, file: str, config: Config, seed: int, given: Any) -> ModelChoice:
+    """The model a demo persona uses: ``given``, else live with a key, else the authored answers, which
+    were written for a fresh seed-42 sandbox (another seed gets none: the policy decides)."""
+    if given is not None:
+        return given if isinstance(given, ModelChoice) else ModelChoice(given, "the model passed in", "scripted")
+    live = bool(config.openai_api_key)
+    if not live and seed != AUTHORED_SEED:
+        return ModelChoice(None, f"none: the demo's answers authored by hand fit the seed-{AUTHORED_SEED} sandbox, "
+                                 f"not seed {seed}, so the policy decides and a template writes (set "
+                                 "OPENAI_API_KEY for a live model)", "none")
+    return resolve_model(persona.model, config, replay=str(CASSETTES / file), prefer_replay=not live,
+                         rerecord_hint=REAUTHOR)
+
+
 def run_demo(
     seed: int = 42,
     *,
@@ -108,7 +227,8 @@ def run_demo(
     """Run the demo; returns a process exit code.
 
     With ``state_file`` the sandbox keeps its data in that SQLite file, to be opened afterwards with
-    ``Sandbox(state=..., demo_data=False)`` (what the leads got: events, outbox).
+    ``Sandbox(state=..., demo_data=False)`` (what the leads got: events, outbox). Run again on the same
+    file, the leads are already in their sequences: nothing starts or is sent twice.
     """
     from rich.console import Console
     from rich.table import Table
@@ -117,6 +237,7 @@ def run_demo(
 
     console = console or Console(highlight=False)
     started = time.perf_counter()
+    reused = bool(state_file) and Path(str(state_file)).exists() and Path(str(state_file)).stat().st_size > 0
     console.rule("[bold]klaviyo-personas demo")
     sb = Sandbox(seed=seed, clock=clock, state=state_file)
     client = sb.client()
@@ -125,22 +246,18 @@ def run_demo(
         f"Embedded Klaviyo sandbox (seed {seed}, key pk_sandbox_demo, no KLAVIYO_API_KEY needed): "
         + ", ".join(f"{n} {t}s" for t, n in counts.items())
     )
-    live = bool(config.openai_api_key)
+    if reused:
+        console.print(f"Sandbox state {state_file} is reused: these leads signed up in an earlier run and "
+                      "started their sequences then, so this run starts no new sequence and sends nothing twice.")
     sequencer = load_persona("lead-magnet-sequencer", home=config.home)
-    lead_model = lead_model or resolve_model(
-        sequencer.model,
-        config,
-        replay=str(CASSETTES / "lead_magnet.json"),
-        prefer_replay=not live,
-        rerecord_hint="re-author it with `python scripts/author_demo_cassettes.py`",
-    )
-    console.print(f"Model: {lead_model.description}\n")
+    lead_choice, lead_answers = counted(_choose(sequencer, "lead_magnet.json", config, seed, lead_model))
+    console.print(f"Model: {configured(lead_choice)}\n")
     form = _form(sb, client)
     for n, lead in enumerate(LEADS, 1):
         console.rule(f"Lead {n}: {lead['first_name']} {lead['last_name']} <{lead['email']}>")
         console.print("Form answers: " + ", ".join(f"{k}={v}" for k, v in lead["answers"].items()))
         event = _submit(client, sb, lead, form)
-        ctx = build_context(sequencer, config=config, sandbox=sb, model=lead_model, user="demo", clock=sb.clock)
+        ctx = build_context(sequencer, config=config, sandbox=sb, model=lead_choice, user="demo", clock=sb.clock)
         result = run_persona(sequencer, {"input": event}, context=ctx, saver=_memory())
         state = result.state
         score = state["score"]
@@ -152,48 +269,52 @@ def run_demo(
             table.add_row(f"{f['points']:+d}", f["factor"], f["why"])
         console.print(table)
         decision = state["decision"]
-        console.print(f"Sequence: [bold]{decision.get('sequence')}[/bold] (decided by {decision.get('decided_by')})")
+        console.print(sequence_line(decision, lead_choice.kind))
         console.print(f"  why: {decision.get('reason')}")
         if state.get("schedule"):
             sc = state["schedule"]
             console.print(f"Scheduled: {sc['local']} in {sc['timezone']} ({sc['send_at']} UTC): {sc['reason']}")
         settle_sandbox(sb)()
-        for msg in sb.outbox(profile_id=state["profile"]["id"]):
+        for msg in sorted(sb.outbox(profile_id=state["profile"]["id"]),
+                          key=lambda m: (str(m.get("send_at")), m.get("position") or 0)):
             console.print(
                 f"Outbox: ({msg['status']}) to {msg['to']} at {msg['send_at']}: "
                 f'"{msg.get("subject")}" (flow {msg.get("flow_id")}, message {msg.get("position")})'
             )
-        console.print(f"Outcome: {state.get('outcome')}\n")
-    if lead_model.cassette is not None:
-        lead_model.cassette.check_finished()
-    _report(sb, console, live, config, report_model)
+        console.print(outcome_line(state) + "\n")
+    _check_played(lead_choice, reused)
+    report_choice, report_answers = _report(sb, console, config, seed, report_model, reused)
     console.rule()
     sb.close()  # writes the state file, if any
     if state_file:
         console.print(f"Sandbox state: {state_file} (open it with Sandbox(state=..., demo_data=False)).")
+    said = answered([(lead_choice, lead_answers, "lead decision"), (report_choice, report_answers, "summary")],
+                    config)
     console.print(
-        f"Done in {time.perf_counter() - started:.1f} s. Model: {lead_model.description}. "
+        f"Done in {time.perf_counter() - started:.1f} s. Model: {said}. "
         "Audit log: `personas audit --persona lead-magnet-sequencer`."
     )
     return 0
 
 
-def _report(sb: Any, console: Any, live: bool, config: Config, model: Any = None) -> None:
+def _check_played(choice: ModelChoice, reused: bool) -> None:
+    """A fresh run must use every authored answer (one left over means the demo asks differently now:
+    re-author them); a reused sandbox state needs fewer answers (no lead is decided again), which is fine."""
+    if choice.cassette is not None and not reused:
+        choice.cassette.check_finished()
+
+
+def _report(sb: Any, console: Any, config: Config, seed: int, model: Any = None,
+            reused: bool = False) -> tuple[ModelChoice, Answers]:
     reporter = load_persona("campaign-reporter", home=config.home)
-    model = model or resolve_model(
-        reporter.model,
-        config,
-        replay=str(CASSETTES / "campaign_report.json"),
-        prefer_replay=not live,
-        rerecord_hint="re-author it with `python scripts/author_demo_cassettes.py`",
-    )
+    choice, answers = counted(_choose(reporter, "campaign_report.json", config, seed, model))
     console.rule("Campaign reporter: yesterday")
-    ctx = build_context(reporter, config=config, sandbox=sb, model=model, user="demo", clock=sb.clock)
+    ctx = build_context(reporter, config=config, sandbox=sb, model=choice, user="demo", clock=sb.clock)
     state = run_persona(reporter, {}, context=ctx, saver=_memory()).state
-    console.print(terminal_view(state))
-    console.print(f"Model: {model.description}")
-    if model.cassette is not None:
-        model.cassette.check_finished()
+    console.print(terminal_view(state, choice.kind))
+    console.print(f"Model: {answered([(choice, answers, 'summary')], config)}")
+    _check_played(choice, reused)
+    return choice, answers
 
 
 def _memory() -> Any:

@@ -48,6 +48,10 @@ NO_MODEL = (
 )
 
 
+#: How long leaving waits for a step a cancelled turn left under way before abandoning it (seconds).
+LEAVE_GRACE = 3.0
+
+
 class _BackgroundTurn:
     """The graph's stream for one turn, run in a thread so that Ctrl-C gives the prompt back at once.
 
@@ -58,6 +62,9 @@ class _BackgroundTurn:
     def __init__(self, driver: RunDriver, payload: Any, resume: Any) -> None:
         self.items: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.stopping = threading.Event()
+        # set when the work ends: waited on instead of Thread.join, which a Ctrl-C can leave saying the
+        # thread is no longer alive while it still runs
+        self.finished = threading.Event()
         self.thread = threading.Thread(
             target=self._work, args=(driver, payload, resume), name="personas-chat-turn", daemon=True
         )
@@ -75,6 +82,7 @@ class _BackgroundTurn:
             self.items.put(("error", exc))
         finally:
             self.items.put(("done", None))
+            self.finished.set()
 
     def __iter__(self) -> Any:
         while True:
@@ -93,7 +101,11 @@ class _BackgroundTurn:
 
     @property
     def running(self) -> bool:
-        return self.thread.is_alive()
+        return not self.finished.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the work to end (at most ``timeout`` seconds); whether it has."""
+        return self.finished.wait(timeout)
 
 
 class Repl:
@@ -127,6 +139,7 @@ class Repl:
         self.model = model
         self.suggestions = list(suggestions or [])  # the guided tour's next messages (Enter sends one)
         self._turn: _BackgroundTurn | None = None
+        self.abandoned: str | None = None  # what was left under way when the session ended, if anything
         self._unfinished: str | None = None  # how the last turn ended early, until the conversation is mended
         self._new_context(None)
         self.session = input_fn or self._prompt_session()
@@ -220,11 +233,57 @@ class Repl:
                 self._error(exc)
 
     def _leave(self) -> int:
-        """Ctrl-D or /exit: a step still under way finishes first (so its audit row is written); Ctrl-C skips it."""
-        with contextlib.suppress(KeyboardInterrupt):
-            self._wait_for_step()
+        """Ctrl-D or /exit: a step a cancelled turn left under way gets a few seconds to finish (so its
+        result and audit row are kept); then, or at once on Ctrl-C, it is abandoned and recorded as such.
+
+        An abandoned step is still running in a worker thread that the interpreter would wait for at
+        exit (a hung model call: minutes); ``abandoned`` tells ``personas chat`` to exit without waiting.
+        """
+        turn = self._turn
+        if turn is not None and turn.running:
+            what = self._step_under_way()
+            self.console.print(f"[dim](a {what} is still under way: waiting up to {LEAVE_GRACE:.0f} s for it; "
+                               "Ctrl-C leaves now)[/dim]")
+            with contextlib.suppress(KeyboardInterrupt):
+                turn.wait(LEAVE_GRACE)
+            if turn.running:
+                self.abandoned = what
+                with _sigint_ignored():  # a further Ctrl-C must not cut the record short
+                    self._record_abandoned(what)
+                self.console.print(f"the {what} was abandoned (recorded in the conversation as cancelled)")
+        self._turn = None
         self.console.print("bye")
         return 0
+
+    def _step_under_way(self) -> str:
+        """What the cancelled turn is still doing: "model call" or "Klaviyo request"."""
+        with contextlib.suppress(Exception):
+            if "tool" in (self.graph.get_state(self.config).next or ()):
+                return "Klaviyo request"
+        return "model call"
+
+    def _record_abandoned(self, what: str) -> None:
+        """Record a step left under way: the conversation ends the turn with a note (as after Ctrl-C),
+        and a Klaviyo request that may or may not have been sent gets an audit row saying so."""
+        note = f"(turn cancelled by the user; the chat was left while a {what} was under way, which was abandoned)"
+        try:
+            if what == "Klaviyo request":
+                snap = self.graph.get_state(self.config)
+                messages = snap.values.get("messages", [])
+                answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
+                last = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
+                for call in (last.tool_calls if last is not None else []):
+                    if call["id"] not in answered:
+                        self.ctx.audit_record(
+                            call["name"], "error", arguments=call["args"],
+                            error="abandoned: the chat was left while this call was under way; "
+                                  "it may or may not have reached Klaviyo",
+                            extra={"note": note},
+                        )
+            self._unfinished = None
+            self._mend(note)
+        except Exception as exc:  # leaving must not fail; say what was not recorded
+            self.console.print(f"[red]error:[/red] the abandoned step was not recorded: {escape(str(exc))}")
 
     def _no_model(self) -> str:
         return NO_MODEL.format(name=self.spec.name, model=self.spec.model)
@@ -338,7 +397,7 @@ class Repl:
         """Let the step a cancelled turn left under way (a model call, a request) finish."""
         if self._turn is not None and self._turn.running:
             self.console.print("[dim](waiting for the step already under way to finish)[/dim]")
-            self._turn.thread.join()
+            self._turn.wait()
         self._turn = None
 
     def _settle(self) -> None:
@@ -403,7 +462,10 @@ class Repl:
                     c.print(f"  {tool.name}{flag} - {escape(tool.operation.summary)}")
                 else:
                     c.print(f"  {tool['function']['name']} - {escape(tool['function']['description'])}")
-            c.print(f"{len(tools)} tools bound")
+            klaviyo = sum(1 for tool in tools if hasattr(tool, "operation"))
+            others = [tool["function"]["name"] for tool in tools if not hasattr(tool, "operation")]
+            extra = f" + {', '.join(others)}" if others else ""
+            c.print(f"{len(tools)} tools bound: {klaviyo} Klaviyo tool{'s' if klaviyo != 1 else ''}{extra}")
         elif name == "/scopes":
             c.print("scopes: " + ", ".join(self.spec.scopes))
         elif name == "/new":
@@ -440,6 +502,19 @@ class Repl:
         else:
             c.print(f"unknown command {name}; /help lists them")
         return None
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Any:
+    """Ctrl-C ignored for a moment (in the main thread; elsewhere signals do not arrive anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _compact(msg: ToolMessage) -> str:

@@ -48,6 +48,20 @@ def _selected_ops(persona: str | None, beta: bool) -> list[Any]:
     return list(_toolkit(beta).catalog)
 
 
+def _check_tag(tag: str, beta: bool) -> None:
+    """Refuse a tag no operation has (exit 2), naming the tags there are; an empty list would look like
+    a valid answer."""
+    from personas.kernel.errors import UsageProblem
+
+    wanted = tag.strip().lower()
+    tags = sorted({op.tag for op in _toolkit(beta).catalog}, key=str.lower)
+    if any(t.lower() == wanted for t in tags):
+        return
+    if not beta and any(op.tag.lower() == wanted for op in _toolkit(True).catalog):
+        raise UsageProblem(f"--tag {tag}: only beta operations have this tag; add --beta")
+    raise UsageProblem(f"--tag: no operation has the tag {tag!r}; the tags are: {', '.join(tags)}")
+
+
 @app.command("list")
 def list_tools(
     persona: str = typer.Option(None, "--persona", "-p", help="Only the tools this persona binds."),
@@ -58,7 +72,8 @@ def list_tools(
     """List tools: name, method, path, scopes, rate limit, read-only/destructive."""
     ops = _selected_ops(persona, beta)
     if tag:
-        ops = [op for op in ops if op.tag.lower() == tag.lower()]
+        _check_tag(tag, beta)
+        ops = [op for op in ops if op.tag.lower() == tag.strip().lower()]
     if as_json:
         typer.echo(json.dumps([tool_row(op) for op in ops], indent=1))
         return
