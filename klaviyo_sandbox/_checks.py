@@ -24,7 +24,7 @@ from klaviyo_toolkit.filters import check_filter
 from ._context import Auth
 from ._jsonapi import SandboxError, bad_request
 from ._keys import ALL_SCOPES, PUBLIC_KEY, Keys
-from ._schemas import SchemaIndex
+from ._schemas import EMAIL_FORMAT, PHONE_FORMAT, SchemaIndex
 
 Json = dict[str, Any]
 _REVISION = re.compile(r"(\d{4}-\d{2}-\d{2})(\.\w+)?")
@@ -141,6 +141,15 @@ def check_scopes(op: Operation, auth: Auth) -> None:
         )
 
 
+_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
+
+
+def integer_param(value: str) -> int | None:
+    """An integer query parameter as Klaviyo reads it: digits only, an optional minus; no ``+``,
+    spaces, underscores or decimals (which Python's ``int`` would let through)."""
+    return int(value) if _INTEGER.fullmatch(value) else None
+
+
 def check_query(op: Operation, query: Mapping[str, str]) -> None:
     params = {a["wire"]: a for a in op.args if a["in"] == "query"}
     for key, value in query.items():
@@ -169,10 +178,9 @@ def check_query(op: Operation, query: Mapping[str, str]) -> None:
                 parameter=key,
             )
         elif schema.get("type") == "integer":
-            try:
-                number = int(value)
-            except ValueError:
-                raise bad_request(f"{key} must be an integer.", parameter=key) from None
+            number = integer_param(value)
+            if number is None:
+                raise bad_request(f"{key} must be an integer, digits only (e.g. {key}=20).", parameter=key)
             if ("minimum" in schema and number < schema["minimum"]) or (
                 "maximum" in schema and number > schema["maximum"]
             ):
@@ -246,13 +254,19 @@ def _size(limit: int) -> str:
     return f"{limit // (1024 * 1024)} MB" if limit % (1024 * 1024) == 0 else f"{limit // 1024} KB"
 
 
+#: Bulk jobs whose items Klaviyo checks one by one when the job runs, reporting a bad email or phone
+#: number as that item's import error rather than refusing the request (dates are still checked).
+ITEM_ERRORS_IN_JOB = frozenset({"bulk_import_profiles"})
+
+
 def check_body(schemas: SchemaIndex, op: Operation, body: Any) -> None:
     name = op.record.get("request_schema")
     if not name or op.body is None or op.body.get("root") == "form":
         return
-    errors = list(schemas.errors(name, body))
+    by_item = op.operation_id in ITEM_ERRORS_IN_JOB
+    errors = list(schemas.errors(name, body) if by_item else schemas.request_errors(name, body))
     if errors:
-        best = jsonschema.exceptions.best_match(errors)
+        best = _format_error(errors) or jsonschema.exceptions.best_match(errors)
         path = [str(p) for p in best.absolute_path]
         if best.validator == "required" and isinstance(best.instance, dict):  # point at the missing field
             path += [p for p in best.validator_value if p not in best.instance][:1]
@@ -263,7 +277,42 @@ def check_body(schemas: SchemaIndex, op: Operation, body: Any) -> None:
         raise bad_request(f"'{field}' is not a valid field for the resource '{owner}'.", pointer=pointer)
 
 
+def _format_error(errors: list[Any]) -> Any:
+    """The first value in a format the field does not take (a date, an email, ...), looking inside
+    ``anyOf`` branches too (a nullable date-time is ``anyOf: [date-time, null]``): the error that
+    names the field and the fix, rather than "not valid under any of the given schemas"."""
+    for error in errors:
+        if error.validator == "format":
+            return error
+        found = _format_error(list(error.context or []))
+        if found is not None:
+            return found
+    return None
+
+
+#: What a value in each checked format looks like, for the 400's detail.
+_FORMAT_HINTS = {
+    "date-time": "an ISO 8601 datetime, e.g. 2026-07-15T10:00:00+00:00",
+    "date": "an ISO 8601 date, YYYY-MM-DD, e.g. 2026-07-15",
+}
+
+
+def _format_message(error: Any) -> str:
+    field = next((str(p) for p in reversed(list(error.absolute_path)) if not isinstance(p, int)), "The value")
+    value = error.instance
+    if error.validator_value == EMAIL_FORMAT:
+        return f"Invalid email address {value!r}; give it as name@example.com."
+    if error.validator_value == PHONE_FORMAT:
+        return (
+            f"Invalid phone number {value!r}; use E.164 format: + country code then digits, e.g. +15005550006."
+        )
+    hint = _FORMAT_HINTS.get(str(error.validator_value), f"in {error.validator_value} format")
+    return f"{field} must be {hint} ({value!r} is not)."
+
+
 def _friendly(error: Any) -> str:
+    if error.validator == "format":
+        return _format_message(error)
     message = str(error.message)
     if error.validator == "required":
         return message.replace("is a required property", "is required")

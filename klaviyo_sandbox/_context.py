@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from klaviyo_toolkit.catalog import Operation
 from klaviyo_toolkit.filters import FilterSyntaxError, parse_filter
 
-from ._jsonapi import Fields, SandboxError, bad_request, decode_cursor, encode_cursor, iso, not_found
+from ._jsonapi import Fields, SandboxError, bad_request, cursor_scope, decode_cursor, encode_cursor, iso, not_found
 from ._render import list_param, render
 from ._routes import Routes
 from ._schemas import SchemaIndex
@@ -167,13 +167,21 @@ class Ctx:
     def paginate(self, items: list[T], page_size: int | None = None) -> tuple[list[T], Json]:
         """The page of ``items`` the request's cursor points at, with its self, next and prev links."""
         size = page_size or self.page_size()
+        scope = cursor_scope(self.op.operation_id, self.path_params, self.query, size)
         cursor = self.query.get("page[cursor]") or self.query.get("page_cursor")
-        offset = decode_cursor(cursor) if cursor else 0
+        offset, after = decode_cursor(cursor, scope) if cursor else (0, None)
+        if after is not None:  # continue after the last item seen, wherever it is now
+            ids = [_item_id(item) for item in items]
+            if after in ids:
+                offset = ids.index(after) + 1
         links: Json = {"self": self.self_url()}
         if offset + size < len(items):
-            links["next"] = self.self_url(cursor=encode_cursor(offset + size))
+            last = _item_id(items[offset + size - 1])
+            links["next"] = self.self_url(cursor=encode_cursor(offset + size, scope, last))
         if offset > 0:
-            links["prev"] = self.self_url(cursor=encode_cursor(max(0, offset - size)))
+            start = max(0, offset - size)
+            before = _item_id(items[start - 1]) if start > 0 else None
+            links["prev"] = self.self_url(cursor=encode_cursor(start, scope, before))
         return items[offset : offset + size], links
 
     def accepted(self) -> Reply:
@@ -204,10 +212,10 @@ class Ctx:
         raw = self.query.get("page[size]")
         if raw is None:
             return default
-        try:
-            size = int(raw)
-        except ValueError:
-            raise bad_request("page[size] must be an integer.", parameter="page[size]") from None
+        if not raw.isascii() or not (raw.isdigit() or (raw[:1] == "-" and raw[1:].isdigit())):
+            raise bad_request("page[size] must be an integer, digits only (e.g. page[size]=20).",
+                              parameter="page[size]")
+        size = int(raw)
         if not 1 <= size <= maximum:
             raise bad_request(f"page[size] must be between 1 and {maximum}.", parameter="page[size]")
         return size
@@ -251,6 +259,15 @@ class Ctx:
     def error(self, status: int, code: str, detail: str, **kw: Any) -> SandboxError:
         titles = {400: "Invalid input.", 404: "Not found.", 409: "Conflict.", 403: "Forbidden."}
         return SandboxError(status, code, titles.get(status, "Error."), detail, **kw)
+
+
+def _item_id(item: Any) -> str | None:
+    """The id of a paged item: a resource's, or a ``(type, id)`` linkage's."""
+    if isinstance(item, Resource):
+        return item.id
+    if isinstance(item, tuple) and len(item) == 2:
+        return str(item[1])
+    return None
 
 
 __all__ = ["Auth", "Ctx", "Reply"]

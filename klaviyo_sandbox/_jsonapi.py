@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,6 +26,8 @@ Json = dict[str, Any]
 #: How a domain computes a filter or sort field of a resource: ``(store, resource) -> value``.
 FieldResolver = Callable[[Store, Resource], Any]
 _MISSING = object()
+#: Fields whose ``equals`` ignores case: email addresses, the only values Klaviyo matches that way.
+CASE_INSENSITIVE_FIELDS = frozenset({"email", "to"})
 
 
 class SandboxError(Exception):
@@ -98,7 +101,7 @@ def _as_time(value: Any) -> Any:
     return value
 
 
-def _compare(op: str, actual: Any, expected: Any) -> bool:
+def _compare(op: str, actual: Any, expected: Any, field: str = "") -> bool:
     if op == "has":
         return actual not in (None, "", [], {})
     if isinstance(actual, list) and op in ("equals", "any") and not isinstance(expected, list):
@@ -110,7 +113,7 @@ def _compare(op: str, actual: Any, expected: Any) -> bool:
         if isinstance(e, _dt.datetime) and isinstance(a, _dt.datetime):
             return a == e
         if isinstance(a, str) and isinstance(e, str):
-            return a.lower() == e.lower() if "@" in e else a == e
+            return a.lower() == e.lower() if field.rsplit(".", 1)[-1] in CASE_INSENSITIVE_FIELDS else a == e
         return bool(a == e)
     if op == "any":
         options = expected if isinstance(expected, list) else [expected]
@@ -202,7 +205,7 @@ class Fields:
                 return any(self.matches(res, e) for e in expr.items)
             return not self.matches(res, expr.items[0])
         assert isinstance(expr, Comparison)
-        return _compare(expr.operator, self.value(res, expr.field), expr.value)
+        return _compare(expr.operator, self.value(res, expr.field), expr.value, expr.field)
 
     def sort(self, items: list[Resource], sort: str | None) -> list[Resource]:
         """``items`` ordered by the ``sort`` parameter (``-field`` descending); missing values last."""
@@ -228,11 +231,39 @@ class Fields:
 
 
 # -- cursors -------------------------------------------------------------------------------------
-def encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+# A cursor is opaque and belongs to the query that made it, as Klaviyo's do: it carries a digest of
+# that query (``cursor_scope``: the endpoint, its path ids, filter, sort, page size and every other
+# parameter that changes the result set) and is refused with any other query. It also names the
+# last item of the page before it, so a page continues after that item even when items were added
+# or removed before it since (an offset alone would skip or repeat them); the offset is the fallback
+# when that item is gone.
+#: Parameters that change how items look, not which items a query returns (not part of a cursor's scope).
+_PRESENTATION = ("fields[", "additional-fields[", "include")
 
 
-def decode_cursor(cursor: str) -> int:
+def cursor_scope(operation_id: str, path_params: Mapping[str, str], params: Mapping[str, Any], size: int) -> str:
+    """The digest a cursor is bound to: the endpoint and every parameter that changes its result set."""
+    kept = sorted(
+        (str(k), json.dumps(v, sort_keys=True, default=str))
+        for k, v in params.items()
+        if k not in ("page[cursor]", "page_cursor", "page[size]", "page_size") and not k.startswith(_PRESENTATION)
+    )
+    text = json.dumps([operation_id, sorted(path_params.items()), kept, size])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def encode_cursor(offset: int, scope: str, after: str | None = None) -> str:
+    payload: Json = {"o": offset, "q": scope}
+    if after is not None:
+        payload["a"] = after
+    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, scope: str, *, pointer: str | None = None) -> tuple[int, str | None]:
+    """``(offset, id of the item the page starts after)`` of a cursor issued for the query ``scope``;
+    a 400 naming ``page[cursor]`` (or ``pointer``, for a cursor in a body) otherwise."""
+    where: Json = {"pointer": pointer} if pointer else {"parameter": "page[cursor]"}
+    name = "page_cursor" if pointer else "page[cursor]"
     # Klaviyo's Python SDK passes what follows "page[cursor]" in a links URL, "=" included, and over
     # plain http (a local sandbox) the whole URL: both name the cursor of a link we issued.
     if "://" in cursor:
@@ -240,15 +271,23 @@ def decode_cursor(cursor: str) -> int:
     cursor = cursor.lstrip("=")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        offset = int(json.loads(base64.urlsafe_b64decode(padded))["o"])
+        payload = json.loads(base64.urlsafe_b64decode(padded))
+        offset, issued_for = int(payload["o"]), str(payload["q"])
+        after = payload.get("a")
     except (ValueError, KeyError, TypeError):
         raise bad_request(
-            f"page[cursor] {cursor!r} is not a cursor this API issued; use links.next from a previous page.",
-            parameter="page[cursor]",
+            f"{name} {cursor!r} is not a cursor this API issued; use links.next from a previous page.", **where
         ) from None
-    if offset < 0:
-        raise bad_request("page[cursor] is invalid.", parameter="page[cursor]")
-    return offset
+    if offset < 0 or not (after is None or isinstance(after, str)):
+        raise bad_request(f"{name} is invalid; use links.next from a previous page.", **where)
+    if issued_for != scope:
+        raise bad_request(
+            f"{name} was issued for a different query (another endpoint, filter, sort, page size or "
+            "parameters); a cursor is only valid with the query that returned it. Restart from the first "
+            f"page (without {name}) and follow links.next.",
+            **where,
+        )
+    return offset, after
 
 
 # -- sparse fields ---------------------------------------------------------------------------------

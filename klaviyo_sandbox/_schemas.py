@@ -3,6 +3,12 @@ the smallest valid value of a schema (to fill attributes a stored resource does 
 
 Schemas come from the generated ``catalog/data/stable.schemas.json`` (``$defs``), so the sandbox
 never needs the spec itself.
+
+Formats are checked (``_formats.py``): ``date-time`` and ``date`` wherever the spec has them, in
+requests and responses (jsonschema's own checker skips ``date-time`` unless an extra package is
+installed, so the sandbox registers its own). Request bodies are also checked for what the spec
+states only in words: fields that hold an email address (``email``, ``from_email``, ...) and
+phone numbers (``phone_number``, E.164) get a ``format`` of the sandbox's (``REQUEST_FORMATS``).
 """
 
 from __future__ import annotations
@@ -17,7 +23,61 @@ import jsonschema
 
 from klaviyo_toolkit.catalog import Operation, load_schemas
 
+from ._formats import is_date, is_date_time, is_e164, is_email
+
 Json = dict[str, Any]
+#: Format names the sandbox gives request fields whose spec states the format only in words.
+EMAIL_FORMAT = "sandbox-email"
+PHONE_FORMAT = "sandbox-e164"
+#: Request body fields (by property name) that hold one email address, or a list of them, or a phone.
+EMAIL_FIELDS = frozenset({"email", "from_email", "reply_to_email", "cc_email", "bcc_email", "default_sender_email"})
+EMAIL_LIST_FIELDS = frozenset({"to_emails"})
+PHONE_FIELDS = frozenset({"phone_number"})
+
+
+def _checker(*, requests: bool) -> jsonschema.FormatChecker:
+    """The formats checked: date-time and date everywhere; emails and phone numbers in requests."""
+    checker = jsonschema.FormatChecker(formats=())
+    checks = {"date-time": is_date_time, "date": is_date}
+    if requests:
+        checks |= {EMAIL_FORMAT: is_email, PHONE_FORMAT: is_e164}
+    for name, check in checks.items():
+        checker.checks(name)(lambda value, check=check: not isinstance(value, str) or check(value))
+    return checker
+
+
+def _with_request_formats(node: Any) -> Any:
+    """A copy of ``node`` whose string properties named in ``EMAIL_FIELDS`` / ``PHONE_FIELDS`` carry
+    the sandbox's formats (objects of the same name, such as ``subscriptions.email``, do not)."""
+    if isinstance(node, list):
+        return [_with_request_formats(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _with_request_formats(value) for key, value in node.items()}
+    props = out.get("properties")
+    if isinstance(props, dict):
+        for key, sub in props.items():
+            fmt = EMAIL_FORMAT if key in EMAIL_FIELDS or key in EMAIL_LIST_FIELDS else None
+            fmt = PHONE_FORMAT if key in PHONE_FIELDS else fmt
+            if fmt and isinstance(sub, dict):
+                props[key] = _formatted(sub, fmt, listed=key in EMAIL_LIST_FIELDS)
+    return out
+
+
+def _formatted(schema: Json, fmt: str, *, listed: bool) -> Json:
+    if listed:
+        typ = schema.get("type")
+        if (typ == "array" or (isinstance(typ, list) and "array" in typ)) and isinstance(schema.get("items"), dict):
+            return {**schema, "items": _formatted(schema["items"], fmt, listed=False)}
+        return schema
+    typ = schema.get("type")
+    if (typ == "string" or (isinstance(typ, list) and "string" in typ)) and "format" not in schema:
+        return {**schema, "format": fmt}
+    for key in ("anyOf", "oneOf"):
+        if isinstance(schema.get(key), list):
+            return {**schema, key: [_formatted(o, fmt, listed=False) if isinstance(o, dict) else o
+                                    for o in schema[key]]}
+    return schema
 
 
 class SchemaIndex:
@@ -25,6 +85,7 @@ class SchemaIndex:
 
     def __init__(self, stage: str = "stable") -> None:
         self.defs: Json = load_schemas(stage)["$defs"]
+        self._request_defs: Json = _with_request_formats(self.defs)
         self._subvalidators: dict[str, jsonschema.protocols.Validator] = {}
 
     def resolve(self, schema: Mapping[str, Any] | None) -> Json:
@@ -68,13 +129,18 @@ class SchemaIndex:
         return schema
 
     @functools.cache  # noqa: B019 - one index per process
-    def validator(self, name: str) -> jsonschema.protocols.Validator:
-        root = {"$defs": self.defs, "$ref": f"#/$defs/{name}"}
-        cls = jsonschema.Draft202012Validator
-        return cls(root)
+    def validator(self, name: str, request: bool = False) -> jsonschema.protocols.Validator:
+        """A validator for ``name``: a request body's (with the sandbox's request formats) or a response's."""
+        root = {"$defs": self._request_defs if request else self.defs, "$ref": f"#/$defs/{name}"}
+        return jsonschema.Draft202012Validator(root, format_checker=_checker(requests=request))
 
     def errors(self, name: str, instance: Any) -> Iterator[jsonschema.ValidationError]:
+        """Where a response body breaks the schema ``name``."""
         yield from self.validator(name).iter_errors(instance)
+
+    def request_errors(self, name: str, instance: Any) -> Iterator[jsonschema.ValidationError]:
+        """Where a request body breaks the schema ``name`` (request formats included)."""
+        yield from self.validator(name, True).iter_errors(instance)
 
     def response_errors(
         self, name: str, body: Any, sparse: Mapping[str, frozenset[str]] | None = None

@@ -85,9 +85,9 @@ class ScratchStore(Store):
     def find(self, rtype: str, attr: str, value: Any) -> Resource | None:
         if value is None:
             return None
-        wanted = self._norm(value)
+        wanted = self._norm(attr, value)
         for (t, _), res in self._scratch.items():
-            if t == rtype and res is not None and self._norm(res.attributes.get(attr)) == wanted:
+            if t == rtype and res is not None and self._norm(attr, res.attributes.get(attr)) == wanted:
                 return res
         found = self._base.find(rtype, attr, value)
         if found is None or (rtype, found.id) in self._scratch:

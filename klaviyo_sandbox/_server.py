@@ -147,8 +147,8 @@ _JSON_TYPES = ("application/vnd.api+json", "application/json")
 async def _read_body(sb: Sandbox, request: Request, method: str, path: str) -> tuple[dict[str, Any] | None, bytes]:
     """``(form, raw body)``: a multipart form for the operations that take one (file uploads), else bytes.
 
-    A body in a media type the operation does not take is Klaviyo's (Django REST framework's) 415;
-    a multipart body that cannot be parsed is a 400.
+    A body in a media type the operation does not take, or with no Content-Type at all, is Klaviyo's
+    (Django REST framework's) 415; a multipart body that cannot be parsed is a 400.
     """
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
@@ -158,6 +158,10 @@ async def _read_body(sb: Sandbox, request: Request, method: str, path: str) -> t
         return None, await request.body()
     takes_form = op.body is not None and op.body.get("root") == "form"
     raw = b"" if takes_form and media == "multipart/form-data" else await request.body()
+    if raw and op.body is not None and not media:  # DRF reads no body without a media type
+        raise SandboxError(415, "unsupported_media_type", "Unsupported media type.",
+                           'Unsupported media type "" in request: the request has a body but no Content-Type; '
+                           "send Content-Type: application/vnd.api+json.")
     if raw and op.body is not None and media and media not in _JSON_TYPES and not takes_form:
         raise SandboxError(415, "unsupported_media_type", "Unsupported media type.",
                            f'Unsupported media type "{media}" in request; send application/vnd.api+json.')

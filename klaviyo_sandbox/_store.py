@@ -35,6 +35,8 @@ ULID_TYPES = {
     "review",
     "data-privacy-deletion-job",
 }
+#: Indexed attributes matched without regard to case: only email addresses, as Klaviyo matches them.
+CASE_INSENSITIVE_ATTRIBUTES = frozenset({"email"})
 
 
 @dataclass
@@ -255,24 +257,27 @@ class Store:
         for res in self._by_type.get(rtype, {}).values():
             value = res.attributes.get(attr)
             if value is not None:
-                index[self._norm(value)] = res.id
+                index[self._norm(attr, value)] = res.id
         self._indexes[key] = index
 
     @staticmethod
-    def _norm(value: Any) -> Any:
-        return value.lower() if isinstance(value, str) else value
+    def _norm(attr: str, value: Any) -> Any:
+        """The index key of ``value``: emails match without regard to case (Klaviyo's only
+        case-insensitive identifier); every other string (external_id, metric names, push tokens,
+        ...) is matched exactly."""
+        return value.lower() if isinstance(value, str) and attr in CASE_INSENSITIVE_ATTRIBUTES else value
 
     def find(self, rtype: str, attr: str, value: Any) -> Resource | None:
         if value is None:
             return None
         self.add_index(rtype, attr)
         index = self._indexes[(rtype, attr)]
-        rid = index.get(self._norm(value))
+        rid = index.get(self._norm(attr, value))
         res = self.get(rtype, rid) if rid else None
-        if res is not None and self._norm(res.attributes.get(attr)) != self._norm(value):
+        if res is not None and self._norm(attr, res.attributes.get(attr)) != self._norm(attr, value):
             # Stale entry: the resource was changed in place before ``put`` (its old value was
             # never unindexed). Drop it so the old value no longer finds the resource.
-            del index[self._norm(value)]
+            del index[self._norm(attr, value)]
             return None
         return res
 
@@ -283,7 +288,7 @@ class Store:
             if rtype == res.type:
                 value = res.attributes.get(attr)
                 if value is not None:
-                    index[self._norm(value)] = res.id
+                    index[self._norm(attr, value)] = res.id
 
     def _unindex(self, res: Resource | None) -> None:
         if res is None:
@@ -291,8 +296,8 @@ class Store:
         for (rtype, attr), index in self._indexes.items():
             if rtype == res.type:
                 value = res.attributes.get(attr)
-                if value is not None and index.get(self._norm(value)) == res.id:
-                    del index[self._norm(value)]
+                if value is not None and index.get(self._norm(attr, value)) == res.id:
+                    del index[self._norm(attr, value)]
 
     # -- named values (keys, oauth grants, counters, deferred work) ------------------------
     def value(self, key: str, default: Any = None) -> Any:

@@ -6,8 +6,8 @@ Storage (``Resource.attributes`` mirror the shapes Klaviyo returns):
 - **profile**: email, phone_number, external_id, first_name, last_name, organization, locale,
   title, image, created, updated, last_event_date, location{...}, properties{...},
   subscriptions{email.marketing, sms.marketing, ...} (always present, see ``default_subscriptions``),
-  predictive_analytics (optional). Identity lookups use exact, case-insensitive indexes on email,
-  phone_number and external_id.
+  predictive_analytics (optional). Identity lookups use exact indexes on email (case-insensitive),
+  phone_number and external_id (case-sensitive, as metric names are).
 - **metric**: name, created, updated, integration{object, id, key, name, category}.
 - **event**: timestamp (int seconds), datetime (ISO), event_properties{...}, uuid; relationships
   ``profile`` and ``metric``; ``private["unique_id"]``. Revenue is ``event_properties["$value"]``.
@@ -83,8 +83,16 @@ def profile_zone(profile: Resource | None, default: str = "UTC") -> ZoneInfo:
 
 
 # -- consent ---------------------------------------------------------------------------------------
+# Klaviyo's rule, as its spec states it for ``EmailMarketing.can_receive_email_marketing``: "Whether
+# or not this profile has implicit consent to receive email marketing. True if [the] profile does
+# not have any global suppressions." A profile with an email address and no global suppression can
+# be emailed (campaigns and flows), NEVER_SUBSCRIBED or SUBSCRIBED alike; unsubscribing is recorded
+# as consent UNSUBSCRIBED *and* an ``UNSUBSCRIBE`` suppression, so an unsubscribed profile cannot.
+# A list suppression (an unsubscribe from one list) keeps the profile out of that list's sends only.
+# SMS needs explicit consent: SUBSCRIBED and a phone number.
 def default_subscriptions() -> Json:
-    """A profile that never subscribed to anything."""
+    """A profile that never subscribed to anything (``can_receive_email_marketing`` is set from its
+    email by ``refresh_consent``)."""
     return {
         "email": {
             "marketing": {
@@ -118,7 +126,24 @@ def subscriptions(profile: Resource) -> Json:
     if not isinstance(subs, dict) or "email" not in subs:
         subs = default_subscriptions()
         profile.attributes["subscriptions"] = subs
+    _refresh_flags(profile, subs)
     return subs
+
+
+def _refresh_flags(profile: Resource, subs: Json) -> None:
+    defaults = default_subscriptions()
+    for channel in ("email", "sms"):
+        if not isinstance(subs.get(channel), dict) or not isinstance(subs[channel].get("marketing"), dict):
+            subs[channel] = {**(subs.get(channel) or {}), "marketing": defaults[channel]["marketing"]}
+    em, sm = subs["email"]["marketing"], subs["sms"]["marketing"]
+    em["can_receive_email_marketing"] = _email_ok(profile, em)
+    sm["can_receive_sms_marketing"] = _sms_ok(profile, sm)
+
+
+def refresh_consent(profile: Resource) -> None:
+    """Bring the stored ``can_receive_*_marketing`` flags in line with the profile (after its email
+    or phone number changed): they are derived, never set on their own."""
+    subscriptions(profile)
 
 
 def email_marketing(profile: Resource) -> Json:
@@ -130,17 +155,35 @@ def sms_marketing(profile: Resource) -> Json:
 
 
 def is_suppressed(profile: Resource) -> bool:
-    return bool(email_marketing(profile).get("suppression"))
-
-
-def can_receive_email_marketing(profile: Resource) -> bool:
+    """Whether the profile has a global email suppression (an unsubscribe counts as one)."""
     em = email_marketing(profile)
-    return bool(profile.attributes.get("email")) and em.get("consent") == "SUBSCRIBED" and not em.get("suppression")
+    return bool(em.get("suppression")) or em.get("consent") == "UNSUBSCRIBED"
+
+
+def is_list_suppressed(profile: Resource, list_id: str) -> bool:
+    """Whether the profile unsubscribed from the list ``list_id`` (its sends skip the profile)."""
+    entries = email_marketing(profile).get("list_suppressions") or []
+    return any(isinstance(s, dict) and s.get("list_id") == list_id for s in entries)
+
+
+def _email_ok(profile: Resource, em: Mapping[str, Any]) -> bool:
+    return bool(profile.attributes.get("email")) and not em.get("suppression") and em.get("consent") != "UNSUBSCRIBED"
+
+
+def _sms_ok(profile: Resource, sm: Mapping[str, Any]) -> bool:
+    return bool(profile.attributes.get("phone_number")) and sm.get("consent") == "SUBSCRIBED"
+
+
+def can_receive_email_marketing(profile: Resource, list_id: str | None = None) -> bool:
+    """Implied consent: an email and no global suppression (see above); with ``list_id``, also no
+    suppression for that list."""
+    ok = _email_ok(profile, email_marketing(profile))
+    return ok and not (list_id is not None and is_list_suppressed(profile, list_id))
 
 
 def can_receive_sms_marketing(profile: Resource) -> bool:
-    sm = sms_marketing(profile)
-    return bool(profile.attributes.get("phone_number")) and sm.get("consent") == "SUBSCRIBED"
+    """Explicit consent: SMS marketing SUBSCRIBED and a phone number."""
+    return _sms_ok(profile, sms_marketing(profile))
 
 
 def set_email_consent(
@@ -151,7 +194,8 @@ def set_email_consent(
     method_detail: str | None = None,
     consented_at: float | None = None,
 ) -> None:
-    """Record an email marketing consent change; suppression still blocks sending."""
+    """Record an email marketing consent change; an unsubscribe is also a global ``UNSUBSCRIBE``
+    suppression, as Klaviyo shows it (other suppressions still block sending after a subscribe)."""
     em = email_marketing(profile)
     em["consent"] = consent
     em["method"] = method
@@ -159,7 +203,9 @@ def set_email_consent(
     em["last_updated"] = iso(now)
     if consent == "SUBSCRIBED":
         em["consent_timestamp"] = iso(consented_at if consented_at is not None else now)
-    em["can_receive_email_marketing"] = consent == "SUBSCRIBED" and not em.get("suppression")
+    if consent == "UNSUBSCRIBED":
+        add_email_suppression(profile, "UNSUBSCRIBE", now)
+    refresh_consent(profile)
 
 
 def set_sms_consent(profile: Resource, consent: str, now: float, method: str = "API") -> None:
@@ -169,21 +215,21 @@ def set_sms_consent(profile: Resource, consent: str, now: float, method: str = "
     sm["last_updated"] = iso(now)
     if consent == "SUBSCRIBED":
         sm["consent_timestamp"] = iso(now)
-    sm["can_receive_sms_marketing"] = consent == "SUBSCRIBED"
+    refresh_consent(profile)
 
 
 def suppress_email(profile: Resource, reason: str, now: float) -> None:
     em = email_marketing(profile)
     em["suppression"] = [{"reason": reason, "timestamp": iso(now)}]
-    em["can_receive_email_marketing"] = False
     em["last_updated"] = iso(now)
+    refresh_consent(profile)
 
 
 def unsuppress_email(profile: Resource, now: float) -> None:
     em = email_marketing(profile)
     em["suppression"] = []
-    em["can_receive_email_marketing"] = em.get("consent") == "SUBSCRIBED"
     em["last_updated"] = iso(now)
+    refresh_consent(profile)
 
 
 def add_email_suppression(profile: Resource, reason: str, now: float) -> bool:
@@ -194,8 +240,8 @@ def add_email_suppression(profile: Resource, reason: str, now: float) -> bool:
     if any(s.get("reason") == reason for s in current):
         return False
     em["suppression"] = [*current, {"reason": reason, "timestamp": iso(now)}]
-    em["can_receive_email_marketing"] = False
     em["last_updated"] = iso(now)
+    refresh_consent(profile)
     return True
 
 
@@ -206,8 +252,8 @@ def remove_email_suppressions(profile: Resource, reasons: tuple[str, ...], now: 
     removed = [str(s.get("reason")) for s in current if s.get("reason") in reasons]
     if removed:
         em["suppression"] = [s for s in current if s.get("reason") not in reasons]
-        em["can_receive_email_marketing"] = em.get("consent") == "SUBSCRIBED" and not em["suppression"]
         em["last_updated"] = iso(now)
+        refresh_consent(profile)
     return removed
 
 
@@ -221,6 +267,7 @@ def new_profile(svc: Services, attrs: Mapping[str, Any], now: float, rid: str | 
     res.attributes["created"] = iso(now)
     res.attributes["updated"] = iso(now)
     res.attributes["subscriptions"] = default_subscriptions()
+    refresh_consent(res)
     svc.store.put(res)
     return res
 
@@ -253,6 +300,7 @@ def find_or_create_profile(svc: Services, attrs: Mapping[str, Any], now: float) 
             profile.attributes[key] = value
     profile.attributes["updated"] = iso(now)
     profile.updated = now
+    refresh_consent(profile)
     svc.store.put(profile)
     return profile, False
 
@@ -341,21 +389,36 @@ def event_profile(svc: Services, event: Resource) -> Resource | None:
 
 # -- outbox --------------------------------------------------------------------------------------------
 def schedule_message(
-    svc: Services, profile: Resource, *, channel: str, source: str, send_at: float, **details: Any
+    svc: Services,
+    profile: Resource,
+    *,
+    channel: str,
+    source: str,
+    send_at: float,
+    list_id: str | None = None,
+    **details: Any,
 ) -> Resource:
     """Put a message for ``profile`` in the outbox, or a skipped entry saying why it cannot go.
 
-    Marketing sends need consent and no suppression; the skip is recorded, not silently dropped. A
-    scheduled message is announced as ``message_scheduled`` (the deliveries domain delivers it at
-    ``send_at`` and records what follows).
+    Email goes to every profile with an address and no global suppression (implied consent), and
+    not to one suppressed for ``list_id`` (the list the send reached it through); SMS needs
+    explicit consent. The skip is recorded, not silently dropped. A scheduled message is announced
+    as ``message_scheduled`` (the deliveries domain delivers it at ``send_at`` and records what follows).
     """
     to = profile.attributes.get("email") if channel == "email" else profile.attributes.get("phone_number")
-    allowed = can_receive_email_marketing(profile) if channel == "email" else can_receive_sms_marketing(profile)
+    allowed = (
+        can_receive_email_marketing(profile, list_id) if channel == "email" else can_receive_sms_marketing(profile)
+    )
     reason = None
     if not to:
         reason = f"no {'email' if channel == 'email' else 'phone number'}"
     elif not allowed:
-        reason = "suppressed" if channel == "email" and is_suppressed(profile) else "no marketing consent"
+        if channel != "email":
+            reason = "no marketing consent"
+        elif is_suppressed(profile):
+            reason = "suppressed"
+        else:
+            reason = "suppressed for this list"
     entry = svc.outbox.add(
         to=to,
         channel=channel,
@@ -401,12 +464,14 @@ __all__ = [
     "find_or_create_metric",
     "find_or_create_profile",
     "find_profile",
+    "is_list_suppressed",
     "is_suppressed",
     "iso",
     "new_profile",
     "parse_time",
     "profile_zone",
     "record_event",
+    "refresh_consent",
     "remove_email_suppressions",
     "require",
     "schedule_message",

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._context import Ctx, Reply
+from .._formats import parse_date, parse_date_time
 from .._jsonapi import SandboxError, bad_request, iso, not_found
 from .._services import Services
 from .._store import Resource
@@ -29,6 +30,7 @@ from ..domain import DomainBuilder
 from ._common import (
     can_receive_email_marketing,
     can_receive_sms_marketing,
+    is_list_suppressed,
     parse_time,
     profile_zone,
     schedule_message,
@@ -95,18 +97,37 @@ def channel_of(message: Resource) -> str:
     return str((message.attributes.get("definition") or {}).get("channel") or "email")
 
 
-def can_receive(profile: Resource, channel: str) -> bool:
+def can_receive(profile: Resource, channel: str, list_id: str | None = None) -> bool:
+    """Whether the send may go to ``profile`` (``_common``'s rules; ``list_id``: the list suppression
+    to honour, see ``suppressing_list``)."""
     if channel == "email":
-        return can_receive_email_marketing(profile)
+        return can_receive_email_marketing(profile, list_id)
     if channel == "sms":
         return can_receive_sms_marketing(profile)
     return bool(profile.relationships.get("push-tokens") or profile.attributes.get("push_tokens"))
 
 
+def suppressing_list(svc: Services, campaign: Resource, reach: dict[str, set[str]], profile: Resource) -> str | None:
+    """A list of the campaign's that suppresses ``profile`` when it is in the audience only through
+    lists it unsubscribed from (``reach``: included audience id -> member ids); else None."""
+    via = [aid for aid, ids in reach.items() if profile.id in ids]
+    if via and all(svc.store.get("list", aid) is not None and is_list_suppressed(profile, aid) for aid in via):
+        return via[0]
+    return None
+
+
+def _reach(svc: Services, campaign: Resource) -> dict[str, set[str]]:
+    included = (campaign.attributes.get("audiences") or {}).get("included") or []
+    return {str(aid): set(members(svc, [aid])) for aid in included}
+
+
 def estimate(svc: Services, campaign: Resource) -> int:
     messages = messages_of(svc, campaign)
     channel = channel_of(messages[0]) if messages else "email"
-    return sum(1 for p in audience(svc, campaign) if can_receive(p, channel))
+    reach = _reach(svc, campaign)
+    return sum(
+        1 for p in audience(svc, campaign) if can_receive(p, channel, suppressing_list(svc, campaign, reach, p))
+    )
 
 
 # -- recipient estimation ---------------------------------------------------------------------------
@@ -253,6 +274,7 @@ def _run_send(svc: Services, job: Resource) -> None:
     latest = now
     sent = 0
     profiles = audience(svc, campaign)
+    reach = _reach(svc, campaign)
     for message in messages_of(svc, campaign):
         channel = channel_of(message)
         content = (message.attributes.get("definition") or {}).get("content") or {}
@@ -270,9 +292,10 @@ def _run_send(svc: Services, job: Resource) -> None:
                 _skip(svc, profile, channel, when, "local send time already passed", details)
                 continue
             when = max(when, now)
+            via = suppressing_list(svc, campaign, reach, profile) if channel == "email" else None
             if (
                 smart
-                and can_receive(profile, channel)
+                and can_receive(profile, channel, via)
                 and any(when - window < at <= when for at in recent.get(profile.id, ()))
             ):
                 _skip(
@@ -285,7 +308,9 @@ def _run_send(svc: Services, job: Resource) -> None:
                     details,
                 )
                 continue
-            entry = schedule_message(svc, profile, channel=channel, source="campaign", send_at=when, **details)
+            entry = schedule_message(
+                svc, profile, channel=channel, source="campaign", send_at=when, list_id=via, **details
+            )
             if entry.attributes.get("status") == "scheduled":
                 sent += 1
                 latest = max(latest, when)
@@ -378,10 +403,22 @@ def _send_time(campaign: Resource, now: float) -> float:
     strategy = campaign.attributes.get("send_strategy") or {}
     method = strategy.get("method")
     if method in ("static", "throttled"):
-        when = parse_time(strategy.get("datetime"))
-        return when if when is not None else now
+        when = parse_date_time(str(strategy.get("datetime") or ""))
+        if when is None:  # requests are checked against the spec's date-time; never "now" in its place
+            raise bad_request(
+                f"Campaign {campaign.id}'s send_strategy.datetime {strategy.get('datetime')!r} is not an ISO 8601 "
+                "datetime; set one (e.g. 2026-07-15T10:00:00+00:00) with PATCH /api/campaigns/{id}.",
+                pointer="/data/id",
+            )
+        return when.timestamp()
     if method == "smart_send_time" and strategy.get("date"):
-        day = _dt.date.fromisoformat(str(strategy["date"]))
+        day = parse_date(str(strategy["date"]))
+        if day is None:
+            raise bad_request(
+                f"Campaign {campaign.id}'s send_strategy.date {strategy['date']!r} is not a date (YYYY-MM-DD); "
+                "set one with PATCH /api/campaigns/{id}.",
+                pointer="/data/id",
+            )
         return max(now, _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.UTC).timestamp())
     return now
 

@@ -23,6 +23,7 @@ from .._services import Services
 from .._store import Linkage, Resource
 from ..domain import DomainBuilder
 from ._common import find_or_create_metric, find_or_create_profile, record_event
+from .profiles import check_identifiers
 
 Json = dict[str, Any]
 _d = DomainBuilder("catalogs")
@@ -302,6 +303,7 @@ def _back_in_stock(ctx: Ctx) -> Reply:
         raise _missing(VARIANT, variant_links[0][1], "/data/relationships/variant/data/id")
     who = (ctx.attrs.get("profile") or {}).get("data") or {}
     ident = {**(who.get("attributes") or {}), "id": who.get("id")}
+    check_identifiers(ident, "/data/attributes/profile/data/attributes")  # the same rules as profile writes
     if not any(ident.get(k) for k in ("id", "email", "phone_number", "external_id")):
         raise bad_request(
             "Give the profile's email, phone_number, external_id or id in attributes.profile.",

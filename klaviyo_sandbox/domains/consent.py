@@ -1,9 +1,12 @@
 """Sandbox domain: consent. Subscribe, unsubscribe, suppress and unsuppress (bulk jobs, applied
 when due) and the client-side subscription endpoint (applied at once).
 
-Nobody is subscribed without an explicit subscribe call; adding to a list never does it. As
-Klaviyo documents:
+Nobody is subscribed without an explicit subscribe call; adding to a list never does it. (Email
+marketing still reaches a never-subscribed profile: Klaviyo's implied consent, see ``_common.py``;
+SMS needs the explicit consent recorded here.) As Klaviyo documents:
 
+- a subscribe names at least one channel and carries its identifier (``email`` / ``phone_number``,
+  an ``id`` alone is refused); ``consented_at`` is accepted only with ``historical_import``;
 - subscribing sets marketing consent SUBSCRIBED (method ``API``, ``consented_at`` or now, the
   ``custom_source`` as method detail), lifts ``UNSUBSCRIBE``, ``SPAM_COMPLAINT`` and
   ``USER_SUPPRESSED`` suppressions, but a ``HARD_BOUNCE`` or ``INVALID_EMAIL`` suppression stays,
@@ -75,30 +78,77 @@ def _channels(subs: Json) -> tuple[Json | None, Json | None, Json | None]:
     return email.get("marketing"), sms.get("marketing"), sms.get("transactional")
 
 
-def _check_items(items: list[Json], limit: int, *, historical: bool = False, now: float = 0.0) -> None:
+def _check_items(
+    items: list[Json],
+    limit: int,
+    *,
+    historical: bool = False,
+    now: float = 0.0,
+    store: Any = None,
+    one: str | None = None,
+    subscribing: bool = True,
+) -> None:
+    """Check the profiles of a subscribe or unsubscribe request, each at its own pointer.
+
+    Every profile carries the identifier of each channel it names: ``email`` for
+    email, ``phone_number`` for SMS (an ``id`` alone is not enough: Klaviyo subscribes the address,
+    not the record). An ``id`` must be a profile's (``store``). ``consented_at`` is only for a
+    historical import (Klaviyo: "if the historical_import flag is not included, providing any value
+    for this field will raise an error"), where it is required and in the past. ``one``: the pointer
+    of the single profile of a request that takes one (the client subscription), else they are at
+    ``profiles.data/<i>``. A subscribe (``subscribing``) must name at least one channel; an
+    unsubscribe without one changes nothing, as before.
+    """
+    if not items:
+        raise bad_request("Give at least one profile in profiles.data.", pointer=ITEMS)
     if len(items) > limit:
         raise bad_request(
             f"At most {limit} profiles per call ({len(items)} given); split them into batches.", pointer=ITEMS
         )
     for i, item in enumerate(items):
-        base = f"{ITEMS}/{i}/attributes"
+        at = one or f"{ITEMS}/{i}"
+        base = f"{at}/attributes"
         attrs = item.get("attributes") or {}
         check_identifiers(attrs, base)
-        email, sms, sms_tx = _channels(attrs.get("subscriptions") or {})
-        if email and not attrs.get("email") and not item.get("id"):
-            raise bad_request("An email subscription needs the profile's email.", pointer=f"{base}/email")
-        if (sms or sms_tx) and not attrs.get("phone_number") and not item.get("id"):
+        if item.get("id") and store is not None and store.get("profile", str(item["id"])) is None:
             raise bad_request(
-                "An SMS subscription needs the profile's phone_number (E.164).", pointer=f"{base}/phone_number"
+                f"There is no profile with id {item['id']}; leave the id out and give the profile's email "
+                "or phone_number.",
+                pointer=f"{at}/id",
             )
-        if historical:
-            for channel, sub in (("email/marketing", email), ("sms/marketing", sms), ("sms/transactional", sms_tx)):
-                when = parse_time((sub or {}).get("consented_at")) if sub else None
-                if sub and (when is None or when > now):
-                    raise bad_request(
-                        "A historical import needs each subscription's consented_at, in the past.",
-                        pointer=f"{base}/subscriptions/{channel}/consented_at",
-                    )
+        email, sms, sms_tx = _channels(attrs.get("subscriptions") or {})
+        if subscribing and not (email or sms or sms_tx):
+            raise bad_request(
+                "Name at least one channel to change in subscriptions, e.g. "
+                '{"email": {"marketing": {"consent": "SUBSCRIBED"}}}.',
+                pointer=f"{base}/subscriptions",
+            )
+        if email and not attrs.get("email"):
+            raise bad_request(
+                "An email subscription needs the profile's email in the request (an id alone is not enough).",
+                pointer=f"{base}/email",
+            )
+        if (sms or sms_tx) and not attrs.get("phone_number"):
+            raise bad_request(
+                "An SMS subscription needs the profile's phone_number (E.164) in the request "
+                "(an id alone is not enough).",
+                pointer=f"{base}/phone_number",
+            )
+        for channel, sub in (("email/marketing", email), ("sms/marketing", sms), ("sms/transactional", sms_tx)):
+            if not sub:
+                continue
+            where = f"{base}/subscriptions/{channel}/consented_at"
+            if not historical and sub.get("consented_at") is not None:
+                raise bad_request(
+                    "consented_at is only for a historical import: set historical_import: true to sync past "
+                    "consent, or leave consented_at out (consent is then recorded now).",
+                    pointer=where,
+                )
+            when = parse_time(sub.get("consented_at")) if historical else None
+            if historical and (when is None or when > now):
+                raise bad_request(
+                    "A historical import needs each subscription's consented_at, in the past.", pointer=where
+                )
 
 
 # -- subscribe ----------------------------------------------------------------------------------------
@@ -201,7 +251,9 @@ def confirm_opt_in(svc: Services, profile: Resource, list_id: str) -> bool:
 @_d.handles("bulk_subscribe_profiles")
 def bulk_subscribe_profiles(ctx: Ctx) -> Reply:
     attrs = ctx.attrs
-    _check_items(_items(attrs), 1000, historical=bool(attrs.get("historical_import")), now=ctx.now)
+    _check_items(
+        _items(attrs), 1000, historical=bool(attrs.get("historical_import")), now=ctx.now, store=ctx.store
+    )
     _group(ctx, "list")
     ctx.create_job("profile-subscription-bulk-create-job")
     return ctx.accepted()
@@ -239,7 +291,8 @@ def create_client_subscription(ctx: Ctx) -> Reply:
         subs = {"email": {"marketing": {"consent": "SUBSCRIBED"}}} if pattrs.get("email") else {}
         if pattrs.get("phone_number"):
             subs["sms"] = {"marketing": {"consent": "SUBSCRIBED"}}
-    _check_items([{"attributes": {**pattrs, "subscriptions": subs}}], 1)
+    item = {"id": target.get("id"), "attributes": {**pattrs, "subscriptions": subs}}
+    _check_items([item], 1, store=ctx.store, one=base)
     list_res = _group(ctx, "list")
     profile = _profile_for(ctx.svc, target.get("id"), pattrs, ctx.now)
     apply_attributes(profile, pattrs, identifiers=False)
@@ -250,7 +303,7 @@ def create_client_subscription(ctx: Ctx) -> Reply:
 # -- unsubscribe ----------------------------------------------------------------------------------------
 @_d.handles("bulk_unsubscribe_profiles")
 def bulk_unsubscribe_profiles(ctx: Ctx) -> Reply:
-    _check_items(_items(ctx.attrs), 100)
+    _check_items(_items(ctx.attrs), 100, store=ctx.store, subscribing=False)
     _group(ctx, "list")
     ctx.create_job("profile-subscription-bulk-delete-job")
     return ctx.accepted()

@@ -38,6 +38,7 @@ from ._common import (
     parse_time,
     record_event,
 )
+from .profiles import check_identifiers
 
 Json = dict[str, Any]
 MAX_BULK_EVENTS = 1000
@@ -150,6 +151,7 @@ def _profile_spec(node: Any, pointer: str) -> Json:
     if not isinstance(node, Mapping):
         raise bad_request("The event needs a profile with an id, email, phone_number or external_id.", pointer=pointer)
     attrs = dict(node.get("attributes") or {})
+    check_identifiers(attrs, f"{pointer}/attributes")  # the same rules as profile writes
     found = {k: attrs[k] for k in _PROFILE_FIELDS if attrs.get(k) is not None}
     if node.get("id"):
         found["id"] = str(node["id"])
@@ -237,7 +239,7 @@ def _bulk_entries(entries: list[Any], base: str, now: float) -> list[tuple[Json,
         attrs = (entry or {}).get("attributes") or {}
         where = f"{base}/{i}/attributes"
         profile_spec = _profile_spec((attrs.get("profile") or {}).get("data"), f"{where}/profile/data")
-        who = "|".join(str(profile_spec["attrs"].get(k) or "").lower() for k in ("id", *IDENTIFIERS))
+        who = "|".join(_identity_key(k, profile_spec["attrs"].get(k)) for k in ("id", *IDENTIFIERS))
         events = []
         for j, item in enumerate(((attrs.get("events") or {}).get("data")) or []):
             ev_attrs = dict((item or {}).get("attributes") or {})
@@ -245,7 +247,7 @@ def _bulk_entries(entries: list[Any], base: str, now: float) -> list[tuple[Json,
                 ev_attrs["backfill"] = True
             spec = _event_spec(ev_attrs, f"{where}/events/data/{j}/attributes", now)
             if spec["unique_id"]:
-                key = (who, spec["metric"].lower(), str(spec["unique_id"]))
+                key = (who, spec["metric"], str(spec["unique_id"]))  # metric names are case-sensitive
                 if key in seen:
                     raise bad_request(
                         f"unique_id {spec['unique_id']!r} is repeated for the same profile and metric in this "
@@ -263,6 +265,12 @@ def _bulk_entries(entries: list[Any], base: str, now: float) -> list[tuple[Json,
             pointer=base,
         )
     return out
+
+
+def _identity_key(key: str, value: Any) -> str:
+    """How a profile identifier is compared: emails without regard to case, the rest exactly."""
+    text = "" if value is None else str(value)
+    return text.lower() if key == "email" else text
 
 
 def _run_bulk(svc: Services, entries: list[tuple[Json, list[Json]]], now: float, *, client: bool) -> int:

@@ -168,7 +168,9 @@ def _schedule(
     }
     if channel == "sms":
         details["body"] = message.get("body")
-    entry = schedule_message(svc, profile, channel=channel, source="flow", send_at=when, **details)
+    trigger = flow_trigger(flow)
+    via = str(trigger.get("id")) if channel == "email" and trigger.get("type") == "list" else None
+    entry = schedule_message(svc, profile, channel=channel, source="flow", send_at=when, list_id=via, **details)
     status = data.get("status", "live")
     if status != "live" and entry.attributes.get("status") == "scheduled":
         entry.attributes.update({"status": "skipped", "skip_reason": f"flow action is {status}"})

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from klaviyo_toolkit.filters import FilterSyntaxError, parse_filter
 
 from .._context import Ctx, Reply
-from .._jsonapi import bad_request, decode_cursor, sparse
+from .._jsonapi import bad_request, cursor_scope, decode_cursor, sparse
 from .._store import Resource
 from ..domain import DomainBuilder
 
@@ -205,7 +205,9 @@ def query_metric_aggregates(ctx: Ctx) -> Reply:
         ordered.sort(key=lambda kv: kv[0][index] if kv[0] else "", reverse=sort.startswith("-"))
     data = [{"dimensions": list(key), "measurements": _measure(row, measurements)} for key, row in ordered]
     size = int(attrs.get("page_size") or 500)
-    offset = decode_cursor(attrs["page_cursor"]) if attrs.get("page_cursor") else 0
+    scope = cursor_scope(ctx.op.operation_id, {}, attrs, size)
+    cursor = attrs.get("page_cursor")
+    offset = decode_cursor(str(cursor), scope, pointer="/data/attributes/page_cursor")[0] if cursor else 0
     page = data[offset : offset + size]
     self_url = ctx.self_url()
     links: Json = {"self": self_url}

@@ -1,8 +1,9 @@
 """Sandbox domain: profiles and identity (create, update, upsert, merge, import, deletion).
 
 Identity is Klaviyo's: email, phone_number and external_id each belong to at most one profile
-(case-insensitive). Creating or updating a profile with an identifier another profile owns is a
-409 ``duplicate_profile`` whose ``meta.duplicate_profile_id`` names the owner; the upsert
+(emails compared without regard to case; external ids, like every other string, exactly).
+Creating or updating a profile with an identifier another profile owns is a 409
+``duplicate_profile`` whose ``meta.duplicate_profile_id`` names the owner; the upsert
 (``/api/profile-import``) finds its target by id, then email, phone number, external id, and
 still answers 409 when the identifiers given belong to two different profiles.
 
@@ -27,7 +28,7 @@ from .._jsonapi import SandboxError, bad_request, iso
 from .._services import Services
 from .._store import Resource, Store
 from ..domain import DomainBuilder
-from ._common import IDENTIFIERS, email_marketing, new_profile, subscriptions
+from ._common import IDENTIFIERS, email_marketing, new_profile, refresh_consent, subscriptions
 from ._identifiers import is_e164, is_email
 from .lists import add_members
 
@@ -150,6 +151,7 @@ def apply_patch_properties(profile: Resource, meta: Any) -> None:
 def touch(svc: Services, profile: Resource, now: float) -> None:
     profile.attributes["updated"] = iso(now)
     profile.updated = now
+    refresh_consent(profile)  # an email or phone number given or cleared changes what it can receive
     svc.store.put(profile)
 
 
@@ -474,9 +476,9 @@ def create_push_token(ctx: Ctx) -> Reply:
     target = (attrs.get("profile") or {}).get("data") or {}
     pattrs = target.get("attributes") or {}
     base = "/data/attributes/profile/data"
+    check_identifiers(pattrs, f"{base}/attributes")
     profile = svc.store.get("profile", str(target["id"])) if target.get("id") else None
     if profile is None and not any(pattrs.get(k) for k in IDENTIFIERS):
-        check_identifiers(pattrs, f"{base}/attributes")
         profile = create(svc, pattrs, now)  # an anonymous device profile, as the mobile SDKs make
     elif profile is None:
         profile, _ = upsert(svc, None, pattrs, pattrs.get("meta"), now, base)

@@ -119,7 +119,8 @@ def test_the_fixture_builds_consent_lists_flows_and_the_get_event_document() -> 
     assert {k: m["consent"] for k, m in marketing.items()} == {"subscribed": "SUBSCRIBED", "never": "NEVER_SUBSCRIBED",
                                                              "unsubscribed": "UNSUBSCRIBED", "suppressed": "SUBSCRIBED"}
     assert [s["reason"] for s in marketing["suppressed"]["suppression"]] == ["USER_SUPPRESSED"]
-    assert [k for k, m in marketing.items() if m["can_receive_email_marketing"]] == ["subscribed"]
+    # Klaviyo's implied consent: any profile with an email and no global suppression can receive email
+    assert [k for k, m in marketing.items() if m["can_receive_email_marketing"]] == ["subscribed", "never"]
     members = {p["id"] for p in client.iterate("get_list_profiles", id=built.list_id("Leads"))}
     assert members == {built.profile_id(k) for k in fixture.profiles}
     client.call("create_event", metric={"name": "Signed Up"}, profile={"id": built.profile_id("subscribed")},

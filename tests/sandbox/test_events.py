@@ -102,7 +102,11 @@ def test_creating_an_event_never_grants_consent(sb: Sandbox, raw: httpx.Client) 
     profile = raw.get("/api/profiles", params={"filter": "equals(email,'new@example.com')",
                                                  "additional-fields[profile]": "subscriptions"}).json()["data"][0]
     marketing = profile["attributes"]["subscriptions"]["email"]["marketing"]
-    assert marketing["consent"] == "NEVER_SUBSCRIBED" and marketing["can_receive_email_marketing"] is False
+    # no explicit consent is recorded; implied email consent (no suppression) is Klaviyo's default
+    assert marketing["consent"] == "NEVER_SUBSCRIBED" and marketing["consent_timestamp"] is None
+    assert marketing["can_receive_email_marketing"] is True and marketing["suppression"] == []
+    sms = profile["attributes"]["subscriptions"]["sms"]["marketing"]
+    assert sms["consent"] == "NEVER_SUBSCRIBED" and sms["can_receive_sms_marketing"] is False
 
 
 def test_an_event_finds_its_profile_by_external_id_and_patches_properties(sb: Sandbox, raw: httpx.Client) -> None:

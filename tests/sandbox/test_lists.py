@@ -191,12 +191,17 @@ def test_group_membership_and_consent_conditions(client: Any, sb: Sandbox, clock
     reachable = {"type": "profile-marketing-consent", "consent": {
         "channel": "email", "can_receive_marketing": True, "consent_status": {"subscription": "any"}}}
     never = {"type": "profile-marketing-consent", "consent": {
-        "channel": "email", "can_receive_marketing": False, "consent_status": {"subscription": "never_subscribed",
-                                                                                "filters": []}}}
-    # groups are ANDed: in the list AND can receive email
+        "channel": "email", "can_receive_marketing": True, "consent_status": {"subscription": "never_subscribed",
+                                                                               "filters": []}}}
+    subscribed = {"type": "profile-marketing-consent", "consent": {
+        "channel": "email", "can_receive_marketing": True, "consent_status": {"subscription": "subscribed"}}}
+    # groups are ANDed: in the list AND can receive email (never-subscribed profiles have implied consent)
     both = segment(client, [{"type": "profile-group-membership", "is_member": True, "group_ids": [in_list]}],
                    [reachable])
-    assert ids(client.call("get_profiles_for_segment", id=both)) == [b]
+    assert sorted(ids(client.call("get_profiles_for_segment", id=both))) == sorted([a, b])
+    opted_in = segment(client, [{"type": "profile-group-membership", "is_member": True, "group_ids": [in_list]}],
+                       [subscribed])
+    assert ids(client.call("get_profiles_for_segment", id=opted_in)) == [b]
     assert sorted(ids(client.call("get_profiles_for_segment", id=segment(client, [never])))) == sorted([a, c])
 
 

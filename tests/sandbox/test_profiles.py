@@ -60,8 +60,8 @@ def test_create_profile_is_201_and_never_subscribed(client: Any) -> None:
     extra = ["subscriptions", "predictive_analytics"]
     both = client.call("get_profile", id=res.data["id"], additional_fields_profile=extra)
     assert {"subscriptions", "predictive_analytics"} <= set(both.data["attributes"])
-    consent = email_consent(client, res.data["id"])
-    assert consent["consent"] == "NEVER_SUBSCRIBED" and consent["can_receive_email_marketing"] is False
+    consent = email_consent(client, res.data["id"])  # never subscribed: implied consent, no suppression
+    assert consent["consent"] == "NEVER_SUBSCRIBED" and consent["can_receive_email_marketing"] is True
 
 
 @pytest.mark.parametrize(("field", "first", "again"), [
@@ -342,7 +342,8 @@ def test_adding_to_a_list_never_subscribes(client: Any) -> None:
     lst = client.call("create_list", name="News").data["id"]
     client.call("add_profiles_to_list", id=lst, profile_ids=[pid])
     consent = email_consent(client, pid)
-    assert consent["consent"] == "NEVER_SUBSCRIBED" and consent["can_receive_email_marketing"] is False
+    assert consent["consent"] == "NEVER_SUBSCRIBED" and consent["consent_timestamp"] is None
+    assert consent["can_receive_email_marketing"] is True  # implied consent, not a subscription
 
 
 def test_subscribe_job_records_consent_and_joins_the_list(client: Any, sb: Sandbox, clock: ManualClock,
@@ -505,13 +506,13 @@ def test_double_opt_in_waits_for_confirmation(client: Any, sb: Sandbox, clock: M
     subscribe(client, ["doi@example.com"], lst)
     run_jobs(sb, clock)
     pid = profile_by_email(client, "doi@example.com")["id"]  # type: ignore[index]
-    assert email_consent(client, pid)["can_receive_email_marketing"] is False
+    assert email_consent(client, pid)["consent"] == "NEVER_SUBSCRIBED"  # waits for confirmation
     assert [m["source"] for m in sb.outbox(to="doi@example.com")] == ["double_opt_in"]
     assert added_to_list == []
     profile = sb.store.get("profile", pid)
     assert profile is not None and confirm_opt_in(sb.services, profile, lst) is True
     consent = email_consent(client, pid)
-    assert consent["can_receive_email_marketing"] is True and consent["double_optin"] is True
+    assert consent["consent"] == "SUBSCRIBED" and consent["double_optin"] is True
     assert added_to_list == [(lst, pid)]
 
 

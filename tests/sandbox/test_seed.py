@@ -105,8 +105,11 @@ def test_consent_mix(seeded: Sandbox) -> None:
     for p in seeded.store.iter("profile"):
         em = p.attributes["subscriptions"]["email"]["marketing"]
         reasons = [s["reason"] for s in em["suppression"]]
-        mix[reasons[0] if reasons else em["consent"]] += 1
-        assert em["can_receive_email_marketing"] == (em["consent"] == "SUBSCRIBED" and not reasons)
+        unsubscribed = em["consent"] == "UNSUBSCRIBED"
+        assert unsubscribed == ("UNSUBSCRIBE" in reasons)  # an unsubscribe shows as a global suppression
+        mix[em["consent"] if unsubscribed or not reasons else reasons[0]] += 1
+        # implied consent: an address and no global suppression (never-subscribed profiles included)
+        assert em["can_receive_email_marketing"] == (bool(p.attributes.get("email")) and not reasons)
         if p.attributes.get("phone_number"):
             with_phone += 1
             sms += p.attributes["subscriptions"]["sms"]["marketing"]["consent"] == "SUBSCRIBED"

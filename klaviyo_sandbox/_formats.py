@@ -1,0 +1,89 @@
+"""The value formats the sandbox checks in request bodies, written from Klaviyo's documentation.
+
+Kept apart from the client's argument checks on purpose: if the two were one, a bug in it would let
+the client send what Klaviyo refuses while the sandbox, sharing the bug, accepts it.
+
+- **date-time** (the spec's ``format: date-time``): an ISO 8601 / RFC 3339 date and time,
+  ``2026-07-15T10:00:00+00:00`` or ``...Z``; seconds and fractions optional. Every example in
+  Klaviyo's spec carries an offset, but Klaviyo also reads a time without one (as UTC), so a naive
+  time is accepted; a date alone, or anything that is not a date and time, is not.
+- **date** (``format: date``): ``YYYY-MM-DD``, a real calendar day.
+- **email** (fields that hold an address: ``email``, ``from_email``, ``reply_to_email``, ...): an
+  address a message can be sent to: one ``@``; a local part of 1 to 64 characters; a domain of at
+  most 255 characters made of two or more dot-separated labels, none empty; no whitespace anywhere
+  (RFC 5321 sizes; Klaviyo refuses addresses without a domain dot, such as ``ada@example``).
+- **phone_number** must be E.164 (Klaviyo: "Phone numbers must be in E.164 format", e.g.
+  ``+15005550006``): a ``+``, then digits only (no spaces, dashes or brackets); a country code, which
+  never starts with 0; at most 15 digits in all (ITU-T E.164) and at least 7 (a 3-digit country code
+  and the shortest national numbers, 4 digits, as in Niue's +683).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+
+E164_MIN_DIGITS = 7
+E164_MAX_DIGITS = 15
+_DATE_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}(:?\d{2})?)?", re.ASCII
+)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def is_e164(value: str) -> bool:
+    """Whether ``value`` is a phone number in E.164 form (see module docstring)."""
+    if not value.startswith("+"):
+        return False
+    digits = value[1:]
+    if not (digits.isascii() and digits.isdigit()):
+        return False
+    return digits[0] != "0" and E164_MIN_DIGITS <= len(digits) <= E164_MAX_DIGITS
+
+
+def is_email(value: str) -> bool:
+    """Whether ``value`` is a deliverable-looking email address (see module docstring)."""
+    if any(ch.isspace() for ch in value) or value.count("@") != 1:
+        return False
+    local, domain = value.split("@")
+    if not 1 <= len(local) <= 64 or not 1 <= len(domain) <= 255:
+        return False
+    labels = domain.split(".")
+    return len(labels) >= 2 and all(labels)
+
+
+def parse_date_time(value: str) -> _dt.datetime | None:
+    """The aware datetime ``value`` names (a naive one read as UTC), or None if it is not one."""
+    if not _DATE_TIME.fullmatch(value):
+        return None
+    text = value[:-1] + "+00:00" if value[-1] in "Zz" else value
+    fraction = re.search(r"\.(\d+)", text)
+    if fraction and len(fraction.group(1)) > 6:  # Python reads at most microseconds
+        text = text.replace(fraction.group(0), "." + fraction.group(1)[:6], 1)
+    try:
+        when = _dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=_dt.UTC)
+
+
+def is_date_time(value: str) -> bool:
+    """Whether ``value`` is an ISO 8601 date and time (see module docstring)."""
+    return parse_date_time(value) is not None
+
+
+def parse_date(value: str) -> _dt.date | None:
+    """The calendar day ``value`` names (``YYYY-MM-DD``), or None."""
+    if not _DATE.fullmatch(value):
+        return None
+    try:
+        return _dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def is_date(value: str) -> bool:
+    return parse_date(value) is not None
+
+
+__all__ = ["is_date", "is_date_time", "is_e164", "is_email", "parse_date", "parse_date_time"]
