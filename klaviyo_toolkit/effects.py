@@ -216,9 +216,7 @@ def call_effects(op: Operation, args: Mapping[str, Any]) -> frozenset[Effect]:
 def _sets_live(value: Any) -> bool:
     """A ``status`` of ``live`` anywhere in the arguments (a flow's, or an action's inside ``definition``)."""
     if isinstance(value, Mapping):
-        return any(
-            (k == "status" and str(v).strip().lower() == "live") or _sets_live(v) for k, v in value.items()
-        )
+        return any((k == "status" and str(v).strip().lower() == "live") or _sets_live(v) for k, v in value.items())
     if isinstance(value, list):
         return any(_sets_live(v) for v in value)
     if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):  # a definition given as JSON text
