@@ -285,7 +285,13 @@ def update_flow_action(ctx: Ctx) -> Reply:
         )
     _check_template(ctx, new.get("data"), pointer)
     new.pop("temporary_id", None)
-    body = {"id": action.id, "type": new.get("type"), "links": links, "data": new.get("data", old.get("data"))}
+    data = new.get("data", old.get("data"))
+    previous = old.get("data")
+    before: dict[str, Any] = previous if isinstance(previous, dict) else {}
+    if isinstance(data, dict) and "status" not in data and "status" in before:
+        # an edit that leaves the status out keeps it: a paused message stays paused
+        data = {**data, "status": before["status"]}
+    body = {"id": action.id, "type": new.get("type"), "links": links, "data": data}
     write_action(ctx.svc, action, body, flow_status=(flow.attributes.get("status") if flow else None))
     if flow is not None:
         sync_flow(ctx.svc, flow)

@@ -366,3 +366,23 @@ def test_minimal_calls_of_these_operations_succeed(clock: ManualClock, demo_data
         except KlaviyoError as exc:
             problems[op.operation_id] = str(exc)[:200]
     assert problems == {}
+
+
+def test_an_action_edit_that_leaves_the_status_out_keeps_it(sb: Sandbox, raw: httpx.Client) -> None:
+    """A paused (manual) message of a live flow stays paused when its content is edited without a status:
+    the edit must not switch the send on."""
+    send_event(raw, "x@example.com", backfill=True)
+    flow = create_flow(raw, {"type": "metric", "id": metric(sb, "Signed Up")}, [email("e", None, "Hi")]).json()["data"]
+    assert set_status(raw, flow["id"], "live").status_code == 200
+    action = raw.get(f"/api/flows/{flow['id']}", params={"additional-fields[flow]": "definition"}).json()[
+        "data"]["attributes"]["definition"]["actions"][0]
+    paused = {**action, "data": {**action["data"], "status": "manual"}}
+    body = {"data": {"type": "flow-action", "id": action["id"], "attributes": {"definition": paused}}}
+    assert raw.patch(f"/api/flow-actions/{action['id']}", json=body).status_code == 200
+    data = {k: v for k, v in action["data"].items() if k != "status"}
+    edited = {**action, "data": {**data, "message": {**data["message"], "subject_line": "Edited"}}}
+    body = {"data": {"type": "flow-action", "id": action["id"], "attributes": {"definition": edited}}}
+    assert raw.patch(f"/api/flow-actions/{action['id']}", json=body).status_code == 200
+    now = raw.get(f"/api/flows/{flow['id']}", params={"additional-fields[flow]": "definition"}).json()[
+        "data"]["attributes"]["definition"]["actions"][0]
+    assert now["data"]["status"] == "manual" and now["data"]["message"]["subject_line"] == "Edited", now
