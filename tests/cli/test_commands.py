@@ -42,9 +42,9 @@ def _csv(tmp_path: Path, rows: list[str]) -> Path:
     return path
 
 
-def test_a_run_paused_for_approval_is_resumed_from_the_shell_and_audited(tmp_path: Path) -> None:
-    state = tmp_path / "sandbox.sqlite"
-    # Create a list with two members, then sync it to a file that keeps only one: a removal (destructive).
+def _two_members_and_a_mirror_of_one(tmp_path: Path, state: Path) -> tuple[str, str]:
+    """A list with two members in a sandbox state file, and the input of a mirror sync to a file that
+    keeps only one: a removal (destructive), which waits for approval. (list id, sync input)"""
     setup = (
         "from klaviyo_sandbox import Sandbox\n"
         f"sb = Sandbox(seed=42, state={str(state)!r}, rate_limit_factor=None)\n"
@@ -61,6 +61,12 @@ def test_a_run_paused_for_approval_is_resumed_from_the_shell_and_audited(tmp_pat
     list_id = made.stdout.strip()
     payload = json.dumps({"source": {"kind": "csv", "path": str(_csv(tmp_path, ["ann@example.com,no"]))},
                           "target_list_id": list_id, "mode": "mirror"})
+    return list_id, payload
+
+
+def test_a_run_paused_for_approval_is_resumed_from_the_shell_and_audited(tmp_path: Path) -> None:
+    state = tmp_path / "sandbox.sqlite"
+    list_id, payload = _two_members_and_a_mirror_of_one(tmp_path, state)
     first = personas(tmp_path, "run", "segment-syncer", "--input", payload, "--sandbox-state", str(state),
                      "--thread", "sync-1", "--json")
     assert first.returncode == 0, first.stderr
@@ -92,22 +98,7 @@ def test_a_shell_approval_answers_only_a_request_that_was_shown(tmp_path: Path) 
     waits on a request nobody was shown here (paused again elsewhere), it approves nothing and says
     how to name the request with --request."""
     state = tmp_path / "sandbox.sqlite"
-    setup = (
-        "from klaviyo_sandbox import Sandbox\n"
-        f"sb = Sandbox(seed=42, state={str(state)!r}, rate_limit_factor=None)\n"
-        "kl = sb.client()\n"
-        "lid = kl.call('create_list', name='Trail Club').data['id']\n"
-        "ids = [kl.call('create_profile', email=e).data['id'] for e in ('ann@example.com', 'bo@example.com')]\n"
-        "kl.call('add_profiles_to_list', id=lid, profile_ids=ids)\n"
-        "sb.close()\n"
-        "print(lid)\n"
-    )
-    made = subprocess.run([str(Path(PERSONAS).with_name("python")), "-c", setup], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT, env=child_env(tmp_path))
-    assert made.returncode == 0, made.stderr
-    list_id = made.stdout.strip()
-    payload = json.dumps({"source": {"kind": "csv", "path": str(_csv(tmp_path, ["ann@example.com,no"]))},
-                          "target_list_id": list_id, "mode": "mirror"})
+    list_id, payload = _two_members_and_a_mirror_of_one(tmp_path, state)
     first = personas(tmp_path, "run", "segment-syncer", "--input", payload, "--sandbox-state", str(state),
                      "--thread", "sync-2", "--json")
     assert first.returncode == 0, first.stderr

@@ -9,7 +9,6 @@ HTTP, with a scripted model whose requests are read back.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,31 +19,15 @@ from langgraph.types import Command
 
 from graphs.chat import bound_tools
 from klaviyo_sandbox import Sandbox
-from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.redact import register_secret
 from personas.kernel.models import ScriptedChatModel
 from personas.kernel.spec import PersonaSpec, ToolSelection
 from personas.runtime import RunDriver, build_context, checkpointer
 from personas.runtime.loader import load_persona
 
-PERSONA = "klaviyo-assistant"
+from .test_chat import PERSONA, _home, call, sb  # the chat tests' state folder, sandbox and call helper
 
-
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PERSONAS_HOME", str(tmp_path))
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-
-
-@pytest.fixture()
-def sb() -> Iterator[Sandbox]:
-    sandbox = Sandbox(demo_data=False, rate_limit_factor=None, clock=ManualClock())
-    yield sandbox
-    sandbox.close()
-
-
-def call(name: str, args: dict[str, Any], cid: str = "c1") -> dict[str, Any]:
-    return {"name": name, "args": args, "id": cid}
+__all__ = ["_home", "sb"]  # fixtures, used by name
 
 
 def persona(**tools: Any) -> PersonaSpec:
