@@ -10,6 +10,7 @@ the audit log and the terminal. Files that hold state or personal data are creat
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,37 @@ def describe_error(exc: BaseException, limit: int = 300) -> str:
 #: Every secret :func:`redact_text` masks by its shape or its key contains one of these, lower-cased.
 _HINTS = (b"bearer", b"basic", b"passw", b"secret", b"api_key", b"apikey", b"token", b"code_verifier",
           b"authorization", b"private_key", b"cookie")
+#: What the hints must lead to for the state to need redacting: a ``Bearer``/``Basic`` credential, a
+#: ``key=value`` pair, or a msgpack string key (fixstr or str8 header) whose name could name a secret
+#: (checked with :func:`is_secret_key`: ``push-tokens``, a Klaviyo relationship, is not one).
+_CONFIRM = re.compile(
+    rb"(?i)\b(?:bearer\s+[A-Za-z0-9\-._~+/]{8}|basic\s+[A-Za-z0-9+/]{16}"
+    rb"|(?:[a-z_]*(?:password|secret|api_key|access_token|refresh_token|code_verifier)|token)[\"']?\s*[=:]\s*[\"']?"
+    rb"[^\s\"'&,;}]{4})"
+)
+_KEYS = re.compile(
+    rb"(?:[\xa0-\xbf]|\xd9[\x00-\xff])([A-Za-z0-9_\-\[\]]*(?i:passw|secret|api_?key|authorization|token"
+    rb"|code_verifier|private_key|cookie)[A-Za-z0-9_\-\[\]]*)"
+)
+
+
+def _needs_redaction(data: bytes) -> bool:
+    """Whether serialized state may hold a secret that only an object-level pass can mask: a cheap
+    substring test first (most checkpoints hold none of the hints), then the precise shapes."""
+    lowered = data.lower()
+    for hint in _HINTS:
+        at = lowered.find(hint)
+        while at != -1:  # the expressions run on a window around each hint, never on the whole state
+            if hint == b"token" and lowered[at + 5 : at + 6] == b"s":  # "push-tokens" (a relationship):
+                at = lowered.find(hint, at + 1)  # neither a secret's key nor a token=... pair
+                continue
+            window = data[max(0, at - 48) : at + 160]
+            if _CONFIRM.search(window) or any(
+                is_secret_key(m.group(1).decode("ascii", "replace")) for m in _KEYS.finditer(window)
+            ):
+                return True
+            at = lowered.find(hint, at + 1)
+    return False
 
 
 def redact_state(value: Any) -> Any:
@@ -75,8 +107,7 @@ class RedactingSerde:
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
         kind, data = self.inner.dumps_typed(obj)
-        lowered = data.lower()
-        if any(hint in lowered for hint in _HINTS):
+        if _needs_redaction(data):
             kind, data = self.inner.dumps_typed(redact_state(obj))
         return kind, redact_bytes(data)
 
