@@ -1,0 +1,69 @@
+"""The graphs as LangGraph Server serves them (``personas/runtime/served.py``): an approval pauses the
+served run, and a resume answers it only when it carries the request's fingerprint, as a LangGraph
+client sends it. Against ``personas sandbox serve`` on a port, with the server's environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+from graphs.lead_magnet.fixtures import sign_up
+from klaviyo_toolkit.client import KlaviyoClient
+from personas.runtime import served
+from personas.runtime.loader import scan_personas
+from tests.graphs.leads import HOT
+
+
+def careful_persona(home: Path) -> None:
+    """The sequencer with its send (create_event) needing approval."""
+    shipped = scan_personas(home).personas["lead-magnet-sequencer"]
+    data = yaml.safe_load(Path(shipped.source).read_text(encoding="utf-8"))
+    data["name"] = "careful-sequencer"
+    data["approval"] = {"mode": "effects", "also": ["create_event"]}
+    (home / "personas").mkdir(parents=True, exist_ok=True)
+    (home / "personas" / "careful-sequencer.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+
+
+def starts(client: KlaviyoClient, pid: str) -> list[Any]:
+    metrics = {m["attributes"]["name"]: m["id"] for m in client.call("get_metrics").data}
+    if "Lead Sequence Started" not in metrics:
+        return []
+    found = client.call("get_events", filter=f'and(equals(metric_id,"{metrics["Lead Sequence Started"]}"),'
+                                                f'equals(profile_id,"{pid}"))')
+    return list(found.data)
+
+
+def test_a_served_run_pauses_and_takes_only_an_approval_bound_to_its_request(
+    tmp_path: Path, sandbox_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    careful_persona(home)
+    for name, value in {"PERSONAS_HOME": str(home), "KLAVIYO_BASE_URL": sandbox_server,
+                        "KLAVIYO_API_KEY": "pk_sandbox_demo"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setattr(served, "_CONFIG", [])  # the server reads its environment when the first run starts
+    client = KlaviyoClient(api_key="pk_sandbox_demo", base_url=sandbox_server)
+    event = sign_up(client, "served@example.com", HOT,
+                    settle=lambda: httpx.post(f"{sandbox_server}/sandbox/settle", timeout=30).raise_for_status())
+    pid = event["data"]["relationships"]["profile"]["data"]["id"]
+    graph = served.served_graph("lead_magnet").builder.compile(checkpointer=InMemorySaver())  # the server's saver
+    config: Any = {"configurable": {"thread_id": "served-1", "persona": "careful-sequencer"}}
+
+    graph.invoke({"input": event}, config)
+    [pending] = [i for task in graph.get_state(config).tasks for i in task.interrupts]
+    assert pending.value["tool"] == "create_event" and starts(client, pid) == []
+    fingerprint = pending.value["fingerprint"]
+
+    graph.invoke(Command(resume={"action": "approve"}), config)  # no fingerprint: asked again
+    [again] = [i for task in graph.get_state(config).tasks for i in task.interrupts]
+    assert again.value["fingerprint"] == fingerprint and starts(client, pid) == []
+
+    graph.invoke(Command(resume={"action": "approve", "fingerprint": fingerprint}), config)
+    assert not graph.get_state(config).tasks and len(starts(client, pid)) == 1
