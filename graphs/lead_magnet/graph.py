@@ -64,6 +64,7 @@ class LeadState(TypedDict, total=False):
     send: dict[str, Any]
     record: dict[str, Any]
     model: str
+    model_kind: str  # live, recorded, authored, scripted or none: who answers for the model
     outcome: str
 
 
@@ -88,7 +89,8 @@ def parse(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
             f"the event is {submission.metric!r}, not a form submission ({form_metric!r}, the persona's "
             "form_metric); pass a form-submission event, or set form_metric to the form's metric",
         )
-    return {"submission": submission.to_json(), "model": runtime.context.model.description}
+    model = runtime.context.model
+    return {"submission": submission.to_json(), "model": model.description, "model_kind": model.kind}
 
 
 def load_profile(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:

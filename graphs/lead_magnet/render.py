@@ -59,7 +59,7 @@ def render_lead(state: Mapping[str, Any], answered_by: str | None = None) -> str
             lines.append(f"  {f['points']:+4d}  {f['factor']}  - {f['why']}")
     decision = state.get("decision") or {}
     if decision:
-        lines.append(sequence_line(decision, answered_by))
+        lines.append(sequence_line(decision, answered_by or state.get("model_kind")))
         lines.append(f"  why: {decision.get('reason')}")
     sched = state.get("schedule")
     if sched:

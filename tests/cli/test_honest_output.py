@@ -101,6 +101,8 @@ def test_the_lead_view_says_whose_answer_a_model_decision_was(kind: str, words: 
 
     decision = {"sequence": "fast-track", "decided_by": "model", "reason": "r"}
     assert f"Sequence: fast-track (decided by {words})" in render_lead({"decision": decision}, kind)
+    # `personas run` renders the state alone: the run wrote who answered into it
+    assert f"Sequence: fast-track (decided by {words})" in render_lead({"decision": decision, "model_kind": kind})
     assert sequence_line({"sequence": None, "decided_by": "policy"}) == "Sequence: none (decided by policy)"
 
 
