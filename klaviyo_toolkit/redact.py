@@ -71,8 +71,8 @@ _SECRET_VALUE_PATTERNS = (
     re.compile(r"(?i)\b(basic\s+)([A-Za-z0-9+/]{16,}=*)"),
     # key=value / "key": "value" pairs inside free text (form bodies, URLs, JSON dumped into errors)
     re.compile(
-        r"""(?i)\b((?:[a-z_]*(?:password|secret|api_key|access_token|refresh_token|code_verifier)|token)"""
-        r"""["']?\s*[=:]\s*["']?)([^\s"'&,;}]{4,})"""
+        r"""(?i)\b((?:[a-z_\-]*(?:passw(?:or)?d|secret|api[_\-]?key|access[_\-]token|refresh[_\-]token"""
+        r"""|code[_\-]verifier|private[_\-]key)|token)["']?\s*[=:]\s*["']?)([^\s"'&,;}]{4,})"""
     ),
     # Klaviyo private keys, OpenAI keys
     re.compile(r"\b(pk_[A-Za-z0-9]{20,})\b"),
@@ -110,7 +110,22 @@ PUBLIC_VALUES = frozenset({"pk_sandbox_demo"})
 #: Every match of ``_SECRET_VALUE_PATTERNS`` contains one of these once folded by :func:`_fold`: text
 #: without any of them is returned as it is, without running the five expressions (most strings in a
 #: row are plain).
-_PATTERN_HINTS = ("bearer", "basic", "password", "secret", "api_key", "token", "code_verifier", "pk_", "sk-")
+_PATTERN_HINTS = (
+    "bearer",
+    "basic",
+    "passw",
+    "secret",
+    "api_key",
+    "api-key",
+    "apikey",
+    "token",
+    "code_verifier",
+    "code-verifier",
+    "private_key",
+    "private-key",
+    "pk_",
+    "sk-",
+)
 
 
 def _fold(text: str) -> str:
