@@ -418,7 +418,9 @@ def apply(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
             p.mark(n, "rejected", detail=result.reason)
             return update
         job_id = result.data.get("id") if batch.kind == "import" and isinstance(result.data, dict) else None
-        p.mark(n, "done", job_id=job_id)
+        sent_items = result.call.args.get("profile_ids" if batch.kind in ("add", "remove") else "profiles")
+        withheld = len(items) - len(sent_items) if isinstance(sent_items, list) else 0  # an approver's edit
+        p.mark(n, "done", job_id=job_id, withheld=max(0, withheld))
     runtime.stream_writer(
         {
             "phase": "apply",

@@ -59,7 +59,7 @@ CREATE TABLE known (email_key TEXT PRIMARY KEY, profile_id TEXT, consent TEXT, s
 CREATE TABLE batches (
     n INTEGER PRIMARY KEY, kind TEXT NOT NULL, size INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
     job_id TEXT, detail TEXT, job_status TEXT, completed INTEGER, failed INTEGER,
-    refused INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0);
+    refused INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0, withheld INTEGER NOT NULL DEFAULT 0);
 """
 #: Columns added since the first plan files: (table, column, definition), added to an older file on open.
 UPGRADES = (
@@ -68,6 +68,7 @@ UPGRADES = (
     ("batches", "refused", "INTEGER NOT NULL DEFAULT 0"),
     ("batches", "attempts", "INTEGER NOT NULL DEFAULT 0"),
     ("invalid", "email_key", "TEXT"),
+    ("batches", "withheld", "INTEGER NOT NULL DEFAULT 0"),
 )
 #: The column of ``source`` (or ``members``) that holds each kind's batch number.
 BATCH_COLUMN = {"import": "add_batch", "add": "add_batch", "subscribe": "sub_batch", "remove": "remove_batch"}
@@ -508,9 +509,13 @@ class Plan:
             )
         return [str(r[0]) for r in self.db.execute(sql, (batch.n,))]
 
-    def mark(self, n: int, status: str, *, job_id: str | None = None, detail: str | None = None) -> None:
+    def mark(
+        self, n: int, status: str, *, job_id: str | None = None, detail: str | None = None, withheld: int = 0
+    ) -> None:
+        """Record how batch ``n`` ended; ``withheld``: rows the approver edited out of the request sent."""
         self.db.execute(
-            "UPDATE batches SET status = ?, job_id = ?, detail = ? WHERE n = ?", (status, job_id, detail, n)
+            "UPDATE batches SET status = ?, job_id = ?, detail = ?, withheld = ? WHERE n = ?",
+            (status, job_id, detail, withheld, n),
         )
         self.db.commit()
 
@@ -525,11 +530,18 @@ class Plan:
         their finished job failed; so ``profiles`` of a ``done`` batch counts only accepted rows.
         """
         out: dict[str, dict[str, list[int]]] = {}
-        for kind, status, batches, profiles, refused, failed in self.db.execute(
+        withheld: dict[str, int] = {}
+        for kind, status, batches, profiles, refused, failed, held in self.db.execute(
             "SELECT kind, status, COUNT(*), SUM(size), SUM(refused), "
-            "SUM(CASE WHEN status = 'done' THEN COALESCE(failed, 0) ELSE 0 END) FROM batches GROUP BY kind, status"
+            "SUM(CASE WHEN status = 'done' THEN COALESCE(failed, 0) ELSE 0 END), SUM(withheld) "
+            "FROM batches GROUP BY kind, status"
         ):
-            out.setdefault(kind, {})[status] = [batches, profiles - failed, refused + failed]
+            out.setdefault(kind, {})[status] = [batches, profiles - failed - held, refused + failed]
+            withheld[kind] = withheld.get(kind, 0) + held
+        for kind, held in withheld.items():  # rows an approver edited out count as rejected, not applied
+            if held:
+                counts = out[kind].setdefault("rejected", [0, 0, 0])
+                counts[1] += held
         return out
 
     def problems(self, limit: int) -> list[dict[str, Any]]:

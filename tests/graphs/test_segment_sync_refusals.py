@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.segment_sync import PARTIAL_EXIT, exit_code
 from graphs.segment_sync.graph import refused_items
@@ -322,3 +323,24 @@ def test_a_mirror_sync_keeps_a_member_whose_source_row_is_invalid_for_another_fi
     emails = {world.client.call("get_profile", id=pid).data["attributes"]["email"] for pid in ids}
     assert emails == {"cy@example.com"}, emails
     assert world.members(list_id) >= {"bo@example.com"}
+
+
+def test_rows_an_approver_edits_out_of_a_removal_count_as_rejected_not_removed(world: World) -> None:
+    """The approver edits the removal batch down to one profile: one is removed, the other is reported
+    rejected (by the approver), and the sync is partial."""
+    list_id = world.new_list("Club", ["keep@example.com", "gone1@example.com", "gone2@example.com"])
+    path = write_csv(world.home / "keep.csv", [{"email": "keep@example.com"}], ["email"])
+    ctx = world.context("edit", approvals=True)
+    saver = InMemorySaver()
+    state = run(ctx, {"source": {"kind": "csv", "path": str(path)}, "mode": "mirror", "target_list_id": list_id},
+                saver=saver)
+    [asked] = [i.value for task in state.tasks for i in task.interrupts]
+    one = asked["args"]["profile_ids"][:1]
+    state = run(ctx, None, saver=saver, resume={"action": "edit", "args": {"profile_ids": one},
+                                                 "fingerprint": asked["fingerprint"]})
+    [edited] = [i.value for task in state.tasks for i in task.interrupts]
+    state = run(ctx, None, saver=saver, resume={"action": "approve", "fingerprint": edited["fingerprint"]})
+    removes = state.values["result"]["removes"]
+    assert (removes["planned"], removes["applied"], removes["rejected"]) == (2, 1, 1), removes
+    assert state.values["result"]["status"] == "partial"
+    assert len(world.members(list_id)) == 2
