@@ -9,25 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from graphs.lead_magnet.fixtures import sign_up
 from klaviyo_toolkit.client import KlaviyoClient
 from personas.runtime import served
-from personas.runtime.loader import scan_personas
 from tests.graphs.leads import HOT
-
-
-def careful_persona(home: Path) -> None:
-    """The sequencer with its send (create_event) needing approval."""
-    shipped = scan_personas(home).personas["lead-magnet-sequencer"]
-    data = yaml.safe_load(Path(shipped.source).read_text(encoding="utf-8"))
-    data["name"] = "careful-sequencer"
-    data["approval"] = {"mode": "effects", "also": ["create_event"]}
-    (home / "personas").mkdir(parents=True, exist_ok=True)
-    (home / "personas" / "careful-sequencer.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+from tests.service.test_paused import careful_persona  # the sequencer with its send needing approval
 
 
 def starts(client: KlaviyoClient, pid: str) -> list[Any]:
