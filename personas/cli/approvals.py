@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,17 +67,22 @@ def _shown_file(folder: Path, thread: str) -> Path:
     return folder / "shown" / f"{thread_key(thread)}.json"
 
 
-def remember_shown(folder: Path, thread: str, fingerprints: list[str]) -> None:
+def remember_shown(folder: Path, thread: str, fingerprints: list[str], *, forget: Sequence[str] = ()) -> None:
     """Note the requests a command printed for ``thread``: a later ``--resume approve`` without
-    ``--request`` answers only requests a person was shown (an owner-only file in the state folder)."""
-    if not fingerprints:
-        return
+    ``--request`` answers only requests a person was shown (an owner-only file in the state folder).
+
+    ``forget`` names requests just answered: once a resume used an answer, that request was settled,
+    and an identical request the run pauses on later (after a worker or another terminal moved it on)
+    must be shown again before a bare ``--resume approve`` can take it."""
     path = _shown_file(folder, thread)
+    known = (shown_requests(folder, thread) - set(forget)) | set(fingerprints)
+    if not known:
+        path.unlink(missing_ok=True)
+        return
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    known = shown_requests(folder, thread)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(sorted(known | set(fingerprints)), out)
+        json.dump(sorted(known), out)
 
 
 def shown_requests(folder: Path, thread: str) -> set[str]:

@@ -250,11 +250,14 @@ def run_cmd(
                                f"continue it with --retry")
         typer.echo(f"thread {thread!r} is not waiting for an approval: it finished; nothing to resume", err=True)
         return  # answering a run that already ended changes nothing: running the same command twice is fine
+    answered: list[str] = []  # the requests this resume answers: settled once the run goes on
     if resume is not None:
         where = f" --sandbox-state {shlex.quote(sandbox_state)}" if sandbox_state else ""
         command = f"personas run {spec.name}{where} --thread {shlex.quote(thread)}"
         shown = shown_requests(cfg.home / "approvals", thread)
-        answer = bind_answer(answer, request, driver.pending(), shown, command, thread)
+        pending_now = driver.pending()
+        answer = bind_answer(answer, request, pending_now, shown, command, thread)
+        answered = [_fingerprint_of(p) for p in pending_now]
     elif request:
         raise UsageProblem("--request goes with --resume: it names the request the answer approves")
     state_in = graph_spec.make_input(payload) if payload is not None else None
@@ -272,6 +275,8 @@ def run_cmd(
         if sb is not None:
             sb.close()
         known = error_line(exc)
+        if answered and (known is None or known[1] != 2):
+            remember_shown(cfg.home / "approvals", thread, [], forget=answered)  # the answer was used
         if cfg.debug or known is None or known[1] == 2:
             raise  # a usage or input error (exit 2), or --debug: the usual one line (or traceback)
         hint = retry_hint(spec.name, driver.context.thread_id, sandbox=sb is not None, state=sandbox_state)
@@ -301,8 +306,9 @@ def run_cmd(
             typer.echo("\n" + approvals_text(result))
     else:
         typer.echo(render_result(spec, graph_spec, result))
+    printed = [_fingerprint_of(p) for p in result.pending] if result.paused else []
+    remember_shown(cfg.home / "approvals", result.thread_id, printed, forget=answered)
     if result.paused:
-        remember_shown(cfg.home / "approvals", result.thread_id, [_fingerprint_of(p) for p in result.pending])
         typer.echo(
             "\n" + resume_hint(spec.name, result.thread_id, sandbox=sb is not None, state=sandbox_state,
                                fingerprints=[_fingerprint_of(p) for p in result.pending]),

@@ -81,6 +81,9 @@ def test_a_run_paused_for_approval_is_resumed_from_the_shell_and_audited(tmp_pat
     with sqlite3.connect(state) as db:
         body = json.loads(db.execute("SELECT body FROM resources WHERE type='list' AND id=?", (list_id,)).fetchone()[0])
     assert len(body["relationships"]["profiles"]) == 1, "bo was removed once approved"
+    fingerprint = out["interrupts"][0]["fingerprint"]
+    still_shown = [p for p in (tmp_path / "approvals" / "shown").glob("*.json") if fingerprint in p.read_text()]
+    assert not still_shown, "an answered request is forgotten: an identical one later must be shown again"
 
     audit = personas(tmp_path, "audit", "--thread", "sync-1", "--json")
     rows = [json.loads(line) for line in audit.stdout.splitlines()]
