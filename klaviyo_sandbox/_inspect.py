@@ -16,6 +16,7 @@ POST /sandbox/clock           {"advance": seconds} (only with a manual clock)
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -102,7 +103,12 @@ async def inspect_endpoint(sb: Sandbox, request: Request) -> Response:
         if path == "/sandbox/state":
             return _ok({t: sb.store.count(t) for t in sorted(sb.store.types())})
         if path == "/sandbox/limits" and method in ("PUT", "POST"):
-            factor = payload.get("factor", 1.0)
+            factor = payload.get("factor", 1.0) if isinstance(payload, dict) else payload
+            good = factor is None or (
+                isinstance(factor, (int, float)) and not isinstance(factor, bool) and 0 < factor < float("inf")
+            )
+            if not good:  # checked before either limiter changes: a refused factor leaves both as they were
+                return _err(f"factor must be a number > 0, or null to turn limits off; got {json.dumps(factor)}")
             sb.limits.factor = None if factor is None else float(factor)
             sb.client_limiter.factor = sb.limits.factor
             sb.limits.reset()

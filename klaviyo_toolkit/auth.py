@@ -55,6 +55,13 @@ class TokenSource(Protocol):
         """Forget the current token (after a 401) so the next call refreshes it."""
 
 
+def _register(secret: str) -> None:
+    """Mask ``secret`` in every message, log line and stored text of this process (``redact``)."""
+    from .redact import register_secret  # redact imports this module
+
+    register_secret(secret)
+
+
 class ApiKey:
     """A Klaviyo private API key (``pk_...``), sent as ``Authorization: Klaviyo-API-Key``."""
 
@@ -63,6 +70,7 @@ class ApiKey:
         if not key:
             raise ToolkitUsageError("The Klaviyo API key is empty; set KLAVIYO_API_KEY or pass api_key=.")
         self._key = key
+        _register(key)
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Klaviyo-API-Key {self._key}"}
@@ -89,6 +97,7 @@ class BearerToken:
 
     def headers(self) -> dict[str, str]:
         token = self._source if isinstance(self._source, str) else self._source.access_token()
+        _register(token)  # a refreshed token is new: masked wherever it is echoed from now on
         return {"Authorization": f"Bearer {token}"}
 
     @property

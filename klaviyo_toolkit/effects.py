@@ -254,16 +254,25 @@ IDEMPOTENT_WRITES: dict[str, str] = {
 }
 
 
+#: The operations that create events. Klaviyo keeps one event per ``unique_id``, so one of these
+#: whose every event carries one may be sent again; no other operation is judged by its body.
+EVENT_CREATES = frozenset({"create_event", "bulk_create_events", "create_client_event", "bulk_create_client_events"})
+
+
 def _events_have_unique_ids(body: Any) -> bool:
-    """Every event the body creates carries a ``unique_id`` (Klaviyo keeps one event per id)."""
+    """Every event the envelope creates carries a ``unique_id`` (Klaviyo keeps one event per id).
+
+    Only the envelope is read: ``properties`` (an event's or a profile's) are free-form data that
+    may hold anything, an object shaped like an event included, so they are never walked."""
     found: list[bool] = []
 
     def walk(node: Any) -> None:
         if isinstance(node, Mapping):
             if node.get("type") == "event" and isinstance(node.get("attributes"), Mapping):
                 found.append(bool(node["attributes"].get("unique_id")))
-            for value in node.values():
-                walk(value)
+            for key, value in node.items():
+                if key != "properties":
+                    walk(value)
         elif isinstance(node, list):
             for value in node:
                 walk(value)
@@ -275,11 +284,13 @@ def _events_have_unique_ids(body: Any) -> bool:
 def safe_to_repeat(op: Operation, body: Any) -> bool:
     """Whether a request that may have been applied (5xx, a lost response) can be sent again.
 
-    True for reads, for :data:`IDEMPOTENT_WRITES`, and for events whose every ``unique_id`` is set
-    (Klaviyo deduplicates them). A 429 is different: Klaviyo did not process it, so any call may be
-    sent again after ``Retry-After``; that decision is the client's.
+    True for reads, for :data:`IDEMPOTENT_WRITES`, and for the :data:`EVENT_CREATES` whose every
+    event has its ``unique_id`` set (Klaviyo deduplicates them). A 429 is different: Klaviyo did not
+    process it, so any call may be sent again after ``Retry-After``; that decision is the client's.
     """
-    return op.read_only or op.operation_id in IDEMPOTENT_WRITES or _events_have_unique_ids(body)
+    if op.read_only or op.operation_id in IDEMPOTENT_WRITES:
+        return True
+    return op.operation_id in EVENT_CREATES and _events_have_unique_ids(body)
 
 
 _WORDS = {

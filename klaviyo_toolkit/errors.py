@@ -18,6 +18,7 @@
         │   ├── NotFoundError 404   ├── ConflictError 409        ├── RateLimitError 429 (retry_after)
         │   └── (other 4xx: ClientError)
         └── ServerError (5xx)
+            └── InvalidResponseError  a 2xx whose body is not a JSON:API document (an HTML page, cut off)
 
 What the model can fix (InvalidArgumentError, ClientError, ScopeDeniedError, DailyLimitExhaustedError)
 becomes a tool message; ToolkitUsageError is raised to the developer.
@@ -43,6 +44,7 @@ __all__ = [
     "ConnectionUnusableError",
     "DailyLimitExhaustedError",
     "InvalidArgumentError",
+    "InvalidResponseError",
     "KlaviyoAPIError",
     "KlaviyoError",
     "NotFoundError",
@@ -71,11 +73,12 @@ class ToolkitUsageError(KlaviyoError):
 class UnknownOperationError(ToolkitUsageError, KeyError):
     """An operation id or alias that the catalog does not have."""
 
-    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
+    def __init__(self, name: str, suggestions: Sequence[str] = (), *, hint: str | None = None) -> None:
         self.name = name
         self.suggestions = list(suggestions)
-        hint = f" Did you mean: {', '.join(self.suggestions)}?" if self.suggestions else ""
-        super().__init__(f"Unknown Klaviyo operation {name!r}.{hint} See `personas tools list` for every operation id.")
+        said = f" Did you mean: {', '.join(self.suggestions)}?" if self.suggestions else ""
+        said += f" {hint}" if hint else ""
+        super().__init__(f"Unknown Klaviyo operation {name!r}.{said} See `personas tools list` for every operation id.")
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
@@ -251,11 +254,27 @@ class KlaviyoAPIError(KlaviyoError):
         parts = [f"HTTP {self.status}"]
         if self.code:
             parts.append(self.code)
-        text = self.detail or self.title or ""
+        text = self.detail or self.title or "Klaviyo's answer gave no error detail"
         where = f" (at {self.pointer})" if self.pointer else ""
         rid = f" [request {self.request_id}]" if self.request_id else ""
         op = f"{self.operation_id}: " if self.operation_id else ""
-        return f"{op}{' '.join(parts)}: {text}{where}{rid}"
+        more = [_describe(e) for e in self.errors[1:_MAX_LISTED]]
+        if len(self.errors) > _MAX_LISTED:
+            more.append(f"and {len(self.errors) - _MAX_LISTED} more")
+        also = f"; also: {'; '.join(more)}" if more else ""
+        return f"{op}{' '.join(parts)}: {text}{where}{also}{rid}"
+
+
+#: How many of a response's errors a message lists (``errors`` keeps them all).
+_MAX_LISTED = 5
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    """One more JSON:API error object, as a message clause: its detail and where."""
+    source = error.get("source") if isinstance(error.get("source"), Mapping) else {}
+    where = (source or {}).get("pointer") or (source or {}).get("parameter")
+    text = str(error.get("detail") or error.get("title") or error.get("code") or "no detail")
+    return f"{text} (at {where})" if where else text
 
 
 class ClientError(KlaviyoAPIError):
@@ -298,6 +317,30 @@ class ServerError(KlaviyoAPIError):
     """5xx: Klaviyo failed; safe calls are retried."""
 
 
+class InvalidResponseError(ServerError):
+    """A success status with a body that is not a JSON:API document (an HTML page, a cut-off or empty
+    body where one is due). Treated as a 502: a read is retried, a write may have been applied.
+    ``received_status`` keeps the status that came with it."""
+
+    def __init__(
+        self,
+        received_status: int,
+        reason: str,
+        *,
+        operation_id: str | None = None,
+        request_id: str | None = None,
+        fix: str = "check that KLAVIYO_BASE_URL points at Klaviyo's API, not a proxy or a login page",
+    ) -> None:
+        self.received_status = received_status
+        super().__init__(
+            502,
+            code="invalid_response",
+            detail=f"Klaviyo answered HTTP {received_status} with {reason}; the call is treated as failed ({fix})",
+            operation_id=operation_id,
+            request_id=request_id,
+        )
+
+
 _BY_STATUS: dict[int, type[KlaviyoAPIError]] = {
     400: BadRequestError,
     401: AuthenticationError,
@@ -314,21 +357,29 @@ def api_error_from_response(
     headers: Mapping[str, str],
     *,
     operation_id: str | None = None,
+    now: float | None = None,
 ) -> KlaviyoAPIError:
-    """The one place an HTTP error response becomes a typed error."""
+    """The one place an HTTP error response becomes a typed error.
+
+    Its text is redacted: an error page that echoes the request (a proxy's, a gateway's) must not
+    carry the API key into a message, a log line or what the model reads. ``now`` (epoch seconds,
+    the client's clock) dates a ``Retry-After`` given as an HTTP date.
+    """
+    from .redact import redact, redact_text
+
     errors: list[Mapping[str, Any]] = []
     if isinstance(body, dict) and isinstance(body.get("errors"), list):
-        errors = [e for e in body["errors"] if isinstance(e, dict)]
+        errors = [redact(e) for e in body["errors"] if isinstance(e, dict)]
     first: Mapping[str, Any] = errors[0] if errors else {}
-    retry_after = _parse_retry_after(headers.get("retry-after"))
+    retry_after = _parse_retry_after(headers.get("retry-after"), now)
     cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else ClientError)
-    title = first.get("title")
-    detail = first.get("detail")
-    if not errors and isinstance(body, str) and body:
-        detail = body[:300]
+    title = _text(first.get("title"))
+    detail = _text(first.get("detail"))
+    if not errors and isinstance(body, str) and body.strip():
+        detail = redact_text(" ".join(body.split())[:300])
     return cls(
         status,
-        code=first.get("code"),
+        code=_text(first.get("code")),
         title=title,
         detail=detail,
         source=first.get("source") if isinstance(first.get("source"), dict) else None,
@@ -339,19 +390,34 @@ def api_error_from_response(
     )
 
 
-def _parse_retry_after(value: str | None) -> float | None:
+def _text(value: Any) -> str | None:
+    """A JSON:API error member as text (a number or an object is shown, never dropped)."""
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from ``Retry-After`` (seconds or an HTTP date, read against ``now``);
+    None for a value that is not a finite, non-negative wait, so the client's own backoff applies."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         try:
             from email.utils import parsedate_to_datetime
 
             when = parsedate_to_datetime(value)
-            return max(0.0, (when - _dt.datetime.now(_dt.UTC)).total_seconds())
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, IndexError):
             return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=_dt.UTC)
+        base = _dt.datetime.fromtimestamp(now, _dt.UTC) if now is not None else _dt.datetime.now(_dt.UTC)
+        return max(0.0, (when - base).total_seconds())
+    if seconds != seconds or seconds in (float("inf"), float("-inf")) or seconds < 0:
+        return None
+    return seconds
 
 
 def stops_the_run(exc: BaseException) -> bool:

@@ -14,17 +14,38 @@ from __future__ import annotations
 
 import collections
 import datetime as _dt
+import math
+import numbers
 import threading
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from .catalog import RateLimitSpec
 from .clock import Clock, SystemClock
-from .errors import DailyLimitExhaustedError, RateLimitWaitError
+from .errors import DailyLimitExhaustedError, RateLimitWaitError, ToolkitUsageError
 
 __all__ = ["RateLimiter", "Reservation", "shared_limiter"]
 
 DAY = 86_400.0
+
+
+def _checked_factor(factor: float | None) -> float | None:
+    """``factor`` if it is a finite number > 0 (or None): 0, negatives, nan and inf are refused here,
+    where they are set, rather than clamped to one call a day or crashing the first call."""
+    if factor is None:
+        return None
+    value = math.nan
+    if isinstance(factor, numbers.Real) and not isinstance(factor, bool):
+        try:
+            value = float(factor)
+        except OverflowError:  # an int too large for a float
+            value = math.inf
+    if not math.isfinite(value) or value <= 0:
+        raise ToolkitUsageError(
+            f"Rate-limit factor {factor!r} is invalid: give a finite number > 0 (e.g. 0.1 for a tenth of "
+            "every limit), or None to turn client-side limiting off."
+        )
+    return value
 
 
 @dataclass
@@ -48,7 +69,7 @@ class RateLimiter:
     Args:
         clock: time source (inject a ManualClock in tests).
         factor: multiplies every limit (e.g. 0.1 for a sandbox scaled down in benchmarks);
-            ``None`` turns limiting off.
+            ``None`` turns limiting off. Must be a finite number > 0 (ToolkitUsageError otherwise).
         margin: seconds added to each window to absorb network jitter.
         max_wait: refuse (RateLimitWaitError) instead of waiting longer than this.
     """
@@ -62,11 +83,21 @@ class RateLimiter:
         max_wait: float | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
-        self.factor = factor
+        self.factor = factor  # validated by the property setter
         self.margin = margin
         self.max_wait = max_wait
         self._lock = threading.Lock()
         self._buckets: dict[Hashable, _Bucket] = {}
+
+    @property
+    def factor(self) -> float | None:
+        """The scale of every limit; None means no limiting."""
+        return self._factor
+
+    @factor.setter
+    def factor(self, value: float | None) -> None:
+        # A setter, not only __init__: the sandbox changes the factor of a live limiter.
+        self._factor = _checked_factor(value)
 
     def _bucket(self, key: Hashable, spec: RateLimitSpec) -> _Bucket:
         bucket = self._buckets.get(key)

@@ -133,3 +133,83 @@ def test_a_tool_returns_the_compact_view_and_the_raw_document_as_artifact() -> N
     raw = message.artifact
     assert raw["links"]["next"] and raw["data"][0]["attributes"]["email"] == "person0@example.com"
     assert raw["data"][0]["links"]["self"].startswith("https://a.klaviyo.com/api/profiles/")
+
+
+# -- odd shapes, the cap as the model sees it, next links without a cursor ---------------------------
+
+
+def shown(view: dict[str, Any]) -> str:
+    """The view as the tool sends it to the model (KlaviyoTool._finish)."""
+    return json.dumps(view, ensure_ascii=False, default=str)
+
+
+def test_odd_records_are_kept_as_they_came_not_raised_on() -> None:
+    doc = {
+        "data": [
+            {"type": "list", "id": "1", "attributes": ["x"]},
+            {"type": "list", "id": "2", "relationships": {"profiles": {"data": ["p1", {"type": "profile"}]}}},
+            {"type": "list", "id": "3", "relationships": {"owner": "o1", "tags": {"data": {"id": ["x"], "type": "t"}}}},
+            {"type": "list", "id": "4", "relationships": ["r"]},
+            "not a record",
+        ],
+        "included": [{"attributes": {"name": "no type or id"}}, "loose", {"type": "tag", "id": ["unhashable"]}],
+    }
+    view = compact_document(doc)
+    assert "type" not in view, "records of mixed kinds: no shared type"
+    one, two, three, four, odd = view["data"]
+    assert one["attributes"] == ["x"]
+    assert two["profiles"] == ["p1", {"type": "profile"}]
+    assert three["owner"] == "o1" and three["tags"] == {"id": ["x"], "type": "t"}
+    assert four["relationships"] == ["r"] and odd == "not a record"
+    assert view["included"] == doc["included"], "included entries nothing can point at are shown, not dropped"
+    assert compact_document({"data": "weird"}) == {"data": "weird"}
+    assert compact_document({"data": [], "included": {"type": "x"}})["included"] == [{"type": "x"}]
+
+
+def test_a_tool_answers_odd_records_instead_of_raising() -> None:
+    bodies = [
+        {"data": [{"id": "1", "type": "list", "attributes": ["x"]}]},
+        {"data": [{"id": "1", "type": "list", "relationships": {"profiles": {"data": ["p1"]}}}]},
+    ]
+    for body in bodies:
+        kit = KlaviyoToolkit(
+            scopes=["lists:read"],
+            api_key="pk_test_0123456789",
+            transport=httpx.MockTransport(lambda request, body=body: httpx.Response(200, json=body)),
+            clock=ManualClock(),
+        )
+        message = kit.tool("get_lists").invoke({"type": "tool_call", "id": "c", "name": "get_lists", "args": {}})
+        assert message.status == "success" and json.loads(message.content)["count"] == 1
+
+
+def test_the_cap_holds_for_the_text_the_model_sees_even_when_escaping_grows_it() -> None:
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(300):
+        node["n"] = {}
+        node = node["n"]
+    doc = {"data": {"id": "1", "type": "t", "attributes": {"d": deep}}}
+    view = compact_document(doc, max_chars=2000)
+    assert len(shown(view)) <= 2000, "the partial JSON is escaped again inside the view"
+    assert len(view["partial"]) > 1000 and "showing its start" in view["note"]
+    quotes = {"data": {"id": "1", "type": "t", "attributes": {f"k{i}": ['"\\\n'] * 40 for i in range(60)}}}
+    free_form = {"rows": ['"quoted"\x01'] * 500}
+    for body in (doc, quotes, free_form):
+        for cap in (200, 500, 1000, 2000):
+            assert len(shown(compact_document(body, max_chars=cap))) <= cap, (body.keys(), cap)
+
+
+def test_the_next_page_cursor_survives_a_record_too_large_to_show() -> None:
+    doc = {"data": {"id": "1", "type": "t", "attributes": {"rows": list(range(5000))}}, "links": DOC["links"]}
+    view = compact_document(doc, max_chars=1000)
+    assert "partial" in view and view["next_cursor"] == "bmV4dDE=" and len(shown(view)) <= 1000
+
+
+def test_a_next_link_without_a_cursor_is_not_given_as_the_cursor() -> None:
+    link = f"{BASE}/profiles/?offset=100"
+    view = compact_document({"data": [], "links": {"next": link}})
+    assert "next_cursor" not in view, "a URL is not a page_cursor value"
+    assert view["next_page_link"] == link
+    as_object = {"data": [], "links": {"next": {"href": f"{BASE}/profiles/?page%5Bcursor%5D=abc"}}}
+    assert compact_document(as_object)["next_cursor"] == "abc"
+    assert compact_document({"data": [], "links": {"next": "http://[::1"}})["next_page_link"] == "http://[::1"

@@ -16,7 +16,7 @@ import pytest
 from klaviyo_toolkit.catalog import RateLimitSpec, load_catalog
 from klaviyo_toolkit.client import KlaviyoClient
 from klaviyo_toolkit.clock import ManualClock
-from klaviyo_toolkit.errors import DailyLimitExhaustedError, RateLimitWaitError
+from klaviyo_toolkit.errors import DailyLimitExhaustedError, RateLimitWaitError, ToolkitUsageError
 from klaviyo_toolkit.ratelimit import RateLimiter, shared_limiter
 
 from .scripted import Scripted
@@ -259,3 +259,33 @@ def test_shared_limiter_is_process_wide() -> None:
     assert KlaviyoClient(api_key="pk_test_0123456789", clock=ManualClock()).limiter is not shared_limiter(), (
         "a client on its own clock gets its own limiter"
     )
+
+
+@pytest.mark.parametrize(
+    "factor",
+    [0, 0.0, -1, -0.5, float("nan"), float("inf"), float("-inf"), True, pytest.param(10**400, id="int-too-big")],
+)
+def test_a_factor_that_is_not_a_finite_number_above_zero_is_refused_when_set(factor: float) -> None:
+    with pytest.raises(ToolkitUsageError, match=r"factor .* finite number > 0.*None to turn"):
+        RateLimiter(ManualClock(), factor=factor)
+    limiter = RateLimiter(ManualClock(), factor=0.5)
+    with pytest.raises(ToolkitUsageError, match="factor"):
+        limiter.factor = factor
+    assert limiter.factor == 0.5, "a refused factor leaves the old one in place"
+
+
+def test_a_sandbox_with_a_bad_factor_is_refused_when_made() -> None:
+    from klaviyo_sandbox import Sandbox
+
+    with pytest.raises(ToolkitUsageError, match="factor nan"):
+        Sandbox(demo_data=False, rate_limit_factor=float("nan"), clock=ManualClock())
+
+
+def test_a_small_factor_still_rounds_limits_up_to_one_call() -> None:
+    spec = RateLimitSpec(burst=3, steady=60, daily=10)
+    limiter = RateLimiter(ManualClock(), factor=0.2, margin=0.0)
+    assert limiter.reserve("k", spec).delay == 0.0
+    assert limiter.reserve("k", spec).delay == 1.0, "burst 3 * 0.2 rounds to 1: one a second"
+    with pytest.raises(DailyLimitExhaustedError):
+        limiter.reserve("k", spec)  # daily 10 * 0.2 = two a day
+    assert RateLimiter(factor=None).factor is None and RateLimiter(factor=2).factor == 2.0

@@ -245,6 +245,12 @@ class Catalog:
             return name
         if name in self._aliases:
             return self._aliases[name]
+        if _is_beta(name):
+            raise UnknownOperationError(
+                name,
+                hint="It is a beta operation, off unless asked for: pass include_beta=True "
+                "(KlaviyoToolkit, KlaviyoClient or load_catalog).",
+            )
         pool = list(self._ops) + list(self._aliases)
         raise UnknownOperationError(name, difflib.get_close_matches(name, pool, n=3, cutoff=0.6))
 
@@ -277,6 +283,20 @@ def _read(name: str) -> Json:
 @functools.cache
 def _stage(stage: str) -> Json:
     return _read(f"{stage}.operations.json")
+
+
+def _is_beta(name: str) -> bool:
+    """Whether ``name`` is a beta operation's id or alias (so a stable-only catalog can say so)."""
+    return name in _beta_names()
+
+
+@functools.cache
+def _beta_names() -> frozenset[str]:
+    names: set[str] = set()
+    for rec in _stage("beta")["operations"]:
+        names.update((str(rec["operation_id"]), str(rec.get("name") or rec["operation_id"])))
+        names.update(str(a) for a in rec.get("aliases") or ())
+    return frozenset(names)
 
 
 @functools.cache

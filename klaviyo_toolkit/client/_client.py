@@ -20,18 +20,19 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
 from .._arguments import PreparedRequest, prepare, unsendable
 from ..auth import ApiKey, BearerToken, Credentials, credentials_from_env
-from ..catalog import Catalog, Operation, load_catalog
+from ..catalog import Catalog, Operation, RateLimitSpec, load_catalog
 from ..clock import Clock, SystemClock
 from ..effects import safe_to_repeat
 from ..errors import (
     AuthenticationError,
     InvalidArgumentError,
+    InvalidResponseError,
     KlaviyoAPIError,
     RateLimitError,
     ToolkitUsageError,
@@ -88,7 +89,10 @@ class _Core:
         self.timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool)
         self.retry = retry or RetryPolicy()
         self.clock: Clock = clock or (rate_limiter.clock if rate_limiter else SystemClock())
-        self.limiter = rate_limiter or (shared_limiter() if clock is None else RateLimiter(self.clock))
+        # Real time shares the process's buckets (two clients on one account must not exceed its
+        # limits together); only an injected test clock gets buckets of its own.
+        shares = clock is None or isinstance(clock, SystemClock)
+        self.limiter = rate_limiter or (shared_limiter() if shares else RateLimiter(self.clock))
         self.hooks: list[Hook] = list(hooks)
         self.user_agent = user_agent or USER_AGENT
 
@@ -137,17 +141,46 @@ class _Core:
         account = self.credentials.account_key if self.credentials else "anonymous"
         return (f"{self.base_url}|{account}", op.operation_id)
 
+    def _limits(self, prep: PreparedRequest, url: str | None) -> tuple[tuple[str, str], RateLimitSpec]:
+        """The bucket and limits a request counts against: the operation's, or the lower tier Klaviyo
+        documents for a parameter value (``additional-fields[list]=profile_count``: 1/s, 15/min)."""
+        op = prep.operation
+        account, name = self._bucket(op)
+        if op.rate_limit_tiers:
+            query = dict(parse_qsl(urlsplit(url).query)) if url else dict(prep.params)
+            for tier in op.rate_limit_tiers:
+                if tier.applies(query):
+                    return (account, f"{name}|{tier.name}"), tier.limits
+        return (account, name), op.rate_limit
+
     def _parse(self, prep: PreparedRequest, response: httpx.Response) -> KlaviyoResponse:
         body: Any = None
+        parsed = True
         if response.content:
             try:
                 body = response.json()
             except ValueError:
-                body = response.text
+                body, parsed = response.text, False
         headers = {k.lower(): v for k, v in response.headers.items()}
+        op_id = prep.operation.operation_id
         if response.status_code >= 400:
-            raise api_error_from_response(response.status_code, body, headers, operation_id=prep.operation.operation_id)
-        return KlaviyoResponse(prep.operation.operation_id, response.status_code, headers, body, str(response.url))
+            raise api_error_from_response(
+                response.status_code, body, headers, operation_id=op_id, now=self.clock.time()
+            )
+        # Every 2xx Klaviyo documents with a body is a JSON:API document: anything else (a proxy's
+        # HTML page, a cut-off body, nothing at all on a 200) must not pass for an empty result.
+        problem = None
+        if not parsed:
+            kind = headers.get("content-type", "no content type").split(";")[0]
+            problem = f"a body that is not JSON ({kind}, {len(response.content):,} bytes)"
+        elif body is None and response.status_code in (200, 201):
+            problem = "an empty body"
+        elif body is not None and not isinstance(body, dict):
+            problem = f"a JSON {type(body).__name__} where a JSON:API document (an object) is due"
+        if problem is not None:
+            rid = headers.get("x-klaviyo-req-id") or headers.get("x-request-id")
+            raise InvalidResponseError(response.status_code, problem, operation_id=op_id, request_id=rid)
+        return KlaviyoResponse(op_id, response.status_code, headers, body, str(response.url))
 
     def _check_credentials(self, op: Operation) -> None:
         """Fail before a rate-limit slot is spent when a private-key call has no credentials."""
@@ -215,9 +248,19 @@ class _Core:
             error.maybe_applied = True
             return None
         if attempt > self.retry.max_retries:
+            _gave_up(
+                error,
+                f"gave up after {attempt} attempts, {waited:.1f} s of waiting between them (RetryPolicy max_retries)",
+            )
             return None
         delay = self.retry.backoff(attempt, retry_after)
         if waited + delay > self.retry.max_elapsed:
+            asked = "Klaviyo asked to wait" if retry_after is not None else "the next wait would be"
+            _gave_up(
+                error,
+                f"gave up after {attempt} attempt(s): {asked} {delay:,.1f} s, past the retry "
+                f"budget of {self.retry.max_elapsed:g} s per call (RetryPolicy max_elapsed)",
+            )
             return None
         return delay
 
@@ -261,6 +304,26 @@ class _Core:
 
     def _httpx_kwargs(self) -> dict[str, Any]:
         return {"timeout": self.timeout, "follow_redirects": False}
+
+
+def _gave_up(error: BaseException, note: str) -> None:
+    """Say in the error's own message why no more attempts were made."""
+    if error.args and isinstance(error.args[0], str):
+        error.args = (f"{error.args[0]} ({note})", *error.args[1:])
+
+
+def _next_page(seen: set[str], url: str, operation_id: str) -> str:
+    """``url`` once it is known to be new: a ``links.next`` that points at a page already read would
+    make the iteration endless (and yield the same records again), so it is refused."""
+    if url in seen:
+        raise InvalidResponseError(
+            200,
+            f"a links.next that repeats a page already read ({url})",
+            operation_id=operation_id,
+            fix="its paging loops; every page before it was read once, and iteration stops here",
+        )
+    seen.add(url)
+    return url
 
 
 #: httpx errors raised before a request left: nothing reached Klaviyo.
@@ -319,7 +382,7 @@ class KlaviyoClient(_Core):
         attempt = 0
         while True:
             attempt += 1
-            waited += self.limiter.acquire(self._bucket(op), op.rate_limit, op.operation_id)
+            waited += self.limiter.acquire(*self._limits(prep, url), op.operation_id)
             try:
                 request = self._build(prep, url)
                 try:
@@ -350,8 +413,9 @@ class KlaviyoClient(_Core):
         prep = self.prepare(operation, args)
         page = self.send(prep)
         yield page
+        seen = {page.url}
         while page.next_url:
-            page = self.send(prep, url=page.next_url)
+            page = self.send(prep, url=_next_page(seen, page.next_url, prep.operation.operation_id))
             yield page
 
     def iterate(self, operation: str | Operation, /, **args: Any) -> Iterator[dict[str, Any]]:
@@ -402,7 +466,7 @@ class AsyncKlaviyoClient(_Core):
         attempt = 0
         while True:
             attempt += 1
-            waited += await self.limiter.aacquire(self._bucket(op), op.rate_limit, op.operation_id)
+            waited += await self.limiter.aacquire(*self._limits(prep, url), op.operation_id)
             try:
                 request = self._build(prep, url)
                 try:
@@ -432,8 +496,9 @@ class AsyncKlaviyoClient(_Core):
         prep = self.prepare(operation, args)
         page = await self.send(prep)
         yield page
+        seen = {page.url}
         while page.next_url:
-            page = await self.send(prep, url=page.next_url)
+            page = await self.send(prep, url=_next_page(seen, page.next_url, prep.operation.operation_id))
             yield page
 
     async def iterate(self, operation: str | Operation, /, **args: Any) -> AsyncIterator[dict[str, Any]]:

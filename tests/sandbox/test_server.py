@@ -160,6 +160,10 @@ def test_inspection_endpoints_work_over_the_port(seven: SandboxProcess) -> None:
     assert answers[0] == 200 and 429 in answers
     assert http.put("/sandbox/limits", json={"factor": None}).json() == {"factor": None}
     assert {http.get("/api/accounts").status_code for _ in range(5)} == {200}
+    for bad in (0, -1, "fast", True, [1]):  # refused, and limits stay off
+        refused = http.put("/sandbox/limits", json={"factor": bad})
+        assert refused.status_code == 400 and "factor must be a number > 0" in refused.text, refused.text
+    assert {http.get("/api/accounts").status_code for _ in range(5)} == {200}
 
     # outbox: a profile joining the demo "Newsletter" list enters the Welcome series flow
     with klaviyo(proc) as kl:
