@@ -113,7 +113,8 @@ def test_a_key_of_any_shape_is_masked_in_errors_once_a_client_holds_it() -> None
 def test_every_error_of_an_answer_is_in_the_message() -> None:
     body = {"errors": [
         {"status": 400, "code": "invalid", "detail": "bad email", "source": {"pointer": "/data/attributes/email"}},
-        {"status": 400, "code": "invalid", "detail": "bad phone", "source": {"pointer": "/data/attributes/phone_number"}},
+        {"status": 400, "code": "invalid", "detail": "bad phone",
+         "source": {"pointer": "/data/attributes/phone_number"}},
     ]}
     with pytest.raises(BadRequestError) as caught:
         client_for(Scripted(reply(400, body))).call("get_lists")
