@@ -394,6 +394,10 @@ class ConnectionStore:
 
         def hook(record: CallRecord) -> None:
             if isinstance(record.error, AuthenticationError):
+                if str(record.error.operation_id or "").startswith("oauth."):
+                    # The token endpoint refused this process's app credentials (invalid_client):
+                    # its KLAVIYO_CLIENT_ID/SECRET are wrong, the grant is not; other processes go on.
+                    return
                 what = "key" if self.get(name).kind == "api_key" else "access token, even after a refresh"
                 self.mark_needs_reauth(name, f"Klaviyo rejected its {what} (401 on {record.operation_id})")
 

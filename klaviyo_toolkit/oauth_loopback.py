@@ -75,6 +75,9 @@ class _Server(HTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    #: Seconds a connection may take to send its request: one that opens and sends nothing (a
+    #: browser's speculative pre-connection) must not hold the login past its --timeout.
+    timeout = 2.0
 
     def do_GET(self) -> None:
         if urlsplit(self.path).path != self.server.path:

@@ -174,13 +174,17 @@ class Vault:
         self.path = Path(path).expanduser()
         self.key_provider: KeyProvider = key_provider or default_key_provider(self.path.parent)
         self._clock: Clock = clock or SystemClock()
+        _refuse_a_new_key_for_old_entries(self.path, self.key_provider)
         self._fernet = _multi_fernet(self.key_provider.load())
         self._lock = threading.RLock()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.path.exists():
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
-        self._db = _connect(self.path, 30.0)
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = _connect(self.path, 30.0)
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise _broken(self.path, exc) from None
         if "meta" not in {row[1] for row in self._db.execute("PRAGMA table_info(credentials)")}:
             self._db.execute("ALTER TABLE credentials ADD COLUMN meta TEXT NOT NULL DEFAULT '{}'")
 
@@ -408,7 +412,20 @@ class Vault:
         """The secret kept under ``name``, or None."""
         with self._lock:
             row = self._db.execute("SELECT secret FROM secrets WHERE name = ?", (name,)).fetchone()
-        return None if row is None else self._decrypt(row[0])
+        if row is None:
+            return None
+        try:
+            return self._decrypt(row[0])
+        except InvalidToken:
+            raise self._undecryptable(f"secret {name!r}") from None
+
+    def _undecryptable(self, what: str, done: str = "") -> ToolkitUsageError:
+        """The error for an entry the current key(s) cannot read: which entry, which key, what to do."""
+        return ToolkitUsageError(
+            f"The vault {self.path}: its {what} cannot be decrypted with the key(s) from {self.key_provider!r}"
+            f"{done}. The vault key was changed or lost: set {ENV_VAULT_KEY} (or restore vault.key) to the key "
+            "the vault was made with; list an old key after the new one to read both."
+        )
 
     def reencrypt(self) -> int:
         """Re-encrypt every credential and secret under the newest key (after adding one), in one
@@ -416,17 +433,18 @@ class Vault:
         with self._lock, self._write():
             self._reload_keys()
             for name, token in self._db.execute("SELECT name, secret FROM secrets").fetchall():
-                self._db.execute("UPDATE secrets SET secret = ? WHERE name = ?", (self._fernet.rotate(token), name))
+                try:
+                    fresh = self._fernet.rotate(token)
+                except InvalidToken:
+                    raise self._undecryptable(f"secret {name!r}", "; nothing was re-encrypted") from None
+                self._db.execute("UPDATE secrets SET secret = ? WHERE name = ?", (fresh, name))
             rows = self._db.execute("SELECT name, secret FROM credentials WHERE length(secret) > 0").fetchall()
             now = self._now()
             for name, token in rows:
                 try:
                     fresh = self._fernet.rotate(token)
                 except InvalidToken:
-                    raise ToolkitUsageError(
-                        f"The vault entry {name!r} cannot be decrypted with the current keys; nothing was "
-                        "re-encrypted. Restore the old key first."
-                    ) from None
+                    raise self._undecryptable(f"entry {name!r}", "; nothing was re-encrypted") from None
                 self._db.execute("UPDATE credentials SET secret = ?, rotated_at = ? WHERE name = ?", (fresh, now, name))
             return len(rows)
 
@@ -515,6 +533,51 @@ class _Transaction:
 
 def _multi_fernet(keys: Sequence[bytes]) -> MultiFernet:
     return MultiFernet([Fernet(key) for key in keys])
+
+
+def _broken(path: Path, exc: sqlite3.DatabaseError) -> ToolkitUsageError:
+    """A vault file SQLite cannot read (not a database, malformed): where, and what to do."""
+    return ToolkitUsageError(
+        f"The vault {path} cannot be read ({exc}): the file is damaged or is not a vault. Restore it from a "
+        "backup, or move it aside and log in again (personas auth login)."
+    )
+
+
+def _stored_entries(path: Path) -> int:
+    """How many encrypted rows the vault file at ``path`` holds (0 when there is none to read)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+    except sqlite3.Error:
+        return 0
+    total = 0
+    try:
+        for table in ("credentials", "secrets"):
+            try:
+                total += int(db.execute(f"SELECT count(*) FROM {table} WHERE length(secret) > 0").fetchone()[0])
+            except sqlite3.DatabaseError:  # no such table yet, or a damaged file: reported when it is opened
+                continue
+    finally:
+        db.close()
+    return total
+
+
+def _refuse_a_new_key_for_old_entries(path: Path, provider: KeyProvider) -> None:
+    """Refuse to make a new key file beside a vault that already holds entries.
+
+    The entries were encrypted with a key that is not here (``PERSONAS_VAULT_KEY`` unset in this
+    shell, the keyring unavailable, the file deleted): a new key would read none of them and would
+    encrypt what is stored next under it, leaving the vault readable by neither key."""
+    if not isinstance(provider, FileKeyProvider) or provider.exists():
+        return
+    entries = _stored_entries(path)
+    if entries:
+        raise ToolkitUsageError(
+            f"The vault {path} holds {entries} encrypted entr{'y' if entries == 1 else 'ies'}, but its key is not "
+            f"here: {ENV_VAULT_KEY} is not set and {provider.path} does not exist. Set {ENV_VAULT_KEY} to the key "
+            "the vault was made with (or restore the key file); no new key was made."
+        )
 
 
 def _connect(path: Path, timeout: float) -> sqlite3.Connection:

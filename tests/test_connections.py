@@ -327,6 +327,23 @@ def test_a_bad_redirect_is_refused(query: str, code: str, says: str) -> None:
     assert err.value.code == code and answers[0].status_code == 400
 
 
+def test_a_connection_that_sends_nothing_does_not_hold_the_login_past_its_timeout() -> None:
+    """A browser's speculative pre-connection (or any local process) opens and stays silent."""
+    import socket
+    import time
+
+    with LoopbackRedirect() as listener:
+        port = int(listener.redirect_uri.split(":")[2].split("/")[0])
+        idle = socket.create_connection(("127.0.0.1", port))
+        try:
+            started = time.monotonic()
+            with pytest.raises(RedirectTimeout):
+                listener.wait("s1", timeout=1.0)
+            assert time.monotonic() - started < 5.0
+        finally:
+            idle.close()
+
+
 def test_no_redirect_in_time_is_a_timeout() -> None:
     with LoopbackRedirect() as listener, pytest.raises(RedirectTimeout, match="within"):
         listener.wait("s1", timeout=0.3)

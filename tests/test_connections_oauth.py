@@ -24,7 +24,7 @@ from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.client import AsyncKlaviyoClient, KlaviyoClient
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.connections import Account, ConnectionStore
-from klaviyo_toolkit.errors import BadRequestError, ConnectionUnusableError
+from klaviyo_toolkit.errors import AuthenticationError, BadRequestError, ConnectionUnusableError
 from klaviyo_toolkit.oauth import OAuthClient, OAuthConfig, authorization_url, new_state, parse_redirect, pkce_pair
 from klaviyo_toolkit.vault import FileKeyProvider, TokenSet, Vault
 from tests.oauth_consent import consent
@@ -124,6 +124,23 @@ def test_a_failed_refresh_marks_needs_reauth_and_stops_only_that_connection(worl
     assert world.client(store, "other").call("get_lists").status == 200  # the other connection goes on
     with pytest.raises(ConnectionUnusableError, match="needs re-auth"):
         world.client(store)  # and new clients on it are refused up front
+
+
+def test_a_wrong_client_secret_in_one_process_leaves_the_connection_usable_for_the_others(world: World) -> None:
+    """The token endpoint refusing the app's credentials (invalid_client) is that process's config,
+    not a dead grant: it must not mark the connection "needs re-auth" for every other process."""
+    store = world.store()
+    world.login(store)
+    world.clock.advance(LIFETIME + 1)  # the next call refreshes
+    config = OAuthConfig.for_base_url(world.base_url, client_id="sbx-client", client_secret="wrong",
+                                      redirect_uri="http://127.0.0.1:9/callback", scopes=SCOPES)  # fmt: skip
+    misconfigured = KlaviyoClient(credentials=store.credentials("shop", OAuthClient(config, clock=world.clock)),
+                                  base_url=world.base_url, hooks=[store.observe("shop")])  # fmt: skip
+    with pytest.raises(AuthenticationError) as refused:
+        misconfigured.call("get_lists")
+    assert refused.value.operation_id == "oauth.refresh"
+    assert store.get("shop").status != "needs_reauth" and world.grant_alive()
+    assert world.client(world.store()).call("get_lists").status == 200, "a well-configured process goes on"
 
 
 def test_a_grant_revoked_at_klaviyo_stops_the_next_call(world: World) -> None:

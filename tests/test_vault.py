@@ -275,3 +275,57 @@ def test_rotating_an_environment_key(tmp_path: Path) -> None:
         with pytest.raises(InvalidToken):
             Fernet(old).decrypt(token)
         assert vault.get_api_key("acme").reveal() == PK
+
+
+def test_a_vault_whose_key_is_missing_here_is_refused_and_no_new_key_is_made(tmp_path: Path) -> None:
+    """PERSONAS_VAULT_KEY unset in one shell must not make a key file that would take over the vault."""
+    home = tmp_path / "home"
+    made_with = Fernet.generate_key().decode()
+    with Vault(home / "vault.sqlite", EnvKeyProvider("PERSONAS_VAULT_KEY", {"PERSONAS_VAULT_KEY": made_with})) as v:
+        v.put_api_key("main", PK)
+        v.put_secret("audit:key", b"k" * 32)
+    unset = default_key_provider(home, environ={}, keyring_backend=_NO_KEYRING)
+    with pytest.raises(ToolkitUsageError) as caught:
+        Vault(home / "vault.sqlite", unset)
+    assert "holds 2 encrypted entries" in str(caught.value) and "PERSONAS_VAULT_KEY" in str(caught.value)
+    assert not (home / "vault.key").exists(), "no key was made"
+    again = EnvKeyProvider("PERSONAS_VAULT_KEY", {"PERSONAS_VAULT_KEY": made_with})
+    with Vault(home / "vault.sqlite", again) as v:
+        assert v.get_api_key("main").reveal() == PK, "the vault is as it was"
+
+
+def test_a_new_vault_still_makes_its_key_file(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with Vault(home / "vault.sqlite", default_key_provider(home, environ={}, keyring_backend=_NO_KEYRING)) as v:
+        v.put_api_key("main", PK)
+    assert (home / "vault.key").exists()
+
+
+def test_a_secret_under_another_key_names_the_vault_and_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "vault.sqlite"
+    with Vault(path, EnvKeyProvider("K", {"K": Fernet.generate_key().decode()})) as v:
+        v.put_secret("audit:key", b"k" * 32)
+    with Vault(path, EnvKeyProvider("K", {"K": Fernet.generate_key().decode()})) as other:
+        with pytest.raises(ToolkitUsageError) as caught:
+            other.get_secret("audit:key")
+        assert str(path) in str(caught.value) and "PERSONAS_VAULT_KEY" in str(caught.value)
+        with pytest.raises(ToolkitUsageError, match="nothing was re-encrypted"):
+            other.reencrypt()
+
+
+@pytest.mark.parametrize("content", [os.urandom(4096), b"SQLite format 3\x00" + b"\x00" * 50])
+def test_a_damaged_vault_file_names_itself_and_the_fix(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "vault.sqlite"
+    path.write_bytes(content)
+    with pytest.raises(ToolkitUsageError) as caught:
+        Vault(path, EnvKeyProvider("K", {"K": Fernet.generate_key().decode()}))
+    assert str(path) in str(caught.value) and "personas auth login" in str(caught.value)
+
+
+class _NoKeyring:
+    """A keyring backend that is never usable (``usable_keyring`` turns it down)."""
+
+    priority = -1
+
+
+_NO_KEYRING = _NoKeyring()

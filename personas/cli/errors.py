@@ -51,6 +51,12 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
         cause = exc.__cause__
         why = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
         return f"cannot reach {_base_url(exc)}{op}: {why}; check KLAVIYO_BASE_URL and your network", 1
+    if isinstance(exc, AuthenticationError) and str(operation or "").startswith("oauth."):
+        return (
+            f"Klaviyo's OAuth token endpoint refused this app's client credentials (401){op}: "
+            f"{exc.detail or exc.code or exc.title or 'invalid_client'}; check KLAVIYO_CLIENT_ID and "
+            "KLAVIYO_CLIENT_SECRET (the stored connection was left as it is)"
+        ), 1
     if isinstance(exc, AuthenticationError):
         base = config().klaviyo_base_url
         where = f" (sent to KLAVIYO_BASE_URL={base})"

@@ -80,13 +80,21 @@ class LoginResult:
 
 
 def _scopes(value: str | Sequence[str] | None, name: str, oauth: bool) -> tuple[str, ...]:
-    if value is None or (isinstance(value, str) and not value.strip()):
+    """The scopes asked for; () when ``--scopes`` was not given. Given but empty (``--scopes ''``,
+    an unset shell variable, ``','``) is refused: it would store a key as full-access."""
+    if value is None:
         return ()
+    again = f"personas auth login {name}" + (" --oauth" if oauth else "")
     try:
-        return parse_scopes(value)
+        scopes = parse_scopes(value)
     except UnknownScopeError as exc:
-        again = f"personas auth login {name}" + (" --oauth" if oauth else "")
         raise LoginFailed(f"{exc}; {_NOTHING}; fix --scopes and run `{again}` again") from None
+    if not scopes:
+        raise LoginFailed(
+            f"--scopes is empty ({value!r}); list the scopes, comma-separated (e.g. --scopes "
+            f"lists:read,profiles:read), or leave --scopes out for a full-access key; {_NOTHING}"
+        )
+    return scopes
 
 
 def _name(name: str | None) -> str:

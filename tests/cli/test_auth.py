@@ -159,6 +159,8 @@ def test_login_asks_for_the_key_hidden_verifies_it_and_status_shows_the_account(
          "set KLAVIYO_CLIENT_ID and KLAVIYO_CLIENT_SECRET"),
         (["acme", "--oauth", "--scopes", "list:read"], {}, None, 2, "did you mean 'lists:read'"),
         (["no/slash"], {"KLAVIYO_API_KEY": DEMO_KEY}, None, 2, "not a usable connection name"),
+        (["acme", "--scopes", ""], {"KLAVIYO_API_KEY": DEMO_KEY}, None, 2, r"--scopes is empty \(''\)"),
+        (["acme", "--scopes", " , "], {"KLAVIYO_API_KEY": DEMO_KEY}, None, 2, r"leave --scopes out for a full-access"),
     ],
 )
 def test_bad_input_is_one_line_naming_the_fix_and_stored_connections_stay_as_they_were(
