@@ -43,8 +43,13 @@ def show(
     """Show audit rows, newest first."""
     if ctx.invoked_subcommand is not None:
         return
-    from klaviyo_toolkit.audit import AuditLog
+    from typing import get_args
 
+    from klaviyo_toolkit.audit import AuditLog, AuditStatus
+
+    known = get_args(AuditStatus)
+    if status is not None and status not in known:
+        raise UsageProblem(f"--status {status!r} is not an audit status; use one of {', '.join(known)}")
     log = _log()
     assert isinstance(log, AuditLog)
     rows = log.query(
@@ -144,7 +149,10 @@ def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
     match = re.fullmatch(r"(\d+)\s*(m|min|h|d|w)", value)
     if match:
         unit = {"m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
-        return now - dt.timedelta(**{unit: int(match.group(1))})
+        try:
+            return now - dt.timedelta(**{unit: int(match.group(1))})
+        except OverflowError:  # further back than datetime reaches (year 1)
+            raise UsageProblem(f"--since {text!r} reaches before the year 1; give a smaller span or a date") from None
     try:
         when = dt.datetime.fromisoformat(text.strip())
     except ValueError:

@@ -4,8 +4,24 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from personas.kernel.spec import PersonaSpec
+
+
+#: The prompt a persona without a conversation of its own talks with: the chat rules (untrusted
+#: data, consent, approvals) hold for every persona in a conversation.
+CHAT_PROMPT = "klaviyo_assistant.v1.md"
+
+
+def as_chat(spec: PersonaSpec) -> PersonaSpec:
+    """A persona whose graph is not a conversation (the reporter, the syncer...), as a chat: its name,
+    scopes, tools, approvals, model and connection, with the chat graph and its prompt. Its own
+    graph's settings do not apply to a conversation."""
+    return spec.model_copy(update={"graph": "chat", "prompt": CHAT_PROMPT, "settings": {}})
 
 
 def chat_cmd(
@@ -26,6 +42,9 @@ def chat_cmd(
     spec = load_persona(persona, home=config().home)
     if connection:  # the command line wins over the persona's `connection:`
         spec = spec.model_copy(update={"connection": connection})
+    own_graph = spec.graph
+    if own_graph != "chat":
+        spec = as_chat(spec)
     sb = None
     if sandbox:
         from klaviyo_sandbox import Sandbox
@@ -33,11 +52,17 @@ def chat_cmd(
         sb = Sandbox(seed=seed)
     cfg = config()
     model, suggestions = None, []
-    if sb is not None and not replay and not cfg.openai_api_key and spec.graph == "chat":
+    if sb is not None and not replay and not cfg.openai_api_key and own_graph == "chat":
         from .tour import STEPS, tour_choice  # no model: the guided tour on the demo sandbox
 
         model, suggestions = tour_choice(), [s.message for s in STEPS]
-    repl = Repl(spec, sandbox=sb, replay=replay, config=cfg, model=model, suggestions=suggestions)
+    repl = Repl(spec, sandbox=sb, replay=replay, config=cfg, model=model, suggestions=suggestions,
+                tour=own_graph == "chat")
+    if own_graph != "chat":
+        repl.console.print(
+            f"[dim]{spec.name} runs the {own_graph} graph (`personas run {spec.name}`); here you talk to it with "
+            "its scopes, tools and approvals.[/dim]"
+        )
     code = repl.run()
     if repl.abandoned:
         # A step left under way (recorded as abandoned) still runs in a worker thread, which the

@@ -77,4 +77,25 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
         return f"Klaviyo failed with HTTP {exc.status}{op}{rid}; try again later", 1
     if isinstance(exc, (KlaviyoAPIError, CassetteError, ScopeDeniedError, RateLimitWaitError)):
         return str(exc), 1  # these messages say what happened and what to do already
-    return None
+    return _model_error(exc)
+
+
+def _model_error(exc: BaseException) -> tuple[str, int] | None:
+    """The model endpoint failing (the openai client's errors, told apart by name: no import here)."""
+    if type(exc).__module__.split(".")[0] != "openai":
+        return None
+    from klaviyo_toolkit.redact import redact_text
+
+    name = type(exc).__name__
+    where = f"the model at {config().openai_base}"
+    status = getattr(exc, "status_code", None)
+    detail = redact_text((str(exc).strip().splitlines() or [""])[0])[:200]
+    if name in ("APIConnectionError", "APITimeoutError"):
+        return f"cannot reach {where} ({detail}); check OPENAI_BASE_URL and that the server is up", 1
+    if status == 401:
+        return f"{where} rejected OPENAI_API_KEY (401: {detail}); check the key", 1
+    if status == 404:
+        return f"{where} has no such model or path (404: {detail}); check PERSONAS_MODEL and OPENAI_BASE_URL", 1
+    if status == 429:
+        return f"{where} is rate-limiting or out of quota (429: {detail}); wait, or check the account", 1
+    return f"{where} failed ({name}{f' {status}' if status else ''}: {detail}); try again, or check its logs", 1

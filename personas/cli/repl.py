@@ -36,16 +36,16 @@ HELP = """Commands:
   /help      this help                 /tools     tools bound now
   /scopes    the persona's scopes      /new       start a new conversation
   /history   this conversation         /audit     calls made in this conversation
-  /dry-run   toggle dry run (writes shown, not sent)
+  /dry-run   [on|off] dry run: writes shown, not sent (alone: switch)
   /exit      leave (or Ctrl-D)         Ctrl-C cancels the current turn"""
 
 NO_MODEL = (
     "No model is configured, so {name} cannot answer yet. To use one, set OPENAI_API_KEY (for another "
     "OpenAI-compatible endpoint also OPENAI_BASE_URL, and PERSONAS_MODEL for a model other than {model}) and "
     "start `personas chat {name}` again; or replay a recorded conversation with `personas chat {name} "
-    "--replay CASSETTE`, or take the guided tour on the demo sandbox with `personas chat {name} --sandbox`. Until then "
-    "the tools work without a model: try /tools and /scopes."
+    "--replay CASSETTE`{tour}. Until then the tools work without a model: try /tools and /scopes."
 )
+TOUR_HINT = ", or take the guided tour on the demo sandbox with `personas chat {name} --sandbox`"
 
 
 #: How long leaving waits for a step a cancelled turn left under way before abandoning it (seconds).
@@ -121,6 +121,7 @@ class Repl:
         model: Any = None,
         config: Config | None = None,
         suggestions: list[str] | None = None,
+        tour: bool = True,
     ) -> None:
         from rich.console import Console
 
@@ -138,6 +139,7 @@ class Repl:
             )
         self.model = model
         self.suggestions = list(suggestions or [])  # the guided tour's next messages (Enter sends one)
+        self.tour = tour  # whether the guided tour exists for this persona (the chat persona's own)
         self._turn: _BackgroundTurn | None = None
         self.abandoned: str | None = None  # what was left under way when the session ended, if anything
         self._unfinished: str | None = None  # how the last turn ended early, until the conversation is mended
@@ -165,7 +167,15 @@ class Repl:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.history import FileHistory
 
-        return PromptSession(history=FileHistory(str(private_file(self._home / "chat_history"))))
+        from klaviyo_toolkit.redact import redact_text
+
+        class RedactedHistory(FileHistory):
+            """The history file keeps what was typed with secrets masked, as checkpoints do."""
+
+            def store_string(self, string: str) -> None:
+                super().store_string(redact_text(string))
+
+        return PromptSession(history=RedactedHistory(str(private_file(self._home / "chat_history"))))
 
     @property
     def config(self) -> dict[str, Any]:
@@ -217,8 +227,11 @@ class Repl:
             if not text:
                 continue
             if text.startswith("/"):
-                if self.command(text) == "exit":
-                    return self._leave()
+                try:
+                    if self.command(text) == "exit":
+                        return self._leave()
+                except KeyboardInterrupt:  # e.g. while waiting for a cancelled turn's step to end
+                    c.print("\n[yellow]command cancelled[/yellow]")
                 continue
             if self.ctx.model.model is None:
                 c.print(self._no_model())
@@ -286,14 +299,16 @@ class Repl:
             self.console.print(f"[red]error:[/red] the abandoned step was not recorded: {escape(str(exc))}")
 
     def _no_model(self) -> str:
-        return NO_MODEL.format(name=self.spec.name, model=self.spec.model)
+        tour = TOUR_HINT.format(name=self.spec.name) if self.tour and self.sandbox is None else ""
+        return NO_MODEL.format(name=self.spec.name, model=self.spec.model, tour=tour)
 
     def _error(self, exc: Exception) -> None:
         if self.settings.debug:
             traceback.print_exception(exc)
         known = error_line(exc)
         first = (str(exc).strip().splitlines() or [""])[0]
-        message = known[0] if known else f"{type(exc).__name__}: {first} (run with --debug for the traceback)"
+        debug = "`personas --debug chat ...` shows the traceback"
+        message = known[0] if known else f"{type(exc).__name__}: {first} ({debug})"
         self.console.print(f"[red]error:[/red] {escape(message)}")
 
     def _ask(self, prompt: str) -> str:
@@ -445,6 +460,9 @@ class Repl:
         self.graph.update_state(self.config, None, as_node=END)  # the tool node's edge queued the agent: drop it
 
     # -- slash commands --------------------------------------------------------------------
+    def _dry_state(self) -> str:
+        return "on" if self.dry_run else "off"
+
     def command(self, text: str) -> str | None:
         c = self.console
         name = text.split()[0].lower()
@@ -469,6 +487,7 @@ class Repl:
         elif name == "/scopes":
             c.print("scopes: " + ", ".join(self.spec.scopes))
         elif name == "/new":
+            self._settle()  # the old conversation's pending approval is recorded as dropped, not left open
             self._new_context(f"{self.spec.name}-{uuid.uuid4().hex[:12]}")
             c.print(f"new conversation {self.ctx.thread_id}")
         elif name == "/history":
@@ -496,9 +515,14 @@ class Repl:
                 if not rows:
                     c.print("no calls in this conversation yet")
         elif name == "/dry-run":
-            self.dry_run = not self.dry_run
+            words = text.split()[1:]
+            wanted = {"on": True, "off": False}.get(words[0].lower()) if len(words) == 1 else None
+            if words and wanted is None:
+                c.print(f"/dry-run takes on or off (or nothing, to switch); dry run stays {self._dry_state()}")
+                return None
+            self.dry_run = (not self.dry_run) if wanted is None else wanted
             self._new_context(self.ctx.thread_id)
-            c.print(f"dry run {'on: writes are shown, not sent' if self.dry_run else 'off'}")
+            c.print(f"dry run {'on: writes are shown, not sent' if self.dry_run else 'off: writes are sent'}")
         else:
             c.print(f"unknown command {name}; /help lists them")
         return None

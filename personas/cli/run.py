@@ -87,7 +87,17 @@ def read_input(value: str) -> Any:
         path = Path(value)
         if not path.exists():
             raise UsageProblem(f"--input {value!r}: no such file, and not JSON text either")
-        text, where = path.read_text(encoding="utf-8"), str(path)
+        if not path.is_file():
+            raise UsageProblem(f"--input {value!r} is a folder; give a JSON file, JSON text, or - for stdin")
+        where = str(path)
+        try:
+            text = path.read_bytes().decode("utf-8-sig")  # a byte-order mark (Windows editors) is not an error
+        except UnicodeDecodeError as exc:
+            raise UsageProblem(
+                f"{where} is not UTF-8 text (byte {exc.start}); save it as UTF-8 JSON and run the command again"
+            ) from None
+        except OSError as exc:
+            raise UsageProblem(f"--input {value!r} cannot be read ({exc.strerror}); check the path") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

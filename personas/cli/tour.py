@@ -94,7 +94,9 @@ class TourModel(ToolAwareChatModel):
                     return AIMessage("There is no list called Webinar Attendees (any more).")
                 return _call("delete_list", {"id": found[0]["id"]}, 2)
             text = str(last.content)
-            if "rejected" in text or last.status == "error":
+            if "DRY RUN" in text:
+                return AIMessage("Dry run: that is the request I would send; Webinar Attendees was not deleted.")
+            if "rejected" in text or last.status == "error" or "nothing was sent" in text.lower():
                 return AIMessage("Understood: I did not delete Webinar Attendees; nothing was sent to Klaviyo.")
             return AIMessage("Done: Webinar Attendees is deleted (you approved the exact request).")
         if asked == STEPS[2].message.rstrip(".").lower():

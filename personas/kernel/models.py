@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -27,6 +28,7 @@ from .cassette import (
     response_to_message,
 )
 from .config import Config
+from .errors import UsageProblem
 
 __all__ = ["CassetteChatModel", "ModelChoice", "ScriptedChatModel", "ToolAwareChatModel", "live_model",
            "recorded_provenance", "resolve_model"]
@@ -213,6 +215,8 @@ def resolve_model(
     if has_key and not (prefer_replay and replay):
         return ModelChoice(live_model(model_name, config, temperature), f"live model {name} at {base}", "live")
     if replay:
+        if Path(replay).is_dir():
+            raise UsageProblem(f"--replay {replay!r} is a folder; give a cassette file (a .json of recorded answers)")
         cassette = Cassette.load(replay, rerecord_hint)
         kind = str(cassette.provenance.get("kind"))
         model = CassetteChatModel(cassette=cassette, model_name=name, generation={"temperature": temperature})

@@ -37,11 +37,11 @@ def chat(terminals: list[Terminal], home: Path, name: str, *extra: str, **env: s
     return term
 
 
-def audit_rows(home: Path) -> list[tuple[str, str, str | None, int | None]]:
+def audit_rows(home: Path, persona: str = PERSONA) -> list[tuple[str, str, str | None, int | None]]:
     """(tool, status, method, http status) of every audit row, oldest first."""
     log = AuditLog(home / "audit.sqlite", anchor=audit_anchor(Config(home=home)))
     try:
-        return [(r.tool, r.status, r.method, r.http_status) for r in reversed(log.query(persona=PERSONA, limit=None))]
+        return [(r.tool, r.status, r.method, r.http_status) for r in reversed(log.query(persona=persona, limit=None))]
     finally:
         log.close()
 
@@ -243,6 +243,10 @@ def test_slash_commands_help_new_dry_run_and_exit(terminals: list[Terminal], tmp
         assert name in helped
     assert "dry run on: writes are shown, not sent" in term.command("/dry-run")
     assert "dry run off" in term.command("/dry-run")
+    assert "dry run on" in term.command("/dry-run on")
+    assert "dry run on" in term.command("/dry-run on"), "on stays on: it never switches writes back on"
+    assert "dry run off: writes are sent" in term.command("/dry-run off")
+    assert "dry run stays off" in term.command("/dry-run maybe")
     assert re.search(r"new conversation klaviyo-assistant-[0-9a-f]{12}", term.command("/new"))
     assert "/help lists them" in term.command("/nope")  # "unknown command /nope; /help lists them"
     term.say("/exit")
@@ -279,3 +283,36 @@ def test_without_a_model_the_sandbox_chat_is_a_guided_tour_with_real_calls(
     assert term.leave() == 0
     rows = audit_rows(tmp_path)
     assert ("delete_list", "ok", "DELETE", 204) in rows and ("delete_campaign", "denied", None, None) in rows
+
+
+# -- typed secrets, and personas that are not conversations ---------------------------------------
+def test_a_key_typed_into_the_chat_is_masked_in_the_history_file(terminals: list[Terminal], tmp_path: Path) -> None:
+    key = "pk_" + "9f8e7d6c5b4a" * 2
+    term = Terminal(["chat", PERSONA, "--sandbox"], child_env(tmp_path))
+    terminals.append(term)
+    term.prompt()
+    term.say(f"use the key {key} please")
+    term.expect("This is the guided tour")
+    term.prompt()
+    assert term.leave() == 0
+    history = (tmp_path / "chat_history").read_text()
+    assert "use the key pk_" in history and key not in history
+
+
+def test_any_persona_chats_with_its_own_scopes_and_tools(terminals: list[Terminal], tmp_path: Path) -> None:
+    """`personas chat campaign-reporter`: a conversation with the reporter's scopes and tools, not a
+    run of its report graph that drops what was typed."""
+    term = Terminal(["chat", "campaign-reporter", "--sandbox"], child_env(tmp_path))
+    terminals.append(term)
+    banner = term.prompt()
+    assert "runs the campaign_report graph" in banner and "guided tour" not in banner
+    tools = term.command("/tools")
+    assert "get_campaigns" in tools and "query_campaign_values" in tools and "delete_list" not in tools
+    assert "campaigns:read" in term.command("/scopes")
+    term.say("delete all lists")
+    term.expect("No model is configured")
+    term.prompt()
+    assert term.leave() == 0
+    assert not (tmp_path / "audit.sqlite").exists() or not [
+        r for r in audit_rows(tmp_path, "campaign-reporter") if r[0] != "get_accounts"
+    ], "nothing ran on the report graph"

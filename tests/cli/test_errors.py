@@ -160,3 +160,47 @@ def test_a_malformed_environment_variable_is_one_line_for_every_command(
         line = one_line_error(personas(tmp_path, *args, **{variable: value}), 2)
         assert variable in line and says in line, line
         assert "hunter2" not in line and "def0123456789" not in line, "the value is not echoed"
+
+
+def test_input_files_that_are_not_json_files_are_one_line_usage_errors(tmp_path: Path) -> None:
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    line = one_line_error(personas(tmp_path, "run", "campaign-reporter", "--input", str(folder), "--sandbox"), 2)
+    assert "is a folder" in line
+    latin = tmp_path / "latin1.json"
+    latin.write_bytes('{"date": "café"}'.encode("latin-1"))
+    line = one_line_error(personas(tmp_path, "run", "campaign-reporter", "--input", str(latin), "--sandbox"), 2)
+    assert "is not UTF-8 text" in line and "save it as UTF-8" in line
+    line = one_line_error(personas(tmp_path, "chat", "klaviyo-assistant", "--replay", str(folder)), 2)
+    assert "--replay" in line and "is a folder" in line
+
+
+def test_a_json_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    bom = tmp_path / "report.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps({"date": "2099-01-01"}).encode())
+    line = one_line_error(personas(tmp_path, "run", "campaign-reporter", "--input", str(bom), "--sandbox"), 2)
+    assert "future" in line or "2099-01-01" in line, line  # the input was read: the date itself is refused
+
+
+def test_audit_filters_that_cannot_match_are_usage_errors(tmp_path: Path) -> None:
+    line = one_line_error(personas(tmp_path, "audit", "--since", "99999999h"), 2)
+    assert "before the year 1" in line
+    line = one_line_error(personas(tmp_path, "audit", "--status", "bogus"), 2)
+    assert "not an audit status" in line and "pending_approval" in line
+
+
+def test_a_model_that_cannot_be_reached_or_refuses_says_what_to_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+    import openai
+
+    from personas.cli.errors import error_line
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://user:hunter2secret@127.0.0.1:9/v1")
+    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    down = error_line(openai.APIConnectionError(request=request))
+    assert down is not None and down[1] == 1
+    assert "cannot reach the model at http://127.0.0.1:9/v1" in down[0] and "OPENAI_BASE_URL" in down[0]
+    assert "hunter2secret" not in down[0]
+    refused = error_line(openai.AuthenticationError("bad key", response=httpx.Response(401, request=request),
+                                                    body=None))
+    assert refused is not None and "rejected OPENAI_API_KEY (401" in refused[0]
