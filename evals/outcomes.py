@@ -105,7 +105,7 @@ def snapshot_files(home: Path) -> dict[str, dict[str, Any]]:
         entry: dict[str, Any] = {"size": len(data), "format": _format(data[:512])}
         if entry["format"] == "text" and len(data) <= TEXT_LIMIT:
             try:
-                entry["text"] = data.decode("utf-8")
+                entry["text"] = data.decode("utf-8-sig")  # a CSV for Excel starts with a byte-order mark
             except UnicodeDecodeError:
                 entry["format"] = "binary"
         if "text" in entry and path.suffix.lower() == ".csv":

@@ -119,6 +119,9 @@ def _compare(op: str, actual: Any, expected: Any, field: str = "") -> bool:
         options = expected if isinstance(expected, list) else [expected]
         if isinstance(actual, list):
             return any(a in options for a in actual)
+        if isinstance(actual, str) and field.rsplit(".", 1)[-1] in CASE_INSENSITIVE_FIELDS:
+            # as equals does: any(email,[...]) finds Ann@Example.com by ann@example.com
+            return actual.lower() in {o.lower() for o in options if isinstance(o, str)}
         return actual in options
     if op in ("greater-than", "greater-or-equal", "less-than", "less-or-equal"):
         a, e = _as_time(actual), expected

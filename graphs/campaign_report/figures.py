@@ -151,13 +151,18 @@ def totals(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> dict[st
         values = [float(r[key]) for r in rows if r.get(key) is not None]
         out[key] = None if rows and not values else _num(round(sum(values), 2))
     delivered = out["delivered"]
-    out.update({
-        "open_rate": _ratio(out["opens_unique"], delivered),
-        "click_rate": _ratio(out["clicks_unique"], delivered),
-        "conversion_rate": None if out["conversion_uniques"] is None else _ratio(out["conversion_uniques"], delivered),
-        "bounce_rate": _ratio(out["bounced"], out["recipients"]),
-        "unsubscribe_rate": _ratio(out["unsubscribe_uniques"], delivered),
-    })
+    # A day's rate counts only the campaigns that sent that day (a denominator above 0): late opens of a
+    # campaign sent days before (0 delivered today) would otherwise be divided by other campaigns'
+    # deliveries (an open rate of 130%). Their activity stays in their own rows and in the counts.
+    for rate, (part, whole) in _RATE_DEFINITIONS.items():
+        if out[part] is None:
+            out[rate] = None
+            continue
+        sent = [r for r in rows if (r.get(whole) or 0) > 0 and r.get(part) is not None]
+        out[rate] = _ratio(sum(float(r[part]) for r in sent), out[whole] or 0)
+    out["earlier_sends"] = sum(
+        1 for r in rows if not (r.get("recipients") or 0) and any((r.get(k) or 0) for k in COUNTS)
+    )
     per_metric = {}
     for metric in metrics:
         found: list[Mapping[str, Any]] = [v for r in rows if (v := (r.get("by_metric") or {}).get(metric))]
@@ -166,8 +171,12 @@ def totals(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> dict[st
         conv = sum(v.get("conversions") or 0 for v in found)
         uniq = sum(v.get("conversion_uniques") or 0 for v in found)
         revenue = round(sum(v.get("revenue") or 0 for v in found), 2)
+        sent_uniq = sum(
+            (r.get("by_metric") or {}).get(metric, {}).get("conversion_uniques") or 0
+            for r in rows if (r.get("delivered") or 0) > 0 and (r.get("by_metric") or {}).get(metric)
+        )
         per_metric[metric] = {"conversions": conv, "conversion_uniques": uniq, "revenue": revenue,
-                              "conversion_rate": _ratio(uniq, delivered)}
+                              "conversion_rate": _ratio(sent_uniq, delivered or 0)}
     out["by_metric"] = per_metric
     return out
 

@@ -53,7 +53,8 @@ def _cell(value: Any) -> Any:
 
 def write_csv(path: Path, rows: Sequence[Row], metrics: Sequence[str], extra: Sequence[str]) -> None:
     columns = csv_columns(metrics, extra)
-    with private_file(path).open("w", newline="", encoding="utf-8") as handle:
+    # utf-8-sig: Excel reads a CSV without a byte-order mark as the local code page (Café -> CafÃ©)
+    with private_file(path).open("w", newline="", encoding="utf-8-sig") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for row in rows:

@@ -63,6 +63,9 @@ def build_figures(state: Mapping[str, Any]) -> tuple[list[Figure], dict[str, str
         add("T", "bounce rate", f"{fmt_rate(totals['bounce_rate'])} ({fmt_count(totals['bounced'])} bounced)")
         add("T", "unsubscribe rate",
             f"{fmt_rate(totals['unsubscribe_rate'])} ({fmt_count(totals['unsubscribe_uniques'])} unsubscribed)")
+        if totals.get("earlier_sends"):
+            add("T", "campaigns sent on earlier days",
+                f"{totals['earlier_sends']} had activity this day; it is in the counts above, not in the day's rates")
     keys: dict[str, str] = {}
     for row in rows:
         keys[row["campaign_id"]] = add("C", f"campaign {row['name']}", _campaign_line(row, currency))

@@ -311,7 +311,17 @@ def _read_csv(path: Path, consent_column: str, consent_values: set[str]) -> Iter
                 rowno += 1
                 if not any(v.strip() for v in values):
                     continue
-                yield validate_record(rowno, dict(zip(header, values, strict=False)), consent_column, consent_values)
+                record = dict(zip(header, values, strict=False))
+                if len(values) != len(header):
+                    # An unquoted comma shifts every later value one column on: "Smith, John,yes" put
+                    # " John" in the consent column. Such a row is reported, never guessed at.
+                    email = next((_text(record.get(a)) for a in ALIASES["email"] if _text(record.get(a))), None)
+                    yield InvalidRow(
+                        rowno, "row", ",".join(values)[:100],
+                        f"has {len(values)} fields where the header has {len(header)}; quote a value that "
+                        'contains a comma ("Smith, John") or add the missing ones', email)
+                    continue
+                yield validate_record(rowno, record, consent_column, consent_values)
     except UnicodeDecodeError:
         raise SyncInputError("source.path", f"row {rowno + 1} of {path} is not UTF-8 text; save the file as UTF-8") \
             from None

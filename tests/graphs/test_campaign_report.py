@@ -21,7 +21,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.campaign_report import CORE_STATISTICS, ReportInputError, Settings, Thresholds, cache_path
-from graphs.campaign_report.figures import anomalies, merge_rows
+from graphs.campaign_report.figures import anomalies, merge_rows, totals
 from graphs.campaign_report.graph import EMAIL_ONLY, GROUP_BY
 from graphs.campaign_report.outputs import write_csv
 from klaviyo_sandbox import DEMO_KEY, Sandbox
@@ -149,7 +149,8 @@ def test_files_are_a_real_png_a_parsable_csv_and_markdown(sb: Sandbox, home: Pat
     files = {k: Path(v) for k, v in state["files"].items()}
     assert all(p.parent == home / "reports" / YESTERDAY_NY for p in files.values())
     assert files["png"].read_bytes()[:8] == PNG_SIGNATURE
-    with files["csv"].open(newline="", encoding="utf-8") as handle:
+    assert files["csv"].read_bytes()[:3] == b"\xef\xbb\xbf", "a byte-order mark, so Excel reads it as UTF-8"
+    with files["csv"].open(newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["campaign_id"] for r in rows] == [c["campaign_id"] for c in state["campaigns"]]
     assert float(rows[0]["open_rate"]) == pytest.approx(state["campaigns"][0]["open_rate"])
@@ -169,7 +170,7 @@ def test_two_conversion_metrics_make_exactly_two_reporting_calls(sb: Sandbox) ->
     state = run(sb, persona=with_settings(conversion_metrics=["Placed Order", "Active on Site"])).state
     assert state["reporting_calls"] == 2 and reporting_calls(sb) - before == 2
     assert set(state["totals"]["by_metric"]) == {"Placed Order", "Active on Site"}
-    with Path(state["files"]["csv"]).open(newline="", encoding="utf-8") as handle:
+    with Path(state["files"]["csv"]).open(newline="", encoding="utf-8-sig") as handle:
         header = next(csv.reader(handle))
     assert "conversions:Active on Site" in header
 
@@ -203,7 +204,7 @@ def test_a_date_without_campaigns_is_a_clear_empty_report(sb: Sandbox) -> None:
     text = f"No email campaigns had activity on {QUIET_DAY}."
     assert text in state["summary"]["text"]
     assert text in Path(state["files"]["markdown"]).read_text(encoding="utf-8")
-    with Path(state["files"]["csv"]).open(newline="", encoding="utf-8") as handle:
+    with Path(state["files"]["csv"]).open(newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.reader(handle))
     assert len(rows) == 1 and rows[0][:2] == ["campaign_id", "name"]
     assert Path(state["files"]["png"]).read_bytes()[:8] == PNG_SIGNATURE
@@ -371,3 +372,21 @@ def test_rejected_credentials_stop_the_report_instead_of_becoming_a_note(sb: San
     finally:
         sb.faults = Faults()
     assert any("Campaign names could not be read" in n for n in state["notes"])
+
+
+def test_late_activity_of_an_earlier_send_stays_out_of_the_days_rates() -> None:
+    """1,500 opens today of a campaign sent last week (0 delivered today) must not be divided by
+    today's campaigns' deliveries (an open rate of 130%); they stay in their row and in the counts."""
+    today = {"recipients": 1000, "delivered": 980, "opens_unique": 400, "clicks_unique": 50, "conversions": 3,
+             "conversion_uniques": 3, "revenue": 90.0, "bounced": 20, "unsubscribe_uniques": 4,
+             "by_metric": {"Placed Order": {"conversions": 3, "conversion_uniques": 3, "revenue": 90.0}}}
+    earlier = {"recipients": 0, "delivered": 0, "opens_unique": 1500, "clicks_unique": 200, "conversions": 7,
+               "conversion_uniques": 7, "revenue": 300.0, "bounced": 0, "unsubscribe_uniques": 9,
+               "by_metric": {"Placed Order": {"conversions": 7, "conversion_uniques": 7, "revenue": 300.0}}}
+    day = totals([today, earlier], ["Placed Order"])
+    assert day["open_rate"] == pytest.approx(400 / 980, abs=1e-4)
+    assert day["click_rate"] == pytest.approx(50 / 980, abs=1e-4)
+    assert day["unsubscribe_rate"] == pytest.approx(4 / 980, abs=1e-4)
+    assert day["by_metric"]["Placed Order"]["conversion_rate"] == pytest.approx(3 / 980, abs=1e-4)
+    assert day["opens_unique"] == 1900 and day["by_metric"]["Placed Order"]["revenue"] == 390.0
+    assert day["earlier_sends"] == 1

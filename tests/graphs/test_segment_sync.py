@@ -260,6 +260,25 @@ def test_adds_and_removes_exactly_the_difference_in_the_fewest_calls(world: Worl
     assert world.consent("new0@example.com")["consent"] == "NEVER_SUBSCRIBED"  # adding never subscribes
 
 
+def test_a_profile_stored_in_another_case_that_unsubscribed_is_never_resubscribed(world: World) -> None:
+    """The source writes the address in lower case; the profile was made as Mixed.Case@Example.com and
+    unsubscribed. The lookup must find it (email matching ignores case) so that its consent holds."""
+    world.client.call("create_profile", email="Mixed.Case@Example.com")
+    world.client.call("bulk_unsubscribe_profiles", profiles=[
+        {"email": "Mixed.Case@Example.com", "subscriptions": {"email": {"marketing": {"consent": "UNSUBSCRIBED"}}}}])
+    world.settle()
+    target = world.new_list("Target")
+    path = write_csv(world.home / "case.csv", [{"email": "mixed.case@example.com", "consent": "YES"}],
+                     ["email", "consent"])
+    world.reset_counts()
+    result = run(world.context("case"), {"source": {"kind": "csv", "path": str(path)},
+                                         "target_list_id": target}).values["result"]
+    world.settle()
+    assert not world.sent("bulk_subscribe_profiles"), "an unsubscribed profile is never subscribed again"
+    assert world.consent("Mixed.Case@Example.com")["consent"] == "UNSUBSCRIBED"
+    assert result["suppressed"]["count"] == 1
+
+
 def test_only_consenting_rows_are_subscribed_and_suppressed_ones_never(world: World) -> None:
     list_id = world.new_list("Target", ["member-sup@example.com", "member-sub@example.com", "member@example.com"])
     world.new_list("Elsewhere", ["outside-sup@example.com"])
@@ -331,6 +350,24 @@ def test_invalid_rows_are_reported_counted_and_never_sent(world: World) -> None:
     assert "b@example" not in sent and "c@example.com" not in sent and "d@example.com" in sent
     world.settle()
     assert world.members(list_id) == {"a@example.com", "d@example.com"}
+
+
+def test_a_row_with_more_fields_than_the_header_is_reported_not_shifted(world: World) -> None:
+    """An unquoted comma ("Smith, John") shifts the later values: a stray value would land in the
+    consent column. The row is reported with its number; a mirror sync keeps that member."""
+    list_id = world.new_list("Target", ["d1@example.com"])
+    path = world.home / "shifted.csv"
+    path.write_text("email,name,consent\nd1@example.com,Smith, John,yes\nd2@example.com,Jones,yes\n"
+                    "d3@example.com,no\n", encoding="utf-8")
+    result = run(world.context("shifted"), {"source": {"kind": "csv", "path": str(path)}, "mode": "mirror",
+                                            "target_list_id": list_id}).values["result"]
+    bad = {r["row"]: r for r in result["invalid"]["rows"]}
+    assert set(bad) == {2, 4} and "has 4 fields where the header has 3" in bad[2]["problem"]
+    assert 'quote a value that contains a comma' in bad[2]["problem"]
+    subscribed = json.dumps(world.sent("bulk_subscribe_profiles"))
+    assert "d1@example.com" not in subscribed and "d2@example.com" in subscribed
+    world.settle()
+    assert "d1@example.com" in world.members(list_id), "a member whose row is invalid is not removed"
 
 
 def test_a_file_with_only_invalid_rows_never_empties_the_list(world: World) -> None:
