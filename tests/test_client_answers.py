@@ -227,3 +227,10 @@ def test_a_beta_operation_asked_for_without_opting_in_says_how() -> None:
     with pytest.raises(UnknownOperationError) as caught:
         KlaviyoClient(api_key=KEY).prepare("clone_campaign_audience_beta", {})
     assert "include_beta=True" in str(caught.value)
+
+
+def test_a_tool_error_has_one_full_stop_before_its_hint() -> None:
+    tool = KlaviyoToolkit(client_for(Scripted(*[fail(httpx.ConnectError)] * 5)), scopes="*").get_tools(
+        include=["get_lists"])[0]
+    message = str(tool.invoke({"type": "tool_call", "id": "c1", "name": "get_lists", "args": {}}).content)
+    assert "the network. This is temporary" in message and ".." not in message

@@ -112,8 +112,10 @@ class KlaviyoTool(StructuredTool):
         return json.dumps(view, ensure_ascii=False, default=str), outcome.body
 
     def _error(self, exc: Exception) -> ToolException:
+        said = str(exc).rstrip()
+        said = said if said.endswith(".") else f"{said}."  # one full stop before the hint, never two
         if isinstance(exc, InvalidArgumentError):  # a value only the transport could not encode
-            return ToolException(f"Error: {exc}. Fix the arguments and call again.")
+            return ToolException(f"Error: {said} Fix the arguments and call again.")
         if isinstance(exc, ClientError):
             hint = {
                 400: "Fix the request (see the field named) and call again.",
@@ -123,11 +125,11 @@ class KlaviyoTool(StructuredTool):
                 409: "It already exists; use the existing one.",
                 429: "Klaviyo is rate limiting; wait before calling again.",
             }.get(exc.status, "Fix the request and call again.")
-            return ToolException(f"Error: {exc}. {hint}")
+            return ToolException(f"Error: {said} {hint}")
         if isinstance(exc, DailyLimitExhaustedError):
-            return ToolException(f"Error: {exc} Do not call it again today.")
+            return ToolException(f"Error: {said} Do not call it again today.")
         if isinstance(exc, (RateLimitWaitError, TransportError, KlaviyoAPIError)):
-            return ToolException(f"Error: {exc}. This is temporary; try later or tell the user.")
+            return ToolException(f"Error: {said} This is temporary; try later or tell the user.")
         raise exc
 
     def _run(self, *args: Any, **kwargs: Any) -> tuple[str, Any]:
