@@ -233,4 +233,5 @@ def test_a_tool_error_has_one_full_stop_before_its_hint() -> None:
     tool = KlaviyoToolkit(client_for(Scripted(*[fail(httpx.ConnectError)] * 5)), scopes="*").get_tools(
         include=["get_lists"])[0]
     message = str(tool.invoke({"type": "tool_call", "id": "c1", "name": "get_lists", "args": {}}).content)
-    assert "the network. This is temporary" in message and ".." not in message
+    assert "the network (gave up after 4 attempts" in message and "). This is temporary" in message
+    assert ".." not in message

@@ -250,7 +250,7 @@ class _Core:
         if attempt > self.retry.max_retries:
             _gave_up(
                 error,
-                f"gave up after {attempt} attempts, {waited:.1f} s of waiting between them (RetryPolicy max_retries)",
+                f"gave up after {attempt} attempts, {waited:.1f} s of waiting between them, RetryPolicy.max_retries",
             )
             return None
         delay = self.retry.backoff(attempt, retry_after)
@@ -259,7 +259,7 @@ class _Core:
             _gave_up(
                 error,
                 f"gave up after {attempt} attempt(s): {asked} {delay:,.1f} s, past the retry "
-                f"budget of {self.retry.max_elapsed:g} s per call (RetryPolicy max_elapsed)",
+                f"budget of {self.retry.max_elapsed:g} s per call, RetryPolicy.max_elapsed",
             )
             return None
         return delay
@@ -309,7 +309,9 @@ class _Core:
 def _gave_up(error: BaseException, note: str) -> None:
     """Say in the error's own message why no more attempts were made."""
     if error.args and isinstance(error.args[0], str):
-        error.args = (f"{error.args[0]} ({note})", *error.args[1:])
+        text = error.args[0].rstrip()
+        stop = "." if text.endswith(".") else ""
+        error.args = (f"{text.removesuffix('.')} ({note}){stop}", *error.args[1:])
 
 
 def _next_page(seen: set[str], url: str, operation_id: str) -> str:
