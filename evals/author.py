@@ -166,6 +166,7 @@ def record_case(suite: Suite, case: Case, label: str | None = None) -> CaseResul
     result = run_case(suite, case, choice)
     if choice.cassette is not None and choice.cassette.interactions and result.error is None:
         choice.cassette.save()
+        result.recorded_to = str(choice.cassette.path)
         if label and label != "cassettes":
             write_manifest(suite, label, choice.cassette.provenance)
     return result

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +39,7 @@ __all__ = [
     "SourceFile",
     "Suite",
     "discover_suites",
+    "is_suite_path",
     "load_suite",
 ]
 
@@ -535,11 +537,34 @@ def _with_defaults(defaults: Mapping[str, Any], data: dict[str, Any]) -> dict[st
     return dict(merge(base, data))
 
 
+def is_suite_path(name: str) -> bool:
+    """Whether a suite given as text is a folder (``./chat``, ``my/chat``, ``/abs/chat``, ``~/chat``), not a name."""
+    seps = ("/", os.sep) + ((os.altsep,) if os.altsep else ())
+    return name.startswith((".", "~")) or any(sep in name for sep in seps) or Path(name).is_absolute()
+
+
+def _suite_folder(path: str | Path) -> Path:
+    """Where a suite lives. A bare name (``chat``) is always the shipped suite under ``evals/suites``, so a
+    folder of that name in the current directory never replaces it unnoticed; a folder is given as a path
+    (``./chat``). A :class:`Path` is a folder, or a shipped suite's name when no such folder holds a suite."""
+    if isinstance(path, Path):
+        shipped = SUITES_DIR / str(path)
+        return shipped if not (path / "suite.yaml").exists() and (shipped / "suite.yaml").exists() else path
+    if is_suite_path(path):
+        return Path(path).expanduser()
+    folder = SUITES_DIR / path
+    if not (folder / "suite.yaml").exists():
+        known = ", ".join(s.name for s in discover_suites()) or "none"
+        fix = (f"for the suite folder here, give its path: ./{path}" if (Path(path) / "suite.yaml").exists()
+               else f"a suite folder is given as a path (e.g. ./{path})")
+        raise CaseFileError(path, None, "", f"no suite here (no shipped suite of this name; suites: {known}); {fix}")
+    return folder
+
+
 def load_suite(path: str | Path) -> Suite:
-    """A suite from its folder (or its name under ``evals/suites``), with every case validated."""
-    folder = Path(path)
-    if not (folder / "suite.yaml").exists() and (SUITES_DIR / str(path) / "suite.yaml").exists():
-        folder = SUITES_DIR / str(path)
+    """A suite from its folder (a path, e.g. ``./chat``) or its name under ``evals/suites`` (``chat``), with
+    every case validated."""
+    folder = _suite_folder(path)
     if not (folder / "suite.yaml").exists():
         known = ", ".join(s.name for s in discover_suites()) or "none"
         raise CaseFileError(folder, None, "", f"no suite here (no suite.yaml); suites: {known}")

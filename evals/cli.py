@@ -112,7 +112,8 @@ def _check_sets(loaded: list[Any], chosen: dict[str, list[str]], mode: str, labe
 
 
 def eval_cmd(
-    suites: list[str] = typer.Argument(None, help="Suites to run (names under evals/suites, or folders); default all."),
+    suites: list[str] = typer.Argument(None, help="Suites to run: names under evals/suites (chat), or folders "
+                                       "as paths (./my_suite); default all."),
     case: list[str] = typer.Option(None, "--case", help="Only this case (repeatable)."),
     label: list[str] = typer.Option(None, "--label", help="Only cases with this label (repeatable)."),
     cassettes: str = typer.Option(None, "--cassettes", metavar="LABEL",
@@ -229,7 +230,7 @@ def _run(console: Any, loaded: list[Any], chosen: dict[str, list[str]], mode: st
 
 def _live_how(mode: str, label: str | None, results: list[Any]) -> str:
     """What answered a live run: the model asked for, at which endpoint, and what was written where
-    (a case the model did not answer writes nothing, and the count says so)."""
+    (only the cassettes ``--record`` wrote are counted: a case the model did not answer writes nothing)."""
     from personas.kernel.cassette import public_base_url
 
     config = Config.from_env()
@@ -237,8 +238,7 @@ def _live_how(mode: str, label: str | None, results: list[Any]) -> str:
     endpoint = public_base_url(config.openai_base_url) or "the OpenAI API"
     folder = f"cassettes-{label}/" if label and label != "cassettes" else "cassettes/"
     if mode == "record":
-        runs = [x for r in results for x in r.results if x.kind == "live"]
-        written = sum(1 for x in runs if not x.error)
+        written = sum(1 for r in results for x in r.results if x.recorded_to)
         done = (f"{written} cassette{'s' if written != 1 else ''} recorded into {folder}" if written
                 else f"nothing recorded (no case was answered by the model); {folder} is unchanged")
     else:
@@ -266,7 +266,7 @@ def _finish(console: Any, results: list[Any], mode: str, report: Path | None, la
         for x in r.results:
             if not x.passed:
                 tag = "[red]ERROR[/red]" if x.error else "[red]FAILED[/red]"
-                if x.case.id in known.get(r.suite.name, {}):
+                if x.case.id in known.get(r.suite.name, {}) and x.kind != "error":  # a broken cassette is not known
                     tag += " [yellow](known failure of the set)[/yellow]"
                 console.print(f"{tag} {r.suite.name}/{x.key}" + (f" (epoch {x.epoch + 1})" if n > 1 else ""))
                 for line in ([x.error] if x.error else x.failures)[:8]:

@@ -27,19 +27,26 @@ def _pct(value: float | None) -> str:
 
 
 def cassette_summary(result: SuiteResult) -> str:
-    """``12 recorded (11 passed), 30 authored by hand (30 passed), 25 scripted policy (25 passed)``."""
-    return ", ".join(f"{n} {KIND_TITLES[k]} ({ok} passed)" for k, (n, ok) in result.by_kind().items())
+    """``12 recorded (11 passed), 30 authored by hand (30 passed), 1 unanswered (error)``."""
+    return ", ".join(f"{n} {KIND_TITLES[k]}" + ("" if k == "error" else f" ({ok} passed)")
+                     for k, (n, ok) in result.by_kind().items())
 
 
 def live_line(results: Sequence[SuiteResult]) -> str:
-    """One sentence: the live pass rate over the runs a real model answered, or that there were none."""
+    """One sentence: the live pass rate over the runs a real model answered, or that there were none.
+
+    A case whose model could not be had (kind ``error``) is counted apart: it says nothing about a model.
+    """
     groups = [g for r in results for g in r.by_case().values() if g[0].kind in LIVE_KINDS]
+    lost = sum(1 for r in results for g in r.by_case().values() if g[0].kind == "error")
+    apart = f"; {lost} case(s) got no model answer (errors, not counted)" if lost else ""
     if not groups:
-        return ("Live pass rate: n/a: no case was answered by a real model (authored, scripted and no-model runs "
-                "test the graph around the model, not the model).")
+        why = (apart if lost else " (authored, scripted and no-model runs test the graph around the model, not "
+               "the model)")
+        return f"Live pass rate: n/a: no case was answered by a real model{why}."
     mean = sum(sum(x.passed for x in g) / len(g) for g in groups) / len(groups)
     per = ", ".join(f"{r.suite.name} {_pct(r.live_pass_rate)}" for r in results if r.live_pass_rate is not None)
-    return f"Live pass rate: {_pct(mean)} over {len(groups)} case(s) a real model answered ({per})."
+    return f"Live pass rate: {_pct(mean)} over {len(groups)} case(s) a real model answered ({per}){apart}."
 
 
 def label_counts(result: SuiteResult) -> list[tuple[str, int, int]]:

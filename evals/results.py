@@ -5,7 +5,9 @@ Every result says what answered for the model (its ``kind``), because a pass mea
 - ``recorded`` / ``live``: a real model's answers (replayed from a recorded cassette, or asked now);
 - ``authored``: answers written by hand, replayed; they test the graph around the model, not the model;
 - ``scripted``: a policy case's scripted behaviour (compliant, out of policy, injected, failing);
-- ``none``: no model (``model: none``, the ``absent`` behaviour, or a case that asks none).
+- ``none``: no model (``model: none``, the ``absent`` behaviour, or a case that asks none);
+- ``error``: the model's answers could not be had (a cassette that does not load, a live model that
+  did not answer); the run is an error, never a verdict on a model.
 
 The live pass rate is over ``recorded`` and ``live`` runs only; a suite's threshold is checked
 against all its runs.
@@ -21,10 +23,10 @@ from .case import Case, Suite
 
 __all__ = ["KINDS", "LIVE_KINDS", "CaseResult", "SuiteResult", "pass_at_k", "policy_events"]
 
-KINDS = ("recorded", "live", "authored", "scripted", "none")
+KINDS = ("recorded", "live", "authored", "scripted", "none", "error")
 LIVE_KINDS = ("recorded", "live")
 KIND_TITLES = {"recorded": "recorded", "live": "live", "authored": "authored by hand", "scripted": "scripted policy",
-               "none": "no model"}
+               "none": "no model", "error": "unanswered (error)"}
 
 
 @dataclass
@@ -42,6 +44,8 @@ class CaseResult:
     outcome: Any = None
     kind: str = "none"
     behaviour: str | None = None
+    #: the cassette ``--record`` wrote for this run (None: nothing was written)
+    recorded_to: str | None = None
 
     @property
     def key(self) -> str:

@@ -116,11 +116,22 @@ def replay_choice(suite: Suite, case: Case, label: str | None = None) -> ModelCh
     if made_for and made_for.rsplit("/", 1)[-1] != case.id:  # a suite may be copied to another folder name
         raise CassetteError(f"cassette {path} was made for case {made_for}, not {suite.name}/{case.id} (copied or "
                             f"renamed?); {cassette.rerecord_hint}")
+    if label and label != "cassettes":
+        from .sets import disagreement
+
+        problem = disagreement(path, cassette.provenance, set_manifest(suite, label))
+        if problem:
+            raise CassetteError(f"{problem}; {cassette.rerecord_hint}")
     if cassette.kind == "authored":
         written = [r.to_response(i) for i, r in enumerate(case.authored_responses)]
-        if [i["response"] for i in cassette.interactions] != written:
-            raise CassetteError(f"cassette {path} does not hold the case's authored_responses (the case file changed "
-                                f"since it was authored); {cassette.rerecord_hint}")
+        held = [i["response"] for i in cassette.interactions]
+        if held != written:
+            n = next((n for n, (a, b) in enumerate(zip(held, written, strict=False), 1) if a != b),
+                     min(len(held), len(written)) + 1)
+            raise CassetteError(f"cassette {path} does not hold the case's authored_responses: interaction {n}'s "
+                                f"response is not authored_responses[{n - 1}] of {suite.case_file(case)} ({len(held)} "
+                                f"held, {len(written)} authored; the case file changed since it was authored); "
+                                f"{cassette.rerecord_hint}")
     model = CassetteChatModel(cassette=cassette, model_name=name, generation=generation)
     return ModelChoice(model, f"responses {cassette.describe()}", cassette.kind, cassette)
 
@@ -142,7 +153,7 @@ class Outcome:
     #: the graph asked the model in a case that expects no model call (a verdict, not a cassette problem)
     unexpected_model: str | None = None
     model_failed: str | None = None
-    #: a live model that never answered (unreachable, refused): the run says so and nothing is recorded
+    #: a live model that did not answer (unreachable, refused, timed out): an error, and nothing is recorded
     model_unreachable: bool = False
     built: Built = field(default_factory=Built)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -276,16 +287,19 @@ def execute(suite: Suite, case: Case, choice: ModelChoice) -> Outcome:
             outcome.error = cassette_errors[0]
         elif other_errors and choice.kind in ("authored", "recorded", "none") and outcome.error is None:
             outcome.error = CassetteError(f"the model failed: {type(other_errors[0]).__name__}: {other_errors[0]}")
-        elif other_errors and choice.kind == "live" and outcome.error is None:
-            # the graph fell back to its policy, but this run was to judge (or record) the live model
+        elif other_errors and choice.kind == "live":
+            # whether the graph fell back to its policy or the run raised with the model's error, this run was to
+            # judge (or record) the live model, and the model did not answer: an error, never a verdict
             from personas.kernel.cassette import public_base_url
 
             where = public_base_url(Config.from_env().openai_base_url) or "the OpenAI API"
-            outcome.model_unreachable = not observed.model_turns
+            answered = len(observed.model_turns)
+            outcome.model_unreachable = True
             outcome.error = CassetteError(
                 f"the live model at {where} did not answer ({type(other_errors[0]).__name__}: "
-                f"{other_errors[0]}); nothing was recorded for this case: check OPENAI_BASE_URL, "
-                "OPENAI_API_KEY and PERSONAS_MODEL_TIMEOUT")
+                f"{other_errors[0]})" + (f" after {answered} answer(s)" if answered else "")
+                + "; nothing was recorded for this case: check OPENAI_BASE_URL, OPENAI_API_KEY and "
+                "PERSONAS_MODEL_TIMEOUT")
         elif outcome.error is None and choice.cassette is not None and choice.model is not None \
                 and getattr(choice.model, "live", None) is None:
             try:
@@ -322,8 +336,9 @@ def run_case(suite: Suite, case: Case, model: ModelChoice | None = None, *, epoc
     try:
         choice = model or replay_choice(suite, case, label)
     except CassetteError as exc:
-        return CaseResult(suite.name, case, [], str(exc), 0.0, "cassette", "unreadable", epoch, kind="none",
-                          behaviour=behaviour)
+        # the model's answers cannot be had: an error of kind "error", never counted as a run without a model
+        return CaseResult(suite.name, case, [], str(exc), time.perf_counter() - started, "cassette", "unreadable",
+                          epoch, kind="error", behaviour=behaviour)
     live = getattr(choice.model, "live", None) is not None and choice.kind == "live"
     kind = "live" if live else choice.kind if choice.kind in ("recorded", "authored", "scripted") else "none"
     cassette = choice.cassette.describe() if choice.cassette is not None and choice.cassette.interactions else (
@@ -346,7 +361,9 @@ def run_case(suite: Suite, case: Case, model: ModelChoice | None = None, *, epoc
             failures += [f"when {behaviour}: {f}" for f in check_case(case.model_copy(update={"expect": extra}),
                                                                       outcome)]
     if outcome.model_unreachable:
-        kind = "none"  # no real model answered: it counts for no live pass rate
+        kind = "error"  # the live model did not answer: no verdict on it, and no live pass rate
+    elif kind == "live" and not outcome.model_turns:
+        kind = "none"  # the run never got to ask the model: its verdict says nothing about the model
     return CaseResult(suite.name, case, failures, error, time.perf_counter() - started, choice.description,
                       cassette, epoch, outcome, kind, behaviour)
 

@@ -10,11 +10,13 @@ version (written by ``--record``), and may add:
 - ``known_failures``: ``{case id: reason}``, the recorded cases that fail, each kept with why.
   They are counted and shown; a suite's threshold is never lowered for them.
 
-:func:`load_set` refuses a set whose parts disagree: a cassette that is not recorded, or recorded
-from another model or endpoint than the set names, or served by another model than ``server``
-says; a malformed ``weights_sha256``; a known failure naming a case the set does not hold; a
-cassette no case owns. :func:`known_failures` replays a set and lists the cases that fail, with
-their first failure, for ``python -m evals.sets LABEL --write``.
+:func:`load_set` refuses a set whose ``set.json`` is wrong: a missing field, a malformed
+``weights_sha256``, a known failure naming a case the set does not hold, a cassette no case owns.
+A cassette that does not load, is not recorded, or was recorded from another model or endpoint
+than the set names (or served by another model than ``server`` says) is one case's problem, as in
+the default set: :attr:`CassetteSet.broken` lists it, and replaying the case is an error for that
+case alone (:func:`disagreement`). :func:`known_failures` replays a set and lists the cases that
+fail, with their first failure, for ``python -m evals.sets LABEL --write``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from personas.kernel.cassette import Cassette, CassetteError
 from .case import Case, Suite
 from .results import policy_events
 
-__all__ = ["CassetteSet", "SetError", "known_failures", "load_set", "main", "model_cases", "usage"]
+__all__ = ["CassetteSet", "SetError", "disagreement", "known_failures", "load_set", "main", "model_cases", "usage"]
 
 MANIFEST = "set.json"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -53,6 +55,8 @@ class CassetteSet:
     manifest: dict[str, Any]
     recorded: list[str] = field(default_factory=list)
     known_failures: dict[str, str] = field(default_factory=dict)
+    #: {case id: why its cassette cannot be replayed as part of the set}; each is an error for its case only
+    broken: dict[str, str] = field(default_factory=dict)
 
     @property
     def server(self) -> dict[str, Any]:
@@ -101,8 +105,27 @@ def _manifest_problems(data: Any, label: str) -> list[str]:
     return problems
 
 
+def disagreement(file: Path, provenance: Mapping[str, Any], manifest: Mapping[str, Any]) -> str | None:
+    """Where a labelled set's cassette (already loaded) disagrees with the set's ``set.json``; None if nowhere.
+
+    The message names the file and the field; the set as a whole is checked by :func:`load_set`.
+    """
+    where = f"cassette {file}: "
+    if provenance.get("kind") != "recorded":
+        return where + f"provenance.kind is {provenance.get('kind')!r}; a labelled set holds recorded cassettes"
+    for name in ("requested_model", "base_url"):
+        if name in manifest and provenance.get(name) != manifest[name]:
+            return where + f"provenance.{name} is {provenance.get(name)!r}, set.json says {manifest[name]!r}"
+    server = manifest.get("server")
+    served = server.get("served_model") if isinstance(server, Mapping) else None
+    if served and set(provenance.get("served_models") or []) != {served}:
+        return where + f"served by {provenance.get('served_models')}, set.json's server serves {served!r}"
+    return None
+
+
 def load_set(suite: Suite, label: str) -> CassetteSet:
-    """Read and check ``cassettes-<label>/`` of ``suite``; raise :class:`SetError` when its parts disagree."""
+    """Read and check ``cassettes-<label>/`` of ``suite``; raise :class:`SetError` when its ``set.json`` is wrong
+    (a cassette that does not load or disagrees with it goes into ``broken``: its case's error, not the set's)."""
     folder = suite.cassette_dir(label)
     path = folder / MANIFEST
     if not path.exists():
@@ -116,32 +139,29 @@ def load_set(suite: Suite, label: str) -> CassetteSet:
     if problems:
         raise SetError(f"{path}: " + "; ".join(problems))
     cases: dict[str, Case] = {c.id: c for c in suite.cases}
-    recorded = []
-    server = data.get("server") or {}
+    recorded: list[str] = []
+    broken: dict[str, str] = {}
     for file in sorted(folder.glob("*.json")):
         if file.name == MANIFEST:
             continue
-        where = f"{file}: "
         if file.stem not in cases:
-            raise SetError(where + f"no case {file.stem!r} in suite {suite.name} owns this cassette; delete it")
+            raise SetError(f"{file}: no case {file.stem!r} in suite {suite.name} owns this cassette; delete it")
+        hint = (f"re-record it with `personas eval {suite.name} --case {file.stem} --record --cassettes {label}` "
+                "(needs OPENAI_API_KEY)")
         try:
-            prov = Cassette.load(file).provenance
+            problem = disagreement(file, Cassette.load(file, hint).provenance, data)
         except CassetteError as exc:
-            raise SetError(str(exc)) from None
-        if prov.get("kind") != "recorded":
-            raise SetError(where + f"a labelled set holds recorded cassettes; this one is {prov.get('kind')!r}")
-        for name in ("requested_model", "base_url"):
-            if prov.get(name) != data[name]:
-                raise SetError(where + f"provenance.{name} is {prov.get(name)!r}, set.json says {data[name]!r}")
-        if server and set(prov.get("served_models") or []) != {server["served_model"]}:
-            raise SetError(where + f"served by {prov.get('served_models')}, set.json's server serves "
-                           f"{server['served_model']!r}")
-        recorded.append(file.stem)
+            broken[file.stem] = str(exc)
+            continue
+        if problem:
+            broken[file.stem] = f"{problem}; {hint}"
+        else:
+            recorded.append(file.stem)
     known = dict(data.get("known_failures") or {})
-    stray = sorted(set(known) - set(recorded))
+    stray = sorted(set(known) - set(recorded) - set(broken))
     if stray:
         raise SetError(f"{path}: known_failures names {', '.join(stray)}, which the set does not hold")
-    return CassetteSet(suite, label, dict(data), recorded, known)
+    return CassetteSet(suite, label, dict(data), recorded, known, broken)
 
 
 def usage(cset: CassetteSet) -> tuple[int, int, int]:
@@ -202,13 +222,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{suite.name}: {exc}", file=sys.stderr)
             status = 1
             continue
+        for case_id, why in cset.broken.items():
+            print(f"{suite.name}/{case_id}: {why}", file=sys.stderr)
+            status = 1
         failing = known_failures(cset)
         answers, tokens_in, tokens_out = usage(cset)
         print(f"{suite.name}: {len(cset.recorded)} of {cset.total} model case(s) recorded, {len(failing)} failing; "
               f"{answers} answer(s), {tokens_in} input and {tokens_out} output token(s)")
         for case_id, reason in failing.items():
             print(f"  {case_id}: {reason}")
-        if args.write:
+        if args.write and cset.broken:
+            print("  set.json not written: re-record the broken cassette(s) above first")
+        elif args.write:
             print(f"  wrote {write_manifest_fields(cset, known_failures=failing)}")
         elif failing != cset.known_failures:
             status = 1

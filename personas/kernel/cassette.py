@@ -54,6 +54,7 @@ __all__ = [
     "package_version",
     "public_base_url",
     "request_key",
+    "response_problems",
     "response_to_message",
     "scrub",
     "tool_definition",
@@ -266,12 +267,56 @@ def package_version() -> str:
         return "unknown"
 
 
-def _is_date(value: Any) -> bool:
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _day(value: Any) -> _dt.date | None:
+    """``value`` as a day if it is a ``YYYY-MM-DD`` string naming a real one, else None."""
+    if not isinstance(value, str) or not _ISO_DAY.match(value):
+        return None
     try:
-        _dt.date.fromisoformat(str(value))
+        return _dt.date.fromisoformat(value)
     except ValueError:
-        return False
-    return True
+        return None
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of ``value``'s type (``a string``, ``a number``...), for messages about a wrong one."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object" if isinstance(value, Mapping) else type(value).__name__
+
+
+def response_problems(response: Mapping[str, Any], n: int) -> list[str]:
+    """Where an interaction's ``response`` has a field of the wrong JSON type (a hand edit, a bad merge).
+
+    ``content`` is text (or null) and ``tool_calls`` a list of ``{name: text, args: object}``; anything
+    else would reach the graph as a message no model sends.
+    """
+    problems = []
+    content = response.get("content")
+    if content is not None and not isinstance(content, str):
+        problems.append(f"interaction {n}: response.content is {_json_type(content)}; it must be a string (the "
+                        "answer's text, \"\" for none)")
+    calls = response.get("tool_calls")
+    if calls is not None and not isinstance(calls, list):
+        problems.append(f"interaction {n}: response.tool_calls is {_json_type(calls)}; it must be a list of "
+                        "{name, args} objects ([] for none)")
+    for i, call in enumerate(calls if isinstance(calls, list) else []):
+        where = f"interaction {n}: response.tool_calls[{i}]"
+        if not isinstance(call, Mapping):
+            problems.append(f"{where} is {_json_type(call)}; it must be an object {{name, args}}")
+        elif not isinstance(call.get("name"), str) or not call["name"]:
+            problems.append(f"{where}.name is {_json_type(call.get('name'))}; it must be the tool's name (a string)")
+        elif call.get("args") is not None and not isinstance(call["args"], Mapping):
+            problems.append(f"{where}.args is {_json_type(call['args'])}; it must be an object of arguments")
+    return problems
 
 
 def check_provenance(data: Mapping[str, Any]) -> list[str]:
@@ -297,8 +342,13 @@ def check_provenance(data: Mapping[str, Any]) -> list[str]:
         for field_name in ("requested_model", "base_url", "package_version"):
             if not prov.get(field_name):
                 problems.append(f"a recorded cassette names {field_name} (provenance.{field_name} is missing)")
-        if not _is_date(prov.get("date")):
+        day = _day(prov.get("date"))
+        latest = _dt.datetime.now(_dt.UTC).date() + _dt.timedelta(days=1)  # a day's slack for time zones
+        if day is None:
             problems.append("a recorded cassette gives its date as YYYY-MM-DD (provenance.date)")
+        elif day > latest:
+            problems.append(f"provenance.date {prov['date']} is in the future; a recorded cassette gives the day it "
+                            "was recorded")
         if prov.get("base_url") and public_base_url(str(prov["base_url"])) != prov["base_url"]:
             problems.append("provenance.base_url holds credentials, a query or a fragment; keep scheme, host and path")
         served = prov.get("served_models")
@@ -345,7 +395,7 @@ class Cassette:
     @classmethod
     def load(cls, path: str | Path, rerecord_hint: str = "") -> Cassette:
         p = Path(path)
-        hint = rerecord_hint or f"re-record it with --record (cassette {p})"
+        hint = rerecord_hint or "check the cassette given to --replay; `personas eval --record` records new ones"
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -358,8 +408,12 @@ class Cassette:
             missing = "'version' and 'provenance' fields" if "provenance" not in data else "'version' field"
             raise CassetteError(f"cassette {p} has no {missing} (a format {FORMAT} cassette says what it is and "
                                 f"where its answers came from); {hint}")
-        if data.get("version") != FORMAT:
-            raise CassetteError(f"cassette {p} is format {data.get('version')}, not {FORMAT} (whose keys hold the "
+        version = data.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise CassetteError(f"cassette {p}: version is {json.dumps(version)} ({_json_type(version)}); it must be "
+                                f"the number {FORMAT}; {hint}")
+        if version != FORMAT:
+            raise CassetteError(f"cassette {p} is format {version}, not {FORMAT} (whose keys hold the "
                                 f"model, settings, tools, tool_choice and strict); {hint}")
         problems = check_provenance(data)
         found = data.get("schemas")
@@ -369,6 +423,7 @@ class Cassette:
                     or not isinstance(item.get("response"), dict):
                 problems.append(f"interaction {n} needs a request and a response")
                 continue
+            problems += response_problems(item["response"], n)
             for name, ref in (item["request"].get("tools") or {}).items():
                 if ref not in schemas or digest(schemas[ref]) != ref:
                     problems.append(f"interaction {n}: the definition of tool {name} ({ref}) is missing or altered")

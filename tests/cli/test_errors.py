@@ -193,14 +193,20 @@ def test_a_model_that_cannot_be_reached_or_refuses_says_what_to_check(monkeypatc
     import httpx
     import openai
 
+    from personas.cli.common import _CONFIG
     from personas.cli.errors import error_line
+    from personas.kernel.config import Config
 
     monkeypatch.setenv("OPENAI_BASE_URL", "http://user:hunter2secret@127.0.0.1:9/v1")
-    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
-    down = error_line(openai.APIConnectionError(request=request))
+    token = _CONFIG.set(Config.from_env())  # as the root command resolves it (another test may have set one)
+    try:
+        request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+        down = error_line(openai.APIConnectionError(request=request))
+        refused = error_line(openai.AuthenticationError("bad key", response=httpx.Response(401, request=request),
+                                                        body=None))
+    finally:
+        _CONFIG.reset(token)
     assert down is not None and down[1] == 1
     assert "cannot reach the model at http://127.0.0.1:9/v1" in down[0] and "OPENAI_BASE_URL" in down[0]
     assert "hunter2secret" not in down[0]
-    refused = error_line(openai.AuthenticationError("bad key", response=httpx.Response(401, request=request),
-                                                    body=None))
     assert refused is not None and "rejected OPENAI_API_KEY (401" in refused[0]

@@ -10,6 +10,7 @@ failure, or a known one that starts passing, fails this test; no threshold moves
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -103,25 +104,17 @@ def one_cassette(folder: Path) -> Path:
      "server.weights_sha256 is not 64 lowercase hex digits"),
     (lambda f: edit(f / f"cassettes-{LABEL}" / "set.json", lambda d: d["server"].pop("weights")),
      "server.weights is missing"),
-    (lambda f: edit(f / f"cassettes-{LABEL}" / "set.json", lambda d: d["server"].update(served_model="gpt-x")),
-     "set.json's server serves 'gpt-x'"),
-    (lambda f: edit(f / f"cassettes-{LABEL}" / "set.json", lambda d: d.update(requested_model="other-model")),
-     "provenance.requested_model is 'qwen2.5-coder-0.5b-instruct', set.json says 'other-model'"),
     (lambda f: edit(f / f"cassettes-{LABEL}" / "set.json", lambda d: d.update(known_failures={"nope": "why"})),
      "known_failures names nope, which the set does not hold"),
     (lambda f: edit(f / f"cassettes-{LABEL}" / "set.json", lambda d: d.update(known_failures={"x": ""})),
      "known_failures is not {case id: reason}"),
     (lambda f: edit(f / f"cassettes-{LABEL}" / "set.json", lambda d: d.update(label="another")),
      "label is 'another', the folder says"),
-    (lambda f: edit(one_cassette(f), lambda d: d["provenance"].update(base_url="http://10.0.0.9:8080/v1")),
-     "provenance.base_url is 'http://10.0.0.9:8080/v1'"),
-    (lambda f: edit(one_cassette(f), lambda d: d["interactions"][0].pop("evidence")),
-     "has no evidence"),
     (lambda f: shutil.copy(one_cassette(f), f / f"cassettes-{LABEL}" / "no-such-case.json"),
      "no case 'no-such-case'"),
 ])
-def test_a_set_whose_parts_disagree_does_not_load(copied: Path, breakage: Any, message: str,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_set_whose_set_json_is_wrong_does_not_load(copied: Path, breakage: Any, message: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     suite = load_suite(copied)
     load_set(suite, LABEL)  # as committed, it loads
     breakage(copied)
@@ -141,3 +134,34 @@ def test_recording_again_keeps_the_server_and_the_known_failures(copied: Path) -
     write_manifest(suite, LABEL, {**before, "date": "2027-01-02"})
     after = load_set(suite, LABEL).manifest
     assert after["date"] == "2027-01-02" and after["server"] == before["server"] and after["known_failures"] == {}
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda f: edit(f / f"cassettes-{LABEL}" / "set.json", lambda d: d["server"].update(served_model="gpt-x")),
+     "set.json's server serves 'gpt-x'"),
+    (lambda f: edit(f / f"cassettes-{LABEL}" / "set.json", lambda d: d.update(requested_model="other-model")),
+     "provenance.requested_model is 'qwen2.5-coder-0.5b-instruct', set.json says 'other-model'"),
+    (lambda f: edit(one_cassette(f), lambda d: d["provenance"].update(base_url="http://10.0.0.9:8080/v1")),
+     "provenance.base_url is 'http://10.0.0.9:8080/v1'"),
+    (lambda f: edit(one_cassette(f), lambda d: d["interactions"][0].pop("evidence")),
+     "has no evidence"),
+    (lambda f: one_cassette(f).write_text(one_cassette(f).read_text(encoding="utf-8")[:500], encoding="utf-8"),
+     "is not valid JSON"),
+    (lambda f: edit(one_cassette(f), lambda d: d["provenance"].update(date="2031-01-01")),
+     "provenance.date 2031-01-01 is in the future"),
+])
+def test_a_broken_cassette_of_a_set_is_its_case_error_and_the_others_still_run(
+        copied: Path, breakage: Any, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """As in the default set: the case whose cassette is broken is an ERROR (exit 1), the run goes on."""
+    case_id = one_cassette(copied).stem
+    breakage(copied)
+    cset = load_set(load_suite(copied), LABEL)
+    assert message in cset.broken[case_id] and case_id not in cset.recorded
+    with pytest.raises(SystemExit) as done:
+        personas_main(["eval", str(copied), "--cassettes", LABEL])
+    out = " ".join(capsys.readouterr().out.split()).replace("│", "")
+    assert done.value.code == 1, out
+    assert f"ERROR segment_sync/{case_id}" in out and message in out
+    row = re.search(r"segment_sync (\d+) (\d+) 0 1 ", out)
+    assert row and int(row[2]) == int(row[1]) - 1 > 10, f"every other case ran and passed: {out}"
+    assert "1 unanswered (error)" in out and "no model (" in out
