@@ -212,7 +212,8 @@ def check_name(name: str) -> str:
     """A connection name: letters, digits, ``-_.``, up to 63 characters, starting with a letter or digit."""
     if not _NAME.fullmatch(name or ""):
         raise ToolkitUsageError(
-            f"{name!r} is not a usable connection name: use letters, digits, '-', '_' or '.', e.g. acme-prod"
+            f"{name!r} is not a usable connection name: use up to 63 letters, digits, '-', '_' or '.', starting "
+            "with a letter or digit, e.g. acme-prod"
         )
     return name
 
