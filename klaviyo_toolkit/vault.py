@@ -569,14 +569,17 @@ def _refuse_a_new_key_for_old_entries(path: Path, provider: KeyProvider) -> None
     The entries were encrypted with a key that is not here (``PERSONAS_VAULT_KEY`` unset in this
     shell, the keyring unavailable, the file deleted): a new key would read none of them and would
     encrypt what is stored next under it, leaving the vault readable by neither key."""
-    if not isinstance(provider, FileKeyProvider) or provider.exists():
+    would_create = getattr(provider, "would_create", None)
+    if not callable(would_create) or not would_create():
         return
     entries = _stored_entries(path)
     if entries:
+        where = (f"{provider.path} does not exist" if isinstance(provider, FileKeyProvider)
+                 else f"{provider!r} holds no key")
         raise ToolkitUsageError(
             f"The vault {path} holds {entries} encrypted entr{'y' if entries == 1 else 'ies'}, but its key is not "
-            f"here: {ENV_VAULT_KEY} is not set and {provider.path} does not exist. Set {ENV_VAULT_KEY} to the key "
-            "the vault was made with (or restore the key file); no new key was made."
+            f"here: {ENV_VAULT_KEY} is not set and {where}. Set {ENV_VAULT_KEY} to the key the vault was made "
+            "with (or restore the key file); no new key was made."
         )
 
 

@@ -121,6 +121,10 @@ class FileKeyProvider:
     def exists(self) -> bool:
         return self.path.exists()
 
+    def would_create(self) -> bool:
+        """Whether :meth:`load` would make a new key (there is no key file yet)."""
+        return not self.path.exists()
+
     def load(self) -> list[bytes]:
         with self._lock:
             if not self.path.exists():
@@ -222,6 +226,17 @@ class KeyringKeyProvider:
         import keyring
 
         return self._backend if self._backend is not None else keyring.get_keyring()
+
+    def would_create(self) -> bool:
+        """Whether :meth:`load` would make a new key: the keyring holds none and nothing can be adopted."""
+        with self._lock:
+            if self._get():
+                return False
+        return all(
+            (isinstance(s, FileKeyProvider) and not s.exists())
+            or (isinstance(s, EnvKeyProvider) and not _split(s._environ.get(s.var, "")))
+            for s in self._adopt
+        )
 
     def load(self) -> list[bytes]:
         with self._lock:

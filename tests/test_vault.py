@@ -329,3 +329,15 @@ class _NoKeyring:
 
 
 _NO_KEYRING = _NoKeyring()
+
+
+def test_an_empty_keyring_is_not_given_a_new_key_for_a_vault_that_holds_entries(tmp_path: Path) -> None:
+    from tests.keyrings import MemoryKeyring
+
+    home = tmp_path / "home"
+    with Vault(home / "vault.sqlite", default_key_provider(home, environ={}, keyring_backend=MemoryKeyring())) as v:
+        v.put_api_key("main", PK)
+    elsewhere = MemoryKeyring()  # another login session's keyring, which never held this vault's key
+    with pytest.raises(ToolkitUsageError, match="holds 1 encrypted entry, but its key is not here"):
+        Vault(home / "vault.sqlite", default_key_provider(home, environ={}, keyring_backend=elsewhere))
+    assert elsewhere.entries == {}, "no key was made in the keyring"
