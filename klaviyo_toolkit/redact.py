@@ -72,12 +72,30 @@ _SECRET_VALUE_PATTERNS = (
     # key=value / "key": "value" pairs inside free text (form bodies, URLs, JSON dumped into errors)
     re.compile(
         r"""(?i)\b((?:[a-z_\-]*(?:passw(?:or)?d|secret|api[_\-]?key|access[_\-]token|refresh[_\-]token"""
-        r"""|code[_\-]verifier|private[_\-]key)|token)["']?\s*[=:]\s*["']?)([^\s"'&,;}]{4,})"""
+        r"""|code[_\-]verifier|private[_\-]key)|token|pwd?|pass(?:code|phrase)?|credentials?)["']?\s*[=:]\s*["']?)"""
+        r"""([^\s"'&,;}]{4,})"""
     ),
     # Klaviyo private keys, OpenAI keys
     re.compile(r"\b(pk_[A-Za-z0-9]{20,})\b"),
     re.compile(r"\b(sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,})"),
 )
+#: Other services' credentials, by their documented prefixes (a profile property or a form answer
+#: may hold one): (literal prefix, shape). Masked in text and, byte for byte, in checkpoints.
+_KEY_SHAPES: tuple[tuple[str, str], ...] = (
+    ("sk_live_", r"sk_live_[A-Za-z0-9]{16,}"),  # Stripe secret and restricted keys
+    ("sk_test_", r"sk_test_[A-Za-z0-9]{16,}"),
+    ("rk_live_", r"rk_live_[A-Za-z0-9]{16,}"),
+    ("AKIA", r"AKIA[0-9A-Z]{16}"),  # AWS access key ids
+    ("ASIA", r"ASIA[0-9A-Z]{16}"),
+    ("ghp_", r"gh[pousr]_[A-Za-z0-9]{30,}"),  # GitHub tokens
+    ("gho_", r"gh[pousr]_[A-Za-z0-9]{30,}"),
+    ("ghs_", r"gh[pousr]_[A-Za-z0-9]{30,}"),
+    ("github_pat_", r"github_pat_[A-Za-z0-9_]{40,}"),
+    ("xox", r"xox[abprs]-[A-Za-z0-9\-]{20,}"),  # Slack tokens
+    ("AIza", r"AIza[0-9A-Za-z_\-]{35}"),  # Google API keys
+)
+_TEXT_SHAPES = tuple((prefix, re.compile(rf"\b({shape})\b")) for prefix, shape in _KEY_SHAPES)
+_BYTE_SHAPES = tuple((prefix.encode(), re.compile(rb"\b" + shape.encode() + rb"\b")) for prefix, shape in _KEY_SHAPES)
 
 
 def _mask(secret: str) -> str:
@@ -94,7 +112,18 @@ def _mask(secret: str) -> str:
 def _is_secret_key(key: str) -> bool:
     """Whether a key names a secret (cached: the same few hundred keys come back on every row)."""
     k = key.lower().replace("-", "_").strip("[]")
-    return k == "token" or k.endswith("_token") or any(part in k for part in _SECRET_KEY_PARTS)
+    return (
+        k in _SECRET_KEY_NAMES
+        or k.endswith("_token")
+        or k.endswith(("_pw", "_pwd"))
+        or any(part in k for part in _SECRET_KEY_PARTS)
+    )
+
+
+#: Whole key names that name a secret, too short or too common to look for inside other names.
+_SECRET_KEY_NAMES = frozenset(
+    {"token", "pw", "pwd", "pass", "passphrase", "passcode", "pin_code", "credentials", "credential"}
+)
 
 
 def is_secret_key(key: str) -> bool:
@@ -125,6 +154,9 @@ _PATTERN_HINTS = (
     "private-key",
     "pk_",
     "sk-",
+    "pw",
+    "pass",
+    "credential",
 )
 
 
@@ -138,7 +170,7 @@ def _fold(text: str) -> str:
 def _patterns(text: str) -> str:
     lowered = _fold(text)
     if not any(hint in lowered for hint in _PATTERN_HINTS):
-        return text
+        return _shapes(text)
     bearer, basic, pair, klaviyo_key, openai_key = _SECRET_VALUE_PATTERNS
     for prefixed in (bearer, basic, pair):
         text = prefixed.sub(
@@ -146,6 +178,14 @@ def _patterns(text: str) -> str:
         )
     for bare in (klaviyo_key, openai_key):
         text = bare.sub(lambda m: _mask(m.group(1)), text)
+    return _shapes(text)
+
+
+def _shapes(text: str) -> str:
+    """``text`` with other services' keys (:data:`_KEY_SHAPES`) masked; a substring test first."""
+    for prefix, shape in _TEXT_SHAPES:
+        if prefix in text:
+            text = shape.sub(lambda m: _mask(m.group(1)), text)
     return text
 
 
@@ -167,10 +207,11 @@ def redact(value: Any) -> Any:
         out: dict[str, Any] = {}
         for key, item in value.items():
             name = str(key)
+            shown = redact_text(name)  # a key may itself be a secret (a form field named by a pasted key)
             if _is_secret_key(name) and item not in (None, "", True, False):
-                out[name] = _mask(item) if isinstance(item, str) else "***"
+                out[shown] = _mask(item) if isinstance(item, str) else "***"
             else:
-                out[name] = redact(item)
+                out[shown] = redact(item)
         return out
     if isinstance(value, (list, tuple, set, frozenset)):
         return [redact(item) for item in value]
@@ -196,7 +237,7 @@ def redact_bytes(data: bytes) -> bytes:
         raw = secret.encode()
         if raw in data:
             data = data.replace(raw, raw[:3] + b"*" * (len(raw) - 3))
-    for prefix, shape in ((b"pk_", _BYTES_KLAVIYO), (b"sk-", _BYTES_OPENAI)):
+    for prefix, shape in ((b"pk_", _BYTES_KLAVIYO), (b"sk-", _BYTES_OPENAI), *_BYTE_SHAPES):
         # A regex that starts with \b cannot skip ahead to its literal, so it tries every position
         # (~70 us for a 7 kB checkpoint, written several times per run); a substring search can.
         if prefix in data:

@@ -574,8 +574,9 @@ def _refuse_a_new_key_for_old_entries(path: Path, provider: KeyProvider) -> None
         return
     entries = _stored_entries(path)
     if entries:
-        where = (f"{provider.path} does not exist" if isinstance(provider, FileKeyProvider)
-                 else f"{provider!r} holds no key")
+        where = (
+            f"{provider.path} does not exist" if isinstance(provider, FileKeyProvider) else f"{provider!r} holds no key"
+        )
         raise ToolkitUsageError(
             f"The vault {path} holds {entries} encrypted entr{'y' if entries == 1 else 'ies'}, but its key is not "
             f"here: {ENV_VAULT_KEY} is not set and {where}. Set {ENV_VAULT_KEY} to the key the vault was made "

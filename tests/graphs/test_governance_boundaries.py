@@ -134,7 +134,14 @@ SECRETS = {
     "pw": "password=hunter2hunter2",
     "token": "tok_live_7c9e0c1e2b",
     "X-Api-Key": "xk_live_51c0ffee4d2e",  # a header name: hyphens, any case
+    "billing": "sk_live_4eC39HqLyjWDarjtT1zdp7dc",  # another service's key, by its shape
+    "aws": "AKIAIOSFODNN7EXAMPLE",
+    "pwd": "correct-horse-battery",  # a short name that is a secret's whole name
+    "pk_" + "K" * 30: "a form field named by a pasted key",  # the key itself is the secret
 }
+#: The parts of SECRETS that must never be seen.
+HIDDEN = ("Q" * 34, "abcdefghijklmnop1234", "hunter2hunter2", "tok_live_7c9e0c1e2b", "xk_live_51c0ffee4d2e",
+          "4eC39HqLyjWDarjtT1zdp7dc", "IOSFODNN7EXAMPLE", "correct-horse-battery", "K" * 30)
 
 
 def test_secrets_in_klaviyo_data_never_reach_the_model(sb: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,9 +154,8 @@ def test_secrets_in_klaviyo_data_never_reach_the_model(sb: Sandbox, monkeypatch:
     chat.say("show eve")
     seen = "\n".join(str(m.content) for request in chat.model.requests for m in request)
     assert "eve@example.com" in seen, "the data did reach the model"
-    for value in ("Q" * 34, "abcdefghijklmnop1234", "hunter2hunter2", "tok_live_7c9e0c1e2b", "xk_live_51c0ffee4d2e",
-                  "Z" * 34):
-        assert value not in seen
+    for value in (*HIDDEN, "Z" * 34):
+        assert value not in seen, value
 
 
 def test_secrets_in_state_never_reach_a_checkpoint(sb: Sandbox, tmp_path: Path) -> None:
@@ -164,7 +170,7 @@ def test_secrets_in_state_never_reach_a_checkpoint(sb: Sandbox, tmp_path: Path) 
         blobs = b"".join(bytes(row[0] or b"") for table, col in (("checkpoints", "checkpoint"), ("writes", "value"))
                          for row in db.execute(f"SELECT {col} FROM {table}"))
     assert b"eve@example.com" in blobs, "the state was written"
-    for value in ("Q" * 34, "abcdefghijklmnop1234", "hunter2hunter2", "tok_live_7c9e0c1e2b", "xk_live_51c0ffee4d2e"):
+    for value in HIDDEN:
         assert value.encode() not in blobs, value
     resumed = RunDriver(chat.ctx, saver).snapshot().values
     assert resumed["messages"][-1].content.startswith("I saw Bearer"), "the checkpoint still loads"
