@@ -210,10 +210,19 @@ def verify_delivery(
         if not isinstance(item, Mapping) or not isinstance(item.get("payload"), Mapping):
             raise WebhookMalformed(f"data[{n}] has no payload object")
         payload = dict(item["payload"])
+        if "data" in payload and not isinstance(payload["data"], Mapping):
+            raise WebhookMalformed(f"data[{n}].payload.data is not an object (a Klaviyo event document)")
         inner: Mapping[str, Any] = payload["data"] if isinstance(payload.get("data"), Mapping) else {}
-        event_id = str(item.get("external_id") or inner.get("id") or "")
+        raw_id = item.get("external_id") or inner.get("id")
+        if raw_id is not None and not isinstance(raw_id, (str, int)):
+            raise WebhookMalformed(f"data[{n}] names its event with a {type(raw_id).__name__}, not an id")
+        event_id = str(raw_id or "")
         if not event_id:
             raise WebhookMalformed(f"data[{n}] names no event (external_id or payload.data.id)")
+        try:  # checked for the whole delivery before any of it is recorded: all of it, or none
+            json.dumps([event_id, payload], ensure_ascii=False).encode("utf-8")
+        except (UnicodeEncodeError, ValueError, RecursionError):
+            raise WebhookMalformed(f"data[{n}] holds text that is not valid Unicode (a lone surrogate)") from None
         events.append(DeliveryEvent(str(item.get("topic") or ""), event_id, payload))
     return Delivery(
         webhook_id=str(header_id or meta_id or ""),

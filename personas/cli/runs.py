@@ -46,8 +46,12 @@ def runs_cmd(
 
     if status and status not in STATUSES:
         raise UsageProblem(f"--status {status!r}: use one of {', '.join(STATUSES)}")
+    if limit < 1:
+        raise UsageProblem(f"--limit {limit}: give how many runs to show, 1 or more")
     service = _service()
     try:
+        if persona and persona not in service.personas():
+            raise UsageProblem(f"--persona {persona!r}: no such persona; personas: {', '.join(service.personas())}")
         runs = service.store.runs(persona=persona, status=status, limit=limit)
         beats = service.store.heartbeats([r.id for r in runs if r.status == "running"])
     finally:

@@ -89,6 +89,44 @@ class PersonaSpec(_Strict):
     def _schedule(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        if value in ("on_event", "manual") or len(value.split()) == 5:
+        if value in ("on_event", "manual"):
             return value
-        raise ValueError("use a 5-field cron expression (e.g. '0 7 * * *'), 'on_event' or 'manual'")
+        if len(value.split()) != 5:
+            raise ValueError("use a 5-field cron expression (e.g. '0 7 * * *'), 'on_event' or 'manual'")
+        problem = _cron_problem(value)
+        if problem:
+            raise ValueError(f"{value!r} is not a valid cron expression ({problem}); e.g. '0 7 * * *' (07:00 daily)")
+        return value
+
+
+#: Each cron field: its name, its allowed numbers and names (day of week 7 is Sunday too).
+_CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
+    ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+
+
+def _cron_problem(value: str) -> str | None:
+    """What is wrong with a 5-field cron expression, or None: each field is ``*``, numbers, names,
+    ranges, lists and steps within its range (checked here so a persona fails to load, not the
+    scheduler at its first tick, which would stop every persona's schedule)."""
+    import re
+
+    for (label, low, high, names), field in zip(_CRON_FIELDS, value.lower().split(), strict=True):
+        for part in field.split(","):
+            base, _, step = part.partition("/")
+            if step and (not step.isdigit() or int(step) == 0):
+                return f"the {label} step {step!r} must be a whole number above 0"
+            if base == "*":
+                continue
+            for end in base.split("-", 1):
+                if end in names or (label == "day of month" and end == "l"):  # l: the month's last day
+                    continue
+                if label == "day of week" and re.fullmatch(r"[0-7]#[1-5]", end):  # 1#2: the second Monday
+                    continue
+                if not re.fullmatch(r"\d{1,2}", end) or not low <= int(end) <= high:
+                    return f"the {label} {end!r} is outside {low}-{high}"
+    return None

@@ -105,13 +105,13 @@ def build_app(
         if accepted is None:
             service.metrics.deliveries.labels("duplicate").inc()
             return JSONResponse({"duplicate": True, "runs": []}, status_code=200)
-        for run_id, created in accepted:
-            if created:
+        for run_id, _new, queue_it in accepted:
+            if queue_it:
                 await queue.enqueue_async(run_id)
         service.metrics.deliveries.labels("accepted").inc()
         service.metrics.enqueue_seconds.observe(time.perf_counter() - started)
         return JSONResponse(
-            {"runs": [{"id": rid, "new": new} for rid, new in accepted]}, status_code=202
+            {"runs": [{"id": rid, "new": new} for rid, new, _queued in accepted]}, status_code=202
         )
 
     async def healthz(request: Request) -> Response:
@@ -135,13 +135,16 @@ def build_app(
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def _record(service: Service, delivery: Any) -> list[tuple[str, bool]] | None:
-    """Record the delivery's runs; None when the delivery was seen before (a replay)."""
+def _record(service: Service, delivery: Any) -> list[tuple[str, bool, bool]] | None:
+    """Record the delivery's runs: (run id, new, to queue) each; None when the delivery was seen before."""
     if not service.store.first_delivery(delivery.signature):
         return None
-    out: list[tuple[str, bool]] = []
+    out: list[tuple[str, bool, bool]] = []
     for item in delivery.events:
         for spec in service.triggered_by(item.topic):
             run, created = service.record_event(spec, item.event_id, item.payload, trigger="webhook")
-            out.append((run.id, created))
+            # a run recorded by an earlier attempt of this delivery that failed before handing it on is
+            # still queued and in no queue: Klaviyo's retry (a new timestamp, so a new signature) queues
+            # it (the queue's lock keeps a run that is waiting there from being queued twice)
+            out.append((run.id, created, created or run.status == "queued"))
     return out

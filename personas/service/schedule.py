@@ -22,6 +22,7 @@ before its slot, in the account's time zone, so a caught-up run reports the day 
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -31,6 +32,8 @@ from personas.kernel.spec import PersonaSpec
 
 from .service import Service
 from .store import Run
+
+log = logging.getLogger("personas.service.schedule")
 
 __all__ = ["CATCH_UP", "MAX_CATCH_UP", "ON_TIME", "account_timezone", "cron_of", "schedule_tick", "slots_between"]
 
@@ -94,33 +97,43 @@ def schedule_tick(service: Service, now: float, *, catch_up: str = "latest") -> 
         raise UsageProblem(f"--catch-up {catch_up!r}: use one of {', '.join(CATCH_UP)}")
     new: list[Run] = []
     for spec in service.personas().values():
-        cron = cron_of(spec)
-        if cron is None:
-            continue
-        name = f"schedule:{spec.name}"
-        mark = service.store.cursor(name)
-        if mark is None:
-            service.store.set_cursor(name, repr(now))
-            continue
         try:
-            zone = ZoneInfo(account_timezone(service, spec))
-        except (ZoneInfoNotFoundError, ValueError):
-            zone = ZoneInfo("UTC")
-        slots = slots_between(cron, zone, float(mark), now)
-        if not slots:
-            continue
-        if catch_up == "latest":
-            chosen = slots[-1:]
-        elif catch_up == "all":
-            chosen = slots[-MAX_CATCH_UP:]
-        else:
-            chosen = [s for s in slots if now - s <= ON_TIME]
-        for slot in chosen:
-            stamp = _dt.datetime.fromtimestamp(slot, _dt.UTC).isoformat(timespec="seconds")
-            run, created = service.store.create_run(
-                spec.name, f"schedule:{stamp}", "schedule", _input_for(spec, slot, zone), scheduled_for=slot
-            )
-            if created:
-                new.append(run)
-        service.store.set_cursor(name, repr(slots[-1]))
+            new += _due(service, spec, now, catch_up)
+        except Exception:  # one persona's broken schedule or account never stops the others'
+            log.exception("the schedule of %s could not be read; its runs were skipped this tick", spec.name)
+    return new
+
+
+def _due(service: Service, spec: PersonaSpec, now: float, catch_up: str) -> list[Run]:
+    """One persona's new scheduled runs at ``now`` (see :func:`schedule_tick`)."""
+    new: list[Run] = []
+    cron = cron_of(spec)
+    if cron is None:
+        return new
+    name = f"schedule:{spec.name}"
+    mark = service.store.cursor(name)
+    if mark is None:
+        service.store.set_cursor(name, repr(now))
+        return new
+    try:
+        zone = ZoneInfo(account_timezone(service, spec))
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    slots = slots_between(cron, zone, float(mark), now)
+    if not slots:
+        return new
+    if catch_up == "latest":
+        chosen = slots[-1:]
+    elif catch_up == "all":
+        chosen = slots[-MAX_CATCH_UP:]
+    else:
+        chosen = [s for s in slots if now - s <= ON_TIME]
+    for slot in chosen:
+        stamp = _dt.datetime.fromtimestamp(slot, _dt.UTC).isoformat(timespec="seconds")
+        run, created = service.store.create_run(
+            spec.name, f"schedule:{stamp}", "schedule", _input_for(spec, slot, zone), scheduled_for=slot
+        )
+        if created:
+            new.append(run)
+    service.store.set_cursor(name, repr(slots[-1]))
     return new

@@ -18,8 +18,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from klaviyo_toolkit.errors import RateLimitError, ServerError, TransportError
 from personas.kernel.config import Config
 from personas.kernel.errors import UsageProblem
+from personas.kernel.privacy import describe_error
 
 from .extras import METRICS, POSTGRES, SCHEDULES, SERVE, missing, require, serve_gaps
 from .queues import LocalQueue, ProcrastinateQueue
@@ -243,7 +245,14 @@ def watch(
             local.recover()
             enqueue = local.enqueue
         while True:
-            new = poll_once(service, spec, now=service.clock(), overlap=overlap, lookback=lookback)
+            try:
+                new = poll_once(service, spec, now=service.clock(), overlap=overlap, lookback=lookback)
+            except (TransportError, ServerError, RateLimitError) as exc:  # Klaviyo away for now, not a wrong setup
+                if once:  # a single poll (from cron) fails loudly; a watcher keeps watching
+                    raise
+                report(f"{spec.name}: this poll failed ({describe_error(exc, 200)}); trying again in {every:g} s")
+                time.sleep(every)
+                continue
             for run in new:
                 enqueue(run.id)
             total += len(new)

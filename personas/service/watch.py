@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 from typing import Any
 
 from personas.kernel.errors import UsageProblem
@@ -25,6 +26,8 @@ from .service import Service, trigger_metric
 from .store import Run
 
 __all__ = ["DEFAULT_LOOKBACK", "DEFAULT_OVERLAP", "poll_once"]
+
+log = logging.getLogger("personas.service.watch")
 
 DEFAULT_OVERLAP = 300.0
 DEFAULT_LOOKBACK = 3600.0
@@ -66,7 +69,14 @@ def poll_once(
         return []  # no event of that metric yet
     name = f"watch:{spec.name}"
     stored = service.store.cursor(name)
-    cursor = float(stored) if stored is not None else now - lookback
+    try:
+        cursor = float(stored) if stored is not None else now - lookback
+    except ValueError:
+        cursor = float("nan")
+    if not now - 10 * 365 * 86400 < cursor <= now + 60:  # nan, garbage, a time far off: read the lookback again
+        log.warning("the stored cursor %s was %r, not a time up to now; polling from %.0f s back instead "
+                    "(events already recorded are not run again)", name, stored, lookback)
+        cursor = now - lookback
     since = cursor - overlap
     newest = cursor
     new: list[Run] = []
@@ -82,6 +92,8 @@ def poll_once(
             run, created = service.record_event(spec, str(event["id"]), document, trigger="poll")
             if created:
                 new.append(run)
-            newest = max(newest, _when(event))
+            # an event dated ahead of this poll (a client clock, a backfill) must not move the cursor past
+            # now: every event made meanwhile would be older than the cursor and never seen
+            newest = max(newest, min(_when(event), now))
     service.store.set_cursor(name, repr(newest))
     return new

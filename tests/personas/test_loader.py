@@ -173,3 +173,20 @@ def test_one_broken_file_hides_no_other_persona(tmp_path: Path) -> None:
     assert [Path(e.path).name for e in found.errors] == ["broken.yaml"]
     with pytest.raises(PersonaConfigError, match="colour: unknown key"):
         load_persona("broken", home=home)
+
+
+@pytest.mark.parametrize(("cron", "says"), [
+    ("61 7 * * *", "the minute '61' is outside 0-59"),
+    ("0 24 * * *", "the hour '24' is outside 0-23"),
+    ("*/0 * * * *", "step '0' must be a whole number above 0"),
+    ("0 7 * * someday", "the day of week 'someday' is outside 0-7"),
+])
+def test_a_schedule_that_is_not_a_valid_cron_fails_at_load_naming_the_field(
+        tmp_path: Path, cron: str, says: str) -> None:
+    err = refuse(tmp_path, GOOD + f'schedule: "{cron}"\n')
+    assert err.field == "schedule" and says in str(err)
+
+
+@pytest.mark.parametrize("cron", ["0 7 * * *", "*/15 8-18 * * mon-fri", "0 0 1 jan,jul *", "30 6 * * 0,7"])
+def test_valid_cron_schedules_load(tmp_path: Path, cron: str) -> None:
+    assert load_persona(str(write(tmp_path, GOOD + f'schedule: "{cron}"\n'))).schedule == cron

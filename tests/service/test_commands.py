@@ -118,3 +118,29 @@ def test_serve_without_a_secret_says_what_to_do(tmp_path: Path) -> None:
     env.pop("KLAVIYO_WEBHOOK_SECRET")
     done = personas(env, "serve", "--port", str(free_port()))
     assert done.returncode == 2 and "KLAVIYO_WEBHOOK_SECRET" in done.stderr
+
+
+def test_runs_refuses_a_limit_below_one_and_a_persona_that_does_not_exist(tmp_path: Path) -> None:
+    env = env_for(tmp_path / "home", "http://127.0.0.1:9")
+    for limit in ("0", "-1"):
+        done = personas(env, "runs", "--limit", limit)
+        assert done.returncode == 2 and "--limit" in done.stderr and "Traceback" not in done.stderr
+    done = personas(env, "runs", "--persona", "nope")
+    assert done.returncode == 2 and "no such persona" in done.stderr and "lead-magnet-sequencer" in done.stderr
+    assert personas(env, "runs", "--persona", "campaign-reporter").returncode == 0
+
+
+def test_a_watcher_keeps_watching_while_klaviyo_is_away(tmp_path: Path) -> None:
+    """A long-running `personas watch` says a poll failed and tries again; only --once fails."""
+    port_env = env_for(tmp_path / "home", "http://127.0.0.1:9")  # nothing listens there
+    once = personas(port_env, "watch", "lead-magnet-sequencer", "--once")
+    assert once.returncode == 1 and "cannot reach" in once.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "personas.cli", "watch", "lead-magnet-sequencer", "--every", "0.5"],
+                            env=port_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(12)  # each failed poll takes the client's own retries first (about 4 s)
+        assert proc.poll() is None, proc.communicate()[1]
+    finally:
+        proc.terminate()
+        _out, err = proc.communicate(timeout=30)
+    assert "this poll failed" in err and "trying again in 0.5 s" in err, err

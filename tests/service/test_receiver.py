@@ -42,16 +42,19 @@ def headers(body: bytes, *, at: float = NOW, secret: str = SECRET, webhook: str 
 
 
 class Recorder:
-    """A queue that only remembers what it was handed (the runs are not the point here)."""
+    """A queue that only remembers what it was handed (the runs are not the point here); like the real
+    queues (procrastinate's queueing lock, LocalQueue's in-flight set), a run waiting in it is not
+    queued twice."""
 
     def __init__(self) -> None:
         self.ids: list[str] = []
 
     def enqueue(self, run_id: str) -> None:
-        self.ids.append(run_id)
+        if run_id not in self.ids:
+            self.ids.append(run_id)
 
     async def enqueue_async(self, run_id: str) -> None:
-        self.ids.append(run_id)
+        self.enqueue(run_id)
 
 
 @pytest.fixture
@@ -177,3 +180,29 @@ def test_local_queue_picks_up_unfinished_runs_after_a_restart(tmp_path: Path) ->
     assert "data" in (found.error or "")
     again.close()
 
+
+
+def test_a_delivery_with_one_unusable_event_records_none_of_it(receiver: Any) -> None:
+    """A lone surrogate in one event used to raise after the events before it were recorded (a 500),
+    and Klaviyo's retry found them recorded and queued nothing: those leads waited for a restart."""
+    service, queue, client = receiver
+    document = json.loads(delivery("01GOOD"))
+    bad = json.loads(delivery("01BAD"))["data"][0]
+    bad["payload"]["data"]["attributes"]["event_properties"]["company"] = "\ud800"
+    document["data"].append(bad)
+    body = json.dumps(document).encode()  # ensure_ascii: the lone surrogate travels as \\ud800
+    answer = client.post("/webhooks/klaviyo", content=body, headers=headers(body))
+    assert answer.status_code == 400 and "data[1]" in answer.json()["error"]
+    assert service.store.runs() == [] and queue.ids == []
+
+
+def test_a_run_recorded_but_never_queued_is_queued_by_the_next_delivery_of_its_event(receiver: Any) -> None:
+    service, queue, client = receiver
+    spec = service.persona("lead-magnet-sequencer")
+    body = delivery("01STRANDED")
+    stranded, created = service.record_event(spec, "01STRANDED", json.loads(body)["data"][0]["payload"],
+                                             trigger="webhook")  # as a delivery that failed after recording
+    assert created and queue.ids == []
+    retried = client.post("/webhooks/klaviyo", content=body, headers=headers(body, at=NOW + 1))
+    assert retried.status_code == 202 and [r["new"] for r in retried.json()["runs"]] == [False]
+    assert queue.ids == [stranded.id], "the retry hands the waiting run to the queue"

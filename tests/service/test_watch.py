@@ -86,3 +86,35 @@ def test_watching_a_persona_that_no_event_starts_says_so(tmp_path: Path, sandbox
     with pytest.raises(UsageProblem, match=r"not started by events.*schedule: on_event"):
         poll_once(service, service.persona("campaign-reporter"), now=time.time())
     service.close()
+
+
+def test_an_event_dated_in_the_future_never_hides_the_events_after_it(tmp_path: Path, sandbox: Sandbox) -> None:
+    """A form submission dated two days ahead (a client's clock) used to move the cursor past now:
+    every later lead was older than the cursor and never polled."""
+    service = Service.open(Config(home=tmp_path / "h"), sandbox=sandbox)
+    spec = service.persona("lead-magnet-sequencer")
+    ahead = sign_up(sandbox, "ahead@example.com", WARM)
+    future = time.time() + 2 * 86400
+    sandbox.store.get("event", ahead["data"]["id"]).attributes.update(  # type: ignore[union-attr]
+        timestamp=int(future), datetime=time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(future)))
+    assert len(poll_once(service, spec, now=time.time(), lookback=600)) == 1
+    assert float(service.store.cursor("watch:lead-magnet-sequencer") or 0) <= time.time()
+    later = [sign_up(sandbox, f"later{n}@example.com", HOT) for n in range(3)]
+    found = {r.key for r in poll_once(service, spec, now=time.time())}
+    assert found == {f"event:{e['data']['id']}" for e in later}
+    service.close()
+
+
+@pytest.mark.parametrize("stored", ["garbage", "nan", "1e20", "-5"])
+def test_a_damaged_cursor_polls_the_lookback_again_and_runs_nothing_twice(
+        tmp_path: Path, sandbox: Sandbox, stored: str) -> None:
+    service = Service.open(Config(home=tmp_path / "h"), sandbox=sandbox)
+    spec = service.persona("lead-magnet-sequencer")
+    first = sign_up(sandbox, "first@example.com", WARM)
+    assert len(poll_once(service, spec, now=time.time(), lookback=600)) == 1
+    service.store.set_cursor("watch:lead-magnet-sequencer", stored)
+    second = sign_up(sandbox, "second@example.com", HOT)
+    found = [r.key for r in poll_once(service, spec, now=time.time(), lookback=600)]
+    assert found == [f"event:{second['data']['id']}"], "the first event is not run again"
+    assert f"event:{first['data']['id']}" in {r.key for r in service.store.runs()}
+    service.close()
