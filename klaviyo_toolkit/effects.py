@@ -149,8 +149,13 @@ def operation_effects(op: Operation) -> frozenset[Effect]:
 
 
 def _has_key(value: Any, key: str) -> bool:
+    """Whether ``key`` is set anywhere in the arguments, outside ``properties``: custom properties are
+    free-form, so one named ``subscriptions`` or ``list_id`` is data, not a consent or list change."""
     if isinstance(value, Mapping):
-        return any((k == key and v not in (None, {}, [])) or _has_key(v, key) for k, v in value.items())
+        for k, v in value.items():
+            if (k == key and v not in (None, {}, [])) or (k != "properties" and _has_key(v, key)):
+                return True
+        return False
     if isinstance(value, list):
         return any(_has_key(v, key) for v in value)
     return False

@@ -183,3 +183,13 @@ def test_a_flow_definition_that_sets_an_action_live_sends() -> None:
     assert Effect.SENDING in effects("create_flow", name="f", definition='{"actions": [{"data": {"status": "Live"}}]}')
     draft = {"actions": [{"data": {"status": "draft"}}]}
     assert Effect.SENDING not in effects("create_flow", name="f", definition=draft)
+
+
+def test_a_custom_property_named_like_a_consent_or_list_field_is_only_data() -> None:
+    """Custom properties are free-form: ``{"subscriptions": "x"}`` there changes no consent, and a
+    ``list_id`` there adds nobody to a list; the same keys outside ``properties`` still count."""
+    assert effects("update_profile", id="P1", properties={"subscriptions": "x"}) == {Effect.WRITE}
+    assert not asks("update_profile", id="P1", properties={"subscriptions": {"email": "yes"}})
+    row = {"email": "a@b.co", "properties": {"list_id": "L1", "subscriptions": SUBSCRIBED}}
+    assert effects("bulk_import_profiles", profiles=[row]) == {Effect.WRITE}
+    assert Effect.CONSENT in effects("bulk_import_profiles", profiles=[{**row, "subscriptions": SUBSCRIBED}])

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import json
+import re
 from typing import Any, Literal, TypedDict
 
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -33,6 +34,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, create_model
 
 from klaviyo_toolkit.errors import (
+    BadRequestError,
     KlaviyoError,
     NotFoundError,
     RateLimitError,
@@ -250,7 +252,14 @@ def _ask_model(state: LeadState, ctx: PersonaContext, settings: Settings) -> dic
     args = calls[0].get("args") or {}
     if not isinstance(args.get("sequence"), str):
         return {"error": f"the model's answer has no sequence: {json.dumps(args)[:200]}"}
-    return {"sequence": args["sequence"], "reason": str(args.get("reason") or "")}
+    return {"sequence": _canonical(args["sequence"], settings), "reason": str(args.get("reason") or "")}
+
+
+def _canonical(name: str, settings: Settings) -> str:
+    """The persona's own spelling of a sequence the model named in another case or with spaces
+    ("Nurture", " nurture "), so the policy check compares names, not spellings; else ``name``."""
+    wanted = name.strip().casefold()
+    return next((s.name for s in settings.sequences if s.name.strip().casefold() == wanted), name)
 
 
 def choose(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
@@ -335,16 +344,50 @@ def send(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
     }
     # A send that fails raises: the thread stops here, resumable (the decision is checkpointed), and
     # the run ends non-zero. Retrying is safe: the event's unique_id makes Klaviyo keep one.
-    result = ctx.toolkit.run(
-        "create_event",
-        properties=properties,
-        metric={"name": settings.trigger_metric},
-        profile={"id": profile["id"]},
-        unique_id=uid,
-    )
+    try:
+        result = ctx.toolkit.run(
+            "create_event",
+            properties=properties,
+            metric={"name": settings.trigger_metric},
+            profile={"id": profile["id"]},
+            unique_id=uid,
+        )
+    except (NotFoundError, BadRequestError) as exc:
+        if not _profile_gone(exc):
+            raise
+        # Deleted or merged after the decision: no retry can send to it, so the run ends here.
+        return {
+            "send": {
+                "status": "not_sent",
+                "unique_id": uid,
+                "profile_gone": True,
+                "detail": f"no Klaviyo profile has the id {profile['id']} any more (deleted or merged "
+                f"after the decision, before the send): {describe_error(exc, 200)}",
+            }
+        }
     if isinstance(result, Stopped):
         return {"send": {"status": result.status, "unique_id": uid, "detail": result.reason}}
     return {"send": {"status": "sent", "unique_id": uid, "request_id": result.request_id, "properties": properties}}
+
+
+def _profile_gone(exc: NotFoundError | BadRequestError) -> bool:
+    """Whether create_event failed because its profile does not exist: a 404, or a 400 whose error
+    points at the event's profile or says so ("There is no profile with id ...")."""
+    if isinstance(exc, NotFoundError):
+        return True
+    for err in exc.errors or [{"detail": exc.detail, "title": exc.title, "source": exc.source}]:
+        source = err.get("source") if isinstance(err.get("source"), dict) else {}
+        pointer = str((source or {}).get("pointer") or (source or {}).get("parameter") or "")
+        detail = f"{err.get('title') or ''} {err.get('detail') or ''}"
+        if re.search(r"(^|/)profile(/|$)", pointer) or _NO_PROFILE.search(detail):
+            return True
+    return False
+
+
+#: An error text saying a profile does not exist ("There is no profile with id ...", "Profile not found").
+_NO_PROFILE = re.compile(
+    r"\bno profile\b|\bprofile\b.*\b(not found|does not exist|doesn't exist|deleted|unknown)\b", re.IGNORECASE
+)
 
 
 def record(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
@@ -368,6 +411,12 @@ def record(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
             "reason": outcome + "; the model was not asked",
             "policy_note": "not eligible",
         }
+    elif (state.get("send") or {}).get("profile_gone"):
+        decision = state["decision"]
+        outcome = (
+            f"no marketing send: no Klaviyo profile has the id {profile.get('id')} any more "
+            "(deleted or merged after the decision, before the send); nothing was started or recorded"
+        )
     else:
         decision = state["decision"]
         sent = state.get("send") or {}
@@ -380,7 +429,8 @@ def record(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
     # The sequence the lead is in: recorded only once Klaviyo confirmed its start (this run's, or an
     # earlier one's for a repeat submission, which must not erase what the first run recorded).
     in_sequence = decision.get("sequence") if started else (already or {}).get("sequence")
-    if settings.record_on_profile and profile.get("id") and sc is not None:
+    gone = bool((state.get("send") or {}).get("profile_gone"))  # nothing left to write to
+    if settings.record_on_profile and profile.get("id") and sc is not None and not gone:
         props = {
             "lead_score": sc["total"],
             "lead_band": sc["band"],

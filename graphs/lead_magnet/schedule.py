@@ -5,8 +5,9 @@ its quiet hours, in the lead's own time zone (the profile's ``location.timezone`
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from .settings import WEEKDAYS, QuietHours, Window
 
@@ -31,32 +32,36 @@ def _in_window(local: _dt.datetime, window: Window, quiet: QuietHours) -> bool:
     )
 
 
+@functools.cache
+def _zone_names() -> dict[str, str]:
+    """Every IANA zone name by its casefolded spelling, built once: profiles write 'europe/berlin' too."""
+    return {name.casefold(): name for name in available_timezones()}
+
+
+def _zone(name: str) -> ZoneInfo:
+    """The zone ``name`` names in any letter case (its canonical spelling as the key); or ZoneInfoNotFoundError."""
+    canonical = _zone_names().get(name.strip().casefold())
+    return ZoneInfo(canonical or name)
+
+
 def next_send_time(
     now: float, timezone: str | None, default_tz: str, window: Window, quiet: QuietHours
 ) -> dict[str, Any]:
     """{send_at (UTC ISO), local (ISO in the lead's zone), timezone, immediate, reason}."""
-    zone_name = timezone or default_tz
     note = ""
     try:
-        zone = ZoneInfo(zone_name)
+        zone = _zone(timezone or default_tz)
     except (ZoneInfoNotFoundError, ValueError):
-        note = f" (unknown time zone {zone_name!r}; used {default_tz})"
-        zone_name = default_tz
-        zone = ZoneInfo(default_tz)
+        note = f" (unknown time zone {timezone!r}; used {default_tz})"
+        zone = _zone(default_tz)
+    zone_name = zone.key
     local = _dt.datetime.fromtimestamp(now, zone).replace(second=0, microsecond=0) + _dt.timedelta(minutes=1)
     if _in_window(local, window, quiet):
         chosen, immediate = local, True
         reason = f"inside the send window ({window.start}-{window.end} {zone_name})"
     else:
         immediate = False
-        chosen = local
-        opens = _t(window.start)
-        for days in range(15):
-            day = (local + _dt.timedelta(days=days)).date()
-            candidate = _dt.datetime.combine(day, opens, tzinfo=zone)
-            if candidate >= local and _in_window(candidate, window, quiet):
-                chosen = candidate
-                break
+        chosen = _next_opening(local, zone, window, quiet)
         reason = (
             f"outside the send window or in quiet hours at {local:%a %H:%M} {zone_name}; "
             f"next window opens {chosen:%a %H:%M}"
@@ -68,3 +73,21 @@ def next_send_time(
         "immediate": immediate,
         "reason": reason + note,
     }
+
+
+def _next_opening(local: _dt.datetime, zone: ZoneInfo, window: Window, quiet: QuietHours) -> _dt.datetime:
+    """The first moment after ``local`` inside the window and outside quiet hours.
+
+    Sending becomes allowed only where the window opens or quiet hours end, so those two times of
+    each day are the only candidates (quiet hours can cover the window's start: 07:00 under 20-08).
+    """
+    for days in range(15):
+        day = (local + _dt.timedelta(days=days)).date()
+        for opens in sorted({_t(window.start), _t(quiet.end)}):
+            candidate = _dt.datetime.combine(day, opens, tzinfo=zone)
+            if candidate >= local and _in_window(candidate, window, quiet):
+                return candidate
+    raise ValueError(
+        f"send_window {window.start}-{window.end} ({', '.join(window.days)}) has no time outside "
+        f"quiet_hours {quiet.start}-{quiet.end}; widen send_window or shorten quiet_hours"
+    )

@@ -7,6 +7,8 @@ persona's settings say how many points each signal is worth, and the result list
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,7 +16,25 @@ from .settings import Settings
 
 
 def _norm(value: Any) -> str:
-    return str(value).strip().lower()
+    """A value as compared with the scoring table: NFKC (fullwidth digits, no-break spaces), spacing
+    collapsed, casefolded, so "This\u00a0Month" scores as "this month"."""
+    return " ".join(unicodedata.normalize("NFKC", str(value)).split()).casefold()
+
+
+def _key(name: str) -> str:
+    """An answer's field name as matched: " Company Size" and "company-size" are ``company_size``."""
+    return re.sub(r"[\s_-]+", "_", _norm(name)).strip("_")
+
+
+def _answer(answers: Mapping[str, Any], field: str) -> tuple[bool, Any]:
+    """(found, value) of the answer to ``field``: the exact key first, else one spelled differently."""
+    if field in answers:
+        return True, answers[field]
+    wanted = _key(field)
+    for name, value in answers.items():
+        if _key(str(name)) == wanted:
+            return True, value
+    return False, None
 
 
 def score_lead(
@@ -29,8 +49,8 @@ def score_lead(
     if rules.base:
         factors.append({"factor": "base", "points": rules.base, "why": "starting points for every lead"})
     for field, table in rules.answers.items():
-        if field in answers:
-            value = answers[field]
+        found, value = _answer(answers, field)
+        if found:
             points = {_norm(k): v for k, v in table.items()}.get(_norm(value))
             if points is not None:
                 factors.append({"factor": f"answer {field} = {value}", "points": points, "why": "form answer"})

@@ -89,6 +89,21 @@ class QuietHours(_Strict):
         return _hhmm(value)
 
 
+def _minute(text: str) -> int:
+    h, m = text.split(":")
+    return int(h) * 60 + int(m)
+
+
+def _sendable_minutes(window: Window, quiet: QuietHours) -> int:
+    """How many minutes of the window's day fall outside quiet hours (which may wrap past midnight)."""
+    qs, qe = _minute(quiet.start), _minute(quiet.end)
+
+    def quiet_at(m: int) -> bool:
+        return qs <= m < qe if qs <= qe else (m >= qs or m < qe)
+
+    return sum(1 for m in range(_minute(window.start), _minute(window.end)) if not quiet_at(m))
+
+
 class Settings(_Strict):
     """Everything the sequencer's policy decides with (see personas/definitions/lead-magnet-sequencer.yaml)."""
 
@@ -112,6 +127,18 @@ class Settings(_Strict):
                 raise ValueError(f"band {band.name!r} names unknown sequence(s) {unknown}; sequences: {sorted(names)}")
         if min(b.min_score for b in self.bands) > -1000 and not any(b.min_score <= 0 for b in self.bands):
             raise ValueError("one band must start at 0 or below so every score has a band")
+        window, quiet = self.send_window, self.quiet_hours
+        if window.end <= window.start:
+            raise ValueError(
+                f"send_window.end ({window.end}) must be after send_window.start ({window.start}): "
+                "the window is a span of one day"
+            )
+        if not _sendable_minutes(window, quiet):
+            raise ValueError(
+                f"send_window ({window.start}-{window.end}) lies entirely inside quiet_hours "
+                f"({quiet.start}-{quiet.end}), so no first touchpoint could ever be scheduled; "
+                "widen send_window or shorten quiet_hours"
+            )
         return self
 
     def band_for(self, score: int) -> Band:

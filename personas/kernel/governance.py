@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,23 +48,68 @@ FENCE = "untrusted-data"
 
 
 #: Any spelling of the fence's tags inside the data: case, spaces, slashes, zero-width characters.
+#: It is matched on :func:`_fold`'s copy of the text, so look-alike characters count too.
 _FENCE_TAG = re.compile(r"<[\s\u200b-\u200f\u2060\ufeff/\\]*untrusted[\s\u200b-\u200f\u2060\ufeff]*[-_]?"
                         r"[\s\u200b-\u200f\u2060\ufeff]*data", re.IGNORECASE)
+
+#: Look-alikes NFKC keeps apart from the ASCII the tag pattern knows: dashes and minus signs,
+#: slashes (fraction, division, big solidus), backslashes, angle brackets (‹ 〈 ⟨ 《 and kin).
+_LOOKALIKES = {
+    **{c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212\u2e3a\u2e3b\ufe58\ufe63\uff0d"},
+    **{c: "/" for c in "\u2044\u2215\u2571\u27cb\u29f8\u3033\uff0f"},
+    **{c: "\\" for c in "\u2216\u2572\u27cd\u29f5\u29f9\ufe68\uff3c"},
+    **{c: "<" for c in "\u2039\u2329\u27e8\u27ea\u3008\u300a\u276e\u29fc\ufe64\uff1c"},
+    **{c: ">" for c in "\u203a\u232a\u27e9\u27eb\u3009\u300b\u276f\u29fd\ufe65\uff1e"},
+}
+
+
+#: Characters the fold drops: combining marks (``<\u0338`` renders as ``≮``) and invisible formatting.
+_DROPPED = {"Mn", "Me", "Cf"}
+
+
+def _fold(char: str) -> str:
+    """``char`` as the tag pattern compares it: NFKC (fullwidth forms), then any dash as '-', any
+    slash as '/', any angle bracket as '<' or '>', marks and invisible characters dropped."""
+    out = []
+    for c in unicodedata.normalize("NFKC", char):
+        category = unicodedata.category(c)
+        if category not in _DROPPED:
+            out.append(_LOOKALIKES.get(c, "-" if category == "Pd" else c))
+    return "".join(out)
+
+
+def _defuse_tags(text: str) -> str:
+    """``text`` with the opening bracket of every fence-tag look-alike written as ``&lt;``.
+
+    The pattern runs on a folded copy; each folded character remembers the original one it came
+    from, so only a matched tag's first character changes and the rest of the text stays as it is.
+    """
+    if text.isascii():  # nothing to fold: the common case, kept cheap
+        return _FENCE_TAG.sub(lambda m: "&lt;" + m.group(0)[1:], text)
+    folded: list[str] = []
+    origin: list[int] = []
+    for i, char in enumerate(text):
+        piece = _fold(char)
+        folded.append(piece)
+        origin.extend([i] * len(piece))
+    starts = {origin[m.start()] for m in _FENCE_TAG.finditer("".join(folded))}
+    return "".join("&lt;" if i in starts else char for i, char in enumerate(text))
 
 
 def fence(source: str, data: Any) -> str:
     """Wrap Klaviyo-sourced data so the model treats it as data, with secrets masked.
 
     Anything inside that could pass for the fence's own tags, in any case or spacing
-    (``</UNTRUSTED-DATA >``, ``< / untrusted_data``), loses its ``<``, so the data cannot close the fence.
-    A key, token or password that sits in the data (a profile property, a form answer, this
+    (``</UNTRUSTED-DATA >``, ``< / untrusted_data``) or with look-alike characters
+    (``‹/untrusted‑data>``, ``<／untrusted-data>``), loses its ``<``, so the data cannot close the
+    fence. A key, token or password that sits in the data (a profile property, a form answer, this
     process's own API key echoed back) is masked first: secrets never reach a prompt.
     """
     if isinstance(data, str):
         text = redact_text(data)
     else:
         text = json.dumps(redact(data), ensure_ascii=False, default=str, indent=1)
-    text = _FENCE_TAG.sub(lambda m: "&lt;" + m.group(0)[1:], text)
+    text = _defuse_tags(text)
     return f'<{FENCE} source="{source}">\n{text}\n</{FENCE}>'
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -282,3 +283,122 @@ def test_a_rejected_send_records_the_score_but_not_a_sequence(sb: Sandbox) -> No
     assert done.state["send"]["status"] == "rejected" and sequence_starts(sb, pid) == []
     properties = sb.client().call("get_profile", id=pid).data["attributes"]["properties"]
     assert properties["lead_score"] == 42 and properties["lead_sequence"] is None
+
+
+def test_a_time_zone_written_in_another_case_is_still_the_lead_s_zone() -> None:
+    """'europe/berlin' is Berlin, not the default zone: 15:00 in New York is 21:00 there, quiet
+    hours, so the first touchpoint waits for Berlin's window; a zone that does not exist still
+    falls back to the default and says so."""
+    from graphs.lead_magnet.schedule import next_send_time
+    from graphs.lead_magnet.settings import QuietHours, Window
+
+    window, quiet = Window(), QuietHours(start="20:00", end="08:00")
+    for spelling in ("europe/berlin", " EUROPE/BERLIN "):
+        sched = next_send_time(WEDNESDAY_3PM_NY, spelling, "America/New_York", window, quiet)
+        assert sched["timezone"] == "Europe/Berlin" and sched["immediate"] is False
+        assert sched["local"] == "2026-11-26T09:00+01:00" and "unknown" not in sched["reason"]
+    unknown = next_send_time(WEDNESDAY_3PM_NY, "Mars/Olympus", "America/New_York", window, quiet)
+    assert unknown["timezone"] == "America/New_York" and "unknown time zone 'Mars/Olympus'" in unknown["reason"]
+
+
+def test_a_window_that_opens_inside_quiet_hours_waits_for_them_to_end() -> None:
+    """Window 07:00-19:00 under quiet hours 20:00-08:00: the first moment allowed is 08:00, never
+    the current time in the middle of the night."""
+    from graphs.lead_magnet.schedule import next_send_time
+    from graphs.lead_magnet.settings import QuietHours, Window
+
+    window, quiet = Window(start="07:00", end="19:00"), QuietHours(start="20:00", end="08:00")
+    late = dt.datetime(2026, 11, 26, 4, 30, tzinfo=dt.UTC).timestamp()  # Wed 23:30 in New York
+    sched = next_send_time(late, "America/New_York", "America/New_York", window, quiet)
+    assert sched["immediate"] is False and sched["local"] == "2026-11-26T08:00-05:00", sched
+    early = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC).timestamp()  # Wed 07:00 in New York
+    sched = next_send_time(early, "America/New_York", "America/New_York", window, quiet)
+    assert sched["local"] == "2026-11-25T08:00-05:00", sched
+
+
+@pytest.mark.parametrize(
+    "window,message",
+    [
+        ({"start": "07:00", "end": "08:00"}, "send_window (07:00-08:00) lies entirely inside quiet_hours"),
+        ({"start": "17:00", "end": "09:00"}, "send_window.end (09:00) must be after send_window.start (17:00)"),
+    ],
+)
+def test_settings_refuse_a_send_window_with_no_time_to_send(window: dict[str, str], message: str) -> None:
+    from pydantic import ValidationError
+
+    from graphs.lead_magnet.settings import Settings
+    from personas.runtime import load_persona
+
+    settings = dict(load_persona(PERSONA).settings)
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        Settings.model_validate({**settings, "send_window": window, "quiet_hours": {"start": "20:00", "end": "08:00"}})
+    Settings.model_validate({**settings, "send_window": {"start": "07:00", "end": "19:00"}})  # 08:00-19:00 is left
+
+
+def test_answers_spelled_differently_score_as_the_configured_ones() -> None:
+    """Keys in another case or spacing, values with no-break spaces or fullwidth digits: the same
+    lead, the same 77 points, and the factors name the configured field."""
+    from graphs.lead_magnet.scoring import score_lead
+    from graphs.lead_magnet.settings import Settings
+    from personas.runtime import load_persona
+
+    settings = Settings.model_validate(load_persona(PERSONA).settings)
+    profile = {"email": "a@example.com"}
+    variants = [
+        {k.title(): v for k, v in HOT.items()},
+        {**{k: v for k, v in HOT.items() if k not in ("timeline", "company_size")},
+         " timeline ": "this\u00a0month", "Company-Size": "\uff12\uff10\uff11-\uff11\uff10\uff10\uff10"},
+        {**HOT, "budget": " $5K-$25K ", "interest": "Team\u2003 outfitting"},
+    ]
+    for answers in variants:
+        result = score_lead(settings, answers, profile, [])
+        assert result["total"] == 77 and result["band"] == "hot", result["factors"]
+        assert not [f for f in result["factors"] if "missing" in f["factor"] or f["points"] == 0]
+
+
+@pytest.mark.parametrize("spelling", ["Nurture", " nurture ", "NURTURE"])
+def test_a_model_answer_in_another_case_is_the_allowed_sequence(sb: Sandbox, spelling: str) -> None:
+    email = f"case.{spelling.encode().hex()}@example.com"
+    state = run(sb, sign_up(sb, email, HOT), choose(spelling, "wants a slower start"))
+    decision = state["decision"]
+    assert decision["sequence"] == "nurture" and decision["decided_by"] == "model", decision
+    assert decision["policy_note"] == "within policy" and decision["model_choice"]["sequence"] == "nurture"
+    assert state["send"]["status"] == "sent"
+
+
+def test_a_profile_deleted_between_decision_and_send_ends_the_run_not_sent(sb: Sandbox) -> None:
+    """Klaviyo answers the send with 400 'no profile with id': no retry can help, so the run ends
+    (no crash, nothing to resume), says the profile is gone, and writes nothing to it."""
+    event = sign_up(sb, "deleted.before.send@example.com", HOT)
+    pid = event["data"]["relationships"]["profile"]["data"]["id"]
+
+    def delete_then_choose(messages: Any) -> AIMessage:
+        sb.client().call("request_profile_deletion", profile={"id": pid})
+        sb.settle()
+        return AIMessage("", tool_calls=[{"name": "choose_sequence", "args": {"sequence": "nurture", "reason": "r"},
+                                          "id": "call_1"}])
+
+    updates = sb.call_counts["update_profile"]
+    result = run_persona(PERSONA, {"input": event}, sandbox=sb, model=ScriptedChatModel([delete_then_choose]),
+                         saver=InMemorySaver(), clock=sb.clock)
+    assert result.status == "done"
+    state = result.state
+    assert state["send"]["status"] == "not_sent" and state["send"]["profile_gone"] is True
+    assert f"no Klaviyo profile has the id {pid}" in state["outcome"]
+    assert state["record"]["profile_properties"] is None and sb.call_counts["update_profile"] == updates
+    assert sequence_starts(sb, pid) == []
+
+
+def test_only_a_missing_profile_ends_a_failed_send_quietly() -> None:
+    """A 404, or a 400 about the event's profile, means the profile is gone; a 400 about anything
+    else is a real error and still stops the run."""
+    from graphs.lead_magnet.graph import _profile_gone
+    from klaviyo_toolkit.errors import BadRequestError, NotFoundError
+
+    assert _profile_gone(NotFoundError(404, detail="Not found"))
+    assert _profile_gone(BadRequestError(400, detail="bad", source={"pointer": "/data/attributes/profile/data/id"}))
+    assert _profile_gone(BadRequestError(400, errors=[{"detail": "Profile 01X does not exist"}]))
+    assert not _profile_gone(
+        BadRequestError(400, detail="name is too long", source={"pointer": "/data/attributes/metric/data/attributes"})
+    )
+    assert not _profile_gone(BadRequestError(400, detail="unique_id is too long"))
