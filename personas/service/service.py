@@ -141,8 +141,18 @@ class Service:
             if run is None or run.status != "paused":
                 raise UsageProblem(f"run {run_id} is not waiting for an approval")
             self.store.requeue(run_id)
-        with self.store.running(run_id):  # one worker at a time, even when the queue hands it out twice
+        with self.store.running(run_id), self.store.serialized(self._subject(run_id)):
+            # one worker per run, even when the queue hands it out twice; one run per lead at a time
             return self._execute(run_id, resume)
+
+    def _subject(self, run_id: str) -> str | None:
+        """The profile an event-started run is about (runs about one profile take turns), if any."""
+        run = self.store.get(run_id)
+        data = (run.input or {}).get("data") if run is not None and isinstance(run.input, dict) else None
+        profile = ((data or {}).get("relationships") or {}).get("profile") if isinstance(data, dict) else None
+        pid = (profile or {}).get("data", {}) if isinstance(profile, dict) else {}
+        value = pid.get("id") if isinstance(pid, dict) else None
+        return f"profile:{value}" if isinstance(value, str) and value else None
 
     def _execute(self, run_id: str, resume: Any) -> Run:
         run = self.store.claim(run_id, self.worker)

@@ -70,6 +70,10 @@ CREATE TABLE IF NOT EXISTS personas_deliveries (
     received {real} NOT NULL
 );
 """
+#: One lock per subject for the runs of this process (SQLite: one process runs them all).
+_SUBJECT_LOCKS: dict[str, threading.Lock] = {}
+_SUBJECT_LOCKS_GUARD = threading.Lock()
+
 _COLUMNS = (
     "id, persona, key, trigger, thread_id, status, input, scheduled_for, attempts, error, outcome, worker, "
     "created, updated"
@@ -273,6 +277,26 @@ class RunStore:
         from .postgres import advisory_lock, lock_key
 
         with advisory_lock(self.url, lock_key(f"personas-run:{run_id}"), poll=0.2):
+            yield
+
+    @contextmanager
+    def serialized(self, subject: str | None) -> Iterator[None]:
+        """Hold ``subject`` (a profile, say) while a run about it goes on: runs about one subject take
+        turns, across the workers (PostgreSQL advisory lock) or the threads of the one SQLite process.
+        Two submissions of one lead handled at once would each decide and send, and the second's record
+        would overwrite the first's; in turn, the second sees the first's start."""
+        if subject is None:
+            yield
+            return
+        if self.dialect == "postgres":
+            from .postgres import advisory_lock, lock_key
+
+            with advisory_lock(self.url, lock_key(f"personas-subject:{subject}"), poll=0.2):
+                yield
+            return
+        with _SUBJECT_LOCKS_GUARD:
+            lock = _SUBJECT_LOCKS.setdefault(subject, threading.Lock())
+        with lock:
             yield
 
     def finish(self, run_id: str, status: str, *, error: str | None = None, outcome: str | None = None) -> None:

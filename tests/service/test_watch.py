@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from klaviyo_sandbox import Sandbox
+from klaviyo_sandbox import Faults, Sandbox
 from personas.kernel.config import Config
 from personas.kernel.errors import UsageProblem
 from personas.service.queues import LocalQueue
@@ -117,4 +117,39 @@ def test_a_damaged_cursor_polls_the_lookback_again_and_runs_nothing_twice(
     found = [r.key for r in poll_once(service, spec, now=time.time(), lookback=600)]
     assert found == [f"event:{second['data']['id']}"], "the first event is not run again"
     assert f"event:{first['data']['id']}" in {r.key for r in service.store.runs()}
+    service.close()
+
+
+def test_two_submissions_of_one_lead_handled_at_once_start_one_sequence_and_record_that_one(
+        tmp_path: Path, sandbox: Sandbox) -> None:
+    """Runs about one profile take turns: the second sees the first's start, and the profile records
+    the sequence Klaviyo started. Handled at once, both decided and sent, Klaviyo kept the first event,
+    and the second run's record overwrote the profile with the sequence it had chosen."""
+    from tests.graphs.leads import sequence_starts
+
+    service = Service.open(Config(home=tmp_path / "h"), sandbox=sandbox)
+    spec = service.persona("lead-magnet-sequencer")
+    first = sign_up(sandbox, "twice@example.com", HOT, submission_id="first")
+    sign_up(sandbox, "twice@example.com", COLD, submission_id="second")  # the same form, sent again
+    profile, metric = pid(first), first["data"]["relationships"]["metric"]["data"]["id"]
+    forms = [e.id for e in sandbox.store.all("event")
+             if e.linked("profile") == [("profile", profile)] and e.linked("metric") == [("metric", metric)]]
+    client = sandbox.client()
+    runs = [service.record_event(spec, event_id, dict(client.call("get_event", id=event_id,
+                                                                  include=["profile", "metric"]).body),
+                                 trigger="webhook")[0] for event_id in forms]
+    assert len({r.id for r in runs}) == 2
+    # a slow send: without turns, both runs decide before either has started a sequence
+    sandbox.faults = Faults(slow_rate=1.0, delay=0.3, operations=["create_event"])
+    queue = LocalQueue(service, workers=2)
+    for run in runs:
+        queue.enqueue(run.id)
+    queue.drain(timeout=120)
+    done = service.store.runs()
+    assert all(r.status == "done" for r in done), [r.error for r in done]
+    assert sum((r.outcome or "").startswith("sent") for r in done) == 1, [r.outcome for r in done]
+    [start] = sequence_starts(sandbox, profile)
+    started = (start.attributes.get("properties") or start.attributes.get("event_properties"))["sequence"]
+    recorded = sandbox.store.get("profile", profile).attributes["properties"]["lead_sequence"]  # type: ignore[union-attr]
+    assert recorded == started
     service.close()
