@@ -539,14 +539,12 @@ def _with_defaults(defaults: Mapping[str, Any], data: dict[str, Any]) -> dict[st
 
 def is_suite_path(name: str) -> bool:
     """Whether a suite given as text is a folder (``./chat``, ``my/chat``, ``/abs/chat``, ``~/chat``), not a name."""
-    seps = ("/", os.sep) + ((os.altsep,) if os.altsep else ())
-    return name.startswith((".", "~")) or any(sep in name for sep in seps) or Path(name).is_absolute()
+    return name.startswith((".", "~")) or any(sep and sep in name for sep in ("/", os.sep, os.altsep))
 
 
 def _suite_folder(path: str | Path) -> Path:
-    """Where a suite lives. A bare name (``chat``) is always the shipped suite under ``evals/suites``, so a
-    folder of that name in the current directory never replaces it unnoticed; a folder is given as a path
-    (``./chat``). A :class:`Path` is a folder, or a shipped suite's name when no such folder holds a suite."""
+    """Where a suite lives: a bare name (``chat``) is always the shipped suite (a folder of that name here
+    never replaces it unnoticed), a folder is a path (``./chat``); a :class:`Path` falls back to a name."""
     if isinstance(path, Path):
         shipped = SUITES_DIR / str(path)
         return shipped if not (path / "suite.yaml").exists() and (shipped / "suite.yaml").exists() else path
@@ -562,10 +560,8 @@ def _suite_folder(path: str | Path) -> Path:
 
 
 def load_suite(path: str | Path) -> Suite:
-    """A suite from its folder (a path, e.g. ``./chat``) or its name under ``evals/suites`` (``chat``), with
-    every case validated."""
-    folder = _suite_folder(path)
-    if not (folder / "suite.yaml").exists():
+    """A suite from its folder (``./chat``) or its name (``chat``), with every case validated."""
+    if not ((folder := _suite_folder(path)) / "suite.yaml").exists():
         known = ", ".join(s.name for s in discover_suites()) or "none"
         raise CaseFileError(folder, None, "", f"no suite here (no suite.yaml); suites: {known}")
     data, root = _read(folder / "suite.yaml")

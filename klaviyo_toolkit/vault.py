@@ -54,6 +54,7 @@ from .vault_keys import (
     KeyProvider,
     KeyringKeyProvider,
     default_key_provider,
+    refuse_a_new_key_for_old_entries,
 )
 
 __all__ = [
@@ -174,7 +175,7 @@ class Vault:
         self.path = Path(path).expanduser()
         self.key_provider: KeyProvider = key_provider or default_key_provider(self.path.parent)
         self._clock: Clock = clock or SystemClock()
-        _refuse_a_new_key_for_old_entries(self.path, self.key_provider)
+        refuse_a_new_key_for_old_entries(self.path, self.key_provider)
         self._fernet = _multi_fernet(self.key_provider.load())
         self._lock = threading.RLock()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -541,47 +542,6 @@ def _broken(path: Path, exc: sqlite3.DatabaseError) -> ToolkitUsageError:
         f"The vault {path} cannot be read ({exc}): the file is damaged or is not a vault. Restore it from a "
         "backup, or move it aside and log in again (personas auth login)."
     )
-
-
-def _stored_entries(path: Path) -> int:
-    """How many encrypted rows the vault file at ``path`` holds (0 when there is none to read)."""
-    if not path.exists() or path.stat().st_size == 0:
-        return 0
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
-    except sqlite3.Error:
-        return 0
-    total = 0
-    try:
-        for table in ("credentials", "secrets"):
-            try:
-                total += int(db.execute(f"SELECT count(*) FROM {table} WHERE length(secret) > 0").fetchone()[0])
-            except sqlite3.DatabaseError:  # no such table yet, or a damaged file: reported when it is opened
-                continue
-    finally:
-        db.close()
-    return total
-
-
-def _refuse_a_new_key_for_old_entries(path: Path, provider: KeyProvider) -> None:
-    """Refuse to make a new key file beside a vault that already holds entries.
-
-    The entries were encrypted with a key that is not here (``PERSONAS_VAULT_KEY`` unset in this
-    shell, the keyring unavailable, the file deleted): a new key would read none of them and would
-    encrypt what is stored next under it, leaving the vault readable by neither key."""
-    would_create = getattr(provider, "would_create", None)
-    if not callable(would_create) or not would_create():
-        return
-    entries = _stored_entries(path)
-    if entries:
-        where = (
-            f"{provider.path} does not exist" if isinstance(provider, FileKeyProvider) else f"{provider!r} holds no key"
-        )
-        raise ToolkitUsageError(
-            f"The vault {path} holds {entries} encrypted entr{'y' if entries == 1 else 'ies'}, but its key is not "
-            f"here: {ENV_VAULT_KEY} is not set and {where}. Set {ENV_VAULT_KEY} to the key the vault was made "
-            "with (or restore the key file); no new key was made."
-        )
 
 
 def _connect(path: Path, timeout: float) -> sqlite3.Connection:

@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import threading
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,7 @@ from cryptography.fernet import Fernet
 from .errors import ToolkitUsageError
 
 __all__ = [
+    "refuse_a_new_key_for_old_entries",
     "ENV_VAULT_KEY",
     "KEYRING_SERVICE",
     "EnvKeyProvider",
@@ -315,3 +317,44 @@ def default_key_provider(
     if env.get(ENV_VAULT_KEY, "").strip():
         return from_env
     return from_file
+
+
+def _stored_entries(path: Path) -> int:
+    """How many encrypted rows the vault file at ``path`` holds (0 when there is none to read)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+    except sqlite3.Error:
+        return 0
+    total = 0
+    try:
+        for table in ("credentials", "secrets"):
+            try:
+                total += int(db.execute(f"SELECT count(*) FROM {table} WHERE length(secret) > 0").fetchone()[0])
+            except sqlite3.DatabaseError:  # no such table yet, or a damaged file: reported when it is opened
+                continue
+    finally:
+        db.close()
+    return total
+
+
+def refuse_a_new_key_for_old_entries(path: Path, provider: KeyProvider) -> None:
+    """Refuse to make a new key file beside a vault that already holds entries.
+
+    The entries were encrypted with a key that is not here (``PERSONAS_VAULT_KEY`` unset in this
+    shell, the keyring unavailable, the file deleted): a new key would read none of them and would
+    encrypt what is stored next under it, leaving the vault readable by neither key."""
+    would_create = getattr(provider, "would_create", None)
+    if not callable(would_create) or not would_create():
+        return
+    entries = _stored_entries(path)
+    if entries:
+        where = (
+            f"{provider.path} does not exist" if isinstance(provider, FileKeyProvider) else f"{provider!r} holds no key"
+        )
+        raise ToolkitUsageError(
+            f"The vault {path} holds {entries} encrypted entr{'y' if entries == 1 else 'ies'}, but its key is not "
+            f"here: {ENV_VAULT_KEY} is not set and {where}. Set {ENV_VAULT_KEY} to the key the vault was made "
+            "with (or restore the key file); no new key was made."
+        )

@@ -395,7 +395,7 @@ class Cassette:
     @classmethod
     def load(cls, path: str | Path, rerecord_hint: str = "") -> Cassette:
         p = Path(path)
-        hint = rerecord_hint or "check the cassette given to --replay; `personas eval --record` records new ones"
+        hint = rerecord_hint or "check --replay's file, or re-record it with a live model (personas eval --record)"
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
