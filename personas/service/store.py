@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS personas_deliveries (
 );
 """
 #: One lock per subject for the runs of this process (SQLite: one process runs them all).
-_SUBJECT_LOCKS: dict[str, threading.Lock] = {}
+_SUBJECT_LOCKS: dict[str, tuple[threading.Lock, list[int]]] = {}
 _SUBJECT_LOCKS_GUARD = threading.Lock()
 
 _COLUMNS = (
@@ -294,10 +294,17 @@ class RunStore:
             with advisory_lock(self.url, lock_key(f"personas-subject:{subject}"), poll=0.2):
                 yield
             return
-        with _SUBJECT_LOCKS_GUARD:
-            lock = _SUBJECT_LOCKS.setdefault(subject, threading.Lock())
-        with lock:
-            yield
+        with _SUBJECT_LOCKS_GUARD:  # a lock lives while someone holds or waits for it: the map stays small
+            entry = _SUBJECT_LOCKS.setdefault(subject, (threading.Lock(), [0]))
+            entry[1][0] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with _SUBJECT_LOCKS_GUARD:
+                entry[1][0] -= 1
+                if not entry[1][0]:
+                    del _SUBJECT_LOCKS[subject]
 
     def finish(self, run_id: str, status: str, *, error: str | None = None, outcome: str | None = None) -> None:
         """Record how a run ended (``done``, ``paused`` or ``failed``)."""
