@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import shutil
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +29,7 @@ CHAT_CASE = "delete-list-approved"
 QWEN = "qwen2.5-coder-0.5b"
 
 
-@pytest.fixture(autouse=True)
-def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PERSONAS_HOME", str(tmp_path / "home"))
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PERSONAS_MODEL"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_model_env")
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -66,21 +61,15 @@ def edit(path: Path, change: Any) -> None:
 
 # -- a live model that never answers -------------------------------------------------------------------
 def test_record_against_a_dead_model_in_a_graph_that_raises_is_an_error_and_says_nothing_was_recorded(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, dead_model: str, capsys: pytest.CaptureFixture[str]) -> None:
     """The chat graph lets the model's connection error through (lead_magnet falls back to its policy):
     still an error, not a failure of the model, and neither a recording nor a live pass rate claims it."""
     folder = copy_suite(tmp_path, "chat", CHAT_CASE)
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-fake-endpoint-1")
-    monkeypatch.setenv("PERSONAS_MODEL_TIMEOUT", "3")
     code, out = run(capsys, "eval", str(folder), "--case", CHAT_CASE, "--record", "--cassettes", "mine",
                     "--report", str(tmp_path / "out"))
     assert code == 1, out
     assert f"ERROR chat/{CHAT_CASE}" in out and "FAILED" not in out, out
-    assert f"the live model at http://127.0.0.1:{port}/v1 did not answer" in out
+    assert f"the live model at {dead_model} did not answer" in out
     assert "nothing recorded (no case was answered by the model)" in out and "recorded into" not in out, out
     assert "Live pass rate: n/a: no case was answered by a real model; 1 case(s) got no model answer" in out
     assert "a real model answered" not in out and "1 unanswered (error)" in out and "1 live" not in out

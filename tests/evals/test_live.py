@@ -190,19 +190,11 @@ def test_a_set_that_is_not_there_or_not_a_plain_label_is_a_usage_error(
 
 
 def test_record_against_a_model_that_does_not_answer_says_so_and_writes_nothing(
-    suite_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    suite_dir: Path, dead_model: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import socket
-
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-fake-endpoint-1")
-    monkeypatch.setenv("PERSONAS_MODEL_TIMEOUT", "3")
     code, out = run(capsys, "eval", str(suite_dir), "--case", HOT, "--record", "--cassettes", "rec")
     assert code == 1
-    assert f"the live model at http://127.0.0.1:{port}/v1 did not answer" in out
+    assert f"the live model at {dead_model} did not answer" in out
     assert "nothing was recorded for this case" in out and "nothing recorded" in out
     assert "recorded into" not in out and "a real model answered" not in out, out
     assert not (suite_dir / "cassettes-rec").exists()
