@@ -24,7 +24,16 @@ from typing import Any
 
 from .auth import mask
 
-__all__ = ["is_secret_key", "redact", "redact_bytes", "redact_text", "register_secret", "registered_secrets"]
+__all__ = [
+    "has_key_shape",
+    "is_secret_key",
+    "mask_registered",
+    "redact",
+    "redact_bytes",
+    "redact_text",
+    "register_secret",
+    "registered_secrets",
+]
 
 _known: set[str] = set()
 _known_lock = threading.Lock()
@@ -90,6 +99,8 @@ _KEY_SHAPES: tuple[tuple[str, str], ...] = (
     ("ghp_", r"gh[pousr]_[A-Za-z0-9]{30,}"),  # GitHub tokens
     ("gho_", r"gh[pousr]_[A-Za-z0-9]{30,}"),
     ("ghs_", r"gh[pousr]_[A-Za-z0-9]{30,}"),
+    ("ghu_", r"gh[pousr]_[A-Za-z0-9]{30,}"),
+    ("ghr_", r"gh[pousr]_[A-Za-z0-9]{30,}"),
     ("github_pat_", r"github_pat_[A-Za-z0-9_]{40,}"),
     ("xox", r"xox[abprs]-[A-Za-z0-9\-]{20,}"),  # Slack tokens
     ("AIza", r"AIza[0-9A-Za-z_\-]{35}"),  # Google API keys
@@ -232,12 +243,8 @@ def redact_text(text: str) -> str:
 
 def redact_bytes(data: bytes) -> bytes:
     """``data`` with registered secrets (and Klaviyo/OpenAI key shapes) overwritten by ``*``, same length."""
-    secrets = registered_secrets()
-    for secret in secrets:
-        raw = secret.encode()
-        if raw in data:
-            data = data.replace(raw, raw[:3] + b"*" * (len(raw) - 3))
-    for prefix, shape in ((b"pk_", _BYTES_KLAVIYO), (b"sk-", _BYTES_OPENAI), *_BYTE_SHAPES):
+    data = mask_registered(data)
+    for prefix, shape in _BYTES_ALL_SHAPES:
         # A regex that starts with \b cannot skip ahead to its literal, so it tries every position
         # (~70 us for a 7 kB checkpoint, written several times per run); a substring search can.
         if prefix in data:
@@ -245,5 +252,22 @@ def redact_bytes(data: bytes) -> bytes:
     return data
 
 
+def mask_registered(data: bytes) -> bytes:
+    """``data`` with the registered secrets overwritten by ``*`` (same length); the part of
+    :func:`redact_bytes` that changes as secrets are registered."""
+    for secret in registered_secrets():
+        raw = secret.encode()
+        if raw in data:
+            data = data.replace(raw, raw[:3] + b"*" * (len(raw) - 3))
+    return data
+
+
+def has_key_shape(data: bytes) -> bool:
+    """Whether ``data`` holds the literal start of a key shape :func:`redact_bytes` masks (when it
+    does not, :func:`redact_bytes` changes only registered secrets)."""
+    return any(prefix in data for prefix, _ in _BYTES_ALL_SHAPES)
+
+
 _BYTES_KLAVIYO = re.compile(rb"\bpk_[A-Za-z0-9]{20,}\b")
 _BYTES_OPENAI = re.compile(rb"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}")
+_BYTES_ALL_SHAPES = ((b"pk_", _BYTES_KLAVIYO), (b"sk-", _BYTES_OPENAI), *_BYTE_SHAPES)

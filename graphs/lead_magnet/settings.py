@@ -95,13 +95,12 @@ def _minute(text: str) -> int:
 
 
 def _sendable_minutes(window: Window, quiet: QuietHours) -> int:
-    """How many minutes of the window's day fall outside quiet hours (which may wrap past midnight)."""
+    """How many minutes of the window's day fall outside quiet hours (which may wrap past midnight):
+    the window's length less its overlap with each quiet span of the day."""
+    start, end = _minute(window.start), _minute(window.end)
     qs, qe = _minute(quiet.start), _minute(quiet.end)
-
-    def quiet_at(m: int) -> bool:
-        return qs <= m < qe if qs <= qe else (m >= qs or m < qe)
-
-    return sum(1 for m in range(_minute(window.start), _minute(window.end)) if not quiet_at(m))
+    spans = [(qs, qe)] if qs <= qe else [(qs, 24 * 60), (0, qe)]
+    return max(0, end - start) - sum(max(0, min(end, b) - max(start, a)) for a, b in spans)
 
 
 class Settings(_Strict):
