@@ -12,7 +12,10 @@ anchored audit log. Set-ups, lead by lead in turn so that a busy machine slows a
 - **PostgreSQL** checkpoints (``langgraph-checkpoint-postgres``, one connection) + audit log, on a
   throwaway local server with PostgreSQL's durable defaults (``synchronous_commit=on``), and again
   with ``synchronous_commit=off`` (see the notes it prints);
-- **in memory** (no checkpoints on disk, no audit log), for reference.
+- **in memory** (no checkpoints on disk, no audit log), for reference;
+- and, as a reference row with no verdict, the graph's own nodes called one after another in plain
+  Python with the same context and audit log: the run without LangGraph and checkpoints, so that
+  what a run adds splits into the nodes' own work and LangGraph's (with its checkpointer's) share.
 
 Beside each ratio, the time per lead outside HTTP (the run less the HTTP calls inside it, as the
 client timed them) and what that adds to the bare calls' own, as a share of what the target leaves
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import os
 import statistics
 import sys
@@ -118,6 +122,32 @@ def bare(event: dict[str, Any], client: Any) -> float:
         "lead_scored_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     })
     return time.perf_counter() - started
+
+
+#: A reference row: the graph's own nodes called one after another in plain Python, with the same
+#: context (scoped toolkit, guards, audit log) and model, no LangGraph and no checkpoints; what a
+#: set-up adds to it is LangGraph's and its checkpointer's share.
+DIRECT = "nodes called in turn, no LangGraph (reference) + audit"
+
+
+def direct_lead(event: dict[str, Any], client: Any) -> float:
+    """The sequencer's nodes in the graph's order, called directly; seconds."""
+    from langgraph.runtime import Runtime
+
+    nodes = importlib.import_module("graphs.lead_magnet.graph")
+    started = time.perf_counter()
+    ctx = build_context("lead-magnet-sequencer", client=client, model=scripted(), audit=True,
+                        thread_id=f"direct-{time.time_ns()}")
+    runtime = Runtime(context=ctx)
+    state: dict[str, Any] = {"input": event}
+    state.update(nodes.decide(state, runtime))
+    if nodes._after_decide(state) == "send":
+        state.update(nodes.send(state, runtime))
+    state.update(nodes.record(state, runtime))
+    elapsed = time.perf_counter() - started
+    if state.get("send", {}).get("status") != "sent":
+        raise SystemExit(f"the lead was not sent: {state.get('outcome')}")
+    return elapsed
 
 
 def scripted() -> ScriptedChatModel:
@@ -267,7 +297,7 @@ def measure(setups: dict[str, Setup], client: Any, leads: Callable[[str, int], l
     """Median inputs, wall and CPU seconds (this process's, so a PostgreSQL server's own work is
     not in it), and the seconds outside HTTP (the run less the HTTP calls inside it, as the client
     timed them): every set-up and the bare calls, lead by lead in turn."""
-    samples: dict[str, list[float]] = {"bare HTTP calls": [], **{name: [] for name in setups}}
+    samples: dict[str, list[float]] = {"bare HTTP calls": [], DIRECT: [], **{name: [] for name in setups}}
     cpu: dict[str, list[float]] = {name: [] for name in samples}
     outside: dict[str, list[float]] = {name: [] for name in samples}
     batches = {name: leads(name.split(",")[0].replace(" ", ""), n) for name in samples}
@@ -283,6 +313,10 @@ def measure(setups: dict[str, Setup], client: Any, leads: Callable[[str, int], l
             samples["bare HTTP calls"].append(bare(batches["bare HTTP calls"][i], client))
             cpu["bare HTTP calls"].append(time.process_time() - began)
             outside["bare HTTP calls"].append(samples["bare HTTP calls"][-1] - http[0])
+            began, http[0] = time.process_time(), 0.0
+            samples[DIRECT].append(direct_lead(batches[DIRECT][i], client))
+            cpu[DIRECT].append(time.process_time() - began)
+            outside[DIRECT].append(samples[DIRECT][-1] - http[0])
             for name, setup in setups.items():
                 began, http[0] = time.process_time(), 0.0
                 samples[name].append(run_lead(batches[name][i], client, setup["saver"], setup["audit"],
@@ -359,6 +393,7 @@ def main() -> int:
             for event in leads("warm", 3):
                 run_lead(event, client, setup["saver"], setup["audit"], f"warm-{time.time_ns()}", {})
         bare(leads("warm", 1)[0], client)
+        direct_lead(leads("warm", 1)[0], client)
 
         if args.profile:
             import cProfile
@@ -392,8 +427,9 @@ def main() -> int:
             for name, values in samples.items():
                 seconds, cpu_s = statistics.median(values), statistics.median(cpu[name])
                 ratio, cpu_ratio = seconds / base, cpu_s / cpu_base
-                met = "" if name.startswith("bare") else ("yes" if ratio <= TARGET else "no")
-                target = "" if name.startswith("bare") else f"≤ {TARGET}"
+                reference = name.startswith("bare") or name == DIRECT
+                met = "" if reference else ("yes" if ratio <= TARGET else "no")
+                target = "" if reference else f"≤ {TARGET}"
                 spent = statistics.median(outside[name])
                 extra = spent - statistics.median(outside["bare HTTP calls"])
                 share = "" if name.startswith("bare") else f"{extra / allowance:.2f}"
@@ -401,10 +437,18 @@ def main() -> int:
                       f"{target:>7} {met:>5} {spent * 1000:8.2f} {share:>9}")
                 if not latency and name.startswith("bare"):
                     measured_base[0] = seconds
-                if not latency and not name.startswith("bare"):
+                if not latency and not reference:
                     verdicts[name] = ratio
                     measured[name] = (seconds * 1000, base * 1000)
                     cpu_verdicts[name] = cpu_ratio
+            if not latency:
+                direct = statistics.median(samples[DIRECT])
+                added = {name.removeprefix("graph, "): statistics.median(samples[name]) - direct
+                         for name in setups if setups[name]["audit"]}
+                rest = "; ".join(f"{name} {ms * 1000:.2f} ms" for name, ms in added.items())
+                print(f"{'':2}what a run adds to the bare calls, split: the nodes' own work (the reference row: "
+                      f"context, guards, audit, model, policy) {(direct - base) * 1000:.2f} ms;\n"
+                      f"{'':2}LangGraph and its checkpoints, the rest: {rest}")
             print(f"{'':2}not HTTP: ms per lead outside the HTTP calls (as the client timed them). The target leaves "
                   f"{allowance * 1000:.2f} ms ({TARGET - 1:.1f} x the bare calls) for what a run adds to them;\n"
                   f"{'':2}'÷ allowed' is that addition (not HTTP, less the bare calls' own) as a share of it")
