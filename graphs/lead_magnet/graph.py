@@ -15,6 +15,9 @@ again, reading the lead afresh. (Fewer steps is fewer synchronous checkpoints pe
 - the **model chooses** a sequence with a reason, through a single strict tool call; the choice is
   checked against the persona's policy (score band, consent, suppression); when the model fails,
   is absent, or answers out of policy, the policy decides and the decision says so;
+- a decision that waited (a run resumed after a failed send or a long approval, past the
+  ``recheck_after`` setting) reads the lead's consent again before its send, and sends nothing to
+  a lead who withdrew it meanwhile;
 - the **send** is a Klaviyo event on the trigger metric (``Lead Sequence Started``) that starts the
   sequence's flow; its ``unique_id`` is derived from the lead, so a resumed or retried run, or a
   second submission, can never start a second sequence (Klaviyo keeps the first event only).
@@ -63,6 +66,7 @@ class LeadState(TypedDict, total=False):
     score: dict[str, Any]
     decision: dict[str, Any]
     schedule: dict[str, Any]
+    decided_at: float  # the clock's time when the decision was made (a stale one is checked again)
     send: dict[str, Any]
     record: dict[str, Any]
     model: str
@@ -153,27 +157,27 @@ def load_profile(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadStat
         if started.data:
             props = started.data[0]["attributes"].get("event_properties") or {}
             already = {"sequence": props.get("sequence"), "at": started.data[0]["attributes"].get("datetime")}
-    marketing = ((profile.get("subscriptions") or {}).get("email") or {}).get("marketing") or {}
-    reasons = [str(s.get("reason", "")) for s in marketing.get("suppression") or []]
-    if reasons == ["UNSUBSCRIBE"] or marketing.get("consent") == "UNSUBSCRIBED":
-        eligible = {"ok": False, "reason": "unsubscribed from email marketing"}
-    elif reasons:
-        eligible = {"ok": False, "reason": f"suppressed ({', '.join(reasons)})"}
-    elif not profile.get("email"):
-        eligible = {"ok": False, "reason": "the profile has no email address"}
-    elif marketing.get("consent") != "SUBSCRIBED" or not marketing.get("can_receive_email_marketing", False):
-        eligible = {
-            "ok": False,
-            "reason": f"no email marketing consent (consent is {marketing.get('consent', 'unknown')})",
-        }
-    else:
-        eligible = {"ok": True, "reason": "subscribed to email marketing"}
     return {
         "profile": profile,
         "recent_metrics": recent,
         "already": already,
-        "eligible": eligible,
+        "eligible": _eligibility(profile),
     }
+
+
+def _eligibility(profile: dict[str, Any]) -> dict[str, Any]:
+    """Whether the lead may get a marketing sequence: email marketing consent, not suppressed."""
+    marketing = ((profile.get("subscriptions") or {}).get("email") or {}).get("marketing") or {}
+    reasons = [str(s.get("reason", "")) for s in marketing.get("suppression") or []]
+    if reasons == ["UNSUBSCRIBE"] or marketing.get("consent") == "UNSUBSCRIBED":
+        return {"ok": False, "reason": "unsubscribed from email marketing"}
+    if reasons:
+        return {"ok": False, "reason": f"suppressed ({', '.join(reasons)})"}
+    if not profile.get("email"):
+        return {"ok": False, "reason": "the profile has no email address"}
+    if marketing.get("consent") != "SUBSCRIBED" or not marketing.get("can_receive_email_marketing", False):
+        return {"ok": False, "reason": f"no email marketing consent (consent is {marketing.get('consent', 'unknown')})"}
+    return {"ok": True, "reason": "subscribed to email marketing"}
 
 
 def score(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
@@ -330,6 +334,9 @@ def send(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
     profile = state["profile"]
     decision = state["decision"]
     uid = unique_id_for(profile["id"])
+    stale = _recheck(state, runtime)
+    if stale is not None:
+        return stale
     seq = settings.sequence(decision["sequence"])
     properties = {
         "sequence": decision["sequence"],
@@ -368,6 +375,39 @@ def send(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
     if isinstance(result, Stopped):
         return {"send": {"status": result.status, "unique_id": uid, "detail": result.reason}}
     return {"send": {"status": "sent", "unique_id": uid, "request_id": result.request_id, "properties": properties}}
+
+
+def _recheck(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState | None:
+    """For a decision older than ``recheck_after`` seconds (a run resumed after a failed send or a
+    long wait for approval), the lead's consent read again: a lead that withdrew it, was suppressed
+    or was deleted meanwhile gets no sequence (a ``send`` saying why). None when the send may go
+    ahead; a fresh decision makes no call. The request itself is not changed (its send time
+    included), so an approval given for it still matches it."""
+    ctx = runtime.context
+    settings = _settings(runtime)
+    decided_at, now = state.get("decided_at"), ctx.clock.time()
+    if decided_at is not None and now - decided_at <= settings.recheck_after:
+        return None
+    pid = state["profile"]["id"]
+    uid = unique_id_for(pid)
+    since = "since the decision" if decided_at is None else f"in the {_age(now - decided_at)} since the decision"
+    try:
+        resp = ctx.toolkit.fetch("get_profile", id=pid, additional_fields_profile=["subscriptions"])
+    except NotFoundError:
+        detail = f"no Klaviyo profile has the id {pid} any more (deleted or merged {since}); nothing was started"
+        return {"send": {"status": "not_sent", "unique_id": uid, "profile_gone": True, "detail": detail}}
+    eligible = _eligibility({"id": resp.data["id"], **(resp.data.get("attributes") or {})})
+    if eligible["ok"]:
+        return None
+    detail = f"the lead is now {eligible['reason']} ({since}, read again before the send); nothing was started"
+    return {"send": {"status": "not_sent", "unique_id": uid, "consent_changed": True, "detail": detail}}
+
+
+def _age(seconds: float) -> str:
+    minutes = seconds / 60
+    if minutes < 120:
+        return f"{minutes:.0f} minutes"
+    return f"{minutes / 60:.0f} hours" if minutes < 48 * 60 else f"{minutes / 1440:.0f} days"
 
 
 def _profile_gone(exc: NotFoundError | BadRequestError) -> bool:
@@ -417,6 +457,9 @@ def record(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
             f"no marketing send: no Klaviyo profile has the id {profile.get('id')} any more "
             "(deleted or merged after the decision, before the send); nothing was started or recorded"
         )
+    elif (state.get("send") or {}).get("consent_changed"):
+        decision = state["decision"]
+        outcome = f"no marketing send: {state['send']['detail']}"
     else:
         decision = state["decision"]
         sent = state.get("send") or {}
@@ -464,6 +507,7 @@ def decide(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
     if _eligible_for_send(out):
         out.update(choose({**state, **out}, runtime))
         out.update(schedule({**state, **out}, runtime))
+        out["decided_at"] = runtime.context.clock.time()
     return out
 
 

@@ -116,6 +116,10 @@ class Settings(_Strict):
     default_timezone: str = "America/New_York"
     engagement_days: int = 30
     record_on_profile: bool = True
+    #: Seconds after which a decision is checked again just before its send (a run resumed after a
+    #: failed send or a long approval): the lead's consent is read again, and a lead who withdrew it
+    #: gets nothing. 0 checks before every send.
+    recheck_after: int = Field(300, ge=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

@@ -1,0 +1,145 @@
+"""A decision that waited is checked again before its send: a lead who withdrew consent meanwhile
+gets no sequence, whether the run waited on a failed send or on an approval."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage
+from langgraph.checkpoint.memory import InMemorySaver
+
+from klaviyo_sandbox import Faults, Sandbox
+from klaviyo_toolkit.clock import ManualClock
+from klaviyo_toolkit.errors import ServerError
+from personas.kernel.models import ScriptedChatModel
+from personas.kernel.spec import ApprovalPolicy
+from personas.runtime import RunDriver, build_context, load_persona, run_persona
+
+from .leads import HOT, WARM, sequence_starts, sign_up
+
+WEDNESDAY_3PM_NY = dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.UTC).timestamp()
+PERSONA = "lead-magnet-sequencer"
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERSONAS_HOME", str(tmp_path))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+
+@pytest.fixture()
+def sb() -> Iterator[Sandbox]:
+    sandbox = Sandbox(seed=7, rate_limit_factor=None, clock=ManualClock(WEDNESDAY_3PM_NY))
+    yield sandbox
+    sandbox.close()
+
+
+def choose(sequence: str) -> ScriptedChatModel:
+    call = {"name": "choose_sequence", "args": {"sequence": sequence, "reason": "fits"}, "id": "call_1"}
+    return ScriptedChatModel([AIMessage("", tool_calls=[call])])
+
+
+def unsubscribe(sb: Sandbox, email: str) -> None:
+    """The lead unsubscribes, through Klaviyo's API, and the job runs."""
+    unsub = {"email": {"marketing": {"consent": "UNSUBSCRIBED"}}}
+    sb.client().call("bulk_unsubscribe_profiles", profiles=[{"email": email, "subscriptions": unsub}])
+    sb.settle()
+
+
+def failed_send(sb: Sandbox, email: str, thread: str) -> tuple[RunDriver, str]:
+    """A run whose send failed past the client's retries: stopped at the send, resumable."""
+    event = sign_up(sb, email, HOT)
+    ctx = build_context(PERSONA, sandbox=sb, model=choose("fast-track"), clock=sb.clock, thread_id=thread)
+    driver = RunDriver(ctx, InMemorySaver())
+    sb.faults = Faults(error_rate=1.0, status=503, operations=["create_event"])
+    try:
+        with pytest.raises(ServerError):
+            driver.invoke({"input": event})
+    finally:
+        sb.faults = Faults()
+    assert driver.result().next == ("send",)
+    return driver, event["data"]["relationships"]["profile"]["data"]["id"]
+
+
+def lead_properties(sb: Sandbox, pid: str) -> dict[str, Any]:
+    return sb.client().call("get_profile", id=pid).data["attributes"]["properties"]  # type: ignore[no-any-return]
+
+
+def test_a_retried_send_to_a_lead_who_unsubscribed_meanwhile_starts_nothing(sb: Sandbox) -> None:
+    driver, pid = failed_send(sb, "changed.mind@example.com", "changed-mind")
+    unsubscribe(sb, "changed.mind@example.com")
+    sb.clock.advance(3 * 3600)
+    done = driver.retry()
+    assert done.status == "done" and done.state["send"]["status"] == "not_sent"
+    assert done.state["send"]["consent_changed"] is True
+    assert done.state["outcome"].startswith("no marketing send: the lead is now unsubscribed from email marketing")
+    assert "in the 3 hours since the decision" in done.state["outcome"]
+    assert sequence_starts(sb, pid) == []
+    assert lead_properties(sb, pid)["lead_sequence"] is None, "the score is recorded, no sequence"
+
+
+def test_a_retried_send_past_the_window_reads_consent_once_and_sends_once(sb: Sandbox) -> None:
+    driver, pid = failed_send(sb, "still.keen@example.com", "still-keen")
+    sb.clock.advance(600)
+    reads = sb.call_counts["get_profile"]
+    done = driver.retry()
+    assert done.state["send"]["status"] == "sent" and len(sequence_starts(sb, pid)) == 1
+    assert sb.call_counts["get_profile"] == reads + 1, "one read of the lead before the send"
+    assert lead_properties(sb, pid)["lead_sequence"] == "fast-track"
+
+
+def test_a_send_retried_within_the_window_makes_no_extra_call(sb: Sandbox) -> None:
+    driver, pid = failed_send(sb, "quick.retry@example.com", "quick-retry")
+    sb.clock.advance(60)
+    reads = sb.call_counts["get_profile"]
+    assert driver.retry().state["send"]["status"] == "sent"
+    assert sb.call_counts["get_profile"] == reads and len(sequence_starts(sb, pid)) == 1
+
+
+def test_an_approval_given_after_the_lead_unsubscribed_starts_nothing_and_asks_nothing_again(sb: Sandbox) -> None:
+    spec = load_persona(PERSONA).model_copy(update={"approval": ApprovalPolicy(also=["create_event"])})
+    event = sign_up(sb, "slow.approval@example.com", WARM)
+    pid = event["data"]["relationships"]["profile"]["data"]["id"]
+    saver = InMemorySaver()
+    options: dict[str, Any] = {"sandbox": sb, "model": choose("nurture"), "saver": saver, "clock": sb.clock,
+                               "thread_id": "slow-approval"}
+    paused = run_persona(spec, {"input": event}, **options)
+    assert paused.paused and paused.interrupts[0]["tool"] == "create_event"
+    unsubscribe(sb, "slow.approval@example.com")
+    sb.clock.advance(2 * 86400)
+    done = run_persona(spec, None, resume={"action": "approve", "fingerprint": paused.interrupts[0]["fingerprint"]},
+                       **options)
+    assert done.status == "done" and not done.paused, "no second approval is asked for"
+    assert done.state["send"]["status"] == "not_sent" and "2 days since the decision" in done.state["outcome"]
+    assert sequence_starts(sb, pid) == []
+
+
+def test_an_approval_given_late_for_a_lead_still_subscribed_sends_the_request_it_approved(sb: Sandbox) -> None:
+    spec = load_persona(PERSONA).model_copy(update={"approval": ApprovalPolicy(also=["create_event"])})
+    event = sign_up(sb, "late.yes@example.com", WARM)
+    pid = event["data"]["relationships"]["profile"]["data"]["id"]
+    saver = InMemorySaver()
+    options: dict[str, Any] = {"sandbox": sb, "model": choose("nurture"), "saver": saver, "clock": sb.clock,
+                               "thread_id": "late-yes"}
+    paused = run_persona(spec, {"input": event}, **options)
+    sb.clock.advance(86400)
+    done = run_persona(spec, None, resume={"action": "approve", "fingerprint": paused.interrupts[0]["fingerprint"]},
+                       **options)
+    assert done.status == "done" and done.state["send"]["status"] == "sent"
+    starts = sequence_starts(sb, pid)
+    assert len(starts) == 1 and starts[0].attributes["event_properties"]["send_at"] == paused.interrupts[0][
+        "request"]["body"]["data"]["attributes"]["properties"]["send_at"], "exactly the request approved"
+
+
+def test_a_lead_deleted_while_the_send_waited_gets_nothing(sb: Sandbox) -> None:
+    driver, pid = failed_send(sb, "gone.meanwhile@example.com", "gone-meanwhile")
+    sb.client().call("request_profile_deletion", profile={"id": pid})
+    sb.settle()
+    sb.clock.advance(3600)
+    done = driver.retry()
+    assert done.state["send"]["status"] == "not_sent" and done.state["send"]["profile_gone"] is True
+    assert "no Klaviyo profile has the id" in done.state["outcome"] and sequence_starts(sb, pid) == []
