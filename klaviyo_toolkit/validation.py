@@ -8,6 +8,7 @@ character so the user can fix the source.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -36,7 +37,15 @@ _LOCAL_MAX, _EMAIL_MAX, _LABEL_MAX = 64, 254, 63
 #: domain label may (letters of any script, digits, inner hyphens: internationalised domains pass).
 #: (Non-ASCII letters pass; surrogates, which no UTF-8 text can hold, do not.)
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\ud7ff\ue000-\uffff-]+"
-_LOCAL_RE = re.compile(rf"^{_ATEXT}(\.{_ATEXT})*$")
+
+
+@functools.cache
+def _local_re() -> re.Pattern[str]:
+    """The local part's expression, compiled on first use: its wide character ranges take about 7 ms
+    to compile, a third of the toolkit's own import time."""
+    return re.compile(rf"^{_ATEXT}(\.{_ATEXT})*$")
+
+
 _LABEL_RE = re.compile(r"^[^\W_](?:(?:[^\W_]|-)*[^\W_])?$")
 _E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$", re.ASCII)
 
@@ -58,7 +67,7 @@ def email_problem(value: str) -> str | None:
             f"the email address is too long ({len(local)} characters before the @, {len(value)} in all; "
             f"the limits are {_LOCAL_MAX} and {_EMAIL_MAX})"
         )
-    if not local or not _LOCAL_RE.match(local):
+    if not local or not _local_re().match(local):
         return (
             f"{value!r} is not a valid email address: the part before the @ is empty, has a space, a "
             'character such as <>(),;:"[] or \\, or a dot at its start, its end or twice in a row; '
