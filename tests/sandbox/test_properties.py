@@ -24,6 +24,10 @@ from klaviyo_toolkit.ratelimit import RateLimiter
 from .properties import Cases, Request, check, problem
 from .test_conformance import Fixtures
 
+#: The module's tests share one account and run in order (reads, writes, deletes last): a write may
+#: need what an earlier one made (create_coupon_code, the coupon create_coupon made). Split across
+#: pytest-xdist workers, each worker's account sees only some of them, so ``python3 dev.py test``
+#: keeps a module on one worker (``--dist loadscope``).
 EXAMPLES = 15
 SEED = 20260715
 NOW = _dt.datetime(2026, 11, 25, 15, 0, tzinfo=_dt.UTC).timestamp()
