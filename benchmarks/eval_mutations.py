@@ -69,20 +69,19 @@ MUTATIONS: tuple[Mutation, ...] = (
              code={LEAD: ('if pick["sequence"] not in allowed:',
                           'if pick["sequence"] not in [s.name for s in settings.sequences]:')}),
     Mutation("no-consent-needed", "policy", "a lead without email consent is eligible", ("lead_magnet",),
-             code={LEAD: ('elif marketing.get("consent") != "SUBSCRIBED" or not marketing.get('
-                          '"can_receive_email_marketing", False):', "elif False:")}),
+             code={LEAD: ('if marketing.get("consent") != "SUBSCRIBED" or not marketing.get('
+                          '"can_receive_email_marketing", False):', "if False:")}),
     Mutation("weekend-sends", "policy", "the send window includes the weekend", ("lead_magnet",),
              home={"lead-magnet-sequencer.yaml": ("days: [mon, tue, wed, thu, fri]",
                                                   "days: [mon, tue, wed, thu, fri, sat, sun]")}),
     # -- rates
     Mutation("day-bounce-rate-over-delivered", "rates", "the day's bounce rate is computed over delivered",
              ("campaign_report",),
-             code={FIGURES: ('"bounce_rate": _ratio(out["bounced"], out["recipients"])',
-                             '"bounce_rate": _ratio(out["bounced"], out["delivered"])')}),
+             code={FIGURES: ('"bounce_rate": ("bounced", "recipients")', '"bounce_rate": ("bounced", "delivered")')}),
     Mutation("day-open-rate-over-recipients", "rates", "the day's open rate is computed over recipients",
              ("campaign_report",),
-             code={FIGURES: ('"open_rate": _ratio(out["opens_unique"], delivered)',
-                             '"open_rate": _ratio(out["opens_unique"], out["recipients"])')}),
+             code={FIGURES: ('"open_rate": ("opens_unique", "delivered")',
+                             '"open_rate": ("opens_unique", "recipients")')}),
     # -- anomaly rules
     Mutation("unsubscribe-anomaly-never-flagged", "anomaly", "a campaign over the unsubscribe threshold is not "
              "flagged", ("campaign_report",),
@@ -114,8 +113,7 @@ MUTATIONS: tuple[Mutation, ...] = (
                                             '        message.content = (lambda _source, text: text)(\n')}),
     Mutation("fence-tags-not-escaped", "fencing", "a closing fence tag inside the data is left as it is",
              ("lead_magnet", "chat", "campaign_report"),
-             code={"personas/kernel/governance.py": (
-                 '    text = _FENCE_TAG.sub(lambda m: "&lt;" + m.group(0)[1:], text)\n', "")}),
+             code={"personas/kernel/governance.py": ("    text = _defuse_tags(text)\n", "")}),
     Mutation("campaign-names-unfenced", "fencing", "campaign names reach the reporter's model without a fence",
              ("campaign_report",),
              code={"graphs/campaign_report/summary.py": ('fence("campaign names", names)',
