@@ -100,39 +100,42 @@ def test_a_send_retried_within_the_window_makes_no_extra_call(sb: Sandbox) -> No
     assert sb.call_counts["get_profile"] == reads and len(sequence_starts(sb, pid)) == 1
 
 
-def test_an_approval_given_after_the_lead_unsubscribed_starts_nothing_and_asks_nothing_again(sb: Sandbox) -> None:
+def waiting_for_approval(sb: Sandbox, email: str, thread: str) -> tuple[Any, str, dict[str, Any]]:
+    """A run of a persona that asks before its send, paused there: (the pause, profile id, how to resume)."""
     spec = load_persona(PERSONA).model_copy(update={"approval": ApprovalPolicy(also=["create_event"])})
-    event = sign_up(sb, "slow.approval@example.com", WARM)
-    pid = event["data"]["relationships"]["profile"]["data"]["id"]
-    saver = InMemorySaver()
-    options: dict[str, Any] = {"sandbox": sb, "model": choose("nurture"), "saver": saver, "clock": sb.clock,
-                               "thread_id": "slow-approval"}
+    event = sign_up(sb, email, WARM)
+    options: dict[str, Any] = {"sandbox": sb, "model": choose("nurture"), "saver": InMemorySaver(),
+                               "clock": sb.clock, "thread_id": thread}
     paused = run_persona(spec, {"input": event}, **options)
     assert paused.paused and paused.interrupts[0]["tool"] == "create_event"
+    return paused, event["data"]["relationships"]["profile"]["data"]["id"], {"persona": spec, **options}
+
+
+def approve(paused: Any, options: dict[str, Any]) -> Any:
+    answer = {"action": "approve", "fingerprint": paused.interrupts[0]["fingerprint"]}
+    return run_persona(options["persona"], None, resume=answer, **{k: v for k, v in options.items() if k != "persona"})
+
+
+def test_an_approval_given_after_the_lead_unsubscribed_starts_nothing_and_asks_nothing_again(sb: Sandbox) -> None:
+    paused, pid, options = waiting_for_approval(sb, "slow.approval@example.com", "slow-approval")
     unsubscribe(sb, "slow.approval@example.com")
     sb.clock.advance(2 * 86400)
-    done = run_persona(spec, None, resume={"action": "approve", "fingerprint": paused.interrupts[0]["fingerprint"]},
-                       **options)
+    done = approve(paused, options)
     assert done.status == "done" and not done.paused, "no second approval is asked for"
     assert done.state["send"]["status"] == "not_sent" and "2 days since the decision" in done.state["outcome"]
     assert sequence_starts(sb, pid) == []
 
 
 def test_an_approval_given_late_for_a_lead_still_subscribed_sends_the_request_it_approved(sb: Sandbox) -> None:
-    spec = load_persona(PERSONA).model_copy(update={"approval": ApprovalPolicy(also=["create_event"])})
-    event = sign_up(sb, "late.yes@example.com", WARM)
-    pid = event["data"]["relationships"]["profile"]["data"]["id"]
-    saver = InMemorySaver()
-    options: dict[str, Any] = {"sandbox": sb, "model": choose("nurture"), "saver": saver, "clock": sb.clock,
-                               "thread_id": "late-yes"}
-    paused = run_persona(spec, {"input": event}, **options)
+    paused, pid, options = waiting_for_approval(sb, "late.yes@example.com", "late-yes")
     sb.clock.advance(86400)
-    done = run_persona(spec, None, resume={"action": "approve", "fingerprint": paused.interrupts[0]["fingerprint"]},
-                       **options)
+    done = approve(paused, options)
     assert done.status == "done" and done.state["send"]["status"] == "sent"
+    approved = paused.interrupts[0]["request"]["body"]["data"]["attributes"]["properties"]
     starts = sequence_starts(sb, pid)
-    assert len(starts) == 1 and starts[0].attributes["event_properties"]["send_at"] == paused.interrupts[0][
-        "request"]["body"]["data"]["attributes"]["properties"]["send_at"], "exactly the request approved"
+    assert len(starts) == 1 and starts[0].attributes["event_properties"]["send_at"] == approved["send_at"], (
+        "exactly the request approved"
+    )
 
 
 def test_a_lead_deleted_while_the_send_waited_gets_nothing(sb: Sandbox) -> None:
