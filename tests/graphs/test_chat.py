@@ -4,7 +4,6 @@ untrusted content, and parallel calls that are not repeated on resume."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,12 +19,6 @@ from personas.kernel.models import ScriptedChatModel
 from personas.runtime import RunDriver, RunResult, build_context, run_persona
 
 PERSONA = "klaviyo-assistant"
-
-
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PERSONAS_HOME", str(tmp_path))
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
 
 
 @pytest.fixture()

@@ -47,12 +47,6 @@ CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PERSONAS_HOME", str(tmp_path))
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-
-
 def _prepared(tmp_path: Path, email: str) -> tuple[Path, Path, str]:
     state = tmp_path / "sandbox.sqlite"
     sb = Sandbox(seed=42, state=state, rate_limit_factor=None)

@@ -25,9 +25,9 @@ from personas.kernel.spec import PersonaSpec, ToolSelection
 from personas.runtime import RunDriver, build_context, checkpointer
 from personas.runtime.loader import load_persona
 
-from .test_chat import PERSONA, _home, call, sb  # the chat tests' state folder, sandbox and call helper
+from .test_chat import PERSONA, call, sb  # the chat tests' sandbox and call helper
 
-__all__ = ["_home", "sb"]  # fixtures, used by name
+__all__ = ["sb"]  # a fixture, used by name
 
 
 def persona(**tools: Any) -> PersonaSpec:

@@ -27,12 +27,6 @@ WEDNESDAY_3PM_NY = dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.UTC).timestamp()
 PERSONA = "lead-magnet-sequencer"
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PERSONAS_HOME", str(tmp_path))
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-
-
 @pytest.fixture(scope="module")
 def sb() -> Iterator[Sandbox]:
     sandbox = Sandbox(seed=42, rate_limit_factor=None, clock=ManualClock(WEDNESDAY_3PM_NY))
