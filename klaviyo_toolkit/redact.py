@@ -5,7 +5,8 @@ Audit rows, error messages, checkpoints, reports, terminal output and cassettes 
 
 - anything shaped like a secret: values of keys named like secrets (``api_key``, ``authorization``,
   ``token``, ``client_secret``, ...), and in any text Klaviyo private keys (``pk_`` + 20 or more),
-  ``Bearer``/``Basic`` credentials, OpenAI keys (``sk-...``) and ``token=...``-style pairs;
+  ``Bearer``/``Basic`` credentials, OpenAI keys (``sk-...``), ``token=...``-style pairs and
+  passwords said in a sentence (``my password is ...``);
 - every secret the process was given (:func:`register_secret`: the API keys, client secrets and
   vault keys the configuration holds), whatever its shape, so a key like ``hello-there`` that an
   endpoint echoes back is caught too.
@@ -74,6 +75,15 @@ _SECRET_KEY_PARTS = (
     "private_key",
     "cookie",
 )
+#: Words that, after "password is", say something about a password rather than give it.
+_SAID_NOT_SECRET = tuple(
+    """required incorrect invalid wrong missing not too the a an empty expired set needed correct changed
+    reset weak strong long short case different same stored saved never now still being also only optional
+    mandatory valid hidden masked encrypted hashed blank null none unknown sent shown ok okay fine good bad
+    old new secure protected disabled enabled locked your my their his her its our used given kept in on at
+    for from with this that here there it about due generated updated accepted rejected case-sensitive
+    sensitive known forgotten lost stolen""".split()
+)
 _SECRET_VALUE_PATTERNS = (
     # "Bearer <token>" and "Basic <base64 id:secret>" (headers copied into messages)
     re.compile(r"(?i)\b(bearer\s+)([A-Za-z0-9\-._~+/]{8,}=*)"),
@@ -83,6 +93,16 @@ _SECRET_VALUE_PATTERNS = (
         r"""(?i)\b((?:[a-z_\-]*(?:passw(?:or)?d|secret|api[_\-]?key|access[_\-]token|refresh[_\-]token"""
         r"""|code[_\-]verifier|private[_\-]key)|token|pwd?|pass(?:code|phrase)?|credentials?)["']?\s*[=:]\s*["']?)"""
         r"""([^\s"'&,;}]{4,})"""
+    ),
+    # a password said in a sentence ("my password is hunter2!", "the passcode was 8842"): a quoted
+    # value whole, spaces and all; an unquoted word unless it says something about the password
+    # ("the password is incorrect")
+    re.compile(
+        r"(?i)\b((?:passw(?:or)?d|pass(?:code|phrase)|pwd)s?\s+(?:is|was|will\s+be|would\s+be):?\s+)"
+        r"(?:([\"'\u201c\u2018])([^\"'\u201c\u201d\u2018\u2019\n]{4,200})[\"'\u201d\u2019]"
+        r"|(?!(?:"
+        + "|".join(map(re.escape, _SAID_NOT_SECRET))
+        + r")(?:[\s.,;:!?)]|$))([^\s\"'\u201c\u201d\u2018\u2019,;]{4,}))"
     ),
     # Klaviyo private keys, OpenAI keys
     re.compile(r"\b(pk_[A-Za-z0-9]{20,})\b"),
@@ -182,14 +202,23 @@ def _patterns(text: str) -> str:
     lowered = _fold(text)
     if not any(hint in lowered for hint in _PATTERN_HINTS):
         return _shapes(text)
-    bearer, basic, pair, klaviyo_key, openai_key = _SECRET_VALUE_PATTERNS
+    bearer, basic, pair, said, klaviyo_key, openai_key = _SECRET_VALUE_PATTERNS
     for prefixed in (bearer, basic, pair):
         text = prefixed.sub(
             lambda m: m.group(0) if m.group(2) in PUBLIC_VALUES else f"{m.group(1)}{_mask(m.group(2))}", text
         )
+    text = said.sub(_said, text)
     for bare in (klaviyo_key, openai_key):
         text = bare.sub(lambda m: _mask(m.group(1)), text)
     return _shapes(text)
+
+
+def _said(m: re.Match[str]) -> str:
+    """A password said in a sentence, masked: inside its quotes when quoted."""
+    lead, quote, quoted, word = m.group(1), m.group(2), m.group(3), m.group(4)
+    if quoted is not None:
+        return f"{lead}{quote}{_mask(quoted)}{m.group(0)[-1]}"
+    return f"{lead}{_mask(word)}"
 
 
 def _shapes(text: str) -> str:
@@ -206,7 +235,8 @@ def redact(value: Any) -> Any:
     Masks the values of keys named like secrets (``api_key``, ``authorization``, ``token``,
     ``client_secret``, ``password``, ``refresh_token``, ``code_verifier`` ...) and, in any string,
     Klaviyo private keys (``pk_`` + 20 or more alphanumerics), ``Bearer``/``Basic`` credentials,
-    OpenAI keys (``sk-...``) and ``token=...``-style pairs. Long secrets keep :func:`auth.mask`'s
+    OpenAI keys (``sk-...``), ``token=...``-style pairs and passwords said in a sentence
+    (``my password is ...``). Long secrets keep :func:`auth.mask`'s
     ``pk_abc…wxyz`` shape so they can be recognised; short ones become ``***``.
 
     Example::

@@ -268,6 +268,31 @@ def test_redact_text_sees_letters_the_expressions_match_case_blind(text: str, se
     assert secret not in redact_text(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("my password is hunter2!", "my password is ***"),
+        ("PASSWORD IS Tr0ub4dor&3 ok", "PASSWORD IS *** ok"),
+        ("the passcode was 8842-1177.", "the passcode was ***"),
+        ("Password is: hunter2", "Password is: ***"),
+        ("the new passwords will be Summer2026 and more", "the new passwords will be *** and more"),
+        ('my password is "correct horse battery" ok', 'my password is "***" ok'),
+        ("password is \u201cmy secret phrase\u201d", "password is \u201c***\u201d"),
+        ("passphrase is correct-horse-battery-staple-extra", "passphrase is correc…xtra"),
+        # what says something about a password is left as it is
+        ("Password is incorrect.", "Password is incorrect."),
+        ("the password is required", "the password is required"),
+        ("your password is not set", "your password is not set"),
+        ("the password was reset", "the password was reset"),
+        ("pwd is abc", "pwd is abc"),
+        ("a passport is needed", "a passport is needed"),
+    ],
+)
+def test_a_password_said_in_a_sentence_is_masked(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+    assert redact_text(expected) == expected  # masking is stable
+
+
 def test_the_shortcut_folds_every_letter_the_expressions_match_case_blind() -> None:
     """Text is only searched when it holds a hint once folded: every letter that ``(?i)`` matches to
     a hint's letter must fold to that letter, or a secret written with it would skip redaction."""

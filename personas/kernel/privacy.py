@@ -47,13 +47,15 @@ def describe_error(exc: BaseException, limit: int = 300) -> str:
 _HINTS = (b"bearer", b"basic", b"passw", b"secret", b"api_key", b"api-key", b"apikey", b"token", b"code_verifier",
           b"code-verifier", b"authorization", b"private_key", b"private-key", b"cookie", b"pw", b"pass", b"credential")
 #: What the hints must lead to for the state to need redacting: a ``Bearer``/``Basic`` credential, a
-#: ``key=value`` pair, or a msgpack string key (fixstr or str8 header) whose name could name a secret
-#: (checked with :func:`is_secret_key`: ``push-tokens``, a Klaviyo relationship, is not one).
+#: ``key=value`` pair, a password said in a sentence ("my password is ..."), or a msgpack string key
+#: (fixstr or str8 header) whose name could name a secret (checked with :func:`is_secret_key`:
+#: ``push-tokens``, a Klaviyo relationship, is not one).
 _CONFIRM = re.compile(
     rb"(?i)\b(?:bearer\s+[A-Za-z0-9\-._~+/]{8}|basic\s+[A-Za-z0-9+/]{16}"
     rb"|(?:[a-z_\-]*(?:passw(?:or)?d|secret|api[_\-]?key|access[_\-]token|refresh[_\-]token|code[_\-]verifier"
     rb"|private[_\-]key)|token|pwd?|pass(?:code|phrase)?|credentials?)[\"']?\s*[=:]\s*[\"']?"
-    rb"[^\s\"'&,;}]{4})"
+    rb"[^\s\"'&,;}]{4}"
+    rb"|(?:passw(?:or)?d|pass(?:code|phrase)|pwd)s?\s+(?:is|was|will\s+be|would\s+be):?\s+\S{4})"
 )
 _KEYS = re.compile(
     rb"(?:[\xa0-\xbf]|\xd9[\x00-\xff])([A-Za-z0-9_\-\[\]]*(?i:passw|secret|api[_\-]?key|authorization|token"

@@ -176,6 +176,21 @@ def test_secrets_in_state_never_reach_a_checkpoint(sb: Sandbox, tmp_path: Path) 
     assert resumed["messages"][-1].content.startswith("I saw Bearer"), "the checkpoint still loads"
 
 
+def test_a_password_said_in_a_sentence_never_reaches_a_checkpoint(sb: Sandbox, tmp_path: Path) -> None:
+    saver = checkpointer(tmp_path / "checkpoints.sqlite")
+    chat = Chat(sb, [AIMessage("Noted; I will not repeat it.")], saver=saver)
+    chat.say("my password is Tr0ub4dor&3x, and the old passcode was \u201cblue horse staple\u201d")
+    saver.conn.commit()
+    with sqlite3.connect(tmp_path / "checkpoints.sqlite") as db:
+        blobs = b"".join(bytes(row[0] or b"") for table, col in (("checkpoints", "checkpoint"), ("writes", "value"))
+                         for row in db.execute(f"SELECT {col} FROM {table}"))
+    assert b"Noted; I will not repeat it." in blobs, "the conversation was written"
+    for said in ("Tr0ub4dor&3x", "blue horse staple"):
+        assert said.encode() not in blobs, said
+    asked = RunDriver(chat.ctx, saver).snapshot().values["messages"][0].content
+    assert asked == "my password is ***, and the old passcode was \u201c***\u201d", "it loads, masked"
+
+
 # -- an approval names its request --------------------------------------------------------------------------
 def test_an_approval_without_the_requests_fingerprint_is_not_taken(sb: Sandbox) -> None:
     kl = sb.client()
