@@ -9,9 +9,13 @@ the client send what Klaviyo refuses while the sandbox, sharing the bug, accepts
   time is accepted; a date alone, or anything that is not a date and time, is not.
 - **date** (``format: date``): ``YYYY-MM-DD``, a real calendar day.
 - **email** (fields that hold an address: ``email``, ``from_email``, ``reply_to_email``, ...): an
-  address a message can be sent to: one ``@``; a local part of 1 to 64 characters; a domain of at
-  most 255 characters made of two or more dot-separated labels, none empty; no whitespace anywhere
-  (RFC 5321 sizes; Klaviyo refuses addresses without a domain dot, such as ``ada@example``).
+  address a message can be sent to: one ``@``; a local part of 1 to 64 characters, dot-separated
+  atoms of letters, digits and ``!#$%&'*+/=?^_`{|}~-`` (RFC 5322's dot-atom: no dot at either end or
+  twice in a row; no quotes, brackets, commas or backslashes); a domain of at most 255 characters
+  made of two or more dot-separated labels of letters, digits and inner hyphens, none empty, the
+  last not all digits; at most 254 characters in all; nothing invisible (whitespace, controls,
+  zero-width or direction marks). Letters of other scripts pass (internationalised addresses).
+  Klaviyo refuses addresses without a domain dot, such as ``ada@example``.
 - **phone_number** must be E.164 (Klaviyo: "Phone numbers must be in E.164 format", e.g.
   ``+15005550006``): a ``+``, then digits only (no spaces, dashes or brackets); a country code, which
   never starts with 0; at most 15 digits in all (ITU-T E.164) and at least 7 (a 3-digit country code
@@ -41,15 +45,34 @@ def is_e164(value: str) -> bool:
     return digits[0] != "0" and E164_MIN_DIGITS <= len(digits) <= E164_MAX_DIGITS
 
 
+#: What an atom of the local part may hold besides letters and digits (RFC 5322 atext).
+_ATEXT_MARKS = frozenset("!#$%&'*+/=?^_`{|}~-")
+
+
+def _visible_letter_or_digit(ch: str) -> bool:
+    """A letter or digit of any script in the Basic Multilingual Plane (no marks, no invisibles)."""
+    return ch.isalnum() and ord(ch) <= 0xFFFF
+
+
 def is_email(value: str) -> bool:
     """Whether ``value`` is a deliverable-looking email address (see module docstring)."""
-    if any(ch.isspace() for ch in value) or value.count("@") != 1:
+    if len(value) > 254 or value.count("@") != 1:
         return False
     local, domain = value.split("@")
     if not 1 <= len(local) <= 64 or not 1 <= len(domain) <= 255:
         return False
+    for atom in local.split("."):
+        if not atom or not all(_visible_letter_or_digit(ch) or ch in _ATEXT_MARKS for ch in atom):
+            return False
     labels = domain.split(".")
-    return len(labels) >= 2 and all(labels)
+    if len(labels) < 2 or labels[-1].isdigit():
+        return False
+    for label in labels:
+        if not 1 <= len(label) <= 63 or label[0] == "-" or label[-1] == "-":
+            return False
+        if not all(_visible_letter_or_digit(ch) or ch == "-" for ch in label):
+            return False
+    return True
 
 
 def parse_date_time(value: str) -> _dt.datetime | None:

@@ -27,6 +27,15 @@ def test_phone_numbers_must_be_e164(value: str, ok: bool) -> None:
     ("ada@example", False), ("ada@example.", False), ("ada@.example.com", False), ("@example.com", False),
     ("ada@@example.com", False), ("a@b@example.com", False), ("ada @example.com", False), ("ada@exa mple.com", False),
     ("x" * 65 + "@example.com", False), ("x" * 64 + "@example.com", True), ("ada@" + "a" * 252 + ".com", False),
+    # the local part is dot-separated atoms, the domain letters, digits and inner hyphens
+    ("o'brien@example.ie", True), ("user!#$%&*/=?^_`{|}~-x@example.com", True), ("josé@correo.es", True),
+    ("ada@bücher.de", True), ("ada..b@example.com", False), (".ada@example.com", False), ("ada.@example.com", False),
+    ("<ada@example.com>", False), ("a,b@example.com", False), ('"ada"@example.com', False), ("a\\b@example.com", False),
+    ("ada@-example.com", False), ("ada@example-.com", False), ("ada@exa_mple.com", False), ("ada@example.123", False),
+    ("ada@[192.0.2.1]", False), ("ada@" + "a" * 64 + ".com", False),
+    # nothing a reader cannot see
+    ("ada@example.com\u200b", False), ("\u202eada@example.com", False), ("ada\u00a0@example.com", False),
+    ("ada@example.com\n", False), ("ada\u0301@example.com", False), ("\U0001f600@example.com", False),
 ])
 def test_email_addresses(value: str, ok: bool) -> None:
     assert is_email(value) is ok
