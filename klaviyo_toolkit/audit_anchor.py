@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._files import exclusive_lock
 from .errors import ToolkitUsageError
 
 if TYPE_CHECKING:
@@ -160,15 +161,17 @@ class FileAnchor:
         return f"FileAnchor({str(self.key_path.parent)!r})"
 
     def key(self) -> bytes:
+        """The key, made on first use; processes sharing the folder all get the one made first."""
         if self._key is not None:
             return self._key
-        if not self.key_path.exists():
-            _write_private(self.key_path, secrets.token_hex(32).encode())
-        if self.key_path.stat().st_mode & 0o077:
-            raise ToolkitUsageError(
-                f"{self.key_path} is readable by others; make it owner-only: chmod 600 {self.key_path}"
-            )
-        self._key = bytes.fromhex(self.key_path.read_text(encoding="ascii").strip())
+        with exclusive_lock(self.key_path.with_name(f".{self.key_path.name}.lock")):
+            if not self.key_path.exists():
+                _write_private(self.key_path, secrets.token_hex(32).encode())
+            if self.key_path.stat().st_mode & 0o077:
+                raise ToolkitUsageError(
+                    f"{self.key_path} is readable by others; make it owner-only: chmod 600 {self.key_path}"
+                )
+            self._key = bytes.fromhex(self.key_path.read_text(encoding="ascii").strip())
         return self._key
 
     def load_head(self) -> Head | None:
@@ -203,19 +206,21 @@ class VaultAnchor:
         return f"VaultAnchor({self.vault!r})"
 
     def key(self) -> bytes:
+        """The key, made (or adopted) on first use; processes sharing the vault all get the one kept
+        first (the vault keeps a secret only if it has none under that name yet)."""
         if self._key is not None:
             return self._key
         stored = self.vault.get_secret(f"{self.name}:key")
         if stored is None:
             if self.adopt is not None and self.adopt.key_path.exists():
-                stored = self.adopt.key()
+                made = self.adopt.key()  # every process adopting reads the same key and head
                 head = self.adopt.load_head()
-                if head is not None:
+                if head is not None:  # the head first: a key in the vault means the move was made
                     self.vault.put_secret(f"{self.name}:head", json.dumps([head.rows, head.hash]).encode())
             else:
-                stored = secrets.token_bytes(32)
-            self.vault.put_secret(f"{self.name}:key", stored)
-            if self.adopt is not None:
+                made = secrets.token_bytes(32)
+            stored = self.vault.put_secret_once(f"{self.name}:key", made)
+            if self.adopt is not None and stored == made:
                 for path in (self.adopt.key_path, self.adopt.head_path):
                     path.unlink(missing_ok=True)
         self._key = stored

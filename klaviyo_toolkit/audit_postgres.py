@@ -98,8 +98,10 @@ class PostgresAuditLog(AuditLog):
         if stored != mode:
             self._pg.close()
             raise ToolkitUsageError(
-                "the PostgreSQL audit log was made with another audit key than this machine's; copy the first "
-                "machine's key (keys/audit.key in its personas home) to every worker, or open it the way it was made"
+                f"the PostgreSQL audit log was made with another audit key than this process's ({self.anchor!r}); "
+                "every writer needs the key the log began with: give each machine's workers the first machine's "
+                "state (its personas home's vault.sqlite and vault key, or keys/audit.key for a file anchor), or "
+                "open the log the way it was made"
             )
 
     def __repr__(self) -> str:

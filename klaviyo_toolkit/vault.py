@@ -409,6 +409,22 @@ class Vault:
                 "INSERT OR REPLACE INTO secrets VALUES (?, ?, ?)", (name, self._fernet.encrypt(value), self._now())
             )
 
+    def put_secret_once(self, name: str, value: bytes) -> bytes:
+        """Keep ``value`` under ``name`` unless a secret is kept there already; the one kept either way.
+
+        One transaction (SQLite's write lock) across processes: of several processes making a key at
+        once, every one gets the key the first kept."""
+        with self._lock, self._write():
+            row = self._db.execute("SELECT secret FROM secrets WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                sealed = self._fernet.encrypt(value)
+                self._db.execute("INSERT INTO secrets VALUES (?, ?, ?)", (name, sealed, self._now()))
+                return value
+        try:
+            return self._decrypt(row[0])
+        except InvalidToken:
+            raise self._undecryptable(f"secret {name!r}") from None
+
     def get_secret(self, name: str) -> bytes | None:
         """The secret kept under ``name``, or None."""
         with self._lock:

@@ -27,11 +27,13 @@ import sqlite3
 import stat
 import threading
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from cryptography.fernet import Fernet
 
+from ._files import exclusive_lock
 from .errors import ToolkitUsageError
 
 __all__ = [
@@ -128,7 +130,9 @@ class FileKeyProvider:
         return not self.path.exists()
 
     def load(self) -> list[bytes]:
-        with self._lock:
+        """The keys, a new one made on first use (processes sharing the file all read the one made
+        first, whole: it is made and read under a lock)."""
+        with self._lock, exclusive_lock(self.path.with_name(f".{self.path.name}.lock")):
             if not self.path.exists():
                 self._create()
             self._check_mode()
@@ -241,7 +245,12 @@ class KeyringKeyProvider:
         )
 
     def load(self) -> list[bytes]:
-        with self._lock:
+        """The keys, made (or adopted) on first use. The keyring cannot "set unless set", so when
+        ``username`` is a folder (the vault's) the check and the first set happen under a lock there:
+        processes started together all get the key the first one kept."""
+        folder = Path(self.username)
+        guard = exclusive_lock(folder / ".vault-keyring.lock") if folder.is_dir() else nullcontext()
+        with self._lock, guard:
             raw = self._get()
             if raw:
                 return check_keys(_split(raw), self._where)
