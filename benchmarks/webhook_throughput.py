@@ -260,6 +260,16 @@ def measure(base_db: str, workers: int, leads: int, latency: float) -> dict[str,
         if duplicates:
             print(f"  duplicates: {parts}", file=sys.stderr)
         done = sum(1 for *_, status in rows if status == "done")
+        if len(timings.touchpoints) < leads:  # say why, so a shortfall can be told from a slow run
+            with psycopg.connect(db, autocommit=True) as conn:
+                why = conn.execute(
+                    "SELECT status, coalesce(left(error, 300), outcome, ''), count(*) FROM personas_runs "
+                    "WHERE persona = 'lead-magnet-sequencer' GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 5"
+                ).fetchall()
+            print(f"  {leads - len(timings.touchpoints)} of {leads} leads without a touchpoint; "
+                  f"{len(rows)} runs recorded, by status and error:", file=sys.stderr)
+            for status, error, count in why:
+                print(f"    {count} {status}: {error}", file=sys.stderr)
         return {
             "workers": workers, "leads": leads, "done": done, "touchpoints": len(timings.touchpoints),
             "seconds": t_end - t0, "throughput": len(timings.touchpoints) / max(1e-9, t_end - t0),

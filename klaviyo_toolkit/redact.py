@@ -76,14 +76,12 @@ _SECRET_KEY_PARTS = (
     "cookie",
 )
 #: Words that, after "password is", say something about a password rather than give it.
-_SAID_NOT_SECRET = tuple(
-    """required incorrect invalid wrong missing not too the a an empty expired set needed correct changed
+_SAID_NOT_SECRET = """required incorrect invalid wrong missing not too the a an empty expired set needed correct changed
     reset weak strong long short case different same stored saved never now still being also only optional
     mandatory valid hidden masked encrypted hashed blank null none unknown sent shown ok okay fine good bad
     old new secure protected disabled enabled locked your my their his her its our used given kept in on at
     for from with this that here there it about due generated updated accepted rejected case-sensitive
-    sensitive known forgotten lost stolen""".split()
-)
+    sensitive known forgotten lost stolen"""
 _SECRET_VALUE_PATTERNS = (
     # "Bearer <token>" and "Basic <base64 id:secret>" (headers copied into messages)
     re.compile(r"(?i)\b(bearer\s+)([A-Za-z0-9\-._~+/]{8,}=*)"),
@@ -101,7 +99,7 @@ _SECRET_VALUE_PATTERNS = (
         r"(?i)\b((?:passw(?:or)?d|pass(?:code|phrase)|pwd)s?\s+(?:is|was|will\s+be|would\s+be):?\s+)"
         r"(?:([\"'\u201c\u2018])([^\"'\u201c\u201d\u2018\u2019\n]{4,200})[\"'\u201d\u2019]"
         r"|(?!(?:"
-        + "|".join(map(re.escape, _SAID_NOT_SECRET))
+        + "|".join(map(re.escape, _SAID_NOT_SECRET.split()))
         + r")(?:[\s.,;:!?)]|$))([^\s\"'\u201c\u201d\u2018\u2019,;]{4,}))"
     ),
     # Klaviyo private keys, OpenAI keys
