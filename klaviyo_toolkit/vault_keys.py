@@ -246,10 +246,10 @@ class KeyringKeyProvider:
 
     def load(self) -> list[bytes]:
         """The keys, made (or adopted) on first use. The keyring cannot "set unless set", so when
-        ``username`` is a folder (the vault's) the check and the first set happen under a lock there:
+        ``username`` is a folder's full path (the vault's) the check and the first set happen under a lock there:
         processes started together all get the key the first one kept."""
         folder = Path(self.username)
-        guard = exclusive_lock(folder / ".vault-keyring.lock") if folder.is_dir() else nullcontext()
+        guard = exclusive_lock(folder / ".vault-keyring.lock") if folder.is_absolute() else nullcontext()
         with self._lock, guard:
             raw = self._get()
             if raw:

@@ -34,14 +34,14 @@ print(key.hex())
 """
 
 
-def race(tmp_path: Path, setup: str, take: str) -> list[str]:
+def race(tmp_path: Path, setup: str, take: str, **extra_env: str) -> list[str]:
     """The key each of ``PROCESSES`` processes ends with, all let go at the same moment."""
     script = tmp_path / "race.py"
     script.write_text(HARNESS.format(setup=textwrap.dedent(setup), take=textwrap.dedent(take)))
     home = tmp_path / "home"
     home.mkdir()
     env = {**os.environ, "PERSONAS_HOME": str(home), "PYTHONPATH": str(ROOT),
-           "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+           "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring", **extra_env}
     env.pop("PERSONAS_VAULT_KEY", None)
     procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path), str(i)], env=env, cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(PROCESSES)]
@@ -75,6 +75,17 @@ def test_processes_started_together_keep_one_vault_key(tmp_path: Path) -> None:
     """, "key = b''.join(provider.load())")
     assert len(set(keys)) == 1, keys
     assert len(keys[0]) > 0
+
+
+def test_processes_started_together_keep_one_keyring_key(tmp_path: Path) -> None:
+    """The OS keyring (here one shared by processes through a file) has no "set unless set"."""
+    keys = race(tmp_path, """
+        from klaviyo_toolkit.vault_keys import KeyringKeyProvider, default_key_provider
+        provider = default_key_provider(folder / "home")
+        assert isinstance(provider, KeyringKeyProvider), provider
+    """, "key = b''.join(provider.load())",
+        PYTHON_KEYRING_BACKEND="tests.keyrings.FileKeyring", TEST_KEYRING_FILE=str(tmp_path / "keyring.json"))
+    assert len(set(keys)) == 1, keys
 
 
 def test_processes_started_together_keep_one_file_anchor_key(tmp_path: Path) -> None:
