@@ -38,13 +38,12 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from .auth import ApiKey, fingerprint, mask
+from .auth import ApiKey, fingerprint
 from .clock import Clock, SystemClock
 from .errors import RevokedCredentialError, ToolkitUsageError
 from .vault_keys import (
@@ -56,6 +55,7 @@ from .vault_keys import (
     default_key_provider,
     refuse_a_new_key_for_old_entries,
 )
+from .vault_records import CredentialInfo, CredentialKind, TokenSet, info_of, token_id, token_payload, when_of
 
 __all__ = [
     "ENV_VAULT_KEY",
@@ -69,67 +69,6 @@ __all__ = [
     "Vault",
     "default_key_provider",
 ]
-
-CredentialKind = Literal["api_key", "oauth"]
-
-
-# -- values --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TokenSet:
-    """OAuth tokens for one grant: access token, refresh token, expiry (epoch seconds) and scopes."""
-
-    access_token: str = field(repr=False)
-    refresh_token: str | None = field(default=None, repr=False)
-    expires_at: float | None = None
-    scopes: tuple[str, ...] = ()
-    token_type: str = "Bearer"
-
-    def expires_within(self, now: float, seconds: float) -> bool:
-        """True when the access token is expired or expires in less than ``seconds`` after ``now``."""
-        return self.expires_at is not None and self.expires_at - now < seconds
-
-    def __repr__(self) -> str:
-        refresh = mask(self.refresh_token) if self.refresh_token else None
-        return (
-            f"TokenSet(access_token={mask(self.access_token)!r}, refresh_token={refresh!r}, "
-            f"expires_at={self.expires_at!r}, scopes={self.scopes!r})"
-        )
-
-    __str__ = __repr__
-
-
-@dataclass(frozen=True)
-class CredentialInfo:
-    """What :meth:`Vault.list` shows about a credential: never the secret itself.
-
-    Attributes:
-        updated_at: when the secret last changed (stored again, or an OAuth refresh).
-        rotated_at: when it was last re-encrypted under a new vault key.
-        fingerprint: a short non-reversible id of the secret (the API key or the refresh token).
-    """
-
-    name: str
-    kind: CredentialKind
-    scopes: tuple[str, ...]
-    created_at: _dt.datetime
-    updated_at: _dt.datetime
-    rotated_at: _dt.datetime | None
-    revoked_at: _dt.datetime | None
-    expires_at: _dt.datetime | None
-    fingerprint: str
-    meta: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def revoked(self) -> bool:
-        return self.revoked_at is not None
-
-    @property
-    def erased(self) -> bool:
-        """The secret itself was deleted (:meth:`Vault.erase`); only this record of it is left."""
-        return not self.fingerprint
-
 
 # -- the vault -----------------------------------------------------------------------------------
 
@@ -150,10 +89,6 @@ CREATE TABLE IF NOT EXISTS credentials (
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, secret BLOB NOT NULL, updated_at TEXT NOT NULL);
 """
 _INFO_COLUMNS = "name, kind, scopes, created_at, updated_at, rotated_at, revoked_at, expires_at, fingerprint, meta"
-
-
-def _when(text: str | None) -> _dt.datetime | None:
-    return _dt.datetime.fromisoformat(text) if text else None
 
 
 class Vault:
@@ -212,8 +147,8 @@ class Vault:
 
     def put_oauth_tokens(self, name: str, tokens: TokenSet, *, meta: Mapping[str, Any] | None = None) -> CredentialInfo:
         """Store (or replace, un-revoking) the OAuth tokens of a grant under ``name``, with non-secret ``meta``."""
-        payload = _token_payload(tokens)
-        return self._put(name, "oauth", payload, tokens.scopes, tokens.expires_at, _token_id(tokens), meta)
+        payload = token_payload(tokens)
+        return self._put(name, "oauth", payload, tokens.scopes, tokens.expires_at, token_id(tokens), meta)
 
     @contextlib.contextmanager
     def update_oauth_tokens(self, name: str, *, wait: float = 60.0) -> Iterator[OAuthTokensUpdate]:
@@ -297,7 +232,7 @@ class Vault:
             row = self._db.execute(f"SELECT {_INFO_COLUMNS} FROM credentials WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise self._missing(name)
-        return _info(row)
+        return info_of(row)
 
     def _read_oauth(self, db: sqlite3.Connection, name: str, *, revoked_too: bool = False) -> TokenSet:
         payload = self._payload(db, name, "oauth", revoked_too=revoked_too)
@@ -318,7 +253,7 @@ class Vault:
             raise self._missing(name)
         stored_kind, token, revoked_at = row
         if revoked_at and (not revoked_too or not token):
-            raise RevokedCredentialError(name, reason="it was revoked in the vault", revoked_at=_when(revoked_at))
+            raise RevokedCredentialError(name, reason="it was revoked in the vault", revoked_at=when_of(revoked_at))
         if stored_kind != kind:
             wanted = "get_oauth_tokens" if stored_kind == "oauth" else "get_api_key"
             raise ToolkitUsageError(f"The vault entry {name!r} holds {stored_kind} credentials; use {wanted}().")
@@ -489,7 +424,7 @@ class Vault:
         """Every credential (name, kind, scopes, times, fingerprint), sorted by name; no secrets."""
         with self._lock:
             rows = self._db.execute(f"SELECT {_INFO_COLUMNS} FROM credentials ORDER BY name").fetchall()
-        return [_info(row) for row in rows]
+        return [info_of(row) for row in rows]
 
 
 class OAuthTokensUpdate:
@@ -514,12 +449,12 @@ class OAuthTokensUpdate:
         tokens = dataclasses.replace(
             tokens, refresh_token=tokens.refresh_token or kept.refresh_token, scopes=tokens.scopes or kept.scopes
         )
-        payload = {**_token_payload(tokens), "name": self.name, "kind": "oauth", "scopes": list(tokens.scopes)}
+        payload = {**token_payload(tokens), "name": self.name, "kind": "oauth", "scopes": list(tokens.scopes)}
         now = self._vault._now()
         self._db.execute(
             "UPDATE credentials SET secret = ?, scopes = ?, expires_at = ?, fingerprint = ?, updated_at = ? "
             "WHERE name = ?",
-            (self._vault._encrypt(payload), json.dumps(list(tokens.scopes)), tokens.expires_at, _token_id(tokens),
+            (self._vault._encrypt(payload), json.dumps(list(tokens.scopes)), tokens.expires_at, token_id(tokens),
              now, self.name),
         )  # fmt: skip
         _merge_meta(self._db, self.name, {"refreshed_at": now}, missing=self._vault._missing)
@@ -582,34 +517,3 @@ def _merge_meta(
 def _check_name(name: str) -> None:
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise ToolkitUsageError(f"A vault entry needs a non-empty name of at most 200 characters, not {name!r}.")
-
-
-def _token_payload(tokens: TokenSet) -> dict[str, Any]:
-    if not tokens.access_token:
-        raise ToolkitUsageError("TokenSet.access_token is empty; nothing to store.")
-    return {
-        "access_token": tokens.access_token,
-        "refresh_token": tokens.refresh_token,
-        "expires_at": tokens.expires_at,
-        "token_type": tokens.token_type,
-    }
-
-
-def _token_id(tokens: TokenSet) -> str:
-    return fingerprint(tokens.refresh_token or tokens.access_token)
-
-
-def _info(row: tuple[Any, ...]) -> CredentialInfo:
-    name, kind, scopes, created, updated, rotated, revoked, expires_at, fp, meta = row
-    return CredentialInfo(
-        name=name,
-        kind=kind,
-        scopes=tuple(json.loads(scopes)),
-        created_at=_dt.datetime.fromisoformat(created),
-        updated_at=_dt.datetime.fromisoformat(updated),
-        rotated_at=_when(rotated),
-        revoked_at=_when(revoked),
-        expires_at=_dt.datetime.fromtimestamp(expires_at, _dt.UTC) if expires_at is not None else None,
-        fingerprint=fp,
-        meta=json.loads(meta or "{}"),
-    )
