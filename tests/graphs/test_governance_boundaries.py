@@ -158,6 +158,14 @@ def test_secrets_in_klaviyo_data_never_reach_the_model(sb: Sandbox, monkeypatch:
         assert value not in seen, value
 
 
+def written(saver: Any, path: Path) -> bytes:
+    """Every checkpoint and pending write the SQLite saver put in ``path``, as stored."""
+    saver.conn.commit()
+    with sqlite3.connect(path) as db:
+        return b"".join(bytes(row[0] or b"") for table, col in (("checkpoints", "checkpoint"), ("writes", "value"))
+                        for row in db.execute(f"SELECT {col} FROM {table}"))
+
+
 def test_secrets_in_state_never_reach_a_checkpoint(sb: Sandbox, tmp_path: Path) -> None:
     saver = checkpointer(tmp_path / "checkpoints.sqlite")
     kl = sb.client()
@@ -165,10 +173,7 @@ def test_secrets_in_state_never_reach_a_checkpoint(sb: Sandbox, tmp_path: Path) 
     chat = Chat(sb, [AIMessage("", tool_calls=[call("get_profiles", {"filter": "equals(email,'eve@example.com')"})]),
                      AIMessage("I saw " + SECRETS["note"] + " and " + SECRETS["pw"])], saver=saver)
     chat.say("my password=hunter2hunter2 is here, and Bearer abcdefghijklmnop1234")
-    saver.conn.commit()
-    with sqlite3.connect(tmp_path / "checkpoints.sqlite") as db:
-        blobs = b"".join(bytes(row[0] or b"") for table, col in (("checkpoints", "checkpoint"), ("writes", "value"))
-                         for row in db.execute(f"SELECT {col} FROM {table}"))
+    blobs = written(saver, tmp_path / "checkpoints.sqlite")
     assert b"eve@example.com" in blobs, "the state was written"
     for value in HIDDEN:
         assert value.encode() not in blobs, value
@@ -180,10 +185,7 @@ def test_a_password_said_in_a_sentence_never_reaches_a_checkpoint(sb: Sandbox, t
     saver = checkpointer(tmp_path / "checkpoints.sqlite")
     chat = Chat(sb, [AIMessage("Noted; I will not repeat it.")], saver=saver)
     chat.say("my password is Tr0ub4dor&3x, and the old passcode was \u201cblue horse staple\u201d")
-    saver.conn.commit()
-    with sqlite3.connect(tmp_path / "checkpoints.sqlite") as db:
-        blobs = b"".join(bytes(row[0] or b"") for table, col in (("checkpoints", "checkpoint"), ("writes", "value"))
-                         for row in db.execute(f"SELECT {col} FROM {table}"))
+    blobs = written(saver, tmp_path / "checkpoints.sqlite")
     assert b"Noted; I will not repeat it." in blobs, "the conversation was written"
     for said in ("Tr0ub4dor&3x", "blue horse staple"):
         assert said.encode() not in blobs, said
