@@ -19,15 +19,20 @@ __all__ = ["exclusive_lock"]
 @contextmanager
 def exclusive_lock(path: str | Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``path`` (an empty owner-only file, made if missing) until
-    the block ends: ``flock`` where the platform has it; elsewhere the block runs unlocked."""
+    the block ends: ``flock`` where the platform has it; elsewhere, or where the file cannot be made
+    (a read-only folder), the block runs unlocked."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # a read-only folder (a key mounted there): no process can make a key in it anyway
+        yield
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

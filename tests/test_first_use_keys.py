@@ -115,3 +115,14 @@ def test_the_vault_keeps_the_first_secret_given_under_a_name(tmp_path: Path, ado
     assert VaultAnchor(vault, adopt=FileAnchor(tmp_path / "keys")).key() == key
     if adopting:
         assert key == old.key() and not old.key_path.exists(), "the file key moved into the vault"
+
+
+def test_a_key_is_still_read_where_no_lock_file_can_be_made(tmp_path: Path) -> None:
+    """A key in a folder where the lock file cannot be made (mounted read-only; here the lock's
+    name is taken by a folder, which root cannot open for writing either) is read as before."""
+    from klaviyo_toolkit.vault_keys import FileKeyProvider
+
+    made = FileKeyProvider(tmp_path / "vault.key").load()
+    (tmp_path / ".vault.key.lock").unlink()
+    (tmp_path / ".vault.key.lock").mkdir()
+    assert FileKeyProvider(tmp_path / "vault.key").load() == made
