@@ -16,23 +16,30 @@ from pathlib import Path
 __all__ = ["exclusive_lock"]
 
 
+def _open_lock(path: Path) -> int | None:
+    """A descriptor of the lock file, or None where there is no ``flock`` or the file cannot be made."""
+    try:
+        import fcntl  # noqa: F401 - only whether the platform has it
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # a read-only folder (a key mounted there): no process can make a key in it anyway
+        return None
+
+
 @contextmanager
 def exclusive_lock(path: str | Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``path`` (an empty owner-only file, made if missing) until
     the block ends: ``flock`` where the platform has it; elsewhere, or where the file cannot be made
     (a read-only folder), the block runs unlocked."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
+    fd = _open_lock(Path(path))
+    if fd is None:
         yield
         return
-    target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:  # a read-only folder (a key mounted there): no process can make a key in it anyway
-        yield
-        return
+    import fcntl
+
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

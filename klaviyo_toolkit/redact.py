@@ -26,6 +26,7 @@ from typing import Any
 from .auth import mask
 
 __all__ = [
+    "SAID_PASSWORD",
     "has_key_shape",
     "is_secret_key",
     "mask_registered",
@@ -82,6 +83,9 @@ _SAID_NOT_SECRET = """required incorrect invalid wrong missing not too the a an 
     old new secure protected disabled enabled locked your my their his her its our used given kept in on at
     for from with this that here there it about due generated updated accepted rejected case-sensitive
     sensitive known forgotten lost stolen"""
+#: How a sentence gives a password ("my password is ", "the passcode was: "), up to the value; also
+#: what ``personas.kernel.privacy`` looks for in checkpoint bytes.
+SAID_PASSWORD = r"(?:passw(?:or)?d|pass(?:code|phrase)|pwd)s?\s+(?:is|was|will\s+be|would\s+be):?\s+"
 _SECRET_VALUE_PATTERNS = (
     # "Bearer <token>" and "Basic <base64 id:secret>" (headers copied into messages)
     re.compile(r"(?i)\b(bearer\s+)([A-Za-z0-9\-._~+/]{8,}=*)"),
@@ -96,7 +100,7 @@ _SECRET_VALUE_PATTERNS = (
     # value whole, spaces and all; an unquoted word unless it says something about the password
     # ("the password is incorrect")
     re.compile(
-        r"(?i)\b((?:passw(?:or)?d|pass(?:code|phrase)|pwd)s?\s+(?:is|was|will\s+be|would\s+be):?\s+)"
+        rf"(?i)\b({SAID_PASSWORD})"
         r"(?:([\"'\u201c\u2018])([^\"'\u201c\u201d\u2018\u2019\n]{4,200})[\"'\u201d\u2019]"
         r"|(?!(?:"
         + "|".join(map(re.escape, _SAID_NOT_SECRET.split()))

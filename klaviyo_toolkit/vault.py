@@ -355,19 +355,17 @@ class Vault:
                 sealed = self._fernet.encrypt(value)
                 self._db.execute("INSERT INTO secrets VALUES (?, ?, ?)", (name, sealed, self._now()))
                 return value
-        try:
-            return self._decrypt(row[0])
-        except InvalidToken:
-            raise self._undecryptable(f"secret {name!r}") from None
+        return self._open_secret(name, row[0])
 
     def get_secret(self, name: str) -> bytes | None:
         """The secret kept under ``name``, or None."""
         with self._lock:
             row = self._db.execute("SELECT secret FROM secrets WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            return None
+        return None if row is None else self._open_secret(name, row[0])
+
+    def _open_secret(self, name: str, token: bytes) -> bytes:
         try:
-            return self._decrypt(row[0])
+            return self._decrypt(token)
         except InvalidToken:
             raise self._undecryptable(f"secret {name!r}") from None
 

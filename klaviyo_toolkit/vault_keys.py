@@ -142,7 +142,7 @@ class FileKeyProvider:
     def store(self, keys: Sequence[bytes]) -> None:
         keys = check_keys(keys, "the new key list")
         with self._lock:
-            self._write(keys, replace=True)
+            self._write(keys)
 
     def remove(self) -> None:
         """Delete the file (after its keys moved to the keyring)."""
@@ -159,22 +159,19 @@ class FileKeyProvider:
             )
 
     def _create(self) -> None:
-        try:
-            self._write([Fernet.generate_key()], replace=False)
-        except FileExistsError:  # another process made it first
-            pass
+        """A new key file, written beside and renamed into place (callers hold the file lock)."""
+        self._write([Fernet.generate_key()])
 
-    def _write(self, keys: Sequence[bytes], *, replace: bool) -> None:
+    def _write(self, keys: Sequence[bytes]) -> None:
+        """The file replaced whole: written beside (owner-only, fsynced), then renamed into place."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        target = self.path.with_name(self.path.name + ".tmp") if replace else self.path
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
-        fd = os.open(target, flags, 0o600)
+        target = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as out:
             out.write("".join(key.decode() + "\n" for key in keys))
             out.flush()
             os.fsync(out.fileno())
-        if replace:
-            os.replace(target, self.path)
+        os.replace(target, self.path)
 
     def __repr__(self) -> str:
         return f"FileKeyProvider({str(self.path)!r})"

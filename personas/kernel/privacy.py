@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from klaviyo_toolkit.redact import (
+    SAID_PASSWORD,
     has_key_shape,
     is_secret_key,
     mask_registered,
@@ -55,7 +56,7 @@ _CONFIRM = re.compile(
     rb"|(?:[a-z_\-]*(?:passw(?:or)?d|secret|api[_\-]?key|access[_\-]token|refresh[_\-]token|code[_\-]verifier"
     rb"|private[_\-]key)|token|pwd?|pass(?:code|phrase)?|credentials?)[\"']?\s*[=:]\s*[\"']?"
     rb"[^\s\"'&,;}]{4}"
-    rb"|(?:passw(?:or)?d|pass(?:code|phrase)|pwd)s?\s+(?:is|was|will\s+be|would\s+be):?\s+\S{4})"
+    rb"|" + SAID_PASSWORD.encode() + rb"\S{4})"
 )
 _KEYS = re.compile(
     rb"(?:[\xa0-\xbf]|\xd9[\x00-\xff])([A-Za-z0-9_\-\[\]]*(?i:passw|secret|api[_\-]?key|authorization|token"
