@@ -33,6 +33,7 @@ from ._jsonapi import Fields, SandboxError, bad_request
 from ._keys import Keys
 from ._limits import DEFAULT_LIMITS, ServerLimits, Verdict, quota_of
 from ._outbox import Outbox
+from ._partial import PARTIAL_FAILURE_HEADER, ignore_invalid_phones
 from ._relations import Relations
 from ._routes import Routes
 from ._schemas import sparse_fields
@@ -202,7 +203,7 @@ class Pipeline:
                 )
             _checks.check_query(op, query)
             _checks.check_payload_size(op, raw_body)
-            body = _parse_body(op, method, raw_body, form)
+            body, ignored_phone = ignore_invalid_phones(op.operation_id, _parse_body(op, method, raw_body, form))
             _checks.check_body(self.routes.schemas, op, body)
             _checks.check_item_sizes(op, body)
             with self.lock, svc.store.lock:
@@ -222,6 +223,8 @@ class Pipeline:
                 exc.headers.update(state.headers())
             raise
         reply.headers.update(verdict.headers())
+        if ignored_phone:
+            reply.headers[PARTIAL_FAILURE_HEADER] = "phone_number"
         if self.validate_responses and reply.body is not None:
             self._check_response(op, reply, query)
         return reply

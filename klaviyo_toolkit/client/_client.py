@@ -180,7 +180,15 @@ class _Core:
         if problem is not None:
             rid = headers.get("x-klaviyo-req-id") or headers.get("x-request-id")
             raise InvalidResponseError(response.status_code, problem, operation_id=op_id, request_id=rid)
-        return KlaviyoResponse(op_id, response.status_code, headers, body, str(response.url))
+        result = KlaviyoResponse(op_id, response.status_code, headers, body, str(response.url))
+        if result.partial_failure:  # processed, but not all of it: never silent
+            log.warning(
+                "%s: Klaviyo ignored %s (not valid) and processed the rest of the request (request %s)",
+                op_id,
+                ", ".join(result.partial_failure),
+                result.request_id or "without an id",
+            )
+        return result
 
     def _check_credentials(self, op: Operation) -> None:
         """Fail before a rate-limit slot is spent when a private-key call has no credentials."""
@@ -294,6 +302,7 @@ class _Core:
             waited=waited,
             error=error,
             response_body=result.body if result else None,
+            extra={"partial_failure": list(result.partial_failure)} if result and result.partial_failure else {},
             final=final,
         )
         for hook in targets:

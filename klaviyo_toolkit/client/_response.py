@@ -35,6 +35,13 @@ class KlaviyoResponse:
         return self.headers.get("x-klaviyo-req-id") or self.headers.get("x-request-id")
 
     @property
+    def partial_failure(self) -> tuple[str, ...]:
+        """The fields Klaviyo ignored while it processed the rest (``X-Klaviyo-Partial-Failure``: an
+        invalid phone number beside a valid email, say); empty when it took everything."""
+        value = self.headers.get("x-klaviyo-partial-failure") or ""
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+
+    @property
     def data(self) -> Any:
         return self.body.get("data") if isinstance(self.body, dict) else None
 
