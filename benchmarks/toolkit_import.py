@@ -15,10 +15,11 @@ uncounted warm-up run writes it, whatever ``PYTHONDONTWRITEBYTECODE`` says):
         medians, (b) - (c), is printed too, but it carries both figures' noise); its budget is what
         the target leaves after (c)
 
-**CLI.** ``personas --help``, ``personas list``, ``personas tools list`` and ``personas sandbox
-serve --empty`` (until it answers its first request), wall time of the whole command from a shell,
-median of several runs; and which heavy packages each one imported (none of LangChain, LangGraph,
-langsmith, matplotlib, openai; only ``sandbox serve`` its server's).
+**CLI.** ``personas --help``, ``personas list``, ``personas tools list``, ``personas audit``,
+``personas runs`` and ``personas sandbox serve --empty`` (until it answers its first request),
+wall time of the whole command from a shell, median of several runs; and which heavy packages each
+one imported (none of LangChain, LangGraph, langsmith, matplotlib, openai; only ``sandbox serve``
+its server's).
 
 Run::
 
@@ -100,6 +101,8 @@ COMMANDS = {
     "personas --help": ["--help"],
     "personas list": ["list"],
     "personas tools list": ["tools", "list"],
+    "personas audit": ["audit"],
+    "personas runs": ["runs"],
     "personas sandbox serve --empty (to first answer)": ["sandbox", "serve", "--empty", "--port", "{port}"],
 }
 PROBE = """
@@ -309,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
         text, slowest, heavy = cli(args.repeat)
         print(text)
-        bench_line("CLI --help, list, tools list, sandbox serve: heavy imports", measured=", ".join(heavy) or "none",
+        bench_line("CLI --help, list, tools list, audit, runs, sandbox serve: heavy imports",
+                   measured=", ".join(heavy) or "none",
                    baseline=f"slowest {slowest[0]} {slowest[1]:.2f} s", ratio=None,
                    target="no LangChain, LangGraph, matplotlib", met=not heavy)
     return 0

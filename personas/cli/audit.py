@@ -19,7 +19,7 @@ app = command_group(
 
 def _log() -> object:
 
-    from personas.runtime.context import audit_log
+    from personas.runtime.audit import audit_log
 
     from .common import config
 
@@ -95,7 +95,7 @@ def verify(
     or the log is gone."""
     from klaviyo_toolkit.audit import normalise_head, verify_log
     from klaviyo_toolkit.errors import ToolkitUsageError
-    from personas.runtime.context import audit_anchor
+    from personas.runtime.audit import audit_anchor
 
     from .common import config
 
@@ -105,7 +105,7 @@ def verify(
         raise UsageProblem(f"--expected-head: {exc} (`personas audit verify` prints it after 'head')") from None
     cfg = config()
     if cfg.database_url:  # the log every worker shares, in PostgreSQL
-        from personas.runtime.context import audit_log
+        from personas.runtime.audit import audit_log
 
         report = audit_log(cfg).verify(expected_head=head)
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from personas.kernel.errors import UsageProblem
 
 from .common import config
@@ -41,7 +43,10 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
         ToolkitUsageError,
         TransportError,
     )
-    from personas.kernel.cassette import CassetteError
+    # A CassetteError exists only once its module is loaded; importing it here would load LangChain
+    # for every error a light command reports (a wrong --persona of `personas runs`, say).
+    cassette = sys.modules.get("personas.kernel.cassette")
+    cassette_errors: tuple[type[BaseException], ...] = (cassette.CassetteError,) if cassette is not None else ()
 
     if isinstance(exc, (UsageProblem, ToolkitUsageError, InvalidArgumentError, ConnectionUnusableError)):
         return str(exc), int(getattr(exc, "exit_code", 2))
@@ -75,7 +80,7 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
     if isinstance(exc, ServerError):
         rid = f", request {exc.request_id}" if exc.request_id else ""
         return f"Klaviyo failed with HTTP {exc.status}{op}{rid}; try again later", 1
-    if isinstance(exc, (KlaviyoAPIError, CassetteError, ScopeDeniedError, RateLimitWaitError)):
+    if isinstance(exc, (KlaviyoAPIError, *cassette_errors, ScopeDeniedError, RateLimitWaitError)):
         return str(exc), 1  # these messages say what happened and what to do already
     return _model_error(exc)
 

@@ -23,6 +23,21 @@ def _service() -> Any:
     return Service.open(config())
 
 
+def _reader() -> tuple[Any, list[str]]:
+    """The run store and the persona names, for listing runs: no checkpointer is opened, so the
+    listing imports none of LangGraph and LangChain (about 0.7 s of a command that reads a table)."""
+    from personas.kernel.privacy import register_secrets
+    from personas.runtime.loader import scan_personas
+    from personas.service.extras import POSTGRES, require
+    from personas.service.store import RunStore
+
+    cfg = config()
+    register_secrets(cfg)
+    if cfg.database_url:
+        require("PERSONAS_DATABASE_URL (PostgreSQL)", *POSTGRES)
+    return RunStore.open(cfg), sorted(scan_personas(cfg.home).personas)
+
+
 @app.callback()
 def runs_cmd(
     ctx: typer.Context,
@@ -48,14 +63,14 @@ def runs_cmd(
         raise UsageProblem(f"--status {status!r}: use one of {', '.join(STATUSES)}")
     if limit < 1:
         raise UsageProblem(f"--limit {limit}: give how many runs to show, 1 or more")
-    service = _service()
+    store, names = _reader()
     try:
-        if persona and persona not in service.personas():
-            raise UsageProblem(f"--persona {persona!r}: no such persona; personas: {', '.join(service.personas())}")
-        runs = service.store.runs(persona=persona, status=status, limit=limit)
-        beats = service.store.heartbeats([r.id for r in runs if r.status == "running"])
+        if persona and persona not in names:
+            raise UsageProblem(f"--persona {persona!r}: no such persona; personas: {', '.join(names)}")
+        runs = store.runs(persona=persona, status=status, limit=limit)
+        beats = store.heartbeats([r.id for r in runs if r.status == "running"])
     finally:
-        service.close()
+        store.close()
     stalled = {rid: _stalled(age, stalled_after) for rid, age in beats.items() if _stalled(age, stalled_after)}
     if as_json:
         typer.echo(json.dumps([{**r.to_json(), "stalled": r.id in stalled} for r in runs], indent=1))

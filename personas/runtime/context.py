@@ -8,13 +8,11 @@ run), so no tool of a persona can run without them.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from typing import Any
 
 from graphs import graph_spec
 from klaviyo_toolkit.audit import AuditLog
-from klaviyo_toolkit.audit_anchor import FileAnchor, VaultAnchor
 from klaviyo_toolkit.clock import Clock, SystemClock
 from klaviyo_toolkit.tools import Guard, KlaviyoToolkit
 from personas.kernel.config import Config
@@ -24,37 +22,11 @@ from personas.kernel.models import ModelChoice, resolve_model
 from personas.kernel.privacy import register_secrets
 from personas.kernel.spec import PersonaSpec
 
+from .audit import audit_anchor, audit_log
 from .connections import resolve_klaviyo
 from .loader import load_persona
 
 __all__ = ["audit_anchor", "audit_log", "build_context"]
-
-_AUDIT_LOGS: dict[str, AuditLog] = {}
-_AUDIT_LOGS_LOCK = threading.Lock()
-
-
-def audit_anchor(config: Config) -> VaultAnchor:
-    """Where the audit log's HMAC key and head live: encrypted in the vault (a key kept in
-    ``<home>/keys`` by an earlier version is moved into it)."""
-    from klaviyo_toolkit.vault import Vault
-
-    return VaultAnchor(Vault(config.path("vault.sqlite")), adopt=FileAnchor(config.home / "keys"))
-
-
-def audit_log(config: Config) -> AuditLog:
-    """The audit log, anchored: in PostgreSQL when the config has a database URL (shared by every
-    worker), else the state folder's SQLite file; one AuditLog (one connection) per log per process."""
-    key = config.database_url or str(config.path("audit.sqlite"))
-    with _AUDIT_LOGS_LOCK:  # runs starting together on threads (a worker) share one log, one lock
-        if key not in _AUDIT_LOGS:
-            if config.database_url:
-                from klaviyo_toolkit.audit_postgres import PostgresAuditLog
-
-                _AUDIT_LOGS[key] = PostgresAuditLog(config.database_url, anchor=audit_anchor(config))
-            else:
-                _AUDIT_LOGS[key] = AuditLog(config.path("audit.sqlite"), anchor=audit_anchor(config))
-        return _AUDIT_LOGS[key]
-
 
 def build_context(
     persona: str | PersonaSpec,

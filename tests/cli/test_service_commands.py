@@ -121,9 +121,9 @@ def test_a_sandbox_state_in_a_missing_folder_is_one_line(tmp_path: Path, args: l
 
 def test_the_debug_hint_is_a_command_that_works(tmp_path: Path) -> None:
     hide = without(tmp_path, "prometheus_client", error="RuntimeError")  # an unexpected error
-    proc = personas(tmp_path, "runs", "--status", "failed", PYTHONPATH=hide)
+    proc = personas(tmp_path, "runs", "retry", "r-1", PYTHONPATH=hide)  # the service imports its metrics
     line = one_error_line(proc)
     assert proc.returncode == 1 and "personas --debug runs ..." in line, line
-    hinted = personas(tmp_path, "--debug", "runs", "--status", "failed", PYTHONPATH=hide)
+    hinted = personas(tmp_path, "--debug", "runs", "retry", "r-1", PYTHONPATH=hide)
     assert "Traceback" in hinted.stderr and "RuntimeError: broken" in hinted.stderr
     assert "No such option" not in hinted.stderr

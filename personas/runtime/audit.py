@@ -1,0 +1,41 @@
+"""The audit log a persona's runs write and the anchor that keeps its key and head.
+
+Apart from :mod:`personas.runtime.context`, so that reading the log (``personas audit``) opens it
+without importing what running a persona needs (LangChain, LangGraph): the context re-exports both.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from klaviyo_toolkit.audit import AuditLog
+from klaviyo_toolkit.audit_anchor import FileAnchor, VaultAnchor
+from personas.kernel.config import Config
+
+__all__ = ["audit_anchor", "audit_log"]
+
+_AUDIT_LOGS: dict[str, AuditLog] = {}
+_AUDIT_LOGS_LOCK = threading.Lock()
+
+
+def audit_anchor(config: Config) -> VaultAnchor:
+    """Where the audit log's HMAC key and head live: encrypted in the vault (a key kept in
+    ``<home>/keys`` by an earlier version is moved into it)."""
+    from klaviyo_toolkit.vault import Vault
+
+    return VaultAnchor(Vault(config.path("vault.sqlite")), adopt=FileAnchor(config.home / "keys"))
+
+
+def audit_log(config: Config) -> AuditLog:
+    """The audit log, anchored: in PostgreSQL when the config has a database URL (shared by every
+    worker), else the state folder's SQLite file; one AuditLog (one connection) per log per process."""
+    key = config.database_url or str(config.path("audit.sqlite"))
+    with _AUDIT_LOGS_LOCK:  # runs starting together on threads (a worker) share one log, one lock
+        if key not in _AUDIT_LOGS:
+            if config.database_url:
+                from klaviyo_toolkit.audit_postgres import PostgresAuditLog
+
+                _AUDIT_LOGS[key] = PostgresAuditLog(config.database_url, anchor=audit_anchor(config))
+            else:
+                _AUDIT_LOGS[key] = AuditLog(config.path("audit.sqlite"), anchor=audit_anchor(config))
+        return _AUDIT_LOGS[key]

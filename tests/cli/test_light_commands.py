@@ -1,0 +1,55 @@
+"""Commands that read or list stay light: they import none of LangChain, LangGraph, langsmith,
+matplotlib or openai (together about 0.7 s before a command could answer), on success and on the
+error they report. Each runs in a fresh interpreter with its own state folder, as from a shell."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = {"langchain_core", "langchain_openai", "langgraph", "langsmith", "matplotlib", "openai"}
+PROBE = """
+import contextlib, io, json, sys
+sys.argv = ["personas", *ARGS]
+from personas.cli import main
+code = 0
+with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()) as err:
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+print(json.dumps({"code": code, "said": out.getvalue() + err.getvalue(),
+                  "loaded": sorted({m.split(".")[0] for m in sys.modules})}))
+"""
+
+
+def run_cli(args: list[str], home: Path) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KLAVIYO_", "PERSONAS_", "OPENAI_"))}
+    env |= {"PERSONAS_HOME": str(home), "HOME": str(home)}
+    probe = PROBE.replace("ARGS", json.dumps(args))
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env,
+                          check=True)
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize(("args", "code", "said"), [
+    (["--help"], 0, "Commands"),
+    (["list"], 0, "lead-magnet-sequencer"),
+    (["tools", "list", "--tag", "Lists"], 0, "get_lists"),
+    (["audit"], 0, "audit log"),
+    (["audit", "verify"], 0, "ok"),
+    (["runs"], 0, "no runs yet"),
+    (["runs", "--persona", "nobody"], 2, "no such persona"),
+    (["auth", "status"], 0, "no connections"),
+])
+def test_reading_and_listing_import_nothing_heavy(tmp_path: Path, args: list[str], code: int, said: str) -> None:
+    result = run_cli(args, tmp_path)
+    assert result["code"] == code, result["said"]
+    assert said in str(result["said"])
+    assert HEAVY.isdisjoint(result["loaded"]), sorted(HEAVY & set(result["loaded"]))  # type: ignore[arg-type]
