@@ -5,8 +5,10 @@ Audit rows, error messages, checkpoints, reports, terminal output and cassettes 
 
 - anything shaped like a secret: values of keys named like secrets (``api_key``, ``authorization``,
   ``token``, ``client_secret``, ...), and in any text Klaviyo private keys (``pk_`` + 20 or more),
-  ``Bearer``/``Basic`` credentials, OpenAI keys (``sk-...``), ``token=...``-style pairs and
-  passwords said in a sentence (``my password is ...``);
+  ``Bearer``/``Basic`` credentials, OpenAI keys (``sk-...``), other services' keys by their
+  prefixes, ``token=...``-style pairs (``API key: ...`` too), passwords and keys said in a sentence
+  (``my password is ...``, ``the api key is ...``) and passwords written into URLs
+  (``postgresql://app:...@db``);
 - every secret the process was given (:func:`register_secret`: the API keys, client secrets and
   vault keys the configuration holds), whatever its shape, so a key like ``hello-there`` that an
   endpoint echoes back is caught too.
@@ -27,6 +29,8 @@ from .auth import mask
 
 __all__ = [
     "SAID_PASSWORD",
+    "SECRET_PAIR",
+    "URL_PASSWORD",
     "has_key_shape",
     "is_secret_key",
     "mask_registered",
@@ -85,17 +89,24 @@ _SAID_NOT_SECRET = """required incorrect invalid wrong missing not too the a an 
     sensitive known forgotten lost stolen"""
 #: How a sentence gives a password ("my password is ", "the passcode was: "), up to the value; also
 #: what ``personas.kernel.privacy`` looks for in checkpoint bytes.
-SAID_PASSWORD = r"(?:passw(?:or)?d|pass(?:code|phrase)|pwd)s?\s+(?:is|was|will\s+be|would\s+be):?\s+"
+SAID_PASSWORD = (
+    r"(?:passw(?:or)?d|pass(?:code|phrase)|pwd|api[\s_\-]?key|secret[\s_\-]key|client[\s_\-]secret"
+    r"|(?:access|refresh|auth|api|bearer)[\s_\-]token)s?\s+(?:is|was|will\s+be|would\s+be):?\s+"
+)
+#: A name that says the value after it (``=`` or ``:``) is a secret: ``api_key=``, ``"password": "``,
+#: ``API key: ``, ``client secret = ``; also what ``personas.kernel.privacy`` looks for in checkpoints.
+SECRET_PAIR = (
+    r"(?:[a-z_\-]*(?:passw(?:or)?d|secret|api[\s_\-]?key|access[\s_\-]token|refresh[\s_\-]token"
+    r"|code[\s_\-]verifier|private[\s_\-]key)|token|pwd?|pass(?:code|phrase)?|credentials?)[\"']?\s*[=:]\s*[\"']?"
+)
+#: A password written into a URL (``postgresql://app:s3cret@db:5432/x``): the part between ``:`` and ``@``.
+URL_PASSWORD = r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/?#@\"'<>]*:)([^\s/?#@\"'<>]+)(@)"
 _SECRET_VALUE_PATTERNS = (
     # "Bearer <token>" and "Basic <base64 id:secret>" (headers copied into messages)
     re.compile(r"(?i)\b(bearer\s+)([A-Za-z0-9\-._~+/]{8,}=*)"),
     re.compile(r"(?i)\b(basic\s+)([A-Za-z0-9+/]{16,}=*)"),
     # key=value / "key": "value" pairs inside free text (form bodies, URLs, JSON dumped into errors)
-    re.compile(
-        r"""(?i)\b((?:[a-z_\-]*(?:passw(?:or)?d|secret|api[_\-]?key|access[_\-]token|refresh[_\-]token"""
-        r"""|code[_\-]verifier|private[_\-]key)|token|pwd?|pass(?:code|phrase)?|credentials?)["']?\s*[=:]\s*["']?)"""
-        r"""([^\s"'&,;}]{4,})"""
-    ),
+    re.compile(rf"""(?i)\b({SECRET_PAIR})([^\s"'&,;}}]{{4,}})"""),
     # a password said in a sentence ("my password is hunter2!", "the passcode was 8842"): a quoted
     # value whole, spaces and all; an unquoted word unless it says something about the password
     # ("the password is incorrect")
@@ -126,6 +137,7 @@ _KEY_SHAPES: tuple[tuple[str, str], ...] = (
     ("github_pat_", r"github_pat_[A-Za-z0-9_]{40,}"),
     ("xox", r"xox[abprs]-[A-Za-z0-9\-]{20,}"),  # Slack tokens
     ("AIza", r"AIza[0-9A-Za-z_\-]{35}"),  # Google API keys
+    ("whsec_", r"whsec_[A-Za-z0-9+/]{20,}"),  # webhook signing secrets (Svix, Stripe)
 )
 _TEXT_SHAPES = tuple((prefix, re.compile(rf"\b({shape})\b")) for prefix, shape in _KEY_SHAPES)
 _BYTE_SHAPES = tuple((prefix.encode(), re.compile(rb"\b" + shape.encode() + rb"\b")) for prefix, shape in _KEY_SHAPES)
@@ -180,11 +192,13 @@ _PATTERN_HINTS = (
     "api_key",
     "api-key",
     "apikey",
+    "api key",
     "token",
     "code_verifier",
     "code-verifier",
     "private_key",
     "private-key",
+    "private key",
     "pk_",
     "sk-",
     "pw",
@@ -200,7 +214,12 @@ def _fold(text: str) -> str:
     return text.casefold().replace("\u0131", "i").replace("\u0307", "")
 
 
+_URL_PASSWORD = re.compile(URL_PASSWORD)
+
+
 def _patterns(text: str) -> str:
+    if "://" in text and "@" in text:
+        text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{_mask(m.group(2))}{m.group(3)}", text)
     lowered = _fold(text)
     if not any(hint in lowered for hint in _PATTERN_HINTS):
         return _shapes(text)

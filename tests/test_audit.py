@@ -279,6 +279,17 @@ def test_redact_text_sees_letters_the_expressions_match_case_blind(text: str, se
         ('my password is "correct horse battery" ok', 'my password is "***" ok'),
         ("password is \u201cmy secret phrase\u201d", "password is \u201c***\u201d"),
         ("passphrase is correct-horse-battery-staple-extra", "passphrase is correc…xtra"),
+        # other secrets said the same way, or written as a pair with a space in the name
+        ("my API key is 0f9e8d7c6b5a, thanks", "my API key is ***, thanks"),
+        ("the access token was abcdEFGH1234.", "the access token was ***"),
+        ("API key: 0123456789abcdef0123456789abcdef", "API key: 012345…cdef"),
+        ("Client Secret = 7Hq2Zx9Lm4Np", "Client Secret = ***"),
+        ("the api key is required", "the api key is required"),
+        # a password written into a URL, and a webhook signing secret
+        ("postgresql://app:S3cr3tPassw0rd@db:5432/x", "postgresql://app:***@db:5432/x"),
+        ("redis://:onlypass@cache:6379/0 and amqp://guest:guest@mq//", "redis://:***@cache:6379/0 and amqp://guest:***@mq//"),
+        ("http://host:8080/a@b and mailto:ada@example.com", "http://host:8080/a@b and mailto:ada@example.com"),
+        ("secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "secret whsec_…LaSw"),
         # what says something about a password is left as it is
         ("Password is incorrect.", "Password is incorrect."),
         ("the password is required", "the password is required"),

@@ -17,6 +17,8 @@ from typing import Any
 
 from klaviyo_toolkit.redact import (
     SAID_PASSWORD,
+    SECRET_PAIR,
+    URL_PASSWORD,
     has_key_shape,
     is_secret_key,
     mask_registered,
@@ -45,19 +47,20 @@ def describe_error(exc: BaseException, limit: int = 300) -> str:
 
 
 #: Every secret :func:`redact_text` masks by its shape or its key contains one of these, lower-cased.
-_HINTS = (b"bearer", b"basic", b"passw", b"secret", b"api_key", b"api-key", b"apikey", b"token", b"code_verifier",
-          b"code-verifier", b"authorization", b"private_key", b"private-key", b"cookie", b"pw", b"pass", b"credential")
+_HINTS = (b"bearer", b"basic", b"passw", b"secret", b"api_key", b"api-key", b"apikey", b"api key", b"token",
+          b"code_verifier", b"code-verifier", b"authorization", b"private_key", b"private-key", b"private key",
+          b"cookie", b"pw", b"pass", b"credential")
 #: What the hints must lead to for the state to need redacting: a ``Bearer``/``Basic`` credential, a
 #: ``key=value`` pair, a password said in a sentence ("my password is ..."), or a msgpack string key
 #: (fixstr or str8 header) whose name could name a secret (checked with :func:`is_secret_key`:
 #: ``push-tokens``, a Klaviyo relationship, is not one).
 _CONFIRM = re.compile(
     rb"(?i)\b(?:bearer\s+[A-Za-z0-9\-._~+/]{8}|basic\s+[A-Za-z0-9+/]{16}"
-    rb"|(?:[a-z_\-]*(?:passw(?:or)?d|secret|api[_\-]?key|access[_\-]token|refresh[_\-]token|code[_\-]verifier"
-    rb"|private[_\-]key)|token|pwd?|pass(?:code|phrase)?|credentials?)[\"']?\s*[=:]\s*[\"']?"
-    rb"[^\s\"'&,;}]{4}"
+    rb"|" + SECRET_PAIR.encode() + rb"[^\s\"'&,;}]{4}"
     rb"|" + SAID_PASSWORD.encode() + rb"\S{4})"
 )
+#: A password written into a URL (``scheme://user:password@host``), searched only where both parts occur.
+_URL_PASSWORD = re.compile(URL_PASSWORD.encode())
 _KEYS = re.compile(
     rb"(?:[\xa0-\xbf]|\xd9[\x00-\xff])([A-Za-z0-9_\-\[\]]*(?i:passw|secret|api[_\-]?key|authorization|token"
     rb"|code[_\-]verifier|private[_\-]key|cookie|pw|pass|credential)[A-Za-z0-9_\-\[\]]*)"
@@ -67,6 +70,8 @@ _KEYS = re.compile(
 def _needs_redaction(data: bytes) -> bool:
     """Whether serialized state may hold a secret that only an object-level pass can mask: a cheap
     substring test first (most checkpoints hold none of the hints), then the precise shapes."""
+    if b"://" in data and b"@" in data and _URL_PASSWORD.search(data):
+        return True
     lowered = data.lower()
     for hint in _HINTS:
         at = lowered.find(hint)

@@ -193,6 +193,24 @@ def test_a_password_said_in_a_sentence_never_reaches_a_checkpoint(sb: Sandbox, t
     assert asked == "my password is ***, and the old passcode was \u201c***\u201d", "it loads, masked"
 
 
+@pytest.mark.parametrize(("said", "secret"), [
+    ("our database is postgresql://app:S3cr3tPassw0rd@db.internal:5432/crm, sync from it", "S3cr3tPassw0rd"),
+    ("the API key: 0f9e8d7c6b5a49382716, keep it safe", "0f9e8d7c6b5a49382716"),
+    ("my api key is Zq81Kd0Pw3Lm and it works", "Zq81Kd0Pw3Lm"),
+    ("the webhook secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2La is set", "MfKQ9r8GKYqrTwjUPD8ILPZIo2La"),
+])
+def test_other_secrets_said_in_a_message_never_reach_a_checkpoint(sb: Sandbox, tmp_path: Path, said: str,
+                                                                  secret: str) -> None:
+    saver = checkpointer(tmp_path / "checkpoints.sqlite")
+    chat = Chat(sb, [AIMessage("Noted.")], saver=saver)
+    chat.say(said)
+    blobs = written(saver, tmp_path / "checkpoints.sqlite")
+    assert b"Noted." in blobs, "the conversation was written"
+    assert secret.encode() not in blobs
+    asked = RunDriver(chat.ctx, saver).snapshot().values["messages"][0].content
+    assert secret not in asked and asked.split()[:2] == said.split()[:2], "it loads, masked"
+
+
 # -- an approval names its request --------------------------------------------------------------------------
 def test_an_approval_without_the_requests_fingerprint_is_not_taken(sb: Sandbox) -> None:
     kl = sb.client()
