@@ -20,7 +20,10 @@ SMS needs the explicit consent recorded here.) As Klaviyo documents:
 - suppressing (by email, or every current member of a list or segment) adds ``USER_SUPPRESSED``;
   unsuppressing removes only that reason.
 
-Sandbox account default: lists are single opt-in unless created otherwise.
+Sandbox account defaults: lists are single opt-in unless created otherwise; SMS is set up for the
+countries of the demo profiles (:data:`SMS_CALLING_CODES`: the US and Canada, the UK, France,
+Germany, Australia, New Zealand). Klaviyo refuses SMS consent for a number whose region has no
+sending number in the account (a 400 since revision 2024-05-15), and so does the sandbox.
 """
 
 from __future__ import annotations
@@ -71,6 +74,15 @@ def _group(ctx: Ctx, name: str) -> Resource | None:
             pointer=f"/data/relationships/{name}/data/id",
         )
     return res
+
+
+#: The calling codes of the countries the sandbox account sends SMS to (see the module docstring).
+SMS_CALLING_CODES = ("1", "33", "44", "49", "61", "64")
+
+
+def sms_set_up_for(phone: str) -> bool:
+    """Whether the sandbox account has a sending number for ``phone``'s country (E.164, ``+`` first)."""
+    return phone.startswith("+") and phone[1:].startswith(SMS_CALLING_CODES)
 
 
 def _channels(subs: Json) -> tuple[Json | None, Json | None, Json | None]:
@@ -132,6 +144,15 @@ def _check_items(
             raise bad_request(
                 "An SMS subscription needs the profile's phone_number (E.164) in the request "
                 "(an id alone is not enough).",
+                pointer=f"{base}/phone_number",
+            )
+        phone = attrs.get("phone_number")
+        if subscribing and (sms or sms_tx) and isinstance(phone, str) and not sms_set_up_for(phone):
+            codes = ", ".join(f"+{c}" for c in SMS_CALLING_CODES)
+            raise bad_request(
+                f"SMS is not set up for the country of {phone} in this account (it sends SMS to {codes} "
+                "numbers), so its SMS consent cannot be changed; leave the sms block out to subscribe the "
+                "email only, or set up a sending number for that country in Klaviyo.",
                 pointer=f"{base}/phone_number",
             )
         for channel, sub in (("email/marketing", email), ("sms/marketing", sms), ("sms/transactional", sms_tx)):

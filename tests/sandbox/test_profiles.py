@@ -500,6 +500,30 @@ def test_sms_consent_needs_a_phone_and_can_be_withdrawn(client: Any, sb: Sandbox
     assert sms_consent()["consent"] == "UNSUBSCRIBED" and sms_consent()["can_receive_sms_marketing"] is False
 
 
+@pytest.mark.parametrize("phone", ["+81312345678", "+5511987654321", "+919876543210"])
+def test_sms_consent_for_a_country_without_a_sending_number_is_400(raw: httpx.Client, client: Any, sb: Sandbox,
+                                                                   clock: ManualClock, phone: str) -> None:
+    """Klaviyo refuses SMS consent where the account has no sending number for the number's region;
+    the sandbox account sends SMS to the countries of its demo profiles (+1, +44, +61, ...)."""
+    both = {"email": {"marketing": {"consent": "SUBSCRIBED"}}, "sms": {"marketing": {"consent": "SUBSCRIBED"}}}
+    job = {"data": {"type": "profile-subscription-bulk-create-job", "attributes": {"profiles": {"data": [
+        {"type": "profile", "attributes": {"email": "uk@example.com", "phone_number": "+447700900123",
+                                           "subscriptions": both}},
+        {"type": "profile", "attributes": {"email": "far@example.com", "phone_number": phone, "subscriptions": both}},
+    ]}}}}
+    res = raw.post("/api/profile-subscription-bulk-create-jobs", json=job)
+    assert res.status_code == 400
+    err = error(res)
+    assert err["source"]["pointer"] == "/data/attributes/profiles/data/1/attributes/phone_number"
+    assert phone in err["detail"] and "leave the sms block out" in err["detail"]
+    run_jobs(sb, clock)
+    assert profile_by_email(client, "uk@example.com") is None, "the whole request was refused"
+    del job["data"]["attributes"]["profiles"]["data"][1]["attributes"]["subscriptions"]["sms"]
+    assert raw.post("/api/profile-subscription-bulk-create-jobs", json=job).status_code == 202  # email only
+    stop = {"sms": {"marketing": {"consent": "UNSUBSCRIBED"}}}  # withdrawing is never refused
+    client.call("bulk_unsubscribe_profiles", profiles=[{"phone_number": phone, "subscriptions": stop}])
+
+
 def test_double_opt_in_waits_for_confirmation(client: Any, sb: Sandbox, clock: ManualClock,
                                               added_to_list: list[tuple[str, str]]) -> None:
     lst = client.call("create_list", name="Confirmed", opt_in_process="double_opt_in").data["id"]
