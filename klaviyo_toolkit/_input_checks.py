@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -148,8 +149,13 @@ def json_problem(value: Any, limits: JsonLimits = JSON_LIMITS, *, want: str | No
                         f"{_where(path)}a string of {size:,} bytes; at most {limits.string_bytes:,} are allowed "
                         f"({limits.source}); shorten it"
                     )
-        elif isinstance(node, bool) or node is None or isinstance(node, int):
+        elif isinstance(node, bool) or node is None:
             continue
+        elif isinstance(node, int):
+            if abs(node) > MAX_JSON_INT:
+                return (
+                    f"{_where(path)}{_big(node)} is too large; Klaviyo keeps numbers as doubles (at most about 1.8e308)"
+                )
         elif isinstance(node, float):
             if not math.isfinite(node):
                 return f"{_where(path)}{node!r} is not a JSON number (JSON has no NaN or Infinity); give a number"
@@ -172,6 +178,18 @@ def json_problem(value: Any, limits: JsonLimits = JSON_LIMITS, *, want: str | No
             kind = type(node).__name__
             return f"{_where(path)}a {kind} is not a JSON value; give text, a number, true/false, a list or an object"
     return None
+
+
+#: The largest integer a double holds (beyond it, a JSON number is Infinity to Klaviyo).
+MAX_JSON_INT = int(sys.float_info.max)
+
+
+def _big(value: int) -> str:
+    """A huge integer, shortly: its sign, first digits and length (``100000… (401 digits)``)."""
+    if value.bit_length() > 14_000:  # str() refuses integers of more than 4,300 digits
+        return f"an integer of {value.bit_length():,} bits"
+    digits = str(abs(value))
+    return f"{'-' if value < 0 else ''}{digits[:6]}… ({len(digits)} digits)"
 
 
 def _kind(value: Any) -> str:
@@ -205,6 +223,8 @@ def value_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
                 problem = text_problem(node)
             elif isinstance(node, float) and not math.isfinite(node):
                 problem = f"{node!r} is not a number Klaviyo accepts (JSON has no NaN or Infinity); give a number"
+            elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > MAX_JSON_INT:
+                problem = f"{_big(node)} is too large; numbers must fit a double (at most about 1.8e308)"
             elif isinstance(node, Mapping):
                 for key, item in node.items():
                     if isinstance(key, str) and (bad := text_problem(key)):

@@ -150,7 +150,12 @@ class _Parser:
         if _NUMBER.match(token):
             return float(token) if "." in token else int(token)
         if _DATETIME.match(token):
-            return _parse_datetime(token)
+            try:
+                return _parse_datetime(token)
+            except ValueError as exc:  # the shape of a datetime, not a real one (month 13, 25:00, Feb 30)
+                raise self.error(
+                    f"{token!r} is not a real date and time ({exc}); write one like 2024-01-31T09:30:00Z"
+                ) from None
         raise self.error(f"{token!r} is not a value (quote strings: '{token}')")
 
 
@@ -207,6 +212,15 @@ def check_filter(text: str, allowed: Mapping[str, Mapping[str, Any]]) -> list[st
 _LIST_OPERATORS = ("any", "contains-any", "contains-all")
 
 
+def _written(value: Any) -> str:
+    """A parsed value as it was written in the filter (``true``, not Python's ``True``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, _dt.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
 def _value_problem(comp: Comparison, spec: Mapping[str, Any]) -> str | None:
     """Whether ``comp``'s value is written as Klaviyo's filter syntax wants for the field's type.
 
@@ -238,5 +252,6 @@ def _value_problem(comp: Comparison, spec: Mapping[str, Any]) -> str | None:
             if not isinstance(value, bool):
                 return f"{comp.field!r} is true or false (no quotes), e.g. {comp.operator}({comp.field},true)"
         elif not isinstance(value, str):
-            return f"{comp.field!r} is a string: quote the value, e.g. {comp.operator}({comp.field},'{value}')"
+            shown = _written(value)
+            return f"{comp.field!r} is a string: quote the value, e.g. {comp.operator}({comp.field},'{shown}')"
     return None

@@ -133,6 +133,16 @@ def test_filter_is_checked_against_the_operations_allowed_fields() -> None:
     assert "messages.channel" in str(err)
 
 
+@pytest.mark.parametrize("when", ["2024-13-01T00:00:00Z", "2024-02-30", "2024-01-01T24:00:00Z", "2024-01-01T10:61Z"])
+def test_a_datetime_that_is_no_real_moment_is_refused_naming_the_filter(when: str) -> None:
+    err = refuse("get_profiles", filter=f"greater-than(updated,{when})")
+    assert err.fields == ["filter"] and f"'{when}' is not a real date and time" in str(err)
+
+
+def test_a_value_quoted_in_the_hint_is_shown_as_written() -> None:
+    assert "equals(email,'true')" in str(refuse("get_profiles", filter="equals(email,true)"))
+
+
 def test_bad_json_text_for_free_form_objects() -> None:
     err = refuse("create_profile", email="a@example.com", properties="{plan: pro}")
     assert err.fields == ["properties"] and "JSON" in str(err)

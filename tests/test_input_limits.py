@@ -65,6 +65,7 @@ HOSTILE_JSON = {
     "nested-nan": '{"a": [1, {"b": NaN}]}',
     "overflowing-number": '{"a": 1e400}',
     "negative-overflow": '{"a": -1e999}',
+    "overflowing-integer": '{"a": 1' + "0" * 400 + "}",
     "escaped-lone-surrogate": '{"a": "\\ud800"}',
     "escaped-low-surrogate": '{"a": "x\\udfff"}',
     "surrogate-in-key": '{"\\udc80": 1}',
@@ -92,8 +93,9 @@ def test_hostile_json_text_is_refused_naming_the_field(sandbox: Sandbox, text: s
 
 @pytest.mark.parametrize(
     "value",
-    [{"a": float("nan")}, {"a": [float("inf")]}, {"a": "\ud800"}, {"\x00": 1}, {"a": {1, 2}}, [1, 2]],
-    ids=["nan", "inf", "surrogate", "nul-key", "a-set", "a-list"],
+    [{"a": float("nan")}, {"a": [float("inf")]}, {"a": "\ud800"}, {"\x00": 1}, {"a": {1, 2}}, [1, 2],
+     {"a": [0, -(10**309)]}, {"a": 10**5000}],
+    ids=["nan", "inf", "surrogate", "nul-key", "a-set", "a-list", "huge-integer", "enormous-integer"],
 )
 def test_hostile_json_values_given_as_data_are_refused(sandbox: Sandbox, value: Any) -> None:
     err = refused(sandbox, "create_profile", email="data@example.com", properties=value)
@@ -175,7 +177,7 @@ def test_tabs_and_newlines_stay_allowed_in_free_text(sandbox: Sandbox) -> None:
     refused(sandbox, "create_template", name="T", editor_type="CODE", html=html + "\x00")
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), "NaN", "Infinity", "-inf"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), "NaN", "Infinity", "-inf", 10**400])
 def test_non_finite_numbers_are_refused(sandbox: Sandbox, value: Any) -> None:
     err = refused(
         sandbox,

@@ -492,3 +492,38 @@ def test_a_body_without_content_type_is_415(sb: Sandbox, raw: httpx.Client) -> N
 def test_integer_parameters_are_digits_only(raw: httpx.Client, size: str) -> None:
     err = error(raw.get("/api/profiles", params={"page[size]": size}))
     assert err["source"] == {"parameter": "page[size]"}
+
+
+@pytest.mark.parametrize("when", ["2024-13-01T00:00:00Z", "2024-02-30", "2024-01-01T24:00:00Z"])
+def test_a_filter_datetime_that_is_no_real_moment_is_400_not_500(raw: httpx.Client, when: str) -> None:
+    res = raw.get("/api/profiles", params={"filter": f"greater-than(updated,{when})"})
+    assert res.status_code == 400
+    err = res.json()["errors"][0]
+    assert err["source"] == {"parameter": "filter"} and "is not a real date and time" in err["detail"]
+
+
+
+def _event(**attributes: Any) -> str:
+    return json.dumps({"data": {"type": "event", "attributes": {
+        "metric": {"data": {"type": "metric", "attributes": {"name": "Big"}}},
+        "profile": {"data": {"type": "profile", "attributes": {"email": "big@example.com"}}},
+        "properties": {}, **attributes}}})
+
+
+@pytest.mark.parametrize(("attributes", "pointer"), [
+    ({"value": 10**400}, "/data/attributes/value"),
+    ({"properties": {"items": [1, -(10**309)]}}, "/data/attributes/properties/items/1"),
+])
+def test_a_number_no_double_holds_is_400_naming_it(raw: httpx.Client, attributes: dict[str, Any], pointer: str) -> None:
+    """Accepted, it broke every report that added it up (a 500 from metric aggregates)."""
+    res = raw.post("/api/events", content=_event(**attributes))
+    assert res.status_code == 400
+    err = res.json()["errors"][0]
+    assert err["source"]["pointer"] == pointer and "too large" in err["detail"]
+    assert raw.get("/api/events").json()["data"] == []
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_numbers_json_does_not_have_are_a_parse_error(raw: httpx.Client, literal: str) -> None:
+    res = raw.post("/api/events", content=_event().replace('"properties": {}', f'"properties": {{"a": {literal}}}'))
+    assert res.status_code == 400 and res.json()["errors"][0]["code"] == "parse_error"
