@@ -249,6 +249,9 @@ class Cases:
                     operator = op.filters[dated[0]]["operators"][0]
                     bad.append(st.just((wire, f"{operator}({dated[0]},'2024-01-01T00:00:00Z')",
                                         "a quoted datetime")))
+                    bad.append(st.sampled_from(["2024-13-01T00:00:00Z", "2024-02-30", "2024-01-01T24:00:00Z"]).map(
+                        lambda when, w=wire, o=operator, f=dated[0]: (w, f"{o}({f},{when})",
+                                                                       "a datetime that is no real moment")))
         return st.one_of(*bad)
 
     # -- bodies ------------------------------------------------------------------------------------------
@@ -281,6 +284,10 @@ def mutations(op: Operation, body: Any) -> list[tuple[str, Any]]:
                 return {**body, "data": {**data, "attributes": changed}}
 
             out.append(("an unknown attribute", with_attributes({**attrs, "zz_not_a_field": 1})))
+            if attrs:  # numbers JSON has no room for: a 400, never a 500 later (a report adding them up)
+                first = next(iter(attrs))
+                out.append((f"{first} a number no double holds", with_attributes({**attrs, first: 10**400})))
+                out.append((f"{first} NaN", json.dumps(with_attributes({**attrs, first: float("nan")})).encode()))
             for key, value in attrs.items():
                 if isinstance(value, str):
                     out.append((f"{key} of the wrong type", with_attributes({**attrs, key: 12345})))

@@ -10,18 +10,19 @@ negative case answered 2xx. The slow set runs ``EXAMPLES`` of each kind per oper
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from klaviyo_sandbox import Sandbox
+from klaviyo_sandbox import PUBLIC_KEY, Sandbox
 from klaviyo_toolkit.catalog import Operation, load_catalog
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.ratelimit import RateLimiter
 
-from .properties import Cases, Request, check, problem
+from .properties import Cases, Request, check, problem, send
 from .test_conformance import Fixtures
 
 #: The module's tests share one account and run in order (reads, writes, deletes last): a write may
@@ -55,6 +56,70 @@ def test_the_operation_holds_to_the_spec(world: tuple[Sandbox, httpx.Client, Cas
     assert tally.positive >= 1 and tally.negative >= 3  # hypothesis stops early when there is little to vary
     assert tally.clean, "\n".join(tally.problems()[:5])
     assert tally.accepted_positives > 0, f"no positive case of {op.operation_id} was answered 2xx: {tally.statuses}"
+
+
+def _hostile(value: Any) -> Any:
+    """``value`` with a number no double holds: in place of a number, or added to a free-form object."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return 10**400
+    return {**value, "zz": 10**400} if isinstance(value, dict) else None
+
+
+def _params(op: Operation, base: Request, *extra: tuple[str, str]) -> list[tuple[str, str]]:
+    client_side = [("company_id", PUBLIC_KEY)] if op.client_side else []
+    return [*base.params, *client_side, *extra]
+
+
+def test_a_number_no_double_holds_is_400_wherever_it_goes(world: tuple[Sandbox, httpx.Client, Cases]) -> None:
+    """Every write, every numeric or free-form attribute of its valid request: never taken (a report
+    adding such numbers up answered 500), never a 500 itself; NaN, which JSON does not have, too."""
+    _, http, cases = world
+    wrong: list[str] = []
+    tried = writes = 0
+    for op in (op for op in ordered() if op.method != "GET"):
+        started = cases.base(op)
+        body = started[1].body if started else None
+        data = body.get("data") if isinstance(body, dict) else None
+        attrs = data.get("attributes") if isinstance(data, dict) else None
+        if started is None or not isinstance(attrs, dict):
+            continue  # a file upload, or relationships only: no attributes to break
+        base, writes = started[1], writes + 1
+        for key, value in attrs.items():
+            broken = _hostile(value)
+            if broken is None:
+                continue
+            tried += 1
+            changed = {**body, "data": {**data, "attributes": {**attrs, key: broken}}}
+            answer = send(http, Request(base.method, base.path, _params(op, base), changed))
+            if answer.status_code != 400:
+                wrong.append(f"{op.operation_id}.{key}: {answer.status_code} {answer.text[:200]}")
+        nan = json.dumps({**body, "data": {**data, "attributes": {**attrs, "zz": float("nan")}}}).encode()
+        answer = send(http, Request(base.method, base.path, _params(op, base), None, raw=nan))
+        if answer.status_code != 400:
+            wrong.append(f"{op.operation_id} NaN: {answer.status_code} {answer.text[:200]}")
+    assert writes >= 85 and tried >= 50, (writes, tried)  # 90 writes take attributes, 51 of them numbers or objects
+    assert not wrong, "\n".join(wrong[:10])
+
+
+def test_a_filter_datetime_that_is_no_real_moment_is_400(world: tuple[Sandbox, httpx.Client, Cases]) -> None:
+    """Every GET with a datetime filter field: a month 13, a 30 February, an hour 24 are 400s (a 500 before)."""
+    _, http, cases = world
+    wrong: list[str] = []
+    dated = [op for op in ordered() if op.method == "GET"
+             and any(spec.get("format") == "date-time" for spec in (op.filters or {}).values())]
+    for op in dated:
+        started = cases.base(op)
+        assert started is not None, op.operation_id
+        base = started[1]
+        field, spec = next((n, s) for n, s in op.filters.items() if s.get("format") == "date-time")
+        for when in ("2024-13-01T00:00:00Z", "2024-02-30", "2024-01-01T24:00:00Z"):
+            given = [(w, v) for w, v in _params(op, base) if w != "filter"]
+            query = [*given, ("filter", f"{spec['operators'][0]}({field},{when})")]
+            answer = send(http, Request("GET", base.path, query, None))
+            if answer.status_code != 400:
+                wrong.append(f"{op.operation_id} {when}: {answer.status_code} {answer.text[:200]}")
+    assert len(dated) >= 10, len(dated)
+    assert not wrong, "\n".join(wrong[:10])
 
 
 def _answer(status: int, body: Any, **headers: str) -> httpx.Response:
