@@ -306,6 +306,8 @@ def _parse_body(op: Operation, method: str, raw_body: bytes, form: dict[str, Any
             raise SandboxError(
                 400, "parse_error", "Malformed request.", f"The request body is not valid JSON: {exc}.", pointer="/"
             ) from None
+        except RecursionError:  # a thousand levels of [ or {: JSON allows them, no Klaviyo resource has them
+            raise bad_request("The request body is nested too deeply to read; flatten it.", pointer="/") from None
         if _LONG_NUMBER.search(raw_body):  # an integer past a double's range: Klaviyo keeps numbers as doubles
             where = _too_large(body, "")
             if where is not None:

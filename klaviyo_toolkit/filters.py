@@ -64,13 +64,25 @@ class Logical:
 Expr = Union[Comparison, Logical]
 
 
+#: How deep expressions and lists may nest: Klaviyo's filters are a few levels deep; a deeper one is
+#: refused as a syntax error rather than parsed (and matched, and checked) by recursion without end.
+MAX_FILTER_DEPTH = 32
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0
+
+    def nest(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_FILTER_DEPTH:
+            raise self.error(f"nested deeper than {MAX_FILTER_DEPTH} levels; write a flatter filter")
 
     def error(self, msg: str) -> FilterSyntaxError:
-        return FilterSyntaxError(f"{msg} at position {self.pos} of {self.text!r}")
+        shown = self.text if len(self.text) <= 160 else f"{self.text[:160]}… ({len(self.text):,} characters)"
+        return FilterSyntaxError(f"{msg} at position {self.pos} of {shown!r}")
 
     def ws(self) -> None:
         while self.pos < len(self.text) and self.text[self.pos].isspace():
@@ -94,6 +106,13 @@ class _Parser:
         return m.group(0)
 
     def expr(self) -> Expr:
+        self.nest()
+        try:
+            return self._expr()
+        finally:
+            self.depth -= 1
+
+    def _expr(self) -> Expr:
         name = self.word()
         if name not in LOGICAL and name not in COMPARISONS:
             raise self.error(f"unknown operator {name!r}")
@@ -131,16 +150,19 @@ class _Parser:
             self.pos += 1
             return "".join(out)
         if ch == "[":
+            self.nest()
             self.pos += 1
             items: list[Any] = []
             if self.peek() == "]":
                 self.pos += 1
+                self.depth -= 1
                 return items
             items.append(self.value())
             while self.peek() == ",":
                 self.pos += 1
                 items.append(self.value())
             self.expect("]")
+            self.depth -= 1
             return items
         token = self.word()
         if token in ("true", "false"):

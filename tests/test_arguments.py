@@ -139,6 +139,17 @@ def test_a_datetime_that_is_no_real_moment_is_refused_naming_the_filter(when: st
     assert err.fields == ["filter"] and f"'{when}' is not a real date and time" in str(err)
 
 
+@pytest.mark.parametrize("text", [
+    "and(" * 40 + "equals(email,'a')" + ")" * 40,
+    "not(" * 5000 + "equals(email,'a')" + ")" * 5000,  # past Python's recursion limit: was a RecursionError
+    "any(email," + "[" * 5000 + "]" * 5000 + ")",
+])
+def test_a_filter_nested_past_any_real_one_is_refused(text: str) -> None:
+    err = refuse("get_profiles", filter=text)
+    assert err.fields == ["filter"] and "nested deeper than 32 levels" in str(err)
+    assert len(str(err)) < 600, "the message shows the start of the filter, not all of it"
+
+
 def test_a_value_quoted_in_the_hint_is_shown_as_written() -> None:
     assert "equals(email,'true')" in str(refuse("get_profiles", filter="equals(email,true)"))
 

@@ -527,3 +527,18 @@ def test_a_number_no_double_holds_is_400_naming_it(raw: httpx.Client, attributes
 def test_numbers_json_does_not_have_are_a_parse_error(raw: httpx.Client, literal: str) -> None:
     res = raw.post("/api/events", content=_event().replace('"properties": {}', f'"properties": {{"a": {literal}}}'))
     assert res.status_code == 400 and res.json()["errors"][0]["code"] == "parse_error"
+
+
+
+def test_a_filter_nested_thousands_deep_is_400_not_500(raw: httpx.Client) -> None:
+    res = raw.get("/api/profiles", params={"filter": "and(" * 3000 + "equals(email,'a@b.co')" + ")" * 3000})
+    assert res.status_code == 400 and "nested deeper" in res.json()["errors"][0]["detail"]
+
+
+
+@pytest.mark.parametrize(("opener", "closer"), [(b"[", b"]"), (b'{"a":', b"}")])
+def test_a_body_nested_thousands_deep_is_400_not_500(raw: httpx.Client, opener: bytes, closer: bytes) -> None:
+    deep = opener * 3000 + b"1" + closer * 3000
+    body = b'{"data": {"type": "profile", "attributes": {"email": "deep@example.com", "properties": {"a": ' + deep
+    res = raw.post("/api/profiles", content=body + b"}}}}")
+    assert res.status_code == 400 and "nested too deeply" in res.json()["errors"][0]["detail"]
