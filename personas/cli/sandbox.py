@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
@@ -117,4 +118,33 @@ def state_file(path: str | None) -> str | None:
         raise UsageProblem(f"--sandbox-state {path}: this user cannot read and write it; check its permissions")
     if not target.exists() and not os.access(folder, os.W_OK | os.X_OK):
         raise UsageProblem(f"--sandbox-state {path}: this user cannot create files in {folder}; pick another")
+    if target.exists() and target.stat().st_size > 0:
+        _is_sandbox_state(path, target)
     return path
+
+
+#: The tables a sandbox state file holds (``klaviyo_sandbox._store``).
+_STATE_TABLES = {"resources", "kv"}
+
+
+def _is_sandbox_state(path: str, target: Path) -> None:
+    """An existing file must be a sandbox's state: not another kind of file, and not another SQLite
+    database (the audit log, checkpoints), which the sandbox would otherwise fill with its tables."""
+    import sqlite3
+
+    with target.open("rb") as fh:
+        if fh.read(16) != b"SQLite format 3\x00":
+            raise UsageProblem(
+                f"--sandbox-state {path}: not a sandbox state file (not an SQLite database); give a new "
+                "file name, or a file an earlier --sandbox-state made"
+            )
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{target}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise UsageProblem(f"--sandbox-state {path}: cannot be read as a sandbox state file ({exc})") from None
+    if tables and not tables >= _STATE_TABLES:
+        raise UsageProblem(
+            f"--sandbox-state {path}: an SQLite database of something else (tables: {', '.join(sorted(tables)[:5])}); "
+            "give a new file name, or a file an earlier --sandbox-state made"
+        )

@@ -5,8 +5,10 @@ that name fails to import, as an absent one does."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -117,6 +119,24 @@ def test_a_sandbox_state_in_a_missing_folder_is_one_line(tmp_path: Path, args: l
     proc = personas(tmp_path, *filled)
     line = one_error_line(proc)  # and no banner before it
     assert proc.returncode == 2 and str(missing) in line and f"folder {missing.parent} does not exist" in line
+
+
+@pytest.mark.parametrize("kind", ["text", "audit-log"])
+def test_a_sandbox_state_that_is_another_file_is_one_line_and_left_as_it_was(tmp_path: Path, kind: str) -> None:
+    """A text file, or another SQLite database (the audit log): refused, and not filled with sandbox tables."""
+    if kind == "text":
+        other = tmp_path / "notes.sqlite"
+        other.write_text("not a database\n")
+    else:
+        other = tmp_path / "audit.sqlite"
+        with contextlib.closing(sqlite3.connect(other)) as db:
+            db.execute("CREATE TABLE audit_log (id INTEGER PRIMARY KEY)")
+            db.commit()
+    before = other.read_bytes()
+    proc = personas(tmp_path, "run", "campaign-reporter", "--input", "{}", "--sandbox-state", str(other))
+    line = one_error_line(proc)
+    assert proc.returncode == 2 and f"--sandbox-state {other}" in line and "give a new file name" in line
+    assert other.read_bytes() == before
 
 
 def test_the_debug_hint_is_a_command_that_works(tmp_path: Path) -> None:
