@@ -14,10 +14,6 @@ carries ``RateLimit-Limit``/``-Remaining``/``-Reset``; a 429 carries ``Retry-Aft
 from __future__ import annotations
 
 import collections
-import json
-import math
-import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,10 +25,11 @@ import jsonschema
 from klaviyo_toolkit.catalog import Operation, RateLimitSpec
 
 from . import _checks
+from ._body import parse_body
 from ._context import Auth, Ctx, Reply
 from ._generic import generic
 from ._jobs import Jobs
-from ._jsonapi import Fields, SandboxError, bad_request
+from ._jsonapi import Fields, SandboxError
 from ._keys import Keys
 from ._limits import DEFAULT_LIMITS, ServerLimits, Verdict, quota_of
 from ._outbox import Outbox
@@ -206,7 +203,7 @@ class Pipeline:
                 )
             _checks.check_query(op, query)
             _checks.check_payload_size(op, raw_body)
-            body, ignored_phone = ignore_invalid_phones(op.operation_id, _parse_body(op, method, raw_body, form))
+            body, ignored_phone = ignore_invalid_phones(op.operation_id, parse_body(op, method, raw_body, form))
             _checks.check_body(self.routes.schemas, op, body)
             _checks.check_item_sizes(op, body)
             with self.lock, svc.store.lock:
@@ -296,59 +293,3 @@ def _bucket(op: Operation, query: Mapping[str, str]) -> tuple[str, RateLimitSpec
         if tier.applies(query):
             return f"{op.operation_id}|{tier.name}", tier.limits
     return op.operation_id, op.rate_limit
-
-
-def _parse_body(op: Operation, method: str, raw_body: bytes, form: dict[str, Any] | None) -> Any:
-    if raw_body and form is None:
-        try:
-            body = json.loads(raw_body, parse_constant=_not_json, parse_float=_finite)
-        except ValueError as exc:
-            raise SandboxError(
-                400, "parse_error", "Malformed request.", f"The request body is not valid JSON: {exc}.", pointer="/"
-            ) from None
-        except RecursionError:  # a thousand levels of [ or {: JSON allows them, no Klaviyo resource has them
-            raise bad_request("The request body is nested too deeply to read; flatten it.", pointer="/") from None
-        if _LONG_NUMBER.search(raw_body):  # an integer past a double's range: Klaviyo keeps numbers as doubles
-            where = _too_large(body, "")
-            if where is not None:
-                raise bad_request(
-                    f"The number at {where} is too large: numbers must fit a double (at most about 1.8e308).",
-                    pointer=where,
-                )
-        return body
-    if op.body is not None and op.body.get("root") != "form" and method in ("POST", "PATCH"):
-        raise bad_request("A JSON:API request body is required.", pointer="/data")
-    return None
-
-
-#: A run of digits as long as the smallest integer a double cannot hold (10**309 has 310 digits).
-_LONG_NUMBER = re.compile(rb"\d{309}")
-
-
-def _not_json(name: str) -> Any:
-    """``NaN``, ``Infinity`` and ``-Infinity``: Python's json reads them, JSON (and Klaviyo) does not."""
-    raise ValueError(f"{name} is not a JSON value (JSON numbers are finite)")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"the number {text[:40]} is too large (numbers must fit a double, at most about 1.8e308)")
-    return value
-
-
-def _too_large(node: Any, path: str) -> str | None:
-    """The JSON pointer of the first integer in ``node`` that no double can hold, or None."""
-    if isinstance(node, bool):
-        return None
-    if isinstance(node, int):
-        return path or "/" if abs(node) > _MAX_DOUBLE else None
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-    for key, value in items:
-        found = _too_large(value, f"{path}/{key}")
-        if found is not None:
-            return found
-    return None
-
-
-_MAX_DOUBLE = int(sys.float_info.max)

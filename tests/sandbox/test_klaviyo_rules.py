@@ -542,3 +542,21 @@ def test_a_body_nested_thousands_deep_is_400_not_500(raw: httpx.Client, opener: 
     body = b'{"data": {"type": "profile", "attributes": {"email": "deep@example.com", "properties": {"a": ' + deep
     res = raw.post("/api/profiles", content=body + b"}}}}")
     assert res.status_code == 400 and "nested too deeply" in res.json()["errors"][0]["detail"]
+
+
+
+@pytest.mark.parametrize(("escaped", "why"), [("\\udc80", "lone surrogate"), ("a\\u0000b", "NUL character")])
+def test_text_no_field_can_keep_is_400_and_never_stored(raw: httpx.Client, escaped: str, why: str) -> None:
+    """Stored, a lone surrogate broke every later listing of the resource with a 500 (UTF-8 cannot
+    encode it); a NUL, which the toolkit already refuses, is no text a field keeps either."""
+    named = '{"data": {"type": "list", "attributes": {"name": "NAME"}}}'
+    keyed = '{"data": {"type": "profile", "attributes": {"email": "u@example.com", "properties": {"NAME": 1}}}}'
+    for body, pointer in ((named.replace("NAME", escaped), "/data/attributes/name"),
+                          (keyed.replace("NAME", escaped), "/data/attributes/properties/")):
+        res = raw.post("/api/lists" if '"list"' in body else "/api/profiles", content=body.encode())
+        assert res.status_code == 400, res.text
+        err = res.json()["errors"][0]
+        assert err["source"]["pointer"].startswith(pointer) and why in err["detail"]
+    assert raw.get("/api/lists").status_code == 200 and raw.get("/api/profiles").json()["data"] == []
+    paired = raw.post("/api/lists", content=named.replace("NAME", "\\ud83c\\udf32 Trail").encode())
+    assert paired.status_code == 201 and paired.json()["data"]["attributes"]["name"] == "\U0001f332 Trail"

@@ -72,7 +72,8 @@ def _params(op: Operation, base: Request, *extra: tuple[str, str]) -> list[tuple
 
 def test_a_number_no_double_holds_is_400_wherever_it_goes(world: tuple[Sandbox, httpx.Client, Cases]) -> None:
     """Every write, every numeric or free-form attribute of its valid request: never taken (a report
-    adding such numbers up answered 500), never a 500 itself; NaN, which JSON does not have, too."""
+    adding such numbers up answered 500), never a 500 itself; NaN, which JSON does not have, and a
+    lone surrogate in its first text attribute (stored, it broke every later listing), too."""
     _, http, cases = world
     wrong: list[str] = []
     tried = writes = 0
@@ -97,6 +98,12 @@ def test_a_number_no_double_holds_is_400_wherever_it_goes(world: tuple[Sandbox, 
         answer = send(http, Request(base.method, base.path, _params(op, base), None, raw=nan))
         if answer.status_code != 400:
             wrong.append(f"{op.operation_id} NaN: {answer.status_code} {answer.text[:200]}")
+        text = next((k for k, v in attrs.items() if isinstance(v, str)), None)
+        if text is not None:  # json.dumps writes a lone surrogate as the escape \udc80: JSON, but no text
+            lone = json.dumps({**body, "data": {**data, "attributes": {**attrs, text: "x\udc80"}}}).encode()
+            answer = send(http, Request(base.method, base.path, _params(op, base), None, raw=lone))
+            if answer.status_code != 400:
+                wrong.append(f"{op.operation_id}.{text} lone surrogate: {answer.status_code} {answer.text[:200]}")
     assert writes >= 85 and tried >= 50, (writes, tried)  # 90 writes take attributes, 51 of them numbers or objects
     assert not wrong, "\n".join(wrong[:10])
 
