@@ -153,9 +153,7 @@ def json_problem(value: Any, limits: JsonLimits = JSON_LIMITS, *, want: str | No
             continue
         elif isinstance(node, int):
             if abs(node) > MAX_JSON_INT:
-                return (
-                    f"{_where(path)}{_big(node)} is too large; Klaviyo keeps numbers as doubles (at most about 1.8e308)"
-                )
+                return f"{_where(path)}{_too_large(node)}"
         elif isinstance(node, float):
             if not math.isfinite(node):
                 return f"{_where(path)}{node!r} is not a JSON number (JSON has no NaN or Infinity); give a number"
@@ -184,12 +182,14 @@ def json_problem(value: Any, limits: JsonLimits = JSON_LIMITS, *, want: str | No
 MAX_JSON_INT = int(sys.float_info.max)
 
 
-def _big(value: int) -> str:
-    """A huge integer, shortly: its sign, first digits and length (``100000… (401 digits)``)."""
+def _too_large(value: int) -> str:
+    """What is wrong with an integer past a double's range, showing it shortly (``100000… (401 digits)``)."""
     if value.bit_length() > 14_000:  # str() refuses integers of more than 4,300 digits
-        return f"an integer of {value.bit_length():,} bits"
-    digits = str(abs(value))
-    return f"{'-' if value < 0 else ''}{digits[:6]}… ({len(digits)} digits)"
+        shown = f"an integer of {value.bit_length():,} bits"
+    else:
+        digits = str(abs(value))
+        shown = f"{'-' if value < 0 else ''}{digits[:6]}… ({len(digits)} digits)"
+    return f"{shown} is too large; numbers must fit a double (at most about 1.8e308)"
 
 
 def _kind(value: Any) -> str:
@@ -224,7 +224,7 @@ def value_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
             elif isinstance(node, float) and not math.isfinite(node):
                 problem = f"{node!r} is not a number Klaviyo accepts (JSON has no NaN or Infinity); give a number"
             elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > MAX_JSON_INT:
-                problem = f"{_big(node)} is too large; numbers must fit a double (at most about 1.8e308)"
+                problem = _too_large(node)
             elif isinstance(node, Mapping):
                 for key, item in node.items():
                     if isinstance(key, str) and (bad := text_problem(key)):
