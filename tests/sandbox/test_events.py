@@ -320,6 +320,9 @@ def test_aggregates_filter_on_a_dimension_and_week_and_month_intervals(sb: Sandb
     ({"filter": ["greater-or-equal(datetime,soon)", "less-than(datetime,2026-01-01)"]}, "/data/attributes/filter/0",
      "ISO 8601"),
     ({"timezone": "Mars/Olympus"}, "/data/attributes/timezone", "IANA"),
+    ({"timezone": ""}, "/data/attributes/timezone", "IANA"),  # not UTC by default: no name is no time zone
+    ({"timezone": "Europe/Kyiv"}, "/data/attributes/timezone", "Klaviyo does not take it"),  # the spec's exceptions
+    ({"timezone": "Factory"}, "/data/attributes/timezone", "Klaviyo does not take it"),
 ])
 def test_aggregates_reject_bad_queries(sb: Sandbox, raw: httpx.Client, attrs: dict[str, Any], pointer: str,
                                        says: str) -> None:
