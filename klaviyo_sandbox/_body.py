@@ -39,23 +39,23 @@ def parse_body(op: Operation, method: str, raw_body: bytes, form: dict[str, Any]
         except RecursionError:  # a thousand levels of [ or {: JSON allows them, no Klaviyo resource has them
             raise bad_request("The request body is nested too deeply to read; flatten it.", pointer="/") from None
         if _SURROGATE_ESCAPE.search(raw_body):  # "\udc80" is JSON syntax, but no text: UTF-8 cannot carry it
-            where = _bad_text(body, "", _encodes)
+            where = _first(body, _unencodable)
             if where is not None:
                 raise bad_request(
-                    f"The text at {where or '/'} holds a lone surrogate (an escape like \\udc80 without its "
+                    f"The text at {where} holds a lone surrogate (an escape like \\udc80 without its "
                     "pair), which is not Unicode text; send valid UTF-8.",
-                    pointer=where or "/",
+                    pointer=where,
                 )
         if _NUL_ESCAPE.search(raw_body):  # "\u0000": JSON can say it, no text field of Klaviyo's keeps it
-            where = _bad_text(body, "", lambda text: "\x00" not in text)
+            where = _first(body, _has_nul)
             if where is not None:
                 raise bad_request(
-                    f"The text at {where or '/'} holds a NUL character (\\u0000), which no text field keeps; "
+                    f"The text at {where} holds a NUL character (\\u0000), which no text field keeps; "
                     "remove it.",
-                    pointer=where or "/",
+                    pointer=where,
                 )
         if raw_body.translate(_DIGITS_AS_ZERO).find(_LONG_RUN) != -1:  # an integer no double holds
-            where = _too_large(body, "")
+            where = _first(body, _beyond_double)
             if where is not None:
                 raise bad_request(
                     f"The number at {where} is too large: numbers must fit a double (at most about 1.8e308).",
@@ -82,23 +82,33 @@ _SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 _NUL_ESCAPE = re.compile(rb"\\[uU]0000")
 
 
-def _bad_text(node: Any, path: str, ok: Callable[[str], bool]) -> str | None:
-    """The JSON pointer of a key or string in ``node`` that ``ok`` refuses, or None (iterative: a
-    body JSON could read is as deep as the recursion limit)."""
-    stack = [(node, path)]
+def _first(node: Any, bad: Callable[[Any], bool]) -> str | None:
+    """The JSON pointer of the first key or value in ``node`` that ``bad`` picks out (``/`` for the
+    body itself), or None. Iterative: a body JSON could read is as deep as the recursion limit."""
+    stack = [(node, "")]
     while stack:
         item, where = stack.pop()
-        if isinstance(item, str):
-            if not ok(item):
-                return where
-            continue
-        pairs = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
-        for key, value in pairs:
-            if isinstance(key, str) and not ok(key):
-                shown = key.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\u0000")
-                return f"{where}/{shown}"
-            stack.append((value, f"{where}/{key}"))
+        if isinstance(item, (dict, list)):
+            for key, value in item.items() if isinstance(item, dict) else enumerate(item):
+                if isinstance(key, str) and bad(key):
+                    shown = key.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\u0000")
+                    return f"{where}/{shown}"
+                stack.append((value, f"{where}/{key}"))
+        elif bad(item):
+            return where or "/"
     return None
+
+
+def _unencodable(value: Any) -> bool:
+    return isinstance(value, str) and not _encodes(value)
+
+
+def _has_nul(value: Any) -> bool:
+    return isinstance(value, str) and "\x00" in value
+
+
+def _beyond_double(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_DOUBLE
 
 
 def _encodes(text: str) -> bool:
@@ -119,20 +129,6 @@ def _finite(text: str) -> float:
     if math.isinf(value):
         raise ValueError(f"the number {text[:40]} is too large (numbers must fit a double, at most about 1.8e308)")
     return value
-
-
-def _too_large(node: Any, path: str) -> str | None:
-    """The JSON pointer of an integer in ``node`` that no double can hold, or None (iterative)."""
-    stack = [(node, path)]
-    while stack:
-        item, where = stack.pop()
-        if isinstance(item, int) and not isinstance(item, bool):
-            if abs(item) > _MAX_DOUBLE:
-                return where or "/"
-            continue
-        pairs = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
-        stack.extend((value, f"{where}/{key}") for key, value in pairs)
-    return None
 
 
 _MAX_DOUBLE = int(sys.float_info.max)
