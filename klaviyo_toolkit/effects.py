@@ -17,8 +17,8 @@ in this order:
 Sending is not only "send this campaign": a Klaviyo flow starts on its trigger, so a call that
 fires a trigger sends as surely as a send job. Adding profiles to a list (a list-triggered flow),
 recording an event (a metric-triggered flow), subscribing (a welcome flow), changing a segment's
-definition (a segment-triggered flow, for everyone who joins), and editing a flow's actions (what
-a live flow sends) are classed as sending, whatever the account's flows are today: a flow can be
+definition (a segment-triggered flow, for everyone who joins), and editing what a live flow sends
+(its actions, a universal content block its emails use, a web feed they fetch) are classed as sending, whatever the account's flows are today: a flow can be
 switched on after the call is approved, and the check must not depend on a read the persona may
 have no scope for. A persona whose job is such a call (the lead-magnet sequencer records the event
 that starts its sequence) names it in its policy's ``relax``, a reviewable exception. Profile
@@ -96,6 +96,10 @@ OPERATION_EFFECTS: dict[str, frozenset[Effect]] = {
     "bulk_create_client_events": frozenset({_S}),
     "update_segment": frozenset({_S}),  # a new definition: everyone who joins starts its segment flows
     "update_flow_action": frozenset({_S}),  # what, when and whether a flow's message is sent
+    # what live messages carry: a universal block's changes reach every template that uses it (live
+    # flow emails included), and a web feed is fetched again each time a message that uses it is sent
+    "update_universal_content": frozenset({_S}),
+    "update_web_feed": frozenset({_S}),
     "create_client_review": frozenset({_S}),  # a review is published on the store
     "update_review": frozenset({_S}),  # publishing, rejecting or replying to a public review
     "create_customer_agent_response_beta": frozenset({_S}),  # live mode answers a shopper by email or SMS

@@ -143,6 +143,10 @@ def test_events_and_patches_that_leave_identifiers_alone_change_no_identity() ->
                                  "properties": {}}),
         ("update_segment", {"id": "S1", "name": "VIP"}),
         ("update_flow_action", {"id": "A1"}),  # its status sits inside ``definition``
+        # what live messages carry: a universal block reaches every template using it, a web feed
+        # is fetched at each send
+        ("update_universal_content", {"id": "U1", "name": "Footer"}),
+        ("update_web_feed", {"id": "W1", "url": "https://feeds.example.com/x.json"}),
         ("create_client_review", {"company_id": "AbC123"}),
         ("update_review", {"id": "R1"}),
         ("create_customer_agent_response_beta", {}),
