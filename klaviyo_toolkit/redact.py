@@ -140,9 +140,24 @@ _KEY_SHAPES: tuple[tuple[str, str], ...] = (
     ("xox", r"xox[abprs]-[A-Za-z0-9\-]{20,}"),  # Slack tokens
     ("AIza", r"AIza[0-9A-Za-z_\-]{35}"),  # Google API keys
     ("whsec_", r"whsec_[A-Za-z0-9+/]{20,}"),  # webhook signing secrets (Svix, Stripe)
+    # a signed JSON Web Token (an id token, a session): base64url JSON header and claims, signature
+    ("eyJ", r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{16,}"),
 )
-_TEXT_SHAPES = tuple((prefix, re.compile(rf"\b({shape})\b")) for prefix, shape in _KEY_SHAPES)
-_BYTE_SHAPES = tuple((prefix.encode(), re.compile(rb"\b" + shape.encode() + rb"\b")) for prefix, shape in _KEY_SHAPES)
+#: Shapes that start and end with punctuation, so ``\b`` cannot bound them: a PEM private key
+#: (RSA, EC, OpenSSH, PKCS#8, encrypted or not), its body masked even when the text was cut before
+#: its END line.
+_BLOCK_SHAPES: tuple[tuple[str, str], ...] = (
+    ("-----BEGIN ", r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----(?:[A-Za-z0-9+/=:,\s]|-(?!----END))*"
+                    r"(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----)?"),
+)
+_TEXT_SHAPES = (
+    *((prefix, re.compile(rf"\b({shape})\b")) for prefix, shape in _KEY_SHAPES),
+    *((prefix, re.compile(f"({shape})")) for prefix, shape in _BLOCK_SHAPES),
+)
+_BYTE_SHAPES = (
+    *((prefix.encode(), re.compile(rb"\b" + shape.encode() + rb"\b")) for prefix, shape in _KEY_SHAPES),
+    *((prefix.encode(), re.compile(shape.encode())) for prefix, shape in _BLOCK_SHAPES),
+)
 
 
 def _mask(secret: str) -> str:

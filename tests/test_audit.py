@@ -290,6 +290,14 @@ def test_redact_text_sees_letters_the_expressions_match_case_blind(text: str, se
         ("redis://:onlypass@cache:6379/0 and amqp://guest:guest@mq//", "redis://:***@cache:6379/0 and amqp://guest:***@mq//"),
         ("http://host:8080/a@b and mailto:ada@example.com", "http://host:8080/a@b and mailto:ada@example.com"),
         ("secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "secret whsec_…LaSw"),
+        # a signed JWT, and a PEM private key (whole, or cut before its END line)
+        ("id eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c ok",
+         "id eyJhbG…sw5c ok"),
+        ("k: -----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCoz\n-----END RSA PRIVATE KEY-----\nok",
+         "k: -----B…----\nok"),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAE", "-----B…AAAE"),
+        ("a cursor eyJwYWdlIjogMn0= and -----BEGIN CERTIFICATE-----",
+         "a cursor eyJwYWdlIjogMn0= and -----BEGIN CERTIFICATE-----"),
         # what says something about a password is left as it is
         ("Password is incorrect.", "Password is incorrect."),
         ("the password is required", "the password is required"),

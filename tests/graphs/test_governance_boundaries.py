@@ -198,6 +198,10 @@ def test_a_password_said_in_a_sentence_never_reaches_a_checkpoint(sb: Sandbox, t
     ("the API key: 0f9e8d7c6b5a49382716, keep it safe", "0f9e8d7c6b5a49382716"),
     ("my api key is Zq81Kd0Pw3Lm and it works", "Zq81Kd0Pw3Lm"),
     ("the webhook secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2La is set", "MfKQ9r8GKYqrTwjUPD8ILPZIo2La"),
+    ("my session eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c ok",
+     "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"),
+    ("the deploy key -----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oJUS6vXhnTsxoAoGCCqGSM49\n"
+     "-----END EC PRIVATE KEY----- is there", "MHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oJUS6vXhnTsxoAoGCCqGSM49"),
 ])
 def test_other_secrets_said_in_a_message_never_reach_a_checkpoint(sb: Sandbox, tmp_path: Path, said: str,
                                                                   secret: str) -> None:
