@@ -18,12 +18,13 @@ Sending is not only "send this campaign": a Klaviyo flow starts on its trigger, 
 fires a trigger sends as surely as a send job. Adding profiles to a list (a list-triggered flow),
 recording an event (a metric-triggered flow), subscribing (a welcome flow), changing a segment's
 definition (a segment-triggered flow, for everyone who joins), and editing what a live flow sends
-(its actions, a universal content block its emails use, a web feed they fetch) are classed as sending, whatever the account's flows are today: a flow can be
-switched on after the call is approved, and the check must not depend on a read the persona may
-have no scope for. A persona whose job is such a call (the lead-magnet sequencer records the event
-that starts its sequence) names it in its policy's ``relax``, a reviewable exception. Profile
-property writes are not classed as sending, although a segment could be defined on any property:
-that would make every write stop; a persona that must not risk it uses ``mode: writes``.
+(its actions, a universal content block its emails use, a web feed they fetch) are classed as
+sending, whatever the account's flows are today: a flow can be switched on after the call is
+approved, and the check must not depend on a read the persona may have no scope for. A persona
+whose job is such a call (the lead-magnet sequencer records the event that starts its sequence)
+names it in its policy's ``relax``, a reviewable exception. Profile property writes are not
+classed as sending, although a segment could be defined on any property: that would make every
+write stop; a persona that must not risk it uses ``mode: writes``.
 
 Example::
 

@@ -147,8 +147,11 @@ _KEY_SHAPES: tuple[tuple[str, str], ...] = (
 #: (RSA, EC, OpenSSH, PKCS#8, encrypted or not), its body masked even when the text was cut before
 #: its END line.
 _BLOCK_SHAPES: tuple[tuple[str, str], ...] = (
-    ("-----BEGIN ", r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----(?:[A-Za-z0-9+/=:,\s]|-(?!----END))*"
-                    r"(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----)?"),
+    (
+        "-----BEGIN ",
+        r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----(?:[A-Za-z0-9+/=:,\s]|-(?!----END))*"
+        r"(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----)?",
+    ),
 )
 _TEXT_SHAPES = (
     *((prefix, re.compile(rf"\b({shape})\b")) for prefix, shape in _KEY_SHAPES),
