@@ -38,29 +38,11 @@ def parse_body(op: Operation, method: str, raw_body: bytes, form: dict[str, Any]
             ) from None
         except RecursionError:  # a thousand levels of [ or {: JSON allows them, no Klaviyo resource has them
             raise bad_request("The request body is nested too deeply to read; flatten it.", pointer="/") from None
-        if _SURROGATE_ESCAPE.search(raw_body):  # "\udc80" is JSON syntax, but no text: UTF-8 cannot carry it
-            where = _first(body, _unencodable)
-            if where is not None:
-                raise bad_request(
-                    f"The text at {where} holds a lone surrogate (an escape like \\udc80 without its "
-                    "pair), which is not Unicode text; send valid UTF-8.",
-                    pointer=where,
-                )
-        if _NUL_ESCAPE.search(raw_body):  # "\u0000": JSON can say it, no text field of Klaviyo's keeps it
-            where = _first(body, _has_nul)
-            if where is not None:
-                raise bad_request(
-                    f"The text at {where} holds a NUL character (\\u0000), which no text field keeps; "
-                    "remove it.",
-                    pointer=where,
-                )
-        if raw_body.translate(_DIGITS_AS_ZERO).find(_LONG_RUN) != -1:  # an integer no double holds
-            where = _first(body, _beyond_double)
-            if where is not None:
-                raise bad_request(
-                    f"The number at {where} is too large: numbers must fit a double (at most about 1.8e308).",
-                    pointer=where,
-                )
+        for found, bad, says in _CHECKS:
+            if found(raw_body):
+                where = _first(body, bad)
+                if where is not None:
+                    raise bad_request(says.format(where=where), pointer=where)
         return body
     if op.body is not None and op.body.get("root") != "form" and method in ("POST", "PATCH"):
         raise bad_request("A JSON:API request body is required.", pointer="/data")
@@ -132,3 +114,24 @@ def _finite(text: str) -> float:
 
 
 _MAX_DOUBLE = int(sys.float_info.max)
+
+#: What a parsed body must not hold: (a cheap test of the raw bytes that it may, what picks it out
+#: of the parsed body, the error with ``{where}`` for its JSON pointer).
+_CHECKS: tuple[tuple[Callable[[bytes], bool], Callable[[Any], bool], str], ...] = (
+    (  # "\udc80" is JSON syntax, but no text: UTF-8 cannot carry it
+        lambda raw: _SURROGATE_ESCAPE.search(raw) is not None,
+        _unencodable,
+        "The text at {where} holds a lone surrogate (an escape like \\udc80 without its pair), which is "
+        "not Unicode text; send valid UTF-8.",
+    ),
+    (  # "\u0000": JSON can say it, no text field of Klaviyo's keeps it
+        lambda raw: _NUL_ESCAPE.search(raw) is not None,
+        _has_nul,
+        "The text at {where} holds a NUL character (\\u0000), which no text field keeps; remove it.",
+    ),
+    (  # an integer no double holds
+        lambda raw: raw.translate(_DIGITS_AS_ZERO).find(_LONG_RUN) != -1,
+        _beyond_double,
+        "The number at {where} is too large: numbers must fit a double (at most about 1.8e308).",
+    ),
+)

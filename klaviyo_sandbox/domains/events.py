@@ -75,8 +75,9 @@ _PROFILE_FIELDS = (
 
 
 # -- parsing and validating one event ----------------------------------------------------------
-def _event_spec(attrs: Mapping[str, Any], base: str, now: float, *, profile_node: Any = None, client: bool = False
-                ) -> Json:
+def _event_spec(
+    attrs: Mapping[str, Any], base: str, now: float, *, profile_node: Any = None, client: bool = False
+) -> Json:
     """The checked parts of one event body (``base`` is its JSON pointer, for errors; ``client``:
     it came to a client-side endpoint, which takes fewer properties)."""
     props = attrs.get("properties")
