@@ -45,12 +45,11 @@ MAX_BULK_EVENTS = 1000
 # Klaviyo's ingestion limits for its event endpoints ("Rate limits, status codes, and errors",
 # Ingestion limits): at most 300 event properties, 100 kB for any field, 4,000 items in an array,
 # 10 levels of nested objects, and a timestamp between 2000 and now + 1 year. The 5 MB payload
-# limit is checked before the body is read (``_checks.check_payload_size``). The server-side
-# endpoints of this revision take more properties: its spec says an event's properties "must not
-# exceed 400 properties" (create_event, bulk_create_events); the 300 of that page, which names the
-# client events endpoint, stays for the client-side ones.
-MAX_PROPERTIES = 400
-MAX_CLIENT_PROPERTIES = 300
+# limit is checked before the body is read (``_checks.check_payload_size``). This revision's spec
+# says 400 properties for the server-side endpoints (EventCreateQueryV2, bulk entries): Klaviyo's
+# two documents differ, and the sandbox keeps the lower, so that an event it takes is one Klaviyo
+# takes under either.
+MAX_PROPERTIES = 300
 MAX_FIELD_BYTES = 100 * 1024
 MAX_ARRAY_ITEMS = 4000
 MAX_DEPTH = 10
@@ -75,20 +74,16 @@ _PROFILE_FIELDS = (
 
 
 # -- parsing and validating one event ----------------------------------------------------------
-def _event_spec(
-    attrs: Mapping[str, Any], base: str, now: float, *, profile_node: Any = None, client: bool = False
-) -> Json:
-    """The checked parts of one event body (``base`` is its JSON pointer, for errors; ``client``:
-    it came to a client-side endpoint, which takes fewer properties)."""
+def _event_spec(attrs: Mapping[str, Any], base: str, now: float, *, profile_node: Any = None) -> Json:
+    """The checked parts of one event body (``base`` is its JSON pointer, for errors)."""
     props = attrs.get("properties")
     if not isinstance(props, Mapping):
         raise bad_request(
             'properties must be an object of event properties, e.g. {"Brand": "Acme"}.', pointer=f"{base}/properties"
         )
-    limit = MAX_CLIENT_PROPERTIES if client else MAX_PROPERTIES
-    if len(props) > limit:
+    if len(props) > MAX_PROPERTIES:
         raise bad_request(
-            f"An event can have at most {limit} properties; this one has {len(props)}.",
+            f"An event can have at most {MAX_PROPERTIES} properties; this one has {len(props)}.",
             pointer=f"{base}/properties",
         )
     for key, value in props.items():
@@ -231,14 +226,14 @@ def create_event(ctx: Ctx) -> Reply:
     attrs = ctx.attrs
     base = "/data/attributes"
     profile_node = (attrs.get("profile") or {}).get("data")
-    spec = _event_spec(attrs, base, ctx.now, client=ctx.op.operation_id == "create_client_event")
+    spec = _event_spec(attrs, base, ctx.now)
     profile_spec = _profile_spec(profile_node, f"{base}/profile/data")
     profile = _resolve_profile(ctx.svc, profile_spec, ctx.now, client=ctx.auth.kind == "public")
     apply_event(ctx.svc, profile, spec)
     return ctx.accepted()
 
 
-def _bulk_entries(entries: list[Any], base: str, now: float, *, client: bool = False) -> list[tuple[Json, list[Json]]]:
+def _bulk_entries(entries: list[Any], base: str, now: float) -> list[tuple[Json, list[Json]]]:
     """Check every profile entry of a bulk request: [(profile spec, [event spec, ...]), ...]."""
     out: list[tuple[Json, list[Json]]] = []
     seen: set[tuple[str, str, str]] = set()
@@ -253,7 +248,7 @@ def _bulk_entries(entries: list[Any], base: str, now: float, *, client: bool = F
             ev_attrs = dict((item or {}).get("attributes") or {})
             if attrs.get("backfill") and ev_attrs.get("backfill") is None:
                 ev_attrs["backfill"] = True
-            spec = _event_spec(ev_attrs, f"{where}/events/data/{j}/attributes", now, client=client)
+            spec = _event_spec(ev_attrs, f"{where}/events/data/{j}/attributes", now)
             if spec["unique_id"]:
                 key = (who, spec["metric"], str(spec["unique_id"]))  # metric names are case-sensitive
                 if key in seen:
@@ -314,7 +309,7 @@ def _bulk_job_runner(svc: Services, job: Resource) -> None:
 @_d.handles("bulk_create_client_events")
 def bulk_create_client_events(ctx: Ctx) -> Reply:
     data = ctx.data if isinstance(ctx.data, Mapping) else {}
-    entries = _bulk_entries([data], "/data", ctx.now, client=True)
+    entries = _bulk_entries([data], "/data", ctx.now)
     _run_bulk(ctx.svc, entries, ctx.now, client=True)
     return ctx.accepted()
 
