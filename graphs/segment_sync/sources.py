@@ -159,7 +159,7 @@ def parse_input(payload: Any, default_mode: str = "add-only") -> SyncRequest:
     ``target_list_id``; ``source.id``/``ids`` or ``source.name``/``names``); names are resolved by
     the graph. ``mode`` is ``add-only`` or ``mirror`` (default: the persona's ``mode`` setting).
     """
-    example = ('{"source": {"kind": "csv", "path": "examples/members.csv"}, "target": "VIP Customers", '
+    example = ('{"source": {"kind": "csv", "path": "examples/vip-members.csv"}, "target": "VIP Customers", '
                '"mode": "add-only"}')
     if not isinstance(payload, Mapping):
         raise SyncInputError("input", f"give a JSON object, e.g. {example}")

@@ -170,6 +170,17 @@ def test_bad_input_names_the_field_and_the_fix(tmp_path: Path) -> None:
     assert request.source.kind == "csv" and request.target_list_id == "L" and not request.dry_run
 
 
+def test_the_input_example_an_error_gives_works_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example a refused input is shown names a file the project ships: copied as it is (from
+    the repository's root, as the README runs commands), it is taken."""
+    with pytest.raises(SyncInputError) as refused:
+        parse_input([])
+    example = json.loads(str(refused.value).split("e.g. ", 1)[1])
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    assert Path(example["source"]["path"]).is_file(), example
+    assert parse_input(example).source.kind == "csv"
+
+
 def test_file_readers_stream_and_report_each_bad_row(tmp_path: Path) -> None:
     path = write_csv(
         tmp_path / "rows.csv",
