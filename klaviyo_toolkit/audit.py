@@ -17,7 +17,7 @@ Example::
     log = AuditLog(home / "audit.db", anchor=FileAnchor(home / "keys"))
     ctx = AuditContext(user="ada", persona="lead_magnet", thread_id="t-1", prompt_version="v3")
     client = KlaviyoClient(api_key=..., hooks=[log.hook(ctx)])
-    log.record("create_campaign_send_job", "pending_approval", context=ctx, arguments={"id": "C1"})
+    log.record("send_campaign", "pending_approval", context=ctx, arguments={"id": "C1"})
     log.query(persona="lead_magnet", status="error", limit=20)
     assert log.verify()
 
