@@ -144,13 +144,13 @@ _KEY_SHAPES: tuple[tuple[str, str], ...] = (
     ("eyJ", r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{16,}"),
 )
 #: Shapes that start and end with punctuation, so ``\b`` cannot bound them: a PEM private key
-#: (RSA, EC, OpenSSH, PKCS#8, encrypted or not), its body masked even when the text was cut before
-#: its END line.
+#: (RSA, EC, OpenSSH, PKCS#8, encrypted or not) or an armored PGP one, its body (base64 and any
+#: header lines: printable ASCII) masked even when the text was cut before its END line.
 _BLOCK_SHAPES: tuple[tuple[str, str], ...] = (
     (
         "-----BEGIN ",
-        r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----(?:[A-Za-z0-9+/=:,\s]|-(?!----END))*"
-        r"(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----)?",
+        r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----(?:[\x20-\x2c\x2e-\x7e\t\r\n]|-(?!----END))*"
+        r"(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----)?",
     ),
 )
 _TEXT_SHAPES = (

@@ -296,6 +296,8 @@ def test_redact_text_sees_letters_the_expressions_match_case_blind(text: str, se
         ("k: -----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCoz\n-----END RSA PRIVATE KEY-----\nok",
          "k: -----B…----\nok"),
         ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAE", "-----B…AAAE"),
+        ("-----BEGIN PGP PRIVATE KEY BLOCK-----\nComment: ada@example.com (work)\n\nlQOYBF9xAbcdEFgh\n=Ab1c\n"
+         "-----END PGP PRIVATE KEY BLOCK-----", "-----B…----"),
         ("a cursor eyJwYWdlIjogMn0= and -----BEGIN CERTIFICATE-----",
          "a cursor eyJwYWdlIjogMn0= and -----BEGIN CERTIFICATE-----"),
         # what says something about a password is left as it is
