@@ -140,6 +140,13 @@ _KEY_SHAPES: tuple[tuple[str, str], ...] = (
     ("xox", r"xox[abprs]-[A-Za-z0-9\-]{20,}"),  # Slack tokens
     ("AIza", r"AIza[0-9A-Za-z_\-]{35}"),  # Google API keys
     ("whsec_", r"whsec_[A-Za-z0-9+/]{20,}"),  # webhook signing secrets (Svix, Stripe)
+    # what a Klaviyo account is wired to: Shopify admin and app tokens, SendGrid and Mailchimp keys
+    ("shpat_", r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}"),
+    ("shpss_", r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}"),
+    ("shpca_", r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}"),
+    ("shppa_", r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}"),
+    ("SG.", r"SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}"),
+    ("-us", r"[0-9a-f]{32}-us[0-9]{1,2}"),
     # a signed JSON Web Token (an id token, a session): base64url JSON header and claims, signature
     ("eyJ", r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{16,}"),
 )

@@ -298,6 +298,10 @@ def test_redact_text_sees_letters_the_expressions_match_case_blind(text: str, se
         ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAE", "-----B…AAAE"),
         ("-----BEGIN PGP PRIVATE KEY BLOCK-----\nComment: ada@example.com (work)\n\nlQOYBF9xAbcdEFgh\n=Ab1c\n"
          "-----END PGP PRIVATE KEY BLOCK-----", "-----B…----"),
+        # keys of the services a Klaviyo account is wired to: Shopify, SendGrid, Mailchimp
+        ("shop token shpat_0123456789abcdef0123456789abcdef ok", "shop token shpat_…cdef ok"),
+        ("SG.abcdefghijklmnopqrstuv.ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq", "SG.abc…nopq"),
+        ("mailchimp 0123456789abcdef0123456789abcdef-us21 here", "mailchimp 012345…us21 here"),
         ("a cursor eyJwYWdlIjogMn0= and -----BEGIN CERTIFICATE-----",
          "a cursor eyJwYWdlIjogMn0= and -----BEGIN CERTIFICATE-----"),
         # what says something about a password is left as it is
