@@ -200,6 +200,7 @@ def test_a_password_said_in_a_sentence_never_reaches_a_checkpoint(sb: Sandbox, t
     ("the webhook secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2La is set", "MfKQ9r8GKYqrTwjUPD8ILPZIo2La"),
     ("my session eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c ok",
      "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"),
+    ("our Shopify token shpat_0123456789abcdef0123456789abcdef works", "0123456789abcdef0123456789abcdef"),
     ("the deploy key -----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oJUS6vXhnTsxoAoGCCqGSM49\n"
      "-----END EC PRIVATE KEY----- is there", "MHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oJUS6vXhnTsxoAoGCCqGSM49"),
 ])
