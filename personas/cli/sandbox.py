@@ -139,7 +139,8 @@ def _is_sandbox_state(path: str, target: Path) -> None:
                 "file name, or a file an earlier --sandbox-state made"
             )
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{target}?mode=ro", uri=True)) as db:
+        # as a URI, so the path is percent-encoded: a '#' or '?' in the name would otherwise end it there
+        with contextlib.closing(sqlite3.connect(f"{target.resolve().as_uri()}?mode=ro", uri=True)) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as exc:
         raise UsageProblem(f"--sandbox-state {path}: cannot be read as a sandbox state file ({exc})") from None

@@ -121,14 +121,15 @@ def test_a_sandbox_state_in_a_missing_folder_is_one_line(tmp_path: Path, args: l
     assert proc.returncode == 2 and str(missing) in line and f"folder {missing.parent} does not exist" in line
 
 
-@pytest.mark.parametrize("kind", ["text", "audit-log"])
+@pytest.mark.parametrize("kind", ["text", "audit-log", "audit-log#named?oddly"])
 def test_a_sandbox_state_that_is_another_file_is_one_line_and_left_as_it_was(tmp_path: Path, kind: str) -> None:
-    """A text file, or another SQLite database (the audit log): refused, and not filled with sandbox tables."""
+    """A text file, or another SQLite database (the audit log), whatever its name holds ('#' and '?'
+    end a URI's path): refused, and not filled with sandbox tables."""
     if kind == "text":
         other = tmp_path / "notes.sqlite"
         other.write_text("not a database\n")
     else:
-        other = tmp_path / "audit.sqlite"
+        other = tmp_path / f"{kind}.sqlite"
         with contextlib.closing(sqlite3.connect(other)) as db:
             db.execute("CREATE TABLE audit_log (id INTEGER PRIMARY KEY)")
             db.commit()
@@ -137,6 +138,8 @@ def test_a_sandbox_state_that_is_another_file_is_one_line_and_left_as_it_was(tmp
     line = one_error_line(proc)
     assert proc.returncode == 2 and f"--sandbox-state {other}" in line and "give a new file name" in line
     assert other.read_bytes() == before
+    made = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("audit-log"))
+    assert made == ([] if kind == "text" else [other.name]), "no stray file was made from a cut name"
 
 
 def test_the_debug_hint_is_a_command_that_works(tmp_path: Path) -> None:
