@@ -25,7 +25,6 @@ the next registration (and in a forked child).
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import sqlite3
@@ -44,7 +43,6 @@ _lock = threading.Lock()
 _counts: dict[str, int] = {}  # file -> how many open writers registered it
 _thread: threading.Thread | None = None
 _wake = threading.Event()
-_stopping = False  # the interpreter is exiting: no new thread, and the running one closes up
 
 
 def offload_checkpoints(conn: sqlite3.Connection, path: Path | str, owner: object) -> Callable[[], object]:
@@ -55,7 +53,7 @@ def offload_checkpoints(conn: sqlite3.Connection, path: Path | str, owner: objec
     global _thread
     with _lock:
         _counts[key] = _counts.get(key, 0) + 1
-        if not _stopping and (_thread is None or not _thread.is_alive()):
+        if _thread is None or not _thread.is_alive():
             _thread = threading.Thread(target=_run, name="sqlite-wal-checkpoints", daemon=True)
             _thread.start()
     return weakref.finalize(owner, _release, key)
@@ -86,7 +84,7 @@ def _run() -> None:
             _wake.wait(INTERVAL)
             with _lock:
                 _wake.clear()
-                paths = [] if _stopping else list(_counts)
+                paths = list(_counts)
                 if not paths:
                     _thread = None  # under the lock: the next registration starts a new thread
                     return
@@ -112,26 +110,11 @@ def _run() -> None:
                 _thread = None
 
 
-@atexit.register
-def _stop() -> None:
-    """At exit, the thread closes its connections before the writers' close: the last connection
-    to close copies the WAL back and removes it, so the database file alone holds every row again
-    (as it did before the thread: a file copied without its WAL would miss the newest rows)."""
-    global _stopping
-    with _lock:
-        _stopping = True
-        thread = _thread
-    _wake.set()
-    if thread is not None:
-        thread.join(timeout=5.0)
-
-
 def _after_fork() -> None:
     """A forked child has no thread: it starts one for what it registers itself."""
-    global _thread, _lock, _wake, _stopping
+    global _thread, _lock, _wake
     _lock = threading.Lock()
     _wake = threading.Event()
-    _stopping = False
     _counts.clear()
     _thread = None
 

@@ -128,25 +128,3 @@ def test_a_file_replaced_under_the_same_name_is_checkpointed_again(tmp_path: Pat
     finally:
         second.close()
         first.close()
-
-
-def test_a_process_that_exits_leaves_every_row_in_the_database_file_alone(tmp_path: Path) -> None:
-    """A writer that exits without closing its log (as a command does) leaves no WAL behind: the
-    thread closes its connection at exit, so the writer's is the last and copies the WAL back."""
-    path = tmp_path / "audit.sqlite"
-    code = (
-        "from klaviyo_toolkit.audit import AuditLog\n"
-        f"log = AuditLog({str(path)!r})\n"
-        "for i in range(200):\n"
-        "    log.record('get_lists', 'ok', arguments={'i': i})\n"
-        "import time; from klaviyo_toolkit import wal; time.sleep(wal.INTERVAL * 4)  # the thread has its connection\n"
-    )
-    root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
-                          check=False, env={**os.environ, "PYTHONPATH": str(root)})
-    assert done.returncode == 0, done.stderr
-    assert not (tmp_path / "audit.sqlite-wal").exists(), "the WAL was left behind"
-    alone = tmp_path / "copy.sqlite"  # the database file copied without any WAL: every row is in it
-    alone.write_bytes(path.read_bytes())
-    with sqlite3.connect(alone) as copy:
-        assert copy.execute("SELECT count(*) FROM audit_log").fetchone()[0] == 200
