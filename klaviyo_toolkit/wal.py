@@ -78,7 +78,7 @@ def registered() -> list[str]:
 
 def _run() -> None:
     global _thread
-    conns: dict[str, tuple[tuple[int, int], sqlite3.Connection]] = {}  # file -> (its identity, connection)
+    conns: dict[str, sqlite3.Connection] = {}
     try:
         while True:
             _wake.wait(INTERVAL)
@@ -89,21 +89,19 @@ def _run() -> None:
                     _thread = None  # under the lock: the next registration starts a new thread
                     return
             for gone in set(conns) - set(paths):
-                conns.pop(gone)[1].close()
+                conns.pop(gone).close()
             for path in paths:
                 try:
-                    stat = os.stat(path)
-                    identity = (stat.st_dev, stat.st_ino)
-                    known = conns.get(path)
-                    if known is None or known[0] != identity:  # new, or the file was replaced
-                        if known is not None:
-                            known[1].close()
-                        conns[path] = (identity, sqlite3.connect(path, timeout=0.0, check_same_thread=False))
-                    conns[path][1].execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except (OSError, sqlite3.Error) as exc:  # gone for now, or busy: try again next time
+                    conn = conns.get(path)
+                    if conn is None:
+                        if not os.path.exists(path):
+                            continue
+                        conn = conns[path] = sqlite3.connect(path, timeout=0.0, check_same_thread=False)
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error as exc:  # busy, or the file went away: try again next time
                     _log.debug("background WAL checkpoint of %s skipped: %s", path, exc)
     finally:
-        for _identity, conn in conns.values():
+        for conn in conns.values():
             conn.close()
         with _lock:
             if _thread is threading.current_thread():

@@ -108,23 +108,3 @@ def test_a_file_that_goes_away_is_skipped_not_fatal(tmp_path: Path) -> None:
     finally:
         log.close()
         done()
-
-
-def test_a_file_replaced_under_the_same_name_is_checkpointed_again(tmp_path: Path) -> None:
-    """The thread's own connection follows the file by identity: a log deleted and made anew at
-    the same path (while its first writer is still open) has its WAL copied back all the same."""
-    path = tmp_path / "audit.sqlite"
-    first = AuditLog(path)
-    first.record("get_lists", "ok", arguments={"n": 1})
-    time.sleep(wal.INTERVAL * 3)  # the thread has opened its connection to the first file
-    for name in ("audit.sqlite", "audit.sqlite-wal", "audit.sqlite-shm"):
-        (tmp_path / name).unlink(missing_ok=True)
-    second = AuditLog(path)
-    try:
-        before = _db_size(path)
-        for i in range(300):
-            second.record("get_lists", "ok", arguments={"i": i, "note": "x" * 500})
-        assert _wait(lambda: _db_size(path) > before + 100_000), "the new file was not checkpointed"
-    finally:
-        second.close()
-        first.close()
