@@ -45,7 +45,6 @@ from .audit_anchor import AuditAnchor, Head
 from .clock import Clock, SystemClock
 from .errors import ToolkitUsageError
 from .redact import redact, redact_text
-from .wal import offload_checkpoints
 
 if TYPE_CHECKING:
     from .client import CallRecord
@@ -300,8 +299,6 @@ class AuditLog:
                 + ("with an anchor" if self._key else "without its anchor (its HMAC key)")
                 + "; open it the way it was made"
             )
-        # WAL checkpoints (an fsync every 1,000 pages) run on a background thread, not in a row's commit
-        self._wal = offload_checkpoints(self._db, self.path, self)
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.path)!r})"
@@ -309,7 +306,6 @@ class AuditLog:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-        self._wal()
 
     def __enter__(self) -> AuditLog:
         return self

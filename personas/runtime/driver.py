@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from graphs import build, graph_spec
-from klaviyo_toolkit.wal import offload_checkpoints
 from personas.kernel.context import PersonaContext
 from personas.kernel.errors import UsageProblem
 from personas.kernel.governance import parse_answer
@@ -82,9 +81,6 @@ def checkpointer(path: Path | str) -> Any:
         conn.execute("PRAGMA synchronous=NORMAL")
         saver = SqliteSaver(conn)
         saver = SqliteSaver(conn, serde=RedactingSerde(saver.serde))
-        # its WAL checkpoints (an fsync every 1,000 pages) on a background thread, not in a step's commit;
-        # the saver lives as long as the process, or until its file is replaced
-        offload_checkpoints(conn, target, saver)
         _SAVERS[key] = (identity, saver)
         return saver
 
