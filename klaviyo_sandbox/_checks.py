@@ -22,6 +22,7 @@ from klaviyo_toolkit.catalog import Operation
 from klaviyo_toolkit.filters import check_filter
 
 from ._context import Auth
+from ._formats import phone_message
 from ._jsonapi import SandboxError, bad_request
 from ._keys import ALL_SCOPES, PUBLIC_KEY, Keys
 from ._schemas import EMAIL_FORMAT, PHONE_FORMAT, SchemaIndex
@@ -303,9 +304,7 @@ def _format_message(error: Any) -> str:
     if error.validator_value == EMAIL_FORMAT:
         return f"Invalid email address {value!r}; give it as name@example.com."
     if error.validator_value == PHONE_FORMAT:
-        return (
-            f"Invalid phone number {value!r}; use E.164 format: + country code then digits, e.g. +15005550006."
-        )
+        return phone_message(str(value))
     hint = _FORMAT_HINTS.get(str(error.validator_value), f"in {error.validator_value} format")
     return f"{field} must be {hint} ({value!r} is not)."
 

@@ -18,13 +18,19 @@ the client send what Klaviyo refuses while the sandbox, sharing the bug, accepts
   Klaviyo refuses addresses without a domain dot, such as ``ada@example``.
 - **phone_number** must be E.164 (Klaviyo: "Phone numbers must be in E.164 format", e.g.
   ``+15005550006``): a ``+``, then digits only (no spaces, dashes or brackets); a country code, which
-  never starts with 0; at most 15 digits in all (ITU-T E.164) and at least 7 (a 3-digit country code
-  and the shortest national numbers, 4 digits, as in Niue's +683).
+  never starts with 0; at most 15 digits in all (ITU-T E.164) and at least 7. And it must be a number
+  that can exist: Klaviyo validates the number itself (an invalid one is a 400 on ``phone_number``
+  when it is the only identifier, a partial failure beside a valid email), so ``+15555555`` (too
+  short for +1), ``+999123456789`` (no such country code) or ``+447700900123`` (a UK range set
+  aside for drama) are refused. Validity is a table of ranges per country, not a shape: the sandbox
+  asks libphonenumber's metadata (the ``phonenumbers`` package). :func:`phone_region` gives the
+  number's country, which decides whether the account can send it SMS (``+1`` is also Jamaica's).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 
 E164_MIN_DIGITS = 7
@@ -36,13 +42,58 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 def is_e164(value: str) -> bool:
-    """Whether ``value`` is a phone number in E.164 form (see module docstring)."""
+    """Whether ``value`` is a phone number Klaviyo takes: E.164 form, and a number that can exist
+    (see module docstring)."""
     if not value.startswith("+"):
         return False
     digits = value[1:]
     if not (digits.isascii() and digits.isdigit()):
         return False
-    return digits[0] != "0" and E164_MIN_DIGITS <= len(digits) <= E164_MAX_DIGITS
+    if digits[0] == "0" or not E164_MIN_DIGITS <= len(digits) <= E164_MAX_DIGITS:
+        return False
+    return phone_region(value) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def phone_region(value: str) -> str | None:
+    """The ISO country code of a valid number in E.164 form (``US``, ``CA``, ``JM``, ``GB``...); None
+    when libphonenumber finds no such number. Imported on first use: its metadata loads per country."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    region = phonenumbers.region_code_for_number(number)
+    return region if isinstance(region, str) and region != "ZZ" else None
+
+
+def phone_message(value: str) -> str:
+    """The detail of Klaviyo's 400 for a phone number :func:`is_e164` refuses: why, and the fix."""
+    fix = "use E.164 format: + country code then digits, e.g. +15005550006"
+    digits = value[1:] if value.startswith("+") else ""
+    if not (digits.isascii() and digits.isdigit()) or digits[0] == "0":
+        return f"Invalid phone number {value!r}; {fix}."
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return f"Invalid phone number {value!r}: no country has the calling code it starts with; {fix}."
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    region = phonenumbers.region_code_for_country_code(number.country_code)
+    why = {
+        phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "no country has the calling code it starts with",
+        phonenumbers.ValidationResult.TOO_SHORT: f"too few digits for a +{number.country_code} ({region}) number",
+        phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY: (
+            f"too few digits for a +{number.country_code} ({region}) number (an area code missing?)"
+        ),
+        phonenumbers.ValidationResult.TOO_LONG: f"too many digits for a +{number.country_code} ({region}) number",
+        phonenumbers.ValidationResult.INVALID_LENGTH: f"no +{number.country_code} ({region}) number has that length",
+    }.get(reason, f"no +{number.country_code} ({region}) number is in that range")
+    return f"Invalid phone number {value!r}: {why}; give a real number in E.164 format, e.g. +15005550006."
 
 
 #: What an atom of the local part may hold besides letters and digits (RFC 5322 atext).
@@ -109,4 +160,13 @@ def is_date(value: str) -> bool:
     return parse_date(value) is not None
 
 
-__all__ = ["is_date", "is_date_time", "is_e164", "is_email", "parse_date", "parse_date_time"]
+__all__ = [
+    "is_date",
+    "is_date_time",
+    "is_e164",
+    "is_email",
+    "parse_date",
+    "parse_date_time",
+    "phone_message",
+    "phone_region",
+]

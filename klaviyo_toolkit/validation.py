@@ -85,8 +85,14 @@ def email_problem(value: str) -> str | None:
 
 
 def phone_problem(value: str) -> str | None:
-    """Why ``value`` is not an E.164 phone number (``+`` country code and number, ASCII digits, 8 to 16
-    characters in all); None when it is."""
+    """Why ``value`` is not a phone number Klaviyo accepts, as a fix a person can act on; None when it is.
+
+    Two checks: the E.164 form (``+``, country code, ASCII digits, 8 to 16 characters in all), then
+    whether such a number can exist. Klaviyo validates the number itself, so ``+15555555`` (too
+    short for +1) or ``+447700900123`` (a UK range set aside for drama) are refused there; one such
+    row sinks a batch, so they are refused here, before any request. Validity is libphonenumber's
+    table of ranges per country (the ``phonenumbers`` package, imported on the first number).
+    """
     if hidden := describe_hidden(value):
         return f"the phone number contains characters that cannot be seen ({hidden}); remove them"
     if not _E164_RE.match(value):
@@ -94,4 +100,30 @@ def phone_problem(value: str) -> str | None:
             f"{value!r} is not an E.164 phone number; give it as + country code and number, digits 0-9 "
             "only, e.g. +15005550006"
         )
-    return None
+    why = _number_problem(value)
+    if why is None:
+        return None
+    return f"{value!r} is not a phone number that exists: {why}; check the number and its country code"
+
+
+@functools.lru_cache(maxsize=4096)
+def _number_problem(value: str) -> str | None:
+    """Why an E.164-shaped ``value`` is not a valid number (libphonenumber), or None."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return "no country has the calling code it starts with"
+    if phonenumbers.is_valid_number(number):
+        return None
+    code = number.country_code or 0
+    country = f"+{code} ({phonenumbers.region_code_for_country_code(code)})"
+    result = phonenumbers.ValidationResult
+    return {
+        result.INVALID_COUNTRY_CODE: "no country has the calling code it starts with",
+        result.TOO_SHORT: f"too few digits for a {country} number",
+        result.IS_POSSIBLE_LOCAL_ONLY: f"too few digits for a {country} number (an area code missing?)",
+        result.TOO_LONG: f"too many digits for a {country} number",
+        result.INVALID_LENGTH: f"no {country} number has that many digits",
+    }.get(phonenumbers.is_possible_number_with_reason(number), f"no {country} number is in that range")

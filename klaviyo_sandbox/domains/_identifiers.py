@@ -7,6 +7,6 @@ an event, a subscription and a push token all refuse the same values.
 
 from __future__ import annotations
 
-from .._formats import E164_MAX_DIGITS, E164_MIN_DIGITS, is_e164, is_email
+from .._formats import E164_MAX_DIGITS, E164_MIN_DIGITS, is_e164, is_email, phone_message
 
-__all__ = ["E164_MAX_DIGITS", "E164_MIN_DIGITS", "is_e164", "is_email"]
+__all__ = ["E164_MAX_DIGITS", "E164_MIN_DIGITS", "is_e164", "is_email", "phone_message"]

@@ -21,9 +21,11 @@ SMS needs the explicit consent recorded here.) As Klaviyo documents:
   unsuppressing removes only that reason.
 
 Sandbox account defaults: lists are single opt-in unless created otherwise; SMS is set up for the
-countries of the demo profiles (:data:`SMS_CALLING_CODES`: the US and Canada, the UK, France,
-Germany, Australia, New Zealand). Klaviyo refuses SMS consent for a number whose region has no
-sending number in the account (a 400 since revision 2024-05-15), and so does the sandbox.
+countries of the demo profiles (:data:`SMS_COUNTRIES`: the US and Canada, the UK, France, Germany,
+Australia, New Zealand). Klaviyo refuses SMS consent for a number whose region has no sending number
+in the account (a 400 since revision 2024-05-15), and so does the sandbox. A region is a country,
+not a calling code: ``+1`` is also Jamaica's, the Bahamas' and a score of others', and a US sending
+number does not reach them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._context import Ctx, Reply
+from .._formats import phone_region
 from .._jsonapi import SandboxError, bad_request, iso
 from .._services import Services
 from .._store import Resource
@@ -76,13 +79,23 @@ def _group(ctx: Ctx, name: str) -> Resource | None:
     return res
 
 
-#: The calling codes of the countries the sandbox account sends SMS to (see the module docstring).
-SMS_CALLING_CODES = ("1", "33", "44", "49", "61", "64")
+#: The countries the sandbox account sends SMS to, by name and by the ISO codes of the numbers
+#: they cover (see the module docstring); the UK's +44 numbers include the Crown Dependencies'.
+SMS_COUNTRIES = {
+    "the US": ("US",),
+    "Canada": ("CA",),
+    "the UK": ("GB", "GG", "JE", "IM"),
+    "France": ("FR",),
+    "Germany": ("DE",),
+    "Australia": ("AU",),
+    "New Zealand": ("NZ",),
+}
+_SMS_REGIONS = frozenset(code for codes in SMS_COUNTRIES.values() for code in codes)
 
 
 def sms_set_up_for(phone: str) -> bool:
-    """Whether the sandbox account has a sending number for ``phone``'s country (E.164, ``+`` first)."""
-    return phone.startswith("+") and phone[1:].startswith(SMS_CALLING_CODES)
+    """Whether the sandbox account has a sending number for ``phone``'s country (a valid E.164 number)."""
+    return phone_region(phone) in _SMS_REGIONS
 
 
 def _channels(subs: Json) -> tuple[Json | None, Json | None, Json | None]:
@@ -148,11 +161,12 @@ def _check_items(
             )
         phone = attrs.get("phone_number")
         if subscribing and (sms or sms_tx) and isinstance(phone, str) and not sms_set_up_for(phone):
-            codes = ", ".join(f"+{c}" for c in SMS_CALLING_CODES)
+            where = phone_region(phone) or "unknown"
             raise bad_request(
-                f"SMS is not set up for the country of {phone} in this account (it sends SMS to {codes} "
-                "numbers), so its SMS consent cannot be changed; leave the sms block out to subscribe the "
-                "email only, or set up a sending number for that country in Klaviyo.",
+                f"SMS is not set up for the country of {phone} ({where}) in this account (it sends SMS to "
+                f"numbers of {', '.join(SMS_COUNTRIES)}), so its SMS consent cannot be changed; leave the "
+                "sms block out to subscribe the email only, or set up a sending number for that country in "
+                "Klaviyo.",
                 pointer=f"{base}/phone_number",
             )
         for channel, sub in (("email/marketing", email), ("sms/marketing", sms), ("sms/transactional", sms_tx)):

@@ -29,7 +29,7 @@ from .._services import Services
 from .._store import Resource, Store
 from ..domain import DomainBuilder
 from ._common import IDENTIFIERS, email_marketing, new_profile, refresh_consent, subscriptions
-from ._identifiers import is_e164, is_email
+from ._identifiers import is_e164, is_email, phone_message
 from .lists import add_members
 
 Json = dict[str, Any]
@@ -45,10 +45,7 @@ def check_identifiers(attrs: Mapping[str, Any], base: str = "/data/attributes") 
     if email is not None and not is_email(str(email)):
         raise bad_request(f"Invalid email address {email!r}; give it as name@example.com.", pointer=f"{base}/email")
     if phone is not None and not is_e164(str(phone)):
-        raise bad_request(
-            f"Invalid phone number {phone!r}; use E.164 format: + country code then digits, e.g. +15005550006.",
-            pointer=f"{base}/phone_number",
-        )
+        raise bad_request(phone_message(str(phone)), pointer=f"{base}/phone_number")
 
 
 def duplicate(owner: Resource, key: str, base: str = "/data/attributes") -> SandboxError:

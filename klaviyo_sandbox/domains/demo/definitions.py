@@ -238,7 +238,7 @@ def lead_score(answers: dict[str, str]) -> int:
 _PHONE_FORMATS = {
     "US": "+1{area}555{n:04d}",
     "CA": "+1{area}555{n:04d}",
-    "GB": "+447700900{n:03d}",
+    "GB": "+447400900{n:03d}",
     "DE": "+4915112{n:06d}",
     "FR": "+33612{n:06d}",
     "AU": "+61491570{n:03d}",
@@ -248,7 +248,8 @@ _AREA_CODES = {"US": (212, 303, 206, 617, 512, 720, 503, 415), "CA": (604, 416, 
 
 
 def phone_number(country: str, n: int) -> str:
-    """The ``n``-th E.164 number for a country, in fictional or drama ranges (555-01xx style, 07700 900xxx)."""
+    """The ``n``-th E.164 number for a country: a valid number (libphonenumber's ranges, as Klaviyo
+    checks; Ofcom's drama range 07700 900xxx is not one), in 555 exchanges for the US and Canada."""
     areas = _AREA_CODES.get(country, (0,))
     return _PHONE_FORMATS[country].format(area=areas[n % len(areas)], n=n // len(areas) + 100)
 
