@@ -321,6 +321,25 @@ def test_phones_need_ascii_digits_in_e164(sandbox: Sandbox, phone: str) -> None:
     assert refused(sandbox, "create_profile", phone_number=phone).fields == ["phone_number"]
 
 
+@pytest.mark.parametrize(
+    ("phone", "why"),
+    [
+        ("+15555555", "too few digits for a +1 (US) number"),
+        ("+12125551234567", "too many digits for a +1 (US) number"),
+        ("+999123456789", "calling code"),
+        ("+447700900123", "no +44 (GB) number is in that range"),
+    ],
+)
+def test_phones_that_cannot_exist_are_refused_first(sandbox: Sandbox, phone: str, why: str) -> None:
+    """E.164 in form but no such number: one in a batch of 500 is named, and nothing is sent."""
+    err = refused(sandbox, "create_profile", phone_number=phone)
+    assert err.fields == ["phone_number"] and why in str(err), err
+    rows = [{"email": f"p{i}@example.com", "phone_number": f"+1500555{i:04d}"} for i in range(500)]
+    rows[317]["phone_number"] = phone
+    err = refused(sandbox, "bulk_import_profiles", profiles=rows)
+    assert err.fields == ["profiles[317].phone_number"], err
+
+
 def test_good_emails_and_phones_still_go_through(sandbox: Sandbox) -> None:
     for email in ("o'brien+news@example.co.uk", "ada.lovelace@sub.example.com", "x_y-z@example.io"):
         assert sent(sandbox, "create_profile", email=email).status == 201
