@@ -19,9 +19,15 @@ CHAT_PROMPT = "klaviyo_assistant.v1.md"
 
 def as_chat(spec: PersonaSpec) -> PersonaSpec:
     """A persona whose graph is not a conversation (the reporter, the syncer...), as a chat: its name,
-    scopes, tools, approvals, model and connection, with the chat graph and its prompt. Its own
-    graph's settings do not apply to a conversation."""
-    return spec.model_copy(update={"graph": "chat", "prompt": CHAT_PROMPT, "settings": {}})
+    scopes, tools, approval mode, model and connection, with the chat graph and its prompt.
+
+    Neither its graph's settings nor its approval exceptions (``approval.relax``) apply: each
+    exception is justified by what the graph's own code does around that call (the syncer
+    subscribes only rows whose consent column says yes; the sequencer records one event per lead,
+    for the lead's own id), and a model in a conversation does none of that. Kept, a model obeying
+    text planted in a profile could subscribe or re-address anyone without a person seeing it."""
+    approval = spec.approval.model_copy(update={"relax": []})
+    return spec.model_copy(update={"graph": "chat", "prompt": CHAT_PROMPT, "settings": {}, "approval": approval})
 
 
 def chat_cmd(
