@@ -103,25 +103,30 @@ SECRET_PAIR = (
 #: It starts at the literal ``://`` (not at the scheme), so a search skips to it instead of trying
 #: every position: 2 us on a 7 kB checkpoint against 120 us.
 URL_PASSWORD = r"(://[^\s:/?#@\"'<>]*:)([^\s/?#@\"'<>]+)(@)"
+#: Where a secret may start and end: not inside a run of ASCII letters and digits. ``\b`` is not
+#: that: on text it is Unicode-aware, so a key written against CJK, accented letters or ``_``
+#: (``私钥是pk_...``, ``Schlüssel:pk_...ä``, ``old_pk_...``) has no boundary and went unmasked.
+_A = r"(?<![A-Za-z0-9])"
+_Z = r"(?![A-Za-z0-9])"
 _SECRET_VALUE_PATTERNS = (
     # "Bearer <token>" and "Basic <base64 id:secret>" (headers copied into messages)
-    re.compile(r"(?i)\b(bearer\s+)([A-Za-z0-9\-._~+/]{8,}=*)"),
-    re.compile(r"(?i)\b(basic\s+)([A-Za-z0-9+/]{16,}=*)"),
+    re.compile(rf"(?i){_A}(bearer\s+)([A-Za-z0-9\-._~+/]{{8,}}=*)"),
+    re.compile(rf"(?i){_A}(basic\s+)([A-Za-z0-9+/]{{16,}}=*)"),
     # key=value / "key": "value" pairs inside free text (form bodies, URLs, JSON dumped into errors)
-    re.compile(rf"""(?i)\b({SECRET_PAIR})([^\s"'&,;}}]{{4,}})"""),
+    re.compile(rf"""(?i){_A}({SECRET_PAIR})([^\s"'&,;}}]{{4,}})"""),
     # a password said in a sentence ("my password is hunter2!", "the passcode was 8842"): a quoted
     # value whole, spaces and all; an unquoted word unless it says something about the password
     # ("the password is incorrect")
     re.compile(
-        rf"(?i)\b({SAID_PASSWORD})"
+        rf"(?i){_A}({SAID_PASSWORD})"
         r"(?:([\"'\u201c\u2018])([^\"'\u201c\u201d\u2018\u2019\n]{4,200})[\"'\u201d\u2019]"
         r"|(?!(?:"
         + "|".join(map(re.escape, _SAID_NOT_SECRET.split()))
         + r")(?:[\s.,;:!?)]|$))([^\s\"'\u201c\u201d\u2018\u2019,;]{4,}))"
     ),
     # Klaviyo private keys, OpenAI keys
-    re.compile(r"\b(pk_[A-Za-z0-9]{20,})\b"),
-    re.compile(r"\b(sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,})"),
+    re.compile(rf"{_A}(pk_[A-Za-z0-9]{{20,}}){_Z}"),
+    re.compile(rf"{_A}(sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{{20,}})"),
 )
 #: Other services' credentials, by their documented prefixes (a profile property or a form answer
 #: may hold one): (literal prefix, shape). Masked in text and, byte for byte, in checkpoints.
@@ -161,11 +166,11 @@ _BLOCK_SHAPES: tuple[tuple[str, str], ...] = (
     ),
 )
 _TEXT_SHAPES = (
-    *((prefix, re.compile(rf"\b({shape})\b")) for prefix, shape in _KEY_SHAPES),
+    *((prefix, re.compile(rf"{_A}({shape}){_Z}")) for prefix, shape in _KEY_SHAPES),
     *((prefix, re.compile(f"({shape})")) for prefix, shape in _BLOCK_SHAPES),
 )
 _BYTE_SHAPES = (
-    *((prefix.encode(), re.compile(rb"\b" + shape.encode() + rb"\b")) for prefix, shape in _KEY_SHAPES),
+    *((prefix.encode(), re.compile((_A + shape + _Z).encode())) for prefix, shape in _KEY_SHAPES),
     *((prefix.encode(), re.compile(shape.encode())) for prefix, shape in _BLOCK_SHAPES),
 )
 
@@ -323,7 +328,7 @@ def redact_bytes(data: bytes) -> bytes:
     """``data`` with registered secrets (and Klaviyo/OpenAI key shapes) overwritten by ``*``, same length."""
     data = mask_registered(data)
     for prefix, shape in _BYTES_ALL_SHAPES:
-        # A regex that starts with \b cannot skip ahead to its literal, so it tries every position
+        # A regex that starts with a lookbehind cannot skip ahead to its literal, so it tries every position
         # (~70 us for a 7 kB checkpoint, written several times per run); a substring search can.
         if prefix in data:
             data = shape.sub(lambda m: m.group(0)[:3] + b"*" * (len(m.group(0)) - 3), data)
@@ -346,6 +351,6 @@ def has_key_shape(data: bytes) -> bool:
     return any(prefix in data for prefix, _ in _BYTES_ALL_SHAPES)
 
 
-_BYTES_KLAVIYO = re.compile(rb"\bpk_[A-Za-z0-9]{20,}\b")
-_BYTES_OPENAI = re.compile(rb"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}")
+_BYTES_KLAVIYO = re.compile((_A + r"pk_[A-Za-z0-9]{20,}" + _Z).encode())
+_BYTES_OPENAI = re.compile((_A + r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}").encode())
 _BYTES_ALL_SHAPES = ((b"pk_", _BYTES_KLAVIYO), (b"sk-", _BYTES_OPENAI), *_BYTE_SHAPES)

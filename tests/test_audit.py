@@ -17,7 +17,7 @@ from klaviyo_toolkit.audit import AuditContext, AuditLog, redact, summarize_resp
 from klaviyo_toolkit.client import CallRecord, KlaviyoClient
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import BadRequestError, NotFoundError, ToolkitUsageError
-from klaviyo_toolkit.redact import redact_text
+from klaviyo_toolkit.redact import redact_bytes, redact_text
 
 CTX = AuditContext(user="ada", persona="lead_magnet", thread_id="t-1", prompt_version="lead_magnet@3")
 START = 1_700_000_000.0  # ManualClock's default epoch time: 2023-11-14T22:13:20Z
@@ -316,6 +316,33 @@ def test_redact_text_sees_letters_the_expressions_match_case_blind(text: str, se
 def test_a_password_said_in_a_sentence_is_masked(text: str, expected: str) -> None:
     assert redact_text(text) == expected
     assert redact_text(expected) == expected  # masking is stable
+
+
+_FOREIGN = "pk_" + "q7W2e9R4t6" * 3 + "Yu8i"
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        (f"店铺的Klaviyo私钥是{_FOREIGN}请保密", _FOREIGN),
+        (f"キーは{_FOREIGN}です", _FOREIGN),
+        (f"Schlüssel:{_FOREIGN}ä", _FOREIGN),
+        (f"old_{_FOREIGN}", _FOREIGN),
+        (f"{_FOREIGN}_backup", _FOREIGN),
+        ("sk_live_" + "Zx8" * 8 + "です", "Zx8" * 8),
+        ("AKIA" + "QWERTYUIOPASDFGH" + "は鍵", "QWERTYUIOPASDFGH"),
+        ("ghp_" + "a1" * 18 + "键", "a1" * 18),
+        ("令牌Bearer abcdefghijklmnop", "abcdefghijklmnop"),
+        ("密钥api_key=supersecret12", "supersecret12"),
+        ("sk-proj-" + "Ab3" * 8 + "的", "Ab3" * 8),
+    ],
+)
+def test_a_key_written_against_other_letters_is_masked(text: str, secret: str) -> None:
+    """A secret starts where ASCII letters and digits do not go on: ``\\b`` is Unicode-aware on text,
+    so CJK, accented letters or ``_`` against a key hid it from the shapes (text and bytes alike)."""
+    assert secret not in redact_text(text)
+    if "Bearer" not in text and "api_key" not in text:  # key shapes: checkpoint bytes are masked in place too
+        assert secret.encode() not in redact_bytes(text.encode())
 
 
 def test_the_shortcut_folds_every_letter_the_expressions_match_case_blind() -> None:

@@ -138,10 +138,12 @@ SECRETS = {
     "aws": "AKIAIOSFODNN7EXAMPLE",
     "pwd": "correct-horse-battery",  # a short name that is a secret's whole name
     "pk_" + "K" * 30: "a form field named by a pasted key",  # the key itself is the secret
+    "店铺": "Klaviyo私钥是pk_" + "W" * 30 + "请保密",  # a key against CJK: no \\b boundary there
+    "old": "old_pk_" + "V" * 30 + "_backup",
 }
 #: The parts of SECRETS that must never be seen.
 HIDDEN = ("Q" * 34, "abcdefghijklmnop1234", "hunter2hunter2", "tok_live_7c9e0c1e2b", "xk_live_51c0ffee4d2e",
-          "4eC39HqLyjWDarjtT1zdp7dc", "IOSFODNN7EXAMPLE", "correct-horse-battery", "K" * 30)
+          "4eC39HqLyjWDarjtT1zdp7dc", "IOSFODNN7EXAMPLE", "correct-horse-battery", "K" * 30, "W" * 30, "V" * 30)
 
 
 def test_secrets_in_klaviyo_data_never_reach_the_model(sb: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
