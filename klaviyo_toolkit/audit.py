@@ -520,6 +520,8 @@ class AuditLog:
             checked += 1
             if content["id"] != checked:
                 return ChainReport(False, checked, content["id"], f"row {checked} is missing", prev)
+            if why := _mistyped(content):
+                return ChainReport(False, checked, content["id"], why, prev)
             if content["prev_hash"] != prev:
                 return ChainReport(False, checked, content["id"], "does not link to the row before it", prev)
             if not hmac.compare_digest(_row_hash(prev, content, self._key), content["hash"]):
@@ -585,9 +587,34 @@ def verify_log(path: str | Path, *, anchor: AuditAnchor | None = None, expected_
         return log.verify(expected_head=expected_head)
 
 
+#: The columns the log writes as numbers; every other one is text (or NULL).
+_NUMBERS: dict[str, tuple[type, ...]] = {"id": (int,), "http_status": (int,), "latency_ms": (int, float)}
+
+
+def _mistyped(content: Mapping[str, Any]) -> str | None:
+    """Why a row's column holds a value the log never writes (a BLOB where text goes: SQLite lets an
+    edit store any type), or None; a hash over it would not even compute."""
+    for name in _COLUMNS:
+        value = content[name]
+        wanted = _NUMBERS.get(name, (str,))
+        if value is not None and (isinstance(value, bool) or not isinstance(value, wanted)):
+            return f"its {name} is stored as {type(value).__name__}, which the log never writes (edited)"
+    return None
+
+
 def _entry(row: tuple[Any, ...]) -> AuditEntry:
-    data = dict(zip(_COLUMNS, row, strict=True))
-    data["time"] = _dt.datetime.fromisoformat(data["time"])
-    data["arguments"] = json.loads(data["arguments"])
-    data["extra"] = json.loads(data["extra"])
+    """A row as read; one that an edit left unreadable (a BLOB, broken JSON, a bad time) is shown as it
+    is, for ``verify`` to report, rather than stopping every view of the log."""
+    data: dict[str, Any] = {
+        k: v.decode("utf-8", "replace") if isinstance(v, bytes) else v for k, v in zip(_COLUMNS, row, strict=True)
+    }
+    try:
+        data["time"] = _dt.datetime.fromisoformat(str(data["time"]))
+    except ValueError:
+        data["time"] = _dt.datetime.fromtimestamp(0, _dt.UTC)
+    for name in ("arguments", "extra"):
+        try:
+            data[name] = json.loads(data[name])
+        except (TypeError, ValueError):
+            data[name] = {"unreadable": str(data[name])}
     return AuditEntry(**data)

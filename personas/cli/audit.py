@@ -10,7 +10,7 @@ import typer
 
 from personas.kernel.errors import UsageProblem
 
-from .common import command_group, indented
+from .common import command_group, indented, shown
 
 app = command_group(
     "Read the audit log: every call a persona made, refused or was stopped from making.", invoke_without_command=True
@@ -66,14 +66,16 @@ def show(
             typer.echo(json.dumps(row.to_json(), default=str))
         return
     from rich.console import Console
-    from rich.markup import escape
 
     console = Console(highlight=False)
     console.print(f"audit log: {len(rows)} of {log.count()} rows, newest first ({log.path})")
     for r in rows:  # two lines a row: no column is ever cut, whatever the terminal's width
-        head = f"{r.time.astimezone():%Y-%m-%d %H:%M:%S}  {r.tool}  [bold]{escape(r.status)}[/bold]"
-        who = "  ".join(x for x in (r.persona, r.thread_id and f"thread {r.thread_id}", r.user) if x)
-        console.print(f"{head}  [dim]{escape(who)}[/dim]")
+        # every field may hold what a model or Klaviyo chose (a tool name the model made up is audited
+        # as denied): shown, never obeyed as markup or as terminal controls
+        head = f"{r.time.astimezone():%Y-%m-%d %H:%M:%S}  {shown(str(r.tool), lines=False)}  "
+        head += f"[bold]{shown(str(r.status), lines=False)}[/bold]"
+        who = "  ".join(str(x) for x in (r.persona, r.thread_id and f"thread {r.thread_id}", r.user) if x)
+        console.print(f"{head}  [dim]{shown(who, lines=False)}[/dim]")
         facts = [
             f"{r.method} {r.path}" if r.method else "",
             f"HTTP {r.http_status}" if r.http_status else "",

@@ -7,6 +7,7 @@ tests or in threads each see their own.
 
 from __future__ import annotations
 
+import re
 from contextvars import ContextVar
 from typing import Any
 
@@ -14,7 +15,7 @@ import typer
 
 from personas.kernel.config import Config
 
-__all__ = ["HELP", "command_group", "config", "indented", "readable_metavars", "set_config"]
+__all__ = ["HELP", "command_group", "config", "indented", "readable_metavars", "set_config", "shown", "visible"]
 
 #: Every command takes -h as well as --help.
 HELP = {"help_option_names": ["-h", "--help"]}
@@ -84,11 +85,45 @@ def readable_metavars(command: Any) -> None:
 
 
 def indented(console: Any, text: str, style: str = "", by: int = 4) -> None:
-    """Print ``text`` (plain, not markup) indented, its wrapped lines too, breaking only at spaces."""
+    """Print ``text`` (plain, not markup; controls made :func:`visible`) indented, its wrapped lines
+    too, breaking only at spaces."""
     import textwrap
 
+    text = visible(text)
     width = max(40, console.size.width - 1)
     pad = " " * by
     wrapped = textwrap.fill(text, width, initial_indent=pad, subsequent_indent=pad, break_long_words=False,
                             break_on_hyphens=False)
     console.print(wrapped, style=style or None, markup=False, highlight=False, soft_wrap=True)
+
+
+#: What a terminal obeys or hides instead of showing: C0 controls but tab and newline (ESC starts
+#: sequences that move the cursor and erase lines; CR and backspace overwrite), DEL, C1 controls,
+#: and the format characters that hide or reorder text (zero-width, bidi marks and overrides).
+_HIDDEN = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u061c]"
+)
+_BREAKS = re.compile("[\t\n]")
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(text: str, *, lines: bool = True) -> str:
+    """``text`` with every character a terminal would obey or hide written as its escape (``\\x1b``,
+    ``\\u202e``), for anything a model, Klaviyo data or a stored row can put on the screen: printed
+    raw, a tool name like ``x\\x1b[2A\\x1b[2K`` erased the lines above it. ``lines=False`` escapes
+    tabs and newlines too, for one-line fields (a tool name, a status)."""
+    text = _HIDDEN.sub(_escape_one, text)
+    if not lines:
+        text = _BREAKS.sub(lambda m: "\\t" if m.group() == "\t" else "\\n", text)
+    return text
+
+
+def shown(text: str, *, lines: bool = True) -> str:
+    """:func:`visible` text, escaped for Rich markup: untrusted text in a ``console.print`` string."""
+    from rich.markup import escape
+
+    return escape(visible(text, lines=lines))

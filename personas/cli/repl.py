@@ -30,6 +30,7 @@ from personas.runtime.context import build_context
 from personas.runtime.driver import RunDriver, checkpointer
 
 from .approvals import approval_lines
+from .common import shown, visible
 from .errors import error_line
 
 HELP = """Commands:
@@ -296,7 +297,7 @@ class Repl:
             self._unfinished = None
             self._mend(note)
         except Exception as exc:  # leaving must not fail; say what was not recorded
-            self.console.print(f"[red]error:[/red] the abandoned step was not recorded: {escape(str(exc))}")
+            self.console.print(f"[red]error:[/red] the abandoned step was not recorded: {shown(str(exc))}")
 
     def _no_model(self) -> str:
         tour = TOUR_HINT.format(name=self.spec.name) if self.tour and self.sandbox is None else ""
@@ -309,7 +310,7 @@ class Repl:
         first = (str(exc).strip().splitlines() or [""])[0]
         debug = "`personas --debug chat ...` shows the traceback"
         message = known[0] if known else f"{type(exc).__name__}: {first} ({debug})"
-        self.console.print(f"[red]error:[/red] {escape(message)}")
+        self.console.print(f"[red]error:[/red] {shown(message)}")
 
     def _ask(self, prompt: str) -> str:
         if callable(self.session):
@@ -342,7 +343,7 @@ class Repl:
                     if not streaming:
                         out.write("\n" + self.spec.name + "> ")
                         streaming = True
-                    out.write(message.content if isinstance(message.content, str) else str(message.content))
+                    out.write(visible(message.content if isinstance(message.content, str) else str(message.content)))
                     out.flush()
                 continue
             for node, update in (chunk or {}).items():
@@ -354,14 +355,16 @@ class Repl:
                             out.write("\n")
                             streaming = False
                         elif msg.content and not msg.tool_calls:
-                            self.console.print(f"\n{self.spec.name}> {escape(str(msg.content))}")
+                            self.console.print(f"\n{self.spec.name}> {shown(str(msg.content))}")
                         for call in msg.tool_calls:
                             args = json.dumps(
                                 {k: v for k, v in call["args"].items() if v is not None}, ensure_ascii=False
                             )
-                            self.console.print(f"  [cyan]→ {escape(call['name'])}[/cyan] {escape(args[:300])}")
+                            name = shown(call["name"], lines=False)
+                            self.console.print(f"  [cyan]→ {name}[/cyan] {shown(args[:300])}")
                     elif isinstance(msg, ToolMessage):
-                        self.console.print(f"  [green]← {escape(str(msg.name))}[/green] {escape(_compact(msg))}")
+                        name = shown(str(msg.name), lines=False)
+                        self.console.print(f"  [green]← {name}[/green] {shown(_compact(msg))}")
         if streaming:
             out.write("\n")
         out.flush()
@@ -371,13 +374,13 @@ class Repl:
         c = self.console
         item = item if isinstance(item, dict) else {}
         c.print(
-            f"\n[bold red]Approval needed[/bold red]: {escape(str(item.get('tool')))} - "
+            f"\n[bold red]Approval needed[/bold red]: {shown(str(item.get('tool')), lines=False)} - "
             f"{escape(str(item.get('summary')))}"
         )
         if item.get("why"):
             c.print(f"  why: it {escape(str(item['why']))}")
         for line in approval_lines(item, self._home / "approvals"):
-            c.print("  " + escape(line))
+            c.print("  " + shown(line))
         while True:
             try:
                 answer = self._ask("approve / edit / reject? [a/e/r] ").strip().lower()
@@ -501,7 +504,7 @@ class Repl:
                     else (msg.content if isinstance(msg.content, str) else str(msg.content))
                 )
                 calls = ", ".join(tc["name"] for tc in getattr(msg, "tool_calls", []) or [])
-                c.print(escape(f"{who}: {text[:300]}".rstrip() + (f" [calls: {calls}]" if calls else "")))
+                c.print(shown(f"{who}: {text[:300]}".rstrip() + (f" [calls: {calls}]" if calls else "")))
             if not messages:
                 c.print("no messages yet")
         elif name == "/audit":
@@ -511,7 +514,7 @@ class Repl:
                 rows = self.ctx.audit.query(thread_id=self.ctx.thread_id, limit=50)
                 for row in reversed(rows):  # oldest first, as the conversation went
                     line = f"  {row.time:%H:%M:%S} {row.tool} {row.status} {row.method or ''} {row.path or ''}"
-                    c.print(escape(f"{line} {row.http_status or ''}".rstrip()))
+                    c.print(shown(f"{line} {row.http_status or ''}".rstrip(), lines=False))
                 if not rows:
                     c.print("no calls in this conversation yet")
         elif name == "/dry-run":

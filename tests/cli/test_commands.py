@@ -156,3 +156,47 @@ def test_a_key_kept_in_the_vault_runs_a_persona_and_revoking_it_stops_it(tmp_pat
     refused = personas(tmp_path, "run", "campaign-reporter", "--input", "{}", "--credential", "sandbox")
     assert refused.returncode == 2 and "revoked" in refused.stderr and "Traceback" not in refused.stderr
     assert "personas auth login sandbox" in refused.stderr
+
+
+def _chat_calls(home: Path, *names: str) -> None:
+    """The assistant, its model asking for tools by these names, writing its audit rows in ``home``."""
+    script = (
+        "import sys\n"
+        "from langchain_core.messages import AIMessage, HumanMessage\n"
+        "from langgraph.checkpoint.memory import InMemorySaver\n"
+        "from klaviyo_sandbox import Sandbox\n"
+        "from personas.kernel.models import ScriptedChatModel\n"
+        "from personas.runtime import RunDriver, build_context\n"
+        "calls = [AIMessage('', tool_calls=[{'name': n, 'args': {}, 'id': f'c{i}'}])\n"
+        "         for i, n in enumerate(sys.argv[1:])]\n"
+        "sb = Sandbox(demo_data=False, rate_limit_factor=None)\n"
+        "ctx = build_context('klaviyo-assistant', sandbox=sb, model=ScriptedChatModel([*calls, AIMessage('ok')]))\n"
+        "RunDriver(ctx, InMemorySaver()).invoke({'messages': [HumanMessage('hi')]})\n"
+    )
+    done = subprocess.run([str(ROOT / ".venv/bin/python"), "-c", script, *names], env=child_env(home),
+                          capture_output=True, text=True, timeout=180, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_audit_view_shows_a_made_up_tool_name_and_never_obeys_it(tmp_path: Path) -> None:
+    """A tool name is the model's choice (an unknown one is audited as denied): shown, never read as
+    Rich markup (``[/bold]`` stopped the command) or as terminal controls (ESC erased lines above)."""
+    _chat_calls(tmp_path, "[/bold]", "x\x1b[2A\x1b[2Kget_lists", "y\u202eevil")
+    shown = personas(tmp_path, "audit")
+    assert shown.returncode == 0, shown.stderr
+    assert "[/bold]" in shown.stdout and "x\\x1b[2A\\x1b[2Kget_lists" in shown.stdout and "y\\u202eevil" in shown.stdout
+    assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout
+
+
+def test_audit_verify_names_a_row_an_edit_stored_as_a_blob(tmp_path: Path) -> None:
+    """SQLite stores any type in any column: a BLOB where the log writes text is reported as an edit
+    (before, the hash could not be computed and verify and the view stopped with a TypeError)."""
+    personas(tmp_path, "run", "campaign-reporter", "--input", "{}", "--sandbox")
+    with sqlite3.connect(tmp_path / "audit.sqlite") as db:
+        db.execute("DROP TRIGGER audit_log_no_update")
+        db.execute("UPDATE audit_log SET status = CAST(status AS BLOB) WHERE id = 2")
+    tampered = personas(tmp_path, "audit", "verify")
+    assert tampered.returncode == 1 and "TAMPERED: row 2" in tampered.stderr, tampered.stderr
+    assert "status is stored as bytes" in tampered.stderr and "Traceback" not in tampered.stderr
+    view = personas(tmp_path, "audit")
+    assert view.returncode == 0, view.stderr
