@@ -145,7 +145,7 @@ def parse_answer(answer: Any) -> dict[str, Any]:
             f"an approval answer is 'approve', 'reject' or an object with 'action'; got {type(answer).__name__}"
         )
     action = str(decision.get("action", "")).strip().lower()
-    bound = {"fingerprint": str(decision["fingerprint"])} if decision.get("fingerprint") else {}
+    bound = {"fingerprint": str(decision["fingerprint"]).strip().lower()} if decision.get("fingerprint") else {}
     if action in _APPROVE:
         return {"action": "approve", **bound}
     if action in _REJECT:
@@ -201,16 +201,25 @@ class ApprovalGuard:
         from langgraph.errors import GraphInterrupt
 
         edits: list[tuple[Call, Note]] = []  # told when the edited request is shown (a resume replays old answers)
+        refused: str | None = None  # why the last answer was not taken: shown with the request asked again
         while True:
             try:
-                answer = interrupt(approval_request(call))
+                answer = interrupt({**approval_request(call), **({"refused_answer": refused} if refused else {})})
             except GraphInterrupt:  # paused now (a resumed run replays this line with the answer instead)
                 for edited_call, note in edits:
                     edited_call.notify(note)
                 call.notify(Note("pending_approval", call.fingerprint))
                 raise
             edits.clear()
-            decision = parse_answer(answer)
+            try:
+                decision = parse_answer(answer)
+            except UsageProblem as exc:
+                # A typo, an empty edit, a list where one answer goes: not an answer, so the request is
+                # asked about again and the run stays paused (a LangGraph Server client resumes the
+                # graph directly, without RunDriver's checks). Never an end to the approval.
+                refused = str(exc)
+                continue
+            refused = None
             given = decision.get("fingerprint")
             if not given and decision["action"] != "reject":
                 # An approval or edit that names no request could be meant for another one (a stale

@@ -54,5 +54,14 @@ def test_a_served_run_pauses_and_takes_only_an_approval_bound_to_its_request(
     [again] = [i for task in graph.get_state(config).tasks for i in task.interrupts]
     assert again.value["fingerprint"] == fingerprint and starts(client, pid) == []
 
-    graph.invoke(Command(resume={"action": "approve", "fingerprint": fingerprint}), config)
+    # not answers (a typo, a bare boolean, a list, an edit with nothing in it): the run stays paused on
+    # the same request, told why, and nothing is sent or ended
+    for wrong in ("aprove", True, ["approve"], {"action": "edit", "args": {}}, {"action": "maybe"}):
+        graph.invoke(Command(resume=wrong), config)
+        [still] = [i for task in graph.get_state(config).tasks for i in task.interrupts]
+        assert still.value["fingerprint"] == fingerprint and starts(client, pid) == [], wrong
+        assert "answer" in still.value["refused_answer"] or "edit needs" in still.value["refused_answer"], wrong
+
+    # the fingerprint as a person may paste it: surrounding space, upper case
+    graph.invoke(Command(resume={"action": "approve", "fingerprint": f" {fingerprint.upper()} "}), config)
     assert not graph.get_state(config).tasks and len(starts(client, pid)) == 1
