@@ -9,8 +9,9 @@ in this order:
    (unsubscribing changes consent, merging changes identity, sending a campaign sends, ...);
 3. the call's arguments (:func:`call_effects`): any write that carries ``subscriptions`` changes
    consent; setting an email, phone number or external id on an existing profile changes identity
-   (directly, through ``patch_identifiers``, or through the profile of an event, server-side or
-   client-side, which Klaviyo updates from the event's identifiers; a profile found by id or by
+   (directly, through ``patch_identifiers`` at a record's top or in its ``meta``, or through a
+   profile a write carries: an event's, server-side or client-side, a push token's, a
+   subscription's, which Klaviyo updates from the identifiers given; a profile found by id or by
    its web-tracking id ``kx`` counts as existing); setting a list's ``opt_in_process`` (making or
    changing it) changes consent; a flow or flow action set ``live`` starts sending.
 
@@ -137,6 +138,18 @@ _PROFILE_UPDATES = {"update_profile", "create_or_update_profile", "create_client
 _LIST_WRITES = {"create_list", "update_list"}
 #: Server-side event writes: Klaviyo finds the event's profile by one identifier and sets the others on it.
 _EVENT_WRITES = {"create_event", "bulk_create_events", "create_client_event", "bulk_create_client_events"}
+#: Writes that carry a profile object (``profile``, or ``profiles`` items) to find and update as an
+#: event's is: a push token's, a subscription's, a back-in-stock request's.
+_PROFILE_BEARING = _EVENT_WRITES | {
+    "create_push_token",
+    "create_client_push_token",
+    "unregister_client_push_token",
+    "create_client_subscription",
+    "create_back_in_stock_subscription",
+    "create_client_back_in_stock_subscription",
+    "bulk_subscribe_profiles",
+    "bulk_unsubscribe_profiles",
+}
 #: Operations whose arguments can set a flow, or one of its actions, live.
 _FLOW_WRITES = {"create_flow", "update_flow", "update_flow_action"}
 #: Writes that may carry list ids: profiles added to a list start its list-triggered flows.
@@ -175,28 +188,45 @@ def _records(args: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
         yield args
 
 
-def _event_profiles(value: Any) -> Iterable[Mapping[str, Any]]:
-    """Every ``profile`` object of an event write (one for create_event, one per item of a bulk create)."""
+def _named_profiles(value: Any) -> Iterable[Mapping[str, Any]]:
+    """Every profile object a write carries: each ``profile`` object and each item of a ``profiles``
+    list, at any depth (one per event of a bulk create); never inside free-form ``properties``."""
     if isinstance(value, Mapping):
         for key, item in value.items():
+            if key == "properties":
+                continue
             if key == "profile" and isinstance(item, Mapping):
                 yield item
+            elif key == "profiles" and isinstance(item, list):
+                yield from (p for p in item if isinstance(p, Mapping))
             else:
-                yield from _event_profiles(item)
+                yield from _named_profiles(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _event_profiles(item)
+            yield from _named_profiles(item)
+
+
+def _patch(record: Mapping[str, Any]) -> Any:
+    """A record's ``patch_identifiers``: at its top (profile writes) or in its ``meta`` (the profile of
+    an event, a push token or a subscription, as the spec nests it)."""
+    meta = record.get("meta")
+    return record.get("patch_identifiers") or (meta.get("patch_identifiers") if isinstance(meta, Mapping) else None)
 
 
 def _changes_identity(op: Operation, args: Mapping[str, Any]) -> bool:
-    if op.operation_id in _EVENT_WRITES:
-        records: Iterable[Mapping[str, Any]] = _event_profiles(args)
+    if op.operation_id in _PROFILE_BEARING:
+        records: Iterable[Mapping[str, Any]] = _named_profiles(args)
     elif op.operation_id in _PROFILE_UPDATES:
         records = _records(args)
     else:
         return False
     for record in records:
-        patch = record.get("patch_identifiers")
+        patch = _patch(record)
+        if isinstance(patch, str):  # given as JSON text
+            try:
+                patch = json.loads(patch)
+            except ValueError:
+                return True  # unreadable: assume the worst
         if isinstance(patch, Mapping) and any(v not in (None, "", {}, []) for v in patch.values()):
             return True  # appends to or removes from an existing profile's identifiers
         given = [k for k in _IDENTIFIERS if record.get(k) not in (None, "")]

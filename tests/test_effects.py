@@ -175,6 +175,17 @@ def test_replacing_a_relationship_set_is_destructive(name: str) -> None:
         # the web-tracking id finds an existing profile: an email given with it is set on that profile
         ("create_client_profile", {"company_id": "AbC123", "kx": "abc", "email": "new@evil.test"}),
         ("create_or_update_profile", {"anonymous_id": "anon-1", "email": "new@evil.test"}),
+        # an event's, push token's or subscription's profile nests patch_identifiers in its meta
+        ("create_event", {"metric": {"name": "X"}, "properties": {}, "profile": {
+            "email": "victim@example.com", "meta": {"patch_identifiers": {"append": '{"phone_number": "+15005550006"}'}}}}),
+        ("create_client_event", {"company_id": "AbC123", "metric": {"name": "X"}, "properties": {}, "profile": {
+            "email": "victim@example.com", "meta": {"patch_identifiers": {"unappend": {"email": "victim@example.com"}}}}}),
+        # the profile of a push token, a subscription or a back-in-stock request is found and updated too
+        ("create_push_token", {"token": "t", "platform": "ios", "vendor": "apns",
+                               "profile": {"id": "P1", "email": "x@evil.test"}}),
+        ("create_client_subscription", {"company_id": "AbC123", "profile": {"id": "P1", "email": "x@evil.test"}}),
+        ("create_back_in_stock_subscription", {"channels": ["EMAIL"], "variant_id": "V1",
+                                               "profile": {"id": "P1", "email": "x@evil.test"}}),
     ],
 )
 def test_identity_changes_through_client_events_and_tracking_ids_are_identity(name: str, args: dict[str, Any]) -> None:
