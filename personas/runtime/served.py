@@ -60,6 +60,19 @@ def _persona_for(graph: str, configurable: dict[str, Any], config: Config) -> An
     raise UsageProblem(f"no persona uses the graph {graph!r}; name one in configurable.persona")
 
 
+def _user(configurable: dict[str, Any], settings: Config) -> str:
+    """Who the audit log files a served run under: the identity LangGraph Server authenticated
+    (``langgraph_auth_user``, set by a custom auth handler), else the server's own user. A ``user``
+    a client merely sends is anyone's to choose, so it is kept beside it as a claim, never as the user."""
+    authenticated = configurable.get("langgraph_auth_user")
+    identity = getattr(authenticated, "identity", None)
+    if identity is None and isinstance(authenticated, dict):
+        identity = authenticated.get("identity")
+    user = str(identity) if identity else settings.user
+    claimed = configurable.get("user")
+    return f"{user} (claimed: {claimed})" if claimed and str(claimed) != user else user
+
+
 def served_graph(name: str) -> Any:
     """Graph ``name`` for LangGraph Server: its persona's context built per run (module docstring)."""
     from langgraph.graph import START, StateGraph
@@ -76,7 +89,7 @@ def served_graph(name: str) -> Any:
             config=settings,
             thread_id=str(configurable.get("thread_id") or ""),
             dry_run=bool(configurable["dry_run"]) if "dry_run" in configurable else None,
-            user=str(configurable.get("user") or settings.user),
+            user=_user(configurable, settings),
         )
         with inline_saves():
             return inner.invoke(values, config, context=context, durability="sync")

@@ -65,3 +65,28 @@ def test_a_served_run_pauses_and_takes_only_an_approval_bound_to_its_request(
     # the fingerprint as a person may paste it: surrounding space, upper case
     graph.invoke(Command(resume={"action": "approve", "fingerprint": f" {fingerprint.upper()} "}), config)
     assert not graph.get_state(config).tasks and len(starts(client, pid)) == 1
+
+
+def test_a_served_run_is_audited_under_the_authenticated_user_never_one_a_client_claims(
+    tmp_path: Path, sandbox_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from personas.kernel.config import Config
+    from personas.runtime.audit import audit_log
+
+    home = tmp_path / "home"
+    for name, value in {"PERSONAS_HOME": str(home), "KLAVIYO_BASE_URL": sandbox_server,
+                        "KLAVIYO_API_KEY": "pk_sandbox_demo", "PERSONAS_USER": "ops"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setattr(served, "_CONFIG", [])
+    graph = served.served_graph("campaign_report").builder.compile(checkpointer=InMemorySaver())
+    runs = {
+        "claimed": {"user": "mallory"},  # anyone's to send: kept as a claim beside the server's user
+        "authenticated": {"langgraph_auth_user": {"identity": "alice"}, "user": "mallory"},
+    }
+    for thread, extra in runs.items():
+        graph.invoke({}, {"configurable": {"thread_id": thread, **extra}})
+    log = audit_log(Config.from_env())
+    users = {thread: {row.user for row in log.query(thread_id=thread, limit=None)} for thread in runs}
+    assert users["claimed"] == {"ops (claimed: mallory)"}, users
+    assert users["authenticated"] == {"alice (claimed: mallory)"}, users
