@@ -177,9 +177,11 @@ def test_replacing_a_relationship_set_is_destructive(name: str) -> None:
         ("create_or_update_profile", {"anonymous_id": "anon-1", "email": "new@evil.test"}),
         # an event's, push token's or subscription's profile nests patch_identifiers in its meta
         ("create_event", {"metric": {"name": "X"}, "properties": {}, "profile": {
-            "email": "victim@example.com", "meta": {"patch_identifiers": {"append": '{"phone_number": "+15005550006"}'}}}}),
+            "email": "victim@example.com",
+            "meta": {"patch_identifiers": {"append": '{"phone_number": "+15005550006"}'}}}}),
         ("create_client_event", {"company_id": "AbC123", "metric": {"name": "X"}, "properties": {}, "profile": {
-            "email": "victim@example.com", "meta": {"patch_identifiers": {"unappend": {"email": "victim@example.com"}}}}}),
+            "email": "victim@example.com",
+            "meta": {"patch_identifiers": {"unappend": {"email": "victim@example.com"}}}}}),
         # the profile of a push token, a subscription or a back-in-stock request is found and updated too
         ("create_push_token", {"token": "t", "platform": "ios", "vendor": "apns",
                                "profile": {"id": "P1", "email": "x@evil.test"}}),
