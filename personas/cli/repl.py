@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import signal
 import sys
@@ -312,6 +313,28 @@ class Repl:
         message = known[0] if known else f"{type(exc).__name__}: {first} ({debug})"
         self.console.print(f"[red]error:[/red] {shown(message)}")
 
+    def _discard_typeahead(self) -> bool:
+        """Drop input typed or pasted before an approval request was on screen, so that it cannot
+        answer the request: lines pasted in one go ("delete the list", "a") reach the terminal before
+        the request they would approve exists. prompt_toolkit keeps keys read past the last prompt
+        (its typeahead); the terminal keeps the rest. Whether anything was dropped."""
+        dropped = False
+        session_input = getattr(self.session, "input", None)
+        if session_input is not None:
+            from prompt_toolkit.input.typeahead import clear_typeahead, get_typeahead
+
+            dropped = bool(get_typeahead(session_input))
+            clear_typeahead(session_input)
+        with contextlib.suppress(Exception):  # not a terminal (a pipe, a test's session): nothing queued there
+            import select
+            import termios
+
+            fd = sys.stdin.fileno()
+            if os.isatty(fd):
+                dropped = dropped or bool(select.select([fd], [], [], 0)[0])
+                termios.tcflush(fd, termios.TCIFLUSH)
+        return dropped
+
     def _ask(self, prompt: str) -> str:
         if callable(self.session):
             return str(self.session(prompt))
@@ -381,6 +404,8 @@ class Repl:
             c.print(f"  why: it {escape(str(item['why']))}")
         for line in approval_lines(item, self._home / "approvals"):
             c.print("  " + shown(line))
+        if self._discard_typeahead():
+            c.print("[dim](what was typed before this request was shown is not taken as the answer)[/dim]")
         while True:
             try:
                 answer = self._ask("approve / edit / reject? [a/e/r] ").strip().lower()

@@ -316,3 +316,24 @@ def test_any_persona_chats_with_its_own_scopes_and_tools(terminals: list[Termina
     assert not (tmp_path / "audit.sqlite").exists() or not [
         r for r in audit_rows(tmp_path, "campaign-reporter") if r[0] != "get_accounts"
     ], "nothing ran on the report graph"
+
+
+def test_text_typed_ahead_of_an_approval_request_never_answers_it(terminals: list[Terminal], tmp_path: Path) -> None:
+    """Lines pasted in one go reach the terminal before the request they would approve exists: the
+    'a' at their end must not approve a delete no one has seen."""
+    term = Terminal(["chat", PERSONA, "--sandbox"], child_env(tmp_path))
+    terminals.append(term)
+    term.prompt()
+    term.child.send("\n\na\n")  # the tour's two suggestions (list the lists; delete one), then "a"
+    term.expect(f'→ delete_list {{"id": "{LIST_ID}"}}')
+    term.expect("is not taken as the answer")
+    term.prompt("[a/e/r]")
+    time.sleep(1.0)
+    assert "Done: Webinar Attendees is deleted" not in term.transcript
+    term.say("r")
+    term.expect("reason (optional)")
+    term.say("not asked for")
+    term.prompt()
+    assert term.leave() == 0
+    rows = audit_rows(tmp_path)
+    assert ("delete_list", "rejected", "DELETE", None) in rows and ("delete_list", "ok", "DELETE", 204) not in rows
