@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO, get_args
 
 from .audit_anchor import AuditAnchor, Head
+from .audit_summary import _MAX_SUMMARY_CHARS, summarize_response
 from .clock import Clock, SystemClock
 from .errors import ToolkitUsageError
 from .redact import redact, redact_text
@@ -65,34 +66,7 @@ AuditStatus = Literal["ok", "error", "denied", "dry_run", "rejected", "pending_a
 _STATUSES: frozenset[str] = frozenset(get_args(AuditStatus))
 GENESIS = "0" * 64
 _MAX_ARGUMENT_CHARS = 16_000
-_MAX_SUMMARY_CHARS = 300
 _MAX_ERROR_CHARS = 1_000
-
-
-def summarize_response(body: Any, *, limit: int = _MAX_SUMMARY_CHARS) -> str:
-    """A one-line description of a response body (JSON:API aware), redacted and capped at ``limit``.
-
-    Example: ``"3 profile: 01H1, 01H2, 01H3 (more pages)"`` or ``"campaign 01HX"``.
-    """
-    if body is None or body == "":
-        return "no content"
-    text: str
-    if isinstance(body, Mapping) and "data" in body:
-        data = body["data"]
-        more = " (more pages)" if isinstance(body.get("links"), Mapping) and body["links"].get("next") else ""
-        if isinstance(data, list):
-            kinds = sorted({str(item.get("type")) for item in data if isinstance(item, Mapping)})
-            ids = [str(item.get("id")) for item in data[:5] if isinstance(item, Mapping)]
-            tail = ", …" if len(data) > 5 else ""
-            text = f"{len(data)} {'/'.join(kinds) or 'items'}: {', '.join(ids)}{tail}{more}"
-        elif isinstance(data, Mapping):
-            text = f"{data.get('type')} {data.get('id')}"
-        else:
-            text = "data: null"
-    else:
-        text = body if isinstance(body, str) else json.dumps(redact(body), ensure_ascii=False, default=str)
-    text = redact_text(" ".join(text.split()))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # -- rows ----------------------------------------------------------------------------------------
