@@ -325,6 +325,12 @@ def find_or_create_metric(svc: Services, name: str, now: float, service: str | N
     return metric
 
 
+def event_unique_id(unique_id: str | None, when: float) -> str:
+    """The ``unique_id`` an event is stored under: its own, or else its time to the second (the spec:
+    "If this is not present, this will use the time to the second")."""
+    return str(unique_id or int(when))
+
+
 def record_event(
     svc: Services,
     profile: Resource,
@@ -341,7 +347,7 @@ def record_event(
     A new event updates the profile's last_event_date and is announced as ``event_created`` so
     flows can react (unless ``trigger_flows`` is false, as for backfills).
     """
-    uid = unique_id or str(int(when))
+    uid = event_unique_id(unique_id, when)
     key = f"{profile.id}|{metric.id}|{uid}"
     dedup: dict[str, str] = svc.store.mutable("event_unique_ids", dict)
     if key in dedup:
@@ -460,6 +466,7 @@ __all__ = [
     "default_subscriptions",
     "email_marketing",
     "event_metric_name",
+    "event_unique_id",
     "event_profile",
     "find_or_create_metric",
     "find_or_create_profile",

@@ -7,7 +7,8 @@
   flows. Creating an event never grants consent. The client endpoint never changes the identifiers
   of an existing profile (Klaviyo answers 202 and ignores them).
 - ``bulk_create_events`` (202): validated at once (at most 1,000 events; a ``unique_id`` repeated
-  for the same profile and metric within the request fails the whole request), applied as a bulk
+  for the same profile and metric within the request fails the whole request, and so do two events
+  without one in the same second, whose unique_id defaults to that second), applied as a bulk
   job when the sandbox clock makes it due. ``bulk_create_client_events`` is applied at once.
 - ``get_events`` sorts by ``datetime`` when no ``sort`` is given; ``has(profile)`` / ``has(metric)``
   filters work; ``get_metrics`` pages by 200 as Klaviyo does.
@@ -26,12 +27,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._context import Ctx, Reply
-from .._jsonapi import bad_request
+from .._jsonapi import SandboxError, bad_request
 from .._services import Services
 from .._store import Linkage, Resource, Store
 from ..domain import DomainBuilder
 from ._common import (
     IDENTIFIERS,
+    event_unique_id,
     find_or_create_metric,
     find_or_create_profile,
     find_profile,
@@ -233,14 +235,17 @@ def create_event(ctx: Ctx) -> Reply:
     return ctx.accepted()
 
 
-def _bulk_entries(entries: list[Any], base: str, now: float) -> list[tuple[Json, list[Json]]]:
-    """Check every profile entry of a bulk request: [(profile spec, [event spec, ...]), ...]."""
+def _bulk_entries(entries: list[Any], base: str, now: float, *, listed: bool = True) -> list[tuple[Json, list[Json]]]:
+    """Check every profile entry of a bulk request: [(profile spec, [event spec, ...]), ...].
+
+    ``base`` is the JSON pointer of the entries' list, or of the one entry when not ``listed``.
+    """
     out: list[tuple[Json, list[Json]]] = []
     seen: set[tuple[str, str, str]] = set()
     total = 0
     for i, entry in enumerate(entries):
         attrs = (entry or {}).get("attributes") or {}
-        where = f"{base}/{i}/attributes"
+        where = f"{base}/{i}/attributes" if listed else f"{base}/attributes"
         profile_spec = _profile_spec((attrs.get("profile") or {}).get("data"), f"{where}/profile/data")
         who = "|".join(_identity_key(k, profile_spec["attrs"].get(k)) for k in ("id", *IDENTIFIERS))
         events = []
@@ -248,16 +253,13 @@ def _bulk_entries(entries: list[Any], base: str, now: float) -> list[tuple[Json,
             ev_attrs = dict((item or {}).get("attributes") or {})
             if attrs.get("backfill") and ev_attrs.get("backfill") is None:
                 ev_attrs["backfill"] = True
-            spec = _event_spec(ev_attrs, f"{where}/events/data/{j}/attributes", now)
-            if spec["unique_id"]:
-                key = (who, spec["metric"], str(spec["unique_id"]))  # metric names are case-sensitive
-                if key in seen:
-                    raise bad_request(
-                        f"unique_id {spec['unique_id']!r} is repeated for the same profile and metric in this "
-                        "request, so no events were processed; give each event its own unique_id.",
-                        pointer=f"{where}/events/data/{j}/attributes/unique_id",
-                    )
-                seen.add(key)
+            at = f"{where}/events/data/{j}/attributes"
+            spec = _event_spec(ev_attrs, at, now)
+            # metric names are case-sensitive
+            key = (who, spec["metric"], event_unique_id(spec["unique_id"], spec["time"]))
+            if key in seen:
+                raise _repeated(spec, at)
+            seen.add(key)
             events.append(spec)
         total += len(events)
         out.append((profile_spec, events))
@@ -268,6 +270,22 @@ def _bulk_entries(entries: list[Any], base: str, now: float) -> list[tuple[Json,
             pointer=base,
         )
     return out
+
+
+def _repeated(spec: Json, pointer: str) -> SandboxError:
+    """The 400 for a bulk event whose ``unique_id``, given or defaulted, an earlier one of the request has."""
+    if spec["unique_id"]:
+        return bad_request(
+            f"unique_id {spec['unique_id']!r} is repeated for the same profile and metric in this request, so "
+            "no events were processed; give each event its own unique_id.",
+            pointer=f"{pointer}/unique_id",
+        )
+    return bad_request(
+        "Two events for the same profile and metric fall in the same second and have no unique_id; without "
+        "one, an event's unique_id is its time to the second, so it is repeated and no events were processed. "
+        "Give each event its own unique_id.",
+        pointer=pointer,
+    )
 
 
 def _identity_key(key: str, value: Any) -> str:
@@ -309,7 +327,7 @@ def _bulk_job_runner(svc: Services, job: Resource) -> None:
 @_d.handles("bulk_create_client_events")
 def bulk_create_client_events(ctx: Ctx) -> Reply:
     data = ctx.data if isinstance(ctx.data, Mapping) else {}
-    entries = _bulk_entries([data], "/data", ctx.now)
+    entries = _bulk_entries([data], "/data", ctx.now, listed=False)
     _run_bulk(ctx.svc, entries, ctx.now, client=True)
     return ctx.accepted()
 

@@ -1,0 +1,102 @@
+"""Rules the spec states in words (descriptions, not schemas), which the sandbox must apply as Klaviyo does.
+
+Each test sends what real Klaviyo refuses, over HTTP (the in-process transport), and checks that the
+sandbox refuses it too and that nothing was stored:
+
+- a bulk event's ``unique_id`` defaults to its time to the second, so two events for one profile and
+  metric in the same second of one request are a repeated ``unique_id``: the request fails whole;
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from klaviyo_sandbox import PUBLIC_KEY, Sandbox
+from klaviyo_toolkit.clock import ManualClock
+
+#: 2026-01-05T10:00:00.5Z: half a second into the second the bulk events below are dated.
+NOW = 1767607200.5
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(start=NOW)
+
+
+def error(resp: httpx.Response, status: int = 400) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    err: dict[str, Any] = resp.json()["errors"][0]
+    return err
+
+
+# -- bulk events: the defaulted unique_id ----------------------------------------------------------
+def bulk_entry(email: str, *events: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "event-bulk-create",
+        "attributes": {
+            "profile": {"data": {"type": "profile", "attributes": {"email": email}}},
+            "events": {
+                "data": [
+                    {
+                        "type": "event",
+                        "attributes": {
+                            "properties": {"n": n},
+                            "metric": {"data": {"type": "metric", "attributes": {"name": "Placed Order"}}},
+                            **attrs,
+                        },
+                    }
+                    for n, attrs in enumerate(events)
+                ]
+            },
+        },
+    }
+
+
+def bulk_events(*entries: dict[str, Any]) -> dict[str, Any]:
+    return {"data": {"type": "event-bulk-create-job", "attributes": {"events-bulk-create": {"data": list(entries)}}}}
+
+
+def test_bulk_events_in_one_second_without_unique_id_fail_the_whole_request(sb: Sandbox, raw: httpx.Client) -> None:
+    # BaseEventCreateQueryBulkEntryResourceObject.unique_id: "If a unique_id is repeated for the same profile
+    # and metric, the request will fail and no events will be processed. If this field is not present, this
+    # field will use the time to the second."
+    second, later_in_it = "2026-01-05T10:00:00+00:00", "2026-01-05T10:00:00.900000+00:00"
+    for body, pointer in (
+        (bulk_events(bulk_entry("a@example.com", {}, {})), "0/attributes/events/data/1"),  # both at request time
+        (
+            bulk_events(bulk_entry("a@example.com", {"time": second}, {"time": later_in_it})),
+            "0/attributes/events/data/1",
+        ),
+        (
+            bulk_events(bulk_entry("a@example.com", {"time": second}), bulk_entry("A@example.com", {})),
+            "1/attributes/events/data/0",
+        ),  # the same profile by email, the request's time in the same second
+        (bulk_events(bulk_entry("a@example.com", {"unique_id": "1767607200"}, {})), "0/attributes/events/data/1"),
+    ):
+        err = error(raw.post("/api/event-bulk-create-jobs", json=body))
+        assert "no events were processed" in err["detail"], err
+        assert err["source"]["pointer"] == f"/data/attributes/events-bulk-create/data/{pointer}/attributes", err
+    sb.settle()
+    assert raw.get("/api/events").json()["data"] == []
+    # a second apart, or another profile: each is an event of its own
+    ok = bulk_events(
+        bulk_entry("a@example.com", {"time": second}, {"time": "2026-01-05T10:00:01+00:00"}),
+        bulk_entry("b@example.com", {"time": second}),
+    )
+    assert raw.post("/api/event-bulk-create-jobs", json=ok).status_code == 202
+    sb.settle()
+    assert len(raw.get("/api/events").json()["data"]) == 3
+
+
+def test_bulk_client_events_in_one_second_without_unique_id_are_refused(raw: httpx.Client) -> None:
+    body = {"data": bulk_entry("c@example.com", {}, {})}
+    err = error(
+        raw.post(
+            "/client/event-bulk-create", params={"company_id": PUBLIC_KEY}, json=body, headers={"Authorization": ""}
+        )
+    )
+    assert err["source"]["pointer"] == "/data/attributes/events/data/1/attributes"
+    assert raw.get("/api/events").json()["data"] == []
