@@ -8,19 +8,33 @@ Shapes (after ``/api`` or ``/client``)::
     GET    /col/{id}/relationships/rel linkages    POST|PATCH|DELETE .../relationships/rel  link edits
 
 Domain modules replace this where Klaviyo's behaviour matters (profiles, lists, events, ...);
-everything else still answers with spec-conforming documents and real persistence.
+everything else still answers with spec-conforming documents and real persistence, and with the
+uniqueness the spec's field descriptions state (``UNIQUE``): a create or update repeating a unique
+name is a 400.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ._context import Ctx, Reply
-from ._jsonapi import SandboxError
+from ._jsonapi import SandboxError, bad_request
 from ._routes import shape_of
 from ._store import Linkage, Resource
 
-__all__ = ["generic", "shape_of"]
+__all__ = ["UNIQUE", "generic", "shape_of"]
+
+#: Attributes the spec's descriptions make unique: resource type -> (attribute, the attributes whose
+#: values scope it; a missing one counts as the request schema's default). Klaviyo answers a repeat
+#: with 400: CustomMetricCreateQueryResourceObject.name, "Names must be unique across the account.
+#: Attempting to create a metric with a duplicate name will return a 400 status code" (its update
+#: schema says the same); DataSourceCreateQueryResourceObject.title, "unique within the namespace"
+#: (no status given: the same 400).
+UNIQUE: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    "custom-metric": ("name", ()),
+    "data-source": ("title", ("namespace",)),
+}
 
 
 def generic(ctx: Ctx) -> Reply:
@@ -109,6 +123,7 @@ def _create(ctx: Ctx) -> Reply:
     rid = str(data.get("id") or ctx.store.new_id(rtype, ctx.now))
     if ctx.store.get(rtype, rid) is not None:
         raise SandboxError(409, "duplicate", "Conflict.", f"A {rtype} with id {rid} already exists.")
+    _check_unique(ctx, rtype, ctx.attrs)
     res = Resource(rtype, rid, dict(ctx.attrs), {}, ctx.now, ctx.now)
     res.attributes.setdefault("created", ctx.now_iso)
     res.attributes.setdefault("updated", ctx.now_iso)
@@ -125,6 +140,7 @@ def _create(ctx: Ctx) -> Reply:
 def _update(ctx: Ctx, res: Resource) -> Reply:
     ctx.check_body_id(res.id)
     data = ctx.data if isinstance(ctx.data, dict) else {}
+    _check_unique(ctx, res.type, {**res.attributes, **ctx.attrs}, res.id)
     for key, value in ctx.attrs.items():
         res.attributes[key] = value
     for name in data.get("relationships") or {}:
@@ -135,3 +151,26 @@ def _update(ctx: Ctx, res: Resource) -> Reply:
     res.attributes["updated"] = ctx.now_iso
     ctx.store.put(res)
     return ctx.one(res)
+
+
+def _check_unique(ctx: Ctx, rtype: str, attrs: Mapping[str, Any], rid: str | None = None) -> None:
+    """A 400 when ``attrs`` would repeat a value ``UNIQUE`` says no other ``rtype`` may have (``rid``: its own)."""
+    rule = UNIQUE.get(rtype)
+    if rule is None or attrs.get(rule[0]) is None:
+        return
+    name, scope = rule
+    schema = {"$ref": f"#/$defs/{ctx.op.record.get('request_schema')}"}
+    defaults = {key: ctx.schemas.prop(schema, "data", "attributes", key).get("default") for key in scope}
+
+    def scoped(values: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(defaults[key] if values.get(key) is None else values[key] for key in scope)
+
+    within = scoped(attrs)
+    for other in ctx.store.iter(rtype):
+        if other.id != rid and other.attributes.get(name) == attrs[name] and scoped(other.attributes) == within:
+            where = "".join(f" in {key} {value!r}" for key, value in zip(scope, within, strict=True))
+            raise bad_request(
+                f"A {rtype} with {name} {attrs[name]!r} already exists{where} ({other.id}); the {name} must be "
+                "unique. Choose another, or update that one.",
+                pointer=f"/data/attributes/{name}",
+            )

@@ -100,3 +100,54 @@ def test_bulk_client_events_in_one_second_without_unique_id_are_refused(raw: htt
     )
     assert err["source"]["pointer"] == "/data/attributes/events/data/1/attributes"
     assert raw.get("/api/events").json()["data"] == []
+
+
+# -- names the spec makes unique -------------------------------------------------------------------
+def custom_metric(name: str) -> dict[str, Any]:
+    return {
+        "data": {
+            "type": "custom-metric",
+            "attributes": {"name": name, "definition": {"aggregation_method": "count", "metric_groups": []}},
+        }
+    }
+
+
+def test_a_custom_metric_name_is_unique_across_the_account_on_create_and_update(raw: httpx.Client) -> None:
+    # CustomMetricCreateQueryResourceObject.name: "Names must be unique across the account. Attempting to
+    # create a metric with a duplicate name will return a 400 status code." (the update schema says the same)
+    first = raw.post("/api/custom-metrics", json=custom_metric("Revenue"))
+    assert first.status_code == 201, first.text
+    err = error(raw.post("/api/custom-metrics", json=custom_metric("Revenue")))
+    assert err["source"] == {"pointer": "/data/attributes/name"} and "Revenue" in err["detail"], err
+    other = raw.post("/api/custom-metrics", json=custom_metric("revenue (EU)")).json()["data"]["id"]
+    rename = {"data": {"type": "custom-metric", "id": other, "attributes": {"name": "Revenue"}}}
+    err = error(raw.patch(f"/api/custom-metrics/{other}", json=rename))
+    assert err["source"] == {"pointer": "/data/attributes/name"}, err
+    assert [m["attributes"]["name"] for m in raw.get("/api/custom-metrics").json()["data"]] == [
+        "Revenue",
+        "revenue (EU)",
+    ]
+    # keeping its own name, or taking a free one, is no repeat
+    first_id = first.json()["data"]["id"]
+    same = {"data": {"type": "custom-metric", "id": first_id, "attributes": {"name": "Revenue"}}}
+    assert raw.patch(f"/api/custom-metrics/{first_id}", json=same).status_code == 200
+    rename["data"]["attributes"]["name"] = "Revenue (EU)"
+    assert raw.patch(f"/api/custom-metrics/{other}", json=rename).status_code == 200
+    assert raw.delete(f"/api/custom-metrics/{first_id}").status_code == 204
+    assert raw.post("/api/custom-metrics", json=custom_metric("Revenue")).status_code == 201
+
+
+def data_source(title: str, namespace: str | None = None) -> dict[str, Any]:
+    attrs: dict[str, Any] = {"title": title, **({"namespace": namespace} if namespace else {})}
+    return {"data": {"type": "data-source", "attributes": attrs}}
+
+
+def test_a_data_source_title_is_unique_within_its_namespace(raw: httpx.Client) -> None:
+    # DataSourceCreateQueryResourceObject.title: "Must be between 1 and 255 characters and unique within the
+    # namespace." (namespace defaults to "custom-objects")
+    assert raw.post("/api/data-sources", json=data_source("Orders")).status_code == 201
+    for repeat in (data_source("Orders"), data_source("Orders", "custom-objects")):
+        err = error(raw.post("/api/data-sources", json=repeat))
+        assert err["source"] == {"pointer": "/data/attributes/title"} and "Orders" in err["detail"], err
+    assert raw.post("/api/data-sources", json=data_source("Orders", "warehouse")).status_code == 201
+    assert len(raw.get("/api/data-sources").json()["data"]) == 2
