@@ -224,31 +224,57 @@ def check_payload_size(op: Operation, raw_body: bytes) -> None:
         )
 
 
-def check_item_sizes(op: Operation, body: Any) -> None:
-    """Each item of a bulk body within the per-item size Klaviyo documents ("per-profile is 100KB")."""
-    limit = op.max_item_payload_bytes
-    if limit is None or not isinstance(body, Mapping):
+def check_item_limits(op: Operation, body: Any) -> None:
+    """The most items and the largest item Klaviyo documents for ``op``, as its catalog record holds
+    them (``max_items``: "Accepts up to 500 records per request"; ``max_item_payload_bytes``: "The
+    maximum allowed payload size per-record is 512KB"), applied to the body argument they name: a
+    list of items, or the one item of a single-record body. Run before the schema check, so that
+    10,001 profiles are refused for their number without validating each."""
+    most, largest = op.max_items, op.max_item_payload_bytes
+    if (most is None and largest is None) or not isinstance(body, Mapping):
         return
-    path, items = _longest_list(body, "")
-    for i, item in enumerate(items):
-        size = len(json.dumps(item, separators=(",", ":")).encode())
-        if size > limit:
+    found = _limited_items(op, body)
+    if found is None:
+        return
+    pointer, name, node = found
+    if isinstance(node, list):
+        if most is not None and len(node) > most:
             raise bad_request(
-                f"Item {i} is {size:,} bytes; {op.operation_id} accepts at most {_size(limit)} per item.",
-                pointer=f"{path}/{i}",
+                f"{op.operation_id} accepts at most {most} {name} per request; this one has {len(node)}. "
+                f"Split them into requests of {most}.",
+                pointer=pointer,
+            )
+        items = [(f"{pointer}/{i}", f"Item {i}", item) for i, item in enumerate(node)]
+    else:
+        items = [(pointer, "The item", node)]
+    for where, label, item in items if largest is not None else ():
+        size = len(json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > largest:
+            raise bad_request(
+                f"{label} is {size:,} bytes; {op.operation_id} accepts at most {_size(largest)} per item.",
+                pointer=where,
             )
 
 
-def _longest_list(node: Any, path: str) -> tuple[str, list[Any]]:
-    best: tuple[str, list[Any]] = (path, [])
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            found = _longest_list(value, f"{path}/{key}")
-            if len(found[1]) > len(best[1]):
-                best = found
-    elif isinstance(node, list):
-        best = (path, node)
-    return best
+def _limited_items(op: Operation, body: Mapping[str, Any]) -> tuple[str, str, Any] | None:
+    """(JSON pointer, argument name, value) of the body argument ``op``'s item limits apply to: ``max_items_arg``, or
+    else its one nested resource argument; None when the body does not hold it."""
+    args = [a for a in op.args if a["in"] == "body"]
+    name = op.max_items_arg
+    arg = next((a for a in args if (a["name"] == name if name else a["shape"].get("kind") == "data")), None)
+    if arg is None:
+        return None
+    if (op.body or {}).get("root") == "linkage" or arg["shape"].get("bare"):
+        path = ["data"]
+    else:
+        nested = arg["shape"].get("kind") in ("data", "rel")
+        path = ["data", str(arg.get("section", "attributes")), arg["wire"], *(["data"] if nested else [])]
+    node: Any = body
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return "/" + "/".join(path), str(arg["name"]), node
 
 
 def _size(limit: int) -> str:

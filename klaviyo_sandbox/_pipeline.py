@@ -204,8 +204,8 @@ class Pipeline:
             _checks.check_query(op, query)
             _checks.check_payload_size(op, raw_body)
             body, ignored_phone = ignore_invalid_phones(op.operation_id, parse_body(op, method, raw_body, form))
+            _checks.check_item_limits(op, body)
             _checks.check_body(self.routes.schemas, op, body)
-            _checks.check_item_sizes(op, body)
             with self.lock, svc.store.lock:
                 svc.run_due_jobs()
                 ctx = Ctx(svc, self.routes, self.fields, op, params, dict(query), body, base_url, auth, form,

@@ -29,7 +29,6 @@ Json = dict[str, Any]
 _d = DomainBuilder("catalogs")
 INTEGRATION = "$custom"
 CATALOG = "$default"
-MAX_BULK = 100
 ITEM, VARIANT, CATEGORY = "catalog-item", "catalog-variant", "catalog-category"
 _FIELDS = {
     ITEM: (
@@ -369,13 +368,6 @@ def _job_items(body: Any, key: str) -> list[Any]:
 
 @_d.handles(*_JOB_OPS)
 def _bulk(ctx: Ctx) -> Reply:
-    _, _, key = _JOB_OPS[ctx.op.operation_id]
-    items = _job_items(ctx.body, key)
-    if len(items) > MAX_BULK:
-        raise bad_request(
-            f"A bulk job takes at most {MAX_BULK} {key}; this one has {len(items)}. Split it into several jobs.",
-            pointer=f"/data/attributes/{key}/data",
-        )
     job_type = str(ctx.data.get("type"))
     return ctx.one(ctx.create_job(job_type))
 

@@ -22,7 +22,6 @@ from ..domain import DomainBuilder
 Json = dict[str, Any]
 _d = DomainBuilder("coupons")
 YEAR = 365 * 86_400
-MAX_CODES_PER_JOB = 1000
 _EXTERNAL_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -185,12 +184,6 @@ def _job_codes(body: Any) -> list[Any]:
 
 @_d.handles("bulk_create_coupon_codes")
 def _bulk_codes(ctx: Ctx) -> Reply:
-    codes = _job_codes(ctx.body)
-    if len(codes) > MAX_CODES_PER_JOB:
-        raise bad_request(
-            f"A job takes at most {MAX_CODES_PER_JOB} coupon codes; this one has {len(codes)}. Split it.",
-            pointer="/data/attributes/coupon-codes/data",
-        )
     return ctx.one(ctx.create_job("coupon-code-bulk-create-job"))
 
 

@@ -30,7 +30,6 @@ from .._store import Linkage, Resource
 from ..domain import DomainBuilder
 
 ACCOUNT_OPT_IN_DEFAULT = "single_opt_in"
-MAX_MEMBERS_PER_CALL = 1000
 _d = DomainBuilder("lists")
 
 
@@ -196,12 +195,6 @@ def _requested_profiles(ctx: Ctx) -> list[str]:
     data = ctx.data
     if not isinstance(data, list):
         raise bad_request('The body must be {"data": [{"type": "profile", "id": ...}, ...]}.', pointer="/data")
-    if len(data) > MAX_MEMBERS_PER_CALL:
-        raise bad_request(
-            f"At most {MAX_MEMBERS_PER_CALL} profiles per call ({len(data)} given); "
-            "split the ids into batches of 1000.",
-            pointer="/data",
-        )
     ids = []
     for i, item in enumerate(data):
         if not isinstance(item, dict) or item.get("type") != "profile" or not item.get("id"):

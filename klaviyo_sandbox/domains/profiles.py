@@ -34,7 +34,6 @@ from .lists import add_members
 
 Json = dict[str, Any]
 FIELDS = ("email", "phone_number", "external_id", "first_name", "last_name", "organization", "locale", "title", "image")
-MAX_IMPORT = 10_000
 _d = DomainBuilder("profiles")
 
 
@@ -349,12 +348,6 @@ def _relink(svc: Services, source_id: str, dest_id: str) -> None:
 # -- bulk import job -----------------------------------------------------------------------------------
 @_d.handles("bulk_import_profiles")
 def bulk_import_profiles(ctx: Ctx) -> Reply:
-    items = ((ctx.attrs.get("profiles") or {}).get("data")) or []
-    if len(items) > MAX_IMPORT:
-        raise bad_request(
-            f"At most {MAX_IMPORT} profiles per import job ({len(items)} given); split the import.",
-            pointer="/data/attributes/profiles/data",
-        )
     for i, (rtype, rid) in enumerate(ctx.rel("lists")):
         if ctx.store.get(rtype, rid) is None:
             raise SandboxError(

@@ -5,6 +5,9 @@ sandbox refuses it too and that nothing was stored:
 
 - a bulk event's ``unique_id`` defaults to its time to the second, so two events for one profile and
   metric in the same second of one request are a repeated ``unique_id``: the request fails whole;
+- a custom metric's name is unique across the account, a data source's title within its namespace;
+- every operation whose catalog record holds a count (``max_items``) or per-item size
+  (``max_item_payload_bytes``) refuses a body over it, a single-record body too;
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import httpx
 import pytest
 
 from klaviyo_sandbox import PUBLIC_KEY, Sandbox
+from klaviyo_toolkit.catalog import Operation, load_catalog
 from klaviyo_toolkit.clock import ManualClock
 
 #: 2026-01-05T10:00:00.5Z: half a second into the second the bulk events below are dated.
@@ -151,3 +155,104 @@ def test_a_data_source_title_is_unique_within_its_namespace(raw: httpx.Client) -
         assert err["source"] == {"pointer": "/data/attributes/title"} and "Orders" in err["detail"], err
     assert raw.post("/api/data-sources", json=data_source("Orders", "warehouse")).status_code == 201
     assert len(raw.get("/api/data-sources").json()["data"]) == 2
+
+
+# -- counts and per-item sizes the catalog records ---------------------------------------------------
+def items_body(op: Operation, items: Any) -> dict[str, Any]:
+    """A request body of ``op`` holding ``items`` where its limited argument goes (a list, or one item)."""
+    arg = (
+        next(a for a in op.args if a["name"] == op.max_items_arg)
+        if op.max_items_arg
+        else next(a for a in op.args if a["in"] == "body" and a["shape"]["kind"] == "data")
+    )
+    if op.body and op.body["root"] == "linkage":
+        return {"data": items}
+    return {"data": {"type": op.body["types"][0] if op.body else "x", arg["section"]: {arg["wire"]: {"data": items}}}}
+
+
+def send(raw: httpx.Client, op: Operation, body: dict[str, Any]) -> httpx.Response:
+    path = op.path.replace("{id}", "X1").replace("{list_id}", "X1")
+    params = {"company_id": PUBLIC_KEY} if op.client_side else {}
+    return raw.request(op.method, path, params=params, json=body)
+
+
+COUNTED = [op for op in load_catalog() if op.max_items]
+SIZED = [op for op in load_catalog() if op.max_item_payload_bytes]
+
+
+def test_the_catalog_records_the_limits_the_tester_found() -> None:
+    counts = {op.operation_id: op.max_items for op in COUNTED}
+    assert counts["bulk_create_data_source_records"] == counts["bulk_delete_object_records"] == 500
+    assert {op.operation_id for op in SIZED} >= {"create_data_source_record", "bulk_create_data_source_records"}
+
+
+@pytest.mark.parametrize("op", COUNTED, ids=lambda op: op.operation_id)
+def test_every_operation_refuses_more_items_than_its_description_allows(raw: httpx.Client, op: Operation) -> None:
+    # e.g. bulk_create_data_source_records: "Accepts up to 500 records per request."
+    body = items_body(op, [{"type": "x", "id": f"i{n}"} for n in range(op.max_items + 1)])
+    err = error(send(raw, op, body))
+    linkage = op.body is not None and op.body["root"] == "linkage"
+    assert err["source"]["pointer"] == "/data" if linkage else err["source"]["pointer"].endswith("/data"), err
+    assert f"at most {op.max_items}" in err["detail"] and str(op.max_items + 1) in err["detail"], err
+
+
+@pytest.mark.parametrize("op", SIZED, ids=lambda op: op.operation_id)
+def test_every_operation_refuses_an_item_over_its_per_item_size(raw: httpx.Client, op: Operation) -> None:
+    # "The maximum allowed payload size per-record is 512KB" (per-profile 100KB): a body of one item too
+    big = {"type": "x", "attributes": {"record": {"big": "x" * op.max_item_payload_bytes}}}
+    single = op.max_items_arg is None
+    err = error(send(raw, op, items_body(op, big if single else [big])))
+    assert err["source"]["pointer"].endswith("/data" if single else "/data/0"), err
+    assert "per item" in err["detail"], err
+
+
+def test_data_source_records_over_the_limits_are_refused_and_nothing_is_queued(sb: Sandbox, raw: httpx.Client) -> None:
+    ds = raw.post("/api/data-sources", json=data_source("Orders")).json()["data"]["id"]
+    rel = {"data-source": {"data": {"type": "data-source", "id": ds}}}
+
+    def records(*values: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"type": "data-source-record", "attributes": {"record": value}} for value in values]
+
+    bulk = {"type": "data-source-record-bulk-create-job", "relationships": rel}
+    too_many = {
+        "data": {**bulk, "attributes": {"data-source-records": {"data": records(*({"i": i} for i in range(501)))}}}
+    }
+    err = error(raw.post("/api/data-source-record-bulk-create-jobs", json=too_many))
+    assert err["source"]["pointer"] == "/data/attributes/data-source-records/data" and "500" in err["detail"]
+    one = records({"big": "x" * (600 * 1024)})[0]
+    single = {
+        "data": {
+            "type": "data-source-record-create-job",
+            "relationships": rel,
+            "attributes": {"data-source-record": {"data": one}},
+        }
+    }
+    err = error(raw.post("/api/data-source-record-create-jobs", json=single))
+    assert err["source"]["pointer"] == "/data/attributes/data-source-record/data" and "512 KB" in err["detail"]
+    ids = [{"type": "object-record", "id": f"r{i}"} for i in range(501)]
+    err = error(
+        raw.post(
+            "/api/object-record-bulk-delete-jobs",
+            json={
+                "data": {"type": "object-record-bulk-delete-job", "relationships": {"object-records": {"data": ids}}}
+            },
+        )
+    )
+    assert err["source"]["pointer"] == "/data/relationships/object-records/data" and "500" in err["detail"]
+    # at the limits, each is taken
+    fits = {"data": {**bulk, "attributes": {"data-source-records": {"data": records(*({"i": i} for i in range(500)))}}}}
+    assert raw.post("/api/data-source-record-bulk-create-jobs", json=fits).status_code < 300
+    single["data"]["attributes"]["data-source-record"]["data"] = records({"big": "x" * (500 * 1024)})[0]
+    assert raw.post("/api/data-source-record-create-jobs", json=single).status_code < 300
+    assert (
+        raw.post(
+            "/api/object-record-bulk-delete-jobs",
+            json={
+                "data": {
+                    "type": "object-record-bulk-delete-job",
+                    "relationships": {"object-records": {"data": ids[:500]}},
+                }
+            },
+        ).status_code
+        < 300
+    )
