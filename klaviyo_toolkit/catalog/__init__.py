@@ -188,6 +188,20 @@ class Operation:
         return None if value is None else int(value)
 
     @property
+    def max_page_size(self) -> int | None:
+        """The most items a page of this listing holds, as its description states ("Returns a maximum
+        of 200 events per page"), whatever a larger ``page[size]`` asks (None: none stated)."""
+        value = self._r.get("max_page_size")
+        return None if value is None else int(value)
+
+    @property
+    def max_pending_jobs(self) -> int | None:
+        """The most jobs of this operation that may be pending (queued or processing) at once, as its
+        description states ("Max number of jobs queued at once we allow for is 100"; None: none stated)."""
+        value = self._r.get("max_pending_jobs")
+        return None if value is None else int(value)
+
+    @property
     def filters(self) -> Mapping[str, Json]:
         return self._r.get("filters") or {}
 

@@ -12,6 +12,8 @@ import json
 import re
 from typing import Any
 
+from ._prose import item_limit, listing_limits, payload_limits, rate_limit_tiers
+
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 #: Formats OpenAI's strict mode accepts; others are dropped from the model-facing schema.
 STRICT_FORMATS = {"date-time", "date", "time", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
@@ -130,42 +132,12 @@ def parse_rate(text: str) -> tuple[int, str]:
 
 #: Klaviyo's per-operation windows, by the unit the spec writes the rate in.
 RATE_WINDOWS = {"s": "burst", "m": "steady", "d": "daily"}
-#: "Rate limits when using the `include=list` parameter in your API request:<br>Burst: `1/s`<br>Steady: `15/m`"
-_TIER = re.compile(
-    r"Rate limits when using the `([^`=]+)=([^`]+)` parameter[^<]*(?:<br>)+\s*Burst:\s*`(\d+)/s`"
-    r"\s*(?:<br>)+\s*Steady:\s*`(\d+)/m`",
-    re.I,
-)
-#: "The maximum allowed payload size is 5MB" / "... payload size per-profile is 100KB"
-_PAYLOAD = re.compile(r"maximum allowed payload size( per-[a-z]+)? is (\d+(?:\.\d+)?)\s*(KB|MB)", re.I)
-
-
-def rate_limit_tiers(description: str) -> list[Json]:
-    """The lower limits an operation's description gives for calls with a particular parameter value.
-
-    Klaviyo documents them in prose, e.g. Get Profiles: "Rate limits when using the
-    `additional-fields[profile]=predictive_analytics` parameter in your API request: Burst: `10/s`
-    Steady: `150/m`". Such a call counts against that tier's limits instead of the operation's.
-    """
-    tiers = []
-    for param, value, burst, steady in _TIER.findall(description or ""):
-        tiers.append({"param": param.strip(), "value": value.strip(), "burst": int(burst), "steady": int(steady)})
-    return tiers
 
 
 def json_shape(schema: Json, ref: str | None) -> Json:
     """A value given as JSON text; ``type`` (the spec's object or array) is checked before any request."""
     typ = schema.get("type") or ("object" if schema.get("properties") else None)
     return {"kind": "json", **({"ref": ref} if ref else {}), **({"type": typ} if typ in ("object", "array") else {})}
-
-
-def payload_limits(description: str) -> Json:
-    """``{"max_payload_bytes": ..., "max_item_payload_bytes": ...}`` from the description's prose."""
-    out: Json = {}
-    for per, number, unit in _PAYLOAD.findall(description or ""):
-        size = int(float(number) * (1024 if unit.upper() == "KB" else 1024 * 1024))
-        out["max_item_payload_bytes" if per else "max_payload_bytes"] = size
-    return out
 
 
 class Generator:
@@ -421,20 +393,10 @@ class Generator:
                 self.warnings.append(f"{oid}: argument name {a['name']!r} is taken; this one is {renamed!r}")
                 a["name"] = renamed
             seen_names.add(a["name"])
-        max_items = None
-        m = re.search(
-            r"(?:accepts? (?:up to|a maximum of)|maximum number of [a-z ]+?:|max number of [a-z ]+? is"
-            r"|[a-z ]+? per (?:request|call) limit:)"
-            r"\s*`?([0-9][0-9,]*)`?",
-            op.get("description", ""),
-            re.I,
-        )
-        max_items_arg = None
-        if m and method != "get":
-            max_items = int(m.group(1).replace(",", ""))
-            max_items_arg = next((a["name"] for a in args if a["in"] == "body" and is_list_shape(a["shape"])), None)
-            if max_items_arg is None:
-                max_items = None
+        max_items = item_limit(op.get("description", "")) if method != "get" else None
+        max_items_arg = next((a["name"] for a in args if a["in"] == "body" and is_list_shape(a["shape"])), None)
+        if max_items is None or max_items_arg is None:
+            max_items = max_items_arg = None
         responses: Json = {}
         for status, resp in op.get("responses", {}).items():
             if not status[0].isdigit() or "X" in status:
@@ -471,6 +433,7 @@ class Generator:
             "rate_limit": rate,
             "rate_limit_tiers": rate_limit_tiers(op.get("description", "")),
             **payload_limits(op.get("description", "")),
+            **listing_limits(op.get("description", ""), method),
             "aliases": list(op.get("x-klaviyo-operation-aliases") or []),
             "read_only": read_only,
             "destructive": destructive,
