@@ -206,9 +206,19 @@ class Ctx:
         return self.fields.sort(items, self.query.get("sort"))
 
     def page_size(self) -> int:
+        """Items per page: ``page[size]`` (within its schema's bounds) or its default, never more than
+        the maximum the operation's description states (``Operation.max_page_size``: get_events'
+        schema allows page[size]=1000, its description "a maximum of 200 events per page"); with no
+        ``page[size]`` parameter, that maximum (else 20)."""
         spec = next((a for a in self.op.args if a["wire"] == "page[size]"), None)
-        maximum = int(spec["shape"]["schema"].get("maximum", 100)) if spec else 100
-        default = int(spec.get("default", min(20, maximum))) if spec else 20
+        stated = self.op.max_page_size
+        if spec is None:
+            return stated or 20
+        maximum = int(spec["shape"]["schema"].get("maximum", 100))
+        size = self._requested_page_size(maximum, int(spec.get("default", min(20, maximum))))
+        return min(size, stated) if stated else size
+
+    def _requested_page_size(self, maximum: int, default: int) -> int:
         raw = self.query.get("page[size]")
         if raw is None:
             return default

@@ -343,7 +343,7 @@ def get_events(ctx: Ctx) -> Reply:
 
 @_d.handles("get_metrics")
 def get_metrics(ctx: Ctx) -> Reply:
-    return ctx.many(ctx.store.all("metric"), page_size=200)
+    return ctx.many(ctx.store.all("metric"))  # by 200, its description's maximum (Operation.max_page_size)
 
 
 @_d.handles("get_metric_property")
