@@ -131,14 +131,19 @@ class Ctx:
         return list_param(self.query, name)
 
     def create_job(self, job_type: str) -> Resource:
-        """A bulk job for this request (applied when due; see ``_jobs.py``), linked as the body links it."""
+        """A bulk job for this request (applied when due; see ``_jobs.py``), linked as the body links it;
+        a 400 when the operation's limit of jobs pending at once (``Operation.max_pending_jobs``) is reached."""
         relationships: dict[str, Any] = {}
         data = self.data
         for name, value in (data.get("relationships") or {}).items() if isinstance(data, dict) else []:
             links = self.rel(name)
             relationships[name] = links if isinstance(value.get("data"), list) else (links[0] if links else None)
         return self.svc.jobs.create(
-            job_type, body=self.body, operation=self.op.operation_id, relationships=relationships
+            job_type,
+            body=self.body,
+            operation=self.op.operation_id,
+            relationships=relationships,
+            max_pending=self.op.max_pending_jobs,
         )
 
     # -- responses ---------------------------------------------------------------------------

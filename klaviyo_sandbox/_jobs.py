@@ -5,7 +5,9 @@ Two kinds of pending work share one queue, ordered by when each is due:
 - **bulk jobs**: ``*-job`` resources with Klaviyo's job attributes (status, counts, timestamps),
   due ``seconds`` after they were made plus a millisecond per item. The runner is looked up by the
   operation that made the job, then by its type; one raising ``SandboxError`` cancels the job with
-  that error, otherwise it completes.
+  that error, otherwise it completes. An operation that allows only so many of its jobs pending at
+  once (``max_pending``: "Max number of jobs queued at once we allow for is 100") refuses one more
+  with a 400 until one has run.
 - **deferred work** (``defer``): a payload for a named runner, due at a given time, stored as a
   ``sandbox-deferred`` resource (never served by the API) and deleted once run. The pipeline defers
   the writes Klaviyo applies asynchronously; the deliveries domain defers message deliveries and
@@ -29,7 +31,7 @@ from typing import Any, Generic, TypeVar
 
 from klaviyo_toolkit.clock import Clock
 
-from ._jsonapi import SandboxError, iso
+from ._jsonapi import SandboxError, bad_request, iso
 from ._store import RelValue, Resource, Store
 
 C = TypeVar("C")
@@ -69,8 +71,22 @@ class Jobs(Generic[C]):
         operation: str,
         relationships: Mapping[str, RelValue] | None = None,
         rid: str | None = None,
+        max_pending: int | None = None,
     ) -> Resource:
-        """A queued job of ``job_type`` for the request ``body`` of ``operation``, stored now."""
+        """A queued job of ``job_type`` for the request ``body`` of ``operation``, stored now; a 400 when
+        ``max_pending`` jobs of ``operation`` are pending (queued or processing) already."""
+        if max_pending is not None:
+            pending = sum(
+                1
+                for job in self._store.iter(job_type)
+                if job.private.get("operation") == operation and job.attributes.get("status") in _PENDING
+            )
+            if pending >= max_pending:
+                raise bad_request(
+                    f"{operation} allows at most {max_pending} jobs queued or in progress at once, and "
+                    f"{pending} are; wait for one to complete (its status) before creating another.",
+                    pointer="/data",
+                )
         total = _count_items(body)
         now = self._clock.time()
         job = Resource(

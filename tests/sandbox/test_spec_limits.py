@@ -1,7 +1,7 @@
 """Rules the spec states in words (descriptions, not schemas), which the sandbox must apply as Klaviyo does.
 
-Each test sends what real Klaviyo refuses, over HTTP (the in-process transport), and checks that the
-sandbox refuses it too and that nothing was stored:
+Each test talks to the sandbox over HTTP (the in-process transport): what real Klaviyo refuses must be
+refused, with nothing stored, and what it answers must be answered the same way:
 
 - a bulk event's ``unique_id`` defaults to its time to the second, so two events for one profile and
   metric in the same second of one request are a repeated ``unique_id``: the request fails whole;
@@ -9,6 +9,7 @@ sandbox refuses it too and that nothing was stored:
 - every operation whose catalog record holds a count (``max_items``) or per-item size
   (``max_item_payload_bytes``) refuses a body over it, a single-record body too;
 - a page holds no more than the description's maximum (``max_page_size``), whatever ``page[size]`` asks;
+- an operation allowing only so many of its jobs pending at once (``max_pending_jobs``) refuses one more.
 """
 
 from __future__ import annotations
@@ -298,3 +299,63 @@ def test_a_job_listing_without_page_size_pages_by_its_stated_maximum(sb: Sandbox
     page = raw.get("/api/catalog-item-bulk-create-jobs").json()
     assert len(page["data"]) == 100 and "next" in page["links"]
     assert len(raw.get(page["links"]["next"]).json()["data"]) == 1
+
+
+# -- jobs pending at once ---------------------------------------------------------------------------
+def coupon_codes_job(*codes: str) -> dict[str, Any]:
+    return {
+        "data": {
+            "type": "coupon-code-bulk-create-job",
+            "attributes": {
+                "coupon-codes": {
+                    "data": [
+                        {
+                            "type": "coupon-code",
+                            "attributes": {"unique_code": code},
+                            "relationships": {"coupon": {"data": {"type": "coupon", "id": "SPRING"}}},
+                        }
+                        for code in codes
+                    ]
+                }
+            },
+        }
+    }
+
+
+def test_the_101st_coupon_code_job_while_100_are_queued_is_refused(
+    sb: Sandbox, raw: httpx.Client, clock: ManualClock
+) -> None:
+    # bulk_create_coupon_codes: "Max number of jobs queued at once we allow for is 100."
+    coupon = {"data": {"type": "coupon", "attributes": {"external_id": "SPRING", "description": "Spring"}}}
+    assert raw.post("/api/coupons", json=coupon).status_code == 201
+    for n in range(100):
+        assert raw.post("/api/coupon-code-bulk-create-jobs", json=coupon_codes_job(f"K{n}")).status_code == 202
+    err = error(raw.post("/api/coupon-code-bulk-create-jobs", json=coupon_codes_job("K100")))
+    assert "at most 100" in err["detail"] and err["source"] == {"pointer": "/data"}, err
+    jobs = raw.get("/api/coupon-code-bulk-create-jobs").json()
+    assert len(jobs["data"]) == 100 and "next" not in jobs["links"]
+    clock.advance(60)  # the queued jobs come due and run: room again
+    assert raw.post("/api/coupon-code-bulk-create-jobs", json=coupon_codes_job("K100")).status_code == 202
+    sb.settle()
+    codes = raw.get("/api/coupon-codes", params={"filter": 'equals(coupon.id,"SPRING")', "page[size]": "100"})
+    assert codes.status_code == 200 and len(codes.json()["data"]) == 100 and "next" in codes.json()["links"]
+
+
+def test_a_catalog_bulk_job_past_500_in_progress_is_refused(raw: httpx.Client) -> None:
+    # bulk_delete_catalog_items (and the other eight): "The maximum number of jobs in progress at one time is 500."
+    job = {
+        "data": {
+            "type": "catalog-item-bulk-delete-job",
+            "attributes": {"items": {"data": [{"type": "catalog-item", "id": "$custom:::$default:::NONE"}]}},
+        }
+    }
+    for _ in range(500):
+        assert raw.post("/api/catalog-item-bulk-delete-jobs", json=job).status_code == 202
+    assert "at most 500" in error(raw.post("/api/catalog-item-bulk-delete-jobs", json=job))["detail"]
+    other = {
+        "data": {
+            "type": "catalog-category-bulk-delete-job",
+            "attributes": {"categories": {"data": [{"type": "catalog-category", "id": "$custom:::$default:::NONE"}]}},
+        }
+    }
+    assert raw.post("/api/catalog-category-bulk-delete-jobs", json=other).status_code == 202  # its own 500
