@@ -199,6 +199,9 @@ INGESTION_OPERATIONS = frozenset(
     {"create_event", "create_client_event", "bulk_create_events", "bulk_create_client_events"}
 )
 MAX_EVENT_PAYLOAD = 5 * 1024 * 1024
+#: "each string cannot be larger than 100 KB" (EventCreateQueryV2's properties; bulk_create_events: "A
+#: single string cannot exceed 100KB"), for every string of the payload: keys, the profile's attributes.
+MAX_EVENT_STRING = 100 * 1024
 
 
 def max_payload(op: Operation) -> int | None:
@@ -221,6 +224,34 @@ def check_payload_size(op: Operation, raw_body: bytes) -> None:
             f"The request body is {len(raw_body):,} bytes; {op.operation_id} accepts at most {limit:,} bytes "
             f"({_size(limit)}). Split it into smaller requests.",
             pointer="/data",
+        )
+
+
+def check_event_strings(op: Operation, body: Any, raw_size: int) -> None:
+    """No string of an event payload over ``MAX_EVENT_STRING`` bytes: its properties, metric, and the
+    profile it carries (attributes, location, properties), keys as well as values. Looked for only in
+    a body larger than the limit (a string is never longer in UTF-8 than in the JSON that holds it)."""
+    if op.operation_id not in INGESTION_OPERATIONS or raw_size <= MAX_EVENT_STRING:
+        return
+    stack: list[tuple[Any, str]] = [(body, "")]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            _check_event_string("A field", node, where)
+        elif isinstance(node, (Mapping, list)):
+            pairs = node.items() if isinstance(node, Mapping) else enumerate(node)
+            for key, value in pairs:
+                if isinstance(key, str):  # pointed at by its object: a pointer of 100 kB helps no one
+                    _check_event_string("A key of this object", key, where)
+                stack.append((value, f"{where}/{key}"))
+
+
+def _check_event_string(what: str, text: str, where: str) -> None:
+    if len(text) * 4 > MAX_EVENT_STRING and len(text.encode()) > MAX_EVENT_STRING:  # a char is 1-4 bytes
+        raise bad_request(
+            f"{what} is {len(text.encode()):,} bytes; each string of an event payload, its profile's "
+            "included, can be at most 100 kB.",
+            pointer=where or "/",
         )
 
 

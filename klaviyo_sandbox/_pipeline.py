@@ -205,6 +205,7 @@ class Pipeline:
             _checks.check_payload_size(op, raw_body)
             body, ignored_phone = ignore_invalid_phones(op.operation_id, parse_body(op, method, raw_body, form))
             _checks.check_item_limits(op, body)
+            _checks.check_event_strings(op, body, len(raw_body))
             _checks.check_body(self.routes.schemas, op, body)
             with self.lock, svc.store.lock:
                 svc.run_due_jobs()

@@ -9,7 +9,8 @@ refused, with nothing stored, and what it answers must be answered the same way:
 - every operation whose catalog record holds a count (``max_items``) or per-item size
   (``max_item_payload_bytes``) refuses a body over it, a single-record body too;
 - a page holds no more than the description's maximum (``max_page_size``), whatever ``page[size]`` asks;
-- an operation allowing only so many of its jobs pending at once (``max_pending_jobs``) refuses one more.
+- an operation allowing only so many of its jobs pending at once (``max_pending_jobs``) refuses one more;
+- no string of an event payload, its profile block's included, keys too, may pass 100 KB.
 """
 
 from __future__ import annotations
@@ -359,3 +360,49 @@ def test_a_catalog_bulk_job_past_500_in_progress_is_refused(raw: httpx.Client) -
         }
     }
     assert raw.post("/api/catalog-category-bulk-delete-jobs", json=other).status_code == 202  # its own 500
+
+
+# -- every string of an event payload ----------------------------------------------------------------
+BIG = "x" * (100 * 1024 + 1)
+
+
+def an_event(**profile_attrs: Any) -> dict[str, Any]:
+    return {
+        "data": {
+            "type": "event",
+            "attributes": {
+                "properties": {"k": 1},
+                "metric": {"data": {"type": "metric", "attributes": {"name": "Viewed"}}},
+                "profile": {"data": {"type": "profile", "attributes": {"email": "ev@example.com", **profile_attrs}}},
+            },
+        }
+    }
+
+
+def test_no_string_of_an_event_payload_may_pass_100_kb_the_profiles_included(raw: httpx.Client) -> None:
+    # EventCreateQueryV2 properties: "The size of the event payload must not exceed 5 MB, and each string
+    # cannot be larger than 100 KB."; bulk_create_events: "A single string cannot exceed 100KB."
+    profile = "/data/attributes/profile/data/attributes"
+    for body, pointer in (
+        (an_event(properties={"bio": BIG}), f"{profile}/properties/bio"),
+        (an_event(first_name=BIG), f"{profile}/first_name"),
+        (an_event(location={"address1": BIG}), f"{profile}/location/address1"),
+        (an_event(properties={BIG: 1}), f"{profile}/properties"),  # a key: its object
+    ):
+        for path, params in (("/api/events", {}), ("/client/events", {"company_id": PUBLIC_KEY})):
+            err = error(raw.post(path, params=params, json=body))
+            assert err["source"]["pointer"] == pointer and "100 kB" in err["detail"], (path, err["detail"][:200])
+    key = an_event()
+    key["data"]["attributes"]["properties"] = {BIG: 1}
+    err = error(raw.post("/api/events", json=key))
+    assert err["source"]["pointer"] == "/data/attributes/properties" and "key" in err["detail"]
+    entry = bulk_entry("ev@example.com", {})
+    entry["attributes"]["profile"]["data"]["attributes"]["properties"] = {"bio": BIG}
+    err = error(raw.post("/api/event-bulk-create-jobs", json=bulk_events(entry)))
+    assert err["source"]["pointer"].endswith("/profile/data/attributes/properties/bio"), err
+    client_bulk = {"data": entry}
+    err = error(raw.post("/client/event-bulk-create", params={"company_id": PUBLIC_KEY}, json=client_bulk))
+    assert err["source"]["pointer"] == "/data/attributes/profile/data/attributes/properties/bio", err
+    assert raw.get("/api/events").json()["data"] == [] and raw.get("/api/profiles").json()["data"] == []
+    # at the limit, taken
+    assert raw.post("/api/events", json=an_event(properties={"bio": "x" * 100 * 1024})).status_code == 202
