@@ -278,7 +278,9 @@ def check_item_limits(op: Operation, body: Any) -> None:
         items = [(f"{pointer}/{i}", f"Item {i}", item) for i, item in enumerate(node)]
     else:
         items = [(pointer, "The item", node)]
-    for where, label, item in items if largest is not None else ():
+    if largest is None:
+        return
+    for where, label, item in items:
         size = len(json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode())
         if size > largest:
             raise bad_request(
