@@ -53,7 +53,9 @@ from .vault_keys import (
     KeyProvider,
     KeyringKeyProvider,
     default_key_provider,
+    key_source,
     refuse_a_new_key_for_old_entries,
+    where_the_key_is,
 )
 from .vault_records import CredentialInfo, CredentialKind, TokenSet, info_of, token_id, token_payload, when_of
 
@@ -194,6 +196,7 @@ class Vault:
         now = self._now()
         with self._lock, self._write():
             self._reload_keys()
+            self._refuse_a_second_key(self._db)
             self._db.execute(
                 "INSERT OR REPLACE INTO credentials (name, kind, secret, scopes, expires_at, fingerprint, "
                 "created_at, updated_at, rotated_at, revoked_at, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
@@ -263,7 +266,7 @@ class Vault:
             raise ToolkitUsageError(
                 f"The vault entry {name!r} cannot be decrypted with the current vault key(s) from "
                 f"{self.key_provider!r}: the key was changed or lost. Restore the old key (list it after the new "
-                f"one in {ENV_VAULT_KEY}) or store the credential again."
+                f"one in {ENV_VAULT_KEY}), or delete the entry and store the credential again."
             ) from None
         if payload.get("name") != name or payload.get("kind") != kind:
             raise ToolkitUsageError(f"The vault entry {name!r} holds another entry's ciphertext; the file was altered.")
@@ -327,6 +330,7 @@ class Vault:
         """
         key = new_key or Fernet.generate_key()
         with self._lock:
+            self.check_writable()  # before the new key is kept: nothing changes when some entry cannot be read
             old = self.key_provider.load()
             self.key_provider.store([key, *[k for k in old if k != key]])
             self._fernet = _multi_fernet(self.key_provider.load())
@@ -340,6 +344,8 @@ class Vault:
     def put_secret(self, name: str, value: bytes) -> None:
         """Keep ``value`` encrypted under ``name`` (not a credential: no scopes, never listed)."""
         with self._lock, self._write():
+            self._reload_keys()
+            self._refuse_a_second_key(self._db)
             self._db.execute(
                 "INSERT OR REPLACE INTO secrets VALUES (?, ?, ?)", (name, self._fernet.encrypt(value), self._now())
             )
@@ -352,6 +358,8 @@ class Vault:
         with self._lock, self._write():
             row = self._db.execute("SELECT secret FROM secrets WHERE name = ?", (name,)).fetchone()
             if row is None:
+                self._reload_keys()
+                self._refuse_a_second_key(self._db)
                 sealed = self._fernet.encrypt(value)
                 self._db.execute("INSERT INTO secrets VALUES (?, ?, ?)", (name, sealed, self._now()))
                 return value
@@ -397,6 +405,62 @@ class Vault:
                     raise self._undecryptable(f"entry {name!r}", "; nothing was re-encrypted") from None
                 self._db.execute("UPDATE credentials SET secret = ?, rotated_at = ? WHERE name = ?", (fresh, now, name))
             return len(rows)
+
+    # -- one key for every entry -------------------------------------------------------------
+    def unreadable(self, *names: str) -> builtins.list[str]:
+        """The credentials (of ``names``, else every one) whose secret the current key(s) cannot open.
+
+        Erased entries hold no secret and are never listed. Each secret is decrypted to know."""
+        with self._lock:
+            self._reload_keys()
+            rows = self._db.execute("SELECT name, secret FROM credentials WHERE length(secret) > 0 ORDER BY name")
+            return [name for name, token in rows.fetchall() if (not names or name in names) and not self._opens(token)]
+
+    def check_writable(self) -> None:
+        """Raise unless the current key(s) open every stored secret; a write is refused otherwise.
+
+        A secret written under a key that cannot open the others leaves the vault on two keys: no
+        one key reads it whole, and :meth:`rotate_key` refuses it. Every write that encrypts checks
+        this first, in its transaction; callers check it too before a step that cannot be undone
+        (asking Klaviyo for a grant that would then not be kept)."""
+        with self._lock:
+            self._reload_keys()
+            self._refuse_a_second_key(self._db)
+
+    def key_hint(self) -> str | None:
+        """How to reach the key that opens the secrets the current key(s) cannot (one clause, never a
+        key), or None when they open everything."""
+        with self._lock:
+            self._reload_keys()
+            shut = [token for _, token in self._sealed(self._db) if not self._opens(token)]
+        if not shut:
+            return None
+        return where_the_key_is(self.key_provider, self.path.parent, shut)
+
+    def _refuse_a_second_key(self, db: sqlite3.Connection) -> None:
+        shut = [(what, token) for what, token in self._sealed(db) if not self._opens(token)]
+        if not shut:
+            return
+        names = ", ".join(what for what, _ in shut[:3]) + (f" and {len(shut) - 3} more" if len(shut) > 3 else "")
+        fix = where_the_key_is(self.key_provider, self.path.parent, [token for _, token in shut])
+        raise ToolkitUsageError(
+            f"The vault {self.path} holds {names}, which the key(s) from {key_source(self.key_provider)} cannot open; "
+            f"nothing was written, so that the vault stays on one key. {fix[:1].upper()}{fix[1:]}."
+        )
+
+    @staticmethod
+    def _sealed(db: sqlite3.Connection) -> builtins.list[tuple[str, bytes]]:
+        """Every stored ciphertext, named for a message: ``entry 'acme'``, ``secret 'audit'``."""
+        rows = db.execute("SELECT name, secret FROM credentials WHERE length(secret) > 0 ORDER BY name").fetchall()
+        kept = db.execute("SELECT name, secret FROM secrets ORDER BY name").fetchall()
+        return [(f"entry {n!r}", t) for n, t in rows] + [(f"secret {n!r}", t) for n, t in kept]
+
+    def _opens(self, token: bytes) -> bool:
+        try:
+            self._fernet.decrypt(token)
+        except InvalidToken:
+            return False
+        return True
 
     # -- helpers ---------------------------------------------------------------------------
     def _encrypt(self, payload: Mapping[str, Any]) -> bytes:

@@ -22,16 +22,17 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from ._files import exclusive_lock
 from .errors import ToolkitUsageError
@@ -45,7 +46,9 @@ __all__ = [
     "KeyProvider",
     "KeyringKeyProvider",
     "default_key_provider",
+    "key_source",
     "usable_keyring",
+    "where_the_key_is",
 ]
 
 ENV_VAULT_KEY = "PERSONAS_VAULT_KEY"
@@ -364,3 +367,57 @@ def refuse_a_new_key_for_old_entries(path: Path, provider: KeyProvider) -> None:
             f"here: {ENV_VAULT_KEY} is not set and {where}. Set {ENV_VAULT_KEY} to the key the vault was made "
             "with (or restore the key file); no new key was made."
         )
+
+
+def key_source(provider: KeyProvider) -> str:
+    """Where ``provider``'s keys come from, for a message: the variable, the file, the keyring."""
+    if isinstance(provider, EnvKeyProvider):
+        return provider.var
+    if isinstance(provider, FileKeyProvider):
+        return str(provider.path)
+    return "the OS keyring" if isinstance(provider, KeyringKeyProvider) else repr(provider)
+
+
+def where_the_key_is(provider: KeyProvider, folder: Path, tokens: Sequence[bytes]) -> str:
+    """How to reach the key that opens ``tokens`` (a vault's ciphertexts ``provider``'s keys cannot
+    open): one clause, never a key.
+
+    The other places a key may be are tried: the vault's ``vault.key`` when the key came from
+    elsewhere, ``PERSONAS_VAULT_KEY`` when the keyring's key came first. When one of them opens every
+    token, the clause says how to use it; else, to use the key the vault was written with.
+    """
+    opens = functools.partial(_all_open, tokens=tokens)
+    file = FileKeyProvider.in_home(folder)
+    env = next((s for s in getattr(provider, "_adopt", ()) if isinstance(s, EnvKeyProvider)), None)
+    first = "the OS keyring's key is used first" if isinstance(provider, KeyringKeyProvider) else ""
+    if not isinstance(provider, FileKeyProvider) and file.exists() and _opened_by(file, opens):
+        if isinstance(provider, EnvKeyProvider):
+            return f"the key in {file.path} opens it: unset {ENV_VAULT_KEY} to use that file"
+        return f"the key in {file.path} opens it, but {first}: set the keyring entry to that key"
+    if env is not None and _split(env._environ.get(env.var, "")) and _opened_by(env, opens):
+        return (
+            f"the key in {ENV_VAULT_KEY} opens it, but {first}: set the keyring entry to that key, or turn the "
+            "keyring off with PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring"
+        )
+    if isinstance(provider, KeyringKeyProvider):
+        return f"set the OS keyring's entry ({provider.service!r}) to the key the vault was written with"
+    if isinstance(provider, FileKeyProvider):
+        return f"{provider.path} does not open it: set {ENV_VAULT_KEY} to the key the vault was written with"
+    return f"set {ENV_VAULT_KEY} to the key the vault was written with"
+
+
+def _opened_by(provider: EnvKeyProvider | FileKeyProvider, opens: Callable[[Sequence[bytes]], bool]) -> bool:
+    try:
+        return opens(provider.load())
+    except ToolkitUsageError:  # not a key, or a key file others can read: not one to point at
+        return False
+
+
+def _all_open(keys: Sequence[bytes], tokens: Sequence[bytes]) -> bool:
+    fernet = MultiFernet([Fernet(key) for key in keys])
+    try:
+        for token in tokens:
+            fernet.decrypt(token)
+    except InvalidToken:
+        return False
+    return True

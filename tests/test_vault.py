@@ -341,3 +341,58 @@ def test_an_empty_keyring_is_not_given_a_new_key_for_a_vault_that_holds_entries(
     with pytest.raises(ToolkitUsageError, match="holds 1 encrypted entry, but its key is not here"):
         Vault(home / "vault.sqlite", default_key_provider(home, environ={}, keyring_backend=elsewhere))
     assert elsewhere.entries == {}, "no key was made in the keyring"
+
+
+def test_a_write_under_a_key_that_cannot_open_the_entries_is_refused_naming_the_key_that_can(tmp_path: Path) -> None:
+    """PERSONAS_VAULT_KEY set to another valid key beside a vault written under vault.key: a secret
+    stored under it would leave the vault on two keys, which no one key reads and rotate_key refuses."""
+    home = tmp_path / "home"
+    with Vault(home / "vault.sqlite", default_key_provider(home, environ={}, keyring_backend=_NO_KEYRING)) as v:
+        v.put_api_key("acme", PK)
+    before = file_bytes(home, "vault.")
+    other = Fernet.generate_key().decode()
+    wrong = default_key_provider(home, {"PERSONAS_VAULT_KEY": other}, keyring_backend=_NO_KEYRING)
+    with Vault(home / "vault.sqlite", wrong) as v:
+        writes = {
+            "put_api_key": lambda: v.put_api_key("newone", PK),
+            "put_oauth_tokens": lambda: v.put_oauth_tokens("shop", TOKENS),
+            "put_secret": lambda: v.put_secret("audit:head", b"{}"),
+            "put_secret_once": lambda: v.put_secret_once("audit:key", b"k" * 32),
+            "check_writable": lambda: v.check_writable(),
+        }
+        for what, write in writes.items():
+            with pytest.raises(ToolkitUsageError) as caught:
+                write()
+            message = str(caught.value)
+            assert "entry 'acme'" in message and "nothing was written" in message, what
+            assert "unset PERSONAS_VAULT_KEY to use that file" in message and "\n" not in message, what
+            assert other not in message and (home / "vault.key").read_text().strip() not in message, what
+        assert v.unreadable() == ["acme"] and v.unreadable("acme", "nope") == ["acme"]
+        hint = v.key_hint()
+        assert hint == f"the key in {home / 'vault.key'} opens it: unset PERSONAS_VAULT_KEY to use that file"
+    assert file_bytes(home, "vault.") == before, "nothing was written"
+
+    file_key = (home / "vault.key").read_text().strip()
+    both = {"PERSONAS_VAULT_KEY": f"{other},{file_key}"}  # the new key first, the one that opens the vault after
+    with Vault(home / "vault.sqlite", EnvKeyProvider(environ=both)) as v:
+        assert v.unreadable() == [] and v.key_hint() is None
+        v.put_api_key("newone", PK)
+        assert v.reencrypt() == 2  # now on the new key alone
+    with Vault(home / "vault.sqlite", EnvKeyProvider(environ={"PERSONAS_VAULT_KEY": other})) as v:
+        assert v.get_api_key("acme").reveal() == PK and v.get_api_key("newone").reveal() == PK
+
+
+def test_rotating_is_refused_before_a_new_key_is_kept_when_an_entry_cannot_be_opened(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    made_with = {"PERSONAS_VAULT_KEY": Fernet.generate_key().decode()}
+    with Vault(home / "vault.sqlite", EnvKeyProvider(environ=made_with)) as v:
+        v.put_api_key("acme", PK)
+    stale = FileKeyProvider.in_home(home)
+    stale.store([Fernet.generate_key()])  # a key file left from another vault
+    before = file_bytes(home, "vault.")
+    with Vault(home / "vault.sqlite", stale) as v:
+        with pytest.raises(ToolkitUsageError, match=r"entry 'acme', which the key\(s\) from .*vault\.key cannot open"):
+            v.rotate_key()
+        hint = f"{stale.path} does not open it: set PERSONAS_VAULT_KEY to the key the vault was written with"
+        assert v.key_hint() == hint
+    assert file_bytes(home, "vault.") == before, "no key was added to the key file"

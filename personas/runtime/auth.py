@@ -164,6 +164,7 @@ def login_with_key(
         key = check_key_shape(key, base)
     except ToolkitUsageError as exc:
         raise LoginFailed(f"{exc}; {_NOTHING}; run `personas auth login {name}` with a private key") from None
+    _check_vault(config)
     client = KlaviyoClient(api_key=key, base_url=base, retry=NO_RETRIES, timeout=20.0)
     account = _verify(client, "key", base, f"check the key (Klaviyo: Settings > API keys) and run "
                                             f"`personas auth login {name}` again")  # fmt: skip
@@ -210,6 +211,7 @@ def login_with_oauth(
         )
     if not covers(asked, ACCOUNT_SCOPE):
         asked = (*asked, ACCOUNT_SCOPE)
+    _check_vault(config)  # before Klaviyo grants anything that could then not be kept
     base = config.klaviyo_base_url
     with LoopbackRedirect(port) as listener:
         app = OAuthConfig.for_base_url(
@@ -239,6 +241,14 @@ def login_with_oauth(
     if withheld:
         notes.append(f"Klaviyo granted fewer scopes than asked: not {', '.join(withheld)}")
     return LoginResult(conn, existing, tuple(notes))
+
+
+def _check_vault(config: Config) -> None:
+    """Refuse a login the vault would refuse to keep (the vault key given cannot open its entries),
+    before Klaviyo is asked: its one-line error names the key that opens them. A first login finds no
+    vault and makes none here."""
+    if (config.home / "vault.sqlite").exists():
+        open_store(config).vault.check_writable()
 
 
 def _exchange(oauth: OAuthClient, code: str, verifier: str, base: str, again: str) -> TokenSet:
