@@ -105,6 +105,8 @@ class Connection:
         logged_in_at / refreshed_at / expires_at: when it was stored, last refreshed, and when the
             current access token expires (OAuth).
         fingerprint: a short non-reversible id of the secret ("" once erased).
+        readable: whether the vault's current key opens the secret (False: the vault was written
+            with another key; calls with it fail until that key is used).
     """
 
     name: str
@@ -120,6 +122,7 @@ class Connection:
     refreshed_at: _dt.datetime | None
     expires_at: _dt.datetime | None
     fingerprint: str
+    readable: bool = True
 
     @property
     def all_scopes(self) -> bool:
@@ -130,11 +133,14 @@ class Connection:
         return self.status == "active"
 
     def health(self, now: _dt.datetime | None = None) -> str:
-        """One phrase: ``ok``, ``ok (access token expired; ...)``, ``needs re-auth`` or ``revoked``."""
+        """One phrase: ``ok``, ``ok (access token expired; ...)``, ``needs re-auth``, ``revoked`` or
+        ``not readable (another vault key)``."""
         if self.status == "needs_reauth":
             return "needs re-auth"
         if self.status == "revoked":
             return "revoked"
+        if not self.readable:
+            return "not readable (another vault key)"
         now = now or _dt.datetime.now(_dt.UTC)
         if self.expires_at is not None and self.expires_at <= now:
             return "ok (access token expired; refreshes on the next call)"
@@ -261,9 +267,10 @@ class ConnectionStore:
     def find(self, name: str) -> Connection | None:
         """The connection called ``name``, or None."""
         try:
-            return _connection(self.vault.info(name))
+            info = self.vault.info(name)
         except ToolkitUsageError:  # no such name
             return None
+        return _connection(info, readable=not self.vault.unreadable(name))
 
     def get(self, name: str) -> Connection:
         """The connection called ``name``; a clear error listing the stored ones when there is none."""
@@ -274,7 +281,8 @@ class ConnectionStore:
         return found
 
     def list(self) -> list[Connection]:
-        return [_connection(info) for info in self.vault.list()]
+        shut = set(self.vault.unreadable())
+        return [_connection(info, readable=info.name not in shut) for info in self.vault.list()]
 
     def usable(self, name: str) -> Connection:
         """The connection, if it can make calls now; else ConnectionUnusableError with the fix."""
@@ -459,7 +467,7 @@ def _meta(base_url: str, account: Account | None, *, client_id: str | None) -> d
     }
 
 
-def _connection(info: CredentialInfo) -> Connection:
+def _connection(info: CredentialInfo, *, readable: bool = True) -> Connection:
     meta = info.meta
     account = meta.get("account")
     status: Status = meta.get("status") or ("revoked" if info.revoked else "active")
@@ -481,4 +489,5 @@ def _connection(info: CredentialInfo) -> Connection:
         refreshed_at=_dt.datetime.fromisoformat(refreshed) if refreshed else None,
         expires_at=info.expires_at,
         fingerprint=info.fingerprint,
+        readable=readable,
     )

@@ -226,6 +226,24 @@ def test_a_connection_records_account_scopes_and_health_never_a_secret(store: Co
         store.get("nope")
 
 
+def test_a_connection_the_vault_key_cannot_open_is_not_healthy(tmp_path: Path, sb: Sandbox) -> None:
+    """Health must not be read from the record alone: an entry written under another vault key is
+    listed, but nothing can be done with it until that key is used."""
+    with Vault(tmp_path / "vault.sqlite", FileKeyProvider(tmp_path / "vault.key")) as vault:
+        login_key(ConnectionStore(vault), sb, "acme")
+    other = EnvKeyProvider(environ={"PERSONAS_VAULT_KEY": Fernet.generate_key().decode()})
+    with Vault(tmp_path / "vault.sqlite", other) as vault:
+        store = ConnectionStore(vault)
+        (listed,) = store.list()
+        for conn in (listed, store.get("acme")):
+            assert conn.active and not conn.readable
+            assert conn.health() == conn.as_dict()["health"] == "not readable (another vault key)"
+            assert conn.as_dict()["readable"] is False
+    with Vault(tmp_path / "vault.sqlite", FileKeyProvider(tmp_path / "vault.key")) as vault:
+        conn = ConnectionStore(vault).get("acme")
+        assert conn.readable and conn.health() == "ok"
+
+
 def test_calls_check_the_connection_first_so_a_revoke_stops_the_next_call(store: ConnectionStore, sb: Sandbox) -> None:
     login_key(store, sb, "acme")
     kl = client_on(store, sb, "acme")

@@ -165,7 +165,11 @@ def status(
         _echo("no connections; log in with `personas auth login NAME` or `personas auth login NAME --oauth`")
         return
     _table(rows)
+    hint = store.vault.key_hint() if not all(row["readable"] for row in rows) else None
     for row in rows:
+        if row["status"] == "active" and not row["readable"]:
+            _echo(f"{row['name']}: the vault key from {_where_key(store.vault.key_provider)} cannot open its secret; "
+                  f"{hint or 'use the key the vault was written with'}")  # fmt: skip
         if row["status"] != "active":
             fix = f"personas auth login {row['name']}" + (" --oauth" if row["kind"] == "oauth" else "")
             why = row["reason"] or ""

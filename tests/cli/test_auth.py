@@ -47,8 +47,8 @@ class Setup:
         return subprocess.run([str(PERSONAS), *args], env=child_env(self.home, **self.env(**env)), input=stdin,
                               capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
 
-    def status(self) -> list[dict[str, object]]:
-        done = self.run("auth", "status", "--json")
+    def status(self, **env: str) -> list[dict[str, object]]:
+        done = self.run("auth", "status", "--json", **env)
         assert done.returncode == 0, done.stderr
         return list(json.loads(done.stdout))
 
@@ -328,6 +328,30 @@ def test_rotating_a_key_from_the_environment_says_what_to_do(setup: Setup) -> No
     assert done.returncode == 0 and "under the first key in PERSONAS_VAULT_KEY" in done.stdout
     ok = setup.run("run", "campaign-reporter", "--input", "{}", "--connection", "a", PERSONAS_VAULT_KEY=second)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_another_vault_key_in_the_environment_is_not_ok_and_cannot_write(setup: Setup) -> None:
+    """The vault was written under vault.key; PERSONAS_VAULT_KEY now holds another valid key. Status must
+    not call its entries "ok", and a login must not store a secret under the other key (the vault would
+    be left on two keys, which rotate-key then refuses)."""
+    assert setup.run("auth", "login", "acme", KLAVIYO_API_KEY=DEMO_KEY).returncode == 0
+    stored, other = setup.stored(), Fernet.generate_key().decode()
+    (row,) = setup.status(PERSONAS_VAULT_KEY=other)
+    assert row["health"] == "not readable (another vault key)" and row["readable"] is False
+    table = setup.run("auth", "status", PERSONAS_VAULT_KEY=other)
+    unset = f"the key in {setup.home / 'vault.key'} opens it: unset PERSONAS_VAULT_KEY to use that file"
+    assert re.search(r"acme\s+api_key\s+.*\s+not readable \(another vault key\)", table.stdout), table.stdout
+    assert f"acme: the vault key from PERSONAS_VAULT_KEY cannot open its secret; {unset}" in table.stdout
+    refused = setup.run("auth", "login", "newone", KLAVIYO_API_KEY=DEMO_KEY, PERSONAS_VAULT_KEY=other)
+    assert refused.returncode == 2
+    line = one_line_error(refused)
+    assert "entry 'acme'" in line and "nothing was written" in line and unset.lower() in line.lower()
+    assert other not in line + table.stdout and "***" not in line + table.stdout
+    assert setup.stored() == stored
+    assert setup.run("auth", "login", "newone", KLAVIYO_API_KEY=DEMO_KEY).returncode == 0  # the fix it named
+    rotated = setup.run("auth", "rotate-key")
+    assert rotated.returncode == 0 and "re-encrypted 2 secret(s)" in rotated.stdout, rotated.stderr
+    assert [r["health"] for r in setup.status()] == ["ok", "ok"]
 
 
 def test_with_an_os_keyring_the_key_lives_there_and_no_key_file_is_made(setup: Setup, tmp_path: Path) -> None:
