@@ -13,11 +13,24 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from typing import Protocol, runtime_checkable
 
 from .errors import ToolkitUsageError
 
-__all__ = ["ApiKey", "BearerToken", "Credentials", "TokenSource", "credentials_from_env", "fingerprint", "mask"]
+__all__ = [
+    "ApiKey",
+    "BearerToken",
+    "Credentials",
+    "TokenSource",
+    "credentials_from_env",
+    "fingerprint",
+    "mask",
+    "pasted_around",
+]
+
+_QUOTES = "\"'`\u201c\u201d\u2018\u2019"
+_ASSIGNMENT = re.compile(r"(?:export\s+)?[A-Z][A-Z0-9]*_[A-Z0-9_]*=")
 
 
 def mask(secret: str) -> str:
@@ -30,6 +43,29 @@ def mask(secret: str) -> str:
 def fingerprint(secret: str) -> str:
     """A short, stable, non-reversible id for a secret."""
     return hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
+def pasted_around(key: str) -> str | None:
+    """What to fix when more than the key was pasted (one clause, after the key's name), or None.
+
+    Two slips of copying are common: the key in quotes (``"pk_..."``, from a ``.env`` file or a shell
+    line) and the whole assignment (``KLAVIYO_API_KEY=pk_...``). The clause names the fix and never
+    repeats the key; it is phrased so that no word follows ``key:`` or ``key is`` (the redactor
+    would mask it).
+
+    Example::
+
+        pasted_around('"pk_..."')                # 'came in quotes; remove the quotes'
+        pasted_around("KLAVIYO_API_KEY=pk_...")  # 'starts with KLAVIYO_API_KEY=; paste only the key, ...'
+    """
+    text = key.strip()
+    assignment = _ASSIGNMENT.match(text)
+    if assignment and text[assignment.end() :].strip():
+        said = " ".join(assignment.group(0).split())  # the variable's name (and an export): no secret
+        return f"starts with {said}; paste only the key, without {said}"
+    if text[:1] in _QUOTES or text[-1:] in _QUOTES:
+        return "came in quotes; remove the quotes"
+    return None
 
 
 @runtime_checkable

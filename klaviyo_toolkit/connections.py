@@ -37,7 +37,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from .auth import ApiKey, BearerToken, Credentials
+from .auth import ApiKey, BearerToken, Credentials, pasted_around
 from .errors import (
     AuthenticationError,
     ConnectionUnusableError,
@@ -197,11 +197,15 @@ def check_key_shape(key: str, base_url: str) -> str:
     """The key, stripped, if it has the shape of a Klaviyo private key; never echoes it.
 
     Klaviyo's private keys are ``pk_`` and 20 to 64 letters and digits. A sandbox's keys
-    (``pk_sandbox_demo``, ``pk_sbx_...``) are accepted only when ``base_url`` is not Klaviyo's.
+    (``pk_sandbox_demo``, ``pk_sbx_...``) are accepted only when ``base_url`` is not Klaviyo's. A key
+    in quotes or after ``KLAVIYO_API_KEY=`` is refused with that fix (:func:`~.auth.pasted_around`).
     """
     key = key.strip()
     if not key:
         raise ToolkitUsageError("no key given")
+    slip = pasted_around(key)
+    if slip:
+        raise ToolkitUsageError(f"the key {slip}")
     if _KEY.fullmatch(key) or (_SANDBOX_KEY.fullmatch(key) and not is_klaviyo(base_url)):
         return key
     if _SANDBOX_KEY.fullmatch(key):
@@ -209,7 +213,7 @@ def check_key_shape(key: str, base_url: str) -> str:
     if re.fullmatch(r"[A-Za-z0-9]{6}", key):
         raise ToolkitUsageError("that looks like a public key (site ID); a private key (pk_...) is needed")
     raise ToolkitUsageError(
-        "that is not a Klaviyo private key: private keys are pk_ followed by 20 to 64 letters and digits "
+        "that is not a Klaviyo private key; private keys start with pk_, then 20 to 64 letters and digits "
         "(Klaviyo: Settings > API keys)"
     )
 

@@ -31,6 +31,7 @@ from klaviyo_toolkit.errors import (
     UnknownScopeError,
 )
 from klaviyo_toolkit.oauth_loopback import LoopbackRedirect, RedirectError, RedirectTimeout
+from klaviyo_toolkit.redact import redact_text
 from klaviyo_toolkit.scopes import covers, narrow, parse_scopes
 from klaviyo_toolkit.vault import Vault
 from klaviyo_toolkit.vault_keys import (
@@ -87,12 +88,20 @@ def client_on(store: ConnectionStore, sb: Sandbox, name: str) -> KlaviyoClient:
         ("pk_sandbox_demo", KLAVIYO, "sandbox key"),
         ("pk_sbx_0123456789abcdef01234567", KLAVIYO, "sandbox key"),
         ("   ", KLAVIYO, "no key"),
+        (f'"{REAL_KEY}"', KLAVIYO, "^the key came in quotes; remove the quotes$"),
+        (f"'{DEMO_KEY}'", SANDBOX, "^the key came in quotes; remove the quotes$"),
+        (f"\u201c{REAL_KEY}\u201d", KLAVIYO, "^the key came in quotes; remove the quotes$"),
+        (f"KLAVIYO_API_KEY={REAL_KEY}", KLAVIYO,
+         "^the key starts with KLAVIYO_API_KEY=; paste only the key, without KLAVIYO_API_KEY=$"),
+        (f'export KLAVIYO_API_KEY="{REAL_KEY}"', KLAVIYO, "without export KLAVIYO_API_KEY=$"),
     ],
 )
 def test_a_malformed_key_is_refused_without_echoing_it(key: str, base: str, says: str) -> None:
     with pytest.raises(ToolkitUsageError, match=says) as err:
         check_key_shape(key, base)
     assert key.strip() not in str(err.value) or not key.strip()
+    assert REAL_KEY not in str(err.value) and REAL_KEY[3:] not in str(err.value)
+    assert redact_text(str(err.value)) == str(err.value), "no word of the message is taken for a secret"
 
 
 def test_well_formed_keys_pass_and_sandbox_keys_only_off_klaviyo() -> None:

@@ -121,7 +121,7 @@ class _Core:
             if self.credentials is None:
                 raise ToolkitUsageError(
                     "No Klaviyo credentials: set KLAVIYO_API_KEY (a private key, pk_...) or pass "
-                    "api_key=/credentials= to the client. For a local sandbox use pk_sandbox_demo."
+                    "api_key= or credentials= to the client. For a local sandbox use pk_sandbox_demo."
                 )
             headers.update(self.credentials.headers())
         headers.update(prep.headers)
@@ -201,7 +201,7 @@ class _Core:
         if self.credentials is None:
             raise ToolkitUsageError(
                 "No Klaviyo credentials: set KLAVIYO_API_KEY (a private key, pk_...) or pass "
-                "api_key=/credentials= to the client. For a local sandbox use pk_sandbox_demo."
+                "api_key= or credentials= to the client. For a local sandbox use pk_sandbox_demo."
             )
         return self.credentials.headers()
 

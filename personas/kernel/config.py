@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from klaviyo_toolkit.auth import pasted_around
+
 __all__ = ["DEFAULT_KLAVIYO_BASE_URL", "DEFAULT_OPENAI_BASE_URL", "Config", "without_credentials"]
 
 
@@ -65,11 +67,16 @@ def _url(value: str | None, name: str, schemes: tuple[str, ...], example: str) -
 
 
 def _key(value: str | None, name: str) -> str | None:
-    """A key from the environment: printable ASCII, or a one-line error naming the variable and
-    where the stray character sits (not the key itself)."""
+    """A key from the environment: printable ASCII, not in quotes nor after ``NAME=``, or a one-line
+    error naming the variable and the fix (where the stray character sits; never the key itself)."""
     text = _clean(value)
     if text is None:
         return None
+    slip = pasted_around(text)
+    if slip:
+        from .errors import UsageProblem
+
+        raise UsageProblem(f"{name} {slip}")
     for position, char in enumerate(text, 1):
         if not (char.isascii() and char.isprintable()) or char.isspace():
             from .errors import UsageProblem

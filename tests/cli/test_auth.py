@@ -178,6 +178,31 @@ def test_bad_input_is_one_line_naming_the_fix_and_stored_connections_stay_as_the
     assert setup.status() == before and setup.stored() == stored
 
 
+WELL_SHAPED = "pk_" + "0a" * 17
+
+
+@pytest.mark.parametrize(
+    ("env", "stdin", "says"),
+    [
+        ({"KLAVIYO_API_KEY": f'"{WELL_SHAPED}"'}, None, "error: KLAVIYO_API_KEY came in quotes; remove the quotes"),
+        ({}, f"'{WELL_SHAPED}'\n", "error: the key came in quotes; remove the quotes; nothing was stored"),
+        ({}, f"KLAVIYO_API_KEY={WELL_SHAPED}\n",
+         "error: the key starts with KLAVIYO_API_KEY=; paste only the key, without KLAVIYO_API_KEY=; nothing was"),
+        ({"KLAVIYO_API_KEY": f"KLAVIYO_API_KEY={WELL_SHAPED}"}, None,
+         "error: KLAVIYO_API_KEY starts with KLAVIYO_API_KEY=; paste only the key, without KLAVIYO_API_KEY="),
+    ],
+)
+def test_a_key_pasted_in_quotes_or_with_its_name_is_refused_naming_that_fix(
+    setup: Setup, env: dict[str, str], stdin: str | None, says: str
+) -> None:
+    done = setup.run("auth", "login", "t3", stdin=stdin, **env)
+    assert done.returncode == 2
+    line = one_line_error(done)
+    assert line.startswith(says) and "***" not in line, line
+    assert "0a0a" not in done.stdout + done.stderr, "the key is not echoed, not even masked"
+    assert not (setup.home / "vault.sqlite").exists()
+
+
 def test_a_key_with_fewer_scopes_must_say_which_and_runs_with_them_only(setup: Setup) -> None:
     key = setup.sb.create_key(["lists:read", "campaigns:read", "metrics:read"])  # no accounts:read
     refused = setup.run("auth", "login", "narrow", KLAVIYO_API_KEY=key)

@@ -151,6 +151,10 @@ def test_every_klaviyo_failure_maps_to_a_line_that_says_what_to_do() -> None:
         ("KLAVIYO_API_KEY", "pk_abc\u20acdef0123456789", "U+20AC at position 7"),
         ("KLAVIYO_API_KEY", "pk_abc def0123456789", "U+0020 at position 7"),
         ("OPENAI_API_KEY", "sk-\u00e9", "U+00E9 at position 4"),
+        ("KLAVIYO_API_KEY", '"pk_abcdef0123456789"', "KLAVIYO_API_KEY came in quotes; remove the quotes"),
+        ("OPENAI_API_KEY", "'sk-abcdef0123456789'", "OPENAI_API_KEY came in quotes; remove the quotes"),
+        ("KLAVIYO_API_KEY", "KLAVIYO_API_KEY=pk_abcdef0123456789",
+         "KLAVIYO_API_KEY starts with KLAVIYO_API_KEY=; paste only the key, without KLAVIYO_API_KEY="),
     ],
 )
 def test_a_malformed_environment_variable_is_one_line_for_every_command(
@@ -160,6 +164,7 @@ def test_a_malformed_environment_variable_is_one_line_for_every_command(
         line = one_line_error(personas(tmp_path, *args, **{variable: value}), 2)
         assert variable in line and says in line, line
         assert "hunter2" not in line and "def0123456789" not in line, "the value is not echoed"
+        assert "***" not in line, "no word of the message was taken for a secret"
 
 
 def test_input_files_that_are_not_json_files_are_one_line_usage_errors(tmp_path: Path) -> None:
