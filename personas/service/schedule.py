@@ -6,7 +6,10 @@ every persona whose ``schedule`` is a 5-field cron expression:
 
 - the cron is read in the **account's time zone** (``get_accounts``' ``timezone``, remembered in the
   store; UTC when the persona may not read the account), with croniter, so "0 7 * * *" is 07:00 there
-  on both sides of a daylight-saving change;
+  on both sides of a daylight-saving change. When the time zone cannot be read yet (Klaviyo
+  unreachable or failing before the first answer), the tick records no slot and keeps the cursor: the
+  next tick asks again and finds the slots then, in the right zone (a guess of UTC would run the same
+  local day twice);
 - each slot is a run keyed ``schedule:<slot>``: the store's unique key means two workers ticking at
   once make one run, never two;
 - the store keeps the last slot looked at, so slots missed while nothing ran (downtime) are found on
@@ -27,6 +30,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from graphs import graph_spec
+from klaviyo_toolkit.errors import PermissionDeniedError
+from klaviyo_toolkit.tools import CallStopped
 from personas.kernel.errors import UsageProblem
 from personas.kernel.spec import PersonaSpec
 
@@ -65,20 +70,34 @@ def slots_between(cron: str, zone: ZoneInfo, after: float, until: float) -> list
             out = out[-MAX_CATCH_UP:]
 
 
-def account_timezone(service: Service, spec: PersonaSpec) -> str:
-    """The account's time zone for ``spec``, asked once (``get_accounts``) and remembered; UTC if unknown."""
+def account_timezone(service: Service, spec: PersonaSpec) -> str | None:
+    """The account's time zone for ``spec``, asked once (``get_accounts``) and remembered.
+
+    ``"UTC"`` when the persona may not read the account (no ``accounts:read``: asked again next
+    time); None when it cannot be read now (Klaviyo unreachable or failing, the connection unusable):
+    the caller waits for a tick that can read it rather than guess.
+    """
     key = f"timezone:{spec.name}"
     known = service.store.cursor(key)
     if known:
         return known
-    zone = "UTC"
     try:
         ctx = service.context(spec, f"{spec.name}-timezone")
         found = ctx.toolkit.fetch("get_accounts")
-        data = found.data or []
-        zone = str(((data[0].get("attributes") or {}).get("timezone")) if data else "") or "UTC"
-    except Exception:  # no accounts:read, or Klaviyo unreachable now: UTC, and ask again next time
+    except PermissionDeniedError:
         return "UTC"
+    except CallStopped as stop:
+        return "UTC" if stop.stopped.status == "denied" else None
+    except Exception as exc:  # Klaviyo down, a 5xx or 429 after retries, a revoked connection
+        log.warning(
+            "the time zone of %s's account cannot be read now (%s); no slot recorded and its schedule's "
+            "cursor kept: the next tick tries again",
+            spec.name,
+            type(exc).__name__,
+        )
+        return None
+    data = found.data or []
+    zone = str(((data[0].get("attributes") or {}).get("timezone")) if data else "") or "UTC"
     service.store.set_cursor(key, zone)
     return zone
 
@@ -115,9 +134,14 @@ def _due(service: Service, spec: PersonaSpec, now: float, catch_up: str) -> list
     if mark is None:
         service.store.set_cursor(name, repr(now))
         return new
+    named = account_timezone(service, spec)
+    if named is None:
+        return new  # not read now: no slot, the cursor stays, the next tick finds these slots
     try:
-        zone = ZoneInfo(account_timezone(service, spec))
+        zone = ZoneInfo(named)
     except (ZoneInfoNotFoundError, ValueError):
+        log.warning("%s: the account's time zone %r is unknown here (tzdata); its schedule is read in UTC",
+                    spec.name, named)  # fmt: skip
         zone = ZoneInfo("UTC")
     slots = slots_between(cron, zone, float(mark), now)
     if not slots:

@@ -4,6 +4,7 @@ no double run with two workers, catch-up after downtime, and a failed run retrie
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,27 @@ def test_a_slot_on_time_runs_with_catch_up_none(tmp_path: Path, sandbox: Sandbox
     schedule_tick(service, START, catch_up="none")
     schedule_tick(service, utc("2026-10-31T11:00:30"), catch_up="none")
     assert [k for k, _ in reporter_runs(service)] == ["schedule:2026-10-31T11:00:00+00:00"]
+    service.close()
+
+
+def test_a_time_zone_that_cannot_be_read_records_no_slot_and_keeps_the_cursor(
+    tmp_path: Path, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Klaviyo failing get_accounts at one tick: guessing UTC there ran 07:00 UTC (03:00 in New York)
+    and 07:00 in New York too, two runs for one local day. The tick must wait instead."""
+    service = Service.open(Config(home=tmp_path / "h"), sandbox=sandbox)
+    schedule_tick(service, START)
+    cursor = service.store.cursor("schedule:campaign-reporter")
+    sandbox.faults = Faults(error_rate=1.0, status=503, operations=["get_accounts"])
+    with caplog.at_level(logging.WARNING, logger="personas.service.schedule"):
+        assert schedule_tick(service, utc("2026-10-31T07:00:30")) == []  # 07:00 UTC, 03:00 in New York
+    assert service.store.cursor("schedule:campaign-reporter") == cursor, "the cursor did not move"
+    assert service.store.cursor("timezone:campaign-reporter") is None, "no time zone was remembered"
+    assert "the time zone of campaign-reporter's account cannot be read now (ServerError)" in caplog.text
+    assert "the next tick tries again" in caplog.text
+    sandbox.faults = Faults()
+    schedule_tick(service, utc("2026-10-31T11:00:30"))  # 07:00 in New York
+    assert reporter_runs(service) == [("schedule:2026-10-31T11:00:00+00:00", "2026-10-30")]
     service.close()
 
 
