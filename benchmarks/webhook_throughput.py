@@ -304,7 +304,8 @@ def endpoint_alone(base_db: str, deliveries: int) -> list[float]:
             for n in range(deliveries):
                 body = (b'{"data": [{"topic": "event:klaviyo.form_submitted_by_profile", "external_id": "E%d", '
                         b'"payload": {"data": {"type": "event", "id": "E%d", "attributes": {"event_properties": {}}, '
-                        b'"relationships": {"profile": {"data": {"type": "profile", "id": "P%d"}}}}}}], '
+                        b'"relationships": {"profile": {"data": {"type": "profile", "id": "P%d"}}, '
+                        b'"metric": {"data": {"type": "metric", "id": "M"}}}}}}], '
                         b'"meta": {"klaviyo_webhook_id": "W"}}' % (n, n, n))
                 stamp = format_timestamp(time.time())
                 headers = {"Klaviyo-Timestamp": stamp, "Klaviyo-Signature": sign(SECRET, body, stamp),

@@ -12,6 +12,11 @@ Klaviyo documents the scheme in "Working with system webhooks"
   ``meta.klaviyo_webhook_id`` must equal the ``Klaviyo-Webhook-Id`` header, else the request is not
   to be processed.
 
+Each event is checked for that shape before any of the delivery is used: ``topic`` and
+``external_id`` (the event's id) are strings; ``payload.data`` is an event (``type`` ``"event"``, an
+``id`` string, ``attributes`` an object) whose ``relationships`` name its ``profile`` and ``metric``
+(``{"data": {"type": "profile", "id": ...}}``). A run started from anything less would only fail.
+
 Klaviyo sends the timestamp as an HTTP date (``Tue, 14 Apr 2026 03:50:12 GMT``); ISO 8601 and epoch
 seconds are accepted too. A timestamp further than ``tolerance`` seconds from now (5 minutes by
 default) is refused as stale, so a captured delivery cannot be replayed later (a timestamp that is not a
@@ -156,6 +161,51 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+def _event(n: int, item: Any) -> DeliveryEvent:
+    """Item ``n`` of a delivery's ``data``, checked for Klaviyo's shape (see the module docstring);
+    :class:`WebhookMalformed` naming the first field that is not."""
+    if not isinstance(item, Mapping) or not isinstance(item.get("payload"), Mapping):
+        raise WebhookMalformed(f"data[{n}] has no payload object")
+    topic, external_id = item.get("topic", ""), item.get("external_id")
+    if not isinstance(topic, str):
+        raise WebhookMalformed(f"data[{n}].topic must be a string, not {type(topic).__name__}")
+    if external_id is not None and not isinstance(external_id, str):
+        raise WebhookMalformed(
+            f"data[{n}].external_id must be a string (the event's id), not {type(external_id).__name__}"
+        )
+    payload = dict(item["payload"])
+    event = payload.get("data")
+    where = f"data[{n}].payload.data"
+    if not isinstance(event, Mapping):
+        what = "missing" if event is None else f"a {type(event).__name__}"
+        raise WebhookMalformed(f"{where} is {what}, not an object: the event, as Get Event returns it")
+    if event.get("type") != "event":
+        raise WebhookMalformed(f"{where}.type is not 'event': a delivery carries an event, not another resource")
+    if not isinstance(event.get("id"), str) or not event["id"]:
+        raise WebhookMalformed(f"{where}.id must be a non-empty string (the event's id)")
+    if not isinstance(event.get("attributes"), Mapping):
+        raise WebhookMalformed(f"{where}.attributes must be an object (the event's timestamp and properties)")
+    relationships = event.get("relationships")
+    for name in ("profile", "metric"):
+        link = relationships.get(name) if isinstance(relationships, Mapping) else None
+        ref = link.get("data") if isinstance(link, Mapping) else None
+        if (
+            not isinstance(ref, Mapping)
+            or ref.get("type") != name
+            or not isinstance(ref.get("id"), str)
+            or not ref["id"]
+        ):
+            raise WebhookMalformed(
+                f"{where}.relationships.{name} does not name a {name} (data: type {name!r} and an id)"
+            )
+    event_id = external_id or event["id"]
+    try:  # checked for the whole delivery before any of it is recorded: all of it, or none
+        json.dumps([event_id, payload], ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, ValueError, RecursionError):
+        raise WebhookMalformed(f"data[{n}] holds text that is not valid Unicode (a lone surrogate)") from None
+    return DeliveryEvent(topic, event_id, payload)
+
+
 def verify_delivery(
     secret: str,
     body: bytes,
@@ -205,25 +255,7 @@ def verify_delivery(
     meta_id = meta.get("klaviyo_webhook_id")
     if header_id and meta_id and str(meta_id) != header_id:
         raise WebhookRejected(f"meta.klaviyo_webhook_id does not match the {WEBHOOK_ID_HEADER} header")
-    events = []
-    for n, item in enumerate(document["data"]):
-        if not isinstance(item, Mapping) or not isinstance(item.get("payload"), Mapping):
-            raise WebhookMalformed(f"data[{n}] has no payload object")
-        payload = dict(item["payload"])
-        if "data" in payload and not isinstance(payload["data"], Mapping):
-            raise WebhookMalformed(f"data[{n}].payload.data is not an object (a Klaviyo event document)")
-        inner: Mapping[str, Any] = payload["data"] if isinstance(payload.get("data"), Mapping) else {}
-        raw_id = item.get("external_id") or inner.get("id")
-        if raw_id is not None and not isinstance(raw_id, (str, int)):
-            raise WebhookMalformed(f"data[{n}] names its event with a {type(raw_id).__name__}, not an id")
-        event_id = str(raw_id or "")
-        if not event_id:
-            raise WebhookMalformed(f"data[{n}] names no event (external_id or payload.data.id)")
-        try:  # checked for the whole delivery before any of it is recorded: all of it, or none
-            json.dumps([event_id, payload], ensure_ascii=False).encode("utf-8")
-        except (UnicodeEncodeError, ValueError, RecursionError):
-            raise WebhookMalformed(f"data[{n}] holds text that is not valid Unicode (a lone surrogate)") from None
-        events.append(DeliveryEvent(str(item.get("topic") or ""), event_id, payload))
+    events = [_event(n, item) for n, item in enumerate(document["data"])]  # all checked before any is used
     return Delivery(
         webhook_id=str(header_id or meta_id or ""),
         account_id=str(meta["klaviyo_account_id"]) if meta.get("klaviyo_account_id") else None,

@@ -79,6 +79,41 @@ async def test_a_delivery_just_under_the_cap_is_read(service: Service) -> None:
     assert answer.status_code == 202 and answer.json() == {"runs": []}
 
 
+def _event(**changes: object) -> dict[str, object]:
+    """The one event of a valid delivery, with ``changes`` at dotted paths (None removes the field)."""
+    item: dict[str, object] = json.loads(delivery("01E"))["data"][0]
+    for path, value in changes.items():
+        *parents, last = path.split("__")
+        node: dict[str, object] = item
+        for key in parents:
+            node = node[key]  # type: ignore[assignment]
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    return item
+
+
+#: Signed, and JSON, but not Klaviyo's shape: each used to start a run that could only fail.
+NOT_EVENTS = [
+    (_event(payload={}), "data[0].payload.data is missing, not an object"),
+    (_event(payload={"data": {"id": "01BARE"}}), "data[0].payload.data.type is not 'event'"),
+    (_event(payload={"data": {"type": "profile", "id": "X", "attributes": {"email": "a@b.c"}}}),
+     "data[0].payload.data.type is not 'event'"),
+    (_event(external_id=True), "data[0].external_id must be a string (the event's id), not bool"),
+    (_event(external_id=7), "data[0].external_id must be a string (the event's id), not int"),
+    (_event(topic=["x"]), "data[0].topic must be a string, not list"),
+    (_event(payload__data__id=12), "data[0].payload.data.id must be a non-empty string"),
+    (_event(payload__data__id=""), "data[0].payload.data.id must be a non-empty string"),
+    (_event(payload__data__attributes=None), "data[0].payload.data.attributes must be an object"),
+    (_event(payload__data__relationships=None), "data[0].payload.data.relationships.profile does not name a profile"),
+    (_event(payload__data__relationships__profile={"data": None}), "relationships.profile does not name a profile"),
+    (_event(payload__data__relationships__metric=None), "data[0].payload.data.relationships.metric does not name a"),
+    (_event(payload__data__relationships__metric={"data": {"type": "profile", "id": "P"}}),
+     "relationships.metric does not name a metric"),
+]
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
@@ -89,7 +124,8 @@ async def test_a_delivery_just_under_the_cap_is_read(service: Service) -> None:
         (b"[]", "no data array"),
         (b"{}", "no data array"),
         (b'{"data": [1]}', "no payload"),
-        (b'{"data": [{"payload": {}}]}', "names no event"),
+        (b'{"data": [{"payload": {}}]}', "data[0].payload.data is missing, not an object"),
+        *((json.dumps({"data": [item]}).encode(), reason) for item, reason in NOT_EVENTS),
     ],
 )
 async def test_a_signed_malformed_body_is_400_and_counted_apart(service: Service, body: bytes, reason: str) -> None:
