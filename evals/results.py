@@ -6,8 +6,10 @@ Every result says what answered for the model (its ``kind``), because a pass mea
 - ``authored``: answers written by hand, replayed; they test the graph around the model, not the model;
 - ``scripted``: a policy case's scripted behaviour (compliant, out of policy, injected, failing);
 - ``none``: no model (``model: none``, the ``absent`` behaviour, or a case that asks none);
-- ``error``: the model's answers could not be had (a cassette that does not load, a live model that
-  did not answer); the run is an error, never a verdict on a model.
+- ``error``: the run could not be judged: the model's answers could not be had (a cassette that does
+  not load, or does not answer the run: a request it does not hold, one played in part; a live model
+  that did not answer) or the case could not be set up. Whatever its cassette says it holds, such a
+  run is an error, never a verdict on a model nor on hand-written answers.
 
 The live pass rate is over ``recorded`` and ``live`` runs only; a suite's threshold is checked
 against all its runs.

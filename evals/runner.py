@@ -360,8 +360,11 @@ def run_case(suite: Suite, case: Case, model: ModelChoice | None = None, *, epoc
         if extra is not None:
             failures += [f"when {behaviour}: {f}" for f in check_case(case.model_copy(update={"expect": extra}),
                                                                       outcome)]
-    if outcome.model_unreachable:
-        kind = "error"  # the live model did not answer: no verdict on it, and no live pass rate
+    if error is not None:
+        # the run could not be judged: a cassette that stopped answering it (a request that does not match, one
+        # played in part, a live model that did not answer) or a case that could not be set up. Whatever the
+        # cassette says it holds, no answer of that kind was judged: no pass rate of a kind counts it
+        kind = "error"
     elif kind == "live" and not outcome.model_turns:
         kind = "none"  # the run never got to ask the model: its verdict says nothing about the model
     return CaseResult(suite.name, case, failures, error, time.perf_counter() - started, choice.description,

@@ -171,3 +171,43 @@ def test_a_suite_name_is_the_shipped_suite_even_with_a_folder_of_that_name_here(
     with pytest.raises(CaseFileError, match=r"a suite folder is given as a path \(e\.g\. \./nowhere\)"):
         load_suite("nowhere")
     assert load_suite("./mine").cases[0].id == CHAT_CASE
+
+
+# -- cassettes that load but do not answer the run ---------------------------------------------------------
+def _other_case_dropped_in(folder: Path, label: str) -> None:
+    """Another case's cassette copied over HOT's, its ``provenance.case`` gone (nothing says whose it was)."""
+    where = folder / label
+    shutil.copy(where / "cold-just-browsing.json", where / f"{HOT}.json")
+    edit(where / f"{HOT}.json", lambda d: d["provenance"].pop("case", None))
+
+
+def _request_edited(folder: Path, label: str) -> None:
+    """HOT's own cassette with its first request's score changed (the prompt it was made for changed)."""
+    edit(folder / label / f"{HOT}.json", lambda d: d["interactions"][0]["request"]["messages"][1].update(
+        text=d["interactions"][0]["request"]["messages"][1]["text"].replace("Lead score: 77", "Lead score: 12")))
+
+
+@pytest.mark.parametrize("label, breakage", [
+    (f"cassettes-{QWEN}", _other_case_dropped_in),  # recorded: counted as "1 recorded (0 passed)", live 0.0%
+    (f"cassettes-{QWEN}", _request_edited),
+    ("cassettes", _request_edited),  # authored: counted as "1 authored by hand (0 passed)"
+])
+def test_a_cassette_that_loads_but_does_not_match_the_run_is_unanswered_and_in_no_rate(
+        tmp_path: Path, label: str, breakage: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """The mismatch is raised while the case runs, after the cassette loaded and gave the run its kind: the run is
+    still an error of kind ``error``, in no live pass rate and under no kind of answer (recorded, authored)."""
+    folder = copy_suite(tmp_path, "lead_magnet", HOT, "cold-just-browsing", sets=True)
+    edit(folder / f"cassettes-{QWEN}" / "set.json", lambda d: d.update(known_failures={}))  # none of the two cases
+    breakage(folder, label)
+    argv = ["--cassettes", QWEN] if label != "cassettes" else []
+    result = run_case(load_suite(folder), load_suite(folder).case(HOT), label=QWEN if argv else None)
+    assert (result.status, result.kind) == ("error", "error"), result
+    assert "request 1 does not match cassette" in (result.error or "")
+    code, out = run(capsys, "eval", str(folder), "--case", HOT, *argv, "--report", str(tmp_path / "out"))
+    assert code == 1 and f"ERROR lead_magnet/{HOT}" in out, out
+    assert "model responses: lead_magnet: 1 unanswered (error)" in out, out
+    assert "Live pass rate: n/a: no case was answered by a real model; 1 case(s) got no model answer" in out, out
+    assert "recorded (" not in out and "authored by hand (" not in out and "known failure of the set" not in out
+    report = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "### Unanswered (error) (1)" in report and "### Recorded" not in report and "### Authored" not in report
+    assert "| lead_magnet | 1 | 0.0% | n/a | 100.0% | FAIL | 1 unanswered (error) |" in report

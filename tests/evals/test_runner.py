@@ -244,7 +244,7 @@ def test_a_recorded_cassette_says_to_re_record(tmp_path: Path) -> None:
     assert "set PERSONAS_MODEL=gpt-4o to replay it" in (result.error or "")
     assert result.cassette == ("recorded from gpt-4.1-mini-2025 (asked for gpt-4.1-mini) at https://api.openai.com/v1 "
                                "on 2026-03-01, klaviyo-personas 0.1.0")
-    assert result.kind == "recorded"
+    assert result.kind == "error", "a recorded cassette that does not answer the run is no recorded run"
 
 
 def test_an_authored_case_without_its_cassette_errors_naming_the_command_that_writes_it(tmp_path: Path) -> None:
