@@ -99,12 +99,32 @@ def model_identity(suite: Suite, case: Case, label: str | None = None,
     return str(name), {"temperature": float(spec.temperature)}
 
 
+def _cassette_expected(suite: Suite, case: Case, label: str | None) -> str | None:
+    """Why ``case`` must have a cassette in set ``label`` (None: it may have none, and then asks no model).
+
+    Hand-written answers, a cassette the case names, or (in a labelled set) a cassette in the default set
+    all say the model is asked; without the cassette nothing answers it.
+    """
+    if case.authored_responses:
+        return f"the case has {len(case.authored_responses)} authored_responses"
+    if case.cassette and not label:
+        return f"the case names it (cassette: {case.cassette})"
+    if label and label != "cassettes" and suite.cassette_path(case).exists():
+        return f"the case asks a model: it has {suite.cassette_path(case)} in the default set"
+    return None
+
+
 def replay_choice(suite: Suite, case: Case, label: str | None = None) -> ModelChoice:
-    """The case's cassette from set ``label`` (or, when it has none, a cassette that expects no model call)."""
+    """The case's cassette from set ``label`` (or, when it has none and needs none, a cassette that expects no
+    model call); raises :class:`CassetteError` when the cassette the case needs is missing."""
     if case.model == "none":
         return ModelChoice(None, "no model (the case runs without one)", "none")
     name, generation = model_identity(suite, case, label)
     path = suite.cassette_path(case, label)
+    expected = None if path.exists() else _cassette_expected(suite, case, label)
+    if expected:  # an error whether or not this run would ask the model: the answers were never replayed
+        raise CassetteError(f"there is no cassette at {path}, and {expected}; "
+                            f"{rerecord_hint(suite, case, label=label)}")
     if not path.exists():
         empty = Cassette(path, {"kind": "none", "method": "no cassette: the case expects no model call"}, [],
                          rerecord_hint(suite, case, label=label))

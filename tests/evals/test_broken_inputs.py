@@ -211,3 +211,54 @@ def test_a_cassette_that_loads_but_does_not_match_the_run_is_unanswered_and_in_n
     report = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
     assert "### Unanswered (error) (1)" in report and "### Recorded" not in report and "### Authored" not in report
     assert "| lead_magnet | 1 | 0.0% | n/a | 100.0% | FAIL | 1 unanswered (error) |" in report
+
+
+# -- a case whose cassette is missing ----------------------------------------------------------------------
+def _unused_answers(folder: Path) -> str:
+    """A case the model is never asked in, given hand-written answers and no cassette (``--author`` refuses it)."""
+    path = folder / "cases" / "suppressed.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "authored_responses:\n  - tool_calls:\n      - name: "
+                    "choose_sequence\n        args: {sequence: fast-track, reason: nothing replays this}\n", "utf-8")
+    return "suppressed"
+
+
+def _deleted(folder: Path) -> str:
+    (folder / "cassettes" / f"{HOT}.json").unlink()
+    return HOT
+
+
+@pytest.mark.parametrize("breakage", [_unused_answers, _deleted])
+def test_a_case_with_authored_answers_and_no_cassette_is_unanswered_whether_or_not_the_model_is_asked(
+        tmp_path: Path, breakage: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """Replay errors naming the command that writes the cassette, before the run; never a pass, never "no model"."""
+    folder = copy_suite(tmp_path, "lead_magnet", HOT, "suppressed")
+    case_id = breakage(folder)
+    suite = load_suite(folder)
+    result = run_case(suite, suite.case(case_id))
+    assert (result.status, result.kind) == ("error", "error"), result
+    assert f"no cassette at {folder / 'cassettes' / case_id}.json" in (result.error or "")
+    assert f"`personas eval lead_magnet --case {case_id} --author`" in (result.error or "")
+    code, out = run(capsys, "eval", str(folder), "--case", case_id, "--report", str(tmp_path / "out"))
+    assert code == 1 and f"ERROR lead_magnet/{case_id}" in out, out
+    assert "model responses: lead_magnet: 1 unanswered (error)" in out and "no model (" not in out, out
+    report = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "### Unanswered (error) (1)" in report and "### No model" not in report
+    assert "no model call expected" not in report
+
+
+def test_a_recorded_set_missing_a_model_case_is_that_case_error(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A labelled set holds the cases with a cassette in the default set; one it lacks is unanswered, not a case
+    that "expects no model call" (and fails for asking one), and the hint records into that set."""
+    folder = copy_suite(tmp_path, "lead_magnet", HOT, "suppressed", sets=True)
+    edit(folder / f"cassettes-{QWEN}" / "set.json", lambda d: d.update(known_failures={}))
+    (folder / f"cassettes-{QWEN}" / f"{HOT}.json").unlink()
+    case_file = folder / "cases" / f"{HOT}.yaml"  # a case recorded, not authored: nothing in the case says a model
+    text = case_file.read_text(encoding="utf-8")
+    case_file.write_text(text[:text.index("authored_for:")] + text[text.index("\nexpect:") + 1:], encoding="utf-8")
+    suite = load_suite(folder)
+    result = run_case(suite, suite.case(HOT), label=QWEN)
+    assert (result.status, result.kind) == ("error", "error"), result
+    assert f"no cassette at {folder / f'cassettes-{QWEN}' / HOT}.json" in (result.error or "")
+    assert f"`personas eval lead_magnet --case {HOT} --record --cassettes {QWEN}`" in (result.error or "")
+    assert run_case(suite, suite.case("suppressed"), label=QWEN).passed, "a case that asks no model needs no cassette"

@@ -252,9 +252,9 @@ def test_an_authored_case_without_its_cassette_errors_naming_the_command_that_wr
     (folder / "cassettes" / "hot-director-this-month.json").unlink()
     suite = load_suite(folder)
     result = run_case(suite, suite.cases[0])
-    assert result.status == "error"
-    assert "the run asked the model, and there is no cassette at" in result.error
-    assert "hot-director-this-month.json to answer it" in result.error and "--author" in result.error
+    assert (result.status, result.kind) == ("error", "error")
+    assert "there is no cassette at" in result.error and "and the case has 1 authored_responses" in result.error
+    assert "hot-director-this-month.json" in result.error and "--author" in result.error
 
 
 def test_a_case_that_expects_no_model_fails_when_the_graph_asks_one_and_re_authoring_keeps_it_failing(
