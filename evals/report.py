@@ -35,11 +35,14 @@ def cassette_summary(result: SuiteResult) -> str:
 def live_line(results: Sequence[SuiteResult]) -> str:
     """One sentence: the live pass rate over the runs a real model answered, or that there were none.
 
-    A case whose model could not be had (kind ``error``) is counted apart: it says nothing about a model.
+    A run whose model could not be had (kind ``error``) is counted apart: it says nothing about a model. Each
+    run counts under its own kind, so the answered epochs of a case that lost one still count.
     """
-    groups = [g for r in results for g in r.by_case().values() if g[0].kind in LIVE_KINDS]
-    lost = sum(1 for r in results for g in r.by_case().values() if g[0].kind == "error")
-    apart = f"; {lost} case(s) got no model answer (errors, not counted)" if lost else ""
+    groups = [g for r in results for g in r.by_case(LIVE_KINDS).values()]
+    lost = [(runs, r.by_case()[key]) for r in results for key, runs in r.by_case(("error",)).items()]
+    whole = all(len(runs) == len(every) for runs, every in lost)  # else some epochs of a case were answered
+    what = f"{len(lost)} case(s)" if whole else f"{sum(len(runs) for runs, _ in lost)} run(s)"
+    apart = f"; {what} got no model answer (errors, not counted)" if lost else ""
     if not groups:
         why = (apart if lost else " (authored, scripted and no-model runs test the graph around the model, not "
                "the model)")
@@ -123,7 +126,7 @@ def write_markdown(results: Sequence[SuiteResult], path: Path, *, mode: str = "r
                   f"{r.duration:.1f} s.", "", "| label | cases | passed |", "| --- | ---: | ---: |"]
         lines += [f"| {label} | {n} | {ok} |" for label, n, ok in label_counts(r)]
         for kind, title in KIND_TITLES.items():
-            group = {k: v for k, v in r.by_case().items() if v[0].kind == kind}
+            group = r.by_case((kind,))
             if not group:
                 continue
             lines += ["", f"### {title.capitalize()} ({len(group)})", "",

@@ -79,14 +79,18 @@ class SuiteResult:
     epochs: int = 1
     duration: float = 0.0
 
-    def by_case(self) -> dict[str, list[CaseResult]]:
+    def by_case(self, kinds: tuple[str, ...] | None = None) -> dict[str, list[CaseResult]]:
+        """Each case's (and behaviour's) runs in order; with ``kinds``, only its runs of those kinds, and only the
+        cases that have one. A case's runs can differ in kind (an epoch the live model did not answer is an
+        ``error``, one whose run never reached the model ``none``): each run counts under its own kind."""
         out: dict[str, list[CaseResult]] = {}
         for r in self.results:
-            out.setdefault(r.key, []).append(r)
+            if kinds is None or r.kind in kinds:
+                out.setdefault(r.key, []).append(r)
         return out
 
     def pass_at(self, k: int, kinds: tuple[str, ...] | None = None) -> float | None:
-        groups = [g for g in self.by_case().values() if kinds is None or g[0].kind in kinds]
+        groups = list(self.by_case(kinds).values())
         if not groups:
             return None if kinds else 0.0
         return sum(pass_at_k(len(g), sum(r.passed for r in g), min(k, len(g))) for g in groups) / len(groups)
@@ -112,12 +116,10 @@ class SuiteResult:
         return out
 
     def by_kind(self) -> dict[str, tuple[int, int]]:
-        """kind -> (case runs, passed), counting each case (and behaviour) once over epochs."""
-        out: dict[str, tuple[int, int]] = {}
-        for runs in self.by_case().values():
-            n, ok = out.get(runs[0].kind, (0, 0))
-            out[runs[0].kind] = (n + 1, ok + all(r.passed for r in runs))
-        return {k: out[k] for k in KINDS if k in out}
+        """kind -> (cases with a run of that kind, cases whose runs of that kind all passed), each case (and
+        behaviour) counted once over epochs; a case whose epochs differ in kind counts under each of them."""
+        groups = {kind: self.by_case((kind,)).values() for kind in KINDS}
+        return {kind: (len(runs), sum(all(r.passed for r in g) for g in runs)) for kind, runs in groups.items() if runs}
 
 
 def _field(value: Any, name: str) -> Any:

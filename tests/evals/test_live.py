@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from evals.author import live_choice
 from evals.case import load_suite
-from evals.runner import run_case
+from evals.report import live_line, write_reports
+from evals.runner import run_case, run_suite
 from personas.cli import main as personas_main
 from personas.kernel.cassette import Cassette, CassetteError
+from personas.kernel.config import Config
 from tests.fake_openai import FakeOpenAI
 
 SUITES = Path(__file__).resolve().parents[2] / "evals" / "suites"
@@ -140,6 +145,33 @@ def test_epochs_report_pass_at_k_over_live_runs_only(suite_dir: Path, endpoint: 
     xml = (suite_dir.parent / "out" / "junit.xml").read_text(encoding="utf-8")
     assert 'name="pass_at_3" value="1.000"' in xml and f'name="{HOT} [epoch 2]"' in xml
     assert not (suite_dir / "cassettes-fake").exists(), "epochs record nothing into the suite"
+
+
+def test_an_epoch_the_model_did_not_answer_counts_in_no_live_rate_and_the_answered_ones_still_do(
+        suite_dir: Path, endpoint: FakeOpenAI, tmp_path: Path) -> None:
+    """Each run keeps its own kind: with three epochs where the first gets no answer (nothing listens), the
+    second passes and the third fails, the live rate is 1 of the 2 answered runs, and the lost run is apart."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    endpoint.script = lambda body, n: choose("fast-track" if n == 0 else "nurture")
+    live = Config.from_env()
+
+    def factory(s: Any, case: Any, epoch: int) -> Any:
+        config = replace(live, openai_base_url=dead, model_timeout=3.0) if epoch == 0 else live
+        return live_choice(s, case, tmp_path / f"{epoch}.json", config=config)
+
+    result = run_suite(load_suite(suite_dir), case_ids=[HOT], model_factory=factory, epochs=3)
+    assert [(r.status, r.kind) for r in result.results] == [("error", "error"), ("passed", "live"),
+                                                            ("failed", "live")]
+    assert result.live_pass_rate == pytest.approx(0.5) and result.pass_rate == pytest.approx(1 / 3)
+    assert result.by_kind() == {"live": (1, 0), "error": (1, 0)}
+    assert live_line([result]) == ("Live pass rate: 50.0% over 1 case(s) a real model answered (lm 50.0%); "
+                                   "1 run(s) got no model answer (errors, not counted).")
+    md, _ = write_reports([result], tmp_path / "out")
+    report = md.read_text(encoding="utf-8")
+    assert f"| `{HOT}` | band:hot, happy-path | 1/2 passed |" in report.split("### Live (1)")[1].split("###")[0]
+    assert f"| `{HOT}` | band:hot, happy-path | error |" in report.split("### Unanswered (error) (1)")[1]
 
 
 def test_compare_shows_which_cases_changed_decision(suite_dir: Path, endpoint: FakeOpenAI,
