@@ -201,8 +201,7 @@ def _run(console: Any, loaded: list[Any], chosen: dict[str, list[str]], mode: st
                         done = author_case(suite, c)
                     except AuthorError as exc:  # this case cannot be authored as written: say so, go on
                         out.append(CaseResult(suite.name, c, [], f"cannot author: {exc}", 0.0, "authored",
-                                              "not written",
-                                              kind="authored"))
+                                              "not written", kind="error"))
                         console.print(f"{suite.name}/{c.id}: not written: {exc}", markup=False, soft_wrap=True)
                         continue
                     out.append(done.result)

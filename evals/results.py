@@ -49,6 +49,10 @@ class CaseResult:
     #: the cassette ``--record`` wrote for this run (None: nothing was written)
     recorded_to: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.error and self.kind != "error":  # counted under its kind, it would pass for an answer judged
+            raise ValueError(f"a run that errored is of kind 'error', not {self.kind!r}: {self.error[:200]}")
+
     @property
     def key(self) -> str:
         """The case id, with the behaviour for a policy case (``cold-lead[injected]``)."""

@@ -246,6 +246,18 @@ def test_a_case_with_authored_answers_and_no_cassette_is_unanswered_whether_or_n
     assert "no model call expected" not in report
 
 
+def test_a_case_that_cannot_be_authored_is_unanswered_not_hand_written_answers_that_failed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = copy_suite(tmp_path, "lead_magnet", HOT, "suppressed")
+    _unused_answers(folder)
+    code, out = run(capsys, "eval", str(folder), "--case", "suppressed", "--author")
+    assert code == 1 and "ERROR lead_magnet/suppressed" in out and "Remove the unused ones" in out, out
+    assert "model responses: lead_magnet: 1 unanswered (error)" in out and "authored by hand (" not in out, out
+    with pytest.raises(ValueError, match="a run that errored is of kind 'error', not 'authored'"):
+        CaseResult("lead_magnet", load_suite(folder).case("suppressed"), [], "cannot author", 0.0, "authored",
+                   "not written", kind="authored")
+
+
 def test_a_recorded_set_missing_a_model_case_is_that_case_error(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """A labelled set holds the cases with a cassette in the default set; one it lacks is unanswered, not a case
