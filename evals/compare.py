@@ -46,6 +46,9 @@ class Compared:
     b_passed: bool | None = None
     a_policy: tuple[str, ...] = ()
     b_policy: tuple[str, ...] = ()
+    #: the replay from that set was an error (its cassette does not answer the run): judged neither way
+    a_error: bool = False
+    b_error: bool = False
 
     @property
     def changed(self) -> bool:
@@ -98,7 +101,8 @@ def compare_sets(suites: Sequence[Suite], chosen: dict[str, list[str]], a: str, 
             rb = run_case(suite, case, label=b) if _has(suite, case, b) else None
             rows.append(Compared(suite.name, case.id, _verdict(ra), _verdict(rb), decision_of(suite, ra),
                                  decision_of(suite, rb), None if ra is None else ra.passed,
-                                 None if rb is None else rb.passed, policy_events(ra), policy_events(rb)))
+                                 None if rb is None else rb.passed, policy_events(ra), policy_events(rb),
+                                 bool(ra and ra.error), bool(rb and rb.error)))
     return rows
 
 
@@ -111,17 +115,22 @@ class SuiteSide:
     held: tuple[int, int]
     passed: tuple[int, int]
     known: tuple[dict[str, str], dict[str, str]]
+    #: cases whose replay from the set was an error: held, but in no pass rate
+    errors: tuple[int, int] = (0, 0)
 
     def cell(self, i: int) -> str:
-        held, passed = self.held[i], self.passed[i]
-        rate = f"{100 * passed / held:.1f}%" if held else "n/a"
+        held, passed, errors = self.held[i], self.passed[i], self.errors[i]
+        judged = held - errors
+        rate = f"{100 * passed / judged:.1f}%" if judged else "n/a"
         partial = "" if held == self.total else f" (PARTIAL: {held} of {self.total} recorded)"
+        lost = f", {errors} error(s) (not counted)" if errors else ""
         known = f", {len(self.known[i])} known failure(s)" if self.known[i] else ""
-        return f"{passed}/{held} {rate}{partial}{known}"
+        return f"{passed}/{judged} {rate}{partial}{lost}{known}"
 
 
 def side_by_side(suites: Sequence[Suite], rows: Sequence[Compared], a: str, b: str) -> list[SuiteSide]:
-    """Per suite: each set's pass rate over the model cases it holds, out of the suite's model cases."""
+    """Per suite: each set's pass rate over the model cases it holds and could replay (errors apart), out of the
+    suite's model cases."""
     from .sets import load_set, model_cases
 
     out = []
@@ -133,7 +142,7 @@ def side_by_side(suites: Sequence[Suite], rows: Sequence[Compared], a: str, b: s
         out.append(SuiteSide(suite.name, len(model_cases(suite)),
                              (sum(r.a_passed is not None for r in mine), sum(r.b_passed is not None for r in mine)),
                              (sum(bool(r.a_passed) for r in mine), sum(bool(r.b_passed) for r in mine)),
-                             (known[0], known[1])))
+                             (known[0], known[1]), (sum(r.a_error for r in mine), sum(r.b_error for r in mine))))
     return out
 
 

@@ -16,7 +16,8 @@ A cassette that does not load, is not recorded, or was recorded from another mod
 than the set names (or served by another model than ``server`` says) is one case's problem, as in
 the default set: :attr:`CassetteSet.broken` lists it, and replaying the case is an error for that
 case alone (:func:`disagreement`). :func:`known_failures` replays a set and lists the cases that
-fail, with their first failure, for ``python -m evals.sets LABEL --write``.
+fail, with their first failure, for ``python -m evals.sets LABEL --write``; a case whose replay is an
+error (its cassette no longer answers the run) is never one of them, and nothing is written then.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from personas.kernel.cassette import Cassette, CassetteError
 from .case import Case, Suite
 from .results import policy_events
 
-__all__ = ["CassetteSet", "SetError", "disagreement", "known_failures", "load_set", "main", "model_cases", "usage"]
+__all__ = ["CassetteSet", "SetError", "disagreement", "known_failures", "load_set", "main", "model_cases",
+           "replay_set", "usage"]
 
 MANIFEST = "set.json"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -177,18 +179,29 @@ def usage(cset: CassetteSet) -> tuple[int, int, int]:
     return answers, tokens_in, tokens_out
 
 
-def known_failures(cset: CassetteSet) -> dict[str, str]:
-    """Replay every case the set holds; ``{case id: its first failure or error}`` for the ones that fail."""
+def replay_set(cset: CassetteSet) -> tuple[dict[str, str], dict[str, str]]:
+    """Replay every case the set holds: ``({case id: its first failure}, {case id: its error})``.
+
+    An error (a cassette that no longer answers the run: a request it does not hold, one played in part)
+    judged nothing the model did, so it is never one of the set's failures.
+    """
     from .runner import run_case
 
-    out = {}
+    failed: dict[str, str] = {}
+    errors: dict[str, str] = {}
     for case_id in cset.recorded:
         result = run_case(cset.suite, cset.suite.case(case_id), label=cset.label)
-        if not result.passed:
-            reason = result.error or (result.failures[0] if result.failures else "failed")
+        if result.error:
+            errors[case_id] = result.error
+        elif not result.passed:
             parted = "; ".join(policy_events(result))
-            out[case_id] = " ".join(str(reason).split())[:400] + (f" [{parted}]" if parted else "")
-    return out
+            failed[case_id] = " ".join(result.failures[0].split())[:400] + (f" [{parted}]" if parted else "")
+    return failed, errors
+
+
+def known_failures(cset: CassetteSet) -> dict[str, str]:
+    """Replay every case the set holds; ``{case id: its first failure}`` for the ones that fail (errors left out)."""
+    return replay_set(cset)[0]
 
 
 def write_manifest_fields(cset: CassetteSet, **fields: Any) -> Path:
@@ -222,16 +235,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{suite.name}: {exc}", file=sys.stderr)
             status = 1
             continue
-        for case_id, why in cset.broken.items():
+        failing, errors = replay_set(cset)
+        for case_id, why in {**cset.broken, **errors}.items():
             print(f"{suite.name}/{case_id}: {why}", file=sys.stderr)
             status = 1
-        failing = known_failures(cset)
         answers, tokens_in, tokens_out = usage(cset)
-        print(f"{suite.name}: {len(cset.recorded)} of {cset.total} model case(s) recorded, {len(failing)} failing; "
-              f"{answers} answer(s), {tokens_in} input and {tokens_out} output token(s)")
+        lost = f", {len(errors)} error(s), not failures" if errors else ""
+        print(f"{suite.name}: {len(cset.recorded)} of {cset.total} model case(s) recorded, {len(failing)} failing"
+              f"{lost}; {answers} answer(s), {tokens_in} input and {tokens_out} output token(s)")
         for case_id, reason in failing.items():
             print(f"  {case_id}: {reason}")
-        if args.write and cset.broken:
+        if args.write and (cset.broken or errors):
             print("  set.json not written: re-record the broken cassette(s) above first")
         elif args.write:
             print(f"  wrote {write_manifest_fields(cset, known_failures=failing)}")

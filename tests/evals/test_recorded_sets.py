@@ -21,6 +21,7 @@ from evals.author import write_manifest
 from evals.case import discover_suites, load_suite
 from evals.compare import compare_sets, side_by_side, write_compare
 from evals.sets import SetError, load_set, model_cases
+from evals.sets import main as sets_main
 from personas.cli import main as personas_main
 from personas.kernel.cassette import scrub
 
@@ -63,6 +64,8 @@ def test_both_sets_replay_with_no_model_and_fail_exactly_the_known_failures(tmp_
         cset = load_set(suite, LABEL)
         mine = {r.case: r for r in rows if r.suite == suite.name}
         assert set(cset.recorded) <= set(mine), suite.name
+        lost = [f"{c}: {mine[c].b}" for c in cset.recorded if mine[c].b_error]
+        assert not lost, f"{suite.name}: cassettes that no longer answer their run (errors, never failures): {lost}"
         failing = {c for c in cset.recorded if not mine[c].b_passed}
         assert failing == set(cset.known_failures), (
             f"{suite.name}: failing {sorted(failing)}, known {sorted(cset.known_failures)}; a new failure or a known "
@@ -161,3 +164,31 @@ def test_a_broken_cassette_of_a_set_is_its_case_error_and_the_others_still_run(
     row = re.search(r"segment_sync (\d+) (\d+) 0 1 ", out)
     assert row and int(row[2]) == int(row[1]) - 1 > 10, f"every other case ran and passed: {out}"
     assert "1 unanswered (error)" in out and "no model (" in out
+
+
+def test_a_recorded_cassette_that_no_longer_matches_is_an_error_never_a_known_failure(
+        copied: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The cassette loads and agrees with set.json, but the run's request is not the one it holds (the prompt
+    changed since the recording): nothing judged the model, so the set does not count it as a failure anywhere:
+    not as a known failure replayed, not in what ``--write`` keeps, not in the side-by-side pass rate."""
+    path = one_cassette(copied)
+    case_id = path.stem
+    edit(copied / f"cassettes-{LABEL}" / "set.json", lambda d: d.update(known_failures={case_id: "a reason"}))
+    edit(path, lambda d: d["interactions"][0]["request"]["messages"][1].update(text="another prompt"))
+    with pytest.raises(SystemExit) as done:
+        personas_main(["eval", str(copied), "--case", case_id, "--cassettes", LABEL])
+    out = " ".join(capsys.readouterr().out.split()).replace("│", "")
+    assert done.value.code == 1 and f"ERROR segment_sync/{case_id}" in out and "does not match cassette" in out
+    assert "known failure of the set" not in out and "no threshold lowered): segment_sync 0 of 1" in out, out
+
+    assert sets_main([LABEL, str(copied), "--write"]) == 1
+    printed = capsys.readouterr()
+    assert f"segment_sync/{case_id}: request 1 does not match cassette" in printed.err
+    assert "0 failing" in printed.out and "set.json not written" in printed.out, printed.out
+    assert load_set(load_suite(copied), LABEL).known_failures == {case_id: "a reason"}
+
+    suite = load_suite(copied)
+    rows = compare_sets([suite], {suite.name: [case_id]}, "cassettes", LABEL)
+    side = side_by_side([suite], rows, "cassettes", LABEL)[0]
+    assert side.cell(0) == "1/1 100.0%"
+    assert side.cell(1) == "0/0 n/a, 1 error(s) (not counted), 1 known failure(s)", side.cell(1)
