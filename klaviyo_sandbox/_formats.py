@@ -83,7 +83,7 @@ def phone_message(value: str) -> str:
     except phonenumbers.NumberParseException:
         return f"Invalid phone number {value!r}: no country has the calling code it starts with; {fix}."
     reason = phonenumbers.is_possible_number_with_reason(number)
-    region = phonenumbers.region_code_for_country_code(number.country_code)
+    region = phonenumbers.region_code_for_country_code(number.country_code or 0)
     why = {
         phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "no country has the calling code it starts with",
         phonenumbers.ValidationResult.TOO_SHORT: f"too few digits for a +{number.country_code} ({region}) number",
