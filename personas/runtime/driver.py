@@ -37,7 +37,7 @@ from personas.kernel.spec import PersonaSpec
 from .context import build_context
 from .saves import inline_saves
 
-__all__ = ["Pending", "RunDriver", "RunResult", "arun_persona", "checkpointer", "run_persona"]
+__all__ = ["Pending", "RunDriver", "RunResult", "arun_persona", "checkpointer", "left_to_run", "run_persona"]
 
 #: What ``stream`` yields by default: node starts and ends, graph progress, state updates.
 DEFAULT_MODES = ("updates", "custom", "tasks")
@@ -159,7 +159,7 @@ class RunDriver:
             [p.value for p in pending],
             self.context.model.description,
             pending,
-            tuple(snap.next or ()),
+            left_to_run(snap),
         )
 
     # -- answering approvals -----------------------------------------------------------------------
@@ -243,7 +243,7 @@ class RunDriver:
     def retry(self) -> RunResult:
         """Continue a run that failed or was killed, from its last checkpoint (the failed step runs again)."""
         snap = self.snapshot()
-        if not snap.next:
+        if not left_to_run(snap):
             raise UsageProblem(f"thread {self.context.thread_id} has nothing left to run; it finished")
         if self.pending(snap):
             raise UsageProblem(f"thread {self.context.thread_id} is waiting for an approval; answer it with --resume")
@@ -261,6 +261,15 @@ class RunDriver:
         if not isinstance(out, Mapping) or "__interrupt__" in out:
             return None
         return RunResult(self.context.thread_id, dict(out), [], self.context.model.description)
+
+
+def left_to_run(snapshot: Any) -> tuple[str, ...]:
+    """The steps a thread has left (empty: it finished). LangGraph's ``next`` is not that: it leaves
+    out a task whose writes were saved, so a run stopped after a step's writes and before its
+    checkpoint (Ctrl-C in a loop of batches) showed ``next == ()``, read as finished, and could not be
+    continued. Every task of the snapshot is left to run; ``invoke(None)`` applies the saved writes."""
+    named = tuple(snapshot.next or ())
+    return named or tuple(task.name for task in snapshot.tasks or () if not task.interrupts)
 
 
 def _fingerprint(pending: Pending) -> str:

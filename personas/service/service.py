@@ -31,7 +31,7 @@ from personas.kernel.errors import UsageProblem
 from personas.kernel.privacy import describe_error, register_secrets
 from personas.kernel.spec import PersonaSpec
 from personas.runtime.context import build_context
-from personas.runtime.driver import RunDriver, RunResult, checkpointer
+from personas.runtime.driver import RunDriver, RunResult, checkpointer, left_to_run
 from personas.runtime.loader import scan_personas
 
 from .extras import POSTGRES, require
@@ -189,7 +189,7 @@ class Service:
         if not driver.exists():
             return driver.invoke(driver.spec.make_input(run.input))
         snap = driver.snapshot()
-        if driver.pending(snap) or not snap.next:
+        if driver.pending(snap) or not left_to_run(snap):
             return driver.result(snap)  # still paused, or it finished before its worker died
         return driver.retry()  # a worker died (or a step failed) mid-run: continue from the checkpoint
 

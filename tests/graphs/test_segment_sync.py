@@ -597,6 +597,52 @@ def test_a_killed_run_resumes_from_its_checkpoint(world: World) -> None:
     assert world.members(list_id) == set(emails("new", 2500))
 
 
+class _StopAfterWrites(SqliteSaver):
+    """LangGraph's SQLite saver, stopped as Ctrl-C stops it: after the first ``apply`` step's writes
+    are saved and before the checkpoint that follows them (a fault in the dependency, not our code)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__(conn)
+        self.applied = False
+
+    def put_writes(self, config: Any, writes: Any, task_id: str, task_path: str = "") -> None:
+        super().put_writes(config, writes, task_id, task_path)
+        self.applied = self.applied or task_path.endswith(", apply")
+
+    def put(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+        if self.applied:
+            raise KeyboardInterrupt
+        return super().put(config, checkpoint, metadata, new_versions)
+
+
+def test_a_run_stopped_between_a_steps_writes_and_its_checkpoint_is_continued(world: World) -> None:
+    """LangGraph's ``next`` leaves out a task whose writes were saved: Ctrl-C at that moment made the
+    run look finished ('nothing left to run'), with batches never sent. It is left to run, and a
+    retry sends each batch once."""
+    from personas.runtime import RunDriver
+    from personas.runtime.driver import left_to_run
+
+    list_id, path = _resume_world(world)
+    ctx = world.context("ctrl-c", approvals=False)
+    checkpoints = world.home / "checkpoints.sqlite"
+    payload = {"input": {"source": {"kind": "csv", "path": str(path)}, "mode": "mirror", "target_list_id": list_id}}
+    first = sqlite3.connect(str(checkpoints), check_same_thread=False)
+    with pytest.raises(KeyboardInterrupt):
+        RunDriver(ctx, _StopAfterWrites(first)).invoke(payload)
+    first.close()
+    assert _imports_ok(world) == 1
+    second = sqlite3.connect(str(checkpoints), check_same_thread=False)  # the next command
+    driver = RunDriver(ctx, SqliteSaver(second))
+    snapshot = driver.snapshot()
+    assert not snapshot.next and left_to_run(snapshot) == ("apply",), "LangGraph's next alone reads it finished"
+    assert driver.result().status == "stopped"
+    result = driver.retry()
+    second.close()
+    assert result.status == "done" and result.state["result"]["adds"]["applied"] == 2500
+    assert _imports_ok(world) == 3, "each batch once: the saved writes of the first are applied, not redone"
+    assert world.members(list_id) == set(emails("new", 2500))
+
+
 def test_a_batch_sent_before_the_checkpoint_is_not_sent_again(world: World) -> None:
     list_id, path = _resume_world(world)
     ctx = world.context("crash", approvals=False)
