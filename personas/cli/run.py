@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -223,7 +224,7 @@ def run_cmd(
 ) -> None:
     """Run a graph once and print the result."""
     from personas.runtime.context import build_context
-    from personas.runtime.driver import RunDriver, checkpointer
+    from personas.runtime.driver import RunDriver, checkpointer, left_to_run
 
     from .sandbox import state_file
 
@@ -252,12 +253,18 @@ def run_cmd(
     driver = RunDriver(ctx, checkpointer(cfg.path("checkpoints.sqlite")))
     if (resume is not None or retry) and not driver.exists():
         raise UsageProblem(f"no run with thread {thread!r} in {cfg.home}; check the id the run printed")
+    target = klaviyo_target(ctx, sb, sandbox_state)
+    if resume is not None or retry:
+        same_run_or_refuse(driver.snapshot().metadata or {}, spec.name, thread, target, flag="--retry" if retry else
+                           f"--resume {shlex.quote(resume or '')}")
+    driver.config = {**driver.config, "metadata": {"persona": spec.name, "klaviyo": target[0], "where": target[1]}}
     graph_spec = driver.spec
     if resume is not None and not driver.pending():
         snap = driver.snapshot()
-        if snap.next:
-            raise UsageProblem(f"thread {thread!r} is not waiting for an approval: it stopped at a failed step; "
-                               f"continue it with --retry")
+        if left_to_run(snap):
+            raise UsageProblem(f"thread {thread!r} is not waiting for an approval now: another command may be "
+                               f"running it, or it stopped before its end (a failed step, an interrupt); if none "
+                               f"is running it, continue it with --retry")
         typer.echo(f"thread {thread!r} is not waiting for an approval: it finished; nothing to resume", err=True)
         return  # answering a run that already ended changes nothing: running the same command twice is fine
     answered: list[str] = []  # the requests this resume answers: settled once the run goes on
@@ -281,6 +288,12 @@ def run_cmd(
             result = driver.result()
         else:
             result = driver.invoke(state_in, resume=answer)
+    except KeyboardInterrupt:  # Ctrl-C: what the steps before did is saved, and so is the sandbox
+        if sb is not None:
+            sb.close()
+        hint = retry_hint(spec.name, driver.context.thread_id, sandbox=sb is not None, state=sandbox_state)
+        typer.echo(f"\ninterrupted: {hint.replace('stopped at that step', 'stopped where it was')}", err=True)
+        raise SystemExit(130) from None
     except Exception as exc:  # the run stopped at a failed step: its checkpoint stays, to continue it
         if sb is not None:
             sb.close()
@@ -326,6 +339,39 @@ def run_cmd(
         )
     elif graph_spec.exit_code is not None and (code := graph_spec.exit_code(result.state)):
         raise SystemExit(code)  # finished, but only in part: the graph's result says what was not done
+
+
+def klaviyo_target(ctx: Any, sb: Any, state: str | None) -> tuple[str, str]:
+    """(key, words) of the Klaviyo a run works on: its sandbox state file, an in-memory sandbox (a new
+    one each command), or the account behind the connection. A paused or stopped run is continued
+    on the same one only: an approval answered elsewhere would apply its batch to other data."""
+    if state:
+        where = str(Path(state).resolve())
+        return f"sandbox-state:{where}", f"the sandbox state file {where}"
+    if sb is not None:
+        return f"sandbox:{uuid.uuid4().hex}", "an in-memory sandbox (gone when its command ended)"
+    who = ctx.account or ctx.connection or "the key in the environment"
+    return f"klaviyo:{ctx.client.base_url}:{who}", f"Klaviyo at {ctx.client.base_url} ({who})"
+
+
+def same_run_or_refuse(metadata: Mapping[str, Any], persona: str, thread: str, target: tuple[str, str], *,
+                       flag: str) -> None:
+    """UsageProblem unless the stopped run on ``thread`` is ``persona``'s, on the same Klaviyo (threads
+    from before this was recorded are taken as they are)."""
+    ran = metadata.get("persona")
+    if ran and ran != persona:
+        raise UsageProblem(f"thread {thread!r} is a run of {ran}, not {persona}; continue it with "
+                           f"personas run {ran} ... --thread {shlex.quote(thread)} {flag}")
+    was, words = metadata.get("klaviyo"), str(metadata.get("where") or "another Klaviyo")
+    if was and was != target[0]:
+        if str(was).startswith("sandbox:"):
+            raise UsageProblem(f"thread {thread!r} ran on {words}, so it cannot be continued on {target[1]}: "
+                               "nothing was changed; start the run again (with --sandbox-state FILE to keep it)")
+        again = f" --sandbox-state {shlex.quote(str(was).removeprefix('sandbox-state:'))}" if str(was).startswith(
+            "sandbox-state:") else " with the connection it ran on (--connection)"
+        raise UsageProblem(f"thread {thread!r} ran on {words}, not on {target[1]}; nothing was changed: continue "
+                           f"it on the same Klaviyo: personas run {persona}{again} --thread {shlex.quote(thread)} "
+                           f"{flag}")
 
 
 def retry_hint(persona: str, thread: str, *, sandbox: bool, state: str | None) -> str:

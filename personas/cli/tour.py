@@ -96,8 +96,10 @@ class TourModel(ToolAwareChatModel):
             text = str(last.content)
             if "DRY RUN" in text:
                 return AIMessage("Dry run: that is the request I would send; Webinar Attendees was not deleted.")
-            if "rejected" in text or last.status == "error" or "nothing was sent" in text.lower():
+            if "rejected" in text or "nothing was sent" in text.lower():
                 return AIMessage("Understood: I did not delete Webinar Attendees; nothing was sent to Klaviyo.")
+            if last.status == "error":  # sent, and Klaviyo refused it (an edited id that does not exist, say)
+                return AIMessage(f"Klaviyo refused the delete, so Webinar Attendees was not deleted: {text[:300]}")
             return AIMessage("Done: Webinar Attendees is deleted (you approved the exact request).")
         if asked == STEPS[2].message.rstrip(".").lower():
             if last is None:

@@ -127,6 +127,32 @@ def test_a_shell_approval_answers_only_a_request_that_was_shown(tmp_path: Path) 
     assert not json.loads(named.stdout)["paused"]
 
 
+def test_a_paused_run_is_answered_only_on_the_klaviyo_and_persona_it_ran_with(tmp_path: Path) -> None:
+    """An approval given with another sandbox (a fresh one, another state file) or another persona
+    changes nothing and says how to answer it where the run is; before, the removal went to a fresh
+    in-memory sandbox, the real one kept its members, and the thread counted as finished."""
+    state = tmp_path / "sandbox.sqlite"
+    list_id, payload = _two_members_and_a_mirror_of_one(tmp_path, state)
+    first = personas(tmp_path, "run", "segment-syncer", "--input", payload, "--sandbox-state", str(state),
+                     "--thread", "pz", "--json")
+    assert first.returncode == 0 and json.loads(first.stdout)["paused"], first.stderr
+    other = tmp_path / "other.sqlite"
+    for flags in (["--sandbox"], ["--sandbox-state", str(other)]):
+        elsewhere = personas(tmp_path, "run", "segment-syncer", *flags, "--thread", "pz", "--resume", "approve")
+        assert elsewhere.returncode == 2, elsewhere.stdout + elsewhere.stderr
+        assert f"ran on the sandbox state file {state.resolve()}" in elsewhere.stderr
+        assert f"--sandbox-state {state.resolve()} --thread pz --resume approve" in elsewhere.stderr
+    wrong_persona = personas(tmp_path, "run", "lead-magnet-sequencer", "--sandbox-state", str(state), "--thread", "pz",
+                             "--resume", "approve")
+    assert wrong_persona.returncode == 2 and "is a run of segment-syncer" in wrong_persona.stderr
+    with sqlite3.connect(state) as db:
+        body = json.loads(db.execute("SELECT body FROM resources WHERE type='list' AND id=?", (list_id,)).fetchone()[0])
+    assert len(body["relationships"]["profiles"]) == 2, "nothing was removed anywhere"
+    here = personas(tmp_path, "run", "segment-syncer", "--sandbox-state", str(state), "--thread", "pz",
+                    "--resume", "approve", "--json")
+    assert here.returncode == 0 and not json.loads(here.stdout)["paused"], here.stderr
+
+
 def test_audit_verify_detects_a_tampered_row(tmp_path: Path) -> None:
     personas(tmp_path, "run", "campaign-reporter", "--input", "{}", "--sandbox")
     db = sqlite3.connect(tmp_path / "audit.sqlite")
