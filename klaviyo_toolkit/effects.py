@@ -324,13 +324,31 @@ def _events_have_unique_ids(body: Any) -> bool:
 def safe_to_repeat(op: Operation, body: Any) -> bool:
     """Whether a request that may have been applied (5xx, a lost response) can be sent again.
 
-    True for reads, for :data:`IDEMPOTENT_WRITES`, and for the :data:`EVENT_CREATES` whose every
+    True for reads, for :data:`IDEMPOTENT_WRITES` (unless a profile write appends to a property
+    array), and for the :data:`EVENT_CREATES` whose every
     event has its ``unique_id`` set (Klaviyo deduplicates them). A 429 is different: Klaviyo did not
     process it, so any call may be sent again after ``Retry-After``; that decision is the client's.
     """
-    if op.read_only or op.operation_id in IDEMPOTENT_WRITES:
+    if op.read_only:
         return True
+    if op.operation_id in IDEMPOTENT_WRITES:
+        return not _appends(body)
     return op.operation_id in EVENT_CREATES and _events_have_unique_ids(body)
+
+
+def _appends(body: Any) -> bool:
+    """Whether a profile write appends to a property array (``meta.patch_properties.append``): twice
+    appends twice (``["A", "B", "B"]``), so such a PATCH is not the same done again. ``unappend``
+    and ``unset`` are (removing twice removes once). Free-form ``properties`` are never walked."""
+    if isinstance(body, Mapping):
+        for key, value in body.items():
+            if key == "patch_properties" and isinstance(value, Mapping) and value.get("append") not in (None, {}, ""):
+                return True
+            if key != "properties" and _appends(value):
+                return True
+    elif isinstance(body, list):
+        return any(_appends(item) for item in body)
+    return False
 
 
 _WORDS = {

@@ -207,3 +207,25 @@ def test_hooks_see_the_failed_attempts_count() -> None:
     with pytest.raises(KlaviyoAPIError):
         client_for(server, retry=RetryPolicy(max_retries=2), hooks=[records.append]).call("get_lists")
     assert records[0].attempts == 3 and isinstance(records[0].error, ServerError)
+
+
+def test_a_profile_write_that_appends_to_a_property_array_is_not_sent_again_after_a_lost_response() -> None:
+    """PATCH sets attributes, so a profile update is the same done twice; an append is not (twice gave
+    ["A", "B", "B"]). Lost on the way back, it is marked maybe_applied instead of repeated."""
+    import json
+
+    from klaviyo_sandbox import Faults, Sandbox
+    from klaviyo_toolkit.errors import KlaviyoError
+
+    sb = Sandbox(demo_data=False, rate_limit_factor=None)
+    client = sb.client()
+    pid = client.call("create_profile", email="skus@example.com", properties=json.dumps({"skus": ["A"]})).data["id"]
+    sb.faults = Faults(lost_response_rate=1.0, count=1, operations=["update_profile"])
+    with pytest.raises(KlaviyoError) as lost:
+        client.call("update_profile", id=pid, patch_properties={"append": json.dumps({"skus": "B"})})
+    assert getattr(lost.value, "maybe_applied", False)
+    sb.faults = Faults()
+    assert client.call("get_profile", id=pid).data["attributes"]["properties"]["skus"] == ["A", "B"]
+    sb.faults = Faults(lost_response_rate=1.0, count=1, operations=["update_profile"])
+    client.call("update_profile", id=pid, patch_properties={"unappend": json.dumps({"skus": "B"})})  # the same twice
+    assert client.call("get_profile", id=pid).data["attributes"]["properties"]["skus"] == ["A"]
