@@ -193,3 +193,18 @@ def test_graph_code_and_tools_share_one_pipeline_with_typed_outcomes() -> None:
     assert [r.method for r in server.requests] == ["GET", "DELETE"]
 
 
+
+
+def test_a_write_whose_answer_was_lost_tells_the_model_it_may_have_been_applied() -> None:
+    """Not 'temporary; try later': a create sent again after a lost answer makes a second one."""
+    from klaviyo_sandbox import Faults, Sandbox
+    from klaviyo_toolkit import KlaviyoToolkit
+
+    sb = Sandbox(demo_data=False, rate_limit_factor=None)
+    tool = KlaviyoToolkit(sb.client(), scopes="*").get_tools(include=["create_list"])[0]
+    sb.faults = Faults(lost_response_rate=1.0, count=1, operations=["create_list"])
+    answer = tool.invoke({"name": "create_list", "args": {"name": "lost"}, "id": "c1", "type": "tool_call"})
+    assert answer.status == "error"
+    assert "may have been applied" in answer.content and "Do not call it again" in answer.content
+    assert "try later" not in answer.content
+    assert sum(1 for item in sb.client().iterate("get_lists") if item["name"] == "lost") == 1
