@@ -95,6 +95,23 @@ def test_a_second_401_after_refreshing_raises() -> None:
     assert len(server.requests) == 2, "one refresh-and-retry, then the error"
 
 
+@pytest.mark.parametrize("first", [429, 503])
+def test_a_token_that_expires_while_a_call_waits_is_refreshed_too(first: int) -> None:
+    """The token can expire during a 429's Retry-After or a 5xx backoff: a 401 on a later attempt is
+    refreshed as one on the first is (once per call)."""
+    tokens = RefreshingTokens()
+    server = Scripted(
+        reply(first, error_body(first, "throttled" if first == 429 else "error"), headers={"Retry-After": "1"}),
+        reply(401, error_body(401, "not_authenticated")),
+        reply(200, {"data": []}),
+    )
+    client = KlaviyoClient(credentials=BearerToken(tokens), transport=server.transport(), clock=ManualClock())
+    client.call("get_lists")
+    assert tokens.invalidated == 1
+    assert [r.headers["authorization"] for r in server.requests] == ["Bearer token-1", "Bearer token-1",
+                                                                    "Bearer token-2"]
+
+
 def test_a_401_with_a_fixed_token_is_not_retried() -> None:
     server = Scripted(reply(401, error_body(401, "not_authenticated")))
     client = KlaviyoClient(access_token="fixed-token-123456", transport=server.transport(), clock=ManualClock())

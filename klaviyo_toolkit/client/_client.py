@@ -224,11 +224,14 @@ class _Core:
             raise InvalidArgumentError(prep.operation.operation_id, [unsendable(prep.arguments, exc)]) from exc
         return request
 
-    def _on_error(self, prep: PreparedRequest, attempt: int, error: BaseException, retry_waited: float) -> float | None:
+    def _on_error(
+        self, prep: PreparedRequest, attempt: int, error: BaseException, retry_waited: float, refreshed: bool = False
+    ) -> float | None:
         """Seconds to wait before trying again, or None to raise. A 401 with a refreshable OAuth
-        token is retried once at once with a fresh token (the request was not processed)."""
+        token is retried once at once with a fresh token (the request was not processed), on any
+        attempt: a token can expire while a call waits out a 429's Retry-After or a 5xx backoff."""
         if isinstance(error, AuthenticationError) and isinstance(self.credentials, BearerToken):
-            if attempt == 1 and self.credentials.refreshable:
+            if not refreshed and self.credentials.refreshable:
                 self.credentials.invalidate()
                 return 0.0
             return None
@@ -390,6 +393,7 @@ class KlaviyoClient(_Core):
         self._check_credentials(op)
         started = time.perf_counter()
         waited = retry_waited = 0.0
+        refreshed = False  # a 401 refreshes an OAuth token once per call
         attempt = 0
         while True:
             attempt += 1
@@ -402,7 +406,8 @@ class KlaviyoClient(_Core):
                     raise _transport_error(exc, op) from exc
                 result = self._parse(prep, response)
             except (KlaviyoAPIError, TransportError) as error:
-                delay = self._on_error(prep, attempt, error, retry_waited)
+                delay = self._on_error(prep, attempt, error, retry_waited, refreshed)
+                refreshed = refreshed or isinstance(error, AuthenticationError)
                 if delay is None:
                     self._record(
                         prep, hooks, result=None, error=error, attempts=attempt, started=started, waited=waited
@@ -474,6 +479,7 @@ class AsyncKlaviyoClient(_Core):
         self._check_credentials(op)
         started = time.perf_counter()
         waited = retry_waited = 0.0
+        refreshed = False  # a 401 refreshes an OAuth token once per call
         attempt = 0
         while True:
             attempt += 1
@@ -486,7 +492,8 @@ class AsyncKlaviyoClient(_Core):
                     raise _transport_error(exc, op) from exc
                 result = self._parse(prep, response)
             except (KlaviyoAPIError, TransportError) as error:
-                delay = self._on_error(prep, attempt, error, retry_waited)
+                delay = self._on_error(prep, attempt, error, retry_waited, refreshed)
+                refreshed = refreshed or isinstance(error, AuthenticationError)
                 if delay is None:
                     self._record(
                         prep, hooks, result=None, error=error, attempts=attempt, started=started, waited=waited
