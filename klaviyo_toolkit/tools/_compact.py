@@ -208,23 +208,29 @@ def _compact(body: Any, max_chars: int) -> Json:
     notes = []
     if cut_chars:
         notes.append(f"long text values shortened ({cut_chars} characters cut)")
+    dropped = False
     if many:
         kept = list(out["data"])
         total = len(kept)
         while len(kept) > 1 and _size({**out, "data": kept}) > max_chars - 300:
             kept.pop()
         if len(kept) < total:
+            # The next page starts after the whole page: its cursor would skip the records cut here.
+            dropped = True
             out["data"] = kept
+            for nav_key in ("next_cursor", "next_page_link"):
+                out.pop(nav_key, None)
             notes.append(
-                f"showing {len(kept)} of {total} records; ask for fewer fields (fields_*) or a smaller "
-                "page_size to see the rest"
+                f"showing {len(kept)} of {total} records; call again with page_size={len(kept)} (the same "
+                "cursor, if any) or fewer fields (fields_*) to see the rest: no next_cursor is given, as "
+                "it would skip the records not shown"
             )
     out["note"] = "; ".join(notes) if notes else "output shortened"
     if _size(out) <= max_chars:
         return out
     # Still over: the start of the whole view as text, the next-page pointer kept whole.
     del out["note"]
-    nav: Json = {k: out[k] for k in ("next_cursor", "next_page_link") if k in out}
+    nav: Json = {k: out[k] for k in ("next_cursor", "next_page_link") if k in out and not dropped}
     if _size(nav) > max_chars // 4:
         nav = {}  # a link too long to keep whole; it is in the view's text
     notes.append("record too large; showing its start (partial is the view's JSON, cut)")
