@@ -377,6 +377,11 @@ def api_error_from_response(
     detail = _text(first.get("detail"))
     if not errors and isinstance(body, str) and body.strip():
         detail = redact_text(" ".join(body.split())[:300])
+    elif not errors and body and (isinstance(body, list) or (isinstance(body, dict) and "errors" not in body)):
+        # JSON that is not Klaviyo's error document (a gateway's {"message": ...}): its text is the detail
+        import json
+
+        detail = redact_text(" ".join(json.dumps(redact(body), ensure_ascii=False, default=str).split())[:300])
     return cls(
         status,
         code=_text(first.get("code")),

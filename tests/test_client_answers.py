@@ -129,6 +129,13 @@ def test_an_error_with_no_detail_says_so(body: Any) -> None:
     assert str(caught.value).endswith("HTTP 400: Klaviyo's answer gave no error detail [request req-scripted]")
 
 
+def test_an_error_in_json_that_is_not_klaviyos_document_keeps_its_text() -> None:
+    """A gateway's 502 answers {"message": ...}: that text is the only detail there is."""
+    with pytest.raises(ServerError) as caught:
+        client_for(Scripted(*[reply(502, {"message": "Internal server error from gateway"})] * 6)).call("get_lists")
+    assert "Internal server error from gateway" in str(caught.value)
+
+
 # -- Retry-After -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("value", ["-5", "nan", "inf", "soon"])
 def test_a_retry_after_that_is_no_wait_falls_back_to_backoff(value: str) -> None:
