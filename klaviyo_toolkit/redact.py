@@ -108,17 +108,20 @@ URL_PASSWORD = r"(://[^\s:/?#@\"'<>]*:)([^\s/?#@\"'<>]+)(@)"
 #: (``私钥是pk_...``, ``Schlüssel:pk_...ä``, ``old_pk_...``) has no boundary and went unmasked.
 _A = r"(?<![A-Za-z0-9])"
 _Z = r"(?![A-Za-z0-9])"
+#: Where a secret's *name* may start (``Bearer``, ``api_key=``, ``my password is``): not inside an
+#: ASCII word, ``_`` included, so ``fields_push_token: null`` (a tool's argument) is not a pair.
+_W = r"(?<![A-Za-z0-9_])"
 _SECRET_VALUE_PATTERNS = (
     # "Bearer <token>" and "Basic <base64 id:secret>" (headers copied into messages)
-    re.compile(rf"(?i){_A}(bearer\s+)([A-Za-z0-9\-._~+/]{{8,}}=*)"),
-    re.compile(rf"(?i){_A}(basic\s+)([A-Za-z0-9+/]{{16,}}=*)"),
+    re.compile(rf"(?i){_W}(bearer\s+)([A-Za-z0-9\-._~+/]{{8,}}=*)"),
+    re.compile(rf"(?i){_W}(basic\s+)([A-Za-z0-9+/]{{16,}}=*)"),
     # key=value / "key": "value" pairs inside free text (form bodies, URLs, JSON dumped into errors)
-    re.compile(rf"""(?i){_A}({SECRET_PAIR})([^\s"'&,;}}]{{4,}})"""),
+    re.compile(rf"""(?i){_W}({SECRET_PAIR})([^\s"'&,;}}]{{4,}})"""),
     # a password said in a sentence ("my password is hunter2!", "the passcode was 8842"): a quoted
     # value whole, spaces and all; an unquoted word unless it says something about the password
     # ("the password is incorrect")
     re.compile(
-        rf"(?i){_A}({SAID_PASSWORD})"
+        rf"(?i){_W}({SAID_PASSWORD})"
         r"(?:([\"'\u201c\u2018])([^\"'\u201c\u201d\u2018\u2019\n]{4,200})[\"'\u201d\u2019]"
         r"|(?!(?:"
         + "|".join(map(re.escape, _SAID_NOT_SECRET.split()))

@@ -55,7 +55,7 @@ _HINTS = (b"bearer", b"basic", b"passw", b"secret", b"api_key", b"api-key", b"ap
 #: (fixstr or str8 header) whose name could name a secret (checked with :func:`is_secret_key`:
 #: ``push-tokens``, a Klaviyo relationship, is not one).
 _CONFIRM = re.compile(
-    rb"(?i)(?<![A-Za-z0-9])(?:bearer\s+[A-Za-z0-9\-._~+/]{8}|basic\s+[A-Za-z0-9+/]{16}"
+    rb"(?i)(?<![A-Za-z0-9_])(?:bearer\s+[A-Za-z0-9\-._~+/]{8}|basic\s+[A-Za-z0-9+/]{16}"
     rb"|" + SECRET_PAIR.encode() + rb"[^\s\"'&,;}]{4}"
     rb"|" + SAID_PASSWORD.encode() + rb"\S{4})"
 )
