@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import itertools
-import json
 import sqlite3
 from pathlib import Path
 from typing import Any, TypedDict
@@ -44,6 +43,7 @@ from klaviyo_toolkit.errors import (
     RateLimitError,
     stops_the_run,
 )
+from klaviyo_toolkit.filters import quoted
 from personas.kernel.context import PersonaContext
 from personas.kernel.privacy import describe_error
 
@@ -282,7 +282,7 @@ def load_campaigns(state: ReportState, runtime: Runtime[PersonaContext]) -> Repo
             runtime.stream_writer({"phase": "load_campaigns", "done": i, "total": len(ids), "unit": "campaigns"})
             chunk = ids[i: i + _IDS_PER_LOOKUP]
             found, _ = _all(ctx.toolkit, "get_campaigns",
-                            filter=f"and(equals(messages.channel,'email'),any(id,{json.dumps(chunk)}))",
+                            filter=f"and(equals(messages.channel,'email'),any(id,{quoted(chunk)}))",
                             fields_campaign=["name", "send_time", "scheduled_at", "status"])
             for campaign in found:
                 attrs = campaign.get("attributes") or {}

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from klaviyo_toolkit.filters import quoted
+
 FORM_METRIC = "Form submitted by profile"
 
 
@@ -47,7 +49,7 @@ def sign_up(
             profiles=[{"email": email, "subscriptions": {"email": {"marketing": {"consent": "UNSUBSCRIBED"}}}}],
         )
         settle()
-    profile = client.call("get_profiles", filter=f"equals(email,'{email}')").data[0]
+    profile = client.call("get_profiles", filter=f"equals(email,{quoted(email)})").data[0]
     if timezone:
         client.call("update_profile", id=profile["id"], location={"timezone": timezone})
     client.call(
@@ -58,7 +60,7 @@ def sign_up(
         unique_id=submission_id or f"form:{email}",
     )
     events = client.call(
-        "get_events", filter=f'equals(profile_id,"{profile["id"]}")', include=["metric"], sort="-datetime"
+        "get_events", filter=f"equals(profile_id,{quoted(profile['id'])})", include=["metric"], sort="-datetime"
     )
     names = {m["id"]: m["attributes"]["name"] for m in events.included}
     event = next(e for e in events.data if names[e["relationships"]["metric"]["data"]["id"]] == FORM_METRIC)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from klaviyo_toolkit.errors import InvalidArgumentError, NotFoundError, ToolkitUsageError
+from klaviyo_toolkit.filters import quoted
 from klaviyo_toolkit.tools import CallStopped
 from klaviyo_toolkit.validation import describe_hidden, email_problem, phone_problem
 
@@ -221,8 +222,7 @@ def resolve_group(kit: Any, kind: str, value: str, field: str) -> tuple[str, int
     if GROUP_ID_RE.fullmatch(value):
         return value, 0
     op = "get_lists" if kind == "list" else "get_segments"
-    quoted = value.replace("\\", "\\\\").replace('"', '\\"')
-    found = [r for page in kit.pages(op, filter=f'equals(name,"{quoted}")') for r in page.data or []]
+    found = [r for page in kit.pages(op, filter=f"equals(name,{quoted(value)})") for r in page.data or []]
     if len(found) == 1:
         return str(found[0]["id"]), 1
     if found:
@@ -421,7 +421,7 @@ def lookup_by_email(kit: Any, emails: list[str], list_id: str) -> list[Member]:
     """Existing profiles among ``emails`` (at most 100: one call), with their email consent state."""
     if len(emails) > PAGE_SIZE:
         raise ValueError(f"look up at most {PAGE_SIZE} emails per call")
-    flt = f"any(email,{json.dumps(emails, separators=(',', ':'))})"
+    flt = f"any(email,{quoted(emails, sep=',')})"
     page = klaviyo_read(kit, "get_profiles", filter=flt, page_size=PAGE_SIZE, fields_profile=["email", "subscriptions"],
                  additional_fields_profile=["subscriptions"])
     return [member_of(r, list_id) for r in page.data or []]

@@ -15,10 +15,10 @@ recorded before the cursor moves past it, and recorded once.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 from typing import Any
 
+from klaviyo_toolkit.filters import quoted
 from personas.kernel.errors import UsageProblem
 from personas.kernel.spec import PersonaSpec
 
@@ -80,7 +80,7 @@ def poll_once(
     since = cursor - overlap
     newest = cursor
     new: list[Run] = []
-    query = f'and(equals(metric_id,{json.dumps(metric_id)}),greater-than(datetime,{_iso(since)}))'
+    query = f"and(equals(metric_id,{quoted(metric_id)}),greater-than(datetime,{_iso(since)}))"
     for page in kit.pages("get_events", filter=query, sort="datetime", include=["profile", "metric"]):
         included = [i for i in (page.body or {}).get("included") or [] if isinstance(i, dict)]
         for event in page.data or []:
