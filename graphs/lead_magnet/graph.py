@@ -45,6 +45,7 @@ from klaviyo_toolkit.errors import (
     TransportError,
     stops_the_run,
 )
+from klaviyo_toolkit.filters import quoted
 from klaviyo_toolkit.tools import Stopped
 from personas.kernel.context import PersonaContext
 from personas.kernel.governance import fence
@@ -106,7 +107,7 @@ def load_profile(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadStat
     sub = state["submission"]
     profile_id = sub.get("profile_id")
     if not profile_id:
-        found = kit.fetch("get_profiles", filter=f"equals(email,{json.dumps(sub['email'])})", page_size=1)
+        found = kit.fetch("get_profiles", filter=f"equals(email,{quoted(sub['email'])})", page_size=1)
         data = found.data or []
         if not data:
             return {
@@ -134,7 +135,7 @@ def load_profile(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadStat
     since = _dt.datetime.fromtimestamp(ctx.clock.time() - settings.engagement_days * 86400, _dt.UTC)
     events = kit.fetch(
         "get_events",
-        filter=f'and(equals(profile_id,"{profile_id}"),greater-than(datetime,{since.isoformat(timespec="seconds")}))',
+        filter=f"and(equals(profile_id,{quoted(profile_id)}),greater-than(datetime,{since.isoformat(timespec='seconds')}))",
         include=["metric"],
         page_size=200,
         sort="-datetime",
@@ -150,13 +151,20 @@ def load_profile(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadStat
     if trigger_id:
         started = kit.fetch(
             "get_events",
-            filter=f'and(equals(metric_id,"{trigger_id}"),equals(profile_id,"{profile_id}"))',
+            filter=f"and(equals(metric_id,{quoted(trigger_id)}),equals(profile_id,{quoted(profile_id)}))",
             page_size=1,
             sort="datetime",
         )
         if started.data:
             props = started.data[0]["attributes"].get("event_properties") or {}
             already = {"sequence": props.get("sequence"), "at": started.data[0]["attributes"].get("datetime")}
+    recorded = profile.get("properties") if isinstance(profile.get("properties"), dict) else {}
+    if already is None and recorded.get("lead_sequence"):
+        # A run recorded this lead's sequence on the profile once Klaviyo took its start; the start
+        # event itself may not be readable yet (Klaviyo ingests events asynchronously, a profile write
+        # reads back at once), so a second submission right after the first must not start or record
+        # another decision over it.
+        already = {"sequence": recorded["lead_sequence"], "at": recorded.get("lead_scored_at")}
     return {
         "profile": profile,
         "recent_metrics": recent,
