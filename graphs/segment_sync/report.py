@@ -5,9 +5,10 @@ batches and rows Klaviyo refused (in a batch call or in an import job) are each 
 sample, in ``state["result"]``. Counts are what Klaviyo accepted: ``applied`` leaves out the
 ``refused`` rows, which are listed under ``invalid`` with Klaviyo's reason.
 
-A sync that did not do all it planned (a row invalid or refused, a batch failed or rejected) is
-``partial``: its ``exit_code`` is :data:`PARTIAL_EXIT`, so a script or cron job running
-``personas run`` sees it; ``done`` and ``dry_run`` are 0.
+A sync that did not do all it planned (a row invalid or refused, a batch failed or rejected), or
+whose import jobs Klaviyo had not finished when it stopped waiting (their rows are not confirmed:
+Klaviyo may still refuse some), is ``partial``: its ``exit_code`` is :data:`PARTIAL_EXIT`, so a
+script or cron job running ``personas run`` sees it; ``done`` and ``dry_run`` are 0.
 
 The summary is a template; with ``summarize_with_model`` the persona's model writes it instead
 (from the counts only) and the template stays the fallback.
@@ -60,6 +61,7 @@ def build_result(state: Mapping[str, Any], plan: Plan, limit: int) -> dict[str, 
     clean = (
         all(c["applied"] == c["planned"] for c in changes.values())
         and not jobs.get("failed_rows")
+        and not jobs.get("still_running")
         and not invalid_rows
     )
     request = state.get("request") or {}
@@ -121,7 +123,8 @@ def _template(result: dict[str, Any]) -> str:
             if result[name][status]:
                 notes.append(f"{result[name][status]} {name} were {status} (see problems)")
     if (result["jobs"] or {}).get("still_running"):
-        notes.append(f"{result['jobs']['still_running']} import jobs were still running")
+        notes.append(f"{result['jobs']['still_running']} import jobs were still running, so their rows are not "
+                     "confirmed (Klaviyo may still refuse some; see get_bulk_import_profiles_jobs)")
     joined = "; ".join(notes)
     return text + ("" if not notes else " " + joined[:1].upper() + joined[1:] + ".")
 
