@@ -27,8 +27,9 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from .audit import _COLUMNS, _SELECT, AuditLog
+from .audit import AuditLog
 from .audit_anchor import AuditAnchor, Head
+from .audit_rows import _COLUMNS, _SELECT
 from .clock import Clock, SystemClock
 from .errors import ToolkitUsageError
 

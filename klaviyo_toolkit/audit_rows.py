@@ -1,0 +1,195 @@
+"""The rows of the audit log: who acted and what happened, how a row is chained, and how it reads back.
+
+Shared by every storage of :class:`~klaviyo_toolkit.audit.AuditLog` (SQLite, PostgreSQL): the columns
+in order, the hash that chains a row to the one before it, the stored time format, and the caps and
+redaction every value passes through before it is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from .audit_summary import summarize_response
+from .errors import ToolkitUsageError
+from .redact import redact, redact_text
+
+__all__ = ["AuditContext", "AuditEntry", "AuditStatus", "ChainReport", "normalise_head", "summarize_response"]
+
+AuditStatus = Literal["ok", "error", "denied", "dry_run", "rejected", "pending_approval", "approved", "edited"]
+_STATUSES: frozenset[str] = frozenset(get_args(AuditStatus))
+GENESIS = "0" * 64
+_MAX_ARGUMENT_CHARS = 16_000
+_MAX_ERROR_CHARS = 1_000
+
+
+# -- rows ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """Who is acting: passed to :meth:`AuditLog.hook` and :meth:`AuditLog.record`; copy with ``replace``.
+
+    Example::
+
+        ctx = AuditContext(user="ada", persona="segment_sync", thread_id="t-42", prompt_version="sync@3")
+        ctx.replace(thread_id="t-43")
+    """
+
+    user: str | None = None
+    persona: str | None = None
+    thread_id: str | None = None
+    prompt_version: str | None = None
+    connection: str | None = None
+    account: str | None = None
+
+    def replace(self, **changes: str | None) -> AuditContext:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One row of the audit log, as :meth:`AuditLog.query` returns it."""
+
+    id: int
+    time: _dt.datetime
+    user: str | None
+    persona: str | None
+    thread_id: str | None
+    prompt_version: str | None
+    connection: str | None
+    account: str | None
+    tool: str
+    method: str | None
+    path: str | None
+    arguments: Any
+    status: str
+    http_status: int | None
+    request_id: str | None
+    latency_ms: float | None
+    response_summary: str | None
+    error: str | None
+    extra: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (time as ISO 8601)."""
+        out = dataclasses.asdict(self)
+        out["time"] = self.time.isoformat()
+        return out
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What :meth:`AuditLog.verify` found; true when the chain is intact."""
+
+    ok: bool
+    checked: int
+    broken_at: int | None = None
+    reason: str = ""
+    head: str = GENESIS
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+_CONTENT = (
+    "id", "time", "user", "persona", "thread_id", "prompt_version", "connection", "account", "tool", "method",
+    "path", "arguments", "status", "http_status", "request_id", "latency_ms", "response_summary", "error", "extra",
+)  # fmt: skip
+_COLUMNS = (*_CONTENT, "prev_hash", "hash")
+_SELECT = ", ".join(f'"{c}"' for c in _COLUMNS)  # quoted: "user" is a keyword in PostgreSQL
+_INSERT = f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
+
+
+def _row_hash(prev_hash: str, content: Mapping[str, Any], key: bytes | None) -> str:
+    canonical = json.dumps([content[c] for c in _CONTENT], ensure_ascii=False, separators=(",", ":"))
+    message = f"{prev_hash}\n{canonical}".encode()
+    if key is None:
+        return hashlib.sha256(message).hexdigest()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _iso(moment: _dt.datetime | str) -> str:
+    """The stored time format (UTC, microseconds), so text order is time order; naive means UTC."""
+    if isinstance(moment, str):
+        moment = _dt.datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.UTC)
+    return moment.astimezone(_dt.UTC).isoformat(timespec="microseconds")
+
+
+def _dumps(value: Any, limit: int) -> str:
+    text = json.dumps(redact(value), ensure_ascii=False, sort_keys=True, default=str)
+    if len(text) > limit:
+        text = json.dumps({"truncated_chars": len(text), "preview": text[:limit]}, ensure_ascii=False)
+    return text
+
+
+def _cap(text: str | None, limit: int) -> str | None:
+    if text is None:
+        return None
+    text = redact_text(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_HEAD_DIGITS = frozenset("0123456789abcdef")
+
+
+def normalise_head(value: str | None) -> str | None:
+    """A head kept elsewhere, as :meth:`AuditLog.head` returns it: surrounding space stripped, lowercase.
+
+    Raises:
+        ToolkitUsageError: ``value`` is not a head (64 hex digits), so it could only be a typo; it is
+            never compared, since a mistyped head would look like a log whose rows were cut.
+    """
+    if value is None:
+        return None
+    head = value.strip().lower()
+    if len(head) != len(GENESIS) or not set(head) <= _HEAD_DIGITS:
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        raise ToolkitUsageError(
+            f"{shown!r} is not an audit head: a head is {len(GENESIS)} hex digits (this one has {len(head)} "
+            "characters); pass the whole head as printed"
+        )
+    return head
+
+
+#: The columns the log writes as numbers; every other one is text (or NULL).
+_NUMBERS: dict[str, tuple[type, ...]] = {"id": (int,), "http_status": (int,), "latency_ms": (int, float)}
+
+
+def _mistyped(content: Mapping[str, Any]) -> str | None:
+    """Why a row's column holds a value the log never writes (a BLOB where text goes: SQLite lets an
+    edit store any type), or None; a hash over it would not even compute."""
+    for name in _COLUMNS:
+        value = content[name]
+        wanted = _NUMBERS.get(name, (str,))
+        if value is not None and (isinstance(value, bool) or not isinstance(value, wanted)):
+            return f"its {name} is stored as {type(value).__name__}, which the log never writes (edited)"
+    return None
+
+
+def _entry(row: tuple[Any, ...]) -> AuditEntry:
+    """A row as read; one that an edit left unreadable (a BLOB, broken JSON, a bad time) is shown as it
+    is, for ``verify`` to report, rather than stopping every view of the log."""
+    data: dict[str, Any] = {
+        k: v.decode("utf-8", "replace") if isinstance(v, bytes) else v for k, v in zip(_COLUMNS, row, strict=True)
+    }
+    try:
+        data["time"] = _dt.datetime.fromisoformat(str(data["time"]))
+    except ValueError:
+        data["time"] = _dt.datetime.fromtimestamp(0, _dt.UTC)
+    for name in ("arguments", "extra"):
+        try:
+            data[name] = json.loads(data[name])
+        except (TypeError, ValueError):
+            data[name] = {"unreadable": str(data[name])}
+    return AuditEntry(**data)
