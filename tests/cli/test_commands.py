@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 from .conftest import PERSONAS, ROOT, child_env
@@ -199,7 +200,7 @@ def _chat_calls(home: Path, *names: str) -> None:
         "ctx = build_context('klaviyo-assistant', sandbox=sb, model=ScriptedChatModel([*calls, AIMessage('ok')]))\n"
         "RunDriver(ctx, InMemorySaver()).invoke({'messages': [HumanMessage('hi')]})\n"
     )
-    done = subprocess.run([str(ROOT / ".venv/bin/python"), "-c", script, *names], env=child_env(home),
+    done = subprocess.run([sys.executable, "-c", script, *names], env=child_env(home),
                           capture_output=True, text=True, timeout=180, cwd=ROOT)
     assert done.returncode == 0, done.stderr
 
