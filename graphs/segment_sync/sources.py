@@ -289,10 +289,18 @@ def check_file(spec: SourceSpec) -> list[str]:
     columns = [normalize_name(c) for c in next(csv.reader([first]))]
     known = set(ALIASES["email"]) | set(ALIASES["phone_number"])
     if not known & set(columns):
+        for mark, name in SEPARATORS.items():  # Excel in many locales saves "CSV" with semicolons
+            if known & {normalize_name(c) for c in next(csv.reader([first], delimiter=mark))}:
+                raise SyncInputError("source.path", f"{path} is separated by {name}, not commas; save it as CSV "
+                                                    "with commas (in Excel: CSV UTF-8 (Comma delimited))")
         shown = ", ".join(c for c in columns if c) or "none"
         raise SyncInputError("source.path", f"{path} has no email column (its columns: {shown}); name a column "
                                             "'email' (or 'phone_number' for SMS-only contacts) in the first line")
     return columns
+
+
+#: Separators a "CSV" file is sometimes saved with instead of commas, as a message names them.
+SEPARATORS = {";": "semicolons (;)", "\t": "tabs", "|": "vertical bars (|)"}
 
 
 def _read_csv(path: Path, consent_column: str, consent_values: set[str]) -> Iterator[Row | InvalidRow]:

@@ -10,6 +10,7 @@ import csv
 import inspect
 import json
 import math
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -227,6 +228,19 @@ def test_a_file_without_an_email_column_fails_before_any_call(world: World) -> N
             world.context("no-email"),
             {"source": {"kind": "csv", "path": str(path)}, "mode": "mirror", "target_list_id": list_id},
         )
+    assert sum(world.sb.call_counts.values()) == 0
+
+
+@pytest.mark.parametrize(("mark", "name"), [(";", "semicolons (;)"), ("\t", "tabs"), ("|", "vertical bars (|)")])
+def test_a_file_separated_by_another_mark_than_commas_says_so_before_any_call(world: World, mark: str,
+                                                                              name: str) -> None:
+    list_id = world.new_list("Target")
+    path = world.home / "excel.csv"  # what Excel saves as "CSV" in many locales
+    path.write_text(mark.join(["email", "first_name", "consent"]) + "\n" + mark.join(["semi@example.com", "S", "yes"]))
+    world.reset_counts()
+    said = f"{path} is separated by {name}, not commas; save it as CSV with commas (in Excel: CSV UTF-8 (Comma "
+    with pytest.raises(SyncInputError, match=re.escape(said)):
+        run(world.context("semicolons"), {"source": {"kind": "csv", "path": str(path)}, "target_list_id": list_id})
     assert sum(world.sb.call_counts.values()) == 0
 
 
