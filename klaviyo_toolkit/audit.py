@@ -29,7 +29,6 @@ Note:
 from __future__ import annotations
 
 import datetime as _dt
-import hmac
 import json
 import os
 import sqlite3
@@ -55,8 +54,8 @@ from .audit_rows import (
     _dumps,
     _entry,
     _iso,
-    _mistyped,
     _row_hash,
+    check_chain,
     normalise_head,
 )
 from .audit_summary import _MAX_SUMMARY_CHARS, summarize_response
@@ -386,45 +385,8 @@ class AuditLog:
         and a tail cut below the anchor's head (or below ``expected_head``, a :meth:`head` kept elsewhere).
         """
         expected_head = normalise_head(expected_head)
-        prev = GENESIS
-        checked = 0
-        wanted = {h for h in (expected_head,) if h and h != GENESIS}
         anchored = self.anchor.load_head() if self.anchor is not None else None
-        hashes: dict[int, str] = {}
-        for row in self._scan():
-            content = dict(zip(_COLUMNS, row, strict=True))
-            checked += 1
-            if content["id"] != checked:
-                return ChainReport(False, checked, content["id"], f"row {checked} is missing", prev)
-            if why := _mistyped(content):
-                return ChainReport(False, checked, content["id"], why, prev)
-            if content["prev_hash"] != prev:
-                return ChainReport(False, checked, content["id"], "does not link to the row before it", prev)
-            if not hmac.compare_digest(_row_hash(prev, content, self._key), content["hash"]):
-                why = (
-                    "its hash was not made with the log's key (edited or forged)"
-                    if self._key
-                    else ("its content does not match its hash")
-                )
-                return ChainReport(False, checked, content["id"], why, prev)
-            prev = content["hash"]
-            hashes[checked] = prev
-            wanted.discard(prev)
-        if wanted:
-            return ChainReport(False, checked, None, "the expected head is gone: rows were cut from the end", prev)
-        if anchored is not None:
-            if checked < anchored.rows:
-                return ChainReport(
-                    False,
-                    checked,
-                    None,
-                    f"the log ends at row {checked} but its anchored head is "
-                    f"row {anchored.rows}: rows were cut from the end",
-                    prev,
-                )
-            if hashes.get(anchored.rows) != anchored.hash:
-                return ChainReport(False, checked, anchored.rows, "the anchored head does not match this row", prev)
-        return ChainReport(True, checked, None, "", prev)
+        return check_chain(self._scan(), self._key, anchored=anchored, expected_head=expected_head)
 
 
 def verify_log(path: str | Path, *, anchor: AuditAnchor | None = None, expected_head: str | None = None) -> ChainReport:

@@ -12,15 +12,24 @@ import datetime as _dt
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from .audit_anchor import Head
 from .audit_summary import summarize_response
 from .errors import ToolkitUsageError
 from .redact import redact, redact_text
 
-__all__ = ["AuditContext", "AuditEntry", "AuditStatus", "ChainReport", "normalise_head", "summarize_response"]
+__all__ = [
+    "AuditContext",
+    "AuditEntry",
+    "AuditStatus",
+    "ChainReport",
+    "check_chain",
+    "normalise_head",
+    "summarize_response",
+]
 
 AuditStatus = Literal["ok", "error", "denied", "dry_run", "rejected", "pending_approval", "approved", "edited"]
 _STATUSES: frozenset[str] = frozenset(get_args(AuditStatus))
@@ -175,6 +184,47 @@ def _mistyped(content: Mapping[str, Any]) -> str | None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, wanted)):
             return f"its {name} is stored as {type(value).__name__}, which the log never writes (edited)"
     return None
+
+
+def check_chain(
+    rows: Iterable[tuple[Any, ...]], key: bytes | None, *, anchored: Head | None, expected_head: str | None
+) -> ChainReport:
+    """Recompute the chain over ``rows`` (every row, oldest first); the first row that was changed,
+    removed, inserted or forged, and a tail cut below the ``anchored`` head or ``expected_head``."""
+    prev = GENESIS
+    checked = 0
+    wanted = {h for h in (expected_head,) if h and h != GENESIS}
+    at_head: str | None = None
+    for row in rows:
+        content = dict(zip(_COLUMNS, row, strict=True))
+        checked += 1
+        if content["id"] != checked:
+            return ChainReport(False, checked, content["id"], f"row {checked} is missing", prev)
+        if why := _mistyped(content):
+            return ChainReport(False, checked, content["id"], why, prev)
+        if content["prev_hash"] != prev:
+            return ChainReport(False, checked, content["id"], "does not link to the row before it", prev)
+        if not hmac.compare_digest(_row_hash(prev, content, key), content["hash"]):
+            why = (
+                "its hash was not made with the log's key (edited or forged)"
+                if key
+                else "its content does not match its hash"
+            )
+            return ChainReport(False, checked, content["id"], why, prev)
+        prev = content["hash"]
+        if anchored is not None and checked == anchored.rows:
+            at_head = prev
+        wanted.discard(prev)
+    if wanted:
+        return ChainReport(False, checked, None, "the expected head is gone: rows were cut from the end", prev)
+    if anchored is not None:
+        if checked < anchored.rows:
+            why = f"the log ends at row {checked} but its anchored head is row {anchored.rows}: "
+            why += "rows were cut from the end"
+            return ChainReport(False, checked, None, why, prev)
+        if at_head != anchored.hash:
+            return ChainReport(False, checked, anchored.rows, "the anchored head does not match this row", prev)
+    return ChainReport(True, checked, None, "", prev)
 
 
 def _entry(row: tuple[Any, ...]) -> AuditEntry:
