@@ -107,17 +107,21 @@ class _HeadRecord:
     def load(self, key: bytes) -> Head | None:
         """The head, or None when there is no record; an altered one raises ToolkitUsageError."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return None
-        try:
-            data = json.loads(text)
-            head = Head(int(data["rows"]), str(data["hash"]))
-            genuine = hmac.compare_digest(str(data["mac"]), self._mac(key, head.rows, head.hash))
+        try:  # bytes that are not UTF-8 (a file overwritten with noise) are as altered as a changed number
+            record = json.loads(data.decode("utf-8"))
+            head = Head(int(record["rows"]), str(record["hash"]))
+            genuine = hmac.compare_digest(str(record["mac"]), self._mac(key, head.rows, head.hash))
         except (ValueError, KeyError, TypeError):
             genuine = False
         if not genuine:
-            raise ToolkitUsageError(f"the audit head record {self.path} was altered (its MAC does not match)")
+            raise ToolkitUsageError(
+                f"the audit head record {self.path} was altered (its MAC does not match): the log's newest row "
+                "can no longer be checked, so rows cut from the end cannot be ruled out; restore the record "
+                "from a backup"
+            )
         return head
 
     def save(self, head: Head, key: bytes, *, create: bool = True) -> bool:

@@ -194,6 +194,20 @@ def test_audit_filters_that_cannot_match_are_usage_errors(tmp_path: Path) -> Non
     assert "not an audit status" in line and "pending_approval" in line
 
 
+def test_a_head_record_overwritten_with_noise_is_named_by_verify(tmp_path: Path) -> None:
+    from klaviyo_toolkit.audit import AuditLog
+    from klaviyo_toolkit.audit_anchor import VaultAnchor
+    from klaviyo_toolkit.vault import Vault
+
+    with AuditLog(tmp_path / "audit.sqlite", anchor=VaultAnchor(Vault(tmp_path / "vault.sqlite"))) as log:
+        log.record("get_lists", "ok")  # a log as the runtime keeps it, with its head beside the vault
+    head = tmp_path / "vault.audit.head"
+    head.write_bytes(b"\xff\xfe\x00" + bytes(range(256))[:253])
+    line = one_line_error(personas(tmp_path, "audit", "verify"), 2)
+    assert f"the audit head record {head} was altered" in line and "restore the record from a backup" in line
+    assert "UnicodeDecodeError" not in line
+
+
 def test_a_model_that_cannot_be_reached_or_refuses_says_what_to_check(monkeypatch: pytest.MonkeyPatch) -> None:
     import httpx
     import openai
