@@ -10,7 +10,9 @@ hash chained to the previous row's; with an anchor (``klaviyo_toolkit.audit_anch
 HMAC whose key lives outside the log, and the newest row (the head) is saved outside it after every
 append, so :meth:`AuditLog.verify` finds an edited row even with its chain re-hashed, a forged
 append, a cut tail and, with :func:`verify_log`, a deleted file. Secrets never reach the file:
-arguments, summaries and errors pass through :func:`redact` first.
+arguments, summaries and errors pass through :func:`redact` first. SQLite's errors on the file are
+said with its name and the fix (``klaviyo_toolkit.state_files``), and a log opened ``read_only`` is
+read without writing anything, in a folder this user may not write too.
 
 Example::
 
@@ -28,6 +30,7 @@ Note:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -62,11 +65,13 @@ from .audit_summary import _MAX_SUMMARY_CHARS, summarize_response
 from .clock import Clock, SystemClock
 from .errors import ToolkitUsageError
 from .redact import redact
+from .state_files import StateFile, StateFileError
 
 if TYPE_CHECKING:
     from .client import CallRecord
 
 __all__ = [
+    "AUDIT_FILE",
     "AuditContext",
     "AuditEntry",
     "AuditLog",
@@ -78,6 +83,11 @@ __all__ = [
     "verify_log",
 ]
 
+#: How SQLite's errors on the log's file are said (``klaviyo_toolkit.state_files``).
+AUDIT_FILE = StateFile(
+    "the audit log",
+    if_moved="its rows are no longer shown or verified, and a new log begins",
+)
 _INSERT = f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 _LAST_ROW = (
     "SELECT last.id, last.hash, (SELECT seq FROM sqlite_sequence WHERE name = 'audit_log') "
@@ -122,15 +132,26 @@ BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: rows cannot be deleted'); E
 # -- the log -------------------------------------------------------------------------------------
 
 
+def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection to the log file; read-only opens it as it is (a URI, so any name works) and writes nothing."""
+    if read_only:
+        return sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+    return sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+
+
+def _columns(path: Path) -> set[str]:
+    """The audit_log table's columns (none for a new or empty file), read without writing."""
+    if not path.exists() or path.stat().st_size == 0:
+        return set()
+    with contextlib.closing(_connect(path, read_only=True)) as db:
+        return {row[1] for row in db.execute("PRAGMA table_info(audit_log)")}
+
+
 def _set_aside_old_format(path: Path) -> None:
     """A log from before the connection/account columns keeps its own chain: move it beside, untouched."""
-    if not path.exists():
-        return
-    probe = sqlite3.connect(path)
-    try:
-        columns = {row[1] for row in probe.execute("PRAGMA table_info(audit_log)")}
-    finally:
-        probe.close()
+    columns = _columns(path)
     if columns and "connection" not in columns:
         for suffix in ("", "-wal", "-shm"):
             old = Path(f"{path}{suffix}")
@@ -147,26 +168,39 @@ class AuditLog:
             one the chain is plain SHA-256, which finds accidents but not a careful forger. A log
             made with an anchor refuses to be opened without it.
         clock: where row times come from (inject ``ManualClock`` in tests).
+        read_only: only read it (query, export, verify): nothing is created or written, so a log in
+            a folder this user may not write can still be read; the file must exist.
+
+    Raises:
+        StateFileError: the file cannot be opened, read or written (which, and what to do).
     """
 
-    def __init__(self, path: str | Path, *, anchor: AuditAnchor | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        anchor: AuditAnchor | None = None,
+        clock: Clock | None = None,
+        read_only: bool = False,
+    ) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _set_aside_old_format(self.path)
-        if not self.path.exists():
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self.anchor = anchor
-        self._key = anchor.key() if anchor is not None else None
+        self.read_only = read_only
         self._clock: Clock = clock or SystemClock()
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            mode = "hmac" if self._key is not None else "sha256"
-            self._db.execute("INSERT OR IGNORE INTO audit_meta VALUES ('chain', ?)", (mode,))
-            stored = self._db.execute("SELECT value FROM audit_meta WHERE name = 'chain'").fetchone()[0]
+        if read_only and not self.path.is_file():
+            raise StateFileError(f"the audit log {self.path} does not exist", self.path, None)
+        try:
+            self._db = self._open()
+        except (sqlite3.Error, OSError) as exc:
+            raise (AUDIT_FILE.error(self.path, exc) or exc) from None
+        self._key = anchor.key() if anchor is not None else None
+        mode = "hmac" if self._key is not None else "sha256"
+        with self._lock, self._named():
+            if not read_only:
+                self._db.execute("INSERT OR IGNORE INTO audit_meta VALUES ('chain', ?)", (mode,))
+            row = self._db.execute("SELECT value FROM audit_meta WHERE name = 'chain'").fetchone()
+        stored = row[0] if row else mode
         if stored != mode:
             self._db.close()
             raise ToolkitUsageError(
@@ -174,6 +208,38 @@ class AuditLog:
                 + ("with an anchor" if self._key else "without its anchor (its HMAC key)")
                 + "; open it the way it was made"
             )
+
+    def _open(self) -> sqlite3.Connection:
+        """The connection: read-only on the file as it is, or (made if missing) in WAL mode with the schema."""
+        if self.read_only:
+            columns = _columns(self.path)
+            if columns and "connection" not in columns:
+                raise ToolkitUsageError(
+                    f"the audit log {self.path} is in an earlier version's format; open it once for writing "
+                    f"(any run does), which moves it aside to {self.path.stem}.v1{self.path.suffix}"
+                )
+            if not columns:  # made but never written: read as the empty log it is
+                db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+                db.executescript(_SCHEMA)
+                return db
+            return _connect(self.path, read_only=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _set_aside_old_format(self.path)
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+        db = _connect(self.path)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        return db
+
+    @contextlib.contextmanager
+    def _named(self) -> Iterator[None]:
+        """SQLite's errors about the file itself (read-only, damaged, missing folder) said with its name and the fix."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise (AUDIT_FILE.error(self.path, exc) or exc) from None
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.path)!r})"
@@ -242,20 +308,21 @@ class AuditLog:
 
     def _append(self, content: dict[str, Any]) -> list[Any]:
         """Write one row after the newest (numbered and chained here), then save the head; the storage's part."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            # The newest row and the highest id ever used (a row id is never reused), in one statement.
-            row = self._db.execute(_LAST_ROW).fetchone()
-            last = None if row is None or row[0] is None else (row[0], row[1])
-            values = self._chain(content, last, (row[2] or 0) if row is not None else 0)
-            self._db.execute(_INSERT, values)
-            self._db.execute("COMMIT")
-            if self.anchor is not None:
-                self.anchor.save_head(Head(int(content["id"]), values[-1]))
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
+        with self._named():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # The newest row and the highest id ever used (a row id is never reused), in one statement.
+                row = self._db.execute(_LAST_ROW).fetchone()
+                last = None if row is None or row[0] is None else (row[0], row[1])
+                values = self._chain(content, last, (row[2] or 0) if row is not None else 0)
+                self._db.execute(_INSERT, values)
+                self._db.execute("COMMIT")
+                if self.anchor is not None:
+                    self.anchor.save_head(Head(int(content["id"]), values[-1]))
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
         return values
 
     def _chain(self, content: dict[str, Any], last: Any, floor: int = 0) -> list[Any]:
@@ -266,7 +333,7 @@ class AuditLog:
 
     def _fetch(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         """Rows of a query written with ``?`` placeholders."""
-        with self._lock:
+        with self._lock, self._named():
             return list(self._db.execute(sql, params).fetchall())
 
     def hook(self, context: AuditContext | Callable[[], AuditContext] | None = None) -> Callable[[CallRecord], None]:
@@ -349,13 +416,13 @@ class AuditLog:
 
     def _scan(self) -> Iterator[tuple[Any, ...]]:
         """Every row, oldest first, read in batches on a private connection (no lock held meanwhile)."""
-        db = sqlite3.connect(self.path, timeout=30.0)
-        try:
-            cursor = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM audit_log ORDER BY id")
-            while batch := cursor.fetchmany(500):
-                yield from batch
-        finally:
-            db.close()
+        with self._named():
+            if not _columns(self.path):  # made but never written
+                return
+            with contextlib.closing(_connect(self.path, read_only=True)) as db:
+                cursor = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM audit_log ORDER BY id")
+                while batch := cursor.fetchmany(500):
+                    yield from batch
 
     def export_jsonl(self, path: str | Path | TextIO) -> int:
         """Write every row, oldest first, as one JSON object per line (to a file, created owner-only, or
@@ -399,5 +466,5 @@ def verify_log(path: str | Path, *, anchor: AuditAnchor | None = None, expected_
             rows = head.rows if head else "some"
             return ChainReport(False, 0, None, f"the audit log {target} is missing; it had {rows} rows")
         return ChainReport(True, 0, None, "no audit log yet")
-    with AuditLog(target, anchor=anchor) as log:
+    with AuditLog(target, anchor=anchor, read_only=True) as log:
         return log.verify(expected_head=expected_head)

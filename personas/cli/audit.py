@@ -18,12 +18,12 @@ app = command_group(
 
 
 def _log() -> object:
-
-    from personas.runtime.audit import audit_log
+    """The log to read, opened without writing (a read-only state folder is fine); None if there is none yet."""
+    from personas.runtime.audit import read_audit_log
 
     from .common import config
 
-    return audit_log(config())
+    return read_audit_log(config())
 
 
 @app.callback()
@@ -50,7 +50,11 @@ def show(
     known = get_args(AuditStatus)
     if status is not None and status not in known:
         raise UsageProblem(f"--status {status!r} is not an audit status; use one of {', '.join(known)}")
+    since_at = parse_since(since) if since else None  # every filter checked before the log is opened
     log = _log()
+    if log is None:
+        _no_log()
+        return
     assert isinstance(log, AuditLog)
     rows = log.query(
         persona=persona,
@@ -58,7 +62,7 @@ def show(
         tool=tool,
         status=status,
         thread_id=thread,
-        since=parse_since(since) if since else None,
+        since=since_at,
         limit=limit,
     )
     if as_json:
@@ -132,11 +136,20 @@ def export(path: str = typer.Argument(..., help="Where to write JSON lines; - fo
     from klaviyo_toolkit.audit import AuditLog
 
     log = _log()
+    if log is None:
+        _no_log()
+        return
     assert isinstance(log, AuditLog)
     if path == "-":
         log.export_jsonl(sys.stdout)
         return
     typer.echo(f"wrote {log.export_jsonl(path)} rows to {path}", err=True)
+
+
+def _no_log() -> None:
+    from .common import config
+
+    typer.echo(f"audit log: no rows yet (no log at {config().home / 'audit.sqlite'})", err=True)
 
 
 def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:

@@ -26,7 +26,7 @@ from klaviyo_sandbox import Sandbox
 from personas.kernel.cassette import public_base_url
 from personas.kernel.config import Config
 from personas.kernel.models import ModelChoice, resolve_model
-from personas.runtime.context import build_context
+from personas.runtime.context import audit_log, build_context
 from personas.runtime.driver import run_persona
 from personas.runtime.loader import load_persona
 
@@ -234,6 +234,7 @@ def run_demo(
     from rich.table import Table
 
     config = config or Config.from_env()
+    audit_log(config)  # the log every run writes, before anything is done: a state folder it cannot use stops here
 
     console = console or Console(highlight=False)
     started = time.perf_counter()

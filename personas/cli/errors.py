@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
+from pathlib import Path
+from types import TracebackType
+from typing import Any
 
+from klaviyo_toolkit.state_files import StateFile, StateFileError
 from personas.kernel.errors import UsageProblem
 
 from .common import config
 
-__all__ = ["UsageProblem", "error_line"]
+__all__ = ["STATE_FILES", "UsageProblem", "error_line", "state_file_line"]
 
 
 def _base_url(exc: BaseException) -> str:
@@ -48,6 +53,8 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
     cassette = sys.modules.get("personas.kernel.cassette")
     cassette_errors: tuple[type[BaseException], ...] = (cassette.CassetteError,) if cassette is not None else ()
 
+    if (said := state_file_line(exc)) is not None:
+        return said
     if isinstance(exc, (UsageProblem, ToolkitUsageError, InvalidArgumentError, ConnectionUnusableError)):
         return str(exc), int(getattr(exc, "exit_code", 2))
     operation = getattr(exc, "operation_id", None)
@@ -83,6 +90,94 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
     if isinstance(exc, (KlaviyoAPIError, *cassette_errors, ScopeDeniedError, RateLimitWaitError)):
         return str(exc), 1  # these messages say what happened and what to do already
     return _model_error(exc)
+
+
+#: The state files in ``$PERSONAS_HOME``, by name: what each is and what moving it aside loses. A SQLite
+#: error on one of them (whichever code met it) is said with its path and the fix, the same way.
+STATE_FILES = {
+    "audit.sqlite": StateFile(
+        "the audit log",
+        if_moved="its rows are no longer shown or verified, and a new log begins",
+    ),
+    "checkpoints.sqlite": StateFile(
+        "the run checkpoints",
+        if_moved="runs paused for approval or stopped midway can no longer be resumed; finished runs lose nothing",
+    ),
+    "service.sqlite": StateFile(
+        "the record of unattended runs",
+        if_moved="`personas runs` forgets past runs, pollers start again from --lookback, and a webhook delivery "
+        "already seen could start its run again",
+    ),
+    "vault.sqlite": StateFile(
+        "the vault",
+        if_moved="stored connections and the audit log's key are lost: the log can no longer be verified",
+        then="log in again (personas auth login NAME)",
+    ),
+    "campaign_reports.sqlite": StateFile(
+        "the campaign report cache", if_moved="only cached figures, fetched again on the next run"
+    ),
+}
+_SYNC_PLAN = StateFile(
+    "a segment sync's plan", if_moved="that sync run cannot be continued; start the sync again (it re-plans)"
+)
+
+
+def state_file_line(exc: BaseException) -> tuple[str, int] | None:
+    """A state file's trouble in one line: its path, what is wrong, the fix; None for other errors.
+
+    For a StateFileError, or a SQLite error any code met on a file of ``$PERSONAS_HOME`` (found from
+    the connection it was raised on), the file's :data:`STATE_FILES` entry says it.
+    """
+    if isinstance(exc, StateFileError):
+        known = _state_file(exc.path)
+        again = known.error(exc.path, exc.cause) if known is not None and exc.cause is not None else None
+        return str(again or exc), 1
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    path = _database_of(exc.__traceback__)
+    if path is None:
+        return None
+    said = (_state_file(path) or StateFile("the SQLite file", if_moved="what it holds is lost")).error(path, exc)
+    return (str(said), 1) if said is not None else None
+
+
+def _state_file(path: Path) -> StateFile | None:
+    if path.name in STATE_FILES:
+        return STATE_FILES[path.name]
+    return _SYNC_PLAN if path.parent.name == "sync" and path.suffix == ".sqlite" else None
+
+
+def _database_of(tb: TracebackType | None) -> Path | None:
+    """The file of the SQLite connection an error was raised on: the innermost frame that holds one
+    (as a local, a cursor's, or in an object's attributes, as a checkpointer holds it), asked for its
+    main database's file. Only stored attributes are looked at: no property of our own or others' is run."""
+    frames: list[dict[str, Any]] = []
+    while tb is not None:
+        frames.append(tb.tb_frame.f_locals)
+        tb = tb.tb_next
+    for scope in reversed(frames):
+        for value in scope.values():
+            for candidate in _connections(value):
+                try:
+                    rows = candidate.execute("PRAGMA database_list").fetchall()
+                except sqlite3.Error:
+                    continue
+                main = next((row[2] for row in rows if row[1] == "main"), "")
+                if main:
+                    return Path(main)
+    return None
+
+
+def _connections(value: Any) -> list[sqlite3.Connection]:
+    if isinstance(value, sqlite3.Connection):
+        return [value]
+    if isinstance(value, sqlite3.Cursor):
+        return [value.connection]
+    try:
+        attributes = vars(value)
+    except TypeError:  # no __dict__
+        return []
+    return [v for v in attributes.values() if isinstance(v, sqlite3.Connection)]
 
 
 def _model_error(exc: BaseException) -> tuple[str, int] | None:

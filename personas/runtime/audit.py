@@ -2,6 +2,8 @@
 
 Apart from :mod:`personas.runtime.context`, so that reading the log (``personas audit``) opens it
 without importing what running a persona needs (LangChain, LangGraph): the context re-exports both.
+Reading gets :func:`read_audit_log`, which writes nothing, so a log in a folder this user may not
+write can still be shown, exported and verified.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from klaviyo_toolkit.audit import AuditLog
 from klaviyo_toolkit.audit_anchor import FileAnchor, VaultAnchor
 from personas.kernel.config import Config
 
-__all__ = ["audit_anchor", "audit_log"]
+__all__ = ["audit_anchor", "audit_log", "read_audit_log"]
 
 _AUDIT_LOGS: dict[str, AuditLog] = {}
 _AUDIT_LOGS_LOCK = threading.Lock()
@@ -39,3 +41,14 @@ def audit_log(config: Config) -> AuditLog:
             else:
                 _AUDIT_LOGS[key] = AuditLog(config.path("audit.sqlite"), anchor=audit_anchor(config))
         return _AUDIT_LOGS[key]
+
+
+def read_audit_log(config: Config) -> AuditLog | None:
+    """The audit log to read (rows, export, verify), opened without writing anything; None when the
+    state folder has no log yet (nothing is made)."""
+    if config.database_url:
+        return audit_log(config)
+    path = config.home / "audit.sqlite"
+    if not path.is_file():
+        return None
+    return AuditLog(path, anchor=audit_anchor(config), read_only=True)

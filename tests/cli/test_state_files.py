@@ -1,0 +1,120 @@
+"""The state folder as an operator meets it: a folder this user may not write, a damaged file.
+Every command either works or says, in one line, which file, what is wrong and what to do;
+nothing already recorded is overwritten.
+
+The commands run as subprocesses on the embedded sandbox, on real SQLite files in the test's own
+``PERSONAS_HOME``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import PERSONAS, child_env
+
+REPORT = ("run", "campaign-reporter", "--input", "{}", "--sandbox")
+
+
+def personas(home: Path, *args: str, user: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*(user or []), str(PERSONAS), *args], env=child_env(home, HOME=str(home.parent)),
+                          cwd=home.parent, capture_output=True, text=True, timeout=180)
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert "Traceback" not in proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def rows(home: Path) -> int:
+    import sqlite3
+
+    db = sqlite3.connect(f"{(home / 'audit.sqlite').as_uri()}?mode=ro", uri=True)
+    try:
+        return int(db.execute("SELECT count(*) FROM audit_log").fetchone()[0])
+    finally:
+        db.close()
+
+
+def another_user() -> list[str] | None:
+    """What runs a command as a user this process's file modes apply to: nothing when it is not root;
+    as nobody with ``setpriv`` when it is (root ignores modes); None when neither is possible."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups"] if setpriv else None
+
+
+@pytest.fixture
+def shared_folder() -> Iterator[Path]:
+    """A folder every user can enter (pytest's own are the owner's only), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="personas-state-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        for path in [folder, *folder.rglob("*")]:
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode | 0o700)
+        shutil.rmtree(folder)
+
+
+def test_a_read_only_state_folder_is_still_read_and_every_write_names_the_file_and_the_fix(
+        shared_folder: Path) -> None:
+    user = another_user()
+    if user is None:
+        pytest.skip("runs as root without setpriv: no way to be a user the folder's modes apply to")
+    home = shared_folder / "home"
+    ok(personas(home, *REPORT))
+    count = rows(home)
+    for path in [home, *home.rglob("*")]:
+        if os.geteuid() == 0:
+            os.chown(path, 65534, 65534)
+        path.chmod(path.stat().st_mode & ~0o222)
+    listed = ok(personas(home, "audit", user=user))
+    assert f"audit log: {count} of {count} rows" in listed
+    assert f"ok: {count} rows, chain intact" in ok(personas(home, "audit", "verify", user=user))
+    assert len(ok(personas(home, "audit", "export", "-", user=user)).splitlines()) == count
+    for args in (REPORT, ("demo",)):
+        line = one_line_error(personas(home, *args, user=user))
+        assert f"the audit log {home / 'audit.sqlite'} cannot be written" in line, args
+        assert "may not write" in line and "Give this user write access" in line, args
+        assert "OperationalError" not in line
+    assert rows(home) == count
+
+
+def test_a_damaged_state_file_is_named_with_the_fix_and_blocks_nothing_else(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    ok(personas(home, *REPORT))
+    good = tmp_path / "good"
+    shutil.copytree(home, good)
+    with (home / "checkpoints.sqlite").open("r+b") as f:
+        f.truncate(20_000)
+    line = one_line_error(personas(home, *REPORT))
+    assert f"the run checkpoints {home / 'checkpoints.sqlite'} cannot be read (database disk image is malformed" in line
+    assert "Restore it from a backup, or move it aside" in line and "can no longer be resumed" in line
+    assert "chain intact" in ok(personas(home, "audit", "verify")), "the audit log is not touched by it"
+
+    shutil.rmtree(home)
+    shutil.copytree(good, home)
+    with (home / "audit.sqlite").open("r+b") as f:
+        f.truncate(20_000)
+    for args in (("audit",), ("audit", "verify"), REPORT):
+        line = one_line_error(personas(home, *args))
+        assert f"the audit log {home / 'audit.sqlite'} cannot be read (database disk image is malformed" in line
+        assert "Restore it from a backup, or move it aside" in line
