@@ -9,10 +9,12 @@ Append-only is enforced by the database: triggers abort any UPDATE or DELETE. Ea
 hash chained to the previous row's; with an anchor (``klaviyo_toolkit.audit_anchor``) the chain is an
 HMAC whose key lives outside the log, and the newest row (the head) is saved outside it after every
 append, so :meth:`AuditLog.verify` finds an edited row even with its chain re-hashed, a forged
-append, a cut tail and, with :func:`verify_log`, a deleted file. Secrets never reach the file:
-arguments, summaries and errors pass through :func:`redact` first. SQLite's errors on the file are
-said with its name and the fix (``klaviyo_toolkit.state_files``), and a log opened ``read_only`` is
-read without writing anything, in a folder this user may not write too.
+append, a cut tail and, with :func:`verify_log`, a deleted file. An append onto a log that no
+longer holds its anchored head is refused with nothing written (``klaviyo_toolkit.audit_head``):
+saving a new head would hide the cut; :meth:`AuditLog.accept_loss` goes on deliberately. Secrets
+never reach the file: arguments, summaries and errors pass through :func:`redact` first. SQLite's
+errors on the file are said with its name and the fix (``klaviyo_toolkit.state_files``), and a log
+opened ``read_only`` is read without writing anything, in a folder this user may not write too.
 
 Example::
 
@@ -24,8 +26,10 @@ Example::
     assert log.verify()
 
 Note:
-    Writes are serialised by a lock within a process and by SQLite's write lock (``BEGIN IMMEDIATE``)
-    across processes, so the chain stays linear whoever appends. The file runs in WAL mode.
+    Writes are serialised by a lock within a process and, across processes, by a lock file beside
+    the log (``flock``) held from reading the newest row until its head is saved, and by SQLite's
+    write lock (``BEGIN IMMEDIATE``): the chain stays linear whoever appends, heads are saved in row
+    order, and no append reads a head half-written. The file runs in WAL mode.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .audit_anchor import AuditAnchor, Head
+from .audit_head import AuditHeadError, head_problem, keep_head_record
 from .audit_rows import (
     _COLUMNS,
     _CONTENT,
@@ -73,6 +78,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AUDIT_FILE",
     "AuditContext",
+    "AuditHeadError",
     "AuditEntry",
     "AuditLog",
     "AuditStatus",
@@ -87,6 +93,8 @@ __all__ = [
 AUDIT_FILE = StateFile(
     "the audit log",
     if_moved="its rows are no longer shown or verified, and a new log begins",
+    then="accept the loss of its rows deliberately (AuditLog.accept_loss), since the log's anchored head "
+    "refuses appends to a log that does not hold it",
 )
 _INSERT = f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 _LAST_ROW = (
@@ -280,6 +288,56 @@ class AuditLog:
             raise ToolkitUsageError(f"Unknown audit status {status!r}; use one of {', '.join(sorted(_STATUSES))}.")
         if not tool:
             raise ToolkitUsageError("An audit record needs the tool (operation id) it is about.")
+        content = self._content(tool, status, context, method, path, arguments, http_status, request_id, latency_ms,
+                                response_summary, error, extra)  # fmt: skip
+        with self._lock:
+            values = self._append(content)
+        return _entry(tuple(values))
+
+    def accept_loss(self, reason: str, *, context: AuditContext | None = None) -> AuditEntry:
+        """Go on with the log as it is, though it does not hold its anchored head: a deliberate act.
+
+        Appends (whatever the head says) one row, tool ``audit.accept_loss``, that records what was wrong
+        (the anchored head, the log's newest row), ``reason`` and who accepted it, keeps a copy of the head
+        record beside it, then anchors the head on that row, so appends go on and verify passes again.
+        Rows cut from the end stay lost; the row says they were.
+
+        Raises:
+            ToolkitUsageError: ``reason`` is empty, or there is nothing to accept (the log holds its head).
+        """
+        if not reason or not reason.strip():
+            raise ToolkitUsageError("say why the loss is accepted (the reason is recorded in the log)")
+        if self.anchor is None:
+            raise ToolkitUsageError(f"the audit log {self._where} has no anchor, so no head to lose")
+        content = self._content("audit.accept_loss", "ok", context)
+        with self._lock:
+            values = self._append(content, accept=reason.strip())
+        return _entry(tuple(values))
+
+    def check_appendable(self) -> None:
+        """Raise :class:`AuditHeadError` now if an append would be refused (the log does not hold its
+        anchored head): a run checks before its first call, so it never acts without being recorded."""
+        with self._lock, self._append_lock():
+            problem = head_problem(self.anchor, self._newest(), self._hash_at)
+        if problem is not None:
+            raise AuditHeadError(self._where, problem)
+
+    def _content(
+        self,
+        tool: str,
+        status: str,
+        context: AuditContext | None,
+        method: str | None = None,
+        path: str | None = None,
+        arguments: Any = None,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        latency_ms: float | None = None,
+        response_summary: str | None = None,
+        error: str | BaseException | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A row's content as stored (redacted, capped), but for its number and chain."""
         ctx = context or AuditContext()
         error_text = None if error is None else (str(error) or type(error).__name__)
         content: dict[str, Any] = {
@@ -302,28 +360,87 @@ class AuditLog:
             "error": _cap(error_text, _MAX_ERROR_CHARS),
             "extra": _dumps(dict(extra or {}), _MAX_ARGUMENT_CHARS),
         }
-        with self._lock:
-            values = self._append(content)
-        return _entry(tuple(values))
+        return content
 
-    def _append(self, content: dict[str, Any]) -> list[Any]:
-        """Write one row after the newest (numbered and chained here), then save the head; the storage's part."""
-        with self._named():
+    def _append(self, content: dict[str, Any], accept: str | None = None) -> list[Any]:
+        """Write one row after the newest (numbered and chained here), then save the head; the storage's part.
+
+        One appender at a time, across processes, from reading the newest row until its head is saved
+        (:meth:`_append_lock`): heads are saved in row order, and each append reads a whole head.
+        """
+        with self._append_lock(), self._named():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 # The newest row and the highest id ever used (a row id is never reused), in one statement.
                 row = self._db.execute(_LAST_ROW).fetchone()
                 last = None if row is None or row[0] is None else (row[0], row[1])
-                values = self._chain(content, last, (row[2] or 0) if row is not None else 0)
+                self._admit(content, int(last[0]) if last else 0, accept)
+                # An accepted loss numbers on from the newest row (its row records the rows lost), and
+                # so does every row after it; otherwise never below an id once used.
+                floor = (row[2] or 0) if row is not None and accept is None else 0
+                values = self._chain(content, last, floor)
                 self._db.execute(_INSERT, values)
+                if accept is not None:
+                    self._db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'audit_log'", (values[0],))
                 self._db.execute("COMMIT")
-                if self.anchor is not None:
-                    self.anchor.save_head(Head(int(content["id"]), values[-1]))
             except BaseException:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
+            self._save_head(Head(int(content["id"]), values[-1]), accept)
         return values
+
+    def _admit(self, content: dict[str, Any], newest: int, accept: str | None) -> None:
+        """Before a row is written (the append lock held): the log must hold its anchored head, else
+        nothing is written (:class:`AuditHeadError`); an acceptance needs a loss, and records it."""
+        problem = head_problem(self.anchor, newest, self._hash_at)
+        if accept is None:
+            if problem is not None:
+                raise AuditHeadError(self._where, problem)
+            return
+        if problem is None:
+            raise ToolkitUsageError(f"nothing to accept: the audit log {self._where} holds its anchored head")
+        kept = keep_head_record(self.anchor, _dt.datetime.fromtimestamp(self._clock.time(), _dt.UTC))
+        facts = {**problem.facts(), "reason": accept, "head_record_kept": kept}
+        content["extra"] = _dumps(facts, _MAX_ARGUMENT_CHARS)
+
+    def _save_head(self, head: Head, accept: str | None) -> None:
+        if self.anchor is None:
+            return
+        replace = getattr(self.anchor, "replace_head", None) if accept is not None else None
+        (replace or self.anchor.save_head)(head)
+
+    @contextlib.contextmanager
+    def _append_lock(self) -> Iterator[None]:
+        """Held by one appender of the file at a time, across processes: ``flock`` on a file beside it
+        (where there is no flock, or the folder is read-only and nothing can be appended, none)."""
+        try:
+            import fcntl
+
+            fd = os.open(self.path.with_name(f".{self.path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except (ImportError, OSError):
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _newest(self) -> int:
+        """The newest row's number (0 when empty); the caller holds ``_lock``."""
+        with self._named():
+            return int(self._db.execute("SELECT max(id) FROM audit_log").fetchone()[0] or 0)
+
+    def _hash_at(self, row: int) -> str | None:
+        """Row ``row``'s hash, or None; the caller holds ``_lock``."""
+        found = self._db.execute("SELECT hash FROM audit_log WHERE id = ?", (row,)).fetchone()
+        return None if found is None else str(found[0])
+
+    @property
+    def _where(self) -> str:
+        """The log as messages name it."""
+        return str(self.path)
 
     def _chain(self, content: dict[str, Any], last: Any, floor: int = 0) -> list[Any]:
         """Number ``content`` after ``last`` (id, hash) and chain it; the row's values in column order."""

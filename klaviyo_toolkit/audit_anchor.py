@@ -20,7 +20,12 @@ milliseconds per audited call: a rollback journal and several fsyncs).
 safe as the vault's key, which may live in the OS keyring) and the head in a record beside the
 vault; the vault remembers (durably, once) that the head lives there, so a deleted head record is
 reported rather than silently made again. ``FileAnchor`` keeps both in owner-only files
-(standalone use and tests). Any object with these three methods will do.
+(standalone use and tests). Any object with these three methods will do; ``replace_head`` is optional
+(what :meth:`~klaviyo_toolkit.audit.AuditLog.accept_loss` saves with, else ``save_head``).
+
+A head is only ever saved after the row it names, onto a log that still holds the head saved
+before: an append finds a cut tail, an older copy of the log put back or a damaged head record
+before it writes, and refuses (the head is not moved over the evidence) until the loss is accepted.
 """
 
 from __future__ import annotations
@@ -204,6 +209,7 @@ class VaultAnchor:
         self._head = _HeadRecord(self.head_path)
         self._key: bytes | None = None
         self._noted = False  # the vault's note that the head lives in head_path was seen or written
+        self._settled: dict[str, Any] | None = None  # that note, as load_head last read it (never a lost one)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -241,12 +247,16 @@ class VaultAnchor:
             raise ToolkitUsageError("the audit head record in the vault was altered (it does not decrypt)") from None
 
     def load_head(self) -> Head | None:
-        note = self._note()
+        # The note that the head lives in head_path, once seen, is not read again: an append checks the
+        # head every time, and a vault read per audited call is what the record beside it avoids.
+        note = self._settled or self._note()
         if isinstance(note, dict) and note.get("lost"):
             raise ToolkitUsageError(
                 f"the audit head record {self.head_path} was deleted (found missing when row {note['lost']} was "
                 "appended): rows cut from the end before then cannot be ruled out"
             )
+        if isinstance(note, dict):
+            self._settled = note
         head = self._head.load(self.key())
         if head is not None:
             return head
@@ -266,11 +276,23 @@ class VaultAnchor:
                 return
             self._save_noted(head, key)
 
+    def replace_head(self, head: Head) -> None:
+        """Save ``head`` over a record that is damaged, missing or names a row the log no longer has, and
+        forget that it was ever lost: only after the log recorded that the loss was accepted
+        (:meth:`~klaviyo_toolkit.audit.AuditLog.accept_loss`, which keeps a copy of the old record)."""
+        key = self.key()
+        with self._lock:
+            self._head.save(head, key)
+            self.vault.put_secret(f"{self.name}:head", json.dumps({"file": self.head_path.name}).encode())
+            self._noted = True
+            self._settled = None
+
     def _save_noted(self, head: Head, key: bytes) -> None:
         """The first save of this anchor, or the record gone: make it, then note it in the vault."""
         note = self._note()
         if isinstance(note, dict) and not note.get("lost") and not self.head_path.exists():
             note = {**note, "lost": head.rows}  # deleted behind our back: remembered for good
+            self._settled = None
             self.vault.put_secret(f"{self.name}:head", json.dumps(note).encode())
         self._head.save(head, key)  # made durably when new, before the note that names it
         if not isinstance(note, dict):

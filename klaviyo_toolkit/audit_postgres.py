@@ -8,6 +8,8 @@ Same rows, same chain, same anchor, same ``record`` / ``hook`` / ``query`` / ``v
 - **one linear chain** whoever appends: an append holds a session advisory lock from reading the
   newest row until its head is saved, so rows from every worker on every machine are numbered and
   chained one after another, and heads are saved in order;
+- **the anchored head is held**: under that lock an append first checks that the log still holds the
+  head saved last, and refuses (nothing written) if rows were cut, as for SQLite;
 - **one key**: the HMAC key comes from the anchor, as for SQLite; the log remembers a fingerprint of
   it (an HMAC of a fixed text, never the key), so a worker whose key differs is refused when it opens
   the log, before it could write a row the others cannot verify.
@@ -21,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import threading
@@ -106,10 +109,15 @@ class PostgresAuditLog(AuditLog):
             )
 
     def __repr__(self) -> str:
+        return f"PostgresAuditLog('{self._server}')"
+
+    @property
+    def _server(self) -> str:
+        """host:port/database, never the password."""
         from urllib.parse import urlsplit
 
         parts = urlsplit(self.url)
-        return f"PostgresAuditLog('{parts.hostname}:{parts.port}{parts.path}')"
+        return f"{parts.hostname}:{parts.port}{parts.path}"
 
     @property
     def path(self) -> Any:  # type: ignore[override]
@@ -119,19 +127,36 @@ class PostgresAuditLog(AuditLog):
         with self._lock:
             self._pg.close()
 
-    def _append(self, content: dict[str, Any]) -> list[Any]:
-        self._pg.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK,))
-        try:
+    def _append(self, content: dict[str, Any], accept: str | None = None) -> list[Any]:
+        with self._append_lock():
             with self._pg.transaction():
                 last = self._pg.execute("SELECT id, hash FROM personas_audit_log ORDER BY id DESC LIMIT 1").fetchone()
+                self._admit(content, int(last[0]) if last else 0, accept)  # the anchored head must be in the log
                 values = self._chain(content, last)
                 marks = ", ".join("%s" for _ in _COLUMNS)
                 self._pg.execute(f"INSERT INTO personas_audit_log ({_SELECT}) VALUES ({marks})", values)
-            if self.anchor is not None:  # still under the lock: heads are saved in row order
-                self.anchor.save_head(Head(int(content["id"]), values[-1]))
+            self._save_head(Head(int(content["id"]), values[-1]), accept)  # still under the lock: in row order
+        return values
+
+    @contextlib.contextmanager
+    def _append_lock(self) -> Iterator[None]:
+        self._pg.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK,))
+        try:
+            yield
         finally:
             self._pg.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK,))
-        return values
+
+    def _newest(self) -> int:
+        found = self._pg.execute("SELECT max(id) FROM personas_audit_log").fetchone()
+        return int(found[0] or 0) if found else 0
+
+    def _hash_at(self, row: int) -> str | None:
+        found = self._pg.execute("SELECT hash FROM personas_audit_log WHERE id = %s", (row,)).fetchone()
+        return None if found is None else str(found[0])
+
+    @property
+    def _where(self) -> str:
+        return f"in PostgreSQL ({self._server})"
 
     def _fetch(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         query = sql.replace("FROM audit_log", "FROM personas_audit_log").replace("?", "%s")

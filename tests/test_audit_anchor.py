@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 
 from klaviyo_toolkit.audit import AuditContext, AuditLog, verify_log
 from klaviyo_toolkit.audit_anchor import FileAnchor
+from klaviyo_toolkit.audit_head import AuditHeadError
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import ToolkitUsageError
 
@@ -205,7 +207,7 @@ def test_the_vault_anchors_head_is_saved_beside_the_vault_without_a_vault_write_
     assert not report.ok and "cut from the end" in report.reason
 
 
-def test_a_deleted_vault_head_record_is_reported_even_after_an_append_makes_it_again(tmp_path: Path) -> None:
+def test_a_deleted_vault_head_record_refuses_appends_until_the_loss_is_accepted(tmp_path: Path) -> None:
     from klaviyo_toolkit.audit_anchor import VaultAnchor
     from klaviyo_toolkit.vault import Vault
 
@@ -217,11 +219,138 @@ def test_a_deleted_vault_head_record_is_reported_even_after_an_append_makes_it_a
     anchor.head_path.unlink()
     with pytest.raises(ToolkitUsageError, match="is missing"):
         verify_log(path, anchor=VaultAnchor(Vault(tmp_path / "vault.sqlite")))
-    with AuditLog(path, anchor=anchor) as log:  # the running process appends again
+    with AuditLog(path, anchor=anchor) as log:  # the running process appends again: refused
+        with pytest.raises(AuditHeadError, match="is missing"):
+            log.record("get_lists", "ok", context=CTX)
+        assert log.count() == 2
+    assert not anchor.head_path.exists(), "never made again behind the operator's back"
+    with AuditLog(path, anchor=VaultAnchor(Vault(tmp_path / "vault.sqlite"))) as log:
+        log.accept_loss("the cleanup script deleted the head record", context=CTX)
         log.record("get_lists", "ok", context=CTX)
-    assert anchor.head_path.exists()
-    with pytest.raises(ToolkitUsageError, match="was deleted"):
-        verify_log(path, anchor=VaultAnchor(Vault(tmp_path / "vault.sqlite")))
+    report = verify_log(path, anchor=VaultAnchor(Vault(tmp_path / "vault.sqlite")))
+    assert report.ok and report.checked == 4
+
+
+def put_back_an_older_copy(tmp_path: Path, anchor: Any, before: int = 3, after: int = 3) -> Path:
+    """A log of ``before`` rows copied aside, ``after`` more appended, then the copy put back over it."""
+    path = tmp_path / "audit.sqlite"
+    with AuditLog(path, anchor=anchor, clock=ManualClock()) as log:
+        for n in range(before):
+            log.record("get_lists", "ok", context=CTX, path=f"/api/lists?n={n}")
+    shutil.copy(path, tmp_path / "copy.sqlite")
+    with AuditLog(path, anchor=anchor, clock=ManualClock()) as log:
+        for n in range(after):
+            log.record("delete_list", "ok", context=CTX, path=f"/api/lists/L{n}")
+    shutil.copy(tmp_path / "copy.sqlite", path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["file", "vault"])
+def test_an_append_onto_an_older_copy_put_back_is_refused_and_the_evidence_kept(tmp_path: Path, kind: str) -> None:
+    from klaviyo_toolkit.audit_anchor import VaultAnchor
+    from klaviyo_toolkit.vault import Vault
+
+    anchor: Any = FileAnchor(tmp_path / "keys") if kind == "file" else VaultAnchor(Vault(tmp_path / "vault.sqlite"))
+    path = put_back_an_older_copy(tmp_path, anchor)
+    head = anchor.head_path.read_bytes()
+    with AuditLog(path, anchor=anchor) as log:
+        with pytest.raises(AuditHeadError) as refused:
+            log.record("get_lists", "ok", context=CTX)
+        with pytest.raises(AuditHeadError):
+            log.check_appendable()
+        assert log.count() == 3, "nothing written"
+    said = str(refused.value)
+    assert f"nothing was written to the audit log {path}" in said
+    assert "ends at row 3 but its anchored head" in said and "is row 6" in said and "accept_loss" in said
+    assert anchor.head_path.read_bytes() == head, "the head is not moved over the cut"
+    report = verify_log(path, anchor=anchor)
+    assert not report.ok and "cut from the end" in report.reason
+
+
+def test_an_append_onto_a_log_whose_row_is_not_the_anchored_head_is_refused(tmp_path: Path) -> None:
+    path, anchor = filled(tmp_path, rows=3)
+    shutil.copy(path, tmp_path / "copy.sqlite")
+    with AuditLog(path, anchor=anchor) as log:
+        log.record("get_lists", "ok", context=CTX)  # the head is row 4
+    shutil.copy(tmp_path / "copy.sqlite", path)
+    db = raw(path)  # another row 4 in its place
+    db.execute(f"INSERT INTO audit_log ({', '.join(COLUMNS)}, prev_hash, hash) SELECT 4, {', '.join(COLUMNS[1:])}, "
+               "hash, 'f' || substr(hash, 2) FROM audit_log WHERE id = 3")
+    db.commit()
+    db.close()
+    with AuditLog(path, anchor=anchor) as log, pytest.raises(AuditHeadError, match="its row 4 is not the anchored"):
+        log.record("get_lists", "ok", context=CTX)
+
+
+def test_a_head_record_overwritten_with_noise_is_reported_refuses_appends_and_is_never_replaced(
+        tmp_path: Path) -> None:
+    path, anchor = filled(tmp_path, rows=3)
+    noise = b"\xff\xfe" + os.urandom(254)  # not UTF-8, not JSON
+    anchor.head_path.write_bytes(noise)
+    with pytest.raises(ToolkitUsageError, match=f"the audit head record {anchor.head_path} was altered"):
+        verify_log(path, anchor=anchor)
+    with AuditLog(path, anchor=anchor) as log:
+        with pytest.raises(AuditHeadError, match="was altered"):
+            log.record("get_lists", "ok", context=CTX)
+        assert log.count() == 3
+    assert anchor.head_path.read_bytes() == noise
+    with AuditLog(path, anchor=anchor) as log:
+        row = log.accept_loss("the head record was overwritten by a disk repair", context=CTX)
+    assert "was altered" in row.extra["problem"] and row.extra["anchored_head"] is None
+    assert Path(row.extra["head_record_kept"]).read_bytes() == noise, "a copy of the damaged record is kept"
+    assert verify_log(path, anchor=anchor).ok
+
+
+def test_accepting_a_loss_is_explicit_recorded_and_only_when_there_is_one(tmp_path: Path) -> None:
+    anchor = FileAnchor(tmp_path / "keys")
+    path = put_back_an_older_copy(tmp_path, anchor)
+    head = anchor.head_path.read_bytes()
+    ops = AuditContext(user="ops")
+    with AuditLog(path, anchor=anchor) as log:
+        with pytest.raises(ToolkitUsageError, match="say why"):
+            log.accept_loss("  ", context=ops)
+        assert log.count() == 3
+        row = log.accept_loss("restored the wrong backup", context=ops)
+        assert (row.id, row.tool, row.status, row.user) == (4, "audit.accept_loss", "ok", "ops")
+        assert row.extra["anchored_head"]["rows"] == 6 and row.extra["log_rows"] == 3
+        assert row.extra["reason"] == "restored the wrong backup" and "cut from the end" in row.extra["problem"]
+        assert Path(row.extra["head_record_kept"]).read_bytes() == head
+        log.record("get_lists", "ok", context=CTX)  # appends go on
+        with pytest.raises(ToolkitUsageError, match="nothing to accept"):
+            log.accept_loss("again", context=ops)
+    report = verify_log(path, anchor=anchor)
+    assert report.ok and report.checked == 5
+
+
+APPENDER = """
+import sys
+from pathlib import Path
+from klaviyo_toolkit.audit import AuditContext, AuditLog
+from klaviyo_toolkit.audit_anchor import VaultAnchor
+from klaviyo_toolkit.vault import Vault
+
+home = Path(sys.argv[1])
+with AuditLog(home / "audit.sqlite", anchor=VaultAnchor(Vault(home / "vault.sqlite"))) as log:
+    for i in range(int(sys.argv[2])):
+        log.record("get_lists", "ok", context=AuditContext(user=sys.argv[3]), arguments={"i": i})
+"""
+
+
+def test_processes_appending_together_to_an_anchored_log_are_never_refused_and_keep_its_head(tmp_path: Path) -> None:
+    from klaviyo_toolkit.audit_anchor import VaultAnchor
+    from klaviyo_toolkit.vault import Vault
+
+    path, _ = vault_filled(tmp_path, rows=1)  # the key exists: every process uses it
+    per_process = 60
+    procs = [subprocess.Popen([sys.executable, "-c", APPENDER, str(tmp_path), str(per_process), f"p{n}"],
+                              stderr=subprocess.PIPE, text=True) for n in range(3)]  # fmt: skip
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    anchor = VaultAnchor(Vault(tmp_path / "vault.sqlite"))
+    report = verify_log(path, anchor=anchor)
+    assert report.ok and report.checked == 1 + 3 * per_process
+    head = anchor.load_head()
+    assert head is not None and (head.rows, head.hash) == (report.checked, report.head), "heads saved in row order"
 
 
 def test_a_head_kept_in_the_vault_by_the_earlier_version_still_anchors_the_log(tmp_path: Path) -> None:

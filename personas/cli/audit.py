@@ -152,6 +152,34 @@ def _no_log() -> None:
     typer.echo(f"audit log: no rows yet (no log at {config().home / 'audit.sqlite'})", err=True)
 
 
+@app.command("accept-loss")
+def accept_loss(
+    reason: str = typer.Option(
+        ..., "--reason", help="Why the loss is accepted (e.g. 'restored from the 12-01 backup'); recorded in the log."
+    ),
+) -> None:
+    """Go on with a log that no longer holds its anchored head (rows cut, an older copy put back, the head
+    record damaged): records the loss, with REASON and who accepted it, as a row, then anchors on it."""
+    from klaviyo_toolkit.audit import AuditContext
+    from personas.runtime.audit import writable_audit_log
+
+    from .common import config
+
+    cfg = config()
+    if not reason.strip():
+        raise UsageProblem("--reason: say why the loss is accepted; it is recorded in the log")
+    log = writable_audit_log(cfg)
+    row = log.accept_loss(reason, context=AuditContext(user=cfg.user))
+    facts = row.extra
+    typer.echo(f"accepted for the audit log {log.path or log}: {facts.get('problem')}")
+    head, newest = facts.get("anchored_head") or {}, int(facts.get("log_rows") or 0)
+    if int(head.get("rows") or 0) > newest:
+        typer.echo(f"its rows after row {newest} (up to row {head['rows']}) are lost from this log for good")
+    typer.echo(f"row {row.id} records that the loss was accepted (reason: {reason.strip()}); runs go on from it")
+    if facts.get("head_record_kept"):
+        typer.echo(f"the replaced head record is kept at {facts['head_record_kept']}")
+
+
 def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
     """``24h``, ``30m``, ``7d``, ``2w``, ``today``, ``yesterday``, or an ISO date/time (UTC when naive)."""
     now = now or dt.datetime.now(dt.UTC)

@@ -94,10 +94,12 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
 
 #: The state files in ``$PERSONAS_HOME``, by name: what each is and what moving it aside loses. A SQLite
 #: error on one of them (whichever code met it) is said with its path and the fix, the same way.
+ACCEPT_LOSS = "personas audit accept-loss --reason TEXT"
 STATE_FILES = {
     "audit.sqlite": StateFile(
         "the audit log",
         if_moved="its rows are no longer shown or verified, and a new log begins",
+        then=f"accept the loss deliberately: {ACCEPT_LOSS} (until then its anchored head refuses every run)",
     ),
     "checkpoints.sqlite": StateFile(
         "the run checkpoints",
@@ -125,9 +127,19 @@ _SYNC_PLAN = StateFile(
 def state_file_line(exc: BaseException) -> tuple[str, int] | None:
     """A state file's trouble in one line: its path, what is wrong, the fix; None for other errors.
 
-    For a StateFileError, or a SQLite error any code met on a file of ``$PERSONAS_HOME`` (found from
-    the connection it was raised on), the file's :data:`STATE_FILES` entry says it.
+    For an audit log that does not hold its anchored head, how to look and how to accept the loss; for
+    a StateFileError, or a SQLite error any code met on a file of ``$PERSONAS_HOME`` (found from the
+    connection it was raised on), the file's :data:`STATE_FILES` entry says it.
     """
+    from klaviyo_toolkit.audit_head import AuditHeadError
+
+    if isinstance(exc, AuditHeadError):
+        return (
+            f"nothing was written to the audit log {exc.log}: {exc.problem.reason}. Appending would anchor the "
+            "head over this and hide it, so every run is refused and the evidence left as it is. See it with "
+            "`personas audit verify`; restore the log (or its head record) from a backup, or, to go on without "
+            f"the missing rows, accept the loss explicitly: {ACCEPT_LOSS} (a row records it)"
+        ), 1
     if isinstance(exc, StateFileError):
         known = _state_file(exc.path)
         again = known.error(exc.path, exc.cause) if known is not None and exc.cause is not None else None

@@ -1,6 +1,6 @@
-"""The state folder as an operator meets it: a folder this user may not write, a damaged file.
-Every command either works or says, in one line, which file, what is wrong and what to do;
-nothing already recorded is overwritten.
+"""The state folder as an operator meets it: a log put back from an older copy, a folder this user may not
+write, a damaged file. Every command either works or says, in one line, which file, what is wrong and
+what to do; nothing already recorded is overwritten.
 
 The commands run as subprocesses on the embedded sandbox, on real SQLite files in the test's own
 ``PERSONAS_HOME``.
@@ -51,6 +51,34 @@ def rows(home: Path) -> int:
         db.close()
 
 
+def test_a_run_onto_an_older_copy_of_the_audit_log_is_refused_until_the_loss_is_accepted(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    ok(personas(home, *REPORT))
+    shutil.copy(home / "audit.sqlite", tmp_path / "copy.sqlite")
+    ok(personas(home, *REPORT))
+    anchored = int(ok(personas(home, "audit", "verify")).split("ok: ", 1)[1].split()[0])
+    shutil.copy(tmp_path / "copy.sqlite", home / "audit.sqlite")  # an older copy put back
+    kept = rows(home)
+    head = (home / "vault.audit.head").read_bytes()
+
+    line = one_line_error(personas(home, *REPORT))
+    assert f"nothing was written to the audit log {home / 'audit.sqlite'}: it ends at row {kept}" in line
+    assert f"is row {anchored}: rows were cut from the end" in line
+    assert "`personas audit verify`" in line and "personas audit accept-loss --reason TEXT" in line
+    assert rows(home) == kept and (home / "vault.audit.head").read_bytes() == head, "the evidence is left as it is"
+    cut = personas(home, "audit", "verify")
+    assert cut.returncode == 1 and "TAMPERED" in cut.stderr and "cut from the end" in cut.stderr
+
+    accepted = ok(personas(home, "audit", "accept-loss", "--reason", "put the wrong backup back"))
+    assert f"rows after row {kept} (up to row {anchored}) are lost from this log for good" in accepted
+    assert f"row {kept + 1} records that the loss was accepted" in accepted
+    assert "chain intact" in ok(personas(home, "audit", "verify"))
+    ok(personas(home, *REPORT))  # runs go on
+    assert "chain intact" in ok(personas(home, "audit", "verify"))
+    again = one_line_error(personas(home, "audit", "accept-loss", "--reason", "again"))
+    assert "nothing to accept" in again
+
+
 def another_user() -> list[str] | None:
     """What runs a command as a user this process's file modes apply to: nothing when it is not root;
     as nobody with ``setpriv`` when it is (root ignores modes); None when neither is possible."""
@@ -90,7 +118,7 @@ def test_a_read_only_state_folder_is_still_read_and_every_write_names_the_file_a
     assert f"audit log: {count} of {count} rows" in listed
     assert f"ok: {count} rows, chain intact" in ok(personas(home, "audit", "verify", user=user))
     assert len(ok(personas(home, "audit", "export", "-", user=user)).splitlines()) == count
-    for args in (REPORT, ("demo",)):
+    for args in (REPORT, ("demo",), ("audit", "accept-loss", "--reason", "x")):
         line = one_line_error(personas(home, *args, user=user))
         assert f"the audit log {home / 'audit.sqlite'} cannot be written" in line, args
         assert "may not write" in line and "Give this user write access" in line, args
@@ -117,4 +145,4 @@ def test_a_damaged_state_file_is_named_with_the_fix_and_blocks_nothing_else(tmp_
     for args in (("audit",), ("audit", "verify"), REPORT):
         line = one_line_error(personas(home, *args))
         assert f"the audit log {home / 'audit.sqlite'} cannot be read (database disk image is malformed" in line
-        assert "Restore it from a backup, or move it aside" in line
+        assert "Restore it from a backup, or move it aside" in line and "personas audit accept-loss" in line

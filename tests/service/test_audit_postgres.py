@@ -12,6 +12,7 @@ import pytest
 
 from klaviyo_toolkit.audit import AuditContext
 from klaviyo_toolkit.audit_anchor import FileAnchor
+from klaviyo_toolkit.audit_head import AuditHeadError
 from klaviyo_toolkit.audit_postgres import PostgresAuditLog
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import ToolkitUsageError
@@ -68,6 +69,25 @@ def test_verify_finds_an_edit_a_forgery_and_a_cut_tail(pg_url: str, tmp_path: Pa
         report = log.verify()
         assert not report.ok and "cut from the end" in report.reason
         conn.execute("ALTER TABLE personas_audit_log ENABLE TRIGGER USER")
+    log.close()
+
+
+def test_an_append_onto_a_cut_log_is_refused_until_the_loss_is_accepted(pg_url: str, tmp_path: Path) -> None:
+    anchor = FileAnchor(tmp_path / "keys")
+    log = PostgresAuditLog(pg_url, anchor=anchor)
+    fill(log, 3)
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # an owner who can switch the triggers off
+        conn.execute("ALTER TABLE personas_audit_log DISABLE TRIGGER USER")
+        conn.execute("DELETE FROM personas_audit_log WHERE id = 3")
+        conn.execute("ALTER TABLE personas_audit_log ENABLE TRIGGER USER")
+    head = anchor.head_path.read_bytes()
+    with pytest.raises(AuditHeadError, match=r"audit log in PostgreSQL \(.*\): it ends at row 2 but its anchored"):
+        fill(log, 1)
+    assert log.count() == 2 and anchor.head_path.read_bytes() == head and not log.verify().ok
+    row = log.accept_loss("an owner deleted row 3", context=CTX)
+    assert row.id == 3 and row.extra["anchored_head"]["rows"] == 3 and row.extra["log_rows"] == 2
+    fill(log, 1)
+    assert log.verify().ok and log.count() == 4
     log.close()
 
 
