@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from pathlib import Path
 
 import typer
 
@@ -50,6 +51,8 @@ def show(
     known = get_args(AuditStatus)
     if status is not None and status not in known:
         raise UsageProblem(f"--status {status!r} is not an audit status; use one of {', '.join(known)}")
+    if limit < 1:
+        raise UsageProblem(f"--limit {limit}: give how many rows to show, 1 or more")
     since_at = parse_since(since) if since else None  # every filter checked before the log is opened
     log = _log()
     if log is None:
@@ -135,15 +138,40 @@ def export(path: str = typer.Argument(..., help="Where to write JSON lines; - fo
 
     from klaviyo_toolkit.audit import AuditLog
 
+    target = None if path == "-" else _export_target(path)
     log = _log()
     if log is None:
         _no_log()
         return
     assert isinstance(log, AuditLog)
-    if path == "-":
+    if target is None:
         log.export_jsonl(sys.stdout)
         return
-    typer.echo(f"wrote {log.export_jsonl(path)} rows to {path}", err=True)
+    try:
+        count = log.export_jsonl(target)
+    except OSError as exc:
+        raise UsageProblem(f"cannot write {path} ({exc.strerror}); give a path this user can write") from None
+    typer.echo(f"wrote {count} rows to {path}", err=True)
+
+
+def _export_target(path: str) -> Path:
+    """Where ``export`` writes: a file in a folder that exists and this user may write (checked before
+    the log is read), or a UsageProblem naming what is wrong."""
+    import os
+
+    target = Path(path).expanduser()
+    folder = target.parent
+    if target.is_dir():
+        raise UsageProblem(f"cannot export to {path}: it is a folder; give a file name, e.g. {target / 'audit.jsonl'}")
+    if not folder.is_dir():
+        raise UsageProblem(
+            f"cannot export to {path}: the folder {folder} does not exist; create it (mkdir -p {folder}) "
+            "or give a path in a folder that exists"
+        )
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        where = target if target.exists() else folder
+        raise UsageProblem(f"cannot export to {path}: this user may not write {where}; give a path you can write")
+    return target
 
 
 def _no_log() -> None:

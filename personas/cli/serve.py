@@ -6,11 +6,23 @@ are imported when a command runs, never by ``personas --help``.
 
 from __future__ import annotations
 
+import math
+
 import typer
+
+from personas.kernel.errors import UsageProblem
 
 from .common import config
 
 CATCH_UP_HELP = "Missed schedule slots after downtime: latest (run the newest once), all, or none."
+
+
+def at_least(option: str, value: float, low: float, what: str, *, above: bool = False) -> None:
+    """Refuse ``value`` below ``low`` (or equal to it, if ``above``; or not a finite number), naming the
+    option and its range, as ``personas runs --limit`` does; nothing has started yet."""
+    if not math.isfinite(value) or value < low or (above and value == low):
+        bound = f"more than {low:g}" if above else f"{low:g} or more"
+        raise UsageProblem(f"{option} {value:g}: give {what}, {bound}")
 
 
 def serve_cmd(
@@ -20,6 +32,7 @@ def serve_cmd(
     catch_up: str = typer.Option("latest", "--catch-up", help=CATCH_UP_HELP),
 ) -> None:
     """Receive Klaviyo webhooks (POST /webhooks/klaviyo, KLAVIYO_WEBHOOK_SECRET); /healthz, /metrics."""
+    at_least("--workers", workers, 1, "how many runs at a time")
     from personas.service.serving import check_serve, serve, serve_notes
 
     from .sandbox import bind
@@ -52,6 +65,10 @@ def worker_cmd(
     metrics_port: int = typer.Option(None, "--metrics-port", help="Serve this worker's /metrics on 127.0.0.1:PORT."),
 ) -> None:
     """Run queued and scheduled persona runs from PostgreSQL (PERSONAS_DATABASE_URL); start as many as needed."""
+    at_least("--concurrency", concurrency, 1, "how many runs at a time")
+    at_least("--stalled-after", stalled_after, 0, "the seconds without a heartbeat", above=True)
+    if metrics_port is not None and not 1 <= metrics_port <= 65535:
+        raise UsageProblem(f"--metrics-port {metrics_port} is not a port; give one from 1 to 65535")
     from personas.service.serving import run_worker
 
     run_worker(config(), concurrency=concurrency, catch_up=catch_up, stalled_after=stalled_after,
@@ -70,6 +87,9 @@ def watch_cmd(
     ),
 ) -> None:
     """Poll the persona's trigger metric for new events from a stored cursor; each event runs once."""
+    at_least("--every", every, 0, "the seconds between polls", above=True)
+    at_least("--overlap", overlap, 0, "the seconds each poll reaches back")
+    at_least("--lookback", lookback, 0, "the seconds the first poll reads back")
     from personas.service.serving import watch
 
     from .sandbox import state_file

@@ -194,6 +194,28 @@ def test_audit_filters_that_cannot_match_are_usage_errors(tmp_path: Path) -> Non
     assert "not an audit status" in line and "pending_approval" in line
 
 
+@pytest.mark.parametrize(("args", "says"), [
+    (["audit", "--limit", "-1"], "--limit -1: give how many rows to show, 1 or more"),
+    (["audit", "--limit", "0"], "--limit 0: give how many rows to show, 1 or more"),
+    (["watch", "lead-magnet-sequencer", "--every", "-1"], "--every -1: give the seconds between polls, more than 0"),
+    (["watch", "lead-magnet-sequencer", "--every", "0", "--once"], "--every 0: give the seconds between polls"),
+    (["watch", "lead-magnet-sequencer", "--lookback", "-60"], "--lookback -60: give the seconds the first poll"),
+    (["serve", "--workers", "0"], "--workers 0: give how many runs at a time, 1 or more"),
+    (["worker", "--concurrency", "-2"], "--concurrency -2: give how many runs at a time, 1 or more"),
+])
+def test_numbers_out_of_their_range_are_refused_with_the_range(tmp_path: Path, args: list[str], says: str) -> None:
+    assert says in one_line_error(personas(tmp_path, *args), 2)
+
+
+def test_audit_export_to_a_folder_that_does_not_exist_names_it_and_the_fix(tmp_path: Path) -> None:
+    target = tmp_path / "no" / "such" / "x.jsonl"
+    line = one_line_error(personas(tmp_path, "audit", "export", str(target)), 2)
+    assert f"the folder {target.parent} does not exist; create it (mkdir -p {target.parent})" in line
+    assert "FileNotFoundError" not in line
+    line = one_line_error(personas(tmp_path, "audit", "export", str(tmp_path)), 2)
+    assert "it is a folder; give a file name" in line
+
+
 def test_a_head_record_overwritten_with_noise_is_named_by_verify(tmp_path: Path) -> None:
     from klaviyo_toolkit.audit import AuditLog
     from klaviyo_toolkit.audit_anchor import VaultAnchor
