@@ -25,6 +25,7 @@ from graphs.lead_magnet.render import outcome_line, sequence_line
 from klaviyo_sandbox import Sandbox
 from personas.kernel.cassette import public_base_url
 from personas.kernel.config import Config
+from personas.kernel.errors import UsageProblem
 from personas.kernel.models import ModelChoice, resolve_model
 from personas.runtime.context import audit_log, build_context
 from personas.runtime.driver import run_persona
@@ -207,8 +208,9 @@ def _choose(persona: Any, file: str, config: Config, seed: int, given: Any) -> M
         return given if isinstance(given, ModelChoice) else ModelChoice(given, "the model passed in", "scripted")
     live = bool(config.openai_api_key)
     if not live and seed != AUTHORED_SEED:
+        data = "this state file's data (its seed is not recorded)" if seed == UNKNOWN_SEED else f"seed {seed}"
         return ModelChoice(None, f"none: the demo's answers authored by hand fit the seed-{AUTHORED_SEED} sandbox, "
-                                 f"not seed {seed}, so the policy decides and a template writes (set "
+                                 f"not {data}, so the policy decides and a template writes (set "
                                  "OPENAI_API_KEY for a live model)", "none")
     return resolve_model(persona.model, config, replay=str(CASSETTES / file), prefer_replay=not live,
                          rerecord_hint=REAUTHOR)
@@ -239,12 +241,16 @@ def run_demo(
     console = console or Console(highlight=False)
     started = time.perf_counter()
     reused = bool(state_file) and Path(str(state_file)).exists() and Path(str(state_file)).stat().st_size > 0
-    console.rule("[bold]klaviyo-personas demo")
     sb = Sandbox(seed=seed, clock=clock, state=state_file)
+    made_with = _state_seed(sb, seed, state_file, reused)
+    if made_with is None:  # a state file that does not say its seed: its data fits no authored answer
+        seed = UNKNOWN_SEED
+    console.rule("[bold]klaviyo-personas demo")
     client = sb.client()
     counts = {t: sb.store.count(t) for t in ("profile", "list", "segment", "campaign", "flow", "event")}
+    said_seed = f"seed {made_with}" if made_with is not None else f"seed not recorded in {state_file}"
     console.print(
-        f"Embedded Klaviyo sandbox (seed {seed}, key pk_sandbox_demo, no KLAVIYO_API_KEY needed): "
+        f"Embedded Klaviyo sandbox ({said_seed}, key pk_sandbox_demo, no KLAVIYO_API_KEY needed): "
         + ", ".join(f"{n} {t}s" for t, n in counts.items())
     )
     if reused:
@@ -296,6 +302,39 @@ def run_demo(
         "Audit log: `personas audit --persona lead-magnet-sequencer`."
     )
     return 0
+
+
+#: Where a demo's sandbox state file records the seed its data was made with.
+SEED_KEY = "_personas_demo_seed"
+#: The seed of a state file that does not record one (made by an earlier version, ``personas run`` or
+#: ``personas sandbox serve``): never the authored one, so the policy decides.
+UNKNOWN_SEED = -1
+
+
+def _state_seed(sb: Any, seed: int, state_file: str | Path | None, reused: bool) -> int | None:
+    """The seed the sandbox's data was made with: ``seed`` for new data (recorded in the state file),
+    the one a reused state file records, or None when it records none.
+
+    Raises:
+        UsageProblem: the state file was made with another seed than ``--seed`` asks for (its data is
+            that seed's: the authored answers would not fit it, and the header would misstate it).
+    """
+    if not state_file:
+        return seed
+    if not reused:
+        sb.store.set_value(SEED_KEY, seed)
+        sb.store.flush()  # with the data it describes, whatever happens next
+        return seed
+    recorded = sb.store.value(SEED_KEY)
+    if recorded is None:
+        return None
+    if int(recorded) != seed:
+        sb.close()
+        raise UsageProblem(
+            f"--sandbox-state {state_file} was made with --seed {recorded}, not {seed}: run it as "
+            f"`personas demo --seed {recorded} --sandbox-state {state_file}`, or give a new file for seed {seed}"
+        )
+    return seed
 
 
 def _check_played(choice: ModelChoice, reused: bool) -> None:

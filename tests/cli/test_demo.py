@@ -102,3 +102,29 @@ def test_the_demo_runs_without_keys_in_under_a_minute_and_shows_every_step(tmp_p
             assert len({m["flow_id"] for m in outbox}) == 1
     finally:
         sb.close()
+
+
+def test_a_state_file_keeps_the_seed_it_was_made_with(tmp_path: Path) -> None:
+    def demo(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(PERSONAS), "demo", *args], env=child_env(tmp_path), cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+
+    state = tmp_path / "s7.sqlite"
+    made = demo("--seed", "7", "--sandbox-state", str(state))
+    assert made.returncode == 0, made.stderr
+    assert "Embedded Klaviyo sandbox (seed 7," in made.stdout
+    other = demo("--sandbox-state", str(state))  # --seed 42, the default
+    assert other.returncode == 2 and "Traceback" not in other.stderr and not other.stdout
+    assert (f"error: --sandbox-state {state} was made with --seed 7, not 42: run it as `personas demo --seed 7 "
+            f"--sandbox-state {state}`") in other.stderr
+    again = demo("--seed", "7", "--sandbox-state", str(state))
+    assert again.returncode == 0, again.stderr
+    assert "(seed 7," in again.stdout and "re-author" not in again.stdout + again.stderr
+
+    legacy = tmp_path / "legacy.sqlite"  # made by `personas sandbox serve --seed 7`, or an earlier demo
+    Sandbox(seed=7, state=str(legacy)).close()
+    old = demo("--sandbox-state", str(legacy))
+    assert old.returncode == 0, old.stdout + old.stderr
+    said = " ".join(old.stdout.split())
+    assert f"(seed not recorded in {legacy}," in said and "so the policy decides" in said
+    assert "re-author" not in said and "Cassette" not in said + old.stderr
