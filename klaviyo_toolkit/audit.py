@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ._files import exclusive_lock
 from .audit_anchor import AuditAnchor, Head
 from .audit_head import AuditHeadError, head_problem, keep_head_record
 from .audit_rows import (
@@ -414,18 +415,8 @@ class AuditLog:
     def _append_lock(self) -> Iterator[None]:
         """Held by one appender of the file at a time, across processes: ``flock`` on a file beside it
         (where there is no flock, or the folder is read-only and nothing can be appended, none)."""
-        try:
-            import fcntl
-
-            fd = os.open(self.path.with_name(f".{self.path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        except (ImportError, OSError):
+        with exclusive_lock(self.path.with_name(f".{self.path.name}.lock")):
             yield
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # releases the lock
 
     def _newest(self) -> int:
         """The newest row's number (0 when empty); the caller holds ``_lock``."""
