@@ -144,6 +144,13 @@ def _ratio(part: float, whole: float) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+def rate_count(rows: Sequence[Mapping[str, Any]], rate: str) -> float | int:
+    """What a day's ``rate`` divides: its count over the campaigns with a denominator that day (see
+    :func:`totals`), to cite beside the rate rather than the day's whole count."""
+    part, whole = _RATE_DEFINITIONS[rate]
+    return _num(round(sum(float(r[part]) for r in rows if (r.get(whole) or 0) > 0 and r.get(part) is not None), 2))
+
+
 def totals(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> dict[str, Any]:
     """Summed counts and recomputed rates for the day (per metric too)."""
     out: dict[str, Any] = {"campaigns": len(rows)}
@@ -158,8 +165,7 @@ def totals(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> dict[st
         if out[part] is None:
             out[rate] = None
             continue
-        sent = [r for r in rows if (r.get(whole) or 0) > 0 and r.get(part) is not None]
-        out[rate] = _ratio(sum(float(r[part]) for r in sent), out[whole] or 0)
+        out[rate] = _ratio(rate_count(rows, rate), out[whole] or 0)
     out["earlier_sends"] = sum(
         1 for r in rows if not (r.get("recipients") or 0) and any((r.get(k) or 0) for k in COUNTS)
     )

@@ -390,3 +390,25 @@ def test_late_activity_of_an_earlier_send_stays_out_of_the_days_rates() -> None:
     assert day["by_metric"]["Placed Order"]["conversion_rate"] == pytest.approx(3 / 980, abs=1e-4)
     assert day["opens_unique"] == 1900 and day["by_metric"]["Placed Order"]["revenue"] == 390.0
     assert day["earlier_sends"] == 1
+
+
+def test_a_rate_is_cited_with_the_count_it_was_divided_from() -> None:
+    """Opens of a campaign sent on an earlier day count in the day's opens but not in its open rate
+    (their deliveries are not the day's): the figure beside the rate says which count it divides,
+    never 28.3% next to 714 opens of 1,463 delivered."""
+    from graphs.campaign_report.figures import totals
+    from graphs.campaign_report.summary import build_figures
+
+    base = {"bounced": 0, "unsubscribe_uniques": 0, "clicks_unique": 0, "conversion_uniques": 0, "conversions": 0,
+            "revenue": 0, "open_rate": None, "click_rate": None, "conversion_rate": None, "bounce_rate": None,
+            "unsubscribe_rate": None}
+    rows = [
+        {**base, "campaign_id": "C1", "name": "Today", "recipients": 1000, "delivered": 1000, "opens_unique": 300},
+        {**base, "campaign_id": "C2", "name": "Tuesday's", "recipients": 0, "delivered": 0, "opens_unique": 200},
+    ]
+    figures, _ = build_figures({"campaigns": rows, "totals": totals(rows, []), "metrics": []})
+    open_rate = next(f["value"] for f in figures if f["label"] == "open rate")
+    assert open_rate.startswith("30.0% (300 of the day's 500"), open_rate
+    same_day = [{**rows[0]}]
+    figures, _ = build_figures({"campaigns": same_day, "totals": totals(same_day, []), "metrics": []})
+    assert next(f["value"] for f in figures if f["label"] == "open rate") == "30.0% (300 unique opens)"
