@@ -11,7 +11,7 @@ import typer
 
 from personas.kernel.errors import UsageProblem
 
-from .common import command_group, indented, shown
+from .common import command_group, file_target, indented, shown
 
 app = command_group(
     "Read the audit log: every call a persona made, refused or was stopped from making.", invoke_without_command=True
@@ -155,23 +155,8 @@ def export(path: str = typer.Argument(..., help="Where to write JSON lines; - fo
 
 
 def _export_target(path: str) -> Path:
-    """Where ``export`` writes: a file in a folder that exists and this user may write (checked before
-    the log is read), or a UsageProblem naming what is wrong."""
-    import os
-
-    target = Path(path).expanduser()
-    folder = target.parent
-    if target.is_dir():
-        raise UsageProblem(f"cannot export to {path}: it is a folder; give a file name, e.g. {target / 'audit.jsonl'}")
-    if not folder.is_dir():
-        raise UsageProblem(
-            f"cannot export to {path}: the folder {folder} does not exist; create it (mkdir -p {folder}) "
-            "or give a path in a folder that exists"
-        )
-    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        where = target if target.exists() else folder
-        raise UsageProblem(f"cannot export to {path}: this user may not write {where}; give a path you can write")
-    return target
+    """Where ``export`` writes, checked before the log is read (``common.file_target``)."""
+    return file_target(path, f"cannot export to {path}", "audit.jsonl")
 
 
 def _no_log() -> None:

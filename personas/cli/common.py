@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import re
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 import typer
 
 from personas.kernel.config import Config
 
-__all__ = ["HELP", "command_group", "config", "indented", "readable_metavars", "set_config", "shown", "visible"]
+__all__ = [
+    "HELP", "command_group", "config", "file_target", "indented", "readable_metavars", "set_config", "shown",
+    "visible",
+]
 
 #: Every command takes -h as well as --help.
 HELP = {"help_option_names": ["-h", "--help"]}
@@ -127,3 +131,32 @@ def shown(text: str, *, lines: bool = True) -> str:
     from rich.markup import escape
 
     return escape(visible(text, lines=lines))
+
+
+def file_target(path: str, label: str, example: str, *, read: bool = False) -> Path:
+    """The file ``path`` names, checked before anything is read or started: not a folder, in a folder
+    that exists, and one this user may write (and read, with ``read``), or may create there. Else a
+    UsageProblem starting with ``label`` that names what is wrong and the fix; the errors of the
+    open itself (SQLite's "unable to open database file", FileNotFoundError) name neither."""
+    import os
+
+    from personas.kernel.errors import UsageProblem
+
+    target = Path(path).expanduser()
+    folder = target.parent
+    if target.is_dir():
+        raise UsageProblem(f"{label}: it is a folder; give a file name, e.g. {target / example}")
+    if not folder.exists():
+        raise UsageProblem(
+            f"{label}: the folder {folder} does not exist; create it (mkdir -p {folder}) "
+            "or give a path in a folder that exists"
+        )
+    if not folder.is_dir():
+        raise UsageProblem(f"{label}: {folder} is not a folder; give a path in a folder")
+    wanted = os.R_OK | os.W_OK if read else os.W_OK
+    if target.exists() and not os.access(target, wanted):
+        what = "read and write" if read else "write"
+        raise UsageProblem(f"{label}: this user may not {what} {target}; check its permissions or give another path")
+    if not target.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageProblem(f"{label}: this user may not create files in {folder}; give a path you can write")
+    return target

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import socket
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import typer
 
 from personas.kernel.errors import UsageProblem
 
-from .common import command_group
+from .common import command_group, file_target
 
 app = command_group("Run the Klaviyo sandbox (a stateful emulator of Klaviyo's API).", no_args_is_help=True)
 
@@ -103,21 +102,7 @@ def state_file(path: str | None) -> str | None:
     """
     if not path:
         return path
-    target = Path(path).expanduser()
-    folder = target.parent
-    if target.is_dir():
-        raise UsageProblem(f"--sandbox-state {path}: that is a folder; give a file, e.g. {target / 'sandbox.sqlite'}")
-    if not folder.exists():
-        raise UsageProblem(
-            f"--sandbox-state {path}: its folder {folder} does not exist; create it (mkdir -p {folder}) "
-            "or give a file in a folder that exists"
-        )
-    if not folder.is_dir():
-        raise UsageProblem(f"--sandbox-state {path}: {folder} is not a folder; give a file in a folder")
-    if target.exists() and not os.access(target, os.R_OK | os.W_OK):
-        raise UsageProblem(f"--sandbox-state {path}: this user cannot read and write it; check its permissions")
-    if not target.exists() and not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageProblem(f"--sandbox-state {path}: this user cannot create files in {folder}; pick another")
+    target = file_target(path, f"--sandbox-state {path}", "sandbox.sqlite", read=True)
     if target.exists() and target.stat().st_size > 0:
         _is_sandbox_state(path, target)
     return path
