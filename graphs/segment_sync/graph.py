@@ -152,19 +152,21 @@ def _approval_summary(plan: Plan, batch: Batch) -> dict[str, Any]:
 
 def _resolve(ctx: PersonaContext, request: SyncRequest) -> tuple[SyncRequest, int]:
     """The request with the target list and source groups given by name resolved to ids."""
-    target, reads = resolve_group(ctx.toolkit, "list", request.target_list_id, "target")
+    target = resolve_group(ctx.toolkit, "list", request.target_list_id, "target")
+    reads = target.reads
     source = request.source
     if source.names:
         ids = []
         for name in source.names:
-            found, n = resolve_group(ctx.toolkit, source.kind, name, "source")
-            ids.append(found)
-            reads += n
+            found = resolve_group(ctx.toolkit, source.kind, name, "source")
+            ids.append(found.id)
+            reads += found.reads
         source = replace(source, ids=tuple(ids), names=())
-        if source.kind == "list" and target in source.ids:
+        if source.kind == "list" and target.id in source.ids:
             raise SyncInputError("source", "is the target list itself; sync from another list or a segment")
-    named = request.target_list_id if target != request.target_list_id else None
-    return replace(request, target_list_id=target, source=source, target_name=named), reads
+    resolved = replace(request, target_list_id=target.id, source=source, target_name=target.name,
+                       target_unread=target.unread)
+    return resolved, reads
 
 
 def _thread(ctx: PersonaContext) -> str:
@@ -258,6 +260,7 @@ def read_target(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState
         field="target_list_id",
         list_id=request.target_list_id,
         subscriptions=need_consent,
+        named_too=request.target_unread,
     )
     with _plan(state) as plan:
         counts = plan.load_members(

@@ -13,6 +13,12 @@ Example::
     request = parse_input({"source": {"kind": "csv", "path": "leads.csv"}, "target_list_id": "Xy12Ab"})
     for row in read_file(request.source, "consent", {"yes"}):
         ...
+
+A list or segment is given by id or by name, and a name can look like an id (six letters and
+digits: "Spring", "VIPs24"), so the shape of a value never decides alone (:func:`resolve_group`):
+``id:Xy12Ab`` and ``name:Spring`` say which; so do the input's keys (``target_list_id`` and
+``source.id`` hold ids, ``source.name`` names); ``target`` holds either, and a value there that
+could be both is looked up as a name and read as an id, and refused if it is both.
 """
 
 from __future__ import annotations
@@ -31,8 +37,9 @@ from klaviyo_toolkit.tools import CallStopped
 from klaviyo_toolkit.validation import describe_hidden, email_problem, phone_problem
 
 __all__ = [
-    "InvalidRow", "Member", "Row", "SourceSpec", "SyncInputError", "SyncRequest", "check_file", "klaviyo_read",
-    "lookup_by_email", "parse_input", "read_file", "read_group", "resolve_group", "validate_record",
+    "InvalidRow", "Member", "Resolved", "Row", "SourceSpec", "SyncInputError", "SyncRequest", "check_file",
+    "group_ref", "klaviyo_read", "lookup_by_email", "parse_input", "read_file", "read_group", "resolve_group",
+    "validate_record",
 ]
 
 FILE_KINDS = ("csv", "jsonl")
@@ -79,7 +86,9 @@ class SyncRequest:
     """A sync: from ``source`` into the list ``target_list_id`` (an id, or a name until resolved).
 
     ``mode`` is ``add-only`` (the safe default: nobody leaves the list) or ``mirror`` (members not in
-    the source leave it, each batch after approval).
+    the source leave it, each batch after approval). ``target_name`` is the name the list was found
+    by; ``target_unread`` says the target was given as a name or an id, no list has it as a name, and
+    so it is taken as an id that only the first read of the list confirms.
     """
 
     source: SourceSpec
@@ -87,6 +96,7 @@ class SyncRequest:
     dry_run: bool = False
     mode: str = "add-only"
     target_name: str | None = None
+    target_unread: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,7 +106,7 @@ class SyncRequest:
         src = data["source"]
         spec = SourceSpec(src["kind"], src.get("path"), tuple(src.get("ids") or ()), tuple(src.get("names") or ()))
         return cls(spec, data["target_list_id"], bool(data.get("dry_run")), str(data.get("mode") or "add-only"),
-                   data.get("target_name"))
+                   data.get("target_name"), bool(data.get("target_unread")))
 
 
 @dataclass(frozen=True)
@@ -141,7 +151,7 @@ class Member:
 def _ids(source: Mapping[str, Any]) -> tuple[str, ...]:
     raw = source.get("ids", source.get("id"))
     items = raw if isinstance(raw, list) else [raw]
-    ids = tuple(str(i).strip() for i in items if isinstance(i, str) and i.strip())
+    ids = tuple(group_ref(i, "id") for i in items if isinstance(i, str) and split_ref(i)[1])
     if not ids or len(ids) != len(items):
         raise SyncInputError("source.id", "give the list's or segment's id or name as text (several as source.ids "
                                           "or source.names)")
@@ -149,8 +159,39 @@ def _ids(source: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 MODES = ("add-only", "mirror")
-#: What a Klaviyo list or segment id looks like (six letters and digits); anything else is a name.
+#: What a Klaviyo list or segment id looks like (six letters and digits). A value of another shape is
+#: a name; one of this shape may be either ("Spring", "VIPs24" are names), so the shape never makes
+#: a value an id: see :func:`group_ref`.
 GROUP_ID_RE = re.compile(r"^[A-Za-z0-9]{6}$")
+#: How a value says which it is: ``id:Xy12Ab`` or ``name:Spring`` (in ``target`` or a source's ids or names).
+FORMS = ("id", "name")
+
+
+def split_ref(value: str) -> tuple[str, str]:
+    """(what ``value`` is: ``id``, ``name`` or ``either``, the id or name itself).
+
+    ``id:`` and ``name:`` say which; otherwise a value shaped like an id may be either, and any other
+    value is a name.
+    """
+    value = value.strip()
+    for form in FORMS:
+        if value.startswith(f"{form}:"):
+            return form, value[len(form) + 1:].strip()
+    return ("either" if GROUP_ID_RE.fullmatch(value) else "name"), value
+
+
+def group_ref(value: str, declared: str) -> str:
+    """``value`` as given under a key that says what it holds (``declared``: ``id``, ``name`` or
+    ``either``): an id-shaped value under an ``id`` or ``name`` key gets that prefix, so that it is
+    not also looked up as the other; an id key's value that cannot be an id stays a name."""
+    form, text = split_ref(value)
+    return f"{declared}:{text}" if form == "either" and declared in FORMS else value.strip()
+
+
+def _same_group(a: str, b: str) -> bool:
+    """Whether two values as given name the same list (an ``either`` one matches an id and a name alike)."""
+    (form_a, text_a), (form_b, text_b) = split_ref(a), split_ref(b)
+    return text_a == text_b and (form_a == form_b or "either" in (form_a, form_b))
 
 
 def parse_input(payload: Any, default_mode: str = "add-only") -> SyncRequest:
@@ -158,7 +199,9 @@ def parse_input(payload: Any, default_mode: str = "add-only") -> SyncRequest:
 
     The target list and a list or segment source are given by id or by name (``target`` or
     ``target_list_id``; ``source.id``/``ids`` or ``source.name``/``names``); names are resolved by
-    the graph. ``mode`` is ``add-only`` or ``mirror`` (default: the persona's ``mode`` setting).
+    the graph. ``target`` holds a name or an id; the other keys say which, and ``id:X`` or ``name:X``
+    says it anywhere (see :func:`group_ref`). ``mode`` is ``add-only`` or ``mirror`` (default: the
+    persona's ``mode`` setting).
     """
     example = ('{"source": {"kind": "csv", "path": "examples/vip-members.csv"}, "target": "VIP Customers", '
                '"mode": "add-only"}')
@@ -187,9 +230,10 @@ def parse_input(payload: Any, default_mode: str = "add-only") -> SyncRequest:
                                             "segment (with id)")
     field = "target" if "target" in payload or "target_list_id" not in payload else "target_list_id"
     target = payload.get(field)
-    if not isinstance(target, str) or not target.strip():
+    if not isinstance(target, str) or not split_ref(target)[1]:
         raise SyncInputError(field, "give the name or id of the Klaviyo list to sync into (personas list shows "
                                     "none; get_lists does), e.g. \"VIP Customers\"")
+    target = group_ref(target, "either" if field == "target" else "id")
     dry_run = payload.get("dry_run", False)
     if not isinstance(dry_run, bool):
         raise SyncInputError("dry_run", "use true (show the plan, send nothing) or false")
@@ -202,9 +246,9 @@ def parse_input(payload: Any, default_mode: str = "add-only") -> SyncRequest:
     else:
         names = _names(source) if ("name" in source or "names" in source) else _ids(source)
         spec = SourceSpec(kind, names=names)  # ids or names; the graph resolves names to ids
-        if kind == "list" and target.strip() in (*spec.ids, *spec.names):
+        if kind == "list" and any(_same_group(target, group) for group in spec.names):
             raise SyncInputError("source", "is the target list itself; sync from another list or a segment")
-    return SyncRequest(spec, target.strip(), dry_run, str(mode))
+    return SyncRequest(spec, target, dry_run, str(mode))
 
 
 def _names(source: Mapping[str, Any]) -> tuple[str, ...]:
@@ -212,24 +256,69 @@ def _names(source: Mapping[str, Any]) -> tuple[str, ...]:
     if raw is None:
         return ()
     items = [raw] if isinstance(raw, str) else raw
-    if not isinstance(items, list) or not all(isinstance(n, str) and n.strip() for n in items):
+    if not isinstance(items, list) or not all(isinstance(n, str) and split_ref(n)[1] for n in items):
         raise SyncInputError("source.name", "give the list's or segment's name as text (or a list of names)")
-    return tuple(n.strip() for n in items)
+    return tuple(group_ref(n, "name") for n in items)
 
 
-def resolve_group(kit: Any, kind: str, value: str, field: str) -> tuple[str, int]:
-    """The id of the list or segment ``value`` (its id, or its exact name), and the reads it took."""
-    if GROUP_ID_RE.fullmatch(value):
-        return value, 0
+@dataclass(frozen=True)
+class Resolved:
+    """A list or segment found: its ``id``, the ``reads`` it took, the ``name`` it was found by (if it
+    was), and ``unread``: given as a name or an id, no group has that name, so it is taken as an id
+    that the first read of its members confirms (no call spent on that here)."""
+
+    id: str
+    reads: int
+    name: str | None = None
+    unread: bool = False
+
+
+def _find(kit: Any, op: str, attribute: str, value: str) -> tuple[list[dict[str, Any]], int]:
+    """The groups whose ``attribute`` (name or id) equals ``value``, and the calls it took."""
+    found: list[dict[str, Any]] = []
+    calls = 0
+    for page in kit.pages(op, filter=f"equals({attribute},{quoted(value)})"):
+        calls += 1
+        found.extend(page.data or [])
+    return found, calls
+
+
+def resolve_group(kit: Any, kind: str, value: str, field: str) -> Resolved:
+    """The list or segment ``value`` names (see :func:`split_ref`), in the fewest reads.
+
+    An id (``id:X``) costs none. A name costs one lookup. A value that may be either costs the same
+    one name lookup: no group named so, it is taken as an id (its members' read checks it); named so
+    by the group with that id, it is that group. Only when another group has it as its name is the
+    id looked up too: if both exist, the input is refused, naming both and how to choose.
+    """
+    form, text = split_ref(value)
+    if form == "id":
+        return Resolved(text, 0)
     op = "get_lists" if kind == "list" else "get_segments"
-    found = [r for page in kit.pages(op, filter=f"equals(name,{quoted(value)})") for r in page.data or []]
-    if len(found) == 1:
-        return str(found[0]["id"]), 1
-    if found:
-        ids = ", ".join(str(r["id"]) for r in found)
-        raise SyncInputError(field, f"{len(found)} {kind}s are named {value!r} ({ids}); give the id instead")
+    named, reads = _find(kit, op, "name", text)
+    if form == "either":
+        others = [r for r in named if str(r["id"]) != text]
+        if not others:
+            return Resolved(text, reads, text if named else None, unread=not named)
+        owner = [r for r in named if str(r["id"]) == text]
+        if not owner:
+            owner, more = _find(kit, op, "id", text)
+            reads += more
+        if owner:
+            owned = (owner[0].get("attributes") or {}).get("name")
+            ids = ", ".join(str(r["id"]) for r in others)
+            raise SyncInputError(field, f"{text!r} is the id of {kind} {owned!r} and the name of {kind}"
+                                        f"{'s' if len(others) > 1 else ''} {ids}; say which you mean: "
+                                        f"\"id:{text}\" or \"name:{text}\"")
+        named = others
+    if len(named) == 1:
+        return Resolved(str(named[0]["id"]), reads, text)
+    if named:
+        ids = ", ".join(str(r["id"]) for r in named)
+        raise SyncInputError(field, f"{len(named)} {kind}s are named {text!r} ({ids}); give the id instead (as "
+                                    f"\"id:{named[0]['id']}\")")
     known = [str(r["attributes"].get("name")) for page in kit.pages(op) for r in page.data or []]
-    raise SyncInputError(field, f"no {kind} is named {value!r}; {kind}s: {', '.join(known[:20]) or 'none'}")
+    raise SyncInputError(field, f"no {kind} is named {text!r}; {kind}s: {', '.join(known[:20]) or 'none'}")
 
 
 # -- file rows ------------------------------------------------------------------------------------------
@@ -400,11 +489,12 @@ def klaviyo_read(kit: Any, name: str, **args: Any) -> Any:
 
 
 def read_group(kit: Any, kind: str, group_id: str, *, field: str, list_id: str | None = None,
-               subscriptions: bool = False) -> Iterator[list[Member]]:
+               subscriptions: bool = False, named_too: bool = False) -> Iterator[list[Member]]:
     """The members of a list or segment, one page (at most 100 profiles) at a time.
 
     ``subscriptions`` also reads email consent and suppressions (``list_id`` decides which list
-    unsubscribes count). An unknown id raises SyncInputError on ``field``.
+    unsubscribes count). An unknown id raises SyncInputError on ``field`` (saying that no group has
+    it as a name either when ``named_too``: it was looked up as one).
     """
     op = "get_profiles_for_list" if kind == "list" else "get_profiles_for_segment"
     fields = ["email", "phone_number", "external_id"]
@@ -417,6 +507,9 @@ def read_group(kit: Any, kind: str, group_id: str, *, field: str, list_id: str |
         try:
             page = klaviyo_read(kit, op, **args, **({"page_cursor": cursor} if cursor else {}))
         except NotFoundError:
+            if named_too:
+                raise SyncInputError(field, f"no Klaviyo {kind} has the id {group_id!r} and none is named so; use "
+                                            f"a name or an id from get_{kind}s") from None
             raise SyncInputError(field, f"no Klaviyo {kind} has the id {group_id!r}; use an id from get_{kind}s") \
                 from None
         yield [member_of(r, list_id) for r in page.data or []]
