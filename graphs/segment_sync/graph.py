@@ -13,7 +13,8 @@
   (a lookup call per 100 emails, plus creating the missing ones). From a list or segment, the ids are
   known, so adds use ``add_profiles_to_list`` directly. Neither changes consent.
 - **Subscribes** need explicit consent in the source: only those rows go through
-  ``bulk_subscribe_profiles`` (with the list), and never a profile that is suppressed or unsubscribed
+  ``bulk_subscribe_profiles`` (with the list; a person in several rows only if every one says yes,
+  else a reported consent conflict), and never a profile that is suppressed or unsubscribed
   from this list (members' state comes with the list read; other consenting rows are looked up, 100
   emails per call). Suppressed profiles are reported.
 - **Removes** (``remove_profiles_from_list``) are destructive: the approval guard stops each batch
@@ -327,6 +328,7 @@ def plan(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
         summary = p.summary(settings.sample_size)
         summary["invalid"] = {"count": source.get("invalid", 0), "rows": p.invalid(PROBLEMS_KEPT)}
         summary["duplicates"] = source.get("duplicates", 0)
+        summary["consent_conflicts"] = p.conflicts(PROBLEMS_KEPT)
     runtime.stream_writer({"phase": "plan", "done": total, "total": total, "unit": "batches"})
     return {"plan": summary, "batches_total": total, "cursor": 1}
 

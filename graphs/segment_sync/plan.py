@@ -8,6 +8,8 @@ The diff is SQL, never Python sets, so memory stays flat however large the sourc
 
 - a source row matches a member by profile id (list/segment sources), else by email
   (case-insensitive), else, for rows without an email, by phone number;
+- a person in several rows is one row, the first (``duplicates.py``), except for consent: rows
+  that disagree on it are a conflict, and that person is not subscribed;
 - **adds** are unmatched rows, **removes** unmatched members (in ``mirror`` mode);
 - **subscribes** are rows with explicit consent and an email whose profile is not already
   subscribed and not suppressed (nor unsubscribed from this list); suppressed ones are reported;
@@ -33,6 +35,7 @@ from typing import Any
 
 from personas.kernel.privacy import private_file
 
+from . import duplicates
 from .sources import InvalidRow, Member, Row
 
 __all__ = ["Batch", "Plan"]
@@ -41,7 +44,7 @@ SCHEMA = """
 CREATE TABLE source (
     rowno INTEGER NOT NULL, key TEXT NOT NULL UNIQUE, email TEXT, email_key TEXT, phone TEXT, external_id TEXT,
     first_name TEXT, last_name TEXT, consent INTEGER NOT NULL DEFAULT 0, profile_id TEXT,
-    member_id TEXT, sub_state TEXT, add_batch INTEGER, sub_batch INTEGER);
+    member_id TEXT, sub_state TEXT, add_batch INTEGER, sub_batch INTEGER, conflict INTEGER);
 CREATE INDEX source_email ON source(email_key);
 CREATE INDEX source_phone ON source(phone);
 CREATE INDEX source_member ON source(member_id);
@@ -60,7 +63,7 @@ CREATE TABLE batches (
     n INTEGER PRIMARY KEY, kind TEXT NOT NULL, size INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
     job_id TEXT, detail TEXT, job_status TEXT, completed INTEGER, failed INTEGER,
     refused INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0, withheld INTEGER NOT NULL DEFAULT 0);
-"""
+""" + duplicates.SCHEMA
 #: Columns added since the first plan files: (table, column, definition), added to an older file on open.
 UPGRADES = (
     ("invalid", "stage", "TEXT NOT NULL DEFAULT 'source'"),
@@ -69,6 +72,7 @@ UPGRADES = (
     ("batches", "attempts", "INTEGER NOT NULL DEFAULT 0"),
     ("invalid", "email_key", "TEXT"),
     ("batches", "withheld", "INTEGER NOT NULL DEFAULT 0"),
+    ("source", "conflict", "INTEGER"),
 )
 #: The column of ``source`` (or ``members``) that holds each kind's batch number.
 BATCH_COLUMN = {"import": "add_batch", "add": "add_batch", "subscribe": "sub_batch", "remove": "remove_batch"}
@@ -126,6 +130,7 @@ class Plan:
 
     def _upgrade(self) -> None:
         """Add the columns a plan file written by an older version lacks (a run resumed across an upgrade)."""
+        self.db.executescript(duplicates.SCHEMA)
         for table, column, definition in UPGRADES:
             have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
             if column not in have:
@@ -148,20 +153,28 @@ class Plan:
     def load_rows(
         self, rows: Iterable[Row | InvalidRow], progress: Callable[[int], None] | None = None
     ) -> dict[str, int]:
-        """Stream rows in (valid ones deduplicated, first one wins); counts of what was read."""
+        """Stream rows in; counts of what was read.
+
+        Valid rows are deduplicated by person: the first row's fields are kept, unless the rows
+        disagree on consent (a conflict, not subscribed: ``duplicates.py``).
+        """
         self.db.execute("DELETE FROM source")
         self.db.execute("DELETE FROM invalid")
-        seen = valid = bad = 0
-        before = self.db.total_changes
+        self.db.execute("DELETE FROM duplicates")
+        seen = valid = bad = twice = 0
         good: list[tuple[Any, ...]] = []
         wrong: list[tuple[Any, ...]] = []
 
         def flush() -> None:
+            nonlocal twice
+            first, again = duplicates.split(self.db, good) if good else ([], [])
+            twice += len(again)
             self.db.executemany(
-                "INSERT OR IGNORE INTO source (rowno, key, email, email_key, phone, external_id, "
+                "INSERT INTO source (rowno, key, email, email_key, phone, external_id, "
                 "first_name, last_name, consent, profile_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                good,
+                first,
             )
+            self.db.executemany("INSERT INTO duplicates (key, rowno, consent) VALUES (?,?,?)", again)
             self.db.executemany("INSERT INTO invalid (rowno, field, value, problem, email_key) VALUES (?,?,?,?,?)",
                                 wrong)
             good.clear()
@@ -199,9 +212,9 @@ class Plan:
                 if progress:
                     progress(seen)
         flush()
+        conflicts = duplicates.mark_conflicts(self.db)
         self.db.commit()
-        inserted = self.db.total_changes - before - bad
-        return {"rows": seen, "valid": valid, "invalid": bad, "duplicates": valid - inserted}
+        return {"rows": seen, "valid": valid, "invalid": bad, "duplicates": twice, "consent_conflicts": conflicts}
 
     def load_members(
         self, pages: Iterable[list[Member]], progress: Callable[[int, int], None] | None = None, table: str = "members"
@@ -392,6 +405,10 @@ class Plan:
 
     def invalid_count(self, stage: str) -> int:
         return int(self._one("SELECT COUNT(*) FROM invalid WHERE stage = ?", stage))
+
+    def conflicts(self, limit: int) -> dict[str, Any]:
+        """People whose rows disagree on consent (not subscribed): how many, the first ``limit`` with their rows."""
+        return {"count": duplicates.conflict_count(self.db), "people": duplicates.conflicts(self.db, limit)}
 
     # -- batches -----------------------------------------------------------------------------------------
     def batch(self, n: int) -> Batch:

@@ -1,11 +1,13 @@
 """What a sync reports: planned vs applied per kind of change, what was skipped and why, and a summary.
 
-Nothing is lost silently: invalid rows, duplicates, suppressed profiles, rejected or failed
-batches and rows Klaviyo refused (in a batch call or in an import job) are each counted, with a
-sample, in ``state["result"]``. Counts are what Klaviyo accepted: ``applied`` leaves out the
+Nothing is lost silently: invalid rows, duplicates, people whose rows disagree on consent (not
+subscribed: ``consent_conflicts``, with the rows), suppressed profiles, rejected or failed batches
+and rows Klaviyo refused (in a batch call or in an import job) are each counted, with a sample, in
+``state["result"]``. Counts are what Klaviyo accepted: ``applied`` leaves out the
 ``refused`` rows, which are listed under ``invalid`` with Klaviyo's reason.
 
-A sync that did not do all it planned (a row invalid or refused, a batch failed or rejected), or
+A sync that did not do all it planned (a row invalid or refused, a batch failed or rejected, a
+subscribe withheld because a person's rows disagree on consent), or
 whose import jobs Klaviyo had not finished when it stopped waiting (their rows are not confirmed:
 Klaviyo may still refuse some), is ``partial``: its ``exit_code`` is :data:`PARTIAL_EXIT`, so a
 script or cron job running ``personas run`` sees it; ``done`` and ``dry_run`` are 0.
@@ -58,11 +60,13 @@ def build_result(state: Mapping[str, Any], plan: Plan, limit: int) -> dict[str, 
     dry = state.get("mode") == "dry_run"
     invalid_rows = source.get("invalid", 0)
     refused_rows = sum(c["refused"] for c in changes.values())
+    conflicts = plan.conflicts(limit)
     clean = (
         all(c["applied"] == c["planned"] for c in changes.values())
         and not jobs.get("failed_rows")
         and not jobs.get("still_running")
         and not invalid_rows
+        and not conflicts["count"]
     )
     request = state.get("request") or {}
     return {
@@ -84,6 +88,7 @@ def build_result(state: Mapping[str, Any], plan: Plan, limit: int) -> dict[str, 
         "suppressed": {"count": summary.get("suppressed", 0), "sample": (summary.get("samples") or {}).get(
             "suppressed", [])},
         "consent_without_email": summary.get("consent_without_email", 0),
+        "consent_conflicts": conflicts,
         "invalid": {
             "count": invalid_rows + refused_rows,
             "source_check": invalid_rows,
@@ -116,6 +121,13 @@ def _template(result: dict[str, Any]) -> str:
         notes.append(f"{result['invalid_rows']} invalid rows were skipped (see invalid)")
     if result["duplicate_rows"]:
         notes.append(f"{result['duplicate_rows']} duplicate rows were merged into their first occurrence")
+    conflicts = result.get("consent_conflicts") or {}
+    if conflicts.get("count"):
+        n, people = conflicts["count"], conflicts["people"]
+        shown = ", ".join(f"{c['person']} ({_rows(c['rows'])})" for c in people[:3])
+        more = f" and {n - 3} more" if n > 3 else ""
+        notes.append(f"{n} {'person has' if n == 1 else 'people have'} rows that disagree on consent and "
+                     f"{'was' if n == 1 else 'were'} not subscribed: {shown}{more} (see consent_conflicts)")
     for name in ("adds", "subscribes", "removes"):
         if result[name].get("refused"):
             notes.append(f"Klaviyo refused {result[name]['refused']} {name}, not counted above (see invalid)")
@@ -129,12 +141,18 @@ def _template(result: dict[str, Any]) -> str:
     return text + ("" if not notes else " " + joined[:1].upper() + joined[1:] + ".")
 
 
+def _rows(numbers: list[int]) -> str:
+    return f"row {numbers[0]}" if len(numbers) == 1 else "rows " + ", ".join(str(n) for n in numbers)
+
+
 def outcome(result: Mapping[str, Any]) -> str:
     """One line for run lists (``personas runs``): the status and what changed or did not."""
     failed = sum(result[k]["failed"] + result[k]["rejected"] for k in KINDS)
+    conflicts = (result.get("consent_conflicts") or {}).get("count")
     return (f"{result['status']}: added {result['adds']['applied']}, subscribed {result['subscribes']['applied']}, "
             f"removed {result['removes']['applied']}; {result['invalid_rows']} invalid, "
-            f"{result['refused_rows']} refused by Klaviyo, {failed} failed or rejected")
+            f"{result['refused_rows']} refused by Klaviyo, {failed} failed or rejected"
+            + (f", {conflicts} with conflicting consent (not subscribed)" if conflicts else ""))
 
 
 #: Counts of rows Klaviyo refused: shown to the model only when there are any, so that the facts of
@@ -144,14 +162,16 @@ _REFUSAL_KEYS = ("refused_rows", "refused", "source_check", "refused_by_klaviyo"
 
 def _model_facts(result: dict[str, Any]) -> dict[str, Any]:
     """What the model is told of a sync: the result without its file paths, and without refusal
-    counts that are zero."""
+    counts or consent conflicts that are zero (so the facts read as when the cassettes were made)."""
 
     def trim(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: trim(v) for k, v in value.items() if not (k in _REFUSAL_KEYS and v in (0, None))}
         return value
 
-    return trim({k: v for k, v in result.items() if k not in ("plan_file", "source")})  # type: ignore[no-any-return]
+    dropped = {"plan_file", "source"} | (set() if (result.get("consent_conflicts") or {}).get("count")
+                                         else {"consent_conflicts"})
+    return trim({k: v for k, v in result.items() if k not in dropped})  # type: ignore[no-any-return]
 
 
 def summarize(ctx: Any, settings: Any, result: dict[str, Any]) -> str:
@@ -201,6 +221,10 @@ def render(state: Mapping[str, Any]) -> str:
         if plan.get("suppressed"):
             lines.append(f"  suppressed {plan['suppressed']:>7} not subscribed: "
                          + ", ".join(samples.get("suppressed") or []))
+        for c in (plan.get("consent_conflicts") or {}).get("people", [])[:10]:
+            yes, no = c["consenting"], c["not_consenting"]
+            lines.append(f"  consent conflict: {c['person']}: {_rows(yes)} consent{'s' if len(yes) == 1 else ''}, "
+                         f"{_rows(no)} {'does' if len(no) == 1 else 'do'} not (not subscribed)")
         invalid = ((state.get("result") or {}).get("invalid") or plan.get("invalid") or {}).get("rows", [])
         for row in invalid[:10]:
             lines.append(f"  invalid row {row['row']}: {row['field']}: {row['problem']}")
