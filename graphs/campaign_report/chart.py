@@ -4,8 +4,10 @@ One row per campaign (the largest sends first) and one panel per rate a marketer
 open, click, bounce and unsubscribe rate. Every bar is labelled with its rate and the count behind
 it; a rate over (or, for opens, under) the persona's threshold is red and marked, with the
 threshold drawn as a dashed line; a campaign with nothing delivered shows "no deliveries" rather
-than a 0% rate. Names wrap at spaces, never cut mid-word. The same figures are in the table and the
-CSV (they come from the same rows).
+than a 0% rate, and one sent on an earlier day (activity this day, no sends) says so, with its count.
+When such campaigns had activity, a line under the day's rates says what they leave out (the
+day's rates divide only the counts of campaigns sent that day). Names wrap at spaces, never cut
+mid-word. The same figures are in the table and the CSV (they come from the same rows).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .figures import fmt_count, fmt_money, fmt_rate
+from .figures import activity_text, fmt_count, fmt_money, fmt_rate, split_totals
 from .settings import Thresholds
 
 __all__ = ["PANELS", "write_chart"]
@@ -82,6 +84,10 @@ def write_chart(path: Path, state: Mapping[str, Any], thresholds: Thresholds, li
         top = max([v for v in values if v is not None] + [_threshold(rate, rows, thresholds) or 0, 0.01])
         line = _threshold(rate, rows, thresholds)
         for y, row, value in zip(ys, shown, values, strict=True):
+            if not row.get("recipients") and not row.get("delivered"):  # activity of a send on an earlier day
+                behind = f" ({fmt_count(row.get(count))})" if row.get(count) else ""
+                ax.text(0, y, f" sent on an earlier day{behind}", va="center", fontsize=8, color=GREY)
+                continue
             if not row.get("delivered") or value is None:
                 ax.text(0, y, " no deliveries" if not row.get("delivered") else " n/a", va="center", fontsize=8,
                         color=GREY)
@@ -113,8 +119,15 @@ def write_chart(path: Path, state: Mapping[str, Any], thresholds: Thresholds, li
              f"worth {fmt_money(totals.get('revenue'), currency)}")
     found = len(state.get("anomalies") or [])
     marks = f" · {found} anomal{'y' if found == 1 else 'ies'} in red ⚠" if found else " · no anomalies"
+    split = split_totals(rows, totals)
+    if split is not None:  # the rates above leave out what campaigns sent on earlier days did this day
+        sent, earlier = split["sent"]["campaigns"], split["earlier"]
+        marks += (f"\nRates are over the {sent} campaign{'' if sent == 1 else 's'} sent this day; "
+                  f"{earlier['campaigns']} sent on earlier days had {activity_text(earlier, currency)} this day "
+                  "(in the counts, not the rates)")
+    head = 0.55 + 0.17 * marks.count("\n")
     fig.suptitle(f"Email campaigns — {date} ({state.get('timezone') or 'UTC'}){more}", fontsize=13, x=0.01,
                  y=1 - 0.08 / height, ha="left", va="top")
     fig.text(0.01, 1 - 0.42 / height, story + marks, fontsize=9, ha="left", va="top", color="#444444")
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / height))
+    fig.tight_layout(rect=(0, 0, 1, 1 - head / height))
     fig.savefig(str(path), format="png")

@@ -17,16 +17,16 @@ from __future__ import annotations
 import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from personas.kernel.privacy import private_file, write_private_text
 
 from .chart import write_chart
-from .figures import COUNTS, RATES, fmt_count, fmt_money, fmt_rate
+from .figures import COUNTS, RATES, activity_text, fmt_count, fmt_money, fmt_rate, split_totals
 from .settings import Thresholds
 
-__all__ = ["WRITTEN_BY", "csv_columns", "markdown_report", "no_activity_text", "summary_label", "write_chart",
-           "write_csv", "write_outputs", "written_by"]
+__all__ = ["WRITTEN_BY", "csv_columns", "earlier_note", "markdown_report", "no_activity_text", "summary_label",
+           "TotalLine", "total_lines", "write_chart", "write_csv", "write_outputs", "written_by"]
 
 Row = Mapping[str, Any]
 
@@ -72,21 +72,65 @@ def _md(text: Any) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 
+class TotalLine(NamedTuple):
+    """A closing line of the table: ``kind`` is ``total``, ``sent`` or ``earlier``; ``rates``: print its rates."""
+
+    kind: str
+    label: str
+    figures: Mapping[str, Any]
+    campaigns: int | None
+    rates: bool
+
+    def long_label(self) -> str:
+        """The label with its number of campaigns, e.g. ``Sent this day (2 campaigns)``."""
+        n = self.campaigns
+        return self.label if n is None else f"{self.label} ({n} campaign{'' if n == 1 else 's'})"
+
+
+def total_lines(rows: Sequence[Row], totals: Mapping[str, Any]) -> list[TotalLine]:
+    """The table's closing lines: the Total alone when the day's rates divide its whole counts; else the
+    part each rate divides (sent this day, with the rates), the activity of campaigns sent on earlier
+    days, and the Total of both without rates (see :func:`~.figures.split_totals`), so every rate
+    stands beside the counts it was divided from."""
+    split = split_totals(rows, totals)
+    if split is None:
+        return [TotalLine("total", "Total", totals, None, True)]
+    sent, earlier = split["sent"], split["earlier"]
+    return [TotalLine("sent", "Sent this day", sent, sent["campaigns"], True),
+            TotalLine("earlier", "Sent on earlier days", earlier, earlier["campaigns"], True),
+            TotalLine("total", "Total", totals, None, False)]
+
+
+def earlier_note(rows: Sequence[Row], totals: Mapping[str, Any], date: str, currency: str | None) -> str | None:
+    """What the day's rates leave out, in a sentence; None when they leave nothing out."""
+    split = split_totals(rows, totals)
+    if split is None:
+        return None
+    return (f"The day's rates are over the campaigns sent on {date}. Campaigns sent on earlier days had "
+            f"{activity_text(split['earlier'], currency)} on {date}: in the Total, not in the rates, as their "
+            "deliveries were not this day's.")
+
+
 def _table(rows: Sequence[Row], totals: Mapping[str, Any], metric: str | None, currency: str | None) -> list[str]:
     head = ["Campaign", "Sent (local)", "Recipients", "Delivered", "Opens", "Open rate", "Clicks", "Click rate",
             f"Conversions ({_md(metric or 'n/a')})", "Revenue", "Conv. rate", "Bounce rate", "Unsub. rate"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
-    def cells(r: Mapping[str, Any], name: str, sent: str) -> list[str]:
+    def cells(r: Mapping[str, Any], name: str, sent: str, rates: bool = True) -> list[str]:
+        def rate(key: str) -> str:
+            return fmt_rate(r.get(key)) if rates else ""
+
         return [name, sent, fmt_count(r.get("recipients")), fmt_count(r.get("delivered")),
-                fmt_count(r.get("opens_unique")), fmt_rate(r.get("open_rate")), fmt_count(r.get("clicks_unique")),
-                fmt_rate(r.get("click_rate")), fmt_count(r.get("conversions")), fmt_money(r.get("revenue"), currency),
-                fmt_rate(r.get("conversion_rate")), fmt_rate(r.get("bounce_rate")), fmt_rate(r.get("unsubscribe_rate"))]
+                fmt_count(r.get("opens_unique")), rate("open_rate"), fmt_count(r.get("clicks_unique")),
+                rate("click_rate"), fmt_count(r.get("conversions")), fmt_money(r.get("revenue"), currency),
+                rate("conversion_rate"), rate("bounce_rate"), rate("unsubscribe_rate")]
 
     for row in rows:
         lines.append("| " + " | ".join(cells(row, _md(row["name"]), row.get("send_time_local") or "")) + " |")
     if rows:
-        lines.append("| " + " | ".join(cells(totals, "**Total**", "")) + " |")
+        for line in total_lines(rows, totals):
+            name = line.long_label() if line.kind == "earlier" else f"**{line.long_label()}**"
+            lines.append("| " + " | ".join(cells(line.figures, name, "", line.rates)) + " |")
     return lines
 
 
@@ -134,6 +178,9 @@ def markdown_report(state: Mapping[str, Any]) -> str:
     if not rows:
         out += [state.get("empty_text") or no_activity_text(date), ""]
     out += [*_table(rows, totals, metrics[0] if metrics else None, currency), ""]
+    note = earlier_note(rows, totals, date, currency)
+    if note:
+        out += [f"_{note}_", ""]
     per = totals.get("by_metric") or {}
     if len(metrics) > 1:
         out += ["## Conversions per metric", "", "| Metric | Conversions | Revenue | Conv. rate |",

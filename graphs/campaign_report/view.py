@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .figures import fmt_count, fmt_money, fmt_rate
-from .outputs import summary_label
+from .outputs import earlier_note, summary_label, total_lines
 
 __all__ = ["terminal_view"]
 
@@ -45,20 +45,28 @@ def terminal_view(state: Mapping[str, Any], answered_by: str | None = None) -> R
         table.add_column("Campaign", ratio=1, min_width=14, overflow="fold")
         for name in ("Sent", "Open", "Click", "Bounce", "Unsub", "Revenue"):
             table.add_column(name, justify="right", no_wrap=True)
-        for row in [*rows, None]:
-            r = row if row is not None else {**(state.get("totals") or {}), "name": "Total", "campaign_id": None}
-            cid = r.get("campaign_id")
+        for row in rows:
+            cid = row.get("campaign_id")
             table.add_row(
-                Text(str(r.get("name")), style="bold" if row is None else ""),
-                _cell(fmt_count(r.get("recipients")), (cid, "sent") in flagged),
-                _cell(fmt_rate(r.get("open_rate")), (cid, "open") in flagged),
-                Text(fmt_rate(r.get("click_rate"))),
-                _cell(fmt_rate(r.get("bounce_rate")), (cid, "bounce") in flagged),
-                _cell(fmt_rate(r.get("unsubscribe_rate")), (cid, "unsub") in flagged),
-                Text(fmt_money(r.get("revenue"), currency)),
-                end_section=row is rows[-1] if row is not None else False,
+                Text(str(row.get("name"))),
+                _cell(fmt_count(row.get("recipients")), (cid, "sent") in flagged),
+                _cell(fmt_rate(row.get("open_rate")), (cid, "open") in flagged),
+                Text(fmt_rate(row.get("click_rate"))),
+                _cell(fmt_rate(row.get("bounce_rate")), (cid, "bounce") in flagged),
+                _cell(fmt_rate(row.get("unsubscribe_rate")), (cid, "unsub") in flagged),
+                Text(fmt_money(row.get("revenue"), currency)),
+                end_section=row is rows[-1],
             )
+        for line in total_lines(rows, state.get("totals") or {}):  # a rate only beside what it divides
+            table.add_row(Text(line.label, style="" if line.kind == "earlier" else "bold"),
+                          Text(fmt_count(line.figures.get("recipients"))),
+                          *[Text(fmt_rate(line.figures.get(key)) if line.rates else "")
+                            for key in ("open_rate", "click_rate", "bounce_rate", "unsubscribe_rate")],
+                          Text(fmt_money(line.figures.get("revenue"), currency)))
         parts.append(table)
+        note = earlier_note(rows, state.get("totals") or {}, str(date), currency)
+        if note:
+            parts += [Text(""), Text(note, style="dim")]
     found = state.get("anomalies") or []
     if found:
         parts.append(Text(""))

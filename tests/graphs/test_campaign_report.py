@@ -15,15 +15,18 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
+from rich.console import Console
 
 from graphs.campaign_report import CORE_STATISTICS, ReportInputError, Settings, Thresholds, cache_path
 from graphs.campaign_report.figures import anomalies, merge_rows, totals
 from graphs.campaign_report.graph import EMAIL_ONLY, GROUP_BY
 from graphs.campaign_report.outputs import write_csv
+from graphs.campaign_report.view import terminal_view
 from klaviyo_sandbox import DEMO_KEY, Sandbox
 from klaviyo_sandbox.seeding import DEMO_CAMPAIGNS
 from klaviyo_toolkit.client import KlaviyoClient
@@ -412,3 +415,60 @@ def test_a_rate_is_cited_with_the_count_it_was_divided_from() -> None:
     same_day = [{**rows[0]}]
     figures, _ = build_figures({"campaigns": same_day, "totals": totals(same_day, []), "metrics": []})
     assert next(f["value"] for f in figures if f["label"] == "open rate") == "30.0% (300 unique opens)"
+
+
+# -- activity of campaigns sent on earlier days, and late events -------------------------------------------
+EARLIER_SEND = DEMO_CAMPAIGNS[2]  # sent two days before yesterday (New York)
+
+
+def late_opens(sb: Sandbox, campaign: str, n: int, when: _dt.datetime, prefix: str = "late") -> None:
+    """``n`` people open ``campaign`` at ``when``, posted through the API as Klaviyo would ingest them."""
+    found = client(sb).call("get_campaigns", filter="equals(messages.channel,'email')", fields_campaign=["name"],
+                            include=["campaign-messages"]).data
+    record = next(c for c in found if c["attributes"]["name"] == campaign)
+    message = record["relationships"]["campaign-messages"]["data"][0]["id"]
+    for i in range(n):
+        at = (when + _dt.timedelta(minutes=i)).isoformat()
+        sent = client(sb).call("create_event", metric={"name": "Opened Email"},
+                               profile={"email": f"{prefix}{i}@example.com"}, time=at,
+                               properties={"$campaign": record["id"], "$message": message})
+        assert sent.status == 202
+
+
+def table_rows(markdown: str) -> dict[str, list[str]]:
+    """The campaigns table of a markdown report: first cell -> the row's cells."""
+    section = markdown.split("## Campaigns")[1].split("\n## ")[0]
+    lines = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| Campaign |")]
+    return {cells[0]: cells for cells in ([c.strip() for c in line.strip("|").split(" | ")] for line in lines)}
+
+
+def test_every_rate_in_the_table_divides_counts_printed_beside_it(sb: Sandbox, home: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """20 opens on the day of a campaign sent two days before are in the day's opens, not in its open
+    rate: the table must not print 28.3% beside 434 opens of 1,463 delivered (29.7%). Each rate stands
+    beside the counts it divides, and the day's whole counts are printed too."""
+    agreeing = table_rows(Path(run(sb, {"date": YESTERDAY_NY}).state["files"]["markdown"]).read_text("utf-8"))
+    assert agreeing["**Total**"] == ["**Total**", "", "1,505", "1,463", "414", "28.3%", "67", "4.6%", "4",
+                                     "$1,015.20", "0.3%", "2.8%", "0.9%"], "unchanged when the counts agree"
+
+    monkeypatch.setenv("PERSONAS_HOME", str(home / "late"))  # the same account: not the first run's cache
+    late = Sandbox(seed=42, rate_limit_factor=None, clock=ManualClock(NOW))
+    late_opens(late, EARLIER_SEND, 20, _dt.datetime(2026, 3, 8, 20, 0, tzinfo=ZoneInfo("America/New_York")))
+    state = run(late, {"date": YESTERDAY_NY}).state
+    day = state["totals"]
+    assert (day["opens_unique"], day["delivered"], day["open_rate"]) == (434, 1463, 0.283)
+    rows = table_rows(Path(state["files"]["markdown"]).read_text(encoding="utf-8"))
+    for label, cells in rows.items():
+        delivered = float(cells[3].replace(",", ""))
+        for count, rate in ((4, 5), (6, 7)):  # opens / open rate, clicks / click rate
+            if cells[rate].endswith("%"):
+                shown = f"{float(cells[count].replace(',', '')) / delivered * 100:.1f}%"
+                assert shown == cells[rate], f"{label}: {cells[count]} / {cells[3]} is {shown}, shown {cells[rate]}"
+    assert any(cells[5] == "28.3%" for cells in rows.values()), "the day's open rate is in the table"
+    assert rows["**Total**"][4] == "434", "the day's whole count of opens is in the table"
+    assert any(cells[4] == "20" for label, cells in rows.items() if "earlier" in label), "what the rate leaves out"
+    console = Console(width=100, record=True)
+    console.print(terminal_view(state))
+    shown = " ".join(console.export_text().split())
+    assert "Sent this day" in shown and "Sent on earlier days" in shown and "20 unique opens" in shown
+
