@@ -11,7 +11,7 @@ from graphs import lazy_package
 from personas.kernel.graphspec import GraphSpec
 
 from .operations import OPERATIONS, REPORTING_TOOL
-from .settings import CORE_STATISTICS, Settings, Thresholds
+from .settings import CORE_STATISTICS, CachePolicy, Settings, Thresholds
 from .view import terminal_view
 
 
@@ -59,6 +59,7 @@ __all__ = [
     "CORE_STATISTICS",
     "REPORTING_TOOL",
     "SPEC",
+    "CachePolicy",
     "ReportInput",
     "ReportInputError",
     "ReportState",

@@ -1,21 +1,27 @@
 """A SQLite cache of campaign-values reports, one entry per (account, local date, conversion metric).
 
-Why: ``query_campaign_values`` allows 225 calls a day per account; a finished day's figures do not
-change, so a second rollup of the same date should cost no reporting call. Only complete days
-(before today in the account's time zone) are stored: the caller decides that. An entry answers a
-later request only if it was made in the same time zone and holds every statistic asked for.
+Why: ``query_campaign_values`` allows 225 calls a day per account, so a second rollup of the same
+date should cost no reporting call when its figures cannot have changed. They can for days after
+the day ended: Klaviyo keeps attributing opens, clicks and conversions to a send (its default
+attribution window for email is 5 days). So an entry answers (:func:`current`) while it is younger
+than a recheck interval, or for good once it was fetched after the day settled (a settling window
+after the day ended); otherwise the day is fetched again, one call per metric, and the entry
+replaced. Only complete days (before today in the account's time zone) are stored: the caller
+decides that. An entry answers a later request only if it was made in the same time zone and holds
+every statistic asked for.
 
 Example::
 
     cache = ReportCache(ctx.home / "cache" / "campaign_reports.sqlite")
     hit = cache.get("ACCT", "2026-11-24", "METRIC", tz, statistics)
-    if hit is None:
+    if hit is None or not current(hit.fetched_at, day_end, now, settle_seconds, recheck_seconds):
         ...; cache.put("ACCT", "2026-11-24", "METRIC", tz, statistics, results, fetched_at)
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -23,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CachedReport", "ReportCache"]
+__all__ = ["CachedReport", "ReportCache", "current"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaign_values (
@@ -88,3 +94,15 @@ class ReportCache:
                 (account_id, date, metric_id, timezone, json.dumps(sorted(statistics)),
                  json.dumps(results, default=str), fetched_at),
             )
+
+
+def current(fetched_at: str, day_end: float, now: float, settle: float, recheck: float) -> bool:
+    """Whether a copy fetched at ``fetched_at`` (ISO 8601) still answers for a day that ended at
+    ``day_end``, at ``now`` (epoch seconds): fetched ``settle`` seconds or more after the day ended
+    (settled: for good), or less than ``recheck`` seconds ago while the day has not settled."""
+    try:
+        fetched = _dt.datetime.fromisoformat(fetched_at).timestamp()
+    except (TypeError, ValueError):
+        return False  # an entry whose age is unknown is fetched again
+    settles = day_end + settle
+    return fetched >= settles or (now < settles and 0 <= now - fetched < recheck)

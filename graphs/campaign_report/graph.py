@@ -9,8 +9,11 @@
   local day's bounds, and looks the conversion metrics up by name with ``get_metrics``;
 - **fetch_reports** makes ONE ``query_campaign_values`` call per conversion metric for every
   campaign at once (email only, grouped by campaign, message and channel), following ``page_cursor`` only
-  if Klaviyo pages the result; finished days come from, and go to, a SQLite cache, so a second run
-  for a date makes no reporting call. A spent daily limit (225 calls) becomes a report section;
+  if Klaviyo pages the result; finished days come from, and go to, a SQLite cache (``cache.py``): a
+  second run soon after makes no reporting call, and a day is fetched again until it has settled
+  (the persona's ``cache`` settings), as Klaviyo keeps attributing activity for days after a send. A
+  spent daily limit (225 calls) becomes a report section, and a cached copy that could not be
+  fetched again is used and said to be older;
 - **load_campaigns** names the campaigns with ``get_campaigns`` (email only, as Klaviyo requires;
   not a reporting call);
 - **analyse** builds rows and totals and finds anomalies by the persona's thresholds;
@@ -47,7 +50,7 @@ from klaviyo_toolkit.filters import quoted
 from personas.kernel.context import PersonaContext
 from personas.kernel.privacy import describe_error
 
-from .cache import ReportCache
+from .cache import CachedReport, ReportCache, current
 from .figures import anomalies, merge_rows, totals
 from .operations import OPERATIONS, REPORTING_TOOL
 from .outputs import no_activity_text, write_outputs
@@ -85,6 +88,7 @@ class ReportState(TypedDict, total=False):
     reports_available: bool
     reporting_calls: int
     cache_hit: bool
+    settles_at: str | None
     limit: dict[str, Any]
     campaign_info: dict[str, dict[str, Any]]
     campaigns: list[dict[str, Any]]
@@ -191,27 +195,38 @@ def prepare(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportState
     }
 
 
+def _older_copy(hit: CachedReport, metric_id: str, why: str) -> dict[str, Any]:
+    """A cached copy used because the day could not be fetched again (``why``)."""
+    return {"metric_id": metric_id, "source": "cache", "results": hit.results, "fetched_at": hit.fetched_at,
+            "refresh_failed": why}
+
+
 def fetch_reports(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportState:
     ctx = runtime.context
+    policy = _settings(runtime).cache
     notes = list(state.get("notes") or [])
     cache = ReportCache(cache_path(ctx.home))
     account, date, tz = state["account_id"], state["date"], state["timezone"]
     stats = state["statistics"]
+    now = ctx.clock.time()
+    day_end = _dt.datetime.fromisoformat(state["timeframe"]["end"]).timestamp()
+    settle, recheck = policy.settle_days * 86400, policy.recheck_minutes * 60
     reports: dict[str, dict[str, Any]] = {}
     calls = 0
     limit: dict[str, Any] = {"exhausted": False}
     total = len(state["metric_ids"])
     for done, (metric, metric_id) in enumerate(state["metric_ids"].items()):
         runtime.stream_writer({"phase": "fetch_reports", "done": done, "total": total, "unit": "metrics"})
-        if limit["exhausted"]:
-            reports[metric] = {"metric_id": metric_id, "source": "unavailable", "results": None,
-                               "error": "not tried: the reporting limit was reached"}
-            continue
         hit = _cached(cache, notes, "get", account, date, metric_id, tz, stats) if state["complete_day"] else None
-        if hit is not None:
+        if hit is not None and current(hit.fetched_at, day_end, now, settle, recheck):
             reports[metric] = {"metric_id": metric_id, "source": "cache", "results": hit.results,
                                "fetched_at": hit.fetched_at}
             continue  # where figures came from is shown in the report's Source section, not given to the model
+        if limit["exhausted"]:
+            reports[metric] = _older_copy(hit, metric_id, "the reporting limit was reached") if hit else {
+                "metric_id": metric_id, "source": "unavailable", "results": None,
+                "error": "not tried: the reporting limit was reached"}
+            continue
         try:
             results: list[dict[str, Any]] = []
             cursor = None
@@ -234,18 +249,25 @@ def fetch_reports(state: ReportState, runtime: Runtime[PersonaContext]) -> Repor
                      "resets_at": exc.resets_at.isoformat(timespec="seconds"),
                      "reason": f"the reporting API's daily limit is spent ({REPORTING_TOOL} allows {exc.limit} calls "
                                f"a day per account); the next call is allowed at {resets} ({tz})"}
-            reports[metric] = {"metric_id": metric_id, "source": "unavailable", "results": None, "error": str(exc)}
+            reports[metric] = _older_copy(hit, metric_id, "the reporting limit was reached") if hit else {
+                "metric_id": metric_id, "source": "unavailable", "results": None, "error": str(exc)}
             continue
         except RateLimitError as exc:  # Klaviyo's own 429, still there after the client's retries
             wait = f"; it asked to wait {exc.retry_after:.0f} s" if exc.retry_after else ""
             limit = {"exhausted": True, "kind": "http_429", "retry_after": exc.retry_after,
                      "reason": f"Klaviyo refused {REPORTING_TOOL} with 429 (rate limited{wait}); another client of "
                                "this account may have spent its 225 reporting calls for the day"}
-            reports[metric] = {"metric_id": metric_id, "source": "unavailable", "results": None, "error": str(exc)}
+            reports[metric] = _older_copy(hit, metric_id, "the reporting limit was reached") if hit else {
+                "metric_id": metric_id, "source": "unavailable", "results": None, "error": str(exc)}
             continue
         except KlaviyoError as exc:
             if stops_the_run(exc):
                 raise
+            if hit:
+                reports[metric] = _older_copy(hit, metric_id, str(exc))
+                notes.append(f"The report for {metric!r} could not be fetched again ({exc}); its figures are the "
+                             f"copy fetched {hit.fetched_at}, which may lack activity counted since.")
+                continue
             reports[metric] = {"metric_id": metric_id, "source": "unavailable", "results": None, "error": str(exc)}
             notes.append(f"The report for {metric!r} failed: {exc}")
             continue
@@ -256,16 +278,24 @@ def fetch_reports(state: ReportState, runtime: Runtime[PersonaContext]) -> Repor
     runtime.stream_writer({"phase": "fetch_reports", "done": total, "total": total, "unit": "metrics"})
     if limit["exhausted"]:
         missing = [m for m, r in reports.items() if r["source"] == "unavailable"]
+        older = [m for m, r in reports.items() if r.get("refresh_failed")]
         limit["missing_metrics"] = missing
+        parts = [f"Figures for {', '.join(repr(m) for m in missing)} are missing"] if missing else []
+        if older:
+            parts.append(f"{'f' if missing else 'F'}igures for {', '.join(repr(m) for m in older)} are the cached "
+                         "copy, which may lack activity counted since it was fetched")
         limit["detail"] = (
-            f"No reporting call could be made: {limit['reason']}. Figures for {', '.join(repr(m) for m in missing)} "
-            "are missing; run the report again later (finished days are then cached, so it costs nothing twice)."
+            f"No reporting call could be made: {limit['reason']}. {'; '.join(parts)}; run the report again later "
+            "(finished days are then cached, so it costs nothing twice)."
         )
         notes.append(limit["detail"])
     available = [r for r in reports.values() if r["results"] is not None]
     cache_hit = bool(available) and all(r["source"] == "cache" for r in available)
+    settles = day_end + settle
+    settles_at = (f"{_dt.datetime.fromtimestamp(settles, ZoneInfo(tz)):%Y-%m-%d %H:%M} ({tz})"
+                  if state["complete_day"] and now < settles else None)
     return {"reports": reports, "reporting_calls": calls, "cache_hit": cache_hit, "limit": limit,
-            "reports_available": bool(available), "notes": notes}
+            "reports_available": bool(available), "notes": notes, "settles_at": settles_at}
 
 
 def load_campaigns(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportState:

@@ -203,7 +203,13 @@ def markdown_report(state: Mapping[str, Any]) -> str:
             f"- Reporting calls (query_campaign_values) this run: {state.get('reporting_calls', 0)}"
             + (" — figures came from the cache." if state.get("cache_hit") else ""),
             *[f"- Used the cache for {metric!r} (fetched {report['fetched_at']}): no reporting call."
+              + (f" The day had not settled when this copy was fetched, and it could not be fetched again: "
+                 f"{report['refresh_failed']}."
+                 if report.get("refresh_failed") else "")
               for metric, report in (state.get("reports") or {}).items() if report.get("source") == "cache"],
+            *([f"- {date} settles at {state['settles_at']}: until then Klaviyo may still attribute opens, clicks "
+               "and conversions to its sends, and a later run fetches the day again."] if state.get("settles_at")
+              else []),
             *[f"- {note}" for note in state.get("notes") or []], ""]
     return "\n".join(out)
 

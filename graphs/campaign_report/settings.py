@@ -7,6 +7,7 @@ Example (in ``personas/definitions/campaign-reporter.yaml``)::
       statistics: [spam_complaint_rate]           # extra columns; the core figures are always requested
       thresholds: {max_bounce_rate: 0.05, low_open_ratio: 0.5}
       output_dir: ~/reports/campaigns             # reports go to <output_dir>/<date>/
+      cache: {settle_days: 5, recheck_minutes: 60}  # when a cached day is fetched again
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["CORE_STATISTICS", "Settings", "Statistic", "Thresholds"]
+__all__ = ["CORE_STATISTICS", "CachePolicy", "Settings", "Statistic", "Thresholds"]
 
 Statistic = Literal[
     "average_order_value", "bounce_rate", "bounced", "bounced_or_failed", "bounced_or_failed_rate", "click_rate",
@@ -47,6 +48,23 @@ class Thresholds(_Strict):
     flag_zero_deliveries: bool = Field(True, description="Flag a campaign with recipients but nothing delivered.")
 
 
+class CachePolicy(_Strict):
+    """When a finished day's cached figures answer instead of a reporting call.
+
+    Klaviyo keeps attributing opens, clicks and conversions to a send for days after it (its default
+    attribution window for email opens and clicks is 5 days), so a finished day's figures settle only
+    ``settle_days`` after the day ended. Until then a cached copy answers for ``recheck_minutes``
+    after it was fetched (a second run soon after costs no reporting call), and then the day is
+    fetched again; a copy fetched after the day settled answers for good. Raise ``settle_days`` if the
+    account's attribution window is longer than 5 days.
+    """
+
+    settle_days: float = Field(5, ge=0, le=30, description="A finished day's figures are final this many days "
+                                                           "after it ended; before then it is fetched again.")
+    recheck_minutes: int = Field(60, ge=0, le=24 * 60, description="Before it settles, a cached day answers for "
+                                                                  "this long after it was fetched.")
+
+
 class Settings(_Strict):
     """What the campaign reporter reports and where (see personas/definitions/campaign-reporter.yaml)."""
 
@@ -55,6 +73,7 @@ class Settings(_Strict):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     output_dir: str | None = Field(None, description="Base folder; default $PERSONAS_HOME/reports.")
     chart_campaigns: int = Field(15, ge=1, le=50, description="At most this many campaigns in the chart (by opens).")
+    cache: CachePolicy = Field(default_factory=CachePolicy)
 
     @field_validator("conversion_metrics")
     @classmethod

@@ -181,5 +181,6 @@ def template_summary(state: Mapping[str, Any], figures: Sequence[Figure], keys: 
     else:
         text.append("No campaign crossed the anomaly thresholds.")
     if limit.get("exhausted"):
-        text.append(f"Some figures are missing: {limit.get('detail')}")
+        lead = "Some figures are missing" if limit.get("missing_metrics") else "Some figures may be out of date"
+        text.append(f"{lead}: {limit.get('detail')}")
     return head + "\n\n" + " ".join(text)

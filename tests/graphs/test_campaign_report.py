@@ -472,3 +472,59 @@ def test_every_rate_in_the_table_divides_counts_printed_beside_it(sb: Sandbox, h
     shown = " ".join(console.export_text().split())
     assert "Sent this day" in shown and "Sent on earlier days" in shown and "20 unique opens" in shown
 
+
+DAY_ENDED = _dt.datetime(2026, 3, 9, tzinfo=ZoneInfo("America/New_York")).timestamp()  # YESTERDAY_NY is over
+LATE_OPEN = _dt.datetime(2026, 3, 8, 21, 0, tzinfo=ZoneInfo("America/New_York"))
+
+
+def opens_of(state: Any, campaign: str) -> int:
+    return int(next(row["opens_unique"] for row in state["campaigns"] if row["name"] == campaign))
+
+
+def test_a_finished_day_is_fetched_again_until_it_settles() -> None:
+    """Klaviyo keeps attributing opens, clicks and conversions for days after a send: a cached day is
+    fetched again (one call per metric) while it may still change, at most once per ``recheck_minutes``,
+    and only a copy fetched after the day settled (``settle_days`` after it ended) answers for good."""
+    late = Sandbox(seed=42, rate_limit_factor=None, clock=ManualClock(NOW))
+    clock = late.clock
+    first = run(late, {"date": YESTERDAY_NY}).state
+    assert first["reporting_calls"] == 1 and first["reports"]["Placed Order"]["source"] == "api"
+    before = opens_of(first, DEMO_CAMPAIGNS[0])
+    late_opens(late, DEMO_CAMPAIGNS[0], 1, LATE_OPEN)  # arrives after the first report was made
+
+    clock.advance(10 * 60)
+    again = run(late, {"date": YESTERDAY_NY}).state  # soon after: the copy is fresh enough
+    assert again["reporting_calls"] == 0 and again["cache_hit"] is True and opens_of(again, DEMO_CAMPAIGNS[0]) == before
+    markdown = Path(again["files"]["markdown"]).read_text(encoding="utf-8")
+    assert f"Used the cache for 'Placed Order' (fetched {first['reports']['Placed Order']['fetched_at']})" in markdown
+
+    clock.advance(2 * 3600)
+    refreshed = run(late, {"date": YESTERDAY_NY}).state
+    assert refreshed["reporting_calls"] == 1 and refreshed["reports"]["Placed Order"]["source"] == "api"
+    assert opens_of(refreshed, DEMO_CAMPAIGNS[0]) == before + 1, "the late open reaches the report"
+
+    settle = Settings().cache.settle_days * 86400
+    clock.advance(DAY_ENDED + settle + 3600 - clock.time())  # an hour after the day settled
+    settled = run(late, {"date": YESTERDAY_NY}).state
+    assert settled["reporting_calls"] == 1, "the copy was fetched before the day settled"
+    clock.advance(30 * 86400)
+    final = run(late, {"date": YESTERDAY_NY}).state
+    assert final["reporting_calls"] == 0 and final["cache_hit"] is True
+    assert final["reports"]["Placed Order"]["fetched_at"] == settled["reports"]["Placed Order"]["fetched_at"]
+    assert opens_of(final, DEMO_CAMPAIGNS[0]) == before + 1
+
+
+def test_a_day_that_cannot_be_fetched_again_keeps_its_older_copy() -> None:
+    """A copy due for a refresh still answers, and says how old it is, when the reporting limit is spent."""
+    late = Sandbox(seed=42, rate_limit_factor=None, clock=ManualClock(NOW))
+    first = run(late, {"date": YESTERDAY_NY}).state
+    late.clock.advance(2 * 3600)
+    limited = client(late, RateLimiter(ManualClock(NOW), factor=1 / 225))  # query_campaign_values: 1 a day
+    limited.call("query_campaign_values", statistics=["opens"], timeframe={"key": "today"},
+                 conversion_metric_id=metric_id(late, "Placed Order"), group_by=GROUP_BY)
+    state = run(late, {"date": YESTERDAY_NY}, klaviyo=limited).state
+    assert state["reporting_calls"] == 0 and state["reports"]["Placed Order"]["source"] == "cache"
+    assert state["campaigns"] == first["campaigns"]
+    markdown = Path(state["files"]["markdown"]).read_text(encoding="utf-8")
+    assert f"Used the cache for 'Placed Order' (fetched {first['reports']['Placed Order']['fetched_at']})" in markdown
+    assert "could not be fetched again" in markdown
