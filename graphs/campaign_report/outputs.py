@@ -25,8 +25,8 @@ from .chart import write_chart
 from .figures import COUNTS, RATES, activity_text, fmt_count, fmt_money, fmt_rate, split_totals
 from .settings import Thresholds
 
-__all__ = ["WRITTEN_BY", "csv_columns", "earlier_note", "markdown_report", "no_activity_text", "summary_label",
-           "TotalLine", "total_lines", "write_chart", "write_csv", "write_outputs", "written_by"]
+__all__ = ["WRITTEN_BY", "TotalLine", "csv_columns", "earlier_note", "markdown_report", "no_activity_text",
+           "summary_label", "total_lines", "write_chart", "write_csv", "write_outputs", "written_by"]
 
 Row = Mapping[str, Any]
 
