@@ -45,6 +45,7 @@ from ._input_checks import (
     url_problems,
     value_problems,
 )
+from ._payload_limits import INGESTION_PATHS, size_problems
 from .catalog import Operation
 from .errors import InvalidArgumentError
 from .filters import check_filter
@@ -54,8 +55,6 @@ Json = dict[str, Any]
 
 #: NaN and Infinity are refused in every number field: JSON cannot carry them.
 _CONFIG = ConfigDict(extra="forbid", defer_build=True, populate_by_name=True, allow_inf_nan=False)
-#: The endpoints Klaviyo's ingestion limits apply to (10 levels, 100 kB strings, 4,000 array items).
-_EVENT_PATHS = frozenset({"/api/events", "/client/events", "/api/event-bulk-create-jobs", "/client/event-bulk-create"})
 
 
 # -- field types -------------------------------------------------------------------------------
@@ -201,7 +200,7 @@ class _Builder:
 @functools.cache
 def _model_for(stage: str, operation_id: str, op: Operation) -> type[BaseModel]:
     doc = op.summary
-    limits = EVENT_LIMITS if op.path in _EVENT_PATHS else JSON_LIMITS
+    limits = EVENT_LIMITS if op.path in INGESTION_PATHS else JSON_LIMITS
     return _Builder(limits).model(_camel(operation_id) + "Args", op.args, doc)
 
 
@@ -501,13 +500,18 @@ _BUILD_ERRORS = (ValueError, TypeError, UnicodeError, RecursionError, OverflowEr
 
 
 def prepare(op: Operation, values: Mapping[str, Any]) -> PreparedRequest:
-    """Validate and build in one step; every refusal is an InvalidArgumentError naming the field."""
+    """Validate and build in one step; every refusal is an InvalidArgumentError naming the field,
+    a body past a size Klaviyo documents too (``_payload_limits``: per item, per event string, whole)."""
     try:
-        return build_request(op, validate_args(op, values))
+        req = build_request(op, validate_args(op, values))
+        too_large = size_problems(op, req.json_body, req.arguments)
     except InvalidArgumentError:
         raise
     except _BUILD_ERRORS as exc:
         raise InvalidArgumentError(op.operation_id, [unsendable(values, exc)]) from exc
+    if too_large:
+        raise InvalidArgumentError(op.operation_id, too_large)
+    return req
 
 
 def unsendable(values: Mapping[str, Any], exc: BaseException) -> tuple[str, str]:

@@ -46,6 +46,7 @@ Json = dict[str, Any]
 __all__ = [
     "EVENT_LIMITS",
     "JSON_LIMITS",
+    "MAX_EVENT_STRING",
     "MAX_JSON_DEPTH",
     "MAX_URL_BYTES",
     "JsonLimits",
@@ -85,11 +86,13 @@ class JsonLimits:
 
 
 JSON_LIMITS = JsonLimits()
+#: Klaviyo's ingestion limit for any string of an event payload (keys and the profile's too).
+MAX_EVENT_STRING = 100 * 1024
 #: Klaviyo's ingestion limits for /api/events and /client/events (developers.klaviyo.com, "Rate
 #: limits and error handling", Ingestion limits): 100 kB for any field, 4,000 items in an array,
 #: 10 levels of nested objects.
 EVENT_LIMITS = JsonLimits(
-    depth=10, string_bytes=100 * 1024, array_items=4000, source="Klaviyo's ingestion limit for events"
+    depth=10, string_bytes=MAX_EVENT_STRING, array_items=4000, source="Klaviyo's ingestion limit for events"
 )
 
 
