@@ -6,8 +6,21 @@ then sleeps until that time outside any lock, so one limiter serves threads and 
 alike. Windows are sliding (the strictest reading of the published limits) with a safety
 margin for network jitter; a spent daily allowance raises at once with the time it frees up.
 
-Every client in a process shares :func:`shared_limiter` unless given its own, so two agents on the
-same account never exceed the account's limits together.
+Every client in a process shares :func:`shared_limiter` unless given its own. A bucket is keyed by
+``(scope, operation)``, the scope being the base URL and the credential (``<base>|key:<fingerprint>``,
+or ``<base>|account:<id>`` for a connection whose account is stored). Klaviyo counts every private
+key of an account together, and a key does not say its account: that takes a call. So:
+
+- **before** a key's account is known, the key has buckets of its own: clients of one key share
+  them, but N keys of one account can together send N times the account's limits (Klaviyo then
+  answers 429: the client waits its Retry-After and tries again, within its retry budget);
+- **once** it is known, from a ``get_accounts`` (or ``get_account``) answer to a call made with the
+  key (``fetch_account``, a login, any tool call), the client calls :meth:`RateLimiter.same_account`
+  and the key's calls count in the account's buckets from then on, with the calls it already
+  made carried over; every key so proven, and every connection that stored the account, share them.
+
+An OAuth app has a quota of its own in each account, apart from the keys (and a token does not say
+its app), so bearer tokens keep their own buckets.
 """
 
 from __future__ import annotations
@@ -88,6 +101,8 @@ class RateLimiter:
         self.max_wait = max_wait
         self._lock = threading.Lock()
         self._buckets: dict[Hashable, _Bucket] = {}
+        #: A credential's scope -> the scope of the account it was proven to belong to.
+        self._accounts: dict[str, str] = {}
 
     @property
     def factor(self) -> float | None:
@@ -106,12 +121,39 @@ class RateLimiter:
             bucket = self._buckets[key] = _Bucket(scaled)
         return bucket
 
+    def _account_key(self, key: Hashable) -> Hashable:
+        """``key`` with its scope replaced by its account's, once known (call with the lock held)."""
+        if self._accounts and isinstance(key, tuple) and len(key) == 2:
+            account = self._accounts.get(key[0])
+            if account is not None:
+                return (account, key[1])
+        return key
+
+    def same_account(self, scope: str, account: str) -> None:
+        """Count calls of ``scope`` (keys ``(scope, operation)``) in ``account``'s buckets from now on.
+
+        Called by the client when an answer proves a credential belongs to an account. The calls
+        already reserved under ``scope`` are carried into the account's buckets, so the windows
+        around the moment of learning are counted whole.
+        """
+        if scope == account:
+            return
+        with self._lock:
+            if self._accounts.get(scope) == account:
+                return
+            self._accounts[scope] = account
+            for key in [k for k in self._buckets if isinstance(k, tuple) and len(k) == 2 and k[0] == scope]:
+                moved = self._buckets.pop(key)
+                target = self._buckets.setdefault((account, key[1]), moved)
+                if target is not moved:
+                    _merge(target, moved)
+
     def reserve(self, key: Hashable, spec: RateLimitSpec, operation_id: str = "") -> Reservation:
         """Claim the next slot for ``key``; raises DailyLimitExhaustedError when the day is spent."""
         if self.factor is None:
             return Reservation(key, 0.0)
         with self._lock:
-            bucket = self._bucket(key, spec)
+            bucket = self._bucket(self._account_key(key), spec)
             now = self.clock.monotonic()
             wall = self.clock.time()
             s = bucket.spec
@@ -162,7 +204,7 @@ class RateLimiter:
     def usage(self, key: Hashable) -> dict[str, int]:
         """Calls counted in the current windows (for diagnostics and tests)."""
         with self._lock:
-            bucket = self._buckets.get(key)
+            bucket = self._buckets.get(self._account_key(key))
             if bucket is None:
                 return {"second": 0, "minute": 0, "day": 0}
             now = self.clock.monotonic()
@@ -171,6 +213,13 @@ class RateLimiter:
                 "minute": sum(1 for t in bucket.times if now - 60.0 < t <= now),
                 "day": len(bucket.day),
             }
+
+
+def _merge(into: _Bucket, other: _Bucket) -> None:
+    """Put ``other``'s reservations into ``into``, in time order, keeping as many as its windows need."""
+    keep = max(into.spec.steady, into.spec.burst)
+    into.times = collections.deque(sorted((*into.times, *other.times))[-keep:])
+    into.day = collections.deque(sorted((*into.day, *other.day)))
 
 
 _shared: RateLimiter | None = None

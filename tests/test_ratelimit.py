@@ -7,19 +7,23 @@ allowed to go. ``slot`` times below are the moments calls were admitted.
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
+import math
 import threading
 
 import httpx
 import pytest
 
+from klaviyo_toolkit.auth import BearerToken
 from klaviyo_toolkit.catalog import RateLimitSpec, load_catalog
 from klaviyo_toolkit.client import KlaviyoClient
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import DailyLimitExhaustedError, RateLimitWaitError, ToolkitUsageError
 from klaviyo_toolkit.ratelimit import RateLimiter, shared_limiter
 
-from .scripted import Scripted
+from .scripted import Scripted, reply
+from .stepped_clock import SteppedClock
 
 SPEC = RateLimitSpec(burst=3, steady=10)
 KEY = ("account", "get_widgets")
@@ -242,6 +246,133 @@ def test_different_accounts_do_not_share_a_bucket() -> None:
         for client in clients:
             client.call("get_lists")
     assert clock.slept == []
+
+
+# -- one account, several keys ------------------------------------------------------------------------
+ACCOUNT_ANSWER = {"data": [{"type": "account", "id": "AbC123", "attributes": {"timezone": "UTC"}}]}
+
+
+def test_keys_proven_to_belong_to_one_account_share_its_buckets() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(clock, margin=0.0)
+    op = "get_widgets"
+    for _ in range(2):  # reserved before the account is known: each key alone
+        assert limiter.reserve(("base|key:one", op), SPEC).delay == 0.0
+    assert limiter.reserve(("base|key:two", op), SPEC).delay == 0.0
+    limiter.same_account("base|key:one", "base|account:AbC123")
+    limiter.same_account("base|key:two", "base|account:AbC123")
+    assert limiter.usage(("base|key:one", op))["second"] == 3, "the calls made before carry over"
+    assert limiter.reserve(("base|key:two", op), SPEC).delay == 1.0, "a fourth call in the second waits"
+    assert limiter.reserve(("base|account:AbC123", op), SPEC).delay == 1.0, "and so does the account's own"
+    assert limiter.reserve(("base|key:three", op), SPEC).delay == 0.0, "a key not known to be of it does not"
+
+
+def test_a_get_accounts_answer_puts_the_key_in_its_accounts_buckets() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(clock, factor=0.04, margin=0.0)  # get_lists: 75/s -> 3/s
+    server = Scripted(reply(200, ACCOUNT_ANSWER), reply(200, ACCOUNT_ANSWER), reply(200, {"data": []}))
+    one, two = (
+        KlaviyoClient(api_key=key, transport=server.transport(), rate_limiter=limiter)
+        for key in ("pk_first_key_of_acct", "pk_second_key_of_acct")
+    )
+    one.call("get_accounts")
+    clock.advance(60)  # get_accounts is 1/s, 1/min at this scale
+    two.call("get_accounts")
+    clock.advance(60)
+    slept = len(clock.slept)
+    for client in (one, two, one):
+        client.call("get_lists")
+    assert len(clock.slept) == slept
+    two.call("get_lists")
+    assert clock.slept[slept:] == [1.0], "the fourth call in a second waits, whichever key makes it"
+    fresh = KlaviyoClient(api_key="pk_second_key_of_acct", transport=server.transport(), rate_limiter=limiter)
+    for _ in range(3):  # two more fit in this second, with the fourth call's
+        fresh.call("get_lists")
+    assert clock.slept[slept:] == [1.0, 1.0], "a new client with a known key is paced with its account at once"
+
+
+def test_an_oauth_token_keeps_its_own_buckets() -> None:
+    """An OAuth app has a quota of its own in each account, apart from the account's keys."""
+    clock = ManualClock()
+    limiter = RateLimiter(clock, factor=0.04, margin=0.0)
+    server = Scripted(reply(200, ACCOUNT_ANSWER), reply(200, ACCOUNT_ANSWER), reply(200, {"data": []}))
+    key = KlaviyoClient(api_key="pk_key_of_the_account", transport=server.transport(), rate_limiter=limiter)
+    app = KlaviyoClient(
+        credentials=BearerToken("access-token-of-an-app"), transport=server.transport(), rate_limiter=limiter
+    )
+    key.call("get_accounts")
+    clock.advance(60)
+    app.call("get_accounts")
+    clock.advance(60)
+    slept = len(clock.slept)
+    for _ in range(3):
+        key.call("get_lists")
+        app.call("get_lists")
+    assert len(clock.slept) == slept
+
+
+class Observed(httpx.BaseTransport):
+    """The sandbox's transport, noting when each request arrived (on the clock) and its answer."""
+
+    def __init__(self, inner: httpx.BaseTransport, clock: SteppedClock) -> None:
+        self.inner, self.clock = inner, clock
+        self.seen: list[tuple[float, str, str, int]] = []  # (when, path, credential, status)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        at = self.clock.time()
+        response = self.inner.handle_request(request)
+        self.seen.append((at, request.url.path, request.headers["authorization"], response.status_code))
+        return response
+
+
+def test_two_keys_of_one_sandbox_account_stay_within_its_limits_together() -> None:
+    """Klaviyo limits an account, not a key. Two private keys of one sandbox account, each in its own
+    client and thread, call get_lists at once (limits scaled to 3/s, 30/min on both sides) through one
+    toolkit limiter, as every client of a process shares ``shared_limiter()``; each key's account was
+    learnt from its get_accounts answer. The sandbox answers no 429, and its own count of the arrivals
+    (fixed 1 s and 60 s windows) stays within the account's limits. Time is virtual (SteppedClock):
+    each call leaves at the moment it was admitted for, however busy the machine is."""
+    from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY, Sandbox
+    from klaviyo_toolkit.connections import fetch_account
+
+    clock = SteppedClock()
+    sb = Sandbox(demo_data=False, rate_limit_factor=0.04, clock=clock, request_log_size=None)
+    limiter = RateLimiter(clock, factor=0.04)  # the toolkit's own (not sb.client_limiter, which knows the account)
+    transport = Observed(sb.transport(), clock)
+    clients = [
+        KlaviyoClient(api_key=key, base_url=sb.BASE_URL, transport=transport, rate_limiter=limiter, clock=clock)
+        for key in (DEMO_KEY, sb.create_key("*"))
+    ]
+    for client in clients:  # as a login or a connection does
+        account = fetch_account(client)
+        assert account is not None and account.id == PUBLIC_KEY
+        clock.advance(60)  # get_accounts is 1/s, 1/min at this scale, and a key's first call is paced alone
+    calls = 30
+
+    def work(client: KlaviyoClient) -> None:
+        with clock.taking_part():
+            for _ in range(calls):
+                client.call("get_lists")
+
+    threads = [threading.Thread(target=work, args=(client,)) for client in clients]
+    clock.expect(len(threads))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    answers = [(at, key, status) for at, path, key, status in transport.seen if path == "/api/lists"]
+    assert [status for _, _, status in answers].count(429) == 0, "the sandbox refused none"
+    assert len(answers) == 2 * calls, "and none was retried"
+    arrivals = sorted(at for at, _, _ in answers)
+    per_second = collections.Counter(math.floor(at) for at in arrivals)
+    per_minute = collections.Counter(math.floor(at / 60) for at in arrivals)
+    assert max(per_second.values()) <= 3 and max(per_minute.values()) <= 30, (per_second, per_minute)
+    assert_within_limits(arrivals, RateLimitSpec(3, 30))  # and in any 1 s or 60 s span, not only whole ones
+    keys_per_second = collections.defaultdict(set)
+    for at, key, _ in answers:
+        keys_per_second[math.floor(at)].add(key)
+    assert sum(len(keys) == 2 for keys in keys_per_second.values()) >= 10, "the two keys called side by side"
+    assert arrivals[-1] - arrivals[0] < 75, "and no slower than the account's limits require (2 x 30/min)"
 
 
 def test_shared_limiter_is_process_wide() -> None:

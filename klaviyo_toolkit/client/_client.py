@@ -141,6 +141,18 @@ class _Core:
         account = self.credentials.account_key if self.credentials else "anonymous"
         return (f"{self.base_url}|{account}", op.operation_id)
 
+    def _learn_account(self, op: Operation, result: KlaviyoResponse) -> None:
+        """A get_accounts or get_account answer names the one account a private key belongs to: its
+        calls count in that account's rate-limit buckets from now on, with those of every other key
+        of it (``RateLimiter.same_account``; the scope is a connection's, ``account:<id>``). A bearer
+        token keeps its own: an OAuth app has a quota of its own in each account."""
+        if self.credentials is None or isinstance(self.credentials, BearerToken) or op.client_side:
+            return
+        accounts = list(result.resources())
+        account_id = accounts[0].get("id") if len(accounts) == 1 else None
+        if isinstance(account_id, str) and account_id:
+            self.limiter.same_account(self._bucket(op)[0], f"{self.base_url}|account:{account_id}")
+
     def _limits(self, prep: PreparedRequest, url: str | None) -> tuple[tuple[str, str], RateLimitSpec]:
         """The bucket and limits a request counts against: the operation's, or the lower tier Klaviyo
         documents for a parameter value (``additional-fields[list]=profile_count``: 1/s, 15/min)."""
@@ -340,6 +352,9 @@ def _next_page(seen: set[str], url: str, operation_id: str) -> str:
     return url
 
 
+#: Operations whose answer names the account the credentials belong to (``_learn_account``).
+_NAMES_THE_ACCOUNT = frozenset({"get_accounts", "get_account"})
+
 #: httpx errors raised before a request left: nothing reached Klaviyo.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -421,6 +436,8 @@ class KlaviyoClient(_Core):
                 waited += delay
                 retry_waited += delay
                 continue
+            if op.operation_id in _NAMES_THE_ACCOUNT:
+                self._learn_account(op, result)
             self._record(prep, hooks, result=result, error=None, attempts=attempt, started=started, waited=waited)
             return result
 
@@ -507,6 +524,8 @@ class AsyncKlaviyoClient(_Core):
                 waited += delay
                 retry_waited += delay
                 continue
+            if op.operation_id in _NAMES_THE_ACCOUNT:
+                self._learn_account(op, result)
             self._record(prep, hooks, result=result, error=None, attempts=attempt, started=started, waited=waited)
             return result
 
