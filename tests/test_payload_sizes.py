@@ -19,7 +19,6 @@ import pytest
 from langchain_core.messages import ToolMessage
 
 from klaviyo_sandbox import DEMO_KEY, Sandbox
-from klaviyo_sandbox import _checks as sandbox_checks
 from klaviyo_toolkit import KlaviyoToolkit
 from klaviyo_toolkit._arguments import build_request, validate_args
 from klaviyo_toolkit.catalog import load_catalog
@@ -195,30 +194,47 @@ def test_a_profile_body_over_100_kb_is_refused_naming_the_largest_argument(sb: S
 
 
 # -- one set of figures ------------------------------------------------------------------------------
-def test_the_toolkit_and_the_sandbox_use_the_same_figures() -> None:
-    from klaviyo_toolkit import _payload_limits as toolkit_limits
-
-    assert toolkit_limits.MAX_EVENT_STRING == sandbox_checks.MAX_EVENT_STRING
-    assert toolkit_limits.MAX_EVENT_PAYLOAD == sandbox_checks.MAX_EVENT_PAYLOAD
-    ingestion = {op.operation_id for op in load_catalog(include_beta=True) if toolkit_limits.is_ingestion(op)}
-    assert ingestion == set(sandbox_checks.INGESTION_OPERATIONS)
-    for op in load_catalog(include_beta=True):
-        assert toolkit_limits.max_body_bytes(op) == sandbox_checks.max_payload(op), op.operation_id
+def event_with_name(size: int) -> dict[str, Any]:
+    return {**EVENT, "profile": {"email": "e@example.com", "first_name": "a" * size}}
 
 
-@pytest.mark.parametrize("size", [RECORD_LIMIT, RECORD_LIMIT + 1])
-def test_at_the_boundary_the_sandbox_agrees_with_the_toolkit(sb: Sandbox, data_source: str, size: int) -> None:
-    """The body the toolkit builds (here without its size check) is taken or refused by the sandbox,
-    over HTTP, exactly as the toolkit decides."""
-    op = CAT.get("bulk_create_data_source_records")
-    args = {"data_source_records": [record_of(size)], "data_source_id": data_source}
+def profile_body_of(size: int) -> dict[str, Any]:
+    """create_profile arguments whose request body, as sent, is ``size`` bytes."""
+    op = CAT.get("create_profile")
+    envelope = wire_size(
+        build_request(op, validate_args(op, {"email": "p@example.com", "properties": {"n": ""}})).json_body
+    )
+    return {"email": "p@example.com", "properties": {"n": "n" * (size - envelope)}}
+
+
+BOUNDARIES = {
+    "record": ("bulk_create_data_source_records", RECORD_LIMIT, lambda n: {"data_source_records": [record_of(n)]}),
+    "profile-in-import": ("bulk_import_profiles", PROFILE_LIMIT, lambda n: {"profiles": [profile_of(n)]}),
+    "event-string": ("create_event", EVENT_STRING_LIMIT, event_with_name),
+    "profile-body": ("create_profile", 100 * KB, profile_body_of),
+}
+
+
+@pytest.mark.parametrize("over", [0, 1], ids=["at-the-limit", "one-byte-over"])
+@pytest.mark.parametrize("case", BOUNDARIES, ids=list(BOUNDARIES))
+def test_at_each_limit_the_sandbox_agrees_with_the_toolkit(sb: Sandbox, data_source: str, case: str, over: int) -> None:
+    """The body the toolkit builds (here without its size check) is taken or refused by the sandbox, over
+    HTTP, exactly as the toolkit decides: both read the same figures."""
+    name, limit, make = BOUNDARIES[case]
+    op = CAT.get(name)
+    args = make(limit + over)
+    if name == "bulk_create_data_source_records":
+        args["data_source_id"] = data_source
     try:
         KlaviyoClient(api_key="pk_test_0000000000").prepare(op, args)
         toolkit_sends = True
-    except InvalidArgumentError:
+    except InvalidArgumentError as exc:
         toolkit_sends = False
+        assert f"{limit + 1:,}" in str(exc), exc
     body = build_request(op, validate_args(op, args)).json_body
     headers = {"revision": op.revision, "Authorization": f"Klaviyo-API-Key {DEMO_KEY}"}
     with httpx.Client(transport=sb.transport(), base_url=Sandbox.BASE_URL, headers=headers) as http:
         answer = http.post(op.path, json=body)
-    assert (answer.status_code < 300) == toolkit_sends == (size <= RECORD_LIMIT), answer.text
+    assert (answer.status_code < 300) == toolkit_sends == (over == 0), answer.text
+    if over:
+        assert answer.status_code == 400 and "bytes" in answer.json()["errors"][0]["detail"], answer.text
