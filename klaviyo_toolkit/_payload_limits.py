@@ -20,6 +20,7 @@ when the whole body is larger than their limit, so a body under 100 KB is never 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -66,9 +67,10 @@ def size_problems(op: Operation, body: Any, arguments: Mapping[str, Any]) -> lis
     arguments as plain data (``PreparedRequest.arguments``), to name the field as the caller gave it."""
     if body is None:
         return []
-    most, per_item, events = max_body_bytes(op), op.max_item_payload_bytes, is_ingestion(op)
-    if most is None and per_item is None and not events:
+    limits = _limits(op)
+    if limits is None:
         return []
+    most, per_item, events = limits
     size = wire_size(body)
     if most is not None and size > most:
         return [_body_problem(op, arguments, size, most)]
@@ -83,9 +85,21 @@ def size_problems(op: Operation, body: Any, arguments: Mapping[str, Any]) -> lis
     return []
 
 
+@functools.cache
+def _limits(op: Operation) -> tuple[int | None, int | None, bool] | None:
+    """(whole body, per item, event strings) for ``op``; None when Klaviyo documents no size for it."""
+    most, per_item, events = max_body_bytes(op), op.max_item_payload_bytes, is_ingestion(op)
+    return None if most is None and per_item is None and not events else (most, per_item, events)
+
+
+#: httpx's encoding of a JSON body (``json.dumps`` with these options), made once: building an encoder
+#: per call is a third of the cost of measuring a small body.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def wire_size(value: Any) -> int:
     """Bytes of ``value`` as httpx encodes it (``json.dumps`` compact, ``ensure_ascii=False``, UTF-8)."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    text = _ENCODER.encode(value)
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
