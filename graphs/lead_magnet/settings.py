@@ -120,6 +120,10 @@ class Settings(_Strict):
     #: failed send or a long approval): the lead's consent is read again, and a lead who withdrew it
     #: gets nothing. 0 checks before every send.
     recheck_after: int = Field(300, ge=0)
+    #: Seconds the record step waits for Klaviyo to show the lead's sequence start after the send
+    #: (Klaviyo ingests events asynchronously) before it reports the start as unconfirmed and leaves
+    #: the profile as it was; read at once, then after 0.5, 1, 2, ... seconds. 0 reads once.
+    confirm_within: float = Field(10.0, ge=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
