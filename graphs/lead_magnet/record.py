@@ -83,7 +83,7 @@ def _decide_record(state: dict[str, Any], started: dict[str, Any] | None, start:
                    f"{already.get('at')}; {how}")
         note = "already started" if sent.get("already_started") else "repeat submission"
         repeat = {"sequence": None, "decided_by": "policy", "reason": outcome, "policy_note": note}
-        return repeat, outcome, _decided(sc, already.get("sequence"), "policy", now)
+        return repeat, outcome, _repair(already, profile)
     if not (state.get("eligible") or {}).get("ok"):
         outcome = f"no marketing send: {(state.get('eligible') or {}).get('reason')}"
         skipped = {"sequence": None, "decided_by": "policy", "reason": outcome + "; the model was not asked",

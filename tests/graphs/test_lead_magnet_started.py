@@ -133,7 +133,9 @@ def test_a_start_klaviyo_has_not_shown_yet_is_reported_unconfirmed_and_no_guess_
         assert started(sb, pid) == ["fast-track"]
         later = run(sb, second, choose("education"))
         assert later.state["outcome"].startswith("no new sequence: this lead already started 'fast-track'")
-        assert recorded(sb, pid)["lead_sequence"] == "fast-track"
+        assert recorded(sb, pid) == {"lead_sequence": "fast-track", "lead_score": 77, "lead_band": "hot",
+                                     "lead_decided_by": "model",
+                                     "lead_scored_at": sequence_starts(sb, pid)[0].attributes["datetime"]}
     finally:
         sb.close()
 
@@ -185,3 +187,41 @@ def test_a_send_retried_after_the_recheck_window_sends_nothing_to_a_lead_another
     assert "read again before this run's send" in again.state["outcome"]
     assert again.state["send"]["status"] == "not_sent" and sb.call_counts["create_event"] == sends
     assert started(sb, pid) == ["education"] and recorded(sb, pid)["lead_sequence"] == "education"
+
+
+# -- item: a repeat submission does not rewrite the recorded decision ------------------------------
+def test_a_repeat_submission_leaves_the_recorded_decision_as_it_was(sb: Sandbox) -> None:
+    first = sign_up(sb, "repeat.record@example.com", HOT, submission_id="sub-1")
+    pid = pid_of(first)
+    run(sb, first, choose("fast-track"))
+    decided = recorded(sb, pid)
+    assert decided["lead_score"] == 77 and decided["lead_sequence"] == "fast-track"
+    sb.clock.advance(86400)
+    second = sign_up(sb, "repeat.record@example.com", COLD, submission_id="sub-2")
+    writes = sb.call_counts["update_profile"]
+    again = run(sb, second, choose("education"))
+    assert again.state["score"]["total"] == -10 and again.state["decision"]["policy_note"] == "repeat submission"
+    assert recorded(sb, pid) == decided, "the decision that started the sequence is kept"
+    assert sb.call_counts["update_profile"] == writes, "nothing to write"
+    assert again.state["record"]["profile_properties"] is None
+
+
+def test_a_repeat_submission_records_the_start_a_failed_record_step_left_out(sb: Sandbox) -> None:
+    """The first run started fast-track but could not record it (Klaviyo failing at update_profile);
+    the lead's next submission records the start as its event says, not its own score."""
+    first = sign_up(sb, "unrecorded.start@example.com", HOT, submission_id="sub-1")
+    pid = pid_of(first)
+    driver = RunDriver(build_context(PERSONA, sandbox=sb, model=choose("fast-track"), clock=sb.clock,
+                                     thread_id="unrecorded"), InMemorySaver())
+    sb.faults = Faults(error_rate=1.0, status=503, operations=["update_profile"])
+    try:
+        with pytest.raises(ServerError):
+            driver.invoke({"input": first})
+    finally:
+        sb.faults = Faults()
+    assert "lead_sequence" not in recorded(sb, pid)
+    sb.clock.advance(60)
+    run(sb, sign_up(sb, "unrecorded.start@example.com", COLD, submission_id="sub-2"), choose("education"))
+    start = sequence_starts(sb, pid)[0]
+    assert recorded(sb, pid) == {"lead_sequence": "fast-track", "lead_score": 77, "lead_band": "hot",
+                                 "lead_decided_by": "model", "lead_scored_at": start.attributes["datetime"]}
