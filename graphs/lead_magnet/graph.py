@@ -51,7 +51,7 @@ from personas.kernel.context import PersonaContext
 from personas.kernel.governance import fence
 from personas.kernel.privacy import describe_error
 
-from .inputs import InputError, parse_submission
+from .inputs import InputError, LeadNotFound, parse_submission
 from .record import record
 from .schedule import next_send_time
 from .scoring import score_lead
@@ -114,25 +114,23 @@ def load_profile(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadStat
         found = kit.fetch("get_profiles", filter=f"equals(email,{quoted(sub['email'])})", page_size=1)
         data = found.data or []
         if not data:
-            return {
-                "profile": {},
-                "recent_metrics": [],
-                "already": None,
-                "eligible": {"ok": False, "reason": f"no Klaviyo profile has the email {sub['email']}"},
-            }
+            raise LeadNotFound(
+                f"no Klaviyo profile has the email {sub['email']} (the submission names no profile id); nothing "
+                "was sent or written: check the address, or retry once Klaviyo has the lead's profile",
+                operation_id="get_profiles",
+            )
         profile_id = data[0]["id"]
     try:
         resp = kit.fetch(
             "get_profile", id=profile_id, additional_fields_profile=["subscriptions", "predictive_analytics"]
         )
-    except NotFoundError:  # deleted or merged since the submission, or not of this account: no retry helps
-        return {
-            "profile": {},
-            "recent_metrics": [],
-            "already": None,
-            "eligible": {"ok": False, "reason": f"no Klaviyo profile has the id {profile_id} "
-                         "(data.relationships.profile; deleted or merged since, or another account's event)"},
-        }
+    except NotFoundError as exc:  # deleted or merged since the submission, or not of this account
+        raise LeadNotFound(
+            f"no Klaviyo profile has the id {profile_id} (data.relationships.profile: deleted or merged since "
+            "the submission, or another account's event); nothing was sent or written: find the lead's profile "
+            "and run its submission again",
+            operation_id="get_profile",
+        ) from exc
     profile = {"id": resp.data["id"], **(resp.data.get("attributes") or {})}
     # every page: a metric missed on page two would skip the "already started" check below
     metrics = {m["attributes"]["name"]: m["id"] for page in kit.pages("get_metrics") for m in page.data or []}
