@@ -11,6 +11,10 @@ send is one step because none of it has an effect outside the run: a run killed 
 again, reading the lead afresh. (Fewer steps is fewer synchronous checkpoints per lead: see
 ``benchmarks/graph_overhead.py``.)
 
+- a submission of a form the persona does not sequence (the ``forms`` setting, ids or names; by
+  default every form) ends ``ignored: ...`` at once, with no call to Klaviyo;
+- a lead Klaviyo has no profile for stops the run (``LeadNotFound``): failed and resumable, never
+  a quiet "done";
 - the **score** is transparent (each factor and its points);
 - the **model chooses** a sequence with a reason, through a single strict tool call; the choice is
   checked against the persona's policy (score band, consent, suppression); when the model fails,
@@ -76,6 +80,7 @@ class LeadState(TypedDict, total=False):
     record: dict[str, Any]
     model: str
     model_kind: str  # live, recorded, authored, scripted or none: who answers for the model
+    ignored: str  # the outcome of a submission of a form the persona does not sequence (settings.forms)
     outcome: str
 
 
@@ -438,6 +443,9 @@ def decide(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
     not yet in a sequence, the model picks a sequence within policy (or the policy does) and the
     send time. Nothing here has an effect outside the run, so it is one checkpointed step."""
     out: LeadState = {**parse(state, runtime)}
+    ignored = _not_allowed(out["submission"], _settings(runtime))
+    if ignored:
+        return {**out, "ignored": ignored}
     out.update(load_profile({**state, **out}, runtime))
     if not (out.get("profile") or {}).get("id"):
         return out
@@ -447,6 +455,15 @@ def decide(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
         out.update(schedule({**state, **out}, runtime))
         out["decided_at"] = runtime.context.clock.time()
     return out
+
+
+def _not_allowed(sub: dict[str, Any], settings: Settings) -> str | None:
+    """The outcome of a submission whose form the persona does not sequence (``forms``), else None."""
+    if settings.allows_form(sub.get("form_id"), sub.get("form_name")):
+        return None
+    given = " ".join(p for p in (sub.get("form_id"), f"({sub['form_name']!r})" if sub.get("form_name") else None) if p)
+    return (f"ignored: form {given or '(none named)'} is not one of the forms this persona sequences "
+            f"({', '.join(settings.forms or ())}); nothing was read, sent or written")
 
 
 def _eligible_for_send(state: LeadState) -> bool:
