@@ -220,7 +220,9 @@ def run_cmd(
     connection: str = typer.Option(
         None, "--connection", "--credential", help="Run on this stored connection (see `personas auth status`)."
     ),
-    retry: bool = typer.Option(False, "--retry", help="Continue a run that failed or was killed (needs --thread)."),
+    retry: bool = typer.Option(
+        False, "--retry", help="Continue a run that failed or was killed (needs --thread); a finished one: exit 0."
+    ),
 ) -> None:
     """Run a graph once and print the result."""
     from personas.runtime.context import build_context
@@ -267,6 +269,9 @@ def run_cmd(
                                f"is running it, continue it with --retry")
         typer.echo(f"thread {thread!r} is not waiting for an approval: it finished; nothing to resume", err=True)
         return  # answering a run that already ended changes nothing: running the same command twice is fine
+    if retry and not driver.pending() and not left_to_run(driver.snapshot()):
+        typer.echo(f"thread {thread!r} has nothing left to run; it finished", err=True)
+        return  # as --resume of a finished run: a script retrying until it succeeds stops here
     answered: list[str] = []  # the requests this resume answers: settled once the run goes on
     if resume is not None:
         where = f" --sandbox-state {shlex.quote(sandbox_state)}" if sandbox_state else ""

@@ -225,3 +225,15 @@ def test_a_repeat_submission_records_the_start_a_failed_record_step_left_out(sb:
     start = sequence_starts(sb, pid)[0]
     assert recorded(sb, pid) == {"lead_sequence": "fast-track", "lead_score": 77, "lead_band": "hot",
                                  "lead_decided_by": "model", "lead_scored_at": start.attributes["datetime"]}
+
+
+def test_retrying_a_finished_run_returns_its_result_and_runs_nothing(sb: Sandbox) -> None:
+    """What ``personas run --retry`` and scripts that retry until success rely on."""
+    event = sign_up(sb, "retry.until.done@example.com", HOT)
+    driver = RunDriver(build_context(PERSONA, sandbox=sb, model=choose("fast-track"), clock=sb.clock,
+                                     thread_id="until-done"), InMemorySaver())
+    done = driver.invoke({"input": event})
+    calls = sum(sb.call_counts.values())
+    again = driver.retry()
+    assert again.status == "done" and again.state["outcome"] == done.state["outcome"]
+    assert sum(sb.call_counts.values()) == calls
