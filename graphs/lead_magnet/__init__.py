@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from graphs import lazy_package
 from personas.kernel.graphspec import GraphSpec
 
-from .inputs import InputError, Submission, parse_submission
+from .inputs import InputError, LeadNotFound, Submission, parse_submission
 from .operations import OPERATIONS
 from .render import render_lead
 from .settings import Settings
@@ -44,6 +44,7 @@ __all__ = [
     "SPEC",
     "InputError",
     "LeadInput",
+    "LeadNotFound",
     "LeadState",
     "Settings",
     "Submission",

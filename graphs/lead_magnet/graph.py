@@ -11,6 +11,10 @@ send is one step because none of it has an effect outside the run: a run killed 
 again, reading the lead afresh. (Fewer steps is fewer synchronous checkpoints per lead: see
 ``benchmarks/graph_overhead.py``.)
 
+- a submission of a form the persona does not sequence (the ``forms`` setting, ids or names; by
+  default every form) ends ``ignored: ...`` at once, with no call to Klaviyo;
+- a lead Klaviyo has no profile for stops the run (``LeadNotFound``): failed and resumable, never
+  a quiet "done";
 - the **score** is transparent (each factor and its points);
 - the **model chooses** a sequence with a reason, through a single strict tool call; the choice is
   checked against the persona's policy (score band, consent, suppression); when the model fails,
@@ -20,7 +24,12 @@ again, reading the lead afresh. (Fewer steps is fewer synchronous checkpoints pe
   a lead who withdrew it meanwhile;
 - the **send** is a Klaviyo event on the trigger metric (``Lead Sequence Started``) that starts the
   sequence's flow; its ``unique_id`` is derived from the lead, so a resumed or retried run, or a
-  second submission, can never start a second sequence (Klaviyo keeps the first event only).
+  second submission, can never start a second sequence (Klaviyo keeps the first event only);
+- Klaviyo answers a start it drops as a duplicate with the same 202, so the **record** step reads the
+  lead's first start back (one Get Events call, repeated for up to ``confirm_within`` seconds while
+  Klaviyo has not shown it) and reports and records the sequence Klaviyo started: this run's, or
+  "already started (Y)" when another run's came first; a start not shown yet is reported
+  unconfirmed and nothing is guessed onto the profile (see ``record.py`` and ``started.py``).
 """
 
 from __future__ import annotations
@@ -38,12 +47,7 @@ from pydantic import BaseModel, Field, create_model
 
 from klaviyo_toolkit.errors import (
     BadRequestError,
-    KlaviyoError,
     NotFoundError,
-    RateLimitError,
-    ServerError,
-    TransportError,
-    stops_the_run,
 )
 from klaviyo_toolkit.filters import quoted
 from klaviyo_toolkit.tools import Stopped
@@ -51,10 +55,12 @@ from personas.kernel.context import PersonaContext
 from personas.kernel.governance import fence
 from personas.kernel.privacy import describe_error
 
-from .inputs import InputError, parse_submission
+from .inputs import InputError, LeadNotFound, parse_submission
+from .record import record
 from .schedule import next_send_time
 from .scoring import score_lead
 from .settings import Settings
+from .started import first_start, recorded_start
 
 
 class LeadState(TypedDict, total=False):
@@ -69,9 +75,12 @@ class LeadState(TypedDict, total=False):
     schedule: dict[str, Any]
     decided_at: float  # the clock's time when the decision was made (a stale one is checked again)
     send: dict[str, Any]
+    trigger_metric_id: str | None  # the trigger metric's id, once known (the lead's start is read by it)
+    started: dict[str, Any]  # the lead's start as Klaviyo shows it after the send (see record.py)
     record: dict[str, Any]
     model: str
     model_kind: str  # live, recorded, authored, scripted or none: who answers for the model
+    ignored: str  # the outcome of a submission of a form the persona does not sequence (settings.forms)
     outcome: str
 
 
@@ -110,25 +119,23 @@ def load_profile(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadStat
         found = kit.fetch("get_profiles", filter=f"equals(email,{quoted(sub['email'])})", page_size=1)
         data = found.data or []
         if not data:
-            return {
-                "profile": {},
-                "recent_metrics": [],
-                "already": None,
-                "eligible": {"ok": False, "reason": f"no Klaviyo profile has the email {sub['email']}"},
-            }
+            raise LeadNotFound(
+                f"no Klaviyo profile has the email {sub['email']} (the submission names no profile id); nothing "
+                "was sent or written: check the address, or retry once Klaviyo has the lead's profile",
+                operation_id="get_profiles",
+            )
         profile_id = data[0]["id"]
     try:
         resp = kit.fetch(
             "get_profile", id=profile_id, additional_fields_profile=["subscriptions", "predictive_analytics"]
         )
-    except NotFoundError:  # deleted or merged since the submission, or not of this account: no retry helps
-        return {
-            "profile": {},
-            "recent_metrics": [],
-            "already": None,
-            "eligible": {"ok": False, "reason": f"no Klaviyo profile has the id {profile_id} "
-                         "(data.relationships.profile; deleted or merged since, or another account's event)"},
-        }
+    except NotFoundError as exc:  # deleted or merged since the submission, or not of this account
+        raise LeadNotFound(
+            f"no Klaviyo profile has the id {profile_id} (data.relationships.profile: deleted or merged since "
+            "the submission, or another account's event); nothing was sent or written: find the lead's profile "
+            "and run its submission again",
+            operation_id="get_profile",
+        ) from exc
     profile = {"id": resp.data["id"], **(resp.data.get("attributes") or {})}
     # every page: a metric missed on page two would skip the "already started" check below
     metrics = {m["attributes"]["name"]: m["id"] for page in kit.pages("get_metrics") for m in page.data or []}
@@ -146,30 +153,17 @@ def load_profile(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadStat
     for ev in events.data or []:
         mid = ((ev.get("relationships") or {}).get("metric") or {}).get("data", {}) or {}
         recent.append(names.get(mid.get("id")) or id_to_name.get(mid.get("id"), "?"))
-    already = None
     trigger_id = metrics.get(settings.trigger_metric)
-    if trigger_id:
-        started = kit.fetch(
-            "get_events",
-            filter=f"and(equals(metric_id,{quoted(trigger_id)}),equals(profile_id,{quoted(profile_id)}))",
-            page_size=1,
-            sort="datetime",
-        )
-        if started.data:
-            props = started.data[0]["attributes"].get("event_properties") or {}
-            already = {"sequence": props.get("sequence"), "at": started.data[0]["attributes"].get("datetime")}
-    recorded = profile.get("properties") if isinstance(profile.get("properties"), dict) else {}
-    if already is None and recorded.get("lead_sequence"):
-        # A run recorded this lead's sequence on the profile once Klaviyo took its start; the start
-        # event itself may not be readable yet (Klaviyo ingests events asynchronously, a profile write
-        # reads back at once), so a second submission right after the first must not start or record
-        # another decision over it.
-        already = {"sequence": recorded["lead_sequence"], "at": recorded.get("lead_scored_at")}
+    # A run records the lead's sequence on the profile once Klaviyo showed its start; the start event
+    # itself may not be readable yet (Klaviyo ingests events asynchronously, a profile write reads
+    # back at once), so a second submission right after the first must not start another over it.
+    already = (first_start(kit, trigger_id, profile_id) if trigger_id else None) or recorded_start(profile)
     return {
         "profile": profile,
         "recent_metrics": recent,
         "already": already,
         "eligible": _eligibility(profile),
+        "trigger_metric_id": trigger_id,
     }
 
 
@@ -404,7 +398,13 @@ def _recheck(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState | 
     except NotFoundError:
         detail = f"no Klaviyo profile has the id {pid} any more (deleted or merged {since}); nothing was started"
         return {"send": {"status": "not_sent", "unique_id": uid, "profile_gone": True, "detail": detail}}
-    eligible = _eligibility({"id": resp.data["id"], **(resp.data.get("attributes") or {})})
+    lead = {"id": resp.data["id"], **(resp.data.get("attributes") or {})}
+    recorded = recorded_start(lead)
+    if recorded is not None:  # another run started the lead meanwhile (its event may not show yet)
+        detail = f"another run recorded the lead's start of {recorded['sequence']!r} {since}; nothing was sent"
+        return {"send": {"status": "not_sent", "unique_id": uid, "already_started": True, "detail": detail},
+                "already": recorded}
+    eligible = _eligibility(lead)
     if eligible["ok"]:
         return None
     detail = f"the lead is now {eligible['reason']} ({since}, read again before the send); nothing was started"
@@ -438,76 +438,14 @@ _NO_PROFILE = re.compile(
 )
 
 
-def record(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
-    ctx = runtime.context
-    settings = _settings(runtime)
-    profile = state.get("profile") or {}
-    sc = state.get("score")
-    eligible = state.get("eligible") or {}
-    already = state.get("already")
-    if already:
-        outcome = (
-            f"no new sequence: this lead already started {already.get('sequence')!r} on {already.get('at')}; "
-            "a second submission does not start a second sequence"
-        )
-        decision = {"sequence": None, "decided_by": "policy", "reason": outcome, "policy_note": "repeat submission"}
-    elif not eligible.get("ok"):
-        outcome = f"no marketing send: {eligible.get('reason')}"
-        decision = {
-            "sequence": None,
-            "decided_by": "policy",
-            "reason": outcome + "; the model was not asked",
-            "policy_note": "not eligible",
-        }
-    elif (state.get("send") or {}).get("profile_gone"):
-        decision = state["decision"]
-        outcome = (
-            f"no marketing send: no Klaviyo profile has the id {profile.get('id')} any more "
-            "(deleted or merged after the decision, before the send); nothing was started or recorded"
-        )
-    elif (state.get("send") or {}).get("consent_changed"):
-        decision = state["decision"]
-        outcome = f"no marketing send: {state['send']['detail']}"
-    else:
-        decision = state["decision"]
-        sent = state.get("send") or {}
-        outcome = (
-            f"{sent.get('status')}: sequence {decision['sequence']!r} ({decision['decided_by']} decided), "
-            f"first touchpoint at {state['schedule']['local']} ({state['schedule']['timezone']})"
-        )
-    saved = None
-    started = (state.get("send") or {}).get("status") == "sent"
-    # The sequence the lead is in: recorded only once Klaviyo confirmed its start (this run's, or an
-    # earlier one's for a repeat submission, which must not erase what the first run recorded).
-    in_sequence = decision.get("sequence") if started else (already or {}).get("sequence")
-    gone = bool((state.get("send") or {}).get("profile_gone"))  # nothing left to write to
-    if settings.record_on_profile and profile.get("id") and sc is not None and not gone:
-        props = {
-            "lead_score": sc["total"],
-            "lead_band": sc["band"],
-            "lead_sequence": in_sequence,
-            "lead_decided_by": decision.get("decided_by"),
-            "lead_scored_at": _dt.datetime.fromtimestamp(ctx.clock.time(), _dt.UTC).isoformat(timespec="seconds"),
-        }
-        try:
-            result = ctx.toolkit.run("update_profile", id=profile["id"], properties=props)
-            saved = result.status if isinstance(result, Stopped) else "saved"
-        except (ServerError, RateLimitError, TransportError):
-            # Klaviyo is failing for now (after the client's own retries): stop here, resumable, so a
-            # retry records the sequence; swallowing it would leave a started lead unrecorded for good.
-            raise
-        except KlaviyoError as exc:
-            if stops_the_run(exc):
-                raise
-            saved = f"not saved: {describe_error(exc)}"
-    return {"decision": decision, "outcome": outcome, "record": {"profile_properties": saved}}
-
-
 def decide(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
     """Parse the submission, load the lead from Klaviyo and score it; then, for an eligible lead
     not yet in a sequence, the model picks a sequence within policy (or the policy does) and the
     send time. Nothing here has an effect outside the run, so it is one checkpointed step."""
     out: LeadState = {**parse(state, runtime)}
+    ignored = _not_allowed(out["submission"], _settings(runtime))
+    if ignored:
+        return {**out, "ignored": ignored}
     out.update(load_profile({**state, **out}, runtime))
     if not (out.get("profile") or {}).get("id"):
         return out
@@ -517,6 +455,15 @@ def decide(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
         out.update(schedule({**state, **out}, runtime))
         out["decided_at"] = runtime.context.clock.time()
     return out
+
+
+def _not_allowed(sub: dict[str, Any], settings: Settings) -> str | None:
+    """The outcome of a submission whose form the persona does not sequence (``forms``), else None."""
+    if settings.allows_form(sub.get("form_id"), sub.get("form_name")):
+        return None
+    given = " ".join(p for p in (sub.get("form_id"), f"({sub['form_name']!r})" if sub.get("form_name") else None) if p)
+    return (f"ignored: form {given or '(none named)'} is not one of the forms this persona sequences "
+            f"({', '.join(settings.forms or ())}); nothing was read, sent or written")
 
 
 def _eligible_for_send(state: LeadState) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from klaviyo_toolkit.errors import InvalidArgumentError
+from klaviyo_toolkit.errors import InvalidArgumentError, NotFoundError
 from klaviyo_toolkit.validation import describe_hidden
 
 #: Event properties that are Klaviyo's or the form's own, not answers to score.
@@ -22,6 +22,24 @@ class InputError(InvalidArgumentError):
 
     def __init__(self, field: str, fix: str) -> None:
         super().__init__("lead-magnet input", [(field, fix)])
+
+
+class LeadNotFound(NotFoundError):
+    """Klaviyo has no profile for the submission's lead (no profile has its email, or its profile id
+    is gone: deleted, merged, or of another account).
+
+    Raised by the run's first step, so the run stops there: failed in the service, exit 1 from
+    ``personas run``, and continued with ``--retry`` (or ``personas runs retry``) once Klaviyo has
+    the profile; a profile made with the submission can take a moment to show. Nothing was sent
+    or written. A 404 in the error tree (``KlaviyoAPIError``), so every caller reports it as one;
+    its message is the detail alone, since no single Klaviyo call answered 404.
+    """
+
+    def __init__(self, detail: str, *, operation_id: str) -> None:
+        super().__init__(404, code="not_found", title="Lead not found", detail=detail, operation_id=operation_id)
+
+    def _message(self) -> str:
+        return str(self.detail)
 
 
 @dataclass
@@ -101,6 +119,8 @@ def parse_submission(body: Any) -> Submission:
     profile_attrs = dict(profile.get("attributes") or {})
     profile_id = (profile_ref or {}).get("id") or profile.get("id")
     email = profile_attrs.get("email") or props.get("email") or props.get("$email")
+    # Typed into a form: spaces around it are not part of it (Klaviyo matches the rest without regard to case).
+    email = str(email).strip() if email is not None else None
     if email and describe_hidden(str(email)):
         raise InputError(
             "email", f"the lead's email contains characters that cannot be seen ({describe_hidden(str(email))}); "

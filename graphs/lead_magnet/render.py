@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ANSWERED_BY", "decided_by", "outcome_line", "render_lead", "sequence_line"]
+__all__ = ["ANSWERED_BY", "decided_by", "outcome_line", "render_lead", "sequence_line", "started_line"]
 
 #: Who gave the answer a decision "by the model" rests on, by the run's ``ModelChoice.kind``: a
 #: replayed answer written by hand is never passed off as the model's.
@@ -39,10 +39,21 @@ def outcome_line(state: Mapping[str, Any]) -> str:
     """``Outcome: ...``: for a started sequence, what was sent and when (who decided is on the
     ``Sequence:`` line, in words that tell a replayed answer from the model's); else the run's outcome."""
     decision, send, sched = state.get("decision") or {}, state.get("send") or {}, state.get("schedule") or {}
-    if send and decision.get("sequence") and sched:
+    started = state.get("started")
+    theirs = started is not None and not (started.get("confirmed") and started.get("own"))
+    if send and decision.get("sequence") and sched and not theirs:
         return (f"Outcome: {send.get('status')}: sequence {decision['sequence']!r}, first touchpoint at "
                 f"{sched.get('local')} ({sched.get('timezone')})")
     return f"Outcome: {state.get('outcome')}"
+
+
+def started_line(started: Mapping[str, Any]) -> str:
+    """What Klaviyo shows the lead started, read back after the send."""
+    if not started.get("confirmed"):
+        return (f"Started: not shown by Klaviyo yet (waited {started.get('waited', 0):g} s); "
+                f"requested {started.get('requested')}")
+    whose = "this run's start" if started.get("own") else "another run's start, which came first"
+    return f"Started: {started.get('sequence')} on {started.get('at')} ({whose})"
 
 
 def render_lead(state: Mapping[str, Any], answered_by: str | None = None) -> str:
@@ -69,6 +80,9 @@ def render_lead(state: Mapping[str, Any], answered_by: str | None = None) -> str
     send = state.get("send")
     if send:
         lines.append(f"Send: {send.get('status')} (unique_id {send.get('unique_id')})")
+    started = state.get("started")
+    if started:
+        lines.append(started_line(started))
     if state.get("outcome"):
         lines.append(outcome_line(state))
     return "\n".join(lines)

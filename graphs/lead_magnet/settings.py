@@ -120,6 +120,17 @@ class Settings(_Strict):
     #: failed send or a long approval): the lead's consent is read again, and a lead who withdrew it
     #: gets nothing. 0 checks before every send.
     recheck_after: int = Field(300, ge=0)
+    #: The forms whose submissions start a sequence, each a form id (exactly) or a form name (in any
+    #: case, spaces around it ignored): ``[TRAILG]`` or ``["Trail Guide"]``. A submission of another
+    #: form ends ``ignored: ...`` without a call to Klaviyo. None (the default): every form whose
+    #: submissions come as ``form_metric`` events, as the sequencer has always taken them (DESIGN.md
+    #: and the README: "takes a form-submission event"); an account with more forms than its lead
+    #: magnets (a newsletter pop-up, a contact form) names its lead-magnet forms here.
+    forms: list[str] | None = Field(None, min_length=1)
+    #: Seconds the record step waits for Klaviyo to show the lead's sequence start after the send
+    #: (Klaviyo ingests events asynchronously) before it reports the start as unconfirmed and leaves
+    #: the profile as it was; read at once, then after 0.5, 1, 2, ... seconds. 0 reads once.
+    confirm_within: float = Field(10.0, ge=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -143,6 +154,20 @@ class Settings(_Strict):
                 "widen send_window or shorten quiet_hours"
             )
         return self
+
+    @field_validator("forms")
+    @classmethod
+    def _forms(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any(not str(f).strip() for f in value):
+            raise ValueError("forms: every entry is a form id or name; an empty one matches no form")
+        return value
+
+    def allows_form(self, form_id: str | None, form_name: str | None) -> bool:
+        """Whether a submission of this form starts a sequence (see ``forms``)."""
+        if self.forms is None:
+            return True
+        name = (form_name or "").strip().casefold()
+        return any(f == form_id or (name and f.strip().casefold() == name) for f in self.forms)
 
     def band_for(self, score: int) -> Band:
         ordered = sorted(self.bands, key=lambda b: b.min_score, reverse=True)

@@ -220,7 +220,9 @@ def run_cmd(
     connection: str = typer.Option(
         None, "--connection", "--credential", help="Run on this stored connection (see `personas auth status`)."
     ),
-    retry: bool = typer.Option(False, "--retry", help="Continue a run that failed or was killed (needs --thread)."),
+    retry: bool = typer.Option(
+        False, "--retry", help="Continue a run that failed or was killed (needs --thread); a finished one: exit 0."
+    ),
 ) -> None:
     """Run a graph once and print the result."""
     from personas.runtime.context import build_context
@@ -267,6 +269,9 @@ def run_cmd(
                                f"is running it, continue it with --retry")
         typer.echo(f"thread {thread!r} is not waiting for an approval: it finished; nothing to resume", err=True)
         return  # answering a run that already ended changes nothing: running the same command twice is fine
+    if retry and not driver.pending() and not left_to_run(driver.snapshot()):
+        typer.echo(f"thread {thread!r} has nothing left to run; it finished", err=True)
+        return  # as --resume of a finished run: a script retrying until it succeeds stops here
     answered: list[str] = []  # the requests this resume answers: settled once the run goes on
     if resume is not None:
         where = f" --sandbox-state {shlex.quote(sandbox_state)}" if sandbox_state else ""
@@ -278,6 +283,12 @@ def run_cmd(
     elif request:
         raise UsageProblem("--request goes with --resume: it names the request the answer approves")
     state_in = graph_spec.make_input(payload) if payload is not None else None
+    if thread is None and not (as_json and sys.stdout.isatty()):
+        # Made up here: shown before the run does anything, so a run killed part-way can be continued
+        # (its other output comes at the end). Not with --json on a terminal, whose screen is then
+        # JSON and nothing else; piped, the JSON goes to the pipe and this line to the terminal.
+        typer.echo(thread_line(spec.name, driver.context.thread_id, sandbox=sb is not None, state=sandbox_state),
+                   err=True)
     try:
         if retry:
             result = driver.retry()
@@ -372,6 +383,17 @@ def same_run_or_refuse(metadata: Mapping[str, Any], persona: str, thread: str, t
         raise UsageProblem(f"thread {thread!r} ran on {words}, not on {target[1]}; nothing was changed: continue "
                            f"it on the same Klaviyo: personas run {persona}{again} --thread {shlex.quote(thread)} "
                            f"{flag}")
+
+
+def thread_line(persona: str, thread: str, *, sandbox: bool, state: str | None) -> str:
+    """The line a run whose thread id was made up prints first (on stderr): the id, and how to
+    continue the run if it stops before its end (killed, a failed step) with no other output."""
+    if sandbox and not state:
+        return (f"thread {thread}: on an in-memory sandbox, so a run stopped part-way cannot be continued "
+                "(give --sandbox-state FILE to keep it)")
+    where = f" --sandbox-state {shlex.quote(state)}" if state else ""
+    return (f"thread {thread}: if this run stops before its end, continue it with "
+            f"personas run {persona}{where} --thread {shlex.quote(thread)} --retry")
 
 
 def retry_hint(persona: str, thread: str, *, sandbox: bool, state: str | None) -> str:

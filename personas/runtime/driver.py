@@ -241,12 +241,18 @@ class RunDriver:
         return self._finished(out) or self.result()
 
     def retry(self) -> RunResult:
-        """Continue a run that failed or was killed, from its last checkpoint (the failed step runs again)."""
+        """Continue a run that failed or was killed, from its last checkpoint (the failed step runs again).
+
+        A run that finished has nothing to continue: its result is returned as it is, nothing runs
+        again, so retrying until it succeeds stops once it has (``RunResult.status`` is ``done``).
+        """
         snap = self.snapshot()
-        if not left_to_run(snap):
-            raise UsageProblem(f"thread {self.context.thread_id} has nothing left to run; it finished")
+        if not snap.values and not snap.tasks:
+            raise UsageProblem(f"thread {self.context.thread_id} has no run to continue; check the thread id")
         if self.pending(snap):
             raise UsageProblem(f"thread {self.context.thread_id} is waiting for an approval; answer it with --resume")
+        if not left_to_run(snap):
+            return self.result(snap)
         return self.invoke(None)
 
     async def ainvoke(self, input: Mapping[str, Any] | None = None, *, resume: Any = None) -> RunResult:

@@ -7,6 +7,7 @@ failure (Klaviyo unreachable, the key rejected); no traceback unless ``--debug``
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -21,10 +22,13 @@ def personas(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
-    """The single ``error: ...`` line of a failed command (asserting the exit code and no traceback)."""
+    """The single ``error: ...`` line of a failed command (asserting the exit code and no traceback);
+    a run that made up its thread id has said it first (``thread ID: ...``), before it began."""
     assert proc.returncode == code, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     assert "Traceback" not in proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
+    if len(lines) == 2 and re.match(r"thread \S+: ", lines[0]):
+        lines = lines[1:]
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     return lines[0]
 

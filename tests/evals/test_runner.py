@@ -172,7 +172,7 @@ def test_a_case_replays_its_cassette_and_records_the_whole_trajectory(tmp_path: 
     assert result.cassette.startswith("authored by hand")
     assert [(c["source"], c["tool"]) for c in result.outcome.trajectory] == [
         ("http", "get_profile"), ("http", "get_metrics"), ("http", "get_events"), ("http", "get_events"),
-        ("model", "choose_sequence"), ("http", "create_event"), ("http", "update_profile")]
+        ("model", "choose_sequence"), ("http", "create_event"), ("http", "get_events"), ("http", "update_profile")]
     assert [m["position"] for m in result.outcome.outbox] == [1, 2]
     assert result.outcome.lists == {"Lead Magnet — Trail Guide": ["maya"]}
 

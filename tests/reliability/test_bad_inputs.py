@@ -222,7 +222,7 @@ GRAPHS = [
         w, lambda d: d["included"][0]["attributes"].update(email=ZW))}), "email", "cannot be seen"),
     Bad("lead-input-unknown-profile", lambda w: w.run("lead-magnet-sequencer", {"input": _event(
         w, lambda d: (d["data"]["relationships"]["profile"]["data"].update(id=NOPE), d.pop("included")))}),
-        NOPE, "no marketing send"),
+        NOPE, "deleted or merged"),
     Bad("sync-no-source", lambda w: w.run("segment-syncer", {"target_list_id": w.list_id}), "source", "missing"),
     Bad("sync-unknown-kind", lambda w: _sync(w, {"kind": "xlsx", "path": "members.xlsx"}), "source.kind", "csv"),
     Bad("sync-missing-file", lambda w: _sync(w, {"kind": "csv", "path": str(w.tmp / "gone.csv")}),

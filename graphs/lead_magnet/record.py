@@ -1,0 +1,156 @@
+"""The sequencer's last step: what happened to the lead, said in the outcome and recorded on its profile.
+
+After a send Klaviyo accepted, the lead's start is read back (:mod:`.started`): the run reports and
+records the sequence Klaviyo *started*, which is the run's own only when its start was the first.
+
+What the profile gets (``record_on_profile``):
+
+- a start of the run's own, confirmed: the run's decision (score, band, sequence, decider, time);
+- another run's start (read back after this run's send, or found before it): that start's decision,
+  as its event carries it, and only when the profile does not already name that sequence. A later
+  submission never rewrites the decision that started the lead's sequence; it is itself a Klaviyo
+  event, and the run's own state and outcome keep its score;
+- a start not shown yet (Klaviyo still ingesting it): nothing, since any sequence written would be
+  a guess; the outcome says so, and the lead's next run (the same submission run again, or its next
+  one) records the start once Klaviyo shows it;
+- no start (not eligible, consent withdrawn, a rejected or dry-run send): the score, with no sequence;
+- a profile gone before the send: nothing, there is nothing to write to.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from klaviyo_toolkit.errors import KlaviyoError, RateLimitError, ServerError, TransportError, stops_the_run
+from klaviyo_toolkit.tools import Stopped
+from personas.kernel.context import PersonaContext
+from personas.kernel.privacy import describe_error
+
+from .settings import Settings
+from .started import read_back, recorded_start, start_properties
+
+__all__ = ["record"]
+
+
+def record(state: dict[str, Any], runtime: Runtime[PersonaContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    settings = ctx.settings
+    assert isinstance(settings, Settings)
+    if state.get("ignored"):
+        return {"outcome": state["ignored"], "record": {"profile_properties": None}}
+    profile = state.get("profile") or {}
+    sent = state.get("send") or {}
+    out: dict[str, Any] = {}
+    start = None
+    if sent.get("status") == "sent":
+        start, metric_id = read_back(ctx.toolkit, ctx.clock, settings.confirm_within, state.get("trigger_metric_id"),
+                                     settings.trigger_metric, profile["id"])
+        out["trigger_metric_id"] = metric_id
+        out["started"] = _started(start, state, settings)
+    decision, outcome, props = _decide_record(state, out.get("started"), start, ctx.clock.time())
+    saved = None
+    if settings.record_on_profile and profile.get("id") and props is not None:
+        saved = _write(ctx, profile["id"], props)
+    return {**out, "decision": decision, "outcome": outcome, "record": {"profile_properties": saved}}
+
+
+def _started(start: dict[str, Any] | None, state: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """``state["started"]``: the start read back, and whether it is this run's own (its submission's,
+    with its sequence); or, not shown yet, ``confirmed: False`` with what was requested."""
+    decision = state["decision"]
+    if start is None:
+        return {"confirmed": False, "requested": decision["sequence"], "waited": float(settings.confirm_within)}
+    own = (start.get("sequence") == decision["sequence"]
+           and start.get("submission_event_id") == state["submission"]["event_id"])
+    return {**start, "confirmed": True, "own": own}
+
+
+def _decide_record(state: dict[str, Any], started: dict[str, Any] | None, start: dict[str, Any] | None,
+                   now: float) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
+    """(the decision to keep, the outcome, the profile properties to write or None)."""
+    profile = state.get("profile") or {}
+    sc = state.get("score")
+    sent = state.get("send") or {}
+    already = state.get("already")
+    decision = state.get("decision") or {}
+    if already:
+        how = ("read again before this run's send" if sent.get("already_started")
+               else "a second submission does not start a second sequence")
+        outcome = (f"no new sequence: this lead already started {already.get('sequence')!r} on "
+                   f"{already.get('at')}; {how}")
+        note = "already started" if sent.get("already_started") else "repeat submission"
+        repeat = {"sequence": None, "decided_by": "policy", "reason": outcome, "policy_note": note}
+        return repeat, outcome, _repair(already, profile)
+    if not (state.get("eligible") or {}).get("ok"):
+        outcome = f"no marketing send: {(state.get('eligible') or {}).get('reason')}"
+        skipped = {"sequence": None, "decided_by": "policy", "reason": outcome + "; the model was not asked",
+                   "policy_note": "not eligible"}
+        return skipped, outcome, _decided(sc, None, "policy", now)
+    if sent.get("profile_gone"):
+        return decision, (f"no marketing send: no Klaviyo profile has the id {profile.get('id')} any more "
+                          "(deleted or merged after the decision, before the send); nothing was started or recorded"
+                          ), None
+    if sent.get("consent_changed"):
+        return decision, f"no marketing send: {sent['detail']}", _decided(sc, None, decision.get("decided_by"), now)
+    if started is not None and not started["confirmed"]:
+        outcome = (
+            f"sent, unconfirmed: Klaviyo accepted the start of {decision['sequence']!r} but had not shown the lead's "
+            f"start {started['waited']:g} s later (it ingests events asynchronously), so which sequence started is "
+            "not known yet: if another run's start came first, Klaviyo drops this one. Nothing was recorded on the "
+            "profile; running this submission again records the start once Klaviyo shows it"
+        )
+        return decision, outcome, None
+    if started is not None and not started["own"]:
+        assert start is not None
+        outcome = (
+            f"already started {started['sequence']!r} on {started.get('at')}: another run's start of this lead came "
+            f"first, so Klaviyo dropped this run's start of {decision['sequence']!r} (the same unique_id, "
+            f"{sent.get('unique_id')}); the profile records {started['sequence']!r}"
+        )
+        return decision, outcome, _repair(start, profile)
+    schedule = state.get("schedule") or {}
+    outcome = (
+        f"{sent.get('status')}: sequence {decision['sequence']!r} ({decision['decided_by']} decided), "
+        f"first touchpoint at {schedule.get('local')} ({schedule.get('timezone')})"
+    )
+    in_sequence = decision.get("sequence") if started is not None else None  # confirmed as this run's own
+    return decision, outcome, _decided(sc, in_sequence, decision.get("decided_by"), now)
+
+
+def _decided(sc: dict[str, Any] | None, sequence: str | None, decided_by: Any, now: float) -> dict[str, Any] | None:
+    """This run's decision as profile properties (None without a score: nothing was decided)."""
+    if sc is None:
+        return None
+    return {
+        "lead_score": sc["total"],
+        "lead_band": sc["band"],
+        "lead_sequence": sequence,
+        "lead_decided_by": decided_by,
+        "lead_scored_at": _dt.datetime.fromtimestamp(now, _dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _repair(start: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any] | None:
+    """The start's own record, for a profile that does not name its sequence yet (the run that
+    started it could not record it, or recorded another); None when it does, or the start is only
+    known from the profile."""
+    if start.get("source") != "event" or (recorded_start(profile) or {}).get("sequence") == start.get("sequence"):
+        return None
+    return start_properties(start)
+
+
+def _write(ctx: PersonaContext, profile_id: str, props: dict[str, Any]) -> str:
+    try:
+        result = ctx.toolkit.run("update_profile", id=profile_id, properties=props)
+    except (ServerError, RateLimitError, TransportError):
+        # Klaviyo is failing for now (after the client's own retries): stop here, resumable, so a
+        # retry records the sequence; swallowing it would leave a started lead unrecorded for good.
+        raise
+    except KlaviyoError as exc:
+        if stops_the_run(exc):
+            raise
+        return f"not saved: {describe_error(exc)}"
+    return result.status if isinstance(result, Stopped) else "saved"
