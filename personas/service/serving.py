@@ -2,7 +2,8 @@
 
 - :func:`serve`: the webhook app under uvicorn. On SQLite it also runs the work (a :class:`LocalQueue`
   of threads, runs left unfinished picked up again, and a minute timer for schedules); on PostgreSQL
-  it only records and queues, and ``personas worker`` processes run the work.
+  it only records and queues, and ``personas worker`` processes run the work. Stopped (SIGTERM,
+  Ctrl-C), it waits for the runs in progress only; stopped again, it waits for none.
 - :func:`run_worker`: a procrastinate worker (PostgreSQL only), with stalled-job recovery.
 - :func:`watch`: polls a persona's trigger metric and runs (or queues) what it finds.
 
@@ -120,10 +121,13 @@ def build_serve_app(config: Config, *, workers: int = 2, catch_up: str = "latest
     async def local_lifespan(_: Any) -> AsyncIterator[None]:
         yield
         stop.set()
-        await asyncio.to_thread(queue.close)
-        service.close()
+        abandoned = await asyncio.to_thread(queue.close)
+        if not abandoned:  # else the runs still use the store until the process ends
+            service.close()
 
-    return build_app(service, queue, lifespan=local_lifespan)
+    app = build_app(service, queue, lifespan=local_lifespan)
+    app.state.queue = queue  # `serve` tells it to stop waiting on a second signal
+    return app
 
 
 def serve(
@@ -139,8 +143,16 @@ def serve(
     import uvicorn
 
     app = build_serve_app(config, workers=workers, catch_up=catch_up)
+    queue = getattr(app.state, "queue", None)
+
+    class Server(uvicorn.Server):  # type: ignore[misc]
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.should_exit and queue is not None:  # stopped again (any signal): stop waiting for runs
+                queue.abandon()
+            super().handle_exit(sig, frame)
+
     ready()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = Server(uvicorn.Config(app, log_level="warning"))
     server.run(sockets=[listener])
 
 
@@ -232,6 +244,7 @@ def watch(
     service = Service.open(config, **context_options)
     spec = service.persona(persona)
     total = 0
+    local: LocalQueue | None = None
     try:
         if config.database_url:
             from .tasks import build_app
@@ -239,7 +252,6 @@ def watch(
             tasks = build_app(config.database_url)
             tasks.open()
             enqueue: Callable[[str], None] = ProcrastinateQueue(tasks).enqueue
-            local = None
         else:
             local = LocalQueue(service, workers=2)
             local.recover()
@@ -268,4 +280,5 @@ def watch(
     finally:
         if config.database_url:
             tasks.close()
-        service.close()
+        if local is None or not local.close():  # runs still going (Ctrl-C twice) keep the store to the end
+            service.close()
