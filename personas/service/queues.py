@@ -4,10 +4,11 @@
   (``personas.run``, queueing lock and lock = the run id, so a run is queued once and run by one
   worker at a time); ``personas worker`` processes run them; any number of them, on any machines.
 - :class:`LocalQueue` (the embedded default, SQLite): a few threads inside ``personas serve`` (or
-  ``personas watch``). The run store is the durable part: runs still queued or running when the
-  process stopped are picked up again when it starts (:meth:`LocalQueue.recover`); each run continues
-  from its checkpoint. Stopping (:meth:`LocalQueue.close`) waits only for the runs in progress: the
-  waiting ones stay queued in the store for the next start.
+  ``personas watch``). The run store is the durable part: the runs this process holds (``owners.py``)
+  are in the store, and the runs of a process that is gone are taken over when one starts
+  (:meth:`LocalQueue.recover`); each run continues from its checkpoint. Stopping
+  (:meth:`LocalQueue.close`) waits only for the runs in progress: the waiting ones stay queued in the
+  store for the next start.
 
 Both have ``enqueue(run_id)`` (sync) and ``enqueue_async(run_id)``.
 """
@@ -90,8 +91,10 @@ class LocalQueue:
                     self._cond.notify_all()
 
     def recover(self) -> int:
-        """Queue again every run left queued or running (the process stopped); how many."""
-        runs = self.service.store.unfinished()
+        """Queue here every run whose owner is gone (a process that stopped or died, this home's
+        earlier start among them; ``RunStore.adopt``); how many. Runs another live process holds
+        are left to it."""
+        runs = self.service.store.adopt()
         for run in runs:
             self.enqueue(run.id)
         return len(runs)

@@ -1,9 +1,12 @@
-"""``personas serve`` on SQLite as real processes: stopping it.
+"""``personas serve`` on SQLite as real processes: stopping it, and more than one process on one home.
 
 - Stopped (SIGTERM or Ctrl-C), it waits for the runs in progress only: the queued ones stay queued in
   the store and the next start runs them (it used to run the whole backlog before exiting). Stopped
-  again, it waits for none: the run in progress stays ``running``, and the next start continues it
-  from its checkpoint, sending nothing twice.
+  again, it waits for none: the run in progress stays ``running``, shows as stalled, and the next
+  start continues it from its checkpoint, sending nothing twice.
+- A second ``personas serve``, or ``personas watch`` beside it, never takes a run that a live process
+  is running (each run has an owner and a lease); a run whose process was killed is shown as stalled
+  and taken over by the next start.
 
 A served sandbox (real HTTP) holds the first send of a run for a while (``Faults.slow_rate``), so a
 run is known to be in progress while the test acts; the waits are upper bounds only.
@@ -173,7 +176,9 @@ def test_a_second_ctrl_c_stops_without_waiting_and_the_next_start_continues_the_
         first.stop()
     assert "stopped without waiting for 1 run(s) in progress" in first.log, first.log
     left = listed(env)[run_id]
-    assert left["status"] == "running" and left["attempts"] == 1, left
+    assert left["status"] == "running" and left["stalled"] is True and left["attempts"] == 1, left
+    text = personas(env, "runs").stdout
+    assert " stalled " in text and "has ended" in text, text
 
     again = Serve(env)
     try:
@@ -182,3 +187,59 @@ def test_a_second_ctrl_c_stops_without_waiting_and_the_next_start_continues_the_
         again.stop()
     assert listed(env)[run_id]["attempts"] == 2
     assert len(first_touchpoints(sb, profile(event))) == 1 and len(sequence_starts(sb, profile(event))) == 1
+
+
+def test_a_second_serve_and_a_watcher_on_the_same_home_leave_a_running_run_to_its_process(
+    tmp_path: Path, served: tuple[Sandbox, str]
+) -> None:
+    sb, url = served
+    env = env_for(tmp_path / "home", url)
+    event = sign_up(sb, "shared@example.com", HOT)
+    slow_first_send(sb, 40)
+    first = Serve(env, "--workers", "1")
+    second = None
+    try:
+        [run_id] = first.deliver([event])
+        wait_until(lambda: sb.faults._faulted == 1, "the run to reach its send in the first serve")
+        second = Serve(env, "--workers", "2")  # picks up what was left at its start: not this run
+        watched = personas(env, "watch", "lead-magnet-sequencer", "--once", timeout=LONG)
+        assert watched.returncode == 0 and "0 new event(s)" in watched.stdout, watched.stderr
+        shown = listed(env)[run_id]
+        assert shown["status"] == "running" and shown["stalled"] is False, shown
+        assert shown["worker"].endswith(f":{first.proc.pid}"), shown
+        wait_until(lambda: listed(env)[run_id]["status"] == "done", "the first serve to finish the run")
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    run = listed(env)[run_id]
+    assert run["attempts"] == 1 and run["worker"].endswith(f":{first.proc.pid}"), (run, first.log)
+    assert len(sequence_starts(sb, profile(event))) == 1 and len(first_touchpoints(sb, profile(event))) == 1
+
+
+def test_a_run_whose_serve_was_killed_shows_as_stalled_and_the_next_start_takes_it_over(
+    tmp_path: Path, served: tuple[Sandbox, str]
+) -> None:
+    sb, url = served
+    env = env_for(tmp_path / "home", url)
+    event = sign_up(sb, "killed@example.com", HOT)
+    slow_first_send(sb, 30)
+    first = Serve(env, "--workers", "1")
+    try:
+        [run_id] = first.deliver([event])
+        wait_until(lambda: sb.faults._faulted == 1, "the run to reach its send")
+    finally:
+        first.proc.kill()
+        first.wait()
+    left = listed(env)[run_id]
+    assert left["status"] == "running" and left["stalled"] is True, left
+    assert f"its process {left['worker']} has ended" in personas(env, "runs").stdout
+
+    again = Serve(env)
+    try:
+        wait_until(lambda: listed(env)[run_id]["status"] == "done", "the next start to take the run over")
+    finally:
+        again.stop()
+    run = listed(env)[run_id]
+    assert run["attempts"] == 2 and run["worker"].endswith(f":{again.proc.pid}"), run
+    assert len(sequence_starts(sb, profile(event))) == 1 and len(first_touchpoints(sb, profile(event))) == 1
