@@ -25,6 +25,7 @@ from personas.kernel.config import Config
 from personas.kernel.errors import UsageProblem
 from personas.kernel.privacy import describe_error
 
+from .app import REPLAY_WINDOW
 from .extras import METRICS, POSTGRES, SCHEDULES, SERVE, missing, require, serve_gaps
 from .queues import LocalQueue, ProcrastinateQueue
 from .schedule import CATCH_UP, cron_of, schedule_tick
@@ -78,11 +79,13 @@ def check_worker(config: Config, *, catch_up: str = "latest", metrics_port: int 
 
 def local_tick(service: Service, queue: LocalQueue, now: float, *, catch_up: str, schedules: bool = True) -> None:
     """One minute's work of ``personas serve`` on SQLite: queue the schedules' due slots (when croniter
-    is there), and take over the runs of processes on this home that are gone (``LocalQueue.recover``).
+    is there), take over the runs of processes on this home that are gone (``LocalQueue.recover``),
+    and forget the deliveries too old to be replayed (:data:`~personas.service.app.REPLAY_WINDOW`).
     Each part is tried whatever the others did; a failure is logged and tried again next minute."""
     parts: list[tuple[str, Callable[[], Any]]] = [
         ("schedules", lambda: [queue.enqueue(run.id) for run in schedule_tick(service, now, catch_up=catch_up)]),
         ("runs of stopped processes", queue.recover),
+        ("old deliveries", lambda: service.store.forget_deliveries(now - REPLAY_WINDOW)),
     ]
     for name, part in parts[0 if schedules else 1:]:
         try:

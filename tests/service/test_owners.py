@@ -1,4 +1,4 @@
-"""Owners and leases of SQLite runs.
+"""Owners and leases of SQLite runs, the local queue's bookkeeping, and the minute tick's pruning.
 
 Real SQLite files and real processes for the owners (a process that has ended, a pid given to
 another process); leases on the store's injected clock, moved by hand.
@@ -10,9 +10,15 @@ import os
 import socket
 import subprocess
 import sys
+from collections import deque
 from pathlib import Path
 
+from personas.kernel.config import Config
+from personas.service.app import REPLAY_WINDOW
 from personas.service.owners import LEASE, Owner, process_started
+from personas.service.queues import LocalQueue
+from personas.service.service import Service
+from personas.service.serving import local_tick
 from personas.service.store import RunStore
 
 T0 = 1_800_000_000.0
@@ -86,3 +92,56 @@ def test_a_store_that_closes_lets_its_runs_go(tmp_path: Path) -> None:
     assert second.gone(second.get(run.id)) == "no process holds it"  # type: ignore[arg-type]
     assert [r.id for r in second.adopt()] == [run.id]
     second.close()
+
+
+def _size(queue: LocalQueue) -> int:
+    return sum(len(v) for v in vars(queue).values() if isinstance(v, (list, set, dict, deque)))
+
+
+def test_the_local_queue_keeps_nothing_of_the_runs_it_has_run(tmp_path: Path) -> None:
+    service = Service.open(Config(home=tmp_path / "home"))
+    queue = LocalQueue(service, workers=2)
+    ids = []
+    for n in range(201):
+        run, _ = service.store.create_run("lead-magnet-sequencer", f"event:{n}", "webhook", {})
+        service.store.finish(run.id, "done")  # settled: the queue's thread finds it so and moves on
+        ids.append(run.id)
+    queue.enqueue(ids[0])
+    queue.drain(timeout=120)
+    after_one = _size(queue)
+    for run_id in ids[1:]:
+        queue.enqueue(run_id)
+    queue.drain(timeout=120)
+    assert _size(queue) == after_one and queue.waiting() == [] and queue.in_progress() == []
+    assert queue.close() == []
+    service.close()
+
+
+def test_the_minute_tick_forgets_deliveries_too_old_to_replay(tmp_path: Path) -> None:
+    clock = Clock()
+    service = Service.open(Config(home=tmp_path / "home"), clock=clock)
+    queue = LocalQueue(service)
+    assert service.store.first_delivery("old")
+    clock.now += 60
+    assert service.store.first_delivery("recent")
+    local_tick(service, queue, T0 + REPLAY_WINDOW + 30, catch_up="latest", schedules=False)
+    assert service.store.first_delivery("old"), "forgotten: outside the window it could not be replayed"
+    assert not service.store.first_delivery("recent"), "kept: a replay of it would still be in the window"
+    queue.close()
+    service.close()
+
+
+async def test_the_workers_tick_forgets_deliveries_too_old_to_replay(tmp_path: Path, pg_url: str) -> None:
+    from personas.service.tasks import build_app, ensure_schema, tick_once
+
+    clock = Clock()
+    service = Service.open(Config(home=tmp_path / "home", database_url=pg_url), clock=clock)
+    app = build_app(pg_url)
+    ensure_schema(app, pg_url)
+    assert service.store.first_delivery("old")
+    clock.now += 60
+    assert service.store.first_delivery("recent")
+    async with app.open_async():
+        await tick_once(app, service, T0 + REPLAY_WINDOW + 30, catch_up="latest", stalled_after=60)
+    assert service.store.first_delivery("old") and not service.store.first_delivery("recent")
+    service.close()
