@@ -15,7 +15,9 @@ Klaviyo documents the scheme in "Working with system webhooks"
 Each event is checked for that shape before any of the delivery is used: ``topic`` and
 ``external_id`` (the event's id) are strings; ``payload.data`` is an event (``type`` ``"event"``, an
 ``id`` string, ``attributes`` an object) whose ``relationships`` name its ``profile`` and ``metric``
-(``{"data": {"type": "profile", "id": ...}}``). A run started from anything less would only fail.
+(``{"data": {"type": "profile", "id": ...}}``); no string or key in it holds a NUL character or a
+lone surrogate (text no store keeps: PostgreSQL refuses a NUL). A run started from anything less would
+only fail, and a store that refused it would fail the whole delivery on every retry.
 
 Klaviyo sends the timestamp as an HTTP date (``Tue, 14 Apr 2026 03:50:12 GMT``); ISO 8601 and epoch
 seconds are accepted too. A timestamp further than ``tolerance`` seconds from now (5 minutes by
@@ -198,12 +200,48 @@ def _event(n: int, item: Any) -> DeliveryEvent:
             raise WebhookMalformed(
                 f"{where}.relationships.{name} does not name a {name} (data: type {name!r} and an id)"
             )
-    event_id = external_id or event["id"]
-    try:  # checked for the whole delivery before any of it is recorded: all of it, or none
-        json.dumps([event_id, payload], ensure_ascii=False).encode("utf-8")
-    except (UnicodeEncodeError, ValueError, RecursionError):
-        raise WebhookMalformed(f"data[{n}] holds text that is not valid Unicode (a lone surrogate)") from None
-    return DeliveryEvent(topic, event_id, payload)
+    # checked for the whole delivery before any of it is recorded: all of it, or none
+    unkept = _unkept_text({"topic": topic, "external_id": external_id, "payload": payload}, f"data[{n}]")
+    if unkept:
+        raise WebhookMalformed(unkept)
+    return DeliveryEvent(topic, external_id or event["id"], payload)
+
+
+def _unkept_text(value: Any, where: str) -> str | None:
+    """The first string (or object key) in ``value`` that no store keeps, named by its path with what
+    is wrong with it; None when there is none.
+
+    A NUL character is refused by PostgreSQL's text (a run's key is ``event:<id>``) and cut short by
+    many C readers of SQLite; a lone surrogate cannot be written as UTF-8. Neither is in any event
+    Klaviyo sends, so a delivery holding one is malformed, wherever it is.
+    """
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            found = _what_is_wrong(item)
+            if found:
+                return f"{path} holds {found}"
+        elif isinstance(item, Mapping):
+            for key, inner in reversed(list(item.items())):
+                found = _what_is_wrong(key) if isinstance(key, str) else None
+                if found:
+                    return f"{path} has a key that holds {found}"
+                shown = key if len(key) <= 60 else key[:57] + "..."  # a path for a message, not a copy
+                stack.append((inner, f"{path}.{shown}"))
+        elif isinstance(item, list):
+            stack.extend((inner, f"{path}[{i}]") for i, inner in reversed(list(enumerate(item))))
+    return None
+
+
+def _what_is_wrong(text: str) -> str | None:
+    if "\x00" in text:
+        return "a NUL character (\\u0000), which no text field keeps"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text that is not valid Unicode (a lone surrogate)"
+    return None
 
 
 def verify_delivery(

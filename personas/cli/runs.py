@@ -69,9 +69,14 @@ def runs_cmd(
             raise UsageProblem(f"--persona {persona!r}: no such persona; personas: {', '.join(names)}")
         runs = store.runs(persona=persona, status=status, limit=limit)
         beats = store.heartbeats([r.id for r in runs if r.status == "running"])
+        orphaned = {r.id: reason for r in runs if (reason := store.gone(r))}  # SQLite: owners that are gone
     finally:
         store.close()
     stalled = {rid: _stalled(age, stalled_after) for rid, age in beats.items() if _stalled(age, stalled_after)}
+    for r in runs:
+        if r.id in orphaned and r.status == "running":
+            stalled[r.id] = (f"{orphaned[r.id]}; the next `personas serve` (or one running now, within a minute) "
+                             "continues it from its last checkpoint")
     if as_json:
         typer.echo(json.dumps([{**r.to_json(), "stalled": r.id in stalled} for r in runs], indent=1))
         return
@@ -79,10 +84,17 @@ def runs_cmd(
         typer.echo("no runs yet" + (f" for {persona}" if persona else ""))
         return
     for r in runs:
-        note = stalled.get(r.id) or r.error or r.outcome or ""
+        note = stalled.get(r.id) or _note(r, orphaned.get(r.id))
         shown = "stalled" if r.id in stalled else r.status
         typer.echo(f"{r.id}  {_when(r.created)}  {shown:<7}  {r.persona:<24} {r.trigger:<8} {r.key}"
-                   + (f"\n    {note[:200]}" if note else ""))
+                   + (f"\n    {note}" if note else ""))
+
+
+def _note(run: Any, gone: str | None) -> str:
+    """The line under a run: its error, its outcome, or who will run it."""
+    if run.status == "queued" and gone:
+        return f"{gone}; the next `personas serve` (or one running now, within a minute) runs it"
+    return (run.error or run.outcome or "")[:200]
 
 
 def _stalled(age: float | None, stalled_after: float) -> str:

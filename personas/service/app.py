@@ -30,7 +30,7 @@ from .metrics import CONTENT_TYPE
 from .queues import Queue
 from .service import Service
 
-__all__ = ["MAX_BODY", "build_app"]
+__all__ = ["MAX_BODY", "REPLAY_WINDOW", "build_app"]
 
 log = logging.getLogger("personas.service")
 
@@ -40,6 +40,11 @@ log = logging.getLogger("personas.service")
 #: bodies are read before the signature can be checked, so without a cap anyone could make us buffer
 #: hundreds of MB).
 MAX_BODY = 1024 * 1024
+#: How long a delivery's signature is remembered (seconds): a replay is refused as stale once its
+#: timestamp is more than the tolerance from the receiver's clock, and that timestamp may have been up
+#: to the tolerance ahead of the clock when it was first received; older signatures are forgotten by
+#: the minute tick (``serving.local_tick``, ``tasks.tick_once``).
+REPLAY_WINDOW = 2 * DEFAULT_TOLERANCE
 
 
 class _TooLarge(Exception):
@@ -123,9 +128,9 @@ def build_app(
                              "secret": bool(key)})
 
     async def metrics(request: Request) -> Response:
-        counts = await asyncio.to_thread(service.store.counts)
+        body = await asyncio.to_thread(service.metrics.render)  # reads the store's counts
         code = 200 if service.metrics.enabled else 503  # no prometheus-client here: the body says what to install
-        return Response(service.metrics.render(counts), media_type=CONTENT_TYPE, status_code=code)
+        return Response(body, media_type=CONTENT_TYPE, status_code=code)
 
     routes = [
         Route("/webhooks/klaviyo", receive, methods=["POST"]),

@@ -5,6 +5,9 @@ text format with ``prometheus_client``:
 
 - ``personas_queue_depth``: runs waiting (queued) in the shared store;
 - ``personas_runs{status=...}``: runs by status in the shared store;
+- ``personas_store_up``: 1 when the store answered for the two above, 0 when it did not (they are
+  then left out rather than shown stale); all three are read from the store at each scrape
+  (:meth:`Metrics.count_runs`), whoever serves ``/metrics``;
 - ``personas_webhook_deliveries_total{result=...}``: ``accepted``, ``duplicate`` (a replay),
   ``rejected`` (401: a missing, wrong or stale signature or timestamp), ``malformed`` (400: signed
   correctly, but the body is not a delivery), ``too_large`` (413: over the body cap, refused unread);
@@ -22,7 +25,8 @@ saying what to install; ``worker --metrics-port`` requires it (``extras.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +34,8 @@ from klaviyo_toolkit.client import CallRecord
 from klaviyo_toolkit.tools import Call
 
 __all__ = ["CONTENT_TYPE", "DELIVERY_RESULTS", "Metrics", "MetricsGuard"]
+
+log = logging.getLogger("personas.service")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: The ``result`` label of ``personas_webhook_deliveries_total`` (see the module docstring).
@@ -52,26 +58,51 @@ class _Nothing:
         pass
 
 
+class _StoreCounts:
+    """A ``prometheus_client`` collector: the store's runs by status, read when a scrape asks."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self.counts = counts
+        self.failing = False
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        try:
+            counts = self.counts()
+        except Exception as exc:  # the database away: say so, and no stale counts
+            if not self.failing:
+                log.warning("/metrics: the run store does not answer (%s); personas_store_up is 0", type(exc).__name__)
+            self.failing = True
+            yield GaugeMetricFamily("personas_store_up", "Whether the run store answered this scrape.", value=0)
+            return
+        self.failing = False
+        yield GaugeMetricFamily("personas_store_up", "Whether the run store answered this scrape.", value=1)
+        yield GaugeMetricFamily("personas_queue_depth", "Runs waiting to be run.", value=counts.get("queued", 0))
+        runs = GaugeMetricFamily("personas_runs", "Runs in the store, by status.", labels=["status"])
+        for status, n in counts.items():
+            runs.add_metric([status], n)
+        yield runs
+
+
 class Metrics:
-    """The service's metrics (see the module docstring); ``render(store)`` is the /metrics body.
+    """The service's metrics (see the module docstring); ``render()`` is the /metrics body.
 
     ``enabled`` is False when ``prometheus_client`` is not installed: every metric then records nothing.
     """
 
     def __init__(self) -> None:
         try:
-            from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+            from prometheus_client import CollectorRegistry, Counter, Histogram
         except ImportError:
             self.enabled = False
             self.registry: Any = None
             nothing: Any = _Nothing()
-            self.queue_depth = self.runs = self.deliveries = self.enqueue_seconds = nothing
+            self.deliveries = self.enqueue_seconds = nothing
             self.finished = self.run_seconds = self.call_seconds = self.throttled = nothing
             return
         self.enabled = True
         self.registry = CollectorRegistry()
-        self.queue_depth = Gauge("personas_queue_depth", "Runs waiting to be run.", registry=self.registry)
-        self.runs = Gauge("personas_runs", "Runs in the store, by status.", ["status"], registry=self.registry)
         self.deliveries = Counter(
             "personas_webhook_deliveries", "Webhook deliveries, by result.", ["result"], registry=self.registry
         )
@@ -105,18 +136,21 @@ class Metrics:
         if record.status == 429:
             self.throttled.labels(record.operation_id).inc()
 
-    def render(self, counts: dict[str, int] | None = None) -> bytes:
-        """The text exposition, with the store's ``counts`` (runs by status) as gauges."""
+    def count_runs(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Read ``counts()`` (runs by status: the store's) at each scrape of this registry, for
+        ``personas_queue_depth``, ``personas_runs`` and ``personas_store_up``; once per registry."""
+        if self.enabled:
+            self.registry.register(_StoreCounts(counts))
+
+    def render(self) -> bytes:
+        """The text exposition (it reads the store when :meth:`count_runs` was given it: call it off
+        the event loop)."""
         if not self.enabled:
             from .extras import METRICS, missing_extra
 
             return f"# {missing_extra('/metrics', *METRICS)}\n".encode()
         from prometheus_client import generate_latest
 
-        if counts is not None:
-            for status, n in counts.items():
-                self.runs.labels(status).set(n)
-            self.queue_depth.set(counts.get("queued", 0))
         return bytes(generate_latest(self.registry))
 
 

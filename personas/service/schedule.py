@@ -6,10 +6,11 @@ every persona whose ``schedule`` is a 5-field cron expression:
 
 - the cron is read in the **account's time zone** (``get_accounts``' ``timezone``, remembered in the
   store; UTC when the persona may not read the account), with croniter, so "0 7 * * *" is 07:00 there
-  on both sides of a daylight-saving change. When the time zone cannot be read yet (Klaviyo
-  unreachable or failing before the first answer), the tick records no slot and keeps the cursor: the
-  next tick asks again and finds the slots then, in the right zone (a guess of UTC would run the same
-  local day twice);
+  on both sides of a daylight-saving change; on the change days it runs as vixie cron does (a fixed
+  time in the repeated autumn hour once, a wildcard hour through both: :func:`slots_between`). When
+  the time zone cannot be read yet (Klaviyo unreachable or failing before the first answer), the tick
+  records no slot and keeps the cursor: the next tick asks again and finds the slots then, in the
+  right zone (a guess of UTC would run the same local day twice);
 - each slot is a run keyed ``schedule:<slot>``: the store's unique key means two workers ticking at
   once make one run, never two;
 - the store keeps the last slot looked at, so slots missed while nothing ran (downtime) are found on
@@ -56,18 +57,33 @@ def cron_of(spec: PersonaSpec) -> str | None:
 
 
 def slots_between(cron: str, zone: ZoneInfo, after: float, until: float) -> list[float]:
-    """Every slot of ``cron`` in ``zone`` strictly after ``after`` and at or before ``until`` (epoch s)."""
+    """Every slot of ``cron`` in ``zone`` strictly after ``after`` and at or before ``until`` (epoch s).
+
+    Daylight saving as vixie cron does it: a job at a fixed wall time (neither its minute nor its hour
+    field starts with ``*``) runs once when that time comes twice (the autumn day's repeated hour: at
+    the first), and a job with a wildcard minute or hour runs through both real hours; a wall time the
+    spring day skips runs once, just after the gap (croniter's answer).
+    """
     from croniter import croniter
 
+    fixed = not any(field.startswith("*") for field in cron.split()[:2])
     it = croniter(cron, _dt.datetime.fromtimestamp(after, zone))
     out: list[float] = []
     while True:
         slot = float(it.get_next(float))
         if slot > until:
             return out
+        if fixed and _second_time_round(slot, zone):
+            continue  # this wall time ran an hour ago (its first occurrence is a slot too)
         out.append(slot)
         if len(out) > 10_000:  # "* * * * *" after a very long downtime: the newest matter
             out = out[-MAX_CATCH_UP:]
+
+
+def _second_time_round(slot: float, zone: ZoneInfo) -> bool:
+    """Whether ``slot`` is the second occurrence of its wall time in ``zone`` (the repeated hour)."""
+    here = _dt.datetime.fromtimestamp(slot, zone)
+    return bool(here.fold) and here.replace(fold=0).utcoffset() != here.utcoffset()
 
 
 def account_timezone(service: Service, spec: PersonaSpec) -> str | None:

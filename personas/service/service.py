@@ -67,6 +67,9 @@ class Service:
     _personas: dict[str, PersonaSpec] | None = field(default=None, repr=False)
     _triggers: dict[str, list[PersonaSpec]] | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        self.metrics.count_runs(self.store.counts)  # /metrics (serve's, a worker's) reads them at each scrape
+
     @classmethod
     def open(cls, config: Config, *, clock: Any = time.time, **context_options: Any) -> Service:
         """The store and checkpointer the config names (PostgreSQL with a database URL, else SQLite)."""

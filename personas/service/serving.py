@@ -1,8 +1,9 @@
 """Putting the parts together for the commands: ``serve``, ``worker``, ``watch`` and ``runs``.
 
 - :func:`serve`: the webhook app under uvicorn. On SQLite it also runs the work (a :class:`LocalQueue`
-  of threads, runs left unfinished picked up again, and a minute timer for schedules); on PostgreSQL
-  it only records and queues, and ``personas worker`` processes run the work.
+  of threads, the runs of processes that are gone taken over, and a minute timer: :func:`local_tick`);
+  on PostgreSQL it only records and queues, and ``personas worker`` processes run the work. Stopped
+  (SIGTERM, Ctrl-C), it waits for the runs in progress only; stopped again, it waits for none.
 - :func:`run_worker`: a procrastinate worker (PostgreSQL only), with stalled-job recovery.
 - :func:`watch`: polls a persona's trigger metric and runs (or queues) what it finds.
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +25,7 @@ from personas.kernel.config import Config
 from personas.kernel.errors import UsageProblem
 from personas.kernel.privacy import describe_error
 
+from .app import REPLAY_WINDOW
 from .extras import METRICS, POSTGRES, SCHEDULES, SERVE, missing, require, serve_gaps
 from .queues import LocalQueue, ProcrastinateQueue
 from .schedule import CATCH_UP, cron_of, schedule_tick
@@ -30,8 +33,11 @@ from .service import Service
 from .watch import poll_once
 
 __all__ = [
-    "build_serve_app", "check_serve", "check_worker", "run_worker", "schedule_timer", "serve", "serve_notes", "watch",
+    "build_serve_app", "check_serve", "check_worker", "local_tick", "minute_timer", "run_worker", "serve",
+    "serve_notes", "watch",
 ]
+
+log = logging.getLogger("personas.service")
 
 
 def _check_catch_up(value: str) -> str:
@@ -71,21 +77,36 @@ def check_worker(config: Config, *, catch_up: str = "latest", metrics_port: int 
     require("personas worker", *POSTGRES, *SCHEDULES, *(METRICS if metrics_port else ()))
 
 
-def schedule_timer(service: Service, queue: LocalQueue, *, catch_up: str, every: float = 60.0) -> threading.Event:
-    """Tick the schedules every ``every`` seconds on a daemon thread (SQLite: one process); set the
-    returned event to stop it."""
+def local_tick(service: Service, queue: LocalQueue, now: float, *, catch_up: str, schedules: bool = True) -> None:
+    """One minute's work of ``personas serve`` on SQLite: queue the schedules' due slots (when croniter
+    is there), take over the runs of processes on this home that are gone (``LocalQueue.recover``),
+    and forget the deliveries too old to be replayed (:data:`~personas.service.app.REPLAY_WINDOW`).
+    Each part is tried whatever the others did; a failure is logged and tried again next minute."""
+    parts: list[tuple[str, Callable[[], Any]]] = [
+        ("schedules", lambda: [queue.enqueue(run.id) for run in schedule_tick(service, now, catch_up=catch_up)]),
+        ("runs of stopped processes", queue.recover),
+        ("old deliveries", lambda: service.store.forget_deliveries(now - REPLAY_WINDOW)),
+    ]
+    for name, part in parts[0 if schedules else 1:]:
+        try:
+            part()
+        except Exception as exc:  # Klaviyo unreachable for the time zone, the store busy: next minute
+            log.warning("minute tick: %s skipped this time (%s: %s)", name, type(exc).__name__, str(exc)[:200])
+
+
+def minute_timer(
+    service: Service, queue: LocalQueue, *, catch_up: str, every: float = 60.0, schedules: bool = True
+) -> threading.Event:
+    """Run :func:`local_tick` now and every ``every`` seconds on a daemon thread (SQLite: the process
+    that runs the work); set the returned event to stop it."""
     stop = threading.Event()
 
     def loop() -> None:
         while not stop.is_set():
-            try:
-                for run in schedule_tick(service, service.clock(), catch_up=catch_up):
-                    queue.enqueue(run.id)
-            except Exception:  # Klaviyo unreachable for the time zone, a broken persona file: next minute
-                pass
+            local_tick(service, queue, service.clock(), catch_up=catch_up, schedules=schedules)
             stop.wait(every)
 
-    threading.Thread(target=loop, name="personas-schedules", daemon=True).start()
+    threading.Thread(target=loop, name="personas-minute", daemon=True).start()
     return stop
 
 
@@ -113,17 +134,20 @@ def build_serve_app(config: Config, *, workers: int = 2, catch_up: str = "latest
         return build_app(service, ProcrastinateQueue(tasks), lifespan=lifespan)
     queue = LocalQueue(service, workers=workers)
     queue.recover()
-    # no croniter: no timer (`serve_notes` said so when it started)
-    stop = threading.Event() if missing(*SCHEDULES) else schedule_timer(service, queue, catch_up=catch_up)
+    # no croniter: no schedules (`serve_notes` said so when it started)
+    stop = minute_timer(service, queue, catch_up=catch_up, schedules=not missing(*SCHEDULES))
 
     @contextlib.asynccontextmanager
     async def local_lifespan(_: Any) -> AsyncIterator[None]:
         yield
         stop.set()
-        await asyncio.to_thread(queue.close)
-        service.close()
+        abandoned = await asyncio.to_thread(queue.close)
+        if not abandoned:  # else the runs still use the store until the process ends
+            service.close()
 
-    return build_app(service, queue, lifespan=local_lifespan)
+    app = build_app(service, queue, lifespan=local_lifespan)
+    app.state.queue = queue  # `serve` tells it to stop waiting on a second signal
+    return app
 
 
 def serve(
@@ -139,8 +163,16 @@ def serve(
     import uvicorn
 
     app = build_serve_app(config, workers=workers, catch_up=catch_up)
+    queue = getattr(app.state, "queue", None)
+
+    class Server(uvicorn.Server):  # type: ignore[misc]
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.should_exit and queue is not None:  # stopped again (any signal): stop waiting for runs
+                queue.abandon()
+            super().handle_exit(sig, frame)
+
     ready()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = Server(uvicorn.Config(app, log_level="warning"))
     server.run(sockets=[listener])
 
 
@@ -232,6 +264,7 @@ def watch(
     service = Service.open(config, **context_options)
     spec = service.persona(persona)
     total = 0
+    local: LocalQueue | None = None
     try:
         if config.database_url:
             from .tasks import build_app
@@ -239,7 +272,6 @@ def watch(
             tasks = build_app(config.database_url)
             tasks.open()
             enqueue: Callable[[str], None] = ProcrastinateQueue(tasks).enqueue
-            local = None
         else:
             local = LocalQueue(service, workers=2)
             local.recover()
@@ -268,4 +300,5 @@ def watch(
     finally:
         if config.database_url:
             tasks.close()
-        service.close()
+        if local is None or not local.close():  # runs still going (Ctrl-C twice) keep the store to the end
+            service.close()

@@ -9,6 +9,12 @@ slot never makes a second run: :meth:`RunStore.create_run` answers with the run 
 Statuses: ``queued`` -> ``running`` -> ``done`` | ``paused`` (waiting for approval) | ``failed``
 (recorded with its error; ``personas runs retry`` continues it from its checkpoint).
 
+On SQLite a queued or running run also has an **owner** and a **lease** (``owners.py``): the process
+that queued or runs it holds it, renews the lease on a heartbeat thread, and lets its queued runs go
+when it closes; another process on the same home takes a run over (:meth:`RunStore.adopt`) only when
+its owner is gone, and :meth:`RunStore.claim` runs a run only from ``queued``, so two processes never
+run one run at once. On PostgreSQL the queue (procrastinate) and an advisory lock do that instead.
+
 **cursors** keep where a poller or the scheduler got to; **deliveries** remember the signatures of
 webhook deliveries already accepted (a replayed delivery starts nothing). The same SQL runs on
 SQLite (``$PERSONAS_HOME/service.sqlite``, the embedded default) and on PostgreSQL
@@ -23,6 +29,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -36,6 +43,8 @@ from typing import Any
 
 from personas.kernel.config import Config
 from personas.kernel.privacy import private_file
+
+from .owners import LEASE, Owner, gone_reason
 
 __all__ = ["STATUSES", "Run", "RunStore"]
 
@@ -57,6 +66,8 @@ CREATE TABLE IF NOT EXISTS personas_runs (
     worker TEXT,
     created {real} NOT NULL,
     updated {real} NOT NULL,
+    owner TEXT,
+    lease {real},
     UNIQUE (persona, key)
 );
 CREATE INDEX IF NOT EXISTS personas_runs_status ON personas_runs (status, created);
@@ -76,8 +87,10 @@ _SUBJECT_LOCKS_GUARD = threading.Lock()
 
 _COLUMNS = (
     "id, persona, key, trigger, thread_id, status, input, scheduled_for, attempts, error, outcome, worker, "
-    "created, updated"
+    "created, updated, owner, lease"
 )
+#: Columns added after the first release, for a store made before them: name -> type.
+_ADDED = {"owner": "TEXT", "lease": "{real}"}
 
 
 @dataclass(frozen=True)
@@ -98,6 +111,8 @@ class Run:
     worker: str | None
     created: float
     updated: float
+    owner: str | None = None  # SQLite: the token of the process that holds it (``owners.py``)
+    lease: float | None = None  # SQLite: until when the owner holds it
 
     @classmethod
     def from_row(cls, row: Any) -> Run:
@@ -115,21 +130,45 @@ class RunStore:
     Args:
         conn: an open DB-API connection (sqlite3, or psycopg in autocommit mode).
         dialect: ``"sqlite"`` or ``"postgres"``.
-        clock: seconds since the epoch (injected in tests).
+        clock: seconds since the epoch (injected in tests); leases are on it too.
+        lease: seconds an owner holds a run between heartbeats (SQLite; ``owners.LEASE``).
+        owner: who this store holds runs as (SQLite; default: this process, ``Owner.here()``).
     """
 
-    def __init__(self, conn: Any, dialect: str, clock: Any = time.time, *, pool: Any = None, url: str = "") -> None:
+    def __init__(
+        self,
+        conn: Any,
+        dialect: str,
+        clock: Any = time.time,
+        *,
+        pool: Any = None,
+        url: str = "",
+        lease: float = LEASE,
+        owner: Owner | None = None,
+    ) -> None:
         self.conn = conn
         self.url = url  # PostgreSQL: where a run's lock connection goes (see `running`)
         self.pool = pool  # PostgreSQL: concurrent requests each take a connection of their own
         self.dialect = dialect
         self.clock = clock
+        self.me = owner or Owner.here()  # SQLite: the runs this store holds carry its token
+        self.lease = lease
         self._lock = threading.RLock()
+        self._heartbeat: threading.Thread | None = None
+        self._closing = threading.Event()
         real = "DOUBLE PRECISION" if dialect == "postgres" else "REAL"
         with self._cursor() as cur:
             for statement in _SCHEMA.format(real=real).split(";"):
                 if statement.strip():
                     cur.execute(statement)
+            if dialect == "postgres":
+                for name, kind in _ADDED.items():
+                    cur.execute(f"ALTER TABLE personas_runs ADD COLUMN IF NOT EXISTS {name} {kind.format(real=real)}")
+            else:
+                have = {row[1] for row in cur.execute("PRAGMA table_info(personas_runs)").fetchall()}
+                for name, kind in _ADDED.items():
+                    if name not in have:
+                        cur.execute(f"ALTER TABLE personas_runs ADD COLUMN {name} {kind.format(real=real)}")
 
     # -- opening -----------------------------------------------------------------------------------
     @classmethod
@@ -140,12 +179,12 @@ class RunStore:
         return cls.sqlite(config.path("service.sqlite"), clock=clock)
 
     @classmethod
-    def sqlite(cls, path: Path | str, clock: Any = time.time) -> RunStore:
+    def sqlite(cls, path: Path | str, clock: Any = time.time, *, owner: Owner | None = None) -> RunStore:
         target = private_file(Path(path))
         conn = sqlite3.connect(str(target), check_same_thread=False, isolation_level=None, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        return cls(conn, "sqlite", clock)
+        return cls(conn, "sqlite", clock, owner=owner)
 
     @classmethod
     def postgres(cls, url: str, clock: Any = time.time) -> RunStore:
@@ -159,9 +198,71 @@ class RunStore:
             return cls(conn, "postgres", clock, pool=pool, url=url)
 
     def close(self) -> None:
+        """Stop the heartbeat, let go of the runs this store holds (queued ones, and any still marked
+        running: another process, or the next start, takes them at once), and close.
+
+        A process that stops without waiting for its runs in progress does not close its store: they
+        stay held until it has ended (``owners.py``)."""
+        self._closing.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(timeout=30)
+            with contextlib.suppress(sqlite3.Error):
+                self._exec(
+                    "UPDATE personas_runs SET owner = NULL, lease = NULL "
+                    "WHERE owner = ? AND status IN ('queued', 'running')",
+                    (self.me.token,),
+                )
         self.conn.close()
         if self.pool is not None:
             self.pool.close()
+
+    # -- owners (SQLite) ---------------------------------------------------------------------------
+    def _held(self) -> tuple[str | None, float | None]:
+        """The (token, lease) a run this store records or takes gets; starts the heartbeat (SQLite)."""
+        if self.dialect != "sqlite":
+            return None, None
+        if self._heartbeat is None:
+            with self._lock:
+                if self._heartbeat is None:
+                    self._heartbeat = threading.Thread(target=self._beat, name="personas-lease", daemon=True)
+                    self._heartbeat.start()
+        return self.me.token, self.clock() + self.lease
+
+    def _beat(self) -> None:
+        while not self._closing.wait(self.lease / 4):
+            with contextlib.suppress(sqlite3.Error):  # busy for a moment: the next beat, well inside the lease
+                self.renew()
+
+    def renew(self) -> int:
+        """Extend the lease of every run this store holds (the heartbeat does it); how many."""
+        return self._exec(
+            "UPDATE personas_runs SET lease = ? WHERE owner = ? AND status IN ('queued', 'running')",
+            (self.clock() + self.lease, self.me.token),
+        )
+
+    def gone(self, run: Run) -> str | None:
+        """Why ``run``'s owner is gone (it may be taken over), or None while one holds it (SQLite;
+        ``owners.gone_reason``). Always None for a settled run, and on PostgreSQL."""
+        if self.dialect != "sqlite" or run.status not in ("queued", "running"):
+            return None
+        return gone_reason(run.worker, run.owner, run.lease, now=self.clock(), me=self.me)
+
+    def adopt(self) -> list[Run]:
+        """Take over every queued or running run whose owner is gone (SQLite), oldest first: each is
+        queued again, held by this store, to be run from its checkpoint; the runs taken."""
+        taken = []
+        for run in self.unfinished():
+            if not self.gone(run):
+                continue
+            token, lease = self._held()
+            changed = self._exec(  # only if no one took it or renewed it since it was read
+                "UPDATE personas_runs SET status = 'queued', worker = ?, owner = ?, lease = ?, updated = ? "
+                "WHERE id = ? AND status = ? AND owner IS ? AND lease IS ?",
+                (self.me.worker, token, lease, self.clock(), run.id, run.status, run.owner, run.lease),
+            )
+            if changed:
+                taken.append(run)
+        return taken
 
     @contextmanager
     def _cursor(self) -> Iterator[Any]:
@@ -209,10 +310,13 @@ class RunStore:
         now = self.clock()
         rid = uuid.uuid4().hex[:16]
         thread = f"{persona}-{trigger}-{rid}"
+        token, lease = self._held() if status in ("queued", "running") else (None, None)
+        worker = self.me.worker if token else None
         row = self._one(
-            f"INSERT INTO personas_runs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,0,NULL,NULL,NULL,?,?) "
+            f"INSERT INTO personas_runs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,0,NULL,NULL,?,?,?,?,?) "
             f"ON CONFLICT (persona, key) DO NOTHING RETURNING {_COLUMNS}",
-            (rid, persona, key, trigger, thread, status, json.dumps(input), scheduled_for, now, now),
+            (rid, persona, key, trigger, thread, status, json.dumps(input), scheduled_for, worker, now, now,
+             token, lease),
         )
         if row is not None:  # one round trip for a new run
             return Run.from_row(row), True
@@ -249,15 +353,20 @@ class RunStore:
         return {s: int(found.get(s, 0)) for s in STATUSES}
 
     def claim(self, run_id: str, worker: str = "") -> Run | None:
-        """Mark a queued (or interrupted ``running``) run as running by ``worker``; None if it is settled.
+        """Mark a run as running by ``worker``; None if it is settled, or (SQLite) not queued.
 
-        A ``running`` run is claimable again because only the queue hands a run out: when it does so a
-        second time, the worker that had it died, and the run continues from its checkpoint.
+        PostgreSQL: a ``running`` run is claimable again because only the queue hands a run out: when
+        it does so a second time, the worker that had it died (or the advisory lock of
+        :meth:`running` waited for it to end), and the run continues from its checkpoint.
+        SQLite: only a queued run is claimed (the first claim wins); a run left running by a process
+        that is gone is queued again by :meth:`adopt` first, never taken from a live one.
         """
+        token, lease = self._held()
+        claimable = "('queued')" if self.dialect == "sqlite" else "('queued', 'running')"
         changed = self._exec(
-            "UPDATE personas_runs SET status = 'running', attempts = attempts + 1, worker = ?, updated = ? "
-            "WHERE id = ? AND status IN ('queued', 'running')",
-            (worker, self.clock(), run_id),
+            "UPDATE personas_runs SET status = 'running', attempts = attempts + 1, worker = ?, updated = ?, "
+            f"owner = ?, lease = ? WHERE id = ? AND status IN {claimable}",
+            (worker or self.me.worker, self.clock(), token, lease, run_id),
         )
         return self.get(run_id) if changed else None
 
@@ -269,7 +378,7 @@ class RunStore:
         CPU can miss it: its job is then handed out again while the run is still going. The lock fences
         that: the second worker waits here until the first one ends (then finds the run settled) or dies
         (its connection closes, the lock goes with it, and the run continues from its checkpoint). On
-        SQLite one process runs everything and its queue never hands a run out twice.
+        SQLite :meth:`claim` takes only a queued run, so a second process never starts one that runs.
         """
         if self.dialect != "postgres":
             yield
@@ -317,15 +426,16 @@ class RunStore:
 
     def requeue(self, run_id: str) -> Run | None:
         """Put a failed (or paused-and-answered) run back in the queue; None if it is not failed or paused."""
+        token, lease = self._held()  # SQLite: the process that queues it again holds it
         changed = self._exec(
-            "UPDATE personas_runs SET status = 'queued', error = NULL, updated = ? "
-            "WHERE id = ? AND status IN ('failed', 'paused')",
-            (self.clock(), run_id),
+            "UPDATE personas_runs SET status = 'queued', error = NULL, updated = ?, worker = COALESCE(?, worker), "
+            "owner = ?, lease = ? WHERE id = ? AND status IN ('failed', 'paused')",
+            (self.clock(), self.me.worker if token else None, token, lease, run_id),
         )
         return self.get(run_id) if changed else None
 
     def unfinished(self) -> list[Run]:
-        """Queued and running runs, oldest first (what a restarted embedded worker picks up again)."""
+        """Queued and running runs, oldest first (SQLite: whoever holds them; see :meth:`adopt`)."""
         rows = self._all(
             f"SELECT {_COLUMNS} FROM personas_runs WHERE status IN ('queued', 'running') ORDER BY created, id"
         )

@@ -7,7 +7,8 @@
 - ``personas.tick(timestamp)``: a procrastinate periodic task, once a minute; procrastinate defers it
   once per minute across all workers (a unique key per task and timestamp). It records due schedule
   slots (``schedule.py``) and queues them, queues runs left ``queued`` without a job (a receiver that
-  stopped between recording and queueing), and retries jobs whose worker stopped sending heartbeats.
+  stopped between recording and queueing), retries jobs whose worker stopped sending heartbeats, and
+  forgets the webhook deliveries too old to be replayed (``app.REPLAY_WINDOW``).
 - :func:`recover_stalled`: a worker killed mid-run leaves its job ``doing``; once the worker's
   heartbeat is older than ``stalled_after`` seconds, the job is retried, and the run continues from its
   last checkpoint on another worker (its sends are idempotent, so nothing is sent twice).
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from .app import REPLAY_WINDOW
 from .schedule import schedule_tick
 from .service import Service
 
@@ -65,6 +67,7 @@ async def tick_once(app: Any, service: Service, now: float, *, catch_up: str, st
     for run_id in ids:
         await queue.enqueue_async(run_id)
     await recover_stalled(app, stalled_after)
+    await asyncio.to_thread(service.store.forget_deliveries, now - REPLAY_WINDOW)
     return ids
 
 
