@@ -62,6 +62,9 @@ def test_personas_serve_turns_a_form_submission_into_a_touchpoint(tmp_path: Path
         pid = event["data"]["relationships"]["profile"]["data"]["id"]
         # the served sandbox delivers on its own clock tick; the service runs the sequencer
         wait_until(lambda: len(first_touchpoints(sb, pid)) == 1, 60, "the touchpoint")
+        # the run goes on after the send (it reads the start back, then records it): wait for its end
+        wait_until(lambda: 'personas_runs_finished_total{status="done"} 1.0' in httpx.get(f"{base}/metrics").text,
+                   60, "the run to finish")
         refused = httpx.post(f"{base}/webhooks/klaviyo", content=b"{}", headers={"Klaviyo-Signature": "0" * 64})
         assert refused.status_code == 401
         metrics = httpx.get(f"{base}/metrics").text
