@@ -1,4 +1,4 @@
-"""``personas worker`` rides out a short database outage.
+"""``personas worker`` rides out a short database outage, and logs a failed run in one line.
 
 The outage is real: the test's database stops taking connections (``ALLOW_CONNECTIONS false``) and the
 worker's are ended (``pg_terminate_backend``), as when PostgreSQL restarts; the worker used to exit
@@ -16,14 +16,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from klaviyo_sandbox import Sandbox
+from klaviyo_sandbox import Faults, Sandbox
 from personas.kernel.config import Config
 from personas.service.queues import ProcrastinateQueue
 from personas.service.service import Service
 from personas.service.tasks import build_app, ensure_schema
 from tests.graphs.leads import HOT, first_touchpoints, sign_up
 
-from .conftest import serve_app
+from .conftest import SECRET, serve_app
 from .test_postgres import start_worker, stop
 
 LONG = 180.0  # an upper bound on a busy machine, never a duration asserted
@@ -116,3 +116,28 @@ def test_a_worker_keeps_going_through_a_database_outage(
             outage(pg_url, on=False)
         stop(worker)
     assert len(first_touchpoints(sb, after["data"]["relationships"]["profile"]["data"]["id"])) == 1
+
+
+def test_a_failed_run_is_one_line_in_the_workers_log(
+    tmp_path: Path, pg_url: str, served: tuple[Sandbox, str]
+) -> None:
+    sb, url = served
+    home = tmp_path / "home"
+    service = Service.open(Config(home=home, database_url=pg_url))
+    ensure_schema(build_app(pg_url), pg_url)
+    event = sign_up(sb, "refused@example.com", HOT)
+    run, _ = service.record_event(service.persona("lead-magnet-sequencer"), event["data"]["id"], event,
+                                  trigger="webhook")
+    sb.faults = Faults(error_rate=1.0, status=400, operations=["create_event"])  # the send is refused
+    worker = start_worker(home, pg_url, url)
+    try:
+        queue(pg_url, run.id)
+        wait_for(lambda: (service.store.get(run.id) or run).status == "failed", "the run to fail")
+    finally:
+        text = stop(worker)
+        service.close()
+    lines = [line for line in text.splitlines() if f"run {run.id} of lead-magnet-sequencer failed:" in line]
+    assert len(lines) == 1, text
+    assert "400" in lines[0]
+    assert lines[0].endswith(f"`personas runs retry {run.id}` continues it from its last checkpoint")
+    assert SECRET not in text and "pk_sandbox_demo" not in text
