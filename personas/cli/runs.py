@@ -91,7 +91,9 @@ def runs_cmd(
 
 
 def _note(run: Any, gone: str | None) -> str:
-    """The line under a run: its error, its outcome, or who will run it."""
+    """The line under a run: its error and how to retry it, its outcome, or who will run it."""
+    if run.status == "failed":
+        return f"{(run.error or 'failed')[:200]}; retry with `personas runs retry {run.id}`"
     if run.status == "queued" and gone:
         return f"{gone}; the next `personas serve` (or one running now, within a minute) runs it"
     return (run.error or run.outcome or "")[:200]

@@ -7,6 +7,8 @@ are imported when a command runs, never by ``personas --help``.
 from __future__ import annotations
 
 import math
+import os
+import sys
 
 import typer
 
@@ -71,8 +73,12 @@ def worker_cmd(
         raise UsageProblem(f"--metrics-port {metrics_port} is not a port; give one from 1 to 65535")
     from personas.service.serving import run_worker
 
-    run_worker(config(), concurrency=concurrency, catch_up=catch_up, stalled_after=stalled_after,
-               metrics_port=metrics_port, report=lambda line: typer.echo(line, err=True))
+    again = run_worker(config(), concurrency=concurrency, catch_up=catch_up, stalled_after=stalled_after,
+                       metrics_port=metrics_port, report=lambda line: typer.echo(line, err=True))
+    if again:  # the database came back after an outage: start afresh, as this process, its connections new
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def watch_cmd(

@@ -20,7 +20,9 @@ from personas.kernel.config import without_credentials
 from personas.kernel.errors import UsageProblem
 from personas.kernel.privacy import RedactingSerde
 
-__all__ = ["SETUP_LOCK", "advisory_lock", "checkpointer", "connect", "describe", "lock_key", "setup_lock"]
+__all__ = [
+    "SETUP_LOCK", "advisory_lock", "answers", "checkpointer", "connect", "describe", "lock_key", "setup_lock",
+]
 
 #: The advisory lock that serialises schema set-up between processes starting at once.
 SETUP_LOCK = 74210913
@@ -47,6 +49,18 @@ def connect(url: str) -> Any:
             f"PERSONAS_DATABASE_URL: cannot connect to {describe(url)} ({first}); "
             "check the URL, or unset it to keep state in SQLite"
         ) from None
+
+
+def answers(url: str) -> bool:
+    """Whether the database at ``url`` takes a connection and answers a query now."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error:
+        return False
+    return True
 
 
 def lock_key(name: str) -> int:
@@ -90,6 +104,7 @@ def checkpointer(url: str, *, max_size: int = 8) -> Any:
         max_size=max_size,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         open=True,
+        check=ConnectionPool.check_connection,  # a connection a database restart ended is replaced, not used
     )
     saver = PostgresSaver(pool)  # type: ignore[arg-type]
     with setup_lock(url):

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -39,6 +40,8 @@ from .metrics import Metrics, MetricsGuard
 from .store import Run, RunStore
 
 __all__ = ["Service", "trigger_metric"]
+
+log = logging.getLogger("personas.service")
 
 
 def trigger_metric(spec: PersonaSpec) -> str | None:
@@ -181,6 +184,9 @@ class Service:
             self.store.finish(run.id, "failed", error=describe_error(exc, 500))
         finished = self.store.get(run.id)
         assert finished is not None
+        if finished.status == "failed":  # one line in the serve/worker log; the error is redacted already
+            log.warning("run %s of %s failed: %s; `personas runs retry %s` continues it from its last checkpoint",
+                        run.id, run.persona, " ".join((finished.error or "").split())[:300], run.id)
         self.metrics.finished.labels(finished.status).inc()
         self.metrics.run_seconds.observe(time.monotonic() - started)
         return finished

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -186,12 +187,20 @@ def run_worker(
     tick_cron: str = "* * * * *",
     report: Callable[[str], None] = lambda line: None,
     **context_options: Any,
-) -> None:
+) -> bool:
     """A procrastinate worker over ``PERSONAS_DATABASE_URL`` until stopped (SIGINT/SIGTERM); ``report``
-    gets one line once it is ready: what it runs, from which database and queue."""
+    gets one line once it is ready: what it runs, from which database and queue.
+
+    A signal stops it once the runs in progress have ended (a second one is not caught: SIGTERM ends
+    the process, and a run it ends is taken over by another worker from its checkpoint); it returns
+    False. A database that goes away (procrastinate stops its worker when a connection fails) is no
+    reason to exit: it is logged and asked again with a growing pause (1 s, 2 s, ... 30 s) until it
+    answers; then it returns True, and the caller starts the worker afresh (``personas worker`` runs
+    itself again in the same process): the connections this process held (the audit log's among
+    them) ended with the outage."""
     check_worker(config, catch_up=catch_up, metrics_port=metrics_port)
-    from .postgres import describe
-    from .tasks import QUEUE, build_app, ensure_schema, recover_stalled
+    from .postgres import answers, describe
+    from .tasks import QUEUE, build_app, ensure_schema
 
     app = build_app(config.database_url, tick_cron=tick_cron)
     ensure_schema(app, config.database_url)
@@ -206,32 +215,70 @@ def run_worker(
         f"stops its heartbeat is taken over after {stalled_after:g} s"
         + (f"; /metrics on http://127.0.0.1:{metrics_port}/metrics" if metrics_port else "")
     )
+    where = describe(config.database_url)
 
-    async def main() -> None:
-        async with app.open_async():
-            async def recover() -> None:
-                while True:
-                    await asyncio.sleep(max(1.0, stalled_after / 2))
-                    with contextlib.suppress(Exception):
-                        await recover_stalled(app, stalled_after)
+    async def main() -> bool:
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        working = asyncio.create_task(_work(app, service, concurrency=concurrency, catch_up=catch_up,
+                                            stalled_after=stalled_after))
 
-            recovering = asyncio.create_task(recover())
-            try:
-                await app.run_worker_async(
-                    queues=[QUEUE],
-                    concurrency=concurrency,
-                    additional_context={"service": service, "catch_up": catch_up, "stalled_after": stalled_after},
-                    update_heartbeat_interval=max(0.5, stalled_after / 4),
-                    stalled_worker_timeout=stalled_after,
-                    install_signal_handlers=True,
-                )
-            finally:
-                recovering.cancel()
+        def on_signal() -> None:  # the first one; the next gets the default handler
+            stopping.set()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            working.cancel()  # procrastinate's worker stops taking jobs and waits for the running ones
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        why = "its connection failed"  # procrastinate stops its worker without raising
+        try:
+            await working
+        except asyncio.CancelledError:
+            if not stopping.is_set():
+                raise
+        except Exception as exc:
+            why = " ".join(describe_error(exc, 200).split())
+        pause, state = 1.0, f"is unreachable ({why})"
+        while not stopping.is_set():
+            log.warning("personas worker: the database at %s %s; asking again in %g s", where, state, pause)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), pause)
+            if not stopping.is_set() and await asyncio.to_thread(answers, config.database_url):
+                log.warning("personas worker: the database at %s answers again; the worker starts afresh", where)
+                return True
+            pause, state = min(pause * 2, 30.0), "is still unreachable"
+        return False
 
     try:
-        asyncio.run(main())
+        return asyncio.run(main())
     finally:
         service.close()
+
+
+async def _work(app: Any, service: Service, *, concurrency: int, catch_up: str, stalled_after: float) -> None:
+    """The procrastinate worker on ``app`` until it stops (cancelled, or its database failed)."""
+    from .tasks import QUEUE, recover_stalled
+
+    async with app.open_async():
+        async def recover() -> None:
+            while True:
+                await asyncio.sleep(max(1.0, stalled_after / 2))
+                with contextlib.suppress(Exception):
+                    await recover_stalled(app, stalled_after)
+
+        recovering = asyncio.create_task(recover())
+        try:
+            await app.run_worker_async(
+                queues=[QUEUE],
+                concurrency=concurrency,
+                additional_context={"service": service, "catch_up": catch_up, "stalled_after": stalled_after},
+                update_heartbeat_interval=max(0.5, stalled_after / 4),
+                stalled_worker_timeout=stalled_after,
+                install_signal_handlers=False,  # run_worker's own: a second signal must not be swallowed
+            )
+        finally:
+            recovering.cancel()
 
 
 def _outcomes(service: Service, runs: list[Any]) -> str:

@@ -194,7 +194,8 @@ class RunStore:
 
         with setup_lock(url):
             conn = connect(url)
-            pool = ConnectionPool(url, min_size=1, max_size=8, kwargs={"autocommit": True}, open=True)
+            pool = ConnectionPool(url, min_size=1, max_size=8, kwargs={"autocommit": True}, open=True,
+                                  check=ConnectionPool.check_connection)  # none left dead by an outage
             return cls(conn, "postgres", clock, pool=pool, url=url)
 
     def close(self) -> None:

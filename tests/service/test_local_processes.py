@@ -30,7 +30,7 @@ import pytest
 from klaviyo_sandbox import Faults, Sandbox
 from tests.graphs.leads import HOT, first_touchpoints, sequence_starts, sign_up
 
-from .conftest import FORM_TOPIC, free_port, serve_app
+from .conftest import FORM_TOPIC, SECRET, free_port, serve_app
 from .test_commands import env_for, personas
 from .test_receiver import headers
 
@@ -243,3 +243,21 @@ def test_a_run_whose_serve_was_killed_shows_as_stalled_and_the_next_start_takes_
     run = listed(env)[run_id]
     assert run["attempts"] == 2 and run["worker"].endswith(f":{again.proc.pid}"), run
     assert len(sequence_starts(sb, profile(event))) == 1 and len(first_touchpoints(sb, profile(event))) == 1
+
+
+def test_a_failed_run_is_one_line_in_the_serve_log(tmp_path: Path, served: tuple[Sandbox, str]) -> None:
+    sb, url = served
+    env = env_for(tmp_path / "home", url)
+    event = sign_up(sb, "refused@example.com", HOT)
+    sb.faults = Faults(error_rate=1.0, status=400, operations=["create_event"])  # the send is refused
+    server = Serve(env)
+    try:
+        [run_id] = server.deliver([event])
+        wait_until(lambda: listed(env)[run_id]["status"] == "failed", "the run to fail")
+    finally:
+        server.stop()
+    lines = [line for line in server.log.splitlines() if f"run {run_id} of lead-magnet-sequencer failed:" in line]
+    assert len(lines) == 1, server.log
+    assert "400" in lines[0]
+    assert lines[0].endswith(f"`personas runs retry {run_id}` continues it from its last checkpoint")
+    assert SECRET not in server.log and "pk_sandbox_demo" not in server.log

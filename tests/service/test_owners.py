@@ -21,6 +21,8 @@ from personas.service.service import Service
 from personas.service.serving import local_tick
 from personas.service.store import RunStore
 
+from .test_commands import env_for, personas
+
 T0 = 1_800_000_000.0
 
 
@@ -145,3 +147,13 @@ async def test_the_workers_tick_forgets_deliveries_too_old_to_replay(tmp_path: P
         await tick_once(app, service, T0 + REPLAY_WINDOW + 30, catch_up="latest", stalled_after=60)
     assert service.store.first_delivery("old") and not service.store.first_delivery("recent")
     service.close()
+
+
+def test_a_failed_run_says_how_to_retry_it(tmp_path: Path) -> None:
+    store = RunStore.sqlite(tmp_path / "home" / "service.sqlite")
+    run, _ = store.create_run("lead-magnet-sequencer", "event:E", "webhook", {})
+    store.finish(run.id, "failed", error="ServerError: HTTP 503 from create_event")
+    store.close()
+    shown = personas(env_for(tmp_path / "home", "http://127.0.0.1:9"), "runs")
+    assert shown.returncode == 0, shown.stderr
+    assert f"ServerError: HTTP 503 from create_event; retry with `personas runs retry {run.id}`" in shown.stdout

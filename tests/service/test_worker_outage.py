@@ -1,0 +1,143 @@
+"""``personas worker`` rides out a short database outage, and logs a failed run in one line.
+
+The outage is real: the test's database stops taking connections (``ALLOW_CONNECTIONS false``) and the
+worker's are ended (``pg_terminate_backend``), as when PostgreSQL restarts; the worker used to exit
+("Side task listener failed ... stopping worker"). A real worker process, a served sandbox (HTTP).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from klaviyo_sandbox import Faults, Sandbox
+from personas.kernel.config import Config
+from personas.service.queues import ProcrastinateQueue
+from personas.service.service import Service
+from personas.service.tasks import build_app, ensure_schema
+from tests.graphs.leads import HOT, first_touchpoints, sign_up
+
+from .conftest import SECRET, serve_app
+from .test_postgres import start_worker, stop
+
+LONG = 180.0  # an upper bound on a busy machine, never a duration asserted
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[Sandbox, str]]:
+    sb = Sandbox(seed=17, rate_limit_factor=None)
+    with serve_app(sb.app) as url:
+        yield sb, url
+    sb.close()
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = LONG) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+class Log:
+    """A process's stderr, collected line by line as it comes."""
+
+    def __init__(self, stream: object) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: object) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            self.lines.append(line)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+def outage(pg_url: str, on: bool) -> None:
+    """The test's database refuses new connections and drops the open ones (on), or takes them again."""
+    name = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(os.environ["PERSONAS_TEST_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS {'false' if on else 'true'}")
+        if on:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+
+
+def queue(pg_url: str, run_id: str) -> None:
+    tasks = build_app(pg_url)
+    with tasks.open():
+        ProcrastinateQueue(tasks).enqueue(run_id)
+
+
+def test_a_worker_keeps_going_through_a_database_outage(
+    tmp_path: Path, pg_url: str, served: tuple[Sandbox, str]
+) -> None:
+    sb, url = served
+    home = tmp_path / "home"
+    service = Service.open(Config(home=home, database_url=pg_url))
+    ensure_schema(build_app(pg_url), pg_url)
+    spec = service.persona("lead-magnet-sequencer")
+    before, after = (sign_up(sb, f"{n}@example.com", HOT) for n in ("before", "after"))
+    first, _ = service.record_event(spec, before["data"]["id"], before, trigger="webhook")
+    service.close()
+    worker = start_worker(home, pg_url, url)
+    log = Log(worker.stderr)
+    down = False
+    try:
+        queue(pg_url, first.id)
+        wait_for(lambda: len(first_touchpoints(sb, before["data"]["relationships"]["profile"]["data"]["id"])) == 1,
+                 "the run queued before the outage")
+        outage(pg_url, on=True)
+        down = True
+        wait_for(lambda: worker.poll() is not None or "is unreachable" in log.text, "the worker to notice")
+        assert worker.poll() is None, f"the worker exited on the outage: {log.text[-3000:]}"
+        assert "asking again in 1 s" in log.text, log.text
+        outage(pg_url, on=False)
+        down = False
+        wait_for(lambda: "answers again; the worker starts afresh" in log.text, "the worker to see it back")
+        again = Service.open(Config(home=home, database_url=pg_url))
+        second, _ = again.record_event(spec, after["data"]["id"], after, trigger="webhook")
+        queue(pg_url, second.id)
+        try:
+            wait_for(lambda: (again.store.get(second.id) or second).status == "done", "the run queued after it")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {again.store.get(second.id)}; {log.text[-4000:]}") from None
+        again.close()
+    finally:
+        if down:
+            outage(pg_url, on=False)
+        stop(worker)
+    assert len(first_touchpoints(sb, after["data"]["relationships"]["profile"]["data"]["id"])) == 1
+
+
+def test_a_failed_run_is_one_line_in_the_workers_log(
+    tmp_path: Path, pg_url: str, served: tuple[Sandbox, str]
+) -> None:
+    sb, url = served
+    home = tmp_path / "home"
+    service = Service.open(Config(home=home, database_url=pg_url))
+    ensure_schema(build_app(pg_url), pg_url)
+    event = sign_up(sb, "refused@example.com", HOT)
+    run, _ = service.record_event(service.persona("lead-magnet-sequencer"), event["data"]["id"], event,
+                                  trigger="webhook")
+    sb.faults = Faults(error_rate=1.0, status=400, operations=["create_event"])  # the send is refused
+    worker = start_worker(home, pg_url, url)
+    try:
+        queue(pg_url, run.id)
+        wait_for(lambda: (service.store.get(run.id) or run).status == "failed", "the run to fail")
+    finally:
+        text = stop(worker)
+        service.close()
+    lines = [line for line in text.splitlines() if f"run {run.id} of lead-magnet-sequencer failed:" in line]
+    assert len(lines) == 1, text
+    assert "400" in lines[0]
+    assert lines[0].endswith(f"`personas runs retry {run.id}` continues it from its last checkpoint")
+    assert SECRET not in text and "pk_sandbox_demo" not in text
