@@ -97,8 +97,7 @@ MUTATIONS: tuple[Mutation, ...] = (
                                                                             "[bulk_unsubscribe_profiles]")}),
     Mutation("consent-is-not-an-approval-effect", "approvals", "consent calls no longer stop for approval",
              ("chat", "segment_sync"),
-             code={"klaviyo_toolkit/effects.py": ("APPROVAL_EFFECTS = frozenset({Effect.CONSENT, Effect.IDENTITY,",
-                                                  "APPROVAL_EFFECTS = frozenset({Effect.IDENTITY,")}),
+             code={"klaviyo_toolkit/effects.py": ("    {Effect.CONSENT, Effect.IDENTITY,", "    {Effect.IDENTITY,")}),
     Mutation("segment-removals-without-approval", "approvals", "the syncer relaxes remove_profiles_from_list",
              ("segment_sync",),
              home={"segment-syncer.yaml": ("    - bulk_import_profiles     #", "    - remove_profiles_from_list\n"

@@ -1,5 +1,5 @@
 """What a call does to the account, by class: read, write, consent, identity, destructive, sending,
-account.
+account, volume.
 
 Approval policies decide by effect, not by HTTP verb: a ``POST`` that subscribes five profiles to
 email marketing changes consent as surely as a ``DELETE`` destroys. Effects come from three places,
@@ -18,7 +18,9 @@ in this order:
    ``meta``, and for a profile that a write carries: an event's, server-side or client-side, a push
    token's, a subscription's, which Klaviyo updates from the keys given. Setting a list's
    ``opt_in_process`` (making or changing it) changes consent; a flow or a form created with
-   ``live`` anywhere in it starts sending.
+   ``live`` anywhere in it starts sending; a write of more profiles than ``max_profiles`` (default
+   :data:`PROFILES_PER_CALL`) in one call is ``volume``: Klaviyo bills by profile count, and an
+   import of thousands is not undone by a delete.
 
 Sending is not only "send this campaign": a Klaviyo flow starts on its trigger, so a call that
 fires a trigger sends as surely as a send job. Adding profiles to a list (a list-triggered flow),
@@ -65,10 +67,12 @@ __all__ = [
     "APPROVAL_EFFECTS",
     "IDEMPOTENT_WRITES",
     "OPERATION_EFFECTS",
+    "PROFILES_PER_CALL",
     "Effect",
     "call_effects",
     "describe_effects",
     "operation_effects",
+    "profiles_written",
     "safe_to_repeat",
 ]
 
@@ -83,10 +87,16 @@ class Effect(StrEnum):
     DESTRUCTIVE = "destructive"
     SENDING = "sending"
     ACCOUNT = "account"
+    VOLUME = "volume"
 
 
 #: The effects a default approval policy stops for.
-APPROVAL_EFFECTS = frozenset({Effect.CONSENT, Effect.IDENTITY, Effect.DESTRUCTIVE, Effect.SENDING, Effect.ACCOUNT})
+APPROVAL_EFFECTS = frozenset(
+    {Effect.CONSENT, Effect.IDENTITY, Effect.DESTRUCTIVE, Effect.SENDING, Effect.ACCOUNT, Effect.VOLUME}
+)
+
+#: Profiles one call may create or update before it is ``volume`` (a persona's policy may set its own).
+PROFILES_PER_CALL = 1000
 
 _C, _I, _D, _S, _A = Effect.CONSENT, Effect.IDENTITY, Effect.DESTRUCTIVE, Effect.SENDING, Effect.ACCOUNT
 
@@ -282,8 +292,18 @@ def _changes_identity(op: Operation, args: Mapping[str, Any]) -> bool:
     return False
 
 
-def call_effects(op: Operation, args: Mapping[str, Any]) -> frozenset[Effect]:
-    """The effects of calling ``op`` with ``args`` (see the module docstring)."""
+def profiles_written(op: Operation, args: Mapping[str, Any]) -> int:
+    """How many profile records the call creates or updates (an import's rows, a bulk job's profiles)."""
+    if op.operation_id in _PROFILE_BEARING:
+        return sum(1 for _ in _named_profiles(args))
+    if op.operation_id in _PROFILE_UPDATES:
+        return sum(1 for _ in _records(args))
+    return 0
+
+
+def call_effects(op: Operation, args: Mapping[str, Any], *, max_profiles: int = PROFILES_PER_CALL) -> frozenset[Effect]:
+    """The effects of calling ``op`` with ``args`` (see the module docstring); a call writing more
+    than ``max_profiles`` profiles is ``volume``."""
     effects = set(operation_effects(op))
     if op.read_only:
         return frozenset(effects)
@@ -295,6 +315,8 @@ def call_effects(op: Operation, args: Mapping[str, Any]) -> frozenset[Effect]:
         effects.add(Effect.SENDING)
     if op.operation_id in _LIST_ADDS and _names_lists(args):
         effects.add(Effect.SENDING)
+    if profiles_written(op, args) > max_profiles:
+        effects.add(Effect.VOLUME)
     return frozenset(effects)
 
 
@@ -403,10 +425,12 @@ _WORDS = {
     Effect.DESTRUCTIVE: "destroys data",
     Effect.SENDING: "sends messages or data out (or starts a flow that can)",
     Effect.ACCOUNT: "changes an account-wide setting",
+    Effect.VOLUME: "writes more than {max_profiles} profiles in one call (Klaviyo bills by profile count)",
 }
 
 
-def describe_effects(effects: Iterable[Effect]) -> str:
+def describe_effects(effects: Iterable[Effect], *, max_profiles: int = PROFILES_PER_CALL) -> str:
     """``"changes consent, destroys data"``: the effects that need approval, in words."""
     given = set(effects)
-    return ", ".join(_WORDS[e] for e in _WORDS if e in given) or "writes"
+    words = [_WORDS[e].format(max_profiles=max_profiles) for e in _WORDS if e in given]
+    return ", ".join(words) or "writes"

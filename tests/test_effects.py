@@ -289,3 +289,17 @@ def test_one_key_alone_finds_or_makes_a_profile_and_changes_no_identity() -> Non
     assert Effect.IDENTITY not in effects("create_client_profile", company_id="AbC123", anonymous_id="device-1")
     assert Effect.IDENTITY not in effects("create_client_profile", company_id="AbC123", id="P1",
                                           properties={"anonymous_id": "x"})
+
+
+def test_more_profiles_than_the_limit_in_one_call_is_volume() -> None:
+    rows = [{"email": f"p{i}@example.com"} for i in range(1001)]
+    assert Effect.VOLUME in effects("bulk_import_profiles", profiles=rows)
+    assert Effect.VOLUME not in effects("bulk_import_profiles", profiles=rows[:1000])
+    assert Effect.VOLUME in call_effects(CATALOG.get("bulk_import_profiles"), {"profiles": rows[:11]}, max_profiles=10)
+    events = [{"profile": {"email": f"p{i}@example.com"}, "events": [{"metric": {"name": "X"}, "properties": {}}]}
+              for i in range(11)]
+    assert Effect.VOLUME in call_effects(CATALOG.get("bulk_create_events"), {"events_bulk_create": events},
+                                         max_profiles=10)
+    assert asks("bulk_import_profiles", profiles=rows)
+    assert asks("bulk_import_profiles", ApprovalPolicy(max_profiles_per_call=10), profiles=rows[:11])
+    assert not asks("bulk_import_profiles", ApprovalPolicy(relax=["bulk_import_profiles"]), profiles=rows)

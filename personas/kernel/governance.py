@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from klaviyo_toolkit.audit import AuditContext, AuditLog
-from klaviyo_toolkit.effects import APPROVAL_EFFECTS, describe_effects
+from klaviyo_toolkit.effects import APPROVAL_EFFECTS, Effect, call_effects, describe_effects
 from klaviyo_toolkit.errors import InvalidArgumentError
 from klaviyo_toolkit.redact import redact, redact_text
 from klaviyo_toolkit.tools import Call, CallEvent, Note, Stopped
@@ -118,15 +118,21 @@ def _named(names: list[str], call: Call) -> bool:
     return call.tool_name in names or op.operation_id in names or any(a in names for a in op.aliases)
 
 
+def _effects(policy: ApprovalPolicy, call: Call) -> frozenset[Effect]:
+    """``call``'s effects, a write of more profiles than the policy's ``max_profiles_per_call`` as volume."""
+    return call_effects(call.operation, call.args, max_profiles=policy.max_profiles_per_call)
+
+
 def needs_approval(policy: ApprovalPolicy, call: Call) -> bool:
-    """By effect: consent, identity, destructive and sending calls stop, unless named in ``relax``."""
+    """By effect: consent, identity, account, destructive, sending and volume calls stop, unless named
+    in ``relax``."""
     if _named(policy.also, call):
         return True
     if _named(policy.relax, call):
         return False
     if policy.mode == "writes":
         return not call.operation.read_only
-    return bool(call.effects & APPROVAL_EFFECTS)
+    return bool(_effects(policy, call) & APPROVAL_EFFECTS)
 
 
 _APPROVE = {"approve", "approved", "yes", "y", "a"}
@@ -161,14 +167,17 @@ def parse_answer(answer: Any) -> dict[str, Any]:
     )
 
 
-def approval_request(call: Call) -> dict[str, Any]:
-    """What a person is asked to approve: the exact request, why it stops, and its fingerprint."""
-    effects = call.effects & APPROVAL_EFFECTS
+def approval_request(call: Call, policy: ApprovalPolicy | None = None) -> dict[str, Any]:
+    """What a person is asked to approve: the exact request, why it stops (under ``policy``, the
+    default one if none), and its fingerprint."""
+    policy = policy or ApprovalPolicy()
+    effects = _effects(policy, call) & APPROVAL_EFFECTS
+    why = describe_effects(effects, max_profiles=policy.max_profiles_per_call) if effects else None
     return {
         "type": "approval",
         "tool": call.tool_name,
         "summary": call.operation.summary,
-        "why": describe_effects(effects) if effects else "this persona's policy names it",
+        "why": why or "this persona's policy names it",
         "effects": sorted(e.value for e in effects),
         "destructive": call.operation.destructive,
         "args": dict(call.args),
@@ -204,7 +213,8 @@ class ApprovalGuard:
         refused: str | None = None  # why the last answer was not taken: shown with the request asked again
         while True:
             try:
-                answer = interrupt({**approval_request(call), **({"refused_answer": refused} if refused else {})})
+                shown = approval_request(call, self.policy)
+                answer = interrupt({**shown, **({"refused_answer": refused} if refused else {})})
             except GraphInterrupt:  # paused now (a resumed run replays this line with the answer instead)
                 for edited_call, note in edits:
                     edited_call.notify(note)

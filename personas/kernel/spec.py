@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from klaviyo_toolkit.effects import PROFILES_PER_CALL
+
 __all__ = ["ApprovalPolicy", "PersonaSpec", "ToolSelection"]
 
 
@@ -36,16 +38,21 @@ class ToolSelection(_Strict):
 class ApprovalPolicy(_Strict):
     """When a call stops for a human, by what it does (``klaviyo_toolkit.effects``).
 
-    ``mode: effects`` (the default) stops every call that changes consent or identity, destroys
-    data or sends; ``mode: writes`` stops every write. A persona relaxes the policy only by naming
-    operations in ``relax`` (each one a deliberate, reviewable exception); ``also`` names operations
-    that always stop. ``dry_run`` shows each write's exact request instead of sending it.
+    ``mode: effects`` (the default) stops every call that changes consent, identity or an account-wide
+    setting, destroys data, sends, or writes more than ``max_profiles_per_call`` profiles at once
+    (``volume``: Klaviyo bills by profile count); ``mode: writes`` stops every write. A persona
+    relaxes the policy only by naming operations in ``relax`` (each one a deliberate, reviewable
+    exception); ``also`` names operations that always stop. ``dry_run`` shows each write's exact
+    request instead of sending it.
     """
 
     mode: Literal["effects", "writes"] = "effects"
     dry_run: bool = False
     also: list[str] = Field(default_factory=list, description="Operations that always need approval.")
     relax: list[str] = Field(default_factory=list, description="Operations that never need approval.")
+    max_profiles_per_call: int = Field(
+        PROFILES_PER_CALL, ge=1, description="A call writing more profiles than this is 'volume' and stops."
+    )
 
     @field_validator("mode", mode="before")
     @classmethod

@@ -3,8 +3,8 @@
 Each test runs a persona's chat graph (the real ``RunDriver``, a scripted model) against the
 in-process sandbox over HTTP, with the persona's default effects policy and no exception: a call
 that turns a live flow off, publishes a form, changes what a product costs or links to (or restocks
-it), changes an account-wide setting, or binds a device to someone's profile must pause for a
-person, with nothing sent.
+it), changes an account-wide setting, binds a device to someone's profile, or imports more profiles
+than the persona's limit must pause for a person, with nothing sent.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from klaviyo_toolkit.clock import ManualClock
 from personas.kernel.models import ScriptedChatModel
 from personas.kernel.spec import ApprovalPolicy, PersonaSpec, ToolSelection
 from personas.runtime import RunDriver, RunResult, build_context
+from personas.runtime.loader import load_persona
 
 #: A persona that edits flows, forms, the catalog and account settings, on the default policy.
 OPS = PersonaSpec(
@@ -177,3 +178,19 @@ def test_binding_an_anonymous_id_to_an_existing_profile_stops_as_an_identity_cha
     result = ask(sb, "klaviyo-assistant", "create_client_profile", {"company_id": company, "id": victim, **device})
     assert_stopped(sb, result, "create_client_profile", "changes who a profile is")
     assert [p.private.get("anonymous_id") for p in sb.store.iter("profile")] == [None]
+
+
+# -- P7: a mass import (Klaviyo bills by profile count) -------------------------------------------------
+def test_an_import_of_more_profiles_than_the_personas_limit_stops(sb: Sandbox) -> None:
+    rows = [{"email": f"junk{i}@example.com"} for i in range(1001)]
+    result = ask(sb, "klaviyo-assistant", "bulk_import_profiles", {"profiles": rows})
+    assert_stopped(sb, result, "bulk_import_profiles", "1000 profiles")
+    fine = ask(sb, "klaviyo-assistant", "bulk_import_profiles", {"profiles": rows[:1000]})
+    assert not fine.paused and sb.call_counts["bulk_import_profiles"] == 1, "1,000 (the default limit) is fine"
+
+
+def test_the_profile_limit_is_the_personas_to_set(sb: Sandbox) -> None:
+    spec = load_persona("klaviyo-assistant")
+    spec = spec.model_copy(update={"approval": ApprovalPolicy(max_profiles_per_call=50)})
+    rows = [{"email": f"lead{i}@example.com"} for i in range(51)]
+    assert_stopped(sb, ask(sb, spec, "bulk_import_profiles", {"profiles": rows}), "bulk_import_profiles", "50")
