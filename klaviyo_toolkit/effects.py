@@ -42,7 +42,10 @@ shaped, sending domains and SMS senders, brand defaults, the customer agent. One
 every message, report or record of the account does.
 
 A persona whose job is such a call (the lead-magnet sequencer records the event that starts its
-sequence) names it in its policy's ``relax``, a reviewable exception.
+sequence) waives, in its policy's ``relax``, the effects its graph's code accounts for, per
+operation (``create_event: [sending]``): a reviewable exception that leaves the operation's other
+effects stopping. :func:`possible_effects` says what an operation can ever do, which bounds what
+may be waived for it.
 
 Example::
 
@@ -72,6 +75,7 @@ __all__ = [
     "call_effects",
     "describe_effects",
     "operation_effects",
+    "possible_effects",
     "profiles_written",
     "safe_to_repeat",
 ]
@@ -318,6 +322,37 @@ def call_effects(op: Operation, args: Mapping[str, Any], *, max_profiles: int = 
     if profiles_written(op, args) > max_profiles:
         effects.add(Effect.VOLUME)
     return frozenset(effects)
+
+
+def possible_effects(op: Operation) -> frozenset[Effect]:
+    """Every effect a call of ``op`` can have, whatever its arguments: what a policy may waive for it."""
+    effects = set(operation_effects(op))
+    if op.read_only:
+        return frozenset(effects)
+    name = op.operation_id
+    if name in _LIST_WRITES or _may_carry(op.args, "subscriptions"):
+        effects.add(Effect.CONSENT)
+    if name in _PROFILE_BEARING or name in _PROFILE_UPDATES:
+        effects.add(Effect.IDENTITY)
+        if (op.max_items or 0) > 1:  # a bulk call: its profiles can outnumber any limit
+            effects.add(Effect.VOLUME)
+    if name in _LIVE_WRITES or name in _LIST_ADDS:
+        effects.add(Effect.SENDING)
+    return frozenset(effects)
+
+
+def _may_carry(shape: Any, key: str) -> bool:
+    """Whether arguments of this shape (an operation's ``args``) can hold ``key``: a field of that
+    name, or free-form JSON that could hold anything (``properties`` aside, as :func:`_has_key`)."""
+    if isinstance(shape, Mapping):
+        if shape.get("name") == "properties":
+            return False
+        if shape.get("name") == key or shape.get("kind") == "json":
+            return True
+        return any(_may_carry(v, key) for v in shape.values())
+    if isinstance(shape, list | tuple):
+        return any(_may_carry(v, key) for v in shape)
+    return False
 
 
 def _sets_live(value: Any) -> bool:

@@ -14,9 +14,10 @@ from klaviyo_toolkit.effects import (
     call_effects,
     describe_effects,
     operation_effects,
+    possible_effects,
 )
 from klaviyo_toolkit.tools import KlaviyoToolkit
-from personas.kernel.governance import needs_approval
+from personas.kernel.governance import needs_approval, stopping_effects
 from personas.kernel.spec import ApprovalPolicy
 
 CATALOG = load_catalog(include_beta=True)
@@ -94,12 +95,19 @@ def test_the_default_policy_asks_for_consent_identity_destructive_and_sending() 
     assert not asks("create_list", name="Spring")
 
 
-def test_a_persona_relaxes_only_by_naming_operations() -> None:
-    relaxed = ApprovalPolicy(relax=["bulk_subscribe_profiles"])
+def test_a_persona_relaxes_only_by_naming_operations_and_the_effects_it_waives() -> None:
+    relaxed = ApprovalPolicy(relax={"bulk_subscribe_profiles": ["consent"]})
     subscribe = {"profiles": [{"email": "a@example.com", "subscriptions": SUBSCRIBED}]}
     assert not asks("bulk_subscribe_profiles", relaxed, **subscribe)
     unsubscribe = [{"email": "a@example.com", "subscriptions": {"email": {"marketing": {"consent": "UNSUBSCRIBED"}}}}]
     assert asks("bulk_unsubscribe_profiles", relaxed, profiles=unsubscribe), "only the one named"
+    assert asks("bulk_subscribe_profiles", relaxed, **subscribe, list_id="L1"), "sending (the list) is not waived"
+    readdress = {"profiles": [{"email": "a@example.com", "phone_number": "+15005550006", "subscriptions": SUBSCRIBED}]}
+    assert asks("bulk_subscribe_profiles", relaxed, **readdress), "identity is not waived"
+    call = KIT.prepare("bulk_subscribe_profiles", {**readdress, "list_id": "L1"})
+    assert stopping_effects(relaxed, call) == {Effect.IDENTITY, Effect.SENDING}
+    assert not asks("create_list_relationships", ApprovalPolicy(relax={"add_profiles_to_list": ["sending"]}),
+                    id="L1", profile_ids=["P1"]), "an alias is the same operation"
     assert asks("create_list", ApprovalPolicy(also=["create_list"]), name="Spring")
     assert asks("create_list", ApprovalPolicy(mode="writes"), name="Spring")
     assert asks("create_campaign_send_job", id="C1"), "an alias is the same operation"
@@ -302,4 +310,28 @@ def test_more_profiles_than_the_limit_in_one_call_is_volume() -> None:
                                          max_profiles=10)
     assert asks("bulk_import_profiles", profiles=rows)
     assert asks("bulk_import_profiles", ApprovalPolicy(max_profiles_per_call=10), profiles=rows[:11])
-    assert not asks("bulk_import_profiles", ApprovalPolicy(relax=["bulk_import_profiles"]), profiles=rows)
+    assert not asks("bulk_import_profiles", ApprovalPolicy(relax={"bulk_import_profiles": ["volume"]}), profiles=rows)
+
+
+def test_what_an_operation_can_ever_do_bounds_what_may_be_waived() -> None:
+    def can(name: str) -> set[str]:
+        return {e.value for e in possible_effects(CATALOG.get(name)) & APPROVAL_EFFECTS}
+
+    assert can("add_profiles_to_list") == {"sending"}
+    assert can("bulk_import_profiles") == {"consent", "identity", "sending", "volume"}
+    assert can("create_event") == {"consent", "identity", "sending"}
+    assert can("update_flow") == {"sending"} and can("update_tracking_setting") == {"account"}
+    for op in CATALOG:
+        assert operation_effects(op) <= possible_effects(op), op.operation_id
+
+
+def test_a_relax_is_a_mapping_of_operations_to_effects() -> None:
+    with pytest.raises(ValueError, match="which effects it waives") as err:
+        ApprovalPolicy(relax=["create_event"])  # type: ignore[arg-type]
+    assert "create_event: [sending]" in str(err.value)
+    with pytest.raises(ValueError, match="'everything' is not an effect"):
+        ApprovalPolicy(relax={"create_event": ["everything"]})
+    with pytest.raises(ValueError, match="only in mode: writes"):
+        ApprovalPolicy(relax={"create_list": ["write"]})
+    writes = ApprovalPolicy(mode="writes", relax={"create_list": ["write"]})
+    assert not asks("create_list", writes, name="Spring") and asks("update_list", writes, id="L1", name="x")

@@ -4,7 +4,8 @@ Each test runs a persona's chat graph (the real ``RunDriver``, a scripted model)
 in-process sandbox over HTTP, with the persona's default effects policy and no exception: a call
 that turns a live flow off, publishes a form, changes what a product costs or links to (or restocks
 it), changes an account-wide setting, binds a device to someone's profile, or imports more profiles
-than the persona's limit must pause for a person, with nothing sent.
+than the persona's limit must pause for a person, with nothing sent. The segment syncer's waivers
+name effects: a call of a relaxed operation that does something else still stops.
 """
 
 from __future__ import annotations
@@ -194,3 +195,36 @@ def test_the_profile_limit_is_the_personas_to_set(sb: Sandbox) -> None:
     spec = spec.model_copy(update={"approval": ApprovalPolicy(max_profiles_per_call=50)})
     rows = [{"email": f"lead{i}@example.com"} for i in range(51)]
     assert_stopped(sb, ask(sb, spec, "bulk_import_profiles", {"profiles": rows}), "bulk_import_profiles", "50")
+
+
+# -- G5: the syncer's waivers name effects --------------------------------------------------------------
+def _syncer_policy_in_chat() -> PersonaSpec:
+    """The shipped segment syncer, its approval policy (waivers included) kept, talking through chat."""
+    spec = load_persona("segment-syncer")
+    return spec.model_copy(update={"graph": "chat", "prompt": "klaviyo_assistant.v1.md", "settings": {}})
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "stops_for"),
+    [
+        # waived for consent-column subscribes; re-addressing the subscribed profile is not part of that
+        ("bulk_subscribe_profiles",
+         {"profiles": [{"email": "victim@example.com", "phone_number": "+12025550199",
+                        "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}}}]},
+         ["identity"]),
+        # waived for identifiers and list adds in batches of at most 1,000; a mass import is not part of that
+        ("bulk_import_profiles",
+         {"profiles": [{"email": f"row{i}@example.com"} for i in range(1001)], "list_ids": ["{list}"]},
+         ["volume"]),
+    ],
+)
+def test_a_relaxed_operation_still_stops_for_an_effect_its_waiver_does_not_name(
+    sb: Sandbox, tool: str, args: dict[str, Any], stops_for: list[str]
+) -> None:
+    kl = sb.client()
+    kl.call("create_profile", email="victim@example.com", phone_number="+12125550100")
+    if "list_ids" in args:
+        args = {**args, "list_ids": [kl.call("create_list", name="VIP").data["id"]]}
+    result = ask(sb, _syncer_policy_in_chat(), tool, args)
+    assert_stopped(sb, result, tool, "")
+    assert result.interrupts[0]["effects"] == stops_for, "what the waiver names is waived, and only that"
