@@ -243,6 +243,7 @@ def concurrent_syncs(factor: float, subscribe_batch: int, tmp: Path) -> str:
 
     from graphs.segment_sync import build_graph
     from graphs.segment_sync.operations import WRITES
+    from klaviyo_toolkit.effects import APPROVAL_EFFECTS
     from personas.kernel.spec import ApprovalPolicy
     from personas.runtime import build_context, load_persona
 
@@ -282,7 +283,8 @@ def concurrent_syncs(factor: float, subscribe_batch: int, tmp: Path) -> str:
             client = sb.client(rate_limiter=limiter)
             client.hooks.append(timeline)
             spec = load_persona("segment-syncer")
-            spec = spec.model_copy(update={"approval": ApprovalPolicy(relax=list(WRITES.values())),
+            waived = ApprovalPolicy(relax={op: sorted(APPROVAL_EFFECTS) for op in WRITES.values()})
+            spec = spec.model_copy(update={"approval": waived,
                                            "settings": {**spec.settings, "batch_size": batch}})
             ctx = build_context(spec, client=client, audit=False, thread_id=label)
             config = {"configurable": {"thread_id": label}, "recursion_limit": 10_000}

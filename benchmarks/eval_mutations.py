@@ -94,15 +94,15 @@ MUTATIONS: tuple[Mutation, ...] = (
     # -- approvals
     Mutation("chat-unsubscribe-without-approval", "approvals", "the assistant relaxes bulk_unsubscribe_profiles",
              ("chat",), home={"klaviyo-assistant.yaml": ("  mode: effects", "  mode: effects\n  relax: "
-                                                                            "[bulk_unsubscribe_profiles]")}),
+                                                                            "{bulk_unsubscribe_profiles: [consent]}")}),
     Mutation("consent-is-not-an-approval-effect", "approvals", "consent calls no longer stop for approval",
              ("chat", "segment_sync"),
-             code={"klaviyo_toolkit/effects.py": ("APPROVAL_EFFECTS = frozenset({Effect.CONSENT, Effect.IDENTITY,",
-                                                  "APPROVAL_EFFECTS = frozenset({Effect.IDENTITY,")}),
+             code={"klaviyo_toolkit/effects.py": ("    {Effect.CONSENT, Effect.IDENTITY,", "    {Effect.IDENTITY,")}),
     Mutation("segment-removals-without-approval", "approvals", "the syncer relaxes remove_profiles_from_list",
              ("segment_sync",),
-             home={"segment-syncer.yaml": ("    - bulk_import_profiles     #", "    - remove_profiles_from_list\n"
-                                                                                "    - bulk_import_profiles     #")}),
+             home={"segment-syncer.yaml": ("    bulk_import_profiles: [",
+                                           "    remove_profiles_from_list: [destructive]\n"
+                                           "    bulk_import_profiles: [")}),
     # -- fencing
     Mutation("form-answers-unfenced", "fencing", "form answers reach the model without a fence", ("lead_magnet",),
              code={LEAD: ('fence("form answers", sub.get("answers") or {}),',

@@ -48,6 +48,7 @@ from graphs.segment_sync import build_graph
 from graphs.segment_sync.graph import WRITES
 from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.clock import ManualClock
+from klaviyo_toolkit.effects import APPROVAL_EFFECTS
 from klaviyo_toolkit.ratelimit import RateLimiter
 from personas.kernel.spec import ApprovalPolicy
 from personas.runtime import build_context
@@ -100,7 +101,8 @@ class Bench:
     def run(self, thread: str, source: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         self.sb.call_counts.clear()
         spec = load_persona("segment-syncer")
-        relaxed = ApprovalPolicy(relax=list(WRITES.values()))  # approvals add no calls
+        # approvals add no calls: every effect of every write is waived
+        relaxed = ApprovalPolicy(relax={op: sorted(APPROVAL_EFFECTS) for op in WRITES.values()})
         spec = spec.model_copy(update={"approval": relaxed})
         ctx = build_context(spec, client=self.client, audit=False, thread_id=thread, clock=self.clock)
         graph = build_graph(InMemorySaver())

@@ -1,4 +1,5 @@
-"""What a call does to the account, by class: read, write, consent, identity, destructive, sending.
+"""What a call does to the account, by class: read, write, consent, identity, destructive, sending,
+account, volume.
 
 Approval policies decide by effect, not by HTTP verb: a ``POST`` that subscribes five profiles to
 email marketing changes consent as surely as a ``DELETE`` destroys. Effects come from three places,
@@ -6,33 +7,54 @@ in this order:
 
 1. the catalog (``read_only`` operations only read; every other one writes);
 2. :data:`OPERATION_EFFECTS`, the one hand-written table of what each consequential operation does
-   (unsubscribing changes consent, merging changes identity, sending a campaign sends, ...);
+   (unsubscribing changes consent, merging changes identity, sending a campaign sends, changing the
+   account's tracking settings changes the account, ...);
 3. the call's arguments (:func:`call_effects`): any write that carries ``subscriptions`` changes
-   consent; setting an email, phone number or external id on an existing profile changes identity
-   (directly, through ``patch_identifiers`` at a record's top or in its ``meta``, or through a
-   profile a write carries: an event's, server-side or client-side, a push token's, a
-   subscription's, which Klaviyo updates from the identifiers given; a profile found by id or by
-   its web-tracking id ``kx`` counts as existing); setting a list's ``opt_in_process`` (making or
-   changing it) changes consent; a flow or flow action set ``live`` starts sending.
+   consent; a profile record that names two of its keys (id, email, phone number, external id,
+   anonymous id, web-tracking id ``_kx``) changes identity, because one finds an existing profile
+   and the other is set on it: a new email, phone or external id re-addresses it, a new anonymous
+   id or ``_kx`` binds a device to it (what that device sends next, with no key, lands on the
+   profile). That holds for profile writes, for ``patch_identifiers`` at a record's top or in its
+   ``meta``, and for a profile that a write carries: an event's, server-side or client-side, a push
+   token's, a subscription's, which Klaviyo updates from the keys given. Setting a list's
+   ``opt_in_process`` (making or changing it) changes consent; a flow or a form created with
+   ``live`` anywhere in it starts sending; a write of more profiles than ``max_profiles`` (default
+   :data:`PROFILES_PER_CALL`) in one call is ``volume``: Klaviyo bills by profile count, and an
+   import of thousands is not undone by a delete.
 
 Sending is not only "send this campaign": a Klaviyo flow starts on its trigger, so a call that
 fires a trigger sends as surely as a send job. Adding profiles to a list (a list-triggered flow),
 recording an event (a metric-triggered flow), subscribing (a welcome flow), changing a segment's
-definition (a segment-triggered flow, for everyone who joins), and editing what a live flow sends
-(its actions, a universal content block its emails use, a web feed they fetch) are classed as
-sending, whatever the account's flows are today: a flow can be switched on after the call is
-approved, and the check must not depend on a read the persona may have no scope for. A persona
-whose job is such a call (the lead-magnet sequencer records the event that starts its sequence)
-names it in its policy's ``relax``, a reviewable exception. Profile property writes are not
-classed as sending, although a segment could be defined on any property: that would make every
-write stop; a persona that must not risk it uses ``mode: writes``.
+definition (a segment-triggered flow, for everyone who joins), turning a flow on or off (its only
+attribute is its status: off, a live flow's messages stop), editing what a live flow sends (its
+actions, a universal content block its emails use, a web feed they fetch), publishing a form, and
+writing what a catalog item or variant is (its price, url, image and stock, which live messages'
+product blocks show; a restock fires back-in-stock sends) are classed as sending, whatever the
+account's flows are today: a flow can be switched on after the call is approved, and the check
+must not depend on a read the persona may have no scope for. Catalog categories are plain writes:
+they group items, and change nothing an item says. Profile property writes are not classed as
+sending, although a segment could be defined on any property: that would make every write stop; a
+persona that must not risk it uses ``mode: writes``.
+
+Account-wide settings are ``account``: link tracking parameters added to every message, which
+metric counts as revenue, custom metric definitions, how custom-object data is mapped and
+shaped, sending domains and SMS senders, brand defaults, the customer agent. One call changes what
+every message, report or record of the account does.
+
+A persona whose job is such a call (the lead-magnet sequencer records the event that starts its
+sequence) waives, in its policy's ``relax``, the effects its graph's code accounts for, per
+operation (``create_event: [sending]``): a reviewable exception that leaves the operation's other
+effects stopping. :func:`possible_effects` says what an operation can ever do, which bounds what
+may be waived for it.
 
 Example::
 
     call_effects(catalog.get("update_profile"), {"id": "01H...", "email": "x@evil.test"})
     # frozenset({Effect.WRITE, Effect.IDENTITY})
     call_effects(catalog.get("create_event"), {"profile": {"id": "01H...", "email": "x@evil.test"}, ...})
-    # frozenset({Effect.WRITE, Effect.IDENTITY}): Klaviyo sets the email on profile 01H...
+    # frozenset({Effect.WRITE, Effect.SENDING, Effect.IDENTITY}): Klaviyo sets the email on profile 01H...
+    call_effects(catalog.get("create_client_profile"), {"id": "01H...", "anonymous_id": "device-1"})
+    # frozenset({Effect.WRITE, Effect.IDENTITY}): the device now writes to profile 01H...
 """
 
 from __future__ import annotations
@@ -48,10 +70,13 @@ __all__ = [
     "APPROVAL_EFFECTS",
     "IDEMPOTENT_WRITES",
     "OPERATION_EFFECTS",
+    "PROFILES_PER_CALL",
     "Effect",
     "call_effects",
     "describe_effects",
     "operation_effects",
+    "possible_effects",
+    "profiles_written",
     "safe_to_repeat",
 ]
 
@@ -65,12 +90,19 @@ class Effect(StrEnum):
     IDENTITY = "identity"
     DESTRUCTIVE = "destructive"
     SENDING = "sending"
+    ACCOUNT = "account"
+    VOLUME = "volume"
 
 
 #: The effects a default approval policy stops for.
-APPROVAL_EFFECTS = frozenset({Effect.CONSENT, Effect.IDENTITY, Effect.DESTRUCTIVE, Effect.SENDING})
+APPROVAL_EFFECTS = frozenset(
+    {Effect.CONSENT, Effect.IDENTITY, Effect.DESTRUCTIVE, Effect.SENDING, Effect.ACCOUNT, Effect.VOLUME}
+)
 
-_C, _I, _D, _S = Effect.CONSENT, Effect.IDENTITY, Effect.DESTRUCTIVE, Effect.SENDING
+#: Profiles one call may create or update before it is ``volume`` (a persona's policy may set its own).
+PROFILES_PER_CALL = 1000
+
+_C, _I, _D, _S, _A = Effect.CONSENT, Effect.IDENTITY, Effect.DESTRUCTIVE, Effect.SENDING, Effect.ACCOUNT
 
 #: The hand-written table: what each consequential operation does beyond "write".
 #: An operation the catalog marks destructive must appear here (a test keeps it so).
@@ -97,11 +129,22 @@ OPERATION_EFFECTS: dict[str, frozenset[Effect]] = {
     "create_client_event": frozenset({_S}),
     "bulk_create_client_events": frozenset({_S}),
     "update_segment": frozenset({_S}),  # a new definition: everyone who joins starts its segment flows
+    "update_flow": frozenset({_S}),  # its one attribute is the status: live starts its sends, draft/manual stop them
     "update_flow_action": frozenset({_S}),  # what, when and whether a flow's message is sent
     # what live messages carry: a universal block's changes reach every template that uses it (live
     # flow emails included), and a web feed is fetched again each time a message that uses it is sent
     "update_universal_content": frozenset({_S}),
     "update_web_feed": frozenset({_S}),
+    # what a product is: live messages' product blocks show its price, url and image, and a variant
+    # back in stock fires the back-in-stock flow for everyone waiting on it
+    "create_catalog_item": frozenset({_S}),
+    "update_catalog_item": frozenset({_S}),
+    "bulk_create_catalog_items": frozenset({_S}),
+    "bulk_update_catalog_items": frozenset({_S}),
+    "create_catalog_variant": frozenset({_S}),
+    "update_catalog_variant": frozenset({_S}),
+    "bulk_create_catalog_variants": frozenset({_S}),
+    "bulk_update_catalog_variants": frozenset({_S}),
     "create_client_review": frozenset({_S}),  # a review is published on the store
     "update_review": frozenset({_S}),  # publishing, rejecting or replying to a public review
     "create_customer_agent_response_beta": frozenset({_S}),  # live mode answers a shopper by email or SMS
@@ -117,7 +160,7 @@ OPERATION_EFFECTS: dict[str, frozenset[Effect]] = {
     "request_profile_deletion": frozenset({_D}),
     "cancel_campaign_send": frozenset({_D}),
     "remove_profiles_from_list": frozenset({_D}),
-    "update_api_key_beta": frozenset({_D}),
+    "update_api_key_beta": frozenset({_D, _A}),
     "create_agent_secret_beta": frozenset({_D}),
     "update_agent_secret_beta": frozenset({_D}),
     # a PATCH of a relationship replaces the set: every member not named is removed
@@ -125,13 +168,31 @@ OPERATION_EFFECTS: dict[str, frozenset[Effect]] = {
     "update_items_for_catalog_category": frozenset({_D}),
     "update_object_schema_relationship": frozenset({_D}),
     "update_profile_schema_relationship": frozenset({_D}),
+    # account: one setting that every message, report or record of the account follows
+    "update_tracking_setting": frozenset({_A}),  # parameters added to every link of every campaign and flow
+    "update_mapped_metric": frozenset({_A}),  # which metric is the account's revenue, orders, refunds...
+    "update_custom_metric": frozenset({_A}),  # a definition that reports and mapped metrics use
+    "update_source_mapping": frozenset({_A}),  # how every record from a data source lands in its object
+    "update_object_schema": frozenset({_A}),  # the fields every record of a custom object has
+    "create_sending_domain_beta": frozenset({_A}),  # the domain the account's email is sent from
+    "create_sending_domain_activation_job_beta": frozenset({_A}),
+    "create_text_messaging_configuration_beta": frozenset({_A}),  # the account's SMS senders and registration
+    "create_text_messaging_sender_beta": frozenset({_A}),
+    "create_text_messaging_sender_registration_beta": frozenset({_A}),
+    "update_brand_email_default_beta": frozenset({_A}),  # the brand kit every template draws on
+    "update_brand_voice_beta": frozenset({_A}),
+    "update_brand_button_beta": frozenset({_A}),
+    "update_brand_color_beta": frozenset({_A}),
+    "update_brand_logo_beta": frozenset({_A}),
+    "update_brand_social_group_beta": frozenset({_A}),
+    "update_customer_agent_beta": frozenset({_A}),  # how the customer agent answers every shopper
 }
 
 #: Operations whose every delete/remove is destructive, by prefix (delete_list, remove_tag_from_flows, ...).
 _DESTRUCTIVE_PREFIXES = ("delete_", "remove_", "bulk_delete_")
-_IDENTIFIERS = ("email", "phone_number", "external_id")
-#: What finds an existing profile without being set on it: its id, its web-tracking id, an anonymous id.
-_MATCH_KEYS = ("id", "kx", "_kx", "anonymous_id")
+#: A profile's keys: its id, its identifiers, and the device ids that find it (web-tracking ``_kx``,
+#: a client's anonymous id). Any two in one record: one finds the profile, the other is set on it.
+_PROFILE_KEYS = ("id", "email", "phone_number", "external_id", "anonymous_id", "kx", "_kx")
 #: Writes that change an existing profile (by id or by matching an identifier).
 _PROFILE_UPDATES = {"update_profile", "create_or_update_profile", "create_client_profile", "bulk_import_profiles"}
 #: Writes that set how a list collects consent (``opt_in_process``: single or double opt-in).
@@ -150,8 +211,9 @@ _PROFILE_BEARING = _EVENT_WRITES | {
     "bulk_subscribe_profiles",
     "bulk_unsubscribe_profiles",
 }
-#: Operations whose arguments can set a flow, or one of its actions, live.
-_FLOW_WRITES = {"create_flow", "update_flow", "update_flow_action"}
+#: Creates whose arguments can be ``live`` anywhere (a flow's actions, a form's versions): they start
+#: sending. Updating a flow or a flow action sends whatever its arguments (:data:`OPERATION_EFFECTS`).
+_LIVE_WRITES = {"create_flow", "create_form"}
 #: Writes that may carry list ids: profiles added to a list start its list-triggered flows.
 _LIST_ADDS = {"bulk_import_profiles", "bulk_subscribe_profiles", "create_client_subscription"}
 
@@ -229,16 +291,23 @@ def _changes_identity(op: Operation, args: Mapping[str, Any]) -> bool:
                 return True  # unreadable: assume the worst
         if isinstance(patch, Mapping) and any(v not in (None, "", {}, []) for v in patch.values()):
             return True  # appends to or removes from an existing profile's identifiers
-        given = [k for k in _IDENTIFIERS if record.get(k) not in (None, "")]
-        if op.operation_id == "update_profile" and given:
-            return True  # an existing profile, by id, gets a new email / phone / external id
-        if given and (any(record.get(k) for k in _MATCH_KEYS) or len(given) > 1):
-            return True  # matched by one identifier (or id, or kx), another one set: identity changes
+        if sum(record.get(k) not in (None, "") for k in _PROFILE_KEYS) > 1:
+            return True  # found by one key (id, identifier or device id), another set on it: identity changes
     return False
 
 
-def call_effects(op: Operation, args: Mapping[str, Any]) -> frozenset[Effect]:
-    """The effects of calling ``op`` with ``args`` (see the module docstring)."""
+def profiles_written(op: Operation, args: Mapping[str, Any]) -> int:
+    """How many profile records the call creates or updates (an import's rows, a bulk job's profiles)."""
+    if op.operation_id in _PROFILE_BEARING:
+        return sum(1 for _ in _named_profiles(args))
+    if op.operation_id in _PROFILE_UPDATES:
+        return sum(1 for _ in _records(args))
+    return 0
+
+
+def call_effects(op: Operation, args: Mapping[str, Any], *, max_profiles: int = PROFILES_PER_CALL) -> frozenset[Effect]:
+    """The effects of calling ``op`` with ``args`` (see the module docstring); a call writing more
+    than ``max_profiles`` profiles is ``volume``."""
     effects = set(operation_effects(op))
     if op.read_only:
         return frozenset(effects)
@@ -246,15 +315,49 @@ def call_effects(op: Operation, args: Mapping[str, Any]) -> frozenset[Effect]:
         effects.add(Effect.CONSENT)
     if _changes_identity(op, args):
         effects.add(Effect.IDENTITY)
-    if op.operation_id in _FLOW_WRITES and _sets_live(args):
+    if op.operation_id in _LIVE_WRITES and _sets_live(args):
         effects.add(Effect.SENDING)
     if op.operation_id in _LIST_ADDS and _names_lists(args):
+        effects.add(Effect.SENDING)
+    if profiles_written(op, args) > max_profiles:
+        effects.add(Effect.VOLUME)
+    return frozenset(effects)
+
+
+def possible_effects(op: Operation) -> frozenset[Effect]:
+    """Every effect a call of ``op`` can have, whatever its arguments: what a policy may waive for it."""
+    effects = set(operation_effects(op))
+    if op.read_only:
+        return frozenset(effects)
+    name = op.operation_id
+    if name in _LIST_WRITES or _may_carry(op.args, "subscriptions"):
+        effects.add(Effect.CONSENT)
+    if name in _PROFILE_BEARING or name in _PROFILE_UPDATES:
+        effects.add(Effect.IDENTITY)
+        if (op.max_items or 0) > 1:  # a bulk call: its profiles can outnumber any limit
+            effects.add(Effect.VOLUME)
+    if name in _LIVE_WRITES or name in _LIST_ADDS:
         effects.add(Effect.SENDING)
     return frozenset(effects)
 
 
+def _may_carry(shape: Any, key: str) -> bool:
+    """Whether arguments of this shape (an operation's ``args``) can hold ``key``: a field of that
+    name, or free-form JSON that could hold anything (``properties`` aside, as :func:`_has_key`)."""
+    if isinstance(shape, Mapping):
+        if shape.get("name") == "properties":
+            return False
+        if shape.get("name") == key or shape.get("kind") == "json":
+            return True
+        return any(_may_carry(v, key) for v in shape.values())
+    if isinstance(shape, list | tuple):
+        return any(_may_carry(v, key) for v in shape)
+    return False
+
+
 def _sets_live(value: Any) -> bool:
-    """A ``status`` of ``live`` anywhere in the arguments (a flow's, or an action's inside ``definition``)."""
+    """A ``status`` of ``live`` anywhere in the arguments (a flow's, an action's inside its ``definition``, a
+    form version's)."""
     if isinstance(value, Mapping):
         return any((k == "status" and str(v).strip().lower() == "live") or _sets_live(v) for k, v in value.items())
     if isinstance(value, list):
@@ -356,9 +459,13 @@ _WORDS = {
     Effect.IDENTITY: "changes who a profile is",
     Effect.DESTRUCTIVE: "destroys data",
     Effect.SENDING: "sends messages or data out (or starts a flow that can)",
+    Effect.ACCOUNT: "changes an account-wide setting",
+    Effect.VOLUME: "writes more than {max_profiles} profiles in one call (Klaviyo bills by profile count)",
 }
 
 
-def describe_effects(effects: Iterable[Effect]) -> str:
+def describe_effects(effects: Iterable[Effect], *, max_profiles: int = PROFILES_PER_CALL) -> str:
     """``"changes consent, destroys data"``: the effects that need approval, in words."""
-    return ", ".join(_WORDS[e] for e in (_C, _I, _D, _S) if e in set(effects)) or "writes"
+    given = set(effects)
+    words = [_WORDS[e].format(max_profiles=max_profiles) for e in _WORDS if e in given]
+    return ", ".join(words) or "writes"

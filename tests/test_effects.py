@@ -7,9 +7,17 @@ from typing import Any
 import pytest
 
 from klaviyo_toolkit.catalog import load_catalog
-from klaviyo_toolkit.effects import APPROVAL_EFFECTS, OPERATION_EFFECTS, Effect, call_effects, operation_effects
+from klaviyo_toolkit.effects import (
+    APPROVAL_EFFECTS,
+    OPERATION_EFFECTS,
+    Effect,
+    call_effects,
+    describe_effects,
+    operation_effects,
+    possible_effects,
+)
 from klaviyo_toolkit.tools import KlaviyoToolkit
-from personas.kernel.governance import needs_approval
+from personas.kernel.governance import needs_approval, stopping_effects
 from personas.kernel.spec import ApprovalPolicy
 
 CATALOG = load_catalog(include_beta=True)
@@ -74,7 +82,6 @@ def test_ordinary_writes_do_not_stop() -> None:
     assert effects("update_profile", id="P1", properties={"plan": "gold"}) == {Effect.WRITE}
     assert effects("update_list", id="L1", name="VIP") == {Effect.WRITE}
     assert effects("create_list", name="VIP") == {Effect.WRITE}
-    assert effects("update_flow", id="F1", status="draft") == {Effect.WRITE}
     assert effects("bulk_import_profiles", profiles=[{"email": "a@b.co"}]) == {Effect.WRITE}
     assert effects("get_profiles") == {Effect.READ}
 
@@ -88,12 +95,19 @@ def test_the_default_policy_asks_for_consent_identity_destructive_and_sending() 
     assert not asks("create_list", name="Spring")
 
 
-def test_a_persona_relaxes_only_by_naming_operations() -> None:
-    relaxed = ApprovalPolicy(relax=["bulk_subscribe_profiles"])
+def test_a_persona_relaxes_only_by_naming_operations_and_the_effects_it_waives() -> None:
+    relaxed = ApprovalPolicy(relax={"bulk_subscribe_profiles": ["consent"]})
     subscribe = {"profiles": [{"email": "a@example.com", "subscriptions": SUBSCRIBED}]}
     assert not asks("bulk_subscribe_profiles", relaxed, **subscribe)
     unsubscribe = [{"email": "a@example.com", "subscriptions": {"email": {"marketing": {"consent": "UNSUBSCRIBED"}}}}]
     assert asks("bulk_unsubscribe_profiles", relaxed, profiles=unsubscribe), "only the one named"
+    assert asks("bulk_subscribe_profiles", relaxed, **subscribe, list_id="L1"), "sending (the list) is not waived"
+    readdress = {"profiles": [{"email": "a@example.com", "phone_number": "+15005550006", "subscriptions": SUBSCRIBED}]}
+    assert asks("bulk_subscribe_profiles", relaxed, **readdress), "identity is not waived"
+    call = KIT.prepare("bulk_subscribe_profiles", {**readdress, "list_id": "L1"})
+    assert stopping_effects(relaxed, call) == {Effect.IDENTITY, Effect.SENDING}
+    assert not asks("create_list_relationships", ApprovalPolicy(relax={"add_profiles_to_list": ["sending"]}),
+                    id="L1", profile_ids=["P1"]), "an alias is the same operation"
     assert asks("create_list", ApprovalPolicy(also=["create_list"]), name="Spring")
     assert asks("create_list", ApprovalPolicy(mode="writes"), name="Spring")
     assert asks("create_campaign_send_job", id="C1"), "an alias is the same operation"
@@ -210,3 +224,114 @@ def test_a_custom_property_named_like_a_consent_or_list_field_is_only_data() -> 
     row = {"email": "a@b.co", "properties": {"list_id": "L1", "subscriptions": SUBSCRIBED}}
     assert effects("bulk_import_profiles", profiles=[row]) == {Effect.WRITE}
     assert Effect.CONSENT in effects("bulk_import_profiles", profiles=[{**row, "subscriptions": SUBSCRIBED}])
+
+
+# -- the classes a review found open ----------------------------------------------------------------
+@pytest.mark.parametrize("status", ["live", "draft", "manual", "Draft"])
+def test_every_status_change_of_a_flow_sends_turning_one_off_too(status: str) -> None:
+    """A live flow set to draft or manual stops sending what customers were getting; set live, it starts."""
+    assert Effect.SENDING in effects("update_flow", id="F1", status=status)
+
+
+def test_a_form_with_a_live_version_anywhere_is_published() -> None:
+    live = {"versions": [{"name": "Popup", "type": "popup", "status": "live", "steps": []}]}
+    assert Effect.SENDING in effects("create_form", name="f", status="draft", definition=live)
+    draft = {"versions": [{"name": "Popup", "type": "popup", "status": "draft", "steps": []}]}
+    assert effects("create_form", name="f", status="draft", definition=draft) == {Effect.WRITE}
+
+
+@pytest.mark.parametrize("name", [
+    "create_catalog_item", "update_catalog_item", "bulk_create_catalog_items", "bulk_update_catalog_items",
+    "create_catalog_variant", "update_catalog_variant", "bulk_create_catalog_variants", "bulk_update_catalog_variants",
+])
+def test_what_a_product_costs_links_to_shows_and_stocks_is_sending(name: str) -> None:
+    """As a web feed or a universal content block: live messages show it, and a restock sends."""
+    assert Effect.SENDING in operation_effects(CATALOG.get(name))
+
+
+def test_catalog_categories_group_items_and_are_plain_writes() -> None:
+    for name in ("create_catalog_category", "update_catalog_category", "bulk_update_catalog_categories"):
+        assert operation_effects(CATALOG.get(name)) == {Effect.WRITE}, name
+
+
+ACCOUNT_WIDE = ["update_tracking_setting", "update_mapped_metric", "update_custom_metric", "update_source_mapping",
+                "update_object_schema", "create_sending_domain_beta", "create_sending_domain_activation_job_beta",
+                "create_text_messaging_sender_registration_beta", "update_brand_email_default_beta",
+                "update_customer_agent_beta", "update_api_key_beta"]
+
+
+@pytest.mark.parametrize("name", ACCOUNT_WIDE)
+def test_account_wide_settings_are_account_and_stop(name: str) -> None:
+    assert Effect.ACCOUNT in operation_effects(CATALOG.get(name))
+    assert Effect.ACCOUNT in APPROVAL_EFFECTS
+    assert "account-wide" in describe_effects({Effect.ACCOUNT})
+
+
+def test_every_stable_write_of_a_setting_is_classed_beyond_write() -> None:
+    """The sweep: a stable write whose path is an account-level configuration resource stops."""
+    settings = ("tracking-settings", "mapped-metrics", "custom-metrics", "source-mappings", "object-schemas")
+    for op in CATALOG:
+        if op.read_only or op.beta or op.method != "PATCH" or not any(f"/api/{r}/" in op.path for r in settings):
+            continue
+        assert operation_effects(op) & APPROVAL_EFFECTS, op.operation_id
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("create_client_profile", {"company_id": "AbC123", "id": "P1", "anonymous_id": "device-1"}),
+        ("create_client_profile", {"company_id": "AbC123", "id": "P1", "kx": "kx-1"}),
+        ("create_client_profile", {"company_id": "AbC123", "email": "victim@example.com", "anonymous_id": "d-1"}),
+        ("create_or_update_profile", {"id": "P1", "kx": "kx-1"}),
+        ("bulk_import_profiles", {"profiles": [{"id": "P1", "kx": "kx-1"}]}),
+        ("create_event", {"metric": {"name": "X"}, "properties": {}, "profile": {"id": "P1", "anonymous_id": "d-1"}}),
+        ("create_client_subscription", {"company_id": "AbC123", "profile": {"id": "P1", "anonymous_id": "d-1"}}),
+    ],
+)
+def test_binding_a_device_id_to_an_existing_profile_is_identity(name: str, args: dict[str, Any]) -> None:
+    """What that device sends next, with no key, lands on the profile."""
+    assert Effect.IDENTITY in effects(name, **args)
+
+
+def test_one_key_alone_finds_or_makes_a_profile_and_changes_no_identity() -> None:
+    assert Effect.IDENTITY not in effects("create_client_profile", company_id="AbC123", anonymous_id="device-1")
+    assert Effect.IDENTITY not in effects("create_client_profile", company_id="AbC123", id="P1",
+                                          properties={"anonymous_id": "x"})
+
+
+def test_more_profiles_than_the_limit_in_one_call_is_volume() -> None:
+    rows = [{"email": f"p{i}@example.com"} for i in range(1001)]
+    assert Effect.VOLUME in effects("bulk_import_profiles", profiles=rows)
+    assert Effect.VOLUME not in effects("bulk_import_profiles", profiles=rows[:1000])
+    assert Effect.VOLUME in call_effects(CATALOG.get("bulk_import_profiles"), {"profiles": rows[:11]}, max_profiles=10)
+    events = [{"profile": {"email": f"p{i}@example.com"}, "events": [{"metric": {"name": "X"}, "properties": {}}]}
+              for i in range(11)]
+    assert Effect.VOLUME in call_effects(CATALOG.get("bulk_create_events"), {"events_bulk_create": events},
+                                         max_profiles=10)
+    assert asks("bulk_import_profiles", profiles=rows)
+    assert asks("bulk_import_profiles", ApprovalPolicy(max_profiles_per_call=10), profiles=rows[:11])
+    assert not asks("bulk_import_profiles", ApprovalPolicy(relax={"bulk_import_profiles": ["volume"]}), profiles=rows)
+
+
+def test_what_an_operation_can_ever_do_bounds_what_may_be_waived() -> None:
+    def can(name: str) -> set[str]:
+        return {e.value for e in possible_effects(CATALOG.get(name)) & APPROVAL_EFFECTS}
+
+    assert can("add_profiles_to_list") == {"sending"}
+    assert can("bulk_import_profiles") == {"consent", "identity", "sending", "volume"}
+    assert can("create_event") == {"consent", "identity", "sending"}
+    assert can("update_flow") == {"sending"} and can("update_tracking_setting") == {"account"}
+    for op in CATALOG:
+        assert operation_effects(op) <= possible_effects(op), op.operation_id
+
+
+def test_a_relax_is_a_mapping_of_operations_to_effects() -> None:
+    with pytest.raises(ValueError, match="which effects it waives") as err:
+        ApprovalPolicy(relax=["create_event"])  # type: ignore[arg-type]
+    assert "create_event: [sending]" in str(err.value)
+    with pytest.raises(ValueError, match="'everything' is not an effect"):
+        ApprovalPolicy(relax={"create_event": ["everything"]})
+    with pytest.raises(ValueError, match="only in mode: writes"):
+        ApprovalPolicy(relax={"create_list": ["write"]})
+    writes = ApprovalPolicy(mode="writes", relax={"create_list": ["write"]})
+    assert not asks("create_list", writes, name="Spring") and asks("update_list", writes, id="L1", name="x")

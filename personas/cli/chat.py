@@ -26,7 +26,7 @@ def as_chat(spec: PersonaSpec) -> PersonaSpec:
     subscribes only rows whose consent column says yes; the sequencer records one event per lead,
     for the lead's own id), and a model in a conversation does none of that. Kept, a model obeying
     text planted in a profile could subscribe or re-address anyone without a person seeing it."""
-    approval = spec.approval.model_copy(update={"relax": []})
+    approval = spec.approval.model_copy(update={"relax": {}})
     return spec.model_copy(update={"graph": "chat", "prompt": CHAT_PROMPT, "settings": {}, "approval": approval})
 
 

@@ -6,8 +6,10 @@ the runtime as ``toolkit.guarded(AuditGuard(...), ApprovalGuard(...), DryRunGuar
 - **Scopes** are the toolkit's own (deny by default): a tool outside them is never offered, and a
   call to it ends as ``Stopped("denied")`` before any request.
 - **Approvals**: calls the persona's policy marks stop with LangGraph's ``interrupt()`` showing the
-  exact request; resume with ``{"action": "approve"}``, ``{"action": "edit", "args": {...}}`` or
-  ``{"action": "reject", "reason": "..."}`` (see :func:`parse_answer`).
+  exact request and the effects that stop it (:func:`stopping_effects`: the call's effects that the
+  policy stops for, less those its ``relax`` waives for that operation); resume with
+  ``{"action": "approve"}``, ``{"action": "edit", "args": {...}}`` or ``{"action": "reject",
+  "reason": "..."}`` (see :func:`parse_answer`).
 - **Dry run** answers each write with its exact request instead of sending it.
 - **Audit**: :class:`AuditGuard` makes the log an observer of every call, so each HTTP call,
   refusal, rejection, dry run and approval is written under the run that made it.
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from klaviyo_toolkit.audit import AuditContext, AuditLog
-from klaviyo_toolkit.effects import APPROVAL_EFFECTS, describe_effects
+from klaviyo_toolkit.effects import APPROVAL_EFFECTS, Effect, call_effects, describe_effects
 from klaviyo_toolkit.errors import InvalidArgumentError
 from klaviyo_toolkit.redact import redact, redact_text
 from klaviyo_toolkit.tools import Call, CallEvent, Note, Stopped
@@ -42,6 +44,7 @@ __all__ = [
     "fence",
     "needs_approval",
     "parse_answer",
+    "stopping_effects",
 ]
 
 FENCE = "untrusted-data"
@@ -113,20 +116,26 @@ def fence(source: str, data: Any) -> str:
     return f'<{FENCE} source="{source}">\n{text}\n</{FENCE}>'
 
 
-def _named(names: list[str], call: Call) -> bool:
+def _names(call: Call) -> set[str]:
+    """Every name ``call``'s operation goes by in a policy: its tool name, operation id and aliases."""
     op = call.operation
-    return call.tool_name in names or op.operation_id in names or any(a in names for a in op.aliases)
+    return {call.tool_name, op.operation_id, *op.aliases}
+
+
+def stopping_effects(policy: ApprovalPolicy, call: Call) -> frozenset[Effect]:
+    """The effects of ``call`` that stop it under ``policy``: those the mode stops for (consent,
+    identity, account, destructive, sending, volume; in ``mode: writes`` any write), less the ones
+    ``relax`` waives for this operation. Empty: it goes through (unless ``also`` names it)."""
+    effects = call_effects(call.operation, call.args, max_profiles=policy.max_profiles_per_call)
+    stops = APPROVAL_EFFECTS | ({Effect.WRITE} if policy.mode == "writes" else set())
+    names = _names(call)
+    waived = {Effect(e) for name, listed in policy.relax.items() if name in names for e in listed}
+    return frozenset((effects & stops) - waived)
 
 
 def needs_approval(policy: ApprovalPolicy, call: Call) -> bool:
-    """By effect: consent, identity, destructive and sending calls stop, unless named in ``relax``."""
-    if _named(policy.also, call):
-        return True
-    if _named(policy.relax, call):
-        return False
-    if policy.mode == "writes":
-        return not call.operation.read_only
-    return bool(call.effects & APPROVAL_EFFECTS)
+    """Whether ``call`` stops: ``also`` names it, or it has an effect that stops it (:func:`stopping_effects`)."""
+    return bool(_names(call) & set(policy.also)) or bool(stopping_effects(policy, call))
 
 
 _APPROVE = {"approve", "approved", "yes", "y", "a"}
@@ -161,14 +170,22 @@ def parse_answer(answer: Any) -> dict[str, Any]:
     )
 
 
-def approval_request(call: Call) -> dict[str, Any]:
-    """What a person is asked to approve: the exact request, why it stops, and its fingerprint."""
-    effects = call.effects & APPROVAL_EFFECTS
+def approval_request(call: Call, policy: ApprovalPolicy | None = None) -> dict[str, Any]:
+    """What a person is asked to approve: the exact request, why it stops (the effects that stop it
+    under ``policy``, the default one if none), and its fingerprint."""
+    policy = policy or ApprovalPolicy()
+    effects = stopping_effects(policy, call) & APPROVAL_EFFECTS
+    if effects:
+        why = describe_effects(effects, max_profiles=policy.max_profiles_per_call)
+    elif _names(call) & set(policy.also):
+        why = "this persona's policy names it"
+    else:
+        why = "writes, and this persona's policy stops every write (mode: writes)"
     return {
         "type": "approval",
         "tool": call.tool_name,
         "summary": call.operation.summary,
-        "why": describe_effects(effects) if effects else "this persona's policy names it",
+        "why": why,
         "effects": sorted(e.value for e in effects),
         "destructive": call.operation.destructive,
         "args": dict(call.args),
@@ -204,7 +221,8 @@ class ApprovalGuard:
         refused: str | None = None  # why the last answer was not taken: shown with the request asked again
         while True:
             try:
-                answer = interrupt({**approval_request(call), **({"refused_answer": refused} if refused else {})})
+                shown = approval_request(call, self.policy)
+                answer = interrupt({**shown, **({"refused_answer": refused} if refused else {})})
             except GraphInterrupt:  # paused now (a resumed run replays this line with the answer instead)
                 for edited_call, note in edits:
                     edited_call.notify(note)

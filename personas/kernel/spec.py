@@ -7,9 +7,13 @@ an optional schedule, and settings that its graph validates with its own model.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from klaviyo_toolkit.catalog import load_catalog
+from klaviyo_toolkit.effects import PROFILES_PER_CALL, Effect, operation_effects, possible_effects
+from klaviyo_toolkit.errors import UnknownOperationError
 
 __all__ = ["ApprovalPolicy", "PersonaSpec", "ToolSelection"]
 
@@ -33,19 +37,71 @@ class ToolSelection(_Strict):
     search: bool = False
 
 
+#: The effects an approval policy can waive, in the order they are listed: every one a write can have
+#: (``write`` itself stops a call only in ``mode: writes``).
+_WAIVABLE = [e.value for e in Effect if e is not Effect.READ]
+#: What a call does beyond writing: the effects a ``relax`` entry names (``write`` aside).
+_BEYOND_WRITE = frozenset(Effect) - {Effect.READ, Effect.WRITE}
+
+
+def _effect_names(value: list[str]) -> list[str]:
+    """One operation's waived effects: at least one, each an effect that can stop a call."""
+    if not value:
+        raise ValueError("name at least one effect to waive, e.g. [sending]; to waive none, drop the operation")
+    for name in value:
+        if name not in _WAIVABLE:
+            raise ValueError(f"{name!r} is not an effect; the effects a policy can waive: {', '.join(_WAIVABLE)}")
+    return value
+
+
+def _relax_fix(names: list[Any]) -> str:
+    """The refusal of ``relax`` given as bare operation names, with the mapping to write instead."""
+    lines = []
+    for name in names:
+        try:
+            op = load_catalog(include_beta=True).get(str(name))
+        except UnknownOperationError:
+            lines.append(f"    {name}: [...]")
+            continue
+        always = [e.value for e in Effect if e in operation_effects(op) & _BEYOND_WRITE]
+        others = [e.value for e in Effect if e in possible_effects(op) & _BEYOND_WRITE and e.value not in always]
+        if always:
+            lines.append(f"    {name}: [{', '.join(always)}]" + (f"   # it can also have: {', '.join(others)}"
+                                                                  if others else ""))
+        else:
+            lines.append(f"    {name}: [...]   # it can have: {', '.join(others)}")
+    return (
+        "must say which effects it waives for each operation (a name alone waived every effect the call had, "
+        "whatever it did); write a mapping of operation to effects, naming only what this persona's job needs:\n"
+        "  relax:\n" + "\n".join(lines)
+    )
+
+
 class ApprovalPolicy(_Strict):
     """When a call stops for a human, by what it does (``klaviyo_toolkit.effects``).
 
-    ``mode: effects`` (the default) stops every call that changes consent or identity, destroys
-    data or sends; ``mode: writes`` stops every write. A persona relaxes the policy only by naming
-    operations in ``relax`` (each one a deliberate, reviewable exception); ``also`` names operations
-    that always stop. ``dry_run`` shows each write's exact request instead of sending it.
+    ``mode: effects`` (the default) stops every call that changes consent, identity or an account-wide
+    setting, destroys data, sends, or writes more than ``max_profiles_per_call`` profiles at once;
+    ``mode: writes`` stops every write. ``relax`` waives effects, per operation, each a deliberate and
+    reviewable exception for what the persona's graph does around that call::
+
+        relax:
+          create_event: [sending]      # the one event that starts the lead's sequence
+
+    A call of a relaxed operation still stops for any effect not named (an event that also
+    re-addresses its profile). ``also`` names operations that always stop. ``dry_run`` shows each
+    write's exact request instead of sending it.
     """
 
     mode: Literal["effects", "writes"] = "effects"
     dry_run: bool = False
     also: list[str] = Field(default_factory=list, description="Operations that always need approval.")
-    relax: list[str] = Field(default_factory=list, description="Operations that never need approval.")
+    relax: dict[str, Annotated[list[str], AfterValidator(_effect_names)]] = Field(
+        default_factory=dict, description="Per operation, the effects that do not need approval."
+    )
+    max_profiles_per_call: int = Field(
+        PROFILES_PER_CALL, ge=1, description="A call writing more profiles than this is 'volume' and stops."
+    )
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -56,6 +112,24 @@ class ApprovalPolicy(_Strict):
                 "destructive and sending calls stop) and name any exception in approval.relax"
             )
         return value
+
+    @field_validator("relax", mode="before")
+    @classmethod
+    def _relax(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            raise ValueError(_relax_fix(list(value)))
+        return value
+
+    @model_validator(mode="after")
+    def _write_is_waived_only_where_it_stops(self) -> ApprovalPolicy:
+        if self.mode == "effects":
+            for name, effects in self.relax.items():
+                if "write" in effects:
+                    raise ValueError(
+                        f"relax.{name}: 'write' stops a call only in mode: writes; in mode: effects a plain "
+                        "write never stops, so there is nothing to waive"
+                    )
+        return self
 
 
 class PersonaSpec(_Strict):

@@ -6,9 +6,10 @@ are an error; one of yours replaces a shipped persona only when its file says so
 (``campaign-reporter.yaml`` with ``name: campaign-reporter``), never by accident.
 
 Validation covers YAML syntax and duplicate keys, unknown keys, scopes Klaviyo does not have,
-tools that do not exist or fall outside the scopes, unknown names in ``approval.also``/``relax``, a missing
-prompt file, more than 128 tools, the graph's own settings, and the graph's contract: the
-persona's scopes and tools must cover every operation its graph calls.
+tools that do not exist or fall outside the scopes, unknown names in ``approval.also``/``relax``, an
+effect ``relax`` waives that its operation can never have, a missing prompt file, more than 128
+tools, the graph's own settings, and the graph's contract: the persona's scopes and tools must
+cover every operation its graph calls.
 
 Example::
 
@@ -31,6 +32,7 @@ from pydantic import ValidationError
 
 from graphs import GRAPHS, graph_spec
 from klaviyo_toolkit.catalog import load_catalog
+from klaviyo_toolkit.effects import Effect, possible_effects
 from klaviyo_toolkit.errors import ToolkitUsageError, UnknownOperationError
 from klaviyo_toolkit.tools import MAX_TOOLS_PER_REQUEST, KlaviyoToolkit
 from personas.kernel.context import prompts_dir, select_operations
@@ -281,14 +283,13 @@ def _check_tools(spec: PersonaSpec, path: Path, root: yaml.Node | None) -> None:
                     f"{name} needs scope(s) {', '.join(missing)}, which this persona does not have; "
                     "add them to scopes or drop the tool",
                 )
-    for key in ("also", "relax"):
-        for i, name in enumerate(getattr(spec.approval, key)):
-            try:
-                kit.catalog.get(name)
-            except UnknownOperationError as exc:
-                raise PersonaConfigError(
-                    path, line_of(root, ["approval", key, i]), f"approval.{key}[{i}]", str(exc)
-                ) from None
+    for i, name in enumerate(spec.approval.also):
+        try:
+            kit.catalog.get(name)
+        except UnknownOperationError as exc:
+            where = line_of(root, ["approval", "also", i])
+            raise PersonaConfigError(path, where, f"approval.also[{i}]", str(exc)) from None
+    _check_relax(spec, kit, path, root)
     known_tags = {op.tag.lower() for op in kit.catalog}
     for i, tag in enumerate(spec.tools.tags):
         if tag.lower() not in known_tags:
@@ -306,6 +307,23 @@ def _check_tools(spec: PersonaSpec, path: Path, root: yaml.Node | None) -> None:
             "tools",
             f"selects {count} tools, over {MAX_TOOLS_PER_REQUEST}; narrow it and set search: true",
         )
+
+
+def _check_relax(spec: PersonaSpec, kit: KlaviyoToolkit, path: Path, root: yaml.Node | None) -> None:
+    """Each operation in ``approval.relax`` exists, and waives only effects a call of it can have."""
+    for name, waived in spec.approval.relax.items():
+        where, field = line_of(root, ["approval", "relax", name]), f"approval.relax.{name}"
+        try:
+            op = kit.catalog.get(name)
+        except UnknownOperationError as exc:
+            raise PersonaConfigError(path, where, field, str(exc)) from None
+        can = [e.value for e in Effect if e in possible_effects(op) and e not in (Effect.READ, Effect.WRITE)]
+        can += ["write"] if spec.approval.mode == "writes" else []
+        for effect in waived:
+            if effect not in can:
+                raise PersonaConfigError(
+                    path, where, field, f"{name} never has effect {effect!r}; it can have: {', '.join(can) or 'none'}"
+                )
 
 
 def _check_settings(spec: PersonaSpec, path: Path, root: yaml.Node | None) -> None:

@@ -62,7 +62,7 @@ def test_a_persona_in_chat_stops_on_the_calls_its_graph_may_make_unasked(
     if tool == "create_event":
         args["profile"]["id"] = victim
     chat = as_chat(spec)
-    assert chat.graph == "chat" and chat.approval.relax == [] and chat.approval.mode == spec.approval.mode
+    assert chat.graph == "chat" and chat.approval.relax == {} and chat.approval.mode == spec.approval.mode
     model = ScriptedChatModel([_call(tool, args), AIMessage("done")])
     ctx = build_context(chat, sandbox=sb, model=model, clock=sb.clock, thread_id="chat-relax")
     result = RunDriver(ctx, InMemorySaver()).invoke({"messages": [HumanMessage("look at victim@example.com")]})

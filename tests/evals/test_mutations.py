@@ -28,6 +28,7 @@ from evals.author import author_case
 from evals.case import Suite, load_suite
 from evals.runner import SuiteResult, run_suite
 from klaviyo_toolkit.catalog import load_catalog
+from klaviyo_toolkit.effects import APPROVAL_EFFECTS, possible_effects
 
 ROOT = Path(__file__).resolve().parents[2]
 PERSONA = ROOT / "personas" / "definitions" / "lead-magnet-sequencer.yaml"
@@ -142,13 +143,15 @@ def test_a_renamed_tool_argument_fails_every_case_that_sends(tmp_path: Path, sui
 
 
 def test_approvals_switched_off_fail_exactly_the_chat_approval_cases(home: Path) -> None:
-    """With every write relaxed, consequential calls go straight out: every case about an approval fails."""
+    """With every effect of every write waived, consequential calls go straight out: every case about an
+    approval fails."""
     chat = load_suite("chat")
     persona = ROOT / "personas" / "definitions" / "klaviyo-assistant.yaml"
     text = persona.read_text(encoding="utf-8")
     assert "  mode: effects" in text
-    writes = [op.operation_id for op in load_catalog() if not op.read_only]
-    relaxed = text.replace("  mode: effects", "  mode: effects\n  relax: [" + ", ".join(writes) + "]")
+    waivers = {op.operation_id: sorted(possible_effects(op) & APPROVAL_EFFECTS) for op in load_catalog()}
+    relax = ", ".join(f"{name}: [{', '.join(effects)}]" for name, effects in waivers.items() if effects)
+    relaxed = text.replace("  mode: effects", "  mode: effects\n  relax: {" + relax + "}")
     (home / "personas" / persona.name).write_text(relaxed, encoding="utf-8")
     result = run_suite(chat)
     failed, passed = verdicts(result)

@@ -26,6 +26,7 @@ from graphs import graph_spec
 from graphs.segment_sync import Settings, SyncInputError, build_graph, parse_input, read_file
 from klaviyo_sandbox import Faults, Sandbox
 from klaviyo_toolkit.clock import ManualClock
+from klaviyo_toolkit.effects import APPROVAL_EFFECTS
 from klaviyo_toolkit.errors import ServerError
 from klaviyo_toolkit.ratelimit import RateLimiter
 from personas.kernel.context import PersonaContext
@@ -93,9 +94,10 @@ class World:
     def context(
         self, thread: str, *, approvals: bool = False, dry_run: bool | None = None, **settings: Any
     ) -> PersonaContext:
-        """The shipped persona; ``approvals`` keeps its policy (removals stop), else every write is relaxed."""
+        """The shipped persona; ``approvals`` keeps its policy (removals stop), else every effect of every
+        write is waived."""
         spec = load_persona("segment-syncer")
-        policy = spec.approval if approvals else ApprovalPolicy(relax=list(WRITES))
+        policy = spec.approval if approvals else ApprovalPolicy(relax={op: sorted(APPROVAL_EFFECTS) for op in WRITES})
         spec = spec.model_copy(update={"approval": policy, "settings": {**spec.settings, **settings}})
         return build_context(spec, client=self.client, audit=False, thread_id=thread, clock=self.clock, dry_run=dry_run)
 
@@ -137,8 +139,11 @@ def test_persona_loads_with_removals_needing_approval_and_batch_size_capped() ->
     spec = load_persona("segment-syncer")
     assert spec.graph == "segment_sync" and spec.approval.mode == "effects"
     assert "remove_profiles_from_list" in spec.tools.include
-    assert sorted(spec.approval.relax) == ["add_profiles_to_list", "bulk_import_profiles", "bulk_subscribe_profiles"], \
-        "named, nothing else"
+    assert spec.approval.relax == {
+        "bulk_subscribe_profiles": ["consent", "sending"],  # consent-column rows, with the list
+        "bulk_import_profiles": ["identity", "sending"],  # the file is the system of record; the list rides along
+        "add_profiles_to_list": ["sending"],
+    }, "named, each with the effects its graph code accounts for, nothing else"
     assert graph_spec("segment_sync").settings is Settings
     settings = Settings.model_validate(spec.settings)
     assert settings.batch_size == 1000 and settings.subscribe_with_consent and settings.mode == "add-only"
@@ -502,7 +507,8 @@ def test_a_dry_run_shows_the_plan_and_sends_nothing(world: World, how: str) -> N
     if how == "persona":
         spec = load_persona("segment-syncer")
         spec = spec.model_copy(
-            update={"approval": ApprovalPolicy(relax=["bulk_subscribe_profiles", "bulk_import_profiles"], dry_run=True)}
+            update={"approval": ApprovalPolicy(relax={"bulk_subscribe_profiles": ["consent", "sending"],
+                                               "bulk_import_profiles": ["identity", "sending"]}, dry_run=True)}
         )
         ctx = build_context(spec, client=world.client, audit=False, thread_id="dry", clock=world.clock)
     else:

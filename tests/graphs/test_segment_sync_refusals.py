@@ -20,6 +20,7 @@ from graphs.segment_sync import PARTIAL_EXIT, exit_code
 from graphs.segment_sync.graph import refused_items
 from klaviyo_sandbox import DEMO_KEY, PUBLIC_KEY
 from klaviyo_toolkit.client import KlaviyoClient
+from klaviyo_toolkit.effects import APPROVAL_EFFECTS
 from klaviyo_toolkit.errors import BadRequestError, InvalidArgumentError
 from klaviyo_toolkit.ratelimit import RateLimiter
 from personas.kernel.context import PersonaContext
@@ -83,13 +84,13 @@ class StricterKlaviyo(httpx.BaseTransport):
 
 
 def stricter(world: World, thread: str, transport: StricterKlaviyo, **settings: Any) -> PersonaContext:
-    """The shipped persona (every write relaxed) on a client whose transport is ``transport``."""
+    """The shipped persona (every effect of every write waived) on a client whose transport is ``transport``."""
     client = KlaviyoClient(api_key=DEMO_KEY, transport=transport, base_url=world.sb.BASE_URL,
                            public_api_key=PUBLIC_KEY, clock=world.clock,
                            rate_limiter=RateLimiter(world.clock, factor=None))
     client.hooks.append(world.calls.append)
     spec = load_persona("segment-syncer")
-    spec = spec.model_copy(update={"approval": ApprovalPolicy(relax=list(WRITES)),
+    spec = spec.model_copy(update={"approval": ApprovalPolicy(relax={op: sorted(APPROVAL_EFFECTS) for op in WRITES}),
                                    "settings": {**spec.settings, **settings}})
     return build_context(spec, client=client, audit=False, thread_id=thread, clock=world.clock)
 

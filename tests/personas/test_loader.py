@@ -190,3 +190,42 @@ def test_a_schedule_that_is_not_a_valid_cron_fails_at_load_naming_the_field(
 @pytest.mark.parametrize("cron", ["0 7 * * *", "*/15 8-18 * * mon-fri", "0 0 1 jan,jul *", "30 6 * * 0,7"])
 def test_valid_cron_schedules_load(tmp_path: Path, cron: str) -> None:
     assert load_persona(str(write(tmp_path, GOOD + f'schedule: "{cron}"\n'))).schedule == cron
+
+
+# -- approval.relax names the effects it waives, per operation -----------------------------------
+LISTS = GOOD.replace("lists:read", "lists:read\n  - lists:write\n  - profiles:read\n  - profiles:write")
+
+
+def test_relax_maps_each_operation_to_the_effects_it_waives(tmp_path: Path) -> None:
+    spec = load_persona(str(write(tmp_path, LISTS + "approval:\n  relax:\n"
+                                              "    add_profiles_to_list: [sending]   # the sync\n"
+                                              "    bulk_import_profiles: [identity, sending]\n")))
+    assert spec.approval.relax == {"add_profiles_to_list": ["sending"], "bulk_import_profiles": ["identity", "sending"]}
+
+
+def test_a_relax_that_names_operations_alone_is_refused_with_the_fix(tmp_path: Path) -> None:
+    """A plain name used to waive every effect the call had; it no longer means anything."""
+    err = refuse(tmp_path, LISTS + "approval:\n  relax:\n    - add_profiles_to_list\n    - bulk_import_profiles\n")
+    assert (err.line, err.field) == (13, "approval.relax")
+    text = str(err)
+    assert "which effects it waives" in text
+    assert "add_profiles_to_list: [sending]" in text, "the fix names what the operation always does"
+    assert "bulk_import_profiles: [...]" in text and "can have: consent, identity, sending, volume" in text
+
+
+@pytest.mark.parametrize(
+    ("relax", "field", "problem"),
+    [
+        ("{add_profiles_to_list: [consent]}", "approval.relax.add_profiles_to_list",
+         "add_profiles_to_list never has effect 'consent'; it can have: sending"),
+        ("{add_profiles_to_list: [sendin]}", "approval.relax.add_profiles_to_list", "'sendin' is not an effect"),
+        ("{add_profiles_to_lists: [sending]}", "approval.relax.add_profiles_to_lists", "add_profiles_to_list"),
+        ("{add_profiles_to_list: []}", "approval.relax.add_profiles_to_list", "name at least one effect"),
+    ],
+)
+def test_relax_refuses_effects_an_operation_cannot_have_and_unknown_names(
+    tmp_path: Path, relax: str, field: str, problem: str
+) -> None:
+    err = refuse(tmp_path, LISTS + f"approval:\n  relax: {relax}\n")
+    assert err.field == field and err.line == 13, str(err)
+    assert problem in str(err)
