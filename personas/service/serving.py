@@ -83,8 +83,12 @@ def local_tick(service: Service, queue: LocalQueue, now: float, *, catch_up: str
     is there), take over the runs of processes on this home that are gone (``LocalQueue.recover``),
     and forget the deliveries too old to be replayed (:data:`~personas.service.app.REPLAY_WINDOW`).
     Each part is tried whatever the others did; a failure is logged and tried again next minute."""
+    def schedules_due() -> None:
+        for run in schedule_tick(service, now, catch_up=catch_up):
+            queue.enqueue(run.id)
+
     parts: list[tuple[str, Callable[[], Any]]] = [
-        ("schedules", lambda: [queue.enqueue(run.id) for run in schedule_tick(service, now, catch_up=catch_up)]),
+        ("schedules", schedules_due),
         ("runs of stopped processes", queue.recover),
         ("old deliveries", lambda: service.store.forget_deliveries(now - REPLAY_WINDOW)),
     ]
@@ -166,7 +170,7 @@ def serve(
     app = build_serve_app(config, workers=workers, catch_up=catch_up)
     queue = getattr(app.state, "queue", None)
 
-    class Server(uvicorn.Server):  # type: ignore[misc]
+    class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
             if self.should_exit and queue is not None:  # stopped again (any signal): stop waiting for runs
                 queue.abandon()
@@ -202,8 +206,9 @@ def run_worker(
     from .postgres import answers, describe
     from .tasks import QUEUE, build_app, ensure_schema
 
-    app = build_app(config.database_url, tick_cron=tick_cron)
-    ensure_schema(app, config.database_url)
+    url = str(config.database_url)  # check_worker made sure there is one
+    app = build_app(url, tick_cron=tick_cron)
+    ensure_schema(app, url)
     service = Service.open(config, **context_options)
     if metrics_port:
         from prometheus_client import start_http_server
@@ -211,11 +216,11 @@ def run_worker(
         start_http_server(metrics_port, addr="127.0.0.1", registry=service.metrics.registry)
     report(
         f"personas worker {service.worker}: runs and schedules of {len(service.personas())} personas from "
-        f"queue {QUEUE!r} on {describe(config.database_url)}; {concurrency} at a time, a run whose worker "
+        f"queue {QUEUE!r} on {describe(url)}; {concurrency} at a time, a run whose worker "
         f"stops its heartbeat is taken over after {stalled_after:g} s"
         + (f"; /metrics on http://127.0.0.1:{metrics_port}/metrics" if metrics_port else "")
     )
-    where = describe(config.database_url)
+    where = describe(url)
 
     async def main() -> bool:
         loop = asyncio.get_running_loop()
@@ -244,7 +249,7 @@ def run_worker(
             log.warning("personas worker: the database at %s %s; asking again in %g s", where, state, pause)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), pause)
-            if not stopping.is_set() and await asyncio.to_thread(answers, config.database_url):
+            if not stopping.is_set() and await asyncio.to_thread(answers, url):
                 log.warning("personas worker: the database at %s answers again; the worker starts afresh", where)
                 return True
             pause, state = min(pause * 2, 30.0), "is still unreachable"
