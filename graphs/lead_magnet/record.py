@@ -10,9 +10,11 @@ What the profile gets (``record_on_profile``):
   as its event carries it, and only when the profile does not already name that sequence. A later
   submission never rewrites the decision that started the lead's sequence; it is itself a Klaviyo
   event, and the run's own state and outcome keep its score;
-- a start not shown yet (Klaviyo still ingesting it): nothing, since any sequence written would be
-  a guess; the outcome says so, and the lead's next run (the same submission run again, or its next
-  one) records the start once Klaviyo shows it;
+- a start not shown yet (Klaviyo still ingesting it): the profile is read again, and only when it
+  names no sequence does it get this run's decision (what is known: Klaviyo took this run's start
+  and no other is recorded); a sequence it names is never overwritten by a start not confirmed. The
+  outcome says the start is unconfirmed; a run that later reads the start back (this one retried,
+  the lead's next submission) records the start Klaviyo shows, replacing a record that differs;
 - no start (not eligible, consent withdrawn, a rejected or dry-run send): the score, with no sequence;
 - a profile gone before the send: nothing, there is nothing to write to.
 """
@@ -24,7 +26,14 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from klaviyo_toolkit.errors import KlaviyoError, RateLimitError, ServerError, TransportError, stops_the_run
+from klaviyo_toolkit.errors import (
+    KlaviyoError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+    stops_the_run,
+)
 from klaviyo_toolkit.tools import Stopped
 from personas.kernel.context import PersonaContext
 from personas.kernel.privacy import describe_error
@@ -46,11 +55,16 @@ def record(state: dict[str, Any], runtime: Runtime[PersonaContext]) -> dict[str,
     out: dict[str, Any] = {}
     start = None
     if sent.get("status") == "sent":
-        start, metric_id = read_back(ctx.toolkit, ctx.clock, settings.confirm_within, state.get("trigger_metric_id"),
-                                     settings.trigger_metric, profile["id"])
+        # the pauses between reads are the client's, as its retry waits are (a test's manual clock: instant)
+        clock = getattr(ctx.client, "clock", None) or ctx.clock
+        start, metric_id = read_back(ctx.toolkit, clock, settings.confirm_within,
+                                     state.get("trigger_metric_id"), settings.trigger_metric, profile["id"])
         out["trigger_metric_id"] = metric_id
         out["started"] = _started(start, state, settings)
-    decision, outcome, props = _decide_record(state, out.get("started"), start, ctx.clock.time())
+        if start is None:  # not shown yet: what the profile names now decides whether anything is written
+            profile = {**profile, "properties": _properties_now(ctx, profile["id"])}
+    decision, outcome, props = _decide_record({**state, "profile": profile}, out.get("started"), start,
+                                              ctx.clock.time())
     saved = None
     if settings.record_on_profile and profile.get("id") and props is not None:
         saved = _write(ctx, profile["id"], props)
@@ -98,11 +112,17 @@ def _decide_record(state: dict[str, Any], started: dict[str, Any] | None, start:
     if started is not None and not started["confirmed"]:
         outcome = (
             f"sent, unconfirmed: Klaviyo accepted the start of {decision['sequence']!r} but had not shown the lead's "
-            f"start {started['waited']:g} s later (it ingests events asynchronously), so which sequence started is "
-            "not known yet: if another run's start came first, Klaviyo drops this one. Nothing was recorded on the "
-            "profile; running this submission again records the start once Klaviyo shows it"
+            f"start {started['waited']:g} s later (it ingests events asynchronously), so whether it is this start "
+            "or another run's that came first is not known yet"
         )
-        return decision, outcome, None
+        named = recorded_start(profile)
+        if profile.get("properties") is None:
+            return decision, f"{outcome}; the profile is gone, nothing was recorded", None
+        if named is not None:
+            return decision, (f"{outcome}; the profile already names {named['sequence']!r} (another run's record), "
+                              "so it was left as it is"), None
+        in_doubt = f"{outcome}; the profile, which named no sequence, records this run's {decision['sequence']!r}"
+        return decision, in_doubt, _decided(sc, decision["sequence"], decision.get("decided_by"), now)
     if started is not None and not started["own"]:
         assert start is not None
         outcome = (
@@ -118,6 +138,16 @@ def _decide_record(state: dict[str, Any], started: dict[str, Any] | None, start:
     )
     in_sequence = decision.get("sequence") if started is not None else None  # confirmed as this run's own
     return decision, outcome, _decided(sc, in_sequence, decision.get("decided_by"), now)
+
+
+def _properties_now(ctx: PersonaContext, profile_id: str) -> dict[str, Any] | None:
+    """The profile's properties as Klaviyo has them now (one Get Profile call); None if it is gone."""
+    try:
+        resp = ctx.toolkit.fetch("get_profile", id=profile_id)
+    except NotFoundError:
+        return None
+    props = (resp.data.get("attributes") or {}).get("properties")
+    return props if isinstance(props, dict) else {}
 
 
 def _decided(sc: dict[str, Any] | None, sequence: str | None, decided_by: Any, now: float) -> dict[str, Any] | None:
