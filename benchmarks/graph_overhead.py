@@ -1,12 +1,13 @@
 """Graph overhead per lead: the lead-magnet graph (scripted model, in-process sandbox) against the
 same Klaviyo calls made bare, one after another (target: ratio ≤ 1.5, DESIGN.md).
 
-Both sides make the graph's six calls per lead (get_profile, get_metrics, two get_events,
-create_event, update_profile) on their own fresh leads, through one client, as a process that runs
-many leads would. The graph side is a whole run as ``run_persona`` makes it: ``build_context``
-(persona, scoped toolkit and its guards, audit), input parsing, scoring, the scripted model's call,
-policy, scheduling, the checkpoints (``durability="sync"``: three steps, four checkpoints) and the
-anchored audit log. Set-ups, lead by lead in turn so that a busy machine slows all alike:
+Both sides make the graph's seven calls per lead (get_profile, get_metrics, two get_events,
+create_event, the read-back of the lead's start (get_events), update_profile) on their own fresh
+leads, through one client, as a process that runs many leads would. The graph side is a whole run as
+``run_persona`` makes it: ``build_context`` (persona, scoped toolkit and its guards, audit), input
+parsing, scoring, the scripted model's call, policy, scheduling, the checkpoints
+(``durability="sync"``: three steps, four checkpoints) and the anchored audit log. Set-ups, lead by
+lead in turn so that a busy machine slows all alike:
 
 - **SQLite** checkpoints + audit log (the defaults);
 - **PostgreSQL** checkpoints (``langgraph-checkpoint-postgres``, one connection) + audit log, on a
@@ -76,7 +77,7 @@ ANSWERS = {
 
 
 def bare(event: dict[str, Any], client: Any) -> float:
-    """The six calls of one lead, made directly; seconds."""
+    """The seven calls of one lead, made directly; seconds."""
     pid = event["data"]["relationships"]["profile"]["data"]["id"]
     started = time.perf_counter()
     client.call("get_profile", id=pid, additional_fields_profile=["subscriptions", "predictive_analytics"])
@@ -113,6 +114,13 @@ def bare(event: dict[str, Any], client: Any) -> float:
             "form_id": event["data"]["attributes"]["event_properties"].get("form_id"),
             "submission_event_id": event["data"]["id"],
         },
+    )
+    # The read-back of the lead's start after the send (the graph's record step), the same request.
+    client.call(
+        "get_events",
+        filter=f'and(equals(metric_id,"{metrics["Lead Sequence Started"]}"),equals(profile_id,"{pid}"))',
+        page_size=1,
+        sort="datetime",
     )
     client.call("update_profile", id=pid, properties={
         "lead_score": 47,
@@ -267,8 +275,8 @@ def langgraph_floor(saver: Any, runs: int = 60, inline: bool = True) -> float:
     return statistics.median(times[5:]) * 1000
 
 
-#: Audit rows one lead writes: one per Klaviyo call (six), each appended, chained and anchored.
-AUDIT_ROWS = 6
+#: Audit rows one lead writes: one per Klaviyo call (seven), each appended, chained and anchored.
+AUDIT_ROWS = 7
 
 
 def audit_row_ms(rows: int = 300) -> float:
