@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
+
+from langchain_core.messages import AIMessage
 
 from graphs.lead_magnet.fixtures import settle_sandbox
 from graphs.lead_magnet.fixtures import sign_up as _sign_up
 from klaviyo_sandbox import Sandbox
+from personas.kernel.models import ScriptedChatModel
 
 HOT = {
     "company_size": "201-1000",
@@ -29,6 +33,16 @@ COLD = {
     "timeline": "just browsing",
     "budget": "<$1k",
 }  # 5+0+0-5-10+0 = -10
+
+
+#: A Wednesday, 3 pm in New York: inside the send window, so a first touchpoint goes at once.
+WEDNESDAY_3PM_NY = dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.UTC).timestamp()
+
+
+def choose(sequence: str) -> ScriptedChatModel:
+    """A scripted model that picks ``sequence``."""
+    call = {"name": "choose_sequence", "args": {"sequence": sequence, "reason": "fits"}, "id": "call_1"}
+    return ScriptedChatModel([AIMessage("", tool_calls=[call])])
 
 
 def sign_up(sb: Sandbox, email: str, answers: dict[str, Any], *, client: Any = None, **options: Any) -> dict[str, Any]:

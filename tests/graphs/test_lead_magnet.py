@@ -21,9 +21,8 @@ from personas.kernel.models import ScriptedChatModel
 from personas.runtime import arun_persona, run_persona
 from personas.runtime.context import audit_log
 
-from .leads import COLD, HOT, WARM, first_touchpoints, sequence_starts, sign_up
+from .leads import COLD, HOT, WARM, WEDNESDAY_3PM_NY, first_touchpoints, sequence_starts, sign_up
 
-WEDNESDAY_3PM_NY = dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.UTC).timestamp()
 PERSONA = "lead-magnet-sequencer"
 
 

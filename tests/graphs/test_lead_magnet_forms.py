@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,9 +16,7 @@ from personas.kernel.models import ScriptedChatModel
 from personas.kernel.spec import PersonaSpec
 from personas.runtime import load_persona, run_persona
 
-from .leads import HOT, sequence_starts, sign_up
-
-WEDNESDAY_3PM_NY = dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.UTC).timestamp()
+from .leads import HOT, WEDNESDAY_3PM_NY, sequence_starts, sign_up
 
 
 @pytest.fixture()

@@ -5,25 +5,21 @@ quiet "done"."""
 from __future__ import annotations
 
 import copy
-import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import NotFoundError
 from personas.kernel.config import Config
-from personas.kernel.models import ScriptedChatModel
 from personas.runtime import RunDriver, build_context, run_persona
 
-from .leads import HOT, sequence_starts, sign_up
+from .leads import HOT, WEDNESDAY_3PM_NY, choose, sequence_starts, sign_up
 
-WEDNESDAY_3PM_NY = dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.UTC).timestamp()
 PERSONA = "lead-magnet-sequencer"
 
 
@@ -32,11 +28,6 @@ def sb() -> Iterator[Sandbox]:
     sandbox = Sandbox(seed=7, rate_limit_factor=None, clock=ManualClock(WEDNESDAY_3PM_NY))
     yield sandbox
     sandbox.close()
-
-
-def choose(sequence: str) -> ScriptedChatModel:
-    call = {"name": "choose_sequence", "args": {"sequence": sequence, "reason": "fits"}, "id": "call_1"}
-    return ScriptedChatModel([AIMessage("", tool_calls=[call])])
 
 
 def email_only(event: dict[str, Any], email: str) -> dict[str, Any]:

@@ -3,24 +3,20 @@ gets no sequence, whether the run waited on a failed send or on an approval."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from klaviyo_sandbox import Faults, Sandbox
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import ServerError
-from personas.kernel.models import ScriptedChatModel
 from personas.kernel.spec import ApprovalPolicy
 from personas.runtime import RunDriver, build_context, load_persona, run_persona
 
-from .leads import HOT, WARM, sequence_starts, sign_up
+from .leads import HOT, WARM, WEDNESDAY_3PM_NY, choose, sequence_starts, sign_up
 
-WEDNESDAY_3PM_NY = dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.UTC).timestamp()
 PERSONA = "lead-magnet-sequencer"
 
 
@@ -29,11 +25,6 @@ def sb() -> Iterator[Sandbox]:
     sandbox = Sandbox(seed=7, rate_limit_factor=None, clock=ManualClock(WEDNESDAY_3PM_NY))
     yield sandbox
     sandbox.close()
-
-
-def choose(sequence: str) -> ScriptedChatModel:
-    call = {"name": "choose_sequence", "args": {"sequence": sequence, "reason": "fits"}, "id": "call_1"}
-    return ScriptedChatModel([AIMessage("", tool_calls=[call])])
 
 
 def unsubscribe(sb: Sandbox, email: str) -> None:

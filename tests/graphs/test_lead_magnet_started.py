@@ -9,7 +9,6 @@ and the profile is not written with a guess.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -24,9 +23,8 @@ from klaviyo_toolkit.errors import ServerError
 from personas.kernel.models import ScriptedChatModel
 from personas.runtime import RunDriver, build_context, run_persona
 
-from .leads import COLD, HOT, first_touchpoints, sequence_starts, sign_up
+from .leads import COLD, HOT, WEDNESDAY_3PM_NY, choose, first_touchpoints, sequence_starts, sign_up
 
-WEDNESDAY_3PM_NY = dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.UTC).timestamp()
 PERSONA = "lead-magnet-sequencer"
 
 
@@ -35,11 +33,6 @@ def sb() -> Iterator[Sandbox]:
     sandbox = Sandbox(seed=7, rate_limit_factor=None, clock=ManualClock(WEDNESDAY_3PM_NY))
     yield sandbox
     sandbox.close()
-
-
-def choose(sequence: str) -> ScriptedChatModel:
-    call = {"name": "choose_sequence", "args": {"sequence": sequence, "reason": "fits"}, "id": "call_1"}
-    return ScriptedChatModel([AIMessage("", tool_calls=[call])])
 
 
 def run(sb: Sandbox, event: dict[str, Any], model: Any, thread: str | None = None) -> Any:
