@@ -97,7 +97,7 @@ SAID_PASSWORD = (
 #: ``API key: ``, ``client secret = ``; also what ``personas.kernel.privacy`` looks for in checkpoints.
 SECRET_PAIR = (
     r"(?:[a-z_\-]*(?:passw(?:or)?d|secret|api[\s_\-]?key|access[\s_\-]token|refresh[\s_\-]token"
-    r"|code[\s_\-]verifier|private[\s_\-]key)|token|pwd?|pass(?:code|phrase)?|credentials?)[\"']?\s*[=:]\s*[\"']?"
+    r"|code[\s_\-]verifier|private[\s_\-]key)|token|pwd?|pass(?:code|phrase)?|credentials?)\\?[\"']?\s*[=:]\s*\\?[\"']?"
 )
 #: A password written into a URL (``postgresql://app:s3cret@db:5432/x``): the part between ``:`` and ``@``.
 #: It starts at the literal ``://`` (not at the scheme), so a search skips to it instead of trying
@@ -111,21 +111,28 @@ _Z = r"(?![A-Za-z0-9])"
 #: Where a secret's *name* may start (``Bearer``, ``api_key=``, ``my password is``): not inside an
 #: ASCII word, ``_`` included, so ``fields_push_token: null`` (a tool's argument) is not a pair.
 _W = r"(?<![A-Za-z0-9_])"
+#: A backslash inside a value that does not escape a quote: in JSON text (a tool's arguments, a
+#: response dumped into an error) a quoted secret reads ``\"hunter2\"``, and the value ends before
+#: the backslash that escapes its closing quote, so that masking it leaves the JSON as valid as it was.
+_LONE_BACKSLASH = r"\\(?![\"'\\]|u201[89cd])"
 _SECRET_VALUE_PATTERNS = (
     # "Bearer <token>" and "Basic <base64 id:secret>" (headers copied into messages)
     re.compile(rf"(?i){_W}(bearer\s+)([A-Za-z0-9\-._~+/]{{8,}}=*)"),
     re.compile(rf"(?i){_W}(basic\s+)([A-Za-z0-9+/]{{16,}}=*)"),
     # key=value / "key": "value" pairs inside free text (form bodies, URLs, JSON dumped into errors)
-    re.compile(rf"""(?i){_W}({SECRET_PAIR})([^\s"'&,;}}]{{4,}})"""),
+    re.compile(rf"""(?i){_W}({SECRET_PAIR})((?:[^\s"'&,;}}\\]|{_LONE_BACKSLASH}){{4,}})"""),
     # a password said in a sentence ("my password is hunter2!", "the passcode was 8842"): a quoted
     # value whole, spaces and all; an unquoted word unless it says something about the password
     # ("the password is incorrect")
     re.compile(
         rf"(?i){_W}({SAID_PASSWORD})"
-        r"(?:([\"'\u201c\u2018])([^\"'\u201c\u201d\u2018\u2019\n]{4,200})[\"'\u201d\u2019]"
+        r"(?:(\\?[\"'\u201c\u2018]|\\u201[8c])((?:[^\"'\u201c\u201d\u2018\u2019\n\\]|" + _LONE_BACKSLASH + r"){4,200})"
+        r"(\\?[\"'\u201d\u2019]|\\u201[9d])"
         r"|(?!(?:"
         + "|".join(map(re.escape, _SAID_NOT_SECRET.split()))
-        + r")(?:[\s.,;:!?)]|$))([^\s\"'\u201c\u201d\u2018\u2019,;]{4,}))"
+        + r")(?:[\s.,;:!?)\"'\\]|$))((?:[^\s\"'\u201c\u201d\u2018\u2019,;\\]|"
+        + _LONE_BACKSLASH
+        + r"){4,}))"
     ),
     # Klaviyo private keys, OpenAI keys
     re.compile(rf"{_A}(pk_[A-Za-z0-9]{{20,}}){_Z}"),
@@ -261,7 +268,7 @@ def _patterns(text: str) -> str:
     bearer, basic, pair, said, klaviyo_key, openai_key = _SECRET_VALUE_PATTERNS
     for prefixed in (bearer, basic, pair):
         text = prefixed.sub(
-            lambda m: m.group(0) if m.group(2) in PUBLIC_VALUES else f"{m.group(1)}{_mask(m.group(2))}", text
+            lambda m: m.group(0) if m.group(2) in PUBLIC_VALUES else f"{m.group(1)}{_value_mask(m.group(2))}", text
         )
     text = said.sub(_said, text)
     for bare in (klaviyo_key, openai_key):
@@ -270,11 +277,17 @@ def _patterns(text: str) -> str:
 
 
 def _said(m: re.Match[str]) -> str:
-    """A password said in a sentence, masked: inside its quotes when quoted."""
-    lead, quote, quoted, word = m.group(1), m.group(2), m.group(3), m.group(4)
+    """A password said in a sentence, masked: inside its quotes (escaped ones too) when quoted."""
+    lead, quote, quoted, close, word = m.group(1), m.group(2), m.group(3), m.group(4), m.group(5)
     if quoted is not None:
-        return f"{lead}{quote}{_mask(quoted)}{m.group(0)[-1]}"
-    return f"{lead}{_mask(word)}"
+        return f"{lead}{quote}{_value_mask(quoted)}{close}"
+    return f"{lead}{_value_mask(word)}"
+
+
+def _value_mask(secret: str) -> str:
+    """:func:`_mask`, but all of a value with a backslash in it (JSON text: the ends that
+    :func:`_mask` keeps could split an escape and leave the text unparsable)."""
+    return "***" if "\\" in secret else _mask(secret)
 
 
 def _shapes(text: str) -> str:

@@ -268,9 +268,8 @@ def test_redact_text_sees_letters_the_expressions_match_case_blind(text: str, se
     assert secret not in redact_text(text)
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
+#: Secrets said in text, as redaction should leave them; also checked inside JSON text below.
+_SAID: list[tuple[str, str]] = [
         ("my password is hunter2!", "my password is ***"),
         ("PASSWORD IS Tr0ub4dor&3 ok", "PASSWORD IS *** ok"),
         ("the passcode was 8842-1177.", "the passcode was ***"),
@@ -311,11 +310,29 @@ def test_redact_text_sees_letters_the_expressions_match_case_blind(text: str, se
         ("the password was reset", "the password was reset"),
         ("pwd is abc", "pwd is abc"),
         ("a passport is needed", "a passport is needed"),
-    ],
-)
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), _SAID)
 def test_a_password_said_in_a_sentence_is_masked(text: str, expected: str) -> None:
     assert redact_text(text) == expected
     assert redact_text(expected) == expected  # masking is stable
+
+
+@pytest.mark.parametrize("ascii_only", [False, True])
+# not the key blocks: one cut before its END line is masked to the end of the text, JSON or not
+@pytest.mark.parametrize(("text", "expected"), [case for case in _SAID if "PRIVATE KEY" not in case[0]])
+def test_json_text_is_masked_as_its_strings_are_and_stays_json(text: str, expected: str, ascii_only: bool) -> None:
+    """Tool arguments, cassette keys and error bodies are redacted as JSON text, where a quote reads
+    ``\\"`` (and a curly one ``\\u201c`` when ASCII-escaped): a quoted password went through unmasked,
+    "the password is required" lost its last word, and a mask must never split an escape."""
+    dumped = json.dumps({"note": text, "password_hint": f'password="hunter22{len(text)}"'}, ensure_ascii=ascii_only)
+    back = json.loads(redact_text(dumped))
+    assert back["note"] == expected
+    assert "hunter22" not in back["password_hint"]
+    assert json.loads(redact_text(json.dumps({"said": 'she said "the password is required"'}))) == {
+        "said": 'she said "the password is required"'
+    }
 
 
 _FOREIGN = "pk_" + "q7W2e9R4t6" * 3 + "Yu8i"

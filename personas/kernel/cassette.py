@@ -40,7 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
-from klaviyo_toolkit.redact import redact_text
+from klaviyo_toolkit.redact import is_secret_key, redact_text
 
 __all__ = [
     "FORMAT",
@@ -153,7 +153,7 @@ def normalise_messages(messages: Sequence[BaseMessage], masked: bool = True) -> 
     for msg in messages:
         item: dict[str, Any] = {"role": msg.type, "text": fix(content_text(msg.content))}
         if isinstance(msg, AIMessage) and msg.tool_calls:
-            item["tool_calls"] = [{"name": c["name"], "args": json.loads(fix(_canonical(c["args"])))}
+            item["tool_calls"] = [{"name": c["name"], "args": _fixed(c["args"], fix)}
                                   for c in msg.tool_calls]
         if isinstance(msg, ToolMessage):
             item["tool"] = msg.name
@@ -161,6 +161,37 @@ def normalise_messages(messages: Sequence[BaseMessage], masked: bool = True) -> 
                 item["status"] = msg.status
         out.append(item)
     return out
+
+
+def _fixed(args: Any, fix: Any) -> Any:
+    """Tool-call arguments with ``fix`` applied to their JSON text (as the key has always been made);
+    where masking left text that no longer parses, or swallowed keys (a key block cut before its END
+    line runs to the end of the text), walked as data instead: each string fixed, secret-named keys masked."""
+    text = _canonical(args)
+    data = json.loads(text)
+    try:
+        fixed = json.loads(fix(text))
+    except ValueError:
+        return _walk(data, fix)
+    return fixed if _shape(fixed) == _shape(data) else _walk(data, fix)
+
+
+def _shape(value: Any) -> Any:
+    """Keys and lengths without the strings: what masking JSON text must leave as it was."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(v) for v in value]
+    return type(value).__name__
+
+
+def _walk(value: Any, fix: Any) -> Any:
+    if isinstance(value, dict):
+        return {fix(str(k)): "***" if is_secret_key(str(k)) and v not in (None, "", True, False) else _walk(v, fix)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_walk(v, fix) for v in value]
+    return fix(value) if isinstance(value, str) else value
 
 
 def _tool_choice(value: Any) -> Any:

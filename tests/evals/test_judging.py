@@ -272,6 +272,21 @@ def test_only_iso_dates_and_whole_weekday_names_are_masked() -> None:
         {"role": "tool", "text": "Error: no", "tool": "pick", "status": "error"}]
 
 
+
+def test_a_tool_calls_arguments_are_masked_as_data_whatever_their_json_text_holds() -> None:
+    """The key is made from the arguments' JSON text: a quoted password there reads ``\\"hunter2\\"``
+    (it went into the cassette unmasked), and a key block cut before its END line masked the text to its
+    end, swallowing the arguments after it (two requests then had one key)."""
+    block = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAE"
+    calls = [{"name": "note", "args": {"a": 'my password is "hunter2" ok', "b": block, "c": "kept", "d": [1, "x"],
+                                       "password": "hunter22"}, "id": "c1"}]
+    [item] = normalise_messages([AIMessage("", tool_calls=calls)])
+    args = item["tool_calls"][0]["args"]
+    assert args["a"] == 'my password is "***" ok'
+    assert "b3BlbnNzaC1" not in args["b"] and args["b"].startswith("-----B")
+    assert (args["c"], args["d"], args["password"]) == ("kept", [1, "x"], "***")
+    assert "hunter2" not in json.dumps(request_key([AIMessage("", tool_calls=calls)]))
+
 def test_a_changed_tool_definition_shows_its_diff_and_a_format_1_cassette_does_not_load(tmp_path: Path) -> None:
     schemas: dict[str, Any] = {}
     first = request_key([HumanMessage("hi")], [TOOL], schemas=schemas)
