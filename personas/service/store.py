@@ -306,17 +306,19 @@ class RunStore:
         *,
         scheduled_for: float | None = None,
         status: str = "queued",
+        error: str | None = None,
     ) -> tuple[Run, bool]:
-        """Record a run for ``(persona, key)`` unless one exists; (the run, whether it is new)."""
+        """Record a run for ``(persona, key)`` unless one exists; (the run, whether it is new). A run
+        refused before it could start is recorded ``failed`` with its ``error``."""
         now = self.clock()
         rid = uuid.uuid4().hex[:16]
         thread = f"{persona}-{trigger}-{rid}"
         token, lease = self._held() if status in ("queued", "running") else (None, None)
         worker = self.me.worker if token else None
         row = self._one(
-            f"INSERT INTO personas_runs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,0,NULL,NULL,?,?,?,?,?) "
+            f"INSERT INTO personas_runs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,0,?,NULL,?,?,?,?,?) "
             f"ON CONFLICT (persona, key) DO NOTHING RETURNING {_COLUMNS}",
-            (rid, persona, key, trigger, thread, status, json.dumps(input), scheduled_for, worker, now, now,
+            (rid, persona, key, trigger, thread, status, json.dumps(input), scheduled_for, error, worker, now, now,
              token, lease),
         )
         if row is not None:  # one round trip for a new run
