@@ -13,6 +13,9 @@ Same rows, same chain, same anchor, same ``record`` / ``hook`` / ``query`` / ``v
 - **one key**: the HMAC key comes from the anchor, as for SQLite; the log remembers a fingerprint of
   it (an HMAC of a fixed text, never the key), so a worker whose key differs is refused when it opens
   the log, before it could write a row the others cannot verify;
+- **a NUL is kept escaped**: PostgreSQL's text holds no NUL, so one in a row's text (a path, a
+  response summary, an error: Klaviyo data a poll read) is stored, and chained, as the six characters
+  ``\\u0000`` rather than the row being refused (the call unaudited); arguments are JSON, escaped already;
 - **a connection that ends is made again**: a restart of PostgreSQL or a cut network ends the log's
   one connection; the next append or read connects once more and goes on. An append cut off after
   its ``COMMIT`` was sent may have written its row: once reconnected, under the lock again (which the
@@ -210,6 +213,9 @@ class PostgresAuditLog(AuditLog):
 
     def _append_once(self, content: dict[str, Any], accept: str | None, sent: list[Any]) -> list[Any]:
         """One attempt; ``sent`` holds the values of an earlier attempt whose COMMIT went unanswered."""
+        for name, value in content.items():  # PostgreSQL keeps no NUL in text: stored (and chained) escaped
+            if isinstance(value, str) and "\x00" in value:
+                content[name] = value.replace("\x00", "\\u0000")
         with self._append_lock():
             if sent and self._hash_at(int(sent[0])) == sent[-1]:  # that attempt's row is in: only its head is due
                 head = self.anchor.load_head() if self.anchor is not None else None

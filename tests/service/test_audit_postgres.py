@@ -218,3 +218,17 @@ def test_a_database_still_away_fails_the_append_naming_it_and_the_fix(pg_url: st
     fill(log, 1)  # back: the next append reconnects
     intact(log, anchor, 2)
     log.close()
+
+
+def test_a_nul_in_an_audited_text_is_kept_escaped_not_a_lost_row(pg_url: str, tmp_path: Path) -> None:
+    """A polled event holding a NUL reached get_events' response summary, and PostgreSQL refused the
+    row: the call went unaudited. The NUL is stored as the six characters \\u0000, chained as stored."""
+    anchor = FileAnchor(tmp_path / "keys")
+    log = PostgresAuditLog(pg_url, anchor=anchor)
+    entry = log.record("get_events", "error", context=CTX, path="/api/events/a\x00b", response_summary="n\x00te",
+                       error="bad\x00", arguments={"filter": "x\x00"})
+    [row] = log.query()
+    assert row.path == entry.path == "/api/events/a\\u0000b" and row.response_summary == "n\\u0000te"
+    assert row.error == "bad\\u0000" and row.arguments == {"filter": "x\x00"}
+    intact(log, anchor, 1)
+    log.close()
