@@ -190,16 +190,18 @@ class Service:
             result = self._drive(driver, run, resume)
             status = {"done": "done", "paused": "paused"}.get(result.status, "failed")
             outcome = result.state.get("outcome")
-            self.store.finish(
+            kept = self.store.finish(
                 run.id,
                 status,
                 outcome=str(outcome)[:500] if outcome else None,
                 error="the run stopped before its end" if status == "failed" else None,
             )
         except Exception as exc:  # the run's own failure: recorded, retryable from its checkpoint
-            self.store.finish(run.id, "failed", error=describe_error(exc, 500))
+            kept = self.store.finish(run.id, "failed", error=describe_error(exc, 500))
         finished = self.store.get(run.id)
         assert finished is not None
+        if not kept:  # taken over meanwhile (SQLite; the store said so): the new owner's result stands
+            return finished
         if finished.status == "failed":  # one line in the serve/worker log; the error is redacted already
             log.warning("run %s of %s failed: %s; `personas runs retry %s` continues it from its last checkpoint",
                         run.id, run.persona, " ".join((finished.error or "").split())[:300], run.id)
