@@ -12,7 +12,17 @@ Same rows, same chain, same anchor, same ``record`` / ``hook`` / ``query`` / ``v
   head saved last, and refuses (nothing written) if rows were cut, as for SQLite;
 - **one key**: the HMAC key comes from the anchor, as for SQLite; the log remembers a fingerprint of
   it (an HMAC of a fixed text, never the key), so a worker whose key differs is refused when it opens
-  the log, before it could write a row the others cannot verify.
+  the log, before it could write a row the others cannot verify;
+- **a NUL is kept escaped**: PostgreSQL's text holds no NUL, so one in a row's text (a path, a
+  response summary, an error: Klaviyo data a poll read) is stored, and chained, as the six characters
+  ``\\u0000`` rather than the row being refused (the call unaudited); arguments are JSON, escaped already;
+- **a connection that ends is made again**: a restart of PostgreSQL or a cut network ends the log's
+  one connection; the next append or read connects once more and goes on. An append cut off after
+  its ``COMMIT`` was sent may have written its row: once reconnected, under the lock again (which the
+  old session held until it ended), it looks for that row by number and hash and, if it is there,
+  only saves its head (unless a later row's already was); else it appends afresh. No row is lost,
+  none is written twice. If the database still cannot be reached, :class:`AuditDatabaseError` says
+  which (never the password) and what to do; the append after that tries again.
 
 Example::
 
@@ -27,16 +37,19 @@ import contextlib
 import hashlib
 import hmac
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from .audit import AuditLog
 from .audit_anchor import AuditAnchor, Head
+from .audit_head import AuditHeadError, HeadProblem, head_problem
 from .audit_rows import _COLUMNS, _SELECT
 from .clock import Clock, SystemClock
 from .errors import ToolkitUsageError
 
-__all__ = ["PostgresAuditLog"]
+__all__ = ["AuditDatabaseError", "PostgresAuditLog"]
+
+_T = TypeVar("_T")
 
 #: The advisory lock that serialises appends (any constant shared by every writer of the database).
 APPEND_LOCK = 74210917
@@ -62,6 +75,27 @@ _SCHEMA = (
          END IF;
        END $$""",
 )
+
+
+class AuditDatabaseError(ToolkitUsageError):
+    """The audit log's database cannot be reached, even on a new connection: which one (never its
+    password), whether the row was written, and what to do. The next append tries again.
+
+    Attributes:
+        server: host:port/database.
+        written: False when nothing was written; None when the row's ``COMMIT`` was sent, unanswered.
+    """
+
+    def __init__(self, server: str, cause: BaseException, written: bool | None) -> None:
+        self.server = server
+        self.written = written
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        said = "nothing was written" if written is False else "its last row may have been written (verify shows it)"
+        super().__init__(
+            f"the audit log in PostgreSQL ({server}) lost its connection and could not make a new one ({first}); "
+            f"{said}. Check that PostgreSQL is running and reachable at PERSONAS_DATABASE_URL; the next append "
+            "connects again"
+        )
 
 
 def _fingerprint(key: bytes | None) -> str:
@@ -127,24 +161,100 @@ class PostgresAuditLog(AuditLog):
         with self._lock:
             self._pg.close()
 
+    # -- a connection that ends ------------------------------------------------------------
+    def _lost(self, exc: BaseException) -> bool:
+        """Whether ``exc`` ended the connection (a restart, a cut network), so a new one may succeed."""
+        import psycopg
+
+        return isinstance(exc, psycopg.OperationalError) and (self._pg.closed or self._pg.broken)
+
+    def _reconnect(self, written: bool | None) -> None:
+        """Replace the ended connection (the caller holds ``_lock``); :class:`AuditDatabaseError` if none can be had."""
+        import psycopg
+
+        with contextlib.suppress(psycopg.Error):
+            self._pg.close()
+        try:
+            self._pg = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise AuditDatabaseError(self._server, exc, written) from None
+
+    def _once_more(self, read: Callable[[], _T]) -> _T:
+        """``read()``, and once more on a new connection if the first ended (reads change nothing); the
+        caller holds ``_lock``."""
+        try:
+            return read()
+        except Exception as exc:
+            if not self._lost(exc):
+                raise
+            self._reconnect(written=False)
+        try:
+            return read()
+        except Exception as exc:
+            if self._lost(exc):
+                raise AuditDatabaseError(self._server, exc, written=False) from None
+            raise
+
     def _append(self, content: dict[str, Any], accept: str | None = None) -> list[Any]:
+        """Append as :meth:`AuditLog._append` does; a connection that ends is made again once (module docstring)."""
+        sent: list[Any] = []  # the row's values, once its COMMIT is on its way
+        try:
+            return self._append_once(content, accept, sent)
+        except Exception as exc:
+            if not self._lost(exc):
+                raise
+            self._reconnect(written=None if sent else False)
+        try:
+            return self._append_once(content, accept, sent)
+        except Exception as exc:
+            if self._lost(exc):
+                raise AuditDatabaseError(self._server, exc, written=None if sent else False) from None
+            raise
+
+    def _append_once(self, content: dict[str, Any], accept: str | None, sent: list[Any]) -> list[Any]:
+        """One attempt; ``sent`` holds the values of an earlier attempt whose COMMIT went unanswered."""
+        for name, value in content.items():  # PostgreSQL keeps no NUL in text: stored (and chained) escaped
+            if isinstance(value, str) and "\x00" in value:
+                content[name] = value.replace("\x00", "\\u0000")
         with self._append_lock():
+            if sent and self._hash_at(int(sent[0])) == sent[-1]:  # that attempt's row is in: only its head is due
+                head = self.anchor.load_head() if self.anchor is not None else None
+                if head is None or head.rows < int(sent[0]):  # else a later row's head was saved, keep it
+                    self._save_head(Head(int(sent[0]), sent[-1]), accept)
+                return sent
+            sent.clear()
             with self._pg.transaction():
                 last = self._pg.execute("SELECT id, hash FROM personas_audit_log ORDER BY id DESC LIMIT 1").fetchone()
                 self._admit(content, int(last[0]) if last else 0, accept)  # the anchored head must be in the log
                 values = self._chain(content, last)
                 marks = ", ".join("%s" for _ in _COLUMNS)
                 self._pg.execute(f"INSERT INTO personas_audit_log ({_SELECT}) VALUES ({marks})", values)
+                sent[:] = values  # the block's end sends COMMIT
             self._save_head(Head(int(content["id"]), values[-1]), accept)  # still under the lock: in row order
         return values
 
     @contextlib.contextmanager
     def _append_lock(self) -> Iterator[None]:
+        """The advisory lock, for the block. Should the connection end meanwhile, the lock ended with its
+        session: nothing to release (the block's own error, if any, is what the caller sees)."""
         self._pg.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK,))
         try:
             yield
         finally:
-            self._pg.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK,))
+            if not (self._pg.closed or self._pg.broken):
+                self._pg.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK,))
+
+    def check_appendable(self) -> None:
+        """As :meth:`AuditLog.check_appendable`, on a new connection if the old one ended."""
+
+        def check() -> HeadProblem | None:
+            with self._append_lock():
+                return head_problem(self.anchor, self._newest(), self._hash_at)
+
+        with self._lock:
+            problem = self._once_more(check)
+        if problem is not None:
+            raise AuditHeadError(self._where, problem)
 
     def _newest(self) -> int:
         found = self._pg.execute("SELECT max(id) FROM personas_audit_log").fetchone()
@@ -161,7 +271,7 @@ class PostgresAuditLog(AuditLog):
     def _fetch(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         query = sql.replace("FROM audit_log", "FROM personas_audit_log").replace("?", "%s")
         with self._lock:
-            return list(self._pg.execute(query, params).fetchall())
+            return self._once_more(lambda: list(self._pg.execute(query, params).fetchall()))
 
     def _scan(self) -> Iterator[tuple[Any, ...]]:
         import psycopg

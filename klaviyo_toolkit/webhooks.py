@@ -63,6 +63,7 @@ __all__ = [
     "parse_timestamp",
     "sign",
     "topic_for",
+    "unkept_text",
     "verify_delivery",
 ]
 
@@ -201,19 +202,21 @@ def _event(n: int, item: Any) -> DeliveryEvent:
                 f"{where}.relationships.{name} does not name a {name} (data: type {name!r} and an id)"
             )
     # checked for the whole delivery before any of it is recorded: all of it, or none
-    unkept = _unkept_text({"topic": topic, "external_id": external_id, "payload": payload}, f"data[{n}]")
+    unkept = unkept_text({"topic": topic, "external_id": external_id, "payload": payload}, f"data[{n}]")
     if unkept:
         raise WebhookMalformed(unkept)
     return DeliveryEvent(topic, external_id or event["id"], payload)
 
 
-def _unkept_text(value: Any, where: str) -> str | None:
-    """The first string (or object key) in ``value`` that no store keeps, named by its path with what
-    is wrong with it; None when there is none.
+def unkept_text(value: Any, where: str = "") -> str | None:
+    """The first string (or object key) in ``value`` that no store keeps, named by its path from
+    ``where`` with what is wrong with it; None when there is none.
 
     A NUL character is refused by PostgreSQL's text (a run's key is ``event:<id>``) and cut short by
     many C readers of SQLite; a lone surrogate cannot be written as UTF-8. Neither is in any event
-    Klaviyo sends, so a delivery holding one is malformed, wherever it is.
+    Klaviyo sends, so a delivery holding one is malformed, wherever it is; a polled event holding one
+    is recorded as failed (``personas.service``). Example: ``unkept_text({"data": {"id": "a\\x00"}})``
+    is ``"data.id holds a NUL character ..."``.
     """
     stack: list[tuple[Any, str]] = [(value, where)]
     while stack:
@@ -228,7 +231,7 @@ def _unkept_text(value: Any, where: str) -> str | None:
                 if found:
                     return f"{path} has a key that holds {found}"
                 shown = key if len(key) <= 60 else key[:57] + "..."  # a path for a message, not a copy
-                stack.append((inner, f"{path}.{shown}"))
+                stack.append((inner, f"{path}.{shown}" if path else shown))
         elif isinstance(item, list):
             stack.extend((inner, f"{path}[{i}]") for i, inner in reversed(list(enumerate(item))))
     return None

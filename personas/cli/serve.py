@@ -75,7 +75,7 @@ def worker_cmd(
 
     again = run_worker(config(), concurrency=concurrency, catch_up=catch_up, stalled_after=stalled_after,
                        metrics_port=metrics_port, report=lambda line: typer.echo(line, err=True))
-    if again:  # the database came back after an outage: start afresh, as this process, its connections new
+    if again:  # the database came back after an outage: start afresh, as this process, its pools new
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])

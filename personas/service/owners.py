@@ -13,6 +13,10 @@ a run over only when its owner is gone (:func:`gone_reason`):
 - the owner's process has ended on this machine (its pid is not running, or runs a process that
   started at another time: the pid was given to someone else, as a restarted container's pid 1 is).
 
+An owner that was only starved (no heartbeat for longer than the lease) may wake after its run was
+taken over: its updates (``RunStore.finish``, ``renew``) are conditional on the run's owner still
+being its token, so it records nothing over the new owner's result and logs one line saying so.
+
 Example::
 
     me = Owner.here()

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphs import graph_spec
-from klaviyo_toolkit.webhooks import topic_for
+from klaviyo_toolkit.webhooks import topic_for, unkept_text
 from personas.kernel.config import Config
 from personas.kernel.context import PersonaContext
 from personas.kernel.errors import UsageProblem
@@ -135,8 +136,23 @@ class Service:
     def record_event(
         self, spec: PersonaSpec, event_id: str, document: Mapping[str, Any], *, trigger: str
     ) -> tuple[Run, bool]:
-        """Record a run of ``spec`` for one Klaviyo event, once per event id (webhook and poll alike)."""
-        return self.store.create_run(spec.name, f"event:{event_id}", trigger, dict(document))
+        """Record a run of ``spec`` for one Klaviyo event, once per event id (webhook and poll alike).
+
+        An event holding text no store keeps (a NUL, a lone surrogate: ``unkept_text``, the check
+        webhook deliveries get) is recorded ``failed``, never queued, with an error naming the field
+        and without the event (PostgreSQL would refuse it, and stop the poll that found it): the
+        events around it still run, and it is recorded once, however often a poll sees it again.
+        """
+        unkept = unkept_text(dict(document)) or unkept_text(event_id, "the event id")
+        if unkept is None:
+            return self.store.create_run(spec.name, f"event:{event_id}", trigger, dict(document))
+        shown = json.dumps(event_id)[1:-1]  # a NUL as \u0000: a key PostgreSQL keeps, the same each time
+        error = (
+            f"event {shown} ({trigger}) was not run: {unkept}; it cannot be stored or run as it is, and "
+            "retrying will not help: correct the event where it is sent to Klaviyo"
+        )
+        return self.store.create_run(spec.name, f"event:{shown}", trigger, {"data": {"type": "event", "id": shown}},
+                                     status="failed", error=error)
 
     # -- running -------------------------------------------------------------------------------------
     def execute(self, run_id: str, *, resume: Any = None) -> Run:
@@ -174,16 +190,18 @@ class Service:
             result = self._drive(driver, run, resume)
             status = {"done": "done", "paused": "paused"}.get(result.status, "failed")
             outcome = result.state.get("outcome")
-            self.store.finish(
+            kept = self.store.finish(
                 run.id,
                 status,
                 outcome=str(outcome)[:500] if outcome else None,
                 error="the run stopped before its end" if status == "failed" else None,
             )
         except Exception as exc:  # the run's own failure: recorded, retryable from its checkpoint
-            self.store.finish(run.id, "failed", error=describe_error(exc, 500))
+            kept = self.store.finish(run.id, "failed", error=describe_error(exc, 500))
         finished = self.store.get(run.id)
         assert finished is not None
+        if not kept:  # taken over meanwhile (SQLite; the store said so): the new owner's result stands
+            return finished
         if finished.status == "failed":  # one line in the serve/worker log; the error is redacted already
             log.warning("run %s of %s failed: %s; `personas runs retry %s` continues it from its last checkpoint",
                         run.id, run.persona, " ".join((finished.error or "").split())[:300], run.id)

@@ -200,8 +200,10 @@ def run_worker(
     False. A database that goes away (procrastinate stops its worker when a connection fails) is no
     reason to exit: it is logged and asked again with a growing pause (1 s, 2 s, ... 30 s) until it
     answers; then it returns True, and the caller starts the worker afresh (``personas worker`` runs
-    itself again in the same process): the connections this process held (the audit log's among
-    them) ended with the outage."""
+    itself again in the same process). The audit log connects again by itself
+    (``klaviyo_toolkit.audit_postgres``), but the run store's and checkpointer's pools can still be
+    backing off after a long outage: a worker restarted in-process had its next run fail with
+    PoolTimeout after 30 s, so the fresh process (new pools) stays as the last resort."""
     check_worker(config, catch_up=catch_up, metrics_port=metrics_port)
     from .postgres import answers, describe
     from .tasks import QUEUE, build_app, ensure_schema

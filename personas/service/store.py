@@ -13,7 +13,10 @@ On SQLite a queued or running run also has an **owner** and a **lease** (``owner
 that queued or runs it holds it, renews the lease on a heartbeat thread, and lets its queued runs go
 when it closes; another process on the same home takes a run over (:meth:`RunStore.adopt`) only when
 its owner is gone, and :meth:`RunStore.claim` runs a run only from ``queued``, so two processes never
-run one run at once. On PostgreSQL the queue (procrastinate) and an advisory lock do that instead.
+run one run at once. An owner's updates of its runs (:meth:`RunStore.finish`, the heartbeat's
+:meth:`RunStore.renew`, letting go on close) change a run only while it still holds it: one starved
+past its lease, whose run was taken over, records nothing over the new owner's result. On
+PostgreSQL the queue (procrastinate) and an advisory lock do that instead.
 
 **cursors** keep where a poller or the scheduler got to; **deliveries** remember the signatures of
 webhook deliveries already accepted (a replayed delivery starts nothing). The same SQL runs on
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -47,6 +51,8 @@ from personas.kernel.privacy import private_file
 from .owners import LEASE, Owner, gone_reason
 
 __all__ = ["STATUSES", "Run", "RunStore"]
+
+log = logging.getLogger("personas.service")
 
 STATUSES = ("queued", "running", "done", "paused", "failed")
 
@@ -306,17 +312,19 @@ class RunStore:
         *,
         scheduled_for: float | None = None,
         status: str = "queued",
+        error: str | None = None,
     ) -> tuple[Run, bool]:
-        """Record a run for ``(persona, key)`` unless one exists; (the run, whether it is new)."""
+        """Record a run for ``(persona, key)`` unless one exists; (the run, whether it is new). A run
+        refused before it could start is recorded ``failed`` with its ``error``."""
         now = self.clock()
         rid = uuid.uuid4().hex[:16]
         thread = f"{persona}-{trigger}-{rid}"
         token, lease = self._held() if status in ("queued", "running") else (None, None)
         worker = self.me.worker if token else None
         row = self._one(
-            f"INSERT INTO personas_runs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,0,NULL,NULL,?,?,?,?,?) "
+            f"INSERT INTO personas_runs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,0,?,NULL,?,?,?,?,?) "
             f"ON CONFLICT (persona, key) DO NOTHING RETURNING {_COLUMNS}",
-            (rid, persona, key, trigger, thread, status, json.dumps(input), scheduled_for, worker, now, now,
+            (rid, persona, key, trigger, thread, status, json.dumps(input), scheduled_for, error, worker, now, now,
              token, lease),
         )
         if row is not None:  # one round trip for a new run
@@ -416,14 +424,32 @@ class RunStore:
                 if not entry[1][0]:
                     del _SUBJECT_LOCKS[subject]
 
-    def finish(self, run_id: str, status: str, *, error: str | None = None, outcome: str | None = None) -> None:
-        """Record how a run ended (``done``, ``paused`` or ``failed``)."""
+    def finish(self, run_id: str, status: str, *, error: str | None = None, outcome: str | None = None) -> bool:
+        """Record how a run ended (``done``, ``paused`` or ``failed``); whether it was recorded.
+
+        SQLite: only while this store still holds the run (its token is the run's ``owner``, checked in
+        the UPDATE itself). An owner starved past its lease may have had the run taken over
+        (:meth:`adopt`); its late result is not written over the new owner's: False, and one warning
+        line saying so. PostgreSQL fences runs with an advisory lock instead (:meth:`running`).
+        """
         if status not in STATUSES:
             raise ValueError(f"status {status!r}: use one of {', '.join(STATUSES)}")
-        self._exec(
-            "UPDATE personas_runs SET status = ?, error = ?, outcome = ?, updated = ? WHERE id = ?",
-            (status, error, outcome, self.clock(), run_id),
+        held = self.dialect == "sqlite"
+        changed = self._exec(
+            "UPDATE personas_runs SET status = ?, error = ?, outcome = ?, updated = ? WHERE id = ?"
+            + (" AND owner = ?" if held else ""),
+            (status, error, outcome, self.clock(), run_id, *((self.me.token,) if held else ())),
         )
+        if changed or not held:
+            return bool(changed)
+        now = self.get(run_id)
+        if now is not None:
+            log.warning(
+                "run %s of %s: this process (%s) no longer holds it, %s does (taken over after this one's lease "
+                "ran out); this process's result (%s) is not recorded over it",
+                run_id, now.persona, self.me.worker, now.worker or "no process", status,
+            )
+        return False
 
     def requeue(self, run_id: str) -> Run | None:
         """Put a failed (or paused-and-answered) run back in the queue; None if it is not failed or paused."""

@@ -10,6 +10,10 @@ The cursor (the newest event time seen) is stored after the runs are recorded; t
 found, and the ones seen before are dropped by their id. A persona polled for the first time starts
 ``lookback`` seconds back. Killed anywhere, a watcher restarts from its last cursor: an event is
 recorded before the cursor moves past it, and recorded once.
+
+An event holding text no store keeps (a NUL, which PostgreSQL refuses) is recorded as a ``failed``
+run naming the field (:meth:`Service.record_event`, the check webhook deliveries get), logged once
+and never run; the poll goes on with the rest of the page.
 """
 
 from __future__ import annotations
@@ -37,11 +41,15 @@ def _iso(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat(timespec="seconds")
 
 
-def _when(event: dict[str, Any]) -> float:
+def _when(event: dict[str, Any]) -> float | None:
+    """When the event happened; None when it does not say in a form we read (it moves no cursor)."""
     attrs = event.get("attributes") or {}
     if isinstance(attrs.get("timestamp"), (int, float)):
         return float(attrs["timestamp"])
-    return _dt.datetime.fromisoformat(str(attrs.get("datetime")).replace("Z", "+00:00")).timestamp()
+    try:
+        return _dt.datetime.fromisoformat(str(attrs.get("datetime")).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def poll_once(
@@ -90,10 +98,14 @@ def poll_once(
             }
             document = {"data": event, "included": [i for i in included if (i.get("type"), i.get("id")) in links]}
             run, created = service.record_event(spec, str(event["id"]), document, trigger="poll")
-            if created:
+            if created and run.status == "failed":  # refused (text no store keeps): recorded, never run
+                log.warning("%s: %s", spec.name, run.error)
+            elif created:
                 new.append(run)
-            # an event dated ahead of this poll (a client clock, a backfill) must not move the cursor past
-            # now: every event made meanwhile would be older than the cursor and never seen
-            newest = max(newest, min(_when(event), now))
+            when = _when(event)
+            if when is not None:
+                # an event dated ahead of this poll (a client clock, a backfill) must not move the cursor past
+                # now: every event made meanwhile would be older than the cursor and never seen
+                newest = max(newest, min(when, now))
     service.store.set_cursor(name, repr(newest))
     return new

@@ -1,6 +1,7 @@
 """The audit log in PostgreSQL keeps the SQLite log's guarantees: append-only by the database, one
 HMAC chain whoever appends, an anchored head, verify finds edits, forgeries and a cut tail; and no
-secret reaches it. Needs ``PERSONAS_TEST_DATABASE_URL`` (see conftest)."""
+secret reaches it; a connection that ends (a restart, a network cut) is made again, with no row lost
+or written twice. Needs ``PERSONAS_TEST_DATABASE_URL`` (see conftest)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ import psycopg
 import pytest
 
 from klaviyo_toolkit.audit import AuditContext
-from klaviyo_toolkit.audit_anchor import FileAnchor
+from klaviyo_toolkit.audit_anchor import FileAnchor, Head
 from klaviyo_toolkit.audit_head import AuditHeadError
-from klaviyo_toolkit.audit_postgres import PostgresAuditLog
+from klaviyo_toolkit.audit_postgres import AuditDatabaseError, PostgresAuditLog
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import ToolkitUsageError
 from personas.kernel.config import Config
 from personas.runtime.context import audit_log
+
+from .cut_connection import CuttingRelay
 
 CTX = AuditContext(user="ada", persona="lead-magnet-sequencer", thread_id="t-1", prompt_version="p@1")
 
@@ -134,3 +137,98 @@ def test_personas_audit_verify_reads_the_postgres_log(pg_url: str, tmp_path: Pat
     done = subprocess.run([sys.executable, "-m", "personas.cli", "audit", "verify"], env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0 and "ok: 2 rows, chain intact" in done.stdout, done.stderr
+
+
+# -- a connection that ends: the log reconnects once per append, never losing or doubling a row -----------
+
+
+def end_connections(pg_url: str, *, refuse: bool | None = None) -> None:
+    """End every connection to the test's database (as a restart does); ``refuse`` stops or allows new ones."""
+    import os
+
+    name = pg_url.rsplit("/", 1)[1].split("?")[0]
+    with psycopg.connect(os.environ["PERSONAS_TEST_DATABASE_URL"], autocommit=True) as conn:
+        if refuse is not None:
+            conn.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS {'false' if refuse else 'true'}")
+        if refuse is not False:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+
+
+def intact(log: PostgresAuditLog, anchor: FileAnchor, rows: int) -> None:
+    """``rows`` rows numbered 1..rows, the chain verifies, and the anchored head is the newest row."""
+    assert [e.id for e in reversed(log.query(limit=None))] == list(range(1, rows + 1))
+    report = log.verify()
+    assert report.ok and report.checked == rows, report
+    assert anchor.load_head() == Head(rows, log.head())
+
+
+def test_an_append_after_the_connection_was_ended_reconnects(pg_url: str, tmp_path: Path) -> None:
+    anchor = FileAnchor(tmp_path / "keys")
+    log = PostgresAuditLog(pg_url, anchor=anchor)
+    fill(log, 1)
+    end_connections(pg_url)  # the log's connection is gone, as after a restart of PostgreSQL
+    fill(log, 1)
+    intact(log, anchor, 2)
+    end_connections(pg_url)
+    assert log.count() == 2  # reads reconnect too
+    log.close()
+
+
+def test_a_connection_cut_before_the_row_reached_the_database_writes_it_once(pg_url: str, tmp_path: Path) -> None:
+    anchor = FileAnchor(tmp_path / "keys")
+    with CuttingRelay(pg_url) as relay:
+        log = PostgresAuditLog(relay.url, anchor=anchor)
+        fill(log, 1)
+        relay.cut_before(b"INSERT INTO personas_audit_log")  # the transaction is rolled back by the server
+        fill(log, 1)
+        assert relay.cuts == 1
+        intact(log, anchor, 2)
+        log.close()
+
+
+def test_a_connection_cut_after_the_commit_does_not_write_the_row_twice(pg_url: str, tmp_path: Path) -> None:
+    anchor = FileAnchor(tmp_path / "keys")
+    with CuttingRelay(pg_url) as relay:
+        log = PostgresAuditLog(relay.url, anchor=anchor)
+        fill(log, 1)
+        relay.cut_after(b"COMMIT")  # the row is in, but the log never hears so
+        entry = log.record("create_event", "ok", context=CTX, arguments={"i": "cut"})
+        assert relay.cuts == 1 and entry.id == 2
+        fill(log, 1)
+        intact(log, anchor, 3)
+        assert [e.arguments for e in log.query(limit=None)].count({"i": "cut"}) == 1
+        log.close()
+
+
+def test_a_database_still_away_fails_the_append_naming_it_and_the_fix(pg_url: str, tmp_path: Path) -> None:
+    anchor = FileAnchor(tmp_path / "keys")
+    secret_url = pg_url.replace("://personas@", "://personas:hunter2-s3cret@")  # trust auth: never asked for
+    log = PostgresAuditLog(secret_url, anchor=anchor)
+    fill(log, 1)
+    end_connections(pg_url, refuse=True)
+    try:
+        with pytest.raises(AuditDatabaseError) as caught:
+            fill(log, 1)
+    finally:
+        end_connections(pg_url, refuse=False)
+    text = str(caught.value)
+    where = pg_url.split("@", 1)[1]
+    assert where in text and "nothing was written" in text and "PERSONAS_DATABASE_URL" in text, text
+    assert "hunter2" not in text and "hunter2" not in repr(caught.value.__cause__ or "")
+    fill(log, 1)  # back: the next append reconnects
+    intact(log, anchor, 2)
+    log.close()
+
+
+def test_a_nul_in_an_audited_text_is_kept_escaped_not_a_lost_row(pg_url: str, tmp_path: Path) -> None:
+    """A polled event holding a NUL reached get_events' response summary, and PostgreSQL refused the
+    row: the call went unaudited. The NUL is stored as the six characters \\u0000, chained as stored."""
+    anchor = FileAnchor(tmp_path / "keys")
+    log = PostgresAuditLog(pg_url, anchor=anchor)
+    entry = log.record("get_events", "error", context=CTX, path="/api/events/a\x00b", response_summary="n\x00te",
+                       error="bad\x00", arguments={"filter": "x\x00"})
+    [row] = log.query()
+    assert row.path == entry.path == "/api/events/a\\u0000b" and row.response_summary == "n\\u0000te"
+    assert row.error == "bad\\u0000" and row.arguments == {"filter": "x\x00"}
+    intact(log, anchor, 1)
+    log.close()

@@ -6,12 +6,15 @@ another process); leases on the store's injected clock, moved by hand.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
 import sys
 from collections import deque
 from pathlib import Path
+
+import pytest
 
 from personas.kernel.config import Config
 from personas.service.app import REPLAY_WINDOW
@@ -157,3 +160,31 @@ def test_a_failed_run_says_how_to_retry_it(tmp_path: Path) -> None:
     shown = personas(env_for(tmp_path / "home", "http://127.0.0.1:9"), "runs")
     assert shown.returncode == 0, shown.stderr
     assert f"ServerError: HTTP 503 from create_event; retry with `personas runs retry {run.id}`" in shown.stdout
+
+
+def test_a_late_finish_by_an_owner_whose_run_was_taken_over_changes_nothing(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A process starved past its lease has its run taken over; when it wakes, its finish used to
+    overwrite the new owner's result. Now it changes nothing, and says so in one line."""
+    clock = Clock()
+    path = tmp_path / "service.sqlite"
+    starved = RunStore.sqlite(path, clock, owner=Owner("elsewhere:4242", "77.abcdef"))
+    other = RunStore.sqlite(path, clock)
+    run, _ = starved.create_run("lead-magnet-sequencer", "event:L", "webhook", {})
+    assert starved.claim(run.id, "elsewhere:4242") is not None
+    clock.now += LEASE + 1  # no heartbeat for longer than the lease
+    assert [r.id for r in other.adopt()] == [run.id] and other.claim(run.id) is not None
+    with caplog.at_level(logging.WARNING, logger="personas.service"):
+        kept = [starved.finish(run.id, "failed", error="late")]  # while the new owner runs it
+        assert (other.get(run.id) or run).status == "running"
+        kept.append(other.finish(run.id, "done", outcome="sent by the new owner"))
+        kept.append(starved.finish(run.id, "done", outcome="sent late"))  # after it
+    after = other.get(run.id)
+    assert after is not None and (after.status, after.outcome, after.error) == ("done", "sent by the new owner", None)
+    assert kept == [False, True, False]
+    assert starved.renew() == 0, "no heartbeat for a run it lost"
+    lines = [r.getMessage() for r in caplog.records if run.id in r.getMessage()]
+    assert len(lines) == 2 and all("this process (elsewhere:4242) no longer holds it" in line for line in lines), lines
+    assert other.me.worker in lines[0] and "not recorded" in lines[0]
+    starved.close()
+    other.close()

@@ -153,3 +153,33 @@ def test_two_submissions_of_one_lead_handled_at_once_start_one_sequence_and_reco
     recorded = sandbox.store.get("profile", profile).attributes["properties"]["lead_sequence"]  # type: ignore[union-attr]
     assert recorded == started
     service.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_polled_event_holding_a_nul_is_recorded_failed_naming_the_field_and_polling_goes_on(
+        tmp_path: Path, sandbox: Sandbox, backend: str, request: pytest.FixtureRequest) -> None:
+    """PostgreSQL refuses a NUL in text: an event id holding one broke every poll at that event (a
+    DataError out of poll_once), so the events after it were never run; a NUL in a property reached
+    the run. Webhook deliveries are refused for it (400); a polled event is recorded failed instead."""
+    url = request.getfixturevalue("pg_url") if backend == "postgres" else None
+    service = Service.open(Config(home=tmp_path / "h", database_url=url), sandbox=sandbox)
+    spec = service.persona("lead-magnet-sequencer")
+    events = [sign_up(sandbox, f"n{n}@example.com", HOT) for n in range(4)]
+    in_property, in_id = (sandbox.store.get("event", e["data"]["id"]) for e in events[1:3])
+    in_property.attributes["event_properties"]["note"] = "a\x00b"  # type: ignore[union-attr]
+    sandbox.store.delete("event", in_id.id)  # type: ignore[union-attr]
+    in_id.id += "\x00x"  # type: ignore[union-attr]
+    sandbox.store.put(in_id)  # type: ignore[arg-type]
+    new = poll_once(service, spec, now=time.time(), lookback=600)
+    assert sorted(r.key for r in new) == sorted(f"event:{e['data']['id']}" for e in (events[0], events[3]))
+    assert all(r.status == "queued" for r in new)
+    failed = {r.key: r.error or "" for r in service.store.runs(status="failed")}
+    assert len(failed) == 2, failed
+    nul = "a NUL character (\\u0000)"
+    assert f"data.attributes.event_properties.note holds {nul}" in failed[f"event:{in_property.id}"]  # type: ignore[union-attr]
+    escaped = in_id.id.replace("\x00", "\\u0000")  # type: ignore[union-attr]
+    assert f"data.id holds {nul}" in failed[f"event:{escaped}"] and "correct the event" in failed[f"event:{escaped}"]
+    assert float(service.store.cursor("watch:lead-magnet-sequencer") or 0) > 0
+    assert poll_once(service, spec, now=time.time()) == []  # seen again by the overlap: nothing new, no error
+    assert len(service.store.runs()) == 4
+    service.close()
