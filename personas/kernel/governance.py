@@ -40,11 +40,13 @@ from .errors import UsageProblem
 from .spec import ApprovalPolicy
 
 __all__ = [
+    "APPROVAL_RULE",
     "ApprovalGuard",
     "AuditGuard",
     "DryRunGuard",
     "SelectionGuard",
     "approval_request",
+    "approval_rule",
     "fence",
     "needs_approval",
     "parse_answer",
@@ -174,6 +176,20 @@ def parse_answer(answer: Any) -> dict[str, Any]:
         f"unknown approval answer {action or answer!r}; answer approve, reject, or "
         '{"action": "edit", "args": {...}}'
     )
+
+
+#: Where a prompt file says which calls wait for approval; :func:`approval_rule` fills it in.
+APPROVAL_RULE = "{{approval_rule}}"
+
+
+def approval_rule(policy: ApprovalPolicy) -> str:
+    """The sentence a prompt gives the model about approvals, made from the effects table when the
+    prompt is built (a kind of call added to ``APPROVAL_EFFECTS`` reaches the prompt with no edit)."""
+    if policy.mode == "writes":
+        return "Every call that writes waits for the user's approval."
+    words = describe_effects(APPROVAL_EFFECTS, max_profiles=policy.max_profiles_per_call).split(", ")
+    listed = ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else words[0]
+    return f"A call that {listed} waits for the user's approval."
 
 
 def approval_request(
