@@ -20,7 +20,11 @@ in this order:
    ``opt_in_process`` (making or changing it) changes consent; a flow or a form created with
    ``live`` anywhere in it starts sending; a write of more profiles than ``max_profiles`` (default
    :data:`PROFILES_PER_CALL`) in one call is ``volume``: Klaviyo bills by profile count, and an
-   import of thousands is not undone by a delete.
+   import of thousands is not undone by a delete;
+4. a read before the write, for the few operations whose effect depends on what the account is
+   (:data:`READ_BEFORE_WRITE`, read by ``klaviyo_toolkit.effects_lookup``): ``update_template`` is
+   sending when a scheduled or sending campaign, or a live flow, sends that template. A read that
+   cannot be made (a scope missing, an error) counts as finding it: the check fails closed.
 
 Sending is not only "send this campaign": a Klaviyo flow starts on its trigger, so a call that
 fires a trigger sends as surely as a send job. Adding profiles to a list (a list-triggered flow),
@@ -29,16 +33,22 @@ definition (a segment-triggered flow, for everyone who joins), turning a flow on
 attribute is its status: off, a live flow's messages stop), editing what a live flow sends (its
 actions, a universal content block its emails use, a web feed they fetch), publishing a form, and
 writing what a catalog item or variant is (its price, url, image and stock, which live messages'
-product blocks show; a restock fires back-in-stock sends) are classed as sending, whatever the
-account's flows are today: a flow can be switched on after the call is approved, and the check
-must not depend on a read the persona may have no scope for. Catalog categories are plain writes:
+product blocks show; a restock fires back-in-stock sends), adding or changing the coupon codes
+live messages hand out, ingesting custom-object records (a custom-object date trigger sends on a
+record's date, as a metric trigger does on an event) and translating a message are classed as
+sending, whatever the account's flows are today: a flow can be switched on after the call is
+approved, and the check must not depend on a read the persona may have no scope for. A template is
+the exception, because editing templates is everyday work and most are drafts or unused: a read
+tells whether a live message sends it (point 4), and a draft's turn to send stops on its own (a
+campaign's ``send_campaign``, a flow's ``update_flow``). Catalog categories are plain writes:
 they group items, and change nothing an item says. Profile property writes are not classed as
 sending, although a segment could be defined on any property: that would make every write stop; a
 persona that must not risk it uses ``mode: writes``.
 
 Account-wide settings are ``account``: link tracking parameters added to every message, which
 metric counts as revenue, custom metric definitions, how custom-object data is mapped and
-shaped, sending domains and SMS senders, brand defaults, the customer agent. One call changes what
+shaped and which profile each record belongs to, sending domains and SMS senders, brand defaults,
+the customer agent and what it knows. One call changes what
 every message, report or record of the account does.
 
 A persona whose job is such a call (the lead-magnet sequencer records the event that starts its
@@ -71,6 +81,7 @@ __all__ = [
     "IDEMPOTENT_WRITES",
     "OPERATION_EFFECTS",
     "PROFILES_PER_CALL",
+    "READ_BEFORE_WRITE",
     "Effect",
     "call_effects",
     "describe_effects",
@@ -145,6 +156,20 @@ OPERATION_EFFECTS: dict[str, frozenset[Effect]] = {
     "update_catalog_variant": frozenset({_S}),
     "bulk_create_catalog_variants": frozenset({_S}),
     "bulk_update_catalog_variants": frozenset({_S}),
+    # what live messages hand out: a coupon block gives each recipient the next unassigned code, so a
+    # new code (one the store may not honour) or a code set back to UNASSIGNED (a used one handed out
+    # again), a changed expiry or a withdrawn code changes what customers get. A coupon's own
+    # description and low-balance alert (update_coupon, create_coupon) reach no one: plain writes.
+    "create_coupon_code": frozenset({_S}),
+    "bulk_create_coupon_codes": frozenset({_S}),
+    "update_coupon_code": frozenset({_S}),
+    # a custom-object record is a flow trigger as an event is: the spec's FlowDefinition has a
+    # CustomObjectDateTrigger, which sends to each record's profile on the record's date
+    "create_data_source_record": frozenset({_S}),
+    "bulk_create_data_source_records": frozenset({_S}),
+    # a translation is what recipients in its locales get of a flow message, campaign or template (beta)
+    "create_translation_beta": frozenset({_S}),
+    "update_translation_beta": frozenset({_S}),
     "create_client_review": frozenset({_S}),  # a review is published on the store
     "update_review": frozenset({_S}),  # publishing, rejecting or replying to a public review
     "create_customer_agent_response_beta": frozenset({_S}),  # live mode answers a shopper by email or SMS
@@ -174,6 +199,9 @@ OPERATION_EFFECTS: dict[str, frozenset[Effect]] = {
     "update_custom_metric": frozenset({_A}),  # a definition that reports and mapped metrics use
     "update_source_mapping": frozenset({_A}),  # how every record from a data source lands in its object
     "update_object_schema": frozenset({_A}),  # the fields every record of a custom object has
+    # which profile (or object) every record of an object belongs to: whom its date triggers send to
+    "create_profile_schema_relationship": frozenset({_A}),
+    "create_object_schema_relationship": frozenset({_A}),
     "create_sending_domain_beta": frozenset({_A}),  # the domain the account's email is sent from
     "create_sending_domain_activation_job_beta": frozenset({_A}),
     "create_text_messaging_configuration_beta": frozenset({_A}),  # the account's SMS senders and registration
@@ -186,6 +214,19 @@ OPERATION_EFFECTS: dict[str, frozenset[Effect]] = {
     "update_brand_logo_beta": frozenset({_A}),
     "update_brand_social_group_beta": frozenset({_A}),
     "update_customer_agent_beta": frozenset({_A}),  # how the customer agent answers every shopper
+    "create_agent_knowledge_beta": frozenset({_A}),  # what it tells every shopper, and what it may do
+    "create_agent_knowledge_file_beta": frozenset({_A}),
+    "update_agent_knowledge_beta": frozenset({_A}),
+    "create_agent_skill_beta": frozenset({_A}),
+    "update_agent_skill_beta": frozenset({_A}),
+}
+
+#: Effects that only a read before the write can tell (``klaviyo_toolkit.effects_lookup`` reads):
+#: a template is what a campaign message or a flow email sends, so editing one that a scheduled or
+#: sending campaign, or a live flow, uses is sending; editing any other template (a draft's, whose
+#: send or switch to live stops on its own, or one nothing uses) is a plain write.
+READ_BEFORE_WRITE: dict[str, frozenset[Effect]] = {
+    "update_template": frozenset({_S}),
 }
 
 #: Operations whose every delete/remove is destructive, by prefix (delete_list, remove_tag_from_flows, ...).
@@ -338,6 +379,7 @@ def possible_effects(op: Operation) -> frozenset[Effect]:
             effects.add(Effect.VOLUME)
     if name in _LIVE_WRITES or name in _LIST_ADDS:
         effects.add(Effect.SENDING)
+    effects.update(READ_BEFORE_WRITE.get(name, ()))
     return frozenset(effects)
 
 

@@ -335,3 +335,41 @@ def test_a_relax_is_a_mapping_of_operations_to_effects() -> None:
         ApprovalPolicy(relax={"create_list": ["write"]})
     writes = ApprovalPolicy(mode="writes", relax={"create_list": ["write"]})
     assert not asks("create_list", writes, name="Spring") and asks("update_list", writes, id="L1", name="x")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("create_coupon_code", Effect.SENDING),  # the codes live messages' coupon blocks hand out
+        ("bulk_create_coupon_codes", Effect.SENDING),
+        ("update_coupon_code", Effect.SENDING),  # UNASSIGNED hands a used code out again
+        ("create_data_source_record", Effect.SENDING),  # a custom-object date trigger sends on it
+        ("bulk_create_data_source_records", Effect.SENDING),
+        ("create_translation_beta", Effect.SENDING),
+        ("update_translation_beta", Effect.SENDING),
+        ("create_profile_schema_relationship", Effect.ACCOUNT),  # which profile every record belongs to
+        ("create_object_schema_relationship", Effect.ACCOUNT),
+        ("create_agent_knowledge_beta", Effect.ACCOUNT),  # what the customer agent tells every shopper
+        ("update_agent_knowledge_beta", Effect.ACCOUNT),
+        ("create_agent_skill_beta", Effect.ACCOUNT),
+    ],
+)
+def test_writes_that_reach_customers_or_the_whole_account_are_classed(name: str, expected: Effect) -> None:
+    assert expected in operation_effects(CATALOG.get(name)) and expected in APPROVAL_EFFECTS
+
+
+@pytest.mark.parametrize("name", ["update_coupon", "create_coupon", "create_template", "clone_template",
+                                  "create_campaign", "assign_template_to_campaign_message", "update_image"])
+def test_writes_that_reach_no_customer_stay_plain(name: str) -> None:
+    assert operation_effects(CATALOG.get(name)) == {Effect.WRITE}
+
+
+def test_a_template_edit_is_sending_only_by_a_read_and_may_be_waived_as_sending() -> None:
+    from klaviyo_toolkit.effects import READ_BEFORE_WRITE
+    from klaviyo_toolkit.effects_lookup import _LOOKUPS
+
+    assert set(_LOOKUPS) == set(READ_BEFORE_WRITE), "every operation looked up is in the table, and back"
+    update = CATALOG.get("update_template")
+    assert call_effects(update, {"id": "T1", "html": "<p>x</p>"}) == {Effect.WRITE}, "the arguments alone say nothing"
+    assert Effect.SENDING in possible_effects(update)
+    ApprovalPolicy(relax={"update_template": ["sending"]})  # accepted: a persona may own its templates

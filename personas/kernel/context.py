@@ -22,6 +22,7 @@ from klaviyo_toolkit.clock import Clock, SystemClock
 from klaviyo_toolkit.tools import Toolset
 
 from .config import Config
+from .governance import APPROVAL_RULE, approval_rule
 from .spec import PersonaSpec, ToolSelection
 
 if TYPE_CHECKING:  # LangChain loads when tools are built or a model answers, not with the context
@@ -171,8 +172,9 @@ class PersonaContext:
         return selection_refusal(self.spec.tools, op, first)
 
     def prompt(self) -> str:
-        """The persona's prompt text, without its front matter."""
-        return prompt_text(self.spec.prompt)
+        """The persona's prompt text, without its front matter, with its approval rule filled in from
+        the effects table and the persona's policy (``governance.approval_rule``)."""
+        return prompt_text(self.spec.prompt).replace(APPROVAL_RULE, approval_rule(self.spec.approval))
 
     def audit_context(self) -> AuditContext:
         return AuditContext(

@@ -7,7 +7,10 @@ the runtime as ``toolkit.guarded(AuditGuard(...), ApprovalGuard(...), DryRunGuar
   call to it ends as ``Stopped("denied")`` before any request.
 - **Approvals**: calls the persona's policy marks stop with LangGraph's ``interrupt()`` showing the
   exact request and the effects that stop it (:func:`stopping_effects`: the call's effects that the
-  policy stops for, less those its ``relax`` waives for that operation); resume with
+  policy stops for, less those its ``relax`` waives for that operation). A few effects need a read
+  first (``klaviyo_toolkit.effects_lookup``: is this template what a scheduled campaign or a live
+  flow sends?); the guard makes it with the persona's own scopes, and a read it cannot make stops
+  the call. Resume with
   ``{"action": "approve"}``, ``{"action": "edit", "args": {...}}`` or ``{"action": "reject",
   "reason": "..."}`` (see :func:`parse_answer`).
 - **Dry run** answers each write with its exact request instead of sending it.
@@ -27,20 +30,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from klaviyo_toolkit.audit import AuditContext, AuditLog
-from klaviyo_toolkit.effects import APPROVAL_EFFECTS, Effect, call_effects, describe_effects
+from klaviyo_toolkit.effects import APPROVAL_EFFECTS, READ_BEFORE_WRITE, Effect, call_effects, describe_effects
+from klaviyo_toolkit.effects_lookup import FoundEffects, lookup_effects
 from klaviyo_toolkit.errors import InvalidArgumentError
 from klaviyo_toolkit.redact import redact, redact_text
-from klaviyo_toolkit.tools import Call, CallEvent, Note, Stopped
+from klaviyo_toolkit.tools import Call, CallEvent, Note, Stopped, Toolset
 
 from .errors import UsageProblem
 from .spec import ApprovalPolicy
 
 __all__ = [
+    "APPROVAL_RULE",
     "ApprovalGuard",
     "AuditGuard",
     "DryRunGuard",
     "SelectionGuard",
     "approval_request",
+    "approval_rule",
     "fence",
     "needs_approval",
     "parse_answer",
@@ -122,20 +128,22 @@ def _names(call: Call) -> set[str]:
     return {call.tool_name, op.operation_id, *op.aliases}
 
 
-def stopping_effects(policy: ApprovalPolicy, call: Call) -> frozenset[Effect]:
-    """The effects of ``call`` that stop it under ``policy``: those the mode stops for (consent,
-    identity, account, destructive, sending, volume; in ``mode: writes`` any write), less the ones
-    ``relax`` waives for this operation. Empty: it goes through (unless ``also`` names it)."""
+def stopping_effects(policy: ApprovalPolicy, call: Call, found: FoundEffects | None = None) -> frozenset[Effect]:
+    """The effects of ``call`` (and those a read ``found``) that stop it under ``policy``: those the
+    mode stops for (consent, identity, account, destructive, sending, volume; in ``mode: writes``
+    any write), less the ones ``relax`` waives for this operation. Empty: it goes through (unless
+    ``also`` names it)."""
     effects = call_effects(call.operation, call.args, max_profiles=policy.max_profiles_per_call)
+    effects |= found.effects if found else frozenset()
     stops = APPROVAL_EFFECTS | ({Effect.WRITE} if policy.mode == "writes" else set())
     names = _names(call)
     waived = {Effect(e) for name, listed in policy.relax.items() if name in names for e in listed}
     return frozenset((effects & stops) - waived)
 
 
-def needs_approval(policy: ApprovalPolicy, call: Call) -> bool:
+def needs_approval(policy: ApprovalPolicy, call: Call, found: FoundEffects | None = None) -> bool:
     """Whether ``call`` stops: ``also`` names it, or it has an effect that stops it (:func:`stopping_effects`)."""
-    return bool(_names(call) & set(policy.also)) or bool(stopping_effects(policy, call))
+    return bool(_names(call) & set(policy.also)) or bool(stopping_effects(policy, call, found))
 
 
 _APPROVE = {"approve", "approved", "yes", "y", "a"}
@@ -170,13 +178,31 @@ def parse_answer(answer: Any) -> dict[str, Any]:
     )
 
 
-def approval_request(call: Call, policy: ApprovalPolicy | None = None) -> dict[str, Any]:
+#: Where a prompt file says which calls wait for approval; :func:`approval_rule` fills it in.
+APPROVAL_RULE = "{{approval_rule}}"
+
+
+def approval_rule(policy: ApprovalPolicy) -> str:
+    """The sentence a prompt gives the model about approvals, made from the effects table when the
+    prompt is built (a kind of call added to ``APPROVAL_EFFECTS`` reaches the prompt with no edit)."""
+    if policy.mode == "writes":
+        return "Every call that writes waits for the user's approval."
+    words = describe_effects(APPROVAL_EFFECTS, max_profiles=policy.max_profiles_per_call).split(", ")
+    listed = ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else words[0]
+    return f"A call that {listed} waits for the user's approval."
+
+
+def approval_request(
+    call: Call, policy: ApprovalPolicy | None = None, found: FoundEffects | None = None
+) -> dict[str, Any]:
     """What a person is asked to approve: the exact request, why it stops (the effects that stop it
-    under ``policy``, the default one if none), and its fingerprint."""
+    under ``policy``, the default one if none, and what a read ``found``), and its fingerprint."""
     policy = policy or ApprovalPolicy()
-    effects = stopping_effects(policy, call) & APPROVAL_EFFECTS
+    effects = stopping_effects(policy, call, found) & APPROVAL_EFFECTS
     if effects:
         why = describe_effects(effects, max_profiles=policy.max_profiles_per_call)
+        if found and found.reason and found.effects & effects:
+            why += f": {found.reason}"
     elif _names(call) & set(policy.also):
         why = "this persona's policy names it"
     else:
@@ -205,15 +231,28 @@ class ApprovalGuard:
     one without is not taken and the request is asked about again, one carrying another request's
     is refused; an edit is a new request, shown again and approved on its own. A rejection needs
     no fingerprint. ``prepare`` re-validates edited arguments (the toolkit's own ``prepare``).
+    ``reader`` makes the reads some effects need (``klaviyo_toolkit.effects_lookup``), again for an
+    edited request; without one, such an operation stops as if the read had found its effect.
     """
 
     policy: ApprovalPolicy
     prepare: Callable[[Any, Mapping[str, Any]], Call]
+    reader: Toolset | None = None
+
+    def _found(self, call: Call) -> FoundEffects:
+        """What a read tells of ``call``'s effects (nothing to read for most operations)."""
+        effects = READ_BEFORE_WRITE.get(call.operation.operation_id)
+        if effects is None:
+            return FoundEffects()
+        if self.reader is None:
+            return FoundEffects(effects, "this persona's approval guard was given no way to read the account")
+        return lookup_effects(self.reader, call.operation, call.args)
 
     def before(self, call: Call) -> Call | Stopped:
         from langgraph.types import interrupt
 
-        if not needs_approval(self.policy, call):
+        found = self._found(call)
+        if not needs_approval(self.policy, call, found):
             return call
         from langgraph.errors import GraphInterrupt
 
@@ -221,7 +260,7 @@ class ApprovalGuard:
         refused: str | None = None  # why the last answer was not taken: shown with the request asked again
         while True:
             try:
-                shown = approval_request(call, self.policy)
+                shown = approval_request(call, self.policy, found)
                 answer = interrupt({**shown, **({"refused_answer": refused} if refused else {})})
             except GraphInterrupt:  # paused now (a resumed run replays this line with the answer instead)
                 for edited_call, note in edits:
@@ -269,6 +308,7 @@ class ApprovalGuard:
                 return Stopped(call, "rejected", f"Error: the edited arguments are invalid: {exc}. Nothing was sent.")
             edits.append((call, Note("edited", json.dumps(decision["args"], default=str))))
             call = call.with_args(edited.args, edited.request)
+            found = self._found(call)  # an edit may name another template: read again
 
 
 @dataclass(frozen=True)

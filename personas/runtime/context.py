@@ -89,7 +89,9 @@ def build_context(
     if log is not None:
         stack.append(AuditGuard(log, ctx.audit_context))
     stack.append(SelectionGuard(ctx.refusal))
-    stack.append(ApprovalGuard(spec.approval, base.prepare))
+    # the reads some approvals need (is this template live?) go out with the persona's scopes, audited
+    reader = base.guarded(AuditGuard(log, ctx.audit_context)) if log is not None else base
+    stack.append(ApprovalGuard(spec.approval, base.prepare, reader))
     if dry_run if dry_run is not None else spec.approval.dry_run:
         stack.append(DryRunGuard())
     ctx.toolkit = base.guarded(*stack, *guards)
