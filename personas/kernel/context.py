@@ -82,9 +82,15 @@ def prompt_text(name: str) -> str:
 
 
 def prompt_version(spec: PersonaSpec) -> str:
-    """``id@version`` from the prompt's front matter (what the audit log records)."""
-    meta = _prompt_file(spec.prompt)[1]
-    return f"{meta.get('id', spec.prompt)}@{meta.get('version', '?')}" if meta else spec.prompt
+    """``id@version`` from the prompt's front matter (what the audit log records). A prompt with a part
+    filled in at run time (the approval rule, from the effects table and the persona's policy) adds
+    ``+`` and a digest of the text the model reads: the same version never names two texts."""
+    body, meta = _prompt_file(spec.prompt)
+    named = f"{meta.get('id', spec.prompt)}@{meta.get('version', '?')}" if meta else spec.prompt
+    if APPROVAL_RULE not in body:
+        return named
+    rendered = body.replace(APPROVAL_RULE, approval_rule(spec.approval))
+    return f"{named}+{hashlib.sha256(rendered.encode()).hexdigest()[:8]}"
 
 
 def select_operations(toolset: Toolset, selection: ToolSelection) -> list[Operation]:

@@ -62,3 +62,14 @@ def test_the_rule_follows_the_persona_policy(sb: Sandbox) -> None:
     assert "Every call that writes waits for the user's approval." in writes
     limited = context(sb, "klaviyo-assistant", ApprovalPolicy(max_profiles_per_call=50)).prompt()
     assert "more than 50 profiles" in limited
+
+
+def test_the_audited_prompt_version_names_the_text_the_model_reads(sb: Sandbox) -> None:
+    """The audit log records a run's prompt version; with the rule rendered from the policy, two texts
+    under one ``id@version`` would be told apart by nothing."""
+    default, again = context(sb, "klaviyo-assistant"), context(sb, "klaviyo-assistant")
+    limited = context(sb, "klaviyo-assistant", ApprovalPolicy(max_profiles_per_call=50))
+    assert default.prompt_version == again.prompt_version
+    assert default.prompt_version != limited.prompt_version
+    assert default.prompt_version.startswith("klaviyo_assistant@1+")
+    assert context(sb, "lead-magnet-sequencer").prompt_version == "lead_magnet_sequencer@1"  # nothing rendered
