@@ -335,6 +335,29 @@ def check_body(schemas: SchemaIndex, op: Operation, body: Any) -> None:
     if unknown:
         pointer, field, owner = unknown
         raise bad_request(f"'{field}' is not a valid field for the resource '{owner}'.", pointer=pointer)
+    check_names(body)
+
+
+#: Attributes that name the resource they belong to: a list's, tag's, template's, webhook's ``name``,
+#: a data source's ``title``. Klaviyo refuses them blank ("This field may not be blank.", Django REST
+#: framework's answer for a CharField; Klaviyo's UI asks for a name everywhere it creates one), so a
+#: resource is never stored that no one can tell apart in a listing.
+NAMING_ATTRIBUTES = ("name", "title")
+
+
+def check_names(body: Any) -> None:
+    """A 400 when ``data.attributes`` gives a naming attribute that is empty or only whitespace."""
+    data = body.get("data") if isinstance(body, Mapping) else None
+    attrs = data.get("attributes") if isinstance(data, Mapping) else None
+    if not isinstance(attrs, Mapping):
+        return
+    for key in NAMING_ATTRIBUTES:
+        value = attrs.get(key)
+        if isinstance(value, str) and not value.strip():
+            raise bad_request(
+                f"{key} may not be blank; give the {(data or {}).get('type') or 'resource'} a {key}.",
+                pointer=f"/data/attributes/{key}",
+            )
 
 
 def _format_error(errors: list[Any]) -> Any:
@@ -376,6 +399,11 @@ def _friendly(error: Any) -> str:
         return message.replace("is a required property", "is required")
     if error.validator == "additionalProperties":
         return message
+    if error.validator in ("minLength", "maxLength") and isinstance(error.instance, str):
+        field = next((str(p) for p in reversed(list(error.absolute_path)) if not isinstance(p, int)), "The value")
+        bound = "at least" if error.validator == "minLength" else "at most"
+        unit = "character" if error.validator_value == 1 else "characters"
+        return f"{field} must be {bound} {error.validator_value} {unit} long (it has {len(error.instance)})."
     if len(message) > 300:
         message = message[:300] + "…"
     return message

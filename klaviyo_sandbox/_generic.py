@@ -10,7 +10,10 @@ Shapes (after ``/api`` or ``/client``)::
 Domain modules replace this where Klaviyo's behaviour matters (profiles, lists, events, ...);
 everything else still answers with spec-conforming documents and real persistence, and with the
 uniqueness the spec's field descriptions state (``UNIQUE``): a create or update repeating a unique
-name is a 400.
+name is a 400. A linkage a write gives (``relationships`` of a create or update, the body of a
+relationship endpoint) must name a resource that exists, where the type is one the API stores and
+serves (``GET`` of its own): otherwise a 404 pointing at its id, as Klaviyo answers and as the domains
+do for the writes they handle (a to-many list of a bulk job's items is the job's to report).
 """
 
 from __future__ import annotations
@@ -75,12 +78,14 @@ def generic(ctx: Ctx) -> Reply:
         if method == "GET":
             return _linkage_reply(ctx, svc.related(parent, rel))
         if method == "POST":
+            _check_exist(ctx, ctx.linkages(), "/data")
             svc.link(parent, rel, ctx.linkages())
             return ctx.no_content()
         if method == "DELETE":
             svc.unlink(parent, rel, ctx.linkages())
             return ctx.no_content()
         if method == "PATCH":
+            _check_exist(ctx, ctx.linkages(), "/data")
             svc.set_links(parent, rel, ctx.linkages(), many=isinstance(ctx.data, list))
             return ctx.no_content()
     raise SandboxError(
@@ -111,10 +116,33 @@ def _request_type(ctx: Ctx) -> str:
     return ctx.routes.primary_type(ctx.op) or "resource"
 
 
+def _check_exist(ctx: Ctx, links: list[Linkage], pointer: str, *, many: bool | None = None) -> None:
+    """A 404 naming the first of ``links`` (given at ``pointer``) whose resource does not exist, of the
+    types the API stores (those with a ``GET`` of their own; others, like an order, are not checked)."""
+    many = isinstance(ctx.data, list) if many is None else many
+    for i, (rtype, rid) in enumerate(links):
+        if ctx.routes.item_schema_for(rtype) is not None and ctx.store.get(rtype, rid) is None:
+            where = f"{pointer}/{i}/id" if many else f"{pointer}/id"
+            raise SandboxError(
+                404, "not_found", "Not found.", f"No {rtype.replace('-', ' ')} with id {rid!r} exists.", pointer=where
+            )
+
+
+def _check_related(ctx: Ctx, *, jobs: bool = False) -> None:
+    """The body's ``relationships`` name resources that exist (for a job, only its to-one parents)."""
+    data = ctx.data if isinstance(ctx.data, dict) else {}
+    for name, value in (data.get("relationships") or {}).items():
+        many = isinstance(value, dict) and isinstance(value.get("data"), list)
+        if not (jobs and many):
+            _check_exist(ctx, ctx.rel(name), f"/data/relationships/{name}/data", many=many)
+
+
 def _create(ctx: Ctx) -> Reply:
     item, _ = ctx.schemas.response_item(ctx.op)
     req_type = _request_type(ctx)
-    if req_type.endswith("-job") or "-jobs" in ctx.op.path:
+    is_job = req_type.endswith("-job") or "-jobs" in ctx.op.path
+    _check_related(ctx, jobs=is_job)
+    if is_job:
         job = ctx.create_job(req_type)
         return ctx.one(job) if item is not None else ctx.accepted()
     rtype = (ctx.schemas.types_of(item) or [req_type])[0]
@@ -139,6 +167,7 @@ def _create(ctx: Ctx) -> Reply:
 
 def _update(ctx: Ctx, res: Resource) -> Reply:
     ctx.check_body_id(res.id)
+    _check_related(ctx)
     data = ctx.data if isinstance(ctx.data, dict) else {}
     _check_unique(ctx, res.type, {**res.attributes, **ctx.attrs}, res.id)
     for key, value in ctx.attrs.items():

@@ -8,7 +8,9 @@ Formats are checked (``_formats.py``): ``date-time`` and ``date`` wherever the s
 requests and responses (jsonschema's own checker skips ``date-time`` unless an extra package is
 installed, so the sandbox registers its own). Request bodies are also checked for what the spec
 states only in words: fields that hold an email address (``email``, ``from_email``, ...) and
-phone numbers (``phone_number``, E.164) get a ``format`` of the sandbox's (``REQUEST_FORMATS``).
+phone numbers (``phone_number``, E.164) get a ``format`` of the sandbox's (``REQUEST_FORMATS``),
+and strings whose length the spec states in a description get ``minLength``/``maxLength``
+(``STATED_LENGTHS``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,15 @@ PHONE_FORMAT = "sandbox-e164"
 EMAIL_FIELDS = frozenset({"email", "from_email", "reply_to_email", "cc_email", "bcc_email", "default_sender_email"})
 EMAIL_LIST_FIELDS = frozenset({"to_emails"})
 PHONE_FIELDS = frozenset({"phone_number"})
+#: String lengths the spec states only in a field's description (the generated schemas keep no
+#: descriptions): schema name -> property path -> (fewest, most characters). From the 2026-07-15 spec:
+#: DataSourceCreateQueryResourceObject.attributes.title, "Must be between 1 and 255 characters";
+#: PushActionButtonDefinition.label, "The button label (max 40 characters)", and .url, "(max 2048
+#: characters)".
+STATED_LENGTHS: dict[str, dict[tuple[str, ...], tuple[int | None, int]]] = {
+    "DataSourceCreateQueryResourceObject": {("attributes", "title"): (1, 255)},
+    "PushActionButtonDefinition": {("label",): (None, 40), ("url",): (None, 2048)},
+}
 
 
 def _checker(*, requests: bool) -> jsonschema.FormatChecker:
@@ -80,12 +91,32 @@ def _formatted(schema: Json, fmt: str, *, listed: bool) -> Json:
     return schema
 
 
+def _with_stated_lengths(defs: Json) -> Json:
+    """``defs`` with ``STATED_LENGTHS`` as ``minLength``/``maxLength`` on the strings they name (a copy
+    of each schema changed; a name or path the spec no longer has is skipped)."""
+    out = dict(defs)
+    for name, fields in STATED_LENGTHS.items():
+        if name not in out:
+            continue
+        root = json.loads(json.dumps(out[name]))
+        for path, (fewest, most) in fields.items():
+            node: Any = root
+            for key in path:
+                node = node.get("properties", {}).get(key) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node["maxLength"] = most
+                if fewest is not None:
+                    node["minLength"] = fewest
+        out[name] = root
+    return out
+
+
 class SchemaIndex:
     """Resolves ``$ref``s, merges ``allOf`` and builds cached validators for named schemas."""
 
     def __init__(self, stage: str = "stable") -> None:
         self.defs: Json = load_schemas(stage)["$defs"]
-        self._request_defs: Json = _with_request_formats(self.defs)
+        self._request_defs: Json = _with_stated_lengths(_with_request_formats(self.defs))
         self._subvalidators: dict[str, jsonschema.protocols.Validator] = {}
 
     def resolve(self, schema: Mapping[str, Any] | None) -> Json:
@@ -166,9 +197,18 @@ class SchemaIndex:
                 options = [o for o in node[key] if o != {"type": "null"}]
                 if value is None or not options:
                     return None
-                if len(options) > 1:
-                    options = [o for o in options if self._subvalidator(o).is_valid(value)][:1]
-                return self._unknown(options[0], value, pointer, owner) if options else None
+                if len(options) == 1:
+                    return self._unknown(options[0], value, pointer, owner)
+                # Klaviyo reads a value as the branch it fits: one valid with every check a request
+                # gets (formats, stated lengths) and holding no key it does not define; failing
+                # that, the first valid one names the key it does not take.
+                found = None
+                for option in (o for o in options if self._subvalidator(o).is_valid(value)):
+                    unknown = self._unknown(option, value, pointer, owner)
+                    if unknown is None:
+                        return None
+                    found = found or unknown
+                return found
         if isinstance(value, dict) and "properties" in node:
             props = node["properties"]
             for key, sub in value.items():
@@ -189,7 +229,9 @@ class SchemaIndex:
         key = json.dumps(schema, sort_keys=True)
         found = self._subvalidators.get(key)
         if found is None:
-            found = self._subvalidators[key] = jsonschema.Draft202012Validator({"$defs": self.defs, **schema})
+            found = self._subvalidators[key] = jsonschema.Draft202012Validator(
+                {"$defs": self._request_defs, **schema}, format_checker=_checker(requests=True)
+            )
         return found
 
     # -- the data item of an operation's success response -----------------------------------

@@ -41,6 +41,9 @@ SMS_RENDER_DEFAULTS: Json = {
     "add_info_link": True,
     "add_opt_out_language": False,
 }
+#: The channels a campaign message has (the spec's message definitions: email, SMS, mobile push);
+#: Klaviyo refuses a channel filter naming any other rather than answering an empty page.
+CHANNELS = ("email", "sms", "mobile_push")
 CHANNEL_FILTER_HELP = (
     "A channel filter is required to list campaigns: add filter=equals(messages.channel,'email') "
     "(or 'sms', 'mobile_push')."
@@ -113,8 +116,16 @@ def get_campaigns(ctx: Ctx) -> Reply:
         found = _comparisons(parse_filter(text)) if text else []
     except FilterSyntaxError as exc:
         raise bad_request(str(exc), parameter="filter") from None
-    if not any(isinstance(c, Comparison) and c.field == "messages.channel" and c.operator == "equals" for c in found):
+    channels = [c for c in found if c.field == "messages.channel" and c.operator == "equals"]
+    if not channels:
         raise bad_request(CHANNEL_FILTER_HELP, parameter="filter")
+    for comparison in channels:
+        if comparison.value not in CHANNELS:
+            raise bad_request(
+                f"{comparison.value!r} is not a campaign channel; filter on one of {', '.join(CHANNELS)}, "
+                "e.g. equals(messages.channel,'email').",
+                parameter="filter",
+            )
     items = [settle(ctx.svc, c) for c in ctx.store.iter("campaign")]
     return campaign_reply(ctx, items)
 

@@ -33,6 +33,17 @@ def _list_id(sb: Sandbox) -> str:
     return res.id
 
 
+def _stored_id(sb: Sandbox, rtype: str) -> str:
+    """The id of a stored ``rtype`` (a bare one made when there is none), for a linkage that must exist."""
+    existing = sb.store.all(rtype)
+    if existing:
+        return existing[0].id
+    now = sb.clock.time()
+    res = Resource(rtype, sb.store.new_id(rtype), {}, {}, now, now)
+    sb.store.put(res)
+    return res.id
+
+
 def _flow_action_definition(sb: Sandbox) -> dict[str, Any]:
     """The definition of the flow action the sweep will patch (the first stored), unchanged."""
     existing = sb.store.all("flow-action")
@@ -176,6 +187,12 @@ EXTRA: dict[str, dict[str, Any] | Callable[[Sandbox], dict[str, Any]]] = {
         "profile_ids": [_profile_id(sb, "sweep-merged@example.com")],
     },
     "create_client_push_token": {"token": "sweep-client-token"},
+    # linkages name resources that exist (a made-up id is a 404, as in Klaviyo)
+    "create_client_back_in_stock_subscription": lambda sb: {"variant_id": _stored_id(sb, "catalog-variant")},
+    "create_object_schema_relationship": lambda sb: {
+        "object_schemas": [{"id": _stored_id(sb, "object-schema"), "name": "x", "description": None}]
+    },
+    "update_object_schema_relationship": lambda sb: {"object_schema_id": _stored_id(sb, "object-schema")},
     "get_client_ip_allowlist": {"id": "integration-egress"},  # the one list, at its fixed id
     "create_push_token": {"token": "sweep-server-token"},
     "create_segment": {"definition": {"condition_groups": [{"conditions": [_CONSENT_ANY]}]}},
