@@ -227,7 +227,7 @@ def postgres_saver(url: str, synchronous_commit: bool) -> Iterator[Any]:
 
 def checkpoint_bytes(saver: Any, thread: str) -> tuple[int, int]:
     """(checkpoints, bytes) one thread wrote: checkpoints, their metadata, channel blobs, pending writes."""
-    if hasattr(saver, "conn") and saver.__class__.__name__ == "SqliteSaver":
+    if hasattr(saver, "conn") and saver.__class__.__name__ in ("SqliteSaver", "CheckpointSaver"):
         with saver.cursor(transaction=False) as cur:
             cur.execute("SELECT count(*), sum(length(checkpoint) + length(metadata)) FROM checkpoints "
                         "WHERE thread_id = ?", (thread,))

@@ -14,18 +14,32 @@ as the vault reports a damaged ``vault.sqlite``::
 Only errors about the file itself are translated: it cannot be written (permissions, a read-only
 file system), cannot be opened, is damaged or is not a database, or the disk is full. Anything else
 (a locked database, a constraint) is the caller's to handle, and :meth:`StateFile.error` returns None.
+
+Some damage SQLite does not report: a write-ahead log (``NAME-wal``) whose header is not SQLite's is
+dropped without a word, with every write it held. :meth:`StateFile.check` looks before the file is
+opened (its header, its log's header), so such a file is refused, and left as it is, instead.
+Moving a damaged file aside moves its ``-wal`` and ``-shm`` with it: a log left beside a new file
+would be played into it.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import shlex
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ToolkitUsageError
 
-__all__ = ["StateFile", "StateFileError"]
+__all__ = ["StateFile", "StateFileError", "set_aside"]
+
+#: The first 16 bytes of every SQLite database file, and the magic numbers of a write-ahead log's header.
+SQLITE_HEADER = b"SQLite format 3\x00"
+WAL_MAGIC = (0x377F0682, 0x377F0683)
+#: The files SQLite keeps beside a database, which belong to it.
+COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 class StateFileError(ToolkitUsageError):
@@ -98,6 +112,55 @@ def _why_not_openable(path: Path) -> str:
     return "check the path and its permissions"
 
 
+def _wal_problem(wal: Path) -> str | None:
+    """What is wrong with the header of a write-ahead log, or None when it is SQLite's (or empty).
+
+    The header is 32 bytes: magic, version, page size, checkpoint number, two salts and a checksum
+    of the first 24 bytes (big-endian words when the magic's low bit is set, else little-endian).
+    """
+    try:
+        with wal.open("rb") as f:
+            head = f.read(32)
+    except FileNotFoundError:
+        return None
+    if not head:
+        return None  # an empty log: nothing written since the last checkpoint
+    if len(head) < 32:
+        return f"it is {len(head)} bytes long, shorter than a log's 32-byte header"
+    magic, version, page_size = struct.unpack(">3I", head[:12])
+    if magic not in WAL_MAGIC:
+        return "its header is not a SQLite write-ahead log's"
+    words = struct.unpack((">" if magic & 1 else "<") + "6I", head[:24])
+    first = second = 0
+    for i in range(0, 6, 2):
+        first = (first + words[i] + second) & 0xFFFFFFFF
+        second = (second + words[i + 1] + first) & 0xFFFFFFFF
+    if (first, second) != struct.unpack(">2I", head[24:32]) or version != 3007000 or page_size & (page_size - 1):
+        return "its header's checksum does not match (the header is damaged)"
+    return None
+
+
+def set_aside(path: Path, *, log_only: bool = False) -> str:
+    """The shell command that moves a damaged file (or, ``log_only``, its write-ahead log) aside, keeping it.
+
+    The ``-wal``/``-shm``/``-journal`` beside the file go with it, under the new name, so the copy
+    opens as it was: whichever of them exist when the command runs (SQLite removes a log when the last
+    connection closes, after the message was made). A name already taken is not reused (``.damaged``,
+    ``.damaged-2``, ...) and ``mv -n`` overwrites nothing.
+    """
+    base = Path(f"{path}-wal") if log_only else path
+    n = 1
+    while True:
+        aside = base.with_name(base.name + (".damaged" if n == 1 else f".damaged-{n}"))
+        if not any(Path(f"{aside}{s}").exists() for s in ("", *COMPANIONS)):
+            break
+        n += 1
+    if log_only:
+        return f"mv -n {shlex.quote(str(base))} {shlex.quote(str(aside))}"
+    src, dst = shlex.quote(str(path)), shlex.quote(str(aside))
+    return f'for s in "" {" ".join(COMPANIONS)}; do [ ! -e {src}$s ] || mv -n {src}$s {dst}$s; done'
+
+
 @dataclass(frozen=True)
 class StateFile:
     """A kind of state file: what it is and what moving it aside loses (for the messages).
@@ -135,11 +198,11 @@ class StateFile:
                 exc,
             )
         if kind == "damaged":
-            aside = target.with_name(target.name + ".damaged")
             then = f", then {self.then}" if self.then else ""
             return StateFileError(
                 f"{said} cannot be read ({why}): the file is damaged, or is not a SQLite database. "
-                f"Restore it from a backup, or move it aside (mv {target} {aside}; {self.if_moved}){then}",
+                f"Restore it from a backup, or move it aside, keeping it (`{set_aside(target)}`; "
+                f"{self.if_moved}){then}",
                 target,
                 exc,
             )
@@ -150,3 +213,37 @@ class StateFile:
                 f"{said} cannot be read or written ({why}): check the disk that holds it", target, exc
             )
         return None
+
+    def check(self, path: str | Path) -> None:
+        """Refuse, before SQLite opens it, a file that is not a database or whose write-ahead log is
+        damaged (which SQLite would drop silently, with the writes in it); the files are left as they are.
+
+        Raises:
+            StateFileError: which file, what is wrong, how to set it aside and what that loses.
+        """
+        target = Path(path)
+        try:
+            with target.open("rb") as f:
+                head = f.read(len(SQLITE_HEADER))
+        except FileNotFoundError:
+            head = b""
+        except OSError as exc:
+            raise self.error(target, exc) or exc from exc
+        if head and head != SQLITE_HEADER:
+            problem = "its header is not SQLite's" if len(head) == len(SQLITE_HEADER) else "it is cut short"
+            raise StateFileError(
+                f"{self.what} {target} cannot be read ({problem}): the file is damaged, or is not a SQLite "
+                f"database. Restore it from a backup, or move it aside, keeping it (`{set_aside(target)}`; "
+                f"{self.if_moved}){f', then {self.then}' if self.then else ''}",
+                target,
+            )
+        wal = Path(f"{target}-wal")
+        problem = _wal_problem(wal)
+        if problem is not None:
+            raise StateFileError(
+                f"the write-ahead log {wal} of {self.what} {target} is damaged ({problem}): SQLite would drop "
+                "it, and the writes it holds, without a word, so nothing was opened. Restore the file and its "
+                f"log together from a backup, or move the log aside, keeping it (`{set_aside(target, log_only=True)}`;"
+                f" the writes made since it was last merged into {target.name} are lost: {self.if_moved})",
+                wal,
+            )

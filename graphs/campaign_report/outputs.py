@@ -112,8 +112,11 @@ def earlier_note(rows: Sequence[Row], totals: Mapping[str, Any], date: str, curr
 
 
 def _table(rows: Sequence[Row], totals: Mapping[str, Any], metric: str | None, currency: str | None) -> list[str]:
+    """The campaigns table: every rate stands right after the count it divides (Klaviyo's definitions:
+    converters, unsubscribes over delivered, bounced over recipients), so a reader can recompute it."""
     head = ["Campaign", "Sent (local)", "Recipients", "Delivered", "Opens", "Open rate", "Clicks", "Click rate",
-            f"Conversions ({_md(metric or 'n/a')})", "Revenue", "Conv. rate", "Bounce rate", "Unsub. rate"]
+            f"Conversions ({_md(metric or 'n/a')})", "Revenue", "Converters", "Conv. rate", "Bounced", "Bounce rate",
+            "Unsubs", "Unsub. rate"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def cells(r: Mapping[str, Any], name: str, sent: str, rates: bool = True) -> list[str]:
@@ -123,7 +126,8 @@ def _table(rows: Sequence[Row], totals: Mapping[str, Any], metric: str | None, c
         return [name, sent, fmt_count(r.get("recipients")), fmt_count(r.get("delivered")),
                 fmt_count(r.get("opens_unique")), rate("open_rate"), fmt_count(r.get("clicks_unique")),
                 rate("click_rate"), fmt_count(r.get("conversions")), fmt_money(r.get("revenue"), currency),
-                rate("conversion_rate"), rate("bounce_rate"), rate("unsubscribe_rate")]
+                fmt_count(r.get("conversion_uniques")), rate("conversion_rate"), fmt_count(r.get("bounced")),
+                rate("bounce_rate"), fmt_count(r.get("unsubscribe_uniques")), rate("unsubscribe_rate")]
 
     for row in rows:
         lines.append("| " + " | ".join(cells(row, _md(row["name"]), row.get("send_time_local") or "")) + " |")
@@ -178,6 +182,10 @@ def markdown_report(state: Mapping[str, Any]) -> str:
     if not rows:
         out += [state.get("empty_text") or no_activity_text(date), ""]
     out += [*_table(rows, totals, metrics[0] if metrics else None, currency), ""]
+    if rows:
+        out += [f"_Converters: people with a {_md(metrics[0] if metrics else 'conversion')} attributed to the "
+                "campaign; Unsubs: people who unsubscribed. Each rate divides the count before it: opens, clicks, "
+                "converters and unsubs by delivered, bounced by recipients._", ""]
     note = earlier_note(rows, totals, date, currency)
     if note:
         out += [f"_{note}_", ""]

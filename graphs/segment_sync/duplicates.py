@@ -1,9 +1,14 @@
-"""People who appear in the source more than once: the first row gives the fields, consent must agree.
+"""People who appear in the source more than once: the last row's values win, consent must agree.
 
 A source row is a person by its key (profile id, else email in any case, else phone number). The
-plan keeps one row per person, the first, and its fields (name, phone, external id) are the ones
-sent: which of two spellings of a name is right, nobody can tell, and the first is what the
-summary has always said ("merged into their first occurrence").
+plan keeps one row per person, at its first row's place and with its identity (the email as first
+spelled, the profile id); each other field (:data:`FIELDS`: name, phone, external id) takes the
+value of the **last** row that gives one. A source lists people as they were written, so a later
+row is the newer value (an export appended to, a CRM row edited after); it is also what Klaviyo
+itself keeps when it imports the same file row by row. An empty cell is no value: it never erases
+one an earlier row gave. (The first row used to win, for no better reason than that the summary
+said so; a corrected name in a later row was then silently dropped.) The people whose values came
+from a later row are counted and named (``merged_values``), so the choice is never silent.
 
 Consent is not such a field. A subscribe must rest on the person's explicit consent, and rows
 that disagree (one says yes, another says no or nothing) are not that. So a person whose rows
@@ -11,9 +16,10 @@ disagree on consent is a **conflict**: added to the list like anyone, never subs
 unsubscribed either: a conflict only withholds), and reported with every row involved so that the
 source can be fixed. Rows that agree are a plain duplicate, as before.
 
-The later rows of each person live in the plan's ``duplicates`` table (key, row number, consent);
-``source.conflict`` is NULL for a person whose rows agree, else the first row's own consent, with
-``source.consent`` set to 0 (the one column every subscribe decision reads).
+The later rows of each person live in the plan's ``duplicates`` table (key, row number, consent
+and the :data:`FIELDS`); ``source.conflict`` is NULL for a person whose rows agree, else the first
+row's own consent, with ``source.consent`` set to 0 (the one column every subscribe decision reads).
+The ``merged`` table names, per person, the fields a later row changed.
 """
 
 from __future__ import annotations
@@ -21,28 +27,84 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-__all__ = ["SCHEMA", "conflict_count", "conflicts", "mark_conflicts", "split"]
+__all__ = ["FIELDS", "SCHEMA", "conflict_count", "conflicts", "mark_conflicts", "merge_values", "merged",
+           "record", "split", "upgrade"]
 
+#: The ``source`` columns a later row of the same person overrides (when it gives a value).
+FIELDS = ("phone", "external_id", "first_name", "last_name")
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS duplicates (key TEXT NOT NULL, rowno INTEGER NOT NULL, consent INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS duplicates (key TEXT NOT NULL, rowno INTEGER NOT NULL, consent INTEGER NOT NULL,
+    phone TEXT, external_id TEXT, first_name TEXT, last_name TEXT);
 CREATE INDEX IF NOT EXISTS duplicates_key ON duplicates(key);
+CREATE TABLE IF NOT EXISTS merged (key TEXT PRIMARY KEY, fields TEXT NOT NULL);
 """
 
 
+def upgrade(db: sqlite3.Connection) -> None:
+    """The tables above in a plan file written by an older version (the field columns it lacks added)."""
+    db.executescript(SCHEMA)
+    have = {r[1] for r in db.execute("PRAGMA table_info(duplicates)")}
+    for column in FIELDS:
+        if column not in have:
+            db.execute(f"ALTER TABLE duplicates ADD COLUMN {column} TEXT")
+
+
 def split(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """``rows`` (source tuples: row number, key, ..., consent at index 8) as (first rows of their
-    person, later rows as ``duplicates`` tuples); one query for the keys already in the plan."""
+    """``rows`` (source tuples: row number, key, email, email key, phone, external id, first name, last
+    name, consent, profile id) as (first rows of their person, later rows as ``duplicates`` tuples);
+    one query for the keys already in the plan."""
     keys = sorted({r[1] for r in rows})
     seen = {k for (k,) in db.execute(f"SELECT key FROM source WHERE key IN ({','.join('?' * len(keys))})", keys)}
     first: list[tuple[Any, ...]] = []
     again: list[tuple[Any, ...]] = []
     for row in rows:
         if row[1] in seen:
-            again.append((row[1], row[0], row[8]))
+            again.append((row[1], row[0], row[8], *row[4:8]))
         else:
             seen.add(row[1])
             first.append(row)
     return first, again
+
+
+def record(db: sqlite3.Connection, again: list[tuple[Any, ...]]) -> None:
+    """Keep later rows (from :func:`split`) for :func:`mark_conflicts` and :func:`merge_values`."""
+    db.executemany(f"INSERT INTO duplicates (key, rowno, consent, {', '.join(FIELDS)}) VALUES (?,?,?,?,?,?,?)", again)
+
+
+def merge_values(db: sqlite3.Connection) -> int:
+    """Give each person the last value any of their rows gives for each of :data:`FIELDS`, noting in
+    ``merged`` which fields that changed; how many people it changed (once every row is loaded)."""
+    db.execute("DELETE FROM merged")
+    for field in FIELDS:
+        db.execute(
+            f"WITH latest AS (SELECT d.key, d.{field} AS value FROM duplicates d WHERE d.{field} IS NOT NULL "
+            f"AND d.rowno = (SELECT MAX(e.rowno) FROM duplicates e WHERE e.key = d.key AND e.{field} IS NOT NULL)) "
+            "INSERT INTO merged (key, fields) SELECT s.key, ? FROM source s JOIN latest l ON l.key = s.key "
+            f"WHERE s.{field} IS NOT l.value ON CONFLICT(key) DO UPDATE SET fields = fields || ',' || excluded.fields",
+            (field,),
+        )
+        db.execute(
+            f"UPDATE source SET {field} = (SELECT d.{field} FROM duplicates d WHERE d.key = source.key AND "
+            f"d.{field} IS NOT NULL ORDER BY d.rowno DESC LIMIT 1) WHERE key IN (SELECT key FROM merged "
+            f"WHERE ',' || fields || ',' LIKE '%,{field},%')"
+        )
+    return int(db.execute("SELECT COUNT(*) FROM merged").fetchone()[0])
+
+
+def merged(db: sqlite3.Connection, limit: int) -> dict[str, Any]:
+    """The people whose values came from a later row: how many, and the first ``limit`` with their rows
+    and the fields that changed (``phone`` said as the source names it, ``phone_number``)."""
+    count = int(db.execute("SELECT COUNT(*) FROM merged").fetchone()[0])
+    people = []
+    for key, person, rowno, fields in db.execute(
+        "SELECT s.key, COALESCE(s.email, s.phone, s.external_id, s.profile_id), s.rowno, m.fields FROM merged m "
+        "JOIN source s ON s.key = m.key ORDER BY s.rowno LIMIT ?",
+        (limit,),
+    ).fetchall():
+        later = [r for (r,) in db.execute("SELECT rowno FROM duplicates WHERE key = ? ORDER BY rowno", (key,))]
+        names = ["phone_number" if f == "phone" else f for f in fields.split(",")]
+        people.append({"person": person, "rows": [rowno, *later], "fields": names})
+    return {"count": count, "people": people}
 
 
 def mark_conflicts(db: sqlite3.Connection) -> int:

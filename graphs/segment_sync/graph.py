@@ -329,6 +329,7 @@ def plan(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
         summary["invalid"] = {"count": source.get("invalid", 0), "rows": p.invalid(PROBLEMS_KEPT)}
         summary["duplicates"] = source.get("duplicates", 0)
         summary["consent_conflicts"] = p.conflicts(PROBLEMS_KEPT)
+        summary["merged_values"] = p.merged(PROBLEMS_KEPT)
     runtime.stream_writer({"phase": "plan", "done": total, "total": total, "unit": "batches"})
     return {"plan": summary, "batches_total": total, "cursor": 1}
 

@@ -8,8 +8,8 @@ The diff is SQL, never Python sets, so memory stays flat however large the sourc
 
 - a source row matches a member by profile id (list/segment sources), else by email
   (case-insensitive), else, for rows without an email, by phone number;
-- a person in several rows is one row, the first (``duplicates.py``), except for consent: rows
-  that disagree on it are a conflict, and that person is not subscribed;
+- a person in several rows is one row, with the last value each field is given (``duplicates.py``),
+  except for consent: rows that disagree on it are a conflict, and that person is not subscribed;
 - **adds** are unmatched rows, **removes** unmatched members (in ``mirror`` mode);
 - **subscribes** are rows with explicit consent and an email whose profile is not already
   subscribed and not suppressed (nor unsubscribed from this list); suppressed ones are reported;
@@ -130,7 +130,7 @@ class Plan:
 
     def _upgrade(self) -> None:
         """Add the columns a plan file written by an older version lacks (a run resumed across an upgrade)."""
-        self.db.executescript(duplicates.SCHEMA)
+        duplicates.upgrade(self.db)
         for table, column, definition in UPGRADES:
             have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
             if column not in have:
@@ -155,8 +155,8 @@ class Plan:
     ) -> dict[str, int]:
         """Stream rows in; counts of what was read.
 
-        Valid rows are deduplicated by person: the first row's fields are kept, unless the rows
-        disagree on consent (a conflict, not subscribed: ``duplicates.py``).
+        Valid rows are deduplicated by person: each field takes the last value its rows give, and
+        rows that disagree on consent are a conflict, not subscribed (``duplicates.py``).
         """
         self.db.execute("DELETE FROM source")
         self.db.execute("DELETE FROM invalid")
@@ -174,7 +174,7 @@ class Plan:
                 "first_name, last_name, consent, profile_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 first,
             )
-            self.db.executemany("INSERT INTO duplicates (key, rowno, consent) VALUES (?,?,?)", again)
+            duplicates.record(self.db, again)
             self.db.executemany("INSERT INTO invalid (rowno, field, value, problem, email_key) VALUES (?,?,?,?,?)",
                                 wrong)
             good.clear()
@@ -188,11 +188,8 @@ class Plan:
             else:
                 valid += 1
                 email_key = _key(row.email)
-                key = (
-                    f"id:{row.profile_id}"
-                    if row.profile_id
-                    else (f"e:{email_key}" if email_key else f"p:{row.phone_number}")
-                )
+                key = f"id:{row.profile_id}" if row.profile_id else (
+                    f"e:{email_key}" if email_key else f"p:{row.phone_number}")
                 good.append(
                     (
                         row.row,
@@ -212,9 +209,10 @@ class Plan:
                 if progress:
                     progress(seen)
         flush()
-        conflicts = duplicates.mark_conflicts(self.db)
+        conflicts, merged = duplicates.mark_conflicts(self.db), duplicates.merge_values(self.db)
         self.db.commit()
-        return {"rows": seen, "valid": valid, "invalid": bad, "duplicates": twice, "consent_conflicts": conflicts}
+        return {"rows": seen, "valid": valid, "invalid": bad, "duplicates": twice, "consent_conflicts": conflicts,
+                "merged_values": merged}
 
     def load_members(
         self, pages: Iterable[list[Member]], progress: Callable[[int, int], None] | None = None, table: str = "members"
@@ -409,6 +407,10 @@ class Plan:
     def conflicts(self, limit: int) -> dict[str, Any]:
         """People whose rows disagree on consent (not subscribed): how many, the first ``limit`` with their rows."""
         return {"count": duplicates.conflict_count(self.db), "people": duplicates.conflicts(self.db, limit)}
+
+    def merged(self, limit: int) -> dict[str, Any]:
+        """People whose fields came from a later row: how many, the first ``limit`` (``duplicates.merged``)."""
+        return duplicates.merged(self.db, limit)
 
     # -- batches -----------------------------------------------------------------------------------------
     def batch(self, n: int) -> Batch:

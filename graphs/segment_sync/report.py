@@ -1,10 +1,11 @@
 """What a sync reports: planned vs applied per kind of change, what was skipped and why, and a summary.
 
-Nothing is lost silently: invalid rows, duplicates, people whose rows disagree on consent (not
-subscribed: ``consent_conflicts``, with the rows), suppressed profiles, rejected or failed batches
-and rows Klaviyo refused (in a batch call or in an import job) are each counted, with a sample, in
-``state["result"]``. Counts are what Klaviyo accepted: ``applied`` leaves out the
-``refused`` rows, which are listed under ``invalid`` with Klaviyo's reason.
+Nothing is lost silently: invalid rows, duplicates (merged into one row per person: people whose
+fields came from a later row are in ``merged_values``, with the rows and fields), people whose rows
+disagree on consent (not subscribed: ``consent_conflicts``, with the rows), suppressed profiles,
+rejected or failed batches and rows Klaviyo refused (in a batch call or in an import job) are each
+counted, with a sample, in ``state["result"]``. Counts are what Klaviyo accepted: ``applied`` leaves
+out the ``refused`` rows, which are listed under ``invalid`` with Klaviyo's reason.
 
 A sync that did not do all it planned (a row invalid or refused, a batch failed or rejected, a
 subscribe withheld because a person's rows disagree on consent), or
@@ -81,6 +82,7 @@ def build_result(state: Mapping[str, Any], plan: Plan, limit: int) -> dict[str, 
         "invalid_rows": invalid_rows,
         "refused_rows": refused_rows,
         "duplicate_rows": source.get("duplicates", 0),
+        "merged_values": plan.merged(limit),
         "members_before": summary.get("members", 0),
         "unchanged": summary.get("unchanged", 0),
         **changes,
@@ -120,7 +122,14 @@ def _template(result: dict[str, Any]) -> str:
     if result["invalid_rows"]:
         notes.append(f"{result['invalid_rows']} invalid rows were skipped (see invalid)")
     if result["duplicate_rows"]:
-        notes.append(f"{result['duplicate_rows']} duplicate rows were merged into their first occurrence")
+        notes.append(f"{result['duplicate_rows']} duplicate rows were merged into one row per person")
+    merged = result.get("merged_values") or {}
+    if merged.get("count"):
+        n, people = merged["count"], merged["people"]
+        shown = ", ".join(f"{m['person']} ({'/'.join(m['fields'])})" for m in people[:3])
+        more = f" and {n - 3} more" if n > 3 else ""
+        notes.append(f"{n} {'person was' if n == 1 else 'people were'} given a later row's values, the last one "
+                     f"each field had: {shown}{more} (see merged_values)")
     conflicts = result.get("consent_conflicts") or {}
     if conflicts.get("count"):
         n, people = conflicts["count"], conflicts["people"]
@@ -162,15 +171,16 @@ _REFUSAL_KEYS = ("refused_rows", "refused", "source_check", "refused_by_klaviyo"
 
 def _model_facts(result: dict[str, Any]) -> dict[str, Any]:
     """What the model is told of a sync: the result without its file paths, and without refusal
-    counts or consent conflicts that are zero (so the facts read as when the cassettes were made)."""
+    counts, consent conflicts or merged values that are zero (so the facts read as when the
+    cassettes were made)."""
 
     def trim(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: trim(v) for k, v in value.items() if not (k in _REFUSAL_KEYS and v in (0, None))}
         return value
 
-    dropped = {"plan_file", "source"} | (set() if (result.get("consent_conflicts") or {}).get("count")
-                                         else {"consent_conflicts"})
+    dropped = {"plan_file", "source"} | {k for k in ("consent_conflicts", "merged_values")
+                                         if not (result.get(k) or {}).get("count")}
     return trim({k: v for k, v in result.items() if k not in dropped})  # type: ignore[no-any-return]
 
 
@@ -225,6 +235,9 @@ def render(state: Mapping[str, Any]) -> str:
             yes, no = c["consenting"], c["not_consenting"]
             lines.append(f"  consent conflict: {c['person']}: {_rows(yes)} consent{'s' if len(yes) == 1 else ''}, "
                          f"{_rows(no)} {'does' if len(no) == 1 else 'do'} not (not subscribed)")
+        for m in (plan.get("merged_values") or {}).get("people", [])[:10]:
+            lines.append(f"  merged: {m['person']}: {_rows(m['rows'])}: {', '.join(m['fields'])} from the last row "
+                         "that gives it")
         invalid = ((state.get("result") or {}).get("invalid") or plan.get("invalid") or {}).get("rows", [])
         for row in invalid[:10]:
             lines.append(f"  invalid row {row['row']}: {row['field']}: {row['problem']}")

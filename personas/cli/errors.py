@@ -10,6 +10,7 @@ from typing import Any
 
 from klaviyo_toolkit.state_files import StateFile, StateFileError
 from personas.kernel.errors import UsageProblem
+from personas.kernel.state_files import ACCEPT_LOSS, STATE_FILES, SYNC_PLAN
 
 from .common import config
 
@@ -92,38 +93,6 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
     return _model_error(exc)
 
 
-#: The state files in ``$PERSONAS_HOME``, by name: what each is and what moving it aside loses. A SQLite
-#: error on one of them (whichever code met it) is said with its path and the fix, the same way.
-ACCEPT_LOSS = "personas audit accept-loss --reason TEXT"
-STATE_FILES = {
-    "audit.sqlite": StateFile(
-        "the audit log",
-        if_moved="its rows are no longer shown or verified, and a new log begins",
-        then=f"accept the loss deliberately: {ACCEPT_LOSS} (until then its anchored head refuses every run)",
-    ),
-    "checkpoints.sqlite": StateFile(
-        "the run checkpoints",
-        if_moved="runs paused for approval or stopped midway can no longer be resumed; finished runs lose nothing",
-    ),
-    "service.sqlite": StateFile(
-        "the record of unattended runs",
-        if_moved="`personas runs` forgets past runs, pollers start again from --lookback, and a webhook delivery "
-        "already seen could start its run again",
-    ),
-    "vault.sqlite": StateFile(
-        "the vault",
-        if_moved="stored connections and the audit log's key are lost: the log can no longer be verified",
-        then="log in again (personas auth login NAME)",
-    ),
-    "campaign_reports.sqlite": StateFile(
-        "the campaign report cache", if_moved="only cached figures, fetched again on the next run"
-    ),
-}
-_SYNC_PLAN = StateFile(
-    "a segment sync's plan", if_moved="that sync run cannot be continued; start the sync again (it re-plans)"
-)
-
-
 def state_file_line(exc: BaseException) -> tuple[str, int] | None:
     """A state file's trouble in one line: its path, what is wrong, the fix; None for other errors.
 
@@ -156,7 +125,7 @@ def state_file_line(exc: BaseException) -> tuple[str, int] | None:
 def _state_file(path: Path) -> StateFile | None:
     if path.name in STATE_FILES:
         return STATE_FILES[path.name]
-    return _SYNC_PLAN if path.parent.name == "sync" and path.suffix == ".sqlite" else None
+    return SYNC_PLAN if path.parent.name == "sync" and path.suffix == ".sqlite" else None
 
 
 def _database_of(tb: TracebackType | None) -> Path | None:

@@ -19,11 +19,8 @@ Example::
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from graphs import build, graph_spec
@@ -31,9 +28,10 @@ from personas.kernel.context import PersonaContext
 from personas.kernel.errors import UsageProblem
 from personas.kernel.governance import parse_answer
 from personas.kernel.graphspec import GraphSpec
-from personas.kernel.privacy import RedactingSerde, private_file
+from personas.kernel.privacy import RedactingSerde
 from personas.kernel.spec import PersonaSpec
 
+from .checkpoints import checkpointer
 from .context import build_context
 from .saves import inline_saves
 
@@ -41,48 +39,6 @@ __all__ = ["Pending", "RunDriver", "RunResult", "arun_persona", "checkpointer", 
 
 #: What ``stream`` yields by default: node starts and ends, graph progress, state updates.
 DEFAULT_MODES = ("updates", "custom", "tasks")
-
-
-#: One SQLite checkpointer per file per process (a connection is opened once, not per run), with the
-#: file's identity, so a file deleted and made again gets a new connection.
-_SAVERS: dict[str, tuple[tuple[int, int], Any]] = {}
-_SAVERS_LOCK = threading.Lock()
-
-
-def _usable(conn: sqlite3.Connection) -> bool:
-    """False once someone closed the shared connection (a caller that owned a saver, or thought it did)."""
-    try:
-        conn.execute("SELECT 1")
-    except sqlite3.ProgrammingError:
-        return False
-    return True
-
-
-def checkpointer(path: Path | str) -> Any:
-    """The SQLite checkpointer for ``path`` (created 0600), shared by every run in this process.
-
-    Opening a connection (WAL, schema check) costs more than a whole step's checkpoint, so runs
-    reuse one per file; ``SqliteSaver`` serialises its writes with its own lock.
-    """
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
-    target = private_file(Path(path))
-    key = str(target.resolve())
-    stat = target.stat()
-    identity = (stat.st_dev, stat.st_ino)
-    with _SAVERS_LOCK:
-        cached = _SAVERS.get(key)
-        if cached is not None and cached[0] == identity and _usable(cached[1].conn):
-            return cached[1]
-        conn = sqlite3.connect(str(target), check_same_thread=False)
-        # WAL with synchronous=NORMAL: a commit survives the process being killed (what resuming needs)
-        # without an fsync per step.
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        saver = SqliteSaver(conn)
-        saver = SqliteSaver(conn, serde=RedactingSerde(saver.serde))
-        _SAVERS[key] = (identity, saver)
-        return saver
 
 
 @dataclass(frozen=True)

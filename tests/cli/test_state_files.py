@@ -146,3 +146,63 @@ def test_a_damaged_state_file_is_named_with_the_fix_and_blocks_nothing_else(tmp_
         line = one_line_error(personas(home, *args))
         assert f"the audit log {home / 'audit.sqlite'} cannot be read (database disk image is malformed" in line
         assert "Restore it from a backup, or move it aside" in line and "personas audit accept-loss" in line
+
+
+def set_aside_command(line: str) -> str:
+    """The shell command a message gives to move a damaged file aside (between backticks)."""
+    assert "keeping it (`" in line, line
+    return line.split("keeping it (`", 1)[1].split("`;", 1)[0]
+
+
+def test_a_damaged_write_ahead_log_of_the_checkpoints_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    """SQLite drops a -wal whose header is not its own without a word (and the writes in it); a run on
+    such checkpoints is refused, naming the log, before SQLite touches it; the command it gives moves
+    the log aside, keeping it, and runs go on."""
+    home = tmp_path / "home"
+    ok(personas(home, *REPORT))
+    checkpoints, wal = home / "checkpoints.sqlite", home / "checkpoints.sqlite-wal"
+    junk = b"\x13\x37 not a write-ahead log" * 200
+    wal.write_bytes(junk)
+    before = checkpoints.read_bytes()
+
+    line = one_line_error(personas(home, *REPORT))
+    assert f"the write-ahead log {wal} of the run checkpoints {checkpoints} is damaged" in line
+    assert "can no longer be resumed" in line and "nothing was opened" in line
+    assert wal.read_bytes() == junk and checkpoints.read_bytes() == before, "the evidence is left as it is"
+
+    command = set_aside_command(line)
+    subprocess.run(command, shell=True, check=True)
+    ok(personas(home, *REPORT))
+    assert (home / "checkpoints.sqlite-wal.damaged").read_bytes() == junk, "the damaged log is kept"
+
+
+def test_moving_damaged_checkpoints_aside_takes_their_log_along_and_overwrites_nothing(tmp_path: Path) -> None:
+    """A damaged file's -wal goes aside with it (left behind, SQLite would play it into the new file),
+    under a name not yet taken: the command in the message does exactly that, and runs go on."""
+    import sqlite3
+
+    home = tmp_path / "home"
+    ok(personas(home, *REPORT))
+    checkpoints = home / "checkpoints.sqlite"
+    (home / "checkpoints.sqlite.damaged").write_bytes(b"an earlier damaged copy")
+    db = sqlite3.connect(checkpoints)  # a log with a real write in it, as a killed process leaves one
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    db.execute("CREATE TABLE scratch (x)")
+    db.commit()
+    log = Path(f"{checkpoints}-wal").read_bytes()
+    db.close()  # merges and removes the log: put it back, as it was
+    Path(f"{checkpoints}-wal").write_bytes(log)
+    with checkpoints.open("r+b") as f:
+        f.truncate(20_000)
+
+    line = one_line_error(personas(home, *REPORT))
+    assert f"the run checkpoints {checkpoints} cannot be read" in line
+    command = set_aside_command(line)
+    Path(f"{checkpoints}-wal").write_bytes(log)  # as a process killed before it closed the file leaves it
+    subprocess.run(command, shell=True, check=True)
+    assert not Path(f"{checkpoints}-wal").exists(), "a log left behind would be played into the new file"
+    ok(personas(home, *REPORT))
+    assert (home / "checkpoints.sqlite.damaged").read_bytes() == b"an earlier damaged copy", "nothing overwritten"
+    assert (home / "checkpoints.sqlite.damaged-2").stat().st_size >= 20_000
+    assert (home / "checkpoints.sqlite.damaged-2-wal").read_bytes() == log

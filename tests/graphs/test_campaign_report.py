@@ -449,7 +449,8 @@ def test_every_rate_in_the_table_divides_counts_printed_beside_it(sb: Sandbox, h
     beside the counts it divides, and the day's whole counts are printed too."""
     agreeing = table_rows(Path(run(sb, {"date": YESTERDAY_NY}).state["files"]["markdown"]).read_text("utf-8"))
     assert agreeing["**Total**"] == ["**Total**", "", "1,505", "1,463", "414", "28.3%", "67", "4.6%", "4",
-                                     "$1,015.20", "0.3%", "2.8%", "0.9%"], "unchanged when the counts agree"
+                                     "$1,015.20", "4", "0.3%", "42", "2.8%", "13", "0.9%"], \
+        "unchanged when the counts agree"
 
     monkeypatch.setenv("PERSONAS_HOME", str(home / "late"))  # the same account: not the first run's cache
     late = Sandbox(seed=42, rate_limit_factor=None, clock=ManualClock(NOW))
@@ -471,6 +472,44 @@ def test_every_rate_in_the_table_divides_counts_printed_beside_it(sb: Sandbox, h
     console.print(terminal_view(state))
     shown = " ".join(console.export_text().split())
     assert "Sent this day" in shown and "Sent on earlier days" in shown and "20 unique opens" in shown
+
+
+#: Each rate of the campaigns table and the columns it divides (Klaviyo's definitions).
+RECOMPUTED = {"Open rate": ("Opens", "Delivered"), "Click rate": ("Clicks", "Delivered"),
+              "Conv. rate": ("Converters", "Delivered"), "Bounce rate": ("Bounced", "Recipients"),
+              "Unsub. rate": ("Unsubs", "Delivered")}
+
+
+def test_every_rate_in_the_table_is_recomputed_from_counts_in_its_row_from_one_reporting_call(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: the table had no bounced, unsubscribe or unique-converter counts, so its bounce,
+    unsubscribe and conversion rates could not be checked from it. Each rate now has its count
+    beside it, in every row and closing line, from the same campaign-values call (one per metric)."""
+    monkeypatch.setenv("PERSONAS_HOME", str(home / "recompute"))
+    late = Sandbox(seed=42, rate_limit_factor=None, clock=ManualClock(NOW))
+    late_opens(late, EARLIER_SEND, 20, _dt.datetime(2026, 3, 8, 20, 0, tzinfo=ZoneInfo("America/New_York")))
+    state = run(late, {"date": YESTERDAY_NY}).state
+    assert reporting_calls(late) == 1 and state["reporting_calls"] == 1, "no call beyond the one report"
+    markdown = Path(state["files"]["markdown"]).read_text(encoding="utf-8")
+    header = [c.strip() for c in next(line for line in markdown.splitlines()
+                                      if line.startswith("| Campaign |")).strip("|").split(" | ")]
+    rows = table_rows(markdown)
+    assert {"**Sent this day (2 campaigns)**", "**Total**"} <= set(rows), "the closing lines are checked too"
+    checked: dict[str, int] = {}
+    for label, cells in rows.items():
+        row = dict(zip(header, cells, strict=True))
+        for rate, (part, whole) in RECOMPUTED.items():
+            if not row[rate].endswith("%"):
+                continue  # no rate on this line (n/a, or the activity of earlier sends)
+            shown = f"{float(row[part].replace(',', '')) / float(row[whole].replace(',', '')) * 100:.1f}%"
+            assert shown == row[rate], f"{label}: {rate} {row[rate]}, but {part} / {whole} is {shown}"
+            checked[rate] = checked.get(rate, 0) + 1
+    assert checked == dict.fromkeys(RECOMPUTED, 3), "two campaigns and the day's sent line, each rate"
+    assert any(row != "0" for row in (cells[header.index("Bounced")] for cells in rows.values()))
+    assert any(row != "0" for row in (cells[header.index("Unsubs")] for cells in rows.values()))
+    console = Console(width=80, record=True)
+    console.print(terminal_view(state))
+    assert max(len(line) for line in console.export_text().splitlines()) <= 80, "the terminal view still fits"
 
 
 DAY_ENDED = _dt.datetime(2026, 3, 9, tzinfo=ZoneInfo("America/New_York")).timestamp()  # YESTERDAY_NY is over

@@ -1,10 +1,10 @@
-"""The segment syncer and a person whose rows disagree on consent: never subscribed, always reported.
+"""The segment syncer and a person in several rows: the last value of each field wins, consent must agree.
 
 Against the in-process sandbox over HTTP. A source may hold the same person twice (the same email in
-another case, the same phone number); the first row gives the profile's fields, as for any duplicate.
-Consent is not a field to pick a winner for: when one row says yes and another does not, nobody
-can say the person consented, so they are added (as any row) but not subscribed, and the result
-names them with the rows involved.
+another case, the same phone number); each field takes the last value the person's rows give, as for
+any duplicate, and who got a later row's values is reported. Consent is not a field to pick a winner
+for: when one row says yes and another does not, nobody can say the person consented, so they are
+added (as any row) but not subscribed, and the result names them with the rows involved.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ def test_rows_that_disagree_on_consent_never_subscribe_and_are_reported(world: W
     imported = [p["attributes"] for body in world.sent("bulk_import_profiles")
                 for p in body["data"]["attributes"]["profiles"]["data"]]
     names = {p["email"].lower(): p.get("first_name") for p in imported}
-    assert names == {"ann@example.com": "Ann", "bo@example.com": "Bo", "cy@example.com": "Cy",
-                     "di@example.com": "Di"}, "other fields: the first row's, as for any duplicate"
+    assert names == {"ann@example.com": "A.", "bo@example.com": "Bo", "cy@example.com": "Cyrus",
+                     "di@example.com": "Di"}, "other fields: the last row's, as for any duplicate"
 
 
 def test_a_dry_run_shows_the_conflicts_in_the_plan(world: World) -> None:
@@ -90,3 +90,44 @@ def test_a_list_member_already_subscribed_is_left_alone_when_its_rows_disagree(w
     world.settle()
     assert world.consent("ann@example.com")["consent"] == "SUBSCRIBED"
     assert result["consent_conflicts"]["count"] == 1 and result["subscribes"]["planned"] == 0
+
+
+def test_a_later_row_gives_the_fields_an_empty_cell_erases_nothing_and_the_merges_are_reported(
+        world: World) -> None:
+    """Before: the first row won, so Ann's corrected name and Bo's new CRM id in later rows were
+    dropped, and nobody was told. Now the last value each field is given wins (a source lists people
+    as they were written); an empty cell is no value; consent, which agrees here, is untouched."""
+    list_id = world.new_list("Target")
+    rows = [
+        {"email": "ann@example.com", "first_name": "Anne", "last_name": "Lee", "external_id": "", "consent": "yes"},
+        {"email": "bo@example.com", "first_name": "Bo", "last_name": "", "external_id": "crm-1", "consent": ""},
+        {"email": "Ann@Example.com", "first_name": "Ann", "last_name": "", "external_id": "", "consent": "yes"},
+        {"email": "cy@example.com", "first_name": "Cy", "last_name": "", "external_id": "", "consent": ""},
+        {"email": "bo@example.com", "first_name": "", "last_name": "Berg", "external_id": "crm-2", "consent": ""},
+        {"email": "cy@example.com", "first_name": "Cy", "last_name": "", "external_id": "", "consent": ""},
+    ]
+    path = write_csv(world.home / "later.csv", rows, ["email", "first_name", "last_name", "external_id", "consent"])
+    state = run(world.context("later"), {"source": {"kind": "csv", "path": str(path)}, "target_list_id": list_id})
+    result = state.values["result"]
+
+    imported = {p["attributes"]["email"]: p["attributes"] for body in world.sent("bulk_import_profiles")
+                for p in body["data"]["attributes"]["profiles"]["data"]}
+    assert imported["ann@example.com"].get("first_name") == "Ann", "the later row's name"
+    assert imported["ann@example.com"].get("last_name") == "Lee", "an empty cell erases nothing"
+    assert imported["bo@example.com"].get("first_name") == "Bo"
+    assert (imported["bo@example.com"].get("last_name"), imported["bo@example.com"].get("external_id")) == (
+        "Berg", "crm-2")
+    assert set(imported) == {"ann@example.com", "bo@example.com", "cy@example.com"}, "the first spelling is kept"
+    assert _subscribed(world) == ["ann@example.com"], "consent: every row of Ann's says yes"
+
+    assert result["duplicate_rows"] == 3
+    assert result["merged_values"] == {"count": 2, "people": [
+        {"person": "ann@example.com", "rows": [2, 4], "fields": ["first_name"]},
+        {"person": "bo@example.com", "rows": [3, 6], "fields": ["external_id", "last_name"]},
+    ]}, "Cy's rows agree: nothing to report"
+    assert result["consent_conflicts"]["count"] == 0 and result["status"] == "done"
+    summary = state.values["summary"]
+    assert "3 duplicate rows were merged into one row per person" in summary
+    assert "2 people were given a later row's values" in summary
+    assert "ann@example.com (first_name), bo@example.com (external_id/last_name)" in summary
+    assert "merged: bo@example.com: rows 3, 6: external_id, last_name from the last row" in render(state.values)
