@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from .common import config
+from .common import config, visible
 
 app = typer.Typer(help="Runs started by webhooks, polling and schedules.", invoke_without_command=True)
 
@@ -166,7 +166,7 @@ def resume_cmd(
             folder = service.config.home / "approvals"
             for item in pending:
                 value = item.value if isinstance(item.value, dict) else {"value": item.value}
-                typer.echo(describe_approval(value, folder))
+                typer.echo(visible(describe_approval(value, folder)))  # shown, never obeyed
             first = pending[0].value.get("fingerprint", "sha256:...") if isinstance(pending[0].value, dict) else ""
             typer.echo(f"\nAnswer with: {command} --answer approve --request {first}   (or --answer reject)")
             return
