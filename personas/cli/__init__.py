@@ -89,7 +89,9 @@ def _root(
 
 
 def _fail(message: str, code: int) -> None:
-    typer.echo(f"error: {message}", err=True)
+    from .common import visible  # an error may quote input or Klaviyo's words: shown, never obeyed
+
+    typer.echo(f"error: {visible(message)}", err=True)
     raise SystemExit(code)
 
 

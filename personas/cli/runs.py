@@ -86,8 +86,8 @@ def runs_cmd(
     for r in runs:
         note = stalled.get(r.id) or _note(r, orphaned.get(r.id))
         shown = "stalled" if r.id in stalled else r.status
-        typer.echo(f"{r.id}  {_when(r.created)}  {shown:<7}  {r.persona:<24} {r.trigger:<8} {r.key}"
-                   + (f"\n    {note}" if note else ""))
+        typer.echo(visible(f"{r.id}  {_when(r.created)}  {shown:<7}  {r.persona:<24} {r.trigger:<8} {r.key}"
+                           + (f"\n    {note}" if note else "")))
 
 
 def _note(run: Any, gone: str | None) -> str:
@@ -131,7 +131,7 @@ def retry_cmd(
         done = service.execute(run.id)
     finally:
         service.close()
-    typer.echo(f"{done.id}: {done.status}" + (f" ({done.error})" if done.error else ""))
+    typer.echo(visible(f"{done.id}: {done.status}" + (f" ({done.error})" if done.error else "")))
     if done.status == "failed":
         raise SystemExit(1)
 
@@ -174,4 +174,4 @@ def resume_cmd(
         done = service.execute(run_id, resume=bound)
     finally:
         service.close()
-    typer.echo(f"{done.id}: {done.status}" + (f" ({done.error})" if done.error else ""))
+    typer.echo(visible(f"{done.id}: {done.status}" + (f" ({done.error})" if done.error else "")))

@@ -75,3 +75,12 @@ def test_a_campaign_name_with_terminal_escapes_is_shown_as_text_in_the_report(
     raw = term.log.getvalue()
     assert obeyable(raw) == [], raw
     assert "APPROVED BY ADMIN" in raw
+
+
+def test_an_error_that_quotes_the_input_shows_its_escapes_as_text(tmp_path: Path) -> None:
+    bad = json.dumps({"source": {"kind": "csv" + HOSTILE}, "target": "VIP Customers"})
+    proc = subprocess.run([str(PERSONAS), "run", "segment-syncer", "--input", bad, "--sandbox"],
+                          env=child_env(tmp_path / "home"), cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 2, proc.stderr
+    assert obeyable(proc.stderr) == [], proc.stderr
+    assert "source.kind: csv\\x1b[1a" in proc.stderr  # the kind is read lower-cased
