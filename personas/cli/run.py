@@ -224,7 +224,16 @@ def run_cmd(
         False, "--retry", help="Continue a run that failed or was killed (needs --thread); a finished one: exit 0."
     ),
 ) -> None:
-    """Run a graph once and print the result."""
+    """Run a graph once and print the result.
+
+    \b
+    Exit codes:
+      0    finished, or paused for approval (it prints how to continue)
+      1    a runtime failure (Klaviyo, the network, the model, a state file)
+      2    a usage error (unknown persona, bad --input): nothing started
+      3    a segment sync finished in part (rows invalid or refused)
+      130  interrupted (Ctrl-C): the run is saved; it prints how to continue
+    """
     from personas.runtime.context import build_context
     from personas.runtime.driver import RunDriver, checkpointer, left_to_run
 

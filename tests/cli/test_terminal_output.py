@@ -1,4 +1,5 @@
-"""What ``personas run`` writes to a terminal: Klaviyo data and form answers are shown, never obeyed.
+"""What ``personas run`` writes to a terminal: Klaviyo data and form answers are shown, never obeyed;
+and every exit code it can end with is in its help.
 
 A form answer or a campaign name is written by whoever fills in the form or names the campaign; the
 REPL already writes such text with its control characters escaped (``\\x1b``). Here the same holds
@@ -84,3 +85,25 @@ def test_an_error_that_quotes_the_input_shows_its_escapes_as_text(tmp_path: Path
     assert proc.returncode == 2, proc.stderr
     assert obeyable(proc.stderr) == [], proc.stderr
     assert "source.kind: csv\\x1b[1a" in proc.stderr  # the kind is read lower-cased
+
+
+def help_text(tmp_path: Path, *args: str) -> str:
+    proc = subprocess.run([str(PERSONAS), *args, "--help"], env=child_env(tmp_path / "home"), cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return " ".join(proc.stdout.split())
+
+
+def test_every_exit_code_a_run_ends_with_is_in_the_help(tmp_path: Path) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text("email,first_name\nnot-an-email,X\nok@example.com,Y\n")
+    sync = json.dumps({"source": {"kind": "csv", "path": str(rows)}, "target": "VIP Customers"})
+    proc = subprocess.run([str(PERSONAS), "run", "segment-syncer", "--input", sync, "--sandbox"],
+                          env=child_env(tmp_path / "home"), cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 3 and "Sync partial" in proc.stdout, proc.stdout + proc.stderr
+    for args in ((), ("run",)):
+        said = help_text(tmp_path, *args)
+        assert "Exit codes:" in said, args
+        for code, words in (("0", "paused for approval"), ("1", "a runtime failure"), ("2", "a usage error"),
+                            ("3", "a segment sync finished in part"), ("130", "interrupted")):
+            assert f"{code} " in said and words in said, (args, code)
