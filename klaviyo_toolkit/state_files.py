@@ -93,7 +93,7 @@ def _why_not_writable(path: Path) -> str:
     except OSError:
         pass
     for part in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
-        if part.exists() and not os.access(part, os.W_OK):
+        if os.path.lexists(part) and not os.access(part, os.W_OK):  # never raises, where Path.exists() may
             return f"{_me()} may not write {part}{_owned(part)}"
     if not os.access(folder, os.W_OK):
         return f"{_me()} may not write its folder {folder}{_owned(folder)}, where SQLite keeps a journal beside it"
@@ -107,7 +107,7 @@ def _why_not_openable(path: Path) -> str:
         return f"its folder {folder} does not exist"
     if not os.access(folder, os.X_OK):
         return f"{_me()} may not enter its folder {folder}{_owned(folder)}"
-    if path.exists() and not os.access(path, os.R_OK):
+    if os.path.lexists(path) and not os.access(path, os.R_OK):
         return f"{_me()} may not read it{_owned(path)}"
     return "check the path and its permissions"
 

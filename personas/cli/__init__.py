@@ -1,7 +1,10 @@
 """The ``personas`` command.
 
 Exit codes: 0 success, 1 a runtime failure (network, Klaviyo error), 2 a usage error (unknown
-persona or tool, bad input). Errors print one line saying what to do; ``--debug`` adds the traceback.
+persona or tool, bad input), 3 a segment sync that finished in part (``personas run``), 130
+interrupted (Ctrl-C). Errors print one line saying what to do; ``--debug`` adds the traceback. The
+root help says the same (``EPILOG``), so a script's author finds them without reading the source.
+
 """
 
 from __future__ import annotations
@@ -23,6 +26,12 @@ from . import audit, auth, chat, run, runs, sandbox, serve, tools
 from .common import HELP, readable_metavars, set_config
 from .errors import error_line
 
+#: Shown under ``personas --help``: what a script can tell from the exit code.
+EPILOG = ("Exit codes: 0 done (a run paused for approval too: it prints how to continue), 1 a runtime failure "
+          "(Klaviyo, the network, the model, a state file), 2 a usage error (nothing started), 3 a segment sync "
+          "finished in part, 130 interrupted (Ctrl-C; a run is saved and says how to continue it). "
+          "Errors are one line; --debug before the command adds the traceback.")
+
 app = typer.Typer(
     name="personas",
     help="AI personas that run marketing automation on Klaviyo.",
@@ -31,6 +40,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings=HELP,
+    epilog=EPILOG,
 )
 app.add_typer(tools.app, name="tools")
 app.add_typer(sandbox.app, name="sandbox")
@@ -89,7 +99,9 @@ def _root(
 
 
 def _fail(message: str, code: int) -> None:
-    typer.echo(f"error: {message}", err=True)
+    from .common import visible  # an error may quote input or Klaviyo's words: shown, never obeyed
+
+    typer.echo(f"error: {visible(message)}", err=True)
     raise SystemExit(code)
 
 

@@ -18,7 +18,7 @@ from personas.kernel.config import Config
 
 __all__ = [
     "HELP", "command_group", "config", "file_target", "indented", "readable_metavars", "set_config", "shown",
-    "visible",
+    "visible", "visible_data",
 ]
 
 #: Every command takes -h as well as --help.
@@ -124,6 +124,19 @@ def visible(text: str, *, lines: bool = True) -> str:
     if not lines:
         text = _BREAKS.sub(lambda m: "\\t" if m.group() == "\t" else "\\n", text)
     return text
+
+
+def visible_data(value: Any) -> Any:
+    """``value`` with every string in it (in dicts, lists and plain tuples, keys too) made :func:`visible`:
+    a run's state, for a view that lays out Klaviyo data and form answers itself (a table), where
+    text cannot be escaped after it is drawn. Anything else is passed through as it is."""
+    if isinstance(value, str):
+        return visible(value)
+    if isinstance(value, dict):
+        return {visible_data(k): visible_data(v) for k, v in value.items()}
+    if isinstance(value, list) or type(value) is tuple:
+        return type(value)(visible_data(v) for v in value)
+    return value
 
 
 def shown(text: str, *, lines: bool = True) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -14,7 +16,7 @@ from personas.kernel.state_files import ACCEPT_LOSS, STATE_FILES, SYNC_PLAN
 
 from .common import config
 
-__all__ = ["STATE_FILES", "UsageProblem", "error_line", "state_file_line"]
+__all__ = ["STATE_FILES", "UsageProblem", "error_line", "home_line", "state_file_line"]
 
 
 def _base_url(exc: BaseException) -> str:
@@ -54,7 +56,12 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
     cassette = sys.modules.get("personas.kernel.cassette")
     cassette_errors: tuple[type[BaseException], ...] = (cassette.CassetteError,) if cassette is not None else ()
 
+    cause = getattr(exc, "cause", None)  # a state file's error, when the folder is what is wrong
+    if isinstance(cause, OSError) and (said := folder_line(cause)) is not None:
+        return said
     if (said := state_file_line(exc)) is not None:
+        return said
+    if (said := home_line(exc)) is not None:
         return said
     if isinstance(exc, (UsageProblem, ToolkitUsageError, InvalidArgumentError, ConnectionUnusableError)):
         return str(exc), int(getattr(exc, "exit_code", 2))
@@ -120,6 +127,68 @@ def state_file_line(exc: BaseException) -> tuple[str, int] | None:
         return None
     said = (_state_file(path) or StateFile("the SQLite file", if_moved="what it holds is lost")).error(path, exc)
     return (str(said), 1) if said is not None else None
+
+
+def home_line(exc: BaseException) -> tuple[str, int] | None:
+    """An OSError on the state folder (``PERSONAS_HOME``) or a file in it, said with the variable and
+    the fix; None for any other error.
+
+    Making the folder or its first files fails in Python's words (``FileExistsError``, ``Permission
+    denied: '.../vault.key.tmp'``), which name neither PERSONAS_HOME nor what to do; a known state
+    file's trouble is said by its :data:`STATE_FILES` entry, as for SQLite's errors.
+    """
+    if not isinstance(exc, OSError) or exc.filename is None or isinstance(exc.filename, int):
+        return None
+    home = Path(os.path.abspath(config().home))
+    path = Path(os.path.abspath(os.fsdecode(exc.filename)))
+    inside = path == home or home in path.parents
+    if not inside and path not in home.parents:
+        return None
+    var = f"PERSONAS_HOME={home}"
+    fix = "point PERSONAS_HOME at a folder this user may read and write (it is made if missing)"
+    if (said := folder_line(exc)) is not None:
+        return said
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        known = _state_file(path) if path != home else None
+        if known is not None and (said := known.error(path, exc)) is not None:
+            return str(said), 1
+        return f"{var}: {path} cannot be used ({exc.strerror}){_owner(path)}; fix its permissions, or {fix}", 1
+    if exc.errno == errno.ENOSPC:
+        return f"{var}: the disk holding it is full ({path}); free space on it, or {fix}", 1
+    return f"{var}: {path} cannot be used ({exc.strerror or exc}); check it and its permissions, or {fix}", 1
+
+
+def folder_line(exc: OSError) -> tuple[str, int] | None:
+    """The state folder itself unusable (a file in its place, or not this user's to read and write),
+    said with PERSONAS_HOME and the fix; None when the folder is fine (a file in it may not be).
+    Checked first for a state file's error too: the file is not what to fix then."""
+    if exc.filename is None or isinstance(exc.filename, int):
+        return None
+    home = Path(os.path.abspath(config().home))
+    path = Path(os.path.abspath(os.fsdecode(exc.filename)))
+    inside = path == home or home in path.parents
+    var = f"PERSONAS_HOME={home}"
+    fix = "point PERSONAS_HOME at a folder this user may read and write (it is made if missing)"
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR) and (path == home or (not inside and path in home.parents)):
+        blocker = next((p for p in (home, *home.parents) if os.path.lexists(p) and not os.path.isdir(p)), path)
+        return f"{var} cannot be used as the state folder: {blocker} is a file, not a folder; {fix}", 1
+    denied = exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and (inside or path in home.parents)
+    if denied and os.path.isdir(home) and not os.access(home, os.R_OK | os.W_OK | os.X_OK):
+        return (
+            f"{var} cannot be used as the state folder: {exc.strerror} on {path}; this user "
+            f"(uid {os.geteuid()}) may not read and write it{_owner(home)}. Give this user access (as its "
+            f"owner: chmod u+rwx {home}), or {fix}"
+        ), 1
+    return None
+
+
+def _owner(path: Path) -> str:
+    """`` (owner uid U, mode M)`` of ``path``, or nothing when it cannot be looked at."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return ""
+    return f" (owner uid {info.st_uid}, mode {info.st_mode & 0o777:o})"
 
 
 def _state_file(path: Path) -> StateFile | None:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # running a persona (LangGraph, LangChain, the client) loads 
     from personas.runtime.driver import RunResult
 
 from .approvals import describe_approval, remember_shown, shown_requests
-from .common import config, indented
+from .common import config, indented, visible, visible_data
 from .errors import error_line
 from .progress import ProgressView
 
@@ -224,7 +224,16 @@ def run_cmd(
         False, "--retry", help="Continue a run that failed or was killed (needs --thread); a finished one: exit 0."
     ),
 ) -> None:
-    """Run a graph once and print the result."""
+    """Run a graph once and print the result.
+
+    \b
+    Exit codes:
+      0    finished, or paused for approval (it prints how to continue)
+      1    a runtime failure (Klaviyo, the network, the model, a state file)
+      2    a usage error (unknown persona, bad --input): nothing started
+      3    a segment sync finished in part (rows invalid or refused)
+      130  interrupted (Ctrl-C): the run is saved; it prints how to continue
+    """
     from personas.runtime.context import build_context
     from personas.runtime.driver import RunDriver, checkpointer, left_to_run
 
@@ -333,13 +342,15 @@ def run_cmd(
             )
         )
     elif graph_spec.render_rich is not None and sys.stdout.isatty():
+        # Klaviyo data and form answers are shown, never obeyed: their control characters are
+        # written as escapes (\x1b), as the REPL writes them (a campaign name could erase lines).
         console = Console(highlight=False)
-        console.print(f"{spec.name} (thread {result.thread_id}); model: {result.model}")
-        console.print(graph_spec.render_rich(result.state))
+        console.print(visible(f"{spec.name} (thread {result.thread_id}); model: {result.model}"), markup=False)
+        console.print(graph_spec.render_rich(visible_data(result.state)))
         if result.interrupts:
-            typer.echo("\n" + approvals_text(result))
+            typer.echo(visible("\n" + approvals_text(result)))
     else:
-        typer.echo(render_result(spec, graph_spec, result))
+        typer.echo(visible(render_result(spec, graph_spec, result)))
     printed = [_fingerprint_of(p) for p in result.pending] if result.paused else []
     remember_shown(cfg.home / "approvals", result.thread_id, printed, forget=answered)
     if result.paused:

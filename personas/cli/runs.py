@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from .common import config
+from .common import config, visible
 
 app = typer.Typer(help="Runs started by webhooks, polling and schedules.", invoke_without_command=True)
 
@@ -86,8 +86,8 @@ def runs_cmd(
     for r in runs:
         note = stalled.get(r.id) or _note(r, orphaned.get(r.id))
         shown = "stalled" if r.id in stalled else r.status
-        typer.echo(f"{r.id}  {_when(r.created)}  {shown:<7}  {r.persona:<24} {r.trigger:<8} {r.key}"
-                   + (f"\n    {note}" if note else ""))
+        typer.echo(visible(f"{r.id}  {_when(r.created)}  {shown:<7}  {r.persona:<24} {r.trigger:<8} {r.key}"
+                           + (f"\n    {note}" if note else "")))
 
 
 def _note(run: Any, gone: str | None) -> str:
@@ -131,7 +131,7 @@ def retry_cmd(
         done = service.execute(run.id)
     finally:
         service.close()
-    typer.echo(f"{done.id}: {done.status}" + (f" ({done.error})" if done.error else ""))
+    typer.echo(visible(f"{done.id}: {done.status}" + (f" ({done.error})" if done.error else "")))
     if done.status == "failed":
         raise SystemExit(1)
 
@@ -166,7 +166,7 @@ def resume_cmd(
             folder = service.config.home / "approvals"
             for item in pending:
                 value = item.value if isinstance(item.value, dict) else {"value": item.value}
-                typer.echo(describe_approval(value, folder))
+                typer.echo(visible(describe_approval(value, folder)))  # shown, never obeyed
             first = pending[0].value.get("fingerprint", "sha256:...") if isinstance(pending[0].value, dict) else ""
             typer.echo(f"\nAnswer with: {command} --answer approve --request {first}   (or --answer reject)")
             return
@@ -174,4 +174,4 @@ def resume_cmd(
         done = service.execute(run_id, resume=bound)
     finally:
         service.close()
-    typer.echo(f"{done.id}: {done.status}" + (f" ({done.error})" if done.error else ""))
+    typer.echo(visible(f"{done.id}: {done.status}" + (f" ({done.error})" if done.error else "")))

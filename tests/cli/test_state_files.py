@@ -22,9 +22,11 @@ from .conftest import PERSONAS, child_env
 REPORT = ("run", "campaign-reporter", "--input", "{}", "--sandbox")
 
 
-def personas(home: Path, *args: str, user: list[str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*(user or []), str(PERSONAS), *args], env=child_env(home, HOME=str(home.parent)),
-                          cwd=home.parent, capture_output=True, text=True, timeout=180)
+def personas(home: Path, *args: str, user: list[str] | None = None,
+             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    where = cwd or home.parent
+    return subprocess.run([*(user or []), str(PERSONAS), *args], env=child_env(home, HOME=str(where)),
+                          cwd=where, capture_output=True, text=True, timeout=180)
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> str:
@@ -206,3 +208,33 @@ def test_moving_damaged_checkpoints_aside_takes_their_log_along_and_overwrites_n
     assert (home / "checkpoints.sqlite.damaged").read_bytes() == b"an earlier damaged copy", "nothing overwritten"
     assert (home / "checkpoints.sqlite.damaged-2").stat().st_size >= 20_000
     assert (home / "checkpoints.sqlite.damaged-2-wal").read_bytes() == log
+
+
+def test_a_state_folder_that_is_a_file_is_named_with_the_variable_and_the_fix(tmp_path: Path) -> None:
+    home = tmp_path / "state"
+    home.write_text("not a folder\n")
+    for where in (home, home / "below"):
+        for args in (REPORT, ("runs",), ("demo",)):
+            line = one_line_error(personas(where, *args, cwd=tmp_path))
+            assert f"PERSONAS_HOME={where} cannot be used as the state folder: {home} is a file, not a folder" in line
+            assert "point PERSONAS_HOME at a folder" in line and "Error" not in line, args
+    assert home.read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize("mode", [0o555, 0o000])
+def test_a_new_state_folder_this_user_may_not_write_or_enter_is_named_with_the_fix(
+        shared_folder: Path, mode: int) -> None:
+    user = another_user()
+    if user is None:
+        pytest.skip("runs as root without setpriv: no way to be a user the folder's modes apply to")
+    home = shared_folder / "home"
+    home.mkdir()
+    home.chmod(mode)
+    reads = [("audit",)] if mode == 0 else []  # a folder it may read but not write: `audit` says "no rows yet"
+    for args in (REPORT, ("runs",), ("demo",), ("chat", "klaviyo-assistant", "--sandbox"), *reads):
+        line = one_line_error(personas(home, *args, user=user))
+        assert f"PERSONAS_HOME={home} cannot be used as the state folder" in line, args
+        assert f"chmod u+rwx {home}" in line and "point PERSONAS_HOME at a folder" in line, args
+        assert "PermissionError" not in line, args
+    home.chmod(0o700)
+    assert list(home.iterdir()) == [], "nothing was written"
