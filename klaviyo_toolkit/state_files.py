@@ -238,10 +238,10 @@ class StateFile:
                 target,
             )
         wal = Path(f"{target}-wal")
-        problem = _wal_problem(wal)
-        if problem is not None:
+        damage = _wal_problem(wal)
+        if damage is not None:
             raise StateFileError(
-                f"the write-ahead log {wal} of {self.what} {target} is damaged ({problem}): SQLite would drop "
+                f"the write-ahead log {wal} of {self.what} {target} is damaged ({damage}): SQLite would drop "
                 "it, and the writes it holds, without a word, so nothing was opened. Restore the file and its "
                 f"log together from a backup, or move the log aside, keeping it (`{set_aside(target, log_only=True)}`;"
                 f" the writes made since it was last merged into {target.name} are lost: {self.if_moved})",
