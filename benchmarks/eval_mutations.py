@@ -128,8 +128,7 @@ MUTATIONS: tuple[Mutation, ...] = (
              "and approval rules", ("chat",),
              home={"klaviyo_assistant.v1.md": (
                  "- Never subscribe anyone to marketing without their explicit consent. Adding a profile to a list\n"
-                 "  is not consent.\n- Deleting, sending, suppressing, unsubscribing, merging and data-privacy "
-                 "requests wait for the\n  user's approval. Explain what you are about to do before you do it.\n",
+                 "  is not consent.\n- {{approval_rule}} Explain what you are about to do before you do it.\n",
                  "")}),
     # -- argument building
     Mutation("sequencer-tool-choice-none", "arguments", "the sequencer binds choose_sequence with tool_choice none",
