@@ -25,6 +25,9 @@ def approval_lines(item: dict[str, Any], folder: Path) -> list[str]:
     details = item.get("details")
     if isinstance(details, dict):
         lines += [f"{k}: {v}" for k, v in details.items()]
+    current = item.get("current")
+    if isinstance(current, dict):
+        lines += current_lines(current)
     whole = json.dumps({k: v for k, v in request.items() if k in ("params", "body")}, ensure_ascii=False)
     if len(whole) <= SHOW_LIMIT:
         if request.get("params"):
@@ -48,6 +51,39 @@ def approval_lines(item: dict[str, Any], folder: Path) -> list[str]:
         json.dump(item, out, ensure_ascii=False, indent=1, default=str)
     lines.append(f"the whole request: {path}")
     return lines
+
+
+def current_lines(current: dict[str, Any]) -> list[str]:
+    """What the request acts on, as read before the pause, and what it changes: ``field: now → after``
+    (values as JSON, so a line break or an escape in Klaviyo data stays on its line)."""
+    if current.get("unread"):
+        return [f"as it is now: not read ({current['unread']})"]
+    lines = [f"as it is now: {current.get('resource')} (read with {current.get('read_with')})"]
+    fields = current.get("fields") or {}
+    if fields:
+        lines.append("  " + ", ".join(f"{k}: {_value(v)}" for k, v in fields.items()))
+    merged = current.get("merged_in")
+    if isinstance(merged, list) and merged:
+        lines.append("merged into it, then deleted: " + "; ".join(str(a) for a in merged))
+    changes = current.get("changes")
+    if isinstance(changes, list) and changes:
+        lines.append("what changes:")
+        for change in changes:
+            if not isinstance(change, dict):
+                continue
+            before, after = change.get("before"), change.get("after")
+            same = " (unchanged)" if change.get("same") else ""
+            lines.append(f"  {change.get('field')}: {_value(before)} → {_value(after)}{same}")
+    linked = current.get("linked")
+    if isinstance(linked, dict):
+        ids = ", ".join(str(i) for i in linked.get("ids") or [])
+        shown = f" ({ids})" if ids else ""
+        lines.append(f"linked now: {linked.get('count')}{shown}; the request replaces them")
+    return lines
+
+
+def _value(value: Any) -> str:
+    return "(not set)" if value is None else json.dumps(value, ensure_ascii=False, default=str)
 
 
 def describe_approval(item: dict[str, Any], folder: Path) -> str:

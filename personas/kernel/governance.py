@@ -26,9 +26,10 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from klaviyo_toolkit.approval_view import current_view
 from klaviyo_toolkit.audit import AuditContext, AuditLog
 from klaviyo_toolkit.effects import APPROVAL_EFFECTS, READ_BEFORE_WRITE, Effect, call_effects, describe_effects
 from klaviyo_toolkit.effects_lookup import FoundEffects, lookup_effects
@@ -178,6 +179,9 @@ def parse_answer(answer: Any) -> dict[str, Any]:
     )
 
 
+#: Paused requests whose view of the resource an approval guard keeps for their resume.
+KEEP_SHOWN = 64
+
 #: Where a prompt file says which calls wait for approval; :func:`approval_rule` fills it in.
 APPROVAL_RULE = "{{approval_rule}}"
 
@@ -193,10 +197,15 @@ def approval_rule(policy: ApprovalPolicy) -> str:
 
 
 def approval_request(
-    call: Call, policy: ApprovalPolicy | None = None, found: FoundEffects | None = None
+    call: Call,
+    policy: ApprovalPolicy | None = None,
+    found: FoundEffects | None = None,
+    current: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What a person is asked to approve: the exact request, why it stops (the effects that stop it
-    under ``policy``, the default one if none, and what a read ``found``), and its fingerprint."""
+    under ``policy``, the default one if none, and what a read ``found``), its fingerprint, and, when
+    a read could tell, the resource as it is now and what the request changes in it (``current``,
+    :func:`klaviyo_toolkit.approval_view.current_view`)."""
     policy = policy or ApprovalPolicy()
     effects = stopping_effects(policy, call, found) & APPROVAL_EFFECTS
     if effects:
@@ -217,6 +226,7 @@ def approval_request(
         "args": dict(call.args),
         "request": call.request.describe(),
         "details": dict(call.summary) if call.summary else None,
+        "current": dict(current) if current else None,
         "fingerprint": call.fingerprint,
         "options": ["approve", "edit", "reject"],
     }
@@ -232,12 +242,16 @@ class ApprovalGuard:
     is refused; an edit is a new request, shown again and approved on its own. A rejection needs
     no fingerprint. ``prepare`` re-validates edited arguments (the toolkit's own ``prepare``).
     ``reader`` makes the reads some effects need (``klaviyo_toolkit.effects_lookup``), again for an
-    edited request; without one, such an operation stops as if the read had found its effect.
+    edited request; without one, such an operation stops as if the read had found its effect. The
+    same reader shows what the request changes (the resource as it is now), read once per request
+    shown; without one the request is shown alone.
     """
 
     policy: ApprovalPolicy
     prepare: Callable[[Any, Mapping[str, Any]], Call]
     reader: Toolset | None = None
+    #: What each paused request showed of the resource now, by fingerprint, until it is answered.
+    _shown: dict[str, dict[str, Any] | None] = field(default_factory=dict, compare=False, repr=False)
 
     def _found(self, call: Call) -> FoundEffects:
         """What a read tells of ``call``'s effects (nothing to read for most operations)."""
@@ -247,6 +261,24 @@ class ApprovalGuard:
         if self.reader is None:
             return FoundEffects(effects, "this persona's approval guard was given no way to read the account")
         return lookup_effects(self.reader, call.operation, call.args)
+
+    def _current(self, call: Call) -> dict[str, Any] | None:
+        """The resource ``call`` changes, as it is now, and what changes (None: nothing to read). Read
+        when the request is first shown; a resume in the same process uses what was shown (one read
+        per pause, not two), a resume in another process reads again."""
+        if self.reader is None:
+            return None
+        if call.fingerprint in self._shown:
+            return self._shown.pop(call.fingerprint)
+        return current_view(self.reader, call.operation, call.args, call.request.describe().get("body"))
+
+    def _keep_shown(self, call: Call, current: dict[str, Any] | None) -> None:
+        """Remember what a paused request showed, for its resume (the newest :data:`KEEP_SHOWN` only)."""
+        if self.reader is None:
+            return
+        self._shown[call.fingerprint] = current
+        while len(self._shown) > KEEP_SHOWN:
+            self._shown.pop(next(iter(self._shown)))
 
     def before(self, call: Call) -> Call | Stopped:
         from langgraph.types import interrupt
@@ -258,14 +290,16 @@ class ApprovalGuard:
 
         edits: list[tuple[Call, Note]] = []  # told when the edited request is shown (a resume replays old answers)
         refused: str | None = None  # why the last answer was not taken: shown with the request asked again
+        current = self._current(call)
         while True:
             try:
-                shown = approval_request(call, self.policy, found)
+                shown = approval_request(call, self.policy, found, current)
                 answer = interrupt({**shown, **({"refused_answer": refused} if refused else {})})
             except GraphInterrupt:  # paused now (a resumed run replays this line with the answer instead)
                 for edited_call, note in edits:
                     edited_call.notify(note)
                 call.notify(Note("pending_approval", call.fingerprint))
+                self._keep_shown(call, current)
                 raise
             edits.clear()
             try:
@@ -309,6 +343,7 @@ class ApprovalGuard:
             edits.append((call, Note("edited", json.dumps(decision["args"], default=str))))
             call = call.with_args(edited.args, edited.request)
             found = self._found(call)  # an edit may name another template: read again
+            current = self._current(call)
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,9 @@ def test_a_conversation_reads_deletes_with_approval_and_leaves_with_ctrl_d(
     term.expect(f'→ delete_list {{"id": "{LIST_ID}"}}')
     term.expect("Approval needed: delete_list - Delete List")
     term.expect(f"DELETE /api/lists/{LIST_ID}")  # the exact request that would be sent
+    # ... and what it deletes, read before the pause: the list's name and how many profiles it holds
+    term.expect(f"as it is now: list {LIST_ID} 'Webinar Attendees' (read with get_list)")
+    term.expect(re.compile(r'name: "Webinar Attendees", profile_count: \d+'))
     term.prompt("approve / edit / reject? [a/e/r]")
     term.say("a")
     term.expect('← delete_list {"ok": true}')
@@ -114,6 +117,7 @@ def test_a_conversation_reads_deletes_with_approval_and_leaves_with_ctrl_d(
     audit = term.command("/audit")  # this thread's calls, oldest first
     lines = [line.split(maxsplit=1)[1] for line in audit.strip().splitlines()]
     assert lines == ["get_lists ok GET /api/lists 200",
+                     f"get_list ok GET /api/lists/{LIST_ID} 200",  # the read shown with the request, once
                      f"delete_list pending_approval DELETE /api/lists/{LIST_ID}",
                      f"delete_list approved DELETE /api/lists/{LIST_ID}",
                      f"delete_list ok DELETE /api/lists/{LIST_ID} 204"], audit
@@ -127,6 +131,7 @@ def test_a_conversation_reads_deletes_with_approval_and_leaves_with_ctrl_d(
     assert term.leave() == 0
     assert "bye" in term.transcript
     assert audit_rows(tmp_path) == [("get_lists", "ok", "GET", 200),
+                                    ("get_list", "ok", "GET", 200),
                                     ("delete_list", "pending_approval", "DELETE", None),
                                     ("delete_list", "approved", "DELETE", None),
                                     ("delete_list", "ok", "DELETE", 204)]

@@ -1,0 +1,235 @@
+"""What an approval changes: the resource as it is now, read before the pause, beside the request.
+
+An approval request shows the exact request, but a request alone does not say what it changes:
+``delete_list`` names only an id, and ``update_profile`` with a new email does not say which email
+it replaces. :func:`current_view` reads the resource a ``PATCH`` or ``DELETE`` addresses (the
+``GET`` on the same path, or on its owner for a ``/relationships/`` path), or the one a ``POST``
+in :data:`POST_TARGETS` names (the campaign ``send_campaign`` sends, the profile a merge keeps and
+those it merges in, the profile whose data is deleted, the list a bulk unsubscribe is from), and
+returns:
+
+- ``resource``: what the call acts on, in words (``list s7ZLZY 'Newsletter'``), and ``fields``: a
+  few of its attributes that say which one it is (name, email, status, profile count, ...);
+- ``changes`` (a ``PATCH``): each attribute the request sets, with its value now and after
+  (nested objects such as ``properties`` and ``location`` field by field);
+- ``linked`` (a ``PATCH`` that replaces a relationship): the ids linked now;
+- ``merged_in`` (a merge): the profiles merged into it (and then deleted), each in words;
+- or ``unread``: why the resource could not be read (a scope the persona lacks, an error).
+
+The read goes out with the caller's toolset, so it is scoped and audited like any call; it shows,
+it never decides (what stops a call is :mod:`klaviyo_toolkit.effects`). Values are capped for the
+screen and secrets are masked.
+
+Example::
+
+    view = current_view(kit, catalog.get("update_profile"), {"id": "01H...", "email": "new@x.com"}, body)
+    view["changes"]   # [{"field": "email", "before": "old@x.com", "after": "new@x.com"}]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .errors import KlaviyoError
+from .redact import is_secret_key, redact
+
+if TYPE_CHECKING:
+    from .catalog import Operation
+    from .tools import Toolset
+
+__all__ = ["IDENTIFYING", "MAX_CHANGES", "POST_TARGETS", "current_view", "reader_of"]
+
+#: Attributes that say which resource this is, shown first (in this order) when present.
+IDENTIFYING = (
+    "name",
+    "title",
+    "label",
+    "email",
+    "phone_number",
+    "external_id",
+    "first_name",
+    "last_name",
+    "status",
+    "channel",
+    "subject",
+    "trigger_type",
+    "profile_count",
+    "url",
+    "endpoint_url",
+    "send_time",
+    "audiences",
+    "created",
+    "updated",
+)
+#: At most this many identifying fields and this many changes are listed (the request is shown whole).
+MAX_FIELDS = 8
+MAX_CHANGES = 25
+#: A value longer than this (as JSON) is shown by its length and head.
+MAX_VALUE_CHARS = 160
+#: Extra arguments for a read, where they make the view more useful (how many profiles a list holds).
+READ_EXTRAS: Mapping[str, Mapping[str, Any]] = {
+    "get_list": {"additional_fields_list": ["profile_count"]},
+    "get_segment": {"additional_fields_segment": ["profile_count"]},
+}
+
+
+#: ``POST`` operations that act on one resource named in their arguments: the read, and the argument
+#: holding the id (a profile reference's ``id`` for ``request_profile_deletion``).
+POST_TARGETS: Mapping[str, tuple[str, str]] = {
+    "send_campaign": ("get_campaign", "id"),
+    "merge_profiles": ("get_profile", "id"),
+    "request_profile_deletion": ("get_profile", "profile.id"),
+    "bulk_unsubscribe_profiles": ("get_list", "list_id"),
+    "bulk_suppress_profiles": ("get_list", "list_id"),
+    "assign_template_to_campaign_message": ("get_campaign_message", "id"),
+}
+#: At most this many other resources named by a ``POST`` (the profiles a merge takes in) are read.
+MAX_ALSO = 5
+
+
+def reader_of(kit: Toolset, op: Operation) -> Operation | None:
+    """The ``GET`` that reads what ``op`` changes: the same path, or for a ``/relationships/`` path
+    the owner's (``/api/lists/{id}`` for ``/api/lists/{id}/relationships/profiles``), or a ``POST``'s
+    in :data:`POST_TARGETS`; None for any other operation."""
+    target = POST_TARGETS.get(op.operation_id)
+    if target is not None and op.method == "POST":
+        return kit.catalog.get(target[0]) if target[0] in kit.catalog else None
+    if op.method not in ("PATCH", "DELETE") or "{id}" not in op.path:
+        return None
+    path = op.path.split("/relationships/")[0] if "/relationships/" in op.path else op.path
+    for candidate in kit.catalog:
+        if candidate.method == "GET" and candidate.path == path and candidate.stage == op.stage:
+            return candidate
+    return None
+
+
+def current_view(kit: Toolset, op: Operation, args: Mapping[str, Any], body: Any = None) -> dict[str, Any] | None:
+    """The resource ``op`` (called with ``args``, sending ``body``) acts on, as it is now, and what the
+    request changes in it; None when there is nothing to read (see :func:`reader_of`)."""
+    read = reader_of(kit, op)
+    if read is None:
+        return None
+    rid = _arg(args, POST_TARGETS[op.operation_id][1] if op.method == "POST" else "id")
+    if rid in (None, ""):
+        return None
+    missing = kit.missing_scopes(read)
+    if missing:
+        return {"unread": f"{read.name} needs {', '.join(missing)}, which this persona was not granted"}
+    try:
+        found = kit.fetch(read.name, id=rid, **READ_EXTRAS.get(read.name, {})).data
+    except KlaviyoError as exc:
+        return {"unread": f"{read.name} failed: {exc}"}
+    if not isinstance(found, Mapping):
+        return {"unread": f"{read.name} answered no record for id {rid}"}
+    attrs = _attrs(found)
+    fields = {k: _shown(attrs[k]) for k in IDENTIFYING if k in attrs and attrs[k] not in (None, "")}
+    view: dict[str, Any] = {
+        "read_with": read.name,
+        "resource": _named(found, read, rid),
+        "fields": dict(list(fields.items())[:MAX_FIELDS]),
+    }
+    if op.operation_id == "merge_profiles":
+        view["merged_in"] = [_other(kit, read, pid) for pid in list(args.get("profile_ids") or [])[:MAX_ALSO]]
+    if op.method == "PATCH":
+        if "/relationships/" in op.path:
+            linked = _linked(kit, op, rid)
+            if linked is not None:
+                view["linked"] = linked
+        else:
+            view["changes"] = _changes(attrs, _attributes(body))
+    return view
+
+
+def _arg(args: Mapping[str, Any], path: str) -> Any:
+    """The argument at a dotted ``path`` (``profile.id``), or None."""
+    value: Any = args
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def _attrs(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    given = record.get("attributes")
+    return given if isinstance(given, Mapping) else {}
+
+
+def _named(record: Mapping[str, Any], read: Operation, rid: Any) -> str:
+    """``list s7ZLZY 'Newsletter'``: the record's type, id and name (or title, label; a profile's
+    email, phone number or external id)."""
+    attrs = _attrs(record)
+    keys = ("email", "phone_number", "external_id") if record.get("type") == "profile" else ("name", "title", "label")
+    name = next((attrs[k] for k in keys if attrs.get(k)), None)
+    return f"{record.get('type') or read.tag} {record.get('id', rid)}" + (f" {_shown(name)!r}" if name else "")
+
+
+def _other(kit: Toolset, read: Operation, rid: Any) -> str:
+    """Another resource a ``POST`` names, in words, or why it could not be read."""
+    try:
+        found = kit.fetch(read.name, id=rid).data
+    except KlaviyoError as exc:
+        return f"{rid}: {read.name} failed: {exc}"
+    return _named(found, read, rid) if isinstance(found, Mapping) else f"{rid}: no record"
+
+
+def _attributes(body: Any) -> Mapping[str, Any]:
+    """The attributes a JSON:API ``PATCH`` body sets."""
+    data = body.get("data") if isinstance(body, Mapping) else None
+    attrs = data.get("attributes") if isinstance(data, Mapping) else None
+    return attrs if isinstance(attrs, Mapping) else {}
+
+
+def _changes(now: Mapping[str, Any], given: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each attribute ``given`` sets, with its value in ``now``: nested objects field by field."""
+    out: list[dict[str, Any]] = []
+    for key, after in given.items():
+        before = now.get(key)
+        if isinstance(after, Mapping) and after and isinstance(before, Mapping | None):
+            for sub, value in after.items():
+                was = (before or {}).get(sub)
+                out.append(_change(f"{key}.{sub}", was, value))
+        else:
+            out.append(_change(key, before, after))
+    return out[:MAX_CHANGES] + (
+        [{"field": "…", "before": None, "after": f"{len(out) - MAX_CHANGES} more in the request"}]
+        if len(out) > MAX_CHANGES
+        else []
+    )
+
+
+def _change(field: str, before: Any, after: Any) -> dict[str, Any]:
+    masked = is_secret_key(field.rsplit(".", 1)[-1])
+    return {
+        "field": field,
+        "before": "[redacted]" if masked and before is not None else _shown(before),
+        "after": "[redacted]" if masked and after is not None else _shown(after),
+        "same": before == after,
+    }
+
+
+def _linked(kit: Toolset, op: Operation, rid: Any) -> dict[str, Any] | None:
+    """The ids a relationship links now (the ``GET`` of the same path), for a ``PATCH`` that replaces them."""
+    read = next((c for c in kit.catalog if c.method == "GET" and c.path == op.path), None)
+    if read is None or kit.missing_scopes(read):
+        return None
+    try:
+        answer = kit.fetch(read.name, id=rid)
+    except KlaviyoError:
+        return None
+    data = answer.data
+    ids = [str(d.get("id")) for d in data if isinstance(d, Mapping)] if isinstance(data, list) else []
+    more = bool((answer.links or {}).get("next"))
+    return {"count": f"{len(ids)} or more" if more else len(ids), "ids": ids[:20]}
+
+
+def _shown(value: Any) -> Any:
+    """``value`` for the screen: secrets masked, a long one as its length and head."""
+    value = redact(value)
+    if isinstance(value, str | int | float | bool) or value is None:
+        text = value if isinstance(value, str) else None
+    else:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    if text is not None and len(text) > MAX_VALUE_CHARS:
+        return f"{text[:MAX_VALUE_CHARS]}… ({len(text):,} characters)"
+    return value
