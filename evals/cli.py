@@ -11,7 +11,8 @@
     personas eval [SUITE ...] --compare A B      replay two cassette sets side by side: which decisions changed
 
 Exit codes: 0 when every suite reaches its threshold, 1 when one falls under it, 2 for a usage
-error (unknown suite or case, a broken case file, a live run without OPENAI_API_KEY).
+error (unknown suite or case, a broken case file, a live run without OPENAI_API_KEY) and for a case
+whose cassette is missing or does not load (said after every other case has run and been reported).
 """
 
 from __future__ import annotations
@@ -287,4 +288,11 @@ def _finish(console: Any, results: list[Any], mode: str, report: Path | None, la
     if report is not None:
         paths = write_reports(results, report, mode=mode)
         console.print("Reports: " + ", ".join(str(p) for p in paths))
+    unusable = list(dict.fromkeys(x.unusable_cassette for r in results for x in r.results if x.unusable_cassette))
+    if unusable:  # the user's files to fix, as any input is: a usage error, not a verdict on the model
+        shown = ", ".join(unusable[:3]) + (f" and {len(unusable) - 3} more" if len(unusable) > 3 else "")
+        many = f"{len(unusable)} cases" if len(unusable) > 1 else "1 case"
+        raise _usage(f"{many} had no cassette to replay ({shown}: missing or not loading), so "
+                     f"{'they were' if len(unusable) > 1 else 'it was'} not judged; write each again as its ERROR "
+                     "line above says (`--author` for answers written by hand, `--record` for a live model)")
     raise SystemExit(0 if all(r.ok for r in results) else 1)

@@ -48,6 +48,8 @@ class CaseResult:
     behaviour: str | None = None
     #: the cassette ``--record`` wrote for this run (None: nothing was written)
     recorded_to: str | None = None
+    #: the cassette this run needed that is missing or does not load (the user's file to fix: exit 2)
+    unusable_cassette: str | None = None
 
     def __post_init__(self) -> None:
         if self.error and self.kind != "error":  # counted under its kind, it would pass for an answer judged

@@ -33,7 +33,7 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from graphs import graph_spec
 from klaviyo_sandbox import Faults, Sandbox
 from klaviyo_toolkit.clock import ManualClock
-from personas.kernel.cassette import Cassette, CassetteError, UnexpectedModelCall
+from personas.kernel.cassette import Cassette, CassetteError, UnexpectedModelCall, UnusableCassette
 from personas.kernel.config import Config
 from personas.kernel.models import CassetteChatModel, ModelChoice
 from personas.runtime.context import build_context
@@ -116,15 +116,16 @@ def _cassette_expected(suite: Suite, case: Case, label: str | None) -> str | Non
 
 def replay_choice(suite: Suite, case: Case, label: str | None = None) -> ModelChoice:
     """The case's cassette from set ``label`` (or, when it has none and needs none, a cassette that expects no
-    model call); raises :class:`CassetteError` when the cassette the case needs is missing."""
+    model call); raises :class:`UnusableCassette` when the cassette the case needs is missing, does not load
+    or is not this case's, :class:`CassetteError` when it no longer holds the case's authored answers."""
     if case.model == "none":
         return ModelChoice(None, "no model (the case runs without one)", "none")
     name, generation = model_identity(suite, case, label)
     path = suite.cassette_path(case, label)
     expected = None if path.exists() else _cassette_expected(suite, case, label)
     if expected:  # an error whether or not this run would ask the model: the answers were never replayed
-        raise CassetteError(f"there is no cassette at {path}, and {expected}; "
-                            f"{rerecord_hint(suite, case, label=label)}")
+        raise UnusableCassette(f"there is no cassette at {path}, and {expected}; "
+                               f"{rerecord_hint(suite, case, label=label)}", path)
     if not path.exists():
         empty = Cassette(path, {"kind": "none", "method": "no cassette: the case expects no model call"}, [],
                          rerecord_hint(suite, case, label=label))
@@ -134,14 +135,14 @@ def replay_choice(suite: Suite, case: Case, label: str | None = None) -> ModelCh
     cassette.rerecord_hint = rerecord_hint(suite, case, cassette.kind, label)
     made_for = str(cassette.provenance.get("case") or "")
     if made_for and made_for.rsplit("/", 1)[-1] != case.id:  # a suite may be copied to another folder name
-        raise CassetteError(f"cassette {path} was made for case {made_for}, not {suite.name}/{case.id} (copied or "
-                            f"renamed?); {cassette.rerecord_hint}")
+        raise UnusableCassette(f"cassette {path} was made for case {made_for}, not {suite.name}/{case.id} (copied "
+                               f"or renamed?); {cassette.rerecord_hint}", path)
     if label and label != "cassettes":
         from .sets import disagreement
 
         problem = disagreement(path, cassette.provenance, set_manifest(suite, label))
         if problem:
-            raise CassetteError(f"{problem}; {cassette.rerecord_hint}")
+            raise UnusableCassette(f"{problem}; {cassette.rerecord_hint}", path)
     if cassette.kind == "authored":
         written = [r.to_response(i) for i, r in enumerate(case.authored_responses)]
         held = [i["response"] for i in cassette.interactions]
@@ -358,7 +359,8 @@ def run_case(suite: Suite, case: Case, model: ModelChoice | None = None, *, epoc
     except CassetteError as exc:
         # the model's answers cannot be had: an error of kind "error", never counted as a run without a model
         return CaseResult(suite.name, case, [], str(exc), time.perf_counter() - started, "cassette", "unreadable",
-                          epoch, kind="error", behaviour=behaviour)
+                          epoch, kind="error", behaviour=behaviour,
+                          unusable_cassette=str(exc.path) if isinstance(exc, UnusableCassette) else None)
     live = getattr(choice.model, "live", None) is not None and choice.kind == "live"
     kind = "live" if live else choice.kind if choice.kind in ("recorded", "authored", "scripted") else "none"
     cassette = choice.cassette.describe() if choice.cassette is not None and choice.cassette.interactions else (

@@ -26,24 +26,29 @@ in this order:
    sending when a scheduled or sending campaign, or a live flow, sends that template. A read that
    cannot be made (a scope missing, an error) counts as finding it: the check fails closed.
 
-Sending is not only "send this campaign": a Klaviyo flow starts on its trigger, so a call that
-fires a trigger sends as surely as a send job. Adding profiles to a list (a list-triggered flow),
+Sending is not only "send this campaign": a Klaviyo flow starts on its trigger, so a call that fires
+a trigger sends as surely as a send job. Adding profiles to a list (a list-triggered flow),
 recording an event (a metric-triggered flow), subscribing (a welcome flow), changing a segment's
 definition (a segment-triggered flow, for everyone who joins), turning a flow on or off (its only
 attribute is its status: off, a live flow's messages stop), editing what a live flow sends (its
 actions, a universal content block its emails use, a web feed they fetch), publishing a form, and
 writing what a catalog item or variant is (its price, url, image and stock, which live messages'
-product blocks show; a restock fires back-in-stock sends), adding or changing the coupon codes
-live messages hand out, ingesting custom-object records (a custom-object date trigger sends on a
-record's date, as a metric trigger does on an event) and translating a message are classed as
-sending, whatever the account's flows are today: a flow can be switched on after the call is
-approved, and the check must not depend on a read the persona may have no scope for. A template is
-the exception, because editing templates is everyday work and most are drafts or unused: a read
-tells whether a live message sends it (point 4), and a draft's turn to send stops on its own (a
-campaign's ``send_campaign``, a flow's ``update_flow``). Catalog categories are plain writes:
-they group items, and change nothing an item says. Profile property writes are not classed as
-sending, although a segment could be defined on any property: that would make every write stop; a
-persona that must not risk it uses ``mode: writes``.
+product blocks show; a restock fires back-in-stock sends), adding or changing the coupon codes live
+messages hand out, ingesting custom-object records (a custom-object date trigger sends on a record's
+date, as a metric trigger does on an event), translating a message, changing whom a beta campaign's
+messages go to (an audience's groups, or the messages an audience holds: nothing in the beta API
+keeps that to drafts, as the stable ``update_campaign`` is kept) and a beta campaign's send settings
+(when and to whom its messages go) are classed as sending, whatever the account's flows are today: a
+flow can be switched on after the call is approved, and the check must not depend on a read the
+persona may have no scope for. A template is the exception, because editing templates is everyday
+work and most are drafts or unused: a read tells whether a live message sends it (point 4), and a
+draft's turn to send stops on its own (a campaign's ``send_campaign``, a flow's ``update_flow``).
+Catalog categories are plain writes: they group items, and change nothing an item says; so is a new
+brand element (nothing draws on it until one is chosen) and a clone of a beta campaign, message or
+audience (it waits for its own schedule). Closing a customer-agent conversation is destructive:
+closed is its only status. Profile property writes are not classed as sending, although a segment
+could be defined on any property: that would make every write stop; a persona that must not risk it
+uses ``mode: writes``.
 
 Account-wide settings are ``account``: link tracking parameters added to every message, which
 metric counts as revenue, custom metric definitions, how custom-object data is mapped and
@@ -178,6 +183,8 @@ OPERATION_EFFECTS: dict[str, frozenset[Effect]] = {
     "create_template_preview_send_job_beta": frozenset({_S}),
     "schedule_campaign_message_beta": frozenset({_S}),
     "update_campaign_message_schedule_beta": frozenset({_S}),
+    "update_campaign_audience_beta": frozenset({_S}),  # whom its messages go to, a scheduled one's too
+    "create_campaign_audience_beta": frozenset({_S}),  # the messages it names now go to its groups too
     "create_conversation_message": frozenset({_S}),
     "create_webhook": frozenset({_S}),
     "update_webhook": frozenset({_S}),
@@ -188,6 +195,8 @@ OPERATION_EFFECTS: dict[str, frozenset[Effect]] = {
     "update_api_key_beta": frozenset({_D, _A}),
     "create_agent_secret_beta": frozenset({_D}),
     "update_agent_secret_beta": frozenset({_D}),
+    # a shopper's open conversation with the customer agent ends: closed is its only status, none reopens it
+    "update_customer_agent_conversation_beta": frozenset({_D}),
     # a PATCH of a relationship replaces the set: every member not named is removed
     "update_categories_for_catalog_item": frozenset({_D}),
     "update_items_for_catalog_category": frozenset({_D}),
@@ -257,6 +266,9 @@ _PROFILE_BEARING = _EVENT_WRITES | {
 _LIVE_WRITES = {"create_flow", "create_form"}
 #: Writes that may carry list ids: profiles added to a list start its list-triggered flows.
 _LIST_ADDS = {"bulk_import_profiles", "bulk_subscribe_profiles", "create_client_subscription"}
+#: Writes whose ``send_settings`` (send strategy, timezone, past-timezone recipients, exit conditions)
+#: change when and to whom a campaign's messages go; its name, colour or archiving are plain writes.
+_SEND_SETTINGS_WRITES = {"update_campaign_beta"}
 
 
 def operation_effects(op: Operation) -> frozenset[Effect]:
@@ -360,6 +372,8 @@ def call_effects(op: Operation, args: Mapping[str, Any], *, max_profiles: int = 
         effects.add(Effect.SENDING)
     if op.operation_id in _LIST_ADDS and _names_lists(args):
         effects.add(Effect.SENDING)
+    if op.operation_id in _SEND_SETTINGS_WRITES and _has_key(args, "send_settings"):
+        effects.add(Effect.SENDING)
     if profiles_written(op, args) > max_profiles:
         effects.add(Effect.VOLUME)
     return frozenset(effects)
@@ -377,7 +391,7 @@ def possible_effects(op: Operation) -> frozenset[Effect]:
         effects.add(Effect.IDENTITY)
         if (op.max_items or 0) > 1:  # a bulk call: its profiles can outnumber any limit
             effects.add(Effect.VOLUME)
-    if name in _LIVE_WRITES or name in _LIST_ADDS:
+    if name in _LIVE_WRITES or name in _LIST_ADDS or name in _SEND_SETTINGS_WRITES:
         effects.add(Effect.SENDING)
     effects.update(READ_BEFORE_WRITE.get(name, ()))
     return frozenset(effects)

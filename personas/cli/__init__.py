@@ -28,7 +28,8 @@ from .errors import error_line
 
 #: Shown under ``personas --help``: what a script can tell from the exit code.
 EPILOG = ("Exit codes: 0 done (a run paused for approval too: it prints how to continue), 1 a runtime failure "
-          "(Klaviyo, the network, the model, a state file), 2 a usage error (nothing started), 3 a segment sync "
+          "(Klaviyo, the network, the model, a state file), 2 a usage error (nothing started; a missing or broken "
+          "cassette too), 3 a segment sync "
           "finished in part, 130 interrupted (Ctrl-C; a run is saved and says how to continue it). "
           "Errors are one line; --debug before the command adds the traceback.")
 

@@ -96,7 +96,9 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
         rid = f", request {exc.request_id}" if exc.request_id else ""
         return f"Klaviyo failed with HTTP {exc.status}{op}{rid}; try again later", 1
     if isinstance(exc, (KlaviyoAPIError, *cassette_errors, ScopeDeniedError, RateLimitWaitError)):
-        return str(exc), 1  # these messages say what happened and what to do already
+        # these messages say what happened and what to do already; a cassette that is missing or does not
+        # load is the user's file to fix, before anything ran (exit_code 2, ``UnusableCassette``)
+        return str(exc), int(getattr(exc, "exit_code", 1))
     return _model_error(exc)
 
 

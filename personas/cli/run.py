@@ -230,7 +230,7 @@ def run_cmd(
     Exit codes:
       0    finished, or paused for approval (it prints how to continue)
       1    a runtime failure (Klaviyo, the network, the model, a state file)
-      2    a usage error (unknown persona, bad --input): nothing started
+      2    a usage error (unknown persona, bad --input, a --replay cassette missing or broken): nothing started
       3    a segment sync finished in part (rows invalid or refused)
       130  interrupted (Ctrl-C): the run is saved; it prints how to continue
     """

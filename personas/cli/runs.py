@@ -92,6 +92,8 @@ def runs_cmd(
 
 def _note(run: Any, gone: str | None) -> str:
     """The line under a run: its error and how to retry it, its outcome, or who will run it."""
+    if run.status == "failed" and run.refused:  # no retry could run it: no hint to try one
+        return f"refused: {run.refused[:200]}; correct the event where it is sent to Klaviyo (no retry can run it)"
     if run.status == "failed":
         return f"{(run.error or 'failed')[:200]}; retry with `personas runs retry {run.id}`"
     if run.status == "queued" and gone:

@@ -48,6 +48,7 @@ __all__ = [
     "Cassette",
     "CassetteError",
     "UnexpectedModelCall",
+    "UnusableCassette",
     "check_provenance",
     "message_to_response",
     "normalise_messages",
@@ -81,6 +82,19 @@ BIND_KEYS = ("tool_choice", "strict", "parallel_tool_calls")
 
 class CassetteError(Exception):
     """The cassette cannot answer this run; the message says how to re-record it."""
+
+
+class UnusableCassette(CassetteError):
+    """The cassette a run would replay is missing, does not load, or is not this case's: found before
+    anything ran, so the file is the user's to fix, as any input is (exit code 2). A cassette that
+    loads and then stops answering the run stays a :class:`CassetteError` (exit 1): the run failed.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class UnexpectedModelCall(CassetteError):
@@ -425,27 +439,35 @@ class Cassette:
 
     @classmethod
     def load(cls, path: str | Path, rerecord_hint: str = "") -> Cassette:
+        """The cassette at ``path``; :class:`UnusableCassette` naming the file and the fix if it is
+        missing or does not load (``rerecord_hint`` says how to write it again)."""
         p = Path(path)
         hint = rerecord_hint or "check --replay's file, or re-record it with a live model (personas eval --record)"
+
+        def unusable(what: str) -> UnusableCassette:
+            return UnusableCassette(f"cassette {p} {what}; {hint}", p)
+
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise CassetteError(f"cassette {p} does not exist; {hint}") from None
+            raise unusable("does not exist") from None
         except ValueError as exc:
-            raise CassetteError(f"cassette {p} is not valid JSON ({exc}); {hint}") from None
+            raise unusable(f"is not valid JSON ({exc})") from None
+        except OSError as exc:
+            raise unusable(f"cannot be read ({exc.strerror or exc})") from None
         if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
-            raise CassetteError(f"cassette {p} has no 'interactions' list; {hint}")
+            raise unusable("has no 'interactions' list")
         if "version" not in data:
             missing = "'version' and 'provenance' fields" if "provenance" not in data else "'version' field"
-            raise CassetteError(f"cassette {p} has no {missing} (a format {FORMAT} cassette says what it is and "
-                                f"where its answers came from); {hint}")
+            raise unusable(f"has no {missing} (a format {FORMAT} cassette says what it is and where its answers "
+                           "came from)")
         version = data.get("version")
         if not isinstance(version, int) or isinstance(version, bool):
-            raise CassetteError(f"cassette {p}: version is {json.dumps(version)} ({_json_type(version)}); it must be "
-                                f"the number {FORMAT}; {hint}")
+            raise UnusableCassette(f"cassette {p}: version is {json.dumps(version)} ({_json_type(version)}); it must "
+                                   f"be the number {FORMAT}; {hint}", p)
         if version != FORMAT:
-            raise CassetteError(f"cassette {p} is format {version}, not {FORMAT} (whose keys hold the "
-                                f"model, settings, tools, tool_choice and strict); {hint}")
+            raise unusable(f"is format {version}, not {FORMAT} (whose keys hold the model, settings, tools, "
+                           "tool_choice and strict)")
         problems = check_provenance(data)
         found = data.get("schemas")
         schemas: dict[str, Any] = found if isinstance(found, dict) else {}
@@ -459,8 +481,8 @@ class Cassette:
                 if ref not in schemas or digest(schemas[ref]) != ref:
                     problems.append(f"interaction {n}: the definition of tool {name} ({ref}) is missing or altered")
         if problems:
-            raise CassetteError(f"cassette {p} does not load: {'; '.join(problems[:4])}"
-                                + (f" (and {len(problems) - 4} more)" if len(problems) > 4 else "") + f"; {hint}")
+            raise unusable(f"does not load: {'; '.join(problems[:4])}"
+                           + (f" (and {len(problems) - 4} more)" if len(problems) > 4 else ""))
         return cls(p, dict(data["provenance"]), list(data["interactions"]), hint, schemas=dict(schemas))
 
     @classmethod

@@ -141,7 +141,8 @@ class Service:
         An event holding text no store keeps (a NUL, a lone surrogate: ``unkept_text``, the check
         webhook deliveries get) is recorded ``failed``, never queued, with an error naming the field
         and without the event (PostgreSQL would refuse it, and stop the poll that found it): the
-        events around it still run, and it is recorded once, however often a poll sees it again.
+        events around it still run, and it is recorded once, however often a poll sees it again. It is
+        recorded ``refused`` too, so :meth:`retry` refuses it: no retry could run an event not kept.
         """
         unkept = unkept_text(dict(document)) or unkept_text(event_id, "the event id")
         if unkept is None:
@@ -152,7 +153,7 @@ class Service:
             "retrying will not help: correct the event where it is sent to Klaviyo"
         )
         return self.store.create_run(spec.name, f"event:{shown}", trigger, {"data": {"type": "event", "id": shown}},
-                                     status="failed", error=error)
+                                     status="failed", error=error, refused=unkept)
 
     # -- running -------------------------------------------------------------------------------------
     def execute(self, run_id: str, *, resume: Any = None) -> Run:
@@ -230,12 +231,22 @@ class Service:
         return RunDriver(self.context(self.persona(run.persona), run.thread_id), self.saver).pending()
 
     def retry(self, run_id: str) -> Run:
-        """Put a failed run back in the queue (it continues from its last checkpoint when run)."""
+        """Put a failed run back in the queue (it continues from its last checkpoint when run).
+
+        A run refused before it started (its event held text no store keeps) is left as it is: its
+        event was never kept, so no retry could run it; the fix is at the event's source.
+        """
         run = self.store.get(run_id)
         if run is None:
             raise UsageProblem(f"no run {run_id!r}; see `personas runs`")
         if run.status != "failed":
             raise UsageProblem(f"run {run_id} is {run.status}; only a failed run can be retried")
+        if run.refused:
+            raise UsageProblem(
+                f"run {run_id} cannot be retried: it was refused before it started ({run.refused}), so its "
+                "event was never kept; correct the event where it is sent to Klaviyo (a corrected event starts "
+                "a run of its own)"
+            )
         again = self.store.requeue(run_id)
         assert again is not None
         return again

@@ -7,7 +7,9 @@ delivery of an event, a poll that sees it again, or a second worker's scheduler 
 slot never makes a second run: :meth:`RunStore.create_run` answers with the run that exists.
 
 Statuses: ``queued`` -> ``running`` -> ``done`` | ``paused`` (waiting for approval) | ``failed``
-(recorded with its error; ``personas runs retry`` continues it from its checkpoint).
+(recorded with its error; ``personas runs retry`` continues it from its checkpoint). A run
+**refused** before it could start (its input cannot be kept or run: ``refused`` says why, naming the
+field) is recorded ``failed`` and never queued again: no retry could run it.
 
 On SQLite a queued or running run also has an **owner** and a **lease** (``owners.py``): the process
 that queued or runs it holds it, renews the lease on a heartbeat thread, and lets its queued runs go
@@ -74,6 +76,7 @@ CREATE TABLE IF NOT EXISTS personas_runs (
     updated {real} NOT NULL,
     owner TEXT,
     lease {real},
+    refused TEXT,
     UNIQUE (persona, key)
 );
 CREATE INDEX IF NOT EXISTS personas_runs_status ON personas_runs (status, created);
@@ -93,10 +96,10 @@ _SUBJECT_LOCKS_GUARD = threading.Lock()
 
 _COLUMNS = (
     "id, persona, key, trigger, thread_id, status, input, scheduled_for, attempts, error, outcome, worker, "
-    "created, updated, owner, lease"
+    "created, updated, owner, lease, refused"
 )
 #: Columns added after the first release, for a store made before them: name -> type.
-_ADDED = {"owner": "TEXT", "lease": "{real}"}
+_ADDED = {"owner": "TEXT", "lease": "{real}", "refused": "TEXT"}
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class Run:
     updated: float
     owner: str | None = None  # SQLite: the token of the process that holds it (``owners.py``)
     lease: float | None = None  # SQLite: until when the owner holds it
+    refused: str | None = None  # why it was refused before it started (naming the field): never retried
 
     @classmethod
     def from_row(cls, row: Any) -> Run:
@@ -313,19 +317,21 @@ class RunStore:
         scheduled_for: float | None = None,
         status: str = "queued",
         error: str | None = None,
+        refused: str | None = None,
     ) -> tuple[Run, bool]:
         """Record a run for ``(persona, key)`` unless one exists; (the run, whether it is new). A run
-        refused before it could start is recorded ``failed`` with its ``error``."""
+        refused before it could start is recorded ``failed`` with its ``error`` and why it was
+        ``refused`` (naming the field): :meth:`requeue` never queues it again."""
         now = self.clock()
         rid = uuid.uuid4().hex[:16]
         thread = f"{persona}-{trigger}-{rid}"
         token, lease = self._held() if status in ("queued", "running") else (None, None)
         worker = self.me.worker if token else None
         row = self._one(
-            f"INSERT INTO personas_runs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,0,?,NULL,?,?,?,?,?) "
+            f"INSERT INTO personas_runs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,0,?,NULL,?,?,?,?,?,?) "
             f"ON CONFLICT (persona, key) DO NOTHING RETURNING {_COLUMNS}",
             (rid, persona, key, trigger, thread, status, json.dumps(input), scheduled_for, error, worker, now, now,
-             token, lease),
+             token, lease, refused),
         )
         if row is not None:  # one round trip for a new run
             return Run.from_row(row), True
@@ -452,11 +458,12 @@ class RunStore:
         return False
 
     def requeue(self, run_id: str) -> Run | None:
-        """Put a failed (or paused-and-answered) run back in the queue; None if it is not failed or paused."""
+        """Put a failed (or paused-and-answered) run back in the queue; None if it is not failed or paused,
+        or was refused before it started (no retry could run it)."""
         token, lease = self._held()  # SQLite: the process that queues it again holds it
         changed = self._exec(
             "UPDATE personas_runs SET status = 'queued', error = NULL, updated = ?, worker = COALESCE(?, worker), "
-            "owner = ?, lease = ? WHERE id = ? AND status IN ('failed', 'paused')",
+            "owner = ?, lease = ? WHERE id = ? AND status IN ('failed', 'paused') AND refused IS NULL",
             (self.clock(), self.me.worker if token else None, token, lease, run_id),
         )
         return self.get(run_id) if changed else None

@@ -98,7 +98,7 @@ def poll_once(
             }
             document = {"data": event, "included": [i for i in included if (i.get("type"), i.get("id")) in links]}
             run, created = service.record_event(spec, str(event["id"]), document, trigger="poll")
-            if created and run.status == "failed":  # refused (text no store keeps): recorded, never run
+            if created and run.refused:  # text no store keeps: recorded failed, never run
                 log.warning("%s: %s", spec.name, run.error)
             elif created:
                 new.append(run)
