@@ -4,14 +4,14 @@ An approval request shows the exact request, but a request alone does not say wh
 ``delete_list`` names only an id, and ``update_profile`` with a new email does not say which email
 it replaces. :func:`current_view` reads the resource a ``PATCH`` or ``DELETE`` addresses (the
 ``GET`` on the same path, or on its owner for a ``/relationships/`` path), or the one a ``POST``
-in :data:`POST_TARGETS` names (the campaign ``send_campaign`` sends, the profile a merge keeps and
-those it merges in, the profile whose data is deleted, the list a bulk unsubscribe is from), and
-returns:
+in :data:`POST_TARGETS` names (the campaign ``send_campaign`` sends, the profile an upsert by id
+changes, the profile a merge keeps and those it merges in, the profile whose data is deleted, the
+list a bulk unsubscribe is from), and returns:
 
 - ``resource``: what the call acts on, in words (``list s7ZLZY 'Newsletter'``), and ``fields``: a
   few of its attributes that say which one it is (name, email, status, profile count, ...);
-- ``changes`` (a ``PATCH``): each attribute the request sets, with its value now and after
-  (nested objects such as ``properties`` and ``location`` field by field);
+- ``changes`` (a ``PATCH``, or an upsert by id): each attribute the request sets, with its value
+  now and after (nested objects such as ``properties`` and ``location`` field by field);
 - ``linked`` (a ``PATCH`` that replaces a relationship): the ids linked now;
 - ``merged_in`` (a merge): the profiles merged into it (and then deleted), each in words;
 - or ``unread``: why the resource could not be read (a scope the persona lacks, an error).
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .catalog import Operation
     from .tools import Toolset
 
-__all__ = ["IDENTIFYING", "MAX_CHANGES", "POST_TARGETS", "current_view", "reader_of"]
+__all__ = ["IDENTIFYING", "MAX_CHANGES", "POST_CHANGES", "POST_TARGETS", "current_view", "reader_of"]
 
 #: Attributes that say which resource this is, shown first (in this order) when present.
 IDENTIFYING = (
@@ -79,12 +79,15 @@ READ_EXTRAS: Mapping[str, Mapping[str, Any]] = {
 #: holding the id (a profile reference's ``id`` for ``request_profile_deletion``).
 POST_TARGETS: Mapping[str, tuple[str, str]] = {
     "send_campaign": ("get_campaign", "id"),
+    "create_or_update_profile": ("get_profile", "id"),
     "merge_profiles": ("get_profile", "id"),
     "request_profile_deletion": ("get_profile", "profile.id"),
     "bulk_unsubscribe_profiles": ("get_list", "list_id"),
     "bulk_suppress_profiles": ("get_list", "list_id"),
     "assign_template_to_campaign_message": ("get_campaign_message", "id"),
 }
+#: ``POST`` operations that set attributes of the resource they name (an upsert by id): shown as changes.
+POST_CHANGES = frozenset({"create_or_update_profile"})
 #: At most this many other resources named by a ``POST`` (the profiles a merge takes in) are read.
 MAX_ALSO = 5
 
@@ -132,7 +135,9 @@ def current_view(kit: Toolset, op: Operation, args: Mapping[str, Any], body: Any
     }
     if op.operation_id == "merge_profiles":
         view["merged_in"] = [_other(kit, read, pid) for pid in list(args.get("profile_ids") or [])[:MAX_ALSO]]
-    if op.method == "PATCH":
+    if op.operation_id in POST_CHANGES:
+        view["changes"] = _changes(attrs, _attributes(body))
+    elif op.method == "PATCH":
         if "/relationships/" in op.path:
             linked = _linked(kit, op, rid)
             if linked is not None:

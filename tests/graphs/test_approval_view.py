@@ -137,8 +137,9 @@ def test_klaviyo_data_in_the_view_stays_on_its_line(sb: Sandbox) -> None:
 def test_sending_a_campaign_shows_which_campaign_and_its_audience(sb: Sandbox) -> None:
     kit = KlaviyoToolkit(sb.client(), scopes="*")
     lid = kit.fetch("create_list", name="Trail Club").data["id"]
+    message = {"definition": {"channel": "email", "content": {"subject": "Boots"}}}
     cid = kit.fetch("create_campaign", name="Spring boots", audiences={"included": [lid]},
-                    campaign_messages=[{"definition": {"channel": "email", "content": {"subject": "Boots"}}}]).data["id"]
+                    campaign_messages=[message]).data["id"]
     call = kit.prepare("send_campaign", {"id": cid})
     view = current_view(kit, call.operation, call.args, call.request.describe().get("body"))
     assert view is not None and view["resource"] == f"campaign {cid} 'Spring boots'"
@@ -161,3 +162,11 @@ def test_a_post_that_names_no_resource_has_nothing_to_read(sb: Sandbox) -> None:
     call = kit.prepare("request_profile_deletion", {"profile": {"email": "x@example.com"}})
     assert current_view(kit, call.operation, call.args) is None
     assert dict(sb.call_counts) == before
+
+
+def test_an_upsert_by_id_shows_the_identity_it_changes(sb: Sandbox) -> None:
+    pid = sb.client().call("create_profile", email="ada@example.com").data["id"]
+    _, _, paused = _pause(sb, "create_or_update_profile", {"id": pid, "email": "ada@analytical.example"})
+    changes = paused.interrupts[0]["current"]["changes"]
+    assert [(c["field"], c["before"], c["after"]) for c in changes] == [
+        ("email", "ada@example.com", "ada@analytical.example")]
