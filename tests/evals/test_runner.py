@@ -355,6 +355,8 @@ expect:
       - {tool: get_lists, source: model}
       - {tool: get_lists, source: http, status: 200, args: {}}
       - {tool: delete_list, source: model, args: {id: LIST1}}
+      # the list as it is now, to show with the request: LIST1 is no list (the authored model made it up)
+      - {tool: get_list, source: http, status: 404, args: {id: LIST1, additional_fields_list: [profile_count]}}
   not_called: [{tool: delete_list, source: http}]
   model_calls: 3
   interrupts: {exact: []}
@@ -401,6 +403,10 @@ expect:
     mode: strict
     calls:
       - {tool: delete_list, source: model, args: {id: {ref: list:Old}}}
+      - tool: get_list             # the list as it is now, shown with the request
+        source: http
+        status: 200
+        args: {id: {ref: list:Old}, additional_fields_list: [profile_count]}
       - {tool: delete_list, source: http, status: 204, args: {id: {ref: list:Old}}}
   approvals_asked:
     items: [{type: approval, tool: delete_list, args: {id: {ref: list:Old}}, request: {method: DELETE}}]
