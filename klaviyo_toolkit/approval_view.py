@@ -13,6 +13,7 @@ list a bulk unsubscribe is from), and returns:
 - ``changes`` (a ``PATCH``, or an upsert by id): each attribute the request sets, with its value
   now and after (nested objects such as ``properties`` and ``location`` field by field);
 - ``linked`` (a ``PATCH`` that replaces a relationship): the ids linked now;
+- ``profiles`` (profiles added to or removed from a list by id): how many, the first ones in words;
 - ``merged_in`` (a merge): the profiles merged into it (and then deleted), each in words;
 - or ``unread``: why the resource could not be read (a scope the persona lacks, an error).
 
@@ -88,18 +89,22 @@ POST_TARGETS: Mapping[str, tuple[str, str]] = {
 }
 #: ``POST`` operations that set attributes of the resource they name (an upsert by id): shown as changes.
 POST_CHANGES = frozenset({"create_or_update_profile"})
+#: At most this many of the profiles a call adds or removes by id are named.
+MAX_NAMED = 10
 #: At most this many other resources named by a ``POST`` (the profiles a merge takes in) are read.
 MAX_ALSO = 5
 
 
 def reader_of(kit: Toolset, op: Operation) -> Operation | None:
     """The ``GET`` that reads what ``op`` changes: the same path, or for a ``/relationships/`` path
-    the owner's (``/api/lists/{id}`` for ``/api/lists/{id}/relationships/profiles``), or a ``POST``'s
-    in :data:`POST_TARGETS`; None for any other operation."""
+    (added to, removed from, replaced) the owner's (``/api/lists/{id}`` for
+    ``/api/lists/{id}/relationships/profiles``), or a ``POST``'s in :data:`POST_TARGETS`; None for
+    any other operation."""
     target = POST_TARGETS.get(op.operation_id)
     if target is not None and op.method == "POST":
         return kit.catalog.get(target[0]) if target[0] in kit.catalog else None
-    if op.method not in ("PATCH", "DELETE") or "{id}" not in op.path:
+    relationship = "/relationships/" in op.path  # a POST adds to one, a DELETE removes, a PATCH replaces
+    if "{id}" not in op.path or not (op.method in ("PATCH", "DELETE") or (op.method == "POST" and relationship)):
         return None
     path = op.path.split("/relationships/")[0] if "/relationships/" in op.path else op.path
     for candidate in kit.catalog:
@@ -108,13 +113,18 @@ def reader_of(kit: Toolset, op: Operation) -> Operation | None:
     return None
 
 
-def current_view(kit: Toolset, op: Operation, args: Mapping[str, Any], body: Any = None) -> dict[str, Any] | None:
+def current_view(
+    kit: Toolset, op: Operation, args: Mapping[str, Any], body: Any = None, *, name_profiles: bool = True
+) -> dict[str, Any] | None:
     """The resource ``op`` (called with ``args``, sending ``body``) acts on, as it is now, and what the
-    request changes in it; None when there is nothing to read (see :func:`reader_of`)."""
+    request changes in it; None when there is nothing to read (see :func:`reader_of`). The profiles a
+    call adds or removes by id are named (read) unless ``name_profiles`` is false (the caller's own
+    summary names them already, as the segment syncer's batches do)."""
     read = reader_of(kit, op)
     if read is None:
         return None
-    rid = _arg(args, POST_TARGETS[op.operation_id][1] if op.method == "POST" else "id")
+    target = POST_TARGETS.get(op.operation_id)
+    rid = _arg(args, target[1] if target is not None and op.method == "POST" else "id")
     if rid in (None, ""):
         return None
     missing = kit.missing_scopes(read)
@@ -133,6 +143,9 @@ def current_view(kit: Toolset, op: Operation, args: Mapping[str, Any], body: Any
         "resource": _named(found, read, rid),
         "fields": dict(list(fields.items())[:MAX_FIELDS]),
     }
+    ids = args.get("profile_ids")
+    if name_profiles and "/relationships/profiles" in op.path and isinstance(ids, list) and ids:
+        view["profiles"] = _profiles(kit, [str(i) for i in ids])
     if op.operation_id == "merge_profiles":
         view["merged_in"] = [_other(kit, read, pid) for pid in list(args.get("profile_ids") or [])[:MAX_ALSO]]
     if op.operation_id in POST_CHANGES:
@@ -176,6 +189,23 @@ def _other(kit: Toolset, read: Operation, rid: Any) -> str:
     except KlaviyoError as exc:
         return f"{rid}: {read.name} failed: {exc}"
     return _named(found, read, rid) if isinstance(found, Mapping) else f"{rid}: no record"
+
+
+def _profiles(kit: Toolset, ids: list[str]) -> dict[str, Any]:
+    """How many profiles a call names by id, and the first :data:`MAX_NAMED` in words (one read)."""
+    out: dict[str, Any] = {"count": len(ids)}
+    first = ids[:MAX_NAMED]
+    read = kit.catalog.get("get_profiles") if "get_profiles" in kit.catalog else None
+    if read is None or kit.missing_scopes(read):
+        return out
+    quoted = ",".join(json.dumps(i) for i in first)
+    try:
+        found = kit.fetch(read.name, filter=f"any(id,[{quoted}])", page_size=len(first)).data
+    except KlaviyoError as exc:
+        return {**out, "unread": f"{read.name} failed: {exc}"}
+    by_id = {str(r.get("id")): r for r in found or [] if isinstance(r, Mapping)}
+    out["named"] = [_named(by_id[i], read, i) if i in by_id else f"{i}: no such profile" for i in first]
+    return out
 
 
 def _attributes(body: Any) -> Mapping[str, Any]:

@@ -62,6 +62,12 @@ def current_lines(current: dict[str, Any]) -> list[str]:
     fields = current.get("fields") or {}
     if fields:
         lines.append("  " + ", ".join(f"{k}: {_value(v)}" for k, v in fields.items()))
+    profiles = current.get("profiles")
+    if isinstance(profiles, dict):
+        named = [str(n) for n in profiles.get("named") or []]
+        count = profiles.get("count")
+        more = f" and {count - len(named)} more" if isinstance(count, int) and count > len(named) and named else ""
+        lines.append(f"the request names {count} profile(s)" + (": " + "; ".join(named) + more if named else ""))
     merged = current.get("merged_in")
     if isinstance(merged, list) and merged:
         lines.append("merged into it, then deleted: " + "; ".join(str(a) for a in merged))

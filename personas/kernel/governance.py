@@ -270,7 +270,9 @@ class ApprovalGuard:
             return None
         if call.fingerprint in self._shown:
             return self._shown.pop(call.fingerprint)
-        return current_view(self.reader, call.operation, call.args, call.request.describe().get("body"))
+        body = call.request.describe().get("body")
+        # a graph's own summary of the call (the syncer's batch: its sample, its file) names the profiles already
+        return current_view(self.reader, call.operation, call.args, body, name_profiles=not call.summary)
 
     def _keep_shown(self, call: Call, current: dict[str, Any] | None) -> None:
         """Remember what a paused request showed, for its resume (the newest :data:`KEEP_SHOWN` only)."""

@@ -170,3 +170,25 @@ def test_an_upsert_by_id_shows_the_identity_it_changes(sb: Sandbox) -> None:
     changes = paused.interrupts[0]["current"]["changes"]
     assert [(c["field"], c["before"], c["after"]) for c in changes] == [
         ("email", "ada@example.com", "ada@analytical.example")]
+
+
+def test_profiles_added_to_a_list_are_named_and_counted(sb: Sandbox) -> None:
+    kl = sb.client()
+    lid = kl.call("create_list", name="VIP").data["id"]
+    pids = [kl.call("create_profile", email=f"v{i}@example.com").data["id"] for i in range(12)]
+    _, _, paused = _pause(sb, "add_profiles_to_list", {"id": lid, "profile_ids": pids})  # adding sends (flows)
+    profiles = paused.interrupts[0]["current"]["profiles"]
+    assert profiles["count"] == 12 and len(profiles["named"]) == 10
+    assert profiles["named"][0] == f"profile {pids[0]} 'v0@example.com'"
+    line = current_lines(paused.interrupts[0]["current"])[-1]
+    assert line.startswith("the request names 12 profile(s): ") and line.endswith(" and 2 more"), line
+
+
+def test_profiles_a_caller_names_already_are_not_read_again(sb: Sandbox) -> None:
+    kit = KlaviyoToolkit(sb.client(), scopes="*")
+    lid = kit.fetch("create_list", name="L").data["id"]
+    pid = kit.fetch("create_profile", email="q@example.com").data["id"]
+    call = kit.prepare("remove_profiles_from_list", {"id": lid, "profile_ids": [pid]})
+    before = sb.call_counts["get_profiles"]
+    view = current_view(kit, call.operation, call.args, name_profiles=False)
+    assert view is not None and "profiles" not in view and sb.call_counts["get_profiles"] == before
