@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .catalog import Operation
     from .tools import Toolset
 
-__all__ = ["IDENTIFYING", "MAX_CHANGES", "POST_CHANGES", "POST_TARGETS", "current_view", "reader_of"]
+__all__ = ["BY_PROFILE_KEY", "IDENTIFYING", "MAX_CHANGES", "POST_CHANGES", "POST_TARGETS", "current_view", "reader_of"]
 
 #: Attributes that say which resource this is, shown first (in this order) when present.
 IDENTIFYING = (
@@ -82,11 +82,13 @@ POST_TARGETS: Mapping[str, tuple[str, str]] = {
     "send_campaign": ("get_campaign", "id"),
     "create_or_update_profile": ("get_profile", "id"),
     "merge_profiles": ("get_profile", "id"),
-    "request_profile_deletion": ("get_profile", "profile.id"),
+    "request_profile_deletion": ("get_profile", "profile.id"),  # or its email or phone (BY_PROFILE_KEY)
     "bulk_unsubscribe_profiles": ("get_list", "list_id"),
     "bulk_suppress_profiles": ("get_list", "list_id"),
     "assign_template_to_campaign_message": ("get_campaign_message", "id"),
 }
+#: ``POST`` operations that may name their profile by email or phone number instead of id: the argument.
+BY_PROFILE_KEY: Mapping[str, str] = {"request_profile_deletion": "profile"}
 #: ``POST`` operations that set attributes of the resource they name (an upsert by id): shown as changes.
 POST_CHANGES = frozenset({"create_or_update_profile"})
 #: At most this many of the profiles a call adds or removes by id are named.
@@ -125,6 +127,10 @@ def current_view(
         return None
     target = POST_TARGETS.get(op.operation_id)
     rid = _arg(args, target[1] if target is not None and op.method == "POST" else "id")
+    if rid in (None, "") and op.operation_id in BY_PROFILE_KEY:
+        rid, why = _profile_id(kit, _arg(args, BY_PROFILE_KEY[op.operation_id]))
+        if why:
+            return {"unread": why}
     if rid in (None, ""):
         return None
     missing = kit.missing_scopes(read)
@@ -189,6 +195,26 @@ def _other(kit: Toolset, read: Operation, rid: Any) -> str:
     except KlaviyoError as exc:
         return f"{rid}: {read.name} failed: {exc}"
     return _named(found, read, rid) if isinstance(found, Mapping) else f"{rid}: no record"
+
+
+def _profile_id(kit: Toolset, keys: Any) -> tuple[str | None, str | None]:
+    """(the id of the profile ``keys`` names by ``email`` or ``phone_number``, or None; why none was
+    found, when a read was made or could not be) from one ``get_profiles`` read."""
+    key = next((k for k in ("email", "phone_number") if keys.get(k)), None) if isinstance(keys, Mapping) else None
+    if key is None or "get_profiles" not in kit.catalog:
+        return None, None
+    missing = kit.missing_scopes(kit.catalog.get("get_profiles"))
+    if missing:
+        return None, f"get_profiles needs {', '.join(missing)}, which this persona was not granted"
+    value = json.dumps(str(keys[key]))
+    try:
+        found = kit.fetch("get_profiles", filter=f"equals({key},{value})", page_size=1).data
+    except KlaviyoError as exc:
+        return None, f"get_profiles failed: {exc}"
+    first = found[0] if isinstance(found, list) and found and isinstance(found[0], Mapping) else None
+    if not first or not first.get("id"):
+        return None, f"no profile has {key} {_shown(keys[key])!r}"
+    return str(first["id"]), None
 
 
 def _profiles(kit: Toolset, ids: list[str]) -> dict[str, Any]:

@@ -156,10 +156,21 @@ def test_a_merge_names_the_profile_kept_and_those_merged_into_it(sb: Sandbox) ->
     assert f"merged into it, then deleted: profile {gone} 'ada2@example.org'" in current_lines(view)
 
 
+def test_a_data_deletion_by_email_shows_whose_data_it_deletes(sb: Sandbox) -> None:
+    kit = KlaviyoToolkit(sb.client(), scopes="*")
+    pid = kit.fetch("create_profile", email="gone@example.com", first_name="Gwen").data["id"]
+    call = kit.prepare("request_profile_deletion", {"profile": {"email": "gone@example.com"}})
+    view = current_view(kit, call.operation, call.args)
+    assert view is not None and view["resource"] == f"profile {pid} 'gone@example.com'"
+    assert view["fields"]["first_name"] == "Gwen"
+    call = kit.prepare("request_profile_deletion", {"profile": {"email": "nobody@example.com"}})
+    assert current_view(kit, call.operation, call.args) == {"unread": "no profile has email 'nobody@example.com'"}
+
+
 def test_a_post_that_names_no_resource_has_nothing_to_read(sb: Sandbox) -> None:
     kit = KlaviyoToolkit(sb.client(), scopes="*")
     before = dict(sb.call_counts)
-    call = kit.prepare("request_profile_deletion", {"profile": {"email": "x@example.com"}})
+    call = kit.prepare("bulk_suppress_profiles", {"profiles": [{"email": "x@example.com"}]})  # no list named
     assert current_view(kit, call.operation, call.args) is None
     assert dict(sb.call_counts) == before
 
