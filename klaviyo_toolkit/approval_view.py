@@ -12,14 +12,17 @@ list a bulk unsubscribe is from), and returns:
   few of its attributes that say which one it is (name, email, status, profile count, ...);
 - ``changes`` (a ``PATCH``, or an upsert by id): each attribute the request sets, with its value
   now and after (nested objects such as ``properties`` and ``location`` field by field);
-- ``linked`` (a ``PATCH`` that replaces a relationship): the ids linked now;
-- ``profiles`` (profiles added to or removed from a list by id): how many, the first ones in words;
-- ``merged_in`` (a merge): the profiles merged into it (and then deleted), each in words;
+- ``linked`` (a ``PATCH`` that replaces a relationship): the ids linked now, or ``unread`` (why not);
+- ``profiles`` (profiles added to or removed from a list by id): how many, the first ones in words
+  (or ``unread``: why they could not be named, such as the scope the persona lacks);
+- ``merged_in`` (a merge): the first profiles merged into it (and then deleted), each in words, and
+  ``merged_count``: how many it merges in, so a long merge never looks shorter than it is;
 - or ``unread``: why the resource could not be read (a scope the persona lacks, an error).
 
 The read goes out with the caller's toolset, so it is scoped and audited like any call; it shows,
 it never decides (what stops a call is :mod:`klaviyo_toolkit.effects`). Values are capped for the
-screen and secrets are masked.
+screen (a long value changed past its head is shown from where it first differs, so two long values
+never look the same when they are not) and secrets are masked.
 
 Example::
 
@@ -153,7 +156,9 @@ def current_view(
     if name_profiles and "/relationships/profiles" in op.path and isinstance(ids, list) and ids:
         view["profiles"] = _profiles(kit, [str(i) for i in ids])
     if op.operation_id == "merge_profiles":
-        view["merged_in"] = [_other(kit, read, pid) for pid in list(args.get("profile_ids") or [])[:MAX_ALSO]]
+        merged = list(args.get("profile_ids") or [])
+        view["merged_in"] = [_other(kit, read, pid) for pid in merged[:MAX_ALSO]]
+        view["merged_count"] = len(merged)
     if op.operation_id in POST_CHANGES:
         view["changes"] = _changes(attrs, _attributes(body))
     elif op.method == "PATCH":
@@ -222,8 +227,11 @@ def _profiles(kit: Toolset, ids: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"count": len(ids)}
     first = ids[:MAX_NAMED]
     read = kit.catalog.get("get_profiles") if "get_profiles" in kit.catalog else None
-    if read is None or kit.missing_scopes(read):
+    if read is None:
         return out
+    missing = kit.missing_scopes(read)
+    if missing:
+        return {**out, "unread": f"{read.name} needs {', '.join(missing)}, which this persona was not granted"}
     quoted = ",".join(json.dumps(i) for i in first)
     try:
         found = kit.fetch(read.name, filter=f"any(id,[{quoted}])", page_size=len(first)).data
@@ -261,23 +269,49 @@ def _changes(now: Mapping[str, Any], given: Mapping[str, Any]) -> list[dict[str,
 
 def _change(field: str, before: Any, after: Any) -> dict[str, Any]:
     masked = is_secret_key(field.rsplit(".", 1)[-1])
-    return {
-        "field": field,
-        "before": "[redacted]" if masked and before is not None else _shown(before),
-        "after": "[redacted]" if masked and after is not None else _shown(after),
-        "same": before == after,
-    }
+    if masked:
+        shown = ("[redacted]" if before is not None else None, "[redacted]" if after is not None else None)
+    else:
+        shown = _shown_pair(before, after)
+    return {"field": field, "before": shown[0], "after": shown[1], "same": before == after}
+
+
+def _shown_pair(before: Any, after: Any) -> tuple[Any, Any]:
+    """``before`` and ``after`` for the screen. Two long strings that differ past their heads (a
+    template whose link changed deep in its HTML) would look the same capped at their heads: they are
+    shown from just before the first character that differs instead."""
+    was, now = redact(before), redact(after)
+    if not (isinstance(was, str) and isinstance(now, str)) or was == now:
+        return _shown(before), _shown(after)
+    if max(len(was), len(now)) <= MAX_VALUE_CHARS:
+        return was, now
+    first = next((i for i, (a, b) in enumerate(zip(was, now, strict=False)) if a != b), min(len(was), len(now)))
+    start = max(0, first - 40)
+    if start == 0:
+        return _shown(before), _shown(after)
+    return _window(was, start), _window(now, start)
+
+
+def _window(text: str, start: int) -> str:
+    """``MAX_VALUE_CHARS`` of ``text`` from ``start``, saying where they sit in it."""
+    piece = text[start : start + MAX_VALUE_CHARS]
+    more = "…" if start + MAX_VALUE_CHARS < len(text) else ""
+    return f"…{piece}{more} (from character {start + 1:,} of {len(text):,} characters)"
 
 
 def _linked(kit: Toolset, op: Operation, rid: Any) -> dict[str, Any] | None:
-    """The ids a relationship links now (the ``GET`` of the same path), for a ``PATCH`` that replaces them."""
+    """The ids a relationship links now (the ``GET`` of the same path), for a ``PATCH`` that replaces
+    them, or ``unread``: why they could not be read (a person told nothing would think nothing is lost)."""
     read = next((c for c in kit.catalog if c.method == "GET" and c.path == op.path), None)
-    if read is None or kit.missing_scopes(read):
+    if read is None:
         return None
+    missing = kit.missing_scopes(read)
+    if missing:
+        return {"unread": f"{read.name} needs {', '.join(missing)}, which this persona was not granted"}
     try:
         answer = kit.fetch(read.name, id=rid)
-    except KlaviyoError:
-        return None
+    except KlaviyoError as exc:
+        return {"unread": f"{read.name} failed: {exc}"}
     data = answer.data
     ids = [str(d.get("id")) for d in data if isinstance(d, Mapping)] if isinstance(data, list) else []
     more = bool((answer.links or {}).get("next"))

@@ -67,10 +67,15 @@ def current_lines(current: dict[str, Any]) -> list[str]:
         named = [str(n) for n in profiles.get("named") or []]
         count = profiles.get("count")
         more = f" and {count - len(named)} more" if isinstance(count, int) and count > len(named) and named else ""
-        lines.append(f"the request names {count} profile(s)" + (": " + "; ".join(named) + more if named else ""))
+        unread = f", not named ({profiles['unread']})" if profiles.get("unread") else ""
+        lines.append(f"the request names {count} profile(s)" + (": " + "; ".join(named) + more if named else unread))
     merged = current.get("merged_in")
     if isinstance(merged, list) and merged:
-        lines.append("merged into it, then deleted: " + "; ".join(str(a) for a in merged))
+        total = current.get("merged_count")
+        beyond = total - len(merged) if isinstance(total, int) else 0
+        head = f"{total} profiles: " if beyond > 0 else ""
+        tail = f"; and {beyond} more" if beyond > 0 else ""
+        lines.append("merged into it, then deleted: " + head + "; ".join(str(a) for a in merged) + tail)
     changes = current.get("changes")
     if isinstance(changes, list) and changes:
         lines.append("what changes:")
@@ -81,7 +86,9 @@ def current_lines(current: dict[str, Any]) -> list[str]:
             same = " (unchanged)" if change.get("same") else ""
             lines.append(f"  {change.get('field')}: {_value(before)} → {_value(after)}{same}")
     linked = current.get("linked")
-    if isinstance(linked, dict):
+    if isinstance(linked, dict) and linked.get("unread"):
+        lines.append(f"linked now: not read ({linked['unread']}); the request replaces them")
+    elif isinstance(linked, dict):
         ids = ", ".join(str(i) for i in linked.get("ids") or [])
         shown = f" ({ids})" if ids else ""
         lines.append(f"linked now: {linked.get('count')}{shown}; the request replaces them")

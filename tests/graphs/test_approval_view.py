@@ -11,7 +11,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
-from klaviyo_sandbox import Sandbox
+from klaviyo_sandbox import Faults, Sandbox
 from klaviyo_toolkit.approval_view import current_view
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.tools import KlaviyoToolkit
@@ -203,3 +203,49 @@ def test_profiles_a_caller_names_already_are_not_read_again(sb: Sandbox) -> None
     before = sb.call_counts["get_profiles"]
     view = current_view(kit, call.operation, call.args, name_profiles=False)
     assert view is not None and "profiles" not in view and sb.call_counts["get_profiles"] == before
+
+
+def test_a_merge_of_many_profiles_says_how_many_it_deletes_beyond_those_named(sb: Sandbox) -> None:
+    kit = KlaviyoToolkit(sb.client(), scopes="*")
+    pids = [kit.fetch("create_profile", email=f"m{i}@example.com").data["id"] for i in range(10)]
+    before = sb.call_counts["get_profile"]
+    call = kit.prepare("merge_profiles", {"id": pids[0], "profile_ids": pids[1:]})
+    view = current_view(kit, call.operation, call.args, call.request.describe().get("body"))
+    assert view is not None and sb.call_counts["get_profile"] - before == 6  # the one kept and five merged in
+    line = next(li for li in current_lines(view) if li.startswith("merged into it, then deleted: "))
+    assert line.startswith("merged into it, then deleted: 9 profiles: ") and line.endswith("; and 4 more"), line
+
+
+def test_profiles_and_links_the_persona_may_not_read_say_which_scope(sb: Sandbox) -> None:
+    kl = sb.client()
+    lid = kl.call("create_list", name="VIP").data["id"]
+    pids = [kl.call("create_profile", email=f"v{i}@example.com").data["id"] for i in range(3)]
+    kit = KlaviyoToolkit(sb.client(), scopes=["lists:read", "lists:write"])
+    call = kit.prepare("add_profiles_to_list", {"id": lid, "profile_ids": pids})
+    view = current_view(kit, call.operation, call.args)
+    assert view is not None and view["profiles"]["unread"] == (
+        "get_profiles needs profiles:read, which this persona was not granted")
+    assert current_lines(view)[-1] == ("the request names 3 profile(s), not named (get_profiles needs profiles:read, "
+                                       "which this persona was not granted)")
+    full = KlaviyoToolkit(sb.client(), scopes="*")
+    item = full.fetch("create_catalog_item", external_id="SKU1", title="Boots", description="d",
+                      url="https://example.com/boots").data["id"]
+    cat = full.fetch("create_catalog_category", external_id="C1", name="Cat").data["id"]
+    sb.faults = Faults(error_rate=1.0, operations=["get_category_ids_for_catalog_item"])
+    call = full.prepare("update_categories_for_catalog_item", {"id": item, "catalog_category_ids": [cat]})
+    view = current_view(full, call.operation, call.args, call.request.describe().get("body"))
+    assert view is not None and view["linked"]["unread"].startswith("get_category_ids_for_catalog_item failed: ")
+    assert current_lines(view)[-1].startswith("linked now: not read (get_category_ids_for_catalog_item failed: ")
+
+
+def test_a_long_value_changed_past_its_head_shows_where_it_differs(sb: Sandbox) -> None:
+    kit = KlaviyoToolkit(sb.client(), scopes="*")
+    page = "<html>" + "a" * 3000 + "<a href='https://{}.example/'>shop</a></html>"
+    tid = kit.fetch("create_template", name="T", editor_type="CODE", html=page.format("good")).data["id"]
+    call = kit.prepare("update_template", {"id": tid, "html": page.format("evil")})
+    view = current_view(kit, call.operation, call.args, call.request.describe().get("body"))
+    assert view is not None
+    change = view["changes"][0]
+    assert change["before"] != change["after"]
+    assert "good.example" in change["before"] and "evil.example" in change["after"]
+    assert "from character 2," in change["before"] and "of 3,053 characters" in change["before"], change
