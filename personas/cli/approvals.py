@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SHOW_LIMIT", "approval_lines", "describe_approval", "remember_shown", "shown_requests"]
+from .common import visible
+
+__all__ = ["SHOW_LIMIT", "approval_lines", "describe_approval", "one_line", "remember_shown", "shown_requests"]
 
 
 #: A request whose JSON is longer than this is summarised on screen, in full in a file.
@@ -21,10 +23,10 @@ def approval_lines(item: dict[str, Any], folder: Path) -> list[str]:
     """The request as a person reads it: method and path, then the params and body in full, or,
     when long, counts and a sample, with the whole request written to a file (never a silent cut)."""
     request = item.get("request") or {}
-    lines = [f"{request.get('method')} {request.get('path')}"]
+    lines = [one_line(f"{request.get('method')} {request.get('path')}")]
     details = item.get("details")
     if isinstance(details, dict):
-        lines += [f"{k}: {v}" for k, v in details.items()]
+        lines += [one_line(f"{k}: {v}") for k, v in details.items()]
     current = item.get("current")
     if isinstance(current, dict):
         lines += current_lines(current)
@@ -99,11 +101,18 @@ def _value(value: Any) -> str:
     return "(not set)" if value is None else json.dumps(value, ensure_ascii=False, default=str)
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line, its line breaks and tabs written as escapes (``\\n``): a part of an
+    approval that holds Klaviyo data (a campaign's name in why a call stops, a graph's summary) must
+    not start a line that passes for the approval's own (``why: it reads only``)."""
+    return visible(text, lines=False)
+
+
 def describe_approval(item: dict[str, Any], folder: Path) -> str:
     """One pending approval as text: what, why, the request (see :func:`approval_lines`), its fingerprint."""
-    lines = [f"{item.get('tool')} - {item.get('summary')}"]
+    lines = [one_line(f"{item.get('tool')} - {item.get('summary')}")]
     if item.get("why"):
-        lines.append(f"  why: it {item['why']}")
+        lines.append(f"  why: it {one_line(str(item['why']))}")
     lines += ["  " + line for line in approval_lines(item, folder)]
     if item.get("fingerprint"):
         lines.append(f"  request {item['fingerprint']}")

@@ -398,10 +398,10 @@ class Repl:
         item = item if isinstance(item, dict) else {}
         c.print(
             f"\n[bold red]Approval needed[/bold red]: {shown(str(item.get('tool')), lines=False)} - "
-            f"{escape(str(item.get('summary')))}"
+            f"{shown(str(item.get('summary')), lines=False)}"
         )
-        if item.get("why"):
-            c.print(f"  why: it {escape(str(item['why']))}")
+        if item.get("why"):  # may name Klaviyo data (the campaign that sends a template): one line, escaped
+            c.print(f"  why: it {shown(str(item['why']), lines=False)}")
         for line in approval_lines(item, self._home / "approvals"):
             c.print("  " + shown(line))
         if self._discard_typeahead():
