@@ -11,7 +11,9 @@ list a bulk unsubscribe is from), and returns:
 - ``resource``: what the call acts on, in words (``list s7ZLZY 'Newsletter'``), and ``fields``: a
   few of its attributes that say which one it is (name, email, status, profile count, ...);
 - ``changes`` (a ``PATCH``, or an upsert by id): each attribute the request sets, with its value
-  now and after (nested objects such as ``properties`` and ``location`` field by field);
+  now and after (nested objects such as ``properties`` and ``location`` field by field), and
+  ``returned``: false when the read did not return the attribute at all (a webhook's secret key),
+  so a value that is only unknown is never shown as unset;
 - ``linked`` (a ``PATCH`` that replaces a relationship): the ids linked now, or ``unread`` (why not);
 - ``profiles`` (profiles added to or removed from a list by id): how many, the first ones in words
   (or ``unread``: why they could not be named, such as the scope the persona lacks);
@@ -160,14 +162,14 @@ def current_view(
         view["merged_in"] = [_other(kit, read, pid) for pid in merged[:MAX_ALSO]]
         view["merged_count"] = len(merged)
     if op.operation_id in POST_CHANGES:
-        view["changes"] = _changes(attrs, _attributes(body))
+        view["changes"] = _changes(attrs, _attributes(body), read.name)
     elif op.method == "PATCH":
         if "/relationships/" in op.path:
             linked = _linked(kit, op, rid)
             if linked is not None:
                 view["linked"] = linked
         else:
-            view["changes"] = _changes(attrs, _attributes(body))
+            view["changes"] = _changes(attrs, _attributes(body), read.name)
     return view
 
 
@@ -249,17 +251,19 @@ def _attributes(body: Any) -> Mapping[str, Any]:
     return attrs if isinstance(attrs, Mapping) else {}
 
 
-def _changes(now: Mapping[str, Any], given: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each attribute ``given`` sets, with its value in ``now``: nested objects field by field."""
+def _changes(now: Mapping[str, Any], given: Mapping[str, Any], read: str) -> list[dict[str, Any]]:
+    """Each attribute ``given`` sets, with its value in ``now`` (what ``read`` returned): nested
+    objects field by field. An attribute the read left out is marked so, not shown as unset."""
     out: list[dict[str, Any]] = []
     for key, after in given.items():
         before = now.get(key)
+        returned = key in now
         if isinstance(after, Mapping) and after and isinstance(before, Mapping | None):
             for sub, value in after.items():
                 was = (before or {}).get(sub)
-                out.append(_change(f"{key}.{sub}", was, value))
+                out.append(_change(f"{key}.{sub}", was, value, returned))
         else:
-            out.append(_change(key, before, after))
+            out.append(_change(key, before, after, returned))
     return out[:MAX_CHANGES] + (
         [{"field": "…", "before": None, "after": f"{len(out) - MAX_CHANGES} more in the request"}]
         if len(out) > MAX_CHANGES
@@ -267,13 +271,14 @@ def _changes(now: Mapping[str, Any], given: Mapping[str, Any]) -> list[dict[str,
     )
 
 
-def _change(field: str, before: Any, after: Any) -> dict[str, Any]:
+def _change(field: str, before: Any, after: Any, returned: bool) -> dict[str, Any]:
     masked = is_secret_key(field.rsplit(".", 1)[-1])
     if masked:
         shown = ("[redacted]" if before is not None else None, "[redacted]" if after is not None else None)
     else:
         shown = _shown_pair(before, after)
-    return {"field": field, "before": shown[0], "after": shown[1], "same": before == after}
+    return {"field": field, "before": shown[0], "after": shown[1], "same": returned and before == after,
+            "returned": returned}
 
 
 def _shown_pair(before: Any, after: Any) -> tuple[Any, Any]:

@@ -86,7 +86,9 @@ def current_lines(current: dict[str, Any]) -> list[str]:
                 continue
             before, after = change.get("before"), change.get("after")
             same = " (unchanged)" if change.get("same") else ""
-            lines.append(f"  {change.get('field')}: {_value(before)} → {_value(after)}{same}")
+            # not returned by the read (a webhook's secret key): unknown, which is not the same as unset
+            was = f"(not returned by {current.get('read_with')})" if change.get("returned") is False else _value(before)
+            lines.append(f"  {change.get('field')}: {was} → {_value(after)}{same}")
     linked = current.get("linked")
     if isinstance(linked, dict) and linked.get("unread"):
         lines.append(f"linked now: not read ({linked['unread']}); the request replaces them")

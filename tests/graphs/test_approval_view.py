@@ -47,7 +47,8 @@ def test_an_email_change_shows_the_email_it_replaces_and_rejecting_changes_nothi
     current = paused.interrupts[0]["current"]
     assert current["resource"] == f"profile {pid} 'ada@example.com'"
     assert current["fields"]["first_name"] == "Ada"
-    assert {"field": "email", "before": "ada@example.com", "after": "mallory@evil.test", "same": False} in (
+    assert {"field": "email", "before": "ada@example.com", "after": "mallory@evil.test", "same": False,
+            "returned": True} in (
         current["changes"]
     )
     text = describe_approval(paused.interrupts[0], ctx.config.home / "approvals")
@@ -249,3 +250,19 @@ def test_a_long_value_changed_past_its_head_shows_where_it_differs(sb: Sandbox) 
     assert change["before"] != change["after"]
     assert "good.example" in change["before"] and "evil.example" in change["after"]
     assert "from character 2," in change["before"] and "of 3,053 characters" in change["before"], change
+
+
+def test_a_field_the_read_does_not_return_is_not_shown_as_unset(sb: Sandbox) -> None:
+    kit = KlaviyoToolkit(sb.client(), scopes="*")
+    topic = kit.fetch("get_webhook_topics").data[0]["id"]
+    hook = kit.fetch("create_webhook", name="W", endpoint_url="https://hooks.example.com/x",
+                     secret_key="whsec_abcdefghijklmnop", webhook_topic_ids=[topic]).data["id"]
+    call = kit.prepare("update_webhook", {"id": hook, "secret_key": "whsec_zyxwvutsrqponmlk", "name": "W2"})
+    view = current_view(kit, call.operation, call.args, call.request.describe().get("body"))
+    assert view is not None
+    changes = {c["field"]: c for c in view["changes"]}
+    assert changes["secret_key"]["returned"] is False and changes["name"]["returned"] is True
+    lines = current_lines(view)
+    assert '  secret_key: (not returned by get_webhook) → "[redacted]"' in lines, lines
+    assert '  name: "W" → "W2"' in lines
+    assert "whsec_" not in repr(view)
