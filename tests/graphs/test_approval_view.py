@@ -266,3 +266,20 @@ def test_a_field_the_read_does_not_return_is_not_shown_as_unset(sb: Sandbox) -> 
     assert '  secret_key: (not returned by get_webhook) → "[redacted]"' in lines, lines
     assert '  name: "W" → "W2"' in lines
     assert "whsec_" not in repr(view)
+
+
+def test_each_request_shown_is_read_once_through_edits_and_the_approval(sb: Sandbox) -> None:
+    kl = sb.client()
+    first, second = (kl.call("create_profile", email=e).data["id"] for e in ("a@example.com", "b@example.com"))
+    ctx, saver, paused = _pause(sb, "update_profile", {"id": first, "email": "x@example.com"})
+    for edit in ({"id": second}, {"email": "y@example.com"}):  # another profile, then another email: two showings
+        answer = {"action": "edit", "args": edit, "fingerprint": paused.interrupts[0]["fingerprint"]}
+        paused = run_persona(PERSONA, None, context=ctx, saver=saver, resume=answer)
+        assert paused.paused
+    assert paused.interrupts[0]["current"]["resource"] == f"profile {second} 'b@example.com'"
+    done = run_persona(PERSONA, None, context=ctx, saver=saver,
+                       resume={"action": "approve", "fingerprint": paused.interrupts[0]["fingerprint"]})
+    assert not done.paused and sb.store.get("profile", second).attributes["email"] == "y@example.com"
+    assert ctx.audit is not None
+    reads = [r.path.rsplit("/", 1)[-1] for r in reversed(ctx.audit.query(tool="get_profile", limit=None))]
+    assert reads == [first, second, second], reads  # three requests shown, each read once; none on the approval
