@@ -11,7 +11,8 @@ list a bulk unsubscribe is from), and returns:
 - ``resource``: what the call acts on, in words (``list s7ZLZY 'Newsletter'``), and ``fields``: a
   few of its attributes that say which one it is (name, email, status, profile count, ...);
 - ``changes`` (a ``PATCH``, or an upsert by id): each attribute the request sets, with its value
-  now and after (nested objects such as ``properties`` and ``location`` field by field), and
+  now and after (nested objects such as ``properties``, ``location`` or a message's
+  ``definition.content`` field by field, to any depth: a ``PATCH`` sets the fields it names), and
   ``returned``: false when the read did not return the attribute at all (a webhook's secret key),
   so a value that is only unknown is never shown as unset;
 - ``linked`` (a ``PATCH`` that replaces a relationship): the ids linked now, or ``unread`` (why not);
@@ -253,22 +254,28 @@ def _attributes(body: Any) -> Mapping[str, Any]:
 
 def _changes(now: Mapping[str, Any], given: Mapping[str, Any], read: str) -> list[dict[str, Any]]:
     """Each attribute ``given`` sets, with its value in ``now`` (what ``read`` returned): nested
-    objects field by field. An attribute the read left out is marked so, not shown as unset."""
+    objects field by field, to any depth (``definition.content.subject``), so a change of one field
+    never looks like the rest of its object dropped. An attribute the read left out is marked so,
+    not shown as unset."""
     out: list[dict[str, Any]] = []
     for key, after in given.items():
-        before = now.get(key)
-        returned = key in now
-        if isinstance(after, Mapping) and after and isinstance(before, Mapping | None):
-            for sub, value in after.items():
-                was = (before or {}).get(sub)
-                out.append(_change(f"{key}.{sub}", was, value, returned))
-        else:
-            out.append(_change(key, before, after, returned))
+        out += _nested(key, now.get(key), after, key in now)
     return out[:MAX_CHANGES] + (
         [{"field": "…", "before": None, "after": f"{len(out) - MAX_CHANGES} more in the request"}]
         if len(out) > MAX_CHANGES
         else []
     )
+
+
+def _nested(field: str, before: Any, after: Any, returned: bool) -> list[dict[str, Any]]:
+    """The changes setting ``field`` to ``after`` makes: one per leaf of a non-empty object whose
+    value now is an object or unset, else one for the whole value."""
+    if isinstance(after, Mapping) and after and isinstance(before, Mapping | None):
+        out: list[dict[str, Any]] = []
+        for sub, value in after.items():
+            out += _nested(f"{field}.{sub}", (before or {}).get(sub), value, returned)
+        return out
+    return [_change(field, before, after, returned)]
 
 
 def _change(field: str, before: Any, after: Any, returned: bool) -> dict[str, Any]:

@@ -283,3 +283,22 @@ def test_each_request_shown_is_read_once_through_edits_and_the_approval(sb: Sand
     assert ctx.audit is not None
     reads = [r.path.rsplit("/", 1)[-1] for r in reversed(ctx.audit.query(tool="get_profile", limit=None))]
     assert reads == [first, second, second], reads  # three requests shown, each read once; none on the approval
+
+
+def test_a_change_deep_in_a_nested_object_is_shown_field_by_field(sb: Sandbox) -> None:
+    kit = KlaviyoToolkit(sb.client(), scopes="*")
+    lid = kit.fetch("create_list", name="L").data["id"]
+    content = {"subject": "Old", "preview_text": "pre", "from_email": "a@example.com", "from_label": "A"}
+    body = kit.fetch("create_campaign", name="D", audiences={"included": [lid]},
+                     campaign_messages=[{"definition": {"channel": "email", "content": content}}]).body
+    mid = body["data"]["relationships"]["campaign-messages"]["data"][0]["id"]
+    definition = {"channel": "email", "content": {"subject": "New"}}
+    call = kit.prepare("update_campaign_message", {"id": mid, "definition": definition})
+    view = current_view(kit, call.operation, call.args, call.request.describe().get("body"))
+    assert view is not None
+    # a PATCH sets the fields it names: only the subject changes (not the whole content, as it looked)
+    assert [(c["field"], c["before"], c["after"], c["same"]) for c in view["changes"]] == [
+        ("definition.channel", "email", "email", True), ("definition.content.subject", "Old", "New", False)]
+    kit.fetch("update_campaign_message", id=mid, definition=definition)
+    after = kit.fetch("get_campaign_message", id=mid).data["attributes"]["definition"]["content"]
+    assert (after["subject"], after["preview_text"]) == ("New", "pre")
