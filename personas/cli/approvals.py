@@ -1,6 +1,8 @@
 """How a pending approval is shown to a person: the exact request in full, or, when long, counts
 and a sample with the whole request in an owner-only file (never a silent cut). The REPL and
-``personas run`` show approvals the same way."""
+``personas run`` show approvals the same way. Secrets in the request (a webhook's new secret key)
+are masked on the screen and in the file, as in what the request changes; the fingerprint still
+names the exact request."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from klaviyo_toolkit.redact import redact
 
 from .common import visible
 
@@ -22,6 +26,7 @@ SHOW_LIMIT = 1500
 def approval_lines(item: dict[str, Any], folder: Path) -> list[str]:
     """The request as a person reads it: method and path, then the params and body in full, or,
     when long, counts and a sample, with the whole request written to a file (never a silent cut)."""
+    item = redact(item)  # the screen, a terminal's scrollback and the file never hold a secret
     request = item.get("request") or {}
     lines = [one_line(f"{request.get('method')} {request.get('path')}")]
     details = item.get("details")

@@ -5,6 +5,7 @@ on the sandbox, and the toolkit's view for the cases no shipped persona reaches.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.tools import KlaviyoToolkit
 from personas.cli.approvals import current_lines, describe_approval
 from personas.kernel.models import ScriptedChatModel
+from personas.kernel.spec import ApprovalPolicy, PersonaSpec, ToolSelection
 from personas.runtime import RunResult, build_context, run_persona
 
 PERSONA = "klaviyo-assistant"
@@ -33,10 +35,11 @@ def _call(name: str, args: dict[str, Any]) -> AIMessage:
     return AIMessage("", tool_calls=[{"name": name, "args": args, "id": "c1"}])
 
 
-def _pause(sb: Sandbox, name: str, args: dict[str, Any]) -> tuple[Any, InMemorySaver, RunResult]:
-    ctx = build_context(PERSONA, sandbox=sb, model=ScriptedChatModel([_call(name, args), AIMessage("ok")]))
+def _pause(sb: Sandbox, name: str, args: dict[str, Any],
+           persona: str | PersonaSpec = PERSONA) -> tuple[Any, InMemorySaver, RunResult]:
+    ctx = build_context(persona, sandbox=sb, model=ScriptedChatModel([_call(name, args), AIMessage("ok")]))
     saver = InMemorySaver()
-    paused = run_persona(PERSONA, {"messages": [HumanMessage("do it")]}, context=ctx, saver=saver)
+    paused = run_persona(persona, {"messages": [HumanMessage("do it")]}, context=ctx, saver=saver)
     assert paused.paused and paused.interrupts[0]["tool"] == name
     return ctx, saver, paused
 
@@ -302,3 +305,24 @@ def test_a_change_deep_in_a_nested_object_is_shown_field_by_field(sb: Sandbox) -
     kit.fetch("update_campaign_message", id=mid, definition=definition)
     after = kit.fetch("get_campaign_message", id=mid).data["attributes"]["definition"]["content"]
     assert (after["subject"], after["preview_text"]) == ("New", "pre")
+
+
+def test_a_secret_in_the_request_is_masked_on_screen_as_in_the_view(sb: Sandbox, tmp_path: Path) -> None:
+    kit = KlaviyoToolkit(sb.client(), scopes="*")
+    topic = kit.fetch("get_webhook_topics").data[0]["id"]
+    hook = kit.fetch("create_webhook", name="W", endpoint_url="https://hooks.example.com/x",
+                     secret_key="whsec_abcdefghijklmnop", webhook_topic_ids=[topic]).data["id"]
+    spec = PersonaSpec(name="hooks", description="Manages webhooks (test persona).", graph="chat",
+                       prompt="klaviyo_assistant.v1.md", scopes=["webhooks:read", "webhooks:write"],
+                       tools=ToolSelection(search=True), approval=ApprovalPolicy())
+    new = "whsec_zyxwvutsrqponmlk"
+    _, _, paused = _pause(sb, "update_webhook", {"id": hook, "secret_key": new}, spec)
+    item = paused.interrupts[0]
+    assert item["current"]["changes"][0]["after"] == "[redacted]"
+    text = describe_approval(item, tmp_path)
+    assert "PATCH /api/webhooks/" in text and '"secret_key": "***"' in text, text
+    assert new not in text and "abcdefghijklmnop" not in text
+    long = {**item, "request": {**item["request"], "body": {**item["request"]["body"], "pad": "x" * 2000}}}
+    text = describe_approval(long, tmp_path)  # summarised, the whole request in a file
+    saved = Path(text.rsplit("the whole request: ", 1)[1].splitlines()[0])
+    assert new not in text and new not in saved.read_text()
