@@ -260,11 +260,15 @@ def _changes(now: Mapping[str, Any], given: Mapping[str, Any], read: str) -> lis
     out: list[dict[str, Any]] = []
     for key, after in given.items():
         out += _nested(key, now.get(key), after, key in now)
-    return out[:MAX_CHANGES] + (
-        [{"field": "…", "before": None, "after": f"{len(out) - MAX_CHANGES} more in the request"}]
-        if len(out) > MAX_CHANGES
-        else []
-    )
+    # what changes first: forty unchanged properties sent along must not push the one change out of view
+    out.sort(key=lambda change: bool(change["same"]))
+    if len(out) <= MAX_CHANGES:
+        return out
+    rest = out[MAX_CHANGES:]
+    changed = sum(1 for change in rest if not change["same"])
+    of_them = f"{changed} of them changes" if changed else "none of them a change"
+    more = {"field": "…", "before": None, "after": f"{len(rest)} more in the request, {of_them}"}
+    return [*out[:MAX_CHANGES], more]
 
 
 def _nested(field: str, before: Any, after: Any, returned: bool) -> list[dict[str, Any]]:

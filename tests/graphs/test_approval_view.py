@@ -301,7 +301,7 @@ def test_a_change_deep_in_a_nested_object_is_shown_field_by_field(sb: Sandbox) -
     assert view is not None
     # a PATCH sets the fields it names: only the subject changes (not the whole content, as it looked)
     assert [(c["field"], c["before"], c["after"], c["same"]) for c in view["changes"]] == [
-        ("definition.channel", "email", "email", True), ("definition.content.subject", "Old", "New", False)]
+        ("definition.content.subject", "Old", "New", False), ("definition.channel", "email", "email", True)]
     kit.fetch("update_campaign_message", id=mid, definition=definition)
     after = kit.fetch("get_campaign_message", id=mid).data["attributes"]["definition"]["content"]
     assert (after["subject"], after["preview_text"]) == ("New", "pre")
@@ -326,3 +326,14 @@ def test_a_secret_in_the_request_is_masked_on_screen_as_in_the_view(sb: Sandbox,
     text = describe_approval(long, tmp_path)  # summarised, the whole request in a file
     saved = Path(text.rsplit("the whole request: ", 1)[1].splitlines()[0])
     assert new not in text and new not in saved.read_text()
+
+
+def test_a_real_change_is_never_pushed_out_of_view_by_unchanged_fields(sb: Sandbox) -> None:
+    kit = KlaviyoToolkit(sb.client(), scopes="*")
+    same = {f"k{i:02}": "v" for i in range(40)}
+    pid = kit.fetch("create_profile", email="p@example.com", properties=same).data["id"]
+    call = kit.prepare("update_profile", {"id": pid, "properties": {**same, "tier": "platinum"}})
+    view = current_view(kit, call.operation, call.args, call.request.describe().get("body"))
+    assert view is not None
+    assert view["changes"][0]["field"] == "properties.tier" and view["changes"][0]["after"] == "platinum"
+    assert view["changes"][-1]["after"] == "16 more in the request, none of them a change", view["changes"][-1]
