@@ -90,6 +90,9 @@ def current_lines(current: dict[str, Any]) -> list[str]:
             if not isinstance(change, dict):
                 continue
             before, after = change.get("before"), change.get("after")
+            if change.get("field") == "…":  # the cut: how many more, not a field that is unset
+                lines.append(f"  … {after}")
+                continue
             same = " (unchanged)" if change.get("same") else ""
             # not returned by the read (a webhook's secret key): unknown, which is not the same as unset
             was = f"(not returned by {current.get('read_with')})" if change.get("returned") is False else _value(before)

@@ -337,3 +337,4 @@ def test_a_real_change_is_never_pushed_out_of_view_by_unchanged_fields(sb: Sandb
     assert view is not None
     assert view["changes"][0]["field"] == "properties.tier" and view["changes"][0]["after"] == "platinum"
     assert view["changes"][-1]["after"] == "16 more in the request, none of them a change", view["changes"][-1]
+    assert current_lines(view)[-1] == "  … 16 more in the request, none of them a change"
