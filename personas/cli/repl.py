@@ -24,6 +24,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, Too
 from rich.markup import escape
 
 from graphs.chat import bound_tools
+from klaviyo_toolkit.redact import redact
 from personas.kernel.config import Config
 from personas.kernel.models import resolve_model
 from personas.kernel.privacy import private_file
@@ -380,9 +381,9 @@ class Repl:
                         elif msg.content and not msg.tool_calls:
                             self.console.print(f"\n{self.spec.name}> {shown(str(msg.content))}")
                         for call in msg.tool_calls:
-                            args = json.dumps(
-                                {k: v for k, v in call["args"].items() if v is not None}, ensure_ascii=False
-                            )
+                            given = {k: v for k, v in call["args"].items() if v is not None}
+                            # masked as in the approval below it: a key the user gives is sent, never shown
+                            args = json.dumps(redact(given), ensure_ascii=False)
                             name = shown(call["name"], lines=False)
                             self.console.print(f"  [cyan]→ {name}[/cyan] {shown(args[:300])}")
                     elif isinstance(msg, ToolMessage):
