@@ -46,7 +46,16 @@ if TYPE_CHECKING:
     from .catalog import Operation
     from .tools import Toolset
 
-__all__ = ["BY_PROFILE_KEY", "IDENTIFYING", "MAX_CHANGES", "POST_CHANGES", "POST_TARGETS", "current_view", "reader_of"]
+__all__ = [
+    "BY_PROFILE_KEY",
+    "IDENTIFYING",
+    "MAX_CHANGES",
+    "POST_CHANGES",
+    "POST_TARGETS",
+    "VIEW_READ_TIMEOUT",
+    "current_view",
+    "reader_of",
+]
 
 #: Attributes that say which resource this is, shown first (in this order) when present.
 IDENTIFYING = (
@@ -70,6 +79,9 @@ IDENTIFYING = (
     "created",
     "updated",
 )
+#: Seconds a read for the view may take before it is given up (and said so): it only shows, and the
+#: person waits for the request meanwhile. A caller reads with this and no retries (the runtime's viewer).
+VIEW_READ_TIMEOUT = 5.0
 #: At most this many identifying fields and this many changes are listed (the request is shown whole).
 MAX_FIELDS = 8
 MAX_CHANGES = 25

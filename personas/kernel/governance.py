@@ -244,12 +244,15 @@ class ApprovalGuard:
     ``reader`` makes the reads some effects need (``klaviyo_toolkit.effects_lookup``), again for an
     edited request; without one, such an operation stops as if the read had found its effect. The
     same reader shows what the request changes (the resource as it is now), read once per request
-    shown; without one the request is shown alone.
+    shown, or ``viewer`` when given: a reader that gives up at once (no retries, a short timeout),
+    since that read only shows and must never hold the approval up; without either the request is
+    shown alone.
     """
 
     policy: ApprovalPolicy
     prepare: Callable[[Any, Mapping[str, Any]], Call]
     reader: Toolset | None = None
+    viewer: Toolset | None = None
     #: What each paused request showed of the resource now, by fingerprint, until it is answered.
     _shown: dict[str, dict[str, Any] | None] = field(default_factory=dict, compare=False, repr=False)
 
@@ -268,17 +271,18 @@ class ApprovalGuard:
         per showing), a resume in another process reads again. What was shown is kept until the
         request is settled, not taken at the first resume: a resume replays every request of an
         edit chain (the original, each edit) before it reaches the one it answers."""
-        if self.reader is None:
+        reader = self.viewer or self.reader
+        if reader is None:
             return None
         if call.fingerprint in self._shown:
             return self._shown[call.fingerprint]
         body = call.request.describe().get("body")
         # a graph's own summary of the call (the syncer's batch: its sample, its file) names the profiles already
-        return current_view(self.reader, call.operation, call.args, body, name_profiles=not call.summary)
+        return current_view(reader, call.operation, call.args, body, name_profiles=not call.summary)
 
     def _keep_shown(self, call: Call, current: dict[str, Any] | None) -> None:
         """Remember what a paused request showed, for its resume (the newest :data:`KEEP_SHOWN` only)."""
-        if self.reader is None:
+        if self.reader is None and self.viewer is None:
             return
         self._shown.pop(call.fingerprint, None)  # the newest last
         self._shown[call.fingerprint] = current
