@@ -11,15 +11,21 @@ list a bulk unsubscribe is from), and returns:
 - ``resource``: what the call acts on, in words (``list s7ZLZY 'Newsletter'``), and ``fields``: a
   few of its attributes that say which one it is (name, email, status, profile count, ...);
 - ``changes`` (a ``PATCH``, or an upsert by id): each attribute the request sets, with its value
-  now and after (nested objects such as ``properties`` and ``location`` field by field);
-- ``linked`` (a ``PATCH`` that replaces a relationship): the ids linked now;
-- ``profiles`` (profiles added to or removed from a list by id): how many, the first ones in words;
-- ``merged_in`` (a merge): the profiles merged into it (and then deleted), each in words;
+  now and after (nested objects such as ``properties``, ``location`` or a message's
+  ``definition.content`` field by field, to any depth: a ``PATCH`` sets the fields it names), and
+  ``returned``: false when the read did not return the attribute at all (a webhook's secret key),
+  so a value that is only unknown is never shown as unset;
+- ``linked`` (a ``PATCH`` that replaces a relationship): the ids linked now, or ``unread`` (why not);
+- ``profiles`` (profiles added to or removed from a list by id): how many, the first ones in words
+  (or ``unread``: why they could not be named, such as the scope the persona lacks);
+- ``merged_in`` (a merge): the first profiles merged into it (and then deleted), each in words, and
+  ``merged_count``: how many it merges in, so a long merge never looks shorter than it is;
 - or ``unread``: why the resource could not be read (a scope the persona lacks, an error).
 
 The read goes out with the caller's toolset, so it is scoped and audited like any call; it shows,
 it never decides (what stops a call is :mod:`klaviyo_toolkit.effects`). Values are capped for the
-screen and secrets are masked.
+screen (a long value changed past its head is shown from where it first differs, so two long values
+never look the same when they are not) and secrets are masked.
 
 Example::
 
@@ -40,7 +46,16 @@ if TYPE_CHECKING:
     from .catalog import Operation
     from .tools import Toolset
 
-__all__ = ["BY_PROFILE_KEY", "IDENTIFYING", "MAX_CHANGES", "POST_CHANGES", "POST_TARGETS", "current_view", "reader_of"]
+__all__ = [
+    "BY_PROFILE_KEY",
+    "IDENTIFYING",
+    "MAX_CHANGES",
+    "POST_CHANGES",
+    "POST_TARGETS",
+    "VIEW_READ_TIMEOUT",
+    "current_view",
+    "reader_of",
+]
 
 #: Attributes that say which resource this is, shown first (in this order) when present.
 IDENTIFYING = (
@@ -64,6 +79,9 @@ IDENTIFYING = (
     "created",
     "updated",
 )
+#: Seconds a read for the view may take before it is given up (and said so): it only shows, and the
+#: person waits for the request meanwhile. A caller reads with this and no retries (the runtime's viewer).
+VIEW_READ_TIMEOUT = 5.0
 #: At most this many identifying fields and this many changes are listed (the request is shown whole).
 MAX_FIELDS = 8
 MAX_CHANGES = 25
@@ -153,16 +171,18 @@ def current_view(
     if name_profiles and "/relationships/profiles" in op.path and isinstance(ids, list) and ids:
         view["profiles"] = _profiles(kit, [str(i) for i in ids])
     if op.operation_id == "merge_profiles":
-        view["merged_in"] = [_other(kit, read, pid) for pid in list(args.get("profile_ids") or [])[:MAX_ALSO]]
+        merged = list(args.get("profile_ids") or [])
+        view["merged_in"] = [_other(kit, read, pid) for pid in merged[:MAX_ALSO]]
+        view["merged_count"] = len(merged)
     if op.operation_id in POST_CHANGES:
-        view["changes"] = _changes(attrs, _attributes(body))
+        view["changes"] = _changes(attrs, _attributes(body), read.name)
     elif op.method == "PATCH":
         if "/relationships/" in op.path:
             linked = _linked(kit, op, rid)
             if linked is not None:
                 view["linked"] = linked
         else:
-            view["changes"] = _changes(attrs, _attributes(body))
+            view["changes"] = _changes(attrs, _attributes(body), read.name)
     return view
 
 
@@ -222,8 +242,11 @@ def _profiles(kit: Toolset, ids: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"count": len(ids)}
     first = ids[:MAX_NAMED]
     read = kit.catalog.get("get_profiles") if "get_profiles" in kit.catalog else None
-    if read is None or kit.missing_scopes(read):
+    if read is None:
         return out
+    missing = kit.missing_scopes(read)
+    if missing:
+        return {**out, "unread": f"{read.name} needs {', '.join(missing)}, which this persona was not granted"}
     quoted = ",".join(json.dumps(i) for i in first)
     try:
         found = kit.fetch(read.name, filter=f"any(id,[{quoted}])", page_size=len(first)).data
@@ -241,43 +264,82 @@ def _attributes(body: Any) -> Mapping[str, Any]:
     return attrs if isinstance(attrs, Mapping) else {}
 
 
-def _changes(now: Mapping[str, Any], given: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each attribute ``given`` sets, with its value in ``now``: nested objects field by field."""
+def _changes(now: Mapping[str, Any], given: Mapping[str, Any], read: str) -> list[dict[str, Any]]:
+    """Each attribute ``given`` sets, with its value in ``now`` (what ``read`` returned): nested
+    objects field by field, to any depth (``definition.content.subject``), so a change of one field
+    never looks like the rest of its object dropped. An attribute the read left out is marked so,
+    not shown as unset."""
     out: list[dict[str, Any]] = []
     for key, after in given.items():
-        before = now.get(key)
-        if isinstance(after, Mapping) and after and isinstance(before, Mapping | None):
-            for sub, value in after.items():
-                was = (before or {}).get(sub)
-                out.append(_change(f"{key}.{sub}", was, value))
-        else:
-            out.append(_change(key, before, after))
-    return out[:MAX_CHANGES] + (
-        [{"field": "…", "before": None, "after": f"{len(out) - MAX_CHANGES} more in the request"}]
-        if len(out) > MAX_CHANGES
-        else []
-    )
+        out += _nested(key, now.get(key), after, key in now)
+    # what changes first: forty unchanged properties sent along must not push the one change out of view
+    out.sort(key=lambda change: bool(change["same"]))
+    if len(out) <= MAX_CHANGES:
+        return out
+    rest = out[MAX_CHANGES:]
+    changed = sum(1 for change in rest if not change["same"])
+    of_them = f"{changed} of them changes" if changed else "none of them a change"
+    more = {"field": "…", "before": None, "after": f"{len(rest)} more in the request, {of_them}"}
+    return [*out[:MAX_CHANGES], more]
 
 
-def _change(field: str, before: Any, after: Any) -> dict[str, Any]:
+def _nested(field: str, before: Any, after: Any, returned: bool) -> list[dict[str, Any]]:
+    """The changes setting ``field`` to ``after`` makes: one per leaf of a non-empty object whose
+    value now is an object or unset, else one for the whole value."""
+    if isinstance(after, Mapping) and after and isinstance(before, Mapping | None):
+        out: list[dict[str, Any]] = []
+        for sub, value in after.items():
+            out += _nested(f"{field}.{sub}", (before or {}).get(sub), value, returned)
+        return out
+    return [_change(field, before, after, returned)]
+
+
+def _change(field: str, before: Any, after: Any, returned: bool) -> dict[str, Any]:
     masked = is_secret_key(field.rsplit(".", 1)[-1])
-    return {
-        "field": field,
-        "before": "[redacted]" if masked and before is not None else _shown(before),
-        "after": "[redacted]" if masked and after is not None else _shown(after),
-        "same": before == after,
-    }
+    if masked:
+        shown = ("[redacted]" if before is not None else None, "[redacted]" if after is not None else None)
+    else:
+        shown = _shown_pair(before, after)
+    return {"field": field, "before": shown[0], "after": shown[1], "same": returned and before == after,
+            "returned": returned}
+
+
+def _shown_pair(before: Any, after: Any) -> tuple[Any, Any]:
+    """``before`` and ``after`` for the screen. Two long strings that differ past their heads (a
+    template whose link changed deep in its HTML) would look the same capped at their heads: they are
+    shown from just before the first character that differs instead."""
+    was, now = redact(before), redact(after)
+    if not (isinstance(was, str) and isinstance(now, str)) or was == now:
+        return _shown(before), _shown(after)
+    if max(len(was), len(now)) <= MAX_VALUE_CHARS:
+        return was, now
+    first = next((i for i, (a, b) in enumerate(zip(was, now, strict=False)) if a != b), min(len(was), len(now)))
+    start = max(0, first - 40)
+    if start == 0:
+        return _shown(before), _shown(after)
+    return _window(was, start), _window(now, start)
+
+
+def _window(text: str, start: int) -> str:
+    """``MAX_VALUE_CHARS`` of ``text`` from ``start``, saying where they sit in it."""
+    piece = text[start : start + MAX_VALUE_CHARS]
+    more = "…" if start + MAX_VALUE_CHARS < len(text) else ""
+    return f"…{piece}{more} (from character {start + 1:,} of {len(text):,} characters)"
 
 
 def _linked(kit: Toolset, op: Operation, rid: Any) -> dict[str, Any] | None:
-    """The ids a relationship links now (the ``GET`` of the same path), for a ``PATCH`` that replaces them."""
+    """The ids a relationship links now (the ``GET`` of the same path), for a ``PATCH`` that replaces
+    them, or ``unread``: why they could not be read (a person told nothing would think nothing is lost)."""
     read = next((c for c in kit.catalog if c.method == "GET" and c.path == op.path), None)
-    if read is None or kit.missing_scopes(read):
+    if read is None:
         return None
+    missing = kit.missing_scopes(read)
+    if missing:
+        return {"unread": f"{read.name} needs {', '.join(missing)}, which this persona was not granted"}
     try:
         answer = kit.fetch(read.name, id=rid)
-    except KlaviyoError:
-        return None
+    except KlaviyoError as exc:
+        return {"unread": f"{read.name} failed: {exc}"}
     data = answer.data
     ids = [str(d.get("id")) for d in data if isinstance(d, Mapping)] if isinstance(data, list) else []
     more = bool((answer.links or {}).get("next"))

@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
@@ -88,6 +89,7 @@ class _Core:
         t = timeout or Timeout()
         self.timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool)
         self.retry = retry or RetryPolicy()
+        self._request_timeout: httpx.Timeout | None = None  # set on a with_options() copy: per request
         self.clock: Clock = clock or (rate_limiter.clock if rate_limiter else SystemClock())
         # Real time shares the process's buckets (two clients on one account must not exceed its
         # limits together); only an injected test clock gets buckets of its own.
@@ -231,6 +233,7 @@ class _Core:
                 data=prep.form or None,
                 files=prep.files or None,
                 headers=headers,
+                **({"timeout": self._request_timeout} if self._request_timeout is not None else {}),
             )
         except (httpx.InvalidURL, ValueError, TypeError, UnicodeError, RecursionError, OverflowError) as exc:
             raise InvalidArgumentError(prep.operation.operation_id, [unsendable(prep.arguments, exc)]) from exc
@@ -385,6 +388,27 @@ class KlaviyoClient(_Core):
     def close(self) -> None:
         if self._owns_http:
             self.http.close()
+
+    def with_options(
+        self, *, retry: RetryPolicy | None = None, timeout: Timeout | float | None = None
+    ) -> KlaviyoClient:
+        """A copy of this client with another retry policy or timeout, sharing its connection pool,
+        credentials, rate limiter and hooks (closing the copy leaves the pool open).
+
+        For a call whose answer is only nice to have, which must not hold anything up::
+
+            quick = client.with_options(retry=NO_RETRIES, timeout=5.0)
+        """
+        clone = copy.copy(self)
+        clone._owns_http = False
+        if retry is not None:
+            clone.retry = retry
+        if timeout is not None:
+            t = timeout if isinstance(timeout, Timeout) else Timeout(*(float(timeout),) * 4)
+            clone.timeout = clone._request_timeout = httpx.Timeout(
+                connect=t.connect, read=t.read, write=t.write, pool=t.pool
+            )
+        return clone
 
     def __enter__(self) -> KlaviyoClient:
         return self

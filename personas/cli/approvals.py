@@ -1,6 +1,8 @@
 """How a pending approval is shown to a person: the exact request in full, or, when long, counts
 and a sample with the whole request in an owner-only file (never a silent cut). The REPL and
-``personas run`` show approvals the same way."""
+``personas run`` show approvals the same way. Secrets in the request (a webhook's new secret key)
+are masked on the screen and in the file, as in what the request changes; the fingerprint still
+names the exact request."""
 
 from __future__ import annotations
 
@@ -10,7 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SHOW_LIMIT", "approval_lines", "describe_approval", "remember_shown", "shown_requests"]
+from klaviyo_toolkit.redact import redact
+
+from .common import visible
+
+__all__ = ["SHOW_LIMIT", "approval_lines", "describe_approval", "one_line", "remember_shown", "shown_requests"]
 
 
 #: A request whose JSON is longer than this is summarised on screen, in full in a file.
@@ -20,11 +26,12 @@ SHOW_LIMIT = 1500
 def approval_lines(item: dict[str, Any], folder: Path) -> list[str]:
     """The request as a person reads it: method and path, then the params and body in full, or,
     when long, counts and a sample, with the whole request written to a file (never a silent cut)."""
+    item = redact(item)  # the screen, a terminal's scrollback and the file never hold a secret
     request = item.get("request") or {}
-    lines = [f"{request.get('method')} {request.get('path')}"]
+    lines = [one_line(f"{request.get('method')} {request.get('path')}")]
     details = item.get("details")
     if isinstance(details, dict):
-        lines += [f"{k}: {v}" for k, v in details.items()]
+        lines += [one_line(f"{k}: {v}") for k, v in details.items()]
     current = item.get("current")
     if isinstance(current, dict):
         lines += current_lines(current)
@@ -67,10 +74,15 @@ def current_lines(current: dict[str, Any]) -> list[str]:
         named = [str(n) for n in profiles.get("named") or []]
         count = profiles.get("count")
         more = f" and {count - len(named)} more" if isinstance(count, int) and count > len(named) and named else ""
-        lines.append(f"the request names {count} profile(s)" + (": " + "; ".join(named) + more if named else ""))
+        unread = f", not named ({profiles['unread']})" if profiles.get("unread") else ""
+        lines.append(f"the request names {count} profile(s)" + (": " + "; ".join(named) + more if named else unread))
     merged = current.get("merged_in")
     if isinstance(merged, list) and merged:
-        lines.append("merged into it, then deleted: " + "; ".join(str(a) for a in merged))
+        total = current.get("merged_count")
+        beyond = total - len(merged) if isinstance(total, int) else 0
+        head = f"{total} profiles: " if beyond > 0 else ""
+        tail = f"; and {beyond} more" if beyond > 0 else ""
+        lines.append("merged into it, then deleted: " + head + "; ".join(str(a) for a in merged) + tail)
     changes = current.get("changes")
     if isinstance(changes, list) and changes:
         lines.append("what changes:")
@@ -78,10 +90,17 @@ def current_lines(current: dict[str, Any]) -> list[str]:
             if not isinstance(change, dict):
                 continue
             before, after = change.get("before"), change.get("after")
+            if change.get("field") == "…":  # the cut: how many more, not a field that is unset
+                lines.append(f"  … {after}")
+                continue
             same = " (unchanged)" if change.get("same") else ""
-            lines.append(f"  {change.get('field')}: {_value(before)} → {_value(after)}{same}")
+            # not returned by the read (a webhook's secret key): unknown, which is not the same as unset
+            was = f"(not returned by {current.get('read_with')})" if change.get("returned") is False else _value(before)
+            lines.append(f"  {change.get('field')}: {was} → {_value(after)}{same}")
     linked = current.get("linked")
-    if isinstance(linked, dict):
+    if isinstance(linked, dict) and linked.get("unread"):
+        lines.append(f"linked now: not read ({linked['unread']}); the request replaces them")
+    elif isinstance(linked, dict):
         ids = ", ".join(str(i) for i in linked.get("ids") or [])
         shown = f" ({ids})" if ids else ""
         lines.append(f"linked now: {linked.get('count')}{shown}; the request replaces them")
@@ -92,11 +111,18 @@ def _value(value: Any) -> str:
     return "(not set)" if value is None else json.dumps(value, ensure_ascii=False, default=str)
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line, its line breaks and tabs written as escapes (``\\n``): a part of an
+    approval that holds Klaviyo data (a campaign's name in why a call stops, a graph's summary) must
+    not start a line that passes for the approval's own (``why: it reads only``)."""
+    return visible(text, lines=False)
+
+
 def describe_approval(item: dict[str, Any], folder: Path) -> str:
     """One pending approval as text: what, why, the request (see :func:`approval_lines`), its fingerprint."""
-    lines = [f"{item.get('tool')} - {item.get('summary')}"]
+    lines = [one_line(f"{item.get('tool')} - {item.get('summary')}")]
     if item.get("why"):
-        lines.append(f"  why: it {item['why']}")
+        lines.append(f"  why: it {one_line(str(item['why']))}")
     lines += ["  " + line for line in approval_lines(item, folder)]
     if item.get("fingerprint"):
         lines.append(f"  request {item['fingerprint']}")

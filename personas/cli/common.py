@@ -8,6 +8,7 @@ tests or in threads each see their own.
 from __future__ import annotations
 
 import re
+import unicodedata
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -101,18 +102,36 @@ def indented(console: Any, text: str, style: str = "", by: int = 4) -> None:
     console.print(wrapped, style=style or None, markup=False, highlight=False, soft_wrap=True)
 
 
-#: What a terminal obeys or hides instead of showing: C0 controls but tab and newline (ESC starts
-#: sequences that move the cursor and erase lines; CR and backspace overwrite), DEL, C1 controls,
-#: and the format characters that hide or reorder text (zero-width, bidi marks and overrides).
-_HIDDEN = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u061c]"
-)
+#: What a terminal obeys or hides instead of showing, in ASCII: C0 controls but tab and newline (ESC
+#: starts sequences that move the cursor and erase lines; CR and backspace overwrite) and DEL.
+_HIDDEN_ASCII = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
+#: Beyond ASCII, a whole class, not a list of known tricks: every control (C1), format character
+#: (zero-width, bidi marks and overrides, soft hyphen, tag letters, interlinear annotations), line
+#: or paragraph separator, lone surrogate and unassigned code point, plus the letters and marks a
+#: font draws as nothing (Hangul fillers, the combining grapheme joiner). The zero-width joiner is
+#: kept: it joins emoji, and on its own hides nothing.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Cn", "Zl", "Zp"})
+_DRAWN_BLANK = frozenset("\u034f\u115f\u1160\u3164\uffa0")
+_KEPT = frozenset("\t\n\u200d")
 _BREAKS = re.compile("[\t\n]")
 
 
 def _escape_one(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return _escaped(match.group())
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _hidden(char: str) -> bool:
+    """Whether a terminal would obey ``char`` or draw it as nothing (see :data:`_HIDDEN_CATEGORIES`)."""
+    if char in _KEPT:
+        return False
+    return char in _DRAWN_BLANK or unicodedata.category(char) in _HIDDEN_CATEGORIES
 
 
 def visible(text: str, *, lines: bool = True) -> str:
@@ -120,7 +139,10 @@ def visible(text: str, *, lines: bool = True) -> str:
     ``\\u202e``), for anything a model, Klaviyo data or a stored row can put on the screen: printed
     raw, a tool name like ``x\\x1b[2A\\x1b[2K`` erased the lines above it. ``lines=False`` escapes
     tabs and newlines too, for one-line fields (a tool name, a status)."""
-    text = _HIDDEN.sub(_escape_one, text)
+    if text.isascii():  # the common case, kept cheap
+        text = _HIDDEN_ASCII.sub(_escape_one, text)
+    else:
+        text = "".join(_escaped(c) if _hidden(c) else c for c in text)
     if not lines:
         text = _BREAKS.sub(lambda m: "\\t" if m.group() == "\t" else "\\n", text)
     return text

@@ -24,6 +24,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, Too
 from rich.markup import escape
 
 from graphs.chat import bound_tools
+from klaviyo_toolkit.redact import redact
 from personas.kernel.config import Config
 from personas.kernel.models import resolve_model
 from personas.kernel.privacy import private_file
@@ -380,9 +381,9 @@ class Repl:
                         elif msg.content and not msg.tool_calls:
                             self.console.print(f"\n{self.spec.name}> {shown(str(msg.content))}")
                         for call in msg.tool_calls:
-                            args = json.dumps(
-                                {k: v for k, v in call["args"].items() if v is not None}, ensure_ascii=False
-                            )
+                            given = {k: v for k, v in call["args"].items() if v is not None}
+                            # masked as in the approval below it: a key the user gives is sent, never shown
+                            args = json.dumps(redact(given), ensure_ascii=False)
                             name = shown(call["name"], lines=False)
                             self.console.print(f"  [cyan]→ {name}[/cyan] {shown(args[:300])}")
                     elif isinstance(msg, ToolMessage):
@@ -398,10 +399,10 @@ class Repl:
         item = item if isinstance(item, dict) else {}
         c.print(
             f"\n[bold red]Approval needed[/bold red]: {shown(str(item.get('tool')), lines=False)} - "
-            f"{escape(str(item.get('summary')))}"
+            f"{shown(str(item.get('summary')), lines=False)}"
         )
-        if item.get("why"):
-            c.print(f"  why: it {escape(str(item['why']))}")
+        if item.get("why"):  # may name Klaviyo data (the campaign that sends a template): one line, escaped
+            c.print(f"  why: it {shown(str(item['why']), lines=False)}")
         for line in approval_lines(item, self._home / "approvals"):
             c.print("  " + shown(line))
         if self._discard_typeahead():

@@ -244,12 +244,15 @@ class ApprovalGuard:
     ``reader`` makes the reads some effects need (``klaviyo_toolkit.effects_lookup``), again for an
     edited request; without one, such an operation stops as if the read had found its effect. The
     same reader shows what the request changes (the resource as it is now), read once per request
-    shown; without one the request is shown alone.
+    shown, or ``viewer`` when given: a reader that gives up at once (no retries, a short timeout),
+    since that read only shows and must never hold the approval up; without either the request is
+    shown alone.
     """
 
     policy: ApprovalPolicy
     prepare: Callable[[Any, Mapping[str, Any]], Call]
     reader: Toolset | None = None
+    viewer: Toolset | None = None
     #: What each paused request showed of the resource now, by fingerprint, until it is answered.
     _shown: dict[str, dict[str, Any] | None] = field(default_factory=dict, compare=False, repr=False)
 
@@ -265,24 +268,45 @@ class ApprovalGuard:
     def _current(self, call: Call) -> dict[str, Any] | None:
         """The resource ``call`` changes, as it is now, and what changes (None: nothing to read). Read
         when the request is first shown; a resume in the same process uses what was shown (one read
-        per pause, not two), a resume in another process reads again."""
-        if self.reader is None:
+        per showing), a resume in another process reads again. What was shown is kept until the
+        request is settled, not taken at the first resume: a resume replays every request of an
+        edit chain (the original, each edit) before it reaches the one it answers."""
+        reader = self.viewer or self.reader
+        if reader is None:
             return None
         if call.fingerprint in self._shown:
-            return self._shown.pop(call.fingerprint)
+            return self._shown[call.fingerprint]
         body = call.request.describe().get("body")
         # a graph's own summary of the call (the syncer's batch: its sample, its file) names the profiles already
-        return current_view(self.reader, call.operation, call.args, body, name_profiles=not call.summary)
+        return current_view(reader, call.operation, call.args, body, name_profiles=not call.summary)
 
     def _keep_shown(self, call: Call, current: dict[str, Any] | None) -> None:
         """Remember what a paused request showed, for its resume (the newest :data:`KEEP_SHOWN` only)."""
-        if self.reader is None:
+        if self.reader is None and self.viewer is None:
             return
+        self._shown.pop(call.fingerprint, None)  # the newest last
         self._shown[call.fingerprint] = current
         while len(self._shown) > KEEP_SHOWN:
             self._shown.pop(next(iter(self._shown)))
 
+    def _settled(self, asked: list[str]) -> None:
+        """Forget what the requests of a settled edit chain showed: asked again later, they are read again."""
+        for fingerprint in asked:
+            self._shown.pop(fingerprint, None)
+
     def before(self, call: Call) -> Call | Stopped:
+        """``call`` once approved (as asked, or as edited), or Stopped; a pause raises GraphInterrupt."""
+        asked = [call.fingerprint]  # the requests shown for this call: the original and each edit
+        try:
+            return self._ask(call, asked)
+        except BaseException as exc:
+            from langgraph.errors import GraphInterrupt
+
+            if not isinstance(exc, GraphInterrupt):
+                self._settled(asked)
+            raise
+
+    def _ask(self, call: Call, asked: list[str]) -> Call | Stopped:
         from langgraph.types import interrupt
 
         found = self._found(call)
@@ -320,6 +344,7 @@ class ApprovalGuard:
                 # RunDriver binds the answers it is given to the requests it shows.
                 continue
             if given and given != call.fingerprint:
+                self._settled(asked)
                 return Stopped(
                     call,
                     "rejected",
@@ -329,8 +354,10 @@ class ApprovalGuard:
                 )
             if decision["action"] == "approve":
                 call.notify(Note("approved", call.fingerprint))
+                self._settled(asked)
                 return call
             if decision["action"] == "reject":
+                self._settled(asked)
                 return Stopped(
                     call,
                     "rejected",
@@ -341,9 +368,11 @@ class ApprovalGuard:
             try:  # an edit: a new request, asked about again
                 edited = self.prepare(call.operation, {**call.args, **decision["args"]})
             except InvalidArgumentError as exc:
+                self._settled(asked)
                 return Stopped(call, "rejected", f"Error: the edited arguments are invalid: {exc}. Nothing was sent.")
             edits.append((call, Note("edited", json.dumps(decision["args"], default=str))))
             call = call.with_args(edited.args, edited.request)
+            asked.append(call.fingerprint)
             found = self._found(call)  # an edit may name another template: read again
             current = self._current(call)
 

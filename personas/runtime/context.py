@@ -12,9 +12,11 @@ import uuid
 from typing import Any
 
 from graphs import graph_spec
+from klaviyo_toolkit.approval_view import VIEW_READ_TIMEOUT
 from klaviyo_toolkit.audit import AuditLog
+from klaviyo_toolkit.client import NO_RETRIES, KlaviyoClient
 from klaviyo_toolkit.clock import Clock, SystemClock
-from klaviyo_toolkit.tools import Guard, KlaviyoToolkit
+from klaviyo_toolkit.tools import Guard, KlaviyoToolkit, Toolset
 from personas.kernel.config import Config
 from personas.kernel.context import PersonaContext, prompt_version
 from personas.kernel.governance import ApprovalGuard, AuditGuard, DryRunGuard, SelectionGuard
@@ -91,8 +93,19 @@ def build_context(
     stack.append(SelectionGuard(ctx.refusal))
     # the reads some approvals need (is this template live?) go out with the persona's scopes, audited
     reader = base.guarded(AuditGuard(log, ctx.audit_context)) if log is not None else base
-    stack.append(ApprovalGuard(spec.approval, base.prepare, reader))
+    stack.append(ApprovalGuard(spec.approval, base.prepare, reader, _viewer(client, klaviyo.scopes, log, ctx)))
     if dry_run if dry_run is not None else spec.approval.dry_run:
         stack.append(DryRunGuard())
     ctx.toolkit = base.guarded(*stack, *guards)
     return ctx
+
+
+def _viewer(client: Any, scopes: Any, log: AuditLog | None, ctx: PersonaContext) -> Toolset | None:
+    """The reader an approval shows the resource as it is now with: the persona's own client and
+    scopes, audited, that gives up at once (no retries, :data:`VIEW_READ_TIMEOUT`), since a slow or
+    throttled read would otherwise hold the approval up for a minute or more. None (the approval
+    guard's own reader is used) when the client is not one this can copy."""
+    if not isinstance(client, KlaviyoClient):
+        return None
+    kit = KlaviyoToolkit(client.with_options(retry=NO_RETRIES, timeout=VIEW_READ_TIMEOUT), scopes=scopes)
+    return kit.guarded(AuditGuard(log, ctx.audit_context)) if log is not None else kit

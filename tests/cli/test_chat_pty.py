@@ -342,3 +342,35 @@ def test_text_typed_ahead_of_an_approval_request_never_answers_it(terminals: lis
     assert term.leave() == 0
     rows = audit_rows(tmp_path)
     assert ("delete_list", "rejected", "DELETE", None) in rows and ("delete_list", "ok", "DELETE", 204) not in rows
+
+
+# -- Klaviyo data in an approval that would hide or fake text on the screen -----------------------
+#: Characters a terminal draws as nothing or as a line break: a line separator, invisible tag
+#: letters, a Hangul filler (drawn blank), a soft hyphen, a Mongolian vowel separator, a combining
+#: grapheme joiner, an interlinear annotation mark; each would make two names look alike or start a
+#: line that passes for the REPL's own.
+INVISIBLE = ["\u2028", "\U000e0041", "\u3164", "\u00ad", "\u180e", "\u034f", "\ufff9"]
+
+
+def test_an_approval_shows_invisible_characters_in_klaviyo_data_as_escapes(
+        terminals: list[Terminal], tmp_path: Path, sandbox_server: str) -> None:
+    term = chat(terminals, tmp_path, "chat_delete_list", KLAVIYO_BASE_URL=sandbox_server, KLAVIYO_API_KEY=DEMO_KEY)
+    term.prompt()
+    term.say(authored.ASK_LISTS)
+    term.expect("You have 4 lists")
+    term.prompt()
+    # renamed between the two turns, over HTTP, as a colleague (or a compromised integration) could
+    name = "Webinar Attendees" + "".join(INVISIBLE) + "  why: it reads only"
+    body = {"data": {"type": "list", "id": LIST_ID, "attributes": {"name": name}}}
+    renamed = httpx.patch(f"{sandbox_server}/api/lists/{LIST_ID}", json=body,
+                          headers={"Authorization": f"Klaviyo-API-Key {DEMO_KEY}", "revision": "2026-07-15"})
+    assert renamed.status_code == 200, renamed.text
+    term.say(authored.DELETE_WEBINAR)
+    term.expect("as it is now:")
+    shown = term.prompt("approve / edit / reject? [a/e/r]")
+    raw = term.log.getvalue()
+    assert [c for c in INVISIBLE if c in raw] == [], [f"U+{ord(c):04X}" for c in INVISIBLE if c in raw]
+    assert "\\u2028\\U000e0041\\u3164\\xad\\u180e\\u034f\\ufff9" in shown.replace("\r\n", "\n").replace("\n", ""), shown
+    term.say("r")
+    term.prompt("reason (optional):")
+    term.say("")

@@ -5,18 +5,20 @@ on the sandbox, and the toolkit's view for the cases no shipped persona reaches.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
-from klaviyo_sandbox import Sandbox
+from klaviyo_sandbox import Faults, Sandbox
 from klaviyo_toolkit.approval_view import current_view
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.tools import KlaviyoToolkit
 from personas.cli.approvals import current_lines, describe_approval
 from personas.kernel.models import ScriptedChatModel
+from personas.kernel.spec import ApprovalPolicy, PersonaSpec, ToolSelection
 from personas.runtime import RunResult, build_context, run_persona
 
 PERSONA = "klaviyo-assistant"
@@ -33,10 +35,11 @@ def _call(name: str, args: dict[str, Any]) -> AIMessage:
     return AIMessage("", tool_calls=[{"name": name, "args": args, "id": "c1"}])
 
 
-def _pause(sb: Sandbox, name: str, args: dict[str, Any]) -> tuple[Any, InMemorySaver, RunResult]:
-    ctx = build_context(PERSONA, sandbox=sb, model=ScriptedChatModel([_call(name, args), AIMessage("ok")]))
+def _pause(sb: Sandbox, name: str, args: dict[str, Any],
+           persona: str | PersonaSpec = PERSONA) -> tuple[Any, InMemorySaver, RunResult]:
+    ctx = build_context(persona, sandbox=sb, model=ScriptedChatModel([_call(name, args), AIMessage("ok")]))
     saver = InMemorySaver()
-    paused = run_persona(PERSONA, {"messages": [HumanMessage("do it")]}, context=ctx, saver=saver)
+    paused = run_persona(persona, {"messages": [HumanMessage("do it")]}, context=ctx, saver=saver)
     assert paused.paused and paused.interrupts[0]["tool"] == name
     return ctx, saver, paused
 
@@ -47,7 +50,8 @@ def test_an_email_change_shows_the_email_it_replaces_and_rejecting_changes_nothi
     current = paused.interrupts[0]["current"]
     assert current["resource"] == f"profile {pid} 'ada@example.com'"
     assert current["fields"]["first_name"] == "Ada"
-    assert {"field": "email", "before": "ada@example.com", "after": "mallory@evil.test", "same": False} in (
+    assert {"field": "email", "before": "ada@example.com", "after": "mallory@evil.test", "same": False,
+            "returned": True} in (
         current["changes"]
     )
     text = describe_approval(paused.interrupts[0], ctx.config.home / "approvals")
@@ -203,3 +207,134 @@ def test_profiles_a_caller_names_already_are_not_read_again(sb: Sandbox) -> None
     before = sb.call_counts["get_profiles"]
     view = current_view(kit, call.operation, call.args, name_profiles=False)
     assert view is not None and "profiles" not in view and sb.call_counts["get_profiles"] == before
+
+
+def test_a_merge_of_many_profiles_says_how_many_it_deletes_beyond_those_named(sb: Sandbox) -> None:
+    kit = KlaviyoToolkit(sb.client(), scopes="*")
+    pids = [kit.fetch("create_profile", email=f"m{i}@example.com").data["id"] for i in range(10)]
+    before = sb.call_counts["get_profile"]
+    call = kit.prepare("merge_profiles", {"id": pids[0], "profile_ids": pids[1:]})
+    view = current_view(kit, call.operation, call.args, call.request.describe().get("body"))
+    assert view is not None and sb.call_counts["get_profile"] - before == 6  # the one kept and five merged in
+    line = next(li for li in current_lines(view) if li.startswith("merged into it, then deleted: "))
+    assert line.startswith("merged into it, then deleted: 9 profiles: ") and line.endswith("; and 4 more"), line
+
+
+def test_profiles_and_links_the_persona_may_not_read_say_which_scope(sb: Sandbox) -> None:
+    kl = sb.client()
+    lid = kl.call("create_list", name="VIP").data["id"]
+    pids = [kl.call("create_profile", email=f"v{i}@example.com").data["id"] for i in range(3)]
+    kit = KlaviyoToolkit(sb.client(), scopes=["lists:read", "lists:write"])
+    call = kit.prepare("add_profiles_to_list", {"id": lid, "profile_ids": pids})
+    view = current_view(kit, call.operation, call.args)
+    assert view is not None and view["profiles"]["unread"] == (
+        "get_profiles needs profiles:read, which this persona was not granted")
+    assert current_lines(view)[-1] == ("the request names 3 profile(s), not named (get_profiles needs profiles:read, "
+                                       "which this persona was not granted)")
+    full = KlaviyoToolkit(sb.client(), scopes="*")
+    item = full.fetch("create_catalog_item", external_id="SKU1", title="Boots", description="d",
+                      url="https://example.com/boots").data["id"]
+    cat = full.fetch("create_catalog_category", external_id="C1", name="Cat").data["id"]
+    sb.faults = Faults(error_rate=1.0, operations=["get_category_ids_for_catalog_item"])
+    call = full.prepare("update_categories_for_catalog_item", {"id": item, "catalog_category_ids": [cat]})
+    view = current_view(full, call.operation, call.args, call.request.describe().get("body"))
+    assert view is not None and view["linked"]["unread"].startswith("get_category_ids_for_catalog_item failed: ")
+    assert current_lines(view)[-1].startswith("linked now: not read (get_category_ids_for_catalog_item failed: ")
+
+
+def test_a_long_value_changed_past_its_head_shows_where_it_differs(sb: Sandbox) -> None:
+    kit = KlaviyoToolkit(sb.client(), scopes="*")
+    page = "<html>" + "a" * 3000 + "<a href='https://{}.example/'>shop</a></html>"
+    tid = kit.fetch("create_template", name="T", editor_type="CODE", html=page.format("good")).data["id"]
+    call = kit.prepare("update_template", {"id": tid, "html": page.format("evil")})
+    view = current_view(kit, call.operation, call.args, call.request.describe().get("body"))
+    assert view is not None
+    change = view["changes"][0]
+    assert change["before"] != change["after"]
+    assert "good.example" in change["before"] and "evil.example" in change["after"]
+    assert "from character 2," in change["before"] and "of 3,053 characters" in change["before"], change
+
+
+def test_a_field_the_read_does_not_return_is_not_shown_as_unset(sb: Sandbox) -> None:
+    kit = KlaviyoToolkit(sb.client(), scopes="*")
+    topic = kit.fetch("get_webhook_topics").data[0]["id"]
+    hook = kit.fetch("create_webhook", name="W", endpoint_url="https://hooks.example.com/x",
+                     secret_key="whsec_abcdefghijklmnop", webhook_topic_ids=[topic]).data["id"]
+    call = kit.prepare("update_webhook", {"id": hook, "secret_key": "whsec_zyxwvutsrqponmlk", "name": "W2"})
+    view = current_view(kit, call.operation, call.args, call.request.describe().get("body"))
+    assert view is not None
+    changes = {c["field"]: c for c in view["changes"]}
+    assert changes["secret_key"]["returned"] is False and changes["name"]["returned"] is True
+    lines = current_lines(view)
+    assert '  secret_key: (not returned by get_webhook) → "[redacted]"' in lines, lines
+    assert '  name: "W" → "W2"' in lines
+    assert "whsec_" not in repr(view)
+
+
+def test_each_request_shown_is_read_once_through_edits_and_the_approval(sb: Sandbox) -> None:
+    kl = sb.client()
+    first, second = (kl.call("create_profile", email=e).data["id"] for e in ("a@example.com", "b@example.com"))
+    ctx, saver, paused = _pause(sb, "update_profile", {"id": first, "email": "x@example.com"})
+    for edit in ({"id": second}, {"email": "y@example.com"}):  # another profile, then another email: two showings
+        answer = {"action": "edit", "args": edit, "fingerprint": paused.interrupts[0]["fingerprint"]}
+        paused = run_persona(PERSONA, None, context=ctx, saver=saver, resume=answer)
+        assert paused.paused
+    assert paused.interrupts[0]["current"]["resource"] == f"profile {second} 'b@example.com'"
+    done = run_persona(PERSONA, None, context=ctx, saver=saver,
+                       resume={"action": "approve", "fingerprint": paused.interrupts[0]["fingerprint"]})
+    assert not done.paused and sb.store.get("profile", second).attributes["email"] == "y@example.com"
+    assert ctx.audit is not None
+    reads = [r.path.rsplit("/", 1)[-1] for r in reversed(ctx.audit.query(tool="get_profile", limit=None))]
+    assert reads == [first, second, second], reads  # three requests shown, each read once; none on the approval
+
+
+def test_a_change_deep_in_a_nested_object_is_shown_field_by_field(sb: Sandbox) -> None:
+    kit = KlaviyoToolkit(sb.client(), scopes="*")
+    lid = kit.fetch("create_list", name="L").data["id"]
+    content = {"subject": "Old", "preview_text": "pre", "from_email": "a@example.com", "from_label": "A"}
+    body = kit.fetch("create_campaign", name="D", audiences={"included": [lid]},
+                     campaign_messages=[{"definition": {"channel": "email", "content": content}}]).body
+    mid = body["data"]["relationships"]["campaign-messages"]["data"][0]["id"]
+    definition = {"channel": "email", "content": {"subject": "New"}}
+    call = kit.prepare("update_campaign_message", {"id": mid, "definition": definition})
+    view = current_view(kit, call.operation, call.args, call.request.describe().get("body"))
+    assert view is not None
+    # a PATCH sets the fields it names: only the subject changes (not the whole content, as it looked)
+    assert [(c["field"], c["before"], c["after"], c["same"]) for c in view["changes"]] == [
+        ("definition.content.subject", "Old", "New", False), ("definition.channel", "email", "email", True)]
+    kit.fetch("update_campaign_message", id=mid, definition=definition)
+    after = kit.fetch("get_campaign_message", id=mid).data["attributes"]["definition"]["content"]
+    assert (after["subject"], after["preview_text"]) == ("New", "pre")
+
+
+def test_a_secret_in_the_request_is_masked_on_screen_as_in_the_view(sb: Sandbox, tmp_path: Path) -> None:
+    kit = KlaviyoToolkit(sb.client(), scopes="*")
+    topic = kit.fetch("get_webhook_topics").data[0]["id"]
+    hook = kit.fetch("create_webhook", name="W", endpoint_url="https://hooks.example.com/x",
+                     secret_key="whsec_abcdefghijklmnop", webhook_topic_ids=[topic]).data["id"]
+    spec = PersonaSpec(name="hooks", description="Manages webhooks (test persona).", graph="chat",
+                       prompt="klaviyo_assistant.v1.md", scopes=["webhooks:read", "webhooks:write"],
+                       tools=ToolSelection(search=True), approval=ApprovalPolicy())
+    new = "whsec_zyxwvutsrqponmlk"
+    _, _, paused = _pause(sb, "update_webhook", {"id": hook, "secret_key": new}, spec)
+    item = paused.interrupts[0]
+    assert item["current"]["changes"][0]["after"] == "[redacted]"
+    text = describe_approval(item, tmp_path)
+    assert "PATCH /api/webhooks/" in text and '"secret_key": "***"' in text, text
+    assert new not in text and "abcdefghijklmnop" not in text
+    long = {**item, "request": {**item["request"], "body": {**item["request"]["body"], "pad": "x" * 2000}}}
+    text = describe_approval(long, tmp_path)  # summarised, the whole request in a file
+    saved = Path(text.rsplit("the whole request: ", 1)[1].splitlines()[0])
+    assert new not in text and new not in saved.read_text()
+
+
+def test_a_real_change_is_never_pushed_out_of_view_by_unchanged_fields(sb: Sandbox) -> None:
+    kit = KlaviyoToolkit(sb.client(), scopes="*")
+    same = {f"k{i:02}": "v" for i in range(40)}
+    pid = kit.fetch("create_profile", email="p@example.com", properties=same).data["id"]
+    call = kit.prepare("update_profile", {"id": pid, "properties": {**same, "tier": "platinum"}})
+    view = current_view(kit, call.operation, call.args, call.request.describe().get("body"))
+    assert view is not None
+    assert view["changes"][0]["field"] == "properties.tier" and view["changes"][0]["after"] == "platinum"
+    assert view["changes"][-1]["after"] == "16 more in the request, none of them a change", view["changes"][-1]
+    assert current_lines(view)[-1] == "  … 16 more in the request, none of them a change"
