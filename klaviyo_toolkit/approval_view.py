@@ -300,8 +300,13 @@ def _change(field: str, before: Any, after: Any, returned: bool) -> dict[str, An
         shown = ("[redacted]" if before is not None else None, "[redacted]" if after is not None else None)
     else:
         shown = _shown_pair(before, after)
-    return {"field": field, "before": shown[0], "after": shown[1], "same": returned and before == after,
-            "returned": returned}
+    return {
+        "field": field,
+        "before": shown[0],
+        "after": shown[1],
+        "same": returned and before == after,
+        "returned": returned,
+    }
 
 
 def _shown_pair(before: Any, after: Any) -> tuple[Any, Any]:
