@@ -18,6 +18,7 @@ list a bulk unsubscribe is from), and returns:
 - ``linked`` (a ``PATCH`` that replaces a relationship): the ids linked now, or ``unread`` (why not);
 - ``profiles`` (profiles added to or removed from a list by id): how many, the first ones in words
   (or ``unread``: why they could not be named, such as the scope the persona lacks);
+- ``audiences`` (a campaign): its included and excluded lists and segments, by name;
 - ``merged_in`` (a merge): the first profiles merged into it (and then deleted), each in words, and
   ``merged_count``: how many it merges in, so a long merge never looks shorter than it is;
 - or ``unread``: why the resource could not be read (a scope the persona lacks, an error).
@@ -170,6 +171,9 @@ def current_view(
     ids = args.get("profile_ids")
     if name_profiles and "/relationships/profiles" in op.path and isinstance(ids, list) and ids:
         view["profiles"] = _profiles(kit, [str(i) for i in ids])
+    audiences = attrs.get("audiences")
+    if read.name in ("get_campaign", "get_campaign_beta") and isinstance(audiences, Mapping):
+        view["audiences"] = _audiences(kit, audiences)
     if op.operation_id == "merge_profiles":
         merged = list(args.get("profile_ids") or [])
         view["merged_in"] = [_other(kit, read, pid) for pid in merged[:MAX_ALSO]]
@@ -239,8 +243,11 @@ def _profile_id(kit: Toolset, keys: Any) -> tuple[str | None, str | None]:
 
 def _profiles(kit: Toolset, ids: list[str]) -> dict[str, Any]:
     """How many profiles a call names by id, and the first :data:`MAX_NAMED` in words (one read)."""
-    out: dict[str, Any] = {"count": len(ids)}
-    first = ids[:MAX_NAMED]
+    unique = list(dict.fromkeys(ids))  # an id given twice is one profile
+    out: dict[str, Any] = {"count": len(unique)}
+    if len(unique) < len(ids):
+        out["repeated"] = len(ids) - len(unique)
+    first = unique[:MAX_NAMED]
     read = kit.catalog.get("get_profiles") if "get_profiles" in kit.catalog else None
     if read is None:
         return out
@@ -255,6 +262,28 @@ def _profiles(kit: Toolset, ids: list[str]) -> dict[str, Any]:
     by_id = {str(r.get("id")): r for r in found or [] if isinstance(r, Mapping)}
     out["named"] = [_named(by_id[i], read, i) if i in by_id else f"{i}: no such profile" for i in first]
     return out
+
+
+def _audiences(kit: Toolset, audiences: Mapping[str, Any]) -> dict[str, list[str]]:
+    """A campaign's included and excluded audiences in words (``list s7ZLZY 'Newsletter'``): its
+    ids name lists or segments, so one ``get_lists`` and one ``get_segments`` read (the first
+    :data:`MAX_NAMED` of each side); an id neither read finds, or one not read, is shown as it is."""
+    sides = {k: [str(i) for i in audiences.get(k) or []][:MAX_NAMED] for k in ("included", "excluded")}
+    wanted = list(dict.fromkeys(sides["included"] + sides["excluded"]))
+    names: dict[str, str] = {}
+    for name in ("get_lists", "get_segments"):
+        if not wanted or name not in kit.catalog or kit.missing_scopes(kit.catalog.get(name)):
+            continue
+        quoted = ",".join(json.dumps(i) for i in wanted)
+        try:
+            found = kit.fetch(name, filter=f"any(id,[{quoted}])").data
+        except KlaviyoError:
+            continue
+        read = kit.catalog.get(name)
+        for record in found or []:
+            if isinstance(record, Mapping) and record.get("id"):
+                names[str(record["id"])] = _named(record, read, record["id"])
+    return {side: [names.get(i, f"{i} (not read)") for i in ids] for side, ids in sides.items() if ids}
 
 
 def _attributes(body: Any) -> Mapping[str, Any]:

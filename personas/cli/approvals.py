@@ -75,7 +75,14 @@ def current_lines(current: dict[str, Any]) -> list[str]:
         count = profiles.get("count")
         more = f" and {count - len(named)} more" if isinstance(count, int) and count > len(named) and named else ""
         unread = f", not named ({profiles['unread']})" if profiles.get("unread") else ""
-        lines.append(f"the request names {count} profile(s)" + (": " + "; ".join(named) + more if named else unread))
+        repeated = profiles.get("repeated")
+        twice = f" ({repeated} id(s) given more than once, counted once)" if repeated else ""
+        listed = ": " + "; ".join(named) + more if named else unread
+        lines.append(f"the request names {count} profile(s){twice}{listed}")
+    audiences = current.get("audiences")
+    if isinstance(audiences, dict) and audiences:
+        parts = [f"{side}: " + "; ".join(str(a) for a in names) for side, names in audiences.items() if names]
+        lines.append("audiences: " + " | ".join(parts))
     merged = current.get("merged_in")
     if isinstance(merged, list) and merged:
         total = current.get("merged_count")

@@ -338,3 +338,27 @@ def test_a_real_change_is_never_pushed_out_of_view_by_unchanged_fields(sb: Sandb
     assert view["changes"][0]["field"] == "properties.tier" and view["changes"][0]["after"] == "platinum"
     assert view["changes"][-1]["after"] == "16 more in the request, none of them a change", view["changes"][-1]
     assert current_lines(view)[-1] == "  … 16 more in the request, none of them a change"
+
+
+def test_a_campaign_send_names_its_audiences_and_repeated_ids_count_once(sb: Sandbox) -> None:
+    kit = KlaviyoToolkit(sb.client(), scopes="*")
+    lid, out = (kit.fetch("create_list", name=n).data["id"] for n in ("Trail Club", "Unsubscribed last year"))
+    message = {"definition": {"channel": "email", "content": {"subject": "Boots"}}}
+    cid = kit.fetch("create_campaign", name="Boots", audiences={"included": [lid], "excluded": [out]},
+                    campaign_messages=[message]).data["id"]
+    call = kit.prepare("send_campaign", {"id": cid})
+    view = current_view(kit, call.operation, call.args)
+    assert view is not None
+    assert view["audiences"] == {"included": [f"list {lid} 'Trail Club'"],
+                                 "excluded": [f"list {out} 'Unsubscribed last year'"]}
+    line = f"audiences: included: list {lid} 'Trail Club' | excluded: list {out} 'Unsubscribed last year'"
+    assert line in current_lines(view)
+    # an audience no read finds (here: one the persona may not read) is shown by its id
+    campaigns_only = KlaviyoToolkit(sb.client(), scopes=["campaigns:read"])
+    view = current_view(campaigns_only, call.operation, call.args)
+    assert view is not None and view["audiences"]["included"] == [f"{lid} (not read)"]
+    pid = kit.fetch("create_profile", email="twice@example.com").data["id"]
+    call = kit.prepare("add_profiles_to_list", {"id": lid, "profile_ids": [pid, pid]})
+    view = current_view(kit, call.operation, call.args)
+    assert view is not None and view["profiles"]["count"] == 1 and view["profiles"]["repeated"] == 1
+    assert "names 1 profile(s) (1 id(s) given more than once, counted once): profile" in current_lines(view)[-1]
