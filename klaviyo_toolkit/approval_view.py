@@ -127,11 +127,32 @@ def reader_of(kit: Toolset, op: Operation) -> Operation | None:
     relationship = "/relationships/" in op.path  # a POST adds to one, a DELETE removes, a PATCH replaces
     if "{id}" not in op.path or not (op.method in ("PATCH", "DELETE") or (op.method == "POST" and relationship)):
         return None
-    path = op.path.split("/relationships/")[0] if "/relationships/" in op.path else op.path
+    return _get_at(kit, op.path.split("/relationships/")[0], op.stage)
+
+
+def _get_at(kit: Toolset, path: str, stage: str | None = None) -> Operation | None:
+    """The ``GET`` operation at ``path`` (of ``stage``, when given), or None."""
     for candidate in kit.catalog:
-        if candidate.method == "GET" and candidate.path == path and candidate.stage == op.stage:
+        if candidate.method == "GET" and candidate.path == path and stage in (None, candidate.stage):
             return candidate
     return None
+
+
+def _read(kit: Toolset, name: str, **args: Any) -> tuple[Any, str | None]:
+    """One read for the view: (its answer, None), or (None, why it was not made or failed): a scope
+    the persona lacks is named and the read not made; an error says which read failed."""
+    missing = kit.missing_scopes(kit.catalog.get(name))
+    if missing:
+        return None, f"{name} needs {', '.join(missing)}, which this persona was not granted"
+    try:
+        return kit.fetch(name, **args), None
+    except KlaviyoError as exc:
+        return None, f"{name} failed: {exc}"
+
+
+def _any_id(ids: list[str]) -> str:
+    """The filter that reads the records with these ids, in one request."""
+    return "any(id,[" + ",".join(json.dumps(i) for i in ids) + "])"
 
 
 def current_view(
@@ -152,13 +173,10 @@ def current_view(
             return {"unread": why}
     if rid in (None, ""):
         return None
-    missing = kit.missing_scopes(read)
-    if missing:
-        return {"unread": f"{read.name} needs {', '.join(missing)}, which this persona was not granted"}
-    try:
-        found = kit.fetch(read.name, id=rid, **READ_EXTRAS.get(read.name, {})).data
-    except KlaviyoError as exc:
-        return {"unread": f"{read.name} failed: {exc}"}
+    answer, why = _read(kit, read.name, id=rid, **READ_EXTRAS.get(read.name, {}))
+    if why:
+        return {"unread": why}
+    found = answer.data
     if not isinstance(found, Mapping):
         return {"unread": f"{read.name} answered no record for id {rid}"}
     attrs = _attrs(found)
@@ -214,27 +232,22 @@ def _named(record: Mapping[str, Any], read: Operation, rid: Any) -> str:
 
 def _other(kit: Toolset, read: Operation, rid: Any) -> str:
     """Another resource a ``POST`` names, in words, or why it could not be read."""
-    try:
-        found = kit.fetch(read.name, id=rid).data
-    except KlaviyoError as exc:
-        return f"{rid}: {read.name} failed: {exc}"
-    return _named(found, read, rid) if isinstance(found, Mapping) else f"{rid}: no record"
+    answer, why = _read(kit, read.name, id=rid)
+    if why:
+        return f"{rid}: {why}"
+    return _named(answer.data, read, rid) if isinstance(answer.data, Mapping) else f"{rid}: no record"
 
 
 def _profile_id(kit: Toolset, keys: Any) -> tuple[str | None, str | None]:
     """(the id of the profile ``keys`` names by ``email`` or ``phone_number``, or None; why none was
     found, when a read was made or could not be) from one ``get_profiles`` read."""
     key = next((k for k in ("email", "phone_number") if keys.get(k)), None) if isinstance(keys, Mapping) else None
-    if key is None or "get_profiles" not in kit.catalog:
+    if key is None:
         return None, None
-    missing = kit.missing_scopes(kit.catalog.get("get_profiles"))
-    if missing:
-        return None, f"get_profiles needs {', '.join(missing)}, which this persona was not granted"
-    value = json.dumps(str(keys[key]))
-    try:
-        found = kit.fetch("get_profiles", filter=f"equals({key},{value})", page_size=1).data
-    except KlaviyoError as exc:
-        return None, f"get_profiles failed: {exc}"
+    answer, why = _read(kit, "get_profiles", filter=f"equals({key},{json.dumps(str(keys[key]))})", page_size=1)
+    if why:
+        return None, why
+    found = answer.data
     first = found[0] if isinstance(found, list) and found and isinstance(found[0], Mapping) else None
     if not first or not first.get("id"):
         return None, f"no profile has {key} {_shown(keys[key])!r}"
@@ -248,18 +261,11 @@ def _profiles(kit: Toolset, ids: list[str]) -> dict[str, Any]:
     if len(unique) < len(ids):
         out["repeated"] = len(ids) - len(unique)
     first = unique[:MAX_NAMED]
-    read = kit.catalog.get("get_profiles") if "get_profiles" in kit.catalog else None
-    if read is None:
-        return out
-    missing = kit.missing_scopes(read)
-    if missing:
-        return {**out, "unread": f"{read.name} needs {', '.join(missing)}, which this persona was not granted"}
-    quoted = ",".join(json.dumps(i) for i in first)
-    try:
-        found = kit.fetch(read.name, filter=f"any(id,[{quoted}])", page_size=len(first)).data
-    except KlaviyoError as exc:
-        return {**out, "unread": f"{read.name} failed: {exc}"}
-    by_id = {str(r.get("id")): r for r in found or [] if isinstance(r, Mapping)}
+    answer, why = _read(kit, "get_profiles", filter=_any_id(first), page_size=len(first))
+    if why:
+        return {**out, "unread": why}
+    read = kit.catalog.get("get_profiles")
+    by_id = {str(r.get("id")): r for r in answer.data or [] if isinstance(r, Mapping)}
     out["named"] = [_named(by_id[i], read, i) if i in by_id else f"{i}: no such profile" for i in first]
     return out
 
@@ -271,16 +277,12 @@ def _audiences(kit: Toolset, audiences: Mapping[str, Any]) -> dict[str, list[str
     sides = {k: [str(i) for i in audiences.get(k) or []][:MAX_NAMED] for k in ("included", "excluded")}
     wanted = list(dict.fromkeys(sides["included"] + sides["excluded"]))
     names: dict[str, str] = {}
-    for name in ("get_lists", "get_segments"):
-        if not wanted or name not in kit.catalog or kit.missing_scopes(kit.catalog.get(name)):
-            continue
-        quoted = ",".join(json.dumps(i) for i in wanted)
-        try:
-            found = kit.fetch(name, filter=f"any(id,[{quoted}])").data
-        except KlaviyoError:
-            continue
+    for name in ("get_lists", "get_segments") if wanted else ():
+        answer, why = _read(kit, name, filter=_any_id(wanted))
+        if why:
+            continue  # its ids are shown as they are
         read = kit.catalog.get(name)
-        for record in found or []:
+        for record in answer.data or []:
             if isinstance(record, Mapping) and record.get("id"):
                 names[str(record["id"])] = _named(record, read, record["id"])
     return {side: [names.get(i, f"{i} (not read)") for i in ids] for side, ids in sides.items() if ids}
@@ -364,16 +366,12 @@ def _window(text: str, start: int) -> str:
 def _linked(kit: Toolset, op: Operation, rid: Any) -> dict[str, Any] | None:
     """The ids a relationship links now (the ``GET`` of the same path), for a ``PATCH`` that replaces
     them, or ``unread``: why they could not be read (a person told nothing would think nothing is lost)."""
-    read = next((c for c in kit.catalog if c.method == "GET" and c.path == op.path), None)
+    read = _get_at(kit, op.path)
     if read is None:
         return None
-    missing = kit.missing_scopes(read)
-    if missing:
-        return {"unread": f"{read.name} needs {', '.join(missing)}, which this persona was not granted"}
-    try:
-        answer = kit.fetch(read.name, id=rid)
-    except KlaviyoError as exc:
-        return {"unread": f"{read.name} failed: {exc}"}
+    answer, why = _read(kit, read.name, id=rid)
+    if why:
+        return {"unread": why}
     data = answer.data
     ids = [str(d.get("id")) for d in data if isinstance(d, Mapping)] if isinstance(data, list) else []
     more = bool((answer.links or {}).get("next"))
