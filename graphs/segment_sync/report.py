@@ -104,6 +104,11 @@ def build_result(state: Mapping[str, Any], plan: Plan, limit: int) -> dict[str, 
     }
 
 
+def _first_three(count: int, shown: list[str]) -> str:
+    """The first three of ``count`` people, as shown, and how many more there are."""
+    return ", ".join(shown) + (f" and {count - 3} more" if count > 3 else "")
+
+
 def _template(result: dict[str, Any]) -> str:
     adds, subs, removes = result["adds"], result["subscribes"], result["removes"]
     verb = "would add" if result["dry_run"] else "added"
@@ -125,18 +130,16 @@ def _template(result: dict[str, Any]) -> str:
         notes.append(f"{result['duplicate_rows']} duplicate rows were merged into one row per person")
     merged = result.get("merged_values") or {}
     if merged.get("count"):
-        n, people = merged["count"], merged["people"]
-        shown = ", ".join(f"{m['person']} ({'/'.join(m['fields'])})" for m in people[:3])
-        more = f" and {n - 3} more" if n > 3 else ""
+        n = merged["count"]
+        shown = _first_three(n, [f"{m['person']} ({'/'.join(m['fields'])})" for m in merged["people"][:3]])
         notes.append(f"{n} {'person was' if n == 1 else 'people were'} given a later row's values, the last one "
-                     f"each field had: {shown}{more} (see merged_values)")
+                     f"each field had: {shown} (see merged_values)")
     conflicts = result.get("consent_conflicts") or {}
     if conflicts.get("count"):
-        n, people = conflicts["count"], conflicts["people"]
-        shown = ", ".join(f"{c['person']} ({_rows(c['rows'])})" for c in people[:3])
-        more = f" and {n - 3} more" if n > 3 else ""
+        n = conflicts["count"]
+        shown = _first_three(n, [f"{c['person']} ({_rows(c['rows'])})" for c in conflicts["people"][:3]])
         notes.append(f"{n} {'person has' if n == 1 else 'people have'} rows that disagree on consent and "
-                     f"{'was' if n == 1 else 'were'} not subscribed: {shown}{more} (see consent_conflicts)")
+                     f"{'was' if n == 1 else 'were'} not subscribed: {shown} (see consent_conflicts)")
     for name in ("adds", "subscribes", "removes"):
         if result[name].get("refused"):
             notes.append(f"Klaviyo refused {result[name]['refused']} {name}, not counted above (see invalid)")
