@@ -143,8 +143,10 @@ class AccountLimiter(RateLimiter):
     ``Sandbox.client()`` with different keys share one bucket per operation here.
     """
 
-    def reserve(self, key: Hashable, spec: RateLimitSpec, operation_id: str = "") -> Reservation:
-        return super().reserve(_account_bucket(key), spec, operation_id)
+    def reserve(
+        self, key: Hashable, spec: RateLimitSpec, operation_id: str = "", *, max_wait: float | None = None
+    ) -> Reservation:
+        return super().reserve(_account_bucket(key), spec, operation_id, max_wait=max_wait)
 
     def usage(self, key: Hashable) -> dict[str, int]:
         return super().usage(_account_bucket(key))

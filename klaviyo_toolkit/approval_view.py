@@ -40,7 +40,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .errors import KlaviyoError
+from .errors import KlaviyoError, RateLimitWaitError
 from .redact import is_secret_key, redact
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ __all__ = [
     "MAX_CHANGES",
     "POST_CHANGES",
     "POST_TARGETS",
+    "VIEW_MAX_WAIT",
     "VIEW_READ_TIMEOUT",
     "current_view",
     "reader_of",
@@ -83,6 +84,10 @@ IDENTIFYING = (
 #: Seconds a read for the view may take before it is given up (and said so): it only shows, and the
 #: person waits for the request meanwhile. A caller reads with this and no retries (the runtime's viewer).
 VIEW_READ_TIMEOUT = 5.0
+#: Seconds a read for the view may wait for its rate-limit slot: enough for a per-second window to
+#: roll over, never a per-minute one (a list's ``profile_count`` allows 15 a minute), which would hold
+#: the approval up as long; a read refused for it is said so, and takes no slot from the run's calls.
+VIEW_MAX_WAIT = 2.0
 #: At most this many identifying fields and this many changes are listed (the request is shown whole).
 MAX_FIELDS = 8
 MAX_CHANGES = 25
@@ -146,6 +151,8 @@ def _read(kit: Toolset, name: str, **args: Any) -> tuple[Any, str | None]:
         return None, f"{name} needs {', '.join(missing)}, which this persona was not granted"
     try:
         return kit.fetch(name, **args), None
+    except RateLimitWaitError as exc:
+        return None, f"{name} not read: its rate limit has no slot within {VIEW_MAX_WAIT:g}s ({exc})"
     except KlaviyoError as exc:
         return None, f"{name} failed: {exc}"
 

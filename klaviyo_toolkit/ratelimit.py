@@ -148,8 +148,12 @@ class RateLimiter:
                 if target is not moved:
                     _merge(target, moved)
 
-    def reserve(self, key: Hashable, spec: RateLimitSpec, operation_id: str = "") -> Reservation:
-        """Claim the next slot for ``key``; raises DailyLimitExhaustedError when the day is spent."""
+    def reserve(
+        self, key: Hashable, spec: RateLimitSpec, operation_id: str = "", *, max_wait: float | None = None
+    ) -> Reservation:
+        """Claim the next slot for ``key``; raises DailyLimitExhaustedError when the day is spent, and
+        RateLimitWaitError (claiming nothing) when the slot is further away than ``max_wait`` or the
+        limiter's own ``max_wait``, whichever is smaller."""
         if self.factor is None:
             return Reservation(key, 0.0)
         with self._lock:
@@ -176,9 +180,10 @@ class RateLimiter:
             if len(times) >= s.steady:
                 at = max(at, times[-s.steady] + 60.0 + self.margin)
             delay = at - now
-            if self.max_wait is not None and delay > self.max_wait:
+            limit = min((w for w in (self.max_wait, max_wait) if w is not None), default=None)
+            if limit is not None and delay > limit:
                 raise RateLimitWaitError(
-                    f"{operation_id or key}: the next slot is {delay:.1f}s away, over max_wait={self.max_wait}s"
+                    f"{operation_id or key}: the next slot is {delay:.1f}s away, over max_wait={limit}s"
                 )
             times.append(at)
             while len(times) > max(s.steady, s.burst):
@@ -187,16 +192,20 @@ class RateLimiter:
                 bucket.day.append(wall + delay)
             return Reservation(key, delay)
 
-    def acquire(self, key: Hashable, spec: RateLimitSpec, operation_id: str = "") -> float:
+    def acquire(
+        self, key: Hashable, spec: RateLimitSpec, operation_id: str = "", *, max_wait: float | None = None
+    ) -> float:
         """Reserve and sleep (blocking) until the slot; returns the seconds waited."""
-        res = self.reserve(key, spec, operation_id)
+        res = self.reserve(key, spec, operation_id, max_wait=max_wait)
         if res.delay > 0:
             self.clock.sleep(res.delay)
         return res.delay
 
-    async def aacquire(self, key: Hashable, spec: RateLimitSpec, operation_id: str = "") -> float:
+    async def aacquire(
+        self, key: Hashable, spec: RateLimitSpec, operation_id: str = "", *, max_wait: float | None = None
+    ) -> float:
         """Reserve and sleep (async) until the slot; returns the seconds waited."""
-        res = self.reserve(key, spec, operation_id)
+        res = self.reserve(key, spec, operation_id, max_wait=max_wait)
         if res.delay > 0:
             await self.clock.asleep(res.delay)
         return res.delay

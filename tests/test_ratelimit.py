@@ -111,6 +111,33 @@ def test_max_wait_refuses_instead_of_waiting() -> None:
     assert "max_wait" in str(err.value) and "get_widgets" in str(err.value)
 
 
+
+def test_a_call_may_wait_less_than_the_limiter_and_a_refused_call_takes_no_slot() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(clock, margin=0.0, max_wait=30.0)
+    admit(limiter, clock, 3)  # the second's burst is spent: the next slot is 1 s away
+    with pytest.raises(RateLimitWaitError) as err:
+        limiter.acquire(KEY, SPEC, "get_widgets", max_wait=0.5)
+    assert "over max_wait=0.5s" in str(err.value)
+    assert limiter.usage(KEY)["second"] == 3 and clock.slept == []
+    assert limiter.acquire(KEY, SPEC, "get_widgets", max_wait=60.0) == 1.0  # the smaller of the two rules
+
+
+def test_a_client_copy_with_max_wait_refuses_where_the_client_waits() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(clock, factor=0.04, margin=0.0)  # get_lists: 3/s
+    server = Scripted()
+    client = KlaviyoClient(api_key="pk_same_account_000", transport=server.transport(), rate_limiter=limiter)
+    quick = client.with_options(max_wait=0.5)
+    for _ in range(3):
+        client.call("get_lists")
+    with pytest.raises(RateLimitWaitError):
+        quick.call("get_lists")
+    assert clock.slept == [] and len(server.requests) == 3  # refused before any request, nothing slept
+    client.call("get_lists")
+    assert clock.slept == [1.0]
+
+
 # -- daily -------------------------------------------------------------------------------------
 def test_a_spent_daily_limit_fails_at_once_saying_when_it_resets() -> None:
     clock = ManualClock()

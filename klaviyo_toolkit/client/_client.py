@@ -90,6 +90,9 @@ class _Core:
         self.timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool)
         self.retry = retry or RetryPolicy()
         self._request_timeout: httpx.Timeout | None = None  # set on a with_options() copy: per request
+        #: The longest this client waits for a rate-limit slot before refusing (RateLimitWaitError);
+        #: None waits as long as the limiter says (set on a with_options() copy).
+        self.max_wait: float | None = None
         self.clock: Clock = clock or (rate_limiter.clock if rate_limiter else SystemClock())
         # Real time shares the process's buckets (two clients on one account must not exceed its
         # limits together); only an injected test clock gets buckets of its own.
@@ -390,14 +393,20 @@ class KlaviyoClient(_Core):
             self.http.close()
 
     def with_options(
-        self, *, retry: RetryPolicy | None = None, timeout: Timeout | float | None = None
+        self,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: Timeout | float | None = None,
+        max_wait: float | None = None,
     ) -> KlaviyoClient:
-        """A copy of this client with another retry policy or timeout, sharing its connection pool,
-        credentials, rate limiter and hooks (closing the copy leaves the pool open).
+        """A copy of this client with another retry policy, timeout or longest wait for a rate-limit
+        slot, sharing its connection pool, credentials, rate limiter and hooks (closing the copy leaves
+        the pool open). A call whose slot is further than ``max_wait`` away is refused at once
+        (RateLimitWaitError), and takes no slot from other callers.
 
         For a call whose answer is only nice to have, which must not hold anything up::
 
-            quick = client.with_options(retry=NO_RETRIES, timeout=5.0)
+            quick = client.with_options(retry=NO_RETRIES, timeout=5.0, max_wait=2.0)
         """
         clone = copy.copy(self)
         clone._owns_http = False
@@ -408,6 +417,8 @@ class KlaviyoClient(_Core):
             clone.timeout = clone._request_timeout = httpx.Timeout(
                 connect=t.connect, read=t.read, write=t.write, pool=t.pool
             )
+        if max_wait is not None:
+            clone.max_wait = max_wait
         return clone
 
     def __enter__(self) -> KlaviyoClient:
@@ -436,7 +447,7 @@ class KlaviyoClient(_Core):
         attempt = 0
         while True:
             attempt += 1
-            waited += self.limiter.acquire(*self._limits(prep, url), op.operation_id)
+            waited += self.limiter.acquire(*self._limits(prep, url), op.operation_id, max_wait=self.max_wait)
             try:
                 request = self._build(prep, url)
                 try:
@@ -524,7 +535,7 @@ class AsyncKlaviyoClient(_Core):
         attempt = 0
         while True:
             attempt += 1
-            waited += await self.limiter.aacquire(*self._limits(prep, url), op.operation_id)
+            waited += await self.limiter.aacquire(*self._limits(prep, url), op.operation_id, max_wait=self.max_wait)
             try:
                 request = self._build(prep, url)
                 try:

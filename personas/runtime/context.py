@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from graphs import graph_spec
-from klaviyo_toolkit.approval_view import VIEW_READ_TIMEOUT
+from klaviyo_toolkit.approval_view import VIEW_MAX_WAIT, VIEW_READ_TIMEOUT
 from klaviyo_toolkit.audit import AuditLog
 from klaviyo_toolkit.client import NO_RETRIES, KlaviyoClient
 from klaviyo_toolkit.clock import Clock, SystemClock
@@ -102,10 +102,12 @@ def build_context(
 
 def _viewer(client: Any, scopes: Any, log: AuditLog | None, ctx: PersonaContext) -> Toolset | None:
     """The reader an approval shows the resource as it is now with: the persona's own client and
-    scopes, audited, that gives up at once (no retries, :data:`VIEW_READ_TIMEOUT`), since a slow or
-    throttled read would otherwise hold the approval up for a minute or more. None (the approval
+    scopes, audited, that gives up at once (no retries, :data:`VIEW_READ_TIMEOUT`, a rate-limit slot
+    at most :data:`VIEW_MAX_WAIT` away), since a slow or throttled read would otherwise hold the
+    approval up for a minute or more. None (the approval
     guard's own reader is used) when the client is not one this can copy."""
     if not isinstance(client, KlaviyoClient):
         return None
-    kit = KlaviyoToolkit(client.with_options(retry=NO_RETRIES, timeout=VIEW_READ_TIMEOUT), scopes=scopes)
+    quick = client.with_options(retry=NO_RETRIES, timeout=VIEW_READ_TIMEOUT, max_wait=VIEW_MAX_WAIT)
+    kit = KlaviyoToolkit(quick, scopes=scopes)
     return kit.guarded(AuditGuard(log, ctx.audit_context)) if log is not None else kit

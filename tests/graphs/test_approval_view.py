@@ -362,3 +362,28 @@ def test_a_campaign_send_names_its_audiences_and_repeated_ids_count_once(sb: San
     view = current_view(kit, call.operation, call.args)
     assert view is not None and view["profiles"]["count"] == 1 and view["profiles"]["repeated"] == 1
     assert "names 1 profile(s) (1 id(s) given more than once, counted once): profile" in current_lines(view)[-1]
+
+
+def test_a_read_whose_rate_limit_slot_is_a_minute_away_is_said_so_not_waited_for() -> None:
+    # A list's profile_count allows 15 reads a minute; the approval of a 16th delete in that minute
+    # must not wait the minute out for its view (the person is waiting), nor take the slot.
+    clock = ManualClock()
+    sandbox = Sandbox(demo_data=False, rate_limit_factor=1.0, clock=clock)
+    try:
+        kl = sandbox.client()
+        lid = kl.call("create_list", name="Busy list").data["id"]
+        for _ in range(15):
+            kl.call("get_list", id=lid, additional_fields_list=["profile_count"])
+        slept = len(clock.slept)
+        ctx, saver, paused = _pause(sandbox, "delete_list", {"id": lid})
+        current = paused.interrupts[0]["current"]
+        assert "get_list not read: its rate limit has no slot within 2s" in current["unread"]
+        assert all(s < 2.0 for s in clock.slept[slept:]), clock.slept[slept:]  # no minute-long wait
+        assert ctx.audit is not None and ctx.audit.query(tool="get_list", limit=None) == []
+        text = describe_approval(paused.interrupts[0], ctx.config.home / "approvals")
+        assert "get_list not read" in text
+        # the delete itself still goes through once approved (it waits for its own slot as any call)
+        done = run_persona(PERSONA, None, context=ctx, saver=saver, resume={"action": "approve"})
+        assert not done.paused and sandbox.store.get("list", lid) is None
+    finally:
+        sandbox.close()
