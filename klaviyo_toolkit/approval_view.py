@@ -230,10 +230,13 @@ def _attrs(record: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _named(record: Mapping[str, Any], read: Operation, rid: Any) -> str:
     """``list s7ZLZY 'Newsletter'``: the record's type, id and name (or title, label; a profile's
-    email, phone number or external id)."""
+    email, phone number or external id). A campaign message keeps its label in its ``definition``
+    (revision 2024-10-15 on), so a name is looked for there too."""
     attrs = _attrs(record)
     keys = ("email", "phone_number", "external_id") if record.get("type") == "profile" else ("name", "title", "label")
-    name = next((attrs[k] for k in keys if attrs.get(k)), None)
+    definition = attrs.get("definition")
+    places = (attrs, definition) if isinstance(definition, Mapping) else (attrs,)
+    name = next((place[k] for place in places for k in keys if place.get(k)), None)
     return f"{record.get('type') or read.tag} {record.get('id', rid)}" + (f" {_shown(name)!r}" if name else "")
 
 

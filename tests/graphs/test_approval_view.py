@@ -387,3 +387,16 @@ def test_a_read_whose_rate_limit_slot_is_a_minute_away_is_said_so_not_waited_for
         assert not done.paused and sandbox.store.get("list", lid) is None
     finally:
         sandbox.close()
+
+
+def test_a_campaign_message_is_named_by_the_label_in_its_definition(sb: Sandbox) -> None:
+    kit = KlaviyoToolkit(sb.client(), scopes="*")
+    message = {"definition": {"channel": "email", "label": "Boots, first touch", "content": {"subject": "Boots"}}}
+    cid = kit.fetch("create_campaign", name="Spring boots", audiences={"included": []},
+                    campaign_messages=[message]).data["id"]
+    mid = kit.fetch("get_messages_for_campaign", id=cid).data[0]["id"]
+    call = kit.prepare("update_campaign_message", {"id": mid, "definition": {
+        "channel": "email", "label": "Boots, first touch", "content": {"subject": "Boots are back"}}})
+    view = current_view(kit, call.operation, call.args, call.request.describe().get("body"))
+    assert view is not None and view["resource"] == f"campaign-message {mid} 'Boots, first touch'"
+    assert current_lines(view)[0].startswith(f"as it is now: campaign-message {mid} 'Boots, first touch'")
