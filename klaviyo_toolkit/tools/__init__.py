@@ -22,6 +22,7 @@ from ._pipeline import (
     StopStatus,
     Toolset,
     fingerprint,
+    tool_module,
 )
 from ._strict import check_strict_schema, strict_schema
 from ._toolkit import CLIENT_SCOPE, MAX_TOOLS_PER_REQUEST, KlaviyoToolkit
@@ -56,9 +57,7 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     if name in ("KlaviyoTool", "describe_operation"):
-        from . import _tool
-
-        value = getattr(_tool, name)
+        value = getattr(tool_module(), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

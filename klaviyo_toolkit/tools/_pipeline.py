@@ -24,14 +24,18 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Union
 
 from .._arguments import PreparedRequest
+from .._stack import roomy
 from ..catalog import Catalog, Operation
 from ..effects import Effect, call_effects
 from ..errors import KlaviyoError, ToolkitUsageError
@@ -57,6 +61,17 @@ __all__ = [
 ]
 
 log = logging.getLogger("klaviyo_toolkit.tools")
+
+
+def tool_module() -> ModuleType:
+    """``klaviyo_toolkit.tools._tool``, imported on first use: it imports LangChain, which costs more
+    than the rest of the toolkit together, so it is imported with room on the frame stack
+    (:func:`klaviyo_toolkit._stack.roomy`: its time otherwise depends on the caller's call depth)."""
+    module = sys.modules.get(f"{__package__}._tool")
+    if module is None:
+        module = roomy(importlib.import_module, f"{__package__}._tool")
+    return module
+
 
 StopStatus = Literal["denied", "dry_run", "rejected"]
 
@@ -232,7 +247,7 @@ class Toolset(ABC):
     # -- selecting tools -----------------------------------------------------------------------
     def tool(self, name: str) -> KlaviyoTool:
         """One tool by operation id or alias; raises if unknown or outside the granted scopes."""
-        from ._tool import KlaviyoTool
+        tool_class: type[KlaviyoTool] = tool_module().KlaviyoTool
 
         op = self.catalog.get(name)
         missing = self.missing_scopes(op)
@@ -244,7 +259,7 @@ class Toolset(ABC):
         cache: dict[str, KlaviyoTool] = self.__dict__.setdefault("_tools", {})
         tool = cache.get(op.operation_id)
         if tool is None:
-            tool = cache[op.operation_id] = KlaviyoTool(operation=op, executor=self)
+            tool = cache[op.operation_id] = tool_class(operation=op, executor=self)
             tool.max_output_chars = self.max_output_chars
         return tool
 

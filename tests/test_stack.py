@@ -1,0 +1,69 @@
+"""klaviyo_toolkit._stack.roomy: a call made with room on CPython's frame stack, and the toolkit's
+LangChain import made through it (the figures are in benchmarks/toolkit_import.py, not here)."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from klaviyo_toolkit._stack import ROOM_SLOTS, roomy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_roomy_passes_arguments_result_and_errors_through() -> None:
+    assert roomy(divmod, 17, 5) == (3, 2)
+    assert roomy(dict, a=1) == {"a": 1}
+    with pytest.raises(ZeroDivisionError):
+        roomy(divmod, 1, 0)
+
+
+@pytest.mark.skipif(platform.python_implementation() != "CPython", reason="frames in chunks are CPython's")
+def test_the_call_is_made_from_a_frame_that_declares_the_room() -> None:
+    seen: list[int] = []
+
+    def inner() -> None:
+        caller = sys._getframe(1)
+        seen.append(caller.f_code.co_stacksize)
+
+    roomy(inner)
+    assert seen and seen[0] >= ROOM_SLOTS
+    inner()  # called plainly, its caller declares no such stack
+    assert seen[1] < ROOM_SLOTS
+
+
+def test_the_toolkit_imports_langchain_only_when_a_tool_is_built_and_through_roomy() -> None:
+    # A fresh interpreter: listing operations imports no LangChain; the first tool imports it once,
+    # from the frame roomy calls from (seen by a meta-path finder watching langchain_core.tools.base).
+    code = textwrap.dedent(
+        """
+        import sys
+        seen = []
+        class Watch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "langchain_core.tools.base":
+                    frame = sys._getframe(1)
+                    while frame is not None and frame.f_code.co_name != "_roomy_call":
+                        frame = frame.f_back
+                    seen.append(frame is not None)
+                return None
+        sys.meta_path.insert(0, Watch())
+        from klaviyo_toolkit.tools import KlaviyoToolkit
+        kit = KlaviyoToolkit(scopes="*", api_key="pk_test_00000000000000000000")
+        assert [op.operation_id for op in kit.operations()][:1], "no operations"
+        assert "langchain_core" not in sys.modules, "listing imported LangChain"
+        tools = kit.get_tools()
+        assert len(tools) == 345 and seen == [True], seen
+        from klaviyo_toolkit.tools import KlaviyoTool
+        assert type(tools[0]) is KlaviyoTool
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
