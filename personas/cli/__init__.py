@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import typer
 
 from evals.cli import eval_cmd
+from klaviyo_toolkit._stack import roomy
 from klaviyo_toolkit.redact import redact_text
 from personas.kernel.config import Config
 from personas.kernel.errors import UsageProblem
@@ -152,7 +153,9 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         command = typer.main.get_command(app)
         readable_metavars(command)
-        return command.main(args=argv, standalone_mode=True, prog_name="personas")
+        # With room on the frame stack: a command's first imports (LangChain, LangGraph) then take the
+        # same time whatever the call depth (klaviyo_toolkit._stack, CPython gh-142183).
+        return roomy(command.main, args=argv, standalone_mode=True, prog_name="personas")
     except SystemExit:
         raise
     except KeyboardInterrupt:
