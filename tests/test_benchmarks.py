@@ -25,6 +25,7 @@ def test_toolkit_import_benchmark_prints_every_figure_and_a_verdict() -> None:
         "(b) import tools + build all 345 tools",
         "(c) import langchain_core.tools",
         "(d) our own share",
+        "(b) and (c) from the caller's call depth",
     ):
         assert label in out, out
     verdicts = re.findall(r"^\((?:b|d)\) .*\s(yes|no)$", out, re.M)  # a ratio, or n/a on a loaded machine
