@@ -13,7 +13,10 @@ Rules kept here:
   member is a no-op;
 - ``joined_group_at`` of members stored without a time (seeded) is the later of the list's and
   the profile's creation;
-- lists created without ``opt_in_process`` get the sandbox account default, ``single_opt_in``.
+- lists created without ``opt_in_process`` get the sandbox account default, ``single_opt_in``;
+- an account holds at most 1,000 lists and segments together (Klaviyo Help Center, "Create and add
+  contacts to a new list": "You can have up to 1,000 lists and segments in your account at any given
+  time"): creating one more list or segment is a 400 (:func:`check_group_room`).
 
 Segments live in ``segments.py``; profile <-> list and profile <-> segment relationships are
 computed (this domain's and the segments domain's related resolvers), never stored on the profile.
@@ -30,6 +33,8 @@ from .._store import Linkage, Resource
 from ..domain import DomainBuilder
 
 ACCOUNT_OPT_IN_DEFAULT = "single_opt_in"
+#: Lists and segments an account can have at once, counted together.
+MAX_LISTS_AND_SEGMENTS = 1000
 _d = DomainBuilder("lists")
 
 
@@ -130,6 +135,19 @@ def list_members(svc: Services, list_res: Resource) -> list[Resource]:
     return out
 
 
+def check_group_room(svc: Services, what: str) -> None:
+    """A 400 when the account already has ``MAX_LISTS_AND_SEGMENTS`` lists and segments, before a
+    ``what`` ("list" or "segment") is created."""
+    lists, segments = svc.store.count("list"), svc.store.count("segment")
+    if lists + segments >= MAX_LISTS_AND_SEGMENTS:
+        raise bad_request(
+            f"An account can have at most {MAX_LISTS_AND_SEGMENTS:,} lists and segments together; this one has "
+            f"{lists:,} list(s) and {segments:,} segment(s). Delete a list or segment no longer used "
+            f"(DELETE /api/lists/{{id}} or /api/segments/{{id}}) before creating this {what}.",
+            pointer="/data",
+        )
+
+
 # -- handlers --------------------------------------------------------------------------------------
 @_d.handles("create_list")
 def create_list(ctx: Ctx) -> Reply:
@@ -138,6 +156,7 @@ def create_list(ctx: Ctx) -> Reply:
         raise bad_request(
             "A list needs a name; give data.attributes.name, e.g. 'Newsletter'.", pointer="/data/attributes/name"
         )
+    check_group_room(ctx.svc, "list")
     now = ctx.now
     res = Resource(
         "list",

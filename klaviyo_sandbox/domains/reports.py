@@ -20,7 +20,8 @@ account's timezone), using ``_common``'s event conventions:
 One call covers every campaign (or flow, form, segment); groups with no events are absent, so an
 account without campaigns answers ``results: []``. ``group_by`` defaults to Klaviyo's default and
 must keep the groupings Klaviyo requires; ``filter`` takes ``equals``/``contains-any`` (lists:
-``contains-any``/``contains-all``) joined by ``and``. The 225/day limit is the core rate limiter's.
+``contains-any``/``contains-all``) joined by ``and``, at most 100 values a list, and ``send_channel``
+only email, sms, push-notification or whatsapp. The 225/day limit is the core rate limiter's.
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ FORM_METRICS: dict[str, str] = {
 }
 CHANNELS = {"email": "email", "sms": "sms", "mobile_push": "push-notification"}
 LIST_FIELDS = ("tag_id", "tag_name")
+#: The ``filter`` descriptions of the report requests: "Max of 100 items per list filter" (campaign and
+#: flow reports), "Max of 100 messages per ANY filter" (form and segment reports); and "When filtering
+#: on send_channel, allowed values are email, sms, push-notification, whatsapp".
+MAX_FILTER_ITEMS = 100
+FILTER_CHANNELS = ("email", "sms", "push-notification", "whatsapp")
 _d = DomainBuilder("reports")
 
 
@@ -472,8 +478,28 @@ def _parse_filter(text: str | None, fields: tuple[str, ...], ops: tuple[str, ...
             )
         if item.field in seen:
             raise bad_request(f"Only one filter per attribute; {item.field} appears twice.", pointer=pointer)
+        _check_values(item, pointer)
         seen.add(item.field)
     return out
+
+
+def _check_values(item: Comparison, pointer: str) -> None:
+    """A 400 for a list of more than ``MAX_FILTER_ITEMS`` values, or a send_channel Klaviyo does not report on."""
+    if isinstance(item.value, list) and len(item.value) > MAX_FILTER_ITEMS:
+        raise bad_request(
+            f"{item.operator}({item.field},[...]) lists {len(item.value)} values; a report filter takes at most "
+            f"{MAX_FILTER_ITEMS}. Split the values over several queries of {MAX_FILTER_ITEMS}.",
+            pointer=pointer,
+        )
+    if item.field == "send_channel":
+        values = item.value if isinstance(item.value, list) else [item.value]
+        wrong = next((v for v in values if v not in FILTER_CHANNELS), None)
+        if wrong is not None:
+            raise bad_request(
+                f"{wrong!r} is not a send_channel reports filter on; use one of {', '.join(FILTER_CHANNELS)} "
+                "(mobile push is push-notification).",
+                pointer=pointer,
+            )
 
 
 def _matches(fields: Mapping[str, Any], wanted: list[Comparison]) -> bool:

@@ -21,6 +21,7 @@ dates, phone country codes, consent filters) is **not evaluated**: such a segmen
 ones stored in ``private["members"]`` (profile ids, or id -> joined epoch), as a seeder may set.
 ``joined_group_at`` is when the sandbox first saw the profile in the segment
 (``private["joined"]``). Other domains read members with ``svc.related(segment, "profiles")``.
+A segment counts toward the account's 1,000 lists and segments (``lists.check_group_room``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from .._services import Services
 from .._store import Linkage, Resource
 from ..domain import DomainBuilder
 from ._common import can_receive_email_marketing, can_receive_sms_marketing, email_marketing, parse_time, sms_marketing
-from .lists import joined_at, member_ids, member_view, members_reply
+from .lists import check_group_room, joined_at, member_ids, member_view, members_reply
 
 Json = dict[str, Any]
 _d = DomainBuilder("segments")
@@ -431,6 +432,7 @@ def create_segment(ctx: Ctx) -> Reply:
     if not name:
         raise bad_request("A segment needs a name.", pointer="/data/attributes/name")
     _check_definition(ctx, attrs.get("definition"))
+    check_group_room(ctx.svc, "segment")
     now = ctx.now
     seg = Resource(
         "segment",
