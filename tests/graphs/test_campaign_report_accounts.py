@@ -9,6 +9,7 @@ is of the 8th.
 from __future__ import annotations
 
 import datetime as _dt
+import warnings
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -98,3 +99,17 @@ def test_an_account_without_any_metric_is_an_empty_report_without_a_reporting_ca
     sb = account()
     state = report(sb).state
     assert state["reporting_calls"] == 0 and state["campaigns"] == []
+
+
+def test_chart_labels_fit_names_without_spaces_and_characters_the_font_lacks() -> None:
+    """A 300-character name without spaces ran off the chart's left edge (matplotlib could not lay it
+    out), and emoji were drawn as empty boxes, each with a warning on stderr."""
+    sb = account(*ENGAGEMENT, "Placed Order")
+    for i, name in enumerate(["\N{ROCKET} Launch \N{PARTY POPPER} day", "x" * 300, "Line one\nLine two"]):
+        sent(sb, name, 9 + i, recipients=4, opens=i + 1, tag=f"n{i}-")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        state = report(sb).state
+    assert [str(w.message) for w in caught if "Glyph" in str(w.message) or "layout" in str(w.message)] == []
+    assert Path(state["files"]["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert state["campaigns"][0]["name"].startswith("\N{ROCKET}"), "the table keeps the name"
