@@ -6,7 +6,9 @@
 
 - **prepare** reads the account (its id, time zone and currency) with ``get_accounts``, settles the
   date (input ``{"date": "YYYY-MM-DD"}``, default yesterday in the account's time zone) and the
-  local day's bounds, and looks the conversion metrics up by name with ``get_metrics``;
+  local day's bounds, and looks the conversion metrics up by name with ``get_metrics`` (when the
+  account has none of them, another metric stands in for the one Klaviyo requires, and the report
+  has every figure but conversions and revenue);
 - **fetch_reports** makes ONE ``query_campaign_values`` call per conversion metric for every
   campaign at once (email only, grouped by campaign, message and channel), following ``page_cursor`` only
   if Klaviyo pages the result; finished days come from, and go to, a SQLite cache (``cache.py``): a
