@@ -7,7 +7,8 @@ threshold drawn as a dashed line; a campaign with nothing delivered shows "no de
 than a 0% rate, and one sent on an earlier day (activity this day, no sends) says so, with its count.
 When such campaigns had activity, a line under the day's rates says what they leave out (the
 day's rates divide only the counts of campaigns sent that day). Names wrap at spaces, never cut
-mid-word. The same figures are in the table and the CSV (they come from the same rows).
+mid-word unless a word is longer than a line, and characters the font cannot draw are left
+out of the labels. The same figures are in the table and the CSV (they come from the same rows).
 """
 
 from __future__ import annotations
@@ -35,9 +36,21 @@ PANELS = (
 BLUE, RED, GREY = "#2f5d8a", "#c0392b", "#8a8a8a"
 
 
+def _drawable(text: str) -> str:
+    """``text`` without the characters the chart's font has no glyph for (emoji in DejaVu Sans, which
+    would be drawn as empty boxes, each with a warning on stderr), spaces collapsed; the table and the
+    CSV keep the name as it is."""
+    from matplotlib.font_manager import FontProperties, findfont, get_font
+
+    font = get_font(findfont(FontProperties()))
+    kept = "".join(c for c in text if c.isspace() or font.get_char_index(ord(c)))
+    return " ".join(kept.split())
+
+
 def _label(row: Row, currency: str | None) -> str:
-    name = textwrap.fill(str(row.get("name") or row.get("campaign_id")), width=26, break_long_words=False,
-                         max_lines=3, placeholder=" …")
+    # a word longer than a line (a URL, a name without spaces) is broken; shorter words never are
+    name = textwrap.fill(_drawable(str(row.get("name") or "")) or str(row.get("campaign_id")), width=26,
+                         break_long_words=True, max_lines=3, placeholder=" …")
     facts = f"{fmt_count(row.get('recipients'))} sent"
     if row.get("revenue"):
         facts += f" · {fmt_money(row.get('revenue'), currency)}"

@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 
 from .settings import Thresholds
 
-__all__ = ["COUNTS", "RATES", "activity_text", "anomalies", "fmt_count", "fmt_money", "fmt_rate", "merge_rows",
-           "rate_count", "split_totals", "totals"]
+__all__ = ["COUNTS", "ENGAGEMENT_ONLY", "RATES", "activity_text", "anomalies", "fmt_count", "fmt_money", "fmt_rate",
+           "merge_rows", "rate_count", "split_totals", "totals"]
 
 #: Counted figures of a row (summed in totals), then rates (Klaviyo's, fractions of one).
 COUNTS = ("recipients", "delivered", "opens_unique", "clicks_unique", "conversions", "conversion_uniques",
@@ -30,6 +30,8 @@ RATES = ("open_rate", "click_rate", "conversion_rate", "bounce_rate", "unsubscri
 _RATE_DEFINITIONS = {"open_rate": ("opens_unique", "delivered"), "click_rate": ("clicks_unique", "delivered"),
                      "conversion_rate": ("conversion_uniques", "delivered"), "bounce_rate": ("bounced", "recipients"),
                      "unsubscribe_rate": ("unsubscribe_uniques", "delivered")}
+#: The key of ``reports`` for a report asked with a stand-in conversion metric (see :func:`merge_rows`).
+ENGAGEMENT_ONLY = "(no conversion metric)"
 _PER_METRIC = {"conversions": "conversions", "conversion_uniques": "conversion_uniques",
                "revenue": "conversion_value", "conversion_rate": "conversion_rate"}
 
@@ -92,19 +94,23 @@ def merge_rows(
     """One row per email campaign in any available report, ordered by send time then name.
 
     Args:
-        reports: metric name -> ``{"results": [...]}`` (absent or without results: not available).
+        reports: metric name -> ``{"results": [...]}`` (absent or without results: not available);
+            under :data:`ENGAGEMENT_ONLY`, a report asked with a stand-in conversion metric (the account
+            has none of ``metrics``): its delivery and engagement figures only, never its conversions.
         metrics: the conversion metric names, primary first.
         campaigns: campaign id -> ``{"name", "send_time"}`` from get_campaigns.
         tz: the account's time zone, for local send times.
         extra: further statistics to copy into ``row["extra"]``.
     """
     available = [m for m in metrics if (reports.get(m) or {}).get("results") is not None]
-    by_metric = {m: _email_results(reports[m]) for m in available}
-    ids = list(dict.fromkeys(cid for m in available for cid in by_metric[m]))
+    sources = available + ([ENGAGEMENT_ONLY] if (reports.get(ENGAGEMENT_ONLY) or {}).get("results") is not None
+                           else [])
+    by_metric = {m: _email_results(reports[m]) for m in sources}
+    ids = list(dict.fromkeys(cid for m in sources for cid in by_metric[m]))
     primary = metrics[0] if metrics else None
     rows = []
     for cid in ids:
-        base = next(by_metric[m][cid] for m in available if cid in by_metric[m])
+        base = next(by_metric[m][cid] for m in sources if cid in by_metric[m])
         info = campaigns.get(cid) or {}
         row: dict[str, Any] = {
             "campaign_id": cid,

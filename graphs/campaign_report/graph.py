@@ -6,7 +6,9 @@
 
 - **prepare** reads the account (its id, time zone and currency) with ``get_accounts``, settles the
   date (input ``{"date": "YYYY-MM-DD"}``, default yesterday in the account's time zone) and the
-  local day's bounds, and looks the conversion metrics up by name with ``get_metrics``;
+  local day's bounds, and looks the conversion metrics up by name with ``get_metrics`` (when the
+  account has none of them, another metric stands in for the one Klaviyo requires, and the report
+  has every figure but conversions and revenue);
 - **fetch_reports** makes ONE ``query_campaign_values`` call per conversion metric for every
   campaign at once (email only, grouped by campaign, message and channel), following ``page_cursor`` only
   if Klaviyo pages the result; finished days come from, and go to, a SQLite cache (``cache.py``): a
@@ -51,7 +53,7 @@ from personas.kernel.context import PersonaContext
 from personas.kernel.privacy import describe_error
 
 from .cache import CachedReport, ReportCache, current
-from .figures import anomalies, merge_rows, totals
+from .figures import ENGAGEMENT_ONLY, anomalies, merge_rows, totals
 from .operations import OPERATIONS, REPORTING_TOOL
 from .outputs import no_activity_text, write_outputs
 from .settings import Settings
@@ -82,6 +84,7 @@ class ReportState(TypedDict, total=False):
     complete_day: bool
     metrics: list[str]
     metric_ids: dict[str, str]
+    engagement_metric: dict[str, str] | None
     statistics: list[str]
     extra_statistics: list[str]
     reports: dict[str, dict[str, Any]]
@@ -184,15 +187,30 @@ def prepare(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportState
         metric_ids[name] = str(matches[0]["id"])
         if len(matches) > 1:
             notes.append(f"{len(matches)} metrics are named {name!r}; the report uses {matches[0]['id']}.")
+    stand_in = None
+    if not metric_ids and found:  # deliveries, opens and clicks do not depend on the conversion metric
+        stand_in = _stand_in(found)
+        notes.append(f"None of the conversion metrics is in this account, so the report has no conversion or "
+                     f"revenue figures; its other figures come from one reporting call with {stand_in[0]!r} "
+                     "standing in for the conversion metric Klaviyo requires.")
     runtime.stream_writer({"phase": "prepare", "done": 2, "total": 2, "unit": "lookups"})
     return {
         "date": day.isoformat(), "timezone": tz, "account_id": str(account.get("id")),
         "currency": attrs.get("preferred_currency"), "complete_day": complete,
         "timeframe": {"start": start.isoformat(), "end": end.isoformat()},
         "metrics": list(settings.conversion_metrics), "metric_ids": metric_ids,
+        "engagement_metric": {"name": stand_in[0], "id": stand_in[1]} if stand_in else None,
         "statistics": settings.requested_statistics(), "extra_statistics": settings.extra_statistics(),
         "model": ctx.model.description, "notes": notes, "reporting_calls": 0,
     }
+
+
+def _stand_in(found: list[dict[str, Any]]) -> tuple[str, str]:
+    """(name, id) of the metric a report without conversion metrics asks with: Klaviyo requires a
+    ``conversion_metric_id``, and only the conversion figures depend on it (they are dropped)."""
+    named = {str((m.get("attributes") or {}).get("name")): str(m["id"]) for m in found}
+    name = next((n for n in ("Received Email", "Opened Email") if n in named), None) or min(named)
+    return name, named[name]
 
 
 def _older_copy(hit: CachedReport, metric_id: str, why: str) -> dict[str, Any]:
@@ -214,8 +232,12 @@ def fetch_reports(state: ReportState, runtime: Runtime[PersonaContext]) -> Repor
     reports: dict[str, dict[str, Any]] = {}
     calls = 0
     limit: dict[str, Any] = {"exhausted": False}
-    total = len(state["metric_ids"])
-    for done, (metric, metric_id) in enumerate(state["metric_ids"].items()):
+    asked = dict(state["metric_ids"])
+    stand_in = state.get("engagement_metric")
+    if stand_in:  # no conversion metric in the account: one call for the figures that do not need one
+        asked[ENGAGEMENT_ONLY] = stand_in["id"]
+    total = len(asked)
+    for done, (metric, metric_id) in enumerate(asked.items()):
         runtime.stream_writer({"phase": "fetch_reports", "done": done, "total": total, "unit": "metrics"})
         hit = _cached(cache, notes, "get", account, date, metric_id, tz, stats) if state["complete_day"] else None
         if hit is not None and current(hit.fetched_at, day_end, now, settle, recheck):

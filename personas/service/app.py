@@ -7,10 +7,13 @@
   with ``KLAVIYO_WEBHOOK_SECRET``, a 5-minute window). A missing, malformed, wrong or stale signature
   or timestamp is ``401`` with the reason and starts nothing; a correctly signed body that is not a
   delivery (not JSON, not Klaviyo's shape) is ``400`` with the reason. A delivery whose signature
-  was seen before (a replay, or Klaviyo retrying one we accepted) is ``200 {"duplicate": true}``
+  was taken before (a replay, or Klaviyo retrying one we accepted) is ``200 {"duplicate": true}``
   and starts nothing. Otherwise each event whose topic starts a persona (``schedule: on_event``) is
   recorded as a run, once per event id, and handed to the queue; the answer is ``202`` with the runs.
-  The work is only recorded and queued here, so the answer comes in milliseconds.
+  The work is only recorded and queued here, so the answer comes in milliseconds. A delivery is
+  remembered as taken only once its runs are recorded and queued: when the store or the queue fails
+  first, the answer is ``503`` (logged, counted as ``failed``), and the same delivery sent again
+  (Klaviyo's retry, or a proxy's resending the same bytes) is taken then, not dropped as a replay.
 - ``GET /healthz``: ``{"ok": true, "store": ..., "queue": ...}`` (503 when the store does not answer).
 - ``GET /metrics``: Prometheus text (``metrics.py``; 503 without prometheus-client); each delivery
   is counted by its result (``accepted``, ``duplicate``, ``rejected``, ``malformed``, ``too_large``).
@@ -25,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from klaviyo_toolkit.webhooks import DEFAULT_TOLERANCE, WebhookMalformed, WebhookRejected, verify_delivery
+from personas.kernel.privacy import describe_error
 
 from .metrics import CONTENT_TYPE
 from .queues import Queue
@@ -106,13 +110,23 @@ def build_app(
             service.metrics.deliveries.labels("rejected").inc()
             log.warning("webhook refused: %s", exc.reason)
             return JSONResponse({"error": exc.reason}, status_code=401)
-        accepted = await asyncio.to_thread(_record, service, delivery)
-        if accepted is None:
-            service.metrics.deliveries.labels("duplicate").inc()
-            return JSONResponse({"duplicate": True, "runs": []}, status_code=200)
-        for run_id, _new, queue_it in accepted:
-            if queue_it:
-                await queue.enqueue_async(run_id)
+        try:
+            if await asyncio.to_thread(service.store.delivery_seen, delivery.signature):
+                service.metrics.deliveries.labels("duplicate").inc()
+                return JSONResponse({"duplicate": True, "runs": []}, status_code=200)
+            accepted = await asyncio.to_thread(_record, service, delivery)
+            for run_id, _new, queue_it in accepted:
+                if queue_it:
+                    await queue.enqueue_async(run_id)
+            # remembered only now: a delivery that failed above is not a replay when it comes again
+            await asyncio.to_thread(service.store.first_delivery, delivery.signature)
+        except Exception as exc:  # the store or the queue is away: Klaviyo (or a proxy) must send it again
+            service.metrics.deliveries.labels("failed").inc()
+            reason = describe_error(exc, 300)
+            log.error("webhook delivery of %d event(s) not taken (%s); answered 503, so it is sent again",
+                      len(delivery.events), reason)
+            return JSONResponse({"error": f"the delivery could not be recorded or queued ({reason}); send it "
+                                          "again"}, status_code=503, headers={"Retry-After": "30"})
         service.metrics.deliveries.labels("accepted").inc()
         service.metrics.enqueue_seconds.observe(time.perf_counter() - started)
         return JSONResponse(
@@ -140,10 +154,9 @@ def build_app(
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def _record(service: Service, delivery: Any) -> list[tuple[str, bool, bool]] | None:
-    """Record the delivery's runs: (run id, new, to queue) each; None when the delivery was seen before."""
-    if not service.store.first_delivery(delivery.signature):
-        return None
+def _record(service: Service, delivery: Any) -> list[tuple[str, bool, bool]]:
+    """Record the delivery's runs (once per event id, so doing it again is harmless): (run id, new,
+    to queue) each."""
     out: list[tuple[str, bool, bool]] = []
     for item in delivery.events:
         for spec in service.triggered_by(item.topic):

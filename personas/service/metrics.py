@@ -10,7 +10,8 @@ text format with ``prometheus_client``:
   (:meth:`Metrics.count_runs`), whoever serves ``/metrics``;
 - ``personas_webhook_deliveries_total{result=...}``: ``accepted``, ``duplicate`` (a replay),
   ``rejected`` (401: a missing, wrong or stale signature or timestamp), ``malformed`` (400: signed
-  correctly, but the body is not a delivery), ``too_large`` (413: over the body cap, refused unread);
+  correctly, but the body is not a delivery), ``too_large`` (413: over the body cap, refused unread),
+  ``failed`` (503: verified, but its runs could not be recorded or queued; Klaviyo sends it again);
   ``personas_webhook_enqueue_seconds`` (request received -> run queued);
 - ``personas_runs_finished_total{status=...}`` and ``personas_run_seconds`` for runs this process ran;
 - ``personas_klaviyo_call_seconds{operation=...}`` (each HTTP attempt) and
@@ -39,7 +40,7 @@ log = logging.getLogger("personas.service")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: The ``result`` label of ``personas_webhook_deliveries_total`` (see the module docstring).
-DELIVERY_RESULTS = ("accepted", "duplicate", "rejected", "malformed", "too_large")
+DELIVERY_RESULTS = ("accepted", "duplicate", "rejected", "malformed", "too_large", "failed")
 
 
 class _Nothing:

@@ -512,8 +512,13 @@ class RunStore:
             (name, value, self.clock()),
         )
 
+    def delivery_seen(self, signature: str) -> bool:
+        """Whether a delivery with this signature was taken (its runs recorded and queued) before."""
+        return self._one("SELECT 1 FROM personas_deliveries WHERE signature = ?", (signature,)) is not None
+
     def first_delivery(self, signature: str) -> bool:
-        """Remember a delivery's signature; False when it was seen before (a replay)."""
+        """Remember a delivery's signature once its runs are recorded and queued; False when it was
+        remembered before (the same delivery taken twice at once)."""
         return bool(
             self._exec(
                 "INSERT INTO personas_deliveries (signature, received) VALUES (?, ?) "

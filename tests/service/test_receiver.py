@@ -206,3 +206,45 @@ def test_a_run_recorded_but_never_queued_is_queued_by_the_next_delivery_of_its_e
     retried = client.post("/webhooks/klaviyo", content=body, headers=headers(body, at=NOW + 1))
     assert retried.status_code == 202 and [r["new"] for r in retried.json()["runs"]] == [False]
     assert queue.ids == [stranded.id], "the retry hands the waiting run to the queue"
+
+
+class QueueAwayOnce(Recorder):
+    """The queue's database away for one delivery (a procrastinate connection refused), then back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.away = True
+
+    async def enqueue_async(self, run_id: str) -> None:
+        if self.away:
+            self.away = False
+            raise ConnectionError("connection refused: the queue's database is away")
+        self.enqueue(run_id)
+
+
+def test_a_delivery_that_could_not_be_queued_is_taken_when_it_comes_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The delivery's signature used to be remembered before its runs were queued: when the queue failed
+    (a 500), the same bytes sent again (Klaviyo's retry, a proxy's) were a "duplicate", and the run
+    stayed recorded as queued in no queue, never run, with nothing in the log or the metrics."""
+    service = Service.open(Config(home=tmp_path / "home", webhook_secret=SECRET))
+    queue = QueueAwayOnce()
+    client = TestClient(build_app(service, queue, clock=lambda: NOW + 3), raise_server_exceptions=False)
+    body = delivery("01AWAY")
+    sent = headers(body)
+    with caplog.at_level("ERROR", logger="personas.service"):
+        first = client.post("/webhooks/klaviyo", content=body, headers=sent)
+    assert first.status_code == 503 and "send it again" in first.json()["error"]
+    assert "not taken (ConnectionError" in caplog.text
+    again = client.post("/webhooks/klaviyo", content=body, headers=sent)
+    assert again.status_code == 202, again.text
+    [run] = service.store.runs()
+    assert queue.ids == [run.id] and run.status == "queued", "the run is in the queue: it will run"
+    replay = client.post("/webhooks/klaviyo", content=body, headers=sent)
+    assert replay.status_code == 200 and replay.json()["duplicate"] is True, "once taken, it is a replay"
+    assert queue.ids == [run.id] and len(service.store.runs()) == 1
+    scraped = client.get("/metrics").text
+    assert 'personas_webhook_deliveries_total{result="failed"} 1.0' in scraped
+    assert 'personas_webhook_deliveries_total{result="accepted"} 1.0' in scraped
+    service.close()
