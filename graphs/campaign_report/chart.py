@@ -73,7 +73,7 @@ def write_chart(path: Path, state: Mapping[str, Any], thresholds: Thresholds, li
     """Draw the chart for ``state`` (rows, totals, anomalies) into ``path`` (PNG)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FixedLocator, MaxNLocator
 
     rows: list[Row] = list(state.get("campaigns") or [])
     date, currency = state.get("date"), state.get("currency")
@@ -119,7 +119,9 @@ def write_chart(path: Path, state: Mapping[str, Any], thresholds: Thresholds, li
         ax.set_title(title, fontsize=10)
         digits = 1 if top * 1.75 < 0.1 else 0  # small rates get a decimal, so ticks never repeat
         ax.xaxis.set_major_formatter(lambda x, _pos, d=digits: f"{x * 100:.{d}f}%")
-        ax.xaxis.set_major_locator(MaxNLocator(5))
+        # the axis runs past the largest bar to leave room for its label; its ticks stop at 100%
+        ax.xaxis.set_major_locator(FixedLocator([t for t in MaxNLocator(5).tick_values(0, min(top * 1.75, 1.0))
+                                                 if 0 <= t <= 1.0]))
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(axis="x", alpha=0.25)
         ax.set_ylim(-0.6, len(shown) - 0.2)
@@ -128,7 +130,8 @@ def write_chart(path: Path, state: Mapping[str, Any], thresholds: Thresholds, li
     totals = state.get("totals") or {}
     more = f"; the {len(shown)} largest of {len(rows)} campaigns shown" if len(rows) > len(shown) else ""
     story = (f"{fmt_count(totals.get('recipients'))} recipients · open {fmt_rate(totals.get('open_rate'))} · "
-             f"click {fmt_rate(totals.get('click_rate'))} · {fmt_count(totals.get('conversions'))} conversions "
+             f"click {fmt_rate(totals.get('click_rate'))} · {fmt_count(totals.get('conversions'))} "
+             f"conversion{'' if totals.get('conversions') == 1 else 's'} "
              f"worth {fmt_money(totals.get('revenue'), currency)}")
     found = len(state.get("anomalies") or [])
     marks = f" · {found} anomal{'y' if found == 1 else 'ies'} in red ⚠" if found else " · no anomalies"

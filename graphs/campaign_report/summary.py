@@ -167,7 +167,8 @@ def template_summary(state: Mapping[str, Any], figures: Sequence[Figure], keys: 
             f"[{ids['open rate']}] and a click rate of {fmt_rate(totals['click_rate'])} [{ids['click rate']}]."]
     per = (totals.get("by_metric") or {}).get(metrics[0]) if metrics else None
     if per is not None:
-        text.append(f"{metrics[0]}: {fmt_count(per['conversions'])} conversions worth "
+        plural = "" if per["conversions"] == 1 else "s"
+        text.append(f"{metrics[0]}: {fmt_count(per['conversions'])} conversion{plural} worth "
                     f"{fmt_money(per['revenue'], currency)} [{ids[f'conversions ({metrics[0]})']}, "
                     f"{ids[f'revenue ({metrics[0]})']}].")
     opened = [r for r in rows if r.get("open_rate") is not None and r.get("delivered")]
