@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from .settings import Thresholds
 
 __all__ = ["COUNTS", "ENGAGEMENT_ONLY", "RATES", "activity_text", "anomalies", "fmt_count", "fmt_money", "fmt_rate",
-           "merge_rows", "rate_count", "split_totals", "totals"]
+           "merge_rows", "money_digits", "rate_count", "split_totals", "totals"]
 
 #: Counted figures of a row (summed in totals), then rates (Klaviyo's, fractions of one).
 COUNTS = ("recipients", "delivered", "opens_unique", "clicks_unique", "conversions", "conversion_uniques",
@@ -278,11 +278,23 @@ def fmt_count(value: float | int | None) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
 
 
+#: ISO 4217 currencies whose minor unit is not a hundredth: none (yen, won) or a thousandth (dinars).
+_MINOR_DIGITS = {**dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI",
+                                  "VND", "VUV", "XAF", "XOF", "XPF"), 0),
+                 **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3)}
+
+
+def money_digits(currency: str | None) -> int:
+    """Decimal places of ``currency``'s minor unit (ISO 4217): 0 for JPY, 3 for KWD, else 2."""
+    return _MINOR_DIGITS.get((currency or "").upper(), 2)
+
+
 def fmt_money(value: float | int | None, currency: str | None) -> str:
     if value is None:
         return "n/a"
+    digits = money_digits(currency)
     symbol = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": "A$"}.get(currency or "")
-    return f"{symbol}{value:,.2f}" if symbol else f"{value:,.2f} {currency or ''}".strip()
+    return f"{symbol}{value:,.{digits}f}" if symbol else f"{value:,.{digits}f} {currency or ''}".strip()
 
 
 #: Counts named in :func:`activity_text`, in order: (key, singular, plural).

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from personas.kernel.privacy import private_file, write_private_text
 
 from .chart import write_chart
-from .figures import COUNTS, RATES, activity_text, fmt_count, fmt_money, fmt_rate, split_totals
+from .figures import COUNTS, RATES, activity_text, fmt_count, fmt_money, fmt_rate, money_digits, split_totals
 from .settings import Thresholds
 
 __all__ = ["WRITTEN_BY", "TotalLine", "csv_columns", "earlier_note", "markdown_report", "no_activity_text",
@@ -51,8 +51,12 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def write_csv(path: Path, rows: Sequence[Row], metrics: Sequence[str], extra: Sequence[str]) -> None:
+def write_csv(path: Path, rows: Sequence[Row], metrics: Sequence[str], extra: Sequence[str],
+              currency: str | None = None) -> None:
+    """The rows, one per campaign; revenue rounded to ``currency``'s minor unit (sums of floats leave
+    tails such as 12347678.904000001)."""
     columns = csv_columns(metrics, extra)
+    digits = money_digits(currency)
     # utf-8-sig: Excel reads a CSV without a byte-order mark as the local code page (Café -> CafÃ©)
     with private_file(path).open("w", newline="", encoding="utf-8-sig") as handle:
         writer = csv.writer(handle)
@@ -64,6 +68,9 @@ def write_csv(path: Path, rows: Sequence[Row], metrics: Sequence[str], extra: Se
                 for key in ("conversions", "conversion_uniques", "revenue", "conversion_rate"):
                     values[f"{key}:{metric}"] = per.get(key)
             values.update({k: v for k, v in (row.get("extra") or {}).items() if k in extra})
+            for key in ("revenue", *(f"revenue:{m}" for m in metrics[1:])):
+                if isinstance(values.get(key), float):
+                    values[key] = round(values[key], digits)
             writer.writerow([_cell(values.get(c)) for c in columns])
 
 
@@ -232,7 +239,7 @@ def write_outputs(
     paths = {"markdown": folder / f"campaign-report-{date}.md", "csv": folder / f"campaign-report-{date}.csv",
              "png": folder / f"campaign-report-{date}.png"}
     rows = state.get("campaigns") or []
-    write_csv(paths["csv"], rows, metrics, state.get("extra_statistics") or [])
+    write_csv(paths["csv"], rows, metrics, state.get("extra_statistics") or [], state.get("currency"))
     write_chart(paths["png"], state, thresholds, chart_campaigns)
     write_private_text(paths["markdown"], markdown_report(state))
     for path in paths.values():

@@ -23,7 +23,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from rich.console import Console
 
 from graphs.campaign_report import CORE_STATISTICS, ReportInputError, Settings, Thresholds, cache_path
-from graphs.campaign_report.figures import anomalies, merge_rows, totals
+from graphs.campaign_report.figures import anomalies, fmt_money, merge_rows, totals
 from graphs.campaign_report.graph import EMAIL_ONLY, GROUP_BY
 from graphs.campaign_report.outputs import write_csv
 from graphs.campaign_report.view import terminal_view
@@ -341,6 +341,19 @@ def test_csv_cells_cannot_start_a_formula(tmp_path: Path) -> None:
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert rows[0]["name"] == "'=HYPERLINK(\"x\")"
+
+
+def test_money_is_shown_and_written_in_its_currency_s_minor_unit(tmp_path: Path) -> None:
+    assert fmt_money(1234.6, "JPY") == "1,235 JPY"  # no sen
+    assert fmt_money(12.5, "KWD") == "12.500 KWD"  # fils: thousandths
+    assert fmt_money(1015.2, "USD") == "$1,015.20"
+    path = tmp_path / "r.csv"
+    summed = 1999.999 + 0.005 + 12345678.9  # 12347678.904000001 as a float
+    write_csv(path, [{"campaign_id": "A", "revenue": summed}, {"campaign_id": "B", "revenue": 10}],
+              ["Placed Order"], [], "EUR")
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["revenue"] for r in rows] == ["12347678.9", "10"]
 
 
 @pytest.mark.parametrize("planted", [
