@@ -16,7 +16,8 @@
   (Klaviyo's retry, or a proxy's resending the same bytes) is taken then, not dropped as a replay.
 - ``GET /healthz``: ``{"ok": true, "store": ..., "queue": ...}`` (503 when the store does not answer).
 - ``GET /metrics``: Prometheus text (``metrics.py``; 503 without prometheus-client); each delivery
-  is counted by its result (``accepted``, ``duplicate``, ``rejected``, ``malformed``, ``too_large``).
+  is counted by its result (``accepted``, ``ignored``, ``duplicate``, ``rejected``, ``malformed``,
+  ``too_large``, ``failed``).
 """
 
 from __future__ import annotations
@@ -127,6 +128,13 @@ def build_app(
                       len(delivery.events), reason)
             return JSONResponse({"error": f"the delivery could not be recorded or queued ({reason}); send it "
                                           "again"}, status_code=503, headers={"Retry-After": "30"})
+        if not accepted:  # no event in it starts a persona (another topic): taken, and said so
+            service.metrics.deliveries.labels("ignored").inc()
+            topics = sorted({item.topic for item in delivery.events})
+            log.info("webhook delivery of %d event(s) starts no persona (topics: %s)", len(delivery.events),
+                     ", ".join(topics) or "none")
+            why = f"no persona starts on {', '.join(topics)}" if topics else "the delivery holds no event"
+            return JSONResponse({"runs": [], "ignored": why}, status_code=202)
         service.metrics.deliveries.labels("accepted").inc()
         service.metrics.enqueue_seconds.observe(time.perf_counter() - started)
         return JSONResponse(

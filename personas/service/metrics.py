@@ -8,7 +8,8 @@ text format with ``prometheus_client``:
 - ``personas_store_up``: 1 when the store answered for the two above, 0 when it did not (they are
   then left out rather than shown stale); all three are read from the store at each scrape
   (:meth:`Metrics.count_runs`), whoever serves ``/metrics``;
-- ``personas_webhook_deliveries_total{result=...}``: ``accepted``, ``duplicate`` (a replay),
+- ``personas_webhook_deliveries_total{result=...}``: ``accepted``, ``ignored`` (verified, but no event
+  in it starts a persona: another topic), ``duplicate`` (a replay),
   ``rejected`` (401: a missing, wrong or stale signature or timestamp), ``malformed`` (400: signed
   correctly, but the body is not a delivery), ``too_large`` (413: over the body cap, refused unread),
   ``failed`` (503: verified, but its runs could not be recorded or queued; Klaviyo sends it again);
@@ -40,7 +41,7 @@ log = logging.getLogger("personas.service")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: The ``result`` label of ``personas_webhook_deliveries_total`` (see the module docstring).
-DELIVERY_RESULTS = ("accepted", "duplicate", "rejected", "malformed", "too_large", "failed")
+DELIVERY_RESULTS = ("accepted", "ignored", "duplicate", "rejected", "malformed", "too_large", "failed")
 
 
 class _Nothing:

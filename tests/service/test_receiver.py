@@ -4,6 +4,7 @@ and metrics. Deliveries are signed here the way the sandbox signs them (``klaviy
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -120,11 +121,19 @@ def test_a_replayed_delivery_starts_nothing_new(receiver: Any) -> None:
     assert len(queue.ids) == 1 and len(service.store.runs()) == 1
 
 
-def test_topics_that_start_no_persona_are_accepted_and_ignored(receiver: Any) -> None:
+def test_topics_that_start_no_persona_are_taken_counted_and_logged_as_ignored(
+    receiver: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     _service, queue, client = receiver
     body = delivery(topic="event:klaviyo.opened_email")
-    answer = client.post("/webhooks/klaviyo", content=body, headers=headers(body))
+    with caplog.at_level(logging.INFO, logger="personas.service"):
+        answer = client.post("/webhooks/klaviyo", content=body, headers=headers(body))
     assert answer.status_code == 202 and answer.json()["runs"] == [] and queue.ids == []
+    assert answer.json()["ignored"] == "no persona starts on event:klaviyo.opened_email"
+    assert "starts no persona (topics: event:klaviyo.opened_email)" in caplog.text
+    text = client.get("/metrics").text
+    assert 'personas_webhook_deliveries_total{result="ignored"} 1.0' in text
+    assert 'personas_webhook_deliveries_total{result="accepted"} 0.0' in text
 
 
 def test_without_a_secret_every_delivery_is_refused(tmp_path: Path) -> None:
