@@ -49,6 +49,7 @@ from ._payload_limits import INGESTION_PATHS, size_problems
 from .catalog import Operation
 from .errors import InvalidArgumentError
 from .filters import check_filter
+from .redact import clip
 from .validation import email_problem, phone_problem
 
 Json = dict[str, Any]
@@ -517,7 +518,7 @@ def prepare(op: Operation, values: Mapping[str, Any]) -> PreparedRequest:
 def unsendable(values: Mapping[str, Any], exc: BaseException) -> tuple[str, str]:
     """(field, fix) for a value that could not be turned into a request: the first argument that
     does not encode as JSON text on its own, or ``(arguments)`` when none can be singled out."""
-    reason = f"cannot be sent ({type(exc).__name__}: {str(exc)[:200]})"
+    reason = f"cannot be sent ({type(exc).__name__}: {clip(str(exc), 200)})"
     for name, value in values.items():
         try:
             json.dumps(_dump(value), allow_nan=False, ensure_ascii=False, default=str).encode("utf-8")

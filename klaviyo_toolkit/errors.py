@@ -365,7 +365,7 @@ def api_error_from_response(
     carry the API key into a message, a log line or what the model reads. ``now`` (epoch seconds,
     the client's clock) dates a ``Retry-After`` given as an HTTP date.
     """
-    from .redact import redact, redact_text
+    from .redact import clip, redact
 
     errors: list[Mapping[str, Any]] = []
     if isinstance(body, dict) and isinstance(body.get("errors"), list):
@@ -376,12 +376,12 @@ def api_error_from_response(
     title = _text(first.get("title"))
     detail = _text(first.get("detail"))
     if not errors and isinstance(body, str) and body.strip():
-        detail = redact_text(" ".join(body.split())[:300])
+        detail = clip(" ".join(body.split()), 300)
     elif not errors and body and (isinstance(body, list) or (isinstance(body, dict) and "errors" not in body)):
         # JSON that is not Klaviyo's error document (a gateway's {"message": ...}): its text is the detail
         import json
 
-        detail = redact_text(" ".join(json.dumps(redact(body), ensure_ascii=False, default=str).split())[:300])
+        detail = clip(" ".join(json.dumps(redact(body), ensure_ascii=False, default=str).split()), 300)
     return cls(
         status,
         code=_text(first.get("code")),

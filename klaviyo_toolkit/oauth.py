@@ -297,7 +297,7 @@ class OAuthClient:
             try:
                 body = response.json()
             except ValueError:
-                body = response.text[:300]
+                body = response.text  # cut for a message only once redacted (api_error_from_response)
         if response.status_code >= 400:
             if isinstance(body, dict) and "error" in body:  # RFC 6749 error -> the JSON:API shape we map
                 body = {"errors": [{"code": str(body["error"]), "title": str(body["error"]),

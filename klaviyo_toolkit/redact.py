@@ -15,6 +15,10 @@ Audit rows, error messages, checkpoints, reports, terminal output and cassettes 
 
 :func:`redact_bytes` masks registered secrets in bytes without changing their length, so it can
 clean a serialized checkpoint (msgpack keeps string lengths) without breaking it.
+
+A secret is found only whole: cut in two, neither part looks like a key nor is a registered secret.
+So text is redacted *before* it is cut (:func:`clip`), and text that arrives in pieces (a model's
+streamed answer) is redacted as a whole as it grows (:class:`StreamRedactor`), never piece by piece.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ __all__ = [
     "SAID_PASSWORD",
     "SECRET_PAIR",
     "URL_PASSWORD",
+    "StreamRedactor",
+    "clip",
     "has_key_shape",
     "is_secret_key",
     "mask_registered",
@@ -338,6 +344,55 @@ def redact_text(text: str) -> str:
     if pattern is not None:
         text = pattern.sub(lambda m: _mask(m.group(0)), text)
     return _patterns(text)
+
+
+def clip(text: str, limit: int, *, more: str = "…") -> str:
+    """``text`` redacted, then cut to ``limit`` characters (``more`` marks the cut): in that order,
+    since a key cut first leaves a part too short to look like one (``pk_`` + 12) that is no
+    registered secret either."""
+    text = redact_text(text)
+    return text if len(text) <= limit else text[: max(limit - len(more), 0)] + more
+
+
+class StreamRedactor:
+    """Text that arrives in pieces (a model's streamed answer), redacted as a whole as it grows.
+
+    :meth:`feed` returns what may be shown now: the text redacted up to its last whitespace, the
+    word still arriving held back (a key split over two pieces is caught whole), and the whole line
+    held while it holds a word that names a secret (``the password is "two words"``); :meth:`end`
+    returns the rest. What is returned never repeats what was shown.
+
+    Example::
+
+        stream = StreamRedactor()
+        for piece in ("key pk_ab", "cdefghijklmnopqrstuvwxyz0 ok"):
+            out.write(stream.feed(piece))
+        out.write(stream.end())  # 'key pk_abc…xyz0 ok'
+    """
+
+    def __init__(self) -> None:
+        self._raw = ""
+        self._shown = ""
+
+    def feed(self, piece: str) -> str:
+        """What of the text so far (``piece`` added) may be shown now, redacted, not shown before."""
+        self._raw += piece
+        line = self._raw.rfind("\n") + 1
+        if any(hint in _fold(self._raw[line:]) for hint in _PATTERN_HINTS):
+            return self._release(self._raw[:line])
+        cut = max(self._raw.rfind(c) for c in " \t\r\n") + 1
+        return self._release(self._raw[:cut])
+
+    def end(self) -> str:
+        """The rest of the text, redacted as a whole."""
+        return self._release(self._raw)
+
+    def _release(self, text: str) -> str:
+        # Only redacted text is ever returned. Should a longer text mask part of what was shown (a
+        # pattern reaching back over whitespace), what follows is shown from the same offset.
+        redacted = redact_text(text)
+        new, self._shown = redacted[len(self._shown) :], redacted
+        return new
 
 
 def redact_bytes(data: bytes) -> bytes:

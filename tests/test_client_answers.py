@@ -98,6 +98,23 @@ def test_an_error_page_that_echoes_the_key_never_carries_it_into_the_message_or_
     assert KEY not in str(message.content) and "HTTP 400" in str(message.content)
 
 
+@pytest.mark.parametrize("lead", [250, 262, 270, 285])
+def test_an_error_page_cut_short_keeps_no_part_of_the_key(lead: int) -> None:
+    # The page is shortened for the message; cut inside the key, its first part (pk_ and a dozen
+    # characters) looks like no key and is no registered secret, unless the page is redacted first.
+    long_key = "pk_u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8dKLzd"
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        page = "x" * lead + " " + request.headers["authorization"].split()[-1] + " end of page"
+        return httpx.Response(400, headers={"content-type": "text/plain"}, text=page)
+
+    client = KlaviyoClient(api_key=long_key, transport=Scripted(echo).transport(), clock=ManualClock())
+    with pytest.raises(BadRequestError) as caught:
+        client.call("get_lists")
+    text = str(caught.value) + repr(caught.value)
+    assert not [long_key[i : i + 8] for i in range(len(long_key) - 7) if long_key[i : i + 8] in text], text
+
+
 def test_a_key_of_any_shape_is_masked_in_errors_once_a_client_holds_it() -> None:
     odd = "hello-there-this-is-my-key"
 

@@ -50,6 +50,7 @@ from klaviyo_toolkit.errors import (
     NotFoundError,
 )
 from klaviyo_toolkit.filters import quoted
+from klaviyo_toolkit.redact import clip
 from klaviyo_toolkit.tools import Stopped
 from personas.kernel.context import PersonaContext
 from personas.kernel.governance import fence
@@ -257,7 +258,7 @@ def _ask_model(state: LeadState, ctx: PersonaContext, settings: Settings) -> dic
         return {"error": "the model did not call choose_sequence"}
     args = calls[0].get("args") or {}
     if not isinstance(args.get("sequence"), str):
-        return {"error": f"the model's answer has no sequence: {json.dumps(args)[:200]}"}
+        return {"error": f"the model's answer has no sequence: {clip(json.dumps(args), 200)}"}
     return {"sequence": _canonical(args["sequence"], settings), "reason": str(args.get("reason") or "")}
 
 

@@ -18,6 +18,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ..redact import redact_text
+
 __all__ = ["compact_document"]
 
 Json = dict[str, Any]
@@ -108,7 +110,7 @@ def _dumps(value: Any) -> str:
 def _trim_strings(value: Any, limit: int) -> tuple[Any, int]:
     """Cut long strings (HTML bodies, templates) to ``limit`` chars; returns (value, chars cut)."""
     if isinstance(value, str) and len(value) > limit:
-        return value[:limit] + "…", len(value) - limit
+        return redact_text(value)[:limit] + "…", len(value) - limit  # redacted before the cut: no part of a key
     if isinstance(value, dict):
         cut = 0
         out = {}

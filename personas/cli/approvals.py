@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from klaviyo_toolkit.redact import redact
+from klaviyo_toolkit.redact import clip, redact
 
 from .common import visible
 
@@ -45,11 +45,12 @@ def approval_lines(item: dict[str, Any], folder: Path) -> list[str]:
     lines.append(f"the request is {len(whole):,} characters; in short:")
     for key, value in (item.get("args") or {}).items():
         if isinstance(value, list):
-            sample = ", ".join(json.dumps(v, ensure_ascii=False)[:60] for v in value[:3])
+            sample = ", ".join(clip(json.dumps(v, ensure_ascii=False), 60, more="") for v in value[:3])
             lines.append(f"  {key}: {len(value):,} items, e.g. {sample}")
         else:
             text = json.dumps(value, ensure_ascii=False)
-            lines.append(f"  {key}: {text if len(text) <= 200 else text[:200] + f'… ({len(text):,} characters)'}")
+            shown = text if len(text) <= 200 else clip(text, 200, more="") + f"… ({len(text):,} characters)"
+            lines.append(f"  {key}: {shown}")
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     name = str(item.get("fingerprint") or "request").replace(":", "-") + ".json"
     path = folder / name

@@ -24,7 +24,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, Too
 from rich.markup import escape
 
 from graphs.chat import bound_tools
-from klaviyo_toolkit.redact import redact
+from klaviyo_toolkit.redact import StreamRedactor, clip, redact
 from personas.kernel.config import Config
 from personas.kernel.models import resolve_model
 from personas.kernel.privacy import private_file
@@ -359,15 +359,16 @@ class Repl:
             self._turn.stop()  # nothing more runs once the turn is left (Ctrl-C, an error)
 
     def _render(self, chunks: Any, out: Any) -> None:
-        streaming = False
+        streaming: StreamRedactor | None = None  # the answer as it streams, redacted whole (a key may span chunks)
         for mode, chunk in chunks:
             if mode == "messages":
                 message, meta = chunk
                 if isinstance(message, AIMessageChunk) and meta.get("langgraph_node") == "agent" and message.content:
-                    if not streaming:
+                    if streaming is None:
                         out.write("\n" + self.spec.name + "> ")
-                        streaming = True
-                    out.write(visible(message.content if isinstance(message.content, str) else str(message.content)))
+                        streaming = StreamRedactor()
+                    piece = message.content if isinstance(message.content, str) else str(message.content)
+                    out.write(visible(streaming.feed(piece)))
                     out.flush()
                 continue
             for node, update in (chunk or {}).items():
@@ -375,9 +376,9 @@ class Repl:
                     continue
                 for msg in update.get("messages", []) or []:
                     if node == "agent" and isinstance(msg, AIMessage):
-                        if streaming:
-                            out.write("\n")
-                            streaming = False
+                        if streaming is not None:
+                            out.write(visible(streaming.end()) + "\n")
+                            streaming = None
                         elif msg.content and not msg.tool_calls:
                             self.console.print(f"\n{self.spec.name}> {shown(str(msg.content))}")
                         for call in msg.tool_calls:
@@ -389,8 +390,8 @@ class Repl:
                     elif isinstance(msg, ToolMessage):
                         name = shown(str(msg.name), lines=False)
                         self.console.print(f"  [green]← {name}[/green] {shown(_compact(msg))}")
-        if streaming:
-            out.write("\n")
+        if streaming is not None:
+            out.write(visible(streaming.end()) + "\n")
         out.flush()
 
     def _approve(self, item: Any) -> dict[str, Any]:
@@ -530,7 +531,7 @@ class Repl:
                     else (msg.content if isinstance(msg.content, str) else str(msg.content))
                 )
                 calls = ", ".join(tc["name"] for tc in getattr(msg, "tool_calls", []) or [])
-                c.print(shown(f"{who}: {text[:300]}".rstrip() + (f" [calls: {calls}]" if calls else "")))
+                c.print(shown(f"{who}: {clip(text, 300, more='')}".rstrip() + (f" [calls: {calls}]" if calls else "")))
             if not messages:
                 c.print("no messages yet")
         elif name == "/audit":
@@ -574,4 +575,4 @@ def _compact(msg: ToolMessage) -> str:
     text = msg.content if isinstance(msg.content, str) else str(msg.content)
     text = text.replace('<untrusted-data source="klaviyo:' + str(msg.name) + '">', "").replace("</untrusted-data>", "")
     text = " ".join(text.split())
-    return text[:240] + ("…" if len(text) > 240 else "")
+    return clip(text, 241)

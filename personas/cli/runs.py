@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from klaviyo_toolkit.redact import clip
+
 from .common import config, visible
 
 app = typer.Typer(help="Runs started by webhooks, polling and schedules.", invoke_without_command=True)
@@ -93,12 +95,12 @@ def runs_cmd(
 def _note(run: Any, gone: str | None) -> str:
     """The line under a run: its error and how to retry it, its outcome, or who will run it."""
     if run.status == "failed" and run.refused:  # no retry could run it: no hint to try one
-        return f"refused: {run.refused[:200]}; correct the event where it is sent to Klaviyo (no retry can run it)"
+        return f"refused: {clip(run.refused, 200)}; correct the event where it is sent to Klaviyo (no retry can run it)"
     if run.status == "failed":
-        return f"{(run.error or 'failed')[:200]}; retry with `personas runs retry {run.id}`"
+        return f"{clip(run.error or 'failed', 200)}; retry with `personas runs retry {run.id}`"
     if run.status == "queued" and gone:
         return f"{gone}; the next `personas serve` (or one running now, within a minute) runs it"
-    return (run.error or run.outcome or "")[:200]
+    return clip(run.error or run.outcome or "", 200)
 
 
 def _stalled(age: float | None, stalled_after: float) -> str:

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
-from klaviyo_toolkit.redact import is_secret_key, redact_text
+from klaviyo_toolkit.redact import clip, is_secret_key, redact_text
 
 __all__ = [
     "FORMAT",
@@ -539,7 +539,7 @@ class Cassette:
 
         lines = difflib.unified_diff(shown(expected, self.schemas), shown(request, schemas), "cassette",
                                      "this run", lineterm="", n=1)
-        return "\n".join(lines)[:3000]
+        return clip("\n".join(lines), 3000, more="")
 
     def record(self, request: dict[str, Any], response: dict[str, Any], evidence: Mapping[str, Any] | None = None,
                schemas: Mapping[str, Any] | None = None) -> None:

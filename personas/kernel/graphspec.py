@@ -30,7 +30,9 @@ __all__ = ["GraphSpec"]
 def _default_render(state: Mapping[str, Any]) -> str:
     import json
 
-    return json.dumps({k: v for k, v in state.items() if k != "messages"}, indent=1, default=str)[:4000]
+    from klaviyo_toolkit.redact import clip
+
+    return clip(json.dumps({k: v for k, v in state.items() if k != "messages"}, indent=1, default=str), 4000)
 
 
 #: pydantic's complaints about a value's type, in the words of the JSON a person typed (with the fix).

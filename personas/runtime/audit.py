@@ -3,12 +3,15 @@
 Apart from :mod:`personas.runtime.context`, so that reading the log (``personas audit``) opens it
 without importing what running a persona needs (LangChain, LangGraph): the context re-exports both.
 A run gets :func:`audit_log`, which refuses (before any call is made) a log that does not hold its
-anchored head; reading gets :func:`read_audit_log`, which writes nothing, so a log in a folder this
-user may not write can still be shown, exported and verified.
+anchored head, and says in a warning when the log's chain does not verify (a row edited, deleted or
+swapped below the head: appending cannot hide that, so the run goes on, but not unawares); reading
+gets :func:`read_audit_log`, which writes nothing, so a log in a folder this user may not write can
+still be shown, exported and verified.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from klaviyo_toolkit.audit import AuditLog
@@ -19,6 +22,9 @@ __all__ = ["audit_anchor", "audit_log", "read_audit_log", "writable_audit_log"]
 
 _AUDIT_LOGS: dict[str, AuditLog] = {}
 _AUDIT_LOGS_LOCK = threading.Lock()
+#: Logs whose chain this process has verified (once each: a worker's runs share the check).
+_VERIFIED: set[str] = set()
+log = logging.getLogger(__name__)
 
 
 def audit_anchor(config: Config) -> VaultAnchor:
@@ -38,9 +44,28 @@ def audit_log(config: Config) -> AuditLog:
         AuditHeadError: the log does not hold its anchored head (rows cut, an older copy put back,
             the head record damaged): checked on every call, so a run stops before it acts unrecorded.
     """
-    log = writable_audit_log(config)
-    log.check_appendable()
-    return log
+    audit = writable_audit_log(config)
+    audit.check_appendable()
+    _warn_if_broken(audit, config.database_url or str(config.path("audit.sqlite")))
+    return audit
+
+
+def _warn_if_broken(audit: AuditLog, key: str) -> None:
+    """Verify the whole chain the first time this process appends to the log; a break is said in a
+    warning that names the log, the row and what is wrong (the run goes on: its rows cannot hide it)."""
+    with _AUDIT_LOGS_LOCK:
+        if key in _VERIFIED:
+            return
+        _VERIFIED.add(key)
+    report = audit.verify()
+    if not report.ok:
+        where = f"row {report.broken_at}: " if report.broken_at else ""
+        log.warning(
+            "warning: the audit log %s does not verify: %s%s. It was changed outside personas; this run's "
+            "calls are recorded after it and the break stays where it is. See it with `personas audit verify`, "
+            "and restore the log from a backup if the change was not yours",
+            audit._where, where, report.reason,
+        )
 
 
 def writable_audit_log(config: Config) -> AuditLog:

@@ -21,6 +21,8 @@ import threading
 from collections import deque
 from typing import Any, Protocol
 
+from klaviyo_toolkit.redact import clip
+
 from .service import Service
 
 __all__ = ["LocalQueue", "ProcrastinateQueue", "Queue"]
@@ -84,7 +86,7 @@ class LocalQueue:
                 self.service.execute(run_id)
             except Exception as exc:  # not the run's own failure (that is recorded): the store, say
                 log.warning("run %s could not be run here (%s: %s); it stays in the store for the next start",
-                            run_id, type(exc).__name__, str(exc)[:200])
+                            run_id, type(exc).__name__, clip(str(exc), 200))
             finally:
                 with self._cond:
                     self._running.discard(run_id)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphs import graph_spec
+from klaviyo_toolkit.redact import clip
 from klaviyo_toolkit.webhooks import topic_for, unkept_text
 from personas.kernel.config import Config
 from personas.kernel.context import PersonaContext
@@ -194,7 +195,7 @@ class Service:
             kept = self.store.finish(
                 run.id,
                 status,
-                outcome=str(outcome)[:500] if outcome else None,
+                outcome=clip(str(outcome), 500) if outcome else None,
                 error="the run stopped before its end" if status == "failed" else None,
             )
         except Exception as exc:  # the run's own failure: recorded, retryable from its checkpoint
@@ -205,7 +206,7 @@ class Service:
             return finished
         if finished.status == "failed":  # one line in the serve/worker log; the error is redacted already
             log.warning("run %s of %s failed: %s; `personas runs retry %s` continues it from its last checkpoint",
-                        run.id, run.persona, " ".join((finished.error or "").split())[:300], run.id)
+                        run.id, run.persona, clip(" ".join((finished.error or "").split()), 300), run.id)
         self.metrics.finished.labels(finished.status).inc()
         self.metrics.run_seconds.observe(time.monotonic() - started)
         return finished

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from klaviyo_toolkit.errors import RateLimitError, ServerError, TransportError
+from klaviyo_toolkit.redact import clip
 from personas.kernel.config import Config
 from personas.kernel.errors import UsageProblem
 from personas.kernel.privacy import describe_error
@@ -96,7 +97,7 @@ def local_tick(service: Service, queue: LocalQueue, now: float, *, catch_up: str
         try:
             part()
         except Exception as exc:  # Klaviyo unreachable for the time zone, the store busy: next minute
-            log.warning("minute tick: %s skipped this time (%s: %s)", name, type(exc).__name__, str(exc)[:200])
+            log.warning("minute tick: %s skipped this time (%s: %s)", name, type(exc).__name__, clip(str(exc), 200))
 
 
 def minute_timer(

@@ -1,0 +1,56 @@
+"""A run on an audit log whose chain no longer verifies says so: a row edited, deleted or swapped
+below the anchored head does not stop the log taking rows (an append cannot hide it: the break stays
+where it is), but nobody should run on such a log without knowing. The log is a real SQLite file
+made by a real run, changed as someone with the file would change it."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import PERSONAS, ROOT, child_env
+
+
+def personas(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(PERSONAS), *args], cwd=ROOT, env=child_env(home), capture_output=True, text=True,
+                          timeout=300)
+
+
+def _edit(db: sqlite3.Connection) -> None:
+    db.execute("""UPDATE audit_log SET arguments = '{"forged": true}' WHERE id = 2""")
+
+
+def _delete(db: sqlite3.Connection) -> None:
+    db.execute("DELETE FROM audit_log WHERE id = 2")
+
+
+def _swap(db: sqlite3.Connection) -> None:
+    db.execute("UPDATE audit_log SET id = -1 WHERE id = 2")
+    db.execute("UPDATE audit_log SET id = 2 WHERE id = 3")
+    db.execute("UPDATE audit_log SET id = 3 WHERE id = -1")
+
+
+@pytest.mark.parametrize("change", [_edit, _delete, _swap], ids=["edited", "deleted", "swapped"])
+def test_a_run_on_a_log_that_does_not_verify_says_which_row_is_wrong(
+    tmp_path: Path, change: Callable[[sqlite3.Connection], None]
+) -> None:
+    home = tmp_path / "home"
+    first = personas(home, "run", "campaign-reporter", "--sandbox", "--input", "{}")
+    assert first.returncode == 0, first.stderr
+    assert "audit log" not in first.stderr, "an intact log runs without a word about it"
+    with sqlite3.connect(home / "audit.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM audit_log").fetchone()[0] >= 3
+        db.execute("DROP TRIGGER audit_log_no_update")
+        db.execute("DROP TRIGGER audit_log_no_delete")
+        change(db)
+    second = personas(home, "run", "campaign-reporter", "--sandbox", "--input", "{}")
+    said = " ".join(second.stderr.split())
+    assert f"the audit log {home / 'audit.sqlite'} does not verify" in said, second.stderr
+    assert "row 2" in said or "row 3" in said, second.stderr
+    assert "personas audit verify" in said, second.stderr
+    verify = personas(home, "audit", "verify")
+    assert verify.returncode == 1 and "TAMPERED" in verify.stderr, "the break is still there to be found"
