@@ -273,10 +273,10 @@ class PostgresAuditLog(AuditLog):
         with self._lock:
             return self._once_more(lambda: list(self._pg.execute(query, params).fetchall()))
 
-    def _scan(self) -> Iterator[tuple[Any, ...]]:
+    def _scan(self, after: int = 0) -> Iterator[tuple[Any, ...]]:
         import psycopg
 
         with psycopg.connect(self.url) as conn, conn.cursor(name="personas_audit_scan") as cur:
-            cur.execute(f"SELECT {_SELECT} FROM personas_audit_log ORDER BY id")
+            cur.execute(f"SELECT {_SELECT} FROM personas_audit_log WHERE id > %s ORDER BY id", (after,))
             while batch := cur.fetchmany(500):
                 yield from batch

@@ -187,12 +187,18 @@ def _mistyped(content: Mapping[str, Any]) -> str | None:
 
 
 def check_chain(
-    rows: Iterable[tuple[Any, ...]], key: bytes | None, *, anchored: Head | None, expected_head: str | None
+    rows: Iterable[tuple[Any, ...]],
+    key: bytes | None,
+    *,
+    anchored: Head | None,
+    expected_head: str | None,
+    after: int = 0,
+    prev: str = GENESIS,
 ) -> ChainReport:
-    """Recompute the chain over ``rows`` (every row, oldest first); the first row that was changed,
-    removed, inserted or forged, and a tail cut below the ``anchored`` head or ``expected_head``."""
-    prev = GENESIS
-    checked = 0
+    """Recompute the chain over ``rows`` (every row after row ``after``, whose hash is ``prev``, oldest
+    first); the first row that was changed, removed, inserted or forged, and a tail cut below the
+    ``anchored`` head or ``expected_head``."""
+    checked = after
     wanted = {h for h in (expected_head,) if h and h != GENESIS}
     at_head: str | None = None
     for row in rows:

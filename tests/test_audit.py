@@ -147,8 +147,8 @@ def test_database_refuses_update_and_delete(log: AuditLog) -> None:
 
 def _tamper(path: Path, *statements: str) -> None:
     raw = sqlite3.connect(path, isolation_level=None)
-    raw.execute("DROP TRIGGER audit_log_no_update")
-    raw.execute("DROP TRIGGER audit_log_no_delete")
+    raw.execute("DROP TRIGGER IF EXISTS audit_log_no_update")
+    raw.execute("DROP TRIGGER IF EXISTS audit_log_no_delete")
     for sql in statements:
         raw.execute(sql)
     raw.close()
@@ -194,6 +194,21 @@ def test_verify_finds_a_cut_tail_given_the_saved_head(log: AuditLog) -> None:
     assert log.verify()  # the rest still chains...
     report = log.verify(expected_head=saved)
     assert not report and "cut" in report.reason  # ...but the head kept elsewhere is gone
+
+
+def test_verify_recent_checks_the_newest_rows_from_the_link_before_them(log: AuditLog) -> None:
+    _fill(log, 8)
+    whole = log.verify()
+    recent = log.verify_recent(3)
+    assert recent.ok and (recent.checked, recent.head) == (8, whole.head)
+    _tamper(log.path, "UPDATE audit_log SET arguments = '{\"page\": 9}' WHERE id = 2")
+    assert log.verify_recent(3).ok and not log.verify()  # older rows are the whole verify's
+    _tamper(log.path, "UPDATE audit_log SET arguments = '{\"page\": 9}' WHERE id = 7")
+    broken = log.verify_recent(3)
+    assert not broken and broken.broken_at == 7
+    _tamper(log.path, "DELETE FROM audit_log WHERE id = 5")
+    gone = log.verify_recent(3)
+    assert not gone and "row 5 is missing" in gone.reason
 
 
 # -- secrets ---------------------------------------------------------------------------------------
