@@ -24,7 +24,6 @@ could be both is looked up as a name and read as an id, and refused if it is bot
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -33,6 +32,7 @@ from typing import Any
 
 from klaviyo_toolkit.errors import InvalidArgumentError, NotFoundError, ToolkitUsageError
 from klaviyo_toolkit.filters import quoted
+from klaviyo_toolkit.json_text import JsonTextError, loads
 from klaviyo_toolkit.tools import CallStopped
 from klaviyo_toolkit.validation import describe_hidden, email_problem, phone_problem
 
@@ -436,10 +436,10 @@ def _read_jsonl(path: Path, consent_column: str, consent_values: set[str]) -> It
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
+                    record = loads(line)  # strict: a key twice ("consent": "yes", "consent": "no") is not guessed at
+                except JsonTextError as exc:
                     yield InvalidRow(lineno, "line", line.strip()[:100],
-                                     f"not valid JSON ({exc.msg}); each line must be one object like "
+                                     f"not valid JSON ({exc.reason}); each line must be one object like "
                                      '{"email": "ann@example.com"}')
                     continue
                 if not isinstance(record, dict):
