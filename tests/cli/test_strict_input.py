@@ -63,3 +63,52 @@ def test_a_json_lines_row_json_would_guess_at_is_reported_and_the_others_are_syn
     assert result["adds"]["planned"] == result["adds"]["applied"] == 2  # ann and fay: nothing else lost
     assert result["subscribes"]["applied"] == 1  # ann said yes; bob's yes-and-no was never taken as either
 
+
+def _submission(**changes: object) -> dict[str, object]:
+    """The example form submission (examples/form_submission.json) with parts replaced: a path written
+    with ``__`` (``data__relationships__profile``) set to a value, or deleted when the value is ``...``."""
+    document = json.loads((Path(__file__).resolve().parents[2] / "examples" / "form_submission.json").read_text())
+    for path, value in changes.items():
+        *parents, last = path.split("__")
+        node = document
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        if value is ...:
+            del node[last]
+        elif isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return document
+
+
+NO_PROFILE = {"data__relationships__profile": ..., "included": []}
+
+
+@pytest.mark.parametrize(("changes", "says"), [
+    ({"data__relationships__profile__data__id": 12345}, "profile.data.id: must be text, not a number"),
+    ({"data__relationships__profile__data__id": ["x"]}, "data.relationships.profile.data.id: must be text, not a list"),
+    ({"data__relationships__profile__data": "01KDV"}, "data.relationships.profile.data: must be an object, not text"),
+    ({"data__relationships__profile__data__type": "list"}, "data.relationships.profile.data.type: is 'list', not"),
+    ({"data__id": 7}, "data.id: must be text, not a number"),
+    ({"included__0__attributes": "x"}, "included[0].attributes: must be an object, not text"),
+    ({"data__attributes__datetime": "yesterday at noon"}, "data.attributes.datetime: 'yesterday at noon' is not an"),
+    ({"data__attributes__event_properties__form_name": 123}, "event_properties.form_name: must be text, not a number"),
+    ({"data__attributes__event_properties__note": "x" * 1_000_000},
+     "data.attributes.event_properties: at note: a string of 1,000,000 bytes; at most 102,400"),
+    ({**NO_PROFILE, "data__attributes__event_properties__email": "ann smith@example.com"},
+     "event_properties.email: 'ann smith@example.com' is not a valid email address"),
+    ({**NO_PROFILE, "data__attributes__event_properties__email": "a" * 300 + "@example.com"},
+     "event_properties.email: the email address is too long"),
+    ({**NO_PROFILE, "data__attributes__event_properties__email": ["ann@example.com"]},
+     "event_properties.email: must be text, not a list"),
+])
+def test_a_submission_no_klaviyo_event_could_be_names_the_field_and_sends_nothing(
+        tmp_path: Path, changes: dict[str, object], says: str) -> None:
+    document = tmp_path / "event.json"
+    document.write_text(json.dumps(_submission(**changes)))
+    proc = personas(tmp_path, "run", "lead-magnet-sequencer", "--input", str(document), "--sandbox", "--json")
+    line = one_line_error(proc, 2)
+    assert "Invalid arguments for lead-magnet input: " in line and says in line, line
+    assert proc.stdout == ""  # no result: the run stopped at its first step, before any call
+
