@@ -1,4 +1,4 @@
-"""Klaviyo's documented limits on JSON values, for code that reads Klaviyo data outside a tool call.
+"""Klaviyo's documented limits on text and JSON values, for code that reads Klaviyo data outside a tool call.
 
 The tools check every argument against these before a request is sent (``_input_checks``); a caller
 that takes a Klaviyo document from elsewhere (a form submission given on the command line, a webhook
@@ -11,6 +11,6 @@ Example::
 
 from __future__ import annotations
 
-from ._input_checks import EVENT_LIMITS, JSON_LIMITS, MAX_EVENT_STRING, JsonLimits, json_problem
+from ._input_checks import EVENT_LIMITS, JSON_LIMITS, MAX_EVENT_STRING, JsonLimits, json_problem, text_problem
 
-__all__ = ["EVENT_LIMITS", "JSON_LIMITS", "MAX_EVENT_STRING", "JsonLimits", "json_problem"]
+__all__ = ["EVENT_LIMITS", "JSON_LIMITS", "MAX_EVENT_STRING", "JsonLimits", "json_problem", "text_problem"]

@@ -112,3 +112,63 @@ def test_a_submission_no_klaviyo_event_could_be_names_the_field_and_sends_nothin
     assert "Invalid arguments for lead-magnet input: " in line and says in line, line
     assert proc.stdout == ""  # no result: the run stopped at its first step, before any call
 
+
+def _sync(home: Path, name: str, text: str) -> tuple[object, ...]:
+    """``personas run segment-syncer`` of a source file written with ``text`` into the sandbox's VIP list:
+    (the process, its result or None)."""
+    source = home / name
+    source.write_text(text)
+    kind = "jsonl" if name.endswith(".jsonl") else "csv"
+    payload = json.dumps({"source": {"kind": kind, "path": str(source)}, "target": "VIP Customers"})
+    proc = personas(home, "run", "segment-syncer", "--sandbox", "--json", "--input", payload)
+    result = json.loads(proc.stdout)["state"]["result"] if proc.stdout.strip() else None
+    return proc, result
+
+
+@pytest.mark.parametrize(("header", "says"), [
+    ("email,first_name,email,consent", "has the column 'email' twice (columns 1 and 3)"),
+    ("Email,E-mail,consent", "has 2 columns for email (email, e_mail)"),
+    ("email,Phone,Mobile", "has 2 columns for phone_number (phone, mobile)"),
+    ("email,consent,Consent", "has the column 'consent' twice"),
+])
+def test_a_header_with_two_columns_for_one_field_is_refused_before_anything_is_sent(
+        tmp_path: Path, header: str, says: str) -> None:
+    width = header.count(",") + 1
+    proc, result = _sync(tmp_path, "members.csv", f"{header}\n" + ",".join(["ann@example.com"] * width) + "\n")
+    line = one_line_error(proc, 2)  # type: ignore[arg-type]
+    assert "source.path: " in line and says in line and "keep one" in line, line
+    assert result is None
+
+
+def test_rows_whose_values_would_be_guessed_at_are_reported_and_the_others_synced(tmp_path: Path) -> None:
+    rows = ["ann@example.com,Ann,yes", "bob@example.com,Bob,maybe", "cy@example.com,Cy,Yes please",
+            "dee@example.com,Dee,no", "eve@example.com,Eve,", "fay@example.com,F\x00ay,yes", "gus@example.com,Gus,TRUE"]
+    proc, result = _sync(tmp_path, "members.csv", "email,first_name,consent\n" + "\n".join(rows) + "\n")
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr  # type: ignore[attr-defined]
+    assert isinstance(result, dict)
+    invalid = {r["row"]: r for r in result["invalid"]["rows"]}
+    assert sorted(invalid) == [3, 4, 7]
+    assert invalid[3]["field"] == "consent" and "'maybe' is neither a value meaning consent" in invalid[3]["problem"]
+    assert "'yes please' is neither" in invalid[4]["problem"]
+    assert invalid[7]["field"] == "first_name" and "U+0000 NUL" in invalid[7]["problem"]
+    assert result["invalid"]["refused_by_klaviyo"] == 0  # found before sending: no batch carried it
+    assert result["adds"]["applied"] == 4  # ann, dee, eve, gus
+    assert result["subscribes"]["applied"] == 2  # ann and gus: a consent value nobody can read is never a yes
+
+
+def test_json_lines_rows_with_two_keys_for_one_field_or_values_that_are_not_text_are_reported(tmp_path: Path) -> None:
+    lines = ['{"email": "ann@example.com", "consent": "yes"}',
+             '{"email": "bob@example.com", "Email": "bo@example.com"}',
+             '{"email": ["cy@example.com"]}',
+             '{"email": "dee@example.com", "first_name": {"given": "Dee"}}',
+             '{"email": "eve@example.com", "consent": ["yes"]}']
+    proc, result = _sync(tmp_path, "members.jsonl", "\n".join(lines) + "\n")
+    assert proc.returncode == 3, proc.stderr  # type: ignore[attr-defined]
+    assert isinstance(result, dict)
+    invalid = {r["row"]: r for r in result["invalid"]["rows"]}
+    assert sorted(invalid) == [2, 3, 4, 5]
+    assert "has the key 'email' twice" in invalid[2]["problem"] and "'Email'" in invalid[2]["problem"]
+    assert invalid[3]["field"] == "email" and "is a list, not text" in invalid[3]["problem"]
+    assert invalid[4]["field"] == "first_name" and "is an object, not text" in invalid[4]["problem"]
+    assert invalid[5]["field"] == "consent"
+    assert result["adds"]["applied"] == 1 and result["subscribes"]["applied"] == 1
