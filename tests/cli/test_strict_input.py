@@ -172,3 +172,28 @@ def test_json_lines_rows_with_two_keys_for_one_field_or_values_that_are_not_text
     assert invalid[4]["field"] == "first_name" and "is an object, not text" in invalid[4]["problem"]
     assert invalid[5]["field"] == "consent"
     assert result["adds"]["applied"] == 1 and result["subscribes"]["applied"] == 1
+
+
+def test_a_persona_file_that_is_not_utf8_is_named_and_hides_no_other(tmp_path: Path) -> None:
+    (tmp_path / "personas").mkdir()
+    (tmp_path / "personas" / "mine.yaml").write_bytes(b"name: mine\ndescription: caf\xe9\n")  # Latin-1
+    proc = personas(tmp_path, "list", "--json")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert {p["name"] for p in json.loads(proc.stdout)} >= {"lead-magnet-sequencer", "segment-syncer"}
+    assert f"{tmp_path / 'personas' / 'mine.yaml'}:2: is not UTF-8 text (byte 27); save it as UTF-8" in proc.stderr
+    line = one_line_error(personas(tmp_path, "run", "mine", "--input", "{}"), 2)
+    assert "mine.yaml:2: is not UTF-8 text" in line
+
+
+@pytest.mark.parametrize(("case", "says"), [
+    (b"id: one\ndescription: caf\xe9\n", "cases/one.yaml:2: is not UTF-8 text (byte 24); save it as UTF-8"),
+    (b"id: one\ndescription: a\ninput: {mode: add-only}\ninput: {mode: mirror}\n",
+     "cases/one.yaml:4: not valid YAML: duplicate key 'input' (first at line 3)"),
+])
+def test_an_eval_case_file_read_by_guessing_is_refused_naming_its_line(tmp_path: Path, case: bytes, says: str) -> None:
+    suite = tmp_path / "mine"
+    (suite / "cases").mkdir(parents=True)
+    (suite / "suite.yaml").write_text("persona: segment-syncer\ndescription: mine\nthreshold: 1.0\n")
+    (suite / "cases" / "one.yaml").write_bytes(case)
+    line = one_line_error(personas(tmp_path, "eval", str(suite)), 2)
+    assert says in line, line
