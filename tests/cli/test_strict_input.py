@@ -9,6 +9,7 @@ reported with its number while the other rows are synced (exit 3).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,15 @@ def test_an_eval_case_file_read_by_guessing_is_refused_naming_its_line(tmp_path:
     (suite / "cases" / "one.yaml").write_bytes(case)
     line = one_line_error(personas(tmp_path, "eval", str(suite)), 2)
     assert says in line, line
+
+
+def test_the_sync_report_says_how_many_rows_it_did_not_show_and_where_they_are(tmp_path: Path) -> None:
+    source = tmp_path / "members.csv"
+    source.write_text("email,consent\n" + "".join(f"bad{n},yes\n" for n in range(15)) + "ok@example.com,yes\n")
+    payload = json.dumps({"source": {"kind": "csv", "path": str(source)}, "target": "VIP Customers"})
+    proc = personas(tmp_path, "run", "segment-syncer", "--sandbox", "--input", payload)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.count("  invalid row ") == 10
+    more = r"and 5 more invalid rows, every one in the table invalid of \S+\.sqlite"
+    assert re.search(more, proc.stdout), proc.stdout
+    assert "adds             1 in 1 batch(es): ok@example.com\n" in proc.stdout, "all shown: no '...'"
