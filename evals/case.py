@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from personas.runtime.loader import line_of, loc_text
+from personas.runtime.loader import YamlFileError, line_of, loc_text, read_yaml
 
 from .fixtures import Fixture, FormSubmission, parse_duration
 from .matchers import CallSpec, check_matcher
@@ -493,16 +493,14 @@ class Suite(_Strict):
 
 # -- loading -----------------------------------------------------------------------------------
 def _read(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
+    """A suite or case file: UTF-8 YAML with no key given twice (YAML would keep the last one silently)."""
+    if not path.exists():
+        raise CaseFileError(path, None, "", "no such file")
     try:
-        text = path.read_text(encoding="utf-8")
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        return yaml.load(text, Loader=loader) or {}, yaml.compose(text, Loader=loader)
-    except FileNotFoundError:
-        raise CaseFileError(path, None, "", "no such file") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        raise CaseFileError(path, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        data, root = read_yaml(path, fast=True)
+    except YamlFileError as exc:
+        raise CaseFileError(path, exc.line, "", exc.problem) from None
+    return data or {}, root
 
 
 def _validate(model: type[BaseModel], data: Any, path: Path, root: yaml.Node | None, extra: Mapping[str, Any]) -> Any:

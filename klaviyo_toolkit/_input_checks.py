@@ -25,7 +25,6 @@ The limits, and why:
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import sys
@@ -36,6 +35,7 @@ from urllib.parse import quote, urlencode
 
 from pydantic import AfterValidator
 
+from .json_text import JsonTextError, loads
 from .validation import describe_hidden
 
 if TYPE_CHECKING:
@@ -340,43 +340,21 @@ def text_limits(schema: Json) -> Any:
     return AfterValidator(check)
 
 
-class _JsonTextError(ValueError):
-    """A JSON text that parses, but not into a value Klaviyo accepts (NaN, a repeated key)."""
-
-
-def _finite(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise _JsonTextError(f"the number {text} is too large for JSON (it reads as infinity); give a smaller one")
-    return number
-
-
-def _no_constant(text: str) -> Any:
-    raise _JsonTextError(f"{text} is not JSON (JSON has no NaN or Infinity); give a number or null")
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise _JsonTextError(f"the key {twice!r} appears more than once; give each key once")
-    return out
-
-
 def parse_json_text(value: Any, limits: JsonLimits = JSON_LIMITS, want: str | None = None) -> Any:
     """JSON text (or an already-parsed value) checked against ``limits``; ``want`` is the spec's type."""
     if value is None:  # "not given" (strict function calling sends null for every unused field)
         return None
     if isinstance(value, str):
         try:
-            value = json.loads(value, parse_float=_finite, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f'is not valid JSON ({exc.msg}); give JSON text such as {{"plan": "pro"}}') from None
-        except _JsonTextError as exc:
-            raise ValueError(str(exc)) from None
-        except RecursionError:
-            raise ValueError(f"is nested deeper than {limits.depth} levels ({limits.source}); flatten it") from None
+            value = loads(value)
+        except JsonTextError as exc:
+            if exc.kind == "syntax":
+                raise ValueError(
+                    f'is not valid JSON ({exc.reason}); give JSON text such as {{"plan": "pro"}}'
+                ) from None
+            if exc.kind == "nesting":
+                raise ValueError(f"is nested deeper than {limits.depth} levels ({limits.source}); flatten it") from None
+            raise ValueError(exc.reason) from None
     problem = json_problem(value, limits, want=want)
     if problem:
         raise ValueError(problem)

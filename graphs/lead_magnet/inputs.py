@@ -6,12 +6,14 @@ Bad input gets an :class:`InputError` naming the field and the fix; nothing is g
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from klaviyo_toolkit.errors import InvalidArgumentError, NotFoundError
-from klaviyo_toolkit.validation import describe_hidden
+from klaviyo_toolkit.limits import EVENT_LIMITS, json_problem
+from klaviyo_toolkit.validation import describe_hidden, email_problem
 
 #: Event properties that are Klaviyo's or the form's own, not answers to score.
 NOT_ANSWERS = {"form_id", "form_name", "$source", "$extra", "$event_id", "$value", "page_url", "$form_id"}
@@ -84,8 +86,73 @@ def _find_event(body: Any) -> tuple[Mapping[str, Any] | None, list[Any]]:
     return None, []
 
 
+def _object(value: Any, field: str) -> Mapping[str, Any]:
+    """``value`` if it is an object, {} if absent; anything else is the input's error at ``field``."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InputError(field, f"must be an object, not {_kind(value)}; pass the event as Klaviyo returns it")
+    return value
+
+
+def _text(value: Any, field: str) -> str | None:
+    """``value`` if it is text (None if absent or empty); a number, list or object is the input's error."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InputError(field, f"must be text, not {_kind(value)}; pass the event as Klaviyo returns it")
+    return value.strip() or None
+
+
+def _kind(value: Any) -> str:
+    return {bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "an object",
+            str: "text"}.get(type(value), type(value).__name__)
+
+
+def _ref(rels: Mapping[str, Any], name: str) -> str | None:
+    """The id a relationship (``data.relationships.<name>.data``) names, checked: an object of that type
+    whose id is text; None when the event names none."""
+    field = f"data.relationships.{name}"
+    data = _object(_object(rels.get(name), field).get("data"), f"{field}.data")
+    if not data:
+        return None
+    if data.get("type") not in (None, name):
+        raise InputError(f"{field}.data.type", f"is {data.get('type')!r}, not {name!r}; pass the event as "
+                                               "Klaviyo returns it")
+    return _text(data.get("id"), f"{field}.data.id")
+
+
+def _included(body: Mapping[str, Any], kind: str, rid: str | None) -> tuple[Mapping[str, Any], str]:
+    """The attributes of the included record ``(kind, rid)`` ({} if not included) and their field name."""
+    included = body.get("included")
+    for n, record in enumerate(included if isinstance(included, list) else []):
+        if isinstance(record, Mapping) and record.get("type") == kind and rid is not None and record.get("id") == rid:
+            field = f"included[{n}].attributes"
+            return _object(record.get("attributes"), field), field
+    return {}, "included"
+
+
+def _time(value: Any) -> str | None:
+    """The event's ``datetime``: ISO 8601 text as Klaviyo writes it, or absent."""
+    text = _text(value, "data.attributes.datetime")
+    if text is not None:
+        try:
+            _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise InputError("data.attributes.datetime", f"{text[:60]!r} is not an ISO 8601 time such as "
+                                                         "2026-11-25T23:41:57+00:00; pass the event as Klaviyo "
+                                                         "returns it") from None
+    return text
+
+
 def parse_submission(body: Any) -> Submission:
-    """Read a submission out of a Get Event document or a webhook body carrying one."""
+    """Read a submission out of a Get Event document or a webhook body carrying one.
+
+    Every field read is checked for its type (an id is text, a relationship an object of its type) and
+    the event properties against Klaviyo's own limits for an event, so a document no Klaviyo event
+    could be is refused naming the field, before any call; the email is checked when it is what finds
+    the lead (no profile id).
+    """
     if not isinstance(body, Mapping):
         raise InputError(
             "input",
@@ -98,46 +165,50 @@ def parse_submission(body: Any) -> Submission:
             "data",
             "no event found: expected data.type == 'event' (Get Event response) or a webhook body whose data holds one",
         )
-    if not event.get("id"):
+    event_id = _text(event.get("id"), "data.id")
+    if not event_id:
         raise InputError("data.id", "the event has no id; pass the event as Klaviyo returns it")
-    attrs = event.get("attributes") if isinstance(event.get("attributes"), Mapping) else {}
-    props = attrs.get("event_properties") if isinstance(attrs.get("event_properties"), Mapping) else None
-    if props is None:
-        given = attrs.get("event_properties")
+    attrs = _object(event.get("attributes"), "data.attributes")
+    props = attrs.get("event_properties")
+    if not isinstance(props, Mapping):
         raise InputError(
             "data.attributes.event_properties",
-            "missing; a form submission carries the form's answers there" if given is None else
-            f"must be an object of the form's answers, not {type(given).__name__}; "
-            "pass the event as Klaviyo returns it",
+            "missing; a form submission carries the form's answers there" if props is None else
+            f"must be an object of the form's answers, not {_kind(props)}; pass the event as Klaviyo returns it",
         )
-    rels = event.get("relationships") if isinstance(event.get("relationships"), Mapping) else {}
-    profile_ref = (rels.get("profile") or {}).get("data") if isinstance(rels.get("profile"), Mapping) else None
-    metric_ref = (rels.get("metric") or {}).get("data") if isinstance(rels.get("metric"), Mapping) else None
-    index = {(r.get("type"), r.get("id")): r for r in included if isinstance(r, Mapping)}
-    profile = index.get(("profile", (profile_ref or {}).get("id"))) or {}
-    metric = index.get(("metric", (metric_ref or {}).get("id"))) or {}
-    profile_attrs = dict(profile.get("attributes") or {})
-    profile_id = (profile_ref or {}).get("id") or profile.get("id")
-    email = profile_attrs.get("email") or props.get("email") or props.get("$email")
-    # Typed into a form: spaces around it are not part of it (Klaviyo matches the rest without regard to case).
-    email = str(email).strip() if email is not None else None
-    if email and describe_hidden(str(email)):
+    if problem := json_problem(props, EVENT_LIMITS):  # a value past these is no event Klaviyo stored
+        raise InputError("data.attributes.event_properties", f"{problem}; pass the event as Klaviyo returns it")
+    rels = _object(event.get("relationships"), "data.relationships")
+    profile_ref, metric_ref = _ref(rels, "profile"), _ref(rels, "metric")
+    document = {"included": included}
+    profile_attrs, profile_field = _included(document, "profile", profile_ref)
+    metric_attrs, metric_field = _included(document, "metric", metric_ref)
+    email_field = f"{profile_field}.email"
+    email = _text(profile_attrs.get("email"), email_field)
+    for key in ("email", "$email"):
+        if email is None:
+            email_field = f"data.attributes.event_properties.{key}"
+            email = _text(props.get(key), email_field)
+    if email is not None and not profile_ref and (problem := email_problem(email)):
+        raise InputError(email_field, f"{problem}; it is how the lead is found (the event names no profile id), "
+                                      "so nothing was looked up or sent")
+    if email and describe_hidden(email):
         raise InputError(
-            "email", f"the lead's email contains characters that cannot be seen ({describe_hidden(str(email))}); "
+            "email", f"the lead's email contains characters that cannot be seen ({describe_hidden(email)}); "
             "it is not a real address and nothing was sent"
         )
-    if not profile_id and not email:
+    if not profile_ref and not email:
         raise InputError(
             "data.relationships.profile", "the event names no profile (id) and no email; fetch it with include=profile"
         )
     return Submission(
-        event_id=str(event["id"]),
-        profile_id=str(profile_id) if profile_id else None,
-        email=str(email) if email else None,
-        metric=(metric.get("attributes") or {}).get("name"),
-        time=attrs.get("datetime"),
-        form_id=props.get("form_id") or props.get("$form_id"),
-        form_name=props.get("form_name"),
+        event_id=event_id,
+        profile_id=profile_ref,
+        email=email,
+        metric=_text(metric_attrs.get("name"), f"{metric_field}.name"),
+        time=_time(attrs.get("datetime")),
+        form_id=_text(props.get("form_id") or props.get("$form_id"), "data.attributes.event_properties.form_id"),
+        form_name=_text(props.get("form_name"), "data.attributes.event_properties.form_name"),
         answers={k: v for k, v in props.items() if k not in NOT_ANSWERS and not str(k).startswith("$")},
-        profile_attributes=profile_attrs,
+        profile_attributes=dict(profile_attrs),
     )

@@ -229,8 +229,10 @@ def render(state: Mapping[str, Any]) -> str:
         samples = plan.get("samples") or {}
         for name, kinds in KINDS.items():
             n = sum(batches.get(k, 0) for k in kinds)
-            shown = ", ".join(samples.get(name) or [])
-            lines.append(f"  {name:<10} {plan.get(name, 0):>7} in {n} batch(es)" + (f": {shown}, ..." if shown else ""))
+            sample = samples.get(name) or []
+            more = ", ..." if plan.get(name, 0) > len(sample) else ""  # only when some are not shown
+            lines.append(f"  {name:<10} {plan.get(name, 0):>7} in {n} batch(es)"
+                         + (f": {', '.join(sample)}{more}" if sample else ""))
         if plan.get("suppressed"):
             lines.append(f"  suppressed {plan['suppressed']:>7} not subscribed: "
                          + ", ".join(samples.get("suppressed") or []))
@@ -241,9 +243,14 @@ def render(state: Mapping[str, Any]) -> str:
         for m in (plan.get("merged_values") or {}).get("people", [])[:10]:
             lines.append(f"  merged: {m['person']}: {_rows(m['rows'])}: {', '.join(m['fields'])} from the last row "
                          "that gives it")
-        invalid = ((state.get("result") or {}).get("invalid") or plan.get("invalid") or {}).get("rows", [])
+        found = (state.get("result") or {}).get("invalid") or plan.get("invalid") or {}
+        invalid = found.get("rows", [])
         for row in invalid[:10]:
             lines.append(f"  invalid row {row['row']}: {row['field']}: {row['problem']}")
+        if (total := max(int(found.get("count") or 0), len(invalid))) > len(invalid[:10]):
+            kept = (state.get("result") or {}).get("plan_file")
+            lines.append(f"  and {total - len(invalid[:10])} more invalid rows"
+                         + (f", every one in the table invalid of {kept}" if kept else ""))
     if state.get("result"):
         result = state["result"]
         calls = result.get("calls") or {}

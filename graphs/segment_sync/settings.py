@@ -35,7 +35,8 @@ class Settings(BaseModel):
     consent_column: str = Field("consent", description="The source column (or JSON key) holding consent.")
     consent_values: list[str] = Field(
         default_factory=lambda: list(DEFAULT_CONSENT_VALUES),
-        description="Values meaning explicit consent (case-insensitive); anything else means none.")
+        description="Values meaning explicit consent (case-insensitive); empty, no, false, 0, unsubscribed and such "
+        "mean none, and any other value makes its row invalid (reported, not synced): consent is never guessed.")
     custom_source: str = Field("segment-syncer", description="Recorded as the subscription's method detail.")
     verify_jobs: bool = Field(True, description="Wait for the import jobs and report rows Klaviyo refused.")
     job_poll_seconds: float = Field(2.0, gt=0, description="First wait before checking import jobs (doubles).")

@@ -24,7 +24,6 @@ could be both is looked up as a name and read as an id, and refused if it is bot
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -33,6 +32,8 @@ from typing import Any
 
 from klaviyo_toolkit.errors import InvalidArgumentError, NotFoundError, ToolkitUsageError
 from klaviyo_toolkit.filters import quoted
+from klaviyo_toolkit.json_text import JsonTextError, loads
+from klaviyo_toolkit.limits import text_problem
 from klaviyo_toolkit.tools import CallStopped
 from klaviyo_toolkit.validation import describe_hidden, email_problem, phone_problem
 
@@ -54,6 +55,10 @@ ALIASES = {
     "last_name": ("last_name", "lastname", "surname", "family_name"),
     "external_id": ("external_id", "externalid"),
 }
+#: Consent-column values that say "no consent" (the persona's ``consent_values`` say yes); any other
+#: value is reported on its row rather than read as either.
+NO_CONSENT = ("", "no", "n", "false", "f", "0", "none", "unsubscribed", "never_subscribed", "not subscribed",
+              "opt-out", "opted-out")
 #: What a phone number may carry that E.164 leaves out: spaces, brackets, dots and dashes are dropped.
 PHONE_PUNCTUATION = re.compile(r"[\s().-]")
 PAGE_SIZE = 100  # the largest page Klaviyo serves for list and segment members and profile lookups
@@ -336,6 +341,11 @@ def _text(value: Any) -> str | None:
 def validate_record(rowno: int, record: Mapping[str, Any], consent_column: str,
                     consent_values: set[str]) -> Row | InvalidRow:
     """One row (keys already normalized) as a Row, or an InvalidRow saying what to fix."""
+    for key in (*(a for names in ALIASES.values() for a in names), consent_column):
+        if isinstance(record.get(key), (dict, list)):  # a JSON-lines value no column could hold
+            kind = "an object" if isinstance(record[key], dict) else "a list"
+            return InvalidRow(rowno, key, str(record[key])[:100], f"is {kind}, not text; give it as one value "
+                                                                   '("ann@example.com", "yes")')
     values = {field: next((_text(record.get(a)) for a in names if _text(record.get(a))), None)
               for field, names in ALIASES.items()}
     email, phone = values["email"], values["phone_number"]
@@ -355,7 +365,16 @@ def validate_record(rowno: int, record: Mapping[str, Any], consent_column: str,
     if email is None and phone is None:
         return InvalidRow(rowno, "email", "", "no email (and no phone_number); every row needs an email, or a "
                                               "phone_number for SMS-only contacts")
-    consent = (_text(record.get(consent_column)) or "").lower() in consent_values
+    for field in ("first_name", "last_name", "external_id"):  # Klaviyo refuses them: reported here, never sent
+        if values[field] is not None and (problem := text_problem(values[field])):
+            return InvalidRow(rowno, field, values[field].encode("unicode_escape").decode()[:100], problem, email)
+    said = (_text(record.get(consent_column)) or "").lower()
+    consent = said in consent_values
+    if not consent and said not in NO_CONSENT:  # "maybe", "Yes please": consent is never guessed either way
+        return InvalidRow(rowno, consent_column, said[:100], (
+            f"{said[:40]!r} is neither a value meaning consent ({', '.join(sorted(consent_values))}) nor one "
+            f"meaning none ({', '.join(v or 'empty' for v in NO_CONSENT)}); write one of them, so consent is not "
+            "guessed"), email)
     return Row(rowno, email, phone, values["external_id"], values["first_name"], values["last_name"], consent)
 
 
@@ -376,6 +395,8 @@ def check_file(spec: SourceSpec) -> list[str]:
     if spec.kind == "jsonl":
         return []
     columns = [normalize_name(c) for c in next(csv.reader([first]))]
+    if problem := ambiguous_columns(columns):
+        raise SyncInputError("source.path", f"{path} {problem}")
     known = set(ALIASES["email"]) | set(ALIASES["phone_number"])
     if not known & set(columns):
         for mark, name in SEPARATORS.items():  # Excel in many locales saves "CSV" with semicolons
@@ -386,6 +407,24 @@ def check_file(spec: SourceSpec) -> list[str]:
         raise SyncInputError("source.path", f"{path} has no email column (its columns: {shown}); name a column "
                                             "'email' (or 'phone_number' for SMS-only contacts) in the first line")
     return columns
+
+
+def ambiguous_columns(columns: list[str], word: str = "column") -> str | None:
+    """Why a header (names normalized) cannot be read without guessing, or None: a name given twice,
+    or two names for one field (``email`` and ``e_mail``). Python keeps one of them and drops the
+    other's values without a word; the person says which column holds the field instead."""
+    seen: dict[str, int] = {}
+    for n, name in enumerate(columns, 1):
+        if name and name in seen:
+            return (f"has the {word} {name!r} twice ({word}s {seen[name]} and {n}); keep one, or rename the other, "
+                    "so no value is dropped unseen")
+        seen.setdefault(name, n)
+    for field, names in ALIASES.items():
+        given = [c for c in columns if c in names]
+        if len(given) > 1:
+            return (f"has {len(given)} {word}s for {field} ({', '.join(given)}); keep one, or rename the others, "
+                    "so no value is dropped unseen")
+    return None
 
 
 #: Separators a "CSV" file is sometimes saved with instead of commas, as a message names them.
@@ -436,10 +475,10 @@ def _read_jsonl(path: Path, consent_column: str, consent_values: set[str]) -> It
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
+                    record = loads(line)  # strict: a key twice ("consent": "yes", "consent": "no") is not guessed at
+                except JsonTextError as exc:
                     yield InvalidRow(lineno, "line", line.strip()[:100],
-                                     f"not valid JSON ({exc.msg}); each line must be one object like "
+                                     f"not valid JSON ({exc.reason}); each line must be one object like "
                                      '{"email": "ann@example.com"}')
                     continue
                 if not isinstance(record, dict):
@@ -447,6 +486,11 @@ def _read_jsonl(path: Path, consent_column: str, consent_values: set[str]) -> It
                                      'object; each line must be one object like {"email": "ann@example.com"}')
                     continue
                 normalized = {normalize_name(k): v for k, v in record.items()}
+                if problem := ambiguous_columns(list(map(normalize_name, record)), "key"):
+                    email = next((_text(v) for k, v in normalized.items() if k in ALIASES["email"] and _text(v)), None)
+                    keys = ", ".join(repr(k) for k in record)
+                    yield InvalidRow(lineno, "line", line.strip()[:100], f"{problem} (its keys: {keys})"[:400], email)
+                    continue
                 yield validate_record(lineno, normalized, consent_column, consent_values)
     except UnicodeDecodeError:
         raise SyncInputError("source.path", f"line {lineno + 1} of {path} is not UTF-8 text; save the file as UTF-8") \

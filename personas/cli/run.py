@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from graphs import GRAPHS
+from klaviyo_toolkit.json_text import JsonTextError, loads
 from klaviyo_toolkit.tools import KlaviyoToolkit
 from personas.kernel.context import select_operations
 from personas.kernel.errors import UsageProblem
@@ -100,9 +101,9 @@ def read_input(value: str) -> Any:
         except OSError as exc:
             raise UsageProblem(f"--input {value!r} cannot be read ({exc.strerror}); check the path") from None
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageProblem(f"{where} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        return loads(text)  # strict: a key given twice, NaN or a too-deep document is refused, not guessed at
+    except JsonTextError as exc:
+        raise UsageProblem(f"{where} is not valid JSON ({exc}); fix it and run the command again") from None
 
 
 def resolve_persona(name: str, home: Path) -> PersonaSpec:
@@ -134,9 +135,9 @@ def parse_resume(value: str) -> Any:
     text = value.strip()
     if text.startswith(("{", "[")):
         try:
-            answer = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UsageProblem(f"--resume is not valid JSON ({exc.msg}); answer approve, reject or JSON") from None
+            answer = loads(text)  # an answer keyed twice by one request approves nothing: refused
+        except JsonTextError as exc:
+            raise UsageProblem(f"--resume is not valid JSON ({exc}); answer approve, reject or JSON") from None
     else:
         answer = text
     if isinstance(answer, list):

@@ -42,11 +42,13 @@ __all__ = [
     "BUILTIN_DIR",
     "PersonaConfigError",
     "Scan",
+    "YamlFileError",
     "line_of",
     "list_personas",
     "load_persona",
     "loc_text",
     "persona_dirs",
+    "read_yaml",
     "scan_personas",
 ]
 
@@ -71,11 +73,15 @@ def persona_dirs(home: Path | None) -> list[Path]:
 
 
 # -- YAML with lines, refusing duplicate keys -----------------------------------------------------
-class _NoDuplicates(yaml.SafeLoader):
-    """A SafeLoader that refuses a key given twice in one mapping (YAML would keep the last)."""
+class YamlFileError(ValueError):
+    """A YAML file that cannot be read as it is: ``line`` (when known) and ``problem`` say why."""
+
+    def __init__(self, line: int | None, problem: str) -> None:
+        super().__init__(problem)
+        self.line, self.problem = line, problem
 
 
-def _mapping(loader: _NoDuplicates, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+def _mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
@@ -84,10 +90,43 @@ def _mapping(loader: _NoDuplicates, node: yaml.MappingNode, deep: bool = False) 
                 None, None, f"duplicate key {key!r} (first at line {seen[key]})", key_node.start_mark
             )
         seen[key] = key_node.start_mark.line + 1
-    return loader.construct_mapping(node, deep=deep)
+    return dict(loader.construct_mapping(node, deep=deep))
 
 
-_NoDuplicates.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+class _NoDuplicates(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice in one mapping (YAML would keep the last)."""
+
+
+class _FastNoDuplicates(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The same on libyaml's parser, when it is there: for many files (an eval suite's cases)."""
+
+
+for _loader in (_NoDuplicates, _FastNoDuplicates):
+    _loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def read_yaml(path: Path, *, fast: bool = False) -> tuple[Any, yaml.Node | None]:
+    """A YAML file's data and node tree (for :func:`line_of`), read as UTF-8 with no key given twice.
+
+    Raises :class:`YamlFileError` for a file that cannot be read, is not UTF-8 text, is not YAML or
+    gives a key twice in one mapping; the caller names the file. ``fast`` parses with libyaml.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise YamlFileError(None, f"cannot be read ({exc.strerror}); check the path and its permissions") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise YamlFileError(line, f"is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    loader = _FastNoDuplicates if fast else _NoDuplicates
+    try:
+        return yaml.load(text, Loader=loader), yaml.compose(text, Loader=loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise YamlFileError(mark.line + 1 if mark else None, f"not valid YAML: {getattr(exc, 'problem', exc)}") \
+            from None
 
 
 def line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
@@ -212,15 +251,10 @@ def _load_cached(path: str, mtime: int) -> PersonaSpec:
 
 # -- validating one file ---------------------------------------------------------------------------
 def _validate(path: Path) -> PersonaSpec:
-    text = path.read_text(encoding="utf-8")
     try:
-        root = yaml.compose(text, Loader=_NoDuplicates)
-        data = yaml.load(text, Loader=_NoDuplicates)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise PersonaConfigError(
-            path, mark.line + 1 if mark else None, "", f"not valid YAML: {getattr(exc, 'problem', exc)}"
-        ) from None
+        data, root = read_yaml(path)
+    except YamlFileError as exc:
+        raise PersonaConfigError(path, exc.line, "", exc.problem) from None
     if not isinstance(data, dict):
         raise PersonaConfigError(path, 1, "", "a persona file is a mapping of keys (name, graph, prompt, ...)")
     try:
