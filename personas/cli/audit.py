@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -16,6 +17,35 @@ from .common import command_group, file_target, indented, shown
 app = command_group(
     "Read the audit log: every call a persona made, refused or was stopped from making.", invoke_without_command=True
 )
+
+
+def _check_names(log: Any, *, tool: str | None, persona: str | None) -> None:
+    """Raise UsageProblem for a ``--tool`` or ``--persona`` that names nothing: no row of the log and
+    no operation (or persona) has it. A typo would otherwise read as "no activity"; a name the log
+    holds (a persona since deleted, a tool a model made up) is shown as asked."""
+    import difflib
+
+    if tool and not log.query(tool=tool, limit=1):
+        from klaviyo_toolkit.catalog import load_catalog
+        from klaviyo_toolkit.errors import UnknownOperationError
+
+        try:
+            load_catalog(include_beta=True).resolve(tool)
+        except UnknownOperationError as exc:
+            hint = f"; did you mean {' or '.join(exc.suggestions)}?" if exc.suggestions else ""
+            raise UsageProblem(f"--tool {tool!r}: no row of the log has it and no operation is named so{hint} "
+                               "(`personas tools list` shows every operation id)") from None
+    if persona and not log.query(persona=persona, limit=1):
+        from personas.runtime.loader import scan_personas
+
+        from .common import config
+
+        known = sorted(scan_personas(config().home).personas)
+        if persona not in known:
+            close = difflib.get_close_matches(persona, known, n=2)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise UsageProblem(f"--persona {persona!r}: no row of the log has it and no persona is named so{hint} "
+                               f"(personas: {', '.join(known)})")
 
 
 def _log() -> object:
@@ -68,6 +98,8 @@ def show(
         since=since_at,
         limit=limit,
     )
+    if not rows:
+        _check_names(log, tool=tool, persona=persona)
     if as_json:
         for row in rows:
             typer.echo(json.dumps(row.to_json(), default=str))

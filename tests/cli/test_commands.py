@@ -215,6 +215,21 @@ def test_the_audit_view_shows_a_made_up_tool_name_and_never_obeys_it(tmp_path: P
     assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout
 
 
+def test_an_audit_filter_that_names_nothing_is_a_usage_error_not_an_empty_log(tmp_path: Path) -> None:
+    """A typo in --tool or --persona read as "0 rows": no activity, where there was some."""
+    _chat_calls(tmp_path, "get_lists", "made_up_tool")
+    typo = personas(tmp_path, "audit", "--tool", "get_list")  # get_list is an operation: 0 rows, said plainly
+    assert typo.returncode == 0 and "0 of" in typo.stdout, typo.stderr
+    for args, said in ((("--tool", "get_lsts"), "did you mean get_lists"),
+                       (("--persona", "klaviyo-asistant"), "did you mean klaviyo-assistant"),
+                       (("--json", "--persona", "nobody"), "no persona is named so")):
+        done = personas(tmp_path, "audit", *args)
+        assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr, done.stderr
+    # names the log holds are shown as asked: a tool a model made up, a persona since deleted
+    made_up = personas(tmp_path, "audit", "--tool", "made_up_tool")
+    assert made_up.returncode == 0 and "made_up_tool" in made_up.stdout, made_up.stderr
+
+
 def test_audit_verify_names_a_row_an_edit_stored_as_a_blob(tmp_path: Path) -> None:
     """SQLite stores any type in any column: a BLOB where the log writes text is reported as an edit
     (before, the hash could not be computed and verify and the view stopped with a TypeError)."""
