@@ -7,6 +7,7 @@ tests or in threads each see their own.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from contextvars import ContextVar
@@ -195,3 +196,13 @@ def file_target(path: str, label: str, example: str, *, read: bool = False) -> P
     if not target.exists() and not os.access(folder, os.W_OK | os.X_OK):
         raise UsageProblem(f"{label}: this user may not create files in {folder}; give a path you can write")
     return target
+
+
+def at_least(option: str, value: float, low: float, what: str, *, above: bool = False) -> None:
+    """Refuse ``value`` below ``low`` (or equal to it, if ``above``; or not a finite number), naming the
+    option and its range, as ``personas runs --limit`` does; nothing has started yet."""
+    from personas.kernel.errors import UsageProblem
+
+    if not math.isfinite(value) or value < low or (above and value == low):
+        bound = f"more than {low:g}" if above else f"{low:g} or more"
+        raise UsageProblem(f"{option} {value:g}: give {what}, {bound}")

@@ -10,7 +10,7 @@ import typer
 
 from klaviyo_toolkit.redact import clip
 
-from .common import config, visible
+from .common import at_least, config, visible
 
 app = typer.Typer(help="Runs started by webhooks, polling and schedules.", invoke_without_command=True)
 
@@ -65,6 +65,7 @@ def runs_cmd(
         raise UsageProblem(f"--status {status!r}: use one of {', '.join(STATUSES)}")
     if limit < 1:
         raise UsageProblem(f"--limit {limit}: give how many runs to show, 1 or more")
+    at_least("--stalled-after", stalled_after, 0, "the seconds without a heartbeat", above=True)
     store, names = _reader()
     try:
         if persona and persona not in names:

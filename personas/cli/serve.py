@@ -6,7 +6,6 @@ are imported when a command runs, never by ``personas --help``.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 
@@ -14,17 +13,9 @@ import typer
 
 from personas.kernel.errors import UsageProblem
 
-from .common import config
+from .common import at_least, config
 
 CATCH_UP_HELP = "Missed schedule slots after downtime: latest (run the newest once), all, or none."
-
-
-def at_least(option: str, value: float, low: float, what: str, *, above: bool = False) -> None:
-    """Refuse ``value`` below ``low`` (or equal to it, if ``above``; or not a finite number), naming the
-    option and its range, as ``personas runs --limit`` does; nothing has started yet."""
-    if not math.isfinite(value) or value < low or (above and value == low):
-        bound = f"more than {low:g}" if above else f"{low:g} or more"
-        raise UsageProblem(f"{option} {value:g}: give {what}, {bound}")
 
 
 def serve_cmd(

@@ -206,6 +206,8 @@ def test_audit_filters_that_cannot_match_are_usage_errors(tmp_path: Path) -> Non
     (["watch", "lead-magnet-sequencer", "--lookback", "-60"], "--lookback -60: give the seconds the first poll"),
     (["serve", "--workers", "0"], "--workers 0: give how many runs at a time, 1 or more"),
     (["worker", "--concurrency", "-2"], "--concurrency -2: give how many runs at a time, 1 or more"),
+    (["runs", "--stalled-after", "-1"], "--stalled-after -1: give the seconds without a heartbeat, more than 0"),
+    (["runs", "--stalled-after", "nan"], "--stalled-after nan: give the seconds without a heartbeat"),
 ])
 def test_numbers_out_of_their_range_are_refused_with_the_range(tmp_path: Path, args: list[str], says: str) -> None:
     assert says in one_line_error(personas(tmp_path, *args), 2)
