@@ -40,9 +40,14 @@ def _load(names: list[str]) -> list[Any]:
     from .case import CaseFileError, discover_suites, load_suite
 
     try:
-        return [load_suite(n) for n in names] if names else [load_suite(s.path) for s in discover_suites()]
+        loaded = [load_suite(n) for n in names] if names else [load_suite(s.path) for s in discover_suites()]
     except CaseFileError as exc:
         raise _usage(str(exc)) from None
+    empty = next((s for s in loaded if not s.cases), None)
+    if empty is not None:  # "0 runs ... FAIL" would not say why
+        raise _usage(f"the suite {empty.name!r} has no cases: put case files in {Path(empty.path) / 'cases'} "
+                     "(one YAML file each, e.g. cases/first.yaml)")
+    return loaded
 
 
 def _select(suites: list[Any], cases: list[str], labels: list[str]) -> dict[str, list[str]]:

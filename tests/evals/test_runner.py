@@ -526,3 +526,9 @@ def test_the_command_exits_by_threshold_and_refuses_what_it_cannot_do(tmp_path: 
         assert done.value.code == 2, argv
     err = capsys.readouterr().err
     assert "no suite here" in err and "no case 'nope'" in err and "set OPENAI_API_KEY" in err
+    for case_file in (folder / "cases").glob("*.yaml"):  # a suite left with no case says so, not "0 runs FAIL"
+        case_file.unlink()
+    with pytest.raises(SystemExit) as done:
+        personas_main(["eval", str(folder)])
+    assert done.value.code == 2
+    assert "the suite 'lm' has no cases: put case files in" in " ".join(capsys.readouterr().err.split())
