@@ -72,6 +72,7 @@ MAX_JSON_DEPTH = 64
 MAX_URL_BYTES = 8000
 
 _BAD_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL_NAMES = {0: "NUL", 0x1B: "ESCAPE", 0x7F: "DELETE"}
 
 
@@ -123,11 +124,16 @@ def _where(path: str) -> str:
     return f"at {path}: " if path else ""
 
 
-def json_problem(value: Any, limits: JsonLimits = JSON_LIMITS, *, want: str | None = None) -> str | None:
+def json_problem(
+    value: Any, limits: JsonLimits = JSON_LIMITS, *, want: str | None = None, check_text: bool = True
+) -> str | None:
     """Why ``value`` (already parsed) is not a JSON value Klaviyo accepts, or None.
 
     ``want`` is ``"object"`` or ``"array"`` when the spec asks for one. Levels are counted as Klaviyo
-    counts them for event properties: the members of the value are level 1.
+    counts them for event properties: the members of the value are level 1. ``check_text=False``
+    allows control characters (a lone surrogate, which no UTF-8 text holds, is still refused): for
+    data read *from* Klaviyo, which may hold what a person typed into a form, shown escaped rather
+    than refused.
     """
     if want == "object" and not isinstance(value, Mapping):
         return f'must be a JSON object such as {{"plan": "pro"}}, not {_kind(value)}'
@@ -142,7 +148,7 @@ def json_problem(value: Any, limits: JsonLimits = JSON_LIMITS, *, want: str | No
                 "flatten it or give the inner part as a string"
             )
         if isinstance(node, str):
-            problem = text_problem(node)
+            problem = text_problem(node) if check_text or _SURROGATE.search(node) else None
             if problem:
                 return _where(path) + problem
             if limits.string_bytes is not None and len(node) * 4 > limits.string_bytes:

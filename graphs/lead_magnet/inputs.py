@@ -176,7 +176,9 @@ def parse_submission(body: Any) -> Submission:
             "missing; a form submission carries the form's answers there" if props is None else
             f"must be an object of the form's answers, not {_kind(props)}; pass the event as Klaviyo returns it",
         )
-    if problem := json_problem(props, EVENT_LIMITS):  # a value past these is no event Klaviyo stored
+    # a value past these is no event Klaviyo stored; a control character a person typed into the form
+    # may be (it is shown escaped, never refused: refusing it would lose the lead)
+    if problem := json_problem(props, EVENT_LIMITS, check_text=False):
         raise InputError("data.attributes.event_properties", f"{problem}; pass the event as Klaviyo returns it")
     rels = _object(event.get("relationships"), "data.relationships")
     profile_ref, metric_ref = _ref(rels, "profile"), _ref(rels, "metric")
