@@ -283,3 +283,19 @@ def test_a_rejection_or_edit_with_keys_it_does_not_use_is_refused(sb: Sandbox) -
     assert parse_answer({"action": "edit", "args": {"id": "L2"}, "fingerprint": "sha256:AB"})["fingerprint"] == (
         "sha256:ab"
     )
+
+
+def test_a_relax_given_to_a_chat_persona_in_code_waives_nothing_for_the_models_calls(sb: Sandbox) -> None:
+    """The loader refuses such a relax in a file; a spec built in code gets no further: in a chat
+    every call is the model's, so a model obeying planted text cannot subscribe anyone unasked."""
+    spec = load_persona(PERSONA)
+    relaxed = spec.approval.model_copy(update={"relax": {"bulk_subscribe_profiles": ["consent", "sending"]}})
+    spec = spec.model_copy(update={"approval": relaxed})
+    subscribe = {"profiles": [{"email": "victim@example.com",
+                               "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}}}]}
+    chat = Chat(sb, [AIMessage("", tool_calls=[call("bulk_subscribe_profiles", subscribe)]), AIMessage("Done.")],
+                spec=spec)
+    paused = chat.say("subscribe victim@example.com")
+    assert paused.paused and paused.interrupts[0]["tool"] == "bulk_subscribe_profiles"
+    assert paused.interrupts[0]["effects"] == ["consent"]
+    assert sb.call_counts["bulk_subscribe_profiles"] == 0
