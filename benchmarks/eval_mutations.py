@@ -92,9 +92,13 @@ MUTATIONS: tuple[Mutation, ...] = (
              ("campaign_report",),
              code={FIGURES: ("bounce > thresholds.max_bounce_rate", "bounce >= thresholds.max_bounce_rate")}),
     # -- approvals
-    Mutation("chat-unsubscribe-without-approval", "approvals", "the assistant relaxes bulk_unsubscribe_profiles",
-             ("chat",), home={"klaviyo-assistant.yaml": ("  mode: effects", "  mode: effects\n  relax: "
-                                                                            "{bulk_unsubscribe_profiles: [consent]}")}),
+    # in code: a persona file can no longer waive a chat model's calls (the loader refuses such a relax)
+    Mutation("chat-unsubscribe-without-approval", "approvals", "the approval guard waives bulk_unsubscribe_profiles' "
+             "consent", ("chat",),
+             code={"personas/kernel/governance.py": (
+                 "if name in names for e in listed}",
+                 "if name in names for e in listed} | ({Effect.CONSENT} if 'bulk_unsubscribe_profiles' in names "
+                 "else set())")}),
     Mutation("consent-is-not-an-approval-effect", "approvals", "consent calls no longer stop for approval",
              ("chat", "segment_sync"),
              code={"klaviyo_toolkit/effects.py": ("    {Effect.CONSENT, Effect.IDENTITY,", "    {Effect.IDENTITY,")}),

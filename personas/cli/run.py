@@ -297,7 +297,8 @@ def run_cmd(
         # Made up here: shown before the run does anything, so a run killed part-way can be continued
         # (its other output comes at the end). Not with --json on a terminal, whose screen is then
         # JSON and nothing else; piped, the JSON goes to the pipe and this line to the terminal.
-        typer.echo(thread_line(spec.name, driver.context.thread_id, sandbox=sb is not None, state=sandbox_state),
+        typer.echo(thread_line(spec.name, driver.context.thread_id, sandbox=sb is not None, state=sandbox_state,
+                               connection=connection),
                    err=True)
     try:
         if retry:
@@ -312,7 +313,8 @@ def run_cmd(
     except KeyboardInterrupt:  # Ctrl-C: what the steps before did is saved, and so is the sandbox
         if sb is not None:
             sb.close()
-        hint = retry_hint(spec.name, driver.context.thread_id, sandbox=sb is not None, state=sandbox_state)
+        hint = retry_hint(spec.name, driver.context.thread_id, sandbox=sb is not None, state=sandbox_state,
+                          connection=connection)
         typer.echo(f"\ninterrupted: {hint.replace('stopped at that step', 'stopped where it was')}", err=True)
         raise SystemExit(130) from None
     except Exception as exc:  # the run stopped at a failed step: its checkpoint stays, to continue it
@@ -323,7 +325,8 @@ def run_cmd(
             remember_shown(cfg.home / "approvals", thread, [], forget=answered)  # the answer was used
         if cfg.debug or known is None or known[1] == 2:
             raise  # a usage or input error (exit 2), or --debug: the usual one line (or traceback)
-        hint = retry_hint(spec.name, driver.context.thread_id, sandbox=sb is not None, state=sandbox_state)
+        hint = retry_hint(spec.name, driver.context.thread_id, sandbox=sb is not None, state=sandbox_state,
+                          connection=connection)
         typer.echo(f"error: {known[0]}; {hint}", err=True)
         raise SystemExit(known[1]) from None
     if sb is not None:
@@ -357,7 +360,7 @@ def run_cmd(
     if result.paused:
         typer.echo(
             "\n" + resume_hint(spec.name, result.thread_id, sandbox=sb is not None, state=sandbox_state,
-                               fingerprints=[_fingerprint_of(p) for p in result.pending]),
+                               fingerprints=[_fingerprint_of(p) for p in result.pending], connection=connection),
             err=True,
         )
     elif graph_spec.exit_code is not None and (code := graph_spec.exit_code(result.state)):
@@ -397,22 +400,28 @@ def same_run_or_refuse(metadata: Mapping[str, Any], persona: str, thread: str, t
                            f"{flag}")
 
 
-def thread_line(persona: str, thread: str, *, sandbox: bool, state: str | None) -> str:
+def _on(connection: str | None) -> str:
+    """`` --connection NAME`` when the run was given one: a continuation without it would resolve
+    another credential (or none), and be refused as a run on another Klaviyo."""
+    return f" --connection {shlex.quote(connection)}" if connection else ""
+
+
+def thread_line(persona: str, thread: str, *, sandbox: bool, state: str | None, connection: str | None = None) -> str:
     """The line a run whose thread id was made up prints first (on stderr): the id, and how to
     continue the run if it stops before its end (killed, a failed step) with no other output."""
     if sandbox and not state:
         return (f"thread {thread}: on an in-memory sandbox, so a run stopped part-way cannot be continued "
                 "(give --sandbox-state FILE to keep it)")
-    where = f" --sandbox-state {shlex.quote(state)}" if state else ""
+    where = f" --sandbox-state {shlex.quote(state)}" if state else _on(connection)
     return (f"thread {thread}: if this run stops before its end, continue it with "
             f"personas run {persona}{where} --thread {shlex.quote(thread)} --retry")
 
 
-def retry_hint(persona: str, thread: str, *, sandbox: bool, state: str | None) -> str:
+def retry_hint(persona: str, thread: str, *, sandbox: bool, state: str | None, connection: str | None = None) -> str:
     """What to run to continue a run that failed at a step; or why it cannot be."""
     if sandbox and not state:
         return "the run stopped on an in-memory sandbox that is gone now, so it cannot be continued"
-    where = f" --sandbox-state {shlex.quote(state)}" if state else ""
+    where = f" --sandbox-state {shlex.quote(state)}" if state else _on(connection)
     return (
         f"the run stopped at that step and is saved: continue it with "
         f"personas run {persona}{where} --thread {shlex.quote(thread)} --retry"
@@ -420,7 +429,8 @@ def retry_hint(persona: str, thread: str, *, sandbox: bool, state: str | None) -
 
 
 def resume_hint(
-    persona: str, thread: str, *, sandbox: bool, state: str | None, fingerprints: Sequence[str] = ()
+    persona: str, thread: str, *, sandbox: bool, state: str | None, fingerprints: Sequence[str] = (),
+    connection: str | None = None,
 ) -> str:
     """What to run to continue a paused run, exactly as it must be typed (the approval names the
     request it answers); or why it cannot be."""
@@ -429,7 +439,7 @@ def resume_hint(
             "Paused for approval, on an in-memory sandbox that is gone now: this run cannot be resumed. "
             "Run it with --sandbox-state FILE to be able to resume it."
         )
-    where = f" --sandbox-state {shlex.quote(state)}" if state else ""
+    where = f" --sandbox-state {shlex.quote(state)}" if state else _on(connection)
     command = f"personas run {persona}{where} --thread {shlex.quote(thread)}"
     if len(fingerprints) > 1:
         answers = json.dumps({f: "approve" for f in fingerprints})

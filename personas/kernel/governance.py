@@ -155,7 +155,9 @@ def parse_answer(answer: Any) -> dict[str, Any]:
     """An approval answer as ``{"action": "approve" | "reject" | "edit", ...}``, or UsageProblem.
 
     Accepted: ``"approve"``/``"reject"`` (and y/n, a/r), or a mapping with ``action`` and, for an
-    edit, a non-empty ``args`` object. Anything else is refused, so a typo never counts as an answer.
+    edit, a non-empty ``args`` object (a rejection may give a ``reason``, any answer its request's
+    ``fingerprint``). Anything else is refused, keys an action does not use included (an approval
+    with ``args`` is not an edit), so a typo never counts as an answer.
     """
     decision: Mapping[str, Any] = {"action": answer} if isinstance(answer, str) else answer
     if not isinstance(decision, Mapping):
@@ -163,6 +165,7 @@ def parse_answer(answer: Any) -> dict[str, Any]:
             f"an approval answer is 'approve', 'reject' or an object with 'action'; got {type(answer).__name__}"
         )
     action = str(decision.get("action", "")).strip().lower()
+    _only_used_keys(decision, action)
     bound = {"fingerprint": str(decision["fingerprint"]).strip().lower()} if decision.get("fingerprint") else {}
     if action in _APPROVE:
         return {"action": "approve", **bound}
@@ -177,6 +180,24 @@ def parse_answer(answer: Any) -> dict[str, Any]:
         f"unknown approval answer {action or answer!r}; answer approve, reject, or "
         '{"action": "edit", "args": {...}}'
     )
+
+
+#: The keys each answer uses; an answer with others (``approve`` with ``args``) says more than it does.
+_KEYS = {"approve": {"action", "fingerprint"}, "reject": {"action", "fingerprint", "reason"},
+         "edit": {"action", "fingerprint", "args"}}
+
+
+def _only_used_keys(decision: Mapping[str, Any], action: str) -> None:
+    """UsageProblem when ``decision`` has keys its action does not use: an approval that also gives
+    ``args`` (meant as an edit, or a widening) must not be taken as approving the request shown."""
+    kinds = {**dict.fromkeys(_APPROVE, "approve"), **dict.fromkeys(_REJECT, "reject"), "edit": "edit", "e": "edit"}
+    kind = kinds.get(action, "")
+    extra = sorted(str(k) for k in decision if k not in _KEYS.get(kind, set(decision)))
+    if extra:
+        listed = ", ".join(repr(k) for k in extra)
+        hint = '; to change the request answer {"action": "edit", "args": {...}}' if kind != "edit" else ""
+        raise UsageProblem(f"an approval answer {kind!r} takes {', '.join(sorted(_KEYS[kind]))}, not {listed}; "
+                           f"nothing was answered{hint}")
 
 
 #: Paused requests whose view of the resource an approval guard keeps for their resume.

@@ -22,7 +22,7 @@ from personas.kernel.context import PersonaContext, prompt_version
 from personas.kernel.governance import ApprovalGuard, AuditGuard, DryRunGuard, SelectionGuard
 from personas.kernel.models import ModelChoice, resolve_model
 from personas.kernel.privacy import register_secrets
-from personas.kernel.spec import PersonaSpec
+from personas.kernel.spec import ApprovalPolicy, PersonaSpec
 
 from .audit import audit_anchor, audit_log
 from .connections import resolve_klaviyo
@@ -93,7 +93,8 @@ def build_context(
     stack.append(SelectionGuard(ctx.refusal))
     # the reads some approvals need (is this template live?) go out with the persona's scopes, audited
     reader = base.guarded(AuditGuard(log, ctx.audit_context)) if log is not None else base
-    stack.append(ApprovalGuard(spec.approval, base.prepare, reader, _viewer(client, klaviyo.scopes, log, ctx)))
+    policy = own_code_relax(spec.approval, graph.operations, base)
+    stack.append(ApprovalGuard(policy, base.prepare, reader, _viewer(client, klaviyo.scopes, log, ctx)))
     if dry_run if dry_run is not None else spec.approval.dry_run:
         stack.append(DryRunGuard())
     ctx.toolkit = base.guarded(*stack, *guards)
@@ -111,3 +112,14 @@ def _viewer(client: Any, scopes: Any, log: AuditLog | None, ctx: PersonaContext)
     quick = client.with_options(retry=NO_RETRIES, timeout=VIEW_READ_TIMEOUT, max_wait=VIEW_MAX_WAIT)
     kit = KlaviyoToolkit(quick, scopes=scopes)
     return kit.guarded(AuditGuard(log, ctx.audit_context)) if log is not None else kit
+
+
+def own_code_relax(policy: ApprovalPolicy, operations: tuple[str, ...], kit: KlaviyoToolkit) -> ApprovalPolicy:
+    """``policy`` with ``relax`` kept only for operations the graph's own code calls (``operations``).
+
+    A relax stands for what that code does around the call; any other call is the model's (in a chat,
+    every call), and a model's calls always stop. The loader refuses such an entry in a persona file;
+    this holds the same for a spec built in code."""
+    kept = {name: effects for name, effects in policy.relax.items()
+            if kit.catalog.get(name).operation_id in operations}  # fmt: skip
+    return policy if kept == policy.relax else policy.model_copy(update={"relax": kept})

@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ from personas.kernel.spec import PersonaSpec
 from .checkpoints import checkpointer
 from .context import build_context
 from .saves import inline_saves
+from .thread_lock import athread_lock, exclusive_lock, thread_lock_path
 
 __all__ = ["Pending", "RunDriver", "RunResult", "arun_persona", "checkpointer", "left_to_run", "run_persona"]
 
@@ -164,6 +166,18 @@ class RunDriver:
             raise UsageProblem(f"no answer for the pending {', '.join(missing)} request(s); nothing was resumed")
         return Command(resume=given[pending[0].id] if len(pending) == 1 else given)
 
+    def _resuming(self, resume: Any) -> AbstractContextManager[None]:
+        """Held while a resume reads what is pending and runs (``thread_lock``): two processes
+        answering one pause at once send its request once; the second finds nothing to answer."""
+        if resume is None:
+            return nullcontext()
+        return exclusive_lock(thread_lock_path(self.context.config.home, self.context.thread_id))
+
+    def _aresuming(self, resume: Any) -> AbstractAsyncContextManager[None]:
+        if resume is None:
+            return nullcontext()
+        return athread_lock(thread_lock_path(self.context.config.home, self.context.thread_id))
+
     def _payload(self, input: Mapping[str, Any] | None, resume: Any) -> Any:
         if resume is not None:
             return self.resume_command(resume)
@@ -174,27 +188,30 @@ class RunDriver:
         self, input: Mapping[str, Any] | None = None, *, resume: Any = None, modes: Sequence[str] = DEFAULT_MODES
     ) -> Iterator[tuple[str, Any]]:
         """Run (or resume) and yield ``(mode, chunk)`` as the graph goes; then read :meth:`result`."""
-        payload = self._payload(input, resume)
-        with inline_saves():
-            yield from self.graph.stream(
-                payload, self.config, context=self.context, durability="sync", stream_mode=list(modes)
-            )
+        with self._resuming(resume):
+            payload = self._payload(input, resume)
+            with inline_saves():
+                yield from self.graph.stream(
+                    payload, self.config, context=self.context, durability="sync", stream_mode=list(modes)
+                )
 
     async def astream(
         self, input: Mapping[str, Any] | None = None, *, resume: Any = None, modes: Sequence[str] = DEFAULT_MODES
     ) -> AsyncIterator[tuple[str, Any]]:
-        payload = self._payload(input, resume)
-        async for item in self.graph.astream(
-            payload, self.config, context=self.context, durability="sync", stream_mode=list(modes)
-        ):
-            yield item
+        async with self._aresuming(resume):
+            payload = self._payload(input, resume)
+            async for item in self.graph.astream(
+                payload, self.config, context=self.context, durability="sync", stream_mode=list(modes)
+            ):
+                yield item
 
     def invoke(self, input: Mapping[str, Any] | None = None, *, resume: Any = None) -> RunResult:
         """Run (or resume) to the end or the next pause, and return the result."""
-        payload = self._payload(input, resume)
-        with inline_saves():
-            out = self.graph.invoke(payload, self.config, context=self.context, durability="sync")
-        return self._finished(out) or self.result()
+        with self._resuming(resume):
+            payload = self._payload(input, resume)
+            with inline_saves():
+                out = self.graph.invoke(payload, self.config, context=self.context, durability="sync")
+            return self._finished(out) or self.result()
 
     def retry(self) -> RunResult:
         """Continue a run that failed or was killed, from its last checkpoint (the failed step runs again).
@@ -212,10 +229,11 @@ class RunDriver:
         return self.invoke(None)
 
     async def ainvoke(self, input: Mapping[str, Any] | None = None, *, resume: Any = None) -> RunResult:
-        out = await self.graph.ainvoke(
-            self._payload(input, resume), self.config, context=self.context, durability="sync"
-        )
-        return self._finished(out) or self.result(await self.graph.aget_state(self.config))
+        async with self._aresuming(resume):
+            out = await self.graph.ainvoke(
+                self._payload(input, resume), self.config, context=self.context, durability="sync"
+            )
+            return self._finished(out) or self.result(await self.graph.aget_state(self.config))
 
     def _finished(self, out: Any) -> RunResult | None:
         """The result of a run that ended, from what ``invoke`` returned (its final state), without

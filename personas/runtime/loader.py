@@ -344,13 +344,21 @@ def _check_tools(spec: PersonaSpec, path: Path, root: yaml.Node | None) -> None:
 
 
 def _check_relax(spec: PersonaSpec, kit: KlaviyoToolkit, path: Path, root: yaml.Node | None) -> None:
-    """Each operation in ``approval.relax`` exists, and waives only effects a call of it can have."""
+    """Each operation in ``approval.relax`` exists, is one the persona's graph's own code calls (a
+    model's calls always stop: in a chat, every call is the model's), and waives only effects a call
+    of it can have."""
     for name, waived in spec.approval.relax.items():
         where, field = line_of(root, ["approval", "relax", name]), f"approval.relax.{name}"
         try:
             op = kit.catalog.get(name)
         except UnknownOperationError as exc:
             raise PersonaConfigError(path, where, field, str(exc)) from None
+        if op.operation_id not in graph_spec(spec.graph).operations:
+            raise PersonaConfigError(
+                path, where, field,
+                f"the {spec.graph} graph's own code never calls {name}: a relax waives effects only for the calls "
+                "a graph's code makes (and accounts for), and a model's calls always stop; remove it",
+            )  # fmt: skip
         can = [e.value for e in Effect if e in possible_effects(op) and e not in (Effect.READ, Effect.WRITE)]
         can += ["write"] if spec.approval.mode == "writes" else []
         for effect in waived:

@@ -233,6 +233,29 @@ def test_revoking_a_key_is_idempotent_and_says_what_it_did(setup: Setup) -> None
     assert removed.returncode == 0 and setup.status() == []
 
 
+def test_a_run_paused_on_a_connection_continues_with_the_command_it_prints_until_it_is_revoked(
+    setup: Setup,
+) -> None:
+    """The printed continuation names the connection (without it another credential, or none, would
+    be used); once the connection is revoked, the same command stops naming the login, and nothing
+    of the key reaches the checkpoints."""
+    import shlex
+
+    setup.run("auth", "login", "acme", KLAVIYO_API_KEY=DEMO_KEY)
+    sync = str(ROOT / "examples" / "sync-vip-mirror.json")
+    first = setup.run("run", "segment-syncer", "--connection", "acme", "--input", sync, "--thread", "t1")
+    assert first.returncode == 0, first.stderr
+    hint = next(line for line in first.stderr.splitlines() if "Continue with:" in line)
+    command = shlex.split(hint.split("Continue with: ", 1)[1].split("   (")[0])
+    assert command[:2] == ["personas", "run"] and "--connection" in command, hint
+    setup.run("auth", "revoke", "acme")
+    after = setup.run(*command[1:])
+    assert after.returncode != 0 and "connection 'acme' was revoked" in after.stderr
+    assert "personas auth login acme" in after.stderr
+    assert setup.sb.call_counts["remove_profiles_from_list"] == 0
+    assert DEMO_KEY.encode() not in b"".join(p.read_bytes() for p in setup.home.glob("checkpoints.sqlite*"))
+
+
 # -- OAuth ------------------------------------------------------------------------------------------
 
 

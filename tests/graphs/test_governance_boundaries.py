@@ -20,6 +20,7 @@ from langgraph.types import Command
 from graphs.chat import bound_tools
 from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.redact import register_secret
+from personas.kernel.errors import UsageProblem
 from personas.kernel.models import ScriptedChatModel
 from personas.kernel.spec import PersonaSpec, ToolSelection
 from personas.runtime import RunDriver, build_context, checkpointer
@@ -235,3 +236,66 @@ def test_an_approval_without_the_requests_fingerprint_is_not_taken(sb: Sandbox) 
     chat.driver.graph.invoke(Command(resume={again[0].id: {"action": "approve", "fingerprint": fingerprint}}),
                              config, context=chat.ctx)
     assert sb.store.get("list", lid) is None and sb.call_counts["delete_list"] == 1
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"args": {"profile_ids": ["{all}"]}},  # meant as an edit, but said "approve"
+        {"profile_ids": ["{all}"]},  # the widening put beside the action
+        {"reason": "fine", "approved": True, "note": "ok"},  # keys no answer has
+    ],
+)
+def test_an_approval_with_keys_it_does_not_use_is_refused_not_taken_as_the_request_shown(
+    sb: Sandbox, extra: dict[str, Any]
+) -> None:
+    """An answer whose keys say more than its action uses (an approve with ``args``) is ambiguous: it
+    is refused, never taken as approving the request shown, whichever way it comes back."""
+    kl = sb.client()
+    lid = kl.call("create_list", name="Few").data["id"]
+    pids = [kl.call("create_profile", email=f"w{i}@example.com").data["id"] for i in range(3)]
+    extra = {k: ([*pids] if v == ["{all}"] else v) for k, v in extra.items()}
+    script = [AIMessage("", tool_calls=[call("add_profiles_to_list", {"id": lid, "profile_ids": pids[:1]})])]
+    chat = Chat(sb, [*script, AIMessage("Added.")])
+    paused = chat.say("add one")
+    fingerprint = paused.interrupts[0]["fingerprint"]
+    with pytest.raises(UsageProblem, match="approve"):  # through the driver: nothing resumed
+        chat.driver.invoke(resume={"action": "approve", "fingerprint": fingerprint, **extra})
+    assert chat.driver.pending() and sb.call_counts["add_profiles_to_list"] == 0
+    # as a LangGraph Server client resumes the graph directly: the request is asked about again
+    interrupt_id = chat.driver.pending()[0].id
+    answer = {"action": "approve", "fingerprint": fingerprint, **extra}
+    chat.driver.graph.invoke(Command(resume={interrupt_id: answer}), chat.driver.config, context=chat.ctx)
+    again = chat.driver.pending()
+    assert again and again[0].value["fingerprint"] == fingerprint and again[0].value.get("refused_answer")
+    assert sb.call_counts["add_profiles_to_list"] == 0
+    assert kl.call("get_profiles_for_list", id=lid).data == []
+
+
+def test_a_rejection_or_edit_with_keys_it_does_not_use_is_refused(sb: Sandbox) -> None:
+    from personas.kernel.governance import parse_answer
+
+    with pytest.raises(UsageProblem, match="'args'"):
+        parse_answer({"action": "reject", "args": {"id": "L2"}})
+    with pytest.raises(UsageProblem, match="'reason'"):
+        parse_answer({"action": "edit", "args": {"id": "L2"}, "reason": "wider"})
+    assert parse_answer({"action": "reject", "reason": ""}) == {"action": "reject", "reason": "no reason given"}
+    assert parse_answer({"action": "edit", "args": {"id": "L2"}, "fingerprint": "sha256:AB"})["fingerprint"] == (
+        "sha256:ab"
+    )
+
+
+def test_a_relax_given_to_a_chat_persona_in_code_waives_nothing_for_the_models_calls(sb: Sandbox) -> None:
+    """The loader refuses such a relax in a file; a spec built in code gets no further: in a chat
+    every call is the model's, so a model obeying planted text cannot subscribe anyone unasked."""
+    spec = load_persona(PERSONA)
+    relaxed = spec.approval.model_copy(update={"relax": {"bulk_subscribe_profiles": ["consent", "sending"]}})
+    spec = spec.model_copy(update={"approval": relaxed})
+    subscribe = {"profiles": [{"email": "victim@example.com",
+                               "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}}}]}
+    chat = Chat(sb, [AIMessage("", tool_calls=[call("bulk_subscribe_profiles", subscribe)]), AIMessage("Done.")],
+                spec=spec)
+    paused = chat.say("subscribe victim@example.com")
+    assert paused.paused and paused.interrupts[0]["tool"] == "bulk_subscribe_profiles"
+    assert paused.interrupts[0]["effects"] == ["consent"]
+    assert sb.call_counts["bulk_subscribe_profiles"] == 0

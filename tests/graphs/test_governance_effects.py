@@ -19,6 +19,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.clock import ManualClock
+from klaviyo_toolkit.tools import KlaviyoToolkit
+from personas.kernel.governance import stopping_effects
 from personas.kernel.models import ScriptedChatModel
 from personas.kernel.spec import ApprovalPolicy, PersonaSpec, ToolSelection
 from personas.runtime import RunDriver, RunResult, build_context
@@ -199,7 +201,8 @@ def test_the_profile_limit_is_the_personas_to_set(sb: Sandbox) -> None:
 
 # -- G5: the syncer's waivers name effects --------------------------------------------------------------
 def _syncer_policy_in_chat() -> PersonaSpec:
-    """The shipped segment syncer, its approval policy (waivers included) kept, talking through chat."""
+    """The shipped segment syncer, its approval policy (waivers included) kept, talking through chat
+    (where the waivers do not apply: the chat graph's own code calls nothing)."""
     spec = load_persona("segment-syncer")
     return spec.model_copy(update={"graph": "chat", "prompt": "klaviyo_assistant.v1.md", "settings": {}})
 
@@ -225,6 +228,11 @@ def test_a_relaxed_operation_still_stops_for_an_effect_its_waiver_does_not_name(
     kl.call("create_profile", email="victim@example.com", phone_number="+12125550100")
     if "list_ids" in args:
         args = {**args, "list_ids": [kl.call("create_list", name="VIP").data["id"]]}
-    result = ask(sb, _syncer_policy_in_chat(), tool, args)
+    spec = _syncer_policy_in_chat()
+    # the waiver as the syncer's own code gets it: what it names is waived, and only that
+    waived = stopping_effects(spec.approval, KlaviyoToolkit(scopes="*").prepare(tool, args))
+    assert sorted(e.value for e in waived) == stops_for
+    # a model's call is not the graph's code: in a chat nothing is waived at all
+    result = ask(sb, spec, tool, args)
     assert_stopped(sb, result, tool, "")
-    assert result.interrupts[0]["effects"] == stops_for, "what the waiver names is waived, and only that"
+    assert set(stops_for) < set(result.interrupts[0]["effects"]), "a waiver never reaches a model's call"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from graphs import graph_spec
 from klaviyo_toolkit.tools import KlaviyoToolkit
 from personas.kernel.context import select_tools
 from personas.runtime.loader import PersonaConfigError, list_personas, load_persona, scan_personas
@@ -193,7 +194,11 @@ def test_valid_cron_schedules_load(tmp_path: Path, cron: str) -> None:
 
 
 # -- approval.relax names the effects it waives, per operation -----------------------------------
-LISTS = GOOD.replace("lists:read", "lists:read\n  - lists:write\n  - profiles:read\n  - profiles:write")
+# the syncer's graph: its own code calls the operations relaxed here (a relax waives nothing for a model's calls)
+LISTS = GOOD.replace("lists:read", "lists:read\n  - lists:write\n  - profiles:read\n  - profiles:write\n"
+                     "  - segments:read\n  - subscriptions:write").replace(
+    "graph: chat\nprompt: klaviyo_assistant.v1.md", "graph: segment_sync\nprompt: segment_syncer.v1.md").replace(
+    "include: [get_lists]", "include: [" + ", ".join(graph_spec("segment_sync").operations) + "]")
 
 
 def test_relax_maps_each_operation_to_the_effects_it_waives(tmp_path: Path) -> None:
@@ -206,7 +211,7 @@ def test_relax_maps_each_operation_to_the_effects_it_waives(tmp_path: Path) -> N
 def test_a_relax_that_names_operations_alone_is_refused_with_the_fix(tmp_path: Path) -> None:
     """A plain name used to waive every effect the call had; it no longer means anything."""
     err = refuse(tmp_path, LISTS + "approval:\n  relax:\n    - add_profiles_to_list\n    - bulk_import_profiles\n")
-    assert (err.line, err.field) == (13, "approval.relax")
+    assert (err.line, err.field) == (15, "approval.relax")
     text = str(err)
     assert "which effects it waives" in text
     assert "add_profiles_to_list: [sending]" in text, "the fix names what the operation always does"
@@ -227,5 +232,27 @@ def test_relax_refuses_effects_an_operation_cannot_have_and_unknown_names(
     tmp_path: Path, relax: str, field: str, problem: str
 ) -> None:
     err = refuse(tmp_path, LISTS + f"approval:\n  relax: {relax}\n")
-    assert err.field == field and err.line == 13, str(err)
+    assert err.field == field and err.line == 15, str(err)
     assert problem in str(err)
+
+
+@pytest.mark.parametrize(
+    ("graph", "relax", "name"),
+    [
+        ("chat", "{bulk_subscribe_profiles: [consent, sending]}", "bulk_subscribe_profiles"),
+        ("chat", "{create_list_relationships: [sending]}", "create_list_relationships"),  # an alias too
+        ("segment_sync", "{bulk_unsubscribe_profiles: [consent]}", "bulk_unsubscribe_profiles"),
+    ],
+)
+def test_relax_is_refused_for_an_operation_the_graphs_own_code_never_calls(
+    tmp_path: Path, graph: str, relax: str, name: str
+) -> None:
+    """A relax stands for what the graph's code does around the call; a call the graph's code never
+    makes is the model's (in a chat, every call), and a model's calls always stop."""
+    text = LISTS
+    if graph == "chat":
+        text = text.replace("graph: segment_sync\nprompt: segment_syncer.v1.md",
+                            "graph: chat\nprompt: klaviyo_assistant.v1.md")
+    err = refuse(tmp_path, text + f"approval:\n  relax: {relax}\n")
+    assert err.field == f"approval.relax.{name}", str(err)
+    assert f"the {graph} graph's own code never calls" in str(err) and "a model's calls always stop" in str(err)
