@@ -7,7 +7,7 @@ the rows, the diff and each batch's status live here, at ``$PERSONAS_HOME/sync/<
 The diff is SQL, never Python sets, so memory stays flat however large the source or list:
 
 - a source row matches a member by profile id (list/segment sources), else by email
-  (case-insensitive), else, for rows without an email, by phone number;
+  (case-insensitive), else by phone for rows without one (members a row names otherwise: ``identity.py``);
 - a person in several rows is one row, with the last value each field is given (``duplicates.py``),
   except for consent: rows that disagree on it are a conflict, and that person is not subscribed;
 - **adds** are unmatched rows, **removes** unmatched members (in ``mirror`` mode);
@@ -35,7 +35,7 @@ from typing import Any
 
 from personas.kernel.privacy import private_file
 
-from . import duplicates
+from . import duplicates, identity
 from .sources import InvalidRow, Member, Row
 
 __all__ = ["Batch", "Plan"]
@@ -282,6 +282,7 @@ class Plan:
             "UPDATE members SET matched = 1 WHERE profile_id IN "
             "(SELECT member_id FROM source WHERE member_id IS NOT NULL)"
         )
+        identity.keep_members_known_otherwise(db)  # a phone-only member a row gives an email: kept
         db.commit()
         return {"matched": self._one("SELECT COUNT(*) FROM members WHERE matched = 1")}
 
