@@ -8,9 +8,12 @@ share), it does not make another. The plan's match is by email first, so such a 
 (its import is what sets the email), but the member is in the source: it is **kept**, never planned
 as a removal in mirror mode. (Before, it was: the approval asked to remove a person the file lists,
 and whether they stayed on the list depended on whether the import job or the removal ran first.)
+The report counts it among the unchanged members, and its row among the adds (the import that
+gives the profile its email).
 
 A member that has an email is another person than a row with another email, whatever else they
-share, and is matched by email only, as before.
+share, and is matched by email only, as before; so is an email-less member with a phone number that
+a row names only by external id (the row may give another phone: it is not guessed at).
 """
 
 from __future__ import annotations
@@ -21,12 +24,17 @@ __all__ = ["keep_members_known_otherwise"]
 
 
 def keep_members_known_otherwise(db: sqlite3.Connection) -> int:
-    """Mark as matched (kept) the email-less members an unmatched source row names by phone number or
-    external id (with no other phone number); how many."""
-    cursor = db.execute(
-        "UPDATE members SET matched = 1 WHERE matched = 0 AND email_key IS NULL AND EXISTS (SELECT 1 FROM source s "
-        "WHERE s.member_id IS NULL AND ((s.phone IS NOT NULL AND s.phone = members.phone) OR (s.external_id IS NOT "
-        "NULL AND s.external_id = members.external_id AND (members.phone IS NULL OR s.phone IS NULL "
-        "OR s.phone = members.phone))))"
-    )
-    return cursor.rowcount
+    """Mark as matched (kept) the email-less members an unmatched source row names by phone number, or
+    by external id when the member has no phone number either; how many.
+
+    Each subquery is uncorrelated (SQLite evaluates it once), so the cost is one pass over the
+    source and one over the email-less members, whatever their numbers.
+    """
+    unmatched = "SELECT {0} FROM source WHERE member_id IS NULL AND {0} IS NOT NULL"
+    kept = 0
+    for column, also in (("phone", ""), ("external_id", " AND phone IS NULL")):
+        kept += db.execute(
+            f"UPDATE members SET matched = 1 WHERE matched = 0 AND email_key IS NULL{also} "
+            f"AND {column} IN ({unmatched.format(column)})"
+        ).rowcount
+    return kept
