@@ -78,12 +78,8 @@ UPGRADES = (
 BATCH_COLUMN = {"import": "add_batch", "add": "add_batch", "subscribe": "sub_batch", "remove": "remove_batch"}
 #: The row fields each kind of batch sends: a row Klaviyo refused for one of them leaves later batches
 #: that send it too (an address refused on import would be refused by the subscribe call as well).
-SENDS = {
-    "import": ("email", "phone_number", "external_id", "first_name", "last_name"),
-    "add": ("id",),
-    "subscribe": ("email",),
-    "remove": ("id",),
-}
+SENDS = {"import": ("email", "phone_number", "external_id", "first_name", "last_name"), "add": ("id",),
+         "subscribe": ("email",), "remove": ("id",)}
 CHUNK = 1000
 
 
@@ -313,8 +309,9 @@ class Plan:
         )
         return int(self._one("SELECT COALESCE(MAX(n), ?) FROM batches", start - 1)) + 1
 
-    def build(self, *, batch_size: int, file_source: bool, subscribe: bool, remove: bool) -> int:
-        """Decide consent states and number the batches; the number of batches."""
+    def build(self, *, batch_size: int, file_source: bool, subscribe: bool, remove: bool,
+              hold: Callable[[sqlite3.Connection], int] = lambda db: 0) -> int:
+        """Decide consent states (``hold``: rows asked before, ``optin.py``) and number the batches; how many."""
         db = self.db
         if subscribe:
             state = (
@@ -334,6 +331,7 @@ class Plan:
                 "AND sub_state IS NULL"
             )
             db.execute("UPDATE source SET sub_state = 'no_email' WHERE consent = 1 AND email_key IS NULL")
+            hold(db)
         n = self._assign(
             "source", "add_batch", "member_id IS NULL", "rowno", "import" if file_source else "add", 1, batch_size
         )

@@ -90,6 +90,7 @@ def build_result(state: Mapping[str, Any], plan: Plan, limit: int) -> dict[str, 
         "suppressed": {"count": summary.get("suppressed", 0), "sample": (summary.get("samples") or {}).get(
             "suppressed", [])},
         "consent_without_email": summary.get("consent_without_email", 0),
+        "awaiting_confirmation": summary.get("awaiting_confirmation") or {"count": 0, "sample": []},
         "consent_conflicts": conflicts,
         "invalid": {
             "count": invalid_rows + refused_rows,
@@ -124,6 +125,9 @@ def _template(result: dict[str, Any]) -> str:
     notes = []
     if result["suppressed"]["count"]:
         notes.append(f"{result['suppressed']['count']} consenting profiles are suppressed and were not subscribed")
+    if waiting := (result.get("awaiting_confirmation") or {}).get("count"):
+        notes.append(f"{waiting} consenting people were asked to subscribe before and have not confirmed yet (a "
+                     "double opt-in list emails each ask): not asked again (see awaiting_confirmation)")
     if result["invalid_rows"]:
         notes.append(f"{result['invalid_rows']} invalid rows were skipped (see invalid)")
     if result["duplicate_rows"]:
@@ -182,7 +186,7 @@ def _model_facts(result: dict[str, Any]) -> dict[str, Any]:
             return {k: trim(v) for k, v in value.items() if not (k in _REFUSAL_KEYS and v in (0, None))}
         return value
 
-    dropped = {"plan_file", "source"} | {k for k in ("consent_conflicts", "merged_values")
+    dropped = {"plan_file", "source"} | {k for k in ("consent_conflicts", "merged_values", "awaiting_confirmation")
                                          if not (result.get(k) or {}).get("count")}
     return trim({k: v for k, v in result.items() if k not in dropped})  # type: ignore[no-any-return]
 
@@ -236,6 +240,10 @@ def render(state: Mapping[str, Any]) -> str:
         if plan.get("suppressed"):
             lines.append(f"  suppressed {plan['suppressed']:>7} not subscribed: "
                          + ", ".join(samples.get("suppressed") or []))
+        waiting = plan.get("awaiting_confirmation") or {}
+        if waiting.get("count"):
+            lines.append(f"  awaiting {waiting['count']:>9} asked before, not confirmed yet (not asked again): "
+                         + ", ".join(waiting.get("sample") or []))
         for c in (plan.get("consent_conflicts") or {}).get("people", [])[:10]:
             yes, no = c["consenting"], c["not_consenting"]
             lines.append(f"  consent conflict: {c['person']}: {_rows(yes)} consent{'s' if len(yes) == 1 else ''}, "
