@@ -5,7 +5,8 @@ contact, or a profile known by its external id alone. A source row that gives an
 phone number (or external id) is the same Klaviyo profile: importing the row gives the profile its
 email, it does not make a new one. So that member is in the source and must never be planned as a
 removal in mirror mode (before, it was: the approval asked to remove a person the file lists, and
-whether they stayed depended on whether the import job or the removal finished first).
+whether they stayed depended on whether the import job or the removal finished first). A member
+with another email and the row's phone number is that profile too: the import updates it.
 """
 
 from __future__ import annotations
@@ -51,3 +52,24 @@ def test_a_member_known_by_phone_or_external_id_only_is_kept_when_a_row_gives_it
                                          "mode": "mirror"})
     assert [c.operation_id for c in world.calls] == ["get_profiles_for_list"], "in step: one read, nothing to do"
     assert again.values["result"]["status"] == "done"
+
+
+def test_a_member_whose_phone_a_row_gives_with_another_email_is_not_removed_under_the_import(world: World) -> None:
+    """A phone number is one profile's: a row (y@, P) is imported onto the member (x@, P), which
+    then holds y@. Removing that member in the same run raced the import job (whichever ran last
+    won), so it is kept; the member list ends as the source says, and the next run has nothing to do."""
+    list_id = world.client.call("create_list", name="VIP").data["id"]
+    world.client.call("bulk_import_profiles", list_ids=[list_id],
+                      profiles=[{"email": "x@example.com", "phone_number": "+15005550007"}])
+    world.settle()
+    path = write_csv(world.home / "vip.csv", [{"email": "y@example.com", "phone_number": "+15005550007"}],
+                     ["email", "phone_number"])
+    payload = {"source": {"kind": "csv", "path": str(path)}, "target_list_id": list_id, "mode": "mirror"}
+    world.reset_counts()
+    snap = run(world.context("mirror"), payload)
+    world.settle()
+    assert world.sent("remove_profiles_from_list") == [] and snap.values["result"]["removes"]["planned"] == 0
+    assert _members(world, list_id) == {("y@example.com", "+15005550007", None)}
+    world.reset_counts()
+    run(world.context("again"), payload)
+    assert [c.operation_id for c in world.calls] == ["get_profiles_for_list"]
