@@ -168,7 +168,7 @@ def _resolve(ctx: PersonaContext, request: SyncRequest) -> tuple[SyncRequest, in
         if source.kind == "list" and target.id in source.ids:
             raise SyncInputError("source", "is the target list itself; sync from another list or a segment")
     resolved = replace(request, target_list_id=target.id, source=source, target_name=target.name,
-                       target_unread=target.unread)
+                       target_unread=target.unread, target_opt_in=target.opt_in)
     return resolved, reads
 
 

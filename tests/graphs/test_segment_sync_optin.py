@@ -50,6 +50,16 @@ def test_a_double_opt_in_list_asks_each_person_once_and_says_who_is_awaiting_con
     assert len(world.sent("bulk_subscribe_profiles")) == 1 and _confirmations(world, "ada@example.com") == 2
 
 
+def test_a_double_opt_in_list_found_by_name_says_people_were_asked_to_confirm_not_subscribed(world: World) -> None:
+    """Its name lookup read the list's opt_in_process (no call more): the outcome says what happened."""
+    world.client.call("create_list", name="Newsletter", opt_in_process="double_opt_in")
+    path = write_csv(world.home / "news.csv", ROWS, ["email", "consent"])
+    snap = run(world.context("named"), {"source": {"kind": "csv", "path": str(path)}, "target": "Newsletter"})
+    assert snap.values["result"]["double_opt_in"] is True
+    assert "asked to confirm (double opt-in) 2" in snap.values["outcome"], snap.values["outcome"]
+    assert "subscribed" not in snap.values["outcome"] and "asked to confirm" in snap.values["summary"]
+
+
 def test_a_single_opt_in_list_is_unchanged_subscribed_once_then_nothing_to_do(world: World) -> None:
     list_id = world.new_list("VIP")
     path = write_csv(world.home / "vip.csv", ROWS, ["email", "consent"])
