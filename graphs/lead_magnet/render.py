@@ -52,7 +52,9 @@ def started_line(started: Mapping[str, Any]) -> str:
     if not started.get("confirmed"):
         return (f"Started: not shown by Klaviyo yet (waited {started.get('waited', 0):g} s); "
                 f"requested {started.get('requested')}")
-    whose = "this run's start" if started.get("own") else "another run's start, which came first"
+    # "own": the start names this submission and this run's sequence. Two runs of one submission that
+    # decide alike send identical starts, and Klaviyo's 202 does not say whose it kept: claim no more.
+    whose = "this submission's start" if started.get("own") else "another run's start, which came first"
     return f"Started: {started.get('sequence')} on {started.get('at')} ({whose})"
 
 

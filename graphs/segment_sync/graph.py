@@ -16,7 +16,8 @@
   ``bulk_subscribe_profiles`` (with the list; a person in several rows only if every one says yes,
   else a reported consent conflict), and never a profile that is suppressed or unsubscribed
   from this list (members' state comes with the list read; other consenting rows are looked up, 100
-  emails per call). Suppressed profiles are reported.
+  emails per call). Suppressed profiles are reported. A person this syncer asked before and who has
+  not confirmed (a double opt-in list) is not asked again for a while (``optin.py``).
 - **Removes** (``remove_profiles_from_list``) are destructive: the approval guard stops each batch
   for a human (approve: it runs; reject: skipped and reported) unless the persona's policy says not.
 - **Rows Klaviyo refuses** do not sink their batch: when a batch call fails because of particular
@@ -64,6 +65,7 @@ from personas.kernel.context import PersonaContext, thread_key
 
 from .jobs import verify_jobs
 from .operations import OPERATIONS, WRITES
+from .optin import Ledger, awaiting
 from .plan import Batch, Plan
 from .report import build_result, outcome, summarize
 from .settings import Settings
@@ -166,7 +168,7 @@ def _resolve(ctx: PersonaContext, request: SyncRequest) -> tuple[SyncRequest, in
         if source.kind == "list" and target.id in source.ids:
             raise SyncInputError("source", "is the target list itself; sync from another list or a segment")
     resolved = replace(request, target_list_id=target.id, source=source, target_name=target.name,
-                       target_unread=target.unread)
+                       target_unread=target.unread, target_opt_in=target.opt_in)
     return resolved, reads
 
 
@@ -319,17 +321,20 @@ def plan(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
                 f"{why}; syncing it would remove all {p.member_count()} members of the "
                 "target list. Fix the source, or sync with mode add-only",
             )
+        since = runtime.context.clock.time() - settings.ask_again_after_days * 86400
         total = p.build(
             batch_size=settings.batch_size,
             file_source=request.source.is_file,
             subscribe=request.source.is_file and settings.subscribe_with_consent,
             remove=mirror,
+            hold=Ledger.of(runtime.context).holder(request.target_list_id, since),
         )
         summary = p.summary(settings.sample_size)
         summary["invalid"] = {"count": source.get("invalid", 0), "rows": p.invalid(PROBLEMS_KEPT)}
         summary["duplicates"] = source.get("duplicates", 0)
         summary["consent_conflicts"] = p.conflicts(PROBLEMS_KEPT)
         summary["merged_values"] = p.merged(PROBLEMS_KEPT)
+        summary["awaiting_confirmation"] = awaiting(p.db, settings.sample_size)
     runtime.stream_writer({"phase": "plan", "done": total, "total": total, "unit": "batches"})
     return {"plan": summary, "batches_total": total, "cursor": 1}
 
@@ -427,6 +432,9 @@ def apply(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
         sent_items = result.call.args.get("profile_ids" if batch.kind in ("add", "remove") else "profiles")
         withheld = len(items) - len(sent_items) if isinstance(sent_items, list) else 0  # an approver's edit
         p.mark(n, "done", job_id=job_id, withheld=max(0, withheld))
+        if batch.kind == "subscribe" and isinstance(sent_items, list):  # not asked again while it waits (optin.py)
+            Ledger.of(ctx).record(request.target_list_id, [str(i.get("email") or "") for i in sent_items
+                                                             if isinstance(i, dict)], ctx.clock.time())
     runtime.stream_writer(
         {
             "phase": "apply",

@@ -7,7 +7,7 @@ the rows, the diff and each batch's status live here, at ``$PERSONAS_HOME/sync/<
 The diff is SQL, never Python sets, so memory stays flat however large the source or list:
 
 - a source row matches a member by profile id (list/segment sources), else by email
-  (case-insensitive), else, for rows without an email, by phone number;
+  (case-insensitive), else by phone for rows without one (members a row names otherwise: ``identity.py``);
 - a person in several rows is one row, with the last value each field is given (``duplicates.py``),
   except for consent: rows that disagree on it are a conflict, and that person is not subscribed;
 - **adds** are unmatched rows, **removes** unmatched members (in ``mirror`` mode);
@@ -35,7 +35,7 @@ from typing import Any
 
 from personas.kernel.privacy import private_file
 
-from . import duplicates
+from . import duplicates, identity
 from .sources import InvalidRow, Member, Row
 
 __all__ = ["Batch", "Plan"]
@@ -78,12 +78,8 @@ UPGRADES = (
 BATCH_COLUMN = {"import": "add_batch", "add": "add_batch", "subscribe": "sub_batch", "remove": "remove_batch"}
 #: The row fields each kind of batch sends: a row Klaviyo refused for one of them leaves later batches
 #: that send it too (an address refused on import would be refused by the subscribe call as well).
-SENDS = {
-    "import": ("email", "phone_number", "external_id", "first_name", "last_name"),
-    "add": ("id",),
-    "subscribe": ("email",),
-    "remove": ("id",),
-}
+SENDS = {"import": ("email", "phone_number", "external_id", "first_name", "last_name"), "add": ("id",),
+         "subscribe": ("email",), "remove": ("id",)}
 CHUNK = 1000
 
 
@@ -282,6 +278,7 @@ class Plan:
             "UPDATE members SET matched = 1 WHERE profile_id IN "
             "(SELECT member_id FROM source WHERE member_id IS NOT NULL)"
         )
+        identity.keep_members_known_otherwise(db)  # a phone-only member a row gives an email: kept
         db.commit()
         return {"matched": self._one("SELECT COUNT(*) FROM members WHERE matched = 1")}
 
@@ -312,8 +309,9 @@ class Plan:
         )
         return int(self._one("SELECT COALESCE(MAX(n), ?) FROM batches", start - 1)) + 1
 
-    def build(self, *, batch_size: int, file_source: bool, subscribe: bool, remove: bool) -> int:
-        """Decide consent states and number the batches; the number of batches."""
+    def build(self, *, batch_size: int, file_source: bool, subscribe: bool, remove: bool,
+              hold: Callable[[sqlite3.Connection], int] = lambda db: 0) -> int:
+        """Decide consent states (``hold``: rows asked before, ``optin.py``) and number the batches; how many."""
         db = self.db
         if subscribe:
             state = (
@@ -333,6 +331,7 @@ class Plan:
                 "AND sub_state IS NULL"
             )
             db.execute("UPDATE source SET sub_state = 'no_email' WHERE consent = 1 AND email_key IS NULL")
+            hold(db)
         n = self._assign(
             "source", "add_batch", "member_id IS NULL", "rowno", "import" if file_source else "add", 1, batch_size
         )

@@ -75,6 +75,7 @@ def build_result(state: Mapping[str, Any], plan: Plan, limit: int) -> dict[str, 
         "dry_run": dry,
         "target_list_id": request.get("target_list_id"),
         "target_name": request.get("target_name"),
+        "double_opt_in": request.get("target_opt_in") == "double_opt_in",  # subscribes wait for the click
         "mode": request.get("mode", "add-only"),
         "source": request.get("source"),
         "source_rows": source.get("rows", 0),
@@ -90,6 +91,7 @@ def build_result(state: Mapping[str, Any], plan: Plan, limit: int) -> dict[str, 
         "suppressed": {"count": summary.get("suppressed", 0), "sample": (summary.get("samples") or {}).get(
             "suppressed", [])},
         "consent_without_email": summary.get("consent_without_email", 0),
+        "awaiting_confirmation": summary.get("awaiting_confirmation") or {"count": 0, "sample": []},
         "consent_conflicts": conflicts,
         "invalid": {
             "count": invalid_rows + refused_rows,
@@ -116,7 +118,7 @@ def _template(result: dict[str, Any]) -> str:
     parts = [f"{verb} {adds['planned' if result['dry_run'] else 'applied']} profiles to list {target}",
              f"{'would remove' if result['dry_run'] else 'removed'} "
              f"{removes['planned' if result['dry_run'] else 'applied']}",
-             f"{'would subscribe' if result['dry_run'] else 'subscribed'} "
+             f"{_subscribed(result, dry=result['dry_run'])} "
              f"{subs['planned' if result['dry_run'] else 'applied']} with explicit consent",
              f"left {result['unchanged']} members unchanged"]
     text = "Dry run, nothing sent: " if result["dry_run"] else "Sync " + result["status"] + ": "
@@ -124,6 +126,9 @@ def _template(result: dict[str, Any]) -> str:
     notes = []
     if result["suppressed"]["count"]:
         notes.append(f"{result['suppressed']['count']} consenting profiles are suppressed and were not subscribed")
+    if waiting := (result.get("awaiting_confirmation") or {}).get("count"):
+        notes.append(f"{waiting} consenting people were asked to subscribe before and have not confirmed yet (a "
+                     "double opt-in list emails each ask): not asked again (see awaiting_confirmation)")
     if result["invalid_rows"]:
         notes.append(f"{result['invalid_rows']} invalid rows were skipped (see invalid)")
     if result["duplicate_rows"]:
@@ -157,11 +162,19 @@ def _rows(numbers: list[int]) -> str:
     return f"row {numbers[0]}" if len(numbers) == 1 else "rows " + ", ".join(str(n) for n in numbers)
 
 
+def _subscribed(result: Mapping[str, Any], dry: bool = False) -> str:
+    """The verb for subscribes: a double opt-in list only asks the person to confirm (an email)."""
+    if result.get("double_opt_in"):
+        return "would ask to confirm (double opt-in)" if dry else "asked to confirm (double opt-in)"
+    return "would subscribe" if dry else "subscribed"
+
+
 def outcome(result: Mapping[str, Any]) -> str:
     """One line for run lists (``personas runs``): the status and what changed or did not."""
     failed = sum(result[k]["failed"] + result[k]["rejected"] for k in KINDS)
     conflicts = (result.get("consent_conflicts") or {}).get("count")
-    return (f"{result['status']}: added {result['adds']['applied']}, subscribed {result['subscribes']['applied']}, "
+    return (f"{result['status']}: added {result['adds']['applied']}, "
+            f"{_subscribed(result)} {result['subscribes']['applied']}, "
             f"removed {result['removes']['applied']}; {result['invalid_rows']} invalid, "
             f"{result['refused_rows']} refused by Klaviyo, {failed} failed or rejected"
             + (f", {conflicts} with conflicting consent (not subscribed)" if conflicts else ""))
@@ -182,8 +195,9 @@ def _model_facts(result: dict[str, Any]) -> dict[str, Any]:
             return {k: trim(v) for k, v in value.items() if not (k in _REFUSAL_KEYS and v in (0, None))}
         return value
 
-    dropped = {"plan_file", "source"} | {k for k in ("consent_conflicts", "merged_values")
-                                         if not (result.get(k) or {}).get("count")}
+    dropped = {"plan_file", "source"} | ({"double_opt_in"} if not result.get("double_opt_in") else set())
+    dropped |= {k for k in ("consent_conflicts", "merged_values", "awaiting_confirmation")
+                if not (result.get(k) or {}).get("count")}
     return trim({k: v for k, v in result.items() if k not in dropped})  # type: ignore[no-any-return]
 
 
@@ -236,6 +250,10 @@ def render(state: Mapping[str, Any]) -> str:
         if plan.get("suppressed"):
             lines.append(f"  suppressed {plan['suppressed']:>7} not subscribed: "
                          + ", ".join(samples.get("suppressed") or []))
+        waiting = plan.get("awaiting_confirmation") or {}
+        if waiting.get("count"):
+            lines.append(f"  awaiting {waiting['count']:>9} asked before, not confirmed yet (not asked again): "
+                         + ", ".join(waiting.get("sample") or []))
         for c in (plan.get("consent_conflicts") or {}).get("people", [])[:10]:
             yes, no = c["consenting"], c["not_consenting"]
             lines.append(f"  consent conflict: {c['person']}: {_rows(yes)} consent{'s' if len(yes) == 1 else ''}, "

@@ -44,6 +44,10 @@ class Settings(BaseModel):
     summarize_with_model: bool = Field(
         False, description="Ask the persona's model for a one-paragraph summary (a template is used otherwise).")
     sample_size: int = Field(5, ge=1, le=50, description="Emails shown per kind of change in the plan.")
+    ask_again_after_days: float = Field(
+        30.0, ge=0, description="A consenting person this syncer asked Klaviyo to subscribe to the list, still not "
+        "subscribed (a double opt-in list waits for them to confirm), is asked again only after this many days "
+        "(each ask emails them a confirmation); 0 asks on every run.")
 
     @field_validator("batch_size")
     @classmethod

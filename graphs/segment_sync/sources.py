@@ -102,6 +102,7 @@ class SyncRequest:
     mode: str = "add-only"
     target_name: str | None = None
     target_unread: bool = False
+    target_opt_in: str | None = None  # "double_opt_in": a subscribe asks the person to confirm
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,7 +112,7 @@ class SyncRequest:
         src = data["source"]
         spec = SourceSpec(src["kind"], src.get("path"), tuple(src.get("ids") or ()), tuple(src.get("names") or ()))
         return cls(spec, data["target_list_id"], bool(data.get("dry_run")), str(data.get("mode") or "add-only"),
-                   data.get("target_name"), bool(data.get("target_unread")))
+                   data.get("target_name"), bool(data.get("target_unread")), data.get("target_opt_in"))
 
 
 @dataclass(frozen=True)
@@ -276,6 +277,7 @@ class Resolved:
     reads: int
     name: str | None = None
     unread: bool = False
+    opt_in: str | None = None  # a list's opt_in_process, when the name lookup read it (free)
 
 
 def _find(kit: Any, op: str, attribute: str, value: str) -> tuple[list[dict[str, Any]], int]:
@@ -286,6 +288,10 @@ def _find(kit: Any, op: str, attribute: str, value: str) -> tuple[list[dict[str,
         calls += 1
         found.extend(page.data or [])
     return found, calls
+
+
+def _opt_in(found: list[dict[str, Any]]) -> str | None:
+    return (found[0].get("attributes") or {}).get("opt_in_process") if len(found) == 1 else None
 
 
 def resolve_group(kit: Any, kind: str, value: str, field: str) -> Resolved:
@@ -304,7 +310,7 @@ def resolve_group(kit: Any, kind: str, value: str, field: str) -> Resolved:
     if form == "either":
         others = [r for r in named if str(r["id"]) != text]
         if not others:
-            return Resolved(text, reads, text if named else None, unread=not named)
+            return Resolved(text, reads, text if named else None, unread=not named, opt_in=_opt_in(named))
         owner = [r for r in named if str(r["id"]) == text]
         if not owner:
             owner, more = _find(kit, op, "id", text)
@@ -317,7 +323,7 @@ def resolve_group(kit: Any, kind: str, value: str, field: str) -> Resolved:
                                         f"\"id:{text}\" or \"name:{text}\"")
         named = others
     if len(named) == 1:
-        return Resolved(str(named[0]["id"]), reads, text)
+        return Resolved(str(named[0]["id"]), reads, text, opt_in=_opt_in(named))
     if named:
         ids = ", ".join(str(r["id"]) for r in named)
         raise SyncInputError(field, f"{len(named)} {kind}s are named {text!r} ({ids}); give the id instead (as "

@@ -17,6 +17,7 @@ import pytest
 from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
+from graphs.lead_magnet.render import started_line
 from klaviyo_sandbox import REALISTIC_CONSISTENCY_DELAY, Faults, Sandbox
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import ServerError
@@ -101,6 +102,28 @@ def test_two_runs_of_one_submission_at_once_both_report_the_sequence_klaviyo_kep
     assert second.state["outcome"].startswith("already started 'nurture'"), second.state["outcome"]
     assert "dropped" in second.state["outcome"]
     assert started(sb, pid) == ["nurture"] and recorded(sb, pid)["lead_sequence"] == "nurture"
+
+
+def test_two_runs_of_one_submission_deciding_alike_claim_the_submissions_start_not_their_own(sb: Sandbox) -> None:
+    """Same submission, same decision: the start events are identical, so neither run can tell whose
+    request Klaviyo kept. Each says the start is the submission's; "this run's start" claimed, for
+    both runs, a start that only one of them made (one start, one first touchpoint)."""
+    event = sign_up(sb, "alike.at.once@example.com", HOT)
+    pid = pid_of(event)
+    results: dict[str, Any] = {}
+
+    def other_run_meanwhile(messages: Any) -> AIMessage:
+        worker = threading.Thread(target=lambda: results.setdefault("first", run(sb, event, choose("nurture"))))
+        worker.start()
+        worker.join(timeout=60)
+        return AIMessage("", tool_calls=[{"name": "choose_sequence", "args": {"sequence": "nurture", "reason": "hot"},
+                                          "id": "c2"}])
+
+    second = run(sb, event, ScriptedChatModel([other_run_meanwhile]))
+    assert started(sb, pid) == ["nurture"] and len(first_touchpoints(sb, pid)) == 1
+    for result in (results["first"], second):
+        assert result.state["started"]["own"] is True, "the start names this submission and its sequence"
+        assert started_line(result.state["started"]).endswith("(this submission's start)"), result.state["started"]
 
 
 def slow_ingest(sb: Sandbox) -> None:
