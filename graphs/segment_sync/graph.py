@@ -327,7 +327,9 @@ def plan(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
             file_source=request.source.is_file,
             subscribe=request.source.is_file and settings.subscribe_with_consent,
             remove=mirror,
-            hold=Ledger.of(runtime.context).holder(request.target_list_id, since),
+            # a single opt-in list subscribes at once: nobody waits there, so nobody is held
+            hold=(lambda db: 0) if request.target_opt_in == "single_opt_in"
+            else Ledger.of(runtime.context).holder(request.target_list_id, since),
         )
         summary = p.summary(settings.sample_size)
         summary["invalid"] = {"count": source.get("invalid", 0), "rows": p.invalid(PROBLEMS_KEPT)}

@@ -72,3 +72,19 @@ def test_a_single_opt_in_list_is_unchanged_subscribed_once_then_nothing_to_do(wo
     assert [c.operation_id for c in world.calls] == ["get_profiles_for_list"]
     assert snap.values["result"]["already_subscribed"] == 2
     assert snap.values["result"]["awaiting_confirmation"]["count"] == 0
+
+
+def test_a_single_opt_in_list_named_so_asks_again_whoever_is_still_not_subscribed(world: World) -> None:
+    """Nobody waits for a click on a single opt-in list: a person asked before and still not
+    subscribed (a job Klaviyo failed, say) is asked again at once, not held for the wait."""
+    from graphs.segment_sync.optin import Ledger
+
+    world.client.call("create_list", name="VIP", opt_in_process="single_opt_in")
+    list_id = world.client.call("get_lists", filter="equals(name,'VIP')").data[0]["id"]
+    ctx = world.context("named")
+    Ledger.of(ctx).record(list_id, ["ada@example.com"], ctx.clock.time())  # asked before, never subscribed
+    path = write_csv(world.home / "vip.csv", ROWS, ["email", "consent"])
+    snap = run(ctx, {"source": {"kind": "csv", "path": str(path)}, "target": "VIP"})
+    world.settle()
+    assert snap.values["result"]["awaiting_confirmation"]["count"] == 0
+    assert world.consent("ada@example.com")["consent"] == "SUBSCRIBED"
