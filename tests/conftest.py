@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,3 +21,18 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name in KLAVIYO_ENV:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_state_files() -> Iterator[None]:
+    """After each test module, close the audit logs, checkpointers and vaults the process keeps open
+    per state folder: tests make a folder each, and over a worker's share of the suite the open files
+    passed 1,024, which select() (pexpect's terminal tests) cannot take."""
+    yield
+    from personas.runtime.audit import forget_audit_logs
+    from personas.runtime.checkpoints import forget_checkpointers
+    from personas.runtime.connections import forget_stores
+
+    forget_audit_logs()
+    forget_checkpointers()
+    forget_stores()

@@ -18,7 +18,7 @@ from klaviyo_toolkit.audit import AuditLog
 from klaviyo_toolkit.audit_anchor import FileAnchor, VaultAnchor
 from personas.kernel.config import Config
 
-__all__ = ["audit_anchor", "audit_log", "read_audit_log", "writable_audit_log"]
+__all__ = ["audit_anchor", "audit_log", "forget_audit_logs", "read_audit_log", "writable_audit_log"]
 
 _AUDIT_LOGS: dict[str, AuditLog] = {}
 _AUDIT_LOGS_LOCK = threading.Lock()
@@ -84,6 +84,19 @@ def writable_audit_log(config: Config) -> AuditLog:
             else:
                 _AUDIT_LOGS[key] = AuditLog(config.path("audit.sqlite"), anchor=audit_anchor(config))
         return _AUDIT_LOGS[key]
+
+
+def forget_audit_logs() -> None:
+    """Close every audit log this process keeps open (one per state folder) and forget it: for a
+    process done with its state folders (tests make one per test; each log holds four files open)."""
+    with _AUDIT_LOGS_LOCK:
+        for log_ in _AUDIT_LOGS.values():
+            log_.close()
+            vault = getattr(log_.anchor, "vault", None)  # audit_anchor's own connection to the vault
+            if vault is not None:
+                vault.close()
+        _AUDIT_LOGS.clear()
+        _VERIFIED.clear()
 
 
 def read_audit_log(config: Config) -> AuditLog | None:

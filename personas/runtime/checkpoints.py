@@ -28,7 +28,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from personas.kernel.privacy import RedactingSerde, private_file
 from personas.kernel.state_files import CHECKPOINTS
 
-__all__ = ["CheckpointSaver", "checkpointer"]
+__all__ = ["CheckpointSaver", "checkpointer", "forget_checkpointers"]
 
 #: One SQLite checkpointer per file per process (a connection is opened once, not per run), with the
 #: file's identity, so a file deleted and made again gets a new connection.
@@ -69,6 +69,15 @@ def _usable(conn: sqlite3.Connection) -> bool:
     except sqlite3.ProgrammingError:
         return False
     return True
+
+
+def forget_checkpointers() -> None:
+    """Close every SQLite checkpointer this process keeps open (one per file) and forget it: for a
+    process done with its state folders (tests make one per test)."""
+    with _SAVERS_LOCK:
+        for _identity, saver in _SAVERS.values():
+            saver.conn.close()
+        _SAVERS.clear()
 
 
 def checkpointer(path: Path | str) -> CheckpointSaver:
