@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from klaviyo_toolkit._files import exclusive_lock
+from klaviyo_toolkit._files import _open_lock, exclusive_lock
 from personas.kernel.context import thread_key
 
 __all__ = ["athread_lock", "exclusive_lock", "thread_lock_path"]
@@ -33,17 +33,12 @@ def thread_lock_path(home: Path, thread_id: str) -> Path:
 @asynccontextmanager
 async def athread_lock(path: Path) -> AsyncIterator[None]:
     """:func:`exclusive_lock` for async code: waits without blocking the event loop."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
+    fd = _open_lock(path)  # None without flock, or in a read-only state folder: nothing to resume there anyway
+    if fd is None:
         yield
         return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:  # a read-only state folder: nothing can be resumed there anyway
-        yield
-        return
+    import fcntl
+
     try:
         while True:
             try:
@@ -53,4 +48,4 @@ async def athread_lock(path: Path) -> AsyncIterator[None]:
                 await asyncio.sleep(0.05)
         yield
     finally:
-        os.close(fd)
+        os.close(fd)  # closing the last descriptor releases the lock
