@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -118,25 +119,36 @@ def test_a_changed_allowed_sequence_fails_the_hot_decisions(home: Path, suite: S
         "without a model the policy's new default shows as a wrong decision, not a cassette error")
 
 
-def test_a_renamed_tool_argument_fails_every_case_that_sends(tmp_path: Path, suite: Suite) -> None:
+def _eval_in_copy(tmp_path: Path, suite_name: str, mutate: Callable[[Path], None]
+                  ) -> tuple[subprocess.CompletedProcess[str], set[str], set[str]]:
+    """``personas eval SUITE`` on a copy of the code that ``mutate`` changed: the run, and the case
+    ids that failed and that passed (from its junit report)."""
     copy = tmp_path / "code"
     for package in ("klaviyo_toolkit", "personas", "graphs", "prompts", "evals"):
         shutil.copytree(ROOT / package, copy / package, ignore=shutil.ignore_patterns("__pycache__"))
-    catalog = copy / "klaviyo_toolkit" / "catalog" / "data" / "stable.arguments.json"
-    data = json.loads(catalog.read_text(encoding="utf-8"))
-    next(arg for arg in data["arguments"]["create_event"] if arg["name"] == "unique_id")["name"] = "dedupe_key"
-    catalog.write_text(json.dumps(data), encoding="utf-8")
+    mutate(copy)
     env = {**os.environ, "PYTHONPATH": str(copy), "PERSONAS_HOME": str(tmp_path / "home")}
     env.pop("OPENAI_API_KEY", None)
     done = subprocess.run(
-        [sys.executable, "-c", "from personas.cli import main; main()", "eval", "lead_magnet", "--report",
+        [sys.executable, "-c", "from personas.cli import main; main()", "eval", suite_name, "--report",
          str(tmp_path / "out")], cwd=copy, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1, done.stdout + done.stderr
     cases = {tc.get("name"): tc for tc in ET.parse(tmp_path / "out" / "junit.xml").getroot().iter("testcase")}
     failed = {name.split("[")[0] for name, tc in cases.items()
               if tc.find("failure") is not None or tc.find("error") is not None}
+    return done, failed, {name.split("[")[0] for name in cases} - failed
+
+
+def test_a_renamed_tool_argument_fails_every_case_that_sends(tmp_path: Path, suite: Suite) -> None:
+    def rename(copy: Path) -> None:
+        catalog = copy / "klaviyo_toolkit" / "catalog" / "data" / "stable.arguments.json"
+        data = json.loads(catalog.read_text(encoding="utf-8"))
+        next(arg for arg in data["arguments"]["create_event"] if arg["name"] == "unique_id")["name"] = "dedupe_key"
+        catalog.write_text(json.dumps(data), encoding="utf-8")
+
+    done, failed, passed = _eval_in_copy(tmp_path, "lead_magnet", rename)
+    assert done.returncode == 1, done.stdout + done.stderr
     assert failed == ids(suite, without="no-send"), "the graph can no longer start a sequence"
-    assert {name.split("[")[0] for name in cases} - failed == ids(suite, having="no-send")
+    assert passed == ids(suite, having="no-send")
     assert "the run raised InvalidArgumentError" in done.stdout and "unique_id" in done.stdout, done.stdout
 
 
@@ -145,25 +157,18 @@ def test_approvals_switched_off_fail_exactly_the_chat_approval_cases(tmp_path: P
     persona file can no longer waive a model's calls), consequential calls go straight out: every
     case about an approval fails."""
     chat = load_suite("chat")
-    copy = tmp_path / "code"
-    for package in ("klaviyo_toolkit", "personas", "graphs", "prompts", "evals"):
-        shutil.copytree(ROOT / package, copy / package, ignore=shutil.ignore_patterns("__pycache__"))
-    governance = copy / "personas" / "kernel" / "governance.py"
-    text = governance.read_text(encoding="utf-8")
     check = "def needs_approval(policy: ApprovalPolicy, call: Call, found: FoundEffects | None = None) -> bool:\n"
-    assert check in text
-    governance.write_text(text.replace(check, check + "    return False\n"), encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(copy), "PERSONAS_HOME": str(tmp_path / "home")}
-    env.pop("OPENAI_API_KEY", None)
-    done = subprocess.run(
-        [sys.executable, "-c", "from personas.cli import main; main()", "eval", "chat", "--report",
-         str(tmp_path / "out")], cwd=copy, env=env, capture_output=True, text=True, timeout=300)
+
+    def switch_off(copy: Path) -> None:
+        governance = copy / "personas" / "kernel" / "governance.py"
+        text = governance.read_text(encoding="utf-8")
+        assert check in text
+        governance.write_text(text.replace(check, check + "    return False\n"), encoding="utf-8")
+
+    done, failed, passed = _eval_in_copy(tmp_path, "chat", switch_off)
     assert done.returncode == 1, done.stdout + done.stderr
-    cases = {tc.get("name"): tc for tc in ET.parse(tmp_path / "out" / "junit.xml").getroot().iter("testcase")}
-    failed = {name.split("[")[0] for name, tc in cases.items()
-              if tc.find("failure") is not None or tc.find("error") is not None}
     assert failed == ids(chat, having="approval") and len(failed) >= 12
-    assert {name.split("[")[0] for name in cases} - failed == ids(chat, without="approval")
+    assert passed == ids(chat, without="approval")
     assert "approvals: 1 answer(s) left unused; the run stopped for approval 0 time(s)" in (
         (tmp_path / "out" / "junit.xml").read_text(encoding="utf-8"))
 
