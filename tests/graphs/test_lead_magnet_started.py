@@ -80,24 +80,30 @@ def test_a_run_retried_after_another_run_started_the_lead_reports_and_records_th
     assert recorded(sb, pid)["lead_score"] == -10, "and the decision that started it, not the dropped one's"
 
 
+def two_runs_at_once(sb: Sandbox, event: dict[str, Any], second_choice: str) -> tuple[Any, Any]:
+    """Two runs of ``event``: the first (choosing nurture) decides and sends while the second waits
+    for its model's answer (``second_choice``); both find no start when they look. (first, second)."""
+    results: dict[str, Any] = {}
+
+    def other_run_meanwhile(messages: Any) -> AIMessage:
+        worker = threading.Thread(target=lambda: results.setdefault("first", run(sb, event, choose("nurture"))))
+        worker.start()
+        worker.join(timeout=60)
+        call = {"name": "choose_sequence", "args": {"sequence": second_choice, "reason": "hot"}, "id": "c2"}
+        return AIMessage("", tool_calls=[call])
+
+    second = run(sb, event, ScriptedChatModel([other_run_meanwhile]))
+    return results["first"], second
+
+
 def test_two_runs_of_one_submission_at_once_both_report_the_sequence_klaviyo_kept(sb: Sandbox) -> None:
     """Both runs find no start and decide (differently); the one whose start comes second learns
     from the read-back that Klaviyo kept the other's."""
     event = sign_up(sb, "both.at.once@example.com", HOT)
     pid = pid_of(event)
-    results: dict[str, Any] = {}
-
-    def other_run_meanwhile(messages: Any) -> AIMessage:
-        # The other run decides and sends while this one waits for its model's answer.
-        worker = threading.Thread(target=lambda: results.setdefault("first", run(sb, event, choose("nurture"))))
-        worker.start()
-        worker.join(timeout=60)
-        call = {"name": "choose_sequence", "args": {"sequence": "fast-track", "reason": "hot"}, "id": "c2"}
-        return AIMessage("", tool_calls=[call])
-
-    second = run(sb, event, ScriptedChatModel([other_run_meanwhile]))
-    assert results["first"].state["outcome"].startswith("sent: sequence 'nurture'")
-    assert results["first"].state["started"]["own"] is True
+    first, second = two_runs_at_once(sb, event, "fast-track")
+    assert first.state["outcome"].startswith("sent: sequence 'nurture'")
+    assert first.state["started"]["own"] is True
     assert second.state["send"]["status"] == "sent", "Klaviyo answered its start with 202 too"
     assert second.state["outcome"].startswith("already started 'nurture'"), second.state["outcome"]
     assert "dropped" in second.state["outcome"]
@@ -110,18 +116,9 @@ def test_two_runs_of_one_submission_deciding_alike_claim_the_submissions_start_n
     both runs, a start that only one of them made (one start, one first touchpoint)."""
     event = sign_up(sb, "alike.at.once@example.com", HOT)
     pid = pid_of(event)
-    results: dict[str, Any] = {}
-
-    def other_run_meanwhile(messages: Any) -> AIMessage:
-        worker = threading.Thread(target=lambda: results.setdefault("first", run(sb, event, choose("nurture"))))
-        worker.start()
-        worker.join(timeout=60)
-        return AIMessage("", tool_calls=[{"name": "choose_sequence", "args": {"sequence": "nurture", "reason": "hot"},
-                                          "id": "c2"}])
-
-    second = run(sb, event, ScriptedChatModel([other_run_meanwhile]))
+    first, second = two_runs_at_once(sb, event, "nurture")
     assert started(sb, pid) == ["nurture"] and len(first_touchpoints(sb, pid)) == 1
-    for result in (results["first"], second):
+    for result in (first, second):
         assert result.state["started"]["own"] is True, "the start names this submission and its sequence"
         assert started_line(result.state["started"]).endswith("(this submission's start)"), result.state["started"]
 
