@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import select
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -98,15 +100,60 @@ def checkpointer(url: str, *, max_size: int = 8) -> Any:
     from psycopg_pool import ConnectionPool
 
     connect(url).close()  # the clear error, before the pool retries in the background
+    recency = _Recency()
     pool = ConnectionPool(
         url,
         min_size=1,
         max_size=max_size,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         open=True,
-        check=ConnectionPool.check_connection,  # a connection a database restart ended is replaced, not used
+        check=recency.check,  # a connection a database restart ended is replaced, not used
+        reset=recency.returned,
     )
     saver = PostgresSaver(pool)  # type: ignore[arg-type]
     with setup_lock(url):
         saver.setup()
     return PostgresSaver(pool, serde=RedactingSerde(saver.serde))  # type: ignore[arg-type]
+
+
+#: A pooled connection idle longer than this is checked with a round trip before it is handed out.
+CHECK_IDLE_AFTER = 5.0
+
+
+class _Recency:
+    """The pool's ``check``: a round trip (``check_connection``) only for a connection that may be dead.
+
+    The checkpointer takes a connection from the pool for every read and write, so checking each with
+    a query doubled the round trips of every checkpoint. A connection the server ended (a restart,
+    ``pg_terminate_backend``) or whose socket closed has something to read while it is idle (the
+    server's last message, or the end of the stream); one returned to the pool moments ago with
+    nothing to read is as alive as a check could show. So the round trip is made when the socket has
+    something to read, the connection is not OK, or it was idle longer than :data:`CHECK_IDLE_AFTER`
+    (a network cut that sent nothing); otherwise the connection is handed out as it is.
+    """
+
+    def __init__(self) -> None:
+        self._returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+    def returned(self, conn: Any) -> None:
+        """The pool's ``reset``: when the connection came back, idle."""
+        self._returned[conn] = time.monotonic()
+
+    def check(self, conn: Any) -> None:
+        from psycopg.pq import ConnStatus
+        from psycopg_pool import ConnectionPool
+
+        at = self._returned.get(conn)
+        fresh = at is not None and time.monotonic() - at < CHECK_IDLE_AFTER
+        if not fresh or conn.closed or conn.pgconn.status != ConnStatus.OK or _readable(conn):
+            ConnectionPool.check_connection(conn)
+
+
+def _readable(conn: Any) -> bool:
+    """Whether an idle connection's socket has something to read (the server spoke or hung up)."""
+    try:
+        ready, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(ready)
+
