@@ -38,6 +38,9 @@ SPEC = GraphSpec(
     input_key="input",
     render=render_lead,
     trigger_setting="form_metric",
+    # Every effect is idempotent (the start's unique_id; the profile set to the same values), so a
+    # run is checkpointed at its input and where it stops, not after each step: see graph.py.
+    durability="exit",
 )
 
 __all__ = [

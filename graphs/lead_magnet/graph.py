@@ -5,11 +5,15 @@
     decide (parse, load profile, score, choose, schedule) -> send -> record
         |  (not eligible, or already in a sequence: straight to record)
 
-Three steps, each checkpointed: the decision is saved before the send, and the send before the
-record, so a run killed anywhere resumes without repeating a finished step. Everything before the
-send is one step because none of it has an effect outside the run: a run killed inside it starts it
-again, reading the lead afresh. (Fewer steps is fewer synchronous checkpoints per lead: see
-``benchmarks/graph_overhead.py``.)
+Three steps. The run is checkpointed at its input, before any step, and where it stops: at its
+end, at a pause for approval (the decision saved, so the approval is for the request shown) and at
+a failed step (the steps before it saved, so a retry starts at the one that failed). A run killed
+mid-way (a process gone) resumes from its input: it reads the lead afresh and decides again, and
+its send cannot start a second sequence, since the start's ``unique_id`` is the lead's own and
+Klaviyo keeps the first event only; the record step reports the start Klaviyo kept. That is why
+this graph has ``durability="exit"`` (``GraphSpec``): every effect it has is idempotent, so
+checkpoints after each step would buy no exactly-once, only synchronous writes per lead (see
+``benchmarks/graph_overhead.py``).
 
 - a submission of a form the persona does not sequence (the ``forms`` setting, ids or names; by
   default every form) ends ``ignored: ...`` at once, with no call to Klaviyo;
@@ -58,10 +62,10 @@ from personas.kernel.privacy import describe_error
 
 from .inputs import InputError, LeadNotFound, parse_submission
 from .record import record
-from .schedule import next_send_time
+from .schedule import as_scheduled, next_send_time
 from .scoring import score_lead
 from .settings import Settings
-from .started import first_start, recorded_start
+from .started import EARLIER_ATTEMPT, continuing, earlier_attempt, first_start, recorded_start
 
 
 class LeadState(TypedDict, total=False):
@@ -451,6 +455,16 @@ def decide(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
     if not (out.get("profile") or {}).get("id"):
         return out
     out.update(score({**state, **out}, runtime))
+    resumed = (earlier_attempt(out.get("already"), out["submission"], unique_id_for(out["profile"]["id"]))
+               if continuing() else None)
+    if resumed is not None:  # this submission's start, sent by this run's attempt that stopped: go on from it
+        settings = _settings(runtime)
+        scheduled = as_scheduled(str((out.get("already") or {}).get("send_at") or ""),
+                                 (out["profile"].get("location") or {}).get("timezone"), settings.default_timezone)
+        out.update(resumed)
+        out["schedule"] = scheduled or schedule({**state, **out}, runtime)["schedule"]
+        out["decided_at"] = runtime.context.clock.time()
+        return out
     if _eligible_for_send(out):
         out.update(choose({**state, **out}, runtime))
         out.update(schedule({**state, **out}, runtime))
@@ -476,6 +490,8 @@ def _eligible_for_send(state: LeadState) -> bool:
 
 
 def _after_decide(state: LeadState) -> str:
+    if (state.get("decision") or {}).get("policy_note") == EARLIER_ATTEMPT:
+        return "record"  # sent by an earlier attempt of this run: read it back and record it
     return "send" if _eligible_for_send(state) else "record"
 
 

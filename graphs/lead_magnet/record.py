@@ -38,8 +38,9 @@ from klaviyo_toolkit.tools import Stopped
 from personas.kernel.context import PersonaContext
 from personas.kernel.privacy import describe_error
 
+from .schedule import as_scheduled
 from .settings import Settings
-from .started import read_back, recorded_start, start_properties
+from .started import continuing, earlier_attempt, read_back, recorded_start, start_properties
 
 __all__ = ["record"]
 
@@ -60,6 +61,12 @@ def record(state: dict[str, Any], runtime: Runtime[PersonaContext]) -> dict[str,
         start, metric_id = read_back(ctx.toolkit, clock, settings.confirm_within,
                                      state.get("trigger_metric_id"), settings.trigger_metric, profile["id"])
         out["trigger_metric_id"] = metric_id
+        earlier = _earlier_start(start, state)
+        if earlier is not None:  # the attempt killed after its send decided otherwise: its start stands
+            tz = (profile.get("location") or {}).get("timezone")
+            sent_with = as_scheduled(str(start.get("send_at") if start else ""), tz, settings.default_timezone)
+            state = {**state, "decision": earlier["decision"], "schedule": sent_with or state.get("schedule")}
+            out.update(decision=earlier["decision"], schedule=state["schedule"])
         out["started"] = _started(start, state, settings)
         if start is None:  # not shown yet: what the profile names now decides whether anything is written
             profile = {**profile, "properties": _properties_now(ctx, profile["id"])}
@@ -69,6 +76,15 @@ def record(state: dict[str, Any], runtime: Runtime[PersonaContext]) -> dict[str,
     if settings.record_on_profile and profile.get("id") and props is not None:
         saved = _write(ctx, profile["id"], props)
     return {**out, "decision": decision, "outcome": outcome, "record": {"profile_properties": saved}}
+
+
+def _earlier_start(start: dict[str, Any] | None, state: dict[str, Any]) -> dict[str, Any] | None:
+    """For a run continuing its own killed attempt: the start read back is this submission's but of
+    another sequence, so the attempt sent it (its start not shown yet when this one decided again,
+    Klaviyo keeping the first); its decision, else None."""
+    if start is None or start.get("sequence") == (state.get("decision") or {}).get("sequence") or not continuing():
+        return None
+    return earlier_attempt(start, state["submission"], (state.get("send") or {}).get("unique_id") or "")
 
 
 def _started(start: dict[str, Any] | None, state: dict[str, Any], settings: Settings) -> dict[str, Any]:

@@ -91,3 +91,24 @@ def _next_opening(local: _dt.datetime, zone: ZoneInfo, window: Window, quiet: Qu
         f"send_window {window.start}-{window.end} ({', '.join(window.days)}) has no time outside "
         f"quiet_hours {quiet.start}-{quiet.end}; widen send_window or shorten quiet_hours"
     )
+
+
+def as_scheduled(send_at: str, timezone: str | None, default_tz: str) -> dict[str, Any] | None:
+    """The schedule of a start already sent (its ``send_at``, UTC ISO), in the lead's zone, in
+    :func:`next_send_time`'s shape; None when ``send_at`` is not a time."""
+    try:
+        at = _dt.datetime.fromisoformat(send_at)
+    except (TypeError, ValueError):
+        return None
+    try:
+        zone = _zone(timezone or default_tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = _zone(default_tz)
+    return {
+        "send_at": send_at,
+        "local": at.astimezone(zone).isoformat(timespec="minutes"),
+        "timezone": zone.key,
+        "immediate": False,
+        "reason": "the time this submission's start was sent with, before the run stopped",
+    }
+

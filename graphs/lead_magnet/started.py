@@ -14,10 +14,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from langgraph.config import get_config
+
 from klaviyo_toolkit.clock import Clock
 from klaviyo_toolkit.filters import quoted
+from personas.kernel.graphspec import CONTINUING
 
-__all__ = ["first_start", "read_back", "recorded_start", "start_properties", "trigger_metric_id"]
+__all__ = ["EARLIER_ATTEMPT", "continuing", "earlier_attempt", "first_start", "read_back", "recorded_start",
+           "start_properties", "trigger_metric_id"]
+
+#: The decision's ``policy_note`` when it is the one an earlier attempt of the run sent.
+EARLIER_ATTEMPT = "earlier attempt"
 
 #: The first wait between two reads of an unconfirmed start (then doubled each time).
 FIRST_WAIT = 0.5
@@ -52,7 +59,7 @@ def first_start(kit: Any, metric_id: str, profile_id: str) -> dict[str, Any] | N
         "sequence": props.get("sequence"),
         "at": attrs.get("datetime"),
         "source": "event",
-        **{key: props[key] for key in ("submission_event_id", "lead_score", "lead_band", "decided_by")
+        **{key: props[key] for key in ("submission_event_id", "lead_score", "lead_band", "decided_by", "send_at")
            if props.get(key) is not None},
     }
 
@@ -92,3 +99,39 @@ def start_properties(start: dict[str, Any]) -> dict[str, Any]:
             props[prop] = start[key]
     props["lead_scored_at"] = start.get("at")
     return props
+
+
+def continuing() -> bool:
+    """Whether this run continues what an earlier attempt of it left (``RunDriver.retry``): only then
+    is a start of this submission the run's own; a new run of the same event is a repeat."""
+    try:
+        return bool(get_config().get("configurable", {}).get(CONTINUING))
+    except RuntimeError:  # a node called outside a run
+        return False
+
+
+def earlier_attempt(already: dict[str, Any] | None, submission: dict[str, Any], unique_id: str
+                    ) -> dict[str, Any] | None:
+    """The decision and send of this submission's own start, when Klaviyo shows one (``already``
+    names this submission's event), for a run that continues an earlier attempt of its own: that
+    attempt sent it and was killed before its end (the run checkpoints its input and its end, not
+    each step, so it starts again from its input). The run goes on from that send: its decision is
+    the one the start carries (the model is not asked again, nothing is sent again), and the record
+    step reads the start back and reports it as the run's own. None for any other start (another
+    submission's, or a new run of the same event: a repeat, reported as such).
+    """
+    if not already or already.get("source") != "event" or not submission.get("event_id"):
+        return None
+    if already.get("submission_event_id") != submission["event_id"] or not already.get("sequence"):
+        return None
+    decision = {
+        "sequence": already["sequence"],
+        "decided_by": already.get("decided_by") or "policy",
+        "reason": ("decided by this run's earlier attempt, which sent the lead's start and was stopped before its "
+                   "end; Klaviyo shows that start, so its decision stands and nothing is sent again"),
+        "model_choice": None,
+        "policy_note": EARLIER_ATTEMPT,
+    }
+    send = {"status": "sent", "unique_id": unique_id, "earlier_attempt": True,
+            "detail": f"sent by this run's earlier attempt (Klaviyo shows the start, at {already.get('at')})"}
+    return {"already": None, "decision": decision, "send": send}

@@ -18,13 +18,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from .errors import UsageProblem
 
-__all__ = ["GraphSpec"]
+__all__ = ["CONTINUING", "GraphSpec"]
+
+#: A run's ``configurable`` key, true when the run continues a thread an earlier attempt left
+#: mid-way (``RunDriver.retry``, or run again with no new input), not a new input nor a resume:
+#: a graph checkpointed only at its input and end (``durability="exit"``) tells by it an effect of
+#: its own earlier attempt from the same effect made by another run.
+CONTINUING = "personas_continuing"
 
 
 def _default_render(state: Mapping[str, Any]) -> str:
@@ -86,6 +92,13 @@ class GraphSpec:
         exit_code: the process exit code of a run that finished (not paused), from its final state:
             0 when it did all it set out to, non-zero when it finished only in part (e.g. a sync
             whose rows were refused); None: always 0. ``personas run`` exits with it.
+        durability: when a run's checkpoints are written. ``"sync"``: after every step, before the
+            next starts, so a killed run resumes at the step it was in. ``"exit"``: the input before
+            the first step, then only where the run stops (its end, a pause for approval, a failed
+            step), so a killed run resumes from its input: for a graph whose every effect outside the
+            run is idempotent (a Klaviyo event ``unique_id``, a profile set to the same values), where
+            running its steps again repeats reads and never an effect. Fewer synchronous writes per
+            run; see ``benchmarks/graph_overhead.py``.
     """
 
     name: str
@@ -101,6 +114,7 @@ class GraphSpec:
     render_rich: Callable[[Mapping[str, Any]], Any] | None = None
     trigger_setting: str | None = None
     exit_code: Callable[[Mapping[str, Any]], int] | None = None
+    durability: Literal["sync", "exit"] = "sync"
 
     def make_input(self, payload: Mapping[str, Any] | None) -> dict[str, Any]:
         """The graph's input state for a ``personas run`` payload, validated by ``input_model``."""

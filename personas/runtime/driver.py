@@ -6,9 +6,12 @@ binds the persona's graph to a checkpointer and a thread, streams what the graph
 approvals a paused run waits for, and turns an answer into a resume ``Command`` after checking it
 (a bad answer is refused and the run stays paused).
 
-Checkpoints are written synchronously after every step (``durability="sync"``), so a killed run
-resumes exactly where it stopped; they are written in the run's own thread (``saves.inline_saves``),
-since the run waits for each of them anyway.
+When checkpoints are written is the graph's choice (``GraphSpec.durability``). ``"sync"`` (the
+default): after every step, before the next starts, so a killed run resumes at the step it was in.
+``"exit"`` (the lead-magnet sequencer, whose every effect is idempotent): the input is checkpointed
+before the first step, then LangGraph writes only where the run stops (its end, a pause, a failed
+step), so a killed run resumes from its input and repeats reads, never an effect. Either way the
+writes are made in the run's own thread (``saves.inline_saves``), since the run waits for them.
 
 Example::
 
@@ -22,13 +25,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from graphs import build, graph_spec
 from personas.kernel.context import PersonaContext
 from personas.kernel.errors import UsageProblem
 from personas.kernel.governance import parse_answer
-from personas.kernel.graphspec import GraphSpec
+from personas.kernel.graphspec import CONTINUING, GraphSpec
 from personas.kernel.privacy import RedactingSerde
 from personas.kernel.spec import PersonaSpec
 
@@ -183,6 +186,33 @@ class RunDriver:
             return self.resume_command(resume)
         return None if input is None else dict(input)
 
+    @property
+    def durability(self) -> Literal["sync", "exit"]:
+        """When this run's checkpoints are written: the graph's ``GraphSpec.durability``."""
+        return self.spec.durability
+
+    def _begin(self, payload: Any) -> Any:
+        """What to run: for an ``"exit"`` graph given a new input, the input is checkpointed first (as
+        LangGraph's ``__start__`` step, so the thread exists and a killed run can be continued from
+        it) and the run continues from there; anything else runs as given."""
+        if self.durability != "exit" or not isinstance(payload, dict):
+            return payload
+        self.graph.update_state(self.config, payload, as_node="__start__")
+        return None
+
+    async def _abegin(self, payload: Any) -> Any:
+        if self.durability != "exit" or not isinstance(payload, dict):
+            return payload
+        await self.graph.aupdate_state(self.config, payload, as_node="__start__")
+        return None
+
+    def _config(self, payload: Any) -> dict[str, Any]:
+        """The run's config; with :data:`CONTINUING` set when it continues what an attempt left (no
+        new input, no answer to a pause)."""
+        if payload is not None:
+            return self.config
+        return {**self.config, "configurable": {**self.config["configurable"], CONTINUING: True}}
+
     # -- running -----------------------------------------------------------------------------------
     def stream(
         self, input: Mapping[str, Any] | None = None, *, resume: Any = None, modes: Sequence[str] = DEFAULT_MODES
@@ -192,7 +222,8 @@ class RunDriver:
             payload = self._payload(input, resume)
             with inline_saves():
                 yield from self.graph.stream(
-                    payload, self.config, context=self.context, durability="sync", stream_mode=list(modes)
+                    self._begin(payload), self._config(payload), context=self.context, durability=self.durability,
+                    stream_mode=list(modes),
                 )
 
     async def astream(
@@ -201,7 +232,8 @@ class RunDriver:
         async with self._aresuming(resume):
             payload = self._payload(input, resume)
             async for item in self.graph.astream(
-                payload, self.config, context=self.context, durability="sync", stream_mode=list(modes)
+                await self._abegin(payload), self._config(payload), context=self.context,
+                durability=self.durability, stream_mode=list(modes),
             ):
                 yield item
 
@@ -210,11 +242,14 @@ class RunDriver:
         with self._resuming(resume):
             payload = self._payload(input, resume)
             with inline_saves():
-                out = self.graph.invoke(payload, self.config, context=self.context, durability="sync")
+                out = self.graph.invoke(
+                    self._begin(payload), self._config(payload), context=self.context, durability=self.durability
+                )
             return self._finished(out) or self.result()
 
     def retry(self) -> RunResult:
-        """Continue a run that failed or was killed, from its last checkpoint (the failed step runs again).
+        """Continue a run that failed or was killed, from its last checkpoint (the failed step runs
+        again; a killed run of an ``"exit"`` graph starts again from its input, told it continues).
 
         A run that finished has nothing to continue: its result is returned as it is, nothing runs
         again, so retrying until it succeeds stops once it has (``RunResult.status`` is ``done``).
@@ -230,8 +265,9 @@ class RunDriver:
 
     async def ainvoke(self, input: Mapping[str, Any] | None = None, *, resume: Any = None) -> RunResult:
         async with self._aresuming(resume):
+            payload = self._payload(input, resume)
             out = await self.graph.ainvoke(
-                self._payload(input, resume), self.config, context=self.context, durability="sync"
+                await self._abegin(payload), self._config(payload), context=self.context, durability=self.durability
             )
             return self._finished(out) or self.result(await self.graph.aget_state(self.config))
 
