@@ -6,11 +6,12 @@ create_event, the read-back of the lead's start (get_events), update_profile) on
 leads, through one client, as a process that runs many leads would. The graph side is a whole run as
 ``run_persona`` makes it: ``build_context`` (persona, scoped toolkit and its guards, audit), input
 parsing, scoring, the scripted model's call, policy, scheduling, the checkpoints
-(``durability="sync"``: three steps, four checkpoints) and the anchored audit log. Set-ups, lead by
+(the sequencer's ``durability="exit"``: three steps, checkpoints at the input and where the run
+ends) and the anchored audit log. Set-ups, lead by
 lead in turn so that a busy machine slows all alike:
 
 - **SQLite** checkpoints + audit log (the defaults);
-- **PostgreSQL** checkpoints (``langgraph-checkpoint-postgres``, one connection) + audit log, on a
+- **PostgreSQL** checkpoints (``langgraph-checkpoint-postgres`` on a pool, as a worker has them) + audit log, on a
   throwaway local server with PostgreSQL's durable defaults (``synchronous_commit=on``), and again
   with ``synchronous_commit=off`` (see the notes it prints);
 - **in memory** (no checkpoints on disk, no audit log), for reference;
@@ -61,7 +62,6 @@ from langgraph.graph import END, START, StateGraph
 from graphs.lead_magnet.fixtures import settle_sandbox, sign_up
 from klaviyo_sandbox import Faults, Sandbox
 from personas.kernel.models import ScriptedChatModel
-from personas.kernel.privacy import RedactingSerde
 from personas.runtime import RunDriver, build_context, checkpointer
 from personas.runtime.saves import inline_saves
 
@@ -212,17 +212,17 @@ class NodeTimes(BaseCallbackHandler):
 # -- checkpointers ---------------------------------------------------------------------------------
 @contextmanager
 def postgres_saver(url: str, synchronous_commit: bool) -> Iterator[Any]:
-    """A PostgresSaver on one connection (autocommit, as langgraph-checkpoint-postgres asks)."""
-    import psycopg
-    from langgraph.checkpoint.postgres import PostgresSaver
-    from psycopg.rows import dict_row
+    """The project's PostgreSQL checkpointer, as a worker opens it (``personas.service.postgres``:
+    a connection pool, the redacting serializer); ``synchronous_commit=off`` set on its connections."""
+    from personas.service.postgres import checkpointer as postgres_checkpointer
 
-    with psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row) as conn:
-        if not synchronous_commit:
-            conn.execute("SET synchronous_commit = off")
-        saver = PostgresSaver(conn)
-        saver.setup()
-        yield PostgresSaver(conn, serde=RedactingSerde(saver.serde))
+    if not synchronous_commit:
+        url += ("&" if "?" in url else "?") + "options=-c%20synchronous_commit%3Doff"
+    saver = postgres_checkpointer(url, max_size=2)
+    try:
+        yield saver
+    finally:
+        saver.conn.close()
 
 
 def checkpoint_bytes(saver: Any, thread: str) -> tuple[int, int]:
@@ -252,10 +252,12 @@ class _Empty(TypedDict, total=False):
     a: int
 
 
-def langgraph_floor(saver: Any, runs: int = 60, inline: bool = True) -> float:
-    """Milliseconds for LangGraph alone: three no-op steps, the same checkpointer, sync durability;
-    the checkpoint writes made in the run's thread as ``RunDriver`` has them (``inline``), or handed
-    to LangGraph's per-run thread pool as a plain ``invoke`` does."""
+def langgraph_floor(saver: Any, runs: int = 60, inline: bool = True, durability: str = "sync") -> float:
+    """Milliseconds for LangGraph alone: three no-op steps, the same checkpointer; the checkpoint
+    writes made in the run's thread as ``RunDriver`` has them (``inline``), or handed to LangGraph's
+    per-run thread pool as a plain ``invoke`` does. ``durability="exit"`` runs as ``RunDriver`` runs
+    the sequencer: the input checkpointed first (``update_state`` as ``__start__``), then the steps
+    with one checkpoint where they end."""
     graph = StateGraph(_Empty)
     for name, value in (("n1", 1), ("n2", 2), ("n3", 3)):
         graph.add_node(name, lambda state, v=value: {"a": v})
@@ -268,9 +270,13 @@ def langgraph_floor(saver: Any, runs: int = 60, inline: bool = True) -> float:
     stamp = time.time_ns()
     for i in range(runs):
         began = time.perf_counter()
+        config = {"configurable": {"thread_id": f"floor-{stamp}-{i}"}}
         with inline_saves() if inline else nullcontext():
-            compiled.invoke({"a": 0}, {"configurable": {"thread_id": f"floor-{stamp}-{i}"}},
-                            durability="sync" if saver is not None else None)
+            if durability == "exit" and saver is not None:
+                compiled.update_state(config, {"a": 0}, as_node="__start__")
+                compiled.invoke(None, config, durability="exit")
+            else:
+                compiled.invoke({"a": 0}, config, durability="sync" if saver is not None else None)
         times.append(time.perf_counter() - began)
     return statistics.median(times[5:]) * 1000
 
@@ -466,13 +472,15 @@ def main() -> int:
         for name, setup in setups.items():
             for line in breakdown(name, setup, client, leads("parts", min(args.leads, 15))):
                 print("  " + line)
-        print("\nLangGraph alone, three no-op steps, sync checkpoints (ms per run; writes in the run's thread,"
-              " as RunDriver makes them / in LangGraph's per-run thread pool, as a plain invoke does):")
+        print("\nLangGraph alone, three no-op steps (ms per run): checkpoints at the input and the end, as "
+              "RunDriver runs the sequencer (durability=\"exit\");\n  after every step (\"sync\"), writes "
+              "in the run's thread as RunDriver makes them / in LangGraph's per-run thread pool, as a plain "
+              "invoke does:")
         floors: dict[str, float] = {}
         for name, setup in setups.items():
+            floors[name] = langgraph_floor(setup["saver"], durability="exit")
             inline, pooled = langgraph_floor(setup["saver"]), langgraph_floor(setup["saver"], inline=False)
-            floors[name] = inline
-            print(f"  {name.split(',')[1].strip():48} {inline:6.2f} / {pooled:6.2f}")
+            print(f"  {name.split(',')[1].strip():48} exit {floors[name]:6.2f}   sync {inline:6.2f} / {pooled:6.2f}")
         print(f"  {'no checkpointer':48} {langgraph_floor(None):6.2f}")
         row_ms = audit_row_ms()
         allowed = (TARGET - 1) * measured_base[0] * 1000
