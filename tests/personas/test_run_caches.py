@@ -1,0 +1,104 @@
+"""What a run caches per process (persona scans, validated settings, the approval rule) follows
+every change it must: a persona file edited between runs, another PERSONAS_HOME, a spec changed in
+code."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from klaviyo_sandbox import Sandbox
+from personas.kernel.config import Config
+from personas.kernel.governance import approval_rule
+from personas.kernel.spec import ApprovalPolicy
+from personas.runtime import build_context
+from personas.runtime.loader import BUILTIN_DIR, PersonaConfigError, load_persona, scan_personas
+
+SHIPPED = "lead-magnet-sequencer"
+
+
+def own_copy(home: Path, **changes: object) -> Path:
+    """The shipped sequencer as ``home``'s own (same name: it replaces the shipped one), with ``changes``."""
+    data = yaml.safe_load((BUILTIN_DIR / f"{SHIPPED}.yaml").read_text(encoding="utf-8"))
+    data.update(changes)
+    folder = home / "personas"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{SHIPPED}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_an_edited_persona_file_is_read_again_in_the_same_process(tmp_path: Path) -> None:
+    path = own_copy(tmp_path, description="first")
+    assert load_persona(SHIPPED, home=tmp_path).description == "first"
+    assert load_persona(SHIPPED, home=tmp_path).description == "first"
+    own_copy(tmp_path, description="second, longer")
+    assert load_persona(SHIPPED, home=tmp_path).description == "second, longer"
+    path.unlink()
+    assert load_persona(SHIPPED, home=tmp_path).source == str((BUILTIN_DIR / f"{SHIPPED}.yaml").resolve())
+
+
+def test_an_edit_that_keeps_the_modification_time_is_read_again(tmp_path: Path) -> None:
+    """A copy that preserves times (``cp -p``, an archive, a coarse file system) changes the size."""
+    path = own_copy(tmp_path, description="one")
+    stamp = os.stat(path).st_mtime_ns
+    assert load_persona(SHIPPED, home=tmp_path).description == "one"
+    own_copy(tmp_path, description="another one")
+    os.utime(path, ns=(stamp, stamp))
+    assert load_persona(SHIPPED, home=tmp_path).description == "another one"
+
+
+def test_each_home_has_its_own_personas(tmp_path: Path) -> None:
+    own_copy(tmp_path / "a", description="home a")
+    own_copy(tmp_path / "b", description="home b")
+    assert load_persona(SHIPPED, home=tmp_path / "a").description == "home a"
+    assert load_persona(SHIPPED, home=tmp_path / "b").description == "home b"
+    assert load_persona(SHIPPED, home=tmp_path / "a").description == "home a"
+    assert load_persona(SHIPPED, home=None).source == str((BUILTIN_DIR / f"{SHIPPED}.yaml").resolve())
+
+
+def test_a_new_file_and_a_fixed_one_are_seen(tmp_path: Path) -> None:
+    assert "my-helper" not in scan_personas(tmp_path).personas
+    (tmp_path / "personas").mkdir()
+    helper = tmp_path / "personas" / "my-helper.yaml"
+    helper.write_text("name: my-helper\ncolour: blue\n", encoding="utf-8")
+    with pytest.raises(PersonaConfigError):
+        load_persona("my-helper", home=tmp_path)
+    helper.write_text("name: my-helper\ndescription: Reads lists.\ngraph: chat\nprompt: klaviyo_assistant.v1.md\n"
+                      "scopes: [lists:read]\ntools:\n  include: [get_lists]\n", encoding="utf-8")
+    assert load_persona("my-helper", home=tmp_path).scopes == ["lists:read"]
+
+
+def test_a_scan_returned_can_be_changed_without_changing_the_next(tmp_path: Path) -> None:
+    first = scan_personas(tmp_path)
+    first.personas.clear()
+    first.errors.append(PersonaConfigError("x.yaml", 1, "name", "made up"))
+    again = scan_personas(tmp_path)
+    assert SHIPPED in again.personas and not again.errors
+
+
+def test_settings_follow_the_persona_file_and_the_spec(tmp_path: Path) -> None:
+    client = Sandbox(demo_data=False, rate_limit_factor=None).client()
+    config = Config.from_env().replace(home=tmp_path)
+    shipped = load_persona(SHIPPED, home=tmp_path)
+    settings = dict(shipped.settings)
+    own_copy(tmp_path, settings={**settings, "recheck_after": 111})
+    first = build_context(SHIPPED, config=config, client=client, audit=False)
+    assert first.settings.recheck_after == 111
+    assert build_context(SHIPPED, config=config, client=client, audit=False).settings is first.settings
+    own_copy(tmp_path, settings={**settings, "recheck_after": 222})
+    assert build_context(SHIPPED, config=config, client=client, audit=False).settings.recheck_after == 222
+    spec = load_persona(SHIPPED, home=tmp_path)
+    changed = spec.model_copy(update={"settings": {**settings, "recheck_after": 333}})
+    assert build_context(changed, config=config, client=client, audit=False).settings.recheck_after == 333
+    assert build_context(spec, config=config, client=client, audit=False).settings.recheck_after == 222
+
+
+def test_the_approval_rule_follows_the_policy() -> None:
+    few, many = ApprovalPolicy(max_profiles_per_call=5), ApprovalPolicy(max_profiles_per_call=500)
+    assert approval_rule(few) != approval_rule(many)
+    assert "5" in approval_rule(few) and "500" in approval_rule(many)
+    assert approval_rule(ApprovalPolicy(mode="writes")) == "Every call that writes waits for the user's approval."
