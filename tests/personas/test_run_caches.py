@@ -12,6 +12,7 @@ import yaml
 
 from klaviyo_sandbox import Sandbox
 from personas.kernel.config import Config
+from personas.kernel.errors import UsageProblem
 from personas.kernel.governance import approval_rule
 from personas.kernel.spec import ApprovalPolicy
 from personas.runtime import build_context
@@ -102,3 +103,22 @@ def test_the_approval_rule_follows_the_policy() -> None:
     assert approval_rule(few) != approval_rule(many)
     assert "5" in approval_rule(few) and "500" in approval_rule(many)
     assert approval_rule(ApprovalPolicy(mode="writes")) == "Every call that writes waits for the user's approval."
+
+
+def test_the_config_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERSONAS_HOME", str(tmp_path / "a"))
+    first = Config.from_env()
+    assert Config.from_env() is first and first.home == tmp_path / "a"
+    monkeypatch.setenv("PERSONAS_HOME", str(tmp_path / "b"))
+    assert Config.from_env().home == tmp_path / "b"
+    monkeypatch.setenv("PERSONAS_MODEL", "gpt-x")
+    assert Config.from_env().model == "gpt-x"
+    monkeypatch.delenv("PERSONAS_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "someone"))
+    assert Config.from_env().home == tmp_path / "someone" / ".personas"
+    assert Config.from_env({"PERSONAS_USER": "ann"}).user == "ann"
+    monkeypatch.setenv("HOME", str(tmp_path / "else"))
+    assert Config.from_env({"PERSONAS_USER": "ann"}).home == tmp_path / "else" / ".personas"
+    for _ in range(2):  # a refused value is refused every time
+        with pytest.raises(UsageProblem):
+            Config.from_env({"KLAVIYO_BASE_URL": "ftp://nowhere"})
