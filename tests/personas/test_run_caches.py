@@ -122,3 +122,41 @@ def test_the_config_follows_the_environment(tmp_path: Path, monkeypatch: pytest.
     for _ in range(2):  # a refused value is refused every time
         with pytest.raises(UsageProblem):
             Config.from_env({"KLAVIYO_BASE_URL": "ftp://nowhere"})
+
+
+def test_a_submission_as_state_is_asdicts_copy() -> None:
+    from dataclasses import asdict
+
+    from graphs.lead_magnet.inputs import Submission
+
+    answers = {"role": "Trip leader", "tags": ["a", {"b": (1, 2)}], "n": 3, "ok": True, "x": None, "f": 1.5}
+    sub = Submission("e1", "p1", "a@b.example.com", "Form submitted", None, "F1", None, answers,
+                     {"location": {"city": "Oslo"}})
+    plain = sub.to_json()
+    assert plain == asdict(sub) and type(plain["answers"]["tags"][1]["b"]) is tuple
+    plain["answers"]["tags"][1]["b"] = "changed"
+    plain["profile_attributes"]["location"]["city"] = "Bergen"
+    assert sub.answers["tags"][1]["b"] == (1, 2) and sub.profile_attributes["location"]["city"] == "Oslo"
+
+
+def test_guards_ask_the_innermost_scope_check_and_keep_an_override() -> None:
+    from klaviyo_toolkit.tools import Guarded, KlaviyoToolkit, Stopped
+
+    kit = KlaviyoToolkit(Sandbox(demo_data=False).client(), scopes=["lists:read"])
+    seen: list[str] = []
+
+    class Watch:
+        def before(self, call: object) -> object:
+            seen.append("watch")
+            return call
+
+    class Narrower(Guarded):
+        def missing_scopes(self, op: object) -> list[str]:
+            return ["narrowed"]
+
+    stacked = kit.guarded(Watch(), Watch())
+    assert stacked.missing_scopes(kit.catalog.get("get_lists")) == []
+    assert stacked.missing_scopes(kit.catalog.get("get_profiles")) == ["profiles:read"]
+    assert isinstance(stacked.run("get_profiles"), Stopped) and seen == []  # denied: no guard is asked
+    narrowed = Guarded(Narrower(kit, Watch()), Watch())
+    assert narrowed.missing_scopes(kit.catalog.get("get_lists")) == ["narrowed"]
