@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from klaviyo_toolkit.errors import InvalidArgumentError, NotFoundError
@@ -59,7 +59,26 @@ class Submission:
     profile_attributes: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The submission as plain data (what ``state["submission"]`` holds): ``asdict``'s result,
+        made without its generic deep copy (it walked every answer and attribute through
+        ``copy.deepcopy``), each nested dict and list still a copy of its own."""
+        return {f.name: _copied(getattr(self, f.name)) for f in fields(self)}
+
+
+def _copied(value: Any) -> Any:
+    """``value`` with every dict, list and tuple in it copied (as ``dataclasses.asdict`` copies them)."""
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    if type(value) is dict:
+        return {_copied(k): _copied(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_copied(v) for v in value]
+    return asdict(_Box(value))["value"]  # anything else exactly as asdict has it
+
+
+@dataclass
+class _Box:
+    value: Any
 
 
 def _find_event(body: Any) -> tuple[Mapping[str, Any] | None, list[Any]]:

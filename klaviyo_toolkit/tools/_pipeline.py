@@ -332,18 +332,22 @@ class Guarded(Toolset):
         self.guard = guard
         self.catalog = inner.catalog
         self.max_output_chars = inner.max_output_chars
+        # The innermost toolset's scope check, asked directly: a persona's toolkit is three or four
+        # guards deep, and every call (and every tool listing, once per catalog operation) asks it.
+        self._missing: Callable[[Operation], list[str]] = (
+            inner._missing if type(inner) is Guarded else inner.missing_scopes)
 
     def __repr__(self) -> str:
         return f"Guarded({self.guard!r}, {self.inner!r})"
 
     def missing_scopes(self, op: Operation) -> list[str]:
-        return self.inner.missing_scopes(op)
+        return self._missing(op)
 
     def prepare(self, operation: Operation | str, args: Mapping[str, Any]) -> Call:
         return self.inner.prepare(operation, args)
 
     def _step(self, call: Call) -> Call | Stopped:
-        if self.inner.missing_scopes(call.operation) and not getattr(self.guard, "sees_denied", False):
+        if self._missing(call.operation) and not getattr(self.guard, "sees_denied", False):
             return call
         step = self.guard.before(call)
         if isinstance(step, Stopped):

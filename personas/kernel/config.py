@@ -143,8 +143,17 @@ class Config:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
-        """Read the environment once (``os.environ`` unless given)."""
+        """Read the environment once (``os.environ`` unless given).
+
+        The same values make the same (immutable) Config: a process that builds a context per run
+        checks and parses them once, and an environment changed between runs (another
+        ``PERSONAS_HOME``, a new key) is read afresh, since every variable read is in the key."""
         env = os.environ if environ is None else environ
+        # the default home (and a ``~`` in PERSONAS_HOME) comes from this process's HOME, whatever ``environ``
+        return _from_values(cls, tuple(env.get(name) for name in _ENV_NAMES), os.environ.get("HOME"))
+
+    @classmethod
+    def _parse(cls, env: Mapping[str, str | None]) -> Config:
         home = Path(_clean(env.get("PERSONAS_HOME")) or Path.home() / ".personas").expanduser()
         return cls(
             home=home,
@@ -204,3 +213,28 @@ class Config:
     def path(self, *parts: str) -> Path:
         """A path under the state folder (the folder is created)."""
         return self.ensure_home().joinpath(*parts)
+
+
+#: Every environment variable :meth:`Config.from_env` reads.
+_ENV_NAMES = (
+    "PERSONAS_HOME", "KLAVIYO_BASE_URL", "KLAVIYO_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL",
+    "PERSONAS_MODEL", "PERSONAS_MODEL_TIMEOUT", "PERSONAS_USER", "USER", "PERSONAS_CONNECTION",
+    "PERSONAS_CREDENTIAL", "PERSONAS_DATABASE_URL", "KLAVIYO_WEBHOOK_SECRET", "PERSONAS_VAULT_KEY",
+    "KLAVIYO_CLIENT_ID", "KLAVIYO_CLIENT_SECRET", "PERSONAS_DEBUG",
+)
+
+
+_CONFIGS: dict[tuple[object, ...], Config] = {}
+
+
+def _from_values(cls: type[Config], values: tuple[str | None, ...], home: str | None) -> Config:
+    """The Config of these environment values (by :data:`_ENV_NAMES`) under this ``HOME``, kept for
+    the next run (the newest 16); a value refused raises, and nothing is kept."""
+    key = (cls, values, home)
+    config = _CONFIGS.get(key)
+    if config is None:
+        config = _CONFIGS[key] = cls._parse(
+            {name: value for name, value in zip(_ENV_NAMES, values, strict=True) if value is not None})
+        while len(_CONFIGS) > 16:
+            _CONFIGS.pop(next(iter(_CONFIGS)))
+    return config

@@ -22,6 +22,7 @@ the runtime as ``toolkit.guarded(AuditGuard(...), ApprovalGuard(...), DryRunGuar
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -212,7 +213,13 @@ def approval_rule(policy: ApprovalPolicy) -> str:
     prompt is built (a kind of call added to ``APPROVAL_EFFECTS`` reaches the prompt with no edit)."""
     if policy.mode == "writes":
         return "Every call that writes waits for the user's approval."
-    words = describe_effects(APPROVAL_EFFECTS, max_profiles=policy.max_profiles_per_call).split(", ")
+    return _effects_rule(APPROVAL_EFFECTS, policy.max_profiles_per_call)
+
+
+@functools.lru_cache(maxsize=32)
+def _effects_rule(effects: frozenset[Effect], max_profiles: int) -> str:
+    """The rule's sentence for these effects (a model's prompt is built on every run: made once)."""
+    words = describe_effects(effects, max_profiles=max_profiles).split(", ")
     listed = ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else words[0]
     return f"A call that {listed} waits for the user's approval."
 
@@ -316,15 +323,19 @@ class ApprovalGuard:
             self._shown.pop(fingerprint, None)
 
     def before(self, call: Call) -> Call | Stopped:
-        """``call`` once approved (as asked, or as edited), or Stopped; a pause raises GraphInterrupt."""
-        asked = [call.fingerprint]  # the requests shown for this call: the original and each edit
+        """``call`` once approved (as asked, or as edited), or Stopped; a pause raises GraphInterrupt.
+
+        The fingerprints of the requests shown are taken only once one is shown (``_ask``): most
+        calls need no approval, and hashing each call's arguments cost more than the rest of the check.
+        """
+        asked: list[str] = []  # the requests shown for this call: the original and each edit
         try:
             return self._ask(call, asked)
         except BaseException as exc:
             from langgraph.errors import GraphInterrupt
 
-            if not isinstance(exc, GraphInterrupt):
-                self._settled(asked)
+            if not isinstance(exc, GraphInterrupt) and (asked or self._shown):
+                self._settled(asked or [call.fingerprint])
             raise
 
     def _ask(self, call: Call, asked: list[str]) -> Call | Stopped:
@@ -333,6 +344,7 @@ class ApprovalGuard:
         found = self._found(call)
         if not needs_approval(self.policy, call, found):
             return call
+        asked.append(call.fingerprint)
         from langgraph.errors import GraphInterrupt
 
         edits: list[tuple[Call, Note]] = []  # told when the edited request is shown (a resume replays old answers)

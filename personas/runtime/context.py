@@ -11,6 +11,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from pydantic import BaseModel
+
 from graphs import graph_spec
 from klaviyo_toolkit.approval_view import VIEW_MAX_WAIT, VIEW_READ_TIMEOUT
 from klaviyo_toolkit.audit import AuditLog
@@ -74,7 +76,7 @@ def build_context(
     ctx = PersonaContext(
         spec=spec,
         toolkit=base,
-        settings=graph.settings.model_validate(spec.settings),
+        settings=_settings(graph.settings, spec),
         model=choice,
         config=config,
         client=client,
@@ -99,6 +101,30 @@ def build_context(
         stack.append(DryRunGuard())
     ctx.toolkit = base.guarded(*stack, *guards)
     return ctx
+
+
+#: Validated settings by persona spec (a spec is immutable, and the loader hands out the same one
+#: until its file changes): (spec, its graph's settings model, the settings), newest last.
+_SETTINGS: dict[int, tuple[PersonaSpec, type[BaseModel], BaseModel]] = {}
+_SETTINGS_KEPT = 32
+
+
+def _settings(model: type[BaseModel], spec: PersonaSpec) -> BaseModel:
+    """``spec.settings`` validated by its graph's ``model``, once per spec: validating them (with
+    their cross-checks) cost about a tenth of a run's context. Keyed by the spec object itself (held,
+    so that its id is never reused while cached): a persona file edited loads as a new spec, and a
+    spec changed in code (``model_copy``) is a new object too. Only a frozen settings model's value
+    is shared by runs."""
+    kept = _SETTINGS.get(id(spec))
+    if kept is not None and kept[0] is spec and kept[1] is model:
+        return kept[2]
+    settings = model.model_validate(spec.settings)
+    if not model.model_config.get("frozen"):  # a value a run could change is never shared
+        return settings
+    _SETTINGS[id(spec)] = (spec, model, settings)
+    while len(_SETTINGS) > _SETTINGS_KEPT:
+        _SETTINGS.pop(next(iter(_SETTINGS)))
+    return settings
 
 
 def _viewer(client: Any, scopes: Any, log: AuditLog | None, ctx: PersonaContext) -> Toolset | None:

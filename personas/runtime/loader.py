@@ -171,25 +171,53 @@ class Scan:
     errors: list[PersonaConfigError] = field(default_factory=list)
 
 
-def _files(home: Path | None) -> list[Path]:
-    out: list[Path] = []
+def _listing(home: Path | None) -> tuple[tuple[str, str, int, int], ...]:
+    """Every persona file, in the order they are read: (its path as found, absolute path, mtime in ns,
+    size). One listing per folder and one stat per file, no path objects: what a scan is cached by."""
+    out: list[tuple[str, str, int, int]] = []
     for folder in persona_dirs(home):
         try:
             with os.scandir(folder) as entries:  # one listing, no per-file path objects until a match
                 names = sorted(e.name for e in entries if e.name.endswith((".yaml", ".yml")) and e.is_file())
         except (FileNotFoundError, NotADirectoryError):
             continue
-        out += [folder / name for name in names]
-    return out
+        where = str(folder)
+        for name in names:
+            shown = os.path.join(where, name)
+            found = os.stat(shown)
+            out.append((shown, os.path.abspath(shown), found.st_mtime_ns, found.st_size))
+    return tuple(out)
+
+
+#: Scans by listing (:func:`_listing`), newest last: a run loads its persona by name, and reading
+#: and validating every file again for each run cost about a third of building its context. A file
+#: edited, added or removed, or another ``home``, is another listing; a scan with a broken file is
+#: never kept (it may load once something outside the file changes, e.g. its prompt is added).
+_SCANS: dict[tuple[tuple[str, str, int, int], ...], Scan] = {}
+_SCANS_KEPT = 8
 
 
 def scan_personas(home: Path | None = None) -> Scan:
     """Load every persona file; a broken file is reported, never hides the others."""
+    listing = _listing(home)
+    kept = _SCANS.get(listing)
+    if kept is None:
+        kept = _scan(listing)
+        if kept.errors:
+            return kept
+        _SCANS[listing] = kept
+        while len(_SCANS) > _SCANS_KEPT:
+            _SCANS.pop(next(iter(_SCANS)))
+    return Scan(dict(kept.personas), list(kept.errors))  # a caller's changes never reach the cache
+
+
+def _scan(listing: tuple[tuple[str, str, int, int], ...]) -> Scan:
     scan = Scan()
     where: dict[str, Path] = {}
-    for path in _files(home):
+    for shown, absolute, mtime, size in listing:
+        path = Path(shown)
         try:
-            spec = _load_file(path)
+            spec = _load_cached(absolute, (mtime, size))
         except PersonaConfigError as exc:
             scan.errors.append(exc)
             continue
@@ -239,13 +267,15 @@ def load_persona(name_or_path: str, home: Path | None = None) -> PersonaSpec:
 
 
 def _load_file(path: Path) -> PersonaSpec:
-    """A persona file, validated once per version of the file (cached by path and modification time)."""
+    """A persona file, validated once per version of the file (cached by path, modification time and size)."""
     name = os.path.abspath(path)
-    return _load_cached(name, os.stat(name).st_mtime_ns)
+    found = os.stat(name)
+    return _load_cached(name, (found.st_mtime_ns, found.st_size))
 
 
 @functools.lru_cache(maxsize=64)
-def _load_cached(path: str, mtime: int) -> PersonaSpec:
+def _load_cached(path: str, stamp: tuple[int, int]) -> PersonaSpec:
+    """``path`` validated, for one version of it (``stamp``: its mtime in ns and size)."""
     return _validate(Path(path))
 
 
