@@ -150,7 +150,8 @@ class Config:
         ``PERSONAS_HOME``, a new key) is read afresh, since every variable read is in the key."""
         env = os.environ if environ is None else environ
         # the default home (and a ``~`` in PERSONAS_HOME) comes from this process's HOME, whatever ``environ``
-        return _from_values(cls, tuple(env.get(name) for name in _ENV_NAMES), os.environ.get("HOME"))
+        values = tuple(sorted((name, value) for name, value in env.items() if _read_by_config(name)))
+        return _from_values(cls, values, os.environ.get("HOME"))
 
     @classmethod
     def _parse(cls, env: Mapping[str, str | None]) -> Config:
@@ -215,26 +216,23 @@ class Config:
         return self.ensure_home().joinpath(*parts)
 
 
-#: Every environment variable :meth:`Config.from_env` reads.
-_ENV_NAMES = (
-    "PERSONAS_HOME", "KLAVIYO_BASE_URL", "KLAVIYO_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL",
-    "PERSONAS_MODEL", "PERSONAS_MODEL_TIMEOUT", "PERSONAS_USER", "USER", "PERSONAS_CONNECTION",
-    "PERSONAS_CREDENTIAL", "PERSONAS_DATABASE_URL", "KLAVIYO_WEBHOOK_SECRET", "PERSONAS_VAULT_KEY",
-    "KLAVIYO_CLIENT_ID", "KLAVIYO_CLIENT_SECRET", "PERSONAS_DEBUG",
-)
+def _read_by_config(name: str) -> bool:
+    """Whether :meth:`Config._parse` may read the variable ``name``: every one it reads is named
+    ``PERSONAS_*``, ``KLAVIYO_*`` or ``OPENAI_*``, or is ``USER`` (a variable added later with one
+    of those prefixes is in the cache's key without an edit here)."""
+    return name.startswith(("PERSONAS_", "KLAVIYO_", "OPENAI_")) or name == "USER"
 
 
 _CONFIGS: dict[tuple[object, ...], Config] = {}
 
 
-def _from_values(cls: type[Config], values: tuple[str | None, ...], home: str | None) -> Config:
-    """The Config of these environment values (by :data:`_ENV_NAMES`) under this ``HOME``, kept for
-    the next run (the newest 16); a value refused raises, and nothing is kept."""
+def _from_values(cls: type[Config], values: tuple[tuple[str, str], ...], home: str | None) -> Config:
+    """The Config of these environment values (the variables :func:`_read_by_config`) under this
+    ``HOME``, kept for the next run (the newest 16); a value refused raises, and nothing is kept."""
     key = (cls, values, home)
     config = _CONFIGS.get(key)
     if config is None:
-        config = _CONFIGS[key] = cls._parse(
-            {name: value for name, value in zip(_ENV_NAMES, values, strict=True) if value is not None})
+        config = _CONFIGS[key] = cls._parse(dict(values))
         while len(_CONFIGS) > 16:
             _CONFIGS.pop(next(iter(_CONFIGS)))
     return config
