@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ._files import exclusive_lock
+from ._files import HeldLockFile
 from .audit_anchor import AuditAnchor, Head
 from .audit_head import AuditHeadError, head_problem, keep_head_record
 from .audit_rows import (
@@ -197,6 +197,7 @@ class AuditLog:
         self.read_only = read_only
         self._clock: Clock = clock or SystemClock()
         self._lock = threading.Lock()
+        self._held = HeldLockFile(self.path.with_name(f".{self.path.name}.lock"))
         if read_only and not self.path.is_file():
             raise StateFileError(f"the audit log {self.path} does not exist", self.path, None)
         try:
@@ -212,6 +213,7 @@ class AuditLog:
         stored = row[0] if row else mode
         if stored != mode:
             self._db.close()
+            self._held.close()
             raise ToolkitUsageError(
                 f"the audit log {self.path} is chained with {stored}, but was opened "
                 + ("with an anchor" if self._key else "without its anchor (its HMAC key)")
@@ -413,9 +415,10 @@ class AuditLog:
 
     @contextlib.contextmanager
     def _append_lock(self) -> Iterator[None]:
-        """Held by one appender of the file at a time, across processes: ``flock`` on a file beside it
-        (where there is no flock, or the folder is read-only and nothing can be appended, none)."""
-        with exclusive_lock(self.path.with_name(f".{self.path.name}.lock")):
+        """Held by one appender of the file at a time, across processes: ``flock`` on a file beside it,
+        kept open between appends (where there is no flock, or the folder is read-only and nothing can
+        be appended, none)."""
+        with self._held.hold():
             yield
 
     def _newest(self) -> int:
