@@ -213,7 +213,6 @@ class AuditLog:
         stored = row[0] if row else mode
         if stored != mode:
             self._db.close()
-            self._held.close()
             raise ToolkitUsageError(
                 f"the audit log {self.path} is chained with {stored}, but was opened "
                 + ("with an anchor" if self._key else "without its anchor (its HMAC key)")
@@ -258,6 +257,7 @@ class AuditLog:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._held.close()
 
     def __enter__(self) -> AuditLog:
         return self
@@ -287,10 +287,6 @@ class AuditLog:
         Use it directly for events that never reach HTTP (``denied``, ``rejected``, ``dry_run``,
         ``pending_approval``); calls that do are recorded by :meth:`hook`.
         """
-        if status not in _STATUSES:
-            raise ToolkitUsageError(f"Unknown audit status {status!r}; use one of {', '.join(sorted(_STATUSES))}.")
-        if not tool:
-            raise ToolkitUsageError("An audit record needs the tool (operation id) it is about.")
         content = self._content(tool, status, context, method, path, arguments, http_status, request_id, latency_ms,
                                 response_summary, error, extra)  # fmt: skip
         with self._lock:
@@ -341,6 +337,10 @@ class AuditLog:
         extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A row's content as stored (redacted, capped), but for its number and chain."""
+        if status not in _STATUSES:
+            raise ToolkitUsageError(f"Unknown audit status {status!r}; use one of {', '.join(sorted(_STATUSES))}.")
+        if not tool:
+            raise ToolkitUsageError("An audit record needs the tool (operation id) it is about.")
         ctx = context or AuditContext()
         error_text = None if error is None else (str(error) or type(error).__name__)
         content: dict[str, Any] = {
@@ -377,7 +377,7 @@ class AuditLog:
                 # The newest row and the highest id ever used (a row id is never reused), in one statement.
                 row = self._db.execute(_LAST_ROW).fetchone()
                 last = None if row is None or row[0] is None else (row[0], row[1])
-                self._admit(content, int(last[0]) if last else 0, accept)
+                self._admit(content, int(last[0]) if last else 0, accept, last[1] if last else None)
                 # An accepted loss numbers on from the newest row (its row records the rows lost), and
                 # so does every row after it; otherwise never below an id once used.
                 floor = (row[2] or 0) if row is not None and accept is None else 0
@@ -393,10 +393,15 @@ class AuditLog:
             self._save_head(Head(int(content["id"]), values[-1]), accept)
         return values
 
-    def _admit(self, content: dict[str, Any], newest: int, accept: str | None) -> None:
+    def _admit(self, content: dict[str, Any], newest: int, accept: str | None, newest_hash: str | None = None) -> None:
         """Before a row is written (the append lock held): the log must hold its anchored head, else
-        nothing is written (:class:`AuditHeadError`); an acceptance needs a loss, and records it."""
-        problem = head_problem(self.anchor, newest, self._hash_at)
+        nothing is written (:class:`AuditHeadError`); an acceptance needs a loss, and records it.
+        ``newest_hash``: row ``newest``'s, read in this transaction (an intact log's head names it)."""
+
+        def hash_at(row: int) -> str | None:
+            return newest_hash if row == newest and newest_hash is not None else self._hash_at(row)
+
+        problem = head_problem(self.anchor, newest, hash_at)
         if accept is None:
             if problem is not None:
                 raise AuditHeadError(self._where, problem)
@@ -467,20 +472,22 @@ class AuditLog:
                 extra["attempts"] = call.attempts
             if call.waited:
                 extra["waited_s"] = round(call.waited, 3)
-            self.record(
+            content = self._content(
                 call.operation_id,
                 "ok" if call.error is None else "error",
-                context=ctx,
-                method=call.method,
-                path=call.path,
-                arguments=arguments,
-                http_status=call.status,
-                request_id=call.request_id,
-                latency_ms=call.latency * 1000.0,
-                response_summary=summarize_response(call.response_body) if call.error is None else None,
-                error=call.error,
-                extra=extra,
+                ctx,
+                call.method,
+                call.path,
+                arguments,
+                call.status,
+                call.request_id,
+                call.latency * 1000.0,
+                summarize_response(call.response_body) if call.error is None else None,
+                call.error,
+                extra,
             )
+            with self._lock:  # the row, without the AuditEntry record() would read back from it and drop
+                self._append(content)
 
         return audit_call
 
