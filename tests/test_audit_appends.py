@@ -21,6 +21,7 @@ import pytest
 from klaviyo_toolkit._files import HeldLockFile
 from klaviyo_toolkit.audit import AuditContext, AuditHeadError, AuditLog, verify_log
 from klaviyo_toolkit.audit_anchor import FileAnchor, Head
+from klaviyo_toolkit.redact import redact_text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -203,3 +204,23 @@ def test_a_genuine_head_saved_elsewhere_naming_a_later_row_is_refused(tmp_path: 
     with pytest.raises(AuditHeadError, match="replaced by another"):
         log.record("get_lists", "ok")
     assert log.count() == 2
+
+
+def test_a_text_found_clean_is_masked_once_a_secret_in_it_is_registered() -> None:
+    """Clean short texts are remembered per set of registered secrets: a new secret checks them again."""
+    from klaviyo_toolkit.redact import redact, register_secret
+
+    secret = "echoed-back-" + os.urandom(6).hex()
+    text = f"profile note {secret}"
+    assert redact_text(text) == text and redact_text(text) == text  # clean now, and remembered as clean
+    assert redact({"k": text}) == {"k": text}
+    register_secret(secret)
+    assert secret not in redact_text(text)
+    assert secret not in json.dumps(redact({"k": text, secret: 1}))
+
+
+def test_a_text_with_a_secret_shape_is_masked_every_time() -> None:
+
+    key = "pk_" + "a1B2c3D4e5" * 3
+    for _ in range(3):
+        assert key not in redact_text(f"key {key}") and key not in redact_text(key)
