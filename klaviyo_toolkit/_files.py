@@ -80,22 +80,31 @@ class HeldLockFile:
         self._pid = 0
         self._file: tuple[int, int] = (0, 0)  # (device, inode) of the file _fd is open on
         self._thread_lock = threading.Lock()
+        self._locked: int | None = None  # the descriptor locked by the hold under way
         _HELD.add(self)
 
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        """Hold the lock until the block ends (unlocked where :func:`exclusive_lock` would be)."""
-        with self._thread_lock:
-            fd = self._acquire()
-            if fd is None:
-                yield
-                return
-            import fcntl
+    def hold(self) -> HeldLockFile:
+        """The lock, for a ``with`` block (unlocked where :func:`exclusive_lock` would be): a plain
+        context manager, as a generator-based one costs more than the flock it wraps."""
+        return self
 
-            try:
-                yield
-            finally:
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        try:
+            self._locked = self._acquire()
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        fd, self._locked = self._locked, None
+        try:
+            if fd is not None:
+                import fcntl
+
                 fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
 
     def _acquire(self) -> int | None:
         """The descriptor, locked, of the file the path names now; None when unlocked."""

@@ -344,7 +344,7 @@ class AuditLog:
         ctx = context or AuditContext()
         error_text = None if error is None else (str(error) or type(error).__name__)
         content: dict[str, Any] = {
-            "time": _iso(_dt.datetime.fromtimestamp(self._clock.time(), _dt.UTC)),
+            "time": _dt.datetime.fromtimestamp(self._clock.time(), _dt.UTC).isoformat(timespec="microseconds"),
             "user": ctx.user,
             "persona": ctx.persona,
             "thread_id": ctx.thread_id,
@@ -418,13 +418,11 @@ class AuditLog:
         replace = getattr(self.anchor, "replace_head", None) if accept is not None else None
         (replace or self.anchor.save_head)(head)
 
-    @contextlib.contextmanager
-    def _append_lock(self) -> Iterator[None]:
+    def _append_lock(self) -> contextlib.AbstractContextManager[None]:
         """Held by one appender of the file at a time, across processes: ``flock`` on a file beside it,
         kept open between appends (where there is no flock, or the folder is read-only and nothing can
         be appended, none)."""
-        with self._held.hold():
-            yield
+        return self._held.hold()
 
     def _newest(self) -> int:
         """The newest row's number (0 when empty); the caller holds ``_lock``."""

@@ -340,6 +340,11 @@ def redact(value: Any) -> Any:
         redact({"api_key": "pk_0123456789abcdef0123", "note": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig"})
         # {'api_key': '***', 'note': 'Bearer eyJhbG….sig'}
     """
+    kind = type(value)  # the exact common types first: isinstance(x, Mapping) is a slow ABC check
+    if kind is str:
+        return redact_text(value)
+    if value is None or kind is int or kind is float or kind is bool:
+        return value
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
