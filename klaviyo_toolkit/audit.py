@@ -470,22 +470,20 @@ class AuditLog:
                 extra["attempts"] = call.attempts
             if call.waited:
                 extra["waited_s"] = round(call.waited, 3)
-            content = self._content(
+            self.record(  # through record(), which a subclass may extend (tests kill a process right after it)
                 call.operation_id,
                 "ok" if call.error is None else "error",
-                ctx,
-                call.method,
-                call.path,
-                arguments,
-                call.status,
-                call.request_id,
-                call.latency * 1000.0,
-                summarize_response(call.response_body) if call.error is None else None,
-                call.error,
-                extra,
+                context=ctx,
+                method=call.method,
+                path=call.path,
+                arguments=arguments,
+                http_status=call.status,
+                request_id=call.request_id,
+                latency_ms=call.latency * 1000.0,
+                response_summary=summarize_response(call.response_body) if call.error is None else None,
+                error=call.error,
+                extra=extra,
             )
-            with self._lock:  # the row, without the AuditEntry record() would read back from it and drop
-                self._append(content)
 
         return audit_call
 
