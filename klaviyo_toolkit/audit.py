@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ._files import exclusive_lock
+from ._files import HeldLockFile
 from .audit_anchor import AuditAnchor, Head
 from .audit_head import AuditHeadError, head_problem, keep_head_record
 from .audit_rows import (
@@ -197,6 +197,7 @@ class AuditLog:
         self.read_only = read_only
         self._clock: Clock = clock or SystemClock()
         self._lock = threading.Lock()
+        self._held = HeldLockFile(self.path.with_name(f".{self.path.name}.lock"))
         if read_only and not self.path.is_file():
             raise StateFileError(f"the audit log {self.path} does not exist", self.path, None)
         try:
@@ -256,6 +257,7 @@ class AuditLog:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._held.close()
 
     def __enter__(self) -> AuditLog:
         return self
@@ -285,10 +287,6 @@ class AuditLog:
         Use it directly for events that never reach HTTP (``denied``, ``rejected``, ``dry_run``,
         ``pending_approval``); calls that do are recorded by :meth:`hook`.
         """
-        if status not in _STATUSES:
-            raise ToolkitUsageError(f"Unknown audit status {status!r}; use one of {', '.join(sorted(_STATUSES))}.")
-        if not tool:
-            raise ToolkitUsageError("An audit record needs the tool (operation id) it is about.")
         content = self._content(tool, status, context, method, path, arguments, http_status, request_id, latency_ms,
                                 response_summary, error, extra)  # fmt: skip
         with self._lock:
@@ -339,10 +337,14 @@ class AuditLog:
         extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A row's content as stored (redacted, capped), but for its number and chain."""
+        if status not in _STATUSES:
+            raise ToolkitUsageError(f"Unknown audit status {status!r}; use one of {', '.join(sorted(_STATUSES))}.")
+        if not tool:
+            raise ToolkitUsageError("An audit record needs the tool (operation id) it is about.")
         ctx = context or AuditContext()
         error_text = None if error is None else (str(error) or type(error).__name__)
         content: dict[str, Any] = {
-            "time": _iso(_dt.datetime.fromtimestamp(self._clock.time(), _dt.UTC)),
+            "time": _dt.datetime.fromtimestamp(self._clock.time(), _dt.UTC).isoformat(timespec="microseconds"),
             "user": ctx.user,
             "persona": ctx.persona,
             "thread_id": ctx.thread_id,
@@ -375,7 +377,7 @@ class AuditLog:
                 # The newest row and the highest id ever used (a row id is never reused), in one statement.
                 row = self._db.execute(_LAST_ROW).fetchone()
                 last = None if row is None or row[0] is None else (row[0], row[1])
-                self._admit(content, int(last[0]) if last else 0, accept)
+                self._admit(content, int(last[0]) if last else 0, accept, last[1] if last else None)
                 # An accepted loss numbers on from the newest row (its row records the rows lost), and
                 # so does every row after it; otherwise never below an id once used.
                 floor = (row[2] or 0) if row is not None and accept is None else 0
@@ -391,10 +393,15 @@ class AuditLog:
             self._save_head(Head(int(content["id"]), values[-1]), accept)
         return values
 
-    def _admit(self, content: dict[str, Any], newest: int, accept: str | None) -> None:
+    def _admit(self, content: dict[str, Any], newest: int, accept: str | None, newest_hash: str | None = None) -> None:
         """Before a row is written (the append lock held): the log must hold its anchored head, else
-        nothing is written (:class:`AuditHeadError`); an acceptance needs a loss, and records it."""
-        problem = head_problem(self.anchor, newest, self._hash_at)
+        nothing is written (:class:`AuditHeadError`); an acceptance needs a loss, and records it.
+        ``newest_hash``: row ``newest``'s, read in this transaction (an intact log's head names it)."""
+
+        def hash_at(row: int) -> str | None:
+            return newest_hash if row == newest and newest_hash is not None else self._hash_at(row)
+
+        problem = head_problem(self.anchor, newest, hash_at)
         if accept is None:
             if problem is not None:
                 raise AuditHeadError(self._where, problem)
@@ -411,12 +418,11 @@ class AuditLog:
         replace = getattr(self.anchor, "replace_head", None) if accept is not None else None
         (replace or self.anchor.save_head)(head)
 
-    @contextlib.contextmanager
-    def _append_lock(self) -> Iterator[None]:
-        """Held by one appender of the file at a time, across processes: ``flock`` on a file beside it
-        (where there is no flock, or the folder is read-only and nothing can be appended, none)."""
-        with exclusive_lock(self.path.with_name(f".{self.path.name}.lock")):
-            yield
+    def _append_lock(self) -> contextlib.AbstractContextManager[None]:
+        """Held by one appender of the file at a time, across processes: ``flock`` on a file beside it,
+        kept open between appends (where there is no flock, or the folder is read-only and nothing can
+        be appended, none)."""
+        return self._held.hold()
 
     def _newest(self) -> int:
         """The newest row's number (0 when empty); the caller holds ``_lock``."""
@@ -464,7 +470,7 @@ class AuditLog:
                 extra["attempts"] = call.attempts
             if call.waited:
                 extra["waited_s"] = round(call.waited, 3)
-            self.record(
+            self.record(  # through record(), which a subclass may extend (tests kill a process right after it)
                 call.operation_id,
                 "ok" if call.error is None else "error",
                 context=ctx,

@@ -95,6 +95,19 @@ def _write_private(path: Path, data: bytes) -> None:
         os.close(folder)
 
 
+def _read(path: Path) -> bytes:
+    """The whole of a small file, with plain system calls (``Path.read_bytes`` builds a buffered file
+    object: most of the cost of reading a 256-byte head record)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        parts = []
+        while part := os.read(fd, 65_536):
+            parts.append(part)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
 #: The head record's size on disk: padded, so that each save overwrites all of it in one write.
 _HEAD_SIZE = 256
 
@@ -104,6 +117,10 @@ class _HeadRecord:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # The record's bytes as this object last wrote or verified them, with the key and the head
+        # they hold: the same bytes under the same key are that head again, without decoding the JSON
+        # and recomputing the MAC (an append reads the record every time). Any other bytes are checked.
+        self._known: tuple[bytes, bytes, Head] | None = None
 
     @staticmethod
     def _mac(key: bytes, rows: int, digest: str) -> str:
@@ -112,9 +129,12 @@ class _HeadRecord:
     def load(self, key: bytes) -> Head | None:
         """The head, or None when there is no record; an altered one raises ToolkitUsageError."""
         try:
-            data = self.path.read_bytes()
+            data = _read(self.path)
         except FileNotFoundError:
             return None
+        known = self._known
+        if known is not None and known[0] == data and known[1] == key:
+            return known[2]
         try:  # bytes that are not UTF-8 (a file overwritten with noise) are as altered as a changed number
             record = json.loads(data.decode("utf-8"))
             head = Head(int(record["rows"]), str(record["hash"]))
@@ -127,6 +147,7 @@ class _HeadRecord:
                 "can no longer be checked, so rows cut from the end cannot be ruled out; restore the record "
                 "from a backup"
             )
+        self._known = (data, key, head)
         return head
 
     def save(self, head: Head, key: bytes, *, create: bool = True) -> bool:
@@ -144,12 +165,14 @@ class _HeadRecord:
             try:
                 if len(data) == _HEAD_SIZE and os.fstat(fd).st_size in (0, _HEAD_SIZE):
                     os.pwrite(fd, data, 0)
+                    self._known = (data, key, head)
                     return True
             finally:
                 os.close(fd)
         elif not create:
             return False
         _write_private(self.path, data)  # new, or a record of another size: replaced whole, atomically
+        self._known = (data, key, head)
         return True
 
 

@@ -225,7 +225,8 @@ class PostgresAuditLog(AuditLog):
             sent.clear()
             with self._pg.transaction():
                 last = self._pg.execute("SELECT id, hash FROM personas_audit_log ORDER BY id DESC LIMIT 1").fetchone()
-                self._admit(content, int(last[0]) if last else 0, accept)  # the anchored head must be in the log
+                newest, newest_hash = (int(last[0]), str(last[1])) if last else (0, None)
+                self._admit(content, newest, accept, newest_hash)  # the anchored head must be in the log
                 values = self._chain(content, last)
                 marks = ", ".join("%s" for _ in _COLUMNS)
                 self._pg.execute(f"INSERT INTO personas_audit_log ({_SELECT}) VALUES ({marks})", values)

@@ -65,6 +65,7 @@ def register_secret(value: str | None) -> None:
         _known.add(value)
         ordered = sorted(_known, key=len, reverse=True)
         _known_pattern = re.compile("|".join(re.escape(v) for v in ordered))
+        _forget_clean()
 
 
 def registered_secrets() -> frozenset[str]:
@@ -255,6 +256,9 @@ _PATTERN_HINTS = (
 )
 
 
+_HINTS = re.compile("|".join(map(re.escape, _PATTERN_HINTS)))
+
+
 def _fold(text: str) -> str:
     """``text`` with every letter ``(?i)`` matches to a hint's letter made that letter: ``casefold``
     does it for the long s and the Kelvin sign; ``(?i)i`` also matches the dotless i, which it keeps,
@@ -268,8 +272,7 @@ _URL_PASSWORD = re.compile(URL_PASSWORD)
 def _patterns(text: str) -> str:
     if "://" in text and "@" in text:
         text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{_mask(m.group(2))}{m.group(3)}", text)
-    lowered = _fold(text)
-    if not any(hint in lowered for hint in _PATTERN_HINTS):
+    if _HINTS.search(_fold(text)) is None:  # one scan for all the hints, not one per hint
         return _shapes(text)
     bearer, basic, pair, said, klaviyo_key, openai_key = _SECRET_VALUE_PATTERNS
     for prefixed in (bearer, basic, pair):
@@ -298,10 +301,28 @@ def _value_mask(secret: str) -> str:
 
 def _shapes(text: str) -> str:
     """``text`` with other services' keys (:data:`_KEY_SHAPES`) masked; a substring test first."""
+    if _SHAPE_PREFIXES.search(text) is None:  # none of the prefixes: one scan instead of one per shape
+        return text
     for prefix, shape in _TEXT_SHAPES:
         if prefix in text:
             text = shape.sub(lambda m: _mask(m.group(1)), text)
     return text
+
+
+_SHAPE_PREFIXES = re.compile("|".join(re.escape(prefix) for prefix, _ in _TEXT_SHAPES))
+#: Short texts that :func:`redact_text` returned unchanged, with the registered-secrets pattern they
+#: were checked against (a new secret starts a new set): the same names and values come back in every
+#: audit row. Only clean texts are kept, so no secret is held here; bounded, emptied when full.
+_clean: tuple[re.Pattern[str] | None, set[str]] = (None, set())
+_CLEAN_CHARS = 200
+_CLEAN_COUNT = 4096
+
+
+def _forget_clean() -> None:
+    """Texts checked against an older set of registered secrets are checked again (the caller holds
+    ``_known_lock``, after setting ``_known_pattern``)."""
+    global _clean
+    _clean = (_known_pattern, set())
 
 
 def redact(value: Any) -> Any:
@@ -319,6 +340,11 @@ def redact(value: Any) -> Any:
         redact({"api_key": "pk_0123456789abcdef0123", "note": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig"})
         # {'api_key': '***', 'note': 'Bearer eyJhbG….sig'}
     """
+    kind = type(value)  # the exact common types first: isinstance(x, Mapping) is a slow ABC check
+    if kind is str:
+        return redact_text(value)
+    if value is None or kind is int or kind is float or kind is bool:
+        return value
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
@@ -340,10 +366,17 @@ def redact(value: Any) -> Any:
 
 def redact_text(text: str) -> str:
     """``text`` with every registered secret and everything shaped like one masked."""
-    pattern = _known_pattern
-    if pattern is not None:
-        text = pattern.sub(lambda m: _mask(m.group(0)), text)
-    return _patterns(text)
+    pattern, (checked_with, clean) = _known_pattern, _clean
+    short = len(text) <= _CLEAN_CHARS and checked_with is pattern  # both read before the text is checked
+    if short and text in clean:
+        return text
+    out = text if pattern is None else pattern.sub(lambda m: _mask(m.group(0)), text)
+    out = _patterns(out)
+    if short and out == text:
+        if len(clean) >= _CLEAN_COUNT:
+            clean.clear()
+        clean.add(text)
+    return out
 
 
 def clip(text: str, limit: int, *, more: str = "…") -> str:
