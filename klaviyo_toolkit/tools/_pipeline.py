@@ -335,7 +335,8 @@ class Guarded(Toolset):
         # The innermost toolset's scope check, asked directly: a persona's toolkit is three or four
         # guards deep, and every call (and every tool listing, once per catalog operation) asks it.
         self._missing: Callable[[Operation], list[str]] = (
-            inner._missing if type(inner) is Guarded else inner.missing_scopes)
+            inner._missing if type(inner) is Guarded else inner.missing_scopes
+        )
 
     def __repr__(self) -> str:
         return f"Guarded({self.guard!r}, {self.inner!r})"
