@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage
@@ -64,3 +66,16 @@ def sequence_starts(sb: Sandbox, profile_id: str) -> list[Any]:
 
 def first_touchpoints(sb: Sandbox, profile_id: str) -> list[dict[str, Any]]:
     return [m for m in sb.outbox(profile_id=profile_id) if m.get("position") == 1 and m.get("source") == "flow"]
+
+
+def saved_sign_up(tmp_path: Path, email: str) -> tuple[Path, Path, str]:
+    """A hot lead signed up in a sandbox kept in a file, for a child process to open:
+    (the sandbox's state file, the submission event's JSON file, the lead's profile id)."""
+    state = tmp_path / "sandbox.sqlite"
+    sb = Sandbox(seed=42, state=state, rate_limit_factor=None)
+    event = sign_up(sb, email, HOT)
+    sb.close()
+    event_path = tmp_path / "event.json"
+    event_path.write_text(json.dumps(event), encoding="utf-8")
+    return state, event_path, event["data"]["relationships"]["profile"]["data"]["id"]
+

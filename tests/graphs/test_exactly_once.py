@@ -4,7 +4,6 @@ timeout also yields one."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from klaviyo_toolkit.client import KlaviyoClient, RetryPolicy
 from klaviyo_toolkit.ratelimit import RateLimiter
 from personas.runtime import build_context, checkpointer, run_persona
 
-from .leads import HOT, first_touchpoints, sequence_starts, sign_up
+from .leads import HOT, first_touchpoints, saved_sign_up, sequence_starts, sign_up
 
 CHILD = textwrap.dedent("""
     import json, os, signal, sys
@@ -47,19 +46,9 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _prepared(tmp_path: Path, email: str) -> tuple[Path, Path, str]:
-    state = tmp_path / "sandbox.sqlite"
-    sb = Sandbox(seed=42, state=state, rate_limit_factor=None)
-    event = sign_up(sb, email, HOT)
-    sb.close()
-    event_path = tmp_path / "event.json"
-    event_path.write_text(json.dumps(event), encoding="utf-8")
-    return state, event_path, event["data"]["relationships"]["profile"]["data"]["id"]
-
-
 @pytest.mark.parametrize("kill_at", ["after_schedule", "after_send_http"])
 def test_a_killed_run_resumes_from_its_checkpoint_and_sends_exactly_once(tmp_path: Path, kill_at: str) -> None:
-    state, event_path, profile_id = _prepared(tmp_path, f"{kill_at}@example.com")
+    state, event_path, profile_id = saved_sign_up(tmp_path, f"{kill_at}@example.com")
     ckpt = tmp_path / "checkpoints.sqlite"
     thread = f"lead-{kill_at}"
     script = tmp_path / "child.py"

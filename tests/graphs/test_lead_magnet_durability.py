@@ -12,7 +12,6 @@ it stops, never after each step, and still exactly once.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import ServerError
 from personas.runtime import RunDriver, build_context, checkpointer
 
-from .leads import HOT, WEDNESDAY_3PM_NY, choose, first_touchpoints, sequence_starts, sign_up
+from .leads import HOT, WEDNESDAY_3PM_NY, choose, first_touchpoints, saved_sign_up, sequence_starts, sign_up
 
 CHILD = textwrap.dedent("""
     import json, os, signal, sys
@@ -53,16 +52,6 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _prepared(tmp_path: Path, email: str) -> tuple[Path, Path, str]:
-    state = tmp_path / "sandbox.sqlite"
-    sb = Sandbox(seed=42, state=state, rate_limit_factor=None)
-    event = sign_up(sb, email, HOT)
-    sb.close()
-    event_path = tmp_path / "event.json"
-    event_path.write_text(json.dumps(event), encoding="utf-8")
-    return state, event_path, event["data"]["relationships"]["profile"]["data"]["id"]
-
-
 def test_a_finished_lead_leaves_its_input_and_its_end_only(tmp_path: Path) -> None:
     sb = Sandbox(seed=42, rate_limit_factor=None)
     event = sign_up(sb, "two.checkpoints@example.com", HOT)
@@ -78,7 +67,7 @@ def test_a_finished_lead_leaves_its_input_and_its_end_only(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("kill_at", ["after_decide", "after_send_http"])
 def test_a_run_killed_mid_way_is_retried_from_its_input_and_starts_once(tmp_path: Path, kill_at: str) -> None:
-    state, event_path, profile_id = _prepared(tmp_path, f"{kill_at}@example.com")
+    state, event_path, profile_id = saved_sign_up(tmp_path, f"{kill_at}@example.com")
     ckpt, thread = tmp_path / "checkpoints.sqlite", f"lead-{kill_at}"
     script = tmp_path / "child.py"
     script.write_text(CHILD, encoding="utf-8")
