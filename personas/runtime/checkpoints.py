@@ -28,6 +28,8 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from personas.kernel.privacy import RedactingSerde, private_file
 from personas.kernel.state_files import CHECKPOINTS
 
+from .primed import PrimedStart
+
 __all__ = ["CheckpointSaver", "checkpointer", "forget_checkpointers"]
 
 #: One SQLite checkpointer per file per process (a connection is opened once, not per run), with the
@@ -36,8 +38,9 @@ _SAVERS: dict[str, tuple[tuple[int, int], Any]] = {}
 _SAVERS_LOCK = threading.Lock()
 
 
-class CheckpointSaver(SqliteSaver):
-    """LangGraph's ``SqliteSaver`` whose errors about its file name the file and the fix.
+class CheckpointSaver(PrimedStart, SqliteSaver):
+    """LangGraph's ``SqliteSaver`` whose errors about its file name the file and the fix (and which
+    hands a run the checkpoint of its input without reading it back: ``primed.PrimedStart``).
 
     Every read and write goes through :meth:`cursor`, so translating there covers them all; errors
     that are not about the file (a locked database) pass through as they are.

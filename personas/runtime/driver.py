@@ -37,6 +37,7 @@ from personas.kernel.spec import PersonaSpec
 
 from .checkpoints import checkpointer
 from .context import build_context
+from .primed import primed_start
 from .saves import inline_saves
 from .thread_lock import athread_lock, exclusive_lock, thread_lock_path
 
@@ -220,7 +221,7 @@ class RunDriver:
         """Run (or resume) and yield ``(mode, chunk)`` as the graph goes; then read :meth:`result`."""
         with self._resuming(resume):
             payload = self._payload(input, resume)
-            with inline_saves():
+            with inline_saves(), primed_start():
                 yield from self.graph.stream(
                     self._begin(payload), self._config(payload), context=self.context, durability=self.durability,
                     stream_mode=list(modes),
@@ -241,7 +242,7 @@ class RunDriver:
         """Run (or resume) to the end or the next pause, and return the result."""
         with self._resuming(resume):
             payload = self._payload(input, resume)
-            with inline_saves():
+            with inline_saves(), primed_start():
                 out = self.graph.invoke(
                     self._begin(payload), self._config(payload), context=self.context, durability=self.durability
                 )

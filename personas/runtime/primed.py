@@ -1,0 +1,97 @@
+"""The checkpoint a run just wrote for its input, handed back to it instead of read back.
+
+A run of an ``"exit"`` graph (``RunDriver``) checkpoints its input first (``update_state`` as
+``__start__``) and then starts from that checkpoint: LangGraph's loop reads the thread's latest
+checkpoint (``get_tuple``) moments after the same process wrote it. With PostgreSQL that read is a
+round trip of ~0.5 ms on loopback, a tenth of what a lead's run may add to its Klaviyo calls.
+
+Inside :func:`primed_start`, a saver with :class:`PrimedStart` remembers the checkpoint it writes
+and answers the next read of that thread's latest checkpoint (or of that checkpoint by id) from
+memory, once: what it would have read, the checkpoint and metadata as written (the metadata through
+JSON, as stored), no pending writes. Anything else goes to the database as before: another thread,
+another checkpoint, a read after the block, or one after writes were added to the checkpoint
+(``put_writes`` forgets it). The checkpoint's values are the ones the run was given, unredacted, as
+in any run started with its input (LangGraph keeps its input in memory then too); the stored copy
+stays redacted.
+
+Example::
+
+    with primed_start():
+        graph.update_state(config, payload, as_node="__start__")   # put: remembered
+        graph.invoke(None, config)                                  # get_tuple: from memory
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from langgraph.checkpoint.base import CheckpointTuple, copy_checkpoint, get_checkpoint_metadata
+
+__all__ = ["PrimedStart", "primed_start"]
+
+
+class _Held:
+    """The block's one remembered checkpoint (None once used or forgotten): its first write's."""
+
+    def __init__(self) -> None:
+        self.tuple: CheckpointTuple | None = None
+        self.armed = True
+
+
+_HELD: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("personas_primed_start", default=None)
+
+
+@contextmanager
+def primed_start() -> Iterator[None]:
+    """Within the block, a :class:`PrimedStart` saver answers the read after its write from memory."""
+    held = _Held()
+    token = _HELD.set(held)
+    try:
+        yield
+    finally:
+        held.tuple, held.armed = None, False  # never outlives the block, whatever context runs later
+        try:
+            _HELD.reset(token)
+        except ValueError:  # a stream closed from another context (a generator finalised elsewhere)
+            _HELD.set(None)
+
+
+def _ids(config: Any) -> tuple[str, str, str | None]:
+    conf = config.get("configurable") or {}
+    return str(conf.get("thread_id")), str(conf.get("checkpoint_ns") or ""), conf.get("checkpoint_id")
+
+
+class PrimedStart:
+    """A mixin for a checkpointer (before it in the bases): see the module docstring."""
+
+    def put(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+        saved = super().put(config, checkpoint, metadata, new_versions)  # type: ignore[misc]
+        held = _HELD.get()
+        if held is not None and held.armed:
+            held.armed = False  # the input's checkpoint only; the run's own later writes are read as stored
+            thread, ns, parent = _ids(config)
+            stored = json.loads(json.dumps(get_checkpoint_metadata(config, metadata), ensure_ascii=False))
+            ids = {"thread_id": thread, "checkpoint_ns": ns, "checkpoint_id": parent}
+            parent_config: Any = {"configurable": ids} if parent else None
+            held.tuple = CheckpointTuple(saved, copy_checkpoint(checkpoint), stored, parent_config, [])
+        return saved
+
+    def put_writes(self, config: Any, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = "") -> None:
+        held = _HELD.get()
+        if held is not None:
+            held.tuple = None  # the checkpoint now has pending writes: read it whole from the database
+        super().put_writes(config, writes, task_id, task_path)  # type: ignore[misc]
+
+    def get_tuple(self, config: Any) -> CheckpointTuple | None:
+        held = _HELD.get()
+        if held is not None and held.tuple is not None:
+            thread, ns, wanted = _ids(config)
+            have_thread, have_ns, have_id = _ids(held.tuple.config)
+            if (thread, ns) == (have_thread, have_ns) and wanted in (None, have_id):
+                found, held.tuple = held.tuple, None
+                return found
+        return super().get_tuple(config)  # type: ignore[misc, no-any-return]
