@@ -1,7 +1,8 @@
 """PostgreSQL for scale-out (``PERSONAS_DATABASE_URL``): connections and LangGraph checkpoints.
 
 Every worker process opens its own connections; nothing is shared but the database. Checkpoints use
-``langgraph-checkpoint-postgres`` (``PostgresSaver`` over a connection pool, behind the same
+``langgraph-checkpoint-postgres`` (``PostgresSaver``, its writes made one statement each in
+``pg_saver.py``, over a connection pool, behind the same
 redacting serializer as the SQLite checkpointer, so no secret reaches a checkpoint).
 
 A URL that cannot be reached fails with one line naming ``PERSONAS_DATABASE_URL`` and never prints
@@ -94,10 +95,12 @@ def setup_lock(url: str) -> contextlib.AbstractContextManager[Any]:
 
 
 def checkpointer(url: str, *, max_size: int = 8) -> Any:
-    """A ``PostgresSaver`` on a pool of ``max_size`` connections, its tables set up."""
-    from langgraph.checkpoint.postgres import PostgresSaver
+    """A ``PostgresCheckpointSaver`` (``pg_saver.py``: one statement per checkpoint write) on a pool of
+    ``max_size`` connections, its tables set up."""
     from psycopg.rows import dict_row
     from psycopg_pool import ConnectionPool
+
+    from .pg_saver import PostgresCheckpointSaver
 
     connect(url).close()  # the clear error, before the pool retries in the background
     recency = _Recency()
@@ -110,10 +113,10 @@ def checkpointer(url: str, *, max_size: int = 8) -> Any:
         check=recency.check,  # a connection a database restart ended is replaced, not used
         reset=recency.returned,
     )
-    saver = PostgresSaver(pool)  # type: ignore[arg-type]
+    saver = PostgresCheckpointSaver(pool)  # type: ignore[arg-type]
     with setup_lock(url):
         saver.setup()
-    return PostgresSaver(pool, serde=RedactingSerde(saver.serde))  # type: ignore[arg-type]
+    return PostgresCheckpointSaver(pool, serde=RedactingSerde(saver.serde))  # type: ignore[arg-type]
 
 
 #: A pooled connection idle longer than this is checked with a round trip before it is handed out.
