@@ -234,7 +234,7 @@ def checkpoint_bytes(saver: Any, thread: str) -> tuple[int, int]:
             count, size = cur.fetchone()
             cur.execute("SELECT coalesce(sum(length(value)), 0) FROM writes WHERE thread_id = ?", (thread,))
             return int(count), int(size or 0) + int(cur.fetchone()[0])
-    if saver.__class__.__name__ == "PostgresSaver":
+    if saver.__class__.__name__ in ("PostgresSaver", "PostgresCheckpointSaver"):
         with saver._cursor() as cur:
             cur.execute("SELECT count(*) AS n, coalesce(sum(octet_length(checkpoint::text) + "
                         "octet_length(metadata::text)), 0) AS b FROM checkpoints WHERE thread_id = %s", (thread,))

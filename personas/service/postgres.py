@@ -1,7 +1,8 @@
 """PostgreSQL for scale-out (``PERSONAS_DATABASE_URL``): connections and LangGraph checkpoints.
 
 Every worker process opens its own connections; nothing is shared but the database. Checkpoints use
-``langgraph-checkpoint-postgres`` (``PostgresSaver`` over a connection pool, behind the same
+``langgraph-checkpoint-postgres`` (``PostgresSaver``, its writes made one statement each in
+``pg_saver.py``, over a connection pool, behind the same
 redacting serializer as the SQLite checkpointer, so no secret reaches a checkpoint).
 
 A URL that cannot be reached fails with one line naming ``PERSONAS_DATABASE_URL`` and never prints
@@ -94,10 +95,12 @@ def setup_lock(url: str) -> contextlib.AbstractContextManager[Any]:
 
 
 def checkpointer(url: str, *, max_size: int = 8) -> Any:
-    """A ``PostgresSaver`` on a pool of ``max_size`` connections, its tables set up."""
-    from langgraph.checkpoint.postgres import PostgresSaver
+    """A ``PostgresCheckpointSaver`` (``pg_saver.py``: one statement per checkpoint write) on a pool of
+    ``max_size`` connections, its tables set up."""
     from psycopg.rows import dict_row
     from psycopg_pool import ConnectionPool
+
+    from .pg_saver import PostgresCheckpointSaver
 
     connect(url).close()  # the clear error, before the pool retries in the background
     recency = _Recency()
@@ -108,12 +111,12 @@ def checkpointer(url: str, *, max_size: int = 8) -> Any:
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         open=True,
         check=recency.check,  # a connection a database restart ended is replaced, not used
-        reset=recency.returned,
-    )
-    saver = PostgresSaver(pool)  # type: ignore[arg-type]
+    )  # no `reset`: with one, the pool takes every connection back on its worker thread, and the next
+    # request waits for that thread (about 0.1 ms of each checkpoint read and write, measured)
+    saver = PostgresCheckpointSaver(pool)  # type: ignore[arg-type]
     with setup_lock(url):
         saver.setup()
-    return PostgresSaver(pool, serde=RedactingSerde(saver.serde))  # type: ignore[arg-type]
+    return PostgresCheckpointSaver(pool, serde=RedactingSerde(saver.serde))  # type: ignore[arg-type]
 
 
 #: A pooled connection idle longer than this is checked with a round trip before it is handed out.
@@ -126,27 +129,25 @@ class _Recency:
     The checkpointer takes a connection from the pool for every read and write, so checking each with
     a query doubled the round trips of every checkpoint. A connection the server ended (a restart,
     ``pg_terminate_backend``) or whose socket closed has something to read while it is idle (the
-    server's last message, or the end of the stream); one returned to the pool moments ago with
-    nothing to read is as alive as a check could show. So the round trip is made when the socket has
-    something to read, the connection is not OK, or it was idle longer than :data:`CHECK_IDLE_AFTER`
-    (a network cut that sent nothing); otherwise the connection is handed out as it is.
+    server's last message, or the end of the stream); one handed out moments ago, so idle since for
+    no longer, with nothing to read is as alive as a check could show. So the round trip is made when
+    the socket has something to read, the connection is not OK, or it was handed out longer than
+    :data:`CHECK_IDLE_AFTER` ago (it may have been idle that long: a network cut that sent nothing);
+    otherwise the connection is handed out as it is.
     """
 
     def __init__(self) -> None:
-        self._returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
-
-    def returned(self, conn: Any) -> None:
-        """The pool's ``reset``: when the connection came back, idle."""
-        self._returned[conn] = time.monotonic()
+        self._handed_out: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
     def check(self, conn: Any) -> None:
         from psycopg.pq import ConnStatus
         from psycopg_pool import ConnectionPool
 
-        at = self._returned.get(conn)
+        at = self._handed_out.get(conn)
         fresh = at is not None and time.monotonic() - at < CHECK_IDLE_AFTER
         if not fresh or conn.closed or conn.pgconn.status != ConnStatus.OK or _readable(conn):
             ConnectionPool.check_connection(conn)
+        self._handed_out[conn] = time.monotonic()
 
 
 def _readable(conn: Any) -> bool:

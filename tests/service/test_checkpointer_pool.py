@@ -70,3 +70,16 @@ def test_a_connection_idle_past_the_limit_is_checked(pg_url: str, checks: list[A
         assert len(checks) == before + 1
     finally:
         saver.conn.close()
+
+
+def test_a_returned_connection_is_back_in_the_pool_before_the_next_request(pg_url: str) -> None:
+    """No request waits for the pool's worker thread to take a connection back (as with a ``reset``)."""
+    saver = checkpointer(pg_url, max_size=1)
+    try:
+        saver.conn.pop_stats()  # the set-up's request waited for the pool's first connection
+        for _ in range(20):
+            assert list(saver.list(CONFIG)) == []
+            assert saver.conn.get_stats().get("pool_available") == 1
+        assert saver.conn.get_stats().get("requests_queued", 0) == 0
+    finally:
+        saver.conn.close()
