@@ -6,7 +6,8 @@ by the server, in one implicit transaction); ``put_writes`` one insert per write
 go in through ``unnest`` of arrays in a data-modifying CTE of the checkpoint upsert, and a task's
 writes likewise: one statement, one round trip, one commit, the same rows. The values are prepared
 by upstream's own helpers (``_dump_blobs``, ``_dump_writes``, ``get_serializable_checkpoint_metadata``);
-only the statements differ (tests/service/test_pg_saver.py compares the rows both write).
+only the statements differ (tests/service/test_pg_saver.py compares the rows both write). A run's
+read of the input checkpoint it has just written is answered from memory (``personas.runtime.primed``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from psycopg.types.json import Jsonb
 
-__all__ = ["PUT_SQL", "PUT_WRITES_SQL", "PostgresCheckpointSaver"]
+from personas.runtime.primed import PrimedStart
+
+__all__ = ["PUT_SQL", "PUT_WRITES_SQL", "OneStatementSaver", "PostgresCheckpointSaver"]
 
 #: Upstream's ``UPSERT_CHECKPOINT_BLOBS_SQL`` (one row per array element) and ``UPSERT_CHECKPOINTS_SQL``.
 PUT_SQL = """
@@ -62,7 +65,7 @@ PUT_WRITES_SQL = {
 }
 
 
-class PostgresCheckpointSaver(PostgresSaver):
+class OneStatementSaver(PostgresSaver):
     """``PostgresSaver`` with ``put`` and ``put_writes`` as one statement each (see the module)."""
 
     def put(
@@ -146,3 +149,8 @@ class PostgresCheckpointSaver(PostgresSaver):
         }
         with self._cursor() as cur:
             cur.execute(PUT_WRITES_SQL[upsert], params)
+
+
+class PostgresCheckpointSaver(PrimedStart, OneStatementSaver):
+    """The project's PostgreSQL checkpointer: one statement per write, and a run's input handed back
+    to it (``PrimedStart``) instead of read back."""

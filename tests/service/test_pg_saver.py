@@ -252,3 +252,44 @@ def test_a_lead_magnet_run_that_failed_is_retried_where_it_failed(pg_url: str) -
     finally:
         saver.conn.close()
         sb.close()
+
+
+def test_a_lead_reads_its_input_checkpoint_from_memory_as_the_database_holds_it(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``PrimedStart`` on PostgreSQL: a finished lead's one read that reaches the server is the check for
+    an earlier checkpoint (upstream's ``get_tuple``, counted and called through); the input checkpoint
+    handed back is the one the server holds."""
+    reads: list[Any] = []
+    below = PostgresSaver.get_tuple
+
+    def reading(self: Any, config: Any) -> Any:
+        reads.append(config)
+        return below(self, config)
+
+    monkeypatch.setattr(PostgresSaver, "get_tuple", reading)
+    sb = Sandbox(seed=42, rate_limit_factor=None)
+    event = sign_up(sb, "pg.primed@example.com", HOT)
+    saver = checkpointer(pg_url, max_size=1)
+    try:
+        ctx = build_context("lead-magnet-sequencer", sandbox=sb, thread_id="pg-primed", audit=False,
+                            model=choose("fast-track"))
+        result = RunDriver(ctx, saver).invoke({"input": event})
+        assert result.status == "done" and result.state["send"]["status"] == "sent"
+        assert len(reads) == 1, reads
+
+        from personas.runtime.primed import primed_start
+
+        config = {"configurable": {"thread_id": "pg-primed-2"}}
+        with primed_start():
+            RunDriver(ctx, saver).graph.update_state(config, {"input": event}, as_node="__start__")
+            from_memory = saver.get_tuple(config)
+        from_server = saver.get_tuple(config)
+        assert from_memory is not None and from_server is not None
+        assert from_memory.config == from_server.config and from_memory.metadata == from_server.metadata
+        assert from_memory.checkpoint["channel_values"] == from_server.checkpoint["channel_values"]
+        assert from_memory.checkpoint["channel_versions"] == from_server.checkpoint["channel_versions"]
+        assert from_memory.pending_writes == from_server.pending_writes == []
+    finally:
+        saver.conn.close()
+        sb.close()
