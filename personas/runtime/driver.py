@@ -37,7 +37,7 @@ from personas.kernel.spec import PersonaSpec
 
 from .checkpoints import checkpointer
 from .context import build_context
-from .primed import primed_start
+from .primed import primed_start, remembered
 from .saves import inline_saves
 from .thread_lock import athread_lock, exclusive_lock, thread_lock_path
 
@@ -198,7 +198,8 @@ class RunDriver:
         it) and the run continues from there; anything else runs as given."""
         if self.durability != "exit" or not isinstance(payload, dict):
             return payload
-        self.graph.update_state(self.config, payload, as_node="__start__")
+        with remembered():  # inside invoke's primed_start: the loop's read of it comes from memory
+            self.graph.update_state(self.config, payload, as_node="__start__")
         return None
 
     async def _abegin(self, payload: Any) -> Any:

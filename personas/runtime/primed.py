@@ -5,20 +5,22 @@ A run of an ``"exit"`` graph (``RunDriver``) checkpoints its input first (``upda
 checkpoint (``get_tuple``) moments after the same process wrote it. With PostgreSQL that read is a
 round trip of ~0.5 ms on loopback, a tenth of what a lead's run may add to its Klaviyo calls.
 
-Inside :func:`primed_start`, a saver with :class:`PrimedStart` remembers the checkpoint it writes
-and answers the next read of that thread's latest checkpoint (or of that checkpoint by id) from
-memory, once: what it would have read, the checkpoint and metadata as written (the metadata through
-JSON, as stored), no pending writes. Anything else goes to the database as before: another thread,
-another checkpoint, a read after the block, or one after writes were added to the checkpoint
-(``put_writes`` forgets it). The checkpoint's values are the ones the run was given, unredacted, as
+Inside :func:`primed_start`, a saver with :class:`PrimedStart` remembers the one checkpoint it
+writes within :func:`remembered` (the driver's ``update_state`` of the input) and answers the next
+read of that thread from memory, if it asks for the latest checkpoint or for that one by id: what it
+would have read, the checkpoint and metadata as written (the metadata through JSON, as stored), no
+pending writes. The memory is spent by that next read of the thread, whatever it asked for, and by
+any ``put_writes``; anything else goes to the database as before: other writes, another thread,
+another checkpoint, a read after the block. The checkpoint's values are the ones the run was given, unredacted, as
 in any run started with its input (LangGraph keeps its input in memory then too); the stored copy
 stays redacted.
 
 Example::
 
     with primed_start():
-        graph.update_state(config, payload, as_node="__start__")   # put: remembered
-        graph.invoke(None, config)                                  # get_tuple: from memory
+        with remembered():
+            graph.update_state(config, payload, as_node="__start__")   # put: remembered
+        graph.invoke(None, config)                                      # get_tuple: from memory
 """
 
 from __future__ import annotations
@@ -31,15 +33,16 @@ from typing import Any
 
 from langgraph.checkpoint.base import CheckpointTuple, copy_checkpoint, get_checkpoint_metadata
 
-__all__ = ["PrimedStart", "primed_start"]
+__all__ = ["PrimedStart", "primed_start", "remembered"]
 
 
 class _Held:
-    """The block's one remembered checkpoint (None once used or forgotten): its first write's."""
+    """The block's one remembered checkpoint (None once read or forgotten), and whether the next
+    write is to be remembered (only inside :func:`remembered`, and only the first there)."""
 
     def __init__(self) -> None:
         self.tuple: CheckpointTuple | None = None
-        self.armed = True
+        self.armed = False
 
 
 _HELD: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("personas_primed_start", default=None)
@@ -60,21 +63,40 @@ def primed_start() -> Iterator[None]:
             _HELD.set(None)
 
 
+@contextmanager
+def remembered() -> Iterator[None]:
+    """Within the block (inside :func:`primed_start`), the first checkpoint written is remembered."""
+    held = _HELD.get()
+    if held is not None:
+        held.armed = True
+    try:
+        yield
+    finally:
+        if held is not None:
+            held.armed = False
+
+
 def _ids(config: Any) -> tuple[str, str, str | None]:
     conf = config.get("configurable") or {}
     return str(conf.get("thread_id")), str(conf.get("checkpoint_ns") or ""), conf.get("checkpoint_id")
 
 
 class PrimedStart:
-    """A mixin for a checkpointer (before it in the bases): see the module docstring."""
+    """A mixin for a checkpointer (before it in the bases): see the module docstring.
+
+    ``stored_metadata`` is what the saver stores of a checkpoint's metadata (PostgreSQL's leaves out
+    ``writes``), so the checkpoint handed back carries what a read would.
+    """
+
+    stored_metadata: Any = staticmethod(get_checkpoint_metadata)
 
     def put(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
         saved = super().put(config, checkpoint, metadata, new_versions)  # type: ignore[misc]
         held = _HELD.get()
         if held is not None and held.armed:
-            held.armed = False  # the input's checkpoint only; the run's own later writes are read as stored
+            held.armed = False  # the first write only
             thread, ns, parent = _ids(config)
-            stored = json.loads(json.dumps(get_checkpoint_metadata(config, metadata), ensure_ascii=False))
+            stored = json.loads(json.dumps(self.stored_metadata(config, metadata), ensure_ascii=False))
             ids = {"thread_id": thread, "checkpoint_ns": ns, "checkpoint_id": parent}
             parent_config: Any = {"configurable": ids} if parent else None
             held.tuple = CheckpointTuple(saved, copy_checkpoint(checkpoint), stored, parent_config, [])
@@ -91,7 +113,8 @@ class PrimedStart:
         if held is not None and held.tuple is not None:
             thread, ns, wanted = _ids(config)
             have_thread, have_ns, have_id = _ids(held.tuple.config)
-            if (thread, ns) == (have_thread, have_ns) and wanted in (None, have_id):
-                found, held.tuple = held.tuple, None
-                return found
+            if (thread, ns) == (have_thread, have_ns):
+                found, held.tuple = held.tuple, None  # the thread's next read spends it, whatever it asks
+                if wanted in (None, have_id):
+                    return found
         return super().get_tuple(config)  # type: ignore[misc, no-any-return]

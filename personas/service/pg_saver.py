@@ -154,3 +154,5 @@ class OneStatementSaver(PostgresSaver):
 class PostgresCheckpointSaver(PrimedStart, OneStatementSaver):
     """The project's PostgreSQL checkpointer: one statement per write, and a run's input handed back
     to it (``PrimedStart``) instead of read back."""
+
+    stored_metadata = staticmethod(get_serializable_checkpoint_metadata)

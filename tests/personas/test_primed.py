@@ -16,7 +16,8 @@ from langgraph.types import Send
 
 from klaviyo_sandbox import Sandbox
 from personas.runtime import RunDriver, build_context, checkpointer
-from personas.runtime.primed import primed_start
+from personas.runtime.primed import primed_start, remembered
+from personas.runtime.saves import inline_saves
 
 from ..graphs.leads import HOT, choose, sign_up
 
@@ -68,7 +69,8 @@ def test_the_read_after_the_input_is_what_the_database_holds(tmp_path: Path, sql
     config = {"configurable": {"thread_id": "t1"}}
     compiled.invoke({"note": "first"}, config)  # an earlier run: the input's checkpoint has a parent
     with primed_start():
-        written = compiled.update_state(config, {"note": "second"}, as_node="__start__")
+        with remembered():
+            written = compiled.update_state(config, {"note": "second"}, as_node="__start__")
         before = len(sqlite_reads)
         from_memory = saver.get_tuple(config)
         assert len(sqlite_reads) == before, "the read after the write is answered from memory"
@@ -81,24 +83,46 @@ def test_the_read_after_the_input_is_what_the_database_holds(tmp_path: Path, sql
     assert from_memory.parent_config is not None
 
 
-def test_only_that_thread_only_inside_the_block_and_not_after_writes(tmp_path: Path) -> None:
+def test_only_the_write_remembered_only_for_the_threads_next_read(tmp_path: Path, sqlite_reads: list[Any]) -> None:
     saver = checkpointer(tmp_path / "c.sqlite")
     compiled = graph(saver)
     one, two = {"configurable": {"thread_id": "one"}}, {"configurable": {"thread_id": "two"}}
     compiled.invoke({"note": "other"}, two)
     with primed_start():
-        compiled.update_state(one, {"note": "x"}, as_node="__start__")
-        assert saver.get_tuple(two).checkpoint["channel_values"]["seen"] == "other"  # read from the database
-        remembered = saver.get_tuple(one)
-    assert remembered is not None and remembered.checkpoint["channel_values"]["note"] == "x"
+        with remembered():
+            compiled.update_state(one, {"note": "x"}, as_node="__start__")
+        assert saver.get_tuple(two).checkpoint["channel_values"]["seen"] == "other"  # another thread: the database
+        before = len(sqlite_reads)
+        held = saver.get_tuple(one)
+        assert len(sqlite_reads) == before and held is not None and held.checkpoint["channel_values"]["note"] == "x"
 
-    with primed_start():
-        compiled.update_state(one, {"note": "y"}, as_node="__start__")
+    with inline_saves(), primed_start():  # writes outside `remembered` (a run's own): read as stored
+        compiled.update_state(one, {"note": "not remembered"}, as_node="__start__")
+        before = len(sqlite_reads)
+        latest = saver.get_tuple(one)
+        assert len(sqlite_reads) == before + 1 and latest.checkpoint["channel_values"]["note"] == "not remembered"
+        compiled.invoke({"note": "run"}, one)
+        assert saver.get_tuple(one).checkpoint["channel_values"]["seen"] == "run"
+
+    with primed_start():  # the thread's next read spends it, even one for another checkpoint
+        with remembered():
+            compiled.update_state(one, {"note": "y"}, as_node="__start__")
+        earlier = saver.get_tuple(
+            {"configurable": {**one["configurable"], "checkpoint_id": held.config["configurable"]["checkpoint_id"]}}
+        )
+        assert earlier is not None and earlier.checkpoint["channel_values"]["note"] == "x"
+        before = len(sqlite_reads)
+        assert saver.get_tuple(one).checkpoint["channel_values"]["note"] == "y"
+        assert len(sqlite_reads) == before + 1
+
+    with primed_start(), remembered():
+        compiled.update_state(one, {"note": "z"}, as_node="__start__")
     outside = saver.get_tuple(one)  # after the block: the database, which holds the same checkpoint
-    assert outside is not None and outside.checkpoint["channel_values"]["note"] == "y"
+    assert outside is not None and outside.checkpoint["channel_values"]["note"] == "z"
 
     with primed_start():
-        written = compiled.update_state(one, {"note": "z"}, as_node="__start__")
+        with remembered():
+            written = compiled.update_state(one, {"note": "w"}, as_node="__start__")
         saver.put_writes(written, [("note", "written after")], "task-1")
         found = saver.get_tuple(one)
     assert found is not None and [w[1:] for w in found.pending_writes] == [("note", "written after")]
@@ -116,7 +140,7 @@ def test_a_send_from_the_start_runs_as_it_does_without_the_block(tmp_path: Path)
     results = []
     for thread, primed in (("plain", False), ("primed", True)):
         config = {"configurable": {"thread_id": thread}}
-        with primed_start() if primed else nullcontext():
+        with primed_start() if primed else nullcontext(), remembered():
             compiled.update_state(config, {"note": "input"}, as_node="__start__")
             results.append(compiled.invoke(None, config))
     assert results[0] == results[1] == {"note": "input", "seen": "sent"}

@@ -278,11 +278,12 @@ def test_a_lead_reads_its_input_checkpoint_from_memory_as_the_database_holds_it(
         assert result.status == "done" and result.state["send"]["status"] == "sent"
         assert len(reads) == 1, reads
 
-        from personas.runtime.primed import primed_start
+        from personas.runtime.primed import primed_start, remembered
 
         config = {"configurable": {"thread_id": "pg-primed-2"}}
         with primed_start():
-            RunDriver(ctx, saver).graph.update_state(config, {"input": event}, as_node="__start__")
+            with remembered():
+                RunDriver(ctx, saver).graph.update_state(config, {"input": event}, as_node="__start__")
             from_memory = saver.get_tuple(config)
         from_server = saver.get_tuple(config)
         assert from_memory is not None and from_server is not None
