@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from graphs import build, graph_spec
 from personas.kernel.context import PersonaContext
-from personas.kernel.errors import UsageProblem
+from personas.kernel.errors import AnswerProblem, UsageProblem
 from personas.kernel.governance import parse_answer
 from personas.kernel.graphspec import CONTINUING, GraphSpec
 from personas.kernel.privacy import RedactingSerde
@@ -131,19 +131,20 @@ class RunDriver:
         ``answer`` is one answer (when one approval is pending), a list with one answer per pending
         approval in order, or a mapping from interrupt id or request fingerprint to answer. Each
         answer is bound to the request it answers (its fingerprint); one that names another request,
-        or is not approve / reject / edit-with-args, raises UsageProblem and the run stays paused.
+        or is not approve / reject / edit-with-args, raises AnswerProblem (a UsageProblem) and the run
+        stays paused.
         """
         from langgraph.types import Command
 
         pending = self.pending()
         if not pending:
-            raise UsageProblem(f"thread {self.context.thread_id} is not waiting for an approval; nothing to resume")
+            raise AnswerProblem(f"thread {self.context.thread_id} is not waiting for an approval; nothing to resume")
         by_key = {p.id: p for p in pending} | {_fingerprint(p): p for p in pending if _fingerprint(p)}
         if isinstance(answer, Mapping) and answer and set(answer) <= set(by_key):
             pairs = [(by_key[k], a) for k, a in answer.items()]
         elif isinstance(answer, Sequence) and not isinstance(answer, (str, bytes)):
             if len(answer) != len(pending):
-                raise UsageProblem(
+                raise AnswerProblem(
                     f"{len(pending)} approvals are pending; give {len(pending)} answers, not {len(answer)}"
                 )
             pairs = list(zip(pending, answer, strict=True))
@@ -151,23 +152,26 @@ class RunDriver:
             pairs = [(pending[0], answer)]
         else:
             listed = "; ".join(f"{_fingerprint(p)} ({_tool(p)})" for p in pending)
-            raise UsageProblem(
+            raise AnswerProblem(
                 f"{len(pending)} approvals are pending; answer each one, in order as a JSON list "
                 f'(["approve", "reject"]) or by fingerprint ({{"sha256:...": "approve"}}): {listed}'
             )
         given: dict[str, Any] = {}
         for item, raw in pairs:
-            decision = parse_answer(raw)
+            try:
+                decision = parse_answer(raw)
+            except UsageProblem as exc:
+                raise AnswerProblem(str(exc)) from None
             expected = _fingerprint(item)
             if decision.get("fingerprint") and expected and decision["fingerprint"] != expected:
-                raise UsageProblem(
+                raise AnswerProblem(
                     f"the answer names request {decision['fingerprint']}, but the pending {_tool(item)} request "
                     f"is {expected}; nothing was resumed"
                 )
             given[item.id] = {**decision, "fingerprint": expected} if expected else decision
         if len(given) != len(pending):
             missing = [_tool(p) for p in pending if p.id not in given]
-            raise UsageProblem(f"no answer for the pending {', '.join(missing)} request(s); nothing was resumed")
+            raise AnswerProblem(f"no answer for the pending {', '.join(missing)} request(s); nothing was resumed")
         return Command(resume=given[pending[0].id] if len(pending) == 1 else given)
 
     def _resuming(self, resume: Any) -> AbstractContextManager[None]:

@@ -30,7 +30,7 @@ from klaviyo_toolkit.redact import clip
 from klaviyo_toolkit.webhooks import topic_for, unkept_text
 from personas.kernel.config import Config
 from personas.kernel.context import PersonaContext
-from personas.kernel.errors import UsageProblem
+from personas.kernel.errors import AnswerProblem, UsageProblem
 from personas.kernel.privacy import describe_error, register_secrets
 from personas.kernel.spec import PersonaSpec
 from personas.runtime.context import build_context
@@ -198,6 +198,12 @@ class Service:
                 outcome=clip(str(outcome), 500) if outcome else None,
                 error="the run stopped before its end" if status == "failed" else None,
             )
+        except AnswerProblem:
+            # the answer was refused before anything ran (it named another request, a race with
+            # another resumer): the run is as its thread says, paused still, and answerable again
+            now = driver.result()
+            self.store.finish(run.id, {"done": "done", "paused": "paused"}.get(now.status, "failed"))
+            raise
         except Exception as exc:  # the run's own failure: recorded, retryable from its checkpoint
             kept = self.store.finish(run.id, "failed", error=describe_error(exc, 500))
         finished = self.store.get(run.id)

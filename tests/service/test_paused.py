@@ -77,3 +77,37 @@ def test_runs_resume_shows_the_request_and_approves_only_when_it_is_named(
     named = cli.invoke(runs_cli.app, ["resume", run.id, "--answer", "approve", "--request", fingerprint])
     assert named.exit_code == 0, named.output
     assert len(sequence_starts(sb, pid)) == 1 and "done" in named.output
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [
+        {"action": "approve", "fingerprint": "sha256:" + "0" * 64},  # another request's (a stale answer, a race)
+        "maybe",
+        {"action": "edit"},
+    ],
+    ids=["another-request", "not-an-answer", "empty-edit"],
+)
+def test_a_refused_answer_leaves_the_run_paused_and_answerable(tmp_path: Path, refused: object) -> None:
+    """An answer the run cannot take raised an error inside the run, which recorded the run as failed:
+    `runs resume` then said it was not waiting and `runs retry` that it was, so the approval could
+    never be answered. Now the answer is refused with nothing changed, and the right one still works."""
+    from personas.kernel.errors import AnswerProblem
+
+    home = tmp_path / "home"
+    careful_persona(home)
+    sb = Sandbox(seed=21)
+    service = Service.open(Config(home=home), sandbox=sb)
+    event = sign_up(sb, "refused@example.com", HOT)
+    run, _ = service.record_event(service.persona("careful-sequencer"), event["data"]["id"], event, trigger="webhook")
+    assert service.execute(run.id).status == "paused"
+    pid = event["data"]["relationships"]["profile"]["data"]["id"]
+    with pytest.raises(AnswerProblem):
+        service.execute(run.id, resume=refused)
+    kept = service.store.get(run.id)
+    assert kept is not None and kept.status == "paused" and kept.error is None
+    assert len(service.pending(run.id)) == 1 and sequence_starts(sb, pid) == []
+    fingerprint = service.pending(run.id)[0].value["fingerprint"]
+    done = service.execute(run.id, resume={"action": "approve", "fingerprint": fingerprint})
+    assert done.status == "done" and len(sequence_starts(sb, pid)) == 1
+    service.close()
