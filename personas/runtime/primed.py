@@ -9,11 +9,11 @@ Inside :func:`primed_start`, a saver with :class:`PrimedStart` remembers the one
 writes within :func:`remembered` (the driver's ``update_state`` of the input) and answers the next
 read of that thread from memory, if it asks for the latest checkpoint or for that one by id: what it
 would have read, the checkpoint and metadata as written (the metadata through JSON, as stored), no
-pending writes. The memory is spent by that next read of the thread, whatever it asked for, and by
-any ``put_writes``; anything else goes to the database as before: other writes, another thread,
-another checkpoint, a read after the block. The checkpoint's values are the ones the run was given, unredacted, as
-in any run started with its input (LangGraph keeps its input in memory then too); the stored copy
-stays redacted.
+pending writes. That next read of the thread spends the memory whatever it asked for, and so does
+any ``put_writes``; everything else goes to the database as before (other writes, other threads,
+other checkpoints, reads after the block). The checkpoint's values are the ones the run was given,
+unredacted, as in any run started with its input (LangGraph keeps its input in memory then too);
+the stored copy stays redacted.
 
 Example::
 

@@ -1,9 +1,9 @@
 """PostgreSQL for scale-out (``PERSONAS_DATABASE_URL``): connections and LangGraph checkpoints.
 
 Every worker process opens its own connections; nothing is shared but the database. Checkpoints use
-``langgraph-checkpoint-postgres`` (``PostgresSaver``, its writes made one statement each in
-``pg_saver.py``, over a connection pool, behind the same
-redacting serializer as the SQLite checkpointer, so no secret reaches a checkpoint).
+``langgraph-checkpoint-postgres`` (``PostgresSaver``, with each write made one statement in
+``pg_saver.py``) over a connection pool, behind the same redacting serializer as the SQLite
+checkpointer, so no secret reaches a checkpoint.
 
 A URL that cannot be reached fails with one line naming ``PERSONAS_DATABASE_URL`` and never prints
 the password.
