@@ -1,9 +1,10 @@
-"""Shared fixtures: a process environment without Klaviyo settings, for tests that need it."""
+"""Shared fixtures: a process environment without Klaviyo settings, and a count of checkpoint reads."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -36,3 +37,22 @@ def _close_state_files() -> Iterator[None]:
     forget_audit_logs()
     forget_checkpointers()
     forget_stores()
+
+
+@pytest.fixture
+def reads_of(monkeypatch: pytest.MonkeyPatch) -> Callable[[type], list[Any]]:
+    """``reads_of(SaverClass)``: the configs of every ``get_tuple`` of that LangGraph saver class,
+    called through (a count of the reads that reach its database, not a stand-in for it)."""
+
+    def counting(cls: type) -> list[Any]:
+        reads: list[Any] = []
+        below = cls.get_tuple  # type: ignore[attr-defined]
+
+        def reading(self: Any, config: Any) -> Any:
+            reads.append(config)
+            return below(self, config)
+
+        monkeypatch.setattr(cls, "get_tuple", reading)
+        return reads
+
+    return counting

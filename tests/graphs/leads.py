@@ -79,3 +79,25 @@ def saved_sign_up(tmp_path: Path, email: str) -> tuple[Path, Path, str]:
     event_path.write_text(json.dumps(event), encoding="utf-8")
     return state, event_path, event["data"]["relationships"]["profile"]["data"]["id"]
 
+
+
+def failed_send(sb: Sandbox, saver: Any, email: str, thread: str) -> tuple[Any, ScriptedChatModel, str]:
+    """A hot lead's run whose send Klaviyo refused once (503, no retries): ``(driver, model, profile id)``,
+    the run stopped at the send with its decision saved in ``saver``."""
+    import pytest
+
+    from klaviyo_sandbox import Faults
+    from klaviyo_toolkit.client import RetryPolicy
+    from klaviyo_toolkit.errors import ServerError
+    from personas.runtime import RunDriver, build_context
+
+    event = sign_up(sb, email, HOT)
+    model = choose("fast-track")
+    client = sb.client(retry=RetryPolicy(max_retries=0))
+    ctx = build_context("lead-magnet-sequencer", client=client, thread_id=thread, audit=False, model=model)
+    sb.faults = Faults(error_rate=1.0, status=503, operations=["create_event"], count=1)
+    driver = RunDriver(ctx, saver)
+    with pytest.raises(ServerError):
+        driver.invoke({"input": event})
+    assert driver.result().next == ("send",), "the decision is saved; the retry starts at the send"
+    return driver, model, event["data"]["relationships"]["profile"]["data"]["id"]

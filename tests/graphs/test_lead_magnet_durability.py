@@ -20,13 +20,20 @@ from pathlib import Path
 
 import pytest
 
-from klaviyo_sandbox import Faults, Sandbox
-from klaviyo_toolkit.client import RetryPolicy
+from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.clock import ManualClock
-from klaviyo_toolkit.errors import ServerError
 from personas.runtime import RunDriver, build_context, checkpointer
 
-from .leads import HOT, WEDNESDAY_3PM_NY, choose, first_touchpoints, saved_sign_up, sequence_starts, sign_up
+from .leads import (
+    HOT,
+    WEDNESDAY_3PM_NY,
+    choose,
+    failed_send,
+    first_touchpoints,
+    saved_sign_up,
+    sequence_starts,
+    sign_up,
+)
 
 CHILD = textwrap.dedent("""
     import json, os, signal, sys
@@ -101,17 +108,8 @@ def test_a_run_killed_mid_way_is_retried_from_its_input_and_starts_once(tmp_path
 
 def test_a_failed_send_is_saved_where_it_failed_and_the_retry_starts_there(tmp_path: Path) -> None:
     sb = Sandbox(seed=42, rate_limit_factor=None)
-    event = sign_up(sb, "failed.send@example.com", HOT)
-    profile_id = event["data"]["relationships"]["profile"]["data"]["id"]
     saver = checkpointer(tmp_path / "checkpoints.sqlite")
-    model = choose("fast-track")
-    client = sb.client(retry=RetryPolicy(max_retries=0))
-    ctx = build_context("lead-magnet-sequencer", client=client, thread_id="failed", audit=False, model=model)
-    sb.faults = Faults(error_rate=1.0, status=503, operations=["create_event"], count=1)
-    driver = RunDriver(ctx, saver)
-    with pytest.raises(ServerError):
-        driver.invoke({"input": event})
-    assert driver.result().next == ("send",), "the decision is saved; the retry starts at the send"
+    driver, model, profile_id = failed_send(sb, saver, "failed.send@example.com", "failed")
     reads = sb.call_counts["get_profile"]
     result = driver.retry()
     assert result.state["send"]["status"] == "sent" and result.state["decision"]["policy_note"] == "within policy"

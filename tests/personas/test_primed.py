@@ -5,6 +5,7 @@ checkpoint), not twice; a secret in the input is still redacted where it is stor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TypedDict
@@ -36,17 +37,9 @@ def graph(saver: Any) -> Any:
 
 
 @pytest.fixture
-def sqlite_reads(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+def sqlite_reads(reads_of: Callable[[type], list[Any]]) -> list[Any]:
     """The configs of the reads that reach SQLite (LangGraph's ``SqliteSaver.get_tuple``, called through)."""
-    reads: list[Any] = []
-    below = SqliteSaver.get_tuple
-
-    def reading(self: Any, config: Any) -> Any:
-        reads.append(config)
-        return below(self, config)
-
-    monkeypatch.setattr(SqliteSaver, "get_tuple", reading)
-    return reads
+    return reads_of(SqliteSaver)
 
 
 def as_stored(found: Any) -> tuple[Any, ...]:

@@ -10,7 +10,7 @@ from the transaction ids the writes used.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -22,13 +22,11 @@ from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
-from klaviyo_sandbox import Faults, Sandbox
-from klaviyo_toolkit.client import RetryPolicy
-from klaviyo_toolkit.errors import ServerError
+from klaviyo_sandbox import Sandbox
 from personas.runtime import RunDriver, build_context
 from personas.service.pg_saver import PostgresCheckpointSaver
 from personas.service.postgres import checkpointer
-from tests.graphs.leads import HOT, choose, first_touchpoints, sequence_starts, sign_up
+from tests.graphs.leads import HOT, choose, failed_send, first_touchpoints, sequence_starts, sign_up
 
 ROWS = {
     "checkpoints": "SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata "
@@ -231,18 +229,9 @@ def test_an_interrupted_graph_resumes_on_a_new_saver(pg_url: str) -> None:
 
 def test_a_lead_magnet_run_that_failed_is_retried_where_it_failed(pg_url: str) -> None:
     sb = Sandbox(seed=42, rate_limit_factor=None)
-    event = sign_up(sb, "pg.failed.send@example.com", HOT)
-    profile_id = event["data"]["relationships"]["profile"]["data"]["id"]
     saver = checkpointer(pg_url)
     try:
-        model = choose("fast-track")
-        client = sb.client(retry=RetryPolicy(max_retries=0))
-        ctx = build_context("lead-magnet-sequencer", client=client, thread_id="pg-failed", audit=False, model=model)
-        sb.faults = Faults(error_rate=1.0, status=503, operations=["create_event"], count=1)
-        driver = RunDriver(ctx, saver)
-        with pytest.raises(ServerError):
-            driver.invoke({"input": event})
-        assert driver.result().next == ("send",), "the decision is saved; the retry starts at the send"
+        driver, model, profile_id = failed_send(sb, saver, "pg.failed.send@example.com", "pg-failed")
         result = driver.retry()
         assert result.status == "done" and result.state["send"]["status"] == "sent"
         assert len(model.requests) == 1
@@ -255,19 +244,12 @@ def test_a_lead_magnet_run_that_failed_is_retried_where_it_failed(pg_url: str) -
 
 
 def test_a_lead_reads_its_input_checkpoint_from_memory_as_the_database_holds_it(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch
+    pg_url: str, reads_of: Callable[[type], list[Any]]
 ) -> None:
     """``PrimedStart`` on PostgreSQL: a finished lead's one read that reaches the server is the check for
     an earlier checkpoint (upstream's ``get_tuple``, counted and called through); the input checkpoint
     handed back is the one the server holds."""
-    reads: list[Any] = []
-    below = PostgresSaver.get_tuple
-
-    def reading(self: Any, config: Any) -> Any:
-        reads.append(config)
-        return below(self, config)
-
-    monkeypatch.setattr(PostgresSaver, "get_tuple", reading)
+    reads = reads_of(PostgresSaver)
     sb = Sandbox(seed=42, rate_limit_factor=None)
     event = sign_up(sb, "pg.primed@example.com", HOT)
     saver = checkpointer(pg_url, max_size=1)
