@@ -77,6 +77,23 @@ _SCHEMA = (
 )
 
 
+#: A column's type where it is not TEXT: the guessed append (below) casts each value it sends.
+_TYPES = {"id": "bigint", "http_status": "integer", "latency_ms": "double precision"}
+#: The append of a row chained to the row this process believes newest, written only if that row is
+#: still the newest (so a wrong guess writes nothing), in one statement that also returns the newest
+#: row as it is and the stored hash of the row guessed: an append is then two round trips (this one,
+#: pipelined after the lock, and the unlock) where reading the newest row, a transaction around the
+#: insert and its commit made six; three when the guess was wrong.
+_APPEND_IF_NEWEST = (
+    "WITH newest AS (SELECT id, hash FROM personas_audit_log ORDER BY id DESC LIMIT 1), "
+    f"added AS (INSERT INTO personas_audit_log ({_SELECT}) "
+    f"SELECT {', '.join('%s::' + _TYPES.get(c, 'text') for c in _COLUMNS)} "
+    "WHERE (SELECT id FROM newest) = %s AND (SELECT hash FROM newest) = %s RETURNING id) "
+    "SELECT (SELECT id FROM added), (SELECT id FROM newest), (SELECT hash FROM newest), "
+    "(SELECT hash FROM personas_audit_log WHERE id = %s)"
+)
+
+
 class AuditDatabaseError(ToolkitUsageError):
     """The audit log's database cannot be reached, even on a new connection: which one (never its
     password), whether the row was written, and what to do. The next append tries again.
@@ -119,6 +136,7 @@ class PostgresAuditLog(AuditLog):
         self._key = anchor.key() if anchor is not None else None
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
+        self._newest_seen: tuple[int, str] | None = None  # (id, hash) of the row this process wrote last
         self._pg = psycopg.connect(url, autocommit=True)
         with self._lock:
             self._pg.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK,))
@@ -212,15 +230,65 @@ class PostgresAuditLog(AuditLog):
             raise
 
     def _append_once(self, content: dict[str, Any], accept: str | None, sent: list[Any]) -> list[Any]:
-        """One attempt; ``sent`` holds the values of an earlier attempt whose COMMIT went unanswered."""
+        """One attempt; ``sent`` holds the values of an earlier attempt whose COMMIT went unanswered.
+
+        The row is chained to the row the anchored head names (the newest a writer sharing this
+        anchor wrote; without a head, the row this process wrote last) and written only if that is
+        still the newest (:data:`_APPEND_IF_NEWEST`, sent with the lock): then the log holds its head.
+        When it is not (a writer with another head record, on another machine, came first), the
+        newest row it returns is checked and chained as :meth:`_append_checked` does, under the lock."""
         for name, value in content.items():  # PostgreSQL keeps no NUL in text: stored (and chained) escaped
             if isinstance(value, str) and "\x00" in value:
                 content[name] = value.replace("\x00", "\\u0000")
+        guess = self._guess()
+        if sent or accept is not None or guess is None:
+            return self._append_checked(content, accept, sent)
+        values = self._chain(content, guess)
+        sent[:] = values  # its COMMIT may go unanswered
+        try:
+            with self._pg.pipeline():
+                self._pg.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK,))
+                found = self._pg.execute(_APPEND_IF_NEWEST, [*values, *guess, guess[0]])
+            added, newest, newest_hash, guessed = found.fetchone() or (None, None, None, None)
+            if added is None:  # another writer's row came first (or rows were cut): check and chain as usual
+                sent.clear()
+                known = {int(newest or 0): newest_hash, guess[0]: guessed}
+                problem = head_problem(
+                    self.anchor, int(newest or 0), lambda row: known[row] if row in known else self._hash_at(row)
+                )
+                if problem is not None:
+                    raise AuditHeadError(self._where, problem)
+                values = self._chain(content, None if newest is None else (int(newest), str(newest_hash)))
+                sent[:] = values
+                marks = ", ".join("%s" for _ in _COLUMNS)
+                self._pg.execute(f"INSERT INTO personas_audit_log ({_SELECT}) VALUES ({marks})", values)
+            self._save_head(Head(int(values[0]), values[-1]), None)  # still under the lock: in row order
+            self._newest_seen = (int(values[0]), str(values[-1]))
+            return values
+        finally:
+            if not (self._pg.closed or self._pg.broken):
+                self._pg.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK,))
+
+    def _guess(self) -> tuple[int, str] | None:
+        """The row an append chains to if it is still the newest: the anchored head's, else the row this
+        process wrote last; None when unknown."""
+        if self.anchor is None:
+            return self._newest_seen
+        try:  # read without the lock: a record being saved may read torn, or anything may fail here
+            head = self.anchor.load_head()
+        except Exception:  # the checked append reads it again, under the lock, and says what is wrong
+            return None
+        return (head.rows, head.hash) if head is not None else self._newest_seen
+
+    def _append_checked(self, content: dict[str, Any], accept: str | None, sent: list[Any]) -> list[Any]:
+        """An append that reads the newest row under the lock first: the first of a process, an accepted
+        loss, one after a lost connection, one whose head is not the row this process saw last."""
         with self._append_lock():
             if sent and self._hash_at(int(sent[0])) == sent[-1]:  # that attempt's row is in: only its head is due
                 head = self.anchor.load_head() if self.anchor is not None else None
                 if head is None or head.rows < int(sent[0]):  # else a later row's head was saved, keep it
                     self._save_head(Head(int(sent[0]), sent[-1]), accept)
+                self._newest_seen = None
                 return sent
             sent.clear()
             with self._pg.transaction():
@@ -232,6 +300,7 @@ class PostgresAuditLog(AuditLog):
                 self._pg.execute(f"INSERT INTO personas_audit_log ({_SELECT}) VALUES ({marks})", values)
                 sent[:] = values  # the block's end sends COMMIT
             self._save_head(Head(int(content["id"]), values[-1]), accept)  # still under the lock: in row order
+        self._newest_seen = (int(values[0]), str(values[-1]))
         return values
 
     @contextlib.contextmanager

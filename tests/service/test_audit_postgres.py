@@ -5,7 +5,10 @@ or written twice. Needs ``PERSONAS_TEST_DATABASE_URL`` (see conftest)."""
 
 from __future__ import annotations
 
+import re
+import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -190,14 +193,48 @@ def test_a_connection_cut_after_the_commit_does_not_write_the_row_twice(pg_url: 
     anchor = FileAnchor(tmp_path / "keys")
     with CuttingRelay(pg_url) as relay:
         log = PostgresAuditLog(relay.url, anchor=anchor)
-        fill(log, 1)
-        relay.cut_after(b"COMMIT")  # the row is in, but the log never hears so
+        relay.cut_after(b"COMMIT")  # a new log's first append reads the newest row in a transaction: in, unheard
         entry = log.record("create_event", "ok", context=CTX, arguments={"i": "cut"})
-        assert relay.cuts == 1 and entry.id == 2
+        assert relay.cuts == 1 and entry.id == 1
+        relay.cut_after(b"WITH newest")  # then chained to its head's row, with the lock: in, unheard
+        entry = log.record("create_event", "ok", context=CTX, arguments={"i": "cut again"})
+        assert relay.cuts == 2 and entry.id == 2
         fill(log, 1)
         intact(log, anchor, 3)
-        assert [e.arguments for e in log.query(limit=None)].count({"i": "cut"}) == 1
+        arguments = [e.arguments for e in log.query(limit=None)]
+        assert arguments.count({"i": "cut"}) == 1 and arguments.count({"i": "cut again"}) == 1
         log.close()
+
+
+def round_trips(log: PostgresAuditLog, trace: Path, append: Callable[[], object]) -> int:
+    """How many times ``append`` waited for the server (libpq's trace: a Sync, or a simple Query, each)."""
+    with trace.open("w") as out:
+        log._pg.pgconn.trace(out.fileno())
+        try:
+            append()
+        finally:
+            log._pg.pgconn.untrace()
+    return len(re.findall(r"^\S+\s+\S+\s+F\s+\d+\s+(Sync|Query)\b", trace.read_text(), re.M))
+
+
+def test_an_append_waits_for_the_server_twice_when_its_head_names_the_newest_row(pg_url: str, tmp_path: Path) -> None:
+    """The lock and the insert chained to the anchored head's row go together, then the unlock; a
+    writer on another machine (its own head record) appending in between costs one more round trip
+    (the insert chained to its row); the first append of a new log reads the newest row first."""
+    anchor = FileAnchor(tmp_path / "keys")
+    log, here = PostgresAuditLog(pg_url, anchor=anchor), PostgresAuditLog(pg_url, anchor=anchor)
+    assert round_trips(log, tmp_path / "first", lambda: fill(log, 1)) == 6
+    assert round_trips(log, tmp_path / "next", lambda: fill(log, 1)) == 2
+    fill(here, 1)  # another worker of this machine: the head names its row
+    assert round_trips(log, tmp_path / "after", lambda: fill(log, 1)) == 2
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    shutil.copy2(tmp_path / "keys" / "audit.key", tmp_path / "elsewhere" / "audit.key")  # the same key
+    there = PostgresAuditLog(pg_url, anchor=FileAnchor(tmp_path / "elsewhere"))
+    fill(there, 1)  # a worker of another machine: the head here does not name its row
+    assert round_trips(log, tmp_path / "behind", lambda: fill(log, 1)) == 3
+    intact(log, anchor, 6)
+    for each in (log, here, there):
+        each.close()
 
 
 def test_a_database_still_away_fails_the_append_naming_it_and_the_fix(pg_url: str, tmp_path: Path) -> None:
@@ -213,7 +250,11 @@ def test_a_database_still_away_fails_the_append_naming_it_and_the_fix(pg_url: st
         end_connections(pg_url, refuse=False)
     text = str(caught.value)
     where = pg_url.split("@", 1)[1]
-    assert where in text and "nothing was written" in text and "PERSONAS_DATABASE_URL" in text, text
+    assert where in text and "PERSONAS_DATABASE_URL" in text, text
+    # The append had sent its row with the lock (the connection's end is found on use), so whether it
+    # reached the database is not known: said so, never "nothing was written"; the next append finds out.
+    said = "nothing was written" if caught.value.written is False else "its last row may have been written"
+    assert said in text, text
     assert "hunter2" not in text and "hunter2" not in repr(caught.value.__cause__ or "")
     fill(log, 1)  # back: the next append reconnects
     intact(log, anchor, 2)
