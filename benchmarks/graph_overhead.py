@@ -13,7 +13,8 @@ lead in turn so that a busy machine slows all alike:
 - **SQLite** checkpoints + audit log (the defaults);
 - **PostgreSQL** checkpoints (``langgraph-checkpoint-postgres`` on a pool, as a worker has them) + audit log, on a
   throwaway local server with PostgreSQL's durable defaults (``synchronous_commit=on``), and again
-  with ``synchronous_commit=off`` (see the notes it prints);
+  with ``synchronous_commit=off`` (see the notes it prints); and as a worker given
+  ``PERSONAS_DATABASE_URL`` runs, with the audit log in PostgreSQL as well (a commit per call);
 - **in memory** (no checkpoints on disk, no audit log), for reference;
 - and, as a reference row with no verdict, the graph's own nodes called one after another in plain
   Python with the same context and audit log: the run without LangGraph and checkpoints, so that
@@ -37,6 +38,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import importlib
 import os
@@ -163,11 +165,13 @@ def scripted() -> ScriptedChatModel:
     return ScriptedChatModel([AIMessage("", tool_calls=[call])])
 
 
-def run_lead(event: dict[str, Any], client: Any, saver: Any, audit: bool, thread: str, config: dict[str, Any]
-             ) -> float:
-    """One whole run of the sequencer, as ``run_persona`` makes it; seconds."""
+def run_lead(event: dict[str, Any], client: Any, saver: Any, audit: bool, thread: str, config: dict[str, Any],
+             persona_config: Any = None) -> float:
+    """One whole run of the sequencer, as ``run_persona`` makes it (``persona_config``: the state
+    folder's settings, a database URL among them; the environment's when None); seconds."""
     started = time.perf_counter()
-    ctx = build_context("lead-magnet-sequencer", client=client, model=scripted(), audit=audit, thread_id=thread)
+    ctx = build_context("lead-magnet-sequencer", config=persona_config, client=client, model=scripted(), audit=audit,
+                        thread_id=thread)
     driver = RunDriver(ctx, saver)
     driver.config = {**driver.config, **config}
     result = driver.invoke({"input": event})
@@ -210,6 +214,27 @@ class NodeTimes(BaseCallbackHandler):
 
 
 # -- checkpointers ---------------------------------------------------------------------------------
+@contextmanager
+def fresh_database(url: str) -> Iterator[str]:
+    """A new database on the server at ``url``, dropped after: a worker's audit log begins empty there
+    (a server given by PERSONAS_TEST_DATABASE_URL may hold an earlier run's log, made with its key)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    from personas.runtime.audit import forget_audit_logs
+
+    name = f"bench_worker_{time.time_ns()}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+    finally:
+        forget_audit_logs()  # its connection closed, so the database can go
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
 @contextmanager
 def postgres_saver(url: str, synchronous_commit: bool) -> Iterator[Any]:
     """The project's PostgreSQL checkpointer, as a worker opens it (``personas.service.postgres``:
@@ -285,12 +310,13 @@ def langgraph_floor(saver: Any, runs: int = 60, inline: bool = True, durability:
 AUDIT_ROWS = 7
 
 
-def audit_row_ms(rows: int = 300) -> float:
-    """Milliseconds to append one audit row to the run's own log (median; WAL, HMAC chain, head)."""
+def audit_row_ms(config: Any = None, rows: int = 300) -> float:
+    """Milliseconds to append one audit row to the run's own log (median; the SQLite file's WAL, or a
+    PostgreSQL commit when ``config`` has a database URL; HMAC chain, head)."""
     from personas.kernel.config import Config
     from personas.runtime.context import audit_log
 
-    log = audit_log(Config.from_env())
+    log = audit_log(config or Config.from_env())
     times = []
     for _ in range(rows):
         began = time.perf_counter()
@@ -301,9 +327,10 @@ def audit_row_ms(rows: int = 300) -> float:
 
 
 # -- measuring -------------------------------------------------------------------------------------
-class Setup(TypedDict):
+class Setup(TypedDict, total=False):
     saver: Any
     audit: bool
+    config: Any  # the state folder's settings (a database URL: the audit log in PostgreSQL), else the environment's
 
 
 def measure(setups: dict[str, Setup], client: Any, leads: Callable[[str, int], list[dict[str, Any]]], n: int
@@ -334,7 +361,7 @@ def measure(setups: dict[str, Setup], client: Any, leads: Callable[[str, int], l
             for name, setup in setups.items():
                 began, http[0] = time.process_time(), 0.0
                 samples[name].append(run_lead(batches[name][i], client, setup["saver"], setup["audit"],
-                                              f"{name}-{time.time_ns()}", {}))
+                                              f"{name}-{time.time_ns()}", {}, setup.get("config")))
                 cpu[name].append(time.process_time() - began)
                 outside[name].append(samples[name][-1] - http[0])
     finally:
@@ -350,7 +377,8 @@ def breakdown(name: str, setup: Setup, client: Any, events: list[dict[str, Any]]
     try:
         for event in events:
             thread = f"breakdown-{time.time_ns()}"
-            totals.append(run_lead(event, client, setup["saver"], setup["audit"], thread, {"callbacks": [times]}))
+            totals.append(run_lead(event, client, setup["saver"], setup["audit"], thread, {"callbacks": [times]},
+                                   setup.get("config")))
             count, size = checkpoint_bytes(setup["saver"], thread)
             counts.append(count)
             sizes.append(size)
@@ -400,12 +428,20 @@ def main() -> int:
         if url:
             setups["graph, PostgreSQL checkpoints + audit"] = {
                 "saver": stack.enter_context(postgres_saver(url, True)), "audit": True}
+            # A worker given PERSONAS_DATABASE_URL keeps its audit log in PostgreSQL too: a commit per call.
+            from personas.kernel.config import Config
+
+            setups["graph, PostgreSQL checkpoints + PostgreSQL audit (a worker's)"] = {
+                "saver": setups["graph, PostgreSQL checkpoints + audit"]["saver"], "audit": True,
+                "config": dataclasses.replace(Config.from_env(), database_url=stack.enter_context(fresh_database(url)),
+                                              home=Path(tempfile.mkdtemp(prefix="bench-worker-")))}  # its anchor
             setups["graph, PostgreSQL (synchronous_commit=off) + audit"] = {
                 "saver": stack.enter_context(postgres_saver(url, False)), "audit": True}
         setups["graph, in memory, no audit"] = {"saver": InMemorySaver(), "audit": False}
         for setup in setups.values():  # warm: imports, prepared statements, caches
             for event in leads("warm", 3):
-                run_lead(event, client, setup["saver"], setup["audit"], f"warm-{time.time_ns()}", {})
+                run_lead(event, client, setup["saver"], setup["audit"], f"warm-{time.time_ns()}", {},
+                         setup.get("config"))
         bare(leads("warm", 1)[0], client)
         direct_lead(leads("warm", 1)[0], client)
 
@@ -483,14 +519,16 @@ def main() -> int:
             print(f"  {name.split(',')[1].strip():48} exit {floors[name]:6.2f}   sync {inline:6.2f} / {pooled:6.2f}")
         print(f"  {'no checkpointer':48} {langgraph_floor(None):6.2f}")
         row_ms = audit_row_ms()
+        pg_row_ms = next((audit_row_ms(setup["config"]) for setup in setups.values() if setup.get("config")), row_ms)
         allowed = (TARGET - 1) * measured_base[0] * 1000
         print(f"\nThe floor of a durable run, before any of the run's own work (ms per lead; the target leaves "
               f"{allowed:.2f} ms over the bare calls):")
         for name, setup in setups.items():
             rows = AUDIT_ROWS if setup["audit"] else 0
-            floor = floors[name] + rows * row_ms
+            each = pg_row_ms if setup.get("config") else row_ms
+            floor = floors[name] + rows * each
             print(f"  {name.removeprefix('graph, '):48} LangGraph's 3 steps {floors[name]:5.2f} + {rows} audit rows "
-                  f"x {row_ms:.2f} = {floor:5.2f}  ({floor / allowed:.2f} of what the target leaves)")
+                  f"x {each:.2f} = {floor:5.2f}  ({floor / allowed:.2f} of what the target leaves)")
 
     print("\nTarget: graph / bare ≤ 1.5 on the in-process sandbox (wall time; CPU time of this process beside):")
     for name, ratio in verdicts.items():
