@@ -63,16 +63,22 @@ def _record(anchor: AuditAnchor) -> str:
     return f" ({where})" if where is not None else ""
 
 
-def head_problem(anchor: AuditAnchor | None, newest: int, hash_at: Callable[[int], str | None]) -> HeadProblem | None:
+def head_problem(
+    anchor: AuditAnchor | None,
+    newest: int,
+    hash_at: Callable[[int], str | None],
+    load: Callable[[], Head | None] | None = None,
+) -> HeadProblem | None:
     """Why the log whose newest row is ``newest`` does not hold ``anchor``'s head, or None when it does.
 
     ``hash_at(n)`` is row ``n``'s hash (None if there is no such row). A log without an anchor, or
-    whose anchor has no head yet, has nothing to hold.
+    whose anchor has no head yet, has nothing to hold. ``load``: the head as read before ``newest``
+    was (the anchor's ``load_head`` when None).
     """
     if anchor is None:
         return None
     try:
-        head = anchor.load_head()
+        head = (load or anchor.load_head)()
     except ToolkitUsageError as exc:
         return HeadProblem(str(exc), None, newest)
     if head is None:

@@ -315,11 +315,32 @@ class PostgresAuditLog(AuditLog):
                 self._pg.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK,))
 
     def check_appendable(self) -> None:
-        """As :meth:`AuditLog.check_appendable`, on a new connection if the old one ended."""
+        """As :meth:`AuditLog.check_appendable`, on a new connection if the old one ended.
+
+        One round trip: the head is read first, then the newest row and the head's row in one
+        statement, without the lock (a head is saved only once its row is in, so the log read after
+        the head holds at least that row); a head that cannot be read is checked under the lock."""
 
         def check() -> HeadProblem | None:
-            with self._append_lock():
-                return head_problem(self.anchor, self._newest(), self._hash_at)
+            try:
+                head = self.anchor.load_head() if self.anchor is not None else None
+            except ToolkitUsageError:
+                with self._append_lock():
+                    return head_problem(self.anchor, self._newest(), self._hash_at)
+            found = self._pg.execute(
+                "SELECT (SELECT max(id) FROM personas_audit_log), (SELECT hash FROM personas_audit_log WHERE id = %s)",
+                (head.rows if head is not None else 0,),
+            ).fetchone()
+            newest, at_head = (int(found[0] or 0), found[1]) if found else (0, None)
+
+            def hash_at(row: int) -> str | None:
+                return (
+                    str(at_head)
+                    if head is not None and row == head.rows and at_head is not None
+                    else self._hash_at(row)
+                )
+
+            return head_problem(self.anchor, newest, hash_at, load=lambda: head)
 
         with self._lock:
             problem = self._once_more(check)

@@ -88,6 +88,8 @@ def test_an_append_onto_a_cut_log_is_refused_until_the_loss_is_accepted(pg_url: 
         conn.execute("ALTER TABLE personas_audit_log ENABLE TRIGGER USER")
     head = anchor.head_path.read_bytes()
     with pytest.raises(AuditHeadError, match=r"audit log in PostgreSQL \(.*\): it ends at row 2 but its anchored"):
+        log.check_appendable()  # what a run does before its first call
+    with pytest.raises(AuditHeadError, match=r"audit log in PostgreSQL \(.*\): it ends at row 2 but its anchored"):
         fill(log, 1)
     assert log.count() == 2 and anchor.head_path.read_bytes() == head and not log.verify().ok
     row = log.accept_loss("an owner deleted row 3", context=CTX)
@@ -220,7 +222,8 @@ def round_trips(log: PostgresAuditLog, trace: Path, append: Callable[[], object]
 def test_an_append_waits_for_the_server_twice_when_its_head_names_the_newest_row(pg_url: str, tmp_path: Path) -> None:
     """The lock and the insert chained to the anchored head's row go together, then the unlock; a
     writer on another machine (its own head record) appending in between costs one more round trip
-    (the insert chained to its row); the first append of a new log reads the newest row first."""
+    (the insert chained to its row); the first append of a new log reads the newest row first. A
+    run's check that the log holds its head reads the newest row and the head's in one statement."""
     anchor = FileAnchor(tmp_path / "keys")
     log, here = PostgresAuditLog(pg_url, anchor=anchor), PostgresAuditLog(pg_url, anchor=anchor)
     assert round_trips(log, tmp_path / "first", lambda: fill(log, 1)) == 6
@@ -232,6 +235,7 @@ def test_an_append_waits_for_the_server_twice_when_its_head_names_the_newest_row
     there = PostgresAuditLog(pg_url, anchor=FileAnchor(tmp_path / "elsewhere"))
     fill(there, 1)  # a worker of another machine: the head here does not name its row
     assert round_trips(log, tmp_path / "behind", lambda: fill(log, 1)) == 3
+    assert round_trips(log, tmp_path / "check", log.check_appendable) == 1  # a run's check before its first call
     intact(log, anchor, 6)
     for each in (log, here, there):
         each.close()
