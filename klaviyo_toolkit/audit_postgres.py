@@ -137,6 +137,7 @@ class PostgresAuditLog(AuditLog):
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._newest_seen: tuple[int, str] | None = None  # (id, hash) of the row this process wrote last
+        self._pipelined = psycopg.Pipeline.is_supported()
         self._pg = psycopg.connect(url, autocommit=True)
         with self._lock:
             self._pg.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK,))
@@ -246,7 +247,7 @@ class PostgresAuditLog(AuditLog):
         values = self._chain(content, guess)
         sent[:] = values  # its COMMIT may go unanswered
         try:
-            with self._pg.pipeline():
+            with self._pg.pipeline() if self._pipelined else contextlib.nullcontext():  # libpq 14+ pipelines
                 self._pg.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK,))
                 found = self._pg.execute(_APPEND_IF_NEWEST, [*values, *guess, guess[0]])
             added, newest, newest_hash, guessed = found.fetchone() or (None, None, None, None)

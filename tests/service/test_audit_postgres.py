@@ -236,7 +236,10 @@ def test_an_append_waits_for_the_server_twice_when_its_head_names_the_newest_row
     fill(there, 1)  # a worker of another machine: the head here does not name its row
     assert round_trips(log, tmp_path / "behind", lambda: fill(log, 1)) == 3
     assert round_trips(log, tmp_path / "check", log.check_appendable) == 1  # a run's check before its first call
-    intact(log, anchor, 6)
+    log._pipelined = False  # a libpq older than 14 has no pipeline mode: the lock goes first, on its own
+    fill(log, 1)  # psycopg prepares a statement run often (one more round trip, once): not counted below
+    assert round_trips(log, tmp_path / "unpipelined", lambda: fill(log, 1)) == 3
+    intact(log, anchor, 8)
     for each in (log, here, there):
         each.close()
 
