@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -111,6 +113,40 @@ def test_many_writers_keep_one_chain(pg_url: str, tmp_path: Path) -> None:
     assert anchor.load_head() is not None and anchor.load_head().rows == 30  # type: ignore[union-attr]
     for log in logs:
         log.close()
+
+
+_WORKER = """
+import sys
+from klaviyo_toolkit.audit import AuditContext
+from klaviyo_toolkit.audit_anchor import FileAnchor
+from klaviyo_toolkit.audit_postgres import PostgresAuditLog
+log = PostgresAuditLog(sys.argv[1], anchor=FileAnchor(sys.argv[2]))
+for i in range(int(sys.argv[3])):
+    log.record("create_event", "ok", context=AuditContext(user=sys.argv[4]), arguments={"i": i})
+log.close()
+"""
+
+
+def test_worker_processes_of_two_machines_keep_one_chain(pg_url: str, tmp_path: Path) -> None:
+    """Five processes append at once: three share a head record (one machine), two another (a second
+    machine, the same key): each append chains to its head's row or, when another came first, to the
+    newest row the database returns; one chain either way, and each machine's head names a row of it."""
+    here, there = tmp_path / "here", tmp_path / "there"
+    seed = PostgresAuditLog(pg_url, anchor=FileAnchor(here))
+    fill(seed, 1)
+    seed.close()
+    there.mkdir(mode=0o700)
+    shutil.copy2(here / "audit.key", there / "audit.key")
+    workers = [subprocess.Popen([sys.executable, "-c", _WORKER, pg_url, str(folder), "40", f"w{k}"])
+               for k, folder in enumerate([here, here, here, there, there])]
+    assert [w.wait(timeout=120) for w in workers] == [0] * 5
+    log = PostgresAuditLog(pg_url, anchor=FileAnchor(here))
+    report = log.verify()
+    assert report.ok and report.checked == 201 and log.count() == 201, report
+    for folder in (here, there):
+        head = FileAnchor(folder).load_head()
+        assert head is not None and log._hash_at(head.rows) == head.hash
+    log.close()
 
 
 def test_a_worker_with_another_key_is_refused(pg_url: str, tmp_path: Path) -> None:
