@@ -7,7 +7,9 @@ Same rows, same chain, same anchor, same ``record`` / ``hook`` / ``query`` / ``v
   ``personas_audit_log``;
 - **one linear chain** whoever appends: an append holds a session advisory lock from reading the
   newest row until its head is saved, so rows from every worker on every machine are numbered and
-  chained one after another, and heads are saved in order;
+  chained one after another, and heads are saved in order. Two round trips when the anchored head
+  names the newest row: the lock with one statement that inserts the row only if that row is still
+  the newest, then the unlock (one more when another machine's worker came first);
 - **the anchored head is held**: under that lock an append first checks that the log still holds the
   head saved last, and refuses (nothing written) if rows were cut, as for SQLite;
 - **one key**: the HMAC key comes from the anchor, as for SQLite; the log remembers a fingerprint of
@@ -251,7 +253,7 @@ class PostgresAuditLog(AuditLog):
                 self._pg.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK,))
                 found = self._pg.execute(_APPEND_IF_NEWEST, [*values, *guess, guess[0]])
             added, newest, newest_hash, guessed = found.fetchone() or (None, None, None, None)
-            if added is None:  # another writer's row came first (or rows were cut): check and chain as usual
+            if added is None:  # not the newest (another machine's row came first, or rows were cut): check it
                 sent.clear()
                 known = {int(newest or 0): newest_hash, guess[0]: guessed}
                 problem = head_problem(
@@ -282,8 +284,8 @@ class PostgresAuditLog(AuditLog):
         return (head.rows, head.hash) if head is not None else self._newest_seen
 
     def _append_checked(self, content: dict[str, Any], accept: str | None, sent: list[Any]) -> list[Any]:
-        """An append that reads the newest row under the lock first: the first of a process, an accepted
-        loss, one after a lost connection, one whose head is not the row this process saw last."""
+        """An append that reads the newest row under the lock first, in a transaction: a new log's first
+        (no head yet), an accepted loss, a retry after a lost connection, one whose head cannot be read."""
         with self._append_lock():
             if sent and self._hash_at(int(sent[0])) == sent[-1]:  # that attempt's row is in: only its head is due
                 head = self.anchor.load_head() if self.anchor is not None else None
