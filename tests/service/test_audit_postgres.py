@@ -149,6 +149,55 @@ def test_worker_processes_of_two_machines_keep_one_chain(pg_url: str, tmp_path: 
     log.close()
 
 
+_LOOPING = """
+import sys
+from klaviyo_toolkit.audit_anchor import FileAnchor
+from klaviyo_toolkit.audit_postgres import PostgresAuditLog
+log = PostgresAuditLog(sys.argv[1], anchor=FileAnchor(sys.argv[2]))
+print("open", flush=True)
+i = 0
+while True:
+    log.record("get_profile", "ok", arguments={"w": sys.argv[3], "i": i})
+    i += 1
+"""
+
+
+def test_workers_killed_mid_append_leave_one_chain_that_goes_on(pg_url: str, tmp_path: Path) -> None:
+    """Workers of two machines appending in a loop are killed (SIGKILL) at random points, four times:
+    between a row's commit and its head's save too. The chain verifies, and both machines append on."""
+    import random
+    import signal
+    import time
+
+    here, there = tmp_path / "here", tmp_path / "there"
+    seed = PostgresAuditLog(pg_url, anchor=FileAnchor(here))
+    fill(seed, 1)
+    seed.close()
+    there.mkdir(mode=0o700)
+    shutil.copy2(here / "audit.key", there / "audit.key")
+    rng = random.Random(16)
+    for round_ in range(4):
+        workers = [subprocess.Popen([sys.executable, "-c", _LOOPING, pg_url, str(folder), f"{round_}-{k}"],
+                                    stdout=subprocess.PIPE) for k, folder in enumerate([here, here, there])]
+        for worker in workers:
+            assert worker.stdout is not None and worker.stdout.readline() == b"open\n"
+        time.sleep(rng.uniform(0.2, 0.6))
+        for worker in workers:
+            time.sleep(rng.uniform(0, 0.02))
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=30)
+    log = PostgresAuditLog(pg_url, anchor=FileAnchor(here))
+    elsewhere = PostgresAuditLog(pg_url, anchor=FileAnchor(there))
+    rows = log.count()
+    assert rows > 20 and log.verify().ok
+    fill(log, 1)
+    fill(elsewhere, 1)
+    report = log.verify()
+    assert report.ok and report.checked == rows + 2, report
+    log.close()
+    elsewhere.close()
+
+
 def test_a_worker_with_another_key_is_refused(pg_url: str, tmp_path: Path) -> None:
     PostgresAuditLog(pg_url, anchor=FileAnchor(tmp_path / "first")).close()
     with pytest.raises(ToolkitUsageError, match=r"another audit key.*audit\.key"):
