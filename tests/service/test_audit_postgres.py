@@ -163,8 +163,8 @@ while True:
 
 
 def test_workers_killed_mid_append_leave_one_chain_that_goes_on(pg_url: str, tmp_path: Path) -> None:
-    """Workers of two machines appending in a loop are killed (SIGKILL) at random points, four times:
-    between a row's commit and its head's save too. The chain verifies, and both machines append on."""
+    """Workers of two machines appending in a loop are killed (SIGKILL) at random points, four times (a
+    kill may fall between a row's commit and its head's save). The chain verifies; both machines append on."""
     import random
     import signal
     import time
