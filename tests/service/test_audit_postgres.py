@@ -5,11 +5,14 @@ or written twice. Needs ``PERSONAS_TEST_DATABASE_URL`` (see conftest)."""
 
 from __future__ import annotations
 
+import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -115,6 +118,22 @@ def test_many_writers_keep_one_chain(pg_url: str, tmp_path: Path) -> None:
         log.close()
 
 
+def another_machine(keys: Path, folder: Path) -> Path:
+    """``folder`` as another machine's anchor: the same audit key as ``keys``, a head record of its own."""
+    folder.mkdir(mode=0o700)
+    shutil.copy2(keys / "audit.key", folder / "audit.key")
+    return folder
+
+
+def two_machines(pg_url: str, tmp_path: Path) -> tuple[Path, Path]:
+    """Two machines' anchor folders for one log, which has a row (so the key exists to share)."""
+    here = tmp_path / "here"
+    seed = PostgresAuditLog(pg_url, anchor=FileAnchor(here))
+    fill(seed, 1)
+    seed.close()
+    return here, another_machine(here, tmp_path / "there")
+
+
 _WORKER = """
 import sys
 from klaviyo_toolkit.audit import AuditContext
@@ -131,12 +150,7 @@ def test_worker_processes_of_two_machines_keep_one_chain(pg_url: str, tmp_path: 
     """Five processes append at once: three share a head record (one machine), two another (a second
     machine, the same key): each append chains to its head's row or, when another came first, to the
     newest row the database returns; one chain either way, and each machine's head names a row of it."""
-    here, there = tmp_path / "here", tmp_path / "there"
-    seed = PostgresAuditLog(pg_url, anchor=FileAnchor(here))
-    fill(seed, 1)
-    seed.close()
-    there.mkdir(mode=0o700)
-    shutil.copy2(here / "audit.key", there / "audit.key")
+    here, there = two_machines(pg_url, tmp_path)
     workers = [subprocess.Popen([sys.executable, "-c", _WORKER, pg_url, str(folder), "40", f"w{k}"])
                for k, folder in enumerate([here, here, here, there, there])]
     assert [w.wait(timeout=120) for w in workers] == [0] * 5
@@ -165,16 +179,7 @@ while True:
 def test_workers_killed_mid_append_leave_one_chain_that_goes_on(pg_url: str, tmp_path: Path) -> None:
     """Workers of two machines appending in a loop are killed (SIGKILL) at random points, four times (a
     kill may fall between a row's commit and its head's save). The chain verifies; both machines append on."""
-    import random
-    import signal
-    import time
-
-    here, there = tmp_path / "here", tmp_path / "there"
-    seed = PostgresAuditLog(pg_url, anchor=FileAnchor(here))
-    fill(seed, 1)
-    seed.close()
-    there.mkdir(mode=0o700)
-    shutil.copy2(here / "audit.key", there / "audit.key")
+    here, there = two_machines(pg_url, tmp_path)
     rng = random.Random(16)
     for round_ in range(4):
         workers = [subprocess.Popen([sys.executable, "-c", _LOOPING, pg_url, str(folder), f"{round_}-{k}"],
@@ -315,9 +320,7 @@ def test_an_append_waits_for_the_server_twice_when_its_head_names_the_newest_row
     assert round_trips(log, tmp_path / "next", lambda: fill(log, 1)) == 2
     fill(here, 1)  # another worker of this machine: the head names its row
     assert round_trips(log, tmp_path / "after", lambda: fill(log, 1)) == 2
-    (tmp_path / "elsewhere").mkdir(mode=0o700)
-    shutil.copy2(tmp_path / "keys" / "audit.key", tmp_path / "elsewhere" / "audit.key")  # the same key
-    there = PostgresAuditLog(pg_url, anchor=FileAnchor(tmp_path / "elsewhere"))
+    there = PostgresAuditLog(pg_url, anchor=FileAnchor(another_machine(tmp_path / "keys", tmp_path / "elsewhere")))
     fill(there, 1)  # a worker of another machine: the head here does not name its row
     assert round_trips(log, tmp_path / "behind", lambda: fill(log, 1)) == 3
     assert round_trips(log, tmp_path / "check", log.check_appendable) == 1  # a run's check before its first call
