@@ -24,10 +24,12 @@ Beside each ratio, the time per lead outside HTTP (the run less the HTTP calls i
 client timed them) and what that adds to the bare calls' own, as a share of what the target leaves
 (0.5 x the bare calls): a figure that shows how far a set-up is from the target whatever the sandbox
 costs per call. Then, per set-up, where a lead's time goes: each node's time (and the HTTP time inside it), the
-rest (LangGraph's loop and its checkpoint writes), the checkpoint bytes written per lead, and
-LangGraph's own floor: three no-op steps with the same checkpointer, and with it the floor of a durable
-run (that, plus an audit row per call at its own measured cost) as a share of what the target leaves:
-above 1, no work of the run's own could meet the target. Finally the same comparison with 25 ms
+rest (LangGraph's loop and its checkpoint writes), the checkpoint bytes written per lead; what the run
+adds to the bare calls split into parts (audit rows, LangGraph, the input's checkpoint, the context, the
+nodes' own work, our client, the sandbox's own slowing; ``benchmarks/_split.py``); and LangGraph's own
+floor: three no-op steps with the same checkpointer, and with it the floor of a durable run (that, plus
+an audit row per call at its own measured cost) as a share of what the target leaves: above 1, no work
+of the run's own could meet the target. Finally the same comparison with 25 ms
 added to every sandbox response, closer to a real API round trip.
 
 Run::
@@ -46,6 +48,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
@@ -211,6 +214,34 @@ class NodeTimes(BaseCallbackHandler):
     def hook(self, record: Any) -> None:
         if self.node is not None:
             self.http[self.node] = self.http.get(self.node, 0.0) + record.latency
+
+
+def where_over(setups: dict[str, Setup], client: Any, leads: Callable[[str, int], list[dict[str, Any]]],
+               n: int) -> dict[str, dict[str, float]]:
+    """What each set-up's run adds to the bare calls, split into parts (``benchmarks/_split.py``), in ms
+    per lead (means; "over bare" the whole): the bare calls and each set-up lead by lead in turn, timed."""
+    from _split import split, timers
+
+    names = ["bare", *setups]
+    batches = {name: leads(f"split{name.split(',')[0].replace(' ', '')}", n) for name in names}
+    sums: dict[str, Counter[str]] = {name: Counter() for name in names}
+    totals = dict.fromkeys(names, 0.0)
+    with timers(sys.modules[__name__]) as spent:
+        for i in range(n):
+            for name in names:
+                spent.clear()
+                setup = setups.get(name)
+                totals[name] += (bare(batches[name][i], client) if setup is None else
+                                 run_lead(batches[name][i], client, setup["saver"], setup["audit"],
+                                          f"split-{time.time_ns()}", {}, setup.get("config")))
+                sums[name].update(spent)
+    per_lead = {name: Counter({k: v / n for k, v in sums[name].items()}) for name in names}
+    found = {}
+    for name in setups:
+        over = (totals[name] - totals["bare"]) / n
+        parts = split(per_lead[name], per_lead["bare"], over)
+        found[name] = {"over bare": over * 1000, **{part: seconds * 1000 for part, seconds in parts.items()}}
+    return found
 
 
 # -- checkpointers ---------------------------------------------------------------------------------
@@ -508,6 +539,12 @@ def main() -> int:
         for name, setup in setups.items():
             for line in breakdown(name, setup, client, leads("parts", min(args.leads, 15))):
                 print("  " + line)
+        print(f"\nWhere the time over the bare calls goes (ms per lead, mean of {min(args.leads, 20)}; "
+              "timers on the parts, which add a little to both sides):")
+        from _split import split_table
+
+        for line in split_table(where_over(setups, client, leads, min(args.leads, 20))):
+            print("  " + line)
         print("\nLangGraph alone, three no-op steps (ms per run): checkpoints at the input and the end, as "
               "RunDriver runs the sequencer (durability=\"exit\");\n  after every step (\"sync\"), writes "
               "in the run's thread as RunDriver makes them / in LangGraph's per-run thread pool, as a plain "

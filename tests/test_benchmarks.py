@@ -53,3 +53,50 @@ def test_every_eval_mutation_still_finds_the_code_it_changes() -> None:
                 stale.append(f"{mutation.name}: {name}")
     assert len(eval_mutations.MUTATIONS) >= 20
     assert not stale, f"these mutations no longer match the code once (update them): {stale}"
+
+
+def test_the_graph_overhead_split_times_every_part_and_puts_the_methods_back(tmp_path: Path, monkeypatch) -> None:
+    """``graph_overhead.where_over`` splits what a run adds to the bare calls with timers on methods of
+    the toolkit, the sandbox, LangGraph and the runtime: if a release renames one, its part reads 0
+    and the table misleads; and the timers must be gone once the split is done. Two leads a set-up, on
+    the in-process sandbox with real SQLite checkpoints and audit log (figures reported, never judged)."""
+    monkeypatch.setenv("PERSONAS_HOME", str(tmp_path))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import graph_overhead as bench
+        from _split import split_table
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    from graphs.lead_magnet.fixtures import settle_sandbox, sign_up
+    from klaviyo_sandbox import Sandbox
+    from klaviyo_toolkit.audit import AuditLog
+    from klaviyo_toolkit.client._client import KlaviyoClient
+    from personas.runtime import checkpointer
+
+    originals = (KlaviyoClient.send, AuditLog.record)
+    sb = Sandbox(demo_data=False, rate_limit_factor=None)
+    settle, client = settle_sandbox(sb), sb.client()
+    seed = client.call("create_profile", email="seed@split.example.com").data["id"]  # as the benchmark: the
+    client.call("create_event", metric={"name": "Lead Sequence Started"}, profile={"id": seed}, properties={})
+    numbers = iter(range(1000))  # bare calls look the start's metric up
+
+    def leads(tag: str, n: int) -> list[dict[str, object]]:
+        return [sign_up(client, f"{tag}{next(numbers)}@split.example.com", bench.ANSWERS, settle=settle)
+                for _ in range(n)]
+
+    setups: dict[str, bench.Setup] = {
+        "graph, SQLite checkpoints + audit": {"saver": checkpointer(tmp_path / "c.sqlite"), "audit": True},
+        "graph, SQLite checkpoints, no audit": {"saver": checkpointer(tmp_path / "c.sqlite"), "audit": False},
+    }
+    found = bench.where_over(setups, client, leads, 2)
+
+    audited, plain = found["graph, SQLite checkpoints + audit"], found["graph, SQLite checkpoints, no audit"]
+    for part in ("LangGraph", "input ckpt", "context", "nodes' own"):
+        assert audited[part] > 0 and plain[part] > 0, (part, found)
+    assert audited["audit"] > 0 and plain["audit"] == 0, found
+    for parts in found.values():
+        assert abs(sum(v for k, v in parts.items() if k != "over bare") - parts["over bare"]) < 1e-6
+    assert (KlaviyoClient.send, AuditLog.record) == originals, "the timers are taken off after the split"
+    table = split_table(found)
+    assert table[0].split()[:3] == ["set-up", "over", "bare"] and len(table) == 1 + 2 + 8, table
