@@ -550,11 +550,13 @@ def main() -> int:
               "in the run's thread as RunDriver makes them / in LangGraph's per-run thread pool, as a plain "
               "invoke does:")
         floors: dict[str, float] = {}
+        width = max(len(name.removeprefix("graph, ")) for name in setups)
         for name, setup in setups.items():
             floors[name] = langgraph_floor(setup["saver"], durability="exit")
             inline, pooled = langgraph_floor(setup["saver"]), langgraph_floor(setup["saver"], inline=False)
-            print(f"  {name.split(',')[1].strip():48} exit {floors[name]:6.2f}   sync {inline:6.2f} / {pooled:6.2f}")
-        print(f"  {'no checkpointer':48} {langgraph_floor(None):6.2f}")
+            print(f"  {name.removeprefix('graph, '):{width}} exit {floors[name]:6.2f}   "
+                  f"sync {inline:6.2f} / {pooled:6.2f}")
+        print(f"  {'no checkpointer':{width}} {langgraph_floor(None):6.2f}")
         row_ms = audit_row_ms()
         pg_row_ms = next((audit_row_ms(setup["config"]) for setup in setups.values() if setup.get("config")), row_ms)
         allowed = (TARGET - 1) * measured_base[0] * 1000
@@ -564,8 +566,8 @@ def main() -> int:
             rows = AUDIT_ROWS if setup["audit"] else 0
             each = pg_row_ms if setup.get("config") else row_ms
             floor = floors[name] + rows * each
-            print(f"  {name.removeprefix('graph, '):48} LangGraph's 3 steps {floors[name]:5.2f} + {rows} audit rows "
-                  f"x {each:.2f} = {floor:5.2f}  ({floor / allowed:.2f} of what the target leaves)")
+            print(f"  {name.removeprefix('graph, '):{width}} LangGraph's 3 steps {floors[name]:5.2f} + {rows} "
+                  f"audit rows x {each:.2f} = {floor:5.2f}  ({floor / allowed:.2f} of what the target leaves)")
 
     print("\nTarget: graph / bare ≤ 1.5 on the in-process sandbox (wall time; CPU time of this process beside):")
     for name, ratio in verdicts.items():
