@@ -36,13 +36,13 @@ PARTS = (
 
 
 @contextmanager
-def timers(benchmark: Any) -> Iterator[Counter[str]]:
+def timers(benchmark: Any, sandbox: Any) -> Iterator[Counter[str]]:
     """Seconds spent in each timed part while the block runs (the counter is emptied by the caller
-    between leads). ``benchmark``: the module whose ``build_context`` a run calls."""
+    between leads). ``benchmark``: the module whose ``build_context`` a run calls; ``sandbox``: the
+    :class:`~klaviyo_sandbox.Sandbox` the client talks to (its in-process transport is timed)."""
     from langgraph._internal._runnable import RunnableCallable
     from langgraph.pregel.main import Pregel
 
-    from klaviyo_sandbox._transport import SyncASGITransport
     from klaviyo_toolkit.audit import AuditLog
     from klaviyo_toolkit.client._client import KlaviyoClient
     from personas.runtime.driver import RunDriver
@@ -69,7 +69,7 @@ def timers(benchmark: Any) -> Iterator[Counter[str]]:
         return wrapper
 
     patches: list[tuple[Any, str, Any]] = [
-        (SyncASGITransport, "handle_request", "sandbox"),
+        (type(sandbox.transport()), "handle_request", "sandbox"),
         (AuditLog, "record", "audit"),
         (KlaviyoClient, "send", "client"),
         (KlaviyoClient, "prepare", "client"),

@@ -216,8 +216,8 @@ class NodeTimes(BaseCallbackHandler):
             self.http[self.node] = self.http.get(self.node, 0.0) + record.latency
 
 
-def where_over(setups: dict[str, Setup], client: Any, leads: Callable[[str, int], list[dict[str, Any]]],
-               n: int) -> dict[str, dict[str, float]]:
+def where_over(setups: dict[str, Setup], sandbox: Sandbox, client: Any,
+               leads: Callable[[str, int], list[dict[str, Any]]], n: int) -> dict[str, dict[str, float]]:
     """What each set-up's run adds to the bare calls, split into parts (``benchmarks/_split.py``), in ms
     per lead (means; "over bare" the whole): the bare calls and each set-up lead by lead in turn, timed."""
     from _split import split, timers
@@ -226,7 +226,7 @@ def where_over(setups: dict[str, Setup], client: Any, leads: Callable[[str, int]
     batches = {name: leads(f"split{name.split(',')[0].replace(' ', '')}", n) for name in names}
     sums: dict[str, Counter[str]] = {name: Counter() for name in names}
     totals = dict.fromkeys(names, 0.0)
-    with timers(sys.modules[__name__]) as spent:
+    with timers(sys.modules[__name__], sandbox) as spent:
         for i in range(n):
             for name in names:
                 spent.clear()
@@ -543,7 +543,7 @@ def main() -> int:
               "timers on the parts, which add a little to both sides):")
         from _split import split_table
 
-        for line in split_table(where_over(setups, client, leads, min(args.leads, 20))):
+        for line in split_table(where_over(setups, sb, client, leads, min(args.leads, 20))):
             print("  " + line)
         print("\nLangGraph alone, three no-op steps (ms per run): checkpoints at the input and the end, as "
               "RunDriver runs the sequencer (durability=\"exit\");\n  after every step (\"sync\"), writes "
