@@ -44,7 +44,7 @@ def timers(benchmark: Any, sandbox: Any) -> Iterator[Counter[str]]:
     from langgraph.pregel.main import Pregel
 
     from klaviyo_toolkit.audit import AuditLog
-    from klaviyo_toolkit.client._client import KlaviyoClient
+    from klaviyo_toolkit.client import KlaviyoClient
     from personas.runtime.driver import RunDriver
 
     spent: Counter[str] = Counter()

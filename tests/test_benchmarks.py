@@ -71,7 +71,7 @@ def test_the_graph_overhead_split_times_every_part_and_puts_the_methods_back(tmp
     from graphs.lead_magnet.fixtures import settle_sandbox, sign_up
     from klaviyo_sandbox import Sandbox
     from klaviyo_toolkit.audit import AuditLog
-    from klaviyo_toolkit.client._client import KlaviyoClient
+    from klaviyo_toolkit.client import KlaviyoClient
     from personas.runtime import checkpointer
 
     originals = (KlaviyoClient.send, AuditLog.record)
