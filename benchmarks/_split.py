@@ -30,7 +30,11 @@ PARTS = (
     ("input ckpt", "the input's checkpoint, written before the run"),
     ("context", "build_context: persona, scoped toolkit, guards, the audit log's check"),
     ("nodes' own", "the nodes' work besides their calls: parsing, scoring, model, policy, guards"),
-    ("client", "our client around each call (arguments, request, response), more than the bare calls'"),
+    (
+        "client",
+        "our client around each call (arguments, request, response; with an audit log, the hook that "
+        "hands it the call), more than the bare calls'",
+    ),
     ("sandbox", "the sandbox answering the same requests more slowly inside a run than back to back"),
 )
 

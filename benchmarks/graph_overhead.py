@@ -59,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _postgres import throwaway_postgres
 from _report import bench_line
+from _split import split, split_table, timers
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
@@ -220,8 +221,6 @@ def where_over(setups: dict[str, Setup], sandbox: Sandbox, client: Any,
                leads: Callable[[str, int], list[dict[str, Any]]], n: int) -> dict[str, dict[str, float]]:
     """What each set-up's run adds to the bare calls, split into parts (``benchmarks/_split.py``), in ms
     per lead (means; "over bare" the whole): the bare calls and each set-up lead by lead in turn, timed."""
-    from _split import split, timers
-
     names = ["bare", *setups]
     batches = {name: leads(f"split{name.split(',')[0].replace(' ', '')}", n) for name in names}
     sums: dict[str, Counter[str]] = {name: Counter() for name in names}
@@ -541,8 +540,6 @@ def main() -> int:
                 print("  " + line)
         print(f"\nWhere the time over the bare calls goes (ms per lead, mean of {min(args.leads, 20)}; "
               "timers on the parts, which add a little to both sides):")
-        from _split import split_table
-
         for line in split_table(where_over(setups, sb, client, leads, min(args.leads, 20))):
             print("  " + line)
         print("\nLangGraph alone, three no-op steps (ms per run): checkpoints at the input and the end, as "
