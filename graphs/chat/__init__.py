@@ -49,6 +49,7 @@ SPEC = GraphSpec(
     input_model=ChatInput,
     to_state=_to_state,
     recursion_limit=100,
+    conversation=True,  # a thread is a conversation: each message goes on with it
 )
 
 __all__ = ["SPEC", "ChatInput", "ChatState", "Settings", "bound_tools", "build_graph", "graph"]

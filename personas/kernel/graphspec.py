@@ -99,6 +99,9 @@ class GraphSpec:
             run is idempotent (a Klaviyo event ``unique_id``, a profile set to the same values), where
             running its steps again repeats reads and never an effect. Fewer synchronous writes per
             run; see ``benchmarks/graph_overhead.py``.
+        conversation: a thread is a conversation, and each new input goes on with it (the chat). Otherwise
+            a thread holds one run, and the run driver refuses a new input on a thread that has one: the
+            old run's state would carry into the new one (a value the new run does not set stays).
     """
 
     name: str
@@ -115,6 +118,7 @@ class GraphSpec:
     trigger_setting: str | None = None
     exit_code: Callable[[Mapping[str, Any]], int] | None = None
     durability: Literal["sync", "exit"] = "sync"
+    conversation: bool = False
 
     def make_input(self, payload: Mapping[str, Any] | None) -> dict[str, Any]:
         """The graph's input state for a ``personas run`` payload, validated by ``input_model``."""

@@ -37,7 +37,7 @@ from personas.kernel.spec import PersonaSpec
 
 from .checkpoints import checkpointer
 from .context import build_context
-from .primed import primed_start, remembered
+from .primed import known_empty, primed_start, remembered
 from .saves import inline_saves
 from .thread_lock import athread_lock, exclusive_lock, thread_lock_path
 
@@ -92,11 +92,12 @@ class RunDriver:
 
         self.context = context
         self.spec: GraphSpec = graph_spec(context.spec.graph)
-        self.saver = saver if saver is not None else InMemorySaver(serde=RedactingSerde(InMemorySaver().serde))
+        self.saver: Any = saver if saver is not None else InMemorySaver(serde=RedactingSerde(InMemorySaver().serde))
         self.graph = build(self.spec.name, checkpointer=self.saver)
         self.config: dict[str, Any] = {
             "configurable": {"thread_id": context.thread_id},
             "recursion_limit": self.spec.recursion_limit,
+            "metadata": {"persona": context.spec.name},  # in its checkpoints: whose run a thread holds
         }
 
     # -- state -----------------------------------------------------------------------------------
@@ -199,7 +200,13 @@ class RunDriver:
     def _begin(self, payload: Any) -> Any:
         """What to run: for an ``"exit"`` graph given a new input, the input is checkpointed first (as
         LangGraph's ``__start__`` step, so the thread exists and a killed run can be continued from
-        it) and the run continues from there; anything else runs as given."""
+        it) and the run continues from there; anything else runs as given. A new input on a thread
+        that holds a run is refused first (:meth:`_refuse_a_second_run`)."""
+        if isinstance(payload, dict) and not self.spec.conversation:
+            found = self.saver.get_tuple(self.config)
+            if found is not None:
+                self._refuse_a_second_run(found, self.snapshot())
+            known_empty(self.config)  # the run's own read of the thread, next, is answered from memory
         if self.durability != "exit" or not isinstance(payload, dict):
             return payload
         with remembered():  # inside invoke's primed_start: the loop's read of it comes from memory
@@ -207,10 +214,32 @@ class RunDriver:
         return None
 
     async def _abegin(self, payload: Any) -> Any:
+        if isinstance(payload, dict) and not self.spec.conversation:
+            found = await self.saver.aget_tuple(self.config)
+            if found is not None:
+                self._refuse_a_second_run(found, await self.graph.aget_state(self.config))
         if self.durability != "exit" or not isinstance(payload, dict):
             return payload
         await self.graph.aupdate_state(self.config, payload, as_node="__start__")
         return None
+
+    def _refuse_a_second_run(self, found: Any, snap: Any) -> None:
+        """A thread holds one run (but a conversation's): a new input on a thread that has one would
+        start from the old run's state (a value the new run does not set stays, and shows), so it is
+        refused, saying what the thread holds (``found``, its latest checkpoint; ``snap``, its state)
+        and how to go on with it."""
+        ran = (found.metadata or {}).get("persona")  # a thread from before it was recorded: not named
+        whose = f" of {ran}" if ran else ""
+        if self.pending(snap):
+            what, go_on = "is paused for an approval", "; to go on with it, answer it (--resume approve|reject)"
+        elif left_to_run(snap):
+            what, go_on = "stopped before its end", "; to go on with it, continue it (--retry, or RunDriver.retry())"
+        else:
+            what, go_on = "finished", ""
+        raise UsageProblem(
+            f"thread {self.context.thread_id!r} already holds a run{whose}, which {what}: a new input starts a "
+            f"new run, on a new thread, so leave out the thread id (or give an unused one){go_on}; nothing was run"
+        )
 
     def _config(self, payload: Any) -> dict[str, Any]:
         """The run's config; with :data:`CONTINUING` set when it continues what an attempt left (no

@@ -33,7 +33,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import CheckpointTuple, copy_checkpoint, get_checkpoint_metadata
 
-__all__ = ["PrimedStart", "primed_start", "remembered"]
+__all__ = ["PrimedStart", "known_empty", "primed_start", "remembered"]
 
 
 class _Held:
@@ -43,6 +43,7 @@ class _Held:
     def __init__(self) -> None:
         self.tuple: CheckpointTuple | None = None
         self.armed = False
+        self.empty: tuple[str, str] | None = None  # a thread (and namespace) just read and found empty
 
 
 _HELD: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("personas_primed_start", default=None)
@@ -56,7 +57,7 @@ def primed_start() -> Iterator[None]:
     try:
         yield
     finally:
-        held.tuple, held.armed = None, False  # never outlives the block, whatever context runs later
+        held.tuple, held.armed, held.empty = None, False, None  # never outlives the block, whatever runs later
         try:
             _HELD.reset(token)
         except ValueError:  # a stream closed from another context (a generator finalised elsewhere)
@@ -76,6 +77,16 @@ def remembered() -> Iterator[None]:
             held.armed = False
 
 
+def known_empty(config: Any) -> None:
+    """Within :func:`primed_start`: the thread of ``config`` was just read and has no checkpoint, so the
+    next read of its latest checkpoint (LangGraph's, as a run starts) is answered None from memory
+    (the driver reads it first, to refuse a new input on a thread that holds a run)."""
+    held = _HELD.get()
+    if held is not None:
+        thread, ns, _ = _ids(config)
+        held.empty = (thread, ns)
+
+
 def _ids(config: Any) -> tuple[str, str, str | None]:
     conf = config.get("configurable") or {}
     return str(conf.get("thread_id")), str(conf.get("checkpoint_ns") or ""), conf.get("checkpoint_id")
@@ -91,8 +102,10 @@ class PrimedStart:
     stored_metadata: Any = staticmethod(get_checkpoint_metadata)
 
     def put(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
-        saved = super().put(config, checkpoint, metadata, new_versions)  # type: ignore[misc]
         held = _HELD.get()
+        if held is not None:
+            held.empty = None  # written: no longer empty
+        saved = super().put(config, checkpoint, metadata, new_versions)  # type: ignore[misc]
         if held is not None and held.armed:
             held.armed = False  # the first write only
             thread, ns, parent = _ids(config)
@@ -105,11 +118,17 @@ class PrimedStart:
     def put_writes(self, config: Any, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = "") -> None:
         held = _HELD.get()
         if held is not None:
-            held.tuple = None  # the checkpoint now has pending writes: read it whole from the database
+            held.tuple = held.empty = None  # the checkpoint now has pending writes: read it whole from the database
         super().put_writes(config, writes, task_id, task_path)  # type: ignore[misc]
 
     def get_tuple(self, config: Any) -> CheckpointTuple | None:
         held = _HELD.get()
+        if held is not None and held.empty is not None:
+            thread, ns, wanted = _ids(config)
+            if (thread, ns) == held.empty:
+                held.empty = None  # spent by the thread's next read, whatever it asks
+                if wanted is None:
+                    return None
         if held is not None and held.tuple is not None:
             thread, ns, wanted = _ids(config)
             have_thread, have_ns, have_id = _ids(held.tuple.config)

@@ -1,0 +1,144 @@
+"""A thread holds one run (but a chat's): a new input on a thread that has a run is refused, before
+anything runs, and says what the thread holds. Given, the old run's state carried into the new one:
+a lead's run showed the previous lead's send, and one whose form the persona ignores sent without
+recording the lead on its profile (found by trying ``--thread`` reuse from outside)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage
+
+from klaviyo_sandbox import Faults, Sandbox
+from klaviyo_toolkit.errors import ServerError
+from personas.kernel.errors import UsageProblem
+from personas.kernel.models import ScriptedChatModel
+from personas.runtime import RunDriver, build_context, checkpointer, run_persona
+
+from ..graphs.leads import HOT, choose, sign_up
+from .conftest import PERSONAS, child_env
+from .make_form_submission import FORM_METRIC, LEAD, capture
+
+
+def personas(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(PERSONAS), *args], env=child_env(home), cwd=home, capture_output=True, text=True,
+                          timeout=180)
+
+
+@functools.cache
+def another_lead() -> str:
+    """A seeded lead, other than the example's, whose submission starts a sequence (tried in-process)."""
+    client = Sandbox(seed=42).client()
+    metric = next(m["id"] for m in client.iterate("get_metrics") if m["name"] == FORM_METRIC)
+    body = client.call("get_events", filter=f'equals(metric_id,"{metric}")', include=["profile"]).body
+    for email in sorted({p["attributes"]["email"] for p in body["included"]} - {LEAD}):
+        if run_persona("lead-magnet-sequencer", {"input": capture(email)}, sandbox=Sandbox(seed=42),
+                       audit=False).state.get("send", {}).get("status") == "sent":
+            return email
+    raise AssertionError("no other seeded lead starts a sequence")
+
+
+def errors(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+
+
+def test_a_new_input_on_a_thread_that_holds_a_run_is_refused_and_nothing_runs(tmp_path: Path) -> None:
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    first.write_text(json.dumps(capture()), encoding="utf-8")
+    second.write_text(json.dumps(capture(another_lead())), encoding="utf-8")
+    state = ["--sandbox-state", str(tmp_path / "sandbox.sqlite")]
+    ran = personas(tmp_path, "run", "lead-magnet-sequencer", "--input", str(first), *state, "--thread", "T1")
+    assert ran.returncode == 0 and "Outcome: sent" in ran.stdout, ran.stdout + ran.stderr
+
+    again = personas(tmp_path, "run", "lead-magnet-sequencer", "--input", str(second), *state, "--thread", "T1")
+    assert again.returncode == 2 and again.stdout == "", again.stdout + again.stderr
+    assert errors(again) == [
+        "error: thread 'T1' already holds a run of lead-magnet-sequencer, which finished: a new input starts a new "
+        "run, on a new thread, so leave out the thread id (or give an unused one); nothing was run"
+    ], again.stderr
+    other = personas(tmp_path, "run", "campaign-reporter", "--input", "{}", *state, "--thread", "T1")
+    assert other.returncode == 2 and "holds a run of lead-magnet-sequencer" in other.stderr, other.stderr
+
+    # The refused runs sent nothing: the second lead starts on a thread of its own, and the first
+    # thread still shows its own lead's run.
+    own = personas(tmp_path, "run", "lead-magnet-sequencer", "--input", str(second), *state, "--thread", "T2",
+                   "--json")
+    assert own.returncode == 0, own.stdout + own.stderr
+    sent = json.loads(own.stdout)["state"]["send"]
+    assert sent["status"] == "sent" and sent["unique_id"].endswith(capture(another_lead())["data"]["relationships"][
+        "profile"]["data"]["id"])
+    retry = personas(tmp_path, "run", "lead-magnet-sequencer", "--retry", *state, "--thread", "T1")
+    assert retry.returncode == 0 and "has nothing left to run; it finished" in retry.stderr
+
+
+def runs_on(saver: Any, thread: str) -> int:
+    return len(list(saver.list({"configurable": {"thread_id": thread}})))
+
+
+def test_the_driver_refuses_for_every_graph_that_is_not_a_conversation(tmp_path: Path) -> None:
+    """From code as from the command line; the thread's checkpoints are left as they were. The
+    reporter writes a checkpoint after every step, the sequencer at its input and end."""
+    sb = Sandbox(seed=42, rate_limit_factor=None)
+    saver = checkpointer(tmp_path / "checkpoints.sqlite")
+    report = build_context("campaign-reporter", sandbox=sb, thread_id="report-1", audit=False)
+    assert RunDriver(report, saver).invoke({}).status == "done"
+    written = runs_on(saver, "report-1")
+    with pytest.raises(UsageProblem, match="thread 'report-1' already holds a run of campaign-reporter, which "
+                                           "finished"):
+        RunDriver(report, saver).invoke({})
+    assert runs_on(saver, "report-1") == written
+
+    lead = build_context("lead-magnet-sequencer", sandbox=sb, thread_id="report-1", audit=False,
+                         model=choose("fast-track"))
+    with pytest.raises(UsageProblem, match="holds a run of campaign-reporter"):
+        list(RunDriver(lead, saver).stream({"input": sign_up(sb, "second@example.com", HOT)}))
+    assert runs_on(saver, "report-1") == written
+
+
+def test_a_run_stopped_part_way_says_to_continue_it(tmp_path: Path) -> None:
+    """A lead whose send failed stopped before its end: a new input there is refused and the message
+    says how to continue the run instead; retrying it then finishes the first lead's run."""
+    sb = Sandbox(seed=42, rate_limit_factor=None)
+    saver = checkpointer(tmp_path / "checkpoints.sqlite")
+    event = sign_up(sb, "stopped@example.com", HOT)
+    ctx = build_context("lead-magnet-sequencer", sandbox=sb, thread_id="lead-1", audit=False,
+                        model=choose("fast-track"), clock=sb.clock)
+    sb.faults = Faults(error_rate=1.0, status=503, operations=["create_event"])
+    try:
+        with pytest.raises(ServerError):
+            RunDriver(ctx, saver).invoke({"input": event})
+    finally:
+        sb.faults = Faults()
+    with pytest.raises(UsageProblem, match=r"which stopped before its end: .* to go on with it, continue it \(--retry"):
+        RunDriver(ctx, saver).invoke({"input": sign_up(sb, "other@example.com", HOT)})
+    result = RunDriver(ctx, saver).retry()
+    assert result.status == "done" and result.state["send"]["status"] == "sent"
+    assert result.state["send"]["unique_id"].endswith(event["data"]["relationships"]["profile"]["data"]["id"])
+
+
+def test_the_async_driver_refuses_too_and_a_chat_thread_goes_on(tmp_path: Path) -> None:
+    """``arun_persona`` as ``run_persona``; a chat's thread is a conversation, so a new message on it
+    is the next turn, not a refusal."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from personas.runtime import arun_persona
+
+    sb = Sandbox(seed=42, rate_limit_factor=None)
+    saver = InMemorySaver()
+    options: dict[str, Any] = {"sandbox": sb, "thread_id": "async-1", "audit": False, "saver": saver}
+    assert asyncio.run(arun_persona("campaign-reporter", {}, **options)).status == "done"
+    with pytest.raises(UsageProblem, match="thread 'async-1' already holds a run of campaign-reporter, which finished"):
+        asyncio.run(arun_persona("campaign-reporter", {}, **options))
+
+    chat = {"sandbox": sb, "thread_id": "chat-1", "audit": False, "saver": saver}
+    model = ScriptedChatModel([AIMessage("Hello."), AIMessage("Still here.")])
+    first = run_persona("klaviyo-assistant", {"message": "hi"}, model=model, **chat)
+    second = run_persona("klaviyo-assistant", {"message": "again"}, model=model, **chat)
+    answers = [m.content for m in second.state["messages"] if isinstance(m, AIMessage)]
+    assert first.status == second.status == "done" and answers == ["Hello.", "Still here."], "one thread, two turns"
