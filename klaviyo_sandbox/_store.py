@@ -4,18 +4,23 @@ Every resource is stored the same way (type, id, attributes, relationships, priv
 lets one generic engine serve all 345 operations; domain handlers add meaning on top. With a
 ``path`` the state is loaded from and written through to a SQLite file (changed rows are flushed
 at the end of each request), so ``personas sandbox serve --sandbox-state FILE`` survives a restart.
+A file is held by one process at a time (:class:`StateInUse` for another): each keeps the whole state
+in memory and writes back what it changed, so two at once would each miss the other's writes.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import random
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 Json = dict[str, Any]
@@ -94,6 +99,40 @@ class Resource:
         return list(value) if isinstance(value, list) else [value]
 
 
+class StateInUse(RuntimeError):
+    """The state file is held by another process (see the module docstring); nothing was opened."""
+
+
+def _hold(path: str) -> Any:
+    """An exclusive ``flock`` on ``<path>.lock`` for this process, kept until :meth:`Store.close` (or
+    the process ends, killed too), with who holds it written inside; :class:`StateInUse` if another
+    process holds it. None where there is no ``flock`` (Windows): not guarded there."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    lock = Path(f"{path}.lock")
+    handle = open(lock, "a+", encoding="utf-8")  # noqa: SIM115 - kept open while the state is held
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise StateInUse(
+            f"the sandbox state {path} is in use by {holder}; one process at a time keeps it whole (each holds "
+            f"the state in memory and writes back its changes): wait for it to end, or serve it "
+            f"(personas sandbox serve --sandbox-state {path}) and point every run at that server "
+            f"(KLAVIYO_BASE_URL, KLAVIYO_API_KEY)"
+        ) from None
+    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:3]]) if sys.argv and sys.argv[0] else "python"
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"process {os.getpid()} ({command})")
+    handle.flush()
+    return handle
+
+
 class Store:
     """Resources and named values; thread-safe through ``lock`` (held per request by the app)."""
 
@@ -108,7 +147,9 @@ class Store:
         self._deleted: set[tuple[str, str]] = set()
         self._dirty_values: set[str] = set()
         self._db: sqlite3.Connection | None = None
+        self._held: Any = None
         if path:
+            self._held = _hold(path)
             self._db = sqlite3.connect(path, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(
@@ -169,6 +210,9 @@ class Store:
         if self._db is not None:
             self._db.close()
             self._db = None
+        if self._held is not None:
+            self._held.close()  # the flock goes with it
+            self._held = None
 
     def clear(self) -> None:
         """Forget everything (``/sandbox/reset``)."""

@@ -65,6 +65,9 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
         return said
     if isinstance(exc, (UsageProblem, ToolkitUsageError, InvalidArgumentError, ConnectionUnusableError)):
         return str(exc), int(getattr(exc, "exit_code", 2))
+    store = sys.modules.get("klaviyo_sandbox._store")  # loaded only by a command that opened a sandbox
+    if store is not None and isinstance(exc, store.StateInUse):
+        return f"{exc}; nothing was started", 2
     operation = getattr(exc, "operation_id", None)
     op = f" ({operation})" if operation else ""
     if isinstance(exc, TransportError):
