@@ -2,7 +2,9 @@
 
 Every flow checks everything before it writes: a malformed key, an unknown scope, a key Klaviyo
 rejects, an unreachable server, a denied or forged OAuth redirect all fail with one line that says
-what to do, and leave the stored connections as they were ("nothing was stored").
+what to do, and leave the stored connections as they were ("nothing was stored"). A 429 on the
+account check (Klaviyo allows one ``get_accounts`` a second) is waited out and asked again, within the
+client's usual retry budget, so logins run back to back succeed.
 
 - :func:`login_with_key`: the key's shape, then ``get_accounts`` with it (which names the account);
 - :func:`login_with_oauth`: authorization code with PKCE; the redirect comes to a listener on
@@ -13,11 +15,12 @@ what to do, and leave the stored connections as they were ("nothing was stored")
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from klaviyo_toolkit.auth import BearerToken
-from klaviyo_toolkit.client import NO_RETRIES, KlaviyoClient
+from klaviyo_toolkit.client import KlaviyoClient, RetryPolicy
 from klaviyo_toolkit.connections import (
     Account,
     Connection,
@@ -31,6 +34,7 @@ from klaviyo_toolkit.errors import (
     AuthenticationError,
     ClientError,
     KlaviyoAPIError,
+    RateLimitError,
     ToolkitUsageError,
     TransportError,
     UnknownScopeError,
@@ -59,6 +63,10 @@ __all__ = [
 #: Asked for on every OAuth login, so the connection knows its account.
 ACCOUNT_SCOPE = "accounts:read"
 _NOTHING = "nothing was stored"
+#: How the account check of a login retries: the client's usual budget. A 429 (Klaviyo allows one
+#: ``get_accounts`` a second per account) was not processed, so it is waited out, honouring
+#: ``Retry-After``; a 401 or 403 is never retried.
+_CHECK_RETRY = RetryPolicy()
 
 
 class LoginFailed(UsageProblem):
@@ -117,6 +125,13 @@ def _verify(client: KlaviyoClient, what: str, base_url: str, retry: str) -> Acco
             "your network, then try again",
             exit_code=1,
         ) from None
+    except RateLimitError as exc:
+        wait = f"in {math.ceil(exc.retry_after):,} s" if exc.retry_after else "in a minute"
+        raise LoginFailed(
+            f"Klaviyo kept answering 429 (rate limited) when asked for the account, past the retry budget; "
+            f"{_NOTHING}; try again {wait}",
+            exit_code=1,
+        ) from None
     except KlaviyoAPIError as exc:
         raise LoginFailed(
             f"Klaviyo answered {exc.status} when asked for the account ({exc.detail or exc.title or exc.code}); "
@@ -165,7 +180,7 @@ def login_with_key(
     except ToolkitUsageError as exc:
         raise LoginFailed(f"{exc}; {_NOTHING}; run `personas auth login {name}` with a private key") from None
     _check_vault(config)
-    client = KlaviyoClient(api_key=key, base_url=base, retry=NO_RETRIES, timeout=20.0)
+    client = KlaviyoClient(api_key=key, base_url=base, retry=_CHECK_RETRY, timeout=20.0)
     account = _verify(client, "key", base, f"check the key (Klaviyo: Settings > API keys) and run "
                                             f"`personas auth login {name}` again")  # fmt: skip
     if account is None and covers(declared or (ALL_SCOPES,), ACCOUNT_SCOPE):
@@ -230,7 +245,9 @@ def login_with_oauth(
             raise LoginFailed(f"login failed: {exc}; {_NOTHING}; {again}") from None
     with OAuthClient(app) as oauth:
         tokens = _exchange(oauth, code, verifier, base, again)
-    client = KlaviyoClient(credentials=BearerToken(tokens.access_token), base_url=base, retry=NO_RETRIES, timeout=20.0)
+    client = KlaviyoClient(
+        credentials=BearerToken(tokens.access_token), base_url=base, retry=_CHECK_RETRY, timeout=20.0
+    )
     account = _verify(client, "new access token", base, again)
     store = open_store(config)
     existing = store.find(name)
