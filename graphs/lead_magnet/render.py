@@ -9,6 +9,9 @@ __all__ = ["ANSWERED_BY", "decided_by", "outcome_line", "render_lead", "sequence
 
 #: Who gave the answer a decision "by the model" rests on, by the run's ``ModelChoice.kind``: a
 #: replayed answer written by hand is never passed off as the model's.
+#: What a dry-run call's detail says before the request it did not send (``personas.kernel.governance``).
+_WOULD = "The exact request would be: "
+
 ANSWERED_BY = {
     "live": "the model",
     "recorded": "the model's recorded answer, replayed",
@@ -82,6 +85,11 @@ def render_lead(state: Mapping[str, Any], answered_by: str | None = None) -> str
     send = state.get("send")
     if send:
         lines.append(f"Send: {send.get('status')} (unique_id {send.get('unique_id')})")
+        would = str(send.get("detail") or "").partition(_WOULD)[2]
+        if send.get("status") == "dry_run" and would:
+            lines.append(f"  would send: {would}")
+    if (state.get("record") or {}).get("profile_properties") == "dry_run":
+        lines.append("Profile: dry run, not updated (the lead's score and sequence would be written on it)")
     started = state.get("started")
     if started:
         lines.append(started_line(started))

@@ -14,6 +14,7 @@ from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs.lead_magnet import InputError, unique_id_for
+from graphs.lead_magnet.render import render_lead
 from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.clock import ManualClock
 from personas.kernel.config import Config
@@ -186,6 +187,11 @@ def test_dry_run_shows_the_request_and_sends_nothing(sb: Sandbox) -> None:
     pid = state["profile"]["id"]
     assert sequence_starts(sb, pid) == [] and sb.outbox(profile_id=pid) == []
     assert state["record"]["profile_properties"] == "dry_run"
+    shown = render_lead(state).splitlines()  # the terminal shows what would have been sent, too
+    would = next(line for line in shown if line.startswith("  would send: "))
+    assert json.loads(would.removeprefix("  would send: "))["body"]["data"]["attributes"]["unique_id"] == (
+        f"lead-sequence:{pid}")
+    assert "Profile: dry run, not updated (the lead's score and sequence would be written on it)" in shown
 
 
 def test_outside_the_window_the_first_touchpoint_waits_for_the_next_window(sb: Sandbox) -> None:
