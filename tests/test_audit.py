@@ -65,7 +65,7 @@ def test_client_hook_writes_a_row_per_call(log: AuditLog, clock: ManualClock) ->
         "get_profiles", "GET", "/api/profiles", "ok", 200, "req-ok")
     assert (ok.user, ok.persona, ok.thread_id, ok.prompt_version) == ("ada", "lead_magnet", "t-1", "lead_magnet@3")
     assert ok.arguments["params"]["filter"] == "equals(email,'ada@example.com')"
-    assert ok.response_summary == "2 profile: P1, P2 (more pages)"
+    assert ok.response_summary == "2 profiles: P1, P2 (more pages)"
     assert ok.time == dt.datetime.fromtimestamp(START, dt.UTC)
     assert ok.latency_ms is not None and ok.latency_ms >= 0
     assert (failed.tool, failed.path, failed.status, failed.http_status, failed.request_id) == (
@@ -399,7 +399,7 @@ def test_summarize_response() -> None:
     assert summarize_response(None) == "no content"
     assert summarize_response({"data": {"type": "campaign", "id": "C1", "attributes": {}}}) == "campaign C1"
     many = {"data": [{"type": "list", "id": f"L{i}"} for i in range(7)]}
-    assert summarize_response(many) == "7 list: L0, L1, L2, L3, L4, …"
+    assert summarize_response(many) == "7 lists: L0, L1, L2, L3, L4, …"
     assert len(summarize_response({"text": "x" * 1000})) == 300
 
 

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import typer
 
 from personas.kernel.errors import UsageProblem
 
 from .common import command_group, file_target, indented, shown
+
+if TYPE_CHECKING:
+    from klaviyo_toolkit.audit import AuditEntry, AuditLog
 
 app = command_group(
     "Read the audit log: every call a persona made, refused or was stopped from making.", invoke_without_command=True
@@ -33,8 +38,10 @@ def _check_names(log: Any, *, tool: str | None, persona: str | None) -> None:
             load_catalog(include_beta=True).resolve(tool)
         except UnknownOperationError as exc:
             hint = f"; did you mean {' or '.join(exc.suggestions)}?" if exc.suggestions else ""
-            raise UsageProblem(f"--tool {tool!r}: no row of the log has it and no operation is named so{hint} "
-                               "(`personas tools list` shows every operation id)") from None
+            raise UsageProblem(
+                f"--tool {tool!r}: no row of the log has it and no operation is named so{hint} "
+                "(`personas tools list` shows every operation id)"
+            ) from None
     if persona and not log.query(persona=persona, limit=1):
         from personas.runtime.loader import scan_personas
 
@@ -44,8 +51,10 @@ def _check_names(log: Any, *, tool: str | None, persona: str | None) -> None:
         if persona not in known:
             close = difflib.get_close_matches(persona, known, n=2)
             hint = f"; did you mean {' or '.join(close)}?" if close else ""
-            raise UsageProblem(f"--persona {persona!r}: no row of the log has it and no persona is named so{hint} "
-                               f"(personas: {', '.join(known)})")
+            raise UsageProblem(
+                f"--persona {persona!r}: no row of the log has it and no persona is named so{hint} "
+                f"(personas: {', '.join(known)})"
+            )
 
 
 def _log() -> object:
@@ -57,6 +66,38 @@ def _log() -> object:
     return read_audit_log(config())
 
 
+@dataclass(frozen=True)
+class _Filters:
+    """The audit view's options, checked once by the group (for the view and its subcommands alike):
+    the table shows the rows they match, ``export`` writes them, ``verify`` takes none."""
+
+    persona: str | None = None
+    user: str | None = None
+    tool: str | None = None
+    status: str | None = None
+    thread_id: str | None = None
+    since: dt.datetime | None = None
+    limit: int | None = None
+    #: The filters given on the command line, as typed (``--since``): none, and export writes every row.
+    given: tuple[str, ...] = ()
+
+    def query(self, log: AuditLog) -> list[AuditEntry]:
+        """The matching rows, newest first (the newest ``limit``, or all)."""
+        return log.query(
+            persona=self.persona,
+            user=self.user,
+            tool=self.tool,
+            status=self.status,
+            thread_id=self.thread_id,
+            since=self.since,
+            limit=self.limit,
+        )
+
+
+#: Subcommands about the whole log, and why a filter given with them is refused rather than ignored.
+_WHOLE_LOG = {"verify": "it checks the whole log", "accept-loss": "it records one row about the whole log"}
+
+
 @app.callback()
 def show(
     ctx: typer.Context,
@@ -66,53 +107,82 @@ def show(
     status: str = typer.Option(None, "--status", help="ok, error, denied, dry_run, rejected, approved, ..."),
     thread: str = typer.Option(None, "--thread", help="Only this thread."),
     since: str = typer.Option(
-        None, "--since", help="From when: 24h, 30m, 7d, today, yesterday, or an ISO date or time (inclusive)."
+        None,
+        "--since",
+        help="From when (inclusive): 24h, 30m, 7d, today, yesterday, or an ISO date or time. A time without "
+        "a zone is local time, as the table shows it (2026-12-01 09:30); add one for another "
+        "(2026-12-01T09:30Z is UTC).",
     ),
-    limit: int = typer.Option(50, "--limit", help="Newest N rows."),
+    limit: int = typer.Option(50, "--limit", help="Newest N rows (export: every row unless given)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines."),
 ) -> None:
-    """Show audit rows, newest first."""
-    if ctx.invoked_subcommand is not None:
-        return
+    """Show audit rows, newest first; or, before a subcommand, the rows it works on
+    (personas audit --status error export -)."""
     from typing import get_args
 
-    from klaviyo_toolkit.audit import AuditLog, AuditStatus
+    from klaviyo_toolkit.audit import AuditStatus
 
-    known = get_args(AuditStatus)
+    known = get_args(AuditStatus)  # every filter checked before the log is opened, whatever follows
     if status is not None and status not in known:
         raise UsageProblem(f"--status {status!r} is not an audit status; use one of {', '.join(known)}")
     if limit < 1:
         raise UsageProblem(f"--limit {limit}: give how many rows to show, 1 or more")
-    since_at = parse_since(since) if since else None  # every filter checked before the log is opened
+    given = _given(ctx)
+    sub = ctx.invoked_subcommand
+    since_at = parse_since(since) if since else None
+    if sub in _WHOLE_LOG and given:
+        raise UsageProblem(
+            f"{given[0]} does not apply to `personas audit {sub}`: {_WHOLE_LOG[sub]}; run it without {given[0]}"
+        )
+    limit_at = limit if sub is None or "--limit" in given else None  # export: every row unless told
+    filtering = tuple(option for option in given if option != "--json")
+    filters = _Filters(persona, user, tool, status, thread, since_at, limit_at, filtering)
+    if sub is not None:
+        ctx.obj = filters  # for export
+        return
+    from klaviyo_toolkit.audit import AuditLog
+
     log = _log()
     if log is None:
         _no_log()
         return
     assert isinstance(log, AuditLog)
-    rows = log.query(
-        persona=persona,
-        user=user,
-        tool=tool,
-        status=status,
-        thread_id=thread,
-        since=since_at,
-        limit=limit,
-    )
+    rows = filters.query(log)
     if not rows:
         _check_names(log, tool=tool, persona=persona)
     if as_json:
         for row in rows:
             typer.echo(json.dumps(row.to_json(), default=str))
         return
+    _table(log, rows)
+
+
+def _given(ctx: typer.Context) -> tuple[str, ...]:
+    """The group's options given on the command line (or by environment), as typed: ``("--since",)``.
+
+    Read by the source's name: typer carries its own copy of click, whose ``ParameterSource`` is not
+    ``click.core``'s.
+    """
+    sources = {p.opts[0]: ctx.get_parameter_source(p.name) for p in ctx.command.params if p.name and p.opts}
+    return tuple(opt for opt, source in sources.items() if source and source.name in ("COMMANDLINE", "ENVIRONMENT"))
+
+
+def _table(log: AuditLog, rows: list[AuditEntry]) -> None:
+    """Two lines a row: no column is ever cut, whatever the terminal's width. Times are local, as
+    ``--since`` reads a time without a zone; the header names the zone, and a row shows its offset when
+    the rows span more than one (a change to or from daylight saving time)."""
     from rich.console import Console
 
     console = Console(highlight=False)
-    console.print(f"audit log: {len(rows)} of {log.count()} rows, newest first ({log.path})")
-    for r in rows:  # two lines a row: no column is ever cut, whatever the terminal's width
+    times = [r.time.astimezone() for r in rows]
+    zones = sorted({_offset(t) for t in times})
+    zone = f", local time {zones[0]}" if len(zones) == 1 else ", local time with its UTC offset" if zones else ""
+    console.print(f"audit log: {len(rows)} of {log.count()} rows, newest first ({log.path}){zone}")
+    for r, when in zip(rows, times, strict=True):
         # every field may hold what a model or Klaviyo chose (a tool name the model made up is audited
         # as denied): shown, never obeyed as markup or as terminal controls
-        head = f"{r.time.astimezone():%Y-%m-%d %H:%M:%S}  {shown(str(r.tool), lines=False)}  "
-        head += f"[bold]{shown(str(r.status), lines=False)}[/bold]"
+        stamp = when.isoformat(" ", "seconds") if len(zones) > 1 else f"{when:%Y-%m-%d %H:%M:%S}"
+        head = f"{stamp}  {shown(str(r.tool), lines=False)}  [bold]{shown(str(r.status), lines=False)}[/bold]"
         who = "  ".join(str(x) for x in (r.persona, r.thread_id and f"thread {r.thread_id}", r.user) if x)
         console.print(f"{head}  [dim]{shown(who, lines=False)}[/dim]")
         facts = [
@@ -124,6 +194,12 @@ def show(
         line = " · ".join(f for f in facts if f)
         if line:
             indented(console, line, "dim")
+
+
+def _offset(moment: dt.datetime) -> str:
+    """``UTC-05:00``: the offset of an aware time."""
+    minutes = int((moment.utcoffset() or dt.timedelta()).total_seconds()) // 60
+    return f"UTC{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 @app.command("verify")
@@ -164,26 +240,46 @@ def verify(
 
 
 @app.command("export")
-def export(path: str = typer.Argument(..., help="Where to write JSON lines; - for standard output.")) -> None:
-    """Export every row as JSON lines, oldest first."""
+def export(
+    ctx: typer.Context, path: str = typer.Argument(..., help="Where to write JSON lines; - for standard output.")
+) -> None:
+    """Export rows as JSON lines, oldest first: without filters, the whole log; with the audit filters
+    given before export, only the rows they match (personas audit --status error --since 7d export -)."""
     import sys
 
     from klaviyo_toolkit.audit import AuditLog
 
+    filters = ctx.find_object(_Filters) or _Filters()
     target = None if path == "-" else _export_target(path)
     log = _log()
     if log is None:
         _no_log()
         return
     assert isinstance(log, AuditLog)
+    rows = filters.query(log) if filters.given else None
+    if rows == []:
+        _check_names(log, tool=filters.tool, persona=filters.persona)
     if target is None:
-        log.export_jsonl(sys.stdout)
+        _write(log, rows, sys.stdout)
         return
     try:
-        count = log.export_jsonl(target)
+        if not target.exists():  # owner-only, as the log itself
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o600))
+        with target.open("w", encoding="utf-8") as out:
+            count = _write(log, rows, out)
     except OSError as exc:
         raise UsageProblem(f"cannot write {path} ({exc.strerror}); give a path this user can write") from None
-    typer.echo(f"wrote {count} rows to {path}", err=True)
+    matching = f" matching {', '.join(filters.given)}" if rows is not None else ""
+    typer.echo(f"wrote {count} row{'' if count == 1 else 's'}{matching} to {path}", err=True)
+
+
+def _write(log: AuditLog, rows: list[AuditEntry] | None, out: TextIO) -> int:
+    """Write ``rows`` (newest first, as queried), or every row of the log, oldest first, as JSON lines."""
+    if rows is None:
+        return log.export_jsonl(out)
+    for row in reversed(rows):
+        out.write(json.dumps(row.to_json(), ensure_ascii=False, default=str) + "\n")
+    return len(rows)
 
 
 def _export_target(path: str) -> Path:
@@ -226,7 +322,11 @@ def accept_loss(
 
 
 def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
-    """``24h``, ``30m``, ``7d``, ``2w``, ``today``, ``yesterday``, or an ISO date/time (UTC when naive)."""
+    """``24h``, ``30m``, ``7d``, ``2w``, ``today``, ``yesterday``, or an ISO date/time, as a UTC time.
+
+    A date or time without a zone is local time, as the table shows it and as ``today`` is local
+    midnight (a time copied from the table finds its row); one with a zone (``Z``, ``+01:00``) keeps it.
+    """
     now = now or dt.datetime.now(dt.UTC)
     value = text.strip().lower()
     local_midnight = now.astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
@@ -247,4 +347,9 @@ def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
         raise UsageProblem(
             f"--since {text!r}: use 24h, 30m, 7d, today, yesterday, or an ISO date like 2026-12-01"
         ) from None
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    try:
+        return (when if when.tzinfo else when.astimezone()).astimezone(dt.UTC)
+    except (OverflowError, ValueError, OSError):  # in UTC, before the year 1 or after 9999
+        raise UsageProblem(
+            f"--since {text!r} falls outside the years 1 to 9999 in UTC; give a date within them"
+        ) from None
