@@ -1,15 +1,23 @@
 """Campaign reporter graph: a daily rollup of email campaign performance (see ``graph.py``;
-LangGraph loads when the graph is built)."""
+LangGraph loads when the graph is built).
 
+A finished report whose figures are missing because a reporting call failed or was refused (an
+HTTP error, a spent reporting limit with no cached copy) exits :data:`FAILED_EXIT` from
+``personas run``, so a cron job sees it; a report with every figure, zero campaigns included, exits 0.
+"""
+
+import datetime as _dt
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from graphs import lazy_package
 from personas.kernel.graphspec import GraphSpec
 
+from .dates import EARLIEST, too_early
 from .operations import OPERATIONS, REPORTING_TOOL
 from .settings import CORE_STATISTICS, CachePolicy, Settings, Thresholds
 from .view import terminal_view
@@ -20,6 +28,36 @@ class ReportInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     date: str | None = Field(None, description="The local day to report (default: yesterday).")
+
+    @field_validator("date")
+    @classmethod
+    def _not_before_klaviyo(cls, value: str | None) -> str | None:
+        """A day before :data:`EARLIEST` is refused before the run starts; a text that is not a day is
+        left to the graph's first step, which refuses it before any call with an example date."""
+        try:
+            day = _dt.date.fromisoformat(value or "")
+        except ValueError:
+            return value
+        if day < EARLIEST:
+            raise PydanticCustomError("report_day", too_early(day))
+        return value
+
+
+#: The exit code of a report whose figures are missing because a reporting call failed or was refused:
+#: ``personas run``'s runtime failure (run it again later; a finished day's figures are then cached).
+FAILED_EXIT = 1
+
+
+def missing_figures(state: Mapping[str, Any]) -> list[str]:
+    """The conversion metrics (or the engagement-only stand-in) whose reporting call failed or was
+    refused and left no figures (a cached copy used instead is not missing)."""
+    reports = state.get("reports") or {}
+    return [metric for metric, report in reports.items() if report.get("source") == "unavailable"]
+
+
+def exit_code(state: Mapping[str, Any]) -> int:
+    """The process exit code of a finished report: :data:`FAILED_EXIT` when figures are missing, else 0."""
+    return FAILED_EXIT if missing_figures(state) else 0
 
 
 def render(state: Mapping[str, Any]) -> str:
@@ -53,10 +91,13 @@ SPEC = GraphSpec(
     input_model=ReportInput,
     render=render,
     render_rich=terminal_view,
+    exit_code=exit_code,  # figures missing because a reporting call failed: FAILED_EXIT
 )
 
 __all__ = [
     "CORE_STATISTICS",
+    "EARLIEST",
+    "FAILED_EXIT",
     "REPORTING_TOOL",
     "SPEC",
     "CachePolicy",
@@ -67,7 +108,9 @@ __all__ = [
     "Thresholds",
     "build_graph",
     "cache_path",
+    "exit_code",
     "graph",
+    "missing_figures",
     "render",
 ]
 

@@ -4,9 +4,10 @@
 
     prepare -> fetch_reports -> load_campaigns -> analyse -> summarize -> write_files
 
-- **prepare** reads the account (its id, time zone and currency) with ``get_accounts``, settles the
-  date (input ``{"date": "YYYY-MM-DD"}``, default yesterday in the account's time zone) and the
-  local day's bounds, and looks the conversion metrics up by name with ``get_metrics`` (when the
+- **prepare** refuses, before any call, a date that is not a day from 2012-01-01 on (``dates.py``),
+  reads the account (its id, time zone and currency) with ``get_accounts``, settles the date (input
+  ``{"date": "YYYY-MM-DD"}``, not after today there; default yesterday in the account's time zone)
+  and the local day's bounds, and looks the conversion metrics up by name with ``get_metrics`` (when the
   account has none of them, another metric stands in for the one Klaviyo requires, and the report
   has every figure but conversions and revenue);
 - **fetch_reports** makes ONE ``query_campaign_values`` call per conversion metric for every
@@ -53,6 +54,7 @@ from personas.kernel.context import PersonaContext
 from personas.kernel.privacy import describe_error
 
 from .cache import CachedReport, ReportCache, current
+from .dates import report_day
 from .figures import ENGAGEMENT_ONLY, anomalies, merge_rows, totals
 from .operations import OPERATIONS, REPORTING_TOOL
 from .outputs import no_activity_text, write_outputs
@@ -145,6 +147,14 @@ def prepare(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportState
     ctx = runtime.context
     settings = _settings(runtime)
     notes: list[str] = []
+    raw = state.get("date") or (state.get("input") or {}).get("date")
+    asked: _dt.date | None = None
+    if raw:  # refused before any call, as ReportInput refuses it (dates.py)
+        utc_yesterday = _dt.datetime.fromtimestamp(ctx.clock.time(), _dt.UTC).date() - _dt.timedelta(days=1)
+        try:
+            asked = report_day(raw, utc_yesterday)
+        except ValueError as exc:
+            raise ReportInputError("date", str(exc)) from None
     runtime.stream_writer({"phase": "prepare", "done": 0, "total": 2, "unit": "lookups"})
     accounts, _ = _all(ctx.toolkit, "get_accounts")
     if not accounts:
@@ -158,18 +168,13 @@ def prepare(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportState
         notes.append(f"The account's time zone {tz!r} is not an IANA zone; the report uses UTC.")
         tz, zone = "UTC", ZoneInfo("UTC")
     today = _dt.datetime.fromtimestamp(ctx.clock.time(), zone).date()
-    raw = state.get("date") or (state.get("input") or {}).get("date")
-    if raw:
-        try:
-            day = _dt.date.fromisoformat(str(raw))
-        except ValueError:
-            raise ReportInputError("date", f"{raw!r} is not a date; write it as YYYY-MM-DD, e.g. "
-                                           f"{today - _dt.timedelta(days=1)}") from None
-        if day > today:
-            raise ReportInputError("date", f"{day} has not started yet in the account's time zone {tz} "
-                                           f"(today there is {today}); pick {today} or earlier")
-    else:
-        day = today - _dt.timedelta(days=1)
+    day = asked or today - _dt.timedelta(days=1)
+    if day > today:
+        raise ReportInputError(
+            "date",
+            f"{day} has not started yet in the account's time zone {tz} "
+            f"(today there is {today}); pick {today} or earlier",
+        )
     complete = day < today
     if not complete:
         notes.append(f"{day} is today in {tz} and not over: the figures are partial and not cached.")
