@@ -2,8 +2,9 @@
 
 Exit codes: 0 success, 1 a runtime failure (network, Klaviyo error), 2 a usage error (unknown
 persona or tool, bad input), 3 a segment sync that finished in part (``personas run``), 130
-interrupted (Ctrl-C). Errors print one line saying what to do; ``--debug`` adds the traceback. The
-root help says the same (``EPILOG``), so a script's author finds them without reading the source.
+interrupted (Ctrl-C). Errors print one line saying what to do; ``--debug`` adds the traceback before
+it and keeps the exit code. The root help says the same (``EPILOG``), so a script's author finds them
+without reading the source.
 
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+import traceback
 from typing import Any, TextIO
 
 import typer
@@ -28,11 +30,13 @@ from .common import HELP, readable_metavars, set_config
 from .errors import error_line
 
 #: Shown under ``personas --help``: what a script can tell from the exit code.
-EPILOG = ("Exit codes: 0 done (a run paused for approval too: it prints how to continue), 1 a runtime failure "
-          "(Klaviyo, the network, the model, a state file), 2 a usage error (nothing started; a missing or broken "
-          "cassette too), 3 a segment sync "
-          "finished in part, 130 interrupted (Ctrl-C; a run is saved and says how to continue it). "
-          "Errors are one line; --debug before the command adds the traceback.")
+EPILOG = (
+    "Exit codes: 0 done (a run paused for approval too: it prints how to continue), 1 a runtime failure "
+    "(Klaviyo, the network, the model, a state file), 2 a usage error (nothing started; a missing or broken "
+    "cassette too), 3 a segment sync "
+    "finished in part, 130 interrupted (Ctrl-C; a run is saved and says how to continue it). "
+    "Errors are one line; --debug before the command adds the traceback (the exit code stays the same)."
+)
 
 app = typer.Typer(
     name="personas",
@@ -161,13 +165,14 @@ def main(argv: list[str] | None = None) -> Any:
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except Exception as exc:
-        if debug:
-            raise
+        if debug:  # the traceback, then the same line and exit code as without --debug
+            traceback.print_exc()
         known = error_line(exc)
         if known is not None:
             _fail(*known)
         first = (str(exc).strip().splitlines() or [""])[0]
-        _fail(f"{type(exc).__name__}: {first} ({debug_hint(argv if argv is not None else sys.argv[1:])})", 1)
+        hint = "" if debug else f" ({debug_hint(argv if argv is not None else sys.argv[1:])})"
+        _fail(f"{type(exc).__name__}: {first}{hint}", 1)
     return None
 
 

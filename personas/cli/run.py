@@ -88,7 +88,12 @@ def read_input(value: str) -> Any:
     else:
         path = Path(value)
         if not path.exists():
-            raise UsageProblem(f"--input {value!r}: no such file, and not JSON text either")
+            try:  # JSON text that is not an object or array: a string, a number, true, null
+                given = loads(value)
+            except JsonTextError:
+                raise UsageProblem(f"--input {value!r}: no such file, and not JSON text either") from None
+            raise UsageProblem(f"--input must be a JSON object (got {_json_kind(given)}); give the input as "
+                               "{...}, a JSON file, or - for stdin")
         if not path.is_file():
             raise UsageProblem(f"--input {value!r} is a folder; give a JSON file, JSON text, or - for stdin")
         where = str(path)
@@ -104,6 +109,17 @@ def read_input(value: str) -> Any:
         return loads(text)  # strict: a key given twice, NaN or a too-deep document is refused, not guessed at
     except JsonTextError as exc:
         raise UsageProblem(f"{where} is not valid JSON ({exc}); fix it and run the command again") from None
+
+
+def _json_kind(value: Any) -> str:
+    """A JSON value's kind, as a message names it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "a string" if isinstance(value, str) else "an array" if isinstance(value, list) else "an object"
 
 
 def resolve_persona(name: str, home: Path) -> PersonaSpec:
@@ -201,6 +217,7 @@ def _tool_of(pending: Any) -> str:
 
 
 def run_cmd(
+    command: typer.Context,
     graph: str = typer.Argument(..., help="A persona (e.g. lead-magnet-sequencer) or a graph (lead_magnet)."),
     input: str = typer.Option(None, "--input", "-i", help="JSON file, '-' for stdin, or JSON text."),
     as_json: bool = typer.Option(False, "--json", help="Print the final state as JSON."),
@@ -253,12 +270,13 @@ def run_cmd(
     answer = parse_resume(resume) if resume is not None else None
     payload = read_input(input) if input is not None else None
     if payload is not None and not isinstance(payload, dict):
-        raise UsageProblem("--input must be a JSON object")
+        raise UsageProblem(f"--input must be a JSON object (got {_json_kind(payload)}); give the input as {{...}}")
     sb = None
     if sandbox or sandbox_state:
         from klaviyo_sandbox import Sandbox
 
         sb = Sandbox(seed=42, state=sandbox_state)
+        command.call_on_close(sb.close)  # however the command ends: the state file is written and let go
     ctx = build_context(
         spec, config=cfg, sandbox=sb, thread_id=thread, replay=replay, dry_run=dry_run or None, connection=connection
     )

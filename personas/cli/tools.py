@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 import typer
@@ -102,11 +103,21 @@ def schema(
     all_tools: bool = typer.Option(False, "--all", help="Every tool."),
     beta: bool = typer.Option(False, "--beta", help="Include beta operations (with --all)."),
 ) -> None:
-    """Print tool definitions exactly as sent to the model (OpenAI function calling, strict)."""
+    """Print tool definitions exactly as sent to the model (OpenAI function calling, strict).
+
+    Give tool names, --all or --persona: one of them.
+    """
     from langchain_core.utils.function_calling import convert_to_openai_tool
 
     from personas.kernel.errors import UsageProblem
 
+    chosen = [what for what, given in (("tool names", names), ("--all", all_tools), ("--persona", persona)) if given]
+    if len(chosen) > 1:  # each picks the tools on its own: the others would be ignored without a word
+        named = shlex.join(names) if names else "get_profiles"
+        raise UsageProblem(
+            f"give tool names, --all or --persona, not {' and '.join(chosen)}: each picks the tools "
+            f"on its own (e.g. personas tools schema {named}, or personas tools schema --all)"
+        )
     if persona:
         spec = load_persona(persona, home=config().home)
         tools = select_tools(KlaviyoToolkit(scopes=spec.scopes), spec.tools)
@@ -125,5 +136,8 @@ def schema(
     typer.echo(json.dumps(definitions, indent=1))
     compact = json.dumps(definitions, separators=(",", ":"))
     # on stderr, so standard output stays the JSON array: what these definitions cost in every request
-    typer.echo(f"{len(definitions)} tool definitions, {len(compact):,} characters of JSON, about "
-               f"{round(len(compact) / 4):,} tokens (4 characters a token) in every model request", err=True)
+    typer.echo(
+        f"{len(definitions)} tool definitions, {len(compact):,} characters of JSON, about "
+        f"{round(len(compact) / 4):,} tokens (4 characters a token) in every model request",
+        err=True,
+    )
