@@ -349,6 +349,9 @@ def run_cmd(
         raise SystemExit(known[1]) from None
     if sb is not None:
         sb.close()  # writes the state file, if any
+    if driver.repeated:  # the same command again: the thread's run is shown, not run twice
+        typer.echo(f"thread {driver.context.thread_id!r} finished this input before: nothing was run again; its "
+                   "result follows", err=True)
     if as_json:
         typer.echo(
             json.dumps(

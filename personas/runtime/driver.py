@@ -99,6 +99,9 @@ class RunDriver:
             "recursion_limit": self.spec.recursion_limit,
             "metadata": {"persona": context.spec.name},  # in its checkpoints: whose run a thread holds
         }
+        #: Set when the last ``invoke``/``stream`` was given the input its thread had already finished:
+        #: nothing ran, and the result is that run's (see :meth:`_held_run`).
+        self.repeated = False
 
     # -- state -----------------------------------------------------------------------------------
     def snapshot(self) -> Any:
@@ -200,13 +203,7 @@ class RunDriver:
     def _begin(self, payload: Any) -> Any:
         """What to run: for an ``"exit"`` graph given a new input, the input is checkpointed first (as
         LangGraph's ``__start__`` step, so the thread exists and a killed run can be continued from
-        it) and the run continues from there; anything else runs as given. A new input on a thread
-        that holds a run is refused first (:meth:`_refuse_a_second_run`)."""
-        if isinstance(payload, dict) and not self.spec.conversation:
-            found = self.saver.get_tuple(self.config)
-            if found is not None:
-                self._refuse_a_second_run(found, self.snapshot())
-            known_empty(self.config)  # the run's own read of the thread, next, is answered from memory
+        it) and the run continues from there; anything else runs as given."""
         if self.durability != "exit" or not isinstance(payload, dict):
             return payload
         with remembered():  # inside invoke's primed_start: the loop's read of it comes from memory
@@ -214,31 +211,65 @@ class RunDriver:
         return None
 
     async def _abegin(self, payload: Any) -> Any:
-        if isinstance(payload, dict) and not self.spec.conversation:
-            found = await self.saver.aget_tuple(self.config)
-            if found is not None:
-                self._refuse_a_second_run(found, await self.graph.aget_state(self.config))
         if self.durability != "exit" or not isinstance(payload, dict):
             return payload
         await self.graph.aupdate_state(self.config, payload, as_node="__start__")
         return None
 
-    def _refuse_a_second_run(self, found: Any, snap: Any) -> None:
-        """A thread holds one run (but a conversation's): a new input on a thread that has one would
-        start from the old run's state (a value the new run does not set stays, and shows), so it is
-        refused, saying what the thread holds (``found``, its latest checkpoint; ``snap``, its state)
-        and how to go on with it."""
+    def _held_run(self, payload: Any) -> RunResult | None:
+        """A thread holds one run (but a conversation's). Given a new input on a thread that has one,
+        LangGraph would start from the old run's state (a value the new run does not set stays, and
+        shows), so: the input the thread finished already is that run's result again, nothing run
+        (a command repeated, as a redelivered webhook is); any other input is refused, saying what
+        the thread holds and how to go on with it. None: a new thread, or not a new input. Inside
+        ``primed_start``, the run's own read of a new thread then comes from memory."""
+        self.repeated = False
+        if not isinstance(payload, dict) or self.spec.conversation:
+            return None
+        found = self.saver.get_tuple(self.config)
+        if found is None:
+            known_empty(self.config)
+            return None
+        return self._judge(payload, found, self.snapshot(), list(self.saver.list(self.config, **self._first())))
+
+    async def _aheld_run(self, payload: Any) -> RunResult | None:
+        self.repeated = False
+        if not isinstance(payload, dict) or self.spec.conversation:
+            return None
+        found = await self.saver.aget_tuple(self.config)
+        if found is None:
+            return None
+        started = [c async for c in self.saver.alist(self.config, **self._first())]
+        return self._judge(payload, found, await self.graph.aget_state(self.config), started)
+
+    def _first(self) -> dict[str, Any]:
+        """How to list the checkpoint a thread's run started from (the oldest listed): an ``"exit"``
+        graph has a few checkpoints, the first its input's (``_begin``); a ``"sync"`` graph one per
+        step, and one with its input (source ``input``)."""
+        return {} if self.durability == "exit" else {"filter": {"source": "input"}}
+
+    def _judge(self, payload: dict[str, Any], found: Any, snap: Any, started: list[Any]) -> RunResult:
+        """The finished run's result when ``payload`` is the input it started with (``started``: the
+        checkpoints listed by :meth:`_first`, newest first); else UsageProblem."""
         ran = (found.metadata or {}).get("persona")  # a thread from before it was recorded: not named
         whose = f" of {ran}" if ran else ""
+        values = started[-1].checkpoint["channel_values"] if started else {}
+        given = values["__start__"] if isinstance(values.get("__start__"), dict) else {
+            key: value for key, value in values.items() if not key.startswith(("__", "branch:"))}
+        same = bool(started) and given == payload
         if self.pending(snap):
             what, go_on = "is paused for an approval", "; to go on with it, answer it (--resume approve|reject)"
         elif left_to_run(snap):
             what, go_on = "stopped before its end", "; to go on with it, continue it (--retry, or RunDriver.retry())"
+        elif same and (not ran or ran == self.context.spec.name):
+            self.repeated = True
+            return self.result(snap)
         else:
             what, go_on = "finished", ""
+        given = "its input again" if same else "a new input"
         raise UsageProblem(
-            f"thread {self.context.thread_id!r} already holds a run{whose}, which {what}: a new input starts a "
-            f"new run, on a new thread, so leave out the thread id (or give an unused one){go_on}; nothing was run"
+            f"thread {self.context.thread_id!r} already holds a run{whose}, which {what}: {given} starts a new "
+            f"run, on a new thread, so leave out the thread id (or give an unused one){go_on}; nothing was run"
         )
 
     def _config(self, payload: Any) -> dict[str, Any]:
@@ -256,6 +287,8 @@ class RunDriver:
         with self._resuming(resume):
             payload = self._payload(input, resume)
             with inline_saves(), primed_start():
+                if self._held_run(payload) is not None:
+                    return  # finished before: nothing runs; result() reads it
                 yield from self.graph.stream(
                     self._begin(payload), self._config(payload), context=self.context, durability=self.durability,
                     stream_mode=list(modes),
@@ -266,6 +299,8 @@ class RunDriver:
     ) -> AsyncIterator[tuple[str, Any]]:
         async with self._aresuming(resume):
             payload = self._payload(input, resume)
+            if await self._aheld_run(payload) is not None:
+                return
             async for item in self.graph.astream(
                 await self._abegin(payload), self._config(payload), context=self.context,
                 durability=self.durability, stream_mode=list(modes),
@@ -277,6 +312,8 @@ class RunDriver:
         with self._resuming(resume):
             payload = self._payload(input, resume)
             with inline_saves(), primed_start():
+                if (held := self._held_run(payload)) is not None:
+                    return held
                 out = self.graph.invoke(
                     self._begin(payload), self._config(payload), context=self.context, durability=self.durability
                 )
@@ -301,6 +338,8 @@ class RunDriver:
     async def ainvoke(self, input: Mapping[str, Any] | None = None, *, resume: Any = None) -> RunResult:
         async with self._aresuming(resume):
             payload = self._payload(input, resume)
+            if (held := await self._aheld_run(payload)) is not None:
+                return held
             out = await self.graph.ainvoke(
                 await self._abegin(payload), self._config(payload), context=self.context, durability=self.durability
             )

@@ -1,7 +1,9 @@
 """A thread holds one run (but a chat's): a new input on a thread that has a run is refused, before
 anything runs, and says what the thread holds. Given, the old run's state carried into the new one:
 a lead's run showed the previous lead's send, and one whose form the persona ignores sent without
-recording the lead on its profile (found by trying ``--thread`` reuse from outside)."""
+recording the lead on its profile (found by trying ``--thread`` reuse from outside). The same
+command again (the input the thread finished) shows that run's result and runs nothing, as a
+redelivered webhook does: the README's commands, run twice, name their threads."""
 
 from __future__ import annotations
 
@@ -77,6 +79,26 @@ def test_a_new_input_on_a_thread_that_holds_a_run_is_refused_and_nothing_runs(tm
     assert retry.returncode == 0 and "has nothing left to run; it finished" in retry.stderr
 
 
+def test_the_same_command_again_shows_the_finished_run_and_runs_nothing(tmp_path: Path) -> None:
+    first = tmp_path / "first.json"
+    first.write_text(json.dumps(capture()), encoding="utf-8")
+    state = ["--sandbox-state", str(tmp_path / "sandbox.sqlite")]
+    command = ["run", "lead-magnet-sequencer", "--input", str(first), *state, "--thread", "T1", "--json"]
+    ran = personas(tmp_path, *command)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    again = personas(tmp_path, *command)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "thread 'T1' finished this input before: nothing was run again; its result follows" in again.stderr
+    assert json.loads(again.stdout)["state"] == json.loads(ran.stdout)["state"]
+    calls = personas(tmp_path, "audit", "--thread", "T1", "--json", "--limit", "1000")
+    rows = [json.loads(line) for line in calls.stdout.splitlines()]
+    assert rows and len(rows) == len({row["id"] for row in rows}), "rows of the one run only"
+    assert [row["tool"] for row in rows].count("create_event") == 1
+    # the campaign reporter's thread with the lead's input: another persona's run, refused
+    other = personas(tmp_path, "run", "campaign-reporter", "--input", "{}", *state, "--thread", "T1")
+    assert other.returncode == 2 and "holds a run of lead-magnet-sequencer" in other.stderr, other.stderr
+
+
 def runs_on(saver: Any, thread: str) -> int:
     return len(list(saver.list({"configurable": {"thread_id": thread}})))
 
@@ -87,12 +109,16 @@ def test_the_driver_refuses_for_every_graph_that_is_not_a_conversation(tmp_path:
     sb = Sandbox(seed=42, rate_limit_factor=None)
     saver = checkpointer(tmp_path / "checkpoints.sqlite")
     report = build_context("campaign-reporter", sandbox=sb, thread_id="report-1", audit=False)
-    assert RunDriver(report, saver).invoke({}).status == "done"
-    written = runs_on(saver, "report-1")
+    day = {"date": "2026-12-01"}
+    first = RunDriver(report, saver).invoke(day)
+    assert first.status == "done"
+    written, calls = runs_on(saver, "report-1"), len(sb.requests)
     with pytest.raises(UsageProblem, match="thread 'report-1' already holds a run of campaign-reporter, which "
-                                           "finished"):
-        RunDriver(report, saver).invoke({})
-    assert runs_on(saver, "report-1") == written
+                                           "finished: a new input starts a new run"):
+        RunDriver(report, saver).invoke({"date": "2026-12-02"})
+    again = RunDriver(report, saver)
+    assert again.invoke(day) == first and again.repeated, "the same input: the run's result, nothing run"
+    assert runs_on(saver, "report-1") == written and len(sb.requests) == calls
 
     lead = build_context("lead-magnet-sequencer", sandbox=sb, thread_id="report-1", audit=False,
                          model=choose("fast-track"))
@@ -132,9 +158,10 @@ def test_the_async_driver_refuses_too_and_a_chat_thread_goes_on(tmp_path: Path) 
     sb = Sandbox(seed=42, rate_limit_factor=None)
     saver = InMemorySaver()
     options: dict[str, Any] = {"sandbox": sb, "thread_id": "async-1", "audit": False, "saver": saver}
-    assert asyncio.run(arun_persona("campaign-reporter", {}, **options)).status == "done"
+    first = asyncio.run(arun_persona("campaign-reporter", {}, **options))
+    assert first.status == "done" and asyncio.run(arun_persona("campaign-reporter", {}, **options)) == first
     with pytest.raises(UsageProblem, match="thread 'async-1' already holds a run of campaign-reporter, which finished"):
-        asyncio.run(arun_persona("campaign-reporter", {}, **options))
+        asyncio.run(arun_persona("campaign-reporter", {"date": "2026-12-01"}, **options))
 
     chat = {"sandbox": sb, "thread_id": "chat-1", "audit": False, "saver": saver}
     model = ScriptedChatModel([AIMessage("Hello."), AIMessage("Still here.")])
