@@ -45,7 +45,7 @@ def runs_cmd(
     ctx: typer.Context,
     persona: str = typer.Option(None, "--persona", "-p", help="Only this persona's runs."),
     status: str = typer.Option(
-        None, "--status", help="Only runs with this status (queued, running, done, paused, failed)."
+        None, "--status", help="Only runs with this status (queued, running, done, partial, paused, failed)."
     ),
     limit: int = typer.Option(50, "--limit", help="At most this many, newest first."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
@@ -99,6 +99,8 @@ def _note(run: Any, gone: str | None) -> str:
         return f"refused: {clip(run.refused, 200)}; correct the event where it is sent to Klaviyo (no retry can run it)"
     if run.status == "failed":
         return f"{clip(run.error or 'failed', 200)}; retry with `personas runs retry {run.id}`"
+    if run.status == "partial":  # finished: its outcome says what was not done (retrying runs nothing again)
+        return f"finished in part: {clip(run.outcome or run.error or '', 200)}"
     if run.status == "queued" and gone:
         return f"{gone}; the next `personas serve` (or one running now, within a minute) runs it"
     return clip(run.error or run.outcome or "", 200)

@@ -192,11 +192,15 @@ class Service:
             result = self._drive(driver, run, resume)
             status = {"done": "done", "paused": "paused"}.get(result.status, "failed")
             outcome = result.state.get("outcome")
+            error = "the run stopped before its end" if status == "failed" else None
+            if status == "done" and driver.spec.exit_code is not None and (code := driver.spec.exit_code(result.state)):
+                # finished, but not all it set out to do (what `personas run` exits non-zero for)
+                status, error = "partial", f"finished in part (exit code {code} from personas run); see its outcome"
             kept = self.store.finish(
                 run.id,
                 status,
                 outcome=clip(str(outcome), 500) if outcome else None,
-                error="the run stopped before its end" if status == "failed" else None,
+                error=error,
             )
         except AnswerProblem:
             # the answer was refused before anything ran (it named another request, a race with
@@ -210,6 +214,9 @@ class Service:
         assert finished is not None
         if not kept:  # taken over meanwhile (SQLite; the store said so): the new owner's result stands
             return finished
+        if finished.status == "partial":
+            log.warning("run %s of %s finished in part: %s", run.id, run.persona,
+                        clip(" ".join((finished.outcome or finished.error or "").split()), 300))
         if finished.status == "failed":  # one line in the serve/worker log; the error is redacted already
             log.warning("run %s of %s failed: %s; `personas runs retry %s` continues it from its last checkpoint",
                         run.id, run.persona, clip(" ".join((finished.error or "").split()), 300), run.id)

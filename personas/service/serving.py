@@ -297,7 +297,7 @@ def _outcomes(service: Service, runs: list[Any]) -> str:
         status = found.status if found is not None else "unknown"
         counts[status] = counts.get(status, 0) + 1
     text = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    hints = [f"`personas runs --status {s}`" for s in ("failed", "paused") if s in counts]
+    hints = [f"`personas runs --status {s}`" for s in ("failed", "partial", "paused") if s in counts]
     return text + (f" (see {' and '.join(hints)})" if hints else "")
 
 

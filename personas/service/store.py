@@ -6,8 +6,10 @@ One table of **runs** is the truth about every run the service starts: its perso
 delivery of an event, a poll that sees it again, or a second worker's scheduler finding the same
 slot never makes a second run: :meth:`RunStore.create_run` answers with the run that exists.
 
-Statuses: ``queued`` -> ``running`` -> ``done`` | ``paused`` (waiting for approval) | ``failed``
-(recorded with its error; ``personas runs retry`` continues it from its checkpoint). A run
+Statuses: ``queued`` -> ``running`` -> ``done`` | ``partial`` (finished, but only in part, as its
+graph's ``exit_code`` says: a sync with rows refused, a report with figures missing; the error says
+what) | ``paused`` (waiting for approval) | ``failed`` (recorded with its error; ``personas runs
+retry`` continues it from its checkpoint). A run
 **refused** before it could start (its input cannot be kept or run: ``refused`` says why, naming the
 field) is recorded ``failed`` and never queued again: no retry could run it.
 
@@ -56,7 +58,7 @@ __all__ = ["STATUSES", "Run", "RunStore"]
 
 log = logging.getLogger("personas.service")
 
-STATUSES = ("queued", "running", "done", "paused", "failed")
+STATUSES = ("queued", "running", "done", "partial", "paused", "failed")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS personas_runs (

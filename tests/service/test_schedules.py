@@ -121,6 +121,23 @@ def test_a_scheduled_run_reports_the_day_before_its_slot(tmp_path: Path, sandbox
     service.close()
 
 
+def test_a_report_whose_figures_are_missing_is_recorded_partial_not_done(
+    tmp_path: Path, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Klaviyo failing the reporting call: the run finishes (files written, figures marked unavailable),
+    which ``personas run`` exits 1 for; unattended it was recorded ``done``, so nobody looked."""
+    service = Service.open(Config(home=tmp_path / "h"), sandbox=sandbox)
+    schedule_tick(service, START)
+    [run] = schedule_tick(service, AFTER)
+    sandbox.faults = Faults(error_rate=1.0, status=400, operations=["query_campaign_values"])
+    with caplog.at_level(logging.WARNING):
+        ended = service.execute(run.id)
+    assert ended.status == "partial" and "finished in part" in (ended.error or ""), ended
+    assert f"run {run.id} of campaign-reporter finished in part" in caplog.text
+    assert service.store.counts()["partial"] == 1 and service.store.runs(status="partial")[0].id == run.id
+    service.close()
+
+
 def test_a_failed_run_is_recorded_and_retried_from_its_checkpoint(tmp_path: Path, sandbox: Sandbox) -> None:
     service = Service.open(Config(home=tmp_path / "h"), sandbox=sandbox)
     event = sign_up(sandbox, "retry@example.com", HOT)
