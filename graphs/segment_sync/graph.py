@@ -16,8 +16,10 @@
   ``bulk_subscribe_profiles`` (with the list; a person in several rows only if every one says yes,
   else a reported consent conflict), and never a profile that is suppressed or unsubscribed
   from this list (members' state comes with the list read; other consenting rows are looked up, 100
-  emails per call). Suppressed profiles are reported. A person this syncer asked before and who has
-  not confirmed (a double opt-in list) is not asked again for a while (``optin.py``).
+  emails per call, then the phone numbers and external ids no known profile holds: the import puts a
+  row on the profile any of them names, and the subscribe follows it there; a row naming two profiles
+  is sent in no batch, ``identity.py``). Suppressed profiles are reported. A person this syncer asked
+  before and who has not confirmed (a double opt-in list) is not asked again for a while (``optin.py``).
 - **Removes** (``remove_profiles_from_list``) are destructive: the approval guard stops each batch
   for a human (approve: it runs; reject: skipped and reported) unless the persona's policy says not.
 - **Rows Klaviyo refuses** do not sink their batch: when a batch call fails because of particular
@@ -63,23 +65,15 @@ from klaviyo_toolkit.errors import (
 from klaviyo_toolkit.tools import Stopped
 from personas.kernel.context import PersonaContext, thread_key
 
+from . import identity
 from .jobs import verify_jobs
+from .members import LOOKUP_FIELDS, PAGE_SIZE, lookup_profiles, read_group
 from .operations import OPERATIONS, WRITES
 from .optin import Ledger, awaiting
 from .plan import Batch, Plan
 from .report import build_result, outcome, summarize
 from .settings import Settings
-from .sources import (
-    PAGE_SIZE,
-    SyncInputError,
-    SyncRequest,
-    check_file,
-    lookup_by_email,
-    parse_input,
-    read_file,
-    read_group,
-    resolve_group,
-)
+from .sources import SyncInputError, SyncRequest, check_file, parse_input, read_file, resolve_group
 
 __all__ = ["OPERATIONS", "WRITES", "SyncState", "build_graph"]
 
@@ -155,7 +149,7 @@ def _approval_summary(plan: Plan, batch: Batch) -> dict[str, Any]:
 
 def _resolve(ctx: PersonaContext, request: SyncRequest) -> tuple[SyncRequest, int]:
     """The request with the target list and source groups given by name resolved to ids."""
-    target = resolve_group(ctx.toolkit, "list", request.target_list_id, "target")
+    target = resolve_group(ctx.toolkit, "list", request.target_list_id, request.target_key)
     reads = target.reads
     source = request.source
     if source.names:
@@ -195,9 +189,14 @@ def prepare(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
         if raw is not None
         else {k: state.get(k) for k in ("source", "target_list_id", "dry_run") if state.get(k) is not None}
     )
-    request = parse_input(payload, _settings(runtime).mode)
+    settings = _settings(runtime)
+    request = parse_input(payload, settings.mode)
+    counts: dict[str, Any] = {}
     if request.source.is_file:
-        check_file(request.source)
+        consent_column = settings.consent_column if settings.subscribe_with_consent else None
+        columns = check_file(request.source, consent_column)
+        if consent_column and request.source.kind == "csv" and consent_column not in columns:
+            counts["missing_consent_column"] = consent_column  # reported: nobody is subscribed
     request, reads = _resolve(ctx, request)
     run_id = uuid.uuid4().hex[:12]
     thread = _thread(ctx) or f"run-{run_id}"
@@ -213,7 +212,7 @@ def prepare(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
         "run_id": run_id,
         "plan_file": str(path),
         "mode": "dry_run" if dry else "apply",
-        "counts": {},
+        "counts": counts,
         "plan": {},
         "cursor": 1,
         "batches_total": 0,
@@ -260,7 +259,7 @@ def read_target(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState
         runtime.context.toolkit,
         "list",
         request.target_list_id,
-        field="target_list_id",
+        field=request.target_key,
         list_id=request.target_list_id,
         subscriptions=need_consent,
         named_too=request.target_unread,
@@ -274,7 +273,8 @@ def read_target(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState
 
 
 def diff(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
-    """Match source rows to members; look up the consent state of consenting rows not in the list."""
+    """Match source rows to members; look up the profiles consenting rows not in the list will land on
+    (by email, then phone number and external id: ``identity.py``), with their consent state."""
     settings = _settings(runtime)
     request = _request(state)
     lookups = 0
@@ -284,16 +284,18 @@ def diff(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
 
             def pages() -> Any:
                 nonlocal lookups
-                for emails in plan.emails_to_look_up(PAGE_SIZE):
-                    lookups += 1
-                    yield lookup_by_email(runtime.context.toolkit, emails, request.target_list_id)
+                for field in LOOKUP_FIELDS:  # lazily: a phone an email's profile holds is not looked up
+                    for values, wide in plan.to_look_up(field, PAGE_SIZE):
+                        lookups += 1
+                        yield lookup_profiles(runtime.context.toolkit, field, values, request.target_list_id,
+                                              identifiers=wide)
 
             found = plan.load_members(
                 pages(),
                 lambda p, n: runtime.stream_writer(
                     {"phase": "check_consent", "done": p, "total": None, "unit": "lookups"}
                 ),
-                table="known",
+                table="profiles",
             )
             matched["looked_up"] = found["profiles"]
     return {"counts": {**state.get("counts", {}), "diff": matched}, "calls": _calls(state, reads=lookups)}
@@ -337,6 +339,8 @@ def plan(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
         summary["consent_conflicts"] = p.conflicts(PROBLEMS_KEPT)
         summary["merged_values"] = p.merged(PROBLEMS_KEPT)
         summary["awaiting_confirmation"] = awaiting(p.db, settings.sample_size)
+        if mirror:
+            summary["kept_invalid"] = identity.kept_invalid(p.db, settings.sample_size)
     runtime.stream_writer({"phase": "plan", "done": total, "total": total, "unit": "batches"})
     return {"plan": summary, "batches_total": total, "cursor": 1}
 

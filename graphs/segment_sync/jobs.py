@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .members import PAGE_SIZE, klaviyo_read
 from .plan import Plan
-from .sources import PAGE_SIZE, klaviyo_read
 
 __all__ = ["verify_jobs"]
 

@@ -12,7 +12,9 @@ The diff is SQL, never Python sets, so memory stays flat however large the sourc
   except for consent: rows that disagree on it are a conflict, and that person is not subscribed;
 - **adds** are unmatched rows, **removes** unmatched members (in ``mirror`` mode);
 - **subscribes** are rows with explicit consent and an email whose profile is not already
-  subscribed and not suppressed (nor unsubscribed from this list); suppressed ones are reported;
+  subscribed and not suppressed (nor unsubscribed from this list); suppressed ones are reported.
+  A row to import is the profile Klaviyo will put it on, found by its email, phone number or
+  external id; a row naming two profiles is a conflict, sent in no batch (``identity.py``);
 - batches are numbered in the order they are applied (adds, subscribes, removes), each at most
   ``batch_size`` profiles, so the fewest calls cover the diff.
 
@@ -36,7 +38,8 @@ from typing import Any
 from personas.kernel.privacy import private_file
 
 from . import duplicates, identity
-from .sources import InvalidRow, Member, Row
+from .members import Member
+from .sources import InvalidRow, Row
 
 __all__ = ["Batch", "Plan"]
 
@@ -44,7 +47,7 @@ SCHEMA = """
 CREATE TABLE source (
     rowno INTEGER NOT NULL, key TEXT NOT NULL UNIQUE, email TEXT, email_key TEXT, phone TEXT, external_id TEXT,
     first_name TEXT, last_name TEXT, consent INTEGER NOT NULL DEFAULT 0, profile_id TEXT,
-    member_id TEXT, sub_state TEXT, add_batch INTEGER, sub_batch INTEGER, conflict INTEGER);
+    member_id TEXT, sub_state TEXT, add_batch INTEGER, sub_batch INTEGER, conflict INTEGER, lands_on TEXT);
 CREATE INDEX source_email ON source(email_key);
 CREATE INDEX source_phone ON source(phone);
 CREATE INDEX source_member ON source(member_id);
@@ -58,12 +61,11 @@ CREATE TABLE members (
 CREATE INDEX members_email ON members(email_key);
 CREATE INDEX members_phone ON members(phone);
 CREATE INDEX members_remove ON members(remove_batch);
-CREATE TABLE known (email_key TEXT PRIMARY KEY, profile_id TEXT, consent TEXT, suppressed TEXT);
 CREATE TABLE batches (
     n INTEGER PRIMARY KEY, kind TEXT NOT NULL, size INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
     job_id TEXT, detail TEXT, job_status TEXT, completed INTEGER, failed INTEGER,
     refused INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0, withheld INTEGER NOT NULL DEFAULT 0);
-""" + duplicates.SCHEMA
+""" + duplicates.SCHEMA + identity.SCHEMA
 #: Columns added since the first plan files: (table, column, definition), added to an older file on open.
 UPGRADES = (
     ("invalid", "stage", "TEXT NOT NULL DEFAULT 'source'"),
@@ -127,6 +129,7 @@ class Plan:
     def _upgrade(self) -> None:
         """Add the columns a plan file written by an older version lacks (a run resumed across an upgrade)."""
         duplicates.upgrade(self.db)
+        identity.upgrade(self.db)
         for table, column, definition in UPGRADES:
             have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
             if column not in have:
@@ -186,20 +189,8 @@ class Plan:
                 email_key = _key(row.email)
                 key = f"id:{row.profile_id}" if row.profile_id else (
                     f"e:{email_key}" if email_key else f"p:{row.phone_number}")
-                good.append(
-                    (
-                        row.row,
-                        key,
-                        row.email,
-                        email_key,
-                        row.phone_number,
-                        row.external_id,
-                        row.first_name,
-                        row.last_name,
-                        int(row.consent),
-                        row.profile_id,
-                    )
-                )
+                good.append((row.row, key, row.email, email_key, row.phone_number, row.external_id, row.first_name,
+                             row.last_name, int(row.consent), row.profile_id))
             if len(good) + len(wrong) >= CHUNK:
                 flush()
                 if progress:
@@ -213,7 +204,7 @@ class Plan:
     def load_members(
         self, pages: Iterable[list[Member]], progress: Callable[[int, int], None] | None = None, table: str = "members"
     ) -> dict[str, int]:
-        """Stream list members (or, with ``table="known"``, looked-up profiles) in; pages read and profiles."""
+        """Stream list members (or, with ``table="profiles"``, looked-up profiles) in; pages read and profiles."""
         if table == "members":
             self.db.execute("DELETE FROM members")
         count = pages_read = 0
@@ -230,10 +221,7 @@ class Plan:
                     ],
                 )
             else:
-                self.db.executemany(
-                    "INSERT OR REPLACE INTO known VALUES (?,?,?,?)",
-                    [(_key(m.email), m.id, m.consent, m.suppressed) for m in page if m.email],
-                )
+                identity.remember(self.db, page)
             if progress:
                 progress(pages_read, count)
         self.db.commit()
@@ -282,19 +270,10 @@ class Plan:
         db.commit()
         return {"matched": self._one("SELECT COUNT(*) FROM members WHERE matched = 1")}
 
-    def emails_to_look_up(self, size: int) -> Iterator[list[str]]:
-        """Emails of consenting rows not in the list, ``size`` at a time (their consent state is unknown)."""
-        after = -1
-        while True:
-            rows = self.db.execute(
-                "SELECT rowno, email_key FROM source WHERE consent = 1 AND member_id IS NULL "
-                "AND email_key IS NOT NULL AND rowno > ? ORDER BY rowno LIMIT ?",
-                (after, size),
-            ).fetchall()
-            if not rows:
-                return
-            after = rows[-1][0]
-            yield [r[1] for r in rows]
+    def to_look_up(self, field: str, size: int) -> Iterator[tuple[list[str], bool]]:
+        """Identifiers (``field``) of the consenting rows to import, ``size`` at a time: whose profile
+        Klaviyo will put them on, and its consent, is not known yet (``identity.to_look_up``)."""
+        return identity.to_look_up(self.db, field, size)
 
     def _assign(self, table: str, column: str, where: str, order: str, kind: str, start: int, size: int) -> int:
         self.db.execute(
@@ -322,10 +301,12 @@ class Plan:
                 f"UPDATE source SET sub_state = {state.format(t='m')} FROM members m WHERE source.consent = 1 "
                 "AND source.email_key IS NOT NULL AND m.profile_id = source.member_id"
             )
-            db.execute(
-                f"UPDATE source SET sub_state = {state.format(t='k')} FROM known k WHERE source.consent = 1 "
-                "AND source.member_id IS NULL AND k.email_key = source.email_key"
-            )
+            identity.resolve(db)  # a row naming two profiles: sub_state 'clash', sent in no batch
+            for table in identity.TABLES:  # the profile a row to import lands on: a member, or one looked up
+                db.execute(
+                    f"UPDATE source SET sub_state = {state.format(t='k')} FROM {table} k WHERE source.consent = 1 "
+                    "AND source.member_id IS NULL AND source.sub_state IS NULL AND k.profile_id = source.lands_on"
+                )
             db.execute(
                 "UPDATE source SET sub_state = 'subscribe' WHERE consent = 1 AND email_key IS NOT NULL "
                 "AND sub_state IS NULL"
@@ -333,7 +314,8 @@ class Plan:
             db.execute("UPDATE source SET sub_state = 'no_email' WHERE consent = 1 AND email_key IS NULL")
             hold(db)
         n = self._assign(
-            "source", "add_batch", "member_id IS NULL", "rowno", "import" if file_source else "add", 1, batch_size
+            "source", "add_batch", "member_id IS NULL AND sub_state IS NOT 'clash'", "rowno",
+            "import" if file_source else "add", 1, batch_size
         )
         if subscribe:
             n = self._assign("source", "sub_batch", "sub_state = 'subscribe'", "rowno", "subscribe", n, batch_size)
@@ -362,6 +344,7 @@ class Plan:
             "already_subscribed": count("SELECT COUNT(*) FROM source WHERE sub_state = 'subscribed'"),
             "suppressed": count("SELECT COUNT(*) FROM source WHERE sub_state = 'suppressed'"),
             "consent_without_email": count("SELECT COUNT(*) FROM source WHERE sub_state = 'no_email'"),
+            "identity_conflicts": count("SELECT COUNT(*) FROM source WHERE sub_state = 'clash'"),
             "batches": {kind: n for kind, n in self.db.execute("SELECT kind, COUNT(*) FROM batches GROUP BY kind")},
             "samples": {
                 "adds": emails(
@@ -373,11 +356,13 @@ class Plan:
                     "WHERE remove_batch IS NOT NULL ORDER BY rowid"
                 ),
                 "suppressed": [
-                    f"{r[0]} ({r[1]})"
+                    f"{r[0]} ({r[1]}{r[2]})"
                     for r in self.db.execute(
-                        "SELECT s.email, COALESCE(m.suppressed, k.suppressed) FROM source s LEFT JOIN members m "
-                        "ON m.profile_id = s.member_id LEFT JOIN known k ON k.email_key = s.email_key "
-                        "WHERE s.sub_state = 'suppressed' ORDER BY s.rowno LIMIT ?",
+                        "SELECT s.email, COALESCE(m.suppressed, k.suppressed), CASE WHEN s.member_id IS NULL AND "
+                        "COALESCE(m.email_key, k.email_key) IS NOT s.email_key THEN '; on the profile of ' || "
+                        "COALESCE(m.email, k.email, m.phone, k.phone, s.lands_on) ELSE '' END FROM source s LEFT JOIN "
+                        "members m ON m.profile_id = COALESCE(s.member_id, s.lands_on) LEFT JOIN profiles k ON "
+                        "k.profile_id = s.lands_on WHERE s.sub_state = 'suppressed' ORDER BY s.rowno LIMIT ?",
                         (sample,),
                     )
                 ],
@@ -500,17 +485,25 @@ class Plan:
         )
 
     def refused_by_job(self, errors: Iterable[tuple[str | None, str | None, str]]) -> None:
-        """Rows an import job refused, as (email, phone number, reason), found in the source by identifier."""
+        """Rows an import job refused, as (email, phone number, reason), found in the source by identifier.
+
+        The job's errors are read after every batch was sent, so a refused row's subscribe may have
+        gone out already: Klaviyo then subscribes that email (and adds it to the list) all the same,
+        and the row says so.
+        """
         for email, phone, reason in errors:
             found = self.db.execute(
-                "SELECT rowno, email, phone FROM source WHERE (? IS NOT NULL AND email_key = ?) "
-                "OR (? IS NULL AND ? IS NOT NULL AND phone = ?) ORDER BY rowno LIMIT 1",
+                "SELECT s.rowno, s.email, s.phone, b.status FROM source s LEFT JOIN batches b ON b.n = s.sub_batch "
+                "WHERE (? IS NOT NULL AND s.email_key = ?) OR (? IS NULL AND ? IS NOT NULL AND s.phone = ?) "
+                "ORDER BY s.rowno LIMIT 1",
                 (email, _key(email), email, phone, phone),
             ).fetchone()
             if found is None:
                 continue
+            also = ("; its subscribe had been sent before, and Klaviyo took it: that email was subscribed, and so "
+                    "added to the list, all the same") if found[3] == "done" else ""
             self._invalid(found[0], "email" if found[1] else "phone_number", str(found[1] or found[2])[:100],
-                          f"Klaviyo refused it (import job): {reason}", "import")
+                          f"Klaviyo refused it (import job): {reason}{also}", "import")
         self.db.commit()
 
     def people(self, batch: Batch) -> list[str]:

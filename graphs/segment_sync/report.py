@@ -2,7 +2,8 @@
 
 Nothing is lost silently: invalid rows, duplicates (merged into one row per person: people whose
 fields came from a later row are in ``merged_values``, with the rows and fields), people whose rows
-disagree on consent (not subscribed: ``consent_conflicts``, with the rows), suppressed profiles,
+disagree on consent (not subscribed: ``consent_conflicts``, with the rows), rows whose identifiers
+name two profiles (sent in no batch: ``identity_conflicts``, each under ``invalid``), suppressed profiles,
 rejected or failed batches and rows Klaviyo refused (in a batch call or in an import job) are each
 counted, with a sample, in ``state["result"]``. Counts are what Klaviyo accepted: ``applied`` leaves
 out the ``refused`` rows, which are listed under ``invalid`` with Klaviyo's reason.
@@ -62,12 +63,14 @@ def build_result(state: Mapping[str, Any], plan: Plan, limit: int) -> dict[str, 
     invalid_rows = source.get("invalid", 0)
     refused_rows = sum(c["refused"] for c in changes.values())
     conflicts = plan.conflicts(limit)
+    clashes = int(summary.get("identity_conflicts") or 0)  # rows naming two profiles: sent in no batch
     clean = (
         all(c["applied"] == c["planned"] for c in changes.values())
         and not jobs.get("failed_rows")
         and not jobs.get("still_running")
         and not invalid_rows
         and not conflicts["count"]
+        and not clashes
     )
     request = state.get("request") or {}
     return {
@@ -93,16 +96,22 @@ def build_result(state: Mapping[str, Any], plan: Plan, limit: int) -> dict[str, 
         "consent_without_email": summary.get("consent_without_email", 0),
         "awaiting_confirmation": summary.get("awaiting_confirmation") or {"count": 0, "sample": []},
         "consent_conflicts": conflicts,
+        "identity_conflicts": {"count": clashes},
         "invalid": {
-            "count": invalid_rows + refused_rows,
+            "count": invalid_rows + refused_rows + clashes,
             "source_check": invalid_rows,
             "refused_by_klaviyo": refused_rows,
+            "identity_conflicts": clashes,
             "rows": plan.invalid(limit),
         },
         "problems": plan.problems(limit),
         "jobs": jobs,
         "calls": state.get("calls") or {},
         "plan_file": state.get("plan_file"),
+        # only when there is something to say, so that other syncs' facts read as the cassettes hold them
+        **({"kept_invalid": summary["kept_invalid"]} if (summary.get("kept_invalid") or {}).get("count") else {}),
+        **({"missing_consent_column": missing} if (missing := (state.get("counts") or {}).get(
+            "missing_consent_column")) else {}),
     }
 
 
@@ -124,6 +133,8 @@ def _template(result: dict[str, Any]) -> str:
     text = "Dry run, nothing sent: " if result["dry_run"] else "Sync " + result["status"] + ": "
     text += ", ".join(parts) + "."
     notes = []
+    if column := result.get("missing_consent_column"):
+        notes.append(missing_consent(column))
     if result["suppressed"]["count"]:
         notes.append(f"{result['suppressed']['count']} consenting profiles are suppressed and were not subscribed")
     if waiting := (result.get("awaiting_confirmation") or {}).get("count"):
@@ -131,6 +142,12 @@ def _template(result: dict[str, Any]) -> str:
                      "double opt-in list emails each ask): not asked again (see awaiting_confirmation)")
     if result["invalid_rows"]:
         notes.append(f"{result['invalid_rows']} invalid rows were skipped (see invalid)")
+    if clashes := (result.get("identity_conflicts") or {}).get("count"):
+        notes.append(f"{clashes} {'row names' if clashes == 1 else 'rows name'} two Klaviyo profiles (an email of "
+                     "one, a phone number or external id of another) and "
+                     f"{'was' if clashes == 1 else 'were'} not sent: no add, no subscribe (see invalid)")
+    if kept := (result.get("kept_invalid") or {}).get("count"):
+        notes.append(f"{kept} members whose row is invalid were kept, not removed (see invalid)")
     if result["duplicate_rows"]:
         notes.append(f"{result['duplicate_rows']} duplicate rows were merged into one row per person")
     merged = result.get("merged_values") or {}
@@ -158,6 +175,11 @@ def _template(result: dict[str, Any]) -> str:
     return text + ("" if not notes else " " + joined[:1].upper() + joined[1:] + ".")
 
 
+def missing_consent(column: str) -> str:
+    return (f"no {column!r} column in the file: nobody is subscribed; the persona's consent_column setting names "
+            "it")
+
+
 def _rows(numbers: list[int]) -> str:
     return f"row {numbers[0]}" if len(numbers) == 1 else "rows " + ", ".join(str(n) for n in numbers)
 
@@ -177,12 +199,14 @@ def outcome(result: Mapping[str, Any]) -> str:
             f"{_subscribed(result)} {result['subscribes']['applied']}, "
             f"removed {result['removes']['applied']}; {result['invalid_rows']} invalid, "
             f"{result['refused_rows']} refused by Klaviyo, {failed} failed or rejected"
-            + (f", {conflicts} with conflicting consent (not subscribed)" if conflicts else ""))
+            + (f", {conflicts} with conflicting consent (not subscribed)" if conflicts else "")
+            + (f", {clashes} naming two profiles (not sent)" if (clashes := (result.get("identity_conflicts") or {})
+                                                                   .get("count")) else ""))
 
 
 #: Counts of rows Klaviyo refused: shown to the model only when there are any, so that the facts of
 #: a sync without refusals read as they did when the recorded cassettes were made.
-_REFUSAL_KEYS = ("refused_rows", "refused", "source_check", "refused_by_klaviyo")
+_REFUSAL_KEYS = ("refused_rows", "refused", "source_check", "refused_by_klaviyo", "identity_conflicts")
 
 
 def _model_facts(result: dict[str, Any]) -> dict[str, Any]:
@@ -195,8 +219,10 @@ def _model_facts(result: dict[str, Any]) -> dict[str, Any]:
             return {k: trim(v) for k, v in value.items() if not (k in _REFUSAL_KEYS and v in (0, None))}
         return value
 
-    dropped = {"plan_file", "source"} | ({"double_opt_in"} if not result.get("double_opt_in") else set())
-    dropped |= {k for k in ("consent_conflicts", "merged_values", "awaiting_confirmation")
+    # the missing consent column is said by render (its own line), not by the model: facts as recorded
+    dropped = {"plan_file", "source", "missing_consent_column"} | (
+        {"double_opt_in"} if not result.get("double_opt_in") else set())
+    dropped |= {k for k in ("consent_conflicts", "merged_values", "awaiting_confirmation", "identity_conflicts")
                 if not (result.get(k) or {}).get("count")}
     return trim({k: v for k, v in result.items() if k not in dropped})  # type: ignore[no-any-return]
 
@@ -236,6 +262,8 @@ def render(state: Mapping[str, Any]) -> str:
     if counts:
         lines.append(f"Source: {counts.get('rows', 0)} rows, {counts.get('valid', 0)} valid, "
                      f"{counts.get('invalid', 0)} invalid, {counts.get('duplicates', 0)} duplicates")
+    if column := (state.get("counts") or {}).get("missing_consent_column"):
+        lines.append(f"  {missing_consent(column)}")
     if plan:
         batches = plan.get("batches") or {}
         lines.append(f"Target list: {plan.get('members', 0)} members before, {plan.get('unchanged', 0)} of them in "
@@ -247,6 +275,9 @@ def render(state: Mapping[str, Any]) -> str:
             more = ", ..." if plan.get(name, 0) > len(sample) else ""  # only when some are not shown
             lines.append(f"  {name:<10} {plan.get(name, 0):>7} in {n} batch(es)"
                          + (f": {', '.join(sample)}{more}" if sample else ""))
+        if (kept := plan.get("kept_invalid") or {}).get("count"):
+            lines.append(f"  kept       {kept['count']:>7} members whose row is invalid (not removed): "
+                         + ", ".join(kept.get("sample") or []))
         if plan.get("suppressed"):
             lines.append(f"  suppressed {plan['suppressed']:>7} not subscribed: "
                          + ", ".join(samples.get("suppressed") or []))

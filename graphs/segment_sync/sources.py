@@ -1,12 +1,13 @@
-"""What the syncer reads: its input, the source's rows, and Klaviyo lists and segments, one piece at a time.
+"""What the syncer reads: its input, the source's rows, and which Klaviyo list or segment a name means.
 
-Every reader here is a generator. A CSV or JSON-lines file is read row by row and a Klaviyo list or
-segment page by page, so a source or list of any size never sits in memory: the caller streams
-each piece into the plan's SQLite file (``plan.py``).
+The file readers are generators: a CSV or JSON-lines file is read row by row (and a list's or
+segment's members page by page, ``members.py``), so a source or list of any size never sits in
+memory: the caller streams each piece into the plan's SQLite file (``plan.py``).
 
 File rows become a :class:`Row` (valid: sent) or an :class:`InvalidRow` (reported with its row number,
 the field, and the fix; never sent). Input that cannot work at all (no such file, no email column,
-an unknown list) raises :class:`SyncInputError` naming the field and the fix.
+an email or consent column under a name that is not read, an unknown list) raises
+:class:`SyncInputError` naming the field and the fix.
 
 Example::
 
@@ -30,17 +31,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from klaviyo_toolkit.errors import InvalidArgumentError, NotFoundError, ToolkitUsageError
+from klaviyo_toolkit.errors import InvalidArgumentError
 from klaviyo_toolkit.filters import quoted
 from klaviyo_toolkit.json_text import JsonTextError, loads
 from klaviyo_toolkit.limits import text_problem
-from klaviyo_toolkit.tools import CallStopped
 from klaviyo_toolkit.validation import describe_hidden, email_problem, phone_problem
 
 __all__ = [
-    "InvalidRow", "Member", "Resolved", "Row", "SourceSpec", "SyncInputError", "SyncRequest", "check_file",
-    "group_ref", "klaviyo_read", "lookup_by_email", "parse_input", "read_file", "read_group", "resolve_group",
-    "validate_record",
+    "InvalidRow", "Resolved", "Row", "SourceSpec", "SyncInputError", "SyncRequest", "check_file", "group_ref",
+    "misnamed_column", "parse_input", "read_file", "resolve_group", "validate_record",
 ]
 
 FILE_KINDS = ("csv", "jsonl")
@@ -61,7 +60,6 @@ NO_CONSENT = ("", "no", "n", "false", "f", "0", "none", "unsubscribed", "never_s
               "opt-out", "opted-out")
 #: What a phone number may carry that E.164 leaves out: spaces, brackets, dots and dashes are dropped.
 PHONE_PUNCTUATION = re.compile(r"[\s().-]")
-PAGE_SIZE = 100  # the largest page Klaviyo serves for list and segment members and profile lookups
 
 
 class SyncInputError(InvalidArgumentError):
@@ -103,6 +101,7 @@ class SyncRequest:
     target_name: str | None = None
     target_unread: bool = False
     target_opt_in: str | None = None  # "double_opt_in": a subscribe asks the person to confirm
+    target_key: str = "target_list_id"  # the input's key the target was given under: errors name it
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,7 +111,8 @@ class SyncRequest:
         src = data["source"]
         spec = SourceSpec(src["kind"], src.get("path"), tuple(src.get("ids") or ()), tuple(src.get("names") or ()))
         return cls(spec, data["target_list_id"], bool(data.get("dry_run")), str(data.get("mode") or "add-only"),
-                   data.get("target_name"), bool(data.get("target_unread")), data.get("target_opt_in"))
+                   data.get("target_name"), bool(data.get("target_unread")), data.get("target_opt_in"),
+                   str(data.get("target_key") or "target_list_id"))
 
 
 @dataclass(frozen=True)
@@ -139,18 +139,6 @@ class InvalidRow:
     problem: str
     #: the row's email when another field made it invalid: a mirror sync never removes that member
     email: str | None = None
-
-
-@dataclass(frozen=True)
-class Member:
-    """A profile read from Klaviyo: identity, email consent, and why it may not be subscribed."""
-
-    id: str
-    email: str | None
-    phone_number: str | None
-    external_id: str | None
-    consent: str | None
-    suppressed: str | None
 
 
 # -- input ----------------------------------------------------------------------------------------------
@@ -254,7 +242,7 @@ def parse_input(payload: Any, default_mode: str = "add-only") -> SyncRequest:
         spec = SourceSpec(kind, names=names)  # ids or names; the graph resolves names to ids
         if kind == "list" and any(_same_group(target, group) for group in spec.names):
             raise SyncInputError("source", "is the target list itself; sync from another list or a segment")
-    return SyncRequest(spec, target, dry_run, str(mode))
+    return SyncRequest(spec, target, dry_run, str(mode), target_key=field)
 
 
 def _names(source: Mapping[str, Any]) -> tuple[str, ...]:
@@ -346,23 +334,28 @@ def _text(value: Any) -> str | None:
 
 def validate_record(rowno: int, record: Mapping[str, Any], consent_column: str,
                     consent_values: set[str]) -> Row | InvalidRow:
-    """One row (keys already normalized) as a Row, or an InvalidRow saying what to fix."""
+    """One row (keys already normalized) as a Row, or an InvalidRow saying what to fix.
+
+    An InvalidRow carries the row's email whatever made it invalid: it is still evidence that the
+    person is in the source, so a mirror sync never removes them for it.
+    """
+    values = {field: next((_text(record.get(a)) for a in names if _text(record.get(a))), None)
+              for field, names in ALIASES.items()}
+    email, phone = values["email"], values["phone_number"]
     for key in (*(a for names in ALIASES.values() for a in names), consent_column):
         if isinstance(record.get(key), (dict, list)):  # a JSON-lines value no column could hold
             kind = "an object" if isinstance(record[key], dict) else "a list"
             return InvalidRow(rowno, key, str(record[key])[:100], f"is {kind}, not text; give it as one value "
-                                                                   '("ann@example.com", "yes")')
-    values = {field: next((_text(record.get(a)) for a in names if _text(record.get(a))), None)
-              for field, names in ALIASES.items()}
-    email, phone = values["email"], values["phone_number"]
+                                                                   '("ann@example.com", "yes")', email)
     for field, value in (("email", email), ("phone_number", phone)):
         if value is not None and describe_hidden(value):
             return InvalidRow(rowno, field, value.encode("unicode_escape").decode()[:100],
-                              f"contains characters that cannot be seen ({describe_hidden(value)}); remove them")
+                              f"contains characters that cannot be seen ({describe_hidden(value)}); remove them", email)
     # The toolkit's shared checks, at least as strict as Klaviyo: a row Klaviyo would refuse is
     # reported here, with its row number, and never sent (one such row can sink a whole batch).
     if email is not None and (problem := email_problem(email)):
-        return InvalidRow(rowno, "email", email[:100], f"{problem}; or leave the email empty and give a phone_number")
+        return InvalidRow(rowno, "email", email[:100], f"{problem}; or leave the email empty and give a phone_number",
+                          email)
     if phone is not None:
         compact = PHONE_PUNCTUATION.sub("", phone)
         if problem := phone_problem(compact):
@@ -372,8 +365,8 @@ def validate_record(rowno: int, record: Mapping[str, Any], consent_column: str,
         return InvalidRow(rowno, "email", "", "no email (and no phone_number); every row needs an email, or a "
                                               "phone_number for SMS-only contacts")
     for field in ("first_name", "last_name", "external_id"):  # Klaviyo refuses them: reported here, never sent
-        if values[field] is not None and (problem := text_problem(values[field])):
-            return InvalidRow(rowno, field, values[field].encode("unicode_escape").decode()[:100], problem, email)
+        if (value := values[field]) is not None and (problem := text_problem(value)):
+            return InvalidRow(rowno, field, value.encode("unicode_escape").decode()[:100], problem, email)
     said = (_text(record.get(consent_column)) or "").lower()
     consent = said in consent_values
     if not consent and said not in NO_CONSENT:  # "maybe", "Yes please": consent is never guessed either way
@@ -384,8 +377,9 @@ def validate_record(rowno: int, record: Mapping[str, Any], consent_column: str,
     return Row(rowno, email, phone, values["external_id"], values["first_name"], values["last_name"], consent)
 
 
-def check_file(spec: SourceSpec) -> list[str]:
-    """Fail fast on a file that cannot work (unreadable, empty, no email column); its column names."""
+def check_file(spec: SourceSpec, consent_column: str | None = None) -> list[str]:
+    """Fail fast on a file that cannot work (unreadable, empty, no email column, or an email or consent
+    column under a name that is not read: :func:`misnamed_column`); its column names (a CSV's)."""
     assert spec.path is not None
     path = Path(spec.path)
     try:
@@ -399,8 +393,15 @@ def check_file(spec: SourceSpec) -> list[str]:
     if first is None:
         raise SyncInputError("source.path", f"{path} is empty; it needs rows with an email column")
     if spec.kind == "jsonl":
+        try:  # the first object's keys stand for the file's
+            record = loads(first)
+        except JsonTextError:
+            return []  # reported on its line
+        if isinstance(record, dict) and (problem := misnamed_column([str(k) for k in record], consent_column, "key")):
+            raise SyncInputError("source.path", f"{path} {problem}")
         return []
-    columns = [normalize_name(c) for c in next(csv.reader([first]))]
+    header = next(csv.reader([first]))
+    columns = [normalize_name(c) for c in header]
     if problem := ambiguous_columns(columns):
         raise SyncInputError("source.path", f"{path} {problem}")
     known = set(ALIASES["email"]) | set(ALIASES["phone_number"])
@@ -409,10 +410,39 @@ def check_file(spec: SourceSpec) -> list[str]:
             if known & {normalize_name(c) for c in next(csv.reader([first], delimiter=mark))}:
                 raise SyncInputError("source.path", f"{path} is separated by {name}, not commas; save it as CSV "
                                                     "with commas (in Excel: CSV UTF-8 (Comma delimited))")
+    if problem := misnamed_column(header, consent_column):
+        raise SyncInputError("source.path", f"{path} {problem}")
+    if not known & set(columns):
         shown = ", ".join(c for c in columns if c) or "none"
         raise SyncInputError("source.path", f"{path} has no email column (its columns: {shown}); name a column "
                                             "'email' (or 'phone_number' for SMS-only contacts) in the first line")
     return columns
+
+
+def misnamed_column(header: list[str], consent_column: str | None, word: str = "column") -> str | None:
+    """Why a header (names as given) would be misread, or None: it has no email column but one that
+    looks like it ("Customer Email"), or (with ``consent_column``, when consent is read) no column of
+    that name but one that looks like it ("Email Consent"). Read as they are, every row of the first
+    would be "no email" (and a mirror sync would remove those people), and every row of the second
+    "no consent"; the person renames the column instead."""
+    names = [normalize_name(c) for c in header]
+    accepted = ", ".join(ALIASES["email"])
+    if not set(ALIASES["email"]) & set(names):
+        like = [c.strip() for c, n in zip(header, names, strict=True)
+                if "mail" in n.replace("_", "") and not ("consent" in n or "subscri" in n)]
+        if like:
+            return (f"has no email {word} the syncer reads (the names it takes, in any case, spaces for "
+                    f"underscores: {accepted}), but "
+                    f"{', '.join(repr(c) for c in like)} looks like one; rename it to 'email' in the first "
+                    f"{'line' if word == 'column' else 'object'}, so its addresses are read")
+    if consent_column and consent_column not in names:
+        like = [c.strip() for c, n in zip(header, names, strict=True)
+                if ("consent" in n or "subscri" in n) and n not in ALIASES["email"]]
+        if like:
+            return (f"has no {consent_column!r} {word}, but {', '.join(repr(c) for c in like)} looks like the "
+                    f"consent {word}; rename it to {consent_column!r}, or set the persona's consent_column "
+                    f"setting to its name ({normalize_name(like[0])}), so its consent is read")
+    return None
 
 
 def ambiguous_columns(columns: list[str], word: str = "column") -> str | None:
@@ -508,71 +538,3 @@ def read_file(spec: SourceSpec, consent_column: str, consent_values: set[str]) -
     assert spec.path is not None
     reader = _read_csv if spec.kind == "csv" else _read_jsonl
     return reader(Path(spec.path), consent_column, consent_values)
-
-
-# -- Klaviyo lists, segments and profiles -------------------------------------------------------------
-def _suppression(marketing: Mapping[str, Any], list_id: str | None) -> str | None:
-    """Why email marketing must not be (re)subscribed: a suppression, or an unsubscribe from this list."""
-    reasons = [str(s.get("reason") or "suppressed") for s in marketing.get("suppression") or [] if isinstance(s, dict)]
-    if reasons:
-        return ", ".join(reasons)
-    for s in marketing.get("list_suppressions") or []:
-        if isinstance(s, dict) and list_id and s.get("list_id") == list_id:
-            return f"{s.get('reason') or 'UNSUBSCRIBE'} (from this list)"
-    return None
-
-
-def member_of(resource: Mapping[str, Any], list_id: str | None) -> Member:
-    attrs = resource.get("attributes") or {}
-    marketing = (((attrs.get("subscriptions") or {}).get("email") or {}).get("marketing")) or {}
-    return Member(str(resource["id"]), attrs.get("email"), attrs.get("phone_number"), attrs.get("external_id"),
-                  marketing.get("consent"), _suppression(marketing, list_id))
-
-
-def klaviyo_read(kit: Any, name: str, **args: Any) -> Any:
-    try:
-        return kit.fetch(name, **args)
-    except CallStopped as exc:  # a read stopped by policy is a configuration problem
-        raise ToolkitUsageError(
-            f"{name} was stopped by the persona's policy ({exc.stopped.reason}); reads must be allowed"
-        ) from None
-
-
-def read_group(kit: Any, kind: str, group_id: str, *, field: str, list_id: str | None = None,
-               subscriptions: bool = False, named_too: bool = False) -> Iterator[list[Member]]:
-    """The members of a list or segment, one page (at most 100 profiles) at a time.
-
-    ``subscriptions`` also reads email consent and suppressions (``list_id`` decides which list
-    unsubscribes count). An unknown id raises SyncInputError on ``field`` (saying that no group has
-    it as a name either when ``named_too``: it was looked up as one).
-    """
-    op = "get_profiles_for_list" if kind == "list" else "get_profiles_for_segment"
-    fields = ["email", "phone_number", "external_id"]
-    args: dict[str, Any] = {"id": group_id, "page_size": PAGE_SIZE, "fields_profile": fields}
-    if subscriptions:
-        args["fields_profile"] = [*fields, "subscriptions"]
-        args["additional_fields_profile"] = ["subscriptions"]
-    cursor: str | None = None
-    while True:
-        try:
-            page = klaviyo_read(kit, op, **args, **({"page_cursor": cursor} if cursor else {}))
-        except NotFoundError:
-            if named_too:
-                raise SyncInputError(field, f"no Klaviyo {kind} has the id {group_id!r} and none is named so; use "
-                                            f"a name or an id from get_{kind}s") from None
-            raise SyncInputError(field, f"no Klaviyo {kind} has the id {group_id!r}; use an id from get_{kind}s") \
-                from None
-        yield [member_of(r, list_id) for r in page.data or []]
-        cursor = page.next_cursor
-        if not cursor:
-            return
-
-
-def lookup_by_email(kit: Any, emails: list[str], list_id: str) -> list[Member]:
-    """Existing profiles among ``emails`` (at most 100: one call), with their email consent state."""
-    if len(emails) > PAGE_SIZE:
-        raise ValueError(f"look up at most {PAGE_SIZE} emails per call")
-    flt = f"any(email,{quoted(emails, sep=',')})"
-    page = klaviyo_read(kit, "get_profiles", filter=flt, page_size=PAGE_SIZE, fields_profile=["email", "subscriptions"],
-                 additional_fields_profile=["subscriptions"])
-    return [member_of(r, list_id) for r in page.data or []]
