@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Mapping
 from typing import Any, Literal
 
-__all__ = ["JsonTextError", "loads"]
+__all__ = ["JsonTextError", "json_type", "loads"]
 
 #: Python's own limit on the digits of an integer read from text (``sys.get_int_max_str_digits``).
 _MAX_DIGITS = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 4300
@@ -91,3 +92,16 @@ def loads(text: str | bytes) -> Any:
             "arrays or objects are nested more than about a thousand levels deep; flatten it",
             kind="nesting",
         ) from None
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of ``value``'s type (``a string``, ``a number``...), for messages about a wrong one."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object" if isinstance(value, Mapping) else type(value).__name__

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from graphs import GRAPHS
-from klaviyo_toolkit.json_text import JsonTextError, loads
+from klaviyo_toolkit.json_text import JsonTextError, json_type, loads
 from klaviyo_toolkit.tools import KlaviyoToolkit
 from personas.kernel.context import select_operations
 from personas.kernel.errors import UsageProblem
@@ -92,7 +92,7 @@ def read_input(value: str) -> Any:
                 given = loads(value)
             except JsonTextError:
                 raise UsageProblem(f"--input {value!r}: no such file, and not JSON text either") from None
-            raise UsageProblem(f"--input must be a JSON object (got {_json_kind(given)}); give the input as "
+            raise UsageProblem(f"--input must be a JSON object (got {json_type(given)}); give the input as "
                                "{...}, a JSON file, or - for stdin")
         if not path.is_file():
             raise UsageProblem(f"--input {value!r} is a folder; give a JSON file, JSON text, or - for stdin")
@@ -109,17 +109,6 @@ def read_input(value: str) -> Any:
         return loads(text)  # strict: a key given twice, NaN or a too-deep document is refused, not guessed at
     except JsonTextError as exc:
         raise UsageProblem(f"{where} is not valid JSON ({exc}); fix it and run the command again") from None
-
-
-def _json_kind(value: Any) -> str:
-    """A JSON value's kind, as a message names it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return "a string" if isinstance(value, str) else "an array" if isinstance(value, list) else "an object"
 
 
 def resolve_persona(name: str, home: Path) -> PersonaSpec:
@@ -270,7 +259,7 @@ def run_cmd(
     answer = parse_resume(resume) if resume is not None else None
     payload = read_input(input) if input is not None else None
     if payload is not None and not isinstance(payload, dict):
-        raise UsageProblem(f"--input must be a JSON object (got {_json_kind(payload)}); give the input as {{...}}")
+        raise UsageProblem(f"--input must be a JSON object (got {json_type(payload)}); give the input as {{...}}")
     sb = None
     if sandbox or sandbox_state:
         from klaviyo_sandbox import Sandbox

@@ -40,6 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
+from klaviyo_toolkit.json_text import json_type
 from klaviyo_toolkit.redact import clip, is_secret_key, redact_text
 
 __all__ = [
@@ -325,19 +326,6 @@ def _day(value: Any) -> _dt.date | None:
         return None
 
 
-def _json_type(value: Any) -> str:
-    """The JSON name of ``value``'s type (``a string``, ``a number``...), for messages about a wrong one."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "a list" if isinstance(value, list) else "an object" if isinstance(value, Mapping) else type(value).__name__
-
-
 def response_problems(response: Mapping[str, Any], n: int) -> list[str]:
     """Where an interaction's ``response`` has a field of the wrong JSON type (a hand edit, a bad merge).
 
@@ -347,20 +335,20 @@ def response_problems(response: Mapping[str, Any], n: int) -> list[str]:
     problems = []
     content = response.get("content")
     if content is not None and not isinstance(content, str):
-        problems.append(f"interaction {n}: response.content is {_json_type(content)}; it must be a string (the "
+        problems.append(f"interaction {n}: response.content is {json_type(content)}; it must be a string (the "
                         "answer's text, \"\" for none)")
     calls = response.get("tool_calls")
     if calls is not None and not isinstance(calls, list):
-        problems.append(f"interaction {n}: response.tool_calls is {_json_type(calls)}; it must be a list of "
+        problems.append(f"interaction {n}: response.tool_calls is {json_type(calls)}; it must be a list of "
                         "{name, args} objects ([] for none)")
     for i, call in enumerate(calls if isinstance(calls, list) else []):
         where = f"interaction {n}: response.tool_calls[{i}]"
         if not isinstance(call, Mapping):
-            problems.append(f"{where} is {_json_type(call)}; it must be an object {{name, args}}")
+            problems.append(f"{where} is {json_type(call)}; it must be an object {{name, args}}")
         elif not isinstance(call.get("name"), str) or not call["name"]:
-            problems.append(f"{where}.name is {_json_type(call.get('name'))}; it must be the tool's name (a string)")
+            problems.append(f"{where}.name is {json_type(call.get('name'))}; it must be the tool's name (a string)")
         elif call.get("args") is not None and not isinstance(call["args"], Mapping):
-            problems.append(f"{where}.args is {_json_type(call['args'])}; it must be an object of arguments")
+            problems.append(f"{where}.args is {json_type(call['args'])}; it must be an object of arguments")
     return problems
 
 
@@ -463,7 +451,7 @@ class Cassette:
                            "came from)")
         version = data.get("version")
         if not isinstance(version, int) or isinstance(version, bool):
-            raise UnusableCassette(f"cassette {p}: version is {json.dumps(version)} ({_json_type(version)}); it must "
+            raise UnusableCassette(f"cassette {p}: version is {json.dumps(version)} ({json_type(version)}); it must "
                                    f"be the number {FORMAT}; {hint}", p)
         if version != FORMAT:
             raise unusable(f"is format {version}, not {FORMAT} (whose keys hold the model, settings, tools, "
