@@ -43,6 +43,7 @@ from .clock import Clock, SystemClock
 from .errors import (
     ClientError,
     KlaviyoAPIError,
+    RateLimitError,
     RevokedCredentialError,
     ToolkitUsageError,
     TransportError,
@@ -213,6 +214,11 @@ def parse_redirect(url: str, state: str) -> str:
 # -- the token endpoint ----------------------------------------------------------------------------
 
 
+#: How often, and for how many seconds in all, a call to the token or revoke endpoint waits out a 429.
+THROTTLE_RETRIES = 3
+THROTTLE_BUDGET = 60.0
+
+
 class OAuthClient:
     """Talks to Klaviyo's token and revoke endpoints for one app.
 
@@ -285,6 +291,22 @@ class OAuthClient:
         self._post(self.config.revoke_url, {"token": token, "token_type_hint": token_type_hint}, "oauth.revoke")
 
     def _post(self, url: str, form: Mapping[str, str], operation: str) -> Any:
+        """POST ``form``; a 429 (not processed, so any of these calls may go again, a code exchange too)
+        is waited out as Klaviyo's ``Retry-After`` says, at most :data:`THROTTLE_RETRIES` times and
+        :data:`THROTTLE_BUDGET` seconds in all; then, or on any other error, the typed error."""
+        waited = 0.0
+        for attempt in range(THROTTLE_RETRIES + 1):
+            try:
+                return self._post_once(url, form, operation)
+            except RateLimitError as exc:
+                wait = exc.retry_after if exc.retry_after is not None else 2.0**attempt
+                if attempt == THROTTLE_RETRIES or waited + wait > THROTTLE_BUDGET:
+                    raise
+                self.clock.sleep(wait)
+                waited += wait
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _post_once(self, url: str, form: Mapping[str, str], operation: str) -> Any:
         try:
             response = self.http.post(url, data=dict(form), headers=self._headers)
         except httpx.HTTPError as exc:

@@ -36,6 +36,7 @@ from klaviyo_toolkit.errors import (
     AuthenticationError,
     BadRequestError,
     PermissionDeniedError,
+    RateLimitError,
     RevokedCredentialError,
     ServerError,
     ToolkitUsageError,
@@ -423,6 +424,37 @@ def test_token_endpoint_failures_are_typed() -> None:
         answer(httpx.Response(200, json={"token_type": "Bearer"})).refresh("rt_x")
     kept = answer(httpx.Response(200, json={"access_token": "at", "token_type": "bearer"})).refresh("rt_keep")
     assert kept.refresh_token == "rt_keep" and kept.expires_at is None  # a server that does not rotate
+
+
+def test_a_429_from_the_token_endpoint_is_waited_out_within_a_budget() -> None:
+    """Klaviyo did not process a throttled call, so a refresh (or code exchange, or revoke) may go again:
+    once ``Retry-After`` has passed, a few times at most; a wait past the budget is not waited at all."""
+    config = OAuthConfig(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, SCOPES)
+    throttled = httpx.Response(429, headers={"Retry-After": "2"}, json={"error": "rate_limited"})
+    tokens = httpx.Response(200, json={"access_token": "at_new", "token_type": "Bearer", "refresh_token": "rt_new"})
+
+    def server(answers: list[httpx.Response]) -> tuple[OAuthClient, ManualClock, list[httpx.Request]]:
+        asked: list[httpx.Request] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            asked.append(request)
+            return answers.pop(0) if len(answers) > 1 else answers[0]
+
+        clock = ManualClock()
+        return OAuthClient(config, transport=httpx.MockTransport(handler), clock=clock), clock, asked
+
+    client, clock, asked = server([throttled, throttled, tokens])
+    assert client.refresh("rt_old").access_token == "at_new"
+    assert len(asked) == 3 and clock.slept == [2.0, 2.0]
+    client, clock, asked = server([throttled])  # throttled every time: 1 try and 3 retries, then the 429
+    with pytest.raises(RateLimitError) as raised:
+        client.exchange_code("code", "verifier")
+    assert len(asked) == 4 and clock.slept == [2.0, 2.0, 2.0] and raised.value.retry_after == 2.0
+    forever = httpx.Response(429, headers={"Retry-After": "3600"}, json={"error": "rate_limited"})
+    client, clock, asked = server([forever])
+    with pytest.raises(RateLimitError):
+        client.revoke("rt_old")
+    assert len(asked) == 1 and clock.slept == []
 
 
 def test_nothing_secret_in_reprs(backend: OAuthBackend, oauth: OAuthClient, vault: Vault) -> None:
