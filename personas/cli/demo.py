@@ -242,56 +242,60 @@ def run_demo(
     started = time.perf_counter()
     reused = bool(state_file) and Path(str(state_file)).exists() and Path(str(state_file)).stat().st_size > 0
     sb = Sandbox(seed=seed, clock=clock, state=state_file)
-    made_with = _state_seed(sb, seed, state_file, reused)
-    if made_with is None:  # a state file that does not say its seed: its data fits no authored answer
-        seed = UNKNOWN_SEED
-    console.rule("[bold]klaviyo-personas demo")
-    client = sb.client()
-    counts = {t: sb.store.count(t) for t in ("profile", "list", "segment", "campaign", "flow", "event")}
-    said_seed = f"seed {made_with}" if made_with is not None else f"seed not recorded in {state_file}"
-    console.print(
-        f"Embedded Klaviyo sandbox ({said_seed}, key pk_sandbox_demo, no KLAVIYO_API_KEY needed): "
-        + ", ".join(f"{n} {t}s" for t, n in counts.items())
-    )
-    if reused:
-        console.print(f"Sandbox state {state_file} is reused: these leads signed up in an earlier run and "
-                      "started their sequences then, so this run starts no new sequence and sends nothing twice.")
-    sequencer = load_persona("lead-magnet-sequencer", home=config.home)
-    lead_choice, lead_answers = counted(_choose(sequencer, "lead_magnet.json", config, seed, lead_model))
-    console.print(f"Model: {configured(lead_choice)}\n")
-    form = _form(sb, client)
-    for n, lead in enumerate(LEADS, 1):
-        console.rule(f"Lead {n}: {lead['first_name']} {lead['last_name']} <{lead['email']}>")
-        console.print("Form answers: " + ", ".join(f"{k}={v}" for k, v in lead["answers"].items()))
-        event = _submit(client, sb, lead, form)
-        ctx = build_context(sequencer, config=config, sandbox=sb, model=lead_choice, user="demo", clock=sb.clock)
-        result = run_persona(sequencer, {"input": event}, context=ctx, saver=_memory())
-        state = result.state
-        score = state["score"]
-        table = Table(title=f"Lead score {score['total']} → band {score['band']}", show_header=True)
-        table.add_column("points", justify="right")
-        table.add_column("factor")
-        table.add_column("why")
-        for f in score["factors"]:
-            table.add_row(f"{f['points']:+d}", f["factor"], f["why"])
-        console.print(table)
-        decision = state["decision"]
-        console.print(sequence_line(decision, lead_choice.kind))
-        console.print(f"  why: {decision.get('reason')}")
-        if state.get("schedule"):
-            sc = state["schedule"]
-            console.print(f"Scheduled: {sc['local']} in {sc['timezone']} ({sc['send_at']} UTC): {sc['reason']}")
-        settle_sandbox(sb)()
-        for msg in sorted(sb.outbox(profile_id=state["profile"]["id"]),
-                          key=lambda m: (str(m.get("send_at")), m.get("position") or 0)):
-            console.print(
-                f"Outbox: ({msg['status']}) to {msg['to']} at {msg['send_at']}: "
-                f'"{msg.get("subject")}" (flow {msg.get("flow_id")}, message {msg.get("position")})'
-            )
-        console.print(outcome_line(state) + "\n")
-    _check_played(lead_choice, reused)
-    report_choice, report_answers = _report(sb, console, config, seed, report_model, reused)
-    console.rule()
+    try:  # a failure part-way lets the state file go too (one process holds it at a time)
+        made_with = _state_seed(sb, seed, state_file, reused)
+        if made_with is None:  # a state file that does not say its seed: its data fits no authored answer
+            seed = UNKNOWN_SEED
+        console.rule("[bold]klaviyo-personas demo")
+        client = sb.client()
+        counts = {t: sb.store.count(t) for t in ("profile", "list", "segment", "campaign", "flow", "event")}
+        said_seed = f"seed {made_with}" if made_with is not None else f"seed not recorded in {state_file}"
+        console.print(
+            f"Embedded Klaviyo sandbox ({said_seed}, key pk_sandbox_demo, no KLAVIYO_API_KEY needed): "
+            + ", ".join(f"{n} {t}s" for t, n in counts.items())
+        )
+        if reused:
+            console.print(f"Sandbox state {state_file} is reused: these leads signed up in an earlier run and "
+                          "started their sequences then, so this run starts no new sequence and sends nothing twice.")
+        sequencer = load_persona("lead-magnet-sequencer", home=config.home)
+        lead_choice, lead_answers = counted(_choose(sequencer, "lead_magnet.json", config, seed, lead_model))
+        console.print(f"Model: {configured(lead_choice)}\n")
+        form = _form(sb, client)
+        for n, lead in enumerate(LEADS, 1):
+            console.rule(f"Lead {n}: {lead['first_name']} {lead['last_name']} <{lead['email']}>")
+            console.print("Form answers: " + ", ".join(f"{k}={v}" for k, v in lead["answers"].items()))
+            event = _submit(client, sb, lead, form)
+            ctx = build_context(sequencer, config=config, sandbox=sb, model=lead_choice, user="demo", clock=sb.clock)
+            result = run_persona(sequencer, {"input": event}, context=ctx, saver=_memory())
+            state = result.state
+            score = state["score"]
+            table = Table(title=f"Lead score {score['total']} → band {score['band']}", show_header=True)
+            table.add_column("points", justify="right")
+            table.add_column("factor")
+            table.add_column("why")
+            for f in score["factors"]:
+                table.add_row(f"{f['points']:+d}", f["factor"], f["why"])
+            console.print(table)
+            decision = state["decision"]
+            console.print(sequence_line(decision, lead_choice.kind))
+            console.print(f"  why: {decision.get('reason')}")
+            if state.get("schedule"):
+                sc = state["schedule"]
+                console.print(f"Scheduled: {sc['local']} in {sc['timezone']} ({sc['send_at']} UTC): {sc['reason']}")
+            settle_sandbox(sb)()
+            for msg in sorted(sb.outbox(profile_id=state["profile"]["id"]),
+                              key=lambda m: (str(m.get("send_at")), m.get("position") or 0)):
+                console.print(
+                    f"Outbox: ({msg['status']}) to {msg['to']} at {msg['send_at']}: "
+                    f'"{msg.get("subject")}" (flow {msg.get("flow_id")}, message {msg.get("position")})'
+                )
+            console.print(outcome_line(state) + "\n")
+        _check_played(lead_choice, reused)
+        report_choice, report_answers = _report(sb, console, config, seed, report_model, reused)
+        console.rule()
+    except BaseException:
+        sb.close()
+        raise
     sb.close()  # writes the state file, if any
     if state_file:
         console.print(f"Sandbox state: {state_file} (open it with Sandbox(state=..., demo_data=False)).")

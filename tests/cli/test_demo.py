@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import re
 import subprocess
 import time
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 from klaviyo_sandbox import Sandbox
 
@@ -128,3 +131,29 @@ def test_a_state_file_keeps_the_seed_it_was_made_with(tmp_path: Path) -> None:
     said = " ".join(old.stdout.split())
     assert f"(seed not recorded in {legacy}," in said and "so the policy decides" in said
     assert "re-author" not in said and "Cassette" not in said + old.stderr
+
+
+class ClosedPipe(io.StringIO):
+    """A terminal that goes away part-way (``personas demo | head``): writing the second lead fails."""
+
+    def write(self, text: str) -> int:
+        if "Lead 2" in text:
+            raise BrokenPipeError("the reader went away")
+        return super().write(text)
+
+
+def test_a_demo_that_fails_part_way_lets_its_state_file_go(tmp_path: Path) -> None:
+    """One process holds a state file at a time: a demo stopped by an error must not keep it held."""
+    from rich.console import Console
+
+    from personas.cli.demo import run_demo
+    from personas.kernel.config import Config
+
+    state = tmp_path / "demo.sqlite"
+    with pytest.raises(SystemExit):  # what the demo makes of a closed pipe
+        run_demo(console=Console(file=ClosedPipe(), width=100), state_file=state, config=Config(home=tmp_path / "h"))
+    sb = Sandbox(state=state, demo_data=False)  # refused (StateInUse) while the failed demo held it
+    try:
+        assert sb.store.count("profile") > 0, "what the demo did before it failed was written"
+    finally:
+        sb.close()
