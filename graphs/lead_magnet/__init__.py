@@ -1,5 +1,6 @@
 """Lead-magnet sequencer graph (see ``graph.py``; LangGraph loads when the graph is built)."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,10 +16,16 @@ from .settings import Settings
 
 class LeadInput(BaseModel):
     """``personas run`` input: the form-submission event (Get Event with include=profile,metric,
-    or a webhook body carrying it); checked field by field by the graph's first step."""
+    or a webhook body carrying it); checked field by field (``check_input``) before a run starts."""
 
     model_config = ConfigDict(extra="forbid")
     input: dict[str, Any] = Field(description="The event document or webhook body.")
+
+
+def check_input(state: Mapping[str, Any]) -> None:
+    """The submission read as the graph's first step reads it (``parse_submission``), so an event no
+    run could use is refused (``InputError``, naming the field) before a thread is made."""
+    parse_submission(state.get("input"))
 
 
 def build_graph(checkpointer: Any = None) -> Any:
@@ -41,6 +48,7 @@ SPEC = GraphSpec(
     # Every effect is idempotent (the start's unique_id; the profile set to the same values), so a
     # run is checkpointed at its input and where it stops, not after each step: see graph.py.
     durability="exit",
+    check_input=check_input,
 )
 
 __all__ = [

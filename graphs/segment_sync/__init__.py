@@ -1,6 +1,7 @@
 """Segment syncer graph: make a Klaviyo list hold exactly a source's people (see ``graph.py``;
 LangGraph loads when the graph is built)."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,10 +16,18 @@ from .sources import SyncInputError, parse_input, read_file
 
 
 class SyncInput(BaseModel):
-    """``personas run`` input: ``{"source": {...}, "target_list_id": ...}``, checked by the graph's first step."""
+    """``personas run`` input: ``{"source": {...}, "target_list_id": ...}``, checked by ``check_input``
+    before a run starts."""
 
     model_config = ConfigDict(extra="forbid")
     input: dict[str, Any] = Field(description="The sync request.")
+
+
+def check_input(state: Mapping[str, Any]) -> None:
+    """The request read as the graph's first step reads it (``parse_input``: keys, mode, source kind,
+    the file's presence), so a request no run could use is refused (``SyncInputError``, naming the
+    field) before a thread is made; names are resolved, and the file's columns read, by the run."""
+    parse_input(state.get("input"))
 
 
 def build_graph(checkpointer: Any = None) -> Any:
@@ -39,6 +48,7 @@ SPEC = GraphSpec(
     render=render,
     exit_code=exit_code,  # a partial sync exits PARTIAL_EXIT
     recursion_limit=100_000,  # one step per batch: a large sync takes many steps
+    check_input=check_input,
 )
 
 __all__ = ["OPERATIONS", "PARTIAL_EXIT", "SPEC", "WRITES", "Settings", "SyncInput", "SyncInputError", "SyncState",

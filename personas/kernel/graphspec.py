@@ -102,6 +102,11 @@ class GraphSpec:
         conversation: a thread is a conversation, and each new input goes on with it (the chat). Otherwise
             a thread holds one run, and the run driver refuses a new input on a thread that has one: the
             old run's state would carry into the new one (a value the new run does not set stays).
+        check_input: checks the graph's input state further than ``input_model`` can (a Klaviyo event's
+            fields, say), raising an error that names the field and the fix. ``make_input`` and the run
+            driver call it on a new input, so one no run could use is refused before a thread is made
+            or anything is written, not by the run's first step (which would leave a thread that no
+            ``--retry`` can finish). Pure: no call to Klaviyo (names are resolved by the run).
     """
 
     name: str
@@ -119,6 +124,7 @@ class GraphSpec:
     exit_code: Callable[[Mapping[str, Any]], int] | None = None
     durability: Literal["sync", "exit"] = "sync"
     conversation: bool = False
+    check_input: Callable[[Mapping[str, Any]], None] | None = None
 
     def make_input(self, payload: Mapping[str, Any] | None) -> dict[str, Any]:
         """The graph's input state for a ``personas run`` payload, validated by ``input_model``."""
@@ -133,4 +139,6 @@ class GraphSpec:
                 where = ".".join(str(p) for p in err["loc"]) or "input"
                 raise UsageProblem(f"--input: {where}: {_in_json_words(err, self.input_model)}") from None
             data = self.to_state(model) if self.to_state else model.model_dump(exclude_unset=True)
+        if self.check_input is not None:
+            self.check_input(data)
         return data

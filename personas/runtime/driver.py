@@ -191,8 +191,12 @@ class RunDriver:
         return athread_lock(thread_lock_path(self.context.config.home, self.context.thread_id))
 
     def _payload(self, input: Mapping[str, Any] | None, resume: Any) -> Any:
+        """What the graph is given: an answer to a pause, or a new input (checked by the graph's
+        ``check_input`` first, so one no run could use is refused before a thread is made)."""
         if resume is not None:
             return self.resume_command(resume)
+        if input is not None and self.spec.check_input is not None:
+            self.spec.check_input(input)
         return None if input is None else dict(input)
 
     @property

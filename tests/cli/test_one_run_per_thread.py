@@ -169,3 +169,55 @@ def test_the_async_driver_refuses_too_and_a_chat_thread_goes_on(tmp_path: Path) 
     second = run_persona("klaviyo-assistant", {"message": "again"}, model=model, **chat)
     answers = [m.content for m in second.state["messages"] if isinstance(m, AIMessage)]
     assert first.status == second.status == "done" and answers == ["Hello.", "Still here."], "one thread, two turns"
+
+
+def test_an_event_no_run_could_use_is_refused_before_a_thread_is_made(tmp_path: Path) -> None:
+    """Found from outside: a malformed event was refused by the run's first step, after the command had
+    printed its thread and the ``--retry`` to continue it, and the thread then held a run no retry
+    could finish (the same id refused a corrected event). It is now refused before a thread is made."""
+    broken = capture()
+    broken["data"].pop("id")
+    bad, good = tmp_path / "bad.json", tmp_path / "good.json"
+    bad.write_text(json.dumps(broken), encoding="utf-8")
+    good.write_text(json.dumps(capture()), encoding="utf-8")
+    state = ["--sandbox-state", str(tmp_path / "sandbox.sqlite")]
+    for thread in ([], ["--thread", "T1"]):
+        refused = personas(tmp_path, "run", "lead-magnet-sequencer", "--input", str(bad), *state, *thread)
+        assert refused.returncode == 2, refused.stderr
+        assert errors(refused) == [
+            "error: Invalid arguments for lead-magnet input: data.id: the event has no id; pass the event as "
+            "Klaviyo returns it"], refused.stderr
+        assert "thread" not in refused.stderr and "--retry" not in refused.stderr, refused.stderr
+    ran = personas(tmp_path, "run", "lead-magnet-sequencer", "--input", str(good), *state, "--thread", "T1")
+    assert ran.returncode == 0 and "Outcome: sent" in ran.stdout, ran.stdout + ran.stderr
+
+
+def test_from_code_a_request_no_run_could_use_leaves_no_thread(tmp_path: Path) -> None:
+    """The same check for a graph run from code (``RunDriver``, sync and async): the input's error,
+    no checkpoint written, no call made, and the thread id free for a corrected input."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from graphs.lead_magnet import InputError
+    from graphs.segment_sync import SyncInputError
+
+    sb = Sandbox(seed=42, rate_limit_factor=None)
+    saver = checkpointer(tmp_path / "checkpoints.sqlite")
+    event = sign_up(sb, "fixed@example.com", HOT)
+    broken = json.loads(json.dumps(event))
+    broken["data"]["attributes"]["event_properties"] = ["not", "answers"]
+    calls = len(sb.requests)
+    lead = build_context("lead-magnet-sequencer", sandbox=sb, thread_id="lead-9", audit=False,
+                         model=choose("fast-track"), clock=sb.clock)
+    with pytest.raises(InputError, match=r"data\.attributes\.event_properties: must be an object"):
+        RunDriver(lead, saver).invoke({"input": broken})
+    assert runs_on(saver, "lead-9") == 0
+    memory = InMemorySaver()
+    with pytest.raises(InputError, match=r"data\.attributes\.event_properties"):
+        asyncio.run(RunDriver(lead, memory).ainvoke({"input": broken}))
+    assert runs_on(memory, "lead-9") == 0
+    sync = build_context("segment-syncer", sandbox=sb, thread_id="sync-9", audit=False)
+    with pytest.raises(SyncInputError, match=r"source\.kind: xlsx"):
+        list(RunDriver(sync, saver).stream({"input": {"source": {"kind": "xlsx", "path": "m.xlsx"}, "target": "VIP"}}))
+    assert runs_on(saver, "lead-9") == runs_on(saver, "sync-9") == 0 and len(sb.requests) == calls
+    result = RunDriver(lead, saver).invoke({"input": event})
+    assert result.status == "done" and result.state["send"]["status"] == "sent"
