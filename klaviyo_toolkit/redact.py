@@ -406,6 +406,7 @@ class StreamRedactor:
     def __init__(self) -> None:
         self._raw = ""
         self._shown = ""
+        self._released = 0  # how much of the raw text has been shown (redacted)
 
     def feed(self, piece: str) -> str:
         """What of the text so far (``piece`` added) may be shown now, redacted, not shown before."""
@@ -422,7 +423,12 @@ class StreamRedactor:
 
     def _release(self, text: str) -> str:
         # Only redacted text is ever returned. Should a longer text mask part of what was shown (a
-        # pattern reaching back over whitespace), what follows is shown from the same offset.
+        # pattern reaching back over whitespace), what follows is shown from the same offset. A hint
+        # word that holds its line back releases less than was shown already: nothing new, and what
+        # was shown stays counted as shown (else the line's start would be shown again).
+        if len(text) < self._released:
+            return ""
+        self._released = len(text)
         redacted = redact_text(text)
         new, self._shown = redacted[len(self._shown) :], redacted
         return new
