@@ -371,6 +371,9 @@ class Repl:
                     out.write(visible(streaming.feed(piece)))
                     out.flush()
                 continue
+            if ((chunk or {}).get("__metadata__") or {}).get("cached"):
+                # a resumed turn replays the results of the calls that ran before the pause: shown then
+                continue
             for node, update in (chunk or {}).items():
                 if not isinstance(update, dict):
                     continue
