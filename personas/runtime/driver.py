@@ -228,6 +228,8 @@ class RunDriver:
         the thread holds and how to go on with it. None: a new thread, or not a new input. Inside
         ``primed_start``, the run's own read of a new thread then comes from memory."""
         self.repeated = False
+        if isinstance(payload, dict) and self.spec.conversation:
+            self._refuse_if_waiting(self.snapshot())
         if not isinstance(payload, dict) or self.spec.conversation:
             return None
         found = self.saver.get_tuple(self.config)
@@ -238,6 +240,8 @@ class RunDriver:
 
     async def _aheld_run(self, payload: Any) -> RunResult | None:
         self.repeated = False
+        if isinstance(payload, dict) and self.spec.conversation:
+            self._refuse_if_waiting(await self.graph.aget_state(self.config))
         if not isinstance(payload, dict) or self.spec.conversation:
             return None
         found = await self.saver.aget_tuple(self.config)
@@ -245,6 +249,18 @@ class RunDriver:
             return None
         started = [c async for c in self.saver.alist(self.config, **self._first())]
         return self._judge(payload, found, await self.graph.aget_state(self.config), started)
+
+    def _refuse_if_waiting(self, snap: Any) -> None:
+        """UsageProblem when a conversation's thread waits for an approval: a new message there would
+        drop the pending request with no record of it (its audit row would say pending for ever) and
+        leave the model's tool call unanswered, which OpenAI refuses on every later turn."""
+        pending = self.pending(snap)
+        if pending:
+            tools = ", ".join(_tool(p) for p in pending)
+            raise UsageProblem(
+                f"thread {self.context.thread_id!r} is paused for an approval ({tools}): a new message would leave "
+                "it unanswered; answer it first (--resume approve|reject); nothing was run"
+            )
 
     def _first(self) -> dict[str, Any]:
         """How to list the checkpoint a thread's run started from (the oldest listed): an ``"exit"``

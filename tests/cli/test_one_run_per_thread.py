@@ -221,3 +221,30 @@ def test_from_code_a_request_no_run_could_use_leaves_no_thread(tmp_path: Path) -
     assert runs_on(saver, "lead-9") == runs_on(saver, "sync-9") == 0 and len(sb.requests) == calls
     result = RunDriver(lead, saver).invoke({"input": event})
     assert result.status == "done" and result.state["send"]["status"] == "sent"
+
+
+def test_a_new_message_on_a_chat_paused_for_approval_is_refused(tmp_path: Path) -> None:
+    """A chat thread waiting for an approval: a new message would drop the pending request unrecorded
+    (its audit row says pending for ever) and leave the model's tool call unanswered, which OpenAI
+    refuses on every later turn. So it is refused, saying how to answer; the answer still works."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    sb = Sandbox(seed=42, rate_limit_factor=None)
+    saver = InMemorySaver()  # the async driver needs a saver with async reads
+    doomed = sb.client().call("create_list", name="Doomed").data["id"]
+    delete = AIMessage("", tool_calls=[{"name": "delete_list", "args": {"id": doomed}, "id": "c1"}])
+    model = ScriptedChatModel([delete, AIMessage("Deleted.")])
+    ctx = build_context("klaviyo-assistant", sandbox=sb, thread_id="chat-paused", audit=False, model=model)
+    assert RunDriver(ctx, saver).invoke({"message": "delete Doomed"}).paused
+    written = runs_on(saver, "chat-paused")
+    with pytest.raises(UsageProblem, match=r"thread 'chat-paused' is paused for an approval \(delete_list\).*"
+                                           r"--resume approve\|reject"):
+        RunDriver(ctx, saver).invoke({"message": "never mind"})
+    with pytest.raises(UsageProblem, match="is paused for an approval"):
+        list(RunDriver(ctx, saver).stream({"message": "never mind"}))
+    with pytest.raises(UsageProblem, match="is paused for an approval"):
+        asyncio.run(RunDriver(ctx, saver).ainvoke({"message": "never mind"}))
+    assert runs_on(saver, "chat-paused") == written, "nothing ran"
+    driver = RunDriver(ctx, saver)
+    done = driver.invoke(resume="reject")
+    assert done.status == "done" and done.state["messages"][-1].content == "Deleted."
