@@ -198,7 +198,9 @@ _SCANS_KEPT = 8
 
 
 def scan_personas(home: Path | None = None) -> Scan:
-    """Load every persona file; a broken file is reported, never hides the others."""
+    """Load every persona file; a broken file is reported, never hides the others. A broken file named
+    after a shipped persona (meant to replace it) leaves that name out: the shipped one is not run
+    in its place."""
     listing = _listing(home)
     kept = _SCANS.get(listing)
     if kept is None:
@@ -220,6 +222,12 @@ def _scan(listing: tuple[tuple[str, str, int, int], ...]) -> Scan:
             spec = _load_cached(absolute, (mtime, size))
         except PersonaConfigError as exc:
             scan.errors.append(exc)
+            replaced = where.get(path.stem)
+            if replaced is not None and replaced.parent == BUILTIN_DIR and path.parent != BUILTIN_DIR:
+                # it was to replace the shipped persona of its name: running the shipped one instead would
+                # drop what the file changes (an approval it requires, a setting) unseen, in `personas serve`
+                # too; neither runs until the file loads (`load_persona` raises its error)
+                del scan.personas[path.stem]
             continue
         first = where.get(spec.name)
         replaces_shipped = first is not None and first.parent == BUILTIN_DIR and path.stem == spec.name

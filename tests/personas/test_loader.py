@@ -167,6 +167,23 @@ def test_a_file_named_after_a_shipped_persona_replaces_it_on_purpose(tmp_path: P
     assert Path(dup.path).name == "also-reporter.yaml" and "again.yaml" in str(dup)
 
 
+def test_a_broken_replacement_of_a_shipped_persona_leaves_neither_to_run(tmp_path: Path) -> None:
+    """A file named after a shipped persona replaces it; broken, the shipped one ran in its place,
+    unseen: `personas serve` sent a sequencer's touchpoint without the approval the file required."""
+    import yaml
+
+    stricter = yaml.safe_load(Path(load_persona("lead-magnet-sequencer").source).read_text(encoding="utf-8"))
+    stricter["approval"] = {"mode": "effects", "also": ["create_event"]}
+    stricter["settings"]["recheck_after"] = "soon"  # the slip: a number was meant
+    home = _home_with(tmp_path, {"lead-magnet-sequencer.yaml": yaml.safe_dump(stricter)})
+    found = scan_personas(home)
+    assert "lead-magnet-sequencer" not in found.personas and "campaign-reporter" in found.personas
+    [broken] = found.errors
+    assert Path(broken.path).name == "lead-magnet-sequencer.yaml" and "recheck_after" in str(broken)
+    with pytest.raises(PersonaConfigError, match="recheck_after"):
+        load_persona("lead-magnet-sequencer", home=home)
+
+
 def test_one_broken_file_hides_no_other_persona(tmp_path: Path) -> None:
     home = _home_with(tmp_path, {"broken.yaml": GOOD + "colour: blue\n", "fine.yaml": GOOD})
     found = scan_personas(home)
