@@ -11,6 +11,11 @@ found, and the ones seen before are dropped by their id. A persona polled for th
 ``lookback`` seconds back. Killed anywhere, a watcher restarts from its last cursor: an event is
 recorded before the cursor moves past it, and recorded once.
 
+A run recorded by an earlier poll that failed before handing it on (Klaviyo's next page a 5xx after
+its retries: the cursor stays, so the next poll reads the event again) is still ``queued`` and in no
+queue; seen again, it is handed back in ``waiting``, to be queued again (a queue never takes a run
+twice, and a run is claimed once), so a watcher that keeps going runs it, not only its restart.
+
 An event holding text no store keeps (a NUL, which PostgreSQL refuses) is recorded as a ``failed``
 run naming the field (:meth:`Service.record_event`, the check webhook deliveries get), logged once
 and never run; the poll goes on with the rest of the page.
@@ -59,8 +64,10 @@ def poll_once(
     now: float,
     overlap: float = DEFAULT_OVERLAP,
     lookback: float = DEFAULT_LOOKBACK,
+    waiting: list[Run] | None = None,
 ) -> list[Run]:
-    """One poll (see the module docstring); the runs it recorded for the first time, oldest first."""
+    """One poll (see the module docstring); the runs it recorded for the first time, oldest first.
+    Runs of events seen before that are still queued are appended to ``waiting``, when given."""
     metric = trigger_metric(spec)
     if metric is None:
         raise UsageProblem(
@@ -102,6 +109,8 @@ def poll_once(
                 log.warning("%s: %s", spec.name, run.error)
             elif created:
                 new.append(run)
+            elif run.status == "queued" and waiting is not None:  # recorded, maybe never handed on
+                waiting.append(run)
             when = _when(event)
             if when is not None:
                 # an event dated ahead of this poll (a client clock, a backfill) must not move the cursor past

@@ -183,3 +183,48 @@ def test_a_polled_event_holding_a_nul_is_recorded_failed_naming_the_field_and_po
     assert poll_once(service, spec, now=time.time()) == []  # seen again by the overlap: nothing new, no error
     assert len(service.store.runs()) == 4
     service.close()
+
+
+def test_a_poll_that_fails_after_recording_some_events_still_runs_them(
+        tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A poll that recorded a page's events and then failed (Klaviyo's next page a 5xx after its
+    retries) left those runs queued: the next poll saw them again, not new, and handed none on, so a
+    watcher that kept going never ran those leads (only its restart took them over)."""
+    from klaviyo_toolkit.errors import ServerError
+    from klaviyo_toolkit.tools._pipeline import Toolset
+    from personas.service import serving
+
+    leads = [sign_up(sandbox, f"cut{n}@example.com", HOT) for n in range(2)]
+    real = Toolset.pages
+    failures = [1]
+
+    def cut_off(self: Toolset, name: str, /, **args: object):  # type: ignore[no-untyped-def]
+        for page in real(self, name, **args):
+            yield page
+            if name == "get_events" and failures:
+                failures.pop()
+                raise ServerError("get_events: 503 on the next page")
+
+    class Stop(Exception):
+        pass
+
+    polls = []
+
+    def sleep(seconds: float) -> None:
+        polls.append(seconds)
+        if len(polls) == 2:  # the failed poll's pause, then the next poll's
+            raise Stop
+
+    monkeypatch.setattr(Toolset, "pages", cut_off)
+    monkeypatch.setattr(serving.time, "sleep", sleep)
+    config = Config(home=tmp_path / "h")
+    lines: list[str] = []
+    with pytest.raises(Stop):
+        serving.watch(config, "lead-magnet-sequencer", every=0.01, lookback=600, report=lines.append,
+                      sandbox=sandbox)
+    assert "this poll failed" in lines[0]
+    service = Service.open(config, sandbox=sandbox)
+    assert sorted(r.status for r in service.store.runs()) == ["done", "done"], lines
+    for event in leads:
+        assert len(first_touchpoints(sandbox, pid(event))) == 1
+    service.close()
