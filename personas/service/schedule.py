@@ -17,7 +17,8 @@ every persona whose ``schedule`` is a 5-field cron expression:
   the next tick and handled by ``catch_up``: ``"latest"`` (default) runs the most recent missed slot
   once, ``"all"`` runs every missed slot (at most :data:`MAX_CATCH_UP`), ``"none"`` runs only a slot
   that is on time (less than :data:`ON_TIME` seconds late). A persona seen for the first time starts
-  from now: nothing before it is "missed".
+  from now: nothing before it is "missed"; so does one whose stored mark is not a time up to now
+  (damaged, or ahead: a clock that was wrong and was put right), with a warning.
 
 A scheduled run of a graph whose input takes a ``date`` (the campaign reporter) reports the day
 before its slot, in the account's time zone, so a caught-up run reports the day it was due for.
@@ -147,6 +148,16 @@ def _due(service: Service, spec: PersonaSpec, now: float, catch_up: str) -> list
         return new
     name = f"schedule:{spec.name}"
     mark = service.store.cursor(name)
+    try:
+        after = float(mark) if mark is not None else now
+    except ValueError:
+        after = float("nan")
+    if mark is not None and not now - 10 * 365 * 86400 < after <= now + 60:
+        # damaged, or ahead of now (a clock that was wrong, put right): every tick failed, or none found a
+        # slot until that time came; start again from now, as a first sight does
+        log.warning("the stored cursor %s was %r, not a time up to now; its schedule starts again from now",
+                    name, mark)
+        mark = None
     if mark is None:
         service.store.set_cursor(name, repr(now))
         return new
@@ -159,7 +170,7 @@ def _due(service: Service, spec: PersonaSpec, now: float, catch_up: str) -> list
         log.warning("%s: the account's time zone %r is unknown here (tzdata); its schedule is read in UTC",
                     spec.name, named)  # fmt: skip
         zone = ZoneInfo("UTC")
-    slots = slots_between(cron, zone, float(mark), now)
+    slots = slots_between(cron, zone, after, now)
     if not slots:
         return new
     if catch_up == "latest":

@@ -181,3 +181,18 @@ async def test_the_minute_tick_queues_due_slots_and_orphaned_runs(
     assert again == [orphan.id]  # still queued: offered again, and the queueing lock keeps it one job
     assert sorted(j.task_kwargs["run_id"] for j in jobs) == sorted([slot.id, orphan.id])
     service.close()
+
+
+@pytest.mark.parametrize("stored", ["garbage", "nan", repr(AFTER + 400 * 86400)])
+def test_a_damaged_or_future_schedule_cursor_starts_the_schedule_again_from_now(
+        tmp_path: Path, sandbox: Sandbox, stored: str) -> None:
+    """A cursor that is not a time up to now (damaged; or ahead, from a clock that was wrong and was
+    put right) failed every tick with a traceback, or found no slot until that time came: the
+    persona's schedule never ran again. Now it starts again from now, as a first sight does."""
+    service = Service.open(Config(home=tmp_path / "h"), sandbox=sandbox)
+    schedule_tick(service, START)
+    service.store.set_cursor("schedule:campaign-reporter", stored)
+    assert schedule_tick(service, AFTER) == []  # read again from now: nothing before it is missed
+    [run] = schedule_tick(service, AFTER + 86400)
+    assert run.key == "schedule:2026-11-03T12:00:00+00:00"
+    service.close()
