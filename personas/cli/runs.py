@@ -157,6 +157,7 @@ def resume_cmd(
 
     An approval (or edit) names the request it answers with --request: the request was never shown
     in this shell, so an answer that names none could approve whatever the run paused on since.
+    Exits 1 when the run it runs on fails (as `personas runs retry` does).
     """
     from personas.kernel.errors import UsageProblem
 
@@ -182,3 +183,5 @@ def resume_cmd(
     finally:
         service.close()
     typer.echo(visible(f"{done.id}: {done.status}" + (f" ({done.error})" if done.error else "")))
+    if done.status == "failed":  # as `runs retry`: a script answering approvals sees the run fail
+        raise SystemExit(1)

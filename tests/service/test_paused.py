@@ -111,3 +111,28 @@ def test_a_refused_answer_leaves_the_run_paused_and_answerable(tmp_path: Path, r
     done = service.execute(run.id, resume={"action": "approve", "fingerprint": fingerprint})
     assert done.status == "done" and len(sequence_starts(sb, pid)) == 1
     service.close()
+
+
+def test_runs_resume_exits_1_when_the_answered_run_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An approved run whose send then failed printed `failed` and exited 0 (`runs retry` exits 1 for
+    the same ending): a script answering approvals took the failure for success."""
+    from typer.testing import CliRunner
+
+    from klaviyo_sandbox import Faults
+    from personas.cli import runs as runs_cli
+
+    home = tmp_path / "home"
+    careful_persona(home)
+    sb = Sandbox(seed=21)
+    service = Service.open(Config(home=home), sandbox=sb)
+    monkeypatch.setattr(runs_cli, "_service", lambda: service)
+    monkeypatch.setattr(service, "close", lambda: None)
+    event = sign_up(sb, "fails@example.com", HOT)
+    run, _ = service.record_event(service.persona("careful-sequencer"), event["data"]["id"], event, trigger="webhook")
+    service.execute(run.id)
+    fingerprint = service.pending(run.id)[0].value["fingerprint"]
+    sb.faults = Faults(error_rate=1.0, status=400, operations=["create_event"])  # the approved send is refused
+    answered = CliRunner().invoke(runs_cli.app, ["resume", run.id, "--answer", "approve", "--request", fingerprint])
+    assert f"{run.id}: failed" in answered.output and answered.exit_code == 1, answered.output
+    assert service.store.get(run.id).status == "failed"  # type: ignore[union-attr]
+    service.close()
