@@ -61,11 +61,27 @@ def check_serve(config: Config, *, catch_up: str = "latest") -> None:
 
 
 def serve_notes(config: Config) -> list[str]:
-    """What ``personas serve`` will not do on this install, one line each (see ``extras.serve_gaps``)."""
+    """What ``personas serve`` will not do on this install, one line each: the persona files that do not
+    load (their personas start on nothing: a delivery for them is taken and ignored) and the extras
+    missing (``extras.serve_gaps``)."""
     from personas.runtime.loader import scan_personas
 
-    scheduled = any(cron_of(spec) for spec in scan_personas(config.home).personas.values())
-    return serve_gaps(scheduled)
+    found = scan_personas(config.home)
+    scheduled = any(cron_of(spec) for spec in found.personas.values())
+    broken = [f"{' '.join(str(error).split())}; its persona does not run until the file loads (then restart)"
+              for error in found.errors]
+    return broken + _quoted_secret(config.webhook_secret) + serve_gaps(scheduled)
+
+
+def _quoted_secret(secret: str | None) -> list[str]:
+    """A note when ``KLAVIYO_WEBHOOK_SECRET`` comes in quotes (an env file read by a tool that keeps
+    them, as ``docker --env-file`` does): every delivery would then be refused as wrongly signed,
+    with nothing pointing at the quotes. A note, not a refusal: a secret may hold quotes."""
+    if not secret or len(secret) < 2 or secret[0] != secret[-1] or secret[0] not in "\"'":
+        return []
+    return [f"KLAVIYO_WEBHOOK_SECRET begins and ends with {secret[0]} (an env file whose quotes were kept?): "
+            "Klaviyo signs with the secret_key exactly as its webhook has it, so if that has no quotes, "
+            "remove them here, or every delivery is refused (401, a wrong signature)"]
 
 
 def check_worker(config: Config, *, catch_up: str = "latest", metrics_port: int | None = None) -> None:
@@ -332,19 +348,24 @@ def watch(
             local.recover()
             enqueue = local.enqueue
         while True:
+            waiting: list[Any] = []  # recorded by a poll that failed before handing them on: queued again
             try:
-                new = poll_once(service, spec, now=service.clock(), overlap=overlap, lookback=lookback)
+                new = poll_once(service, spec, now=service.clock(), overlap=overlap, lookback=lookback,
+                                waiting=waiting)
             except (TransportError, ServerError, RateLimitError) as exc:  # Klaviyo away for now, not a wrong setup
                 if once:  # a single poll (from cron) fails loudly; a watcher keeps watching
                     raise
                 report(f"{spec.name}: this poll failed ({describe_error(exc, 200)}); trying again in {every:g} s")
                 time.sleep(every)
                 continue
-            for run in new:
+            for run in (*new, *waiting):
                 enqueue(run.id)
             total += len(new)
             if local is not None:
                 local.drain()
+            if waiting and local is not None:
+                report(f"{spec.name}: {len(waiting)} event(s) recorded before and not run yet, run here: "
+                       f"{_outcomes(service, waiting)}")
             if new and local is not None:
                 report(f"{spec.name}: {len(new)} new event(s), run here: {_outcomes(service, new)}")
             elif new:

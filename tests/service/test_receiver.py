@@ -257,3 +257,33 @@ def test_a_delivery_that_could_not_be_queued_is_taken_when_it_comes_again(
     assert 'personas_webhook_deliveries_total{result="failed"} 1.0' in scraped
     assert 'personas_webhook_deliveries_total{result="accepted"} 1.0' in scraped
     service.close()
+
+
+def test_serve_names_the_persona_files_that_do_not_load_when_it_starts(tmp_path: Path) -> None:
+    """A broken persona file starts nothing (its deliveries are taken and ignored): `personas serve`
+    says so when it starts, naming the file, the field and that a restart is needed once it loads."""
+    from personas.service.serving import serve_notes
+
+    folder = tmp_path / "home" / "personas"
+    folder.mkdir(parents=True)
+    (folder / "lead-magnet-sequencer.yaml").write_text("name: lead-magnet-sequencer\ncolour: blue\n", encoding="utf-8")
+    config = Config(home=tmp_path / "home", webhook_secret=SECRET)
+    [note] = [n for n in serve_notes(config) if "lead-magnet-sequencer.yaml" in n]
+    assert "does not run until the file loads" in note and "\n" not in note
+    service = Service.open(config)
+    assert service.triggered_by(FORM_TOPIC) == [], "the shipped sequencer does not run in its place"
+    service.close()
+
+
+@pytest.mark.parametrize(("secret", "noted"), [('"whsec-a1b2"', True), ("'whsec-a1b2'", True),
+                                              ("whsec-a1b2", False), ('"whsec"a1b2', False), ('"', False)])
+def test_serve_notes_a_webhook_secret_in_quotes(tmp_path: Path, secret: str, noted: bool) -> None:
+    """A secret in quotes (an env file whose quotes a tool kept) made every delivery a 401 "wrong
+    signature" with nothing pointing at the quotes: `personas serve` now says so when it starts,
+    without the secret itself."""
+    from personas.service.serving import serve_notes
+
+    notes = [n for n in serve_notes(Config(home=tmp_path / "home", webhook_secret=secret))
+             if "KLAVIYO_WEBHOOK_SECRET" in n]
+    assert bool(notes) == noted, notes
+    assert all("a1b2" not in n and "remove them" in n for n in notes)
