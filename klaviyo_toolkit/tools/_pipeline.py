@@ -29,7 +29,7 @@ import json
 import logging
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Union
@@ -196,6 +196,11 @@ class Toolset(ABC):
     def missing_scopes(self, op: Operation) -> list[str]:
         """Scopes ``op`` needs that were not granted (empty: allowed)."""
 
+    def scope_fix(self, missing: Sequence[str]) -> str:
+        """How to be granted ``missing`` scopes, as a refusal of a tool for them says it (a caller that
+        knows better, such as a persona on a connection granted fewer scopes, says it instead)."""
+        return "add them to scopes= (or the persona's scopes) to use it"
+
     @abstractmethod
     def prepare(self, operation: Operation | str, args: Mapping[str, Any]) -> Call:
         """Validate ``args`` and build the call; raises InvalidArgumentError before any HTTP."""
@@ -254,7 +259,7 @@ class Toolset(ABC):
         if missing:
             raise ToolkitUsageError(
                 f"{op.operation_id} needs scope(s) {', '.join(missing)} that this toolkit was not "
-                "granted; add them to scopes= (or the persona's scopes) to use it."
+                f"granted; {self.scope_fix(missing)}."
             )
         cache: dict[str, KlaviyoTool] = self.__dict__.setdefault("_tools", {})
         tool = cache.get(op.operation_id)
@@ -343,6 +348,9 @@ class Guarded(Toolset):
 
     def missing_scopes(self, op: Operation) -> list[str]:
         return self._missing(op)
+
+    def scope_fix(self, missing: Sequence[str]) -> str:
+        return self.inner.scope_fix(missing)
 
     def prepare(self, operation: Operation | str, args: Mapping[str, Any]) -> Call:
         return self.inner.prepare(operation, args)

@@ -15,7 +15,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..catalog import Catalog, Operation, load_catalog
@@ -47,6 +47,8 @@ class KlaviyoToolkit(Toolset):
             environment) on first use when not given.
         scopes: granted scopes, or ``"*"`` for all. Nothing is granted by default.
         include_beta: also offer beta operations.
+        scope_fix: how to be granted the scopes a refused tool needs (given them, a phrase), for its
+            message; by default, add them to ``scopes=``.
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class KlaviyoToolkit(Toolset):
         scopes: Iterable[str] | Literal["*"] = (),
         include_beta: bool = False,
         max_output_chars: int = 6000,
+        scope_fix: Callable[[Sequence[str]], str] | None = None,
         **client_options: Any,
     ) -> None:
         self._client = client
@@ -67,6 +70,7 @@ class KlaviyoToolkit(Toolset):
         self.all_scopes = scopes == "*"
         self.scopes: frozenset[str] = frozenset() if scopes == "*" else frozenset(scopes)
         self.max_output_chars = max_output_chars
+        self._scope_fix = scope_fix
 
     def __repr__(self) -> str:
         granted = "*" if self.all_scopes else ",".join(sorted(self.scopes))
@@ -91,6 +95,9 @@ class KlaviyoToolkit(Toolset):
         if self.all_scopes:
             return []
         return [s for s in _required_scopes(op) if s not in self.scopes]
+
+    def scope_fix(self, missing: Sequence[str]) -> str:
+        return self._scope_fix(missing) if self._scope_fix is not None else super().scope_fix(missing)
 
     # -- the pipeline's last steps -----------------------------------------------------------
     def prepare(self, operation: Operation | str, args: Mapping[str, Any]) -> Call:

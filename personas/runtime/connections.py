@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +124,8 @@ class KlaviyoUse:
         connection / account: the stored connection and its account id (None for the sandbox, a client
             passed in code, or ``KLAVIYO_API_KEY``); they go into every audit row.
         notes: warnings for the person running it (scopes the persona lists but may not use here).
+        scope_fix: how a tool refused for scopes is to be granted them, when the connection withheld
+            some the persona lists (the toolkit's ``scope_fix``): log in again, not edit the persona.
     """
 
     client: Any
@@ -131,6 +134,7 @@ class KlaviyoUse:
     connection: str | None = None
     account: str | None = None
     notes: tuple[str, ...] = ()
+    scope_fix: Callable[[Sequence[str]], str] | None = None
 
 
 def resolve_klaviyo(
@@ -168,13 +172,14 @@ def resolve_klaviyo(
     store = open_store(config)
     conn = store.usable(name)
     narrowed, scopes, notes = _scopes_for(spec, conn)
+    fix = _scope_fix(spec, conn) if notes else None
     oauth = oauth_client(config, conn, clock=clock) if conn.kind == "oauth" else None
     credentials = store.credentials(name, oauth)
     kl = KlaviyoClient(credentials=credentials, base_url=conn.base_url, hooks=[store.observe(name)])
     for note in notes:
         log.warning(note)
     account = conn.account.id if conn.account else None
-    return KlaviyoUse(kl, narrowed, scopes, connection=name, account=account, notes=notes)
+    return KlaviyoUse(kl, narrowed, scopes, connection=name, account=account, notes=notes, scope_fix=fix)
 
 
 def _has_default(config: Config) -> bool:
@@ -191,9 +196,7 @@ def _scopes_for(spec: PersonaSpec, conn: Connection) -> tuple[PersonaSpec, list[
     catalog = load_catalog(True)
     graph_needs = {s for op in graph_spec(spec.graph).operations for s in catalog.get(op).scopes}
     vital = [s for s in missing if s in graph_needs]
-    wanted = " ".join(sorted({*(s for s in conn.scopes if s != "*"), *missing}))
-    login = f"personas auth login {conn.name}" + (" --oauth" if conn.kind == "oauth" else "")
-    fix = f"`{login} --scopes '{wanted}'`" + ("" if conn.kind == "oauth" else " with a key that has them")
+    fix = _login_fix(conn, missing)
     if vital:
         which = "" if vital == list(missing) else f" ({', '.join(vital)} for its graph's own calls)"
         raise UsageProblem(
@@ -210,6 +213,26 @@ def _scopes_for(spec: PersonaSpec, conn: Connection) -> tuple[PersonaSpec, list[
         f"granted them{left_out}. To add them, log in again with {fix}"
     )
     return narrowed, list(effective), (note,)
+
+
+def _login_fix(conn: Connection, missing: Sequence[str]) -> str:
+    """The login that grants ``conn`` the ``missing`` scopes besides its own (a command, quoted)."""
+    wanted = " ".join(sorted({*(s for s in conn.scopes if s != "*"), *missing}))
+    login = f"personas auth login {conn.name}" + (" --oauth" if conn.kind == "oauth" else "")
+    return f"`{login} --scopes '{wanted}'`" + ("" if conn.kind == "oauth" else " with a key that has them")
+
+
+def _scope_fix(spec: PersonaSpec, conn: Connection) -> Callable[[Sequence[str]], str]:
+    """The toolkit's ``scope_fix`` for ``spec`` on ``conn``: scopes the persona lists were withheld by
+    the connection (log in again); others are the persona's to list (its file's ``scopes:``)."""
+
+    def fix(missing: Sequence[str]) -> str:
+        if all(covers(spec.scopes, s) for s in missing):
+            return (f"persona {spec.name!r} lists them, but connection {conn.name!r} was not granted them: "
+                    f"log in again with {_login_fix(conn, missing)}")
+        return f"add them to persona {spec.name!r}'s scopes (its file's scopes:) to use it"
+
+    return fix
 
 
 def missing_scopes(spec: PersonaSpec, conn: Connection) -> list[str]:

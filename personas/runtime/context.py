@@ -72,7 +72,7 @@ def build_context(
         choice = ModelChoice(model, f"the model passed in code ({type(model).__name__})", "scripted")
     else:
         choice = resolve_model(spec.model, config, temperature=spec.temperature, replay=replay)
-    base = KlaviyoToolkit(client, async_client, scopes=klaviyo.scopes)
+    base = KlaviyoToolkit(client, async_client, scopes=klaviyo.scopes, scope_fix=klaviyo.scope_fix)
     ctx = PersonaContext(
         spec=spec,
         toolkit=base,

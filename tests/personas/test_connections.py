@@ -123,6 +123,15 @@ def test_scopes_only_the_model_would_use_are_narrowed_with_a_warning(
     (warning,) = [r.getMessage() for r in caplog.records]
     assert "runs without scope(s)" in warning and "events:read" in warning and "get_events" in warning
     assert getattr(ctx.toolkit.run("get_events"), "status", None) == "denied"  # refused before any HTTP
+    # a tool refused for a scope the persona lists says to log in again, not to edit the persona
+    with pytest.raises(ToolkitUsageError) as withheld:
+        ctx.toolkit.tool("get_events")
+    said = str(withheld.value)
+    assert "persona 'klaviyo-assistant' lists them, but connection 'reader' was not granted them" in said
+    assert "`personas auth login reader --scopes '" in said and "events:read" in said.split("--scopes")[1]
+    assert "add them to scopes=" not in said
+    with pytest.raises(ToolkitUsageError, match=r"add them to persona 'klaviyo-assistant'\'s scopes"):
+        ctx.toolkit.tool("create_campaign")  # campaigns:write: the persona's own file lacks it
 
 
 def test_a_revoked_connection_stops_its_running_persona_at_the_next_call_and_only_it(config: Config) -> None:
