@@ -105,6 +105,16 @@ def _find_event(body: Any) -> tuple[Mapping[str, Any] | None, list[Any]]:
     return None, []
 
 
+def _other_events(body: Mapping[str, Any]) -> list[int]:
+    """The indexes in ``data`` of events other than the first (another event id), when ``body`` is a
+    delivery carrying several (a Klaviyo webhook batches them: ``{"data": [{"topic", "payload"}, ...]}``)."""
+    data = body.get("data")
+    if not isinstance(data, list):
+        return []
+    found = [(n, event.get("id")) for n, item in enumerate(data) if (event := _find_event(item)[0]) is not None]
+    return [n for n, event_id in found[1:] if event_id != found[0][1]]
+
+
 def _object(value: Any, field: str) -> Mapping[str, Any]:
     """``value`` if it is an object, {} if absent; anything else is the input's error at ``field``."""
     if value is None:
@@ -179,6 +189,13 @@ def parse_submission(body: Any) -> Submission:
             "or a webhook body carrying one",
         )
     event, included = _find_event(body)
+    if event is not None and (others := _other_events(body)):
+        # one run is one lead: taking the first event alone lost every other lead of the delivery
+        raise InputError(
+            f"data[{others[0]}]",
+            f"the body carries {len(others) + 1} events and a run takes one; pass each event on its own (a "
+            "delivery's data[n].payload), or let `personas serve` take the delivery, which starts one run per event",
+        )
     if event is None:
         raise InputError(
             "data",

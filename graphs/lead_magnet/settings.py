@@ -155,6 +155,21 @@ class Settings(_Strict):
             )
         return self
 
+    @field_validator("default_timezone")
+    @classmethod
+    def _default_zone(cls, value: str) -> str:
+        """The zone is checked here, when the persona loads: unchecked, a misspelt one ran every lead that
+        has a zone of its own and crashed, after scoring and asking the model, on the first that has none."""
+        from zoneinfo import ZoneInfoNotFoundError
+
+        from .schedule import _zone  # imported here: schedule.py imports this module
+
+        try:
+            return _zone(value).key
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone; write one such as America/New_York (it is the "
+                             "time zone of leads whose profile has none)") from None
+
     @field_validator("forms")
     @classmethod
     def _forms(cls, value: list[str] | None) -> list[str] | None:
