@@ -22,7 +22,7 @@ from typing import Any
 from .figures import activity_text, fmt_count, fmt_money, fmt_rate, split_totals
 from .settings import Thresholds
 
-__all__ = ["PANELS", "write_chart"]
+__all__ = ["PANELS", "chart_figure", "chart_rows", "write_chart"]
 
 Row = Mapping[str, Any]
 
@@ -34,6 +34,9 @@ PANELS = (
     ("unsubscribe_rate", "Unsubscribe rate", "unsubscribe_uniques", "high_unsubscribe_rate"),
 )
 BLUE, RED, GREY = "#2f5d8a", "#c0392b", "#8a8a8a"
+#: What a panel's rate divides where it is not ``delivered`` (Klaviyo's definitions, as in ``figures.py``):
+#: a bounce rate exists for a send with recipients even when nothing was delivered (all of them bounced).
+_WHOLE = {"bounce_rate": "recipients"}
 
 
 def _drawable(text: str) -> str:
@@ -69,15 +72,35 @@ def _threshold(rate: str, rows: Sequence[Row], thresholds: Thresholds) -> float 
     return None
 
 
+def chart_rows(rows: Sequence[Row], anomalies: Sequence[Mapping[str, Any]], limit: int) -> list[Row]:
+    """The at most ``limit`` campaigns the chart draws, largest send first: every campaign with an
+    anomaly (the chart's point; the largest of them if they alone are more than ``limit``), then the
+    largest of the rest. By size alone, a small send with a 40% bounce rate fell off a busy day's
+    chart while its heading still counted the anomaly "in red"."""
+    def size(row: Row) -> float:
+        return -(row.get("recipients") or 0)
+
+    marked = {a["campaign_id"] for a in anomalies}
+    picked = sorted((r for r in rows if r.get("campaign_id") in marked), key=size)[:limit]
+    kept = {id(r) for r in picked}
+    picked += sorted((r for r in rows if id(r) not in kept), key=size)[:limit - len(picked)]
+    return sorted(picked, key=size)
+
+
 def write_chart(path: Path, state: Mapping[str, Any], thresholds: Thresholds, limit: int = 15) -> None:
     """Draw the chart for ``state`` (rows, totals, anomalies) into ``path`` (PNG)."""
+    chart_figure(state, thresholds, limit).savefig(str(path), format="png")
+
+
+def chart_figure(state: Mapping[str, Any], thresholds: Thresholds, limit: int = 15) -> Any:
+    """The chart for ``state`` as a matplotlib ``Figure`` on an Agg canvas (what :func:`write_chart` saves)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedLocator, MaxNLocator
 
     rows: list[Row] = list(state.get("campaigns") or [])
     date, currency = state.get("date"), state.get("currency")
-    shown = sorted(rows, key=lambda r: -(r.get("recipients") or 0))[:limit]
+    shown = chart_rows(rows, state.get("anomalies") or [], limit)
     flagged = {(a["campaign_id"], a["kind"]) for a in state.get("anomalies") or []}
     height = max(3.2, 0.75 * len(shown) + 2.0)
     fig = Figure(figsize=(12, height), dpi=110)
@@ -88,8 +111,7 @@ def write_chart(path: Path, state: Mapping[str, Any], thresholds: Thresholds, li
                 ha="center", va="center", fontsize=12, wrap=True)
         ax.set_axis_off()
         fig.suptitle(f"Email campaigns — {date}", fontsize=13)
-        fig.savefig(str(path), format="png")
-        return
+        return fig
     axes = fig.subplots(1, len(PANELS), sharey=True)
     ys = list(range(len(shown)))[::-1]  # the largest send at the top
     for ax, (rate, title, count, kind) in zip(axes, PANELS, strict=True):
@@ -101,9 +123,12 @@ def write_chart(path: Path, state: Mapping[str, Any], thresholds: Thresholds, li
                 behind = f" ({fmt_count(row.get(count))})" if row.get(count) else ""
                 ax.text(0, y, f" sent on an earlier day{behind}", va="center", fontsize=8, color=GREY)
                 continue
-            if not row.get("delivered") or value is None:
-                ax.text(0, y, " no deliveries" if not row.get("delivered") else " n/a", va="center", fontsize=8,
-                        color=GREY)
+            if not row.get(_WHOLE.get(rate, "delivered")) or value is None:
+                # nothing delivered is itself an anomaly (zero_deliveries): marked as one, so every anomaly
+                # the heading counts "in red" is red in the chart
+                dead = not row.get("delivered") and (row["campaign_id"], "zero_deliveries") in flagged
+                ax.text(0, y, (" no deliveries" if not row.get("delivered") else " n/a") + ("  ⚠" if dead else ""),
+                        va="center", fontsize=8, color=RED if dead else GREY, fontweight="bold" if dead else "normal")
                 continue
             bad = kind is not None and (row["campaign_id"], kind) in flagged
             ax.barh(y, value, height=0.6, color=RED if bad else BLUE)
@@ -128,13 +153,21 @@ def write_chart(path: Path, state: Mapping[str, Any], thresholds: Thresholds, li
     axes[0].set_yticks(ys)
     axes[0].set_yticklabels([_label(r, currency) for r in shown], fontsize=8)
     totals = state.get("totals") or {}
-    more = f"; the {len(shown)} largest of {len(rows)} campaigns shown" if len(rows) > len(shown) else ""
+    more = ""
+    if len(rows) > len(shown):
+        largest = {id(r) for r in sorted(rows, key=lambda r: -(r.get("recipients") or 0))[:limit]}
+        also = "" if all(id(r) in largest for r in shown) else ", and those with anomalies"
+        more = f"; {len(shown)} of {len(rows)} campaigns shown (the largest{also})"
     story = (f"{fmt_count(totals.get('recipients'))} recipients · open {fmt_rate(totals.get('open_rate'))} · "
              f"click {fmt_rate(totals.get('click_rate'))} · {fmt_count(totals.get('conversions'))} "
              f"conversion{'' if totals.get('conversions') == 1 else 's'} "
              f"worth {fmt_money(totals.get('revenue'), currency)}")
     found = len(state.get("anomalies") or [])
     marks = f" · {found} anomal{'y' if found == 1 else 'ies'} in red ⚠" if found else " · no anomalies"
+    on_chart = {r["campaign_id"] for r in shown}
+    left_out = sum(1 for a in state.get("anomalies") or [] if a["campaign_id"] not in on_chart)
+    if left_out:  # more campaigns with anomalies than the chart has rows: say so, never imply they are drawn
+        marks += f" ({left_out} of them in campaigns not shown: see the report's table)"
     split = split_totals(rows, totals)
     if split is not None:  # the rates above leave out what campaigns sent on earlier days did this day
         sent, earlier = split["sent"]["campaigns"], split["earlier"]
@@ -146,4 +179,4 @@ def write_chart(path: Path, state: Mapping[str, Any], thresholds: Thresholds, li
                  y=1 - 0.08 / height, ha="left", va="top")
     fig.text(0.01, 1 - 0.42 / height, story + marks, fontsize=9, ha="left", va="top", color="#444444")
     fig.tight_layout(rect=(0, 0, 1, 1 - head / height))
-    fig.savefig(str(path), format="png")
+    return fig
