@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from personas.kernel.cassette import Cassette, response_to_message
+from personas.kernel.cassette import Cassette, response_to_message, stored
 from personas.kernel.config import Config
 from personas.kernel.models import CassetteChatModel, ModelChoice, ScriptedChatModel, live_model, recorded_provenance
 
@@ -139,7 +139,7 @@ def author_case(suite: Suite, case: Case) -> Authored:
     if path.exists():
         try:
             old = Cassette.load(path)
-            written = not (old.provenance.get("kind") == "authored" and old.interactions == first)
+            written = not (old.provenance.get("kind") == "authored" and old.interactions == stored(first))
         except Exception:
             written = True
     if written:

@@ -10,7 +10,9 @@ case's author remembering them:
   bound, their strict schemas, ``tool_choice``, ``parallel_tool_calls``: ``answers.py``), and must
   have been reviewed for the prompt they answer: ``authored_for`` is the digest of the system
   prompt they were written for, and a changed prompt makes them **stale** until someone reviews them
-  and runs ``--stamp`` (re-authoring the cassette does not).
+  and runs ``--stamp`` (re-authoring the cassette does not);
+- **something to judge**: a case whose ``expect`` checks nothing the run decides (empty, or a ``superset``
+  trajectory of no calls) fails instead of passing whatever its agent did.
 
 Every failure is a sentence; none of them is a cassette error, so a cassette re-authored after a
 regression never turns one of them green.
@@ -41,7 +43,8 @@ def prompt_digest(request: Mapping[str, Any]) -> str:
 
 def judge(suite: Suite, case: Case, outcome: Any, kind: str, played: Sequence[Mapping[str, Any]] = (),
           schemas: Mapping[str, Any] | None = None) -> list[str]:
-    """:func:`check_case`, then fencing, and for authored answers their validity and freshness."""
+    """:func:`check_case`, then fencing, for authored answers their validity and freshness, and (when nothing else
+    failed) that the case checks something at all."""
     failures = check_case(case, outcome)
     requests = outcome.model_requests
     if case.expect.fencing and requests:
@@ -61,7 +64,19 @@ def judge(suite: Suite, case: Case, outcome: Any, kind: str, played: Sequence[Ma
         for n, item in enumerate(played, 1):
             failures += [f"authored answer invalid: {p}" for p in
                          answer_problems(item["request"], item["response"], schemas or {}, n)]
+    if not failures and not any(_decides(e) for e in (case.expect, *case.expect_when.values())):
+        failures.append("expect: the case checks nothing the run decides (no trajectory, state, outbox, lists, "
+                        "not_called, model_calls, call_counts, profiles, files, ...), so it would pass whatever the "
+                        "agent did; write what the run must decide")
     return failures
+
+
+def _decides(exp: Any) -> bool:
+    """Whether ``exp`` checks anything the run decides: fencing alone, or a ``superset`` trajectory of no calls
+    (which every run meets), does not; a case expecting only that passes whatever its agent does."""
+    given = exp.model_dump(exclude={"trajectory", "fencing", "untrusted"}, exclude_defaults=True)
+    path = exp.trajectory
+    return bool(given) or (path is not None and (path.mode != "superset" or bool(path.calls)))
 
 
 def get_path(data: Any, path: str) -> Any:

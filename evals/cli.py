@@ -17,6 +17,7 @@ whose cassette is missing or does not load (said after every other case has run 
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 import time
@@ -145,6 +146,8 @@ def eval_cmd(
     named = list(compare) if mode == "compare" else [cassettes] if cassettes is not None else []
     if named:
         _check_sets(loaded, chosen, mode, named)
+    if report is not None:
+        _check_report(report)
     if mode == "compare":
         from .compare import compare_sets, compare_table, side_by_side, side_table, write_compare
         from .sets import SetError
@@ -170,6 +173,19 @@ def eval_cmd(
         raise SystemExit(0)
     results = _run(console, loaded, chosen, mode, cassettes, epochs or 1)
     _finish(console, results, mode, report, cassettes)
+
+
+def _check_report(folder: Path) -> None:
+    """``--report`` must be a folder that can be written, said before the suites run (minutes, live), not after
+    them as an unexpected error with exit code 1, which reads as a suite under its threshold."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise _usage(f"--report {folder}: a file is there; give a folder (report.md and junit.xml go in it)") from None
+    except OSError as exc:
+        raise _usage(f"--report {folder}: the folder cannot be made ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _usage(f"--report {folder}: the folder cannot be written to")
 
 
 def _stamp(console: Any, loaded: list[Any], chosen: dict[str, list[str]]) -> None:

@@ -10,7 +10,7 @@ is an operator matcher (several operators in one mapping must all hold)::
     contains: "consult"     a substring of a string, or an item of a list that matches
                             ({contains: {ref: profile:maya}}: the text holds that fixture id)
     any_of: [m1, m2]        one of the matchers holds          all_of: [m1, m2]   all hold
-    not: m                  the matcher does not hold
+    not: m                  the matcher does not hold (matched partially, even under match: exact)
     absent: true            the key is missing or null (absent: false = present and not null)
     present: true           the key is there and not null
     min / max / gt / lt     number bounds                      between: [lo, hi]  inclusive
@@ -196,7 +196,9 @@ def _operator(op: str, arg: Any, actual: Any, ctx: MatchContext, where: str, clo
     if op == "all_of":
         return [p for m in arg for p in match_value(m, actual, ctx, where, closed=closed)]
     if op == "not":
-        if match_value(arg, actual, ctx, where, closed=closed):
+        # what is written must not be there: matched partially, else under `match: exact` an extra key or item
+        # (a call's other arguments) would make the inner matcher fail and `not` hold whatever the run did
+        if match_value(arg, actual, ctx, where):
             return []
         return [f"{where}: must not match {show(arg)}, got {show(actual)}"]
     if op == "type":

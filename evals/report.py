@@ -68,8 +68,8 @@ def label_counts(result: SuiteResult) -> list[tuple[str, int, int]]:
 def suite_table(results: Sequence[SuiteResult]) -> Any:
     """A rich Table: one row per suite with its pass rate against its threshold (fits 80 columns).
 
-    ``runs`` counts a policy case once per behaviour; ``err`` are runs that could not be judged
-    (a cassette that does not answer); ``live`` is the pass rate over runs a real model answered.
+    ``runs`` counts a policy case once per behaviour and a case once per epoch; ``err`` are runs that could not
+    be judged (a cassette that does not answer); ``live`` is the pass rate over runs a real model answered.
     """
     from rich import box
     from rich.table import Table
@@ -89,7 +89,8 @@ def suite_table(results: Sequence[SuiteResult]) -> Any:
     table.add_column("result", no_wrap=True)
     for r in results:
         counts = r.counts()
-        row = [r.suite.name, str(len(r.by_case())), str(counts["passed"]), str(counts["failed"]), str(counts["error"]),
+        # runs: every run (each behaviour, each epoch), the same runs that pass, fail and err count
+        row = [r.suite.name, str(len(r.results)), str(counts["passed"]), str(counts["failed"]), str(counts["error"]),
                _pct(r.pass_rate)]
         if epochs > 1:
             row.append(_pct(r.pass_at(r.epochs)))

@@ -33,7 +33,7 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from graphs import graph_spec
 from klaviyo_sandbox import Faults, Sandbox
 from klaviyo_toolkit.clock import ManualClock
-from personas.kernel.cassette import Cassette, CassetteError, UnexpectedModelCall, UnusableCassette
+from personas.kernel.cassette import Cassette, CassetteError, UnexpectedModelCall, UnusableCassette, stored
 from personas.kernel.config import Config
 from personas.kernel.models import CassetteChatModel, ModelChoice
 from personas.runtime.context import build_context
@@ -144,7 +144,7 @@ def replay_choice(suite: Suite, case: Case, label: str | None = None) -> ModelCh
         if problem:
             raise UnusableCassette(f"{problem}; {cassette.rerecord_hint}", path)
     if cassette.kind == "authored":
-        written = [r.to_response(i) for i, r in enumerate(case.authored_responses)]
+        written = stored([r.to_response(i) for i, r in enumerate(case.authored_responses)])  # secrets masked
         held = [i["response"] for i in cassette.interactions]
         if held != written:
             n = next((n for n, (a, b) in enumerate(zip(held, written, strict=False), 1) if a != b),

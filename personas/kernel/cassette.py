@@ -59,6 +59,7 @@ __all__ = [
     "response_problems",
     "response_to_message",
     "scrub",
+    "stored",
     "tool_definition",
 ]
 
@@ -109,6 +110,16 @@ class UnexpectedModelCall(CassetteError):
 def scrub(text: str) -> str:
     """Secrets masked by the one redaction function (``klaviyo_toolkit.redact``)."""
     return redact_text(text)
+
+
+def stored(value: Any) -> Any:
+    """``value`` (JSON data) as a saved cassette holds it: :meth:`Cassette.save` scrubs the file's text, so a
+    key-looking string in hand-written answers is masked there, and what the case file says must be compared
+    in that form (else the cassette never "holds the case's answers" and re-authoring cannot fix it)."""
+    try:
+        return json.loads(scrub(json.dumps(value, indent=1, ensure_ascii=False)))
+    except ValueError:  # pragma: no cover - the redactor keeps JSON text JSON (save relies on it too)
+        return value
 
 
 def mask(text: str) -> str:
@@ -403,7 +414,7 @@ def check_provenance(data: Mapping[str, Any]) -> list[str]:
                 seen.add(ev["model"])
             usage = ev.get("usage")
             if not isinstance(usage, Mapping) or not all(
-                isinstance(usage.get(k), int) and usage[k] >= 0 for k in ("input_tokens", "output_tokens")
+                type(usage.get(k)) is int and usage[k] >= 0 for k in ("input_tokens", "output_tokens")  # not a bool
             ):
                 problems.append(f"interaction {n}: evidence.usage (input_tokens, output_tokens) is missing")
         if served and seen and set(served) != seen:
@@ -465,8 +476,13 @@ class Cassette:
                 problems.append(f"interaction {n} needs a request and a response")
                 continue
             problems += response_problems(item["response"], n)
-            for name, ref in (item["request"].get("tools") or {}).items():
-                if ref not in schemas or digest(schemas[ref]) != ref:
+            tools = item["request"].get("tools") or {}
+            if not isinstance(tools, dict):  # a hand edit: it would stop the whole run, not only this case
+                problems.append(f"interaction {n}: request.tools is {json_type(tools)}; it must be an object "
+                                "{tool name: sha256 digest of its definition under schemas}")
+                continue
+            for name, ref in tools.items():
+                if not isinstance(ref, str) or ref not in schemas or digest(schemas[ref]) != ref:
                     problems.append(f"interaction {n}: the definition of tool {name} ({ref}) is missing or altered")
         if problems:
             raise unusable(f"does not load: {'; '.join(problems[:4])}"

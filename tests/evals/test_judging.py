@@ -204,7 +204,9 @@ def test_a_policy_case_cannot_depend_on_the_models_answer(tmp_path: Path, patch:
 
 def test_a_policy_case_runs_every_kind_of_model(tmp_path: Path) -> None:
     folder = copy_suite(tmp_path)
-    (folder / "cases" / "p.yaml").write_text(POLICY.replace('  injected: [{content: "evil"}]\n', ""), encoding="utf-8")
+    checked = (POLICY.replace('  injected: [{content: "evil"}]\n', "")
+               + "expect: {not_called: [{tool: delete_list, source: http}]}\n")
+    (folder / "cases" / "p.yaml").write_text(checked, encoding="utf-8")  # a case checking nothing would fail
     text = (folder / "suite.yaml").read_text(encoding="utf-8")
     (folder / "suite.yaml").write_text(text.replace("  injected:", "  _gone:"), encoding="utf-8")
     with pytest.raises(CaseFileError, match="a policy case runs with every kind of model: add injected"):

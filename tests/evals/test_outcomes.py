@@ -203,9 +203,9 @@ sandbox:
 
 def test_files_model_requests_and_faults_on_the_campaign_reporter(tmp_path: Path) -> None:
     suite = load_suite(suite_with(tmp_path, "campaign-reporter", {
-        "report": REPORT.format(model="cassette", faults=""),
+        "report": REPORT.format(model="cassette", faults="") + "expect: {model_calls: 1}\n",
         "limited": REPORT.format(model="none", faults="faults: {storm_rate: 1.0, storm_retry_after: 3600, "
-                                 "operations: [query_campaign_values]}"),
+                                 "operations: [query_campaign_values]}") + "expect: {model_calls: 0}\n",
     }))
     scripted = ScriptedChatModel([AIMessage(content="One campaign [T1].")])
     result = run_case(suite, suite.case("report"), ModelChoice(scripted, "scripted", "scripted"))
