@@ -45,7 +45,7 @@ def judge(suite: Suite, case: Case, outcome: Any, kind: str, played: Sequence[Ma
           schemas: Mapping[str, Any] | None = None) -> list[str]:
     """:func:`check_case`, then fencing, for authored answers their validity and freshness, and (when nothing else
     failed) that the case checks something at all."""
-    failures = check_case(case, outcome)
+    failures = unknown_tools(case) + check_case(case, outcome)
     requests = outcome.model_requests
     if case.expect.fencing and requests:
         system = "\n".join(str(m.get("text") or "") for m in requests[0].get("messages") or []
@@ -69,6 +69,46 @@ def judge(suite: Suite, case: Case, outcome: Any, kind: str, played: Sequence[Ma
                         "not_called, model_calls, call_counts, profiles, files, ...), so it would pass whatever the "
                         "agent did; write what the run must decide")
     return failures
+
+
+#: The tools a model calls that are no Klaviyo operation: the sequencer's choice, the chat's tool search.
+MODEL_TOOLS = ("choose_sequence", "describe_tool", "find_tools")
+
+
+def unknown_tools(case: Case) -> list[str]:
+    """The tool names ``case`` expects (trajectory, ``not_called``, ``call_counts``, ``ignore``) that no call can
+    have, as failures: calls are recorded by operation id (or the model tool's name), so a misspelt name or an
+    alias never matches, and a ``not_called`` or a zero count naming one holds whatever the run does. A name no
+    tool has is allowed for the model's calls only (``source: model``, ``model:`` in a count): a model may
+    invent one, and a case may check it did not."""
+    from klaviyo_toolkit.catalog import load_catalog
+    from klaviyo_toolkit.errors import UnknownOperationError
+
+    catalog = load_catalog(True)
+    problems: list[str] = []
+    for exp in (case.expect, *case.expect_when.values()):
+        named = [("not_called", i, False) if isinstance(i, str) else ("not_called", i.tool, i.source == "model")
+                 for i in exp.not_called]
+        named += [("call_counts", k.split(":", 1)[-1], k.startswith("model:")) for k in exp.call_counts]
+        if exp.trajectory is not None:
+            model = exp.trajectory.source == "model"
+            named += [("trajectory", c.tool, model or c.source == "model") for c in exp.trajectory.calls]
+            named += [("trajectory.ignore", t, model) for t in exp.trajectory.ignore]
+        for where, name, invented in named:
+            if name == "*" or name in MODEL_TOOLS:
+                continue
+            try:
+                known = catalog.get(name).operation_id
+            except UnknownOperationError as exc:
+                if not invented:
+                    problems.append(f"expect.{where}: {exc} Nor is it a model tool ({', '.join(MODEL_TOOLS)}), so a "
+                                    "check naming it never sees a call; for a tool a model might invent, write "
+                                    f"{{tool: {name}, source: model}}")
+                continue
+            if known != name:
+                problems.append(f"expect.{where}: {name!r} is an alias; calls are recorded by operation id: write "
+                                f"{known!r}")
+    return list(dict.fromkeys(problems))
 
 
 def _decides(exp: Any) -> bool:

@@ -133,3 +133,26 @@ def test_runs_counts_every_run_that_pass_fail_and_err_count() -> None:
     console.print(suite_table([SuiteResult(suite, runs, epochs=3)]))
     row = next(line for line in console.export_text().splitlines() if line.strip().startswith("lead_magnet"))
     assert row.split()[1:5] == ["3", "2", "1", "0"], row
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("[delete_lists]", "expect.not_called: Unknown Klaviyo operation 'delete_lists'. Did you mean: delete_list"),
+    ("[unsuppress_profiles]", "expect.not_called: 'unsuppress_profiles' is an alias; calls are recorded by "
+                              "operation id: write 'bulk_unsuppress_profiles'"),
+    ("[{tool: delete_profile, source: model}]", None),
+    ("[delete_list, bulk_unsuppress_profiles]", None),
+])
+def test_a_tool_name_no_call_can_have_fails_the_case(tmp_path: Path, written: str, said: str | None) -> None:
+    """A misspelt name or an alias in ``not_called`` never matched a call, so the check held whatever the
+    run did (three shipped cases named ``delete_profile``, no Klaviyo operation, and one an alias)."""
+    folder = copy_suite(tmp_path, "no-model")
+    case_file = folder / "cases" / "no-model.yaml"
+    text = case_file.read_text(encoding="utf-8")
+    case_file.write_text(text[:text.index("\nexpect:")] + f"\nexpect: {{model_calls: 0, not_called: {written}}}\n",
+                         encoding="utf-8")
+    suite = load_suite(folder)
+    result = run_case(suite, suite.case("no-model"))
+    if said is None:
+        assert result.passed, result.failures
+    else:
+        assert result.status == "failed" and any(f.startswith(said) for f in result.failures), result.failures
