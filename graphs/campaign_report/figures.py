@@ -62,15 +62,34 @@ def _email_results(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {cid: stats[0] if len(stats) == 1 else _combine(stats) for cid, stats in parts.items()}
 
 
+#: Every figure the Reporting API gives as one count over another (Klaviyo's definitions, as the sandbox
+#: models them): for a campaign of several messages, recomputed from the summed counts, never summed.
+_RATIOS = {**_RATE_DEFINITIONS, "delivery_rate": ("delivered", "recipients"), "failed_rate": ("failed", "recipients"),
+           "bounced_or_failed_rate": ("bounced_or_failed", "recipients"),
+           "click_to_open_rate": ("clicks_unique", "opens_unique"),
+           "spam_complaint_rate": ("spam_complaints", "delivered"),
+           "revenue_per_recipient": ("conversion_value", "delivered"),
+           "average_order_value": ("conversion_value", "conversions")}
+
+
 def _combine(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One campaign's statistics from its messages': counts summed, every ratio (rates, the average order
+    value, the revenue per recipient) recomputed from the summed counts; a ratio whose counts were not
+    asked for is None, not the sum of the parts' (two messages' average order values added up)."""
     out: dict[str, Any] = {"combined": len(parts)}
-    for key in {k for p in parts for k in p}:
+    given = {k for p in parts for k in p}
+    for key in given - _RATIOS.keys():
         values = [p.get(key) for p in parts]
         if not key.endswith("_rate") and all(isinstance(v, (int, float)) for v in values):
             out[key] = sum(values)
-    for rate, (part, whole) in _RATE_DEFINITIONS.items():
-        if rate in {k for p in parts for k in p}:
-            out[rate] = (out.get(part) or 0) / out[whole] if out.get(whole) else 0.0
+    for ratio in given & _RATIOS.keys():
+        part, whole = _RATIOS[ratio]
+        if part not in out or whole not in out:
+            out[ratio] = None
+        elif ratio in _RATE_DEFINITIONS:  # a rate of nothing sent is 0 here; merge_rows makes it None
+            out[ratio] = out[part] / out[whole] if out[whole] else 0.0
+        else:
+            out[ratio] = out[part] / out[whole] if out[whole] else None
     return out
 
 
