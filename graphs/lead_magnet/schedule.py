@@ -55,7 +55,9 @@ def next_send_time(
         note = f" (unknown time zone {timezone!r}; used {default_tz})"
         zone = _zone(default_tz)
     zone_name = zone.key
-    local = _dt.datetime.fromtimestamp(now, zone).replace(second=0, microsecond=0) + _dt.timedelta(minutes=1)
+    # the next whole minute, counted in time rather than on the clock face: a minute added to a wall time
+    # in a repeated hour would lose which of the two it is (on Lord Howe, 29 minutes before now)
+    local = _dt.datetime.fromtimestamp((int(now) // 60 + 1) * 60, zone)
     if _in_window(local, window, quiet):
         chosen, immediate = local, True
         reason = f"inside the send window ({window.start}-{window.end} {zone_name})"
@@ -84,8 +86,10 @@ def _next_opening(local: _dt.datetime, zone: ZoneInfo, window: Window, quiet: Qu
     for days in range(15):
         day = (local + _dt.timedelta(days=days)).date()
         for opens in sorted({_t(window.start), _t(quiet.end)}):
-            candidate = _dt.datetime.combine(day, opens, tzinfo=zone)
-            if candidate >= local and _in_window(candidate, window, quiet):
+            # a wall time the clocks skip (a change at midnight: 00:00 never comes) is the moment it names
+            # as the clock face then reads (01:00), checked again; compared as instants, not wall times
+            candidate = _dt.datetime.combine(day, opens, tzinfo=zone).astimezone(_dt.UTC).astimezone(zone)
+            if candidate.timestamp() >= local.timestamp() and _in_window(candidate, window, quiet):
                 return candidate
     raise ValueError(
         f"send_window {window.start}-{window.end} ({', '.join(window.days)}) has no time outside "
