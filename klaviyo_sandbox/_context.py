@@ -184,7 +184,9 @@ class Ctx:
             last = _item_id(items[offset + size - 1])
             links["next"] = self.self_url(cursor=encode_cursor(offset + size, scope, last))
         if offset > 0:
-            start = max(0, offset - size)
+            # A cursor can point past the end (items were deleted since it was issued, the item it
+            # continues after among them): that page is empty and its prev link the last full page.
+            start = max(0, min(offset, len(items)) - size)
             before = _item_id(items[start - 1]) if start > 0 else None
             links["prev"] = self.self_url(cursor=encode_cursor(start, scope, before))
         return items[offset : offset + size], links

@@ -277,7 +277,8 @@ def decode_cursor(cursor: str, scope: str, *, pointer: str | None = None) -> tup
         payload = json.loads(base64.urlsafe_b64decode(padded))
         offset, issued_for = int(payload["o"]), str(payload["q"])
         after = payload.get("a")
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+        # OverflowError: an offset of Infinity or 1e400; RecursionError: JSON nested thousands deep.
         raise bad_request(
             f"{name} {cursor!r} is not a cursor this API issued; use links.next from a previous page.", **where
         ) from None

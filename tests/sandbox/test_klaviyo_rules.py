@@ -477,6 +477,23 @@ def test_following_next_links_visits_every_item_once_even_when_items_change(raw:
     assert seen == pids and len(seen) == len(set(seen))
 
 
+def test_a_next_link_past_the_end_after_deletions_is_an_empty_page_not_a_500(raw: httpx.Client) -> None:
+    lists = [make_list(raw, f"L{i:02d}", []) for i in range(15)]
+    first = raw.get("/api/lists", params={"page[size]": 5, "sort": "name"}).json()
+    third = raw.get(first["links"]["next"]).json()["links"]["next"]  # offset 10, after L09
+    for list_id in lists[:11]:  # L09 and everything before the offset goes
+        assert raw.delete(f"/api/lists/{list_id}").status_code == 204
+    page = raw.get(third)
+    assert page.status_code == 200, page.text
+    assert page.json()["data"] == [] and "next" not in page.json()["links"]
+
+
+@pytest.mark.parametrize("payload", ['{"o":Infinity,"q":"x"}', '{"o":1e400,"q":"x"}', "[" * 5000 + "]" * 5000])
+def test_a_tampered_cursor_is_400_not_500(raw: httpx.Client, payload: str) -> None:
+    cursor = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    assert error(raw.get("/api/profiles", params={"page[cursor]": cursor}))["source"] == {"parameter": "page[cursor]"}
+
+
 # -- 7. Content-Type and integer parameters ---------------------------------------------------------------------
 def test_a_body_without_content_type_is_415(sb: Sandbox, raw: httpx.Client) -> None:
     body = json.dumps({"data": {"type": "list", "attributes": {"name": "L"}}}).encode()
