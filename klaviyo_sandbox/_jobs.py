@@ -216,7 +216,19 @@ class Jobs(Generic[C]):
 
 
 def _count_items(body: Any) -> int:
-    """Items in a bulk request: the longest list of resources found in the body."""
+    """Items in a bulk request: its collection of resources (``data.attributes.<name>.data``, as every
+    bulk job's body holds them). Only when it has none, the longest list found anywhere in the body:
+    a list inside an item (a catalog item's ``image_urls``, a profile property) or the job's
+    ``relationships`` (the lists an import adds to) is not a count of items."""
+    data = body.get("data") if isinstance(body, dict) else None
+    attrs = data.get("attributes") if isinstance(data, dict) else None
+    collections = [
+        len(value["data"])
+        for value in (attrs.values() if isinstance(attrs, dict) else ())
+        if isinstance(value, dict) and isinstance(value.get("data"), list)
+    ]
+    if collections:
+        return max(collections)
     best = 0
 
     def walk(node: Any) -> None:

@@ -264,6 +264,18 @@ def test_bulk_import_job_progress_counts_and_errors(client: Any, sb: Sandbox, cl
         == [job["id"]]
 
 
+def test_bulk_import_total_count_counts_profiles_not_lists_or_property_arrays(
+    client: Any, sb: Sandbox, clock: ManualClock
+) -> None:
+    lists = [client.call("create_list", name=f"Import {i}").data["id"] for i in range(3)]
+    items = [{"email": "one@example.com", "properties": {"sizes": ["S", "M", "L", "XL"]}}]
+    job = client.call("bulk_import_profiles", profiles=items, list_ids=lists).data
+    assert job["attributes"]["total_count"] == 1
+    run_jobs(sb, clock)
+    done = client.call("get_bulk_import_profiles_job", job_id=job["id"]).data["attributes"]
+    assert (done["total_count"], done["completed_count"], done["failed_count"]) == (1, 1, 0)
+
+
 def test_bulk_import_reports_invalid_items(raw: httpx.Client, sb: Sandbox, clock: ManualClock) -> None:
     items = [{"type": "profile", "attributes": {"email": "ok@example.com"}},
              {"type": "profile", "attributes": {"email": "broken"}},
