@@ -365,8 +365,28 @@ def refuse_a_new_key_for_old_entries(path: Path, provider: KeyProvider) -> None:
         raise ToolkitUsageError(
             f"The vault {path} holds {entries} encrypted entr{'y' if entries == 1 else 'ies'}, but its key is not "
             f"here: {ENV_VAULT_KEY} is not set and {where}. Set {ENV_VAULT_KEY} to the key the vault was made "
-            "with (or restore the key file); no new key was made."
+            f"with (or restore the key file){_moved_hint(provider)}; no new key was made. If that key is lost, "
+            "no one can read the vault's secrets: move the vault aside and log in again."
         )
+
+
+def _moved_hint(provider: KeyProvider) -> str:
+    """Where the key of a vault moved or copied here most likely still is (a clause, never a key).
+
+    A keyring entry is named after the full path of the vault's folder, so a folder that was moved,
+    restored to another path or copied from another machine finds no key under its new path, though
+    the key is still in the keyring under the old one: the person never saw the key, so "set
+    PERSONAS_VAULT_KEY to it" alone leaves them no way to find it."""
+    if isinstance(provider, KeyringKeyProvider):
+        return (
+            f": the OS keyring keeps a vault's key under the full path of its folder, so if this folder was moved "
+            f"or copied from another path or machine, read the key there with `keyring get '{provider.service}' "
+            f"OLD_FOLDER` and set {ENV_VAULT_KEY} to it, or store it under this folder with "
+            f"`keyring set '{provider.service}' '{provider.username}'`"
+        )
+    if isinstance(provider, FileKeyProvider):
+        return f": if this folder was copied from another, copy its {provider.path.name} here too (mode 0600)"
+    return ""
 
 
 def key_source(provider: KeyProvider) -> str:

@@ -343,6 +343,39 @@ def test_an_empty_keyring_is_not_given_a_new_key_for_a_vault_that_holds_entries(
     assert elsewhere.entries == {}, "no key was made in the keyring"
 
 
+def test_a_folder_moved_away_from_its_keyring_entry_is_told_where_the_key_still_is(tmp_path: Path) -> None:
+    """The keyring names a vault's key after its folder's full path: a folder moved (or restored to
+    another path, or copied from another machine) finds no key under its new path. The person never
+    saw the key, so the refusal says where it still is and how to bring it over, and that a lost key
+    means logging in again."""
+    from tests.keyrings import MemoryKeyring
+
+    ring = MemoryKeyring()
+    old = tmp_path / "old"
+    with Vault(old / "vault.sqlite", default_key_provider(old, environ={}, keyring_backend=ring)) as v:
+        v.put_api_key("main", PK)
+    new = tmp_path / "new"
+    old.rename(new)
+    with pytest.raises(ToolkitUsageError) as caught:
+        Vault(new / "vault.sqlite", default_key_provider(new, environ={}, keyring_backend=ring))
+    message = str(caught.value)
+    assert "keyring get 'klaviyo-personas vault' OLD_FOLDER" in message, message
+    assert f"keyring set 'klaviyo-personas vault' '{new.resolve()}'" in message, message
+    assert "move the vault aside and log in again" in message and "\n" not in message
+    assert list(ring.entries) == [("klaviyo-personas vault", str(old.resolve()))], "no key was made"
+    key = ring.entries[("klaviyo-personas vault", str(old.resolve()))]
+    assert key not in message
+
+
+def test_a_folder_copied_without_its_key_file_is_told_to_copy_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with Vault(home / "vault.sqlite", default_key_provider(home, environ={}, keyring_backend=_NO_KEYRING)) as v:
+        v.put_api_key("main", PK)
+    (home / "vault.key").unlink()
+    with pytest.raises(ToolkitUsageError, match=r"copy its vault.key here too \(mode 0600\)"):
+        Vault(home / "vault.sqlite", default_key_provider(home, environ={}, keyring_backend=_NO_KEYRING))
+
+
 def test_a_write_under_a_key_that_cannot_open_the_entries_is_refused_naming_the_key_that_can(tmp_path: Path) -> None:
     """PERSONAS_VAULT_KEY set to another valid key beside a vault written under vault.key: a secret
     stored under it would leave the vault on two keys, which no one key reads and rotate_key refuses."""
