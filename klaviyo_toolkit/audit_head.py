@@ -13,16 +13,21 @@ was wrong and why it was accepted, keeps a copy of the old head record, and anch
 from __future__ import annotations
 
 import datetime as _dt
+import hmac
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .audit_anchor import AuditAnchor, Head
+from .audit_rows import _COLUMNS, _SELECT, _row_hash
 from .errors import ToolkitUsageError
 
-__all__ = ["AuditHeadError", "HeadProblem", "head_problem", "keep_head_record"]
+if TYPE_CHECKING:
+    from .audit import AuditLog
+
+__all__ = ["AuditHeadError", "HeadProblem", "chained_under_another_key", "head_problem", "keep_head_record"]
 
 
 @dataclass(frozen=True)
@@ -109,3 +114,22 @@ def keep_head_record(anchor: AuditAnchor | None, now: _dt.datetime) -> str | Non
     copy = source.with_name(f"{source.name}.{now.astimezone(_dt.UTC):%Y%m%dT%H%M%S.%fZ}.replaced")
     shutil.copy2(source, copy)
     return str(copy)
+
+
+def chained_under_another_key(log: AuditLog) -> bool:
+    """Whether neither the first nor the newest row of ``log`` verifies with the key it was opened with: its
+    rows were chained under another key (the anchor's vault replaced, or made anew after its key was lost)
+    or the log was rewritten whole. Accepting a loss cannot make such a log verify (row 1 stays broken).
+    False for an empty log, a log without a key, or a row an edit left unhashable (an edit, not a key)."""
+    if log._key is None:
+        return False
+    ends = "(SELECT min(id) FROM audit_log), (SELECT max(id) FROM audit_log)"
+    rows = log._fetch(f"SELECT {_SELECT} FROM audit_log WHERE id IN ({ends})", [])
+    for row in rows:
+        content = dict(zip(_COLUMNS, row, strict=True))
+        try:
+            if hmac.compare_digest(_row_hash(str(content["prev_hash"]), content, log._key), str(content["hash"])):
+                return False
+        except (TypeError, ValueError):
+            return False
+    return bool(rows)

@@ -302,7 +302,7 @@ def accept_loss(
     """Go on with a log that no longer holds its anchored head (rows cut, an older copy put back, the head
     record damaged): records the loss, with REASON and who accepted it, as a row, then anchors on it."""
     from klaviyo_toolkit.audit import AuditContext
-    from personas.runtime.audit import writable_audit_log
+    from personas.runtime.audit import another_key, writable_audit_log
 
     from .common import config
 
@@ -310,6 +310,8 @@ def accept_loss(
     if not reason.strip():
         raise UsageProblem("--reason: say why the loss is accepted; it is recorded in the log")
     log = writable_audit_log(cfg)
+    if why := another_key(log):  # an acceptance would be recorded, yet verify fail at row 1 for good
+        raise UsageProblem(f"nothing was accepted or written: {why}")
     row = log.accept_loss(reason, context=AuditContext(user=cfg.user))
     facts = row.extra
     typer.echo(f"accepted for the audit log {log.path or log}: {facts.get('problem')}")

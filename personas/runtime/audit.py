@@ -18,7 +18,14 @@ from klaviyo_toolkit.audit import AuditLog
 from klaviyo_toolkit.audit_anchor import FileAnchor, VaultAnchor
 from personas.kernel.config import Config
 
-__all__ = ["audit_anchor", "audit_log", "forget_audit_logs", "read_audit_log", "writable_audit_log"]
+__all__ = [
+    "another_key",
+    "audit_anchor",
+    "audit_log",
+    "forget_audit_logs",
+    "read_audit_log",
+    "writable_audit_log",
+]
 
 _AUDIT_LOGS: dict[str, AuditLog] = {}
 _AUDIT_LOGS_LOCK = threading.Lock()
@@ -70,6 +77,25 @@ def _warn_if_broken(audit: AuditLog, key: str) -> None:
             "and restore the log from a backup if the change was not yours",
             audit._where, where, report.reason,
         )
+
+
+def another_key(audit: AuditLog) -> str | None:
+    """Why accepting a loss cannot help ``audit`` (``chained_under_another_key``: the log's key lives in the
+    vault, and a vault replaced or made anew keeps another), with what does; None when it can."""
+    from klaviyo_toolkit.audit_head import chained_under_another_key
+
+    if not chained_under_another_key(audit):
+        return None
+    vault = getattr(audit.anchor, "vault", None)
+    where = f" the vault {vault.path}" if vault is not None else " its anchor"
+    return (
+        f"neither the first nor the newest row of the audit log {audit.path or 'in PostgreSQL'} verifies with the "
+        f"key{where} "
+        "keeps: the log was chained under another key (that vault was replaced, or made anew after its key was "
+        "lost) or rewritten whole, and accepting a loss would not make it verify again. Restore the vault (with "
+        "its vault key) the log was written with; or, to begin a new log, move the log and its head record "
+        f"({getattr(audit.anchor, 'head_path', 'beside the vault')}) aside: its rows stay readable there"
+    )
 
 
 def writable_audit_log(config: Config) -> AuditLog:

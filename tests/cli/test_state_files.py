@@ -238,3 +238,21 @@ def test_a_new_state_folder_this_user_may_not_write_or_enter_is_named_with_the_f
         assert "PermissionError" not in line, args
     home.chmod(0o700)
     assert list(home.iterdir()) == [], "nothing was written"
+
+
+def test_a_loss_is_not_accepted_for_a_log_chained_under_a_key_the_vault_no_longer_keeps(tmp_path: Path) -> None:
+    """The log's HMAC key lives in the vault: a vault made anew (its key lost, the file deleted) keeps
+    another. Accepting a loss then recorded a row and said "runs go on", yet `audit verify` failed at
+    row 1 for good and every run warned; the refusal says why and what does work instead."""
+    home = tmp_path / "home"
+    ok(personas(home, *REPORT))
+    (home / "vault.sqlite").rename(tmp_path / "vault.sqlite.lost")  # a vault made anew: another audit key
+    kept = rows(home)
+    line = one_line_error(personas(home, "audit", "accept-loss", "--reason", "lost the vault key"))
+    assert "nothing was accepted or written" in line and "chained under another key" in line, line
+    assert "accepting a loss would not make it verify again" in line and "move the log and its head record" in line
+    assert rows(home) == kept
+    (home / "audit.sqlite").rename(tmp_path / "audit.sqlite.old")  # what the message says begins a new log
+    (home / "vault.audit.head").rename(tmp_path / "vault.audit.head.old")
+    ok(personas(home, *REPORT))
+    assert "chain intact" in ok(personas(home, "audit", "verify"))
