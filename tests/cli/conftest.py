@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -42,6 +42,22 @@ def child_env(home: Path, **extra: str) -> dict[str, str]:
                PYTHONUNBUFFERED="1", PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")  # no OS keyring
     env.update(extra)
     return env
+
+
+def scripted_inputs(*lines: str) -> Callable[[str], str]:
+    """An ``input`` for the REPL that types ``lines`` in turn, echoing prompt and line as a terminal
+    shows them, then ends the session (EOFError, Ctrl-D)."""
+    pending = iter(lines)
+
+    def ask(prompt: str) -> str:
+        print(prompt, end="")
+        line = next(pending, None)
+        if line is None:
+            raise EOFError
+        print(line)
+        return line
+
+    return ask
 
 
 def plain(text: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,19 +21,7 @@ from personas.cli.repl import Repl
 from personas.kernel.models import ModelChoice, ScriptedChatModel
 from personas.runtime.loader import load_persona
 
-
-def _inputs(*lines: str) -> Callable[[str], str]:
-    pending = iter(lines)
-
-    def ask(prompt: str) -> str:
-        print(prompt, end="")
-        line = next(pending, None)
-        if line is None:
-            raise EOFError
-        print(line)
-        return line
-
-    return ask
+from .conftest import scripted_inputs
 
 
 def test_results_of_calls_that_ran_before_the_pause_are_shown_once(
@@ -47,7 +34,7 @@ def test_results_of_calls_that_ran_before_the_pause_are_shown_once(
                         "scripted in the test", "scripted")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = Repl(load_persona("klaviyo-assistant"), sandbox=sb, input_fn=_inputs("delete Doomed", "a"),
+        code = Repl(load_persona("klaviyo-assistant"), sandbox=sb, input_fn=scripted_inputs("delete Doomed", "a"),
                     model=model, tour=False).run()
     transcript = out.getvalue()
     assert code == 0, transcript

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,24 +16,12 @@ from personas.cli.repl import Repl
 from personas.kernel.models import ModelChoice, ScriptedChatModel
 from personas.kernel.spec import ApprovalPolicy, PersonaSpec, ToolSelection
 
+from .conftest import scripted_inputs
+
 NEW_SECRET = "whsec_zyxwvutsrqponmlk"
 HOOKS = PersonaSpec(name="hooks", description="Manages webhooks (test persona).", graph="chat",
                     prompt="klaviyo_assistant.v1.md", scopes=["webhooks:read", "webhooks:write"],
                     tools=ToolSelection(search=True), approval=ApprovalPolicy())
-
-
-def _inputs(*lines: str) -> Callable[[str], str]:
-    pending = iter(lines)
-
-    def ask(prompt: str) -> str:
-        print(prompt, end="")
-        line = next(pending, None)
-        if line is None:
-            raise EOFError
-        print(line)
-        return line
-
-    return ask
 
 
 def test_a_secret_in_a_tool_call_is_masked_in_the_repl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,7 +36,7 @@ def test_a_secret_in_a_tool_call_is_masked_in_the_repl(tmp_path: Path, monkeypat
                         "scripted in the test", "scripted")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = Repl(HOOKS, sandbox=sb, input_fn=_inputs(f"rotate the secret of webhook {hook}", "r", "no"),
+        code = Repl(HOOKS, sandbox=sb, input_fn=scripted_inputs(f"rotate the secret of webhook {hook}", "r", "no"),
                     model=model, tour=False).run()
     transcript = out.getvalue()
     assert code == 0, transcript
