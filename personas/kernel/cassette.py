@@ -371,10 +371,15 @@ def check_provenance(data: Mapping[str, Any]) -> list[str]:
     kind = prov.get("kind")
     interactions = [i for i in data.get("interactions") or [] if isinstance(i, Mapping)]
     problems: list[str] = []
+    latest = _dt.datetime.now(_dt.UTC).date() + _dt.timedelta(days=1)  # a day's slack for time zones
     if kind == "authored":
         for field_name in ("by", "method", "date"):
             if not prov.get(field_name):
                 problems.append(f"an authored cassette names who wrote it and how: provenance.{field_name} is missing")
+        written = _day(prov.get("date")) if prov.get("date") else latest
+        if written is None or written > latest:
+            problems.append(f"provenance.date {prov['date']!r}: an authored cassette gives the day it was written, "
+                            "YYYY-MM-DD, not in the future")
         for name in ("served_models", "requested_model", "base_url"):
             if name in prov:
                 problems.append(f"an authored cassette has no {name}: no model answered it")
@@ -387,7 +392,6 @@ def check_provenance(data: Mapping[str, Any]) -> list[str]:
             if not prov.get(field_name):
                 problems.append(f"a recorded cassette names {field_name} (provenance.{field_name} is missing)")
         day = _day(prov.get("date"))
-        latest = _dt.datetime.now(_dt.UTC).date() + _dt.timedelta(days=1)  # a day's slack for time zones
         if day is None:
             problems.append("a recorded cassette gives its date as YYYY-MM-DD (provenance.date)")
         elif day > latest:

@@ -156,3 +156,12 @@ def test_a_tool_name_no_call_can_have_fails_the_case(tmp_path: Path, written: st
         assert result.passed, result.failures
     else:
         assert result.status == "failed" and any(f.startswith(said) for f in result.failures), result.failures
+
+
+@pytest.mark.parametrize("date", ["NaN", "2026-02-30", "yesterday", "2999-01-01", 20260101])
+def test_an_authored_cassette_gives_a_real_day_it_was_written(date: Any) -> None:
+    data = {"provenance": {"kind": "authored", "by": "me", "method": "by hand", "date": date}, "interactions": []}
+    assert check_provenance(data) == [f"provenance.date {date!r}: an authored cassette gives the day it was "
+                                      "written, YYYY-MM-DD, not in the future"]
+    data["provenance"]["date"] = "2026-03-01"
+    assert check_provenance(data) == []
