@@ -151,8 +151,8 @@ def replay_choice(suite: Suite, case: Case, label: str | None = None) -> ModelCh
                      min(len(held), len(written)) + 1)
             raise CassetteError(f"cassette {path} does not hold the case's authored_responses: interaction {n}'s "
                                 f"response is not authored_responses[{n - 1}] of {suite.case_file(case)} ({len(held)} "
-                                f"held, {len(written)} authored; the case file changed since it was authored); "
-                                f"{cassette.rerecord_hint}")
+                                f"held, {len(written)} authored: the case file or the cassette changed since it was "
+                                f"authored); {cassette.rerecord_hint}")
     model = CassetteChatModel(cassette=cassette, model_name=name, generation=generation)
     return ModelChoice(model, f"responses {cassette.describe()}", cassette.kind, cassette)
 
