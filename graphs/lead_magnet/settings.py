@@ -160,10 +160,14 @@ class Settings(_Strict):
     def _default_zone(cls, value: str) -> str:
         """The zone is checked here, when the persona loads: unchecked, a misspelt one ran every lead that
         has a zone of its own and crashed, after scoring and asking the model, on the first that has none."""
-        from zoneinfo import ZoneInfoNotFoundError
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
         from .schedule import _zone  # imported here: schedule.py imports this module
 
+        try:  # a name spelt as IANA spells it opens at once; another spelling is looked up among every zone's
+            return ZoneInfo(value).key  # (tens of ms, once), which `personas list` need not pay
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
         try:
             return _zone(value).key
         except (ZoneInfoNotFoundError, ValueError):
