@@ -228,9 +228,10 @@ class RunDriver:
         the thread holds and how to go on with it. None: a new thread, or not a new input. Inside
         ``primed_start``, the run's own read of a new thread then comes from memory."""
         self.repeated = False
-        if isinstance(payload, dict) and self.spec.conversation:
+        if not isinstance(payload, dict):
+            return None
+        if self.spec.conversation:  # each message goes on with the thread, unless it waits for an answer
             self._refuse_if_waiting(self.snapshot())
-        if not isinstance(payload, dict) or self.spec.conversation:
             return None
         found = self.saver.get_tuple(self.config)
         if found is None:
@@ -240,9 +241,10 @@ class RunDriver:
 
     async def _aheld_run(self, payload: Any) -> RunResult | None:
         self.repeated = False
-        if isinstance(payload, dict) and self.spec.conversation:
+        if not isinstance(payload, dict):
+            return None
+        if self.spec.conversation:
             self._refuse_if_waiting(await self.graph.aget_state(self.config))
-        if not isinstance(payload, dict) or self.spec.conversation:
             return None
         found = await self.saver.aget_tuple(self.config)
         if found is None:
