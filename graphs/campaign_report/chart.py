@@ -77,14 +77,15 @@ def chart_rows(rows: Sequence[Row], anomalies: Sequence[Mapping[str, Any]], limi
     anomaly (the chart's point; the largest of them if they alone are more than ``limit``), then the
     largest of the rest. By size alone, a small send with a 40% bounce rate fell off a busy day's
     chart while its heading still counted the anomaly "in red"."""
-    def size(row: Row) -> float:
-        return -(row.get("recipients") or 0)
-
     marked = {a["campaign_id"] for a in anomalies}
-    picked = sorted((r for r in rows if r.get("campaign_id") in marked), key=size)[:limit]
+    picked = sorted((r for r in rows if r.get("campaign_id") in marked), key=_largest_first)[:limit]
     kept = {id(r) for r in picked}
-    picked += sorted((r for r in rows if id(r) not in kept), key=size)[:limit - len(picked)]
-    return sorted(picked, key=size)
+    picked += sorted((r for r in rows if id(r) not in kept), key=_largest_first)[:limit - len(picked)]
+    return sorted(picked, key=_largest_first)
+
+
+def _largest_first(row: Row) -> float:
+    return -(row.get("recipients") or 0)
 
 
 def write_chart(path: Path, state: Mapping[str, Any], thresholds: Thresholds, limit: int = 15) -> None:
@@ -155,7 +156,7 @@ def chart_figure(state: Mapping[str, Any], thresholds: Thresholds, limit: int = 
     totals = state.get("totals") or {}
     more = ""
     if len(rows) > len(shown):
-        largest = {id(r) for r in sorted(rows, key=lambda r: -(r.get("recipients") or 0))[:limit]}
+        largest = {id(r) for r in sorted(rows, key=_largest_first)[:limit]}
         also = "" if all(id(r) in largest for r in shown) else ", and those with anomalies"
         more = f"; {len(shown)} of {len(rows)} campaigns shown (the largest{also})"
     story = (f"{fmt_count(totals.get('recipients'))} recipients · open {fmt_rate(totals.get('open_rate'))} · "
