@@ -46,7 +46,13 @@ from .errors import ToolkitUsageError
 if TYPE_CHECKING:
     from .vault import Vault
 
-__all__ = ["AuditAnchor", "FileAnchor", "Head", "VaultAnchor"]
+__all__ = ["AuditAnchor", "FileAnchor", "Head", "HeadRecordError", "VaultAnchor"]
+
+
+class HeadRecordError(ToolkitUsageError):
+    """The head record is altered, missing or was deleted: the log's newest row can no longer be
+    checked, so rows cut from the end cannot be ruled out. A failed verification (``audit verify``
+    exits 1), not a mistake in how it was asked."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +148,7 @@ class _HeadRecord:
         except (ValueError, KeyError, TypeError):
             genuine = False
         if not genuine:
-            raise ToolkitUsageError(
+            raise HeadRecordError(
                 f"the audit head record {self.path} was altered (its MAC does not match): the log's newest row "
                 "can no longer be checked, so rows cut from the end cannot be ruled out; restore the record "
                 "from a backup"
@@ -267,14 +273,14 @@ class VaultAnchor:
             stored = self.vault.get_secret(f"{self.name}:head")
             return None if stored is None else json.loads(stored)
         except (InvalidToken, ValueError):
-            raise ToolkitUsageError("the audit head record in the vault was altered (it does not decrypt)") from None
+            raise HeadRecordError("the audit head record in the vault was altered (it does not decrypt)") from None
 
     def load_head(self) -> Head | None:
         # The note that the head lives in head_path, once seen, is not read again: an append checks the
         # head every time, and a vault read per audited call is what the record beside it avoids.
         note = self._settled or self._note()
         if isinstance(note, dict) and note.get("lost"):
-            raise ToolkitUsageError(
+            raise HeadRecordError(
                 f"the audit head record {self.head_path} was deleted (found missing when row {note['lost']} was "
                 "appended): rows cut from the end before then cannot be ruled out"
             )
@@ -284,7 +290,7 @@ class VaultAnchor:
         if head is not None:
             return head
         if isinstance(note, dict):
-            raise ToolkitUsageError(
+            raise HeadRecordError(
                 f"the audit head record {self.head_path} is missing (the vault says the log's head is kept "
                 "there): it was deleted, so rows cut from the end cannot be ruled out"
             )

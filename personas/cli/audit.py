@@ -209,8 +209,9 @@ def verify(
     ),
 ) -> None:
     """Check the chain against its key and anchored head: exit 1 if a row was changed, forged or cut,
-    or the log is gone."""
+    or the log or its head record is gone or altered (a cut tail could then not be ruled out)."""
     from klaviyo_toolkit.audit import normalise_head, verify_log
+    from klaviyo_toolkit.audit_anchor import HeadRecordError
     from klaviyo_toolkit.errors import ToolkitUsageError
     from personas.runtime.audit import audit_anchor
 
@@ -221,12 +222,16 @@ def verify(
     except ToolkitUsageError as exc:
         raise UsageProblem(f"--expected-head: {exc} (`personas audit verify` prints it after 'head')") from None
     cfg = config()
-    if cfg.database_url:  # the log every worker shares, in PostgreSQL
-        from personas.runtime.audit import audit_log
+    try:
+        if cfg.database_url:  # the log every worker shares, in PostgreSQL
+            from personas.runtime.audit import audit_log
 
-        report = audit_log(cfg).verify(expected_head=head)
-    else:
-        report = verify_log(cfg.home / "audit.sqlite", anchor=audit_anchor(cfg), expected_head=head)
+            report = audit_log(cfg).verify(expected_head=head)
+        else:
+            report = verify_log(cfg.home / "audit.sqlite", anchor=audit_anchor(cfg), expected_head=head)
+    except HeadRecordError as exc:  # the log can no longer be shown intact: a failed check, as a cut is
+        typer.echo(f"TAMPERED: {exc}", err=True)
+        raise SystemExit(1) from None
     if report:
         if report.checked == 0:
             typer.echo(f"ok: {report.reason or 'the log is empty'}")

@@ -231,9 +231,33 @@ def test_a_head_record_overwritten_with_noise_is_named_by_verify(tmp_path: Path)
         log.record("get_lists", "ok")  # a log as the runtime keeps it, with its head beside the vault
     head = tmp_path / "vault.audit.head"
     head.write_bytes(b"\xff\xfe\x00" + bytes(range(256))[:253])
-    line = one_line_error(personas(tmp_path, "audit", "verify"), 2)
+    line = tampered(personas(tmp_path, "audit", "verify"))
     assert f"the audit head record {head} was altered" in line and "restore the record from a backup" in line
     assert "UnicodeDecodeError" not in line
+
+
+def test_a_deleted_head_record_fails_verify_as_a_cut_log_does(tmp_path: Path) -> None:
+    """Deleting the head record is how a cut tail would be hidden: verify fails (exit 1, as for a cut
+    log a monitor watches for), never a usage error (exit 2) that reads as the command's mistake."""
+    from klaviyo_toolkit.audit import AuditLog
+    from klaviyo_toolkit.audit_anchor import VaultAnchor
+    from klaviyo_toolkit.vault import Vault
+
+    with AuditLog(tmp_path / "audit.sqlite", anchor=VaultAnchor(Vault(tmp_path / "vault.sqlite"))) as log:
+        for _ in range(3):
+            log.record("get_lists", "ok")
+    (tmp_path / "vault.audit.head").unlink()
+    line = tampered(personas(tmp_path, "audit", "verify"))
+    assert "vault.audit.head is missing" in line and "rows cut from the end cannot be ruled out" in line
+
+
+def tampered(proc: subprocess.CompletedProcess[str]) -> str:
+    """The single ``TAMPERED: ...`` line of a failed verification (exit 1, no traceback)."""
+    assert proc.returncode == 1, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert "Traceback" not in proc.stdout + proc.stderr and not proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("TAMPERED: "), proc.stderr
+    return lines[0]
 
 
 def test_a_model_that_cannot_be_reached_or_refuses_says_what_to_check(monkeypatch: pytest.MonkeyPatch) -> None:
