@@ -16,6 +16,11 @@ disagree on consent is a **conflict**: added to the list like anyone, never subs
 unsubscribed either: a conflict only withholds), and reported with every row involved so that the
 source can be fixed. Rows that agree are a plain duplicate, as before.
 
+A phone-only row whose number an email row gives is that email row's person (Klaviyo's import puts
+it on the profile holding the number): it is folded into that person (:func:`fold_phone_rows`). An
+invalid row of a person is reported, not read, so what it says of consent is unknown: that person
+is not subscribed either until the row is fixed (:func:`withhold_for_invalid`).
+
 The later rows of each person live in the plan's ``duplicates`` table (key, row number, consent
 and the :data:`FIELDS`); ``source.conflict`` is NULL for a person whose rows agree, else the first
 row's own consent, with ``source.consent`` set to 0 (the one column every subscribe decision reads).
@@ -27,8 +32,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-__all__ = ["FIELDS", "SCHEMA", "conflict_count", "conflicts", "mark_conflicts", "merge_values", "merged",
-           "record", "split", "upgrade"]
+__all__ = ["FIELDS", "SCHEMA", "conflict_count", "conflicts", "fold_phone_rows", "mark_conflicts", "merge_values",
+           "merged", "record", "split", "upgrade", "withheld_for_invalid", "withhold_for_invalid"]
 
 #: The ``source`` columns a later row of the same person overrides (when it gives a value).
 FIELDS = ("phone", "external_id", "first_name", "last_name")
@@ -69,6 +74,37 @@ def split(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> tuple[list[tup
 def record(db: sqlite3.Connection, again: list[tuple[Any, ...]]) -> None:
     """Keep later rows (from :func:`split`) for :func:`mark_conflicts` and :func:`merge_values`."""
     db.executemany(f"INSERT INTO duplicates (key, rowno, consent, {', '.join(FIELDS)}) VALUES (?,?,?,?,?,?,?)", again)
+
+
+def fold_phone_rows(db: sqlite3.Connection) -> int:
+    """Make each phone-only row (key ``p:``) whose phone number an email row also gives a later row of
+    that email's person (in ``duplicates``); how many rows were folded.
+
+    Klaviyo's import puts a row that gives only a phone number on the profile holding that number,
+    which is the one the email row gives it to: one person, so their rows must agree on consent like
+    any duplicate (a "no" on the phone-only row withholds the email row's subscribe) and they are one
+    add. A field of a phone-only row that comes before the email row only fills a gap: the last row
+    that gives a field wins, as for any duplicate. A number two email rows give is folded into both.
+    """
+    fields = ", ".join(f"CASE WHEN p.rowno > e.rowno OR e.{f} IS NULL THEN p.{f} END" for f in FIELDS)
+    folded = db.execute(
+        f"INSERT INTO duplicates (key, rowno, consent, {', '.join(FIELDS)}) SELECT e.key, p.rowno, p.consent, "
+        f"{fields} FROM source p JOIN source e ON e.phone = p.phone AND e.key LIKE 'e:%' WHERE p.key LIKE 'p:%'"
+    ).rowcount
+    if not folded:
+        return 0
+    # the phone-only rows' own later rows (the same number again) belong to the email row's person too
+    db.execute(
+        "INSERT INTO duplicates (key, rowno, consent, phone, external_id, first_name, last_name) SELECT e.key, "
+        "d.rowno, d.consent, d.phone, d.external_id, d.first_name, d.last_name FROM duplicates d JOIN source p ON "
+        "p.key = d.key JOIN source e ON e.phone = p.phone AND e.key LIKE 'e:%' WHERE p.key LIKE 'p:%'"
+    )
+    gone = db.execute(
+        "DELETE FROM source WHERE key LIKE 'p:%' AND phone IN (SELECT phone FROM source WHERE key LIKE 'e:%' "
+        "AND phone IS NOT NULL)"
+    ).rowcount
+    db.execute("DELETE FROM duplicates WHERE key LIKE 'p:%' AND key NOT IN (SELECT key FROM source)")
+    return int(gone)
 
 
 def merge_values(db: sqlite3.Connection) -> int:
@@ -138,3 +174,21 @@ def conflicts(db: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
             "not_consenting": [r for r, c in rows if not c],
         })
     return out
+
+
+def withhold_for_invalid(db: sqlite3.Connection) -> int:
+    """Hold back the subscribe of each person another of whose rows is invalid (``sub_state =
+    'invalid_row'``); how many. That row is reported, not read, so what it says of consent is not
+    known: a later "no" behind a typo in a phone number must not leave the earlier "yes" to stand.
+    Once the row is fixed, the next sync subscribes the person if every row agrees."""
+    return db.execute(
+        "UPDATE source SET sub_state = 'invalid_row' WHERE sub_state = 'subscribe' AND email_key IN "
+        "(SELECT email_key FROM invalid WHERE stage = 'source' AND email_key IS NOT NULL)"
+    ).rowcount
+
+
+def withheld_for_invalid(db: sqlite3.Connection, sample: int) -> dict[str, Any]:
+    """The people :func:`withhold_for_invalid` held back: how many, and the first ``sample`` emails."""
+    count = int(db.execute("SELECT COUNT(*) FROM source WHERE sub_state = 'invalid_row'").fetchone()[0])
+    emails = db.execute("SELECT email FROM source WHERE sub_state = 'invalid_row' ORDER BY rowno LIMIT ?", (sample,))
+    return {"count": count, "sample": [str(e) for (e,) in emails]}

@@ -65,9 +65,10 @@ from klaviyo_toolkit.errors import (
 from klaviyo_toolkit.tools import Stopped
 from personas.kernel.context import PersonaContext, thread_key
 
-from . import identity
+from . import duplicates, identity
+from .consent import other_channel_consent
 from .jobs import verify_jobs
-from .members import LOOKUP_FIELDS, PAGE_SIZE, lookup_profiles, read_group
+from .members import LOOKUP_FIELDS, PAGE_SIZE, lookup_profiles, read_group, subscribed_without_consent
 from .operations import OPERATIONS, WRITES
 from .optin import Ledger, awaiting
 from .plan import Batch, Plan
@@ -197,6 +198,8 @@ def prepare(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
         columns = check_file(request.source, consent_column)
         if consent_column and request.source.kind == "csv" and consent_column not in columns:
             counts["missing_consent_column"] = consent_column  # reported: nobody is subscribed
+            if unread := other_channel_consent(columns):  # SMS consent is not email consent: said, never read
+                counts["other_channel_consent"] = unread
     request, reads = _resolve(ctx, request)
     run_id = uuid.uuid4().hex[:12]
     thread = _thread(ctx) or f"run-{run_id}"
@@ -339,6 +342,8 @@ def plan(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
         summary["consent_conflicts"] = p.conflicts(PROBLEMS_KEPT)
         summary["merged_values"] = p.merged(PROBLEMS_KEPT)
         summary["awaiting_confirmation"] = awaiting(p.db, settings.sample_size)
+        summary["subscribed_without_consent"] = subscribed_without_consent(p.db, settings.sample_size)
+        summary["withheld_for_invalid_rows"] = duplicates.withheld_for_invalid(p.db, settings.sample_size)
         if mirror:
             summary["kept_invalid"] = identity.kept_invalid(p.db, settings.sample_size)
     runtime.stream_writer({"phase": "plan", "done": total, "total": total, "unit": "batches"})

@@ -74,6 +74,10 @@ def keep_members_known_otherwise(db: sqlite3.Connection) -> int:
             f"UPDATE members SET matched = 1 WHERE matched = 0{also} "
             f"AND {column} IN ({unmatched.format(column)})"
         ).rowcount
+    # A member known by phone alone is named by any row giving that phone, matched or not: a phone-only
+    # row folded into an email row with its number (``duplicates.fold_phone_rows``) named it before.
+    kept += db.execute("UPDATE members SET matched = 1 WHERE matched = 0 AND email_key IS NULL AND phone IN "
+                       "(SELECT phone FROM source WHERE phone IS NOT NULL)").rowcount
     return kept
 
 

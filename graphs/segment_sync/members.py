@@ -7,6 +7,7 @@ Each profile becomes a :class:`Member`: its identifiers, its email consent, and 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,8 @@ from klaviyo_toolkit.tools import CallStopped
 
 from .sources import SyncInputError
 
-__all__ = ["LOOKUP_FIELDS", "PAGE_SIZE", "Member", "klaviyo_read", "lookup_profiles", "member_of", "read_group"]
+__all__ = ["LOOKUP_FIELDS", "PAGE_SIZE", "Member", "klaviyo_read", "lookup_profiles", "member_of", "read_group",
+           "subscribed_without_consent"]
 
 PAGE_SIZE = 100  # the largest page Klaviyo serves for list and segment members and profile lookups
 
@@ -109,3 +111,16 @@ def lookup_profiles(kit: Any, field: str, values: list[str], list_id: str, *, id
     page = klaviyo_read(kit, "get_profiles", filter=flt, page_size=PAGE_SIZE, fields_profile=fields,
                         additional_fields_profile=["subscriptions"])
     return [member_of(r, list_id) for r in page.data or []]
+
+
+def subscribed_without_consent(db: sqlite3.Connection, sample: int) -> dict[str, Any]:
+    """Members Klaviyo has subscribed whose source rows give no consent (a "no", an empty cell, rows
+    that disagree): how many, and the first ``sample`` emails. The syncer never unsubscribes anyone
+    (a subscribe from a form after the file was exported would be undone), so they stay subscribed;
+    they are named so that a consent withdrawn in the source is never left unsaid."""
+    where = ("FROM source s JOIN members m ON m.profile_id = s.member_id WHERE s.consent = 0 "
+             "AND m.consent = 'SUBSCRIBED'")
+    count = db.execute(f"SELECT COUNT(*) {where}").fetchone()[0]
+    emails = [str(e) for (e,) in db.execute(f"SELECT COALESCE(s.email, m.email, s.phone) {where} ORDER BY s.rowno "
+                                            "LIMIT ?", (sample,))]
+    return {"count": int(count), "sample": emails}

@@ -196,6 +196,7 @@ class Plan:
                 if progress:
                     progress(seen)
         flush()
+        twice += duplicates.fold_phone_rows(self.db)  # a phone-only row of an email row's number: that person
         conflicts, merged = duplicates.mark_conflicts(self.db), duplicates.merge_values(self.db)
         self.db.commit()
         return {"rows": seen, "valid": valid, "invalid": bad, "duplicates": twice, "consent_conflicts": conflicts,
@@ -312,6 +313,7 @@ class Plan:
                 "AND sub_state IS NULL"
             )
             db.execute("UPDATE source SET sub_state = 'no_email' WHERE consent = 1 AND email_key IS NULL")
+            duplicates.withhold_for_invalid(db)  # a person with an invalid row: what it says of consent is unknown
             hold(db)
         n = self._assign(
             "source", "add_batch", "member_id IS NULL AND sub_state IS NOT 'clash'", "rowno",
@@ -351,6 +353,7 @@ class Plan:
                     "SELECT COALESCE(email, phone, profile_id) FROM source WHERE add_batch IS NOT NULL ORDER BY rowno"
                 ),
                 "subscribes": emails("SELECT email FROM source WHERE sub_batch IS NOT NULL ORDER BY rowno"),
+                "consent_without_email": emails("SELECT phone FROM source WHERE sub_state = 'no_email' ORDER BY rowno"),
                 "removes": emails(
                     "SELECT COALESCE(email, phone, profile_id) FROM members "
                     "WHERE remove_batch IS NOT NULL ORDER BY rowid"

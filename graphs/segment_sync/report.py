@@ -112,6 +112,12 @@ def build_result(state: Mapping[str, Any], plan: Plan, limit: int) -> dict[str, 
         **({"kept_invalid": summary["kept_invalid"]} if (summary.get("kept_invalid") or {}).get("count") else {}),
         **({"missing_consent_column": missing} if (missing := (state.get("counts") or {}).get(
             "missing_consent_column")) else {}),
+        **({"subscribed_without_consent": kept_on} if (kept_on := summary.get("subscribed_without_consent") or {})
+           .get("count") else {}),
+        **({"withheld_for_invalid_rows": held} if (held := summary.get("withheld_for_invalid_rows") or {})
+           .get("count") else {}),
+        **({"other_channel_consent": unread} if (unread := (state.get("counts") or {}).get(
+            "other_channel_consent")) else {}),
     }
 
 
@@ -134,9 +140,19 @@ def _template(result: dict[str, Any]) -> str:
     text += ", ".join(parts) + "."
     notes = []
     if column := result.get("missing_consent_column"):
-        notes.append(missing_consent(column))
+        notes.append(missing_consent(column, result.get("other_channel_consent")))
     if result["suppressed"]["count"]:
         notes.append(f"{result['suppressed']['count']} consenting profiles are suppressed and were not subscribed")
+    if no_email := result.get("consent_without_email"):
+        notes.append(no_email_note(no_email))
+    if held := (result.get("withheld_for_invalid_rows") or {}).get("count"):
+        notes.append(f"{held} consenting {'person was' if held == 1 else 'people were'} not subscribed because "
+                     "another of their rows is invalid, so what it says of consent is not known: fix that row and "
+                     "sync again (see invalid and withheld_for_invalid_rows)")
+    if still := (result.get("subscribed_without_consent") or {}).get("count"):
+        notes.append(f"{still} {'member is' if still == 1 else 'members are'} subscribed in Klaviyo though the source "
+                     "gives no consent for them: left subscribed, as this syncer never unsubscribes (unsubscribe in "
+                     "Klaviyo whoever withdrew it; see subscribed_without_consent)")
     if waiting := (result.get("awaiting_confirmation") or {}).get("count"):
         notes.append(f"{waiting} consenting people were asked to subscribe before and have not confirmed yet (a "
                      "double opt-in list emails each ask): not asked again (see awaiting_confirmation)")
@@ -175,9 +191,22 @@ def _template(result: dict[str, Any]) -> str:
     return text + ("" if not notes else " " + joined[:1].upper() + joined[1:] + ".")
 
 
-def missing_consent(column: str) -> str:
-    return (f"no {column!r} column in the file: nobody is subscribed; the persona's consent_column setting names "
+def missing_consent(column: str, unread: list[str] | None = None) -> str:
+    """Why nobody was subscribed: no consent column; ``unread``: the file's consent columns for another
+    channel (SMS), named so that nobody points consent_column at them (texts are not email)."""
+    said = (f"no {column!r} column in the file: nobody is subscribed; the persona's consent_column setting names "
             "it")
+    if unread:
+        said += (f" ({', '.join(repr(c) for c in unread)} {'is' if len(unread) == 1 else 'are'} consent for "
+                 "another channel than email, so not read: this syncer subscribes email marketing only)")
+    return said
+
+
+def no_email_note(count: int) -> str:
+    """Rows that consent but give no email: consent here is to email marketing, so nobody is subscribed."""
+    return (f"{count} consenting {'row gives' if count == 1 else 'rows give'} no email (a phone number only) and "
+            f"{'was' if count == 1 else 'were'} not subscribed: the consent column is consent to email "
+            "marketing, which needs an email; give the row its email to subscribe it (SMS consent is not synced)")
 
 
 def _rows(numbers: list[int]) -> str:
@@ -220,7 +249,7 @@ def _model_facts(result: dict[str, Any]) -> dict[str, Any]:
         return value
 
     # the missing consent column is said by render (its own line), not by the model: facts as recorded
-    dropped = {"plan_file", "source", "missing_consent_column"} | (
+    dropped = {"plan_file", "source", "missing_consent_column", "other_channel_consent"} | (
         {"double_opt_in"} if not result.get("double_opt_in") else set())
     dropped |= {k for k in ("consent_conflicts", "merged_values", "awaiting_confirmation", "identity_conflicts")
                 if not (result.get(k) or {}).get("count")}
@@ -263,7 +292,7 @@ def render(state: Mapping[str, Any]) -> str:
         lines.append(f"Source: {counts.get('rows', 0)} rows, {counts.get('valid', 0)} valid, "
                      f"{counts.get('invalid', 0)} invalid, {counts.get('duplicates', 0)} duplicates")
     if column := (state.get("counts") or {}).get("missing_consent_column"):
-        lines.append(f"  {missing_consent(column)}")
+        lines.append(f"  {missing_consent(column, (state.get('counts') or {}).get('other_channel_consent'))}")
     if plan:
         batches = plan.get("batches") or {}
         lines.append(f"Target list: {plan.get('members', 0)} members before, {plan.get('unchanged', 0)} of them in "
@@ -278,6 +307,15 @@ def render(state: Mapping[str, Any]) -> str:
         if (kept := plan.get("kept_invalid") or {}).get("count"):
             lines.append(f"  kept       {kept['count']:>7} members whose row is invalid (not removed): "
                          + ", ".join(kept.get("sample") or []))
+        if no_email := plan.get("consent_without_email"):
+            lines.append(f"  no email {no_email:>9} consenting, not subscribed (the consent column is email consent, "
+                         "and they give no email): " + ", ".join(samples.get("consent_without_email") or []))
+        if (held := plan.get("withheld_for_invalid_rows") or {}).get("count"):
+            lines.append(f"  withheld {held['count']:>9} consenting, not subscribed: another of their rows is invalid: "
+                         + ", ".join(held.get("sample") or []))
+        if (still := plan.get("subscribed_without_consent") or {}).get("count"):
+            lines.append(f"  no consent {still['count']:>7} in the source, still subscribed in Klaviyo (never "
+                         "unsubscribed here): " + ", ".join(still.get("sample") or []))
         if plan.get("suppressed"):
             lines.append(f"  suppressed {plan['suppressed']:>7} not subscribed: "
                          + ", ".join(samples.get("suppressed") or []))

@@ -37,6 +37,8 @@ from klaviyo_toolkit.json_text import JsonTextError, loads
 from klaviyo_toolkit.limits import text_problem
 from klaviyo_toolkit.validation import describe_hidden, email_problem, phone_problem
 
+from .consent import NO_CONSENT, NO_CONSENT_KEYS, consent_key, consent_like, other_channel
+
 __all__ = [
     "InvalidRow", "Resolved", "Row", "SourceSpec", "SyncInputError", "SyncRequest", "check_file", "group_ref",
     "misnamed_column", "parse_input", "read_file", "resolve_group", "validate_record",
@@ -54,10 +56,6 @@ ALIASES = {
     "last_name": ("last_name", "lastname", "surname", "family_name"),
     "external_id": ("external_id", "externalid"),
 }
-#: Consent-column values that say "no consent" (the persona's ``consent_values`` say yes); any other
-#: value is reported on its row rather than read as either.
-NO_CONSENT = ("", "no", "n", "false", "f", "0", "none", "unsubscribed", "never_subscribed", "not subscribed",
-              "opt-out", "opted-out")
 #: What a phone number may carry that E.164 leaves out: spaces, brackets, dots and dashes are dropped.
 PHONE_PUNCTUATION = re.compile(r"[\s().-]")
 
@@ -368,8 +366,8 @@ def validate_record(rowno: int, record: Mapping[str, Any], consent_column: str,
         if (value := values[field]) is not None and (problem := text_problem(value)):
             return InvalidRow(rowno, field, value.encode("unicode_escape").decode()[:100], problem, email)
     said = (_text(record.get(consent_column)) or "").lower()
-    consent = said in consent_values
-    if not consent and said not in NO_CONSENT:  # "maybe", "Yes please": consent is never guessed either way
+    consent = consent_key(said) in {consent_key(v) for v in consent_values}
+    if not consent and consent_key(said) not in NO_CONSENT_KEYS:  # "maybe", "Yes please": never guessed either way
         return InvalidRow(rowno, consent_column, said[:100], (
             f"{said[:40]!r} is neither a value meaning consent ({', '.join(sorted(consent_values))}) nor one "
             f"meaning none ({', '.join(v or 'empty' for v in NO_CONSENT)}); write one of them, so consent is not "
@@ -386,7 +384,7 @@ def check_file(spec: SourceSpec, consent_column: str | None = None) -> list[str]
         with path.open(encoding="utf-8-sig", newline="") as handle:
             first = next((line for line in handle if line.strip()), None)
     except UnicodeDecodeError:
-        raise SyncInputError("source.path", f"{path} is not UTF-8 text; save it as UTF-8 (CSV UTF-8)") from None
+        raise not_utf8(path) from None
     except OSError as exc:
         raise SyncInputError("source.path", f"cannot read {path} ({exc.strerror}); check the path and permissions") \
             from None
@@ -429,7 +427,7 @@ def misnamed_column(header: list[str], consent_column: str | None, word: str = "
     accepted = ", ".join(ALIASES["email"])
     if not set(ALIASES["email"]) & set(names):
         like = [c.strip() for c, n in zip(header, names, strict=True)
-                if "mail" in n.replace("_", "") and not ("consent" in n or "subscri" in n)]
+                if "mail" in n.replace("_", "") and not consent_like(n)]
         if like:
             return (f"has no email {word} the syncer reads (the names it takes, in any case, spaces for "
                     f"underscores: {accepted}), but "
@@ -437,7 +435,7 @@ def misnamed_column(header: list[str], consent_column: str | None, word: str = "
                     f"{'line' if word == 'column' else 'object'}, so its addresses are read")
     if consent_column and consent_column not in names:
         like = [c.strip() for c, n in zip(header, names, strict=True)
-                if ("consent" in n or "subscri" in n) and n not in ALIASES["email"]]
+                if consent_like(n) and n not in ALIASES["email"] and not other_channel(n)]
         if like:
             return (f"has no {consent_column!r} {word}, but {', '.join(repr(c) for c in like)} looks like the "
                     f"consent {word}; rename it to {consent_column!r}, or set the persona's consent_column "
@@ -494,9 +492,8 @@ def _read_csv(path: Path, consent_column: str, consent_values: set[str]) -> Iter
                         'contains a comma ("Smith, John") or add the missing ones', email)
                     continue
                 yield validate_record(rowno, record, consent_column, consent_values)
-    except UnicodeDecodeError:
-        raise SyncInputError("source.path", f"row {rowno + 1} of {path} is not UTF-8 text; save the file as UTF-8") \
-            from None
+    except UnicodeDecodeError:  # raised where a chunk read ahead fails, not at the row: found anew
+        raise not_utf8(path) from None
     except csv.Error as exc:
         raise SyncInputError("source.path", f"row {rowno + 1} of {path} is not valid CSV ({exc}); fix that row") \
             from None
@@ -528,9 +525,24 @@ def _read_jsonl(path: Path, consent_column: str, consent_values: set[str]) -> It
                     yield InvalidRow(lineno, "line", line.strip()[:100], f"{problem} (its keys: {keys})"[:400], email)
                     continue
                 yield validate_record(lineno, normalized, consent_column, consent_values)
-    except UnicodeDecodeError:
-        raise SyncInputError("source.path", f"line {lineno + 1} of {path} is not UTF-8 text; save the file as UTF-8") \
-            from None
+    except UnicodeDecodeError:  # raised where a chunk read ahead fails, not at the line: found anew
+        raise not_utf8(path) from None
+
+
+def not_utf8(path: Path) -> SyncInputError:
+    """The error for a file that is not UTF-8, naming its first line (as an editor numbers lines) that is
+    not, and the bytes there. A text reader decodes a chunk ahead of the row it is at, so the row it
+    was reading when decoding failed can be thousands of rows before the one to fix."""
+    with path.open("rb") as handle:
+        for n, raw in enumerate(handle, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                near = raw[max(0, exc.start - 20):exc.end + 20].decode("utf-8", "backslashreplace").strip()
+                return SyncInputError("source.path", (
+                    f"line {n} of {path} is not UTF-8 text (byte {exc.start + 1} of the line: {near}); "
+                    "save it as UTF-8 (in Excel: CSV UTF-8 (Comma delimited))"))
+    return SyncInputError("source.path", f"{path} is not UTF-8 text; save it as UTF-8 (CSV UTF-8)")
 
 
 def read_file(spec: SourceSpec, consent_column: str, consent_values: set[str]) -> Iterator[Row | InvalidRow]:
