@@ -236,12 +236,16 @@ def _connections(value: Any) -> list[sqlite3.Connection]:
 
 
 def _model_error(exc: BaseException) -> tuple[str, int] | None:
-    """The model endpoint failing (the openai client's errors, told apart by name: no import here)."""
-    if type(exc).__module__.split(".")[0] != "openai":
+    """The model endpoint failing (the openai client's errors, told apart by name: no import here).
+
+    langchain-openai re-raises them as its own subclasses (``OpenAIConnectionError`` is an
+    ``openai.APIConnectionError``), so the nearest class of the openai package is the one named."""
+    known = next((c for c in type(exc).__mro__ if c.__module__.split(".")[0] == "openai"), None)
+    if known is None:
         return None
     from klaviyo_toolkit.redact import redact_text
 
-    name = type(exc).__name__
+    name = known.__name__
     where = f"the model at {config().openai_base}"
     status = getattr(exc, "status_code", None)
     detail = redact_text((str(exc).strip().splitlines() or [""])[0])[:200]

@@ -205,6 +205,9 @@ class Repl:
             c.print(self._no_model())
         else:
             c.print(f"Klaviyo: {where}.  Model: {escape(self.ctx.model.description)}.")
+        if self.settings.openai_base_url and not self.settings.openai_api_key and not self.replay:
+            c.print(f"[yellow]OPENAI_BASE_URL is {escape(self.settings.openai_base)} but OPENAI_API_KEY is not set, so "
+                    "no model is used: set it too (a local server takes any value, such as 'local')[/yellow]")
         if self.suggestions:
             c.print(
                 "\nNo model is configured, so this is a [bold]guided tour[/bold] on the demo sandbox: the "

@@ -113,8 +113,9 @@ class TourModel(ToolAwareChatModel):
             )
         return AIMessage(
             "This is the guided tour: its answers are written by hand, so it only knows its three suggested "
-            "messages (press Enter to send the next one). To talk to a real model, set OPENAI_API_KEY, or point "
-            "OPENAI_BASE_URL at a local OpenAI-compatible server (see the README's Chat section)."
+            "messages (press Enter to send the next one). To talk to a real model, set OPENAI_API_KEY (for a local "
+            "OpenAI-compatible server also OPENAI_BASE_URL; any key it accepts, e.g. local: see the README's \"Chat "
+            "with a local model\")."
         )
 
 

@@ -221,4 +221,8 @@ def resolve_model(
         kind = str(cassette.provenance.get("kind"))
         model = CassetteChatModel(cassette=cassette, model_name=name, generation={"temperature": temperature})
         return ModelChoice(model, f"responses {cassette.describe()}", kind, cassette)
+    if config.openai_base_url:  # a local server's URL alone does not make a model: the key is what turns it on
+        return ModelChoice(None, f"no model configured (OPENAI_BASE_URL is {base} but OPENAI_API_KEY is not set; "
+                           "set it too: any value a local server accepts, such as 'local'): the persona's "
+                           "policy decides", "none")
     return ModelChoice(None, "no model configured (set OPENAI_API_KEY): the persona's policy decides", "none")

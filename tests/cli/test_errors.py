@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PERSONAS, child_env
+from .conftest import PERSONAS, ROOT, child_env
 
 
 def personas(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -281,3 +281,33 @@ def test_a_model_that_cannot_be_reached_or_refuses_says_what_to_check(monkeypatc
     assert "cannot reach the model at http://127.0.0.1:9/v1" in down[0] and "OPENAI_BASE_URL" in down[0]
     assert "hunter2secret" not in down[0]
     assert refused is not None and "rejected OPENAI_API_KEY (401" in refused[0]
+
+
+def test_a_chat_whose_model_cannot_be_reached_names_the_url_and_the_variable(tmp_path: Path) -> None:
+    """The chat as a newcomer meets it with OPENAI_BASE_URL pointing at nothing: langchain-openai wraps the
+    openai client's error in its own class, which still reads as the model being unreachable."""
+    from .conftest import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    proc = subprocess.run([str(PERSONAS), "chat", "klaviyo-assistant", "--sandbox"], input="which lists?\n/exit\n",
+                          env=child_env(tmp_path, OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=url), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=180)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Traceback" not in out, out[-2000:]
+    assert f"error: cannot reach the model at {url}" in out and "check OPENAI_BASE_URL" in out, out[-2000:]
+
+
+def test_a_model_url_without_a_key_says_the_key_is_missing(tmp_path: Path) -> None:
+    """OPENAI_BASE_URL alone (a local server, the key forgotten) uses no model: `run` and `chat` say why."""
+    url = "http://127.0.0.1:9/v1"
+    env = child_env(tmp_path, OPENAI_BASE_URL=url)
+    form = str(ROOT / "examples" / "form_submission.json")
+    run = subprocess.run([str(PERSONAS), "run", "lead-magnet-sequencer", "--input", form, "--sandbox"], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    chat = subprocess.run([str(PERSONAS), "chat", "klaviyo-assistant", "--sandbox"], input="/exit\n", env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    for proc in (run, chat):
+        out = " ".join((proc.stdout + proc.stderr).split())
+        assert proc.returncode == 0 and "Traceback" not in out, out[-2000:]
+        assert f"OPENAI_BASE_URL is {url} but OPENAI_API_KEY is not set" in out, out[-2000:]
+        assert "any value, such as 'local'" in out or "accepts, such as 'local'" in out, out[-2000:]
