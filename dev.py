@@ -3,7 +3,7 @@
 
     python3 dev.py demo            the main job: `personas demo` on the embedded sandbox
     python3 dev.py test            the test suite (pytest on every core), as CI runs it
-    python3 dev.py lint            ruff and mypy --strict on klaviyo_toolkit/
+    python3 dev.py lint            ruff, and mypy --strict on the toolkit, sandbox, kernel and runtime
     python3 dev.py personas ...    any `personas` command
     python3 dev.py bench [--quick] every benchmark; one combined table, also written into benchmarks/README.md
     python3 dev.py local-model setup|start|stop|status|env|check

@@ -159,8 +159,8 @@ class PostgresAuditLog(AuditLog):
             raise ToolkitUsageError(
                 f"the PostgreSQL audit log was made with another audit key than this process's ({self.anchor!r}); "
                 "every writer needs the key the log began with: give each machine's workers the first machine's "
-                "state (its personas home's vault.sqlite and vault key, or keys/audit.key for a file anchor), or "
-                "open the log the way it was made"
+                "state (its personas home's vault.sqlite, the vault.audit.head beside it and its vault key, or "
+                "keys/audit.key for a file anchor), or open the log the way it was made"
             )
 
     def __repr__(self) -> str:

@@ -147,3 +147,30 @@ def test_a_watcher_keeps_watching_while_klaviyo_is_away(tmp_path: Path) -> None:
         proc.terminate()
         _out, err = proc.communicate(timeout=30)
     assert "this poll failed" in err and "trying again in 0.5 s" in err, err
+
+
+def test_a_second_machine_given_what_the_refusal_names_shares_the_postgres_audit_log(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """docs/deploy.md: every machine needs the first one's audit key. A fresh home is refused, naming the files
+    to copy; with those copied (the vault, its head record, the vault key) its runs append to the same log."""
+    import shutil
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    report = ("run", "campaign-reporter", "--input", "{}", "--sandbox")
+    envs = {home: env_for(home, "http://127.0.0.1:9", PERSONAS_DATABASE_URL=pg_url) for home in (first, second)}
+    done = personas(envs[first], *report)
+    assert done.returncode == 0, done.stderr
+    refused = personas(envs[second], *report)
+    assert refused.returncode != 0 and "another audit key" in refused.stderr, refused.stderr
+    named = [name for name in ("vault.sqlite", "vault.audit.head", "vault key") if name in refused.stderr]
+    assert named == ["vault.sqlite", "vault.audit.head", "vault key"], refused.stderr
+    shutil.rmtree(second)
+    second.mkdir(mode=0o700)
+    for name in ("vault.sqlite", "vault.audit.head", "vault.key"):
+        shutil.copy2(first / name, second / name)
+    for home in (second, first):
+        done = personas(envs[home], *report)
+        assert done.returncode == 0, done.stderr
+        verified = personas(envs[home], "audit", "verify")
+        assert verified.returncode == 0 and "chain intact" in verified.stdout, verified.stdout + verified.stderr
