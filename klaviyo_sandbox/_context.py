@@ -4,13 +4,13 @@ A handler is a function ``(ctx) -> Reply`` that a domain declares for operation 
 without one are served by the generic engine (``_generic.py``). ``ctx`` carries the validated
 request, the sandbox's ``Services`` (``ctx.svc``: store, clock, relations, jobs, outbox, events) and
 the spec's view of the API (``ctx.routes``, ``ctx.schemas``). Handlers answer with ``ctx.one(res)``,
-``ctx.many(resources)`` (filter, sort and paging from the query applied), ``ctx.accepted()`` or
+``ctx.many(resources)`` (filter, sort and keyset paging from the query applied), ``ctx.accepted()`` or
 ``ctx.no_content()``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -18,7 +18,8 @@ from urllib.parse import urlencode
 from klaviyo_toolkit.catalog import Operation
 from klaviyo_toolkit.filters import FilterSyntaxError, parse_filter
 
-from ._jsonapi import Fields, SandboxError, bad_request, cursor_scope, decode_cursor, encode_cursor, iso, not_found
+from ._jsonapi import Fields, SandboxError, bad_request, iso, not_found
+from ._paging import Atom, Key, Order, cursor_scope, decode_cursor, encode_cursor, natural_ranks, page_of
 from ._render import list_param, render
 from ._routes import Routes
 from ._schemas import SchemaIndex
@@ -157,39 +158,76 @@ class Ctx:
             body["included"] = included
         return Reply(status, body)
 
-    def many(self, resources: Iterable[Resource], *, filtered: bool = False, page_size: int | None = None) -> Reply:
-        """A page of ``resources``; ``page_size`` fixes the size where the operation has no page[size]."""
+    def many(
+        self,
+        resources: Iterable[Resource],
+        *,
+        filtered: bool = False,
+        page_size: int | None = None,
+        first_by: Callable[[Resource], Atom] | None = None,
+    ) -> Reply:
+        """A page of ``resources``; ``page_size`` fixes the size where the operation has no page[size],
+        ``first_by`` what their natural order goes by first (see ``order``)."""
         items = list(resources)
         if not filtered:
             items = self.apply_filter(items)
-        page, links = self.paginate(self.sort(items), page_size)
+        page, links = self.paginate(items, page_size, first_by=first_by)
         body: Json = {"data": [self.render(r) for r in page], "links": links}
         included = self.included(page)
         if included is not None:
             body["included"] = included
         return Reply(self.schemas.success_status(self.op), body)
 
-    def paginate(self, items: list[T], page_size: int | None = None) -> tuple[list[T], Json]:
-        """The page of ``items`` the request's cursor points at, with its self, next and prev links."""
+    def paginate(
+        self, items: list[T], page_size: int | None = None, *, first_by: Callable[[T], Atom] | None = None
+    ) -> tuple[list[T], Json]:
+        """The page of ``items`` (in ``order``) the request's cursor points at, with its self, next
+        and prev links; the cursors are keyset cursors (``_paging.py``)."""
         size = page_size or self.page_size()
         scope = cursor_scope(self.op.operation_id, self.path_params, self.query, size)
+        order = self.order(first_by)
         cursor = self.query.get("page[cursor]") or self.query.get("page_cursor")
-        offset, after = decode_cursor(cursor, scope) if cursor else (0, None)
-        if after is not None:  # continue after the last item seen, wherever it is now
-            ids = [_item_id(item) for item in items]
-            if after in ids:
-                offset = ids.index(after) + 1
+        page = page_of(items, order, size, decode_cursor(cursor, scope, order) if cursor else None)
         links: Json = {"self": self.self_url()}
-        if offset + size < len(items):
-            last = _item_id(items[offset + size - 1])
-            links["next"] = self.self_url(cursor=encode_cursor(offset + size, scope, last))
-        if offset > 0:
-            # A cursor can point past the end (items were deleted since it was issued, the item it
-            # continues after among them): that page is empty and its prev link the last full page.
-            start = max(0, min(offset, len(items)) - size)
-            before = _item_id(items[start - 1]) if start > 0 else None
-            links["prev"] = self.self_url(cursor=encode_cursor(start, scope, before))
-        return items[offset : offset + size], links
+        if page.next is not None:
+            links["next"] = self.self_url(cursor=encode_cursor(page.next, scope))
+        elif page.first_next:
+            links["next"] = self.self_url()
+        if page.prev is not None:
+            links["prev"] = self.self_url(cursor=encode_cursor(page.prev, scope))
+        return page.items, links
+
+    def order(self, first_by: Callable[[T], Atom] | None = None) -> Order:
+        """The total order items are paged in: by the query's ``sort`` (``-field`` descending, missing
+        values last either way, ties in the order stored either way, as a stable sort leaves them);
+        without one, by ``first_by`` (if given), then the order they were first stored in, then id.
+        Items are resources or ``(type, id)`` linkages (which a ``sort`` cannot read: as stored)."""
+        sort = self.query.get("sort")
+        if sort:
+            name, descending = sort.lstrip("-"), sort.startswith("-")
+
+            def by_sort(items: Sequence[T]) -> list[Key]:
+                # Missing values last either way (a descending order runs the flag round too); ties in
+                # the order stored, either way (the negated number runs back under a descending order).
+                value, ids = self.fields.sort_value, [_identity(item) for item in items]
+                sign = -1 if descending else 1
+                keys: list[Key] = []
+                for item, n, (_, rid) in zip(items, self.store.ordinals(ids), ids, strict=True):
+                    v = value(item, name) if isinstance(item, Resource) else None
+                    keys.append([int((v is None) != descending), v, None if n is None else sign * n, rid])
+                return keys
+
+            return Order(by_sort, 4, descending)
+        ordinals = self.store.ordinals
+
+        def natural(items: Sequence[T]) -> list[Key]:
+            ids = [_identity(item) for item in items]
+            stored = ordinals(ids)
+            if first_by is None:
+                return [[n, rid] for n, (_, rid) in zip(stored, ids, strict=True)]
+            return [[first_by(item), n, ids[i][1]] for i, (item, n) in enumerate(zip(items, stored, strict=True))]
+
+        return Order(natural, 3 if first_by else 2, ranks=natural_ranks)
 
     def accepted(self) -> Reply:
         return Reply(self.schemas.success_status(self.op), None)
@@ -207,10 +245,6 @@ class Ctx:
         except FilterSyntaxError as exc:
             raise bad_request(str(exc), parameter="filter") from None
         return [r for r in items if self.fields.matches(r, expr)]
-
-    def sort(self, items: list[Resource]) -> list[Resource]:
-        """``items`` in the order the query's ``sort`` asks for (unchanged without one)."""
-        return self.fields.sort(items, self.query.get("sort"))
 
     def page_size(self) -> int:
         """Items per page: ``page[size]`` (within its schema's bounds) or its default, never more than
@@ -278,13 +312,12 @@ class Ctx:
         return SandboxError(status, code, titles.get(status, "Error."), detail, **kw)
 
 
-def _item_id(item: Any) -> str | None:
-    """The id of a paged item: a resource's, or a ``(type, id)`` linkage's."""
+def _identity(item: Any) -> tuple[str, str]:
+    """``(type, id)`` of a paged item: a resource's, or a linkage itself."""
     if isinstance(item, Resource):
-        return item.id
-    if isinstance(item, tuple) and len(item) == 2:
-        return str(item[1])
-    return None
+        return item.type, item.id
+    rtype, rid = item
+    return str(rtype), str(rid)
 
 
 __all__ = ["Auth", "Ctx", "Reply"]

@@ -1,4 +1,4 @@
-"""JSON:API as Klaviyo speaks it: errors, filtering, sorting, cursor pages, sparse fields, rendering.
+"""JSON:API as Klaviyo speaks it: errors, filtering, sort values, sparse fields (cursor pages: ``_paging.py``).
 
 Filters are parsed by :mod:`klaviyo_toolkit.filters` (the same parser the client checks with) and
 evaluated here against stored resources by ``Fields``. A field is looked up as: a resolver one of
@@ -9,14 +9,10 @@ attributes); ``<relationship>_id`` or ``<relationship>.id``; or an attribute of 
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import hashlib
-import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from klaviyo_toolkit.filters import Comparison, Expr, Logical
 
@@ -210,88 +206,17 @@ class Fields:
         assert isinstance(expr, Comparison)
         return _compare(expr.operator, self.value(res, expr.field), expr.value, expr.field)
 
-    def sort(self, items: list[Resource], sort: str | None) -> list[Resource]:
-        """``items`` ordered by the ``sort`` parameter (``-field`` descending); missing values last."""
-        if not sort:
-            return items
-        desc = sort.startswith("-")
-        field = sort.lstrip("-")
-
-        def key(res: Resource) -> tuple[int, Any]:
-            value = _as_time(self.value(res, field))
-            if value is None:
-                return (1, "")
-            if isinstance(value, _dt.datetime):
-                return (0, value.timestamp())
-            if isinstance(value, (int, float)):
-                return (0, float(value))
-            return (0, str(value).lower())
-
-        present = [r for r in items if key(r)[0] == 0]
-        absent = [r for r in items if key(r)[0] == 1]
-        present.sort(key=key, reverse=desc)
-        return present + absent
-
-
-# -- cursors -------------------------------------------------------------------------------------
-# A cursor is opaque and belongs to the query that made it, as Klaviyo's do: it carries a digest of
-# that query (``cursor_scope``: the endpoint, its path ids, filter, sort, page size and every other
-# parameter that changes the result set) and is refused with any other query. It also names the
-# last item of the page before it, so a page continues after that item even when items were added
-# or removed before it since (an offset alone would skip or repeat them); the offset is the fallback
-# when that item is gone.
-#: Parameters that change how items look, not which items a query returns (not part of a cursor's scope).
-_PRESENTATION = ("fields[", "additional-fields[", "include")
-
-
-def cursor_scope(operation_id: str, path_params: Mapping[str, str], params: Mapping[str, Any], size: int) -> str:
-    """The digest a cursor is bound to: the endpoint and every parameter that changes its result set."""
-    kept = sorted(
-        (str(k), json.dumps(v, sort_keys=True, default=str))
-        for k, v in params.items()
-        if k not in ("page[cursor]", "page_cursor", "page[size]", "page_size") and not k.startswith(_PRESENTATION)
-    )
-    text = json.dumps([operation_id, sorted(path_params.items()), kept, size])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def encode_cursor(offset: int, scope: str, after: str | None = None) -> str:
-    payload: Json = {"o": offset, "q": scope}
-    if after is not None:
-        payload["a"] = after
-    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, scope: str, *, pointer: str | None = None) -> tuple[int, str | None]:
-    """``(offset, id of the item the page starts after)`` of a cursor issued for the query ``scope``;
-    a 400 naming ``page[cursor]`` (or ``pointer``, for a cursor in a body) otherwise."""
-    where: Json = {"pointer": pointer} if pointer else {"parameter": "page[cursor]"}
-    name = "page_cursor" if pointer else "page[cursor]"
-    # Klaviyo's Python SDK passes what follows "page[cursor]" in a links URL, "=" included, and over
-    # plain http (a local sandbox) the whole URL: both name the cursor of a link we issued.
-    if "://" in cursor:
-        cursor = (parse_qs(urlsplit(cursor).query).get("page[cursor]") or [cursor])[0]
-    cursor = cursor.lstrip("=")
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        payload = json.loads(base64.urlsafe_b64decode(padded))
-        offset, issued_for = int(payload["o"]), str(payload["q"])
-        after = payload.get("a")
-    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
-        # OverflowError: an offset of Infinity or 1e400; RecursionError: JSON nested thousands deep.
-        raise bad_request(
-            f"{name} {cursor!r} is not a cursor this API issued; use links.next from a previous page.", **where
-        ) from None
-    if offset < 0 or not (after is None or isinstance(after, str)):
-        raise bad_request(f"{name} is invalid; use links.next from a previous page.", **where)
-    if issued_for != scope:
-        raise bad_request(
-            f"{name} was issued for a different query (another endpoint, filter, sort, page size or "
-            "parameters); a cursor is only valid with the query that returned it. Restart from the first "
-            f"page (without {name}) and follow links.next.",
-            **where,
-        )
-    return offset, after
+    def sort_value(self, res: Resource, field: str) -> float | str | None:
+        """What sorting on ``field`` orders ``res`` by: a time or number as a number, anything else as
+        lower-case text, None when it has no value (see ``_paging.py`` for the order built on it)."""
+        value = _as_time(self.value(res, field))
+        if value is None:
+            return None
+        if isinstance(value, _dt.datetime):
+            return value.timestamp()
+        if isinstance(value, (int, float)):
+            return None if value != value else float(value)  # NaN sorts as missing: it orders with nothing
+        return str(value).lower()
 
 
 # -- sparse fields ---------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ Example::
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ._store import Resource, Store
@@ -81,6 +81,12 @@ class ScratchStore(Store):
         res = self.get(rtype, rid)
         self._scratch[(rtype, rid)] = _DELETED
         return res
+
+    def ordinals(self, keys: Iterable[tuple[str, str]]) -> list[int | None]:
+        """The real store's (a resource only this view holds, or deleted in it, has none)."""
+        keys = list(keys)
+        stored = self._base.ordinals(keys)
+        return [None if self._scratch.get(k) is _DELETED else n for k, n in zip(keys, stored, strict=True)]
 
     def find(self, rtype: str, attr: str, value: Any) -> Resource | None:
         if value is None:

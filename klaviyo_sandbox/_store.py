@@ -140,6 +140,9 @@ class Store:
         self.path = path
         self.lock = threading.RLock()
         self._by_type: dict[str, dict[str, Resource]] = {}
+        #: (type, id) -> when it was stored, counted from 0: the order ``all`` lists resources in.
+        self._ordinals: dict[tuple[str, str], int] = {}
+        self._stored_count = 0  # resources ever stored: the next ordinal (never reused)
         self._values: Json = {}
         self._rng = random.Random(seed)
         self._indexes: dict[tuple[str, str], dict[Any, str]] = {}
@@ -165,6 +168,7 @@ class Store:
         for (body,) in self._db.execute("SELECT body FROM resources ORDER BY rowid"):
             res = Resource.from_json(json.loads(body))
             self._by_type.setdefault(res.type, {})[res.id] = res
+            self._ordinals[(res.type, res.id)] = self._next_ordinal()
         for key, body in self._db.execute("SELECT key, body FROM kv"):
             self._values[key] = json.loads(body)
         state = self._values.get("_rng")
@@ -220,6 +224,7 @@ class Store:
             for rtype, items in self._by_type.items():
                 self._deleted.update((rtype, rid) for rid in items)
             self._by_type.clear()
+            self._ordinals.clear()
             self._dirty.clear()
             self._dirty_values.update(self._values)
             self._values = {}
@@ -266,12 +271,24 @@ class Store:
     def count(self, rtype: str) -> int:
         return len(self._by_type.get(rtype, {}))
 
+    def _next_ordinal(self) -> int:
+        self._stored_count += 1
+        return self._stored_count - 1
+
+    def ordinals(self, keys: Iterable[tuple[str, str]]) -> list[int | None]:
+        """Where each ``(type, id)`` stands in the order resources were first stored (the order of
+        ``all``), as a number that never changes while it is stored; None for one not stored. Cursor
+        pages in that order continue after a number, which deletions and later writes do not move."""
+        return [self._ordinals.get(key) for key in keys]
+
     def types(self) -> list[str]:
         return [t for t, items in self._by_type.items() if items]
 
     def put(self, res: Resource) -> Resource:
         with self.lock:
             old = self._by_type.get(res.type, {}).get(res.id)
+            if old is None:
+                self._ordinals[(res.type, res.id)] = self._next_ordinal()
             self._unindex(old)
             self._by_type.setdefault(res.type, {})[res.id] = res
             self._index(res)
@@ -287,6 +304,7 @@ class Store:
         with self.lock:
             res = self._by_type.get(rtype, {}).pop(rid, None)
             if res is not None:
+                self._ordinals.pop((rtype, rid), None)
                 self._unindex(res)
                 self._deleted.add((rtype, rid))
                 self._dirty.discard((rtype, rid))

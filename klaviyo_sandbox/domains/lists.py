@@ -117,10 +117,15 @@ def member_view(profile: Resource, joined: float) -> Resource:
 
 
 def members_reply(ctx: Ctx, members: list[Resource], *, ids_only: bool) -> Reply:
-    """A page of group members (filter, sort and cursor from the query), as profiles or linkages."""
+    """A page of group members (filter, sort and cursor from the query), as profiles or linkages;
+    without a sort, in the order they joined (then as stored: members joined at once)."""
+
+    def joined(member: Resource) -> float | str | None:
+        return ctx.fields.sort_value(member, "joined_group_at")
+
     if not ids_only:
-        return ctx.many(members)
-    page, links = ctx.paginate(ctx.sort(ctx.apply_filter(members)))
+        return ctx.many(members, first_by=joined)
+    page, links = ctx.paginate(ctx.apply_filter(members), first_by=joined)
     data = [{"type": "profile", "id": r.id} for r in page]
     return Reply(ctx.schemas.success_status(ctx.op), {"data": data, "links": links})
 

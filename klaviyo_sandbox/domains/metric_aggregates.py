@@ -29,7 +29,8 @@ from zoneinfo import ZoneInfo
 from klaviyo_toolkit.filters import FilterSyntaxError, parse_filter
 
 from .._context import Ctx, Reply
-from .._jsonapi import bad_request, cursor_scope, decode_cursor, sparse
+from .._jsonapi import bad_request, sparse
+from .._paging import cursor_scope, decode_offset_cursor
 from .._store import Resource
 from ..domain import DomainBuilder
 
@@ -216,7 +217,7 @@ def query_metric_aggregates(ctx: Ctx) -> Reply:
     size = int(attrs.get("page_size") or 500)
     scope = cursor_scope(ctx.op.operation_id, {}, attrs, size)
     cursor = attrs.get("page_cursor")
-    offset = decode_cursor(str(cursor), scope, pointer="/data/attributes/page_cursor")[0] if cursor else 0
+    offset = decode_offset_cursor(str(cursor), scope, pointer="/data/attributes/page_cursor") if cursor else 0
     page = data[offset : offset + size]
     self_url = ctx.self_url()
     links: Json = {"self": self_url}

@@ -63,8 +63,8 @@ def ensure_topics(svc: Services) -> None:
 def _webhooks_read(ctx: Ctx) -> Reply:
     ensure_topics(ctx.svc)
     if ctx.op.operation_id == "get_webhook_topics":  # not paginated in Klaviyo's spec: every topic at once
-        topics = sorted(ctx.store.all("webhook-topic"), key=lambda t: t.id)
-        return ctx.many(topics, page_size=max(1, len(topics)))
+        topics = ctx.store.all("webhook-topic")
+        return ctx.many(topics, page_size=max(1, len(topics)), first_by=lambda t: t.id)
     return generic(ctx)
 
 

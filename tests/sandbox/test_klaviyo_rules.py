@@ -477,15 +477,33 @@ def test_following_next_links_visits_every_item_once_even_when_items_change(raw:
     assert seen == pids and len(seen) == len(set(seen))
 
 
+def test_a_next_link_continues_after_its_item_when_it_and_those_before_it_are_gone(raw: httpx.Client) -> None:
+    lists = [make_list(raw, f"L{i:02d}", []) for i in range(15)]
+    first = raw.get("/api/lists", params={"page[size]": 5, "sort": "name"}).json()
+    third = raw.get(first["links"]["next"]).json()["links"]["next"]  # after L09
+    for list_id in lists[:11]:  # L09 and everything before it goes (an offset of 10 would now skip L11-L14)
+        assert raw.delete(f"/api/lists/{list_id}").status_code == 204
+    page = raw.get(third)
+    assert page.status_code == 200, page.text
+    assert [x["attributes"]["name"] for x in page.json()["data"]] == ["L11", "L12", "L13", "L14"]
+    assert set(page.json()["links"]) == {"self"}
+
+
 def test_a_next_link_past_the_end_after_deletions_is_an_empty_page_not_a_500(raw: httpx.Client) -> None:
     lists = [make_list(raw, f"L{i:02d}", []) for i in range(15)]
     first = raw.get("/api/lists", params={"page[size]": 5, "sort": "name"}).json()
-    third = raw.get(first["links"]["next"]).json()["links"]["next"]  # offset 10, after L09
-    for list_id in lists[:11]:  # L09 and everything before the offset goes
+    third = raw.get(first["links"]["next"]).json()["links"]["next"]  # after L09
+    for list_id in lists[8:]:  # L09 and everything after it goes
         assert raw.delete(f"/api/lists/{list_id}").status_code == 204
     page = raw.get(third)
     assert page.status_code == 200, page.text
     assert page.json()["data"] == [] and "next" not in page.json()["links"]
+    before = raw.get(page.json()["links"]["prev"]).json()  # the last full page
+    assert [x["attributes"]["name"] for x in before["data"]] == ["L03", "L04", "L05", "L06", "L07"]
+    assert "next" not in before["links"]
+    earliest = raw.get(before["links"]["prev"]).json()
+    assert [x["attributes"]["name"] for x in earliest["data"]] == ["L00", "L01", "L02"]
+    assert "prev" not in earliest["links"]
 
 
 @pytest.mark.parametrize("payload", ['{"o":Infinity,"q":"x"}', '{"o":1e400,"q":"x"}', "[" * 5000 + "]" * 5000])
