@@ -363,6 +363,14 @@ def bulk_import_profiles(ctx: Ctx) -> Reply:
     return ctx.one(job)
 
 
+def _given(attrs: Json) -> Json:
+    """An import item's attributes without its nulls, at any depth: Klaviyo's bulk import "does not
+    support setting fields to null to clear them. Only fields explicitly provided with non-null values
+    will be updated" (its Bulk Import Profiles guide), so a null email beside a known phone number
+    never takes the email from the profile it lands on (Update Profile clears; an import does not)."""
+    return {k: _given(v) if isinstance(v, dict) else v for k, v in attrs.items() if v is not None}
+
+
 @_d.job("bulk_import_profiles")
 def run_import(svc: Services, job: Resource) -> None:
     """Upsert every valid item; invalid ones become import-errors. Imported profiles join the lists."""
@@ -374,7 +382,7 @@ def run_import(svc: Services, job: Resource) -> None:
         attrs = item.get("attributes") or {}
         try:
             profile, _ = upsert(
-                svc, item.get("id"), attrs, item.get("meta"), now, f"/data/attributes/profiles/data/{i}"
+                svc, item.get("id"), _given(attrs), item.get("meta"), now, f"/data/attributes/profiles/data/{i}"
             )
             profiles[profile.id] = profile
         except SandboxError as exc:

@@ -297,6 +297,23 @@ def test_bulk_import_reports_invalid_items(raw: httpx.Client, sb: Sandbox, clock
     assert res.status_code == 400 and "10000" in error(res)["detail"]
 
 
+def test_bulk_import_nulls_never_clear_what_a_profile_has(raw: httpx.Client, sb: Sandbox, clock: ManualClock,
+                                                         client: Any) -> None:
+    """Klaviyo's bulk import updates only the fields given non-null: a null email beside a known phone
+    number (a CRM export with an empty cell) must not take the email from the profile it lands on."""
+    pid = client.call("create_profile", email="kept@example.com", phone_number="+15005550006", first_name="Ann",
+                      location={"city": "Boston", "country": "US"}).data["id"]
+    item = {"email": None, "phone_number": "+15005550006", "first_name": "Anna", "last_name": None,
+            "location": {"city": None, "country": "USA"}}
+    job = raw.post("/api/profile-bulk-import-jobs", json=body("profile-bulk-import-job", {"profiles": {"data": [
+        {"type": "profile", "attributes": item}]}}))
+    assert job.status_code == 202
+    run_jobs(sb, clock)
+    attrs = raw.get(f"/api/profiles/{pid}").json()["data"]["attributes"]
+    assert (attrs["email"], attrs["phone_number"], attrs["first_name"]) == ("kept@example.com", "+15005550006", "Anna")
+    assert (attrs["location"]["city"], attrs["location"]["country"]) == ("Boston", "USA")
+
+
 def test_deletion_request_removes_profile_events_and_memberships(client: Any, sb: Sandbox, clock: ManualClock,
                                                                  raw: httpx.Client) -> None:
     pid = client.call("create_profile", email="gone@example.com").data["id"]
