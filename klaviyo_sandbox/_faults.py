@@ -16,6 +16,9 @@ To the client a drop and a lost response look the same (the connection broke mid
 the point: only writes that are safe to repeat may be sent again. Every faulted request is in the
 request log with its ``fault`` (``dropped``, ``storm``, ``error``, ``lost_response``).
 
+The OAuth endpoints are faulted only when named (``operations=["oauth.revoke"]``, or
+``oauth.token``), with errors and drops: settings for every operation leave logins and refreshes alone.
+
 Example::
 
     Faults(error_rate=0.2, status=503, seed=7, operations=["get_profiles"])

@@ -7,7 +7,10 @@ person, drives it as a browser does: GET the page, POST the form, follow the red
 scopes are refused with ``error=invalid_scope`` at the redirect, as Klaviyo does.
 ``POST /oauth/token`` exchanges a code (PKCE S256 checked, client by HTTP Basic) or a refresh token,
 which is rotated: the old refresh token stops working, and reusing it revokes the whole grant;
-``POST /oauth/revoke`` revokes an access or refresh token. The registered client is
+``POST /oauth/revoke`` revokes an access or refresh token and the grant it belongs to; a refresh token
+that was already rotated away is no longer valid, and revoking it does nothing (RFC 7009 §2.2: an
+invalid token is answered 200 and changes nothing), so a client must revoke the latest one.
+Faults named ``oauth.token`` or ``oauth.revoke`` fail these endpoints (``_server.py``). The registered client is
 ``sbx-client`` / ``sbx-secret`` (more via ``register_client(store, ...)`` here). Grants live in the
 store, so they go with ``reset()`` and survive a restart with ``state=``.
 """
@@ -243,9 +246,10 @@ async def oauth_endpoint(store: Store, clock: Clock, request: Request) -> Respon
             token = form.get("token", "")
             access = store.mutable("oauth_access", dict).get(token)
             refresh = store.mutable("oauth_refresh", dict).get(token)
-            for info in (access, refresh):
-                if info is not None:
-                    _revoke_grant(store, info["grant"])
+            # A refresh token rotated away (or revoked) is no longer valid: revoking it does nothing.
+            for found in (access, refresh if refresh is not None and refresh["active"] else None):
+                if found is not None:
+                    _revoke_grant(store, found["grant"])
             store.flush()
             return Response(status_code=200)
     return _oauth_error("not_found", f"no OAuth endpoint {request.method} {path}", 404)

@@ -42,7 +42,7 @@ def build_app(sb: Sandbox) -> SandboxApp:
         if path.startswith("/sandbox"):
             return await inspect_endpoint(sb, request)
         if path.startswith("/oauth/"):
-            return await oauth_endpoint(sb.store, sb.clock, request)
+            return _oauth_fault(sb, request) or await oauth_endpoint(sb.store, sb.clock, request)
         return await serve(sb, request)
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -74,6 +74,25 @@ async def _tick_forever(sb: Sandbox, every: float = TICK_SECONDS) -> None:
             await asyncio.to_thread(sb.tick)
         except Exception:  # a broken runner must not stop the server; the next request ticks again
             pass
+
+
+def _oauth_fault(sb: Sandbox, request: Request) -> Response | None:
+    """An injected error or drop for ``/oauth/token`` or ``/oauth/revoke`` (``oauth.token``,
+    ``oauth.revoke``), only when :class:`Faults` names that operation: settings for every operation
+    leave the OAuth endpoints alone, as they always did. Nothing is applied to a faulted request."""
+    op_id = "oauth." + request.url.path.rstrip("/").rsplit("/", 1)[-1]
+    if op_id not in sb.faults.operations:
+        return None
+    fault = sb.faults.draw(op_id)
+    path = request.url.path
+    if fault["drop"]:
+        sb.log.record(request.method, path, op_id, None, 0, fault="dropped")
+        return _DroppedResponse(op_id)
+    if fault["status"]:
+        sb.log.record(request.method, path, op_id, int(fault["status"]), 0, fault="error")
+        body = {"error": "server_error", "error_description": "Injected server error (sandbox fault injection)."}
+        return JSONResponse(body, status_code=int(fault["status"]))
+    return None
 
 
 def raw_path(request: Request) -> str:

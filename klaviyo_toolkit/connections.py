@@ -14,6 +14,12 @@ A connection's life::
     store.revoke("acme")                         -> revoked: the secret is erased, the record stays
     store.save_...("acme", ...) again            -> active
 
+An OAuth grant replaced by a new login, by a key, or removed with :meth:`ConnectionStore.remove` is
+not dropped: its tokens stay in the vault, encrypted, as a :class:`RetiredGrant` until
+:meth:`ConnectionStore.end_retired` has revoked it at Klaviyo (a grant nobody holds must not stay alive).
+Revoking and refreshing take the vault's write lock, so a revoke ends the latest refresh token, never
+one that a refresh in another process has just rotated away.
+
 A call made with :meth:`ConnectionStore.credentials` on a connection that is not ``active`` raises
 :class:`~klaviyo_toolkit.errors.ConnectionUnusableError` before any request, with the fix in the words
 the application chose (:class:`ConnectionHints`; a CLI passes its own commands).
@@ -30,6 +36,7 @@ Example::
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import datetime as _dt
 import re
@@ -40,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .auth import ApiKey, BearerToken, Credentials, pasted_around
 from .errors import (
     AuthenticationError,
+    ClientError,
     ConnectionUnusableError,
     PermissionDeniedError,
     RevokedCredentialError,
@@ -57,6 +65,7 @@ __all__ = [
     "Connection",
     "ConnectionHints",
     "ConnectionStore",
+    "RetiredGrant",
     "Revocation",
     "check_key_shape",
     "fetch_account",
@@ -68,6 +77,8 @@ KLAVIYO_HOSTS = ("a.klaviyo.com",)
 _KEY = re.compile(r"pk_[A-Za-z0-9]{20,64}")
 _SANDBOX_KEY = re.compile(r"pk_sandbox_demo|pk_sbx_[0-9a-f]{8,64}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+#: Revoke-endpoint errors that mean the token is already dead (Klaviyo's refresh wording included).
+_DEAD_TOKEN = frozenset({"invalid_grant", "invalid_grant_type", "invalid_token"})
 
 
 # -- values --------------------------------------------------------------------------------------
@@ -166,6 +177,23 @@ class Revocation:
     connection: Connection
     changed: bool
     at_klaviyo: bool
+
+
+@dataclass(frozen=True)
+class RetiredGrant:
+    """An OAuth grant that connection ``name`` held before (replaced by a new login or a key, or the
+    connection removed), whose tokens are kept encrypted until it is revoked at Klaviyo. No secret here.
+
+    Attributes:
+        id: a non-reversible id of its refresh token.
+        client_id / base_url: the app that holds it and the server it was made on (its revoke goes there).
+    """
+
+    name: str
+    id: str
+    client_id: str | None
+    base_url: str | None
+    retired_at: _dt.datetime
 
 
 @dataclass(frozen=True)
@@ -322,16 +350,19 @@ class ConnectionStore:
         account: Account | None,
         scopes: Sequence[str] = (ALL_SCOPES,),
     ) -> Connection:
-        """Store a verified private key under ``name`` (replacing what was there), active."""
+        """Store a verified private key under ``name`` (replacing what was there), active. An OAuth grant
+        it replaces is kept to be revoked (:meth:`retired`, :meth:`end_retired`)."""
         meta = _meta(base_url, account, client_id=None)
-        return _connection(self.vault.put_api_key(check_name(name), key, tuple(scopes) or (ALL_SCOPES,), meta=meta))
+        scopes = tuple(scopes) or (ALL_SCOPES,)
+        return _connection(self.vault.put_api_key(check_name(name), key, scopes, meta=meta, retire=True))
 
     def save_oauth(
         self, name: str, tokens: TokenSet, *, base_url: str, account: Account | None, client_id: str
     ) -> Connection:
-        """Store the tokens of a new grant under ``name`` (replacing what was there), active."""
+        """Store the tokens of a new grant under ``name`` (replacing what was there), active. The grant
+        it replaces is kept to be revoked at Klaviyo (:meth:`retired`, :meth:`end_retired`)."""
         meta = _meta(base_url, account, client_id=client_id)
-        return _connection(self.vault.put_oauth_tokens(check_name(name), tokens, meta=meta))
+        return _connection(self.vault.put_oauth_tokens(check_name(name), tokens, meta=meta, retire=True))
 
     def mark_needs_reauth(self, name: str, reason: str) -> Connection:
         """Klaviyo refused the connection's credentials: no call is made with it until a new login."""
@@ -345,31 +376,63 @@ class ConnectionStore:
 
         The record stays, marked revoked, so running code and ``list()`` can say what happened. When
         Klaviyo's revoke endpoint fails, the error is raised and nothing changed. Revoking again does
-        nothing and says so (``Revocation.changed`` is False).
+        nothing and says so (``Revocation.changed`` is False). The tokens are read, revoked and erased
+        under the vault's write lock, as a refresh holds it from spending a refresh token to storing its
+        successor: a refresh in flight finishes first, and the token revoked is the one it stored.
 
         Raises:
             ToolkitUsageError: an OAuth connection and no ``oauth`` client to reach Klaviyo with.
             TransportError / KlaviyoAPIError: Klaviyo's revoke endpoint failed (nothing changed).
+            sqlite3.OperationalError: another process held the vault's lock for longer than a minute.
         """
         conn = self.get(name)
         if conn.status == "revoked" and not conn.fingerprint:
             return Revocation(conn, changed=False, at_klaviyo=False)
-        ended_remotely = False
+        ended = {"status": "revoked", "reason": "its owner revoked it"}
         if conn.kind == "oauth" and at_klaviyo and conn.fingerprint:
             if oauth is None:
                 raise ToolkitUsageError(f"revoking {name!r} at Klaviyo needs its app's OAuthClient")
-            tokens = self.vault.get_oauth_tokens(name, revoked_too=True)
-            if tokens.refresh_token:
-                oauth.revoke(tokens.refresh_token, token_type_hint="refresh_token")
-            else:
-                oauth.revoke(tokens.access_token, token_type_hint="access_token")
-            ended_remotely = True
-        info = self.vault.erase(name, status="revoked", reason="its owner revoked it", status_at=self.vault._now())
-        return Revocation(_connection(info), changed=True, at_klaviyo=ended_remotely)
+            try:
+                with self.vault.update_oauth_tokens(name, revoked_too=True) as update:
+                    oauth.end_grant(update.tokens)
+                    update.erase(**ended, status_at=self.vault._now())
+            except RevokedCredentialError:  # erased by another revoke since get(): nothing left to end
+                return Revocation(self.get(name), changed=False, at_klaviyo=False)
+            return Revocation(self.get(name), changed=True, at_klaviyo=True)
+        info = self.vault.erase(name, **ended, status_at=self.vault._now())
+        return Revocation(_connection(info), changed=True, at_klaviyo=False)
 
     def remove(self, name: str) -> bool:
-        """Forget the connection entirely (its secret and its record)."""
-        return self.vault.delete(name)
+        """Forget the connection entirely (its secret and its record); an OAuth grant it still holds is
+        kept to be revoked at Klaviyo (:meth:`retired`)."""
+        return self.vault.delete(name, retire=True)
+
+    # -- grants replaced or removed, until Klaviyo has revoked them ------------------------------
+    def retired(self, name: str | None = None) -> builtins.list[RetiredGrant]:
+        """The OAuth grants held before by ``name`` (else by any connection), oldest first, that are
+        still to be revoked at Klaviyo; no secret in them."""
+        return [
+            RetiredGrant(r.name, r.id, r.client_id, r.base_url, r.retired_at) for r in self.vault.retired_oauth(name)
+        ]
+
+    def end_retired(self, grant: RetiredGrant, oauth: OAuthClient) -> bool:
+        """Revoke a retired grant at Klaviyo with its app's ``oauth`` client, then delete its tokens.
+
+        A token Klaviyo calls invalid (expired, revoked) is taken as ended. Returns False when another
+        process ended it first.
+
+        Raises:
+            TransportError / KlaviyoAPIError: the revoke endpoint failed; the tokens are kept to try again.
+        """
+        kept = next((r for r in self.vault.retired_oauth(grant.name) if r.id == grant.id), None)
+        if kept is None:
+            return False
+        try:
+            oauth.end_grant(kept.tokens)
+        except ClientError as exc:
+            if exc.code not in _DEAD_TOKEN:
+                raise
+        return self.vault.forget_retired(grant.name, grant.id)
 
     # -- a token store for VaultTokenSource ----------------------------------------------------
     def get_oauth_tokens(self, name: str) -> TokenSet:

@@ -290,6 +290,17 @@ class OAuthClient:
         """Revoke a refresh token (ending the grant) or an access token at Klaviyo."""
         self._post(self.config.revoke_url, {"token": token, "token_type_hint": token_type_hint}, "oauth.revoke")
 
+    def end_grant(self, tokens: TokenSet) -> None:
+        """End the grant ``tokens`` belong to at Klaviyo: revoke its refresh token, else its access token.
+
+        Raises:
+            TransportError / KlaviyoAPIError: the revoke endpoint failed; the grant may still be alive.
+        """
+        if tokens.refresh_token:
+            self.revoke(tokens.refresh_token, token_type_hint="refresh_token")
+        else:
+            self.revoke(tokens.access_token, token_type_hint="access_token")
+
     def _post(self, url: str, form: Mapping[str, str], operation: str) -> Any:
         """POST ``form``; a 429 (not processed, so any of these calls may go again, a code exchange too)
         is waited out as Klaviyo's ``Retry-After`` says, at most :data:`THROTTLE_RETRIES` times and
@@ -363,6 +374,10 @@ class TokenUpdate(Protocol):
 
     def store(self, tokens: TokenSet) -> None: ...
 
+    def revoked(self) -> bool:
+        """True when the entry is now marked revoked or erased (a revoke landed since the update began)."""
+        ...
+
     def revoke(self, reason: str | None = None) -> None: ...
 
 
@@ -381,7 +396,10 @@ class VaultTokenSource:
     :meth:`invalidate` (the client calls it on a 401). Refreshes are single-flight: threads of this
     process wait for one another on a lock, and processes sharing the vault wait on its write lock
     (:meth:`Vault.update_oauth_tokens`), so the latest refresh token is read, spent and replaced by one
-    refresher at a time and a rotated token is never replayed.
+    refresher at a time and a rotated token is never replayed. A revoke takes the same lock
+    (:meth:`revoke`, :meth:`ConnectionStore.revoke`), so it ends the latest token, never one a refresh has
+    just spent; and a refresh that finds its entry revoked once it has new tokens (a store whose updates
+    do not exclude a revoke) revokes those at Klaviyo instead of storing them.
 
     Raises (from :meth:`access_token`):
         RevokedCredentialError: the entry was revoked in the vault, or Klaviyo rejected the refresh
@@ -430,11 +448,7 @@ class VaultTokenSource:
     def revoke(self) -> None:
         """End the grant at Klaviyo (revoking the refresh token), then mark the vault entry revoked."""
         with self._lock, self.vault.update_oauth_tokens(self.name) as update:
-            tokens = update.tokens
-            if tokens.refresh_token:
-                self.oauth.revoke(tokens.refresh_token, token_type_hint="refresh_token")
-            else:
-                self.oauth.revoke(tokens.access_token, token_type_hint="access_token")
+            self.oauth.end_grant(update.tokens)  # the latest: no refresh can rotate it while the lock is held
             update.revoke()
 
     def _usable(self, tokens: TokenSet) -> bool:
@@ -442,6 +456,7 @@ class VaultTokenSource:
 
     def _refresh(self) -> TokenSet:
         dead: ClientError | None = None
+        late: str | None = None
         with self.vault.update_oauth_tokens(self.name) as update:
             tokens = update.tokens  # the latest: another thread or process may have refreshed meanwhile
             if self._usable(tokens):
@@ -452,14 +467,35 @@ class VaultTokenSource:
                     reason=f"its access token {mask(tokens.access_token)} expired and no refresh token is stored",
                 )
             try:
-                update.store(self.oauth.refresh(tokens.refresh_token))
+                fresh = self.oauth.refresh(tokens.refresh_token)
             except ClientError as exc:
                 if exc.code not in _DEAD_GRANT:
                     raise
                 dead, reason = exc, _dead_reason(exc)
                 update.revoke(reason)  # committed as the block ends, so other processes fail fast too
+            else:
+                if update.revoked():  # revoked while the refresh was in flight: the new tokens must not outlive it
+                    late = self._end_late(update, fresh)
+                else:
+                    update.store(fresh)
             fresh = update.tokens
         if dead is not None:
             raise RevokedCredentialError(self.name, reason=_dead_reason(dead)) from dead
+        if late is not None:
+            raise RevokedCredentialError(self.name, reason=late)
         self._rejected = None
         return fresh
+
+    def _end_late(self, update: TokenUpdate, fresh: TokenSet) -> str:
+        """Revoke at Klaviyo the tokens a refresh got for an entry revoked meanwhile; when that fails,
+        keep them in the (revoked) entry, where revoking it again finds and ends them. Returns the reason."""
+        try:
+            self.oauth.end_grant(fresh)
+        except (TransportError, KlaviyoAPIError) as exc:
+            update.store(fresh)
+            update.revoke()
+            return (
+                f"it was revoked while its token was being refreshed, and the new token could not be revoked at "
+                f"Klaviyo ({type(exc).__name__}); it is kept in the revoked entry: revoke it again"
+            )
+        return "it was revoked while its token was being refreshed; the new token was revoked at Klaviyo too"

@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import dataclasses
 import datetime as _dt
 import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +56,18 @@ from .vault_keys import (
     refuse_a_new_key_for_old_entries,
     where_the_key_is,
 )
-from .vault_records import CredentialInfo, CredentialKind, TokenSet, info_of, token_id, token_payload, when_of
+from .vault_records import (
+    CredentialInfo,
+    CredentialKind,
+    RetiredTokens,
+    TokenSet,
+    info_of,
+    retired_of,
+    token_id,
+    token_payload,
+    when_of,
+)
+from .vault_update import RETIRED, OAuthTokensUpdate, Transaction, connect, merge_meta, retire_oauth
 
 __all__ = [
     "ENV_VAULT_KEY",
@@ -67,6 +77,7 @@ __all__ = [
     "KeyProvider",
     "KeyringKeyProvider",
     "OAuthTokensUpdate",
+    "RetiredTokens",
     "TokenSet",
     "Vault",
     "default_key_provider",
@@ -119,7 +130,7 @@ class Vault:
         if not self.path.exists():
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         try:
-            self._db = _connect(self.path, 30.0)
+            self._db = connect(self.path, 30.0)
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise _broken(self.path, exc) from None
@@ -141,19 +152,32 @@ class Vault:
 
     # -- storing ---------------------------------------------------------------------------
     def put_api_key(
-        self, name: str, key: str | ApiKey, scopes: Iterable[str] = (), *, meta: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        key: str | ApiKey,
+        scopes: Iterable[str] = (),
+        *,
+        meta: Mapping[str, Any] | None = None,
+        retire: bool = False,
     ) -> CredentialInfo:
-        """Store (or replace, un-revoking) a private API key under ``name``, with non-secret ``meta``."""
+        """Store (or replace, un-revoking) a private API key under ``name``, with non-secret ``meta``;
+        ``retire``: OAuth tokens it replaces are kept for :meth:`retired_oauth` (not dropped)."""
         secret = key.reveal() if isinstance(key, ApiKey) else ApiKey(key).reveal()
-        return self._put(name, "api_key", {"key": secret}, tuple(scopes), None, fingerprint(secret), meta)
+        return self._put(name, "api_key", {"key": secret}, tuple(scopes), None, fingerprint(secret), meta, retire)
 
-    def put_oauth_tokens(self, name: str, tokens: TokenSet, *, meta: Mapping[str, Any] | None = None) -> CredentialInfo:
-        """Store (or replace, un-revoking) the OAuth tokens of a grant under ``name``, with non-secret ``meta``."""
+    def put_oauth_tokens(
+        self, name: str, tokens: TokenSet, *, meta: Mapping[str, Any] | None = None, retire: bool = False
+    ) -> CredentialInfo:
+        """Store (or replace, un-revoking) the OAuth tokens of a grant under ``name``, with non-secret ``meta``;
+        ``retire``: the tokens of another grant it replaces are kept for :meth:`retired_oauth`."""
         payload = token_payload(tokens)
-        return self._put(name, "oauth", payload, tokens.scopes, tokens.expires_at, token_id(tokens), meta)
+        fp = token_id(tokens)
+        return self._put(name, "oauth", payload, tokens.scopes, tokens.expires_at, fp, meta, retire)
 
     @contextlib.contextmanager
-    def update_oauth_tokens(self, name: str, *, wait: float = 60.0) -> Iterator[OAuthTokensUpdate]:
+    def update_oauth_tokens(
+        self, name: str, *, wait: float = 60.0, revoked_too: bool = False
+    ) -> Iterator[OAuthTokensUpdate]:
         """Hold the vault's write lock while reading, then replacing, the tokens of one grant.
 
         Meant for a refresh: read the latest tokens, call the token endpoint, store the rotated pair,
@@ -169,15 +193,16 @@ class Vault:
 
         Args:
             wait: seconds to wait for another holder before giving up (sqlite3.OperationalError).
+            revoked_too: also an entry marked revoked that still holds its tokens (to end its grant).
 
         Raises:
             RevokedCredentialError: the entry is revoked (raised on entering the block).
         """
-        db = _connect(self.path, wait)
+        db = connect(self.path, wait)
         try:
-            with _Transaction(db):
+            with Transaction(db):
                 self._reload_keys()  # a rotation by another process meanwhile: encrypt with its new key
-                yield OAuthTokensUpdate(self, db, name)
+                yield OAuthTokensUpdate(self, db, name, revoked_too=revoked_too)
         finally:
             db.close()
 
@@ -190,6 +215,7 @@ class Vault:
         expires_at: float | None,
         fp: str,
         meta: Mapping[str, Any] | None,
+        retire: bool = False,
     ) -> CredentialInfo:
         _check_name(name)
         payload = {**secret, "name": name, "kind": kind, "scopes": list(scopes)}
@@ -197,6 +223,8 @@ class Vault:
         with self._lock, self._write():
             self._reload_keys()
             self._refuse_a_second_key(self._db)
+            if retire:
+                retire_oauth(self, self._db, name, replacement=fp)
             self._db.execute(
                 "INSERT OR REPLACE INTO credentials (name, kind, secret, scopes, expires_at, fingerprint, "
                 "created_at, updated_at, rotated_at, revoked_at, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
@@ -208,7 +236,7 @@ class Vault:
     def set_meta(self, name: str, **changes: Any) -> CredentialInfo:
         """Change non-secret facts about ``name`` (a value of None removes the fact)."""
         with self._lock, self._write():
-            _merge_meta(self._db, name, changes, missing=self._missing)
+            merge_meta(self._db, name, changes, missing=self._missing)
         return self.info(name)
 
     # -- reading ---------------------------------------------------------------------------
@@ -284,8 +312,9 @@ class Vault:
     def revoke(self, name: str, **meta: Any) -> CredentialInfo:
         """Mark ``name`` revoked (and merge ``meta``): every ``get_*`` afterwards raises RevokedCredentialError.
 
-        Only the vault forgets it; to end an OAuth grant at Klaviyo too, use
-        ``VaultTokenSource.revoke()`` (or ``OAuthClient.revoke``) first. Revoking twice keeps the first time.
+        Only the vault forgets it; to end an OAuth grant at Klaviyo too, use ``VaultTokenSource.revoke()``
+        or ``ConnectionStore.revoke()``, which hold the write lock so no refresh rotates the token being
+        revoked. Revoking twice keeps the first time.
         """
         with self._lock, self._write():
             cursor = self._db.execute(
@@ -294,7 +323,7 @@ class Vault:
             if cursor.rowcount == 0:
                 raise self._missing(name)
             if meta:
-                _merge_meta(self._db, name, meta, missing=self._missing)
+                merge_meta(self._db, name, meta, missing=self._missing)
         return self.info(name)
 
     def erase(self, name: str, **meta: Any) -> CredentialInfo:
@@ -311,13 +340,32 @@ class Vault:
             )
             if cursor.rowcount == 0:
                 raise self._missing(name)
-            _merge_meta(self._db, name, meta, missing=self._missing)
+            merge_meta(self._db, name, meta, missing=self._missing)
         return self.info(name)
 
-    def delete(self, name: str) -> bool:
-        """Remove ``name`` and every trace of it; False when there was nothing to remove."""
+    def delete(self, name: str, *, retire: bool = False) -> bool:
+        """Remove ``name`` and every trace of it (``retire``: but keep its OAuth tokens for
+        :meth:`retired_oauth`); False when there was nothing to remove."""
         with self._lock, self._write():
+            if retire:
+                retire_oauth(self, self._db, name)
             return self._db.execute("DELETE FROM credentials WHERE name = ?", (name,)).rowcount > 0
+
+    def retired_oauth(self, name: str | None = None) -> builtins.list[RetiredTokens]:
+        """The OAuth tokens replaced or removed with ``retire`` (of ``name``, else of every entry), oldest
+        first: grants that may still be alive at Klaviyo until revoked there; then :meth:`forget_retired`.
+        Those the current key(s) cannot open are left out (and kept), as :meth:`unreadable` entries are."""
+        with self._lock:
+            self._reload_keys()
+            rows = self._db.execute("SELECT secret FROM secrets WHERE substr(name, 1, ?) = ? ORDER BY updated_at",
+                                    (len(RETIRED), RETIRED)).fetchall()  # fmt: skip
+            found = [retired_of(json.loads(self._fernet.decrypt(token))) for (token,) in rows if self._opens(token)]
+        return [r for r in found if name is None or r.name == name]
+
+    def forget_retired(self, name: str, id: str) -> bool:
+        """Delete retired tokens for good (their grant was revoked); False when they were gone already."""
+        with self._lock, self._write():
+            return self._db.execute("DELETE FROM secrets WHERE name = ?", (f"{RETIRED}{name}:{id}",)).rowcount > 0
 
     def rotate_key(self, new_key: bytes | None = None, *, drop_old_keys: bool = False) -> int:
         """Add a new vault key (generated unless given), then re-encrypt every credential with it (one
@@ -479,70 +527,14 @@ class Vault:
     def _now(self) -> str:
         return _dt.datetime.fromtimestamp(self._clock.time(), _dt.UTC).isoformat(timespec="microseconds")
 
-    def _write(self) -> _Transaction:
-        return _Transaction(self._db)
+    def _write(self) -> Transaction:
+        return Transaction(self._db)
 
     def list(self) -> builtins.list[CredentialInfo]:
         """Every credential (name, kind, scopes, times, fingerprint), sorted by name; no secrets."""
         with self._lock:
             rows = self._db.execute(f"SELECT {_INFO_COLUMNS} FROM credentials ORDER BY name").fetchall()
         return [info_of(row) for row in rows]
-
-
-class OAuthTokensUpdate:
-    """One grant's tokens, read under the vault's write lock (see :meth:`Vault.update_oauth_tokens`).
-
-    Attributes:
-        tokens: the latest stored tokens; after :meth:`store`, the new ones.
-    """
-
-    def __init__(self, vault: Vault, db: sqlite3.Connection, name: str) -> None:
-        self._vault = vault
-        self._db = db
-        self.name = name
-        self.tokens: TokenSet = vault._read_oauth(db, name)
-
-    def __repr__(self) -> str:
-        return f"OAuthTokensUpdate({self.name!r})"
-
-    def store(self, tokens: TokenSet) -> None:
-        """Replace the tokens; a missing refresh token or empty scopes keep the stored ones."""
-        kept = self.tokens
-        tokens = dataclasses.replace(
-            tokens, refresh_token=tokens.refresh_token or kept.refresh_token, scopes=tokens.scopes or kept.scopes
-        )
-        payload = {**token_payload(tokens), "name": self.name, "kind": "oauth", "scopes": list(tokens.scopes)}
-        now = self._vault._now()
-        self._db.execute(
-            "UPDATE credentials SET secret = ?, scopes = ?, expires_at = ?, fingerprint = ?, updated_at = ? "
-            "WHERE name = ?",
-            (self._vault._encrypt(payload), json.dumps(list(tokens.scopes)), tokens.expires_at, token_id(tokens),
-             now, self.name),
-        )  # fmt: skip
-        _merge_meta(self._db, self.name, {"refreshed_at": now}, missing=self._vault._missing)
-        self.tokens = tokens
-
-    def revoke(self, reason: str | None = None) -> None:
-        """Mark the entry revoked (as :meth:`Vault.revoke`), within this update; ``reason`` says why
-        (kept in ``meta``: ``status`` "needs_reauth", ``reason``, ``status_at``)."""
-        now = self._vault._now()
-        self._db.execute("UPDATE credentials SET revoked_at = coalesce(revoked_at, ?) WHERE name = ?", (now, self.name))
-        if reason:
-            changes = {"status": "needs_reauth", "reason": reason, "status_at": now}
-            _merge_meta(self._db, self.name, changes, missing=self._vault._missing)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error): one writer across processes."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
 
 
 def _multi_fernet(keys: Sequence[bytes]) -> MultiFernet:
@@ -554,25 +546,6 @@ def _broken(path: Path, exc: sqlite3.DatabaseError) -> ToolkitUsageError:
     return ToolkitUsageError(
         f"The vault {path} cannot be read ({exc}): the file is damaged or is not a vault. Restore it from a "
         "backup, or move it aside and log in again (personas auth login)."
-    )
-
-
-def _connect(path: Path, timeout: float) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA secure_delete = ON")  # erased and replaced secrets are zeroed in the file
-    return db
-
-
-def _merge_meta(
-    db: sqlite3.Connection, name: str, changes: Mapping[str, Any], *, missing: Callable[[str], Exception]
-) -> None:
-    row = db.execute("SELECT meta FROM credentials WHERE name = ?", (name,)).fetchone()
-    if row is None:
-        raise missing(name)
-    meta = {**json.loads(row[0] or "{}"), **changes}
-    db.execute(
-        "UPDATE credentials SET meta = ? WHERE name = ?",
-        (json.dumps({k: v for k, v in meta.items() if v is not None}), name),
     )
 
 

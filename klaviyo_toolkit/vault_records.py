@@ -13,7 +13,17 @@ from typing import Any, Literal
 from .auth import fingerprint, mask
 from .errors import ToolkitUsageError
 
-__all__ = ["CredentialInfo", "CredentialKind", "TokenSet", "info_of", "token_id", "token_payload", "when_of"]
+__all__ = [
+    "CredentialInfo",
+    "CredentialKind",
+    "RetiredTokens",
+    "TokenSet",
+    "info_of",
+    "retired_of",
+    "token_id",
+    "token_payload",
+    "when_of",
+]
 
 CredentialKind = Literal["api_key", "oauth"]
 
@@ -74,6 +84,37 @@ class CredentialInfo:
     def erased(self) -> bool:
         """The secret itself was deleted (:meth:`Vault.erase`); only this record of it is left."""
         return not self.fingerprint
+
+
+@dataclass(frozen=True)
+class RetiredTokens:
+    """The tokens of an OAuth grant that a new login, a key or a removal replaced under ``name``, kept
+    encrypted in the vault until its grant is revoked at Klaviyo (so that it is never left alive unseen).
+
+    Attributes:
+        id: the replaced entry's fingerprint (not secret).
+        client_id / base_url: the app and server that issued them (from the entry's ``meta``).
+    """
+
+    name: str
+    id: str
+    tokens: TokenSet
+    client_id: str | None
+    base_url: str | None
+    retired_at: _dt.datetime
+
+
+def retired_of(record: Mapping[str, Any]) -> RetiredTokens:
+    expires_at = record.get("expires_at")
+    tokens = TokenSet(
+        access_token=str(record["access_token"]),
+        refresh_token=record.get("refresh_token"),
+        expires_at=float(expires_at) if expires_at is not None else None,
+        scopes=tuple(record.get("scopes") or ()),
+        token_type=str(record.get("token_type") or "Bearer"),
+    )
+    return RetiredTokens(str(record["name"]), str(record["id"]), tokens, record.get("client_id"),
+                         record.get("base_url"), _dt.datetime.fromisoformat(str(record["retired_at"])))  # fmt: skip
 
 
 def when_of(text: str | None) -> _dt.datetime | None:

@@ -4,20 +4,27 @@
 
     personas auth login [NAME] [--scopes S]         a private key (KLAVIYO_API_KEY, else asked for, hidden)
     personas auth login [NAME] --oauth --scopes S   OAuth in a browser; the redirect comes to 127.0.0.1
-    personas auth status [NAME] [--json]            account, scopes, expiry, last refresh, health; no secrets
+    personas auth status [NAME] [--json]            account, scopes, expiry, last refresh, health, previous
+                                                    grants still to revoke; no secrets
     personas auth revoke NAME [--local]             end the grant at Klaviyo (OAuth), erase the secret here
+    personas auth revoke NAME --previous            end the grants NAME held before a new login replaced them
     personas auth remove NAME                       forget a connection (revoking it first)
     personas auth rotate-key [--retire-old]         re-encrypt every secret under a new vault key
 
 Connections live in ``$PERSONAS_HOME/vault.sqlite``, secrets encrypted with the vault key (OS keyring,
 else ``PERSONAS_VAULT_KEY``, else ``$PERSONAS_HOME/vault.key``). A persona uses one by ``connection:``
 in its YAML or ``--connection`` on ``run``/``chat``; ``login`` with no NAME makes ``default``.
+
+A login over an OAuth grant (again with ``--oauth``, or with a key) revokes the old grant at Klaviyo once
+the new credential is stored; when Klaviyo cannot be reached the old grant's tokens stay encrypted in
+the vault, ``status`` lists them, and ``revoke NAME --previous`` tries again.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from typing import Any
 
 import typer
@@ -32,6 +39,10 @@ app = command_group(
 def _echo(text: str = "") -> None:
     typer.echo(text)
     sys.stdout.flush()
+
+
+def _warn(text: str) -> None:
+    typer.echo(f"warning: {text}", err=True)
 
 
 def _read_key(name: str | None) -> str:
@@ -125,6 +136,8 @@ def login(
     _echo(f"  stored encrypted in {store_where} (vault key: {_where_key(open_store(cfg).vault.key_provider)})")
     for note in result.notes:
         _echo(f"  note: {note}")
+    for warning in result.warnings:
+        _warn(warning)
     hint = "" if conn.name == "default" else f" --connection {conn.name}"
     _echo(f"Use it with: personas run PERSONA{hint} ..., or `connection: {conn.name}` in a persona's YAML")
 
@@ -151,9 +164,11 @@ def status(
     store = open_store(cfg)
     conns = [store.get(name)] if name else store.list()
     personas = scan_personas(cfg.home).personas.values()
+    previous = Counter(g.name for g in store.retired(name))
     rows = []
     for conn in conns:
         row = conn.as_dict()
+        row["previous_grants"] = previous.pop(conn.name, 0)
         row["personas"] = [
             {"name": p.name, "missing_scopes": missing_scopes(p, conn)} for p in personas if p.connection == conn.name
         ]
@@ -161,6 +176,9 @@ def status(
     if as_json:
         _echo(json.dumps(rows, indent=1))
         return
+    for gone, count in previous.items():  # grants of connections removed since
+        _echo(f"{gone} (removed): {count} previous OAuth grant(s) still to be revoked at Klaviyo; "
+              f"run `personas auth revoke {gone} --previous`")  # fmt: skip
     if not rows:
         _echo("no connections; log in with `personas auth login NAME` or `personas auth login NAME --oauth`")
         return
@@ -174,6 +192,9 @@ def status(
             fix = f"personas auth login {row['name']}" + (" --oauth" if row["kind"] == "oauth" else "")
             why = row["reason"] or ""
             _echo(f"{row['name']}: {row['health']} since {_when(row['status_at'])}: {why}; log in again with `{fix}`")
+        if row["previous_grants"]:
+            _echo(f"{row['name']}: {row['previous_grants']} previous OAuth grant(s) still to be revoked at Klaviyo "
+                  f"(where they still work); run `personas auth revoke {row['name']} --previous`")  # fmt: skip
         for p in row["personas"]:
             if p["missing_scopes"]:
                 _echo(f"{row['name']}: persona {p['name']} lists scopes it was not granted: "
@@ -200,13 +221,21 @@ def _table(rows: list[dict[str, Any]]) -> None:
 def revoke(
     name: str = typer.Argument(..., help="The connection to revoke."),
     local: bool = typer.Option(False, "--local", help="Only erase the secret here (do not call Klaviyo)."),
+    previous: bool = typer.Option(
+        False, "--previous", help="Only end the OAuth grants NAME held before (a login could not revoke them)."
+    ),
 ) -> None:
     """Revoke a connection: end its OAuth grant at Klaviyo, erase its secret here; safe to repeat."""
     from personas.runtime.auth import revoke_connection
 
     from .common import config
 
+    if previous:
+        _revoke_previous(name, strict=True)
+        return
     done = revoke_connection(config(), name, local_only=local)
+    if not local:
+        _revoke_previous(name, strict=False)
     conn = done.connection
     if not done.changed:
         _echo(f"{name!r} was already revoked (at {_when(conn.as_dict()['status_at'])}); nothing to do")
@@ -230,9 +259,32 @@ def remove(name: str = typer.Argument(..., help="The connection to forget.")) ->
     from .common import config
 
     done = revoke_connection(config(), name)
+    _revoke_previous(name, strict=False)
     open_store(config()).remove(name)
     first = " (revoked it first)" if done.changed else ""
     _echo(f"removed {name!r}{first}")
+
+
+def _revoke_previous(name: str, *, strict: bool) -> None:
+    """End at Klaviyo the grants ``name`` held before; what fails is an error (``strict``: the command
+    asked for nothing else) or a warning, each naming the command that tries again."""
+    from personas.runtime.auth import LoginFailed, revoke_previous_grants
+
+    from .common import config
+
+    done = revoke_previous_grants(config(), name)
+    if done.ended:
+        _echo(f"revoked {done.ended} previous OAuth grant(s) of {name!r} at Klaviyo and erased their tokens here")
+    elif strict and not done.failed:
+        _echo(f"{name!r} has no previous OAuth grant waiting to be revoked; nothing to do")
+    if done.failed:
+        why = "; ".join(done.failed)
+        message = (f"could not revoke {len(done.failed)} previous OAuth grant(s) of {name!r} at Klaviyo ({why}); "
+                   f"they still work there and stay encrypted in the vault: run `personas auth revoke {name} "
+                   "--previous` again")  # fmt: skip
+        if strict:
+            raise LoginFailed(message, exit_code=1)
+        _warn(message)
 
 
 @app.command("rotate-key")

@@ -10,12 +10,17 @@ client's usual retry budget, so logins run back to back succeed.
 - :func:`login_with_oauth`: authorization code with PKCE; the redirect comes to a listener on
   127.0.0.1; ``state`` is checked; the code is exchanged; ``get_accounts`` names the account;
 - :func:`revoke_connection`: Klaviyo's revoke endpoint (OAuth), then the local secret is erased;
+- :func:`revoke_previous_grants`: the grants a connection held before a new login (OAuth or a key)
+  replaced them, revoked at Klaviyo. Every login over an OAuth grant runs it once the new credential is
+  stored; what it cannot revoke (Klaviyo down, no app credentials) stays encrypted in the vault, and
+  the login says so and names the command that tries again (``personas auth revoke NAME --previous``);
 - :func:`rotate_vault_key`: every secret re-encrypted under a new vault key in one transaction.
 """
 
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -46,17 +51,19 @@ from klaviyo_toolkit.vault_keys import ENV_VAULT_KEY, GENERATE_HINT, EnvKeyProvi
 from personas.kernel.config import Config
 from personas.kernel.errors import UsageProblem
 
-from .connections import DEFAULT_CONNECTION, oauth_client, open_store
+from .connections import DEFAULT_CONNECTION, app_client, oauth_client, open_store
 
 __all__ = [
     "ACCOUNT_SCOPE",
     "LoginFailed",
     "LoginResult",
+    "PreviousGrants",
     "check_login",
     "Rotation",
     "login_with_key",
     "login_with_oauth",
     "revoke_connection",
+    "revoke_previous_grants",
     "rotate_vault_key",
 ]
 
@@ -80,11 +87,22 @@ class LoginFailed(UsageProblem):
 
 @dataclass(frozen=True)
 class LoginResult:
-    """A stored connection, the one it replaced (if any), and what the person should know."""
+    """A stored connection, the one it replaced (if any), and what the person should know: ``notes``,
+    and ``warnings`` for what needs doing (a previous grant that could not be revoked)."""
 
     connection: Connection
     replaced: Connection | None
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PreviousGrants:
+    """What :func:`revoke_previous_grants` did: how many grants it revoked at Klaviyo, and why each of
+    the others could not be (one clause each; they stay in the vault to try again)."""
+
+    ended: int
+    failed: tuple[str, ...] = ()
 
 
 def _scopes(value: str | Sequence[str] | None, name: str, oauth: bool) -> tuple[str, ...]:
@@ -193,8 +211,8 @@ def login_with_key(
     existing = store.find(name)
     _check_replace(existing, account, name, replace)
     conn = store.save_api_key(name, key, base_url=base, account=account, scopes=declared or (ALL_SCOPES,))
-    notes = () if account else ("the key may not read the account (no accounts:read), so its account is unknown",)
-    return LoginResult(conn, existing, notes)
+    notes = [] if account else ["the key may not read the account (no accounts:read), so its account is unknown"]
+    return _after_login(config, conn, existing, notes)
 
 
 def login_with_oauth(
@@ -257,7 +275,44 @@ def login_with_oauth(
     withheld = [s for s in asked if not covers(tokens.scopes, s)]
     if withheld:
         notes.append(f"Klaviyo granted fewer scopes than asked: not {', '.join(withheld)}")
-    return LoginResult(conn, existing, tuple(notes))
+    return _after_login(config, conn, existing, notes)
+
+
+def _after_login(config: Config, conn: Connection, replaced: Connection | None, notes: list[str]) -> LoginResult:
+    """The login's result, once the OAuth grant(s) the new credential replaced were revoked at Klaviyo
+    (or, failing that, kept in the vault with a warning that names the command to try again)."""
+    done = revoke_previous_grants(config, conn.name)
+    if done.ended:
+        notes.append("the previous OAuth grant was revoked at Klaviyo" if done.ended == 1 else
+                     f"{done.ended} previous OAuth grants were revoked at Klaviyo")  # fmt: skip
+    warnings = tuple(
+        f"could not revoke the previous OAuth grant of {conn.name!r} at Klaviyo ({why}), so it still works there; "
+        f"it is kept encrypted in the vault: run `personas auth revoke {conn.name} --previous` to try again"
+        for why in done.failed
+    )
+    return LoginResult(conn, replaced, tuple(notes), warnings)
+
+
+def revoke_previous_grants(config: Config, name: str) -> PreviousGrants:
+    """Revoke at Klaviyo the OAuth grants connection ``name`` held before (a new login or a key replaced
+    them, or the connection was removed), forgetting each once revoked; those that fail stay kept."""
+    store = open_store(config)
+    ended, failed = 0, []
+    for grant in store.retired(name):
+        try:
+            oauth = app_client(config, name, grant.client_id, grant.base_url)
+        except UsageProblem as exc:
+            failed.append(str(exc))
+            continue
+        try:
+            ended += int(store.end_retired(grant, oauth))
+        except TransportError as exc:
+            failed.append(f"cannot reach {describe_base(grant.base_url or '')} ({type(exc.__cause__ or exc).__name__})")
+        except KlaviyoAPIError as exc:
+            failed.append(f"Klaviyo answered {exc.status}: {str(exc.detail or exc.title or exc.code).rstrip('.')}")
+        finally:
+            oauth.close()
+    return PreviousGrants(ended, tuple(failed))
 
 
 def _check_vault(config: Config) -> None:
@@ -301,6 +356,12 @@ def revoke_connection(config: Config, name: str, *, local_only: bool = False) ->
             ) from None
     try:
         return store.revoke(name, oauth=oauth, at_klaviyo=remote)
+    except sqlite3.OperationalError:  # the vault's lock, held by a refresh waiting on Klaviyo, or a stuck process
+        raise LoginFailed(
+            f"the vault stayed locked by another personas process for a minute (a token refresh waiting on "
+            f"Klaviyo?); nothing changed; run `personas auth revoke {name}` again",
+            exit_code=1,
+        ) from None
     except (TransportError, KlaviyoAPIError) as exc:
         detail = exc.detail if isinstance(exc, KlaviyoAPIError) else type(exc.__cause__ or exc).__name__
         raise LoginFailed(

@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_CONNECTION",
     "HINTS",
     "KlaviyoUse",
+    "app_client",
     "forget_stores",
     "key_provider",
     "missing_scopes",
@@ -96,19 +97,28 @@ def forget_stores() -> None:
 
 def oauth_client(config: Config, conn: Connection, *, clock: Clock | None = None) -> OAuthClient:
     """The OAuth app (``KLAVIYO_CLIENT_ID``/``KLAVIYO_CLIENT_SECRET``) that holds ``conn``'s grant."""
+    return app_client(config, conn.name, conn.client_id, conn.base_url, clock=clock)
+
+
+def app_client(
+    config: Config, name: str, client_id: str | None, base_url: str | None, *, clock: Clock | None = None
+) -> OAuthClient:
+    """The OAuth app that holds a grant of connection ``name`` made for ``client_id`` on ``base_url``
+    (its current grant, or one it held before), to refresh or revoke it; UsageProblem naming the fix
+    when ``KLAVIYO_CLIENT_ID``/``KLAVIYO_CLIENT_SECRET`` are unset or name another app."""
     if not config.client_id or not config.client_secret:
         raise UsageProblem(
-            f"connection {conn.name!r} is an OAuth grant; set KLAVIYO_CLIENT_ID and KLAVIYO_CLIENT_SECRET "
+            f"connection {name!r} is an OAuth grant; set KLAVIYO_CLIENT_ID and KLAVIYO_CLIENT_SECRET "
             "(your Klaviyo app's) so its token can be refreshed or revoked"
         )
-    if conn.client_id and conn.client_id != config.client_id:
+    if client_id and client_id != config.client_id:
         raise UsageProblem(
-            f"connection {conn.name!r} was authorized for the app {conn.client_id!r}, but KLAVIYO_CLIENT_ID is "
+            f"connection {name!r} was authorized for the app {client_id!r}, but KLAVIYO_CLIENT_ID is "
             f"{config.client_id!r}; set that app's id and secret, or log in again with "
-            f"`personas auth login {conn.name} --oauth`"
+            f"`personas auth login {name} --oauth`"
         )
     oauth = OAuthConfig.for_base_url(
-        conn.base_url or config.klaviyo_base_url,
+        base_url or config.klaviyo_base_url,
         client_id=config.client_id,
         client_secret=config.client_secret,
         redirect_uri="http://127.0.0.1/callback",  # not used to refresh or revoke

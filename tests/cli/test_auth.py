@@ -24,7 +24,7 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet, InvalidToken
 
-from klaviyo_sandbox import DEMO_KEY, Sandbox
+from klaviyo_sandbox import DEMO_KEY, Faults, Sandbox
 from tests.oauth_consent import consent
 from tests.sandbox.conftest import on_port
 
@@ -314,6 +314,86 @@ def test_denying_at_the_consent_page_stores_nothing(setup: Setup) -> None:
     done = login.finish()
     assert done[0] == 2 and "access_denied" in one_line_error(done)
     assert setup.status() == []
+
+
+def oauth_login(setup: Setup, name: str, scopes: str = "lists:read") -> tuple[int, str, str]:
+    """``personas auth login NAME --oauth`` through the consent page, to the end."""
+    login = Login(setup, name, "--scopes", scopes)
+    with httpx.Client() as browser:
+        browser.get(consent(browser, login.url).headers["location"])
+    return login.finish()
+
+
+def live_grants(setup: Setup) -> set[str]:
+    """The grants the sandbox would still refresh (one of their refresh tokens is alive)."""
+    return {i["grant"] for i in setup.sb.store.value("oauth_refresh", {}).values() if i["active"]}
+
+
+def test_logging_in_again_revokes_the_previous_grant_at_klaviyo(setup: Setup) -> None:
+    assert oauth_login(setup, "shop")[0] == 0
+    (first,) = live_grants(setup)
+    code, out, err = oauth_login(setup, "shop", "lists:read campaigns:read")
+    assert code == 0, err
+    (second,) = live_grants(setup)  # the first one was revoked: no orphaned grant left at Klaviyo
+    assert second != first and "warning" not in err
+    assert "(replaced the previous oauth)" in out and "note: the previous OAuth grant was revoked at Klaviyo" in out
+    (row,) = setup.status()
+    assert row["health"] == "ok" and row["previous_grants"] == 0
+
+
+def test_an_old_grant_klaviyo_cannot_revoke_is_kept_and_the_printed_command_ends_it(setup: Setup) -> None:
+    assert oauth_login(setup, "shop")[0] == 0
+    (first,) = live_grants(setup)
+    setup.sb.faults = Faults(error_rate=1.0, status=503, operations=["oauth.revoke"])  # Klaviyo's revoke is down
+    code, out, err = oauth_login(setup, "shop")
+    assert code == 0, err  # the new login stands
+    assert "logged in as 'shop'" in out
+    (warning,) = err.strip().splitlines()
+    assert warning.startswith("warning: could not revoke the previous OAuth grant of 'shop' at Klaviyo (Klaviyo "
+                              "answered 503"), warning  # fmt: skip
+    assert "so it still works there" in warning and "run `personas auth revoke shop --previous` to try again" in warning
+    assert len(live_grants(setup)) == 2 and first in live_grants(setup)
+    (row,) = setup.status()
+    assert row["previous_grants"] == 1 and row["health"] == "ok"
+    table = setup.run("auth", "status").stdout
+    assert "shop: 1 previous OAuth grant(s) still to be revoked at Klaviyo" in table
+    assert "`personas auth revoke shop --previous`" in table
+    still = setup.run("auth", "revoke", "shop", "--previous")
+    assert still.returncode == 1 and "run `personas auth revoke shop --previous` again" in one_line_error(still)
+    shown = out + err + table + still.stdout + still.stderr
+    assert all(s not in shown for s in setup.secrets()), "a token was printed"
+    assert all(s.encode() not in setup.stored() for s in setup.secrets()), "a token is stored in plain text"
+
+    setup.sb.faults = Faults()
+    done = setup.run("auth", "revoke", "shop", "--previous")
+    assert done.returncode == 0, done.stderr
+    assert "revoked 1 previous OAuth grant(s) of 'shop' at Klaviyo" in done.stdout
+    assert first not in live_grants(setup) and len(live_grants(setup)) == 1
+    (row,) = setup.status()
+    assert row["previous_grants"] == 0 and row["health"] == "ok"
+    again = setup.run("auth", "revoke", "shop", "--previous")
+    assert again.returncode == 0 and "no previous OAuth grant waiting to be revoked" in again.stdout
+    assert setup.run("auth", "revoke", "shop").returncode == 0 and live_grants(setup) == set()
+
+
+def test_switching_an_oauth_connection_to_a_key_revokes_its_grant(setup: Setup) -> None:
+    assert oauth_login(setup, "shop")[0] == 0
+    assert live_grants(setup)
+    done = setup.run("auth", "login", "shop", KLAVIYO_API_KEY=DEMO_KEY)
+    assert done.returncode == 0, done.stderr
+    assert live_grants(setup) == set()
+    assert "(replaced the previous oauth)" in done.stdout and "previous OAuth grant was revoked" in done.stdout
+    (row,) = setup.status()
+    assert row["kind"] == "api_key" and row["previous_grants"] == 0
+
+
+def test_switching_to_a_key_without_the_app_keeps_the_grant_and_says_what_to_set(setup: Setup) -> None:
+    assert oauth_login(setup, "shop")[0] == 0
+    done = setup.run("auth", "login", "shop", KLAVIYO_API_KEY=DEMO_KEY, KLAVIYO_CLIENT_ID="", KLAVIYO_CLIENT_SECRET="")
+    assert done.returncode == 0, done.stderr
+    assert "set KLAVIYO_CLIENT_ID and KLAVIYO_CLIENT_SECRET" in done.stderr and "--previous" in done.stderr
+    assert len(live_grants(setup)) == 1
+    assert setup.run("auth", "revoke", "shop", "--previous").returncode == 0 and live_grants(setup) == set()
 
 
 # -- personas on connections, the vault key --------------------------------------------------------
