@@ -336,6 +336,37 @@ def check_body(schemas: SchemaIndex, op: Operation, body: Any) -> None:
         pointer, field, owner = unknown
         raise bad_request(f"'{field}' is not a valid field for the resource '{owner}'.", pointer=pointer)
     check_names(body)
+    check_clears(op, body)
+
+
+def check_clears(op: Operation, body: Any) -> None:
+    """A 400 for an update's ``null`` where the resource always has a value: the request schema lets
+    Klaviyo's updates send null for nearly every attribute, but only what the catalog marks
+    ``clearable`` (the resource Klaviyo answers with may be empty there) is cleared by one; a null
+    elsewhere (a campaign's name, a template's html) is refused, never stored nor ignored."""
+    data = body.get("data") if op.method == "PATCH" and isinstance(body, Mapping) else None
+    attrs = data.get("attributes") if isinstance(data, Mapping) else None
+    if not isinstance(data, Mapping) or not isinstance(attrs, Mapping):
+        return
+    fields = [a for a in op.args if a.get("in") == "body" and a.get("section") == "attributes"]
+    _refuse_nulls(fields, attrs, "/data/attributes", str(data.get("type") or "resource"))
+
+
+def _refuse_nulls(fields: list[Any], given: Mapping[str, Any], pointer: str, owner: str) -> None:
+    for f in fields:
+        value = given.get(f["wire"])
+        if value is None and f["wire"] in given and not f.get("clearable"):
+            raise bad_request(
+                f"'{f['wire']}' cannot be cleared: {_article(owner.replace('-', ' '))} always has one. Give a "
+                "new value, or leave it out to keep it.",
+                pointer=f"{pointer}/{f['wire']}",
+            )
+        if isinstance(value, Mapping) and f["shape"]["kind"] == "object":
+            _refuse_nulls(f["shape"]["fields"], value, f"{pointer}/{f['wire']}", f["wire"].replace("_", " "))
+
+
+def _article(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
 
 
 #: Attributes that name the resource they belong to: a list's, tag's, template's, webhook's ``name``,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "CLEAR": "klaviyo_toolkit._clear",
     "KlaviyoClient": "klaviyo_toolkit.client",
     "AsyncKlaviyoClient": "klaviyo_toolkit.client",
     "KlaviyoResponse": "klaviyo_toolkit.client",
@@ -46,6 +47,7 @@ _EXPORTS = {
 
 # Spelled out (not derived from _EXPORTS) so tools can read it; a test keeps the two in step.
 __all__ = [
+    "CLEAR",
     "ApiKey",
     "AsyncKlaviyoClient",
     "BearerToken",
@@ -74,6 +76,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from ._clear import CLEAR
     from .auth import ApiKey, BearerToken
     from .catalog import Catalog, Operation, load_catalog
     from .client import AsyncKlaviyoClient, CallRecord, KlaviyoClient, KlaviyoResponse, RetryPolicy, Timeout

@@ -5,7 +5,8 @@ and what goes on the wire cannot drift apart. The model sees named, typed fields
 ``<relation>_id``/``_ids``); the JSON:API envelope with ``data``/``type``/``attributes`` is built here.
 
 Values of ``None`` mean "not given" (strict function calling makes the model send every field,
-null when unused); a required field is sent as ``null`` only when the spec requires the key.
+null when unused); a required field is sent as ``null`` only when the spec requires the key. An
+update clears a field with ``CLEAR`` or ``clear=[...]`` instead (``_clear``), which sends ``null``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pydantic import (
     create_model,
 )
 
+from ._clear import apply_clears, take_clears
 from ._input_checks import (
     EVENT_LIMITS,
     JSON_LIMITS,
@@ -312,6 +314,8 @@ class PreparedRequest:
     files: dict[str, tuple[str, bytes]] | None = None
     #: The validated arguments as plain data, to name the one at fault if sending fails to encode.
     arguments: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: The fields this update clears (dotted names, sorted): sent as ``null`` in the body.
+    cleared: tuple[str, ...] = ()
 
     def describe(self) -> Json:
         """The exact request as data (for dry runs and approvals); no credentials in it."""
@@ -504,7 +508,11 @@ def prepare(op: Operation, values: Mapping[str, Any]) -> PreparedRequest:
     """Validate and build in one step; every refusal is an InvalidArgumentError naming the field,
     a body past a size Klaviyo documents too (``_payload_limits``: per item, per event string, whole)."""
     try:
+        values, cleared = take_clears(op, values)
         req = build_request(op, validate_args(op, values))
+        if cleared:
+            apply_clears(op, req.json_body, cleared)
+            req.cleared = cleared
         too_large = size_problems(op, req.json_body, req.arguments)
     except InvalidArgumentError:
         raise

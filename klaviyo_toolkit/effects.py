@@ -294,6 +294,12 @@ def _has_key(value: Any, key: str) -> bool:
     return False
 
 
+def _cleared(args: Mapping[str, Any]) -> set[str]:
+    """The fields an update clears (``clear``: dotted names, as a prepared call holds them)."""
+    names = args.get("clear")
+    return {str(n) for n in names} if isinstance(names, (list, tuple)) else set()
+
+
 def _records(args: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
     """The profile records a call writes: the arguments themselves, or each item of a bulk list."""
     profiles = args.get("profiles")
@@ -364,15 +370,18 @@ def call_effects(op: Operation, args: Mapping[str, Any], *, max_profiles: int = 
     effects = set(operation_effects(op))
     if op.read_only:
         return frozenset(effects)
-    if _has_key(args, "subscriptions") or (op.operation_id in _LIST_WRITES and args.get("opt_in_process")):
+    cleared = _cleared(args)
+    opt_in = op.operation_id in _LIST_WRITES and (args.get("opt_in_process") or "opt_in_process" in cleared)
+    if _has_key(args, "subscriptions") or opt_in:
         effects.add(Effect.CONSENT)
-    if _changes_identity(op, args):
-        effects.add(Effect.IDENTITY)
+    if _changes_identity(op, args) or (op.operation_id in _PROFILE_UPDATES and cleared & set(_PROFILE_KEYS)):
+        effects.add(Effect.IDENTITY)  # clearing an email, phone number or external id takes one from the profile
     if op.operation_id in _LIVE_WRITES and _sets_live(args):
         effects.add(Effect.SENDING)
     if op.operation_id in _LIST_ADDS and _names_lists(args):
         effects.add(Effect.SENDING)
-    if op.operation_id in _SEND_SETTINGS_WRITES and _has_key(args, "send_settings"):
+    send_settings = any("send_settings" in name.split(".") for name in cleared)
+    if op.operation_id in _SEND_SETTINGS_WRITES and (_has_key(args, "send_settings") or send_settings):
         effects.add(Effect.SENDING)
     if profiles_written(op, args) > max_profiles:
         effects.add(Effect.VOLUME)

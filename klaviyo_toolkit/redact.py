@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -361,6 +362,9 @@ def redact(value: Any) -> Any:
         return redact_text(value)
     if isinstance(value, (bytes, bytearray)):
         return f"<{len(value)} bytes>"
+    cleared = sys.modules.get("klaviyo_toolkit._clear")  # CLEAR exists only once that module is loaded
+    if cleared is not None and value is cleared.CLEAR:
+        return None  # what the request sends for it: an update's null
     return value
 
 

@@ -139,7 +139,7 @@ def get_campaign(ctx: Ctx) -> Reply:
 def update_campaign(ctx: Ctx) -> Reply:
     campaign = settle(ctx.svc, ctx.get("campaign"))
     ctx.check_body_id(campaign.id)
-    attrs = {k: v for k, v in ctx.attrs.items() if v is not None}
+    attrs = {k: v for k, v in ctx.attrs.items() if v is not None or k == "tracking_options"}
     status = campaign.attributes.get("status")
     if status != "Draft":
         for key in attrs:
@@ -152,14 +152,18 @@ def update_campaign(ctx: Ctx) -> Reply:
     if "audiences" in attrs:
         check_audiences(ctx.svc, attrs["audiences"], "/data/attributes/audiences")
         current = dict(campaign.attributes.get("audiences") or {})
-        current.update({k: v for k, v in attrs["audiences"].items() if v is not None})
+        # excluded: null clears it (no audience excluded); included is never null (refused before this)
+        current.update({k: v for k, v in attrs["audiences"].items() if v is not None or k == "excluded"})
         campaign.attributes["audiences"] = _audiences(current)
     if "send_options" in attrs:
         options = campaign.attributes.get("send_options") or {}
         campaign.attributes["send_options"] = {**options, **attrs["send_options"]}
     for key in ("name", "send_strategy", "tracking_options"):
-        if key in attrs:
+        if attrs.get(key) is not None:
             campaign.attributes[key] = attrs[key]
+    if "tracking_options" in attrs and attrs["tracking_options"] is None:  # cleared: the channel's defaults,
+        channel = (_channels(ctx.store, campaign) or [""])[0]  # as a new campaign gets
+        campaign.attributes["tracking_options"] = _tracking(channel, None)
     campaign.attributes["updated_at"] = ctx.now_iso
     campaign.updated = ctx.now
     ctx.store.put(campaign)
@@ -248,6 +252,11 @@ def update_campaign_message(ctx: Ctx) -> Reply:
     ctx.check_body_id(message.id)
     campaign = next((ctx.store.get(t, i) for t, i in message.linked("campaign")), None)
     new = ctx.attrs.get("definition")
+    if "definition" in ctx.attrs and new is None:  # the message's content and channel: never empty
+        raise bad_request(
+            "A message's definition cannot be cleared; give a new one (its channel cannot change).",
+            pointer="/data/attributes/definition",
+        )
     image = ctx.rel("image")
     if (new or image) and campaign is not None and settle(svc, campaign).attributes.get("status") != "Draft":
         raise bad_request(

@@ -159,9 +159,13 @@ def _update_code(ctx: Ctx) -> Reply:
             "The body's id does not match the coupon code being updated.",
             pointer="/data/id",
         )
+    if "status" in ctx.attrs and ctx.attrs["status"] is None:  # a code is always in some state
+        raise bad_request(
+            "A coupon code's status cannot be cleared; give a new status.", pointer="/data/attributes/status"
+        )
     for key in ("status", "expires_at"):
-        if ctx.attrs.get(key) is not None:
-            code.attributes[key] = ctx.attrs[key]
+        if key in ctx.attrs and (key == "expires_at" or ctx.attrs[key] is not None):
+            code.attributes[key] = ctx.attrs[key]  # expires_at null clears it: the code never expires
     code.updated = ctx.now
     ctx.store.put(code)
     return ctx.one(code)

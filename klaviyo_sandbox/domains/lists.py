@@ -13,7 +13,8 @@ Rules kept here:
   member is a no-op;
 - ``joined_group_at`` of members stored without a time (seeded) is the later of the list's and
   the profile's creation;
-- lists created without ``opt_in_process`` get the sandbox account default, ``single_opt_in``;
+- lists created without ``opt_in_process`` get the sandbox account default, ``single_opt_in``, and
+  an update that clears it (``null``) sets that default again; a name cannot be cleared;
 - an account holds at most 1,000 lists and segments together (Klaviyo Help Center, "Create and add
   contacts to a new list": "You can have up to 1,000 lists and segments in your account at any given
   time"): creating one more list or segment is a 400 (:func:`check_group_room`).
@@ -190,8 +191,8 @@ def update_list(ctx: Ctx) -> Reply:
         if not str(attrs["name"] or "").strip():
             raise bad_request("A list's name cannot be empty.", pointer="/data/attributes/name")
         res.attributes["name"] = str(attrs["name"]).strip()
-    if attrs.get("opt_in_process"):
-        res.attributes["opt_in_process"] = attrs["opt_in_process"]
+    if "opt_in_process" in attrs:  # null clears it: back to the account default, as a new list gets
+        res.attributes["opt_in_process"] = attrs["opt_in_process"] or ACCOUNT_OPT_IN_DEFAULT
     res.attributes["updated"] = ctx.now_iso
     res.updated = ctx.now
     ctx.store.put(res)

@@ -460,6 +460,11 @@ def create_segment(ctx: Ctx) -> Reply:
 def update_segment(ctx: Ctx) -> Reply:
     seg = ctx.get("segment")
     ctx.check_body_id(seg.id)
+    # A segment is nothing without its name and conditions: null (clearing) either is refused, as an
+    # empty name is (is_starred and is_active are refused null before this: a segment always has them).
+    for key, what in (("name", "A segment's name cannot be empty"), ("definition", "A segment needs its conditions")):
+        if key in ctx.attrs and ctx.attrs[key] is None:
+            raise bad_request(f"{what}; {key} cannot be cleared. Give a new one.", pointer=f"/data/attributes/{key}")
     attrs = {k: v for k, v in ctx.attrs.items() if v is not None}
     if attrs.get("is_active") is False and len(attrs) > 1:
         raise bad_request(

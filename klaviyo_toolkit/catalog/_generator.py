@@ -12,6 +12,7 @@ import json
 import re
 from typing import Any
 
+from ._clearable import mark_clearable
 from ._prose import item_limit, listing_limits, payload_limits, rate_limit_tiers
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
@@ -393,6 +394,7 @@ class Generator:
                 self.warnings.append(f"{oid}: argument name {a['name']!r} is taken; this one is {renamed!r}")
                 a["name"] = renamed
             seen_names.add(a["name"])
+        mark_clearable(op, method, args, self.resolve)
         max_items = item_limit(op.get("description", "")) if method != "get" else None
         max_items_arg = next((a["name"] for a in args if a["in"] == "body" and is_list_shape(a["shape"])), None)
         if max_items is None or max_items_arg is None:

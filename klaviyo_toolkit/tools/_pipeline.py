@@ -190,6 +190,8 @@ class Toolset(ABC):
 
     catalog: Catalog
     max_output_chars: int = 6000
+    #: Whether its update tools offer models the ``clear`` argument (``KlaviyoToolkit(clear_argument=True)``).
+    clear_argument: bool = False
 
     # -- what subclasses provide -------------------------------------------------------------
     @abstractmethod
@@ -337,6 +339,7 @@ class Guarded(Toolset):
         self.guard = guard
         self.catalog = inner.catalog
         self.max_output_chars = inner.max_output_chars
+        self.clear_argument = inner.clear_argument
         # The innermost toolset's scope check, asked directly: a persona's toolkit is three or four
         # guards deep, and every call (and every tool listing, once per catalog operation) asks it.
         self._missing: Callable[[Operation], list[str]] = (

@@ -18,6 +18,7 @@ from langchain_core.tools import StructuredTool, ToolException
 from pydantic import BaseModel, ValidationError
 
 from .._arguments import args_model, problems_from_validation
+from .._clear import clearable_paths, with_clear_argument
 from ..catalog import Operation
 from ..errors import (
     ClientError,
@@ -75,7 +76,7 @@ class KlaviyoTool(StructuredTool):
     @property
     def args_model(self) -> type[BaseModel]:
         """The pydantic model of this tool's arguments."""
-        return args_model(self.operation)
+        return _model_of(self.operation, self.executor)
 
     @property
     def tool_call_schema(self) -> dict[str, Any]:
@@ -155,10 +156,18 @@ class KlaviyoTool(StructuredTool):
         return self._finish(outcome)
 
 
+def _model_of(op: Operation, executor: Any) -> type[BaseModel]:
+    """The operation's argument model, with ``clear`` when the toolset offers it and the update has
+    fields that can be emptied (``KlaviyoToolkit(clear_argument=True)``)."""
+    model = args_model(op)
+    paths = clearable_paths(op) if getattr(executor, "clear_argument", False) else ()
+    return with_clear_argument(model, paths) if paths else model
+
+
 def _lazy_args_schema(self: KlaviyoTool) -> type[BaseModel] | None:
     value: type[BaseModel] | None = self.__dict__.get("args_schema")
     if value is None and "operation" in self.__dict__:
-        value = args_model(self.__dict__["operation"])
+        value = _model_of(self.__dict__["operation"], self.__dict__.get("executor"))
         self.__dict__["args_schema"] = value
     return value
 

@@ -49,6 +49,10 @@ class KlaviyoToolkit(Toolset):
         include_beta: also offer beta operations.
         scope_fix: how to be granted the scopes a refused tool needs (given them, a phrase), for its
             message; by default, add them to ``scopes=``.
+        clear_argument: give update tools whose fields can be emptied one more argument, ``clear``
+            (a list of those field names), so a model can clear a field. Off by default: it adds to
+            the tool schemas sent with every model request. Code can always clear (``CLEAR``,
+            ``clear=[...]``; see ``klaviyo_toolkit._clear``).
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class KlaviyoToolkit(Toolset):
         include_beta: bool = False,
         max_output_chars: int = 6000,
         scope_fix: Callable[[Sequence[str]], str] | None = None,
+        clear_argument: bool = False,
         **client_options: Any,
     ) -> None:
         self._client = client
@@ -71,6 +76,7 @@ class KlaviyoToolkit(Toolset):
         self.scopes: frozenset[str] = frozenset() if scopes == "*" else frozenset(scopes)
         self.max_output_chars = max_output_chars
         self._scope_fix = scope_fix
+        self.clear_argument = clear_argument
 
     def __repr__(self) -> str:
         granted = "*" if self.all_scopes else ",".join(sorted(self.scopes))
@@ -103,14 +109,21 @@ class KlaviyoToolkit(Toolset):
     def prepare(self, operation: Operation | str, args: Mapping[str, Any]) -> Call:
         """Validate and build a call; a client (when there is one) fills the public key of /client/ calls."""
         from .._arguments import plain_args, prepare
+        from .._clear import CLEAR_ARG, without_clears
 
         op = self.catalog.get(operation) if isinstance(operation, str) else operation
         values = dict(args)
         summary = values.pop("_summary", None)
         core = self._async_client or self._client
         request = core.prepare(op, values) if core is not None else prepare(op, dict(values))
-        # Plain data (not pydantic objects): approvals show it and checkpoints store it.
-        return Call(op.name, op, plain_args(values), request, summary=summary)
+        # Plain data (not pydantic objects): approvals show it and checkpoints store it. The fields an
+        # update clears are one sorted list (CLEAR is no JSON), which prepares the same request again.
+        if request.cleared or CLEAR_ARG in values:
+            values = without_clears(values)
+        plain = plain_args(values)
+        if request.cleared:
+            plain[CLEAR_ARG] = list(request.cleared)
+        return Call(op.name, op, plain, request, summary=summary)
 
     def _denied(self, call: Call) -> Stopped | None:
         missing = self.missing_scopes(call.operation)
