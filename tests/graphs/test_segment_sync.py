@@ -549,6 +549,21 @@ def test_each_removal_batch_waits_for_approval_approve_runs_reject_skips(world: 
     assert (result["removes"]["applied"], result["removes"]["rejected"]) == (2, 2)
     assert result["problems"][0]["status"] == "rejected" and "keep them for now" in result["problems"][0]["detail"]
     assert len(world.members(list_id)) == 4
+    # the two batches shown for approval left their full lists beside the plan; nothing else did
+    listings = sorted(p.name for p in Path(result["plan_file"]).parent.glob("*.batch-*.txt"))
+    assert [name.split(".batch-")[1] for name in listings] == ["1.remove.txt", "2.remove.txt"], listings
+    assert asked[0]["details"]["full list"].endswith("batch-1.remove.txt")
+
+
+def test_batches_that_need_no_approval_leave_no_file_of_emails(world: World) -> None:
+    list_id = world.new_list("Target")
+    path = write_csv(world.home / "new.csv", ({"email": e, "consent": "yes"} for e in emails("new", 5)),
+                     ["email", "consent"])
+    state = run(world.context("quiet", batch_size=2), {"source": {"kind": "csv", "path": str(path)},
+                                                       "target_list_id": list_id})
+    result = state.values["result"]
+    assert result["adds"]["applied"] == 5 and result["subscribes"]["applied"] == 5
+    assert not list(Path(result["plan_file"]).parent.glob("*.batch-*.txt"))
 
 
 # -- resuming --------------------------------------------------------------------------------------------------
