@@ -195,7 +195,8 @@ class Expect(_Strict):
     profiles: dict[str, Any] = Field(
         default_factory=dict,
         description="A fixture profile key or an email -> a matcher on the profile after the "
-        "run: {exists, id, email, consent, can_receive_email_marketing, suppression, list_suppressions, properties}.",
+        "run: {exists, id, email, phone_number, first_name, last_name, consent, can_receive_email_marketing, "
+        "suppression, list_suppressions, properties}.",
     )
     files: list[FileExpect] = Field(default_factory=list)
     model_requests: Any = Field(

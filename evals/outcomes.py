@@ -119,6 +119,8 @@ def _profile_view(resource: Mapping[str, Any], list_names: Mapping[str, str]) ->
     marketing = (((attrs.get("subscriptions") or {}).get("email") or {}).get("marketing")) or {}
     return {
         "exists": True, "id": resource.get("id"), "email": attrs.get("email"),
+        "phone_number": attrs.get("phone_number"), "first_name": attrs.get("first_name"),
+        "last_name": attrs.get("last_name"),
         "consent": marketing.get("consent"),
         "can_receive_email_marketing": marketing.get("can_receive_email_marketing"),
         "suppression": [s.get("reason") for s in marketing.get("suppression") or [] if isinstance(s, Mapping)],

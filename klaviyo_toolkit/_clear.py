@@ -22,8 +22,9 @@ and ``CLEAR`` inside a list.
 A prepared call keeps its arguments as plain data with the clears as one sorted list
 (``{"id": ..., "clear": ["last_name"]}``): what approvals show, checkpoints store and the audit log
 records (the request body it logs holds the ``null``), and what preparing again reproduces exactly.
-Models get the ``clear`` argument only from a toolset made with ``clear_argument=True``
-(:func:`with_clear_argument`): it is in the tool schema sent with every request.
+Models get the ``clear`` argument on every update tool with a clearable field
+(:func:`with_clear_argument`), unless the toolset is made with ``clear_argument=False``: it is in the
+tool schema sent with every request (strict mode: null when nothing is cleared).
 """
 
 from __future__ import annotations

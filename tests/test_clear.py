@@ -158,10 +158,10 @@ def test_clear_is_one_value_through_copies_and_pickles() -> None:
 
 
 # -- models ----------------------------------------------------------------------------------------
-def test_models_get_the_clear_argument_only_when_asked(client: KlaviyoClient, pid: str) -> None:
-    plain = KlaviyoToolkit(client, scopes="*").tool("update_profile")
-    assert CLEAR_ARG not in plain.tool_call_schema["properties"]  # the default schemas are unchanged
-    kit = KlaviyoToolkit(client, scopes="*", clear_argument=True)
+def test_models_clear_a_field_with_the_clear_argument(client: KlaviyoClient, pid: str) -> None:
+    plain = KlaviyoToolkit(client, scopes="*", clear_argument=False).tool("update_profile")
+    assert CLEAR_ARG not in plain.tool_call_schema["properties"]  # asked away: the schema without it
+    kit = KlaviyoToolkit(client, scopes="*")  # on by default
     tool = kit.tool("update_profile")
     offered = tool.tool_call_schema["properties"][CLEAR_ARG]
     assert offered["type"] == ["array", "null"] and "last_name" in offered["items"]["enum"]

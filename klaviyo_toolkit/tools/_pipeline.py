@@ -190,8 +190,8 @@ class Toolset(ABC):
 
     catalog: Catalog
     max_output_chars: int = 6000
-    #: Whether its update tools offer models the ``clear`` argument (``KlaviyoToolkit(clear_argument=True)``).
-    clear_argument: bool = False
+    #: Whether its update tools offer models the ``clear`` argument (``KlaviyoToolkit(clear_argument=...)``).
+    clear_argument: bool = True
 
     # -- what subclasses provide -------------------------------------------------------------
     @abstractmethod

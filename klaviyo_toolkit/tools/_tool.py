@@ -158,7 +158,7 @@ class KlaviyoTool(StructuredTool):
 
 def _model_of(op: Operation, executor: Any) -> type[BaseModel]:
     """The operation's argument model, with ``clear`` when the toolset offers it and the update has
-    fields that can be emptied (``KlaviyoToolkit(clear_argument=True)``)."""
+    fields that can be emptied (``KlaviyoToolkit(clear_argument=...)``, on by default)."""
     model = args_model(op)
     paths = clearable_paths(op) if getattr(executor, "clear_argument", False) else ()
     return with_clear_argument(model, paths) if paths else model

@@ -50,9 +50,9 @@ class KlaviyoToolkit(Toolset):
         scope_fix: how to be granted the scopes a refused tool needs (given them, a phrase), for its
             message; by default, add them to ``scopes=``.
         clear_argument: give update tools whose fields can be emptied one more argument, ``clear``
-            (a list of those field names), so a model can clear a field. Off by default: it adds to
-            the tool schemas sent with every model request. Code can always clear (``CLEAR``,
-            ``clear=[...]``; see ``klaviyo_toolkit._clear``).
+            (a list of those field names), so a model can clear a field (on by default; False keeps
+            the schemas sent with every model request without it). Code can always clear
+            (``CLEAR``, ``clear=[...]``; see ``klaviyo_toolkit._clear``).
     """
 
     def __init__(
@@ -64,7 +64,7 @@ class KlaviyoToolkit(Toolset):
         include_beta: bool = False,
         max_output_chars: int = 6000,
         scope_fix: Callable[[Sequence[str]], str] | None = None,
-        clear_argument: bool = False,
+        clear_argument: bool = True,
         **client_options: Any,
     ) -> None:
         self._client = client
