@@ -14,28 +14,18 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from klaviyo_sandbox import DEMO_KEY, Faults, Sandbox
-from klaviyo_toolkit.clock import ManualClock
+from klaviyo_sandbox import DEMO_KEY, Faults
 from klaviyo_toolkit.connections import Account
 from klaviyo_toolkit.errors import ConnectionUnusableError, RevokedCredentialError, ServerError
 from klaviyo_toolkit.oauth import OAuthClient, VaultTokenSource
 from klaviyo_toolkit.vault import TokenSet, Vault
-from tests.sandbox.conftest import on_port
-from tests.test_connections_oauth import LIFETIME, World
+from tests.test_connections_oauth import LIFETIME, World, world
 
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    clock = ManualClock()
-    sb = Sandbox(rate_limit_factor=None, clock=clock)
-    with on_port(sb.app) as base_url:
-        yield World(sb, base_url, clock, tmp_path)
-    sb.close()
+__all__ = ["world"]  # a fixture, used by name: a sandbox on a port, a vault and a clock
 
 
 def alive(world: World, tokens: TokenSet) -> bool:
