@@ -2,7 +2,7 @@
 """Bootstrap the project and run it, needing nothing but Python 3.11+.
 
     python3 dev.py demo            the main job: `personas demo` on the embedded sandbox
-    python3 dev.py test            the test suite (pytest on every core), as CI runs it
+    python3 dev.py test            the test suite (pytest, a worker per core and one more), as CI runs it
     python3 dev.py lint            ruff, and mypy --strict on the toolkit, sandbox, kernel and runtime
     python3 dev.py personas ...    any `personas` command
     python3 dev.py bench [--quick] every benchmark; one combined table, also written into benchmarks/README.md
@@ -97,13 +97,15 @@ def main(argv: list[str]) -> int:
     if task == "demo":
         return run(str(BIN / "personas"), "demo", *argv[1:])
     if task == "test":
-        # Every core (pytest-xdist): most tests wait on subprocesses, sockets and SQLite, so two cores
-        # halve the wall time; `-n 0` runs in one process. Each module runs whole on one worker, in
-        # its own order (``--dist loadscope``): tests/sandbox/test_properties.py reads one account
-        # in a set order (writes after reads, deletes last), which split across workers it is not.
+        # One worker more than the cores (pytest-xdist): most tests wait on subprocesses, sockets and
+        # SQLite, so a third worker on two cores fills that waiting; `-n 0` runs in one process. Each
+        # module runs whole on one worker, in its own order (``--dist loadscope``):
+        # tests/sandbox/test_properties.py reads one account in a set order (writes after reads,
+        # deletes last), which split across workers it is not.
         args = argv[1:]
         chosen = any(a.startswith(("-n", "--numprocesses")) for a in args)
-        spread = [] if chosen else ["-n", "auto", "--dist", "loadscope"]
+        workers = str((os.cpu_count() or 1) + 1)
+        spread = [] if chosen else ["-n", workers, "--dist", "loadscope"]
         return run(py, "-m", "pytest", *spread, *args)
     if task == "lint":
         code = run(py, "-m", "ruff", "check", ".")
