@@ -507,6 +507,7 @@ _BUILD_ERRORS = (ValueError, TypeError, UnicodeError, RecursionError, OverflowEr
 def prepare(op: Operation, values: Mapping[str, Any]) -> PreparedRequest:
     """Validate and build in one step; every refusal is an InvalidArgumentError naming the field,
     a body past a size Klaviyo documents too (``_payload_limits``: per item, per event string, whole)."""
+    given = values
     try:
         values, cleared = take_clears(op, values)
         req = build_request(op, validate_args(op, values))
@@ -514,9 +515,11 @@ def prepare(op: Operation, values: Mapping[str, Any]) -> PreparedRequest:
             apply_clears(op, req.json_body, cleared)
             req.cleared = cleared
         too_large = size_problems(op, req.json_body, req.arguments)
-    except InvalidArgumentError:
-        raise
-    except _BUILD_ERRORS as exc:
+    except (InvalidArgumentError, *_BUILD_ERRORS) as exc:
+        if op.method != "PATCH":  # a CLEAR deep inside a create or a read: say so, not that its type is wrong
+            take_clears(op, given, look_inside=True)
+        if isinstance(exc, InvalidArgumentError):
+            raise
         raise InvalidArgumentError(op.operation_id, [unsendable(values, exc)]) from exc
     if too_large:
         raise InvalidArgumentError(op.operation_id, too_large)

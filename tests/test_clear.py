@@ -132,6 +132,11 @@ def test_no_operation_has_an_argument_of_its_own_named_clear() -> None:
     ("update_profile", {"id": "P1", "clear": "last_name"}, "clear", "list of field names"),
     ("update_profile", {"id": "P1", "clear": ["nickname"]}, "nickname", "last_name"),
     ("create_profile", {"email": "a@example.com", "last_name": CLEAR}, "last_name", "only updates (PATCH)"),
+    # deep inside a create: found once validation fails (a create's arguments are not walked for it)
+    ("create_profile", {"email": "a@example.com", "location": {"city": CLEAR}}, "location.city", "only updates"),
+    ("create_profile", {"email": "a@example.com", "properties": {"x": CLEAR}}, "properties.x", "only updates"),
+    ("bulk_import_profiles", {"profiles": [{"email": "a@example.com", "last_name": CLEAR}]},
+     "profiles[0].last_name", "inside a list"),
     ("get_profiles", {"clear": ["email"]}, "email", "only updates (PATCH)"),
     ("update_tag", {"id": "T1", "name": CLEAR}, "name", "required"),
     ("update_flow", {"id": "F1", "status": CLEAR}, "status", "required"),
