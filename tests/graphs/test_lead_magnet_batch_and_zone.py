@@ -5,7 +5,6 @@ delivery carrying several events (only the first was run), and a misspelt ``defa
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,19 +14,14 @@ from pydantic import ValidationError
 from graphs.lead_magnet import InputError, parse_submission
 from graphs.lead_magnet.settings import Settings
 from klaviyo_sandbox import Sandbox
-from klaviyo_toolkit.clock import ManualClock
 from personas.runtime import load_persona, run_persona
 
-from .leads import HOT, WEDNESDAY_3PM_NY, sequence_starts, sign_up
+from .leads import HOT, sequence_starts, sign_up
+from .test_lead_magnet import sb
+
+__all__ = ["sb"]  # a fixture, used by name: the seeded sandbox on a Wednesday afternoon
 
 PERSONA = "lead-magnet-sequencer"
-
-
-@pytest.fixture(scope="module")
-def sb() -> Iterator[Sandbox]:
-    sandbox = Sandbox(seed=42, rate_limit_factor=None, clock=ManualClock(WEDNESDAY_3PM_NY))
-    yield sandbox
-    sandbox.close()
 
 
 def delivery(*events: dict[str, Any]) -> dict[str, Any]:
