@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -32,11 +33,20 @@ from typing import Any
 
 from klaviyo_toolkit.approval_view import current_view
 from klaviyo_toolkit.audit import AuditContext, AuditLog
-from klaviyo_toolkit.effects import APPROVAL_EFFECTS, READ_BEFORE_WRITE, Effect, call_effects, describe_effects
+from klaviyo_toolkit.catalog import Operation
+from klaviyo_toolkit.effects import (
+    APPROVAL_EFFECTS,
+    READ_BEFORE_WRITE,
+    Effect,
+    call_effects,
+    describe_effects,
+    operation_effects,
+    possible_effects,
+)
 from klaviyo_toolkit.effects_lookup import FoundEffects, lookup_effects
 from klaviyo_toolkit.errors import InvalidArgumentError
 from klaviyo_toolkit.redact import redact, redact_text
-from klaviyo_toolkit.tools import Call, CallEvent, Note, Stopped, Toolset
+from klaviyo_toolkit.tools import Call, CallEvent, Guarded, Note, Stopped, Toolset
 
 from .errors import UsageProblem
 from .spec import ApprovalPolicy
@@ -47,6 +57,8 @@ __all__ = [
     "AuditGuard",
     "DryRunGuard",
     "SelectionGuard",
+    "approval_need",
+    "approval_policy",
     "approval_request",
     "approval_rule",
     "fence",
@@ -56,6 +68,7 @@ __all__ = [
 ]
 
 FENCE = "untrusted-data"
+log = logging.getLogger(__name__)
 
 
 #: Any spelling of the fence's tags inside the data: case, spaces, slashes, zero-width characters.
@@ -137,10 +150,39 @@ def stopping_effects(policy: ApprovalPolicy, call: Call, found: FoundEffects | N
     ``also`` names it)."""
     effects = call_effects(call.operation, call.args, max_profiles=policy.max_profiles_per_call)
     effects |= found.effects if found else frozenset()
-    stops = APPROVAL_EFFECTS | ({Effect.WRITE} if policy.mode == "writes" else set())
-    names = _names(call)
-    waived = {Effect(e) for name, listed in policy.relax.items() if name in names for e in listed}
-    return frozenset((effects & stops) - waived)
+    return (effects & _stops(policy)) - _waived(policy, _names(call))
+
+
+def _stops(policy: ApprovalPolicy) -> frozenset[Effect]:
+    """The effects ``policy``'s mode stops for (in ``mode: writes``, any write too)."""
+    return APPROVAL_EFFECTS | ({Effect.WRITE} if policy.mode == "writes" else frozenset())
+
+
+def _waived(policy: ApprovalPolicy, names: set[str]) -> frozenset[Effect]:
+    """The effects ``policy``'s ``relax`` waives for an operation going by ``names``."""
+    return frozenset(Effect(e) for name, listed in policy.relax.items() if name in names for e in listed)
+
+
+def approval_need(policy: ApprovalPolicy, op: Operation) -> str:
+    """Whether calls of ``op`` stop for approval under ``policy``, for a person choosing what to ask:
+    ``"always"`` (every call: ``also`` names it, or an effect it always has stops), ``"sometimes"``
+    (some arguments, or what a read finds, make it stop: a list made with double opt-in, a profile
+    given a new email) or ``""`` (never). Said from the same effects the guard stops by."""
+    names = {op.name, op.operation_id, *op.aliases}
+    stops, waived = _stops(policy), _waived(policy, names)
+    if names & set(policy.also) or (operation_effects(op) & stops) - waived:
+        return "always"
+    return "sometimes" if (possible_effects(op) & stops) - waived else ""
+
+
+def approval_policy(toolset: Toolset) -> ApprovalPolicy | None:
+    """The policy of the approval guard stacked in ``toolset`` (what its calls stop by: a chat
+    persona's ``relax`` already dropped), or None when none is stacked."""
+    while isinstance(toolset, Guarded):
+        if isinstance(toolset.guard, ApprovalGuard):
+            return toolset.guard.policy
+        toolset = toolset.inner
+    return None
 
 
 def needs_approval(policy: ApprovalPolicy, call: Call, found: FoundEffects | None = None) -> bool:
@@ -439,16 +481,53 @@ class DryRunGuard:
 
 @dataclass(frozen=True)
 class AuditGuard:
-    """Makes the audit log an observer of every call under ``context`` (refused ones included)."""
+    """Makes the audit log an observer of every call under ``context`` (refused ones included), and
+    never lets a call act unrecorded: a write is refused before any request when the log would refuse
+    its row (its newest rows cut or an older copy put back, :meth:`AuditLog.check_appendable`; the
+    file closed or unreadable), and once a row of this guard's calls could not be written (a full
+    disk, a log locked too long), every later call is refused: a long conversation is checked at
+    each write, not only when it began. A read changes nothing, so it is not checked first."""
 
     log: AuditLog
     context: Callable[[], AuditContext]
     sees_denied: bool = True
+    #: Why a row of this guard's calls could not be written (empty: none failed).
+    _lost: list[str] = field(default_factory=list, compare=False, repr=False)
 
-    def before(self, call: Call) -> Call:
+    def before(self, call: Call) -> Call | Stopped:
+        why = self._lost[0] if self._lost else None
+        if why is None and not call.operation.read_only:
+            why = self._refusal()
+        if why is not None:
+            return Stopped(
+                call,
+                "denied",
+                f"Not sent: the audit log cannot record this call ({why}). Nothing was sent; tell the user "
+                "that no call runs unrecorded: `personas audit verify` says what is wrong with the log.",
+                call.request.describe(),
+            )
         return call.observed_by(self._observe)
 
+    def _refusal(self) -> str | None:
+        """Why the log would refuse a row now, or None."""
+        try:
+            self.log.check_appendable()
+        except Exception as exc:  # a cut log (AuditHeadError), a closed or unreadable file, a lost connection
+            return str(exc) or type(exc).__name__
+        return None
+
     def _observe(self, call: Call, event: CallEvent) -> None:
+        """Write the event's row; one that cannot be written is said in a line (not a traceback on the
+        person's terminal) and refuses every later call of this guard (:meth:`before`)."""
+        try:
+            self._write(call, event)
+        except Exception as exc:
+            if not self._lost:
+                self._lost.append(f"a row of {call.operation.operation_id} could not be written: {exc}")
+            log.error("error: the audit log could not record %s (%s); no further call runs unrecorded: fix the "
+                      "log (`personas audit verify` says what is wrong) and start again", call.tool_name, exc)
+
+    def _write(self, call: Call, event: CallEvent) -> None:
         from klaviyo_toolkit.client import CallRecord  # httpx loads with the first call, not with governance
 
         ctx = self.context()
