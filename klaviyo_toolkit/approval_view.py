@@ -4,9 +4,11 @@ An approval request shows the exact request, but a request alone does not say wh
 ``delete_list`` names only an id, and ``update_profile`` with a new email does not say which email
 it replaces. :func:`current_view` reads the resource a ``PATCH`` or ``DELETE`` addresses (the
 ``GET`` on the same path, or on its owner for a ``/relationships/`` path), or the one a ``POST``
-in :data:`POST_TARGETS` names (the campaign ``send_campaign`` sends, the profile an upsert by id
-changes, the profile a merge keeps and those it merges in, the profile whose data is deleted, the
-list a bulk unsubscribe is from), and returns:
+in :data:`POST_TARGETS` names (the campaign ``send_campaign`` sends, the profile an upsert changes,
+found by id or, as Klaviyo finds it, by email, phone number, then external id, the profile a merge
+keeps and those it merges in, the profile whose data is deleted, the list a bulk subscribe or
+unsubscribe is for, the list or segment whose members a bulk suppress or unsuppress acts on), and
+returns:
 
 - ``resource``: what the call acts on, in words (``list s7ZLZY 'Newsletter'``), and ``fields``: a
   few of its attributes that say which one it is (name, email, status, profile count, ...);
@@ -51,6 +53,7 @@ __all__ = [
     "BY_PROFILE_KEY",
     "IDENTIFYING",
     "MAX_CHANGES",
+    "OTHER_TARGETS",
     "POST_CHANGES",
     "POST_TARGETS",
     "VIEW_MAX_WAIT",
@@ -107,12 +110,25 @@ POST_TARGETS: Mapping[str, tuple[str, str]] = {
     "create_or_update_profile": ("get_profile", "id"),
     "merge_profiles": ("get_profile", "id"),
     "request_profile_deletion": ("get_profile", "profile.id"),  # or its email or phone (BY_PROFILE_KEY)
+    "bulk_subscribe_profiles": ("get_list", "list_id"),
     "bulk_unsubscribe_profiles": ("get_list", "list_id"),
-    "bulk_suppress_profiles": ("get_list", "list_id"),
+    "bulk_suppress_profiles": ("get_list", "list_id"),  # or every member of a segment (OTHER_TARGETS)
+    "bulk_unsuppress_profiles": ("get_list", "list_id"),
     "assign_template_to_campaign_message": ("get_campaign_message", "id"),
 }
-#: ``POST`` operations that may name their profile by email or phone number instead of id: the argument.
-BY_PROFILE_KEY: Mapping[str, str] = {"request_profile_deletion": "profile"}
+#: ``POST`` operations whose resource may be named by another argument instead (a bulk suppress of a
+#: segment's members): the read and the argument, used when the :data:`POST_TARGETS` one is not given.
+OTHER_TARGETS: Mapping[str, tuple[str, str]] = {
+    "bulk_suppress_profiles": ("get_segment", "segment_id"),
+    "bulk_unsuppress_profiles": ("get_segment", "segment_id"),
+}
+#: ``POST`` operations that may name their profile by email, phone number or external id instead of
+#: id: the argument holding them ("" for the arguments themselves). An upsert with no id changes the
+#: profile its identifiers find (a new email or external id set on someone else's profile): that
+#: profile is shown, or that none has them (a new profile is made).
+BY_PROFILE_KEY: Mapping[str, str] = {"request_profile_deletion": "profile", "create_or_update_profile": ""}
+#: The identifiers a profile is found by, in the order Klaviyo tries them.
+PROFILE_KEYS = ("email", "phone_number", "external_id")
 #: ``POST`` operations that set attributes of the resource they name (an upsert by id): shown as changes.
 POST_CHANGES = frozenset({"create_or_update_profile"})
 #: At most this many of the profiles a call adds or removes by id are named.
@@ -121,13 +137,22 @@ MAX_NAMED = 10
 MAX_ALSO = 5
 
 
-def reader_of(kit: Toolset, op: Operation) -> Operation | None:
+def _post_target(op: Operation, args: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """The (read, argument) that names the resource a ``POST`` acts on, for these ``args``."""
+    target = POST_TARGETS.get(op.operation_id) if op.method == "POST" else None
+    other = OTHER_TARGETS.get(op.operation_id)
+    if target is not None and other is not None and args is not None and _arg(args, target[1]) in (None, ""):
+        return other if _arg(args, other[1]) not in (None, "") else target
+    return target
+
+
+def reader_of(kit: Toolset, op: Operation, args: Mapping[str, Any] | None = None) -> Operation | None:
     """The ``GET`` that reads what ``op`` changes: the same path, or for a ``/relationships/`` path
     (added to, removed from, replaced) the owner's (``/api/lists/{id}`` for
-    ``/api/lists/{id}/relationships/profiles``), or a ``POST``'s in :data:`POST_TARGETS`; None for
-    any other operation."""
-    target = POST_TARGETS.get(op.operation_id)
-    if target is not None and op.method == "POST":
+    ``/api/lists/{id}/relationships/profiles``), or a ``POST``'s in :data:`POST_TARGETS` (or, when
+    ``args`` name it so, :data:`OTHER_TARGETS`); None for any other operation."""
+    target = _post_target(op, args)
+    if target is not None:
         return kit.catalog.get(target[0]) if target[0] in kit.catalog else None
     relationship = "/relationships/" in op.path  # a POST adds to one, a DELETE removes, a PATCH replaces
     if "{id}" not in op.path or not (op.method in ("PATCH", "DELETE") or (op.method == "POST" and relationship)):
@@ -169,13 +194,14 @@ def current_view(
     request changes in it; None when there is nothing to read (see :func:`reader_of`). The profiles a
     call adds or removes by id are named (read) unless ``name_profiles`` is false (the caller's own
     summary names them already, as the segment syncer's batches do)."""
-    read = reader_of(kit, op)
+    read = reader_of(kit, op, args)
     if read is None:
         return None
-    target = POST_TARGETS.get(op.operation_id)
-    rid = _arg(args, target[1] if target is not None and op.method == "POST" else "id")
+    target = _post_target(op, args)
+    rid = _arg(args, target[1] if target is not None else "id")
     if rid in (None, "") and op.operation_id in BY_PROFILE_KEY:
-        rid, why = _profile_id(kit, _arg(args, BY_PROFILE_KEY[op.operation_id]))
+        upsert = op.operation_id in POST_CHANGES
+        rid, why = _profile_id(kit, _arg(args, BY_PROFILE_KEY[op.operation_id]), ": it makes a new profile" * upsert)
         if why:
             return {"unread": why}
     if rid in (None, ""):
@@ -216,9 +242,9 @@ def current_view(
 
 
 def _arg(args: Mapping[str, Any], path: str) -> Any:
-    """The argument at a dotted ``path`` (``profile.id``), or None."""
+    """The argument at a dotted ``path`` (``profile.id``; "" for ``args`` itself), or None."""
     value: Any = args
-    for part in path.split("."):
+    for part in path.split(".") if path else ():
         value = value.get(part) if isinstance(value, Mapping) else None
     return value
 
@@ -248,20 +274,23 @@ def _other(kit: Toolset, read: Operation, rid: Any) -> str:
     return _named(answer.data, read, rid) if isinstance(answer.data, Mapping) else f"{rid}: no record"
 
 
-def _profile_id(kit: Toolset, keys: Any) -> tuple[str | None, str | None]:
-    """(the id of the profile ``keys`` names by ``email`` or ``phone_number``, or None; why none was
-    found, when a read was made or could not be) from one ``get_profiles`` read."""
-    key = next((k for k in ("email", "phone_number") if keys.get(k)), None) if isinstance(keys, Mapping) else None
-    if key is None:
+def _profile_id(kit: Toolset, keys: Any, none_found: str = "") -> tuple[str | None, str | None]:
+    """(the id of the profile ``keys`` names by email, phone number or external id, tried in that
+    order as Klaviyo finds a profile, or None; why none was found, ``none_found`` added when no
+    profile has them, or why a read could not be made): one ``get_profiles`` read per identifier
+    given, until one finds it."""
+    given = [(k, keys[k]) for k in PROFILE_KEYS if keys.get(k)] if isinstance(keys, Mapping) else []
+    for key, value in given:
+        answer, why = _read(kit, "get_profiles", filter=f"equals({key},{json.dumps(str(value))})", page_size=1)
+        if why:
+            return None, why
+        found = answer.data
+        first = found[0] if isinstance(found, list) and found and isinstance(found[0], Mapping) else None
+        if first and first.get("id"):
+            return str(first["id"]), None
+    if not given:
         return None, None
-    answer, why = _read(kit, "get_profiles", filter=f"equals({key},{json.dumps(str(keys[key]))})", page_size=1)
-    if why:
-        return None, why
-    found = answer.data
-    first = found[0] if isinstance(found, list) and found and isinstance(found[0], Mapping) else None
-    if not first or not first.get("id"):
-        return None, f"no profile has {key} {_shown(keys[key])!r}"
-    return str(first["id"]), None
+    return None, "no profile has " + " or ".join(f"{key} {_shown(value)!r}" for key, value in given) + none_found
 
 
 def _profiles(kit: Toolset, ids: list[str]) -> dict[str, Any]:

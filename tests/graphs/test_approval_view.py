@@ -400,3 +400,65 @@ def test_a_campaign_message_is_named_by_the_label_in_its_definition(sb: Sandbox)
     view = current_view(kit, call.operation, call.args, call.request.describe().get("body"))
     assert view is not None and view["resource"] == f"campaign-message {mid} 'Boots, first touch'"
     assert current_lines(view)[0].startswith(f"as it is now: campaign-message {mid} 'Boots, first touch'")
+
+
+# -- an upsert with no id: the profile its identifiers find is the one it re-addresses -------------------
+def test_an_upsert_by_email_shows_the_profile_whose_external_id_it_replaces_and_rejecting_changes_nothing(
+    sb: Sandbox,
+) -> None:
+    pid = sb.client().call("create_or_update_profile", email="ada@example.com", external_id="crm-ada",
+                           first_name="Ada").data["id"]
+    ctx, saver, paused = _pause(sb, "create_or_update_profile", {"email": "ada@example.com", "external_id": "evil-1"})
+    current = paused.interrupts[0]["current"]
+    assert current["resource"] == f"profile {pid} 'ada@example.com'"
+    assert {"field": "external_id", "before": "crm-ada", "after": "evil-1", "same": False, "returned": True} in (
+        current["changes"]
+    )
+    text = describe_approval(paused.interrupts[0], ctx.config.home / "approvals")
+    assert 'external_id: "crm-ada" → "evil-1"' in text
+    run_persona(PERSONA, None, context=ctx, saver=saver, resume={"action": "reject", "reason": "no"})
+    assert sb.store.get("profile", pid).attributes["external_id"] == "crm-ada"
+
+
+def test_an_upsert_finds_its_profile_by_phone_when_no_profile_has_the_email(sb: Sandbox) -> None:
+    pid = sb.client().call("create_profile", phone_number="+15005550006", first_name="Ada").data["id"]
+    args = {"email": "mallory@evil.test", "phone_number": "+15005550006"}
+    _, _, paused = _pause(sb, "create_or_update_profile", args)
+    current = paused.interrupts[0]["current"]
+    assert current["resource"] == f"profile {pid} '+15005550006'"
+    assert {"field": "email", "before": None, "after": "mallory@evil.test", "same": False, "returned": True} in (
+        current["changes"]
+    )
+
+
+def test_an_upsert_whose_identifiers_no_profile_has_says_it_makes_a_new_one(sb: Sandbox) -> None:
+    _, _, paused = _pause(sb, "create_or_update_profile", {"email": "new@example.com", "external_id": "crm-9"})
+    assert paused.interrupts[0]["current"] == {
+        "unread": "no profile has email 'new@example.com' or external_id 'crm-9': it makes a new profile"
+    }
+
+
+# -- a bulk consent job names the list or segment it acts on, whichever argument names it ----------------
+def test_a_bulk_subscribe_names_the_list_its_profiles_join(sb: Sandbox) -> None:
+    lid = sb.client().call("create_list", name="VIP").data["id"]
+    profile = {"email": "a@example.com", "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}}}
+    _, _, paused = _pause(sb, "bulk_subscribe_profiles", {"list_id": lid, "profiles": [profile]})
+    current = paused.interrupts[0]["current"]
+    assert current["resource"] == f"list {lid} 'VIP'" and current["fields"]["profile_count"] == 0
+
+
+@pytest.mark.parametrize("tool", ["bulk_suppress_profiles", "bulk_unsuppress_profiles"])
+def test_a_bulk_suppression_of_a_segment_names_the_segment_and_how_many_it_holds(sb: Sandbox, tool: str) -> None:
+    kl = sb.client()
+    for n in range(3):
+        kl.call("create_profile", email=f"m{n}@example.com", properties={"tier": "gold"})
+    condition = {"type": "profile-property", "property": "properties['tier']",
+                 "filter": {"type": "string", "operator": "equals", "value": "gold"}}
+    seg = kl.call("create_segment", name="Gold", definition={"condition_groups": [{"conditions": [condition]}]})
+    sid = seg.data["id"]
+    ctx, _, paused = _pause(sb, tool, {"segment_id": sid})
+    current = paused.interrupts[0]["current"]
+    assert current["resource"] == f"segment {sid} 'Gold'" and current["read_with"] == "get_segment"
+    assert "profile_count" in current["fields"]
+    text = describe_approval(paused.interrupts[0], ctx.config.home / "approvals")
+    assert f"as it is now: segment {sid} 'Gold' (read with get_segment)" in text
