@@ -39,7 +39,7 @@ def chat_cmd(
         None, "--connection", help="Chat on this stored connection (`personas auth status`)."
     ),
 ) -> None:
-    """Chat with a persona: streamed answers, tool calls shown, approvals for destructive calls."""
+    """Chat with a persona: streamed answers, tool calls shown, approval asked before consequential calls."""
     from personas.runtime.loader import load_persona
 
     from .common import config

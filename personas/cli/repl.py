@@ -1,7 +1,8 @@
 """``personas chat PERSONA``: a terminal REPL on prompt_toolkit and rich.
 
 Tokens stream as the model writes them; each tool call is shown with its arguments and a compact
-result; destructive calls stop for approval (approve / edit / reject); slash commands manage the
+result; calls the persona's policy stops for approval (consent, identity, destructive, sending ...)
+wait for the person (approve / edit / reject); slash commands manage the
 session; history persists in ``$PERSONAS_HOME/chat_history``. Ctrl-C cancels the current turn
 at once (a step already under way, such as a request sent to Klaviyo, finishes in the background
 and is kept in the conversation; nothing after it runs), Ctrl-D (or /exit) leaves.
@@ -26,6 +27,7 @@ from rich.markup import escape
 from graphs.chat import bound_tools
 from klaviyo_toolkit.redact import StreamRedactor, clip, redact
 from personas.kernel.config import Config
+from personas.kernel.governance import approval_need, approval_policy
 from personas.kernel.models import resolve_model
 from personas.kernel.privacy import private_file
 from personas.runtime.context import build_context
@@ -48,6 +50,8 @@ NO_MODEL = (
     "start `personas chat {name}` again; or replay a recorded conversation with `personas chat {name} "
     "--replay CASSETTE`{tour}. Until then the tools work without a model: try /tools and /scopes."
 )
+#: How ``/tools`` marks a tool whose calls stop for approval (``approval_need``): all of them, or some.
+_APPROVAL_FLAGS = {"always": " [red](approval)[/red]", "sometimes": " [red](approval for some arguments)[/red]"}
 TOUR_HINT = ", or take the guided tour on the demo sandbox with `personas chat {name} --sandbox`"
 
 
@@ -512,7 +516,8 @@ class Repl:
             tools = bound_tools(self.ctx, snap.values.get("loaded_tools") or [])
             for tool in tools:
                 if hasattr(tool, "operation"):
-                    flag = " [red](approval)[/red]" if tool.operation.destructive else ""
+                    need = approval_need(approval_policy(self.ctx.toolkit) or self.spec.approval, tool.operation)
+                    flag = _APPROVAL_FLAGS.get(need, "")
                     c.print(f"  {tool.name}{flag} - {escape(tool.operation.summary)}")
                 else:
                     c.print(f"  {tool['function']['name']} - {escape(tool['function']['description'])}")
