@@ -21,10 +21,12 @@ import jsonschema
 from klaviyo_toolkit.catalog import Operation
 from klaviyo_toolkit.filters import check_filter
 
+from ._branches import UNKNOWN_DISCRIMINATOR, narrow
 from ._context import Auth
 from ._formats import phone_message
 from ._jsonapi import SandboxError, bad_request
 from ._keys import ALL_SCOPES, PUBLIC_KEY, Keys
+from ._routes import shape_of
 from ._schemas import EMAIL_FORMAT, PHONE_FORMAT, SchemaIndex
 
 Json = dict[str, Any]
@@ -326,6 +328,7 @@ def check_body(schemas: SchemaIndex, op: Operation, body: Any) -> None:
     by_item = op.operation_id in ITEM_ERRORS_IN_JOB
     errors = list(schemas.errors(name, body) if by_item else schemas.request_errors(name, body))
     if errors:
+        errors = narrow(schemas, errors)
         best = _format_error(errors) or jsonschema.exceptions.best_match(errors)
         path = [str(p) for p in best.absolute_path]
         if best.validator == "required" and isinstance(best.instance, dict):  # point at the missing field
@@ -337,6 +340,26 @@ def check_body(schemas: SchemaIndex, op: Operation, body: Any) -> None:
         raise bad_request(f"'{field}' is not a valid field for the resource '{owner}'.", pointer=pointer)
     check_names(body)
     check_clears(op, body)
+
+
+def check_body_id(op: Operation, params: Mapping[str, str], body: Any) -> None:
+    """A 409 when an update's ``data.id`` names another resource than its URL (JSON:API: "the
+    resource object's id MUST match the endpoint's"), for every ``PATCH /things/{id}``: checked here
+    rather than by each handler, so an update never quietly changes the URL's resource while its
+    body says another (``update_image`` and ``update_webhook`` once did)."""
+    if op.method != "PATCH" or shape_of(op.path)[0] != "item" or "id" not in params:
+        return
+    data = body.get("data") if isinstance(body, Mapping) else None
+    body_id = data.get("id") if isinstance(data, Mapping) else None
+    if body_id is not None and str(body_id) != params["id"]:
+        raise SandboxError(
+            409,
+            "conflict",
+            "Conflict.",
+            f"The body's data.id {body_id!r} does not match the URL's id {params['id']!r}; send the id of "
+            "the resource you are updating in both.",
+            pointer="/data/id",
+        )
 
 
 def check_clears(op: Operation, body: Any) -> None:
@@ -428,7 +451,7 @@ def _friendly(error: Any) -> str:
     message = str(error.message)
     if error.validator == "required":
         return message.replace("is a required property", "is required")
-    if error.validator == "additionalProperties":
+    if error.validator in ("additionalProperties", UNKNOWN_DISCRIMINATOR):
         return message
     if error.validator in ("minLength", "maxLength") and isinstance(error.instance, str):
         field = next((str(p) for p in reversed(list(error.absolute_path)) if not isinstance(p, int)), "The value")

@@ -207,6 +207,7 @@ class Pipeline:
             _checks.check_item_limits(op, body)
             _checks.check_event_strings(op, body, len(raw_body))
             _checks.check_body(self.routes.schemas, op, body)
+            _checks.check_body_id(op, params, body)
             with self.lock, svc.store.lock:
                 svc.run_due_jobs()
                 ctx = Ctx(svc, self.routes, self.fields, op, params, dict(query), body, base_url, auth, form,
