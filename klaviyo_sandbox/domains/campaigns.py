@@ -2,7 +2,8 @@
 
 - ``create_campaign`` stores a ``Draft`` campaign (send strategy ``immediate``, smart sending and, for
   email, open and click tracking unless given) and one campaign-message resource for its message,
-  filled like Klaviyo fills it (label = campaign name, sender from the account's contact details).
+  filled like Klaviyo fills it (label = campaign name, sender from the account's contact details; a
+  push message's ``notification_type`` defaults to ``standard``).
   Audiences must be existing lists or segments; one message per campaign.
 - ``get_campaigns`` refuses to list without a ``messages.channel`` filter, as Klaviyo does; campaign
   documents always carry their ``campaign-messages`` and ``tags`` linkages.
@@ -365,6 +366,9 @@ def _definition(svc: Services, campaign: Resource, definition: Json) -> Json:
         content.update({k: v for k, v in (out.get("content") or {}).items() if v is not None})
         out["content"] = content
         out["label"] = out.get("label") or campaign.attributes.get("name")
+    elif channel == "mobile_push":
+        # the create schema's default ("standard"); every push definition Klaviyo answers with has one
+        out["notification_type"] = out.get("notification_type") or "standard"
     elif channel == "sms":
         out["content"] = {"body": None, "media_url": None, **(out.get("content") or {})}
         out["render_options"] = {

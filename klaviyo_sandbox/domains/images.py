@@ -1,8 +1,9 @@
 """Sandbox domain: images.
 
 From a URL, a ``data:image/...;base64`` URI or a multipart file; jpeg, png or gif up to 5 MB; numeric
-ids; a name already taken gets a suffix. The sandbox fetches nothing: a URL's size is a stand-in and
-its ``image_url`` points at a sandbox CDN host.
+ids; a name already taken gets a suffix. Bytes given (a file, a data URI) must be an image in one of
+those formats, whatever the file name or media type says. The sandbox fetches nothing: a URL's format
+is its file name's, its size a stand-in, and its ``image_url`` points at a sandbox CDN host.
 """
 
 from __future__ import annotations
@@ -50,10 +51,13 @@ def add_image(svc: Services, name: str, fmt: str, size: int, hidden: bool, now: 
     return image
 
 
-def _format_of(data: bytes, filename: str) -> str | None:
-    for magic, fmt in _MAGIC:
-        if data.startswith(magic):
-            return fmt
+def _sniffed(data: bytes) -> str | None:
+    """The format ``data`` is in, read from its first bytes (None: not a jpeg, png or gif)."""
+    return next((fmt for magic, fmt in _MAGIC if data.startswith(magic)), None)
+
+
+def _named_format(filename: str) -> str | None:
+    """The format a URL's file name says (all there is to go on: the sandbox downloads nothing)."""
     return _EXTENSIONS.get(filename.rsplit(".", 1)[-1].lower()) if "." in filename else None
 
 
@@ -67,13 +71,19 @@ def _image_from_url(ctx: Ctx) -> Reply:
             data = base64.b64decode(match.group(2), validate=True)
         except (binascii.Error, ValueError):
             raise bad_request("The data URI's base64 payload is not valid base64.", pointer=pointer) from None
-        fmt, size, default_name = _EXTENSIONS[match.group(1)], len(data), "image"
+        found = _sniffed(data)
+        if found is None:  # the bytes are what Klaviyo reads, not the media type the URI claims
+            raise bad_request(
+                f"The data URI says image/{match.group(1)} but its content is not a jpeg, png or gif image.",
+                pointer=pointer,
+            )
+        fmt, size, default_name = found, len(data), "image"
     else:
         url = urlparse(source)
         if url.scheme not in ("http", "https") or not url.netloc:
             raise bad_request("import_from_url must be an http(s) URL or a data:image/...;base64 URI.", pointer=pointer)
         default_name = url.path.rsplit("/", 1)[-1] or url.netloc
-        fmt = _format_of(b"", default_name) or ""
+        fmt = _named_format(default_name) or ""
         if not fmt:
             raise bad_request(f"Unsupported image format in {source!r}; supported: jpeg, png, gif.", pointer=pointer)
         size = 20_000 + zlib.crc32(source.encode()) % 480_000  # the sandbox does not download the image
@@ -95,13 +105,13 @@ def _image_from_file(ctx: Ctx) -> Reply:
         )
     data = base64.b64decode(upload.get("base64") or "")
     filename = str(upload.get("filename") or "upload")
-    fmt = _format_of(data, filename)
-    if fmt is None:
+    fmt = _sniffed(data)
+    if fmt is None:  # a name ending in .png does not make a text file an image
         raise SandboxError(
             400,
             "invalid",
             "Invalid input.",
-            f"{filename!r} is not a jpeg, png or gif image (the supported formats).",
+            f"{filename!r} is not a jpeg, png or gif image (the supported formats): its content is not one.",
             parameter="file",
         )
     if len(data) > MAX_IMAGE_BYTES:

@@ -8,7 +8,8 @@ A definition's ``condition_groups`` are combined with AND, the conditions inside
   property (``properties['plan']``, or a bare name that is not a standard attribute). A property
   that is not set matches only ``not-set``;
 - ``profile-group-membership``: in (or in none of) the given lists/segments, optionally joined
-  within a timeframe;
+  within a timeframe; a segment is never defined through itself, directly or by way of other
+  segments (each would be empty);
 - ``profile-marketing-consent``: email and SMS, following the shared consent helpers (can receive =
   subscribed, has the identifier and, for email, is not suppressed); consent filters are not
   evaluated;
@@ -34,7 +35,7 @@ from typing import Any
 from .._context import Ctx, Reply
 from .._jsonapi import bad_request, iso
 from .._services import Services
-from .._store import Linkage, Resource
+from .._store import Linkage, Resource, Store
 from ..domain import DomainBuilder
 from ._common import can_receive_email_marketing, can_receive_sms_marketing, email_marketing, parse_time, sms_marketing
 from .lists import check_group_room, joined_at, member_ids, member_view, members_reply
@@ -399,10 +400,19 @@ def _check_definition(ctx: Ctx, definition: Any, self_id: str | None = None) -> 
             )
         for ci, cond in enumerate(group["conditions"]):
             where = f"{base}/condition_groups/{gi}/conditions/{ci}"
-            for gid in cond.get("group_ids") or [] if cond.get("type") == "profile-group-membership" else []:
+            membership = cond.get("type") == "profile-group-membership"
+            for n, gid in enumerate(cond.get("group_ids") or [] if membership else []):
                 if gid == self_id:
                     raise bad_request(
                         "A segment cannot be defined by membership of itself.", pointer=f"{where}/group_ids"
+                    )
+                loop = _loop_through(ctx.store, str(gid), self_id) if self_id else None
+                if loop:
+                    raise bad_request(
+                        "A segment cannot be defined by membership of itself, even through other segments: "
+                        f"{' -> '.join([self_id or '', *loop])} is a loop. Define it by the lists or conditions "
+                        f"of {gid!r} instead.",
+                        pointer=f"{where}/group_ids/{n}",
                     )
                 if ctx.store.get("list", gid) is None and ctx.store.get("segment", gid) is None:
                     raise bad_request(
@@ -423,6 +433,37 @@ def _check_definition(ctx: Ctx, definition: Any, self_id: str | None = None) -> 
                     f"No metric has id {cond.get('metric_id')!r}; use an id from get_metrics.",
                     pointer=f"{where}/metric_id",
                 )
+
+
+def _member_groups(seg: Resource) -> list[str]:
+    """The lists and segments whose membership ``seg``'s definition names."""
+    definition = seg.attributes.get("definition")
+    groups = definition.get("condition_groups") if isinstance(definition, dict) else None
+    return [
+        str(gid)
+        for group in groups or []
+        if isinstance(group, dict)
+        for cond in group.get("conditions") or []
+        if isinstance(cond, dict) and cond.get("type") == "profile-group-membership"
+        for gid in cond.get("group_ids") or []
+    ]
+
+
+def _loop_through(store: Store, start: str, target: str) -> list[str] | None:
+    """The chain of segments from ``start`` whose definitions lead back to segment ``target`` (ending
+    with it), or None: a segment defined through itself has no members to find, in Klaviyo or here."""
+    seen: set[str] = set()
+    stack: list[list[str]] = [[start]]
+    while stack:
+        chain = stack.pop()
+        if chain[-1] == target:
+            return chain
+        seg = store.get("segment", chain[-1])
+        if seg is None or chain[-1] in seen:
+            continue
+        seen.add(chain[-1])
+        stack.extend([*chain, gid] for gid in _member_groups(seg))
+    return None
 
 
 @_d.handles("create_segment")

@@ -7,7 +7,8 @@
   template, ``definition`` on a code template).
 - ``clone_template`` copies a template under a new name; ``render_template`` fills Django-style
   variables (``{{ first_name }}``, ``{{ person.first_name|default:'friend' }}``, ``{% if %}``) from
-  the given context; missing variables render as nothing, as Klaviyo documents.
+  the given context; missing variables render as nothing, as Klaviyo documents. A clone counts
+  toward the 1,000 templates as a created template does.
 - Templates assigned to campaign messages are non-reusable copies (``copy_template``) and are not
   listed by ``get_templates``.
 
@@ -70,13 +71,7 @@ def create_template(ctx: Ctx) -> Reply:
             pointer="/data/attributes/editor_type",
         )
     _check_content(editor, attrs, creating=True)
-    reusable = [t for t in ctx.store.iter("template") if is_reusable(t)]
-    if len(reusable) >= TEMPLATE_LIMIT:
-        raise bad_request(
-            f"This account already has {len(reusable)} templates; the API creates at most "
-            f"{TEMPLATE_LIMIT}. Delete unused templates first.",
-            pointer="/data",
-        )
+    _check_room(ctx)
     now = ctx.now
     stored: Json = {
         "name": attrs["name"],
@@ -93,6 +88,19 @@ def create_template(ctx: Ctx) -> Reply:
     res = Resource("template", ctx.store.new_id("template", now), stored, {}, now, now)
     ctx.store.put(res)
     return ctx.one(res)
+
+
+def _check_room(ctx: Ctx) -> None:
+    """A 400 once the account holds ``TEMPLATE_LIMIT`` templates: "creation will fail" (create_template)
+    and "cloning will fail" (clone_template) alike, as Klaviyo documents for both."""
+    reusable = sum(1 for t in ctx.store.iter("template") if is_reusable(t))
+    if reusable >= TEMPLATE_LIMIT:
+        verb = "clones" if ctx.op.operation_id == "clone_template" else "creates"
+        raise bad_request(
+            f"This account already has {reusable} templates; the API {verb} at most "
+            f"{TEMPLATE_LIMIT}. Delete unused templates first.",
+            pointer="/data",
+        )
 
 
 @_d.handles("get_templates")
@@ -120,6 +128,7 @@ def update_template(ctx: Ctx) -> Reply:
 @_d.handles("clone_template")
 def clone_template(ctx: Ctx) -> Reply:
     source = ctx.get("template", str(ctx.data["id"]))
+    _check_room(ctx)
     name = ctx.attrs.get("name") or f"Clone of {source.attributes.get('name', '')}"
     return ctx.one(copy_template(ctx.svc, source, ctx.now, name=name))
 

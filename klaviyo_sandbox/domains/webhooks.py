@@ -2,7 +2,8 @@
 
 ``endpoint_url`` must be https (the sandbox also takes ``http://`` on a loopback host, so a local
 ``personas serve`` can receive deliveries; ``webhook_delivery.py`` sends them), topics must exist
-(``get_webhook_topics``: Klaviyo's fixed ones and one per metric, stored on first use), and the
+(``get_webhook_topics``: Klaviyo's fixed ones and one per metric, stored on first use) and be at
+least one, on create and on an update that replaces them, and the
 ``secret_key`` is kept private and never returned. Reads and deletes are the generic engine's, once
 the topics exist.
 """
@@ -94,9 +95,11 @@ def _write_webhook(ctx: Ctx) -> Reply:
                 pointer="/data/attributes/endpoint_url",
             )
     topics = ctx.rel("webhook-topics")
-    if creating and not topics:
+    replacing = not creating and "webhook-topics" in (ctx.data.get("relationships") or {})
+    if (creating or replacing) and not topics:  # an update may replace the topics, never empty them
         raise bad_request(
-            "A webhook needs at least one topic (see get_webhook_topics).",
+            "A webhook needs at least one topic (see get_webhook_topics)"
+            + ("; to stop deliveries, set enabled to false or delete the webhook." if replacing else "."),
             pointer="/data/relationships/webhook-topics/data",
         )
     for n, (_, topic) in enumerate(topics):
@@ -110,7 +113,7 @@ def _write_webhook(ctx: Ctx) -> Reply:
             res.attributes[key] = attrs[key]
     if "secret_key" in attrs:
         res.private["secret_key"] = attrs["secret_key"]
-    if topics or "webhook-topics" in (ctx.data.get("relationships") or {}):
+    if topics:
         res.relationships["webhook-topics"] = list(dict.fromkeys(topics))
     res.attributes["updated_at"] = ctx.now_iso
     ctx.store.put(res)

@@ -364,6 +364,31 @@ def test_update_campaign_message_merges_content_and_keeps_its_channel(client: An
     assert error_of(reply)["source"]["pointer"] == "/data/attributes/definition/channel"
 
 
+@pytest.mark.parametrize(("given", "kind"), [({"content": {"title": "Back", "body": "In stock"}}, "standard"),
+                                              ({"notification_type": "silent", "kv_pairs": {"k": "v"}}, "silent")])
+def test_a_push_message_has_its_notification_type_in_every_answer(
+    sb: Sandbox, raw: httpx.Client, given: dict[str, Any], kind: str
+) -> None:
+    """The create schema defaults notification_type to "standard"; the message Klaviyo answers with
+    always has one (it is required there). The sandbox validates its answers here (``sb``), so a
+    message stored without it was a 500 on every read, and a spec-invalid document without that check."""
+    list_id = raw.post("/api/lists", json={"data": {"type": "list", "attributes": {"name": "App users"}}}).json()
+    message = {"type": "campaign-message", "attributes": {"definition": {"channel": "mobile_push", **given}}}
+    made = raw.post("/api/campaigns", json={"data": {"type": "campaign", "attributes": {
+        "name": "Push", "audiences": {"included": [list_id["data"]["id"]]}, "campaign-messages": {"data": [message]}}}})
+    assert made.status_code == 201, made.text
+    cid = made.json()["data"]["id"]
+    mid = made.json()["data"]["relationships"]["campaign-messages"]["data"][0]["id"]
+    clone = raw.post("/api/campaign-clone", json={"data": {"type": "campaign", "id": cid, "attributes": {}}})
+    assert clone.status_code == 201, clone.text
+    for campaign in (cid, clone.json()["data"]["id"]):
+        listed = raw.get(f"/api/campaigns/{campaign}/campaign-messages")
+        assert listed.status_code == 200, listed.text
+        assert listed.json()["data"][0]["attributes"]["definition"]["notification_type"] == kind
+    one = raw.get(f"/api/campaign-messages/{mid}")
+    assert one.status_code == 200 and one.json()["data"]["attributes"]["definition"]["notification_type"] == kind
+
+
 def test_clone_copies_the_campaign_message_and_template(client: Any) -> None:
     list_id = make_list(client, "Newsletter", [])
     cid, mid = make_campaign(client, [list_id], name="Original")

@@ -3,6 +3,7 @@
 
 - an account holds at most 1,000 lists and segments together (Help Center, "Create and add contacts
   to a new list");
+- the API makes at most 1,000 templates, clones as well as creates (clone_template's description);
 - a Reporting API filter lists at most 100 items, and ``send_channel`` takes only email, sms,
   push-notification or whatsapp (the ``filter`` description of the campaign and flow reports; "Max of
   100 messages per ANY filter" for the form and segment reports).
@@ -14,6 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from klaviyo_sandbox import Sandbox
 
 SEGMENT_DEFINITION = {"condition_groups": [{"conditions": [{
     "type": "profile-property", "property": "properties['plan']",
@@ -54,6 +57,28 @@ def test_an_account_holds_at_most_1000_lists_and_segments(raw: httpx.Client) -> 
 
     assert raw.delete(f"/api/segments/{segment.json()['data']['id']}").status_code == 204
     assert create_list(raw, "List 1001").status_code == 201  # room again once one is gone
+
+
+# -- templates: 1,000 made through the API, cloned ones too -----------------------------------------------
+def test_a_clone_past_1000_templates_is_refused_as_a_create_is(raw: httpx.Client, sb: Sandbox) -> None:
+    """clone_template: "If there are 1,000 or more templates in an account, cloning will fail as there
+    is a limit of 1,000 templates that can be created via the API" (create_template says the same)."""
+    for i in range(998):
+        sb.seeding.resource("template", {"name": f"T{i}", "editor_type": "CODE", "html": "<p>hi</p>"})  # quicker
+    made = raw.post("/api/templates", json={"data": {"type": "template", "attributes": {
+        "name": "T998", "editor_type": "CODE", "html": "<p>hi</p>"}}})
+    assert made.status_code == 201, made.text
+    source = made.json()["data"]["id"]
+    clone = {"data": {"type": "template", "id": source, "attributes": {"name": "T999"}}}
+    assert raw.post("/api/template-clone", json=clone).status_code == 201  # the 1,000th
+    for path, body in (("/api/template-clone", clone), ("/api/templates", {"data": {"type": "template",
+                       "attributes": {"name": "T1000", "editor_type": "CODE", "html": "<p>hi</p>"}}})):
+        err = error(raw.post(path, json=body))
+        assert err["source"] == {"pointer": "/data"} and "1000 templates" in err["detail"], path
+    assert sb.store.count("template") == 1000
+    other = next(t.id for t in sb.store.iter("template") if t.id != source)
+    assert raw.delete(f"/api/templates/{other}").status_code == 204
+    assert raw.post("/api/template-clone", json=clone).status_code == 201  # room again once one is gone
 
 
 # -- reporting filters ----------------------------------------------------------------------------------

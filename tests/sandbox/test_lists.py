@@ -286,6 +286,35 @@ def test_segment_requests_are_checked(client: Any, raw: httpx.Client, sb: Sandbo
     assert ids(client.call("get_segments", filter="equals(is_active,false)")) == [sid]
 
 
+def test_a_segment_is_not_defined_through_itself_by_way_of_other_segments(
+    client: Any, raw: httpx.Client, sb: Sandbox
+) -> None:
+    """A -> B -> C -> A would leave each of them empty; refused like A -> A, pointing at the group id."""
+    (pid,) = people(client, "loop@example.com")
+    lid = client.call("create_list", name="Loop").data["id"]
+    client.call("add_profiles_to_list", id=lid, profile_ids=[pid])
+
+    def member(*gids: str) -> Json:
+        return {"type": "profile-group-membership", "is_member": True, "group_ids": list(gids)}
+
+    a = segment(client, [member(lid)], name="A")
+    b = segment(client, [member(a)], name="B")
+    c = segment(client, [prop("plan", {"type": "existence", "operator": "is-set"}), member(b)], name="C")
+    looped = raw.patch(f"/api/segments/{a}", json={"data": {"type": "segment", "id": a, "attributes": {
+        "definition": definition([member(lid)], [member(lid, c)])}}})
+    assert looped.status_code == 400, looped.text
+    where = "/data/attributes/definition/condition_groups/1/conditions/0/group_ids/1"
+    assert error(looped)["source"]["pointer"] == where and f"{a} -> {c} -> {b} -> {a}" in error(looped)["detail"]
+    assert sb.store.get("segment", a).attributes["definition"] == definition([member(lid)])  # unchanged
+    assert ids(client.call("get_profiles_for_segment", id=b)) == [pid]
+    # a segment named twice, or reached by two paths, is no loop
+    d = segment(client, [member(a, b)], name="D")
+    fine = raw.patch(f"/api/segments/{d}", json={"data": {"type": "segment", "id": d, "attributes": {
+        "definition": definition([member(a, b)], [member(b)])}}})
+    assert fine.status_code == 200, fine.text
+    assert ids(client.call("get_profiles_for_segment", id=d)) == [pid]
+
+
 def test_suppress_every_member_of_a_segment(client: Any, sb: Sandbox, clock: ManualClock) -> None:
     risky, fine = people(client, "risky@example.com", "fine@example.com")
     client.call("update_profile", id=risky, properties={"bounced_before": True})

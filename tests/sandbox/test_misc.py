@@ -150,6 +150,20 @@ def test_webhook_crud_with_topics_and_no_secret_in_responses(sb: Sandbox, client
     assert client.call("get_webhooks").data == []
 
 
+def test_an_update_cannot_leave_a_webhook_without_topics(sb: Sandbox, client: Any) -> None:
+    """Create refuses a webhook with no topic; an update that replaces them with none is refused too
+    (before, it stored a webhook that could never be delivered), and one that leaves them out keeps them."""
+    hook_id = client.call("create_webhook", name="SMS", endpoint_url="https://hooks.example.com/k", secret_key="s",
+                          webhook_topic_ids=["event:klaviyo.sent_sms"]).data["id"]
+    err = api_error(client.call, "update_webhook", id=hook_id, webhook_topic_ids=[])
+    assert (err.status, err.source["pointer"]) == (400, "/data/relationships/webhook-topics/data")
+    assert "enabled to false" in (err.detail or "")
+    client.call("update_webhook", id=hook_id, name="SMS sent")
+    fetched = client.call("get_webhook", id=hook_id, include=["webhook-topics"])
+    assert fetched.data["attributes"]["name"] == "SMS sent"
+    assert [t["id"] for t in fetched.included] == ["event:klaviyo.sent_sms"]
+
+
 def test_webhook_needs_https_and_known_topics(client: Any) -> None:
     err = api_error(client.call, "create_webhook", name="x", endpoint_url="http://hooks.example.com",
                     secret_key="s", webhook_topic_ids=["event:klaviyo.sent_sms"])
@@ -184,6 +198,23 @@ def test_unsupported_images_are_refused(client: Any) -> None:
     assert "jpeg, png, gif" in (err.detail or "")
     err = api_error(client.call, "upload_image_from_file", file=base64.b64encode(b"%PDF-1.4").decode(), name="a.pdf")
     assert (err.status, err.source["parameter"]) == (400, "file")
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, not an image", b"%PDF-1.4"], ids=["empty", "text", "pdf"])
+def test_bytes_that_are_not_an_image_are_refused_whatever_their_name_says(
+    client: Any, sb: Sandbox, content: bytes
+) -> None:
+    """A file named .png, or a data URI typed image/png, is read for what its bytes are; nothing is stored."""
+    encoded = base64.b64encode(content).decode()
+    err = api_error(client.call, "upload_image_from_file", file=encoded, name="logo.png")
+    assert (err.status, err.source["parameter"]) == (400, "file") and "not a jpeg, png or gif" in (err.detail or "")
+    err = api_error(client.call, "upload_image_from_url", import_from_url=f"data:image/png;base64,{encoded}")
+    assert (err.status, err.source["pointer"]) == (400, "/data/attributes/import_from_url")
+    assert sb.store.count("image") == 0
+    jpeg_bytes = b"\xff\xd8\xff\xe0" + bytes(16)  # a JPEG whose URI says png: stored as what it is
+    typed = client.call("upload_image_from_url", import_from_url="data:image/png;base64,"
+                        + base64.b64encode(jpeg_bytes).decode()).data
+    assert typed["attributes"]["format"] == "jpeg"
 
 
 # -- forms ----------------------------------------------------------------------------------------------------
