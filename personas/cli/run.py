@@ -24,7 +24,7 @@ from personas.kernel.spec import PersonaSpec
 from personas.runtime.loader import load_persona, scan_personas
 
 if TYPE_CHECKING:  # running a persona (LangGraph, LangChain, the client) loads in run_cmd, not for `list`
-    from personas.runtime.driver import RunResult
+    from personas.runtime.driver import RunDriver, RunResult
 
 from .approvals import describe_approval, remember_shown, shown_requests
 from .common import config, indented, visible, visible_data
@@ -249,6 +249,9 @@ def run_cmd(
     cfg = config()
     sandbox_state = state_file(sandbox_state)
     spec = resolve_persona(graph, cfg.home)
+    # how the commands printed name the persona: the file it was given as, which another file of its
+    # name (the shipped one) is not; resumed under another approval policy, a rejection went unread
+    named = shlex.quote(spec.source) if graph.endswith((".yaml", ".yml")) and spec.source else spec.name
     if input is None and resume is None and not retry:
         raise UsageProblem("give --input FILE|JSON (or --thread T --resume approve to continue a paused run)")
     if (resume is not None or retry) and not thread:
@@ -276,7 +279,8 @@ def run_cmd(
     if resume is not None or retry:
         same_run_or_refuse(driver.snapshot().metadata or {}, spec.name, thread, target, flag="--retry" if retry else
                            f"--resume {shlex.quote(resume or '')}")
-    driver.config = {**driver.config, "metadata": {"persona": spec.name, "klaviyo": target[0], "where": target[1]}}
+    driver.config = {**driver.config, "metadata": {**driver.config["metadata"], "klaviyo": target[0],
+                                                   "where": target[1]}}
     graph_spec = driver.spec
     if resume is not None and not driver.pending():
         snap = driver.snapshot()
@@ -286,13 +290,17 @@ def run_cmd(
                                f"is running it, continue it with --retry")
         typer.echo(f"thread {thread!r} is not waiting for an approval: it finished; nothing to resume", err=True)
         return  # answering a run that already ended changes nothing: running the same command twice is fine
-    if retry and not driver.pending() and not left_to_run(driver.snapshot()):
+    if retry and (waiting := driver.pending()):  # a step that failed after its approval asks for it again
+        raise UsageProblem(f"thread {thread!r} waits for an approval, so --retry has nothing to run; " + resume_hint(
+            named, thread, sandbox=sb is not None, state=sandbox_state,
+            fingerprints=[_fingerprint_of(p) for p in waiting], connection=connection))
+    if retry and not left_to_run(driver.snapshot()):
         typer.echo(f"thread {thread!r} has nothing left to run; it finished", err=True)
         return  # as --resume of a finished run: a script retrying until it succeeds stops here
     answered: list[str] = []  # the requests this resume answers: settled once the run goes on
     if resume is not None:
         where = f" --sandbox-state {shlex.quote(sandbox_state)}" if sandbox_state else ""
-        command = f"personas run {spec.name}{where} --thread {shlex.quote(thread)}"
+        command = f"personas run {named}{where} --thread {shlex.quote(thread)}"
         shown = shown_requests(cfg.home / "approvals", thread)
         pending_now = driver.pending()
         answer = bind_answer(answer, request, pending_now, shown, command, thread)
@@ -304,7 +312,7 @@ def run_cmd(
         # Made up here: shown before the run does anything, so a run killed part-way can be continued
         # (its other output comes at the end). Not with --json on a terminal, whose screen is then
         # JSON and nothing else; piped, the JSON goes to the pipe and this line to the terminal.
-        typer.echo(thread_line(spec.name, driver.context.thread_id, sandbox=sb is not None, state=sandbox_state,
+        typer.echo(thread_line(named, driver.context.thread_id, sandbox=sb is not None, state=sandbox_state,
                                connection=connection),
                    err=True)
     try:
@@ -320,7 +328,7 @@ def run_cmd(
     except KeyboardInterrupt:  # Ctrl-C: what the steps before did is saved, and so is the sandbox
         if sb is not None:
             sb.close()
-        hint = retry_hint(spec.name, driver.context.thread_id, sandbox=sb is not None, state=sandbox_state,
+        hint = retry_hint(named, driver.context.thread_id, sandbox=sb is not None, state=sandbox_state,
                           connection=connection)
         typer.echo(f"\ninterrupted: {hint.replace('stopped at that step', 'stopped where it was')}", err=True)
         raise SystemExit(130) from None
@@ -332,8 +340,12 @@ def run_cmd(
             remember_shown(cfg.home / "approvals", thread, [], forget=answered)  # the answer was used
         if cfg.debug or known is None or known[1] == 2:
             raise  # a usage or input error (exit 2), or --debug: the usual one line (or traceback)
-        hint = retry_hint(spec.name, driver.context.thread_id, sandbox=sb is not None, state=sandbox_state,
+        hint = retry_hint(named, driver.context.thread_id, sandbox=sb is not None, state=sandbox_state,
                           connection=connection)
+        if again := _waiting_again(driver):  # the step failed after its approval: --retry would be refused
+            hint = ("the run is saved and waits for that request's approval again (the step failed after it was "
+                    "given). " + resume_hint(named, driver.context.thread_id, sandbox=sb is not None,
+                                             state=sandbox_state, fingerprints=again, connection=connection))
         typer.echo(f"error: {known[0]}; {hint}", err=True)
         raise SystemExit(known[1]) from None
     if sb is not None:
@@ -369,7 +381,7 @@ def run_cmd(
     remember_shown(cfg.home / "approvals", result.thread_id, printed, forget=answered)
     if result.paused:
         typer.echo(
-            "\n" + resume_hint(spec.name, result.thread_id, sandbox=sb is not None, state=sandbox_state,
+            "\n" + resume_hint(named, result.thread_id, sandbox=sb is not None, state=sandbox_state,
                                fingerprints=[_fingerprint_of(p) for p in result.pending], connection=connection),
             err=True,
         )
@@ -425,6 +437,15 @@ def thread_line(persona: str, thread: str, *, sandbox: bool, state: str | None, 
     where = f" --sandbox-state {shlex.quote(state)}" if state else _on(connection)
     return (f"thread {thread}: if this run stops before its end, continue it with "
             f"personas run {persona}{where} --thread {shlex.quote(thread)} --retry")
+
+
+def _waiting_again(driver: RunDriver) -> list[str]:
+    """The requests a run that just failed waits for approval of (a step that failed after its approval
+    stops on the same request again); empty when it waits for none, or its thread cannot be read."""
+    try:
+        return [_fingerprint_of(p) for p in driver.pending()]
+    except Exception:  # the failure may be the checkpoint file's own: the --retry hint stands
+        return []
 
 
 def retry_hint(persona: str, thread: str, *, sandbox: bool, state: str | None, connection: str | None = None) -> str:

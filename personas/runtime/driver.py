@@ -22,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -97,7 +98,8 @@ class RunDriver:
         self.config: dict[str, Any] = {
             "configurable": {"thread_id": context.thread_id},
             "recursion_limit": self.spec.recursion_limit,
-            "metadata": {"persona": context.spec.name},  # in its checkpoints: whose run a thread holds
+            # in its checkpoints: whose run a thread holds, and under which approval policy it pauses
+            "metadata": {"persona": context.spec.name, **policy_metadata(context.spec)},
         }
         #: Set when the last ``invoke``/``stream`` was given the input its thread had already finished:
         #: nothing ran, and the result is that run's (see :meth:`_held_run`).
@@ -194,10 +196,27 @@ class RunDriver:
         """What the graph is given: an answer to a pause, or a new input (checked by the graph's
         ``check_input`` first, so one no run could use is refused before a thread is made)."""
         if resume is not None:
+            self._same_policy()
             return self.resume_command(resume)
         if input is not None and self.spec.check_input is not None:
             self.spec.check_input(input)
         return None if input is None else dict(input)
+
+    def _same_policy(self) -> None:
+        """AnswerProblem when the pause is answered under another approval policy than the one it paused
+        under (another file of the persona's name, or its file edited meanwhile): a policy that does
+        not ask for the paused request never reads the answer, so a rejection was not taken and the
+        request was sent. Threads from before the policy was recorded are taken as they are."""
+        was = (self.snapshot().metadata or {}).get(APPROVAL_POLICY)
+        if not was or was == policy_metadata(self.context.spec)[APPROVAL_POLICY]:
+            return
+        source = (self.snapshot().metadata or {}).get(PERSONA_SOURCE)
+        where = f" (from {source})" if source else ""
+        raise AnswerProblem(
+            f"thread {self.context.thread_id!r} paused under another approval policy of {self.context.spec.name}"
+            f"{where} than the one given now: an answer is taken only by the policy that asked; nothing was "
+            "resumed: answer it with the persona file it paused under"
+        )
 
     @property
     def durability(self) -> Literal["sync", "exit"]:
@@ -373,6 +392,17 @@ class RunDriver:
         if not isinstance(out, Mapping) or "__interrupt__" in out:
             return None
         return RunResult(self.context.thread_id, dict(out), [], self.context.model.description)
+
+
+#: Checkpoint metadata: a digest of the approval policy a run was started under, and the persona's file.
+APPROVAL_POLICY = "approval_policy"
+PERSONA_SOURCE = "persona_source"
+
+
+def policy_metadata(spec: PersonaSpec) -> dict[str, str]:
+    """What a run's checkpoints record of the policy that answers its pauses (see ``_same_policy``)."""
+    digest = hashlib.sha256(spec.approval.model_dump_json().encode()).hexdigest()[:16]
+    return {APPROVAL_POLICY: digest, **({PERSONA_SOURCE: spec.source} if spec.source else {})}
 
 
 def left_to_run(snapshot: Any) -> tuple[str, ...]:
