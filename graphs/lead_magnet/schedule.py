@@ -9,6 +9,8 @@ import functools
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from klaviyo_toolkit.redact import clip
+
 from .settings import WEEKDAYS, QuietHours, Window
 
 
@@ -32,28 +34,49 @@ def _in_window(local: _dt.datetime, window: Window, quiet: QuietHours) -> bool:
     )
 
 
+#: Names in the zone folders that are no zone of a lead's: the host's own zone (``localtime``, the
+#: sequencer's machine, not the lead) and the default rules file.
+HOST_FILES = frozenset({"localtime", "posixrules"})
+
+
 @functools.cache
 def _zone_names() -> dict[str, str]:
     """Every IANA zone name by its casefolded spelling, built once: profiles write 'europe/berlin' too."""
-    return {name.casefold(): name for name in available_timezones()}
+    return {name.casefold(): name for name in available_timezones() if name not in HOST_FILES}
 
 
-def _zone(name: str) -> ZoneInfo:
-    """The zone ``name`` names in any letter case (its canonical spelling as the key); or ZoneInfoNotFoundError."""
-    canonical = _zone_names().get(name.strip().casefold())
-    return ZoneInfo(canonical or name)
+def _zone(name: object) -> ZoneInfo:
+    """The zone ``name`` names in any letter case (its canonical spelling as the key); or ZoneInfoNotFoundError.
+
+    Only a name on the list of zones opens a file: a profile's time zone is whatever was written
+    into it, and handed to ``ZoneInfo`` as it is, a folder ("Europe") or an overlong name raised
+    ``OSError`` from every retry of the lead's run, and ``localtime`` gave the host's zone."""
+    canonical = _zone_names().get(name.strip().casefold()) if isinstance(name, str) else None
+    if canonical is None:
+        raise ZoneInfoNotFoundError(f"no time zone is called {name!r}")
+    return ZoneInfo(canonical)
+
+
+def _lead_zone(timezone: object, default_tz: str) -> tuple[ZoneInfo, str]:
+    """(the lead's zone, a note when its own could not be used): its profile's, else ``default_tz``
+    (checked when the persona loaded, so it opens whatever the zone list holds)."""
+    note = ""
+    if timezone:
+        try:
+            return _zone(timezone), note
+        except ZoneInfoNotFoundError:
+            note = f" (unknown time zone {clip(repr(timezone), 60)}; used {default_tz})"
+    try:
+        return _zone(default_tz), note
+    except ZoneInfoNotFoundError:
+        return ZoneInfo(default_tz), note
 
 
 def next_send_time(
     now: float, timezone: str | None, default_tz: str, window: Window, quiet: QuietHours
 ) -> dict[str, Any]:
     """{send_at (UTC ISO), local (ISO in the lead's zone), timezone, immediate, reason}."""
-    note = ""
-    try:
-        zone = _zone(timezone or default_tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        note = f" (unknown time zone {timezone!r}; used {default_tz})"
-        zone = _zone(default_tz)
+    zone, note = _lead_zone(timezone, default_tz)
     zone_name = zone.key
     # the next whole minute, counted in time rather than on the clock face: a minute added to a wall time
     # in a repeated hour would lose which of the two it is (on Lord Howe, 29 minutes before now)
@@ -104,10 +127,7 @@ def as_scheduled(send_at: str, timezone: str | None, default_tz: str) -> dict[st
         at = _dt.datetime.fromisoformat(send_at)
     except (TypeError, ValueError):
         return None
-    try:
-        zone = _zone(timezone or default_tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = _zone(default_tz)
+    zone, _note = _lead_zone(timezone, default_tz)
     return {
         "send_at": send_at,
         "local": at.astimezone(zone).isoformat(timespec="minutes"),

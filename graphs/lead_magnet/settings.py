@@ -162,11 +162,12 @@ class Settings(_Strict):
         has a zone of its own and crashed, after scoring and asking the model, on the first that has none."""
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-        from .schedule import _zone  # imported here: schedule.py imports this module
+        from .schedule import HOST_FILES, _zone  # imported here: schedule.py imports this module
 
         try:  # a name spelt as IANA spells it opens at once; another spelling is looked up among every zone's
-            return ZoneInfo(value).key  # (tens of ms, once), which `personas list` need not pay
-        except (ZoneInfoNotFoundError, ValueError):
+            if value not in HOST_FILES:  # (tens of ms, once), which `personas list` need not pay
+                return ZoneInfo(value).key
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ("Europe"), an overlong name
             pass
         try:
             return _zone(value).key

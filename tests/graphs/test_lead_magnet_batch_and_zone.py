@@ -56,3 +56,26 @@ def test_a_lead_without_a_time_zone_is_scheduled_in_the_default_one(sb: Sandbox)
     spec = spec.model_copy(update={"settings": {**spec.settings, "default_timezone": "europe/berlin"}})
     state = run_persona(spec, {"input": event}, sandbox=sb, saver=InMemorySaver(), clock=sb.clock).state
     assert state["schedule"]["timezone"] == "Europe/Berlin" and state["send"]["status"] == "sent"
+
+
+@pytest.mark.parametrize("zone", ["Europe", "America", "x" * 300, "localtime", "posixrules"])
+def test_a_profile_time_zone_that_is_a_folder_or_file_of_the_zone_list_is_unknown_not_a_crash(
+    sb: Sandbox, zone: str
+) -> None:
+    """A profile's time zone is whatever was written into it: a zone folder ("Europe") or an
+    overlong name raised OSError from every retry of the run, so the lead never got a sequence;
+    ``localtime`` scheduled it in the sequencer's own zone. Each is an unknown zone: the default
+    is used, the schedule says so, and the lead is started once."""
+    event = sign_up(sb, f"zone.{len(zone)}.{zone[:12].lower()}@example.com", HOT, timezone=zone)
+    state = run_persona(PERSONA, {"input": event}, sandbox=sb, saver=InMemorySaver(), clock=sb.clock).state
+    assert state["schedule"]["timezone"] == "America/New_York", state["schedule"]
+    assert "unknown time zone" in state["schedule"]["reason"] and len(state["schedule"]["reason"]) < 300
+    assert state["send"]["status"] == "sent"
+    assert len(sequence_starts(sb, event["data"]["relationships"]["profile"]["data"]["id"])) == 1
+
+
+@pytest.mark.parametrize("zone", ["Europe", "x" * 300, "localtime"])
+def test_a_default_time_zone_that_names_no_zone_is_refused_naming_the_setting(zone: str) -> None:
+    settings = dict(load_persona(PERSONA).settings)
+    with pytest.raises(ValidationError, match="is not an IANA time zone"):
+        Settings.model_validate({**settings, "default_timezone": zone})
