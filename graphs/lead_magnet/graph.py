@@ -57,7 +57,7 @@ from klaviyo_toolkit.filters import quoted
 from klaviyo_toolkit.redact import clip
 from klaviyo_toolkit.tools import Stopped
 from personas.kernel.context import PersonaContext
-from personas.kernel.governance import fence
+from personas.kernel.governance import fence, needs_approval
 from personas.kernel.privacy import describe_error
 
 from .inputs import InputError, LeadNotFound, parse_submission
@@ -356,16 +356,18 @@ def send(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
         "form_id": state["submission"].get("form_id"),
         "submission_event_id": state["submission"]["event_id"],
     }
+    args = {"properties": properties, "metric": {"name": settings.trigger_metric}, "profile": {"id": profile["id"]},
+            "unique_id": uid}
+    call = ctx.toolkit.prepare("create_event", args)
+    later = _rescheduled(state, runtime, call)
+    if later is not None:
+        args["properties"] = {**properties, "send_at": later["send_at"]}
+        call = ctx.toolkit.prepare("create_event", args)
+    moved: LeadState = {} if later is None else {"schedule": later}
     # A send that fails raises: the thread stops here, resumable (the decision is checkpointed), and
     # the run ends non-zero. Retrying is safe: the event's unique_id makes Klaviyo keep one.
     try:
-        result = ctx.toolkit.run(
-            "create_event",
-            properties=properties,
-            metric={"name": settings.trigger_metric},
-            profile={"id": profile["id"]},
-            unique_id=uid,
-        )
+        result = ctx.toolkit.run_call(call)
     except (NotFoundError, BadRequestError) as exc:
         if not _profile_gone(exc):
             raise
@@ -380,8 +382,28 @@ def send(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
             }
         }
     if isinstance(result, Stopped):
-        return {"send": {"status": result.status, "unique_id": uid, "detail": result.reason}}
-    return {"send": {"status": "sent", "unique_id": uid, "request_id": result.request_id, "properties": properties}}
+        return {**moved, "send": {"status": result.status, "unique_id": uid, "detail": result.reason}}
+    sent = {"status": "sent", "unique_id": uid, "request_id": result.request_id, "properties": args["properties"]}
+    return {**moved, "send": sent}
+
+
+def _rescheduled(state: LeadState, runtime: Runtime[PersonaContext], call: Any) -> dict[str, Any] | None:
+    """For a send retried after its decided time passed (``RunDriver.retry`` of a run stopped at a
+    failed send), the first touchpoint scheduled again from now; else None. Sent with the time it
+    was decided for, it went out at once whenever the retry came: at night, on a Sunday, in quiet
+    hours. A send that stops for approval keeps its decided time: the approval is bound to the
+    request shown, and a resume could not work out the same new time again."""
+    ctx = runtime.context
+    old = state.get("schedule") or {}
+    try:
+        at = _dt.datetime.fromisoformat(str(old.get("send_at"))).timestamp()
+    except ValueError:
+        return None
+    if at > ctx.clock.time() or not continuing() or needs_approval(ctx.spec.approval, call):
+        return None
+    new = schedule(state, runtime)["schedule"]
+    return {**new, "reason": f"{new['reason']}; scheduled again: the decided time, {old.get('local')}, had passed "
+                             "when the send was retried"}
 
 
 def _recheck(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState | None:

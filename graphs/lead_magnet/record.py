@@ -68,6 +68,10 @@ def record(state: dict[str, Any], runtime: Runtime[PersonaContext]) -> dict[str,
             state = {**state, "decision": earlier["decision"], "schedule": sent_with or state.get("schedule")}
             out.update(decision=earlier["decision"], schedule=state["schedule"])
         out["started"] = _started(start, state, settings)
+        kept = _kept_schedule(start, out["started"], state, settings)
+        if kept is not None:  # Klaviyo kept an earlier attempt's start of this decision: its time stands
+            state = {**state, "schedule": kept}
+            out["schedule"] = kept
         if start is None:  # not shown yet: what the profile names now decides whether anything is written
             profile = {**profile, "properties": _properties_now(ctx, profile["id"])}
     decision, outcome, props = _decide_record({**state, "profile": profile}, out.get("started"), start,
@@ -85,6 +89,18 @@ def _earlier_start(start: dict[str, Any] | None, state: dict[str, Any]) -> dict[
     if start is None or start.get("sequence") == (state.get("decision") or {}).get("sequence") or not continuing():
         return None
     return earlier_attempt(start, state["submission"], (state.get("send") or {}).get("unique_id") or "")
+
+
+def _kept_schedule(start: dict[str, Any] | None, started: dict[str, Any], state: dict[str, Any],
+                   settings: Settings) -> dict[str, Any] | None:
+    """The schedule of this run's own start as Klaviyo kept it, when its time differs from the one this
+    attempt sent (an earlier attempt's send was applied, its answer lost, and a retry scheduled the send
+    again: Klaviyo dropped the second as the same unique_id); else None."""
+    sent_at = (start or {}).get("send_at")
+    if not started.get("own") or not sent_at or sent_at == (state.get("schedule") or {}).get("send_at"):
+        return None
+    tz = ((state.get("profile") or {}).get("location") or {}).get("timezone")
+    return as_scheduled(str(sent_at), tz, settings.default_timezone)
 
 
 def _started(start: dict[str, Any] | None, state: dict[str, Any], settings: Settings) -> dict[str, Any]:
