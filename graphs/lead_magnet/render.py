@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ANSWERED_BY", "decided_by", "outcome_line", "render_lead", "sequence_line", "started_line"]
+__all__ = ["ANSWERED_BY", "decided_by", "one_line", "outcome_line", "render_lead", "sequence_line", "started_line"]
 
 #: Who gave the answer a decision "by the model" rests on, by the run's ``ModelChoice.kind``: a
 #: replayed answer written by hand is never passed off as the model's.
@@ -18,6 +19,17 @@ ANSWERED_BY = {
     "authored": "an answer authored by hand, replayed in place of the model",
     "scripted": "a scripted answer standing in for the model",
 }
+
+
+#: A line break inside a value (a form's multi-line answer, a model's reason, a sequence name read back
+#: from Klaviyo): shown as its escape, so a value cannot start a line of its own in the view and pass
+#: for the run's (an answer ending "\nOutcome: sent: ..." printed a second, false outcome).
+_BREAK = re.compile("\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with every line break in it written as its escape (``\\n``, ``\\u2028``)."""
+    return _BREAK.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def decided_by(decision: Mapping[str, Any], answered_by: str | None = None) -> str:
@@ -35,7 +47,7 @@ def decided_by(decision: Mapping[str, Any], answered_by: str | None = None) -> s
 
 def sequence_line(decision: Mapping[str, Any], answered_by: str | None = None) -> str:
     """``Sequence: fast-track (decided by ...)``; ``none`` when no sequence starts (never Python's None)."""
-    return f"Sequence: {decision.get('sequence') or 'none'} (decided by {decided_by(decision, answered_by)})"
+    return one_line(f"Sequence: {decision.get('sequence') or 'none'} (decided by {decided_by(decision, answered_by)})")
 
 
 def outcome_line(state: Mapping[str, Any]) -> str:
@@ -45,24 +57,25 @@ def outcome_line(state: Mapping[str, Any]) -> str:
     started = state.get("started")
     theirs = started is not None and not (started.get("confirmed") and started.get("own"))
     if send and decision.get("sequence") and sched and not theirs:
-        return (f"Outcome: {send.get('status')}: sequence {decision['sequence']!r}, first touchpoint at "
-                f"{sched.get('local')} ({sched.get('timezone')})")
-    return f"Outcome: {state.get('outcome')}"
+        return one_line(f"Outcome: {send.get('status')}: sequence {decision['sequence']!r}, first touchpoint at "
+                        f"{sched.get('local')} ({sched.get('timezone')})")
+    return one_line(f"Outcome: {state.get('outcome')}")
 
 
 def started_line(started: Mapping[str, Any]) -> str:
     """What Klaviyo shows the lead started, read back after the send."""
     if not started.get("confirmed"):
-        return (f"Started: not shown by Klaviyo yet (waited {started.get('waited', 0):g} s); "
-                f"requested {started.get('requested')}")
+        return one_line(f"Started: not shown by Klaviyo yet (waited {started.get('waited', 0):g} s); "
+                        f"requested {started.get('requested')}")
     # "own": the start names this submission and this run's sequence. Two runs of one submission that
     # decide alike send identical starts, and Klaviyo's 202 does not say whose it kept: claim no more.
     whose = "this submission's start" if started.get("own") else "another run's start, which came first"
-    return f"Started: {started.get('sequence')} on {started.get('at')} ({whose})"
+    return one_line(f"Started: {started.get('sequence')} on {started.get('at')} ({whose})")
 
 
 def render_lead(state: Mapping[str, Any], answered_by: str | None = None) -> str:
-    """The run as text; ``answered_by`` is the run's ``ModelChoice.kind`` (see :func:`decided_by`)."""
+    """The run as text, one line per item (a value's line breaks escaped: :func:`one_line`);
+    ``answered_by`` is the run's ``ModelChoice.kind`` (see :func:`decided_by`)."""
     lines = []
     sub = state.get("submission") or {}
     profile = state.get("profile") or {}
@@ -95,4 +108,4 @@ def render_lead(state: Mapping[str, Any], answered_by: str | None = None) -> str
         lines.append(started_line(started))
     if state.get("outcome"):
         lines.append(outcome_line(state))
-    return "\n".join(lines)
+    return "\n".join(one_line(line) for line in lines)
