@@ -84,6 +84,23 @@ def chart_rows(rows: Sequence[Row], anomalies: Sequence[Mapping[str, Any]], limi
     return sorted(picked, key=_largest_first)
 
 
+def _conversions(state: Mapping[str, Any], currency: str | None) -> str:
+    """The day's conversions for the chart's heading: the primary metric's, else (its reporting call
+    failed, or the account has none of the metrics) the first metric with figures, named; never
+    "n/a conversions worth n/a"."""
+    totals = state.get("totals") or {}
+    by_metric = totals.get("by_metric") or {}
+    metrics = list(state.get("metrics") or [])
+    primary = metrics[0] if metrics else None
+    metric = next((m for m in metrics if by_metric.get(m) is not None), None)
+    if metric is None:
+        return "no conversion figures"
+    per = by_metric[metric]
+    what = "" if metric == primary else f"{metric} "
+    return (f"{fmt_count(per.get('conversions'))} {what}conversion{'' if per.get('conversions') == 1 else 's'} "
+            f"worth {fmt_money(per.get('revenue'), currency)}")
+
+
 def _largest_first(row: Row) -> float:
     return -(row.get("recipients") or 0)
 
@@ -160,15 +177,17 @@ def chart_figure(state: Mapping[str, Any], thresholds: Thresholds, limit: int = 
         also = "" if all(id(r) in largest for r in shown) else ", and those with anomalies"
         more = f"; {len(shown)} of {len(rows)} campaigns shown (the largest{also})"
     story = (f"{fmt_count(totals.get('recipients'))} recipients · open {fmt_rate(totals.get('open_rate'))} · "
-             f"click {fmt_rate(totals.get('click_rate'))} · {fmt_count(totals.get('conversions'))} "
-             f"conversion{'' if totals.get('conversions') == 1 else 's'} "
-             f"worth {fmt_money(totals.get('revenue'), currency)}")
+             f"click {fmt_rate(totals.get('click_rate'))} · {_conversions(state, currency)}")
     found = len(state.get("anomalies") or [])
     marks = f" · {found} anomal{'y' if found == 1 else 'ies'} in red ⚠" if found else " · no anomalies"
     on_chart = {r["campaign_id"] for r in shown}
     left_out = sum(1 for a in state.get("anomalies") or [] if a["campaign_id"] not in on_chart)
     if left_out:  # more campaigns with anomalies than the chart has rows: say so, never imply they are drawn
         marks += f" ({left_out} of them in campaigns not shown: see the report's table)"
+    failed = [m for m, r in (state.get("reports") or {}).items() if r.get("source") == "unavailable"]
+    if failed:  # a reporting call that failed: its figures are not zero, they are missing
+        marks += (f"\nFigures for {', '.join(repr(m) for m in failed)} are missing: "
+                  f"{'its' if len(failed) == 1 else 'their'} reporting call failed (see the report's notes)")
     split = split_totals(rows, totals)
     if split is not None:  # the rates above leave out what campaigns sent on earlier days did this day
         sent, earlier = split["sent"]["campaigns"], split["earlier"]

@@ -30,21 +30,39 @@ def _campaign_line(row: Mapping[str, Any], currency: str | None) -> str:
     return (f"recipients {fmt_count(row['recipients'])}, delivered {fmt_count(row['delivered'])}, "
             f"unique opens {fmt_count(row['opens_unique'])} (open rate {fmt_rate(row['open_rate'])}), "
             f"unique clicks {fmt_count(row['clicks_unique'])} (click rate {fmt_rate(row['click_rate'])}), "
-            f"conversions {fmt_count(row['conversions'])} (conversion rate {fmt_rate(row['conversion_rate'])}), "
+            f"conversions {_converted(row['conversions'], row['conversion_rate'], row.get('conversion_uniques'))}, "
             f"revenue {fmt_money(row['revenue'], currency)}, bounce rate {fmt_rate(row['bounce_rate'])}, "
             f"unsubscribe rate {fmt_rate(row['unsubscribe_rate'])}")
 
 
-def _counted(rows: Sequence[Mapping[str, Any]], totals: Mapping[str, Any], rate: str, count: str) -> str:
-    """The count a day's rate is computed from, beside the rate: the day's total when they agree; else
-    both, as campaigns sent on earlier days add activity to the counts but not to the day's rates
-    (their deliveries are not the day's), and a rate cited beside a count it was not divided from
-    reads as a wrong figure (28.3% of 1,463 delivered is not 714 opens)."""
+def _counted(rows: Sequence[Mapping[str, Any]], totals: Mapping[str, Any], rate: str, count: str, noun: str) -> str:
+    """The count a day's rate is computed from, beside the rate, followed by ``noun`` ("unique opens"):
+    the day's total when they agree; else both, as campaigns sent on earlier days add activity to the
+    counts but not to the day's rates (their deliveries are not the day's), and a rate cited beside a
+    count it was not divided from reads as a wrong figure (28.3% of 1,463 delivered is not 714 opens)."""
     total = totals.get(count)
     counted = rate_count(rows, rate) if total is not None else None
     if counted is None or total is None or counted == total:
-        return fmt_count(total)
-    return f"{fmt_count(counted)} of the day's {fmt_count(total)}; the rest from campaigns sent on earlier days"
+        return f"{fmt_count(total)} {noun}"
+    return f"{fmt_count(counted)} {noun} of the day's {fmt_count(total)}; the rest from campaigns sent on earlier days"
+
+
+def _converted(conversions: Any, rate: Any, converters: Any, whose: str = "") -> str:
+    """Conversions with the conversion rate, and the converters it divides when they are not the same
+    number: the rate counts people (of campaigns sent that day), not orders, so "7 (conversion rate
+    2.0%)" of 100 delivered reads as a wrong figure unless it says the rate rests on 2 converters
+    (``whose``: which campaigns' converters, for the day's figure)."""
+    text = f"{fmt_count(conversions)} (conversion rate {fmt_rate(rate)}"
+    if rate is None or converters is None or converters == conversions:
+        return text + ")"
+    return f"{text}, from {fmt_count(converters)} converter{'' if converters == 1 else 's'}{whose})"
+
+
+def _sent_converters(rows: Sequence[Mapping[str, Any]], metric: str) -> float | int:
+    """People who converted on ``metric`` from the campaigns that delivered that day: what the day's
+    conversion rate divides (see :func:`~.figures.totals`)."""
+    return sum(((r.get("by_metric") or {}).get(metric) or {}).get("conversion_uniques") or 0
+               for r in rows if (r.get("delivered") or 0) > 0)
 
 
 def build_figures(state: Mapping[str, Any]) -> tuple[list[Figure], dict[str, str]]:
@@ -64,19 +82,20 @@ def build_figures(state: Mapping[str, Any]) -> tuple[list[Figure], dict[str, str
     if rows:
         add("T", "recipients", fmt_count(totals["recipients"]))
         add("T", "delivered", fmt_count(totals["delivered"]))
-        opens = _counted(rows, totals, "open_rate", "opens_unique")
-        clicks = _counted(rows, totals, "click_rate", "clicks_unique")
-        add("T", "open rate", f"{fmt_rate(totals['open_rate'])} ({opens} unique opens)")
-        add("T", "click rate", f"{fmt_rate(totals['click_rate'])} ({clicks} unique clicks)")
+        opens = _counted(rows, totals, "open_rate", "opens_unique", "unique opens")
+        clicks = _counted(rows, totals, "click_rate", "clicks_unique", "unique clicks")
+        add("T", "open rate", f"{fmt_rate(totals['open_rate'])} ({opens})")
+        add("T", "click rate", f"{fmt_rate(totals['click_rate'])} ({clicks})")
         for metric in metrics:
             per = (totals.get("by_metric") or {}).get(metric)
             if per is not None:
                 add("T", f"conversions ({metric})",
-                    f"{fmt_count(per['conversions'])} (conversion rate {fmt_rate(per['conversion_rate'])})")
+                    _converted(per["conversions"], per["conversion_rate"], _sent_converters(rows, metric),
+                               " of the campaigns sent that day"))
                 add("T", f"revenue ({metric})", fmt_money(per["revenue"], currency))
         add("T", "bounce rate", f"{fmt_rate(totals['bounce_rate'])} ({fmt_count(totals['bounced'])} bounced)")
-        unsubscribed = _counted(rows, totals, "unsubscribe_rate", "unsubscribe_uniques")
-        add("T", "unsubscribe rate", f"{fmt_rate(totals['unsubscribe_rate'])} ({unsubscribed} unsubscribed)")
+        unsubscribed = _counted(rows, totals, "unsubscribe_rate", "unsubscribe_uniques", "unsubscribed")
+        add("T", "unsubscribe rate", f"{fmt_rate(totals['unsubscribe_rate'])} ({unsubscribed})")
         if totals.get("earlier_sends"):
             add("T", "campaigns sent on earlier days",
                 f"{totals['earlier_sends']} had activity this day; it is in the counts above, not in the day's rates")
@@ -145,6 +164,12 @@ def cited(text: str, figures: Sequence[Figure]) -> tuple[list[Figure], list[str]
     return [by_id[i] for i in seen if i in by_id], [i for i in seen if i not in by_id]
 
 
+def _one_line(name: Any) -> str:
+    """A campaign name quoted in a sentence: its line breaks (Klaviyo keeps them) would split the
+    sentence, and in the markdown report start a paragraph of the name's own."""
+    return " ".join(str(name).split())
+
+
 def template_summary(state: Mapping[str, Any], figures: Sequence[Figure], keys: Mapping[str, str], why: str) -> str:
     """A plain summary from the figures, opening with why no model wrote it."""
     rows = state.get("campaigns") or []
@@ -165,23 +190,33 @@ def template_summary(state: Mapping[str, Any], figures: Sequence[Figure], keys: 
             f"{fmt_count(totals['delivered'])} of {fmt_count(totals['recipients'])} messages were delivered "
             f"[{ids['recipients']}, {ids['delivered']}], with an open rate of {fmt_rate(totals['open_rate'])} "
             f"[{ids['open rate']}] and a click rate of {fmt_rate(totals['click_rate'])} [{ids['click rate']}]."]
-    per = (totals.get("by_metric") or {}).get(metrics[0]) if metrics else None
-    if per is not None:
+    by_metric = totals.get("by_metric") or {}
+    # the first metric with figures: when the primary one's reporting call failed, the next one's conversions
+    metric = next((m for m in metrics if by_metric.get(m) is not None), None)
+    if metric is not None:
+        per = by_metric[metric]
         plural = "" if per["conversions"] == 1 else "s"
-        text.append(f"{metrics[0]}: {fmt_count(per['conversions'])} conversion{plural} worth "
-                    f"{fmt_money(per['revenue'], currency)} [{ids[f'conversions ({metrics[0]})']}, "
-                    f"{ids[f'revenue ({metrics[0]})']}].")
+        text.append(f"{metric}: {fmt_count(per['conversions'])} conversion{plural} worth "
+                    f"{fmt_money(per['revenue'], currency)} [{ids[f'conversions ({metric})']}, "
+                    f"{ids[f'revenue ({metric})']}].")
     opened = [r for r in rows if r.get("open_rate") is not None and r.get("delivered")]
     if len(opened) > 1:
         best = max(opened, key=lambda r: r["open_rate"])
-        text.append(f"Best open rate: {best['name']} at {fmt_rate(best['open_rate'])} [{keys[best['campaign_id']]}].")
+        text.append(f"Best open rate: {_one_line(best['name'])} at {fmt_rate(best['open_rate'])} "
+                    f"[{keys[best['campaign_id']]}].")
     anomalies = state.get("anomalies") or []
     if anomalies:
-        text.append("Anomalies: " + "; ".join(f"{a['campaign']}: {a['detail']} [A{i}]"
+        text.append("Anomalies: " + "; ".join(f"{_one_line(a['campaign'])}: {a['detail']} [A{i}]"
                                                for i, a in enumerate(anomalies, start=1)) + ".")
     else:
         text.append("No campaign crossed the anomaly thresholds.")
     if limit.get("exhausted"):
         lead = "Some figures are missing" if limit.get("missing_metrics") else "Some figures may be out of date"
         text.append(f"{lead}: {limit.get('detail')}")
+    else:  # a reporting call that failed (a 5xx, a dropped connection) leaves its metric's figures out
+        failed = [m for m, r in (state.get("reports") or {}).items() if r.get("source") == "unavailable"]
+        if failed:
+            names = ", ".join(repr(m) for m in failed)
+            text.append(f"Figures for {names} are missing: {'its' if len(failed) == 1 else 'their'} reporting call "
+                        "failed (see the report's notes); run the report again later.")
     return head + "\n\n" + " ".join(text)

@@ -424,7 +424,7 @@ def test_a_rate_is_cited_with_the_count_it_was_divided_from() -> None:
     ]
     figures, _ = build_figures({"campaigns": rows, "totals": totals(rows, []), "metrics": []})
     open_rate = next(f["value"] for f in figures if f["label"] == "open rate")
-    assert open_rate.startswith("30.0% (300 of the day's 500"), open_rate
+    assert open_rate.startswith("30.0% (300 unique opens of the day's 500"), open_rate
     same_day = [{**rows[0]}]
     figures, _ = build_figures({"campaigns": same_day, "totals": totals(same_day, []), "metrics": []})
     assert next(f["value"] for f in figures if f["label"] == "open rate") == "30.0% (300 unique opens)"
