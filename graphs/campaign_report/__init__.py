@@ -103,6 +103,7 @@ __all__ = [
     "CachePolicy",
     "ReportInput",
     "ReportInputError",
+    "ReportSettingsError",
     "ReportState",
     "Settings",
     "Thresholds",
@@ -114,4 +115,5 @@ __all__ = [
     "render",
 ]
 
-lazy_package(__name__, {"ReportInputError": ".graph", "ReportState": ".graph", "cache_path": ".graph"})
+lazy_package(__name__, {"ReportInputError": ".graph", "ReportSettingsError": ".graph", "ReportState": ".graph",
+                         "cache_path": ".graph"})

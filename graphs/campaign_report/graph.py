@@ -57,11 +57,12 @@ from .cache import CachedReport, ReportCache, current
 from .dates import report_day
 from .figures import ENGAGEMENT_ONLY, anomalies, merge_rows, totals
 from .operations import OPERATIONS, REPORTING_TOOL
-from .outputs import no_activity_text, write_outputs
+from .outputs import no_activity_text, output_base, unwritable, write_outputs
 from .settings import Settings
 from .summary import MAX_SUMMARY_CHARS, build_figures, cited, model_input, suspicious, template_summary
 
-__all__ = ["OPERATIONS", "REPORTING_TOOL", "ReportInputError", "ReportState", "build_graph", "cache_path"]
+__all__ = ["OPERATIONS", "REPORTING_TOOL", "ReportInputError", "ReportSettingsError", "ReportState", "build_graph",
+           "cache_path"]
 
 #: Klaviyo requires campaign_id and campaign_message_id in group_by; send_channel keeps email apart.
 GROUP_BY = ["campaign_id", "campaign_message_id", "send_channel"]
@@ -74,6 +75,25 @@ class ReportInputError(InvalidArgumentError):
 
     def __init__(self, field: str, fix: str) -> None:
         super().__init__("campaign-report input", [(field, fix)])
+
+
+class ReportSettingsError(InvalidArgumentError):
+    """A persona setting the report cannot be made with (the field, then what is wrong and the fix)."""
+
+    def __init__(self, field: str, fix: str) -> None:
+        super().__init__("the campaign reporter's settings", [(field, fix)])
+
+
+def _output_problem(settings: Settings, base: Path) -> ReportSettingsError | None:
+    """The error naming ``output_dir`` when report files cannot be written under ``base``, else None."""
+    why = unwritable(base)
+    if why is None:
+        return None
+    fix = ("set output_dir in the persona's settings to a folder you can write to, or leave it out for "
+           "$PERSONAS_HOME/reports" if settings.output_dir else
+           "set output_dir in the persona's settings to a folder you can write to (the default is under "
+           "PERSONAS_HOME)")
+    return ReportSettingsError("output_dir", f"{why}; {fix}")
 
 
 class ReportState(TypedDict, total=False):
@@ -155,6 +175,9 @@ def prepare(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportState
             asked = report_day(raw, utc_yesterday)
         except ValueError as exc:
             raise ReportInputError("date", str(exc)) from None
+    problem = _output_problem(settings, output_base(settings.output_dir, ctx.home))
+    if problem is not None:  # before any call: found at the last step, the run's reporting calls were spent
+        raise problem
     runtime.stream_writer({"phase": "prepare", "done": 0, "total": 2, "unit": "lookups"})
     accounts, _ = _all(ctx.toolkit, "get_accounts")
     if not accounts:
@@ -422,8 +445,13 @@ def summarize(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportSta
 def write_files(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportState:
     ctx = runtime.context
     settings = _settings(runtime)
-    base = Path(settings.output_dir).expanduser() if settings.output_dir else ctx.home / "reports"
-    files = write_outputs(state, base / state["date"], settings.thresholds, settings.chart_campaigns)
+    base = output_base(settings.output_dir, ctx.home)
+    try:
+        files = write_outputs(state, base / state["date"], settings.thresholds, settings.chart_campaigns)
+    except OSError as exc:  # the folder went away or was locked since prepare checked it
+        problem = _output_problem(settings, base / state["date"])
+        raise (problem or ReportSettingsError("output_dir", f"the report files could not be written ({exc})")) \
+            from exc
     runtime.stream_writer({"phase": "write_files", "done": len(files), "total": len(files), "unit": "files"})
     return {"files": files}
 

@@ -2,9 +2,11 @@
 
 The chart is drawn on matplotlib's Agg canvas directly (``Figure`` + ``FigureCanvasAgg``), never
 through ``pyplot``, so no global figure state or display backend is involved and runs in threads
-are safe. Campaign names are Klaviyo data: in markdown, ``|`` and line breaks are escaped so a name
-cannot break the table; in the CSV, a name that starts like a spreadsheet formula gets a leading
-``'`` (OWASP's advice on CSV injection).
+are safe. Campaign names (and Klaviyo's error messages in the notes) are Klaviyo data: in markdown,
+``|`` and line breaks are escaped so a name cannot break the table, and ``<`` and ``](`` so it cannot
+become a link, an image or HTML; the summary, which quotes names, is written paragraph by paragraph
+the same way, none starting a heading, a quote or a list. In the CSV, a name that starts like a
+spreadsheet formula gets a leading ``'`` (OWASP's advice on CSV injection).
 
 Example::
 
@@ -15,6 +17,8 @@ Example::
 from __future__ import annotations
 
 import csv
+import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,7 +30,8 @@ from .figures import COUNTS, RATES, activity_text, fmt_count, fmt_money, fmt_rat
 from .settings import Thresholds
 
 __all__ = ["WRITTEN_BY", "TotalLine", "csv_columns", "earlier_note", "markdown_report", "no_activity_text",
-           "summary_label", "total_lines", "write_chart", "write_csv", "write_outputs", "written_by"]
+           "output_base", "summary_label", "total_lines", "unwritable", "write_chart", "write_csv", "write_outputs",
+           "written_by"]
 
 Row = Mapping[str, Any]
 
@@ -76,7 +81,24 @@ def write_csv(path: Path, rows: Sequence[Row], metrics: Sequence[str], extra: Se
 
 # -- markdown ------------------------------------------------------------------------------------------
 def _md(text: Any) -> str:
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    """``text`` inline in markdown as it reads: a campaign named ``x\\n\\n## Limit reached ![](http://t/p.png)``
+    must not add a heading, load a tracking image or show a link under other words."""
+    return (str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+            .replace("<", "\\<").replace("](", "]\\("))
+
+
+#: What starts a block (heading, quote, list, table, link definition, code) at the start of a paragraph.
+_BLOCK_START = re.compile(r"^(?:[#>+*=~`\[-]|\d+[.)])")
+
+
+def _md_paragraphs(text: str) -> list[str]:
+    """A summary (the template's or the model's, both quoting campaign names) as plain paragraphs."""
+    out = []
+    for paragraph in re.split(r"\n\s*\n", text.strip()):
+        line = _md(paragraph).strip()
+        if line:
+            out += [("\\" + line) if _BLOCK_START.match(line) else line, ""]
+    return out[:-1]
 
 
 class TotalLine(NamedTuple):
@@ -180,7 +202,8 @@ def markdown_report(state: Mapping[str, Any]) -> str:
     out = [f"# Email campaign report — {date}", "",
            f"Local day {date} in the account's time zone ({tz}).", ""]
     byline = written_by(summary)
-    out += ["## Summary", "", *([f"_Written by {byline}._", ""] if byline else []), str(summary.get("text") or ""), ""]
+    out += ["## Summary", "", *([f"_Written by {byline}._", ""] if byline else []),
+            *_md_paragraphs(str(summary.get("text") or "")), ""]
     if summary.get("figures"):
         out += ["Figures cited:", ""]
         out += [f"- [{f['id']}] {_md(f['label'])}: {_md(f['value'])}" for f in summary["figures"]]
@@ -213,7 +236,7 @@ def markdown_report(state: Mapping[str, Any]) -> str:
     out.append("")
     limit = state.get("limit") or {}
     if limit.get("exhausted"):
-        out += ["## Reporting limit reached", "", str(limit.get("detail")), ""]
+        out += ["## Reporting limit reached", "", _md(limit.get("detail")), ""]
     out += ["## Source", "",
             f"- Reporting calls (query_campaign_values) this run: {state.get('reporting_calls', 0)}"
             + (" — figures came from the cache." if state.get("cache_hit") else ""),
@@ -225,8 +248,31 @@ def markdown_report(state: Mapping[str, Any]) -> str:
             *([f"- {date} settles at {state['settles_at']}: until then Klaviyo may still attribute opens, clicks "
                "and conversions to its sends, and a later run fetches the day again."] if state.get("settles_at")
               else []),
-            *[f"- {note}" for note in state.get("notes") or []], ""]
+            *[f"- {_md(note)}" for note in state.get("notes") or []], ""]
     return "\n".join(out)
+
+
+def output_base(output_dir: str | None, home: Path) -> Path:
+    """The folder holding one sub-folder of files per reported day: the persona's ``output_dir``, else
+    ``$PERSONAS_HOME/reports``."""
+    return Path(output_dir).expanduser() if output_dir else home / "reports"
+
+
+def unwritable(base: Path) -> str | None:
+    """Why report files cannot be written under ``base`` (created if missing), or None when they can.
+
+    Asked before a run spends a reporting call: a folder that cannot be written (a typo, a path under a
+    file, no permission) otherwise fails only at the last step, after the calls, as a bare OSError.
+    """
+    try:
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.TemporaryFile(dir=base):
+            pass
+    except FileExistsError:  # mkdir on a file of that name
+        return f"{base} is a file, not a folder, so report files cannot be written under it"
+    except OSError as exc:
+        return f"report files cannot be written under {base} ({exc.strerror or exc})"
+    return None
 
 
 def write_outputs(

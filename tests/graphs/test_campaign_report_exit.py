@@ -9,18 +9,31 @@ by the graph's first step, before any call. The in-process sandbox's demo accoun
 from __future__ import annotations
 
 import datetime as _dt
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from graphs.campaign_report import EARLIEST, FAILED_EXIT, SPEC, ReportInputError, exit_code, missing_figures
+from graphs.campaign_report import (
+    EARLIEST,
+    FAILED_EXIT,
+    SPEC,
+    ReportInputError,
+    ReportSettingsError,
+    exit_code,
+    missing_figures,
+)
 from klaviyo_sandbox import Faults, Sandbox
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.ratelimit import RateLimiter
 from personas.kernel.errors import UsageProblem
 from personas.kernel.models import ModelChoice
 from personas.runtime import run_persona
+from personas.runtime.loader import load_persona
 
 NOW = _dt.datetime(2026, 3, 10, 3, 0, tzinfo=_dt.UTC).timestamp()  # 2026-03-09 23:00 in New York
 YESTERDAY_NY = "2026-03-08"
@@ -105,3 +118,36 @@ def test_a_date_that_is_not_a_day_is_refused_before_any_call(sb: Sandbox) -> Non
     with pytest.raises(ReportInputError, match=r"date: '08/03/2026' is not a date; write it as YYYY-MM-DD, e\.g\."):
         report(sb, {"date": "08/03/2026"})
     assert sum(sb.call_counts.values()) == before, "refused before get_accounts"
+
+
+@pytest.mark.parametrize("under", ["a-file", "a-file/reports"])
+def test_an_output_dir_that_cannot_be_written_is_refused_before_any_call(sb: Sandbox, tmp_path: Path,
+                                                                          under: str) -> None:
+    """A folder under a file (or a file) used to fail at the last step, after the reporting calls were
+    spent, as a bare ``NotADirectoryError``; it is refused first, naming ``output_dir`` and the fix."""
+    (tmp_path / "a-file").write_text("not a folder")
+    spec = load_persona("campaign-reporter")
+    spec = spec.model_copy(update={"settings": {**spec.settings, "output_dir": str(tmp_path / under)}})
+    before = sum(sb.call_counts.values())
+    with pytest.raises(ReportSettingsError, match=r"output_dir: .*a-file.* set output_dir in the persona's settings "
+                                                  r"to a folder you can write to"):
+        run_persona(spec, {"date": YESTERDAY_NY}, sandbox=sb, model=NO_MODEL, clock=sb.clock,
+                    client=sb.client(rate_limiter=RateLimiter(ManualClock(NOW))), saver=InMemorySaver(), audit=False)
+    assert sum(sb.call_counts.values()) == before, "refused before get_accounts"
+
+
+def test_personas_run_says_which_setting_to_fix_when_the_output_dir_cannot_be_written(tmp_path: Path) -> None:
+    """From outside: exit 2 (a usage error, nothing spent), one line naming the setting, no traceback."""
+    (tmp_path / "a-file").write_text("not a folder")
+    persona = tmp_path / "reporter.yaml"
+    text = (Path(__file__).parents[2] / "personas" / "definitions" / "campaign-reporter.yaml").read_text()
+    persona.write_text(text.replace("name: campaign-reporter", "name: my-reporter")
+                       + f"  output_dir: {tmp_path / 'a-file' / 'reports'}\n")
+    env = {**os.environ, "PERSONAS_HOME": str(tmp_path / "home"), "HOME": str(tmp_path), "PYTHONPATH":
+           str(Path(__file__).parents[2])}
+    env.pop("OPENAI_API_KEY", None)
+    done = subprocess.run([sys.executable, "-m", "personas.cli", "run", str(persona), "--input", "{}", "--sandbox"],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "output_dir:" in done.stderr and "Traceback" not in done.stderr
+    assert "NotADirectoryError" not in done.stderr
