@@ -2,7 +2,8 @@
 
 A matcher is plain YAML data. A scalar must be equal; a mapping is a **partial** match (every key
 given must match, other keys are ignored); a list must have, for each item given, a distinct
-actual item that matches it (any order, others allowed). A mapping whose keys are all operators
+actual item that matches it (any order, others allowed), and an empty list ``[]`` matches only an
+empty list (``{type: array}`` is any list). A mapping whose keys are all operators
 is an operator matcher (several operators in one mapping must all hold)::
 
     exact: {...}            deep equality, no partial matching (also: eq)
@@ -164,6 +165,8 @@ def match_value(
     if isinstance(expected, list):
         if not isinstance(actual, list):
             return [f"{where}: expected a list holding {show(expected)}, got {show(actual)}"]
+        if not expected and actual:  # `[]` is written to mean "none"; as "these items, others allowed" it held always
+            return [f"{where}: expected an empty list, got {show(actual)} (write {{type: array}} for any list)"]
         pairs = _assign(expected, actual, lambda e, a: not match_value(e, a, ctx, closed=closed))
         missing = [e for i, e in enumerate(expected) if i not in pairs]
         problems = [f"{where}: no item matches {show(e)} (items: {show(actual)})" for e in missing]

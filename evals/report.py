@@ -52,17 +52,34 @@ def live_line(results: Sequence[SuiteResult]) -> str:
     return f"Live pass rate: {_pct(mean)} over {len(groups)} case(s) a real model answered ({per}){apart}."
 
 
+def case_runs(result: SuiteResult) -> dict[str, list[CaseResult]]:
+    """Each case file's runs, behaviours and epochs together: what "cases" counts (``by_case`` keys a
+    policy case once per behaviour, so a suite of 15 cases read as 20)."""
+    out: dict[str, list[CaseResult]] = {}
+    for run in result.results:
+        out.setdefault(run.case.id, []).append(run)
+    return out
+
+
 def label_counts(result: SuiteResult) -> list[tuple[str, int, int]]:
-    """(label, cases, cases passed) for every label in the suite, most used first."""
+    """(label, cases, cases passed) for every label in the suite, most used first; a case passes when every
+    run of it (each behaviour, each epoch) passed."""
     total: Counter[str] = Counter()
     passed: Counter[str] = Counter()
-    for case_id, runs in result.by_case().items():
+    for runs in case_runs(result).values():
         ok = all(r.passed for r in runs)
         for label in runs[0].case.labels:
             total[label] += 1
             passed[label] += ok
-        del case_id
     return [(label, total[label], passed[label]) for label, _ in total.most_common()]
+
+
+def _runs_are(result: SuiteResult) -> str:
+    """What a suite's runs are, beside its number of cases."""
+    parts = ["a policy case once per behaviour"] if any(r.behaviour for r in result.results) else []
+    parts.append(f"{result.epochs} epoch{'' if result.epochs == 1 else 's'} each" if result.epochs > 1
+                 else "1 epoch")
+    return "; ".join(parts)
 
 
 def suite_table(results: Sequence[SuiteResult]) -> Any:
@@ -111,7 +128,7 @@ def write_markdown(results: Sequence[SuiteResult], path: Path, *, mode: str = "r
              "| --- | ---: | ---: | ---: | ---: | --- | --- |"]
     for r in results:
         rate = _pct(r.pass_rate) + (f" (pass@{r.epochs} {_pct(r.pass_at(r.epochs))})" if r.epochs > 1 else "")
-        lines.append(f"| {r.suite.name} | {len(r.by_case())} | {rate} | {_pct(r.live_pass_rate)} | "
+        lines.append(f"| {r.suite.name} | {len(case_runs(r))} | {rate} | {_pct(r.live_pass_rate)} | "
                      f"{_pct(r.suite.threshold)} | {'PASS' if r.ok else 'FAIL'} | {cassette_summary(r)} |")
     lines += ["", "| model answers | case runs | passed |", "| --- | ---: | ---: |"]
     kinds: Counter[str] = Counter()
@@ -123,8 +140,8 @@ def write_markdown(results: Sequence[SuiteResult], path: Path, *, mode: str = "r
     lines += [f"| {KIND_TITLES[k]} | {kinds[k]} | {passed[k]} |" for k in KIND_TITLES if kinds[k]]
     for r in results:
         lines += ["", f"## {r.suite.name}", "", r.suite.description.strip(), "",
-                  f"Persona: `{r.suite.persona or r.suite.graph}`. {len(r.by_case())} cases, {r.epochs} run(s) each, "
-                  f"{r.duration:.1f} s.", "", "| label | cases | passed |", "| --- | ---: | ---: |"]
+                  f"Persona: `{r.suite.persona or r.suite.graph}`. {len(case_runs(r))} cases, {len(r.results)} runs "
+                  f"({_runs_are(r)}), {r.duration:.1f} s.", "", "| label | cases | passed |", "| --- | ---: | ---: |"]
         lines += [f"| {label} | {n} | {ok} |" for label, n, ok in label_counts(r)]
         for kind, title in KIND_TITLES.items():
             group = r.by_case((kind,))

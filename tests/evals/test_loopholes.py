@@ -22,7 +22,7 @@ import pytest
 from evals.author import author_case
 from evals.case import SUITES_DIR, load_suite
 from evals.matchers import match_trajectory
-from evals.report import suite_table
+from evals.report import suite_table, write_markdown
 from evals.results import CaseResult, SuiteResult
 from evals.runner import run_case, run_suite
 from personas.cli import main as personas_main
@@ -165,3 +165,37 @@ def test_an_authored_cassette_gives_a_real_day_it_was_written(date: Any) -> None
                                       "written, YYYY-MM-DD, not in the future"]
     data["provenance"]["date"] = "2026-03-01"
     assert check_provenance(data) == []
+
+
+def test_an_empty_list_in_an_expectation_means_none_never_anything(tmp_path: Path) -> None:
+    """``tools: []`` (the model was bound no tool) held for any list, as "each item written has a match"
+    holds for no items: a case could not say "none" with it, and the campaign-report case that does
+    checked nothing. Now ``[]`` matches only an empty list."""
+    folder = copy_suite(tmp_path, HOT)
+    case_file = folder / "cases" / f"{HOT}.yaml"
+    text = case_file.read_text(encoding="utf-8")
+    case_file.write_text(text.replace("\nexpect:\n", "\nexpect:\n  model_requests: [{tools: []}]\n", 1),
+                         encoding="utf-8")
+    suite = load_suite(folder)
+    result = run_case(suite, suite.case(HOT))
+    assert result.status == "failed", "the model was bound choose_sequence, not no tool"
+    assert any('no item matches {"tools": []}' in f for f in result.failures), result.failures
+    case_file.write_text(text.replace("\nexpect:\n", "\nexpect:\n  model_requests: [{tools: [choose_sequence]}]\n",
+                                      1), encoding="utf-8")
+    suite = load_suite(folder)
+    assert run_case(suite, suite.case(HOT)).passed
+
+
+def test_report_md_counts_cases_not_a_policy_cases_behaviours(tmp_path: Path) -> None:
+    """report.md said "20 cases" of a suite of 15 case files, and counted a policy case under each of its
+    labels once per behaviour (6 "policy" cases from one file): its runs were called cases."""
+    folder = copy_suite(tmp_path, HOT, "policy-cold")
+    result = run_suite(load_suite(folder))
+    assert len(result.results) > 2, "the policy case runs once per behaviour"
+    write_markdown([result], tmp_path / "report.md")
+    text = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "| lm | 2 |" in text, text[:800]
+    assert f"2 cases, {len(result.results)} runs (a policy case once per behaviour; 1 epoch)" in text
+    labels = dict(line.strip("| ").split(" | ")[:2] for line in text.splitlines()
+                  if line.startswith("| policy |") or line.startswith("| band:cold |"))
+    assert labels == {"policy": "1", "band:cold": "1"}, labels

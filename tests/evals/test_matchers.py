@@ -44,6 +44,8 @@ def test_a_list_needs_a_distinct_match_for_each_item_in_any_order() -> None:
     assert not ok([{"points": 5}, {"points": 5}, {"points": 5}], factors), "two items cannot match three"
     assert ok({"items": [{"factor": "base"}, {"factor": {"contains": "role"}}]}, factors)
     assert not ok({"items": [{"factor": {"contains": "role"}}, {"factor": "base"}]}, factors), "items keeps order"
+    assert not ok([], factors) and ok([], []), "[] is an empty list, not any list"
+    assert ok({"type": "array"}, factors)
 
 
 def test_operators() -> None:
