@@ -98,13 +98,13 @@ def checkpointer(url: str, *, max_size: int = 8) -> Any:
     """A ``PostgresCheckpointSaver`` (``pg_saver.py``: one statement per checkpoint write) on a pool of
     ``max_size`` connections, its tables set up."""
     from psycopg.rows import dict_row
-    from psycopg_pool import ConnectionPool
 
+    from .pg_pool import ResilientPool
     from .pg_saver import PostgresCheckpointSaver
 
     connect(url).close()  # the clear error, before the pool retries in the background
     recency = _Recency()
-    pool = ConnectionPool(
+    pool = ResilientPool(  # a checkpoint write during a restart waits seconds, not the pool's back-off
         url,
         min_size=1,
         max_size=max_size,

@@ -76,12 +76,15 @@ class Service:
         self.metrics.count_runs(self.store.counts)  # /metrics (serve's, a worker's) reads them at each scrape
 
     @classmethod
-    def open(cls, config: Config, *, clock: Any = time.time, **context_options: Any) -> Service:
-        """The store and checkpointer the config names (PostgreSQL with a database URL, else SQLite)."""
+    def open(
+        cls, config: Config, *, clock: Any = time.time, patience: float = 30.0, **context_options: Any
+    ) -> Service:
+        """The store and checkpointer the config names (PostgreSQL with a database URL, else SQLite);
+        ``patience``: how long a store request rides out a PostgreSQL outage (a receiver answers at once)."""
         register_secrets(config)
         if config.database_url:
             require("PERSONAS_DATABASE_URL (PostgreSQL)", *POSTGRES)
-        store = RunStore.open(config, clock=clock)
+        store = RunStore.open(config, clock=clock, patience=patience)
         if config.database_url:
             from .postgres import checkpointer as pg_checkpointer
 

@@ -137,7 +137,8 @@ def build_serve_app(config: Config, *, workers: int = 2, catch_up: str = "latest
     check_serve(config, catch_up=catch_up)
     from .app import build_app
 
-    service = Service.open(config, **context_options)
+    # a receiver answers a delivery (or /healthz) at once when the database is away: 503, sent again later
+    service = Service.open(config, patience=0.0, **context_options)
     service.triggered_by("")  # personas and graphs loaded now, not by the first delivery
     if config.database_url:
         from .tasks import build_app as build_tasks

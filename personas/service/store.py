@@ -184,10 +184,11 @@ class RunStore:
 
     # -- opening -----------------------------------------------------------------------------------
     @classmethod
-    def open(cls, config: Config, clock: Any = time.time) -> RunStore:
-        """PostgreSQL when the config has a database URL, else ``<home>/service.sqlite``."""
+    def open(cls, config: Config, clock: Any = time.time, *, patience: float = 30.0) -> RunStore:
+        """PostgreSQL when the config has a database URL, else ``<home>/service.sqlite``; ``patience``:
+        how long a request rides out a PostgreSQL outage (``pg_pool.ResilientPool``)."""
         if config.database_url:
-            return cls.postgres(config.database_url, clock=clock)
+            return cls.postgres(config.database_url, clock=clock, patience=patience)
         return cls.sqlite(config.path("service.sqlite"), clock=clock)
 
     @classmethod
@@ -199,15 +200,15 @@ class RunStore:
         return cls(conn, "sqlite", clock, owner=owner)
 
     @classmethod
-    def postgres(cls, url: str, clock: Any = time.time) -> RunStore:
-        from psycopg_pool import ConnectionPool
-
+    def postgres(cls, url: str, clock: Any = time.time, *, patience: float = 30.0) -> RunStore:
+        from .pg_pool import ResilientPool
         from .postgres import connect, setup_lock
 
         with setup_lock(url):
             conn = connect(url)
-            pool = ConnectionPool(url, min_size=1, max_size=8, kwargs={"autocommit": True}, open=True,
-                                  check=ConnectionPool.check_connection)  # none left dead by an outage
+            # none left dead by an outage (check), nor a caller kept waiting through one (ResilientPool)
+            pool = ResilientPool(url, min_size=1, max_size=8, kwargs={"autocommit": True}, open=True,
+                                 check=ResilientPool.check_connection, patience=patience)
             return cls(conn, "postgres", clock, pool=pool, url=url)
 
     def close(self) -> None:
