@@ -231,9 +231,7 @@ def run_worker(
     ensure_schema(app, url)
     service = Service.open(config, **context_options)
     if metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port, addr="127.0.0.1", registry=service.metrics.registry)
+        _serve_metrics(service, metrics_port)
     report(
         f"personas worker {service.worker}: runs and schedules of {len(service.personas())} personas from "
         f"queue {QUEUE!r} on {describe(url)}; {concurrency} at a time, a run whose worker "
@@ -279,6 +277,27 @@ def run_worker(
         return asyncio.run(main())
     finally:
         service.close()
+
+
+def _serve_metrics(service: Service, port: int) -> None:
+    """Serve the worker's ``/metrics`` on ``127.0.0.1:port``; a port taken (another worker on this
+    machine given the same one) or not allowed is a UsageProblem naming ``--metrics-port``, not an
+    ``OSError`` naming neither the option nor the fix (the service is closed first)."""
+    import errno
+
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port, addr="127.0.0.1", registry=service.metrics.registry)
+    except OSError as exc:
+        service.close()
+        if exc.errno == errno.EADDRINUSE:
+            why = "is already in use (another worker on this machine given the same port?)"
+        else:
+            why = f"cannot be listened on ({exc.strerror or exc})"
+        raise UsageProblem(
+            f"--metrics-port {port}: 127.0.0.1:{port} {why}; give each worker a port of its own"
+        ) from None
 
 
 async def _work(app: Any, service: Service, *, concurrency: int, catch_up: str, stalled_after: float) -> None:

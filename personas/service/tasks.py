@@ -7,8 +7,9 @@
 - ``personas.tick(timestamp)``: a procrastinate periodic task, once a minute; procrastinate defers it
   once per minute across all workers (a unique key per task and timestamp). It records due schedule
   slots (``schedule.py``) and queues them, queues runs left ``queued`` without a job (a receiver that
-  stopped between recording and queueing), retries jobs whose worker stopped sending heartbeats, and
-  forgets the webhook deliveries too old to be replayed (``app.REPLAY_WINDOW``).
+  stopped between recording and queueing) or left ``running`` with none (:func:`lost_runs`), retries
+  jobs whose worker stopped sending heartbeats, and forgets the webhook deliveries too old to be
+  replayed (``app.REPLAY_WINDOW``).
 - :func:`recover_stalled`: a worker killed mid-run leaves its job ``doing``; once the worker's
   heartbeat is older than ``stalled_after`` seconds, the job is retried, and the run continues from its
   last checkpoint on another worker (its sends are idempotent, so nothing is sent twice).
@@ -19,19 +20,22 @@ The service reaches the tasks through procrastinate's ``additional_context`` (ne
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from .app import REPLAY_WINDOW
 from .schedule import schedule_tick
 from .service import Service
 
-__all__ = ["QUEUE", "RUN_TASK", "TICK_TASK", "build_app", "ensure_schema", "recover_stalled"]
+__all__ = ["QUEUE", "RUN_TASK", "TICK_TASK", "build_app", "ensure_schema", "lost_runs", "recover_stalled"]
 
 RUN_TASK = "personas.run"
 TICK_TASK = "personas.tick"
 QUEUE = "personas"
 #: A queued run with no job for this long is queued again by the tick.
 ORPHAN_AFTER = 60.0
+
+log = logging.getLogger("personas.service")
 
 
 def build_app(url: str, *, tick_cron: str = "* * * * *") -> Any:
@@ -61,14 +65,50 @@ async def tick_once(app: Any, service: Service, now: float, *, catch_up: str, st
 
     queue = ProcrastinateQueue(app)
     due = await asyncio.to_thread(schedule_tick, service, now, catch_up=catch_up)
-    orphans = [r for r in await asyncio.to_thread(service.store.unfinished)
-               if r.status == "queued" and r.updated < now - ORPHAN_AFTER]
-    ids = [r.id for r in (*due, *orphans)]
+    unfinished = [r for r in await asyncio.to_thread(service.store.unfinished) if r.updated < now - ORPHAN_AFTER]
+    orphans = [r for r in unfinished if r.status == "queued"]
+    lost = await lost_runs(app, service, [r for r in unfinished if r.status == "running"])
+    ids = [r.id for r in (*due, *orphans)] + lost
     for run_id in ids:
         await queue.enqueue_async(run_id)
     await recover_stalled(app, stalled_after)
     await asyncio.to_thread(service.store.forget_deliveries, now - REPLAY_WINDOW)
     return ids
+
+
+async def lost_runs(app: Any, service: Service, running: list[Any]) -> list[str]:
+    """The ids of the ``running`` runs that nothing runs or will run: no ``personas.run`` job of theirs
+    is waiting or being run, and no process holds their lock (``RunStore.running``).
+
+    A run whose worker could not record its end (the database away for a few seconds just then: the
+    run's ``finish`` failed, and the job was recorded failed once the database was back) stays
+    ``running`` with no job: no stalled-job recovery sees it (its job is not ``doing``), the tick did
+    not queue it (it is not ``queued``) and ``personas runs retry`` refused it (it is not ``failed``).
+    Queued again, it continues from its last checkpoint (a touchpoint already sent is not sent again).
+    """
+    if not running or service.store.dialect != "postgres":
+        return []
+    from .postgres import connect, lock_key
+
+    lost = []
+    for run in running:
+        jobs = await app.job_manager.list_jobs_async(task=RUN_TASK, lock=run.id)
+        if any(job.status in ("todo", "doing") for job in jobs):
+            continue
+
+        def unheld(run_id: str = run.id) -> bool:  # a process running it (`personas runs resume`) holds it
+            key = lock_key(f"personas-run:{run_id}")
+            with connect(service.store.url) as conn:
+                free = bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0])
+                if free:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                return free
+
+        if await asyncio.to_thread(unheld):
+            log.warning("run %s of %s is recorded running but no worker runs it (its end was not recorded); "
+                        "queued again, it continues from its last checkpoint", run.id, run.persona)
+            lost.append(run.id)
+    return lost
 
 
 async def recover_stalled(app: Any, stalled_after: float) -> int:

@@ -62,3 +62,21 @@ def test_a_workers_metrics_count_the_runs_in_the_store_at_each_scrape(tmp_path: 
         log = stop(worker)
         store.close()
     assert "Traceback" not in log, log
+
+
+def test_a_metrics_port_in_use_is_refused_naming_the_option(tmp_path: Path, pg_url: str) -> None:
+    """Two workers on one machine given the same --metrics-port: the second says which option to
+    change (exit 2), not ``OSError: [Errno 98] Address already in use`` (exit 1)."""
+    import socket
+
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        worker = start_worker(tmp_path / "home", pg_url, "http://127.0.0.1:9", "--metrics-port", str(port))
+        try:
+            code = worker.wait(timeout=120)
+        finally:
+            log = stop(worker)
+    assert code == 2, log
+    assert f"--metrics-port {port}" in log and "already in use" in log and "OSError" not in log, log
