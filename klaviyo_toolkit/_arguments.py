@@ -236,13 +236,30 @@ def _loc(loc: Sequence[Any]) -> str:
     return out or "(arguments)"
 
 
-def problems_from_validation(exc: ValidationError, valid_names: Sequence[str]) -> list[tuple[str, str]]:
-    """Turn pydantic's errors into (field, fix) pairs, one per field."""
+def problems_from_validation(
+    exc: ValidationError,
+    valid_names: Sequence[str],
+    op: Operation | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> list[tuple[str, str]]:
+    """Turn pydantic's errors into (field, fix) pairs, one per field.
+
+    Given the operation and the values validated, a union's errors are those of the branch the value
+    meant (``_unions``): without them, each field's first error was the first branch's, whatever the
+    value said it was.
+    """
+    errors: Sequence[Mapping[str, Any]] = exc.errors(include_url=False)
+    if op is not None and values is not None:
+        from ._unions import narrow  # the error path only: nothing of it at import
+
+        errors = narrow(op.args, values, errors)
     problems: dict[str, str] = {}
-    for err in exc.errors(include_url=False):
+    for err in errors:
         where = _loc(err["loc"])
         if err["type"] == "extra_forbidden" and "." not in where:
             msg = f"is not an argument of this operation; valid arguments: {', '.join(valid_names)}"
+        elif err["type"] == "narrowed":  # made by _unions: the fix, as written
+            msg = str(err["msg"])
         elif err["type"] in _FIXES:
             msg = _FIXES[err["type"]]
         else:
@@ -265,7 +282,7 @@ def validate_args(op: Operation, values: Mapping[str, Any]) -> BaseModel:
     except ValidationError as exc:
         from ._constraints import missing_fix
 
-        found = problems_from_validation(exc, list(model.model_fields))
+        found = problems_from_validation(exc, list(model.model_fields), op, values)
         found = [(f, (missing_fix(op.operation_id, f) or m) if m == _FIXES["missing"] else m) for f, m in found]
         raise InvalidArgumentError(op.operation_id, found) from None
     problems = _semantic_checks(op, parsed)

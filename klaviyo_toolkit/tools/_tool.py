@@ -96,6 +96,20 @@ class KlaviyoTool(StructuredTool):
         problems = problems_from_validation(exc, list(self.args_model.model_fields))
         return "Error: " + str(InvalidArgumentError(self.name, problems)) + ". Fix the arguments and call again."
 
+    def _parse_input(self, tool_input: str | dict[str, Any], tool_call_id: str | None) -> str | dict[str, Any]:
+        """LangChain's check of the arguments against ``args_schema``; a refusal is said with the
+        arguments in hand, so that a union's error is its meant branch's (``_unions``), as in
+        ``prepare``: ``_validation_message`` sees the error alone."""
+        try:
+            return super()._parse_input(tool_input, tool_call_id)
+        except ValidationError as exc:
+            if not isinstance(tool_input, dict):
+                raise
+            names = list(self.args_model.model_fields)
+            problems = problems_from_validation(exc, names, self.operation, tool_input)
+            said = str(InvalidArgumentError(self.name, problems))
+            raise ToolException(f"Error: {said}. Fix the arguments and call again.") from None
+
     # -- running ---------------------------------------------------------------------------
     def _prepare(self, kwargs: dict[str, Any]) -> Call:
         kwargs.pop("run_manager", None)
