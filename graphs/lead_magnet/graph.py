@@ -22,7 +22,9 @@ checkpoints after each step would buy no exactly-once, only synchronous writes p
 - the **score** is transparent (each factor and its points);
 - the **model chooses** a sequence with a reason, through a single strict tool call; the choice is
   checked against the persona's policy (score band, consent, suppression); when the model fails,
-  is absent, or answers out of policy, the policy decides and the decision says so;
+  is absent, or answers out of policy, the policy decides and the decision says so; the model's
+  reason is kept to its first ``MAX_REASON_CHARS`` (2,000) characters, a sequence name of its own to
+  ``MAX_NAME_CHARS`` (100), each saying it was cut (they go into state, checkpoints and the view);
 - a decision that waited (a run resumed after a failed send or a long approval, past the
   ``recheck_after`` setting) reads the lead's consent again before its send, and sends nothing to
   a lead who withdrew it meanwhile;
@@ -263,7 +265,27 @@ def _ask_model(state: LeadState, ctx: PersonaContext, settings: Settings) -> dic
     args = calls[0].get("args") or {}
     if not isinstance(args.get("sequence"), str):
         return {"error": f"the model's answer has no sequence: {clip(json.dumps(args), 200)}"}
-    return {"sequence": _canonical(args["sequence"], settings), "reason": str(args.get("reason") or "")}
+    sequence = _canonical(args["sequence"], settings)
+    if settings.sequence(sequence) is None:  # not one of the persona's: quoted back in the decision, so bounded
+        sequence = bounded(sequence, MAX_NAME_CHARS, "sequence name")
+    return {"sequence": sequence, "reason": bounded(str(args.get("reason") or ""), MAX_REASON_CHARS, "reason")}
+
+
+#: The most characters of the model's reason a decision keeps. The reason goes into the run's state
+#: (twice: the decision and its model_choice), every checkpoint, the printed view and ``--json``: a
+#: model answering with megabytes of it filled them all. Past this, the reason is cut and says so;
+#: the choice itself stands.
+MAX_REASON_CHARS = 2000
+#: The most characters kept of a sequence name the model gave that is not one of the persona's (it is
+#: quoted back in the decision's reason when the policy overrules it).
+MAX_NAME_CHARS = 100
+
+
+def bounded(text: str, limit: int, what: str) -> str:
+    """``text`` when it has at most ``limit`` characters; else its first ``limit``, saying how many were cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [the model's {what} was cut: {len(text) - limit} more characters]"
 
 
 def _canonical(name: str, settings: Settings) -> str:

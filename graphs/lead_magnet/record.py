@@ -164,12 +164,26 @@ def _decide_record(state: dict[str, Any], started: dict[str, Any] | None, start:
         )
         return decision, outcome, _repair(start, profile)
     schedule = state.get("schedule") or {}
+    if sent.get("status") != "sent":  # stopped before Klaviyo (rejected, denied, dry run): no touchpoint goes
+        return decision, _not_sent(decision, sent, schedule), _decided(sc, None, decision.get("decided_by"), now)
     outcome = (
         f"{sent.get('status')}: sequence {decision['sequence']!r} ({decision['decided_by']} decided), "
         f"first touchpoint at {schedule.get('local')} ({schedule.get('timezone')})"
     )
     in_sequence = decision.get("sequence") if started is not None else None  # confirmed as this run's own
     return decision, outcome, _decided(sc, in_sequence, decision.get("decided_by"), now)
+
+
+def _not_sent(decision: dict[str, Any], sent: dict[str, Any], schedule: dict[str, Any]) -> str:
+    """The outcome of a send stopped before Klaviyo: what happened, never a touchpoint as if it will go
+    ("rejected: sequence 'fast-track', first touchpoint at ..." read as a start on its way)."""
+    status, seq = sent.get("status"), decision.get("sequence")
+    if status == "dry_run":
+        return (f"dry run, nothing sent: the run would start {seq!r}, first touchpoint at {schedule.get('local')} "
+                f"({schedule.get('timezone')})")
+    why = {"rejected": "was rejected at approval", "denied": "was denied (the persona may not make that call)"}
+    return (f"not sent: the start of {seq!r} {why.get(str(status), f'was stopped ({status})')}; no sequence started "
+            "and no touchpoint will go")
 
 
 def _properties_now(ctx: PersonaContext, profile_id: str) -> dict[str, Any] | None:

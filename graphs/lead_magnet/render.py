@@ -51,12 +51,13 @@ def sequence_line(decision: Mapping[str, Any], answered_by: str | None = None) -
 
 
 def outcome_line(state: Mapping[str, Any]) -> str:
-    """``Outcome: ...``: for a started sequence, what was sent and when (who decided is on the
-    ``Sequence:`` line, in words that tell a replayed answer from the model's); else the run's outcome."""
+    """``Outcome: ...``: for a sequence sent, what was sent and when (who decided is on the
+    ``Sequence:`` line, in words that tell a replayed answer from the model's); else the run's outcome
+    (a send rejected at approval or a dry run: no touchpoint goes, and the line says so)."""
     decision, send, sched = state.get("decision") or {}, state.get("send") or {}, state.get("schedule") or {}
     started = state.get("started")
     theirs = started is not None and not (started.get("confirmed") and started.get("own"))
-    if send and decision.get("sequence") and sched and not theirs:
+    if send.get("status") == "sent" and decision.get("sequence") and sched and not theirs:
         return one_line(f"Outcome: {send.get('status')}: sequence {decision['sequence']!r}, first touchpoint at "
                         f"{sched.get('local')} ({sched.get('timezone')})")
     return one_line(f"Outcome: {state.get('outcome')}")
