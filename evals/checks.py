@@ -165,11 +165,11 @@ def check_case(case: Case, outcome: Any) -> list[str]:
         failures += [f"state: {p}" for p in match_value(matcher, get_path(outcome.state, path), ctx, path)]
     if exp.model_calls is not None:
         failures += [f"model: {p}" for p in match_value(exp.model_calls, len(outcome.model_turns), ctx, "model_calls")]
+    # match_value starts each problem with its path, the field's name: no second prefix ("interrupts: interrupts: ")
     if exp.interrupts is not None:
-        failures += [f"interrupts: {p}" for p in match_value(exp.interrupts, outcome.interrupts, ctx, "interrupts")]
+        failures += match_value(exp.interrupts, outcome.interrupts, ctx, "interrupts")
     if exp.approvals_asked is not None:
-        failures += [f"approvals_asked: {p}" for p in
-                     match_value(exp.approvals_asked, outcome.approvals_asked, ctx, "approvals_asked")]
+        failures += match_value(exp.approvals_asked, outcome.approvals_asked, ctx, "approvals_asked")
     if outcome.approvals_unused and not case.policy:
         failures.append(f"approvals: {outcome.approvals_unused} answer(s) left unused; the run stopped for approval "
                         f"{len(outcome.approvals_asked)} time(s)")

@@ -67,6 +67,20 @@ def _select(suites: list[Any], cases: list[str], labels: list[str]) -> dict[str,
     return chosen
 
 
+def _check_targets(loaded: list[Any], chosen: dict[str, list[str]]) -> None:
+    """A persona (or graph) no persona answers to is a usage error naming its file, for a whole run and
+    a ``--case`` alike, before anything runs (see ``evals/targets.py``)."""
+    from .case import CaseFileError
+    from .targets import check_targets
+
+    for suite in loaded:
+        if suite.name in chosen:
+            try:
+                check_targets(suite, chosen[suite.name])
+            except CaseFileError as exc:
+                raise _usage(str(exc)) from None
+
+
 def _check_modes(author: bool, stamp: bool, record: bool, epochs: int | None, compare: list[str] | None) -> str:
     given = [name for name, on in (("--author", author), ("--stamp", stamp), ("--record", record),
                                    ("--epochs", bool(epochs)), ("--compare", bool(compare))) if on]
@@ -141,6 +155,7 @@ def eval_cmd(
     mode = _check_modes(author, stamp, record, epochs, list(compare) if compare else None)
     loaded = _load(list(suites or []))
     chosen = _select(loaded, list(case or []), list(label or []))
+    _check_targets(loaded, chosen)
     if cassettes is not None and mode == "compare":
         raise _usage("--compare names its two sets itself (e.g. --compare cassettes qwen2.5-7b); leave out --cassettes")
     named = list(compare) if mode == "compare" else [cassettes] if cassettes is not None else []
@@ -285,7 +300,10 @@ def _finish(console: Any, results: list[Any], mode: str, report: Path | None, la
     known = _known_failures(results, label) if mode == "replay" else {}
     for r in results:
         for x in r.results:
-            if not x.passed:
+            if x.not_recorded:  # counted apart: the set is older than the case
+                console.print(f"[yellow]NOT RECORDED[/yellow] {r.suite.name}/{x.key}")
+                console.print(f"    {x.not_recorded}", markup=False, soft_wrap=True)
+            elif not x.passed:
                 tag = "[red]ERROR[/red]" if x.error else "[red]FAILED[/red]"
                 if x.case.id in known.get(r.suite.name, {}) and x.kind != "error":  # a broken cassette is not known
                     tag += " [yellow](known failure of the set)[/yellow]"
@@ -296,7 +314,7 @@ def _finish(console: Any, results: list[Any], mode: str, report: Path | None, la
     how = {"replay": f"replayed cassettes{where} (no OPENAI_API_KEY needed; Klaviyo is the embedded sandbox)",
            "author": "hand-written responses from the case files (cassettes rebuilt, then replayed)"}.get(
         mode, _live_how(mode, label, results) if mode not in ("replay", "author") else "")
-    runs = sum(len(r.results) for r in results)
+    runs = sum(len(r.results) - r.counts()["unrecorded"] for r in results)
     console.print(f"Model: {how}. {runs} run{'s' if runs != 1 else ''} in "
                   f"{sum(r.duration for r in results):.1f} s.")
     console.print(live_line(results), markup=False, soft_wrap=True)

@@ -227,7 +227,12 @@ def test_files_model_requests_and_faults_on_the_campaign_reporter(tmp_path: Path
     assert any(w.startswith("files[reports/*.pdf]: no such file (files: ") for w in wrong), wrong
     assert any(w.startswith(f"files[{md}]: text: ") and "does not contain" in w for w in wrong), wrong
     assert any(w.startswith("files[reports/*/*.png]: exists: reports/2026-03-09/") for w in wrong), wrong
-    assert "model_requests: len(model_requests): expected 2, got 1" in wrong
+    assert "len(model_requests): expected 2, got 1" in wrong, "the field named once, not model_requests: model_requests"
+    listed = failures_with(result, model_requests=[{"messages": [{"role": "tool"}]}], interrupts={"len": 1},
+                           approvals_asked=[{"tool": "create_event"}])
+    assert sorted(w.split(":")[0] for w in listed) == ["approvals_asked", "len(interrupts)", "model_requests"], listed
+    assert not any(w.startswith(f"{field}: {field}") for w in listed
+                   for field in ("interrupts", "approvals_asked", "model_requests")), listed
 
     limited = run_case(suite, suite.case("limited"))
     assert limited.passed, limited.failures or limited.error
