@@ -28,7 +28,7 @@ def _pct(value: float | None) -> str:
 
 def cassette_summary(result: SuiteResult) -> str:
     """``12 recorded (11 passed), 30 authored by hand (30 passed), 1 unanswered (error)``."""
-    return ", ".join(f"{n} {KIND_TITLES[k]}" + ("" if k == "error" else f" ({ok} passed)")
+    return ", ".join(f"{n} {KIND_TITLES[k]}" + ("" if k in ("error", "unrecorded") else f" ({ok} passed)")
                      for k, (n, ok) in result.by_kind().items())
 
 
@@ -43,8 +43,10 @@ def live_line(results: Sequence[SuiteResult]) -> str:
     whole = all(len(runs) == len(every) for runs, every in lost)  # else some epochs of a case were answered
     what = f"{len(lost)} case(s)" if whole else f"{sum(len(runs) for runs, _ in lost)} run(s)"
     apart = f"; {what} got no model answer (errors, not counted)" if lost else ""
+    unrecorded = sum(len(r.by_case(("unrecorded",))) for r in results)
+    apart += f"; {unrecorded} case(s) not recorded for this model (not counted)" if unrecorded else ""
     if not groups:
-        why = (apart if lost else " (authored, scripted and no-model runs test the graph around the model, not "
+        why = (apart if apart else " (authored, scripted and no-model runs test the graph around the model, not "
                "the model)")
         return f"Live pass rate: n/a: no case was answered by a real model{why}."
     mean = sum(sum(x.passed for x in g) / len(g) for g in groups) / len(groups)
@@ -107,7 +109,8 @@ def suite_table(results: Sequence[SuiteResult]) -> Any:
     for r in results:
         counts = r.counts()
         # runs: every run (each behaviour, each epoch), the same runs that pass, fail and err count
-        row = [r.suite.name, str(len(r.results)), str(counts["passed"]), str(counts["failed"]), str(counts["error"]),
+        runs = len(r.results) - counts["unrecorded"]  # a case the set never recorded is no run: counted apart
+        row = [r.suite.name, str(runs), str(counts["passed"]), str(counts["failed"]), str(counts["error"]),
                _pct(r.pass_rate)]
         if epochs > 1:
             row.append(_pct(r.pass_at(r.epochs)))
@@ -153,7 +156,7 @@ def write_markdown(results: Sequence[SuiteResult], path: Path, *, mode: str = "r
                 status = runs[0].status if len(runs) == 1 else f"{sum(x.passed for x in runs)}/{len(runs)} passed"
                 lines.append(f"| `{case_id}` | {runs[0].case.labels_text} | {status} | {runs[0].cassette} | "
                              f"{sum(x.duration for x in runs):.2f} s |")
-        bad = [x for x in r.results if not x.passed]
+        bad = [x for x in r.results if not x.passed and x.kind != "unrecorded"]  # listed with their kind above
         if bad:
             lines += ["", "### Failures", ""]
             for x in bad:
@@ -188,7 +191,8 @@ def write_junit(results: Sequence[SuiteResult], path: Path) -> None:
     for r in results:
         counts = r.counts()
         suite = ET.SubElement(root, "testsuite", name=r.suite.name, tests=str(len(r.results)),
-                              failures=str(counts["failed"]), errors=str(counts["error"]), skipped="0",
+                              failures=str(counts["failed"]), errors=str(counts["error"]),
+                              skipped=str(counts["unrecorded"]),
                               time=f"{r.duration:.3f}")
         props = ET.SubElement(suite, "properties")
         values = {"persona": r.suite.persona or r.suite.graph or "", "threshold": f"{r.suite.threshold:.3f}",
@@ -210,14 +214,17 @@ def write_junit(results: Sequence[SuiteResult], path: Path) -> None:
                 fields.append(("model", x.model))
             for key, value in fields:
                 ET.SubElement(cprops, "property", name=key, value=value)
-            if x.error:
+            if x.not_recorded:
+                ET.SubElement(case, "skipped", message=x.not_recorded[:500])
+            elif x.error:
                 ET.SubElement(case, "error", message=x.error.splitlines()[0][:500], type="EvalError").text = x.error
             elif x.failures:
                 ET.SubElement(case, "failure", message=x.failures[0][:500], type="EvalFailure").text = \
                     "\n".join(x.failures)
             ET.SubElement(case, "system-out").text = _trajectory_text(x)
-        totals.update({"tests": len(r.results), "failures": counts["failed"], "errors": counts["error"]})
-    for key in ("tests", "failures", "errors"):
+        totals.update({"tests": len(r.results), "failures": counts["failed"], "errors": counts["error"],
+                       "skipped": counts["unrecorded"]})
+    for key in ("tests", "failures", "errors", "skipped"):
         root.set(key, str(totals[key]))
     ET.indent(root)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

@@ -9,10 +9,13 @@ Every result says what answered for the model (its ``kind``), because a pass mea
 - ``error``: the run could not be judged: the model's answers could not be had (a cassette that does
   not load, or does not answer the run: a request it does not hold, one played in part; a live model
   that did not answer) or the case could not be set up. Whatever its cassette says it holds, such a
-  run is an error, never a verdict on a model nor on hand-written answers.
+  run is an error, never a verdict on a model nor on hand-written answers;
+- ``unrecorded``: a labelled set (``--cassettes LABEL``) holds no cassette for a case that asks the
+  model (the case is newer than the set): nothing answered it, so it is neither a pass, a failure nor
+  an error, and it counts in no pass rate; the reports list it as "not recorded for this model".
 
 The live pass rate is over ``recorded`` and ``live`` runs only; a suite's threshold is checked
-against all its runs.
+against all its runs but the ``unrecorded`` ones.
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from typing import Any
 
 from .case import Case, Suite
 
-__all__ = ["KINDS", "LIVE_KINDS", "CaseResult", "SuiteResult", "pass_at_k", "policy_events"]
+__all__ = ["JUDGED_KINDS", "KINDS", "LIVE_KINDS", "CaseResult", "SuiteResult", "pass_at_k", "policy_events"]
 
-KINDS = ("recorded", "live", "authored", "scripted", "none", "error")
+KINDS = ("recorded", "live", "authored", "scripted", "none", "error", "unrecorded")
 LIVE_KINDS = ("recorded", "live")
+#: the runs a suite's pass rate and threshold are over: every kind but a case the selected set never recorded
+JUDGED_KINDS = KINDS[:-1]
 KIND_TITLES = {"recorded": "recorded", "live": "live", "authored": "authored by hand", "scripted": "scripted policy",
-               "none": "no model", "error": "unanswered (error)"}
+               "none": "no model", "error": "unanswered (error)", "unrecorded": "not recorded for this model"}
 
 
 @dataclass
@@ -50,6 +55,8 @@ class CaseResult:
     recorded_to: str | None = None
     #: the cassette this run needed that is missing or does not load (the user's file to fix: exit 2)
     unusable_cassette: str | None = None
+    #: why the selected set has no answer for this case (kind ``unrecorded``: counted apart, not judged)
+    not_recorded: str | None = None
 
     def __post_init__(self) -> None:
         if self.error and self.kind != "error":  # counted under its kind, it would pass for an answer judged
@@ -62,6 +69,8 @@ class CaseResult:
 
     @property
     def status(self) -> str:
+        if self.kind == "unrecorded":
+            return "unrecorded"
         return "error" if self.error else ("failed" if self.failures else "passed")
 
     @property
@@ -96,7 +105,8 @@ class SuiteResult:
         return out
 
     def pass_at(self, k: int, kinds: tuple[str, ...] | None = None) -> float | None:
-        groups = list(self.by_case(kinds).values())
+        """pass@k over the runs of ``kinds`` (default: every judged run, not the unrecorded ones)."""
+        groups = list(self.by_case(kinds or JUDGED_KINDS).values())
         if not groups:
             return None if kinds else 0.0
         return sum(pass_at_k(len(g), sum(r.passed for r in g), min(k, len(g))) for g in groups) / len(groups)
@@ -113,10 +123,11 @@ class SuiteResult:
 
     @property
     def ok(self) -> bool:
-        return bool(self.results) and self.pass_rate + 1e-9 >= self.suite.threshold
+        judged = any(r.kind in JUDGED_KINDS for r in self.results)  # nothing judged (none recorded) never passes
+        return judged and self.pass_rate + 1e-9 >= self.suite.threshold
 
     def counts(self) -> dict[str, int]:
-        out = {"passed": 0, "failed": 0, "error": 0}
+        out = {"passed": 0, "failed": 0, "error": 0, "unrecorded": 0}
         for r in self.results:
             out[r.status] += 1
         return out

@@ -48,12 +48,23 @@ from .observe import ModelObserver, Observed
 from .outcomes import resolve_input, snapshot_files, snapshot_profiles, with_settings, write_files
 from .results import CaseResult, SuiteResult, pass_at_k
 
-__all__ = ["CaseResult", "ModelFactory", "Outcome", "SetupError", "SuiteResult", "execute", "model_identity",
-           "pass_at_k", "persona_for", "replay_choice", "rerecord_hint", "run_case", "run_suite", "set_manifest"]
+__all__ = ["CaseResult", "ModelFactory", "NotRecorded", "Outcome", "SetupError", "SuiteResult", "execute",
+           "model_identity", "pass_at_k", "persona_for", "replay_choice", "rerecord_hint", "run_case", "run_suite",
+           "set_manifest"]
 
 
 class SetupError(RuntimeError):
     """The case could not be set up (its persona does not load, or its fixture cannot be built)."""
+
+
+class NotRecorded(Exception):
+    """A labelled set (``cassettes-LABEL/``) has no cassette for a case that asks the model: the case was
+    added after the set was recorded. Nothing answers it for that model, so it is reported as not recorded
+    and counted apart (never a pass, a failure or a crash); only recording it can judge it."""
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 #: (suite, case, epoch) -> the model for that run; None means replay the case's cassette.
@@ -123,6 +134,9 @@ def replay_choice(suite: Suite, case: Case, label: str | None = None) -> ModelCh
     name, generation = model_identity(suite, case, label)
     path = suite.cassette_path(case, label)
     expected = None if path.exists() else _cassette_expected(suite, case, label)
+    if expected and label and label != "cassettes":  # a case newer than the set: no answer of that model exists
+        raise NotRecorded(f"not recorded for this model: the set has no cassette at {path}, and {expected} (a case "
+                          f"written after the set was recorded); {rerecord_hint(suite, case, label=label)}", path)
     if expected:  # an error whether or not this run would ask the model: the answers were never replayed
         raise UnusableCassette(f"there is no cassette at {path}, and {expected}; "
                                f"{rerecord_hint(suite, case, label=label)}", path)
@@ -356,6 +370,10 @@ def run_case(suite: Suite, case: Case, model: ModelChoice | None = None, *, epoc
     started = time.perf_counter()
     try:
         choice = model or replay_choice(suite, case, label)
+    except NotRecorded as exc:  # counted apart: not judged, and no file of the user's is broken
+        return CaseResult(suite.name, case, [], None, time.perf_counter() - started,
+                          f"no answer in {suite.cassette_dir(label).name}/", "not recorded",
+                          epoch, kind="unrecorded", behaviour=behaviour, not_recorded=str(exc))
     except CassetteError as exc:
         # the model's answers cannot be had: an error of kind "error", never counted as a run without a model
         return CaseResult(suite.name, case, [], str(exc), time.perf_counter() - started, "cassette", "unreadable",
