@@ -29,7 +29,8 @@ from personas.kernel.privacy import describe_error
 
 from .app import REPLAY_WINDOW
 from .extras import METRICS, POSTGRES, SCHEDULES, SERVE, missing, require, serve_gaps
-from .queues import LocalQueue, ProcrastinateQueue
+from .outage_log import OutageLog, connection_failure
+from .queues import LocalQueue, ProcrastinateQueue, _listed
 from .schedule import CATCH_UP, cron_of, schedule_tick
 from .service import Service
 from .watch import poll_once
@@ -240,17 +241,24 @@ def run_worker(
     )
     where = describe(url)
 
+    outage = OutageLog("personas worker", where, "asking again in 1 s, then with a growing pause up to 30 s; "
+                       "a line here says when it answers")
+    running: set[str] = set()  # the runs this worker runs now (the run task keeps it)
+    waited_for: list[str] = []  # those it had when it was told to stop
+
     async def main() -> bool:
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
         working = asyncio.create_task(_work(app, service, concurrency=concurrency, catch_up=catch_up,
-                                            stalled_after=stalled_after))
+                                            stalled_after=stalled_after, running=running))
 
         def on_signal() -> None:  # the first one; the next gets the default handler
             stopping.set()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             working.cancel()  # procrastinate's worker stops taking jobs and waits for the running ones
+            waited_for.extend(sorted(running))
+            _say_stopping(waited_for, stalled_after)
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
@@ -261,22 +269,40 @@ def run_worker(
             if not stopping.is_set():
                 raise
         except Exception as exc:
-            why = " ".join(describe_error(exc, 200).split())
-        pause, state = 1.0, f"is unreachable ({why})"
+            why = connection_failure(exc) or " ".join(describe_error(exc, 200).split())
+        if stopping.is_set():
+            if waited_for:
+                log.warning("personas worker: stopped; the %d run(s) it waited for have ended", len(waited_for))
+            return False
+        pause = 1.0
+        outage.away(outage.reason or why)  # says nothing if the filter said it already
         while not stopping.is_set():
-            log.warning("personas worker: the database at %s %s; asking again in %g s", where, state, pause)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), pause)
             if not stopping.is_set() and await asyncio.to_thread(answers, url):
-                log.warning("personas worker: the database at %s answers again; the worker starts afresh", where)
+                outage.back("the worker starts afresh")
                 return True
-            pause, state = min(pause * 2, 30.0), "is still unreachable"
+            outage.away(outage.reason or why)  # a reminder every few minutes, not a line each time
+            pause = min(pause * 2, 30.0)
         return False
 
     try:
-        return asyncio.run(main())
+        with outage:
+            return asyncio.run(main())
     finally:
         service.close()
+
+
+def _say_stopping(running: list[str], stalled_after: float) -> None:
+    """The first SIGTERM/SIGINT's line: what the worker waits for, and what a second signal does."""
+    if not running:
+        log.warning("personas worker: stopping (no run in progress)")
+        return
+    log.warning(
+        "personas worker: stopping: waiting for %d run(s) in progress (%s); stop again (SIGTERM or Ctrl-C) to end "
+        "at once: another worker then takes each over after %g s without a heartbeat (--stalled-after) and "
+        "continues it from its last checkpoint", len(running), _listed(running), stalled_after,
+    )
 
 
 def _serve_metrics(service: Service, port: int) -> None:
@@ -300,7 +326,8 @@ def _serve_metrics(service: Service, port: int) -> None:
         ) from None
 
 
-async def _work(app: Any, service: Service, *, concurrency: int, catch_up: str, stalled_after: float) -> None:
+async def _work(app: Any, service: Service, *, concurrency: int, catch_up: str, stalled_after: float,
+                running: set[str]) -> None:
     """The procrastinate worker on ``app`` until it stops (cancelled, or its database failed)."""
     from .tasks import QUEUE, recover_stalled
 
@@ -316,13 +343,25 @@ async def _work(app: Any, service: Service, *, concurrency: int, catch_up: str, 
             await app.run_worker_async(
                 queues=[QUEUE],
                 concurrency=concurrency,
-                additional_context={"service": service, "catch_up": catch_up, "stalled_after": stalled_after},
+                additional_context={"service": service, "catch_up": catch_up, "stalled_after": stalled_after,
+                                    "running": running},
                 update_heartbeat_interval=max(0.5, stalled_after / 4),
                 stalled_worker_timeout=stalled_after,
                 install_signal_handlers=False,  # run_worker's own: a second signal must not be swallowed
             )
         finally:
             recovering.cancel()
+
+
+def _watch_outage(config: Config, name: str, every: float, report: Callable[[str], None]) -> OutageLog | None:
+    """What ``personas watch`` on PostgreSQL says of a database outage (one line away, one back); None
+    on SQLite. A wrong URL or password was refused when it started (``Service.open``)."""
+    if not config.database_url:
+        return None
+    from .postgres import describe
+
+    return OutageLog(f"personas watch {name}", describe(config.database_url),
+                     f"polling again every {every:g} s until it answers", say=report)
 
 
 def _outcomes(service: Service, runs: list[Any]) -> str:
@@ -367,32 +406,45 @@ def watch(
             local = LocalQueue(service, workers=2)
             local.recover()
             enqueue = local.enqueue
-        while True:
-            waiting: list[Any] = []  # recorded by a poll that failed before handing them on: queued again
-            try:
-                new = poll_once(service, spec, now=service.clock(), overlap=overlap, lookback=lookback,
-                                waiting=waiting)
-            except (TransportError, ServerError, RateLimitError) as exc:  # Klaviyo away for now, not a wrong setup
-                if once:  # a single poll (from cron) fails loudly; a watcher keeps watching
-                    raise
-                report(f"{spec.name}: this poll failed ({describe_error(exc, 200)}); trying again in {every:g} s")
+        outage = _watch_outage(config, spec.name, every, report)
+        with contextlib.ExitStack() as quiet:  # the pools' warning per attempt while the database is away
+            if outage is not None:
+                quiet.enter_context(outage)
+            while True:
+                waiting: list[Any] = []  # recorded by a poll that failed before handing them on: queued again
+                try:
+                    new = poll_once(service, spec, now=service.clock(), overlap=overlap, lookback=lookback,
+                                    waiting=waiting)
+                    for run in (*new, *waiting):
+                        enqueue(run.id)
+                except (TransportError, ServerError, RateLimitError) as exc:  # Klaviyo away for now, not a wrong setup
+                    if once:  # a single poll (from cron) fails loudly; a watcher keeps watching
+                        raise
+                    report(f"{spec.name}: this poll failed ({describe_error(exc, 200)}); trying again in {every:g} s")
+                    time.sleep(every)
+                    continue
+                except Exception as exc:  # PostgreSQL away (a restart, a failover): as Klaviyo away, unless --once
+                    why = connection_failure(exc) if outage is not None else None
+                    if once or outage is None or why is None:
+                        raise
+                    outage.away(why)  # one line; the runs it recorded and did not queue are queued by the next poll
+                    time.sleep(every)
+                    continue
+                if outage is not None:
+                    outage.back()
+                total += len(new)
+                if local is not None:
+                    local.drain()
+                if waiting and local is not None:
+                    report(f"{spec.name}: {len(waiting)} event(s) recorded before and not run yet, run here: "
+                           f"{_outcomes(service, waiting)}")
+                if new and local is not None:
+                    report(f"{spec.name}: {len(new)} new event(s), run here: {_outcomes(service, new)}")
+                elif new:
+                    report(f"{spec.name}: {len(new)} new event(s) queued for `personas worker`")
+                if once:
+                    return total
                 time.sleep(every)
-                continue
-            for run in (*new, *waiting):
-                enqueue(run.id)
-            total += len(new)
-            if local is not None:
-                local.drain()
-            if waiting and local is not None:
-                report(f"{spec.name}: {len(waiting)} event(s) recorded before and not run yet, run here: "
-                       f"{_outcomes(service, waiting)}")
-            if new and local is not None:
-                report(f"{spec.name}: {len(new)} new event(s), run here: {_outcomes(service, new)}")
-            elif new:
-                report(f"{spec.name}: {len(new)} new event(s) queued for `personas worker`")
-            if once:
-                return total
-            time.sleep(every)
     finally:
         if config.database_url:
             tasks.close()

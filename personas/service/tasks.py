@@ -9,7 +9,7 @@
   slots (``schedule.py``) and queues them, queues runs left ``queued`` without a job (a receiver that
   stopped between recording and queueing) or left ``running`` with none (:func:`lost_runs`), retries
   jobs whose worker stopped sending heartbeats, and forgets the webhook deliveries too old to be
-  replayed (``app.REPLAY_WINDOW``).
+  replayed (``app.REPLAY_WINDOW``). Once an hour it prunes procrastinate's finished jobs (:func:`prune_jobs`).
 - :func:`recover_stalled`: a worker killed mid-run leaves its job ``doing``; once the worker's
   heartbeat is older than ``stalled_after`` seconds, the job is retried, and the run continues from its
   last checkpoint on another worker (its sends are idempotent, so nothing is sent twice).
@@ -27,13 +27,23 @@ from .app import REPLAY_WINDOW
 from .schedule import schedule_tick
 from .service import Service
 
-__all__ = ["QUEUE", "RUN_TASK", "TICK_TASK", "build_app", "ensure_schema", "lost_runs", "recover_stalled"]
+__all__ = [
+    "FAILED_KEPT_HOURS", "QUEUE", "RUN_TASK", "SUCCEEDED_KEPT_HOURS", "TICK_TASK", "build_app", "ensure_schema",
+    "lost_runs", "prune_jobs", "recover_stalled",
+]
 
 RUN_TASK = "personas.run"
 TICK_TASK = "personas.tick"
 QUEUE = "personas"
 #: A queued run with no job for this long is queued again by the tick.
 ORPHAN_AFTER = 60.0
+#: Hours a succeeded job (a tick, a run's job) and its events are kept in procrastinate's tables.
+SUCCEEDED_KEPT_HOURS = 7 * 24
+#: Hours a failed, cancelled or aborted job is kept (longer: it may be looked into). The run itself,
+#: its status and error stay in the run store whatever happens to its job.
+FAILED_KEPT_HOURS = 30 * 24
+#: The tick prunes when its minute is the first of an hour (ticks are deferred on the minute).
+PRUNE_EVERY = 3600
 
 log = logging.getLogger("personas.service")
 
@@ -47,7 +57,12 @@ def build_app(url: str, *, tick_cron: str = "* * * * *") -> Any:
     @app.task(name=RUN_TASK, queue=QUEUE, pass_context=True)
     async def run(context: Any, run_id: str) -> None:
         service: Service = context.additional_context["service"]
-        await asyncio.to_thread(service.execute, run_id)
+        running: set[str] = context.additional_context.get("running", set())  # what a stopping worker waits for
+        running.add(run_id)
+        try:
+            await asyncio.to_thread(service.execute, run_id)
+        finally:
+            running.discard(run_id)
 
     @app.periodic(cron=tick_cron, periodic_id="personas-tick")
     @app.task(name=TICK_TASK, queue=QUEUE, pass_context=True)
@@ -73,7 +88,24 @@ async def tick_once(app: Any, service: Service, now: float, *, catch_up: str, st
         await queue.enqueue_async(run_id)
     await recover_stalled(app, stalled_after)
     await asyncio.to_thread(service.store.forget_deliveries, now - REPLAY_WINDOW)
+    if int(now) % PRUNE_EVERY < 60:
+        await prune_jobs(app)
     return ids
+
+
+async def prune_jobs(app: Any, *, succeeded_hours: int = SUCCEEDED_KEPT_HOURS,
+                     failed_hours: int = FAILED_KEPT_HOURS) -> None:
+    """Delete procrastinate's finished jobs (and, by its cascade, their events) older than the retention.
+
+    Without it the tables only grow: one tick job a minute (525,600 a year) and one per run, each with
+    its events. Jobs waiting or being run are never touched (nor their locks); the job the latest tick
+    defer points at is unlinked by procrastinate's own ``BEFORE DELETE`` trigger. Two workers pruning
+    at once delete each row once (the second waits on the first's row locks and finds them gone).
+    """
+    manager = app.job_manager  # only this queue's: a database shared with other procrastinate apps keeps theirs
+    await manager.delete_old_jobs(nb_hours=succeeded_hours, queue=QUEUE)
+    await manager.delete_old_jobs(nb_hours=failed_hours, queue=QUEUE, include_failed=True, include_cancelled=True,
+                                  include_aborted=True)
 
 
 async def lost_runs(app: Any, service: Service, running: list[Any]) -> list[str]:

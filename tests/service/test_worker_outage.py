@@ -7,6 +7,7 @@ worker's are ended (``pg_terminate_backend``), as when PostgreSQL restarts; the 
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -100,9 +101,19 @@ def test_a_worker_keeps_going_through_a_database_outage(
         wait_for(lambda: worker.poll() is not None or "is unreachable" in log.text, "the worker to notice")
         assert worker.poll() is None, f"the worker exited on the outage: {log.text[-3000:]}"
         assert "asking again in 1 s" in log.text, log.text
+        time.sleep(8)  # the pools and the worker keep trying meanwhile: each attempt used to log a warning
         outage(pg_url, on=False)
         down = False
-        wait_for(lambda: "answers again; the worker starts afresh" in log.text, "the worker to see it back")
+        wait_for(lambda: "the worker starts afresh" in log.text, "the worker to see it back")
+        # one line when it went away (with the database's reason), one when it came back: no traceback, no
+        # line per attempt, which operators read as a crash
+        text = log.text
+        during = text[text.index("\n", text.index(": runs and schedules of ")):text.index("the worker starts afresh")]
+        assert "Traceback" not in during and "error connecting in" not in during, during
+        assert "Side task" not in during and "listener error" not in during, during
+        [away, back] = [line for line in during.splitlines() if "the database at" in line]
+        assert "is unreachable (" in away and "asking again in 1 s" in away, during
+        assert "answers again after" in back, during
         again = Service.open(Config(home=home, database_url=pg_url))
         second, _ = again.record_event(spec, after["data"]["id"], after, trigger="webhook")
         queue(pg_url, second.id)
@@ -141,3 +152,31 @@ def test_a_failed_run_is_one_line_in_the_workers_log(
     assert "400" in lines[0]
     assert lines[0].endswith(f"`personas runs retry {run.id}` continues it from its last checkpoint")
     assert SECRET not in text and "pk_sandbox_demo" not in text
+
+
+def test_only_lost_connections_are_folded_into_the_outage_line(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A connection refused or ended is the outage (one line); a statement's own error (a timeout, here)
+    in the same loggers is a real error and keeps its traceback."""
+    from personas.service.outage_log import OutageLog
+
+    port = pg_url.rsplit(":", 1)[1].split("/")[0]
+    errors: list[BaseException] = []
+    for url, sql in ((pg_url.replace(f":{port}/", ":9/"), "SELECT 1"), (pg_url, "SELECT pg_sleep(1)")):
+        try:
+            with psycopg.connect(url, connect_timeout=3, options="-c statement_timeout=50") as conn:
+                conn.execute(sql)
+        except psycopg.Error as exc:
+            errors.append(exc)
+    refused, timed_out = errors
+    said: list[str] = []
+    worker = logging.getLogger("procrastinate.worker")
+    with caplog.at_level(logging.WARNING), OutageLog("personas worker", "db", "asking again", say=said.append):
+        for _ in range(3):
+            logging.getLogger("psycopg.pool").warning("error connecting in %r: %s", "pool-1", refused)
+            worker.error("Side task listener failed", exc_info=refused)
+        worker.error("Side task deferrer failed", exc_info=timed_out)
+    assert len(said) == 1 and said[0].startswith("personas worker: the database at db is unreachable ("), said
+    shown = [r for r in caplog.records if r.name.startswith(("psycopg", "procrastinate"))]
+    assert [r.getMessage() for r in shown] == ["Side task deferrer failed"] and shown[0].exc_info
