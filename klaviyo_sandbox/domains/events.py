@@ -40,6 +40,7 @@ from ._common import (
     parse_time,
     record_event,
 )
+from ._secondary_emails import apply_patch_identifiers, check_patch_identifiers
 from .profiles import check_identifiers
 
 Json = dict[str, Any]
@@ -178,8 +179,12 @@ def _resolve_profile(svc: Services, spec: Json, now: float, *, client: bool) -> 
         if existing is not None:  # the client API never changes an existing profile's identifiers
             attrs = {k: v for k, v in attrs.items() if k not in IDENTIFIERS}
             attrs["id"] = existing.id
+    existing = find_profile(svc, attrs)  # the patch is checked before the profile is made or changed
+    where = f"{spec['pointer']}/attributes/meta"
+    patch = check_patch_identifiers(svc, spec["meta"], existing.id if existing else None, where)
     profile, _ = find_or_create_profile(svc, attrs, now)
     _patch_properties(profile, spec["meta"].get("patch_properties") if isinstance(spec["meta"], Mapping) else None)
+    apply_patch_identifiers(profile, patch)
     svc.store.put(profile)
     return profile
 

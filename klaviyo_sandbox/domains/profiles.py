@@ -10,7 +10,8 @@ still answers 409 when the identifiers given belong to two different profiles.
 Emails must look like ``name@example.com`` and phone numbers be E.164 (``+15005550006``); a bad
 one is a 400 whose ``source.pointer`` names the field. ``null`` clears a field on update and
 upsert; ``properties`` and ``location`` are merged key by key; ``meta.patch_properties``
-appends, unappends and unsets custom properties.
+appends, unappends and unsets custom properties; ``meta.patch_identifiers`` adds and removes
+secondary email addresses (``_secondary_emails.py``), checked before anything changes.
 
 Consent is never changed here (see ``consent.py``). Merging happens at once (Klaviyo queues it):
 the destination keeps its data, takes the source's missing fields and properties, and everything
@@ -30,6 +31,7 @@ from .._store import Resource, Store
 from ..domain import DomainBuilder
 from ._common import IDENTIFIERS, email_marketing, new_profile, refresh_consent, subscriptions
 from ._identifiers import is_e164, is_email, phone_message
+from ._secondary_emails import apply_patch_identifiers, check_patch_identifiers, secondary_emails
 from .lists import add_members
 
 Json = dict[str, Any]
@@ -175,6 +177,7 @@ def upsert(
     else:
         profile = find_by_identifiers(svc, attrs)
     check_owners(svc, attrs, profile.id if profile else None, base)
+    patch = check_patch_identifiers(svc, meta, profile.id if profile else None, f"{item}/meta")
     created = profile is None
     if profile is None:
         if not any(attrs.get(k) for k in IDENTIFIERS):
@@ -186,6 +189,7 @@ def upsert(
     else:
         apply_attributes(profile, attrs)
     apply_patch_properties(profile, meta)
+    apply_patch_identifiers(profile, patch)
     touch(svc, profile, now)
     return profile, created
 
@@ -211,8 +215,10 @@ def update_profile(ctx: Ctx) -> Reply:
     attrs = ctx.attrs
     check_identifiers(attrs)
     check_owners(ctx.svc, attrs, profile.id)
+    patch = check_patch_identifiers(ctx.svc, data.get("meta"), profile.id, "/data/meta")
     apply_attributes(profile, attrs)
     apply_patch_properties(profile, data.get("meta"))
+    apply_patch_identifiers(profile, patch)
     touch(ctx.svc, profile, ctx.now)
     return ctx.one(profile)
 
@@ -233,6 +239,7 @@ def create_client_profile(ctx: Ctx) -> Reply:
     profile = svc.store.get("profile", str(data["id"])) if data.get("id") else find_by_identifiers(svc, attrs)
     if profile is None and anonymous:
         profile = next((p for p in svc.store.iter("profile") if p.private.get("anonymous_id") == anonymous), None)
+    patch = check_patch_identifiers(svc, data.get("meta"), profile.id if profile else None, "/data/meta")
     if profile is None:
         if not any(attrs.get(k) for k in IDENTIFIERS) and not anonymous:
             raise bad_request("Give an email, phone_number, external_id or anonymous_id.", pointer="/data/attributes")
@@ -247,6 +254,7 @@ def create_client_profile(ctx: Ctx) -> Reply:
     if anonymous and not profile.private.get("anonymous_id"):
         profile.private["anonymous_id"] = anonymous
     apply_patch_properties(profile, data.get("meta"))
+    apply_patch_identifiers(profile, patch)
     touch(svc, profile, now)
     return ctx.accepted()
 
@@ -304,6 +312,7 @@ def merge(svc: Services, source: Resource, dest: Resource, now: float) -> None:
     dest.attributes["last_event_date"] = max(dates) if dates else None
     for key, value in source.private.items():
         dest.private.setdefault(key, value)
+    apply_patch_identifiers(dest, {"append": secondary_emails(source)})  # both profiles' secondary addresses
     _relink(svc, source.id, dest.id)
     touch(svc, dest, now)
 
