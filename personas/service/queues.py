@@ -25,7 +25,7 @@ from klaviyo_toolkit.redact import clip
 
 from .service import Service
 
-__all__ = ["LocalQueue", "ProcrastinateQueue", "Queue"]
+__all__ = ["LocalQueue", "ProcrastinateQueue", "Queue", "listed_ids"]
 
 log = logging.getLogger("personas.service")
 
@@ -36,7 +36,8 @@ class Queue(Protocol):
     async def enqueue_async(self, run_id: str) -> None: ...
 
 
-def _listed(ids: list[str], most: int = 10) -> str:
+def listed_ids(ids: list[str], most: int = 10) -> str:
+    """Run ids for a log line: the first ``most`` of them, and how many more."""
     shown = ", ".join(ids[:most])
     return shown + (f" and {len(ids) - most} more" if len(ids) > most else "")
 
@@ -135,19 +136,20 @@ class LocalQueue:
             running = sorted(self._running)
             self._cond.notify_all()
         if left:
-            log.warning("stopping: %d run(s) not started stay queued for the next start: %s", len(left), _listed(left))
+            log.warning("stopping: %d run(s) not started stay queued for the next start: %s", len(left),
+                        listed_ids(left))
         if running:
             log.warning(
                 "stopping: waiting for %d run(s) in progress (%s); stop again (Ctrl-C) not to wait: they then "
                 "show as stalled in `personas runs` and the next start continues each from its last checkpoint",
-                len(running), _listed(running),
+                len(running), listed_ids(running),
             )
         with self._cond:
             self._cond.wait_for(lambda: not self._running or self._abandoned.is_set())
             still = sorted(self._running)
         if still:
             log.warning("stopped without waiting for %d run(s) in progress (%s): the next start continues each "
-                        "from its last checkpoint", len(still), _listed(still))
+                        "from its last checkpoint", len(still), listed_ids(still))
         elif running:
             log.warning("stopping: the %d run(s) in progress have ended", len(running))
         return still

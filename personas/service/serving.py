@@ -30,7 +30,7 @@ from personas.kernel.privacy import describe_error
 from .app import REPLAY_WINDOW
 from .extras import METRICS, POSTGRES, SCHEDULES, SERVE, missing, require, serve_gaps
 from .outage_log import OutageLog, connection_failure
-from .queues import LocalQueue, ProcrastinateQueue, _listed
+from .queues import LocalQueue, ProcrastinateQueue, listed_ids
 from .schedule import CATCH_UP, cron_of, schedule_tick
 from .service import Service
 from .watch import poll_once
@@ -301,7 +301,7 @@ def _say_stopping(running: list[str], stalled_after: float) -> None:
     log.warning(
         "personas worker: stopping: waiting for %d run(s) in progress (%s); stop again (SIGTERM or Ctrl-C) to end "
         "at once: another worker then takes each over after %g s without a heartbeat (--stalled-after) and "
-        "continues it from its last checkpoint", len(running), _listed(running), stalled_after,
+        "continues it from its last checkpoint", len(running), listed_ids(running), stalled_after,
     )
 
 
