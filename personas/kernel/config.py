@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,7 @@ def _url(value: str | None, name: str, schemes: tuple[str, ...], example: str) -
         parts = urlsplit(text)
         parts.port  # noqa: B018 (a port that is not a number raises here)
     except ValueError as exc:
-        raise UsageProblem(f"{name} is not a valid URL ({exc}); give it as {example}, or unset it") from None
+        raise UsageProblem(f"{name} is not a valid URL ({_refusal(exc)}); give it as {example}, or unset it") from None
     socket = parts.scheme.lower().startswith("postgres")  # postgresql:///db?host=/run/postgresql has no host
     if parts.scheme.lower() not in schemes or not (parts.netloc or socket) or any(c.isspace() for c in text):
         raise UsageProblem(
@@ -64,6 +65,18 @@ def _url(value: str | None, name: str, schemes: tuple[str, ...], example: str) -
             f"give it as {example}, or unset it"
         )
     return text
+
+
+def _refusal(exc: ValueError) -> str:
+    """Why ``urlsplit`` refused a URL, without the part of it the message quotes: that part is the
+    netloc or the "port", and either may be a password (``postgresql://app:s3cret/db``, the ``@host``
+    left out, reads ``s3cret`` as the port)."""
+    text = str(exc)
+    if text.startswith("Port could not be cast"):
+        return "what follows the last ':' before the path is not a port number: a password needs user:password@host"
+    if "NFKC" in text:
+        return "its user, password or host holds a character that Unicode reads as / ? # @ or :; percent-encode it"
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", text)
 
 
 def _key(value: str | None, name: str) -> str | None:

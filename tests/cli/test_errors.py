@@ -152,6 +152,12 @@ def test_every_klaviyo_failure_maps_to_a_line_that_says_what_to_do() -> None:
         ("KLAVIYO_BASE_URL", "a.klaviyo.com", "needs a scheme"),
         ("OPENAI_BASE_URL", "http://[fe80::1", "Invalid IPv6 URL"),
         ("PERSONAS_DATABASE_URL", "mysql://u:hunter2@db/x", "postgresql or postgres"),
+        # a password where urlsplit looks for a port (the @host left out) or for a host (a character
+        # Unicode reads as '#'): urlsplit's message quotes it, and it must not reach the line
+        ("PERSONAS_DATABASE_URL", "postgresql://app:hunter2pw/personas", "not a port number"),
+        ("OPENAI_BASE_URL", "https://user:hunter2pw/v1", "not a port number"),
+        ("PERSONAS_DATABASE_URL", "postgresql://app:hunter2\uff03pw@db:5432/x", "percent-encode it"),
+        ("KLAVIYO_BASE_URL", "http://u:hunter2\uff1fpw@127.0.0.1:8787", "percent-encode it"),
         ("KLAVIYO_API_KEY", "pk_abc\u20acdef0123456789", "U+20AC at position 7"),
         ("KLAVIYO_API_KEY", "pk_abc def0123456789", "U+0020 at position 7"),
         ("OPENAI_API_KEY", "sk-\u00e9", "U+00E9 at position 4"),
