@@ -35,6 +35,7 @@ from klaviyo_toolkit.errors import InvalidArgumentError
 from klaviyo_toolkit.filters import quoted
 from klaviyo_toolkit.json_text import JsonTextError, loads
 from klaviyo_toolkit.limits import text_problem
+from klaviyo_toolkit.redact import clip, redact_text
 from klaviyo_toolkit.validation import describe_hidden, email_problem, phone_problem
 
 from .consent import NO_CONSENT, NO_CONSENT_KEYS, consent_key, consent_like, other_channel
@@ -127,6 +128,10 @@ class Row:
     profile_id: str | None = None
 
 
+#: How much of an invalid row's value is shown (after redaction).
+SHOWN_CHARS = 100
+
+
 @dataclass(frozen=True)
 class InvalidRow:
     """A row that is reported and skipped: where, which field, and what to do about it."""
@@ -137,6 +142,12 @@ class InvalidRow:
     problem: str
     #: the row's email when another field made it invalid: a mirror sync never removes that member
     email: str | None = None
+
+    def __post_init__(self) -> None:
+        # Shown, kept in state and in the sync's file: a secret pasted into the source (a key in the
+        # phone column) is masked, and masked whole, before the value is cut to what is shown.
+        object.__setattr__(self, "value", clip(self.value, SHOWN_CHARS))
+        object.__setattr__(self, "problem", redact_text(self.problem))
 
 
 # -- input ----------------------------------------------------------------------------------------------
@@ -330,6 +341,11 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+def _escaped(value: str) -> str:
+    """``value`` with unseen characters escaped (``\\u200b``), redacted first: escaping could split a secret."""
+    return redact_text(value).encode("unicode_escape").decode()
+
+
 def validate_record(rowno: int, record: Mapping[str, Any], consent_column: str,
                     consent_values: set[str]) -> Row | InvalidRow:
     """One row (keys already normalized) as a Row, or an InvalidRow saying what to fix.
@@ -343,33 +359,35 @@ def validate_record(rowno: int, record: Mapping[str, Any], consent_column: str,
     for key in (*(a for names in ALIASES.values() for a in names), consent_column):
         if isinstance(record.get(key), (dict, list)):  # a JSON-lines value no column could hold
             kind = "an object" if isinstance(record[key], dict) else "a list"
-            return InvalidRow(rowno, key, str(record[key])[:100], f"is {kind}, not text; give it as one value "
+            return InvalidRow(rowno, key, str(record[key]), f"is {kind}, not text; give it as one value "
                                                                    '("ann@example.com", "yes")', email)
     for field, value in (("email", email), ("phone_number", phone)):
         if value is not None and describe_hidden(value):
-            return InvalidRow(rowno, field, value.encode("unicode_escape").decode()[:100],
+            return InvalidRow(rowno, field, _escaped(value),
                               f"contains characters that cannot be seen ({describe_hidden(value)}); remove them", email)
     # The toolkit's shared checks, at least as strict as Klaviyo: a row Klaviyo would refuse is
     # reported here, with its row number, and never sent (one such row can sink a whole batch).
     if email is not None and (problem := email_problem(email)):
-        return InvalidRow(rowno, "email", email[:100], f"{problem}; or leave the email empty and give a phone_number",
+        return InvalidRow(rowno, "email", email, f"{problem}; or leave the email empty and give a phone_number",
                           email)
     if phone is not None:
         compact = PHONE_PUNCTUATION.sub("", phone)
         if problem := phone_problem(compact):
-            return InvalidRow(rowno, "phone_number", phone[:100], problem, email)
+            # quoted as written, not compacted: a secret in it is found only as it was given
+            return InvalidRow(rowno, "phone_number", phone, problem.replace(repr(compact), repr(phone)), email)
         phone = compact
     if email is None and phone is None:
         return InvalidRow(rowno, "email", "", "no email (and no phone_number); every row needs an email, or a "
                                               "phone_number for SMS-only contacts")
     for field in ("first_name", "last_name", "external_id"):  # Klaviyo refuses them: reported here, never sent
         if (value := values[field]) is not None and (problem := text_problem(value)):
-            return InvalidRow(rowno, field, value.encode("unicode_escape").decode()[:100], problem, email)
-    said = (_text(record.get(consent_column)) or "").lower()
+            return InvalidRow(rowno, field, _escaped(value), problem, email)
+    given = _text(record.get(consent_column)) or ""
+    said = given.lower()
     consent = consent_key(said) in {consent_key(v) for v in consent_values}
     if not consent and consent_key(said) not in NO_CONSENT_KEYS:  # "maybe", "Yes please": never guessed either way
-        return InvalidRow(rowno, consent_column, said[:100], (
-            f"{said[:40]!r} is neither a value meaning consent ({', '.join(sorted(consent_values))}) nor one "
+        return InvalidRow(rowno, consent_column, given, (  # as written: a secret lower-cased is not found
+            f"{clip(given, 40)!r} is neither a value meaning consent ({', '.join(sorted(consent_values))}) nor one "
             f"meaning none ({', '.join(v or 'empty' for v in NO_CONSENT)}); write one of them, so consent is not "
             "guessed"), email)
     return Row(rowno, email, phone, values["external_id"], values["first_name"], values["last_name"], consent)
@@ -487,7 +505,7 @@ def _read_csv(path: Path, consent_column: str, consent_values: set[str]) -> Iter
                     # " John" in the consent column. Such a row is reported, never guessed at.
                     email = next((_text(record.get(a)) for a in ALIASES["email"] if _text(record.get(a))), None)
                     yield InvalidRow(
-                        rowno, "row", ",".join(values)[:100],
+                        rowno, "row", ",".join(values),
                         f"has {len(values)} fields where the header has {len(header)}; quote a value that "
                         'contains a comma ("Smith, John") or add the missing ones', email)
                     continue
@@ -510,19 +528,19 @@ def _read_jsonl(path: Path, consent_column: str, consent_values: set[str]) -> It
                 try:
                     record = loads(line)  # strict: a key twice ("consent": "yes", "consent": "no") is not guessed at
                 except JsonTextError as exc:
-                    yield InvalidRow(lineno, "line", line.strip()[:100],
+                    yield InvalidRow(lineno, "line", line.strip(),
                                      f"not valid JSON ({exc.reason}); each line must be one object like "
                                      '{"email": "ann@example.com"}')
                     continue
                 if not isinstance(record, dict):
-                    yield InvalidRow(lineno, "line", line.strip()[:100], f"a JSON {type(record).__name__}, not an "
+                    yield InvalidRow(lineno, "line", line.strip(), f"a JSON {type(record).__name__}, not an "
                                      'object; each line must be one object like {"email": "ann@example.com"}')
                     continue
                 normalized = {normalize_name(k): v for k, v in record.items()}
                 if problem := ambiguous_columns(list(map(normalize_name, record)), "key"):
                     email = next((_text(v) for k, v in normalized.items() if k in ALIASES["email"] and _text(v)), None)
                     keys = ", ".join(repr(k) for k in record)
-                    yield InvalidRow(lineno, "line", line.strip()[:100], f"{problem} (its keys: {keys})"[:400], email)
+                    yield InvalidRow(lineno, "line", line.strip(), clip(f"{problem} (its keys: {keys})", 400), email)
                     continue
                 yield validate_record(lineno, normalized, consent_column, consent_values)
     except UnicodeDecodeError:  # raised where a chunk read ahead fails, not at the line: found anew
