@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from personas.kernel.config import Config
-from personas.kernel.privacy import private_file
+from personas.kernel.privacy import private_file, redact_state
 
 from .owners import LEASE, Owner, gone_reason
 
@@ -324,7 +324,9 @@ class RunStore:
     ) -> tuple[Run, bool]:
         """Record a run for ``(persona, key)`` unless one exists; (the run, whether it is new). A run
         refused before it could start is recorded ``failed`` with its ``error`` and why it was
-        ``refused`` (naming the field): :meth:`requeue` never queues it again."""
+        ``refused`` (naming the field): :meth:`requeue` never queues it again. The input is kept
+        redacted, as its checkpoint is (a key in an event's property never reaches the file); the run
+        starts from that copy, so its first attempt sees what a retry from the checkpoint sees."""
         now = self.clock()
         rid = uuid.uuid4().hex[:16]
         thread = f"{persona}-{trigger}-{rid}"
@@ -333,8 +335,8 @@ class RunStore:
         row = self._one(
             f"INSERT INTO personas_runs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,0,?,NULL,?,?,?,?,?,?) "
             f"ON CONFLICT (persona, key) DO NOTHING RETURNING {_COLUMNS}",
-            (rid, persona, key, trigger, thread, status, json.dumps(input), scheduled_for, error, worker, now, now,
-             token, lease, refused),
+            (rid, persona, key, trigger, thread, status, json.dumps(redact_state(input)), scheduled_for, error,
+             worker, now, now, token, lease, refused),
         )
         if row is not None:  # one round trip for a new run
             return Run.from_row(row), True
