@@ -140,7 +140,7 @@ class PersonaSpec(_Strict):
     graph: str = Field(description="The graph it runs (graphs/<name>/); the loader checks it exists.")
     prompt: str
     model: str = "gpt-4.1-mini"
-    temperature: float = 0.0
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature, 0 to 2 (the OpenAI range).")
     scopes: list[str]
     tools: ToolSelection = Field(default_factory=ToolSelection)
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -93,6 +94,18 @@ def _mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) -> dict[An
     return dict(loader.construct_mapping(node, deep=deep))
 
 
+def _finite_float(loader: Any, node: yaml.ScalarNode) -> float:
+    """A YAML float, refused when it is not a finite number: ``.nan`` compares false with everything
+    (a threshold written as ``.nan`` silently never fires), and ``.inf`` or an overflowing ``1.0e+999``
+    is no setting's value; a model's temperature of NaN fails only at the model, mid-run."""
+    value = float(yaml.SafeLoader.construct_yaml_float(loader, node))
+    if not math.isfinite(value):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is not a finite number; give a number such as 0.5", node.start_mark
+        )
+    return value
+
+
 class _NoDuplicates(yaml.SafeLoader):
     """A SafeLoader that refuses a key given twice in one mapping (YAML would keep the last)."""
 
@@ -103,13 +116,15 @@ class _FastNoDuplicates(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type:
 
 for _loader in (_NoDuplicates, _FastNoDuplicates):
     _loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+    _loader.add_constructor("tag:yaml.org,2002:float", _finite_float)
 
 
 def read_yaml(path: Path, *, fast: bool = False) -> tuple[Any, yaml.Node | None]:
     """A YAML file's data and node tree (for :func:`line_of`), read as UTF-8 with no key given twice.
 
-    Raises :class:`YamlFileError` for a file that cannot be read, is not UTF-8 text, is not YAML or
-    gives a key twice in one mapping; the caller names the file. ``fast`` parses with libyaml.
+    Raises :class:`YamlFileError` for a file that cannot be read, is not UTF-8 text, is not YAML,
+    gives a key twice in one mapping or a number that is not finite (``.nan``, ``.inf``); the caller
+    names the file. ``fast`` parses with libyaml.
     """
     try:
         raw = path.read_bytes()
