@@ -96,9 +96,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("chat-unsubscribe-without-approval", "approvals", "the approval guard waives bulk_unsubscribe_profiles' "
              "consent", ("chat",),
              code={"personas/kernel/governance.py": (
-                 "if name in names for e in listed}",
-                 "if name in names for e in listed} | ({Effect.CONSENT} if 'bulk_unsubscribe_profiles' in names "
-                 "else set())")}),
+                 "if name in names for e in listed)",
+                 "if name in names for e in listed) | ({Effect.CONSENT} if 'bulk_unsubscribe_profiles' in names "
+                 "else frozenset())")}),
     Mutation("consent-is-not-an-approval-effect", "approvals", "consent calls no longer stop for approval",
              ("chat", "segment_sync"),
              code={"klaviyo_toolkit/effects.py": ("    {Effect.CONSENT, Effect.IDENTITY,", "    {Effect.IDENTITY,")}),
