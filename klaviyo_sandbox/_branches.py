@@ -104,15 +104,21 @@ def _by_enums(
         taking = {i for i, enum in enums.items() if enum is not None and _among(value[key], enum)}
         if not taking:
             allowed = list(dict.fromkeys(v for enum in enums.values() for v in enum or ()))
-            return jsonschema.ValidationError(
-                f"{_shown(value[key])} is not a valid {key} here; use one of: {', '.join(map(_shown, allowed))}.",
-                validator=UNKNOWN_DISCRIMINATOR,
-                validator_value=allowed,
-                instance=value[key],
-                path=deque([*error.absolute_path, key]),
-            )
+            return _not_allowed(error, key, allowed)
         meant = taking
     return meant
+
+
+def _not_allowed(error: jsonschema.ValidationError, key: str, allowed: list[Any]) -> jsonschema.ValidationError:
+    """The error for the value's ``key`` holding none of ``allowed`` (a discriminator or an enum)."""
+    value = error.instance[key]
+    return jsonschema.ValidationError(
+        f"{_shown(value)} is not a valid {key} here; use one of: {', '.join(map(_shown, allowed))}.",
+        validator=UNKNOWN_DISCRIMINATOR,
+        validator_value=allowed,
+        instance=value,
+        path=deque([*error.absolute_path, key]),
+    )
 
 
 def _enum(schemas: SchemaIndex, branch: dict[str, Any], key: str) -> list[Any] | None:
@@ -134,13 +140,7 @@ def _unknown_discriminator(
             allowed = list(dict.fromkeys(v for fixed in refused for v in fixed[key]))
             if _among(value[key], allowed):
                 continue
-            return jsonschema.ValidationError(
-                f"{_shown(value[key])} is not a valid {key} here; use one of: {', '.join(map(_shown, allowed))}.",
-                validator=UNKNOWN_DISCRIMINATOR,
-                validator_value=allowed,
-                instance=value[key],
-                path=deque([*error.absolute_path, key]),
-            )
+            return _not_allowed(error, key, allowed)
     return None
 
 
