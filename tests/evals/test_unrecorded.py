@@ -4,15 +4,12 @@ made up for it. Suites are copies in ``tmp_path``; ``personas eval`` runs in pro
 
 from __future__ import annotations
 
-import json
-import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 import pytest
+from test_broken_inputs import copy_suite, edit  # tests/evals is on the path (no package)
 
-from evals.case import SUITES_DIR
 from personas.cli import main as personas_main
 
 pytestmark = pytest.mark.usefixtures("no_model_env")
@@ -21,22 +18,6 @@ NEW = "hot-director-this-month"  # a model case, taken out of the set as if writ
 HELD = "cold-just-browsing"  # a model case the set holds, and passes
 NO_MODEL = "suppressed"  # asks no model
 QWEN = "qwen2.5-coder-0.5b"
-
-
-def copy_suite(tmp_path: Path, name: str, *case_ids: str, sets: bool = False) -> Path:
-    """``evals/suites/<name>`` copied with only ``case_ids`` (and their cassettes; labelled sets if ``sets``)."""
-    folder = tmp_path / name
-    shutil.copytree(SUITES_DIR / name, folder, ignore=None if sets else shutil.ignore_patterns("cassettes-*"))
-    for file in [*(folder / "cases").glob("*.yaml"), *folder.glob("cassettes*/*.json")]:
-        if file.stem not in case_ids and file.name != "set.json":
-            file.unlink()
-    return folder
-
-
-def edit(path: Path, change: Any) -> None:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    change(data)
-    path.write_text(json.dumps(data), encoding="utf-8")
 
 
 def _eval(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:

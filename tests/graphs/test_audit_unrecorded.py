@@ -6,7 +6,6 @@ persona calling the in-process sandbox over HTTP."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,15 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from klaviyo_sandbox import Sandbox
-from klaviyo_toolkit.clock import ManualClock
 from personas.kernel.config import Config
 from personas.kernel.models import ScriptedChatModel
 from personas.runtime import RunDriver, RunResult, build_context
 
+from .test_chat import sb
+
+__all__ = ["sb"]  # the fixture, shared with test_chat
+
 PERSONA = "klaviyo-assistant"
-
-
-@pytest.fixture()
-def sb() -> Iterator[Sandbox]:
-    sandbox = Sandbox(demo_data=False, rate_limit_factor=None, clock=ManualClock())
-    yield sandbox
-    sandbox.close()
 
 
 class Conversation:
