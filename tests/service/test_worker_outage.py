@@ -64,12 +64,22 @@ class Log:
 
 
 def outage(pg_url: str, on: bool) -> None:
-    """The test's database refuses new connections and drops the open ones (on), or takes them again."""
+    """The test's database refuses new connections and drops the open ones (on), or takes them again.
+
+    The open ones are gone when this returns: ``pg_terminate_backend`` only signals each backend, so a
+    query sent in the next moments could still reach one and be cut mid-way (a connection dying under
+    a query, which no pool can hide) instead of finding its connection already ended."""
     name = pg_url.rsplit("/", 1)[1]
     with psycopg.connect(os.environ["PERSONAS_TEST_DATABASE_URL"], autocommit=True) as conn:
         conn.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS {'false' if on else 'true'}")
         if on:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            for _ in range(200):  # each backend exits within milliseconds of its signal
+                if not conn.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s", (name,)).fetchone():
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError(f"the backends of {name} were signalled but did not exit in 10 s")
 
 
 def queue(pg_url: str, run_id: str) -> None:
