@@ -49,6 +49,7 @@ from .errors import (
     TransportError,
     api_error_from_response,
 )
+from .redact import register_secret
 from .vault import TokenSet
 
 __all__ = [
@@ -117,6 +118,8 @@ class OAuthConfig:
         object.__setattr__(self, "scopes", tuple(scopes))
         if not self.client_id or not self.client_secret:
             raise ToolkitUsageError("OAuthConfig needs the app's client_id and client_secret (Klaviyo: Manage apps).")
+        register_secret(self.client_secret)  # masked wherever it appears, as is the Basic header made of it
+        register_secret(base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode("ascii"))
 
     @classmethod
     def for_base_url(

@@ -49,29 +49,48 @@ __all__ = [
 ]
 
 _known: set[str] = set()
+#: Short-lived secrets (OAuth tokens), newest last: only the newest :data:`MAX_TOKENS` are kept, so a
+#: process refreshing tokens for weeks does not grow its pattern (and the time of every redaction)
+#: without end; a token that many rotations old is long dead.
+_tokens: dict[str, None] = {}
+MAX_TOKENS = 1_000
 _known_lock = threading.Lock()
 _known_pattern: re.Pattern[str] | None = None
 #: A registered secret shorter than this is not masked in free text (it would mask ordinary words).
 MIN_SECRET_CHARS = 8
 
 
-def register_secret(value: str | None) -> None:
-    """Mask ``value`` wherever it appears from now on (this process). Empty and short values are ignored."""
-    global _known_pattern
+def register_secret(value: str | None, *, short_lived: bool = False) -> None:
+    """Mask ``value`` wherever it appears from now on (this process). Empty and short values are ignored.
+
+    ``short_lived``: a secret that is replaced as it expires (an OAuth access or refresh token), kept
+    among the newest :data:`MAX_TOKENS` such ones rather than for the life of the process."""
     if not value or len(value) < MIN_SECRET_CHARS or value in PUBLIC_VALUES:
         return  # the sandbox's documented demo key is printed on purpose (how to connect to it)
     with _known_lock:
-        if value in _known:
+        if value in _known or (short_lived and value in _tokens):
             return
-        _known.add(value)
-        ordered = sorted(_known, key=len, reverse=True)
-        _known_pattern = re.compile("|".join(re.escape(v) for v in ordered))
-        _forget_clean()
+        if short_lived:
+            _tokens[value] = None
+            while len(_tokens) > MAX_TOKENS:
+                del _tokens[next(iter(_tokens))]
+        else:
+            _tokens.pop(value, None)
+            _known.add(value)
+        _compile()
+
+
+def _compile() -> None:
+    """The pattern of every registered secret, longest first (the caller holds ``_known_lock``)."""
+    global _known_pattern
+    ordered = sorted(_known.union(_tokens), key=len, reverse=True)
+    _known_pattern = re.compile("|".join(re.escape(v) for v in ordered))
+    _forget_clean()
 
 
 def registered_secrets() -> frozenset[str]:
     with _known_lock:
-        return frozenset(_known)
+        return frozenset(_known.union(_tokens))
 
 
 _SECRET_KEY_PARTS = (

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from .auth import fingerprint, mask
 from .errors import ToolkitUsageError
+from .redact import register_secret
 
 __all__ = [
     "CredentialInfo",
@@ -40,6 +41,12 @@ class TokenSet:
     expires_at: float | None = None
     scopes: tuple[str, ...] = ()
     token_type: str = "Bearer"
+
+    def __post_init__(self) -> None:
+        # Tokens are opaque (no ``pk_`` shape to spot), so only registering them masks them in the
+        # messages, log lines and stored text of this process: an error echoing one, a pasted one.
+        register_secret(self.access_token, short_lived=True)
+        register_secret(self.refresh_token, short_lived=True)
 
     def expires_within(self, now: float, seconds: float) -> bool:
         """True when the access token is expired or expires in less than ``seconds`` after ``now``."""

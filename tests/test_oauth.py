@@ -466,6 +466,52 @@ def test_nothing_secret_in_reprs(backend: OAuthBackend, oauth: OAuthClient, vaul
         assert secret not in shown
 
 
+def test_tokens_and_the_client_secret_are_masked_wherever_text_carries_them(
+    backend: OAuthBackend, oauth: OAuthClient, vault: Vault
+) -> None:
+    """OAuth tokens have no shape to spot (an API key's ``pk_``), so they were masked nowhere: a gateway's
+    error page echoing the request, or a user pasting one into a chat, carried them into messages, log
+    lines and the model's input. Every token the client is handed, rotated ones included, and the app's
+    secret (and the Basic header made of it) are masked from the moment they are known."""
+    from klaviyo_toolkit.errors import api_error_from_response
+    from klaviyo_toolkit.redact import redact_text
+
+    first = login(backend, oauth, vault)
+    rotated = oauth.refresh(first.refresh_token or "")
+    config = backend.config
+    basic = base64.b64encode(f"{config.client_id}:{config.client_secret}".encode()).decode("ascii")
+    secrets_ = [first.access_token, first.refresh_token, rotated.access_token, rotated.refresh_token,
+                config.client_secret, basic]
+    assert all(secrets_) and len(set(secrets_)) == len(secrets_)
+    text = "echoed: " + " | ".join(f"token={s}" if i % 2 else f"{s}" for i, s in enumerate(secrets_))
+    shown = redact_text(text)
+    page = {"errors": [{"status": 502, "detail": f"upstream said: Authorization: Basic {basic}, grant {text}"}]}
+    shown += str(api_error_from_response(502, page, {}))
+    for secret in secrets_:
+        assert secret and secret not in shown, (secret, shown)
+    assert "echoed:" in shown and "upstream said" in shown
+
+
+def test_only_the_newest_tokens_are_kept_for_masking_and_keys_for_good(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker refreshing tokens for weeks registers two new ones an hour; each widens the pattern every
+    redaction runs. Tokens are kept among the newest ``MAX_TOKENS``; a key (registered for good) stays."""
+    from klaviyo_toolkit import redact
+
+    monkeypatch.setattr(redact, "MAX_TOKENS", 3)
+    key = "pk_" + secrets.token_hex(16)
+    redact.register_secret(key)
+    tokens = [f"at_{secrets.token_hex(16)}" for _ in range(5)]
+    for token in tokens:
+        TokenSet(access_token=token)
+    shown = redact.redact_text(" ".join([key, *tokens]))
+    assert [t in shown for t in tokens] == [True, True, False, False, False], shown  # the two oldest forgotten
+    assert key not in shown and key in redact.registered_secrets()
+    redact.register_secret(tokens[0])  # the same value as a lasting secret: kept whatever tokens come
+    for _ in range(4):
+        TokenSet(access_token=f"at_{secrets.token_hex(16)}")
+    assert tokens[0] not in redact.redact_text(tokens[0])
+
+
 # -- the refreshing token source -------------------------------------------------------------------
 
 
