@@ -32,6 +32,7 @@ from klaviyo_toolkit.webhooks import DEFAULT_TOLERANCE, WebhookMalformed, Webhoo
 from personas.kernel.privacy import describe_error
 
 from .metrics import CONTENT_TYPE
+from .outage_log import OutageLog, connection_failure
 from .queues import Queue
 from .service import Service
 
@@ -81,8 +82,10 @@ def build_app(
     clock: Callable[[], float] = time.time,
     lifespan: Any = None,
     max_body: int = MAX_BODY,
+    outage: OutageLog | None = None,
 ) -> Any:
-    """The webhook receiver of ``service`` (see the module docstring); ``secret`` defaults to the config's."""
+    """The webhook receiver of ``service`` (see the module docstring); ``secret`` defaults to the config's.
+    ``outage``: told when a request finds the database away or back (``personas serve`` on PostgreSQL)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
@@ -122,12 +125,15 @@ def build_app(
             # remembered only now: a delivery that failed above is not a replay when it comes again
             await asyncio.to_thread(service.store.first_delivery, delivery.signature)
         except Exception as exc:  # the store or the queue is away: Klaviyo (or a proxy) must send it again
+            _away(outage, exc)
             service.metrics.deliveries.labels("failed").inc()
             reason = describe_error(exc, 300)
             log.error("webhook delivery of %d event(s) not taken (%s); answered 503, so it is sent again",
                       len(delivery.events), reason)
             return JSONResponse({"error": f"the delivery could not be recorded or queued ({reason}); send it "
                                           "again"}, status_code=503, headers={"Retry-After": "30"})
+        if outage is not None:
+            outage.back()
         if not accepted:  # no event in it starts a persona (another topic): taken, and said so
             service.metrics.deliveries.labels("ignored").inc()
             topics = sorted({item.topic for item in delivery.events})
@@ -145,7 +151,10 @@ def build_app(
         try:
             counts = await asyncio.to_thread(service.store.counts)
         except Exception as exc:
+            _away(outage, exc)
             return JSONResponse({"ok": False, "error": type(exc).__name__}, status_code=503)
+        if outage is not None:
+            outage.back()
         return JSONResponse({"ok": True, "store": service.store.dialect, "queued": counts["queued"],
                              "secret": bool(key)})
 
@@ -160,6 +169,13 @@ def build_app(
         Route("/metrics", metrics, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _away(outage: OutageLog | None, exc: BaseException) -> None:
+    """Tell ``outage`` of a request that found the database away (``exc`` a lost connection)."""
+    why = None if outage is None else connection_failure(exc)
+    if outage is not None and why is not None:
+        outage.away(why)
 
 
 def _record(service: Service, delivery: Any) -> list[tuple[str, bool, bool]]:

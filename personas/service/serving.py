@@ -142,20 +142,27 @@ def build_serve_app(config: Config, *, workers: int = 2, catch_up: str = "latest
     service = Service.open(config, patience=0.0, **context_options)
     service.triggered_by("")  # personas and graphs loaded now, not by the first delivery
     if config.database_url:
+        from .postgres import describe
         from .tasks import build_app as build_tasks
         from .tasks import ensure_schema
 
         tasks = build_tasks(config.database_url)
         ensure_schema(tasks, config.database_url)
+        # one line when the database goes away and one when a request finds it back, not a warning
+        # for each of the pools' attempts to connect again
+        outage = OutageLog("personas serve", describe(config.database_url),
+                           "deliveries and /healthz are answered 503 (Klaviyo sends a delivery again) until it "
+                           "answers; a line here says when it does")
 
         @contextlib.asynccontextmanager
         async def lifespan(_: Any) -> AsyncIterator[None]:
-            async with tasks.open_async():
-                await tasks.check_connection_async()  # the pool's first connection, before the first delivery
-                yield
+            with outage:
+                async with tasks.open_async():
+                    await tasks.check_connection_async()  # the pool's first connection, before the first delivery
+                    yield
             service.close()
 
-        return build_app(service, ProcrastinateQueue(tasks), lifespan=lifespan)
+        return build_app(service, ProcrastinateQueue(tasks), lifespan=lifespan, outage=outage)
     queue = LocalQueue(service, workers=workers)
     queue.recover()
     # no croniter: no schedules (`serve_notes` said so when it started)

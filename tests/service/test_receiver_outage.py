@@ -9,11 +9,13 @@ backed off between attempts to connect again.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from klaviyo_toolkit.webhooks import format_timestamp, sign
 from personas.kernel.config import Config
@@ -46,8 +48,11 @@ def health(base: str) -> tuple[float, int]:
 
 
 def test_serve_answers_promptly_while_the_database_is_away_and_as_soon_as_it_is_back(
-    tmp_path: Path, pg_url: str
+    tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """...and says so in two lines: it used to log a warning for every one of its pools' attempts to
+    connect again (``error connecting in 'pool-3': ...``), which operators read as a crash loop."""
+    caplog.set_level(logging.INFO)
     config = Config(home=tmp_path / "home", webhook_secret=SECRET, database_url=pg_url)
     app = build_serve_app(config)
     with serve_app(app) as base:
@@ -61,12 +66,18 @@ def test_serve_answers_promptly_while_the_database_is_away_and_as_soon_as_it_is_
                 took, refused = deliver(base, "01DURING")
                 assert refused.status_code == 503 and took < PROMPT, (refused.status_code, took, refused.text)
                 assert "not currently accepting connections" in refused.json()["error"]  # the database's answer
+            time.sleep(4)  # the pools try to connect again meanwhile (after 1 s, 2 s, ...)
         finally:
             outage(pg_url, False)
         took, code = health(base)
         assert code == 200 and took < PROMPT, (code, took)
         took, again = deliver(base, "01DURING")  # Klaviyo's retry: taken now
         assert again.status_code == 202 and took < PROMPT, (again.status_code, took, again.text)
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("psycopg")]
+    assert said == [], said  # folded into the lines below
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("personas serve: the database")]
+    assert len(lines) == 2 and "is unreachable (" in lines[0] and "not currently accepting" in lines[0], lines
+    assert "answers again after" in lines[1] and "127.0.0.1" in lines[0], lines
     store = RunStore.postgres(pg_url)
     try:
         assert sorted(r.key for r in store.runs()) == ["event:01BEFORE", "event:01DURING"]
