@@ -174,6 +174,11 @@ def encode_cursor(cursor: Cursor, scope: str) -> str:
     return _encode({"q": scope, "k": cursor.key, "d": _AFTER if cursor.after else _UPTO})
 
 
+def encode_offset_cursor(offset: int, scope: str) -> str:
+    """The cursor of the page of a computed result (metric aggregates) that starts at ``offset``."""
+    return _encode({"q": scope, "o": offset})
+
+
 def _read(cursor: str, scope: str, pointer: str | None) -> tuple[Json, str, Json]:
     """A cursor's payload, the name it was given under and where (for errors); a 400 unless it is
     one this API issued for the query ``scope``."""
@@ -182,7 +187,8 @@ def _read(cursor: str, scope: str, pointer: str | None) -> tuple[Json, str, Json
     # Klaviyo's Python SDK passes what follows "page[cursor]" in a links URL, "=" included, and over
     # plain http (a local sandbox) the whole URL: both name the cursor of a link we issued.
     if "://" in cursor:
-        cursor = (parse_qs(urlsplit(cursor).query).get("page[cursor]") or [cursor])[0]
+        query = parse_qs(urlsplit(cursor).query)
+        cursor = (query.get("page[cursor]") or query.get("page_cursor") or [cursor])[0]
     cursor = cursor.lstrip("=")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)

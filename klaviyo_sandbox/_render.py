@@ -2,7 +2,8 @@
 
 Attributes come from the store; attributes the spec requires but the store lacks get their smallest
 valid value; ``additional-fields`` and ``fields[...]`` are honoured; relationships carry links, and
-data when stored to-one or asked for with ``include``.
+data when stored to-one or asked for with ``include`` (an empty to-one is ``null`` where the spec
+allows it, else left out: never a made-up linkage).
 """
 
 from __future__ import annotations
@@ -80,8 +81,10 @@ def render(
                     entry["data"] = [{"type": t, "id": i} for t, i in links]
                 elif links:
                     entry["data"] = {"type": links[0][0], "id": links[0][1]}
-                else:
-                    entry["data"] = None if _nullable(data_schema) else schemas.synthesize(data_schema, when)
+                elif _nullable(data_schema):
+                    entry["data"] = None
+                # else: an empty to-one the spec cannot write as null is left without data (only links),
+                # never a made-up linkage such as {"type": "profile", "id": ""} that a client would follow
             for key in schemas.resolve(sub).get("required", []):
                 if key == "data" and "data" not in entry:
                     entry["data"] = [] if is_many else schemas.synthesize(data_schema, when)

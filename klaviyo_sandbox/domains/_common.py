@@ -25,6 +25,7 @@ configured in the account; otherwise the flow's time-delay actions decide.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -331,6 +332,19 @@ def event_unique_id(unique_id: str | None, when: float) -> str:
     return str(unique_id or int(when))
 
 
+def event_value(value: Any) -> float:
+    """An event's ``$value`` as revenue is summed (metric aggregates, reports): a number, or a string
+    holding one; anything else (text, a list, an object, a boolean, NaN or infinity) adds nothing
+    rather than failing the whole query, since events keep whatever properties they were sent with."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return 0.0
+    try:
+        number = float(value)
+    except ValueError:
+        return 0.0
+    return number if math.isfinite(number) else 0.0
+
+
 def record_event(
     svc: Services,
     profile: Resource,
@@ -467,6 +481,7 @@ __all__ = [
     "email_marketing",
     "event_metric_name",
     "event_unique_id",
+    "event_value",
     "event_profile",
     "find_or_create_metric",
     "find_or_create_profile",

@@ -38,6 +38,9 @@ from ._common import (
 
 Json = dict[str, Any]
 AUDIENCE_TYPES = ("list", "segment")
+#: "You can send a single campaign to a maximum of 15 lists/segments" (Klaviyo help center, "How to
+#: send a campaign to multiple lists or segments").
+MAX_INCLUDED_AUDIENCES = 15
 _d = DomainBuilder("campaign_sends")
 SMART_SENDING_HOURS = {"email": 16, "sms": 24, "mobile_push": 16}
 #: Campaign statuses while a send is on its way (a send job can still be cancelled or reverted).
@@ -54,9 +57,17 @@ def find_audience(svc: Services, audience_id: str) -> Resource | None:
 
 
 def check_audiences(svc: Services, audiences: Any, pointer: str) -> None:
-    """400 naming the first audience id that is neither a list nor a segment."""
+    """400 naming the first audience id that is neither a list nor a segment, or the included
+    audiences when there are more than Klaviyo sends one campaign to (``MAX_INCLUDED_AUDIENCES``)."""
     if not isinstance(audiences, dict):
         return
+    included = audiences.get("included") or []
+    if len(set(map(str, included))) > MAX_INCLUDED_AUDIENCES:
+        raise bad_request(
+            f"A campaign can be sent to at most {MAX_INCLUDED_AUDIENCES} lists or segments; this one includes "
+            f"{len(set(map(str, included)))}. Combine them in a segment, or clone the campaign for the rest.",
+            pointer=f"{pointer}/included",
+        )
     for key in ("included", "excluded"):
         for i, aid in enumerate(audiences.get(key) or []):
             if find_audience(svc, str(aid)) is None:

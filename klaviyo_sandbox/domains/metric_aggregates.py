@@ -8,13 +8,15 @@ What is computed, as Klaviyo documents it:
   ``greater-than``) and ``less-than(datetime,...)`` (or ``less-or-equal``), both required, at most one
   year apart; a datetime without an offset is read in the query's ``timezone``;
 - any other filter applies to event properties, e.g. ``equals($message,"01J...")`` or
-  ``any(URL,["https://a", "https://b"])``;
+  ``any(URL,["https://a", "https://b"])``, and may name only a dimension the spec lists for ``by``
+  (a filter on any other property is a 400, as in Klaviyo);
 - ``by`` groups rows by event properties (``$message``, ``$flow``, ``Campaign Name``, ...); events
   without one of those properties fall in the row whose ``dimensions`` is ``[]``;
 - ``dates`` are the interval starts (local midnight, first of month, ...) written in UTC, and each
   measurement is a list of floats aligned with them; ``sort`` orders rows by a ``by`` dimension;
-  ``page_size`` caps the rows (default 500); a ``page_cursor`` is read as an offset cursor of the
-  sandbox's own making (the sandbox never issues one: results are small).
+  ``page_size`` (at least 1, default 500) caps the rows of a page; when more rows follow,
+  ``links.next`` is this URL with a ``page_cursor`` (an offset cursor of the sandbox's own making,
+  bound to the query) to send back in the body for the next rows.
 """
 
 from __future__ import annotations
@@ -24,15 +26,17 @@ import re
 import uuid
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from klaviyo_toolkit.filters import FilterSyntaxError, parse_filter
+from klaviyo_toolkit.filters import Comparison, Expr, FilterSyntaxError, parse_filter
 
 from .._context import Ctx, Reply
 from .._jsonapi import bad_request, sparse
-from .._paging import cursor_scope, decode_offset_cursor
+from .._paging import cursor_scope, decode_offset_cursor, encode_offset_cursor
 from .._store import Resource
 from ..domain import DomainBuilder
+from ._common import event_value
 
 Json = dict[str, Any]
 _POINTER = "/data/attributes"
@@ -78,9 +82,14 @@ def _parse_bound(text: str, zone: ZoneInfo, pointer: str) -> _dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=zone)
 
 
-def _time_range(filters: list[str], zone: ZoneInfo) -> tuple[float, float, list[Any]]:
-    """(start inclusive, end exclusive, other parsed filters) from the ``filter`` list."""
-    start = end = None
+def _time_range(filters: list[str], zone: ZoneInfo, dimensions: frozenset[str]) -> tuple[float, float, list[Any]]:
+    """(start inclusive, end exclusive, other parsed filters) from the ``filter`` list.
+
+    The filters all hold at once, so several bounds on ``datetime`` narrow the range (the latest
+    start, the earliest end), whatever their order.
+    """
+    start: float | None = None
+    end: float | None = None
     others = []
     for i, text in enumerate(filters):
         pointer = f"{_POINTER}/filter/{i}"
@@ -88,19 +97,14 @@ def _time_range(filters: list[str], zone: ZoneInfo) -> tuple[float, float, list[
         if match:
             op, value = match.groups()
             when = _parse_bound(value, zone, pointer).timestamp()
-            if op == "greater-or-equal":
-                start = when
-            elif op == "greater-than":
-                start = when + 1
-            elif op == "less-than":
-                end = when
+            if op in ("greater-or-equal", "greater-than"):
+                when += 1 if op == "greater-than" else 0
+                start = when if start is None else max(start, when)
             else:
-                end = when + 1
+                when += 1 if op == "less-or-equal" else 0
+                end = when if end is None else min(end, when)
             continue
-        try:
-            others.append(parse_filter(text))
-        except FilterSyntaxError as exc:
-            raise bad_request(f"{text!r} is not a valid filter: {exc}.", pointer=pointer) from None
+        others.append(_dimension_filter(text, pointer, dimensions))
     if start is None or end is None:
         raise bad_request(
             "filter must include a time range: greater-or-equal(datetime,2026-07-01T00:00:00) and "
@@ -115,6 +119,36 @@ def _time_range(filters: list[str], zone: ZoneInfo) -> tuple[float, float, list[
     if end - start > _MAX_SPAN:
         raise bad_request("The time range may span at most one year; split the query.", pointer=f"{_POINTER}/filter")
     return start, end, others
+
+
+def _comparisons(expr: Expr) -> list[Comparison]:
+    """Every comparison in a parsed filter, depth first (inside ``and``/``or``/``not`` too)."""
+    if isinstance(expr, Comparison):
+        return [expr]
+    return [comp for item in expr.items for comp in _comparisons(item)]
+
+
+def _dimension_filter(text: str, pointer: str, dimensions: frozenset[str]) -> Any:
+    """A filter other than the time range, parsed; it may name only a dimension Klaviyo groups and
+    filters by (the spec's ``by`` values): a filter on any other event property is a 400 there."""
+    try:
+        expr = parse_filter(text)
+    except FilterSyntaxError as exc:
+        raise bad_request(f"{text!r} is not a valid filter: {exc}.", pointer=pointer) from None
+    for comp in _comparisons(expr):
+        if comp.field == "datetime":
+            raise bad_request(
+                f"{text!r}: write the time range as separate filters, greater-or-equal(datetime,...) and "
+                "less-than(datetime,...), each on its own.",
+                pointer=pointer,
+            )
+        if comp.field not in dimensions:
+            raise bad_request(
+                f"{comp.field!r} cannot be filtered on in metric aggregates; filter on one of the "
+                f"dimensions: {', '.join(sorted(dimensions))}.",
+                pointer=pointer,
+            )
+    return expr
 
 
 def _floor(when: _dt.datetime, interval: str) -> _dt.datetime:
@@ -187,7 +221,7 @@ def query_metric_aggregates(ctx: Ctx) -> Reply:
         )
     zone = _zone(attrs.get("timezone"))
     interval = attrs.get("interval") or "day"
-    start, end, others = _time_range(list(attrs.get("filter") or []), zone)
+    start, end, others = _time_range(list(attrs.get("filter") or []), zone, _dimensions(ctx))
     measurements = list(attrs.get("measurements") or [])
     if not measurements:
         raise bad_request(
@@ -204,7 +238,7 @@ def query_metric_aggregates(ctx: Ctx) -> Reply:
         row = rows.setdefault(key, _empty_row(len(starts)))
         slot = _bucket_of(float(event.attributes["timestamp"]), starts)
         row["count"][slot] += 1
-        row["sum_value"][slot] += float(props.get("$value") or 0)
+        row["sum_value"][slot] += event_value(props.get("$value"))
         profile = event.linked("profile")
         if profile:
             row["unique"][slot].add(profile[0][1])
@@ -214,13 +248,15 @@ def query_metric_aggregates(ctx: Ctx) -> Reply:
         index = by.index(sort.lstrip("-"))
         ordered.sort(key=lambda kv: kv[0][index] if kv[0] else "", reverse=sort.startswith("-"))
     data = [{"dimensions": list(key), "measurements": _measure(row, measurements)} for key, row in ordered]
-    size = int(attrs.get("page_size") or 500)
+    size = _page_size(attrs.get("page_size"))
     scope = cursor_scope(ctx.op.operation_id, {}, attrs, size)
     cursor = attrs.get("page_cursor")
     offset = decode_offset_cursor(str(cursor), scope, pointer="/data/attributes/page_cursor") if cursor else 0
     page = data[offset : offset + size]
     self_url = ctx.self_url()
     links: Json = {"self": self_url}
+    if offset + size < len(data):  # more rows: say where they are, never drop them silently
+        links["next"] = f"{self_url}?{urlencode({'page_cursor': encode_offset_cursor(offset + size, scope)})}"
     result: Json = {"dates": [_utc_iso(ts) for ts in starts], "data": page}
     result = sparse(result, ctx.list_param("fields[metric-aggregate]"))
     rid = str(uuid.UUID(int=ctx.store.rng.getrandbits(128)))
@@ -229,6 +265,27 @@ def query_metric_aggregates(ctx: Ctx) -> Reply:
         "links": links,
     }
     return Reply(200, body)
+
+
+def _dimensions(ctx: Ctx) -> frozenset[str]:
+    """The dimensions Klaviyo groups and filters metric aggregates by: the spec's values of ``by``."""
+    query = ctx.schemas.resolve({"$ref": "#/components/schemas/MetricAggregateQueryResourceObject"})
+    return frozenset(ctx.schemas.prop(query, "attributes", "by").get("items", {}).get("enum", []))
+
+
+def _page_size(value: Any) -> int:
+    """``page_size`` (default 500): a whole number of rows, at least 1; a 400 naming it otherwise.
+
+    Read as given, so 0 is not taken for "unset" and a negative size never slices rows off the end.
+    """
+    if value is None:
+        return 500
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise bad_request(
+            f"page_size must be a whole number of rows, at least 1 (default 500); got {value!r}.",
+            pointer=f"{_POINTER}/page_size",
+        )
+    return value
 
 
 def _empty_row(n: int) -> Json:

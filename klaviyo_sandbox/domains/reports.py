@@ -40,6 +40,7 @@ from .._jsonapi import bad_request
 from .._services import Services
 from .._store import Resource
 from ..domain import DomainBuilder
+from ._common import event_value
 from .report_time import account_zone, buckets, local_iso, timeframe
 
 Json = dict[str, Any]
@@ -169,7 +170,7 @@ def _message_records(kind: str) -> Callable[[Services, Json], Iterable[tuple[flo
                 value = 0.0
                 flow_id, message_id = props.get("$flow"), props.get("$flow_message") or props.get("$message")
             elif is_conversion:
-                channel, stat, value = None, "conversions", float(props.get("$value") or 0)
+                channel, stat, value = None, "conversions", event_value(props.get("$value"))
                 flow_id, message_id = props.get("$attributed_flow"), props.get("$attributed_message")
             else:
                 continue

@@ -12,6 +12,7 @@ from klaviyo_sandbox import Sandbox
 from klaviyo_sandbox._store import Resource
 from klaviyo_sandbox.domains._common import new_profile, set_email_consent, suppress_email
 from klaviyo_toolkit.clock import ManualClock
+from klaviyo_toolkit.errors import KlaviyoAPIError
 
 START = dt.datetime(2026, 7, 20, 14, 0, tzinfo=dt.UTC).timestamp()
 HEADERS = {"Authorization": "Klaviyo-API-Key pk_sandbox_demo", "revision": "2026-07-15",
@@ -113,6 +114,21 @@ def test_create_campaign_rejects_unknown_audiences_and_missing_messages(raw: htt
     reply = post({"name": "x", "audiences": {"included": []}})
     assert reply.status_code == 400
     assert "campaign-messages" in error_of(reply)["detail"]
+
+
+def test_a_campaign_goes_to_at_most_15_lists_or_segments(client: Any, raw: httpx.Client) -> None:
+    lists = [make_list(client, f"L{i}", []) for i in range(16)]
+    cid, _ = make_campaign(client, lists[:15])  # the most Klaviyo sends one campaign to
+    with pytest.raises(KlaviyoAPIError) as err:
+        make_campaign(client, lists)
+    assert (err.value.status, err.value.source["pointer"]) == (400, "/data/attributes/audiences/included")
+    assert "at most 15" in (err.value.detail or "")
+    patched = raw.patch(f"/api/campaigns/{cid}", json={"data": {"type": "campaign", "id": cid, "attributes": {
+        "audiences": {"included": lists}}}})
+    assert patched.status_code == 400
+    assert error_of(patched)["source"]["pointer"] == "/data/attributes/audiences/included"
+    kept = client.call("get_campaign", id=cid).body["data"]["attributes"]["audiences"]["included"]
+    assert kept == lists[:15]
 
 
 def test_get_campaigns_requires_a_channel_filter(client: Any, raw: httpx.Client) -> None:

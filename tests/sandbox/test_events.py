@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -323,12 +324,63 @@ def test_aggregates_filter_on_a_dimension_and_week_and_month_intervals(sb: Sandb
     ({"timezone": ""}, "/data/attributes/timezone", "IANA"),  # not UTC by default: no name is no time zone
     ({"timezone": "Europe/Kyiv"}, "/data/attributes/timezone", "Klaviyo does not take it"),  # the spec's exceptions
     ({"timezone": "Factory"}, "/data/attributes/timezone", "Klaviyo does not take it"),
+    ({"filter": [f"greater-or-equal(datetime,{MARCH_1})", "less-than(datetime,2026-03-04T00:00:00)",
+                 'equals(Coupon,"SPRING")']}, "/data/attributes/filter/2", "cannot be filtered on"),  # not a dimension
+    ({"filter": [f"greater-or-equal(datetime,{MARCH_1})", "less-than(datetime,2026-03-04T00:00:00)",
+                 'or(equals($message,"M1"),equals(sku,"B-1"))']}, "/data/attributes/filter/2", "'sku'"),
+    ({"page_size": 0}, "/data/attributes/page_size", "at least 1"),  # not read as "unset" (500 rows)
+    ({"page_size": -1}, "/data/attributes/page_size", "at least 1"),  # not a slice that drops the last row
 ])
 def test_aggregates_reject_bad_queries(sb: Sandbox, raw: httpx.Client, attrs: dict[str, Any], pointer: str,
                                        says: str) -> None:
     post_event(raw, "a@example.com")
     err = error(aggregate(raw, metric_id(sb, "Placed Order"), **attrs), 400)
     assert err["source"]["pointer"] == pointer and says in err["detail"]
+
+
+def test_aggregates_sum_only_numeric_values_and_never_fail_on_odd_ones(sb: Sandbox, raw: httpx.Client) -> None:
+    # events keep whatever $value their properties were sent with; one bad value must not break the query
+    for i, value in enumerate(["abc", [1], {"amount": 3}, True, "Infinity", "12.5", 7]):
+        reply = post_event(raw, "a@example.com", "Placed Order", {"$value": value}, time="2026-03-01T10:00:00+00:00",
+                           unique_id=str(i))
+        assert reply.status_code == 202, reply.text
+    resp = aggregate(raw, metric_id(sb, "Placed Order"), measurements=["count", "sum_value"])
+    assert resp.status_code == 200, resp.text
+    [row] = resp.json()["data"]["attributes"]["data"]
+    assert row["measurements"] == {"count": [7.0, 0.0, 0.0], "sum_value": [19.5, 0.0, 0.0]}
+
+
+def test_aggregates_bounds_on_datetime_all_hold_whatever_their_order(sb: Sandbox, raw: httpx.Client) -> None:
+    seed_orders(raw)
+    placed = metric_id(sb, "Placed Order")
+    narrowed = aggregate(raw, placed, measurements=["count"], filter=[
+        "greater-or-equal(datetime,2026-03-02T00:00:00)", f"greater-or-equal(datetime,{MARCH_1})",
+        "less-than(datetime,2026-03-04T00:00:00)", "less-than(datetime,2026-03-05T00:00:00)"]).json()["data"]
+    # the latest start and the earliest end, not the last of each written
+    assert narrowed["attributes"]["dates"] == ["2026-03-02T00:00:00+00:00", "2026-03-03T00:00:00+00:00"]
+    assert narrowed["attributes"]["data"][0]["measurements"]["count"] == [1.0, 1.0]
+    nested = error(aggregate(raw, placed, filter=[
+        f"greater-or-equal(datetime,{MARCH_1})", "less-than(datetime,2026-03-04T00:00:00)",
+        "or(less-than(datetime,2026-03-02T00:00:00),equals($message,\"M2\"))"]), 400)
+    assert nested["source"]["pointer"] == "/data/attributes/filter/2" and "separate filters" in nested["detail"]
+
+
+def test_aggregates_rows_past_page_size_are_reached_through_links_next(sb: Sandbox, raw: httpx.Client) -> None:
+    seed_orders(raw)
+    metric = metric_id(sb, "Placed Order")
+    everything = aggregate(raw, metric, by=["$message"]).json()
+    assert [row["dimensions"] for row in everything["data"]["attributes"]["data"]] == [["M1"], ["M2"]]
+    assert "next" not in everything["links"]
+    first = aggregate(raw, metric, by=["$message"], page_size=1).json()
+    assert first["data"]["attributes"]["data"] == everything["data"]["attributes"]["data"][:1]
+    next_url = first["links"]["next"]  # rows left over are never dropped without a way to them
+    [cursor] = parse_qs(urlsplit(next_url).query)["page_cursor"]
+    for given in (cursor, next_url):  # the cursor, or the whole link as the SDKs pass it
+        second = aggregate(raw, metric, by=["$message"], page_size=1, page_cursor=given).json()
+        assert second["data"]["attributes"]["data"] == everything["data"]["attributes"]["data"][1:]
+        assert "next" not in second["links"]
+    other_query = error(aggregate(raw, metric, by=["$message"], page_size=2, page_cursor=cursor), 400)
+    assert other_query["source"]["pointer"] == "/data/attributes/page_cursor"
 
 
 def test_aggregates_reject_an_unknown_metric(raw: httpx.Client) -> None:

@@ -67,6 +67,20 @@ def test_codes_are_unique_per_coupon_and_filterable(client: Any, clock: ManualCl
     assert "coupon.id" in (err.detail or "")
 
 
+def test_an_unassigned_code_links_no_made_up_profile(raw: httpx.Client) -> None:
+    raw.post("/api/coupons", json={"data": {"type": "coupon", "attributes": {"external_id": "WELCOME"}}})
+    made = raw.post("/api/coupon-codes", json={"data": {"type": "coupon-code", "attributes": {"unique_code": "HI"},
+                    "relationships": {"coupon": {"data": {"type": "coupon", "id": "WELCOME"}}}}})
+    for resp in (made, raw.get("/api/coupon-codes/WELCOME-HI"),
+                 raw.get("/api/coupon-codes", params={"filter": "equals(coupon.id,'WELCOME')"})):
+        assert resp.status_code == 200, resp.text
+        data = resp.json()["data"]
+        rels = (data[0] if isinstance(data, list) else data)["relationships"]
+        assert rels["coupon"]["data"] == {"type": "coupon", "id": "WELCOME"}
+        # no profile yet: only links, never a linkage with an empty id that a client would follow
+        assert "data" not in rels["profile"] and set(rels["profile"]["links"]) == {"self", "related"}
+
+
 def test_missing_coupon_and_assigned_code_errors(sb: Sandbox, client: Any) -> None:
     err = api_error(client.call, "create_coupon_code", unique_code="X1", coupon_id="NOPE")
     assert (err.status, err.source["pointer"]) == (404, "/data/relationships/coupon/data/id")

@@ -127,6 +127,16 @@ def test_campaign_values_match_hand_computed_statistics(client: Any, two_campaig
     assert (b["recipients"], b["opens"], b["open_rate"], b["conversions"]) == (2, 1, 0.5, 0)
 
 
+def test_an_order_whose_value_is_no_number_counts_without_revenue(client: Any, sb: Sandbox,
+                                                                  two_campaigns: dict[str, str]) -> None:
+    ids = two_campaigns
+    ev = Events(sb)  # events keep whatever $value they were sent with; a report must still answer
+    ev.add("p5", "Placed Order", at(19, 17), **{"$attributed_message": ids["b_msg"], "$value": "n/a"})
+    ev.add("p6", "Placed Order", at(19, 18), **{"$attributed_message": ids["b_msg"], "$value": "12.5"})
+    b = next(r["statistics"] for r in values(client, ids["order"]) if r["groupings"]["campaign_id"] == ids["b"])
+    assert (b["conversions"], b["conversion_uniques"], b["conversion_value"]) == (2, 2, 12.5)
+
+
 def test_group_by_and_filter(client: Any, raw: httpx.Client, two_campaigns: dict[str, str]) -> None:
     ids = two_campaigns
     grouped = values(client, ids["order"], statistics=["recipients"], group_by=["campaign_id", "campaign_message_id"])
