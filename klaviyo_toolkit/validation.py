@@ -12,7 +12,7 @@ import functools
 import re
 import unicodedata
 
-__all__ = ["describe_hidden", "email_problem", "hidden_characters", "phone_problem"]
+__all__ = ["canonical_phone", "describe_hidden", "email_problem", "hidden_characters", "phone_problem"]
 
 
 def hidden_characters(text: str) -> list[str]:
@@ -104,6 +104,22 @@ def phone_problem(value: str) -> str | None:
     if why is None:
         return None
     return f"{value!r} is not a phone number that exists: {why}; check the number and its country code"
+
+
+@functools.lru_cache(maxsize=4096)
+def canonical_phone(value: str) -> str:
+    """The one E.164 spelling of a number :func:`phone_problem` accepts: ``+4402079460958`` (a UK
+    number written with its trunk 0, "+44 (0)20 7946 0958") is ``+442079460958``.
+
+    libphonenumber accepts both as the same valid number, but they are different text: a member
+    Klaviyo holds as ``+442079460958`` would not be matched by the other, so a sync removed that
+    member and imported the same person again as a new profile. Comparing and sending the one
+    canonical form keeps a number one person.
+    """
+    import phonenumbers
+
+    number = phonenumbers.parse(value, None)
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
 @functools.lru_cache(maxsize=4096)

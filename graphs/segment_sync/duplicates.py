@@ -180,10 +180,13 @@ def withhold_for_invalid(db: sqlite3.Connection) -> int:
     """Hold back the subscribe of each person another of whose rows is invalid (``sub_state =
     'invalid_row'``); how many. That row is reported, not read, so what it says of consent is not
     known: a later "no" behind a typo in a phone number must not leave the earlier "yes" to stand.
-    Once the row is fixed, the next sync subscribes the person if every row agrees."""
+    A row naming the person by phone number alone counts too (Klaviyo puts it on the profile holding
+    that number: :func:`fold_phone_rows`). Once the row is fixed, the next sync subscribes the person
+    if every row agrees."""
     return db.execute(
-        "UPDATE source SET sub_state = 'invalid_row' WHERE sub_state = 'subscribe' AND email_key IN "
-        "(SELECT email_key FROM invalid WHERE stage = 'source' AND email_key IS NOT NULL)"
+        "UPDATE source SET sub_state = 'invalid_row' WHERE sub_state = 'subscribe' AND (email_key IN "
+        "(SELECT email_key FROM invalid WHERE stage = 'source' AND email_key IS NOT NULL) OR phone IN "
+        "(SELECT phone FROM invalid WHERE stage = 'source' AND phone IS NOT NULL))"
     ).rowcount
 
 

@@ -59,17 +59,19 @@ from langgraph.runtime import Runtime
 from klaviyo_toolkit.errors import (
     InvalidArgumentError,
     KlaviyoAPIError,
+    NotFoundError,
     ServerError,
     TransportError,
     stops_the_run,
 )
+from klaviyo_toolkit.filters import quoted
 from klaviyo_toolkit.tools import Stopped
 from personas.kernel.context import PersonaContext, thread_key
 
 from . import duplicates, identity
 from .consent import other_channel_consent
 from .jobs import verify_jobs
-from .members import LOOKUP_FIELDS, PAGE_SIZE, lookup_profiles, read_group, subscribed_without_consent
+from .members import LOOKUP_FIELDS, PAGE_SIZE, klaviyo_read, lookup_profiles, read_group, subscribed_without_consent
 from .operations import OPERATIONS, WRITES
 from .optin import Ledger, awaiting
 from .plan import Batch, Plan
@@ -416,6 +418,12 @@ def refused_items(kind: str, exc: Exception, size: int) -> dict[int, tuple[str |
     return found
 
 
+def _target_exists(ctx: PersonaContext, request: SyncRequest) -> bool:
+    """Whether the target list still exists (one read, made only after a batch's 404 named no row)."""
+    page = klaviyo_read(ctx.toolkit, "get_lists", filter=f"equals(id,{quoted(request.target_list_id)})")
+    return bool(page.data)
+
+
 def apply(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
     """Apply one batch (so each finished batch is checkpointed); removals stop for approval."""
     ctx = runtime.context
@@ -457,6 +465,11 @@ def apply(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
                 p.refuse(batch, refused)
                 return {"cursor": n, "calls": _calls(state, writes=sent)}
             p.mark(n, "failed", detail=str(exc))  # a 4xx will not pass on a retry: report it and go on
+            if isinstance(exc, NotFoundError) and not refused and not _target_exists(ctx, request):
+                # The list was deleted mid-sync: every later batch names it and would fail alike.
+                p.mark_rest(n + 1, "failed", detail=f"not sent: the target list {request.target_list_id} no "
+                            "longer exists (deleted during the sync); create it or pick another list and sync again")
+                return {"cursor": total + 1, "calls": _calls(state, reads=1, writes=sent)}
             return {**update, "calls": _calls(state, writes=sent)}
         if isinstance(result, Stopped):
             if result.status == "dry_run":

@@ -51,6 +51,10 @@ COLUMNS = {"email": "email_key", "phone_number": "phone", "external_id": "extern
 CANDIDATES = "consent = 1 AND member_id IS NULL AND email_key IS NOT NULL"
 #: Where the plan knows profiles from: the list's members and the profiles looked up (each indexed).
 TABLES = ("members", "profiles")
+#: A member an invalid source row still names, by its email, phone number or external id (each
+#: subquery uncorrelated: evaluated once); never NULL, so ``NOT (...)`` keeps members without one.
+NAMED_BY_INVALID = " OR ".join(f"COALESCE({c} IN (SELECT {c} FROM invalid WHERE {c} IS NOT NULL), 0)"
+                               for c in ("email_key", "phone", "external_id"))
 
 
 def upgrade(db: sqlite3.Connection) -> None:
@@ -143,10 +147,11 @@ def resolve(db: sqlite3.Connection) -> int:
 
 
 def kept_invalid(db: sqlite3.Connection, sample: int) -> dict[str, object]:
-    """Members not matched by a valid row whose email an invalid row gives: kept (a mirror sync never
-    removes them for a mistake in their row); how many, and the first ``sample`` emails."""
-    where = ("FROM members WHERE matched = 0 AND email_key IN (SELECT email_key FROM invalid WHERE email_key IS "
-             "NOT NULL)")
+    """Members not matched by a valid row whose email, phone number or external id an invalid row gives:
+    kept (a mirror sync never removes them for a mistake in their row); how many, and the first
+    ``sample`` of them (email, else phone number or external id)."""
+    where = f"FROM members WHERE matched = 0 AND ({NAMED_BY_INVALID})"
     count = db.execute(f"SELECT COUNT(*) {where}").fetchone()[0]
-    emails = [str(e) for (e,) in db.execute(f"SELECT email {where} ORDER BY rowid LIMIT ?", (sample,))]
+    emails = [str(e) for (e,) in db.execute(f"SELECT COALESCE(email, phone, external_id, profile_id) {where} "
+                                            "ORDER BY rowid LIMIT ?", (sample,))]
     return {"count": int(count), "sample": emails}

@@ -16,7 +16,7 @@ from klaviyo_toolkit.errors import NotFoundError, ToolkitUsageError
 from klaviyo_toolkit.filters import quoted
 from klaviyo_toolkit.tools import CallStopped
 
-from .sources import SyncInputError
+from .sources import SyncInputError, segment_hint
 
 __all__ = ["LOOKUP_FIELDS", "PAGE_SIZE", "Member", "klaviyo_read", "lookup_profiles", "member_of", "read_group",
            "subscribed_without_consent"]
@@ -82,11 +82,12 @@ def read_group(kit: Any, kind: str, group_id: str, *, field: str, list_id: str |
         try:
             page = klaviyo_read(kit, op, **args, **({"page_cursor": cursor} if cursor else {}))
         except NotFoundError:
+            hint = segment_hint(kit, kind, "id", group_id)
             if named_too:
-                raise SyncInputError(field, f"no Klaviyo {kind} has the id {group_id!r} and none is named so; use "
-                                            f"a name or an id from get_{kind}s") from None
-            raise SyncInputError(field, f"no Klaviyo {kind} has the id {group_id!r}; use an id from get_{kind}s") \
-                from None
+                raise SyncInputError(field, f"no Klaviyo {kind} has the id {group_id!r} and none is named so{hint}; "
+                                            f"use a name or an id from get_{kind}s") from None
+            raise SyncInputError(field, f"no Klaviyo {kind} has the id {group_id!r}{hint}; use an id from "
+                                        f"get_{kind}s") from None
         yield [member_of(r, list_id) for r in page.data or []]
         cursor = page.next_cursor
         if not cursor:

@@ -54,7 +54,7 @@ CREATE INDEX source_member ON source(member_id);
 CREATE INDEX source_add ON source(add_batch);
 CREATE INDEX source_sub ON source(sub_batch);
 CREATE TABLE invalid (rowno INTEGER, field TEXT, value TEXT, problem TEXT, stage TEXT NOT NULL DEFAULT 'source',
-    kind TEXT, email_key TEXT);
+    kind TEXT, email_key TEXT, phone TEXT, external_id TEXT);
 CREATE TABLE members (
     profile_id TEXT PRIMARY KEY, email TEXT, email_key TEXT, phone TEXT, external_id TEXT, consent TEXT,
     suppressed TEXT, matched INTEGER NOT NULL DEFAULT 0, remove_batch INTEGER);
@@ -75,6 +75,8 @@ UPGRADES = (
     ("invalid", "email_key", "TEXT"),
     ("batches", "withheld", "INTEGER NOT NULL DEFAULT 0"),
     ("source", "conflict", "INTEGER"),
+    ("invalid", "phone", "TEXT"),
+    ("invalid", "external_id", "TEXT"),
 )
 #: The column of ``source`` (or ``members``) that holds each kind's batch number.
 BATCH_COLUMN = {"import": "add_batch", "add": "add_batch", "subscribe": "sub_batch", "remove": "remove_batch"}
@@ -174,8 +176,8 @@ class Plan:
                 first,
             )
             duplicates.record(self.db, again)
-            self.db.executemany("INSERT INTO invalid (rowno, field, value, problem, email_key) VALUES (?,?,?,?,?)",
-                                wrong)
+            self.db.executemany("INSERT INTO invalid (rowno, field, value, problem, email_key, phone, external_id) "
+                                "VALUES (?,?,?,?,?,?,?)", wrong)
             good.clear()
             wrong.clear()
 
@@ -183,7 +185,7 @@ class Plan:
             seen += 1
             if isinstance(row, InvalidRow):
                 bad += 1
-                wrong.append((row.row, row.field, row.value, row.problem, _key(row.email)))
+                wrong.append((row.row, row.field, row.value, row.problem, _key(row.email), row.phone, row.external_id))
             else:
                 valid += 1
                 email_key = _key(row.email)
@@ -324,9 +326,8 @@ class Plan:
         if remove:
             # A member whose source row was refused for another field (a bad phone) is still in the
             # source: it is kept, not removed for a typo in the file.
-            n = self._assign("members", "remove_batch", "matched = 0 AND (email_key IS NULL OR email_key NOT IN "
-                             "(SELECT email_key FROM invalid WHERE email_key IS NOT NULL))", "rowid", "remove", n,
-                             batch_size)
+            n = self._assign("members", "remove_batch", f"matched = 0 AND NOT ({identity.NAMED_BY_INVALID})", "rowid",
+                             "remove", n, batch_size)
         db.commit()
         return n - 1
 
@@ -533,8 +534,10 @@ class Plan:
         )
         self.db.commit()
 
-    def mark_rest(self, first: int, status: str) -> None:
-        self.db.execute("UPDATE batches SET status = ? WHERE n >= ? AND status = 'pending'", (status, first))
+    def mark_rest(self, first: int, status: str, detail: str | None = None) -> None:
+        """Give every batch from ``first`` on that is still pending ``status`` (and ``detail``)."""
+        self.db.execute("UPDATE batches SET status = ?, detail = COALESCE(?, detail) WHERE n >= ? AND status = "
+                        "'pending'", (status, detail, first))
         self.db.commit()
 
     def outcome(self) -> dict[str, dict[str, list[int]]]:

@@ -25,6 +25,7 @@ could be both is looked up as a name and read as an id, and refused if it is bot
 from __future__ import annotations
 
 import csv
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -36,13 +37,13 @@ from klaviyo_toolkit.filters import quoted
 from klaviyo_toolkit.json_text import JsonTextError, loads
 from klaviyo_toolkit.limits import text_problem
 from klaviyo_toolkit.redact import clip, redact_text
-from klaviyo_toolkit.validation import describe_hidden, email_problem, phone_problem
+from klaviyo_toolkit.validation import canonical_phone, describe_hidden, email_problem, phone_problem
 
 from .consent import NO_CONSENT, NO_CONSENT_KEYS, consent_key, consent_like, other_channel
 
 __all__ = [
     "InvalidRow", "Resolved", "Row", "SourceSpec", "SyncInputError", "SyncRequest", "check_file", "group_ref",
-    "misnamed_column", "parse_input", "read_file", "resolve_group", "validate_record",
+    "misnamed_column", "parse_input", "read_file", "resolve_group", "segment_hint", "validate_record",
 ]
 
 FILE_KINDS = ("csv", "jsonl")
@@ -140,8 +141,11 @@ class InvalidRow:
     field: str
     value: str
     problem: str
-    #: the row's email when another field made it invalid: a mirror sync never removes that member
+    #: who the row still names when another field made it invalid (its email, its phone number in
+    #: E.164 when that is valid, its external id): a mirror sync never removes that member
     email: str | None = None
+    phone: str | None = None
+    external_id: str | None = None
 
     def __post_init__(self) -> None:
         # Shown, kept in state and in the sync's file: a secret pasted into the source (a key in the
@@ -245,7 +249,7 @@ def parse_input(payload: Any, default_mode: str = "add-only") -> SyncRequest:
             raise SyncInputError("source.path", f"give the path of the {kind} file")
         if not Path(path).is_file():
             raise SyncInputError("source.path", f"no file at {path}; give the path of a readable {kind} file")
-        spec = SourceSpec(kind, str(Path(path)))
+        spec = SourceSpec(kind, str(Path(path).resolve()))  # a run continued from another folder reads the same file
     else:
         names = _names(source) if ("name" in source or "names" in source) else _ids(source)
         spec = SourceSpec(kind, names=names)  # ids or names; the graph resolves names to ids
@@ -326,7 +330,17 @@ def resolve_group(kit: Any, kind: str, value: str, field: str) -> Resolved:
         raise SyncInputError(field, f"{len(named)} {kind}s are named {text!r} ({ids}); give the id instead (as "
                                     f"\"id:{named[0]['id']}\")")
     known = [str(r["attributes"].get("name")) for page in kit.pages(op) for r in page.data or []]
-    raise SyncInputError(field, f"no {kind} is named {text!r}; {kind}s: {', '.join(known[:20]) or 'none'}")
+    raise SyncInputError(field, f"no {kind} is named {text!r}{segment_hint(kit, kind, 'name', text)}; {kind}s: "
+                                f"{', '.join(known[:20]) or 'none'}")
+
+
+def segment_hint(kit: Any, kind: str, attribute: str, value: str) -> str:
+    """Why no list has that name or id when a segment has (one read, on this error path only): Klaviyo
+    computes a segment's members from its definition, so a sync can read it but never add to it."""
+    if kind != "list" or not _find(kit, "get_segments", attribute, value)[0]:
+        return ""
+    return (f" ({value!r} is a segment: its members follow its definition and cannot be added or removed; sync into "
+            f'a list, or read the segment as the source: {{"kind": "segment", "{attribute}": {json.dumps(value)}}})')
 
 
 # -- file rows ------------------------------------------------------------------------------------------
@@ -346,50 +360,62 @@ def _escaped(value: str) -> str:
     return redact_text(value).encode("unicode_escape").decode()
 
 
+def _named(record: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """Who a row (keys normalized) names, whatever else is wrong with it: its email, phone number
+    (E.164, only when it is a valid one: as Klaviyo holds it) and external id, for :class:`InvalidRow`."""
+    email, phone, external_id = (next((_text(record.get(a)) for a in ALIASES[f] if _text(record.get(a))), None)
+                                 for f in ("email", "phone_number", "external_id"))
+    compact = PHONE_PUNCTUATION.sub("", phone or "")
+    return email, canonical_phone(compact) if phone and not phone_problem(compact) else None, external_id
+
+
 def validate_record(rowno: int, record: Mapping[str, Any], consent_column: str,
                     consent_values: set[str]) -> Row | InvalidRow:
     """One row (keys already normalized) as a Row, or an InvalidRow saying what to fix.
 
-    An InvalidRow carries the row's email whatever made it invalid: it is still evidence that the
-    person is in the source, so a mirror sync never removes them for it.
+    An InvalidRow carries the row's email, phone number and external id whatever made it invalid:
+    they are still evidence that the person is in the source, so a mirror sync never removes them
+    for it (a phone-only member's row with a typo in its consent cell was removed before).
     """
     values = {field: next((_text(record.get(a)) for a in names if _text(record.get(a))), None)
               for field, names in ALIASES.items()}
     email, phone = values["email"], values["phone_number"]
+
+    def bad(field: str, value: str, problem: str) -> InvalidRow:
+        return InvalidRow(rowno, field, value, problem, *_named(record))  # made only for an invalid row
+
     for key in (*(a for names in ALIASES.values() for a in names), consent_column):
         if isinstance(record.get(key), (dict, list)):  # a JSON-lines value no column could hold
             kind = "an object" if isinstance(record[key], dict) else "a list"
-            return InvalidRow(rowno, key, str(record[key]), f"is {kind}, not text; give it as one value "
-                                                                   '("ann@example.com", "yes")', email)
+            return bad(key, str(record[key]), f'is {kind}, not text; give it as one value ("ann@example.com", "yes")')
     for field, value in (("email", email), ("phone_number", phone)):
         if value is not None and describe_hidden(value):
-            return InvalidRow(rowno, field, _escaped(value),
-                              f"contains characters that cannot be seen ({describe_hidden(value)}); remove them", email)
+            return bad(field, _escaped(value),
+                       f"contains characters that cannot be seen ({describe_hidden(value)}); remove them")
     # The toolkit's shared checks, at least as strict as Klaviyo: a row Klaviyo would refuse is
     # reported here, with its row number, and never sent (one such row can sink a whole batch).
     if email is not None and (problem := email_problem(email)):
-        return InvalidRow(rowno, "email", email, f"{problem}; or leave the email empty and give a phone_number",
-                          email)
+        return bad("email", email, f"{problem}; or leave the email empty and give a phone_number")
     if phone is not None:
         compact = PHONE_PUNCTUATION.sub("", phone)
         if problem := phone_problem(compact):
             # quoted as written, not compacted: a secret in it is found only as it was given
-            return InvalidRow(rowno, "phone_number", phone, problem.replace(repr(compact), repr(phone)), email)
-        phone = compact
+            return bad("phone_number", phone, problem.replace(repr(compact), repr(phone)))
+        phone = canonical_phone(compact)  # "+44 (0)20 ..." is +4420...: the form Klaviyo holds and matches
     if email is None and phone is None:
-        return InvalidRow(rowno, "email", "", "no email (and no phone_number); every row needs an email, or a "
-                                              "phone_number for SMS-only contacts")
+        return bad("email", "", "no email (and no phone_number); every row needs an email, or a phone_number "
+                                "for SMS-only contacts")
     for field in ("first_name", "last_name", "external_id"):  # Klaviyo refuses them: reported here, never sent
         if (value := values[field]) is not None and (problem := text_problem(value)):
-            return InvalidRow(rowno, field, _escaped(value), problem, email)
+            return bad(field, _escaped(value), problem)
     given = _text(record.get(consent_column)) or ""
     said = given.lower()
     consent = consent_key(said) in {consent_key(v) for v in consent_values}
     if not consent and consent_key(said) not in NO_CONSENT_KEYS:  # "maybe", "Yes please": never guessed either way
-        return InvalidRow(rowno, consent_column, given, (  # as written: a secret lower-cased is not found
+        return bad(consent_column, given, (  # as written: a secret lower-cased is not found
             f"{clip(given, 40)!r} is neither a value meaning consent ({', '.join(sorted(consent_values))}) nor one "
             f"meaning none ({', '.join(v or 'empty' for v in NO_CONSENT)}); write one of them, so consent is not "
-            "guessed"), email)
+            "guessed"))
     return Row(rowno, email, phone, values["external_id"], values["first_name"], values["last_name"], consent)
 
 
@@ -503,11 +529,10 @@ def _read_csv(path: Path, consent_column: str, consent_values: set[str]) -> Iter
                 if len(values) != len(header):
                     # An unquoted comma shifts every later value one column on: "Smith, John,yes" put
                     # " John" in the consent column. Such a row is reported, never guessed at.
-                    email = next((_text(record.get(a)) for a in ALIASES["email"] if _text(record.get(a))), None)
                     yield InvalidRow(
                         rowno, "row", ",".join(values),
                         f"has {len(values)} fields where the header has {len(header)}; quote a value that "
-                        'contains a comma ("Smith, John") or add the missing ones', email)
+                        'contains a comma ("Smith, John") or add the missing ones', *_named(record))
                     continue
                 yield validate_record(rowno, record, consent_column, consent_values)
     except UnicodeDecodeError:  # raised where a chunk read ahead fails, not at the row: found anew
@@ -538,9 +563,9 @@ def _read_jsonl(path: Path, consent_column: str, consent_values: set[str]) -> It
                     continue
                 normalized = {normalize_name(k): v for k, v in record.items()}
                 if problem := ambiguous_columns(list(map(normalize_name, record)), "key"):
-                    email = next((_text(v) for k, v in normalized.items() if k in ALIASES["email"] and _text(v)), None)
                     keys = ", ".join(repr(k) for k in record)
-                    yield InvalidRow(lineno, "line", line.strip(), clip(f"{problem} (its keys: {keys})", 400), email)
+                    yield InvalidRow(lineno, "line", line.strip(), clip(f"{problem} (its keys: {keys})", 400),
+                                     *_named(normalized))
                     continue
                 yield validate_record(lineno, normalized, consent_column, consent_values)
     except UnicodeDecodeError:  # raised where a chunk read ahead fails, not at the line: found anew
@@ -564,7 +589,11 @@ def not_utf8(path: Path) -> SyncInputError:
 
 
 def read_file(spec: SourceSpec, consent_column: str, consent_values: set[str]) -> Iterator[Row | InvalidRow]:
-    """The file's rows, one at a time (a generator: nothing is read before it is asked for)."""
+    """The file's rows, one at a time (a generator: nothing is read before it is asked for); a file
+    gone since the sync started (a run continued after it was moved) is an error saying so."""
     assert spec.path is not None
+    if not Path(spec.path).is_file():
+        raise SyncInputError("source.path", f"no file at {spec.path} any more (there when the sync started); put it "
+                                            "back and continue the run, or start the sync again")
     reader = _read_csv if spec.kind == "csv" else _read_jsonl
     return reader(Path(spec.path), consent_column, consent_values)

@@ -253,7 +253,8 @@ def run_cmd(
     # name (the shipped one) is not; resumed under another approval policy, a rejection went unread
     named = shlex.quote(spec.source) if graph.endswith((".yaml", ".yml")) and spec.source else spec.name
     if input is None and resume is None and not retry:
-        raise UsageProblem("give --input FILE|JSON (or --thread T --resume approve to continue a paused run)")
+        raise UsageProblem("give --input FILE|JSON (or --thread T --resume approve to continue a paused run, "
+                           "--thread T --retry a killed or failed one)")
     if (resume is not None or retry) and not thread:
         flag = "--resume" if resume is not None else "--retry"
         raise UsageProblem(f"{flag} needs --thread T: the thread of the run (printed when it stopped)")

@@ -317,3 +317,10 @@ def test_a_model_url_without_a_key_says_the_key_is_missing(tmp_path: Path) -> No
         assert proc.returncode == 0 and "Traceback" not in out, out[-2000:]
         assert f"OPENAI_BASE_URL is {url} but OPENAI_API_KEY is not set" in out, out[-2000:]
         assert "any value, such as 'local'" in out or "accepts, such as 'local'" in out, out[-2000:]
+
+
+def test_a_run_without_input_names_how_to_continue_a_killed_one(tmp_path: Path) -> None:
+    """A sync killed mid-way is continued with --retry on its thread; the error for a bare ``--thread``
+    names it beside --resume (which only answers an approval), so the person is not left guessing."""
+    line = one_line_error(personas(tmp_path, "run", "segment-syncer", "--thread", "sync-1", "--sandbox"), 2)
+    assert "--thread T --retry" in line and "--resume approve" in line

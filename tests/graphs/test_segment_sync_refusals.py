@@ -326,6 +326,32 @@ def test_a_mirror_sync_keeps_a_member_whose_source_row_is_invalid_for_another_fi
     assert world.members(list_id) >= {"bo@example.com"}
 
 
+def test_a_mirror_sync_keeps_members_an_invalid_row_names_by_phone_or_external_id(world: World) -> None:
+    """Rows that name a member by phone number (as written with spaces) or external id only, invalid
+    for another field (a consent cell saying "maybe", a name Klaviyo refuses), are still that member:
+    mirroring keeps them, and the person another of whose rows is in doubt is not subscribed."""
+    list_id = world.client.call("create_list", name="SMS").data["id"]
+    world.client.call("bulk_import_profiles", list_ids=[list_id], profiles=[
+        {"phone_number": "+15005550006"}, {"email": "kim@example.com", "phone_number": "+15005550008"},
+        {"external_id": "crm-9"}, {"email": "gone@example.com"}])
+    world.settle()
+    rows = [{"email": "", "phone_number": "+1 500 555 0006", "external_id": "", "consent": "maybe"},
+            {"email": "", "phone_number": "+15005550008", "external_id": "", "consent": "perhaps"},
+            {"email": "kim@example.com", "phone_number": "+15005550008", "external_id": "", "consent": "yes"},
+            {"email": "", "phone_number": "", "external_id": "crm-9", "consent": ""}]  # no email, no phone
+    path = write_csv(world.home / "sms.csv", rows, ["email", "phone_number", "external_id", "consent"])
+    world.reset_counts()
+    state = run(world.context("mirror-phones"), {"source": {"kind": "csv", "path": str(path)},
+                                                 "target_list_id": list_id, "mode": "mirror"})
+    result, plan = state.values["result"], state.values["plan"]
+    removed = [pid for body in world.sent("remove_profiles_from_list") for pid in (r["id"] for r in body["data"])]
+    gone = world.client.call("get_profiles", filter='equals(email,"gone@example.com")').data[0]["id"]
+    assert removed == [gone] and result["removes"]["applied"] == 1
+    assert plan["kept_invalid"]["sample"] == ["+15005550006", "crm-9"]  # kim is matched by her valid row
+    assert not world.sent("bulk_subscribe_profiles"), "kim's other row is in doubt: not subscribed"
+    assert plan["withheld_for_invalid_rows"]["sample"] == ["kim@example.com"]
+
+
 def test_rows_an_approver_edits_out_of_a_removal_count_as_rejected_not_removed(world: World) -> None:
     """The approver edits the removal batch down to one profile: one is removed, the other is reported
     rejected (by the approver), and the sync is partial."""
@@ -345,3 +371,30 @@ def test_rows_an_approver_edits_out_of_a_removal_count_as_rejected_not_removed(w
     assert (removes["planned"], removes["applied"], removes["rejected"]) == (2, 1, 1), removes
     assert state.values["result"]["status"] == "partial"
     assert len(world.members(list_id)) == 2
+
+
+def test_a_target_list_deleted_mid_sync_stops_the_batches_that_name_it(world: World) -> None:
+    """Every batch names the target list: once a 404 that points at no row is the list's (one read
+    says so), the batches after it are reported not sent, not each sent to fail the same way."""
+    from graphs.segment_sync import build_graph
+
+    list_id = world.new_list("Target", ["old@example.com"])
+    people = [f"n{i}@example.com" for i in range(2500)]
+    path = write_csv(world.home / "src.csv", ({"email": p, "consent": "yes"} for p in people), ["email", "consent"])
+    ctx = world.context("deleted")
+    graph = build_graph(InMemorySaver())
+    config = {"configurable": {"thread_id": "deleted"}, "recursion_limit": 500}
+    world.reset_counts()
+    for update in graph.stream({"input": {"source": {"kind": "csv", "path": str(path)}, "target_list_id": list_id}},
+                               config, context=ctx, stream_mode="updates"):
+        if "apply" in update:  # the first import is sent: the list is deleted in Klaviyo's app
+            world.client.call("delete_list", id=list_id)
+            break
+    graph.invoke(None, config, context=ctx)
+    result = graph.get_state(config).values["result"]
+
+    assert world.sb.call_counts["bulk_import_profiles"] == 2  # the first, and the one that found it gone
+    assert world.sb.call_counts["bulk_subscribe_profiles"] == 0 and world.sb.call_counts["get_lists"] == 1
+    assert result["adds"]["applied"] == 1000 and result["adds"]["failed"] == 1500
+    assert result["subscribes"]["failed"] == 2500 and result["status"] == "partial"
+    assert any("no longer exists" in str(p["detail"]) for p in result["problems"])

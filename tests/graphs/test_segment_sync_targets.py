@@ -100,3 +100,21 @@ def test_the_source_and_target_prefixes_parse() -> None:
         parse_input({"source": {"kind": "list", "id": "Xy12Ab"}, "target": "Xy12Ab"})
     with pytest.raises(SyncInputError, match="target: give the name or id"):
         parse_input({"source": {"kind": "list", "id": "Xy12Ab"}, "target": "name: "})
+
+
+@pytest.mark.parametrize("key", ["target", "target_list_id", "name"])
+def test_a_segment_given_as_the_target_is_refused_saying_it_is_a_segment(world: World, key: str) -> None:
+    """A segment's members follow its definition: nothing can be added to one. Given as the target (by
+    name or id), the error says it is a segment and how to use it, not only that no list has it."""
+    condition = {"type": "profile-property", "property": "properties['plan']",
+                 "filter": {"type": "string", "operator": "equals", "value": "pro"}}
+    segment = world.client.call("create_segment", name="Pro customers",
+                                definition={"condition_groups": [{"conditions": [condition]}]}).data["id"]
+    world.new_list("Club")
+    path = write_csv(world.home / "src.csv", [{"email": "ann@example.com"}], ["email"])
+    target = {"target": segment} if key == "target" else {"target_list_id": segment} if key == "target_list_id" \
+        else {"target": "Pro customers"}
+    with pytest.raises(SyncInputError) as err:
+        run(world.context(f"seg-{key}"), {"source": {"kind": "csv", "path": str(path)}, **target})
+    assert "is a segment" in str(err.value) and '"kind": "segment"' in str(err.value)
+    assert not any(world.sent(op) for op in ("bulk_import_profiles", "add_profiles_to_list"))
