@@ -236,6 +236,23 @@ def _loc(loc: Sequence[Any]) -> str:
     return out or "(arguments)"
 
 
+def _given_key(loc: Sequence[Any]) -> str:
+    """Where an unknown key sits, ending in the key as it was given: ``fields[profile]``, ``Email`` or
+    ``metric.Name`` (``_loc`` leaves out parts that look like union tags, which a given key is not)."""
+    parent = _loc(loc[:-1]) if len(loc) > 1 else ""
+    key = str(loc[-1])
+    return f"{parent}.{key}" if parent and parent != "(arguments)" else key
+
+
+def _wire_hint(op: Operation | None, key: str) -> str:
+    """``; it is Klaviyo's name for <name>: give that instead`` when ``key`` is a parameter's name on
+    the wire (``fields[profile]``, ``page[size]``), which the toolkit takes as ``fields_profile``, ``page_size``."""
+    if op is None:
+        return ""
+    named = next((a["name"] for a in op.args if a.get("wire") == key and a["name"] != key), None)
+    return f"; it is Klaviyo's name for {named}: give {named} instead" if named else ""
+
+
 def problems_from_validation(
     exc: ValidationError,
     valid_names: Sequence[str],
@@ -256,8 +273,12 @@ def problems_from_validation(
     problems: dict[str, str] = {}
     for err in errors:
         where = _loc(err["loc"])
-        if err["type"] == "extra_forbidden" and "." not in where:
-            msg = f"is not an argument of this operation; valid arguments: {', '.join(valid_names)}"
+        unknown = err["type"] == "extra_forbidden" or bool(err.get("unknown_key"))
+        if unknown and err["loc"] and isinstance(err["loc"][-1], str):
+            where = _given_key(err["loc"])
+        if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
+            hint = _wire_hint(op, str(err["loc"][0]))
+            msg = f"is not an argument of this operation{hint}; valid arguments: {', '.join(valid_names)}"
         elif err["type"] == "narrowed":  # made by _unions: the fix, as written
             msg = str(err["msg"])
         elif err["type"] in _FIXES:

@@ -111,7 +111,9 @@ def _extra(error: Err, shape: Json, at: int, when: str) -> Err:
     if error["type"] != "extra_forbidden" or len(error["loc"]) != at + 1:
         return error
     names = ", ".join(f["name"] for f in shape["fields"])
-    return _made(error["loc"], f"is not a field of {_name(error['loc'][:at])}{when}; its fields are: {names}")
+    made = _made(error["loc"], f"is not a field of {_name(error['loc'][:at])}{when}; its fields are: {names}")
+    made["unknown_key"] = True  # the last part of loc is the key as given, to be named as it is
+    return made
 
 
 def _union(variants: list[Json], value: Any, errors: list[Err], at: int, when: str) -> list[Err]:

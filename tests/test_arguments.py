@@ -117,6 +117,32 @@ def test_unknown_argument_lists_the_valid_ones() -> None:
     assert "valid arguments: " in str(err) and "email" in str(err)
 
 
+def test_an_unknown_key_is_named_as_given_whatever_its_shape() -> None:
+    """Keys with brackets, a capital or a type's name were said as "(arguments)", naming nothing; and
+    Klaviyo's own name for a parameter (``fields[profile]``, as in its docs) says which argument it is."""
+    err = refuse("get_profiles", **{"fields[profile]": ["email"], "page[size]": 5})
+    assert err.fields == ["fields[profile]", "page[size]"]
+    assert "Klaviyo's name for fields_profile: give fields_profile instead" in str(err)
+    assert "Klaviyo's name for page_size: give page_size instead" in str(err)
+    assert refuse("create_profile", Email="a@example.com").fields == ["Email"]
+    assert refuse("create_profile", str="a@example.com").fields == ["str"]
+    nested = refuse("create_event", metric={"name": "Ordered", "Service": "api"}, profile={"email": "a@example.com"},
+                    properties={})
+    assert nested.fields == ["metric.Service"] and "its fields are: name, service" in str(nested)
+
+
+def test_a_tool_names_an_unknown_key_as_given_too() -> None:
+    from klaviyo_sandbox import Sandbox
+    from klaviyo_toolkit import KlaviyoToolkit
+
+    sb = Sandbox(demo_data=False, rate_limit_factor=None)
+    tool = KlaviyoToolkit(sb.client(), scopes="*").get_tools(include=["get_profiles"])[0]
+    answer = tool.invoke({"type": "tool_call", "id": "c1", "name": "get_profiles", "args": {"page[size]": 5}})
+    assert answer.status == "error" and "page[size]: is not an argument" in answer.content
+    assert "give page_size instead" in answer.content and "(arguments)" not in answer.content
+    assert not [r for r in sb.requests if r["operation_id"] == "get_profiles"], "refused before any request"
+
+
 def test_missing_required_argument() -> None:
     err = refuse("add_profiles_to_list", profile_ids=["P1"])
     assert err.fields == ["id"] and "required" in str(err)

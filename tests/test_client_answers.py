@@ -223,6 +223,39 @@ def test_a_links_next_that_loops_stops_the_iteration_after_each_page_was_read_on
     assert "repeats a page already read" in str(caught.value)
 
 
+class _LinksBackToTheFirstPage(httpx.BaseTransport):
+    """The sandbox behind a gateway that rewrites the second page's ``links.next`` to the first page,
+    spelled as another server would: a trailing slash, brackets not encoded, parameters reordered."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.urls: list[httpx.URL] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.urls.append(request.url)
+        response = self.inner.handle_request(request)
+        if len(self.urls) != 2:
+            return response
+        response.read()
+        body = response.json()
+        first = self.urls[0]
+        query = "&".join(f"{k}={v}" for k, v in reversed(first.params.multi_items()))
+        body["links"]["next"] = f"https://a.klaviyo.com{first.path}/?{query}"
+        return httpx.Response(200, headers={"content-type": "application/vnd.api+json"}, json=body)
+
+
+def test_a_links_next_back_to_the_first_page_is_caught_however_it_is_spelled() -> None:
+    """Each record once: the first page's URL as sent and as linked back to are the same page."""
+    sandbox = Sandbox(seed=3, rate_limit_factor=None)
+    gateway = _LinksBackToTheFirstPage(sandbox.transport())
+    client = KlaviyoClient(api_key="pk_sandbox_demo", transport=gateway, base_url=sandbox.BASE_URL,
+                           clock=ManualClock())
+    ids: list[str] = []
+    with pytest.raises(InvalidResponseError, match="repeats a page already read"):
+        ids.extend(str(p["id"]) for p in client.iterate("get_profiles", page_size=2, sort="email"))
+    assert len(gateway.urls) == 2 and len(ids) == 4 and len(set(ids)) == 4, ids
+
+
 # -- limits ----------------------------------------------------------------------------------------
 def test_a_call_in_a_documented_tier_waits_for_the_tiers_lower_limits() -> None:
     sandbox = Sandbox(demo_data=False, rate_limit_factor=None)  # the client's own limits are under test

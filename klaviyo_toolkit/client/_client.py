@@ -41,7 +41,7 @@ from ..errors import (
     api_error_from_response,
 )
 from ..ratelimit import RateLimiter, shared_limiter
-from ._config import RetryPolicy, Timeout
+from ._config import RetryPolicy, Timeout, checked_base_url, checked_revision, unsendable_header
 from ._response import CallRecord, KlaviyoResponse, flatten_resource
 
 __all__ = ["AsyncKlaviyoClient", "KlaviyoClient", "DEFAULT_BASE_URL"]
@@ -80,10 +80,12 @@ class _Core:
             else:
                 credentials = credentials_from_env()
         self.credentials = credentials
-        self.base_url = (base_url or os.environ.get("KLAVIYO_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        env_url = os.environ.get("KLAVIYO_BASE_URL", "").strip()
+        source = "base_url=" if base_url else "KLAVIYO_BASE_URL"
+        self.base_url = checked_base_url(base_url or env_url or DEFAULT_BASE_URL, source)
         self.public_api_key = public_api_key or os.environ.get("KLAVIYO_PUBLIC_API_KEY") or None
         self.catalog: Catalog = load_catalog(include_beta)
-        self.revision_override = revision
+        self.revision_override = checked_revision(revision)
         if isinstance(timeout, (int, float)):
             timeout = Timeout(connect=float(timeout), read=float(timeout), write=float(timeout), pool=float(timeout))
         t = timeout or Timeout()
@@ -115,20 +117,16 @@ class _Core:
 
     def _headers(self, prep: PreparedRequest) -> dict[str, str]:
         op = prep.operation
-        headers = {
-            "revision": self.revision_override or op.revision,
-            "accept": "application/vnd.api+json",
-            "user-agent": self.user_agent,
-        }
+        revision = self.revision_override or op.revision
+        if op.beta and not revision.endswith(".pre"):  # Klaviyo serves beta endpoints to a .pre revision only
+            revision += ".pre"
+        headers = {"revision": revision, "accept": "application/vnd.api+json", "user-agent": self.user_agent}
         if prep.json_body is not None:
             headers["content-type"] = "application/vnd.api+json"
-        if not op.client_side:
-            if self.credentials is None:
-                raise ToolkitUsageError(
-                    "No Klaviyo credentials: set KLAVIYO_API_KEY (a private key, pk_...) or pass "
-                    "api_key= or credentials= to the client. For a local sandbox use pk_sandbox_demo."
-                )
-            headers.update(self.credentials.headers())
+        headers.update(self._headers_auth(op))
+        problem = unsendable_header(headers)  # the configuration's values, before the call's own
+        if problem is not None:
+            raise problem
         headers.update(prep.headers)
         return headers
 
@@ -275,6 +273,7 @@ class _Core:
             return None
         if not not_processed and not safe_to_repeat(prep.operation, prep.json_body):
             error.maybe_applied = True
+            _gave_up(error, _MAYBE_APPLIED)
             return None
         if attempt > self.retry.max_retries:
             _gave_up(
@@ -344,25 +343,38 @@ def _gave_up(error: BaseException, note: str) -> None:
         error.args = (f"{text.removesuffix('.')} ({note}){stop}", *error.args[1:])
 
 
-def _next_page(seen: set[str], url: str, operation_id: str) -> str:
-    """``url`` once it is known to be new: a ``links.next`` that points at a page already read would
-    make the iteration endless (and yield the same records again), so it is refused."""
-    if url in seen:
+def _page_key(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """What names a page, however its URL is spelled: the path and the decoded query, in any order
+    (``page%5Bcursor%5D`` is ``page[cursor]``; a link's origin may be re-rooted onto the base URL)."""
+    parts = urlsplit(url)
+    return parts.path.rstrip("/"), tuple(sorted(parse_qsl(parts.query, keep_blank_values=True)))
+
+
+def _next_page(seen: set[tuple[str, tuple[tuple[str, str], ...]]], url: str, operation_id: str) -> str:
+    """``url`` once it is known to be new: a ``links.next`` that points at a page already read (the
+    first one included) would make the iteration endless and yield the same records again."""
+    if _page_key(url) in seen:
         raise InvalidResponseError(
             200,
             f"a links.next that repeats a page already read ({url})",
             operation_id=operation_id,
             fix="its paging loops; every page before it was read once, and iteration stops here",
         )
-    seen.add(url)
+    seen.add(_page_key(url))
     return url
 
+
+#: Why a write that reached Klaviyo without a clear answer was not sent again (in its error's message).
+_MAYBE_APPLIED = (
+    "not sent again: it reached Klaviyo and may have been applied, and Klaviyo has no idempotency key; "
+    "read back whether it took effect before repeating it"
+)
 
 #: Operations whose answer names the account the credentials belong to (``_learn_account``).
 _NAMES_THE_ACCOUNT = frozenset({"get_accounts", "get_account"})
 
 #: httpx errors raised before a request left: nothing reached Klaviyo.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
 def _transport_error(exc: httpx.HTTPError, op: Operation) -> TransportError:
@@ -481,7 +493,7 @@ class KlaviyoClient(_Core):
         prep = self.prepare(operation, args)
         page = self.send(prep)
         yield page
-        seen = {page.url}
+        seen = {_page_key(page.url)}
         while page.next_url:
             page = self.send(prep, url=_next_page(seen, page.next_url, prep.operation.operation_id))
             yield page
@@ -568,7 +580,7 @@ class AsyncKlaviyoClient(_Core):
         prep = self.prepare(operation, args)
         page = await self.send(prep)
         yield page
-        seen = {page.url}
+        seen = {_page_key(page.url)}
         while page.next_url:
             page = await self.send(prep, url=_next_page(seen, page.next_url, prep.operation.operation_id))
             yield page

@@ -143,11 +143,11 @@ class KlaviyoTool(StructuredTool):
             return ToolException(f"Error: {said} {hint}")
         if isinstance(exc, DailyLimitExhaustedError):
             return ToolException(f"Error: {said} Do not call it again today.")
-        if getattr(exc, "maybe_applied", False):  # a write sent, its answer lost: repeating it could do it twice
+        if getattr(exc, "maybe_applied", False):  # a write sent, no clear answer: repeating it could do it twice
+            # the client's message says it may have been applied and was not sent again
             return ToolException(
-                f"Error: {said} The request reached Klaviyo and may have been applied (its answer was lost, and "
-                "Klaviyo has no idempotency key). Do not call it again: read back whether it took effect "
-                "(list or get the resource), or tell the user."
+                f"Error: {said} Do not call it again: read back whether it took effect (list or get the resource), "
+                "or tell the user."
             )
         if isinstance(exc, (RateLimitWaitError, TransportError, KlaviyoAPIError)):
             return ToolException(f"Error: {said} This is temporary; try later or tell the user.")

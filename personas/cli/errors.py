@@ -70,6 +70,8 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
         return f"{exc}; nothing was started", 2
     operation = getattr(exc, "operation_id", None)
     op = f" ({operation})" if operation else ""
+    if getattr(exc, "maybe_applied", False):  # not "try again": a write sent again could be applied twice
+        return str(exc), 1  # the client's message says it may have been applied and to read it back first
     if isinstance(exc, TransportError):
         cause = exc.__cause__
         why = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)

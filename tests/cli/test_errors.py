@@ -143,6 +143,25 @@ def test_every_klaviyo_failure_maps_to_a_line_that_says_what_to_do() -> None:
     assert error_line(RuntimeError("something else")) is None  # unexpected: the name, and --debug for more
 
 
+def test_a_write_that_may_have_been_applied_is_never_said_as_try_again() -> None:
+    """A create whose answer was lost (or answered 5xx) is not "cannot reach ... / try again later": run
+    again, it could be applied twice. The line says it may have been applied and to read it back first."""
+    from klaviyo_sandbox import Faults, Sandbox
+    from klaviyo_toolkit.errors import KlaviyoError
+    from personas.cli.errors import error_line
+
+    sb = Sandbox(demo_data=False, rate_limit_factor=None)
+    for fault in (Faults(lost_response_rate=1.0, count=1), Faults(error_rate=1.0, status=503, count=1)):
+        sb.faults = Faults(**{**fault.to_json(), "operations": ["create_list"]})
+        with pytest.raises(KlaviyoError) as caught:
+            sb.client().call("create_list", name="Maybe twice")
+        line = error_line(caught.value)
+        assert line is not None and line[1] == 1, line
+        assert "may have been applied" in line[0] and "read back whether it took effect" in line[0], line
+        assert "try again" not in line[0] and "cannot reach" not in line[0], line
+        assert "\n" not in line[0]
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "says"),
     [

@@ -108,6 +108,7 @@ def test_a_create_is_not_repeated_after_a_5xx_and_the_caller_hears_it_may_have_b
     assert err.value.status == 503 and err.value.operation_id == "create_list"
     assert statuses(sb, "create_list") == [503] and sb.store.count("list") == 0  # tried once, not retried
     assert err.value.maybe_applied, "Klaviyo has no idempotency key: the caller must check before sending again"
+    assert "may have been applied" in str(err.value) and "not sent again" in str(err.value), "...and it says so"
 
     sb.faults = Faults(error_rate=1.0, status=503, operations=["add_profiles_to_list"], count=1)  # the next call
     with client(sb) as kl:
@@ -271,6 +272,8 @@ def test_a_lost_response_is_a_write_that_happened_and_a_caller_that_cannot_know(
     with MAKERS[where](sb) as kl, pytest.raises(TransportError) as err:
         kl.call("create_list", name="Applied anyway")
     assert err.value.maybe_applied and err.value.operation_id == "create_list"
+    said = str(err.value)  # what a developer, a log line or a run record reads, not only an attribute
+    assert "may have been applied" in said and "not sent again" in said and "read back" in said, said
     assert [lst.attributes["name"] for lst in sb.store.all("list")] == ["Applied anyway"]
     assert [(r["status"], r.get("fault")) for r in sb.requests if r["operation_id"] == "create_list"] == \
         [(201, "lost_response")]
