@@ -147,13 +147,16 @@ def _route(state: ChatState, runtime: Runtime[PersonaContext]) -> list[Send] | s
 def limit(state: ChatState, runtime: Runtime[PersonaContext]) -> ChatState:
     """Too many tool calls in one turn: answer the pending calls as not run, and stop the turn.
 
-    The conversation stays valid (every tool call has a result) and the user can ask again.
+    The conversation stays valid (every tool call has a result) and the user can ask again; each
+    refused call gets a ``denied`` audit row, as a call refused for its scope does.
     """
     settings = runtime.context.settings
     assert isinstance(settings, Settings)
     last = state["messages"][-1]
     assert isinstance(last, AIMessage)
     note = f"Not run: this turn reached the limit of {settings.max_turn_tool_calls} tool calls."
+    for call in last.tool_calls:  # asked for and refused: audited like any other refused call
+        runtime.context.audit_record(call["name"], "denied", arguments=dict(call.get("args") or {}), error=note)
     closing: list[AnyMessage] = [
         ToolMessage(note, tool_call_id=c["id"] or "", name=c["name"], status="error") for c in last.tool_calls
     ]

@@ -385,12 +385,16 @@ class Repl:
                 if not isinstance(update, dict):
                     continue
                 for msg in update.get("messages", []) or []:
-                    if node == "agent" and isinstance(msg, AIMessage):
-                        if streaming is not None:
+                    if isinstance(msg, AIMessage):
+                        # Only the agent's tokens stream; another node's answer (the tool-call limit's)
+                        # is printed whole, and an empty reply says so instead of printing nothing.
+                        if node == "agent" and streaming is not None:
                             out.write(visible(streaming.end()) + "\n")
                             streaming = None
-                        elif msg.content and not msg.tool_calls:
-                            self.console.print(f"\n{self.spec.name}> {shown(str(msg.content))}")
+                        elif not msg.tool_calls:
+                            said = msg.content if isinstance(msg.content, str) else str(msg.content or "")
+                            said = said if said.strip() else "(no answer: the model's reply was empty; ask again)"
+                            self.console.print(f"\n{self.spec.name}> {shown(said)}")
                         for call in msg.tool_calls:
                             given = {k: v for k, v in call["args"].items() if v is not None}
                             # masked as in the approval below it: a key the user gives is sent, never shown
@@ -509,7 +513,7 @@ class Repl:
         if name in ("/exit", "/quit"):
             return "exit"
         if name == "/help":
-            c.print(HELP)
+            c.print(HELP, markup=False)  # plain text: "[on|off]" is not a Rich tag
         elif name == "/tools":
             self._settle()
             snap = self.graph.get_state(self.config)
@@ -526,7 +530,7 @@ class Repl:
             extra = f" + {', '.join(others)}" if others else ""
             c.print(f"{len(tools)} tools bound: {klaviyo} Klaviyo tool{'s' if klaviyo != 1 else ''}{extra}")
         elif name == "/scopes":
-            c.print("scopes: " + ", ".join(self.spec.scopes))
+            c.print(shown("scopes: " + (", ".join(self.spec.scopes) or "none (every Klaviyo call is refused)")))
         elif name == "/new":
             self._settle()  # the old conversation's pending approval is recorded as dropped, not left open
             self._new_context(f"{self.spec.name}-{uuid.uuid4().hex[:12]}")

@@ -59,6 +59,28 @@ def _call(name: str, args: dict[str, Any], n: int) -> AIMessage:
     return AIMessage("", tool_calls=[{"name": name, "args": args, "id": f"tour_{name}_{n}", "type": "tool_call"}])
 
 
+def _said(tool: ToolMessage) -> str:
+    """What a tool result said, cut to one short paragraph for a hand-written answer."""
+    text = " ".join(str(tool.content).split())
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _outcome(last: ToolMessage, name: str) -> AIMessage:
+    """The answer after a delete: read from its result, as a model would, never assumed (a persona with
+    the scope deletes after approval; one without is refused before any request)."""
+    text = str(last.content)
+    if "DRY RUN" in text:
+        return AIMessage(f"Dry run: that is the request I would send; {name} was not deleted.")
+    if "refused before any request" in text:
+        return AIMessage(f"I can't: the call was refused before any request reached Klaviyo, so {name} was not "
+                         f"deleted ({_said(last)})")
+    if "rejected" in text or "nothing was sent" in text.lower():  # by you, or an edit that did not validate
+        return AIMessage(f"Understood: I did not delete {name}; nothing was sent to Klaviyo.")
+    if last.status == "error":  # sent, and Klaviyo refused it (an edited id that does not exist, say)
+        return AIMessage(f"Klaviyo refused the delete, so {name} was not deleted: {_said(last)}")
+    return AIMessage(f"Done: {name} is deleted (you approved the exact request).")
+
+
 class TourModel(ToolAwareChatModel):
     """Hand-written answers for the tour's three messages; anything else gets a note on how to chat for real."""
 
@@ -80,6 +102,9 @@ class TourModel(ToolAwareChatModel):
         asked = str(messages[start].content).strip().rstrip(".?!").lower()
         results = [m for m in messages[start + 1 :] if isinstance(m, ToolMessage)]
         last = results[-1] if results else None
+        if last is not None and last.status == "error" and last.name in ("get_lists", "get_campaigns"):
+            # the look-up itself failed (a persona without the scope, a fault): never read as "none found"
+            return AIMessage(f"I could not read them, so I cannot answer: {_said(last)}")
         if asked == STEPS[0].message.rstrip("?").lower():
             if last is None:
                 return _call("get_lists", {}, 0)
@@ -93,24 +118,16 @@ class TourModel(ToolAwareChatModel):
                 if not found:
                     return AIMessage("There is no list called Webinar Attendees (any more).")
                 return _call("delete_list", {"id": found[0]["id"]}, 2)
-            text = str(last.content)
-            if "DRY RUN" in text:
-                return AIMessage("Dry run: that is the request I would send; Webinar Attendees was not deleted.")
-            if "rejected" in text or "nothing was sent" in text.lower():
-                return AIMessage("Understood: I did not delete Webinar Attendees; nothing was sent to Klaviyo.")
-            if last.status == "error":  # sent, and Klaviyo refused it (an edited id that does not exist, say)
-                return AIMessage(f"Klaviyo refused the delete, so Webinar Attendees was not deleted: {text[:300]}")
-            return AIMessage("Done: Webinar Attendees is deleted (you approved the exact request).")
+            return _outcome(last, "Webinar Attendees")
         if asked == STEPS[2].message.rstrip(".").lower():
             if last is None:
                 return _call("get_campaigns", {"filter": "equals(messages.channel,'email')"}, 3)
             if last.name == "get_campaigns":
-                found = [r for r in _records(last) if r.get("name") == "Weekend trail picks"] or _records(last)
-                return _call("delete_campaign", {"id": found[0]["id"] if found else "unknown"}, 4)
-            return AIMessage(
-                "I can't: deleting a campaign needs the campaigns:write scope, which this persona "
-                "does not have, so the call was refused before any request reached Klaviyo."
-            )
+                found = [r for r in _records(last) if r.get("name") == "Weekend trail picks"]
+                if not found:
+                    return AIMessage("There is no email campaign called Weekend trail picks.")
+                return _call("delete_campaign", {"id": found[0]["id"]}, 4)
+            return _outcome(last, "Weekend trail picks")
         return AIMessage(
             "This is the guided tour: its answers are written by hand, so it only knows its three suggested "
             "messages (press Enter to send the next one). To talk to a real model, set OPENAI_API_KEY (for a local "

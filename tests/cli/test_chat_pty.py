@@ -246,6 +246,7 @@ def test_slash_commands_help_new_dry_run_and_exit(terminals: list[Terminal], tmp
     assert "this help" in helped  # (the echoed "/help" itself is cut off by command())
     for name in ("/tools", "/scopes", "/new", "/history", "/audit", "/dry-run", "/exit"):
         assert name in helped
+    assert "/dry-run   [on|off] dry run" in helped, "the help is plain text, not Rich markup that eats [on|off]"
     assert "dry run on: writes are shown, not sent" in term.command("/dry-run")
     assert "dry run off" in term.command("/dry-run")
     assert "dry run on" in term.command("/dry-run on")
@@ -280,7 +281,8 @@ def test_without_a_model_the_sandbox_chat_is_a_guided_tour_with_real_calls(
     term.prompt()
     term.say("")
     term.expect("← delete_campaign Error: refused before any request")
-    term.expect("needs the campaigns:write scope")
+    term.expect("refused before any request reached Klaviyo, so Weekend trail picks was not deleted")
+    term.expect("needs scope(s) campaigns:write")
     term.prompt()
     term.say("Tell me a joke")
     term.expect("This is the guided tour")
