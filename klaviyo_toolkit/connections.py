@@ -22,7 +22,8 @@ one that a refresh in another process has just rotated away.
 
 A call made with :meth:`ConnectionStore.credentials` on a connection that is not ``active`` raises
 :class:`~klaviyo_toolkit.errors.ConnectionUnusableError` before any request, with the fix in the words
-the application chose (:class:`ConnectionHints`; a CLI passes its own commands).
+the application chose (:class:`ConnectionHints`; a CLI passes its own commands); so does one logged in
+again since for another server, account, app or kind, or with fewer scopes (:meth:`check_same`).
 
 Example::
 
@@ -53,7 +54,7 @@ from .errors import (
     RevokedCredentialError,
     ToolkitUsageError,
 )
-from .scopes import ALL_SCOPES
+from .scopes import ALL_SCOPES, covers
 from .vault import CredentialInfo, OAuthTokensUpdate, TokenSet, Vault
 
 if TYPE_CHECKING:
@@ -206,6 +207,7 @@ class ConnectionHints:
     login_key: str = "store a new private key with ConnectionStore.save_api_key({name!r}, ...)"
     login_oauth: str = "authorize again and store the tokens with ConnectionStore.save_oauth({name!r}, ...)"
     unknown: str = "store one with ConnectionStore.save_api_key() or ConnectionStore.save_oauth()"
+    restart: str = "make a new client with ConnectionStore.credentials({name!r}) to use the new login"
 
     def login(self, name: str, kind: str) -> str:
         return (self.login_oauth if kind == "oauth" else self.login_key).format(name=name)
@@ -332,6 +334,21 @@ class ConnectionStore:
             fix=self.hints.login(conn.name, conn.kind),
             revoked_at=conn.status_at,
         )
+
+    def check_same(self, bound: Connection) -> None:
+        """ConnectionUnusableError unless ``bound`` is still active and the same login (kind, server, app,
+        account; scopes covering its own): a client made for one login must not send a later one's secret
+        to its server, act in another account under the first one's name, or outrun narrowed scopes."""
+        try:
+            now = _connection(self.vault.info(bound.name))
+        except ToolkitUsageError:  # removed since: said in the application's words
+            now = self.get(bound.name)
+        if not now.active:
+            raise self.unusable(now)
+        if change := _login_change(bound, now):
+            why = f"it was logged in again {change} after this client was made"
+            fix = self.hints.restart.format(name=bound.name)
+            raise ConnectionUnusableError(bound.name, status="changed", reason=why, fix=fix)
 
     def api_key(self, name: str) -> ApiKey:
         self.usable(name)
@@ -486,10 +503,14 @@ class _ConnectionKey:
     def __init__(self, store: ConnectionStore, name: str, conn: Connection) -> None:
         self._store = store
         self._name = name
+        self._bound = conn
         self._account = conn.account.id if conn.account else name
 
     def headers(self) -> dict[str, str]:
-        return self._store.api_key(self._name).headers()
+        self._store.check_same(self._bound)  # an OAuth login since: no key to read
+        key = self._store.api_key(self._name)
+        self._store.check_same(self._bound)  # a login between the check and the read
+        return key.headers()
 
     @property
     def account_key(self) -> str:
@@ -506,13 +527,17 @@ class _ConnectionTokens:
         self._store = store
         self._name = name
         self._source = source
+        self._bound = conn
         self._account = conn.account.id if conn.account else name
 
     def access_token(self) -> str:
+        self._store.check_same(self._bound)  # before a refresh could spend another grant's token
         try:
-            return str(self._source.access_token())
+            token = str(self._source.access_token())
         except RevokedCredentialError as exc:  # no refresh token left, or Klaviyo rejected it
             raise self._store.unusable(self._store.mark_needs_reauth(self._name, exc.reason)) from None
+        self._store.check_same(self._bound)
+        return token
 
     def invalidate(self) -> None:
         self._source.invalidate()
@@ -523,6 +548,20 @@ class _ConnectionTokens:
 
     def __repr__(self) -> str:
         return f"ConnectionTokens({self._name!r})"
+
+
+def _login_change(bound: Connection, now: Connection) -> str | None:
+    """How ``now`` differs from the login ``bound`` was (a phrase), or None when it is the same login."""
+    if now.kind != bound.kind:
+        return "with " + ("an OAuth grant" if now.kind == "oauth" else "a private key")
+    if now.base_url != bound.base_url:
+        return f"for another server ({now.base_url})"
+    if now.client_id != bound.client_id:
+        return f"for another app ({now.client_id})"
+    if (bound.account and bound.account.id) != (now.account and now.account.id):
+        return f"for another account ({now.account or 'unknown'})"
+    lost = [s for s in bound.scopes if not covers(now.scopes, s)]
+    return f"with fewer scopes (without {', '.join(lost)})" if lost else None
 
 
 def _meta(base_url: str, account: Account | None, *, client_id: str | None) -> dict[str, Any]:

@@ -23,10 +23,11 @@
 What the model can fix (InvalidArgumentError, ClientError, ScopeDeniedError, DailyLimitExhaustedError)
 becomes a tool message; ToolkitUsageError is raised to the developer.
 
-Outside the tree on purpose: ``ConnectionUnusableError`` (a stored connection needs re-auth or was
-revoked). It is not a ``KlaviyoError`` so that code which handles failed calls (``except KlaviyoError``:
-report it, tell the model, try the next item) does not swallow it: no call can succeed on that
-connection, so whatever runs on it must stop and say so.
+Outside the tree on purpose: ``ConnectionUnusableError`` (a stored connection needs re-auth, was
+revoked, or was logged in again elsewhere since the client was made). It is not a ``KlaviyoError``
+so that code which handles failed calls (``except KlaviyoError``: report it, tell the model, try the
+next item) does not swallow it: no call can succeed on that connection, so whatever runs on it must
+stop and say so.
 """
 
 from __future__ import annotations
@@ -123,8 +124,9 @@ class ConnectionUnusableError(Exception):
 
     Attributes:
         name: the connection.
-        status: ``"needs_reauth"`` (Klaviyo rejected its key or refresh token) or ``"revoked"``
-            (its owner revoked it); ``reason`` and ``revoked_at`` say what happened and when.
+        status: ``"needs_reauth"`` (Klaviyo rejected its key or refresh token), ``"revoked"`` (its owner
+            revoked it) or ``"changed"`` (logged in again for another server, account, app or fewer
+            scopes since the client was made); ``reason`` and ``revoked_at`` say what happened and when.
         fix: what to do, in the words of the application (e.g. the command that logs in again).
     """
 
@@ -136,7 +138,7 @@ class ConnectionUnusableError(Exception):
         self.reason = reason
         self.revoked_at = revoked_at
         self.fix = fix
-        state = "needs re-auth" if status == "needs_reauth" else "was revoked"
+        state = {"needs_reauth": "needs re-auth", "changed": "changed"}.get(status, "was revoked")
         when = f" (since {revoked_at.isoformat(timespec='seconds')})" if revoked_at else ""
         super().__init__(f"connection {name!r} {state}: {reason}{when}; {fix}")
 

@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import html
+import math
 import secrets
 import threading
 import time
@@ -116,6 +117,10 @@ class LoopbackRedirect:
     """
 
     def __init__(self, port: int = 0, *, path: str = "/callback", host: str = "127.0.0.1") -> None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ToolkitUsageError(
+                f"{port!r} is not a port to listen on for the redirect: give 1 to 65535, or 0 for a free one"
+            )
         try:
             self._server = _Server((host, port), _Handler)
         except OSError as exc:
@@ -137,6 +142,8 @@ class LoopbackRedirect:
             RedirectError: the redirect carried an error, no code, or another state.
             RedirectTimeout: nothing came within ``timeout`` seconds.
         """
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise ToolkitUsageError(f"a redirect's wait must be a positive number of seconds, not {timeout!r}")
         with self._lock:
             self._server.state = state
             deadline = time.monotonic() + timeout

@@ -42,11 +42,13 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from ._files import exclusive_lock
 from .auth import ApiKey, fingerprint
 from .clock import Clock, SystemClock
 from .errors import RevokedCredentialError, ToolkitUsageError
 from .vault_keys import (
     ENV_VAULT_KEY,
+    DamagedKeyError,
     EnvKeyProvider,
     FileKeyProvider,
     KeyProvider,
@@ -124,7 +126,7 @@ class Vault:
         self.key_provider: KeyProvider = key_provider or default_key_provider(self.path.parent)
         self._clock: Clock = clock or SystemClock()
         refuse_a_new_key_for_old_entries(self.path, self.key_provider)
-        self._fernet = _multi_fernet(self.key_provider.load())
+        self._fernet = self._load_keys()
         self._lock = threading.RLock()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.path.exists():
@@ -377,7 +379,9 @@ class Vault:
                 the key can then no longer read this vault's secrets, nor can this vault read old backups).
         """
         key = new_key or Fernet.generate_key()
-        with self._lock:
+        # One rotation at a time across processes: another one's key list stored between this one's read and
+        # write (or its retiring of old keys) would drop the key the rows were just re-encrypted under.
+        with self._lock, exclusive_lock(self.path.with_name(f".{self.path.name}.rotate.lock")):
             self.check_writable()  # before the new key is kept: nothing changes when some entry cannot be read
             old = self.key_provider.load()
             self.key_provider.store([key, *[k for k in old if k != key]])
@@ -522,7 +526,14 @@ class Vault:
             return self._fernet.decrypt(token)
 
     def _reload_keys(self) -> None:
-        self._fernet = _multi_fernet(self.key_provider.load())
+        self._fernet = self._load_keys()
+
+    def _load_keys(self) -> MultiFernet:
+        """The keys, or an error that, when entries need the key that was there, says to restore it."""
+        try:
+            return _multi_fernet(self.key_provider.load())
+        except DamagedKeyError as exc:
+            raise exc.for_vault(self.path) from None
 
     def _now(self) -> str:
         return _dt.datetime.fromtimestamp(self._clock.time(), _dt.UTC).isoformat(timespec="microseconds")

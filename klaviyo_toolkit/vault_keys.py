@@ -39,6 +39,7 @@ from .errors import ToolkitUsageError
 
 __all__ = [
     "refuse_a_new_key_for_old_entries",
+    "DamagedKeyError",
     "ENV_VAULT_KEY",
     "KEYRING_SERVICE",
     "EnvKeyProvider",
@@ -67,17 +68,37 @@ class KeyProvider(Protocol):
         """Persist a new key list (newest first); called when the vault key is rotated."""
 
 
+class DamagedKeyError(ToolkitUsageError):
+    """A key source holds no key or a malformed one. ``problem`` says which (never the key); the message
+    adds how to make a key, which :meth:`for_vault` replaces when a vault's entries need the lost one."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__(f"{problem}. Generate one with: {GENERATE_HINT}")
+
+    def for_vault(self, path: Path) -> ToolkitUsageError:
+        """This error as the vault at ``path`` should say it: a new key would open none of its entries."""
+        entries = _stored_entries(path)
+        if not entries:
+            return self
+        return ToolkitUsageError(
+            f"{self.problem}, and the vault {path} holds {entries} encrypted entr{'y' if entries == 1 else 'ies'} "
+            "made with the key that belongs there: restore that key (from a backup, or from where the vault was "
+            "copied from); a new key would open none of them. If that key is lost, no one can read the vault's "
+            "secrets: move the vault aside and log in again"
+        )
+
+
 def check_keys(keys: Sequence[bytes], where: str) -> list[bytes]:
-    """``keys`` if every one is a Fernet key, else an error that names ``where`` (never the key)."""
+    """``keys`` if every one is a Fernet key, else a :class:`DamagedKeyError` naming ``where`` (never the key)."""
     if not keys:
-        raise ToolkitUsageError(f"{where} holds no vault key. Generate one with: {GENERATE_HINT}")
+        raise DamagedKeyError(f"{where} holds no vault key")
     for number, key in enumerate(keys, 1):
         try:
             Fernet(key)
         except (ValueError, TypeError):
-            raise ToolkitUsageError(
-                f"Key {number} in {where} is not a Fernet key (32 url-safe base64-encoded bytes). "
-                f"Generate one with: {GENERATE_HINT}"
+            raise DamagedKeyError(
+                f"Key {number} in {where} is not a Fernet key (32 url-safe base64-encoded bytes)"
             ) from None
     return list(keys)
 
@@ -139,12 +160,15 @@ class FileKeyProvider:
             if not self.path.exists():
                 self._create()
             self._check_mode()
-            lines = self.path.read_text(encoding="ascii").split()
+            try:
+                lines = self.path.read_text(encoding="ascii").split()
+            except UnicodeDecodeError as exc:  # a damaged or overwritten file: no key has such bytes
+                raise DamagedKeyError(f"{self.path} is not a vault key file (byte {exc.start} is not ASCII)") from None
             return check_keys([line.encode() for line in lines], str(self.path))
 
     def store(self, keys: Sequence[bytes]) -> None:
         keys = check_keys(keys, "the new key list")
-        with self._lock:
+        with self._lock, exclusive_lock(self.path.with_name(f".{self.path.name}.lock")):
             self._write(keys)
 
     def remove(self) -> None:
@@ -153,6 +177,8 @@ class FileKeyProvider:
             self.path.unlink(missing_ok=True)
 
     def _check_mode(self) -> None:
+        if not self.path.is_file():
+            raise DamagedKeyError(f"{self.path} is not a file (a vault key file holds one key a line)")
         if os.name != "posix":
             return
         mode = stat.S_IMODE(self.path.stat().st_mode)
@@ -168,7 +194,8 @@ class FileKeyProvider:
     def _write(self, keys: Sequence[bytes]) -> None:
         """The file replaced whole: written beside (owner-only, fsynced), then renamed into place."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        target = self.path.with_name(self.path.name + ".tmp")
+        # a name of this writer's own: a shared one lets two processes rename each other's half-written file
+        target = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as out:
             out.write("".join(key.decode() + "\n" for key in keys))

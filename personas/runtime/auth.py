@@ -231,6 +231,12 @@ def login_with_oauth(
     """
     name = _name(name)
     again = f"run `personas auth login {name} --oauth` again"
+    if not 0 <= port <= 65535:
+        raise LoginFailed(f"--port {port} is not a port; give one from 1 to 65535 (your app's redirect URL), or 0 "
+                          f"for a free one; {_NOTHING}")  # fmt: skip
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise LoginFailed(f"--timeout {timeout} is not a wait; give the seconds to wait for the approval, e.g. "
+                          f"--timeout 300; {_NOTHING}")  # fmt: skip
     asked = _scopes(scopes, name, oauth=True)
     if not asked:
         raise LoginFailed(

@@ -65,6 +65,7 @@ HINTS = ConnectionHints(
     login_key="log in again with `personas auth login {name}` and a valid key",
     login_oauth="log in again with `personas auth login {name} --oauth`",
     unknown="log in with `personas auth login NAME` (add --oauth for OAuth); `personas auth status` lists them",
+    restart="start the command again to run on its new login (`personas auth status {name}` shows it)",
 )
 
 _STORES: dict[tuple[str, str | None], ConnectionStore] = {}
