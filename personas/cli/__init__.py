@@ -160,7 +160,9 @@ def main(argv: list[str] | None = None) -> Any:
         # With room on the frame stack: a command's first imports (LangChain, LangGraph) then take the
         # same time whatever the call depth (klaviyo_toolkit._stack, CPython gh-142183).
         return roomy(command.main, args=argv, standalone_mode=True, prog_name="personas")
-    except SystemExit:
+    except SystemExit as exc:
+        if exc.code == 130 and _silent_interrupt(exc):
+            _fail("interrupted (Ctrl-C)", 130)
         raise
     except KeyboardInterrupt:
         _fail("interrupted", 130)
@@ -174,6 +176,14 @@ def main(argv: list[str] | None = None) -> Any:
         hint = "" if debug else f" ({debug_hint(argv if argv is not None else sys.argv[1:])})"
         _fail(f"{type(exc).__name__}: {first}{hint}", 1)
     return None
+
+
+def _silent_interrupt(exc: SystemExit) -> bool:
+    """Whether typer turned a Ctrl-C into this exit 130 (``Exit(130) from KeyboardInterrupt``) without
+    a word: ``personas demo`` stopped with nothing printed. A command that handled its Ctrl-C itself
+    (``personas run`` says how to continue) exits with the interrupt as context, not as a cause."""
+    inner = exc.__context__
+    return inner is not None and isinstance(inner.__cause__, KeyboardInterrupt)
 
 
 def debug_hint(argv: list[str]) -> str:

@@ -29,7 +29,7 @@ from personas.kernel.errors import UsageProblem
 from personas.kernel.models import ModelChoice, resolve_model
 from personas.runtime.context import audit_log, build_context
 from personas.runtime.driver import run_persona
-from personas.runtime.loader import load_persona
+from personas.runtime.loader import BUILTIN_DIR, load_persona
 
 CASSETTES = Path(__file__).parent / "demo_cassettes"
 #: The sandbox the authored answers were written for (scripts/author_demo_cassettes.py).
@@ -159,14 +159,14 @@ def answered(runs: list[tuple[ModelChoice, Answers, str]], config: Config) -> st
     was for)); runs with the same kind of model are told together."""
     kinds = {choice.kind for choice, _, _ in runs}
     if len(kinds) > 1:
-        return "; ".join(f"{what}s: {answered([run], config)}" for run in runs for what in (run[2],))
+        return "; ".join(f"{_plural(run[2])}: {answered([run], config)}" for run in runs)
     choice = runs[0][0]
     if choice.model is None:
         return choice.description
     asked = sum(a.asked for _, a, _ in runs)
     done = sum(a.answered for _, a, _ in runs)
     failures = [f for _, a, _ in runs for f in a.failures]
-    parts = [f"{a.asked} {what}{'s' if a.asked != 1 else ''}" for _, a, what in runs if a.asked]
+    parts = [f"{a.asked} {what if a.asked == 1 else _plural(what)}" for _, a, what in runs if a.asked]
     calls = f"{asked} call{'s' if asked != 1 else ''}" + (f" ({', '.join(parts)})" if len(runs) > 1 and parts else "")
     if not asked:
         return "not asked (nothing in this run needed a model's answer)"
@@ -188,6 +188,11 @@ def answered(runs: list[tuple[ModelChoice, Answers, str]], config: Config) -> st
     return f"{choice.description}: {done} of {calls} answered" + (f"; {failed}" if failed else "")
 
 
+def _plural(what: str) -> str:
+    """``lead decision`` -> ``lead decisions``, ``summary`` -> ``summaries``."""
+    return what[:-1] + "ies" if what.endswith("y") else what + "s"
+
+
 def _model_name(choice: ModelChoice) -> str:
     return str(getattr(choice.model, "model_name", "") or "?")
 
@@ -203,10 +208,18 @@ def _shown(path: Path) -> str:
 
 def _choose(persona: Any, file: str, config: Config, seed: int, given: Any) -> ModelChoice:
     """The model a demo persona uses: ``given``, else live with a key, else the authored answers, which
-    were written for a fresh seed-42 sandbox (another seed gets none: the policy decides)."""
+    were written for the shipped persona on a fresh seed-42 sandbox (another seed, or the user's file
+    replacing the shipped persona, gets none: the policy decides)."""
     if given is not None:
         return given if isinstance(given, ModelChoice) else ModelChoice(given, "the model passed in", "scripted")
     live = bool(config.openai_api_key)
+    if not live and persona.source and Path(persona.source).resolve().parent != BUILTIN_DIR.resolve():
+        # the user's file replaces the shipped persona: the authored answers were written to the shipped
+        # one's requests, and replayed to another they failed each lead, then the demo (exit 1), telling
+        # the user to re-author the project's cassettes
+        return ModelChoice(None, f"none: {persona.source} replaces the shipped {persona.name}, and the demo's "
+                                 "answers authored by hand fit the shipped one, so the policy decides and a "
+                                 "template writes (set OPENAI_API_KEY for a live model)", "none")
     if not live and seed != AUTHORED_SEED:
         data = "this state file's data (its seed is not recorded)" if seed == UNKNOWN_SEED else f"seed {seed}"
         return ModelChoice(None, f"none: the demo's answers authored by hand fit the seed-{AUTHORED_SEED} sandbox, "

@@ -21,7 +21,7 @@ from personas.kernel.errors import UsageProblem
 from personas.kernel.governance import parse_answer
 from personas.kernel.graphspec import GraphSpec
 from personas.kernel.spec import PersonaSpec
-from personas.runtime.loader import load_persona, scan_personas
+from personas.runtime.loader import broken_file, load_persona, scan_personas
 
 if TYPE_CHECKING:  # running a persona (LangGraph, LangChain, the client) loads in run_cmd, not for `list`
     from personas.runtime.driver import RunDriver, RunResult
@@ -123,9 +123,9 @@ def resolve_persona(name: str, home: Path) -> PersonaSpec:
         raise UsageProblem(f"no persona uses the graph {name!r}")
     if name in found.personas or (name.endswith((".yaml", ".yml")) and Path(name).exists()):
         return load_persona(name, home=home)
-    broken = [e for e in found.errors if Path(e.path).stem == name]
-    if broken:
-        raise broken[0]
+    broken = broken_file(found.errors, name)
+    if broken is not None:
+        raise broken
     personas = sorted(found.personas)
     close = difflib.get_close_matches(name, [*personas, *GRAPHS], n=2)
     hint = f"; did you mean {' or '.join(close)}?" if close else "."

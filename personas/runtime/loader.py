@@ -23,6 +23,7 @@ import difflib
 import functools
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ __all__ = [
     "PersonaConfigError",
     "Scan",
     "YamlFileError",
+    "broken_file",
     "line_of",
     "list_personas",
     "load_persona",
@@ -57,15 +59,27 @@ BUILTIN_DIR = Path(__file__).resolve().parent.parent / "definitions"
 
 
 class PersonaConfigError(ToolkitUsageError):
-    """A persona file is wrong; the message is ``file:line: field: problem``."""
+    """A persona file is wrong; the message is ``file:line: field: problem``.
+
+    ``persona`` is the ``name:`` the file gives, when it can be read from the file: a persona is known
+    by that name, whatever its file is called, so ``personas run NAME`` finds a broken file by it.
+    """
 
     def __init__(self, path: Path | str, line: int | None, field: str, problem: str) -> None:
         self.path = str(path)
         self.line = line
         self.field = field
         self.problem = problem
+        self.persona: str | None = None
         where = f"{path}:{line}" if line else str(path)
         super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
+
+
+def broken_file(errors: Sequence[PersonaConfigError], name: str) -> PersonaConfigError | None:
+    """The error of the broken file meant to be persona ``name``: the file that gives ``name:`` so, or
+    is named so (``name.yaml``). Without it, a broken ``my-report.yaml`` giving ``name: daily-report``
+    was reported as "no such persona" and another persona offered in its place, its error unseen."""
+    return next((e for e in errors if name in (e.persona, Path(e.path).stem)), None)
 
 
 def persona_dirs(home: Path | None) -> list[Path]:
@@ -119,29 +133,47 @@ for _loader in (_NoDuplicates, _FastNoDuplicates):
     _loader.add_constructor("tag:yaml.org,2002:float", _finite_float)
 
 
+#: The largest YAML file read (a persona or an eval case is a few kB). Parsing is pure Python, about
+#: 10 s and 250 MB a megabyte on the dev container, and every command scans every persona file: a
+#: stray 4 MB file made ``personas list`` take 40 s and 1 GB, whatever persona was asked for.
+MAX_YAML_BYTES = 256 * 1024
+
+
 def read_yaml(path: Path, *, fast: bool = False) -> tuple[Any, yaml.Node | None]:
     """A YAML file's data and node tree (for :func:`line_of`), read as UTF-8 with no key given twice.
 
-    Raises :class:`YamlFileError` for a file that cannot be read, is not UTF-8 text, is not YAML,
-    gives a key twice in one mapping or a number that is not finite (``.nan``, ``.inf``); the caller
-    names the file. ``fast`` parses with libyaml.
+    Raises :class:`YamlFileError` for a file that cannot be read, is over :data:`MAX_YAML_BYTES`, is
+    not UTF-8 text, is not YAML, gives a key twice in one mapping or a number that is not finite
+    (``.nan``, ``.inf``); the caller names the file. ``fast`` parses with libyaml.
     """
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as file:
+            raw = file.read(MAX_YAML_BYTES + 1)
     except OSError as exc:
         raise YamlFileError(None, f"cannot be read ({exc.strerror}); check the path and its permissions") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise YamlFileError(
+            None,
+            f"is over {MAX_YAML_BYTES // 1024} KiB, the most a persona or eval case file may be (the shipped ones "
+            "are a few kB); check it is the file you meant, and move any other file out of its folder",
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise YamlFileError(line, f"is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
-    loader = _FastNoDuplicates if fast else _NoDuplicates
-    try:
-        return yaml.load(text, Loader=loader), yaml.compose(text, Loader=loader)
+    loader = (_FastNoDuplicates if fast else _NoDuplicates)(text)
+    try:  # parsed once: the node tree, then the data built from it (as yaml.load does)
+        node = loader.get_single_node()
+        return (loader.construct_document(node) if node is not None else None), node
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise YamlFileError(mark.line + 1 if mark else None, f"not valid YAML: {getattr(exc, 'problem', exc)}") \
-            from None
+        problem = str(getattr(exc, "problem", exc))
+        if "'\\t'" in problem:  # a tab where YAML wants spaces: the one fix there is
+            problem += "; YAML indents with spaces only: replace the tab with spaces"
+        raise YamlFileError(mark.line + 1 if mark else None, f"not valid YAML: {problem}") from None
+    finally:
+        loader.dispose()
 
 
 def line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
@@ -275,7 +307,7 @@ def load_persona(name_or_path: str, home: Path | None = None) -> PersonaSpec:
     scan = scan_personas(home)
     if name_or_path in scan.personas:
         return scan.personas[name_or_path]
-    broken = next((e for e in scan.errors if Path(e.path).stem == name_or_path), None)
+    broken = broken_file(scan.errors, name_or_path)
     if broken is not None:
         raise broken
     hint = difflib.get_close_matches(name_or_path, list(scan.personas), n=3)
@@ -303,7 +335,62 @@ def _load_cached(path: str, stamp: tuple[int, int]) -> PersonaSpec:
 
 
 # -- validating one file ---------------------------------------------------------------------------
+#: What each required key looks like, for the message that says it is missing.
+_EXAMPLES = {
+    "name": "my-persona",
+    "description": "What it does, in a sentence.",
+    "graph": f"one of {', '.join(GRAPHS)}",
+    "prompt": "a file of prompts/, e.g. klaviyo_assistant.v1.md",
+    "scopes": "[profiles:read, lists:read]",
+}
+
+
+def _problem(err: Any) -> str:
+    """One validation error as what to write instead: pydantic's own words name its classes
+    ("a valid dictionary or instance of ToolSelection") and say nothing of YAML."""
+    given, kind = err.get("input"), err["type"]
+    shown = "nothing" if given is None else f"a {type(given).__name__}" if isinstance(given, list | dict) \
+        else repr(given)
+    if kind == "missing":
+        return "is required"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"must be a mapping (indented `key: value` lines under it), not {shown}"
+    if kind == "list_type":
+        return f"must be a list (indented `- item` lines under it, or [a, b]), not {shown}"
+    if kind == "string_type":
+        return f"must be text, not {shown}" + ("; give a value after the colon" if given is None else "")
+    if kind in ("float_type", "float_parsing", "int_type", "int_parsing", "int_from_float"):
+        whole = "a whole number (e.g. 30)" if kind.startswith("int") else "a number (e.g. 0.05)"
+        return f"must be {whole}, not {shown}" + ("; give a value after the colon" if given is None else "")
+    if kind in ("bool_type", "bool_parsing"):
+        return f"must be true or false, not {shown}"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+_NAME_LINE = re.compile(rb"""^name:[ \t]*["']?([A-Za-z0-9_.-]+)""", re.M)
+
+
+def _declared_name(path: Path) -> str | None:
+    """The ``name:`` a persona file gives, read as text from its start: known even when the file is not
+    valid YAML or too big to parse."""
+    try:
+        with path.open("rb") as file:
+            found = _NAME_LINE.search(file.read(64 * 1024).removeprefix(b"\xef\xbb\xbf"))
+    except OSError:
+        return None
+    return found.group(1).decode() if found else None
+
+
 def _validate(path: Path) -> PersonaSpec:
+    """``path`` as a persona; a :class:`PersonaConfigError` carries the name the file gives."""
+    try:
+        return _validate_file(path)
+    except PersonaConfigError as exc:
+        exc.persona = _declared_name(path)
+        raise
+
+
+def _validate_file(path: Path) -> PersonaSpec:
     try:
         data, root = read_yaml(path)
     except YamlFileError as exc:
@@ -315,12 +402,12 @@ def _validate(path: Path) -> PersonaSpec:
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         loc = [p for p in err["loc"] if p != "source"]
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = _problem(err)
         if err["type"] == "extra_forbidden":
             allowed = ", ".join(k for k in PersonaSpec.model_fields if k != "source")
             msg = f"unknown key; allowed keys: {allowed}"
-        elif err["type"] == "missing":
-            msg = "is required"
+        elif err["type"] == "missing" and len(loc) == 1 and loc[0] in _EXAMPLES:
+            msg = f"is required; add it, e.g. `{loc[0]}: {_EXAMPLES[loc[0]]}`"
         raise PersonaConfigError(path, line_of(root, loc), loc_text(loc), msg) from None
     if spec.graph not in GRAPHS:
         raise PersonaConfigError(
@@ -428,7 +515,7 @@ def _check_settings(spec: PersonaSpec, path: Path, root: yaml.Node | None) -> No
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         loc = ["settings", *err["loc"]]
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = _problem(err)
         if err["type"] == "extra_forbidden":
             msg = f"unknown setting; allowed: {', '.join(model.model_fields)}"
         raise PersonaConfigError(path, line_of(root, loc), loc_text(loc), msg) from None
