@@ -13,8 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from klaviyo_sandbox import DEMO_KEY, Sandbox
-from klaviyo_sandbox.serving import serve_app
+from klaviyo_sandbox import DEMO_KEY, Sandbox, serve_app
 from klaviyo_toolkit import KlaviyoToolkit
 from klaviyo_toolkit.client import NO_RETRIES, KlaviyoClient
 from klaviyo_toolkit.clock import ManualClock
