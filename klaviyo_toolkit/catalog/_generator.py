@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from ._clearable import mark_clearable
-from ._prose import item_limit, listing_limits, payload_limits, rate_limit_tiers
+from ._prose import item_limit, listing_limits, payload_limits, rate_limit_tiers, stated_rate_limit
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 #: Formats OpenAI's strict mode accepts; others are dropped from the model-facing schema.
@@ -367,6 +367,13 @@ class Generator:
             if window != {"burst": "burst", "steady": "steady", "daily": "daily"}.get(key, window):
                 self.warnings.append(f"{oid}: rate limit {key}={text!r} read as a {window} limit (by its unit)")
             rate[window] = count
+        for window, count in stated_rate_limit(op.get("description", "")).items():
+            if rate.get(window, count) != count:
+                self.warnings.append(
+                    f"{oid}: {window} limit is {rate[window]} in x-klaviyo-ratelimit but {count} in the "
+                    f"description; the lower one is kept"
+                )
+            rate[window] = min(count, rate.get(window, count))
         scopes: list[str] = list(op.get("x-klaviyo-scopes") or [])
         read_only = method == "get" or (bool(scopes) and all(sc.endswith(":read") for sc in scopes))
         words = set(oid.split("_"))

@@ -1,7 +1,9 @@
-"""Limits Klaviyo states only in an operation's description, read into its catalog record.
+"""Limits Klaviyo states in an operation's description, read into its catalog record.
 
 The spec's schemas say nothing of them; the prose does, one sentence per limit:
 
+- the operation's own rate limits, "*Rate limits*:<br>Burst: `3/s`<br>Steady: `100/m`<br>Daily: `100/d`"
+  (``stated_rate_limit``): ``x-klaviyo-ratelimit`` gives them too, and the two can disagree;
 - rate-limit tiers: "Rate limits when using the `include=list` parameter in your API request:
   Burst: `1/s` Steady: `15/m`" (``rate_limit_tiers``);
 - payload sizes: "The maximum allowed payload size is 5MB", "... per-profile is 100KB" (``payload_limits``);
@@ -18,6 +20,9 @@ from typing import Any
 
 Json = dict[str, Any]
 
+#: "*Rate limits*:<br>Burst: `3/s`<br>Steady: `100/m`<br>Daily: `100/d`" (up to a blank line or a tier)
+_OWN_RATE = re.compile(r"\*Rate limits\*:(.*?)(?:\n\n|Rate limits when|$)", re.S | re.I)
+_RATE_WINDOW = re.compile(r"(Burst|Steady|Daily):\s*`(\d+)/([smd])`", re.I)
 #: "Rate limits when using the `include=list` parameter in your API request:<br>Burst: `1/s`<br>Steady: `15/m`"
 _TIER = re.compile(
     r"Rate limits when using the `([^`=]+)=([^`]+)` parameter[^<]*(?:<br>)+\s*Burst:\s*`(\d+)/s`"
@@ -38,6 +43,19 @@ _ITEMS = re.compile(
 _PAGE = re.compile(r"Returns a maximum of ([0-9][0-9,]*) [a-z ]+? per (?:page|request)", re.I)
 #: "The maximum number of jobs in progress at one time is 500" / "Max number of jobs queued at once we allow for is 100"
 _PENDING_JOBS = re.compile(r"max(?:imum)? number of jobs (?:in progress|queued)[a-z ]*? is ([0-9][0-9,]*)", re.I)
+
+
+def stated_rate_limit(description: str) -> dict[str, int]:
+    """The operation's own limits as its description states them: ``{"burst": 3, "steady": 100, "daily": 100}``.
+
+    Only the first "*Rate limits*:" block counts (the tiers that follow are ``rate_limit_tiers``).
+    The generator keeps the lower of this and ``x-klaviyo-ratelimit`` per window: the spec's two
+    sources disagree for a few operations, and a client that trusts the higher one is refused by
+    Klaviyo once the lower one is spent.
+    """
+    block = _OWN_RATE.search(description or "")
+    windows = {"s": "burst", "m": "steady", "d": "daily"}
+    return {windows[unit.lower()]: int(n) for _, n, unit in _RATE_WINDOW.findall(block.group(1) if block else "")}
 
 
 def rate_limit_tiers(description: str) -> list[Json]:

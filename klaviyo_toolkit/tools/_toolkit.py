@@ -1,8 +1,8 @@
 """KlaviyoToolkit: select tools by scope, tag, name and read-only-ness; deny by default.
 
 A toolkit is granted scopes (Klaviyo's, e.g. ``profiles:read``); only operations whose every scope
-is granted become tools, and a call is re-checked before any request is sent. Unknown names are
-errors, never silently dropped. Operations of the client API (``/client/``) need no private-key
+is granted become tools, and a call is re-checked before any request is sent. Unknown names and
+unknown scopes are errors, never silently dropped. Operations of the client API (``/client/``) need no private-key
 scope; they are granted with the pseudo-scope ``client``.
 
 Example::
@@ -15,11 +15,13 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..catalog import Catalog, Operation, load_catalog
 from ..errors import ScopeDeniedError
+from ..scopes import ALL_SCOPES, parse_scopes
 from ._pipeline import Call, Outcome, Sent, Stopped, Toolset
 
 if TYPE_CHECKING:  # the client (and httpx) load only when a call is made
@@ -36,6 +38,20 @@ def _required_scopes(op: Operation) -> tuple[str, ...]:
     return op.scopes or (CLIENT_SCOPE,)
 
 
+def _granted(scopes: Iterable[str] | str) -> frozenset[str] | None:
+    """The scopes a toolkit is granted, checked (None: every scope, given as ``"*"``).
+
+    Text is split as ``parse_scopes`` splits it (``"lists:read profiles:read"``), so a string is never
+    read as a set of characters; a scope no operation uses (``"list:read"``) raises
+    UnknownScopeError naming the closest one, where it would otherwise grant nothing, silently.
+    """
+    given = [part for item in ([scopes] if isinstance(scopes, str) else scopes) for part in re.split(r"[\s,]+", item)]
+    if ALL_SCOPES in given:
+        return None
+    named = [s for s in given if s and s != CLIENT_SCOPE]
+    return frozenset(parse_scopes(named)) | ({CLIENT_SCOPE} & set(given))
+
+
 class KlaviyoToolkit(Toolset):
     """Klaviyo operations as LangChain tools over one client (see module docstring).
 
@@ -45,7 +61,8 @@ class KlaviyoToolkit(Toolset):
     Args:
         client / async_client: clients to run calls with; made from ``client_options`` (or the
             environment) on first use when not given.
-        scopes: granted scopes, or ``"*"`` for all. Nothing is granted by default.
+        scopes: granted scopes (a list, or text such as ``"lists:read profiles:read"``), or ``"*"``
+            for all. Nothing is granted by default; an unknown scope raises UnknownScopeError.
         include_beta: also offer beta operations.
         scope_fix: how to be granted the scopes a refused tool needs (given them, a phrase), for its
             message; by default, add them to ``scopes=``.
@@ -72,8 +89,9 @@ class KlaviyoToolkit(Toolset):
         self._client_options = client_options
         self.include_beta = include_beta
         self.catalog: Catalog = load_catalog(include_beta)
-        self.all_scopes = scopes == "*"
-        self.scopes: frozenset[str] = frozenset() if scopes == "*" else frozenset(scopes)
+        granted = _granted(scopes)
+        self.all_scopes = granted is None
+        self.scopes: frozenset[str] = granted or frozenset()
         self.max_output_chars = max_output_chars
         self._scope_fix = scope_fix
         self.clear_argument = clear_argument
