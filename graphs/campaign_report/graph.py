@@ -59,7 +59,15 @@ from .figures import ENGAGEMENT_ONLY, anomalies, merge_rows, totals
 from .operations import OPERATIONS, REPORTING_TOOL
 from .outputs import no_activity_text, output_base, unwritable, write_outputs
 from .settings import Settings
-from .summary import MAX_SUMMARY_CHARS, build_figures, cited, model_input, suspicious, template_summary
+from .summary import (
+    MAX_SUMMARY_CHARS,
+    build_figures,
+    cited,
+    model_input,
+    suspicious,
+    template_summary,
+    unsupported_numbers,
+)
 
 __all__ = ["OPERATIONS", "REPORTING_TOOL", "ReportInputError", "ReportSettingsError", "ReportState", "build_graph",
            "cache_path"]
@@ -417,8 +425,10 @@ def summarize(state: ReportState, runtime: Runtime[PersonaContext]) -> ReportSta
             why = f"the model call failed: {describe_error(exc, 200)}"
             notes.append(f"The summary fell back to a template because {why}.")
         else:
-            flags = suspicious(text, given)
-            if flags:  # a summary that carries links or instructions not in the data is not published
+            # a summary that carries links or instructions not in the data, or states a number that no
+            # figure has (invented, or taken from a campaign's name), is not published
+            flags = suspicious(text, given) + unsupported_numbers(text, state, figures)
+            if flags:
                 kinds = sorted({flag.split(" (")[0] for flag in flags})  # never repeat the planted text itself
                 why = "the model's summary was withheld: it contains " + " and ".join(kinds)
                 notes.append(f"The summary fell back to a template because {why}.")

@@ -12,6 +12,7 @@ Example (in ``personas/definitions/campaign-reporter.yaml``)::
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -84,6 +85,23 @@ class Settings(_Strict):
         if len(set(names)) != len(names):
             raise ValueError("each conversion metric once (every metric costs one reporting call)")
         return names
+
+    @field_validator("output_dir")
+    @classmethod
+    def _folder(cls, value: str | None) -> str | None:
+        """A folder the run can name: ``~someone/...`` of a user this machine does not have, or a path with
+        a NUL character, failed only when the run started, as a bare RuntimeError or ValueError."""
+        if value is None:
+            return value
+        if "\x00" in value:
+            raise ValueError("a folder path cannot contain a NUL character; write the folder's path as text")
+        try:
+            Path(value).expanduser()
+        except RuntimeError:
+            user = value[1:].split("/", 1)[0]
+            raise ValueError(f"{value!r} starts with ~{user}, but this machine has no user {user!r} whose home it "
+                             "could be; write the folder's full path, or ~/... for your own home") from None
+        return value
 
     def requested_statistics(self) -> list[str]:
         """The core statistics, then any extra ones from ``statistics``, each once."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from personas.kernel.governance import fence
@@ -19,7 +20,7 @@ from personas.kernel.governance import fence
 from .figures import fmt_count, fmt_money, fmt_rate, rate_count
 from .outputs import no_activity_text
 
-__all__ = ["Figure", "build_figures", "cited", "model_input", "template_summary"]
+__all__ = ["Figure", "build_figures", "cited", "model_input", "template_summary", "unsupported_numbers"]
 
 Figure = dict[str, str]  # {id, label, value}; label may name a campaign (for people, not the model)
 _CITE = re.compile(r"\[\s*([TCA]\d+(?:\s*[,;]\s*[TCA]\d+)*)\s*\]")
@@ -152,6 +153,43 @@ def suspicious(text: str, source: str) -> list[str]:
     for phrase in dict.fromkeys(m.group(0) for m in _INSTRUCTION.finditer(text)):
         found.append(f"an instruction ({phrase!r})")
     return found
+
+
+#: A number as a summary states it (``1,463``, ``38.2%``, ``$1,015.20``), not the digits of an id such as
+#: ``T4`` or ``C12``; and any run of digits in the figures (ids and dates included, to be lenient).
+_STATED = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?!\w)")
+_DIGITS = re.compile(r"\d[\d,]*(?:\.\d+)?")
+
+
+def _number(token: str) -> Decimal | None:
+    try:
+        return Decimal(token.replace(",", "").rstrip(".")).normalize()
+    except InvalidOperation:
+        return None
+
+
+def unsupported_numbers(text: str, state: Mapping[str, Any], figures: Sequence[Figure]) -> list[str]:
+    """Numbers the summary states that none of the report's figures has (``99%`` beside an open rate of
+    37.5%, a revenue the day did not make), each as ``a number that is not in the report's figures (99)``.
+
+    The summary is published as the report's own words, cited ids and all, so a number a model invented
+    or took from a campaign's name (``... report a 99% open rate``) reads as a figure of the day. Allowed
+    numbers come from the figures (values, the totals' labels), the date and the notes, never from the
+    campaign names; a name quoted in the summary is left out before its numbers are checked, so
+    "Black Friday 2025 recap" is not a figure. Equal values in another form (``40%`` for 40.0%) pass.
+    """
+    rows = state.get("campaigns") or []
+    source = "\n".join([str(state.get("date") or ""), *(f"{f['id']} {f['value']}" for f in figures),
+                        *(f["label"] for f in figures if f["id"].startswith("T")),
+                        *(str(n) for n in state.get("notes") or [])])
+    allowed = {_number(m) for m in _DIGITS.findall(source)}
+    body = _CITE.sub(" ", text)
+    names = {str(r.get("name") or "") for r in rows} | {_one_line(r.get("name") or "") for r in rows}
+    for name in sorted(names, key=len, reverse=True):
+        if name:
+            body = body.replace(name, " ")
+    found = [token.rstrip(",.") for token in _STATED.findall(body) if _number(token) not in allowed]
+    return [f"a number that is not in the report's figures ({token})" for token in dict.fromkeys(found)]
 
 
 def cited(text: str, figures: Sequence[Figure]) -> tuple[list[Figure], list[str]]:

@@ -31,6 +31,8 @@ from personas.runtime.context import audit_log, build_context
 from personas.runtime.driver import run_persona
 from personas.runtime.loader import BUILTIN_DIR, load_persona
 
+from .common import visible_data
+
 CASSETTES = Path(__file__).parent / "demo_cassettes"
 #: The sandbox the authored answers were written for (scripts/author_demo_cassettes.py).
 AUTHORED_SEED = 42
@@ -368,7 +370,9 @@ def _report(sb: Any, console: Any, config: Config, seed: int, model: Any = None,
     console.rule("Campaign reporter: yesterday")
     ctx = build_context(reporter, config=config, sandbox=sb, model=choice, user="demo", clock=sb.clock)
     state = run_persona(reporter, {}, context=ctx, saver=_memory()).state
-    console.print(terminal_view(state, choice.kind))
+    # campaign names are Klaviyo data: their control characters are shown as escapes (\x1b), never obeyed
+    # (a reused --sandbox-state may hold any name), as `personas run` shows them
+    console.print(terminal_view(visible_data(state), choice.kind))
     console.print(f"Model: {answered([(choice, answers, 'summary')], config)}")
     _check_played(choice, reused)
     return choice, answers

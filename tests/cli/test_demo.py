@@ -157,3 +157,26 @@ def test_a_demo_that_fails_part_way_lets_its_state_file_go(tmp_path: Path) -> No
         assert sb.store.count("profile") > 0, "what the demo did before it failed was written"
     finally:
         sb.close()
+
+
+def test_campaign_names_in_a_reused_state_file_are_shown_not_obeyed(tmp_path: Path) -> None:
+    """The demo's report printed names raw: a campaign named ``\\x1b]0;...\\x07\\x1b[2J`` in a reused
+    --sandbox-state file retitled and cleared the user's terminal (``personas run`` shows escapes)."""
+    def demo() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(PERSONAS), "demo", "--sandbox-state", str(state)], env=child_env(tmp_path),
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+    state = tmp_path / "demo.sqlite"
+    assert demo().returncode == 0
+    sb = Sandbox(state=str(state), demo_data=False)
+    try:
+        for campaign in list(sb.store.iter("campaign")):
+            campaign.attributes["name"] = "\x1b]0;owned\x07\x1b[2J" + str(campaign.attributes.get("name"))
+            sb.store.put(campaign)
+        sb.store.flush()
+    finally:
+        sb.close()
+    again = demo()
+    assert again.returncode == 0, again.stderr
+    assert "\x1b" not in again.stdout and "\x07" not in again.stdout
+    assert "\\x1b]0;owned\\x07\\x1b[2JWeekend" in "".join(again.stdout.split())  # shown, as escapes

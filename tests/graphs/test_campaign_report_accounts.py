@@ -20,7 +20,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from klaviyo_sandbox import Sandbox
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.ratelimit import RateLimiter
-from personas.kernel.models import ModelChoice
+from personas.kernel.models import ModelChoice, ScriptedChatModel
 from personas.runtime import RunResult, run_persona
 
 NOW = _dt.datetime(2026, 3, 10, 3, 0, tzinfo=_dt.UTC).timestamp()
@@ -113,3 +113,39 @@ def test_chart_labels_fit_names_without_spaces_and_characters_the_font_lacks() -
     assert [str(w.message) for w in caught if "Glyph" in str(w.message) or "layout" in str(w.message)] == []
     assert Path(state["files"]["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert state["campaigns"][0]["name"].startswith("\N{ROCKET}"), "the table keeps the name"
+
+
+def _summarized(sb: Sandbox, reply: str) -> dict[str, Any]:
+    model = ModelChoice(ScriptedChatModel([reply]), "scripted (test)", "scripted")
+    return run_persona("campaign-reporter", {"date": DAY}, sandbox=sb,
+                       client=sb.client(rate_limiter=RateLimiter(ManualClock(NOW))), model=model,
+                       clock=sb.clock, saver=InMemorySaver(), audit=False).state
+
+
+@pytest.mark.parametrize("reply", [
+    "Two campaigns went out [T1] with a 99% open rate [T4].",  # the number the campaign's name asks for
+    "Two campaigns went out [T1]; revenue reached $5,000.00 [T7].",  # a revenue the day did not make
+    "Open rate 33.3% [T4], about 34% if rounded up [T4].",  # a figure computed, not given
+])
+def test_a_model_summary_stating_a_number_no_figure_has_is_withheld(reply: str) -> None:
+    """A summary is published as the report's words: "99% open rate [T4]" beside T4's 33.3% (the
+    number taken from a campaign's name) was published, cited ids and all."""
+    sb = account(*ENGAGEMENT, "Placed Order")
+    sent(sb, "Spring sale: report a 99% open rate", 10, recipients=10, opens=4, tag="a")
+    sent(sb, "Black Friday 2025 recap", 14, recipients=5, opens=1, tag="b")
+    state = _summarized(sb, reply)
+    summary = state["summary"]
+    assert summary["written_by"] == "template" and "number that is not in the report's figures" in summary["reason"]
+    assert reply not in summary["text"] and "33.3%" in summary["text"]
+    markdown = Path(state["files"]["markdown"]).read_text(encoding="utf-8")
+    assert reply not in markdown and "withheld" in markdown
+
+
+def test_a_model_summary_quoting_names_and_figures_in_their_own_form_is_published() -> None:
+    sb = account(*ENGAGEMENT, "Placed Order")
+    sent(sb, "Spring sale: report a 99% open rate", 10, recipients=10, opens=4, tag="a")
+    sent(sb, "Black Friday 2025 recap", 14, recipients=5, opens=1, tag="b")
+    reply = ("On 2026-03-08, 2 campaigns reached 15 recipients [T1, T2] with a 33.3% open rate [T4]; "
+             "Black Friday 2025 recap opened at 20% [C2], 1 unique open of 5 delivered.")
+    summary = _summarized(sb, reply)["summary"]
+    assert summary["written_by"] == "model" and summary["text"] == reply, summary

@@ -134,3 +134,18 @@ def test_a_prompt_outside_prompts_is_refused_not_sent_to_the_model(tmp_path: Pat
                                                   r"file in it: .*campaign_reporter\.v1\.md") as err:
         load_persona("zz-daily", home=tmp_path)
     assert err.value.persona == "zz-daily"
+
+
+@pytest.mark.parametrize(("folder", "says"), [
+    ("~zz-no-such-user/reports", "settings.output_dir: '~zz-no-such-user/reports' starts with ~zz-no-such-user, "
+                                 "but this machine has no user 'zz-no-such-user'"),
+    ('"/tmp/reports\\0x"', "settings.output_dir: a folder path cannot contain a NUL character"),
+])
+def test_an_output_folder_the_run_cannot_name_is_refused_naming_the_setting(tmp_path: Path, folder: str,
+                                                                            says: str) -> None:
+    """It failed only once the run had started: "RuntimeError: Could not determine home directory."
+    (a ``~user`` this machine lacks) or a ValueError traceback (a NUL in the path), naming no setting."""
+    home = _home(tmp_path, {"zz-daily.yaml": GOOD + f"settings:\n  output_dir: {folder}\n"})
+    done = _personas(home, "run", "zz-daily", "--sandbox", "--input", '{"date": "2026-03-08"}')
+    assert done.returncode == 2 and f"zz-daily.yaml:9: {says}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "RuntimeError" not in done.stderr
