@@ -31,7 +31,9 @@ __all__ = [
     "summarize_response",
 ]
 
-AuditStatus = Literal["ok", "error", "denied", "dry_run", "rejected", "pending_approval", "approved", "edited"]
+AuditStatus = Literal[
+    "ok", "error", "denied", "dry_run", "rejected", "pending_approval", "approved", "edited", "waived"
+]
 _STATUSES: frozenset[str] = frozenset(get_args(AuditStatus))
 GENESIS = "0" * 64
 _MAX_ARGUMENT_CHARS = 16_000

@@ -111,7 +111,11 @@ class Call:
         return call_effects(self.operation, self.args)
 
     def with_args(self, args: Mapping[str, Any], request: PreparedRequest) -> Call:
-        return replace(self, args=dict(args), request=request)
+        """This call with other arguments (an approver's edit). The caller's ``summary`` described the
+        arguments it was given (the syncer's batch: its count, its sample, its file), so a change of
+        arguments drops it: an edited request is shown as what it is, never under the old one's summary."""
+        same = dict(args) == dict(self.args)
+        return replace(self, args=dict(args), request=request, summary=self.summary if same else None)
 
     def observed_by(self, *observers: Observer) -> Call:
         return replace(self, observers=(*self.observers, *observers))

@@ -147,6 +147,7 @@ def show(
         _no_log()
         return
     assert isinstance(log, AuditLog)
+    _warn_if_cut(log)
     rows = filters.query(log)
     if not rows:
         _check_names(log, tool=tool, persona=persona)
@@ -157,6 +158,22 @@ def show(
     _table(log, rows)
 
 
+def _warn_if_cut(log: AuditLog) -> None:
+    """Say on stderr, before any row, when the log no longer holds its anchored head (its newest rows
+    cut, the file emptied or an older copy put back): the rows shown are then not all the calls made,
+    and a person reading them must not take them for the whole story. One cheap check (the head's
+    row), not the chain's; ``verify`` checks every row."""
+    from klaviyo_toolkit.audit_head import AuditHeadError
+
+    try:
+        log.check_appendable()
+    except AuditHeadError as exc:
+        typer.echo(f"TAMPERED: {exc.problem.reason}; these are not all the calls made: `personas audit verify` says "
+                   "more", err=True)
+    except Exception:  # a log that cannot be checked is still shown; verify says why
+        return
+
+
 def _given(ctx: typer.Context) -> tuple[str, ...]:
     """The group's options given on the command line (or by environment), as typed: ``("--since",)``.
 
@@ -165,6 +182,10 @@ def _given(ctx: typer.Context) -> tuple[str, ...]:
     """
     sources = {p.opts[0]: ctx.get_parameter_source(p.name) for p in ctx.command.params if p.name and p.opts}
     return tuple(opt for opt, source in sources.items() if source and source.name in ("COMMANDLINE", "ENVIRONMENT"))
+
+
+#: Statuses whose row's note says why (the waiver that let a call go, the rejection's reason).
+_NOTED = frozenset({"waived", "rejected"})
 
 
 def _table(log: AuditLog, rows: list[AuditEntry]) -> None:
@@ -190,6 +211,8 @@ def _table(log: AuditLog, rows: list[AuditEntry]) -> None:
             f"HTTP {r.http_status}" if r.http_status else "",
             f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "",
             r.error or r.response_summary or "",
+            # why a call went without approval, or why it was rejected: said by the guard in the row's note
+            str(r.extra.get("note") or "") if r.status in _NOTED else "",
         ]
         line = " · ".join(f for f in facts if f)
         if line:
@@ -261,6 +284,7 @@ def export(
         _no_log()
         return
     assert isinstance(log, AuditLog)
+    _warn_if_cut(log)
     rows = filters.query(log) if filters.given else None
     if rows == []:
         _check_names(log, tool=filters.tool, persona=filters.persona)

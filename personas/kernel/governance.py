@@ -380,11 +380,22 @@ class ApprovalGuard:
                 self._settled(asked or [call.fingerprint])
             raise
 
+    def _note_waived(self, call: Call, found: FoundEffects) -> None:
+        """Tell the observers (the audit log) when ``relax`` is why ``call`` goes without approval: a
+        sending or consent call that runs on a waiver is recorded as such, not as an unremarkable write."""
+        names = _names(call)
+        effects = call_effects(call.operation, call.args, max_profiles=self.policy.max_profiles_per_call)
+        waived = (effects | found.effects) & _stops(self.policy) & _waived(self.policy, names)
+        if waived:
+            rules = sorted(f"approval.relax.{name}" for name in names & set(self.policy.relax))
+            call.notify(Note("waived", f"{', '.join(sorted(waived))} waived by {', '.join(rules)}"))
+
     def _ask(self, call: Call, asked: list[str]) -> Call | Stopped:
         from langgraph.types import interrupt
 
         found = self._found(call)
         if not needs_approval(self.policy, call, found):
+            self._note_waived(call, found)
             return call
         asked.append(call.fingerprint)
         from langgraph.errors import GraphInterrupt

@@ -54,3 +54,26 @@ def test_a_run_on_a_log_that_does_not_verify_says_which_row_is_wrong(
     assert "personas audit verify" in said, second.stderr
     verify = personas(home, "audit", "verify")
     assert verify.returncode == 1 and "TAMPERED" in verify.stderr, "the break is still there to be found"
+
+
+@pytest.mark.parametrize("cut", ["newest rows", "emptied file"])
+def test_reading_a_log_cut_at_its_end_says_so_before_any_row(tmp_path: Path, cut: str) -> None:
+    """`personas audit` and `personas audit export` on a log whose newest rows are gone (deleted, or
+    the file emptied) say so on stderr, so a person reading what a persona did never takes a shortened
+    log for the whole of it; before, the table showed "1 of 2 rows" as if nothing were missing."""
+    home = tmp_path / "home"
+    first = personas(home, "run", "campaign-reporter", "--sandbox", "--input", "{}")
+    assert first.returncode == 0, first.stderr
+    intact = personas(home, "audit", "--limit", "1")
+    assert intact.returncode == 0 and "TAMPERED" not in intact.stderr, intact.stderr
+    log = home / "audit.sqlite"
+    if cut == "emptied file":
+        log.write_bytes(b"")
+    else:
+        with sqlite3.connect(log) as db:
+            db.execute("DROP TRIGGER audit_log_no_delete")
+            db.execute("DELETE FROM audit_log WHERE id > 2")
+    for args in (("audit", "--limit", "1"), ("audit", "--json"), ("audit", "export", "-")):
+        shown = personas(home, *args)
+        said = " ".join(shown.stderr.split())
+        assert "TAMPERED" in said and "anchored head" in said and "personas audit verify" in said, (args, shown.stderr)

@@ -52,3 +52,25 @@ def test_per_thread_files_never_share_a_name(a: str, b: str) -> None:
 
     assert thread_key(a) != thread_key(b)
     assert "/" not in thread_key("../../etc/passwd") and thread_key("../x") != thread_key("__x")
+
+
+def test_a_call_that_goes_without_approval_by_a_waiver_says_so_in_the_log(tmp_path: Path) -> None:
+    """The sequencer's ``create_event`` sends (a metric-triggered flow starts) and its persona file
+    waives that: the log shows the waiver, right before the call's own row, never a bare ``ok``; a
+    write with nothing waived (``update_profile``) has no such row."""
+    clock = ManualClock(WEDNESDAY_3PM_NY)
+    sb = Sandbox(seed=42, rate_limit_factor=None, clock=clock)
+    config = Config(home=tmp_path)
+    event = sign_up(sb, "lead@example.com", HOT)
+    ctx = build_context("lead-magnet-sequencer", config=config, sandbox=sb, clock=clock, thread_id="lead-w", model=None)
+    run_persona(ctx.spec, {"input": event}, context=ctx, saver=InMemorySaver())
+    rows = audit_log(config).query(limit=None)  # newest first
+    oldest_first = [(r.tool, r.status) for r in reversed(rows)]
+    sent = oldest_first.index(("create_event", "ok"))
+    assert oldest_first[sent - 1] == ("create_event", "waived"), oldest_first
+    waived = next(r for r in rows if r.status == "waived")
+    assert waived.extra["note"] == "sending waived by approval.relax.create_event"
+    assert waived.persona == "lead-magnet-sequencer" and waived.thread_id == "lead-w" and waived.prompt_version
+    assert waived.arguments["metric"] == {"name": "Lead Sequence Started"}
+    assert {r.tool for r in rows if r.status == "waived"} == {"create_event"}, "only the waived call"
+    assert audit_log(config).verify().ok

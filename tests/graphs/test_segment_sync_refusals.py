@@ -398,3 +398,28 @@ def test_a_target_list_deleted_mid_sync_stops_the_batches_that_name_it(world: Wo
     assert result["adds"]["applied"] == 1000 and result["adds"]["failed"] == 1500
     assert result["subscribes"]["failed"] == 2500 and result["status"] == "partial"
     assert any("no longer exists" in str(p["detail"]) for p in result["problems"])
+
+
+def test_an_edited_removal_is_shown_as_edited_never_under_the_batch_summary_it_replaced(world: World) -> None:
+    """The approver edits the removal batch to name one more profile: the request shown again says
+    what it now removes (both profiles, read from Klaviyo), not the batch's count, sample and file,
+    which still named only the one the sync planned. Before, it showed "removes 1 profile(s)" over a
+    body of two."""
+    list_id = world.new_list("Club", ["keep@example.com", "gone@example.com"])
+    path = write_csv(world.home / "keep.csv", [{"email": "keep@example.com"}], ["email"])
+    ctx = world.context("edit-wider", approvals=True)
+    saver = InMemorySaver()
+    state = run(ctx, {"source": {"kind": "csv", "path": str(path)}, "mode": "mirror", "target_list_id": list_id},
+                saver=saver)
+    [asked] = [i.value for task in state.tasks for i in task.interrupts]
+    assert asked["details"] and "gone@example.com" in json.dumps(asked["details"])  # the batch, as planned
+    keep = world.client.call("get_profiles", filter='equals(email,"keep@example.com")').data[0]["id"]
+    wider = [*asked["args"]["profile_ids"], keep]
+    state = run(ctx, None, saver=saver, resume={"action": "edit", "args": {"profile_ids": wider},
+                                                 "fingerprint": asked["fingerprint"]})
+    [edited] = [i.value for task in state.tasks for i in task.interrupts]
+    assert edited["args"]["profile_ids"] == wider
+    assert edited["details"] is None, f"the planned batch's summary shown over the edited request: {edited['details']}"
+    shown = json.dumps(edited["current"])
+    assert "keep@example.com" in shown and "gone@example.com" in shown, shown
+    assert len(world.members(list_id)) == 2, "nothing removed while it waits"
