@@ -265,9 +265,9 @@ class Repl:
         turn = self._turn
         if turn is not None and turn.running:
             what = self._step_under_way()
-            self.console.print(f"[dim](a {what} is still under way: waiting up to {LEAVE_GRACE:.0f} s for it; "
-                               "Ctrl-C leaves now)[/dim]")
-            with contextlib.suppress(KeyboardInterrupt):
+            with contextlib.suppress(KeyboardInterrupt):  # the Ctrl-C it invites may come while it is printed
+                self.console.print(f"[dim](a {what} is still under way: waiting up to {LEAVE_GRACE:.0f} s for "
+                                   "it; Ctrl-C leaves now)[/dim]")
                 turn.wait(LEAVE_GRACE)
             if turn.running:
                 self.abandoned = what
