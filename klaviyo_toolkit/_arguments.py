@@ -52,7 +52,7 @@ from .catalog import Operation
 from .errors import InvalidArgumentError
 from .filters import check_filter
 from .redact import clip
-from .validation import email_problem, phone_problem
+from .validation import canonical_email, email_problem, phone_problem
 
 Json = dict[str, Any]
 
@@ -62,10 +62,11 @@ _CONFIG = ConfigDict(extra="forbid", defer_build=True, populate_by_name=True, al
 
 # -- field types -------------------------------------------------------------------------------
 def _check_email(value: str | None) -> str | None:
+    """An address Klaviyo takes, sent in its one Unicode form (NFC: see ``validation.canonical_email``)."""
     problem = None if value is None else email_problem(value)
     if problem:
         raise ValueError(problem)
-    return value
+    return None if value is None else canonical_email(value)
 
 
 def _check_phone(value: str | None) -> str | None:

@@ -12,7 +12,15 @@ import functools
 import re
 import unicodedata
 
-__all__ = ["canonical_phone", "describe_hidden", "email_problem", "hidden_characters", "phone_problem"]
+__all__ = [
+    "canonical_email",
+    "canonical_phone",
+    "describe_hidden",
+    "email_key",
+    "email_problem",
+    "hidden_characters",
+    "phone_problem",
+]
 
 
 def hidden_characters(text: str) -> list[str]:
@@ -55,10 +63,13 @@ def email_problem(value: str) -> str | None:
 
     Stricter than "something@something.something": Klaviyo refuses ``ada@example.com.``,
     ``ada@example..com``, ``<ada@example.com>`` and ``a,b@example.com``, and one such row in a
-    batch sinks the whole batch, so they are refused here, before any request.
+    batch sinks the whole batch, so they are refused here, before any request. The address is read in
+    its NFC form (``jose\u0301@`` is ``jos\u00e9@``); beyond ASCII its local part holds only letters
+    and digits (not ``ada\u00a9@`` or a combining mark no letter absorbs), as Klaviyo's checks allow.
     """
     if hidden := describe_hidden(value):
         return f"the email address contains characters that cannot be seen ({hidden}); remove them"
+    value = canonical_email(value)  # an accent written as e + U+0301 is the letter it makes
     if value.count("@") != 1:
         return f"{value!r} is not an email address (it needs exactly one @); give it as name@example.com"
     local, domain = value.split("@")
@@ -73,6 +84,12 @@ def email_problem(value: str) -> str | None:
             'character such as <>(),;:"[] or \\, or a dot at its start, its end or twice in a row; '
             "give it as name@example.com"
         )
+    if odd := [c for c in dict.fromkeys(local) if not c.isascii() and not c.isalnum()]:
+        named = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'unnamed character')}" for c in odd)
+        return (
+            f"{value!r} is not a valid email address: beyond ASCII, the part before the @ may hold only letters "
+            f"and digits, not {named}; remove or replace it"
+        )
     labels = domain.split(".")
     if len(labels) < 2 or not all(labels) or not all(len(x) <= _LABEL_MAX and _LABEL_RE.match(x) for x in labels):
         return (
@@ -82,6 +99,26 @@ def email_problem(value: str) -> str | None:
     if labels[-1].isdigit():
         return f"{value!r} is not a valid email address: the domain ends in a number, not a name such as .com"
     return None
+
+
+def canonical_email(value: str) -> str:
+    """The one Unicode spelling of an address (NFC), its case kept as given: ``jos\u00e9@example.com``.
+
+    ``e`` followed by a combining accent (NFD, as some macOS tools and exports write it) and the
+    precomposed ``\u00e9`` look the same to a person and are one address, but differ as text: a
+    member Klaviyo holds in one form was not matched by a file giving the other, so a mirror sync
+    removed that member and sent the same person again. Compare (:func:`email_key`) and send this form.
+    """
+    return unicodedata.normalize("NFC", value)
+
+
+def email_key(value: str) -> str:
+    """What two addresses are compared by: their NFC form (:func:`canonical_email`), trimmed, in lower case.
+
+    Klaviyo matches a profile's email without regard to case, so ``Ann@Example.com`` and
+    ``ann@example.com`` are one profile; the address is still sent with its case as given.
+    """
+    return canonical_email(value.strip()).lower()
 
 
 def phone_problem(value: str) -> str | None:

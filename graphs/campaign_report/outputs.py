@@ -56,10 +56,18 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
+#: Columns (before any ``:metric``) that hold money: written in the currency's minor unit.
+MONEY_COLUMNS = frozenset({"revenue", "conversion_value", "average_order_value", "revenue_per_recipient",
+                           "text_message_spend"})
+#: Decimal places of every other fraction (rates: 0.3128 is 31.28%, one place more than the table shows).
+RATE_DIGITS = 4
+
+
 def write_csv(path: Path, rows: Sequence[Row], metrics: Sequence[str], extra: Sequence[str],
               currency: str | None = None) -> None:
-    """The rows, one per campaign; revenue rounded to ``currency``'s minor unit (sums of floats leave
-    tails such as 12347678.904000001)."""
+    """The rows, one per campaign; money (revenue, extra statistics such as the average order value)
+    rounded to ``currency``'s minor unit, every other fraction (rates, ratios) to :data:`RATE_DIGITS`
+    places: sums and quotients of floats leave tails such as 12347678.904000001 or 0.30000000000000004."""
     columns = csv_columns(metrics, extra)
     digits = money_digits(currency)
     # utf-8-sig: Excel reads a CSV without a byte-order mark as the local code page (Café -> CafÃ©)
@@ -73,9 +81,10 @@ def write_csv(path: Path, rows: Sequence[Row], metrics: Sequence[str], extra: Se
                 for key in ("conversions", "conversion_uniques", "revenue", "conversion_rate"):
                     values[f"{key}:{metric}"] = per.get(key)
             values.update({k: v for k, v in (row.get("extra") or {}).items() if k in extra})
-            for key in ("revenue", *(f"revenue:{m}" for m in metrics[1:])):
-                if isinstance(values.get(key), float):
-                    values[key] = round(values[key], digits)
+            for key, value in values.items():
+                if isinstance(value, float):
+                    places = digits if key.split(":")[0] in MONEY_COLUMNS else RATE_DIGITS
+                    values[key] = round(value, places) if places else round(value)  # JPY: 1235, not 1235.0
             writer.writerow([_cell(values.get(c)) for c in columns])
 
 

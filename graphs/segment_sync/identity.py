@@ -32,6 +32,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator
 
+from klaviyo_toolkit.validation import email_key
+
 from .members import Member
 
 __all__ = ["SCHEMA", "TABLES", "kept_invalid", "keep_members_known_otherwise", "remember", "resolve", "to_look_up",
@@ -108,7 +110,7 @@ def to_look_up(db: sqlite3.Connection, field: str, size: int) -> Iterator[tuple[
 def remember(db: sqlite3.Connection, found: Iterable[Member]) -> None:
     """Keep profiles a lookup found (their identifiers and email consent state)."""
     db.executemany("INSERT OR REPLACE INTO profiles VALUES (?,?,?,?,?,?,?)",
-                   [(m.id, m.email, m.email.strip().lower() if m.email else None, m.phone_number, m.external_id,
+                   [(m.id, m.email, email_key(m.email) if m.email else None, m.phone_number, m.external_id,
                      m.consent, m.suppressed) for m in found])
 
 

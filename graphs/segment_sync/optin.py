@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from klaviyo_toolkit.validation import email_key
 from personas.kernel.privacy import private_file
 
 __all__ = ["Ledger", "awaiting"]
@@ -51,7 +52,7 @@ class Ledger:
 
     def record(self, list_id: str, emails: Iterable[str], now: float) -> None:
         """``emails`` were sent in a subscribe to ``list_id`` that Klaviyo accepted."""
-        rows = [(self._key(list_id), e.strip().lower(), now) for e in emails if e and e.strip()]
+        rows = [(self._key(list_id), email_key(e), now) for e in emails if e and e.strip()]
         db = self._db()
         try:
             with db:

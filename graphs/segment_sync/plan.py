@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from klaviyo_toolkit.validation import email_key
 from personas.kernel.privacy import private_file
 
 from . import duplicates, identity
@@ -99,7 +100,8 @@ class Batch:
 
 
 def _key(value: str | None) -> str | None:
-    return value.strip().lower() if value else None
+    """What emails are matched by (NFC, any case: :func:`email_key`), None for none."""
+    return email_key(value) if value else None
 
 
 class Plan:

@@ -37,7 +37,7 @@ from klaviyo_toolkit.filters import quoted
 from klaviyo_toolkit.json_text import JsonTextError, loads
 from klaviyo_toolkit.limits import text_problem
 from klaviyo_toolkit.redact import clip, redact_text
-from klaviyo_toolkit.validation import canonical_phone, describe_hidden, email_problem, phone_problem
+from klaviyo_toolkit.validation import canonical_email, canonical_phone, describe_hidden, email_problem, phone_problem
 
 from .consent import NO_CONSENT, NO_CONSENT_KEYS, consent_key, consent_like, other_channel
 
@@ -396,6 +396,7 @@ def validate_record(rowno: int, record: Mapping[str, Any], consent_column: str,
     # reported here, with its row number, and never sent (one such row can sink a whole batch).
     if email is not None and (problem := email_problem(email)):
         return bad("email", email, f"{problem}; or leave the email empty and give a phone_number")
+    email = canonical_email(email) if email else None  # "jose\u0301@" is "jos\u00e9@": compared, sent as one
     if phone is not None:
         compact = PHONE_PUNCTUATION.sub("", phone)
         if problem := phone_problem(compact):

@@ -156,7 +156,7 @@ def test_files_are_a_real_png_a_parsable_csv_and_markdown(sb: Sandbox, home: Pat
     with files["csv"].open(newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["campaign_id"] for r in rows] == [c["campaign_id"] for c in state["campaigns"]]
-    assert float(rows[0]["open_rate"]) == pytest.approx(state["campaigns"][0]["open_rate"])
+    assert float(rows[0]["open_rate"]) == round(state["campaigns"][0]["open_rate"], 4)
     table = Path(files["markdown"]).read_text(encoding="utf-8")
     assert "| Campaign |" in table and "**Total**" in table
 
@@ -354,6 +354,10 @@ def test_money_is_shown_and_written_in_its_currency_s_minor_unit(tmp_path: Path)
     with path.open(newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["revenue"] for r in rows] == ["12347678.9", "10"]
+    write_csv(path, [{"campaign_id": "A", "revenue": 1234.6, "open_rate": 0.1 + 0.2}], ["Placed Order"], [], "JPY")
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    assert (rows[0]["revenue"], rows[0]["open_rate"]) == ("1235", "0.3"), "no sen, and no float tail"
 
 
 @pytest.mark.parametrize("planted", [
