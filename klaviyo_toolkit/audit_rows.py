@@ -137,11 +137,54 @@ def _iso(moment: _dt.datetime | str) -> str:
     return moment.astimezone(_dt.UTC).isoformat(timespec="microseconds")
 
 
+#: How hard a value over the cap is shortened, gentlest first: (items kept per array, characters kept
+#: per string, keys kept per object). Identifying keys (``id``, ``type``, ``*_id``, ``relationships``)
+#: are kept before any other.
+_SHORTENINGS = ((200, 500, 200), (50, 200, 60), (20, 120, 30), (5, 80, 12), (1, 64, 6), (0, 64, 4))
+
+
 def _dumps(value: Any, limit: int) -> str:
-    text = json.dumps(redact(value), ensure_ascii=False, sort_keys=True, default=str)
-    if len(text) > limit:
-        text = json.dumps({"truncated_chars": len(text), "preview": text[:limit]}, ensure_ascii=False)
-    return text
+    """``value`` redacted, as JSON text of at most ``limit`` characters.
+
+    Over the cap it is shortened by structure, never cut as text: long arrays keep their first items
+    and say how many were left out, long strings and objects with many keys likewise, and every
+    object keeps its identifying keys. So a capped row is still valid JSON that names what the call
+    acted on (the list in a bulk job's ``relationships``, the first profile ids), under
+    ``{"truncated_chars": <the whole text's length>, "shortened": ...}``.
+    """
+    shown = redact(value)
+    text = json.dumps(shown, ensure_ascii=False, sort_keys=True, default=str)
+    if len(text) <= limit:
+        return text
+    for items, chars, keys in _SHORTENINGS:
+        short = {"truncated_chars": len(text), "shortened": _shorten(shown, items, chars, keys)}
+        capped = json.dumps(short, ensure_ascii=False, sort_keys=True, default=str)
+        if len(capped) <= limit:
+            return capped
+    return json.dumps({"truncated_chars": len(text)})
+
+
+def _identifying(key: str) -> bool:
+    return key in ("id", "ids", "type", "relationships") or key.endswith(("_id", "_ids", "-id"))
+
+
+def _shorten(value: Any, items: int, chars: int, keys: int) -> Any:
+    """``value`` with arrays cut to ``items`` (and a note of how many more), strings to ``chars``,
+    objects to ``keys`` keys (identifying ones first; a note of how many more)."""
+    if isinstance(value, str):
+        return value if len(value) <= chars else f"{value[:chars]}… ({len(value)} characters in all)"
+    if isinstance(value, Mapping):
+        names = sorted(value, key=lambda k: (not _identifying(str(k)), str(k)))
+        out = {str(k): _shorten(value[k], items, chars, keys) for k in names[:keys]}
+        if len(names) > keys:
+            out["…"] = f"{len(names) - keys} more keys ({len(names)} in all)"
+        return out
+    if isinstance(value, (list, tuple)):
+        kept = [_shorten(v, items, chars, keys) for v in value[:items]]
+        if len(value) > items:
+            kept.append(f"… {len(value) - items} more items ({len(value)} in all)")
+        return kept
+    return value
 
 
 def _cap(text: str | None, limit: int) -> str | None:

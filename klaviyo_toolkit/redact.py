@@ -123,7 +123,7 @@ SAID_PASSWORD = (
 #: A name that says the value after it (``=`` or ``:``) is a secret: ``api_key=``, ``"password": "``,
 #: ``API key: ``, ``client secret = ``; also what ``personas.kernel.privacy`` looks for in checkpoints.
 SECRET_PAIR = (
-    r"(?:[a-z_\-]*(?:passw(?:or)?d|secret|api[\s_\-]?key|access[\s_\-]token|refresh[\s_\-]token"
+    r"(?:[a-z_\-]*(?:passw(?:or)?d|secret(?:[\s_\-]?key)?|api[\s_\-]?key|access[\s_\-]token|refresh[\s_\-]token"
     r"|code[\s_\-]verifier|private[\s_\-]key)|token|pwd?|pass(?:code|phrase)?|credentials?)\\?[\"']?\s*[=:]\s*\\?[\"']?"
 )
 #: A password written into a URL (``postgresql://app:s3cret@db:5432/x``): the part between ``:`` and ``@``.

@@ -2,7 +2,9 @@
 
 The known scopes are the ones the catalog's operations need (``x-klaviyo-scopes``). A grant of
 ``<resource>:write`` covers ``<resource>:read`` too (as Klaviyo's "full access" does), and ``*`` stands
-for a key with every scope.
+for a key with every scope. That is the rule for a *grant* (a key's or an OAuth connection's scopes);
+a toolkit's or persona's own scopes are a deny-by-default list read exactly
+(``KlaviyoToolkit.missing_scopes``): one listing only ``profiles:write`` may not call ``get_profiles``.
 
 Example::
 

@@ -44,6 +44,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid
@@ -391,6 +392,34 @@ def _args(request: SyncRequest, settings: Settings, batch: Batch, items: list[di
     return {"id": list_id, "profile_ids": [i["value"] for i in items]}
 
 
+_TARGET = {"import": "list_ids", "subscribe": "list_id", "add": "id", "remove": "id"}
+
+
+def _edited(planned: dict[str, Any], sent: dict[str, Any], kind: str) -> tuple[int, int, str | None]:
+    """What an approver's edit changed of a batch: (planned rows not sent, rows sent that were not
+    planned, what the report says of it or None). Rows are compared as values, not counted, so an
+    edit that adds profiles or swaps them, or sends the batch to another list, is reported as such."""
+    if planned == sent:
+        return 0, 0, None
+    key = "profile_ids" if kind in ("add", "remove") else "profiles"
+
+    def rows(args: dict[str, Any]) -> list[str]:
+        items = args.get(key)
+        return [json.dumps(i, sort_keys=True, default=str) for i in items] if isinstance(items, list) else []
+
+    before, after = rows(planned), rows(sent)
+    withheld = len(set(before) - set(after))
+    added = len(set(after) - set(before))
+    said = [f"{withheld} planned profile(s) left out"] if withheld else []
+    said += [f"{added} profile(s) not in the plan added"] if added else []
+    if planned.get(_TARGET[kind]) != sent.get(_TARGET[kind]):
+        said.append(f"sent to {json.dumps(sent.get(_TARGET[kind]))}, not the target "
+                    f"{json.dumps(planned.get(_TARGET[kind]))}")  # fmt: skip
+    other = sorted(k for k in {*planned, *sent} if k not in (key, _TARGET[kind]) and planned.get(k) != sent.get(k))
+    said += [f"{', '.join(other)} changed"] if other else []
+    return withheld, added, ("sent as edited by the approver: " + "; ".join(said)) if said else None
+
+
 def refused_items(kind: str, exc: Exception, size: int) -> dict[int, tuple[str | None, str]]:
     """The batch's items an error says were refused: position -> (field, reason); empty when it names none.
 
@@ -479,8 +508,8 @@ def apply(state: SyncState, runtime: Runtime[PersonaContext]) -> SyncState:
             return update
         job_id = result.data.get("id") if batch.kind == "import" and isinstance(result.data, dict) else None
         sent_items = result.call.args.get("profile_ids" if batch.kind in ("add", "remove") else "profiles")
-        withheld = len(items) - len(sent_items) if isinstance(sent_items, list) else 0  # an approver's edit
-        p.mark(n, "done", job_id=job_id, withheld=max(0, withheld))
+        withheld, added, edit = _edited(args, dict(result.call.args), batch.kind)  # an approver's edit
+        p.mark(n, "done", job_id=job_id, withheld=withheld, added=added, detail=edit)
         if batch.kind == "subscribe" and isinstance(sent_items, list):  # not asked again while it waits (optin.py)
             Ledger.of(ctx).record(request.target_list_id, [str(i.get("email") or "") for i in sent_items
                                                              if isinstance(i, dict)], ctx.clock.time())

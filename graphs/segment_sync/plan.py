@@ -65,7 +65,8 @@ CREATE INDEX members_remove ON members(remove_batch);
 CREATE TABLE batches (
     n INTEGER PRIMARY KEY, kind TEXT NOT NULL, size INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
     job_id TEXT, detail TEXT, job_status TEXT, completed INTEGER, failed INTEGER,
-    refused INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0, withheld INTEGER NOT NULL DEFAULT 0);
+    refused INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0, withheld INTEGER NOT NULL DEFAULT 0,
+    added INTEGER NOT NULL DEFAULT 0);
 """ + duplicates.SCHEMA + identity.SCHEMA
 #: Columns added since the first plan files: (table, column, definition), added to an older file on open.
 UPGRADES = (
@@ -75,6 +76,7 @@ UPGRADES = (
     ("batches", "attempts", "INTEGER NOT NULL DEFAULT 0"),
     ("invalid", "email_key", "TEXT"),
     ("batches", "withheld", "INTEGER NOT NULL DEFAULT 0"),
+    ("batches", "added", "INTEGER NOT NULL DEFAULT 0"),
     ("source", "conflict", "INTEGER"),
     ("invalid", "phone", "TEXT"),
     ("invalid", "external_id", "TEXT"),
@@ -526,14 +528,11 @@ class Plan:
             )
         return [str(r[0]) for r in self.db.execute(sql, (batch.n,))]
 
-    def mark(
-        self, n: int, status: str, *, job_id: str | None = None, detail: str | None = None, withheld: int = 0
-    ) -> None:
-        """Record how batch ``n`` ended; ``withheld``: rows the approver edited out of the request sent."""
-        self.db.execute(
-            "UPDATE batches SET status = ?, job_id = ?, detail = ?, withheld = ? WHERE n = ?",
-            (status, job_id, detail, withheld, n),
-        )
+    def mark(self, n: int, status: str, *, job_id: str | None = None, detail: str | None = None, withheld: int = 0,
+             added: int = 0) -> None:  # fmt: skip
+        """Record how batch ``n`` ended; ``withheld``/``added``: rows the approver edited out of / into the request."""
+        self.db.execute("UPDATE batches SET status = ?, job_id = ?, detail = ?, withheld = ?, added = ? WHERE n = ?",
+                        (status, job_id, detail, withheld, added, n))  # fmt: skip
         self.db.commit()
 
     def mark_rest(self, first: int, status: str, detail: str | None = None) -> None:
@@ -550,13 +549,15 @@ class Plan:
         """
         out: dict[str, dict[str, list[int]]] = {}
         withheld: dict[str, int] = {}
-        for kind, status, batches, profiles, refused, failed, held in self.db.execute(
+        for kind, status, batches, profiles, refused, failed, held, added in self.db.execute(
             "SELECT kind, status, COUNT(*), SUM(size), SUM(refused), "
-            "SUM(CASE WHEN status = 'done' THEN COALESCE(failed, 0) ELSE 0 END), SUM(withheld) "
+            "SUM(CASE WHEN status = 'done' THEN COALESCE(failed, 0) ELSE 0 END), SUM(withheld), SUM(added) "
             "FROM batches GROUP BY kind, status"
         ):
             out.setdefault(kind, {})[status] = [batches, profiles - failed - held, refused + failed]
             withheld[kind] = withheld.get(kind, 0) + held
+            if added:  # rows an approver edited in: applied, though never planned (report.py counts them apart)
+                out[kind]["added_by_approver"] = [0, added, 0]
         for kind, held in withheld.items():  # rows an approver edited out count as rejected, not applied
             if held:
                 counts = out[kind].setdefault("rejected", [0, 0, 0])
@@ -568,7 +569,7 @@ class Plan:
             {"batch": r[0], "kind": r[1], "profiles": r[2], "status": r[3], "detail": r[4]}
             for r in self.db.execute(
                 "SELECT n, kind, size, status, detail FROM batches WHERE status IN "
-                "('failed', 'rejected') ORDER BY n LIMIT ?",
+                "('failed', 'rejected') OR (status = 'done' AND detail IS NOT NULL) ORDER BY n LIMIT ?",
                 (limit,),
             )
         ]

@@ -40,6 +40,10 @@ def _kind(outcome: dict[str, dict[str, list[int]]], kinds: tuple[str, ...]) -> d
     out = {"planned": 0, "applied": 0, "refused": 0, "rejected": 0, "failed": 0, "not_sent": 0, "batches": 0}
     for kind in kinds:
         for status, (batches, profiles, refused) in outcome.get(kind, {}).items():
+            if status == "added_by_approver":  # sent because an approver's edit added them: applied, never planned
+                out["applied"] += profiles
+                out["added_by_approver"] = out.get("added_by_approver", 0) + profiles
+                continue
             out["batches"] += batches
             out["planned"] += profiles + refused
             out["refused"] += refused
@@ -65,7 +69,7 @@ def build_result(state: Mapping[str, Any], plan: Plan, limit: int) -> dict[str, 
     conflicts = plan.conflicts(limit)
     clashes = int(summary.get("identity_conflicts") or 0)  # rows naming two profiles: sent in no batch
     clean = (
-        all(c["applied"] == c["planned"] for c in changes.values())
+        all(c["applied"] - c.get("added_by_approver", 0) == c["planned"] for c in changes.values())
         and not jobs.get("failed_rows")
         and not jobs.get("still_running")
         and not invalid_rows
@@ -135,7 +139,7 @@ def _template(result: dict[str, Any]) -> str:
              f"{removes['planned' if result['dry_run'] else 'applied']}",
              f"{_subscribed(result, dry=result['dry_run'])} "
              f"{subs['planned' if result['dry_run'] else 'applied']} with explicit consent",
-             f"left {result['unchanged']} members unchanged"]
+             f"left {'up to ' if removes.get('added_by_approver') else ''}{result['unchanged']} members unchanged"]
     text = "Dry run, nothing sent: " if result["dry_run"] else "Sync " + result["status"] + ": "
     text += ", ".join(parts) + "."
     notes = []
@@ -184,6 +188,9 @@ def _template(result: dict[str, Any]) -> str:
         for status in ("rejected", "failed"):
             if result[name][status]:
                 notes.append(f"{result[name][status]} {name} were {status} (see problems)")
+        if result[name].get("added_by_approver"):
+            notes.append(f"{result[name]['added_by_approver']} of the {name} were added by an approver's edit, not "
+                         "planned from the source (see problems)")
     if (result["jobs"] or {}).get("still_running"):
         notes.append(f"{result['jobs']['still_running']} import jobs were still running, so their rows are not "
                      "confirmed (Klaviyo may still refuse some; see get_bulk_import_profiles_jobs)")

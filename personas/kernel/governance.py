@@ -456,7 +456,8 @@ class ApprovalGuard:
             except InvalidArgumentError as exc:
                 self._settled(asked)
                 return Stopped(call, "rejected", f"Error: the edited arguments are invalid: {exc}. Nothing was sent.")
-            edits.append((call, Note("edited", json.dumps(decision["args"], default=str))))
+            # masked before it is text: a secret's key name (a webhook's secret_key) is seen only in the data
+            edits.append((call, Note("edited", json.dumps(redact(decision["args"]), default=str))))
             call = call.with_args(edited.args, edited.request)
             asked.append(call.fingerprint)
             found = self._found(call)  # an edit may name another template: read again

@@ -235,13 +235,22 @@ def _login_fix(conn: Connection, missing: Sequence[str]) -> str:
 
 def _scope_fix(spec: PersonaSpec, conn: Connection) -> Callable[[Sequence[str]], str]:
     """The toolkit's ``scope_fix`` for ``spec`` on ``conn``: scopes the persona lists were withheld by
-    the connection (log in again); others are the persona's to list (its file's ``scopes:``)."""
+    the connection (log in again); others are the persona's to list (its file's ``scopes:``).
+
+    A persona's scopes are deny-by-default and read exactly (one listing only ``x:write`` may not
+    read ``x``), unlike a connection's grant, where ``x:write`` covers ``x:read``: so "lists them"
+    is membership, never :func:`covers`, or a persona missing ``x:read`` is told to log in again."""
 
     def fix(missing: Sequence[str]) -> str:
-        if all(covers(spec.scopes, s) for s in missing):
+        withheld = [s for s in missing if s in spec.scopes]
+        if len(withheld) == len(missing):
             return (f"persona {spec.name!r} lists them, but connection {conn.name!r} was not granted them: "
                     f"log in again with {_login_fix(conn, missing)}")
-        return f"add them to persona {spec.name!r}'s scopes (its file's scopes:) to use it"
+        if not withheld:
+            return f"add them to persona {spec.name!r}'s scopes (its file's scopes:) to use it"
+        unlisted = ", ".join(s for s in missing if s not in withheld)
+        return (f"add {unlisted} to persona {spec.name!r}'s scopes (its file's scopes:), and log in again with "
+                f"{_login_fix(conn, withheld)} (connection {conn.name!r} was not granted {', '.join(withheld)})")
 
     return fix
 

@@ -423,3 +423,37 @@ def test_an_edited_removal_is_shown_as_edited_never_under_the_batch_summary_it_r
     shown = json.dumps(edited["current"])
     assert "keep@example.com" in shown and "gone@example.com" in shown, shown
     assert len(world.members(list_id)) == 2, "nothing removed while it waits"
+
+
+def test_a_removal_an_approver_widens_or_sends_elsewhere_is_reported_as_sent(world: World) -> None:
+    """The approver edits the removal batch to name one more profile, and approves it: the result
+    counts both removals (one of them added by the edit, not planned) and says so. Before, it said
+    "removed 1" over a request that removed two, since only rows edited *out* were counted. An edit
+    that sends the batch to another list is said too, never reported as the target's change."""
+    other = world.new_list("Other", ["keep@example.com", "gone@example.com"])
+    path = write_csv(world.home / "keep.csv", [{"email": "keep@example.com"}], ["email"])
+    keep = world.client.call("get_profiles", filter='equals(email,"keep@example.com")').data[0]["id"]
+    for thread, edit in (("wider", {"profile_ids": None}), ("elsewhere", {"id": other})):
+        list_id = world.new_list(f"Club {thread}", ["keep@example.com", "gone@example.com"])
+        ctx = world.context(thread, approvals=True)
+        saver = InMemorySaver()
+        state = run(ctx, {"source": {"kind": "csv", "path": str(path)}, "mode": "mirror", "target_list_id": list_id},
+                    saver=saver)  # fmt: skip
+        [asked] = [i.value for task in state.tasks for i in task.interrupts]
+        args = {k: v if v is not None else [*asked["args"]["profile_ids"], keep] for k, v in edit.items()}
+        answer = {"action": "edit", "args": args, "fingerprint": asked["fingerprint"]}
+        state = run(ctx, None, saver=saver, resume=answer)
+        [edited] = [i.value for task in state.tasks for i in task.interrupts]
+        state = run(ctx, None, saver=saver, resume={"action": "approve", "fingerprint": edited["fingerprint"]})
+        result, summary = state.values["result"], state.values["summary"]
+        [problem] = result["problems"]
+        assert problem["status"] == "done" and problem["detail"].startswith("sent as edited by the approver: ")
+        if thread == "wider":
+            removes = result["removes"]
+            assert (removes["planned"], removes["applied"], removes["added_by_approver"]) == (1, 2, 1), removes
+            assert "removed 2" in summary and "1 of the removes were added by an approver's edit" in summary
+            assert "1 profile(s) not in the plan added" in problem["detail"]
+            assert not world.members(list_id)
+        else:
+            assert f'sent to "{other}", not the target "{list_id}"' in problem["detail"]
+            assert len(world.members(other)) == 1 and len(world.members(list_id)) == 2

@@ -134,6 +134,31 @@ def test_scopes_only_the_model_would_use_are_narrowed_with_a_warning(
         ctx.toolkit.tool("create_campaign")  # campaigns:write: the persona's own file lacks it
 
 
+def test_a_persona_listing_only_write_is_told_to_list_read_not_to_log_in_again(config: Config) -> None:
+    """Persona scopes are read exactly (deny by default); a connection's write grant covers read."""
+    reads = {"get_profiles", "get_profile", "get_profiles_for_list"}
+    data = yaml.safe_load((BUILTIN_DIR / "klaviyo-assistant.yaml").read_text())
+    tools = {**data["tools"], "include": [t for t in data["tools"]["include"] if t not in reads]}
+    persona_file(config, "writer-only", "klaviyo-assistant", scopes=[s for s in data["scopes"] if s != "profiles:read"],
+                 tools=tools)  # fmt: skip
+    # granted profiles:write and not events:read: the persona runs narrowed, with the runtime's scope_fix
+    login_with_key(config, "writer", DEMO_KEY, scopes=REPORTER_SCOPES + " lists:read lists:write profiles:write")
+    ctx = build_context("writer-only", config=config, connection="writer", audit=False)
+    assert "profiles:read" not in ctx.spec.scopes and "profiles:write" in ctx.spec.scopes
+    refused = ctx.toolkit.run("get_profiles")
+    assert getattr(refused, "status", None) == "denied"  # listing only write does not allow a read
+    with pytest.raises(ToolkitUsageError) as unlisted:
+        ctx.toolkit.tool("get_profiles")
+    said = str(unlisted.value)
+    assert "add them to persona 'writer-only'\'s scopes" in said and "log in again" not in said
+    # the other way round: a persona listing read, on a connection granted only write, reads
+    persona_file(config, "reader-too", "klaviyo-assistant")
+    ctx = build_context("reader-too", config=config, connection="writer", audit=False)
+    assert "profiles:read" in ctx.spec.scopes and isinstance(ctx.toolkit.run("get_profiles"), Sent)
+    with pytest.raises(ToolkitUsageError, match="lists them, but connection 'writer' was not granted them"):
+        ctx.toolkit.tool("get_events")
+
+
 def test_a_revoked_connection_stops_its_running_persona_at_the_next_call_and_only_it(config: Config) -> None:
     login_with_key(config, "acme", DEMO_KEY)
     login_with_key(config, "other", DEMO_KEY)
