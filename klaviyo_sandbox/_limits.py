@@ -151,6 +151,9 @@ class AccountLimiter(RateLimiter):
     def usage(self, key: Hashable) -> dict[str, int]:
         return super().usage(_account_bucket(key))
 
+    def hold(self, key: Hashable, seconds: float) -> None:
+        super().hold(_account_bucket(key), seconds)
+
 
 def _account_bucket(key: Hashable) -> Hashable:
     if isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str):

@@ -36,6 +36,7 @@ from ._input_checks import (
     EVENT_LIMITS,
     JSON_LIMITS,
     JsonLimits,
+    format_check,
     id_problems,
     names_something,
     not_blank,
@@ -137,6 +138,8 @@ def _scalar_type(schema: Json, name: str) -> Any:
         return Annotated[str, AfterValidator(_check_phone)]
     if typ == "string" and schema.get("contentEncoding") == "base64":
         return Annotated[str, AfterValidator(_check_base64), WithJsonSchema({"type": "string"})]
+    if typ == "string" and format_check(schema.get("format")) is not None:  # dates: what a model gets wrong most
+        return Annotated[str, format_check(schema["format"]), WithJsonSchema({"type": "string"})]
     if typ == "string" and ("minLength" in schema or "maxLength" in schema or "pattern" in schema):
         return Annotated[str, text_limits(schema), WithJsonSchema({"type": "string"})]
     return base

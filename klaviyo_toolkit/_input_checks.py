@@ -21,10 +21,15 @@ The limits, and why:
   component over 64 KiB, and servers and proxies commonly refuse request lines over 8 KiB.
 - **Types and text the spec leaves open**: true/false is not a number; required names and ids are
   not blank; the spec's minLength, maxLength and pattern, when it gives them, are checked.
+- **Dates** (the spec's ``format: date-time`` and ``format: date``): an ISO 8601 date and time
+  (``2026-07-15T10:00:00+00:00`` or ``...Z``; seconds, fractions and the offset optional: Klaviyo
+  reads a time without one as UTC) or a ``YYYY-MM-DD`` day, a real one: "tomorrow", a date alone
+  where a time is due, or month 13 was Klaviyo's 400 after the request had gone out.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
 import re
 import sys
@@ -419,3 +424,66 @@ def id_problems(op: Operation, values: Mapping[str, Any]) -> list[tuple[str, str
                 problems.append((where, problem))
                 break
     return problems
+
+
+_DATE_TIME = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:[Zz]|[+-](\d{2})(?::?(\d{2}))?)?", re.ASCII
+)
+_DATE_TIME_EXAMPLE = "an ISO 8601 date and time with an offset, e.g. 2026-07-15T10:00:00+00:00 (or ...Z for UTC)"
+
+
+def date_time_problem(value: str) -> str | None:
+    """Why ``value`` is not a date and time Klaviyo reads (``format: date-time``), with the fix; None if it is."""
+    match = _DATE_TIME.fullmatch(value)
+    shown = value if len(value) <= 40 else value[:40] + "..."
+    if match is None:
+        hint = ""
+        if _DATE.fullmatch(value):
+            hint = f"; {_day_problem(value) or 'a date alone has no time of day'}"
+        return f"{shown!r} is not a date and time{hint}: give {_DATE_TIME_EXAMPLE}"
+    day, hour, minute, second, off_h, off_m = match.groups()
+    problem = _day_problem(day)
+    if problem is None and (int(hour) > 23 or int(minute) > 59 or int(second or 0) > 59):
+        problem = "the time of day is not real: hours 00-23, minutes and seconds 00-59"
+    if problem is None and off_h is not None and (int(off_h) > 23 or int(off_m or 0) > 59):
+        problem = "the offset from UTC is past 23:59"
+    return None if problem is None else f"{shown!r} is not a real date and time ({problem}): give {_DATE_TIME_EXAMPLE}"
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def date_problem(value: str) -> str | None:
+    """Why ``value`` is not a calendar day (``format: date``, ``YYYY-MM-DD``), with the fix; None if it is."""
+    shown = value if len(value) <= 40 else value[:40] + "..."
+    if _DATE.fullmatch(value) is None:
+        return f"{shown!r} is not a date: give one as YYYY-MM-DD, e.g. 2026-07-15"
+    problem = _day_problem(value)
+    return (
+        None
+        if problem is None
+        else f"{shown!r} is not a real date ({problem}): give one as YYYY-MM-DD, e.g. 2026-07-15"
+    )
+
+
+def _day_problem(day: str) -> str | None:
+    try:
+        _dt.date.fromisoformat(day)
+    except ValueError as exc:  # month 13, February 30
+        return str(exc)
+    return None
+
+
+def format_check(fmt: object) -> Any | None:
+    """The validator of the spec's string ``format`` (``date-time``, ``date``); None for any other."""
+    check = {"date-time": date_time_problem, "date": date_problem}.get(str(fmt))
+    if check is None:
+        return None
+
+    def validate(value: str) -> str:
+        problem = check(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(validate)

@@ -442,8 +442,11 @@ def _names_lists(args: Mapping[str, Any]) -> bool:
 
 #: Writes whose second application changes nothing more than the first (so a request whose
 #: response was lost may be sent again). Klaviyo has no Idempotency-Key header: these are safe by
-#: what they do, not by a key. Anything not here (creates, deletes, sends) is never repeated blindly.
+#: what they do, not by a key. Besides these, every PATCH that sets attributes and every JSON:API
+#: relationship add/remove of plain ids is (``_idempotent_by_shape``); anything else (creates,
+#: deletes, sends, actions) is never repeated blindly.
 IDEMPOTENT_WRITES: dict[str, str] = {
+    "create_or_update_profile": "an upsert by id, email, phone or external id: twice finds the profile once made",
     "add_profiles_to_list": "membership is a set: adding a member twice leaves one membership",
     "remove_profiles_from_list": "membership is a set: removing a non-member is a no-op",
     "bulk_subscribe_profiles": "subscribing a subscribed profile changes nothing",
@@ -492,16 +495,29 @@ def _events_have_unique_ids(body: Any) -> bool:
 def safe_to_repeat(op: Operation, body: Any) -> bool:
     """Whether a request that may have been applied (5xx, a lost response) can be sent again.
 
-    True for reads, for :data:`IDEMPOTENT_WRITES` (unless a profile write appends to a property
-    array), and for the :data:`EVENT_CREATES` whose every
+    True for reads, for :data:`IDEMPOTENT_WRITES` and writes idempotent by their shape (unless a
+    profile write appends to a property array), and for the :data:`EVENT_CREATES` whose every
     event has its ``unique_id`` set (Klaviyo deduplicates them). A 429 is different: Klaviyo did not
     process it, so any call may be sent again after ``Retry-After``; that decision is the client's.
     """
     if op.read_only:
         return True
-    if op.operation_id in IDEMPOTENT_WRITES:
+    if op.operation_id in IDEMPOTENT_WRITES or _idempotent_by_shape(op):
         return not _appends(body)
     return op.operation_id in EVENT_CREATES and _events_have_unique_ids(body)
+
+
+def _idempotent_by_shape(op: Operation) -> bool:
+    """A PATCH that sets attributes (not one that performs an ``action``, such as cancelling a send),
+    or a POST/DELETE on a ``/relationships/`` path whose body is only resource ids: JSON:API adds a
+    member already there, or removes one already gone, as a no-op. Judged from the catalog, so an
+    operation added to it later is covered without being listed."""
+    body = [a for a in op.args if a.get("in") == "body"]
+    if op.method == "PATCH":
+        return not any(a["name"] == "action" for a in body)
+    if op.method in ("POST", "DELETE") and "/relationships/" in op.path:
+        return bool(body) and all(a["shape"]["kind"] == "rel" for a in body)
+    return False
 
 
 def _appends(body: Any) -> bool:

@@ -4,7 +4,8 @@ Klaviyo limits each account per endpoint. Before each call the client *reserves*
 earliest time at which the call fits every window, given the calls already reserved. The caller
 then sleeps until that time outside any lock, so one limiter serves threads and asyncio tasks
 alike. Windows are sliding (the strictest reading of the published limits) with a safety
-margin for network jitter; a spent daily allowance raises at once with the time it frees up.
+margin for network jitter; a spent daily allowance raises at once with the time it frees up. A 429's
+``Retry-After`` holds its bucket (:meth:`RateLimiter.hold`): Klaviyo refuses every caller of it until then.
 
 Every client in a process shares :func:`shared_limiter` unless given its own. A bucket is keyed by
 ``(scope, operation)``, the scope being the base URL and the credential (``<base>|key:<fingerprint>``,
@@ -103,6 +104,8 @@ class RateLimiter:
         self._buckets: dict[Hashable, _Bucket] = {}
         #: A credential's scope -> the scope of the account it was proven to belong to.
         self._accounts: dict[str, str] = {}
+        #: Bucket key -> the monotonic time before which Klaviyo said (429 Retry-After) not to call.
+        self._holds: dict[Hashable, float] = {}
 
     @property
     def factor(self) -> float | None:
@@ -147,13 +150,41 @@ class RateLimiter:
                 target = self._buckets.setdefault((account, key[1]), moved)
                 if target is not moved:
                     _merge(target, moved)
+            for key in [k for k in self._holds if isinstance(k, tuple) and len(k) == 2 and k[0] == scope]:
+                until = self._holds.pop(key)
+                moved_key = (account, key[1])
+                self._holds[moved_key] = max(until, self._holds.get(moved_key, until))
+
+    def hold(self, key: Hashable, seconds: float) -> None:
+        """Give no slot of ``key`` for ``seconds`` from now: Klaviyo answered 429 with that Retry-After.
+
+        Klaviyo counts the bucket for every caller of it, so every thread, task and client sharing
+        this limiter waits, not only the call that got the 429 (they would collect 429s of their own
+        at the configured pace otherwise). A longer hold already in place is kept. Nothing is held
+        when limiting is off (``factor=None``): each call then waits out its own 429 only."""
+        if self.factor is None or not (seconds > 0 and math.isfinite(seconds)):
+            return
+        with self._lock:
+            bucket = self._account_key(key)
+            until = self.clock.monotonic() + seconds
+            self._holds[bucket] = max(until, self._holds.get(bucket, until))
+
+    def _held_until(self, key: Hashable, now: float) -> float:
+        """When the hold on ``key`` (already account-mapped) ends; ``now`` when there is none (lock held)."""
+        until = self._holds.get(key)
+        if until is None:
+            return now
+        if until <= now:
+            del self._holds[key]
+            return now
+        return until
 
     def reserve(
         self, key: Hashable, spec: RateLimitSpec, operation_id: str = "", *, max_wait: float | None = None
     ) -> Reservation:
         """Claim the next slot for ``key``; raises DailyLimitExhaustedError when the day is spent, and
         RateLimitWaitError (claiming nothing) when the slot is further away than ``max_wait`` or the
-        limiter's own ``max_wait``, whichever is smaller."""
+        limiter's own ``max_wait``, whichever is smaller. No slot starts before a :meth:`hold` ends."""
         if self.factor is None:
             return Reservation(key, 0.0)
         with self._lock:
@@ -172,7 +203,7 @@ class RateLimiter:
             horizon = now - 60.0 - self.margin
             while times and times[0] < horizon:
                 times.popleft()
-            at = now
+            at = self._held_until(self._account_key(key), now)
             if times:
                 at = max(at, times[-1])
             if len(times) >= s.burst:
@@ -180,17 +211,21 @@ class RateLimiter:
             if len(times) >= s.steady:
                 at = max(at, times[-s.steady] + 60.0 + self.margin)
             delay = at - now
-            limit = min((w for w in (self.max_wait, max_wait) if w is not None), default=None)
-            if limit is not None and delay > limit:
-                raise RateLimitWaitError(
-                    f"{operation_id or key}: the next slot is {delay:.1f}s away, over max_wait={limit}s"
-                )
+            self._check_wait(key, operation_id, delay, max_wait)
             times.append(at)
             while len(times) > max(s.steady, s.burst):
                 times.popleft()
             if s.daily is not None:
                 bucket.day.append(wall + delay)
             return Reservation(key, delay)
+
+    def _check_wait(self, key: Hashable, operation_id: str, delay: float, max_wait: float | None) -> None:
+        """RateLimitWaitError when ``delay`` is over ``max_wait`` or the limiter's own, whichever is smaller."""
+        limit = min((w for w in (self.max_wait, max_wait) if w is not None), default=None)
+        if limit is not None and delay > limit:
+            raise RateLimitWaitError(
+                f"{operation_id or key}: the next slot is {delay:.1f}s away, over max_wait={limit}s"
+            )
 
     def acquire(
         self, key: Hashable, spec: RateLimitSpec, operation_id: str = "", *, max_wait: float | None = None

@@ -241,17 +241,22 @@ class _Core:
         return request
 
     def _on_error(
-        self, prep: PreparedRequest, attempt: int, error: BaseException, retry_waited: float, refreshed: bool = False
+        self, prep: PreparedRequest, attempt: int, error: BaseException, waited: float, refreshed: bool, url: str | None
     ) -> float | None:
         """Seconds to wait before trying again, or None to raise. A 401 with a refreshable OAuth
         token is retried once at once with a fresh token (the request was not processed), on any
-        attempt: a token can expire while a call waits out a 429's Retry-After or a 5xx backoff."""
+        attempt: a token can expire while a call waits out a 429's Retry-After or a 5xx backoff. A 429's
+        Retry-After within the retry budget holds the bucket for every caller sharing the limiter (a
+        longer one, a spent day, fails each call at once, as it always did, rather than stall them)."""
+        wait = error.retry_after if isinstance(error, RateLimitError) else None
+        if wait is not None and wait <= self.retry.max_elapsed:
+            self.limiter.hold(self._limits(prep, url)[0], wait)
         if isinstance(error, AuthenticationError) and isinstance(self.credentials, BearerToken):
             if not refreshed and self.credentials.refreshable:
                 self.credentials.invalidate()
                 return 0.0
             return None
-        return self._next_delay(prep, attempt, error, retry_waited)
+        return self._next_delay(prep, attempt, error, waited)
 
     def _next_delay(self, prep: PreparedRequest, attempt: int, error: BaseException, waited: float) -> float | None:
         """Seconds to wait before another try, or None to give up.
@@ -468,7 +473,7 @@ class KlaviyoClient(_Core):
                     raise _transport_error(exc, op) from exc
                 result = self._parse(prep, response)
             except (KlaviyoAPIError, TransportError) as error:
-                delay = self._on_error(prep, attempt, error, retry_waited, refreshed)
+                delay = self._on_error(prep, attempt, error, retry_waited, refreshed, url)
                 refreshed = refreshed or isinstance(error, AuthenticationError)
                 if delay is None:
                     self._record(
@@ -556,7 +561,7 @@ class AsyncKlaviyoClient(_Core):
                     raise _transport_error(exc, op) from exc
                 result = self._parse(prep, response)
             except (KlaviyoAPIError, TransportError) as error:
-                delay = self._on_error(prep, attempt, error, retry_waited, refreshed)
+                delay = self._on_error(prep, attempt, error, retry_waited, refreshed, url)
                 refreshed = refreshed or isinstance(error, AuthenticationError)
                 if delay is None:
                     self._record(

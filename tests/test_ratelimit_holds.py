@@ -1,0 +1,137 @@
+"""A 429's Retry-After holds the operation's bucket for every caller of it, not only the one that got it.
+
+Klaviyo counts an account's calls per endpoint: once it answers 429, every other call of that endpoint
+is refused too until Retry-After has passed. The sandbox's limits stand in for Klaviyo's; another
+"process" (a client with a limiter of its own) spends the second's allowance first, so our client's
+pace, right by its own count, meets a full window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from klaviyo_sandbox import Sandbox
+from klaviyo_toolkit.catalog import load_catalog
+from klaviyo_toolkit.client import NO_RETRIES, KlaviyoClient, RetryPolicy
+from klaviyo_toolkit.client._response import CallRecord
+from klaviyo_toolkit.clock import ManualClock
+from klaviyo_toolkit.errors import RateLimitError, RateLimitWaitError
+from klaviyo_toolkit.ratelimit import RateLimiter
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+FACTOR = 0.1
+BURST = load_catalog().get("get_lists").rate_limit.scaled(FACTOR).burst
+PATIENT = RetryPolicy(max_retries=10, max_elapsed=60.0)
+
+
+def _spend_the_second(sb: Sandbox) -> None:
+    """Another process's calls fill this second's window of get_lists on the 'server', until it is
+    refused (a first call elsewhere warms the caches, so the window is not spent building them)."""
+    with Sandbox(rate_limit_factor=None).client() as warm:
+        warm.call("get_lists")
+    with sb.client(rate_limiter=RateLimiter(factor=None), retry=NO_RETRIES) as other:
+        for _ in range(BURST + 1):
+            try:
+                other.call("get_lists")
+            except RateLimitError:
+                break
+    sb.requests.clear()
+
+
+def _served_429s(sb: Sandbox) -> int:
+    return sum(1 for r in sb.requests if r["operation_id"] == "get_lists" and r["status"] == 429)
+
+
+def test_threads_wait_out_a_429_another_thread_got_instead_of_collecting_their_own() -> None:
+    sb = Sandbox(rate_limit_factor=FACTOR)
+    _spend_the_second(sb)
+    got_429 = threading.Event()
+
+    def hook(record: CallRecord) -> None:
+        if record.status == 429:
+            got_429.set()
+
+    with sb.client(retry=PATIENT) as ours:
+
+        def first() -> None:
+            ours.send(ours.prepare("get_lists", {}), hooks=[hook])
+
+        def later() -> None:
+            assert got_429.wait(10)
+            ours.call("get_lists")
+
+        threads = [threading.Thread(target=first)] + [threading.Thread(target=later) for _ in range(BURST - 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert got_429.is_set()
+    assert _served_429s(sb) == 1, "the other threads waited for Retry-After instead of being refused too"
+    assert sum(1 for r in sb.requests if r["status"] == 200) == BURST
+
+
+async def test_asyncio_tasks_wait_out_a_429_another_task_got() -> None:
+    sb = Sandbox(rate_limit_factor=FACTOR)
+    _spend_the_second(sb)
+    got_429 = asyncio.Event()
+
+    def hook(record: CallRecord) -> None:
+        if record.status == 429:
+            got_429.set()
+
+    async with sb.async_client(retry=PATIENT) as ours:
+
+        async def later() -> None:
+            await asyncio.wait_for(got_429.wait(), 10)
+            await ours.call("get_lists")
+
+        await asyncio.gather(
+            ours.send(ours.prepare("get_lists", {}), hooks=[hook]), *(later() for _ in range(BURST - 1))
+        )
+    assert _served_429s(sb) == 1
+
+
+def test_a_hold_delays_every_caller_of_the_bucket_and_only_that_bucket() -> None:
+    clock = ManualClock()
+    spec = load_catalog().get("get_lists").rate_limit
+    limiter = RateLimiter(clock)
+    limiter.hold(("acct", "get_lists"), 3.0)
+    limiter.hold(("acct", "get_lists"), 1.0)  # a shorter hold does not shorten the longer one
+    assert limiter.reserve(("acct", "get_lists"), spec).delay == pytest.approx(3.0)
+    assert limiter.reserve(("acct", "get_profiles"), spec).delay == 0.0
+    with pytest.raises(RateLimitWaitError):
+        limiter.reserve(("acct", "get_lists"), spec, "get_lists", max_wait=1.0)
+    clock.advance(3.0)
+    assert limiter.reserve(("acct", "get_lists"), spec).delay == pytest.approx(0.0)
+    off = RateLimiter(clock, factor=None)  # limiting off is off: each call waits out its own 429
+    off.hold(("acct", "get_lists"), 3.0)
+    assert off.reserve(("acct", "get_lists"), spec).delay == 0.0
+
+
+def test_a_hold_follows_a_key_into_its_accounts_buckets() -> None:
+    clock = ManualClock()
+    spec = load_catalog().get("get_lists").rate_limit
+    limiter = RateLimiter(clock)
+    limiter.hold(("base|key:1", "get_lists"), 2.0)
+    limiter.same_account("base|key:1", "base|account:A")
+    assert limiter.reserve(("base|key:2", "get_lists"), spec).delay == 0.0
+    limiter.same_account("base|key:2", "base|account:A")
+    assert limiter.reserve(("base|key:2", "get_lists"), spec).delay == pytest.approx(2.0)
+
+
+def test_a_retry_after_past_the_retry_budget_fails_each_call_at_once_instead_of_stalling_the_next() -> None:
+    """A spent day answers Retry-After in hours: the call fails saying so, and the next call is not
+    put to sleep for those hours (it asks Klaviyo, and hears the same at once)."""
+    from .scripted import Scripted, error_body, reply
+
+    server = Scripted(reply(429, error_body(429), {"Retry-After": "3600"}), reply(200, {"data": []}))
+    clock = ManualClock()
+    with KlaviyoClient(api_key="pk_test_0123456789abcdef", transport=server.transport(), clock=clock) as kl:
+        with pytest.raises(RateLimitError):
+            kl.call("get_lists")
+        assert kl.call("get_lists").status == 200
+    assert clock.slept == []
