@@ -19,8 +19,8 @@ import typer
 from personas.kernel.config import Config
 
 __all__ = [
-    "HELP", "command_group", "config", "file_target", "indented", "readable_metavars", "set_config", "shown",
-    "visible", "visible_data",
+    "HELP", "command_group", "config", "file_target", "indented", "readable_metavars", "refuse_blank", "set_config",
+    "shown", "visible", "visible_data",
 ]
 
 #: Every command takes -h as well as --help.
@@ -88,6 +88,63 @@ def readable_metavars(command: Any) -> None:
             param.metavar = METAVARS.get(param.name, param.name.upper())
     for sub in (getattr(command, "commands", None) or {}).values():
         readable_metavars(sub)
+
+
+#: Options that refuse an empty value themselves, with words of their own (``auth login --scopes ''``).
+_OWN_BLANK_CHECK = frozenset({"scopes"})
+
+
+def refuse_blank(command: Any) -> None:
+    """Make every option and argument that takes text, the whole tree down, refuse an empty or blank
+    value (``--replay ""``, ``--thread "$UNSET"``) with a usage error naming it and what to give.
+
+    Left to the commands, ``""`` is falsy and read as "not given": ``chat --replay ""`` went to Klaviyo
+    with the live model, ``run --thread "" --retry`` said --thread was missing, ``auth login ""`` stored
+    the default connection. No text option means anything when empty, so this is done once, here,
+    before any command body runs (so nothing has started when it is refused)."""
+    for param in getattr(command, "params", []):
+        descriptor = getattr(param, "type_descriptor", None)
+        if getattr(param, "is_flag", False) or param.name in _OWN_BLANK_CHECK or descriptor is None:
+            continue
+        if _text_param(descriptor) and not getattr(param.callback, "refuses_blank", False):
+            param.callback = _blank_refused(param.callback)
+    for sub in (getattr(command, "commands", None) or {}).values():
+        refuse_blank(sub)
+
+
+def _text_param(descriptor: Any) -> bool:
+    """Whether a parameter takes text: ``str``, or a list or tuple of ``str``."""
+    from typing import get_args
+
+    annotation = descriptor.annotation
+    if annotation is str:
+        return True
+    return bool(getattr(descriptor, "is_list", False) or getattr(descriptor, "is_tuple", False)) and str in get_args(
+        annotation
+    )
+
+
+def _blank_refused(callback: Any) -> Any:
+    def check(ctx: Any, param: Any, value: Any) -> Any:
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            _refuse(param, next(v for v in values if isinstance(v, str) and not v.strip()))
+        return callback(ctx, param, value) if callback is not None else value
+
+    check.refuses_blank = True  # type: ignore[attr-defined]
+    return check
+
+
+def _refuse(param: Any, value: str) -> None:
+    from personas.kernel.errors import UsageProblem
+
+    option = param.param_type_name == "option"
+    placeholder = param.metavar or param.name.upper()
+    name = max(param.opts, key=len) if option else placeholder
+    what = re.split(r"\.\s+(?=[A-Z])", (param.help or "").strip())[0].rstrip(".")  # its help's first sentence
+    leave = "" if param.required else ", or leave it out"
+    said = f" ({name}: {what})" if what else ""
+    raise UsageProblem(f"{name} is empty ({value!r}): give {placeholder}{said}{leave}; nothing was run")
 
 
 def indented(console: Any, text: str, style: str = "", by: int = 4) -> None:

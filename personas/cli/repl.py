@@ -35,6 +35,7 @@ from personas.runtime.driver import RunDriver, checkpointer
 
 from .approvals import approval_lines
 from .common import shown, visible
+from .conversation import InputGone, go_on_line, input_gone, klaviyo_of, sigint_ignored, take_up
 from .errors import error_line
 
 HELP = """Commands:
@@ -129,6 +130,7 @@ class Repl:
         config: Config | None = None,
         suggestions: list[str] | None = None,
         tour: bool = True,
+        thread: str | None = None,
     ) -> None:
         from rich.console import Console
 
@@ -150,7 +152,7 @@ class Repl:
         self._turn: _BackgroundTurn | None = None
         self.abandoned: str | None = None  # what was left under way when the session ended, if anything
         self._unfinished: str | None = None  # how the last turn ended early, until the conversation is mended
-        self._new_context(None)
+        self._new_context(thread)  # None: a new conversation; else an earlier one (checked by `personas chat`)
         self.session = input_fn or self._prompt_session()
 
     def _new_context(self, thread_id: str | None) -> None:
@@ -165,6 +167,7 @@ class Repl:
             thread_id=thread_id,
         )
         self.driver = RunDriver(self.ctx, self.saver)
+        self.driver.config["metadata"].update(klaviyo_of(self.ctx, self.sandbox))  # refused elsewhere (--thread)
 
     @property
     def graph(self) -> Any:
@@ -219,6 +222,7 @@ class Repl:
                 "the refusal of an out-of-scope call are real. Press Enter to send each suggested message."
             )
         c.print("Type /help for commands.\n")
+        take_up(self)  # an earlier conversation (--thread): the approval it was left waiting for, first
         while True:
             if self.suggestions:
                 c.print(f"[dim]next: {escape(self.suggestions[0])}  (Enter to send it)[/dim]")
@@ -246,14 +250,18 @@ class Repl:
             if self.ctx.model.model is None:
                 c.print(self._no_model())
                 continue
-            try:
-                self.turn({"messages": [HumanMessage(text)]})
-            except KeyboardInterrupt:
-                self._unfinished = "(turn cancelled by the user)"
-                c.print("\n[yellow]turn cancelled[/yellow]")
-            except Exception as exc:  # one line, and the REPL goes on (the traceback with --debug)
-                self._unfinished = "(turn stopped by an error)"
-                self._error(exc)
+            self.guarded(self.turn, {"messages": [HumanMessage(text)]})
+
+    def guarded(self, work: Any, *args: Any) -> None:
+        """Run a turn: Ctrl-C cancels it, an error is one line, and the REPL goes on either way."""
+        try:
+            work(*args)
+        except KeyboardInterrupt:
+            self._unfinished = "(turn cancelled by the user)"
+            self.console.print("\n[yellow]turn cancelled[/yellow]")
+        except Exception as exc:  # one line, and the REPL goes on (the traceback with --debug)
+            self._unfinished = "(turn stopped by an error)"
+            self._error(exc)
 
     def _leave(self) -> int:
         """Ctrl-D or /exit: a step a cancelled turn left under way gets a few seconds to finish (so its
@@ -271,10 +279,13 @@ class Repl:
                 turn.wait(LEAVE_GRACE)
             if turn.running:
                 self.abandoned = what
-                with _sigint_ignored():  # a further Ctrl-C must not cut the record short
+                with sigint_ignored():  # a further Ctrl-C must not cut the record short
                     self._record_abandoned(what)
                 self.console.print(f"the {what} was abandoned (recorded in the conversation as cancelled)")
         self._turn = None
+        if self.driver.exists():
+            self.console.print(visible(go_on_line(self.spec.name, self.ctx.thread_id)), style="dim", markup=False,
+                               soft_wrap=True)  # one line, to copy
         self.console.print("bye")
         return 0
 
@@ -346,11 +357,13 @@ class Repl:
     def _ask(self, prompt: str) -> str:
         if callable(self.session):
             return str(self.session(prompt))
-        return str(self.session.prompt(prompt))
+        try:
+            return str(self.session.prompt(prompt))
+        except OSError as exc:  # EIO: the terminal hung up and SIGHUP was ignored (nohup); no one is there
+            raise InputGone from exc
 
-    def turn(self, payload: Any) -> None:
+    def turn(self, payload: Any, resume: Any = None) -> None:
         self._settle()
-        resume: Any = None
         while True:
             self._stream(payload, resume)
             pending = self.driver.pending()
@@ -425,7 +438,9 @@ class Repl:
         while True:
             try:
                 answer = self._ask("approve / edit / reject? [a/e/r] ").strip().lower()
-            except EOFError:  # Ctrl-D at the approval prompt: no
+            except EOFError:  # Ctrl-D at the approval prompt: no; the terminal gone: no answer, still pending
+                if input_gone(self.session):
+                    raise InputGone from None
                 c.print("reject (Ctrl-D)")
                 return {"action": "reject", "reason": "Ctrl-D at the approval prompt"}
             if answer in ("a", "approve", "y", "yes"):
@@ -571,19 +586,6 @@ class Repl:
         else:
             c.print(f"unknown command {name}; /help lists them")
         return None
-
-
-@contextlib.contextmanager
-def _sigint_ignored() -> Any:
-    """Ctrl-C ignored for a moment (in the main thread; elsewhere signals do not arrive anyway)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _compact(msg: ToolMessage) -> str:
