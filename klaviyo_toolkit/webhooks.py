@@ -138,7 +138,8 @@ def parse_timestamp(value: str) -> float | None:
 
 @dataclass(frozen=True)
 class DeliveryEvent:
-    """One event of a delivery: its topic, Klaviyo's event id and the Get Event document."""
+    """One event of a delivery: its topic, Klaviyo's event id (``payload.data.id``, whatever ``external_id``
+    says) and the Get Event document."""
 
     topic: str
     event_id: str
@@ -205,7 +206,9 @@ def _event(n: int, item: Any) -> DeliveryEvent:
     unkept = unkept_text({"topic": topic, "external_id": external_id, "payload": payload}, f"data[{n}]")
     if unkept:
         raise WebhookMalformed(unkept)
-    return DeliveryEvent(topic, external_id or event["id"], payload)
+    # keyed by the event the payload carries (what a run acts on, and the id a poll of Get Events finds), not
+    # by external_id: an item whose external_id differs (or two items of one event) must not make a second run
+    return DeliveryEvent(topic, event["id"], payload)
 
 
 def unkept_text(value: Any, where: str = "") -> str | None:

@@ -191,6 +191,26 @@ def test_local_queue_picks_up_unfinished_runs_after_a_restart(tmp_path: Path) ->
 
 
 
+def test_a_run_is_keyed_by_the_event_in_the_payload_not_by_external_id(receiver: Any) -> None:
+    """Runs used to be keyed by ``external_id``: two items of one event with different external ids made
+    two runs (the lead sent twice), and so did a poll of Get Events (keyed by the event's id) after a
+    delivery whose external_id was not that id."""
+    service, queue, client = receiver
+    document = json.loads(delivery("01SAME"))
+    document["data"][0]["external_id"] = "ext-1"
+    twin = json.loads(json.dumps(document["data"][0]))
+    twin["external_id"] = "ext-2"
+    document["data"].append(twin)
+    body = json.dumps(document).encode()
+    answer = client.post("/webhooks/klaviyo", content=body, headers=headers(body))
+    assert answer.status_code == 202 and [r["new"] for r in answer.json()["runs"]] == [True, False]
+    assert len(service.store.runs()) == 1 and len(queue.ids) == 1
+    # the poll (``personas watch``) records the same event by its id: the run it finds is that one
+    spec = service.persona("lead-magnet-sequencer")
+    polled, created = service.record_event(spec, "01SAME", document["data"][0]["payload"], trigger="poll")
+    assert not created and polled.id == queue.ids[0] and len(service.store.runs()) == 1
+
+
 def test_a_delivery_with_one_unusable_event_records_none_of_it(receiver: Any) -> None:
     """A lone surrogate in one event used to raise after the events before it were recorded (a 500),
     and Klaviyo's retry found them recorded and queued nothing: those leads waited for a restart."""
