@@ -28,6 +28,7 @@ from personas.kernel.cassette import mask
 
 from .answers import answer_problems
 from .case import Case, Suite
+from .commands import suite_arg
 from .fencing import fence_problems, vocabulary
 from .matchers import MISSING, CallSpec, MatchContext, call_problems, match_trajectory, match_value, show
 from .outcomes import check_outcomes
@@ -53,7 +54,7 @@ def judge(suite: Suite, case: Case, outcome: Any, kind: str, played: Sequence[Ma
         failures += fence_problems(case, requests, vocabulary(outcome.settings), system)
     if kind == "authored" and requests:
         current = prompt_digest(requests[0])
-        stamp = f"`personas eval {suite.name} --case {case.id} --stamp`"
+        stamp = f"`personas eval {suite_arg(suite)} --case {case.id} --stamp`"
         if case.authored_for is None:
             failures.append(f"stale: the authored responses do not say which prompt they were written for; review "
                             f"them against the prompt, then run {stamp}")
@@ -64,6 +65,7 @@ def judge(suite: Suite, case: Case, outcome: Any, kind: str, played: Sequence[Ma
         for n, item in enumerate(played, 1):
             failures += [f"authored answer invalid: {p}" for p in
                          answer_problems(item["request"], item["response"], schemas or {}, n)]
+    failures += [p for e in (case.expect, *case.expect_when.values()) for p in always_met(e)]
     if not failures and not any(_decides(e) for e in (case.expect, *case.expect_when.values())):
         failures.append("expect: the case checks nothing the run decides (no trajectory, state, outbox, lists, "
                         "not_called, model_calls, call_counts, profiles, files, ...), so it would pass whatever the "
@@ -109,6 +111,43 @@ def unknown_tools(case: Case) -> list[str]:
                 problems.append(f"expect.{where}: {name!r} is an alias; calls are recorded by operation id: write "
                                 f"{known!r}")
     return list(dict.fromkeys(problems))
+
+
+#: Values a run may give a count (``model_calls``, ``call_counts``) and any other checked field: a matcher that
+#: every one of them meets (``{min: 0}``, ``{any_of: [{absent: true}, {present: true}]}``) holds whatever the run does.
+_ANY_COUNT = (0, 1, 2, 7, 1_000_000)
+_ANY_VALUE = (MISSING, None, 0, -1, 2.5, True, False, "", "\x00probe", [], [None], {}, {"\x00probe": 1})
+_COUNTED = ("model_calls", "call_counts")
+_MATCHED = ("model_calls", "interrupts", "approvals_asked", "model_requests")
+
+
+def _met_by_all(matcher: Any, probes: Sequence[Any]) -> bool:
+    """Whether every probe meets ``matcher``; never for one that negates (``not: {contains: "99%"}`` is a real
+    check that a few probes cannot cover), so only a matcher that truly holds for anything is reported."""
+    if _negates(matcher):
+        return False
+    try:
+        return all(not match_value(matcher, probe) for probe in probes)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError):  # a probe the matcher cannot take
+        return False
+
+
+def _negates(matcher: Any) -> bool:
+    if isinstance(matcher, Mapping):
+        return "not" in matcher or any(_negates(v) for v in matcher.values())
+    return isinstance(matcher, list) and any(_negates(v) for v in matcher)
+
+
+def always_met(exp: Any) -> list[str]:
+    """The checks in ``exp`` that every run meets, as failures: a matcher that holds for any count (or any value,
+    or none) says nothing about what the agent did, so a case leaning on it would pass whatever happened."""
+    probes = {name: _ANY_COUNT if name in _COUNTED else _ANY_VALUE for name in (*_COUNTED, *_MATCHED, "state")}
+    named = [(f"expect.{n}", getattr(exp, n), probes[n]) for n in _MATCHED if getattr(exp, n) is not None]
+    named += [(f"expect.call_counts[{k!r}]", m, probes["call_counts"]) for k, m in exp.call_counts.items()]
+    named += [(f"expect.state[{k!r}]", m, probes["state"]) for k, m in exp.state.items()]
+    return [f"{where}: {show(matcher)} holds whatever the run does (any count, any value or none), so it checks "
+            "nothing; write what the run must decide"
+            for where, matcher, values in named if _met_by_all(matcher, values)]
 
 
 def _decides(exp: Any) -> bool:

@@ -114,6 +114,8 @@ def _check_sets(loaded: list[Any], chosen: dict[str, list[str]], mode: str, labe
         raise _usage(f"--cassettes does not go with this command: {what}; leave it out")
     if mode == "record":
         return
+    from .commands import suite_arg
+
     for suite in loaded:
         if suite.name not in chosen or not any(suite.cassette_dir().glob("*.json")):
             continue
@@ -121,8 +123,8 @@ def _check_sets(loaded: list[Any], chosen: dict[str, list[str]], mode: str, labe
             if not suite.cassette_dir(label).is_dir():
                 sets = ", ".join(suite.cassette_sets())
                 raise _usage(f"suite {suite.name} has no cassette set {label!r} (no {suite.cassette_dir(label).name}/; "
-                             f"its sets: {sets}); record it with `personas eval {suite.name} --record --cassettes "
-                             f"{label}`")
+                             f"its sets: {sets}); record it with "
+                             f"`personas eval {suite_arg(suite)} --record --cassettes {label}`")
             if label != "cassettes":
                 from .sets import SetError, load_set
 

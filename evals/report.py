@@ -10,6 +10,7 @@ mistakes hand-written or scripted answers for a model's. With ``--epochs N`` the
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Sequence
@@ -226,8 +227,20 @@ def write_junit(results: Sequence[SuiteResult], path: Path) -> None:
                        "skipped": counts["unrecorded"]})
     for key in ("tests", "failures", "errors", "skipped"):
         root.set(key, str(totals[key]))
+    for element in root.iter():  # a control character anywhere (a model's answer, a description) is no XML
+        element.text = _xml_safe(element.text)
+        element.attrib.update({k: _xml_safe(v) or "" for k, v in element.attrib.items()})
     ET.indent(root)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+
+#: What XML 1.0 cannot hold, even escaped: control characters but tab and newlines, surrogates, U+FFFE/U+FFFF.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_safe(text: str | None) -> str | None:
+    """``text`` with what XML cannot hold written as ``\\u0007``: a CI that cannot parse junit.xml shows no result."""
+    return None if text is None else _NOT_XML.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
 
 
 def write_reports(results: Sequence[SuiteResult], folder: Path, *, mode: str = "replay") -> list[Path]:

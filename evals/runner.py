@@ -43,6 +43,7 @@ from personas.runtime.loader import list_personas, load_persona
 from .behaviours import ScriptedFailure, behaviour_choice, behaviour_names
 from .case import Case, Suite
 from .checks import check_case, judge
+from .commands import suite_arg
 from .fixtures import Built, build_fixture, parse_duration, submit_form
 from .observe import ModelObserver, Observed
 from .outcomes import resolve_input, snapshot_files, snapshot_profiles, with_settings, write_files
@@ -77,8 +78,8 @@ MANIFEST = "set.json"
 def rerecord_hint(suite: Suite, case: Case, kind: str | None = None, label: str | None = None) -> str:
     """The command that rebuilds a case's cassette, for every cassette error."""
     where = f" --cassettes {label}" if label and label != "cassettes" else ""
-    author = f"`personas eval {suite.name} --case {case.id} --author`"
-    record = f"`personas eval {suite.name} --case {case.id} --record{where}` (needs OPENAI_API_KEY)"
+    author = f"`personas eval {suite_arg(suite)} --case {case.id} --author`"
+    record = f"`personas eval {suite_arg(suite)} --case {case.id} --record{where}` (needs OPENAI_API_KEY)"
     if kind == "recorded" or where:
         return f"case {suite.name}/{case.id}: re-record it with {record}"
     if case.authored_responses:
@@ -395,7 +396,7 @@ def run_case(suite: Suite, case: Case, model: ModelChoice | None = None, *, epoc
         if outcome.unexpected_model:
             failures.insert(0, "model asked: the case expects no model call (no authored_responses, no cassette) and "
                                "the run asked the model; if it now should, write authored_responses and run "
-                               f"`personas eval {suite.name} --case {case.id} --author`")
+                               f"`personas eval {suite_arg(suite)} --case {case.id} --author`")
         extra = case.expect_when.get(behaviour or "")
         if extra is not None:
             failures += [f"when {behaviour}: {f}" for f in check_case(case.model_copy(update={"expect": extra}),

@@ -33,6 +33,7 @@ from typing import Any
 from personas.kernel.cassette import Cassette, CassetteError
 
 from .case import Case, Suite
+from .commands import suite_arg
 from .results import policy_events
 
 __all__ = ["CassetteSet", "SetError", "disagreement", "known_failures", "load_set", "main", "model_cases",
@@ -132,7 +133,7 @@ def load_set(suite: Suite, label: str) -> CassetteSet:
     path = folder / MANIFEST
     if not path.exists():
         raise SetError(f"{path}: a recorded set needs its set.json (the model it was recorded from); "
-                       f"re-record it with `personas eval {suite.name} --record --cassettes {label}`")
+                       f"re-record it with `personas eval {suite_arg(suite)} --record --cassettes {label}`")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
@@ -148,7 +149,7 @@ def load_set(suite: Suite, label: str) -> CassetteSet:
             continue
         if file.stem not in cases:
             raise SetError(f"{file}: no case {file.stem!r} in suite {suite.name} owns this cassette; delete it")
-        hint = (f"re-record it with `personas eval {suite.name} --case {file.stem} --record --cassettes {label}` "
+        hint = (f"re-record it with `personas eval {suite_arg(suite)} --case {file.stem} --record --cassettes {label}` "
                 "(needs OPENAI_API_KEY)")
         try:
             problem = disagreement(file, Cassette.load(file, hint).provenance, data)

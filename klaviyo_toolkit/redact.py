@@ -122,10 +122,11 @@ SAID_PASSWORD = (
 )
 #: A name that says the value after it (``=`` or ``:``) is a secret: ``api_key=``, ``"password": "``,
 #: ``API key: ``, ``client secret = ``; also what ``personas.kernel.privacy`` looks for in checkpoints.
-SECRET_PAIR = (
+_PAIR_NAME = (
     r"(?:[a-z_\-]*(?:passw(?:or)?d|secret(?:[\s_\-]?key)?|api[\s_\-]?key|access[\s_\-]token|refresh[\s_\-]token"
-    r"|code[\s_\-]verifier|private[\s_\-]key)|token|pwd?|pass(?:code|phrase)?|credentials?)\\?[\"']?\s*[=:]\s*\\?[\"']?"
+    r"|code[\s_\-]verifier|private[\s_\-]key)|token|pwd?|pass(?:code|phrase)?|credentials?)\\?[\"']?\s*[=:]\s*"
 )
+SECRET_PAIR = _PAIR_NAME + r"\\?[\"']?"
 #: A password written into a URL (``postgresql://app:s3cret@db:5432/x``): the part between ``:`` and ``@``.
 #: It starts at the literal ``://`` (not at the scheme), so a search skips to it instead of trying
 #: every position: 2 us on a 7 kB checkpoint against 120 us.
@@ -148,6 +149,9 @@ _SECRET_VALUE_PATTERNS = (
     re.compile(rf"(?i){_W}(basic\s+)([A-Za-z0-9+/]{{16,}}=*)"),
     # key=value / "key": "value" pairs inside free text (form bodies, URLs, JSON dumped into errors)
     re.compile(rf"""(?i){_W}({SECRET_PAIR})((?:[^\s"'&,;}}\\]|{_LONE_BACKSLASH}){{4,}})"""),
+    # a quoted value of such a pair, whole up to its closing quote (JSON text, a repr): spaces, commas and
+    # short values too, which the unquoted rule stops at ('"password": "correct horse battery"')
+    re.compile(rf"""(?i){_W}({_PAIR_NAME}(\\?)(["']))((?:(?!\3)[^\\\n]|{_LONE_BACKSLASH}){{1,500}})(?=\2\3)"""),
     # a password said in a sentence ("my password is hunter2!", "the passcode was 8842"): a quoted
     # value whole, spaces and all; an unquoted word unless it says something about the password
     # ("the password is incorrect")
@@ -294,7 +298,8 @@ def _patterns(text: str) -> str:
         text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{_mask(m.group(2))}{m.group(3)}", text)
     if _HINTS.search(_fold(text)) is None:  # one scan for all the hints, not one per hint
         return _shapes(text)
-    bearer, basic, pair, said, klaviyo_key, openai_key = _SECRET_VALUE_PATTERNS
+    bearer, basic, pair, quoted_pair, said, klaviyo_key, openai_key = _SECRET_VALUE_PATTERNS
+    text = quoted_pair.sub(_quoted_pair, text)
     for prefixed in (bearer, basic, pair):
         text = prefixed.sub(
             lambda m: m.group(0) if m.group(2) in PUBLIC_VALUES else f"{m.group(1)}{_value_mask(m.group(2))}", text
@@ -303,6 +308,12 @@ def _patterns(text: str) -> str:
     for bare in (klaviyo_key, openai_key):
         text = bare.sub(lambda m: _mask(m.group(1)), text)
     return _shapes(text)
+
+
+def _quoted_pair(m: re.Match[str]) -> str:
+    """A quoted secret pair's value masked whole, up to its closing quote (:data:`PUBLIC_VALUES` kept)."""
+    value = m.group(4)
+    return m.group(0) if value in PUBLIC_VALUES else f"{m.group(1)}{_value_mask(value)}"
 
 
 def _said(m: re.Match[str]) -> str:

@@ -116,10 +116,17 @@ def stored(value: Any) -> Any:
     """``value`` (JSON data) as a saved cassette holds it: :meth:`Cassette.save` scrubs the file's text, so a
     key-looking string in hand-written answers is masked there, and what the case file says must be compared
     in that form (else the cassette never "holds the case's answers" and re-authoring cannot fix it)."""
+    return _fixed_json(value, scrub)
+
+
+def _fixed_json(value: Any, fix: Any) -> Any:
+    """``value`` with ``fix`` applied to its JSON text, or walked as data where that text no longer parses
+    or changed shape: a secret-named key with a bare value (``"token": null``) is masked to ``***``."""
     try:
-        return json.loads(scrub(json.dumps(value, indent=1, ensure_ascii=False)))
-    except ValueError:  # pragma: no cover - the redactor keeps JSON text JSON (save relies on it too)
-        return value
+        fixed = json.loads(fix(json.dumps(value, indent=1, ensure_ascii=False)))
+    except ValueError:
+        return _walk(value, fix)
+    return fixed if _shape(fixed) == _shape(value) else _walk(value, fix)
 
 
 def mask(text: str) -> str:
@@ -578,5 +585,6 @@ class Cassette:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.body(), indent=1, ensure_ascii=False)
-        self.path.write_text(scrub(text) + "\n", encoding="utf-8")
+        # scrubbed as data where scrubbing the text would break it: a file that does not load is a lost recording
+        text = json.dumps(_fixed_json(self.body(), scrub), indent=1, ensure_ascii=False)
+        self.path.write_text(text + "\n", encoding="utf-8")

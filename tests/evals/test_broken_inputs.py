@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
@@ -237,7 +238,7 @@ def test_a_case_with_authored_answers_and_no_cassette_is_unanswered_whether_or_n
     result = run_case(suite, suite.case(case_id))
     assert (result.status, result.kind) == ("error", "error"), result
     assert f"no cassette at {folder / 'cassettes' / case_id}.json" in (result.error or "")
-    assert f"`personas eval lead_magnet --case {case_id} --author`" in (result.error or "")
+    assert f"`personas eval {shlex.quote(str(folder))} --case {case_id} --author`" in (result.error or "")
     code, out = run(capsys, "eval", str(folder), "--case", case_id, "--report", str(tmp_path / "out"))
     assert code == 2 and f"ERROR lead_magnet/{case_id}" in out, out  # the cassette is a file to write: exit 2
     assert "model responses: lead_magnet: 1 unanswered (error)" in out and "no model (" not in out, out
@@ -273,5 +274,6 @@ def test_a_recorded_set_missing_a_model_case_is_not_recorded_for_that_case(tmp_p
     result = run_case(suite, suite.case(HOT), label=QWEN)
     assert (result.status, result.kind, result.error, result.failures) == ("unrecorded", "unrecorded", None, []), result
     assert f"no cassette at {folder / f'cassettes-{QWEN}' / HOT}.json" in (result.not_recorded or "")
-    assert f"`personas eval lead_magnet --case {HOT} --record --cassettes {QWEN}`" in (result.not_recorded or "")
+    record = f"`personas eval {shlex.quote(str(folder))} --case {HOT} --record --cassettes {QWEN}`"
+    assert record in (result.not_recorded or "")
     assert run_case(suite, suite.case("suppressed"), label=QWEN).passed, "a case that asks no model needs no cassette"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
@@ -168,7 +169,8 @@ def test_an_answer_written_for_another_prompt_is_stale_until_reviewed_and_stampe
     assert done.result.failures == [
         f"stale: the authored responses were written for prompt {stamp}, and the prompt is now "
         f"{done.result.failures[0].split('the prompt is now ')[1].split(';')[0]}; review them against the new prompt "
-        "(re-authoring the cassette does not), then run `personas eval lm --case warm-trip-leader --stamp`"]
+        "(re-authoring the cassette does not), then run "
+        f"`personas eval {shlex.quote(str(folder))} --case warm-trip-leader --stamp`"]
     assert load_suite(folder).cases[0].authored_for == stamp, "...but the stamp is the reviewer's, not --author's"
 
     new = stamp_case(suite, suite.cases[0])

@@ -9,6 +9,7 @@ cassettes are never touched.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import socket
 from collections.abc import Iterator
@@ -212,7 +213,7 @@ def test_a_set_that_is_not_there_or_not_a_plain_label_is_a_usage_error(
         suite_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(capsys, "eval", str(suite_dir), "--case", HOT, "--cassettes", "llama")
     assert code == 2 and "suite lm has no cassette set 'llama' (no cassettes-llama/; its sets: cassettes)" in out
-    assert "`personas eval lm --record --cassettes llama`" in out
+    assert f"`personas eval {shlex.quote(str(suite_dir))} --record --cassettes llama`" in out
     code, out = run(capsys, "eval", str(suite_dir), "--compare", "cassettes", "llama")
     assert code == 2 and "no cassette set 'llama'" in out
     code, out = run(capsys, "eval", str(suite_dir), "--cassettes", "../elsewhere")

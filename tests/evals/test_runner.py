@@ -8,6 +8,7 @@ needs a key or the network: models are cassettes or scripted fakes.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -193,7 +194,7 @@ def test_a_cassette_that_does_not_match_fails_naming_the_case_and_the_command(tm
     assert result.status == "error"
     assert "request 1 does not match cassette" in result.error
     assert "case lm/hot-director-this-month" in result.error
-    assert "`personas eval lm --case hot-director-this-month --author`" in result.error
+    assert f"`personas eval {shlex.quote(str(folder))} --case hot-director-this-month --author`" in result.error
     assert "Lead score: 76" in result.error and "Lead score: 77" in result.error, "the diff shows what changed"
 
 
@@ -238,8 +239,8 @@ def test_a_recorded_cassette_says_to_re_record(tmp_path: Path) -> None:
     path.write_text(json.dumps(data), encoding="utf-8")
     suite = load_suite(folder)
     result = run_case(suite, suite.cases[0])
-    assert "re-record it with `personas eval lm --case hot-director-this-month --record` (needs OPENAI_API_KEY)" in (
-        result.error or "")
+    record = f"`personas eval {shlex.quote(str(folder))} --case hot-director-this-month --record`"
+    assert f"re-record it with {record} (needs OPENAI_API_KEY)" in (result.error or "")
     assert '- "model": "gpt-4o"' in (result.error or ""), "the diff shows the model asked for changed"
     assert "set PERSONAS_MODEL=gpt-4o to replay it" in (result.error or "")
     assert result.cassette == ("recorded from gpt-4.1-mini-2025 (asked for gpt-4.1-mini) at https://api.openai.com/v1 "
