@@ -25,9 +25,9 @@ checkpoints after each step would buy no exactly-once, only synchronous writes p
   is absent, or answers out of policy, the policy decides and the decision says so; the model's
   reason is kept to its first ``MAX_REASON_CHARS`` (2,000) characters, a sequence name of its own to
   ``MAX_NAME_CHARS`` (100), each saying it was cut (they go into state, checkpoints and the view);
-- a decision that waited (a run resumed after a failed send or a long approval, past the
-  ``recheck_after`` setting) reads the lead's consent again before its send, and sends nothing to
-  a lead who withdrew it meanwhile;
+- a decision that waited (a run resumed after a failed send or a long approval, a slow model
+  answer: its consent reading older than the ``recheck_after`` setting) reads the lead's consent
+  again before its send, and sends nothing to a lead who withdrew it meanwhile;
 - the **send** is a Klaviyo event on the trigger metric (``Lead Sequence Started``) that starts the
   sequence's flow; its ``unique_id`` is derived from the lead, so a resumed or retried run, or a
   second submission, can never start a second sequence (Klaviyo keeps the first event only);
@@ -80,7 +80,7 @@ class LeadState(TypedDict, total=False):
     score: dict[str, Any]
     decision: dict[str, Any]
     schedule: dict[str, Any]
-    decided_at: float  # the clock's time when the decision was made (a stale one is checked again)
+    decided_at: float  # when the decision's reading of the lead's consent was made (a stale one is read again)
     send: dict[str, Any]
     trigger_metric_id: str | None  # the trigger metric's id, once known (the lead's start is read by it)
     started: dict[str, Any]  # the lead's start as Klaviyo shows it after the send (see record.py)
@@ -156,6 +156,7 @@ def load_profile(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadStat
     )
     names = {m["id"]: m["attributes"].get("name") for m in events.included if m.get("type") == "metric"}
     id_to_name = {v: k for k, v in metrics.items()}
+    _check_metric(sub, id_to_name, settings.form_metric)
     recent = []
     for ev in events.data or []:
         mid = ((ev.get("relationships") or {}).get("metric") or {}).get("data", {}) or {}
@@ -172,6 +173,25 @@ def load_profile(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadStat
         "eligible": _eligibility(profile),
         "trigger_metric_id": trigger_id,
     }
+
+
+def _check_metric(sub: dict[str, Any], id_to_name: dict[str, str], form_metric: str) -> None:
+    """Refuse an event named by its metric id alone (no ``included`` metric: Get Event without
+    ``include=metric``) whose metric is not the form metric: ``parse`` can compare names only, so a
+    Placed Order or any other event of the lead was scored and started a sequence as a form submission."""
+    metric_id = sub.get("metric_id")
+    if sub.get("metric") or not metric_id:
+        return
+    name = id_to_name.get(metric_id)
+    if name == form_metric:
+        return
+    what = repr(name) if name is not None else "no metric of this Klaviyo account"
+    raise InputError(
+        "data.relationships.metric.data.id",
+        f"the event's metric, {metric_id}, is {what}, not a form submission ({form_metric!r}, the persona's "
+        "form_metric); nothing was sent or written: pass a form-submission event, or set form_metric to the "
+        "form's metric",
+    )
 
 
 def _eligibility(profile: dict[str, Any]) -> dict[str, Any]:
@@ -429,11 +449,12 @@ def _rescheduled(state: LeadState, runtime: Runtime[PersonaContext], call: Any) 
 
 
 def _recheck(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState | None:
-    """For a decision older than ``recheck_after`` seconds (a run resumed after a failed send or a
-    long wait for approval), the lead's consent read again: a lead that withdrew it, was suppressed
-    or was deleted meanwhile gets no sequence (a ``send`` saying why). None when the send may go
-    ahead; a fresh decision makes no call. The request itself is not changed (its send time
-    included), so an approval given for it still matches it."""
+    """For a decision older than ``recheck_after`` seconds, counted from its reading of the lead (a
+    run resumed after a failed send, a long wait for approval, a slow model), the lead's consent read
+    again: a lead that withdrew it, was suppressed or was deleted meanwhile gets no sequence (a
+    ``send`` saying why). None when the send may go ahead; a fresh decision makes no call. The
+    request itself is not changed (its send time included), so an approval given for it still
+    matches it."""
     ctx = runtime.context
     settings = _settings(runtime)
     decided_at, now = state.get("decided_at"), ctx.clock.time()
@@ -495,6 +516,9 @@ def decide(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
     ignored = _not_allowed(out["submission"], _settings(runtime))
     if ignored:
         return {**out, "ignored": ignored}
+    # the consent the decision rests on is as old as this reading, not as the model's answer: a model
+    # call can take minutes (timeouts, retries), and a lead who unsubscribed meanwhile got the sequence
+    read_at = runtime.context.clock.time()
     out.update(load_profile({**state, **out}, runtime))
     if not (out.get("profile") or {}).get("id"):
         return out
@@ -512,7 +536,7 @@ def decide(state: LeadState, runtime: Runtime[PersonaContext]) -> LeadState:
     if _eligible_for_send(out):
         out.update(choose({**state, **out}, runtime))
         out.update(schedule({**state, **out}, runtime))
-        out["decided_at"] = runtime.context.clock.time()
+        out["decided_at"] = read_at
     return out
 
 

@@ -57,6 +57,9 @@ class Submission:
     form_name: str | None
     answers: dict[str, Any] = field(default_factory=dict)
     profile_attributes: dict[str, Any] = field(default_factory=dict)
+    #: the event's metric id (``data.relationships.metric``): an event given without its metric
+    #: included names it by id alone, which the run resolves to a name before it scores the lead
+    metric_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The submission as plain data (what ``state["submission"]`` holds): ``asdict``'s result,
@@ -249,4 +252,5 @@ def parse_submission(body: Any) -> Submission:
         form_name=_text(props.get("form_name"), "data.attributes.event_properties.form_name"),
         answers={k: v for k, v in props.items() if k not in NOT_ANSWERS and not str(k).startswith("$")},
         profile_attributes=dict(profile_attrs),
+        metric_id=metric_ref,
     )

@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from klaviyo_sandbox import Faults, Sandbox
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import ServerError
+from personas.kernel.models import ScriptedChatModel
 from personas.kernel.spec import ApprovalPolicy
 from personas.runtime import RunDriver, build_context, load_persona, run_persona
 
@@ -130,3 +132,32 @@ def test_a_lead_deleted_while_the_send_waited_gets_nothing(sb: Sandbox) -> None:
     done = driver.retry()
     assert done.state["send"]["status"] == "not_sent" and done.state["send"]["profile_gone"] is True
     assert "no Klaviyo profile has the id" in done.state["outcome"] and sequence_starts(sb, pid) == []
+
+
+def test_a_lead_who_unsubscribes_while_a_slow_model_decides_gets_no_sequence(sb: Sandbox) -> None:
+    """The decision's age counts from the reading of the lead's consent, not from the model's answer:
+    a model call can take minutes (timeouts, retries), and one that answered 20 minutes after the
+    lead was read, the lead having unsubscribed meanwhile, started the sequence all the same."""
+    email = "slow.model@example.com"
+    event = sign_up(sb, email, HOT)
+    pid = event["data"]["relationships"]["profile"]["data"]["id"]
+
+    def slow_answer(_messages: Any) -> AIMessage:
+        unsubscribe(sb, email)  # while the model thinks, through Klaviyo's API
+        sb.clock.advance(20 * 60)
+        call = {"name": "choose_sequence", "args": {"sequence": "fast-track", "reason": "fits"}, "id": "call_1"}
+        return AIMessage("", tool_calls=[call])
+
+    done = run_persona(PERSONA, {"input": event}, sandbox=sb, clock=sb.clock, model=ScriptedChatModel([slow_answer]))
+    assert done.state["send"]["status"] == "not_sent" and done.state["send"]["consent_changed"] is True
+    assert "in the 20 minutes since the decision" in done.state["outcome"]
+    assert sequence_starts(sb, pid) == []
+
+
+def test_a_model_answering_within_the_window_adds_no_read_of_the_lead(sb: Sandbox) -> None:
+    event = sign_up(sb, "quick.model@example.com", HOT)
+    pid = event["data"]["relationships"]["profile"]["data"]["id"]
+    reads = sb.call_counts["get_profile"]
+    done = run_persona(PERSONA, {"input": event}, sandbox=sb, clock=sb.clock, model=choose("fast-track"))
+    assert done.state["send"]["status"] == "sent" and len(sequence_starts(sb, pid)) == 1
+    assert sb.call_counts["get_profile"] == reads + 1, "the decision's one read of the lead"
