@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from langchain_core.messages import AIMessage
 
 from graphs.lead_magnet.fixtures import settle_sandbox
 from graphs.lead_magnet.fixtures import sign_up as _sign_up
 from klaviyo_sandbox import Sandbox
+from klaviyo_toolkit.clock import ManualClock
 from personas.kernel.models import ScriptedChatModel
 
 HOT = {
@@ -101,3 +104,12 @@ def failed_send(sb: Sandbox, saver: Any, email: str, thread: str) -> tuple[Any, 
         driver.invoke({"input": event})
     assert driver.result().next == ("send",), "the decision is saved; the retry starts at the send"
     return driver, model, event["data"]["relationships"]["profile"]["data"]["id"]
+
+
+@pytest.fixture()
+def sb() -> Iterator[Sandbox]:
+    """The sandbox most lead-magnet tests run on (seed 7, a Wednesday afternoon in New York, no
+    rate limits); a test module takes it with ``from .leads import sb``."""
+    sandbox = Sandbox(seed=7, rate_limit_factor=None, clock=ManualClock(WEDNESDAY_3PM_NY))
+    yield sandbox
+    sandbox.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,19 +10,13 @@ from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import ValidationError
 
 from klaviyo_sandbox import Sandbox
-from klaviyo_toolkit.clock import ManualClock
 from personas.kernel.models import ScriptedChatModel
 from personas.kernel.spec import PersonaSpec
 from personas.runtime import load_persona, run_persona
 
-from .leads import HOT, WEDNESDAY_3PM_NY, sequence_starts, sign_up
+from .leads import HOT, sb, sequence_starts, sign_up
 
-
-@pytest.fixture()
-def sb() -> Iterator[Sandbox]:
-    sandbox = Sandbox(seed=7, rate_limit_factor=None, clock=ManualClock(WEDNESDAY_3PM_NY))
-    yield sandbox
-    sandbox.close()
+__all__ = ["sb"]  # the sandbox fixture (leads.py), used by name
 
 
 def persona(forms: Any) -> PersonaSpec:

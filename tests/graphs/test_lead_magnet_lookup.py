@@ -5,7 +5,6 @@ quiet "done"."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,21 +12,15 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from klaviyo_sandbox import Sandbox
-from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import NotFoundError
 from personas.kernel.config import Config
 from personas.runtime import RunDriver, build_context, run_persona
 
-from .leads import HOT, WEDNESDAY_3PM_NY, choose, sequence_starts, sign_up
+from .leads import HOT, choose, sb, sequence_starts, sign_up
+
+__all__ = ["sb"]  # the sandbox fixture (leads.py), used by name
 
 PERSONA = "lead-magnet-sequencer"
-
-
-@pytest.fixture()
-def sb() -> Iterator[Sandbox]:
-    sandbox = Sandbox(seed=7, rate_limit_factor=None, clock=ManualClock(WEDNESDAY_3PM_NY))
-    yield sandbox
-    sandbox.close()
 
 
 def email_only(event: dict[str, Any], email: str) -> dict[str, Any]:

@@ -5,26 +5,19 @@ and refuses an event that is not a form submission, naming the field, before any
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from graphs.lead_magnet.inputs import InputError
 from klaviyo_sandbox import Sandbox
-from klaviyo_toolkit.clock import ManualClock
 from personas.runtime import run_persona
 
-from .leads import HOT, WEDNESDAY_3PM_NY, sequence_starts, sign_up
+from .leads import HOT, sb, sequence_starts, sign_up
+
+__all__ = ["sb"]  # the sandbox fixture (leads.py), used by name
 
 PERSONA = "lead-magnet-sequencer"
-
-
-@pytest.fixture()
-def sb() -> Iterator[Sandbox]:
-    sandbox = Sandbox(seed=7, rate_limit_factor=None, clock=ManualClock(WEDNESDAY_3PM_NY))
-    yield sandbox
-    sandbox.close()
 
 
 def _by_id_alone(sb: Sandbox, profile_id: str, metric: str) -> dict[str, Any]:

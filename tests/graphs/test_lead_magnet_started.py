@@ -10,7 +10,6 @@ and the profile is not written with a guess.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,16 +23,11 @@ from klaviyo_toolkit.errors import ServerError
 from personas.kernel.models import ScriptedChatModel
 from personas.runtime import RunDriver, build_context, run_persona
 
-from .leads import COLD, HOT, WEDNESDAY_3PM_NY, choose, first_touchpoints, sequence_starts, sign_up
+from .leads import COLD, HOT, WEDNESDAY_3PM_NY, choose, first_touchpoints, sb, sequence_starts, sign_up
+
+__all__ = ["sb"]  # the sandbox fixture (leads.py), used by name
 
 PERSONA = "lead-magnet-sequencer"
-
-
-@pytest.fixture()
-def sb() -> Iterator[Sandbox]:
-    sandbox = Sandbox(seed=7, rate_limit_factor=None, clock=ManualClock(WEDNESDAY_3PM_NY))
-    yield sandbox
-    sandbox.close()
 
 
 def run(sb: Sandbox, event: dict[str, Any], model: Any, thread: str | None = None) -> Any:
