@@ -28,7 +28,9 @@ the receiver's to drop (by delivery or event id).
 Errors: :class:`WebhookRejected` when the delivery is not shown to come from Klaviyo (a header missing,
 a malformed, stale or wrong signature or timestamp, another webhook's id: HTTP 401), and its subclass
 :class:`WebhookMalformed` when it is signed correctly but is not a delivery (not JSON, not the
-documented shape: HTTP 400). Both carry a one-line ``reason``.
+documented shape: HTTP 400). Both carry a one-line ``reason``. With ``partial=True`` an item of
+``data`` that is not an event is returned in ``Delivery.refused`` instead (the rest of the batch is
+read); with ``previous=`` a second secret signs too (a rotation).
 
 Example::
 
@@ -57,6 +59,7 @@ __all__ = [
     "WEBHOOK_ID_HEADER",
     "Delivery",
     "DeliveryEvent",
+    "RefusedEvent",
     "WebhookMalformed",
     "WebhookRejected",
     "format_timestamp",
@@ -147,14 +150,30 @@ class DeliveryEvent:
 
 
 @dataclass(frozen=True)
+class RefusedEvent:
+    """An item of a delivery's ``data`` that is not an event of Klaviyo's shape (read with ``partial``):
+    its place in ``data``, its topic and event id when they are readable text (else None), why it is
+    refused (naming the field), and the item itself (to key it: never shown, it may hold anything)."""
+
+    index: int
+    topic: str | None
+    event_id: str | None
+    reason: str
+    item: Any = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
 class Delivery:
-    """A verified delivery: the webhook and account it came from, when it was sent, its events."""
+    """A verified delivery: the webhook and account it came from, when it was sent, its events, the
+    items refused one by one (``partial``), and whether ``previous`` (a secret being rotated out) signed it."""
 
     webhook_id: str
     account_id: str | None
     sent_at: float
     signature: str
     events: tuple[DeliveryEvent, ...] = field(default_factory=tuple)
+    refused: tuple[RefusedEvent, ...] = field(default_factory=tuple)
+    by_previous: bool = False
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -202,13 +221,26 @@ def _event(n: int, item: Any) -> DeliveryEvent:
             raise WebhookMalformed(
                 f"{where}.relationships.{name} does not name a {name} (data: type {name!r} and an id)"
             )
-    # checked for the whole delivery before any of it is recorded: all of it, or none
+    # checked for the whole delivery before any of it is recorded (refused alone with ``partial``)
     unkept = unkept_text({"topic": topic, "external_id": external_id, "payload": payload}, f"data[{n}]")
     if unkept:
         raise WebhookMalformed(unkept)
     # keyed by the event the payload carries (what a run acts on, and the id a poll of Get Events finds), not
     # by external_id: an item whose external_id differs (or two items of one event) must not make a second run
     return DeliveryEvent(topic, event["id"], payload)
+
+
+def _refused(n: int, item: Any, reason: str) -> RefusedEvent:
+    """Item ``n`` refused for ``reason``, with its topic and event id when they are text a store keeps."""
+    topic = item.get("topic") if isinstance(item, Mapping) else None
+    payload = item.get("payload") if isinstance(item, Mapping) else None
+    event = payload.get("data") if isinstance(payload, Mapping) else None
+    event_id = event.get("id") if isinstance(event, Mapping) else None
+
+    def readable(value: Any) -> str | None:
+        return value if isinstance(value, str) and value and unkept_text(value) is None else None
+
+    return RefusedEvent(n, readable(topic), readable(event_id), reason, item)
 
 
 def unkept_text(value: Any, where: str = "") -> str | None:
@@ -257,6 +289,8 @@ def verify_delivery(
     *,
     now: float,
     tolerance: float = DEFAULT_TOLERANCE,
+    previous: str | None = None,
+    partial: bool = False,
 ) -> Delivery:
     """Check a delivery as Klaviyo documents it and read its events; raise :class:`WebhookRejected`.
 
@@ -265,6 +299,12 @@ def verify_delivery(
     constant time), the body is JSON of the documented shape (else :class:`WebhookMalformed`), and
     ``meta.klaviyo_webhook_id`` equals the ``Klaviyo-Webhook-Id`` header when both are given (a
     delivery meant for another webhook: :class:`WebhookRejected`).
+
+    ``previous``: a second secret that also signs, while a webhook's secret is rotated (deliveries signed
+    with the old and the new one overlap); ``Delivery.by_previous`` says it signed this one.
+    ``partial``: each item of ``data`` is judged alone, so one item that is not an event (of a batch
+    Klaviyo would otherwise retry whole, and then give up on) is in ``Delivery.refused`` with the
+    reason, and the others are read; without it such an item makes the delivery malformed.
     """
     if not secret:
         raise WebhookRejected("no webhook secret is configured (KLAVIYO_WEBHOOK_SECRET)")
@@ -286,8 +326,11 @@ def verify_delivery(
     given = signature.strip().lower()
     if len(given) != 64 or any(c not in "0123456789abcdef" for c in given):
         raise WebhookRejected(f"malformed {SIGNATURE_HEADER} header: expected 64 hex digits")
+    by_previous = False
     if not hmac.compare_digest(given, sign(secret, body, stamp)):
-        raise WebhookRejected(f"wrong {SIGNATURE_HEADER}: it does not match the body and timestamp")
+        by_previous = bool(previous) and hmac.compare_digest(given, sign(previous or "", body, stamp))
+        if not by_previous:
+            raise WebhookRejected(f"wrong {SIGNATURE_HEADER}: it does not match the body and timestamp")
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -299,11 +342,21 @@ def verify_delivery(
     meta_id = meta.get("klaviyo_webhook_id")
     if header_id and meta_id and str(meta_id) != header_id:
         raise WebhookRejected(f"meta.klaviyo_webhook_id does not match the {WEBHOOK_ID_HEADER} header")
-    events = [_event(n, item) for n, item in enumerate(document["data"])]  # all checked before any is used
+    events: list[DeliveryEvent] = []
+    refused: list[RefusedEvent] = []
+    for n, item in enumerate(document["data"]):  # all checked before any is used
+        try:
+            events.append(_event(n, item))
+        except WebhookMalformed as exc:
+            if not partial:
+                raise
+            refused.append(_refused(n, item, exc.reason))
     return Delivery(
         webhook_id=str(header_id or meta_id or ""),
         account_id=str(meta["klaviyo_account_id"]) if meta.get("klaviyo_account_id") else None,
         sent_at=sent,
         signature=given,
         events=tuple(events),
+        refused=tuple(refused),
+        by_previous=by_previous,
     )

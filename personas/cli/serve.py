@@ -24,7 +24,13 @@ def serve_cmd(
     workers: int = typer.Option(2, "--workers", help="Runs at a time in this process (SQLite only)."),
     catch_up: str = typer.Option("latest", "--catch-up", help=CATCH_UP_HELP),
 ) -> None:
-    """Receive Klaviyo webhooks (POST /webhooks/klaviyo, KLAVIYO_WEBHOOK_SECRET); /healthz, /metrics."""
+    """Receive Klaviyo webhooks (POST /webhooks/klaviyo, KLAVIYO_WEBHOOK_SECRET); /healthz, /metrics.
+
+    To rotate the webhook secret: set KLAVIYO_WEBHOOK_SECRET to the new secret and
+    KLAVIYO_WEBHOOK_SECRET_PREVIOUS to the old one, restart, then change the secret in Klaviyo; once
+    deliveries signed with the old one have stopped (a few minutes), unset KLAVIYO_WEBHOOK_SECRET_PREVIOUS
+    and restart. Both secrets are accepted meanwhile; neither is ever logged.
+    """
     at_least("--workers", workers, 1, "how many runs at a time")
     from personas.service.serving import check_serve, serve, serve_notes
 

@@ -133,6 +133,8 @@ class Config:
         connection: the stored connection to use (``PERSONAS_CONNECTION`` or ``PERSONAS_CREDENTIAL``).
         database_url: PostgreSQL for scale-out (``PERSONAS_DATABASE_URL``); SQLite files when None.
         webhook_secret: ``KLAVIYO_WEBHOOK_SECRET``.
+        webhook_secret_previous: ``KLAVIYO_WEBHOOK_SECRET_PREVIOUS``: the secret being rotated out, which
+            also signs until Klaviyo signs every delivery with the new one (then unset it).
         vault_key: ``PERSONAS_VAULT_KEY`` (Fernet keys, newest first).
         client_id / client_secret: OAuth app (``KLAVIYO_CLIENT_ID`` / ``KLAVIYO_CLIENT_SECRET``).
         debug: tracebacks on errors (``PERSONAS_DEBUG=1`` or ``--debug``).
@@ -149,6 +151,7 @@ class Config:
     connection: str | None = None
     database_url: str | None = field(default=None, repr=False)
     webhook_secret: str | None = field(default=None, repr=False)
+    webhook_secret_previous: str | None = field(default=None, repr=False)
     vault_key: str | None = field(default=None, repr=False)
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
@@ -187,6 +190,7 @@ class Config:
             database_url=_url(env.get("PERSONAS_DATABASE_URL"), "PERSONAS_DATABASE_URL", ("postgresql", "postgres"),
                               "postgresql://user:password@localhost:5432/personas"),
             webhook_secret=_clean(env.get("KLAVIYO_WEBHOOK_SECRET")),
+            webhook_secret_previous=_clean(env.get("KLAVIYO_WEBHOOK_SECRET_PREVIOUS")),
             vault_key=_clean(env.get("PERSONAS_VAULT_KEY")),
             client_id=_clean(env.get("KLAVIYO_CLIENT_ID")),
             client_secret=_clean(env.get("KLAVIYO_CLIENT_SECRET")),
@@ -203,7 +207,8 @@ class Config:
 
     def secrets(self) -> list[str]:
         """Every secret this configuration holds (for redaction), credentials in URLs included."""
-        found = [self.klaviyo_api_key, self.openai_api_key, self.client_secret, self.vault_key, self.webhook_secret]
+        found = [self.klaviyo_api_key, self.openai_api_key, self.client_secret, self.vault_key, self.webhook_secret,
+                 self.webhook_secret_previous]
         for url in (self.openai_base_url, self.klaviyo_base_url, self.database_url):
             try:
                 parts = urlsplit(url or "")

@@ -4,28 +4,39 @@
   is never read whole: a larger ``Content-Length`` is refused before reading, and a body without one
   (chunked) is read only up to the cap. The delivery is then verified as Klaviyo documents it
   (``klaviyo_toolkit.webhooks.verify_delivery``: HMAC-SHA256 of the raw body and ``Klaviyo-Timestamp``
-  with ``KLAVIYO_WEBHOOK_SECRET``, a 5-minute window). A missing, malformed, wrong or stale signature
-  or timestamp is ``401`` with the reason and starts nothing; a correctly signed body that is not a
-  delivery (not JSON, not Klaviyo's shape) is ``400`` with the reason. A delivery whose signature
-  was taken before (a replay, or Klaviyo retrying one we accepted) is ``200 {"duplicate": true}``
-  and starts nothing. Otherwise each event whose topic starts a persona (``schedule: on_event``) is
-  recorded as a run, once per event id, and handed to the queue; the answer is ``202`` with the runs.
+  with ``KLAVIYO_WEBHOOK_SECRET``, or during a rotation ``KLAVIYO_WEBHOOK_SECRET_PREVIOUS``, a 5-minute
+  window). A missing, malformed, wrong or stale signature or timestamp is ``401`` with the reason and
+  starts nothing; a correctly signed body that is not a delivery (not JSON, no ``data`` array) is
+  ``400`` with the reason. A delivery whose signature was taken before (a replay, or Klaviyo retrying
+  one we accepted) is ``200 {"duplicate": true}`` and starts nothing.
+  Otherwise each item of the batch is judged alone, and the answer is ``202`` saying per item
+  (``events``) what happened and why: an event whose topic starts a persona (``schedule: on_event``) is
+  recorded as a run, once per event id (in this delivery, a retry of it, or any other), and handed to
+  the queue (``queued``, or ``duplicate`` when it was recorded before); an event of another topic is
+  ``ignored``; an item that is not an event of Klaviyo's shape is ``refused`` with the field and the fix,
+  and kept as a run refused before it started (``personas runs --status failed``) for each persona its
+  topic starts, once however often the batch is retried, while the rest of the batch runs: Klaviyo
+  retries a non-2xx delivery whole and then gives up, so refusing the batch would lose its good events.
   The work is only recorded and queued here, so the answer comes in milliseconds. A delivery is
   remembered as taken only once its runs are recorded and queued: when the store or the queue fails
   first, the answer is ``503`` (logged, counted as ``failed``), and the same delivery sent again
   (Klaviyo's retry, or a proxy's resending the same bytes) is taken then, not dropped as a replay.
-- ``GET /healthz``: ``{"ok": true, "store": ..., "queue": ...}`` (503 when the store does not answer).
+- ``GET /healthz``: ``{"ok": true, "store": ..., "queued": ..., "secret": ...}`` (503 when the store does
+  not answer), with ``"rotating": true`` while a previous secret is accepted too.
 - ``GET /metrics``: Prometheus text (``metrics.py``; 503 without prometheus-client); each delivery
   is counted by its result (``accepted``, ``ignored``, ``duplicate``, ``rejected``, ``malformed``,
-  ``too_large``, ``failed``).
+  ``too_large``, ``failed``), and each item refused alone in ``personas_webhook_events_refused_total``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from klaviyo_toolkit.webhooks import DEFAULT_TOLERANCE, WebhookMalformed, WebhookRejected, verify_delivery
@@ -78,13 +89,15 @@ def build_app(
     queue: Queue,
     *,
     secret: str | None = None,
+    previous: str | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     clock: Callable[[], float] = time.time,
     lifespan: Any = None,
     max_body: int = MAX_BODY,
     outage: OutageLog | None = None,
 ) -> Any:
-    """The webhook receiver of ``service`` (see the module docstring); ``secret`` defaults to the config's.
+    """The webhook receiver of ``service`` (see the module docstring); ``secret`` and ``previous`` (the
+    secret being rotated out) default to the config's.
     ``outage``: told when a request finds the database away or back (``personas serve`` on PostgreSQL)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -92,12 +105,14 @@ def build_app(
     from starlette.routing import Route
 
     key = secret if secret is not None else (service.config.webhook_secret or "")
+    old = previous if previous is not None else service.config.webhook_secret_previous
 
     async def receive(request: Request) -> Response:
         started = time.perf_counter()
         try:
             body = await _read_capped(request, max_body)
-            delivery = verify_delivery(key, body, dict(request.headers), now=clock(), tolerance=tolerance)
+            delivery = verify_delivery(key, body, dict(request.headers), now=clock(), tolerance=tolerance,
+                                       previous=old, partial=True)
         except _TooLarge:
             service.metrics.deliveries.labels("too_large").inc()
             log.warning("webhook refused: the body is over %d bytes", max_body)
@@ -118,10 +133,9 @@ def build_app(
             if await asyncio.to_thread(service.store.delivery_seen, delivery.signature):
                 service.metrics.deliveries.labels("duplicate").inc()
                 return JSONResponse({"duplicate": True, "runs": []}, status_code=200)
-            accepted = await asyncio.to_thread(_record, service, delivery)
-            for run_id, _new, queue_it in accepted:
-                if queue_it:
-                    await queue.enqueue_async(run_id)
+            taken = await asyncio.to_thread(_record, service, delivery)
+            for run_id in taken.to_queue:
+                await queue.enqueue_async(run_id)
             # remembered only now: a delivery that failed above is not a replay when it comes again
             await asyncio.to_thread(service.store.first_delivery, delivery.signature)
         except Exception as exc:  # the store or the queue is away: Klaviyo (or a proxy) must send it again
@@ -129,23 +143,35 @@ def build_app(
             service.metrics.deliveries.labels("failed").inc()
             reason = describe_error(exc, 300)
             log.error("webhook delivery of %d event(s) not taken (%s); answered 503, so it is sent again",
-                      len(delivery.events), reason)
+                      len(delivery.events) + len(delivery.refused), reason)
             return JSONResponse({"error": f"the delivery could not be recorded or queued ({reason}); send it "
                                           "again"}, status_code=503, headers={"Retry-After": "30"})
         if outage is not None:
             outage.back()
-        if not accepted:  # no event in it starts a persona (another topic): taken, and said so
-            service.metrics.deliveries.labels("ignored").inc()
+        if delivery.by_previous:
+            log.info("webhook delivery signed with KLAVIYO_WEBHOOK_SECRET_PREVIOUS (a rotation under way); "
+                     "unset it once Klaviyo signs with the new secret")
+        if delivery.refused:
+            service.metrics.refused_events.inc(len(delivery.refused))
+            log.warning("webhook delivery: %d of %d event(s) refused, the rest taken: %s", len(delivery.refused),
+                        len(taken.events), "; ".join(r.reason for r in delivery.refused[:3]))
+        answer: dict[str, Any] = {"runs": [{"id": rid, "new": new} for rid, new in taken.runs]}
+        if not taken.runs:  # no event in it starts a persona (another topic, or none usable): taken, and said so
+            service.metrics.deliveries.labels("malformed" if delivery.refused and not delivery.events
+                                              else "ignored").inc()
             topics = sorted({item.topic for item in delivery.events})
-            log.info("webhook delivery of %d event(s) starts no persona (topics: %s)", len(delivery.events),
+            log.info("webhook delivery of %d event(s) starts no persona (topics: %s)", len(taken.events),
                      ", ".join(topics) or "none")
-            why = f"no persona starts on {', '.join(topics)}" if topics else "the delivery holds no event"
-            return JSONResponse({"runs": [], "ignored": why}, status_code=202)
-        service.metrics.deliveries.labels("accepted").inc()
-        service.metrics.enqueue_seconds.observe(time.perf_counter() - started)
-        return JSONResponse(
-            {"runs": [{"id": rid, "new": new} for rid, new, _queued in accepted]}, status_code=202
-        )
+            answer["ignored"] = (f"no persona starts on {', '.join(topics)}" if topics
+                                 else "no event in the delivery can run" if delivery.refused
+                                 else "the delivery holds no event")
+        else:
+            service.metrics.deliveries.labels("accepted").inc()
+            service.metrics.enqueue_seconds.observe(time.perf_counter() - started)
+        answer["events"] = taken.events[:MAX_LISTED]
+        if len(taken.events) > MAX_LISTED:  # an answer stays small whatever the batch (the rest: log, runs)
+            answer["events_not_listed"] = len(taken.events) - MAX_LISTED
+        return JSONResponse(answer, status_code=202)
 
     async def healthz(request: Request) -> Response:
         try:
@@ -155,8 +181,10 @@ def build_app(
             return JSONResponse({"ok": False, "error": type(exc).__name__}, status_code=503)
         if outage is not None:
             outage.back()
-        return JSONResponse({"ok": True, "store": service.store.dialect, "queued": counts["queued"],
-                             "secret": bool(key)})
+        health = {"ok": True, "store": service.store.dialect, "queued": counts["queued"], "secret": bool(key)}
+        if old:
+            health["rotating"] = True  # a previous secret signs too: unset it once the rotation is over
+        return JSONResponse(health)
 
     async def metrics(request: Request) -> Response:
         body = await asyncio.to_thread(service.metrics.render)  # reads the store's counts
@@ -178,15 +206,67 @@ def _away(outage: OutageLog | None, exc: BaseException) -> None:
         outage.away(why)
 
 
-def _record(service: Service, delivery: Any) -> list[tuple[str, bool, bool]]:
-    """Record the delivery's runs (once per event id, so doing it again is harmless): (run id, new,
-    to queue) each."""
-    out: list[tuple[str, bool, bool]] = []
-    for item in delivery.events:
-        for spec in service.triggered_by(item.topic):
-            run, created = service.record_event(spec, item.event_id, item.payload, trigger="webhook")
-            # a run recorded by an earlier attempt of this delivery that failed before handing it on is
-            # still queued and in no queue: Klaviyo's retry (a new timestamp, so a new signature) queues
-            # it (the queue's lock keeps a run that is waiting there from being queued twice)
-            out.append((run.id, created, created or run.status == "queued"))
-    return out
+#: The items an answer lists at most (a 1 MiB batch of tiny items would otherwise get an answer many
+#: times its size); the rest are counted in ``events_not_listed``.
+MAX_LISTED = 100
+
+#: What an item refused alone says to do (in its ``fix``), and where it is kept.
+_FIX = ("correct the event where it is sent to Klaviyo: the other events of this delivery were taken, and "
+        "this one is refused the same way however often it is sent")
+
+
+@dataclass
+class _Taken:
+    """What a delivery recorded: its events' runs, in order, as ``(run id, new)``, the runs to hand to
+    the queue (each once), and per item of ``data`` what happened and why (the answer's ``events``)."""
+
+    runs: list[tuple[str, bool]] = field(default_factory=list)
+    to_queue: list[str] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _record(service: Service, delivery: Any) -> _Taken:
+    """Record the delivery's runs (once per event id, so doing it again is harmless) and its refused items
+    (once per item, keyed by its digest); see :class:`_Taken`."""
+    taken = _Taken()
+    answers: dict[int, dict[str, Any]] = {}
+    refused_at = {r.index for r in delivery.refused}
+    places = [n for n in range(len(delivery.events) + len(delivery.refused)) if n not in refused_at]
+    first_at: dict[tuple[str, str], int] = {}  # (topic, event id) -> the item of this delivery that carried it first
+    for n, item in zip(places, delivery.events, strict=True):
+        answer: dict[str, Any] = {"index": n, "event_id": item.event_id, "topic": item.topic}
+        specs = service.triggered_by(item.topic)
+        if not specs:
+            answer.update(result="ignored", reason=f"no persona starts on {item.topic or 'an event without a topic'}")
+        elif (item.topic, item.event_id) in first_at:  # the same event twice in one batch: one run, queued once
+            first = first_at[item.topic, item.event_id]
+            runs = answers[first].get("runs", [])
+            taken.runs += [(rid, False) for rid in runs]
+            answer.update(result="duplicate", runs=runs, reason=f"the same event as data[{first}]")
+        else:
+            first_at[item.topic, item.event_id] = n
+            answer.update(runs=[], result="duplicate", reason="recorded before: an event runs once")
+            for spec in specs:
+                run, created = service.record_event(spec, item.event_id, item.payload, trigger="webhook")
+                taken.runs.append((run.id, created))
+                answer["runs"].append(run.id)
+                # a run recorded by an earlier attempt of this delivery that failed before handing it on is
+                # still queued and in no queue: Klaviyo's retry (a new timestamp, so a new signature) queues
+                # it (the queue's lock keeps a run that is waiting there from being queued twice)
+                if created or run.status == "queued":
+                    taken.to_queue.append(run.id)
+                    answer.update(result="queued", reason=None)
+        answers[n] = answer
+    kept: dict[str, list[str]] = {}  # an item's digest -> its refused runs (the same item twice: kept once)
+    for refused in delivery.refused:
+        specs = service.triggered_by(refused.topic) if refused.topic else []
+        digest = hashlib.sha256(json.dumps(refused.item, sort_keys=True).encode()).hexdigest()[:32]
+        if digest not in kept:
+            kept[digest] = [service.refuse_event(spec, f"refused:{digest}", refused.event_id, refused.reason,
+                                                 trigger="webhook")[0].id for spec in specs]
+        runs = kept[digest]
+        answers[refused.index] = {"index": refused.index, "event_id": refused.event_id, "topic": refused.topic,
+                                  "result": "refused", "reason": refused.reason, "fix": _FIX, "runs": runs}
+    order = ("index", "event_id", "topic", "result", "reason", "fix", "runs")
+    taken.events = [{k: answers[n][k] for k in order if answers[n].get(k) is not None} for n in sorted(answers)]
+    return taken

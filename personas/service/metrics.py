@@ -12,7 +12,11 @@ text format with ``prometheus_client``:
   in it starts a persona: another topic), ``duplicate`` (a replay),
   ``rejected`` (401: a missing, wrong or stale signature or timestamp), ``malformed`` (400: signed
   correctly, but the body is not a delivery), ``too_large`` (413: over the body cap, refused unread),
-  ``failed`` (503: verified, but its runs could not be recorded or queued; Klaviyo sends it again);
+  ``failed`` (503: verified, but its runs could not be recorded or queued; Klaviyo sends it again); a
+  delivery whose every item is refused alone (none an event of Klaviyo's shape) is ``malformed`` too,
+  though answered 202 (retrying it cannot help);
+- ``personas_webhook_events_refused_total``: items of verified deliveries refused alone (not an event
+  of Klaviyo's shape) while the rest of their batch was taken;
   ``personas_webhook_enqueue_seconds`` (request received -> run queued);
 - ``personas_runs_finished_total{status=...}`` and ``personas_run_seconds`` for runs this process ran;
 - ``personas_klaviyo_call_seconds{operation=...}`` (each HTTP attempt) and
@@ -100,13 +104,18 @@ class Metrics:
             self.enabled = False
             self.registry: Any = None
             nothing: Any = _Nothing()
-            self.deliveries = self.enqueue_seconds = nothing
+            self.deliveries = self.enqueue_seconds = self.refused_events = nothing
             self.finished = self.run_seconds = self.call_seconds = self.throttled = nothing
             return
         self.enabled = True
         self.registry = CollectorRegistry()
         self.deliveries = Counter(
             "personas_webhook_deliveries", "Webhook deliveries, by result.", ["result"], registry=self.registry
+        )
+        self.refused_events = Counter(
+            "personas_webhook_events_refused",
+            "Items of verified webhook deliveries refused alone (not an event of Klaviyo's shape).",
+            registry=self.registry,
         )
         self.enqueue_seconds = Histogram(
             "personas_webhook_enqueue_seconds",

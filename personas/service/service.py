@@ -159,6 +159,20 @@ class Service:
         return self.store.create_run(spec.name, f"event:{shown}", trigger, {"data": {"type": "event", "id": shown}},
                                      status="failed", error=error, refused=unkept)
 
+    def refuse_event(
+        self, spec: PersonaSpec, key: str, event_id: str | None, reason: str, *, trigger: str
+    ) -> tuple[Run, bool]:
+        """Keep an item a delivery carried for ``spec`` that is not an event of Klaviyo's shape (``reason``
+        names the field) as a run refused before it started: ``failed``, never queued or retried, listed
+        by ``personas runs``; once per ``key`` (a digest of the item), however often the batch comes again.
+        Only the event's id is kept (``event_id``: None when it is not readable text), not the item."""
+        error = (
+            f"event {event_id or '(without a readable id)'} ({trigger}) was not run: {reason}; retrying will "
+            "not help: correct the event where it is sent to Klaviyo"
+        )
+        return self.store.create_run(spec.name, key, trigger, {"data": {"type": "event", "id": event_id or ""}},
+                                     status="failed", error=error, refused=reason)
+
     # -- running -------------------------------------------------------------------------------------
     def execute(self, run_id: str, *, resume: Any = None) -> Run:
         """Run a recorded run to its end or next pause; record how it ended. Never raises for the run's

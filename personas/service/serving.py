@@ -71,16 +71,22 @@ def serve_notes(config: Config) -> list[str]:
     scheduled = any(cron_of(spec) for spec in found.personas.values())
     broken = [f"{' '.join(str(error).split())}; its persona does not run until the file loads (then restart)"
               for error in found.errors]
-    return broken + _quoted_secret(config.webhook_secret) + serve_gaps(scheduled)
+    rotating = []
+    if config.webhook_secret_previous:
+        rotating = ["KLAVIYO_WEBHOOK_SECRET_PREVIOUS is set: deliveries signed with it are accepted too (a "
+                    "secret rotation); unset it and restart once Klaviyo signs with KLAVIYO_WEBHOOK_SECRET"]
+    quoted = _quoted_secret(config.webhook_secret)
+    quoted += _quoted_secret(config.webhook_secret_previous, "KLAVIYO_WEBHOOK_SECRET_PREVIOUS")
+    return broken + quoted + rotating + serve_gaps(scheduled)
 
 
-def _quoted_secret(secret: str | None) -> list[str]:
+def _quoted_secret(secret: str | None, name: str = "KLAVIYO_WEBHOOK_SECRET") -> list[str]:
     """A note when ``KLAVIYO_WEBHOOK_SECRET`` comes in quotes (an env file read by a tool that keeps
     them, as ``docker --env-file`` does): every delivery would then be refused as wrongly signed,
     with nothing pointing at the quotes. A note, not a refusal: a secret may hold quotes."""
     if not secret or len(secret) < 2 or secret[0] != secret[-1] or secret[0] not in "\"'":
         return []
-    return [f"KLAVIYO_WEBHOOK_SECRET begins and ends with {secret[0]} (an env file whose quotes were kept?): "
+    return [f"{name} begins and ends with {secret[0]} (an env file whose quotes were kept?): "
             "Klaviyo signs with the secret_key exactly as its webhook has it, so if that has no quotes, "
             "remove them here, or every delivery is refused (401, a wrong signature)"]
 

@@ -211,9 +211,10 @@ def test_a_run_is_keyed_by_the_event_in_the_payload_not_by_external_id(receiver:
     assert not created and polled.id == queue.ids[0] and len(service.store.runs()) == 1
 
 
-def test_a_delivery_with_one_unusable_event_records_none_of_it(receiver: Any) -> None:
+def test_a_delivery_with_one_unusable_event_runs_the_others(receiver: Any) -> None:
     """A lone surrogate in one event used to raise after the events before it were recorded (a 500),
-    and Klaviyo's retry found them recorded and queued nothing: those leads waited for a restart."""
+    and Klaviyo's retry found them recorded and queued nothing: those leads waited for a restart. Then
+    the whole delivery was refused (400), and Klaviyo gave up on its good events after its retries."""
     service, queue, client = receiver
     document = json.loads(delivery("01GOOD"))
     bad = json.loads(delivery("01BAD"))["data"][0]
@@ -221,8 +222,13 @@ def test_a_delivery_with_one_unusable_event_records_none_of_it(receiver: Any) ->
     document["data"].append(bad)
     body = json.dumps(document).encode()  # ensure_ascii: the lone surrogate travels as \\ud800
     answer = client.post("/webhooks/klaviyo", content=body, headers=headers(body))
-    assert answer.status_code == 400 and "data[1]" in answer.json()["error"]
-    assert service.store.runs() == [] and queue.ids == []
+    assert answer.status_code == 202, answer.text
+    assert [e["result"] for e in answer.json()["events"]] == ["queued", "refused"]
+    assert answer.json()["events"][1]["reason"].startswith("data[1].payload.data.attributes.event_properties.company")
+    good = service.store.find("lead-magnet-sequencer", "event:01GOOD")
+    assert good is not None and queue.ids == [good.id]
+    [kept] = [r for r in service.store.runs() if r.refused]
+    assert kept.status == "failed" and "lone surrogate" in (kept.error or "")
 
 
 def test_a_run_recorded_but_never_queued_is_queued_by_the_next_delivery_of_its_event(receiver: Any) -> None:
