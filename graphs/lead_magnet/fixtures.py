@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from klaviyo_toolkit.filters import quoted
+from klaviyo_toolkit.validation import canonical_email
 
 FORM_METRIC = "Form submitted by profile"
 
@@ -49,7 +50,8 @@ def sign_up(
             profiles=[{"email": email, "subscriptions": {"email": {"marketing": {"consent": "UNSUBSCRIBED"}}}}],
         )
         settle()
-    profile = client.call("get_profiles", filter=f"equals(email,{quoted(email)})").data[0]
+    # the profile holds the address as sent, in its NFC form (the toolkit sends it so): look it up so too
+    profile = client.call("get_profiles", filter=f"equals(email,{quoted(canonical_email(email))})").data[0]
     if timezone:
         client.call("update_profile", id=profile["id"], location={"timezone": timezone})
     client.call(

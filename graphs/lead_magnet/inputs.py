@@ -13,7 +13,7 @@ from typing import Any
 
 from klaviyo_toolkit.errors import InvalidArgumentError, NotFoundError
 from klaviyo_toolkit.limits import EVENT_LIMITS, json_problem
-from klaviyo_toolkit.validation import describe_hidden, email_problem
+from klaviyo_toolkit.validation import canonical_email, describe_hidden, email_problem
 
 #: Event properties that are Klaviyo's or the form's own, not answers to score.
 NOT_ANSWERS = {"form_id", "form_name", "$source", "$extra", "$event_id", "$value", "page_url", "$form_id"}
@@ -238,6 +238,8 @@ def parse_submission(body: Any) -> Submission:
             "email", f"the lead's email contains characters that cannot be seen ({describe_hidden(email)}); "
             "it is not a real address and nothing was sent"
         )
+    if email is not None:  # "jose\u0301@" (NFD, as some tools write it) is the lead Klaviyo holds as "jos\u00e9@"
+        email = canonical_email(email)
     if not profile_ref and not email:
         raise InputError(
             "data.relationships.profile", "the event names no profile (id) and no email; fetch it with include=profile"

@@ -3,14 +3,21 @@
 Inputs are the form's answers, the profile's properties, engagement in the last N days (opens,
 clicks, orders) and Klaviyo's predictive analytics when present. Nothing is learned or hidden: the
 persona's settings say how many points each signal is worth, and the result lists each one.
+An answer is read in whatever shape the form sends it (a list from a multi-select, a number, true/false:
+see ``_Reading``); one it cannot read is named in its factor, never a silent 0.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import operator
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from klaviyo_toolkit.redact import clip
 
 from .settings import Settings
 
@@ -37,6 +44,129 @@ def _answer(answers: Mapping[str, Any], field: str) -> tuple[bool, Any]:
     return False, None
 
 
+#: An amount as a form or a scoring table writes it (after ``_norm``): ``500``, ``1,000``, ``2.5``, ``$25k``.
+_AMOUNT = r"[$€£]?\s*(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s*([km]?)"
+_NUMBER = re.compile(_AMOUNT)
+#: A table key giving a range: ``201-1000`` (both ends in it), or one side: ``1000+``, ``<$1k``, ``>=50``.
+_BETWEEN = re.compile(rf"{_AMOUNT}\s*(?:-|–|—|to)\s*{_AMOUNT}")
+_SIDED = re.compile(rf"(<=|>=|<|>)?\s*{_AMOUNT}\s*(\+)?")
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "+": operator.ge,
+}
+
+
+def _amounts(groups: Sequence[str | None]) -> list[float]:
+    """The numbers of ``_AMOUNT`` matches' groups (whole, fraction, k/m: three per amount)."""
+    out = []
+    for n in range(0, len(groups), 3):
+        whole, fraction, unit = groups[n : n + 3]
+        scale = {"k": 1e3, "m": 1e6}.get(unit or "", 1.0)
+        out.append(float((whole or "0").replace(",", "") + (fraction or "")) * scale)
+    return out
+
+
+def _number(text: str) -> float | None:
+    """``text`` (normalised) as a number when it is one amount (``500``, ``1,000``, ``$30k``), else None."""
+    found = _NUMBER.fullmatch(text)
+    return _amounts(found.groups())[0] if found else None
+
+
+def _in_range(key: str, number: float) -> bool:
+    """Whether ``number`` lies in the range a table key (normalised) writes; a key of no range: False."""
+    if found := _BETWEEN.fullmatch(key):
+        low, high = _amounts(found.groups())
+        return low <= number <= high
+    found = _SIDED.fullmatch(key)
+    if found is None or bool(found[1]) == bool(found[5]):  # a plain amount ("5") or "<5+": no range
+        return False
+    return _COMPARE[found[1] or found[5]](number, _amounts(found.groups()[1:4])[0])
+
+
+class _Reading:
+    """An answer (or profile property) read against its scoring table.
+
+    A form sends an answer in several shapes: text, a list for a checkbox or multi-select field (or one
+    comma-joined text, from some form builders), a number, true/false, nothing (a field left empty).
+    Every option the answer gives is looked up; a number also lies in a table's ranges (``201-1000``,
+    ``1000+``, ``<$1k``) and true/false is the table's ``true``/``yes`` (``false``/``no``). Of several
+    options, the **best-scoring one counts**: a multi-select says every interest the lead has, and the
+    strongest is what qualifies them (a team outfitter who also wants personal gear is still one); a sum
+    would let a lead who ticks every box outscore every table row, whose points are written for one
+    answer. A part of another shape (an object) cannot be read: it is named, never a silent 0.
+    """
+
+    def __init__(self, table: Mapping[str, int], value: Any) -> None:
+        self.table = {_norm(k): (k, v) for k, v in table.items()}
+        self.options: list[Any] = []
+        self.unreadable: list[str] = []
+        self._collect(value)
+        self.best = self._best(self.options)
+        if self.best is None and len(self.options) == 1 and isinstance(self.options[0], str) and "," in self.options[0]:
+            pieces = [p for p in self.options[0].split(",") if p.strip()]  # "guided trips, gear rental"
+            if (best := self._best(pieces)) is not None:
+                self.options, self.best = pieces, best
+
+    def _collect(self, value: Any) -> None:
+        """Gather ``value``'s options (a list's items, nested lists flattened) and its unreadable parts."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return  # a field left empty, or an empty option of a multi-select
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                self._collect(item)
+        elif isinstance(value, (str, bool, int)) or (isinstance(value, float) and math.isfinite(value)):
+            self.options.append(value)
+        else:
+            self.unreadable.append(_KINDS.get(type(value), "a value of another kind"))
+
+    def _entries(self, option: Any) -> list[tuple[str, int]]:
+        """The (table key, points) entries an option is."""
+        if isinstance(option, bool):
+            return [self.table[t] for t in (("true", "yes") if option else ("false", "no")) if t in self.table]
+        if isinstance(option, float) and option.is_integer():
+            option = int(option)  # 5.0 is the table's "5"
+        text = _norm(option)
+        if text in self.table:
+            return [self.table[text]]
+        try:
+            number = _number(text) if isinstance(option, str) else float(option)
+        except OverflowError:  # an integer past a double's range lies in no range a table can write
+            return []
+        if number is None:
+            return []
+        return [entry for key, entry in self.table.items() if _in_range(key, number)]
+
+    def _best(self, options: Sequence[Any]) -> tuple[str, int] | None:
+        entries = [entry for option in options for entry in self._entries(option)]
+        return max(entries, key=lambda e: e[1]) if entries else None  # max keeps the first of equals
+
+    def shown(self, value: Any) -> str:
+        """The answer as the factor shows it: text as given, a list's options joined, else as JSON."""
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (list, tuple)) and not self.unreadable:
+            return ", ".join(o if isinstance(o, str) else json.dumps(o) for o in self.options)
+        return clip(json.dumps(value, ensure_ascii=False, default=str), 200)
+
+    def factor(self, what: str, value: Any, why: str) -> dict[str, Any]:
+        """The factor of this answer: ``what`` ("answer x", "profile y"), its points, and why in words that
+        quote nothing of the answer itself (the why reaches the model outside the fenced data)."""
+        shown = self.shown(value)
+        notes = [f"of its {len(self.options)} options, the best-scoring counts"] if len(self.options) > 1 else []
+        if self.unreadable:
+            kinds = " and ".join(dict.fromkeys(self.unreadable))
+            notes.append(f"{'part of the answer' if self.options else 'the answer'} is {kinds}, which the scorer "
+                         "cannot read (0 points); send the field as text or a list of options")
+        if self.best is None:
+            reason = ["answer not in the scoring table"] if self.options else []
+            return {"factor": f"{what} = {shown}", "points": 0, "why": "; ".join(reason + notes)}
+        key, points = self.best
+        counted = "" if _norm(shown) == _norm(key) else f" (scored as {key!r})"
+        return {"factor": f"{what} = {shown}{counted}", "points": points, "why": "; ".join([why, *notes])}
+
+
+_KINDS = {dict: "an object", float: "a number that is not finite"}
+
+
 def score_lead(
     settings: Settings,
     answers: Mapping[str, Any],
@@ -50,26 +180,19 @@ def score_lead(
         factors.append({"factor": "base", "points": rules.base, "why": "starting points for every lead"})
     for field, table in rules.answers.items():
         found, value = _answer(answers, field)
-        if found:
-            points = {_norm(k): v for k, v in table.items()}.get(_norm(value))
-            if points is not None:
-                factors.append({"factor": f"answer {field} = {value}", "points": points, "why": "form answer"})
-            else:
-                factors.append(
-                    {"factor": f"answer {field} = {value}", "points": 0, "why": "answer not in the scoring table"}
-                )
-        else:
+        reading = _Reading(table, value) if found else None
+        if reading is None or not (reading.options or reading.unreadable):
             factors.append(
                 {"factor": f"answer {field} missing", "points": 0, "why": "the form did not ask or the lead skipped it"}
             )
+        else:
+            factors.append(reading.factor(f"answer {field}", value, "form answer"))
     props = profile.get("properties") or {}
     for field, table in rules.properties.items():
         if field in props:
-            points = {_norm(k): v for k, v in table.items()}.get(_norm(props[field]))
-            if points:
-                factors.append(
-                    {"factor": f"profile {field} = {props[field]}", "points": points, "why": "profile property"}
-                )
+            reading = _Reading(table, props[field])
+            if (reading.best and reading.best[1]) or reading.unreadable:  # a value not in the table: no factor
+                factors.append(reading.factor(f"profile {field}", props[field], "profile property"))
     eng = rules.engagement
     counts = {"Opened Email": 0, "Clicked Email": 0, "Placed Order": 0}
     for name in recent_metrics:

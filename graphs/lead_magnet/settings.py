@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import Any, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -39,7 +41,9 @@ class Engagement(_Strict):
     opened_email: int = 2
     clicked_email: int = 5
     placed_order: int = 10
-    cap: int = 25
+    #: The most points engagement gives; at least 0 (a negative cap took points from every lead, even
+    #: one with no activity at all).
+    cap: int = Field(25, ge=0)
 
 
 class Predictive(_Strict):
@@ -103,6 +107,95 @@ def _sendable_minutes(window: Window, quiet: QuietHours) -> int:
     return max(0, end - start) - sum(max(0, min(end, b) - max(start, a)) for a, b in spans)
 
 
+def _refuse(loc: tuple[str | int, ...], given: Any, problem: str) -> NoReturn:
+    """Refuse the settings at the field ``loc`` (``bands[1].min_score``), which the persona's error names
+    (with its line): a model validator's own errors name only ``settings``."""
+    error = PydanticCustomError("lead_settings", "{problem}", {"problem": problem})
+    raise ValidationError.from_exception_data("Settings", [InitErrorDetails(type=error, loc=loc, input=given)])
+
+
+def _check_sequences(settings: Settings) -> None:
+    """Each sequence named once: the model picks by name, the policy allows by name."""
+    seen: dict[str, int] = {}
+    for n, seq in enumerate(settings.sequences):
+        if seq.name in seen:
+            _refuse(("sequences", n, "name"), seq.name,
+                    f"{seq.name!r} is already the name of sequences[{seen[seq.name]}]; give each sequence its own name")
+        seen[seq.name] = n
+
+
+def _score_bounds(scoring: Scoring) -> tuple[int, int | None]:
+    """(the highest score the scoring rules can give, the lowest or None when unbounded): every answer and
+    property at its best (worst) row or missing (0), engagement at its cap (unbounded below when an
+    event takes points), and each prediction and the missing-email points when they add (take) points."""
+    tables = [*scoring.answers.values(), *scoring.properties.values()]
+    eng, pred = scoring.engagement, scoring.predictive
+    per_event = (eng.opened_email, eng.clicked_email, eng.placed_order)
+    flat = (pred.high_clv_points, pred.churn_risk_points, scoring.missing_email_points)
+    high = scoring.base + sum(max([0, *t.values()]) for t in tables) + sum(max(0, p) for p in flat)
+    high += eng.cap if any(p > 0 for p in per_event) else 0
+    if any(p < 0 for p in per_event):
+        return high, None
+    return high, scoring.base + sum(min([0, *t.values()]) for t in tables) + sum(min(0, p) for p in flat)
+
+
+def _check_bands(settings: Settings) -> None:
+    """Every band can be given: each names sequences there are, has a name and a min_score of its own, and
+    lies within the scores the scoring rules can give (a band above the best score, or below a band
+    that already starts at the lowest, would never be given, and its sequences never start)."""
+    names = {s.name for s in settings.sequences}
+    bands = settings.bands
+    for n, band in enumerate(bands):
+        for k, seq in enumerate(band.sequences):
+            if seq not in names:
+                unknown = [s for s in band.sequences if s not in names]
+                _refuse(("bands", n, "sequences", k), seq, f"band {band.name!r} names unknown sequence(s) {unknown}; "
+                        f"sequences: {sorted(names)}")
+        for m, other in enumerate(bands[:n]):
+            if other.name == band.name:
+                _refuse(("bands", n, "name"), band.name,
+                        f"{band.name!r} is already the name of bands[{m}]; give each band its own name")
+            if other.min_score == band.min_score:
+                _refuse(("bands", n, "min_score"), band.min_score,
+                        f"{band.min_score} is also the min_score of bands[{m}] ({other.name!r}), so band "
+                        f"{band.name!r} could never be given (a score of {band.min_score} or more is "
+                        f"{other.name!r}); give each band its own min_score")
+    if not any(b.min_score <= 0 for b in bands):
+        _refuse(("bands",), [b.min_score for b in bands], "one band must start at 0 or below so every score has a band")
+    high, low = _score_bounds(settings.scoring)
+    ordered = sorted(range(len(bands)), key=lambda i: bands[i].min_score, reverse=True)
+    for above, n in zip([None, *ordered], ordered, strict=False):
+        band = bands[n]
+        if band.min_score > high and n != ordered[-1]:  # the lowest band takes every score under the others
+            _refuse(("bands", n, "min_score"), band.min_score,
+                    f"band {band.name!r} could never be given: no lead can score {band.min_score}, the most the "
+                    f"scoring settings give is {high}; lower its min_score or give more points in scoring")
+        if above is not None and low is not None and bands[above].min_score <= low:
+            _refuse(("bands", n, "min_score"), band.min_score,
+                    f"band {band.name!r} could never be given: the lowest score the scoring settings give is {low}, "
+                    f"already band {bands[above].name!r} (min_score {bands[above].min_score}); raise the min_score "
+                    f"of band {bands[above].name!r} above {low} or remove band {band.name!r}")
+
+
+def _check_tables(scoring: Scoring) -> None:
+    """Each answer field, and each answer of a table, given once as the scorer reads them (``_key`` and
+    ``_norm``: case, spacing, width): "Guide" and "guide " in one table had one row silently win."""
+    from .scoring import _key, _norm  # imported here: scoring.py imports this module
+
+    for kind, normal in (("answers", _key), ("properties", None)):
+        fields: dict[str, str] = {}
+        for name, table in getattr(scoring, kind).items():
+            if normal is not None and (first := fields.setdefault(normal(name), name)) != name:
+                _refuse(("scoring", kind, name), name, f"{name!r} is the answer field {first!r} spelt another way "
+                        "(an answer's field is matched without regard to case, spaces, - and _); give it once")
+            rows: dict[str, str] = {}
+            for key in table:
+                if (same := rows.setdefault(_norm(key), key)) != key:
+                    _refuse(("scoring", kind, name, key), key,
+                            f"{key!r} is {same!r} spelt another way (values are compared without regard to "
+                            "case, spacing or width), so one of their points would never count; give it once")
+
+
 class Settings(_Strict):
     """Everything the sequencer's policy decides with (see personas/definitions/lead-magnet-sequencer.yaml)."""
 
@@ -114,7 +207,7 @@ class Settings(_Strict):
     send_window: Window = Field(default_factory=Window)
     quiet_hours: QuietHours = Field(default_factory=QuietHours)
     default_timezone: str = "America/New_York"
-    engagement_days: int = 30
+    engagement_days: int = Field(30, ge=0)
     record_on_profile: bool = True
     #: Seconds after which a decision is checked again just before its send (a run resumed after a
     #: failed send or a long approval): the lead's consent is read again, and a lead who withdrew it
@@ -134,13 +227,9 @@ class Settings(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        names = {s.name for s in self.sequences}
-        for band in self.bands:
-            unknown = [s for s in band.sequences if s not in names]
-            if unknown:
-                raise ValueError(f"band {band.name!r} names unknown sequence(s) {unknown}; sequences: {sorted(names)}")
-        if min(b.min_score for b in self.bands) > -1000 and not any(b.min_score <= 0 for b in self.bands):
-            raise ValueError("one band must start at 0 or below so every score has a band")
+        _check_sequences(self)
+        _check_bands(self)
+        _check_tables(self.scoring)
         window, quiet = self.send_window, self.quiet_hours
         if window.end <= window.start:
             raise ValueError(

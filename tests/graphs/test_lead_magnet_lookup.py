@@ -5,6 +5,7 @@ quiet "done"."""
 from __future__ import annotations
 
 import copy
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,23 @@ def test_an_email_typed_with_spaces_or_capitals_finds_the_lead(sb: Sandbox, type
                          saver=InMemorySaver(), clock=sb.clock)
     assert result.status == "done" and result.state["profile"]["id"] == pid, result.state.get("outcome")
     assert result.state["submission"]["email"] == typed.strip()
+    assert result.state["outcome"].startswith("sent: sequence 'fast-track'")
+    assert len(sequence_starts(sb, pid)) == 1
+
+
+@pytest.mark.parametrize(("signed", "typed"), [
+    ("jos\u00e9.lead@example.com", "jose\u0301.lead@example.com"),  # NFD, as macOS tools and some exports write it
+    ("jos\u00e9.lead@example.com", " JOSE\u0301.Lead@Example.com "),
+    ("zo\u00eb.nfd@example.com", "zoe\u0308.nfd@example.com"),
+    ("anai\u0308s@example.com", "ana\u00efs@example.com"),  # signed up in NFD, typed precomposed
+])
+def test_an_email_with_a_decomposed_accent_finds_the_lead(sb: Sandbox, signed: str, typed: str) -> None:
+    event = sign_up(sb, signed, HOT)
+    pid = event["data"]["relationships"]["profile"]["data"]["id"]
+    result = run_persona(PERSONA, {"input": email_only(event, typed)}, sandbox=sb, model=choose("fast-track"),
+                         saver=InMemorySaver(), clock=sb.clock)
+    assert result.status == "done" and result.state["profile"]["id"] == pid, result.state.get("outcome")
+    assert result.state["submission"]["email"] == unicodedata.normalize("NFC", typed.strip())
     assert result.state["outcome"].startswith("sent: sequence 'fast-track'")
     assert len(sequence_starts(sb, pid)) == 1
 
