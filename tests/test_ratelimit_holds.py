@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from klaviyo_sandbox import Sandbox
+from klaviyo_sandbox import DEMO_KEY, Sandbox
 from klaviyo_toolkit.catalog import load_catalog
 from klaviyo_toolkit.client import NO_RETRIES, KlaviyoClient, RetryPolicy
 from klaviyo_toolkit.client._response import CallRecord
@@ -106,10 +106,52 @@ def test_a_hold_delays_every_caller_of_the_bucket_and_only_that_bucket() -> None
     with pytest.raises(RateLimitWaitError):
         limiter.reserve(("acct", "get_lists"), spec, "get_lists", max_wait=1.0)
     clock.advance(3.0)
-    assert limiter.reserve(("acct", "get_lists"), spec).delay == pytest.approx(0.0)
+    # The slot after the one at the hold's end goes at the steady pace (750/min), not in a burst.
+    assert limiter.reserve(("acct", "get_lists"), spec).delay == pytest.approx(60 / spec.steady)
     off = RateLimiter(clock, factor=None)  # limiting off is off: each call waits out its own 429
     off.hold(("acct", "get_lists"), 3.0)
     assert off.reserve(("acct", "get_lists"), spec).delay == 0.0
+
+
+def test_threads_on_a_quota_others_share_meet_one_round_of_429s_not_one_per_hold() -> None:
+    """Klaviyo counts calls this limiter does not see (other keys and apps of the account): here the
+    account leaves our calls 3/s and 30/min (the sandbox) while our limiter counts on 8/s and 75/min.
+    Twelve threads call at once: the first burst meets 429s; after its hold the calls go at the steady
+    pace instead of all waiting callers at once (which met the next 429s, hold after hold), and calls
+    whose slots were given before the hold take new ones rather than go into it. Virtual time
+    (SteppedClock): each call leaves at the moment it was admitted for, however busy the machine is."""
+    from .stepped_clock import SteppedClock
+    from .test_ratelimit import Observed
+
+    clock = SteppedClock()
+    sb = Sandbox(demo_data=False, rate_limit_factor=0.04, clock=clock, request_log_size=None)
+    ours = RateLimiter(clock, factor=0.1)
+    burst, server_burst = (load_catalog().get("get_lists").rate_limit.scaled(f).burst for f in (0.1, 0.04))
+    transport = Observed(sb.transport(), clock)
+    client = KlaviyoClient(
+        api_key=DEMO_KEY, base_url=sb.BASE_URL, transport=transport, rate_limiter=ours, clock=clock, retry=PATIENT
+    )
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        with clock.taking_part():
+            try:
+                client.call("get_lists")
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(12)]
+    clock.expect(len(threads))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    refused = [at for at, path, _, status in transport.seen if path == "/api/lists" and status == 429]
+    served = [at for at, path, _, status in transport.seen if path == "/api/lists" and status == 200]
+    assert len(served) == 12
+    assert len(refused) <= burst - server_burst, f"{len(refused)} 429s: more than the first burst's"
+    assert len(set(refused)) <= 1, f"429s at {sorted(set(refused))}: a round after a hold"
 
 
 def test_a_hold_follows_a_key_into_its_accounts_buckets() -> None:

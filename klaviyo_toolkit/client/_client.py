@@ -168,7 +168,8 @@ class _Core:
                     return (account, f"{name}|{tier.name}"), tier.limits
         return (account, name), op.rate_limit
 
-    def _parse(self, prep: PreparedRequest, response: httpx.Response) -> KlaviyoResponse:
+    def _parse(self, prep: PreparedRequest, response: httpx.Response, url: str | None = None) -> KlaviyoResponse:
+        """The answer or its typed error; ``RateLimit-Remaining: 0`` holds the bucket (``RateLimiter.heed``)."""
         body: Any = None
         parsed = True
         if response.content:
@@ -178,6 +179,8 @@ class _Core:
                 body, parsed = response.text, False
         headers = {k.lower(): v for k, v in response.headers.items()}
         op_id = prep.operation.operation_id
+        if response.status_code != 429:  # a 429 says Retry-After instead (_on_error)
+            self.limiter.heed(self._limits(prep, url)[0], headers, within=self.retry.max_elapsed)
         if response.status_code >= 400:
             raise api_error_from_response(
                 response.status_code, body, headers, operation_id=op_id, now=self.clock.time()
@@ -471,7 +474,7 @@ class KlaviyoClient(_Core):
                     response = self.http.send(request)
                 except httpx.HTTPError as exc:
                     raise _transport_error(exc, op) from exc
-                result = self._parse(prep, response)
+                result = self._parse(prep, response, url)
             except (KlaviyoAPIError, TransportError) as error:
                 delay = self._on_error(prep, attempt, error, retry_waited, refreshed, url)
                 refreshed = refreshed or isinstance(error, AuthenticationError)
@@ -559,7 +562,7 @@ class AsyncKlaviyoClient(_Core):
                     response = await self.http.send(request)
                 except httpx.HTTPError as exc:
                     raise _transport_error(exc, op) from exc
-                result = self._parse(prep, response)
+                result = self._parse(prep, response, url)
             except (KlaviyoAPIError, TransportError) as error:
                 delay = self._on_error(prep, attempt, error, retry_waited, refreshed, url)
                 refreshed = refreshed or isinstance(error, AuthenticationError)
