@@ -252,19 +252,25 @@ class KlaviyoAPIError(KlaviyoError):
         """The JSON pointer (or parameter) the error names, if any."""
         return self.source.get("pointer") or self.source.get("parameter")
 
-    def _message(self) -> str:
-        parts = [f"HTTP {self.status}"]
-        if self.code:
-            parts.append(self.code)
+    def klaviyo_text(self) -> str:
+        """The part of the message that is Klaviyo's own text (detail or title, where, the other
+        errors): it may echo request values that came from untrusted data, so a caller that shows it
+        to a model fences it apart from the operation, status and code, which are ours."""
         text = self.detail or self.title or "Klaviyo's answer gave no error detail"
         where = f" (at {self.pointer})" if self.pointer else ""
-        rid = f" [request {self.request_id}]" if self.request_id else ""
-        op = f"{self.operation_id}: " if self.operation_id else ""
         more = [_describe(e) for e in self.errors[1:_MAX_LISTED]]
         if len(self.errors) > _MAX_LISTED:
             more.append(f"and {len(self.errors) - _MAX_LISTED} more")
         also = f"; also: {'; '.join(more)}" if more else ""
-        return f"{op}{' '.join(parts)}: {text}{where}{also}{rid}"
+        return f"{text}{where}{also}"
+
+    def _message(self) -> str:
+        parts = [f"HTTP {self.status}"]
+        if self.code:
+            parts.append(self.code)
+        rid = f" [request {self.request_id}]" if self.request_id else ""
+        op = f"{self.operation_id}: " if self.operation_id else ""
+        return f"{op}{' '.join(parts)}: {self.klaviyo_text()}{rid}"
 
 
 #: How many of a response's errors a message lists (``errors`` keeps them all).

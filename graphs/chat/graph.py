@@ -8,7 +8,8 @@
   ``tools.search`` it also has ``find_tools`` (load more, within scope) and ``describe_tool``.
 - Each tool call is its own task (``Send``), so when one stops for approval the calls that already
   ran are not run again on resume.
-- Tool results come from Klaviyo and reach the model fenced as untrusted data.
+- Tool results come from Klaviyo and reach the model fenced as untrusted data; so does Klaviyo's
+  text in an error (its detail, title, pointers), while our words (operation, status, hint) stay out.
 """
 
 from __future__ import annotations
@@ -224,10 +225,14 @@ def tool(task: ToolTask, runtime: Runtime[PersonaContext]) -> ChatState:
         ctx.audit_record(klaviyo_tool.operation.operation_id, "error", arguments=args, error=str(exc))
         text = f"Error: {exc}. Fix the arguments and call again."
         return {"messages": [ToolMessage(text, tool_call_id=call_id, name=name, status="error")]}
+    # Klaviyo's words in an error are fenced too: a 404's detail echoes the id the model sent, which
+    # may come from planted text ("A list with id <injected> does not exist").
+    klaviyo_tool = klaviyo_tool.model_copy(update={"untrusted": fence})
     try:
         message = klaviyo_tool.invoke({"type": "tool_call", "id": call_id, "name": name, "args": args})
     except KlaviyoError as exc:
-        message = ToolMessage(f"Error: {exc}", tool_call_id=call_id, name=name, status="error")
+        text = f"Error: {klaviyo_tool.error_text(exc).rstrip()}"
+        message = ToolMessage(text, tool_call_id=call_id, name=name, status="error")
     if isinstance(message, ToolMessage) and message.status != "error" and message.artifact is not None:
         # Only what Klaviyo returned is fenced; a guard's own answer (dry run, rejection) is ours.
         message.content = fence(
