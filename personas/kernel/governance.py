@@ -385,7 +385,7 @@ class ApprovalGuard:
         sending or consent call that runs on a waiver is recorded as such, not as an unremarkable write."""
         names = _names(call)
         relaxed = _waived(self.policy, names)
-        if not relaxed:  # most calls: nothing relaxed for this operation, so nothing to tell (and no effects to work out)
+        if not relaxed:  # most calls: nothing relaxed for this operation, so nothing to tell
             return
         effects = call_effects(call.operation, call.args, max_profiles=self.policy.max_profiles_per_call)
         waived = (effects | found.effects) & _stops(self.policy) & relaxed
