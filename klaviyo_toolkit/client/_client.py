@@ -40,7 +40,7 @@ from ..errors import (
     TransportError,
     api_error_from_response,
 )
-from ..ratelimit import RateLimiter, shared_limiter
+from ..ratelimit import RateLimiter, shared_limiter, window_reset
 from ._config import RetryPolicy, Timeout, checked_base_url, checked_revision, unsendable_header
 from ._response import CallRecord, KlaviyoResponse, flatten_resource
 
@@ -179,7 +179,7 @@ class _Core:
                 body, parsed = response.text, False
         headers = {k.lower(): v for k, v in response.headers.items()}
         op_id = prep.operation.operation_id
-        if response.status_code != 429:  # a 429 says Retry-After instead (_on_error)
+        if response.status_code != 429 and window_reset(headers) is not None:  # a 429: Retry-After (_on_error)
             self.limiter.heed(self._limits(prep, url)[0], headers, within=self.retry.max_elapsed)
         if response.status_code >= 400:
             raise api_error_from_response(
