@@ -11,6 +11,7 @@ import contextlib
 import shlex
 import signal
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from personas.kernel.errors import UsageProblem
@@ -49,6 +50,23 @@ def klaviyo_of(ctx: Any, sandbox: Any) -> dict[str, str]:
     return {"klaviyo": f"klaviyo:{ctx.client.base_url}:{who}", "where": f"Klaviyo at {ctx.client.base_url} ({who})"}
 
 
+def holds_conversation(checkpoint: Mapping[str, Any]) -> bool:
+    """Whether a stored checkpoint is a conversation's (``personas chat``), not a graph run's: its
+    values are the chat graph's only (messages, and the tools it loaded)."""
+    stored = {k for k in checkpoint.get("channel_values", {}) if not k.startswith(("__", "branch:"))}
+    return "messages" in stored and stored <= CHAT_VALUES
+
+
+def go_on_with_chat(metadata: Mapping[str, Any], thread: str) -> str:
+    """How to go on with a conversation, on the Klaviyo it talked to: the embedded sandbox by its
+    seed, or an account (its connection)."""
+    persona = metadata.get("persona") or "PERSONA"
+    was = str(metadata.get("klaviyo") or "")
+    where = (f" --sandbox --seed {was.removeprefix('chat-sandbox:')}" if was.startswith("chat-sandbox:")
+             else " --connection NAME (the connection it talked to)" if was else "")
+    return f"personas chat {persona}{where} --thread {shlex.quote(thread)}"
+
+
 def check_thread(driver: Any, persona: str, thread: str, home: Any) -> None:
     """UsageProblem, before the session starts, unless ``thread`` is a conversation of ``persona`` held on
     the Klaviyo this session talks to: an unknown id, another persona's conversation, a run of another
@@ -60,8 +78,7 @@ def check_thread(driver: Any, persona: str, thread: str, home: Any) -> None:
     found = driver.saver.get_tuple(driver.config)  # as stored: the chat graph's own view keeps only its values
     meta = found.metadata or {}
     ran = meta.get("persona")
-    stored = {k for k in found.checkpoint["channel_values"] if not k.startswith(("__", "branch:"))}
-    if "messages" not in stored or not stored <= CHAT_VALUES:
+    if not holds_conversation(found.checkpoint):
         whose = f" of {ran}" if ran else ""
         raise UsageProblem(f"--thread {thread!r} holds a run{whose} (`personas runs`), not a conversation; leave "
                            "--thread out to start a conversation; nothing was run")

@@ -274,6 +274,8 @@ def run_cmd(
         spec, config=cfg, sandbox=sb, thread_id=thread, replay=replay, dry_run=dry_run or None, connection=connection
     )
     driver = RunDriver(ctx, checkpointer(cfg.path("checkpoints.sqlite")))
+    if resume is not None or retry:
+        not_a_conversation(driver, thread)
     if (resume is not None or retry) and not driver.exists():
         raise UsageProblem(f"no run with thread {thread!r} in {cfg.home}; check the id the run printed")
     target = klaviyo_target(ctx, sb, sandbox_state)
@@ -401,6 +403,20 @@ def klaviyo_target(ctx: Any, sb: Any, state: str | None) -> tuple[str, str]:
         return f"sandbox:{uuid.uuid4().hex}", "an in-memory sandbox (gone when its command ended)"
     who = ctx.account or ctx.connection or "the key in the environment"
     return f"klaviyo:{ctx.client.base_url}:{who}", f"Klaviyo at {ctx.client.base_url} ({who})"
+
+
+def not_a_conversation(driver: RunDriver, thread: str) -> None:
+    """UsageProblem when ``thread`` holds a conversation (``personas chat``): a run's graph would read
+    the chat's checkpoint as its own, and answer or continue it as no chat does."""
+    from .conversation import go_on_with_chat, holds_conversation
+
+    found = driver.saver.get_tuple(driver.config)
+    if found is not None and holds_conversation(found.checkpoint):
+        meta = found.metadata or {}
+        whose = f" with {meta['persona']}" if meta.get("persona") else ""
+        raise UsageProblem(f"thread {thread!r} is a conversation{whose} (personas chat), not a run: an approval it "
+                           f"waits for is answered in the chat; go on with it as {go_on_with_chat(meta, thread)}; "
+                           "nothing was run")
 
 
 def same_run_or_refuse(metadata: Mapping[str, Any], persona: str, thread: str, target: tuple[str, str], *,

@@ -182,6 +182,29 @@ def test_thread_refuses_the_thread_of_a_run(tmp_path: Path) -> None:
     assert "--thread 'r1' holds a run of campaign-reporter" in line, line
 
 
+def test_run_resume_or_retry_on_a_conversation_points_to_the_chat_that_holds_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``personas run P --thread T --resume|--retry`` with T a conversation: refused before anything
+    runs, saying to go on with it in ``personas chat`` on the sandbox it talked to (not --connection)."""
+    monkeypatch.setenv("PERSONAS_HOME", str(tmp_path))
+    model = ModelChoice(ScriptedChatModel([AIMessage("Hello.")]), "scripted in the test", "scripted")
+    with contextlib.redirect_stdout(io.StringIO()):
+        repl = Repl(load_persona(PERSONA), sandbox=Sandbox(seed=7), model=model, input_fn=scripted_inputs("hi"),
+                    tour=False)
+        assert repl.run() == 0
+    thread = repl.ctx.thread_id
+    env = child_env(tmp_path)
+    for persona, then in ((PERSONA, ["--resume", "approve"]), (PERSONA, ["--retry"]),
+                          ("campaign-reporter", ["--retry"])):
+        done = subprocess.run([str(PERSONAS), "run", persona, "--sandbox", "--thread", thread, *then], env=env,
+                              cwd=str(ROOT), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2, (then, done.stdout, done.stderr)
+        line = _one_line_error(done)
+        assert f"thread {thread!r} is a conversation with {PERSONA} (personas chat), not a run" in line, line
+        assert f"personas chat {PERSONA} --sandbox --seed 7 --thread {thread}" in line, line
+        assert "--connection" not in line and "nothing was run" in line, line
+
+
 @pytest.mark.parametrize(
     ("args", "names"),
     [
