@@ -252,6 +252,9 @@ def is_secret_key(key: str) -> bool:
 
 #: Values shaped like secrets that are public on purpose: the sandbox's documented demo key.
 PUBLIC_VALUES = frozenset({"pk_sandbox_demo"})
+#: An unquoted value of a secret's pair kept as it is: a public value, or a JSON or Python literal
+#: (``"token": null`` in a dumped response says there is no token; masking it hid that).
+_NOT_A_VALUE = PUBLIC_VALUES | {"null", "true", "false", "None", "True", "False"}
 
 
 #: Every match of ``_SECRET_VALUE_PATTERNS`` contains one of these once folded by :func:`_fold`: text
@@ -302,7 +305,7 @@ def _patterns(text: str) -> str:
     text = quoted_pair.sub(_quoted_pair, text)
     for prefixed in (bearer, basic, pair):
         text = prefixed.sub(
-            lambda m: m.group(0) if m.group(2) in PUBLIC_VALUES else f"{m.group(1)}{_value_mask(m.group(2))}", text
+            lambda m: m.group(0) if m.group(2) in _NOT_A_VALUE else f"{m.group(1)}{_value_mask(m.group(2))}", text
         )
     text = said.sub(_said, text)
     for bare in (klaviyo_key, openai_key):

@@ -350,6 +350,24 @@ def test_json_text_is_masked_as_its_strings_are_and_stays_json(text: str, expect
     }
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"token": null, "x": 1}', '{"token": null, "x": 1}'),  # says there is none: not a secret
+        ('{"access_token":false}', '{"access_token":false}'),
+        ("refresh_token=None&state=ok", "refresh_token=None&state=ok"),
+        ("password: True", "password: True"),
+        ('{"token": "nullified-value"}', '{"token": "***"}'),  # quoted: masked whole, whatever it reads
+        ("token=nullable123 ok", "token=*** ok"),  # a literal's letters inside a value: masked
+        ("password: falsehood", "password: ***"),
+    ],
+)
+def test_a_json_literal_in_a_secrets_pair_is_kept(text: str, expected: str) -> None:
+    """An unquoted ``null``/``true``/``false`` (or Python's None/True/False) after a secret's name
+    says what the field holds, not a secret: a dumped ``"token": null`` read ``"token": ***``."""
+    assert redact_text(text) == expected
+
+
 _FOREIGN = "pk_" + "q7W2e9R4t6" * 3 + "Yu8i"
 
 
