@@ -166,6 +166,10 @@ def limit(state: ChatState, runtime: Runtime[PersonaContext]) -> ChatState:
     return {"messages": closing}
 
 
+#: The audit row's note on a tool answered from the tool catalog, with no request to Klaviyo.
+_LOCAL = {"answered_by": "the tool catalog (no request to Klaviyo)"}
+
+
 def _find(ctx: PersonaContext, query: str, loaded: list[str]) -> tuple[str, list[str]]:
     current = {t.name for t in bound_tools(ctx, loaded) if hasattr(t, "name")}
     room = MAX_TOOLS_PER_REQUEST - len(SEARCH_TOOLS) - len(current)
@@ -200,11 +204,17 @@ def tool(task: ToolTask, runtime: Runtime[PersonaContext]) -> ChatState:
     ctx = runtime.context
     call = task["call"]
     name, args, call_id = call["name"], dict(call.get("args") or {}), call.get("id") or ""
-    if name == "find_tools":
+    if name == "find_tools":  # the catalog, not Klaviyo: audited all the same, as every tool call is
         text, add = _find(ctx, str(args.get("query", "")), list(task.get("loaded") or []))
+        ctx.audit_record(name, "ok", arguments=args, response_summary=f"loaded {', '.join(add)}" if add else text,
+                         extra=_LOCAL)
         return {"messages": [ToolMessage(text, tool_call_id=call_id, name=name)], "loaded_tools": add}
     if name == "describe_tool":
-        return {"messages": [ToolMessage(_describe(ctx, str(args.get("name", ""))), tool_call_id=call_id, name=name)]}
+        text = _describe(ctx, str(args.get("name", "")))
+        failed = text.startswith("Error: ")
+        ctx.audit_record(name, "error" if failed else "ok", arguments=args, error=text if failed else None,
+                         response_summary=None if failed else f"described {args.get('name')}", extra=_LOCAL)
+        return {"messages": [ToolMessage(text, tool_call_id=call_id, name=name)]}
     try:
         klaviyo_tool = ctx.toolkit.tool(name)
     except UnknownOperationError as exc:

@@ -182,6 +182,27 @@ def test_find_tools_loads_more_tools_but_only_within_scope(sb: Sandbox) -> None:
     }
     assert "get_tags" in last_tools and "create_tag" not in last_tools
     assert chat.tool_messages(result)[1].status != "error" and sb.call_counts["get_tags"] == 1
+    # every tool call is audited, the catalog's too: the search, what it loaded, then the call it led to
+    rows = [(r.tool, r.status) for r in reversed(chat.audit().query(limit=10))]
+    assert rows == [("find_tools", "ok"), ("get_tags", "ok")], rows
+    found = chat.audit().query(tool="find_tools", limit=1)[0]
+    assert found.arguments == {"query": "tags"} and "get_tags" in (found.response_summary or "")
+    assert found.http_status is None and found.method is None  # nothing was sent to Klaviyo
+
+
+def test_describe_tool_is_audited_and_an_unknown_name_is_an_error_row(sb: Sandbox) -> None:
+    chat = Chat(
+        sb,
+        [
+            AIMessage("", tool_calls=[call("describe_tool", {"name": "get_lists"}, "a")]),
+            AIMessage("", tool_calls=[call("describe_tool", {"name": "no_such_tool"}, "b")]),
+            AIMessage("Done."),
+        ],
+    )
+    chat.say("what does get_lists take?")
+    rows = [(r.tool, r.status) for r in reversed(chat.audit().query(tool="describe_tool", limit=10))]
+    assert rows == [("describe_tool", "ok"), ("describe_tool", "error")], rows
+    assert "no_such_tool" in (chat.audit().query(tool="describe_tool", limit=1)[0].error or "")
 
 
 def test_an_instruction_planted_in_a_profile_property_causes_no_unapproved_write(sb: Sandbox) -> None:
