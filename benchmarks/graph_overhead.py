@@ -11,8 +11,8 @@ ends) and the anchored audit log. Set-ups, lead by
 lead in turn so that a busy machine slows all alike:
 
 - **SQLite** checkpoints + audit log (the defaults);
-- **PostgreSQL** checkpoints (``langgraph-checkpoint-postgres`` on a pool, as a worker has them) + audit log, on a
-  throwaway local server with PostgreSQL's durable defaults (``synchronous_commit=on``), and again
+- **PostgreSQL** checkpoints (``langgraph-checkpoint-postgres`` on a pool, as a worker has them), without and
+  with the audit log, on a throwaway local server with PostgreSQL's durable defaults (``synchronous_commit=on``); again
   with ``synchronous_commit=off`` (see the notes it prints); and as a worker given
   ``PERSONAS_DATABASE_URL`` runs, with the audit log in PostgreSQL as well (a commit per call);
 - **in memory** (no checkpoints on disk, no audit log), for reference;
@@ -458,6 +458,9 @@ def main() -> int:
         if url:
             setups["graph, PostgreSQL checkpoints + audit"] = {
                 "saver": stack.enter_context(postgres_saver(url, True)), "audit": True}
+            # The checkpointer alone, as the SQLite row without audit: what the target names.
+            setups["graph, PostgreSQL checkpoints, no audit"] = {
+                "saver": setups["graph, PostgreSQL checkpoints + audit"]["saver"], "audit": False}
             # A worker given PERSONAS_DATABASE_URL keeps its audit log in PostgreSQL too: a commit per call.
             from personas.kernel.config import Config
 
