@@ -14,7 +14,7 @@ import math
 import operator
 import re
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from klaviyo_toolkit.redact import clip
@@ -80,6 +80,31 @@ def _in_range(key: str, number: float) -> bool:
     if found is None or bool(found[1]) == bool(found[5]):  # a plain amount ("5") or "<5+": no range
         return False
     return _COMPARE[found[1] or found[5]](number, _amounts(found.groups()[1:4])[0])
+
+
+def _span(key: str) -> tuple[float, float] | None:
+    """The numbers a table key (normalised) writes a range of, as (low, high) with an open side
+    infinite; None for a key that is no range (an answer, a plain amount)."""
+    if found := _BETWEEN.fullmatch(key):
+        low, high = _amounts(found.groups())
+        return low, high
+    found = _SIDED.fullmatch(key)
+    if found is None or bool(found[1]) == bool(found[5]):
+        return None
+    edge = _amounts(found.groups()[1:4])[0]
+    return (-math.inf, edge) if (found[1] or "").startswith("<") else (edge, math.inf)
+
+
+def overlapping_ranges(keys: Iterable[str]) -> tuple[str, str] | None:
+    """Two keys of one table whose ranges share more than an end (``1-50`` and ``25-100``; ``$1k-$5k``
+    and ``$5k-$25k`` only touch, as tables write them), or None: a number in both would score by
+    whichever gives more, which no one reading the table would guess."""
+    spans = [(key, span) for key in keys if (span := _span(_norm(key))) is not None]
+    for n, (key, (low, high)) in enumerate(spans):
+        for other, (low2, high2) in spans[n + 1:]:
+            if max(low, low2) < min(high, high2):
+                return key, other
+    return None
 
 
 class _Reading:

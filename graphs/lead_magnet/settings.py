@@ -180,7 +180,7 @@ def _check_bands(settings: Settings) -> None:
 def _check_tables(scoring: Scoring) -> None:
     """Each answer field, and each answer of a table, given once as the scorer reads them (``_key`` and
     ``_norm``: case, spacing, width): "Guide" and "guide " in one table had one row silently win."""
-    from .scoring import _key, _norm  # imported here: scoring.py imports this module
+    from .scoring import _key, _norm, overlapping_ranges  # imported here: scoring.py imports this module
 
     for kind, normal in (("answers", _key), ("properties", None)):
         fields: dict[str, str] = {}
@@ -194,6 +194,10 @@ def _check_tables(scoring: Scoring) -> None:
                     _refuse(("scoring", kind, name, key), key,
                             f"{key!r} is {same!r} spelt another way (values are compared without regard to "
                             "case, spacing or width), so one of their points would never count; give it once")
+            if (pair := overlapping_ranges(table)) is not None:
+                _refuse(("scoring", kind, name, pair[1]), pair[1],
+                        f"the range {pair[1]!r} overlaps the range {pair[0]!r} (a number in both would score "
+                        "as whichever gives more); make the ranges meet without overlapping, e.g. 1-50 and 51-200")
 
 
 class Settings(_Strict):

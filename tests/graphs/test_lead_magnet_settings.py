@@ -1,7 +1,7 @@
 """A persona whose score bands or scoring tables could not work as written is refused when it loads
 (``personas list``, a run), naming the field and the fix: two bands at one min_score, a band no score
-reaches, a sequence or band named twice, one answer given twice in a scoring table, a negative
-engagement cap. Bands in any order still band as written."""
+reaches, a sequence or band named twice, one answer given twice in a scoring table, two ranges of
+one table that overlap, a negative engagement cap. Bands in any order still band as written."""
 
 from __future__ import annotations
 
@@ -52,6 +52,12 @@ def line(path: Path, text: str) -> int:
      "' guide' is 'Guide' spelt another way"),
     (("cap: 25}", "cap: -5}"), "settings.scoring.engagement.cap", "cap: -5",
      "greater than or equal to 0"),
+    # ranges that share more than an end: a number in both scored as the larger, unseen ($1k-$5k and
+    # $5k-$25k only touch, as the shipped table writes them, and stay accepted)
+    (('"1-10": 0}', '"1-10": 0, "150-500": 12}'), "settings.scoring.answers.company_size.150-500", '"150-500"',
+     "the range '150-500' overlaps the range '201-1000'"),
+    (('"<$1k": 0}', '"<$1k": 0, "<=$2k": 1}'), "settings.scoring.answers.budget.<=$2k", '"<=$2k"',
+     "the range '<=$2k' overlaps the range '$1k-$5k' (a number in both would score as whichever gives more)"),
 ])
 def test_a_band_or_table_that_could_not_work_is_refused_naming_the_field(
     tmp_path: Path, edit: tuple[str, str], field: str, at: str, problem: str
