@@ -152,15 +152,20 @@ def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_thread_refuses_an_unknown_id_another_persona_and_another_klaviyo(tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PERSONAS_HOME", str(tmp_path))
+def _a_conversation(home: Path, monkeypatch: pytest.MonkeyPatch, *, seed: int) -> str:
+    """A one-message conversation with PERSONA on the embedded sandbox of ``seed``, in ``home``; its thread id."""
+    monkeypatch.setenv("PERSONAS_HOME", str(home))
     model = ModelChoice(ScriptedChatModel([AIMessage("Hello.")]), "scripted in the test", "scripted")
     with contextlib.redirect_stdout(io.StringIO()):
-        repl = Repl(load_persona(PERSONA), sandbox=Sandbox(seed=42), model=model, input_fn=scripted_inputs("hi"),
+        repl = Repl(load_persona(PERSONA), sandbox=Sandbox(seed=seed), model=model, input_fn=scripted_inputs("hi"),
                     tour=False)
         assert repl.run() == 0
-    thread = repl.ctx.thread_id
+    return str(repl.ctx.thread_id)
+
+
+def test_thread_refuses_an_unknown_id_another_persona_and_another_klaviyo(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    thread = _a_conversation(tmp_path, monkeypatch, seed=42)
 
     line = _one_line_error(_chat(tmp_path, PERSONA, "--sandbox", "--thread", "no-such-thread"))
     assert "--thread 'no-such-thread': no conversation with this id" in line, line
@@ -186,13 +191,7 @@ def test_run_resume_or_retry_on_a_conversation_points_to_the_chat_that_holds_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``personas run P --thread T --resume|--retry`` with T a conversation: refused before anything
     runs, saying to go on with it in ``personas chat`` on the sandbox it talked to (not --connection)."""
-    monkeypatch.setenv("PERSONAS_HOME", str(tmp_path))
-    model = ModelChoice(ScriptedChatModel([AIMessage("Hello.")]), "scripted in the test", "scripted")
-    with contextlib.redirect_stdout(io.StringIO()):
-        repl = Repl(load_persona(PERSONA), sandbox=Sandbox(seed=7), model=model, input_fn=scripted_inputs("hi"),
-                    tour=False)
-        assert repl.run() == 0
-    thread = repl.ctx.thread_id
+    thread = _a_conversation(tmp_path, monkeypatch, seed=7)
     env = child_env(tmp_path)
     for persona, then in ((PERSONA, ["--resume", "approve"]), (PERSONA, ["--retry"]),
                           ("campaign-reporter", ["--retry"])):
