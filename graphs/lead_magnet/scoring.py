@@ -95,6 +95,17 @@ def _span(key: str) -> tuple[float, float] | None:
     return (-math.inf, edge) if (found[1] or "").startswith("<") else (edge, math.inf)
 
 
+def reversed_range(keys: Iterable[str]) -> str | None:
+    """The first key of a table written high to low (``50-1``, ``$5k-$1k``), or None: no number lies
+    between its ends that way round, so its points would never count."""
+    for key in keys:
+        if (found := _BETWEEN.fullmatch(_norm(key))) is not None:
+            low, high = _amounts(found.groups())
+            if low > high:
+                return key
+    return None
+
+
 def overlapping_ranges(keys: Iterable[str]) -> tuple[str, str] | None:
     """Two keys of one table whose ranges share more than an end (``1-50`` and ``25-100``; ``$1k-$5k``
     and ``$5k-$25k`` only touch, as tables write them), or None: a number in both would score by

@@ -177,10 +177,14 @@ def _check_bands(settings: Settings) -> None:
                     f"of band {bands[above].name!r} above {low} or remove band {band.name!r}")
 
 
+#: A range key's two ends and what joins them (``50-1``, ``$5k – $1k``, ``50 to 1``), to write it the other way round.
+_RANGE_ENDS = re.compile(r"(.+?)\s*(-|–|—|to)\s*(.+)", re.IGNORECASE)
+
+
 def _check_tables(scoring: Scoring) -> None:
     """Each answer field, and each answer of a table, given once as the scorer reads them (``_key`` and
     ``_norm``: case, spacing, width): "Guide" and "guide " in one table had one row silently win."""
-    from .scoring import _key, _norm, overlapping_ranges  # imported here: scoring.py imports this module
+    from .scoring import _key, _norm, overlapping_ranges, reversed_range  # here: scoring.py imports this module
 
     for kind, normal in (("answers", _key), ("properties", None)):
         fields: dict[str, str] = {}
@@ -194,6 +198,13 @@ def _check_tables(scoring: Scoring) -> None:
                     _refuse(("scoring", kind, name, key), key,
                             f"{key!r} is {same!r} spelt another way (values are compared without regard to "
                             "case, spacing or width), so one of their points would never count; give it once")
+            if (backwards := reversed_range(table)) is not None:
+                ends = _RANGE_ENDS.fullmatch(backwards.strip())
+                joint = "" if ends is None else f" {ends[2]} " if ends[2].lower() == "to" else ends[2]
+                fix = "low-high" if ends is None else f"{ends[3]}{joint}{ends[1]}"
+                _refuse(("scoring", kind, name, backwards), backwards,
+                        f"the range {backwards!r} runs from high to low, so no number lies in it and its points "
+                        f"never count; write it low to high: {fix!r}")
             if (pair := overlapping_ranges(table)) is not None:
                 _refuse(("scoring", kind, name, pair[1]), pair[1],
                         f"the range {pair[1]!r} overlaps the range {pair[0]!r} (a number in both would score "

@@ -1,7 +1,8 @@
 """A persona whose score bands or scoring tables could not work as written is refused when it loads
 (``personas list``, a run), naming the field and the fix: two bands at one min_score, a band no score
 reaches, a sequence or band named twice, one answer given twice in a scoring table, two ranges of
-one table that overlap, a negative engagement cap. Bands in any order still band as written."""
+one table that overlap, a range written high to low, a negative engagement cap. Bands in any order
+still band as written."""
 
 from __future__ import annotations
 
@@ -58,6 +59,12 @@ def line(path: Path, text: str) -> int:
      "the range '150-500' overlaps the range '201-1000'"),
     (('"<$1k": 0}', '"<$1k": 0, "<=$2k": 1}'), "settings.scoring.answers.budget.<=$2k", '"<=$2k"',
      "the range '<=$2k' overlaps the range '$1k-$5k' (a number in both would score as whichever gives more)"),
+    # a range written high to low holds no number, so its points never count (and its ends, swapped, are the fix)
+    (('"1-10": 0}', '"1-10": 0, "1000-500": 12}'), "settings.scoring.answers.company_size.1000-500", '"1000-500"',
+     "the range '1000-500' runs from high to low, so no number lies in it and its points never count; write it "
+     "low to high: '500-1000'"),
+    (('"<$1k": 0}', '"<$1k": 0, "$50k to $30k": 2}'), "settings.scoring.answers.budget.$50k to $30k", '"$50k to $30k"',
+     "write it low to high: '$30k to $50k'"),
 ])
 def test_a_band_or_table_that_could_not_work_is_refused_naming_the_field(
     tmp_path: Path, edit: tuple[str, str], field: str, at: str, problem: str
