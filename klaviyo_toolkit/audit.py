@@ -64,6 +64,7 @@ from .audit_rows import (
     _entry,
     _iso,
     _row_hash,
+    arguments_digest,
     check_chain,
     normalise_head,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "AuditLog",
     "AuditStatus",
     "ChainReport",
+    "arguments_digest",
     "normalise_head",
     "redact",
     "summarize_response",

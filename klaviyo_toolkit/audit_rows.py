@@ -26,6 +26,7 @@ __all__ = [
     "AuditEntry",
     "AuditStatus",
     "ChainReport",
+    "arguments_digest",
     "check_chain",
     "normalise_head",
     "summarize_response",
@@ -150,18 +151,29 @@ def _dumps(value: Any, limit: int) -> str:
     and say how many were left out, long strings and objects with many keys likewise, and every
     object keeps its identifying keys. So a capped row is still valid JSON that names what the call
     acted on (the list in a bulk job's ``relationships``, the first profile ids), under
-    ``{"truncated_chars": <the whole text's length>, "shortened": ...}``.
+    ``{"truncated_chars": <the whole text's length>, "sha256": ..., "shortened": ...}``; ``sha256`` is
+    :func:`arguments_digest` of the whole value, so two rows whose shown parts are alike but whose
+    lists differ past them tell apart, and a kept copy of the arguments can be checked against the row.
     """
     shown = redact(value)
     text = json.dumps(shown, ensure_ascii=False, sort_keys=True, default=str)
     if len(text) <= limit:
         return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     for items, chars, keys in _SHORTENINGS:
-        short = {"truncated_chars": len(text), "shortened": _shorten(shown, items, chars, keys)}
+        short = {"truncated_chars": len(text), "sha256": digest, "shortened": _shorten(shown, items, chars, keys)}
         capped = json.dumps(short, ensure_ascii=False, sort_keys=True, default=str)
         if len(capped) <= limit:
             return capped
-    return json.dumps({"truncated_chars": len(text)})
+    return json.dumps({"truncated_chars": len(text), "sha256": digest})
+
+
+def arguments_digest(value: Any) -> str:
+    """The ``sha256`` a capped row keeps of ``value`` (its arguments or extra, as given to the log):
+    the SHA-256 of its redacted JSON text (keys sorted, UTF-8). Compare it with a row's to check that
+    a copy kept elsewhere (a bulk job's whole profile list) is what the call carried."""
+    text = json.dumps(redact(value), ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _identifying(key: str) -> bool:

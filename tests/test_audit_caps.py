@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from klaviyo_sandbox import Sandbox
-from klaviyo_toolkit.audit import AuditContext, AuditLog
+from klaviyo_toolkit.audit import AuditContext, AuditLog, arguments_digest
 from klaviyo_toolkit.errors import NotFoundError
 from klaviyo_toolkit.tools import KlaviyoToolkit, Sent
 
@@ -89,6 +89,29 @@ def test_a_capped_recorded_call_keeps_its_ids_before_other_keys_and_masks_secret
     assert "a1B2c3D4e5a1B2c3D4e5" not in text  # redacted before it was shortened
     assert row["shortened"]["note"].endswith("characters in all)")
     assert row["shortened"]["properties"]["…"].endswith("(400 in all)")
+    # the digest of the whole arguments (redacted): a kept copy checks against it, with its secret as given
+    assert row["sha256"] == arguments_digest({"id": "01HTARGET", "properties": properties, "note": note})
+    assert row["sha256"] != arguments_digest({"id": "01HTARGET", "properties": properties, "note": note + "z"})
+
+
+def test_two_capped_rows_alike_in_what_they_show_differ_in_the_digest_of_the_whole_list(
+    logged: tuple[KlaviyoToolkit, AuditLog],
+) -> None:
+    """900 profile ids, then the same 899 and another last one: the rows show the same first ids and
+    counts, and only the digest of the whole list tells them apart (and matches a copy kept of it)."""
+    kit, log = logged
+    list_id = kit.run("create_list", name="VIP").response.data["id"]  # type: ignore[union-attr]
+    ids = [f"01HPROFILE{i:016d}" for i in range(900)]
+    rows = []
+    for last in ("01HLASTONE0000000000000000", "01HLASTTWO0000000000000000"):
+        with pytest.raises(NotFoundError):
+            kit.run("add_profiles_to_list", id=list_id, profile_ids=[*ids[:-1], last])
+        rows.append(json.loads(stored(log, "add_profiles_to_list")[1]))
+    first, second = rows
+    assert first["shortened"] == second["shortened"] and first["truncated_chars"] == second["truncated_chars"]
+    assert first["sha256"] != second["sha256"]
+    sent = {"body": {"data": [{"id": i, "type": "profile"} for i in [*ids[:-1], "01HLASTTWO0000000000000000"]]}}
+    assert second["sha256"] == arguments_digest(sent)
 
 
 @pytest.mark.parametrize("text", ['{"secret_key": "Wh00kSecretValue"}', '{\\"secret_key\\": \\"Wh00kSecretValue\\"}',
