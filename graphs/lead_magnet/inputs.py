@@ -17,6 +17,21 @@ from klaviyo_toolkit.validation import canonical_email, describe_hidden, email_p
 
 #: Event properties that are Klaviyo's or the form's own, not answers to score.
 NOT_ANSWERS = {"form_id", "form_name", "$source", "$extra", "$event_id", "$value", "page_url", "$form_id"}
+#: Answers that are the lead's contact details (a form's email or phone field; a webhook's ``email``,
+#: which finds the lead), compared as ``_contact_key`` writes them: a scoring table may still score
+#: them, but the model is not shown them, as it is not shown the profile's own (``for_the_model``).
+CONTACT_ANSWERS = frozenset({"email", "emailaddress", "phone", "phonenumber", "mobile", "mobilenumber", "sms"})
+
+
+def _contact_key(name: Any) -> str:
+    return "".join(ch for ch in str(name).lower() if ch.isalnum())
+
+
+def for_the_model(answers: dict[str, Any]) -> dict[str, Any]:
+    """The form's answers as the model sees them: the lead's contact details left out (it chooses a
+    sequence from what the lead said, and needs no address or number to do so; they would reach a
+    third-party model in every run)."""
+    return {k: v for k, v in answers.items() if _contact_key(k) not in CONTACT_ANSWERS}
 
 
 class InputError(InvalidArgumentError):

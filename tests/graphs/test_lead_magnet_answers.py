@@ -104,3 +104,30 @@ def test_true_or_false_scores_the_table_s_yes_or_no_and_a_profile_property_list_
     assert factors["answer leads_a_team = true (scored as 'Yes')"] == 10
     assert factors["profile plan = trail-club, summit-club (scored as 'summit-club')"] == 10
     assert result.state["score"]["total"] == 74 and result.state["score"]["band"] == "hot"
+
+
+def test_the_leads_contact_details_in_the_form_are_not_shown_to_the_model(sb: Sandbox) -> None:
+    """A form that asks for the email and phone again sends them as answers: the model chooses without
+    them (as it is shown no address or number from the profile), and the other answers still reach it."""
+    contact = {"Email Address": "dana.contact@example.com", "phone_number": "+15555550123", "Mobile": "+15555550999"}
+    state, model = run(sb, "dana.contact@example.com", {**BASE, "interest": "team outfitting", **contact})
+    assert state["score"]["band"] == "hot" and state["outcome"].startswith("sent: "), state["outcome"]
+    prompt = model.requests[0][1].content
+    answers = prompt.split('<untrusted-data source="form answers">')[1].split("</untrusted-data>")[0]
+    assert "Outdoor program director" in answers and "team outfitting" in answers
+    for value in contact.values():
+        assert value not in prompt, value
+    assert state["submission"]["answers"]["phone_number"] == "+15555550123", "kept for scoring and the record"
+
+
+def test_a_contact_detail_a_table_scores_still_counts_and_the_model_is_told_it_is_not_shown(sb: Sandbox) -> None:
+    spec = load_persona(PERSONA)
+    settings = dict(spec.settings)
+    scoring = dict(settings["scoring"])
+    scoring["answers"] = {**scoring["answers"], "phone": {"+15555550123": 5}}
+    spec = spec.model_copy(update={"settings": {**settings, "scoring": scoring}})
+    state, model = run(sb, "phone.scored@example.com", {**BASE, "interest": "team outfitting", "phone": "+15555550123"},
+                       spec)
+    assert factor(state, "phone")["points"] == 5
+    prompt = model.requests[0][1].content
+    assert "- answer phone (a contact detail, not shown): +5" in prompt and "+15555550123" not in prompt
