@@ -109,8 +109,8 @@ MUTATIONS: tuple[Mutation, ...] = (
                                            "    bulk_import_profiles: [")}),
     # -- fencing
     Mutation("form-answers-unfenced", "fencing", "form answers reach the model without a fence", ("lead_magnet",),
-             code={LEAD: ('fence("form answers", sub.get("answers") or {}),',
-                          'json.dumps(sub.get("answers") or {}),')}),
+             code={LEAD: ('fence("form answers", for_the_model(sub.get("answers") or {})),',
+                          'json.dumps(for_the_model(sub.get("answers") or {})),')}),
     Mutation("tool-results-unfenced", "fencing", "Klaviyo's tool results reach the chat model without a fence",
              ("chat",),
              code={"graphs/chat/graph.py": ('        message.content = fence(\n',
