@@ -7,6 +7,7 @@ Bad input gets an :class:`InputError` naming the field and the fix; nothing is g
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -17,10 +18,13 @@ from klaviyo_toolkit.validation import canonical_email, describe_hidden, email_p
 
 #: Event properties that are Klaviyo's or the form's own, not answers to score.
 NOT_ANSWERS = {"form_id", "form_name", "$source", "$extra", "$event_id", "$value", "page_url", "$form_id"}
-#: Answers that are the lead's contact details (a form's email or phone field; a webhook's ``email``,
-#: which finds the lead), compared as ``_contact_key`` writes them: a scoring table may still score
-#: them, but the model is not shown them, as it is not shown the profile's own (``for_the_model``).
-CONTACT_ANSWERS = frozenset({"email", "emailaddress", "phone", "phonenumber", "mobile", "mobilenumber", "sms"})
+#: How an answer's field that holds the lead's contact details ends, written as ``_contact_key`` writes
+#: it (``Email Address``, ``work_email``, ``Mobile Phone``, ``sms_number``); ``email_frequency`` or
+#: ``email_opt_in`` say what the lead wants, and are answers like any other.
+CONTACT_FIELDS = ("email", "emailaddress", "phone", "phonenumber", "mobile", "mobilenumber", "telephone", "cell",
+                  "sms", "smsnumber")
+#: An answer that is itself an email address or an international phone number, whatever its field.
+_CONTACT_VALUE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+|\+[\d\s().-]{7,20}")
 
 
 def _contact_key(name: Any) -> str:
@@ -28,10 +32,15 @@ def _contact_key(name: Any) -> str:
 
 
 def for_the_model(answers: dict[str, Any]) -> dict[str, Any]:
-    """The form's answers as the model sees them: the lead's contact details left out (it chooses a
-    sequence from what the lead said, and needs no address or number to do so; they would reach a
-    third-party model in every run)."""
-    return {k: v for k, v in answers.items() if _contact_key(k) not in CONTACT_ANSWERS}
+    """The form's answers as the model sees them: the lead's contact details left out (a field named
+    for them, or a value that is an address or a ``+`` number). The model chooses a sequence from
+    what the lead said and needs no address or number to do so; they would reach a third-party model
+    in every run, though the profile's own are never shown to it. Scoring still reads them."""
+    return {
+        k: v for k, v in answers.items()
+        if not _contact_key(k).endswith(CONTACT_FIELDS)
+        and not (isinstance(v, str) and _CONTACT_VALUE.fullmatch(v.strip()))
+    }  # fmt: skip
 
 
 class InputError(InvalidArgumentError):

@@ -109,12 +109,15 @@ def test_true_or_false_scores_the_table_s_yes_or_no_and_a_profile_property_list_
 def test_the_leads_contact_details_in_the_form_are_not_shown_to_the_model(sb: Sandbox) -> None:
     """A form that asks for the email and phone again sends them as answers: the model chooses without
     them (as it is shown no address or number from the profile), and the other answers still reach it."""
-    contact = {"Email Address": "dana.contact@example.com", "phone_number": "+15555550123", "Mobile": "+15555550999"}
-    state, model = run(sb, "dana.contact@example.com", {**BASE, "interest": "team outfitting", **contact})
+    contact = {"Email Address": "dana.contact@example.com", "phone_number": "+15555550123", "Mobile": "+15555550999",
+               "work_email": "dana@outfitters.example", "best way to reach you": "+44 20 7946 0958"}
+    said = {"email_frequency": "weekly", "interest": "team outfitting"}
+    state, model = run(sb, "dana.contact@example.com", {**BASE, **said, **contact})
     assert state["score"]["band"] == "hot" and state["outcome"].startswith("sent: "), state["outcome"]
     prompt = model.requests[0][1].content
     answers = prompt.split('<untrusted-data source="form answers">')[1].split("</untrusted-data>")[0]
-    assert "Outdoor program director" in answers and "team outfitting" in answers
+    for kept in ("Outdoor program director", "201-1000", "$5k-$25k", "email_frequency", "weekly", "team outfitting"):
+        assert kept in answers, kept
     for value in contact.values():
         assert value not in prompt, value
     assert state["submission"]["answers"]["phone_number"] == "+15555550123", "kept for scoring and the record"
