@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -28,7 +29,8 @@ _CONTACT_VALUE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+|\+[\d\s().-]{7,20}")
 
 
 def _contact_key(name: Any) -> str:
-    return "".join(ch for ch in str(name).lower() if ch.isalnum())
+    """A field name as ``CONTACT_FIELDS`` holds it: NFKC (fullwidth letters), casefolded, letters and digits only."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", str(name)).casefold() if ch.isalnum())
 
 
 def for_the_model(answers: dict[str, Any]) -> dict[str, Any]:
@@ -39,7 +41,7 @@ def for_the_model(answers: dict[str, Any]) -> dict[str, Any]:
     return {
         k: v for k, v in answers.items()
         if not _contact_key(k).endswith(CONTACT_FIELDS)
-        and not (isinstance(v, str) and _CONTACT_VALUE.fullmatch(v.strip()))
+        and not (isinstance(v, str) and _CONTACT_VALUE.fullmatch(unicodedata.normalize("NFKC", v).strip()))
     }  # fmt: skip
 
 

@@ -110,7 +110,8 @@ def test_the_leads_contact_details_in_the_form_are_not_shown_to_the_model(sb: Sa
     """A form that asks for the email and phone again sends them as answers: the model chooses without
     them (as it is shown no address or number from the profile), and the other answers still reach it."""
     contact = {"Email Address": "dana.contact@example.com", "phone_number": "+15555550123", "Mobile": "+15555550999",
-               "work_email": "dana@outfitters.example", "best way to reach you": "+44 20 7946 0958"}
+               "work_email": "dana@outfitters.example", "best way to reach you": "+44 20 7946 0958",
+               "ＰＨＯＮＥ": "555 0777", "text me at": "＋１ ５５５ ５５５ ０８８８"}
     said = {"email_frequency": "weekly", "interest": "team outfitting"}
     state, model = run(sb, "dana.contact@example.com", {**BASE, **said, **contact})
     assert state["score"]["band"] == "hot" and state["outcome"].startswith("sent: "), state["outcome"]
