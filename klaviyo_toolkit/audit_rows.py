@@ -156,13 +156,13 @@ def _dumps(value: Any, limit: int) -> str:
     lists differ past them tell apart, and a kept copy of the arguments can be checked against the row.
     """
     shown = redact(value)
-    text = json.dumps(shown, ensure_ascii=False, sort_keys=True, default=str)
+    text = _json_text(shown)
     if len(text) <= limit:
         return text
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    digest = _sha256(text)
     for items, chars, keys in _SHORTENINGS:
         short = {"truncated_chars": len(text), "sha256": digest, "shortened": _shorten(shown, items, chars, keys)}
-        capped = json.dumps(short, ensure_ascii=False, sort_keys=True, default=str)
+        capped = _json_text(short)
         if len(capped) <= limit:
             return capped
     return json.dumps({"truncated_chars": len(text), "sha256": digest})
@@ -172,7 +172,15 @@ def arguments_digest(value: Any) -> str:
     """The ``sha256`` a capped row keeps of ``value`` (its arguments or extra, as given to the log):
     the SHA-256 of its redacted JSON text (keys sorted, UTF-8). Compare it with a row's to check that
     a copy kept elsewhere (a bulk job's whole profile list) is what the call carried."""
-    text = json.dumps(redact(value), ensure_ascii=False, sort_keys=True, default=str)
+    return _sha256(_json_text(redact(value)))
+
+
+def _json_text(value: Any) -> str:
+    """A (redacted) value as a row stores it: JSON, keys sorted, non-ASCII as it is."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
