@@ -98,12 +98,7 @@ def _span(key: str) -> tuple[float, float] | None:
 def reversed_range(keys: Iterable[str]) -> str | None:
     """The first key of a table written high to low (``50-1``, ``$5k-$1k``), or None: no number lies
     between its ends that way round, so its points would never count."""
-    for key in keys:
-        if (found := _BETWEEN.fullmatch(_norm(key))) is not None:
-            low, high = _amounts(found.groups())
-            if low > high:
-                return key
-    return None
+    return next((key for key in keys if (span := _span(_norm(key))) is not None and span[0] > span[1]), None)
 
 
 def overlapping_ranges(keys: Iterable[str]) -> tuple[str, str] | None:
