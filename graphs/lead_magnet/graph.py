@@ -62,7 +62,7 @@ from personas.kernel.context import PersonaContext
 from personas.kernel.governance import fence, needs_approval
 from personas.kernel.privacy import describe_error
 
-from .inputs import InputError, LeadNotFound, for_the_model, parse_submission
+from .inputs import InputError, LeadNotFound, for_the_model, is_contact_field, parse_submission
 from .record import record
 from .schedule import as_scheduled, next_send_time
 from .scoring import score_lead
@@ -244,8 +244,8 @@ def _factor_line(factor: dict[str, Any], settings: Settings) -> str:
     text = factor["factor"]
     for field in settings.scoring.answers:
         if text.startswith(f"answer {field} = "):
-            where = "its value is in the form answers below"
-            text = f"answer {field} ({where if for_the_model({field: True}) else 'a contact detail, not shown'})"
+            shown = "its value is in the form answers below"
+            text = f"answer {field} ({'a contact detail, not shown' if is_contact_field(field) else shown})"
     for field in settings.scoring.properties:
         if text.startswith(f"profile {field} = "):
             text = f"profile {field} (its value is in the profile below)"

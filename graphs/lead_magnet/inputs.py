@@ -19,7 +19,7 @@ from klaviyo_toolkit.validation import canonical_email, describe_hidden, email_p
 
 #: Event properties that are Klaviyo's or the form's own, not answers to score.
 NOT_ANSWERS = {"form_id", "form_name", "$source", "$extra", "$event_id", "$value", "page_url", "$form_id"}
-#: How an answer's field that holds the lead's contact details ends, written as ``_contact_key`` writes
+#: How an answer's field that holds the lead's contact details ends, written as ``is_contact_field`` compares
 #: it (``Email Address``, ``work_email``, ``Mobile Phone``, ``sms_number``); ``email_frequency`` or
 #: ``email_opt_in`` say what the lead wants, and are answers like any other.
 CONTACT_FIELDS = ("email", "emailaddress", "phone", "phonenumber", "mobile", "mobilenumber", "telephone", "cell",
@@ -28,9 +28,11 @@ CONTACT_FIELDS = ("email", "emailaddress", "phone", "phonenumber", "mobile", "mo
 _CONTACT_VALUE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+|\+[\d\s().-]{7,20}")
 
 
-def _contact_key(name: Any) -> str:
-    """A field name as ``CONTACT_FIELDS`` holds it: NFKC (fullwidth letters), casefolded, letters and digits only."""
-    return "".join(ch for ch in unicodedata.normalize("NFKC", str(name)).casefold() if ch.isalnum())
+def is_contact_field(name: Any) -> bool:
+    """Whether an answer's field is named for the lead's contact details (``CONTACT_FIELDS``), its name
+    compared NFKC (fullwidth letters), casefolded, letters and digits only."""
+    key = "".join(ch for ch in unicodedata.normalize("NFKC", str(name)).casefold() if ch.isalnum())
+    return key.endswith(CONTACT_FIELDS)
 
 
 def for_the_model(answers: dict[str, Any]) -> dict[str, Any]:
@@ -40,7 +42,7 @@ def for_the_model(answers: dict[str, Any]) -> dict[str, Any]:
     in every run, though the profile's own are never shown to it. Scoring still reads them."""
     return {
         k: v for k, v in answers.items()
-        if not _contact_key(k).endswith(CONTACT_FIELDS)
+        if not is_contact_field(k)
         and not (isinstance(v, str) and _CONTACT_VALUE.fullmatch(unicodedata.normalize("NFKC", v).strip()))
     }  # fmt: skip
 
