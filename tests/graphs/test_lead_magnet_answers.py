@@ -135,3 +135,15 @@ def test_a_contact_detail_a_table_scores_still_counts_and_the_model_is_told_it_i
     assert factor(state, "phone")["points"] == 5
     prompt = model.requests[0][1].content
     assert "- answer phone (a contact detail, not shown): +5" in prompt and "+15555550123" not in prompt
+
+
+def test_a_scored_answer_left_out_for_its_contact_value_is_said_not_shown(sb: Sandbox) -> None:
+    """A lead who types an address or a number into a scored field (``role``): the model is not shown
+    it, and its factor line says so, rather than pointing the model at answers that do not hold it."""
+    for i, typed in enumerate(("dana.role@outfitters.example", "+1 555 555 0142")):
+        state, model = run(sb, f"role.contact{i}@example.com", {**BASE, "role": typed, "interest": "team outfitting"})
+        assert factor(state, "role")["factor"] == f"answer role = {typed}", state["score"]["factors"]
+        prompt = model.requests[0][1].content
+        assert "- answer role (a contact detail, not shown): " in prompt, prompt.split("Sequences:")[0]
+        assert typed not in prompt
+        assert "- answer interest (its value is in the form answers below): +15" in prompt
