@@ -198,6 +198,10 @@ def line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int | None:
 
 
 def loc_text(loc: Sequence[Any]) -> str:
+    """``loc`` as a dotted path with [n] indexes; a mapping's bad key (pydantic's ``(..., key, "[key]")``)
+    names the mapping, as the problem names the key."""
+    if tuple(loc[-1:]) == ("[key]",):
+        loc = loc[:-2]
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (("." if out else "") + str(part))
@@ -358,13 +362,24 @@ def _problem(err: Any) -> str:
     if kind == "list_type":
         return f"must be a list (indented `- item` lines under it, or [a, b]), not {shown}"
     if kind == "string_type":
-        return f"must be text, not {shown}" + ("; give a value after the colon" if given is None else "")
+        key = tuple(err["loc"][-1:]) == ("[key]",)
+        said = f"has a key YAML read as {shown}, not text" if key else f"must be text, not {shown}"
+        return said + ("; give a value after the colon" if given is None else _quote_it(given))
     if kind in ("float_type", "float_parsing", "int_type", "int_parsing", "int_from_float"):
         whole = "a whole number (e.g. 30)" if kind.startswith("int") else "a number (e.g. 0.05)"
         return f"must be {whole}, not {shown}" + ("; give a value after the colon" if given is None else "")
     if kind in ("bool_type", "bool_parsing"):
         return f"must be true or false, not {shown}"
     return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _quote_it(given: Any) -> str:
+    """The fix for a scalar YAML read as other than the text it looks like: quote it."""
+    if isinstance(given, bool):
+        return '; YAML reads an unquoted yes, no, on, off, true or false as true or false: quote it ("Yes", not Yes)'
+    if isinstance(given, int | float):
+        return f'; YAML reads it as a number: quote it ("{given}", not {given})'
+    return ""
 
 
 _NAME_LINE = re.compile(rb"""^name:[ \t]*["']?([A-Za-z0-9_.-]+)""", re.M)

@@ -102,6 +102,11 @@ WRONG_TYPES = [
      ":5: scopes: must be a list (indented `- item` lines under it, or [a, b]), not 'accounts:read'"),
     ("an empty description", GOOD.replace("description: My daily report.", "description:"),
      ":2: description: must be text, not nothing; give a value after the colon"),
+    ("yes for text", GOOD.replace("description: My daily report.", "description: yes"),
+     ':2: description: must be text, not True; YAML reads an unquoted yes, no, on, off, true or false as true or '
+     'false: quote it ("Yes", not Yes)'),
+    ("a number for text", GOOD.replace("description: My daily report.", "description: 2026"),
+     ':2: description: must be text, not 2026; YAML reads it as a number: quote it ("2026", not 2026)'),
     ("a word for a number", GOOD + "temperature: low\n", ":8: temperature: must be a number (e.g. 0.05), not 'low'"),
     ("a setting's number as a word", GOOD + "settings:\n  thresholds:\n    max_bounce_rate: high\n",
      ":10: settings.thresholds.max_bounce_rate: must be a number (e.g. 0.05), not 'high'"),
@@ -135,3 +140,27 @@ def test_an_output_folder_the_run_cannot_name_is_refused_naming_the_setting(tmp_
     done = _personas(home, "run", "zz-daily", "--sandbox", "--input", '{"date": "2026-03-08"}')
     assert done.returncode == 2 and f"zz-daily.yaml:9: {says}" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "RuntimeError" not in done.stderr
+
+
+@pytest.mark.parametrize(("key", "says"), [
+    ("Yes", 'has a key YAML read as True, not text; YAML reads an unquoted yes, no, on, off, true or false as '
+            'true or false: quote it ("Yes", not Yes)'),
+    ("off", 'has a key YAML read as False, not text; YAML reads an unquoted yes, no'),
+    ("10", 'has a key YAML read as 10, not text; YAML reads it as a number: quote it ("10", not 10)'),
+])
+def test_a_table_key_yaml_reads_as_true_or_a_number_names_its_table_and_says_to_quote_it(
+        tmp_path: Path, key: str, says: str) -> None:
+    """A scoring table's ``Yes: 10`` is ``{True: 10}`` to YAML: it was "leads_a_team[1].[key]: must be
+    text, not True", naming a made-up index and no fix; quoted, the same table loads."""
+    shipped = (ROOT / "personas" / "definitions" / "lead-magnet-sequencer.yaml").read_text()
+    table = "      interest: {"
+    assert table in shipped
+    wrote = shipped.replace("name: lead-magnet-sequencer", "name: zz-lead").replace(
+        table, f"      leads_a_team: {{{key}: 10, Maybe: 0}}\n{table}")
+    home = _home(tmp_path, {"zz-lead.yaml": wrote})
+    with pytest.raises(PersonaConfigError) as refused:
+        load_persona("zz-lead", home=home)
+    line = wrote.splitlines().index(f"      leads_a_team: {{{key}: 10, Maybe: 0}}") + 1
+    assert f"zz-lead.yaml:{line}: settings.scoring.answers.leads_a_team: {says}" in str(refused.value), refused.value
+    home = _home(tmp_path / "quoted", {"zz-lead.yaml": wrote.replace(f"{{{key}:", f'{{"{key}":')})
+    assert load_persona("zz-lead", home=home).settings["scoring"]["answers"]["leads_a_team"] == {key: 10, "Maybe": 0}
