@@ -101,13 +101,11 @@ def main(argv: list[str]) -> int:
         # SQLite, so a third worker on two cores fills that waiting; `-n 0` runs in one process. Each
         # module runs whole on one worker, in its own order (``--dist loadscope``):
         # tests/sandbox/test_properties.py reads one account in a set order (writes after reads,
-        # deletes last), which split across workers it is not. Modules are handed out in the order
-        # tests/conftest.py puts them (the longest first), not xdist's (the most tests first, which
-        # left the 3-minute README test, one test, to begin last and run alone).
+        # deletes last), which split across workers it is not.
         args = argv[1:]
         chosen = any(a.startswith(("-n", "--numprocesses")) for a in args)
         workers = str((os.cpu_count() or 1) + 1)
-        spread = [] if chosen else ["-n", workers, "--dist", "loadscope", "--no-loadscope-reorder"]
+        spread = [] if chosen else ["-n", workers, "--dist", "loadscope"]
         return run(py, "-m", "pytest", *spread, *args)
     if task == "lint":
         code = run(py, "-m", "ruff", "check", ".")

@@ -60,9 +60,9 @@ def reads_of(monkeypatch: pytest.MonkeyPatch) -> Callable[[type], list[Any]]:
 
 
 #: The modules that take longest (``pytest --durations``, 2026-12-07: the README's commands 185 s, the
-#: others 25 to 100 s), handed to the workers first: ``dev.py test`` runs each module whole on one
-#: worker (``--dist loadscope --no-loadscope-reorder``) in this order, so that none of them begins as
-#: the others run out of work and runs alone at the end (the README's began last). Only the order
+#: others 45 to 100 s), handed to the workers first. ``dev.py test`` runs each module whole on one
+#: worker (``--dist loadscope``) in collection order, where ``tests/test_readme.py`` came 203rd of 215:
+#: it began as the others ran out of work and ran alone for its last two minutes. Only the order
 #: changes: every test still runs, and each module's own tests keep theirs.
 LONGEST_FIRST = (
     "tests/test_readme.py",
@@ -77,15 +77,6 @@ LONGEST_FIRST = (
     "tests/evals/test_mutations.py",
     "tests/cli/test_errors.py",
     "tests/cli/test_chat_pty.py",
-    "tests/cli/test_chat_thread.py",
-    "tests/service/test_commands.py",
-    "tests/cli/test_audit_tampered_run.py",
-    "tests/test_benchmarks.py",
-    "tests/evals/test_suites_replay.py",
-    "tests/cli/test_honest_output.py",
-    "tests/cli/test_exit_codes.py",
-    "tests/service/test_postgres.py",
-    "tests/cli/test_strict_input.py",
 )
 
 
