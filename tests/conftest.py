@@ -1,5 +1,4 @@
-"""Shared fixtures: a process environment without Klaviyo settings, and a count of checkpoint reads;
-and the order modules are handed to pytest-xdist's workers in (the longest first)."""
+"""Shared fixtures: a process environment without Klaviyo settings, and a count of checkpoint reads."""
 
 from __future__ import annotations
 
@@ -57,31 +56,3 @@ def reads_of(monkeypatch: pytest.MonkeyPatch) -> Callable[[type], list[Any]]:
         return reads
 
     return counting
-
-
-#: The modules that take longest (``pytest --durations``, 2026-12-07: the README's commands 185 s, the
-#: others 45 to 100 s), handed to the workers first. ``dev.py test`` runs each module whole on one
-#: worker (``--dist loadscope``) in collection order, where ``tests/test_readme.py`` came 203rd of 215:
-#: it began as the others ran out of work and ran alone for its last two minutes. Only the order
-#: changes: every test still runs, and each module's own tests keep theirs.
-LONGEST_FIRST = (
-    "tests/test_readme.py",
-    "tests/cli/test_state_files.py",
-    "tests/cli/test_auth.py",
-    "tests/service/test_local_processes.py",
-    "tests/cli/test_commands.py",
-    "tests/evals/test_recorded_sets.py",
-    "tests/cli/test_secrets.py",
-    "tests/cli/test_demo.py",
-    "tests/cli/test_one_run_per_thread.py",
-    "tests/evals/test_mutations.py",
-    "tests/cli/test_errors.py",
-    "tests/cli/test_chat_pty.py",
-)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The longest modules first (``LONGEST_FIRST``); a stable sort, so all else keeps its order."""
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    root = config.rootpath
-    items.sort(key=lambda item: rank.get(item.path.relative_to(root).as_posix(), len(rank)))
