@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from personas.runtime.loader import YamlFileError, line_of, loc_text, read_yaml
+from personas.runtime.loader import YamlFileError, line_of, loc_text, read_yaml, value_problem
 
 from .fixtures import Fixture, FormSubmission, parse_duration
 from .matchers import CallSpec, check_matcher
@@ -512,11 +512,9 @@ def _validate(model: type[BaseModel], data: Any, path: Path, root: yaml.Node | N
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tagged-union")))]
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = value_problem(err)  # what to write instead, as a persona file's errors say it
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        elif err["type"] == "missing":
-            msg = "is required"
         raise CaseFileError(path, line_of(root, loc), loc_text(loc), msg) from None
 
 

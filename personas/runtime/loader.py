@@ -53,6 +53,7 @@ __all__ = [
     "persona_dirs",
     "read_yaml",
     "scan_personas",
+    "value_problem",
 ]
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "definitions"
@@ -349,9 +350,10 @@ _EXAMPLES = {
 }
 
 
-def _problem(err: Any) -> str:
+def value_problem(err: Any) -> str:
     """One validation error as what to write instead: pydantic's own words name its classes
-    ("a valid dictionary or instance of ToolSelection") and say nothing of YAML."""
+    ("a valid dictionary or instance of ToolSelection") and say nothing of YAML. Persona files and
+    eval case files alike."""
     given, kind = err.get("input"), err["type"]
     shown = "nothing" if given is None else f"a {type(given).__name__}" if isinstance(given, list | dict) \
         else repr(given)
@@ -417,7 +419,7 @@ def _validate_file(path: Path) -> PersonaSpec:
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         loc = [p for p in err["loc"] if p != "source"]
-        msg = _problem(err)
+        msg = value_problem(err)
         if err["type"] == "extra_forbidden":
             allowed = ", ".join(k for k in PersonaSpec.model_fields if k != "source")
             msg = f"unknown key; allowed keys: {allowed}"
@@ -530,7 +532,7 @@ def _check_settings(spec: PersonaSpec, path: Path, root: yaml.Node | None) -> No
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         loc = ["settings", *err["loc"]]
-        msg = _problem(err)
+        msg = value_problem(err)
         if err["type"] == "extra_forbidden":
             msg = f"unknown setting; allowed: {', '.join(model.model_fields)}"
         raise PersonaConfigError(path, line_of(root, loc), loc_text(loc), msg) from None

@@ -74,6 +74,10 @@ def test_the_lead_magnet_suite_loads_with_labelled_cases() -> None:
     ("sandbox:\n  fixture:\n    profiles:\n      a: {first_name: A}\n", "sandbox.fixture.profiles.a",
      "a profile needs an email"),
     ("now: 2026-03-10T15:00:00\n", "now", "give a time zone"),
+    ("labels: [hot, yes]\n", "labels[1]", 'must be text, not True; YAML reads an unquoted yes, no, on, off, true or '
+     'false as true or false: quote it ("Yes", not Yes)'),
+    ("sandbox:\n  fixture:\n    profiles: [a]\n", "sandbox.fixture.profiles",
+     "must be a mapping (indented `key: value` lines under it), not a list"),
 ])
 def test_a_broken_case_names_its_file_line_and_field(tmp_path: Path, patch: str, where: str, problem: str) -> None:
     folder = copy_suite(tmp_path)
