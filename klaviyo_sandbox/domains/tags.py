@@ -27,11 +27,12 @@ def new_uuid(svc: Services) -> str:
     return str(uuid.UUID(int=svc.store.rng.getrandbits(128)))
 
 
-def ensure_default_tag_group(svc: Services) -> Resource:
+def ensure_default_tag_group(svc: Services, now: float | None = None) -> Resource:
+    """The account's default tag group, made (at ``now``, else the clock's time) if it has none."""
     for group in svc.store.iter("tag-group"):
         if group.attributes.get("default"):
             return group
-    now = svc.clock.time()
+    now = svc.clock.time() if now is None else now
     group = Resource("tag-group", new_uuid(svc), {"name": "Default", "exclusive": False, "default": True}, {}, now, now)
     svc.store.put(group)
     return group

@@ -181,7 +181,7 @@ def seed_coupons(seeder: Seeder) -> None:
 def seed_marketing_assets(seeder: Seeder) -> None:
     """Tag groups and tags on the seeded flows and campaigns, the WELCOME10 coupon, three images."""
     svc, when = seeder.svc, seeder.anchor - 250 * 86_400
-    tags.ensure_default_tag_group(svc)
+    tags.ensure_default_tag_group(svc, when)  # made with the account's other assets, not at seeding time
     lifecycle = Resource(
         "tag-group", tags.new_uuid(svc), {"name": "Lifecycle", "exclusive": False, "default": False}, {}, when, when
     )
@@ -192,11 +192,11 @@ def seed_marketing_assets(seeder: Seeder) -> None:
     lead.relationships["flows"] = [("flow", fid) for name, fid in flows.items() if name.startswith("Lead sequence")]
     welcome = tags.create_tag(svc, "Welcome", lifecycle, when)
     welcome.relationships["flows"] = [("flow", flows["Welcome series"])]
-    content = tags.create_tag(svc, "Content", tags.ensure_default_tag_group(svc), when)
+    content = tags.create_tag(svc, "Content", tags.ensure_default_tag_group(svc, when), when)
     content.relationships["campaigns"] = [
         ("campaign", cid) for name, cid in campaigns.items() if "Trail Guide" in name or "guide" in name.lower()
     ]
-    promo = tags.create_tag(svc, "Promotion", tags.ensure_default_tag_group(svc), when)
+    promo = tags.create_tag(svc, "Promotion", tags.ensure_default_tag_group(svc, when), when)
     promo.relationships["campaigns"] = [
         ("campaign", cid)
         for name, cid in campaigns.items()
