@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -384,6 +384,36 @@ class Store:
             "resources": {t: [r.to_json() for r in items.values()] for t, items in self._by_type.items()},
             "values": copy.deepcopy({k: v for k, v in self._values.items() if not k.startswith("_")}),
         }
+
+    def is_fresh(self) -> bool:
+        """Nothing was ever stored in it (no resource, no value): what a seeder starts from."""
+        return self._stored_count == 0 and not self._values
+
+    def state(self) -> tuple[Any, ...]:
+        """Everything, as plain data that ``marshal`` writes (``domains.demo.snapshot``): resources by
+        type with their fields in order, ordinals, named values, the id generator's state and the
+        indexes; :meth:`restore` takes it back."""
+        names = [f.name for f in fields(Resource)][2:]
+        resources = {t: [(r.id, *(getattr(r, n) for n in names)) for r in items.values()]
+                     for t, items in self._by_type.items()}  # fmt: skip
+        return (resources, list(self._ordinals.items()), self._stored_count, self._values, self._rng.getstate(),
+                list(self._indexes.items()))  # fmt: skip
+
+    def restore(self, state: tuple[Any, ...]) -> None:
+        """Become what :meth:`state` was taken from (a fresh store only); all of it is written at the
+        next :meth:`flush` of a store kept in a file."""
+        resources, ordinals, count, values, rng, indexes = state
+        with self.lock:
+            if not self.is_fresh():
+                raise ValueError("only a fresh store is restored from a state")
+            self._by_type = {t: {row[0]: Resource(t, *row) for row in rows} for t, rows in resources.items()}
+            self._ordinals = {tuple(k): v for k, v in ordinals}
+            self._stored_count = count
+            self._values = values
+            self._rng.setstate(rng)
+            self._indexes = {tuple(k): v for k, v in indexes}
+            self._dirty = set(self._ordinals)
+            self._dirty_values = set(self._values)
 
     def load_resources(self, items: Iterable[Resource]) -> None:
         for res in items:
