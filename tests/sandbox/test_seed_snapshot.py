@@ -95,3 +95,15 @@ def test_off_builds_every_time_and_a_store_that_is_not_fresh_is_never_restored(
     assert not snapshot.load(sb.store, snapshot.key(Sandbox(demo_data=False).store, 42, dt.date(2026, 3, 10)) or "")
     with pytest.raises(ValueError, match="only a fresh store"):
         sb.store.restore(sb.store.state())
+
+
+def test_the_snapshots_used_last_are_kept(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(snapshot, "_MAX_KEPT", 2)
+    Sandbox(seed=1, rate_limit_factor=None, clock=ManualClock(start=NOW))
+    Sandbox(seed=2, rate_limit_factor=None, clock=ManualClock(start=NOW))
+    [first] = [p for p in folder.glob("demo-*.marshal") if p.stat().st_mtime_ns == min(
+        q.stat().st_mtime_ns for q in folder.glob("demo-*.marshal"))]
+    Sandbox(seed=1, rate_limit_factor=None, clock=ManualClock(start=NOW))  # loaded: used last
+    Sandbox(seed=3, rate_limit_factor=None, clock=ManualClock(start=NOW))
+    kept = sorted(folder.glob("demo-*.marshal"))
+    assert len(kept) == 2 and first in kept, "seed 1's was loaded after seed 2's was written"

@@ -8,7 +8,7 @@ of every source file of ``klaviyo_sandbox``, and the empty store's id generator 
 that is not fresh is never restored. The file is ``marshal`` data (loading it runs no code), in a
 folder of this user's only in the temp folder (``klaviyo-sandbox-<uid>``; one found that is not
 private, or is a link, is not used). One that cannot be read (damaged, another Python's) is built
-again; one that cannot be written is skipped. The newest four are kept (10 MB each).
+again; one that cannot be written is skipped. The eight used last are kept (10 MB each).
 ``KLAVIYO_SANDBOX_SEED_CACHE=off`` builds every time.
 """
 
@@ -32,7 +32,8 @@ __all__ = ["FORMAT", "folder", "key", "load", "save"]
 #: Changed when what a snapshot holds changes shape (``Store.state``).
 FORMAT = 1
 _PACKAGE = Path(__file__).resolve().parents[2]
-_MAX_KEPT = 4
+#: Snapshots kept: the most recently loaded or written (a test session builds a dozen accounts).
+_MAX_KEPT = 8
 
 
 @functools.lru_cache(maxsize=1)
@@ -83,6 +84,7 @@ def load(store: Store, name: str) -> bool:
         fd = os.open(where / f"{name}.marshal", os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         with os.fdopen(fd, "rb") as file:
             state = marshal.loads(file.read())  # whole: marshal.load reads a file in small pieces, 8x slower
+            os.utime(file.fileno())  # used now: the last to be removed (``save``)
         store.restore(state)
     except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError):
         return False
@@ -94,7 +96,7 @@ def load(store: Store, name: str) -> bool:
 
 def save(store: Store, name: str) -> None:
     """Write ``store`` as the snapshot ``name`` (whole or not at all: a temporary file renamed), and
-    remove all but the newest :data:`_MAX_KEPT`; nothing when it cannot be written."""
+    remove all but the :data:`_MAX_KEPT` used last; nothing when it cannot be written."""
     where = folder()
     if where is None:
         return
@@ -105,7 +107,7 @@ def save(store: Store, name: str) -> None:
         with os.fdopen(fd, "wb") as file:
             file.write(data)
         os.replace(temporary, where / f"{name}.marshal")
-        for path in sorted(where.glob("demo-*.marshal"), key=lambda p: p.stat().st_mtime)[:-_MAX_KEPT]:
+        for path in sorted(where.glob("demo-*.marshal"), key=lambda p: p.stat().st_mtime_ns)[:-_MAX_KEPT]:
             path.unlink(missing_ok=True)
     except (OSError, ValueError):
         temporary.unlink(missing_ok=True)
