@@ -406,14 +406,16 @@ class Store:
         with self.lock:
             if not self.is_fresh():
                 raise ValueError("only a fresh store is restored from a state")
-            self._by_type = {t: {row[0]: Resource(t, *row) for row in rows} for t, rows in resources.items()}
-            self._ordinals = {tuple(k): v for k, v in ordinals}
-            self._stored_count = count
-            self._values = values
+            # all of it read first: a state that is not one leaves the store as it was, still fresh
+            by_type = {t: {row[0]: Resource(t, *row) for row in rows} for t, rows in resources.items()}
+            ordinal = {tuple(k): int(v) for k, v in ordinals}
+            index = {tuple(k): dict(v) for k, v in indexes}
+            if not isinstance(values, dict):
+                raise ValueError("a state's values are a mapping")
             self._rng.setstate(rng)
-            self._indexes = {tuple(k): v for k, v in indexes}
-            self._dirty = set(self._ordinals)
-            self._dirty_values = set(self._values)
+            self._by_type, self._ordinals, self._stored_count = by_type, ordinal, int(count)
+            self._values, self._indexes = values, index
+            self._dirty, self._dirty_values = set(ordinal), set(values)
 
     def load_resources(self, items: Iterable[Resource]) -> None:
         for res in items:

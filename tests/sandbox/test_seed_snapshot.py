@@ -66,12 +66,16 @@ def test_another_day_or_seed_is_another_snapshot(folder: Path, monkeypatch: pyte
     assert other_seed.store.state() == built(7, NOW, monkeypatch).store.state()
 
 
-@pytest.mark.parametrize("damage", [b"", b"not marshal data", "truncated"])
+@pytest.mark.parametrize("damage", [b"", b"not marshal data", "truncated", "another shape"])
 def test_a_damaged_snapshot_is_built_again_and_replaced(folder: Path, monkeypatch: pytest.MonkeyPatch,
                                                          damage: bytes | str) -> None:
     Sandbox(seed=42, rate_limit_factor=None, clock=ManualClock(start=NOW))
     [kept] = list(folder.glob("demo-*.marshal"))
     whole = kept.read_bytes()
+    if damage == "another shape":  # marshal data, but its resources whole and its ordinals not
+        import marshal
+        resources, _ordinals, *rest = marshal.loads(whole)
+        damage = marshal.dumps((resources, [("profile",)], *rest))
     kept.write_bytes(whole[: len(whole) // 2] if damage == "truncated" else damage)  # type: ignore[operator]
     again = Sandbox(seed=42, rate_limit_factor=None, clock=ManualClock(start=NOW))
     assert again.store.state() == built(monkeypatch=monkeypatch).store.state()
