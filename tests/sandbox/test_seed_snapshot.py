@@ -111,3 +111,15 @@ def test_the_snapshots_used_last_are_kept(folder: Path, monkeypatch: pytest.Monk
     Sandbox(seed=3, rate_limit_factor=None, clock=ManualClock(start=NOW))
     kept = sorted(folder.glob("demo-*.marshal"))
     assert len(kept) == 2 and first in kept, "seed 1's was loaded after seed 2's was written"
+
+
+def test_a_writer_killed_mid_write_leaves_nothing_behind_once_another_writes(folder: Path) -> None:
+    """Its temporary file (10 MB) is removed by the next write once it is old; one being written now is not."""
+    folder.mkdir(mode=0o700)
+    killed, writing = folder / ".demo-2026-03-10-abc.123.tmp", folder / ".demo-2026-03-10-abc.456.tmp"
+    killed.write_bytes(b"half a snapshot")
+    writing.write_bytes(b"being written")
+    os.utime(killed, (NOW, os.stat(killed).st_mtime - 3600))
+    Sandbox(seed=42, rate_limit_factor=None, clock=ManualClock(start=NOW))
+    assert not killed.exists() and writing.exists()
+    assert len(list(folder.glob("demo-*.marshal"))) == 1

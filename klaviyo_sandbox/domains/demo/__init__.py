@@ -37,7 +37,7 @@ the store's (seeded) ids, except events, whose ULIDs come from the seeder's own 
 - catalog (4 categories, 12 items, 24 variants), coupon WELCOME10 with 25 codes, tag groups
   Default and Lifecycle with 4 tags, 3 images.
 
-Seeding takes ~0.6 s; the day's account kept by ``snapshot.py`` loads in ~0.1 s. The steps are in
+Seeding takes ~0.6 s; the day's account kept by ``snapshot.py`` loads in ~0.15 s. The steps are in
 ``seeder.py`` (shared state), ``assets.py``, ``groups.py``, ``people.py`` and ``engagement.py``; the
 data they draw on in ``words.py``, ``content.py`` and ``definitions.py``.
 """
