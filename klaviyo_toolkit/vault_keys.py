@@ -26,6 +26,7 @@ import functools
 import os
 import sqlite3
 import stat
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
@@ -48,6 +49,7 @@ __all__ = [
     "KeyringKeyProvider",
     "default_key_provider",
     "key_source",
+    "none_possible",
     "usable_keyring",
     "where_the_key_is",
 ]
@@ -213,6 +215,8 @@ def usable_keyring(backend: Any = None) -> Any:
     Not usable: keyring's ``fail`` backend (no OS keyring found), its ``null`` backend (turned off
     with ``PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring``), or a priority of 0 or less.
     """
+    if backend is None and none_possible():
+        return None
     try:
         import keyring
         from keyring.backends import fail, null
@@ -226,6 +230,46 @@ def usable_keyring(backend: Any = None) -> Any:
     except Exception:  # a backend that cannot tell is not one to trust with the key
         return None
     return kr if priority > 0 else None
+
+
+#: keyring's own backends that are never usable (what ``PYTHON_KEYRING_BACKEND`` may name to turn it off).
+_OFF_BACKENDS = frozenset({"keyring.backends.fail.Keyring", "keyring.backends.null.Keyring"})
+
+
+def none_possible(environ: Mapping[str, str] | None = None) -> bool:
+    """True when keyring is certain to find no usable backend, told without importing it.
+
+    Importing keyring and letting it probe its backends costs 60 to 150 ms a process (its macOS
+    backend runs ``find_library`` even on Linux), paid by every command that opens the vault. The
+    answer is known beforehand when ``PYTHON_KEYRING_BACKEND`` names its ``fail`` or ``null``
+    backend, and on Linux with no D-Bus session (no bus address, no display, no bus socket), no
+    ``keyringrc.cfg`` and no backend but keyring's own installed: every one of those needs D-Bus.
+    Anything else (macOS, Windows, a desktop session, a plugin such as keyrings.alt, or keyring
+    already imported, since the program may have chosen a backend with ``keyring.set_keyring``) asks
+    keyring.
+    """
+    if "keyring.core" in sys.modules:
+        return False
+    env = os.environ if environ is None else environ
+    named = env.get("PYTHON_KEYRING_BACKEND", "").strip()
+    if named:
+        return named in _OFF_BACKENDS
+    if not sys.platform.startswith("linux"):
+        return False
+    if any(env.get(name) for name in ("DBUS_SESSION_BUS_ADDRESS", "DISPLAY", "WAYLAND_DISPLAY")):
+        return False
+    try:
+        runtime = [Path(env["XDG_RUNTIME_DIR"])] if env.get("XDG_RUNTIME_DIR") else []
+        config = Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+        if any((folder / "bus").exists() for folder in [*runtime, Path(f"/run/user/{os.getuid()}")]):
+            return False
+        if (config / "python_keyring" / "keyringrc.cfg").exists():
+            return False
+    except (OSError, RuntimeError, KeyError):  # no home to look in: let keyring decide
+        return False
+    from importlib.metadata import entry_points
+
+    return all(ep.value.startswith("keyring.backends.") for ep in entry_points(group="keyring.backends"))
 
 
 class KeyringKeyProvider:

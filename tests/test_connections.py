@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,6 +137,72 @@ def test_without_a_usable_keyring_the_environment_then_a_0600_file_holds_the_key
     assert isinstance(from_env, EnvKeyProvider) and from_env.load() == [key.encode()]
     from_file = default_key_provider(tmp_path, {}, keyring_backend=fail.Keyring())
     assert isinstance(from_file, FileKeyProvider) and from_file.path == tmp_path / "vault.key"
+
+
+#: Run in a fresh interpreter (keyring not imported yet): for each environment, what ``none_possible``
+#: says; then, for the last one, whether keyring itself finds a usable backend, and whether asking
+#: ``usable_keyring`` imported keyring at all.
+_ASK = """
+import json, sys
+from klaviyo_toolkit.vault_keys import none_possible, usable_keyring
+envs = json.loads(sys.argv[1])
+said = [none_possible(env) for env in envs]
+before = usable_keyring()
+imported = "keyring" in sys.modules
+import keyring
+print(json.dumps({"said": said, "fast": before is None and not imported,
+                  "keyring_finds": usable_keyring(keyring.get_keyring()) is not None}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the no-D-Bus shortcut is Linux's")
+def test_keyring_is_not_imported_where_it_can_find_no_backend_and_keyring_agrees(tmp_path: Path) -> None:
+    """Importing keyring and probing its backends costs 60-150 ms a command; where none can be usable
+    (turned off, or Linux with no D-Bus session, config or plugin) it is skipped, and keyring, asked
+    all the same, finds none. Each sign of a possible backend sends the question to keyring."""
+    import json
+    import subprocess
+
+    home, runtime, config = tmp_path / "home", tmp_path / "run", tmp_path / "config"
+    for folder in (home, runtime, config / "python_keyring"):
+        folder.mkdir(parents=True)
+    headless = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "XDG_RUNTIME_DIR": str(runtime),
+                "XDG_CONFIG_HOME": str(config)}
+    if Path(f"/run/user/{os.getuid()}/bus").exists():
+        pytest.skip("this machine has a D-Bus session socket for this user: not headless")
+    envs = [
+        {**headless, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"},
+        {**headless, "PYTHON_KEYRING_BACKEND": " keyring.backends.null.Keyring "},
+        {**headless, "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring"},  # a plugin: keyring decides
+        {**headless, "DBUS_SESSION_BUS_ADDRESS": "unix:path=/nowhere"},
+        {**headless, "DISPLAY": ":0"},
+        {**headless, "WAYLAND_DISPLAY": "wayland-0"},
+        headless,
+    ]
+    ran = subprocess.run([sys.executable, "-c", _ASK, json.dumps(envs)], env=headless, capture_output=True,
+                         text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert ran.returncode == 0, ran.stderr
+    found = json.loads(ran.stdout)
+    assert found["said"] == [True, True, False, False, False, False, True]
+    assert found["fast"] and not found["keyring_finds"]  # skipped, and rightly: keyring finds none either
+
+    # a session bus socket (a file will do for the check), then keyring's own config file, each alone
+    rc = "[backend]\ndefault-keyring=keyring.backends.null.Keyring\n"
+    for made, text in ((runtime / "bus", ""), (config / "python_keyring" / "keyringrc.cfg", rc)):
+        made.write_text(text)
+        ran = subprocess.run([sys.executable, "-c", _ASK, json.dumps([headless])], env=headless, capture_output=True,
+                             text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+        assert ran.returncode == 0, ran.stderr
+        assert json.loads(ran.stdout)["said"] == [False], made  # keyring is asked
+        made.unlink()
+
+
+def test_keyring_already_imported_is_asked_so_a_backend_set_in_process_is_used() -> None:
+    """A program that chose a backend with ``keyring.set_keyring`` keeps it, whatever the environment says."""
+    from klaviyo_toolkit.vault_keys import none_possible
+
+    assert "keyring.core" in sys.modules  # this module imports keyring
+    assert none_possible({"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}) is False
 
 
 def test_keyring_configured_by_keyrings_own_api_is_used_first(tmp_path: Path) -> None:
