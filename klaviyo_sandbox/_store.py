@@ -99,6 +99,46 @@ class Resource:
         return list(value) if isinstance(value, list) else [value]
 
 
+_ODD = object()  # a resource a filter may match on <rel>_id whatever it links to (see ``_LinkIndex.key``)
+
+
+class _LinkIndex:
+    """Resource ids by the id their to-one relationship ``rel`` names; each id's key is kept, so a
+    resource changed in place before ``put`` is taken out from under the target it had."""
+
+    def __init__(self, rel: str) -> None:
+        self.rel = rel
+        self.by_target: dict[str, dict[str, None]] = {}
+        self.keys: dict[str, Any] = {}
+        self.odd: dict[str, None] = {}
+
+    def key(self, res: Resource) -> Any:
+        """The id ``<rel>_id`` reads as for ``res`` (``Fields.value``); ``_ODD`` where it reads
+        something else (an attribute of that name, a list); None where it links nothing."""
+        if f"{self.rel}_id" in res.attributes:
+            return _ODD
+        value = res.relationships.get(self.rel)
+        if value is None:
+            return None
+        return value[1] if isinstance(value, tuple) and len(value) == 2 else _ODD
+
+    def add(self, res: Resource) -> None:
+        self.discard(res.id)
+        key = self.key(res)
+        self.keys[res.id] = key
+        if key is _ODD:
+            self.odd[res.id] = None
+        elif key is not None:
+            self.by_target.setdefault(key, {})[res.id] = None
+
+    def discard(self, rid: str) -> None:
+        key = self.keys.pop(rid, None)
+        if key is _ODD:
+            self.odd.pop(rid, None)
+        elif key is not None:
+            self.by_target.get(key, {}).pop(rid, None)
+
+
 class StateInUse(RuntimeError):
     """The state file is held by another process (see the module docstring); nothing was opened."""
 
@@ -146,6 +186,7 @@ class Store:
         self._values: Json = {}
         self._rng = random.Random(seed)
         self._indexes: dict[tuple[str, str], dict[Any, str]] = {}
+        self._links: dict[tuple[str, str], _LinkIndex] = {}  # built on first use (``linking``), never saved
         self._dirty: set[tuple[str, str]] = set()
         self._deleted: set[tuple[str, str]] = set()
         self._dirty_values: set[str] = set()
@@ -229,6 +270,7 @@ class Store:
             self._dirty_values.update(self._values)
             self._values = {}
             self._indexes.clear()
+            self._links.clear()
             if self._db is not None:
                 self._db.execute("DELETE FROM resources")
                 self._db.execute("DELETE FROM kv")
@@ -343,9 +385,28 @@ class Store:
             return None
         return res
 
+    # -- who links to whom (the events of a profile or of a metric) ----------------------------
+    def linking(self, rtype: str, rel: str, target: str) -> list[Resource]:
+        """The resources of ``rtype`` whose to-one ``rel`` relationship names ``target``, and any whose
+        ``<rel>_id`` a filter reads elsewhere (an attribute of that name, a to-many ``rel``): every one
+        ``equals(<rel>_id,"target")`` can match, a few of them, for a filter to run over instead of all
+        (``get_events`` by profile scanned 30,000 events of the demo account, 0.14 s a call)."""
+        with self.lock:
+            index = self._links.get((rtype, rel))
+            if index is None:
+                index = self._links[(rtype, rel)] = _LinkIndex(rel)
+                for res in self._by_type.get(rtype, {}).values():
+                    index.add(res)
+            stored = self._by_type.get(rtype, {})
+            ids = [*index.by_target.get(target, ()), *index.odd]
+            return [stored[rid] for rid in ids if rid in stored]
+
     def _index(self, res: Resource | None) -> None:
         if res is None:
             return
+        for (rtype, _), links in self._links.items():
+            if rtype == res.type:
+                links.add(res)
         for (rtype, attr), index in self._indexes.items():
             if rtype == res.type:
                 value = res.attributes.get(attr)
@@ -355,6 +416,9 @@ class Store:
     def _unindex(self, res: Resource | None) -> None:
         if res is None:
             return
+        for (rtype, _), links in self._links.items():
+            if rtype == res.type:
+                links.discard(res.id)
         for (rtype, attr), index in self._indexes.items():
             if rtype == res.type:
                 value = res.attributes.get(attr)
@@ -415,6 +479,7 @@ class Store:
             self._rng.setstate(rng)
             self._by_type, self._ordinals, self._stored_count = by_type, ordinal, int(count)
             self._values, self._indexes = values, index
+            self._links = {}
             self._dirty, self._dirty_values = set(ordinal), set(values)
 
     def load_resources(self, items: Iterable[Resource]) -> None:

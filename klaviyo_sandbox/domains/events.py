@@ -26,6 +26,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from klaviyo_toolkit.filters import Comparison, FilterSyntaxError, Logical, parse_filter
+
 from .._context import Ctx, Reply
 from .._jsonapi import SandboxError, bad_request
 from .._services import Services
@@ -338,7 +340,29 @@ def bulk_create_client_events(ctx: Ctx) -> Reply:
 @_d.handles("get_events")
 def get_events(ctx: Ctx) -> Reply:
     """Events, without a sort by their timestamp (then as stored)."""
-    return ctx.many(ctx.store.all("event"), first_by=_timestamp)
+    return ctx.many(_filtered_from(ctx), first_by=_timestamp)
+
+
+def _filtered_from(ctx: Ctx) -> list[Resource]:
+    """The events the request's filter runs over: those of one profile or metric when the filter
+    requires ``equals(profile_id,...)`` or ``equals(metric_id,...)`` (``Store.linking``: the same
+    answer, without reading every event of the account), else all of them; a filter that does not
+    parse runs over all, to be refused as it is."""
+    text = ctx.query.get("filter")
+    if not text:
+        return ctx.store.all("event")
+    try:
+        expr = parse_filter(text)
+    except FilterSyntaxError:
+        return ctx.store.all("event")
+    required = expr.items if isinstance(expr, Logical) and expr.operator == "and" else (expr,)
+    narrowest: list[Resource] | None = None
+    for item in required:
+        if (isinstance(item, Comparison) and item.operator == "equals" and isinstance(item.value, str)
+                and item.field in ("profile_id", "metric_id")):
+            found = ctx.store.linking("event", item.field[:-3], item.value)
+            narrowest = found if narrowest is None or len(found) < len(narrowest) else narrowest
+    return ctx.store.all("event") if narrowest is None else narrowest
 
 
 def _timestamp(event: Resource) -> Any:
