@@ -17,7 +17,7 @@ from pydantic_core import PydanticCustomError
 from graphs import lazy_package
 from personas.kernel.graphspec import GraphSpec
 
-from .dates import EARLIEST, too_early
+from .dates import EARLIEST, report_day
 from .operations import OPERATIONS, REPORTING_TOOL
 from .settings import CORE_STATISTICS, CachePolicy, Settings, Thresholds
 from .view import terminal_view
@@ -31,15 +31,18 @@ class ReportInput(BaseModel):
 
     @field_validator("date")
     @classmethod
-    def _not_before_klaviyo(cls, value: str | None) -> str | None:
-        """A day before :data:`EARLIEST` is refused before the run starts; a text that is not a day is
-        left to the graph's first step, which refuses it before any call with an example date."""
-        try:
-            day = _dt.date.fromisoformat(value or "")
-        except ValueError:
+    def _a_day_from_klaviyos_start(cls, value: str | None) -> str | None:
+        """A text that is not a ``YYYY-MM-DD`` day, or a day before :data:`EARLIEST`, is refused before
+        the run starts, so a typo makes no thread and no failed run (the graph's first step refuses
+        it in the same words where a run is started otherwise; a day after today there, which
+        needs the account's time zone)."""
+        if not value:  # none or empty: yesterday, as the graph reads it
             return value
-        if day < EARLIEST:
-            raise PydanticCustomError("report_day", too_early(day))
+        yesterday = _dt.datetime.now(_dt.UTC).date() - _dt.timedelta(days=1)  # the example, as the graph's
+        try:
+            report_day(value, yesterday)
+        except ValueError as exc:
+            raise PydanticCustomError("report_day", "{problem}", {"problem": str(exc)}) from None
         return value
 
 

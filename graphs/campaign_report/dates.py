@@ -6,8 +6,8 @@ day far back (``0001-01-01``) only reaches Klaviyo as a timeframe in a zone's lo
 in the account's time zone are refused by the graph's first step, which knows that zone.
 
 The graph's first step checks the text and the day before its first call (whoever started the run: ``personas run``,
-code, the service, an eval case); ``ReportInput`` refuses a day before :data:`EARLIEST` in the same
-words when ``personas run --input`` is read, before the run starts.
+code, the service, an eval case); ``ReportInput`` refuses both in the same words when ``personas run
+--input`` is read, before the run starts (no thread is made for a typo).
 
 Example::
 

@@ -210,3 +210,23 @@ def test_the_sync_report_says_how_many_rows_it_did_not_show_and_where_they_are(t
     more = r"and 5 more invalid rows, every one in the table invalid of \S+\.sqlite"
     assert re.search(more, proc.stdout), proc.stdout
     assert "adds             1 in 1 batch(es): ok@example.com\n" in proc.stdout, "all shown: no '...'"
+
+
+@pytest.mark.parametrize(("date", "says"), [
+    ("2026-13-45", "date: '2026-13-45' is not a date; write it as YYYY-MM-DD, e.g. "),
+    ("08/03/2026", "date: '08/03/2026' is not a date; write it as YYYY-MM-DD, e.g. "),
+    ("{0}", "date: '{0}' is not a date"),
+    ("2001-01-01", "date: 2001-01-01 is before 2012-01-01"),
+])
+def test_a_report_date_that_is_no_day_is_refused_before_a_thread_is_made(tmp_path: Path, date: str, says: str) -> None:
+    """As the sequencer's and the syncer's inputs are: a typo in the date makes no thread and no failed
+    run to list (it used to start one, which its first step then refused)."""
+    state = tmp_path / "sandbox.sqlite"
+    proc = personas(tmp_path, "run", "campaign-reporter", "--input", json.dumps({"date": date}),
+                    "--sandbox-state", str(state), "--thread", "typo")
+    line = one_line_error(proc, 2)
+    assert line.startswith("error: --input: ") and says in line, line
+    assert "thread" not in proc.stdout + proc.stderr.replace(line, "")
+    listed = personas(tmp_path, "runs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert "typo" not in listed.stdout
