@@ -359,7 +359,8 @@ def _filtered_from(ctx: Ctx) -> list[Resource]:
     narrowest: list[Resource] | None = None
     for item in required:
         if (isinstance(item, Comparison) and item.operator == "equals" and isinstance(item.value, str)
-                and item.field in ("profile_id", "metric_id")):
+                and item.field in ("profile_id", "metric_id")
+                and ("event", item.field) not in ctx.fields.resolvers):  # else the field reads otherwise
             found = ctx.store.linking("event", item.field[:-3], item.value)
             narrowest = found if narrowest is None or len(found) < len(narrowest) else narrowest
     return ctx.store.all("event") if narrowest is None else narrowest
