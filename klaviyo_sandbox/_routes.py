@@ -45,6 +45,15 @@ def shape_of(path: str) -> tuple[str, list[str]]:
 _SEGMENT_SAFE = "!$&'()*+,;=:@-._~"
 
 
+def _shape_key(path: str) -> tuple[int, str, str]:
+    """How many segments ``path`` has (less one trailing slash, which every route allows) and its
+    first two (``/api/lists/...``: ``api``, ``lists``): what a route's pattern fixes besides ids."""
+    parts = path.split("/")
+    if len(parts) > 2 and parts[-1] == "":
+        parts.pop()
+    return len(parts), parts[1] if len(parts) > 1 else "", parts[2] if len(parts) > 2 else ""
+
+
 def segment(value: str) -> str:
     """``value`` as one path segment (percent-encoded where it must be)."""
     return quote(value, safe=_SEGMENT_SAFE)
@@ -57,6 +66,7 @@ class Routes:
         self.catalog = catalog
         self.schemas = schemas
         self._routes = self._compile()
+        self._by_shape = self._index(self._routes)
         self._collection_types = self._find_collection_types()
         self._self_paths = self._find_self_paths()
 
@@ -68,6 +78,20 @@ class Routes:
             routes.append((op.method, re.compile(pattern), op))
         routes.sort(key=lambda r: (-r[2].path.count("/"), r[2].path.count("{"), r[2].path))
         return routes
+
+    @staticmethod
+    def _index(routes: list[tuple[str, re.Pattern[str], Operation]]) -> dict[tuple[int, str, str], list[Any]]:
+        """The routes that can match a path, by its shape (:func:`_shape_key`), each list in routing order.
+
+        A route's pattern matches only paths with as many segments as its own and the same literal
+        segments, so a request is matched against the few routes of its shape instead of all 345.
+        """
+        index: dict[tuple[int, str, str], list[Any]] = {}
+        for route in routes:
+            index.setdefault(_shape_key(route[2].path), []).append(route)
+        if any("{" in part for key in index for part in key[1:]):  # a placeholder where a literal was expected
+            raise ValueError("a Klaviyo path with a placeholder in its first two segments cannot be indexed")
+        return index
 
     def _find_collection_types(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -100,7 +124,7 @@ class Routes:
         its URL names instead of reaching another route.
         """
         allowed = []
-        for m, pattern, op in self._routes:
+        for m, pattern, op in self._by_shape.get(_shape_key(path), ()):
             match = pattern.match(path)
             if match:
                 if m == method:
