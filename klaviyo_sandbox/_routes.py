@@ -24,6 +24,8 @@ from ._schemas import SchemaIndex
 from ._store import Resource
 
 Json = dict[str, Any]
+#: A route: its method, its path's pattern and the operation it serves.
+Route = tuple[str, re.Pattern[str], Operation]
 
 
 def shape_of(path: str) -> tuple[str, list[str]]:
@@ -71,7 +73,7 @@ class Routes:
         self._self_paths = self._find_self_paths()
 
     # -- construction ------------------------------------------------------------------------
-    def _compile(self) -> list[tuple[str, re.Pattern[str], Operation]]:
+    def _compile(self) -> list[Route]:
         routes = []
         for op in self.catalog:
             pattern = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(op.path)) + "/?$"
@@ -80,13 +82,13 @@ class Routes:
         return routes
 
     @staticmethod
-    def _index(routes: list[tuple[str, re.Pattern[str], Operation]]) -> dict[tuple[int, str, str], list[Any]]:
+    def _index(routes: list[Route]) -> dict[tuple[int, str, str], list[Route]]:
         """The routes that can match a path, by its shape (:func:`_shape_key`), each list in routing order.
 
         A route's pattern matches only paths with as many segments as its own and the same literal
         segments, so a request is matched against the few routes of its shape instead of all 345.
         """
-        index: dict[tuple[int, str, str], list[Any]] = {}
+        index: dict[tuple[int, str, str], list[Route]] = {}
         for route in routes:
             index.setdefault(_shape_key(route[2].path), []).append(route)
         if any("{" in part for key in index for part in key[1:]):  # a placeholder where a literal was expected

@@ -2,9 +2,9 @@
 
 httpx's own ``ASGITransport`` is async-only; ``SyncASGITransport`` runs the app on an event loop of
 the calling thread (one per thread, kept for reuse), so the synchronous ``KlaviyoClient`` talks to
-the sandbox with real HTTP semantics, no socket and no hand-off between threads. Both call the app
-with the ASGI scope ``ASGITransport`` builds, but directly (a fifth less time per in-process call). Called from a
-thread that already runs a loop, it uses one shared background loop instead. A connection the app
+the sandbox with real HTTP semantics, no socket and no hand-off between threads. Called from a
+thread that already runs a loop, it uses one shared background loop instead. Both transports call
+the app with the ASGI scope ``ASGITransport`` would build, but directly (a fifth less time a call). A connection the app
 "drops" (fault injection) surfaces as httpx's
 ``RemoteProtocolError``, as it would over a network. The client's read timeout applies too (httpx's
 ``ASGITransport`` has none): an answer slower than it raises ``httpx.ReadTimeout`` once the app is
@@ -111,11 +111,13 @@ async def _answer(app: Any, request: httpx.Request, body: bytes) -> Answer:
     return status, headers, b"".join(parts)
 
 
-class AsyncSandboxTransport(httpx.ASGITransport):
-    """``httpx.ASGITransport`` for the sandbox app: see :func:`_answer` (timeouts, dropped connections).
+class AsyncSandboxTransport(httpx.AsyncBaseTransport):
+    """Asynchronous transport over an ASGI app, for ``httpx.AsyncClient`` / ``AsyncKlaviyoClient``: see
+    :func:`_answer` (timeouts, dropped connections). The app runs as a task of its own, finished even
+    if the caller is cancelled meanwhile."""
 
-    The app runs as a task of its own, finished even if the caller is cancelled meanwhile.
-    """
+    def __init__(self, app: Any) -> None:
+        self.app = app
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
