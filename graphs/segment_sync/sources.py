@@ -40,6 +40,7 @@ from klaviyo_toolkit.redact import clip, redact_text
 from klaviyo_toolkit.validation import canonical_email, canonical_phone, describe_hidden, email_problem, phone_problem
 
 from .consent import NO_CONSENT, NO_CONSENT_KEYS, consent_key, consent_like, other_channel
+from .csv_text import SEPARATORS, Lines, unclosed_quote
 
 __all__ = [
     "InvalidRow", "Resolved", "Row", "SourceSpec", "SyncInputError", "SyncRequest", "check_file", "group_ref",
@@ -506,27 +507,25 @@ def ambiguous_columns(columns: list[str], word: str = "column") -> str | None:
     return None
 
 
-#: Separators a "CSV" file is sometimes saved with instead of commas, as a message names them.
-SEPARATORS = {";": "semicolons (;)", "\t": "tabs", "|": "vertical bars (|)"}
-
-
 def _read_csv(path: Path, consent_column: str, consent_values: set[str]) -> Iterator[Row | InvalidRow]:
     rowno = 1
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
+            reader = csv.reader(lines := Lines(handle))
             header: list[str] = []
             while not any(header):
                 line = next(reader, None)
                 if line is None:
                     return
                 header = [normalize_name(c) for c in line]
-            rowno = reader.line_num
+            rowno = starts = reader.line_num
             for values in reader:
-                rowno += 1
+                rowno, first, starts = rowno + 1, starts + 1, reader.line_num
                 if not any(v.strip() for v in values):
                     continue
                 record = dict(zip(header, values, strict=False))
+                if lines.ended and starts > first and (problem := unclosed_quote(path, first, starts)):
+                    raise SyncInputError("source.path", problem)  # a mirror would remove who those lines name
                 if len(values) != len(header):
                     # An unquoted comma shifts every later value one column on: "Smith, John,yes" put
                     # " John" in the consent column. Such a row is reported, never guessed at.
