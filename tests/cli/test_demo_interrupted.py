@@ -24,37 +24,23 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _interrupted_demo(tmp_path: Path) -> tuple[int, str, str]:
-    """``personas demo`` sent Ctrl-C once the first lead has been shown: (exit code, stdout, stderr)."""
-    tmp_path.mkdir()
+def test_ctrl_c_in_the_demo_says_so_and_the_next_demo_runs_whole(tmp_path: Path) -> None:
+    # Ctrl-C as a terminal delivers it, whatever this test was started from: a shell's background job
+    # (``nohup .ci/run &`` from a script) ignores SIGINT, its children inherit that, and a Python
+    # started so takes no KeyboardInterrupt at all; the demo then ran to its end and exited 0.
     demo = subprocess.Popen([sys.executable, "-m", "personas.cli", "demo"], cwd=tmp_path, env=_env(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert demo.stdout is not None
     deadline = time.monotonic() + 120
-    shown = []
     for line in demo.stdout:  # mid-way: the first lead has been shown, its run is under way
-        shown.append(line)
         if "Lead 1:" in line or time.monotonic() > deadline:
             break
     demo.send_signal(signal.SIGINT)
-    out, err = demo.communicate(timeout=120)
-    return demo.returncode, "".join(shown) + out, err
-
-
-def test_ctrl_c_in_the_demo_says_so_and_the_next_demo_runs_whole(tmp_path: Path) -> None:
-    # The rest of the demo after the first lead takes about 2 s: on a busy machine it can end before
-    # the Ctrl-C arrives. Such an attempt shows nothing about Ctrl-C, so it is made again (at most
-    # three times); an attempt the Ctrl-C reached must say so.
-    for attempt in range(3):
-        code, out, err = _interrupted_demo(tmp_path / f"attempt{attempt}")
-        if "Done in" not in out:
-            break
-    else:
-        raise AssertionError(f"the demo ended before the Ctrl-C three times; the last attempt: {out[-500:]}")
-    assert code == 130, err
+    _, err = demo.communicate(timeout=120)
+    assert demo.returncode == 130, err
     assert err.strip().endswith("error: interrupted (Ctrl-C)"), err
     assert "Traceback" not in err
-    tmp_path = tmp_path / f"attempt{attempt}"
 
     again = subprocess.run([sys.executable, "-m", "personas.cli", "demo"], cwd=tmp_path, env=_env(tmp_path),
                            capture_output=True, text=True, timeout=300)
