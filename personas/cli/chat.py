@@ -49,7 +49,6 @@ def chat_cmd(
 
     from .common import config
     from .conversation import HANGUP, InputGone, check_thread, go_on_line
-    from .repl import Repl
 
     if seed is not None and not sandbox:  # else it would be ignored without a word, on a real account
         raise UsageProblem("--seed is the embedded sandbox's seed: add --sandbox, or leave --seed out")
@@ -65,6 +64,8 @@ def chat_cmd(
 
         sb = Sandbox(seed=42 if seed is None else seed)
     cfg = config()
+    from .repl import Repl  # LangChain and LangGraph (about a second) once the persona and flags hold up
+
     model, suggestions = None, []
     if sb is not None and not replay and not cfg.openai_api_key and own_graph == "chat" and thread is None:
         from .tour import STEPS, tour_choice  # no model: the guided tour on the demo sandbox

@@ -241,9 +241,6 @@ def run_cmd(
       3    a segment sync finished in part (rows invalid or refused)
       130  interrupted (Ctrl-C): the run is saved; it prints how to continue
     """
-    from personas.runtime.context import build_context
-    from personas.runtime.driver import RunDriver, checkpointer, left_to_run
-
     from .sandbox import state_file
 
     cfg = config()
@@ -264,6 +261,11 @@ def run_cmd(
     payload = read_input(input) if input is not None else None
     if payload is not None and not isinstance(payload, dict):
         raise UsageProblem(f"--input must be a JSON object (got {json_type(payload)}); give the input as {{...}}")
+    # LangChain and LangGraph (about a second to import) only once the command line holds up: a
+    # mistyped persona or a malformed --input is answered at once
+    from personas.runtime.context import build_context
+    from personas.runtime.driver import RunDriver, checkpointer, left_to_run
+
     sb = None
     if sandbox or sandbox_state:
         from klaviyo_sandbox import Sandbox

@@ -53,3 +53,24 @@ def test_reading_and_listing_import_nothing_heavy(tmp_path: Path, args: list[str
     assert result["code"] == code, result["said"]
     assert said in str(result["said"])
     assert HEAVY.isdisjoint(result["loaded"]), sorted(HEAVY & set(result["loaded"]))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["run", "lead-magnet-sequncer", "--input", "{}"], "did you mean lead-magnet-sequencer"),
+    (["run", "lead-magnet-sequencer"], "give --input"),
+    (["run", "lead-magnet-sequencer", "--input", "[1]"], "--input must be a JSON object"),
+    (["run", "lead-magnet-sequencer", "--input", "{bad"], "--input"),
+    (["run", "segment-syncer", "--thread", "t1", "--resume", "maybe"], "unknown approval answer 'maybe'"),
+    (["run", "campaign-reporter", "--resume", "approve"], "--resume needs --thread"),
+    (["chat", "nobody"], "no such persona"),
+    (["chat", "klaviyo-assistant", "--seed", "3"], "--seed is the embedded sandbox's seed"),
+])
+def test_a_mistake_on_the_command_line_is_answered_before_langgraph_is_imported(
+    tmp_path: Path, args: list[str], said: str
+) -> None:
+    """A run or a chat imports LangChain and LangGraph (about a second) only once its persona and
+    flags hold up: a mistyped name or a malformed --input is answered at once, exit 2."""
+    result = run_cli(args, tmp_path)
+    assert result["code"] == 2, result["said"]
+    assert said in str(result["said"]), result["said"]
+    assert HEAVY.isdisjoint(result["loaded"]), sorted(HEAVY & set(result["loaded"]))  # type: ignore[arg-type]
