@@ -320,8 +320,10 @@ def verify_delivery(
             f"malformed {TIMESTAMP_HEADER} header: not an HTTP date, ISO 8601 or finite epoch seconds"
         )
     if abs(now - sent) > tolerance:
+        when = f"{now - sent:.0f} s old" if sent < now else f"{sent - now:.0f} s ahead of this machine's clock"
         raise WebhookRejected(
-            f"stale {TIMESTAMP_HEADER}: {abs(now - sent):.0f} s from now, outside the {tolerance:.0f} s window"
+            f"stale {TIMESTAMP_HEADER}: {when}, outside the {tolerance:.0f} s window (a replayed delivery, or a "
+            "clock that is off: check this machine's time)"
         )
     given = signature.strip().lower()
     if len(given) != 64 or any(c not in "0123456789abcdef" for c in given):
