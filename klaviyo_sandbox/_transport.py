@@ -4,12 +4,12 @@ httpx's own ``ASGITransport`` is async-only; ``SyncASGITransport`` runs the app 
 the calling thread (one per thread, kept for reuse), so the synchronous ``KlaviyoClient`` talks to
 the sandbox with real HTTP semantics, no socket and no hand-off between threads. Called from a
 thread that already runs a loop, it uses one shared background loop instead. Both transports call
-the app with the ASGI scope ``ASGITransport`` would build, but directly (a fifth less time a call). A connection the app
-"drops" (fault injection) surfaces as httpx's
-``RemoteProtocolError``, as it would over a network. The client's read timeout applies too (httpx's
-``ASGITransport`` has none): an answer slower than it raises ``httpx.ReadTimeout`` once the app is
-done with the request, which it finishes as a server does when its client gave up (the work is
-done, the answer lost); nothing outlives the call.
+the app with the ASGI scope ``ASGITransport`` would build, but directly (a fifth less time a call).
+A connection the app "drops" (fault injection) surfaces as httpx's ``RemoteProtocolError``, as it
+would over a network. The client's read timeout applies too (httpx's ``ASGITransport`` has none):
+an answer slower than it raises ``httpx.ReadTimeout`` once the app is done with the request, which
+it finishes as a server does when its client gave up (the work is done, the answer lost); nothing
+outlives the call.
 """
 
 from __future__ import annotations
