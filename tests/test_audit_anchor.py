@@ -20,6 +20,7 @@ from klaviyo_toolkit.audit_anchor import FileAnchor
 from klaviyo_toolkit.audit_head import AuditHeadError
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import ToolkitUsageError
+from tests.warm_cli import run_personas
 
 CTX = AuditContext(user="ada", persona="segment-syncer", thread_id="t-1", connection="prod", account="AcC123")
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,7 +127,7 @@ def test_a_tampered_head_record_and_a_log_opened_without_its_key_are_refused(tmp
 def personas(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "KLAVIYO_", "PERSONAS_"))}
     env["PERSONAS_HOME"] = str(home)
-    return subprocess.run([sys.executable, "-m", "personas.cli", *args], cwd=ROOT, env=env, capture_output=True,
+    return run_personas([sys.executable, "-m", "personas.cli", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from klaviyo_toolkit.tools import check_strict_schema
+from tests.warm_cli import run_personas
 
 PERSONAS = Path(sys.executable).with_name("personas")
 CONTRACT_FIELDS = {
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.skipif(not PERSONAS.exists(), reason=f"console script n
 
 def personas(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KLAVIYO_", "PERSONAS_"))}
-    return subprocess.run([str(PERSONAS), *args], capture_output=True, text=True, timeout=120, env=env)
+    return run_personas([str(PERSONAS), *args], capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_tools_list_json_has_every_operation_with_the_contract_fields() -> None:

@@ -29,6 +29,8 @@ from typing import Any
 
 import pytest
 
+from tests.warm_cli import run_personas
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "local_model.py"
 PROXY = ROOT / "scripts" / "local_model_proxy.py"
@@ -692,7 +694,7 @@ def test_recording_suites_from_the_local_model_makes_a_set_that_loads_and_matche
         shutil.copytree(ROOT / "evals" / "suites" / name, copy)
         shutil.rmtree(copy / f"cassettes-{label}")
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "personas.cli", "eval", str(copy), "--record", "--cassettes",
+        proc = run_personas([sys.executable, "-m", "personas.cli", "eval", str(copy), "--record", "--cassettes",
                                label], env=env, capture_output=True, text=True, timeout=3600)
         took = time.monotonic() - started
         assert proc.returncode in (0, 1), proc.stdout + proc.stderr  # 1: the model failed a case (a verdict)

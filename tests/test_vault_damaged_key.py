@@ -9,7 +9,6 @@ Real files: the vault's SQLite file, its key file, and ``personas auth status`` 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from cryptography.fernet import Fernet
 
 from klaviyo_toolkit.errors import ToolkitUsageError
 from klaviyo_toolkit.vault import EnvKeyProvider, FileKeyProvider, Vault
+from tests.warm_cli import run_personas
 
 ROOT = Path(__file__).resolve().parents[1]
 PK = "pk_" + "0f1e2d3c4b5a" * 3
@@ -91,7 +91,7 @@ def test_the_cli_says_it_in_one_line_with_a_usage_exit_code(tmp_path: Path) -> N
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KLAVIYO_", "PERSONAS_", "OPENAI_"))}
     env.update(PERSONAS_HOME=str(tmp_path), PYTHONPATH=str(ROOT))
     env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"  # no OS keyring
-    done = subprocess.run([sys.executable, "-m", "personas.cli", "auth", "status"], cwd=ROOT, env=env,
+    done = run_personas([sys.executable, "-m", "personas.cli", "auth", "status"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.warm_cli import run_personas
+
 from .conftest import PERSONAS, ROOT, child_env
 
 #: A zone five hours behind UTC all year (POSIX ``TZ``: no tzdata, no daylight saving to move it).
@@ -46,7 +48,7 @@ with AuditLog(cfg.path("audit.sqlite"), anchor=audit_anchor(cfg), clock=clock) a
 
 
 def personas(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return run_personas(
         [str(PERSONAS), *args], env=child_env(home, **env), capture_output=True, text=True, timeout=180, cwd=ROOT
     )
 

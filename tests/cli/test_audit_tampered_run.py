@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.warm_cli import run_personas
+
 from .conftest import PERSONAS, ROOT, child_env
 
 
 def personas(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(PERSONAS), *args], cwd=ROOT, env=child_env(home), capture_output=True, text=True,
+    return run_personas([str(PERSONAS), *args], cwd=ROOT, env=child_env(home), capture_output=True, text=True,
                           timeout=300)
 
 

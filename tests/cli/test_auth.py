@@ -27,6 +27,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from klaviyo_sandbox import DEMO_KEY, Faults, Sandbox
 from tests.oauth_consent import consent
 from tests.sandbox.conftest import on_port
+from tests.warm_cli import run_personas
 
 from .conftest import PERSONAS, ROOT, Terminal, child_env, free_port
 
@@ -44,7 +45,7 @@ class Setup:
         return {"KLAVIYO_BASE_URL": self.url, **APP, **extra}
 
     def run(self, *args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(PERSONAS), *args], env=child_env(self.home, **self.env(**env)), input=stdin,
+        return run_personas([str(PERSONAS), *args], env=child_env(self.home, **self.env(**env)), input=stdin,
                               capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
 
     def status(self, **env: str) -> list[dict[str, object]]:

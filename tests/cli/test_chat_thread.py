@@ -24,6 +24,7 @@ from klaviyo_sandbox import Sandbox
 from personas.cli.repl import Repl
 from personas.kernel.models import ModelChoice, ScriptedChatModel
 from personas.runtime.loader import load_persona
+from tests.warm_cli import run_personas
 
 from . import author_chat_cassette as authored
 from .conftest import COLUMNS, LINES, PERSONAS, ROOT, Terminal, child_env, scripted_inputs
@@ -140,7 +141,7 @@ def test_a_terminal_closed_at_the_approval_prompt_is_no_rejection_when_the_outpu
 
 
 def _chat(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(PERSONAS), "chat", *args], env=child_env(home), cwd=str(ROOT), capture_output=True,
+    return run_personas([str(PERSONAS), "chat", *args], env=child_env(home), cwd=str(ROOT), capture_output=True,
                           text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
@@ -180,7 +181,7 @@ def test_thread_refuses_an_unknown_id_another_persona_and_another_klaviyo(tmp_pa
 
 def test_thread_refuses_the_thread_of_a_run(tmp_path: Path) -> None:
     env = child_env(tmp_path)
-    done = subprocess.run([str(PERSONAS), "run", "campaign-reporter", "--sandbox", "--input", "{}", "--thread", "r1"],
+    done = run_personas([str(PERSONAS), "run", "campaign-reporter", "--sandbox", "--input", "{}", "--thread", "r1"],
                           env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     line = _one_line_error(_chat(tmp_path, "campaign-reporter", "--sandbox", "--thread", "r1"))
@@ -195,7 +196,7 @@ def test_run_resume_or_retry_on_a_conversation_points_to_the_chat_that_holds_it(
     env = child_env(tmp_path)
     for persona, then in ((PERSONA, ["--resume", "approve"]), (PERSONA, ["--retry"]),
                           ("campaign-reporter", ["--retry"])):
-        done = subprocess.run([str(PERSONAS), "run", persona, "--sandbox", "--thread", thread, *then], env=env,
+        done = run_personas([str(PERSONAS), "run", persona, "--sandbox", "--thread", thread, *then], env=env,
                               cwd=str(ROOT), capture_output=True, text=True, timeout=300)
         assert done.returncode == 2, (then, done.stdout, done.stderr)
         line = _one_line_error(done)
@@ -222,7 +223,7 @@ def test_run_resume_or_retry_on_a_conversation_points_to_the_chat_that_holds_it(
 def test_an_empty_value_is_a_usage_error_naming_the_option_and_nothing_runs(
         tmp_path: Path, args: list[str], names: str) -> None:
     env = child_env(tmp_path, KLAVIYO_API_KEY="pk_" + "0a" * 17)
-    done = subprocess.run([str(PERSONAS), *args], env=env, cwd=str(ROOT), capture_output=True, text=True,
+    done = run_personas([str(PERSONAS), *args], env=env, cwd=str(ROOT), capture_output=True, text=True,
                           timeout=120, stdin=subprocess.DEVNULL)
     line = _one_line_error(done)
     assert names in line and line.endswith("nothing was run"), line
@@ -231,7 +232,7 @@ def test_an_empty_value_is_a_usage_error_naming_the_option_and_nothing_runs(
 
 
 def test_seed_without_sandbox_is_refused_not_ignored(tmp_path: Path) -> None:
-    done = subprocess.run([str(PERSONAS), "chat", PERSONA, "--seed", "7"], cwd=str(ROOT), capture_output=True,
+    done = run_personas([str(PERSONAS), "chat", PERSONA, "--seed", "7"], cwd=str(ROOT), capture_output=True,
                           text=True, timeout=120, stdin=subprocess.DEVNULL,
                           env=child_env(tmp_path, KLAVIYO_API_KEY="pk_" + "0a" * 17))
     assert "--seed is the embedded sandbox's seed: add --sandbox" in _one_line_error(done)

@@ -9,11 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.warm_cli import run_personas
+
 from .conftest import PERSONAS, ROOT, child_env
 
 
 def personas(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(PERSONAS), *args], env=child_env(home, **env), capture_output=True, text=True,
+    return run_personas([str(PERSONAS), *args], env=child_env(home, **env), capture_output=True, text=True,
                           timeout=180, cwd=ROOT)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from klaviyo_sandbox import Sandbox
+from tests.warm_cli import run_personas
 
 from .conftest import PERSONAS, child_env
 
@@ -35,7 +36,7 @@ LIMIT_S = 60  # the issue's contract: the demo finishes in under a minute
 def test_the_demo_runs_without_keys_in_under_a_minute_and_shows_every_step(tmp_path: Path) -> None:
     state = tmp_path / "demo-sandbox.sqlite"
     started = time.monotonic()
-    proc = subprocess.run([str(PERSONAS), "demo", "--sandbox-state", str(state)], env=child_env(tmp_path), cwd=tmp_path,
+    proc = run_personas([str(PERSONAS), "demo", "--sandbox-state", str(state)], env=child_env(tmp_path), cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     took = time.monotonic() - started
     print(f"personas demo took {took:.1f} s (limit {LIMIT_S} s)")
@@ -109,7 +110,7 @@ def test_the_demo_runs_without_keys_in_under_a_minute_and_shows_every_step(tmp_p
 
 def test_a_state_file_keeps_the_seed_it_was_made_with(tmp_path: Path) -> None:
     def demo(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(PERSONAS), "demo", *args], env=child_env(tmp_path), cwd=tmp_path,
+        return run_personas([str(PERSONAS), "demo", *args], env=child_env(tmp_path), cwd=tmp_path,
                               capture_output=True, text=True, timeout=300)
 
     state = tmp_path / "s7.sqlite"
@@ -163,7 +164,7 @@ def test_campaign_names_in_a_reused_state_file_are_shown_not_obeyed(tmp_path: Pa
     """The demo's report printed names raw: a campaign named ``\\x1b]0;...\\x07\\x1b[2J`` in a reused
     --sandbox-state file retitled and cleared the user's terminal (``personas run`` shows escapes)."""
     def demo() -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(PERSONAS), "demo", "--sandbox-state", str(state)], env=child_env(tmp_path),
+        return run_personas([str(PERSONAS), "demo", "--sandbox-state", str(state)], env=child_env(tmp_path),
                               cwd=tmp_path, capture_output=True, text=True, timeout=300)
 
     state = tmp_path / "demo.sqlite"

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.warm_cli import run_personas
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -42,7 +44,7 @@ def test_ctrl_c_in_the_demo_says_so_and_the_next_demo_runs_whole(tmp_path: Path)
     assert err.strip().endswith("error: interrupted (Ctrl-C)"), err
     assert "Traceback" not in err
 
-    again = subprocess.run([sys.executable, "-m", "personas.cli", "demo"], cwd=tmp_path, env=_env(tmp_path),
+    again = run_personas([sys.executable, "-m", "personas.cli", "demo"], cwd=tmp_path, env=_env(tmp_path),
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.count("Outcome: sent: sequence") == 3 and "Done in" in again.stdout

@@ -9,9 +9,10 @@ decides for the replaced persona and the demo says why; the shipped reporter kee
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
+
+from tests.warm_cli import run_personas
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "personas" / "definitions" / "lead-magnet-sequencer.yaml"
@@ -26,7 +27,7 @@ def test_the_demo_runs_with_the_users_own_sequencer_and_says_who_decided(tmp_pat
     env = {k: v for k, v in os.environ.items() if k in keep}
     env.update(HOME=str(tmp_path), PERSONAS_HOME=str(tmp_path / "state"), PYTHONPATH=str(ROOT), COLUMNS="400",
                NO_COLOR="1", PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring")
-    done = subprocess.run([sys.executable, "-m", "personas.cli", "demo"], cwd=tmp_path, env=env,
+    done = run_personas([sys.executable, "-m", "personas.cli", "demo"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
     out = " ".join((done.stdout + done.stderr).split())  # lines as wrapped at 400 columns, a long tmp path in them
     assert done.returncode == 0, out

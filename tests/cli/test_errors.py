@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.warm_cli import run_personas
+
 from .conftest import PERSONAS, ROOT, child_env
 
 
 def personas(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(PERSONAS), *args], env=child_env(home, **env), cwd=home, capture_output=True,
+    return run_personas([str(PERSONAS), *args], env=child_env(home, **env), cwd=home, capture_output=True,
                           text=True, timeout=180)
 
 
@@ -314,7 +316,7 @@ def test_a_chat_whose_model_cannot_be_reached_names_the_url_and_the_variable(tmp
     from .conftest import free_port
 
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    proc = subprocess.run([str(PERSONAS), "chat", "klaviyo-assistant", "--sandbox"], input="which lists?\n/exit\n",
+    proc = run_personas([str(PERSONAS), "chat", "klaviyo-assistant", "--sandbox"], input="which lists?\n/exit\n",
                           env=child_env(tmp_path, OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=url), cwd=tmp_path,
                           capture_output=True, text=True, timeout=180)
     out = proc.stdout + proc.stderr
@@ -327,9 +329,9 @@ def test_a_model_url_without_a_key_says_the_key_is_missing(tmp_path: Path) -> No
     url = "http://127.0.0.1:9/v1"
     env = child_env(tmp_path, OPENAI_BASE_URL=url)
     form = str(ROOT / "examples" / "form_submission.json")
-    run = subprocess.run([str(PERSONAS), "run", "lead-magnet-sequencer", "--input", form, "--sandbox"], env=env,
+    run = run_personas([str(PERSONAS), "run", "lead-magnet-sequencer", "--input", form, "--sandbox"], env=env,
                          cwd=tmp_path, capture_output=True, text=True, timeout=180)
-    chat = subprocess.run([str(PERSONAS), "chat", "klaviyo-assistant", "--sandbox"], input="/exit\n", env=env,
+    chat = run_personas([str(PERSONAS), "chat", "klaviyo-assistant", "--sandbox"], input="/exit\n", env=env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=180)
     for proc in (run, chat):
         out = " ".join((proc.stdout + proc.stderr).split())

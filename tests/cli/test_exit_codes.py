@@ -17,13 +17,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.warm_cli import run_personas
+
 from .conftest import PERSONAS, ROOT, child_env
 
 DEMO_KEY = "pk_sandbox_demo"
 
 
 def personas(home: Path, *args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return run_personas(
         [str(PERSONAS), *args],
         env=child_env(home, **env),
         cwd=ROOT,

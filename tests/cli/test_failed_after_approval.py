@@ -14,6 +14,7 @@ from graphs.lead_magnet.fixtures import sign_up
 from klaviyo_toolkit.client import KlaviyoClient
 from tests.graphs.leads import HOT
 from tests.service.test_paused import careful_persona  # the sequencer with its send needing approval
+from tests.warm_cli import run_personas
 
 from .conftest import PERSONAS, child_env
 from .test_served_approvals import starts
@@ -21,7 +22,7 @@ from .test_served_approvals import starts
 
 def personas(home: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = child_env(home, KLAVIYO_BASE_URL=url, KLAVIYO_API_KEY="pk_sandbox_demo")
-    return subprocess.run([str(PERSONAS), "run", *args], env=env, capture_output=True, text=True, timeout=180)
+    return run_personas([str(PERSONAS), "run", *args], env=env, capture_output=True, text=True, timeout=180)
 
 
 def test_a_send_failed_after_its_approval_says_how_to_answer_it_again(tmp_path: Path, sandbox_server: str) -> None:

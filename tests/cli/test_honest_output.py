@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from personas.kernel.config import Config
+from tests.warm_cli import run_personas
 
 from .conftest import PERSONAS, Terminal, child_env, free_port
 
@@ -118,7 +119,7 @@ def test_a_template_summary_is_not_introduced_twice() -> None:
 
 # -- small commands --------------------------------------------------------------------------------
 def run(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(PERSONAS), *args], env=child_env(home), input=stdin, capture_output=True, text=True,
+    return run_personas([str(PERSONAS), *args], env=child_env(home), input=stdin, capture_output=True, text=True,
                           timeout=120)
 
 

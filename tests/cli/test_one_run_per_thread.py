@@ -22,6 +22,7 @@ from klaviyo_toolkit.errors import ServerError
 from personas.kernel.errors import UsageProblem
 from personas.kernel.models import ScriptedChatModel
 from personas.runtime import RunDriver, build_context, checkpointer, run_persona
+from tests.warm_cli import run_personas
 
 from ..graphs.leads import HOT, choose, sign_up
 from .conftest import PERSONAS, child_env
@@ -29,7 +30,7 @@ from .make_form_submission import FORM_METRIC, LEAD, capture
 
 
 def personas(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(PERSONAS), *args], env=child_env(home), cwd=home, capture_output=True, text=True,
+    return run_personas([str(PERSONAS), *args], env=child_env(home), cwd=home, capture_output=True, text=True,
                           timeout=180)
 
 

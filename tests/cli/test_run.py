@@ -10,12 +10,12 @@ from __future__ import annotations
 import csv
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from klaviyo_sandbox import Sandbox
+from tests.warm_cli import run_personas
 
 from .conftest import PERSONAS, ROOT, Terminal, child_env, plain
 from .make_form_submission import EXAMPLE, LEAD, capture
@@ -111,7 +111,7 @@ def submission_file(tmp_path: Path) -> Path:
 
 
 def test_the_sequencer_runs_on_a_form_submission_file(tmp_path: Path, submission_file: Path) -> None:
-    proc = subprocess.run([str(PERSONAS), "run", "lead-magnet-sequencer", "--input", str(submission_file),
+    proc = run_personas([str(PERSONAS), "run", "lead-magnet-sequencer", "--input", str(submission_file),
                            "--sandbox"], env=child_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
@@ -122,7 +122,7 @@ def test_the_sequencer_runs_on_a_form_submission_file(tmp_path: Path, submission
     assert "Outcome: sent: sequence 'fast-track'" in out
     assert "model: no model configured" in out  # it says who decided
 
-    proc = subprocess.run([str(PERSONAS), "run", "lead-magnet-sequencer", "--input", str(submission_file),
+    proc = run_personas([str(PERSONAS), "run", "lead-magnet-sequencer", "--input", str(submission_file),
                            "--sandbox", "--json"], env=child_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     state = json.loads(proc.stdout)["state"]
@@ -134,7 +134,7 @@ def test_the_sequencer_runs_on_a_form_submission_file(tmp_path: Path, submission
 def test_the_example_file_itself_runs_against_todays_sandbox(tmp_path: Path) -> None:
     # Seeded ids are written on a fixed calendar, so the example's profile id exists whatever the day.
     assert _example_is_current(), "re-capture examples/form_submission.json with tests/cli/make_form_submission.py"
-    proc = subprocess.run([str(PERSONAS), "run", "lead-magnet-sequencer", "--input", str(EXAMPLE), "--sandbox"],
+    proc = run_personas([str(PERSONAS), "run", "lead-magnet-sequencer", "--input", str(EXAMPLE), "--sandbox"],
                           env=child_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Outcome: sent" in proc.stdout

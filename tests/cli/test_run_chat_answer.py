@@ -6,8 +6,9 @@ The chat graph had no view of its own, and the default one leaves the messages o
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
+
+from tests.warm_cli import run_personas
 
 from .conftest import PERSONAS, child_env
 
@@ -15,7 +16,7 @@ CASSETTE = Path(__file__).parent / "cassettes" / "chat_delete_list.json"
 
 
 def test_personas_run_of_the_chat_persona_prints_its_answer(tmp_path: Path) -> None:
-    run = subprocess.run(
+    run = run_personas(
         [str(PERSONAS), "run", "klaviyo-assistant", "--sandbox", "--replay", str(CASSETTE),
          "--input", '{"message": "how many lists do we have?"}'],
         env=child_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=180,

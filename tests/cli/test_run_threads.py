@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.warm_cli import run_personas
+
 from .conftest import PERSONAS, child_env, free_port
 from .make_form_submission import capture
 
@@ -23,7 +25,7 @@ THREAD_LINE = re.compile(r"^thread (\S+): ")
 
 
 def personas(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(PERSONAS), *args], env=child_env(home, **env), cwd=home, capture_output=True,
+    return run_personas([str(PERSONAS), *args], env=child_env(home, **env), cwd=home, capture_output=True,
                           text=True, timeout=180)
 
 
@@ -122,7 +124,7 @@ def test_a_run_killed_before_it_ends_has_shown_its_thread_and_can_be_retried(
 
     server = serve_sandbox(port, tmp_path / "server-home", tmp_path / "server.log")
     try:
-        again = subprocess.run([str(PERSONAS), "run", "lead-magnet-sequencer", "--thread", thread, "--retry"],
+        again = run_personas([str(PERSONAS), "run", "lead-magnet-sequencer", "--thread", thread, "--retry"],
                                env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
     finally:
         server.terminate()

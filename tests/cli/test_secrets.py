@@ -4,10 +4,11 @@ that echoes them back (in 401s and in answers), and nothing they print or store 
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.warm_cli import run_personas
 
 from ..fake_openai import FakeOpenAI
 from .conftest import PERSONAS, ROOT, Terminal, child_env
@@ -25,7 +26,7 @@ def env_for(home: Path, server: FakeOpenAI, **extra: str) -> dict[str, str]:
 
 
 def run(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([str(PERSONAS), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = run_personas([str(PERSONAS), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     return f"$ personas {' '.join(args)} -> {done.returncode}\n{done.stdout}\n{done.stderr}"
 
 

@@ -9,8 +9,9 @@ cut in two is neither a key nor a registered secret. Found by grepping the real 
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
+
+from tests.warm_cli import run_personas
 
 from .conftest import PERSONAS, child_env
 
@@ -31,7 +32,7 @@ def test_invalid_rows_never_show_a_secret_compacted_lowercased_or_cut(tmp_path: 
         f"c@example.com,{padding},{KLAVIYO_KEY},,,one too many\n",  # a row of 6 fields, shown cut
         encoding="utf-8",
     )
-    done = subprocess.run(
+    done = run_personas(
         [str(PERSONAS), "run", "segment-syncer", "--sandbox", "--input",
          f'{{"source": {{"kind": "csv", "path": "{source}"}}, "target": "VIP Customers"}}'],
         cwd=tmp_path, env=child_env(home, KLAVIYO_WEBHOOK_SECRET=WEBHOOK_SECRET), capture_output=True, text=True,

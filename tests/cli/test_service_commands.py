@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.warm_cli import run_personas
+
 from .conftest import PERSONAS, ROOT, child_env
 
 
@@ -31,7 +33,7 @@ def without(tmp_path: Path, *modules: str, error: str = "ModuleNotFoundError") -
 
 
 def personas(tmp_path: Path, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(PERSONAS), *args], env=child_env(tmp_path / "home", HOME=str(tmp_path), **env),
+    return run_personas([str(PERSONAS), *args], env=child_env(tmp_path / "home", HOME=str(tmp_path), **env),
                           cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
 
 

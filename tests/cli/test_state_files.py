@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.warm_cli import run_personas
+
 from .conftest import PERSONAS, child_env
 
 REPORT = ("run", "campaign-reporter", "--input", "{}", "--sandbox")
@@ -25,7 +27,7 @@ REPORT = ("run", "campaign-reporter", "--input", "{}", "--sandbox")
 def personas(home: Path, *args: str, user: list[str] | None = None,
              cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     where = cwd or home.parent
-    return subprocess.run([*(user or []), str(PERSONAS), *args], env=child_env(home, HOME=str(where)),
+    return run_personas([*(user or []), str(PERSONAS), *args], env=child_env(home, HOME=str(where)),
                           cwd=where, capture_output=True, text=True, timeout=180)
 
 

@@ -12,12 +12,12 @@ was renamed over HTTP, as a careless colleague would.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import httpx
 
 from klaviyo_sandbox import DEMO_KEY
+from tests.warm_cli import run_personas
 
 from .conftest import PERSONAS, ROOT, Terminal, child_env
 
@@ -53,7 +53,7 @@ def test_a_form_answer_with_terminal_escapes_is_shown_as_text_on_a_terminal(term
 
 def test_a_form_answer_with_terminal_escapes_is_shown_as_text_in_a_pipe(tmp_path: Path) -> None:
     form = hostile_form(tmp_path)
-    proc = subprocess.run([str(PERSONAS), "run", "lead-magnet-sequencer", "--input", str(form), "--sandbox"],
+    proc = run_personas([str(PERSONAS), "run", "lead-magnet-sequencer", "--input", str(form), "--sandbox"],
                           env=child_env(tmp_path / "home"), cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert obeyable(proc.stdout + proc.stderr) == [], proc.stdout
@@ -80,7 +80,7 @@ def test_a_campaign_name_with_terminal_escapes_is_shown_as_text_in_the_report(
 
 def test_an_error_that_quotes_the_input_shows_its_escapes_as_text(tmp_path: Path) -> None:
     bad = json.dumps({"source": {"kind": "csv" + HOSTILE}, "target": "VIP Customers"})
-    proc = subprocess.run([str(PERSONAS), "run", "segment-syncer", "--input", bad, "--sandbox"],
+    proc = run_personas([str(PERSONAS), "run", "segment-syncer", "--input", bad, "--sandbox"],
                           env=child_env(tmp_path / "home"), cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 2, proc.stderr
     assert obeyable(proc.stderr) == [], proc.stderr
@@ -88,7 +88,7 @@ def test_an_error_that_quotes_the_input_shows_its_escapes_as_text(tmp_path: Path
 
 
 def help_text(tmp_path: Path, *args: str) -> str:
-    proc = subprocess.run([str(PERSONAS), *args, "--help"], env=child_env(tmp_path / "home"), cwd=ROOT,
+    proc = run_personas([str(PERSONAS), *args, "--help"], env=child_env(tmp_path / "home"), cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return " ".join(proc.stdout.split())
@@ -98,7 +98,7 @@ def test_every_exit_code_a_run_ends_with_is_in_the_help(tmp_path: Path) -> None:
     rows = tmp_path / "rows.csv"
     rows.write_text("email,first_name\nnot-an-email,X\nok@example.com,Y\n")
     sync = json.dumps({"source": {"kind": "csv", "path": str(rows)}, "target": "VIP Customers"})
-    proc = subprocess.run([str(PERSONAS), "run", "segment-syncer", "--input", sync, "--sandbox"],
+    proc = run_personas([str(PERSONAS), "run", "segment-syncer", "--input", sync, "--sandbox"],
                           env=child_env(tmp_path / "home"), cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 3 and "Sync partial" in proc.stdout, proc.stdout + proc.stderr
     for args in ((), ("run",)):

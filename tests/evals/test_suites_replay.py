@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -26,6 +25,7 @@ from klaviyo_toolkit import KlaviyoToolkit
 from klaviyo_toolkit.effects import APPROVAL_EFFECTS, operation_effects
 from personas.kernel.cassette import Cassette, scrub
 from personas.runtime.loader import load_persona
+from tests.warm_cli import run_personas
 
 ROOT = Path(__file__).resolve().parents[2]
 BUDGET_SECONDS = 120
@@ -39,7 +39,7 @@ def test_every_suite_passes_its_threshold_on_replay(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "KLAVIYO_", "PERSONAS_MODEL"))}
     env["PERSONAS_HOME"] = str(tmp_path / "home")
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "personas.cli", "eval", "--report", str(tmp_path / "out")],
+    done = run_personas([sys.executable, "-m", "personas.cli", "eval", "--report", str(tmp_path / "out")],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=BUDGET_SECONDS)
     elapsed = time.perf_counter() - started
     assert done.returncode == 0, done.stdout + done.stderr

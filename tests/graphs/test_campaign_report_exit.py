@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from personas.kernel.errors import UsageProblem
 from personas.kernel.models import ModelChoice
 from personas.runtime import run_persona
 from personas.runtime.loader import load_persona
+from tests.warm_cli import run_personas
 
 NOW = _dt.datetime(2026, 3, 10, 3, 0, tzinfo=_dt.UTC).timestamp()  # 2026-03-09 23:00 in New York
 YESTERDAY_NY = "2026-03-08"
@@ -146,7 +146,7 @@ def test_personas_run_says_which_setting_to_fix_when_the_output_dir_cannot_be_wr
     env = {**os.environ, "PERSONAS_HOME": str(tmp_path / "home"), "HOME": str(tmp_path), "PYTHONPATH":
            str(Path(__file__).parents[2])}
     env.pop("OPENAI_API_KEY", None)
-    done = subprocess.run([sys.executable, "-m", "personas.cli", "run", str(persona), "--input", "{}", "--sandbox"],
+    done = run_personas([sys.executable, "-m", "personas.cli", "run", str(persona), "--input", "{}", "--sandbox"],
                           capture_output=True, text=True, env=env, timeout=120, check=False)
     assert done.returncode == 2, done.stderr
     assert "output_dir:" in done.stderr and "Traceback" not in done.stderr

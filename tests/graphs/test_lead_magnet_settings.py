@@ -7,13 +7,13 @@ still band as written."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from personas.runtime.loader import PersonaConfigError, load_persona
+from tests.warm_cli import run_personas
 
 SHIPPED = Path("personas/definitions/lead-magnet-sequencer.yaml").read_text(encoding="utf-8")
 HOT, WARM, COLD = ("{name: hot, min_score: 60", "{name: warm, min_score: 30", "{name: cold, min_score: -100")
@@ -80,7 +80,7 @@ def test_a_band_or_table_that_could_not_work_is_refused_naming_the_field(
 def test_personas_list_names_the_field_and_the_fix(tmp_path: Path) -> None:
     path = mine(tmp_path, (WARM, "{name: warm, min_score: 60"))
     env = {**os.environ, "PERSONAS_HOME": str(tmp_path), "HOME": str(tmp_path / "home"), "PYTHONPATH": os.getcwd()}
-    done = subprocess.run([sys.executable, "-m", "personas.cli", "list"], env=env, capture_output=True, text=True,
+    done = run_personas([sys.executable, "-m", "personas.cli", "list"], env=env, capture_output=True, text=True,
                           timeout=120, check=False)
     assert f"{path}:{line(path, 'name: warm')}: settings.bands[1].min_score: 60 is also the min_score" in done.stderr
     assert "my-leads" not in done.stdout, "listed as a persona all the same"

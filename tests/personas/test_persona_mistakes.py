@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from personas.runtime.loader import MAX_YAML_BYTES, PersonaConfigError, load_persona, scan_personas
+from tests.warm_cli import run_personas
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,7 +54,7 @@ def _personas(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k in keep}
     env.update(HOME=str(home), PERSONAS_HOME=str(home), PYTHONPATH=str(ROOT), COLUMNS="200", NO_COLOR="1",
                PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring")
-    return subprocess.run([sys.executable, "-m", "personas.cli", *args], cwd=home, env=env, capture_output=True,
+    return run_personas([sys.executable, "-m", "personas.cli", *args], cwd=home, env=env, capture_output=True,
                           text=True, timeout=180)
 
 

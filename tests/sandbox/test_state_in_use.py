@@ -16,6 +16,7 @@ import pytest
 
 from klaviyo_sandbox import Sandbox
 from klaviyo_sandbox._store import StateInUse
+from tests.warm_cli import run_personas
 
 OPEN = textwrap.dedent("""
     import sys
@@ -86,7 +87,7 @@ def test_the_command_line_refuses_with_one_line_and_exit_2(tmp_path: Path) -> No
     state = tmp_path / "sandbox.sqlite"
     sb = Sandbox(state=state, demo_data=False)
     try:
-        proc = subprocess.run([str(PERSONAS), "run", "campaign-reporter", "--input", "{}", "--sandbox-state",
+        proc = run_personas([str(PERSONAS), "run", "campaign-reporter", "--input", "{}", "--sandbox-state",
                                str(state)], env=child_env(tmp_path), cwd=tmp_path, capture_output=True, text=True,
                               timeout=180)
     finally:

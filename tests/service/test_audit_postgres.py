@@ -27,6 +27,7 @@ from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.errors import ToolkitUsageError
 from personas.kernel.config import Config
 from personas.runtime.context import audit_log
+from tests.warm_cli import run_personas
 
 from .cut_connection import CuttingRelay
 
@@ -221,7 +222,6 @@ def test_the_runtime_audits_to_postgres_when_the_database_url_is_set(pg_url: str
 
 def test_personas_audit_verify_reads_the_postgres_log(pg_url: str, tmp_path: Path) -> None:
     import os
-    import subprocess
     import sys
 
     home = tmp_path / "home"
@@ -229,7 +229,7 @@ def test_personas_audit_verify_reads_the_postgres_log(pg_url: str, tmp_path: Pat
     fill(log, 2)
     log.close()
     env = {**os.environ, "PERSONAS_HOME": str(home), "PERSONAS_DATABASE_URL": pg_url}
-    done = subprocess.run([sys.executable, "-m", "personas.cli", "audit", "verify"], env=env, capture_output=True,
+    done = run_personas([sys.executable, "-m", "personas.cli", "audit", "verify"], env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0 and "ok: 2 rows, chain intact" in done.stdout, done.stderr
 

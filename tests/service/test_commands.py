@@ -16,6 +16,7 @@ import pytest
 
 from klaviyo_sandbox import Faults, Sandbox
 from tests.graphs.leads import HOT, first_touchpoints, sign_up
+from tests.warm_cli import run_personas
 
 from .conftest import SECRET, free_port, register_webhook, serve_app
 
@@ -28,7 +29,7 @@ def env_for(home: Path, klaviyo_url: str, **extra: str) -> dict[str, str]:
 
 
 def personas(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "personas.cli", *args], env=env, capture_output=True, text=True,
+    return run_personas([sys.executable, "-m", "personas.cli", *args], env=env, capture_output=True, text=True,
                           timeout=timeout)
 
 

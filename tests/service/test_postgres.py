@@ -20,6 +20,7 @@ from personas.service.service import Service
 from personas.service.store import RunStore
 from personas.service.tasks import RUN_TASK, build_app, ensure_schema
 from tests.graphs.leads import HOT, WARM, first_touchpoints, sequence_starts, sign_up
+from tests.warm_cli import run_personas
 
 from .conftest import serve_app, worker_env
 
@@ -250,7 +251,7 @@ def test_the_whole_path_on_postgres_serve_watch_and_a_worker(
         wait_for(lambda: len(first_touchpoints(sb, first_pid)) == 1, 60, "the webhook's touchpoint")
         sb.client().call("delete_webhook", id=sb.client().call("get_webhooks").data[0]["id"])
         second = sign_up(sb, "pg.polled@example.com", WARM)
-        watched = subprocess.run([sys.executable, "-m", "personas.cli", "watch", "lead-magnet-sequencer", "--once"],
+        watched = run_personas([sys.executable, "-m", "personas.cli", "watch", "lead-magnet-sequencer", "--once"],
                                  env=env, capture_output=True, text=True, timeout=120)
         assert watched.returncode == 0 and "1 new event(s)" in watched.stdout, watched.stderr
         second_pid = second["data"]["relationships"]["profile"]["data"]["id"]

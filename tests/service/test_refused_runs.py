@@ -19,6 +19,7 @@ import pytest
 from personas.kernel.config import Config
 from personas.service.service import Service
 from personas.service.store import RunStore
+from tests.warm_cli import run_personas
 
 from .test_commands import env_for
 
@@ -32,7 +33,7 @@ def config(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Config]:
 def _personas(config: Config, *args: str) -> subprocess.CompletedProcess[str]:
     env = env_for(config.home, "http://127.0.0.1:9", **({"PERSONAS_DATABASE_URL": config.database_url}
                                                          if config.database_url else {}))
-    return subprocess.run([sys.executable, "-m", "personas.cli", *args], env=env, capture_output=True, text=True,
+    return run_personas([sys.executable, "-m", "personas.cli", *args], env=env, capture_output=True, text=True,
                           timeout=120)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,13 +12,14 @@ import psycopg
 
 from personas.service.store import RunStore
 from personas.service.tasks import build_app, ensure_schema
+from tests.warm_cli import run_personas
 
 
 def runs(home: Path, url: str, *args: str) -> str:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PERSONAS_HOME": str(home), "PERSONAS_DATABASE_URL": url}
     if os.environ.get("PYTHONPATH"):  # the code under test, when it is not the installed one (a worktree)
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    proc = subprocess.run([sys.executable, "-m", "personas.cli", "runs", *args], env=env, capture_output=True,
+    proc = run_personas([sys.executable, "-m", "personas.cli", "runs", *args], env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
