@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import warm_cli
 from tests.cli.conftest import PERSONAS, child_env
 from tests.warm_cli import run_personas
 
@@ -73,3 +74,17 @@ def test_a_command_past_its_timeout_is_killed(tmp_path: Path, monkeypatch: pytes
     assert served, "the sandbox never served before its timeout"
     with pytest.raises(OSError):  # killed: nothing serves on its port any more
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_a_warm_process_that_ended_is_replaced_and_the_command_still_runs(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PERSONAS_TESTS_COLD", raising=False)
+    cmd = [str(PERSONAS), "audit", "--since", "garbage"]
+    first = run_personas(cmd, env=child_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert warm_cli._warm is not None
+    warm_cli._warm.proc.kill()  # as if the machine had killed it
+    warm_cli._warm.proc.wait()
+    again = run_personas(cmd, env=child_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert (again.returncode, again.stderr) == (first.returncode, first.stderr) == (2, first.stderr)
+    run_personas(cmd, env=child_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert warm_cli._warm is not None and warm_cli._warm.proc.poll() is None  # a new one serves

@@ -168,6 +168,10 @@ def _become(request: dict[str, Any], fds: list[int]) -> None:
 
 
 # -- the tests' side -----------------------------------------------------------------------------
+class Gone(Exception):
+    """The warm process did not take the command (it ended, or its socket is gone); nothing was run."""
+
+
 class _Warm:
     """This pytest worker's warm process, started on first use and stopped when the worker ends."""
 
@@ -212,6 +216,12 @@ class _Warm:
             body = json.dumps({"argv": args, "module": module, "env": env, "cwd": str(cwd)}).encode()
             socket.send_fds(conn, [_HEADER.pack(len(body))], [in_r, out_w, err_w])
             conn.sendall(body)
+        except OSError:  # the warm process is gone: the caller runs the command cold
+            conn.close()
+            for fd in (out_r, err_r, in_w):
+                if fd is not None:
+                    os.close(fd)
+            raise Gone from None
         finally:
             for fd in (in_r, out_w, err_w):
                 os.close(fd)
@@ -306,8 +316,13 @@ def run_personas(cmd: list[Any], **kwargs: Any) -> subprocess.CompletedProcess[A
         warm = not _warm.differs(env)
     if not warm or _warm is None:
         return subprocess.run(cmd, **kwargs)
-    done = _warm.run(cmd, env, kwargs.get("cwd") or os.getcwd(), kwargs.get("input"), kwargs.get("timeout"),
-                     bool(kwargs.get("text")), kwargs.get("errors"))  # fmt: skip
+    try:
+        done = _warm.run(cmd, env, kwargs.get("cwd") or os.getcwd(), kwargs.get("input"), kwargs.get("timeout"),
+                         bool(kwargs.get("text")), kwargs.get("errors"))  # fmt: skip
+    except Gone:  # started again on the next command; this one runs cold
+        with _lock:
+            _warm = None
+        return subprocess.run(cmd, **kwargs)
     if kwargs.get("check"):
         done.check_returncode()
     return done
