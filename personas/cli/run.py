@@ -21,7 +21,7 @@ from personas.kernel.errors import UsageProblem
 from personas.kernel.governance import parse_answer
 from personas.kernel.graphspec import GraphSpec
 from personas.kernel.spec import PersonaSpec
-from personas.runtime.loader import broken_file, load_persona, scan_personas
+from personas.runtime.loader import Scan, broken_file, load_persona, scan_personas
 
 if TYPE_CHECKING:  # running a persona (LangGraph, LangChain, the client) loads in run_cmd, not for `list`
     from personas.runtime.driver import RunDriver, RunResult
@@ -113,8 +113,6 @@ def read_input(value: str) -> Any:
 
 def resolve_persona(name: str, home: Path) -> PersonaSpec:
     """A persona by name, or the first persona of a graph given by graph name."""
-    import difflib
-
     found = scan_personas(home)
     if name in GRAPHS:
         for spec in found.personas.values():
@@ -123,15 +121,25 @@ def resolve_persona(name: str, home: Path) -> PersonaSpec:
         raise UsageProblem(f"no persona uses the graph {name!r}")
     if name in found.personas or (name.endswith((".yaml", ".yml")) and Path(name).exists()):
         return load_persona(name, home=home)
+    raise no_persona(name, found, GRAPHS)
+
+
+def no_persona(name: str, found: Scan, graphs: Sequence[str] = ()) -> UsageProblem:
+    """The error for a persona ``name`` that ``found`` does not hold: its file's own error when it is
+    there but broken, else the close names (persona names, and ``graphs`` where a command takes one)."""
+    import difflib
+
     broken = broken_file(found.errors, name)
     if broken is not None:
-        raise broken
+        return broken
     personas = sorted(found.personas)
-    close = difflib.get_close_matches(name, [*personas, *GRAPHS], n=2)
+    close = difflib.get_close_matches(name, [*personas, *graphs], n=2)
     hint = f"; did you mean {' or '.join(close)}?" if close else "."
-    raise UsageProblem(
+    if not graphs:
+        return UsageProblem(f"no persona named {name!r}{hint} Personas: {', '.join(personas)} (see `personas list`)")
+    return UsageProblem(
         f"no persona or graph named {name!r}{hint} Personas: {', '.join(personas)}; "
-        f"graphs: {', '.join(GRAPHS)} (see `personas list`)"
+        f"graphs: {', '.join(graphs)} (see `personas list`)"
     )
 
 

@@ -93,6 +93,13 @@ def watch_cmd(
     at_least("--every", every, 0, "the seconds between polls", above=True)
     at_least("--overlap", overlap, 0, "the seconds each poll reaches back")
     at_least("--lookback", lookback, 0, "the seconds the first poll reads back")
+    from personas.runtime.loader import scan_personas
+
+    from .run import no_persona
+
+    found = scan_personas(config().home)
+    if persona not in found.personas:  # said before the service's imports (LangChain, LangGraph: a second)
+        raise no_persona(persona, found)
     from personas.service.serving import watch
 
     from .sandbox import state_file

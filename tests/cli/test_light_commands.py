@@ -64,6 +64,7 @@ def test_reading_and_listing_import_nothing_heavy(tmp_path: Path, args: list[str
     (["run", "campaign-reporter", "--resume", "approve"], "--resume needs --thread"),
     (["chat", "nobody"], "no such persona"),
     (["chat", "klaviyo-assistant", "--seed", "3"], "--seed is the embedded sandbox's seed"),
+    (["watch", "lead-magnt-sequencer", "--once"], "no persona named 'lead-magnt-sequencer'; did you mean lead-magnet"),
 ])
 def test_a_mistake_on_the_command_line_is_answered_before_langgraph_is_imported(
     tmp_path: Path, args: list[str], said: str
