@@ -176,7 +176,9 @@ class _Warm:
     """This pytest worker's warm process, started on first use and stopped when the worker ends."""
 
     def __init__(self) -> None:
-        self.folder = tempfile.mkdtemp(prefix="personas-warm-")
+        # A Unix socket's path has at most 107 bytes: /tmp when TMPDIR is longer
+        short = "/tmp" if len(tempfile.gettempdir()) > 60 and os.path.isdir("/tmp") else None
+        self.folder = tempfile.mkdtemp(prefix="personas-warm-", dir=short)
         self.path = os.path.join(self.folder, "cli.sock")
         self.base = _python_start(os.environ)
         code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tests.warm_cli import serve; serve({self.path!r})"
@@ -278,6 +280,7 @@ def _receive(conn: socket.socket, size: int) -> bytes:
 
 
 _warm: _Warm | None = None
+_unavailable: list[str] = []  # why a warm process could not start in this worker, once it could not
 _lock = threading.Lock()
 
 
@@ -311,9 +314,13 @@ def run_personas(cmd: list[Any], **kwargs: Any) -> subprocess.CompletedProcess[A
     env = dict(kwargs["env"]) if kwargs.get("env") is not None else dict(os.environ)
     if warm:
         with _lock:
-            if _warm is None:
-                _warm = _Warm()
-        warm = not _warm.differs(env)
+            if _warm is None and not _unavailable:
+                try:
+                    _warm = _Warm()
+                except (OSError, RuntimeError) as exc:  # no warm process here: every command runs cold
+                    _unavailable.append(str(exc))
+                    sys.stderr.write(f"tests/warm_cli.py: no warm personas process ({exc}); commands run cold\n")
+        warm = _warm is not None and not _warm.differs(env)
     if not warm or _warm is None:
         return subprocess.run(cmd, **kwargs)
     try:
