@@ -106,13 +106,7 @@ def _command(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     try:
         raw, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 3)
         (size,) = _HEADER.unpack(raw)
-        body = b""
-        while len(body) < size:
-            chunk = conn.recv(size - len(body))
-            if not chunk:
-                os._exit(1)
-            body += chunk
-        request = json.loads(body)
+        request = json.loads(_receive(conn, size))
         pid = os.fork()
         if pid == 0:
             conn.close()
