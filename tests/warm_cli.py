@@ -242,8 +242,10 @@ class _Warm:
         try:
             pid = _HEADER.unpack(_receive(conn, _HEADER.size))[0]
             code = struct.unpack("!q", _receive(conn, 8))[0]
-            for t in threads:
+            for t in threads:  # a process the command left behind may hold its output open, as with subprocess.run
                 t.join(timeout)
+            if any(t.is_alive() for t in threads):
+                raise TimeoutError
         except TimeoutError:
             if pid:
                 with contextlib.suppress(ProcessLookupError):
