@@ -23,31 +23,31 @@ from tests import warm_cli
 from tests.cli.conftest import PERSONAS, child_env
 from tests.warm_cli import run_personas
 
+#: case -> (the command, its stdin, the exit code it ends with)
 CASES = {
-    "help": (["--help"], {}, None),
-    "a usage error": (["audit", "--since", "garbage"], {}, None),
-    "a persona's tools": (["tools", "list", "--persona", "lead-magnet-sequencer"], {}, None),
-    "stdin": (["chat", "klaviyo-assistant", "--sandbox"], {}, "/exit\n"),
-    "python -m": ([], {}, None),
+    "help": ([str(PERSONAS), "--help"], None, 0),
+    "a usage error": ([str(PERSONAS), "audit", "--since", "garbage"], None, 2),
+    "a persona's tools": ([str(PERSONAS), "tools", "list", "--persona", "lead-magnet-sequencer"], None, 0),
+    "stdin": ([str(PERSONAS), "chat", "klaviyo-assistant", "--sandbox"], "/exit\n", 0),
+    "python -m": ([sys.executable, "-m", "personas.cli", "list"], None, 0),
 }
-
-
-def both(monkeypatch: pytest.MonkeyPatch, cmd: list[str], env: dict[str, str], stdin: str | None
-         ) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:  # fmt: skip
-    done = []
-    for cold in ("1", ""):
-        monkeypatch.setenv("PERSONAS_TESTS_COLD", cold)
-        done.append(run_personas(cmd, env=env, input=stdin, capture_output=True, text=True, timeout=120))
-    return done[0], done[1]
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_command_ends_the_same_warm_and_cold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
-    args, extra, stdin = CASES[case]
-    cmd = [sys.executable, "-m", "personas.cli", "list"] if case == "python -m" else [str(PERSONAS), *args]
-    cold, warm = both(monkeypatch, cmd, child_env(tmp_path, **extra), stdin)
-    assert (warm.returncode, warm.stdout, warm.stderr) == (cold.returncode, cold.stdout, cold.stderr)
-    assert warm.returncode == (2 if case == "a usage error" else 0), warm.stderr
+    cmd, stdin, code = CASES[case]
+    done = []
+    for cold in ("1", ""):
+        monkeypatch.setenv("PERSONAS_TESTS_COLD", cold)
+        before = warm_cli._warm.served if warm_cli._warm else 0
+        done.append(run_personas(cmd, env=child_env(tmp_path), input=stdin, capture_output=True, text=True,
+                                 timeout=120))  # fmt: skip
+        forked = (warm_cli._warm.served if warm_cli._warm else 0) - before
+        assert forked == (0 if cold else 1), f"cold={cold!r}: {forked} command(s) forked from the warm process"
+    cold_run, warm_run = done
+    assert (warm_run.returncode, warm_run.stdout, warm_run.stderr) == (
+        cold_run.returncode, cold_run.stdout, cold_run.stderr)  # fmt: skip
+    assert warm_run.returncode == code, warm_run.stderr
 
 
 def test_a_command_past_its_timeout_is_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,6 +85,6 @@ def test_a_warm_process_that_ended_is_replaced_and_the_command_still_runs(tmp_pa
     warm_cli._warm.proc.kill()  # as if the machine had killed it
     warm_cli._warm.proc.wait()
     again = run_personas(cmd, env=child_env(tmp_path), capture_output=True, text=True, timeout=120)
-    assert (again.returncode, again.stderr) == (first.returncode, first.stderr) == (2, first.stderr)
+    assert again.returncode == first.returncode == 2 and again.stderr == first.stderr, again.stderr
     run_personas(cmd, env=child_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert warm_cli._warm is not None and warm_cli._warm.proc.poll() is None  # a new one serves

@@ -175,6 +175,7 @@ class _Warm:
         self.folder = tempfile.mkdtemp(prefix="personas-warm-", dir=short)
         self.path = os.path.join(self.folder, "cli.sock")
         self.base = _python_start(os.environ)
+        self.served = 0  # commands forked (a test can tell a warm run from one that fell back to cold)
         code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tests.warm_cli import serve; serve({self.path!r})"
         self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL, env=dict(os.environ), text=True)  # fmt: skip
@@ -212,6 +213,7 @@ class _Warm:
             body = json.dumps({"argv": args, "module": module, "env": env, "cwd": str(cwd)}).encode()
             socket.send_fds(conn, [_HEADER.pack(len(body))], [in_r, out_w, err_w])
             conn.sendall(body)
+            self.served += 1
         except OSError:  # the warm process is gone: the caller runs the command cold
             conn.close()
             for fd in (out_r, err_r, in_w):

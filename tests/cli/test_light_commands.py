@@ -69,8 +69,8 @@ def test_reading_and_listing_import_nothing_heavy(tmp_path: Path, args: list[str
 def test_a_mistake_on_the_command_line_is_answered_before_langgraph_is_imported(
     tmp_path: Path, args: list[str], said: str
 ) -> None:
-    """A run or a chat imports LangChain and LangGraph (about a second) only once its persona and
-    flags hold up: a mistyped name or a malformed --input is answered at once, exit 2."""
+    """A run, a chat or a watch imports LangChain and LangGraph (about a second) only once its persona
+    and flags hold up: a mistyped name or a malformed --input is answered at once, exit 2."""
     result = run_cli(args, tmp_path)
     assert result["code"] == 2, result["said"]
     assert said in str(result["said"]), result["said"]
