@@ -129,16 +129,19 @@ def no_persona(name: str, found: Scan, graphs: Sequence[str] = ()) -> UsageProbl
     there but broken, else the close names (persona names, and ``graphs`` where a command takes one)."""
     import difflib
 
+    from klaviyo_toolkit.redact import clip
+
     broken = broken_file(found.errors, name)
     if broken is not None:
         return broken
     personas = sorted(found.personas)
     close = difflib.get_close_matches(name, [*personas, *graphs], n=2)
     hint = f"; did you mean {' or '.join(close)}?" if close else "."
+    given = repr(clip(name, 100))  # a name pasted by mistake (a whole file) is not echoed whole
     if not graphs:
-        return UsageProblem(f"no persona named {name!r}{hint} Personas: {', '.join(personas)} (see `personas list`)")
+        return UsageProblem(f"no persona named {given}{hint} Personas: {', '.join(personas)} (see `personas list`)")
     return UsageProblem(
-        f"no persona or graph named {name!r}{hint} Personas: {', '.join(personas)}; "
+        f"no persona or graph named {given}{hint} Personas: {', '.join(personas)}; "
         f"graphs: {', '.join(graphs)} (see `personas list`)"
     )
 

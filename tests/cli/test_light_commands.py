@@ -75,3 +75,14 @@ def test_a_mistake_on_the_command_line_is_answered_before_langgraph_is_imported(
     assert result["code"] == 2, result["said"]
     assert said in str(result["said"]), result["said"]
     assert HEAVY.isdisjoint(result["loaded"]), sorted(HEAVY & set(result["loaded"]))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("command", [["run", "NAME", "--input", "{}"], ["watch", "NAME", "--once"]])
+def test_a_persona_name_pasted_whole_is_not_echoed_whole(tmp_path: Path, command: list[str]) -> None:
+    """A file's text given where the persona's name belongs is refused with the first 100
+    characters of it, not all of them."""
+    pasted = "row," * 2500
+    result = run_cli([pasted if arg == "NAME" else arg for arg in command], tmp_path)
+    said = str(result["said"])
+    assert result["code"] == 2 and "no persona" in said, said[:500]
+    assert len(said) < 600 and "row,row" in said and "…" in said, said[:700]
