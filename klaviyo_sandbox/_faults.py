@@ -5,7 +5,9 @@ from a seeded RNG, so a test run with the same seed sees the same faults.
 
 What each fault does to a request, in the order they are decided:
 
-- ``slow_rate``: answered ``delay`` seconds late (the request is read first, then the wait);
+- ``slow_rate``: answered ``delay`` seconds late (the request is read first, then the wait), or as
+  soon as :meth:`Faults.release` is called: a test holds a call in flight for as long as it needs to
+  look, rather than for a delay long enough for the slowest machine;
 - ``drop_rate``: the connection drops *before* the request is handled: nothing was applied;
 - ``storm_rate``: answered 429 with ``Retry-After`` whatever the limits say: nothing was applied;
 - ``error_rate``: answered ``status`` (a 5xx) without being handled: nothing was applied;
@@ -27,8 +29,11 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import random
-from dataclasses import asdict, dataclass, field
+import threading
+import time
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -51,6 +56,7 @@ class Faults:
     seed: int = 0
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
     _faulted: int = field(default=0, repr=False, compare=False)
+    _released: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._rng.seed(self.seed)
@@ -64,10 +70,22 @@ class Faults:
         return cls(**known)
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.pop("_rng", None)
-        out.pop("_faulted", None)
+        out = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+        out["operations"] = list(self.operations)
         return out
+
+    def release(self) -> None:
+        """Answer the calls held by ``slow_rate`` now, and the ones drawn after without a wait."""
+        self._released.set()
+
+    async def hold(self, seconds: float) -> None:
+        """Wait ``seconds`` (a slow answer), or until :meth:`release`, whichever comes first."""
+        end = time.monotonic() + seconds
+        while not self._released.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 0.05))
 
     @property
     def active(self) -> bool:

@@ -3,7 +3,7 @@
 GET  /sandbox                 what this sandbox is, its demo key and endpoints
 GET  /sandbox/outbox          messages flows and campaigns "sent" (?to=&source=&status=)
 POST /sandbox/reset           {"seed": 7, "demo_data": true}: start over
-GET|PUT|DELETE /sandbox/faults  fault injection settings
+GET|PUT|DELETE /sandbox/faults  fault injection settings (new ones answer the calls the old hold)
 POST /sandbox/keys            {"scopes": ["profiles:read"]} -> a new private key
 DELETE /sandbox/keys/{key}    revoke a key
 GET|DELETE /sandbox/requests  recent requests and call counts per operation
@@ -78,13 +78,17 @@ async def inspect_endpoint(sb: Sandbox, request: Request) -> Response:
             sb.reset(seed=payload.get("seed"), demo_data=payload.get("demo_data", True))
             return _ok({"reset": True, "seed": sb.seed})
         if path == "/sandbox/faults":
+            # New settings over HTTP answer the slow calls the old ones hold (a client that gave up on
+            # one no longer keeps the server from stopping until its delay ends).
             if method in ("PUT", "POST"):
                 try:
-                    sb.faults = Faults.from_json(payload)
+                    replaced, sb.faults = sb.faults, Faults.from_json(payload)
                 except (TypeError, ValueError) as exc:
                     return _err(str(exc))
+                replaced.release()
             elif method == "DELETE":
-                sb.faults = Faults()
+                replaced, sb.faults = sb.faults, Faults()
+                replaced.release()
             return _ok(sb.faults.to_json())
         if path == "/sandbox/keys" and method == "POST":
             scopes = payload.get("scopes")

@@ -111,10 +111,11 @@ async def serve(sb: Sandbox, request: Request) -> Response:
         op_id = sb.routes.route(method, path)[0].operation_id
     except SandboxError:
         pass
-    fault = sb.faults.draw(op_id) if op_id else dict(NO_FAULT)
+    faults = sb.faults  # the settings that drew this call's fault hold it, though others replace them meanwhile
+    fault = faults.draw(op_id) if op_id else dict(NO_FAULT)
     if fault["delay"]:
         await request.body()  # received first: a slow server still has the request if its client gives up
-        await asyncio.sleep(fault["delay"])
+        await faults.hold(fault["delay"])
     if fault["drop"]:
         sb.log.record(method, path, op_id, None, 0, fault="dropped")
         return _DroppedResponse(op_id)

@@ -11,6 +11,7 @@ on the client side; real delays stay tiny (0.2 s answers against a 0.05 s timeou
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -162,6 +163,47 @@ def _wait_for(predicate: Callable[[], bool], seconds: float = 3.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "the sandbox did not finish the abandoned request"
         time.sleep(0.01)
+
+
+def test_new_settings_over_http_answer_the_calls_the_old_ones_hold() -> None:
+    """A client that gave up on a held call leaves it to the server; settings put or deleted over HTTP
+    answer it, so the server is not kept from stopping until its delay ends."""
+    sb = sandbox(Faults(slow_rate=1.0, delay=600.0, operations=["get_lists"]))
+    held = sb.faults
+    with on_port(sb.app) as base_url:
+        answers: list[int] = []
+
+        def call() -> None:
+            with httpx.Client(base_url=base_url, headers={"Authorization": f"Klaviyo-API-Key {DEMO_KEY}",
+                                                          "revision": "2026-07-15"}, timeout=120) as http:
+                answers.append(http.get("/api/lists").status_code)
+
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        _wait_for(lambda: held._faulted == 1, seconds=30)
+        assert httpx.put(f"{base_url}/sandbox/faults", json={"error_rate": 1.0, "operations": ["get_segments"]},
+                         timeout=30).status_code == 200
+        caller.join(60)
+        assert answers == [200] and sb.faults.error_rate == 1.0
+
+
+@WHERE
+def test_a_held_answer_comes_when_released_not_after_its_delay(where: str) -> None:
+    """A test holds a call in flight for as long as it looks (``Faults.release``) rather than for a
+    delay long enough for the slowest machine; released settings answer what they draw after at once."""
+    faults = Faults(slow_rate=1.0, delay=600.0, operations=["get_lists"])
+    sb = sandbox(faults)
+    with MAKERS[where](sb, timeout=120.0, retry=NO_RETRIES) as kl:
+        answers: list[int] = []
+        caller = threading.Thread(target=lambda: answers.append(kl.call("get_lists").status), daemon=True)
+        caller.start()
+        _wait_for(lambda: faults._faulted == 1, seconds=30)
+        caller.join(0.3)
+        assert caller.is_alive() and answers == [], "held while not released"
+        faults.release()
+        caller.join(60)
+        assert answers == [200], "answered once released, long before its 600 s"
+        assert kl.call("get_lists").status == 200 and faults._faulted == 2
 
 
 @WHERE

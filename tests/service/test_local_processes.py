@@ -8,8 +8,9 @@
   is running (each run has an owner and a lease); a run whose process was killed is shown as stalled
   and taken over by the next start.
 
-A served sandbox (real HTTP) holds the first send of a run for a while (``Faults.slow_rate``), so a
-run is known to be in progress while the test acts; the waits are upper bounds only.
+A served sandbox (real HTTP) holds the first send of a run (``Faults.slow_rate``), so a run is known
+to be in progress while the test acts, and answers it once the test has seen what it needed
+(``Faults.release``); the waits are upper bounds only.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def served() -> Iterator[tuple[Sandbox, str]]:
     sb = Sandbox(seed=21, rate_limit_factor=None)
     with serve_app(sb.app) as url:
         yield sb, url
+        sb.faults.release()  # a send still held (its process killed) ends now, so the server stops at once
     sb.close()
 
 
@@ -132,12 +134,14 @@ def test_a_stop_waits_for_the_run_in_progress_and_leaves_the_queued_ones_to_the_
     sb, url = served
     env = env_for(tmp_path / "home", url)
     events = [sign_up(sb, f"stop{n}@example.com", HOT) for n in range(4)]
-    slow_first_send(sb, 15)
+    slow_first_send(sb, LONG)  # until released
     first = Serve(env, "--workers", "1")
     try:
         ids = first.deliver(events)
         wait_until(lambda: sb.faults._faulted == 1, "the first run to reach its send")
         first.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: "waiting for 1 run(s) in progress" in first.log, "the stop to wait for the run")
+        sb.faults.release()  # its send answered now: the stop waited for it, and must go on waiting until it ends
         first.wait()
     finally:
         first.stop()
@@ -195,7 +199,7 @@ def test_a_second_serve_and_a_watcher_on_the_same_home_leave_a_running_run_to_it
     sb, url = served
     env = env_for(tmp_path / "home", url)
     event = sign_up(sb, "shared@example.com", HOT)
-    slow_first_send(sb, 40)
+    slow_first_send(sb, LONG)  # until released
     first = Serve(env, "--workers", "1")
     second = None
     try:
@@ -212,6 +216,7 @@ def test_a_second_serve_and_a_watcher_on_the_same_home_leave_a_running_run_to_it
         shown = listed(env)[run_id]
         assert shown["status"] == "running" and shown["stalled"] is False, shown
         assert shown["worker"].endswith(f":{first.proc.pid}"), shown
+        sb.faults.release()  # seen in progress by both: its send may be answered now
         wait_until(lambda: listed(env)[run_id]["status"] == "done", "the first serve to finish the run")
     finally:
         first.stop()

@@ -39,7 +39,7 @@ def test_a_worker_told_to_stop_says_which_runs_it_waits_for(
     event = sign_up(sb, "slow@example.com", HOT)
     run, _ = service.record_event(service.persona("lead-magnet-sequencer"), event["data"]["id"], event,
                                   trigger="webhook")
-    sb.faults = Faults(slow_rate=1.0, delay=6.0, operations=["create_event"])  # the send takes a while
+    sb.faults = Faults(slow_rate=1.0, delay=120.0, operations=["create_event"])  # the send waits for release()
     worker = start_worker(home, pg_url, url)
     log = Log(worker.stderr)
     try:
@@ -51,8 +51,10 @@ def test_a_worker_told_to_stop_says_which_runs_it_waits_for(
         [line] = [line for line in log.text.splitlines() if "stopping" in line]
         assert f"waiting for 1 run(s) in progress ({run.id})" in line, log.text
         assert "stop again (SIGTERM or Ctrl-C) to end at once" in line, log.text
+        sb.faults.release()  # the send answered now: the worker goes on waiting until its run ends
         assert worker.wait(timeout=60) == 0, log.text
     finally:
+        sb.faults.release()
         stop(worker)
     assert "stopped; the 1 run(s) it waited for have ended" in log.text, log.text
     assert (service.store.get(run.id) or run).status == "done"
