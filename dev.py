@@ -105,7 +105,9 @@ def main(argv: list[str]) -> int:
         args = argv[1:]
         chosen = any(a.startswith(("-n", "--numprocesses")) for a in args)
         workers = str((os.cpu_count() or 1) + 1)
-        spread = [] if chosen else ["-n", workers, "--dist", "loadscope"]
+        # The longest modules first (tests/conftest.py orders them by tests/weights.json; xdist's own
+        # reorder, by number of tests, would undo that).
+        spread = [] if chosen else ["-n", workers, "--dist", "loadscope", "--no-loadscope-reorder"]
         return run(py, "-m", "pytest", *spread, *args)
     if task == "lint":
         code = run(py, "-m", "ruff", "check", ".")

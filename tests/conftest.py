@@ -1,9 +1,12 @@
-"""Shared fixtures: a process environment without Klaviyo settings, and a count of checkpoint reads."""
+"""Shared fixtures: a process environment without Klaviyo settings, and a count of checkpoint reads;
+and the order modules run in (the longest first, ``tests/weights.json``)."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +17,34 @@ KLAVIYO_ENV = ("KLAVIYO_API_KEY", "KLAVIYO_BASE_URL", "KLAVIYO_PUBLIC_API_KEY")
 # switch, read by this process and inherited by every child. Tests of the keyring path register
 # their own in-memory backend (tests/keyrings.py).
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+
+
+WEIGHTS = Path(__file__).with_name("weights.json")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The longest modules first (seconds each took, ``tests/weights.json``), the rest after them in
+    their own order; tests within a module keep theirs. Workers take whole modules in this order
+    (``python3 dev.py test``: ``--dist loadscope --no-loadscope-reorder``), so a long module never
+    starts last and runs on alone while the other workers wait. A missing or unreadable file leaves
+    the order as collected."""
+    try:
+        weights: dict[str, float] = json.loads(WEIGHTS.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(weights, dict):
+        return
+    root = config.rootpath
+
+    def weight(item: pytest.Item) -> float:
+        try:
+            module = item.path.relative_to(root).as_posix()
+        except ValueError:
+            return 0.0
+        value = weights.get(module, 0.0)
+        return float(value) if isinstance(value, (int, float)) else 0.0
+
+    items.sort(key=lambda item: -weight(item))  # stable: the same weight keeps the collected order
 
 
 @pytest.fixture
