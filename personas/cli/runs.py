@@ -25,6 +25,20 @@ def _service() -> Any:
     return Service.open(config())
 
 
+def _known(run_id: str) -> None:
+    """Refuse an id no run has before the service is imported (LangGraph and LangChain, about a
+    second): a mistyped or pasted-over id is told at once, as ``Service`` would tell it."""
+    from personas.service.store import no_run
+
+    store, _ = _reader()
+    try:
+        found = store.get(run_id)
+    finally:
+        store.close()
+    if found is None:
+        raise no_run(run_id)
+
+
 def _reader() -> tuple[Any, list[str]]:
     """The run store and the persona names, for listing runs: no checkpointer is opened, so the
     listing imports none of LangGraph and LangChain (about 0.7 s of a command that reads a table)."""
@@ -123,6 +137,7 @@ def retry_cmd(
     here: bool = typer.Option(False, "--here", help="Run it in this process, not through the queue (PostgreSQL)."),
 ) -> None:
     """Continue a failed run from its last checkpoint."""
+    _known(run_id)
     service = _service()
     try:
         run = service.retry(run_id)
@@ -164,6 +179,7 @@ def resume_cmd(
     from .approvals import describe_approval
     from .run import bind_answer, parse_resume
 
+    _known(run_id)
     service = _service()
     try:
         pending = service.pending(run_id)

@@ -39,7 +39,7 @@ from personas.runtime.loader import scan_personas
 
 from .extras import POSTGRES, require
 from .metrics import Metrics, MetricsGuard
-from .store import Run, RunStore
+from .store import Run, RunStore, no_run
 
 __all__ = ["Service", "trigger_metric"]
 
@@ -200,7 +200,7 @@ class Service:
         if run is None:
             existing = self.store.get(run_id)
             if existing is None:
-                raise UsageProblem(f"no run {run_id!r}; see `personas runs`")
+                raise no_run(run_id)
             return existing
         started = time.monotonic()
         try:
@@ -256,7 +256,7 @@ class Service:
         """The approvals a paused run waits for (each with its request and fingerprint); empty if none."""
         run = self.store.get(run_id)
         if run is None:
-            raise UsageProblem(f"no run {run_id!r}; see `personas runs`")
+            raise no_run(run_id)
         if run.status != "paused":
             return []
         return RunDriver(self.context(self.persona(run.persona), run.thread_id), self.saver).pending()
@@ -269,7 +269,7 @@ class Service:
         """
         run = self.store.get(run_id)
         if run is None:
-            raise UsageProblem(f"no run {run_id!r}; see `personas runs`")
+            raise no_run(run_id)
         if run.status != "failed":
             raise UsageProblem(f"run {run_id} is {run.status}; only a failed run can be retried")
         if run.refused:

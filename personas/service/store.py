@@ -49,7 +49,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from klaviyo_toolkit.redact import clip
 from personas.kernel.config import Config
+from personas.kernel.errors import UsageProblem
 from personas.kernel.privacy import private_file, redact_state
 
 from .owners import LEASE, Owner, gone_reason
@@ -134,6 +136,12 @@ class Run:
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in _COLUMNS.replace(" ", "").split(",") if k != "input"}
+
+
+def no_run(run_id: str) -> UsageProblem:
+    """The refusal of an id no run has: the id quoted by its first 100 characters (a pasted blob is
+    not echoed whole), and where to find the runs there are."""
+    return UsageProblem(f"no run {clip(run_id, 100)!r}; see `personas runs`")
 
 
 class RunStore:

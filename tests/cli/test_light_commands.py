@@ -65,6 +65,8 @@ def test_reading_and_listing_import_nothing_heavy(tmp_path: Path, args: list[str
     (["chat", "nobody"], "no such persona"),
     (["chat", "klaviyo-assistant", "--seed", "3"], "--seed is the embedded sandbox's seed"),
     (["watch", "lead-magnt-sequencer", "--once"], "no persona named 'lead-magnt-sequencer'; did you mean lead-magnet"),
+    (["runs", "retry", "01NOSUCHRUN"], "no run '01NOSUCHRUN'; see `personas runs`"),
+    (["runs", "resume", "01NOSUCHRUN", "--answer", "approve"], "no run '01NOSUCHRUN'; see `personas runs`"),
 ])
 def test_a_mistake_on_the_command_line_is_answered_before_langgraph_is_imported(
     tmp_path: Path, args: list[str], said: str
@@ -77,12 +79,15 @@ def test_a_mistake_on_the_command_line_is_answered_before_langgraph_is_imported(
     assert HEAVY.isdisjoint(result["loaded"]), sorted(HEAVY & set(result["loaded"]))  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("command", [["run", "NAME", "--input", "{}"], ["watch", "NAME", "--once"]])
-def test_a_persona_name_pasted_whole_is_not_echoed_whole(tmp_path: Path, command: list[str]) -> None:
-    """A file's text given where the persona's name belongs is refused with the first 100
+@pytest.mark.parametrize(("command", "refused"), [
+    (["run", "NAME", "--input", "{}"], "no persona"), (["watch", "NAME", "--once"], "no persona"),
+    (["runs", "retry", "NAME"], "no run"), (["runs", "resume", "NAME"], "no run"),
+])
+def test_a_persona_name_pasted_whole_is_not_echoed_whole(tmp_path: Path, command: list[str], refused: str) -> None:
+    """A file's text given where a persona's name or a run's id belongs is refused with the first 100
     characters of it, not all of them."""
     pasted = "row," * 2500
     result = run_cli([pasted if arg == "NAME" else arg for arg in command], tmp_path)
     said = str(result["said"])
-    assert result["code"] == 2 and "no persona" in said, said[:500]
+    assert result["code"] == 2 and refused in said, said[:500]
     assert len(said) < 600 and "row,row" in said and "…" in said, said[:700]

@@ -145,10 +145,16 @@ def test_a_sandbox_state_that_is_another_file_is_one_line_and_left_as_it_was(tmp
 
 
 def test_the_debug_hint_is_a_command_that_works(tmp_path: Path) -> None:
+    from personas.kernel.config import Config
+    from personas.service.store import RunStore
+
+    store = RunStore.open(Config(home=tmp_path / "home"))  # a run to retry: an unknown id is refused before
+    run, _ = store.create_run("lead-magnet-sequencer", "k-1", "webhook", {}, status="failed", error="boom")
+    store.close()
     hide = without(tmp_path, "prometheus_client", error="RuntimeError")  # an unexpected error
-    proc = personas(tmp_path, "runs", "retry", "r-1", PYTHONPATH=hide)  # the service imports its metrics
+    proc = personas(tmp_path, "runs", "retry", run.id, PYTHONPATH=hide)  # the service imports its metrics
     line = one_error_line(proc)
     assert proc.returncode == 1 and "personas --debug runs ..." in line, line
-    hinted = personas(tmp_path, "--debug", "runs", "retry", "r-1", PYTHONPATH=hide)
+    hinted = personas(tmp_path, "--debug", "runs", "retry", run.id, PYTHONPATH=hide)
     assert "Traceback" in hinted.stderr and "RuntimeError: broken" in hinted.stderr
     assert "No such option" not in hinted.stderr
