@@ -61,6 +61,7 @@ def test_runs_resume_shows_the_request_and_approves_only_when_it_is_named(
     sb = Sandbox(seed=21)
     service = Service.open(Config(home=home), sandbox=sb)
     monkeypatch.setattr(runs_cli, "_service", lambda: service)  # the real service, on the real sandbox
+    monkeypatch.setenv("PERSONAS_HOME", str(home))  # where the command looks the run up before the service opens
     monkeypatch.setattr(service, "close", lambda: None)
     event = sign_up(sb, "named@example.com", HOT)
     run, _ = service.record_event(service.persona("careful-sequencer"), event["data"]["id"], event, trigger="webhook")
@@ -126,6 +127,7 @@ def test_runs_resume_exits_1_when_the_answered_run_fails(tmp_path: Path, monkeyp
     sb = Sandbox(seed=21)
     service = Service.open(Config(home=home), sandbox=sb)
     monkeypatch.setattr(runs_cli, "_service", lambda: service)
+    monkeypatch.setenv("PERSONAS_HOME", str(home))
     monkeypatch.setattr(service, "close", lambda: None)
     event = sign_up(sb, "fails@example.com", HOT)
     run, _ = service.record_event(service.persona("careful-sequencer"), event["data"]["id"], event, trigger="webhook")
