@@ -32,12 +32,14 @@ def serve_cmd(
     and restart. Both secrets are accepted meanwhile; neither is ever logged.
     """
     at_least("--workers", workers, 1, "how many runs at a time")
-    from personas.service.serving import check_serve, serve, serve_notes
-
-    from .sandbox import bind
+    from personas.service.checks import check_serve
 
     cfg = config()
     check_serve(cfg, catch_up=catch_up)  # the secret and the extra, then the port: each one line, exit 2
+    from personas.service.serving import serve, serve_notes  # the service's imports: about a second
+
+    from .sandbox import bind
+
     notes = serve_notes(cfg)
     listener = bind(host, port)
     where = "PostgreSQL (runs go to `personas worker`)"
@@ -68,6 +70,9 @@ def worker_cmd(
     at_least("--stalled-after", stalled_after, 0, "the seconds without a heartbeat", above=True)
     if metrics_port is not None and not 1 <= metrics_port <= 65535:
         raise UsageProblem(f"--metrics-port {metrics_port} is not a port; give one from 1 to 65535")
+    from personas.service.checks import check_worker
+
+    check_worker(config(), catch_up=catch_up, metrics_port=metrics_port)  # before the service's imports
     from personas.service.serving import run_worker
 
     again = run_worker(config(), concurrency=concurrency, catch_up=catch_up, stalled_after=stalled_after,

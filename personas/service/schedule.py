@@ -34,9 +34,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from graphs import graph_spec
 from klaviyo_toolkit.errors import PermissionDeniedError
 from klaviyo_toolkit.tools import CallStopped
-from personas.kernel.errors import UsageProblem
 from personas.kernel.spec import PersonaSpec
 
+from .checks import CATCH_UP, check_catch_up
 from .service import Service
 from .store import Run
 
@@ -44,7 +44,6 @@ log = logging.getLogger("personas.service.schedule")
 
 __all__ = ["CATCH_UP", "MAX_CATCH_UP", "ON_TIME", "account_timezone", "cron_of", "schedule_tick", "slots_between"]
 
-CATCH_UP = ("latest", "all", "none")
 #: At most this many missed slots are run per persona with ``catch_up="all"`` (the newest ones).
 MAX_CATCH_UP = 50
 #: A slot this many seconds late still counts as on time (``catch_up="none"``).
@@ -129,8 +128,7 @@ def _input_for(spec: PersonaSpec, slot: float, zone: ZoneInfo) -> dict[str, Any]
 
 def schedule_tick(service: Service, now: float, *, catch_up: str = "latest") -> list[Run]:
     """Record the runs that are due at ``now`` (see the module docstring); the new ones, to enqueue."""
-    if catch_up not in CATCH_UP:
-        raise UsageProblem(f"--catch-up {catch_up!r}: use one of {', '.join(CATCH_UP)}")
+    check_catch_up(catch_up)
     new: list[Run] = []
     for spec in service.personas().values():
         try:

@@ -28,10 +28,11 @@ from personas.kernel.errors import UsageProblem
 from personas.kernel.privacy import describe_error
 
 from .app import REPLAY_WINDOW
-from .extras import METRICS, POSTGRES, SCHEDULES, SERVE, missing, require, serve_gaps
+from .checks import check_serve, check_worker
+from .extras import SCHEDULES, missing, serve_gaps
 from .outage_log import OutageLog, connection_failure
 from .queues import LocalQueue, ProcrastinateQueue, listed_ids
-from .schedule import CATCH_UP, cron_of, schedule_tick
+from .schedule import cron_of, schedule_tick
 from .service import Service
 from .watch import poll_once
 
@@ -41,24 +42,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("personas.service")
-
-
-def _check_catch_up(value: str) -> str:
-    if value not in CATCH_UP:
-        raise UsageProblem(f"--catch-up {value!r}: use one of {', '.join(CATCH_UP)}")
-    return value
-
-
-def check_serve(config: Config, *, catch_up: str = "latest") -> None:
-    """What ``personas serve`` needs before it opens or prints anything: its options, the webhook
-    secret, and the ``[server]`` extra's parts it uses; a UsageProblem (one line) otherwise."""
-    _check_catch_up(catch_up)
-    if not config.webhook_secret:
-        raise UsageProblem(
-            "KLAVIYO_WEBHOOK_SECRET is not set: it is the secret_key of your Klaviyo webhook, which signs "
-            "every delivery; set it before `personas serve`"
-        )
-    require("personas serve", *SERVE, *(POSTGRES if config.database_url else ()))
 
 
 def serve_notes(config: Config) -> list[str]:
@@ -89,17 +72,6 @@ def _quoted_secret(secret: str | None, name: str = "KLAVIYO_WEBHOOK_SECRET") -> 
     return [f"{name} begins and ends with {secret[0]} (an env file whose quotes were kept?): "
             "Klaviyo signs with the secret_key exactly as its webhook has it, so if that has no quotes, "
             "remove them here, or every delivery is refused (401, a wrong signature)"]
-
-
-def check_worker(config: Config, *, catch_up: str = "latest", metrics_port: int | None = None) -> None:
-    """What ``personas worker`` needs before it opens anything (see :func:`check_serve`)."""
-    _check_catch_up(catch_up)
-    if not config.database_url:
-        raise UsageProblem(
-            "personas worker needs PERSONAS_DATABASE_URL (PostgreSQL holds the shared queue); on one machine "
-            "without it, `personas serve` runs the work itself"
-        )
-    require("personas worker", *POSTGRES, *SCHEDULES, *(METRICS if metrics_port else ()))
 
 
 def local_tick(service: Service, queue: LocalQueue, now: float, *, catch_up: str, schedules: bool = True) -> None:

@@ -66,13 +66,17 @@ def test_reading_and_listing_import_nothing_heavy(tmp_path: Path, args: list[str
     (["chat", "klaviyo-assistant", "--seed", "3"], "--seed is the embedded sandbox's seed"),
     (["watch", "lead-magnt-sequencer", "--once"], "no persona named 'lead-magnt-sequencer'; did you mean lead-magnet"),
     (["runs", "retry", "01NOSUCHRUN"], "no run '01NOSUCHRUN'; see `personas runs`"),
+    (["worker"], "personas worker needs PERSONAS_DATABASE_URL"),
+    (["worker", "--catch-up", "sometimes"], "--catch-up 'sometimes': use one of latest, all, none"),
+    (["serve"], "KLAVIYO_WEBHOOK_SECRET is not set"),
     (["runs", "resume", "01NOSUCHRUN", "--answer", "approve"], "no run '01NOSUCHRUN'; see `personas runs`"),
 ])
 def test_a_mistake_on_the_command_line_is_answered_before_langgraph_is_imported(
     tmp_path: Path, args: list[str], said: str
 ) -> None:
-    """A run, a chat or a watch imports LangChain and LangGraph (about a second) only once its persona
-    and flags hold up: a mistyped name or a malformed --input is answered at once, exit 2."""
+    """A run, a chat, a watch, a retry, a worker or a server imports LangChain and LangGraph (about a
+    second) only once its persona, run and flags hold up: a mistyped name, a malformed --input, an
+    unknown run or a missing setting is answered at once, exit 2."""
     result = run_cli(args, tmp_path)
     assert result["code"] == 2, result["said"]
     assert said in str(result["said"]), result["said"]
