@@ -26,7 +26,7 @@ from personas.kernel.errors import UsageProblem
 from personas.kernel.privacy import register_secrets
 
 from . import audit, auth, chat, run, runs, sandbox, serve, tools
-from .common import HELP, readable_metavars, refuse_blank, set_config
+from .common import HELP, config_scope, readable_metavars, refuse_blank, set_config
 from .errors import error_line
 
 #: Shown under ``personas --help``: what a script can tell from the exit code.
@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> Any:
         refuse_blank(command)  # an empty value is a usage error, never "not given"
         # With room on the frame stack: a command's first imports (LangChain, LangGraph) then take the
         # same time whatever the call depth (klaviyo_toolkit._stack, CPython gh-142183).
-        return roomy(command.main, args=argv, standalone_mode=True, prog_name="personas")
+        with config_scope():  # the command's Config is the command's only
+            return roomy(command.main, args=argv, standalone_mode=True, prog_name="personas")
     except SystemExit as exc:
         if exc.code == 130 and _silent_interrupt(exc):
             _fail("interrupted (Ctrl-C)", 130)

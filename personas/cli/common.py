@@ -7,9 +7,11 @@ tests or in threads each see their own.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import unicodedata
+from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,8 @@ import typer
 from personas.kernel.config import Config
 
 __all__ = [
-    "HELP", "command_group", "config", "file_target", "indented", "readable_metavars", "refuse_blank", "set_config",
-    "shown", "visible", "visible_data",
+    "HELP", "command_group", "config", "config_scope", "file_target", "indented", "readable_metavars", "refuse_blank",
+    "set_config", "shown", "visible", "visible_data",
 ]
 
 #: Every command takes -h as well as --help.
@@ -39,6 +41,18 @@ _CONFIG: ContextVar[Config | None] = ContextVar("personas_cli_config", default=N
 
 def set_config(value: Config) -> None:
     _CONFIG.set(value)
+
+
+@contextlib.contextmanager
+def config_scope() -> Iterator[None]:
+    """The Config the root command resolves lives for that command only: a caller that runs ``main``
+    in its own process (a script, a test) and then a command's code directly sees the environment's
+    Config again, not the last command's (a later ``runs resume`` looked runs up in another home)."""
+    token = _CONFIG.set(None)
+    try:
+        yield
+    finally:
+        _CONFIG.reset(token)
 
 
 def config() -> Config:
