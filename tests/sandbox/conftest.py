@@ -119,6 +119,14 @@ class SandboxProcess:
     def banner(self) -> str:
         return "".join(self._lines)
 
+    @property
+    def bound(self) -> bool:
+        """Whether it has said it serves on its port, which it does only once it holds the port: the
+        port was free when picked, and another worker's server may take it before this one binds it
+        (then this one exits, and a probe of the port alone was answered by the other, its limits on)."""
+        return any(line.startswith("Klaviyo sandbox (revision") and line.rstrip().endswith(f":{self.port}")
+                   for line in list(self._lines))
+
     def start(self) -> SandboxProcess:
         """Start the process (returns at once; ``wait_ready`` waits for it to answer)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("KLAVIYO_")}
@@ -139,6 +147,9 @@ class SandboxProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"`personas sandbox serve` exited with {self.proc.returncode}:\n{self.banner}")
+            if not self.bound:  # until then, what answers on the port may be another test's server
+                time.sleep(0.05)
+                continue
             try:
                 if httpx.get(self.base_url + "/sandbox", timeout=1).status_code == 200:
                     return self
