@@ -168,8 +168,11 @@ def sandbox_server(tmp_path: Path) -> Iterator[str]:
     try:
         deadline = time.monotonic() + 60
         while True:
+            # only once it has said it serves on its port (printed after it binds it): until then,
+            # another test's server may hold the port, picked free a moment before, and answer the probe
+            said = (tmp_path / "server.log").read_text(encoding="utf-8", errors="replace")
             try:
-                if httpx.get(f"{url}/sandbox", timeout=2).status_code == 200:
+                if f"on {url}\n" in said and httpx.get(f"{url}/sandbox", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
