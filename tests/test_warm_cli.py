@@ -52,9 +52,9 @@ def test_a_command_ends_the_same_warm_and_cold(tmp_path: Path, monkeypatch: pyte
 
 def test_a_command_past_its_timeout_is_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PERSONAS_TESTS_COLD", raising=False)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    from tests.ports import free_port
+
+    port = free_port()
     serve = [str(PERSONAS), "sandbox", "serve", "--port", str(port), "--empty"]
     served: list[bool] = []
 

@@ -12,7 +12,6 @@ import contextlib
 import io
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -150,9 +149,10 @@ def terminals() -> Iterator[list[Terminal]]:
 
 
 def free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port for a server this worker starts (``tests/ports.py``: never one another worker picks)."""
+    from tests.ports import free_port as picked
+
+    return picked()
 
 
 @pytest.fixture

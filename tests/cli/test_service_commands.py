@@ -38,9 +38,9 @@ def personas(tmp_path: Path, *args: str, timeout: float = 120, **env: str) -> su
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    from tests.ports import free_port as picked
+
+    return picked()
 
 
 def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -19,10 +18,9 @@ def no_model_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def dead_model(monkeypatch: pytest.MonkeyPatch) -> str:
     """Point the live model at a loopback port nothing listens on (3 s timeout); returns its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/v1"
+    from tests.ports import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"  # never one another worker's server takes meanwhile
     monkeypatch.setenv("OPENAI_BASE_URL", url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-fake-endpoint-1")
     monkeypatch.setenv("PERSONAS_MODEL_TIMEOUT", "3")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
-import socket
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -152,9 +151,9 @@ def test_an_epoch_the_model_did_not_answer_counts_in_no_live_rate_and_the_answer
         suite_dir: Path, endpoint: FakeOpenAI, tmp_path: Path) -> None:
     """Each run keeps its own kind: with three epochs where the first gets no answer (nothing listens), the
     second passes and the third fails, the live rate is 1 of the 2 answered runs, and the lost run is apart."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    from tests.ports import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/v1"
     endpoint.script = lambda body, n: choose("fast-track" if n == 0 else "nurture")
     live = Config.from_env()
 

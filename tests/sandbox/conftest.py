@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -47,9 +46,10 @@ HEADERS = {"Authorization": f"Klaviyo-API-Key {DEMO_KEY}", "revision": "2026-07-
 
 
 def free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port for a server this worker starts (``tests/ports.py``: never one another worker picks)."""
+    from tests.ports import free_port as picked
+
+    return picked()
 
 
 @contextlib.contextmanager

@@ -100,11 +100,10 @@ def pg_url() -> Iterator[str]:
 
 
 def free_port() -> int:
-    import socket
+    """A port for a server this worker starts (``tests/ports.py``: never one another worker picks)."""
+    from tests.ports import free_port as picked
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return picked()
 
 
 @contextlib.contextmanager
