@@ -22,6 +22,8 @@ import httpx
 import pexpect
 import pytest
 
+from tests.ports import free_port  # one picker for every server a test starts
+
 ROOT = Path(__file__).resolve().parents[2]
 PERSONAS = Path(sys.executable).with_name("personas")
 KEYS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PERSONAS_MODEL", "KLAVIYO_API_KEY", "KLAVIYO_BASE_URL",
@@ -146,13 +148,6 @@ def terminals() -> Iterator[list[Terminal]]:
     yield opened
     for term in opened:
         term.close()
-
-
-def free_port() -> int:
-    """A port for a server this worker starts (``tests/ports.py``: never one another worker picks)."""
-    from tests.ports import free_port as picked
-
-    return picked()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.ports import free_port  # one picker for every server a test starts
 from tests.warm_cli import run_personas
 
 from .conftest import PERSONAS, ROOT, child_env
@@ -35,12 +36,6 @@ def without(tmp_path: Path, *modules: str, error: str = "ModuleNotFoundError") -
 def personas(tmp_path: Path, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
     return run_personas([str(PERSONAS), *args], env=child_env(tmp_path / "home", HOME=str(tmp_path), **env),
                           cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
-
-
-def free_port() -> int:
-    from tests.ports import free_port as picked
-
-    return picked()
 
 
 def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:

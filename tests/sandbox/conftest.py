@@ -38,18 +38,12 @@ from klaviyo_sandbox import DEFAULT_DOMAINS, DEMO_KEY, Domain, Sandbox, serve_ap
 from klaviyo_toolkit.client import KlaviyoClient
 from klaviyo_toolkit.clock import ManualClock
 from klaviyo_toolkit.ratelimit import RateLimiter
+from tests.ports import free_port  # one picker for every server a test starts
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 15.0
 HEADERS = {"Authorization": f"Klaviyo-API-Key {DEMO_KEY}", "revision": "2026-07-15",
            "Content-Type": "application/vnd.api+json"}
-
-
-def free_port() -> int:
-    """A port for a server this worker starts (``tests/ports.py``: never one another worker picks)."""
-    from tests.ports import free_port as picked
-
-    return picked()
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from klaviyo_sandbox import DEFAULT_DOMAINS, Sandbox
 from klaviyo_sandbox import serve_app as sandbox_serve_app
 from klaviyo_sandbox import with_webhook_sender as with_sender
 from personas.kernel.config import Config
+from tests.ports import free_port as free_port  # the tests here import it from this conftest
 
 SECRET = "whsec-test-0123456789abcdef"
 HOOK_URL = "http://127.0.0.1:9/webhooks/klaviyo"
@@ -97,13 +98,6 @@ def pg_url() -> Iterator[str]:
     url = postgres_url()
     yield url
     drop_database(url)
-
-
-def free_port() -> int:
-    """A port for a server this worker starts (``tests/ports.py``: never one another worker picks)."""
-    from tests.ports import free_port as picked
-
-    return picked()
 
 
 @contextlib.contextmanager
