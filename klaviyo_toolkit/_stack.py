@@ -13,17 +13,27 @@ cannot fit the chunk its caller is in, so CPython opens a 128 KiB chunk for it, 
 the 9,000 slots left there: no edge is crossed unless the call goes deeper than that. Declaring a
 deeper stack than a function uses is safe (it is an upper bound); the frame costs one chunk's
 allocation per call, so it is for rare, heavy calls (first imports), not for hot paths.
+
+:func:`heavy_import` imports a module that way with the cyclic garbage collector paused: an import
+that defines hundreds of classes and models allocates objects that all live as long as the process,
+so the full collections it triggers (each one walks every object made so far) find nothing to free.
+Measured on the dev container, building the toolkit's tools (LangChain's import) took 0.325 s with
+the pause against 0.376 s without (median of 9 fresh interpreters).
 """
 
 from __future__ import annotations
 
+import gc
+import importlib
 import platform
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import ModuleType
 from typing import Any, TypeVar
 
-__all__ = ["ROOM_SLOTS", "roomy"]
+__all__ = ["ROOM_SLOTS", "gc_paused", "heavy_import", "roomy"]
 
 T = TypeVar("T")
 
@@ -58,3 +68,23 @@ def roomy(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)``, its frames in a stack chunk of their own (see the module docstring)."""
     result: T = _ROOMY_CALL(fn, args, kwargs)
     return result
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block, then as it was: on again only if it was on
+    (a process that turned it off keeps it off). Reference counting still frees what it can."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
+def heavy_import(name: str) -> ModuleType:
+    """``importlib.import_module(name)`` with room on the frame stack and the collector paused (see
+    the module docstring): for a first import of a large dependency, once per process."""
+    with gc_paused():
+        return roomy(importlib.import_module, name)

@@ -22,6 +22,14 @@ os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 WEIGHTS = Path(__file__).with_name("weights.json")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The garbage collector tuned as the ``personas`` command tunes it (``personas.cli.fewer_collections``):
+    tests that run a command in-process would otherwise change it part-way through a worker's run."""
+    from personas.cli import fewer_collections
+
+    fewer_collections()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The longest modules first (seconds each took, ``tests/weights.json``), the rest after them in
     their own order; tests within a module keep theirs. Workers take whole modules in this order

@@ -24,7 +24,6 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
 import sys
@@ -35,7 +34,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Union
 
 from .._arguments import PreparedRequest
-from .._stack import roomy
+from .._stack import heavy_import
 from ..catalog import Catalog, Operation
 from ..effects import Effect, call_effects
 from ..errors import KlaviyoError, ToolkitUsageError
@@ -65,11 +64,12 @@ log = logging.getLogger("klaviyo_toolkit.tools")
 
 def tool_module() -> ModuleType:
     """``klaviyo_toolkit.tools._tool``, imported on first use: it imports LangChain, which costs more
-    than the rest of the toolkit together, so it is imported with room on the frame stack
-    (:func:`klaviyo_toolkit._stack.roomy`: its time otherwise depends on the caller's call depth)."""
+    than the rest of the toolkit together, so it is imported with room on the frame stack (its time
+    otherwise depends on the caller's call depth) and the garbage collector paused
+    (:func:`klaviyo_toolkit._stack.heavy_import`)."""
     module = sys.modules.get(f"{__package__}._tool")
     if module is None:
-        module = roomy(importlib.import_module, f"{__package__}._tool")
+        module = heavy_import(f"{__package__}._tool")
     return module
 
 

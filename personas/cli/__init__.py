@@ -10,6 +10,7 @@ without reading the source.
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import sys
@@ -28,6 +29,25 @@ from personas.kernel.privacy import register_secrets
 from . import audit, auth, chat, run, runs, sandbox, serve, tools
 from .common import HELP, config_scope, readable_metavars, refuse_blank, set_config
 from .errors import error_line
+
+#: The collector's first threshold in the ``personas`` process: allocations, less frees, between
+#: collections of the youngest generation (CPython's default is 700). A command's first imports and
+#: its sandbox make hundreds of thousands of objects that live as long as the process, and at the
+#: default every few thousand of them set off a collection, and now and then a full one that walks
+#: them all, freeing nothing. Measured on the dev container (median of 5): ``personas run
+#: lead-magnet-sequencer --sandbox`` 2.66 -> 2.26 s, ``personas run campaign-reporter --sandbox``
+#: 3.58 -> 2.99 s, ``personas eval`` 21.2 -> 17.1 s, peak memory the same (225 MB). Cycles are
+#: still collected, a little later.
+GC_FIRST_THRESHOLD = 7_000
+
+
+def fewer_collections() -> None:
+    """Raise the collector's first threshold to :data:`GC_FIRST_THRESHOLD`, never lower it: what
+    :func:`main` does first (the test suite's workers do it too, so that they run as the command does)."""
+    first, *rest = gc.get_threshold()
+    if 0 < first < GC_FIRST_THRESHOLD:
+        gc.set_threshold(GC_FIRST_THRESHOLD, *rest)
+
 
 #: Shown under ``personas --help``: what a script can tell from the exit code.
 EPILOG = (
@@ -143,6 +163,7 @@ def main(argv: list[str] | None = None) -> Any:
 
     Files it creates are owner-only (umask 077), and nothing it prints holds a raw secret.
     """
+    fewer_collections()
     try:
         env = Config.from_env()
     except UsageProblem as exc:  # a malformed variable: one line naming it, whatever the command
