@@ -30,7 +30,6 @@ import sys
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from types import ModuleType
 from typing import Any, TypeVar
 
 __all__ = ["ROOM_SLOTS", "gc_paused", "heavy_import", "roomy"]
@@ -83,7 +82,7 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def heavy_import(name: str) -> ModuleType:
+def heavy_import(name: str) -> types.ModuleType:
     """``importlib.import_module(name)`` with room on the frame stack and the collector paused (see
     the module docstring): for a first import of a large dependency, once per process."""
     with gc_paused():
